@@ -1,0 +1,874 @@
+//! Typed configuration: the shipped defaults, where a file is looked up, and errors that name
+//! the file, line and key.
+//!
+//! Lookup order: `--config FILE`, then `$GOLIATH_CONFIG`, then
+//! `$XDG_CONFIG_HOME/goliath/config.toml` (or `~/.config/goliath/config.toml`) when it exists,
+//! else the defaults embedded from `config/goliath.toml`. A file only needs the keys it changes;
+//! the rest keep their defaults. Command-line flags are applied on top with
+//! [`Config::set_override`] and checked again.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use crate::runtime::suggest;
+use crate::runtime::units::{self, HumanDuration, HumanSize};
+
+/// The shipped default configuration, every key commented.
+pub const DEFAULT_TOML: &str = include_str!("../config/goliath.toml");
+
+/// Largest arena the config accepts (slots); at 128 bytes a slot this is 2 GiB.
+pub const MAX_ARENA_SLOTS: usize = 1 << 24;
+/// Most worker threads the config accepts.
+pub const MAX_WORKERS: usize = 1024;
+
+/// The whole configuration of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[node]`: identity.
+    pub node: NodeConfig,
+    /// `[scheduler]`: workers and time slices.
+    pub scheduler: SchedulerConfig,
+    /// `[arena]`: the task slot arena.
+    pub arena: ArenaConfig,
+    /// `[history]`: finished tasks kept.
+    pub history: HistoryConfig,
+    /// `[events]`: task event subscriptions.
+    pub events: EventsConfig,
+    /// `[exec]`: shell command tasks.
+    pub exec: ExecConfig,
+    /// `[shutdown]`: how a node stops.
+    pub shutdown: ShutdownConfig,
+    /// `[log]`: log filter.
+    pub log: LogConfig,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Node name; empty means the host name.
+    pub name: String,
+}
+
+/// How many worker threads to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerCount {
+    /// One per available core.
+    Auto,
+    /// Exactly this many.
+    Fixed(usize),
+}
+
+impl WorkerCount {
+    /// The number of threads this resolves to on this machine.
+    pub fn resolve(self) -> usize {
+        match self {
+            WorkerCount::Fixed(count) => count,
+            WorkerCount::Auto => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+}
+
+impl fmt::Display for WorkerCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerCount::Auto => f.write_str("auto"),
+            WorkerCount::Fixed(count) => write!(f, "{count}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkerCount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountVisitor;
+        impl Visitor<'_> for CountVisitor {
+            type Value = WorkerCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\" or a number of workers")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<WorkerCount, E> {
+                if value == "auto" {
+                    Ok(WorkerCount::Auto)
+                } else {
+                    Err(E::custom(format!(
+                        "expected \"auto\" or a number of workers, found \"{value}\""
+                    )))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<WorkerCount, E> {
+                usize::try_from(value).map(WorkerCount::Fixed).map_err(|_| {
+                    E::custom(format!(
+                        "workers must be \"auto\" or 1 to {MAX_WORKERS}, found {value}"
+                    ))
+                })
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<WorkerCount, E> {
+                usize::try_from(value).map(WorkerCount::Fixed).map_err(|_| {
+                    E::custom(format!(
+                        "workers must be \"auto\" or 1 to {MAX_WORKERS}, found {value}"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(CountVisitor)
+    }
+}
+
+/// `[scheduler]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Worker threads.
+    pub workers: WorkerCount,
+    /// Longest run of a task before it is re-enqueued.
+    #[serde(deserialize_with = "de_duration")]
+    pub slice: Duration,
+    /// How long an idle worker looks for work before parking.
+    #[serde(deserialize_with = "de_duration")]
+    pub spin_before_park: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            workers: WorkerCount::Auto,
+            slice: Duration::from_millis(1),
+            spin_before_park: Duration::from_micros(50),
+        }
+    }
+}
+
+/// `[arena]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArenaConfig {
+    /// Task slots, a power of two.
+    pub slots: usize,
+}
+
+impl Default for ArenaConfig {
+    fn default() -> Self {
+        Self { slots: 65_536 }
+    }
+}
+
+/// `[history]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Finished tasks remembered.
+    pub tasks: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self { tasks: 10_000 }
+    }
+}
+
+/// `[events]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events buffered per subscriber.
+    pub capacity: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { capacity: 4096 }
+    }
+}
+
+/// `[exec]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecConfig {
+    /// Whether `exec` tasks may run at all.
+    pub enabled: bool,
+    /// Bytes kept per output stream.
+    #[serde(deserialize_with = "de_size")]
+    pub max_output: u64,
+    /// Time between SIGTERM and SIGKILL.
+    #[serde(deserialize_with = "de_duration")]
+    pub kill_grace: Duration,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_output: 64 << 10,
+            kill_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long running tasks may finish before they are cancelled.
+    #[serde(deserialize_with = "de_duration")]
+    pub grace: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter directive.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_string(),
+        }
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    units::parse_duration(&text).map_err(de::Error::custom)
+}
+
+fn de_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct SizeVisitor;
+    impl Visitor<'_> for SizeVisitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a size like 4096 or \"64KiB\"")
+        }
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<u64, E> {
+            units::parse_size(value).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<u64, E> {
+            u64::try_from(value)
+                .map_err(|_| E::custom(format!("a size cannot be negative ({value})")))
+        }
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<u64, E> {
+            Ok(value)
+        }
+    }
+    deserializer.deserialize_any(SizeVisitor)
+}
+
+/// Where a configuration came from; named in every error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// `--config FILE`.
+    Flag(PathBuf),
+    /// `$GOLIATH_CONFIG`.
+    Env(PathBuf),
+    /// The per-user file under the XDG config directory.
+    User(PathBuf),
+    /// The defaults compiled into the binary.
+    Embedded,
+    /// A command-line flag overriding a key.
+    CommandLine,
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigOrigin::Flag(path) => write!(f, "config file {} (from --config)", path.display()),
+            ConfigOrigin::Env(path) => {
+                write!(f, "config file {} (from $GOLIATH_CONFIG)", path.display())
+            }
+            ConfigOrigin::User(path) => write!(f, "config file {}", path.display()),
+            ConfigOrigin::Embedded => f.write_str("embedded default config"),
+            ConfigOrigin::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {origin}: {source}")]
+    Read {
+        /// Which file.
+        origin: ConfigOrigin,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key is unknown or has the wrong type.
+    #[error("{origin}, line {line}, column {column}{}: {message}", key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+    Syntax {
+        /// Which file.
+        origin: ConfigOrigin,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The full dotted key at that place, when there is one.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{origin}{}: `{key}` {message}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Invalid {
+        /// Which file.
+        origin: ConfigOrigin,
+        /// 1-based line of the key, when it is in the file.
+        line: Option<usize>,
+        /// The full dotted key.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+/// A configuration together with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The values.
+    pub config: Config,
+    /// Their origin.
+    pub origin: ConfigOrigin,
+}
+
+impl Config {
+    /// Parses and checks a configuration text. Keys left out keep their defaults.
+    pub fn parse(text: &str, origin: ConfigOrigin) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|error| syntax_error(text, &origin, &error))?;
+        if let Some((key, message)) = config.first_problem() {
+            let line = find_key_line(text, &key);
+            return Err(ConfigError::Invalid {
+                origin,
+                line,
+                key,
+                message,
+            });
+        }
+        Ok(config)
+    }
+
+    /// Finds the configuration to use, in the documented lookup order.
+    pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+        let origin = if let Some(path) = explicit {
+            ConfigOrigin::Flag(path.to_path_buf())
+        } else if let Some(path) = std::env::var_os("GOLIATH_CONFIG").filter(|v| !v.is_empty()) {
+            ConfigOrigin::Env(PathBuf::from(path))
+        } else if let Some(path) = user_config_path().filter(|p| p.is_file()) {
+            ConfigOrigin::User(path)
+        } else {
+            ConfigOrigin::Embedded
+        };
+        let text = match &origin {
+            ConfigOrigin::Flag(path) | ConfigOrigin::Env(path) | ConfigOrigin::User(path) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    origin: origin.clone(),
+                    source,
+                })?
+            }
+            ConfigOrigin::Embedded | ConfigOrigin::CommandLine => DEFAULT_TOML.to_string(),
+        };
+        let config = Config::parse(&text, origin.clone())?;
+        Ok(LoadedConfig { config, origin })
+    }
+
+    /// Applies a `--set key=value` style override (also used by dedicated flags) and checks
+    /// the result. The key is the dotted name used in the file.
+    pub fn set_override(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let (table, field) = key.split_once('.').unwrap_or(("", key));
+        let value_toml = if value.parse::<i64>().is_ok() || value == "true" || value == "false" {
+            value.to_string()
+        } else {
+            format!("{value:?}")
+        };
+        let text = format!("[{table}]\n{field} = {value_toml}\n");
+        let overlay: toml::Table = toml::from_str(&text).map_err(|error| ConfigError::Invalid {
+            origin: ConfigOrigin::CommandLine,
+            line: None,
+            key: key.to_string(),
+            message: format!("cannot use value '{value}': {}", error.message()),
+        })?;
+        let mut merged =
+            toml::Table::try_from(self.to_table()).map_err(|error| ConfigError::Invalid {
+                origin: ConfigOrigin::CommandLine,
+                line: None,
+                key: key.to_string(),
+                message: error.to_string(),
+            })?;
+        for (name, section) in overlay {
+            match (merged.get_mut(&name), section) {
+                (Some(toml::Value::Table(existing)), toml::Value::Table(new)) => {
+                    existing.extend(new)
+                }
+                (_, section) => {
+                    merged.insert(name, section);
+                }
+            }
+        }
+        let rendered = toml::to_string(&merged).unwrap_or_default();
+        let config: Config = toml::from_str(&rendered).map_err(|error| ConfigError::Invalid {
+            origin: ConfigOrigin::CommandLine,
+            line: None,
+            key: key.to_string(),
+            message: error.message().trim().to_string(),
+        })?;
+        if let Some((bad_key, message)) = config.first_problem() {
+            return Err(ConfigError::Invalid {
+                origin: ConfigOrigin::CommandLine,
+                line: None,
+                key: bad_key,
+                message,
+            });
+        }
+        *self = config;
+        Ok(())
+    }
+
+    /// The configuration as a TOML table, in the file's own units.
+    pub fn to_table(&self) -> toml::Table {
+        let mut root = toml::Table::new();
+        let mut section = |name: &str, entries: Vec<(&str, toml::Value)>| {
+            let table: toml::Table = entries
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            root.insert(name.to_string(), toml::Value::Table(table));
+        };
+        let duration = |d: Duration| toml::Value::String(HumanDuration(d).to_string());
+        let count = |n: usize| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        section(
+            "node",
+            vec![("name", toml::Value::String(self.node.name.clone()))],
+        );
+        section(
+            "scheduler",
+            vec![
+                (
+                    "workers",
+                    match self.scheduler.workers {
+                        WorkerCount::Auto => toml::Value::String("auto".into()),
+                        WorkerCount::Fixed(n) => count(n),
+                    },
+                ),
+                ("slice", duration(self.scheduler.slice)),
+                (
+                    "spin_before_park",
+                    duration(self.scheduler.spin_before_park),
+                ),
+            ],
+        );
+        section("arena", vec![("slots", count(self.arena.slots))]);
+        section("history", vec![("tasks", count(self.history.tasks))]);
+        section("events", vec![("capacity", count(self.events.capacity))]);
+        section(
+            "exec",
+            vec![
+                ("enabled", toml::Value::Boolean(self.exec.enabled)),
+                (
+                    "max_output",
+                    toml::Value::String(HumanSize::exact(self.exec.max_output).to_string()),
+                ),
+                ("kill_grace", duration(self.exec.kill_grace)),
+            ],
+        );
+        section("shutdown", vec![("grace", duration(self.shutdown.grace))]);
+        section(
+            "log",
+            vec![("level", toml::Value::String(self.log.level.clone()))],
+        );
+        root
+    }
+
+    /// The first out-of-range value, as (dotted key, what is wrong).
+    pub fn first_problem(&self) -> Option<(String, String)> {
+        let problem = |key: &str, message: String| Some((key.to_string(), message));
+        if let WorkerCount::Fixed(n) = self.scheduler.workers
+            && !(1..=MAX_WORKERS).contains(&n)
+        {
+            return problem(
+                "scheduler.workers",
+                format!("= {n} is out of range: use \"auto\" or 1 to {MAX_WORKERS}"),
+            );
+        }
+        let slice = self.scheduler.slice;
+        if slice < Duration::from_micros(10) || slice > Duration::from_secs(1) {
+            return problem(
+                "scheduler.slice",
+                format!("= {} is out of range: use 10us to 1s", HumanDuration(slice)),
+            );
+        }
+        if self.scheduler.spin_before_park > Duration::from_millis(10) {
+            return problem(
+                "scheduler.spin_before_park",
+                format!(
+                    "= {} is out of range: use 0s to 10ms",
+                    HumanDuration(self.scheduler.spin_before_park)
+                ),
+            );
+        }
+        let slots = self.arena.slots;
+        if slots == 0 || slots > MAX_ARENA_SLOTS || !slots.is_power_of_two() {
+            let hint = if slots == 0 || slots > MAX_ARENA_SLOTS {
+                String::new()
+            } else {
+                let above = slots.next_power_of_two();
+                format!(" (nearest: {} or {above})", above / 2)
+            };
+            return problem(
+                "arena.slots",
+                format!(
+                    "= {slots} is invalid: use a power of two from 1 to {MAX_ARENA_SLOTS}{hint}"
+                ),
+            );
+        }
+        if !(1..=10_000_000).contains(&self.history.tasks) {
+            return problem(
+                "history.tasks",
+                format!(
+                    "= {} is out of range: use 1 to 10000000",
+                    self.history.tasks
+                ),
+            );
+        }
+        if !(16..=1 << 20).contains(&self.events.capacity) {
+            return problem(
+                "events.capacity",
+                format!(
+                    "= {} is out of range: use 16 to 1048576",
+                    self.events.capacity
+                ),
+            );
+        }
+        if self.exec.max_output > 64 << 20 {
+            return problem(
+                "exec.max_output",
+                format!(
+                    "= {} is out of range: use 0 to 64MiB",
+                    HumanSize::exact(self.exec.max_output)
+                ),
+            );
+        }
+        if self.exec.kill_grace > Duration::from_secs(60) {
+            return problem(
+                "exec.kill_grace",
+                format!(
+                    "= {} is out of range: use 0s to 1m",
+                    HumanDuration(self.exec.kill_grace)
+                ),
+            );
+        }
+        if self.shutdown.grace > Duration::from_secs(3600) {
+            return problem(
+                "shutdown.grace",
+                format!(
+                    "= {} is out of range: use 0s to 1h",
+                    HumanDuration(self.shutdown.grace)
+                ),
+            );
+        }
+        if self.node.name.len() > 63
+            || self
+                .node
+                .name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return problem(
+                "node.name",
+                format!(
+                    "= {:?} is invalid: use at most 63 bytes, no spaces or control characters",
+                    self.node.name
+                ),
+            );
+        }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return problem(
+                "log.level",
+                format!("= {:?} is not a log filter: {error}", self.log.level),
+            );
+        }
+        None
+    }
+}
+
+/// `$XDG_CONFIG_HOME/goliath/config.toml`, or `~/.config/goliath/config.toml`.
+pub fn user_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".config"))
+        })?;
+    Some(base.join("goliath").join("config.toml"))
+}
+
+/// Every known key, dotted, for suggestions.
+const KNOWN_KEYS: &[&str] = &[
+    "node.name",
+    "scheduler.workers",
+    "scheduler.slice",
+    "scheduler.spin_before_park",
+    "arena.slots",
+    "history.tasks",
+    "events.capacity",
+    "exec.enabled",
+    "exec.max_output",
+    "exec.kill_grace",
+    "shutdown.grace",
+    "log.level",
+];
+
+fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> ConfigError {
+    let offset = error.span().map(|span| span.start).unwrap_or(0);
+    let (line, column) = line_and_column(text, offset);
+    let key = key_at(text, line);
+    let mut message = error.message().trim().to_string();
+    if message.starts_with("unknown field")
+        && let Some(full) = &key
+        && let Some(suggestion) = suggest::closest(full, KNOWN_KEYS.iter().copied())
+    {
+        message = format!("unknown key `{full}`; did you mean `{suggestion}`?");
+    } else if message.starts_with("unknown field")
+        && let Some(full) = &key
+    {
+        let table = full.rsplit_once('.').map(|(t, _)| t).unwrap_or("");
+        let siblings: Vec<&str> = KNOWN_KEYS
+            .iter()
+            .filter_map(|k| {
+                k.strip_prefix(table)
+                    .and_then(|rest| rest.strip_prefix('.'))
+            })
+            .collect();
+        message = if siblings.is_empty() {
+            format!("unknown key `{full}`")
+        } else {
+            format!(
+                "unknown key `{full}`; [{table}] has: {}",
+                siblings.join(", ")
+            )
+        };
+    }
+    ConfigError::Syntax {
+        origin: origin.clone(),
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// The dotted key defined on a 1-based line: the enclosing `[table]` plus the line's key.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    for (index, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim();
+        if let Some(header) = table_header(trimmed) {
+            table = header;
+            if index + 1 == line {
+                return Some(table.clone());
+            }
+            continue;
+        }
+        if index + 1 == line {
+            let (key, _) = trimmed.split_once('=')?;
+            let key = key.trim().trim_matches('"');
+            if key.is_empty() {
+                return None;
+            }
+            return Some(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+    }
+    None
+}
+
+fn table_header(trimmed: &str) -> Option<String> {
+    let inner = trimmed.strip_prefix('[')?.split(']').next()?;
+    Some(inner.trim().to_string())
+}
+
+/// The 1-based line defining a dotted key, if the text has one.
+pub fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
+    let mut table = String::new();
+    for (index, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim();
+        if let Some(header) = table_header(trimmed) {
+            table = header;
+            continue;
+        }
+        if let Some((key, _)) = trimmed.split_once('=') {
+            let key = key.trim().trim_matches('"');
+            let full = if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            };
+            if full == dotted {
+                return Some(index + 1);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> ConfigOrigin {
+        ConfigOrigin::Flag(PathBuf::from("test.toml"))
+    }
+
+    #[test]
+    fn embedded_defaults_match_the_typed_defaults() {
+        let parsed =
+            Config::parse(DEFAULT_TOML, ConfigOrigin::Embedded).expect("embedded config parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn every_known_key_is_in_the_shipped_file() {
+        for key in KNOWN_KEYS {
+            assert!(
+                find_key_line(DEFAULT_TOML, key).is_some(),
+                "{key} missing from config/goliath.toml"
+            );
+        }
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let config = Config::parse("[arena]\nslots = 1024\n", origin()).expect("valid");
+        assert_eq!(config.arena.slots, 1024);
+        assert_eq!(config.history, HistoryConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_line_and_suggestion() {
+        let text = "[scheduler]\nslice = \"1ms\"\nwokers = 4\n";
+        let error = Config::parse(text, origin()).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("test.toml"), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("scheduler.wokers"), "{message}");
+        assert!(
+            message.contains("did you mean `scheduler.workers`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn mistyped_value_names_key_and_line() {
+        let text = "[arena]\n\nslots = \"many\"\n";
+        let message = Config::parse(text, origin()).unwrap_err().to_string();
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("arena.slots"), "{message}");
+    }
+
+    #[test]
+    fn bad_duration_explains_the_units() {
+        let message = Config::parse("[scheduler]\nslice = \"1 fortnight\"\n", origin())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("line 2") && message.contains("scheduler.slice"),
+            "{message}"
+        );
+        assert!(message.contains("fortnight"), "{message}");
+    }
+
+    #[test]
+    fn zero_and_absurd_sizes_are_rejected_with_the_line() {
+        let cases = [
+            ("[scheduler]\nworkers = 0\n", "scheduler.workers", 2),
+            ("[arena]\nslots = 0\n", "arena.slots", 2),
+            ("[arena]\nslots = 1000\n", "arena.slots", 2),
+            ("[arena]\n# comment\nslots = 4294967296\n", "arena.slots", 3),
+            ("[scheduler]\nslice = \"0s\"\n", "scheduler.slice", 2),
+            ("[history]\ntasks = 0\n", "history.tasks", 2),
+        ];
+        for (text, key, line) in cases {
+            match Config::parse(text, origin()) {
+                Err(ConfigError::Invalid {
+                    key: k, line: l, ..
+                }) => {
+                    assert_eq!(k, key, "{text}");
+                    assert_eq!(l, Some(line), "{text}");
+                }
+                other => panic!("{text}: expected Invalid, got {other:?}"),
+            }
+        }
+        let message = Config::parse("[arena]\nslots = 1000\n", origin())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("512 or 1024"), "{message}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let message = Config::parse("[arena\nslots = 4\n", origin())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn overrides_apply_and_are_checked() {
+        let mut config = Config::default();
+        config
+            .set_override("scheduler.workers", "3")
+            .expect("valid override");
+        assert_eq!(config.scheduler.workers, WorkerCount::Fixed(3));
+        config
+            .set_override("scheduler.slice", "2ms")
+            .expect("valid override");
+        assert_eq!(config.scheduler.slice, Duration::from_millis(2));
+        let error = config
+            .set_override("arena.slots", "0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("arena.slots") && error.contains("command line"),
+            "{error}"
+        );
+        assert_eq!(
+            config.arena.slots, 65_536,
+            "a rejected override leaves the config unchanged"
+        );
+        assert!(config.set_override("arena.nonsense", "1").is_err());
+    }
+}

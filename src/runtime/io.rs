@@ -1,0 +1,283 @@
+//! Tasks that wait without holding a worker: `sleep` on a timer and `exec` on a child process.
+//!
+//! A worker hands such a task here and moves on; the task stays in its arena slot (it is still
+//! in flight) and is finished from the I/O thread. Cancellation wakes the waiting future
+//! directly; an `exec` child, started as the leader of its own process group, then gets
+//! SIGTERM and, after `exec.kill_grace`, SIGKILL — so its own children stop too.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::Notify;
+
+use super::lock;
+use super::node::{FinishSite, Shared};
+use super::scheduler::timed_out_message;
+use super::sys;
+use super::task::{KindId, ProcessOutput, TaskId, TaskOutput, TaskState};
+
+/// The I/O side: a tokio runtime handle and the cancel signals of waiting tasks.
+pub(crate) struct Offload {
+    handle: tokio::runtime::Handle,
+    waiters: Mutex<HashMap<u64, Arc<Notify>>>,
+}
+
+impl Offload {
+    pub fn new(handle: tokio::runtime::Handle) -> Self {
+        Self {
+            handle,
+            waiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn start(
+        &self,
+        shared: Arc<Shared>,
+        index: u32,
+        id: TaskId,
+        kind: KindId,
+        deadline_ns: u64,
+    ) {
+        if kind == KindId::EXEC {
+            self.handle.spawn(run_exec(shared, index, id, deadline_ns));
+        } else {
+            self.handle.spawn(run_sleep(shared, index, id, deadline_ns));
+        }
+    }
+
+    fn register(&self, id: TaskId) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        lock(&self.waiters).insert(id.0, notify.clone());
+        notify
+    }
+
+    fn unregister(&self, id: TaskId) {
+        lock(&self.waiters).remove(&id.0);
+    }
+
+    /// Wakes a waiting task so it sees its cancel request.
+    pub fn wake(&self, id: TaskId) {
+        if let Some(notify) = lock(&self.waiters).get(&id.0) {
+            notify.notify_one();
+        }
+    }
+}
+
+/// Sleeps until the clock reading `ns`, or forever for `u64::MAX`.
+async fn until_ns(shared: &Shared, ns: u64) {
+    if ns == u64::MAX {
+        std::future::pending::<()>().await;
+    }
+    let target = shared.clock.instant_at(ns);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(target)).await;
+}
+
+async fn run_sleep(shared: Arc<Shared>, index: u32, id: TaskId, deadline_ns: u64) {
+    let slot = shared.arena.slot(index);
+    let notify = shared.offload.register(id);
+    let started = slot.started_ns.load(Ordering::Relaxed);
+    let end = started.saturating_add(slot.numbers[0].load(Ordering::Relaxed));
+    let (state, error) = if slot.cancel_id.load(Ordering::Acquire) == id.0 {
+        (TaskState::Cancelled, Some("cancelled".into()))
+    } else {
+        tokio::select! {
+            _ = until_ns(&shared, end.min(deadline_ns)) => {
+                if end <= deadline_ns {
+                    (TaskState::Succeeded, None)
+                } else {
+                    (TaskState::TimedOut, Some(timed_out_message(slot.timeout_ns.load(Ordering::Relaxed))))
+                }
+            }
+            _ = notify.notified() => (TaskState::Cancelled, Some("cancelled".into())),
+        }
+    };
+    shared.offload.unregister(id);
+    let now = shared.clock.now_ns();
+    shared.finish(
+        index,
+        id,
+        state,
+        TaskOutput::None,
+        error,
+        FinishSite::Offload,
+        now,
+    );
+}
+
+/// Reads a stream to its end, keeping the first `max` bytes and counting the rest.
+async fn capture<R: AsyncRead + Unpin>(reader: Option<R>, max: usize) -> (Vec<u8>, u64) {
+    let mut kept = Vec::new();
+    let mut dropped = 0u64;
+    let Some(mut reader) = reader else {
+        return (kept, dropped);
+    };
+    let mut buffer = [0u8; 8192];
+    loop {
+        match reader.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let take = n.min(max.saturating_sub(kept.len()));
+                kept.extend_from_slice(&buffer[..take]);
+                dropped += (n - take) as u64;
+            }
+        }
+    }
+    (kept, dropped)
+}
+
+type Finished = (
+    std::io::Result<std::process::ExitStatus>,
+    (Vec<u8>, u64),
+    (Vec<u8>, u64),
+);
+
+/// Stops a process group: SIGTERM, then SIGKILL after `grace`; waits for `work` to end.
+async fn terminate<F: Future<Output = Finished> + Unpin>(
+    group: Option<u32>,
+    grace: Duration,
+    work: &mut F,
+) -> Finished {
+    if let Some(group) = group {
+        let _ = sys::signal_process_group(group, sys::SIGTERM);
+    }
+    if let Ok(finished) = tokio::time::timeout(grace, &mut *work).await {
+        return finished;
+    }
+    if let Some(group) = group {
+        let _ = sys::signal_process_group(group, sys::SIGKILL);
+    }
+    match tokio::time::timeout(Duration::from_secs(5), &mut *work).await {
+        Ok(finished) => finished,
+        Err(_) => (
+            Err(std::io::Error::other(
+                "the program did not exit after SIGKILL",
+            )),
+            (Vec::new(), 0),
+            (Vec::new(), 0),
+        ),
+    }
+}
+
+async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline_ns: u64) {
+    let slot = shared.arena.slot(index);
+    let notify = shared.offload.register(id);
+    let argv: Vec<String> = lock(&slot.text)
+        .as_deref()
+        .unwrap_or("")
+        .split('\0')
+        .map(String::from)
+        .collect();
+    let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
+    let max = usize::try_from(shared.config.exec.max_output).unwrap_or(usize::MAX);
+    let (state, output, error) = if slot.cancel_id.load(Ordering::Acquire) == id.0 {
+        (
+            TaskState::Cancelled,
+            TaskOutput::None,
+            Some("cancelled".into()),
+        )
+    } else {
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("GOLIATH_TASK_ID", id.0.to_string())
+            .env("GOLIATH_ATTEMPT", attempt.to_string())
+            .process_group(0)
+            .kill_on_drop(true);
+        match command.spawn() {
+            Err(spawn_error) => (
+                TaskState::Failed,
+                TaskOutput::None,
+                Some(format!("exec: cannot start '{}': {spawn_error}", argv[0]).into()),
+            ),
+            Ok(mut child) => {
+                let group = child.id();
+                let stdout = child.stdout.take();
+                let stderr = child.stderr.take();
+                let mut work = Box::pin(async move {
+                    let (status, out, err) =
+                        tokio::join!(child.wait(), capture(stdout, max), capture(stderr, max));
+                    (status, out, err)
+                });
+                let grace = shared.config.exec.kill_grace;
+                let (stopped_as, finished) = tokio::select! {
+                    finished = &mut work => (None, finished),
+                    _ = notify.notified() => (Some(TaskState::Cancelled), terminate(group, grace, &mut work).await),
+                    _ = until_ns(&shared, deadline_ns) => (Some(TaskState::TimedOut), terminate(group, grace, &mut work).await),
+                };
+                describe_exit(
+                    stopped_as,
+                    finished,
+                    slot.timeout_ns.load(Ordering::Relaxed),
+                )
+            }
+        }
+    };
+    shared.offload.unregister(id);
+    let now = shared.clock.now_ns();
+    shared.finish(index, id, state, output, error, FinishSite::Offload, now);
+}
+
+fn describe_exit(
+    stopped_as: Option<TaskState>,
+    finished: Finished,
+    timeout_ns: u64,
+) -> (TaskState, TaskOutput, Option<Box<str>>) {
+    use std::os::unix::process::ExitStatusExt;
+    let (status, (stdout, stdout_truncated), (stderr, stderr_truncated)) = finished;
+    let mut output = ProcessOutput {
+        exit_code: None,
+        signal: None,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        stdout_truncated,
+        stderr_truncated,
+    };
+    let wait_error = match status {
+        Ok(status) => {
+            output.exit_code = status.code();
+            output.signal = status.signal();
+            None
+        }
+        Err(error) => Some(error.to_string()),
+    };
+    let process = TaskOutput::Process(output.clone());
+    match stopped_as {
+        Some(TaskState::Cancelled) => (TaskState::Cancelled, process, Some("cancelled".into())),
+        Some(_) => (
+            TaskState::TimedOut,
+            process,
+            Some(timed_out_message(timeout_ns)),
+        ),
+        None => match (wait_error, output.exit_code, output.signal) {
+            (Some(error), _, _) => (
+                TaskState::Failed,
+                process,
+                Some(format!("exec: waiting for the program failed: {error}").into()),
+            ),
+            (None, Some(0), _) => (TaskState::Succeeded, process, None),
+            (None, Some(code), _) => (
+                TaskState::Failed,
+                process,
+                Some(format!("exited with status {code}").into()),
+            ),
+            (None, None, Some(signal)) => (
+                TaskState::Failed,
+                process,
+                Some(format!("killed by signal {signal}").into()),
+            ),
+            (None, None, None) => (
+                TaskState::Failed,
+                process,
+                Some("exited without a status".into()),
+            ),
+        },
+    }
+}

@@ -1,0 +1,39 @@
+//! The node: scheduler, arena, tasks, history and events. Never imports `tui`; the console
+//! sees a node only through [`Node::snapshot`], [`Node::tasks`] and [`Node::subscribe`].
+
+pub mod arena;
+pub mod clock;
+pub mod events;
+pub mod history;
+mod io;
+pub mod kinds;
+pub mod node;
+pub mod scheduler;
+pub mod snapshot;
+pub mod suggest;
+pub mod sys;
+pub mod task;
+pub mod units;
+
+pub use arena::{ArenaStats, Busy};
+pub use events::{EventError, EventStream, TaskEvent};
+pub use kinds::StepContext;
+pub use node::{
+    BatchError, CancelOutcome, LookupError, Node, NodeBuilder, ShutdownReport, StartError,
+    SubmitError, SubmitTextError,
+};
+pub use snapshot::{
+    NodeInfo, NodeSnapshot, TaskCounts, TaskInfo, TaskQuery, WorkerActivity, WorkerSnapshot,
+};
+pub use task::{
+    KindArgs, KindId, Kinds, ProcessOutput, SpecError, Step, Submission, TaskId, TaskKind,
+    TaskOutput, TaskSpec, TaskState,
+};
+
+/// Locks a mutex, ignoring poisoning: every value behind our mutexes stays consistent even if
+/// a holder panicked (each critical section is a single push, take or swap).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

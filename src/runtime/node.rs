@@ -1,0 +1,893 @@
+//! The node: starts the workers, arena and I/O thread from a config, and is the one API
+//! everything else uses — the CLI server, the console, embedders and tests.
+//!
+//! ```no_run
+//! use goliath::config::Config;
+//! use goliath::runtime::{Node, TaskSpec};
+//! let node = Node::start(Config::default())?;
+//! let id = node.submit(TaskSpec::fib(30))?;
+//! println!("{:?}", node.task(id)?.state);
+//! node.shutdown(std::time::Duration::from_secs(5));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Stealer, Worker};
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
+
+use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, slot_state};
+use super::clock::Clock;
+use super::events::{EventBus, EventStream, TaskEvent};
+use super::history::{FinishedTask, History};
+use super::io::Offload;
+use super::lock;
+use super::scheduler::{self, FinishCounts, Sleepers, WorkerCore, WorkerStats, worker_state};
+use super::snapshot::{
+    NodeInfo, NodeSnapshot, TaskCounts, TaskInfo, TaskQuery, WorkerActivity, WorkerSnapshot,
+};
+use super::task::{
+    KindId, Kinds, RegisterError, SpecError, Submission, TaskId, TaskKind, TaskOutput, TaskSpec,
+    TaskState,
+};
+use crate::config::Config;
+
+/// Why a submission was refused. Nothing was queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// Every arena slot is in use.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// The node is shutting down.
+    #[error("node is shutting down and accepts no new tasks")]
+    ShuttingDown,
+    /// `exec` tasks are turned off.
+    #[error("exec tasks are disabled on this node (exec.enabled = false)")]
+    ExecDisabled,
+    /// The spec cannot run here.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A batch (`xN`) stopped part-way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error} ({} of the batch were submitted)", submitted.len())]
+pub struct BatchError {
+    /// The tasks that were submitted before the error.
+    pub submitted: Vec<TaskId>,
+    /// Why the rest were not.
+    pub error: SubmitError,
+}
+
+/// Text that could not be submitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitTextError {
+    /// The text does not parse.
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    /// The node refused it.
+    #[error("{0}")]
+    Submit(#[from] BatchError),
+}
+
+/// A task id the node cannot describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No task with this id was ever accepted.
+    #[error("no task {id} on this node (ids so far go up to {last})")]
+    Unknown {
+        /// The id asked for.
+        id: TaskId,
+        /// The highest id handed out so far.
+        last: u64,
+    },
+    /// The task finished so long ago that the history no longer holds it.
+    #[error("task {id} finished and is no longer in the history (history.tasks = {kept})")]
+    Forgotten {
+        /// The id asked for.
+        id: TaskId,
+        /// How many finished tasks are kept.
+        kept: usize,
+    },
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The task will stop within one slice (or its child process is being terminated).
+    Requested,
+    /// The task had already finished in this state; nothing changed.
+    AlreadyFinished(TaskState),
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A config value is out of range.
+    #[error("invalid config: `{key}` {message}")]
+    Config {
+        /// The dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A thread or the I/O runtime could not start.
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        /// What failed to start.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// What a shutdown did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Tasks in flight when shutdown began.
+    pub in_flight: usize,
+    /// Tasks cancelled because they outlived the grace period.
+    pub cancelled: usize,
+    /// Tasks still not finished when the workers stopped.
+    pub abandoned: usize,
+}
+
+/// Where a task finished, which picks its counters and history ring.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FinishSite {
+    Worker(usize),
+    Offload,
+}
+
+/// Node state shared by workers, the I/O thread and API callers.
+pub(crate) struct Shared {
+    pub name: String,
+    pub config: Config,
+    pub arena: Arena,
+    pub kinds: Kinds,
+    pub injector: ArrayQueue<u32>,
+    pub stealers: Box<[Stealer<u32>]>,
+    pub worker_stats: Box<[CachePadded<WorkerStats>]>,
+    pub offload_finished: FinishCounts,
+    pub offload_executed: AtomicU64,
+    pub sleepers: Sleepers,
+    pub history: History,
+    pub events: EventBus,
+    pub clock: Clock,
+    pub slice_ns: u64,
+    pub spin_ns: u64,
+    pub offload: Offload,
+    accepting: AtomicBool,
+    stopping: AtomicBool,
+    listen: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Whether any queue holds a task (used before parking and after a search).
+    pub fn work_visible(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    #[inline]
+    pub fn emit(
+        &self,
+        id: TaskId,
+        state: TaskState,
+        worker: Option<u16>,
+        attempt: u32,
+        now_ns: u64,
+    ) {
+        if self.events.active() {
+            self.events.publish(TaskEvent {
+                id,
+                state,
+                worker,
+                attempt,
+                at_unix_us: self.clock.unix_us(now_ns),
+            });
+        }
+    }
+
+    fn check_spec(&self, spec: &TaskSpec) -> Result<(), SubmitError> {
+        let kind = spec.kind;
+        if kind.index() >= KindId::BUILTIN_COUNT && self.kinds.custom(kind).is_none() {
+            return Err(SubmitError::Invalid(format!(
+                "unknown task kind id {}",
+                kind.index()
+            )));
+        }
+        if kind == KindId::EXEC {
+            if !self.config.exec.enabled {
+                return Err(SubmitError::ExecDisabled);
+            }
+            let argv = spec.argv();
+            let program = argv.first().copied().unwrap_or("");
+            if !program_exists(program) {
+                return Err(SubmitError::Invalid(format!(
+                    "exec: program '{program}' not found (looked in PATH)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts a task: claims a slot, fills it in, and queues its index — on the calling
+    /// worker's deque when `local` is given, else on the submission queue.
+    pub fn submit_on(
+        &self,
+        spec: TaskSpec,
+        local: Option<&WorkerCore>,
+    ) -> Result<TaskId, SubmitError> {
+        if !self.accepting.load(Ordering::Relaxed) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if spec.kind.index() >= KindId::ECHO.index() {
+            self.check_spec(&spec)?;
+        }
+        let ledger = local.map(|core| core.index + 1).unwrap_or(SHARED_LEDGER);
+        let (index, id) = self.arena.claim(ledger)?;
+        let slot = self.arena.slot(index);
+        let now = self.clock.now_ns();
+        slot.cancel_id.store(0, Ordering::Relaxed);
+        slot.numbers[0].store(spec.numbers[0], Ordering::Relaxed);
+        slot.numbers[1].store(spec.numbers[1], Ordering::Relaxed);
+        for cell in &slot.progress {
+            cell.store(0, Ordering::Relaxed);
+        }
+        slot.submitted_ns.store(now, Ordering::Relaxed);
+        slot.started_ns.store(0, Ordering::Relaxed);
+        let timeout_ns = spec
+            .timeout
+            .map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        slot.timeout_ns.store(timeout_ns, Ordering::Relaxed);
+        slot.run_ns.store(0, Ordering::Relaxed);
+        slot.kind.store(spec.kind.index(), Ordering::Relaxed);
+        slot.worker.store(NO_WORKER, Ordering::Relaxed);
+        slot.attempt.store(1, Ordering::Relaxed);
+        if spec.text.is_some() {
+            *lock(&slot.text) = spec.text;
+        }
+        slot.state.store(slot_state::QUEUED, Ordering::Release);
+        self.emit(id, TaskState::Queued, None, 1, now);
+        match local {
+            Some(core) => core.push_local(index),
+            None => {
+                if self.injector.push(index).is_err() {
+                    // Cannot happen: the queue holds as many indices as the arena has slots.
+                    self.arena.release(index, SHARED_LEDGER);
+                    return Err(SubmitError::Busy(Busy {
+                        in_use: self.arena.in_use(),
+                        capacity: self.arena.capacity(),
+                    }));
+                }
+                self.sleepers.notify_one();
+            }
+        }
+        Ok(id)
+    }
+
+    /// Records a finished task and frees its slot. The caller owns the slot.
+    pub fn finish(
+        &self,
+        index: u32,
+        id: TaskId,
+        state: TaskState,
+        output: TaskOutput,
+        error: Option<Box<str>>,
+        site: FinishSite,
+        now_ns: u64,
+    ) {
+        let slot = self.arena.slot(index);
+        let kind = KindId(slot.kind.load(Ordering::Relaxed));
+        let text = if kind.index() >= KindId::ECHO.index() {
+            lock(&slot.text).take()
+        } else {
+            None
+        };
+        let worker = slot.worker.load(Ordering::Relaxed);
+        let worker = (worker != NO_WORKER).then_some(worker);
+        let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
+        let record = FinishedTask {
+            id,
+            kind,
+            numbers: [
+                slot.numbers[0].load(Ordering::Relaxed),
+                slot.numbers[1].load(Ordering::Relaxed),
+            ],
+            text,
+            timeout_ns: slot.timeout_ns.load(Ordering::Relaxed),
+            state,
+            output,
+            error,
+            worker,
+            attempt,
+            submitted_ns: slot.submitted_ns.load(Ordering::Relaxed),
+            started_ns: slot.started_ns.load(Ordering::Relaxed),
+            finished_ns: now_ns,
+            run_ns: slot.run_ns.load(Ordering::Relaxed),
+        };
+        let ledger = match site {
+            FinishSite::Worker(worker_index) => {
+                self.history.record(worker_index, record);
+                self.worker_stats[worker_index].finished.count(state, true);
+                worker_index + 1
+            }
+            FinishSite::Offload => {
+                self.history.record(self.history.offload_ring(), record);
+                self.offload_finished.count(state, false);
+                self.offload_executed.fetch_add(1, Ordering::Relaxed);
+                SHARED_LEDGER
+            }
+        };
+        self.emit(id, state, worker, attempt, now_ns);
+        self.arena.release(index, ledger);
+    }
+
+    /// Hands a `sleep` or `exec` task to the I/O thread.
+    pub fn start_offloaded(
+        self: &Arc<Self>,
+        index: u32,
+        id: TaskId,
+        kind: KindId,
+        deadline_ns: u64,
+    ) {
+        self.offload
+            .start(self.clone(), index, id, kind, deadline_ns);
+    }
+
+    fn cancel(&self, id: TaskId) -> Result<CancelOutcome, LookupError> {
+        if let Some(index) = self.arena.find(id) {
+            let slot = self.arena.slot(index);
+            slot.cancel_id.store(id.0, Ordering::Release);
+            if slot.id.load(Ordering::Acquire) == id.0 {
+                self.offload.wake(id);
+                return Ok(CancelOutcome::Requested);
+            }
+        }
+        self.history
+            .find(id)
+            .map(|t| CancelOutcome::AlreadyFinished(t.state))
+            .ok_or_else(|| self.lookup_error(id))
+    }
+
+    fn lookup_error(&self, id: TaskId) -> LookupError {
+        let last = self.arena.next_id().saturating_sub(1);
+        if id.0 <= last {
+            LookupError::Forgotten {
+                id,
+                kept: self.config.history.tasks,
+            }
+        } else {
+            LookupError::Unknown { id, last }
+        }
+    }
+
+    fn spec_text(
+        &self,
+        kind: KindId,
+        numbers: [u64; 2],
+        text: Option<Box<str>>,
+        timeout_ns: u64,
+    ) -> String {
+        let spec = TaskSpec {
+            kind,
+            numbers,
+            text,
+            timeout: (timeout_ns != 0).then(|| Duration::from_nanos(timeout_ns)),
+        };
+        self.kinds.format(&spec)
+    }
+
+    /// Describes the task in a live slot, or None if the slot changed hands meanwhile.
+    fn live_info(&self, index: u32) -> Option<TaskInfo> {
+        let slot = self.arena.slot(index);
+        let id = slot.id.load(Ordering::Acquire);
+        let state = match slot.state.load(Ordering::Acquire) {
+            slot_state::QUEUED => TaskState::Queued,
+            slot_state::RUNNING | slot_state::WAITING => TaskState::Running,
+            _ => return None,
+        };
+        let kind = KindId(slot.kind.load(Ordering::Relaxed));
+        let numbers = [
+            slot.numbers[0].load(Ordering::Relaxed),
+            slot.numbers[1].load(Ordering::Relaxed),
+        ];
+        let text = if kind.index() >= KindId::ECHO.index() {
+            lock(&slot.text).clone()
+        } else {
+            None
+        };
+        let timeout_ns = slot.timeout_ns.load(Ordering::Relaxed);
+        let worker = slot.worker.load(Ordering::Relaxed);
+        let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
+        let submitted_ns = slot.submitted_ns.load(Ordering::Relaxed);
+        let started_ns = slot.started_ns.load(Ordering::Relaxed);
+        let run_ns = slot.run_ns.load(Ordering::Relaxed);
+        if slot.id.load(Ordering::Acquire) != id
+            || slot.state.load(Ordering::Acquire) == slot_state::FREE
+        {
+            return None;
+        }
+        Some(TaskInfo {
+            id: TaskId(id),
+            spec: self.spec_text(kind, numbers, text, timeout_ns),
+            kind: self.kinds.name(kind).to_string(),
+            state,
+            worker: (worker != NO_WORKER).then_some(worker),
+            attempt,
+            submitted_unix_us: self.clock.unix_us(submitted_ns),
+            started_unix_us: (started_ns != 0).then(|| self.clock.unix_us(started_ns)),
+            finished_unix_us: None,
+            run_us: run_ns / 1_000,
+            output: None,
+            error: None,
+        })
+    }
+
+    fn finished_info(&self, task: FinishedTask) -> TaskInfo {
+        TaskInfo {
+            id: task.id,
+            spec: self.spec_text(task.kind, task.numbers, task.text, task.timeout_ns),
+            kind: self.kinds.name(task.kind).to_string(),
+            state: task.state,
+            worker: task.worker,
+            attempt: task.attempt,
+            submitted_unix_us: self.clock.unix_us(task.submitted_ns),
+            started_unix_us: (task.started_ns != 0).then(|| self.clock.unix_us(task.started_ns)),
+            finished_unix_us: Some(self.clock.unix_us(task.finished_ns)),
+            run_us: task.run_ns / 1_000,
+            output: Some(task.output),
+            error: task.error.map(String::from),
+        }
+    }
+}
+
+/// Whether `program` names an executable file, directly or through `$PATH`.
+fn program_exists(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &Path| {
+        path.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.is_empty() {
+        return false;
+    }
+    if program.contains('/') {
+        return executable(Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
+        .unwrap_or(false)
+}
+
+/// The host name, for a node without `node.name`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
+        .unwrap_or_else(|| "goliath".to_string())
+}
+
+/// Sets up a node: config plus any task kinds the embedding program adds.
+pub struct NodeBuilder {
+    config: Config,
+    kinds: Kinds,
+}
+
+impl NodeBuilder {
+    /// A builder with the built-in kinds.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            kinds: Kinds::new(),
+        }
+    }
+
+    /// Adds a task kind, typed by its name in the text form.
+    pub fn register_kind(&mut self, kind: Arc<dyn TaskKind>) -> Result<KindId, RegisterError> {
+        self.kinds.register(kind)
+    }
+
+    /// Starts the workers and the I/O thread.
+    pub fn start(self) -> Result<Node, StartError> {
+        let config = self.config;
+        if let Some((key, message)) = config.first_problem() {
+            return Err(StartError::Config { key, message });
+        }
+        let workers = config.scheduler.workers.resolve().max(1);
+        let capacity = config.arena.slots;
+        let name = if config.node.name.is_empty() {
+            host_name()
+        } else {
+            config.node.name.clone()
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("goliath-io")
+            .enable_all()
+            .build()
+            .map_err(|source| StartError::Spawn {
+                what: "the I/O thread",
+                source,
+            })?;
+        let deques: Vec<Worker<u32>> = (0..workers).map(|_| Worker::new_fifo()).collect();
+        let shared = Arc::new(Shared {
+            name,
+            arena: Arena::new(capacity, workers),
+            kinds: self.kinds,
+            injector: ArrayQueue::new(capacity),
+            stealers: deques.iter().map(|d| d.stealer()).collect(),
+            worker_stats: (0..workers)
+                .map(|_| CachePadded::new(WorkerStats::default()))
+                .collect(),
+            offload_finished: FinishCounts::default(),
+            offload_executed: AtomicU64::new(0),
+            sleepers: Sleepers::new(workers),
+            history: History::new(config.history.tasks, workers + 1),
+            events: EventBus::new(config.events.capacity),
+            clock: Clock::new(),
+            slice_ns: u64::try_from(config.scheduler.slice.as_nanos()).unwrap_or(u64::MAX),
+            spin_ns: u64::try_from(config.scheduler.spin_before_park.as_nanos())
+                .unwrap_or(u64::MAX),
+            offload: Offload::new(runtime.handle().clone()),
+            accepting: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            listen: Mutex::new(None),
+            config,
+        });
+        let mut threads = Vec::with_capacity(workers);
+        for (index, deque) in deques.into_iter().enumerate() {
+            let core = WorkerCore {
+                shared: shared.clone(),
+                index,
+                deque,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("goliath-worker-{index}"))
+                .spawn(move || scheduler::run_worker(core));
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(source) => {
+                    shared.stopping.store(true, Ordering::SeqCst);
+                    shared.sleepers.wake_all();
+                    for thread in threads {
+                        let _ = thread.join();
+                    }
+                    return Err(StartError::Spawn {
+                        what: "a worker thread",
+                        source,
+                    });
+                }
+            }
+        }
+        tracing::info!(
+            node = %shared.name,
+            workers,
+            arena_slots = capacity,
+            arena_bytes = shared.arena.stats().bytes_reserved,
+            "node started"
+        );
+        Ok(Node {
+            shared,
+            threads: Mutex::new(threads),
+            runtime: Mutex::new(Some(runtime)),
+            stopped: AtomicBool::new(false),
+        })
+    }
+}
+
+/// A running node. Dropping it shuts it down without a grace period.
+pub struct Node {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    stopped: AtomicBool,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Starts a node with the built-in task kinds.
+    pub fn start(config: Config) -> Result<Node, StartError> {
+        NodeBuilder::new(config).start()
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The config the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The task kinds this node knows.
+    pub fn kinds(&self) -> &Kinds {
+        &self.shared.kinds
+    }
+
+    /// Parses the text form with this node's kinds.
+    pub fn parse(&self, text: &str) -> Result<Submission, SpecError> {
+        self.shared.kinds.parse(text)
+    }
+
+    /// Writes a spec in the text form.
+    pub fn format(&self, spec: &TaskSpec) -> String {
+        self.shared.kinds.format(spec)
+    }
+
+    /// Submits one task. Returns at once: `Busy` when the arena is full.
+    pub fn submit(&self, spec: TaskSpec) -> Result<TaskId, SubmitError> {
+        self.shared.submit_on(spec, None)
+    }
+
+    /// Submits `copies` of a task. Refuses the whole batch up front when it cannot fit.
+    pub fn submit_copies(&self, spec: &TaskSpec, copies: u32) -> Result<Vec<TaskId>, BatchError> {
+        let copies = copies.max(1) as usize;
+        let arena = &self.shared.arena;
+        if copies > arena.capacity().saturating_sub(arena.in_use()) {
+            return Err(BatchError {
+                submitted: Vec::new(),
+                error: SubmitError::Busy(arena.refuse()),
+            });
+        }
+        let mut submitted = Vec::with_capacity(copies);
+        for _ in 0..copies {
+            match self.submit(spec.clone()) {
+                Ok(id) => submitted.push(id),
+                Err(error) => return Err(BatchError { submitted, error }),
+            }
+        }
+        Ok(submitted)
+    }
+
+    /// Parses and submits one line of the text form (with its `xN` copies).
+    pub fn submit_text(&self, text: &str) -> Result<Vec<TaskId>, SubmitTextError> {
+        let submission = self.parse(text)?;
+        Ok(self.submit_copies(&submission.spec, submission.copies)?)
+    }
+
+    /// Asks a task to stop. A queued task never starts; a running one stops within one slice;
+    /// a sleeping one wakes; an exec child gets SIGTERM, then SIGKILL after `exec.kill_grace`.
+    pub fn cancel(&self, id: TaskId) -> Result<CancelOutcome, LookupError> {
+        self.shared.cancel(id)
+    }
+
+    /// Describes one task, in flight or remembered in the history.
+    pub fn task(&self, id: TaskId) -> Result<TaskInfo, LookupError> {
+        if let Some(index) = self.shared.arena.find(id)
+            && let Some(info) = self.shared.live_info(index)
+            && info.id == id
+        {
+            return Ok(info);
+        }
+        match self.shared.history.find(id) {
+            Some(task) => Ok(self.shared.finished_info(task)),
+            None => Err(self.shared.lookup_error(id)),
+        }
+    }
+
+    /// Lists tasks, in flight and finished, newest first.
+    pub fn tasks(&self, query: TaskQuery) -> Vec<TaskInfo> {
+        self.collect_tasks(query, None)
+    }
+
+    fn collect_tasks(&self, query: TaskQuery, counts: Option<&mut TaskCounts>) -> Vec<TaskInfo> {
+        let shared = &self.shared;
+        let wants_live = query.state.is_none_or(|s| !s.is_finished());
+        let wants_finished = query.state.is_none_or(|s| s.is_finished());
+        let mut live = Vec::new();
+        let mut queued = 0u64;
+        let mut running = 0u64;
+        if wants_live || counts.is_some() {
+            for index in shared.arena.live_indices() {
+                let state = shared.arena.slot(index).state.load(Ordering::Relaxed);
+                let task_state = if state == slot_state::QUEUED {
+                    TaskState::Queued
+                } else {
+                    TaskState::Running
+                };
+                match task_state {
+                    TaskState::Queued => queued += 1,
+                    _ => running += 1,
+                }
+                if wants_live
+                    && live.len() < query.limit
+                    && query.state.is_none_or(|s| s == task_state)
+                    && let Some(info) = shared.live_info(index)
+                    && query.state.is_none_or(|s| s == info.state)
+                {
+                    live.push(info);
+                }
+            }
+        }
+        if let Some(counts) = counts {
+            counts.queued = queued;
+            counts.running = running;
+        }
+        let mut all = live;
+        if wants_finished {
+            let finished = shared
+                .history
+                .recent(query.limit, |t| query.state.is_none_or(|s| s == t.state));
+            all.extend(finished.into_iter().map(|t| shared.finished_info(t)));
+        }
+        all.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        all.truncate(query.limit);
+        all
+    }
+
+    /// A view of the whole node with up to `task_limit` tasks (in flight first, then recent).
+    pub fn snapshot(&self, task_limit: usize) -> NodeSnapshot {
+        let shared = &self.shared;
+        let now = shared.clock.now_ns();
+        let workers: Vec<WorkerSnapshot> = shared
+            .worker_stats
+            .iter()
+            .enumerate()
+            .map(|(index, stats)| {
+                let current = stats.current.load(Ordering::Relaxed);
+                WorkerSnapshot {
+                    index: index as u16,
+                    activity: match stats.state.load(Ordering::Relaxed) {
+                        worker_state::RUNNING => WorkerActivity::Running,
+                        worker_state::SEARCHING => WorkerActivity::Searching,
+                        worker_state::PARKED => WorkerActivity::Parked,
+                        _ => WorkerActivity::Stopped,
+                    },
+                    depth: shared.stealers[index].len(),
+                    executed: stats.executed.load(Ordering::Relaxed),
+                    slices: stats.slices.load(Ordering::Relaxed),
+                    stole: stats.stole.load(Ordering::Relaxed),
+                    stolen_from: stats.stolen_from.load(Ordering::Relaxed),
+                    parks: stats.parks.load(Ordering::Relaxed),
+                    current: (current != 0).then_some(TaskId(current)),
+                }
+            })
+            .collect();
+        let mut counts = TaskCounts::default();
+        for finished in shared
+            .worker_stats
+            .iter()
+            .map(|s| &s.finished)
+            .chain(std::iter::once(&shared.offload_finished))
+        {
+            counts.succeeded += finished.succeeded.load(Ordering::Relaxed);
+            counts.failed += finished.failed.load(Ordering::Relaxed);
+            counts.cancelled += finished.cancelled.load(Ordering::Relaxed);
+            counts.timed_out += finished.timed_out.load(Ordering::Relaxed);
+        }
+        let arena = shared.arena.stats();
+        let tasks = self.collect_tasks(
+            TaskQuery {
+                state: None,
+                limit: task_limit,
+            },
+            Some(&mut counts),
+        );
+        counts.submitted = counts.finished() + counts.queued + counts.running;
+        NodeSnapshot {
+            node: NodeInfo {
+                name: shared.name.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                pid: std::process::id(),
+                started_unix_us: shared.clock.origin_unix_us(),
+                now_unix_us: shared.clock.unix_us(now),
+                listen: lock(&shared.listen).clone(),
+                slice_us: shared.slice_ns / 1_000,
+                accepting: shared.accepting.load(Ordering::Relaxed),
+                exec_enabled: shared.config.exec.enabled,
+                kinds: shared.kinds.names().into_iter().map(String::from).collect(),
+            },
+            workers,
+            submission_queue_depth: shared.injector.len(),
+            arena,
+            counts,
+            tasks,
+        }
+    }
+
+    /// Subscribes to task events (queued, running, finished).
+    pub fn subscribe(&self) -> EventStream {
+        self.shared.events.subscribe()
+    }
+
+    /// Records the protocol address the node serves, for snapshots.
+    pub fn set_listen_address(&self, address: Option<String>) {
+        *lock(&self.shared.listen) = address;
+    }
+
+    /// The I/O runtime, for serving the protocol beside the node.
+    pub fn io_handle(&self) -> Option<tokio::runtime::Handle> {
+        lock(&self.runtime).as_ref().map(|r| r.handle().clone())
+    }
+
+    /// Tasks in flight (queued, running or waiting). Allocates nothing; cheap to poll.
+    pub fn in_flight(&self) -> usize {
+        self.shared.arena.in_use()
+    }
+
+    /// Whether the node still accepts submissions.
+    pub fn is_accepting(&self) -> bool {
+        self.shared.accepting.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting tasks, lets those in flight finish for up to `grace`, cancels the rest,
+    /// and stops the workers and the I/O thread. Safe to call more than once.
+    pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return ShutdownReport::default();
+        }
+        let shared = &self.shared;
+        shared.accepting.store(false, Ordering::SeqCst);
+        let in_flight = shared.arena.in_use();
+        let wait_until_idle = |deadline: Instant| {
+            while shared.arena.in_use() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        wait_until_idle(Instant::now() + grace);
+        let mut cancelled = 0;
+        if shared.arena.in_use() > 0 {
+            for index in shared.arena.live_indices() {
+                let id = TaskId(shared.arena.slot(index).id.load(Ordering::Acquire));
+                if shared.cancel(id) == Ok(CancelOutcome::Requested) {
+                    cancelled += 1;
+                }
+            }
+            let bound = shared.config.exec.kill_grace
+                + Duration::from_secs(2)
+                + shared.config.scheduler.slice * 4;
+            wait_until_idle(Instant::now() + bound);
+        }
+        let abandoned = shared.arena.in_use();
+        shared.stopping.store(true, Ordering::SeqCst);
+        shared.sleepers.wake_all();
+        for thread in lock(&self.threads).drain(..) {
+            let _ = thread.join();
+        }
+        shared.events.close();
+        if let Some(runtime) = lock(&self.runtime).take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+        if abandoned > 0 {
+            tracing::warn!(abandoned, "node stopped with tasks still in flight");
+        }
+        tracing::info!(node = %shared.name, in_flight, cancelled, abandoned, "node stopped");
+        ShutdownReport {
+            in_flight,
+            cancelled,
+            abandoned,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown(Duration::ZERO);
+    }
+}

@@ -1,0 +1,633 @@
+//! The work-stealing scheduler: one worker thread per core, each owning a FIFO Chase-Lev deque
+//! (`crossbeam_deque::Worker`) of `u32` slot indices; every worker's `Stealer` is shared.
+//!
+//! A worker looks for work in this order: its own deque; the bounded submission queue (taking a
+//! share of the backlog onto its deque so others can steal it; every 61st task it looks there
+//! first, so external submissions are never starved by local work); then the other workers'
+//! deques, in a random order, stealing half a batch at a time.
+//!
+//! **Idle and wake-up.** An idle worker spins for `scheduler.spin_before_park`, counted as
+//! *searching*, then registers as parked, issues a SeqCst fence, looks once more, and parks.
+//! A submitter pushes, issues a SeqCst fence, and wakes one parked worker only if nobody is
+//! searching. Either the submitter sees the registration or the worker's last look sees the
+//! task, so no wake-up is lost (the test `no_lost_wakeups_under_submit_park_stress` would hang
+//! otherwise). A woken worker counts as searching; when the last searcher finds work and more
+//! is visible it wakes the next sleeper, so a burst wakes workers one at a time instead of all
+//! at once.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::Thread;
+
+use crossbeam_deque::{Steal, Worker};
+
+use super::arena::{NO_WORKER, slot_state};
+use super::kinds::{self, Scratch, StepContext};
+use super::lock;
+use super::node::{Shared, SubmitError};
+use super::task::{KindId, Step, TaskId, TaskOutput, TaskSpec, TaskState};
+
+/// What a worker is doing, in [`WorkerStats::state`].
+pub(crate) mod worker_state {
+    pub const RUNNING: u8 = 0;
+    pub const SEARCHING: u8 = 1;
+    pub const PARKED: u8 = 2;
+    pub const STOPPED: u8 = 3;
+}
+
+/// Most tasks moved from the submission queue to a worker's deque at once. Kept below the
+/// deque's minimum capacity (64) so steady traffic never resizes (allocates) it.
+const INJECT_BATCH: usize = 32;
+/// Most tasks taken in one steal.
+const STEAL_BATCH: usize = 32;
+/// Every this many tasks a worker checks the submission queue before its own deque.
+const FAIRNESS_INTERVAL: u32 = 61;
+
+/// Counts of finished tasks by final state.
+#[derive(Debug, Default)]
+pub(crate) struct FinishCounts {
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub cancelled: AtomicU64,
+    pub timed_out: AtomicU64,
+}
+
+impl FinishCounts {
+    pub fn count(&self, state: TaskState, single_writer: bool) {
+        let counter = match state {
+            TaskState::Succeeded => &self.succeeded,
+            TaskState::Failed => &self.failed,
+            TaskState::Cancelled => &self.cancelled,
+            TaskState::TimedOut => &self.timed_out,
+            TaskState::Queued | TaskState::Running => return,
+        };
+        bump(counter, single_writer);
+    }
+}
+
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64, single_writer: bool) {
+    if single_writer {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+    } else {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One worker's counters; each on its own cache lines, written by its worker (except
+/// `stolen_from`, which thieves add to) and readable at any time.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerStats {
+    pub executed: AtomicU64,
+    pub slices: AtomicU64,
+    pub stole: AtomicU64,
+    pub stolen_from: AtomicU64,
+    pub parks: AtomicU64,
+    pub finished: FinishCounts,
+    pub state: AtomicU8,
+    pub current: AtomicU64,
+}
+
+/// Parked workers and the searching count: the wake-up protocol described in the module docs.
+#[derive(Debug)]
+pub(crate) struct Sleepers {
+    parked: Mutex<Vec<usize>>,
+    num_parked: AtomicUsize,
+    num_searching: AtomicUsize,
+    is_parked: Box<[AtomicBool]>,
+    threads: Box<[OnceLock<Thread>]>,
+}
+
+impl Sleepers {
+    pub fn new(workers: usize) -> Self {
+        Self {
+            parked: Mutex::new(Vec::with_capacity(workers)),
+            num_parked: AtomicUsize::new(0),
+            num_searching: AtomicUsize::new(0),
+            is_parked: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            threads: (0..workers).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Call after making work visible: wakes one parked worker unless one is already searching.
+    #[inline]
+    pub fn notify_one(&self) {
+        fence(Ordering::SeqCst);
+        if self.num_searching.load(Ordering::SeqCst) != 0
+            || self.num_parked.load(Ordering::SeqCst) == 0
+        {
+            return;
+        }
+        self.wake_one();
+    }
+
+    #[cold]
+    fn wake_one(&self) {
+        let mut parked = lock(&self.parked);
+        if self.num_searching.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        if let Some(worker) = parked.pop() {
+            self.num_parked.store(parked.len(), Ordering::SeqCst);
+            self.num_searching.fetch_add(1, Ordering::SeqCst);
+            self.is_parked[worker].store(false, Ordering::Release);
+            drop(parked);
+            if let Some(thread) = self.threads[worker].get() {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// Wakes every parked worker (at shutdown).
+    pub fn wake_all(&self) {
+        let mut parked = lock(&self.parked);
+        let woken: Vec<usize> = parked.drain(..).collect();
+        self.num_parked.store(0, Ordering::SeqCst);
+        drop(parked);
+        for worker in woken {
+            self.is_parked[worker].store(false, Ordering::Release);
+            if let Some(thread) = self.threads[worker].get() {
+                thread.unpark();
+            }
+        }
+    }
+
+    fn begin_search(&self) {
+        self.num_searching.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Returns whether this was the last searcher.
+    fn end_search(&self) -> bool {
+        self.num_searching.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    fn register(&self, worker: usize) {
+        let mut parked = lock(&self.parked);
+        self.is_parked[worker].store(true, Ordering::Release);
+        parked.push(worker);
+        self.num_parked.store(parked.len(), Ordering::SeqCst);
+    }
+
+    /// Takes `worker` off the parked list; false if a waker already did (and counted it as
+    /// searching).
+    fn deregister(&self, worker: usize) -> bool {
+        let mut parked = lock(&self.parked);
+        if let Some(position) = parked.iter().position(|&w| w == worker) {
+            parked.swap_remove(position);
+            self.num_parked.store(parked.len(), Ordering::SeqCst);
+            self.is_parked[worker].store(false, Ordering::Release);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The parts of a worker that a running task may touch (to spawn onto its deque).
+pub struct WorkerCore {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) index: usize,
+    pub(crate) deque: Worker<u32>,
+}
+
+impl WorkerCore {
+    pub(crate) fn spawn_local(&self, spec: TaskSpec) -> Result<TaskId, SubmitError> {
+        self.shared.submit_on(spec, Some(self))
+    }
+
+    /// Pushes a slot onto this worker's deque and wakes a sleeper if there is more here than
+    /// this worker can run next.
+    pub(crate) fn push_local(&self, index: u32) {
+        self.deque.push(index);
+        if self.deque.len() > 1 {
+            self.shared.sleepers.notify_one();
+        }
+    }
+
+    fn stats(&self) -> &WorkerStats {
+        &self.shared.worker_stats[self.index]
+    }
+}
+
+/// A worker thread's own state.
+struct WorkerThread {
+    core: WorkerCore,
+    scratch: Scratch,
+    rng: u64,
+    searching: bool,
+    tick: u32,
+    /// Last clock reading, reused as the next task's start while the worker stays busy.
+    now_ns: u64,
+    now_valid: bool,
+}
+
+/// Runs a worker until the node stops.
+pub(crate) fn run_worker(core: WorkerCore) {
+    let seed =
+        0x9E37_79B9_7F4A_7C15u64 ^ ((core.index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    let mut worker = WorkerThread {
+        core,
+        scratch: Scratch::default(),
+        rng: seed,
+        searching: false,
+        tick: 0,
+        now_ns: 0,
+        now_valid: false,
+    };
+    let _ = worker.core.shared.sleepers.threads[worker.core.index].set(std::thread::current());
+    worker.main_loop();
+}
+
+impl WorkerThread {
+    fn main_loop(&mut self) {
+        loop {
+            if let Some(index) = self.next_task() {
+                self.found_work();
+                self.run(index);
+                continue;
+            }
+            self.now_valid = false;
+            if self.core.shared.is_stopping() {
+                break;
+            }
+            if let Some(index) = self.spin() {
+                self.found_work();
+                self.run(index);
+                continue;
+            }
+            if !self.park() {
+                break;
+            }
+        }
+        if self.searching {
+            self.core.shared.sleepers.end_search();
+            self.searching = false;
+        }
+        self.core
+            .stats()
+            .state
+            .store(worker_state::STOPPED, Ordering::Relaxed);
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn next_task(&mut self) -> Option<u32> {
+        self.tick = self.tick.wrapping_add(1);
+        if self.tick % FAIRNESS_INTERVAL == 0
+            && let Some(index) = self.take_submitted()
+        {
+            return Some(index);
+        }
+        if let Some(index) = self.core.deque.pop() {
+            return Some(index);
+        }
+        self.take_submitted().or_else(|| self.steal())
+    }
+
+    /// Takes one task from the submission queue and a share of the backlog onto the deque.
+    fn take_submitted(&mut self) -> Option<u32> {
+        let shared = &self.core.shared;
+        let first = shared.injector.pop()?;
+        let backlog = shared.injector.len();
+        if backlog > 0 {
+            let share = (backlog / shared.worker_stats.len()).min(INJECT_BATCH);
+            let mut moved = 0;
+            for _ in 0..share {
+                match shared.injector.pop() {
+                    Some(index) => {
+                        self.core.deque.push(index);
+                        moved += 1;
+                    }
+                    None => break,
+                }
+            }
+            if moved > 0 {
+                shared.sleepers.notify_one();
+            }
+        }
+        Some(first)
+    }
+
+    fn steal(&mut self) -> Option<u32> {
+        let count = self.core.shared.stealers.len();
+        if count <= 1 {
+            return None;
+        }
+        let start = (self.next_random() % count as u64) as usize;
+        loop {
+            let mut retry = false;
+            for offset in 0..count {
+                let victim = (start + offset) % count;
+                if victim == self.core.index {
+                    continue;
+                }
+                let before = self.core.deque.len();
+                match self.core.shared.stealers[victim]
+                    .steal_batch_with_limit_and_pop(&self.core.deque, STEAL_BATCH)
+                {
+                    Steal::Success(index) => {
+                        let taken = (self.core.deque.len() - before) as u64 + 1;
+                        let stats = self.core.stats();
+                        stats.stole.store(
+                            stats.stole.load(Ordering::Relaxed) + taken,
+                            Ordering::Relaxed,
+                        );
+                        self.core.shared.worker_stats[victim]
+                            .stolen_from
+                            .fetch_add(taken, Ordering::Relaxed);
+                        return Some(index);
+                    }
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    fn found_work(&mut self) {
+        self.core
+            .stats()
+            .state
+            .store(worker_state::RUNNING, Ordering::Relaxed);
+        if self.searching {
+            self.searching = false;
+            let sleepers = &self.core.shared.sleepers;
+            if sleepers.end_search() && self.core.shared.work_visible() {
+                sleepers.notify_one();
+            }
+        }
+    }
+
+    /// Looks for work for `spin_before_park`; counted as searching.
+    fn spin(&mut self) -> Option<u32> {
+        let spin_ns = self.core.shared.spin_ns;
+        if spin_ns == 0 {
+            return None;
+        }
+        self.core
+            .stats()
+            .state
+            .store(worker_state::SEARCHING, Ordering::Relaxed);
+        if !self.searching {
+            self.searching = true;
+            self.core.shared.sleepers.begin_search();
+        }
+        let deadline = self.core.shared.clock.now_ns() + spin_ns;
+        let mut rounds: u32 = 0;
+        loop {
+            if let Some(index) = self.next_task() {
+                return Some(index);
+            }
+            rounds = rounds.wrapping_add(1);
+            if rounds % 16 == 0 {
+                if self.core.shared.clock.now_ns() >= deadline || self.core.shared.is_stopping() {
+                    return None;
+                }
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Parks until woken. Returns false when the node is stopping.
+    fn park(&mut self) -> bool {
+        let index = self.core.index;
+        let shared = &self.core.shared;
+        let sleepers = &shared.sleepers;
+        if self.searching {
+            self.searching = false;
+            sleepers.end_search();
+        }
+        sleepers.register(index);
+        fence(Ordering::SeqCst);
+        if shared.work_visible() || shared.is_stopping() {
+            if !sleepers.deregister(index) {
+                // A waker took us off the list and counted us as searching.
+                self.searching = true;
+            }
+            return !shared.is_stopping();
+        }
+        let stats = self.core.stats();
+        stats.state.store(worker_state::PARKED, Ordering::Relaxed);
+        stats
+            .parks
+            .store(stats.parks.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        loop {
+            std::thread::park();
+            if !sleepers.is_parked[index].load(Ordering::Acquire) {
+                self.searching = !shared.is_stopping();
+                if !self.searching {
+                    // Woken for shutdown: not counted as searching.
+                    return false;
+                }
+                return true;
+            }
+            if shared.is_stopping() {
+                sleepers.deregister(index);
+                return false;
+            }
+        }
+    }
+
+    fn now(&mut self) -> u64 {
+        if !self.now_valid {
+            self.now_ns = self.core.shared.clock.now_ns();
+            self.now_valid = true;
+        }
+        self.now_ns
+    }
+
+    /// Runs one slice of the task in slot `index`.
+    fn run(&mut self, index: u32) {
+        let now = self.now();
+        let core = &self.core;
+        let shared: &Shared = &core.shared;
+        let slot = shared.arena.slot(index);
+        let id = TaskId(slot.id.load(Ordering::Acquire));
+        let me = core.index as u16;
+        let stats = &shared.worker_stats[core.index];
+        stats.current.store(id.0, Ordering::Relaxed);
+        if slot.cancel_id.load(Ordering::Relaxed) == id.0 {
+            finish_on_worker(
+                core,
+                index,
+                id,
+                TaskState::Cancelled,
+                TaskOutput::None,
+                Some("cancelled".into()),
+                now,
+            );
+            return;
+        }
+        let mut started = slot.started_ns.load(Ordering::Relaxed);
+        if started == 0 {
+            started = now;
+            slot.started_ns.store(now, Ordering::Relaxed);
+            slot.worker.store(me, Ordering::Relaxed);
+            shared.emit(
+                id,
+                TaskState::Running,
+                Some(me),
+                u32::from(slot.attempt.load(Ordering::Relaxed)),
+                now,
+            );
+        }
+        let timeout = slot.timeout_ns.load(Ordering::Relaxed);
+        let deadline = if timeout == 0 {
+            u64::MAX
+        } else {
+            started.saturating_add(timeout)
+        };
+        if now >= deadline {
+            finish_on_worker(
+                core,
+                index,
+                id,
+                TaskState::TimedOut,
+                TaskOutput::None,
+                Some(timed_out_message(timeout)),
+                now,
+            );
+            return;
+        }
+        slot.worker.store(me, Ordering::Relaxed);
+        slot.state.store(slot_state::RUNNING, Ordering::Relaxed);
+        let kind = KindId(slot.kind.load(Ordering::Relaxed));
+        if kind == KindId::SLEEP || kind == KindId::EXEC {
+            slot.state.store(slot_state::WAITING, Ordering::Release);
+            slot.worker.store(NO_WORKER, Ordering::Relaxed);
+            core.shared.start_offloaded(index, id, kind, deadline);
+            stats.current.store(0, Ordering::Relaxed);
+            return;
+        }
+        let run_before = slot.run_ns.load(Ordering::Relaxed);
+        let mut ctx = StepContext {
+            id,
+            numbers: [
+                slot.numbers[0].load(Ordering::Relaxed),
+                slot.numbers[1].load(Ordering::Relaxed),
+            ],
+            progress: [
+                slot.progress[0].load(Ordering::Relaxed),
+                slot.progress[1].load(Ordering::Relaxed),
+                slot.progress[2].load(Ordering::Relaxed),
+                slot.progress[3].load(Ordering::Relaxed),
+            ],
+            text: &slot.text,
+            slice_end_ns: now.saturating_add(shared.slice_ns).min(deadline),
+            started_ns: now,
+            clock: &shared.clock,
+            cancel_id: &slot.cancel_id,
+            worker: core,
+            scratch: &mut self.scratch,
+        };
+        let step = if kind.index() < KindId::BUILTIN_COUNT {
+            kinds::step_builtin(kind, &mut ctx)
+        } else {
+            match shared.kinds.custom(kind) {
+                Some(custom) => custom.step(&mut ctx),
+                None => Step::Fail(format!("unknown task kind id {}", kind.index())),
+            }
+        };
+        let progress = ctx.progress;
+        let end = shared.clock.now_ns();
+        self.now_ns = end;
+        slot.run_ns
+            .store(run_before + end.saturating_sub(now), Ordering::Relaxed);
+        stats
+            .slices
+            .store(stats.slices.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        match step {
+            Step::Done(output) => {
+                finish_on_worker(core, index, id, TaskState::Succeeded, output, None, end)
+            }
+            Step::Fail(error) => finish_on_worker(
+                core,
+                index,
+                id,
+                TaskState::Failed,
+                TaskOutput::None,
+                Some(error.into()),
+                end,
+            ),
+            Step::Yield => {
+                if slot.cancel_id.load(Ordering::Relaxed) == id.0 {
+                    finish_on_worker(
+                        core,
+                        index,
+                        id,
+                        TaskState::Cancelled,
+                        TaskOutput::None,
+                        Some("cancelled".into()),
+                        end,
+                    );
+                } else if end >= deadline {
+                    let error = Some(timed_out_message(timeout));
+                    finish_on_worker(
+                        core,
+                        index,
+                        id,
+                        TaskState::TimedOut,
+                        TaskOutput::None,
+                        error,
+                        end,
+                    );
+                } else {
+                    for (cell, value) in slot.progress.iter().zip(progress) {
+                        cell.store(value, Ordering::Relaxed);
+                    }
+                    slot.state.store(slot_state::QUEUED, Ordering::Release);
+                    stats.current.store(0, Ordering::Relaxed);
+                    core.push_local(index);
+                }
+            }
+        }
+    }
+}
+
+fn finish_on_worker(
+    core: &WorkerCore,
+    index: u32,
+    id: TaskId,
+    state: TaskState,
+    output: TaskOutput,
+    error: Option<Box<str>>,
+    now: u64,
+) {
+    let shared = &core.shared;
+    shared.finish(
+        index,
+        id,
+        state,
+        output,
+        error,
+        super::node::FinishSite::Worker(core.index),
+        now,
+    );
+    let stats = &shared.worker_stats[core.index];
+    stats.executed.store(
+        stats.executed.load(Ordering::Relaxed) + 1,
+        Ordering::Relaxed,
+    );
+    stats.current.store(0, Ordering::Relaxed);
+}
+
+pub(crate) fn timed_out_message(timeout_ns: u64) -> Box<str> {
+    format!(
+        "timed out after {}",
+        super::units::HumanDuration(std::time::Duration::from_nanos(timeout_ns))
+    )
+    .into()
+}

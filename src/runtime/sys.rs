@@ -1,0 +1,52 @@
+//! The few operating-system calls std does not wrap, each behind a safe function.
+
+use std::io;
+
+/// Sends `signal` to every process in process group `group` (a child started as the leader of
+/// its own group, so its own children get the signal too).
+pub fn signal_process_group(group: u32, signal: i32) -> io::Result<()> {
+    let group = i32::try_from(group).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    if group <= 1 {
+        // Never signal "every process" (-1) or our own group (0).
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative pid
+    // addresses a process group, and `group > 1` rules out the special values 0 and -1.
+    let result = unsafe { libc::kill(-group, signal) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// SIGTERM.
+pub const SIGTERM: i32 = libc::SIGTERM;
+/// SIGKILL.
+pub const SIGKILL: i32 = libc::SIGKILL;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn signals_reach_the_whole_group() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep starts");
+        signal_process_group(child.id(), SIGTERM).expect("signal sent");
+        let status = child.wait().expect("child reaped");
+        assert_eq!(status.signal(), Some(SIGTERM));
+    }
+
+    #[test]
+    fn refuses_the_special_groups() {
+        assert!(signal_process_group(0, SIGTERM).is_err());
+        assert!(signal_process_group(1, SIGTERM).is_err());
+        assert!(signal_process_group(u32::MAX, SIGTERM).is_err());
+    }
+}

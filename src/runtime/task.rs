@@ -1,0 +1,1113 @@
+//! Tasks: ids, states, outputs, the text form typed everywhere (`spin 200ms x20 timeout=5s`),
+//! and the kind registry embedders extend.
+//!
+//! The text form is parsed once at the edge into a [`TaskSpec`]: a kind id, two numbers and
+//! optional text. That is all a task carries, so it fits in an arena slot and a tiny task
+//! costs no heap allocation.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::kinds::StepContext;
+use super::suggest;
+use super::units::{self, HumanDuration, HumanSize};
+
+/// A task's id: unique on its node, increasing in submission order, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub u64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text.trim().trim_start_matches('#');
+        match digits.parse::<u64>() {
+            Ok(0) | Err(_) => Err(format!(
+                "'{text}' is not a task id (a positive whole number)"
+            )),
+            Ok(value) => Ok(TaskId(value)),
+        }
+    }
+}
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// On a worker, or waiting on its timer or child process.
+    Running,
+    /// Finished with a value.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Stopped by a cancel request.
+    Cancelled,
+    /// Stopped because it ran past its `timeout=`.
+    TimedOut,
+}
+
+impl TaskState {
+    /// Every state, in life order.
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Queued,
+        TaskState::Running,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Cancelled,
+        TaskState::TimedOut,
+    ];
+
+    /// Whether the task is over.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, TaskState::Queued | TaskState::Running)
+    }
+
+    /// The lowercase name used in text and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+            TaskState::TimedOut => "timed_out",
+        }
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let wanted = text.trim().to_lowercase().replace('-', "_");
+        TaskState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == wanted || (wanted == "timedout" && *s == TaskState::TimedOut))
+            .ok_or_else(|| {
+                let names: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown state '{text}'; use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What a finished task produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskOutput {
+    /// Nothing (spin, sleep, cancelled tasks).
+    #[default]
+    None,
+    /// A number (fib, primes).
+    Number(u64),
+    /// Text (echo, hash).
+    Text(String),
+    /// A child process's exit and output (exec).
+    Process(ProcessOutput),
+}
+
+impl fmt::Display for TaskOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskOutput::None => Ok(()),
+            TaskOutput::Number(value) => write!(f, "{value}"),
+            TaskOutput::Text(text) => f.write_str(text),
+            TaskOutput::Process(process) => {
+                match (process.exit_code, process.signal) {
+                    (Some(code), _) => write!(f, "exit {code}")?,
+                    (None, Some(signal)) => write!(f, "signal {signal}")?,
+                    (None, None) => f.write_str("no exit status")?,
+                }
+                let first_line = process.stdout.lines().next().unwrap_or("");
+                if !first_line.is_empty() {
+                    write!(f, ": {first_line}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The exit and captured output of an `exec` task.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessOutput {
+    /// Exit code, if the program exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// Standard output, up to `exec.max_output` bytes (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error, up to `exec.max_output` bytes (lossy UTF-8).
+    pub stderr: String,
+    /// Bytes of standard output beyond the bound, not kept.
+    pub stdout_truncated: u64,
+    /// Bytes of standard error beyond the bound, not kept.
+    pub stderr_truncated: u64,
+}
+
+/// Index of a kind in a node's registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KindId(pub(crate) u16);
+
+impl KindId {
+    /// `spin DURATION`: busy CPU for that long.
+    pub const SPIN: KindId = KindId(0);
+    /// `sleep DURATION`: a timer; holds no worker.
+    pub const SLEEP: KindId = KindId(1);
+    /// `fib N`: the Nth Fibonacci number by naive recursion.
+    pub const FIB: KindId = KindId(2);
+    /// `primes N`: how many primes are ≤ N.
+    pub const PRIMES: KindId = KindId(3);
+    /// `hash SIZE`: CRC32C of SIZE generated bytes.
+    pub const HASH: KindId = KindId(4);
+    /// `echo TEXT`: returns the text.
+    pub const ECHO: KindId = KindId(5);
+    /// `exec -- PROGRAM ARGS`: runs a program; holds no worker while it runs.
+    pub const EXEC: KindId = KindId(6);
+    pub(crate) const BUILTIN_COUNT: u16 = 7;
+
+    /// The registry index.
+    pub fn index(self) -> u16 {
+        self.0
+    }
+}
+
+/// Parameters of one task: what the text form says, ready to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSpec {
+    pub(crate) kind: KindId,
+    pub(crate) numbers: [u64; 2],
+    /// Echo text, or exec's argv joined with NUL bytes, or a custom kind's text.
+    pub(crate) text: Option<Box<str>>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// Largest values the built-in kinds accept.
+pub mod limits {
+    use std::time::Duration;
+    /// `spin` at most an hour of CPU.
+    pub const SPIN_MAX: Duration = Duration::from_secs(3600);
+    /// `sleep` at most a week.
+    pub const SLEEP_MAX: Duration = Duration::from_secs(7 * 86_400);
+    /// fib(93) is the largest that fits in 64 bits.
+    pub const FIB_MAX: u64 = 93;
+    /// `primes` up to 10^12.
+    pub const PRIMES_MAX: u64 = 1_000_000_000_000;
+    /// `hash` at most 64 GiB.
+    pub const HASH_MAX: u64 = 64 << 30;
+    /// Echo text at most 4 KiB.
+    pub const ECHO_MAX: usize = 4096;
+    /// Exec argv at most 64 KiB in all.
+    pub const ARGV_MAX: usize = 64 << 10;
+    /// `xN` at most a million copies.
+    pub const COPIES_MAX: u32 = 1_000_000;
+    /// `timeout=` at most a week.
+    pub const TIMEOUT_MAX: Duration = Duration::from_secs(7 * 86_400);
+}
+
+impl TaskSpec {
+    /// `spin DURATION`.
+    pub fn spin(duration: Duration) -> Self {
+        Self::builtin(KindId::SPIN, [duration_nanos(duration), 0], None)
+    }
+    /// `sleep DURATION`.
+    pub fn sleep(duration: Duration) -> Self {
+        Self::builtin(KindId::SLEEP, [duration_nanos(duration), 0], None)
+    }
+    /// `fib N`.
+    pub fn fib(n: u64) -> Self {
+        Self::builtin(KindId::FIB, [n.min(limits::FIB_MAX), 0], None)
+    }
+    /// `primes N`.
+    pub fn primes(limit: u64) -> Self {
+        Self::builtin(KindId::PRIMES, [limit.min(limits::PRIMES_MAX), 0], None)
+    }
+    /// `hash SIZE`.
+    pub fn hash(bytes: u64) -> Self {
+        Self::builtin(KindId::HASH, [bytes.min(limits::HASH_MAX), 0], None)
+    }
+    /// `echo TEXT`.
+    pub fn echo(text: &str) -> Self {
+        Self::builtin(KindId::ECHO, [0, 0], Some(text.into()))
+    }
+    /// `exec -- PROGRAM ARGS…`. Arguments must not contain NUL bytes.
+    pub fn exec<S: AsRef<str>>(argv: &[S]) -> Self {
+        let joined: Vec<&str> = argv.iter().map(|a| a.as_ref()).collect();
+        Self::builtin(
+            KindId::EXEC,
+            [argv.len() as u64, 0],
+            Some(joined.join("\0").into()),
+        )
+    }
+    /// A task of a registered kind with its numbers and text.
+    pub fn custom(kind: KindId, numbers: [u64; 2], text: Option<Box<str>>) -> Self {
+        Self {
+            kind,
+            numbers,
+            text,
+            timeout: None,
+        }
+    }
+    fn builtin(kind: KindId, numbers: [u64; 2], text: Option<Box<str>>) -> Self {
+        Self {
+            kind,
+            numbers,
+            text,
+            timeout: None,
+        }
+    }
+    /// Adds a time limit counted from the task's first run.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// The kind.
+    pub fn kind(&self) -> KindId {
+        self.kind
+    }
+    /// The time limit, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+    /// For `exec`: the program and its arguments.
+    pub fn argv(&self) -> Vec<&str> {
+        match (&self.text, self.kind) {
+            (Some(text), KindId::EXEC) => text.split('\0').collect(),
+            _ => Vec::new(),
+        }
+    }
+    /// The numbers a kind parsed.
+    pub fn numbers(&self) -> [u64; 2] {
+        self.numbers
+    }
+    /// The text a kind parsed, if any.
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+}
+
+fn duration_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A parsed line of the text form: one spec and how many copies to submit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    /// What to run.
+    pub spec: TaskSpec,
+    /// How many copies (`xN`, default 1).
+    pub copies: u32,
+}
+
+/// A text form that does not parse: what is wrong and at which column (1-based, in characters).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("column {column}: {message}")]
+pub struct SpecError {
+    /// 1-based character column of the offending word.
+    pub column: usize,
+    /// What is wrong, and what would be right.
+    pub message: String,
+}
+
+impl SpecError {
+    fn at(column: usize, message: impl Into<String>) -> Self {
+        Self {
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// One word of the text form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Word {
+    /// The word with quotes removed and escapes applied.
+    pub text: String,
+    /// 1-based character column where it starts.
+    pub column: usize,
+    /// Whether any part was quoted (quoted words are never options).
+    pub quoted: bool,
+}
+
+/// Splits the text form into words: whitespace separates, `"…"` and `'…'` quote, `\` escapes.
+pub fn split_words(input: &str) -> Result<Vec<Word>, SpecError> {
+    let mut words = Vec::new();
+    let mut chars = input.chars().enumerate().peekable();
+    while let Some(&(index, c)) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let column = index + 1;
+        let mut text = String::new();
+        let mut quoted = false;
+        while let Some(&(index, c)) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            chars.next();
+            match c {
+                '"' | '\'' => {
+                    quoted = true;
+                    let quote = c;
+                    let mut closed = false;
+                    while let Some((_, inner)) = chars.next() {
+                        if inner == quote {
+                            closed = true;
+                            break;
+                        }
+                        if inner == '\\' && quote == '"' {
+                            if let Some((_, escaped)) = chars.next() {
+                                text.push(escaped);
+                            }
+                            continue;
+                        }
+                        text.push(inner);
+                    }
+                    if !closed {
+                        return Err(SpecError::at(
+                            index + 1,
+                            format!("unterminated {quote} quote"),
+                        ));
+                    }
+                }
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        text.push(escaped);
+                    }
+                }
+                other => text.push(other),
+            }
+        }
+        words.push(Word {
+            text,
+            column,
+            quoted,
+        });
+    }
+    Ok(words)
+}
+
+/// Quotes a word for the text form when it would not read back as itself.
+pub fn quote_word(word: &str) -> String {
+    let needs_quotes = word.is_empty()
+        || word
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+        || is_option_like(word);
+    if !needs_quotes {
+        return word.to_string();
+    }
+    let mut quoted = String::with_capacity(word.len() + 2);
+    quoted.push('"');
+    for c in word.chars() {
+        if matches!(c, '"' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+fn is_option_like(word: &str) -> bool {
+    parse_copies_word(word).is_some() || word.starts_with("timeout=")
+}
+
+fn parse_copies_word(word: &str) -> Option<&str> {
+    let digits = word.strip_prefix('x').or_else(|| word.strip_prefix('×'))?;
+    (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then_some(digits)
+}
+
+/// What a step of a task did.
+#[derive(Debug)]
+pub enum Step {
+    /// Not done; run again in a later slice.
+    Yield,
+    /// Finished with this output.
+    Done(TaskOutput),
+    /// Finished with this error.
+    Fail(String),
+}
+
+/// Arguments a registered kind parsed from its words.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KindArgs {
+    /// Up to two numbers, kept inline in the task's slot.
+    pub numbers: [u64; 2],
+    /// Optional text, kept beside the slot.
+    pub text: Option<Box<str>>,
+}
+
+/// A kind of task an embedding program registers by name (see `NodeBuilder::register_kind`).
+///
+/// A kind runs in slices: [`TaskKind::step`] is called repeatedly until it returns
+/// [`Step::Done`] or [`Step::Fail`]; between calls it keeps its state in
+/// [`StepContext::progress`]. A step should return [`Step::Yield`] when
+/// [`StepContext::should_yield`] says so, which is how cancellation and fairness work.
+pub trait TaskKind: Send + Sync + 'static {
+    /// The name typed in the text form.
+    fn name(&self) -> &str;
+    /// One usage line, e.g. `"resize WIDTH HEIGHT"`, shown in help and errors.
+    fn usage(&self) -> &str;
+    /// Parses the words after the name.
+    fn parse(&self, args: &[&str]) -> Result<KindArgs, String>;
+    /// Writes the arguments back in the text form (without the name).
+    fn format_args(&self, args: &KindArgs) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if args.numbers != [0, 0] {
+            parts.push(args.numbers[0].to_string());
+        }
+        if let Some(text) = &args.text {
+            parts.push(quote_word(text));
+        }
+        parts.join(" ")
+    }
+    /// Runs one slice of the task.
+    fn step(&self, ctx: &mut StepContext<'_>) -> Step;
+}
+
+/// The task kinds a node knows: the built-ins first, then registered ones.
+#[derive(Clone)]
+pub struct Kinds {
+    custom: Vec<Arc<dyn TaskKind>>,
+}
+
+impl fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+const BUILTIN_NAMES: [&str; KindId::BUILTIN_COUNT as usize] =
+    ["spin", "sleep", "fib", "primes", "hash", "echo", "exec"];
+const BUILTIN_USAGE: [&str; KindId::BUILTIN_COUNT as usize] = [
+    "spin DURATION        busy CPU for that long, e.g. spin 200ms",
+    "sleep DURATION       wait on a timer without holding a worker, e.g. sleep 2s",
+    "fib N                Nth Fibonacci number by naive recursion (N ≤ 93), e.g. fib 35",
+    "primes N             count the primes ≤ N (N ≤ 10^12), e.g. primes 10000000",
+    "hash SIZE            CRC32C of SIZE generated bytes (≤ 64GiB), e.g. hash 64MiB",
+    "echo TEXT            return the text, e.g. echo hello",
+    "exec -- PROGRAM ARGS run a program, capture its output, e.g. exec -- ls -l",
+];
+
+/// Why a kind could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// The name is taken.
+    #[error("a task kind named '{0}' already exists")]
+    Duplicate(String),
+    /// The name is not a single lowercase word.
+    #[error(
+        "task kind name '{0}' must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter"
+    )]
+    BadName(String),
+    /// Too many kinds.
+    #[error("at most {0} task kinds can be registered")]
+    TooMany(usize),
+}
+
+impl Default for Kinds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Kinds {
+    /// Only the built-in kinds.
+    pub fn new() -> Self {
+        Self { custom: Vec::new() }
+    }
+
+    /// Adds a kind; its id is returned.
+    pub fn register(&mut self, kind: Arc<dyn TaskKind>) -> Result<KindId, RegisterError> {
+        let name = kind.name().to_string();
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid || parse_copies_word(&name).is_some() {
+            return Err(RegisterError::BadName(name));
+        }
+        if self.lookup(&name).is_some() {
+            return Err(RegisterError::Duplicate(name));
+        }
+        let limit = usize::from(u16::MAX - KindId::BUILTIN_COUNT);
+        if self.custom.len() >= limit {
+            return Err(RegisterError::TooMany(limit));
+        }
+        self.custom.push(kind);
+        Ok(KindId(
+            KindId::BUILTIN_COUNT + (self.custom.len() - 1) as u16,
+        ))
+    }
+
+    /// The id of a kind by name.
+    pub fn lookup(&self, name: &str) -> Option<KindId> {
+        if let Some(index) = BUILTIN_NAMES.iter().position(|n| *n == name) {
+            return Some(KindId(index as u16));
+        }
+        self.custom
+            .iter()
+            .position(|k| k.name() == name)
+            .map(|index| KindId(KindId::BUILTIN_COUNT + index as u16))
+    }
+
+    /// Every kind's name, built-ins first.
+    pub fn names(&self) -> Vec<&str> {
+        BUILTIN_NAMES
+            .iter()
+            .copied()
+            .chain(self.custom.iter().map(|k| k.name()))
+            .collect()
+    }
+
+    /// Every kind's usage line.
+    pub fn usage_lines(&self) -> Vec<String> {
+        BUILTIN_USAGE
+            .iter()
+            .map(|line| line.to_string())
+            .chain(self.custom.iter().map(|k| k.usage().to_string()))
+            .collect()
+    }
+
+    /// The name of a kind id ("?" for an id this registry does not have).
+    pub fn name(&self, kind: KindId) -> &str {
+        if kind.0 < KindId::BUILTIN_COUNT {
+            BUILTIN_NAMES[usize::from(kind.0)]
+        } else {
+            self.custom
+                .get(usize::from(kind.0 - KindId::BUILTIN_COUNT))
+                .map(|k| k.name())
+                .unwrap_or("?")
+        }
+    }
+
+    pub(crate) fn custom(&self, kind: KindId) -> Option<&Arc<dyn TaskKind>> {
+        kind.0
+            .checked_sub(KindId::BUILTIN_COUNT)
+            .and_then(|i| self.custom.get(usize::from(i)))
+    }
+
+    /// Parses one line of the text form.
+    pub fn parse(&self, input: &str) -> Result<Submission, SpecError> {
+        let words = split_words(input)?;
+        let Some(first) = words.first() else {
+            return Err(SpecError::at(
+                1,
+                format!("empty task; try one of: {}", self.names().join(", ")),
+            ));
+        };
+        let Some(kind) = self.lookup(&first.text) else {
+            let message = match suggest::closest(&first.text, self.names()) {
+                Some(near) => format!("unknown kind '{}'; did you mean '{near}'?", first.text),
+                None => format!(
+                    "unknown kind '{}'; known kinds: {}",
+                    first.text,
+                    self.names().join(", ")
+                ),
+            };
+            return Err(SpecError::at(first.column, message));
+        };
+        let rest = &words[1..];
+        // Split off options: for exec only before `--`; for echo only trailing; else anywhere.
+        let (option_words, args, after_dashdash): (Vec<&Word>, Vec<&Word>, Option<&[Word]>) =
+            if kind == KindId::EXEC {
+                let dash = rest.iter().position(|w| w.text == "--" && !w.quoted);
+                let before = &rest[..dash.unwrap_or(rest.len())];
+                let after = dash.map(|d| &rest[d + 1..]);
+                (
+                    before.iter().collect(),
+                    Vec::new(),
+                    after.or(Some(&[])).filter(|_| dash.is_some()),
+                )
+            } else if kind == KindId::ECHO {
+                let trailing = rest
+                    .iter()
+                    .rev()
+                    .take_while(|w| !w.quoted && is_option_like(&w.text))
+                    .count();
+                let split = rest.len() - trailing;
+                (
+                    rest[split..].iter().collect(),
+                    rest[..split].iter().collect(),
+                    None,
+                )
+            } else {
+                let (options, args): (Vec<&Word>, Vec<&Word>) = rest
+                    .iter()
+                    .partition(|w| !w.quoted && is_option_like(&w.text));
+                (options, args, None)
+            };
+        let mut copies: Option<u32> = None;
+        let mut timeout: Option<Duration> = None;
+        for word in option_words {
+            if let Some(digits) = parse_copies_word(&word.text) {
+                if copies.is_some() {
+                    return Err(SpecError::at(word.column, "copies given twice"));
+                }
+                let n = digits.parse::<u64>().unwrap_or(u64::MAX);
+                if n == 0 || n > u64::from(limits::COPIES_MAX) {
+                    return Err(SpecError::at(
+                        word.column,
+                        format!("copies must be x1 to x{}", limits::COPIES_MAX),
+                    ));
+                }
+                copies = Some(n as u32);
+            } else if let Some(value) = word.text.strip_prefix("timeout=") {
+                if timeout.is_some() {
+                    return Err(SpecError::at(word.column, "timeout given twice"));
+                }
+                let d = units::parse_duration(value).map_err(|e| {
+                    SpecError::at(word.column + "timeout=".len(), format!("timeout: {e}"))
+                })?;
+                if d.is_zero() || d > limits::TIMEOUT_MAX {
+                    return Err(SpecError::at(
+                        word.column,
+                        "timeout must be more than 0s and at most 7d",
+                    ));
+                }
+                timeout = Some(d);
+            } else if kind == KindId::EXEC && after_dashdash.is_none() {
+                return Err(SpecError::at(
+                    word.column,
+                    "exec needs `--` before the command, e.g. exec -- ls -l",
+                ));
+            } else if kind == KindId::EXEC {
+                return Err(SpecError::at(
+                    word.column,
+                    format!(
+                        "unexpected '{}' before `--`; exec takes only xN and timeout= there, e.g. exec timeout=5s -- ls -l",
+                        word.text
+                    ),
+                ));
+            }
+        }
+        let kind_column = first.column;
+        let mut spec = self.parse_args(kind, kind_column, &args, after_dashdash, input)?;
+        spec.timeout = timeout;
+        Ok(Submission {
+            spec,
+            copies: copies.unwrap_or(1),
+        })
+    }
+
+    fn parse_args(
+        &self,
+        kind: KindId,
+        kind_column: usize,
+        args: &[&Word],
+        after_dashdash: Option<&[Word]>,
+        input: &str,
+    ) -> Result<TaskSpec, SpecError> {
+        let end_column = input.chars().count() + 1;
+        let name = self.name(kind).to_string();
+        let usage = |kind: KindId| -> String {
+            BUILTIN_USAGE
+                .get(usize::from(kind.0))
+                .map(|u| u.split("  ").next().unwrap_or(u).trim().to_string())
+                .unwrap_or_default()
+        };
+        let one_arg = |what: &str| -> Result<&Word, SpecError> {
+            match args {
+                [] => Err(SpecError::at(
+                    end_column,
+                    format!("{name} needs {what}: {}", usage(kind)),
+                )),
+                [one] => Ok(*one),
+                [_, extra, ..] => Err(SpecError::at(
+                    extra.column,
+                    format!(
+                        "unexpected '{}': {name} takes one argument ({})",
+                        extra.text,
+                        usage(kind)
+                    ),
+                )),
+            }
+        };
+        match kind {
+            KindId::SPIN | KindId::SLEEP => {
+                let word = one_arg("a duration")?;
+                let d = units::parse_duration(&word.text)
+                    .map_err(|e| SpecError::at(word.column, e.to_string()))?;
+                let max = if kind == KindId::SPIN {
+                    limits::SPIN_MAX
+                } else {
+                    limits::SLEEP_MAX
+                };
+                if d > max {
+                    return Err(SpecError::at(
+                        word.column,
+                        format!("{name} is limited to {}", HumanDuration(max)),
+                    ));
+                }
+                Ok(if kind == KindId::SPIN {
+                    TaskSpec::spin(d)
+                } else {
+                    TaskSpec::sleep(d)
+                })
+            }
+            KindId::FIB | KindId::PRIMES => {
+                let word = one_arg("a number")?;
+                let n = units::parse_count(&word.text)
+                    .map_err(|e| SpecError::at(word.column, e.to_string()))?;
+                let max = if kind == KindId::FIB {
+                    limits::FIB_MAX
+                } else {
+                    limits::PRIMES_MAX
+                };
+                if n > max {
+                    return Err(SpecError::at(
+                        word.column,
+                        format!("{name} is limited to {max}"),
+                    ));
+                }
+                Ok(if kind == KindId::FIB {
+                    TaskSpec::fib(n)
+                } else {
+                    TaskSpec::primes(n)
+                })
+            }
+            KindId::HASH => {
+                let word = one_arg("a size")?;
+                let bytes = units::parse_size(&word.text)
+                    .map_err(|e| SpecError::at(word.column, e.to_string()))?;
+                if bytes > limits::HASH_MAX {
+                    return Err(SpecError::at(
+                        word.column,
+                        format!("hash is limited to {}", HumanSize::exact(limits::HASH_MAX)),
+                    ));
+                }
+                Ok(TaskSpec::hash(bytes))
+            }
+            KindId::ECHO => {
+                let text = match args {
+                    [single] if single.quoted => single.text.clone(),
+                    words => words
+                        .iter()
+                        .map(|w| w.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                };
+                if text.len() > limits::ECHO_MAX {
+                    return Err(SpecError::at(
+                        kind_column,
+                        format!("echo text is limited to {} bytes", limits::ECHO_MAX),
+                    ));
+                }
+                Ok(TaskSpec::echo(&text))
+            }
+            KindId::EXEC => {
+                let Some(argv) = after_dashdash else {
+                    return Err(SpecError::at(
+                        end_column,
+                        "exec needs `--` before the command, e.g. exec -- ls -l",
+                    ));
+                };
+                let Some(program) = argv.first() else {
+                    return Err(SpecError::at(
+                        end_column,
+                        "exec needs a program after `--`, e.g. exec -- ls -l",
+                    ));
+                };
+                if program.text.is_empty() {
+                    return Err(SpecError::at(
+                        program.column,
+                        "exec: the program name is empty",
+                    ));
+                }
+                if let Some(bad) = argv.iter().find(|w| w.text.contains('\0')) {
+                    return Err(SpecError::at(
+                        bad.column,
+                        "exec: arguments cannot contain NUL bytes",
+                    ));
+                }
+                let total: usize = argv.iter().map(|w| w.text.len() + 1).sum();
+                if total > limits::ARGV_MAX {
+                    return Err(SpecError::at(
+                        program.column,
+                        format!("exec: the command is limited to {} bytes", limits::ARGV_MAX),
+                    ));
+                }
+                let words: Vec<&str> = argv.iter().map(|w| w.text.as_str()).collect();
+                Ok(TaskSpec::exec(&words))
+            }
+            custom => {
+                let Some(kind_impl) = self.custom(custom) else {
+                    return Err(SpecError::at(
+                        kind_column,
+                        format!("unknown kind id {}", custom.0),
+                    ));
+                };
+                let words: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
+                let parsed = kind_impl.parse(&words).map_err(|message| {
+                    SpecError::at(
+                        args.first().map(|w| w.column).unwrap_or(end_column),
+                        format!("{name}: {message} (usage: {})", kind_impl.usage()),
+                    )
+                })?;
+                Ok(TaskSpec::custom(custom, parsed.numbers, parsed.text))
+            }
+        }
+    }
+
+    /// Writes a spec back in the text form, which [`Kinds::parse`] reads back to the same spec.
+    pub fn format(&self, spec: &TaskSpec) -> String {
+        let name = self.name(spec.kind);
+        let mut out = String::from(name);
+        let args = match spec.kind {
+            KindId::SPIN | KindId::SLEEP => {
+                HumanDuration(Duration::from_nanos(spec.numbers[0])).to_string()
+            }
+            KindId::FIB | KindId::PRIMES => spec.numbers[0].to_string(),
+            KindId::HASH => HumanSize::exact(spec.numbers[0]).to_string(),
+            KindId::ECHO => {
+                let text = spec.text.as_deref().unwrap_or("");
+                let words: Vec<&str> = text.split(' ').collect();
+                let plain = !text.is_empty()
+                    && words.iter().all(|w| !w.is_empty() && quote_word(w) == *w)
+                    && !words.last().is_some_and(|w| is_option_like(w));
+                if plain {
+                    text.to_string()
+                } else {
+                    quote_word(text)
+                }
+            }
+            KindId::EXEC => String::new(),
+            custom => match self.custom(custom) {
+                Some(kind) => kind.format_args(&KindArgs {
+                    numbers: spec.numbers,
+                    text: spec.text.clone(),
+                }),
+                None => String::new(),
+            },
+        };
+        if !args.is_empty() {
+            out.push(' ');
+            out.push_str(&args);
+        }
+        if let Some(timeout) = spec.timeout {
+            out.push_str(&format!(" timeout={}", HumanDuration(timeout)));
+        }
+        if spec.kind == KindId::EXEC {
+            out.push_str(" --");
+            for arg in spec.argv() {
+                out.push(' ');
+                out.push_str(&quote_word(arg));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Submission, SpecError> {
+        Kinds::new().parse(text)
+    }
+
+    #[test]
+    fn every_builtin_kind_parses() {
+        let table: Vec<(&str, TaskSpec, u32)> = vec![
+            ("spin 200ms", TaskSpec::spin(Duration::from_millis(200)), 1),
+            ("sleep 2s", TaskSpec::sleep(Duration::from_secs(2)), 1),
+            ("fib 35", TaskSpec::fib(35), 1),
+            ("primes 10000000", TaskSpec::primes(10_000_000), 1),
+            ("primes 10_000_000", TaskSpec::primes(10_000_000), 1),
+            ("hash 64MiB", TaskSpec::hash(64 << 20), 1),
+            ("echo some text", TaskSpec::echo("some text"), 1),
+            ("echo", TaskSpec::echo(""), 1),
+            ("echo \"x3\"", TaskSpec::echo("x3"), 1),
+            ("echo 'two  spaces'", TaskSpec::echo("two  spaces"), 1),
+            (
+                "exec -- ls -l /tmp",
+                TaskSpec::exec(&["ls", "-l", "/tmp"]),
+                1,
+            ),
+            (
+                "exec -- sh -c 'echo hi'",
+                TaskSpec::exec(&["sh", "-c", "echo hi"]),
+                1,
+            ),
+            (
+                "spin 300ms x20",
+                TaskSpec::spin(Duration::from_millis(300)),
+                20,
+            ),
+            ("x3 fib 10", TaskSpec::fib(10), 1),
+            ("echo hi x3", TaskSpec::echo("hi"), 3),
+            (
+                "fib 30 timeout=5s x2",
+                TaskSpec::fib(30).with_timeout(Duration::from_secs(5)),
+                2,
+            ),
+            (
+                "exec timeout=1s x2 -- true",
+                TaskSpec::exec(&["true"]).with_timeout(Duration::from_secs(1)),
+                2,
+            ),
+        ];
+        for (text, spec, copies) in table {
+            if text == "x3 fib 10" {
+                assert!(parse(text).is_err(), "a leading option is not a kind");
+                continue;
+            }
+            let parsed = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(parsed.spec, spec, "{text}");
+            assert_eq!(parsed.copies, copies, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_kind_suggests_the_closest() {
+        let error = parse("spni 200ms").unwrap_err();
+        assert_eq!(error.column, 1);
+        assert_eq!(error.message, "unknown kind 'spni'; did you mean 'spin'?");
+        let error = parse("  frobnicate").unwrap_err();
+        assert_eq!(error.column, 3);
+        assert!(
+            error.message.contains("known kinds: spin, sleep"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn errors_point_at_the_offending_word() {
+        let cases: Vec<(&str, usize, &str)> = vec![
+            ("spin", 5, "spin needs a duration"),
+            ("spin 200", 6, "with a unit"),
+            ("spin 2 fortnights", 8, "unexpected 'fortnights'"),
+            ("spin 2h", 6, "limited to 1h"),
+            ("fib 94", 5, "limited to 93"),
+            ("fib -1", 5, "not a whole number"),
+            ("primes 1e7", 8, "not a whole number"),
+            ("hash 1PiB", 6, "unknown unit"),
+            ("spin 1s x0", 9, "copies must be"),
+            ("spin 1s x2 x3", 12, "copies given twice"),
+            ("spin 1s timeout=soon", 17, "timeout"),
+            ("exec ls", 6, "needs `--`"),
+            ("exec", 5, "needs `--`"),
+            ("exec --", 8, "needs a program"),
+            ("exec -l -- ls", 6, "unexpected '-l'"),
+            ("echo \"open", 6, "unterminated"),
+            ("", 1, "empty task"),
+        ];
+        for (text, column, fragment) in cases {
+            let error = parse(text).expect_err(text);
+            assert_eq!(error.column, column, "{text}: {error}");
+            assert!(error.message.contains(fragment), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn format_reads_back_to_the_same_spec() {
+        let kinds = Kinds::new();
+        for text in [
+            "spin 200ms",
+            "sleep 1.5s",
+            "fib 35 timeout=5s",
+            "primes 10000000",
+            "hash 64MiB",
+            "hash 1000",
+            "echo hello world",
+            "echo 'x3'",
+            "echo \"a  b\"",
+            "echo ''",
+            "exec -- sh -c 'echo hi; exit 3'",
+            "exec timeout=2s -- \"/bin/with space\" arg",
+        ] {
+            let spec = kinds.parse(text).expect(text).spec;
+            let formatted = kinds.format(&spec);
+            let again = kinds
+                .parse(&formatted)
+                .unwrap_or_else(|e| panic!("{formatted}: {e}"))
+                .spec;
+            assert_eq!(again, spec, "{text} -> {formatted}");
+        }
+        assert_eq!(
+            kinds.format(&TaskSpec::spin(Duration::from_millis(1500))),
+            "spin 1500ms"
+        );
+    }
+
+    #[test]
+    fn task_ids_and_states_parse_from_text() {
+        assert_eq!("42".parse::<TaskId>(), Ok(TaskId(42)));
+        assert_eq!("#7".parse::<TaskId>(), Ok(TaskId(7)));
+        assert!("0".parse::<TaskId>().is_err());
+        assert!("abc".parse::<TaskId>().is_err());
+        assert_eq!("timed-out".parse::<TaskState>(), Ok(TaskState::TimedOut));
+        assert_eq!("Running".parse::<TaskState>(), Ok(TaskState::Running));
+        assert!("sleeping".parse::<TaskState>().is_err());
+    }
+
+    struct Resize;
+    impl TaskKind for Resize {
+        fn name(&self) -> &str {
+            "resize"
+        }
+        fn usage(&self) -> &str {
+            "resize WIDTH"
+        }
+        fn parse(&self, args: &[&str]) -> Result<KindArgs, String> {
+            let [width] = args else {
+                return Err("needs one width".into());
+            };
+            let width = width
+                .parse()
+                .map_err(|_| format!("'{width}' is not a width"))?;
+            Ok(KindArgs {
+                numbers: [width, 0],
+                text: None,
+            })
+        }
+        fn step(&self, _ctx: &mut StepContext<'_>) -> Step {
+            Step::Done(TaskOutput::None)
+        }
+    }
+
+    #[test]
+    fn registered_kinds_parse_format_and_suggest() {
+        let mut kinds = Kinds::new();
+        let id = kinds.register(Arc::new(Resize)).expect("registers");
+        assert_eq!(kinds.lookup("resize"), Some(id));
+        let parsed = kinds.parse("resize 640 x2").expect("parses");
+        assert_eq!(parsed.spec.numbers, [640, 0]);
+        assert_eq!(parsed.copies, 2);
+        assert_eq!(kinds.format(&parsed.spec), "resize 640");
+        let error = kinds.parse("resize wide").unwrap_err();
+        assert!(
+            error.message.contains("'wide' is not a width")
+                && error.message.contains("usage: resize WIDTH")
+        );
+        assert_eq!(
+            kinds.parse("resise 1").unwrap_err().message,
+            "unknown kind 'resise'; did you mean 'resize'?"
+        );
+        assert!(matches!(
+            kinds.register(Arc::new(Resize)),
+            Err(RegisterError::Duplicate(_))
+        ));
+    }
+}

@@ -1,0 +1,426 @@
+//! Human units: durations (`200ms`, `2s`, `1.5m`) and byte sizes (`64MiB`, `4096`).
+//!
+//! One parser and one formatter for each, shared by the task text form, the config file and
+//! every display, so `spin 200ms` typed in the console and `slice = "1ms"` in a file mean the
+//! same thing and are printed back the same way.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a duration or size did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// The text is empty.
+    #[error("empty value; expected {expected}")]
+    Empty {
+        /// What was expected, e.g. "a duration like 200ms".
+        expected: &'static str,
+    },
+    /// The number part is missing or malformed.
+    #[error("'{text}' is not {expected}")]
+    Malformed {
+        /// The offending text.
+        text: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The unit suffix is not one we know.
+    #[error("unknown unit '{unit}' in '{text}'; use one of {known}")]
+    UnknownUnit {
+        /// The suffix found.
+        unit: String,
+        /// The whole text.
+        text: String,
+        /// The units accepted.
+        known: &'static str,
+    },
+    /// The value does not fit.
+    #[error("'{text}' is too large")]
+    Overflow {
+        /// The offending text.
+        text: String,
+    },
+}
+
+const DURATION_EXPECTED: &str = "a duration like 200ms, 2s or 1.5m";
+const DURATION_UNITS: &str = "ns, us, ms, s, m, h, d";
+const SIZE_EXPECTED: &str = "a size like 4096, 64KiB or 1GiB";
+const SIZE_UNITS: &str = "B, KiB, MiB, GiB, TiB, KB, MB, GB, TB";
+
+/// Splits `"1.5ms"` into `("1.5", "ms")`, allowing `_` separators in the number.
+fn split_number(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(text.len());
+    (&text[..end], text[end..].trim_start())
+}
+
+/// Parses a decimal number with an optional fraction into (whole, numerator, denominator).
+fn parse_decimal(
+    number: &str,
+    text: &str,
+    expected: &'static str,
+) -> Result<(u128, u128, u128), UnitError> {
+    let malformed = || UnitError::Malformed {
+        text: text.to_string(),
+        expected,
+    };
+    let cleaned: String = number.chars().filter(|&c| c != '_').collect();
+    let (whole, fraction) = match cleaned.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (cleaned.as_str(), ""),
+    };
+    if whole.is_empty() && fraction.is_empty() {
+        return Err(malformed());
+    }
+    if fraction.len() > 9 {
+        return Err(malformed());
+    }
+    let whole_value: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| UnitError::Overflow {
+            text: text.to_string(),
+        })?
+    };
+    let mut denominator: u128 = 1;
+    let mut numerator: u128 = 0;
+    for digit in fraction.chars() {
+        let d = digit.to_digit(10).ok_or_else(malformed)?;
+        numerator = numerator * 10 + u128::from(d);
+        denominator *= 10;
+    }
+    Ok((whole_value, numerator, denominator))
+}
+
+/// Parses a duration such as `200ms`, `2s`, `1.5m`, `500us`, `1h`. A bare number is rejected:
+/// a duration always names its unit.
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(UnitError::Empty {
+            expected: DURATION_EXPECTED,
+        });
+    }
+    let (number, unit) = split_number(text);
+    if number.is_empty() {
+        return Err(UnitError::Malformed {
+            text: text.to_string(),
+            expected: DURATION_EXPECTED,
+        });
+    }
+    let unit_ns: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" | "sec" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        "" => {
+            return Err(UnitError::Malformed {
+                text: text.to_string(),
+                expected: "a duration with a unit, like 200ms or 2s",
+            });
+        }
+        other => {
+            return Err(UnitError::UnknownUnit {
+                unit: other.to_string(),
+                text: text.to_string(),
+                known: DURATION_UNITS,
+            });
+        }
+    };
+    let (whole, numerator, denominator) = parse_decimal(number, text, DURATION_EXPECTED)?;
+    let overflow = || UnitError::Overflow {
+        text: text.to_string(),
+    };
+    let nanos = whole
+        .checked_mul(unit_ns)
+        .and_then(|w| w.checked_add(numerator * unit_ns / denominator))
+        .ok_or_else(overflow)?;
+    let nanos = u64::try_from(nanos).map_err(|_| overflow())?;
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// Parses a byte size such as `64MiB`, `4096`, `1.5GiB`, `10MB` (decimal units are powers of ten).
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(UnitError::Empty {
+            expected: SIZE_EXPECTED,
+        });
+    }
+    let (number, unit) = split_number(text);
+    if number.is_empty() {
+        return Err(UnitError::Malformed {
+            text: text.to_string(),
+            expected: SIZE_EXPECTED,
+        });
+    }
+    let multiplier: u128 = match unit {
+        "" | "B" | "b" => 1,
+        "KiB" | "K" | "k" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "TiB" | "T" => 1 << 40,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => {
+            return Err(UnitError::UnknownUnit {
+                unit: other.to_string(),
+                text: text.to_string(),
+                known: SIZE_UNITS,
+            });
+        }
+    };
+    let (whole, numerator, denominator) = parse_decimal(number, text, SIZE_EXPECTED)?;
+    let overflow = || UnitError::Overflow {
+        text: text.to_string(),
+    };
+    let bytes = whole
+        .checked_mul(multiplier)
+        .and_then(|w| w.checked_add(numerator * multiplier / denominator))
+        .ok_or_else(overflow)?;
+    u64::try_from(bytes).map_err(|_| overflow())
+}
+
+/// Parses a plain count such as `10000000` or `10_000_000`.
+pub fn parse_count(text: &str) -> Result<u64, UnitError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(UnitError::Empty {
+            expected: "a whole number",
+        });
+    }
+    if !text.chars().all(|c| c.is_ascii_digit() || c == '_') || text.starts_with('_') {
+        return Err(UnitError::Malformed {
+            text: text.to_string(),
+            expected: "a whole number",
+        });
+    }
+    let cleaned: String = text.chars().filter(|&c| c != '_').collect();
+    cleaned.parse().map_err(|_| UnitError::Overflow {
+        text: text.to_string(),
+    })
+}
+
+/// Displays a duration in the shortest exact unit (`1ms`, `1.5s`, `250us`), the form the parser
+/// reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0.as_nanos();
+        const UNITS: [(u128, &str); 7] = [
+            (86_400_000_000_000, "d"),
+            (3_600_000_000_000, "h"),
+            (60_000_000_000, "m"),
+            (1_000_000_000, "s"),
+            (1_000_000, "ms"),
+            (1_000, "us"),
+            (1, "ns"),
+        ];
+        if nanos == 0 {
+            return f.write_str("0s");
+        }
+        for (unit_ns, name) in UNITS {
+            if nanos % unit_ns == 0 {
+                return write!(f, "{}{}", nanos / unit_ns, name);
+            }
+        }
+        write!(f, "{nanos}ns")
+    }
+}
+
+/// Displays a duration rounded for people (`1.23s`, `45.6ms`, `812us`), for tables and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortDuration(pub Duration);
+
+impl fmt::Display for ShortDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0.as_nanos() as f64;
+        if nanos < 1_000.0 {
+            write!(f, "{nanos:.0}ns")
+        } else if nanos < 1_000_000.0 {
+            write!(f, "{:.0}us", nanos / 1_000.0)
+        } else if nanos < 1_000_000_000.0 {
+            let ms = nanos / 1_000_000.0;
+            if ms < 10.0 {
+                write!(f, "{ms:.2}ms")
+            } else {
+                write!(f, "{ms:.1}ms")
+            }
+        } else if nanos < 60_000_000_000.0 {
+            write!(f, "{:.2}s", nanos / 1_000_000_000.0)
+        } else if nanos < 3_600_000_000_000.0 {
+            let secs = self.0.as_secs();
+            write!(f, "{}m{:02}s", secs / 60, secs % 60)
+        } else {
+            let secs = self.0.as_secs();
+            write!(f, "{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+        }
+    }
+}
+
+/// Displays a byte count in the largest binary unit that divides it (`64MiB`), or with one
+/// decimal when `approximate` is set (`1.5GiB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanSize {
+    /// The size in bytes.
+    pub bytes: u64,
+    /// Round to one decimal instead of printing the exact form.
+    pub approximate: bool,
+}
+
+impl HumanSize {
+    /// The exact form, which the parser reads back.
+    pub fn exact(bytes: u64) -> Self {
+        Self {
+            bytes,
+            approximate: false,
+        }
+    }
+    /// A rounded form for displays.
+    pub fn approx(bytes: u64) -> Self {
+        Self {
+            bytes,
+            approximate: true,
+        }
+    }
+}
+
+impl fmt::Display for HumanSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(u64, &str); 4] = [
+            (1 << 40, "TiB"),
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+        ];
+        if self.approximate {
+            for (unit, name) in UNITS {
+                if self.bytes >= unit {
+                    return write!(f, "{:.1}{}", self.bytes as f64 / unit as f64, name);
+                }
+            }
+            return write!(f, "{}B", self.bytes);
+        }
+        if self.bytes == 0 {
+            return f.write_str("0");
+        }
+        for (unit, name) in UNITS {
+            if self.bytes % unit == 0 {
+                return write!(f, "{}{}", self.bytes / unit, name);
+            }
+        }
+        write!(f, "{}", self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        let cases = [
+            ("200ms", Duration::from_millis(200)),
+            ("2s", Duration::from_secs(2)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("1.5m", Duration::from_secs(90)),
+            ("500us", Duration::from_micros(500)),
+            ("7ns", Duration::from_nanos(7)),
+            ("1h", Duration::from_secs(3600)),
+            ("2d", Duration::from_secs(172_800)),
+            ("1_000ms", Duration::from_secs(1)),
+            ("0s", Duration::ZERO),
+            (" 3 s ", Duration::from_secs(3)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_duration(text), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn durations_reject_bad_text_with_reasons() {
+        assert!(matches!(parse_duration(""), Err(UnitError::Empty { .. })));
+        assert!(matches!(
+            parse_duration("200"),
+            Err(UnitError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_duration("ms"),
+            Err(UnitError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_duration("2x"),
+            Err(UnitError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_duration("1.2.3s"),
+            Err(UnitError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_duration("99999999999999999999999d"),
+            Err(UnitError::Overflow { .. })
+        ));
+        let message = parse_duration("5parsecs").unwrap_err().to_string();
+        assert!(
+            message.contains("parsecs") && message.contains("ms"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn sizes_parse_binary_and_decimal_units() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        assert!(matches!(
+            parse_size("12 parsecs"),
+            Err(UnitError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_size("99999999999TiB"),
+            Err(UnitError::Overflow { .. })
+        ));
+    }
+
+    #[test]
+    fn counts_accept_separators_only_between_digits() {
+        assert_eq!(parse_count("10_000_000"), Ok(10_000_000));
+        assert!(parse_count("_1").is_err());
+        assert!(parse_count("1e7").is_err());
+        assert!(parse_count("-3").is_err());
+    }
+
+    #[test]
+    fn formats_read_back_to_the_same_value() {
+        for nanos in [
+            1u64,
+            999,
+            1_000,
+            1_500_000,
+            2_000_000_000,
+            90_000_000_000,
+            3_600_000_000_000,
+        ] {
+            let d = Duration::from_nanos(nanos);
+            assert_eq!(parse_duration(&HumanDuration(d).to_string()), Ok(d));
+        }
+        for bytes in [0u64, 1, 1024, 64 << 20, (1 << 30) + 1] {
+            assert_eq!(parse_size(&HumanSize::exact(bytes).to_string()), Ok(bytes));
+        }
+        assert_eq!(
+            ShortDuration(Duration::from_micros(1234)).to_string(),
+            "1.23ms"
+        );
+        assert_eq!(HumanSize::approx(3 << 29).to_string(), "1.5GiB");
+    }
+}

@@ -1,0 +1,516 @@
+//! The node end to end: real worker threads, timers and child processes.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{config, wait_finished, wait_running};
+use goliath::runtime::{
+    Busy, CancelOutcome, KindArgs, LookupError, Node, NodeBuilder, Step, StepContext, SubmitError,
+    TaskKind, TaskOutput, TaskQuery, TaskSpec, TaskState,
+};
+
+fn submit(node: &Node, text: &str) -> goliath::runtime::TaskId {
+    let ids = node
+        .submit_text(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(ids.len(), 1);
+    ids[0]
+}
+
+#[test]
+fn builtin_kinds_compute_correct_results() {
+    let node = Node::start(config(2, 1024)).expect("node starts");
+    let cases: Vec<(&str, TaskOutput)> = vec![
+        ("fib 30", TaskOutput::Number(832_040)),
+        ("fib 10", TaskOutput::Number(55)),
+        ("primes 1000000", TaskOutput::Number(78_498)),
+        ("primes 100", TaskOutput::Number(25)),
+        ("primes 2", TaskOutput::Number(1)),
+        ("primes 1", TaskOutput::Number(0)),
+        ("echo some text", TaskOutput::Text("some text".into())),
+        ("spin 20ms", TaskOutput::None),
+        ("sleep 30ms", TaskOutput::None),
+    ];
+    let ids: Vec<_> = cases.iter().map(|(text, _)| submit(&node, text)).collect();
+    for ((text, expected), id) in cases.iter().zip(ids) {
+        let info = wait_finished(&node, id);
+        assert_eq!(info.state, TaskState::Succeeded, "{text}: {:?}", info.error);
+        assert_eq!(info.output.as_ref(), Some(expected), "{text}");
+        assert_eq!(info.spec, *text);
+    }
+    // hash is deterministic and depends on the size.
+    let a = wait_finished(&node, submit(&node, "hash 1MiB"));
+    let b = wait_finished(&node, submit(&node, "hash 1MiB"));
+    let c = wait_finished(&node, submit(&node, "hash 1000"));
+    assert_eq!(a.output, b.output);
+    assert_ne!(a.output, c.output);
+    assert!(matches!(&a.output, Some(TaskOutput::Text(t)) if t.starts_with("crc32c:")));
+}
+
+#[test]
+fn long_compute_runs_in_many_slices_and_still_gets_the_right_answer() {
+    let mut cfg = config(1, 64);
+    cfg.scheduler.slice = Duration::from_micros(100);
+    let node = Node::start(cfg).expect("node starts");
+    let fib = submit(&node, "fib 32");
+    let primes = submit(&node, "primes 10000000");
+    let fib = wait_finished(&node, fib);
+    let primes = wait_finished(&node, primes);
+    assert_eq!(fib.output, Some(TaskOutput::Number(2_178_309)));
+    assert_eq!(primes.output, Some(TaskOutput::Number(664_579)));
+    let snapshot = node.snapshot(0);
+    assert!(
+        snapshot.workers[0].slices > 10,
+        "ran in slices: {:?}",
+        snapshot.workers[0]
+    );
+}
+
+#[test]
+fn cancel_queued_task_never_starts_it() {
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let blocker = submit(&node, "spin 30s");
+    wait_running(&node, blocker);
+    let queued = submit(&node, "spin 30s");
+    assert_eq!(node.task(queued).expect("known").state, TaskState::Queued);
+    assert_eq!(node.cancel(queued), Ok(CancelOutcome::Requested));
+    assert_eq!(node.cancel(blocker), Ok(CancelOutcome::Requested));
+    let queued = wait_finished(&node, queued);
+    assert_eq!(queued.state, TaskState::Cancelled);
+    assert_eq!(queued.run_us, 0, "a cancelled queued task does no work");
+    let blocker = wait_finished(&node, blocker);
+    assert_eq!(blocker.state, TaskState::Cancelled);
+    assert!(blocker.run_us < 30_000_000);
+}
+
+#[test]
+fn cancel_running_sleeping_and_exec_tasks() {
+    let node = Node::start(config(2, 64)).expect("node starts");
+    let spinning = submit(&node, "spin 60s");
+    let sleeping = submit(&node, "sleep 60s");
+    let child = submit(&node, "exec -- sleep 60");
+    for id in [spinning, sleeping, child] {
+        wait_running(&node, id);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    for id in [spinning, sleeping, child] {
+        assert_eq!(node.cancel(id), Ok(CancelOutcome::Requested));
+    }
+    for id in [spinning, sleeping, child] {
+        let info = wait_finished(&node, id);
+        assert_eq!(info.state, TaskState::Cancelled, "{}", info.spec);
+    }
+    let child = node.task(child).expect("in history");
+    match child.output {
+        Some(TaskOutput::Process(process)) => {
+            assert_eq!(process.signal, Some(15), "SIGTERM ended it")
+        }
+        other => panic!("exec output: {other:?}"),
+    }
+    assert_eq!(
+        node.cancel(spinning),
+        Ok(CancelOutcome::AlreadyFinished(TaskState::Cancelled))
+    );
+}
+
+#[test]
+fn exec_that_ignores_sigterm_is_killed_after_the_grace() {
+    let mut cfg = config(1, 64);
+    cfg.exec.kill_grace = Duration::from_millis(100);
+    let node = Node::start(cfg).expect("node starts");
+    let id = submit(
+        &node,
+        "exec -- sh -c 'trap \"\" TERM; echo ready; sleep 60'",
+    );
+    wait_running(&node, id);
+    std::thread::sleep(Duration::from_millis(200));
+    node.cancel(id).expect("known");
+    let info = wait_finished(&node, id);
+    assert_eq!(info.state, TaskState::Cancelled);
+    match info.output {
+        Some(TaskOutput::Process(process)) => {
+            assert_eq!(process.signal, Some(9), "SIGKILL after the grace");
+            assert_eq!(process.stdout, "ready\n");
+        }
+        other => panic!("exec output: {other:?}"),
+    }
+}
+
+#[test]
+fn timeouts_stop_compute_sleep_and_exec() {
+    let node = Node::start(config(2, 64)).expect("node starts");
+    let ids = [
+        submit(&node, "spin 60s timeout=50ms"),
+        submit(&node, "sleep 60s timeout=50ms"),
+        submit(&node, "exec timeout=100ms -- sleep 60"),
+        submit(&node, "fib 60 timeout=50ms"),
+    ];
+    for id in ids {
+        let info = wait_finished(&node, id);
+        assert_eq!(info.state, TaskState::TimedOut, "{}", info.spec);
+        assert!(
+            info.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("timed out after")),
+            "{:?}",
+            info.error
+        );
+    }
+    let quick = wait_finished(&node, submit(&node, "sleep 10ms timeout=10s"));
+    assert_eq!(quick.state, TaskState::Succeeded);
+}
+
+#[test]
+fn exec_captures_output_exit_status_and_attempt() {
+    let mut cfg = config(1, 64);
+    cfg.exec.max_output = 16;
+    let node = Node::start(cfg).expect("node starts");
+    let ok = wait_finished(
+        &node,
+        submit(
+            &node,
+            "exec -- sh -c 'echo attempt=$GOLIATH_ATTEMPT; echo oops >&2'",
+        ),
+    );
+    assert_eq!(ok.state, TaskState::Succeeded);
+    match ok.output {
+        Some(TaskOutput::Process(p)) => {
+            assert_eq!(p.stdout, "attempt=1\n");
+            assert_eq!(p.stderr, "oops\n");
+            assert_eq!(p.exit_code, Some(0));
+        }
+        other => panic!("{other:?}"),
+    }
+    let failing = wait_finished(&node, submit(&node, "exec -- sh -c 'exit 3'"));
+    assert_eq!(failing.state, TaskState::Failed);
+    assert_eq!(failing.error.as_deref(), Some("exited with status 3"));
+    let long = wait_finished(&node, submit(&node, "exec -- sh -c 'yes | head -c 100000'"));
+    match long.output {
+        Some(TaskOutput::Process(p)) => {
+            assert_eq!(p.stdout.len(), 16);
+            assert_eq!(p.stdout_truncated, 100_000 - 16, "the rest is counted");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn exec_of_a_missing_program_is_refused_by_name() {
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let error = node
+        .submit_text("exec -- no-such-program-goliath --flag")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("'no-such-program-goliath' not found"),
+        "{error}"
+    );
+    let mut cfg = config(1, 64);
+    cfg.exec.enabled = false;
+    let locked = Node::start(cfg).expect("node starts");
+    let error = locked.submit(TaskSpec::exec(&["true"])).unwrap_err();
+    assert_eq!(error, SubmitError::ExecDisabled);
+}
+
+#[test]
+fn full_arena_returns_busy_at_once_and_recovers() {
+    let node = Node::start(config(1, 4)).expect("node starts");
+    let held: Vec<_> = (0..4).map(|_| submit(&node, "sleep 60s")).collect();
+    let busy = node.submit(TaskSpec::fib(1)).unwrap_err();
+    assert_eq!(
+        busy,
+        SubmitError::Busy(Busy {
+            in_use: 4,
+            capacity: 4
+        })
+    );
+    assert!(
+        busy.to_string().contains("all 4 task slots are in use"),
+        "{busy}"
+    );
+    let batch = node.submit_text("fib 1 x2").unwrap_err().to_string();
+    assert!(batch.contains("busy"), "{batch}");
+    assert_eq!(node.snapshot(0).arena.rejected, 2);
+    node.cancel(held[0]).expect("known");
+    wait_finished(&node, held[0]);
+    let id = node.submit(TaskSpec::fib(5)).expect("a slot came back");
+    assert_eq!(wait_finished(&node, id).output, Some(TaskOutput::Number(5)));
+    assert_eq!(node.snapshot(0).arena.high_water, 4);
+}
+
+#[test]
+fn stale_id_after_slot_reuse_cannot_touch_the_new_task() {
+    let node = Node::start(config(1, 2)).expect("node starts");
+    let old = submit(&node, "fib 1");
+    wait_finished(&node, old);
+    // Cycle the two slots until a long task sits in the old task's slot.
+    let mut newer = Vec::new();
+    for _ in 0..4 {
+        let id = submit(&node, "sleep 60s");
+        newer.push(id);
+        if (id.0 - old.0) % 2 == 0 {
+            break;
+        }
+        node.cancel(id).expect("known");
+        wait_finished(&node, id);
+    }
+    let reused = *newer.last().expect("submitted");
+    assert_eq!((reused.0 - old.0) % 2, 0, "same slot");
+    wait_running(&node, reused);
+    assert_eq!(
+        node.cancel(old),
+        Ok(CancelOutcome::AlreadyFinished(TaskState::Succeeded))
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        node.task(reused).expect("live").state,
+        TaskState::Running,
+        "the stale cancel did nothing"
+    );
+    assert_eq!(
+        node.task(old).expect("in history").output,
+        Some(TaskOutput::Number(1))
+    );
+}
+
+#[test]
+fn unknown_and_forgotten_ids_are_told_apart() {
+    let mut cfg = config(1, 64);
+    cfg.history.tasks = 2;
+    let node = Node::start(cfg).expect("node starts");
+    let first = submit(&node, "fib 1");
+    wait_finished(&node, first);
+    for _ in 0..4 {
+        let id = submit(&node, "fib 1");
+        wait_finished(&node, id);
+    }
+    assert!(matches!(
+        node.task(first),
+        Err(LookupError::Forgotten { .. })
+    ));
+    let unknown = goliath::runtime::TaskId(1_000_000);
+    let error = node.task(unknown).unwrap_err();
+    assert!(matches!(error, LookupError::Unknown { .. }));
+    assert!(error.to_string().contains("no task 1000000"), "{error}");
+    assert!(node.cancel(unknown).is_err());
+}
+
+/// Submits one task at a time to a pool whose workers park at once when idle, so every
+/// submission races a worker going to sleep. A lost wake-up leaves a task queued forever and
+/// the wait below fails.
+#[test]
+fn no_lost_wakeups_under_submit_park_stress() {
+    let mut cfg = config(2, 1024);
+    cfg.scheduler.spin_before_park = Duration::ZERO;
+    let node = Node::start(cfg).expect("node starts");
+    let mut events = node.subscribe();
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    for round in 0..20_000u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let burst = 1 + (seed % 3) as usize;
+        let mut pending = Vec::with_capacity(burst);
+        for _ in 0..burst {
+            pending.push(node.submit(TaskSpec::fib(1)).expect("room"));
+        }
+        while !pending.is_empty() {
+            match events.recv_timeout(common::LIVENESS) {
+                Ok(Some(event)) if event.state.is_finished() => {
+                    pending.retain(|id| *id != event.id)
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    panic!("round {round}: tasks {pending:?} were never run (lost wake-up)")
+                }
+                Err(error) => panic!("round {round}: {error}"),
+            }
+        }
+    }
+    let snapshot = node.snapshot(0);
+    assert!(
+        snapshot.workers.iter().map(|w| w.parks).sum::<u64>() > 1000,
+        "workers really parked"
+    );
+}
+
+#[test]
+fn shutdown_cancels_what_outlives_the_grace_and_refuses_new_work() {
+    let node = Node::start(config(2, 64)).expect("node starts");
+    let quick = submit(&node, "spin 10ms");
+    let ids = [
+        submit(&node, "spin 60s"),
+        submit(&node, "sleep 60s"),
+        submit(&node, "exec -- sleep 60"),
+    ];
+    for id in ids {
+        wait_running(&node, id);
+    }
+    let report = node.shutdown(Duration::from_millis(100));
+    assert!(report.in_flight >= 3);
+    assert_eq!(report.cancelled, 3);
+    assert_eq!(report.abandoned, 0);
+    assert_eq!(
+        node.submit(TaskSpec::fib(1)),
+        Err(SubmitError::ShuttingDown)
+    );
+    assert_eq!(
+        node.task(quick).expect("in history").state,
+        TaskState::Succeeded
+    );
+    for id in ids {
+        assert_eq!(
+            node.task(id).expect("in history").state,
+            TaskState::Cancelled
+        );
+    }
+}
+
+#[test]
+fn shutdown_drains_tasks_that_finish_within_the_grace() {
+    let node = Node::start(config(2, 64)).expect("node starts");
+    let ids = node.submit_text("spin 20ms x6").expect("submitted");
+    let report = node.shutdown(Duration::from_secs(30));
+    assert_eq!(report.cancelled, 0);
+    for id in ids {
+        assert_eq!(
+            node.task(id).expect("in history").state,
+            TaskState::Succeeded
+        );
+    }
+}
+
+/// A registered kind that fans out `numbers[0]` children of kind `leaf`.
+struct FanOut {
+    leaf: goliath::runtime::KindId,
+}
+impl TaskKind for FanOut {
+    fn name(&self) -> &str {
+        "fanout"
+    }
+    fn usage(&self) -> &str {
+        "fanout N"
+    }
+    fn parse(&self, args: &[&str]) -> Result<KindArgs, String> {
+        let n = args
+            .first()
+            .and_then(|a| a.parse().ok())
+            .ok_or("needs a count")?;
+        Ok(KindArgs {
+            numbers: [n, 0],
+            text: None,
+        })
+    }
+    fn step(&self, ctx: &mut StepContext<'_>) -> Step {
+        let total = ctx.numbers()[0];
+        while ctx.progress()[0] < total {
+            if let Err(error) = ctx.spawn(TaskSpec::custom(self.leaf, [0, 0], None)) {
+                return Step::Fail(error.to_string());
+            }
+            ctx.progress()[0] += 1;
+            if ctx.should_yield() {
+                return Step::Yield;
+            }
+        }
+        Step::Done(TaskOutput::Number(total))
+    }
+}
+
+struct Leaf {
+    runs: Arc<AtomicU64>,
+}
+impl TaskKind for Leaf {
+    fn name(&self) -> &str {
+        "leaf"
+    }
+    fn usage(&self) -> &str {
+        "leaf"
+    }
+    fn parse(&self, _args: &[&str]) -> Result<KindArgs, String> {
+        Ok(KindArgs::default())
+    }
+    fn step(&self, _ctx: &mut StepContext<'_>) -> Step {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        Step::Done(TaskOutput::None)
+    }
+}
+
+#[test]
+fn registered_kinds_spawn_children_that_other_workers_steal() {
+    let runs = Arc::new(AtomicU64::new(0));
+    let mut builder = NodeBuilder::new(config(2, 1 << 16));
+    let leaf = builder
+        .register_kind(Arc::new(Leaf { runs: runs.clone() }))
+        .expect("registers");
+    builder
+        .register_kind(Arc::new(FanOut { leaf }))
+        .expect("registers");
+    let node = builder.start().expect("node starts");
+    let root = submit(&node, "fanout 20000");
+    assert_eq!(
+        wait_finished(&node, root).output,
+        Some(TaskOutput::Number(20_000))
+    );
+    let deadline = std::time::Instant::now() + common::LIVENESS;
+    while runs.load(Ordering::Relaxed) < 20_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "children never all ran"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let snapshot = node.snapshot(0);
+    assert!(snapshot.node.kinds.contains(&"fanout".to_string()));
+    let executed: u64 = snapshot.workers.iter().map(|w| w.executed).sum();
+    assert_eq!(executed, 20_001);
+    let stole: u64 = snapshot.workers.iter().map(|w| w.stole).sum();
+    let stolen_from: u64 = snapshot.workers.iter().map(|w| w.stolen_from).sum();
+    assert_eq!(stole, stolen_from, "every steal is counted on both sides");
+}
+
+#[test]
+fn snapshot_and_listing_describe_the_node() {
+    let node = Node::start(config(2, 64)).expect("node starts");
+    let done = submit(&node, "fib 20");
+    wait_finished(&node, done);
+    let failed = submit(&node, "exec -- false");
+    wait_finished(&node, failed);
+    let running = submit(&node, "sleep 60s");
+    wait_running(&node, running);
+    let snapshot = node.snapshot(10);
+    assert_eq!(snapshot.node.name, "test");
+    assert_eq!(snapshot.workers.len(), 2);
+    assert_eq!(snapshot.counts.succeeded, 1);
+    assert_eq!(snapshot.counts.failed, 1);
+    assert_eq!(snapshot.counts.running, 1);
+    assert_eq!(snapshot.arena.in_use, 1);
+    let ids: Vec<_> = snapshot.tasks.iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![running, failed, done], "newest first");
+    let failures = node.tasks(TaskQuery {
+        state: Some(TaskState::Failed),
+        limit: 10,
+    });
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].spec, "exec -- false");
+    let live = node.tasks(TaskQuery {
+        state: Some(TaskState::Running),
+        limit: 10,
+    });
+    assert_eq!(live.iter().map(|t| t.id).collect::<Vec<_>>(), vec![running]);
+    node.cancel(running).expect("known");
+}
+
+#[test]
+fn zero_and_absurd_sizes_refuse_to_start() {
+    let mut cfg = config(1, 64);
+    cfg.scheduler.workers = goliath::config::WorkerCount::Fixed(0);
+    let error = Node::start(cfg).unwrap_err().to_string();
+    assert!(error.contains("scheduler.workers"), "{error}");
+    let mut cfg = config(1, 64);
+    cfg.arena.slots = 0;
+    let error = Node::start(cfg).unwrap_err().to_string();
+    assert!(error.contains("arena.slots"), "{error}");
+}
