@@ -251,7 +251,7 @@ fn stale_id_after_slot_reuse_cannot_touch_the_new_task() {
     for _ in 0..4 {
         let id = submit(&node, "sleep 60s");
         newer.push(id);
-        if (id.0 - old.0) % 2 == 0 {
+        if (id.0 - old.0).is_multiple_of(2) {
             break;
         }
         node.cancel(id).expect("known");

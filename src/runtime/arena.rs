@@ -14,14 +14,14 @@
 //! id — a cancel of a task that finished long ago — finds a slot holding a different id and
 //! never touches the task now in it. Ids are never reused.
 //!
-//! **Accounting.** Claims and frees are counted in per-thread ledgers (cache-padded; one writer
-//! each, except the shared ledger of external submitters), so counting costs no shared write on
-//! the hot path. `in_use = Σ claims − Σ frees`. A full arena is detected when several slots in a
-//! row are taken and the ledgers agree the arena is full: the submission gets
-//! [`Busy`] at once.
+//! **Accounting.** A claim is one sequence number taken from the cursor that did not have to be
+//! skipped, so claims are `cursor − skipped` and cost nothing extra; frees are counted in
+//! per-thread ledgers (cache-padded, one writer each, except the shared ledger used off the
+//! workers). `in_use = claims − Σ frees`. A full arena is detected when several slots in a row
+//! are taken and the counts agree it is full: the submission gets [`Busy`] at once.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use serde::{Deserialize, Serialize};
@@ -63,15 +63,17 @@ pub struct Slot {
     /// The kind's progress between slices.
     pub(crate) progress: [AtomicU64; 4],
     /// Clock reading at submission.
-    pub(crate) submitted_ns: AtomicU64,
+    pub(crate) submitted_at: AtomicU64,
     /// Clock reading at first run; 0 before.
-    pub(crate) started_ns: AtomicU64,
+    pub(crate) started_at: AtomicU64,
     /// The `timeout=` in nanoseconds; 0 for none.
     pub(crate) timeout_ns: AtomicU64,
     /// Time spent on workers so far.
-    pub(crate) run_ns: AtomicU64,
+    pub(crate) run_ticks: AtomicU64,
     /// One of [`slot_state`].
     pub(crate) state: AtomicU8,
+    /// Whether `text` holds something (so tasks without text never take its lock).
+    pub(crate) has_text: AtomicBool,
     /// The kind's registry index.
     pub(crate) kind: AtomicU16,
     /// The worker running it or that ran it last; [`NO_WORKER`] if none yet.
@@ -111,11 +113,10 @@ pub struct ArenaStats {
 
 #[derive(Debug, Default)]
 struct Ledger {
-    claims: AtomicU64,
     frees: AtomicU64,
 }
 
-/// Ledger index for submitters that are not workers (several threads share it).
+/// Ledger index for frees off the workers (several threads share it).
 pub(crate) const SHARED_LEDGER: usize = 0;
 
 /// How many taken slots in a row make a claimer check whether the arena is full.
@@ -127,6 +128,7 @@ pub struct Arena {
     slots: Box<[Slot]>,
     mask: u64,
     cursor: CachePadded<AtomicU64>,
+    skipped: CachePadded<AtomicU64>,
     ledgers: Box<[CachePadded<Ledger>]>,
     high_water: AtomicUsize,
     rejected: AtomicU64,
@@ -158,6 +160,7 @@ impl Arena {
             slots,
             mask: capacity as u64 - 1,
             cursor: CachePadded::new(AtomicU64::new(0)),
+            skipped: CachePadded::new(AtomicU64::new(0)),
             ledgers,
             high_water: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
@@ -175,9 +178,9 @@ impl Arena {
         &self.slots[index as usize]
     }
 
-    /// Claims a free slot for a new task, counted in `ledger`. The slot is left `CLAIMED` with
-    /// its id set; the caller fills it in and publishes it.
-    pub(crate) fn claim(&self, ledger: usize) -> Result<(u32, TaskId), Busy> {
+    /// Claims a free slot for a new task. The slot is left `CLAIMED` with its id set; the
+    /// caller fills it in and publishes it.
+    pub(crate) fn claim(&self) -> Result<(u32, TaskId), Busy> {
         let mut misses: u64 = 0;
         loop {
             let sequence = self.cursor.fetch_add(1, Ordering::Relaxed);
@@ -196,13 +199,13 @@ impl Arena {
             {
                 let id = sequence + 1;
                 slot.id.store(id, Ordering::Release);
-                bump(&self.ledgers[ledger].claims, ledger == SHARED_LEDGER);
                 if sequence & 63 == 0 {
                     self.high_water.fetch_max(self.in_use(), Ordering::Relaxed);
                 }
                 return Ok((index, TaskId(id)));
             }
             misses += 1;
+            self.skipped.fetch_add(1, Ordering::Relaxed);
             if misses.is_multiple_of(PROBES_BEFORE_COUNT) || misses > self.mask {
                 let in_use = self.in_use();
                 if in_use >= self.capacity() || misses > self.mask.saturating_mul(2) + 1 {
@@ -258,13 +261,17 @@ impl Arena {
 
     /// Slots in use now.
     pub fn in_use(&self) -> usize {
-        let (claims, frees) = self.ledgers.iter().fold((0u64, 0u64), |(c, f), ledger| {
-            (
-                c.wrapping_add(ledger.claims.load(Ordering::Relaxed)),
-                f.wrapping_add(ledger.frees.load(Ordering::Relaxed)),
-            )
+        let frees = self.ledgers.iter().fold(0u64, |sum, ledger| {
+            sum.wrapping_add(ledger.frees.load(Ordering::Relaxed))
         });
+        let claims = self.claims();
         usize::try_from(claims.saturating_sub(frees)).unwrap_or(usize::MAX)
+    }
+
+    /// Slots claimed since start (tasks accepted).
+    pub fn claims(&self) -> u64 {
+        let skipped = self.skipped.load(Ordering::Relaxed);
+        self.cursor.load(Ordering::Relaxed).saturating_sub(skipped)
     }
 
     /// The arena's counters.
@@ -332,19 +339,19 @@ mod tests {
         let arena = Arena::new(4, 1);
         let mut held = Vec::new();
         for _ in 0..4 {
-            let (index, id) = arena.claim(SHARED_LEDGER).expect("room");
+            let (index, id) = arena.claim().expect("room");
             publish(&arena, index);
             held.push((index, id));
         }
         assert_eq!(
-            arena.claim(SHARED_LEDGER),
+            arena.claim(),
             Err(Busy {
                 in_use: 4,
                 capacity: 4
             })
         );
         assert_eq!(
-            arena.claim(1),
+            arena.claim(),
             Err(Busy {
                 in_use: 4,
                 capacity: 4
@@ -353,7 +360,7 @@ mod tests {
         assert_eq!(arena.stats().rejected, 2);
         assert_eq!(arena.stats().high_water, 4);
         arena.release(held[2].0, 1);
-        let (index, id) = arena.claim(SHARED_LEDGER).expect("one slot came back");
+        let (index, id) = arena.claim().expect("one slot came back");
         assert_eq!(index, held[2].0, "the only free slot is reused");
         assert!(id > held[3].1, "ids keep increasing");
         assert_eq!(arena.stats().in_use, 4);
@@ -362,7 +369,7 @@ mod tests {
     #[test]
     fn stale_id_never_finds_a_reused_slot() {
         let arena = Arena::new(2, 1);
-        let (first_index, first_id) = arena.claim(SHARED_LEDGER).expect("room");
+        let (first_index, first_id) = arena.claim().expect("room");
         publish(&arena, first_index);
         assert_eq!(arena.find(first_id), Some(first_index));
         arena.release(first_index, 1);
@@ -370,7 +377,7 @@ mod tests {
         // Claim until the same slot is reused by a newer task.
         let mut reused = None;
         for _ in 0..4 {
-            let (index, id) = arena.claim(SHARED_LEDGER).expect("room");
+            let (index, id) = arena.claim().expect("room");
             publish(&arena, index);
             if index == first_index {
                 reused = Some(id);
@@ -392,10 +399,10 @@ mod tests {
     #[test]
     fn long_task_is_skipped_not_overwritten() {
         let arena = Arena::new(4, 1);
-        let (long_index, long_id) = arena.claim(SHARED_LEDGER).expect("room");
+        let (long_index, long_id) = arena.claim().expect("room");
         publish(&arena, long_index);
         for _ in 0..20 {
-            let (index, _) = arena.claim(SHARED_LEDGER).expect("room");
+            let (index, _) = arena.claim().expect("room");
             assert_ne!(index, long_index);
             publish(&arena, index);
             arena.release(index, 1);
@@ -413,7 +420,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut ids = Vec::new();
                     for _ in 0..10_000 {
-                        if let Ok((index, id)) = arena.claim(ledger) {
+                        if let Ok((index, id)) = arena.claim() {
                             publish(&arena, index);
                             ids.push(id);
                             arena.release(index, ledger);

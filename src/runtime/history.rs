@@ -1,14 +1,17 @@
 //! Finished tasks, kept in bounded rings with their outcome for lookups, listings and the
 //! console.
 //!
-//! One ring per worker (plus one for tasks finished off-worker), each behind its own mutex, so
-//! workers never contend when recording; readers merge the rings by finish time. The total
-//! kept is `history.tasks`, split evenly across the rings; the oldest entry of a ring is
-//! forgotten first. Rings grow to their bound during warm-up and then only overwrite.
+//! One ring per worker, plus one for tasks finished off the workers. A ring has one writer and
+//! takes no lock to record a task: each entry's fixed-size part (ids, times, a numeric output)
+//! is a row of atomics under a sequence number (a seqlock: the writer makes the number odd,
+//! writes, makes it even; readers retry when it changed), so recording costs plain stores.
+//! Heap parts — echo text, exec output, failure messages — go to a small map beside the ring,
+//! touched only by tasks that have them. The total kept is `history.tasks`, split evenly
+//! across rings; the oldest entry of a ring is overwritten first.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
-
-use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use super::lock;
 use super::task::{KindId, TaskId, TaskOutput, TaskState};
@@ -26,34 +29,278 @@ pub(crate) struct FinishedTask {
     pub error: Option<Box<str>>,
     pub worker: Option<u16>,
     pub attempt: u32,
-    pub submitted_ns: u64,
-    pub started_ns: u64,
-    pub finished_ns: u64,
-    pub run_ns: u64,
+    pub submitted_at: u64,
+    pub started_at: u64,
+    pub finished_at: u64,
+    pub run_ticks: u64,
 }
 
+/// The fixed-size facts of a finished task, as its finisher records them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub id: TaskId,
+    pub kind: KindId,
+    pub numbers: [u64; 2],
+    pub timeout_ns: u64,
+    pub state: TaskState,
+    pub worker: Option<u16>,
+    pub attempt: u32,
+    pub submitted_at: u64,
+    pub started_at: u64,
+    pub finished_at: u64,
+    pub run_ticks: u64,
+}
+
+/// The heap parts of a finished task.
+#[derive(Debug, Clone, Default)]
+struct Extras {
+    text: Option<Box<str>>,
+    output: Option<TaskOutput>,
+    error: Option<Box<str>>,
+}
+
+const NO_WORKER: u64 = 0xFFFF;
+const OUTPUT_NONE: u64 = 0;
+const OUTPUT_NUMBER: u64 = 1;
+const OUTPUT_EXTRA: u64 = 2;
+const HAS_EXTRAS: u64 = 1 << 63;
+
+fn state_code(state: TaskState) -> u64 {
+    TaskState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u64
+}
+
+/// `meta` layout: kind (bits 0–15), state (16–18), worker (19–34, 0xFFFF none), attempt
+/// (35–50), output tag (51–52), extras flag (63).
+fn pack_meta(task: &Record, output_tag: u64, has_extras: bool) -> u64 {
+    u64::from(task.kind.index())
+        | state_code(task.state) << 16
+        | task.worker.map(u64::from).unwrap_or(NO_WORKER) << 19
+        | u64::from(task.attempt.min(0xFFFF)) << 35
+        | output_tag << 51
+        | if has_extras { HAS_EXTRAS } else { 0 }
+}
+
+/// The fixed-size part of an entry, as read.
+#[derive(Debug, Clone, Copy)]
+struct Core {
+    id: u64,
+    meta: u64,
+    numbers: [u64; 2],
+    timeout_ns: u64,
+    submitted_at: u64,
+    started_at: u64,
+    finished_at: u64,
+    run_ticks: u64,
+    output_value: u64,
+}
+
+impl Core {
+    fn state(&self) -> TaskState {
+        TaskState::ALL
+            .get(((self.meta >> 16) & 0x7) as usize)
+            .copied()
+            .unwrap_or(TaskState::Failed)
+    }
+    fn has_extras(&self) -> bool {
+        self.meta & HAS_EXTRAS != 0
+    }
+    fn into_task(self, extras: Extras) -> FinishedTask {
+        let worker = (self.meta >> 19) & 0xFFFF;
+        let output = match (self.meta >> 51) & 0x3 {
+            OUTPUT_NUMBER => TaskOutput::Number(self.output_value),
+            OUTPUT_EXTRA => extras.output.unwrap_or_default(),
+            _ => TaskOutput::None,
+        };
+        FinishedTask {
+            id: TaskId(self.id),
+            kind: KindId((self.meta & 0xFFFF) as u16),
+            numbers: self.numbers,
+            text: extras.text,
+            timeout_ns: self.timeout_ns,
+            state: self.state(),
+            output,
+            error: extras.error,
+            worker: (worker != NO_WORKER).then_some(worker as u16),
+            attempt: ((self.meta >> 35) & 0xFFFF) as u32,
+            submitted_at: self.submitted_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            run_ticks: self.run_ticks,
+        }
+    }
+}
+
+/// One entry: atomics under a sequence number (0 = never written, odd = being written).
 #[derive(Debug, Default)]
+struct Entry {
+    seq: AtomicU64,
+    id: AtomicU64,
+    meta: AtomicU64,
+    numbers: [AtomicU64; 2],
+    timeout_ns: AtomicU64,
+    submitted_at: AtomicU64,
+    started_at: AtomicU64,
+    finished_at: AtomicU64,
+    run_ticks: AtomicU64,
+    output_value: AtomicU64,
+}
+
+impl Entry {
+    fn write(&self, core: &Core) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.id.store(core.id, Ordering::Relaxed);
+        self.meta.store(core.meta, Ordering::Relaxed);
+        self.numbers[0].store(core.numbers[0], Ordering::Relaxed);
+        self.numbers[1].store(core.numbers[1], Ordering::Relaxed);
+        self.timeout_ns.store(core.timeout_ns, Ordering::Relaxed);
+        self.submitted_at
+            .store(core.submitted_at, Ordering::Relaxed);
+        self.started_at.store(core.started_at, Ordering::Relaxed);
+        self.finished_at.store(core.finished_at, Ordering::Relaxed);
+        self.run_ticks.store(core.run_ticks, Ordering::Relaxed);
+        self.output_value
+            .store(core.output_value, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// A consistent copy, or None if never written (or the writer kept changing it).
+    fn read(&self) -> Option<Core> {
+        for _ in 0..64 {
+            let before = self.seq.load(Ordering::Acquire);
+            if before == 0 {
+                return None;
+            }
+            if before & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let core = Core {
+                id: self.id.load(Ordering::Relaxed),
+                meta: self.meta.load(Ordering::Relaxed),
+                numbers: [
+                    self.numbers[0].load(Ordering::Relaxed),
+                    self.numbers[1].load(Ordering::Relaxed),
+                ],
+                timeout_ns: self.timeout_ns.load(Ordering::Relaxed),
+                submitted_at: self.submitted_at.load(Ordering::Relaxed),
+                started_at: self.started_at.load(Ordering::Relaxed),
+                finished_at: self.finished_at.load(Ordering::Relaxed),
+                run_ticks: self.run_ticks.load(Ordering::Relaxed),
+                output_value: self.output_value.load(Ordering::Relaxed),
+            };
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                return Some(core);
+            }
+        }
+        None
+    }
+
+    fn sequence(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug)]
 struct Ring {
-    entries: Vec<FinishedTask>,
-    oldest: usize,
-    bound: usize,
+    entries: Box<[Entry]>,
+    /// Entries ever written; the next goes to `written % len`. Only the writer stores it.
+    written: AtomicU64,
+    extras: Mutex<HashMap<u64, Extras>>,
+    /// Serialises writers for the ring shared by off-worker threads.
+    writer: Mutex<()>,
 }
 
 impl Ring {
-    fn push(&mut self, task: FinishedTask) {
-        if self.entries.len() < self.bound {
-            if self.entries.len() == self.entries.capacity() {
-                let grow = self
-                    .entries
-                    .len()
-                    .max(64)
-                    .min(self.bound - self.entries.len());
-                self.entries.reserve_exact(grow);
+    fn new(bound: usize) -> Self {
+        Self {
+            entries: (0..bound).map(|_| Entry::default()).collect(),
+            written: AtomicU64::new(0),
+            extras: Mutex::new(HashMap::new()),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// Records a task. The caller is this ring's only writer.
+    fn push(
+        &self,
+        task: &Record,
+        output: TaskOutput,
+        text: Option<Box<str>>,
+        error: Option<Box<str>>,
+    ) {
+        let written = self.written.load(Ordering::Relaxed);
+        let entry = &self.entries[(written % self.entries.len() as u64) as usize];
+        let (output_tag, output_value, output_extra) = match output {
+            TaskOutput::None => (OUTPUT_NONE, 0, None),
+            TaskOutput::Number(value) => (OUTPUT_NUMBER, value, None),
+            other => (OUTPUT_EXTRA, 0, Some(other)),
+        };
+        // Cancelled and timed-out messages are rebuilt from the state; only others are kept.
+        let failed = task.state == TaskState::Failed;
+        let error = error.filter(|_| failed);
+        let has_extras = text.is_some() || output_extra.is_some() || error.is_some();
+        let meta = pack_meta(task, output_tag, has_extras);
+        let core = Core {
+            id: task.id.0,
+            meta,
+            numbers: task.numbers,
+            timeout_ns: task.timeout_ns,
+            submitted_at: task.submitted_at,
+            started_at: task.started_at,
+            finished_at: task.finished_at,
+            run_ticks: task.run_ticks,
+            output_value,
+        };
+        // Only this writer changes entries, so its own reads need no sequence check.
+        let old_meta = entry.meta.load(Ordering::Relaxed);
+        let replaced = (entry.seq.load(Ordering::Relaxed) != 0 && old_meta & HAS_EXTRAS != 0)
+            .then(|| entry.id.load(Ordering::Relaxed));
+        if has_extras || replaced.is_some() {
+            let mut extras = lock(&self.extras);
+            if let Some(old) = replaced {
+                extras.remove(&old);
             }
-            self.entries.push(task);
+            if has_extras {
+                extras.insert(
+                    task.id.0,
+                    Extras {
+                        text,
+                        output: output_extra,
+                        error,
+                    },
+                );
+            }
+        }
+        entry.write(&core);
+        self.written.store(written + 1, Ordering::Release);
+    }
+
+    fn extras_of(&self, core: &Core) -> Extras {
+        if core.has_extras() {
+            lock(&self.extras)
+                .get(&core.id)
+                .cloned()
+                .unwrap_or_default()
         } else {
-            self.entries[self.oldest] = task;
-            self.oldest = (self.oldest + 1) % self.bound;
+            Extras::default()
+        }
+    }
+
+    /// Every consistent entry accepted by `keep`, with its heap parts.
+    fn collect(&self, keep: &dyn Fn(&Core) -> bool, out: &mut Vec<FinishedTask>) {
+        for entry in self.entries.iter() {
+            let Some(core) = entry.read() else { continue };
+            if !keep(&core) {
+                continue;
+            }
+            let sequence = entry.sequence();
+            let extras = self.extras_of(&core);
+            if entry.sequence() == sequence {
+                out.push(core.into_task(extras));
+            }
         }
     }
 }
@@ -61,7 +308,7 @@ impl Ring {
 /// The bounded store of finished tasks.
 #[derive(Debug)]
 pub(crate) struct History {
-    rings: Box<[CachePadded<Mutex<Ring>>]>,
+    rings: Box<[Ring]>,
 }
 
 impl History {
@@ -70,44 +317,56 @@ impl History {
         let rings = rings.max(1);
         let bound = total.div_ceil(rings).max(1);
         Self {
-            rings: (0..rings)
-                .map(|_| {
-                    CachePadded::new(Mutex::new(Ring {
-                        entries: Vec::new(),
-                        oldest: 0,
-                        bound,
-                    }))
-                })
-                .collect(),
+            rings: (0..rings).map(|_| Ring::new(bound)).collect(),
         }
     }
 
-    /// Records a finished task in ring `ring` (a worker index, or the last ring).
-    pub fn record(&self, ring: usize, task: FinishedTask) {
+    /// Records a task in worker ring `ring`; the caller must be that worker.
+    pub fn record(
+        &self,
+        ring: usize,
+        task: &Record,
+        output: TaskOutput,
+        text: Option<Box<str>>,
+        error: Option<Box<str>>,
+    ) {
         let ring = ring.min(self.rings.len() - 1);
-        lock(&self.rings[ring]).push(task);
+        self.rings[ring].push(task, output, text, error);
     }
 
-    /// The index of the ring for tasks finished off the workers.
-    pub fn offload_ring(&self) -> usize {
-        self.rings.len() - 1
+    /// Records a task finished off the workers (any thread).
+    pub fn record_offloaded(
+        &self,
+        task: &Record,
+        output: TaskOutput,
+        text: Option<Box<str>>,
+        error: Option<Box<str>>,
+    ) {
+        let ring = &self.rings[self.rings.len() - 1];
+        let _writer = lock(&ring.writer);
+        ring.push(task, output, text, error);
     }
 
     /// The finished task with this id, if it is still remembered.
     pub fn find(&self, id: TaskId) -> Option<FinishedTask> {
-        self.rings
-            .iter()
-            .find_map(|ring| lock(ring).entries.iter().find(|t| t.id == id).cloned())
+        let mut found = Vec::new();
+        for ring in self.rings.iter() {
+            ring.collect(&|core| core.id == id.0, &mut found);
+            if let Some(task) = found.pop() {
+                return Some(task);
+            }
+        }
+        None
     }
 
-    /// Up to `limit` finished tasks accepted by `keep`, newest id first.
-    pub fn recent(&self, limit: usize, keep: impl Fn(&FinishedTask) -> bool) -> Vec<FinishedTask> {
-        let mut found: Vec<FinishedTask> = Vec::new();
+    /// Up to `limit` finished tasks in `state` (or any), newest id first.
+    pub fn recent(&self, limit: usize, state: Option<TaskState>) -> Vec<FinishedTask> {
+        let mut found = Vec::new();
+        let keep = |core: &Core| state.is_none_or(|s| core.state() == s);
         for ring in self.rings.iter() {
-            let ring = lock(ring);
-            found.extend(ring.entries.iter().filter(|t| keep(t)).cloned());
+            ring.collect(&keep, &mut found);
         }
-        found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        found.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
         found.truncate(limit);
         found
     }
@@ -115,30 +374,51 @@ impl History {
     /// Entries remembered now.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.rings.iter().map(|ring| lock(ring).entries.len()).sum()
+        self.rings
+            .iter()
+            .map(|ring| ring.entries.iter().filter(|e| e.read().is_some()).count())
+            .sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn record(history: &History, ring: usize, task: FinishedTask) {
+        let fixed = Record {
+            id: task.id,
+            kind: task.kind,
+            numbers: task.numbers,
+            timeout_ns: task.timeout_ns,
+            state: task.state,
+            worker: task.worker,
+            attempt: task.attempt,
+            submitted_at: task.submitted_at,
+            started_at: task.started_at,
+            finished_at: task.finished_at,
+            run_ticks: task.run_ticks,
+        };
+        history.record(ring, &fixed, task.output, task.text, task.error);
+    }
 
     fn task(id: u64) -> FinishedTask {
         FinishedTask {
             id: TaskId(id),
             kind: KindId::FIB,
-            numbers: [1, 0],
+            numbers: [id, 0],
             text: None,
             timeout_ns: 0,
             state: TaskState::Succeeded,
-            output: TaskOutput::Number(1),
+            output: TaskOutput::Number(id * 10),
             error: None,
-            worker: Some(0),
+            worker: Some(1),
             attempt: 1,
-            submitted_ns: id,
-            started_ns: id,
-            finished_ns: id,
-            run_ns: 0,
+            submitted_at: id,
+            started_at: id + 1,
+            finished_at: id + 2,
+            run_ticks: 1,
         }
     }
 
@@ -146,31 +426,85 @@ mod tests {
     fn keeps_only_the_newest_up_to_the_bound() {
         let history = History::new(4, 2);
         for id in 1..=10 {
-            history.record((id % 2) as usize, task(id));
+            record(&history, (id % 2) as usize, task(id));
         }
         assert_eq!(history.len(), 4);
-        let ids: Vec<u64> = history
-            .recent(10, |_| true)
-            .iter()
-            .map(|t| t.id.0)
-            .collect();
+        let ids: Vec<u64> = history.recent(10, None).iter().map(|t| t.id.0).collect();
         assert_eq!(ids, vec![10, 9, 8, 7]);
         assert!(history.find(TaskId(3)).is_none());
-        assert_eq!(history.find(TaskId(9)).map(|t| t.id), Some(TaskId(9)));
+        assert_eq!(
+            history.find(TaskId(9)),
+            Some(task(9)),
+            "every field reads back"
+        );
     }
 
     #[test]
-    fn recent_filters_and_limits() {
+    fn recent_filters_by_state_and_limits() {
         let history = History::new(100, 3);
         for id in 1..=30 {
             let mut t = task(id);
             if id % 3 == 0 {
                 t.state = TaskState::Failed;
+                t.error = Some("boom".into());
             }
-            history.record((id % 3) as usize, t);
+            record(&history, (id % 3) as usize, t);
         }
-        let failed = history.recent(4, |t| t.state == TaskState::Failed);
+        let failed = history.recent(4, Some(TaskState::Failed));
         let ids: Vec<u64> = failed.iter().map(|t| t.id.0).collect();
         assert_eq!(ids, vec![30, 27, 24, 21]);
+        assert_eq!(failed[0].error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn heap_parts_round_trip_and_are_dropped_with_their_entry() {
+        let history = History::new(2, 1);
+        let mut echo = task(1);
+        echo.kind = KindId::ECHO;
+        echo.text = Some("hello".into());
+        echo.output = TaskOutput::Text("hello".into());
+        record(&history, 0, echo.clone());
+        assert_eq!(history.find(TaskId(1)), Some(echo));
+        record(&history, 0, task(2));
+        record(&history, 0, task(3));
+        assert!(history.find(TaskId(1)).is_none());
+        assert!(
+            lock(&history.rings[0].extras).is_empty(),
+            "the overwritten entry's text is gone"
+        );
+    }
+
+    #[test]
+    fn cancelled_and_timed_out_keep_their_state_without_extras() {
+        let history = History::new(8, 1);
+        let mut cancelled = task(5);
+        cancelled.state = TaskState::Cancelled;
+        cancelled.error = Some("cancelled".into());
+        cancelled.output = TaskOutput::None;
+        record(&history, 0, cancelled);
+        let back = history.find(TaskId(5)).expect("kept");
+        assert_eq!(back.state, TaskState::Cancelled);
+        assert!(lock(&history.rings[0].extras).is_empty());
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_entry() {
+        let history = Arc::new(History::new(8, 1));
+        let writer = {
+            let history = history.clone();
+            std::thread::spawn(move || {
+                for id in 1..200_000u64 {
+                    record(&history, 0, task(id));
+                }
+            })
+        };
+        while !writer.is_finished() {
+            for t in history.recent(8, None) {
+                assert_eq!(t.numbers[0], t.id.0, "fields of one task");
+                assert_eq!(t.output, TaskOutput::Number(t.id.0 * 10));
+                assert_eq!(t.finished_at, t.id.0 + 2);
+            }
+        }
+        writer.join().expect("writer");
     }
 }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
 
 use super::lock;
-use super::node::{FinishSite, Shared};
+use super::node::{Ending, FinishSite, Shared};
 use super::scheduler::timed_out_message;
 use super::sys;
 use super::task::{KindId, ProcessOutput, TaskId, TaskOutput, TaskState};
@@ -35,18 +35,11 @@ impl Offload {
         }
     }
 
-    pub fn start(
-        &self,
-        shared: Arc<Shared>,
-        index: u32,
-        id: TaskId,
-        kind: KindId,
-        deadline_ns: u64,
-    ) {
+    pub fn start(&self, shared: Arc<Shared>, index: u32, id: TaskId, kind: KindId, deadline: u64) {
         if kind == KindId::EXEC {
-            self.handle.spawn(run_exec(shared, index, id, deadline_ns));
+            self.handle.spawn(run_exec(shared, index, id, deadline));
         } else {
-            self.handle.spawn(run_sleep(shared, index, id, deadline_ns));
+            self.handle.spawn(run_sleep(shared, index, id, deadline));
         }
     }
 
@@ -68,26 +61,30 @@ impl Offload {
     }
 }
 
-/// Sleeps until the clock reading `ns`, or forever for `u64::MAX`.
-async fn until_ns(shared: &Shared, ns: u64) {
-    if ns == u64::MAX {
+/// Sleeps until the clock reading `tick`, or forever for `u64::MAX`.
+async fn until_tick(shared: &Shared, tick: u64) {
+    if tick == u64::MAX {
         std::future::pending::<()>().await;
     }
-    let target = shared.clock.instant_at(ns);
+    let target = shared.clock.instant_at(tick);
     tokio::time::sleep_until(tokio::time::Instant::from_std(target)).await;
 }
 
-async fn run_sleep(shared: Arc<Shared>, index: u32, id: TaskId, deadline_ns: u64) {
+async fn run_sleep(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
     let slot = shared.arena.slot(index);
     let notify = shared.offload.register(id);
-    let started = slot.started_ns.load(Ordering::Relaxed);
-    let end = started.saturating_add(slot.numbers[0].load(Ordering::Relaxed));
+    let started = slot.started_at.load(Ordering::Relaxed);
+    let end = started.saturating_add(
+        shared
+            .clock
+            .ns_to_ticks(slot.numbers[0].load(Ordering::Relaxed)),
+    );
     let (state, error) = if slot.cancel_id.load(Ordering::Acquire) == id.0 {
         (TaskState::Cancelled, Some("cancelled".into()))
     } else {
         tokio::select! {
-            _ = until_ns(&shared, end.min(deadline_ns)) => {
-                if end <= deadline_ns {
+            _ = until_tick(&shared, end.min(deadline)) => {
+                if end <= deadline {
                     (TaskState::Succeeded, None)
                 } else {
                     (TaskState::TimedOut, Some(timed_out_message(slot.timeout_ns.load(Ordering::Relaxed))))
@@ -97,13 +94,15 @@ async fn run_sleep(shared: Arc<Shared>, index: u32, id: TaskId, deadline_ns: u64
         }
     };
     shared.offload.unregister(id);
-    let now = shared.clock.now_ns();
+    let now = shared.clock.now();
     shared.finish(
         index,
         id,
-        state,
-        TaskOutput::None,
-        error,
+        Ending {
+            state,
+            output: TaskOutput::None,
+            error,
+        },
         FinishSite::Offload,
         now,
     );
@@ -163,7 +162,7 @@ async fn terminate<F: Future<Output = Finished> + Unpin>(
     }
 }
 
-async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline_ns: u64) {
+async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
     let slot = shared.arena.slot(index);
     let notify = shared.offload.register(id);
     let argv: Vec<String> = lock(&slot.text)
@@ -210,7 +209,7 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline_ns: u64)
                 let (stopped_as, finished) = tokio::select! {
                     finished = &mut work => (None, finished),
                     _ = notify.notified() => (Some(TaskState::Cancelled), terminate(group, grace, &mut work).await),
-                    _ = until_ns(&shared, deadline_ns) => (Some(TaskState::TimedOut), terminate(group, grace, &mut work).await),
+                    _ = until_tick(&shared, deadline) => (Some(TaskState::TimedOut), terminate(group, grace, &mut work).await),
                 };
                 describe_exit(
                     stopped_as,
@@ -221,8 +220,18 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline_ns: u64)
         }
     };
     shared.offload.unregister(id);
-    let now = shared.clock.now_ns();
-    shared.finish(index, id, state, output, error, FinishSite::Offload, now);
+    let now = shared.clock.now();
+    shared.finish(
+        index,
+        id,
+        Ending {
+            state,
+            output,
+            error,
+        },
+        FinishSite::Offload,
+        now,
+    );
 }
 
 fn describe_exit(
@@ -248,7 +257,7 @@ fn describe_exit(
         }
         Err(error) => Some(error.to_string()),
     };
-    let process = TaskOutput::Process(output.clone());
+    let process = TaskOutput::Process(Box::new(output.clone()));
     match stopped_as {
         Some(TaskState::Cancelled) => (TaskState::Cancelled, process, Some("cancelled".into())),
         Some(_) => (

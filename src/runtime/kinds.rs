@@ -19,8 +19,8 @@ pub struct StepContext<'a> {
     pub(crate) numbers: [u64; 2],
     pub(crate) progress: [u64; 4],
     pub(crate) text: &'a Mutex<Option<Box<str>>>,
-    pub(crate) slice_end_ns: u64,
-    pub(crate) started_ns: u64,
+    pub(crate) slice_end: u64,
+    pub(crate) started_at: u64,
     pub(crate) clock: &'a Clock,
     pub(crate) cancel_id: &'a AtomicU64,
     pub(crate) worker: &'a WorkerCore,
@@ -57,7 +57,7 @@ impl StepContext<'_> {
     /// Whether the slice is used up (or the task was cancelled): return [`Step::Yield`].
     #[inline]
     pub fn should_yield(&self) -> bool {
-        self.clock.now_ns() >= self.slice_end_ns || self.is_cancelled()
+        self.clock.now() >= self.slice_end || self.is_cancelled()
     }
 
     /// Submits a task from inside this one; it goes onto this worker's deque, where idle
@@ -91,18 +91,18 @@ pub(crate) fn step_builtin(kind: KindId, ctx: &mut StepContext<'_>) -> Step {
 }
 
 fn spin(ctx: &mut StepContext<'_>) -> Step {
-    let target = ctx.numbers[0];
+    let target = ctx.clock.ns_to_ticks(ctx.numbers[0]);
     let already = ctx.progress[0];
-    let start = ctx.started_ns;
+    let start = ctx.started_at;
     let mut checks: u32 = 0;
     loop {
-        let now = ctx.clock.now_ns();
+        let now = ctx.clock.now();
         let spun = already + now.saturating_sub(start);
         if spun >= target {
             return Step::Done(TaskOutput::None);
         }
         checks = checks.wrapping_add(1);
-        if now >= ctx.slice_end_ns || (checks % 64 == 0 && ctx.is_cancelled()) {
+        if now >= ctx.slice_end || (checks.is_multiple_of(64) && ctx.is_cancelled()) {
             ctx.progress[0] = spun;
             return Step::Yield;
         }
@@ -256,7 +256,7 @@ fn primes(ctx: &mut StepContext<'_>) -> Step {
             .enumerate()
             .filter(|(i, marked)| **marked == 0 && low + 2 * (*i as u64) <= n)
             .count() as u64;
-        low = high + (high % 2 == 0) as u64;
+        low = high + high.is_multiple_of(2) as u64;
         if low <= n && ctx.should_yield() {
             ctx.progress[0] = low;
             ctx.progress[1] = count;

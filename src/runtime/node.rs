@@ -24,7 +24,7 @@ use crossbeam_utils::CachePadded;
 use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, slot_state};
 use super::clock::Clock;
 use super::events::{EventBus, EventStream, TaskEvent};
-use super::history::{FinishedTask, History};
+use super::history::{FinishedTask, History, Record};
 use super::io::Offload;
 use super::lock;
 use super::scheduler::{self, FinishCounts, Sleepers, WorkerCore, WorkerStats, worker_state};
@@ -137,6 +137,14 @@ pub struct ShutdownReport {
     pub abandoned: usize,
 }
 
+/// How a task ended: its final state, output and error.
+#[derive(Debug)]
+pub(crate) struct Ending {
+    pub state: TaskState,
+    pub output: TaskOutput,
+    pub error: Option<Box<str>>,
+}
+
 /// Where a task finished, which picks its counters and history ring.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum FinishSite {
@@ -159,9 +167,11 @@ pub(crate) struct Shared {
     pub history: History,
     pub events: EventBus,
     pub clock: Clock,
-    pub slice_ns: u64,
-    pub spin_ns: u64,
+    pub slice_ticks: u64,
+    pub spin_ticks: u64,
     pub offload: Offload,
+    /// Kinds known (built-in plus registered), checked on every submission.
+    kind_count: u16,
     accepting: AtomicBool,
     stopping: AtomicBool,
     listen: Mutex<Option<String>>,
@@ -178,44 +188,28 @@ impl Shared {
     }
 
     #[inline]
-    pub fn emit(
-        &self,
-        id: TaskId,
-        state: TaskState,
-        worker: Option<u16>,
-        attempt: u32,
-        now_ns: u64,
-    ) {
+    pub fn emit(&self, id: TaskId, state: TaskState, worker: Option<u16>, attempt: u32, now: u64) {
         if self.events.active() {
             self.events.publish(TaskEvent {
                 id,
                 state,
                 worker,
                 attempt,
-                at_unix_us: self.clock.unix_us(now_ns),
+                at_unix_us: self.clock.unix_us(now),
             });
         }
     }
 
-    fn check_spec(&self, spec: &TaskSpec) -> Result<(), SubmitError> {
-        let kind = spec.kind;
-        if kind.index() >= KindId::BUILTIN_COUNT && self.kinds.custom(kind).is_none() {
-            return Err(SubmitError::Invalid(format!(
-                "unknown task kind id {}",
-                kind.index()
-            )));
+    fn check_exec(&self, spec: &TaskSpec) -> Result<(), SubmitError> {
+        if !self.config.exec.enabled {
+            return Err(SubmitError::ExecDisabled);
         }
-        if kind == KindId::EXEC {
-            if !self.config.exec.enabled {
-                return Err(SubmitError::ExecDisabled);
-            }
-            let argv = spec.argv();
-            let program = argv.first().copied().unwrap_or("");
-            if !program_exists(program) {
-                return Err(SubmitError::Invalid(format!(
-                    "exec: program '{program}' not found (looked in PATH)"
-                )));
-            }
+        let argv = spec.argv();
+        let program = argv.first().copied().unwrap_or("");
+        if !program_exists(program) {
+            return Err(SubmitError::Invalid(format!(
+                "exec: program '{program}' not found (looked in PATH)"
+            )));
         }
         Ok(())
     }
@@ -230,31 +224,38 @@ impl Shared {
         if !self.accepting.load(Ordering::Relaxed) {
             return Err(SubmitError::ShuttingDown);
         }
-        if spec.kind.index() >= KindId::ECHO.index() {
-            self.check_spec(&spec)?;
+        if spec.kind.index() >= self.kind_count {
+            return Err(SubmitError::Invalid(format!(
+                "unknown task kind id {}",
+                spec.kind.index()
+            )));
         }
-        let ledger = local.map(|core| core.index + 1).unwrap_or(SHARED_LEDGER);
-        let (index, id) = self.arena.claim(ledger)?;
+        if spec.kind == KindId::EXEC {
+            self.check_exec(&spec)?;
+        }
+        let (index, id) = self.arena.claim()?;
         let slot = self.arena.slot(index);
-        let now = self.clock.now_ns();
+        let now = self.clock.now();
         slot.cancel_id.store(0, Ordering::Relaxed);
         slot.numbers[0].store(spec.numbers[0], Ordering::Relaxed);
         slot.numbers[1].store(spec.numbers[1], Ordering::Relaxed);
         for cell in &slot.progress {
             cell.store(0, Ordering::Relaxed);
         }
-        slot.submitted_ns.store(now, Ordering::Relaxed);
-        slot.started_ns.store(0, Ordering::Relaxed);
+        slot.submitted_at.store(now, Ordering::Relaxed);
+        slot.started_at.store(0, Ordering::Relaxed);
         let timeout_ns = spec
             .timeout
             .map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         slot.timeout_ns.store(timeout_ns, Ordering::Relaxed);
-        slot.run_ns.store(0, Ordering::Relaxed);
+        slot.run_ticks.store(0, Ordering::Relaxed);
         slot.kind.store(spec.kind.index(), Ordering::Relaxed);
         slot.worker.store(NO_WORKER, Ordering::Relaxed);
         slot.attempt.store(1, Ordering::Relaxed);
-        if spec.text.is_some() {
+        let has_text = spec.text.is_some();
+        slot.has_text.store(has_text, Ordering::Relaxed);
+        if has_text {
             *lock(&slot.text) = spec.text;
         }
         slot.state.store(slot_state::QUEUED, Ordering::Release);
@@ -277,19 +278,15 @@ impl Shared {
     }
 
     /// Records a finished task and frees its slot. The caller owns the slot.
-    pub fn finish(
-        &self,
-        index: u32,
-        id: TaskId,
-        state: TaskState,
-        output: TaskOutput,
-        error: Option<Box<str>>,
-        site: FinishSite,
-        now_ns: u64,
-    ) {
+    pub fn finish(&self, index: u32, id: TaskId, ending: Ending, site: FinishSite, now: u64) {
+        let Ending {
+            state,
+            output,
+            error,
+        } = ending;
         let slot = self.arena.slot(index);
         let kind = KindId(slot.kind.load(Ordering::Relaxed));
-        let text = if kind.index() >= KindId::ECHO.index() {
+        let text = if slot.has_text.load(Ordering::Relaxed) {
             lock(&slot.text).take()
         } else {
             None
@@ -297,52 +294,43 @@ impl Shared {
         let worker = slot.worker.load(Ordering::Relaxed);
         let worker = (worker != NO_WORKER).then_some(worker);
         let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
-        let record = FinishedTask {
+        let record = Record {
             id,
             kind,
             numbers: [
                 slot.numbers[0].load(Ordering::Relaxed),
                 slot.numbers[1].load(Ordering::Relaxed),
             ],
-            text,
             timeout_ns: slot.timeout_ns.load(Ordering::Relaxed),
             state,
-            output,
-            error,
             worker,
             attempt,
-            submitted_ns: slot.submitted_ns.load(Ordering::Relaxed),
-            started_ns: slot.started_ns.load(Ordering::Relaxed),
-            finished_ns: now_ns,
-            run_ns: slot.run_ns.load(Ordering::Relaxed),
+            submitted_at: slot.submitted_at.load(Ordering::Relaxed),
+            started_at: slot.started_at.load(Ordering::Relaxed),
+            finished_at: now,
+            run_ticks: slot.run_ticks.load(Ordering::Relaxed),
         };
         let ledger = match site {
             FinishSite::Worker(worker_index) => {
-                self.history.record(worker_index, record);
+                self.history
+                    .record(worker_index, &record, output, text, error);
                 self.worker_stats[worker_index].finished.count(state, true);
                 worker_index + 1
             }
             FinishSite::Offload => {
-                self.history.record(self.history.offload_ring(), record);
+                self.history.record_offloaded(&record, output, text, error);
                 self.offload_finished.count(state, false);
                 self.offload_executed.fetch_add(1, Ordering::Relaxed);
                 SHARED_LEDGER
             }
         };
-        self.emit(id, state, worker, attempt, now_ns);
+        self.emit(id, state, worker, attempt, now);
         self.arena.release(index, ledger);
     }
 
     /// Hands a `sleep` or `exec` task to the I/O thread.
-    pub fn start_offloaded(
-        self: &Arc<Self>,
-        index: u32,
-        id: TaskId,
-        kind: KindId,
-        deadline_ns: u64,
-    ) {
-        self.offload
-            .start(self.clone(), index, id, kind, deadline_ns);
+    pub fn start_offloaded(self: &Arc<Self>, index: u32, id: TaskId, kind: KindId, deadline: u64) {
+        self.offload.start(self.clone(), index, id, kind, deadline);
     }
 
     fn cancel(&self, id: TaskId) -> Result<CancelOutcome, LookupError> {
@@ -402,7 +390,7 @@ impl Shared {
             slot.numbers[0].load(Ordering::Relaxed),
             slot.numbers[1].load(Ordering::Relaxed),
         ];
-        let text = if kind.index() >= KindId::ECHO.index() {
+        let text = if slot.has_text.load(Ordering::Relaxed) {
             lock(&slot.text).clone()
         } else {
             None
@@ -410,9 +398,9 @@ impl Shared {
         let timeout_ns = slot.timeout_ns.load(Ordering::Relaxed);
         let worker = slot.worker.load(Ordering::Relaxed);
         let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
-        let submitted_ns = slot.submitted_ns.load(Ordering::Relaxed);
-        let started_ns = slot.started_ns.load(Ordering::Relaxed);
-        let run_ns = slot.run_ns.load(Ordering::Relaxed);
+        let submitted_at = slot.submitted_at.load(Ordering::Relaxed);
+        let started_at = slot.started_at.load(Ordering::Relaxed);
+        let run_ticks = slot.run_ticks.load(Ordering::Relaxed);
         if slot.id.load(Ordering::Acquire) != id
             || slot.state.load(Ordering::Acquire) == slot_state::FREE
         {
@@ -425,10 +413,10 @@ impl Shared {
             state,
             worker: (worker != NO_WORKER).then_some(worker),
             attempt,
-            submitted_unix_us: self.clock.unix_us(submitted_ns),
-            started_unix_us: (started_ns != 0).then(|| self.clock.unix_us(started_ns)),
+            submitted_unix_us: self.clock.unix_us(submitted_at),
+            started_unix_us: (started_at != 0).then(|| self.clock.unix_us(started_at)),
             finished_unix_us: None,
-            run_us: run_ns / 1_000,
+            run_us: self.clock.ticks_to_ns(run_ticks) / 1_000,
             output: None,
             error: None,
         })
@@ -442,12 +430,18 @@ impl Shared {
             state: task.state,
             worker: task.worker,
             attempt: task.attempt,
-            submitted_unix_us: self.clock.unix_us(task.submitted_ns),
-            started_unix_us: (task.started_ns != 0).then(|| self.clock.unix_us(task.started_ns)),
-            finished_unix_us: Some(self.clock.unix_us(task.finished_ns)),
-            run_us: task.run_ns / 1_000,
+            submitted_unix_us: self.clock.unix_us(task.submitted_at),
+            started_unix_us: (task.started_at != 0).then(|| self.clock.unix_us(task.started_at)),
+            finished_unix_us: Some(self.clock.unix_us(task.finished_at)),
+            run_us: self.clock.ticks_to_ns(task.run_ticks) / 1_000,
             output: Some(task.output),
-            error: task.error.map(String::from),
+            error: match task.state {
+                TaskState::Cancelled => Some("cancelled".to_string()),
+                TaskState::TimedOut => {
+                    Some(super::scheduler::timed_out_message(task.timeout_ns).into())
+                }
+                _ => task.error.map(String::from),
+            },
         }
     }
 }
@@ -527,11 +521,19 @@ impl NodeBuilder {
                 what: "the I/O thread",
                 source,
             })?;
+        let clock = Clock::new();
+        let kinds = self.kinds;
+        let kind_count = u16::try_from(kinds.names().len()).unwrap_or(u16::MAX);
+        let slice_ticks =
+            clock.ns_to_ticks(u64::try_from(config.scheduler.slice.as_nanos()).unwrap_or(u64::MAX));
+        let spin_ticks = clock.ns_to_ticks(
+            u64::try_from(config.scheduler.spin_before_park.as_nanos()).unwrap_or(u64::MAX),
+        );
         let deques: Vec<Worker<u32>> = (0..workers).map(|_| Worker::new_fifo()).collect();
         let shared = Arc::new(Shared {
             name,
             arena: Arena::new(capacity, workers),
-            kinds: self.kinds,
+            kinds,
             injector: ArrayQueue::new(capacity),
             stealers: deques.iter().map(|d| d.stealer()).collect(),
             worker_stats: (0..workers)
@@ -542,11 +544,11 @@ impl NodeBuilder {
             sleepers: Sleepers::new(workers),
             history: History::new(config.history.tasks, workers + 1),
             events: EventBus::new(config.events.capacity),
-            clock: Clock::new(),
-            slice_ns: u64::try_from(config.scheduler.slice.as_nanos()).unwrap_or(u64::MAX),
-            spin_ns: u64::try_from(config.scheduler.spin_before_park.as_nanos())
-                .unwrap_or(u64::MAX),
+            clock,
+            slice_ticks,
+            spin_ticks,
             offload: Offload::new(runtime.handle().clone()),
+            kind_count,
             accepting: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             listen: Mutex::new(None),
@@ -731,12 +733,10 @@ impl Node {
         }
         let mut all = live;
         if wants_finished {
-            let finished = shared
-                .history
-                .recent(query.limit, |t| query.state.is_none_or(|s| s == t.state));
+            let finished = shared.history.recent(query.limit, query.state);
             all.extend(finished.into_iter().map(|t| shared.finished_info(t)));
         }
-        all.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        all.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
         all.truncate(query.limit);
         all
     }
@@ -744,7 +744,7 @@ impl Node {
     /// A view of the whole node with up to `task_limit` tasks (in flight first, then recent).
     pub fn snapshot(&self, task_limit: usize) -> NodeSnapshot {
         let shared = &self.shared;
-        let now = shared.clock.now_ns();
+        let now = shared.clock.now();
         let workers: Vec<WorkerSnapshot> = shared
             .worker_stats
             .iter()
@@ -789,7 +789,7 @@ impl Node {
             },
             Some(&mut counts),
         );
-        counts.submitted = counts.finished() + counts.queued + counts.running;
+        counts.submitted = shared.arena.claims();
         NodeSnapshot {
             node: NodeInfo {
                 name: shared.name.clone(),
@@ -798,7 +798,8 @@ impl Node {
                 started_unix_us: shared.clock.origin_unix_us(),
                 now_unix_us: shared.clock.unix_us(now),
                 listen: lock(&shared.listen).clone(),
-                slice_us: shared.slice_ns / 1_000,
+                slice_us: u64::try_from(shared.config.scheduler.slice.as_micros())
+                    .unwrap_or(u64::MAX),
                 accepting: shared.accepting.load(Ordering::Relaxed),
                 exec_enabled: shared.config.exec.enabled,
                 kinds: shared.kinds.names().into_iter().map(String::from).collect(),

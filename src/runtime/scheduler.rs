@@ -15,16 +15,15 @@
 //! is visible it wakes the next sleeper, so a burst wakes workers one at a time instead of all
 //! at once.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
 use crossbeam_deque::{Steal, Worker};
 
 use super::arena::{NO_WORKER, slot_state};
 use super::kinds::{self, Scratch, StepContext};
-use super::lock;
-use super::node::{Shared, SubmitError};
+use super::node::{Ending, FinishSite, Shared, SubmitError};
 use super::task::{KindId, Step, TaskId, TaskOutput, TaskSpec, TaskState};
 
 /// What a worker is doing, in [`WorkerStats::state`].
@@ -92,32 +91,42 @@ pub(crate) struct WorkerStats {
 }
 
 /// Parked workers and the searching count: the wake-up protocol described in the module docs.
+///
+/// Parked workers are bits in a few words (bit set = parked), so registering, waking and
+/// checking take one atomic each and no lock.
 #[derive(Debug)]
 pub(crate) struct Sleepers {
-    parked: Mutex<Vec<usize>>,
-    num_parked: AtomicUsize,
+    parked: Box<[AtomicU64]>,
     num_searching: AtomicUsize,
-    is_parked: Box<[AtomicBool]>,
     threads: Box<[OnceLock<Thread>]>,
 }
 
 impl Sleepers {
     pub fn new(workers: usize) -> Self {
         Self {
-            parked: Mutex::new(Vec::with_capacity(workers)),
-            num_parked: AtomicUsize::new(0),
+            parked: (0..workers.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             num_searching: AtomicUsize::new(0),
-            is_parked: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             threads: (0..workers).map(|_| OnceLock::new()).collect(),
         }
+    }
+
+    fn bit(worker: usize) -> (usize, u64) {
+        (worker / 64, 1u64 << (worker % 64))
     }
 
     /// Call after making work visible: wakes one parked worker unless one is already searching.
     #[inline]
     pub fn notify_one(&self) {
         fence(Ordering::SeqCst);
-        if self.num_searching.load(Ordering::SeqCst) != 0
-            || self.num_parked.load(Ordering::SeqCst) == 0
+        if self.num_searching.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        if self
+            .parked
+            .iter()
+            .all(|word| word.load(Ordering::SeqCst) == 0)
         {
             return;
         }
@@ -126,31 +135,42 @@ impl Sleepers {
 
     #[cold]
     fn wake_one(&self) {
-        let mut parked = lock(&self.parked);
-        if self.num_searching.load(Ordering::SeqCst) != 0 {
-            return;
-        }
-        if let Some(worker) = parked.pop() {
-            self.num_parked.store(parked.len(), Ordering::SeqCst);
-            self.num_searching.fetch_add(1, Ordering::SeqCst);
-            self.is_parked[worker].store(false, Ordering::Release);
-            drop(parked);
-            if let Some(thread) = self.threads[worker].get() {
-                thread.unpark();
+        for (word_index, word) in self.parked.iter().enumerate() {
+            let mut bits = word.load(Ordering::SeqCst);
+            while bits != 0 {
+                if self.num_searching.load(Ordering::SeqCst) != 0 {
+                    return;
+                }
+                // The highest bit: workers with high indices sleep first, leaving low ones warm.
+                let bit = 1u64 << (63 - bits.leading_zeros());
+                match word.compare_exchange(bits, bits & !bit, Ordering::SeqCst, Ordering::SeqCst) {
+                    Ok(_) => {
+                        self.num_searching.fetch_add(1, Ordering::SeqCst);
+                        let worker = word_index * 64 + bit.trailing_zeros() as usize;
+                        if let Some(thread) = self.threads.get(worker).and_then(|t| t.get()) {
+                            thread.unpark();
+                        }
+                        return;
+                    }
+                    Err(current) => bits = current,
+                }
             }
         }
     }
 
     /// Wakes every parked worker (at shutdown).
     pub fn wake_all(&self) {
-        let mut parked = lock(&self.parked);
-        let woken: Vec<usize> = parked.drain(..).collect();
-        self.num_parked.store(0, Ordering::SeqCst);
-        drop(parked);
-        for worker in woken {
-            self.is_parked[worker].store(false, Ordering::Release);
-            if let Some(thread) = self.threads[worker].get() {
-                thread.unpark();
+        for (word_index, word) in self.parked.iter().enumerate() {
+            let bits = word.swap(0, Ordering::SeqCst);
+            for offset in 0..64 {
+                if bits & (1 << offset) != 0
+                    && let Some(thread) = self
+                        .threads
+                        .get(word_index * 64 + offset)
+                        .and_then(|t| t.get())
+                {
+                    thread.unpark();
+                }
             }
         }
     }
@@ -165,24 +185,20 @@ impl Sleepers {
     }
 
     fn register(&self, worker: usize) {
-        let mut parked = lock(&self.parked);
-        self.is_parked[worker].store(true, Ordering::Release);
-        parked.push(worker);
-        self.num_parked.store(parked.len(), Ordering::SeqCst);
+        let (word, bit) = Self::bit(worker);
+        self.parked[word].fetch_or(bit, Ordering::SeqCst);
     }
 
-    /// Takes `worker` off the parked list; false if a waker already did (and counted it as
+    fn is_parked(&self, worker: usize) -> bool {
+        let (word, bit) = Self::bit(worker);
+        self.parked[word].load(Ordering::Acquire) & bit != 0
+    }
+
+    /// Takes `worker` off the parked set; false if a waker already did (and counted it as
     /// searching).
     fn deregister(&self, worker: usize) -> bool {
-        let mut parked = lock(&self.parked);
-        if let Some(position) = parked.iter().position(|&w| w == worker) {
-            parked.swap_remove(position);
-            self.num_parked.store(parked.len(), Ordering::SeqCst);
-            self.is_parked[worker].store(false, Ordering::Release);
-            true
-        } else {
-            false
-        }
+        let (word, bit) = Self::bit(worker);
+        self.parked[word].fetch_and(!bit, Ordering::SeqCst) & bit != 0
     }
 }
 
@@ -220,7 +236,7 @@ struct WorkerThread {
     searching: bool,
     tick: u32,
     /// Last clock reading, reused as the next task's start while the worker stays busy.
-    now_ns: u64,
+    now_ticks: u64,
     now_valid: bool,
 }
 
@@ -234,7 +250,7 @@ pub(crate) fn run_worker(core: WorkerCore) {
         rng: seed,
         searching: false,
         tick: 0,
-        now_ns: 0,
+        now_ticks: 0,
         now_valid: false,
     };
     let _ = worker.core.shared.sleepers.threads[worker.core.index].set(std::thread::current());
@@ -281,7 +297,7 @@ impl WorkerThread {
 
     fn next_task(&mut self) -> Option<u32> {
         self.tick = self.tick.wrapping_add(1);
-        if self.tick % FAIRNESS_INTERVAL == 0
+        if self.tick.is_multiple_of(FAIRNESS_INTERVAL)
             && let Some(index) = self.take_submitted()
         {
             return Some(index);
@@ -371,8 +387,8 @@ impl WorkerThread {
 
     /// Looks for work for `spin_before_park`; counted as searching.
     fn spin(&mut self) -> Option<u32> {
-        let spin_ns = self.core.shared.spin_ns;
-        if spin_ns == 0 {
+        let spin_ticks = self.core.shared.spin_ticks;
+        if spin_ticks == 0 {
             return None;
         }
         self.core
@@ -383,15 +399,15 @@ impl WorkerThread {
             self.searching = true;
             self.core.shared.sleepers.begin_search();
         }
-        let deadline = self.core.shared.clock.now_ns() + spin_ns;
+        let deadline = self.core.shared.clock.now() + spin_ticks;
         let mut rounds: u32 = 0;
         loop {
             if let Some(index) = self.next_task() {
                 return Some(index);
             }
             rounds = rounds.wrapping_add(1);
-            if rounds % 16 == 0 {
-                if self.core.shared.clock.now_ns() >= deadline || self.core.shared.is_stopping() {
+            if rounds.is_multiple_of(16) {
+                if self.core.shared.clock.now() >= deadline || self.core.shared.is_stopping() {
                     return None;
                 }
                 std::thread::yield_now();
@@ -426,7 +442,7 @@ impl WorkerThread {
             .store(stats.parks.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         loop {
             std::thread::park();
-            if !sleepers.is_parked[index].load(Ordering::Acquire) {
+            if !sleepers.is_parked(index) {
                 self.searching = !shared.is_stopping();
                 if !self.searching {
                     // Woken for shutdown: not counted as searching.
@@ -443,10 +459,10 @@ impl WorkerThread {
 
     fn now(&mut self) -> u64 {
         if !self.now_valid {
-            self.now_ns = self.core.shared.clock.now_ns();
+            self.now_ticks = self.core.shared.clock.now();
             self.now_valid = true;
         }
-        self.now_ns
+        self.now_ticks
     }
 
     /// Runs one slice of the task in slot `index`.
@@ -471,10 +487,10 @@ impl WorkerThread {
             );
             return;
         }
-        let mut started = slot.started_ns.load(Ordering::Relaxed);
+        let mut started = slot.started_at.load(Ordering::Relaxed);
         if started == 0 {
             started = now;
-            slot.started_ns.store(now, Ordering::Relaxed);
+            slot.started_at.store(now, Ordering::Relaxed);
             slot.worker.store(me, Ordering::Relaxed);
             shared.emit(
                 id,
@@ -488,7 +504,7 @@ impl WorkerThread {
         let deadline = if timeout == 0 {
             u64::MAX
         } else {
-            started.saturating_add(timeout)
+            started.saturating_add(shared.clock.ns_to_ticks(timeout))
         };
         if now >= deadline {
             finish_on_worker(
@@ -512,7 +528,7 @@ impl WorkerThread {
             stats.current.store(0, Ordering::Relaxed);
             return;
         }
-        let run_before = slot.run_ns.load(Ordering::Relaxed);
+        let run_before = slot.run_ticks.load(Ordering::Relaxed);
         let mut ctx = StepContext {
             id,
             numbers: [
@@ -526,8 +542,8 @@ impl WorkerThread {
                 slot.progress[3].load(Ordering::Relaxed),
             ],
             text: &slot.text,
-            slice_end_ns: now.saturating_add(shared.slice_ns).min(deadline),
-            started_ns: now,
+            slice_end: now.saturating_add(shared.slice_ticks).min(deadline),
+            started_at: now,
             clock: &shared.clock,
             cancel_id: &slot.cancel_id,
             worker: core,
@@ -542,9 +558,9 @@ impl WorkerThread {
             }
         };
         let progress = ctx.progress;
-        let end = shared.clock.now_ns();
-        self.now_ns = end;
-        slot.run_ns
+        let end = shared.clock.now();
+        self.now_ticks = end;
+        slot.run_ticks
             .store(run_before + end.saturating_sub(now), Ordering::Relaxed);
         stats
             .slices
@@ -610,10 +626,12 @@ fn finish_on_worker(
     shared.finish(
         index,
         id,
-        state,
-        output,
-        error,
-        super::node::FinishSite::Worker(core.index),
+        Ending {
+            state,
+            output,
+            error,
+        },
+        FinishSite::Worker(core.index),
         now,
     );
     let stats = &shared.worker_stats[core.index];

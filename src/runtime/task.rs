@@ -119,7 +119,7 @@ pub enum TaskOutput {
     /// Text (echo, hash).
     Text(String),
     /// A child process's exit and output (exec).
-    Process(ProcessOutput),
+    Process(Box<ProcessOutput>),
 }
 
 impl fmt::Display for TaskOutput {

@@ -228,7 +228,7 @@ impl fmt::Display for HumanDuration {
             return f.write_str("0s");
         }
         for (unit_ns, name) in UNITS {
-            if nanos % unit_ns == 0 {
+            if nanos.is_multiple_of(unit_ns) {
                 return write!(f, "{}{}", nanos / unit_ns, name);
             }
         }
@@ -313,7 +313,7 @@ impl fmt::Display for HumanSize {
             return f.write_str("0");
         }
         for (unit, name) in UNITS {
-            if self.bytes % unit == 0 {
+            if self.bytes.is_multiple_of(unit) {
                 return write!(f, "{}{}", self.bytes / unit, name);
             }
         }
