@@ -1,0 +1,155 @@
+//! The one place that turns values into bytes and back: bincode 2.0.1 (pinned in Cargo.toml;
+//! 3.0.0 is an empty tombstone), always with a size limit, so a hostile length prefix inside a
+//! payload cannot make the decoder allocate more than [`MAX_MESSAGE`] bytes.
+//!
+//! Framing (how long a payload is, what type it is) belongs to the callers — the wire
+//! protocol, the WAL and gossip — which check lengths against their own, smaller bounds before
+//! they call [`decode`].
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The largest value the codec will encode or decode (16 MiB).
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+const CONFIG: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_MESSAGE>,
+> = bincode::config::standard().with_limit::<MAX_MESSAGE>();
+
+/// A value that could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The value could not be encoded (too large, or not representable).
+    #[error("cannot encode {what}: {message}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// Why not.
+        message: String,
+    },
+    /// The bytes are not a valid value.
+    #[error("cannot decode {what}: {message}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why not.
+        message: String,
+    },
+    /// The value ended before the bytes did.
+    #[error("cannot decode {what}: {extra} unexpected bytes after the value")]
+    Trailing {
+        /// What was being decoded.
+        what: &'static str,
+        /// How many bytes were left over.
+        extra: usize,
+    },
+}
+
+/// Encodes `value` into a new buffer.
+pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| CodecError::Encode {
+        what,
+        message: e.to_string(),
+    })
+}
+
+/// Appends the encoding of `value` to `buffer`; returns how many bytes were added.
+pub fn encode_into<T: Serialize>(
+    what: &'static str,
+    value: &T,
+    buffer: &mut Vec<u8>,
+) -> Result<usize, CodecError> {
+    let before = buffer.len();
+    bincode::serde::encode_into_std_write(value, buffer, CONFIG)
+        .map(|_| buffer.len() - before)
+        .map_err(|e| {
+            buffer.truncate(before);
+            CodecError::Encode {
+                what,
+                message: e.to_string(),
+            }
+        })
+}
+
+/// Decodes exactly one value from `bytes`; leftover bytes are an error.
+pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, CONFIG).map_err(|e| {
+        CodecError::Decode {
+            what,
+            message: e.to_string(),
+        }
+    })?;
+    if used != bytes.len() {
+        return Err(CodecError::Trailing {
+            what,
+            extra: bytes.len() - used,
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Sample {
+        id: u64,
+        name: String,
+        values: Vec<u32>,
+        nested: Option<Box<Sample>>,
+    }
+
+    #[test]
+    fn round_trips_and_rejects_trailing_bytes() {
+        let value = Sample {
+            id: 7,
+            name: "seven".into(),
+            values: vec![1, 2, 3],
+            nested: None,
+        };
+        let mut bytes = encode("sample", &value).expect("encodes");
+        assert_eq!(decode::<Sample>("sample", &bytes), Ok(value));
+        bytes.push(0);
+        assert_eq!(
+            decode::<Sample>("sample", &bytes),
+            Err(CodecError::Trailing {
+                what: "sample",
+                extra: 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_huge_claimed_length_fails_without_allocating_it() {
+        // A Vec<u8> whose varint length prefix claims 2^40 bytes, followed by nothing.
+        let bytes = [253u8, 0, 0, 0, 0, 0, 1, 0, 0];
+        let error = decode::<Vec<u8>>("bytes", &bytes).unwrap_err();
+        assert!(matches!(error, CodecError::Decode { .. }), "{error}");
+    }
+
+    #[test]
+    fn encode_into_appends() {
+        let mut buffer = vec![9u8];
+        let added = encode_into("number", &300u32, &mut buffer).expect("encodes");
+        assert_eq!(buffer.len(), 1 + added);
+        assert_eq!(decode::<u32>("number", &buffer[1..]), Ok(300));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode::<Sample>("sample", &bytes);
+        }
+
+        #[test]
+        fn any_sample_round_trips(id in any::<u64>(), name in ".{0,40}", values in proptest::collection::vec(any::<u32>(), 0..20)) {
+            let value = Sample { id, name, values, nested: None };
+            let bytes = encode("sample", &value).expect("encodes");
+            prop_assert_eq!(decode::<Sample>("sample", &bytes), Ok(value));
+        }
+    }
+}

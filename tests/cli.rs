@@ -1,0 +1,225 @@
+//! The real `goliath` binary: config lookup, errors and exit codes, headless node lifecycle.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn goliath() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_goliath"));
+    // A clean environment: no user config, no inherited overrides.
+    command
+        .env_remove("GOLIATH_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test");
+    command
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn config_default_prints_the_shipped_file() {
+    let output = goliath()
+        .args(["config", "default"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        goliath::config::DEFAULT_TOML
+    );
+}
+
+#[test]
+fn config_lookup_order_is_flag_then_env_then_user_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flag = write(dir.path(), "flag.toml", "[arena]\nslots = 1024\n");
+    let env = write(dir.path(), "env.toml", "[arena]\nslots = 2048\n");
+    std::fs::create_dir_all(dir.path().join("xdg/goliath")).expect("mkdir");
+    write(
+        &dir.path().join("xdg/goliath"),
+        "config.toml",
+        "[arena]\nslots = 4096\n",
+    );
+    let show = |command: &mut Command| {
+        let output = command.args(["config", "show"]).output().expect("runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let xdg = dir.path().join("xdg");
+    let by_flag = show(
+        goliath()
+            .env("XDG_CONFIG_HOME", &xdg)
+            .env("GOLIATH_CONFIG", &env)
+            .arg("--config")
+            .arg(&flag),
+    );
+    assert!(
+        by_flag.contains("slots = 1024") && by_flag.contains("from --config"),
+        "{by_flag}"
+    );
+    let by_env = show(
+        goliath()
+            .env("XDG_CONFIG_HOME", &xdg)
+            .env("GOLIATH_CONFIG", &env),
+    );
+    assert!(
+        by_env.contains("slots = 2048") && by_env.contains("$GOLIATH_CONFIG"),
+        "{by_env}"
+    );
+    let by_user = show(goliath().env("XDG_CONFIG_HOME", &xdg));
+    assert!(by_user.contains("slots = 4096"), "{by_user}");
+    let embedded = show(&mut goliath());
+    assert!(
+        embedded.contains("slots = 65536") && embedded.contains("embedded default config"),
+        "{embedded}"
+    );
+    let flags_win = show(goliath().arg("--config").arg(&flag).args([
+        "--arena-slots",
+        "256",
+        "--set",
+        "scheduler.slice=2ms",
+    ]));
+    assert!(
+        flags_win.contains("slots = 256") && flags_win.contains("slice = \"2ms\""),
+        "{flags_win}"
+    );
+}
+
+#[test]
+fn bad_config_exits_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        "[scheduler]\nslice = \"1ms\"\nwokers = 2\n",
+    );
+    let output = goliath()
+        .arg("--config")
+        .arg(&path)
+        .arg("node")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml")
+            && stderr.contains("line 3")
+            && stderr.contains("scheduler.wokers"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("did you mean `scheduler.workers`"),
+        "{stderr}"
+    );
+
+    let zero = goliath()
+        .args(["--workers", "0", "node"])
+        .output()
+        .expect("runs");
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("scheduler.workers"));
+
+    let missing = goliath()
+        .args(["--config", "/nonexistent/goliath.toml", "node"])
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/goliath.toml"));
+
+    let bad_set = goliath()
+        .args(["--set", "arena.slots", "node"])
+        .output()
+        .expect("runs");
+    assert_eq!(bad_set.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_set.stderr).contains("key=value"));
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the state field.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn headless_node_idles_without_cpu_and_stops_cleanly_on_sigterm() {
+    let mut child = goliath()
+        .args(["node", "--workers", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // Clock ticks are 10 ms here; parked workers use none. 5 ticks over 2 s is 2.5% of a core.
+    assert!(
+        used <= 5,
+        "an idle node used {used} clock ticks of CPU in 2 s"
+    );
+    // kill(1) keeps the test free of FFI.
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "node did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(exit.code(), Some(0));
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("log");
+    assert!(
+        log.contains("node started") && log.contains("node stopped"),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal"
+    );
+}
+
+#[test]
+fn bare_goliath_without_a_terminal_runs_headless_and_says_so() {
+    let mut child = goliath()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(output.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("no terminal") && log.contains("headless"),
+        "{log}"
+    );
+}
