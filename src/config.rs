@@ -41,6 +41,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// `[exec]`: shell command tasks.
     pub exec: ExecConfig,
+    /// `[net]`: the protocol listener.
+    pub net: NetConfig,
     /// `[shutdown]`: how a node stops.
     pub shutdown: ShutdownConfig,
     /// `[log]`: log filter.
@@ -48,11 +50,70 @@ pub struct Config {
 }
 
 /// `[node]`
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// Node name; empty means the host name.
     pub name: String,
+    /// Cluster name; clients and peers must use the same.
+    pub cluster: String,
+    /// Idempotency keys remembered.
+    pub idempotency_keys: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            cluster: "goliath".to_string(),
+            idempotency_keys: 100_000,
+        }
+    }
+}
+
+/// `[net]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetConfig {
+    /// Address the protocol listener binds.
+    pub listen: String,
+    /// Largest frame accepted or sent.
+    #[serde(deserialize_with = "de_size")]
+    pub max_frame: u64,
+    /// Requests in flight per connection before the node stops reading it.
+    pub max_inflight: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time a client has to complete the handshake.
+    #[serde(deserialize_with = "de_duration")]
+    pub handshake_timeout: Duration,
+    /// Tasks one connection may wait for at once (`submit --wait`).
+    pub max_waiting: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7420".to_string(),
+            max_frame: 1 << 20,
+            max_inflight: 256,
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(5),
+            max_waiting: 65_536,
+        }
+    }
+}
+
+impl NetConfig {
+    /// The listen address, parsed.
+    pub fn listen_address(&self) -> Result<std::net::SocketAddr, String> {
+        self.listen.parse().map_err(|_| {
+            format!(
+                "= {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:7420\"",
+                self.listen
+            )
+        })
+    }
 }
 
 /// How many worker threads to run.
@@ -193,6 +254,8 @@ impl Default for EventsConfig {
 pub struct ExecConfig {
     /// Whether `exec` tasks may run at all.
     pub enabled: bool,
+    /// Whether `exec` tasks may be submitted over the network.
+    pub remote: bool,
     /// Bytes kept per output stream.
     #[serde(deserialize_with = "de_size")]
     pub max_output: u64,
@@ -205,6 +268,7 @@ impl Default for ExecConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            remote: false,
             max_output: 64 << 10,
             kill_grace: Duration::from_secs(2),
         }
@@ -454,7 +518,25 @@ impl Config {
         let count = |n: usize| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
         section(
             "node",
-            vec![("name", toml::Value::String(self.node.name.clone()))],
+            vec![
+                ("name", toml::Value::String(self.node.name.clone())),
+                ("cluster", toml::Value::String(self.node.cluster.clone())),
+                ("idempotency_keys", count(self.node.idempotency_keys)),
+            ],
+        );
+        section(
+            "net",
+            vec![
+                ("listen", toml::Value::String(self.net.listen.clone())),
+                (
+                    "max_frame",
+                    toml::Value::String(HumanSize::exact(self.net.max_frame).to_string()),
+                ),
+                ("max_inflight", count(self.net.max_inflight)),
+                ("max_connections", count(self.net.max_connections)),
+                ("handshake_timeout", duration(self.net.handshake_timeout)),
+                ("max_waiting", count(self.net.max_waiting)),
+            ],
         );
         section(
             "scheduler",
@@ -480,6 +562,7 @@ impl Config {
             "exec",
             vec![
                 ("enabled", toml::Value::Boolean(self.exec.enabled)),
+                ("remote", toml::Value::Boolean(self.exec.remote)),
                 (
                     "max_output",
                     toml::Value::String(HumanSize::exact(self.exec.max_output).to_string()),
@@ -597,6 +680,77 @@ impl Config {
                 ),
             );
         }
+        let cluster = &self.node.cluster;
+        if cluster.is_empty()
+            || cluster.len() > 63
+            || cluster.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return problem(
+                "node.cluster",
+                format!(
+                    "= {cluster:?} is invalid: use 1 to 63 bytes, no spaces or control characters"
+                ),
+            );
+        }
+        if !(1..=100_000_000).contains(&self.node.idempotency_keys) {
+            return problem(
+                "node.idempotency_keys",
+                format!(
+                    "= {} is out of range: use 1 to 100000000",
+                    self.node.idempotency_keys
+                ),
+            );
+        }
+        if let Err(message) = self.net.listen_address() {
+            return problem("net.listen", message);
+        }
+        if !(4096..=16 << 20).contains(&self.net.max_frame) {
+            return problem(
+                "net.max_frame",
+                format!(
+                    "= {} is out of range: use 4KiB to 16MiB",
+                    HumanSize::exact(self.net.max_frame)
+                ),
+            );
+        }
+        if !(1..=65_536).contains(&self.net.max_inflight) {
+            return problem(
+                "net.max_inflight",
+                format!(
+                    "= {} is out of range: use 1 to 65536",
+                    self.net.max_inflight
+                ),
+            );
+        }
+        if !(1..=1_000_000).contains(&self.net.max_connections) {
+            return problem(
+                "net.max_connections",
+                format!(
+                    "= {} is out of range: use 1 to 1000000",
+                    self.net.max_connections
+                ),
+            );
+        }
+        if self.net.handshake_timeout.is_zero()
+            || self.net.handshake_timeout > Duration::from_secs(600)
+        {
+            return problem(
+                "net.handshake_timeout",
+                format!(
+                    "= {} is out of range: use more than 0s, up to 10m",
+                    HumanDuration(self.net.handshake_timeout)
+                ),
+            );
+        }
+        if !(1..=16_777_216).contains(&self.net.max_waiting) {
+            return problem(
+                "net.max_waiting",
+                format!(
+                    "= {} is out of range: use 1 to 16777216",
+                    self.net.max_waiting
+                ),
+            );
+        }
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return problem(
                 "log.level",
@@ -623,6 +777,24 @@ pub fn user_config_path() -> Option<PathBuf> {
 /// Every known key, dotted, for suggestions.
 const KNOWN_KEYS: &[&str] = &[
     "node.name",
+    "node.cluster",
+    "node.idempotency_keys",
+    "net.listen",
+    "net.max_frame",
+    "net.max_inflight",
+    "net.max_connections",
+    "net.handshake_timeout",
+    "net.max_waiting",
+    "exec.remote",
+    "node.cluster",
+    "node.idempotency_keys",
+    "net.listen",
+    "net.max_frame",
+    "net.max_inflight",
+    "net.max_connections",
+    "net.handshake_timeout",
+    "net.max_waiting",
+    "exec.remote",
     "scheduler.workers",
     "scheduler.slice",
     "scheduler.spin_before_park",

@@ -1,22 +1,39 @@
 //! The `goliath` binary: parses the command line, loads the config, and runs a node, the
 //! console or a client command. The only place that uses `anyhow` and decides exit codes.
 
+mod commands;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use goliath::config::{Config, ConfigError, DEFAULT_TOML};
-use goliath::runtime::Node;
+use goliath::config::{Config, ConfigError, ConfigOrigin, DEFAULT_TOML};
+use goliath::runtime::net::client::ConnectOptions;
+use goliath::runtime::net::{Client, Server, ServerConfig};
+use goliath::runtime::{Node, TaskId, TaskState};
+
+use commands::{ClientCommand, CommandError};
 
 /// Exit codes, documented in README.md.
-mod exit {
+pub(crate) mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A task failed (`submit --wait`), or the node failed while running.
+    pub const FAILURE: u8 = 1;
     /// A usage or config error: bad flag, bad config file, bad task spec.
     pub const USAGE: u8 = 2;
-    /// The node failed while running.
-    pub const FAILURE: u8 = 1;
+    /// No connection to the node (refused, timed out, dropped).
+    pub const CONNECT: u8 = 3;
+    /// The node refused the handshake: other cluster, other protocol version.
+    pub const HANDSHAKE: u8 = 4;
+    /// The node is busy (all task slots in use) or shutting down.
+    pub const BUSY: u8 = 5;
+    /// No such task.
+    pub const NOT_FOUND: u8 = 6;
     /// Stopped by a second Ctrl-C / SIGTERM during shutdown.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -45,20 +62,99 @@ struct NodeArgs {
     /// Task slots in the arena, a power of two (config arena.slots).
     #[arg(long, global = true, value_name = "N")]
     arena_slots: Option<String>,
+    /// Address the protocol listens on (config net.listen).
+    #[arg(long, global = true, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Allow listening on a non-loopback address without authentication.
+    #[arg(long, global = true)]
+    insecure_listen: bool,
     /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+}
+
+/// Where a client command connects.
+#[derive(Args, Debug, Clone)]
+struct Target {
+    /// Node address (default: this machine's config net.listen, 127.0.0.1:7420).
+    #[arg(long = "node", value_name = "ADDR")]
+    node: Option<String>,
+    /// Print JSON (one document, or JSON lines for streams) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node without the console until SIGINT/SIGTERM; logs go to stderr.
     Node,
+    /// Submit tasks: `goliath submit spin 200ms x20`, `goliath submit "fib 30" "sleep 1s"`, or `-` for one spec per line on stdin.
+    Submit {
+        /// Wait for the tasks to finish and print their outcomes; exit 1 if any did not succeed.
+        #[arg(long)]
+        wait: bool,
+        /// Submitting again with the same key returns the same ids instead of new tasks.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        /// Task specs in the text form.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true, value_name = "SPEC")]
+        specs: Vec<String>,
+    },
+    /// Cancel tasks by id.
+    Cancel {
+        #[command(flatten)]
+        target: Target,
+        /// Task ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<TaskId>,
+    },
+    /// Describe one task.
+    Task {
+        #[command(flatten)]
+        target: Target,
+        /// Task id.
+        id: TaskId,
+    },
+    /// List tasks, newest first.
+    Tasks {
+        /// Only tasks in this state (queued, running, succeeded, failed, cancelled, timed_out).
+        #[arg(long, value_name = "STATE")]
+        state: Option<TaskState>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show the node's status: workers, arena, task counts.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print task events as they happen (Ctrl-C to stop).
+    Watch {
+        /// Also print a node summary this often, e.g. 1s.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        snapshots: Option<Duration>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Ask the node to shut down (it finishes or cancels running tasks first).
+    Shutdown {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Show or check configuration.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    goliath::runtime::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,10 +186,19 @@ impl Failure {
     }
 }
 
+impl From<CommandError> for Failure {
+    fn from(error: CommandError) -> Self {
+        Self {
+            code: error.code,
+            error: anyhow::anyhow!(error.message),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("goliath: {:#}", failure.error);
             ExitCode::from(failure.code)
@@ -101,13 +206,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+fn run(cli: Cli) -> Result<u8, Failure> {
+    let client = |target: Target, command: ClientCommand| run_client(&cli.node, target, command);
     match cli.command {
         Some(Command::Config {
             action: ConfigAction::Default,
         }) => {
             print!("{DEFAULT_TOML}");
-            Ok(())
+            Ok(exit::OK)
         }
         Some(Command::Config {
             action: ConfigAction::Show,
@@ -118,9 +224,37 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "{}",
                 toml::to_string(&config.to_table()).map_err(Failure::runtime)?
             );
-            Ok(())
+            Ok(exit::OK)
         }
         Some(Command::Node) => run_headless(&cli.node, None),
+        Some(Command::Submit {
+            wait,
+            idempotency_key,
+            target,
+            specs,
+        }) => {
+            let specs = commands::spec_lines(&specs)?;
+            client(
+                target,
+                ClientCommand::Submit {
+                    specs,
+                    wait,
+                    idempotency_key,
+                },
+            )
+        }
+        Some(Command::Cancel { target, ids }) => client(target, ClientCommand::Cancel { ids }),
+        Some(Command::Task { target, id }) => client(target, ClientCommand::Task { id }),
+        Some(Command::Tasks {
+            state,
+            limit,
+            target,
+        }) => client(target, ClientCommand::Tasks { state, limit }),
+        Some(Command::Status { target }) => client(target, ClientCommand::Status),
+        Some(Command::Watch { snapshots, target }) => {
+            client(target, ClientCommand::Watch { snapshots })
+        }
+        Some(Command::Shutdown { target }) => client(target, ClientCommand::Shutdown),
         None => {
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
                 run_headless(
@@ -154,10 +288,13 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
     if let Some(slots) = &args.arena_slots {
         apply("arena.slots", slots)?;
     }
+    if let Some(listen) = &args.listen {
+        apply("net.listen", listen)?;
+    }
     for entry in &args.overrides {
         let Some((key, value)) = entry.split_once('=') else {
             return Err(Failure::usage(ConfigError::Invalid {
-                origin: goliath::config::ConfigOrigin::CommandLine,
+                origin: ConfigOrigin::CommandLine,
                 line: None,
                 key: entry.clone(),
                 message: "needs the form --set key=value, e.g. --set scheduler.slice=2ms".into(),
@@ -181,25 +318,76 @@ fn init_logging(config: &Config) {
         .try_init();
 }
 
-/// Runs a node until SIGINT or SIGTERM, then shuts it down with the configured grace. A second
-/// signal during shutdown exits at once.
-fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<(), Failure> {
+/// Runs one client command against a node.
+fn run_client(args: &NodeArgs, target: Target, command: ClientCommand) -> Result<u8, Failure> {
+    let (config, _) = load_config(args)?;
+    let address = target.node.unwrap_or_else(|| config.net.listen.clone());
+    let options = ConnectOptions {
+        cluster: config.node.cluster.clone(),
+        max_frame: u32::try_from(config.net.max_frame.max(16 << 20)).unwrap_or(u32::MAX),
+        ..ConnectOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::runtime)?;
+    runtime.block_on(async {
+        let client = Client::connect(&address, &options)
+            .await
+            .map_err(CommandError::from)?;
+        Ok(commands::run(&client, command, target.json).await?)
+    })
+}
+
+/// Checks the listen address: anything but loopback needs `--insecure-listen`.
+fn check_listen(config: &Config, insecure: bool) -> Result<ServerConfig, Failure> {
+    let server = ServerConfig::from_config(config)
+        .map_err(|message| Failure::usage(anyhow::anyhow!("net.listen {message}")))?;
+    if !server.listen.ip().is_loopback() {
+        if !insecure {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "refusing to listen on {}: the protocol has no authentication yet, so anyone who can reach that address could submit tasks. Listen on a loopback address, or pass --insecure-listen to accept that",
+                server.listen
+            )));
+        }
+        tracing::warn!(listen = %server.listen, "listening on a non-loopback address WITHOUT authentication (--insecure-listen): anyone who can reach it can submit and cancel tasks");
+    }
+    Ok(server)
+}
+
+/// Runs a node and its protocol server until SIGINT, SIGTERM or a `shutdown` request, then
+/// shuts it down with the configured grace. A second signal during shutdown exits at once.
+fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
     let (config, origin) = load_config(args)?;
     init_logging(&config);
+    let server_config = check_listen(&config, args.insecure_listen)?;
     if let Some(note) = note {
         tracing::info!("{note}");
     }
     tracing::info!(config = %origin, "starting node");
     let grace = config.shutdown.grace;
-    let node = Node::start(config).map_err(Failure::runtime)?;
+    let node = Arc::new(Node::start(config).map_err(Failure::runtime)?);
+    let io = node
+        .io_handle()
+        .ok_or_else(|| Failure::runtime(anyhow::anyhow!("the node's I/O runtime is gone")))?;
+    let server = io.block_on(Server::start(node.clone(), server_config.clone())).map_err(|error| {
+        Failure::runtime(anyhow::anyhow!("cannot listen on {}: {error}; is another node using it? pick another with --listen", server_config.listen))
+    })?;
+    tracing::info!(listen = %server.local_addr(), "serving the goliath protocol");
+    let mut shutdown_signal = server.shutdown_signal();
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
-    let signal_name = signals
-        .block_on(wait_for_signal())
-        .map_err(Failure::runtime)?;
-    tracing::info!(signal = signal_name, grace = ?grace, "shutting down; send the signal again to stop at once");
+    let reason = signals.block_on(async {
+        tokio::select! {
+            signal = wait_for_signal() => signal.map(|name| name.to_string()),
+            _ = shutdown_signal.wait_for(|requested| *requested) => Ok("a shutdown request".to_string()),
+        }
+    });
+    let reason = reason.map_err(Failure::runtime)?;
+    tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
+    server.stop();
     signals.spawn(async {
         let _ = wait_for_signal().await;
         eprintln!("goliath: second signal, stopping now");
@@ -207,7 +395,6 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<(), Failure> {
     });
     let report = std::thread::scope(|scope| {
         let shutdown = scope.spawn(|| node.shutdown(grace));
-        // Keep polling the signal runtime while shutdown runs.
         signals.block_on(async {
             while !shutdown.is_finished() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -220,7 +407,7 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<(), Failure> {
             "{} tasks did not stop in time",
             report.abandoned
         ))),
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(exit::OK),
         Err(_) => Err(Failure::runtime(anyhow::anyhow!("shutdown panicked"))),
     }
 }

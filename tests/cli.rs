@@ -154,7 +154,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 fn headless_node_idles_without_cpu_and_stops_cleanly_on_sigterm() {
     let mut child = goliath()
-        .args(["node", "--workers", "2"])
+        .args(["node", "--workers", "2", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -204,7 +204,8 @@ fn headless_node_idles_without_cpu_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn bare_goliath_without_a_terminal_runs_headless_and_says_so() {
-    let mut child = goliath()
+    let child = goliath()
+        .args(["--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

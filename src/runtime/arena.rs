@@ -21,7 +21,7 @@
 //! are taken and the counts agree it is full: the submission gets [`Busy`] at once.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,14 @@ pub(crate) mod slot_state {
     pub const RUNNING: u8 = 3;
     /// Waiting on a timer or child process, off the workers.
     pub const WAITING: u8 = 4;
+}
+
+/// Bits of [`Slot::flags`].
+pub(crate) mod slot_flags {
+    /// `text` holds something.
+    pub const TEXT: u8 = 1;
+    /// A completion sink waits for this task.
+    pub const WATCHED: u8 = 2;
 }
 
 /// Sentinel for "no worker" in [`Slot::worker`].
@@ -72,8 +80,9 @@ pub struct Slot {
     pub(crate) run_ticks: AtomicU64,
     /// One of [`slot_state`].
     pub(crate) state: AtomicU8,
-    /// Whether `text` holds something (so tasks without text never take its lock).
-    pub(crate) has_text: AtomicBool,
+    /// [`slot_flags`]: whether `text` holds something (so tasks without text never take its
+    /// lock) and whether someone waits for this task's completion.
+    pub(crate) flags: AtomicU8,
     /// The kind's registry index.
     pub(crate) kind: AtomicU16,
     /// The worker running it or that ran it last; [`NO_WORKER`] if none yet.

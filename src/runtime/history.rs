@@ -19,20 +19,10 @@ use super::task::{KindId, TaskId, TaskOutput, TaskState};
 /// A task that has finished, with everything needed to describe it later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FinishedTask {
-    pub id: TaskId,
-    pub kind: KindId,
-    pub numbers: [u64; 2],
-    pub text: Option<Box<str>>,
-    pub timeout_ns: u64,
-    pub state: TaskState,
+    pub record: Record,
     pub output: TaskOutput,
+    pub text: Option<Box<str>>,
     pub error: Option<Box<str>>,
-    pub worker: Option<u16>,
-    pub attempt: u32,
-    pub submitted_at: u64,
-    pub started_at: u64,
-    pub finished_at: u64,
-    pub run_ticks: u64,
 }
 
 /// The fixed-size facts of a finished task, as its finisher records them.
@@ -112,20 +102,22 @@ impl Core {
             _ => TaskOutput::None,
         };
         FinishedTask {
-            id: TaskId(self.id),
-            kind: KindId((self.meta & 0xFFFF) as u16),
-            numbers: self.numbers,
-            text: extras.text,
-            timeout_ns: self.timeout_ns,
-            state: self.state(),
+            record: Record {
+                id: TaskId(self.id),
+                kind: KindId((self.meta & 0xFFFF) as u16),
+                numbers: self.numbers,
+                timeout_ns: self.timeout_ns,
+                state: self.state(),
+                worker: (worker != NO_WORKER).then_some(worker as u16),
+                attempt: ((self.meta >> 35) & 0xFFFF) as u32,
+                submitted_at: self.submitted_at,
+                started_at: self.started_at,
+                finished_at: self.finished_at,
+                run_ticks: self.run_ticks,
+            },
             output,
+            text: extras.text,
             error: extras.error,
-            worker: (worker != NO_WORKER).then_some(worker as u16),
-            attempt: ((self.meta >> 35) & 0xFFFF) as u32,
-            submitted_at: self.submitted_at,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            run_ticks: self.run_ticks,
         }
     }
 }
@@ -366,7 +358,7 @@ impl History {
         for ring in self.rings.iter() {
             ring.collect(&keep, &mut found);
         }
-        found.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
+        found.sort_unstable_by_key(|task| std::cmp::Reverse(task.record.id));
         found.truncate(limit);
         found
     }
@@ -387,38 +379,27 @@ mod tests {
     use std::sync::Arc;
 
     fn record(history: &History, ring: usize, task: FinishedTask) {
-        let fixed = Record {
-            id: task.id,
-            kind: task.kind,
-            numbers: task.numbers,
-            timeout_ns: task.timeout_ns,
-            state: task.state,
-            worker: task.worker,
-            attempt: task.attempt,
-            submitted_at: task.submitted_at,
-            started_at: task.started_at,
-            finished_at: task.finished_at,
-            run_ticks: task.run_ticks,
-        };
-        history.record(ring, &fixed, task.output, task.text, task.error);
+        history.record(ring, &task.record, task.output, task.text, task.error);
     }
 
     fn task(id: u64) -> FinishedTask {
         FinishedTask {
-            id: TaskId(id),
-            kind: KindId::FIB,
-            numbers: [id, 0],
-            text: None,
-            timeout_ns: 0,
-            state: TaskState::Succeeded,
+            record: Record {
+                id: TaskId(id),
+                kind: KindId::FIB,
+                numbers: [id, 0],
+                timeout_ns: 0,
+                state: TaskState::Succeeded,
+                worker: Some(1),
+                attempt: 1,
+                submitted_at: id,
+                started_at: id + 1,
+                finished_at: id + 2,
+                run_ticks: 1,
+            },
             output: TaskOutput::Number(id * 10),
+            text: None,
             error: None,
-            worker: Some(1),
-            attempt: 1,
-            submitted_at: id,
-            started_at: id + 1,
-            finished_at: id + 2,
-            run_ticks: 1,
         }
     }
 
@@ -429,7 +410,11 @@ mod tests {
             record(&history, (id % 2) as usize, task(id));
         }
         assert_eq!(history.len(), 4);
-        let ids: Vec<u64> = history.recent(10, None).iter().map(|t| t.id.0).collect();
+        let ids: Vec<u64> = history
+            .recent(10, None)
+            .iter()
+            .map(|t| t.record.id.0)
+            .collect();
         assert_eq!(ids, vec![10, 9, 8, 7]);
         assert!(history.find(TaskId(3)).is_none());
         assert_eq!(
@@ -445,13 +430,13 @@ mod tests {
         for id in 1..=30 {
             let mut t = task(id);
             if id % 3 == 0 {
-                t.state = TaskState::Failed;
+                t.record.state = TaskState::Failed;
                 t.error = Some("boom".into());
             }
             record(&history, (id % 3) as usize, t);
         }
         let failed = history.recent(4, Some(TaskState::Failed));
-        let ids: Vec<u64> = failed.iter().map(|t| t.id.0).collect();
+        let ids: Vec<u64> = failed.iter().map(|t| t.record.id.0).collect();
         assert_eq!(ids, vec![30, 27, 24, 21]);
         assert_eq!(failed[0].error.as_deref(), Some("boom"));
     }
@@ -460,7 +445,7 @@ mod tests {
     fn heap_parts_round_trip_and_are_dropped_with_their_entry() {
         let history = History::new(2, 1);
         let mut echo = task(1);
-        echo.kind = KindId::ECHO;
+        echo.record.kind = KindId::ECHO;
         echo.text = Some("hello".into());
         echo.output = TaskOutput::Text("hello".into());
         record(&history, 0, echo.clone());
@@ -478,12 +463,12 @@ mod tests {
     fn cancelled_and_timed_out_keep_their_state_without_extras() {
         let history = History::new(8, 1);
         let mut cancelled = task(5);
-        cancelled.state = TaskState::Cancelled;
+        cancelled.record.state = TaskState::Cancelled;
         cancelled.error = Some("cancelled".into());
         cancelled.output = TaskOutput::None;
         record(&history, 0, cancelled);
         let back = history.find(TaskId(5)).expect("kept");
-        assert_eq!(back.state, TaskState::Cancelled);
+        assert_eq!(back.record.state, TaskState::Cancelled);
         assert!(lock(&history.rings[0].extras).is_empty());
     }
 
@@ -500,9 +485,9 @@ mod tests {
         };
         while !writer.is_finished() {
             for t in history.recent(8, None) {
-                assert_eq!(t.numbers[0], t.id.0, "fields of one task");
-                assert_eq!(t.output, TaskOutput::Number(t.id.0 * 10));
-                assert_eq!(t.finished_at, t.id.0 + 2);
+                assert_eq!(t.record.numbers[0], t.record.id.0, "fields of one task");
+                assert_eq!(t.output, TaskOutput::Number(t.record.id.0 * 10));
+                assert_eq!(t.record.finished_at, t.record.id.0 + 2);
             }
         }
         writer.join().expect("writer");

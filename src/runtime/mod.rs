@@ -7,6 +7,7 @@ pub mod events;
 pub mod history;
 mod io;
 pub mod kinds;
+pub mod net;
 pub mod node;
 pub mod scheduler;
 pub mod snapshot;
@@ -19,8 +20,8 @@ pub use arena::{ArenaStats, Busy};
 pub use events::{EventError, EventStream, TaskEvent};
 pub use kinds::StepContext;
 pub use node::{
-    BatchError, CancelOutcome, LookupError, Node, NodeBuilder, ShutdownReport, StartError,
-    SubmitError, SubmitTextError,
+    BatchError, BatchOutcome, CancelOutcome, CompletionSender, LookupError, Node, NodeBuilder,
+    ShutdownReport, StartError, SubmitError, SubmitTextError,
 };
 pub use snapshot::{
     NodeInfo, NodeSnapshot, TaskCounts, TaskInfo, TaskQuery, WorkerActivity, WorkerSnapshot,

@@ -21,7 +21,7 @@ use crossbeam_deque::{Stealer, Worker};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 
-use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, slot_state};
+use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, slot_flags, slot_state};
 use super::clock::Clock;
 use super::events::{EventBus, EventStream, TaskEvent};
 use super::history::{FinishedTask, History, Record};
@@ -105,6 +105,53 @@ pub enum CancelOutcome {
     AlreadyFinished(TaskState),
 }
 
+/// Receives the finished task of every submission made with it (see
+/// [`Node::submit_batch`]). Unbounded by type, bounded by use: each watched task sends exactly
+/// one message, and the protocol server caps how many tasks a connection may wait for.
+pub type CompletionSender = tokio::sync::mpsc::UnboundedSender<TaskInfo>;
+
+/// The result of [`Node::submit_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// The ids, in submission order.
+    pub ids: Vec<TaskId>,
+    /// True when the idempotency key had been seen: these are the earlier ids and nothing
+    /// new was submitted.
+    pub duplicate: bool,
+}
+
+/// Who waits for which watched task.
+#[derive(Debug, Default)]
+struct Completions {
+    waiting: Mutex<std::collections::HashMap<u64, CompletionSender>>,
+}
+
+/// Keys to ids, and the keys in the order they arrived.
+type KeyTable = (
+    std::collections::HashMap<String, Vec<TaskId>>,
+    std::collections::VecDeque<String>,
+);
+
+/// Idempotency keys and the ids they produced, oldest forgotten first.
+#[derive(Debug)]
+struct IdempotencyKeys {
+    entries: Mutex<KeyTable>,
+    capacity: usize,
+}
+
+impl IdempotencyKeys {
+    fn remember(entries: &mut KeyTable, capacity: usize, key: &str, ids: Vec<TaskId>) {
+        if entries.0.insert(key.to_string(), ids).is_none() {
+            entries.1.push_back(key.to_string());
+            while entries.1.len() > capacity {
+                if let Some(oldest) = entries.1.pop_front() {
+                    entries.0.remove(&oldest);
+                }
+            }
+        }
+    }
+}
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -172,6 +219,8 @@ pub(crate) struct Shared {
     pub offload: Offload,
     /// Kinds known (built-in plus registered), checked on every submission.
     kind_count: u16,
+    completions: Completions,
+    idempotency: IdempotencyKeys,
     accepting: AtomicBool,
     stopping: AtomicBool,
     listen: Mutex<Option<String>>,
@@ -215,11 +264,13 @@ impl Shared {
     }
 
     /// Accepts a task: claims a slot, fills it in, and queues its index — on the calling
-    /// worker's deque when `local` is given, else on the submission queue.
+    /// worker's deque when `local` is given, else on the submission queue. With a `watcher`,
+    /// the finished task is sent to it.
     pub fn submit_on(
         &self,
         spec: TaskSpec,
         local: Option<&WorkerCore>,
+        watcher: Option<&CompletionSender>,
     ) -> Result<TaskId, SubmitError> {
         if !self.accepting.load(Ordering::Relaxed) {
             return Err(SubmitError::ShuttingDown);
@@ -253,11 +304,16 @@ impl Shared {
         slot.kind.store(spec.kind.index(), Ordering::Relaxed);
         slot.worker.store(NO_WORKER, Ordering::Relaxed);
         slot.attempt.store(1, Ordering::Relaxed);
-        let has_text = spec.text.is_some();
-        slot.has_text.store(has_text, Ordering::Relaxed);
-        if has_text {
+        let mut flags = 0;
+        if spec.text.is_some() {
+            flags |= slot_flags::TEXT;
             *lock(&slot.text) = spec.text;
         }
+        if let Some(watcher) = watcher {
+            flags |= slot_flags::WATCHED;
+            lock(&self.completions.waiting).insert(id.0, watcher.clone());
+        }
+        slot.flags.store(flags, Ordering::Relaxed);
         slot.state.store(slot_state::QUEUED, Ordering::Release);
         self.emit(id, TaskState::Queued, None, 1, now);
         match local {
@@ -286,7 +342,8 @@ impl Shared {
         } = ending;
         let slot = self.arena.slot(index);
         let kind = KindId(slot.kind.load(Ordering::Relaxed));
-        let text = if slot.has_text.load(Ordering::Relaxed) {
+        let flags = slot.flags.load(Ordering::Relaxed);
+        let text = if flags & slot_flags::TEXT != 0 {
             lock(&slot.text).take()
         } else {
             None
@@ -310,6 +367,9 @@ impl Shared {
             finished_at: now,
             run_ticks: slot.run_ticks.load(Ordering::Relaxed),
         };
+        if flags & slot_flags::WATCHED != 0 {
+            self.deliver(&record, &output, text.as_deref(), error.as_deref());
+        }
         let ledger = match site {
             FinishSite::Worker(worker_index) => {
                 self.history
@@ -328,6 +388,26 @@ impl Shared {
         self.arena.release(index, ledger);
     }
 
+    /// Sends a finished watched task to whoever waits for it.
+    #[cold]
+    fn deliver(
+        &self,
+        record: &Record,
+        output: &TaskOutput,
+        text: Option<&str>,
+        error: Option<&str>,
+    ) {
+        if let Some(sender) = lock(&self.completions.waiting).remove(&record.id.0) {
+            let info = self.describe(
+                record,
+                output.clone(),
+                text.map(Box::from),
+                error.map(Box::from),
+            );
+            let _ = sender.send(info);
+        }
+    }
+
     /// Hands a `sleep` or `exec` task to the I/O thread.
     pub fn start_offloaded(self: &Arc<Self>, index: u32, id: TaskId, kind: KindId, deadline: u64) {
         self.offload.start(self.clone(), index, id, kind, deadline);
@@ -344,7 +424,7 @@ impl Shared {
         }
         self.history
             .find(id)
-            .map(|t| CancelOutcome::AlreadyFinished(t.state))
+            .map(|t| CancelOutcome::AlreadyFinished(t.record.state))
             .ok_or_else(|| self.lookup_error(id))
     }
 
@@ -390,7 +470,7 @@ impl Shared {
             slot.numbers[0].load(Ordering::Relaxed),
             slot.numbers[1].load(Ordering::Relaxed),
         ];
-        let text = if slot.has_text.load(Ordering::Relaxed) {
+        let text = if slot.flags.load(Ordering::Relaxed) & slot_flags::TEXT != 0 {
             lock(&slot.text).clone()
         } else {
             None
@@ -423,24 +503,36 @@ impl Shared {
     }
 
     fn finished_info(&self, task: FinishedTask) -> TaskInfo {
+        self.describe(&task.record, task.output, task.text, task.error)
+    }
+
+    /// Describes a finished task.
+    fn describe(
+        &self,
+        record: &Record,
+        output: TaskOutput,
+        text: Option<Box<str>>,
+        error: Option<Box<str>>,
+    ) -> TaskInfo {
         TaskInfo {
-            id: task.id,
-            spec: self.spec_text(task.kind, task.numbers, task.text, task.timeout_ns),
-            kind: self.kinds.name(task.kind).to_string(),
-            state: task.state,
-            worker: task.worker,
-            attempt: task.attempt,
-            submitted_unix_us: self.clock.unix_us(task.submitted_at),
-            started_unix_us: (task.started_at != 0).then(|| self.clock.unix_us(task.started_at)),
-            finished_unix_us: Some(self.clock.unix_us(task.finished_at)),
-            run_us: self.clock.ticks_to_ns(task.run_ticks) / 1_000,
-            output: Some(task.output),
-            error: match task.state {
+            id: record.id,
+            spec: self.spec_text(record.kind, record.numbers, text, record.timeout_ns),
+            kind: self.kinds.name(record.kind).to_string(),
+            state: record.state,
+            worker: record.worker,
+            attempt: record.attempt,
+            submitted_unix_us: self.clock.unix_us(record.submitted_at),
+            started_unix_us: (record.started_at != 0)
+                .then(|| self.clock.unix_us(record.started_at)),
+            finished_unix_us: Some(self.clock.unix_us(record.finished_at)),
+            run_us: self.clock.ticks_to_ns(record.run_ticks) / 1_000,
+            output: Some(output),
+            error: match record.state {
                 TaskState::Cancelled => Some("cancelled".to_string()),
                 TaskState::TimedOut => {
-                    Some(super::scheduler::timed_out_message(task.timeout_ns).into())
+                    Some(super::scheduler::timed_out_message(record.timeout_ns).into())
                 }
-                _ => task.error.map(String::from),
+                _ => error.map(String::from),
             },
         }
     }
@@ -549,6 +641,11 @@ impl NodeBuilder {
             spin_ticks,
             offload: Offload::new(runtime.handle().clone()),
             kind_count,
+            completions: Completions::default(),
+            idempotency: IdempotencyKeys {
+                entries: Mutex::new(Default::default()),
+                capacity: config.node.idempotency_keys,
+            },
             accepting: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             listen: Mutex::new(None),
@@ -644,27 +741,76 @@ impl Node {
 
     /// Submits one task. Returns at once: `Busy` when the arena is full.
     pub fn submit(&self, spec: TaskSpec) -> Result<TaskId, SubmitError> {
-        self.shared.submit_on(spec, None)
+        self.shared.submit_on(spec, None, None)
     }
 
     /// Submits `copies` of a task. Refuses the whole batch up front when it cannot fit.
     pub fn submit_copies(&self, spec: &TaskSpec, copies: u32) -> Result<Vec<TaskId>, BatchError> {
-        let copies = copies.max(1) as usize;
-        let arena = &self.shared.arena;
-        if copies > arena.capacity().saturating_sub(arena.in_use()) {
+        let submission = Submission {
+            spec: spec.clone(),
+            copies,
+        };
+        self.submit_batch(std::slice::from_ref(&submission), None, None)
+            .map(|outcome| outcome.ids)
+    }
+
+    /// Submits several parsed lines (each with its copies) as one batch, refused whole when it
+    /// cannot fit. With an `idempotency_key` seen before, nothing is submitted and the earlier
+    /// ids come back (`duplicate`); a batch cut short by an error is remembered with the ids it
+    /// got, so a retry never runs a task twice. With a `watcher`, each finished task is sent
+    /// to it.
+    pub fn submit_batch(
+        &self,
+        submissions: &[Submission],
+        idempotency_key: Option<&str>,
+        watcher: Option<&CompletionSender>,
+    ) -> Result<BatchOutcome, BatchError> {
+        let shared = &self.shared;
+        let mut keys = idempotency_key.map(|key| (key, lock(&shared.idempotency.entries)));
+        if let Some((key, entries)) = &keys
+            && let Some(ids) = entries.0.get(*key)
+        {
+            return Ok(BatchOutcome {
+                ids: ids.clone(),
+                duplicate: true,
+            });
+        }
+        let total: u64 = submissions.iter().map(|s| u64::from(s.copies.max(1))).sum();
+        let arena = &shared.arena;
+        if total > arena.capacity().saturating_sub(arena.in_use()) as u64 {
             return Err(BatchError {
                 submitted: Vec::new(),
                 error: SubmitError::Busy(arena.refuse()),
             });
         }
-        let mut submitted = Vec::with_capacity(copies);
-        for _ in 0..copies {
-            match self.submit(spec.clone()) {
-                Ok(id) => submitted.push(id),
-                Err(error) => return Err(BatchError { submitted, error }),
+        let mut ids = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        let mut failure = None;
+        'all: for submission in submissions {
+            for _ in 0..submission.copies.max(1) {
+                match shared.submit_on(submission.spec.clone(), None, watcher) {
+                    Ok(id) => ids.push(id),
+                    Err(error) => {
+                        failure = Some(error);
+                        break 'all;
+                    }
+                }
             }
         }
-        Ok(submitted)
+        if let Some((key, entries)) = keys.as_mut()
+            && !ids.is_empty()
+        {
+            IdempotencyKeys::remember(entries, shared.idempotency.capacity, key, ids.clone());
+        }
+        match failure {
+            None => Ok(BatchOutcome {
+                ids,
+                duplicate: false,
+            }),
+            Some(error) => Err(BatchError {
+                submitted: ids,
+                error,
+            }),
+        }
     }
 
     /// Parses and submits one line of the text form (with its `xN` copies).
@@ -873,7 +1019,13 @@ impl Node {
         }
         shared.events.close();
         if let Some(runtime) = lock(&self.runtime).take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Called (or dropped) from async code, which must not block: let the runtime's
+                // threads finish on their own.
+                runtime.shutdown_background();
+            } else {
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            }
         }
         if abandoned > 0 {
             tracing::warn!(abandoned, "node stopped with tasks still in flight");

@@ -211,7 +211,7 @@ pub struct WorkerCore {
 
 impl WorkerCore {
     pub(crate) fn spawn_local(&self, spec: TaskSpec) -> Result<TaskId, SubmitError> {
-        self.shared.submit_on(spec, Some(self))
+        self.shared.submit_on(spec, Some(self), None)
     }
 
     /// Pushes a slot onto this worker's deque and wakes a sleeper if there is more here than

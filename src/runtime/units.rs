@@ -321,6 +321,41 @@ impl fmt::Display for HumanSize {
     }
 }
 
+/// Displays Unix microseconds as UTC, `2026-11-25T04:11:47.123Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime(pub u64);
+
+impl fmt::Display for UtcTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0 / 1_000_000;
+        let millis = (self.0 / 1_000) % 1_000;
+        let days = (seconds / 86_400) as i64;
+        let of_day = seconds % 86_400;
+        // Days since 1970-01-01 to a civil date (proleptic Gregorian).
+        let shifted = days + 719_468;
+        let era = shifted.div_euclid(146_097);
+        let day_of_era = shifted.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_index = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+        let month = if month_index < 10 {
+            month_index + 3
+        } else {
+            month_index - 9
+        };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+            of_day / 3600,
+            (of_day % 3600) / 60,
+            of_day % 60
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +433,19 @@ mod tests {
         assert!(parse_count("_1").is_err());
         assert!(parse_count("1e7").is_err());
         assert!(parse_count("-3").is_err());
+    }
+
+    #[test]
+    fn utc_times_format_as_iso_8601() {
+        assert_eq!(UtcTime(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            UtcTime(951_782_400_000_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            UtcTime(1_795_833_107_123_456).to_string(),
+            "2026-11-28T02:31:47.123Z"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::time::{Duration, Instant};
 
 use goliath::config::{Config, WorkerCount};

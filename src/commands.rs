@@ -1,0 +1,535 @@
+//! The client commands of the binary (`submit`, `cancel`, `task`, `tasks`, `status`, `watch`,
+//! `shutdown`): one request each over the protocol, printed for people or as JSON.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use goliath::runtime::net::{
+    CancelOutcomeWire, Client, ClientError, RemoteErrorKind, Request, Response, StreamItem,
+    SubmitRequest, WatchRequest,
+};
+use goliath::runtime::task::quote_word;
+use goliath::runtime::units::{ShortDuration, UtcTime};
+use goliath::runtime::{NodeSnapshot, TaskId, TaskInfo, TaskOutput, TaskQuery, TaskState};
+
+use crate::exit;
+
+/// A client command's failure: message and exit code.
+pub struct CommandError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CommandError {
+    fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClientError> for CommandError {
+    fn from(error: ClientError) -> Self {
+        let code = match &error {
+            ClientError::Connect { .. } | ClientError::Closed { .. } => exit::CONNECT,
+            ClientError::Refused { .. } | ClientError::Protocol { .. } => exit::HANDSHAKE,
+            ClientError::Remote(remote) => match remote.kind {
+                RemoteErrorKind::BadSpec { .. } => exit::USAGE,
+                RemoteErrorKind::Busy { .. } | RemoteErrorKind::ShuttingDown => exit::BUSY,
+                RemoteErrorKind::NotFound => exit::NOT_FOUND,
+                RemoteErrorKind::ExecRefused | RemoteErrorKind::Invalid => exit::FAILURE,
+            },
+        };
+        let message = match &error {
+            ClientError::Remote(remote) => match remote.kind {
+                RemoteErrorKind::Busy { .. } => format!("{remote}"),
+                _ => remote.message.clone(),
+            },
+            other => other.to_string(),
+        };
+        CommandError::new(code, message)
+    }
+}
+
+/// What to run against a node.
+pub enum ClientCommand {
+    Submit {
+        specs: Vec<String>,
+        wait: bool,
+        idempotency_key: Option<String>,
+    },
+    Cancel {
+        ids: Vec<TaskId>,
+    },
+    Task {
+        id: TaskId,
+    },
+    Tasks {
+        state: Option<TaskState>,
+        limit: usize,
+    },
+    Status,
+    Watch {
+        snapshots: Option<Duration>,
+    },
+    Shutdown,
+}
+
+/// Turns `goliath submit` arguments into spec lines: one argument per spec when the first has
+/// a space (`goliath submit "spin 1s" "fib 30"`), else all arguments form one spec
+/// (`goliath submit spin 200ms x20`, `goliath submit exec -- sh -c 'echo hi'`). A lone `-` reads
+/// one spec per line from standard input (blank lines and `#` comments skipped).
+pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
+    if args.len() == 1 && args[0] == "-" {
+        let mut input = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| {
+            CommandError::new(
+                exit::USAGE,
+                format!("cannot read specs from standard input: {e}"),
+            )
+        })?;
+        let lines: Vec<String> = input
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(String::from)
+            .collect();
+        if lines.is_empty() {
+            return Err(CommandError::new(
+                exit::USAGE,
+                "no task specs on standard input",
+            ));
+        }
+        return Ok(lines);
+    }
+    match args.first() {
+        None => Err(CommandError::new(
+            exit::USAGE,
+            "no task spec given; e.g. goliath submit spin 200ms x20",
+        )),
+        Some(first) if first.contains(char::is_whitespace) => Ok(args.to_vec()),
+        Some(_) => Ok(vec![
+            args.iter()
+                .map(|a| shell_word(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]),
+    }
+}
+
+/// Quotes an argument the shell already split, only when the text form would split it again.
+fn shell_word(word: &str) -> String {
+    if word.is_empty()
+        || word
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+    {
+        quote_word(word)
+    } else {
+        word.to_string()
+    }
+}
+
+pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<u8, CommandError> {
+    match command {
+        ClientCommand::Submit {
+            specs,
+            wait,
+            idempotency_key,
+        } => {
+            let response = client
+                .request(Request::Submit(SubmitRequest {
+                    specs,
+                    idempotency_key,
+                    wait,
+                }))
+                .await?;
+            match response {
+                Response::Submitted { ids, duplicate } => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "ids": ids, "duplicate": duplicate })
+                        );
+                    } else {
+                        for id in ids {
+                            println!("{id}");
+                        }
+                    }
+                    Ok(exit::OK)
+                }
+                Response::Finished { tasks, duplicate } => {
+                    let failed = tasks
+                        .iter()
+                        .filter(|t| t.state != TaskState::Succeeded)
+                        .count();
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "tasks": tasks, "duplicate": duplicate })
+                        );
+                    } else {
+                        print!("{}", task_table(&tasks, None));
+                        if failed > 0 {
+                            eprintln!("goliath: {failed} of {} tasks did not succeed", tasks.len());
+                        }
+                    }
+                    Ok(if failed > 0 { exit::FAILURE } else { exit::OK })
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
+        ClientCommand::Cancel { ids } => match client.request(Request::Cancel { ids }).await? {
+            Response::Cancelled { results } => {
+                let missing = results
+                    .iter()
+                    .filter(|r| r.outcome == CancelOutcomeWire::NotFound)
+                    .count();
+                if json {
+                    println!("{}", serde_json::json!({ "results": results }));
+                } else {
+                    for result in &results {
+                        match result.outcome {
+                            CancelOutcomeWire::Requested => {
+                                println!("{}: cancel requested", result.id)
+                            }
+                            CancelOutcomeWire::AlreadyFinished(state) => {
+                                println!("{}: already {state}", result.id)
+                            }
+                            CancelOutcomeWire::NotFound => println!("{}: no such task", result.id),
+                        }
+                    }
+                }
+                Ok(if missing > 0 {
+                    exit::NOT_FOUND
+                } else {
+                    exit::OK
+                })
+            }
+            other => Err(unexpected(&other)),
+        },
+        ClientCommand::Task { id } => match client.request(Request::Task { id }).await? {
+            Response::Task(info) => {
+                if json {
+                    println!("{}", to_json(&info));
+                } else {
+                    print!("{}", task_detail(&info));
+                }
+                Ok(exit::OK)
+            }
+            other => Err(unexpected(&other)),
+        },
+        ClientCommand::Tasks { state, limit } => match client
+            .request(Request::Tasks(TaskQuery { state, limit }))
+            .await?
+        {
+            Response::Tasks(tasks) => {
+                if json {
+                    println!("{}", serde_json::json!({ "tasks": tasks }));
+                } else if tasks.is_empty() {
+                    println!("no tasks");
+                } else {
+                    print!("{}", task_table(&tasks, None));
+                }
+                Ok(exit::OK)
+            }
+            other => Err(unexpected(&other)),
+        },
+        ClientCommand::Status => match client.request(Request::Status { task_limit: 0 }).await? {
+            Response::Status(snapshot) => {
+                if json {
+                    println!("{}", to_json(&snapshot));
+                } else {
+                    print!("{}", status_text(&snapshot));
+                }
+                Ok(exit::OK)
+            }
+            other => Err(unexpected(&other)),
+        },
+        ClientCommand::Watch { snapshots } => {
+            let request = WatchRequest {
+                events: true,
+                snapshot_every_ms: snapshots
+                    .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+                task_limit: 0,
+            };
+            let mut stream = client.watch(request).await?;
+            while let Some(item) = stream.next().await {
+                let item = item?;
+                if json {
+                    println!("{}", to_json(&item));
+                    continue;
+                }
+                match item {
+                    StreamItem::Event(event) => {
+                        let worker = event
+                            .worker
+                            .map(|w| format!(" on worker {w}"))
+                            .unwrap_or_default();
+                        println!(
+                            "{} task {} {}{}",
+                            UtcTime(event.at_unix_us),
+                            event.id,
+                            event.state,
+                            worker
+                        );
+                    }
+                    StreamItem::Snapshot(snapshot) => println!(
+                        "{} node {}: {} queued, {} running, {} finished, arena {}/{}",
+                        UtcTime(snapshot.node.now_unix_us),
+                        snapshot.node.name,
+                        snapshot.counts.queued,
+                        snapshot.counts.running,
+                        snapshot.counts.finished(),
+                        snapshot.arena.in_use,
+                        snapshot.arena.capacity
+                    ),
+                    StreamItem::Lagged { skipped } => {
+                        println!("(fell behind: {skipped} events skipped)")
+                    }
+                }
+            }
+            Err(CommandError::new(
+                exit::CONNECT,
+                "the node ended the watch (shutting down?)",
+            ))
+        }
+        ClientCommand::Shutdown => match client.request(Request::Shutdown).await? {
+            Response::ShuttingDown => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "shutting_down": true, "node": client.welcome().node })
+                    );
+                } else {
+                    println!("node {} is shutting down", client.welcome().node);
+                }
+                Ok(exit::OK)
+            }
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render JSON: {e}\"}}"))
+}
+
+fn unexpected(response: &Response) -> CommandError {
+    CommandError::new(
+        exit::FAILURE,
+        format!("unexpected answer from the node: {response:?}"),
+    )
+}
+
+fn output_line(info: &TaskInfo) -> String {
+    if let Some(error) = &info.error {
+        return error.clone();
+    }
+    match &info.output {
+        Some(TaskOutput::Process(process)) => {
+            process.stdout.lines().next().unwrap_or("").to_string()
+        }
+        Some(output) => output.to_string(),
+        None => String::new(),
+    }
+}
+
+/// A table of tasks: id, state, kind, worker, attempt, duration, output.
+pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
+    let now = now_unix_us.unwrap_or(0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>8}  {:<9}  {:<24}  {:>6}  {:>3}  {:>9}  OUTPUT",
+        "ID", "STATE", "SPEC", "WORKER", "TRY", "TIME"
+    );
+    for task in tasks {
+        let mut spec = task.spec.clone();
+        if spec.chars().count() > 24 {
+            spec = spec.chars().take(23).collect::<String>() + "…";
+        }
+        let worker = task
+            .worker
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| "-".into());
+        let time = task
+            .duration_us(now)
+            .map(|us| ShortDuration(Duration::from_micros(us)).to_string())
+            .unwrap_or_else(|| "-".into());
+        let mut output = output_line(task);
+        if output.chars().count() > 60 {
+            output = output.chars().take(59).collect::<String>() + "…";
+        }
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<9}  {:<24}  {:>6}  {:>3}  {:>9}  {}",
+            task.id, task.state, spec, worker, task.attempt, time, output
+        );
+    }
+    out
+}
+
+fn task_detail(info: &TaskInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "task      {}", info.id);
+    let _ = writeln!(out, "spec      {}", info.spec);
+    let _ = writeln!(out, "state     {}", info.state);
+    if let Some(worker) = info.worker {
+        let _ = writeln!(out, "worker    {worker}");
+    }
+    let _ = writeln!(out, "attempt   {}", info.attempt);
+    let _ = writeln!(out, "submitted {}", UtcTime(info.submitted_unix_us));
+    if let Some(started) = info.started_unix_us {
+        let _ = writeln!(
+            out,
+            "started   {} (queued {})",
+            UtcTime(started),
+            ShortDuration(Duration::from_micros(
+                started.saturating_sub(info.submitted_unix_us)
+            ))
+        );
+    }
+    if let Some(finished) = info.finished_unix_us {
+        let ran = info
+            .started_unix_us
+            .map(|s| finished.saturating_sub(s))
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "finished  {} (took {}, {} on workers)",
+            UtcTime(finished),
+            ShortDuration(Duration::from_micros(ran)),
+            ShortDuration(Duration::from_micros(info.run_us))
+        );
+    }
+    if let Some(error) = &info.error {
+        let _ = writeln!(out, "error     {error}");
+    }
+    match &info.output {
+        Some(TaskOutput::Process(process)) => {
+            let status = match (process.exit_code, process.signal) {
+                (Some(code), _) => format!("exit code {code}"),
+                (None, Some(signal)) => format!("killed by signal {signal}"),
+                _ => "no exit status".into(),
+            };
+            let _ = writeln!(out, "exit      {status}");
+            for (name, text, truncated) in [
+                ("stdout", &process.stdout, process.stdout_truncated),
+                ("stderr", &process.stderr, process.stderr_truncated),
+            ] {
+                if text.is_empty() && truncated == 0 {
+                    continue;
+                }
+                let _ = writeln!(out, "{name}:");
+                for line in text.lines() {
+                    let _ = writeln!(out, "  {line}");
+                }
+                if truncated > 0 {
+                    let _ = writeln!(out, "  … {truncated} more bytes not kept (exec.max_output)");
+                }
+            }
+        }
+        Some(TaskOutput::None) | None => {}
+        Some(output) => {
+            let _ = writeln!(out, "output    {output}");
+        }
+    }
+    out
+}
+
+fn status_text(snapshot: &NodeSnapshot) -> String {
+    let node = &snapshot.node;
+    let mut out = String::new();
+    let uptime = Duration::from_micros(node.now_unix_us.saturating_sub(node.started_unix_us));
+    let _ = writeln!(
+        out,
+        "node      {} (goliath {}, pid {})",
+        node.name, node.version, node.pid
+    );
+    if let Some(listen) = &node.listen {
+        let _ = writeln!(out, "listen    {listen}");
+    }
+    let _ = writeln!(out, "uptime    {}", ShortDuration(uptime));
+    let _ = writeln!(
+        out,
+        "accepting {}",
+        if node.accepting {
+            "yes"
+        } else {
+            "no (shutting down)"
+        }
+    );
+    let counts = &snapshot.counts;
+    let _ = writeln!(
+        out,
+        "tasks     {} submitted, {} queued, {} running, {} succeeded, {} failed, {} cancelled, {} timed out",
+        counts.submitted,
+        counts.queued,
+        counts.running,
+        counts.succeeded,
+        counts.failed,
+        counts.cancelled,
+        counts.timed_out
+    );
+    let arena = &snapshot.arena;
+    let _ = writeln!(
+        out,
+        "arena     {}/{} slots in use (high water {}), {} refused",
+        arena.in_use, arena.capacity, arena.high_water, arena.rejected
+    );
+    let _ = writeln!(
+        out,
+        "workers   {} (submission queue {})",
+        snapshot.workers.len(),
+        snapshot.submission_queue_depth
+    );
+    for worker in &snapshot.workers {
+        let _ = writeln!(
+            out,
+            "  #{:<3} {:<9} depth {:>5}  executed {:>10}  stole {:>8}  stolen {:>8}  parks {:>7}",
+            worker.index,
+            format!("{:?}", worker.activity).to_lowercase(),
+            worker.depth,
+            worker.executed,
+            worker.stole,
+            worker.stolen_from,
+            worker.parks
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn unquoted_words_form_one_spec_and_quoted_args_are_separate() {
+        assert_eq!(
+            spec_lines(&args(&["spin", "200ms", "x20"]))
+                .ok()
+                .map(|v| v.join("|")),
+            Some("spin 200ms x20".into())
+        );
+        assert_eq!(
+            spec_lines(&args(&["spin 1s", "fib 30"]))
+                .ok()
+                .map(|v| v.join("|")),
+            Some("spin 1s|fib 30".into())
+        );
+        assert_eq!(
+            spec_lines(&args(&["exec", "--", "sh", "-c", "echo hi"]))
+                .ok()
+                .map(|v| v.join("|")),
+            Some("exec -- sh -c \"echo hi\"".into())
+        );
+        assert!(spec_lines(&[]).is_err());
+    }
+}

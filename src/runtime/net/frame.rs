@@ -1,0 +1,454 @@
+//! Frames on the wire, sans-IO: bytes in, frames out; frames in, bytes out.
+//!
+//! A connection starts with an 8-byte preamble — magic `GLTH`, protocol version (u16, big
+//! endian), two zero bytes — so garbage and version mismatches are caught before anything is
+//! parsed. Then frames, each a 12-byte header and a payload:
+//!
+//! ```text
+//! 0      1      2         4                8                12
+//! | type | flags| reserved | stream id u32 | length u32     | payload (length bytes)
+//! ```
+//!
+//! All integers big endian. `stream` pairs a request with its response(s), so many requests
+//! can be in flight on one connection and be answered out of order. The length is checked
+//! against the configured maximum (`net.max_frame`) before any payload byte is buffered, so a
+//! hostile 4 GiB length costs nothing. The header layout never changes between protocol
+//! versions, and `Error` frames carry plain UTF-8 text, so a peer on another version can still
+//! read why it was refused.
+
+use super::super::units::HumanSize;
+
+/// First bytes of every connection.
+pub const MAGIC: [u8; 4] = *b"GLTH";
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Bytes in the connection preamble.
+pub const PREAMBLE_LEN: usize = 8;
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 12;
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FrameType {
+    /// Client → node: who is connecting (payload `Hello`).
+    Hello = 1,
+    /// Node → client: handshake accepted (payload `Welcome`).
+    Welcome = 2,
+    /// Client → node: a request on a new stream (payload `Request`).
+    Request = 3,
+    /// Node → client: the answer to a request (payload `Response`).
+    Response = 4,
+    /// Node → client: one item of a stream (payload `StreamItem`).
+    StreamItem = 5,
+    /// Node → client: a stream ended (empty payload).
+    StreamEnd = 6,
+    /// Either way: the connection is being closed for this reason (UTF-8 text).
+    Error = 7,
+    /// Client → node: stop the stream with this id (empty payload).
+    CancelStream = 8,
+}
+
+impl FrameType {
+    /// Every frame type.
+    pub const ALL: [FrameType; 8] = [
+        FrameType::Hello,
+        FrameType::Welcome,
+        FrameType::Request,
+        FrameType::Response,
+        FrameType::StreamItem,
+        FrameType::StreamEnd,
+        FrameType::Error,
+        FrameType::CancelStream,
+    ];
+
+    fn from_byte(byte: u8) -> Option<FrameType> {
+        FrameType::ALL.into_iter().find(|t| *t as u8 == byte)
+    }
+}
+
+/// A frame's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// What it carries.
+    pub frame_type: FrameType,
+    /// Which request it belongs to (0 for connection-level frames).
+    pub stream: u32,
+    /// Payload bytes that follow.
+    pub length: u32,
+}
+
+/// Bytes that are not a valid frame or preamble.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The connection did not start with `GLTH`.
+    #[error("not a goliath connection: expected magic \"GLTH\", got {0:02x?}")]
+    BadMagic([u8; 4]),
+    /// The peer speaks another protocol version.
+    #[error(
+        "protocol version mismatch: this side speaks version {ours}, the peer speaks version {theirs}; run the same goliath version on both sides"
+    )]
+    Version {
+        /// Ours.
+        ours: u16,
+        /// Theirs.
+        theirs: u16,
+    },
+    /// A frame type this build does not know.
+    #[error("unknown frame type {0}")]
+    UnknownType(u8),
+    /// Reserved header bits were set.
+    #[error("frame header has reserved bits set ({0:#06x})")]
+    Reserved(u32),
+    /// A frame longer than allowed.
+    #[error("frame of {length} bytes exceeds the limit of {} (net.max_frame)", HumanSize::approx(u64::from(*max)))]
+    TooLarge {
+        /// Claimed payload length.
+        length: u32,
+        /// The limit.
+        max: u32,
+    },
+}
+
+/// The preamble this build sends.
+pub fn preamble() -> [u8; PREAMBLE_LEN] {
+    let version = PROTOCOL_VERSION.to_be_bytes();
+    [
+        MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], version[0], version[1], 0, 0,
+    ]
+}
+
+/// Checks a peer's preamble.
+pub fn check_preamble(bytes: &[u8; PREAMBLE_LEN]) -> Result<(), FrameError> {
+    let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if magic != MAGIC {
+        return Err(FrameError::BadMagic(magic));
+    }
+    let theirs = u16::from_be_bytes([bytes[4], bytes[5]]);
+    if theirs != PROTOCOL_VERSION {
+        return Err(FrameError::Version {
+            ours: PROTOCOL_VERSION,
+            theirs,
+        });
+    }
+    Ok(())
+}
+
+/// Parses a header from the start of `bytes`; `None` until 12 bytes are there.
+pub fn parse_header(bytes: &[u8], max_frame: u32) -> Result<Option<FrameHeader>, FrameError> {
+    let Some(header) = bytes.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let frame_type = FrameType::from_byte(header[0]).ok_or(FrameError::UnknownType(header[0]))?;
+    let reserved = u32::from_be_bytes([0, header[1], header[2], header[3]]);
+    if reserved != 0 {
+        return Err(FrameError::Reserved(reserved));
+    }
+    let stream = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    let length = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    if length > max_frame {
+        return Err(FrameError::TooLarge {
+            length,
+            max: max_frame,
+        });
+    }
+    Ok(Some(FrameHeader {
+        frame_type,
+        stream,
+        length,
+    }))
+}
+
+/// Appends a header; the payload follows.
+pub fn write_header(out: &mut Vec<u8>, frame_type: FrameType, stream: u32, length: u32) {
+    out.push(frame_type as u8);
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(&length.to_be_bytes());
+}
+
+/// Appends a whole frame with a raw payload.
+pub fn write_frame(out: &mut Vec<u8>, frame_type: FrameType, stream: u32, payload: &[u8]) {
+    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    write_header(out, frame_type, stream, length);
+    out.extend_from_slice(payload);
+}
+
+/// Appends a frame whose payload is `value` encoded by the codec module. The frame is
+/// rolled back if encoding fails or the payload would exceed `max_frame`.
+pub fn write_message<T: serde::Serialize>(
+    out: &mut Vec<u8>,
+    frame_type: FrameType,
+    stream: u32,
+    value: &T,
+    max_frame: u32,
+) -> Result<(), MessageError> {
+    let start = out.len();
+    write_header(out, frame_type, stream, 0);
+    let length = match crate::codec::encode_into("frame payload", value, out) {
+        Ok(length) => length,
+        Err(error) => {
+            out.truncate(start);
+            return Err(MessageError::Codec(error));
+        }
+    };
+    let length32 = u32::try_from(length).unwrap_or(u32::MAX);
+    if length32 > max_frame {
+        out.truncate(start);
+        return Err(MessageError::Frame(FrameError::TooLarge {
+            length: length32,
+            max: max_frame,
+        }));
+    }
+    out[start + 8..start + 12].copy_from_slice(&length32.to_be_bytes());
+    Ok(())
+}
+
+/// A frame that could not be built or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// Bad framing.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Bad payload.
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
+}
+
+/// A connection's incoming bytes, buffered until whole frames are there. The buffer never
+/// holds more than one header plus `max_frame` bytes beyond what the caller has consumed.
+#[derive(Debug)]
+pub struct FrameReader {
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    max_frame: u32,
+}
+
+/// Bytes a reader asks for at a time when no frame is pending.
+const READ_CHUNK: usize = 16 * 1024;
+
+impl FrameReader {
+    /// A reader refusing frames longer than `max_frame`.
+    pub fn new(max_frame: u32) -> Self {
+        Self {
+            buffer: Vec::new(),
+            start: 0,
+            end: 0,
+            max_frame,
+        }
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.buffer[self.start..self.end]
+    }
+
+    /// Space to read more bytes into; call [`FrameReader::filled`] with how many arrived.
+    /// Empty when whole frames are waiting: take them with [`FrameReader::next_frame`] first.
+    /// The buffer grows only to fit the frame being received (at most a header plus
+    /// `max_frame`), so it stays bounded whatever the peer claims.
+    pub fn spare(&mut self) -> Result<&mut [u8], FrameError> {
+        let needed = match parse_header(self.buffered(), self.max_frame)? {
+            Some(header) => HEADER_LEN + header.length as usize,
+            None => HEADER_LEN,
+        };
+        let target = needed.max(READ_CHUNK);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.buffer.len() - self.start < target {
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buffer.len() < self.start + target {
+            self.buffer.resize(self.start + target, 0);
+        }
+        Ok(&mut self.buffer[self.end..])
+    }
+
+    /// Records that `count` bytes were read into the space from [`FrameReader::spare`].
+    pub fn filled(&mut self, count: usize) {
+        self.end = (self.end + count).min(self.buffer.len());
+    }
+
+    /// Copies bytes in, as long as there is room (for tests and fuzzing); returns how many
+    /// were taken. Stops early when whole frames are waiting to be taken.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<usize, FrameError> {
+        let mut taken = 0;
+        while taken < bytes.len() {
+            let spare = self.spare()?;
+            if spare.is_empty() {
+                break;
+            }
+            let take = spare.len().min(bytes.len() - taken);
+            spare[..take].copy_from_slice(&bytes[taken..taken + take]);
+            self.filled(take);
+            taken += take;
+        }
+        Ok(taken)
+    }
+
+    /// The next whole frame, if one is buffered. The payload borrows the buffer.
+    pub fn next_frame(&mut self) -> Result<Option<(FrameHeader, &[u8])>, FrameError> {
+        let Some(header) = parse_header(self.buffered(), self.max_frame)? else {
+            return Ok(None);
+        };
+        let total = HEADER_LEN + header.length as usize;
+        if self.end - self.start < total {
+            return Ok(None);
+        }
+        let payload_start = self.start + HEADER_LEN;
+        self.start += total;
+        Ok(Some((
+            header,
+            &self.buffer[payload_start..payload_start + header.length as usize],
+        )))
+    }
+
+    /// Bytes buffered but not yet returned as frames.
+    pub fn pending(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Bytes allocated for the buffer.
+    pub fn capacity(&self) -> usize {
+        self.buffer.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn preamble_checks_magic_and_version() {
+        assert_eq!(check_preamble(&preamble()), Ok(()));
+        assert_eq!(
+            check_preamble(b"GET / HT"),
+            Err(FrameError::BadMagic(*b"GET "))
+        );
+        let mut other = preamble();
+        other[5] = 9;
+        let error = check_preamble(&other).unwrap_err();
+        assert_eq!(
+            error,
+            FrameError::Version {
+                ours: PROTOCOL_VERSION,
+                theirs: 9
+            }
+        );
+        assert!(error.to_string().contains("version 1") && error.to_string().contains("version 9"));
+    }
+
+    #[test]
+    fn frames_split_anywhere_reassemble() {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, FrameType::Request, 7, b"hello");
+        write_frame(&mut bytes, FrameType::StreamEnd, 8, b"");
+        write_frame(&mut bytes, FrameType::Response, 9, &[1u8; 40_000]);
+        for cut in (0..bytes.len())
+            .step_by(97)
+            .chain([1, 11, 12, 13, 17, 29, bytes.len()])
+        {
+            let mut reader = FrameReader::new(1 << 20);
+            let mut seen = Vec::new();
+            for part in [&bytes[..cut], &bytes[cut..]] {
+                let mut rest = part;
+                loop {
+                    let taken = reader.push(rest).expect("valid");
+                    rest = &rest[taken..];
+                    while let Some((header, payload)) = reader.next_frame().expect("valid") {
+                        seen.push((header.stream, payload.len()));
+                    }
+                    if rest.is_empty() {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(seen, vec![(7, 5), (8, 0), (9, 40_000)], "cut at {cut}");
+            assert_eq!(reader.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn a_4_gib_length_is_refused_before_buffering() {
+        let mut reader = FrameReader::new(1 << 20);
+        let mut header = Vec::new();
+        write_header(&mut header, FrameType::Request, 1, u32::MAX);
+        let error = reader
+            .push(&header)
+            .and_then(|_| reader.next_frame().map(|_| ()))
+            .unwrap_err();
+        assert_eq!(
+            error,
+            FrameError::TooLarge {
+                length: u32::MAX,
+                max: 1 << 20
+            }
+        );
+        assert!(
+            reader.capacity() <= 64 * 1024,
+            "nothing large was allocated: {}",
+            reader.capacity()
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_reserved_bits_are_errors() {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, FrameType::Request, 1, b"x");
+        bytes[0] = 99;
+        assert_eq!(parse_header(&bytes, 1024), Err(FrameError::UnknownType(99)));
+        bytes[0] = FrameType::Request as u8;
+        bytes[2] = 1;
+        assert!(matches!(
+            parse_header(&bytes, 1024),
+            Err(FrameError::Reserved(_))
+        ));
+    }
+
+    #[test]
+    fn oversized_messages_are_rolled_back() {
+        let mut out = vec![1, 2, 3];
+        let error =
+            write_message(&mut out, FrameType::Response, 1, &vec![0u8; 2000], 1000).unwrap_err();
+        assert!(matches!(
+            error,
+            MessageError::Frame(FrameError::TooLarge { .. })
+        ));
+        assert_eq!(out, vec![1, 2, 3]);
+    }
+
+    proptest! {
+        #[test]
+        fn any_frame_round_trips(kind in 0usize..8, stream in any::<u32>(), payload in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let mut bytes = Vec::new();
+            write_frame(&mut bytes, FrameType::ALL[kind], stream, &payload);
+            let mut reader = FrameReader::new(4096);
+            prop_assert_eq!(reader.push(&bytes).expect("valid"), bytes.len());
+            let (header, body) = reader.next_frame().expect("valid").expect("whole");
+            prop_assert_eq!(header.frame_type, FrameType::ALL[kind]);
+            prop_assert_eq!(header.stream, stream);
+            prop_assert_eq!(body, &payload[..]);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_reader(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let mut reader = FrameReader::new(1024);
+            let mut rest = &bytes[..];
+            while let Ok(taken) = reader.push(rest) {
+                rest = &rest[taken..];
+                let mut any = false;
+                while let Ok(Some(_)) = reader.next_frame() {
+                    any = true;
+                }
+                if rest.is_empty() || (!any && taken == 0) {
+                    break;
+                }
+            }
+            prop_assert!(reader.capacity() <= 64 * 1024);
+        }
+    }
+}

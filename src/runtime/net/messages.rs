@@ -1,0 +1,526 @@
+//! What frames carry: the handshake, requests, responses and stream items. Encoded by the
+//! codec module; the same types serve the CLI, `console --connect` and tests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::events::TaskEvent;
+use crate::runtime::snapshot::{NodeSnapshot, TaskInfo, TaskQuery};
+use crate::runtime::task::{TaskId, TaskState};
+
+/// Client → node, right after the preamble.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Who is connecting (e.g. `goliath-cli 0.1.0`), for the node's logs.
+    pub client: String,
+    /// The cluster the client expects the node to be in.
+    pub cluster: String,
+}
+
+/// Node → client: the handshake succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The node's name.
+    pub node: String,
+    /// The node's cluster.
+    pub cluster: String,
+    /// The node's goliath version.
+    pub version: String,
+}
+
+/// One request; the response comes on the same stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Submit tasks in the text form.
+    Submit(SubmitRequest),
+    /// Cancel tasks.
+    Cancel {
+        /// Which.
+        ids: Vec<TaskId>,
+    },
+    /// Describe one task.
+    Task {
+        /// Which.
+        id: TaskId,
+    },
+    /// List tasks.
+    Tasks(TaskQuery),
+    /// The node snapshot.
+    Status {
+        /// Most tasks to include.
+        task_limit: u32,
+    },
+    /// A stream of task events and/or snapshots until the client cancels the stream.
+    Watch(WatchRequest),
+    /// Stop the node (after the response is sent).
+    Shutdown,
+}
+
+/// Tasks to submit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// Lines of the text form, each with optional `xN` copies.
+    pub specs: Vec<String>,
+    /// A key that makes a retry of the same submission return the same ids.
+    pub idempotency_key: Option<String>,
+    /// Answer with the finished tasks instead of their ids.
+    pub wait: bool,
+}
+
+/// What a watch stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchRequest {
+    /// Send task events.
+    pub events: bool,
+    /// Send a snapshot this often (milliseconds, at least 100), or never.
+    pub snapshot_every_ms: Option<u32>,
+    /// Most tasks per snapshot.
+    pub task_limit: u32,
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// The tasks were accepted.
+    Submitted {
+        /// Their ids, in submission order.
+        ids: Vec<TaskId>,
+        /// True when the idempotency key had been seen and these are the earlier ids.
+        duplicate: bool,
+    },
+    /// The submitted tasks finished (for `wait`).
+    Finished {
+        /// In submission order.
+        tasks: Vec<TaskInfo>,
+        /// True when the idempotency key had been seen.
+        duplicate: bool,
+    },
+    /// What each cancel did.
+    Cancelled {
+        /// One per id asked, in order.
+        results: Vec<CancelResult>,
+    },
+    /// One task.
+    Task(TaskInfo),
+    /// A list of tasks.
+    Tasks(Vec<TaskInfo>),
+    /// The node snapshot.
+    Status(Box<NodeSnapshot>),
+    /// The node is shutting down.
+    ShuttingDown,
+    /// The request failed.
+    Error(RemoteError),
+}
+
+/// One cancel's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelResult {
+    /// The task.
+    pub id: TaskId,
+    /// What happened.
+    pub outcome: CancelOutcomeWire,
+}
+
+/// What a cancel did, on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOutcomeWire {
+    /// The task will stop.
+    Requested,
+    /// The task had already finished in this state.
+    AlreadyFinished(TaskState),
+    /// No such task (or forgotten).
+    NotFound,
+}
+
+/// One item of a watch stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StreamItem {
+    /// A task changed state.
+    Event(TaskEvent),
+    /// A snapshot of the node.
+    Snapshot(Box<NodeSnapshot>),
+    /// The watcher fell behind and this many events were skipped.
+    Lagged {
+        /// How many.
+        skipped: u64,
+    },
+}
+
+/// Why a request failed, with enough detail for the client to say what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct RemoteError {
+    /// The kind, which picks the CLI's exit code.
+    pub kind: RemoteErrorKind,
+    /// A sentence naming what and where.
+    pub message: String,
+}
+
+/// Kinds of request failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteErrorKind {
+    /// A spec did not parse (index of the spec, 1-based column).
+    BadSpec {
+        /// Which spec (0-based).
+        index: u32,
+        /// Column in it.
+        column: u32,
+    },
+    /// The arena is full.
+    Busy {
+        /// Slots in use.
+        in_use: u64,
+        /// All slots.
+        capacity: u64,
+    },
+    /// No such task.
+    NotFound,
+    /// The node is shutting down.
+    ShuttingDown,
+    /// `exec` over the network is off (`exec.remote = false`) or exec is disabled.
+    ExecRefused,
+    /// Anything else the node refused.
+    Invalid,
+}
+
+#[cfg(test)]
+pub(crate) mod strategies {
+    //! proptest strategies for every message type.
+    use super::*;
+    use crate::runtime::arena::ArenaStats;
+    use crate::runtime::snapshot::{NodeInfo, TaskCounts, WorkerActivity, WorkerSnapshot};
+    use crate::runtime::task::{ProcessOutput, TaskOutput};
+    use proptest::prelude::*;
+
+    pub fn task_id() -> impl Strategy<Value = TaskId> {
+        any::<u64>().prop_map(TaskId)
+    }
+
+    pub fn state() -> impl Strategy<Value = TaskState> {
+        prop::sample::select(TaskState::ALL.to_vec())
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        ".{0,24}"
+    }
+
+    fn output() -> impl Strategy<Value = TaskOutput> {
+        prop_oneof![
+            Just(TaskOutput::None),
+            any::<u64>().prop_map(TaskOutput::Number),
+            text().prop_map(TaskOutput::Text),
+            (
+                any::<Option<i32>>(),
+                any::<Option<i32>>(),
+                text(),
+                text(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(
+                    |(exit_code, signal, stdout, stderr, stdout_truncated, stderr_truncated)| {
+                        TaskOutput::Process(Box::new(ProcessOutput {
+                            exit_code,
+                            signal,
+                            stdout,
+                            stderr,
+                            stdout_truncated,
+                            stderr_truncated,
+                        }))
+                    }
+                ),
+        ]
+    }
+
+    pub fn task_info() -> impl Strategy<Value = TaskInfo> {
+        (
+            (
+                task_id(),
+                text(),
+                text(),
+                state(),
+                any::<Option<u16>>(),
+                any::<u32>(),
+            ),
+            (
+                any::<u64>(),
+                any::<Option<u64>>(),
+                any::<Option<u64>>(),
+                any::<u64>(),
+                proptest::option::of(output()),
+                proptest::option::of(text()),
+            ),
+        )
+            .prop_map(
+                |(
+                    (id, spec, kind, state, worker, attempt),
+                    (submitted, started, finished, run_us, output, error),
+                )| TaskInfo {
+                    id,
+                    spec,
+                    kind,
+                    state,
+                    worker,
+                    attempt,
+                    submitted_unix_us: submitted,
+                    started_unix_us: started,
+                    finished_unix_us: finished,
+                    run_us,
+                    output,
+                    error,
+                },
+            )
+    }
+
+    fn event() -> impl Strategy<Value = TaskEvent> {
+        (
+            task_id(),
+            state(),
+            any::<Option<u16>>(),
+            any::<u32>(),
+            any::<u64>(),
+        )
+            .prop_map(|(id, state, worker, attempt, at_unix_us)| TaskEvent {
+                id,
+                state,
+                worker,
+                attempt,
+                at_unix_us,
+            })
+    }
+
+    fn worker() -> impl Strategy<Value = WorkerSnapshot> {
+        (
+            any::<u16>(),
+            0usize..4,
+            any::<usize>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of(task_id()),
+        )
+            .prop_map(
+                |(index, activity, depth, executed, slices, stole, stolen_from, parks, current)| {
+                    WorkerSnapshot {
+                        index,
+                        activity: [
+                            WorkerActivity::Running,
+                            WorkerActivity::Searching,
+                            WorkerActivity::Parked,
+                            WorkerActivity::Stopped,
+                        ][activity],
+                        depth,
+                        executed,
+                        slices,
+                        stole,
+                        stolen_from,
+                        parks,
+                        current,
+                    }
+                },
+            )
+    }
+
+    pub fn snapshot() -> impl Strategy<Value = NodeSnapshot> {
+        (
+            text(),
+            any::<u32>(),
+            any::<u64>(),
+            proptest::collection::vec(worker(), 0..4),
+            any::<usize>(),
+            any::<[u64; 7]>(),
+            proptest::collection::vec(task_info(), 0..3),
+        )
+            .prop_map(
+                |(name, pid, now, workers, depth, numbers, tasks)| NodeSnapshot {
+                    node: NodeInfo {
+                        name,
+                        version: "0.1.0".into(),
+                        pid,
+                        started_unix_us: now / 2,
+                        now_unix_us: now,
+                        listen: Some("127.0.0.1:7420".into()),
+                        slice_us: 1000,
+                        accepting: now % 2 == 0,
+                        exec_enabled: true,
+                        kinds: vec!["spin".into()],
+                    },
+                    workers,
+                    submission_queue_depth: depth,
+                    arena: ArenaStats {
+                        capacity: 65_536,
+                        in_use: (numbers[0] % 65_536) as usize,
+                        high_water: (numbers[1] % 65_536) as usize,
+                        bytes_reserved: 1 << 23,
+                        rejected: numbers[2],
+                    },
+                    counts: TaskCounts {
+                        submitted: numbers[3],
+                        queued: numbers[4],
+                        running: numbers[5],
+                        succeeded: numbers[6],
+                        failed: 0,
+                        cancelled: 0,
+                        timed_out: 0,
+                    },
+                    tasks,
+                },
+            )
+    }
+
+    fn remote_error() -> impl Strategy<Value = RemoteError> {
+        let kind = prop_oneof![
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(index, column)| RemoteErrorKind::BadSpec { index, column }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(in_use, capacity)| RemoteErrorKind::Busy { in_use, capacity }),
+            Just(RemoteErrorKind::NotFound),
+            Just(RemoteErrorKind::ShuttingDown),
+            Just(RemoteErrorKind::ExecRefused),
+            Just(RemoteErrorKind::Invalid),
+        ];
+        (kind, text()).prop_map(|(kind, message)| RemoteError { kind, message })
+    }
+
+    pub fn request() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            (
+                proptest::collection::vec(text(), 0..4),
+                proptest::option::of(text()),
+                any::<bool>()
+            )
+                .prop_map(|(specs, idempotency_key, wait)| Request::Submit(
+                    SubmitRequest {
+                        specs,
+                        idempotency_key,
+                        wait
+                    }
+                )),
+            proptest::collection::vec(task_id(), 0..5).prop_map(|ids| Request::Cancel { ids }),
+            task_id().prop_map(|id| Request::Task { id }),
+            (proptest::option::of(state()), any::<usize>())
+                .prop_map(|(state, limit)| Request::Tasks(TaskQuery { state, limit })),
+            any::<u32>().prop_map(|task_limit| Request::Status { task_limit }),
+            (any::<bool>(), any::<Option<u32>>(), any::<u32>()).prop_map(
+                |(events, snapshot_every_ms, task_limit)| Request::Watch(WatchRequest {
+                    events,
+                    snapshot_every_ms,
+                    task_limit
+                })
+            ),
+            Just(Request::Shutdown),
+        ]
+    }
+
+    pub fn response() -> impl Strategy<Value = Response> {
+        let cancel = (
+            task_id(),
+            prop_oneof![
+                Just(CancelOutcomeWire::Requested),
+                state().prop_map(CancelOutcomeWire::AlreadyFinished),
+                Just(CancelOutcomeWire::NotFound),
+            ],
+        )
+            .prop_map(|(id, outcome)| CancelResult { id, outcome });
+        prop_oneof![
+            (proptest::collection::vec(task_id(), 0..5), any::<bool>())
+                .prop_map(|(ids, duplicate)| Response::Submitted { ids, duplicate }),
+            (proptest::collection::vec(task_info(), 0..3), any::<bool>())
+                .prop_map(|(tasks, duplicate)| Response::Finished { tasks, duplicate }),
+            proptest::collection::vec(cancel, 0..4)
+                .prop_map(|results| Response::Cancelled { results }),
+            task_info().prop_map(Response::Task),
+            proptest::collection::vec(task_info(), 0..3).prop_map(Response::Tasks),
+            snapshot().prop_map(|s| Response::Status(Box::new(s))),
+            Just(Response::ShuttingDown),
+            remote_error().prop_map(Response::Error),
+        ]
+    }
+
+    pub fn stream_item() -> impl Strategy<Value = StreamItem> {
+        prop_oneof![
+            event().prop_map(StreamItem::Event),
+            snapshot().prop_map(|s| StreamItem::Snapshot(Box::new(s))),
+            any::<u64>().prop_map(|skipped| StreamItem::Lagged { skipped }),
+        ]
+    }
+
+    pub fn hello() -> impl Strategy<Value = Hello> {
+        (text(), text()).prop_map(|(client, cluster)| Hello { client, cluster })
+    }
+
+    pub fn welcome() -> impl Strategy<Value = Welcome> {
+        (text(), text(), text()).prop_map(|(node, cluster, version)| Welcome {
+            node,
+            cluster,
+            version,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strategies::*;
+    use super::*;
+    use crate::runtime::net::frame::{FrameReader, FrameType, write_message};
+    use proptest::prelude::*;
+
+    fn round_trip<T>(frame_type: FrameType, value: &T) -> T
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        let mut bytes = Vec::new();
+        write_message(&mut bytes, frame_type, 42, value, 16 << 20).expect("encodes");
+        let mut reader = FrameReader::new(16 << 20);
+        assert_eq!(reader.push(&bytes).expect("valid"), bytes.len());
+        let (header, payload) = reader.next_frame().expect("valid").expect("whole frame");
+        assert_eq!((header.frame_type, header.stream), (frame_type, 42));
+        crate::codec::decode(frame_type_name(frame_type), payload).expect("decodes")
+    }
+
+    fn frame_type_name(frame_type: FrameType) -> &'static str {
+        match frame_type {
+            FrameType::Hello => "hello",
+            FrameType::Welcome => "welcome",
+            FrameType::Request => "request",
+            FrameType::Response => "response",
+            _ => "stream item",
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn requests_round_trip(request in request()) {
+            prop_assert_eq!(round_trip(FrameType::Request, &request), request);
+        }
+
+        #[test]
+        fn responses_round_trip(response in response()) {
+            prop_assert_eq!(round_trip(FrameType::Response, &response), response);
+        }
+
+        #[test]
+        fn stream_items_round_trip(item in stream_item()) {
+            prop_assert_eq!(round_trip(FrameType::StreamItem, &item), item);
+        }
+
+        #[test]
+        fn handshake_messages_round_trip(hello in hello(), welcome in welcome()) {
+            prop_assert_eq!(round_trip(FrameType::Hello, &hello), hello);
+            prop_assert_eq!(round_trip(FrameType::Welcome, &welcome), welcome);
+        }
+
+        #[test]
+        fn arbitrary_payloads_never_panic_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = crate::codec::decode::<Request>("request", &bytes);
+            let _ = crate::codec::decode::<Response>("response", &bytes);
+            let _ = crate::codec::decode::<StreamItem>("stream item", &bytes);
+            let _ = crate::codec::decode::<Hello>("hello", &bytes);
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The binary protocol: frame codec (sans-IO), messages, the tokio server and client.
+
+pub mod client;
+pub mod frame;
+pub mod messages;
+pub mod server;
+
+pub use client::{Client, ClientError, WatchStream};
+pub use messages::{
+    CancelOutcomeWire, CancelResult, Hello, RemoteError, RemoteErrorKind, Request, Response,
+    StreamItem, SubmitRequest, WatchRequest, Welcome,
+};
+pub use server::{Server, ServerConfig};

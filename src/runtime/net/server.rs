@@ -1,0 +1,857 @@
+//! The protocol server: accepts connections, checks the handshake, and serves requests against
+//! a [`Node`], many in flight per connection and answered out of order.
+//!
+//! Per connection: one task reads frames and handles requests; one task writes, draining a
+//! bounded queue of outgoing frames and writing them in batches. At most `net.max_inflight`
+//! requests are in flight; beyond that the reader stops reading (TCP pushes back on the
+//! client), it never buffers without bound. A watch stream sends events with backpressure —
+//! a slow watcher lags and is told how many events it skipped — and snapshots only when the
+//! queue has room, so a slow watcher loses intermediate snapshots, not memory.
+//!
+//! Every framing or handshake error closes the connection with an `Error` frame that says why,
+//! and is logged once for that connection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+use super::frame::{self, FrameReader, FrameType, PREAMBLE_LEN};
+use super::messages::{
+    CancelOutcomeWire, CancelResult, Hello, RemoteError, RemoteErrorKind, Request, Response,
+    StreamItem, SubmitRequest, WatchRequest, Welcome,
+};
+use crate::config::Config;
+use crate::runtime::events::EventError;
+use crate::runtime::node::{
+    BatchError, CancelOutcome, CompletionSender, LookupError, Node, SubmitError,
+};
+use crate::runtime::snapshot::{TaskInfo, TaskQuery};
+use crate::runtime::task::{KindId, Submission, TaskId};
+
+/// Server settings, from `[net]`, `[node]` and `[exec]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Largest frame.
+    pub max_frame: u32,
+    /// Requests in flight per connection.
+    pub max_inflight: usize,
+    /// Connections at once.
+    pub max_connections: usize,
+    /// Time allowed for the handshake.
+    pub handshake_timeout: Duration,
+    /// Tasks a connection may wait for.
+    pub max_waiting: usize,
+    /// The cluster name clients must present.
+    pub cluster: String,
+    /// Whether exec tasks may be submitted over the network.
+    pub exec_remote: bool,
+}
+
+impl ServerConfig {
+    /// Settings from a node config.
+    pub fn from_config(config: &Config) -> Result<ServerConfig, String> {
+        Ok(ServerConfig {
+            listen: config.net.listen_address()?,
+            max_frame: u32::try_from(config.net.max_frame).unwrap_or(u32::MAX),
+            max_inflight: config.net.max_inflight,
+            max_connections: config.net.max_connections,
+            handshake_timeout: config.net.handshake_timeout,
+            max_waiting: config.net.max_waiting,
+            cluster: config.node.cluster.clone(),
+            exec_remote: config.exec.remote,
+        })
+    }
+}
+
+/// Server counters.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// Connections closed for a protocol error.
+    pub rejected: AtomicU64,
+    /// Requests served.
+    pub requests: AtomicU64,
+}
+
+/// A running server. Dropping it stops accepting (open connections end with the runtime).
+pub struct Server {
+    local_addr: SocketAddr,
+    stats: Arc<ServerStats>,
+    shutdown_requested: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Context {
+    node: Arc<Node>,
+    config: ServerConfig,
+    stats: Arc<ServerStats>,
+    shutdown_request: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Binds the listener and starts serving on the current tokio runtime.
+    pub async fn start(node: Arc<Node>, config: ServerConfig) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let stats = Arc::new(ServerStats::default());
+        let (shutdown_request, shutdown_requested) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
+        node.set_listen_address(Some(local_addr.to_string()));
+        let context = Arc::new(Context {
+            node,
+            config,
+            stats: stats.clone(),
+            shutdown_request,
+        });
+        tokio::spawn(accept_loop(listener, context, stopped));
+        Ok(Server {
+            local_addr,
+            stats,
+            shutdown_requested,
+            stop,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// Resolves when a client sent `Shutdown`.
+    pub async fn shutdown_requested(&mut self) {
+        let _ = self
+            .shutdown_requested
+            .wait_for(|requested| *requested)
+            .await;
+    }
+
+    /// A receiver that turns true when a client asks the node to shut down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown_requested.clone()
+    }
+
+    /// Stops accepting connections.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    context: Arc<Context>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed; retrying in 50ms");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        context.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let open = context.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let context = context.clone();
+        tokio::spawn(async move {
+            let result = if open > context.config.max_connections {
+                refuse(
+                    stream,
+                    &format!(
+                        "too many connections ({} open); try again later",
+                        context.config.max_connections
+                    ),
+                )
+                .await
+            } else {
+                serve_connection(stream, peer, &context).await
+            };
+            match result {
+                Err(Rejection::Silent) => {
+                    tracing::debug!(%peer, "connection closed before the handshake")
+                }
+                Err(reason) => {
+                    context.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, %reason, "connection rejected");
+                }
+                Ok(()) => {}
+            }
+            context.stats.open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Why a connection was closed early; logged once.
+#[derive(Debug, thiserror::Error)]
+enum Rejection {
+    #[error("{0}")]
+    Protocol(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer connected and left without sending a byte (port checks, load balancers).
+    #[error("closed before the handshake")]
+    Silent,
+}
+
+/// Sends our preamble and an `Error` frame with `message`, and closes.
+async fn refuse(mut stream: TcpStream, message: &str) -> Result<(), Rejection> {
+    let mut bytes = frame::preamble().to_vec();
+    frame::write_frame(&mut bytes, FrameType::Error, 0, message.as_bytes());
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&bytes)).await;
+    let _ = stream.shutdown().await;
+    Err(Rejection::Protocol(message.to_string()))
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    context: &Arc<Context>,
+) -> Result<(), Rejection> {
+    let _ = stream.set_nodelay(true);
+    let config = &context.config;
+    let mut reader = FrameReader::new(config.max_frame);
+    let hello = match tokio::time::timeout(
+        config.handshake_timeout,
+        read_hello(&mut stream, &mut reader),
+    )
+    .await
+    {
+        Err(_) => {
+            return refuse(
+                stream,
+                &format!(
+                    "handshake not completed within {:?}",
+                    config.handshake_timeout
+                ),
+            )
+            .await;
+        }
+        Ok(Err(None)) => return Err(Rejection::Silent),
+        Ok(Err(Some(message))) => return refuse(stream, &message).await,
+        Ok(Ok(hello)) => hello,
+    };
+    if hello.cluster != config.cluster {
+        let message = format!(
+            "cluster mismatch: this node is in cluster \"{}\", the client expects \"{}\"; point the client at a node of its cluster or set node.cluster",
+            config.cluster, hello.cluster
+        );
+        return refuse(stream, &message).await;
+    }
+    let welcome = Welcome {
+        node: context.node.name().to_string(),
+        cluster: config.cluster.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let mut bytes = frame::preamble().to_vec();
+    frame::write_message(
+        &mut bytes,
+        FrameType::Welcome,
+        0,
+        &welcome,
+        config.max_frame,
+    )
+    .map_err(|e| Rejection::Protocol(e.to_string()))?;
+    stream.write_all(&bytes).await?;
+    tracing::debug!(%peer, client = %hello.client, "client connected");
+
+    let (mut read_half, write_half) = stream.into_split();
+    let (outgoing, outgoing_queue) = mpsc::channel::<Outgoing>(config.max_inflight + 64);
+    let writer = tokio::spawn(write_loop(write_half, outgoing_queue, config.max_frame));
+    let mut connection = Connection::new(context.clone(), outgoing.clone());
+    let result = connection.run(&mut read_half, &mut reader).await;
+    connection.finish();
+    drop(outgoing);
+    drop(connection);
+    let _ = writer.await;
+    result
+}
+
+/// Reads the preamble and the Hello frame. `Err(None)`: the peer left without sending a byte.
+async fn read_hello(
+    stream: &mut TcpStream,
+    reader: &mut FrameReader,
+) -> Result<Hello, Option<String>> {
+    let mut preamble = [0u8; PREAMBLE_LEN];
+    let mut got = 0;
+    while got < PREAMBLE_LEN {
+        match stream.read(&mut preamble[got..]).await {
+            Ok(0) if got == 0 => return Err(None),
+            Ok(0) => return Err(Some("connection closed during the handshake".to_string())),
+            Ok(count) => got += count,
+            Err(_) if got == 0 => return Err(None),
+            Err(error) => {
+                return Err(Some(format!(
+                    "connection failed during the handshake: {error}"
+                )));
+            }
+        }
+    }
+    frame::check_preamble(&preamble).map_err(|e| Some(e.to_string()))?;
+    loop {
+        if let Some((header, payload)) = reader.next_frame().map_err(|e| Some(e.to_string()))? {
+            if header.frame_type != FrameType::Hello {
+                return Err(Some(format!(
+                    "expected a Hello frame first, got {:?}",
+                    header.frame_type
+                )));
+            }
+            return crate::codec::decode::<Hello>("hello", payload)
+                .map_err(|e| Some(e.to_string()));
+        }
+        let spare = reader.spare().map_err(|e| Some(e.to_string()))?;
+        let count = stream.read(spare).await.map_err(|e| Some(e.to_string()))?;
+        if count == 0 {
+            return Err(Some("connection closed during the handshake".to_string()));
+        }
+        reader.filled(count);
+    }
+}
+
+/// A frame to send, with the in-flight permit it releases once written.
+enum Outgoing {
+    Response(u32, Response, Option<OwnedSemaphorePermit>),
+    Item(u32, StreamItem),
+    End(u32, Option<OwnedSemaphorePermit>),
+    Fatal(String),
+}
+
+async fn write_loop(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Outgoing>,
+    max_frame: u32,
+) {
+    let mut buffer = Vec::with_capacity(64 * 1024);
+    while let Some(first) = queue.recv().await {
+        encode_outgoing(&mut buffer, first, max_frame);
+        while buffer.len() < 256 * 1024 {
+            match queue.try_recv() {
+                Ok(next) => encode_outgoing(&mut buffer, next, max_frame),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&buffer).await.is_err() {
+            return;
+        }
+        buffer.clear();
+        if buffer.capacity() > 1 << 20 {
+            buffer.shrink_to(64 * 1024);
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
+    match outgoing {
+        Outgoing::Response(stream, response, _permit) => {
+            if let Err(error) =
+                frame::write_message(buffer, FrameType::Response, stream, &response, max_frame)
+            {
+                let fallback = Response::Error(RemoteError {
+                    kind: RemoteErrorKind::Invalid,
+                    message: format!(
+                        "the response could not be sent: {error}; ask for fewer tasks"
+                    ),
+                });
+                let _ =
+                    frame::write_message(buffer, FrameType::Response, stream, &fallback, max_frame);
+            }
+        }
+        Outgoing::Item(stream, item) => {
+            let _ = frame::write_message(buffer, FrameType::StreamItem, stream, &item, max_frame);
+        }
+        Outgoing::End(stream, _permit) => {
+            frame::write_frame(buffer, FrameType::StreamEnd, stream, &[])
+        }
+        Outgoing::Fatal(message) => {
+            frame::write_frame(buffer, FrameType::Error, 0, message.as_bytes())
+        }
+    }
+}
+
+/// A `submit` with `wait` whose tasks have not all finished.
+struct PendingWait {
+    tasks: Vec<Option<TaskInfo>>,
+    remaining: usize,
+    duplicate: bool,
+    permit: OwnedSemaphorePermit,
+}
+
+struct Connection {
+    context: Arc<Context>,
+    outgoing: mpsc::Sender<Outgoing>,
+    permits: Arc<Semaphore>,
+    completions: CompletionSender,
+    completed: mpsc::UnboundedReceiver<TaskInfo>,
+    waits: HashMap<u32, PendingWait>,
+    waiting_for: HashMap<TaskId, (u32, usize)>,
+    watches: HashMap<u32, tokio::task::JoinHandle<()>>,
+    polls: tokio::task::JoinSet<(u32, usize, TaskInfo)>,
+}
+
+impl Connection {
+    fn new(context: Arc<Context>, outgoing: mpsc::Sender<Outgoing>) -> Self {
+        let (completions, completed) = mpsc::unbounded_channel();
+        let permits = Arc::new(Semaphore::new(context.config.max_inflight));
+        Self {
+            context,
+            outgoing,
+            permits,
+            completions,
+            completed,
+            waits: HashMap::new(),
+            waiting_for: HashMap::new(),
+            watches: HashMap::new(),
+            polls: tokio::task::JoinSet::new(),
+        }
+    }
+
+    async fn run(
+        &mut self,
+        read_half: &mut tokio::net::tcp::OwnedReadHalf,
+        reader: &mut FrameReader,
+    ) -> Result<(), Rejection> {
+        loop {
+            // Answer whole frames already buffered, one permit each; stop reading when none
+            // are left (backpressure).
+            let permit = tokio::select! {
+                biased;
+                Some(info) = self.completed.recv() => { self.completed_task(info).await; continue; }
+                Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                    self.resolve(stream, index, info).await;
+                    continue;
+                }
+                permit = self.permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return Ok(()),
+                },
+            };
+            let frame = loop {
+                match reader.next_frame() {
+                    Err(error) => {
+                        self.send_error_frame(&error.to_string()).await;
+                        return Err(Rejection::Protocol(error.to_string()));
+                    }
+                    Ok(Some((header, payload))) => break Some((header, payload.to_vec())),
+                    Ok(None) => {}
+                }
+                let spare = match reader.spare() {
+                    Ok(spare) => spare,
+                    Err(error) => {
+                        self.send_error_frame(&error.to_string()).await;
+                        return Err(Rejection::Protocol(error.to_string()));
+                    }
+                };
+                let count = tokio::select! {
+                    biased;
+                    Some(info) = self.completed.recv() => { self.completed_task(info).await; continue; }
+                    Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                        self.resolve(stream, index, info).await;
+                        continue;
+                    }
+                    count = read_half.read(spare) => count?,
+                };
+                if count == 0 {
+                    if reader.pending() > 0 {
+                        return Err(Rejection::Protocol(format!(
+                            "connection closed in the middle of a frame ({} bytes of it received)",
+                            reader.pending()
+                        )));
+                    }
+                    break None;
+                }
+                reader.filled(count);
+            };
+            let Some((header, payload)) = frame else {
+                // The client closed its side: finish what is in flight, then stop.
+                drop(permit);
+                self.drain().await;
+                return Ok(());
+            };
+            match header.frame_type {
+                FrameType::Request => {
+                    let request = match crate::codec::decode::<Request>("request", &payload) {
+                        Ok(request) => request,
+                        Err(error) => {
+                            let message = format!(
+                                "request on stream {} does not decode: {error}",
+                                header.stream
+                            );
+                            self.send_error_frame(&message).await;
+                            return Err(Rejection::Protocol(message));
+                        }
+                    };
+                    self.context.stats.requests.fetch_add(1, Ordering::Relaxed);
+                    self.handle(header.stream, request, permit).await;
+                }
+                FrameType::CancelStream => {
+                    drop(permit);
+                    if let Some(watch) = self.watches.remove(&header.stream) {
+                        watch.abort();
+                    }
+                }
+                other => {
+                    let message = format!("unexpected {other:?} frame from a client");
+                    self.send_error_frame(&message).await;
+                    return Err(Rejection::Protocol(message));
+                }
+            }
+        }
+    }
+
+    /// Waits for outstanding `wait` submissions after the client stopped sending.
+    async fn drain(&mut self) {
+        while !self.waits.is_empty() {
+            tokio::select! {
+                Some(info) = self.completed.recv() => self.completed_task(info).await,
+                Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                    self.resolve(stream, index, info).await;
+                }
+                else => break,
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for (_, watch) in self.watches.drain() {
+            watch.abort();
+        }
+        self.polls.abort_all();
+    }
+
+    /// Queues an `Error` frame behind any responses already queued; the connection closes
+    /// after it.
+    async fn send_error_frame(&self, message: &str) {
+        let _ = self
+            .outgoing
+            .send(Outgoing::Fatal(message.to_string()))
+            .await;
+    }
+
+    async fn send(&self, stream: u32, response: Response, permit: OwnedSemaphorePermit) {
+        let _ = self
+            .outgoing
+            .send(Outgoing::Response(stream, response, Some(permit)))
+            .await;
+    }
+
+    async fn handle(&mut self, stream: u32, request: Request, permit: OwnedSemaphorePermit) {
+        let node = self.context.node.clone();
+        let response = match request {
+            Request::Submit(submit) => return self.submit(stream, submit, permit).await,
+            Request::Watch(watch) => return self.watch(stream, watch, permit),
+            Request::Cancel { ids } => Response::Cancelled {
+                results: ids
+                    .into_iter()
+                    .map(|id| CancelResult {
+                        id,
+                        outcome: match node.cancel(id) {
+                            Ok(CancelOutcome::Requested) => CancelOutcomeWire::Requested,
+                            Ok(CancelOutcome::AlreadyFinished(state)) => {
+                                CancelOutcomeWire::AlreadyFinished(state)
+                            }
+                            Err(_) => CancelOutcomeWire::NotFound,
+                        },
+                    })
+                    .collect(),
+            },
+            Request::Task { id } => match node.task(id) {
+                Ok(info) => Response::Task(info),
+                Err(error) => Response::Error(lookup_error(error)),
+            },
+            Request::Tasks(query) => {
+                let query = TaskQuery {
+                    limit: query.limit.min(10_000),
+                    ..query
+                };
+                match tokio::task::spawn_blocking(move || node.tasks(query)).await {
+                    Ok(tasks) => Response::Tasks(tasks),
+                    Err(_) => internal("listing tasks failed"),
+                }
+            }
+            Request::Status { task_limit } => {
+                let limit = task_limit.min(10_000) as usize;
+                match tokio::task::spawn_blocking(move || node.snapshot(limit)).await {
+                    Ok(snapshot) => Response::Status(Box::new(snapshot)),
+                    Err(_) => internal("taking the snapshot failed"),
+                }
+            }
+            Request::Shutdown => {
+                let _ = self.context.shutdown_request.send(true);
+                Response::ShuttingDown
+            }
+        };
+        self.send(stream, response, permit).await;
+    }
+
+    async fn submit(&mut self, stream: u32, request: SubmitRequest, permit: OwnedSemaphorePermit) {
+        let node = &self.context.node;
+        let mut submissions = Vec::with_capacity(request.specs.len());
+        for (index, text) in request.specs.iter().enumerate() {
+            match node.parse(text) {
+                Ok(submission) => submissions.push(submission),
+                Err(error) => {
+                    let kind = RemoteErrorKind::BadSpec {
+                        index: index as u32,
+                        column: error.column as u32,
+                    };
+                    let message = if request.specs.len() == 1 {
+                        format!("bad task spec: {error}")
+                    } else {
+                        format!("bad task spec #{} ({text:?}): {error}", index + 1)
+                    };
+                    return self
+                        .send(
+                            stream,
+                            Response::Error(RemoteError { kind, message }),
+                            permit,
+                        )
+                        .await;
+                }
+            }
+        }
+        if !self.context.config.exec_remote
+            && submissions
+                .iter()
+                .any(|s: &Submission| s.spec.kind() == KindId::EXEC)
+        {
+            let message = "exec tasks submitted over the network are refused on this node (exec.remote = false); set exec.remote = true in its config to allow them".to_string();
+            return self
+                .send(
+                    stream,
+                    Response::Error(RemoteError {
+                        kind: RemoteErrorKind::ExecRefused,
+                        message,
+                    }),
+                    permit,
+                )
+                .await;
+        }
+        let total: usize = submissions.iter().map(|s| s.copies.max(1) as usize).sum();
+        if request.wait && self.waiting_for.len() + total > self.context.config.max_waiting {
+            let message = format!(
+                "this connection already waits for {} tasks; waiting for {total} more would pass net.max_waiting ({})",
+                self.waiting_for.len(),
+                self.context.config.max_waiting
+            );
+            let error = RemoteError {
+                kind: RemoteErrorKind::Invalid,
+                message,
+            };
+            return self.send(stream, Response::Error(error), permit).await;
+        }
+        let watcher = request.wait.then_some(&self.completions);
+        let outcome = node.submit_batch(&submissions, request.idempotency_key.as_deref(), watcher);
+        match outcome {
+            Err(BatchError { submitted, error }) => {
+                if request.wait && !submitted.is_empty() {
+                    // Those that were submitted still finish; nobody waits for them.
+                    tracing::debug!(count = submitted.len(), "a wait batch stopped part-way");
+                }
+                self.send(
+                    stream,
+                    Response::Error(submit_error(error, &submitted)),
+                    permit,
+                )
+                .await;
+            }
+            Ok(outcome) if !request.wait => {
+                self.send(
+                    stream,
+                    Response::Submitted {
+                        ids: outcome.ids,
+                        duplicate: outcome.duplicate,
+                    },
+                    permit,
+                )
+                .await;
+            }
+            Ok(outcome) => {
+                let count = outcome.ids.len();
+                for (index, id) in outcome.ids.iter().enumerate() {
+                    self.waiting_for.insert(*id, (stream, index));
+                }
+                self.waits.insert(
+                    stream,
+                    PendingWait {
+                        tasks: vec![None; count],
+                        remaining: count,
+                        duplicate: outcome.duplicate,
+                        permit,
+                    },
+                );
+                if outcome.duplicate {
+                    // The earlier submission was not watched by us: poll those tasks.
+                    for (index, id) in outcome.ids.into_iter().enumerate() {
+                        let node = node.clone();
+                        self.polls.spawn(async move {
+                            (stream, index, poll_until_finished(&node, id).await)
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    async fn completed_task(&mut self, info: TaskInfo) {
+        if let Some((stream, index)) = self.waiting_for.get(&info.id).copied() {
+            self.resolve(stream, index, info).await;
+        }
+    }
+
+    async fn resolve(&mut self, stream: u32, index: usize, info: TaskInfo) {
+        self.waiting_for.remove(&info.id);
+        let Some(wait) = self.waits.get_mut(&stream) else {
+            return;
+        };
+        if let Some(place) = wait.tasks.get_mut(index)
+            && place.is_none()
+        {
+            *place = Some(info);
+            wait.remaining -= 1;
+        }
+        if wait.remaining == 0
+            && let Some(wait) = self.waits.remove(&stream)
+        {
+            let tasks = wait.tasks.into_iter().flatten().collect();
+            let response = Response::Finished {
+                tasks,
+                duplicate: wait.duplicate,
+            };
+            self.send(stream, response, wait.permit).await;
+        }
+    }
+
+    fn watch(&mut self, stream: u32, request: WatchRequest, permit: OwnedSemaphorePermit) {
+        let node = self.context.node.clone();
+        let outgoing = self.outgoing.clone();
+        let handle = tokio::spawn(async move {
+            let mut events = request.events.then(|| node.subscribe());
+            let period = request
+                .snapshot_every_ms
+                .map(|ms| Duration::from_millis(u64::from(ms.max(100))));
+            let mut ticker = period.map(tokio::time::interval);
+            let limit = request.task_limit.min(10_000) as usize;
+            loop {
+                let item = tokio::select! {
+                    event = async { match events.as_mut() { Some(events) => events.recv().await, None => std::future::pending().await } } => {
+                        match event {
+                            Ok(event) => StreamItem::Event(event),
+                            Err(EventError::Lagged(skipped)) => StreamItem::Lagged { skipped },
+                            Err(EventError::Closed) => break,
+                        }
+                    }
+                    _ = async { match ticker.as_mut() { Some(ticker) => { ticker.tick().await; } None => std::future::pending().await } } => {
+                        let node = node.clone();
+                        let Ok(snapshot) = tokio::task::spawn_blocking(move || node.snapshot(limit)).await else { break };
+                        // Only when there is room: a slow watcher skips snapshots.
+                        match outgoing.try_send(Outgoing::Item(stream, StreamItem::Snapshot(Box::new(snapshot)))) {
+                            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => continue,
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        }
+                    }
+                };
+                if outgoing.send(Outgoing::Item(stream, item)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = outgoing.send(Outgoing::End(stream, Some(permit))).await;
+        });
+        self.watches.insert(stream, handle);
+    }
+}
+
+/// Waits for a task found through an idempotency key (not watched by this connection).
+async fn poll_until_finished(node: &Node, id: TaskId) -> TaskInfo {
+    loop {
+        match node.task(id) {
+            Ok(info) if info.state.is_finished() => return info,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(error) => {
+                return TaskInfo {
+                    id,
+                    spec: String::new(),
+                    kind: String::new(),
+                    state: crate::runtime::TaskState::Failed,
+                    worker: None,
+                    attempt: 0,
+                    submitted_unix_us: 0,
+                    started_unix_us: None,
+                    finished_unix_us: None,
+                    run_us: 0,
+                    output: None,
+                    error: Some(error.to_string()),
+                };
+            }
+        }
+    }
+}
+
+fn internal(message: &str) -> Response {
+    Response::Error(RemoteError {
+        kind: RemoteErrorKind::Invalid,
+        message: message.to_string(),
+    })
+}
+
+fn lookup_error(error: LookupError) -> RemoteError {
+    RemoteError {
+        kind: RemoteErrorKind::NotFound,
+        message: error.to_string(),
+    }
+}
+
+fn submit_error(error: SubmitError, submitted: &[TaskId]) -> RemoteError {
+    let suffix = if submitted.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} of the batch were submitted first)", submitted.len())
+    };
+    let kind = match &error {
+        SubmitError::Busy(busy) => RemoteErrorKind::Busy {
+            in_use: busy.in_use as u64,
+            capacity: busy.capacity as u64,
+        },
+        SubmitError::ShuttingDown => RemoteErrorKind::ShuttingDown,
+        SubmitError::ExecDisabled => RemoteErrorKind::ExecRefused,
+        SubmitError::Invalid(_) => RemoteErrorKind::Invalid,
+    };
+    RemoteError {
+        kind,
+        message: format!("{error}{suffix}"),
+    }
+}

@@ -1,0 +1,271 @@
+//! The real binary end to end: a `goliath node` process driven by the real CLI.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::binary::{RunningNode, goliath};
+
+fn wait_for_state(node: &RunningNode, id: u64, wanted: &str) -> serde_json::Value {
+    let deadline = Instant::now() + common::LIVENESS;
+    loop {
+        let task = node.json(&["task", &id.to_string()]);
+        if task["state"] == wanted {
+            return task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} never became {wanted}: {task}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
+    let mut node = RunningNode::start(&["--workers", "2", "--set", "exec.remote=true"]);
+
+    let submitted = node.json(&["submit", "spin", "50ms", "x3"]);
+    assert_eq!(submitted["ids"].as_array().map(Vec::len), Some(3));
+    assert_eq!(submitted["duplicate"], false);
+
+    let finished = node.json(&["submit", "--wait", "fib 20", "echo hello there"]);
+    let tasks = finished["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks[0]["state"], "succeeded");
+    assert_eq!(tasks[0]["output"]["number"], 6765);
+    assert_eq!(tasks[1]["output"]["text"], "hello there");
+
+    let failing = node.client(&[
+        "submit",
+        "--wait",
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo out; exit 3",
+    ]);
+    assert_eq!(
+        failing.status.code(),
+        Some(1),
+        "a failed task makes --wait exit 1"
+    );
+    let text = String::from_utf8_lossy(&failing.stdout);
+    assert!(
+        text.contains("failed") && text.contains("exited with status 3"),
+        "{text}"
+    );
+
+    // Cancel a running spin.
+    let id = node.json(&["submit", "spin 60s"])["ids"][0]
+        .as_u64()
+        .expect("id");
+    wait_for_state(&node, id, "running");
+    let cancel = node.client(&["cancel", &id.to_string()]);
+    assert!(String::from_utf8_lossy(&cancel.stdout).contains("cancel requested"));
+    let cancelled = wait_for_state(&node, id, "cancelled");
+    assert_eq!(cancelled["error"], "cancelled");
+
+    // Watch events as JSON lines while tasks run.
+    let mut watch = goliath()
+        .args(["watch", "--json", "--node", &node.address])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("watch runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let ids: Vec<u64> = node.json(&["submit", "fib 15 x5"])["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let mut succeeded = std::collections::HashSet::new();
+    while succeeded.len() < ids.len() {
+        let line = lines.next().expect("watch keeps printing").expect("line");
+        let item: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if item["Event"]["state"] == "succeeded" {
+            succeeded.insert(item["Event"]["id"].as_u64().expect("id"));
+        }
+    }
+    assert!(ids.iter().all(|id| succeeded.contains(id)));
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    let status = node.json(&["status"]);
+    assert_eq!(status["workers"].as_array().map(Vec::len), Some(2));
+    assert!(status["counts"]["succeeded"].as_u64().expect("count") >= 10);
+    let listed = node.json(&["tasks", "--state", "cancelled"]);
+    assert_eq!(listed["tasks"].as_array().map(Vec::len), Some(1));
+
+    let shutdown = node.client(&["shutdown"]);
+    assert!(shutdown.status.success());
+    assert_eq!(node.wait_exit(), Some(0));
+}
+
+#[test]
+fn exit_codes_say_what_went_wrong() {
+    let node = RunningNode::start(&["--workers", "1", "--arena-slots", "4"]);
+    let code = |args: &[&str]| node.client(args).status.code();
+    assert_eq!(code(&["submit", "spni", "1s"]), Some(2), "bad spec");
+    assert_eq!(code(&["task", "424242"]), Some(6), "no such task");
+    assert_eq!(
+        code(&["cancel", "424242"]),
+        Some(6),
+        "no such task to cancel"
+    );
+    assert_eq!(code(&["submit", "sleep 60s x8"]), Some(5), "busy");
+    let busy = node.client(&["submit", "sleep 60s x8"]);
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("all 4 task slots are in use"));
+    let other_cluster = goliath()
+        .args([
+            "status",
+            "--node",
+            &node.address,
+            "--set",
+            "node.cluster=staging",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(other_cluster.status.code(), Some(4), "cluster mismatch");
+    assert!(String::from_utf8_lossy(&other_cluster.stderr).contains("\"staging\""));
+    let exec = node.client(&["submit", "exec", "--", "true"]);
+    assert_eq!(exec.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&exec.stderr).contains("exec.remote"));
+    // Nothing listens on this port: bind one and close it to get a free one.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .to_string();
+    let refused = goliath()
+        .args(["status", "--node", &free])
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("goliath node"),
+        "says what to do"
+    );
+}
+
+#[test]
+fn non_loopback_listen_needs_the_insecure_flag() {
+    let output = goliath()
+        .args(["node", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--insecure-listen"));
+    let node = RunningNode::start(&["--insecure-listen", "--set", "net.listen=0.0.0.0:0"]);
+    assert!(
+        node.log().contains("WITHOUT authentication"),
+        "{}",
+        node.log()
+    );
+}
+
+#[test]
+fn a_4_gib_length_prefix_costs_the_node_no_memory_and_each_rejection_is_logged_once() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    let handshake = || {
+        let mut stream = TcpStream::connect(&node.address).expect("connects");
+        let mut bytes = goliath::runtime::net::frame::preamble().to_vec();
+        let hello = goliath::runtime::net::Hello {
+            client: "test".into(),
+            cluster: "goliath".into(),
+        };
+        goliath::runtime::net::frame::write_message(
+            &mut bytes,
+            goliath::runtime::net::frame::FrameType::Hello,
+            0,
+            &hello,
+            1 << 20,
+        )
+        .expect("encodes");
+        stream.write_all(&bytes).expect("sends");
+        stream
+    };
+    // Warm the node up so the measurement sees only this request.
+    assert!(node.client(&["status"]).status.success());
+    let before = node.rss_kib();
+    let mut rejected = 0;
+    for _ in 0..20 {
+        let mut stream = handshake();
+        let mut header = Vec::new();
+        goliath::runtime::net::frame::write_header(
+            &mut header,
+            goliath::runtime::net::frame::FrameType::Request,
+            1,
+            u32::MAX,
+        );
+        stream.write_all(&header).expect("sends");
+        let mut reply = Vec::new();
+        stream
+            .set_read_timeout(Some(common::LIVENESS))
+            .expect("timeout");
+        let _ = stream.read_to_end(&mut reply);
+        assert!(
+            String::from_utf8_lossy(&reply).contains("exceeds the limit"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        rejected += 1;
+    }
+    for garbage in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5],
+    ] {
+        let mut stream = TcpStream::connect(&node.address).expect("connects");
+        stream.write_all(garbage).expect("sends");
+        let _ = stream.read_to_end(&mut Vec::new());
+        rejected += 1;
+    }
+    let grown = node.rss_kib().saturating_sub(before);
+    assert!(grown < 1024, "node memory grew by {grown} KiB");
+    assert!(
+        node.client(&["status"]).status.success(),
+        "the node still serves"
+    );
+    let deadline = Instant::now() + common::LIVENESS;
+    while node.log().matches("connection rejected").count() < rejected {
+        assert!(
+            Instant::now() < deadline,
+            "rejections not logged:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = node.log();
+    assert_eq!(
+        log.matches("connection rejected").count(),
+        rejected,
+        "one line per rejected connection"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn submit_reads_specs_from_stdin() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    let mut child = goliath()
+        .args(["submit", "--wait", "--json", "--node", &node.address, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"# a batch\nfib 10\n\necho from stdin\n")
+        .expect("writes");
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["tasks"][1]["output"]["text"], "from stdin");
+}

@@ -1,0 +1,123 @@
+//! Running the real `goliath` binary as a node and as a client.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::LIVENESS;
+
+/// The binary, with an environment free of user config.
+pub fn goliath() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_goliath"));
+    command
+        .env_remove("GOLIATH_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test");
+    command
+}
+
+/// A `goliath node` child process on a free loopback port.
+pub struct RunningNode {
+    pub child: Child,
+    pub address: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl RunningNode {
+    /// Starts `goliath node` with extra arguments and waits until it serves.
+    pub fn start(args: &[&str]) -> RunningNode {
+        let mut child = goliath()
+            .args(["node", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (address_sender, address_receiver) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving the goliath protocol listen=").nth(1) {
+                    let _ = address_sender.send(rest.trim().to_string());
+                }
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let address = address_receiver
+            .recv_timeout(LIVENESS)
+            .expect("node announced its address");
+        RunningNode {
+            child,
+            address,
+            log,
+        }
+    }
+
+    /// Runs a client command against this node (options go before the spec words).
+    pub fn client(&self, args: &[&str]) -> Output {
+        let (command, rest) = args.split_first().expect("a command");
+        goliath()
+            .arg(command)
+            .args(["--node", &self.address])
+            .args(rest)
+            .output()
+            .expect("client runs")
+    }
+
+    /// Runs a client command and parses its standard output as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let (command, rest) = args.split_first().expect("a command");
+        let mut all = vec![*command, "--json"];
+        all.extend_from_slice(rest);
+        let output = self.client(&all);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&output.stdout))
+        })
+    }
+
+    /// What the node logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Resident memory of the node process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Waits for the node to exit and returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + LIVENESS;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "node did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

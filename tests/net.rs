@@ -1,0 +1,608 @@
+//! The protocol server and client on real loopback sockets: the handshake, every kind of bad
+//! input, backpressure, multiplexing, and the requests the CLI makes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use goliath::config::Config;
+use goliath::runtime::net::client::ConnectOptions;
+use goliath::runtime::net::frame::{self, FrameReader, FrameType};
+use goliath::runtime::net::{
+    CancelOutcomeWire, Client, ClientError, RemoteErrorKind, Request, Response, Server,
+    ServerConfig, StreamItem, SubmitRequest, WatchRequest,
+};
+use goliath::runtime::{Node, TaskOutput, TaskQuery, TaskState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Fixture {
+    node: Arc<Node>,
+    server: Server,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Fixture {
+    fn new(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = common::config(2, 1 << 14);
+        config.net.listen = "127.0.0.1:0".into();
+        adjust(&mut config);
+        let server_config = ServerConfig::from_config(&config).expect("valid");
+        let node = Arc::new(Node::start(config).expect("node starts"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .block_on(Server::start(node.clone(), server_config))
+            .expect("listens");
+        Self {
+            node,
+            server,
+            runtime,
+        }
+    }
+
+    fn address(&self) -> String {
+        self.server.local_addr().to_string()
+    }
+
+    fn client(&self) -> Client {
+        let address = self.address();
+        self.runtime
+            .block_on(Client::connect(&address, &ConnectOptions::default()))
+            .expect("connects")
+    }
+
+    fn request(&self, client: &Client, request: Request) -> Result<Response, ClientError> {
+        self.runtime.block_on(client.request(request))
+    }
+
+    fn submit_wait(&self, client: &Client, specs: &[&str]) -> Vec<goliath::runtime::TaskInfo> {
+        let request = Request::Submit(SubmitRequest {
+            specs: specs.iter().map(|s| s.to_string()).collect(),
+            idempotency_key: None,
+            wait: true,
+        });
+        match self.request(client, request) {
+            Ok(Response::Finished { tasks, .. }) => tasks,
+            other => panic!("submit --wait: {other:?}"),
+        }
+    }
+
+    /// Sends raw bytes on a fresh connection and returns everything the node sends back
+    /// until it closes the connection.
+    fn raw_exchange(&self, bytes: &[u8]) -> Vec<u8> {
+        let address = self.address();
+        let bytes = bytes.to_vec();
+        self.runtime.block_on(async move {
+            let mut stream = TcpStream::connect(&address).await.expect("connects");
+            stream.write_all(&bytes).await.expect("sends");
+            let _ = stream.shutdown().await;
+            let mut received = Vec::new();
+            tokio::time::timeout(common::LIVENESS, stream.read_to_end(&mut received))
+                .await
+                .expect("node closes")
+                .ok();
+            received
+        })
+    }
+}
+
+/// The text of the first `Error` frame after the node's preamble.
+fn error_text(received: &[u8]) -> String {
+    assert!(
+        received.len() >= frame::PREAMBLE_LEN,
+        "node sent only {} bytes",
+        received.len()
+    );
+    let mut reader = FrameReader::new(1 << 20);
+    reader
+        .push(&received[frame::PREAMBLE_LEN..])
+        .expect("valid frames");
+    while let Some((header, payload)) = reader.next_frame().expect("valid frames") {
+        if header.frame_type == FrameType::Error {
+            return String::from_utf8_lossy(payload).into_owned();
+        }
+    }
+    panic!("no error frame in {received:?}");
+}
+
+fn handshake_bytes() -> Vec<u8> {
+    let mut bytes = frame::preamble().to_vec();
+    let hello = goliath::runtime::net::Hello {
+        client: "test".into(),
+        cluster: "goliath".into(),
+    };
+    frame::write_message(&mut bytes, FrameType::Hello, 0, &hello, 1 << 20).expect("encodes");
+    bytes
+}
+
+fn assert_still_serving(fixture: &Fixture) {
+    let client = fixture.client();
+    let tasks = fixture.submit_wait(&client, &["fib 20"]);
+    assert_eq!(tasks[0].output, Some(TaskOutput::Number(6765)));
+}
+
+#[test]
+fn garbage_and_wrong_magic_get_an_error_and_the_node_keeps_serving() {
+    let fixture = Fixture::new(|_| {});
+    let http = fixture.raw_exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        error_text(&http).contains("not a goliath connection"),
+        "{}",
+        error_text(&http)
+    );
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let garbage = fixture.raw_exchange(&noise);
+    assert!(
+        error_text(&garbage).contains("expected magic"),
+        "{}",
+        error_text(&garbage)
+    );
+    assert_still_serving(&fixture);
+    assert_eq!(
+        fixture
+            .server
+            .stats()
+            .rejected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[test]
+fn version_and_cluster_mismatches_name_both_sides() {
+    let fixture = Fixture::new(|_| {});
+    let mut other_version = handshake_bytes();
+    other_version[5] = 9;
+    let text = error_text(&fixture.raw_exchange(&other_version));
+    assert!(
+        text.contains("version 1") && text.contains("version 9"),
+        "{text}"
+    );
+
+    let address = fixture.address();
+    let options = ConnectOptions {
+        cluster: "staging".into(),
+        ..ConnectOptions::default()
+    };
+    let error = fixture
+        .runtime
+        .block_on(Client::connect(&address, &options))
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, ClientError::Refused { .. }), "{message}");
+    assert!(
+        message.contains("\"goliath\"") && message.contains("\"staging\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_frame_type_undecodable_payload_and_huge_length_close_with_errors() {
+    let fixture = Fixture::new(|_| {});
+    let mut unknown = handshake_bytes();
+    frame::write_frame(&mut unknown, FrameType::Request, 1, b"x");
+    let at = unknown.len() - 13;
+    unknown[at] = 99;
+    assert!(error_text(&fixture.raw_exchange(&unknown)).contains("unknown frame type 99"));
+
+    let mut undecodable = handshake_bytes();
+    frame::write_frame(&mut undecodable, FrameType::Request, 5, &[0xff; 9]);
+    let text = error_text(&fixture.raw_exchange(&undecodable));
+    assert!(
+        text.contains("stream 5") && text.contains("does not decode"),
+        "{text}"
+    );
+
+    let mut huge = handshake_bytes();
+    frame::write_header(&mut huge, FrameType::Request, 1, u32::MAX);
+    let text = error_text(&fixture.raw_exchange(&huge));
+    assert!(
+        text.contains("4294967295") && text.contains("net.max_frame"),
+        "{text}"
+    );
+
+    let mut from_client = handshake_bytes();
+    frame::write_frame(&mut from_client, FrameType::Response, 1, b"");
+    assert!(error_text(&fixture.raw_exchange(&from_client)).contains("unexpected Response frame"));
+    assert_still_serving(&fixture);
+}
+
+#[test]
+fn a_frame_cut_mid_way_is_rejected_and_others_are_served() {
+    let fixture = Fixture::new(|_| {});
+    let mut cut = handshake_bytes();
+    let request = Request::Status { task_limit: 5 };
+    frame::write_message(&mut cut, FrameType::Request, 1, &request, 1 << 20).expect("encodes");
+    cut.truncate(cut.len() - 3);
+    let received = fixture.raw_exchange(&cut);
+    assert!(received.len() >= frame::PREAMBLE_LEN, "welcome came back");
+    assert_still_serving(&fixture);
+    assert_eq!(
+        fixture
+            .server
+            .stats()
+            .rejected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "logged once as a rejection"
+    );
+}
+
+#[test]
+fn handshake_timeout_and_connection_limit() {
+    let fixture = Fixture::new(|config| {
+        config.net.handshake_timeout = Duration::from_millis(200);
+        config.net.max_connections = 2;
+    });
+    let address = fixture.address();
+    let silent = fixture.runtime.block_on(async move {
+        // Connect and say nothing: the node gives up after the handshake timeout.
+        let mut stream = TcpStream::connect(&address).await.expect("connects");
+        let mut received = Vec::new();
+        tokio::time::timeout(common::LIVENESS, stream.read_to_end(&mut received))
+            .await
+            .expect("node closes")
+            .ok();
+        received
+    });
+    assert!(
+        error_text(&silent).contains("handshake not completed"),
+        "{}",
+        error_text(&silent)
+    );
+    let first = fixture.client();
+    let second = fixture.client();
+    let address = fixture.address();
+    let third = fixture
+        .runtime
+        .block_on(Client::connect(&address, &ConnectOptions::default()))
+        .unwrap_err();
+    assert!(
+        third.to_string().contains("too many connections"),
+        "{third}"
+    );
+    drop((first, second));
+}
+
+#[test]
+fn ten_thousand_connections_opened_and_dropped() {
+    let fixture = Fixture::new(|_| {});
+    let address = fixture.address();
+    fixture.runtime.block_on(async {
+        for round in 0..100 {
+            let mut open = Vec::with_capacity(100);
+            for _ in 0..100 {
+                open.push(
+                    TcpStream::connect(&address)
+                        .await
+                        .unwrap_or_else(|e| panic!("round {round}: {e}")),
+                );
+            }
+            drop(open);
+        }
+    });
+    assert_still_serving(&fixture);
+    let stats = fixture.server.stats();
+    assert!(stats.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 10_000);
+    let deadline = std::time::Instant::now() + common::LIVENESS;
+    while stats.open.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections were never cleaned up"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn submit_cancel_churn_from_one_client_does_not_starve_others() {
+    let fixture = Fixture::new(|_| {});
+    let churner = fixture.client();
+    let other = fixture.client();
+    let churn = fixture.runtime.spawn(async move {
+        for _ in 0..2_000 {
+            let submitted = churner
+                .request(Request::Submit(SubmitRequest {
+                    specs: vec!["spin 1s".into()],
+                    idempotency_key: None,
+                    wait: false,
+                }))
+                .await;
+            if let Ok(Response::Submitted { ids, .. }) = submitted {
+                let _ = churner.request(Request::Cancel { ids }).await;
+            }
+        }
+    });
+    for _ in 0..50 {
+        let tasks = fixture.submit_wait(&other, &["echo served"]);
+        assert_eq!(tasks[0].output, Some(TaskOutput::Text("served".into())));
+    }
+    fixture.runtime.block_on(churn).expect("churn finished");
+}
+
+#[test]
+fn many_requests_in_flight_are_answered_out_of_order() {
+    let fixture = Fixture::new(|_| {});
+    let client = fixture.client();
+    let order = fixture.runtime.block_on(async {
+        let slow = client.request(Request::Submit(SubmitRequest { specs: vec!["sleep 300ms".into()], idempotency_key: None, wait: true }));
+        let fast = client.request(Request::Status { task_limit: 0 });
+        tokio::pin!(slow);
+        tokio::select! {
+            _ = &mut slow => "slow first",
+            fast = fast => { assert!(matches!(fast, Ok(Response::Status(_)))); slow.await.expect("slow answered"); "fast first" }
+        }
+    });
+    assert_eq!(order, "fast first");
+}
+
+#[test]
+fn submit_wait_cancel_task_tasks_and_status() {
+    let fixture = Fixture::new(|_| {});
+    let client = fixture.client();
+    let tasks = fixture.submit_wait(&client, &["fib 10 x2", "echo hi", "spin 10ms timeout=1ms"]);
+    let states: Vec<TaskState> = tasks.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        vec![
+            TaskState::Succeeded,
+            TaskState::Succeeded,
+            TaskState::Succeeded,
+            TaskState::TimedOut
+        ]
+    );
+    let ids = match fixture.request(
+        &client,
+        Request::Submit(SubmitRequest {
+            specs: vec!["spin 60s".into()],
+            idempotency_key: None,
+            wait: false,
+        }),
+    ) {
+        Ok(Response::Submitted {
+            ids,
+            duplicate: false,
+        }) => ids,
+        other => panic!("{other:?}"),
+    };
+    common::wait_running(&fixture.node, ids[0]);
+    let cancelled = fixture.request(
+        &client,
+        Request::Cancel {
+            ids: vec![ids[0], goliath::runtime::TaskId(999_999)],
+        },
+    );
+    match cancelled {
+        Ok(Response::Cancelled { results }) => {
+            assert_eq!(results[0].outcome, CancelOutcomeWire::Requested);
+            assert_eq!(results[1].outcome, CancelOutcomeWire::NotFound);
+        }
+        other => panic!("{other:?}"),
+    }
+    common::wait_finished(&fixture.node, ids[0]);
+    match fixture.request(&client, Request::Task { id: ids[0] }) {
+        Ok(Response::Task(info)) => assert_eq!(info.state, TaskState::Cancelled),
+        other => panic!("{other:?}"),
+    }
+    match fixture.request(
+        &client,
+        Request::Tasks(TaskQuery {
+            state: Some(TaskState::TimedOut),
+            limit: 10,
+        }),
+    ) {
+        Ok(Response::Tasks(list)) => assert_eq!(list.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    match fixture.request(&client, Request::Status { task_limit: 3 }) {
+        Ok(Response::Status(snapshot)) => {
+            assert_eq!(snapshot.tasks.len(), 3);
+            assert_eq!(
+                snapshot.node.listen.as_deref(),
+                Some(fixture.address().as_str())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = fixture
+        .request(
+            &client,
+            Request::Task {
+                id: goliath::runtime::TaskId(999_999),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(missing, ClientError::Remote(ref e) if e.kind == RemoteErrorKind::NotFound),
+        "{missing}"
+    );
+}
+
+#[test]
+fn bad_specs_busy_and_exec_refusal_are_remote_errors() {
+    let fixture = Fixture::new(|config| config.arena.slots = 4);
+    let client = fixture.client();
+    let submit = |specs: &[&str]| {
+        fixture.request(
+            &client,
+            Request::Submit(SubmitRequest {
+                specs: specs.iter().map(|s| s.to_string()).collect(),
+                idempotency_key: None,
+                wait: false,
+            }),
+        )
+    };
+    let bad = submit(&["fib 1", "spni 2s"]).unwrap_err();
+    match bad {
+        ClientError::Remote(error) => {
+            assert_eq!(
+                error.kind,
+                RemoteErrorKind::BadSpec {
+                    index: 1,
+                    column: 1
+                }
+            );
+            assert!(
+                error.message.contains("did you mean 'spin'"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let busy = submit(&["sleep 60s x5"]).unwrap_err();
+    assert!(
+        matches!(busy, ClientError::Remote(ref e) if matches!(e.kind, RemoteErrorKind::Busy { capacity: 4, .. })),
+        "{busy}"
+    );
+    let exec = submit(&["exec -- true"]).unwrap_err();
+    assert!(
+        matches!(exec, ClientError::Remote(ref e) if e.kind == RemoteErrorKind::ExecRefused),
+        "{exec}"
+    );
+    assert!(exec.to_string().contains("exec.remote"), "{exec}");
+
+    let open = Fixture::new(|config| config.exec.remote = true);
+    let client = open.client();
+    let tasks = open.submit_wait(&client, &["exec -- echo remote"]);
+    assert_eq!(tasks[0].state, TaskState::Succeeded);
+}
+
+#[test]
+fn idempotency_key_returns_the_same_ids() {
+    let fixture = Fixture::new(|_| {});
+    let client = fixture.client();
+    let submit = |wait: bool| {
+        fixture.request(
+            &client,
+            Request::Submit(SubmitRequest {
+                specs: vec!["fib 5 x3".into()],
+                idempotency_key: Some("batch-7".into()),
+                wait,
+            }),
+        )
+    };
+    let (first, duplicate) = match submit(false) {
+        Ok(Response::Submitted { ids, duplicate }) => (ids, duplicate),
+        other => panic!("{other:?}"),
+    };
+    assert!(!duplicate);
+    match submit(false) {
+        Ok(Response::Submitted { ids, duplicate }) => {
+            assert!(duplicate);
+            assert_eq!(ids, first);
+        }
+        other => panic!("{other:?}"),
+    }
+    match submit(true) {
+        Ok(Response::Finished { tasks, duplicate }) => {
+            assert!(duplicate);
+            assert_eq!(tasks.iter().map(|t| t.id).collect::<Vec<_>>(), first);
+            assert!(
+                tasks
+                    .iter()
+                    .all(|t| t.output == Some(TaskOutput::Number(5)))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_reader_that_stops_reading_is_throttled_not_buffered() {
+    let fixture = Fixture::new(|config| {
+        config.net.max_inflight = 4;
+        config.history.tasks = 2_000;
+    });
+    let client = fixture.client();
+    fixture.submit_wait(&client, &["fib 1 x1000"]);
+    let address = fixture.address();
+    let sent = fixture.runtime.block_on(async move {
+        let mut stream = TcpStream::connect(&address).await.expect("connects");
+        stream.write_all(&handshake_bytes()).await.expect("hello");
+        let mut request = Vec::new();
+        // 8,000 ids: a 40 KB request with a 100 KB answer.
+        let ids = (1..=8_000).map(goliath::runtime::TaskId).collect();
+        frame::write_message(
+            &mut request,
+            FrameType::Request,
+            1,
+            &Request::Cancel { ids },
+            1 << 20,
+        )
+        .expect("encodes");
+        // Keep sending big requests without reading a single answer (up to 800 MB).
+        let mut sent = 0u32;
+        while sent < 20_000 {
+            match tokio::time::timeout(Duration::from_secs(2), stream.write_all(&request)).await {
+                Ok(Ok(())) => sent += 1,
+                _ => break,
+            }
+        }
+        (sent, stream)
+    });
+    let served = fixture
+        .server
+        .stats()
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        sent.0 < 20_000,
+        "the node stopped reading: the client's writes blocked after {}",
+        sent.0
+    );
+    assert!(
+        served < 500,
+        "served {served} requests although the client read no answer"
+    );
+    drop(sent);
+    assert_still_serving(&fixture);
+}
+
+#[test]
+fn a_slow_watcher_lags_instead_of_buffering() {
+    let fixture = Fixture::new(|config| config.events.capacity = 64);
+    let watcher = fixture.client();
+    let mut stream = fixture
+        .runtime
+        .block_on(watcher.watch(WatchRequest {
+            events: true,
+            snapshot_every_ms: Some(100),
+            task_limit: 10,
+        }))
+        .expect("watch opens");
+    let worker = fixture.client();
+    for _ in 0..20 {
+        fixture.submit_wait(&worker, &["fib 1 x1000"]);
+    }
+    let (lagged, snapshots) = fixture.runtime.block_on(async {
+        let mut lagged = 0u64;
+        let mut snapshots = 0;
+        let mut events = 0;
+        // Read what piled up, then stop once both kinds of item were seen.
+        while lagged == 0 || snapshots == 0 || events == 0 {
+            let item = tokio::time::timeout(common::LIVENESS, stream.next())
+                .await
+                .expect("stream alive")
+                .expect("open");
+            match item.expect("item") {
+                StreamItem::Lagged { skipped } => lagged += skipped,
+                StreamItem::Snapshot(_) => snapshots += 1,
+                StreamItem::Event(_) => events += 1,
+            }
+        }
+        (lagged, snapshots)
+    });
+    assert!(lagged > 0, "the watcher was told it fell behind");
+    assert!(snapshots >= 1);
+    drop(stream);
+    assert_still_serving(&fixture);
+}
