@@ -774,39 +774,25 @@ pub fn user_config_path() -> Option<PathBuf> {
     Some(base.join("goliath").join("config.toml"))
 }
 
-/// Every known key, dotted, for suggestions.
-const KNOWN_KEYS: &[&str] = &[
-    "node.name",
-    "node.cluster",
-    "node.idempotency_keys",
-    "net.listen",
-    "net.max_frame",
-    "net.max_inflight",
-    "net.max_connections",
-    "net.handshake_timeout",
-    "net.max_waiting",
-    "exec.remote",
-    "node.cluster",
-    "node.idempotency_keys",
-    "net.listen",
-    "net.max_frame",
-    "net.max_inflight",
-    "net.max_connections",
-    "net.handshake_timeout",
-    "net.max_waiting",
-    "exec.remote",
-    "scheduler.workers",
-    "scheduler.slice",
-    "scheduler.spin_before_park",
-    "arena.slots",
-    "history.tasks",
-    "events.capacity",
-    "exec.enabled",
-    "exec.max_output",
-    "exec.kill_grace",
-    "shutdown.grace",
-    "log.level",
-];
+/// Every known key, dotted, for suggestions: derived from the typed defaults, so it can
+/// never disagree with what the parser accepts.
+fn known_keys() -> Vec<String> {
+    Config::default()
+        .to_table()
+        .iter()
+        .flat_map(|(table, values)| {
+            values
+                .as_table()
+                .map(|values| {
+                    values
+                        .keys()
+                        .map(|key| format!("{table}.{key}"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
 
 fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> ConfigError {
     let offset = error.span().map(|span| span.start).unwrap_or(0);
@@ -815,14 +801,15 @@ fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> C
     let mut message = error.message().trim().to_string();
     if message.starts_with("unknown field")
         && let Some(full) = &key
-        && let Some(suggestion) = suggest::closest(full, KNOWN_KEYS.iter().copied())
+        && let Some(suggestion) = suggest::closest(full, known_keys().iter().map(String::as_str))
     {
         message = format!("unknown key `{full}`; did you mean `{suggestion}`?");
     } else if message.starts_with("unknown field")
         && let Some(full) = &key
     {
         let table = full.rsplit_once('.').map(|(t, _)| t).unwrap_or("");
-        let siblings: Vec<&str> = KNOWN_KEYS
+        let keys = known_keys();
+        let siblings: Vec<&str> = keys
             .iter()
             .filter_map(|k| {
                 k.strip_prefix(table)
@@ -934,9 +921,11 @@ mod tests {
 
     #[test]
     fn every_known_key_is_in_the_shipped_file() {
-        for key in KNOWN_KEYS {
+        let keys = known_keys();
+        assert!(keys.len() >= 20, "{keys:?}");
+        for key in keys {
             assert!(
-                find_key_line(DEFAULT_TOML, key).is_some(),
+                find_key_line(DEFAULT_TOML, &key).is_some(),
                 "{key} missing from config/goliath.toml"
             );
         }
