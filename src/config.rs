@@ -47,6 +47,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// `[log]`: log filter.
     pub log: LogConfig,
+    /// `[console]`: the terminal console.
+    pub console: ConsoleConfig,
 }
 
 /// `[node]`
@@ -307,6 +309,44 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// `[console]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// How often the console samples the node.
+    #[serde(deserialize_with = "de_duration")]
+    pub refresh: Duration,
+    /// Most redraws per second.
+    pub max_fps: u32,
+    /// `dark`, `light` or `mono`.
+    pub theme: String,
+    /// Whether the mouse selects, focuses and scrolls.
+    pub mouse: bool,
+    /// Draw with ASCII only.
+    pub ascii: bool,
+    /// Most tasks fetched per sample for the tables.
+    pub task_limit: usize,
+    /// `[console.keys]`: action name → keys.
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            refresh: Duration::from_millis(500),
+            max_fps: 10,
+            theme: "dark".to_string(),
+            mouse: true,
+            ascii: false,
+            task_limit: 1000,
+            keys: crate::tui::keys::default_bindings(),
+        }
+    }
+}
+
+/// Console themes.
+pub const THEMES: [&str; 3] = ["dark", "light", "mono"];
 
 fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -575,6 +615,30 @@ impl Config {
             "log",
             vec![("level", toml::Value::String(self.log.level.clone()))],
         );
+        let keys: toml::Table = self
+            .console
+            .keys
+            .iter()
+            .map(|(action, keys)| {
+                let list = keys.iter().cloned().map(toml::Value::String).collect();
+                (action.clone(), toml::Value::Array(list))
+            })
+            .collect();
+        section(
+            "console",
+            vec![
+                ("refresh", duration(self.console.refresh)),
+                (
+                    "max_fps",
+                    toml::Value::Integer(i64::from(self.console.max_fps)),
+                ),
+                ("theme", toml::Value::String(self.console.theme.clone())),
+                ("mouse", toml::Value::Boolean(self.console.mouse)),
+                ("ascii", toml::Value::Boolean(self.console.ascii)),
+                ("task_limit", count(self.console.task_limit)),
+                ("keys", toml::Value::Table(keys)),
+            ],
+        );
         root
     }
 
@@ -751,6 +815,42 @@ impl Config {
                 ),
             );
         }
+        let console = &self.console;
+        if console.refresh < Duration::from_millis(100) || console.refresh > Duration::from_secs(60)
+        {
+            return problem(
+                "console.refresh",
+                format!(
+                    "= {} is out of range: use 100ms to 1m",
+                    HumanDuration(console.refresh)
+                ),
+            );
+        }
+        if !(1..=60).contains(&console.max_fps) {
+            return problem(
+                "console.max_fps",
+                format!("= {} is out of range: use 1 to 60", console.max_fps),
+            );
+        }
+        if !THEMES.contains(&console.theme.as_str()) {
+            return problem(
+                "console.theme",
+                format!(
+                    "= {:?} is not a theme: use one of {}",
+                    console.theme,
+                    THEMES.join(", ")
+                ),
+            );
+        }
+        if !(10..=100_000).contains(&console.task_limit) {
+            return problem(
+                "console.task_limit",
+                format!("= {} is out of range: use 10 to 100000", console.task_limit),
+            );
+        }
+        if let Err(error) = crate::tui::keys::Keymap::with_overrides(&console.keys) {
+            return problem(&format!("console.keys.{}", error.action), error.message);
+        }
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return problem(
                 "log.level",
@@ -777,21 +877,22 @@ pub fn user_config_path() -> Option<PathBuf> {
 /// Every known key, dotted, for suggestions: derived from the typed defaults, so it can
 /// never disagree with what the parser accepts.
 fn known_keys() -> Vec<String> {
-    Config::default()
-        .to_table()
-        .iter()
-        .flat_map(|(table, values)| {
-            values
-                .as_table()
-                .map(|values| {
-                    values
-                        .keys()
-                        .map(|key| format!("{table}.{key}"))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-        .collect()
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let dotted = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value.as_table() {
+                Some(inner) => walk(&dotted, inner, out),
+                None => out.push(dotted),
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    walk("", &Config::default().to_table(), &mut keys);
+    keys
 }
 
 fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> ConfigError {

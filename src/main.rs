@@ -15,6 +15,7 @@ use goliath::config::{Config, ConfigError, ConfigOrigin, DEFAULT_TOML};
 use goliath::runtime::net::client::ConnectOptions;
 use goliath::runtime::net::{Client, Server, ServerConfig};
 use goliath::runtime::{Node, TaskId, TaskState};
+use goliath::tui::{ConsoleSettings, Source};
 
 use commands::{ClientCommand, CommandError};
 
@@ -43,8 +44,27 @@ pub(crate) mod exit {
 struct Cli {
     #[command(flatten)]
     node: NodeArgs,
+    #[command(flatten)]
+    console: ConsoleArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How the console looks and what it allows; each overrides `[console]` in the config.
+#[derive(Args, Debug, Clone, Default)]
+struct ConsoleArgs {
+    /// Console: show the node but hide submit and cancel.
+    #[arg(long, global = true)]
+    readonly: bool,
+    /// Console: no mouse (clicks and the wheel go to the terminal).
+    #[arg(long, global = true)]
+    no_mouse: bool,
+    /// Console: ASCII only, for terminals without Unicode glyphs.
+    #[arg(long, global = true)]
+    ascii: bool,
+    /// Console theme: dark, light or mono (NO_COLOR selects mono).
+    #[arg(long, global = true, value_name = "THEME", value_parser = ["dark", "light", "mono"])]
+    theme: Option<String>,
 }
 
 /// Settings for a local node; each overrides the config file.
@@ -88,6 +108,13 @@ struct Target {
 enum Command {
     /// Run a node without the console until SIGINT/SIGTERM; logs go to stderr.
     Node,
+    /// The live console: on a local node (the default for bare `goliath`), or attached to a
+    /// running node with --connect.
+    Console {
+        /// Attach to the node at this address instead of starting one here.
+        #[arg(long, value_name = "ADDR")]
+        connect: Option<String>,
+    },
     /// Submit tasks: `goliath submit spin 200ms x20`, `goliath submit "fib 30" "sleep 1s"`, or `-` for one spec per line on stdin.
     Submit {
         /// Wait for the tasks to finish and print their outcomes; exit 1 if any did not succeed.
@@ -227,6 +254,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         Some(Command::Node) => run_headless(&cli.node, None),
+        Some(Command::Console { connect: None }) => run_local_console(&cli.node, &cli.console),
+        Some(Command::Console {
+            connect: Some(address),
+        }) => run_remote_console(&cli.node, &cli.console, address),
         Some(Command::Submit {
             wait,
             idempotency_key,
@@ -257,10 +288,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Shutdown { target }) => client(target, ClientCommand::Shutdown),
         None => {
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-                run_headless(
-                    &cli.node,
-                    Some("the console is not built yet; running a headless node (Ctrl-C stops it)"),
-                )
+                run_local_console(&cli.node, &cli.console)
             } else {
                 run_headless(
                     &cli.node,
@@ -355,15 +383,17 @@ fn check_listen(config: &Config, insecure: bool) -> Result<ServerConfig, Failure
     Ok(server)
 }
 
-/// Runs a node and its protocol server until SIGINT, SIGTERM or a `shutdown` request, then
-/// shuts it down with the configured grace. A second signal during shutdown exits at once.
-fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
-    let (config, origin) = load_config(args)?;
-    init_logging(&config);
-    let server_config = check_listen(&config, args.insecure_listen)?;
-    if let Some(note) = note {
-        tracing::info!("{note}");
-    }
+/// A node started by this process, with its protocol server.
+struct LocalNode {
+    node: Arc<Node>,
+    server: Server,
+    grace: Duration,
+}
+
+/// Starts a node and its protocol server from the config (flags applied). Logging must be set
+/// up by the caller.
+fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<LocalNode, Failure> {
+    let server_config = check_listen(&config, insecure_listen)?;
     tracing::info!(config = %origin, "starting node");
     let grace = config.shutdown.grace;
     let node = Arc::new(Node::start(config).map_err(Failure::runtime)?);
@@ -371,23 +401,33 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
         .io_handle()
         .ok_or_else(|| Failure::runtime(anyhow::anyhow!("the node's I/O runtime is gone")))?;
     let server = io.block_on(Server::start(node.clone(), server_config.clone())).map_err(|error| {
-        Failure::runtime(anyhow::anyhow!("cannot listen on {}: {error}; is another node using it? pick another with --listen", server_config.listen))
+        Failure::runtime(anyhow::anyhow!(
+            "cannot listen on {}: {error}. Is another goliath node using it? Attach to it with `goliath console --connect {}`, or start this one elsewhere with --listen 127.0.0.1:0",
+            server_config.listen,
+            server_config.listen
+        ))
     })?;
     tracing::info!(listen = %server.local_addr(), "serving the goliath protocol");
-    let mut shutdown_signal = server.shutdown_signal();
+    Ok(LocalNode {
+        node,
+        server,
+        grace,
+    })
+}
+
+/// Stops the server, then the node with its grace period. A second SIGINT/SIGTERM during
+/// the grace period exits at once.
+fn stop_local(local: LocalNode) -> Result<u8, Failure> {
+    let LocalNode {
+        node,
+        server,
+        grace,
+    } = local;
+    server.stop();
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
-    let reason = signals.block_on(async {
-        tokio::select! {
-            signal = wait_for_signal() => signal.map(|name| name.to_string()),
-            _ = shutdown_signal.wait_for(|requested| *requested) => Ok("a shutdown request".to_string()),
-        }
-    });
-    let reason = reason.map_err(Failure::runtime)?;
-    tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
-    server.stop();
     signals.spawn(async {
         let _ = wait_for_signal().await;
         eprintln!("goliath: second signal, stopping now");
@@ -410,6 +450,112 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
         Ok(_) => Ok(exit::OK),
         Err(_) => Err(Failure::runtime(anyhow::anyhow!("shutdown panicked"))),
     }
+}
+
+/// Runs a node and its protocol server until SIGINT, SIGTERM or a `shutdown` request, then
+/// shuts it down with the configured grace. A second signal during shutdown exits at once.
+fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
+    let (config, origin) = load_config(args)?;
+    init_logging(&config);
+    if let Some(note) = note {
+        tracing::info!("{note}");
+    }
+    let local = start_local(config, args.insecure_listen, &origin)?;
+    let mut shutdown_signal = local.server.shutdown_signal();
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::runtime)?;
+    let reason = signals.block_on(async {
+        tokio::select! {
+            signal = wait_for_signal() => signal.map(|name| name.to_string()),
+            _ = shutdown_signal.wait_for(|requested| *requested) => Ok("a shutdown request".to_string()),
+        }
+    });
+    drop(signals);
+    let reason = reason.map_err(Failure::runtime)?;
+    tracing::info!(reason = %reason, grace = ?local.grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
+    stop_local(local)
+}
+
+/// The console settings from the config and the flags.
+fn console_settings(config: &Config, args: &ConsoleArgs) -> ConsoleSettings {
+    ConsoleSettings {
+        config: config.console.clone(),
+        readonly: args.readonly,
+        no_mouse: args.no_mouse,
+        ascii: args.ascii,
+        theme: args.theme.clone(),
+        shutdown: None,
+    }
+}
+
+/// Sends the log to the console's log panes (tui-logger) instead of the terminal.
+fn init_console_logging(config: &Config) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+    tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tui_logger::TuiTracingSubscriberLayer)
+        .try_init();
+}
+
+/// The console on a node started here; quitting the console stops the node.
+fn run_local_console(args: &NodeArgs, console: &ConsoleArgs) -> Result<u8, Failure> {
+    let (config, origin) = load_config(args)?;
+    let settings = console_settings(&config, console);
+    // Check the keymap before starting anything, so a bad [console.keys] is a usage error.
+    goliath::tui::console::build_app(&settings, None, goliath::runtime::Kinds::new())
+        .map_err(Failure::usage)?;
+    init_console_logging(&config);
+    let local = start_local(config, args.insecure_listen, &origin)?;
+    let mut shutdown_signal = local.server.shutdown_signal();
+    let settings = ConsoleSettings {
+        shutdown: Some(shutdown_signal.clone()),
+        ..settings
+    };
+    let result = goliath::tui::run(Source::Local(local.node.clone()), settings);
+    if let Err(error) = result {
+        let _ = stop_local(local);
+        return Err(Failure::runtime(error));
+    }
+    let requested = *shutdown_signal.borrow_and_update();
+    eprintln!(
+        "goliath: stopping node {}{} (running tasks get up to {:?}; Ctrl-C again stops at once)",
+        local.node.name(),
+        if requested {
+            " on a shutdown request"
+        } else {
+            ""
+        },
+        local.grace
+    );
+    stop_local(local)
+}
+
+/// The console attached to a running node; quitting leaves the node running.
+fn run_remote_console(
+    args: &NodeArgs,
+    console: &ConsoleArgs,
+    address: String,
+) -> Result<u8, Failure> {
+    let (config, _) = load_config(args)?;
+    let settings = console_settings(&config, console);
+    goliath::tui::console::build_app(&settings, None, goliath::runtime::Kinds::new())
+        .map_err(Failure::usage)?;
+    init_console_logging(&config);
+    let options = ConnectOptions {
+        cluster: config.node.cluster.clone(),
+        max_frame: u32::try_from(config.net.max_frame.max(16 << 20)).unwrap_or(u32::MAX),
+        client: format!("goliath-console {}", env!("CARGO_PKG_VERSION")),
+        ..ConnectOptions::default()
+    };
+    goliath::tui::run(Source::Remote { address, options }, settings).map_err(Failure::runtime)?;
+    Ok(exit::OK)
 }
 
 async fn wait_for_signal() -> std::io::Result<&'static str> {

@@ -5,6 +5,7 @@ pub mod arena;
 pub mod clock;
 pub mod events;
 pub mod history;
+pub mod host;
 mod io;
 pub mod kinds;
 pub mod net;
@@ -18,6 +19,7 @@ pub mod units;
 
 pub use arena::{ArenaStats, Busy};
 pub use events::{EventError, EventStream, TaskEvent};
+pub use host::HostStats;
 pub use kinds::StepContext;
 pub use node::{
     BatchError, BatchOutcome, CancelOutcome, CompletionSender, LookupError, Node, NodeBuilder,

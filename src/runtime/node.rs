@@ -25,6 +25,7 @@ use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, slot_flags, slot_state
 use super::clock::Clock;
 use super::events::{EventBus, EventStream, TaskEvent};
 use super::history::{FinishedTask, History, Record};
+use super::host::HostSampler;
 use super::io::Offload;
 use super::lock;
 use super::scheduler::{self, FinishCounts, Sleepers, WorkerCore, WorkerStats, worker_state};
@@ -224,6 +225,7 @@ pub(crate) struct Shared {
     accepting: AtomicBool,
     stopping: AtomicBool,
     listen: Mutex<Option<String>>,
+    host: Mutex<HostSampler>,
 }
 
 impl Shared {
@@ -649,6 +651,7 @@ impl NodeBuilder {
             accepting: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             listen: Mutex::new(None),
+            host: Mutex::new(HostSampler::new()),
             config,
         });
         let mut threads = Vec::with_capacity(workers);
@@ -955,6 +958,7 @@ impl Node {
             arena,
             counts,
             tasks,
+            host: lock(&shared.host).sample(),
         }
     }
 

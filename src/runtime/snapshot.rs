@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::arena::ArenaStats;
+use super::host::HostStats;
 use super::task::{TaskId, TaskOutput, TaskState};
 
 /// A point-in-time view of a node: cheap enough to take ten times a second.
@@ -24,6 +25,8 @@ pub struct NodeSnapshot {
     pub counts: TaskCounts,
     /// Tasks in flight and recently finished, newest first, up to the requested limit.
     pub tasks: Vec<TaskInfo>,
+    /// The load of the node's machine, when it can be read.
+    pub host: Option<HostStats>,
 }
 
 /// Who the node is and how it is set up.

@@ -27,8 +27,13 @@ pub struct RunningNode {
 impl RunningNode {
     /// Starts `goliath node` with extra arguments and waits until it serves.
     pub fn start(args: &[&str]) -> RunningNode {
+        Self::start_at("127.0.0.1:0", args)
+    }
+
+    /// Starts `goliath node` listening on `address`.
+    pub fn start_at(address: &str, args: &[&str]) -> RunningNode {
         let mut child = goliath()
-            .args(["node", "--listen", "127.0.0.1:0"])
+            .args(["node", "--listen", address])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -367,6 +367,13 @@ pub(crate) mod strategies {
                         timed_out: 0,
                     },
                     tasks,
+                    host: (now % 3 != 0).then(|| crate::runtime::HostStats {
+                        cpu_percent: (numbers[0] % 1001) as f32 / 10.0,
+                        cpus: (numbers[1] % 512) as u16,
+                        memory_used_bytes: numbers[2] / 2,
+                        memory_total_bytes: numbers[2],
+                        load_average: (numbers[3] % 10_000) as f32 / 100.0,
+                    }),
                 },
             )
     }

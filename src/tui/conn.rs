@@ -1,0 +1,266 @@
+//! The console's link to a node: samples it every `refresh` and carries out [`Command`]s,
+//! answering with [`Reply`]s. A local node is called directly (off the console thread); a
+//! remote one over the protocol, reconnecting with backoff when the link drops. Either way the
+//! console receives the same [`crate::runtime::NodeSnapshot`] type.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::state::{Command, Reply};
+use crate::runtime::net::client::ConnectOptions;
+use crate::runtime::net::{CancelOutcomeWire, Client, Request, Response, SubmitRequest};
+use crate::runtime::{CancelOutcome, Node};
+
+/// Where the console's data comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A node in this process.
+    Local(Arc<Node>),
+    /// A node reached over the protocol.
+    Remote {
+        /// `HOST:PORT`.
+        address: String,
+        /// Handshake settings.
+        options: ConnectOptions,
+    },
+}
+
+/// Sampling settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling {
+    /// Time between samples.
+    pub refresh: Duration,
+    /// Most tasks per sample.
+    pub task_limit: usize,
+}
+
+/// The first wait before reconnecting, doubled up to [`MAX_RETRY`].
+pub const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// The longest wait before reconnecting.
+pub const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Runs until `commands` closes (the console quit) or `replies` does.
+pub async fn run(
+    source: Source,
+    sampling: Sampling,
+    commands: mpsc::Receiver<Command>,
+    replies: mpsc::Sender<Reply>,
+) {
+    match source {
+        Source::Local(node) => run_local(node, sampling, commands, replies).await,
+        Source::Remote { address, options } => {
+            run_remote(&address, &options, sampling, commands, replies).await
+        }
+    }
+}
+
+async fn run_local(
+    node: Arc<Node>,
+    sampling: Sampling,
+    mut commands: mpsc::Receiver<Command>,
+    replies: mpsc::Sender<Reply>,
+) {
+    let mut tick = tokio::time::interval(sampling.refresh);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let sampled = node.clone();
+                let limit = sampling.task_limit;
+                let Ok(snapshot) = tokio::task::spawn_blocking(move || sampled.snapshot(limit)).await else {
+                    return;
+                };
+                if replies.send(Reply::Snapshot(Box::new(snapshot))).await.is_err() {
+                    return;
+                }
+            }
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                let node = node.clone();
+                let replies = replies.clone();
+                // Submits wait for durability; keep sampling meanwhile.
+                tokio::spawn(async move {
+                    let reply = tokio::task::spawn_blocking(move || local_reply(&node, command)).await;
+                    if let Ok(reply) = reply {
+                        let _ = replies.send(reply).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn local_reply(node: &Node, command: Command) -> Reply {
+    match command {
+        Command::Submit(text) => {
+            let result = node.submit_text(&text).map_err(|e| e.to_string());
+            Reply::Submitted { text, result }
+        }
+        Command::Cancel(id) => Reply::Cancelled {
+            id,
+            result: match node.cancel(id) {
+                Ok(CancelOutcome::Requested) => Ok("cancel requested".to_string()),
+                Ok(CancelOutcome::AlreadyFinished(state)) => {
+                    Ok(format!("already {state}; nothing to cancel"))
+                }
+                Err(error) => Err(error.to_string()),
+            },
+        },
+        Command::FetchTask(id) => Reply::Task {
+            id,
+            result: node.task(id).map(Box::new).map_err(|e| e.to_string()),
+        },
+    }
+}
+
+async fn run_remote(
+    address: &str,
+    options: &ConnectOptions,
+    sampling: Sampling,
+    mut commands: mpsc::Receiver<Command>,
+    replies: mpsc::Sender<Reply>,
+) {
+    let mut retry = FIRST_RETRY;
+    loop {
+        let error = match Client::connect(address, options).await {
+            Ok(client) => {
+                tracing::info!(node = %client.welcome().node, %address, "console connected");
+                retry = FIRST_RETRY;
+                match serve(client, sampling, &mut commands, &replies).await {
+                    Ok(()) => return,
+                    Err(error) => error,
+                }
+            }
+            Err(error) => error.to_string(),
+        };
+        tracing::warn!(%address, %error, "console lost the node; retrying");
+        if replies
+            .send(Reply::Disconnected {
+                error: error.clone(),
+                retry_in: retry,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        // Commands typed while disconnected are answered at once, not queued for later.
+        let wait = tokio::time::sleep(retry);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                command = commands.recv() => {
+                    let Some(command) = command else { return };
+                    let _ = replies.send(failed(command, format!("not connected to {address}: {error}"))).await;
+                }
+            }
+        }
+        retry = (retry * 2).min(MAX_RETRY);
+    }
+}
+
+/// Serves one connection until it fails (Err with the reason) or the console quits (Ok).
+async fn serve(
+    client: Client,
+    sampling: Sampling,
+    commands: &mut mpsc::Receiver<Command>,
+    replies: &mpsc::Sender<Reply>,
+) -> Result<(), String> {
+    let mut tick = tokio::time::interval(sampling.refresh);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let task_limit = u32::try_from(sampling.task_limit).unwrap_or(u32::MAX);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match client.request(Request::Status { task_limit }).await {
+                    Ok(Response::Status(snapshot)) => {
+                        if replies.send(Reply::Snapshot(snapshot)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(other) => return Err(format!("unexpected answer to a status request: {other:?}")),
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+            command = commands.recv() => {
+                let Some(command) = command else { return Ok(()) };
+                let client = client.clone();
+                let replies = replies.clone();
+                tokio::spawn(async move {
+                    let reply = remote_reply(&client, command).await;
+                    let _ = replies.send(reply).await;
+                });
+            }
+        }
+    }
+}
+
+async fn remote_reply(client: &Client, command: Command) -> Reply {
+    match command {
+        Command::Submit(text) => {
+            let request = Request::Submit(SubmitRequest {
+                specs: vec![text.clone()],
+                idempotency_key: None,
+                wait: false,
+            });
+            let result = match client.request(request).await {
+                Ok(Response::Submitted { ids, .. }) => Ok(ids),
+                Ok(other) => Err(unexpected(&other)),
+                Err(error) => Err(error.to_string()),
+            };
+            Reply::Submitted { text, result }
+        }
+        Command::Cancel(id) => {
+            let result = match client.request(Request::Cancel { ids: vec![id] }).await {
+                Ok(Response::Cancelled { results }) => match results.first().map(|r| r.outcome) {
+                    Some(CancelOutcomeWire::Requested) => Ok("cancel requested".to_string()),
+                    Some(CancelOutcomeWire::AlreadyFinished(state)) => {
+                        Ok(format!("already {state}; nothing to cancel"))
+                    }
+                    Some(CancelOutcomeWire::NotFound) | None => {
+                        Err(format!("no task {id} on this node"))
+                    }
+                },
+                Ok(other) => Err(unexpected(&other)),
+                Err(error) => Err(error.to_string()),
+            };
+            Reply::Cancelled { id, result }
+        }
+        Command::FetchTask(id) => Reply::Task {
+            id,
+            result: match client.request(Request::Task { id }).await {
+                Ok(Response::Task(info)) => Ok(Box::new(info)),
+                Ok(other) => Err(unexpected(&other)),
+                Err(error) => Err(error.to_string()),
+            },
+        },
+    }
+}
+
+fn unexpected(response: &Response) -> String {
+    match response {
+        Response::Error(error) => error.message.clone(),
+        other => format!("unexpected answer: {other:?}"),
+    }
+}
+
+/// The reply to a command that could not be sent.
+fn failed(command: Command, error: String) -> Reply {
+    match command {
+        Command::Submit(text) => Reply::Submitted {
+            text,
+            result: Err(error),
+        },
+        Command::Cancel(id) => Reply::Cancelled {
+            id,
+            result: Err(error),
+        },
+        Command::FetchTask(id) => Reply::Task {
+            id,
+            result: Err(error),
+        },
+    }
+}

@@ -1,0 +1,1786 @@
+//! The console's state and its pure update logic: a key, a click or a reply from the node goes
+//! in, the state changes, and [`Command`]s for the connection come out. Nothing here touches
+//! the terminal, the network or the clock beyond `Instant` stamps, so every behaviour is
+//! tested without a terminal.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+use tui_logger::{TuiWidgetEvent, TuiWidgetState};
+
+use super::keys::{Action, KeyChord, Keymap, Resolved};
+use super::theme::{Glyphs, Theme};
+use crate::runtime::{Kinds, NodeSnapshot, TaskId, TaskInfo, TaskState};
+
+/// Samples kept for sparklines and charts.
+pub const HISTORY_SAMPLES: usize = 120;
+/// Submit prompt lines remembered.
+pub const PROMPT_HISTORY: usize = 100;
+/// How long a status message stays.
+pub const STATUS_TTL: Duration = Duration::from_secs(8);
+
+/// How the console was started; fixed for its lifetime.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hide submit and cancel.
+    pub readonly: bool,
+    /// Colours.
+    pub theme: Theme,
+    /// Symbols.
+    pub glyphs: Glyphs,
+    /// Whether mouse events are enabled.
+    pub mouse: bool,
+    /// The address of a remote node (`--connect`), or None for the local node.
+    pub remote: Option<String>,
+}
+
+/// The tabs, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// Workers, arena, tasks and logs at a glance.
+    Overview,
+    /// Every task, sortable and filterable, with details.
+    Tasks,
+    /// The log with targets and levels.
+    Logs,
+}
+
+impl Tab {
+    /// All tabs, in key order (`1`, `2`, …).
+    pub const ALL: [Tab; 3] = [Tab::Overview, Tab::Tasks, Tab::Logs];
+
+    /// The tab's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Tasks => "Tasks",
+            Tab::Logs => "Logs",
+        }
+    }
+}
+
+/// The panes of the Overview tab, in focus order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    /// Per-worker deque depth and rates.
+    Workers,
+    /// Arena occupancy.
+    Arena,
+    /// Tasks finished per second over time.
+    Throughput,
+    /// Recent tasks.
+    Tasks,
+    /// The log tail.
+    Log,
+}
+
+impl Pane {
+    /// Focus order.
+    pub const ALL: [Pane; 5] = [
+        Pane::Workers,
+        Pane::Arena,
+        Pane::Throughput,
+        Pane::Tasks,
+        Pane::Log,
+    ];
+
+    /// The pane's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Workers => "Workers",
+            Pane::Arena => "Arena",
+            Pane::Throughput => "Throughput",
+            Pane::Tasks => "Tasks",
+            Pane::Log => "Log",
+        }
+    }
+}
+
+/// A column the task table can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    /// Task id (submission order).
+    Id,
+    /// Kind name.
+    Kind,
+    /// State.
+    State,
+    /// Worker.
+    Worker,
+    /// First run time.
+    Started,
+    /// Run duration.
+    Duration,
+    /// Attempt number.
+    Attempt,
+}
+
+impl SortColumn {
+    /// Cycle order.
+    pub const ALL: [SortColumn; 7] = [
+        SortColumn::Id,
+        SortColumn::Kind,
+        SortColumn::State,
+        SortColumn::Worker,
+        SortColumn::Started,
+        SortColumn::Duration,
+        SortColumn::Attempt,
+    ];
+
+    /// The column header.
+    pub fn title(self) -> &'static str {
+        match self {
+            SortColumn::Id => "ID",
+            SortColumn::Kind => "KIND",
+            SortColumn::State => "STATE",
+            SortColumn::Worker => "WORKER",
+            SortColumn::Started => "STARTED",
+            SortColumn::Duration => "DURATION",
+            SortColumn::Attempt => "ATTEMPT",
+        }
+    }
+
+    fn next(self) -> SortColumn {
+        let index = SortColumn::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        SortColumn::ALL[(index + 1) % SortColumn::ALL.len()]
+    }
+}
+
+/// A one-line text input with a cursor (in characters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineInput {
+    /// What is typed.
+    pub text: String,
+    /// Cursor position, in characters.
+    pub cursor: usize,
+    /// A problem with the text, shown under it.
+    pub error: Option<String>,
+    /// Where in the history ↑/↓ is (None: the line being typed).
+    history_index: Option<usize>,
+    /// The line being typed when history browsing began.
+    draft: String,
+}
+
+impl LineInput {
+    /// An input holding `text`, cursor at the end.
+    pub fn with_text(text: &str) -> LineInput {
+        LineInput {
+            text: text.to_string(),
+            cursor: text.chars().count(),
+            ..LineInput::default()
+        }
+    }
+
+    fn byte_index(&self, chars: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(chars)
+            .map(|(i, _)| i)
+            .unwrap_or(self.text.len())
+    }
+
+    /// Applies an editing key; true if the text changed.
+    fn edit(&mut self, key: &KeyEvent) -> bool {
+        let control = key.modifiers.contains(KeyModifiers::CONTROL);
+        let length = self.text.chars().count();
+        match key.code {
+            KeyCode::Char('u') if control => {
+                let at = self.byte_index(self.cursor);
+                self.text.replace_range(..at, "");
+                self.cursor = 0;
+                true
+            }
+            KeyCode::Char('w') if control => {
+                let before: Vec<char> = self.text.chars().take(self.cursor).collect();
+                let mut start = before.len();
+                while start > 0 && before[start - 1] == ' ' {
+                    start -= 1;
+                }
+                while start > 0 && before[start - 1] != ' ' {
+                    start -= 1;
+                }
+                let (from, to) = (self.byte_index(start), self.byte_index(self.cursor));
+                self.text.replace_range(from..to, "");
+                self.cursor = start;
+                true
+            }
+            KeyCode::Char('a') if control => {
+                self.cursor = 0;
+                false
+            }
+            KeyCode::Char('e') if control => {
+                self.cursor = length;
+                false
+            }
+            KeyCode::Char(c) if !control => {
+                let at = self.byte_index(self.cursor);
+                self.text.insert(at, c);
+                self.cursor += 1;
+                true
+            }
+            KeyCode::Backspace if self.cursor > 0 => {
+                let at = self.byte_index(self.cursor - 1);
+                self.text.remove(at);
+                self.cursor -= 1;
+                true
+            }
+            KeyCode::Delete if self.cursor < length => {
+                let at = self.byte_index(self.cursor);
+                self.text.remove(at);
+                true
+            }
+            KeyCode::Left => {
+                self.cursor = self.cursor.saturating_sub(1);
+                false
+            }
+            KeyCode::Right => {
+                self.cursor = (self.cursor + 1).min(length);
+                false
+            }
+            KeyCode::Home => {
+                self.cursor = 0;
+                false
+            }
+            KeyCode::End => {
+                self.cursor = length;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// ↑ (`older`) or ↓ through `history` (oldest first).
+    fn browse(&mut self, history: &VecDeque<String>, older: bool) {
+        if history.is_empty() {
+            return;
+        }
+        let next = match (self.history_index, older) {
+            (None, true) => {
+                self.draft = self.text.clone();
+                Some(history.len() - 1)
+            }
+            (None, false) => None,
+            (Some(i), true) => Some(i.saturating_sub(1)),
+            (Some(i), false) if i + 1 < history.len() => Some(i + 1),
+            (Some(_), false) => None,
+        };
+        self.history_index = next;
+        let text = match next {
+            Some(i) => history[i].clone(),
+            None => std::mem::take(&mut self.draft),
+        };
+        self.cursor = text.chars().count();
+        self.text = text;
+    }
+}
+
+/// A modal layer over the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    /// The help, generated from the keymap.
+    Help {
+        /// Lines scrolled.
+        scroll: u16,
+    },
+    /// `:` commands.
+    Palette(LineInput),
+    /// `n`: a task spec to submit.
+    Submit(LineInput),
+    /// `/`: the task filter being edited.
+    Filter(LineInput),
+    /// `x`: waiting for y/n.
+    Confirm {
+        /// The task to cancel.
+        id: TaskId,
+        /// Its spec, shown in the question.
+        spec: String,
+        /// Its state, shown in the question.
+        state: TaskState,
+    },
+}
+
+/// How bad a status message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Something happened as asked.
+    Info,
+    /// Something needs attention.
+    Warning,
+    /// Something failed.
+    Error,
+}
+
+/// A message in the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The text.
+    pub text: String,
+    /// How bad.
+    pub severity: Severity,
+    /// When it disappears.
+    pub until: Instant,
+}
+
+/// The link to the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Waiting for the first answer.
+    Connecting,
+    /// Samples are arriving.
+    Up,
+    /// The connection failed; the console retries.
+    Down {
+        /// Why.
+        error: String,
+        /// When the next attempt is made.
+        retry_at: Instant,
+    },
+}
+
+/// A task's detail view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    /// Which task.
+    pub id: TaskId,
+    /// What the node said about it (refreshed while open).
+    pub info: Option<TaskInfo>,
+    /// Why it could not be fetched.
+    pub error: Option<String>,
+    /// Lines scrolled.
+    pub scroll: u16,
+}
+
+/// Rates derived from two samples in a row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rates {
+    /// Tasks finished per second.
+    pub tasks_per_s: f64,
+    /// Steals per second, all workers.
+    pub steals_per_s: f64,
+    /// Steals per second, per worker.
+    pub worker_steals_per_s: Vec<f64>,
+    /// Tasks executed per second, per worker.
+    pub worker_tasks_per_s: Vec<f64>,
+}
+
+/// Samples over time, kept by the console (so a remote console has them too).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    /// Deque depth per worker, oldest first.
+    pub depth: Vec<VecDeque<u64>>,
+    /// Tasks finished per second, oldest first.
+    pub tasks_per_s: VecDeque<u64>,
+    /// The latest rates.
+    pub rates: Rates,
+}
+
+fn push_bounded<T>(ring: &mut VecDeque<T>, value: T) {
+    if ring.len() == HISTORY_SAMPLES {
+        ring.pop_front();
+    }
+    ring.push_back(value);
+}
+
+impl Series {
+    /// Adds a sample, computing rates against the previous one.
+    fn record(&mut self, previous: Option<&NodeSnapshot>, next: &NodeSnapshot) {
+        if self.depth.len() != next.workers.len() {
+            self.depth = vec![VecDeque::with_capacity(HISTORY_SAMPLES); next.workers.len()];
+        }
+        for (ring, worker) in self.depth.iter_mut().zip(&next.workers) {
+            push_bounded(ring, worker.depth as u64);
+        }
+        let Some(previous) = previous else {
+            return;
+        };
+        let elapsed_us = next
+            .node
+            .now_unix_us
+            .saturating_sub(previous.node.now_unix_us);
+        if elapsed_us == 0 || previous.node.started_unix_us != next.node.started_unix_us {
+            return;
+        }
+        let seconds = elapsed_us as f64 / 1e6;
+        let per_second = |now: u64, before: u64| now.saturating_sub(before) as f64 / seconds;
+        let tasks = per_second(next.counts.finished(), previous.counts.finished());
+        let mut rates = Rates {
+            tasks_per_s: tasks,
+            ..Rates::default()
+        };
+        for (index, worker) in next.workers.iter().enumerate() {
+            let before = previous.workers.get(index);
+            let stole = per_second(worker.stole, before.map_or(worker.stole, |w| w.stole));
+            let executed = per_second(
+                worker.executed,
+                before.map_or(worker.executed, |w| w.executed),
+            );
+            rates.steals_per_s += stole;
+            rates.worker_steals_per_s.push(stole);
+            rates.worker_tasks_per_s.push(executed);
+        }
+        push_bounded(&mut self.tasks_per_s, tasks.round() as u64);
+        self.rates = rates;
+    }
+}
+
+/// What is on screen: the latest sample and its history.
+#[derive(Debug, Clone, Default)]
+pub struct ViewData {
+    /// The latest sample, once one arrived.
+    pub snapshot: Option<NodeSnapshot>,
+    /// History of samples.
+    pub series: Series,
+}
+
+/// Where things were drawn in the last frame, for the mouse and for paging.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HitMap {
+    /// Each tab's title.
+    pub tabs: Vec<(Rect, usize)>,
+    /// Each Overview pane.
+    pub panes: Vec<(Rect, Pane)>,
+    /// The rows area of the task table on screen, and the first row shown.
+    pub task_rows: Option<Rect>,
+    /// The log pane or widget.
+    pub log: Option<Rect>,
+    /// The detail view.
+    pub detail: Option<Rect>,
+    /// The workers list.
+    pub workers: Option<Rect>,
+}
+
+/// Something the connection must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Submit one line of the text form.
+    Submit(String),
+    /// Cancel a task.
+    Cancel(TaskId),
+    /// Fetch one task for the detail view.
+    FetchTask(TaskId),
+}
+
+/// The node's answer to a [`Command`] or a sample.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A new sample.
+    Snapshot(Box<NodeSnapshot>),
+    /// The result of a submit.
+    Submitted {
+        /// What was submitted.
+        text: String,
+        /// The new ids, or why not.
+        result: Result<Vec<TaskId>, String>,
+    },
+    /// The result of a cancel.
+    Cancelled {
+        /// Which task.
+        id: TaskId,
+        /// What happened, or why not.
+        result: Result<String, String>,
+    },
+    /// A task's description for the detail view.
+    Task {
+        /// Which task.
+        id: TaskId,
+        /// It, or why not.
+        result: Result<Box<TaskInfo>, String>,
+    },
+    /// The link went down; retrying.
+    Disconnected {
+        /// Why.
+        error: String,
+        /// When the next attempt is made.
+        retry_in: Duration,
+    },
+}
+
+/// The whole console state.
+pub struct App {
+    /// Fixed options.
+    pub options: Options,
+    /// The live keymap.
+    pub keymap: Keymap,
+    /// Current tab.
+    pub tab: Tab,
+    /// Focused Overview pane.
+    pub focus: Pane,
+    /// Whether the focused pane fills the body.
+    pub zoomed: bool,
+    /// The modal layer, if any.
+    pub overlay: Option<Overlay>,
+    /// What arrives from the node.
+    pub live: ViewData,
+    /// What is shown while paused.
+    pub frozen: Option<ViewData>,
+    /// The link to the node.
+    pub link: Link,
+    /// The selected task.
+    pub selected: Option<TaskId>,
+    /// First task row shown.
+    pub task_offset: usize,
+    /// The task filter (`!` inverts).
+    pub filter: String,
+    /// Sort column and direction.
+    pub sort: (SortColumn, bool),
+    /// Rows scrolled in the workers pane.
+    pub workers_offset: usize,
+    /// The open detail view.
+    pub detail: Option<Detail>,
+    /// Submitted lines, oldest first.
+    pub prompt_history: VecDeque<String>,
+    /// The status line.
+    pub status: Option<Status>,
+    /// First key of a two-key binding.
+    pub pending: Vec<KeyChord>,
+    /// Where things were drawn last.
+    pub hits: HitMap,
+    /// The log widget's state (targets, levels, paging).
+    pub log_state: TuiWidgetState,
+    /// Parses specs as they are typed (the node's kinds when local, the built-ins remotely).
+    kinds: Kinds,
+    /// Set when the user asked to quit.
+    pub quit: bool,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("tab", &self.tab)
+            .field("focus", &self.focus)
+            .field("overlay", &self.overlay)
+            .field("selected", &self.selected)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shorthand for "the update changed nothing the node must do".
+const NOTHING: Vec<Command> = Vec::new();
+
+impl App {
+    /// A console with no data yet.
+    pub fn new(options: Options, keymap: Keymap, kinds: Kinds) -> App {
+        App {
+            options,
+            keymap,
+            tab: Tab::Overview,
+            focus: Pane::Tasks,
+            zoomed: false,
+            overlay: None,
+            live: ViewData::default(),
+            frozen: None,
+            link: Link::Connecting,
+            selected: None,
+            task_offset: 0,
+            filter: String::new(),
+            sort: (SortColumn::Id, true),
+            workers_offset: 0,
+            detail: None,
+            prompt_history: VecDeque::new(),
+            status: None,
+            pending: Vec::new(),
+            hits: HitMap::default(),
+            log_state: TuiWidgetState::new(),
+            kinds,
+            quit: false,
+        }
+    }
+
+    /// What to draw: the frozen data while paused, else the live data.
+    pub fn view(&self) -> &ViewData {
+        self.frozen.as_ref().unwrap_or(&self.live)
+    }
+
+    /// Whether the display is paused.
+    pub fn paused(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// Shows a message in the status line.
+    pub fn tell(&mut self, severity: Severity, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            severity,
+            until: Instant::now() + STATUS_TTL,
+        });
+    }
+
+    /// When the screen must be redrawn even without input or data (a message expiring, a
+    /// reconnect countdown).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let status = self.status.as_ref().map(|s| s.until);
+        let retry = match &self.link {
+            Link::Down { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        };
+        status.into_iter().chain(retry).min()
+    }
+
+    /// Drops an expired status message; true if something changed.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        if self.status.as_ref().is_some_and(|s| s.until <= now) {
+            self.status = None;
+            return true;
+        }
+        false
+    }
+
+    /// The problem with a spec, if any. A kind this console does not know but the node
+    /// reports (registered by the node's embedder) is left for the node to check.
+    pub fn check_spec(&self, text: &str) -> Option<String> {
+        let first = text.split_whitespace().next().unwrap_or("");
+        let node_only = self.kinds.lookup(first).is_none()
+            && self
+                .view()
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.node.kinds.iter().any(|k| k == first));
+        if node_only {
+            return None;
+        }
+        self.kinds.parse(text).err().map(|error| error.to_string())
+    }
+
+    /// Whether `action` is available (`--readonly` removes submit and cancel).
+    pub fn allows(&self, action: Action) -> bool {
+        !(self.options.readonly && action.changes_the_node())
+    }
+
+    /// The tasks of the table: filtered and sorted.
+    pub fn task_rows(&self) -> Vec<&TaskInfo> {
+        let Some(snapshot) = &self.view().snapshot else {
+            return Vec::new();
+        };
+        let (invert, needle) = match self.filter.strip_prefix('!') {
+            Some(rest) => (true, rest.to_lowercase()),
+            None => (false, self.filter.to_lowercase()),
+        };
+        let mut rows: Vec<&TaskInfo> = snapshot
+            .tasks
+            .iter()
+            .filter(|task| {
+                if needle.is_empty() {
+                    return true;
+                }
+                let haystack = format!("{} {} {}", task.id, task.state, task.spec).to_lowercase();
+                haystack.contains(&needle) != invert
+            })
+            .collect();
+        let now = snapshot.node.now_unix_us;
+        let (column, descending) = self.sort;
+        rows.sort_by(|a, b| {
+            let order = match column {
+                SortColumn::Id => a.id.cmp(&b.id),
+                SortColumn::Kind => a.kind.cmp(&b.kind),
+                SortColumn::State => a.state.as_str().cmp(b.state.as_str()),
+                SortColumn::Worker => a.worker.cmp(&b.worker),
+                SortColumn::Started => a.started_unix_us.cmp(&b.started_unix_us),
+                SortColumn::Duration => a.duration_us(now).cmp(&b.duration_us(now)),
+                SortColumn::Attempt => a.attempt.cmp(&b.attempt),
+            }
+            .then(a.id.cmp(&b.id));
+            if descending { order.reverse() } else { order }
+        });
+        rows
+    }
+
+    /// The index of the selected task among `rows`.
+    pub fn selected_index(&self, rows: &[&TaskInfo]) -> Option<usize> {
+        let id = self.selected?;
+        rows.iter().position(|t| t.id == id)
+    }
+
+    /// A new sample from the node.
+    pub fn ingest(&mut self, snapshot: NodeSnapshot) {
+        self.link = Link::Up;
+        if let Some(detail) = &mut self.detail
+            && let Some(task) = snapshot.tasks.iter().find(|t| t.id == detail.id)
+            && task.state.is_finished()
+        {
+            detail.info = Some(task.clone());
+        }
+        let previous = self.live.snapshot.take();
+        self.live.series.record(previous.as_ref(), &snapshot);
+        self.live.snapshot = Some(snapshot);
+    }
+
+    /// A reply from the connection.
+    pub fn on_reply(&mut self, reply: Reply) -> Vec<Command> {
+        match reply {
+            Reply::Snapshot(snapshot) => {
+                self.ingest(*snapshot);
+                match &self.detail {
+                    Some(detail)
+                        if detail
+                            .info
+                            .as_ref()
+                            .is_none_or(|info| !info.state.is_finished()) =>
+                    {
+                        vec![Command::FetchTask(detail.id)]
+                    }
+                    _ => NOTHING,
+                }
+            }
+            Reply::Submitted { text, result } => {
+                match result {
+                    Ok(ids) => {
+                        let summary = match ids.as_slice() {
+                            [] => "nothing submitted".to_string(),
+                            [one] => format!("submitted task {one}: {text}"),
+                            [first, .., last] => {
+                                format!("submitted {} tasks ({first}–{last}): {text}", ids.len())
+                            }
+                        };
+                        self.tell(Severity::Info, summary);
+                    }
+                    Err(error) => self.tell(Severity::Error, format!("submit failed: {error}")),
+                }
+                NOTHING
+            }
+            Reply::Cancelled { id, result } => {
+                match result {
+                    Ok(what) => self.tell(Severity::Info, format!("task {id}: {what}")),
+                    Err(error) => {
+                        self.tell(Severity::Error, format!("cancel {id} failed: {error}"))
+                    }
+                }
+                NOTHING
+            }
+            Reply::Task { id, result } => {
+                if let Some(detail) = &mut self.detail
+                    && detail.id == id
+                {
+                    match result {
+                        Ok(info) => {
+                            detail.info = Some(*info);
+                            detail.error = None;
+                        }
+                        Err(error) => detail.error = Some(error),
+                    }
+                }
+                NOTHING
+            }
+            Reply::Disconnected { error, retry_in } => {
+                self.link = Link::Down {
+                    error,
+                    retry_at: Instant::now() + retry_in,
+                };
+                NOTHING
+            }
+        }
+    }
+
+    /// A key press.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if let Some(overlay) = self.overlay.take() {
+            return self.on_overlay_key(overlay, key);
+        }
+        let chord = KeyChord::from_event(&key);
+        let pending = std::mem::take(&mut self.pending);
+        match self.keymap.resolve(&pending, chord) {
+            Resolved::Action(action) => self.perform(action),
+            Resolved::Pending => {
+                self.pending = vec![chord];
+                NOTHING
+            }
+            Resolved::Unbound if !pending.is_empty() => {
+                // The first key led nowhere: treat this key on its own.
+                match self.keymap.resolve(&[], chord) {
+                    Resolved::Action(action) => self.perform(action),
+                    Resolved::Pending => {
+                        self.pending = vec![chord];
+                        NOTHING
+                    }
+                    Resolved::Unbound => NOTHING,
+                }
+            }
+            Resolved::Unbound => NOTHING,
+        }
+    }
+
+    /// Does what an action names.
+    pub fn perform(&mut self, action: Action) -> Vec<Command> {
+        if !self.allows(action) {
+            self.tell(
+                Severity::Warning,
+                "read-only console (--readonly): submit and cancel are off",
+            );
+            return NOTHING;
+        }
+        if let Some(index) = action.tab_index() {
+            if index < Tab::ALL.len() {
+                self.switch_tab(Tab::ALL[index]);
+            }
+            return NOTHING;
+        }
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
+            Action::Palette => self.overlay = Some(Overlay::Palette(LineInput::default())),
+            Action::Submit => self.overlay = Some(Overlay::Submit(LineInput::default())),
+            Action::Filter => {
+                if self.tab == Tab::Overview {
+                    self.switch_tab(Tab::Tasks);
+                }
+                self.overlay = Some(Overlay::Filter(LineInput::with_text(&self.filter)));
+            }
+            Action::Cancel => self.ask_cancel(),
+            Action::NextTab | Action::PrevTab => {
+                let count = Tab::ALL.len();
+                let index = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
+                let next = if action == Action::NextTab {
+                    (index + 1) % count
+                } else {
+                    (index + count - 1) % count
+                };
+                self.switch_tab(Tab::ALL[next]);
+            }
+            Action::Pause => {
+                if self.frozen.take().is_none() {
+                    self.frozen = Some(self.live.clone());
+                    self.tell(
+                        Severity::Warning,
+                        "display paused (the node keeps running); space resumes",
+                    );
+                } else {
+                    self.tell(Severity::Info, "display resumed");
+                }
+            }
+            Action::Zoom if self.tab == Tab::Overview => self.zoomed = !self.zoomed,
+            Action::FocusNext | Action::FocusPrev if self.tab == Tab::Overview => {
+                let count = Pane::ALL.len();
+                let index = Pane::ALL.iter().position(|p| *p == self.focus).unwrap_or(0);
+                let next = if action == Action::FocusNext {
+                    (index + 1) % count
+                } else {
+                    (index + count - 1) % count
+                };
+                self.focus = Pane::ALL[next];
+            }
+            Action::Open => return self.open_selected(),
+            Action::Back => self.back(),
+            Action::Sort => {
+                self.sort = (self.sort.0.next(), self.sort.0.next() == SortColumn::Id);
+                self.tell(
+                    Severity::Info,
+                    format!("sorted by {}", self.sort.0.title().to_lowercase()),
+                );
+            }
+            Action::SortReverse => self.sort.1 = !self.sort.1,
+            Action::Up => self.move_by(-1),
+            Action::Down => self.move_by(1),
+            Action::PageUp => self.page(-1),
+            Action::PageDown => self.page(1),
+            Action::Top => self.move_to(false),
+            Action::Bottom => self.move_to(true),
+            Action::LogTargets => self.log_event(TuiWidgetEvent::HideKey),
+            Action::LogFocus => self.log_event(TuiWidgetEvent::FocusKey),
+            Action::LogShowMore => self.log_event(TuiWidgetEvent::RightKey),
+            Action::LogShowLess => self.log_event(TuiWidgetEvent::LeftKey),
+            Action::LogCaptureMore => self.log_event(TuiWidgetEvent::PlusKey),
+            Action::LogCaptureLess => self.log_event(TuiWidgetEvent::MinusKey),
+            _ => {}
+        }
+        NOTHING
+    }
+
+    /// Esc: closes the detail view, else unzooms, else follows the log again, else clears
+    /// the filter.
+    fn back(&mut self) {
+        if self.detail.take().is_some() {
+            return;
+        }
+        if self.zoomed {
+            self.zoomed = false;
+        } else if self.tab == Tab::Logs {
+            self.log_state.transition(TuiWidgetEvent::EscapeKey);
+        } else if !self.filter.is_empty() && self.tab == Tab::Tasks {
+            self.filter.clear();
+            self.tell(Severity::Info, "filter cleared");
+        }
+    }
+
+    fn log_event(&mut self, event: TuiWidgetEvent) {
+        if self.tab == Tab::Logs {
+            self.log_state.transition(event);
+        }
+    }
+
+    fn switch_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+        self.zoomed = false;
+    }
+
+    /// Whether keys move the task selection (rather than a pane's scroll or the log).
+    fn navigates_tasks(&self) -> bool {
+        match self.tab {
+            Tab::Tasks => self.detail.is_none(),
+            Tab::Overview => self.focus == Pane::Tasks,
+            Tab::Logs => false,
+        }
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        if let Some(detail) = &mut self.detail
+            && self.tab == Tab::Tasks
+        {
+            detail.scroll = if delta < 0 {
+                detail.scroll.saturating_sub(delta.unsigned_abs() as u16)
+            } else {
+                detail.scroll.saturating_add(delta as u16)
+            };
+            return;
+        }
+        if self.tab == Tab::Logs {
+            self.log_state.transition(if delta < 0 {
+                TuiWidgetEvent::UpKey
+            } else {
+                TuiWidgetEvent::DownKey
+            });
+            return;
+        }
+        if self.tab == Tab::Overview && self.focus == Pane::Workers {
+            let workers = self.view().snapshot.as_ref().map_or(0, |s| s.workers.len());
+            self.workers_offset = offset_by(self.workers_offset, delta, workers);
+            return;
+        }
+        if self.tab == Tab::Overview && self.focus == Pane::Log {
+            self.log_state.transition(if delta < 0 {
+                TuiWidgetEvent::PrevPageKey
+            } else {
+                TuiWidgetEvent::NextPageKey
+            });
+            return;
+        }
+        if !self.navigates_tasks() {
+            return;
+        }
+        let rows = self.task_rows();
+        if rows.is_empty() {
+            return;
+        }
+        let next = match self.selected_index(&rows) {
+            Some(index) => offset_by(index, delta, rows.len()),
+            None => 0,
+        };
+        self.selected = Some(rows[next].id);
+        self.keep_selection_visible(next);
+    }
+
+    fn page(&mut self, direction: isize) {
+        if self.tab == Tab::Logs || (self.tab == Tab::Overview && self.focus == Pane::Log) {
+            self.log_state.transition(if direction < 0 {
+                TuiWidgetEvent::PrevPageKey
+            } else {
+                TuiWidgetEvent::NextPageKey
+            });
+            return;
+        }
+        let height = self
+            .hits
+            .task_rows
+            .or(self.hits.detail)
+            .map_or(10, |r| r.height.max(1) as isize);
+        self.move_by(direction * height);
+    }
+
+    fn move_to(&mut self, end: bool) {
+        if let Some(detail) = &mut self.detail
+            && self.tab == Tab::Tasks
+        {
+            detail.scroll = if end { u16::MAX / 2 } else { 0 };
+            return;
+        }
+        if !self.navigates_tasks() {
+            if self.tab == Tab::Overview && self.focus == Pane::Workers {
+                let workers = self.view().snapshot.as_ref().map_or(0, |s| s.workers.len());
+                self.workers_offset = if end { workers.saturating_sub(1) } else { 0 };
+            }
+            return;
+        }
+        let rows = self.task_rows();
+        let index = if end { rows.len().saturating_sub(1) } else { 0 };
+        if let Some(task) = rows.get(index) {
+            self.selected = Some(task.id);
+            self.keep_selection_visible(index);
+        }
+    }
+
+    fn keep_selection_visible(&mut self, index: usize) {
+        let height = self.hits.task_rows.map_or(10, |r| r.height.max(1) as usize);
+        if index < self.task_offset {
+            self.task_offset = index;
+        } else if index >= self.task_offset + height {
+            self.task_offset = index + 1 - height;
+        }
+    }
+
+    fn selected_task(&self) -> Option<&TaskInfo> {
+        let id = self.selected?;
+        self.view()
+            .snapshot
+            .as_ref()?
+            .tasks
+            .iter()
+            .find(|t| t.id == id)
+    }
+
+    fn open_selected(&mut self) -> Vec<Command> {
+        if !(self.tab == Tab::Tasks || (self.tab == Tab::Overview && self.focus == Pane::Tasks)) {
+            return NOTHING;
+        }
+        let Some(task) = self.selected_task().cloned() else {
+            self.tell(Severity::Warning, "select a task first (j/k or click)");
+            return NOTHING;
+        };
+        self.tab = Tab::Tasks;
+        self.zoomed = false;
+        let id = task.id;
+        self.detail = Some(Detail {
+            id,
+            info: Some(task),
+            error: None,
+            scroll: 0,
+        });
+        vec![Command::FetchTask(id)]
+    }
+
+    fn ask_cancel(&mut self) {
+        let Some(task) = self.selected_task().cloned() else {
+            self.tell(
+                Severity::Warning,
+                "select a task to cancel first (j/k or click in a task table)",
+            );
+            return;
+        };
+        if task.state.is_finished() {
+            self.tell(
+                Severity::Info,
+                format!("task {} already {}; nothing to cancel", task.id, task.state),
+            );
+            return;
+        }
+        self.overlay = Some(Overlay::Confirm {
+            id: task.id,
+            spec: task.spec,
+            state: task.state,
+        });
+    }
+
+    fn on_overlay_key(&mut self, overlay: Overlay, key: KeyEvent) -> Vec<Command> {
+        let control_c = key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL;
+        if control_c {
+            // Ctrl-C always leaves an overlay, never types.
+            return NOTHING;
+        }
+        match overlay {
+            Overlay::Help { scroll } => {
+                let chord = KeyChord::from_event(&key);
+                let scroll = match self.keymap.resolve(&[], chord) {
+                    Resolved::Action(Action::Down) => scroll.saturating_add(1),
+                    Resolved::Action(Action::Up) => scroll.saturating_sub(1),
+                    Resolved::Action(Action::PageDown) => scroll.saturating_add(10),
+                    Resolved::Action(Action::PageUp) => scroll.saturating_sub(10),
+                    Resolved::Action(Action::Quit) => {
+                        self.quit = true;
+                        return NOTHING;
+                    }
+                    _ => return NOTHING,
+                };
+                self.overlay = Some(Overlay::Help { scroll });
+                NOTHING
+            }
+            Overlay::Confirm { id, spec, state } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    vec![Command::Cancel(id)]
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.tell(Severity::Info, format!("task {id} left running"));
+                    NOTHING
+                }
+                _ => {
+                    self.overlay = Some(Overlay::Confirm { id, spec, state });
+                    NOTHING
+                }
+            },
+            Overlay::Submit(mut input) => match key.code {
+                KeyCode::Esc => NOTHING,
+                KeyCode::Up | KeyCode::Down => {
+                    input.browse(&self.prompt_history, key.code == KeyCode::Up);
+                    input.error = self
+                        .check_spec(&input.text)
+                        .filter(|_| !input.text.is_empty());
+                    self.overlay = Some(Overlay::Submit(input));
+                    NOTHING
+                }
+                KeyCode::Enter => {
+                    let text = input.text.trim().to_string();
+                    if text.is_empty() {
+                        return NOTHING;
+                    }
+                    if let Some(error) = self.check_spec(&text) {
+                        input.error = Some(error);
+                        self.overlay = Some(Overlay::Submit(input));
+                        return NOTHING;
+                    }
+                    self.remember(&text);
+                    vec![Command::Submit(text)]
+                }
+                _ => {
+                    if input.edit(&key) {
+                        input.error = self
+                            .check_spec(&input.text)
+                            .filter(|_| !input.text.trim().is_empty());
+                    }
+                    self.overlay = Some(Overlay::Submit(input));
+                    NOTHING
+                }
+            },
+            Overlay::Filter(mut input) => match key.code {
+                KeyCode::Esc => NOTHING,
+                KeyCode::Enter => {
+                    self.filter = input.text.trim().to_string();
+                    NOTHING
+                }
+                _ => {
+                    input.edit(&key);
+                    // The table follows the filter as it is typed.
+                    self.filter = input.text.trim().to_string();
+                    self.task_offset = 0;
+                    self.overlay = Some(Overlay::Filter(input));
+                    NOTHING
+                }
+            },
+            Overlay::Palette(mut input) => match key.code {
+                KeyCode::Esc => NOTHING,
+                KeyCode::Up | KeyCode::Down => {
+                    input.browse(&self.prompt_history, key.code == KeyCode::Up);
+                    self.overlay = Some(Overlay::Palette(input));
+                    NOTHING
+                }
+                KeyCode::Enter => match self.run_palette(&input.text) {
+                    Ok(commands) => commands,
+                    Err(error) => {
+                        input.error = Some(error);
+                        self.overlay = Some(Overlay::Palette(input));
+                        NOTHING
+                    }
+                },
+                _ => {
+                    if input.edit(&key) {
+                        input.error = None;
+                    }
+                    self.overlay = Some(Overlay::Palette(input));
+                    NOTHING
+                }
+            },
+        }
+    }
+
+    fn remember(&mut self, text: &str) {
+        if self.prompt_history.back().map(String::as_str) != Some(text) {
+            if self.prompt_history.len() == PROMPT_HISTORY {
+                self.prompt_history.pop_front();
+            }
+            self.prompt_history.push_back(text.to_string());
+        }
+    }
+
+    /// Runs a palette line: `submit SPEC`, `cancel ID…`, `tab NAME|N`, `help`, `pause`, `q`.
+    fn run_palette(&mut self, line: &str) -> Result<Vec<Command>, String> {
+        const COMMANDS: [&str; 7] = ["submit", "cancel", "tab", "help", "pause", "quit", "q"];
+        let line = line.trim();
+        let (command, rest) = line
+            .split_once(char::is_whitespace)
+            .map_or((line, ""), |(c, r)| (c, r.trim()));
+        match command {
+            "" => Ok(NOTHING),
+            "q" | "quit" | "q!" => {
+                self.quit = true;
+                Ok(NOTHING)
+            }
+            "help" => {
+                self.overlay = Some(Overlay::Help { scroll: 0 });
+                Ok(NOTHING)
+            }
+            "pause" => Ok(self.perform(Action::Pause)),
+            "submit" | "cancel" if !self.allows(Action::Submit) => {
+                Err("read-only console (--readonly): submit and cancel are off".to_string())
+            }
+            "submit" => {
+                if rest.is_empty() {
+                    return Err("submit what? e.g. `submit spin 300ms x20`".to_string());
+                }
+                if let Some(error) = self.check_spec(rest) {
+                    return Err(error);
+                }
+                self.remember(line);
+                Ok(vec![Command::Submit(rest.to_string())])
+            }
+            "cancel" => {
+                let ids = rest
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .filter(|w| !w.is_empty())
+                    .map(|w| {
+                        w.parse::<TaskId>()
+                            .map_err(|_| format!("'{w}' is not a task id"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if ids.is_empty() {
+                    return Err("cancel which task? e.g. `cancel 42`".to_string());
+                }
+                self.remember(line);
+                Ok(ids.into_iter().map(Command::Cancel).collect())
+            }
+            "tab" => {
+                let wanted = rest.to_lowercase();
+                let tab = Tab::ALL
+                    .iter()
+                    .enumerate()
+                    .find(|(i, t)| {
+                        t.title().to_lowercase() == wanted || (i + 1).to_string() == wanted
+                    })
+                    .map(|(_, t)| *t)
+                    .ok_or_else(|| {
+                        let names: Vec<String> =
+                            Tab::ALL.iter().map(|t| t.title().to_lowercase()).collect();
+                        format!("no tab '{rest}'; tabs: {}", names.join(", "))
+                    })?;
+                self.switch_tab(tab);
+                Ok(NOTHING)
+            }
+            other => Err(
+                match crate::runtime::suggest::closest(other, COMMANDS.iter().copied()) {
+                    Some(close) => format!("unknown command '{other}'; did you mean '{close}'?"),
+                    None => format!(
+                        "unknown command '{other}'; commands: submit SPEC, cancel ID, tab NAME, help, pause, q"
+                    ),
+                },
+            ),
+        }
+    }
+
+    /// A mouse event, located with the last frame's [`HitMap`].
+    pub fn on_mouse(&mut self, mouse: MouseEvent) -> Vec<Command> {
+        if !self.options.mouse || self.overlay.is_some() {
+            return NOTHING;
+        }
+        let at = Position::new(mouse.column, mouse.row);
+        match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if let Some((_, index)) = self.hits.tabs.iter().find(|(r, _)| r.contains(at)) {
+                    let index = *index;
+                    if let Some(tab) = Tab::ALL.get(index) {
+                        self.switch_tab(*tab);
+                    }
+                    return NOTHING;
+                }
+                if self.tab == Tab::Overview
+                    && let Some((_, pane)) = self.hits.panes.iter().find(|(r, _)| r.contains(at))
+                {
+                    self.focus = *pane;
+                }
+                if let Some(rows) = self.hits.task_rows
+                    && rows.contains(at)
+                {
+                    let index = self.task_offset + usize::from(at.y - rows.y);
+                    let rows = self.task_rows();
+                    if let Some(task) = rows.get(index) {
+                        self.selected = Some(task.id);
+                    }
+                }
+                NOTHING
+            }
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+                let delta = if mouse.kind == MouseEventKind::ScrollUp {
+                    -3
+                } else {
+                    3
+                };
+                if self.tab == Tab::Overview
+                    && let Some((_, pane)) = self.hits.panes.iter().find(|(r, _)| r.contains(at))
+                {
+                    self.focus = *pane;
+                }
+                self.move_by(delta);
+                NOTHING
+            }
+            _ => NOTHING,
+        }
+    }
+}
+
+/// `index` moved by `delta`, kept within `0..count`.
+fn offset_by(index: usize, delta: isize, count: usize) -> usize {
+    if count == 0 {
+        return 0;
+    }
+    let moved = if delta < 0 {
+        index.saturating_sub(delta.unsigned_abs())
+    } else {
+        index.saturating_add(delta as usize)
+    };
+    moved.min(count - 1)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::runtime::{ArenaStats, NodeInfo, TaskCounts, WorkerActivity, WorkerSnapshot};
+    use crate::tui::theme::ThemeName;
+
+    pub fn options() -> Options {
+        Options {
+            readonly: false,
+            theme: Theme::new(ThemeName::Dark),
+            glyphs: Glyphs::new(false),
+            mouse: true,
+            remote: None,
+        }
+    }
+
+    pub fn task(id: u64, state: TaskState, spec: &str) -> TaskInfo {
+        let finished = state.is_finished();
+        TaskInfo {
+            id: TaskId(id),
+            spec: spec.to_string(),
+            kind: spec.split_whitespace().next().unwrap_or("?").to_string(),
+            state,
+            worker: (state != TaskState::Queued).then_some((id % 2) as u16),
+            attempt: 1,
+            submitted_unix_us: 1_700_000_000_000_000 + id * 1_000,
+            started_unix_us: (state != TaskState::Queued)
+                .then_some(1_700_000_000_000_000 + id * 1_000 + 500),
+            finished_unix_us: finished.then_some(1_700_000_000_000_000 + id * 1_000 + 300_500),
+            run_us: 300_000,
+            output: finished.then_some(crate::runtime::TaskOutput::None),
+            error: (state == TaskState::Failed).then(|| "boom".to_string()),
+        }
+    }
+
+    /// A sample with `workers` workers and the given tasks, taken at `now_s` seconds.
+    pub fn snapshot(workers: usize, tasks: Vec<TaskInfo>, now_s: u64) -> NodeSnapshot {
+        NodeSnapshot {
+            node: NodeInfo {
+                name: "alpha".to_string(),
+                version: "0.1.0".to_string(),
+                pid: 4242,
+                started_unix_us: 1_700_000_000_000_000,
+                now_unix_us: 1_700_000_000_000_000 + now_s * 1_000_000,
+                listen: Some("127.0.0.1:7420".to_string()),
+                slice_us: 1000,
+                accepting: true,
+                exec_enabled: true,
+                kinds: vec!["spin".into(), "sleep".into()],
+            },
+            workers: (0..workers)
+                .map(|index| WorkerSnapshot {
+                    index: index as u16,
+                    activity: if index % 3 == 0 {
+                        WorkerActivity::Running
+                    } else {
+                        WorkerActivity::Parked
+                    },
+                    depth: (index * 7) % 40,
+                    executed: 1000 * now_s * (index as u64 + 1),
+                    slices: 2000 * now_s,
+                    stole: 10 * now_s * index as u64,
+                    stolen_from: 5 * now_s,
+                    parks: 3,
+                    current: None,
+                })
+                .collect(),
+            submission_queue_depth: 3,
+            arena: ArenaStats {
+                capacity: 65_536,
+                in_use: 1_200,
+                high_water: 9_000,
+                bytes_reserved: 65_536 * 128,
+                rejected: 2,
+            },
+            counts: TaskCounts {
+                submitted: 1_000 * now_s,
+                queued: 1,
+                running: 1,
+                succeeded: 900 * now_s,
+                failed: 10,
+                cancelled: 5,
+                timed_out: 1,
+            },
+            tasks,
+            host: Some(crate::runtime::HostStats {
+                cpu_percent: 37.5,
+                cpus: 2,
+                memory_used_bytes: 3 << 30,
+                memory_total_bytes: 24 << 30,
+                load_average: 0.7,
+            }),
+        }
+    }
+
+    pub fn app() -> App {
+        App::new(options(), Keymap::default(), Kinds::new())
+    }
+
+    fn press(app: &mut App, key: &str) -> Vec<Command> {
+        let mut all = Vec::new();
+        for word in key.split(' ') {
+            let chord = KeyChord::parse(word).unwrap();
+            let mut modifiers = chord.modifiers;
+            if matches!(chord.code, KeyCode::Char(c) if c.is_ascii_uppercase()) {
+                modifiers |= KeyModifiers::SHIFT;
+            }
+            all.extend(app.on_key(KeyEvent::new(chord.code, modifiers)));
+        }
+        all
+    }
+
+    fn type_text(app: &mut App, text: &str) {
+        for c in text.chars() {
+            app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+    }
+
+    fn three_tasks() -> Vec<TaskInfo> {
+        vec![
+            task(3, TaskState::Running, "spin 5s"),
+            task(2, TaskState::Succeeded, "fib 30"),
+            task(1, TaskState::Queued, "sleep 2s"),
+        ]
+    }
+
+    #[test]
+    fn number_keys_and_tab_switch_tabs() {
+        let mut app = app();
+        press(&mut app, "2");
+        assert_eq!(app.tab, Tab::Tasks);
+        press(&mut app, "tab");
+        assert_eq!(app.tab, Tab::Logs);
+        press(&mut app, "tab");
+        assert_eq!(app.tab, Tab::Overview);
+        press(&mut app, "shift-tab");
+        assert_eq!(app.tab, Tab::Logs);
+    }
+
+    #[test]
+    fn j_k_gg_and_shift_g_move_the_selection_in_the_table() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        press(&mut app, "j");
+        assert_eq!(app.selected, Some(TaskId(3)), "first j selects the newest");
+        press(&mut app, "j");
+        assert_eq!(app.selected, Some(TaskId(2)));
+        press(&mut app, "G");
+        assert_eq!(app.selected, Some(TaskId(1)));
+        press(&mut app, "j");
+        assert_eq!(app.selected, Some(TaskId(1)), "stays on the last row");
+        press(&mut app, "g g");
+        assert_eq!(app.selected, Some(TaskId(3)));
+        press(&mut app, "k");
+        assert_eq!(app.selected, Some(TaskId(3)));
+    }
+
+    #[test]
+    fn selection_follows_the_task_when_new_rows_arrive() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        press(&mut app, "j j");
+        assert_eq!(app.selected, Some(TaskId(2)));
+        let mut more = vec![task(4, TaskState::Queued, "spin 1s")];
+        more.extend(three_tasks());
+        app.ingest(snapshot(2, more, 2));
+        let rows = app.task_rows();
+        assert_eq!(app.selected_index(&rows), Some(2));
+        assert_eq!(app.selected, Some(TaskId(2)));
+    }
+
+    #[test]
+    fn filter_narrows_and_bang_inverts() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "/");
+        assert_eq!(app.tab, Tab::Tasks, "/ on Overview jumps to the Tasks tab");
+        type_text(&mut app, "spin");
+        let ids: Vec<u64> = app.task_rows().iter().map(|t| t.id.0).collect();
+        assert_eq!(ids, vec![3]);
+        press(&mut app, "enter");
+        assert!(app.overlay.is_none());
+        app.filter = "!spin".into();
+        let ids: Vec<u64> = app.task_rows().iter().map(|t| t.id.0).collect();
+        assert_eq!(ids, vec![2, 1]);
+        press(&mut app, "esc");
+        assert!(app.filter.is_empty(), "esc on the table clears the filter");
+    }
+
+    #[test]
+    fn sort_cycles_columns_and_reverses() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "s");
+        assert_eq!(app.sort.0, SortColumn::Kind);
+        let kinds: Vec<&str> = app.task_rows().iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["fib", "sleep", "spin"]);
+        press(&mut app, "S");
+        let kinds: Vec<&str> = app.task_rows().iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["spin", "sleep", "fib"]);
+    }
+
+    #[test]
+    fn submit_prompt_shows_parse_errors_as_you_type_and_submits_nothing_bad() {
+        let mut app = app();
+        press(&mut app, "n");
+        type_text(&mut app, "spni 3s");
+        let Some(Overlay::Submit(input)) = &app.overlay else {
+            panic!("prompt open");
+        };
+        let error = input.error.clone().expect("an error under the prompt");
+        assert!(error.contains("did you mean 'spin'"), "{error}");
+        assert_eq!(press(&mut app, "enter"), NOTHING, "a bad spec is not sent");
+        assert!(matches!(app.overlay, Some(Overlay::Submit(_))));
+        for _ in 0..7 {
+            press(&mut app, "backspace");
+        }
+        type_text(&mut app, "spin 300ms x20");
+        let Some(Overlay::Submit(input)) = &app.overlay else {
+            panic!("prompt open");
+        };
+        assert_eq!(input.error, None);
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::Submit("spin 300ms x20".into())]
+        );
+        assert!(app.overlay.is_none());
+    }
+
+    #[test]
+    fn submit_prompt_history_walks_back_and_forth() {
+        let mut app = app();
+        for spec in ["fib 30", "sleep 1s"] {
+            press(&mut app, "n");
+            type_text(&mut app, spec);
+            press(&mut app, "enter");
+        }
+        press(&mut app, "n");
+        type_text(&mut app, "ech");
+        let text = |app: &App| match &app.overlay {
+            Some(Overlay::Submit(input)) => input.text.clone(),
+            _ => panic!("prompt open"),
+        };
+        press(&mut app, "up");
+        assert_eq!(text(&app), "sleep 1s");
+        press(&mut app, "up");
+        assert_eq!(text(&app), "fib 30");
+        press(&mut app, "up");
+        assert_eq!(text(&app), "fib 30");
+        press(&mut app, "down");
+        assert_eq!(text(&app), "sleep 1s");
+        press(&mut app, "down");
+        assert_eq!(text(&app), "ech", "back to the draft");
+    }
+
+    #[test]
+    fn cancel_asks_first_and_only_yes_cancels() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        press(&mut app, "j");
+        assert_eq!(press(&mut app, "x"), NOTHING);
+        assert!(matches!(
+            app.overlay,
+            Some(Overlay::Confirm { id: TaskId(3), .. })
+        ));
+        assert_eq!(press(&mut app, "n"), NOTHING);
+        assert!(app.overlay.is_none());
+        press(&mut app, "x");
+        assert_eq!(press(&mut app, "y"), vec![Command::Cancel(TaskId(3))]);
+    }
+
+    #[test]
+    fn cancel_of_a_finished_task_explains_instead_of_asking() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        press(&mut app, "j j");
+        press(&mut app, "x");
+        assert!(app.overlay.is_none());
+        let status = app.status.clone().expect("a message");
+        assert!(status.text.contains("already succeeded"), "{}", status.text);
+    }
+
+    #[test]
+    fn readonly_hides_submit_and_cancel() {
+        let mut app = app();
+        app.options.readonly = true;
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "n");
+        assert!(app.overlay.is_none());
+        press(&mut app, "2");
+        press(&mut app, "j");
+        press(&mut app, "x");
+        assert!(app.overlay.is_none());
+        press(&mut app, ":");
+        type_text(&mut app, "submit fib 3");
+        assert_eq!(press(&mut app, "enter"), NOTHING);
+    }
+
+    #[test]
+    fn palette_runs_commands_and_explains_mistakes() {
+        let mut app = app();
+        press(&mut app, ":");
+        type_text(&mut app, "cancel 7, 9");
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::Cancel(TaskId(7)), Command::Cancel(TaskId(9))]
+        );
+        press(&mut app, ":");
+        type_text(&mut app, "sbumit fib 3");
+        press(&mut app, "enter");
+        let Some(Overlay::Palette(input)) = &app.overlay else {
+            panic!("palette stays open on an error");
+        };
+        assert!(
+            input
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("did you mean 'submit'"),
+            "{:?}",
+            input.error
+        );
+        press(&mut app, "esc");
+        press(&mut app, ":");
+        type_text(&mut app, "tab logs");
+        press(&mut app, "enter");
+        assert_eq!(app.tab, Tab::Logs);
+        press(&mut app, ":");
+        type_text(&mut app, "q");
+        press(&mut app, "enter");
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn enter_opens_details_and_esc_goes_back() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "j");
+        assert_eq!(
+            app.selected,
+            Some(TaskId(3)),
+            "Overview's task pane has focus"
+        );
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::FetchTask(TaskId(3))]
+        );
+        assert_eq!(app.tab, Tab::Tasks);
+        assert_eq!(app.detail.as_ref().map(|d| d.id), Some(TaskId(3)));
+        let follow_up = app.on_reply(Reply::Snapshot(Box::new(snapshot(2, three_tasks(), 2))));
+        assert_eq!(
+            follow_up,
+            vec![Command::FetchTask(TaskId(3))],
+            "a running task's detail is refreshed with each sample"
+        );
+        press(&mut app, "esc");
+        assert!(app.detail.is_none());
+    }
+
+    #[test]
+    fn pause_freezes_the_display_while_data_keeps_arriving() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "space");
+        assert!(app.paused());
+        app.ingest(snapshot(2, vec![task(9, TaskState::Queued, "fib 3")], 2));
+        assert_eq!(
+            app.task_rows().len(),
+            3,
+            "the display shows the paused sample"
+        );
+        press(&mut app, "space");
+        assert_eq!(app.task_rows().len(), 1, "resuming shows the newest sample");
+    }
+
+    #[test]
+    fn zoom_and_focus_move_between_overview_panes() {
+        let mut app = app();
+        assert_eq!(app.focus, Pane::Tasks);
+        press(&mut app, "l");
+        assert_eq!(app.focus, Pane::Log);
+        press(&mut app, "h h h h");
+        assert_eq!(app.focus, Pane::Workers);
+        press(&mut app, "e");
+        assert!(app.zoomed);
+        press(&mut app, "esc");
+        assert!(!app.zoomed);
+    }
+
+    #[test]
+    fn rates_come_from_two_samples() {
+        let mut app = app();
+        app.ingest(snapshot(2, Vec::new(), 1));
+        app.ingest(snapshot(2, Vec::new(), 3));
+        let rates = &app.live.series.rates;
+        // finished = 900*now + 16: (2716 - 916) / 2 s.
+        assert!((rates.tasks_per_s - 900.0).abs() < 1e-6, "{rates:?}");
+        // worker 1 stole 10*now*1: (30 - 10) / 2 s.
+        assert!((rates.worker_steals_per_s[1] - 10.0).abs() < 1e-6);
+        assert_eq!(app.live.series.depth[1].len(), 2);
+    }
+
+    #[test]
+    fn clicks_pick_tabs_panes_and_rows() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        app.hits = HitMap {
+            tabs: vec![(Rect::new(0, 1, 10, 1), 0), (Rect::new(10, 1, 8, 1), 1)],
+            panes: vec![(Rect::new(0, 3, 40, 10), Pane::Workers)],
+            task_rows: Some(Rect::new(0, 5, 80, 10)),
+            ..HitMap::default()
+        };
+        let click = |column, row| MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        };
+        app.on_mouse(click(12, 1));
+        assert_eq!(app.tab, Tab::Tasks);
+        app.on_mouse(click(3, 6));
+        assert_eq!(app.selected, Some(TaskId(2)), "second row");
+        app.on_mouse(click(3, 1));
+        assert_eq!(app.tab, Tab::Overview);
+        app.on_mouse(click(3, 4));
+        assert_eq!(app.focus, Pane::Workers);
+        app.options.mouse = false;
+        app.on_mouse(click(12, 1));
+        assert_eq!(app.tab, Tab::Overview, "--no-mouse ignores clicks");
+    }
+
+    #[test]
+    fn replies_land_in_the_status_line() {
+        let mut app = app();
+        app.on_reply(Reply::Submitted {
+            text: "spin 1s x3".into(),
+            result: Ok(vec![TaskId(4), TaskId(5), TaskId(6)]),
+        });
+        assert!(app.status.as_ref().unwrap().text.contains("3 tasks (4–6)"));
+        app.on_reply(Reply::Submitted {
+            text: "spin 1s".into(),
+            result: Err("node busy: all 8 task slots are in use (8 in flight)".into()),
+        });
+        let status = app.status.clone().unwrap();
+        assert_eq!(status.severity, Severity::Error);
+        assert!(status.text.contains("all 8 task slots"), "{}", status.text);
+        app.on_reply(Reply::Disconnected {
+            error: "connection refused".into(),
+            retry_in: Duration::from_secs(1),
+        });
+        assert!(matches!(app.link, Link::Down { .. }));
+        app.ingest(snapshot(1, Vec::new(), 1));
+        assert_eq!(app.link, Link::Up);
+    }
+}

@@ -1,0 +1,1388 @@
+//! Drawing: one frame from the [`App`] state. Pure with respect to the state (it only reads
+//! it) and returns where things landed ([`HitMap`]) for the mouse and for paging.
+
+use std::time::{Duration, Instant};
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, Paragraph, RenderDirection, Row, Sparkline, Table, Wrap,
+};
+use tui_logger::{TuiLoggerLevelOutput, TuiLoggerSmartWidget, TuiLoggerWidget};
+
+use super::keys::{Action, Group};
+use super::state::{App, HitMap, Link, Overlay, Pane, Severity, SortColumn, Tab};
+use crate::runtime::units::{HumanSize, ShortDuration};
+use crate::runtime::{TaskInfo, TaskOutput, TaskState, WorkerActivity};
+
+/// The smallest terminal the console draws in.
+pub const MIN_WIDTH: u16 = 80;
+/// The smallest terminal the console draws in.
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Draws the whole screen and returns where things landed.
+pub fn render(frame: &mut Frame, app: &App) -> HitMap {
+    let area = frame.area();
+    let mut hits = HitMap::default();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, app, area);
+    } else {
+        let [header, tabs, body, status] = Layout::vertical([
+            Constraint::Length(2),
+            Constraint::Length(1),
+            Constraint::Min(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        draw_header(frame, app, header);
+        draw_tabs(frame, app, tabs, &mut hits);
+        match app.tab {
+            Tab::Overview => draw_overview(frame, app, body, &mut hits),
+            Tab::Tasks => draw_tasks_tab(frame, app, body, &mut hits),
+            Tab::Logs => draw_logs_tab(frame, app, body, &mut hits),
+        }
+        draw_status(frame, app, status);
+        if let Some(overlay) = &app.overlay {
+            draw_overlay(frame, app, overlay, area);
+        }
+    }
+    if app.options.glyphs.ascii {
+        asciify(frame.buffer_mut());
+    }
+    hits
+}
+
+/// Replaces every non-ASCII symbol left by widgets we do not draw ourselves (the log widget's
+/// borders, for one) with an ASCII stand-in, so `--ascii` holds for the whole screen.
+fn asciify(buffer: &mut Buffer) {
+    for cell in buffer.content.iter_mut() {
+        let symbol = cell.symbol();
+        if symbol.is_ascii() {
+            continue;
+        }
+        let replacement = match symbol {
+            "─" | "━" | "═" | "╌" | "┄" => "-",
+            "│" | "┃" | "║" | "╎" | "┆" => "|",
+            "┌" | "┐" | "└" | "┘" | "╭" | "╮" | "╰" | "╯" | "├" | "┤" | "┬" | "┴" | "┼" | "╔"
+            | "╗" | "╚" | "╝" => "+",
+            "…" => "~",
+            "▲" => "^",
+            "▼" => "v",
+            "·" => "|",
+            _ => "?",
+        };
+        cell.set_symbol(replacement);
+    }
+}
+
+fn too_small(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = &app.options.theme;
+    let text = Text::from(vec![
+        Line::styled("Terminal too small", theme.warning),
+        Line::raw(""),
+        Line::raw(format!(
+            "This window is {}×{}; the console needs at least {MIN_WIDTH}×{MIN_HEIGHT}.",
+            area.width, area.height
+        )),
+        Line::raw("Enlarge the window (or the font smaller), or press q to quit."),
+    ]);
+    let paragraph = Paragraph::new(text)
+        .style(theme.text)
+        .alignment(Alignment::Center)
+        .wrap(Wrap { trim: true });
+    let height = 4.min(area.height);
+    let top = area.y + area.height.saturating_sub(height) / 2;
+    frame.render_widget(paragraph, Rect::new(area.x, top, area.width, height));
+}
+
+/// A bordered pane; the focused one stands out.
+fn pane<'a>(app: &App, title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
+    let theme = &app.options.theme;
+    Block::default()
+        .borders(Borders::ALL)
+        .border_set(app.options.glyphs.border)
+        .border_style(if focused {
+            theme.focus_border
+        } else {
+            theme.border
+        })
+        .title(title.into().style(theme.title))
+}
+
+fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
+    let [line1, line2] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let badge = link_badge(app);
+    let badge_width = badge.width() as u16;
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(1), Constraint::Length(badge_width + 1)]).areas(line1);
+    let room = usize::from(left.width);
+    let first = header_line(app, false);
+    let first = if first.width() > room {
+        header_line(app, true)
+    } else {
+        first
+    };
+    let second = counts_line(app, false);
+    let second = if second.width() > usize::from(line2.width) {
+        counts_line(app, true)
+    } else {
+        second
+    };
+    frame.render_widget(Paragraph::new(first), left);
+    frame.render_widget(Paragraph::new(badge).alignment(Alignment::Right), right);
+    frame.render_widget(Paragraph::new(second), line2);
+}
+
+/// Identity and load; `compact` for narrow terminals.
+fn header_line(app: &App, compact: bool) -> Line<'static> {
+    let theme = &app.options.theme;
+    let dot = Span::styled(format!(" {} ", app.options.glyphs.dot), theme.muted);
+    let mut spans: Vec<Span> = Vec::new();
+    if !compact {
+        spans.push(Span::styled(" goliath ", theme.title));
+    } else {
+        spans.push(Span::raw(" "));
+    }
+    let Some(snapshot) = &app.view().snapshot else {
+        spans.push(Span::styled(
+            match &app.options.remote {
+                Some(address) => format!("connecting to {address}…"),
+                None => "starting the local node…".to_string(),
+            },
+            theme.muted,
+        ));
+        return Line::from(spans);
+    };
+    let info = &snapshot.node;
+    let mut items: Vec<String> = vec![
+        info.listen.clone().unwrap_or_else(|| "no listener".into()),
+        format!(
+            "up {}",
+            uptime_text(Duration::from_micros(
+                info.now_unix_us.saturating_sub(info.started_unix_us)
+            ))
+        ),
+    ];
+    let rate = rate_text(app.view().series.rates.tasks_per_s);
+    if compact {
+        items.push(format!("{}w", snapshot.workers.len()));
+        items.push(format!("{rate}/s"));
+    } else {
+        items.push(format!("{} workers", snapshot.workers.len()));
+        items.push(format!("{rate} tasks/s"));
+    }
+    if let Some(host) = &snapshot.host {
+        items.push(format!("cpu {:.0}%", host.cpu_percent));
+        items.push(if compact {
+            format!("mem {}", HumanSize::approx(host.memory_used_bytes))
+        } else {
+            format!(
+                "mem {}/{}",
+                HumanSize::approx(host.memory_used_bytes),
+                HumanSize::approx(host.memory_total_bytes)
+            )
+        });
+    }
+    spans.push(Span::styled(
+        info.name.clone(),
+        theme.text.add_modifier(Modifier::BOLD),
+    ));
+    for item in items {
+        spans.push(dot.clone());
+        spans.push(Span::styled(item, theme.text));
+    }
+    Line::from(spans)
+}
+
+/// Task counts by state; `compact` drops the state names (the glyphs stay).
+fn counts_line(app: &App, compact: bool) -> Line<'static> {
+    let theme = &app.options.theme;
+    let glyphs = &app.options.glyphs;
+    let mut spans = vec![Span::raw(" ")];
+    let Some(snapshot) = &app.view().snapshot else {
+        return Line::from(spans);
+    };
+    let counts = &snapshot.counts;
+    for (state, value) in [
+        (TaskState::Queued, counts.queued),
+        (TaskState::Running, counts.running),
+        (TaskState::Succeeded, counts.succeeded),
+        (TaskState::Failed, counts.failed),
+        (TaskState::Cancelled, counts.cancelled),
+        (TaskState::TimedOut, counts.timed_out),
+    ] {
+        let text = if compact {
+            format!("{} {}", glyphs.state(state), value)
+        } else {
+            format!("{} {} {}", glyphs.state(state), state_label(state), value)
+        };
+        spans.push(Span::styled(text, theme.state(state)));
+        spans.push(Span::raw("  "));
+    }
+    spans.push(Span::styled(
+        format!("submitted {}", counts.submitted),
+        theme.muted,
+    ));
+    if !snapshot.node.accepting {
+        spans.push(Span::styled("  shutting down", theme.warning));
+    }
+    Line::from(spans)
+}
+
+/// Live, paused, or disconnected — always visible at the top right.
+fn link_badge(app: &App) -> Line<'static> {
+    let theme = &app.options.theme;
+    if app.paused() {
+        return Line::styled("PAUSED (space resumes) ", theme.warning);
+    }
+    match &app.link {
+        Link::Connecting => Line::styled("connecting… ", theme.muted),
+        Link::Up => Line::styled(
+            match &app.options.remote {
+                Some(address) => format!("live {address} "),
+                None => "live ".to_string(),
+            },
+            theme.ok,
+        ),
+        Link::Down { retry_at, .. } => {
+            let wait = retry_at.saturating_duration_since(Instant::now());
+            Line::styled(
+                format!("disconnected, retrying in {}s ", wait.as_secs() + 1),
+                theme.error,
+            )
+        }
+    }
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
+    let theme = &app.options.theme;
+    let mut x = area.x + 1;
+    for (index, tab) in Tab::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", index + 1, tab.title());
+        let width = label.chars().count() as u16;
+        if x + width > area.x + area.width {
+            break;
+        }
+        let rect = Rect::new(x, area.y, width, 1);
+        let style = if *tab == app.tab {
+            theme.tab_active
+        } else {
+            theme.text
+        };
+        frame.render_widget(Paragraph::new(Span::styled(label, style)), rect);
+        hits.tabs.push((rect, index));
+        x += width + 1;
+    }
+}
+
+fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = &app.options.theme;
+    if let Some(status) = &app.status {
+        let style = match status.severity {
+            Severity::Info => theme.text,
+            Severity::Warning => theme.warning,
+            Severity::Error => theme.error,
+        };
+        frame.render_widget(
+            Paragraph::new(Span::styled(format!(" {}", status.text), style)),
+            area,
+        );
+        return;
+    }
+    if let Link::Down { error, .. } = &app.link {
+        frame.render_widget(
+            Paragraph::new(Span::styled(format!(" {error}"), theme.error)),
+            area,
+        );
+        return;
+    }
+    let mut hints: Vec<(Action, &str)> = vec![(Action::Help, "help")];
+    if app.allows(Action::Submit) {
+        hints.push((Action::Submit, "submit"));
+        hints.push((Action::Cancel, "cancel"));
+    }
+    hints.extend([
+        (Action::Filter, "filter"),
+        (Action::Palette, "command"),
+        (Action::Open, "details"),
+        (Action::Pause, "pause"),
+        (Action::Quit, "quit"),
+    ]);
+    let mut spans = vec![Span::raw(" ")];
+    for (action, label) in hints {
+        if let Some(key) = app.keymap.first_key(action) {
+            spans.push(Span::styled(key, theme.key));
+            spans.push(Span::styled(format!(" {label}  "), theme.muted));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_overview(frame: &mut Frame, app: &App, body: Rect, hits: &mut HitMap) {
+    if app.zoomed {
+        draw_pane(frame, app, app.focus, body, hits);
+        hits.panes.push((body, app.focus));
+        return;
+    }
+    let log_height = if body.height >= 30 { 8 } else { 6 };
+    let [top, log] =
+        Layout::vertical([Constraint::Min(6), Constraint::Length(log_height)]).areas(body);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(48), Constraint::Percentage(52)]).areas(top);
+    let worker_count = app.view().snapshot.as_ref().map_or(1, |s| s.workers.len()) as u16;
+    const ARENA_HEIGHT: u16 = 5;
+    const THROUGHPUT_MIN: u16 = 4;
+    let workers_height = (worker_count + 2)
+        .min(left.height.saturating_sub(ARENA_HEIGHT + THROUGHPUT_MIN))
+        .max(3);
+    let [workers, arena, throughput] = Layout::vertical([
+        Constraint::Length(workers_height),
+        Constraint::Length(ARENA_HEIGHT),
+        Constraint::Min(THROUGHPUT_MIN),
+    ])
+    .areas(left);
+    for (pane, rect) in [
+        (Pane::Workers, workers),
+        (Pane::Arena, arena),
+        (Pane::Throughput, throughput),
+        (Pane::Tasks, right),
+        (Pane::Log, log),
+    ] {
+        draw_pane(frame, app, pane, rect, hits);
+        hits.panes.push((rect, pane));
+    }
+}
+
+fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut HitMap) {
+    let focused = app.focus == pane;
+    match pane {
+        Pane::Workers => draw_workers(frame, app, area, focused, hits),
+        Pane::Arena => draw_arena(frame, app, area, focused),
+        Pane::Throughput => draw_throughput(frame, app, area, focused),
+        Pane::Tasks => {
+            let rows = app.task_rows();
+            let title = format!("Tasks ({} shown)", rows.len());
+            draw_task_table(
+                frame,
+                app,
+                &rows,
+                area,
+                pane_block(app, title, focused),
+                true,
+                hits,
+            );
+        }
+        Pane::Log => draw_log_pane(frame, app, area, focused, hits),
+    }
+}
+
+fn pane_block<'a>(app: &App, title: String, focused: bool) -> Block<'a> {
+    pane(app, format!(" {title} "), focused)
+}
+
+fn draw_workers(frame: &mut Frame, app: &App, area: Rect, focused: bool, hits: &mut HitMap) {
+    let theme = &app.options.theme;
+    let glyphs = &app.options.glyphs;
+    let view = app.view();
+    let Some(snapshot) = &view.snapshot else {
+        frame.render_widget(pane_block(app, "Workers".into(), focused), area);
+        return;
+    };
+    let total_depth: usize = snapshot.workers.iter().map(|w| w.depth).sum();
+    let steals = rate_text(view.series.rates.steals_per_s);
+    let mut title = format!(
+        "Workers · depth {} · queue {} · steals {steals}/s",
+        total_depth, snapshot.submission_queue_depth,
+    );
+    if title.chars().count() + 4 > usize::from(area.width) {
+        title = format!("Workers · depth {total_depth} · steals {steals}/s");
+    }
+    let block = pane_block(app, title, focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    hits.workers = Some(inner);
+    if inner.height == 0 || inner.width < 20 {
+        return;
+    }
+    let max_depth = snapshot
+        .workers
+        .iter()
+        .map(|w| w.depth)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let visible = usize::from(inner.height);
+    let offset = app
+        .workers_offset
+        .min(snapshot.workers.len().saturating_sub(visible));
+    // w00 ▶ 1234 ██████░░░░ ▁▂▃▅▇ 12.3k/s
+    let bar_width: u16 = 10;
+    let fixed: u16 = 4 + 2 + 6 + bar_width + 1 + 8;
+    let spark_width = inner.width.saturating_sub(fixed);
+    for (row, worker) in snapshot
+        .workers
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .enumerate()
+    {
+        let y = inner.y + row as u16;
+        let activity = match (worker.activity, glyphs.ascii) {
+            (WorkerActivity::Running, false) => "▶",
+            (WorkerActivity::Searching, false) => "~",
+            (WorkerActivity::Parked, false) => "z",
+            (WorkerActivity::Stopped, false) => "■",
+            (WorkerActivity::Running, true) => ">",
+            (WorkerActivity::Searching, true) => "~",
+            (WorkerActivity::Parked, true) => "z",
+            (WorkerActivity::Stopped, true) => "#",
+        };
+        let filled = ((worker.depth as u64 * u64::from(bar_width)).div_ceil(max_depth as u64))
+            .min(u64::from(bar_width)) as usize;
+        let bar = format!(
+            "{}{}",
+            glyphs.bar_full.repeat(filled),
+            glyphs.bar_empty.repeat(usize::from(bar_width) - filled)
+        );
+        let executed = view
+            .series
+            .rates
+            .worker_tasks_per_s
+            .get(usize::from(worker.index))
+            .copied()
+            .unwrap_or(0.0);
+        let prefix = Line::from(vec![
+            Span::styled(format!("w{:<2} ", worker.index), theme.muted),
+            Span::styled(format!("{activity} "), theme.text),
+            Span::styled(format!("{:>5} ", worker.depth), theme.text),
+            Span::styled(bar, theme.gauge),
+            Span::raw(" "),
+        ]);
+        frame.render_widget(Paragraph::new(prefix), Rect::new(inner.x, y, fixed - 8, 1));
+        if spark_width > 0
+            && let Some(history) = view.series.depth.get(usize::from(worker.index))
+        {
+            // Newest at the right edge.
+            let data: Vec<u64> = history
+                .iter()
+                .rev()
+                .take(usize::from(spark_width))
+                .copied()
+                .collect();
+            let sparkline = Sparkline::default()
+                .data(&data)
+                .direction(RenderDirection::RightToLeft)
+                .max(max_depth as u64)
+                .bar_set(glyphs.bars.clone())
+                .style(theme.spark);
+            frame.render_widget(sparkline, Rect::new(inner.x + fixed - 8, y, spark_width, 1));
+        }
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                format!("{:>6}/s", rate_text(executed)),
+                theme.muted,
+            ))
+            .alignment(Alignment::Right),
+            Rect::new(inner.x + inner.width - 8, y, 8, 1),
+        );
+    }
+}
+
+fn draw_arena(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
+    let theme = &app.options.theme;
+    let glyphs = &app.options.glyphs;
+    let block = pane_block(app, "Arena".into(), focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(snapshot) = &app.view().snapshot else {
+        return;
+    };
+    let arena = &snapshot.arena;
+    let capacity = arena.capacity.max(1);
+    let percent = arena.in_use as f64 * 100.0 / capacity as f64;
+    let width = usize::from(inner.width.saturating_sub(9)).max(1);
+    let filled = (arena.in_use * width).div_ceil(capacity).min(width);
+    let mark = (arena.high_water * width / capacity).min(width.saturating_sub(1));
+    let mut bar = Vec::with_capacity(width + 2);
+    let style = if percent >= 90.0 {
+        theme.gauge_high
+    } else {
+        theme.gauge
+    };
+    for cell in 0..width {
+        let (symbol, cell_style) = if cell == mark && mark >= filled {
+            (glyphs.high_water, theme.warning)
+        } else if cell < filled {
+            (glyphs.bar_full, style)
+        } else {
+            (glyphs.bar_empty, theme.muted)
+        };
+        bar.push(Span::styled(symbol, cell_style));
+    }
+    bar.push(Span::styled(format!(" {percent:5.1}%"), theme.text));
+    let lines = vec![
+        Line::from(bar),
+        Line::from(vec![
+            Span::styled("in use ", theme.muted),
+            Span::styled(format!("{}/{}", arena.in_use, arena.capacity), theme.text),
+            Span::styled("  high water ", theme.muted),
+            Span::styled(arena.high_water.to_string(), theme.text),
+        ]),
+        Line::from(vec![
+            Span::styled("rejected ", theme.muted),
+            Span::styled(
+                arena.rejected.to_string(),
+                if arena.rejected > 0 {
+                    theme.warning
+                } else {
+                    theme.text
+                },
+            ),
+            Span::styled("  reserved ", theme.muted),
+            Span::styled(
+                HumanSize::approx(arena.bytes_reserved as u64).to_string(),
+                theme.text,
+            ),
+        ]),
+    ];
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_throughput(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
+    let theme = &app.options.theme;
+    let series = &app.view().series;
+    let peak = series.tasks_per_s.iter().copied().max().unwrap_or(0);
+    let title = format!(
+        "Throughput · {} tasks/s · peak {}",
+        rate_text(series.rates.tasks_per_s),
+        rate_text(peak as f64)
+    );
+    let block = pane_block(app, title, focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if series.tasks_per_s.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                "finished tasks per second appear here",
+                theme.muted,
+            )),
+            inner,
+        );
+        return;
+    }
+    let data: Vec<u64> = series
+        .tasks_per_s
+        .iter()
+        .rev()
+        .take(usize::from(inner.width))
+        .copied()
+        .collect();
+    let sparkline = Sparkline::default()
+        .data(&data)
+        .direction(RenderDirection::RightToLeft)
+        .max(peak.max(1))
+        .bar_set(app.options.glyphs.bars.clone())
+        .style(theme.spark);
+    frame.render_widget(sparkline, inner);
+}
+
+fn draw_log_pane(frame: &mut Frame, app: &App, area: Rect, focused: bool, hits: &mut HitMap) {
+    let theme = &app.options.theme;
+    let block = pane_block(app, log_title(app), focused);
+    hits.log = Some(area);
+    let widget = TuiLoggerWidget::default()
+        .block(block)
+        .output_separator(' ')
+        .output_timestamp(Some("%H:%M:%S".to_string()))
+        .output_level(Some(TuiLoggerLevelOutput::Abbreviated))
+        .output_target(false)
+        .output_file(false)
+        .output_line(false)
+        .style(theme.text)
+        .style_error(theme.error)
+        .style_warn(theme.warning)
+        .style_info(theme.text)
+        .style_debug(theme.muted)
+        .style_trace(theme.muted)
+        .state(&app.log_state);
+    frame.render_widget(widget, area);
+}
+
+fn log_title(app: &App) -> String {
+    match &app.options.remote {
+        Some(_) => "Log (this console; the node logs on its own host)".to_string(),
+        None => "Log".to_string(),
+    }
+}
+
+fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
+    let theme = &app.options.theme;
+    hits.log = Some(area);
+    let widget = TuiLoggerSmartWidget::default()
+        .title_log(format!(" {} ", log_title(app)))
+        .title_target(" Targets (t hides) ")
+        .border_style(theme.focus_border)
+        .output_separator(' ')
+        .output_timestamp(Some("%H:%M:%S%.3f".to_string()))
+        .output_level(Some(TuiLoggerLevelOutput::Long))
+        .output_target(true)
+        .output_file(false)
+        .output_line(false)
+        .style(theme.text)
+        .style_error(theme.error)
+        .style_warn(theme.warning)
+        .style_info(theme.text)
+        .style_debug(theme.muted)
+        .style_trace(theme.muted)
+        .highlight_style(theme.selected)
+        .style_show(theme.text)
+        .style_hide(theme.muted)
+        .style_off(theme.muted)
+        .state(&app.log_state);
+    frame.render_widget(widget, area);
+}
+
+fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
+    if let Some(detail) = &app.detail {
+        draw_detail(frame, app, detail, area, hits);
+        return;
+    }
+    let rows = app.task_rows();
+    let total = app.view().snapshot.as_ref().map_or(0, |s| s.tasks.len());
+    let (column, descending) = app.sort;
+    let mut title = format!("Tasks · {} of {}", rows.len(), total);
+    if !app.filter.is_empty() {
+        title.push_str(&format!(" · filter \"{}\"", app.filter));
+    }
+    title.push_str(&format!(
+        " · by {} {}",
+        column.title().to_lowercase(),
+        if descending { "▼" } else { "▲" }
+    ));
+    let block = pane_block(app, title, true);
+    draw_task_table(frame, app, &rows, area, block, false, hits);
+}
+
+/// A task table; `compact` is the Overview's narrower form.
+fn draw_task_table(
+    frame: &mut Frame,
+    app: &App,
+    rows: &[&TaskInfo],
+    area: Rect,
+    block: Block,
+    compact: bool,
+    hits: &mut HitMap,
+) {
+    let theme = &app.options.theme;
+    let glyphs = &app.options.glyphs;
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height < 2 {
+        return;
+    }
+    let now = app
+        .view()
+        .snapshot
+        .as_ref()
+        .map_or(0, |s| s.node.now_unix_us);
+    let (sort_column, descending) = app.sort;
+    let arrow = if descending { "▼" } else { "▲" };
+    let header_cell = |column: SortColumn, label: &'static str| {
+        if column == sort_column && !compact {
+            Cell::from(format!("{label}{arrow}"))
+        } else {
+            Cell::from(label)
+        }
+    };
+    let rows_area = Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1);
+    let page = usize::from(rows_area.height);
+    let selected = app.selected_index(rows);
+    let offset = match selected {
+        Some(index) if index < app.task_offset => index,
+        Some(index) if index >= app.task_offset + page => index + 1 - page,
+        _ => app.task_offset.min(rows.len().saturating_sub(page)),
+    };
+    if app.tab == Tab::Tasks || app.focus == Pane::Tasks {
+        hits.task_rows = Some(rows_area);
+    }
+    let table_rows = rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(page)
+        .map(|(index, task)| {
+            let state_cell = Cell::from(Line::from(vec![
+                Span::styled(glyphs.state(task.state), theme.state(task.state)),
+                Span::raw(" "),
+                Span::styled(
+                    if compact {
+                        String::new()
+                    } else {
+                        state_label(task.state).to_string()
+                    },
+                    theme.state(task.state),
+                ),
+            ]));
+            let worker = task
+                .worker
+                .map_or_else(|| "-".to_string(), |w| format!("w{w}"));
+            let duration = task
+                .duration_us(now)
+                .map_or_else(|| "-".to_string(), short_us);
+            let style = if Some(index) == selected {
+                theme.selected
+            } else {
+                theme.text
+            };
+            let cells = if compact {
+                vec![
+                    Cell::from(task.id.to_string()),
+                    state_cell,
+                    Cell::from(task.spec.clone()),
+                    Cell::from(worker),
+                    Cell::from(duration),
+                ]
+            } else {
+                let started = task.started_unix_us.map_or_else(
+                    || "-".to_string(),
+                    |at| format!("{} ago", short_us(now.saturating_sub(at))),
+                );
+                vec![
+                    Cell::from(task.id.to_string()),
+                    state_cell,
+                    Cell::from(task.kind.clone()),
+                    Cell::from(worker),
+                    Cell::from(started),
+                    Cell::from(duration),
+                    Cell::from(task.attempt.to_string()),
+                    Cell::from(task.spec.clone()),
+                ]
+            };
+            Row::new(cells).style(style)
+        });
+    let (header, widths): (Vec<Cell>, Vec<Constraint>) = if compact {
+        (
+            vec![
+                header_cell(SortColumn::Id, "ID"),
+                Cell::from("ST"),
+                Cell::from("SPEC"),
+                Cell::from("W"),
+                Cell::from("TIME"),
+            ],
+            vec![
+                Constraint::Length(7),
+                Constraint::Length(2),
+                Constraint::Min(10),
+                Constraint::Length(4),
+                Constraint::Length(8),
+            ],
+        )
+    } else {
+        (
+            vec![
+                header_cell(SortColumn::Id, "ID"),
+                header_cell(SortColumn::State, "STATE"),
+                header_cell(SortColumn::Kind, "KIND"),
+                header_cell(SortColumn::Worker, "WORKER"),
+                header_cell(SortColumn::Started, "STARTED"),
+                header_cell(SortColumn::Duration, "DURATION"),
+                header_cell(SortColumn::Attempt, "ATTEMPT"),
+                Cell::from("SPEC"),
+            ],
+            vec![
+                Constraint::Length(8),
+                Constraint::Length(12),
+                Constraint::Length(7),
+                Constraint::Length(7),
+                Constraint::Length(11),
+                Constraint::Length(9),
+                Constraint::Length(8),
+                Constraint::Min(10),
+            ],
+        )
+    };
+    let table = Table::new(table_rows, widths)
+        .header(Row::new(header).style(theme.muted.add_modifier(Modifier::BOLD)))
+        .column_spacing(1);
+    frame.render_widget(table, inner);
+    if rows.is_empty() {
+        let message = if app.view().snapshot.is_none() {
+            "waiting for the node…".to_string()
+        } else if !app.filter.is_empty() {
+            format!("no task matches \"{}\" (esc clears the filter)", app.filter)
+        } else if app.allows(Action::Submit) {
+            format!(
+                "no tasks yet: press {} to submit one (e.g. spin 300ms x20)",
+                app.keymap
+                    .first_key(Action::Submit)
+                    .unwrap_or_else(|| ":".into())
+            )
+        } else {
+            "no tasks yet".to_string()
+        };
+        frame.render_widget(
+            Paragraph::new(Span::styled(message, theme.muted)),
+            Rect::new(rows_area.x, rows_area.y, rows_area.width, 1),
+        );
+    }
+}
+
+fn draw_detail(
+    frame: &mut Frame,
+    app: &App,
+    detail: &super::state::Detail,
+    area: Rect,
+    hits: &mut HitMap,
+) {
+    let theme = &app.options.theme;
+    let glyphs = &app.options.glyphs;
+    let title = format!("Task {} · esc back · j/k scroll", detail.id);
+    let block = pane_block(app, title, true);
+    let inner = block.inner(area);
+    hits.detail = Some(inner);
+    let now = app
+        .view()
+        .snapshot
+        .as_ref()
+        .map_or(0, |s| s.node.now_unix_us);
+    let mut lines: Vec<Line> = Vec::new();
+    let field = |name: &str, value: String, style: Style| {
+        Line::from(vec![
+            Span::styled(format!("{name:<11}"), theme.muted),
+            Span::styled(value, style),
+        ])
+    };
+    if let Some(error) = &detail.error {
+        lines.push(Line::styled(
+            format!("could not refresh: {error}"),
+            theme.error,
+        ));
+    }
+    match &detail.info {
+        None => lines.push(Line::styled("loading…", theme.muted)),
+        Some(task) => {
+            let state_style = theme.state(task.state);
+            lines.push(field(
+                "state",
+                format!("{} {}", glyphs.state(task.state), state_label(task.state)),
+                state_style,
+            ));
+            lines.push(field("spec", task.spec.clone(), theme.text));
+            lines.push(field("kind", task.kind.clone(), theme.text));
+            lines.push(field(
+                "worker",
+                task.worker.map_or_else(|| "-".into(), |w| format!("w{w}")),
+                theme.text,
+            ));
+            lines.push(field("attempt", task.attempt.to_string(), theme.text));
+            let ago = |at: u64| format!("{} ago", short_us(now.saturating_sub(at)));
+            lines.push(field("submitted", ago(task.submitted_unix_us), theme.text));
+            if let Some(started) = task.started_unix_us {
+                lines.push(field(
+                    "started",
+                    format!(
+                        "{} (waited {})",
+                        ago(started),
+                        short_us(started.saturating_sub(task.submitted_unix_us))
+                    ),
+                    theme.text,
+                ));
+            }
+            if let Some(finished) = task.finished_unix_us {
+                lines.push(field("finished", ago(finished), theme.text));
+            }
+            if let Some(duration) = task.duration_us(now) {
+                lines.push(field(
+                    "duration",
+                    format!(
+                        "{} (on workers {})",
+                        short_us(duration),
+                        short_us(task.run_us)
+                    ),
+                    theme.text,
+                ));
+            }
+            if let Some(error) = &task.error {
+                lines.push(field("error", error.clone(), theme.error));
+            }
+            match &task.output {
+                None => {}
+                Some(TaskOutput::None) => {
+                    lines.push(field("outcome", "no value".into(), theme.muted))
+                }
+                Some(TaskOutput::Number(value)) => {
+                    lines.push(field("outcome", value.to_string(), theme.ok))
+                }
+                Some(TaskOutput::Text(text)) => {
+                    lines.push(field("outcome", text.clone(), theme.ok))
+                }
+                Some(TaskOutput::Process(process)) => {
+                    let status = match (process.exit_code, process.signal) {
+                        (Some(code), _) => format!("exit code {code}"),
+                        (None, Some(signal)) => format!("killed by signal {signal}"),
+                        (None, None) => "no exit status".to_string(),
+                    };
+                    lines.push(field("outcome", status, theme.text));
+                    for (name, text, cut) in [
+                        ("stdout", &process.stdout, process.stdout_truncated),
+                        ("stderr", &process.stderr, process.stderr_truncated),
+                    ] {
+                        let heading = if cut > 0 {
+                            format!("{name} ({cut} more bytes not kept)")
+                        } else {
+                            name.to_string()
+                        };
+                        lines.push(Line::styled(heading, theme.title));
+                        if text.is_empty() {
+                            lines.push(Line::styled("  (empty)", theme.muted));
+                        }
+                        for line in text.lines() {
+                            lines.push(Line::styled(format!("  {line}"), theme.text));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
+    let paragraph = Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false })
+        .scroll((detail.scroll.min(max_scroll), 0));
+    frame.render_widget(paragraph, area);
+}
+
+fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect) {
+    let theme = &app.options.theme;
+    match overlay {
+        Overlay::Help { scroll } => draw_help(frame, app, *scroll, area),
+        Overlay::Confirm { id, spec, state } => {
+            let rect = centered(area, 60, 6);
+            frame.render_widget(Clear, rect);
+            let lines = vec![
+                Line::from(vec![
+                    Span::styled("Cancel task ", theme.text),
+                    Span::styled(id.to_string(), theme.title),
+                    Span::styled(format!(" ({})?", state_label(*state)), theme.text),
+                ]),
+                Line::styled(spec.clone(), theme.muted),
+                Line::raw(""),
+                Line::from(vec![
+                    Span::styled("y", theme.key),
+                    Span::styled(" / enter: cancel it    ", theme.text),
+                    Span::styled("n", theme.key),
+                    Span::styled(" / esc: keep it", theme.text),
+                ]),
+            ];
+            frame.render_widget(
+                Paragraph::new(lines).block(pane(app, " Confirm ", true)),
+                rect,
+            );
+        }
+        Overlay::Submit(input) => {
+            let rect = bottom_box(area, 5);
+            frame.render_widget(Clear, rect);
+            let hint = Line::styled(
+                "e.g. spin 300ms x20 · fib 35 · sleep 2s · primes 1000000 · exec -- cmd args · timeout=5s · ↑/↓ history · enter submit · esc close",
+                theme.muted,
+            );
+            let under = match &input.error {
+                Some(error) => Line::styled(error.clone(), theme.error),
+                None => hint,
+            };
+            draw_input(frame, app, " Submit a task ", "> ", input, under, rect);
+        }
+        Overlay::Palette(input) => {
+            let rect = bottom_box(area, 5);
+            frame.render_widget(Clear, rect);
+            let under = match &input.error {
+                Some(error) => Line::styled(error.clone(), theme.error),
+                None => Line::styled(
+                    "submit SPEC · cancel ID… · tab NAME · help · pause · q",
+                    theme.muted,
+                ),
+            };
+            draw_input(frame, app, " Command ", ": ", input, under, rect);
+        }
+        Overlay::Filter(input) => {
+            let rect = bottom_box(area, 5);
+            frame.render_widget(Clear, rect);
+            let under = Line::styled(
+                "matches id, state and spec · !text hides matches · enter keep · esc close",
+                theme.muted,
+            );
+            draw_input(frame, app, " Filter tasks ", "/ ", input, under, rect);
+        }
+    }
+}
+
+fn draw_input(
+    frame: &mut Frame,
+    app: &App,
+    title: &str,
+    prompt: &str,
+    input: &super::state::LineInput,
+    under: Line,
+    rect: Rect,
+) {
+    let theme = &app.options.theme;
+    let block = pane(app, title.to_string(), true);
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let line = Line::from(vec![
+        Span::styled(prompt.to_string(), theme.key),
+        Span::styled(input.text.clone(), theme.text),
+    ]);
+    frame.render_widget(
+        Paragraph::new(line),
+        Rect::new(inner.x, inner.y, inner.width, 1),
+    );
+    if inner.height > 1 {
+        frame.render_widget(
+            Paragraph::new(under).wrap(Wrap { trim: true }),
+            Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1),
+        );
+    }
+    let cursor_x = inner.x + prompt.chars().count() as u16 + input.cursor as u16;
+    frame.set_cursor_position((
+        cursor_x.min(inner.x + inner.width.saturating_sub(1)),
+        inner.y,
+    ));
+}
+
+fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
+    let theme = &app.options.theme;
+    let rect = centered(
+        area,
+        area.width.saturating_sub(8).min(96),
+        area.height.saturating_sub(4),
+    );
+    frame.render_widget(Clear, rect);
+    let mut lines: Vec<Line> = Vec::new();
+    for group in [Group::General, Group::Navigation, Group::Tasks, Group::Logs] {
+        let actions: Vec<Action> = Action::ALL
+            .iter()
+            .copied()
+            .filter(|a| a.group() == group && app.allows(*a))
+            .filter(|a| a.tab_index().is_none_or(|i| i < Tab::ALL.len()))
+            .collect();
+        if actions.is_empty() {
+            continue;
+        }
+        lines.push(Line::styled(group.title(), theme.title));
+        for action in actions {
+            let keys = app.keymap.keys_for(action);
+            let keys = if keys.is_empty() {
+                "(unbound)".to_string()
+            } else {
+                keys.join(", ")
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {keys:<18}"), theme.key),
+                Span::styled(format!("{:<17}", action.name()), theme.muted),
+                Span::styled(action.description(), theme.text),
+            ]));
+        }
+        lines.push(Line::raw(""));
+    }
+    lines.push(Line::styled("In a prompt", theme.title));
+    lines.push(Line::styled(
+        "  enter accept · esc close · ←/→ home end move · backspace/delete · ctrl-u clear · ctrl-w delete word · ↑/↓ history",
+        theme.text,
+    ));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "Keys are rebound in [console.keys] of the config (goliath config default shows them).",
+        theme.muted,
+    ));
+    if !app.options.mouse {
+        lines.push(Line::styled(
+            "Mouse is off (--no-mouse or console.mouse = false).",
+            theme.muted,
+        ));
+    } else {
+        lines.push(Line::styled(
+            "Mouse: click a tab, a pane or a row; the wheel scrolls.",
+            theme.muted,
+        ));
+    }
+    let title = if app.options.readonly {
+        " Help · read-only console · esc closes "
+    } else {
+        " Help · esc closes · j/k scroll "
+    };
+    let inner_height = rect.height.saturating_sub(2);
+    let max_scroll = (lines.len() as u16).saturating_sub(inner_height);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(pane(app, title, true))
+            .scroll((scroll.min(max_scroll), 0)),
+        rect,
+    );
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+fn bottom_box(area: Rect, height: u16) -> Rect {
+    let height = height.min(area.height);
+    Rect::new(
+        area.x,
+        area.y + area.height - height - 1,
+        area.width,
+        height,
+    )
+}
+
+/// The label of a state in tables.
+pub fn state_label(state: TaskState) -> &'static str {
+    match state {
+        TaskState::TimedOut => "timed out",
+        other => other.as_str(),
+    }
+}
+
+/// Microseconds for people.
+fn short_us(us: u64) -> String {
+    ShortDuration(Duration::from_micros(us)).to_string()
+}
+
+/// An uptime: `42s`, `5m07s`, `3h12m`, `2d04h`.
+fn uptime_text(uptime: Duration) -> String {
+    let seconds = uptime.as_secs();
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        3600..86_400 => format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60),
+        _ => format!("{}d{:02}h", seconds / 86_400, seconds % 86_400 / 3600),
+    }
+}
+
+/// A rate for people: `0`, `12.5`, `830`, `12.3k`, `4.1M`.
+fn rate_text(rate: f64) -> String {
+    if rate < 0.05 {
+        "0".to_string()
+    } else if rate < 100.0 {
+        format!("{rate:.1}")
+    } else if rate < 10_000.0 {
+        format!("{rate:.0}")
+    } else if rate < 10_000_000.0 {
+        format!("{:.1}k", rate / 1_000.0)
+    } else {
+        format!("{:.1}M", rate / 1_000_000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Whole screens rendered into a test backend and compared with reviewed snapshots
+    //! (`src/tui/snapshots/`). The samples are fixed, so times and ids are stable.
+    use super::*;
+    use crate::runtime::Kinds;
+    use crate::runtime::{ProcessOutput, TaskId};
+    use crate::tui::keys::Keymap;
+    use crate::tui::state::tests::{options, snapshot, task};
+    use crate::tui::state::{Detail, LineInput};
+    use crate::tui::theme::{Glyphs, Theme, ThemeName};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::style::Color;
+
+    fn tasks(count: u64) -> Vec<TaskInfo> {
+        (1..=count)
+            .rev()
+            .map(|id| {
+                let state = TaskState::ALL[(id % 6) as usize];
+                let spec = match id % 4 {
+                    0 => "spin 300ms".to_string(),
+                    1 => format!("fib {}", 20 + id % 10),
+                    2 => "sleep 2s".to_string(),
+                    _ => "exec -- ls -l /tmp".to_string(),
+                };
+                task(id, state, &spec)
+            })
+            .collect()
+    }
+
+    fn app_with(workers: usize, task_count: u64) -> App {
+        let mut app = App::new(options(), Keymap::default(), Kinds::new());
+        app.ingest(snapshot(workers, tasks(task_count), 10));
+        app.ingest(snapshot(workers, tasks(task_count), 12));
+        app
+    }
+
+    fn draw(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        let mut hits = HitMap::default();
+        terminal.draw(|frame| hits = render(frame, app)).unwrap();
+        app.hits = hits;
+        terminal
+    }
+
+    #[test]
+    fn overview_80x24() {
+        let mut app = app_with(2, 12);
+        insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn overview_120x40_with_16_workers() {
+        let mut app = app_with(16, 200);
+        insta::assert_snapshot!(draw(&mut app, 120, 40).backend());
+    }
+
+    #[test]
+    fn tasks_tab_filtered_and_sorted_120x40() {
+        let mut app = app_with(2, 60);
+        app.tab = Tab::Tasks;
+        app.filter = "spin".into();
+        app.sort = (SortColumn::Id, false);
+        app.selected = Some(TaskId(8));
+        insta::assert_snapshot!(draw(&mut app, 120, 40).backend());
+    }
+
+    #[test]
+    fn task_detail_with_process_output() {
+        let mut app = app_with(2, 5);
+        let mut info = task(5, TaskState::Failed, "exec -- sh -c 'echo hi; exit 3'");
+        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
+            exit_code: Some(3),
+            signal: None,
+            stdout: "hi\n".into(),
+            stderr: "warning: something\n".into(),
+            stdout_truncated: 0,
+            stderr_truncated: 1200,
+        })));
+        info.error = Some("exit code 3".into());
+        app.tab = Tab::Tasks;
+        app.detail = Some(Detail {
+            id: TaskId(5),
+            info: Some(info),
+            error: None,
+            scroll: 0,
+        });
+        insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn too_small_says_the_size_needed() {
+        let mut app = app_with(2, 3);
+        let terminal = draw(&mut app, 60, 20);
+        insta::assert_snapshot!(terminal.backend());
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("60×20"), "{text}");
+        assert!(text.contains("80×24"), "{text}");
+        assert!(app.hits.tabs.is_empty(), "nothing to click on");
+    }
+
+    #[test]
+    fn help_lists_the_live_keymap() {
+        let mut overrides = std::collections::BTreeMap::new();
+        overrides.insert("cancel".to_string(), vec!["d".to_string()]);
+        let mut app = App::new(
+            options(),
+            Keymap::with_overrides(&overrides).unwrap(),
+            Kinds::new(),
+        );
+        app.ingest(snapshot(2, tasks(3), 1));
+        app.overlay = Some(Overlay::Help { scroll: 0 });
+        let terminal = draw(&mut app, 120, 40);
+        insta::assert_snapshot!(terminal.backend());
+        let text = format!("{}", terminal.backend());
+        assert!(
+            text.lines()
+                .any(|l| l.contains(" d ") && l.contains("cancel")),
+            "the rebound key shows in help:\n{text}"
+        );
+    }
+
+    #[test]
+    fn readonly_help_and_hints_leave_out_submit_and_cancel() {
+        let mut app = app_with(2, 3);
+        app.options.readonly = true;
+        app.overlay = Some(Overlay::Help { scroll: 0 });
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(!text.contains("submit tasks"), "{text}");
+        assert!(!text.contains("cancel the selected"), "{text}");
+        assert!(!text.contains("n submit"), "{text}");
+    }
+
+    #[test]
+    fn submit_prompt_with_an_error() {
+        let mut app = app_with(2, 3);
+        let mut input = LineInput::with_text("spni 3s");
+        input.error = app.check_spec("spni 3s");
+        app.overlay = Some(Overlay::Submit(input));
+        insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn cancel_confirmation() {
+        let mut app = app_with(2, 3);
+        app.overlay = Some(Overlay::Confirm {
+            id: TaskId(3),
+            spec: "spin 5s".into(),
+            state: TaskState::Running,
+        });
+        insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn mono_draws_without_a_single_colour() {
+        let mut app = app_with(4, 30);
+        app.options.theme = Theme::new(ThemeName::Mono);
+        app.selected = Some(TaskId(29));
+        let terminal = draw(&mut app, 80, 24);
+        insta::assert_snapshot!(terminal.backend());
+        let buffer = terminal.backend().buffer();
+        for cell in buffer.content.iter() {
+            assert_eq!(cell.fg, Color::Reset, "{cell:?}");
+            assert_eq!(cell.bg, Color::Reset, "{cell:?}");
+        }
+        let selected_row = buffer
+            .content
+            .iter()
+            .filter(|c| c.modifier.contains(Modifier::REVERSED))
+            .count();
+        assert!(selected_row > 10, "the selection shows as reversed text");
+    }
+
+    #[test]
+    fn ascii_draws_only_ascii() {
+        let mut app = app_with(4, 30);
+        app.options.glyphs = Glyphs::new(true);
+        let terminal = draw(&mut app, 80, 24);
+        insta::assert_snapshot!(terminal.backend());
+        for cell in terminal.backend().buffer().content.iter() {
+            assert!(cell.symbol().is_ascii(), "{:?}", cell.symbol());
+        }
+    }
+
+    #[test]
+    fn rows_drawn_are_the_rows_clicked() {
+        let mut app = app_with(2, 20);
+        app.tab = Tab::Tasks;
+        draw(&mut app, 100, 30);
+        let rows = app.hits.task_rows.expect("the table registered its rows");
+        let click = crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: rows.x + 2,
+            row: rows.y + 3,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        };
+        app.on_mouse(click);
+        assert_eq!(app.selected, Some(TaskId(17)), "fourth row, newest first");
+    }
+}

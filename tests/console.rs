@@ -1,0 +1,176 @@
+//! The console end to end: the real binary on a real terminal, driven by keys.
+
+mod common;
+
+use common::binary::goliath;
+use common::pty::PtyProcess;
+
+/// Lines of the Tasks table that show `state` for a spec containing `spec`.
+fn rows_with(screen: &str, spec: &str, state: &str) -> usize {
+    screen
+        .lines()
+        .filter(|line| line.contains(spec) && line.contains(state))
+        .count()
+}
+
+#[test]
+fn submit_watch_cancel_and_quit_from_the_keyboard() {
+    let mut command = goliath();
+    command.args(["--listen", "127.0.0.1:0", "--workers", "2"]);
+    command.env_remove("NO_COLOR");
+    let mut console = PtyProcess::spawn(&command, 40, 120);
+    console.wait_for("the Overview with a live node", |s| {
+        s.contains("1 Overview") && s.contains("live") && s.contains("Workers")
+    });
+    assert!(
+        console.alternate_screen(),
+        "the console draws on the alternate screen"
+    );
+    assert!(!console.cooked(), "the console reads keys raw");
+
+    // Submit twenty tasks through the prompt.
+    console.type_text("n");
+    console.wait_for("the submit prompt", |s| s.contains("Submit a task"));
+    console.type_text("spin 300ms x20\r");
+    console.wait_for("the submission confirmed", |s| {
+        s.contains("submitted 20 tasks")
+    });
+    console.type_text("2");
+    console.wait_for("all twenty finished in the table", |s| {
+        rows_with(s, "spin 300ms", "succeeded") == 20
+    });
+
+    // A typo is explained under the prompt and nothing is submitted.
+    console.type_text("n");
+    console.type_text("spni 30s");
+    console.wait_for("the parse error under the prompt", |s| {
+        s.contains("did you mean 'spin'")
+    });
+    console.type_text("\x15spin 30s\r");
+    console.wait_for("the long task running", |s| {
+        rows_with(s, "spin 30s", "running") + rows_with(s, "spin 30s", "queued") == 1
+    });
+
+    // Cancel it: select the newest row, answer the question.
+    console.type_text("gg");
+    console.type_text("x");
+    let question = console.wait_for("the confirmation", |s| s.contains("Cancel task 21"));
+    assert!(question.contains("spin 30s"), "{question}");
+    console.type_text("y");
+    console.wait_for("the task cancelled", |s| {
+        rows_with(s, "spin 30s", "cancelled") == 1
+    });
+    let screen = console.contents();
+    assert_eq!(
+        rows_with(&screen, "spni", ""),
+        0,
+        "the typo was never submitted"
+    );
+
+    // Quit: the node stops, the terminal is the shell's again.
+    console.type_text("q");
+    assert_eq!(console.wait_exit(), Some(0));
+    assert!(!console.alternate_screen(), "left the alternate screen");
+    assert!(!console.cursor_hidden(), "the cursor is visible again");
+    assert!(!console.mouse_reporting(), "mouse reporting is off");
+    assert!(console.cooked(), "line editing and echo are back");
+    let output = String::from_utf8_lossy(&console.output()).to_string();
+    assert!(output.contains("stopping node"), "{output}");
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_stops_the_node() {
+    let mut command = goliath();
+    command.args(["--listen", "127.0.0.1:0", "--workers", "1"]);
+    let mut console = PtyProcess::spawn(&command, 30, 100);
+    console.wait_for("the Overview", |s| {
+        s.contains("1 Overview") && s.contains("live")
+    });
+    let pid = console.child.id();
+    // setsid --wait runs the console as its child; signal the console itself.
+    let console_pid = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()
+        .and_then(|c| {
+            c.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+        })
+        .unwrap_or(pid as i32);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &console_pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(console.wait_exit(), Some(0));
+    assert!(!console.alternate_screen());
+    assert!(console.cooked(), "line editing and echo are back");
+}
+
+#[test]
+fn too_small_a_terminal_says_the_size_needed_and_q_still_quits() {
+    let mut command = goliath();
+    command.args(["--listen", "127.0.0.1:0", "--workers", "1"]);
+    let mut console = PtyProcess::spawn(&command, 20, 70);
+    console.wait_for("the size message", |s| {
+        s.contains("Terminal too small") && s.contains("70×20") && s.contains("80×24")
+    });
+    console.type_text("q");
+    assert_eq!(console.wait_exit(), Some(0));
+}
+
+#[test]
+fn a_bad_key_binding_is_a_config_error_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keys.toml");
+    std::fs::write(&path, "[console.keys]\nqiut = [\"q\"]\n").expect("write");
+    let output = goliath()
+        .args(["console", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("console.keys.qiut"), "{stderr}");
+    assert!(stderr.contains("did you mean 'quit'"), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[test]
+fn connect_renders_a_remote_node_and_reconnects_after_it_restarts() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let start_node = || {
+        common::binary::RunningNode::start_at(&address, &["--workers", "2", "--name", "remote-a"])
+    };
+    let mut node = start_node();
+    let mut command = goliath();
+    command.args(["console", "--connect", &address]);
+    let mut console = PtyProcess::spawn(&command, 40, 120);
+    console.wait_for("the remote node's name", |s| {
+        s.contains("remote-a") && s.contains(&format!("live {address}"))
+    });
+    let output = node.client(&["submit", "fib 20 x3"]);
+    assert!(output.status.success());
+    console.type_text("2");
+    console.wait_for("the remote tasks", |s| {
+        rows_with(s, "fib 20", "succeeded") == 3
+    });
+
+    node.child.kill().expect("kill node");
+    node.wait_exit();
+    console.wait_for("the lost link", |s| s.contains("disconnected, retrying"));
+
+    let _restarted = start_node();
+    console.wait_for("the link back", |s| s.contains(&format!("live {address}")));
+    console.type_text("q");
+    assert_eq!(console.wait_exit(), Some(0));
+    assert!(console.cooked());
+}
