@@ -88,8 +88,8 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
         let line = lines.next().expect("watch keeps printing").expect("line");
         let item: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        if item["Event"]["state"] == "succeeded" {
-            succeeded.insert(item["Event"]["id"].as_u64().expect("id"));
+        if item["event"]["state"] == "succeeded" {
+            succeeded.insert(item["event"]["id"].as_u64().expect("id"));
         }
     }
     assert!(ids.iter().all(|id| succeeded.contains(id)));

@@ -174,3 +174,41 @@ fn connect_renders_a_remote_node_and_reconnects_after_it_restarts() {
     assert_eq!(console.wait_exit(), Some(0));
     assert!(console.cooked());
 }
+
+/// CPU time (user + system) of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let utime: u64 = fields[11].parse().expect("utime");
+    let stime: u64 = fields[12].parse().expect("stime");
+    utime + stime
+}
+
+/// Not a test but a measurement (BENCHMARKS.md, "Console"): the CPU an idle console with a
+/// live local node uses at the default refresh, over 30 s. Run with
+/// `cargo test --release --test console -- --ignored --nocapture console_idle_cpu`.
+#[test]
+#[ignore = "a 30-second measurement, not a check"]
+fn console_idle_cpu() {
+    let mut command = goliath();
+    command.args(["--listen", "127.0.0.1:0"]);
+    let console = PtyProcess::spawn(&command, 40, 120);
+    console.wait_for("the Overview", |s| s.contains("1 Overview") && s.contains("live"));
+    let pid = console.program_pid() as u32;
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let window = std::time::Duration::from_secs(30);
+    let before = cpu_ticks(pid);
+    let started = std::time::Instant::now();
+    std::thread::sleep(window);
+    let used = (cpu_ticks(pid) - before) as f64 / ticks_per_second;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "console idle CPU: {:.2}% of one core ({used:.2} s of CPU in {seconds:.1} s, refresh 500ms)",
+        used / seconds * 100.0
+    );
+}

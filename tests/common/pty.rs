@@ -103,6 +103,26 @@ impl PtyProcess {
         }
     }
 
+    /// The pid of the program itself (`setsid --wait` runs it as its child).
+    pub fn program_pid(&self) -> i32 {
+        let pid = self.child.id();
+        let deadline = Instant::now() + LIVENESS;
+        loop {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            if let Some(child) = children.split_whitespace().next() {
+                return child.parse().expect("pid");
+            }
+            // setsid did not need to fork: it became the program.
+            let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if !command.starts_with("setsid") {
+                return pid as i32;
+            }
+            assert!(Instant::now() < deadline, "no program under setsid");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Types text as keys.
     pub fn type_text(&mut self, text: &str) {
         self.master.write_all(text.as_bytes()).expect("type");

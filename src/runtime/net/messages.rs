@@ -132,8 +132,10 @@ pub enum CancelOutcomeWire {
     NotFound,
 }
 
-/// One item of a watch stream.
+/// One item of a watch stream. In JSON (`goliath watch --json`) each item is one object
+/// keyed by its kind: `{"event": …}`, `{"snapshot": …}` or `{"lagged": {"skipped": N}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StreamItem {
     /// A task changed state.
     Event(TaskEvent),
