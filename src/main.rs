@@ -71,6 +71,15 @@ struct NodeArgs {
     /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// UDP address gossip listens on; turns gossip on (config gossip.bind).
+    #[arg(long, global = true, value_name = "ADDR")]
+    gossip: Option<String>,
+    /// Join a cluster through members' gossip addresses; turns gossip on (config gossip.join).
+    #[arg(long, global = true, value_name = "HOST:PORT,...")]
+    join: Option<String>,
+    /// Stop when standard input closes (used by `goliath demo` for its child nodes).
+    #[arg(long, global = true, hide = true)]
+    exit_with_stdin: bool,
 }
 
 /// Where a client command connects.
@@ -150,6 +159,17 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Show cluster membership as the node sees it: members, states, phi, load, events.
+    Members {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a local demo cluster: this node plus N-1 headless child nodes on loopback.
+    Demo {
+        /// Nodes in the demo cluster, this one included (1 to 32).
+        #[arg(default_value_t = 3, value_name = "N")]
+        nodes: usize,
     },
 }
 
@@ -255,6 +275,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             client(target, ClientCommand::Watch { snapshots })
         }
         Some(Command::Shutdown { target }) => client(target, ClientCommand::Shutdown),
+        Some(Command::Members { target }) => client(target, ClientCommand::Members),
+        Some(Command::Demo { nodes }) => run_demo(&cli.node, nodes),
         None => {
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
                 run_headless(
@@ -290,6 +312,14 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
     }
     if let Some(listen) = &args.listen {
         apply("net.listen", listen)?;
+    }
+    if let Some(gossip) = &args.gossip {
+        apply("gossip.bind", gossip)?;
+        apply("gossip.enabled", "true")?;
+    }
+    if let Some(join) = &args.join {
+        apply("gossip.join", join)?;
+        apply("gossip.enabled", "true")?;
     }
     for entry in &args.overrides {
         let Some((key, value)) = entry.split_once('=') else {
@@ -355,9 +385,21 @@ fn check_listen(config: &Config, insecure: bool) -> Result<ServerConfig, Failure
     Ok(server)
 }
 
-/// Runs a node and its protocol server until SIGINT, SIGTERM or a `shutdown` request, then
-/// shuts it down with the configured grace. A second signal during shutdown exits at once.
+/// Runs a node headless (see [`run_local_node`]).
 fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
+    run_local_node(args, note, false)
+}
+
+/// Runs a node, its protocol server and (when configured) gossip until SIGINT, SIGTERM or a
+/// `shutdown` request, then leaves the cluster and shuts the node down with the configured
+/// grace. A second signal during shutdown exits at once.
+///
+/// `console`: whether to open the console on the node. The console is not built on this
+/// branch yet, so the node runs headless either way.
+// CONSOLE CALL SITE: when the console exists, run it here on `node` when `console` is true
+// (`goliath demo` and plain `goliath` pass true), instead of waiting for a signal.
+fn run_local_node(args: &NodeArgs, note: Option<&str>, console: bool) -> Result<u8, Failure> {
+    let _ = console;
     let (config, origin) = load_config(args)?;
     init_logging(&config);
     let server_config = check_listen(&config, args.insecure_listen)?;
@@ -374,7 +416,9 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
         Failure::runtime(anyhow::anyhow!("cannot listen on {}: {error}; is another node using it? pick another with --listen", server_config.listen))
     })?;
     tracing::info!(listen = %server.local_addr(), "serving the goliath protocol");
+    let cluster = goliath::runtime::gossip::Cluster::start(&node).map_err(Failure::runtime)?;
     let mut shutdown_signal = server.shutdown_signal();
+    let stdin_closed = watch_stdin(args.exit_with_stdin);
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -383,11 +427,15 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
         tokio::select! {
             signal = wait_for_signal() => signal.map(|name| name.to_string()),
             _ = shutdown_signal.wait_for(|requested| *requested) => Ok("a shutdown request".to_string()),
+            _ = stdin_closed => Ok("standard input closed (the demo parent is gone)".to_string()),
         }
     });
     let reason = reason.map_err(Failure::runtime)?;
     tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
     server.stop();
+    if let Some(cluster) = cluster {
+        cluster.stop();
+    }
     signals.spawn(async {
         let _ = wait_for_signal().await;
         eprintln!("goliath: second signal, stopping now");
@@ -410,6 +458,136 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
         Ok(_) => Ok(exit::OK),
         Err(_) => Err(Failure::runtime(anyhow::anyhow!("shutdown panicked"))),
     }
+}
+
+/// With `enabled`, resolves when standard input reaches end of file: a `goliath demo` child
+/// holds the read end of a pipe whose write end only its parent has, and the kernel closes
+/// that end when the parent exits for any reason, SIGKILL included. (Preferred over
+/// `PR_SET_PDEATHSIG`, which needs `unsafe` in `pre_exec` and is Linux-only.) Never resolves
+/// otherwise.
+fn watch_stdin(enabled: bool) -> impl std::future::Future<Output = ()> {
+    let (closed, receiver) = tokio::sync::oneshot::channel::<()>();
+    if enabled {
+        let spawned = std::thread::Builder::new()
+            .name("goliath-stdin".into())
+            .spawn(move || {
+                let mut sink = [0u8; 256];
+                let mut stdin = std::io::stdin();
+                while let Ok(read) = std::io::Read::read(&mut stdin, &mut sink) {
+                    if read == 0 {
+                        break;
+                    }
+                }
+                let _ = closed.send(());
+            });
+        if let Err(error) = spawned {
+            tracing::warn!("cannot watch standard input: {error}");
+        }
+    } else {
+        std::mem::forget(closed);
+    }
+    async move {
+        let _ = receiver.await;
+    }
+}
+
+/// `goliath demo N`: N-1 child nodes (`goliath node`) on free loopback ports that join
+/// this one, and this node in the foreground. Children exit with this process, however it
+/// ends (see [`watch_stdin`]); on a normal exit they are asked to stop first.
+fn run_demo(args: &NodeArgs, nodes: usize) -> Result<u8, Failure> {
+    if !(1..=32).contains(&nodes) {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "demo: {nodes} nodes is out of range: use 1 to 32"
+        )));
+    }
+    let (config, _) = load_config(args)?;
+    init_logging(&config);
+    let ports = free_ports(nodes).map_err(Failure::runtime)?;
+    let gossip_of = |i: usize| format!("127.0.0.1:{}", ports[i].1);
+    let listen_of = |i: usize| format!("127.0.0.1:{}", ports[i].0);
+    let exe = std::env::current_exe().map_err(Failure::runtime)?;
+    let mut children = Vec::new();
+    for i in 1..nodes {
+        let mut command = std::process::Command::new(&exe);
+        command
+            .arg("node")
+            .args(["--listen", &listen_of(i)])
+            .args(["--gossip", &gossip_of(i)])
+            .args(["--join", &gossip_of(0)])
+            .args(["--name", &format!("demo-{i}")])
+            .args(["--set", "log.level=warn"])
+            .arg("--exit-with-stdin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        if let Some(path) = &args.config {
+            command.arg("--config").arg(path);
+        }
+        for entry in &args.overrides {
+            command.args(["--set", entry]);
+        }
+        let child = command.spawn().map_err(|error| {
+            Failure::runtime(anyhow::anyhow!(
+                "demo: cannot start child node {i} ({}): {error}",
+                exe.display()
+            ))
+        })?;
+        eprintln!(
+            "goliath demo: started demo-{i} (pid {}, listen {}, gossip {})",
+            child.id(),
+            listen_of(i),
+            gossip_of(i)
+        );
+        children.push(child);
+    }
+    let mut first = args.clone();
+    first.listen = Some(listen_of(0));
+    first.gossip = Some(gossip_of(0));
+    first.name = Some("demo-0".into());
+    first.join = None;
+    eprintln!(
+        "goliath demo: demo-0 in the foreground (listen {}, gossip {}); try `goliath members --node {}`",
+        listen_of(0),
+        gossip_of(0),
+        listen_of(0)
+    );
+    let outcome = run_local_node(
+        &first,
+        Some("demo: the console is not built yet; running demo-0 headless (Ctrl-C stops the demo)"),
+        true,
+    );
+    for child in &mut children {
+        // Closing its standard input is the child's cue to leave the cluster and stop.
+        drop(child.stdin.take());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for child in &mut children {
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    outcome
+}
+
+/// `count` pairs of free loopback ports (TCP for the protocol, UDP for gossip), found by
+/// binding port 0. Another program could take one before the node binds it; the node then
+/// says which address is in use.
+fn free_ports(count: usize) -> std::io::Result<Vec<(u16, u16)>> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..count {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        ports.push((tcp.local_addr()?.port(), udp.local_addr()?.port()));
+        held.push((tcp, udp));
+    }
+    Ok(ports)
 }
 
 async fn wait_for_signal() -> std::io::Result<&'static str> {

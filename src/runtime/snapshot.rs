@@ -7,6 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::arena::ArenaStats;
+pub use super::gossip::view::{
+    ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad,
+};
+pub use super::gossip::{EventKind as MemberEventKind, LocalStatus, MemberState};
 use super::task::{TaskId, TaskOutput, TaskState};
 
 /// A point-in-time view of a node: cheap enough to take ten times a second.
@@ -24,6 +28,8 @@ pub struct NodeSnapshot {
     pub counts: TaskCounts,
     /// Tasks in flight and recently finished, newest first, up to the requested limit.
     pub tasks: Vec<TaskInfo>,
+    /// Cluster membership as this node sees it; `None` when gossip is off.
+    pub cluster: Option<ClusterSnapshot>,
 }
 
 /// Who the node is and how it is set up.

@@ -5,6 +5,8 @@
 //!   out).
 //! - [`phi`]: the phi accrual detector behind the "degraded" flag.
 //! - [`rng`]: the seeded generator the core owns.
+//! - [`service`]: the UDP edge: socket, fault layer, metadata, snapshots ([`Cluster`]).
+//! - [`view`]: the membership types observers read ([`ClusterSnapshot`]).
 //!
 //! What phi does to the verdict: nothing on its own. SWIM's probes, indirect probes and
 //! suspicion timeouts alone decide that a member is suspect or dead. A member whose φ
@@ -15,8 +17,13 @@
 
 pub mod phi;
 pub mod rng;
+pub mod service;
 pub mod swim;
+pub mod view;
 pub mod wire;
+
+pub use service::{Cluster, ClusterError, ClusterSource, FaultRules, default_node_name};
+pub use view::{ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad};
 
 pub use swim::{
     EventKind, GossipStats, LocalStatus, MemberEvent, MemberState, MemberView, Output, Swim,
