@@ -1198,7 +1198,8 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
         let mut subjects: Vec<usize> = missing.iter().map(|m| m.1).collect();
         subjects.sort();
         subjects.dedup();
-        subjects.retain(|&s| missing.iter().filter(|m| m.1 == s).count() > 10);
+        subjects
+            .retain(|&s| missing.iter().filter(|m| m.1 == s).count() > world.scenario.nodes / 2);
         for subject in subjects.into_iter().take(3) {
             if let Some(node) = world.nodes[subject].as_ref() {
                 eprintln!(

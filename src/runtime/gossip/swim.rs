@@ -378,11 +378,33 @@ fn without_meta(mut update: Update) -> Update {
     update
 }
 
-/// Member tables hash with fixed keys, so a run is a function of its seed (iteration
-/// order feeds the protocol); names come from the cluster, not from strangers, and the
-/// table is bounded, so flooding one bucket cannot grow it.
-type Table<V> =
-    HashMap<Name, V, std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
+/// Member tables hash names with FNV-1a: fixed keys, so a run is a function of its seed
+/// (iteration order feeds the protocol), and fast on short names. Names come from cluster
+/// members and the table is bounded (`gossip.max_members`), so colliding names can slow
+/// lookups but not grow memory.
+type Table<V> = HashMap<Name, V, std::hash::BuildHasherDefault<Fnv>>;
+
+/// FNV-1a, 64-bit.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
@@ -418,6 +440,7 @@ pub struct Swim {
     out: Vec<Output>,
     up_count: usize,
     announce_pending: bool,
+    seed_answered: bool,
 }
 
 impl Swim {
@@ -460,6 +483,7 @@ impl Swim {
             out: Vec::new(),
             up_count: 0,
             announce_pending: false,
+            seed_answered: false,
         };
         let jitter = swim
             .rng
@@ -712,7 +736,12 @@ impl Swim {
                 }
             }
             Timer::JoinRetry => {
-                if self.status == LocalStatus::Joining && !self.seeds.is_empty() {
+                // Until a seed itself answers: members that joined through us make us
+                // "active" too, and stopping then would leave us an island with them.
+                if !self.seed_answered
+                    && !self.seeds.is_empty()
+                    && matches!(self.status, LocalStatus::Joining | LocalStatus::Active)
+                {
                     self.send_join();
                     self.join_retry_us = (self.join_retry_us * 2).min(MAX_JOIN_RETRY_US);
                     self.schedule(now_us + self.join_retry_us, Timer::JoinRetry);
@@ -1301,7 +1330,10 @@ impl Swim {
         };
         if self.status == LocalStatus::Joining {
             self.status = LocalStatus::Active;
-            self.announce_pending = !self.seeds.is_empty();
+        }
+        if !self.seed_answered && self.seeds.contains(&from) {
+            self.seed_answered = true;
+            self.announce_pending = true;
         }
         match message {
             Message::Ping { seq } => self.send(from, Message::Ack { seq }, true),
