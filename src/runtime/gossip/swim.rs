@@ -326,15 +326,6 @@ struct Relay {
     origin_seq: u32,
 }
 
-#[derive(Debug, Clone)]
-struct Queued {
-    name: Name,
-    update: Update,
-    size: usize,
-    transmits: u32,
-    order: u64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Probe,
@@ -352,6 +343,7 @@ enum Timer {
         seq: u32,
     },
     JoinRetry,
+    JoinSync,
     Reap,
 }
 
@@ -360,11 +352,13 @@ const RECONNECT_EVERY: usize = 8;
 /// Most indirect probes relayed for others at once.
 const MAX_RELAYS: usize = 256;
 /// Members whose phi is re-evaluated per probe period.
-const PHI_SCAN: usize = 64;
+const PHI_SCAN: usize = 16;
 /// Least time between two "you are suspected/dead" hints to one member, µs.
 const HINT_INTERVAL_US: u64 = 1_000_000;
 /// Time between sweeps for forgotten members, µs.
 const REAP_INTERVAL_US: u64 = 10_000_000;
+/// Unit of the follow-up state exchanges after a join, µs.
+const JOIN_SYNC_US: u64 = 1_000_000;
 /// Longest wait between join attempts, µs.
 const MAX_JOIN_RETRY_US: u64 = 30_000_000;
 
@@ -428,8 +422,7 @@ pub struct Swim {
     probe: Option<Probe>,
     next_seq: u32,
     relays: HashMap<u32, Relay>,
-    queue: Vec<Queued>,
-    queue_order: u64,
+    queue: Dissemination,
     timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
     timer_order: u64,
     rng: SeededRng,
@@ -471,8 +464,7 @@ impl Swim {
             probe: None,
             next_seq: 1,
             relays: HashMap::new(),
-            queue: Vec::new(),
-            queue_order: 0,
+            queue: Dissemination::default(),
             timers: BinaryHeap::new(),
             timer_order: 0,
             rng: SeededRng::new(seed),
@@ -578,8 +570,7 @@ impl Swim {
     pub fn leave_spread(&self) -> bool {
         !self
             .queue
-            .iter()
-            .any(|q| q.name == self.me.name && q.transmits < self.config.gossip_fanout as u32)
+            .holds_below(&self.me.name, self.config.gossip_fanout as u32)
     }
 
     /// New metadata for this node: gossiped to everyone (callers bound the rate).
@@ -745,6 +736,11 @@ impl Swim {
                     self.send_join();
                     self.join_retry_us = (self.join_retry_us * 2).min(MAX_JOIN_RETRY_US);
                     self.schedule(now_us + self.join_retry_us, Timer::JoinRetry);
+                }
+            }
+            Timer::JoinSync => {
+                if self.status == LocalStatus::Active {
+                    self.sync_with_random(now_us);
                 }
             }
             Timer::Reap => {
@@ -957,7 +953,14 @@ impl Swim {
             return;
         }
         let threshold = self.config.phi_threshold;
-        for _ in 0..len.min(PHI_SCAN) {
+        // Small clusters: every member every period. Large ones: a few per period (phi
+        // matters most where members hear from each other often, i.e. small clusters).
+        let budget = if len <= PHI_SCAN * 4 {
+            len
+        } else {
+            PHI_SCAN / 4
+        };
+        for _ in 0..budget {
             if self.phi_cursor >= len {
                 self.phi_cursor = 0;
             }
@@ -1041,53 +1044,16 @@ impl Swim {
     }
 
     fn enqueue(&mut self, update: Update) {
-        let name = update.id.name.clone();
-        if let Some(index) = self.queue.iter().position(|q| q.name == name) {
-            self.queue.swap_remove(index);
-        }
-        if self.queue.len() >= self.config.max_queue.max(1)
-            && let Some(index) = self
-                .queue
-                .iter()
-                .enumerate()
-                .max_by_key(|(_, q)| (q.transmits, Reverse(q.order)))
-                .map(|(i, _)| i)
-        {
-            self.queue.swap_remove(index);
+        let size = wire::update_len(&update);
+        if self.queue.push(update, size, self.config.max_queue.max(1)) {
             self.stats.queue_dropped += 1;
         }
-        self.queue_order += 1;
-        let size = wire::update_len(&update);
-        self.queue.push(Queued {
-            name,
-            update,
-            size,
-            transmits: 0,
-            order: self.queue_order,
-        });
     }
 
     /// Takes updates that fit in `budget` bytes, fewest-sent first, and counts the send.
-    fn select_updates(&mut self, mut budget: usize) -> Vec<Update> {
-        if self.queue.is_empty() {
-            return Vec::new();
-        }
-        self.queue
-            .sort_unstable_by_key(|q| (q.transmits, Reverse(q.order)));
+    fn select_updates(&mut self, budget: usize) -> Vec<Update> {
         let limit = self.retransmit_limit();
-        let mut chosen = Vec::new();
-        for queued in &mut self.queue {
-            if queued.size <= budget {
-                budget -= queued.size;
-                queued.transmits += 1;
-                chosen.push(queued.update.clone());
-            }
-            if budget < 8 {
-                break;
-            }
-        }
-        self.queue.retain(|q| q.transmits < limit);
-        chosen
+        self.queue.select(budget, limit)
     }
 
     fn gossip_round(&mut self, _now_us: u64) {
@@ -1334,6 +1300,10 @@ impl Swim {
         if !self.seed_answered && self.seeds.contains(&from) {
             self.seed_answered = true;
             self.announce_pending = true;
+            // The seed's table came in many datagrams, some may be lost: exchange tables
+            // with two random members soon after, so a late joiner converges quickly.
+            self.schedule(now_us + 2 * JOIN_SYNC_US, Timer::JoinSync);
+            self.schedule(now_us + 10 * JOIN_SYNC_US, Timer::JoinSync);
         }
         match message {
             Message::Ping { seq } => self.send(from, Message::Ack { seq }, true),
@@ -1551,8 +1521,14 @@ impl Swim {
             let was_up = member.state.is_up();
             let old_id = member.id.clone();
             let old_address = member.address;
-            self.remove_member(&name);
-            let changed = self.insert(update.clone(), now_us);
+            // Replace in place: the name keeps its place in the probe order.
+            if let Some(old) = self.members.remove(&name)
+                && old.state.is_up()
+            {
+                self.up_count = self.up_count.saturating_sub(1);
+            }
+            self.queue.remove(&name);
+            let changed = self.insert_member(update.clone(), now_us, false);
             if let Some(member) = self.members.get_mut(&name)
                 && member.address.is_none()
             {
@@ -1720,6 +1696,10 @@ impl Swim {
     }
 
     fn insert(&mut self, update: Update, now_us: u64) -> bool {
+        self.insert_member(update, now_us, true)
+    }
+
+    fn insert_member(&mut self, update: Update, now_us: u64, new_name: bool) -> bool {
         if self.members.len() >= self.config.max_members && !self.evict_one() {
             self.stats.table_full += 1;
             return false;
@@ -1747,10 +1727,12 @@ impl Swim {
             },
         );
         // A new member goes to a random place in the probe order (SWIM's round robin).
-        let at = self.rng.below(self.probe_order.len() + 1);
-        self.probe_order.insert(at, name.clone());
-        if at < self.probe_cursor {
-            self.probe_cursor += 1;
+        if new_name {
+            let at = self.rng.below(self.probe_order.len() + 1);
+            self.probe_order.insert(at, name.clone());
+            if at < self.probe_cursor {
+                self.probe_cursor += 1;
+            }
         }
         if state.is_up() {
             self.up_count += 1;
@@ -1793,7 +1775,7 @@ impl Swim {
                     self.probe_cursor -= 1;
                 }
             }
-            self.queue.retain(|q| q.name != *name);
+            self.queue.remove(name);
         }
     }
 
@@ -1880,6 +1862,113 @@ impl Swim {
             self.remove_member(&id.name);
             self.event(now_us, id, EventKind::Forgotten);
         }
+    }
+}
+
+/// Updates waiting to be spread, bucketed by how often each was sent, so taking the
+/// fewest-sent ones for a packet costs no sort. One update per member: a newer one replaces
+/// the queued one and starts over.
+#[derive(Debug, Default)]
+struct Dissemination {
+    buckets: Vec<Vec<Queued>>,
+    sent: Table<u32>,
+    order: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Queued {
+    update: Update,
+    size: usize,
+    order: u64,
+}
+
+impl Dissemination {
+    fn is_empty(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.buckets.clear();
+        self.sent.clear();
+    }
+
+    fn remove(&mut self, name: &Name) {
+        if let Some(transmits) = self.sent.remove(name)
+            && let Some(bucket) = self.buckets.get_mut(transmits as usize)
+            && let Some(index) = bucket.iter().position(|q| q.update.id.name == *name)
+        {
+            bucket.remove(index);
+        }
+    }
+
+    /// Queues `update`; returns true when the queue was full and the most-sent, oldest
+    /// entry was dropped for it.
+    fn push(&mut self, update: Update, size: usize, cap: usize) -> bool {
+        let name = update.id.name.clone();
+        self.remove(&name);
+        let mut dropped = false;
+        if self.sent.len() >= cap
+            && let Some(bucket) = self.buckets.iter_mut().rev().find(|b| !b.is_empty())
+        {
+            let victim = bucket.remove(0);
+            self.sent.remove(&victim.update.id.name);
+            dropped = true;
+        }
+        if self.buckets.is_empty() {
+            self.buckets.push(Vec::new());
+        }
+        self.order += 1;
+        self.buckets[0].push(Queued {
+            update,
+            size,
+            order: self.order,
+        });
+        self.sent.insert(name, 0);
+        dropped
+    }
+
+    /// Whether `name` has an update sent fewer than `times` times.
+    fn holds_below(&self, name: &Name, times: u32) -> bool {
+        self.sent.get(name).is_some_and(|&t| t < times)
+    }
+
+    /// Takes what fits in `budget` bytes, fewest-sent first and newest first among equals,
+    /// counts the send, and forgets updates sent `limit` times.
+    fn select(&mut self, mut budget: usize, limit: u32) -> Vec<Update> {
+        let mut chosen = Vec::new();
+        let mut moved: Vec<(usize, Queued)> = Vec::new();
+        for transmits in 0..self.buckets.len() {
+            if budget < 8 {
+                break;
+            }
+            let bucket = &mut self.buckets[transmits];
+            let mut index = bucket.len();
+            while index > 0 && budget >= 8 {
+                index -= 1;
+                if bucket[index].size <= budget {
+                    let queued = bucket.remove(index);
+                    budget -= queued.size;
+                    chosen.push(queued.update.clone());
+                    moved.push((transmits + 1, queued));
+                }
+            }
+        }
+        for (transmits, queued) in moved {
+            let name = queued.update.id.name.clone();
+            if transmits as u32 >= limit {
+                self.sent.remove(&name);
+                continue;
+            }
+            while self.buckets.len() <= transmits {
+                self.buckets.push(Vec::new());
+            }
+            self.sent.insert(name, transmits as u32);
+            let bucket = &mut self.buckets[transmits];
+            // Keep each bucket ordered oldest to newest.
+            let at = bucket.partition_point(|q| q.order < queued.order);
+            bucket.insert(at, queued);
+        }
+        chosen
     }
 }
 

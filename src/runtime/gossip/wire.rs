@@ -25,8 +25,22 @@ pub const MAX_PROTOCOL_ADDRESS: usize = 64;
 pub const MIN_PACKET: usize = 512;
 
 /// A member's name: cheap to clone, at most [`MAX_NAME`] bytes.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Name(Arc<str>);
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // By content, as equality is (the pointer check is only a shortcut).
+        (*self.0).hash(state);
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        // Clones of one name share the allocation: most comparisons end here.
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
 
 impl Name {
     /// A name, or an error when it is empty or longer than [`MAX_NAME`] bytes.
