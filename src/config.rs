@@ -387,7 +387,7 @@ impl Default for GossipConfig {
             suspicion_max_mult: Float(6.0),
             gossip_interval: Duration::from_millis(200),
             gossip_fanout: 3,
-            retransmit_mult: 4,
+            retransmit_mult: 3,
             sync_interval: Duration::from_secs(60),
             max_members: 4096,
             max_queue: 1024,

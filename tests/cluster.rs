@@ -320,3 +320,71 @@ fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Two in-process nodes on real UDP sockets; the fault layer cuts them apart and heals them.
+#[test]
+fn the_fault_layer_partitions_and_heals_real_sockets() {
+    use goliath::config::{Config, Float, WorkerCount};
+    use goliath::runtime::Node;
+    use goliath::runtime::gossip::{Cluster, FaultRules, MemberState};
+    use std::sync::Arc;
+
+    let config = |name: &str, join: Option<String>| {
+        let mut config = Config::default();
+        config.node.name = name.into();
+        config.scheduler.workers = WorkerCount::Fixed(1);
+        config.arena.slots = 64;
+        config.gossip.enabled = true;
+        config.gossip.bind = "127.0.0.1:0".into();
+        config.gossip.join = join.into_iter().collect();
+        config.gossip.probe_interval = Duration::from_millis(100);
+        config.gossip.probe_timeout = Duration::from_millis(40);
+        config.gossip.gossip_interval = Duration::from_millis(50);
+        config.gossip.suspicion_mult = Float(1.0);
+        config
+    };
+    let a = Arc::new(Node::start(config("a", None)).expect("a starts"));
+    let a_gossip = Cluster::start(&a).expect("gossip").expect("on");
+    let b = Arc::new(
+        Node::start(config("b", Some(a_gossip.local_addr().to_string()))).expect("b starts"),
+    );
+    let b_gossip = Cluster::start(&b).expect("gossip").expect("on");
+    let state_of = |cluster: &Cluster, name: &str| {
+        cluster
+            .snapshot()
+            .members
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.state)
+    };
+    let wait = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + LIVENESS;
+        while !check() {
+            assert!(Instant::now() < deadline, "never true: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("a and b see each other", &|| {
+        state_of(&a_gossip, "b") == Some(MemberState::Alive)
+            && state_of(&b_gossip, "a") == Some(MemberState::Alive)
+    });
+    let cut = |cluster: &Cluster, peer: std::net::SocketAddr| {
+        let mut rules = FaultRules::default();
+        rules.blocked.insert(peer);
+        cluster.set_faults(rules);
+    };
+    cut(&a_gossip, b_gossip.local_addr());
+    cut(&b_gossip, a_gossip.local_addr());
+    wait("each declares the other dead", &|| {
+        state_of(&a_gossip, "b") == Some(MemberState::Dead)
+            && state_of(&b_gossip, "a") == Some(MemberState::Dead)
+    });
+    a_gossip.set_faults(FaultRules::default());
+    b_gossip.set_faults(FaultRules::default());
+    wait("the partition heals", &|| {
+        state_of(&a_gossip, "b") == Some(MemberState::Alive)
+            && state_of(&b_gossip, "a") == Some(MemberState::Alive)
+    });
+    b_gossip.stop();
+    a_gossip.stop();
+}

@@ -19,14 +19,22 @@
 //! Metrics (per protocol, identities counted per generation):
 //! - `detect_p50_s`/`detect_p99_s`: per crash during churn, the time until 99% of the live
 //!   members that listed the crashed identity have declared it down (censored at the
-//!   restart);
-//! - `false_down`: "down" verdicts (first-hand or learned) on an identity that was alive and
-//!   not cut off from the observer by the partition;
-//! - `live_identity_changes`: live members that had to take a new identity (foca renews a
-//!   member's identity when it learns it was declared down; Goliath refutes instead);
+//!   restart, i.e. counted as `restart_after`);
+//! - `false_down`: "down" verdicts (first-hand or learned) on an identity that was alive,
+//!   during churn and drain (phases 2 and 3: the network is whole then);
+//! - `live_identity_changes`: live members that had to take a new identity, same phases
+//!   (foca renews a member's identity when it learns it was declared down; Goliath refutes
+//!   by raising its incarnation instead, and would only count here on a name conflict);
 //! - `bytes_per_node_s`: UDP payload bytes sent during churn, per member per second;
 //! - `join_all_s`: p99 over restarts of the time until 99.99% of the live members list
-//!   the new identity.
+//!   the new identity (a restart that crashes again before that is not counted);
+//! - `heal_full_s`: time from the heal until every live member lists every live member
+//!   (`null`: not within `settle_cap`);
+//! - table only: `roster` (time from the last restart after churn to a full roster),
+//!   `join_max`, and crashes seen by 99% before their restart.
+//!
+//! `GOSSIP_SIM_DEBUG=1` prints what is missing when a roster or a join lags, and
+//! `GOSSIP_SIM_BYTES=1` splits Goliath's bytes by message and update kind.
 
 #![allow(dead_code)]
 

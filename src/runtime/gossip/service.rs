@@ -575,3 +575,65 @@ fn log_event(event: &ClusterEvent, kind: &EventKind) {
         | EventKind::Forgotten => tracing::debug!(member = %event.member, "{}", event.text),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_gives_the_core_its_defaults() {
+        // The simulator measures SwimConfig::default(); a node runs what the config says.
+        // They must be the same protocol.
+        assert_eq!(swim_config(&Config::default()), SwimConfig::default());
+    }
+
+    #[test]
+    fn default_names_differ_per_gossip_port() {
+        let mut config = Config::default();
+        let host = default_node_name(&config);
+        config.gossip.enabled = true;
+        config.gossip.bind = "127.0.0.1:7421".into();
+        let first = default_node_name(&config);
+        config.gossip.bind = "127.0.0.1:7422".into();
+        let second = default_node_name(&config);
+        assert_eq!(first, format!("{host}-7421"));
+        assert_ne!(first, second);
+        assert!(Name::new(&first).is_ok());
+    }
+
+    #[test]
+    fn a_node_with_gossip_on_serves_its_membership() {
+        let mut config = Config::default();
+        config.scheduler.workers = crate::config::WorkerCount::Fixed(1);
+        config.arena.slots = 64;
+        config.gossip.enabled = true;
+        config.gossip.bind = "127.0.0.1:0".into();
+        config.node.name = "solo".into();
+        let node = Arc::new(Node::start(config).expect("node starts"));
+        assert!(node.cluster().is_none(), "nothing before gossip starts");
+        let cluster = Cluster::start(&node)
+            .expect("gossip starts")
+            .expect("gossip is on");
+        let view = node
+            .snapshot(0)
+            .cluster
+            .expect("the snapshot carries membership");
+        assert_eq!(view.local, "solo");
+        assert_eq!(view.counts.alive, 1);
+        assert_eq!(view.members.len(), 1);
+        assert!(view.members[0].local);
+        assert_eq!(view.gossip_address, cluster.local_addr().to_string());
+        cluster.stop();
+        node.shutdown(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn gossip_off_means_no_cluster() {
+        let mut config = Config::default();
+        config.scheduler.workers = crate::config::WorkerCount::Fixed(1);
+        config.arena.slots = 64;
+        let node = Arc::new(Node::start(config).expect("node starts"));
+        assert!(Cluster::start(&node).expect("no error").is_none());
+        assert!(node.snapshot(0).cluster.is_none());
+    }
+}

@@ -102,7 +102,7 @@ impl Default for SwimConfig {
             suspicion_max_mult: 6.0,
             gossip_interval: Duration::from_millis(200),
             gossip_fanout: 3,
-            retransmit_mult: 4,
+            retransmit_mult: 3,
             sync_interval: Duration::from_secs(60),
             max_packet: 1400,
             max_members: 4096,
@@ -294,6 +294,7 @@ struct Suspicion {
     started_us: u64,
     accusers: Vec<Name>,
     deadline_us: u64,
+    last_chance: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -756,8 +757,14 @@ impl Swim {
 
     // ---------------------------------------------------------------- probing
 
+    /// Sequence numbers cycle through 1..=250, one byte on the wire: a probe lives less
+    /// than a period, so 250 periods apart nothing can be confused.
     fn next_seq(&mut self) -> u32 {
-        self.next_seq = self.next_seq.wrapping_add(1).max(1);
+        self.next_seq = if self.next_seq >= 250 {
+            1
+        } else {
+            self.next_seq + 1
+        };
         self.next_seq
     }
 
@@ -1021,11 +1028,36 @@ impl Swim {
         {
             return;
         }
-        if member
-            .suspicion
-            .as_ref()
-            .is_some_and(|s| s.deadline_us > now_us)
+        let Some(suspicion) = &member.suspicion else {
+            return;
+        };
+        if suspicion.deadline_us > now_us {
+            return;
+        }
+        // A suspicion that expired without full confirmation gets one last direct ping: a
+        // live member whose refutation we missed answers with its higher incarnation (or
+        // hears that it is suspected and refutes to us), and is not declared dead.
+        let confirmed = suspicion.accusers.len() > self.config.indirect_probes;
+        if !confirmed
+            && !suspicion.last_chance
+            && let Some(address) = member.address
         {
+            let wait = self.scale(self.config.probe_timeout);
+            let timer = Timer::Suspicion {
+                name: name.clone(),
+                generation,
+                incarnation,
+            };
+            if let Some(suspicion) = self
+                .members
+                .get_mut(name)
+                .and_then(|m| m.suspicion.as_mut())
+            {
+                suspicion.last_chance = true;
+                suspicion.deadline_us = now_us + wait;
+            }
+            self.send(address, Message::Ping { seq: 0 }, false);
+            self.schedule(now_us + wait, timer);
             return;
         }
         let update = Update {
@@ -1301,9 +1333,8 @@ impl Swim {
             self.seed_answered = true;
             self.announce_pending = true;
             // The seed's table came in many datagrams, some may be lost: exchange tables
-            // with two random members soon after, so a late joiner converges quickly.
+            // with a random member soon after, so a late joiner converges quickly.
             self.schedule(now_us + 2 * JOIN_SYNC_US, Timer::JoinSync);
-            self.schedule(now_us + 10 * JOIN_SYNC_US, Timer::JoinSync);
         }
         match message {
             Message::Ping { seq } => self.send(from, Message::Ack { seq }, true),
@@ -1448,14 +1479,12 @@ impl Swim {
             return;
         }
         member.last_hint_us = now_us.max(1);
-        let update = match member.state {
-            MemberState::Suspect => Self::member_update(member, false),
-            _ => Update {
-                id: member.id.clone(),
-                incarnation: member.incarnation,
-                claim: Claim::Suspect {
-                    accuser: self.me.name.clone(),
-                },
+        // Named as the accuser, we get the refutation straight back.
+        let update = Update {
+            id: member.id.clone(),
+            incarnation: member.incarnation,
+            claim: Claim::Suspect {
+                accuser: self.me.name.clone(),
             },
         };
         self.send_updates_to(to, vec![update]);
@@ -1807,6 +1836,7 @@ impl Swim {
             started_us: now_us,
             accusers: vec![accuser],
             deadline_us: 0,
+            last_chance: false,
         };
         suspicion.deadline_us = self.suspicion_deadline(&suspicion);
         let deadline = suspicion.deadline_us;
