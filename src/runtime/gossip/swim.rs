@@ -349,7 +349,9 @@ enum Timer {
 }
 
 /// One probe period in this many also pings a random dead member (see `reconnect`).
-const RECONNECT_EVERY: usize = 8;
+const RECONNECT_EVERY: usize = 4;
+/// Members expected to probe a fresh suspect at once (see `apply`).
+const PROMPT_PROBERS: f64 = 8.0;
 /// Most indirect probes relayed for others at once.
 const MAX_RELAYS: usize = 256;
 /// Members whose phi is re-evaluated per probe period.
@@ -419,7 +421,11 @@ pub struct Swim {
     probe_order: Vec<Name>,
     probe_cursor: usize,
     phi_cursor: usize,
-    degraded: Vec<Name>,
+    /// Members to probe at the next periods, ahead of the round robin (degraded by phi, or
+    /// freshly suspected).
+    probe_first: Vec<Name>,
+    /// Members that went dead (checked and pruned lazily), for reconnect pings.
+    dead: Vec<Name>,
     probe: Option<Probe>,
     next_seq: u32,
     relays: HashMap<u32, Relay>,
@@ -461,7 +467,8 @@ impl Swim {
             probe_order: Vec::new(),
             probe_cursor: 0,
             phi_cursor: 0,
-            degraded: Vec::new(),
+            probe_first: Vec::new(),
+            dead: Vec::new(),
             probe: None,
             next_seq: 1,
             relays: HashMap::new(),
@@ -773,7 +780,7 @@ impl Swim {
     }
 
     fn pick_probe_target(&mut self) -> Option<Name> {
-        while let Some(name) = self.degraded.pop() {
+        while let Some(name) = self.probe_first.pop() {
             if self.members.get(&name).is_some_and(Self::probeable) {
                 return Some(name);
             }
@@ -908,9 +915,27 @@ impl Swim {
     /// higher incarnation (it is alive again to us), or we tell it that it is held dead and
     /// it refutes. This mends what a lost update left behind, after a partition heals too.
     fn reconnect(&mut self) {
-        let dead = self.pick_members(1, |_, m| m.state == MemberState::Dead);
-        if let Some(address) = dead.first().copied() {
-            self.send(address, Message::Ping { seq: 0 }, false);
+        // Entries that are no longer dead are pruned here; after a partition heals most
+        // are, so look a little further for one that still is.
+        for _ in 0..64 {
+            if self.dead.is_empty() {
+                return;
+            }
+            let index = self.rng.below(self.dead.len());
+            let target = self
+                .members
+                .get(&self.dead[index])
+                .filter(|m| m.state == MemberState::Dead)
+                .and_then(|m| m.address);
+            match target {
+                Some(address) => {
+                    self.send(address, Message::Ping { seq: 0 }, false);
+                    return;
+                }
+                None => {
+                    self.dead.swap_remove(index);
+                }
+            }
         }
     }
 
@@ -986,7 +1011,7 @@ impl Swim {
                 member.degraded = degraded;
                 let id = member.id.clone();
                 if degraded {
-                    self.degraded.push(name);
+                    self.probe_first.push(name);
                     self.event(now_us, id, EventKind::Degraded { phi });
                 } else {
                     self.event(now_us, id, EventKind::Recovered);
@@ -1635,6 +1660,14 @@ impl Swim {
                     || (state == MemberState::Suspect && update.incarnation > incarnation);
                 if fresh {
                     self.set_state(&name, MemberState::Suspect, update.incarnation, now_us);
+                    // A few members (about PROMPT_PROBERS of the cluster) probe a fresh
+                    // suspect at their next period instead of in turn, so a real crash
+                    // gathers its confirmations in about a period, not in several seconds.
+                    if accuser != self.me.name
+                        && self.rng.unit() * (self.up_count.max(1) as f64) < PROMPT_PROBERS
+                    {
+                        self.probe_first.push(name.clone());
+                    }
                     self.start_suspicion(&name, accuser.clone(), now_us);
                     self.event(
                         now_us,
@@ -1767,6 +1800,15 @@ impl Swim {
             self.up_count += 1;
             self.event(now_us, update.id.clone(), EventKind::Joined);
         }
+        if state == MemberState::Dead {
+            self.dead.push(name.clone());
+        }
+        if self.dead.len() > 2 * self.config.max_members {
+            let members = &self.members;
+            self.dead
+                .retain(|n| members.get(n).is_some_and(|m| m.state == MemberState::Dead));
+            self.dead.dedup();
+        }
         if let Some(accuser) = accuser {
             self.start_suspicion(&name, accuser, now_us);
         }
@@ -1815,6 +1857,9 @@ impl Swim {
         let was_up = member.state.is_up();
         if member.state != state {
             member.since_us = now_us;
+            if state == MemberState::Dead {
+                self.dead.push(name.clone());
+            }
         }
         member.state = state;
         member.incarnation = incarnation;
