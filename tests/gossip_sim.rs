@@ -77,3 +77,32 @@ fn a_healed_partition_converges_to_a_full_roster() {
     let heal = report.heal_full_s.expect("full roster after the heal");
     assert!(heal < 120.0, "{report:?}");
 }
+
+#[test]
+fn the_json_report_has_exactly_the_fields_tooling_reads() {
+    let mut setup = scenario(8, 0.0, 0.2, 6);
+    setup.crashes_per_minute = 10.0;
+    let report = run(Goliath::default(), &setup);
+    let value = serde_json::to_value(&report).expect("serializes");
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "bytes_per_node_s",
+            "detect_p50_s",
+            "detect_p99_s",
+            "false_down",
+            "heal_full_s",
+            "join_all_s",
+            "live_identity_changes",
+            "protocol",
+        ]
+    );
+    assert_eq!(value["protocol"], "goliath");
+}

@@ -24,11 +24,20 @@
 //!   stretches our probe period and timeouts, so a slow node slows its own verdicts.
 //! - **Dissemination**: updates ride on every packet and on `Gossip` packets sent to
 //!   `gossip_fanout` random members every `gossip_interval`; each is sent at most
-//!   `retransmit_mult × ⌈log10(n + 1)⌉` times, fewest-sent first, in a bounded queue.
+//!   `⌈retransmit_mult × log10(n + 2)⌉` times, fewest-sent first, in a bounded queue.
 //! - **State exchange**: every `sync_interval × max(1, n / 32)` a random member (dead ones
 //!   included, so partitions heal) gets our whole table in `Sync` packets and answers with
 //!   its own. Dead entries received this way count as suspicions, so a live member can
 //!   refute instead of being declared dead by stale news.
+//! - **Joining**: a new member sends its entry to the seeds until one answers, then
+//!   announces itself (with its metadata) directly to every member it learned, and exchanges
+//!   tables once more with a random member two seconds later (the seed's table spans many
+//!   datagrams; one may be lost).
+//! - **Repairs**: a suspicion that expires without full confirmation pings the suspect once
+//!   more before it is declared dead (a live member answers with its higher incarnation);
+//!   a member that hears of a fresh suspicion probes the suspect at once with probability
+//!   8/n (so a real crash is confirmed within a period); every fourth probe period pings one
+//!   member held dead (a live one answers and is taken back, or refutes).
 //! - **Identity**: a member is a name plus a generation. A higher generation of a known name
 //!   replaces the old one (a restart). Two live processes with one name: the newer
 //!   generation wins, the older yields and says why ([`EventKind::NameConflict`]).
