@@ -36,7 +36,7 @@
 //! - **Repairs**: a suspicion that expires without full confirmation pings the suspect once
 //!   more before it is declared dead (a live member answers with its higher incarnation);
 //!   a member that hears of a fresh suspicion probes the suspect at once with probability
-//!   8/n (so a real crash is confirmed within a period); every fourth probe period pings one
+//!   8/n (so a real crash is confirmed within a period); every eighth probe period pings one
 //!   member held dead (a live one answers and is taken back, or refutes).
 //! - **Identity**: a member is a name plus a generation. A higher generation of a known name
 //!   replaces the old one (a restart). Two live processes with one name: the newer
@@ -358,7 +358,7 @@ enum Timer {
 }
 
 /// One probe period in this many also pings a random dead member (see `reconnect`).
-const RECONNECT_EVERY: usize = 4;
+const RECONNECT_EVERY: usize = 8;
 /// Members expected to probe a fresh suspect at once (see `apply`).
 const PROMPT_PROBERS: f64 = 8.0;
 /// Most indirect probes relayed for others at once.
