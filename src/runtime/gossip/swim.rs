@@ -31,8 +31,8 @@
 //!   refute instead of being declared dead by stale news.
 //! - **Joining**: a new member sends its entry to the seeds until one answers, then
 //!   announces itself (with its metadata) directly to every member it learned, and exchanges
-//!   tables once more with a random member two seconds later (the seed's table spans many
-//!   datagrams; one may be lost).
+//!   tables with random members 2, 10 and 30 s later (the seed's table spans many
+//!   datagrams; some may be lost).
 //! - **Repairs**: a suspicion that expires without full confirmation pings the suspect once
 //!   more before it is declared dead (a live member answers with its higher incarnation);
 //!   a member that hears of a fresh suspicion probes the suspect at once with probability
@@ -1367,8 +1367,11 @@ impl Swim {
             self.seed_answered = true;
             self.announce_pending = true;
             // The seed's table came in many datagrams, some may be lost: exchange tables
-            // with a random member soon after, so a late joiner converges quickly.
-            self.schedule(now_us + 2 * JOIN_SYNC_US, Timer::JoinSync);
+            // with random members 2, 10 and 30 s later, so a joiner converges quickly even
+            // under heavy loss (each exchange costs two tables, once per join).
+            for seconds in [2, 10, 30] {
+                self.schedule(now_us + seconds * JOIN_SYNC_US, Timer::JoinSync);
+            }
         }
         match message {
             Message::Ping { seq } => self.send(from, Message::Ack { seq }, true),
