@@ -30,9 +30,9 @@
 //!   its own. Dead entries received this way count as suspicions, so a live member can
 //!   refute instead of being declared dead by stale news.
 //! - **Joining**: a new member sends its entry to the seeds until one answers, then
-//!   announces itself (with its metadata) directly to every member it learned, and exchanges
-//!   tables with random members 2, 10 and 30 s later (the seed's table spans many
-//!   datagrams; some may be lost).
+//!   announces itself (with its metadata) directly to every member it learned, and, when
+//!   the table it got was incomplete (it spans many datagrams; `Sync` says how many
+//!   entries), exchanges tables with random members 2, 10 and 30 s later.
 //! - **Repairs**: a suspicion that expires without full confirmation pings the suspect once
 //!   more before it is declared dead (a live member answers with its higher incarnation);
 //!   a member that hears of a fresh suspicion probes the suspect at once with probability
@@ -450,6 +450,8 @@ pub struct Swim {
     up_count: usize,
     announce_pending: bool,
     seed_answered: bool,
+    /// The last table answer: who sent it, its size, entries received so far.
+    sync_tally: Option<(SocketAddr, u32, u32)>,
 }
 
 impl Swim {
@@ -493,6 +495,7 @@ impl Swim {
             up_count: 0,
             announce_pending: false,
             seed_answered: false,
+            sync_tally: None,
         };
         let jitter = swim
             .rng
@@ -756,7 +759,11 @@ impl Swim {
                 }
             }
             Timer::JoinSync => {
-                if self.status == LocalStatus::Active {
+                // Only while the last table we were sent arrived incomplete.
+                let complete = self
+                    .sync_tally
+                    .is_some_and(|(_, expected, got)| got >= expected);
+                if self.status == LocalStatus::Active && !complete {
                     self.sync_with_random(now_us);
                 }
             }
@@ -1253,21 +1260,31 @@ impl Swim {
     /// Sends `entries` (plus nothing else) to `to` as `Sync` packets of at most
     /// `max_packet` bytes; only the first asks for a reply.
     fn send_table_to(&mut self, to: SocketAddr, entries: Vec<Update>, reply: bool) {
-        let base = wire::encode_packet(&self.header(Message::Sync { reply }), usize::MAX)
+        let probe = Message::Sync {
+            reply,
+            total: u32::MAX,
+        };
+        let base = wire::encode_packet(&self.header(probe), usize::MAX)
             .map(|b| b.len())
             .unwrap_or(self.config.max_packet);
         let budget = self.config.max_packet.saturating_sub(base + 3);
+        let entries: Vec<(Update, usize)> = entries
+            .into_iter()
+            .map(|entry| {
+                let size = wire::update_len(&entry);
+                (entry, size)
+            })
+            .filter(|(_, size)| *size <= budget)
+            .collect();
+        let total = u32::try_from(entries.len()).unwrap_or(u32::MAX);
         let mut chunk: Vec<Update> = Vec::new();
         let mut used = 0;
         let mut first = true;
-        for entry in entries {
-            let size = wire::update_len(&entry);
-            if size > budget {
-                continue;
-            }
+        for (entry, size) in entries {
             if used + size > budget && !chunk.is_empty() {
                 let mut packet = self.header(Message::Sync {
                     reply: reply && first,
+                    total,
                 });
                 packet.updates = std::mem::take(&mut chunk);
                 self.emit(to, &packet);
@@ -1280,6 +1297,7 @@ impl Swim {
         if !chunk.is_empty() || first {
             let mut packet = self.header(Message::Sync {
                 reply: reply && first,
+                total,
             });
             packet.updates = chunk;
             self.emit(to, &packet);
@@ -1366,9 +1384,9 @@ impl Swim {
         if !self.seed_answered && self.seeds.contains(&from) {
             self.seed_answered = true;
             self.announce_pending = true;
-            // The seed's table came in many datagrams, some may be lost: exchange tables
-            // with random members 2, 10 and 30 s later, so a joiner converges quickly even
-            // under heavy loss (each exchange costs two tables, once per join).
+            // The seed's table came in many datagrams, some may be lost: while the last
+            // table we got was incomplete, exchange tables with a random member 2, 10 and
+            // 30 s later, so a joiner converges quickly even under heavy loss.
             for seconds in [2, 10, 30] {
                 self.schedule(now_us + seconds * JOIN_SYNC_US, Timer::JoinSync);
             }
@@ -1406,7 +1424,17 @@ impl Swim {
                 }
             }
             Message::Gossip => {}
-            Message::Sync { reply } => {
+            Message::Sync { reply, total } => {
+                if !reply {
+                    // Tally the parts of an answer, to know whether we got the whole table.
+                    let parts = u32::try_from(updates.len()).unwrap_or(u32::MAX);
+                    self.sync_tally = match self.sync_tally {
+                        Some((sender, expected, got)) if sender == from => {
+                            Some((sender, expected, got.saturating_add(parts)))
+                        }
+                        _ => Some((from, total, parts)),
+                    };
+                }
                 // Apply theirs first, so a reply already carries any refutation.
                 for update in updates {
                     self.apply(update, now_us, Some(&sender.name));

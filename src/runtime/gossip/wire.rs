@@ -190,6 +190,8 @@ pub enum Message {
     Sync {
         /// Whether the receiver should answer with its table.
         reply: bool,
+        /// Entries in the whole table (all parts), so a receiver can tell it missed some.
+        total: u32,
     },
 }
 
@@ -367,7 +369,7 @@ pub(crate) mod strategies {
             }),
             any::<u32>().prop_map(|seq| Message::Nack { seq }),
             Just(Message::Gossip),
-            any::<bool>().prop_map(|reply| Message::Sync { reply }),
+            (any::<bool>(), any::<u32>()).prop_map(|(reply, total)| Message::Sync { reply, total }),
         ]
     }
 

@@ -388,7 +388,14 @@ fn dead_entries_in_a_state_exchange_only_raise_suspicion() {
     };
     recorder.receive(
         addr(2),
-        &packet(&id("a1", 1), Message::Sync { reply: false }, vec![dead]),
+        &packet(
+            &id("a1", 1),
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+            vec![dead],
+        ),
     );
     let (_, state, _) = recorder.swim.member_state("a2").expect("known");
     assert_eq!(state, MemberState::Suspect);
@@ -415,7 +422,14 @@ fn a_sync_request_is_answered_with_the_whole_table_within_the_packet_limit() {
     let mut recorder = with_members(200);
     recorder.receive(
         addr(500),
-        &packet(&id("joiner", 1), Message::Sync { reply: true }, vec![]),
+        &packet(
+            &id("joiner", 1),
+            Message::Sync {
+                reply: true,
+                total: 1,
+            },
+            vec![],
+        ),
     );
     let sent = recorder.take_sent();
     let replies: Vec<_> = sent
@@ -456,23 +470,30 @@ fn a_joining_node_contacts_seeds_until_answered() {
     recorder.record();
     let first = recorder.take_sent();
     assert!(first.iter().any(|(to, p)| *to == addr(7)
-        && p.message == Message::Sync { reply: true }
+        && matches!(p.message, Message::Sync { reply: true, .. })
         && p.updates.iter().any(|u| u.id == id("me", 1))));
     recorder.run_until(3_500 * MS);
     let retries = recorder
         .take_sent()
         .iter()
-        .filter(|(to, p)| *to == addr(7) && p.message == Message::Sync { reply: true })
+        .filter(|(to, p)| *to == addr(7) && matches!(p.message, Message::Sync { reply: true, .. }))
         .count();
     assert!(retries >= 1);
     recorder.receive(
         addr(7),
-        &packet(&id("seed", 1), Message::Sync { reply: false }, vec![]),
+        &packet(
+            &id("seed", 1),
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+            vec![],
+        ),
     );
     assert_eq!(recorder.swim.status(), LocalStatus::Active);
     recorder.run_until(60_000 * MS);
     assert!(!recorder.take_sent().iter().any(|(to, p)| *to == addr(7)
-        && p.message == Message::Sync { reply: true }
+        && matches!(p.message, Message::Sync { reply: true, .. })
         && p.updates.len() == 1));
 }
 
