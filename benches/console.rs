@@ -8,8 +8,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use goliath::runtime::{
-    ArenaStats, HostStats, Kinds, NodeInfo, NodeSnapshot, TaskCounts, TaskId, TaskInfo,
-    TaskOutput, TaskState, WorkerActivity, WorkerSnapshot,
+    ArenaStats, HostStats, Kinds, NodeInfo, NodeSnapshot, TaskCounts, TaskId, TaskInfo, TaskOutput,
+    TaskState, WorkerActivity, WorkerSnapshot,
 };
 use goliath::tui::keys::Keymap;
 use goliath::tui::state::{App, Options};
@@ -91,6 +91,7 @@ fn sample(second: u64) -> NodeSnapshot {
             memory_total_bytes: 64 << 30,
             load_average: 15.5,
         }),
+        cluster: None,
     }
 }
 

@@ -2,6 +2,9 @@
 //! 3.0.0 is an empty tombstone), always with a size limit, so a hostile length prefix inside a
 //! payload cannot make the decoder allocate more than [`MAX_MESSAGE`] bytes.
 //!
+//! Datagrams (gossip packets) use [`encode_datagram`] and [`decode_datagram`], whose limit is
+//! the largest UDP payload.
+//!
 //! Framing (how long a payload is, what type it is) belongs to the callers — the wire
 //! protocol, the WAL and gossip — which check lengths against their own, smaller bounds before
 //! they call [`decode`].
@@ -81,6 +84,53 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
             message: e.to_string(),
         }
     })?;
+    if used != bytes.len() {
+        return Err(CodecError::Trailing {
+            what,
+            extra: bytes.len() - used,
+        });
+    }
+    Ok(value)
+}
+
+/// The largest datagram the codec will encode or decode (the largest UDP payload over IPv4).
+/// Gossip checks its own, smaller `gossip.max_packet` before decoding.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+const DATAGRAM_CONFIG: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_DATAGRAM>,
+> = bincode::config::standard().with_limit::<MAX_DATAGRAM>();
+
+/// Encodes a datagram-sized value into a new buffer; a value larger than [`MAX_DATAGRAM`]
+/// is an error.
+pub fn encode_datagram<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, DATAGRAM_CONFIG).map_err(|e| CodecError::Encode {
+        what,
+        message: e.to_string(),
+    })
+}
+
+/// Decodes exactly one datagram-sized value; input longer than [`MAX_DATAGRAM`] or leftover
+/// bytes are errors, and no length prefix inside can claim more than [`MAX_DATAGRAM`] bytes.
+pub fn decode_datagram<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(CodecError::Decode {
+            what,
+            message: format!("{} bytes is more than {MAX_DATAGRAM}", bytes.len()),
+        });
+    }
+    let (value, used) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, DATAGRAM_CONFIG).map_err(|e| {
+            CodecError::Decode {
+                what,
+                message: e.to_string(),
+            }
+        })?;
     if used != bytes.len() {
         return Err(CodecError::Trailing {
             what,

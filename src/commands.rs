@@ -8,6 +8,7 @@ use goliath::runtime::net::{
     CancelOutcomeWire, Client, ClientError, RemoteErrorKind, Request, Response, StreamItem,
     SubmitRequest, WatchRequest,
 };
+use goliath::runtime::snapshot::{ClusterSnapshot, MemberState};
 use goliath::runtime::task::quote_word;
 use goliath::runtime::units::{ShortDuration, UtcTime};
 use goliath::runtime::{NodeSnapshot, TaskId, TaskInfo, TaskOutput, TaskQuery, TaskState};
@@ -74,6 +75,7 @@ pub enum ClientCommand {
         snapshots: Option<Duration>,
     },
     Shutdown,
+    Members,
 }
 
 /// Turns `goliath submit` arguments into spec lines: one argument per spec when the first has
@@ -295,6 +297,24 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 "the node ended the watch (shutting down?)",
             ))
         }
+        ClientCommand::Members => match client.request(Request::Members).await? {
+            Response::Members(Some(cluster)) => {
+                if json {
+                    println!("{}", to_json(&cluster));
+                } else {
+                    print!("{}", members_text(&cluster));
+                }
+                Ok(exit::OK)
+            }
+            Response::Members(None) => Err(CommandError::new(
+                exit::FAILURE,
+                format!(
+                    "gossip is off on node {}: start it with --gossip ADDR or --join HOST:PORT (or gossip.enabled = true)",
+                    client.welcome().node
+                ),
+            )),
+            other => Err(unexpected(&other)),
+        },
         ClientCommand::Shutdown => match client.request(Request::Shutdown).await? {
             Response::ShuttingDown => {
                 if json {
@@ -435,6 +455,94 @@ fn task_detail(info: &TaskInfo) -> String {
         Some(TaskOutput::None) | None => {}
         Some(output) => {
             let _ = writeln!(out, "output    {output}");
+        }
+    }
+    out
+}
+
+/// The membership table: one line per member, glyph ● alive, ◐ suspect, ✕ dead or left.
+fn members_text(cluster: &ClusterSnapshot) -> String {
+    let mut out = String::new();
+    let now = cluster
+        .members
+        .iter()
+        .find(|m| m.local)
+        .and_then(|m| m.last_heard_unix_us)
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "cluster {} as seen by {} (generation {}, incarnation {}, local health {})",
+        cluster.cluster,
+        cluster.local,
+        cluster.generation,
+        cluster.incarnation,
+        cluster.local_health
+    );
+    let counts = &cluster.counts;
+    let _ = writeln!(
+        out,
+        "{} alive, {} suspect, {} dead, {} left{}",
+        counts.alive,
+        counts.suspect,
+        counts.dead,
+        counts.left,
+        if counts.degraded > 0 {
+            format!(
+                ", {} degraded (phi >= {})",
+                counts.degraded, cluster.phi_threshold
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  {:<24} {:<8} {:>6} {:>5}  {:<21} {:<21} {:>10} {:>6}",
+        "NAME", "STATE", "PHI", "INC", "GOSSIP", "PROTOCOL", "HEARD", "LOAD"
+    );
+    for member in &cluster.members {
+        let glyph = match member.state {
+            MemberState::Alive => "●",
+            MemberState::Suspect => "◐",
+            MemberState::Dead | MemberState::Left => "✕",
+        };
+        let state = if member.degraded && member.state.is_up() {
+            format!("{}*", member.state)
+        } else {
+            member.state.to_string()
+        };
+        let heard = if member.local {
+            "-".to_string()
+        } else {
+            member
+                .last_heard_unix_us
+                .map(|t| {
+                    ShortDuration(Duration::from_micros(now.saturating_sub(t))).to_string() + " ago"
+                })
+                .unwrap_or_else(|| "never".into())
+        };
+        let load = member
+            .meta
+            .as_ref()
+            .map(|m| format!("{:.2}", m.load))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{glyph} {:<24} {:<8} {:>6.1} {:>5}  {:<21} {:<21} {:>10} {:>6}",
+            member.name,
+            state,
+            member.phi,
+            member.incarnation,
+            member.gossip_address.as_deref().unwrap_or("-"),
+            member.protocol_address.as_deref().unwrap_or("-"),
+            heard,
+            load
+        );
+    }
+    if !cluster.events.is_empty() {
+        let _ = writeln!(out, "recent events:");
+        for event in cluster.events.iter().rev().take(10).rev() {
+            let _ = writeln!(out, "  {} {}", UtcTime(event.at_unix_us), event.text);
         }
     }
     out

@@ -49,6 +49,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[console]`: the terminal console.
     pub console: ConsoleConfig,
+    /// `[gossip]`: cluster membership.
+    pub gossip: GossipConfig,
 }
 
 /// `[node]`
@@ -345,8 +347,185 @@ impl Default for ConsoleConfig {
     }
 }
 
+/// `[gossip]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GossipConfig {
+    /// Whether the node gossips at all.
+    pub enabled: bool,
+    /// UDP address gossip binds.
+    pub bind: String,
+    /// Address other members use to reach this one; empty means the bound address.
+    pub advertise: String,
+    /// Members to join through (`HOST:PORT`).
+    #[serde(deserialize_with = "de_list")]
+    pub join: Vec<String>,
+    /// Largest datagram sent or accepted.
+    #[serde(deserialize_with = "de_size")]
+    pub max_packet: u64,
+    /// Time between probes.
+    #[serde(deserialize_with = "de_duration")]
+    pub probe_interval: Duration,
+    /// Time to wait for a direct ack.
+    #[serde(deserialize_with = "de_duration")]
+    pub probe_timeout: Duration,
+    /// Members asked to probe indirectly.
+    pub indirect_probes: usize,
+    /// Minimum suspicion = this × max(2, log10 n) × probe_interval.
+    pub suspicion_mult: Float,
+    /// Maximum suspicion = this × the minimum.
+    pub suspicion_max_mult: Float,
+    /// Time between gossip rounds.
+    #[serde(deserialize_with = "de_duration")]
+    pub gossip_interval: Duration,
+    /// Members gossiped to per round.
+    pub gossip_fanout: usize,
+    /// Each update is sent at most this × log10(n + 1) times.
+    pub retransmit_mult: u32,
+    /// Base time between state exchanges.
+    #[serde(deserialize_with = "de_duration")]
+    pub sync_interval: Duration,
+    /// Members remembered at most.
+    pub max_members: usize,
+    /// Updates waiting to be spread at most.
+    pub max_queue: usize,
+    /// φ at or above which a member is marked degraded.
+    pub phi_threshold: Float,
+    /// Inter-arrival times kept per member for φ.
+    pub phi_window: usize,
+    /// Smallest standard deviation φ uses.
+    #[serde(deserialize_with = "de_duration")]
+    pub phi_min_std: Duration,
+    /// Silence tolerated on top of the mean before φ grows.
+    #[serde(deserialize_with = "de_duration")]
+    pub phi_acceptable_pause: Duration,
+    /// Dead and left members are forgotten after this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub dead_retention: Duration,
+    /// Least time between two metadata updates of this node.
+    #[serde(deserialize_with = "de_duration")]
+    pub meta_interval: Duration,
+    /// Membership events kept for the console and `goliath members`.
+    pub events: usize,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bind: "127.0.0.1:7421".to_string(),
+            advertise: String::new(),
+            join: Vec::new(),
+            max_packet: 1400,
+            probe_interval: Duration::from_millis(500),
+            probe_timeout: Duration::from_millis(200),
+            indirect_probes: 3,
+            suspicion_mult: Float(0.7),
+            suspicion_max_mult: Float(6.0),
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            retransmit_mult: 3,
+            sync_interval: Duration::from_secs(60),
+            max_members: 4096,
+            max_queue: 1024,
+            phi_threshold: Float(8.0),
+            phi_window: 64,
+            phi_min_std: Duration::from_millis(100),
+            phi_acceptable_pause: Duration::from_millis(500),
+            dead_retention: Duration::from_secs(3600),
+            meta_interval: Duration::from_secs(5),
+            events: 256,
+        }
+    }
+}
+
 /// Console themes.
 pub const THEMES: [&str; 3] = ["dark", "light", "mono"];
+impl GossipConfig {
+    /// The bind address, parsed.
+    pub fn bind_address(&self) -> Result<std::net::SocketAddr, String> {
+        self.bind.parse().map_err(|_| {
+            format!(
+                "= {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:7421\"",
+                self.bind
+            )
+        })
+    }
+}
+
+/// A floating-point setting, compared bit for bit (so configs stay `Eq`).
+#[derive(Debug, Clone, Copy)]
+pub struct Float(pub f64);
+
+impl PartialEq for Float {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Float {}
+
+impl fmt::Display for Float {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Float {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FloatVisitor;
+        impl Visitor<'_> for FloatVisitor {
+            type Value = Float;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number like 8 or 0.7")
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Float, E> {
+                Ok(Float(value))
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Float, E> {
+                Ok(Float(value as f64))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Float, E> {
+                Ok(Float(value as f64))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Float, E> {
+                value
+                    .trim()
+                    .parse()
+                    .map(Float)
+                    .map_err(|_| E::custom(format!("expected a number, found \"{value}\"")))
+            }
+        }
+        deserializer.deserialize_any(FloatVisitor)
+    }
+}
+
+/// A list of strings, from a TOML array or one comma-separated string.
+fn de_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct ListVisitor;
+    impl<'de> Visitor<'de> for ListVisitor {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of addresses, or one string of them separated by commas")
+        }
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<Vec<String>, E> {
+            Ok(value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(String::from)
+                .collect())
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_any(ListVisitor)
+}
 
 fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -639,6 +818,48 @@ impl Config {
                 ("keys", toml::Value::Table(keys)),
             ],
         );
+        let gossip = &self.gossip;
+        let float = |value: Float| toml::Value::Float(value.0);
+        section(
+            "gossip",
+            vec![
+                ("enabled", toml::Value::Boolean(gossip.enabled)),
+                ("bind", toml::Value::String(gossip.bind.clone())),
+                ("advertise", toml::Value::String(gossip.advertise.clone())),
+                (
+                    "join",
+                    toml::Value::Array(
+                        gossip
+                            .join
+                            .iter()
+                            .map(|a| toml::Value::String(a.clone()))
+                            .collect(),
+                    ),
+                ),
+                ("max_packet", count(gossip.max_packet as usize)),
+                ("probe_interval", duration(gossip.probe_interval)),
+                ("probe_timeout", duration(gossip.probe_timeout)),
+                ("indirect_probes", count(gossip.indirect_probes)),
+                ("suspicion_mult", float(gossip.suspicion_mult)),
+                ("suspicion_max_mult", float(gossip.suspicion_max_mult)),
+                ("gossip_interval", duration(gossip.gossip_interval)),
+                ("gossip_fanout", count(gossip.gossip_fanout)),
+                ("retransmit_mult", count(gossip.retransmit_mult as usize)),
+                ("sync_interval", duration(gossip.sync_interval)),
+                ("max_members", count(gossip.max_members)),
+                ("max_queue", count(gossip.max_queue)),
+                ("phi_threshold", float(gossip.phi_threshold)),
+                ("phi_window", count(gossip.phi_window)),
+                ("phi_min_std", duration(gossip.phi_min_std)),
+                (
+                    "phi_acceptable_pause",
+                    duration(gossip.phi_acceptable_pause),
+                ),
+                ("dead_retention", duration(gossip.dead_retention)),
+                ("meta_interval", duration(gossip.meta_interval)),
+                ("events", count(gossip.events)),
+            ],
+        );
         root
     }
 
@@ -856,6 +1077,198 @@ impl Config {
                 "log.level",
                 format!("= {:?} is not a log filter: {error}", self.log.level),
             );
+        }
+        self.gossip_problem()
+    }
+
+    /// The first out-of-range `[gossip]` value.
+    fn gossip_problem(&self) -> Option<(String, String)> {
+        let problem = |key: &str, message: String| Some((key.to_string(), message));
+        let gossip = &self.gossip;
+        if let Err(message) = gossip.bind_address() {
+            return problem("gossip.bind", message);
+        }
+        if !gossip.advertise.is_empty() && gossip.advertise.parse::<std::net::SocketAddr>().is_err()
+        {
+            return problem(
+                "gossip.advertise",
+                format!(
+                    "= {:?} is not an address; use IP:PORT, or \"\" for the bound address",
+                    gossip.advertise
+                ),
+            );
+        }
+        if gossip.join.len() > 64 {
+            return problem(
+                "gossip.join",
+                format!("has {} entries: use at most 64", gossip.join.len()),
+            );
+        }
+        if let Some(bad) = gossip.join.iter().find(|a| {
+            a.rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        }) {
+            return problem(
+                "gossip.join",
+                format!("entry {bad:?} is not HOST:PORT, e.g. \"10.0.0.5:7421\""),
+            );
+        }
+        let ranges: &[(&str, u64, u64, u64, &str)] = &[
+            (
+                "gossip.max_packet",
+                gossip.max_packet,
+                512,
+                65_507,
+                "512 to 65507 bytes",
+            ),
+            (
+                "gossip.indirect_probes",
+                gossip.indirect_probes as u64,
+                0,
+                16,
+                "0 to 16",
+            ),
+            (
+                "gossip.gossip_fanout",
+                gossip.gossip_fanout as u64,
+                1,
+                16,
+                "1 to 16",
+            ),
+            (
+                "gossip.retransmit_mult",
+                u64::from(gossip.retransmit_mult),
+                1,
+                16,
+                "1 to 16",
+            ),
+            (
+                "gossip.max_members",
+                gossip.max_members as u64,
+                2,
+                1_000_000,
+                "2 to 1000000",
+            ),
+            (
+                "gossip.max_queue",
+                gossip.max_queue as u64,
+                16,
+                1_000_000,
+                "16 to 1000000",
+            ),
+            (
+                "gossip.phi_window",
+                gossip.phi_window as u64,
+                2,
+                10_000,
+                "2 to 10000",
+            ),
+            (
+                "gossip.events",
+                gossip.events as u64,
+                1,
+                100_000,
+                "1 to 100000",
+            ),
+        ];
+        for &(key, value, low, high, allowed) in ranges {
+            if !(low..=high).contains(&value) {
+                return problem(key, format!("= {value} is out of range: use {allowed}"));
+            }
+        }
+        let durations: &[(&str, Duration, Duration, Duration, &str)] = &[
+            (
+                "gossip.probe_interval",
+                gossip.probe_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(60),
+                "10ms to 1m",
+            ),
+            (
+                "gossip.probe_timeout",
+                gossip.probe_timeout,
+                Duration::from_millis(1),
+                Duration::from_secs(60),
+                "1ms to 1m, and less than gossip.probe_interval",
+            ),
+            (
+                "gossip.gossip_interval",
+                gossip.gossip_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(10),
+                "10ms to 10s",
+            ),
+            (
+                "gossip.sync_interval",
+                gossip.sync_interval,
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+                "1s to 1h",
+            ),
+            (
+                "gossip.phi_min_std",
+                gossip.phi_min_std,
+                Duration::from_millis(1),
+                Duration::from_secs(60),
+                "1ms to 1m",
+            ),
+            (
+                "gossip.phi_acceptable_pause",
+                gossip.phi_acceptable_pause,
+                Duration::ZERO,
+                Duration::from_secs(600),
+                "0s to 10m",
+            ),
+            (
+                "gossip.dead_retention",
+                gossip.dead_retention,
+                Duration::from_secs(1),
+                Duration::from_secs(7 * 86_400),
+                "1s to 7d",
+            ),
+            (
+                "gossip.meta_interval",
+                gossip.meta_interval,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+                "100ms to 1h",
+            ),
+        ];
+        for &(key, value, low, high, allowed) in durations {
+            if value < low || value > high {
+                return problem(
+                    key,
+                    format!("= {} is out of range: use {allowed}", HumanDuration(value)),
+                );
+            }
+        }
+        if gossip.probe_timeout >= gossip.probe_interval {
+            return problem(
+                "gossip.probe_timeout",
+                format!(
+                    "= {} must be less than gossip.probe_interval ({})",
+                    HumanDuration(gossip.probe_timeout),
+                    HumanDuration(gossip.probe_interval)
+                ),
+            );
+        }
+        let floats: [(&str, Float, f64, f64); 3] = [
+            ("gossip.suspicion_mult", gossip.suspicion_mult, 0.1, 100.0),
+            (
+                "gossip.suspicion_max_mult",
+                gossip.suspicion_max_mult,
+                1.0,
+                100.0,
+            ),
+            ("gossip.phi_threshold", gossip.phi_threshold, 0.5, 100.0),
+        ];
+        for (key, value, low, high) in floats {
+            if !(low..=high).contains(&value.0) {
+                return problem(
+                    key,
+                    format!("= {value} is out of range: use {low} to {high}"),
+                );
+            }
         }
         None
     }

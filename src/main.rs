@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use goliath::config::{Config, ConfigError, ConfigOrigin, DEFAULT_TOML};
+use goliath::runtime::gossip::Cluster;
 use goliath::runtime::net::client::ConnectOptions;
 use goliath::runtime::net::{Client, Server, ServerConfig};
 use goliath::runtime::{Node, TaskId, TaskState};
@@ -91,6 +92,15 @@ struct NodeArgs {
     /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// UDP address gossip listens on; turns gossip on (config gossip.bind).
+    #[arg(long, global = true, value_name = "ADDR")]
+    gossip: Option<String>,
+    /// Join a cluster through members' gossip addresses; turns gossip on (config gossip.join).
+    #[arg(long, global = true, value_name = "HOST:PORT,...")]
+    join: Option<String>,
+    /// Stop when standard input closes (used by `goliath demo` for its child nodes).
+    #[arg(long, global = true, hide = true)]
+    exit_with_stdin: bool,
 }
 
 /// Where a client command connects.
@@ -177,6 +187,17 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Show cluster membership as the node sees it: members, states, phi, load, events.
+    Members {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a local demo cluster: this node plus N-1 headless child nodes on loopback.
+    Demo {
+        /// Nodes in the demo cluster, this one included (1 to 32).
+        #[arg(default_value_t = 3, value_name = "N")]
+        nodes: usize,
     },
 }
 
@@ -286,6 +307,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             client(target, ClientCommand::Watch { snapshots })
         }
         Some(Command::Shutdown { target }) => client(target, ClientCommand::Shutdown),
+        Some(Command::Members { target }) => client(target, ClientCommand::Members),
+        Some(Command::Demo { nodes }) => run_demo(&cli.node, &cli.console, nodes),
         None => {
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
                 run_local_console(&cli.node, &cli.console)
@@ -318,6 +341,14 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
     }
     if let Some(listen) = &args.listen {
         apply("net.listen", listen)?;
+    }
+    if let Some(gossip) = &args.gossip {
+        apply("gossip.bind", gossip)?;
+        apply("gossip.enabled", "true")?;
+    }
+    if let Some(join) = &args.join {
+        apply("gossip.join", join)?;
+        apply("gossip.enabled", "true")?;
     }
     for entry in &args.overrides {
         let Some((key, value)) = entry.split_once('=') else {
@@ -387,6 +418,7 @@ fn check_listen(config: &Config, insecure: bool) -> Result<ServerConfig, Failure
 struct LocalNode {
     node: Arc<Node>,
     server: Server,
+    cluster: Option<Cluster>,
     grace: Duration,
 }
 
@@ -408,22 +440,28 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
         ))
     })?;
     tracing::info!(listen = %server.local_addr(), "serving the goliath protocol");
+    let cluster = Cluster::start(&node).map_err(Failure::runtime)?;
     Ok(LocalNode {
         node,
         server,
+        cluster,
         grace,
     })
 }
 
-/// Stops the server, then the node with its grace period. A second SIGINT/SIGTERM during
-/// the grace period exits at once.
+/// Stops the server, leaves the cluster, then stops the node with its grace period. A second
+/// SIGINT/SIGTERM during the grace period exits at once.
 fn stop_local(local: LocalNode) -> Result<u8, Failure> {
     let LocalNode {
         node,
         server,
+        cluster,
         grace,
     } = local;
     server.stop();
+    if let Some(cluster) = cluster {
+        cluster.stop();
+    }
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -452,8 +490,10 @@ fn stop_local(local: LocalNode) -> Result<u8, Failure> {
     }
 }
 
-/// Runs a node and its protocol server until SIGINT, SIGTERM or a `shutdown` request, then
-/// shuts it down with the configured grace. A second signal during shutdown exits at once.
+/// Runs a node, its protocol server and (when configured) gossip until SIGINT, SIGTERM, a
+/// `shutdown` request or (with `--exit-with-stdin`) the end of standard input, then leaves
+/// the cluster and shuts the node down with the configured grace. A second signal during
+/// shutdown exits at once.
 fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
     let (config, origin) = load_config(args)?;
     init_logging(&config);
@@ -462,6 +502,7 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
     }
     let local = start_local(config, args.insecure_listen, &origin)?;
     let mut shutdown_signal = local.server.shutdown_signal();
+    let stdin_closed = watch_stdin(args.exit_with_stdin);
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -470,6 +511,7 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
         tokio::select! {
             signal = wait_for_signal() => signal.map(|name| name.to_string()),
             _ = shutdown_signal.wait_for(|requested| *requested) => Ok("a shutdown request".to_string()),
+            _ = stdin_closed => Ok("standard input closed (the demo parent is gone)".to_string()),
         }
     });
     drop(signals);
@@ -556,6 +598,140 @@ fn run_remote_console(
     };
     goliath::tui::run(Source::Remote { address, options }, settings).map_err(Failure::runtime)?;
     Ok(exit::OK)
+}
+
+/// With `enabled`, resolves when standard input reaches end of file: a `goliath demo` child
+/// holds the read end of a pipe whose write end only its parent has, and the kernel closes
+/// that end when the parent exits for any reason, SIGKILL included. (Preferred over
+/// `PR_SET_PDEATHSIG`, which needs `unsafe` in `pre_exec` and is Linux-only.) Never resolves
+/// otherwise.
+fn watch_stdin(enabled: bool) -> impl std::future::Future<Output = ()> {
+    let (closed, receiver) = tokio::sync::oneshot::channel::<()>();
+    if enabled {
+        let spawned = std::thread::Builder::new()
+            .name("goliath-stdin".into())
+            .spawn(move || {
+                let mut sink = [0u8; 256];
+                let mut stdin = std::io::stdin();
+                while let Ok(read) = std::io::Read::read(&mut stdin, &mut sink) {
+                    if read == 0 {
+                        break;
+                    }
+                }
+                let _ = closed.send(());
+            });
+        if let Err(error) = spawned {
+            tracing::warn!("cannot watch standard input: {error}");
+        }
+    } else {
+        std::mem::forget(closed);
+    }
+    async move {
+        let _ = receiver.await;
+    }
+}
+
+/// `goliath demo N`: N-1 child nodes (`goliath node`) on free loopback ports that join
+/// this one, and this node in the foreground. Children exit with this process, however it
+/// ends (see [`watch_stdin`]); on a normal exit they are asked to stop first.
+fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, Failure> {
+    if !(1..=32).contains(&nodes) {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "demo: {nodes} nodes is out of range: use 1 to 32"
+        )));
+    }
+    let on_terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let ports = free_ports(nodes).map_err(Failure::runtime)?;
+    let gossip_of = |i: usize| format!("127.0.0.1:{}", ports[i].1);
+    let listen_of = |i: usize| format!("127.0.0.1:{}", ports[i].0);
+    let exe = std::env::current_exe().map_err(Failure::runtime)?;
+    let mut children = Vec::new();
+    for i in 1..nodes {
+        let mut command = std::process::Command::new(&exe);
+        command
+            .arg("node")
+            .args(["--listen", &listen_of(i)])
+            .args(["--gossip", &gossip_of(i)])
+            .args(["--join", &gossip_of(0)])
+            .args(["--name", &format!("demo-{i}")])
+            .args(["--set", "log.level=warn"])
+            .arg("--exit-with-stdin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        if let Some(path) = &args.config {
+            command.arg("--config").arg(path);
+        }
+        for entry in &args.overrides {
+            command.args(["--set", entry]);
+        }
+        let child = command.spawn().map_err(|error| {
+            Failure::runtime(anyhow::anyhow!(
+                "demo: cannot start child node {i} ({}): {error}",
+                exe.display()
+            ))
+        })?;
+        if !on_terminal {
+            eprintln!(
+                "goliath demo: started demo-{i} (pid {}, listen {}, gossip {})",
+                child.id(),
+                listen_of(i),
+                gossip_of(i)
+            );
+        }
+        children.push(child);
+    }
+    let mut first = args.clone();
+    first.listen = Some(listen_of(0));
+    first.gossip = Some(gossip_of(0));
+    first.name = Some("demo-0".into());
+    first.join = None;
+    let outcome = if on_terminal {
+        run_local_console(&first, console)
+    } else {
+        eprintln!(
+            "goliath demo: demo-0 in the foreground (listen {}, gossip {}); try `goliath members --node {}`",
+            listen_of(0),
+            gossip_of(0),
+            listen_of(0)
+        );
+        run_headless(
+            &first,
+            Some("demo: no terminal, so demo-0 runs headless (Ctrl-C stops the demo)"),
+        )
+    };
+    for child in &mut children {
+        // Closing its standard input is the child's cue to leave the cluster and stop.
+        drop(child.stdin.take());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for child in &mut children {
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    outcome
+}
+
+/// `count` pairs of free loopback ports (TCP for the protocol, UDP for gossip), found by
+/// binding port 0. Another program could take one before the node binds it; the node then
+/// says which address is in use.
+fn free_ports(count: usize) -> std::io::Result<Vec<(u16, u16)>> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..count {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        ports.push((tcp.local_addr()?.port(), udp.local_addr()?.port()));
+        held.push((tcp, udp));
+    }
+    Ok(ports)
 }
 
 async fn wait_for_signal() -> std::io::Result<&'static str> {

@@ -197,7 +197,9 @@ fn console_idle_cpu() {
     let mut command = goliath();
     command.args(["--listen", "127.0.0.1:0"]);
     let console = PtyProcess::spawn(&command, 40, 120);
-    console.wait_for("the Overview", |s| s.contains("1 Overview") && s.contains("live"));
+    console.wait_for("the Overview", |s| {
+        s.contains("1 Overview") && s.contains("live")
+    });
     let pid = console.program_pid() as u32;
     std::thread::sleep(std::time::Duration::from_secs(5));
     let ticks_per_second = 100.0; // USER_HZ on Linux

@@ -4,6 +4,7 @@
 pub mod arena;
 pub mod clock;
 pub mod events;
+pub mod gossip;
 pub mod history;
 pub mod host;
 mod io;

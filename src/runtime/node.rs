@@ -24,6 +24,7 @@ use crossbeam_utils::CachePadded;
 use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, slot_flags, slot_state};
 use super::clock::Clock;
 use super::events::{EventBus, EventStream, TaskEvent};
+use super::gossip::{ClusterSnapshot, ClusterSource};
 use super::history::{FinishedTask, History, Record};
 use super::host::HostSampler;
 use super::io::Offload;
@@ -226,6 +227,7 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     listen: Mutex<Option<String>>,
     host: Mutex<HostSampler>,
+    cluster: Mutex<Option<Arc<dyn ClusterSource>>>,
 }
 
 impl Shared {
@@ -602,7 +604,7 @@ impl NodeBuilder {
         let workers = config.scheduler.workers.resolve().max(1);
         let capacity = config.arena.slots;
         let name = if config.node.name.is_empty() {
-            host_name()
+            super::gossip::default_node_name(&config)
         } else {
             config.node.name.clone()
         };
@@ -652,6 +654,7 @@ impl NodeBuilder {
             stopping: AtomicBool::new(false),
             listen: Mutex::new(None),
             host: Mutex::new(HostSampler::new()),
+            cluster: Mutex::new(None),
             config,
         });
         let mut threads = Vec::with_capacity(workers);
@@ -959,7 +962,19 @@ impl Node {
             counts,
             tasks,
             host: lock(&shared.host).sample(),
+            cluster: self.cluster(),
         }
+    }
+
+    /// Cluster membership, when gossip runs on this node.
+    pub fn cluster(&self) -> Option<ClusterSnapshot> {
+        let source = lock(&self.shared.cluster).clone();
+        source.map(|source| source.cluster_snapshot())
+    }
+
+    /// Connects (or disconnects) the gossip service whose membership snapshots carry.
+    pub fn set_cluster(&self, source: Option<Arc<dyn ClusterSource>>) {
+        *lock(&self.shared.cluster) = source;
     }
 
     /// Subscribes to task events (queued, running, finished).

@@ -7,6 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::arena::ArenaStats;
+pub use super::gossip::view::{
+    ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad,
+};
+pub use super::gossip::{EventKind as MemberEventKind, LocalStatus, MemberState};
 use super::host::HostStats;
 use super::task::{TaskId, TaskOutput, TaskState};
 
@@ -27,6 +31,8 @@ pub struct NodeSnapshot {
     pub tasks: Vec<TaskInfo>,
     /// The load of the node's machine, when it can be read.
     pub host: Option<HostStats>,
+    /// Cluster membership as this node sees it; `None` when gossip is off.
+    pub cluster: Option<ClusterSnapshot>,
 }
 
 /// Who the node is and how it is set up.

@@ -1417,6 +1417,7 @@ pub(crate) mod tests {
                 memory_total_bytes: 24 << 30,
                 load_average: 0.7,
             }),
+            cluster: None,
         }
     }
 

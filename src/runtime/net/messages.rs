@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::events::TaskEvent;
-use crate::runtime::snapshot::{NodeSnapshot, TaskInfo, TaskQuery};
+use crate::runtime::snapshot::{ClusterSnapshot, NodeSnapshot, TaskInfo, TaskQuery};
 use crate::runtime::task::{TaskId, TaskState};
 
 /// Client → node, right after the preamble.
@@ -53,6 +53,8 @@ pub enum Request {
     Watch(WatchRequest),
     /// Stop the node (after the response is sent).
     Shutdown,
+    /// Cluster membership as the node sees it.
+    Members,
 }
 
 /// Tasks to submit.
@@ -109,6 +111,8 @@ pub enum Response {
     ShuttingDown,
     /// The request failed.
     Error(RemoteError),
+    /// Cluster membership; `None` when gossip is off on the node.
+    Members(Option<Box<ClusterSnapshot>>),
 }
 
 /// One cancel's result.
@@ -376,6 +380,127 @@ pub(crate) mod strategies {
                         memory_total_bytes: numbers[2],
                         load_average: (numbers[3] % 10_000) as f32 / 100.0,
                     }),
+                    cluster: None,
+                },
+            )
+    }
+
+    pub fn cluster() -> impl Strategy<Value = ClusterSnapshot> {
+        use crate::runtime::gossip::{
+            ClusterEvent, EventKind, GossipStats, LocalStatus, MemberCounts, MemberInfo,
+            MemberLoad, MemberState,
+        };
+        let member = (
+            text(),
+            any::<u64>(),
+            any::<u32>(),
+            0usize..4,
+            any::<bool>(),
+            0.0f64..1000.0,
+            proptest::option::of(text()),
+            any::<Option<u64>>(),
+            any::<u64>(),
+            proptest::option::of((any::<u16>(), any::<u32>(), any::<u32>(), 0.0f32..100.0)),
+        )
+            .prop_map(
+                |(
+                    name,
+                    generation,
+                    incarnation,
+                    state,
+                    degraded,
+                    phi,
+                    address,
+                    heard,
+                    since,
+                    meta,
+                )| {
+                    MemberInfo {
+                        name,
+                        generation,
+                        incarnation,
+                        state: [
+                            MemberState::Alive,
+                            MemberState::Suspect,
+                            MemberState::Dead,
+                            MemberState::Left,
+                        ][state],
+                        degraded,
+                        phi,
+                        gossip_address: address.clone(),
+                        protocol_address: address,
+                        last_heard_unix_us: heard,
+                        since_unix_us: since,
+                        local: degraded,
+                        meta: meta.map(|(workers, queue_depth, arena_free, load)| MemberLoad {
+                            version: 1,
+                            workers,
+                            queue_depth,
+                            arena_free,
+                            load,
+                        }),
+                    }
+                },
+            );
+        let event = (text(), any::<u64>(), any::<u64>(), 0usize..4, text()).prop_map(
+            |(member, generation, at, kind, by)| {
+                let kind = match kind {
+                    0 => EventKind::Joined,
+                    1 => EventKind::Suspected { by },
+                    2 => EventKind::Restarted {
+                        previous_generation: generation / 2,
+                    },
+                    _ => EventKind::NameConflict {
+                        winner_generation: generation,
+                        winner_address: Some(by),
+                    },
+                };
+                ClusterEvent {
+                    at_unix_us: at,
+                    text: ClusterEvent::describe(&member, generation, &kind),
+                    member,
+                    generation,
+                    kind,
+                }
+            },
+        );
+        (
+            text(),
+            any::<u64>(),
+            any::<u32>(),
+            proptest::collection::vec(member, 0..4),
+            proptest::collection::vec(event, 0..4),
+            any::<[u32; 5]>(),
+            any::<[u64; 4]>(),
+        )
+            .prop_map(
+                |(local, generation, incarnation, members, events, counts, numbers)| {
+                    ClusterSnapshot {
+                        cluster: "goliath".into(),
+                        local,
+                        generation,
+                        incarnation,
+                        gossip_address: "127.0.0.1:7421".into(),
+                        status: LocalStatus::Active,
+                        local_health: counts[4] % 9,
+                        phi_threshold: 8.0,
+                        counts: MemberCounts {
+                            alive: counts[0],
+                            suspect: counts[1],
+                            dead: counts[2],
+                            left: counts[3],
+                            degraded: 0,
+                        },
+                        members,
+                        events,
+                        stats: GossipStats {
+                            packets_sent: numbers[0],
+                            bytes_sent: numbers[1],
+                            packets_received: numbers[2],
+                            bytes_received: numbers[3],
+                            ..GossipStats::default()
+                        },
+                    }
                 },
             )
     }
@@ -421,6 +546,7 @@ pub(crate) mod strategies {
                 })
             ),
             Just(Request::Shutdown),
+            Just(Request::Members),
         ]
     }
 
@@ -446,6 +572,11 @@ pub(crate) mod strategies {
             snapshot().prop_map(|s| Response::Status(Box::new(s))),
             Just(Response::ShuttingDown),
             remote_error().prop_map(Response::Error),
+            proptest::option::of(cluster()).prop_map(|c| Response::Members(c.map(Box::new))),
+            (snapshot(), cluster()).prop_map(|(mut s, c)| {
+                s.cluster = Some(c);
+                Response::Status(Box::new(s))
+            }),
         ]
     }
 

@@ -614,6 +614,10 @@ impl Connection {
                 let _ = self.context.shutdown_request.send(true);
                 Response::ShuttingDown
             }
+            Request::Members => match tokio::task::spawn_blocking(move || node.cluster()).await {
+                Ok(cluster) => Response::Members(cluster.map(Box::new)),
+                Err(_) => internal("taking the membership snapshot failed"),
+            },
         };
         self.send(stream, response, permit).await;
     }

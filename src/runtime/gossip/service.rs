@@ -1,0 +1,639 @@
+//! The UDP edge of gossip: binds the socket, drives the sans-IO core on the node's I/O
+//! runtime (one task), turns its outputs into datagrams, log lines and a bounded event log,
+//! feeds it the node's metadata at a bounded rate, and serves [`ClusterSnapshot`]s.
+//!
+//! A fault layer ([`FaultRules`]) can drop, delay or block datagrams in both directions, so
+//! tests exercise loss and partitions on real sockets without kernel help.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::UdpSocket;
+
+use super::phi::PhiSettings;
+use super::rng::SeededRng;
+use super::swim::{EventKind, MemberEvent, MemberState, Output, Swim, SwimConfig};
+use super::view::{ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad};
+use super::wire::{MemberId, MemberMeta, Name};
+use crate::config::Config;
+use crate::runtime::lock;
+use crate::runtime::node::Node;
+
+/// Why gossip could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A setting is unusable.
+    #[error("gossip: {0}")]
+    Config(String),
+    /// The UDP socket could not be bound.
+    #[error(
+        "gossip: cannot bind UDP {address}: {source}; is another node using it? pick another with --gossip ADDR"
+    )]
+    Bind {
+        /// Where.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The node's I/O runtime is gone (the node is shutting down).
+    #[error("gossip: the node is shutting down")]
+    NodeStopped,
+}
+
+/// Something that can describe cluster membership (the running gossip service).
+pub trait ClusterSource: Send + Sync {
+    /// Membership now.
+    fn cluster_snapshot(&self) -> ClusterSnapshot;
+}
+
+/// Faults injected into this node's gossip traffic (for tests and experiments).
+#[derive(Debug, Clone, Default)]
+pub struct FaultRules {
+    /// Probability that a datagram (either direction) is dropped.
+    pub loss: f64,
+    /// Extra delay before each outgoing datagram.
+    pub delay: Duration,
+    /// Peers cut off entirely (both directions): a partition.
+    pub blocked: HashSet<SocketAddr>,
+}
+
+/// The node name used when `node.name` is empty: the host name, plus the gossip port when
+/// gossip is on (so several nodes on one machine differ), or the process id when that port
+/// is picked by the OS.
+pub fn default_node_name(config: &Config) -> String {
+    let host = super::super::node::host_name();
+    let host: String = host
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .take(40)
+        .collect();
+    let host = if host.is_empty() {
+        "goliath".to_string()
+    } else {
+        host
+    };
+    if !config.gossip.enabled {
+        return host;
+    }
+    match config.gossip.bind_address().map(|a| a.port()) {
+        Ok(port) if port != 0 => format!("{host}-{port}"),
+        _ => format!("{host}-{}", std::process::id()),
+    }
+}
+
+/// The core's settings from the config.
+pub fn swim_config(config: &Config) -> SwimConfig {
+    let gossip = &config.gossip;
+    SwimConfig {
+        cluster: config.node.cluster.clone(),
+        probe_interval: gossip.probe_interval,
+        probe_timeout: gossip.probe_timeout,
+        indirect_probes: gossip.indirect_probes,
+        suspicion_mult: gossip.suspicion_mult.0,
+        suspicion_max_mult: gossip.suspicion_max_mult.0,
+        gossip_interval: gossip.gossip_interval,
+        gossip_fanout: gossip.gossip_fanout,
+        retransmit_mult: gossip.retransmit_mult,
+        sync_interval: gossip.sync_interval,
+        max_packet: usize::try_from(gossip.max_packet).unwrap_or(1400),
+        max_members: gossip.max_members,
+        max_queue: gossip.max_queue,
+        awareness_max: 8,
+        phi: PhiSettings {
+            window: gossip.phi_window,
+            min_std_us: u64::try_from(gossip.phi_min_std.as_micros()).unwrap_or(u64::MAX),
+            acceptable_pause_us: u64::try_from(gossip.phi_acceptable_pause.as_micros())
+                .unwrap_or(u64::MAX),
+        },
+        phi_threshold: gossip.phi_threshold.0,
+        dead_retention: gossip.dead_retention,
+        join_retry: Duration::from_secs(1),
+    }
+}
+
+struct State {
+    swim: Swim,
+    events: VecDeque<ClusterEvent>,
+    outputs: Vec<Output>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    faults: Mutex<FaultRules>,
+    fault_rng: Mutex<SeededRng>,
+    origin: Instant,
+    origin_unix_us: u64,
+    events_cap: usize,
+    cluster: String,
+    advertise: SocketAddr,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn unix_us(&self, core_us: u64) -> u64 {
+        self.origin_unix_us.saturating_add(core_us)
+    }
+
+    fn drop_datagram(&self, peer: SocketAddr) -> bool {
+        let faults = lock(&self.faults);
+        if faults.blocked.contains(&peer) {
+            return true;
+        }
+        faults.loss > 0.0 && lock(&self.fault_rng).unit() < faults.loss
+    }
+}
+
+impl ClusterSource for Shared {
+    fn cluster_snapshot(&self) -> ClusterSnapshot {
+        let state = lock(&self.state);
+        let now = self.now_us();
+        let swim = &state.swim;
+        let views = swim.members(now);
+        let mut counts = MemberCounts::default();
+        let members = views
+            .into_iter()
+            .map(|view| {
+                match view.state {
+                    MemberState::Alive => counts.alive += 1,
+                    MemberState::Suspect => counts.suspect += 1,
+                    MemberState::Dead => counts.dead += 1,
+                    MemberState::Left => counts.left += 1,
+                }
+                if view.degraded && view.state.is_up() {
+                    counts.degraded += 1;
+                }
+                MemberInfo {
+                    name: view.id.name.to_string(),
+                    generation: view.id.generation,
+                    incarnation: view.incarnation,
+                    state: view.state,
+                    degraded: view.degraded,
+                    phi: (view.phi * 100.0).round() / 100.0,
+                    gossip_address: view.address.map(|a| a.to_string()),
+                    protocol_address: view
+                        .meta
+                        .as_ref()
+                        .map(|m| m.protocol_address.clone())
+                        .filter(|a| !a.is_empty()),
+                    last_heard_unix_us: view.last_heard_us.map(|t| self.unix_us(t)),
+                    since_unix_us: self.unix_us(view.since_us),
+                    local: view.local,
+                    meta: view.meta.map(|m| MemberLoad {
+                        version: m.version,
+                        workers: m.workers,
+                        queue_depth: m.queue_depth,
+                        arena_free: m.arena_free,
+                        load: m.load,
+                    }),
+                }
+            })
+            .collect();
+        ClusterSnapshot {
+            cluster: self.cluster.clone(),
+            local: swim.id().name.to_string(),
+            generation: swim.id().generation,
+            incarnation: swim.incarnation(),
+            gossip_address: self.advertise.to_string(),
+            status: swim.status(),
+            local_health: swim.awareness(),
+            phi_threshold: swim.config().phi_threshold,
+            counts,
+            members,
+            events: state.events.iter().cloned().collect(),
+            stats: swim.stats(),
+        }
+    }
+}
+
+/// Running gossip: a handle that serves snapshots, exposes the fault layer, and stops it.
+pub struct Cluster {
+    shared: Arc<Shared>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    io: tokio::runtime::Handle,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Starts gossip for `node` as its config says (`[gossip]`, `node.name`,
+    /// `node.cluster`): binds the UDP socket, joins the seeds, and registers with the node
+    /// so its snapshots carry the membership. `Ok(None)` when gossip is off.
+    pub fn start(node: &Arc<Node>) -> Result<Option<Cluster>, ClusterError> {
+        let config = node.config().clone();
+        if !config.gossip.enabled {
+            return Ok(None);
+        }
+        let bind = config.gossip.bind_address().map_err(ClusterError::Config)?;
+        let io = node.io_handle().ok_or(ClusterError::NodeStopped)?;
+        let std_socket = std::net::UdpSocket::bind(bind).map_err(|source| ClusterError::Bind {
+            address: bind,
+            source,
+        })?;
+        let local_addr = std_socket
+            .local_addr()
+            .map_err(|source| ClusterError::Bind {
+                address: bind,
+                source,
+            })?;
+        std_socket
+            .set_nonblocking(true)
+            .map_err(|source| ClusterError::Bind {
+                address: bind,
+                source,
+            })?;
+        if !bind.ip().is_loopback() {
+            tracing::warn!(bind = %local_addr, "gossip listens on a non-loopback address WITHOUT authentication: anyone who can reach it can join this cluster or forge membership until cluster keys exist");
+        }
+        let advertise = if config.gossip.advertise.is_empty() {
+            local_addr
+        } else {
+            config
+                .gossip
+                .advertise
+                .parse()
+                .map_err(|_| ClusterError::Config("gossip.advertise is not IP:PORT".into()))?
+        };
+        if advertise.ip().is_unspecified() {
+            tracing::warn!(bind = %local_addr, "gossip is bound to an unspecified address and gossip.advertise is empty: other members will see this node's packets come from the interface address, but set gossip.advertise to be sure");
+        }
+        let name = Name::new(node.name()).map_err(ClusterError::Config)?;
+        let origin = Instant::now();
+        let origin_unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        // A new generation at every start: the start time in µs, so a restart always wins
+        // over the process it replaces.
+        let generation = origin_unix_us.max(1);
+        let id = MemberId { name, generation };
+        let meta = MemberMeta {
+            version: 0,
+            protocol_address: node
+                .snapshot(0)
+                .node
+                .listen
+                .unwrap_or_default()
+                .chars()
+                .take(64)
+                .collect(),
+            workers: u16::try_from(config.scheduler.workers.resolve()).unwrap_or(u16::MAX),
+            queue_depth: 0,
+            arena_free: u32::try_from(config.arena.slots).unwrap_or(u32::MAX),
+            load: 0.0,
+        };
+        let seed = generation ^ u64::from(std::process::id()).rotate_left(32);
+        let swim = Swim::new(swim_config(&config), id, advertise, meta, seed, 0);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                swim,
+                events: VecDeque::with_capacity(config.gossip.events.min(1024)),
+                outputs: Vec::new(),
+            }),
+            faults: Mutex::new(FaultRules::default()),
+            fault_rng: Mutex::new(SeededRng::new(seed.rotate_left(17))),
+            origin,
+            origin_unix_us,
+            events_cap: config.gossip.events,
+            cluster: config.node.cluster.clone(),
+            advertise,
+        });
+        let seeds = resolve_seeds(&config.gossip.join, local_addr, advertise);
+        {
+            let mut state = lock(&shared.state);
+            let now = shared.now_us();
+            state.swim.join(&seeds, now);
+        }
+        let socket = {
+            let _guard = io.enter();
+            UdpSocket::from_std(std_socket).map_err(|source| ClusterError::Bind {
+                address: bind,
+                source,
+            })?
+        };
+        let (stop, stop_receiver) = tokio::sync::watch::channel(false);
+        let task = io.spawn(run(
+            shared.clone(),
+            Arc::new(socket),
+            stop_receiver,
+            Arc::downgrade(node),
+            config.gossip.meta_interval,
+            usize::try_from(config.gossip.max_packet).unwrap_or(1400),
+        ));
+        node.set_cluster(Some(shared.clone() as Arc<dyn ClusterSource>));
+        tracing::info!(
+            member = %node.name(),
+            gossip = %local_addr,
+            advertise = %advertise,
+            seeds = seeds.len(),
+            "gossip started"
+        );
+        Ok(Some(Cluster {
+            shared,
+            stop,
+            task: Mutex::new(Some(task)),
+            io,
+            local_addr,
+        }))
+    }
+
+    /// The bound gossip address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Membership now.
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        self.shared.cluster_snapshot()
+    }
+
+    /// Changes the injected faults.
+    pub fn set_faults(&self, rules: FaultRules) {
+        *lock(&self.shared.faults) = rules;
+    }
+
+    /// Leaves the cluster (tells the others, for up to a second) and stops gossiping. Safe
+    /// to call more than once; called on drop.
+    pub fn stop(&self) {
+        let Some(task) = lock(&self.task).take() else {
+            return;
+        };
+        let _ = self.stop.send(true);
+        let wait = async {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Called from async code, which must not block: the task finishes on its own.
+            return;
+        }
+        self.io.block_on(wait);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn resolve_seeds(join: &[String], local: SocketAddr, advertise: SocketAddr) -> Vec<SocketAddr> {
+    let mut seeds = Vec::new();
+    for entry in join {
+        match entry.to_socket_addrs() {
+            Ok(mut addresses) => match addresses.next() {
+                Some(address) if address != local && address != advertise => seeds.push(address),
+                Some(_) => {}
+                None => {
+                    tracing::warn!(seed = %entry, "gossip.join: {entry} resolves to no address; skipped")
+                }
+            },
+            Err(error) => {
+                tracing::warn!(seed = %entry, "gossip.join: cannot resolve {entry}: {error}; skipped")
+            }
+        }
+    }
+    seeds
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    socket: Arc<UdpSocket>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    node: Weak<Node>,
+    meta_interval: Duration,
+    max_packet: usize,
+) {
+    let mut buffer = vec![0u8; 65_536];
+    let mut meta_tick = tokio::time::interval(meta_interval);
+    meta_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_meta: Option<(u32, u32, u32)> = None;
+    flush(&shared, &socket).await;
+    loop {
+        let next = lock(&shared.state).swim.poll_timeout();
+        let sleep_for = next
+            .map(|at| Duration::from_micros(at.saturating_sub(shared.now_us())))
+            .unwrap_or(Duration::from_secs(1));
+        tokio::select! {
+            received = socket.recv_from(&mut buffer) => match received {
+                Ok((length, from)) => {
+                    if !shared.drop_datagram(from) {
+                        let mut state = lock(&shared.state);
+                        let now = shared.now_us();
+                        if let Err(error) = state.swim.handle_packet(from, &buffer[..length.min(max_packet + 1)], now) {
+                            tracing::debug!(%from, "dropped a gossip packet: {error}");
+                        }
+                    }
+                }
+                Err(error) => {
+                    // ICMP errors (a peer gone) surface here on some systems; not fatal.
+                    tracing::debug!("gossip receive error: {error}");
+                }
+            },
+            _ = tokio::time::sleep(sleep_for) => {
+                let mut state = lock(&shared.state);
+                let now = shared.now_us();
+                state.swim.handle_timeout(now);
+            }
+            _ = meta_tick.tick() => {
+                if let Some(node) = node.upgrade() {
+                    let snapshot = node.snapshot(0);
+                    let workers = snapshot.workers.len().max(1);
+                    let depth: usize = snapshot.submission_queue_depth
+                        + snapshot.workers.iter().map(|w| w.depth).sum::<usize>();
+                    let free = snapshot.arena.capacity.saturating_sub(snapshot.arena.in_use);
+                    let in_flight = snapshot.counts.queued + snapshot.counts.running;
+                    let load = in_flight as f32 / workers as f32;
+                    let key = (
+                        u32::try_from(depth).unwrap_or(u32::MAX),
+                        u32::try_from(free).unwrap_or(u32::MAX),
+                        (load * 100.0) as u32,
+                    );
+                    if last_meta != Some(key) {
+                        last_meta = Some(key);
+                        let mut state = lock(&shared.state);
+                        let mut meta = state.swim.meta().clone();
+                        meta.workers = u16::try_from(workers).unwrap_or(u16::MAX);
+                        meta.queue_depth = key.0;
+                        meta.arena_free = key.1;
+                        meta.load = load;
+                        if let Some(listen) = snapshot.node.listen {
+                            meta.protocol_address = listen.chars().take(64).collect();
+                        }
+                        state.swim.set_meta(meta);
+                    }
+                }
+            }
+            _ = stop.changed() => {
+                leave(&shared, &socket).await;
+                return;
+            }
+        }
+        flush(&shared, &socket).await;
+    }
+}
+
+/// Tells the cluster we leave, then keeps gossiping for up to a second so it spreads.
+async fn leave(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
+    {
+        let mut state = lock(&shared.state);
+        let now = shared.now_us();
+        state.swim.leave(now);
+    }
+    flush(shared, socket).await;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        let spread = lock(&shared.state).swim.leave_spread();
+        if spread {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        {
+            let mut state = lock(&shared.state);
+            let now = shared.now_us();
+            state.swim.handle_timeout(now);
+        }
+        flush(shared, socket).await;
+    }
+    tracing::info!("left the cluster");
+}
+
+async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
+    let outputs = {
+        let mut state = lock(&shared.state);
+        let mut outputs = std::mem::take(&mut state.outputs);
+        state.swim.take_outputs(&mut outputs);
+        for output in &outputs {
+            if let Output::Event(event) = output {
+                let cluster_event = to_cluster_event(shared, event);
+                log_event(&cluster_event, &event.kind);
+                if state.events.len() >= shared.events_cap {
+                    state.events.pop_front();
+                }
+                state.events.push_back(cluster_event);
+            }
+        }
+        outputs
+    };
+    let delay = lock(&shared.faults).delay;
+    for output in outputs {
+        if let Output::Send { to, bytes } = output {
+            if shared.drop_datagram(to) {
+                continue;
+            }
+            if delay.is_zero() {
+                if let Err(error) = socket.send_to(&bytes, to).await {
+                    tracing::debug!(%to, "gossip send failed: {error}");
+                }
+            } else {
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = socket.send_to(&bytes, to).await;
+                });
+            }
+        }
+    }
+}
+
+fn to_cluster_event(shared: &Shared, event: &MemberEvent) -> ClusterEvent {
+    let member = event.member.name.to_string();
+    ClusterEvent {
+        at_unix_us: shared.unix_us(event.at_us),
+        text: ClusterEvent::describe(&member, event.member.generation, &event.kind),
+        member,
+        generation: event.member.generation,
+        kind: event.kind.clone(),
+    }
+}
+
+fn log_event(event: &ClusterEvent, kind: &EventKind) {
+    match kind {
+        EventKind::NameConflict { .. } => {
+            tracing::error!(member = %event.member, "{}", event.text)
+        }
+        EventKind::Failed | EventKind::Refuted { .. } => {
+            tracing::warn!(member = %event.member, "{}", event.text)
+        }
+        EventKind::Joined | EventKind::Alive | EventKind::Left | EventKind::Restarted { .. } => {
+            tracing::info!(member = %event.member, "{}", event.text)
+        }
+        EventKind::Suspected { .. }
+        | EventKind::Degraded { .. }
+        | EventKind::Recovered
+        | EventKind::Forgotten => tracing::debug!(member = %event.member, "{}", event.text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_gives_the_core_its_defaults() {
+        // The simulator measures SwimConfig::default(); a node runs what the config says.
+        // They must be the same protocol.
+        assert_eq!(swim_config(&Config::default()), SwimConfig::default());
+    }
+
+    #[test]
+    fn default_names_differ_per_gossip_port() {
+        let mut config = Config::default();
+        let host = default_node_name(&config);
+        config.gossip.enabled = true;
+        config.gossip.bind = "127.0.0.1:7421".into();
+        let first = default_node_name(&config);
+        config.gossip.bind = "127.0.0.1:7422".into();
+        let second = default_node_name(&config);
+        assert_eq!(first, format!("{host}-7421"));
+        assert_ne!(first, second);
+        assert!(Name::new(&first).is_ok());
+    }
+
+    #[test]
+    fn a_node_with_gossip_on_serves_its_membership() {
+        let mut config = Config::default();
+        config.scheduler.workers = crate::config::WorkerCount::Fixed(1);
+        config.arena.slots = 64;
+        config.gossip.enabled = true;
+        config.gossip.bind = "127.0.0.1:0".into();
+        config.node.name = "solo".into();
+        let node = Arc::new(Node::start(config).expect("node starts"));
+        assert!(node.cluster().is_none(), "nothing before gossip starts");
+        let cluster = Cluster::start(&node)
+            .expect("gossip starts")
+            .expect("gossip is on");
+        let view = node
+            .snapshot(0)
+            .cluster
+            .expect("the snapshot carries membership");
+        assert_eq!(view.local, "solo");
+        assert_eq!(view.counts.alive, 1);
+        assert_eq!(view.members.len(), 1);
+        assert!(view.members[0].local);
+        assert_eq!(view.gossip_address, cluster.local_addr().to_string());
+        cluster.stop();
+        node.shutdown(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn gossip_off_means_no_cluster() {
+        let mut config = Config::default();
+        config.scheduler.workers = crate::config::WorkerCount::Fixed(1);
+        config.arena.slots = 64;
+        let node = Arc::new(Node::start(config).expect("node starts"));
+        assert!(Cluster::start(&node).expect("no error").is_none());
+        assert!(node.snapshot(0).cluster.is_none());
+    }
+}

@@ -1,0 +1,2091 @@
+//! The SWIM state machine with Lifeguard and phi accrual, sans-IO.
+//!
+//! [`Swim`] takes received datagrams ([`Swim::handle_packet`]), the passing of time
+//! ([`Swim::handle_timeout`] at [`Swim::poll_timeout`]) and commands (join, leave, new
+//! metadata), and accumulates [`Output`]s — datagrams to send and membership events — that the
+//! caller drains with [`Swim::drain_outputs`]. Time is a `u64` of microseconds on any
+//! monotonic scale the caller picks; randomness comes from a seeded generator the core owns.
+//! Nothing here touches a socket, a clock or a thread, which is what lets the simulator run a
+//! thousand of these in virtual time and tests drive one by hand.
+//!
+//! The protocol, in order of a probe period:
+//! - **Probe**: every `probe_interval × (1 + local health)` the next member of a shuffled
+//!   round-robin order (members that phi marks degraded first) gets a `Ping`. No `Ack` within
+//!   `probe_timeout × (1 + local health)`: `k` other members get a `PingReq` and probe it
+//!   for us (forwarding the ack, or a `Nack` when they got none), and we ping it once more.
+//!   No ack by the end of the period: we suspect it.
+//! - **Suspicion** (Lifeguard): a suspect is declared dead after a timeout that starts at
+//!   `suspicion_max_mult × min` and shrinks towards `min = suspicion_mult × max(2, log10 n) ×
+//!   probe_interval` as independent accusers confirm it (log-scaled, `k` confirmations
+//!   reach the minimum). A member that hears it is suspected refutes by raising its
+//!   incarnation.
+//! - **Local health** (Lifeguard): failed probes without the expected nacks, and having to
+//!   refute, raise a score (0 to `awareness_max`); successful probes lower it. The score
+//!   stretches our probe period and timeouts, so a slow node slows its own verdicts.
+//! - **Dissemination**: updates ride on every packet and on `Gossip` packets sent to
+//!   `gossip_fanout` random members every `gossip_interval`; each is sent at most
+//!   `⌈retransmit_mult × log10(n + 2)⌉` times, fewest-sent first, in a bounded queue.
+//! - **State exchange**: every `sync_interval × max(1, n / 32)` a random member (dead ones
+//!   included, so partitions heal) gets our whole table in `Sync` packets and answers with
+//!   its own. Dead entries received this way count as suspicions, so a live member can
+//!   refute instead of being declared dead by stale news.
+//! - **Joining**: a new member sends its entry to the seeds until one answers, then
+//!   announces itself (with its metadata) directly to every member it learned, and, when
+//!   the table it got was incomplete (it spans many datagrams; `Sync` says how many
+//!   entries), exchanges tables with random members 2, 10 and 30 s later.
+//! - **Repairs**: a suspicion that expires without full confirmation pings the suspect once
+//!   more before it is declared dead (a live member answers with its higher incarnation);
+//!   a member that hears of a fresh suspicion probes the suspect at once with probability
+//!   8/n (so a real crash is confirmed within a period); every eighth probe period pings one
+//!   member held dead (a live one answers and is taken back, or refutes).
+//! - **Identity**: a member is a name plus a generation. A higher generation of a known name
+//!   replaces the old one (a restart). Two live processes with one name: the newer
+//!   generation wins, the older yields and says why ([`EventKind::NameConflict`]).
+//! - **Phi accrual**: every packet received from a member is an arrival for its phi
+//!   detector. Phi never suspects or kills anyone; φ ≥ `phi_threshold` marks a member
+//!   degraded, which probes it next (ahead of the round-robin order) and keeps it out of
+//!   indirect probing.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::phi::{PhiSettings, PhiWindow};
+use super::rng::SeededRng;
+use super::wire::{
+    self, Claim, MemberId, MemberMeta, Message, Name, Packet, PacketError, Update, WIRE_VERSION,
+};
+
+/// Settings of the core (from `[gossip]` in the config, or the simulator).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwimConfig {
+    /// Cluster name; packets of other clusters are dropped.
+    pub cluster: String,
+    /// Time between probes.
+    pub probe_interval: Duration,
+    /// Time to wait for a direct ack before asking others.
+    pub probe_timeout: Duration,
+    /// Members asked to probe indirectly (`k`).
+    pub indirect_probes: usize,
+    /// Minimum suspicion = this × max(2, log10 n) × probe_interval.
+    pub suspicion_mult: f64,
+    /// Maximum suspicion (no confirmations) = this × the minimum.
+    pub suspicion_max_mult: f64,
+    /// Time between gossip rounds.
+    pub gossip_interval: Duration,
+    /// Members gossiped to per round.
+    pub gossip_fanout: usize,
+    /// Each update is sent at most this × ⌈log10(n + 1)⌉ times.
+    pub retransmit_mult: u32,
+    /// Base time between state exchanges (scaled up by n / 32).
+    pub sync_interval: Duration,
+    /// Largest datagram sent or accepted.
+    pub max_packet: usize,
+    /// Members remembered at most (dead ones are forgotten first).
+    pub max_members: usize,
+    /// Updates waiting for dissemination at most.
+    pub max_queue: usize,
+    /// Local health score cap.
+    pub awareness_max: u32,
+    /// Phi detector settings.
+    pub phi: PhiSettings,
+    /// φ at or above which a member is degraded.
+    pub phi_threshold: f64,
+    /// Dead and left members are forgotten after this long.
+    pub dead_retention: Duration,
+    /// First retry of a join that got no answer (doubling up to 30 s).
+    pub join_retry: Duration,
+}
+
+impl Default for SwimConfig {
+    fn default() -> Self {
+        Self {
+            cluster: "goliath".into(),
+            probe_interval: Duration::from_millis(500),
+            probe_timeout: Duration::from_millis(200),
+            indirect_probes: 3,
+            suspicion_mult: 0.7,
+            suspicion_max_mult: 6.0,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            retransmit_mult: 3,
+            sync_interval: Duration::from_secs(60),
+            max_packet: 1400,
+            max_members: 4096,
+            max_queue: 1024,
+            awareness_max: 8,
+            phi: PhiSettings::default(),
+            phi_threshold: 8.0,
+            dead_retention: Duration::from_secs(3600),
+            join_retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A member's state as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    /// Answering.
+    Alive,
+    /// Failed a probe; will be declared dead unless it refutes.
+    Suspect,
+    /// Declared failed.
+    Dead,
+    /// Left on purpose.
+    Left,
+}
+
+impl MemberState {
+    /// Whether it counts as a member now (alive or suspect).
+    pub fn is_up(self) -> bool {
+        matches!(self, MemberState::Alive | MemberState::Suspect)
+    }
+}
+
+impl std::fmt::Display for MemberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Dead => "dead",
+            MemberState::Left => "left",
+        })
+    }
+}
+
+/// What happened to a member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A member we did not know is alive.
+    Joined,
+    /// A member is suspected of failure.
+    Suspected {
+        /// Who suspected it first.
+        by: String,
+    },
+    /// A suspected or dead member refuted and is alive again.
+    Alive,
+    /// A member was declared failed.
+    Failed,
+    /// A member left on purpose.
+    Left,
+    /// A member restarted: a new generation replaced the old.
+    Restarted {
+        /// The generation it replaced.
+        previous_generation: u64,
+    },
+    /// Phi crossed the threshold.
+    Degraded {
+        /// φ at the time.
+        phi: f64,
+    },
+    /// Phi fell back under the threshold.
+    Recovered,
+    /// This node was suspected or declared dead by another and refuted it.
+    Refuted {
+        /// The incarnation it moved to.
+        incarnation: u32,
+    },
+    /// Another process uses this node's name with a newer generation: this node yields and
+    /// stops gossiping.
+    NameConflict {
+        /// The winner's generation.
+        winner_generation: u64,
+        /// Where the winner is.
+        winner_address: Option<String>,
+    },
+    /// Forgotten after `dead_retention`.
+    Forgotten,
+}
+
+/// A membership event: when, who, what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberEvent {
+    /// Core time, µs.
+    pub at_us: u64,
+    /// The member.
+    pub member: MemberId,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this datagram.
+    Send {
+        /// Where.
+        to: SocketAddr,
+        /// What.
+        bytes: Vec<u8>,
+    },
+    /// Report this event.
+    Event(MemberEvent),
+}
+
+/// Counters of the core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GossipStats {
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Bytes sent (UDP payload).
+    pub bytes_sent: u64,
+    /// Datagrams received and accepted.
+    pub packets_received: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Datagrams dropped as malformed (not decodable, bad field).
+    pub malformed: u64,
+    /// Datagrams dropped as longer than `gossip.max_packet`.
+    pub oversized: u64,
+    /// Datagrams dropped as another cluster's or another version's.
+    pub foreign: u64,
+    /// Datagrams dropped from an older generation of a known member.
+    pub stale: u64,
+    /// Members not added because the table was full of live members.
+    pub table_full: u64,
+    /// Updates dropped because the dissemination queue was full.
+    pub queue_dropped: u64,
+    /// Probes sent.
+    pub probes: u64,
+    /// Probes that ended in a suspicion.
+    pub probe_failures: u64,
+    /// Times this node refuted a suspicion of itself.
+    pub refutations: u64,
+}
+
+/// This node's own standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalStatus {
+    /// Started; has not heard from any other member yet.
+    Joining,
+    /// In the cluster.
+    Active,
+    /// Leaving: telling the others, no longer probing.
+    Leaving,
+    /// Yielded its name to a newer generation.
+    Yielded,
+}
+
+/// A member as this node sees it (for views and tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    /// Who.
+    pub id: MemberId,
+    /// Its state.
+    pub state: MemberState,
+    /// Its incarnation.
+    pub incarnation: u32,
+    /// Its gossip address, when known.
+    pub address: Option<SocketAddr>,
+    /// Its metadata, when known.
+    pub meta: Option<MemberMeta>,
+    /// φ now.
+    pub phi: f64,
+    /// φ ≥ threshold.
+    pub degraded: bool,
+    /// When a packet from it last arrived (core µs).
+    pub last_heard_us: Option<u64>,
+    /// Since when it is in its state (core µs).
+    pub since_us: u64,
+    /// Whether this is the local node.
+    pub local: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Suspicion {
+    started_us: u64,
+    accusers: Vec<Name>,
+    deadline_us: u64,
+    last_chance: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    id: MemberId,
+    incarnation: u32,
+    state: MemberState,
+    address: Option<SocketAddr>,
+    meta: Option<MemberMeta>,
+    since_us: u64,
+    suspicion: Option<Suspicion>,
+    phi: PhiWindow,
+    degraded: bool,
+    last_hint_us: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Probe {
+    seq: u32,
+    target: MemberId,
+    address: SocketAddr,
+    acked: bool,
+    expected_nacks: u32,
+    nacks: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Relay {
+    origin: SocketAddr,
+    origin_seq: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Probe,
+    AckTimeout {
+        seq: u32,
+    },
+    Gossip,
+    Sync,
+    Suspicion {
+        name: Name,
+        generation: u64,
+        incarnation: u32,
+    },
+    Relay {
+        seq: u32,
+    },
+    JoinRetry,
+    JoinSync,
+    Reap,
+}
+
+/// One probe period in this many also pings a random dead member (see `reconnect`).
+const RECONNECT_EVERY: usize = 8;
+/// Members expected to probe a fresh suspect at once (see `apply`).
+const PROMPT_PROBERS: f64 = 8.0;
+/// Most indirect probes relayed for others at once.
+const MAX_RELAYS: usize = 256;
+/// Members whose phi is re-evaluated per probe period.
+const PHI_SCAN: usize = 16;
+/// Least time between two "you are suspected/dead" hints to one member, µs.
+const HINT_INTERVAL_US: u64 = 1_000_000;
+/// Time between sweeps for forgotten members, µs.
+const REAP_INTERVAL_US: u64 = 10_000_000;
+/// Unit of the follow-up state exchanges after a join, µs.
+const JOIN_SYNC_US: u64 = 1_000_000;
+/// Longest wait between join attempts, µs.
+const MAX_JOIN_RETRY_US: u64 = 30_000_000;
+
+/// An alive update as relayed in an epidemic wave about a join, restart or refutation:
+/// without metadata (the member announces its metadata directly; only metadata changes
+/// spread with it).
+fn without_meta(mut update: Update) -> Update {
+    if let Claim::Alive { meta, .. } = &mut update.claim {
+        *meta = None;
+    }
+    update
+}
+
+/// Member tables hash names with FNV-1a: fixed keys, so a run is a function of its seed
+/// (iteration order feeds the protocol), and fast on short names. Names come from cluster
+/// members and the table is bounded (`gossip.max_members`), so colliding names can slow
+/// lookups but not grow memory.
+type Table<V> = HashMap<Name, V, std::hash::BuildHasherDefault<Fnv>>;
+
+/// FNV-1a, 64-bit.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The SWIM core of one node.
+#[derive(Debug)]
+pub struct Swim {
+    config: SwimConfig,
+    tag: [u8; 4],
+    me: MemberId,
+    incarnation: u32,
+    address: SocketAddr,
+    meta: MemberMeta,
+    status: LocalStatus,
+    members: Table<Member>,
+    probe_order: Vec<Name>,
+    probe_cursor: usize,
+    phi_cursor: usize,
+    /// Members to probe at the next periods, ahead of the round robin (degraded by phi, or
+    /// freshly suspected).
+    probe_first: Vec<Name>,
+    /// Members that went dead (checked and pruned lazily), for reconnect pings.
+    dead: Vec<Name>,
+    probe: Option<Probe>,
+    next_seq: u32,
+    relays: HashMap<u32, Relay>,
+    queue: Dissemination,
+    timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
+    timer_order: u64,
+    rng: SeededRng,
+    seeds: Vec<SocketAddr>,
+    join_retry_us: u64,
+    awareness: u32,
+    stats: GossipStats,
+    out: Vec<Output>,
+    up_count: usize,
+    announce_pending: bool,
+    seed_answered: bool,
+    /// The last table answer: who sent it, its size, entries received so far.
+    sync_tally: Option<(SocketAddr, u32, u32)>,
+}
+
+impl Swim {
+    /// A core for the member `me`, reachable at `address`, at time `now_us`. It probes and
+    /// gossips from the start; call [`Swim::join`] to contact seeds.
+    pub fn new(
+        config: SwimConfig,
+        me: MemberId,
+        address: SocketAddr,
+        meta: MemberMeta,
+        seed: u64,
+        now_us: u64,
+    ) -> Swim {
+        let tag = wire::cluster_tag(&config.cluster);
+        let mut swim = Swim {
+            config,
+            tag,
+            me,
+            incarnation: 0,
+            address,
+            meta,
+            status: LocalStatus::Joining,
+            members: Table::default(),
+            probe_order: Vec::new(),
+            probe_cursor: 0,
+            phi_cursor: 0,
+            probe_first: Vec::new(),
+            dead: Vec::new(),
+            probe: None,
+            next_seq: 1,
+            relays: HashMap::new(),
+            queue: Dissemination::default(),
+            timers: BinaryHeap::new(),
+            timer_order: 0,
+            rng: SeededRng::new(seed),
+            seeds: Vec::new(),
+            join_retry_us: 0,
+            awareness: 0,
+            stats: GossipStats::default(),
+            out: Vec::new(),
+            up_count: 0,
+            announce_pending: false,
+            seed_answered: false,
+            sync_tally: None,
+        };
+        let jitter = swim
+            .rng
+            .below(micros(swim.config.probe_interval).max(1) as usize) as u64;
+        swim.schedule(now_us + jitter, Timer::Probe);
+        let jitter = swim
+            .rng
+            .below(micros(swim.config.gossip_interval).max(1) as usize) as u64;
+        swim.schedule(now_us + jitter, Timer::Gossip);
+        let sync = micros(swim.config.sync_interval).max(1000);
+        let jitter = swim.rng.below(sync as usize) as u64;
+        swim.schedule(now_us + jitter, Timer::Sync);
+        swim.schedule(now_us + REAP_INTERVAL_US, Timer::Reap);
+        swim
+    }
+
+    /// This node's identity.
+    pub fn id(&self) -> &MemberId {
+        &self.me
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// This node's standing.
+    pub fn status(&self) -> LocalStatus {
+        self.status
+    }
+
+    /// Lifeguard's local health score (0 = healthy).
+    pub fn awareness(&self) -> u32 {
+        self.awareness
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> GossipStats {
+        self.stats
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SwimConfig {
+        &self.config
+    }
+
+    /// Members other than this node that are alive or suspect.
+    pub fn up_count(&self) -> usize {
+        self.up_count
+    }
+
+    /// Contacts seeds (their gossip addresses) with our state and asks for theirs; retries
+    /// with backoff until some member answers.
+    pub fn join(&mut self, seeds: &[SocketAddr], now_us: u64) {
+        self.seeds = seeds
+            .iter()
+            .copied()
+            .filter(|s| *s != self.address)
+            .collect();
+        if self.seeds.is_empty() {
+            return;
+        }
+        self.join_retry_us = micros(self.config.join_retry).max(1000);
+        self.send_join();
+        self.schedule(now_us + self.join_retry_us, Timer::JoinRetry);
+    }
+
+    fn send_join(&mut self) {
+        let mine = self.self_update(true);
+        for seed in self.seeds.clone() {
+            self.send_table_to(seed, vec![mine.clone()], true);
+        }
+    }
+
+    /// Leaves the cluster: tells `gossip_fanout` members at once, keeps gossiping the leave
+    /// and stops probing. The caller keeps driving the core for a moment so it spreads.
+    pub fn leave(&mut self, now_us: u64) {
+        if self.status == LocalStatus::Yielded {
+            return;
+        }
+        self.status = LocalStatus::Leaving;
+        let update = Update {
+            id: self.me.clone(),
+            incarnation: self.incarnation,
+            claim: Claim::Left,
+        };
+        self.enqueue(update);
+        self.gossip_round(now_us);
+    }
+
+    /// Whether our leave has been sent at least `gossip_fanout` times.
+    pub fn leave_spread(&self) -> bool {
+        !self
+            .queue
+            .holds_below(&self.me.name, self.config.gossip_fanout as u32)
+    }
+
+    /// New metadata for this node: gossiped to everyone (callers bound the rate).
+    pub fn set_meta(&mut self, mut meta: MemberMeta) {
+        meta.version = self.meta.version.wrapping_add(1);
+        self.meta = meta;
+        if self.status == LocalStatus::Active || self.status == LocalStatus::Joining {
+            let update = self.self_update(true);
+            self.enqueue(update);
+        }
+    }
+
+    /// This node's metadata.
+    pub fn meta(&self) -> &MemberMeta {
+        &self.meta
+    }
+
+    /// The next time [`Swim::handle_timeout`] has work, core µs.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Takes the accumulated outputs.
+    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.out.drain(..)
+    }
+
+    /// Moves the accumulated outputs into `into`.
+    pub fn take_outputs(&mut self, into: &mut Vec<Output>) {
+        into.append(&mut self.out);
+    }
+
+    /// Every member, this node first.
+    pub fn members(&self, now_us: u64) -> Vec<MemberView> {
+        let mut views = Vec::with_capacity(self.members.len() + 1);
+        views.push(MemberView {
+            id: self.me.clone(),
+            state: match self.status {
+                LocalStatus::Leaving => MemberState::Left,
+                LocalStatus::Yielded => MemberState::Dead,
+                _ => MemberState::Alive,
+            },
+            incarnation: self.incarnation,
+            address: Some(self.address),
+            meta: Some(self.meta.clone()),
+            phi: 0.0,
+            degraded: false,
+            last_heard_us: Some(now_us),
+            since_us: 0,
+            local: true,
+        });
+        let mut others: Vec<&Member> = self.members.values().collect();
+        others.sort_by(|a, b| a.id.name.cmp(&b.id.name));
+        views.extend(others.into_iter().map(|m| MemberView {
+            id: m.id.clone(),
+            state: m.state,
+            incarnation: m.incarnation,
+            address: m.address,
+            meta: m.meta.clone(),
+            phi: if m.state.is_up() {
+                m.phi.phi(now_us, &self.config.phi)
+            } else {
+                0.0
+            },
+            degraded: m.degraded,
+            last_heard_us: m.phi.last_heard_us(),
+            since_us: m.since_us,
+            local: false,
+        }));
+        views
+    }
+
+    /// One member's state, if known.
+    pub fn member_state(&self, name: &str) -> Option<(MemberId, MemberState, u32)> {
+        let name = Name::new(name).ok()?;
+        self.members
+            .get(&name)
+            .map(|m| (m.id.clone(), m.state, m.incarnation))
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    fn schedule(&mut self, at_us: u64, timer: Timer) {
+        self.timer_order += 1;
+        self.timers.push(Reverse((at_us, self.timer_order, timer)));
+    }
+
+    fn scale(&self, duration: Duration) -> u64 {
+        micros(duration).saturating_mul(u64::from(self.awareness) + 1)
+    }
+
+    /// Runs every timer due at `now_us`.
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now_us {
+                break;
+            }
+            let Some(Reverse((_, _, timer))) = self.timers.pop() else {
+                break;
+            };
+            self.fire(timer, now_us);
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, now_us: u64) {
+        if self.status == LocalStatus::Yielded {
+            return;
+        }
+        match timer {
+            Timer::Probe => {
+                self.finish_probe(now_us);
+                if self.status != LocalStatus::Leaving {
+                    self.scan_phi(now_us);
+                    self.start_probe(now_us);
+                    if self.rng.below(RECONNECT_EVERY) == 0 {
+                        self.reconnect();
+                    }
+                }
+                let next = now_us + self.scale(self.config.probe_interval);
+                self.schedule(next, Timer::Probe);
+            }
+            Timer::AckTimeout { seq } => self.ack_timeout(seq, now_us),
+            Timer::Gossip => {
+                self.gossip_round(now_us);
+                let next = now_us + micros(self.config.gossip_interval).max(1000);
+                self.schedule(next, Timer::Gossip);
+            }
+            Timer::Sync => {
+                // Every tick with probability 1 / scale: the cluster as a whole exchanges
+                // state at a steady rate that follows its size at once, with no phase
+                // lock from a common start.
+                if self.status == LocalStatus::Active
+                    && self.rng.unit() * (self.sync_scale() as f64) < 1.0
+                {
+                    self.sync_with_random(now_us);
+                }
+                let next = now_us + micros(self.config.sync_interval).max(1000);
+                self.schedule(next, Timer::Sync);
+            }
+            Timer::Suspicion {
+                name,
+                generation,
+                incarnation,
+            } => self.suspicion_expired(&name, generation, incarnation, now_us),
+            Timer::Relay { seq } => {
+                if let Some(relay) = self.relays.remove(&seq) {
+                    self.send(
+                        relay.origin,
+                        Message::Nack {
+                            seq: relay.origin_seq,
+                        },
+                        false,
+                    );
+                }
+            }
+            Timer::JoinRetry => {
+                // Until a seed itself answers: members that joined through us make us
+                // "active" too, and stopping then would leave us an island with them.
+                if !self.seed_answered
+                    && !self.seeds.is_empty()
+                    && matches!(self.status, LocalStatus::Joining | LocalStatus::Active)
+                {
+                    self.send_join();
+                    self.join_retry_us = (self.join_retry_us * 2).min(MAX_JOIN_RETRY_US);
+                    self.schedule(now_us + self.join_retry_us, Timer::JoinRetry);
+                }
+            }
+            Timer::JoinSync => {
+                // Only while the last table we were sent arrived incomplete.
+                let complete = self
+                    .sync_tally
+                    .is_some_and(|(_, expected, got)| got >= expected);
+                if self.status == LocalStatus::Active && !complete {
+                    self.sync_with_random(now_us);
+                }
+            }
+            Timer::Reap => {
+                self.reap(now_us);
+                self.schedule(now_us + REAP_INTERVAL_US, Timer::Reap);
+            }
+        }
+    }
+
+    fn sync_scale(&self) -> u64 {
+        (self.up_count as u64 + 1).div_ceil(32).max(1)
+    }
+
+    // ---------------------------------------------------------------- probing
+
+    /// Sequence numbers cycle through 1..=250, one byte on the wire: a probe lives less
+    /// than a period, so 250 periods apart nothing can be confused.
+    fn next_seq(&mut self) -> u32 {
+        self.next_seq = if self.next_seq >= 250 {
+            1
+        } else {
+            self.next_seq + 1
+        };
+        self.next_seq
+    }
+
+    fn probeable(member: &Member) -> bool {
+        member.state.is_up() && member.address.is_some()
+    }
+
+    fn pick_probe_target(&mut self) -> Option<Name> {
+        while let Some(name) = self.probe_first.pop() {
+            if self.members.get(&name).is_some_and(Self::probeable) {
+                return Some(name);
+            }
+        }
+        let len = self.probe_order.len();
+        for _ in 0..len {
+            if self.probe_cursor >= self.probe_order.len() {
+                self.probe_cursor = 0;
+                let mut order = std::mem::take(&mut self.probe_order);
+                self.rng.shuffle(&mut order);
+                self.probe_order = order;
+            }
+            let name = self.probe_order[self.probe_cursor].clone();
+            self.probe_cursor += 1;
+            if self.members.get(&name).is_some_and(Self::probeable) {
+                return Some(name);
+            }
+        }
+        None
+    }
+
+    fn start_probe(&mut self, now_us: u64) {
+        let Some(name) = self.pick_probe_target() else {
+            return;
+        };
+        let Some(member) = self.members.get(&name) else {
+            return;
+        };
+        let (target, Some(address)) = (member.id.clone(), member.address) else {
+            return;
+        };
+        let seq = self.next_seq();
+        self.probe = Some(Probe {
+            seq,
+            target,
+            address,
+            acked: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        self.stats.probes += 1;
+        self.send(address, Message::Ping { seq }, true);
+        let at = now_us + self.scale(self.config.probe_timeout);
+        self.schedule(at, Timer::AckTimeout { seq });
+    }
+
+    fn ack_timeout(&mut self, seq: u32, _now_us: u64) {
+        let Some(probe) = &self.probe else { return };
+        if probe.seq != seq || probe.acked {
+            return;
+        }
+        let target = probe.target.clone();
+        let address = probe.address;
+        let helpers = self.pick_members(self.config.indirect_probes, |name, m| {
+            *name != target.name && m.state == MemberState::Alive && !m.degraded
+        });
+        for helper in &helpers {
+            self.send(
+                *helper,
+                Message::PingReq {
+                    seq,
+                    target: target.clone(),
+                    address,
+                },
+                true,
+            );
+        }
+        if let Some(probe) = &mut self.probe {
+            probe.expected_nacks = helpers.len() as u32;
+        }
+        // One more direct try: under loss, cheaper than a false suspicion.
+        self.send(address, Message::Ping { seq }, false);
+    }
+
+    fn finish_probe(&mut self, now_us: u64) {
+        let Some(probe) = self.probe.take() else {
+            return;
+        };
+        if probe.acked {
+            return;
+        }
+        // Lifeguard: helpers that did not even nack hint that the fault is ours.
+        let missing = probe.expected_nacks.saturating_sub(probe.nacks);
+        if missing > 0 {
+            self.awareness = (self.awareness + missing).min(self.config.awareness_max);
+        }
+        let Some(member) = self.members.get(&probe.target.name) else {
+            return;
+        };
+        if member.id.generation != probe.target.generation || !member.state.is_up() {
+            return;
+        }
+        self.stats.probe_failures += 1;
+        if member.state == MemberState::Suspect {
+            // Already suspected by others: our failed probe is an independent confirmation.
+            let name = member.id.name.clone();
+            let update = Update {
+                id: member.id.clone(),
+                incarnation: member.incarnation,
+                claim: Claim::Suspect {
+                    accuser: self.me.name.clone(),
+                },
+            };
+            let first_accuser = member
+                .suspicion
+                .as_ref()
+                .and_then(|s| s.accusers.first().cloned());
+            if self.confirm(&name, self.me.name.clone(), now_us)
+                && let Some(accuser) = first_accuser
+                && let Some(address) = self.members.get(&accuser).and_then(|m| m.address)
+            {
+                // Tell the first accuser, whose timer decides first: one packet, where
+                // spreading every confirmation would cost a dissemination wave each.
+                self.send_updates_to(address, vec![update]);
+            }
+            return;
+        }
+        let update = Update {
+            id: member.id.clone(),
+            incarnation: member.incarnation,
+            claim: Claim::Suspect {
+                accuser: self.me.name.clone(),
+            },
+        };
+        if self.apply(update.clone(), now_us, None) {
+            // Tell the suspect directly as well, so it can refute at once if it is alive.
+            self.send_updates_to(probe.address, vec![update]);
+        }
+    }
+
+    /// Pings a random member we hold dead. A live one answers: its header then carries a
+    /// higher incarnation (it is alive again to us), or we tell it that it is held dead and
+    /// it refutes. This mends what a lost update left behind, after a partition heals too.
+    fn reconnect(&mut self) {
+        // Entries that are no longer dead are pruned here; after a partition heals most
+        // are, so look a little further for one that still is.
+        for _ in 0..64 {
+            if self.dead.is_empty() {
+                return;
+            }
+            let index = self.rng.below(self.dead.len());
+            let target = self
+                .members
+                .get(&self.dead[index])
+                .filter(|m| m.state == MemberState::Dead)
+                .and_then(|m| m.address);
+            match target {
+                Some(address) => {
+                    self.send(address, Message::Ping { seq: 0 }, false);
+                    return;
+                }
+                None => {
+                    self.dead.swap_remove(index);
+                }
+            }
+        }
+    }
+
+    fn pick_members(
+        &mut self,
+        count: usize,
+        accept: impl Fn(&Name, &Member) -> bool,
+    ) -> Vec<SocketAddr> {
+        let mut chosen: Vec<SocketAddr> = Vec::with_capacity(count);
+        let len = self.probe_order.len();
+        if len == 0 || count == 0 {
+            return chosen;
+        }
+        let mut tries = 0;
+        while chosen.len() < count && tries < count * 8 + 16 {
+            tries += 1;
+            let name = &self.probe_order[self.rng.below(len)];
+            if let Some(member) = self.members.get(name)
+                && let Some(address) = member.address
+                && accept(name, member)
+                && !chosen.contains(&address)
+            {
+                chosen.push(address);
+            }
+        }
+        if chosen.len() < count && len <= count * 8 {
+            // Few members: take every eligible one rather than trust sampling.
+            for name in &self.probe_order {
+                if chosen.len() >= count {
+                    break;
+                }
+                if let Some(member) = self.members.get(name)
+                    && let Some(address) = member.address
+                    && accept(name, member)
+                    && !chosen.contains(&address)
+                {
+                    chosen.push(address);
+                }
+            }
+        }
+        chosen
+    }
+
+    fn scan_phi(&mut self, now_us: u64) {
+        let len = self.probe_order.len();
+        if len == 0 {
+            return;
+        }
+        let threshold = self.config.phi_threshold;
+        // Small clusters: every member every period. Large ones: a few per period (phi
+        // matters most where members hear from each other often, i.e. small clusters).
+        let budget = if len <= PHI_SCAN * 4 {
+            len
+        } else {
+            PHI_SCAN / 4
+        };
+        for _ in 0..budget {
+            if self.phi_cursor >= len {
+                self.phi_cursor = 0;
+            }
+            let name = self.probe_order[self.phi_cursor].clone();
+            self.phi_cursor += 1;
+            let Some(member) = self.members.get_mut(&name) else {
+                continue;
+            };
+            if !member.state.is_up() {
+                member.degraded = false;
+                continue;
+            }
+            let phi = member.phi.phi(now_us, &self.config.phi);
+            let degraded = phi >= threshold;
+            if degraded != member.degraded {
+                member.degraded = degraded;
+                let id = member.id.clone();
+                if degraded {
+                    self.probe_first.push(name);
+                    self.event(now_us, id, EventKind::Degraded { phi });
+                } else {
+                    self.event(now_us, id, EventKind::Recovered);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- suspicion
+
+    fn suspicion_bounds_us(&self) -> (f64, f64) {
+        let n = (self.up_count + 1) as f64;
+        let min = self.config.suspicion_mult
+            * n.log10().max(2.0)
+            * self.config.probe_interval.as_micros() as f64;
+        (min, min * self.config.suspicion_max_mult.max(1.0))
+    }
+
+    fn suspicion_deadline(&self, suspicion: &Suspicion) -> u64 {
+        let (min, max) = self.suspicion_bounds_us();
+        let expected = self
+            .config
+            .indirect_probes
+            .min(self.up_count.saturating_sub(1))
+            .max(1) as f64;
+        let confirmations = suspicion.accusers.len().saturating_sub(1) as f64;
+        let fraction = ((confirmations + 1.0).ln() / (expected + 1.0).ln()).min(1.0);
+        let timeout = (max - (max - min) * fraction).max(min);
+        suspicion.started_us + timeout as u64
+    }
+
+    fn suspicion_expired(&mut self, name: &Name, generation: u64, incarnation: u32, now_us: u64) {
+        let Some(member) = self.members.get(name) else {
+            return;
+        };
+        if member.id.generation != generation
+            || member.incarnation != incarnation
+            || member.state != MemberState::Suspect
+        {
+            return;
+        }
+        let Some(suspicion) = &member.suspicion else {
+            return;
+        };
+        if suspicion.deadline_us > now_us {
+            return;
+        }
+        // A suspicion that expired without full confirmation gets one last direct ping: a
+        // live member whose refutation we missed answers with its higher incarnation (or
+        // hears that it is suspected and refutes to us), and is not declared dead.
+        let confirmed = suspicion.accusers.len() > self.config.indirect_probes;
+        if !confirmed
+            && !suspicion.last_chance
+            && let Some(address) = member.address
+        {
+            let wait = self.scale(self.config.probe_timeout);
+            let timer = Timer::Suspicion {
+                name: name.clone(),
+                generation,
+                incarnation,
+            };
+            if let Some(suspicion) = self
+                .members
+                .get_mut(name)
+                .and_then(|m| m.suspicion.as_mut())
+            {
+                suspicion.last_chance = true;
+                suspicion.deadline_us = now_us + wait;
+            }
+            self.send(address, Message::Ping { seq: 0 }, false);
+            self.schedule(now_us + wait, timer);
+            return;
+        }
+        let update = Update {
+            id: member.id.clone(),
+            incarnation,
+            claim: Claim::Dead,
+        };
+        self.apply(update, now_us, None);
+    }
+
+    // ---------------------------------------------------------------- dissemination
+
+    fn retransmit_limit(&self) -> u32 {
+        let n = (self.up_count + 2) as f64;
+        ((f64::from(self.config.retransmit_mult) * n.log10()).ceil() as u32).max(2)
+    }
+
+    fn enqueue(&mut self, update: Update) {
+        let size = wire::update_len(&update);
+        if self.queue.push(update, size, self.config.max_queue.max(1)) {
+            self.stats.queue_dropped += 1;
+        }
+    }
+
+    /// Takes updates that fit in `budget` bytes, fewest-sent first, and counts the send.
+    fn select_updates(&mut self, budget: usize) -> Vec<Update> {
+        let limit = self.retransmit_limit();
+        self.queue.select(budget, limit)
+    }
+
+    fn gossip_round(&mut self, _now_us: u64) {
+        if self.announce_pending && self.status == LocalStatus::Active {
+            self.announce_pending = false;
+            self.announce();
+        }
+        if self.queue.is_empty() || self.status == LocalStatus::Yielded {
+            return;
+        }
+        let targets = self.pick_members(self.config.gossip_fanout, |_, m| m.state.is_up());
+        for target in targets {
+            if self.queue.is_empty() {
+                break;
+            }
+            self.send(target, Message::Gossip, true);
+        }
+    }
+
+    /// After joining: tells every member we learned about of ourselves, with our metadata,
+    /// directly. One small packet per member (bounded by the table), and it makes a join
+    /// known to nearly everyone within one round trip, where epidemic spreading alone leaves
+    /// a member now and then waiting for a probe; the epidemic update then carries no
+    /// metadata.
+    fn announce(&mut self) {
+        let mine = self.self_update(true);
+        let targets: Vec<SocketAddr> = self
+            .members
+            .values()
+            .filter(|m| m.state.is_up())
+            .filter_map(|m| m.address)
+            .collect();
+        for target in targets {
+            self.send_updates_to(target, vec![mine.clone()]);
+        }
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    fn header(&self, message: Message) -> Packet {
+        Packet {
+            version: WIRE_VERSION,
+            cluster: self.tag,
+            from: self.me.clone(),
+            incarnation: self.incarnation,
+            message,
+            updates: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self, to: SocketAddr, packet: &Packet) {
+        match wire::encode_packet(packet, self.config.max_packet) {
+            Ok(bytes) => {
+                self.stats.packets_sent += 1;
+                self.stats.bytes_sent += bytes.len() as u64;
+                self.out.push(Output::Send { to, bytes });
+            }
+            Err(_) => {
+                // Only a bug in the size accounting gets here: send without updates.
+                let mut bare = packet.clone();
+                bare.updates.clear();
+                if let Ok(bytes) = wire::encode_packet(&bare, self.config.max_packet) {
+                    self.stats.packets_sent += 1;
+                    self.stats.bytes_sent += bytes.len() as u64;
+                    self.out.push(Output::Send { to, bytes });
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: SocketAddr, message: Message, piggyback: bool) {
+        if self.status == LocalStatus::Yielded {
+            return;
+        }
+        let mut packet = self.header(message);
+        if piggyback && !self.queue.is_empty() {
+            let base = wire::encode_packet(&packet, usize::MAX)
+                .map(|b| b.len())
+                .unwrap_or(self.config.max_packet);
+            let budget = self.config.max_packet.saturating_sub(base + 3);
+            packet.updates = self.select_updates(budget);
+        }
+        self.emit(to, &packet);
+    }
+
+    fn send_updates_to(&mut self, to: SocketAddr, updates: Vec<Update>) {
+        let mut packet = self.header(Message::Gossip);
+        packet.updates = updates;
+        self.emit(to, &packet);
+    }
+
+    fn self_update(&self, with_meta: bool) -> Update {
+        Update {
+            id: self.me.clone(),
+            incarnation: self.incarnation,
+            claim: Claim::Alive {
+                address: self.address,
+                meta: with_meta.then(|| self.meta.clone()),
+            },
+        }
+    }
+
+    fn member_update(member: &Member, with_meta: bool) -> Update {
+        let claim = match member.state {
+            MemberState::Alive => match member.address {
+                Some(address) => Claim::Alive {
+                    address,
+                    meta: if with_meta { member.meta.clone() } else { None },
+                },
+                None => Claim::Suspect {
+                    accuser: member.id.name.clone(),
+                },
+            },
+            MemberState::Suspect => Claim::Suspect {
+                accuser: member
+                    .suspicion
+                    .as_ref()
+                    .and_then(|s| s.accusers.first().cloned())
+                    .unwrap_or_else(|| member.id.name.clone()),
+            },
+            MemberState::Dead => Claim::Dead,
+            MemberState::Left => Claim::Left,
+        };
+        Update {
+            id: member.id.clone(),
+            incarnation: member.incarnation,
+            claim,
+        }
+    }
+
+    /// Sends `entries` (plus nothing else) to `to` as `Sync` packets of at most
+    /// `max_packet` bytes; only the first asks for a reply.
+    fn send_table_to(&mut self, to: SocketAddr, entries: Vec<Update>, reply: bool) {
+        let probe = Message::Sync {
+            reply,
+            total: u32::MAX,
+        };
+        let base = wire::encode_packet(&self.header(probe), usize::MAX)
+            .map(|b| b.len())
+            .unwrap_or(self.config.max_packet);
+        let budget = self.config.max_packet.saturating_sub(base + 3);
+        let entries: Vec<(Update, usize)> = entries
+            .into_iter()
+            .map(|entry| {
+                let size = wire::update_len(&entry);
+                (entry, size)
+            })
+            .filter(|(_, size)| *size <= budget)
+            .collect();
+        let total = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        let mut chunk: Vec<Update> = Vec::new();
+        let mut used = 0;
+        let mut first = true;
+        for (entry, size) in entries {
+            if used + size > budget && !chunk.is_empty() {
+                let mut packet = self.header(Message::Sync {
+                    reply: reply && first,
+                    total,
+                });
+                packet.updates = std::mem::take(&mut chunk);
+                self.emit(to, &packet);
+                first = false;
+                used = 0;
+            }
+            used += size;
+            chunk.push(entry);
+        }
+        if !chunk.is_empty() || first {
+            let mut packet = self.header(Message::Sync {
+                reply: reply && first,
+                total,
+            });
+            packet.updates = chunk;
+            self.emit(to, &packet);
+        }
+    }
+
+    fn table(&self, with_meta: bool) -> Vec<Update> {
+        let mut entries = Vec::with_capacity(self.members.len() + 1);
+        entries.push(self.self_update(true));
+        entries.extend(
+            self.members
+                .values()
+                .map(|m| Self::member_update(m, with_meta)),
+        );
+        entries
+    }
+
+    fn sync_with_random(&mut self, _now_us: u64) {
+        let targets = self.pick_members(1, |_, m| m.state != MemberState::Left);
+        if let Some(target) = targets.first().copied() {
+            let with_meta = self.members.len() <= 64;
+            let table = self.table(with_meta);
+            self.send_table_to(target, table, true);
+        }
+    }
+
+    // ---------------------------------------------------------------- receiving
+
+    /// Handles one received datagram from `from` at `now_us`. Bad packets are counted in
+    /// [`Swim::stats`] and dropped.
+    pub fn handle_packet(
+        &mut self,
+        from: SocketAddr,
+        bytes: &[u8],
+        now_us: u64,
+    ) -> Result<(), PacketError> {
+        if self.status == LocalStatus::Yielded {
+            return Ok(());
+        }
+        let packet = match wire::decode_packet(bytes, self.config.max_packet, self.tag) {
+            Ok(packet) => packet,
+            Err(error) => {
+                match &error {
+                    PacketError::Oversized { .. } => self.stats.oversized += 1,
+                    PacketError::ForeignCluster(_) | PacketError::Version(_) => {
+                        self.stats.foreign += 1
+                    }
+                    PacketError::Malformed(_) | PacketError::Invalid(_) => {
+                        self.stats.malformed += 1
+                    }
+                }
+                return Err(error);
+            }
+        };
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        self.handle_decoded(from, packet, now_us);
+        Ok(())
+    }
+
+    fn handle_decoded(&mut self, from: SocketAddr, packet: Packet, now_us: u64) {
+        let Packet {
+            from: sender,
+            incarnation,
+            message,
+            updates,
+            ..
+        } = packet;
+        if sender.name == self.me.name {
+            if sender.generation > self.me.generation {
+                self.yield_name(&sender, Some(from), now_us);
+            } else {
+                self.stats.stale += 1;
+            }
+            return;
+        }
+        let Some(is_new) = self.contact(&sender, incarnation, from, now_us) else {
+            self.stats.stale += 1;
+            return;
+        };
+        if self.status == LocalStatus::Joining {
+            self.status = LocalStatus::Active;
+        }
+        if !self.seed_answered && self.seeds.contains(&from) {
+            self.seed_answered = true;
+            self.announce_pending = true;
+            // The seed's table came in many datagrams, some may be lost: while the last
+            // table we got was incomplete, exchange tables with a random member 2, 10 and
+            // 30 s later, so a joiner converges quickly even under heavy loss.
+            for seconds in [2, 10, 30] {
+                self.schedule(now_us + seconds * JOIN_SYNC_US, Timer::JoinSync);
+            }
+        }
+        match message {
+            Message::Ping { seq } => self.send(from, Message::Ack { seq }, true),
+            Message::Ack { seq } => self.on_ack(seq, now_us),
+            Message::Nack { seq } => {
+                if let Some(probe) = &mut self.probe
+                    && probe.seq == seq
+                {
+                    probe.nacks += 1;
+                }
+            }
+            Message::PingReq {
+                seq,
+                target,
+                address,
+            } => {
+                if target.name != self.me.name && self.relays.len() < MAX_RELAYS {
+                    let my_seq = self.next_seq();
+                    self.relays.insert(
+                        my_seq,
+                        Relay {
+                            origin: from,
+                            origin_seq: seq,
+                        },
+                    );
+                    self.send(address, Message::Ping { seq: my_seq }, true);
+                    let wait = micros(self.config.probe_interval)
+                        .saturating_sub(micros(self.config.probe_timeout))
+                        * 4
+                        / 5;
+                    self.schedule(now_us + wait.max(1000), Timer::Relay { seq: my_seq });
+                }
+            }
+            Message::Gossip => {}
+            Message::Sync { reply, total } => {
+                if !reply {
+                    // Tally the parts of an answer, to know whether we got the whole table.
+                    let parts = u32::try_from(updates.len()).unwrap_or(u32::MAX);
+                    self.sync_tally = match self.sync_tally {
+                        Some((sender, expected, got)) if sender == from => {
+                            Some((sender, expected, got.saturating_add(parts)))
+                        }
+                        _ => Some((from, total, parts)),
+                    };
+                }
+                // Apply theirs first, so a reply already carries any refutation.
+                for update in updates {
+                    self.apply(update, now_us, Some(&sender.name));
+                }
+                if reply {
+                    let with_meta = is_new || self.members.len() <= 64;
+                    let table = self.table(with_meta);
+                    self.send_table_to(from, table, false);
+                }
+                return;
+            }
+        }
+        for update in updates {
+            self.apply(update, now_us, None);
+        }
+    }
+
+    fn on_ack(&mut self, seq: u32, _now_us: u64) {
+        if let Some(probe) = &mut self.probe
+            && probe.seq == seq
+            && !probe.acked
+        {
+            probe.acked = true;
+            self.awareness = self.awareness.saturating_sub(1);
+            return;
+        }
+        if let Some(relay) = self.relays.remove(&seq) {
+            self.send(
+                relay.origin,
+                Message::Ack {
+                    seq: relay.origin_seq,
+                },
+                false,
+            );
+        }
+    }
+
+    /// Direct contact from `sender` (the header of a packet it sent). Returns whether it is
+    /// new to us, or `None` when it is an older generation than we know (drop the packet).
+    fn contact(
+        &mut self,
+        sender: &MemberId,
+        incarnation: u32,
+        from: SocketAddr,
+        now_us: u64,
+    ) -> Option<bool> {
+        let known = self
+            .members
+            .get(&sender.name)
+            .map(|m| (m.id.generation, m.state, m.incarnation));
+        let is_new = match known {
+            Some((generation, _, _)) if generation > sender.generation => return None,
+            Some((generation, state, known_incarnation)) if generation == sender.generation => {
+                if incarnation > known_incarnation {
+                    // Alive at a higher incarnation than we hold it at, whatever the state:
+                    // a refutation we hear first-hand (also after a partition heals).
+                    self.apply(
+                        Update {
+                            id: sender.clone(),
+                            incarnation,
+                            claim: Claim::Alive {
+                                address: from,
+                                meta: None,
+                            },
+                        },
+                        now_us,
+                        None,
+                    );
+                } else if state != MemberState::Alive && incarnation <= known_incarnation {
+                    // It talks to us but we hold it suspect or dead: tell it, so it refutes.
+                    self.hint(&sender.name, from, now_us);
+                }
+                false
+            }
+            _ => {
+                self.apply(
+                    Update {
+                        id: sender.clone(),
+                        incarnation,
+                        claim: Claim::Alive {
+                            address: from,
+                            meta: None,
+                        },
+                    },
+                    now_us,
+                    None,
+                );
+                true
+            }
+        };
+        if let Some(member) = self.members.get_mut(&sender.name)
+            && member.id.generation == sender.generation
+        {
+            member.phi.heard(now_us, &self.config.phi);
+            if member.address.is_none() {
+                member.address = Some(from);
+            }
+        }
+        Some(is_new)
+    }
+
+    fn hint(&mut self, name: &Name, to: SocketAddr, now_us: u64) {
+        let Some(member) = self.members.get_mut(name) else {
+            return;
+        };
+        if now_us < member.last_hint_us + HINT_INTERVAL_US && member.last_hint_us != 0 {
+            return;
+        }
+        member.last_hint_us = now_us.max(1);
+        // Named as the accuser, we get the refutation straight back.
+        let update = Update {
+            id: member.id.clone(),
+            incarnation: member.incarnation,
+            claim: Claim::Suspect {
+                accuser: self.me.name.clone(),
+            },
+        };
+        self.send_updates_to(to, vec![update]);
+    }
+
+    fn yield_name(&mut self, winner: &MemberId, address: Option<SocketAddr>, now_us: u64) {
+        if self.status == LocalStatus::Yielded {
+            return;
+        }
+        self.status = LocalStatus::Yielded;
+        self.queue.clear();
+        self.probe = None;
+        let me = self.me.clone();
+        self.event(
+            now_us,
+            me,
+            EventKind::NameConflict {
+                winner_generation: winner.generation,
+                winner_address: address.map(|a| a.to_string()),
+            },
+        );
+    }
+
+    fn event(&mut self, at_us: u64, member: MemberId, kind: EventKind) {
+        self.out.push(Output::Event(MemberEvent {
+            at_us,
+            member,
+            kind,
+        }));
+    }
+
+    /// Applies one update; returns whether it changed our view (and was queued to spread).
+    /// `sync_from` names the sender when the update came in a state exchange: a dead entry
+    /// then only counts as a suspicion by that sender.
+    fn apply(&mut self, update: Update, now_us: u64, sync_from: Option<&Name>) -> bool {
+        if update.id.name == self.me.name {
+            self.apply_to_self(update, now_us);
+            return false;
+        }
+        let update = match (update.claim, sync_from) {
+            (Claim::Dead, Some(sender)) => Update {
+                id: update.id,
+                incarnation: update.incarnation,
+                claim: Claim::Suspect {
+                    accuser: sender.clone(),
+                },
+            },
+            (claim, _) => Update {
+                id: update.id,
+                incarnation: update.incarnation,
+                claim,
+            },
+        };
+        let name = update.id.name.clone();
+        let Some(member) = self.members.get(&name) else {
+            return self.insert(update, now_us);
+        };
+        if update.id.generation < member.id.generation {
+            return false;
+        }
+        if update.id.generation > member.id.generation {
+            let previous = member.id.generation;
+            let was_up = member.state.is_up();
+            let old_id = member.id.clone();
+            let old_address = member.address;
+            // Replace in place: the name keeps its place in the probe order.
+            if let Some(old) = self.members.remove(&name)
+                && old.state.is_up()
+            {
+                self.up_count = self.up_count.saturating_sub(1);
+            }
+            self.queue.remove(&name);
+            let changed = self.insert_member(update.clone(), now_us, false);
+            if let Some(member) = self.members.get_mut(&name)
+                && member.address.is_none()
+            {
+                member.address = old_address;
+            }
+            if matches!(update.claim, Claim::Alive { .. }) {
+                self.event(
+                    now_us,
+                    update.id.clone(),
+                    EventKind::Restarted {
+                        previous_generation: previous,
+                    },
+                );
+            } else if was_up {
+                self.event(now_us, old_id, EventKind::Failed);
+            }
+            return changed;
+        }
+        let (state, incarnation) = (member.state, member.incarnation);
+        match update.claim.clone() {
+            Claim::Alive { address, meta } => {
+                if update.incarnation > incarnation {
+                    let was = state;
+                    self.set_state(&name, MemberState::Alive, update.incarnation, now_us);
+                    if let Some(member) = self.members.get_mut(&name) {
+                        member.address = Some(address);
+                        if let Some(meta) = meta
+                            && member
+                                .meta
+                                .as_ref()
+                                .is_none_or(|m| meta.version > m.version)
+                        {
+                            member.meta = Some(meta);
+                        }
+                    }
+                    if was != MemberState::Alive {
+                        self.event(now_us, update.id.clone(), EventKind::Alive);
+                    }
+                    self.enqueue(without_meta(update));
+                    true
+                } else if update.incarnation == incarnation && state == MemberState::Alive {
+                    let Some(member) = self.members.get_mut(&name) else {
+                        return false;
+                    };
+                    let mut changed = false;
+                    if member.address != Some(address) {
+                        member.address = Some(address);
+                        changed = true;
+                    }
+                    let mut meta_changed = false;
+                    if let Some(meta) = meta {
+                        match &member.meta {
+                            // First metadata we hear of (from its announcement or a state
+                            // exchange): keep it, nothing to spread.
+                            None => member.meta = Some(meta),
+                            Some(known) if meta.version > known.version => {
+                                member.meta = Some(meta);
+                                meta_changed = true;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    if meta_changed {
+                        self.enqueue(update);
+                    } else if changed {
+                        self.enqueue(without_meta(update));
+                    }
+                    changed || meta_changed
+                } else {
+                    false
+                }
+            }
+            Claim::Suspect { accuser } => {
+                let fresh = (state == MemberState::Alive && update.incarnation >= incarnation)
+                    || (state == MemberState::Suspect && update.incarnation > incarnation);
+                if fresh {
+                    self.set_state(&name, MemberState::Suspect, update.incarnation, now_us);
+                    // A few members (about PROMPT_PROBERS of the cluster) probe a fresh
+                    // suspect at their next period instead of in turn, so a real crash
+                    // gathers its confirmations in about a period, not in several seconds.
+                    if accuser != self.me.name
+                        && self.rng.unit() * (self.up_count.max(1) as f64) < PROMPT_PROBERS
+                    {
+                        self.probe_first.push(name.clone());
+                    }
+                    self.start_suspicion(&name, accuser.clone(), now_us);
+                    self.event(
+                        now_us,
+                        update.id.clone(),
+                        EventKind::Suspected {
+                            by: accuser.to_string(),
+                        },
+                    );
+                    self.enqueue(update);
+                    true
+                } else if state == MemberState::Suspect && update.incarnation == incarnation {
+                    // A confirmation shortens our timer; only its accuser spreads it, so
+                    // confirmations do not each cost another dissemination wave.
+                    self.confirm(&name, accuser, now_us);
+                    false
+                } else {
+                    false
+                }
+            }
+            Claim::Dead => {
+                if state.is_up() && update.incarnation >= incarnation {
+                    self.set_state(&name, MemberState::Dead, update.incarnation, now_us);
+                    self.event(now_us, update.id.clone(), EventKind::Failed);
+                    self.enqueue(update);
+                    true
+                } else {
+                    false
+                }
+            }
+            Claim::Left => {
+                if state != MemberState::Left && update.incarnation >= incarnation {
+                    self.set_state(&name, MemberState::Left, update.incarnation, now_us);
+                    self.event(now_us, update.id.clone(), EventKind::Left);
+                    self.enqueue(update);
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    fn apply_to_self(&mut self, update: Update, now_us: u64) {
+        if update.id.generation > self.me.generation {
+            let address = match &update.claim {
+                Claim::Alive { address, .. } => Some(*address),
+                _ => None,
+            };
+            if !matches!(update.claim, Claim::Dead | Claim::Left) {
+                self.yield_name(&update.id, address, now_us);
+            }
+            return;
+        }
+        if update.id.generation < self.me.generation || self.status == LocalStatus::Yielded {
+            return;
+        }
+        let refute = match update.claim {
+            Claim::Alive { .. } => update.incarnation > self.incarnation,
+            Claim::Suspect { .. } | Claim::Dead => update.incarnation >= self.incarnation,
+            Claim::Left => {
+                self.status != LocalStatus::Leaving && update.incarnation >= self.incarnation
+            }
+        };
+        if !refute || self.status == LocalStatus::Leaving {
+            return;
+        }
+        self.incarnation = update.incarnation.saturating_add(1);
+        if !matches!(update.claim, Claim::Alive { .. }) {
+            self.awareness = (self.awareness + 1).min(self.config.awareness_max);
+            self.stats.refutations += 1;
+            let me = self.me.clone();
+            self.event(
+                now_us,
+                me,
+                EventKind::Refuted {
+                    incarnation: self.incarnation,
+                },
+            );
+        }
+        let mine = self.self_update(false);
+        self.enqueue(mine.clone());
+        // The accuser would declare us dead first: tell it directly as well.
+        if let Claim::Suspect { accuser } = &update.claim
+            && let Some(address) = self.members.get(accuser).and_then(|m| m.address)
+        {
+            self.send_updates_to(address, vec![mine]);
+        }
+    }
+
+    fn insert(&mut self, update: Update, now_us: u64) -> bool {
+        self.insert_member(update, now_us, true)
+    }
+
+    fn insert_member(&mut self, update: Update, now_us: u64, new_name: bool) -> bool {
+        if self.members.len() >= self.config.max_members && !self.evict_one() {
+            self.stats.table_full += 1;
+            return false;
+        }
+        let (state, address, meta, accuser) = match update.claim.clone() {
+            Claim::Alive { address, meta } => (MemberState::Alive, Some(address), meta, None),
+            Claim::Suspect { accuser } => (MemberState::Suspect, None, None, Some(accuser)),
+            Claim::Dead => (MemberState::Dead, None, None, None),
+            Claim::Left => (MemberState::Left, None, None, None),
+        };
+        let name = update.id.name.clone();
+        self.members.insert(
+            name.clone(),
+            Member {
+                id: update.id.clone(),
+                incarnation: update.incarnation,
+                state,
+                address,
+                meta,
+                since_us: now_us,
+                suspicion: None,
+                phi: PhiWindow::default(),
+                degraded: false,
+                last_hint_us: 0,
+            },
+        );
+        // A new member goes to a random place in the probe order (SWIM's round robin).
+        if new_name {
+            let at = self.rng.below(self.probe_order.len() + 1);
+            self.probe_order.insert(at, name.clone());
+            if at < self.probe_cursor {
+                self.probe_cursor += 1;
+            }
+        }
+        if state.is_up() {
+            self.up_count += 1;
+            self.event(now_us, update.id.clone(), EventKind::Joined);
+        }
+        if state == MemberState::Dead {
+            self.dead.push(name.clone());
+        }
+        if self.dead.len() > 2 * self.config.max_members {
+            let members = &self.members;
+            self.dead
+                .retain(|n| members.get(n).is_some_and(|m| m.state == MemberState::Dead));
+            self.dead.dedup();
+        }
+        if let Some(accuser) = accuser {
+            self.start_suspicion(&name, accuser, now_us);
+        }
+        let spread = state.is_up();
+        if spread {
+            self.enqueue(without_meta(update));
+        }
+        spread
+    }
+
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .members
+            .values()
+            .filter(|m| !m.state.is_up())
+            .min_by_key(|m| m.since_us)
+            .map(|m| m.id.name.clone());
+        match victim {
+            Some(name) => {
+                self.remove_member(&name);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove_member(&mut self, name: &Name) {
+        if let Some(member) = self.members.remove(name) {
+            if member.state.is_up() {
+                self.up_count = self.up_count.saturating_sub(1);
+            }
+            if let Some(index) = self.probe_order.iter().position(|n| n == name) {
+                self.probe_order.remove(index);
+                if index < self.probe_cursor {
+                    self.probe_cursor -= 1;
+                }
+            }
+            self.queue.remove(name);
+        }
+    }
+
+    fn set_state(&mut self, name: &Name, state: MemberState, incarnation: u32, now_us: u64) {
+        let Some(member) = self.members.get_mut(name) else {
+            return;
+        };
+        let was_up = member.state.is_up();
+        if member.state != state {
+            member.since_us = now_us;
+            if state == MemberState::Dead {
+                self.dead.push(name.clone());
+            }
+        }
+        member.state = state;
+        member.incarnation = incarnation;
+        if state != MemberState::Suspect {
+            member.suspicion = None;
+        }
+        if !state.is_up() {
+            member.degraded = false;
+        }
+        match (was_up, state.is_up()) {
+            (true, false) => self.up_count = self.up_count.saturating_sub(1),
+            (false, true) => self.up_count += 1,
+            _ => {}
+        }
+    }
+
+    fn start_suspicion(&mut self, name: &Name, accuser: Name, now_us: u64) {
+        let mut suspicion = Suspicion {
+            started_us: now_us,
+            accusers: vec![accuser],
+            deadline_us: 0,
+            last_chance: false,
+        };
+        suspicion.deadline_us = self.suspicion_deadline(&suspicion);
+        let deadline = suspicion.deadline_us;
+        let Some(member) = self.members.get_mut(name) else {
+            return;
+        };
+        member.suspicion = Some(suspicion);
+        let timer = Timer::Suspicion {
+            name: name.clone(),
+            generation: member.id.generation,
+            incarnation: member.incarnation,
+        };
+        self.schedule(deadline, timer);
+    }
+
+    /// Counts an independent accuser; returns whether it was new.
+    fn confirm(&mut self, name: &Name, accuser: Name, _now_us: u64) -> bool {
+        let cap = self.config.indirect_probes + 1;
+        let Some(member) = self.members.get(name) else {
+            return false;
+        };
+        let Some(suspicion) = &member.suspicion else {
+            return false;
+        };
+        if suspicion.accusers.contains(&accuser) || suspicion.accusers.len() >= cap {
+            return false;
+        }
+        let mut suspicion = suspicion.clone();
+        suspicion.accusers.push(accuser);
+        let deadline = self.suspicion_deadline(&suspicion);
+        suspicion.deadline_us = deadline;
+        let timer = Timer::Suspicion {
+            name: name.clone(),
+            generation: member.id.generation,
+            incarnation: member.incarnation,
+        };
+        if let Some(member) = self.members.get_mut(name) {
+            member.suspicion = Some(suspicion);
+        }
+        self.schedule(deadline, timer);
+        true
+    }
+
+    fn reap(&mut self, now_us: u64) {
+        let retention = micros(self.config.dead_retention);
+        let expired: Vec<MemberId> = self
+            .members
+            .values()
+            .filter(|m| !m.state.is_up() && now_us.saturating_sub(m.since_us) >= retention)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in expired {
+            self.remove_member(&id.name);
+            self.event(now_us, id, EventKind::Forgotten);
+        }
+    }
+}
+
+/// Updates waiting to be spread, bucketed by how often each was sent, so taking the
+/// fewest-sent ones for a packet costs no sort. One update per member: a newer one replaces
+/// the queued one and starts over.
+#[derive(Debug, Default)]
+struct Dissemination {
+    buckets: Vec<Vec<Queued>>,
+    sent: Table<u32>,
+    order: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Queued {
+    update: Update,
+    size: usize,
+    order: u64,
+}
+
+impl Dissemination {
+    fn is_empty(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.buckets.clear();
+        self.sent.clear();
+    }
+
+    fn remove(&mut self, name: &Name) {
+        if let Some(transmits) = self.sent.remove(name)
+            && let Some(bucket) = self.buckets.get_mut(transmits as usize)
+            && let Some(index) = bucket.iter().position(|q| q.update.id.name == *name)
+        {
+            bucket.remove(index);
+        }
+    }
+
+    /// Queues `update`; returns true when the queue was full and the most-sent, oldest
+    /// entry was dropped for it.
+    fn push(&mut self, update: Update, size: usize, cap: usize) -> bool {
+        let name = update.id.name.clone();
+        self.remove(&name);
+        let mut dropped = false;
+        if self.sent.len() >= cap
+            && let Some(bucket) = self.buckets.iter_mut().rev().find(|b| !b.is_empty())
+        {
+            let victim = bucket.remove(0);
+            self.sent.remove(&victim.update.id.name);
+            dropped = true;
+        }
+        if self.buckets.is_empty() {
+            self.buckets.push(Vec::new());
+        }
+        self.order += 1;
+        self.buckets[0].push(Queued {
+            update,
+            size,
+            order: self.order,
+        });
+        self.sent.insert(name, 0);
+        dropped
+    }
+
+    /// Whether `name` has an update sent fewer than `times` times.
+    fn holds_below(&self, name: &Name, times: u32) -> bool {
+        self.sent.get(name).is_some_and(|&t| t < times)
+    }
+
+    /// Takes what fits in `budget` bytes, fewest-sent first and newest first among equals,
+    /// counts the send, and forgets updates sent `limit` times.
+    fn select(&mut self, mut budget: usize, limit: u32) -> Vec<Update> {
+        let mut chosen = Vec::new();
+        let mut moved: Vec<(usize, Queued)> = Vec::new();
+        for transmits in 0..self.buckets.len() {
+            if budget < 8 {
+                break;
+            }
+            let bucket = &mut self.buckets[transmits];
+            let mut index = bucket.len();
+            while index > 0 && budget >= 8 {
+                index -= 1;
+                if bucket[index].size <= budget {
+                    let queued = bucket.remove(index);
+                    budget -= queued.size;
+                    chosen.push(queued.update.clone());
+                    moved.push((transmits + 1, queued));
+                }
+            }
+        }
+        for (transmits, queued) in moved {
+            let name = queued.update.id.name.clone();
+            if transmits as u32 >= limit {
+                self.sent.remove(&name);
+                continue;
+            }
+            while self.buckets.len() <= transmits {
+                self.buckets.push(Vec::new());
+            }
+            self.sent.insert(name, transmits as u32);
+            let bucket = &mut self.buckets[transmits];
+            // Keep each bucket ordered oldest to newest.
+            let at = bucket.partition_point(|q| q.order < queued.order);
+            bucket.insert(at, queued);
+        }
+        chosen
+    }
+}
+
+#[cfg(test)]
+mod tests;

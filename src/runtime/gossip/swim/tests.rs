@@ -1,0 +1,566 @@
+//! Unit tests of the core with a recording runtime: packets are crafted by hand, outputs are
+//! recorded and inspected, time is whatever the test says.
+
+use super::*;
+use crate::runtime::gossip::wire::{cluster_tag, decode_packet, encode_packet};
+
+const MS: u64 = 1000;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+fn id(name: &str, generation: u64) -> MemberId {
+    MemberId {
+        name: Name::new(name).expect("name"),
+        generation,
+    }
+}
+
+/// Drives one core and records everything it asks for.
+struct Recorder {
+    swim: Swim,
+    now: u64,
+    sent: Vec<(SocketAddr, Packet)>,
+    events: Vec<MemberEvent>,
+}
+
+impl Recorder {
+    fn new(config: SwimConfig) -> Self {
+        let swim = Swim::new(config, id("me", 1), addr(1), MemberMeta::default(), 42, 0);
+        Recorder {
+            swim,
+            now: 0,
+            sent: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn record(&mut self) {
+        let tag = cluster_tag("goliath");
+        for output in self.swim.drain_outputs().collect::<Vec<_>>() {
+            match output {
+                Output::Send { to, bytes } => {
+                    assert!(bytes.len() <= 1400, "packet of {} bytes", bytes.len());
+                    let packet = decode_packet(&bytes, 1400, tag).expect("own packets decode");
+                    self.sent.push((to, packet));
+                }
+                Output::Event(event) => self.events.push(event),
+            }
+        }
+    }
+
+    fn receive(&mut self, from: SocketAddr, packet: &Packet) {
+        let bytes = encode_packet(packet, 1400).expect("encodes");
+        self.swim
+            .handle_packet(from, &bytes, self.now)
+            .expect("accepted");
+        self.record();
+    }
+
+    /// Advances time to `until`, firing timers on the way.
+    fn run_until(&mut self, until: u64) {
+        while let Some(at) = self.swim.poll_timeout() {
+            if at > until {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.swim.handle_timeout(self.now);
+            self.record();
+        }
+        self.now = until;
+    }
+
+    fn take_sent(&mut self) -> Vec<(SocketAddr, Packet)> {
+        std::mem::take(&mut self.sent)
+    }
+
+    fn has_event(&self, name: &str, kind: impl Fn(&EventKind) -> bool) -> bool {
+        self.events
+            .iter()
+            .any(|e| e.member.name.as_str() == name && kind(&e.kind))
+    }
+}
+
+fn packet(from: &MemberId, message: Message, updates: Vec<Update>) -> Packet {
+    Packet {
+        version: WIRE_VERSION,
+        cluster: cluster_tag("goliath"),
+        from: from.clone(),
+        incarnation: 0,
+        message,
+        updates,
+    }
+}
+
+fn alive(member: &MemberId, port: u16) -> Update {
+    Update {
+        id: member.clone(),
+        incarnation: 0,
+        claim: Claim::Alive {
+            address: addr(port),
+            meta: None,
+        },
+    }
+}
+
+/// A recorder that knows `count` other members a1..aN at ports 2.. (all alive).
+fn with_members(count: u16) -> Recorder {
+    let mut recorder = Recorder::new(SwimConfig::default());
+    let first = id("a1", 1);
+    let updates: Vec<Update> = (1..=count)
+        .map(|i| alive(&id(&format!("a{i}"), 1), 1 + i))
+        .collect();
+    for chunk in updates.chunks(40) {
+        recorder.receive(addr(2), &packet(&first, Message::Gossip, chunk.to_vec()));
+    }
+    recorder.take_sent();
+    recorder
+}
+
+#[test]
+fn a_ping_is_acked_to_its_sender_with_the_same_sequence() {
+    let mut recorder = with_members(1);
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Ping { seq: 77 }, vec![]),
+    );
+    let sent = recorder.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(2));
+    assert_eq!(sent[0].1.message, Message::Ack { seq: 77 });
+    assert_eq!(sent[0].1.from, id("me", 1));
+}
+
+#[test]
+fn an_unanswered_probe_asks_helpers_then_suspects_then_declares_dead() {
+    let mut recorder = with_members(4);
+    assert_eq!(recorder.swim.up_count(), 4);
+    // Run until the first ping goes out.
+    let mut target = None;
+    while target.is_none() {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        target = recorder
+            .take_sent()
+            .into_iter()
+            .find_map(|(to, p)| match p.message {
+                Message::Ping { seq } => Some((to, seq)),
+                _ => None,
+            });
+    }
+    let (target_address, seq) = target.expect("a ping");
+    let start = recorder.now;
+    // Nobody answers. After the ack timeout: ping-reqs to up to 3 others plus a second ping.
+    recorder.run_until(start + 250 * MS);
+    let sent = recorder.take_sent();
+    let requests: Vec<_> = sent
+        .iter()
+        .filter(|(_, p)| matches!(p.message, Message::PingReq { seq: s, .. } if s == seq))
+        .collect();
+    assert_eq!(requests.len(), 3, "{sent:?}");
+    assert!(requests.iter().all(|(to, _)| *to != target_address));
+    assert!(
+        sent.iter()
+            .any(|(to, p)| *to == target_address && p.message == Message::Ping { seq })
+    );
+    // No acks, no nacks: at the end of the period the target is suspect, and we are less sure
+    // of ourselves (Lifeguard: three nacks missing).
+    recorder.run_until(start + 600 * MS);
+    let suspect = recorder
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Suspected { .. }))
+        .expect("suspected")
+        .member
+        .clone();
+    assert!(recorder.swim.awareness() > 0);
+    // The suspect was told directly.
+    assert!(recorder.take_sent().iter().any(|(to, p)| {
+        *to == target_address
+            && p.updates
+                .iter()
+                .any(|u| u.id == suspect && matches!(u.claim, Claim::Suspect { .. }))
+    }));
+    // Unconfirmed, it is declared dead within the maximum suspicion time (6 × 0.5 s × scaled).
+    recorder.run_until(start + 10_000 * MS);
+    assert!(recorder.has_event(suspect.name.as_str(), |k| *k == EventKind::Failed));
+    let (_, state, _) = recorder
+        .swim
+        .member_state(suspect.name.as_str())
+        .expect("known");
+    assert_eq!(state, MemberState::Dead);
+}
+
+#[test]
+fn an_acked_probe_keeps_the_member_alive_and_lowers_awareness() {
+    let mut recorder = with_members(2);
+    for _ in 0..20 {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        for (to, p) in recorder.take_sent() {
+            if let Message::Ping { seq } = p.message {
+                let from = if to == addr(2) {
+                    id("a1", 1)
+                } else {
+                    id("a2", 1)
+                };
+                recorder.receive(to, &packet(&from, Message::Ack { seq }, vec![]));
+            }
+        }
+    }
+    assert!(!recorder.has_event("a1", |k| matches!(k, EventKind::Suspected { .. })));
+    assert!(!recorder.has_event("a2", |k| matches!(k, EventKind::Suspected { .. })));
+    assert_eq!(recorder.swim.awareness(), 0);
+}
+
+#[test]
+fn independent_confirmations_shorten_the_suspicion() {
+    let time_to_dead = |confirmations: usize| {
+        let mut recorder = with_members(8);
+        let accusers: Vec<Name> = (2..2 + confirmations + 1)
+            .map(|i| Name::new(&format!("a{i}")).expect("name"))
+            .collect();
+        let updates = accusers
+            .iter()
+            .map(|accuser| Update {
+                id: id("a1", 1),
+                incarnation: 0,
+                claim: Claim::Suspect {
+                    accuser: accuser.clone(),
+                },
+            })
+            .collect();
+        recorder.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, updates));
+        let mut at = 0;
+        while !recorder.has_event("a1", |k| *k == EventKind::Failed) {
+            at += 100 * MS;
+            recorder.run_until(at);
+            assert!(at < 60_000 * MS, "never declared dead");
+        }
+        at
+    };
+    let lone = time_to_dead(0);
+    let confirmed = time_to_dead(3);
+    assert!(
+        confirmed < lone,
+        "3 confirmations: {confirmed} µs, none: {lone} µs"
+    );
+}
+
+#[test]
+fn a_suspected_node_refutes_with_a_higher_incarnation() {
+    let mut recorder = with_members(2);
+    let accusation = Update {
+        id: id("me", 1),
+        incarnation: 0,
+        claim: Claim::Suspect {
+            accuser: Name::new("a1").expect("name"),
+        },
+    };
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Gossip, vec![accusation]),
+    );
+    assert_eq!(recorder.swim.incarnation(), 1);
+    assert!(recorder.has_event("me", |k| *k == EventKind::Refuted { incarnation: 1 }));
+    assert_eq!(recorder.swim.stats().refutations, 1);
+    // The refutation rides on the next packet.
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Ping { seq: 5 }, vec![]),
+    );
+    let sent = recorder.take_sent();
+    assert!(sent.iter().any(|(_, p)| p.incarnation == 1
+        && p.updates.iter().any(|u| u.id == id("me", 1)
+            && u.incarnation == 1
+            && matches!(u.claim, Claim::Alive { .. }))));
+    // Being declared dead at the new incarnation is refuted too.
+    let death = Update {
+        id: id("me", 1),
+        incarnation: 1,
+        claim: Claim::Dead,
+    };
+    recorder.receive(addr(2), &packet(&id("a1", 1), Message::Gossip, vec![death]));
+    assert_eq!(recorder.swim.incarnation(), 2);
+}
+
+#[test]
+fn a_restarted_member_replaces_its_old_generation() {
+    let mut recorder = with_members(2);
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 2), Message::Ping { seq: 1 }, vec![]),
+    );
+    assert!(recorder.has_event("a1", |k| *k
+        == EventKind::Restarted {
+            previous_generation: 1
+        }));
+    let (member, state, _) = recorder.swim.member_state("a1").expect("known");
+    assert_eq!((member.generation, state), (2, MemberState::Alive));
+    // News about the old generation is ignored from now on.
+    let stale = Update {
+        id: id("a1", 1),
+        incarnation: 9,
+        claim: Claim::Dead,
+    };
+    recorder.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, vec![stale]));
+    let (member, state, _) = recorder.swim.member_state("a1").expect("known");
+    assert_eq!((member.generation, state), (2, MemberState::Alive));
+    // Packets from the old generation are dropped and counted.
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Ping { seq: 2 }, vec![]),
+    );
+    assert_eq!(recorder.swim.stats().stale, 1);
+    assert!(
+        recorder
+            .take_sent()
+            .iter()
+            .all(|(_, p)| p.message != Message::Ack { seq: 2 })
+    );
+}
+
+#[test]
+fn a_newer_process_with_our_name_wins_and_we_yield() {
+    let mut recorder = with_members(1);
+    recorder.receive(
+        addr(9),
+        &packet(&id("me", 5), Message::Ping { seq: 1 }, vec![]),
+    );
+    assert_eq!(recorder.swim.status(), LocalStatus::Yielded);
+    assert!(recorder.has_event("me", |k| matches!(
+        k,
+        EventKind::NameConflict {
+            winner_generation: 5,
+            ..
+        }
+    )));
+    // A yielded node sends nothing more.
+    recorder.take_sent();
+    recorder.run_until(10_000 * MS);
+    assert!(recorder.take_sent().is_empty());
+}
+
+#[test]
+fn an_older_process_with_our_name_is_ignored() {
+    let mut recorder = Recorder::new(SwimConfig::default());
+    recorder.swim.me.generation = 10;
+    recorder.receive(
+        addr(9),
+        &packet(&id("me", 5), Message::Ping { seq: 1 }, vec![]),
+    );
+    assert_eq!(recorder.swim.status(), LocalStatus::Joining);
+    assert_eq!(recorder.swim.stats().stale, 1);
+}
+
+#[test]
+fn bad_packets_are_counted_and_dropped() {
+    let mut recorder = with_members(1);
+    let error = recorder
+        .swim
+        .handle_packet(addr(2), &[1, 2, 3], 0)
+        .unwrap_err();
+    assert!(matches!(error, PacketError::Malformed(_)), "{error}");
+    let mut foreign = packet(&id("a1", 1), Message::Ping { seq: 1 }, vec![]);
+    foreign.cluster = cluster_tag("other");
+    let bytes = encode_packet(&foreign, 1400).expect("encodes");
+    assert!(recorder.swim.handle_packet(addr(2), &bytes, 0).is_err());
+    assert!(
+        recorder
+            .swim
+            .handle_packet(addr(2), &vec![0; 5000], 0)
+            .is_err()
+    );
+    let stats = recorder.swim.stats();
+    assert_eq!((stats.malformed, stats.foreign, stats.oversized), (1, 1, 1));
+    recorder.record();
+    assert!(recorder.take_sent().is_empty(), "no answer to bad packets");
+}
+
+#[test]
+fn dead_entries_in_a_state_exchange_only_raise_suspicion() {
+    let mut recorder = with_members(3);
+    let dead = Update {
+        id: id("a2", 1),
+        incarnation: 0,
+        claim: Claim::Dead,
+    };
+    recorder.receive(
+        addr(2),
+        &packet(
+            &id("a1", 1),
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+            vec![dead],
+        ),
+    );
+    let (_, state, _) = recorder.swim.member_state("a2").expect("known");
+    assert_eq!(state, MemberState::Suspect);
+    // The suspect refutes in time: alive again, never dead.
+    let refute = Update {
+        id: id("a2", 1),
+        incarnation: 1,
+        claim: Claim::Alive {
+            address: addr(3),
+            meta: None,
+        },
+    };
+    recorder.receive(
+        addr(3),
+        &packet(&id("a3", 1), Message::Gossip, vec![refute]),
+    );
+    let (_, state, incarnation) = recorder.swim.member_state("a2").expect("known");
+    assert_eq!((state, incarnation), (MemberState::Alive, 1));
+    assert!(!recorder.has_event("a2", |k| *k == EventKind::Failed));
+}
+
+#[test]
+fn a_sync_request_is_answered_with_the_whole_table_within_the_packet_limit() {
+    let mut recorder = with_members(200);
+    recorder.receive(
+        addr(500),
+        &packet(
+            &id("joiner", 1),
+            Message::Sync {
+                reply: true,
+                total: 1,
+            },
+            vec![],
+        ),
+    );
+    let sent = recorder.take_sent();
+    let replies: Vec<_> = sent
+        .iter()
+        .filter(|(to, p)| *to == addr(500) && matches!(p.message, Message::Sync { .. }))
+        .collect();
+    assert!(replies.len() > 1, "200 members do not fit one packet");
+    let entries: usize = replies.iter().map(|(_, p)| p.updates.len()).sum();
+    assert_eq!(entries, 202, "every member, the joiner and ourselves");
+    assert!(recorder.has_event("joiner", |k| *k == EventKind::Joined));
+}
+
+#[test]
+fn leaving_tells_others_and_stops_probing() {
+    let mut recorder = with_members(3);
+    recorder.swim.leave(recorder.now);
+    recorder.record();
+    let sent = recorder.take_sent();
+    assert!(sent.len() >= 3, "{sent:?}");
+    assert!(sent.iter().all(|(_, p)| {
+        p.updates
+            .iter()
+            .any(|u| u.id == id("me", 1) && u.claim == Claim::Left)
+    }));
+    recorder.run_until(5_000 * MS);
+    assert!(
+        recorder
+            .take_sent()
+            .iter()
+            .all(|(_, p)| !matches!(p.message, Message::Ping { .. }))
+    );
+}
+
+#[test]
+fn a_joining_node_contacts_seeds_until_answered() {
+    let mut recorder = Recorder::new(SwimConfig::default());
+    recorder.swim.join(&[addr(7)], 0);
+    recorder.record();
+    let first = recorder.take_sent();
+    assert!(first.iter().any(|(to, p)| *to == addr(7)
+        && matches!(p.message, Message::Sync { reply: true, .. })
+        && p.updates.iter().any(|u| u.id == id("me", 1))));
+    recorder.run_until(3_500 * MS);
+    let retries = recorder
+        .take_sent()
+        .iter()
+        .filter(|(to, p)| *to == addr(7) && matches!(p.message, Message::Sync { reply: true, .. }))
+        .count();
+    assert!(retries >= 1);
+    recorder.receive(
+        addr(7),
+        &packet(
+            &id("seed", 1),
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+            vec![],
+        ),
+    );
+    assert_eq!(recorder.swim.status(), LocalStatus::Active);
+    recorder.run_until(60_000 * MS);
+    assert!(!recorder.take_sent().iter().any(|(to, p)| *to == addr(7)
+        && matches!(p.message, Message::Sync { reply: true, .. })
+        && p.updates.len() == 1));
+}
+
+#[test]
+fn queued_updates_never_push_a_packet_over_the_limit() {
+    let mut recorder = with_members(1);
+    let updates: Vec<Update> = (0..40)
+        .map(|i| {
+            alive(
+                &id(&format!("member-with-a-rather-long-name-{i:03}"), 1),
+                100 + i,
+            )
+        })
+        .collect();
+    for chunk in updates.chunks(10) {
+        recorder.receive(
+            addr(2),
+            &packet(&id("a1", 1), Message::Gossip, chunk.to_vec()),
+        );
+    }
+    recorder.run_until(2_000 * MS);
+    // `record` asserts every packet is at most 1400 bytes; the queue was drained into them.
+    assert!(
+        recorder
+            .take_sent()
+            .iter()
+            .any(|(_, p)| p.updates.len() > 5)
+    );
+}
+
+#[test]
+fn a_silent_member_becomes_degraded_and_is_probed_first() {
+    let mut recorder = with_members(30);
+    // a5 talks every 100 ms for a while, then falls silent.
+    for i in 0..30u64 {
+        recorder.now = i * 100 * MS;
+        recorder.receive(addr(6), &packet(&id("a5", 1), Message::Gossip, vec![]));
+    }
+    recorder.take_sent();
+    let silent_from = recorder.now;
+    let mut at = silent_from;
+    let mut pings_before = 0;
+    while !recorder.has_event("a5", |k| matches!(k, EventKind::Degraded { .. })) {
+        at += 100 * MS;
+        recorder.run_until(at);
+        assert!(at < silent_from + 5_000 * MS, "never degraded");
+        if !recorder.has_event("a5", |k| matches!(k, EventKind::Degraded { .. })) {
+            pings_before += recorder
+                .take_sent()
+                .iter()
+                .filter(|(to, p)| *to == addr(6) && matches!(p.message, Message::Ping { .. }))
+                .count();
+        }
+    }
+    assert_eq!(pings_before, 0, "not probed by chance before it degraded");
+    let views = recorder.swim.members(recorder.now);
+    let a5 = views
+        .iter()
+        .find(|v| v.id.name.as_str() == "a5")
+        .expect("a5");
+    assert!(a5.phi >= 8.0 && a5.degraded, "{a5:?}");
+    // Degraded means probed in the same probe period, ahead of its round-robin turn.
+    recorder.run_until(at + 600 * MS);
+    assert!(
+        recorder
+            .take_sent()
+            .iter()
+            .any(|(to, p)| *to == addr(6) && matches!(p.message, Message::Ping { .. }))
+    );
+}

@@ -1,0 +1,390 @@
+//! Five real `goliath node` processes gossiping on loopback: they find each other, notice a
+//! SIGKILLed member, take it back after a restart with a new generation, and ride out a
+//! SIGSTOP shorter than the suspicion timeout without declaring anyone dead. Timers are
+//! shortened through `--set`; every wait polls `goliath members --json` up to a generous
+//! deadline and asserts outcomes, never durations.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::LIVENESS;
+use common::binary::RunningNode;
+use serde_json::Value;
+
+/// Fast timers: 100 ms probes, and a suspicion timeout of 4 to 6 s (20 × max(2, log10 n) ×
+/// 100 ms, at most 1.5× that), so a 1.5 s stop stays well inside it.
+const FAST: &[&str] = &[
+    "--set",
+    "gossip.probe_timeout=40ms",
+    "--set",
+    "gossip.probe_interval=100ms",
+    "--set",
+    "gossip.gossip_interval=50ms",
+    "--set",
+    "gossip.suspicion_mult=20",
+    "--set",
+    "gossip.suspicion_max_mult=1.5",
+    "--set",
+    "gossip.meta_interval=200ms",
+];
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start(name: &str, port: u16, seed: Option<u16>) -> RunningNode {
+    let gossip = format!("127.0.0.1:{port}");
+    let mut args = vec!["--name", name, "--gossip", &gossip];
+    let join;
+    if let Some(seed) = seed {
+        join = format!("127.0.0.1:{seed}");
+        args.extend(["--join", join.as_str()]);
+    }
+    args.extend_from_slice(FAST);
+    RunningNode::start(&args)
+}
+
+fn members(node: &RunningNode) -> Value {
+    node.json(&["members"])
+}
+
+fn member<'a>(view: &'a Value, name: &str) -> Option<&'a Value> {
+    view["members"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == name)
+}
+
+/// Polls until `check` holds for the membership views of all `observers`.
+fn wait_until(observers: &[&RunningNode], what: &str, check: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + LIVENESS;
+    loop {
+        let views: Vec<Value> = observers.iter().map(|n| members(n)).collect();
+        if views.iter().all(&check) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never true: {what}; last views: {views:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn events_about(view: &Value, name: &str) -> Vec<Value> {
+    view["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| e["member"] == name)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn five_processes_detect_a_kill_take_back_a_restart_and_ride_out_a_pause() {
+    let ports: Vec<u16> = (0..5).map(|_| free_udp_port()).collect();
+    let names: Vec<String> = (0..5).map(|i| format!("member-{i}")).collect();
+    let mut nodes: Vec<Option<RunningNode>> = Vec::new();
+    for i in 0..5 {
+        let seed = (i > 0).then_some(ports[0]);
+        nodes.push(Some(start(&names[i], ports[i], seed)));
+    }
+    let all = |nodes: &[Option<RunningNode>]| -> Vec<usize> {
+        (0..nodes.len()).filter(|&i| nodes[i].is_some()).collect()
+    };
+
+    // All five see five alive.
+    {
+        let observers: Vec<&RunningNode> = nodes.iter().flatten().collect();
+        wait_until(&observers, "every node sees 5 alive", |view| {
+            view["counts"]["alive"] == 5
+                && names
+                    .iter()
+                    .all(|n| member(view, n).is_some_and(|m| m["state"] == "alive"))
+        });
+    }
+
+    // SIGKILL member-2: the others report it dead.
+    let killed = 2;
+    let old_generation = member(&members(nodes[0].as_ref().expect("node 0")), &names[killed])
+        .and_then(|m| m["generation"].as_u64())
+        .expect("generation of member-2");
+    if let Some(mut node) = nodes[killed].take() {
+        node.child.kill().expect("SIGKILL");
+        let _ = node.child.wait();
+    }
+    {
+        let observers: Vec<&RunningNode> = all(&nodes)
+            .into_iter()
+            .filter_map(|i| nodes[i].as_ref())
+            .collect();
+        wait_until(&observers, "member-2 is dead to the others", |view| {
+            member(view, &names[killed]).is_some_and(|m| m["state"] == "dead")
+        });
+    }
+
+    // Restart it with the same name and port: alive again, with a newer generation.
+    nodes[killed] = Some(start(&names[killed], ports[killed], Some(ports[0])));
+    {
+        let observers: Vec<&RunningNode> = nodes.iter().flatten().collect();
+        wait_until(
+            &observers,
+            "member-2 is back with a new generation",
+            |view| {
+                view["counts"]["alive"] == 5
+                    && member(view, &names[killed]).is_some_and(|m| {
+                        m["state"] == "alive"
+                            && m["generation"].as_u64().is_some_and(|g| g > old_generation)
+                    })
+            },
+        );
+    }
+
+    // SIGSTOP member-3 for 1.5 s (well under its 4 s minimum suspicion), then SIGCONT.
+    let paused = 3;
+    let pid = nodes[paused]
+        .as_ref()
+        .expect("node 3")
+        .child
+        .id()
+        .to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal("-CONT");
+    let others: Vec<usize> = (0..5).filter(|&i| i != paused).collect();
+    {
+        let observers: Vec<&RunningNode> =
+            others.iter().filter_map(|&i| nodes[i].as_ref()).collect();
+        wait_until(&observers, "member-3 is alive again", |view| {
+            member(view, &names[paused]).is_some_and(|m| m["state"] == "alive")
+        });
+    }
+    // It was suspected by someone, and declared dead by no one.
+    let views: Vec<Value> = others
+        .iter()
+        .filter_map(|&i| nodes[i].as_ref())
+        .map(members)
+        .collect();
+    let events: Vec<Value> = views
+        .iter()
+        .flat_map(|view| events_about(view, &names[paused]))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["kind"].get("suspected").is_some()),
+        "nobody suspected the paused member: {events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| e["kind"] == "failed"),
+        "the paused member was declared dead: {events:#?}"
+    );
+    let refuted = members(nodes[paused].as_ref().expect("node 3"));
+    assert!(
+        refuted["incarnation"].as_u64().is_some_and(|i| i >= 1),
+        "the paused member refuted its suspicion: {refuted:#?}"
+    );
+}
+
+#[test]
+fn members_says_when_gossip_is_off() {
+    let node = RunningNode::start(&[]);
+    let output = node.client(&["members"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("gossip is off"), "{stderr}");
+    assert!(stderr.contains("--gossip"), "{stderr}");
+}
+
+#[test]
+fn a_foreign_cluster_is_not_joined() {
+    let (a, b) = (free_udp_port(), free_udp_port());
+    let first = start("alpha", a, None);
+    let gossip = format!("127.0.0.1:{b}");
+    let join = format!("127.0.0.1:{a}");
+    let mut args = vec![
+        "--name",
+        "beta",
+        "--gossip",
+        &gossip,
+        "--join",
+        &join,
+        "--set",
+        "node.cluster=other",
+    ];
+    args.extend_from_slice(FAST);
+    let second = RunningNode::start(&args);
+    // beta keeps knocking; alpha counts and drops every packet and never lists it.
+    let deadline = Instant::now() + LIVENESS;
+    loop {
+        let view = members(&first);
+        assert!(member(&view, "beta").is_none(), "{view:#?}");
+        if view["stats"]["foreign"].as_u64().is_some_and(|n| n >= 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no foreign packet counted: {view:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let view = second.json(&["members", "--set", "node.cluster=other"]);
+    assert_eq!(view["counts"]["alive"], 1, "{view:#?}");
+}
+
+/// Whether a process is gone (or a zombie waiting for a parent that is gone).
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
+    use std::io::{BufRead, BufReader};
+    let mut demo = common::binary::goliath()
+        .args(["demo", "3"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let stderr = demo.stderr.take().expect("stderr");
+    let (sender, receiver) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let mut children: Vec<u32> = Vec::new();
+    let mut listen = None;
+    let deadline = Instant::now() + LIVENESS;
+    while listen.is_none() {
+        let line = receiver
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("demo announces its nodes");
+        if let Some(rest) = line.split("(pid ").nth(1) {
+            children.push(
+                rest.split(',')
+                    .next()
+                    .and_then(|p| p.trim().parse().ok())
+                    .expect("a pid"),
+            );
+        }
+        if let Some(rest) = line.split("in the foreground (listen ").nth(1) {
+            listen = rest.split(',').next().map(str::to_string);
+        }
+    }
+    let listen = listen.expect("the first node's address");
+    assert_eq!(children.len(), 2, "two child nodes");
+    let deadline = Instant::now() + LIVENESS;
+    loop {
+        let output = common::binary::goliath()
+            .args(["members", "--json", "--node", &listen])
+            .output()
+            .expect("client runs");
+        let view: Option<Value> = serde_json::from_slice(&output.stdout).ok();
+        if view.as_ref().is_some_and(|v| v["counts"]["alive"] == 3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo never showed 3 alive: {view:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    demo.kill().expect("SIGKILL the demo");
+    let _ = demo.wait();
+    let deadline = Instant::now() + LIVENESS;
+    while !children.iter().all(|&pid| process_gone(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "children {children:?} outlived their killed parent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two in-process nodes on real UDP sockets; the fault layer cuts them apart and heals them.
+#[test]
+fn the_fault_layer_partitions_and_heals_real_sockets() {
+    use goliath::config::{Config, Float, WorkerCount};
+    use goliath::runtime::Node;
+    use goliath::runtime::gossip::{Cluster, FaultRules, MemberState};
+    use std::sync::Arc;
+
+    let config = |name: &str, join: Option<String>| {
+        let mut config = Config::default();
+        config.node.name = name.into();
+        config.scheduler.workers = WorkerCount::Fixed(1);
+        config.arena.slots = 64;
+        config.gossip.enabled = true;
+        config.gossip.bind = "127.0.0.1:0".into();
+        config.gossip.join = join.into_iter().collect();
+        config.gossip.probe_interval = Duration::from_millis(100);
+        config.gossip.probe_timeout = Duration::from_millis(40);
+        config.gossip.gossip_interval = Duration::from_millis(50);
+        config.gossip.suspicion_mult = Float(1.0);
+        config
+    };
+    let a = Arc::new(Node::start(config("a", None)).expect("a starts"));
+    let a_gossip = Cluster::start(&a).expect("gossip").expect("on");
+    let b = Arc::new(
+        Node::start(config("b", Some(a_gossip.local_addr().to_string()))).expect("b starts"),
+    );
+    let b_gossip = Cluster::start(&b).expect("gossip").expect("on");
+    let state_of = |cluster: &Cluster, name: &str| {
+        cluster
+            .snapshot()
+            .members
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.state)
+    };
+    let wait = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + LIVENESS;
+        while !check() {
+            assert!(Instant::now() < deadline, "never true: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("a and b see each other", &|| {
+        state_of(&a_gossip, "b") == Some(MemberState::Alive)
+            && state_of(&b_gossip, "a") == Some(MemberState::Alive)
+    });
+    let cut = |cluster: &Cluster, peer: std::net::SocketAddr| {
+        let mut rules = FaultRules::default();
+        rules.blocked.insert(peer);
+        cluster.set_faults(rules);
+    };
+    cut(&a_gossip, b_gossip.local_addr());
+    cut(&b_gossip, a_gossip.local_addr());
+    wait("each declares the other dead", &|| {
+        state_of(&a_gossip, "b") == Some(MemberState::Dead)
+            && state_of(&b_gossip, "a") == Some(MemberState::Dead)
+    });
+    a_gossip.set_faults(FaultRules::default());
+    b_gossip.set_faults(FaultRules::default());
+    wait("the partition heals", &|| {
+        state_of(&a_gossip, "b") == Some(MemberState::Alive)
+            && state_of(&b_gossip, "a") == Some(MemberState::Alive)
+    });
+    b_gossip.stop();
+    a_gossip.stop();
+}
