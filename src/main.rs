@@ -2,6 +2,7 @@
 //! console or a client command. The only place that uses `anyhow` and decides exit codes.
 
 mod commands;
+mod wal_commands;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use goliath::config::{Config, ConfigError, ConfigOrigin, DEFAULT_TOML};
 use goliath::runtime::net::client::ConnectOptions;
 use goliath::runtime::net::{Client, Server, ServerConfig};
-use goliath::runtime::{Node, TaskId, TaskState};
+use goliath::runtime::{NodeBuilder, TaskId, TaskState};
 
 use commands::{ClientCommand, CommandError};
 
@@ -68,6 +69,10 @@ struct NodeArgs {
     /// Allow listening on a non-loopback address without authentication.
     #[arg(long, global = true)]
     insecure_listen: bool,
+    /// Data directory for the write-ahead log (config node.data_dir; default
+    /// $XDG_DATA_HOME/goliath/<node name>).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -150,6 +155,27 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Inspect a node's write-ahead log (works beside a running node; changes nothing).
+    Wal {
+        #[command(subcommand)]
+        action: WalAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WalAction {
+    /// Check every record; exit 0 if a node would start on the directory, 1 if damaged.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every record (checkpoint, then segments) as text, or JSON lines.
+    Dump {
+        /// One JSON document per record.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -255,6 +281,19 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             client(target, ClientCommand::Watch { snapshots })
         }
         Some(Command::Shutdown { target }) => client(target, ClientCommand::Shutdown),
+        Some(Command::Wal { action }) => {
+            let (config, _) = load_config(&cli.node)?;
+            let name = if config.node.name.is_empty() {
+                goliath::runtime::node::host_name()
+            } else {
+                config.node.name.clone()
+            };
+            let dir = goliath::runtime::wal::data_dir(&config, &name).map_err(Failure::usage)?;
+            Ok(match action {
+                WalAction::Verify { json } => wal_commands::verify(&dir, json)?,
+                WalAction::Dump { json } => wal_commands::dump(&dir, json)?,
+            })
+        }
         None => {
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
                 run_headless(
@@ -290,6 +329,15 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
     }
     if let Some(listen) = &args.listen {
         apply("net.listen", listen)?;
+    }
+    if let Some(dir) = &args.data_dir {
+        let dir = dir.to_str().ok_or_else(|| {
+            Failure::usage(anyhow::anyhow!(
+                "--data-dir {} is not valid UTF-8",
+                dir.display()
+            ))
+        })?;
+        apply("node.data_dir", dir)?;
     }
     for entry in &args.overrides {
         let Some((key, value)) = entry.split_once('=') else {
@@ -366,7 +414,16 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
     }
     tracing::info!(config = %origin, "starting node");
     let grace = config.shutdown.grace;
-    let node = Arc::new(Node::start(config).map_err(Failure::runtime)?);
+    let mut builder = NodeBuilder::new(config);
+    // Fault injection for the WAL's fail-stop and disk-full tests; never set in production.
+    if let Some(spec) = std::env::var_os("GOLIATH_WAL_FAULT").filter(|v| !v.is_empty()) {
+        let spec = spec.to_string_lossy();
+        let faults = goliath::runtime::wal::Faults::parse(&spec)
+            .map_err(|message| Failure::usage(anyhow::anyhow!("GOLIATH_WAL_FAULT: {message}")))?;
+        tracing::warn!(faults = %spec, "GOLIATH_WAL_FAULT is set: WAL writes and fdatasyncs will fail on purpose");
+        builder.wal_faults(Arc::new(faults));
+    }
+    let node = Arc::new(builder.start().map_err(Failure::runtime)?);
     let io = node
         .io_handle()
         .ok_or_else(|| Failure::runtime(anyhow::anyhow!("the node's I/O runtime is gone")))?;
@@ -381,11 +438,26 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
         .map_err(Failure::runtime)?;
     let reason = signals.block_on(async {
         tokio::select! {
-            signal = wait_for_signal() => signal.map(|name| name.to_string()),
-            _ = shutdown_signal.wait_for(|requested| *requested) => Ok("a shutdown request".to_string()),
+            signal = wait_for_signal() => signal.map(|name| Ok(name.to_string())),
+            _ = shutdown_signal.wait_for(|requested| *requested) => Ok(Ok("a shutdown request".to_string())),
+            failure = node.wal_failed() => Ok(Err(failure)),
         }
     });
-    let reason = reason.map_err(Failure::runtime)?;
+    let reason = match reason.map_err(Failure::runtime)? {
+        Ok(reason) => reason,
+        Err(failure) => {
+            // Fail-stop: nothing more can be acknowledged. Stop at once and say why.
+            server.stop();
+            node.shutdown(Duration::ZERO);
+            let dir = node
+                .data_dir()
+                .map(|dir| dir.display().to_string())
+                .unwrap_or_default();
+            return Err(Failure::runtime(anyhow::anyhow!(
+                "stopping: {failure} (data directory {dir}). Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them"
+            )));
+        }
+    };
     tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
     server.stop();
     signals.spawn(async {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::arena::ArenaStats;
 use super::task::{TaskId, TaskOutput, TaskState};
+use super::wal::WalSnapshot;
 
 /// A point-in-time view of a node: cheap enough to take ten times a second.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,8 @@ pub struct NodeSnapshot {
     pub counts: TaskCounts,
     /// Tasks in flight and recently finished, newest first, up to the requested limit.
     pub tasks: Vec<TaskInfo>,
+    /// The write-ahead log; None for a memory-only node.
+    pub wal: Option<WalSnapshot>,
 }
 
 /// Who the node is and how it is set up.

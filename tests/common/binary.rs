@@ -22,13 +22,26 @@ pub struct RunningNode {
     pub child: Child,
     pub address: String,
     log: Arc<Mutex<String>>,
+    /// The node's own data directory, when the test did not pass one.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl RunningNode {
-    /// Starts `goliath node` with extra arguments and waits until it serves.
+    /// Starts `goliath node` with extra arguments, in a fresh data directory of its own, and
+    /// waits until it serves.
     pub fn start(args: &[&str]) -> RunningNode {
+        let data = tempfile::tempdir().expect("temp data dir");
+        let mut node = Self::start_in(data.path(), args);
+        node._data = Some(data);
+        node
+    }
+
+    /// Starts `goliath node` on the data directory `dir` and waits until it serves.
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> RunningNode {
         let mut child = goliath()
             .args(["node", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -49,13 +62,22 @@ impl RunningNode {
                 log.push('\n');
             }
         });
-        let address = address_receiver
-            .recv_timeout(LIVENESS)
-            .expect("node announced its address");
+        let address = match address_receiver.recv_timeout(LIVENESS) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "node did not announce its address; its log:\n{}",
+                    log.lock().expect("log")
+                );
+            }
+        };
         RunningNode {
             child,
             address,
             log,
+            _data: None,
         }
     }
 
