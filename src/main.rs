@@ -446,8 +446,11 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
     let reason = match reason.map_err(Failure::runtime)? {
         Ok(reason) => reason,
         Err(failure) => {
-            // Fail-stop: nothing more can be acknowledged. Stop at once and say why.
+            // Fail-stop: nothing more can be acknowledged. Stop accepting connections, give
+            // the submitters already waiting a moment to receive the error (they all have it
+            // the instant the log failed), then stop and say why.
             server.stop();
+            std::thread::sleep(Duration::from_millis(250));
             node.shutdown(Duration::ZERO);
             let dir = node
                 .data_dir()

@@ -38,11 +38,21 @@ impl RunningNode {
 
     /// Starts `goliath node` on the data directory `dir` and waits until it serves.
     pub fn start_in(dir: &std::path::Path, args: &[&str]) -> RunningNode {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// [`RunningNode::start_in`] with extra environment variables.
+    pub fn start_with_env(
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> RunningNode {
         let mut child = goliath()
             .args(["node", "--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -225,6 +225,21 @@ impl SegmentCheck {
     }
 }
 
+/// Index of the segment a crash may have left a torn tail in: the newest one with records
+/// (newer ones are unused spares). 0 when none has any.
+fn tail_segment(
+    segments: &[(u64, PathBuf)],
+    buffer: &mut Vec<u8>,
+) -> Result<usize, (PathBuf, std::io::Error)> {
+    for (index, (_, path)) in segments.iter().enumerate().rev() {
+        segment::read_into(path, buffer).map_err(|e| (path.clone(), e))?;
+        if recovery::has_data(buffer) {
+            return Ok(index);
+        }
+    }
+    Ok(0)
+}
+
 /// A data directory replayed and locked, not yet started.
 pub struct Recovery {
     lock: segment::DirLock,
@@ -309,8 +324,13 @@ pub fn open(
             });
         }
     }
+    let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
+        op: "read",
+        path,
+        source: e,
+    })?;
     for (index, (seq, path)) in segments.iter().enumerate() {
-        let last = index + 1 == segments.len();
+        let last = index >= tail;
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
         let mut check = SegmentCheck {
             seq: *seq,
@@ -763,6 +783,11 @@ pub fn inspect(
         .range(first_segment..)
         .map(|(seq, path)| (*seq, path.clone()))
         .collect();
+    let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
+        op: "read",
+        path,
+        source: e,
+    })?;
     let mut expected = first_segment;
     for (index, (seq, path)) in segments.iter().enumerate() {
         if *seq != expected {
@@ -772,7 +797,7 @@ pub fn inspect(
             ));
         }
         expected = seq + 1;
-        let last = index + 1 == segments.len();
+        let last = index >= tail;
         report_file(
             path,
             "segment",

@@ -5,10 +5,10 @@
 //! all-zero header. In any segment but the last, everything after that must be zero and every
 //! record before it whole: anything else is damage, reported with its offset. In the last
 //! segment a bad record (short, wrong checksum, impossible length) is a *torn tail* — the
-//! write of an unacknowledged batch cut short — when no whole record follows it, or when an
-//! all-zero sector lies between it and the next whole record (a sector the disk never wrote).
-//! A bad record followed by whole records with no such gap is damage: the node refuses to
-//! start rather than drop acknowledged tasks. A group of records cut short at the end of the
+//! write of an unacknowledged batch cut short — when no whole record follows it. A bad record
+//! followed by a whole record is damage, wherever it is: the node refuses to start rather
+//! than drop records that may have been acknowledged (the message notes an all-zero sector in
+//! between, the mark a power loss mid-write can leave). A group of records cut short at the end of the
 //! last segment was never acknowledged and is dropped whole.
 //!
 //! **Replay.** [`State`] applies groups in log order: accepted tasks become live, a started
@@ -175,14 +175,17 @@ pub fn scan_segment<'a>(
         return Err(Damage::at(offset, what));
     }
     let bad = stopped_at;
-    let torn = match next_whole_record(bytes, bad, data_end, max_payload) {
-        None => true,
-        Some(next) => unwritten_sector_between(bytes, bad, next),
-    };
-    if !torn {
+    if let Some(next) = next_whole_record(bytes, bad, data_end, max_payload) {
+        let hint = if unwritten_sector_between(bytes, bad, next) {
+            " (an all-zero sector lies between: what a power loss during a write can leave)"
+        } else {
+            ""
+        };
         return Err(Damage::at(
             bad,
-            format!("{what}, and whole records follow it, so this is not a torn write"),
+            format!(
+                "{what}, and a whole record follows at offset {next}{hint}, so this is not a torn tail"
+            ),
         ));
     }
     scan.dropped_records = group.len() as u64;
@@ -323,7 +326,8 @@ impl State {
     pub fn apply(&mut self, record: Record) -> Result<(), ApplyError> {
         self.counts.records += 1;
         match record {
-            Record::Segment(_) | Record::CheckpointBegin(_) | Record::CheckpointEnd(_) => {}
+            Record::Segment(_) | Record::CheckpointEnd(_) => {}
+            Record::CheckpointBegin(begin) => self.max_id = self.max_id.max(begin.max_id),
             Record::Accepted(accepted) => self.accept(accepted),
             Record::Started(started) => {
                 if let Some(task) = self.live.get_mut(&started.id) {
@@ -571,6 +575,18 @@ pub fn load_checkpoint(
     Ok(begin)
 }
 
+/// Whether a segment holds anything past its header. The writer only writes into a segment
+/// after the one before it was fdatasync'd, so segments after the last one with data are
+/// unused spares, and the one with data is where a torn tail can be. A segment whose header
+/// is not valid counts as holding data (it is then checked as strictly as possible).
+pub fn has_data(bytes: &[u8]) -> bool {
+    match record::read_frame(bytes, 0, record::MAX_PAYLOAD) {
+        Ok(Some(header)) => nonzero_end(bytes, header.len.min(bytes.len())) > header.len,
+        Ok(None) => nonzero_end(bytes, 0) > 0,
+        Err(_) => true,
+    }
+}
+
 /// Whether a record type may appear in a segment after its header.
 pub fn belongs_in_segment(record_type: RecordType) -> bool {
     matches!(
@@ -736,7 +752,7 @@ mod tests {
         bytes[starts[2] + 11] ^= 1;
         let damage = replay(&bytes, true).expect_err("not torn");
         assert_eq!(damage.offset, starts[2] as u64);
-        assert!(damage.what.contains("whole records follow"), "{damage}");
+        assert!(damage.what.contains("a whole record follows"), "{damage}");
     }
 
     #[test]
@@ -775,6 +791,40 @@ mod tests {
         // A checkpoint cut short is refused.
         let cut = &file[..file.len() - 16];
         assert!(load_checkpoint(cut, &mut State::new(10, 10), MAX_PAYLOAD).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_scan(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            last in proptest::prelude::any::<bool>(),
+        ) {
+            let mut state = State::new(10, 10);
+            let _ = scan_segment(&bytes, last, MAX_PAYLOAD, |frames| state.apply_group(frames));
+            let _ = load_checkpoint(&bytes, &mut State::new(10, 10), MAX_PAYLOAD);
+            let _ = has_data(&bytes);
+        }
+
+        #[test]
+        fn damaging_a_valid_segment_never_panics_and_never_invents_tasks(
+            flips in proptest::collection::vec((0usize..4096, 0u8..8), 1..4),
+        ) {
+            let bytes = segment(&[
+                vec![accepted(1, 2, Some("k"))],
+                vec![finished(1)],
+                vec![accepted(3, 1, None), accepted(4, 1, None)],
+            ]);
+            let mut damaged = bytes.clone();
+            for (at, bit) in flips {
+                let at = at % damaged.len();
+                damaged[at] ^= 1 << bit;
+            }
+            if let Ok((state, _)) = replay(&damaged, true) {
+                for id in state.live.keys() {
+                    proptest::prop_assert!((1..=4).contains(id), "invented task {}", id);
+                }
+            }
+        }
     }
 
     #[test]
