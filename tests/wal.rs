@@ -400,6 +400,9 @@ fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
         let keyed = node
             .submit_batch(&batch, Some("key-1"), None)
             .expect("submits");
+        for echo in &keyed.ids[..2] {
+            common::wait_finished(&node, *echo);
+        }
         node.shutdown(Duration::ZERO);
         (sleeping, finished, cancelled, keyed.ids)
     };
