@@ -38,6 +38,9 @@ pub const MAX_PENDING_BYTES: usize = 64 << 20;
 /// How long the writer spins for more work after a batch before it parks.
 const WRITER_SPIN: Duration = Duration::from_micros(50);
 
+/// While taking a burst whole, the longest gap between appends the writer waits out.
+const BURST_GAP: Duration = Duration::from_micros(2);
+
 /// The log has failed (fail-stop) and acknowledges nothing more.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the write-ahead log failed and acknowledges nothing more: {0}")]
@@ -492,6 +495,8 @@ impl Writer {
         let log = self.log.clone();
         let mut batch: Vec<u8> = Vec::with_capacity(1 << 16);
         let mut taken: u64 = 0;
+        // Records the last batch acknowledged: the waiters it released may append again.
+        let mut released: u64 = 0;
         loop {
             let spin_until = Instant::now() + WRITER_SPIN;
             while log.appended.load(Ordering::Acquire) == taken && Instant::now() < spin_until {
@@ -519,6 +524,10 @@ impl Writer {
                 drop(pending);
                 std::thread::sleep(self.max_batch_delay);
                 pending = lock(&log.pending);
+            } else if released > 1 && !pending.stopping {
+                drop(pending);
+                self.take_burst_whole(taken, released);
+                pending = lock(&log.pending);
             }
             std::mem::swap(&mut pending.buffer, &mut batch);
             let end = pending.next_lsn - 1;
@@ -531,6 +540,7 @@ impl Writer {
                         .record_batch(records, batch.len() as u64, started.elapsed());
                     log.publish(end);
                     taken = end;
+                    released = records;
                 }
                 Err(error) => {
                     log.fail(format!(
@@ -545,6 +555,39 @@ impl Writer {
             if batch.capacity() > 16 << 20 {
                 batch.shrink_to(1 << 16);
             }
+        }
+    }
+
+    /// Group commit without added delay takes whatever is pending the moment the writer
+    /// looks — right after releasing the last batch's waiters, before they could append again —
+    /// so a steady window of W in flight splits into alternating full and tiny batches (W/2
+    /// records per fdatasync). Instead, while appends keep arriving back to back (gaps under
+    /// [`BURST_GAP`]), the writer takes the burst whole: up to as many records as the last
+    /// batch released, and never for longer than a batch takes. Appends that trickle in stop
+    /// the wait within one gap.
+    fn take_burst_whole(&self, taken: u64, released: u64) {
+        let log = &self.log;
+        let cap = Duration::from_nanos(log.metrics.batch_ns_average.load(Ordering::Relaxed))
+            .min(Duration::from_millis(1));
+        let start = Instant::now();
+        let mut seen = log.appended.load(Ordering::Acquire);
+        let mut changed = start;
+        loop {
+            let appended = log.appended.load(Ordering::Acquire);
+            if appended.saturating_sub(taken) >= released {
+                return;
+            }
+            let now = Instant::now();
+            if appended != seen {
+                seen = appended;
+                changed = now;
+            } else if now.duration_since(changed) >= BURST_GAP {
+                return;
+            }
+            if now.duration_since(start) >= cap {
+                return;
+            }
+            std::hint::spin_loop();
         }
     }
 
