@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion};
 use goliath::config::{Config, WorkerCount};
 use goliath::runtime::Node;
-use goliath::runtime::net::client::ConnectOptions;
-use goliath::runtime::net::{Client, Request, Response, Server, ServerConfig, SubmitRequest};
+use goliath::runtime::net::frame::{self, FrameReader, FrameType};
+use goliath::runtime::net::{Hello, Request, Response, Server, ServerConfig, SubmitRequest};
 use goliath::runtime::wal::{self, IdRange, SpecRecord, Ticket, Wal, WalOptions, WalSync};
 use hdrhistogram::Histogram;
 
@@ -124,7 +124,9 @@ fn open_wal(dir: &std::path::Path) -> Wal {
         .expect("starts")
 }
 
-/// `count` durable appends with at most `window` in flight; returns the time taken.
+/// `count` durable appends with at most `window` in flight — a new one as soon as the oldest
+/// is durable — and returns the time taken. Latency is from an append to the moment its batch
+/// was seen durable.
 fn appends(
     log: &Wal,
     window: usize,
@@ -134,26 +136,24 @@ fn appends(
 ) -> Duration {
     let spec = spec();
     let mut in_flight: VecDeque<(Ticket, Instant)> = VecDeque::with_capacity(window);
-    let settle = |in_flight: &mut VecDeque<(Ticket, Instant)>,
-                  latency: &mut Option<&mut Histogram<u64>>| {
-        let now = Instant::now();
-        while let Some((ticket, at)) = in_flight.front() {
-            if !matches!(ticket.is_durable(), Ok(true)) {
-                break;
-            }
-            if let Some(latency) = latency.as_deref_mut() {
-                latency.saturating_record(now.duration_since(*at).as_nanos() as u64);
-            }
-            in_flight.pop_front();
+    // The durable LSN last seen, and when.
+    let mut seen = (0u64, Instant::now());
+    let mut retire = |in_flight: &mut VecDeque<(Ticket, Instant)>, seen: &mut (u64, Instant)| {
+        let Some((ticket, at)) = in_flight.pop_front() else {
+            return;
+        };
+        if ticket.lsn() > seen.0 {
+            ticket.wait().expect("durable");
+            *seen = (log.durable_lsn(), Instant::now());
+        }
+        if let Some(latency) = latency.as_deref_mut() {
+            latency.saturating_record(seen.1.duration_since(at).as_nanos() as u64);
         }
     };
     let start = Instant::now();
     for _ in 0..count {
         if in_flight.len() == window {
-            if let Some((ticket, _)) = in_flight.front() {
-                ticket.wait().expect("durable");
-            }
-            settle(&mut in_flight, &mut latency);
+            retire(&mut in_flight, &mut seen);
         }
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let at = Instant::now();
@@ -170,9 +170,8 @@ fn appends(
             .expect("appends");
         in_flight.push_back((ticket, at));
     }
-    while let Some((ticket, _)) = in_flight.back() {
-        ticket.wait().expect("durable");
-        settle(&mut in_flight, &mut latency);
+    while !in_flight.is_empty() {
+        retire(&mut in_flight, &mut seen);
     }
     start.elapsed()
 }
@@ -211,9 +210,179 @@ fn durable_submit(c: &mut Criterion) {
     log.shutdown();
 }
 
-/// End to end over loopback: the maximum rate of durable `submit --wait fib 1`, then an open
-/// loop at half of it, latency counted from each request's scheduled send time.
-fn end_to_end() {
+/// A blocking protocol connection that speaks the same frames as `Client`, without a runtime:
+/// the load generator must cost the node as little CPU as possible on a 2-core machine.
+struct Lean {
+    stream: std::net::TcpStream,
+    reader: FrameReader,
+    payload: Vec<u8>,
+}
+
+impl Lean {
+    fn connect(address: &str) -> Lean {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut hello = frame::preamble().to_vec();
+        let greeting = Hello {
+            client: "wal-bench".into(),
+            cluster: "goliath".into(),
+        };
+        frame::write_message(&mut hello, FrameType::Hello, 0, &greeting, 1 << 20).expect("hello");
+        stream.write_all(&hello).expect("send hello");
+        let mut preamble = [0u8; frame::PREAMBLE_LEN];
+        stream.read_exact(&mut preamble).expect("preamble");
+        let request = Request::Submit(SubmitRequest {
+            specs: vec!["fib 1".into()],
+            idempotency_key: None,
+            wait: true,
+        });
+        let mut lean = Lean {
+            stream,
+            reader: FrameReader::new(16 << 20),
+            payload: goliath::codec::encode("request", &request).expect("encodes"),
+        };
+        let (kind, _) = lean.next_response();
+        assert_eq!(kind, FrameType::Welcome);
+        lean
+    }
+
+    /// The next frame: its type and stream.
+    fn next_response(&mut self) -> (FrameType, u32) {
+        use std::io::Read;
+        loop {
+            if let Some((header, payload)) = self.reader.next_frame().expect("frame") {
+                if header.frame_type == FrameType::Response {
+                    match goliath::codec::decode::<Response>("response", payload) {
+                        Ok(Response::Finished { .. }) => {}
+                        other => panic!("{other:?}"),
+                    }
+                }
+                return (header.frame_type, header.stream);
+            }
+            let spare = self.reader.spare().expect("room");
+            let count = self.stream.read(spare).expect("read");
+            assert!(count > 0, "node closed the connection");
+            self.reader.filled(count);
+        }
+    }
+
+    fn request(&self, stream: u32, out: &mut Vec<u8>) {
+        frame::write_header(out, FrameType::Request, stream, self.payload.len() as u32);
+        out.extend_from_slice(&self.payload);
+    }
+}
+
+const CONNECTIONS: usize = 4;
+
+/// The most `submit --wait fib 1` per second with 256 in flight over 4 connections, for 3 s.
+fn closed_loop_rate(address: &str) -> f64 {
+    use std::io::Write;
+    let window = Duration::from_secs(3);
+    let deadline = Instant::now() + window;
+    let threads: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let address = address.to_string();
+            std::thread::spawn(move || {
+                let mut lean = Lean::connect(&address);
+                let mut out = Vec::new();
+                let mut next = 1u32;
+                for _ in 0..256 / CONNECTIONS {
+                    lean.request(next, &mut out);
+                    next += 1;
+                }
+                lean.stream.write_all(&out).expect("send");
+                let mut done = 0u64;
+                let mut in_flight = 256 / CONNECTIONS;
+                while in_flight > 0 {
+                    lean.next_response();
+                    in_flight -= 1;
+                    done += 1;
+                    if Instant::now() < deadline {
+                        out.clear();
+                        lean.request(next, &mut out);
+                        next = next.wrapping_add(1).max(1);
+                        lean.stream.write_all(&out).expect("send");
+                        in_flight += 1;
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let done: u64 = threads
+        .into_iter()
+        .map(|t| t.join().expect("no panic"))
+        .sum();
+    done as f64 / window.as_secs_f64()
+}
+
+/// `count` requests at `rate` per second, sent on schedule whatever the answers do (open
+/// loop); latency from each request's scheduled time to its answer.
+fn open_loop(address: &str, rate: f64, count: u64) -> Histogram<u64> {
+    use std::io::Write;
+    let mut senders = Vec::new();
+    let mut readers = Vec::new();
+    let start = Instant::now() + Duration::from_millis(20);
+    let interval = 1.0 / rate;
+    for connection in 0..CONNECTIONS {
+        let lean = Lean::connect(address);
+        let writer = lean.stream.try_clone().expect("clone");
+        senders.push((writer, lean.payload.clone()));
+        readers.push(std::thread::spawn(move || {
+            let mut lean = lean;
+            let mut latency = histogram();
+            let mine = (count as usize)
+                .saturating_sub(connection)
+                .div_ceil(CONNECTIONS);
+            for _ in 0..mine {
+                let (_, stream) = lean.next_response();
+                let scheduled = start + Duration::from_secs_f64((stream - 1) as f64 * interval);
+                latency
+                    .saturating_record(Instant::now().duration_since(scheduled).as_nanos() as u64);
+            }
+            latency
+        }));
+    }
+    let mut out = Vec::new();
+    for index in 0..count {
+        let due = start + Duration::from_secs_f64(index as f64 * interval);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            if due - now > Duration::from_micros(300) {
+                std::thread::sleep(due - now - Duration::from_micros(200));
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let (writer, payload) = &mut senders[index as usize % CONNECTIONS];
+        out.clear();
+        frame::write_header(
+            &mut out,
+            FrameType::Request,
+            index as u32 + 1,
+            payload.len() as u32,
+        );
+        out.extend_from_slice(payload);
+        writer.write_all(&out).expect("send");
+    }
+    let mut latency = histogram();
+    for reader in readers {
+        latency
+            .add(reader.join().expect("no panic"))
+            .expect("same bounds");
+    }
+    latency
+}
+
+/// End to end over loopback: the maximum rate of `submit --wait fib 1`, then an open loop at
+/// half of it, latency counted from each request's scheduled send time. `durable` picks a node
+/// with its WAL (the figure the issue asks for) or a memory-only one (the same path without
+/// the disk, for comparison).
+fn end_to_end(durable: bool) {
     let dir = bench_dir("e2e");
     let mut config = Config::default();
     config.scheduler.workers = WorkerCount::Fixed(
@@ -224,6 +393,7 @@ fn end_to_end() {
     config.net.listen = "127.0.0.1:0".into();
     config.log.level = "warn".into();
     config.node.data_dir = dir.path().display().to_string();
+    config.wal.enabled = durable;
     let server_config = ServerConfig::from_config(&config).expect("config");
     let node = Arc::new(Node::start(config).expect("node"));
     let io = node.io_handle().expect("io runtime");
@@ -231,94 +401,49 @@ fn end_to_end() {
         .block_on(Server::start(node.clone(), server_config))
         .expect("server");
     let address = server.local_addr().to_string();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let request = || {
-        Request::Submit(SubmitRequest {
-            specs: vec!["fib 1".into()],
-            idempotency_key: None,
-            wait: true,
+    let max_rate = closed_loop_rate(&address);
+    let fractions: Vec<f64> = std::env::var("GOLIATH_E2E_FRACTIONS")
+        .ok()
+        .map(|text| {
+            text.split(',')
+                .filter_map(|f| f.trim().parse().ok())
+                .collect()
         })
-    };
-    let client = Arc::new(
-        runtime
-            .block_on(Client::connect(&address, &ConnectOptions::default()))
-            .expect("connects"),
-    );
-    // Closed loop, 256 in flight, for 3 s: the maximum rate.
-    let done = Arc::new(AtomicU64::new(0));
-    let window = Duration::from_secs(3);
-    runtime.block_on(async {
-        let deadline = Instant::now() + window;
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..256 {
-            let client = client.clone();
-            let done = done.clone();
-            tasks.spawn(async move {
-                while Instant::now() < deadline {
-                    match client.request(request()).await {
-                        Ok(Response::Finished { .. }) => {
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                        other => panic!("{other:?}"),
-                    }
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-    });
-    let max_rate = done.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
-    // Open loop at half of it for 5 s.
-    let rate = max_rate / 2.0;
-    let count = (rate * 5.0) as u64;
-    let latency = runtime.block_on(async {
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let start = tokio::time::Instant::now();
-        for index in 0..count {
-            let scheduled = start + Duration::from_secs_f64(index as f64 / rate);
-            tokio::time::sleep_until(scheduled).await;
-            let client = client.clone();
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                match client.request(request()).await {
-                    Ok(Response::Finished { .. }) => {
-                        let _ = sender.send(scheduled.elapsed().as_nanos() as u64);
-                    }
-                    other => panic!("{other:?}"),
-                }
-            });
-        }
-        drop(sender);
-        let mut latency = histogram();
-        while let Some(ns) = receiver.recv().await {
-            latency.saturating_record(ns);
-        }
-        latency
-    });
-    let wal = node.snapshot(0).wal.expect("durable node");
-    println!(
-        "wal/end_to_end: durable submit --wait (fib 1) over loopback: max {max_rate:.0}/s closed loop (256 in flight); open loop at {rate:.0}/s: n={} p50={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us; WAL {:.1} records per fdatasync, fdatasync p50 {:.0}us",
-        latency.len(),
-        us(&latency, 0.5),
-        us(&latency, 0.99),
-        us(&latency, 0.999),
-        latency.max() as f64 / 1000.0,
-        wal.records_per_fsync,
-        wal.fsync_p50_us
-    );
+        .unwrap_or_else(|| vec![0.5]);
+    for fraction in fractions {
+        let rate = max_rate * fraction;
+        let latency = open_loop(&address, rate, (rate * 5.0) as u64);
+        let wal = match node.snapshot(0).wal {
+            Some(wal) => format!(
+                "; WAL {:.1} records per fdatasync, fdatasync p50 {:.0}us",
+                wal.records_per_fsync, wal.fsync_p50_us
+            ),
+            None => String::new(),
+        };
+        println!(
+            "wal/end_to_end/{}: submit --wait (fib 1) over loopback: max {max_rate:.0}/s closed loop (256 in flight); open loop at {:.0}% = {rate:.0}/s: n={} p50={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us{wal}",
+            if durable { "durable" } else { "memory_only" },
+            fraction * 100.0,
+            latency.len(),
+            us(&latency, 0.5),
+            us(&latency, 0.99),
+            us(&latency, 0.999),
+            latency.max() as f64 / 1000.0,
+        );
+    }
     drop(server);
     node.shutdown(Duration::from_secs(5));
 }
 
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
-    raw_fdatasync(&mut criterion);
-    durable_submit(&mut criterion);
+    if std::env::var_os("GOLIATH_BENCH_E2E_ONLY").is_none() {
+        raw_fdatasync(&mut criterion);
+        durable_submit(&mut criterion);
+    }
     if std::env::var_os("GOLIATH_BENCH_SKIP_E2E").is_none() {
-        end_to_end();
+        end_to_end(true);
+        end_to_end(false);
     }
     criterion.final_summary();
 }

@@ -32,7 +32,7 @@ pub use metrics::{RecoverySummary, WalSnapshot, WalSync};
 pub use record::{IdRange, Record, RecordType, SpecRecord};
 pub use recovery::{Damage, State};
 pub use segment::Faults;
-pub use writer::{AppendError, DurabilityError, Ticket};
+pub use writer::{AppendError, AppendKind, DurabilityError, LAZY_FLUSH, Ticket};
 
 use crate::config::Config;
 use crate::runtime::lock;
@@ -540,14 +540,13 @@ impl std::fmt::Debug for Wal {
 }
 
 impl Wal {
-    /// Appends one group of records built by `build` and returns a ticket for it. With
-    /// `bounded`, refuses when the writer is far behind (new submissions back off).
+    /// Appends one group of records built by `build` and returns a ticket for it.
     pub fn append<R>(
         &self,
-        bounded: bool,
+        kind: AppendKind,
         build: impl FnOnce(&mut GroupEncoder<'_>) -> Result<R, record::EncodeError>,
     ) -> Result<(R, Ticket), AppendError> {
-        let (result, lsn) = self.log.append(bounded, build)?;
+        let (result, lsn) = self.log.append(kind, build)?;
         Ok((result, Ticket::new(&self.log, lsn)))
     }
 
@@ -566,8 +565,15 @@ impl Wal {
             attempt: 1,
             submitted_unix_us,
         };
-        self.append(true, |group| group.push(RecordType::Accepted, &accepted))
-            .map(|(_, ticket)| ticket)
+        self.append(AppendKind::Submission, |group| {
+            group.push(RecordType::Accepted, &accepted)
+        })
+        .map(|(_, ticket)| ticket)
+    }
+
+    /// The highest log sequence number that is durable (see [`Ticket::lsn`]).
+    pub fn durable_lsn(&self) -> u64 {
+        self.log.durable_lsn()
     }
 
     /// A ticket for everything appended so far.

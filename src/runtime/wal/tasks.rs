@@ -20,7 +20,7 @@ use super::record::{
     self, Accepted, Cancelled, Finished, IdRange, OutputRecord, RecordType, SpecRecord, Started,
 };
 use super::recovery::{FinishedTask, State};
-use super::writer::{AppendError, Ticket};
+use super::writer::{AppendError, AppendKind, Ticket};
 use crate::config::{Config, MAX_ARENA_SLOTS};
 use crate::runtime::arena::SHARED_LEDGER;
 use crate::runtime::history::Record as HistoryRecord;
@@ -141,7 +141,9 @@ impl Shared {
             attempt: 1,
             submitted_unix_us: self.clock.unix_us(now),
         };
-        let (_, ticket) = wal.append(true, |group| group.push(RecordType::Accepted, &accepted))?;
+        let (_, ticket) = wal.append(AppendKind::Submission, |group| {
+            group.push(RecordType::Accepted, &accepted)
+        })?;
         Ok(ticket)
     }
 
@@ -167,7 +169,7 @@ impl Shared {
                 lines.push((submission, ids));
             }
         }
-        let (_, ticket) = wal.append(true, |group| {
+        let (_, ticket) = wal.append(AppendKind::Submission, |group| {
             for (submission, ids) in &lines {
                 // Long id lists (interleaved with other submitters) go in several records.
                 for chunk in ids.chunks(8192) {
@@ -197,7 +199,9 @@ impl Shared {
                 attempt,
                 unix_us: self.clock.unix_us(now),
             };
-            let _ = wal.append(false, |group| group.push(RecordType::Started, &started));
+            let _ = wal.append(AppendKind::Background, |group| {
+                group.push(RecordType::Started, &started)
+            });
         }
     }
 
@@ -221,7 +225,9 @@ impl Shared {
             output: output_record(output),
             error: error.map(|e| Cow::Borrowed(record::summary(e, record::OUTPUT_SUMMARY).0)),
         };
-        let _ = wal.append(false, |group| group.push(RecordType::Finished, &finished));
+        let _ = wal.append(AppendKind::Background, |group| {
+            group.push(RecordType::Finished, &finished)
+        });
     }
 
     /// Logs a cancel request; the ticket says when it is durable.
@@ -230,7 +236,9 @@ impl Shared {
             id: id.0,
             unix_us: self.clock.unix_us(self.clock.now()),
         };
-        match wal.append(false, |group| group.push(RecordType::Cancelled, &cancelled)) {
+        match wal.append(AppendKind::Waited, |group| {
+            group.push(RecordType::Cancelled, &cancelled)
+        }) {
             Ok((_, ticket)) => ticket,
             Err(error) => ticket_for_error(wal, &error),
         }

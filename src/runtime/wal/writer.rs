@@ -39,7 +39,25 @@ pub const MAX_PENDING_BYTES: usize = 64 << 20;
 const WRITER_SPIN: Duration = Duration::from_micros(50);
 
 /// While taking a burst whole, the longest gap between appends the writer waits out.
-const BURST_GAP: Duration = Duration::from_micros(2);
+const BURST_GAP: Duration = Duration::from_micros(10);
+
+/// Background records (nobody waits for them) are written at the latest this long after the
+/// first of them was appended, when no acknowledged record takes them along sooner.
+pub const LAZY_FLUSH: Duration = Duration::from_millis(5);
+
+/// What an append is for: whether the writer hurries, and whether a writer far behind
+/// refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendKind {
+    /// A new submission: acknowledged once durable; refused while the writer is far behind.
+    Submission,
+    /// A record a caller waits for (a cancel): written at once, never refused.
+    Waited,
+    /// A record nobody waits for (started, finished): it rides along with the next batch
+    /// someone waits for, or is written within [`LAZY_FLUSH`], so it never costs an
+    /// acknowledgement an extra fdatasync.
+    Background,
+}
 
 /// The log has failed (fail-stop) and acknowledges nothing more.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +91,8 @@ struct Pending {
     buffer: Vec<u8>,
     /// LSN the next record gets (LSNs start at 1).
     next_lsn: u64,
+    /// When the first background record now pending was appended.
+    background_since: Option<Instant>,
     writer_idle: bool,
     stopping: bool,
 }
@@ -84,6 +104,8 @@ pub(crate) struct LogShared {
     writer_wake: Condvar,
     /// Highest LSN appended (mirrors `next_lsn - 1`, readable without the lock).
     appended: AtomicU64,
+    /// Highest LSN of a record someone waits for.
+    urgent: AtomicU64,
     /// Highest LSN durable (per the sync mode).
     durable: AtomicU64,
     failed: AtomicBool,
@@ -103,11 +125,13 @@ impl LogShared {
             pending: Mutex::new(Pending {
                 buffer: Vec::with_capacity(1 << 16),
                 next_lsn: 1,
+                background_since: None,
                 writer_idle: false,
                 stopping: false,
             }),
             writer_wake: Condvar::new(),
             appended: AtomicU64::new(0),
+            urgent: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: OnceLock::new(),
@@ -140,10 +164,9 @@ impl LogShared {
     }
 
     /// Appends one group built by `build`; returns its result and the group's last LSN.
-    /// With `bounded`, refuses when the writer is too far behind (for new submissions).
     pub fn append<R>(
         &self,
-        bounded: bool,
+        kind: AppendKind,
         build: impl FnOnce(&mut GroupEncoder<'_>) -> Result<R, EncodeError>,
     ) -> Result<(R, u64), AppendError> {
         if self.failed.load(Ordering::Acquire) {
@@ -153,7 +176,7 @@ impl LogShared {
         if pending.stopping {
             return Err(AppendError::Stopped);
         }
-        if bounded && pending.buffer.len() > MAX_PENDING_BYTES {
+        if kind == AppendKind::Submission && pending.buffer.len() > MAX_PENDING_BYTES {
             return Err(AppendError::Behind {
                 pending: pending.buffer.len(),
                 limit: MAX_PENDING_BYTES,
@@ -165,7 +188,19 @@ impl LogShared {
         pending.next_lsn += records;
         let lsn = pending.next_lsn - 1;
         self.appended.store(lsn, Ordering::Release);
-        let wake = records > 0 && pending.writer_idle;
+        let mut wake = false;
+        if records > 0 {
+            if kind == AppendKind::Background {
+                // The writer only needs to hear of the first: it then sets its timer.
+                if pending.background_since.is_none() {
+                    pending.background_since = Some(Instant::now());
+                    wake = pending.writer_idle;
+                }
+            } else {
+                self.urgent.store(lsn, Ordering::Release);
+                wake = pending.writer_idle;
+            }
+        }
         if wake {
             pending.writer_idle = false;
         }
@@ -210,6 +245,7 @@ impl LogShared {
                 return result;
             }
             spins += 1;
+            // Give the core away now and then: on a busy machine the writer may need it.
             if spins.is_multiple_of(16) {
                 std::thread::yield_now();
             }
@@ -292,6 +328,11 @@ impl LogShared {
         self.writer_wake.notify_all();
     }
 
+    /// The highest LSN durable.
+    pub fn durable_lsn(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
     /// The highest LSN appended.
     pub fn appended_lsn(&self) -> u64 {
         self.appended.load(Ordering::Acquire)
@@ -328,6 +369,11 @@ impl Ticket {
     /// The later of two tickets (waiting for it waits for both).
     pub fn max(self, other: Ticket) -> Ticket {
         if other.lsn > self.lsn { other } else { self }
+    }
+
+    /// The log sequence number this ticket waits for (0 for a ready ticket).
+    pub fn lsn(&self) -> u64 {
+        self.lsn
     }
 
     /// Whether the records are durable now (an error if they never will be).
@@ -495,20 +541,54 @@ impl Writer {
         let log = self.log.clone();
         let mut batch: Vec<u8> = Vec::with_capacity(1 << 16);
         let mut taken: u64 = 0;
-        // Records the last batch acknowledged: the waiters it released may append again.
+        // Records the last batch acknowledged (the waiters it released may append again), and
+        // records already pending when it did (appended during its fdatasync).
         let mut released: u64 = 0;
+        let mut carried: u64 = 0;
         loop {
-            let spin_until = Instant::now() + WRITER_SPIN;
-            while log.appended.load(Ordering::Acquire) == taken && Instant::now() < spin_until {
-                std::hint::spin_loop();
+            // Spin a little (a waiter released by the last batch usually appends again within
+            // microseconds), then yield the core while still looking, then park.
+            let now = Instant::now();
+            let spin_until = now + WRITER_SPIN / 5;
+            let look_until = now + WRITER_SPIN;
+            loop {
+                if log.urgent.load(Ordering::Acquire) > taken {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= look_until {
+                    break;
+                }
+                if now < spin_until {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
             let mut pending = lock(&log.pending);
-            while pending.buffer.is_empty() && !pending.stopping {
+            loop {
+                if pending.stopping || log.urgent.load(Ordering::Acquire) > taken {
+                    break;
+                }
+                let Some(since) = pending.background_since else {
+                    pending.writer_idle = true;
+                    pending = log
+                        .writer_wake
+                        .wait(pending)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    continue;
+                };
+                let due = since + LAZY_FLUSH;
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
                 pending.writer_idle = true;
                 pending = log
                     .writer_wake
-                    .wait(pending)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    .wait_timeout(pending, due - now)
+                    .map(|(guard, _)| guard)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner().0);
             }
             pending.writer_idle = false;
             if log.failed.load(Ordering::Acquire) {
@@ -526,10 +606,11 @@ impl Writer {
                 pending = lock(&log.pending);
             } else if released > 1 && !pending.stopping {
                 drop(pending);
-                self.take_burst_whole(taken, released);
+                self.take_burst_whole(taken, carried + released);
                 pending = lock(&log.pending);
             }
             std::mem::swap(&mut pending.buffer, &mut batch);
+            pending.background_since = None;
             let end = pending.next_lsn - 1;
             drop(pending);
             let records = end - taken;
@@ -539,6 +620,7 @@ impl Writer {
                     log.metrics
                         .record_batch(records, batch.len() as u64, started.elapsed());
                     log.publish(end);
+                    carried = log.appended.load(Ordering::Acquire).saturating_sub(end);
                     taken = end;
                     released = records;
                 }
@@ -562,10 +644,10 @@ impl Writer {
     /// looks — right after releasing the last batch's waiters, before they could append again —
     /// so a steady window of W in flight splits into alternating full and tiny batches (W/2
     /// records per fdatasync). Instead, while appends keep arriving back to back (gaps under
-    /// [`BURST_GAP`]), the writer takes the burst whole: up to as many records as the last
-    /// batch released, and never for longer than a batch takes. Appends that trickle in stop
-    /// the wait within one gap.
-    fn take_burst_whole(&self, taken: u64, released: u64) {
+    /// [`BURST_GAP`]), the writer takes the burst whole: until what was pending plus as many
+    /// as the last batch released have arrived (`target` records in all), and never for
+    /// longer than a batch takes. Appends that trickle in end the wait within one gap.
+    fn take_burst_whole(&self, taken: u64, target: u64) {
         let log = &self.log;
         let cap = Duration::from_nanos(log.metrics.batch_ns_average.load(Ordering::Relaxed))
             .min(Duration::from_millis(1));
@@ -574,7 +656,7 @@ impl Writer {
         let mut changed = start;
         loop {
             let appended = log.appended.load(Ordering::Acquire);
-            if appended.saturating_sub(taken) >= released {
+            if appended.saturating_sub(taken) >= target {
                 return;
             }
             let now = Instant::now();
@@ -587,7 +669,8 @@ impl Writer {
             if now.duration_since(start) >= cap {
                 return;
             }
-            std::hint::spin_loop();
+            // Yield, not spin: on a busy machine the appender may be waiting for this core.
+            std::thread::yield_now();
         }
     }
 
