@@ -481,7 +481,8 @@ fn a_smaller_arena_that_cannot_hold_the_recovered_tasks_is_refused_and_a_larger_
     let node = Node::start(durable_config(dir.path(), 16)).expect("a larger arena works");
     for id in &ids {
         let info = node.task(*id).expect("same id");
-        assert_eq!(info.state, TaskState::Queued);
+        assert!(!info.state.is_finished(), "{info:?}");
+        assert_eq!(info.spec, "sleep 10m");
     }
     assert_eq!(node.in_flight(), 8);
     // The refused start changed nothing: the log still holds the same tasks.

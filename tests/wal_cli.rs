@@ -380,3 +380,37 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     assert!(stderr.contains(&format!("offset {offset}")), "{stderr}");
     assert!(stderr.contains("goliath wal verify"), "{stderr}");
 }
+
+#[test]
+fn sync_never_acknowledges_without_fdatasync_and_survives_a_killed_node() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = [
+        "--workers",
+        "1",
+        "--set",
+        "wal.sync=never",
+        "--set",
+        "wal.segment_size=1MiB",
+    ];
+    let mut node = RunningNode::start_in(dir.path(), &args);
+    let specs: Vec<String> = (0..300).map(|i| format!("echo never-{i}")).collect();
+    let (acked, error) = submit_all(&node.address, specs, 8);
+    assert!(error.is_none(), "{error:?}");
+    let status = node.json(&["status"]);
+    assert_eq!(status["wal"]["sync"], "never", "{status}");
+    assert_eq!(
+        status["wal"]["fsyncs"], 0,
+        "acknowledged after write(2), no fdatasync per batch: {status}"
+    );
+    // The process dies; the page cache keeps what was written.
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    drop(node);
+    let node = RunningNode::start_in(dir.path(), &args);
+    let lost = missing(&node.address, &acked);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged tasks lost: {lost:?}",
+        lost.len()
+    );
+}
