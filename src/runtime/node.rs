@@ -439,8 +439,10 @@ impl Shared {
         let slot = self.arena.slot(index);
         let kind = KindId(slot.kind.load(Ordering::Relaxed));
         let flags = slot.flags.load(Ordering::Relaxed);
+        // A copy: the slot keeps its text until the task is in the history, so a lookup in
+        // between still describes it whole (it used to read `echo ""` for a finishing task).
         let text = if flags & slot_flags::TEXT != 0 {
-            lock(&slot.text).take()
+            lock(&slot.text).clone()
         } else {
             None
         };
@@ -485,6 +487,9 @@ impl Shared {
                 SHARED_LEDGER
             }
         };
+        if flags & slot_flags::TEXT != 0 {
+            drop(lock(&slot.text).take());
+        }
         self.emit(id, state, worker, attempt, now);
         self.arena.release(index, ledger);
     }

@@ -12,11 +12,17 @@
 //! a failed fdatasync the kernel may have dropped the dirty pages; retrying could report
 //! success for data that is gone).
 //!
+//! **Batches.** No delay is added by default, but a burst is taken whole: right after a batch
+//! releases its waiters, the writer keeps collecting while appends arrive back to back (see
+//! `take_burst_whole`), so W submitters in a closed loop make batches of W, not W/2. Records
+//! nobody waits for (started, finished) never start a batch: they ride with the next one, or
+//! go within [`LAZY_FLUSH`].
+//!
 //! **Segments.** A preparer thread keeps the next segment created (zero-filled, fdatasync'd,
 //! renamed, directory fsync'd) before the writer needs it. A group never spans segments. When
-//! a segment fills, the writer fdatasyncs it and hands it to the checkpointer thread, which
-//! replays closed segments into its own copy of the state and, every `wal.checkpoint_every`
-//! bytes, writes a checkpoint and deletes the segments it covers.
+//! a segment fills, the writer fdatasyncs it and hands it to the checkpointer thread; every
+//! `wal.checkpoint_every` bytes of closed segments, that thread replays them into its own copy
+//! of the state, writes a checkpoint and deletes the segments it covers.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -545,6 +551,7 @@ impl Writer {
         // records already pending when it did (appended during its fdatasync).
         let mut released: u64 = 0;
         let mut carried: u64 = 0;
+        let mut published_at = Instant::now();
         loop {
             // Spin a little (a waiter released by the last batch usually appends again within
             // microseconds), then yield the core while still looking, then park.
@@ -604,7 +611,10 @@ impl Writer {
                 drop(pending);
                 std::thread::sleep(self.max_batch_delay);
                 pending = lock(&log.pending);
-            } else if released > 1 && !pending.stopping {
+            } else if released > 1
+                && !pending.stopping
+                && published_at.elapsed() < Duration::from_millis(1)
+            {
                 drop(pending);
                 self.take_burst_whole(taken, carried + released);
                 pending = lock(&log.pending);
@@ -620,6 +630,7 @@ impl Writer {
                     log.metrics
                         .record_batch(records, batch.len() as u64, started.elapsed());
                     log.publish(end);
+                    published_at = Instant::now();
                     carried = log.appended.load(Ordering::Acquire).saturating_sub(end);
                     taken = end;
                     released = records;
@@ -757,52 +768,61 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Runs until the writer hangs up.
+    /// Runs until the writer hangs up. Closed segments are only counted until a checkpoint
+    /// is due; then they are replayed (in order) into the state, the checkpoint is written and
+    /// the segments it covers are removed — no replay work or memory before it is needed.
     pub fn run(mut self) {
         let mut buffer = Vec::new();
+        let mut waiting: Vec<u64> = Vec::new();
         let mut since_checkpoint = 0u64;
         let mut broken = false;
         while let Ok(seq) = self.closed.recv() {
             if broken {
                 continue;
             }
-            match self.apply_segment(seq, &mut buffer) {
-                Ok(bytes) => since_checkpoint += bytes,
-                Err(error) => {
+            let path = self.dir.join(segment::segment_name(seq));
+            since_checkpoint += path.metadata().map(|m| m.len()).unwrap_or(0);
+            waiting.push(seq);
+            if since_checkpoint < self.checkpoint_every {
+                continue;
+            }
+            for seq in waiting.drain(..) {
+                if let Err(error) = self.apply_segment(seq, &mut buffer) {
                     // The log itself is fine (the segment is durable); only compaction stops,
                     // so nothing is deleted that has not been replayed.
                     tracing::error!(%error, "WAL checkpointing stopped; the log keeps working but its disk use now grows");
                     *lock(&self.log.metrics.checkpoint_error) = Some(error);
                     broken = true;
-                    continue;
+                    break;
                 }
             }
-            if since_checkpoint >= self.checkpoint_every {
-                match write_checkpoint(
-                    &self.dir,
-                    &self.io,
-                    &self.state,
-                    self.next_segment,
-                    &mut buffer,
-                ) {
-                    Ok(bytes) => {
-                        since_checkpoint = 0;
-                        let metrics = &self.log.metrics;
-                        metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
-                        metrics
-                            .last_checkpoint_unix_us
-                            .store(unix_now_us(), Ordering::Relaxed);
-                        metrics
-                            .last_checkpoint_bytes
-                            .store(bytes as u64, Ordering::Relaxed);
-                        *lock(&metrics.checkpoint_error) = None;
-                        remove_covered(&self.dir, &self.io, self.next_segment);
-                    }
-                    Err(error) => {
-                        let message = format!("writing a checkpoint: {error}");
-                        tracing::warn!(error = %message, "WAL checkpoint failed; will try again after the next segment");
-                        *lock(&self.log.metrics.checkpoint_error) = Some(message);
-                    }
+            if broken {
+                continue;
+            }
+            match write_checkpoint(
+                &self.dir,
+                &self.io,
+                &self.state,
+                self.next_segment,
+                &mut buffer,
+            ) {
+                Ok(bytes) => {
+                    since_checkpoint = 0;
+                    let metrics = &self.log.metrics;
+                    metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .last_checkpoint_unix_us
+                        .store(unix_now_us(), Ordering::Relaxed);
+                    metrics
+                        .last_checkpoint_bytes
+                        .store(bytes as u64, Ordering::Relaxed);
+                    *lock(&metrics.checkpoint_error) = None;
+                    remove_covered(&self.dir, &self.io, self.next_segment);
+                }
+                Err(error) => {
+                    let message = format!("writing a checkpoint: {error}");
+                    tracing::warn!(error = %message, "WAL checkpoint failed; will try again after the next segment");
+                    *lock(&self.log.metrics.checkpoint_error) = Some(message);
                 }
             }
             if buffer.capacity() > 64 << 20 {
