@@ -92,6 +92,7 @@ fn sample(second: u64) -> NodeSnapshot {
             load_average: 15.5,
         }),
         cluster: None,
+        wal: None,
     }
 }
 

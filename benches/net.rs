@@ -39,6 +39,8 @@ fn goliath_server() -> (Arc<Node>, Server) {
     config.scheduler.workers = WorkerCount::Fixed(workers());
     config.net.listen = "127.0.0.1:0".into();
     config.log.level = "warn".into();
+    // The protocol against raw framing: memory-only (benches/wal.rs measures durable submits).
+    config.wal.enabled = false;
     let server_config = ServerConfig::from_config(&config).expect("config");
     let node = Arc::new(Node::start(config).expect("node"));
     let io = node.io_handle().expect("io runtime");

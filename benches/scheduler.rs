@@ -165,6 +165,8 @@ fn goliath_node(slots: usize) -> GoliathBench {
     config.scheduler.workers = WorkerCount::Fixed(workers());
     config.arena.slots = slots;
     config.log.level = "warn".into();
+    // Pure scheduling against tokio and rayon: no write-ahead log.
+    config.wal.enabled = false;
     let origin = Instant::now();
     let stamped = Arc::new(AtomicU64::new(0));
     let mut builder = NodeBuilder::new(config);

@@ -65,6 +65,30 @@ const RATIOS: &[(&str, &str, &str, &str)] = &[
         "net/pipelined/tokio_spawn_per_request",
         "≤ 0.33 (≥ 3× faster)",
     ),
+    (
+        "durable append, 1 in flight vs raw fdatasync (time per op)",
+        "wal/durable_submit/w1",
+        "wal/raw_fdatasync",
+        "≤ 1.11 (rate ≥ 0.9× raw)",
+    ),
+    (
+        "durable append, 16 in flight vs raw fdatasync (time per op)",
+        "wal/durable_submit/w16",
+        "wal/raw_fdatasync",
+        "(group commit; latency and batch targets: see the bench's printed lines)",
+    ),
+    (
+        "durable append, 256 in flight vs raw fdatasync (time per op)",
+        "wal/durable_submit/w256",
+        "wal/raw_fdatasync",
+        "(w256 p50 latency ≤ 1.5× raw p50: printed by the bench)",
+    ),
+    (
+        "durable append, 4096 in flight vs raw fdatasync (time per op)",
+        "wal/durable_submit/w4096",
+        "wal/raw_fdatasync",
+        "(records per fdatasync ≥ 0.8×W: printed by the bench)",
+    ),
 ];
 
 fn read_estimates(dir: &Path, out: &mut BTreeMap<String, (f64, f64)>) {

@@ -39,7 +39,9 @@ impl From<ClientError> for CommandError {
                 RemoteErrorKind::BadSpec { .. } => exit::USAGE,
                 RemoteErrorKind::Busy { .. } | RemoteErrorKind::ShuttingDown => exit::BUSY,
                 RemoteErrorKind::NotFound => exit::NOT_FOUND,
-                RemoteErrorKind::ExecRefused | RemoteErrorKind::Invalid => exit::FAILURE,
+                RemoteErrorKind::ExecRefused
+                | RemoteErrorKind::Invalid
+                | RemoteErrorKind::Storage => exit::FAILURE,
             },
         };
         let message = match &error {
@@ -588,6 +590,14 @@ fn status_text(snapshot: &NodeSnapshot) -> String {
         "arena     {}/{} slots in use (high water {}), {} refused",
         arena.in_use, arena.capacity, arena.high_water, arena.rejected
     );
+    if let Some(wal) = &snapshot.wal {
+        out.push_str(&wal_text(wal));
+    } else {
+        let _ = writeln!(
+            out,
+            "wal       off (memory only: a restart forgets every task)"
+        );
+    }
     let _ = writeln!(
         out,
         "workers   {} (submission queue {})",
@@ -607,6 +617,67 @@ fn status_text(snapshot: &NodeSnapshot) -> String {
             worker.parks
         );
     }
+    out
+}
+
+/// The WAL lines of `goliath status`.
+fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
+    use goliath::runtime::units::HumanSize;
+    let mut out = String::new();
+    let health = match &wal.failure {
+        None => "healthy".to_string(),
+        Some(failure) => format!("FAILED, acknowledging nothing: {failure}"),
+    };
+    let _ = writeln!(
+        out,
+        "wal       {health}; sync {}; {}",
+        wal.sync.as_str(),
+        wal.data_dir
+    );
+    let _ = writeln!(
+        out,
+        "  fsync   p50 {:.0}µs  p99 {:.0}µs  max {:.0}µs over the last {:.1}s ({} fsyncs)",
+        wal.fsync_p50_us,
+        wal.fsync_p99_us,
+        wal.fsync_max_us,
+        wal.window_us as f64 / 1e6,
+        wal.window_fsyncs
+    );
+    let _ = writeln!(
+        out,
+        "  batches {:.1} records, {} per fsync; {:.0} appends/s; {} pending",
+        wal.records_per_fsync,
+        HumanSize::approx(wal.bytes_per_fsync as u64),
+        wal.appends_per_sec,
+        wal.pending_records
+    );
+    let checkpoint = match wal.last_checkpoint_unix_us {
+        Some(at) => format!(
+            "last checkpoint {} ({})",
+            UtcTime(at),
+            HumanSize::approx(wal.last_checkpoint_bytes)
+        ),
+        None => "no checkpoint yet".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "  disk    {} in {} segments; {checkpoint}",
+        HumanSize::approx(wal.disk_bytes),
+        wal.segments
+    );
+    if let Some(error) = &wal.checkpoint_error {
+        let _ = writeln!(out, "  CHECKPOINTS FAILING (disk use grows): {error}");
+    }
+    let recovered = &wal.recovered;
+    let _ = writeln!(
+        out,
+        "  start   recovered {} tasks to run again ({} had started), {} finished, {} keys; {} torn bytes dropped",
+        recovered.requeued_running + recovered.requeued_queued,
+        recovered.requeued_running,
+        recovered.history,
+        recovered.keys,
+        recovered.dropped_bytes
+    );
     out
 }
 

@@ -16,6 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::runtime::suggest;
 use crate::runtime::units::{self, HumanDuration, HumanSize};
+use crate::runtime::wal::WalSync;
 
 /// The shipped default configuration, every key commented.
 pub const DEFAULT_TOML: &str = include_str!("../config/goliath.toml");
@@ -51,6 +52,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// `[gossip]`: cluster membership.
     pub gossip: GossipConfig,
+    /// `[wal]`: the write-ahead log.
+    pub wal: WalConfig,
 }
 
 /// `[node]`
@@ -63,6 +66,9 @@ pub struct NodeConfig {
     pub cluster: String,
     /// Idempotency keys remembered.
     pub idempotency_keys: usize,
+    /// Where the node keeps its write-ahead log; empty means the default under
+    /// `$XDG_DATA_HOME/goliath/<node name>`.
+    pub data_dir: String,
 }
 
 impl Default for NodeConfig {
@@ -71,6 +77,38 @@ impl Default for NodeConfig {
             name: String::new(),
             cluster: "goliath".to_string(),
             idempotency_keys: 100_000,
+            data_dir: String::new(),
+        }
+    }
+}
+
+/// `[wal]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// Keep a write-ahead log (durable node); false keeps nothing on disk.
+    pub enabled: bool,
+    /// When an append counts as durable.
+    pub sync: WalSync,
+    /// Bytes per segment file (preallocated).
+    #[serde(deserialize_with = "de_size")]
+    pub segment_size: u64,
+    /// How long the writer waits for more appends before writing a batch.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_batch_delay: Duration,
+    /// Log bytes between checkpoints (after which covered segments are deleted).
+    #[serde(deserialize_with = "de_size")]
+    pub checkpoint_every: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sync: WalSync::Always,
+            segment_size: 16 << 20,
+            max_batch_delay: Duration::ZERO,
+            checkpoint_every: 64 << 20,
         }
     }
 }
@@ -741,6 +779,7 @@ impl Config {
                 ("name", toml::Value::String(self.node.name.clone())),
                 ("cluster", toml::Value::String(self.node.cluster.clone())),
                 ("idempotency_keys", count(self.node.idempotency_keys)),
+                ("data_dir", toml::Value::String(self.node.data_dir.clone())),
             ],
         );
         section(
@@ -858,6 +897,22 @@ impl Config {
                 ("dead_retention", duration(gossip.dead_retention)),
                 ("meta_interval", duration(gossip.meta_interval)),
                 ("events", count(gossip.events)),
+            ],
+        );
+        section(
+            "wal",
+            vec![
+                ("enabled", toml::Value::Boolean(self.wal.enabled)),
+                ("sync", toml::Value::String(self.wal.sync.as_str().into())),
+                (
+                    "segment_size",
+                    toml::Value::String(HumanSize::exact(self.wal.segment_size).to_string()),
+                ),
+                ("max_batch_delay", duration(self.wal.max_batch_delay)),
+                (
+                    "checkpoint_every",
+                    toml::Value::String(HumanSize::exact(self.wal.checkpoint_every).to_string()),
+                ),
             ],
         );
         root
@@ -1072,6 +1127,9 @@ impl Config {
         if let Err(error) = crate::tui::keys::Keymap::with_overrides(&console.keys) {
             return problem(&format!("console.keys.{}", error.action), error.message);
         }
+        if let Some(problem) = self.wal_problem() {
+            return Some(problem);
+        }
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return problem(
                 "log.level",
@@ -1269,6 +1327,52 @@ impl Config {
                     format!("= {value} is out of range: use {low} to {high}"),
                 );
             }
+        }
+        None
+    }
+}
+
+impl Config {
+    /// The first out-of-range `[wal]` or `node.data_dir` value.
+    fn wal_problem(&self) -> Option<(String, String)> {
+        let problem = |key: &str, message: String| Some((key.to_string(), message));
+        let wal = &self.wal;
+        if !(64 << 10..=1 << 30).contains(&wal.segment_size) {
+            return problem(
+                "wal.segment_size",
+                format!(
+                    "= {} is out of range: use 64KiB to 1GiB",
+                    HumanSize::exact(wal.segment_size)
+                ),
+            );
+        }
+        if wal.max_batch_delay > Duration::from_millis(10) {
+            return problem(
+                "wal.max_batch_delay",
+                format!(
+                    "= {} is out of range: use 0s to 10ms",
+                    HumanDuration(wal.max_batch_delay)
+                ),
+            );
+        }
+        if wal.checkpoint_every < wal.segment_size || wal.checkpoint_every > 64 << 30 {
+            return problem(
+                "wal.checkpoint_every",
+                format!(
+                    "= {} is out of range: use wal.segment_size ({}) to 64GiB",
+                    HumanSize::exact(wal.checkpoint_every),
+                    HumanSize::exact(wal.segment_size)
+                ),
+            );
+        }
+        if self.node.data_dir.chars().any(|c| c.is_control()) {
+            return problem(
+                "node.data_dir",
+                format!(
+                    "= {:?} is invalid: no control characters",
+                    self.node.data_dir
+                ),
+            );
         }
         None
     }

@@ -2,6 +2,7 @@
 //! console or a client command. The only place that uses `anyhow` and decides exit codes.
 
 mod commands;
+mod wal_commands;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use goliath::config::{Config, ConfigError, ConfigOrigin, DEFAULT_TOML};
 use goliath::runtime::gossip::Cluster;
 use goliath::runtime::net::client::ConnectOptions;
 use goliath::runtime::net::{Client, Server, ServerConfig};
-use goliath::runtime::{Node, TaskId, TaskState};
+use goliath::runtime::{Node, NodeBuilder, TaskId, TaskState};
 use goliath::tui::{ConsoleSettings, Source};
 
 use commands::{ClientCommand, CommandError};
@@ -89,6 +90,10 @@ struct NodeArgs {
     /// Allow listening on a non-loopback address without authentication.
     #[arg(long, global = true)]
     insecure_listen: bool,
+    /// Data directory for the write-ahead log (config node.data_dir; default
+    /// $XDG_DATA_HOME/goliath/<node name>).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -198,6 +203,27 @@ enum Command {
         /// Nodes in the demo cluster, this one included (1 to 32).
         #[arg(default_value_t = 3, value_name = "N")]
         nodes: usize,
+    },
+    /// Inspect a node's write-ahead log (works beside a running node; changes nothing).
+    Wal {
+        #[command(subcommand)]
+        action: WalAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WalAction {
+    /// Check every record; exit 0 if a node would start on the directory, 1 if damaged.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every record (checkpoint, then segments) as text, or JSON lines.
+    Dump {
+        /// One JSON document per record.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -309,6 +335,19 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Shutdown { target }) => client(target, ClientCommand::Shutdown),
         Some(Command::Members { target }) => client(target, ClientCommand::Members),
         Some(Command::Demo { nodes }) => run_demo(&cli.node, &cli.console, nodes),
+        Some(Command::Wal { action }) => {
+            let (config, _) = load_config(&cli.node)?;
+            let name = if config.node.name.is_empty() {
+                goliath::runtime::node::host_name()
+            } else {
+                config.node.name.clone()
+            };
+            let dir = goliath::runtime::wal::data_dir(&config, &name).map_err(Failure::usage)?;
+            Ok(match action {
+                WalAction::Verify { json } => wal_commands::verify(&dir, json)?,
+                WalAction::Dump { json } => wal_commands::dump(&dir, json)?,
+            })
+        }
         None => {
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
                 run_local_console(&cli.node, &cli.console)
@@ -349,6 +388,15 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
     if let Some(join) = &args.join {
         apply("gossip.join", join)?;
         apply("gossip.enabled", "true")?;
+    }
+    if let Some(dir) = &args.data_dir {
+        let dir = dir.to_str().ok_or_else(|| {
+            Failure::usage(anyhow::anyhow!(
+                "--data-dir {} is not valid UTF-8",
+                dir.display()
+            ))
+        })?;
+        apply("node.data_dir", dir)?;
     }
     for entry in &args.overrides {
         let Some((key, value)) = entry.split_once('=') else {
@@ -428,7 +476,16 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
     let server_config = check_listen(&config, insecure_listen)?;
     tracing::info!(config = %origin, "starting node");
     let grace = config.shutdown.grace;
-    let node = Arc::new(Node::start(config).map_err(Failure::runtime)?);
+    let mut builder = NodeBuilder::new(config);
+    // Fault injection for the WAL's fail-stop and disk-full tests; never set in production.
+    if let Some(spec) = std::env::var_os("GOLIATH_WAL_FAULT").filter(|v| !v.is_empty()) {
+        let spec = spec.to_string_lossy();
+        let faults = goliath::runtime::wal::Faults::parse(&spec)
+            .map_err(|message| Failure::usage(anyhow::anyhow!("GOLIATH_WAL_FAULT: {message}")))?;
+        tracing::warn!(faults = %spec, "GOLIATH_WAL_FAULT is set: WAL writes and fdatasyncs will fail on purpose");
+        builder.wal_faults(Arc::new(faults));
+    }
+    let node = Arc::new(builder.start().map_err(Failure::runtime)?);
     let io = node
         .io_handle()
         .ok_or_else(|| Failure::runtime(anyhow::anyhow!("the node's I/O runtime is gone")))?;
@@ -507,17 +564,43 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
+    let node = local.node.clone();
     let reason = signals.block_on(async {
         tokio::select! {
-            signal = wait_for_signal() => signal.map(|name| name.to_string()),
-            _ = shutdown_signal.wait_for(|requested| *requested) => Ok("a shutdown request".to_string()),
-            _ = stdin_closed => Ok("standard input closed (the demo parent is gone)".to_string()),
+            signal = wait_for_signal() => signal.map(|name| Ok(name.to_string())),
+            _ = shutdown_signal.wait_for(|requested| *requested) => Ok(Ok("a shutdown request".to_string())),
+            _ = stdin_closed => Ok(Ok("standard input closed (the demo parent is gone)".to_string())),
+            failure = node.wal_failed() => Ok(Err(failure)),
         }
     });
     drop(signals);
-    let reason = reason.map_err(Failure::runtime)?;
-    tracing::info!(reason = %reason, grace = ?local.grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
-    stop_local(local)
+    match reason.map_err(Failure::runtime)? {
+        Ok(reason) => {
+            tracing::info!(reason = %reason, grace = ?local.grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
+            stop_local(local)
+        }
+        Err(failure) => fail_stop(local, &failure),
+    }
+}
+
+/// The write-ahead log failed: nothing more can be acknowledged. Stops accepting connections,
+/// gives the submitters already waiting a moment to receive the error (they all have it the
+/// instant the log failed), stops the node and says why.
+fn fail_stop(local: LocalNode, failure: &str) -> Result<u8, Failure> {
+    local.server.stop();
+    if let Some(cluster) = local.cluster {
+        cluster.stop();
+    }
+    std::thread::sleep(Duration::from_millis(250));
+    local.node.shutdown(Duration::ZERO);
+    let dir = local
+        .node
+        .data_dir()
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_default();
+    Err(Failure::runtime(anyhow::anyhow!(
+        "stopping: {failure} (data directory {dir}). Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them"
+    )))
 }
 
 /// The console settings from the config and the flags.
@@ -555,9 +638,21 @@ fn run_local_console(args: &NodeArgs, console: &ConsoleArgs) -> Result<u8, Failu
         .map_err(Failure::usage)?;
     init_console_logging(&config);
     let local = start_local(config, args.insecure_listen, &origin)?;
+    // The console closes on a `goliath shutdown` request or when the write-ahead log fails.
+    let (stop, stop_requested) = tokio::sync::watch::channel(false);
     let mut shutdown_signal = local.server.shutdown_signal();
+    let node = local.node.clone();
+    if let Some(io) = local.node.io_handle() {
+        io.spawn(async move {
+            tokio::select! {
+                _ = shutdown_signal.wait_for(|requested| *requested) => {}
+                _ = node.wal_failed() => {}
+            }
+            let _ = stop.send(true);
+        });
+    }
     let settings = ConsoleSettings {
-        shutdown: Some(shutdown_signal.clone()),
+        shutdown: Some(stop_requested.clone()),
         ..settings
     };
     let result = goliath::tui::run(Source::Local(local.node.clone()), settings);
@@ -565,7 +660,10 @@ fn run_local_console(args: &NodeArgs, console: &ConsoleArgs) -> Result<u8, Failu
         let _ = stop_local(local);
         return Err(Failure::runtime(error));
     }
-    let requested = *shutdown_signal.borrow_and_update();
+    if let Some(failure) = local.node.wal_failure() {
+        return fail_stop(local, &failure);
+    }
+    let requested = *stop_requested.borrow();
     eprintln!(
         "goliath: stopping node {}{} (running tasks get up to {:?}; Ctrl-C again stops at once)",
         local.node.name(),

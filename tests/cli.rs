@@ -153,8 +153,11 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn headless_node_idles_without_cpu_and_stops_cleanly_on_sigterm() {
+    let data = tempfile::tempdir().expect("temp dir");
     let mut child = goliath()
         .args(["node", "--workers", "2", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -204,8 +207,11 @@ fn headless_node_idles_without_cpu_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn bare_goliath_without_a_terminal_runs_headless_and_says_so() {
+    let data = tempfile::tempdir().expect("temp dir");
     let child = goliath()
         .args(["--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

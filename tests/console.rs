@@ -5,6 +5,14 @@ mod common;
 use common::binary::goliath;
 use common::pty::PtyProcess;
 
+/// `goliath ARGS` (the console on a local node) with a data directory of its own.
+fn local_console(args: &[&str]) -> (std::process::Command, tempfile::TempDir) {
+    let data = tempfile::tempdir().expect("data dir");
+    let mut command = goliath();
+    command.args(args).arg("--data-dir").arg(data.path());
+    (command, data)
+}
+
 /// Lines of the Tasks table that show `state` for a spec containing `spec`.
 fn rows_with(screen: &str, spec: &str, state: &str) -> usize {
     screen
@@ -15,8 +23,7 @@ fn rows_with(screen: &str, spec: &str, state: &str) -> usize {
 
 #[test]
 fn submit_watch_cancel_and_quit_from_the_keyboard() {
-    let mut command = goliath();
-    command.args(["--listen", "127.0.0.1:0", "--workers", "2"]);
+    let (mut command, _data) = local_console(&["--listen", "127.0.0.1:0", "--workers", "2"]);
     command.env_remove("NO_COLOR");
     let mut console = PtyProcess::spawn(&command, 40, 120);
     console.wait_for("the Overview with a live node", |s| {
@@ -80,8 +87,7 @@ fn submit_watch_cancel_and_quit_from_the_keyboard() {
 
 #[test]
 fn sigterm_restores_the_terminal_and_stops_the_node() {
-    let mut command = goliath();
-    command.args(["--listen", "127.0.0.1:0", "--workers", "1"]);
+    let (command, _data) = local_console(&["--listen", "127.0.0.1:0", "--workers", "1"]);
     let mut console = PtyProcess::spawn(&command, 30, 100);
     console.wait_for("the Overview", |s| {
         s.contains("1 Overview") && s.contains("live")
@@ -108,8 +114,7 @@ fn sigterm_restores_the_terminal_and_stops_the_node() {
 
 #[test]
 fn too_small_a_terminal_says_the_size_needed_and_q_still_quits() {
-    let mut command = goliath();
-    command.args(["--listen", "127.0.0.1:0", "--workers", "1"]);
+    let (command, _data) = local_console(&["--listen", "127.0.0.1:0", "--workers", "1"]);
     let mut console = PtyProcess::spawn(&command, 20, 70);
     console.wait_for("the size message", |s| {
         s.contains("Terminal too small") && s.contains("70×20") && s.contains("80×24")
@@ -194,8 +199,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 #[ignore = "a 30-second measurement, not a check"]
 fn console_idle_cpu() {
-    let mut command = goliath();
-    command.args(["--listen", "127.0.0.1:0"]);
+    let (command, _data) = local_console(&["--listen", "127.0.0.1:0"]);
     let console = PtyProcess::spawn(&command, 40, 120);
     console.wait_for("the Overview", |s| {
         s.contains("1 Overview") && s.contains("live")

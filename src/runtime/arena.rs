@@ -263,6 +263,21 @@ impl Arena {
         }
     }
 
+    /// Puts recovered tasks back before the node starts: each `(index, id)` slot is taken
+    /// (left `CLAIMED`; the caller fills and publishes it) and new ids continue after
+    /// `max_id`, so they never repeat an id from before the restart.
+    pub(crate) fn restore(&self, tasks: &[(u32, TaskId)], max_id: u64) {
+        for (index, id) in tasks {
+            let slot = &self.slots[*index as usize];
+            slot.state.store(slot_state::CLAIMED, Ordering::Relaxed);
+            slot.id.store(id.0, Ordering::Release);
+        }
+        self.cursor.store(max_id, Ordering::SeqCst);
+        // Claims are `cursor − skipped`: count exactly the restored tasks as claimed.
+        self.skipped
+            .store(max_id.saturating_sub(tasks.len() as u64), Ordering::SeqCst);
+    }
+
     /// The id the next submission will get (ids below it have been handed out).
     pub fn next_id(&self) -> u64 {
         self.cursor.load(Ordering::Relaxed) + 1

@@ -17,6 +17,7 @@ pub mod suggest;
 pub mod sys;
 pub mod task;
 pub mod units;
+pub mod wal;
 
 pub use arena::{ArenaStats, Busy};
 pub use events::{EventError, EventStream, TaskEvent};

@@ -37,6 +37,7 @@ use super::task::{
     KindId, Kinds, RegisterError, SpecError, Submission, TaskId, TaskKind, TaskOutput, TaskSpec,
     TaskState,
 };
+use super::wal::{self, Faults, Ticket, Wal, WalError};
 use crate::config::Config;
 
 /// Why a submission was refused. Nothing was queued.
@@ -54,6 +55,25 @@ pub enum SubmitError {
     /// The spec cannot run here.
     #[error("{0}")]
     Invalid(String),
+    /// The write-ahead log could not take the submission (it failed, or is far behind).
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<wal::AppendError> for SubmitError {
+    fn from(error: wal::AppendError) -> Self {
+        match error {
+            wal::AppendError::Encode(encode) => SubmitError::Invalid(encode.to_string()),
+            wal::AppendError::Stopped => SubmitError::ShuttingDown,
+            other => SubmitError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<wal::DurabilityError> for SubmitError {
+    fn from(error: wal::DurabilityError) -> Self {
+        SubmitError::Storage(error.to_string())
+    }
 }
 
 /// A batch (`xN`) stopped part-way.
@@ -122,28 +142,44 @@ pub struct BatchOutcome {
     pub duplicate: bool,
 }
 
+/// A batch accepted by [`Node::submit_batch_pending`]: the ids, and the ticket that says when
+/// they are durable (acknowledge them only then).
+#[derive(Debug, Clone)]
+pub struct PendingBatch {
+    /// The ids and whether they are a duplicate.
+    pub outcome: BatchOutcome,
+    /// Durable when this ticket is.
+    pub ticket: Ticket,
+}
+
 /// Who waits for which watched task.
 #[derive(Debug, Default)]
 struct Completions {
     waiting: Mutex<std::collections::HashMap<u64, CompletionSender>>,
 }
 
-/// Keys to ids, and the keys in the order they arrived.
-type KeyTable = (
-    std::collections::HashMap<String, Vec<TaskId>>,
+/// Keys to ids (with the ticket of their accepted records), and the keys in arrival order.
+pub(crate) type KeyTable = (
+    std::collections::HashMap<String, (Vec<TaskId>, Ticket)>,
     std::collections::VecDeque<String>,
 );
 
 /// Idempotency keys and the ids they produced, oldest forgotten first.
 #[derive(Debug)]
-struct IdempotencyKeys {
-    entries: Mutex<KeyTable>,
-    capacity: usize,
+pub(crate) struct IdempotencyKeys {
+    pub entries: Mutex<KeyTable>,
+    pub capacity: usize,
 }
 
 impl IdempotencyKeys {
-    fn remember(entries: &mut KeyTable, capacity: usize, key: &str, ids: Vec<TaskId>) {
-        if entries.0.insert(key.to_string(), ids).is_none() {
+    pub fn remember(
+        entries: &mut KeyTable,
+        capacity: usize,
+        key: &str,
+        ids: Vec<TaskId>,
+        ticket: Ticket,
+    ) {
+        if entries.0.insert(key.to_string(), (ids, ticket)).is_none() {
             entries.1.push_back(key.to_string());
             while entries.1.len() > capacity {
                 if let Some(oldest) = entries.1.pop_front() {
@@ -173,6 +209,12 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The write-ahead log could not be opened or recovered.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// The recovered tasks do not fit this node's arena.
+    #[error("cannot recover the tasks in flight: {0}")]
+    Recovery(String),
 }
 
 /// What a shutdown did.
@@ -222,12 +264,19 @@ pub(crate) struct Shared {
     /// Kinds known (built-in plus registered), checked on every submission.
     kind_count: u16,
     completions: Completions,
-    idempotency: IdempotencyKeys,
+    pub(crate) idempotency: IdempotencyKeys,
     accepting: AtomicBool,
     stopping: AtomicBool,
     listen: Mutex<Option<String>>,
     host: Mutex<HostSampler>,
     cluster: Mutex<Option<Arc<dyn ClusterSource>>>,
+    /// The write-ahead log; None for a memory-only node.
+    pub(crate) wal: Option<Wal>,
+    /// Finished tasks recovered from the log at start, by id (read-only after start).
+    pub(crate) recovered: Vec<TaskInfo>,
+    /// Set while shutdown interrupts tasks: their cancellation is not logged, so they run
+    /// again at the next start.
+    pub(crate) interrupting: AtomicBool,
 }
 
 impl Shared {
@@ -267,15 +316,11 @@ impl Shared {
         Ok(())
     }
 
-    /// Accepts a task: claims a slot, fills it in, and queues its index — on the calling
-    /// worker's deque when `local` is given, else on the submission queue. With a `watcher`,
-    /// the finished task is sent to it.
-    pub fn submit_on(
-        &self,
-        spec: TaskSpec,
-        local: Option<&WorkerCore>,
-        watcher: Option<&CompletionSender>,
-    ) -> Result<TaskId, SubmitError> {
+    /// Checks that a spec may be submitted now.
+    fn check_submittable(&self, spec: &TaskSpec) -> Result<(), SubmitError> {
+        if let Some(failure) = self.wal.as_ref().and_then(Wal::failure) {
+            return Err(wal::DurabilityError(failure).into());
+        }
         if !self.accepting.load(Ordering::Relaxed) {
             return Err(SubmitError::ShuttingDown);
         }
@@ -286,11 +331,50 @@ impl Shared {
             )));
         }
         if spec.kind == KindId::EXEC {
-            self.check_exec(&spec)?;
+            self.check_exec(spec)?;
         }
+        Ok(())
+    }
+
+    /// Accepts a task: claims a slot, logs it (with a WAL), fills it in, and queues its index
+    /// — on the calling worker's deque when `local` is given, else on the submission queue.
+    /// With a `watcher`, the finished task is sent to it. The ticket says when the task is
+    /// durable; acknowledge it only then.
+    pub fn submit_on(
+        &self,
+        spec: TaskSpec,
+        local: Option<&WorkerCore>,
+        watcher: Option<&CompletionSender>,
+    ) -> Result<(TaskId, Ticket), SubmitError> {
+        self.check_submittable(&spec)?;
         let (index, id) = self.arena.claim()?;
-        let slot = self.arena.slot(index);
         let now = self.clock.now();
+        let ticket = match &self.wal {
+            None => Ticket::ready(),
+            Some(wal) => match self.log_accepted(wal, &spec, id, now) {
+                Ok(ticket) => ticket,
+                Err(error) => {
+                    self.arena.release(index, SHARED_LEDGER);
+                    return Err(error);
+                }
+            },
+        };
+        self.fill(index, id, spec, watcher, now, 1);
+        self.publish(index, id, local, now, 1)?;
+        Ok((id, ticket))
+    }
+
+    /// Fills a claimed slot with a task.
+    pub(crate) fn fill(
+        &self,
+        index: u32,
+        id: TaskId,
+        spec: TaskSpec,
+        watcher: Option<&CompletionSender>,
+        now: u64,
+        attempt: u16,
+    ) {
+        let slot = self.arena.slot(index);
         slot.cancel_id.store(0, Ordering::Relaxed);
         slot.numbers[0].store(spec.numbers[0], Ordering::Relaxed);
         slot.numbers[1].store(spec.numbers[1], Ordering::Relaxed);
@@ -307,7 +391,7 @@ impl Shared {
         slot.run_ticks.store(0, Ordering::Relaxed);
         slot.kind.store(spec.kind.index(), Ordering::Relaxed);
         slot.worker.store(NO_WORKER, Ordering::Relaxed);
-        slot.attempt.store(1, Ordering::Relaxed);
+        slot.attempt.store(attempt, Ordering::Relaxed);
         let mut flags = 0;
         if spec.text.is_some() {
             flags |= slot_flags::TEXT;
@@ -318,8 +402,20 @@ impl Shared {
             lock(&self.completions.waiting).insert(id.0, watcher.clone());
         }
         slot.flags.store(flags, Ordering::Relaxed);
+    }
+
+    /// Makes a filled slot visible and queues it.
+    pub(crate) fn publish(
+        &self,
+        index: u32,
+        id: TaskId,
+        local: Option<&WorkerCore>,
+        now: u64,
+        attempt: u16,
+    ) -> Result<(), SubmitError> {
+        let slot = self.arena.slot(index);
         slot.state.store(slot_state::QUEUED, Ordering::Release);
-        self.emit(id, TaskState::Queued, None, 1, now);
+        self.emit(id, TaskState::Queued, None, u32::from(attempt), now);
         match local {
             Some(core) => core.push_local(index),
             None => {
@@ -334,7 +430,7 @@ impl Shared {
                 self.sleepers.notify_one();
             }
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Records a finished task and frees its slot. The caller owns the slot.
@@ -347,8 +443,10 @@ impl Shared {
         let slot = self.arena.slot(index);
         let kind = KindId(slot.kind.load(Ordering::Relaxed));
         let flags = slot.flags.load(Ordering::Relaxed);
+        // A copy: the slot keeps its text until the task is in the history, so a lookup in
+        // between still describes it whole (it used to read `echo ""` for a finishing task).
         let text = if flags & slot_flags::TEXT != 0 {
-            lock(&slot.text).take()
+            lock(&slot.text).clone()
         } else {
             None
         };
@@ -371,6 +469,11 @@ impl Shared {
             finished_at: now,
             run_ticks: slot.run_ticks.load(Ordering::Relaxed),
         };
+        if let Some(wal) = &self.wal
+            && !(state == TaskState::Cancelled && self.interrupting.load(Ordering::Relaxed))
+        {
+            self.log_finished(wal, &record, &output, error.as_deref());
+        }
         if flags & slot_flags::WATCHED != 0 {
             self.deliver(&record, &output, text.as_deref(), error.as_deref());
         }
@@ -388,6 +491,9 @@ impl Shared {
                 SHARED_LEDGER
             }
         };
+        if flags & slot_flags::TEXT != 0 {
+            drop(lock(&slot.text).take());
+        }
         self.emit(id, state, worker, attempt, now);
         self.arena.release(index, ledger);
     }
@@ -417,7 +523,18 @@ impl Shared {
         self.offload.start(self.clone(), index, id, kind, deadline);
     }
 
-    fn cancel(&self, id: TaskId) -> Result<CancelOutcome, LookupError> {
+    /// Asks a task to stop; with a WAL, the request is logged (the ticket says when it is
+    /// durable), so a task whose cancel was acknowledged never runs again after a restart.
+    fn cancel(&self, id: TaskId) -> Result<(CancelOutcome, Ticket), LookupError> {
+        let outcome = self.cancel_in_memory(id)?;
+        let ticket = match (&self.wal, outcome) {
+            (Some(wal), CancelOutcome::Requested) => self.log_cancelled(wal, id),
+            _ => Ticket::ready(),
+        };
+        Ok((outcome, ticket))
+    }
+
+    fn cancel_in_memory(&self, id: TaskId) -> Result<CancelOutcome, LookupError> {
         if let Some(index) = self.arena.find(id) {
             let slot = self.arena.slot(index);
             slot.cancel_id.store(id.0, Ordering::Release);
@@ -426,10 +543,20 @@ impl Shared {
                 return Ok(CancelOutcome::Requested);
             }
         }
-        self.history
-            .find(id)
-            .map(|t| CancelOutcome::AlreadyFinished(t.record.state))
+        if let Some(task) = self.history.find(id) {
+            return Ok(CancelOutcome::AlreadyFinished(task.record.state));
+        }
+        self.recovered_task(id)
+            .map(|task| CancelOutcome::AlreadyFinished(task.state))
             .ok_or_else(|| self.lookup_error(id))
+    }
+
+    /// A finished task recovered from the log at start.
+    pub(crate) fn recovered_task(&self, id: TaskId) -> Option<&TaskInfo> {
+        self.recovered
+            .binary_search_by_key(&id, |task| task.id)
+            .ok()
+            .map(|at| &self.recovered[at])
     }
 
     fn lookup_error(&self, id: TaskId) -> LookupError {
@@ -579,6 +706,7 @@ pub fn host_name() -> String {
 pub struct NodeBuilder {
     config: Config,
     kinds: Kinds,
+    wal_faults: Option<Arc<Faults>>,
 }
 
 impl NodeBuilder {
@@ -587,7 +715,15 @@ impl NodeBuilder {
         Self {
             config,
             kinds: Kinds::new(),
+            wal_faults: None,
         }
+    }
+
+    /// Makes the WAL's writes and fdatasyncs fail as `faults` says. For tests of fail-stop
+    /// and full disks only.
+    #[doc(hidden)]
+    pub fn wal_faults(&mut self, faults: Arc<Faults>) {
+        self.wal_faults = Some(faults);
     }
 
     /// Adds a task kind, typed by its name in the text form.
@@ -619,6 +755,15 @@ impl NodeBuilder {
             })?;
         let clock = Clock::new();
         let kinds = self.kinds;
+        let recovery = if config.wal.enabled {
+            let mut options = wal::WalOptions::from_config(&config, &name)?;
+            options.faults = self.wal_faults;
+            Some(wal::open(options, &|spec| {
+                wal::tasks::runnable(&kinds, &config, spec)
+            })?)
+        } else {
+            None
+        };
         let kind_count = u16::try_from(kinds.names().len()).unwrap_or(u16::MAX);
         let slice_ticks =
             clock.ns_to_ticks(u64::try_from(config.scheduler.slice.as_nanos()).unwrap_or(u64::MAX));
@@ -626,7 +771,7 @@ impl NodeBuilder {
             u64::try_from(config.scheduler.spin_before_park.as_nanos()).unwrap_or(u64::MAX),
         );
         let deques: Vec<Worker<u32>> = (0..workers).map(|_| Worker::new_fifo()).collect();
-        let shared = Arc::new(Shared {
+        let mut shared = Shared {
             name,
             arena: Arena::new(capacity, workers),
             kinds,
@@ -655,8 +800,16 @@ impl NodeBuilder {
             listen: Mutex::new(None),
             host: Mutex::new(HostSampler::new()),
             cluster: Mutex::new(None),
+            wal: None,
+            recovered: Vec::new(),
+            interrupting: AtomicBool::new(false),
             config,
-        });
+        };
+        if let Some(recovery) = recovery {
+            shared.restore(recovery.state())?;
+            shared.wal = Some(recovery.start()?);
+        }
+        let shared = Arc::new(shared);
         let mut threads = Vec::with_capacity(workers);
         for (index, deque) in deques.into_iter().enumerate() {
             let core = WorkerCore {
@@ -745,8 +898,17 @@ impl Node {
         self.shared.kinds.format(spec)
     }
 
-    /// Submits one task. Returns at once: `Busy` when the arena is full.
+    /// Submits one task. `Busy` at once when the arena is full; with a WAL, returns once the
+    /// task is durable.
     pub fn submit(&self, spec: TaskSpec) -> Result<TaskId, SubmitError> {
+        let (id, ticket) = self.shared.submit_on(spec, None, None)?;
+        ticket.wait()?;
+        Ok(id)
+    }
+
+    /// Submits one task without waiting for the WAL: the ticket says when it is durable
+    /// (acknowledge it only then).
+    pub fn submit_pending(&self, spec: TaskSpec) -> Result<(TaskId, Ticket), SubmitError> {
         self.shared.submit_on(spec, None, None)
     }
 
@@ -764,21 +926,56 @@ impl Node {
     /// cannot fit. With an `idempotency_key` seen before, nothing is submitted and the earlier
     /// ids come back (`duplicate`); a batch cut short by an error is remembered with the ids it
     /// got, so a retry never runs a task twice. With a `watcher`, each finished task is sent
-    /// to it.
+    /// to it. With a WAL, returns once the batch is durable.
     pub fn submit_batch(
         &self,
         submissions: &[Submission],
         idempotency_key: Option<&str>,
         watcher: Option<&CompletionSender>,
     ) -> Result<BatchOutcome, BatchError> {
+        match self.submit_batch_pending(submissions, idempotency_key, watcher) {
+            Ok(pending) => match pending.ticket.wait() {
+                Ok(()) => Ok(pending.outcome),
+                Err(error) => Err(BatchError {
+                    submitted: Vec::new(),
+                    error: error.into(),
+                }),
+            },
+            Err(error) => {
+                if !error.submitted.is_empty() {
+                    // Those that were submitted are acknowledged by the error: make them durable.
+                    if let Err(failure) = self.log_ticket().wait() {
+                        return Err(BatchError {
+                            submitted: Vec::new(),
+                            error: failure.into(),
+                        });
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// [`Node::submit_batch`] without waiting for the WAL: the batch is durable when the
+    /// returned ticket is (a duplicate's ticket is the original submission's). The whole
+    /// batch is one group in the log: after a crash it is recovered whole or not at all.
+    pub fn submit_batch_pending(
+        &self,
+        submissions: &[Submission],
+        idempotency_key: Option<&str>,
+        watcher: Option<&CompletionSender>,
+    ) -> Result<PendingBatch, BatchError> {
         let shared = &self.shared;
         let mut keys = idempotency_key.map(|key| (key, lock(&shared.idempotency.entries)));
         if let Some((key, entries)) = &keys
-            && let Some(ids) = entries.0.get(*key)
+            && let Some((ids, ticket)) = entries.0.get(*key)
         {
-            return Ok(BatchOutcome {
-                ids: ids.clone(),
-                duplicate: true,
+            return Ok(PendingBatch {
+                outcome: BatchOutcome {
+                    ids: ids.clone(),
+                    duplicate: true,
+                },
+                ticket: ticket.clone(),
             });
         }
         let total: u64 = submissions.iter().map(|s| u64::from(s.copies.max(1))).sum();
@@ -789,34 +986,93 @@ impl Node {
                 error: SubmitError::Busy(arena.refuse()),
             });
         }
-        let mut ids = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        // Claim every slot first, so the batch is logged as one group before any of it runs.
+        let mut claimed: Vec<(u32, TaskId)> =
+            Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        let mut per_line: Vec<usize> = Vec::with_capacity(submissions.len());
         let mut failure = None;
-        'all: for submission in submissions {
+        for submission in submissions {
+            if let Err(error) = shared.check_submittable(&submission.spec) {
+                failure = Some(error);
+                break;
+            }
+            let before = claimed.len();
             for _ in 0..submission.copies.max(1) {
-                match shared.submit_on(submission.spec.clone(), None, watcher) {
-                    Ok(id) => ids.push(id),
-                    Err(error) => {
-                        failure = Some(error);
-                        break 'all;
+                match shared.arena.claim() {
+                    Ok(slot) => claimed.push(slot),
+                    Err(busy) => {
+                        failure = Some(SubmitError::Busy(busy));
+                        break;
                     }
                 }
             }
+            per_line.push(claimed.len() - before);
+            if failure.is_some() {
+                break;
+            }
         }
+        let now = shared.clock.now();
+        let ticket = match &shared.wal {
+            Some(wal) if !claimed.is_empty() => {
+                match shared.log_batch(wal, submissions, &per_line, &claimed, idempotency_key, now)
+                {
+                    Ok(ticket) => ticket,
+                    Err(error) => {
+                        for (index, _) in &claimed {
+                            shared.arena.release(*index, SHARED_LEDGER);
+                        }
+                        return Err(BatchError {
+                            submitted: Vec::new(),
+                            error,
+                        });
+                    }
+                }
+            }
+            _ => Ticket::ready(),
+        };
+        let mut slots = claimed.iter();
+        for (submission, count) in submissions.iter().zip(&per_line) {
+            for (index, id) in slots.by_ref().take(*count) {
+                shared.fill(*index, *id, submission.spec.clone(), watcher, now, 1);
+                if let Err(error) = shared.publish(*index, *id, None, now, 1) {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        let ids: Vec<TaskId> = claimed.iter().map(|(_, id)| *id).collect();
         if let Some((key, entries)) = keys.as_mut()
             && !ids.is_empty()
         {
-            IdempotencyKeys::remember(entries, shared.idempotency.capacity, key, ids.clone());
+            IdempotencyKeys::remember(
+                entries,
+                shared.idempotency.capacity,
+                key,
+                ids.clone(),
+                ticket.clone(),
+            );
         }
         match failure {
-            None => Ok(BatchOutcome {
-                ids,
-                duplicate: false,
+            None => Ok(PendingBatch {
+                outcome: BatchOutcome {
+                    ids,
+                    duplicate: false,
+                },
+                ticket,
             }),
             Some(error) => Err(BatchError {
                 submitted: ids,
                 error,
             }),
         }
+    }
+
+    /// A ticket for everything logged so far (ready for a memory-only node).
+    pub fn log_ticket(&self) -> Ticket {
+        self.shared
+            .wal
+            .as_ref()
+            .map(Wal::ticket_now)
+            .unwrap_or_else(Ticket::ready)
     }
 
     /// Parses and submits one line of the text form (with its `xN` copies).
@@ -827,8 +1083,40 @@ impl Node {
 
     /// Asks a task to stop. A queued task never starts; a running one stops within one slice;
     /// a sleeping one wakes; an exec child gets SIGTERM, then SIGKILL after `exec.kill_grace`.
+    /// With a WAL, returns once the request is durable (it then holds across restarts).
     pub fn cancel(&self, id: TaskId) -> Result<CancelOutcome, LookupError> {
+        let (outcome, ticket) = self.shared.cancel(id)?;
+        if let Err(error) = ticket.wait() {
+            tracing::warn!(task = %id, %error, "the cancel request took effect but is not durable");
+        }
+        Ok(outcome)
+    }
+
+    /// [`Node::cancel`] without waiting for the WAL: the request is durable when the ticket is.
+    pub fn cancel_pending(&self, id: TaskId) -> Result<(CancelOutcome, Ticket), LookupError> {
         self.shared.cancel(id)
+    }
+
+    /// Why the write-ahead log failed, once it has (the node then acknowledges nothing).
+    pub fn wal_failure(&self) -> Option<String> {
+        self.shared
+            .wal
+            .as_ref()
+            .and_then(Wal::failure)
+            .map(|failure| failure.to_string())
+    }
+
+    /// Resolves when the write-ahead log fails; never, for a memory-only node.
+    pub async fn wal_failed(&self) -> String {
+        match &self.shared.wal {
+            Some(wal) => wal.failed().await.to_string(),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The data directory, for a node with a write-ahead log.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.shared.wal.as_ref().map(Wal::dir)
     }
 
     /// Describes one task, in flight or remembered in the history.
@@ -841,7 +1129,10 @@ impl Node {
         }
         match self.shared.history.find(id) {
             Some(task) => Ok(self.shared.finished_info(task)),
-            None => Err(self.shared.lookup_error(id)),
+            None => match self.shared.recovered_task(id) {
+                Some(task) => Ok(task.clone()),
+                None => Err(self.shared.lookup_error(id)),
+            },
         }
     }
 
@@ -887,6 +1178,15 @@ impl Node {
         if wants_finished {
             let finished = shared.history.recent(query.limit, query.state);
             all.extend(finished.into_iter().map(|t| shared.finished_info(t)));
+            all.extend(
+                shared
+                    .recovered
+                    .iter()
+                    .rev()
+                    .filter(|task| query.state.is_none_or(|s| s == task.state))
+                    .take(query.limit)
+                    .cloned(),
+            );
         }
         all.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
         all.truncate(query.limit);
@@ -963,6 +1263,7 @@ impl Node {
             tasks,
             host: lock(&shared.host).sample(),
             cluster: self.cluster(),
+            wal: shared.wal.as_ref().map(Wal::snapshot),
         }
     }
 
@@ -1019,9 +1320,12 @@ impl Node {
         wait_until_idle(Instant::now() + grace);
         let mut cancelled = 0;
         if shared.arena.in_use() > 0 {
+            // With a WAL, tasks stopped here are interrupted, not cancelled: nothing is logged
+            // for them, so they run again at the next start.
+            shared.interrupting.store(true, Ordering::SeqCst);
             for index in shared.arena.live_indices() {
                 let id = TaskId(shared.arena.slot(index).id.load(Ordering::Acquire));
-                if shared.cancel(id) == Ok(CancelOutcome::Requested) {
+                if shared.cancel_in_memory(id) == Ok(CancelOutcome::Requested) {
                     cancelled += 1;
                 }
             }
@@ -1044,6 +1348,15 @@ impl Node {
                 runtime.shutdown_background();
             } else {
                 runtime.shutdown_timeout(Duration::from_secs(1));
+            }
+        }
+        if let Some(wal) = &shared.wal {
+            wal.shutdown();
+            if cancelled > 0 || abandoned > 0 {
+                tracing::info!(
+                    interrupted = cancelled,
+                    "tasks interrupted by the shutdown will run again at the next start"
+                );
             }
         }
         if abandoned > 0 {

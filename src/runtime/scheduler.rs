@@ -211,7 +211,11 @@ pub struct WorkerCore {
 
 impl WorkerCore {
     pub(crate) fn spawn_local(&self, spec: TaskSpec) -> Result<TaskId, SubmitError> {
-        self.shared.submit_on(spec, Some(self), None)
+        // Logged, not waited for: a worker never blocks on the disk. The child is durable
+        // with the next batch, before its parent's finished record can be.
+        self.shared
+            .submit_on(spec, Some(self), None)
+            .map(|(id, _)| id)
     }
 
     /// Pushes a slot onto this worker's deque and wakes a sleeper if there is more here than
@@ -492,13 +496,9 @@ impl WorkerThread {
             started = now;
             slot.started_at.store(now, Ordering::Relaxed);
             slot.worker.store(me, Ordering::Relaxed);
-            shared.emit(
-                id,
-                TaskState::Running,
-                Some(me),
-                u32::from(slot.attempt.load(Ordering::Relaxed)),
-                now,
-            );
+            let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
+            shared.log_started(id, attempt, now);
+            shared.emit(id, TaskState::Running, Some(me), attempt, now);
         }
         let timeout = slot.timeout_ns.load(Ordering::Relaxed);
         let deadline = if timeout == 0 {

@@ -13,6 +13,7 @@ pub use super::gossip::view::{
 pub use super::gossip::{EventKind as MemberEventKind, LocalStatus, MemberState};
 use super::host::HostStats;
 use super::task::{TaskId, TaskOutput, TaskState};
+use super::wal::WalSnapshot;
 
 /// A point-in-time view of a node: cheap enough to take ten times a second.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,8 @@ pub struct NodeSnapshot {
     pub host: Option<HostStats>,
     /// Cluster membership as this node sees it; `None` when gossip is off.
     pub cluster: Option<ClusterSnapshot>,
+    /// The write-ahead log; None for a memory-only node.
+    pub wal: Option<WalSnapshot>,
 }
 
 /// Who the node is and how it is set up.

@@ -1418,6 +1418,7 @@ pub(crate) mod tests {
                 load_average: 0.7,
             }),
             cluster: None,
+            wal: None,
         }
     }
 

@@ -13,7 +13,13 @@ pub fn goliath() -> Command {
     command
         .env_remove("GOLIATH_CONFIG")
         .env_remove("RUST_LOG")
-        .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test");
+        .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test")
+        // Nodes started without --data-dir (goliath demo's children) keep their logs out of
+        // the user's data directory.
+        .env(
+            "XDG_DATA_HOME",
+            std::env::temp_dir().join(format!("goliath-test-data-{}", std::process::id())),
+        );
     command
 }
 
@@ -22,19 +28,51 @@ pub struct RunningNode {
     pub child: Child,
     pub address: String,
     log: Arc<Mutex<String>>,
+    /// The node's own data directory, when the test did not pass one.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl RunningNode {
-    /// Starts `goliath node` with extra arguments and waits until it serves.
+    /// Starts `goliath node` with extra arguments, in a fresh data directory of its own, and
+    /// waits until it serves.
     pub fn start(args: &[&str]) -> RunningNode {
         Self::start_at("127.0.0.1:0", args)
     }
 
-    /// Starts `goliath node` listening on `address`.
+    /// [`RunningNode::start`] listening on `address`.
     pub fn start_at(address: &str, args: &[&str]) -> RunningNode {
+        let data = tempfile::tempdir().expect("temp data dir");
+        let mut node = Self::launch(address, data.path(), args, &[]);
+        node._data = Some(data);
+        node
+    }
+
+    /// Starts `goliath node` on the data directory `dir` and waits until it serves.
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> RunningNode {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// [`RunningNode::start_in`] with extra environment variables.
+    pub fn start_with_env(
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> RunningNode {
+        Self::launch("127.0.0.1:0", dir, args, env)
+    }
+
+    fn launch(
+        address: &str,
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> RunningNode {
         let mut child = goliath()
             .args(["node", "--listen", address])
+            .arg("--data-dir")
+            .arg(dir)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -54,13 +92,22 @@ impl RunningNode {
                 log.push('\n');
             }
         });
-        let address = address_receiver
-            .recv_timeout(LIVENESS)
-            .expect("node announced its address");
+        let address = match address_receiver.recv_timeout(LIVENESS) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "node did not announce its address; its log:\n{}",
+                    log.lock().expect("log")
+                );
+            }
+        };
         RunningNode {
             child,
             address,
             log,
+            _data: None,
         }
     }
 

@@ -17,6 +17,8 @@ pub fn config(workers: usize, slots: usize) -> Config {
     config.scheduler.workers = WorkerCount::Fixed(workers);
     config.arena.slots = slots;
     config.node.name = "test".into();
+    // Many nodes run in one test process: memory-only unless a test asks for a WAL.
+    config.wal.enabled = false;
     config
 }
 

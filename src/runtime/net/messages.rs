@@ -188,6 +188,8 @@ pub enum RemoteErrorKind {
     ExecRefused,
     /// Anything else the node refused.
     Invalid,
+    /// The node's write-ahead log failed or is far behind: nothing was acknowledged.
+    Storage,
 }
 
 #[cfg(test)]
@@ -197,6 +199,7 @@ pub(crate) mod strategies {
     use crate::runtime::arena::ArenaStats;
     use crate::runtime::snapshot::{NodeInfo, TaskCounts, WorkerActivity, WorkerSnapshot};
     use crate::runtime::task::{ProcessOutput, TaskOutput};
+    use crate::runtime::wal::{RecoverySummary, WalSnapshot, WalSync};
     use proptest::prelude::*;
 
     pub fn task_id() -> impl Strategy<Value = TaskId> {
@@ -330,6 +333,70 @@ pub(crate) mod strategies {
             )
     }
 
+    pub fn wal_snapshot() -> impl Strategy<Value = WalSnapshot> {
+        (
+            (
+                text(),
+                any::<bool>(),
+                proptest::option::of(text()),
+                any::<[u64; 8]>(),
+            ),
+            (
+                proptest::array::uniform6(0.0f64..1e9),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(text()),
+                proptest::option::of(any::<u64>()),
+                any::<[u64; 6]>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (data_dir, always, failure, counts),
+                    (figures, last_checkpoint, checkpoint_error, checkpoint, recovered),
+                )| WalSnapshot {
+                    data_dir,
+                    sync: if always {
+                        WalSync::Always
+                    } else {
+                        WalSync::Never
+                    },
+                    healthy: failure.is_none(),
+                    failure,
+                    window_us: counts[0],
+                    fsync_p50_us: figures[0],
+                    fsync_p99_us: figures[1],
+                    fsync_max_us: figures[2],
+                    window_fsyncs: counts[1],
+                    records_per_fsync: figures[3],
+                    bytes_per_fsync: figures[4],
+                    appends_per_sec: figures[5],
+                    records: counts[2],
+                    bytes: counts[3],
+                    fsyncs: counts[4],
+                    pending_records: counts[5],
+                    segments: counts[6],
+                    disk_bytes: counts[7],
+                    last_checkpoint_unix_us: last_checkpoint,
+                    last_checkpoint_bytes: counts[0] / 3,
+                    checkpoints: counts[1] / 3,
+                    checkpoint_error,
+                    recovered: RecoverySummary {
+                        checkpoint,
+                        segments: recovered[0],
+                        records: recovered[1],
+                        requeued_running: recovered[2],
+                        requeued_queued: recovered[3],
+                        finished_at_start: recovered[4],
+                        history: recovered[5],
+                        keys: recovered[0] / 2,
+                        dropped_bytes: recovered[1] / 2,
+                        max_id: recovered[2] / 2,
+                        took_us: recovered[3] / 2,
+                    },
+                },
+            )
+    }
+
     pub fn snapshot() -> impl Strategy<Value = NodeSnapshot> {
         (
             text(),
@@ -339,9 +406,10 @@ pub(crate) mod strategies {
             any::<usize>(),
             any::<[u64; 7]>(),
             proptest::collection::vec(task_info(), 0..3),
+            proptest::option::of(wal_snapshot()),
         )
-            .prop_map(
-                |(name, pid, now, workers, depth, numbers, tasks)| NodeSnapshot {
+            .prop_map(|(name, pid, now, workers, depth, numbers, tasks, wal)| {
+                NodeSnapshot {
                     node: NodeInfo {
                         name,
                         version: "0.1.0".into(),
@@ -381,8 +449,9 @@ pub(crate) mod strategies {
                         load_average: (numbers[3] % 10_000) as f32 / 100.0,
                     }),
                     cluster: None,
-                },
-            )
+                    wal,
+                }
+            })
     }
 
     pub fn cluster() -> impl Strategy<Value = ClusterSnapshot> {
@@ -515,6 +584,7 @@ pub(crate) mod strategies {
             Just(RemoteErrorKind::ShuttingDown),
             Just(RemoteErrorKind::ExecRefused),
             Just(RemoteErrorKind::Invalid),
+            Just(RemoteErrorKind::Storage),
         ];
         (kind, text()).prop_map(|(kind, message)| RemoteError { kind, message })
     }

@@ -33,6 +33,7 @@ use crate::runtime::node::{
 };
 use crate::runtime::snapshot::{TaskInfo, TaskQuery};
 use crate::runtime::task::{KindId, Submission, TaskId};
+use crate::runtime::wal::{DurabilityError, Ticket};
 
 /// Server settings, from `[net]`, `[node]` and `[exec]`.
 #[derive(Debug, Clone)]
@@ -403,11 +404,13 @@ fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
     }
 }
 
-/// A `submit` with `wait` whose tasks have not all finished.
+/// A `submit` with `wait` whose tasks have not all finished (or are not yet durable).
 struct PendingWait {
     tasks: Vec<Option<TaskInfo>>,
     remaining: usize,
     duplicate: bool,
+    /// The accepted records are durable: the answer may go out once all tasks finished.
+    durable: bool,
     permit: OwnedSemaphorePermit,
 }
 
@@ -421,6 +424,8 @@ struct Connection {
     waiting_for: HashMap<TaskId, (u32, usize)>,
     watches: HashMap<u32, tokio::task::JoinHandle<()>>,
     polls: tokio::task::JoinSet<(u32, usize, TaskInfo)>,
+    /// `wait` submissions whose accepted records are on their way to disk.
+    durables: tokio::task::JoinSet<(u32, Result<(), DurabilityError>)>,
 }
 
 impl Connection {
@@ -437,6 +442,7 @@ impl Connection {
             waiting_for: HashMap::new(),
             watches: HashMap::new(),
             polls: tokio::task::JoinSet::new(),
+            durables: tokio::task::JoinSet::new(),
         }
     }
 
@@ -453,6 +459,10 @@ impl Connection {
                 Some(info) = self.completed.recv() => { self.completed_task(info).await; continue; }
                 Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.resolve(stream, index, info).await;
+                    continue;
+                }
+                Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
+                    self.made_durable(stream, result).await;
                     continue;
                 }
                 permit = self.permits.clone().acquire_owned() => match permit {
@@ -481,6 +491,10 @@ impl Connection {
                     Some(info) = self.completed.recv() => { self.completed_task(info).await; continue; }
                     Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
                         self.resolve(stream, index, info).await;
+                        continue;
+                    }
+                    Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
+                        self.made_durable(stream, result).await;
                         continue;
                     }
                     count = read_half.read(spare) => count?,
@@ -541,6 +555,9 @@ impl Connection {
                 Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.resolve(stream, index, info).await;
                 }
+                Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
+                    self.made_durable(stream, result).await;
+                }
                 else => break,
             }
         }
@@ -551,6 +568,65 @@ impl Connection {
             watch.abort();
         }
         self.polls.abort_all();
+        self.durables.abort_all();
+    }
+
+    /// Sends `response` once `ticket` is durable (or the log's failure instead), without
+    /// holding up this connection's other requests.
+    async fn send_when_durable(
+        &self,
+        stream: u32,
+        ticket: Ticket,
+        response: Response,
+        permit: OwnedSemaphorePermit,
+    ) {
+        if matches!(ticket.is_durable(), Ok(true)) {
+            return self.send(stream, response, permit).await;
+        }
+        let outgoing = self.outgoing.clone();
+        tokio::spawn(async move {
+            let response = match ticket.durable().await {
+                Ok(()) => response,
+                Err(error) => Response::Error(storage_error(&error)),
+            };
+            let _ = outgoing
+                .send(Outgoing::Response(stream, response, Some(permit)))
+                .await;
+        });
+    }
+
+    /// A `wait` submission's accepted records are durable (or never will be).
+    async fn made_durable(&mut self, stream: u32, result: Result<(), DurabilityError>) {
+        match result {
+            Ok(()) => {
+                let Some(wait) = self.waits.get_mut(&stream) else {
+                    return;
+                };
+                wait.durable = true;
+                if wait.remaining == 0 {
+                    self.answer_wait(stream).await;
+                }
+            }
+            Err(error) => {
+                if let Some(wait) = self.waits.remove(&stream) {
+                    self.waiting_for
+                        .retain(|_, (waiting, _)| *waiting != stream);
+                    self.send(stream, Response::Error(storage_error(&error)), wait.permit)
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn answer_wait(&mut self, stream: u32) {
+        if let Some(wait) = self.waits.remove(&stream) {
+            let tasks = wait.tasks.into_iter().flatten().collect();
+            let response = Response::Finished {
+                tasks,
+                duplicate: wait.duplicate,
+            };
+            self.send(stream, response, wait.permit).await;
+        }
     }
 
     /// Queues an `Error` frame behind any responses already queued; the connection closes
@@ -574,21 +650,29 @@ impl Connection {
         let response = match request {
             Request::Submit(submit) => return self.submit(stream, submit, permit).await,
             Request::Watch(watch) => return self.watch(stream, watch, permit),
-            Request::Cancel { ids } => Response::Cancelled {
-                results: ids
+            Request::Cancel { ids } => {
+                let mut ticket = Ticket::ready();
+                let results = ids
                     .into_iter()
                     .map(|id| CancelResult {
                         id,
-                        outcome: match node.cancel(id) {
-                            Ok(CancelOutcome::Requested) => CancelOutcomeWire::Requested,
-                            Ok(CancelOutcome::AlreadyFinished(state)) => {
+                        outcome: match node.cancel_pending(id) {
+                            Ok((CancelOutcome::Requested, logged)) => {
+                                ticket = ticket.clone().max(logged);
+                                CancelOutcomeWire::Requested
+                            }
+                            Ok((CancelOutcome::AlreadyFinished(state), _)) => {
                                 CancelOutcomeWire::AlreadyFinished(state)
                             }
                             Err(_) => CancelOutcomeWire::NotFound,
                         },
                     })
-                    .collect(),
-            },
+                    .collect();
+                let response = Response::Cancelled { results };
+                return self
+                    .send_when_durable(stream, ticket, response, permit)
+                    .await;
+            }
             Request::Task { id } => match node.task(id) {
                 Ok(info) => Response::Task(info),
                 Err(error) => Response::Error(lookup_error(error)),
@@ -679,32 +763,41 @@ impl Connection {
             return self.send(stream, Response::Error(error), permit).await;
         }
         let watcher = request.wait.then_some(&self.completions);
-        let outcome = node.submit_batch(&submissions, request.idempotency_key.as_deref(), watcher);
+        let outcome =
+            node.submit_batch_pending(&submissions, request.idempotency_key.as_deref(), watcher);
         match outcome {
             Err(BatchError { submitted, error }) => {
                 if request.wait && !submitted.is_empty() {
                     // Those that were submitted still finish; nobody waits for them.
                     tracing::debug!(count = submitted.len(), "a wait batch stopped part-way");
                 }
-                self.send(
-                    stream,
-                    Response::Error(submit_error(error, &submitted)),
-                    permit,
-                )
-                .await;
+                // The error tells how many were submitted: they must be durable first.
+                let ticket = if submitted.is_empty() {
+                    Ticket::ready()
+                } else {
+                    node.log_ticket()
+                };
+                let response = Response::Error(submit_error(error, &submitted));
+                self.send_when_durable(stream, ticket, response, permit)
+                    .await;
             }
-            Ok(outcome) if !request.wait => {
-                self.send(
-                    stream,
-                    Response::Submitted {
-                        ids: outcome.ids,
-                        duplicate: outcome.duplicate,
-                    },
-                    permit,
-                )
-                .await;
+            Ok(pending) if !request.wait => {
+                let outcome = pending.outcome;
+                let response = Response::Submitted {
+                    ids: outcome.ids,
+                    duplicate: outcome.duplicate,
+                };
+                self.send_when_durable(stream, pending.ticket, response, permit)
+                    .await;
             }
-            Ok(outcome) => {
+            Ok(pending) => {
+                let durable = matches!(pending.ticket.is_durable(), Ok(true));
+                if !durable {
+                    let ticket = pending.ticket.clone();
+                    self.durables
+                        .spawn(async move { (stream, ticket.durable().await) });
+                }
+                let outcome = pending.outcome;
                 let count = outcome.ids.len();
                 for (index, id) in outcome.ids.iter().enumerate() {
                     self.waiting_for.insert(*id, (stream, index));
@@ -715,6 +808,7 @@ impl Connection {
                         tasks: vec![None; count],
                         remaining: count,
                         duplicate: outcome.duplicate,
+                        durable,
                         permit,
                     },
                 );
@@ -748,15 +842,8 @@ impl Connection {
             *place = Some(info);
             wait.remaining -= 1;
         }
-        if wait.remaining == 0
-            && let Some(wait) = self.waits.remove(&stream)
-        {
-            let tasks = wait.tasks.into_iter().flatten().collect();
-            let response = Response::Finished {
-                tasks,
-                duplicate: wait.duplicate,
-            };
-            self.send(stream, response, wait.permit).await;
+        if wait.remaining == 0 && wait.durable {
+            self.answer_wait(stream).await;
         }
     }
 
@@ -853,9 +940,17 @@ fn submit_error(error: SubmitError, submitted: &[TaskId]) -> RemoteError {
         SubmitError::ShuttingDown => RemoteErrorKind::ShuttingDown,
         SubmitError::ExecDisabled => RemoteErrorKind::ExecRefused,
         SubmitError::Invalid(_) => RemoteErrorKind::Invalid,
+        SubmitError::Storage(_) => RemoteErrorKind::Storage,
     };
     RemoteError {
         kind,
         message: format!("{error}{suffix}"),
+    }
+}
+
+fn storage_error(error: &DurabilityError) -> RemoteError {
+    RemoteError {
+        kind: RemoteErrorKind::Storage,
+        message: format!("{error}; nothing from this request was acknowledged"),
     }
 }

@@ -1,0 +1,817 @@
+//! The write-ahead log: what makes an acknowledged task survive the node being killed.
+//!
+//! - [`record`]: record framing and types (sans-IO).
+//! - [`recovery`]: the segment scan (torn tail versus damage) and the replay state (sans-IO).
+//! - [`segment`]: the data directory on disk — lock, names, preallocated segments, atomic files.
+//! - `writer`: group commit (one writer thread), tickets, fail-stop, segment preparer and
+//!   checkpointer threads.
+//! - [`metrics`]: fsync latency over a sliding window and the snapshot type.
+//!
+//! Lifecycle: [`open`] locks the data directory and replays the newest checkpoint plus the
+//! segments after it into a [`Recovery`]; the node restores its tasks from
+//! [`Recovery::state`]; [`Recovery::start`] writes a fresh checkpoint of that state (with the
+//! requeued tasks' new run numbers), removes what it covers, creates the first new segment and
+//! starts the threads. Appends return a [`Ticket`]; a submission is acknowledged only once its
+//! ticket is durable.
+
+pub mod metrics;
+pub mod record;
+pub mod recovery;
+pub mod segment;
+pub(crate) mod tasks;
+mod writer;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use metrics::{RecoverySummary, WalSnapshot, WalSync};
+pub use record::{IdRange, Record, RecordType, SpecRecord};
+pub use recovery::{Damage, State};
+pub use segment::Faults;
+pub use writer::{AppendError, AppendKind, DurabilityError, LAZY_FLUSH, Ticket};
+
+use crate::config::Config;
+use crate::runtime::lock;
+use record::{Accepted, Frame, GroupEncoder};
+use segment::{Io, LockError};
+use writer::{Checkpointer, LogShared, Preparer, Writer};
+
+/// How a log is set up (from `[wal]` and `node.data_dir`).
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Ack after fdatasync, or after write.
+    pub sync: WalSync,
+    /// Bytes per segment file.
+    pub segment_size: u64,
+    /// How long the writer waits for more appends before a batch (0: none).
+    pub max_batch_delay: Duration,
+    /// Log bytes between checkpoints.
+    pub checkpoint_every: u64,
+    /// Finished tasks kept (the history bound).
+    pub history_limit: usize,
+    /// Idempotency keys kept.
+    pub key_limit: usize,
+    /// Injected faults (tests only).
+    pub faults: Option<Arc<Faults>>,
+}
+
+impl WalOptions {
+    /// Options for a node named `node_name` from its config.
+    pub fn from_config(config: &Config, node_name: &str) -> Result<WalOptions, WalError> {
+        Ok(WalOptions {
+            dir: data_dir(config, node_name)?,
+            sync: config.wal.sync,
+            segment_size: config.wal.segment_size,
+            max_batch_delay: config.wal.max_batch_delay,
+            checkpoint_every: config.wal.checkpoint_every,
+            history_limit: config.history.tasks,
+            key_limit: config.node.idempotency_keys,
+            faults: None,
+        })
+    }
+
+    /// The largest record payload with these options.
+    pub fn max_payload(&self) -> usize {
+        record::MAX_PAYLOAD.min((self.segment_size / 4) as usize)
+    }
+
+    /// The largest group (one submission's records) with these options.
+    pub fn max_group(&self) -> usize {
+        (self.segment_size / 2) as usize
+    }
+}
+
+/// The data directory a node uses: `node.data_dir`, else `$XDG_DATA_HOME/goliath/<name>`
+/// (or `~/.local/share/goliath/<name>`).
+pub fn data_dir(config: &Config, node_name: &str) -> Result<PathBuf, WalError> {
+    if !config.node.data_dir.is_empty() {
+        return Ok(PathBuf::from(&config.node.data_dir));
+    }
+    default_data_dir(node_name).ok_or(WalError::NoDataDir)
+}
+
+/// `$XDG_DATA_HOME/goliath/<name>`, or `~/.local/share/goliath/<name>`.
+pub fn default_data_dir(node_name: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".local").join("share"))
+        })?;
+    let mut name = node_name.replace('/', "_");
+    if name.is_empty() || name.starts_with('.') {
+        name = format!("node-{name}");
+    }
+    Some(base.join("goliath").join(name))
+}
+
+/// Why a log could not be opened or started.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// Another process holds the data directory.
+    #[error(
+        "data directory {} is in use by another goliath node (pid {pid}); stop that node, or give this one another --data-dir",
+        dir.display()
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// The holder's pid.
+        pid: String,
+    },
+    /// A file operation failed.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is damaged somewhere an acknowledged record may be.
+    #[error(
+        "the write-ahead log is damaged: {} at {damage}. The node will not start on a damaged log (it could lose acknowledged tasks); run `goliath wal verify --data-dir {}` for a full report",
+        file.display(),
+        dir.display()
+    )]
+    Damaged {
+        /// The data directory.
+        dir: PathBuf,
+        /// The damaged file.
+        file: PathBuf,
+        /// Where and what.
+        damage: Damage,
+    },
+    /// A segment between the checkpoint and the newest segment is missing.
+    #[error(
+        "the write-ahead log in {} is missing {} (segments must follow the checkpoint without gaps); run `goliath wal verify --data-dir {}`",
+        dir.display(),
+        missing,
+        dir.display()
+    )]
+    Missing {
+        /// The data directory.
+        dir: PathBuf,
+        /// The missing file's name.
+        missing: String,
+    },
+    /// No data directory could be chosen.
+    #[error(
+        "no data directory: set node.data_dir or pass --data-dir ($XDG_DATA_HOME and $HOME are both unset), or set wal.enabled = false for a node that keeps nothing on disk"
+    )]
+    NoDataDir,
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
+    move |source| WalError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The checks a segment's groups get during recovery: the header first (with this segment's
+/// number), then only log records.
+struct SegmentCheck {
+    seq: u64,
+    header_seen: bool,
+}
+
+impl SegmentCheck {
+    fn check(&mut self, frames: &[Frame<'_>]) -> Result<(), String> {
+        if !self.header_seen {
+            let [frame] = frames else {
+                return Err("the segment does not start with its header record".to_string());
+            };
+            let Ok(Record::Segment(header)) = Record::decode(frame) else {
+                return Err("the segment does not start with its header record".to_string());
+            };
+            if header.segment != self.seq {
+                return Err(format!(
+                    "the header says segment {} but the file name says {}",
+                    header.segment, self.seq
+                ));
+            }
+            if header.version > record::FORMAT_VERSION {
+                return Err(format!(
+                    "written by a newer goliath (format {}, this one reads up to {})",
+                    header.version,
+                    record::FORMAT_VERSION
+                ));
+            }
+            self.header_seen = true;
+            return Ok(());
+        }
+        if let Some(frame) = frames
+            .iter()
+            .find(|f| !recovery::belongs_in_segment(f.record_type))
+        {
+            return Err(format!(
+                "a {} record does not belong in a segment",
+                frame.record_type.name()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Index of the segment a crash may have left a torn tail in: the newest one with records
+/// (newer ones are unused spares). 0 when none has any.
+fn tail_segment(
+    segments: &[(u64, PathBuf)],
+    buffer: &mut Vec<u8>,
+) -> Result<usize, (PathBuf, std::io::Error)> {
+    for (index, (_, path)) in segments.iter().enumerate().rev() {
+        segment::read_into(path, buffer).map_err(|e| (path.clone(), e))?;
+        if recovery::has_data(buffer) {
+            return Ok(index);
+        }
+    }
+    Ok(0)
+}
+
+/// A data directory replayed and locked, not yet started.
+pub struct Recovery {
+    lock: segment::DirLock,
+    options: WalOptions,
+    state: State,
+    /// The first segment the new log writes.
+    next_segment: u64,
+    summary: RecoverySummary,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recovery")
+            .field("dir", &self.options.dir)
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks `options.dir` (creating it if missing) and replays it. `runnable` says whether a
+/// task in flight can still run on this node (its kind is known); those that cannot are
+/// finished as failed. Nothing on disk changes until [`Recovery::start`].
+pub fn open(
+    options: WalOptions,
+    runnable: &dyn Fn(&SpecRecord<'_>) -> Result<(), String>,
+) -> Result<Recovery, WalError> {
+    let started = Instant::now();
+    let dir = options.dir.clone();
+    segment::create_dir(&dir).map_err(io_error("create the data directory", &dir))?;
+    let lock = segment::lock_dir(&dir).map_err(|error| match error {
+        LockError::Held { pid } => WalError::Locked {
+            dir: dir.clone(),
+            pid,
+        },
+        LockError::Io(source) => WalError::Io {
+            op: "lock",
+            path: dir.join(segment::LOCK_FILE),
+            source,
+        },
+    })?;
+    let listing = segment::list(&dir).map_err(io_error("list", &dir))?;
+    let max_payload = options.max_payload();
+    let mut state = State::new(options.history_limit, options.key_limit);
+    let mut summary = RecoverySummary::default();
+    let mut buffer = Vec::new();
+    let damaged = |file: &Path, damage: Damage| WalError::Damaged {
+        dir: dir.clone(),
+        file: file.to_path_buf(),
+        damage,
+    };
+    let mut first_segment = 1;
+    if let Some((&seq, path)) = listing.checkpoints.iter().next_back() {
+        segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
+        let begin = recovery::load_checkpoint(&buffer, &mut state, record::MAX_PAYLOAD)
+            .map_err(|damage| damaged(path, damage))?;
+        if begin.next_segment != seq {
+            return Err(damaged(
+                path,
+                Damage {
+                    offset: 0,
+                    what: format!(
+                        "the checkpoint says it covers segments below {} but its name says {seq}",
+                        begin.next_segment
+                    ),
+                },
+            ));
+        }
+        first_segment = seq;
+        summary.checkpoint = Some(seq);
+    }
+    let segments: Vec<(u64, PathBuf)> = listing
+        .segments
+        .range(first_segment..)
+        .map(|(seq, path)| (*seq, path.clone()))
+        .collect();
+    for (expected, (seq, _)) in (first_segment..).zip(&segments) {
+        if *seq != expected {
+            return Err(WalError::Missing {
+                dir: dir.clone(),
+                missing: segment::segment_name(expected),
+            });
+        }
+    }
+    let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
+        op: "read",
+        path,
+        source: e,
+    })?;
+    for (index, (seq, path)) in segments.iter().enumerate() {
+        let last = index >= tail;
+        segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
+        let mut check = SegmentCheck {
+            seq: *seq,
+            header_seen: false,
+        };
+        let scan = recovery::scan_segment(&buffer, last, max_payload, |frames| {
+            check.check(frames)?;
+            state.apply_group(frames)
+        })
+        .map_err(|damage| damaged(path, damage))?;
+        if !check.header_seen {
+            return Err(damaged(
+                path,
+                Damage {
+                    offset: 0,
+                    what: "the segment has no header record".to_string(),
+                },
+            ));
+        }
+        summary.segments += 1;
+        if let Some(reason) = &scan.torn {
+            summary.dropped_bytes += scan.dropped_bytes;
+            tracing::warn!(
+                file = %path.display(),
+                offset = scan.end,
+                dropped_bytes = scan.dropped_bytes,
+                dropped_records = scan.dropped_records,
+                reason = %reason,
+                "dropped the torn tail of the last WAL segment (it was never acknowledged)"
+            );
+        }
+    }
+    summary.records = state.counts.records;
+    let restart = state.restart(writer::unix_now_us(), runnable);
+    summary.requeued_running = restart.were_running;
+    summary.requeued_queued = restart.were_queued;
+    summary.finished_at_start = restart.finished;
+    summary.history = state.finished.len() as u64;
+    summary.keys = state.keys.len() as u64;
+    summary.max_id = state.max_id;
+    let newest = listing
+        .segments
+        .keys()
+        .next_back()
+        .copied()
+        .unwrap_or(0)
+        .max(listing.checkpoints.keys().next_back().copied().unwrap_or(0));
+    Ok(Recovery {
+        lock,
+        options,
+        state,
+        next_segment: newest.max(first_segment.saturating_sub(1)) + 1,
+        summary,
+        started,
+    })
+}
+
+impl Recovery {
+    /// The replayed state: tasks to run again (with their new run numbers), finished tasks,
+    /// idempotency keys and the highest id.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// What was found.
+    pub fn summary(&self) -> &RecoverySummary {
+        &self.summary
+    }
+
+    /// Writes the checkpoint of the recovered state, removes what it covers, creates the first
+    /// new segment and starts the writer, preparer and checkpointer threads.
+    pub fn start(self) -> Result<Wal, WalError> {
+        let Recovery {
+            lock: dir_lock,
+            options,
+            state,
+            next_segment,
+            mut summary,
+            started,
+        } = self;
+        let dir = options.dir.clone();
+        let io = Io::new(options.faults.clone());
+        if let Ok(listing) = segment::list(&dir) {
+            for temp in listing.temps {
+                let _ = std::fs::remove_file(temp);
+            }
+        }
+        let mut buffer = Vec::new();
+        let checkpoint_bytes =
+            writer::write_checkpoint(&dir, &io, &state, next_segment, &mut buffer)
+                .map_err(io_error("write a checkpoint in", &dir))?;
+        writer::remove_covered(&dir, &io, next_segment);
+        let (file, start) = io
+            .create_segment(
+                &dir,
+                next_segment,
+                options.segment_size,
+                writer::unix_now_us(),
+            )
+            .map_err(io_error("create the first segment in", &dir))?;
+        let log = Arc::new(LogShared::new(options.max_payload(), options.max_group()));
+        log.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+        log.metrics
+            .last_checkpoint_unix_us
+            .store(writer::unix_now_us(), Ordering::Relaxed);
+        log.metrics
+            .last_checkpoint_bytes
+            .store(checkpoint_bytes as u64, Ordering::Relaxed);
+        let preparer = Arc::new(Preparer::new(dir.clone(), options.segment_size, io.clone()));
+        let (closed_sender, closed_receiver) = std::sync::mpsc::channel();
+        let mut threads = Vec::new();
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(body)
+                .map_err(io_error("start a WAL thread for", &dir))
+        };
+        {
+            let preparer = preparer.clone();
+            threads.push(spawn("goliath-wal-prep", Box::new(move || preparer.run()))?);
+        }
+        preparer.request(next_segment + 1);
+        let writer = Writer {
+            log: log.clone(),
+            io: io.clone(),
+            sync: options.sync,
+            max_batch_delay: options.max_batch_delay,
+            segment_size: options.segment_size,
+            seq: next_segment,
+            file,
+            offset: start,
+            data_start: start,
+            preparer: preparer.clone(),
+            closed: closed_sender,
+        };
+        let writer_thread = spawn("goliath-wal-writer", Box::new(move || writer.run()));
+        let writer_thread = match writer_thread {
+            Ok(handle) => handle,
+            Err(error) => {
+                preparer.stop();
+                return Err(error);
+            }
+        };
+        threads.push(writer_thread);
+        let checkpointer = Checkpointer {
+            dir: dir.clone(),
+            io,
+            state,
+            next_segment,
+            checkpoint_every: options.checkpoint_every,
+            max_payload: options.max_payload(),
+            log: log.clone(),
+            closed: closed_receiver,
+        };
+        let checkpointer_thread = spawn(
+            "goliath-wal-checkpoint",
+            Box::new(move || checkpointer.run()),
+        );
+        match checkpointer_thread {
+            Ok(handle) => threads.push(handle),
+            Err(error) => {
+                log.stop();
+                preparer.stop();
+                return Err(error);
+            }
+        }
+        summary.took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::info!(
+            data_dir = %dir.display(),
+            sync = options.sync.as_str(),
+            checkpoint = ?summary.checkpoint,
+            segments = summary.segments,
+            records = summary.records,
+            requeued = summary.requeued_running + summary.requeued_queued,
+            history = summary.history,
+            dropped_bytes = summary.dropped_bytes,
+            took_ms = summary.took_us / 1000,
+            "write-ahead log recovered"
+        );
+        Ok(Wal {
+            log,
+            preparer,
+            threads: Mutex::new(threads),
+            options,
+            summary,
+            _lock: dir_lock,
+        })
+    }
+}
+
+/// A running log.
+pub struct Wal {
+    log: Arc<LogShared>,
+    preparer: Arc<Preparer>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    options: WalOptions,
+    summary: RecoverySummary,
+    _lock: segment::DirLock,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.options.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal {
+    /// Appends one group of records built by `build` and returns a ticket for it.
+    pub fn append<R>(
+        &self,
+        kind: AppendKind,
+        build: impl FnOnce(&mut GroupEncoder<'_>) -> Result<R, record::EncodeError>,
+    ) -> Result<(R, Ticket), AppendError> {
+        let (result, lsn) = self.log.append(kind, build)?;
+        Ok((result, Ticket::new(&self.log, lsn)))
+    }
+
+    /// Appends one accepted record (tasks `ids`, all running `spec`).
+    pub fn append_accepted(
+        &self,
+        ids: &[IdRange],
+        spec: &SpecRecord<'_>,
+        key: Option<&str>,
+        submitted_unix_us: u64,
+    ) -> Result<Ticket, AppendError> {
+        let accepted = Accepted {
+            ids: Cow::Borrowed(ids),
+            spec: spec.clone(),
+            key: key.map(Cow::Borrowed),
+            attempt: 1,
+            submitted_unix_us,
+        };
+        self.append(AppendKind::Submission, |group| {
+            group.push(RecordType::Accepted, &accepted)
+        })
+        .map(|(_, ticket)| ticket)
+    }
+
+    /// The highest log sequence number that is durable (see [`Ticket::lsn`]).
+    pub fn durable_lsn(&self) -> u64 {
+        self.log.durable_lsn()
+    }
+
+    /// A ticket for everything appended so far.
+    pub fn ticket_now(&self) -> Ticket {
+        Ticket::new(&self.log, self.log.appended_lsn())
+    }
+
+    /// The failure, once the log has failed.
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.log.failure()
+    }
+
+    /// Resolves when the log fails (never, if it does not).
+    pub async fn failed(&self) -> Arc<str> {
+        self.log.wait_failed().await
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.options.dir
+    }
+
+    /// What was recovered at start.
+    pub fn recovered(&self) -> &RecoverySummary {
+        &self.summary
+    }
+
+    /// The figures a snapshot shows.
+    pub fn snapshot(&self) -> WalSnapshot {
+        let metrics = &self.log.metrics;
+        let window = metrics.window();
+        let span = window.span.as_secs_f64();
+        let per_batch = |value: u64| {
+            if window.batches == 0 {
+                0.0
+            } else {
+                value as f64 / window.batches as f64
+            }
+        };
+        let (disk_bytes, segments) = segment::disk_usage(&self.options.dir);
+        let failure = self.log.failure();
+        let last_checkpoint = metrics.last_checkpoint_unix_us.load(Ordering::Relaxed);
+        WalSnapshot {
+            data_dir: self.options.dir.display().to_string(),
+            sync: self.options.sync,
+            healthy: failure.is_none(),
+            failure: failure.map(|f| f.to_string()),
+            window_us: u64::try_from(window.span.as_micros()).unwrap_or(u64::MAX),
+            fsync_p50_us: window.p50_ns as f64 / 1000.0,
+            fsync_p99_us: window.p99_ns as f64 / 1000.0,
+            fsync_max_us: window.max_ns as f64 / 1000.0,
+            window_fsyncs: window.fsyncs,
+            records_per_fsync: per_batch(window.records),
+            bytes_per_fsync: per_batch(window.bytes),
+            appends_per_sec: if span > 0.0 {
+                window.records as f64 / span
+            } else {
+                0.0
+            },
+            records: metrics.appended_records.load(Ordering::Relaxed),
+            bytes: metrics.written_bytes.load(Ordering::Relaxed),
+            fsyncs: metrics.fsyncs.load(Ordering::Relaxed),
+            pending_records: self.log.pending_records(),
+            segments,
+            disk_bytes,
+            last_checkpoint_unix_us: (last_checkpoint != 0).then_some(last_checkpoint),
+            last_checkpoint_bytes: metrics.last_checkpoint_bytes.load(Ordering::Relaxed),
+            checkpoints: metrics.checkpoints.load(Ordering::Relaxed),
+            checkpoint_error: lock(&metrics.checkpoint_error).clone(),
+            recovered: self.summary.clone(),
+        }
+    }
+
+    /// Writes what is pending, makes it durable, and stops the threads. Safe to call twice.
+    pub fn shutdown(&self) {
+        self.log.stop();
+        let threads: Vec<JoinHandle<()>> = lock(&self.threads).drain(..).collect();
+        let mut threads = threads.into_iter();
+        // The preparer first waits for nothing; the writer must finish before the
+        // checkpointer (which ends when the writer hangs up).
+        self.preparer.stop();
+        for thread in threads.by_ref() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+// ---------------------------------------------------------------- inspection
+
+/// What `goliath wal verify` found in one file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileReport {
+    /// The file.
+    pub file: PathBuf,
+    /// "checkpoint" or "segment".
+    pub kind: &'static str,
+    /// Its size.
+    pub size: u64,
+    /// Whole records in it.
+    pub records: u64,
+    /// Offset after the last whole record.
+    pub end: u64,
+    /// A torn tail recovery would drop: why, and how many bytes.
+    pub torn: Option<(String, u64)>,
+    /// Damage that stops recovery.
+    pub damage: Option<Damage>,
+}
+
+/// What `goliath wal verify` found in a data directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Inspection {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Every checkpoint and segment recovery would read, in order.
+    pub files: Vec<FileReport>,
+    /// Problems that are not inside one file (missing segments).
+    pub problems: Vec<String>,
+    /// The pid of a node holding the directory, if one does.
+    pub locked_by: Option<String>,
+}
+
+impl Inspection {
+    /// Whether a node would start on this directory without refusing.
+    pub fn healthy(&self) -> bool {
+        self.problems.is_empty() && self.files.iter().all(|f| f.damage.is_none())
+    }
+}
+
+/// Reads every file recovery would read — newest checkpoint, then the segments after it —
+/// checking every record, and calls `each` with every whole record (file, offset, record).
+/// Changes nothing on disk and takes no lock.
+pub fn inspect(
+    dir: &Path,
+    mut each: impl FnMut(&Path, u64, &Record),
+) -> Result<Inspection, WalError> {
+    let listing = segment::list(dir).map_err(io_error("list", dir))?;
+    let mut inspection = Inspection {
+        dir: dir.to_path_buf(),
+        locked_by: segment::lock_holder(dir),
+        ..Inspection::default()
+    };
+    let mut buffer = Vec::new();
+    let mut first_segment = 1;
+    let mut report_file = |path: &Path,
+                           kind: &'static str,
+                           last: bool,
+                           check: Option<u64>,
+                           buffer: &mut Vec<u8>,
+                           inspection: &mut Inspection|
+     -> Result<(), WalError> {
+        segment::read_into(path, buffer).map_err(io_error("read", path))?;
+        let mut segment_check = check.map(|seq| SegmentCheck {
+            seq,
+            header_seen: false,
+        });
+        let result = recovery::scan_segment(buffer, last, record::MAX_PAYLOAD, |frames| {
+            if let Some(check) = segment_check.as_mut() {
+                check.check(frames)?;
+            }
+            for frame in frames {
+                let record = Record::decode(frame).map_err(|e| e.to_string())?;
+                each(path, frame.offset as u64, &record);
+            }
+            Ok(())
+        });
+        let mut report = FileReport {
+            file: path.to_path_buf(),
+            kind,
+            size: buffer.len() as u64,
+            records: 0,
+            end: 0,
+            torn: None,
+            damage: None,
+        };
+        match result {
+            Ok(scan) => {
+                report.records = scan.records;
+                report.end = scan.end as u64;
+                report.torn = scan.torn.map(|reason| (reason, scan.dropped_bytes));
+            }
+            Err(damage) => report.damage = Some(damage),
+        }
+        inspection.files.push(report);
+        Ok(())
+    };
+    if let Some((&seq, path)) = listing.checkpoints.iter().next_back() {
+        first_segment = seq;
+        report_file(
+            path,
+            "checkpoint",
+            false,
+            None,
+            &mut buffer,
+            &mut inspection,
+        )?;
+        // A checkpoint must also load as one.
+        if inspection.files.last().is_some_and(|f| f.damage.is_none())
+            && let Err(damage) =
+                recovery::load_checkpoint(&buffer, &mut State::new(1, 1), record::MAX_PAYLOAD)
+            && let Some(report) = inspection.files.last_mut()
+        {
+            report.damage = Some(damage);
+        }
+    }
+    let segments: Vec<(u64, PathBuf)> = listing
+        .segments
+        .range(first_segment..)
+        .map(|(seq, path)| (*seq, path.clone()))
+        .collect();
+    let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
+        op: "read",
+        path,
+        source: e,
+    })?;
+    let mut expected = first_segment;
+    for (index, (seq, path)) in segments.iter().enumerate() {
+        if *seq != expected {
+            inspection.problems.push(format!(
+                "{} is missing (segments must follow the checkpoint without gaps)",
+                segment::segment_name(expected)
+            ));
+        }
+        expected = seq + 1;
+        let last = index >= tail;
+        report_file(
+            path,
+            "segment",
+            last,
+            Some(*seq),
+            &mut buffer,
+            &mut inspection,
+        )?;
+    }
+    Ok(inspection)
+}

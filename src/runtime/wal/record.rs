@@ -1,0 +1,1109 @@
+//! The WAL's record framing and record types: sans-IO, bytes in and bytes out.
+//!
+//! A record on disk:
+//!
+//! ```text
+//! offset 0  u32 LE  payload length
+//!        4  u32 LE  CRC32C of (length bytes, type byte, payload)
+//!        8  u8      type (low 7 bits) | CONTINUES (0x80: more records of this group follow)
+//!        9  payload (the codec module's bincode, size-limited)
+//!           zero padding to a multiple of 8 bytes
+//! ```
+//!
+//! Records are written in *groups*: every record but the last of a group carries the
+//! `CONTINUES` flag. A group is all or nothing on recovery (a batch submission is one group),
+//! and the writer never splits a group across segments. An all-zero header marks the end of
+//! the written part of a (zero-filled, preallocated) segment.
+//!
+//! Decoding checks the length against the maximum and against the bytes that remain before
+//! anything is read or allocated; the payload is a borrowed slice until a caller decodes it.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::runtime::task::TaskState;
+
+/// Bytes of a record header.
+pub const HEADER_LEN: usize = 9;
+/// Records start at multiples of this many bytes.
+pub const ALIGN: usize = 8;
+/// The largest payload any record may have (1 MiB); segments may set a smaller bound.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+/// The on-disk format version, in every segment and checkpoint header.
+pub const FORMAT_VERSION: u32 = 1;
+/// Flag in the type byte: the group goes on with the next record.
+const CONTINUES: u8 = 0x80;
+
+/// What a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum RecordType {
+    /// First record of every segment: [`SegmentHeader`].
+    Segment = 1,
+    /// Tasks were accepted: [`Accepted`].
+    Accepted = 2,
+    /// A task started a run: [`Started`].
+    Started = 3,
+    /// A task finished: [`Finished`].
+    Finished = 4,
+    /// Someone asked to cancel a task: [`Cancelled`].
+    Cancelled = 5,
+    /// First record of a checkpoint file: [`CheckpointBegin`].
+    CheckpointBegin = 16,
+    /// A task in flight at the checkpoint: [`CheckpointTask`].
+    CheckpointTask = 17,
+    /// A finished task kept in the history: [`CheckpointFinished`].
+    CheckpointFinished = 18,
+    /// An idempotency key and its ids: [`CheckpointKey`].
+    CheckpointKey = 19,
+    /// Last record of a checkpoint file: [`CheckpointEnd`].
+    CheckpointEnd = 20,
+}
+
+impl RecordType {
+    /// The type for a type byte (flags removed), if it is one.
+    pub fn from_byte(byte: u8) -> Option<RecordType> {
+        Some(match byte & !CONTINUES {
+            1 => RecordType::Segment,
+            2 => RecordType::Accepted,
+            3 => RecordType::Started,
+            4 => RecordType::Finished,
+            5 => RecordType::Cancelled,
+            16 => RecordType::CheckpointBegin,
+            17 => RecordType::CheckpointTask,
+            18 => RecordType::CheckpointFinished,
+            19 => RecordType::CheckpointKey,
+            20 => RecordType::CheckpointEnd,
+            _ => return None,
+        })
+    }
+
+    /// The lowercase name used in `goliath wal dump`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordType::Segment => "segment",
+            RecordType::Accepted => "accepted",
+            RecordType::Started => "started",
+            RecordType::Finished => "finished",
+            RecordType::Cancelled => "cancelled",
+            RecordType::CheckpointBegin => "checkpoint_begin",
+            RecordType::CheckpointTask => "checkpoint_task",
+            RecordType::CheckpointFinished => "checkpoint_finished",
+            RecordType::CheckpointKey => "checkpoint_key",
+            RecordType::CheckpointEnd => "checkpoint_end",
+        }
+    }
+}
+
+/// Bytes a record with `payload_len` payload bytes takes, padding included.
+pub const fn frame_len(payload_len: usize) -> usize {
+    (HEADER_LEN + payload_len).div_ceil(ALIGN) * ALIGN
+}
+
+/// One whole, checksum-verified record, borrowed from the bytes it was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// Where the record starts.
+    pub offset: usize,
+    /// Its type.
+    pub record_type: RecordType,
+    /// Whether more records of its group follow.
+    pub continues: bool,
+    /// The encoded payload.
+    pub payload: &'a [u8],
+    /// Bytes the record takes, padding included.
+    pub len: usize,
+}
+
+/// Why the bytes at an offset are not a whole, valid record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The record runs past the end of the bytes.
+    #[error("record at offset {offset} needs {needed} bytes but only {available} remain")]
+    Truncated {
+        /// Where the record starts.
+        offset: usize,
+        /// Bytes it needs.
+        needed: usize,
+        /// Bytes left.
+        available: usize,
+    },
+    /// The length field is larger than any record may be.
+    #[error("record at offset {offset} claims a {length}-byte payload; the most allowed is {max}")]
+    TooLong {
+        /// Where the record starts.
+        offset: usize,
+        /// The claimed payload length.
+        length: u64,
+        /// The bound.
+        max: usize,
+    },
+    /// The type byte names no record type.
+    #[error("record at offset {offset} has unknown type byte {type_byte:#04x}")]
+    UnknownType {
+        /// Where the record starts.
+        offset: usize,
+        /// The byte.
+        type_byte: u8,
+    },
+    /// The checksum does not match.
+    #[error(
+        "record at offset {offset} fails its checksum (stored {stored:#010x}, computed {computed:#010x})"
+    )]
+    Checksum {
+        /// Where the record starts.
+        offset: usize,
+        /// The checksum in the header.
+        stored: u32,
+        /// The checksum of the bytes.
+        computed: u32,
+    },
+    /// Padding after the payload is not zero.
+    #[error("record at offset {offset} has non-zero padding")]
+    Padding {
+        /// Where the record starts.
+        offset: usize,
+    },
+}
+
+impl FrameError {
+    /// Where the offending record starts.
+    pub fn offset(&self) -> usize {
+        match *self {
+            FrameError::Truncated { offset, .. }
+            | FrameError::TooLong { offset, .. }
+            | FrameError::UnknownType { offset, .. }
+            | FrameError::Checksum { offset, .. }
+            | FrameError::Padding { offset } => offset,
+        }
+    }
+}
+
+fn checksum(length: &[u8], type_and_payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(length), type_and_payload)
+}
+
+/// Reads the record at `offset`. `Ok(None)` means the header there is all zero (or fewer than
+/// a header's bytes remain and they are all zero): the end of the written log.
+pub fn read_frame(
+    bytes: &[u8],
+    offset: usize,
+    max_payload: usize,
+) -> Result<Option<Frame<'_>>, FrameError> {
+    let rest = bytes.get(offset..).unwrap_or(&[]);
+    let header = &rest[..rest.len().min(HEADER_LEN)];
+    if header.iter().all(|&b| b == 0) {
+        return Ok(None);
+    }
+    if rest.len() < HEADER_LEN {
+        return Err(FrameError::Truncated {
+            offset,
+            needed: HEADER_LEN,
+            available: rest.len(),
+        });
+    }
+    let length = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let stored = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    let type_byte = rest[8];
+    // Length first: against the bound, then against what is there. Nothing is allocated.
+    let max = max_payload.min(MAX_PAYLOAD);
+    if u64::from(length) > max as u64 {
+        return Err(FrameError::TooLong {
+            offset,
+            length: u64::from(length),
+            max,
+        });
+    }
+    let length = length as usize;
+    let needed = frame_len(length);
+    if rest.len() < HEADER_LEN + length {
+        return Err(FrameError::Truncated {
+            offset,
+            needed,
+            available: rest.len(),
+        });
+    }
+    let computed = checksum(&rest[..4], &rest[8..HEADER_LEN + length]);
+    if computed != stored {
+        return Err(FrameError::Checksum {
+            offset,
+            stored,
+            computed,
+        });
+    }
+    let Some(record_type) = RecordType::from_byte(type_byte) else {
+        return Err(FrameError::UnknownType { offset, type_byte });
+    };
+    // Padding may be cut off at the very end of a file; what is there must be zero.
+    let padding_end = needed.min(rest.len());
+    if rest[HEADER_LEN + length..padding_end]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Err(FrameError::Padding { offset });
+    }
+    Ok(Some(Frame {
+        offset,
+        record_type,
+        continues: type_byte & CONTINUES != 0,
+        payload: &rest[HEADER_LEN..HEADER_LEN + length],
+        len: needed,
+    }))
+}
+
+/// Why a record could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The codec refused the value.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The payload is larger than a record may be.
+    #[error(
+        "a {record} record of {bytes} bytes is larger than the WAL allows ({max} bytes with this wal.segment_size)"
+    )]
+    TooLarge {
+        /// Which record type.
+        record: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The whole group is larger than a segment can hold.
+    #[error(
+        "this submission takes {bytes} bytes in the WAL, more than one segment holds ({max} bytes); submit it in smaller batches or raise wal.segment_size"
+    )]
+    GroupTooLarge {
+        /// The group's size.
+        bytes: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
+/// Appends one group of records to a buffer. Records are encoded in place; the headers
+/// (flags and checksums) are filled in by [`GroupEncoder::finish`]. Dropping the encoder
+/// without finishing removes everything it added.
+#[derive(Debug)]
+pub struct GroupEncoder<'b> {
+    buffer: &'b mut Vec<u8>,
+    start: usize,
+    records: u64,
+    max_payload: usize,
+    max_group: usize,
+    finished: bool,
+}
+
+impl<'b> GroupEncoder<'b> {
+    /// Starts a group at the end of `buffer`. Records may have up to `max_payload` payload
+    /// bytes and the group up to `max_group` bytes in all.
+    pub fn new(buffer: &'b mut Vec<u8>, max_payload: usize, max_group: usize) -> Self {
+        let start = buffer.len();
+        Self {
+            buffer,
+            start,
+            records: 0,
+            max_payload: max_payload.min(MAX_PAYLOAD),
+            max_group,
+            finished: false,
+        }
+    }
+
+    /// Adds a record.
+    pub fn push<T: Serialize>(
+        &mut self,
+        record_type: RecordType,
+        value: &T,
+    ) -> Result<(), EncodeError> {
+        let at = self.buffer.len();
+        self.buffer.extend_from_slice(&[0; HEADER_LEN]);
+        let name = record_type.name();
+        let length = match codec::encode_into(name, value, self.buffer) {
+            Ok(length) => length,
+            Err(error) => {
+                self.buffer.truncate(at);
+                return Err(error.into());
+            }
+        };
+        if length > self.max_payload {
+            self.buffer.truncate(at);
+            return Err(EncodeError::TooLarge {
+                record: name,
+                bytes: length,
+                max: self.max_payload,
+            });
+        }
+        self.buffer[at..at + 4].copy_from_slice(&(length as u32).to_le_bytes());
+        self.buffer[at + 8] = record_type as u8;
+        let padded = at + frame_len(length);
+        self.buffer.resize(padded, 0);
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Records added so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Bytes added so far.
+    pub fn bytes(&self) -> usize {
+        self.buffer.len() - self.start
+    }
+
+    /// Sets the group flags and checksums; returns (records, bytes). A group larger than
+    /// `max_group` is removed and refused.
+    pub fn finish(mut self) -> Result<(u64, usize), EncodeError> {
+        let bytes = self.bytes();
+        if bytes > self.max_group {
+            return Err(EncodeError::GroupTooLarge {
+                bytes,
+                max: self.max_group,
+            });
+        }
+        let end = self.buffer.len();
+        let mut at = self.start;
+        while at < end {
+            let length = u32::from_le_bytes([
+                self.buffer[at],
+                self.buffer[at + 1],
+                self.buffer[at + 2],
+                self.buffer[at + 3],
+            ]) as usize;
+            let next = at + frame_len(length);
+            if next < end {
+                self.buffer[at + 8] |= CONTINUES;
+            }
+            let crc = checksum(
+                &self.buffer[at..at + 4],
+                &self.buffer[at + 8..at + HEADER_LEN + length],
+            );
+            self.buffer[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+            at = next;
+        }
+        self.finished = true;
+        Ok((self.records, bytes))
+    }
+}
+
+impl Drop for GroupEncoder<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.buffer.truncate(self.start);
+        }
+    }
+}
+
+/// Encodes a single record as a group of one.
+pub fn encode_one<T: Serialize>(
+    buffer: &mut Vec<u8>,
+    record_type: RecordType,
+    value: &T,
+) -> Result<usize, EncodeError> {
+    let mut group = GroupEncoder::new(buffer, MAX_PAYLOAD, usize::MAX);
+    group.push(record_type, value)?;
+    group.finish().map(|(_, bytes)| bytes)
+}
+
+/// Where group boundaries fall in a run of whole records: the length of the longest prefix
+/// of `bytes` that ends on a group boundary and is at most `room` bytes.
+pub fn group_prefix(bytes: &[u8], room: usize) -> usize {
+    let mut at = 0;
+    let mut boundary = 0;
+    while at + HEADER_LEN <= bytes.len() {
+        let length =
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let next = at + frame_len(length);
+        if next > room || next > bytes.len() {
+            break;
+        }
+        if bytes[at + 8] & CONTINUES == 0 {
+            boundary = next;
+        }
+        at = next;
+    }
+    boundary
+}
+
+// ---------------------------------------------------------------- payloads
+
+/// A run of consecutive task ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    /// The first id.
+    pub first: u64,
+    /// How many ids (at least 1).
+    pub count: u32,
+}
+
+impl IdRange {
+    /// The ids in the range.
+    pub fn ids(self) -> impl Iterator<Item = u64> {
+        (0..u64::from(self.count)).map(move |i| self.first.saturating_add(i))
+    }
+
+    /// The last id.
+    pub fn last(self) -> u64 {
+        self.first
+            .saturating_add(u64::from(self.count.max(1)))
+            .saturating_sub(1)
+    }
+}
+
+/// Appends `id` to a list of ranges, extending the last range when it is the next id.
+pub fn push_id(ranges: &mut Vec<IdRange>, id: u64) {
+    if let Some(last) = ranges.last_mut()
+        && last.count < u32::MAX
+        && last.first.checked_add(u64::from(last.count)) == Some(id)
+    {
+        last.count += 1;
+        return;
+    }
+    ranges.push(IdRange {
+        first: id,
+        count: 1,
+    });
+}
+
+/// A task spec as logged: the kind by name (so registries may change order between runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecRecord<'a> {
+    /// The kind's name.
+    pub kind: Cow<'a, str>,
+    /// The kind's numbers.
+    pub numbers: [u64; 2],
+    /// The kind's text (echo text, exec argv joined with NUL, custom text).
+    pub text: Option<Cow<'a, str>>,
+    /// The `timeout=`, ns; 0 for none.
+    pub timeout_ns: u64,
+}
+
+impl SpecRecord<'_> {
+    /// An owned copy.
+    pub fn into_owned(self) -> SpecRecord<'static> {
+        SpecRecord {
+            kind: Cow::Owned(self.kind.into_owned()),
+            numbers: self.numbers,
+            text: self.text.map(|t| Cow::Owned(t.into_owned())),
+            timeout_ns: self.timeout_ns,
+        }
+    }
+}
+
+/// First record of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentHeader {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub version: u32,
+    /// The segment's sequence number (also in its file name).
+    pub segment: u64,
+    /// When it was created.
+    pub created_unix_us: u64,
+}
+
+/// Tasks accepted with the same spec (one line of a submission with its copies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted<'a> {
+    /// Their ids.
+    pub ids: Cow<'a, [IdRange]>,
+    /// What they run.
+    pub spec: SpecRecord<'a>,
+    /// The submission's idempotency key.
+    pub key: Option<Cow<'a, str>>,
+    /// Their run number (1).
+    pub attempt: u32,
+    /// When they were accepted.
+    pub submitted_unix_us: u64,
+}
+
+/// A task began a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// The task.
+    pub id: u64,
+    /// Its run number.
+    pub attempt: u32,
+    /// When.
+    pub unix_us: u64,
+}
+
+/// What a finished task produced, cut to a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputRecord<'a> {
+    /// Nothing.
+    None,
+    /// A number.
+    Number(u64),
+    /// Text, cut to [`OUTPUT_SUMMARY`] bytes.
+    Text(Cow<'a, str>),
+    /// A process's exit and the start of its output.
+    Process {
+        /// Exit code.
+        exit_code: Option<i32>,
+        /// Signal that ended it.
+        signal: Option<i32>,
+        /// Start of standard output.
+        stdout: Cow<'a, str>,
+        /// Start of standard error.
+        stderr: Cow<'a, str>,
+        /// Standard output bytes not kept.
+        stdout_truncated: u64,
+        /// Standard error bytes not kept.
+        stderr_truncated: u64,
+    },
+}
+
+/// Bytes of text output, process output or error message kept in a finished record.
+pub const OUTPUT_SUMMARY: usize = 4096;
+
+/// `text` cut to at most `max` bytes at a character boundary, and the bytes cut.
+pub fn summary(text: &str, max: usize) -> (&str, u64) {
+    if text.len() <= max {
+        return (text, 0);
+    }
+    let mut end = max;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], (text.len() - end) as u64)
+}
+
+/// A task finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished<'a> {
+    /// The task.
+    pub id: u64,
+    /// The run that finished.
+    pub attempt: u32,
+    /// Its final state.
+    pub state: TaskState,
+    /// The worker that ran it last.
+    pub worker: Option<u16>,
+    /// When it first ran.
+    pub started_unix_us: Option<u64>,
+    /// When it finished.
+    pub finished_unix_us: u64,
+    /// Time on workers, µs.
+    pub run_us: u64,
+    /// Its output, summarised.
+    pub output: OutputRecord<'a>,
+    /// Why it failed, summarised.
+    pub error: Option<Cow<'a, str>>,
+}
+
+/// Someone asked to cancel a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancelled {
+    /// The task.
+    pub id: u64,
+    /// When.
+    pub unix_us: u64,
+}
+
+/// First record of a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointBegin {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub version: u32,
+    /// The checkpoint holds the state after every segment below this one.
+    pub next_segment: u64,
+    /// The highest task id handed out so far.
+    pub max_id: u64,
+    /// When it was written.
+    pub created_unix_us: u64,
+}
+
+/// A task in flight at the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointTask<'a> {
+    /// The task.
+    pub id: u64,
+    /// What it runs.
+    pub spec: SpecRecord<'a>,
+    /// Its current run number.
+    pub attempt: u32,
+    /// Whether that run began.
+    pub started: bool,
+    /// Whether a cancel was requested.
+    pub cancel_requested: bool,
+    /// When it was accepted.
+    pub submitted_unix_us: u64,
+}
+
+/// A finished task kept for the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointFinished<'a> {
+    /// What it ran.
+    pub spec: SpecRecord<'a>,
+    /// When it was accepted.
+    pub submitted_unix_us: u64,
+    /// How it ended.
+    pub outcome: Finished<'a>,
+}
+
+/// An idempotency key and the ids it produced (long lists take several records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointKey<'a> {
+    /// The key.
+    pub key: Cow<'a, str>,
+    /// Its ids.
+    pub ids: Cow<'a, [IdRange]>,
+}
+
+/// Last record of a checkpoint: the counts, checked on load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointEnd {
+    /// Tasks in flight.
+    pub live: u64,
+    /// Finished tasks.
+    pub finished: u64,
+    /// Key records.
+    pub keys: u64,
+}
+
+/// A decoded record of any type (for recovery, `wal dump` and tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// See [`SegmentHeader`].
+    Segment(SegmentHeader),
+    /// See [`Accepted`].
+    Accepted(Accepted<'static>),
+    /// See [`Started`].
+    Started(Started),
+    /// See [`Finished`].
+    Finished(Finished<'static>),
+    /// See [`Cancelled`].
+    Cancelled(Cancelled),
+    /// See [`CheckpointBegin`].
+    CheckpointBegin(CheckpointBegin),
+    /// See [`CheckpointTask`].
+    CheckpointTask(CheckpointTask<'static>),
+    /// See [`CheckpointFinished`].
+    CheckpointFinished(CheckpointFinished<'static>),
+    /// See [`CheckpointKey`].
+    CheckpointKey(CheckpointKey<'static>),
+    /// See [`CheckpointEnd`].
+    CheckpointEnd(CheckpointEnd),
+}
+
+impl Record {
+    /// Decodes a frame's payload by its type.
+    pub fn decode(frame: &Frame<'_>) -> Result<Record, CodecError> {
+        let what = frame.record_type.name();
+        let bytes = frame.payload;
+        Ok(match frame.record_type {
+            RecordType::Segment => Record::Segment(codec::decode(what, bytes)?),
+            RecordType::Accepted => Record::Accepted(codec::decode(what, bytes)?),
+            RecordType::Started => Record::Started(codec::decode(what, bytes)?),
+            RecordType::Finished => Record::Finished(codec::decode(what, bytes)?),
+            RecordType::Cancelled => Record::Cancelled(codec::decode(what, bytes)?),
+            RecordType::CheckpointBegin => Record::CheckpointBegin(codec::decode(what, bytes)?),
+            RecordType::CheckpointTask => Record::CheckpointTask(codec::decode(what, bytes)?),
+            RecordType::CheckpointFinished => {
+                Record::CheckpointFinished(codec::decode(what, bytes)?)
+            }
+            RecordType::CheckpointKey => Record::CheckpointKey(codec::decode(what, bytes)?),
+            RecordType::CheckpointEnd => Record::CheckpointEnd(codec::decode(what, bytes)?),
+        })
+    }
+
+    /// The record's type.
+    pub fn record_type(&self) -> RecordType {
+        match self {
+            Record::Segment(_) => RecordType::Segment,
+            Record::Accepted(_) => RecordType::Accepted,
+            Record::Started(_) => RecordType::Started,
+            Record::Finished(_) => RecordType::Finished,
+            Record::Cancelled(_) => RecordType::Cancelled,
+            Record::CheckpointBegin(_) => RecordType::CheckpointBegin,
+            Record::CheckpointTask(_) => RecordType::CheckpointTask,
+            Record::CheckpointFinished(_) => RecordType::CheckpointFinished,
+            Record::CheckpointKey(_) => RecordType::CheckpointKey,
+            Record::CheckpointEnd(_) => RecordType::CheckpointEnd,
+        }
+    }
+
+    /// Appends this record to a group.
+    pub fn push_to(&self, group: &mut GroupEncoder<'_>) -> Result<(), EncodeError> {
+        let record_type = self.record_type();
+        match self {
+            Record::Segment(v) => group.push(record_type, v),
+            Record::Accepted(v) => group.push(record_type, v),
+            Record::Started(v) => group.push(record_type, v),
+            Record::Finished(v) => group.push(record_type, v),
+            Record::Cancelled(v) => group.push(record_type, v),
+            Record::CheckpointBegin(v) => group.push(record_type, v),
+            Record::CheckpointTask(v) => group.push(record_type, v),
+            Record::CheckpointFinished(v) => group.push(record_type, v),
+            Record::CheckpointKey(v) => group.push(record_type, v),
+            Record::CheckpointEnd(v) => group.push(record_type, v),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod strategies {
+    //! proptest strategies for records.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        ".{0,40}"
+    }
+
+    fn cow() -> impl Strategy<Value = Cow<'static, str>> {
+        text().prop_map(Cow::Owned)
+    }
+
+    fn ranges() -> impl Strategy<Value = Cow<'static, [IdRange]>> {
+        proptest::collection::vec(
+            (any::<u64>(), 1u32..1000).prop_map(|(first, count)| IdRange { first, count }),
+            0..5,
+        )
+        .prop_map(Cow::Owned)
+    }
+
+    fn spec() -> impl Strategy<Value = SpecRecord<'static>> {
+        (
+            cow(),
+            any::<[u64; 2]>(),
+            proptest::option::of(cow()),
+            any::<u64>(),
+        )
+            .prop_map(|(kind, numbers, text, timeout_ns)| SpecRecord {
+                kind,
+                numbers,
+                text,
+                timeout_ns,
+            })
+    }
+
+    fn state() -> impl Strategy<Value = TaskState> {
+        prop::sample::select(TaskState::ALL.to_vec())
+    }
+
+    fn output() -> impl Strategy<Value = OutputRecord<'static>> {
+        prop_oneof![
+            Just(OutputRecord::None),
+            any::<u64>().prop_map(OutputRecord::Number),
+            cow().prop_map(OutputRecord::Text),
+            (
+                any::<Option<i32>>(),
+                any::<Option<i32>>(),
+                cow(),
+                cow(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(
+                    |(exit_code, signal, stdout, stderr, stdout_truncated, stderr_truncated)| {
+                        OutputRecord::Process {
+                            exit_code,
+                            signal,
+                            stdout,
+                            stderr,
+                            stdout_truncated,
+                            stderr_truncated,
+                        }
+                    }
+                ),
+        ]
+    }
+
+    fn finished() -> impl Strategy<Value = Finished<'static>> {
+        (
+            (any::<u64>(), any::<u32>(), state(), any::<Option<u16>>()),
+            (
+                any::<Option<u64>>(),
+                any::<u64>(),
+                any::<u64>(),
+                output(),
+                proptest::option::of(cow()),
+            ),
+        )
+            .prop_map(
+                |((id, attempt, state, worker), (started, finished, run_us, output, error))| {
+                    Finished {
+                        id,
+                        attempt,
+                        state,
+                        worker,
+                        started_unix_us: started,
+                        finished_unix_us: finished,
+                        run_us,
+                        output,
+                        error,
+                    }
+                },
+            )
+    }
+
+    /// Any record.
+    pub fn record() -> impl Strategy<Value = Record> {
+        prop_oneof![
+            (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(version, segment, at)| {
+                Record::Segment(SegmentHeader {
+                    version,
+                    segment,
+                    created_unix_us: at,
+                })
+            }),
+            (
+                ranges(),
+                spec(),
+                proptest::option::of(cow()),
+                any::<u32>(),
+                any::<u64>()
+            )
+                .prop_map(|(ids, spec, key, attempt, at)| Record::Accepted(Accepted {
+                    ids,
+                    spec,
+                    key,
+                    attempt,
+                    submitted_unix_us: at,
+                })),
+            (any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(id, attempt, unix_us)| {
+                Record::Started(Started {
+                    id,
+                    attempt,
+                    unix_us,
+                })
+            }),
+            finished().prop_map(Record::Finished),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(id, unix_us)| Record::Cancelled(Cancelled { id, unix_us })),
+            (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+                |(version, next_segment, max_id, at)| Record::CheckpointBegin(CheckpointBegin {
+                    version,
+                    next_segment,
+                    max_id,
+                    created_unix_us: at,
+                })
+            ),
+            (
+                any::<u64>(),
+                spec(),
+                any::<u32>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<u64>()
+            )
+                .prop_map(|(id, spec, attempt, started, cancel_requested, at)| {
+                    Record::CheckpointTask(CheckpointTask {
+                        id,
+                        spec,
+                        attempt,
+                        started,
+                        cancel_requested,
+                        submitted_unix_us: at,
+                    })
+                }),
+            (spec(), any::<u64>(), finished()).prop_map(|(spec, at, outcome)| {
+                Record::CheckpointFinished(CheckpointFinished {
+                    spec,
+                    submitted_unix_us: at,
+                    outcome,
+                })
+            }),
+            (cow(), ranges())
+                .prop_map(|(key, ids)| Record::CheckpointKey(CheckpointKey { key, ids })),
+            (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(live, finished, keys)| {
+                Record::CheckpointEnd(CheckpointEnd {
+                    live,
+                    finished,
+                    keys,
+                })
+            }),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strategies::record;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cancelled(id: u64) -> Record {
+        Record::Cancelled(Cancelled { id, unix_us: 7 })
+    }
+
+    fn encode_group(records: &[Record]) -> Vec<u8> {
+        let mut buffer = Vec::new();
+        let mut group = GroupEncoder::new(&mut buffer, MAX_PAYLOAD, usize::MAX);
+        for record in records {
+            record.push_to(&mut group).expect("encodes");
+        }
+        group.finish().expect("fits");
+        buffer
+    }
+
+    fn read_all(bytes: &[u8]) -> Vec<(Record, bool)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(frame) = read_frame(bytes, at, MAX_PAYLOAD).expect("valid") {
+            out.push((Record::decode(&frame).expect("decodes"), frame.continues));
+            at += frame.len;
+        }
+        out
+    }
+
+    #[test]
+    fn groups_flag_every_record_but_the_last() {
+        let bytes = encode_group(&[cancelled(1), cancelled(2), cancelled(3)]);
+        assert_eq!(bytes.len() % ALIGN, 0);
+        let read = read_all(&bytes);
+        assert_eq!(
+            read,
+            vec![
+                (cancelled(1), true),
+                (cancelled(2), true),
+                (cancelled(3), false)
+            ]
+        );
+        assert_eq!(group_prefix(&bytes, bytes.len()), bytes.len());
+        assert_eq!(group_prefix(&bytes, bytes.len() - 1), 0, "groups are whole");
+    }
+
+    #[test]
+    fn group_prefix_stops_at_the_last_boundary_that_fits() {
+        let mut bytes = encode_group(&[cancelled(1)]);
+        let first = bytes.len();
+        bytes.extend(encode_group(&[cancelled(2), cancelled(3)]));
+        assert_eq!(group_prefix(&bytes, bytes.len() - 1), first);
+        assert_eq!(group_prefix(&bytes, first - 1), 0);
+    }
+
+    #[test]
+    fn a_dropped_encoder_leaves_the_buffer_as_it_was() {
+        let mut buffer = vec![1, 2, 3];
+        {
+            let mut group = GroupEncoder::new(&mut buffer, MAX_PAYLOAD, usize::MAX);
+            cancelled(1).push_to(&mut group).expect("encodes");
+        }
+        assert_eq!(buffer, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn oversized_records_and_groups_are_refused_and_removed() {
+        let mut buffer = Vec::new();
+        let mut group = GroupEncoder::new(&mut buffer, 16, usize::MAX);
+        let big = Record::CheckpointKey(CheckpointKey {
+            key: Cow::Owned("k".repeat(100)),
+            ids: Cow::Owned(Vec::new()),
+        });
+        assert!(matches!(
+            big.push_to(&mut group),
+            Err(EncodeError::TooLarge { max: 16, .. })
+        ));
+        assert_eq!(group.bytes(), 0);
+        drop(group);
+        let mut group = GroupEncoder::new(&mut buffer, MAX_PAYLOAD, 20);
+        cancelled(1).push_to(&mut group).expect("encodes");
+        cancelled(2).push_to(&mut group).expect("encodes");
+        assert!(matches!(
+            group.finish(),
+            Err(EncodeError::GroupTooLarge { max: 20, .. })
+        ));
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_4_gib_length_is_refused_before_anything_is_read() {
+        let mut bytes = vec![0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4, 2];
+        bytes.extend([7u8; 64]);
+        assert_eq!(
+            read_frame(&bytes, 0, MAX_PAYLOAD),
+            Err(FrameError::TooLong {
+                offset: 0,
+                length: u64::from(u32::MAX),
+                max: MAX_PAYLOAD
+            })
+        );
+    }
+
+    #[test]
+    fn a_length_past_the_end_is_truncated_not_read() {
+        let bytes = encode_group(&[cancelled(1)]);
+        let cut = &bytes[..bytes.len() - 8];
+        assert!(matches!(
+            read_frame(cut, 0, MAX_PAYLOAD),
+            Err(FrameError::Truncated { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn every_flipped_bit_is_detected() {
+        let bytes = encode_group(&[cancelled(1)]);
+        let payload_end =
+            HEADER_LEN + u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        for bit in 0..payload_end * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                read_frame(&damaged, 0, MAX_PAYLOAD).is_err(),
+                "flipping bit {bit} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_header_is_the_end() {
+        assert_eq!(read_frame(&[0; 64], 0, MAX_PAYLOAD), Ok(None));
+        assert_eq!(read_frame(&[0; 3], 0, MAX_PAYLOAD), Ok(None));
+        assert_eq!(read_frame(&[], 0, MAX_PAYLOAD), Ok(None));
+        assert!(read_frame(&[0, 0, 1], 0, MAX_PAYLOAD).is_err());
+    }
+
+    #[test]
+    fn summaries_cut_at_character_boundaries() {
+        assert_eq!(summary("héllo", 2), ("h", 5));
+        assert_eq!(summary("hello", 10), ("hello", 0));
+    }
+
+    #[test]
+    fn id_ranges_merge_consecutive_ids() {
+        let mut ranges = Vec::new();
+        for id in [5, 6, 7, 9, 10] {
+            push_id(&mut ranges, id);
+        }
+        assert_eq!(
+            ranges,
+            vec![
+                IdRange { first: 5, count: 3 },
+                IdRange { first: 9, count: 2 }
+            ]
+        );
+        assert_eq!(ranges[0].ids().collect::<Vec<_>>(), vec![5, 6, 7]);
+        assert_eq!(ranges[1].last(), 10);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn any_group_of_records_round_trips(records in proptest::collection::vec(record(), 1..6)) {
+            let bytes = encode_group(&records);
+            let read = read_all(&bytes);
+            prop_assert_eq!(read.len(), records.len());
+            for (index, ((got, continues), wanted)) in read.into_iter().zip(&records).enumerate() {
+                prop_assert_eq!(&got, wanted);
+                prop_assert_eq!(continues, index + 1 < records.len());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), offset in 0usize..600, max in 0usize..2048) {
+            if let Ok(Some(frame)) = read_frame(&bytes, offset, max) {
+                prop_assert!(frame.offset + HEADER_LEN + frame.payload.len() <= bytes.len());
+                let _ = Record::decode(&frame);
+            }
+            let _ = group_prefix(&bytes, offset);
+        }
+    }
+}

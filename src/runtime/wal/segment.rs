@@ -1,0 +1,430 @@
+//! The data directory on disk: file names, the exclusive lock, preallocated segments,
+//! checkpoint files written atomically, directory fsyncs, and the fault hook tests use to make
+//! writes and fdatasyncs fail.
+//!
+//! Layout of a data directory:
+//!
+//! ```text
+//! LOCK                             held (flock) by the running node; holds its pid
+//! wal-0000000000000007.seg         segments, zero-filled to wal.segment_size, records from 0
+//! checkpoint-0000000000000007.ckpt the state after every segment below 7
+//! *.tmp                            a file being created; removed at start
+//! ```
+//!
+//! A new file — segment or checkpoint — is written under a temporary name, fdatasync'd,
+//! renamed into place, and the directory fsync'd, so a name that exists always refers to a
+//! whole, durable file.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::record::{self, RecordType, SegmentHeader};
+
+/// Name of the lock file.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// File name of segment `seq`.
+pub fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:016x}.seg")
+}
+
+/// File name of the checkpoint covering segments below `next_segment`.
+pub fn checkpoint_name(next_segment: u64) -> String {
+    format!("checkpoint-{next_segment:016x}.ckpt")
+}
+
+fn parse_hex(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if digits.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// The files of a data directory, by kind.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Segments by sequence number.
+    pub segments: BTreeMap<u64, PathBuf>,
+    /// Checkpoints by the segment they start replay at.
+    pub checkpoints: BTreeMap<u64, PathBuf>,
+    /// Leftover temporary files.
+    pub temps: Vec<PathBuf>,
+}
+
+/// Lists a data directory.
+pub fn list(dir: &Path) -> io::Result<Listing> {
+    let mut listing = Listing::default();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if let Some(seq) = parse_hex(name, "wal-", ".seg") {
+            listing.segments.insert(seq, path);
+        } else if let Some(seq) = parse_hex(name, "checkpoint-", ".ckpt") {
+            listing.checkpoints.insert(seq, path);
+        } else if name.ends_with(".tmp") {
+            listing.temps.push(path);
+        }
+    }
+    Ok(listing)
+}
+
+/// Bytes the directory's WAL files take on disk, and how many segments there are.
+pub fn disk_usage(dir: &Path) -> (u64, u64) {
+    let Ok(listing) = list(dir) else {
+        return (0, 0);
+    };
+    let size = |path: &PathBuf| path.metadata().map(|m| m.len()).unwrap_or(0);
+    let bytes = listing.segments.values().map(size).sum::<u64>()
+        + listing.checkpoints.values().map(size).sum::<u64>()
+        + listing.temps.iter().map(size).sum::<u64>();
+    (bytes, listing.segments.len() as u64)
+}
+
+/// Creates the data directory (mode 0700: task specs may hold secrets) if it is missing.
+pub fn create_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Fsyncs a directory, making creations, renames and removals in it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The exclusive hold on a data directory; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Why a data directory could not be locked.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it; its pid as written in the lock file.
+    Held {
+        /// The holder's pid, or "unknown".
+        pid: String,
+    },
+    /// The lock file could not be opened or locked.
+    Io(io::Error),
+}
+
+/// Takes the exclusive lock of `dir` (flock on `dir/LOCK`) and writes our pid into it.
+pub fn lock_dir(dir: &Path) -> Result<DirLock, LockError> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(LockError::Io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let pid = text.trim();
+            return Err(LockError::Held {
+                pid: if pid.is_empty() {
+                    "unknown".to_string()
+                } else {
+                    pid.to_string()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(error)) => return Err(LockError::Io(error)),
+    }
+    file.set_len(0).map_err(LockError::Io)?;
+    file.seek(SeekFrom::Start(0)).map_err(LockError::Io)?;
+    writeln!(file, "{}", std::process::id()).map_err(LockError::Io)?;
+    Ok(DirLock { _file: file })
+}
+
+/// The pid in `dir/LOCK` when a process holds the lock now; takes no lock itself (a shared
+/// lock that conflicts only with a holder) and writes nothing.
+pub fn lock_holder(dir: &Path) -> Option<String> {
+    let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            None
+        }
+        Err(_) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Some(text.trim().to_string()).filter(|pid| !pid.is_empty())
+        }
+    }
+}
+
+/// Injected I/O faults, for tests of fail-stop and full disks. Counters only ever go down.
+#[derive(Debug)]
+pub struct Faults {
+    /// fdatasync calls that still succeed; after that every one fails with EIO.
+    syncs_left: AtomicU64,
+    /// Bytes that may still be written; a write past this fails with ENOSPC.
+    bytes_left: AtomicU64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            syncs_left: AtomicU64::new(u64::MAX),
+            bytes_left: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Faults {
+    /// Parses `fsync_fail_after=N` and/or `enospc_after_bytes=N`, comma-separated.
+    pub fn parse(spec: &str) -> Result<Faults, String> {
+        let faults = Faults::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("'{part}' is not key=value"))?;
+            let value: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{value}' is not a whole number in '{part}'"))?;
+            match key.trim() {
+                "fsync_fail_after" => faults.syncs_left.store(value, Ordering::SeqCst),
+                "enospc_after_bytes" => faults.bytes_left.store(value, Ordering::SeqCst),
+                other => {
+                    return Err(format!(
+                        "unknown fault '{other}'; use fsync_fail_after=N or enospc_after_bytes=N"
+                    ));
+                }
+            }
+        }
+        Ok(faults)
+    }
+
+    fn take(counter: &AtomicU64, amount: u64) -> bool {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                if left == u64::MAX {
+                    Some(left)
+                } else {
+                    left.checked_sub(amount)
+                }
+            })
+            .is_ok()
+    }
+
+    /// Called before every fdatasync.
+    pub fn before_sync(&self) -> io::Result<()> {
+        if Self::take(&self.syncs_left, 1) {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(libc::EIO))
+        }
+    }
+
+    /// Called before every write of `bytes`.
+    pub fn before_write(&self, bytes: usize) -> io::Result<()> {
+        if Self::take(&self.bytes_left, bytes as u64) {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+    }
+}
+
+/// File operations, with the fault hook in front when one is set.
+#[derive(Debug, Clone, Default)]
+pub struct Io {
+    faults: Option<std::sync::Arc<Faults>>,
+}
+
+impl Io {
+    /// Plain I/O, or I/O through `faults`.
+    pub fn new(faults: Option<std::sync::Arc<Faults>>) -> Self {
+        Self { faults }
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    pub fn write_at(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+        if let Some(faults) = &self.faults {
+            faults.before_write(bytes.len())?;
+        }
+        file.write_all_at(bytes, offset)
+    }
+
+    /// fdatasync.
+    pub fn sync_data(&self, file: &File) -> io::Result<()> {
+        if let Some(faults) = &self.faults {
+            faults.before_sync()?;
+        }
+        file.sync_data()
+    }
+
+    /// Directory fsync.
+    pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if let Some(faults) = &self.faults {
+            faults.before_sync()?;
+        }
+        sync_dir(dir)
+    }
+
+    /// Writes `bytes` as `dir/name` atomically: temp file, fdatasync, rename, directory fsync.
+    pub fn write_file_atomically(&self, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let temp = dir.join(format!("{name}.tmp"));
+        let result = (|| {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temp)?;
+            self.write_at(&file, bytes, 0)?;
+            self.sync_data(&file)?;
+            std::fs::rename(&temp, dir.join(name))?;
+            self.sync_dir(dir)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// Creates segment `seq` of `size` bytes: its header record, then zeros to the end,
+    /// written under a temporary name, fdatasync'd, renamed and the directory fsync'd.
+    /// Returns the open file and the offset where records start.
+    pub fn create_segment(
+        &self,
+        dir: &Path,
+        seq: u64,
+        size: u64,
+        created_unix_us: u64,
+    ) -> io::Result<(File, u64)> {
+        let name = segment_name(seq);
+        let temp = dir.join(format!("{name}.tmp"));
+        let result = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temp)?;
+            let mut header = Vec::with_capacity(64);
+            record::encode_one(
+                &mut header,
+                RecordType::Segment,
+                &SegmentHeader {
+                    version: record::FORMAT_VERSION,
+                    segment: seq,
+                    created_unix_us,
+                },
+            )
+            .map_err(io::Error::other)?;
+            // Real zeros, not a hole or fallocate's unwritten extents: later writes are then
+            // overwrites of allocated blocks, and a torn write leaves zeros behind.
+            let chunk = vec![0u8; (1 << 20).min(size as usize).max(header.len())];
+            let mut at = 0u64;
+            while at < size {
+                let take = chunk.len().min((size - at) as usize);
+                self.write_at(&file, &chunk[..take], at)?;
+                at += take as u64;
+            }
+            self.write_at(&file, &header, 0)?;
+            self.sync_data(&file)?;
+            std::fs::rename(&temp, dir.join(&name))?;
+            self.sync_dir(dir)?;
+            Ok((file, header.len() as u64))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+}
+
+/// Reads a whole file into `buffer` (reusing its allocation).
+pub fn read_into(path: &Path, buffer: &mut Vec<u8>) -> io::Result<()> {
+    buffer.clear();
+    File::open(path)?.read_to_end(buffer)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for seq in [1u64, 0xabc, u64::MAX] {
+            std::fs::write(dir.path().join(segment_name(seq)), b"").expect("write");
+            std::fs::write(dir.path().join(checkpoint_name(seq)), b"").expect("write");
+        }
+        std::fs::write(dir.path().join("wal-12.seg"), b"").expect("write");
+        std::fs::write(dir.path().join("x.tmp"), b"").expect("write");
+        let listing = list(dir.path()).expect("lists");
+        assert_eq!(
+            listing.segments.keys().copied().collect::<Vec<_>>(),
+            vec![1, 0xabc, u64::MAX]
+        );
+        assert_eq!(listing.checkpoints.len(), 3);
+        assert_eq!(listing.temps.len(), 1);
+    }
+
+    #[test]
+    fn a_second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let held = lock_dir(dir.path()).expect("first lock");
+        match lock_dir(dir.path()) {
+            Err(LockError::Held { pid }) => assert_eq!(pid, std::process::id().to_string()),
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(held);
+        lock_dir(dir.path()).expect("free again");
+    }
+
+    #[test]
+    fn segments_are_zero_filled_with_a_header() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let io = Io::default();
+        let (_, start) = io.create_segment(dir.path(), 3, 8192, 1).expect("creates");
+        let bytes = std::fs::read(dir.path().join(segment_name(3))).expect("read");
+        assert_eq!(bytes.len(), 8192);
+        let frame = record::read_frame(&bytes, 0, record::MAX_PAYLOAD)
+            .expect("valid")
+            .expect("header");
+        assert_eq!(frame.record_type, RecordType::Segment);
+        assert_eq!(frame.len as u64, start);
+        assert!(bytes[start as usize..].iter().all(|&b| b == 0));
+        assert!(list(dir.path()).expect("lists").temps.is_empty());
+    }
+
+    #[test]
+    fn faults_fail_syncs_and_writes_after_their_budget() {
+        let faults = std::sync::Arc::new(
+            Faults::parse("fsync_fail_after=1, enospc_after_bytes=10").expect("parses"),
+        );
+        let io = Io::new(Some(faults));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = File::create(dir.path().join("f")).expect("create");
+        io.write_at(&file, &[1; 10], 0).expect("within budget");
+        let full = io.write_at(&file, &[1], 10).expect_err("no space");
+        assert_eq!(full.raw_os_error(), Some(libc::ENOSPC));
+        io.sync_data(&file).expect("first sync");
+        assert_eq!(
+            io.sync_data(&file).expect_err("fails").raw_os_error(),
+            Some(libc::EIO)
+        );
+        assert!(Faults::parse("bogus=1").is_err());
+    }
+}

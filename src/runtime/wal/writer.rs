@@ -1,0 +1,894 @@
+//! Group commit: appenders encode records into one shared, reused buffer under a short lock
+//! and get a log sequence number (LSN); ONE writer thread swaps the buffer out, writes it with
+//! one write, issues one fdatasync, and publishes the highest durable LSN, which acknowledges
+//! every waiter of the batch at once.
+//!
+//! **Waiting.** A [`Ticket`] names an LSN. Blocking callers spin for about one batch time, then
+//! park on a condvar; async callers (the protocol server) await a `tokio::sync::Notify`, so no
+//! I/O thread ever blocks on the disk.
+//!
+//! **Fail-stop.** The first failed write or fdatasync ends the writer: the failure is kept,
+//! every waiter — now and later — gets it, appends are refused, and nothing is retried (after
+//! a failed fdatasync the kernel may have dropped the dirty pages; retrying could report
+//! success for data that is gone).
+//!
+//! **Batches.** No delay is added by default, but a burst is taken whole: right after a batch
+//! releases its waiters, the writer keeps collecting while appends arrive back to back (see
+//! `take_burst_whole`), so W submitters in a closed loop make batches of W, not W/2. Records
+//! nobody waits for (started, finished) never start a batch: they ride with the next one, or
+//! go within [`LAZY_FLUSH`].
+//!
+//! **Segments.** A preparer thread keeps the next segment created (zero-filled, fdatasync'd,
+//! renamed, directory fsync'd) before the writer needs it. A group never spans segments. When
+//! a segment fills, the writer fdatasyncs it and hands it to the checkpointer thread; every
+//! `wal.checkpoint_every` bytes of closed segments, that thread replays them into its own copy
+//! of the state, writes a checkpoint and deletes the segments it covers.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::metrics::{Metrics, WalSync};
+use super::record::{self, EncodeError, GroupEncoder};
+use super::recovery::{self, State};
+use super::segment::{self, Io};
+use crate::runtime::lock;
+
+/// Appended bytes waiting for the writer beyond which new submissions are refused (records of
+/// tasks already accepted — started, finished, cancelled — are always taken).
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
+
+/// How long the writer spins for more work after a batch before it parks.
+const WRITER_SPIN: Duration = Duration::from_micros(50);
+
+/// While taking a burst whole, the longest gap between appends the writer waits out.
+const BURST_GAP: Duration = Duration::from_micros(10);
+
+/// Background records (nobody waits for them) are written at the latest this long after the
+/// first of them was appended, when no acknowledged record takes them along sooner.
+pub const LAZY_FLUSH: Duration = Duration::from_millis(5);
+
+/// What an append is for: whether the writer hurries, and whether a writer far behind
+/// refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendKind {
+    /// A new submission: acknowledged once durable; refused while the writer is far behind.
+    Submission,
+    /// A record a caller waits for (a cancel): written at once, never refused.
+    Waited,
+    /// A record nobody waits for (started, finished): it rides along with the next batch
+    /// someone waits for, or is written within [`LAZY_FLUSH`], so it never costs an
+    /// acknowledgement an extra fdatasync.
+    Background,
+}
+
+/// The log has failed (fail-stop) and acknowledges nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the write-ahead log failed and acknowledges nothing more: {0}")]
+pub struct DurabilityError(pub Arc<str>);
+
+/// Why an append was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The log failed earlier.
+    #[error(transparent)]
+    Failed(#[from] DurabilityError),
+    /// The log is shutting down.
+    #[error("the write-ahead log is shutting down")]
+    Stopped,
+    /// Too many bytes wait for the writer.
+    #[error("the write-ahead log is {pending} bytes behind (limit {limit}); retry shortly")]
+    Behind {
+        /// Bytes waiting.
+        pending: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The records could not be encoded or are too large.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+#[derive(Debug)]
+struct Pending {
+    buffer: Vec<u8>,
+    /// LSN the next record gets (LSNs start at 1).
+    next_lsn: u64,
+    /// When the first background record now pending was appended.
+    background_since: Option<Instant>,
+    writer_idle: bool,
+    stopping: bool,
+}
+
+/// State shared by appenders, waiters and the writer.
+#[derive(Debug)]
+pub(crate) struct LogShared {
+    pending: Mutex<Pending>,
+    writer_wake: Condvar,
+    /// Highest LSN appended (mirrors `next_lsn - 1`, readable without the lock).
+    appended: AtomicU64,
+    /// Highest LSN of a record someone waits for.
+    urgent: AtomicU64,
+    /// Highest LSN durable (per the sync mode).
+    durable: AtomicU64,
+    failed: AtomicBool,
+    failure: OnceLock<Arc<str>>,
+    sync_waiters: AtomicUsize,
+    sync_lock: Mutex<()>,
+    sync_wake: Condvar,
+    notify: tokio::sync::Notify,
+    max_payload: usize,
+    max_group: usize,
+    pub metrics: Metrics,
+}
+
+impl LogShared {
+    pub fn new(max_payload: usize, max_group: usize) -> Self {
+        Self {
+            pending: Mutex::new(Pending {
+                buffer: Vec::with_capacity(1 << 16),
+                next_lsn: 1,
+                background_since: None,
+                writer_idle: false,
+                stopping: false,
+            }),
+            writer_wake: Condvar::new(),
+            appended: AtomicU64::new(0),
+            urgent: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            failure: OnceLock::new(),
+            sync_waiters: AtomicUsize::new(0),
+            sync_lock: Mutex::new(()),
+            sync_wake: Condvar::new(),
+            notify: tokio::sync::Notify::new(),
+            max_payload,
+            max_group,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The failure, once the log has failed.
+    pub fn failure(&self) -> Option<Arc<str>> {
+        if self.failed.load(Ordering::Acquire) {
+            self.failure.get().cloned()
+        } else {
+            None
+        }
+    }
+
+    fn failed_error(&self) -> DurabilityError {
+        DurabilityError(
+            self.failure
+                .get()
+                .cloned()
+                .unwrap_or_else(|| Arc::from("unknown failure")),
+        )
+    }
+
+    /// Appends one group built by `build`; returns its result and the group's last LSN.
+    pub fn append<R>(
+        &self,
+        kind: AppendKind,
+        build: impl FnOnce(&mut GroupEncoder<'_>) -> Result<R, EncodeError>,
+    ) -> Result<(R, u64), AppendError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(self.failed_error().into());
+        }
+        let mut pending = lock(&self.pending);
+        if pending.stopping {
+            return Err(AppendError::Stopped);
+        }
+        if kind == AppendKind::Submission && pending.buffer.len() > MAX_PENDING_BYTES {
+            return Err(AppendError::Behind {
+                pending: pending.buffer.len(),
+                limit: MAX_PENDING_BYTES,
+            });
+        }
+        let mut group = GroupEncoder::new(&mut pending.buffer, self.max_payload, self.max_group);
+        let result = build(&mut group)?;
+        let (records, _) = group.finish()?;
+        pending.next_lsn += records;
+        let lsn = pending.next_lsn - 1;
+        self.appended.store(lsn, Ordering::Release);
+        let mut wake = false;
+        if records > 0 {
+            if kind == AppendKind::Background {
+                // The writer only needs to hear of the first: it then sets its timer.
+                if pending.background_since.is_none() {
+                    pending.background_since = Some(Instant::now());
+                    wake = pending.writer_idle;
+                }
+            } else {
+                self.urgent.store(lsn, Ordering::Release);
+                wake = pending.writer_idle;
+            }
+        }
+        if wake {
+            pending.writer_idle = false;
+        }
+        drop(pending);
+        if wake {
+            self.writer_wake.notify_one();
+        }
+        if records > 0 {
+            self.metrics
+                .appended_records
+                .fetch_add(records, Ordering::Relaxed);
+        }
+        Ok((result, lsn))
+    }
+
+    /// Whether `lsn` is durable, or the error if it never will be.
+    fn check(&self, lsn: u64) -> Option<Result<(), DurabilityError>> {
+        if self.durable.load(Ordering::SeqCst) >= lsn {
+            Some(Ok(()))
+        } else if self.failed.load(Ordering::SeqCst) {
+            Some(Err(self.failed_error()))
+        } else {
+            None
+        }
+    }
+
+    /// Blocks until `lsn` is durable: spins for about one batch time, then parks.
+    pub fn wait(&self, lsn: u64) -> Result<(), DurabilityError> {
+        if let Some(result) = self.check(lsn) {
+            return result;
+        }
+        let budget = Duration::from_nanos(
+            (2 * self.metrics.batch_ns_average.load(Ordering::Relaxed)).clamp(20_000, 1_000_000),
+        );
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while start.elapsed() < budget {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if let Some(result) = self.check(lsn) {
+                return result;
+            }
+            spins += 1;
+            // Give the core away now and then: on a busy machine the writer may need it.
+            if spins.is_multiple_of(16) {
+                std::thread::yield_now();
+            }
+        }
+        self.sync_waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = lock(&self.sync_lock);
+        let result = loop {
+            if let Some(result) = self.check(lsn) {
+                break result;
+            }
+            guard = self
+                .sync_wake
+                .wait(guard)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        };
+        drop(guard);
+        self.sync_waiters.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Resolves when `lsn` is durable.
+    pub async fn wait_async(&self, lsn: u64) -> Result<(), DurabilityError> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(result) = self.check(lsn) {
+                return result;
+            }
+            notified.await;
+        }
+    }
+
+    /// Resolves when the log fails.
+    pub async fn wait_failed(&self) -> Arc<str> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(failure) = self.failure() {
+                return failure;
+            }
+            notified.await;
+        }
+    }
+
+    fn wake_waiters(&self) {
+        if self.sync_waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = lock(&self.sync_lock);
+            self.sync_wake.notify_all();
+        }
+        self.notify.notify_waiters();
+    }
+
+    fn publish(&self, lsn: u64) {
+        self.durable.store(lsn, Ordering::SeqCst);
+        self.wake_waiters();
+    }
+
+    /// Fail-stop: keeps the first failure, refuses appends, wakes every waiter.
+    pub fn fail(&self, message: String) {
+        if self.failure.set(Arc::from(message.as_str())).is_ok() {
+            tracing::error!(error = %message, "write-ahead log failed: acknowledging nothing more");
+        }
+        self.failed.store(true, Ordering::SeqCst);
+        lock(&self.pending).stopping = true;
+        // Wake sync waiters even if none registered yet: they re-check under the lock.
+        {
+            let _guard = lock(&self.sync_lock);
+            self.sync_wake.notify_all();
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// Asks the writer to write what is pending and stop.
+    pub fn stop(&self) {
+        let mut pending = lock(&self.pending);
+        pending.stopping = true;
+        drop(pending);
+        self.writer_wake.notify_all();
+    }
+
+    /// The highest LSN durable.
+    pub fn durable_lsn(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// The highest LSN appended.
+    pub fn appended_lsn(&self) -> u64 {
+        self.appended.load(Ordering::Acquire)
+    }
+
+    /// Records appended but not yet durable.
+    pub fn pending_records(&self) -> u64 {
+        self.appended
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.durable.load(Ordering::Relaxed))
+    }
+}
+
+/// A promise that appended records become durable. Cheap to clone; waiting allocates nothing.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    lsn: u64,
+    log: Option<Arc<LogShared>>,
+}
+
+impl Ticket {
+    /// A ticket that is already durable (memory-only nodes, nothing appended).
+    pub fn ready() -> Ticket {
+        Ticket { lsn: 0, log: None }
+    }
+
+    pub(crate) fn new(log: &Arc<LogShared>, lsn: u64) -> Ticket {
+        Ticket {
+            lsn,
+            log: (lsn > 0).then(|| log.clone()),
+        }
+    }
+
+    /// The later of two tickets (waiting for it waits for both).
+    pub fn max(self, other: Ticket) -> Ticket {
+        if other.lsn > self.lsn { other } else { self }
+    }
+
+    /// The log sequence number this ticket waits for (0 for a ready ticket).
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+
+    /// Whether the records are durable now (an error if they never will be).
+    pub fn is_durable(&self) -> Result<bool, DurabilityError> {
+        match &self.log {
+            None => Ok(true),
+            Some(log) => match log.check(self.lsn) {
+                Some(Ok(())) => Ok(true),
+                Some(Err(error)) => Err(error),
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// Blocks until the records are durable.
+    pub fn wait(&self) -> Result<(), DurabilityError> {
+        match &self.log {
+            None => Ok(()),
+            Some(log) => log.wait(self.lsn),
+        }
+    }
+
+    /// Resolves when the records are durable; never blocks a thread.
+    pub async fn durable(&self) -> Result<(), DurabilityError> {
+        match &self.log {
+            None => Ok(()),
+            Some(log) => log.wait_async(self.lsn).await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- segment preparer
+
+#[derive(Debug, Default)]
+struct PrepareState {
+    requested: Option<u64>,
+    working: Option<u64>,
+    ready: Option<(u64, std::io::Result<(File, u64)>)>,
+    stopping: bool,
+}
+
+/// Creates the next segment ahead of time on its own thread.
+#[derive(Debug)]
+pub(crate) struct Preparer {
+    state: Mutex<PrepareState>,
+    wake: Condvar,
+    dir: PathBuf,
+    size: u64,
+    io: Io,
+}
+
+impl Preparer {
+    pub fn new(dir: PathBuf, size: u64, io: Io) -> Self {
+        Self {
+            state: Mutex::new(PrepareState::default()),
+            wake: Condvar::new(),
+            dir,
+            size,
+            io,
+        }
+    }
+
+    /// Asks for segment `seq` to be created in the background.
+    pub fn request(&self, seq: u64) {
+        lock(&self.state).requested = Some(seq);
+        self.wake.notify_all();
+    }
+
+    /// The preparer thread's loop.
+    pub fn run(&self) {
+        loop {
+            let mut state = lock(&self.state);
+            let seq = loop {
+                if state.stopping {
+                    return;
+                }
+                if let Some(seq) = state.requested.take() {
+                    break seq;
+                }
+                state = self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            };
+            state.working = Some(seq);
+            drop(state);
+            let result = self
+                .io
+                .create_segment(&self.dir, seq, self.size, unix_now_us());
+            if let Err(error) = &result {
+                tracing::warn!(segment = seq, %error, "cannot create the next WAL segment yet; will try again when it is needed");
+            }
+            let mut state = lock(&self.state);
+            state.working = None;
+            state.ready = Some((seq, result));
+            drop(state);
+            self.wake.notify_all();
+        }
+    }
+
+    /// Segment `seq`, ready: the prepared one, or created now if preparing it failed.
+    pub fn take(&self, seq: u64) -> std::io::Result<(File, u64)> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some((ready_seq, _)) = &state.ready
+                && *ready_seq == seq
+                && let Some((_, result)) = state.ready.take()
+            {
+                match result {
+                    Ok(segment) => return Ok(segment),
+                    Err(_) => break,
+                }
+            }
+            if state.working == Some(seq) || state.requested == Some(seq) {
+                state = self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            break;
+        }
+        drop(state);
+        // One more attempt here; if the disk is still full this fails the log.
+        self.io
+            .create_segment(&self.dir, seq, self.size, unix_now_us())
+    }
+
+    /// Stops the thread.
+    pub fn stop(&self) {
+        lock(&self.state).stopping = true;
+        self.wake.notify_all();
+    }
+}
+
+/// Now as Unix µs.
+pub(crate) fn unix_now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- writer thread
+
+/// The writer thread's own state.
+pub(crate) struct Writer {
+    pub log: Arc<LogShared>,
+    pub io: Io,
+    pub sync: WalSync,
+    pub max_batch_delay: Duration,
+    pub segment_size: u64,
+    pub seq: u64,
+    pub file: File,
+    pub offset: u64,
+    pub data_start: u64,
+    pub preparer: Arc<Preparer>,
+    pub closed: Sender<u64>,
+}
+
+impl Writer {
+    /// The writer thread's loop: take a batch, write it, fdatasync, publish. Ends on stop
+    /// (after writing what is pending) or on the first failure.
+    pub fn run(mut self) {
+        let log = self.log.clone();
+        let mut batch: Vec<u8> = Vec::with_capacity(1 << 16);
+        let mut taken: u64 = 0;
+        // Records the last batch acknowledged (the waiters it released may append again), and
+        // records already pending when it did (appended during its fdatasync).
+        let mut released: u64 = 0;
+        let mut carried: u64 = 0;
+        let mut published_at = Instant::now();
+        loop {
+            // Spin a little (a waiter released by the last batch usually appends again within
+            // microseconds), then yield the core while still looking, then park.
+            let now = Instant::now();
+            let spin_until = now + WRITER_SPIN / 5;
+            let look_until = now + WRITER_SPIN;
+            loop {
+                if log.urgent.load(Ordering::Acquire) > taken {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= look_until {
+                    break;
+                }
+                if now < spin_until {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            let mut pending = lock(&log.pending);
+            loop {
+                if pending.stopping || log.urgent.load(Ordering::Acquire) > taken {
+                    break;
+                }
+                let Some(since) = pending.background_since else {
+                    pending.writer_idle = true;
+                    pending = log
+                        .writer_wake
+                        .wait(pending)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    continue;
+                };
+                let due = since + LAZY_FLUSH;
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                pending.writer_idle = true;
+                pending = log
+                    .writer_wake
+                    .wait_timeout(pending, due - now)
+                    .map(|(guard, _)| guard)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            }
+            pending.writer_idle = false;
+            if log.failed.load(Ordering::Acquire) {
+                return;
+            }
+            if pending.buffer.is_empty() {
+                // Stopping with nothing left.
+                drop(pending);
+                self.close();
+                return;
+            }
+            if !self.max_batch_delay.is_zero() && !pending.stopping {
+                drop(pending);
+                std::thread::sleep(self.max_batch_delay);
+                pending = lock(&log.pending);
+            } else if released > 1
+                && !pending.stopping
+                && published_at.elapsed() < Duration::from_millis(1)
+            {
+                drop(pending);
+                self.take_burst_whole(taken, carried + released);
+                pending = lock(&log.pending);
+            }
+            std::mem::swap(&mut pending.buffer, &mut batch);
+            pending.background_since = None;
+            let end = pending.next_lsn - 1;
+            drop(pending);
+            let records = end - taken;
+            let started = Instant::now();
+            match self.write_batch(&batch) {
+                Ok(()) => {
+                    log.metrics
+                        .record_batch(records, batch.len() as u64, started.elapsed());
+                    log.publish(end);
+                    published_at = Instant::now();
+                    carried = log.appended.load(Ordering::Acquire).saturating_sub(end);
+                    taken = end;
+                    released = records;
+                }
+                Err(error) => {
+                    log.fail(format!(
+                        "writing segment {} at offset {}: {error}",
+                        segment::segment_name(self.seq),
+                        self.offset
+                    ));
+                    return;
+                }
+            }
+            batch.clear();
+            if batch.capacity() > 16 << 20 {
+                batch.shrink_to(1 << 16);
+            }
+        }
+    }
+
+    /// Group commit without added delay takes whatever is pending the moment the writer
+    /// looks — right after releasing the last batch's waiters, before they could append again —
+    /// so a steady window of W in flight splits into alternating full and tiny batches (W/2
+    /// records per fdatasync). Instead, while appends keep arriving back to back (gaps under
+    /// [`BURST_GAP`]), the writer takes the burst whole: until what was pending plus as many
+    /// as the last batch released have arrived (`target` records in all), and never for
+    /// longer than a batch takes. Appends that trickle in end the wait within one gap.
+    fn take_burst_whole(&self, taken: u64, target: u64) {
+        let log = &self.log;
+        let cap = Duration::from_nanos(log.metrics.batch_ns_average.load(Ordering::Relaxed))
+            .min(Duration::from_millis(1));
+        let start = Instant::now();
+        let mut seen = log.appended.load(Ordering::Acquire);
+        let mut changed = start;
+        loop {
+            let appended = log.appended.load(Ordering::Acquire);
+            if appended.saturating_sub(taken) >= target {
+                return;
+            }
+            let now = Instant::now();
+            if appended != seen {
+                seen = appended;
+                changed = now;
+            } else if now.duration_since(changed) >= BURST_GAP {
+                return;
+            }
+            if now.duration_since(start) >= cap {
+                return;
+            }
+            // Yield, not spin: on a busy machine the appender may be waiting for this core.
+            std::thread::yield_now();
+        }
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        let started = Instant::now();
+        self.io.sync_data(&self.file)?;
+        self.log.metrics.record_fsync(started.elapsed());
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &[u8]) -> std::io::Result<()> {
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let room = self.segment_size.saturating_sub(self.offset) as usize;
+            let take = record::group_prefix(rest, room);
+            if take == 0 {
+                if self.offset == self.data_start {
+                    return Err(std::io::Error::other(
+                        "a group of records is larger than a whole segment",
+                    ));
+                }
+                self.roll()?;
+                continue;
+            }
+            self.io.write_at(&self.file, &rest[..take], self.offset)?;
+            self.offset += take as u64;
+            rest = &rest[take..];
+            if !rest.is_empty() {
+                self.roll()?;
+            }
+        }
+        if self.sync == WalSync::Always {
+            self.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the full segment (durable in both sync modes) and moves to the next.
+    fn roll(&mut self) -> std::io::Result<()> {
+        self.sync_data()?;
+        let next = self.seq + 1;
+        let (file, start) = self.preparer.take(next)?;
+        let closed = self.seq;
+        self.file = file;
+        self.seq = next;
+        self.offset = start;
+        self.data_start = start;
+        self.preparer.request(next + 1);
+        self.log
+            .metrics
+            .segments_rolled
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = self.closed.send(closed);
+        Ok(())
+    }
+
+    /// On a clean stop: makes everything written durable (it already is with `always`).
+    fn close(&mut self) {
+        if self.sync == WalSync::Never
+            && let Err(error) = self.sync_data()
+        {
+            self.log.fail(format!(
+                "fdatasync at shutdown of {}: {error}",
+                segment::segment_name(self.seq)
+            ));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- checkpointer thread
+
+/// The checkpointer thread: replays closed segments into its own state, writes checkpoints and
+/// removes the segments they cover.
+pub(crate) struct Checkpointer {
+    pub dir: PathBuf,
+    pub io: Io,
+    pub state: State,
+    /// The first segment not yet applied to `state`.
+    pub next_segment: u64,
+    pub checkpoint_every: u64,
+    pub max_payload: usize,
+    pub log: Arc<LogShared>,
+    pub closed: Receiver<u64>,
+}
+
+impl Checkpointer {
+    /// Runs until the writer hangs up. Closed segments are only counted until a checkpoint
+    /// is due; then they are replayed (in order) into the state, the checkpoint is written and
+    /// the segments it covers are removed — no replay work or memory before it is needed.
+    pub fn run(mut self) {
+        let mut buffer = Vec::new();
+        let mut waiting: Vec<u64> = Vec::new();
+        let mut since_checkpoint = 0u64;
+        let mut broken = false;
+        while let Ok(seq) = self.closed.recv() {
+            if broken {
+                continue;
+            }
+            let path = self.dir.join(segment::segment_name(seq));
+            since_checkpoint += path.metadata().map(|m| m.len()).unwrap_or(0);
+            waiting.push(seq);
+            if since_checkpoint < self.checkpoint_every {
+                continue;
+            }
+            for seq in waiting.drain(..) {
+                if let Err(error) = self.apply_segment(seq, &mut buffer) {
+                    // The log itself is fine (the segment is durable); only compaction stops,
+                    // so nothing is deleted that has not been replayed.
+                    tracing::error!(%error, "WAL checkpointing stopped; the log keeps working but its disk use now grows");
+                    *lock(&self.log.metrics.checkpoint_error) = Some(error);
+                    broken = true;
+                    break;
+                }
+            }
+            if broken {
+                continue;
+            }
+            match write_checkpoint(
+                &self.dir,
+                &self.io,
+                &self.state,
+                self.next_segment,
+                &mut buffer,
+            ) {
+                Ok(bytes) => {
+                    since_checkpoint = 0;
+                    let metrics = &self.log.metrics;
+                    metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .last_checkpoint_unix_us
+                        .store(unix_now_us(), Ordering::Relaxed);
+                    metrics
+                        .last_checkpoint_bytes
+                        .store(bytes as u64, Ordering::Relaxed);
+                    *lock(&metrics.checkpoint_error) = None;
+                    remove_covered(&self.dir, &self.io, self.next_segment);
+                }
+                Err(error) => {
+                    let message = format!("writing a checkpoint: {error}");
+                    tracing::warn!(error = %message, "WAL checkpoint failed; will try again after the next segment");
+                    *lock(&self.log.metrics.checkpoint_error) = Some(message);
+                }
+            }
+            if buffer.capacity() > 64 << 20 {
+                buffer = Vec::new();
+            }
+        }
+    }
+
+    fn apply_segment(&mut self, seq: u64, buffer: &mut Vec<u8>) -> Result<u64, String> {
+        if seq != self.next_segment {
+            return Err(format!(
+                "segment {seq} closed but segment {} was expected next",
+                self.next_segment
+            ));
+        }
+        let path = self.dir.join(segment::segment_name(seq));
+        segment::read_into(&path, buffer)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let state = &mut self.state;
+        let scan = recovery::scan_segment(buffer, false, self.max_payload, |frames| {
+            state.apply_group(frames)
+        })
+        .map_err(|damage| format!("{} is damaged at {damage}", path.display()))?;
+        self.next_segment = seq + 1;
+        Ok(scan.end as u64)
+    }
+}
+
+/// Writes the checkpoint of `state` covering segments below `next_segment`; returns its size.
+pub(crate) fn write_checkpoint(
+    dir: &std::path::Path,
+    io: &Io,
+    state: &State,
+    next_segment: u64,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    buffer.clear();
+    for record in state.checkpoint_records(next_segment, unix_now_us()) {
+        let mut group = GroupEncoder::new(buffer, record::MAX_PAYLOAD, usize::MAX);
+        record.push_to(&mut group).map_err(std::io::Error::other)?;
+        group.finish().map_err(std::io::Error::other)?;
+    }
+    io.write_file_atomically(dir, &segment::checkpoint_name(next_segment), buffer)?;
+    Ok(buffer.len())
+}
+
+/// Removes segments below `next_segment` and checkpoints older than the one for it.
+pub(crate) fn remove_covered(dir: &std::path::Path, io: &Io, next_segment: u64) {
+    let Ok(listing) = segment::list(dir) else {
+        return;
+    };
+    let mut removed = false;
+    for (seq, path) in listing.segments.range(..next_segment) {
+        match std::fs::remove_file(path) {
+            Ok(()) => removed = true,
+            Err(error) => {
+                tracing::warn!(segment = seq, %error, "cannot remove a WAL segment a checkpoint covers")
+            }
+        }
+    }
+    for (_, path) in listing.checkpoints.range(..next_segment) {
+        if std::fs::remove_file(path).is_ok() {
+            removed = true;
+        }
+    }
+    if removed && let Err(error) = io.sync_dir(dir) {
+        tracing::warn!(%error, "fsync of the data directory after removing covered segments failed");
+    }
+}

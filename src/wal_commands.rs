@@ -1,0 +1,264 @@
+//! `goliath wal verify` and `goliath wal dump`: read a data directory without starting a node
+//! (and without taking its lock, so they work beside a running node).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use goliath::runtime::task::quote_word;
+use goliath::runtime::units::{HumanSize, UtcTime};
+use goliath::runtime::wal::record::{OutputRecord, SpecRecord};
+use goliath::runtime::wal::{self, IdRange, Inspection, Record};
+
+use crate::commands::CommandError;
+use crate::exit;
+
+fn file_name(path: &Path) -> Cow<'_, str> {
+    path.file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_else(|| path.to_string_lossy())
+}
+
+fn check_dir(dir: &Path) -> Result<(), CommandError> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(CommandError {
+            code: exit::USAGE,
+            message: format!(
+                "no data directory at {}; pass the node's --data-dir (or --name, for the default location)",
+                dir.display()
+            ),
+        })
+    }
+}
+
+fn inspect(dir: &Path, each: impl FnMut(&Path, u64, &Record)) -> Result<Inspection, CommandError> {
+    check_dir(dir)?;
+    wal::inspect(dir, each).map_err(|error| CommandError {
+        code: exit::FAILURE,
+        message: error.to_string(),
+    })
+}
+
+/// `goliath wal verify`: checks every record; exit 0 when a node would start on the
+/// directory, 1 when it would refuse.
+pub fn verify(dir: &Path, json: bool) -> Result<u8, CommandError> {
+    let inspection = inspect(dir, |_, _, _| {})?;
+    let healthy = inspection.healthy();
+    if json {
+        let value = serde_json::json!({ "healthy": healthy, "inspection": inspection });
+        println!("{value}");
+    } else {
+        print!("{}", verify_text(&inspection));
+    }
+    Ok(if healthy { exit::OK } else { exit::FAILURE })
+}
+
+fn verify_text(inspection: &Inspection) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "data directory {}", inspection.dir.display());
+    match &inspection.locked_by {
+        Some(pid) => {
+            let _ = writeln!(
+                out,
+                " (in use by node pid {pid}: its last segment may be changing)"
+            );
+        }
+        None => out.push('\n'),
+    }
+    if inspection.files.is_empty() {
+        let _ = writeln!(out, "  no checkpoint and no segments: an empty log");
+    }
+    for file in &inspection.files {
+        let name = file_name(&file.file);
+        let status = match (&file.damage, &file.torn) {
+            (Some(damage), _) => format!("DAMAGED at {damage}"),
+            (None, Some((reason, bytes))) => format!(
+                "torn tail: {bytes} bytes after offset {} are dropped at start (never acknowledged): {reason}",
+                file.end
+            ),
+            (None, None) => "ok".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {name:<34} {:>8} records  {:>10}  {status}",
+            file.records,
+            HumanSize::approx(file.size).to_string()
+        );
+    }
+    for problem in &inspection.problems {
+        let _ = writeln!(out, "  PROBLEM: {problem}");
+    }
+    if inspection.healthy() {
+        let _ = writeln!(out, "healthy: a node will start on this directory");
+    } else {
+        let _ = writeln!(
+            out,
+            "damaged: a node refuses to start on this directory, since starting could lose acknowledged tasks. Keep a copy of it; `goliath wal dump` shows the records that are still readable."
+        );
+    }
+    out
+}
+
+/// `goliath wal dump`: every readable record, as text or JSON lines.
+pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
+    let mut failed_write = false;
+    let inspection = inspect(dir, |path, offset, record| {
+        if failed_write {
+            return;
+        }
+        let line = if json {
+            serde_json::json!({
+                "file": file_name(path),
+                "offset": offset,
+                "record": record,
+            })
+            .to_string()
+        } else {
+            format!("{}@{offset} {}", file_name(path), describe(record))
+        };
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), "{line}").is_err() {
+            // A closed pipe (`| head`): stop printing.
+            failed_write = true;
+        }
+    })?;
+    for file in &inspection.files {
+        if let Some(damage) = &file.damage {
+            eprintln!(
+                "goliath: {} is damaged at {damage}; records after it are not shown",
+                file_name(&file.file)
+            );
+        }
+    }
+    for problem in &inspection.problems {
+        eprintln!("goliath: {problem}");
+    }
+    Ok(if inspection.healthy() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
+
+fn ids_text(ids: &[IdRange]) -> String {
+    ids.iter()
+        .map(|range| match range.count {
+            0 | 1 => range.first.to_string(),
+            _ => format!("{}..={}", range.first, range.last()),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn spec_text(spec: &SpecRecord<'_>) -> String {
+    let mut text = format!("kind={}", spec.kind);
+    if spec.numbers != [0, 0] {
+        let _ = write!(text, " numbers={},{}", spec.numbers[0], spec.numbers[1]);
+    }
+    if let Some(words) = &spec.text {
+        let _ = write!(text, " text={}", quote_word(&words.replace('\0', " ")));
+    }
+    if spec.timeout_ns != 0 {
+        let _ = write!(text, " timeout_ns={}", spec.timeout_ns);
+    }
+    text
+}
+
+fn output_text(output: &OutputRecord<'_>) -> String {
+    match output {
+        OutputRecord::None => "-".to_string(),
+        OutputRecord::Number(value) => value.to_string(),
+        OutputRecord::Text(text) => quote_word(text),
+        OutputRecord::Process {
+            exit_code, signal, ..
+        } => match (exit_code, signal) {
+            (Some(code), _) => format!("exit:{code}"),
+            (None, Some(signal)) => format!("signal:{signal}"),
+            (None, None) => "no-exit-status".to_string(),
+        },
+    }
+}
+
+/// One record as a line of text.
+fn describe(record: &Record) -> String {
+    match record {
+        Record::Segment(header) => format!(
+            "segment {} version={} created={}",
+            header.segment,
+            header.version,
+            UtcTime(header.created_unix_us)
+        ),
+        Record::Accepted(accepted) => format!(
+            "accepted ids={} {}{} attempt={} at={}",
+            ids_text(&accepted.ids),
+            spec_text(&accepted.spec),
+            accepted
+                .key
+                .as_ref()
+                .map(|key| format!(" key={}", quote_word(key)))
+                .unwrap_or_default(),
+            accepted.attempt,
+            UtcTime(accepted.submitted_unix_us)
+        ),
+        Record::Started(started) => format!(
+            "started id={} attempt={} at={}",
+            started.id,
+            started.attempt,
+            UtcTime(started.unix_us)
+        ),
+        Record::Finished(finished) => format!(
+            "finished id={} state={} attempt={} output={}{} at={}",
+            finished.id,
+            finished.state,
+            finished.attempt,
+            output_text(&finished.output),
+            finished
+                .error
+                .as_ref()
+                .map(|error| format!(" error={}", quote_word(error)))
+                .unwrap_or_default(),
+            UtcTime(finished.finished_unix_us)
+        ),
+        Record::Cancelled(cancelled) => format!(
+            "cancelled id={} at={}",
+            cancelled.id,
+            UtcTime(cancelled.unix_us)
+        ),
+        Record::CheckpointBegin(begin) => format!(
+            "checkpoint covers segments below {} max_id={} version={} created={}",
+            begin.next_segment,
+            begin.max_id,
+            begin.version,
+            UtcTime(begin.created_unix_us)
+        ),
+        Record::CheckpointTask(task) => format!(
+            "in-flight id={} {} attempt={}{}{}",
+            task.id,
+            spec_text(&task.spec),
+            task.attempt,
+            if task.started { " started" } else { "" },
+            if task.cancel_requested {
+                " cancel-requested"
+            } else {
+                ""
+            }
+        ),
+        Record::CheckpointFinished(task) => format!(
+            "history id={} {} state={} attempt={} output={}",
+            task.outcome.id,
+            spec_text(&task.spec),
+            task.outcome.state,
+            task.outcome.attempt,
+            output_text(&task.outcome.output)
+        ),
+        Record::CheckpointKey(key) => {
+            format!("key {} ids={}", quote_word(&key.key), ids_text(&key.ids))
+        }
+        Record::CheckpointEnd(end) => format!(
+            "checkpoint end: {} in flight, {} finished, {} key records",
+            end.live, end.finished, end.keys
+        ),
+    }
+}

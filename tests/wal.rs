@@ -1,0 +1,615 @@
+//! The write-ahead log on real files with fdatasync: torn tails, damage, impossible lengths,
+//! fail-stop, recovery into a node (ids, attempts, history, keys, cancels, arena size), and
+//! checkpoints keeping the disk bounded.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use goliath::config::Config;
+use goliath::runtime::wal::record::{self, HEADER_LEN};
+use goliath::runtime::wal::{
+    self, Faults, IdRange, Record, SpecRecord, WalError, WalOptions, WalSync,
+};
+use goliath::runtime::{
+    CancelOutcome, Node, NodeBuilder, StartError, Submission, TaskId, TaskSpec, TaskState,
+};
+
+// ---------------------------------------------------------------- allocation watch
+
+struct WatchingAllocator;
+
+thread_local! {
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+fn note(size: usize) {
+    if WATCHING.with(Cell::get) {
+        LARGEST.fetch_max(size, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the wrapper only notes
+// the largest size requested on a watching thread.
+unsafe impl GlobalAlloc for WatchingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: WatchingAllocator = WatchingAllocator;
+
+// ---------------------------------------------------------------- helpers
+
+const SEGMENT: u64 = 64 << 10;
+
+fn options(dir: &Path) -> WalOptions {
+    WalOptions {
+        dir: dir.to_path_buf(),
+        sync: WalSync::Always,
+        segment_size: SEGMENT,
+        max_batch_delay: Duration::ZERO,
+        checkpoint_every: 1 << 30,
+        history_limit: 100_000,
+        key_limit: 1000,
+        faults: None,
+    }
+}
+
+fn echo(text: &str) -> SpecRecord<'_> {
+    SpecRecord {
+        kind: Cow::Borrowed("echo"),
+        numbers: [0, 0],
+        text: Some(Cow::Borrowed(text)),
+        timeout_ns: 0,
+    }
+}
+
+/// Writes `count` accepted records (ids 1..=count), each acknowledged before the next.
+fn write_log(dir: &Path, count: u64, text_len: usize) {
+    let log = wal::open(options(dir), &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts");
+    for id in 1..=count {
+        let text = format!("{id:>width$}", width = text_len);
+        // A time whose encoding ends in a non-zero byte, so every byte of a record matters.
+        log.append_accepted(
+            &[IdRange {
+                first: id,
+                count: 1,
+            }],
+            &echo(&text),
+            None,
+            0x0102_0304_0506_0708,
+        )
+        .expect("appends")
+        .wait()
+        .expect("durable");
+    }
+    log.shutdown();
+}
+
+/// The ids a node would run again after recovering `dir`.
+fn live_ids(dir: &Path) -> Result<Vec<u64>, WalError> {
+    let recovery = wal::open(options(dir), &|_| Ok(()))?;
+    let mut ids: Vec<u64> = recovery.state().live.keys().copied().collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Every record: file, offset, record.
+fn records(dir: &Path) -> Vec<(PathBuf, u64, Record)> {
+    let mut out = Vec::new();
+    let inspection = wal::inspect(dir, |path, offset, record| {
+        out.push((path.to_path_buf(), offset, record.clone()));
+    })
+    .expect("inspects");
+    assert!(inspection.healthy(), "{inspection:?}");
+    out
+}
+
+/// The accepted records: (file, offset, payload length, first id).
+fn accepted(dir: &Path) -> Vec<(PathBuf, usize, usize, u64)> {
+    records(dir)
+        .into_iter()
+        .filter_map(|(path, offset, record)| match record {
+            Record::Accepted(accepted) => {
+                let bytes = std::fs::read(&path).expect("read");
+                let frame = record::read_frame(&bytes, offset as usize, record::MAX_PAYLOAD)
+                    .expect("valid")
+                    .expect("frame");
+                Some((
+                    path,
+                    offset as usize,
+                    frame.payload.len(),
+                    accepted.ids[0].first,
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn damaged(result: Result<Vec<u64>, WalError>) -> String {
+    match result {
+        Err(error @ WalError::Damaged { .. }) => error.to_string(),
+        other => panic!("expected the log to be refused as damaged, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- torn tails and damage
+
+#[test]
+fn cutting_the_last_record_at_every_byte_keeps_exactly_the_whole_records_before_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 5, 100);
+    let accepted = accepted(dir.path());
+    let (path, offset, payload, first) = accepted.last().cloned().expect("records");
+    assert_eq!(first, 5);
+    let original = std::fs::read(&path).expect("read");
+    let whole = offset + HEADER_LEN + payload;
+    for cut in offset..whole {
+        // The file cut short…
+        std::fs::write(&path, &original[..cut]).expect("write");
+        assert_eq!(
+            live_ids(dir.path()).expect("torn tail"),
+            vec![1, 2, 3, 4],
+            "cut at {cut}"
+        );
+        // …and the record cut short inside the preallocated file (zeros after the cut).
+        assert!(original[cut..whole].iter().any(|&b| b != 0));
+        let mut zeroed = original.clone();
+        zeroed[cut..whole].fill(0);
+        std::fs::write(&path, &zeroed).expect("write");
+        assert_eq!(
+            live_ids(dir.path()).expect("torn tail"),
+            vec![1, 2, 3, 4],
+            "zeroed from {cut}"
+        );
+    }
+    // Only padding missing: the record is whole.
+    std::fs::write(&path, &original[..whole]).expect("write");
+    assert_eq!(live_ids(dir.path()).expect("whole"), vec![1, 2, 3, 4, 5]);
+    std::fs::write(&path, &original).expect("write");
+    assert_eq!(live_ids(dir.path()).expect("whole"), vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_zeroed_sector_inside_the_last_record_drops_only_that_record() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 4, 3000);
+    let (path, offset, payload, _) = accepted(dir.path()).last().cloned().expect("records");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let sector = (offset / 512 + 1) * 512;
+    assert!(
+        sector + 512 <= offset + HEADER_LEN + payload,
+        "a whole sector inside the record"
+    );
+    bytes[sector..sector + 512].fill(0);
+    std::fs::write(&path, &bytes).expect("write");
+    let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("a torn tail is recovered");
+    let mut ids: Vec<u64> = recovery.state().live.keys().copied().collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2, 3]);
+    assert!(
+        recovery.summary().dropped_bytes >= 3000,
+        "the dropped bytes are counted: {:?}",
+        recovery.summary()
+    );
+}
+
+#[test]
+fn a_bad_record_followed_by_whole_records_in_the_last_segment_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 6, 50);
+    let (path, offset, _, first) = accepted(dir.path())[2].clone();
+    assert_eq!(first, 3);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[offset + HEADER_LEN + 10] ^= 0x04;
+    std::fs::write(&path, &bytes).expect("write");
+    let message = damaged(live_ids(dir.path()));
+    let name = path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert!(message.contains(&name), "{message}");
+    assert!(message.contains(&format!("offset {offset}")), "{message}");
+    assert!(message.contains("goliath wal verify"), "{message}");
+}
+
+#[test]
+fn a_flipped_bit_in_a_middle_segment_refuses_to_start_naming_file_and_offset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // About 200 bytes a record: 1000 of them fill three 64 KiB segments.
+    write_log(dir.path(), 1000, 180);
+    let accepted = accepted(dir.path());
+    let first_file = accepted[0].0.clone();
+    let in_first: Vec<_> = accepted.iter().filter(|a| a.0 == first_file).collect();
+    assert!(
+        accepted.iter().any(|a| a.0 != first_file),
+        "the log spans segments"
+    );
+    let (path, offset, payload, _) = in_first[in_first.len() / 2].clone();
+    let mut bytes = std::fs::read(&path).expect("read");
+    let middle = offset + HEADER_LEN + payload / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&path, &bytes).expect("write");
+    let message = damaged(live_ids(dir.path()));
+    let name = path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert!(message.contains(&name), "{message}");
+    assert!(message.contains(&format!("offset {offset}")), "{message}");
+    assert!(message.contains("checksum"), "{message}");
+    assert!(message.contains("goliath wal verify"), "{message}");
+}
+
+#[test]
+fn a_4_gib_record_length_is_an_error_without_allocating_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 1000, 180);
+    let accepted = accepted(dir.path());
+    let (path, offset, _, _) = accepted[10].clone();
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[offset..offset + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&path, &bytes).expect("write");
+    LARGEST.store(0, Ordering::SeqCst);
+    WATCHING.with(|w| w.set(true));
+    let result = live_ids(dir.path());
+    WATCHING.with(|w| w.set(false));
+    let message = damaged(result);
+    assert!(message.contains("4294967295"), "{message}");
+    assert!(message.contains(&format!("offset {offset}")), "{message}");
+    let largest = LARGEST.load(Ordering::SeqCst);
+    assert!(
+        largest < 1 << 20,
+        "recovery allocated {largest} bytes at once; it reads 64 KiB segments"
+    );
+}
+
+// ---------------------------------------------------------------- fail-stop
+
+#[test]
+fn a_failed_fdatasync_stops_every_acknowledgement_for_good() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(dir.path());
+    // Start-up takes six fdatasyncs (checkpoint, segment, spare; each file and directory).
+    let faults = Arc::new(Faults::parse("fsync_fail_after=10").expect("parses"));
+    opts.faults = Some(faults);
+    let log = wal::open(opts, &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts");
+    let mut acknowledged = Vec::new();
+    let failure = loop {
+        let id = acknowledged.len() as u64 + 1;
+        let ticket = log
+            .append_accepted(
+                &[IdRange {
+                    first: id,
+                    count: 1,
+                }],
+                &echo("x"),
+                None,
+                0,
+            )
+            .expect("appends until the failure");
+        match ticket.wait() {
+            Ok(()) => acknowledged.push(id),
+            Err(error) => break error,
+        }
+        assert!(acknowledged.len() < 100, "the injected failure never came");
+    };
+    assert!(
+        failure.to_string().contains("Input/output error"),
+        "{failure}"
+    );
+    assert!(log.failure().is_some());
+    assert!(!log.snapshot().healthy);
+    // Nothing more is taken, and nothing already waiting is acknowledged.
+    assert!(
+        log.append_accepted(
+            &[IdRange {
+                first: 999,
+                count: 1
+            }],
+            &echo("y"),
+            None,
+            0
+        )
+        .is_err()
+    );
+    let fsyncs = log.snapshot().fsyncs;
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(log.snapshot().fsyncs, fsyncs, "no fdatasync is retried");
+    log.shutdown();
+    drop(log);
+    // Every acknowledged record is on disk.
+    let ids = live_ids(dir.path()).expect("recovers");
+    for id in &acknowledged {
+        assert!(ids.contains(id), "acknowledged {id} lost");
+    }
+}
+
+// ---------------------------------------------------------------- recovery into a node
+
+fn durable_config(dir: &Path, slots: usize) -> Config {
+    let mut config = common::config(1, slots);
+    config.wal.enabled = true;
+    config.wal.segment_size = SEGMENT;
+    config.wal.checkpoint_every = SEGMENT * 2;
+    config.node.data_dir = dir.display().to_string();
+    config.shutdown.grace = Duration::ZERO;
+    config
+}
+
+#[test]
+fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (sleeping, finished, cancelled, keyed) = {
+        let node = Node::start(durable_config(dir.path(), 64)).expect("starts");
+        let finished = node.submit(TaskSpec::fib(20)).expect("submits");
+        common::wait_finished(&node, finished);
+        let sleeping = node
+            .submit_copies(&TaskSpec::sleep(Duration::from_secs(600)), 3)
+            .expect("submits");
+        let cancelled = node
+            .submit(TaskSpec::sleep(Duration::from_secs(600)))
+            .expect("submits");
+        common::wait_running(&node, cancelled);
+        assert_eq!(node.cancel(cancelled), Ok(CancelOutcome::Requested));
+        common::wait_finished(&node, cancelled);
+        let batch = [
+            Submission {
+                spec: TaskSpec::echo("a"),
+                copies: 2,
+            },
+            Submission {
+                spec: TaskSpec::sleep(Duration::from_secs(600)),
+                copies: 1,
+            },
+        ];
+        let keyed = node
+            .submit_batch(&batch, Some("key-1"), None)
+            .expect("submits");
+        for echo in &keyed.ids[..2] {
+            common::wait_finished(&node, *echo);
+        }
+        node.shutdown(Duration::ZERO);
+        (sleeping, finished, cancelled, keyed.ids)
+    };
+    let node = Node::start(durable_config(dir.path(), 64)).expect("restarts");
+    for id in &sleeping {
+        let info = node.task(*id).expect("recovered");
+        assert!(!info.state.is_finished(), "{info:?}");
+        assert_eq!(info.attempt, 2, "run again with attempt + 1");
+        assert_eq!(info.spec, "sleep 10m");
+    }
+    let info = node.task(finished).expect("back in the history");
+    assert_eq!(info.state, TaskState::Succeeded);
+    assert_eq!(
+        info.output,
+        Some(goliath::runtime::TaskOutput::Number(6765))
+    );
+    assert_eq!(
+        node.task(cancelled).expect("kept").state,
+        TaskState::Cancelled
+    );
+    let again = node
+        .submit_batch(
+            &[Submission {
+                spec: TaskSpec::echo("other"),
+                copies: 5,
+            }],
+            Some("key-1"),
+            None,
+        )
+        .expect("duplicate");
+    assert!(again.duplicate);
+    assert_eq!(again.ids, keyed, "the key still names the same tasks");
+    let newest = *keyed.iter().max().expect("ids");
+    let fresh = node.submit(TaskSpec::fib(1)).expect("submits");
+    assert!(
+        fresh > newest,
+        "new ids continue after the old ones: {fresh} > {newest}"
+    );
+    let listed = node.tasks(goliath::runtime::TaskQuery {
+        state: Some(TaskState::Succeeded),
+        limit: 100,
+    });
+    assert!(
+        listed.iter().any(|t| t.id == finished),
+        "listed too: {listed:?}"
+    );
+    let snapshot = node.snapshot(0);
+    let wal = snapshot.wal.expect("a durable node reports its WAL");
+    assert!(wal.healthy);
+    assert_eq!(
+        wal.recovered.requeued_queued + wal.recovered.requeued_running,
+        4
+    );
+    assert_eq!(wal.data_dir, dir.path().display().to_string());
+}
+
+#[test]
+fn a_smaller_arena_that_cannot_hold_the_recovered_tasks_is_refused_and_a_larger_one_works() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ids = {
+        let node = Node::start(durable_config(dir.path(), 8)).expect("starts");
+        let ids = node
+            .submit_copies(&TaskSpec::sleep(Duration::from_secs(600)), 8)
+            .expect("submits");
+        node.shutdown(Duration::ZERO);
+        ids
+    };
+    match Node::start(durable_config(dir.path(), 4)) {
+        Err(error @ StartError::Recovery(_)) => {
+            let message = error.to_string();
+            assert!(message.contains("arena.slots"), "{message}");
+            assert!(message.contains('8'), "says what would fit: {message}");
+        }
+        other => panic!("expected a recovery error, got {other:?}"),
+    }
+    let node = Node::start(durable_config(dir.path(), 16)).expect("a larger arena works");
+    for id in &ids {
+        let info = node.task(*id).expect("same id");
+        assert!(!info.state.is_finished(), "{info:?}");
+        assert_eq!(info.spec, "sleep 10m");
+    }
+    assert_eq!(node.in_flight(), 8);
+    // The refused start changed nothing: the log still holds the same tasks.
+    drop(node);
+    let node = Node::start(durable_config(dir.path(), 8)).expect("original size");
+    assert_eq!(node.in_flight(), 8);
+}
+
+#[test]
+fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = durable_config(dir.path(), 1 << 12);
+    config.history.tasks = 100;
+    config.node.idempotency_keys = 100;
+    config.scheduler.workers = goliath::config::WorkerCount::Fixed(2);
+    let bound = config.wal.checkpoint_every + 4 * SEGMENT + (256 << 10);
+    let node = Node::start(config.clone()).expect("starts");
+    let mut largest = 0;
+    let mut last = TaskId(0);
+    for round in 0..60 {
+        let batch = [Submission {
+            spec: TaskSpec::echo(&format!("round {round} with some text to fill the log")),
+            copies: 500,
+        }];
+        let outcome = node
+            .submit_batch(&batch, Some(&format!("round-{round}")), None)
+            .expect("submits");
+        last = *outcome.ids.last().expect("ids");
+        let deadline = Instant::now() + common::LIVENESS;
+        while node.in_flight() > 0 {
+            assert!(Instant::now() < deadline, "tasks never finished");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let wal = node.snapshot(0).wal.expect("wal");
+        largest = largest.max(wal.disk_bytes);
+    }
+    // 30,000 tasks wrote ~90,000 records (several MiB); the checkpointer keeps up, deleting
+    // covered segments. Wait for it to catch up before the final figure.
+    let deadline = Instant::now() + common::LIVENESS;
+    loop {
+        let wal = node.snapshot(0).wal.expect("wal");
+        assert!(wal.checkpoints > 2, "checkpoints were written: {wal:?}");
+        if wal.disk_bytes <= bound {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "disk use stayed at {} > {bound}",
+            wal.disk_bytes
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let written = node.snapshot(0).wal.expect("wal").bytes;
+    assert!(
+        written > 4 * bound,
+        "the load wrote {written} bytes, more than the bound"
+    );
+    assert!(
+        largest <= 3 * bound,
+        "disk use peaked at {largest} (bound {bound})"
+    );
+    node.shutdown(Duration::ZERO);
+    drop(node);
+    let node = Node::start(config).expect("restarts from the checkpoint");
+    let info = node.task(last).expect("the newest task is in the history");
+    assert_eq!(info.state, TaskState::Succeeded);
+    assert!(
+        node.snapshot(0)
+            .wal
+            .expect("wal")
+            .recovered
+            .checkpoint
+            .is_some()
+    );
+    let fresh = node.submit(TaskSpec::fib(1)).expect("submits");
+    assert!(fresh > last);
+}
+
+#[test]
+fn a_second_node_on_the_same_directory_is_refused_naming_it_and_the_holder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _first = Node::start(durable_config(dir.path(), 8)).expect("starts");
+    match Node::start(durable_config(dir.path(), 8)) {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(
+                message.contains(&dir.path().display().to_string()),
+                "{message}"
+            );
+            assert!(
+                message.contains(&format!("pid {}", std::process::id())),
+                "{message}"
+            );
+        }
+        Ok(_) => panic!("two nodes on one data directory"),
+    }
+}
+
+#[test]
+fn a_node_with_a_failing_disk_refuses_submissions_with_the_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut builder = NodeBuilder::new(durable_config(dir.path(), 64));
+    builder.wal_faults(Arc::new(
+        Faults::parse("fsync_fail_after=12").expect("parses"),
+    ));
+    let node = builder.start().expect("starts");
+    let mut acknowledged = Vec::new();
+    let error = loop {
+        match node.submit(TaskSpec::sleep(Duration::from_secs(600))) {
+            Ok(id) => acknowledged.push(id),
+            Err(error) => break error,
+        }
+        assert!(acknowledged.len() < 100, "the injected failure never came");
+    };
+    assert!(
+        error.to_string().contains("write-ahead log failed"),
+        "{error}"
+    );
+    assert!(node.wal_failure().is_some());
+    assert!(
+        node.submit(TaskSpec::fib(1)).is_err(),
+        "and every later one"
+    );
+    node.shutdown(Duration::ZERO);
+    drop(node);
+    let node = Node::start(durable_config(dir.path(), 64)).expect("recovers");
+    for id in acknowledged {
+        assert!(node.task(id).is_ok(), "acknowledged {id} lost");
+    }
+}

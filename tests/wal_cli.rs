@@ -1,0 +1,416 @@
+//! The write-ahead log through the real binary: the data directory lock, fail-stop on a failed
+//! fdatasync, a full disk, recovered exec tasks seeing their attempt, `goliath wal verify` and
+//! `goliath wal dump`, and the WAL lines of `goliath status`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::binary::{RunningNode, goliath};
+use goliath::runtime::TaskId;
+use goliath::runtime::net::client::ConnectOptions;
+use goliath::runtime::net::{Client, ClientError, Request, Response, SubmitRequest};
+
+const SMALL: &[&str] = &[
+    "--workers",
+    "1",
+    "--set",
+    "wal.segment_size=64KiB",
+    "--set",
+    "wal.checkpoint_every=1GiB",
+];
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Submits `specs` one request each, `concurrency` at a time, until all are done or the node
+/// fails; returns the acknowledged (id, spec) pairs and the errors, joined.
+fn submit_all(
+    address: &str,
+    specs: Vec<String>,
+    concurrency: usize,
+) -> (Vec<(TaskId, String)>, Option<String>) {
+    runtime().block_on(async {
+        let client = match Client::connect(address, &ConnectOptions::default()).await {
+            Ok(client) => std::sync::Arc::new(client),
+            Err(error) => return (Vec::new(), Some(error.to_string())),
+        };
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(specs));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let client = client.clone();
+            let queue = queue.clone();
+            workers.spawn(async move {
+                let mut acked = Vec::new();
+                loop {
+                    let Some(spec) = queue.lock().expect("queue").pop() else {
+                        return (acked, None);
+                    };
+                    let request = Request::Submit(SubmitRequest {
+                        specs: vec![spec.clone()],
+                        idempotency_key: None,
+                        wait: false,
+                    });
+                    match client.request(request).await {
+                        Ok(Response::Submitted { ids, .. }) => {
+                            acked.extend(ids.into_iter().map(|id| (id, spec.clone())))
+                        }
+                        Ok(other) => return (acked, Some(format!("unexpected {other:?}"))),
+                        Err(error) => return (acked, Some(error.to_string())),
+                    }
+                }
+            });
+        }
+        let mut acked = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        while let Some(result) = workers.join_next().await {
+            let (got, error) = result.expect("no panic");
+            acked.extend(got);
+            errors.extend(error);
+        }
+        (acked, (!errors.is_empty()).then(|| errors.join("\n")))
+    })
+}
+
+/// Looks up every id; returns those missing or with another spec.
+fn missing(address: &str, acked: &[(TaskId, String)]) -> Vec<String> {
+    runtime().block_on(async {
+        let client = Client::connect(address, &ConnectOptions::default())
+            .await
+            .expect("connects");
+        let mut missing = Vec::new();
+        for (id, spec) in acked {
+            match client.request(Request::Task { id: *id }).await {
+                Ok(Response::Task(info)) if info.spec == *spec => {}
+                Ok(Response::Task(info)) => {
+                    missing.push(format!("{id}: spec {:?}, not {spec:?}", info.spec))
+                }
+                Ok(other) => missing.push(format!("{id}: {other:?}")),
+                Err(ClientError::Remote(error)) => missing.push(format!("{id}: {error}")),
+                Err(error) => panic!("{error}"),
+            }
+        }
+        missing
+    })
+}
+
+#[test]
+fn a_second_node_on_a_locked_directory_exits_naming_it_and_the_holders_pid() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = RunningNode::start_in(dir.path(), &["--workers", "1"]);
+    let second = goliath()
+        .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&dir.path().display().to_string()),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", first.child.id())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_fdatasync_makes_the_node_stop_acknowledging_and_exit_naming_the_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_with_env(
+        dir.path(),
+        SMALL,
+        &[("GOLIATH_WAL_FAULT", "fsync_fail_after=40")],
+    );
+    let specs: Vec<String> = (0..2000).map(|i| format!("echo fsync-{i}")).collect();
+    let (acked, error) = submit_all(&node.address, specs, 8);
+    let error = error.expect("submissions failed once the fdatasync did");
+    assert!(!acked.is_empty(), "some were acknowledged first");
+    assert!(error.contains("write-ahead log failed"), "{error}");
+    let code = node.wait_exit();
+    assert_eq!(code, Some(1), "a non-zero exit");
+    let log = node.log();
+    assert!(log.contains("Input/output error"), "names the error: {log}");
+    assert!(log.contains("write-ahead log failed"), "{log}");
+    drop(node);
+    let node = RunningNode::start_in(dir.path(), SMALL);
+    let lost = missing(&node.address, &acked);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged tasks lost: {lost:?}",
+        lost.len()
+    );
+}
+
+/// A tmpfs mounted on a directory (root only), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        // GOLIATH_TEST_NO_TMPFS forces the injected-ENOSPC path (what CI without root runs).
+        if std::env::var_os("GOLIATH_TEST_NO_TMPFS").is_some() {
+            return None;
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(SmallDisk { dir })
+    }
+
+    fn grow(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .expect("remount");
+        assert!(status.success());
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_submissions_and_every_acknowledged_task_survives_a_restart() {
+    // A real full disk needs a small filesystem: a tmpfs, which takes root. Without it the
+    // same failure is injected through the WAL's I/O hook (ENOSPC after a byte budget).
+    let disk = SmallDisk::mount("768k");
+    let fallback = tempfile::tempdir().expect("temp dir");
+    let (dir, env): (&Path, Vec<(&str, &str)>) = match &disk {
+        Some(disk) => (disk.path(), Vec::new()),
+        None => {
+            eprintln!("no tmpfs (not root?): injecting ENOSPC through GOLIATH_WAL_FAULT");
+            (
+                fallback.path(),
+                vec![("GOLIATH_WAL_FAULT", "enospc_after_bytes=720000")],
+            )
+        }
+    };
+    let mut node = RunningNode::start_with_env(dir, SMALL, &env);
+    let filler = "x".repeat(3000);
+    let specs: Vec<String> = (0..1000).map(|i| format!("echo {i:04} {filler}")).collect();
+    let (acked, error) = submit_all(&node.address, specs, 4);
+    let error = error.expect("the disk filled up");
+    assert!(!acked.is_empty());
+    assert!(error.contains("write-ahead log failed"), "{error}");
+    assert_eq!(node.wait_exit(), Some(1));
+    let log = node.log();
+    assert!(
+        log.contains("No space left on device"),
+        "names the error: {log}"
+    );
+    drop(node);
+    // Space comes back; the node recovers everything it acknowledged.
+    if let Some(disk) = &disk {
+        disk.grow("16m");
+    }
+    let node = RunningNode::start_in(dir, SMALL);
+    let lost = missing(&node.address, &acked);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged tasks lost: {lost:?}",
+        lost.len()
+    );
+}
+
+#[test]
+fn a_recovered_exec_task_runs_again_and_sees_its_attempt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid_file = dir.path().join("first-run.pid");
+    let args = [
+        "--workers",
+        "1",
+        "--set",
+        "exec.remote=true",
+        "--set",
+        "wal.segment_size=64KiB",
+    ];
+    let data = dir.path().join("data");
+    let mut node = RunningNode::start_in(&data, &args);
+    let script = format!(
+        "if [ \"$GOLIATH_ATTEMPT\" = 1 ]; then echo $$ > {}; exec sleep 600; fi; echo attempt=$GOLIATH_ATTEMPT",
+        pid_file.display()
+    );
+    let submitted = node.json(&["submit", "exec", "--", "sh", "-c", &script]);
+    let id = submitted["ids"][0].as_u64().expect("id");
+    let deadline = Instant::now() + common::LIVENESS;
+    while !pid_file.exists() {
+        assert!(Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SIGKILL: the node gets no chance to record anything more.
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+    }
+    drop(node);
+    let node = RunningNode::start_in(&data, &args);
+    let deadline = Instant::now() + common::LIVENESS;
+    let info = loop {
+        let info = node.json(&["task", &id.to_string()]);
+        if info["state"] == "succeeded" || info["state"] == "failed" {
+            break info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recovered task never finished: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(info["state"], "succeeded", "{info}");
+    assert_eq!(info["attempt"], 2, "{info}");
+    assert_eq!(
+        info["output"]["process"]["stdout"].as_str().map(str::trim),
+        Some("attempt=2"),
+        "{info}"
+    );
+}
+
+#[test]
+fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(dir.path(), SMALL);
+    let filler = "y".repeat(1000);
+    let specs: Vec<String> = (0..150).map(|i| format!("echo {i:03} {filler}")).collect();
+    let (acked, error) = submit_all(&node.address, specs, 4);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(acked.len(), 150);
+    let status = node.client(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("wal       healthy; sync always"), "{text}");
+    assert!(text.contains("fsync   p50"), "{text}");
+    let json = node.json(&["status"]);
+    assert_eq!(json["wal"]["healthy"], true, "{json}");
+    assert!(json["wal"]["fsyncs"].as_u64().unwrap_or(0) > 0, "{json}");
+    // Beside a running node: verify works and says the node holds the directory.
+    let verify = goliath()
+        .args(["wal", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains(&format!("pid {}", node.child.id())),
+        "{report}"
+    );
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    drop(node);
+    let dump = goliath()
+        .args(["wal", "dump", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(dump.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&dump.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let accepted: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["record"]["type"] == "accepted")
+        .collect();
+    assert_eq!(accepted.len(), 150);
+    assert_eq!(accepted[0]["record"]["spec"]["kind"], "echo");
+    let text_dump = goliath()
+        .args(["wal", "dump", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&text_dump.stdout);
+    assert!(text.contains("accepted ids="), "{text}");
+    // Damage in a segment that is not the last: verify and start both name file and offset.
+    let (file, offset) = lines
+        .iter()
+        .filter(|line| line["record"]["type"] == "accepted")
+        .map(|line| {
+            (
+                line["file"].as_str().expect("file").to_string(),
+                line["offset"].as_u64().expect("offset"),
+            )
+        })
+        .nth(5)
+        .expect("a record in the first segment");
+    let path = dir.path().join(&file);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[offset as usize + 40] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write");
+    let verify = goliath()
+        .args(["wal", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&file) && report.contains(&format!("offset {offset}")),
+        "{report}"
+    );
+    assert!(report.contains("DAMAGED"), "{report}");
+    let start = goliath()
+        .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(start.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&start.stderr);
+    assert!(stderr.contains(&file), "{stderr}");
+    assert!(stderr.contains(&format!("offset {offset}")), "{stderr}");
+    assert!(stderr.contains("goliath wal verify"), "{stderr}");
+}
+
+#[test]
+fn sync_never_acknowledges_without_fdatasync_and_survives_a_killed_node() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = [
+        "--workers",
+        "1",
+        "--set",
+        "wal.sync=never",
+        "--set",
+        "wal.segment_size=1MiB",
+    ];
+    let mut node = RunningNode::start_in(dir.path(), &args);
+    let specs: Vec<String> = (0..300).map(|i| format!("echo never-{i}")).collect();
+    let (acked, error) = submit_all(&node.address, specs, 8);
+    assert!(error.is_none(), "{error:?}");
+    let status = node.json(&["status"]);
+    assert_eq!(status["wal"]["sync"], "never", "{status}");
+    assert_eq!(
+        status["wal"]["fsyncs"], 0,
+        "acknowledged after write(2), no fdatasync per batch: {status}"
+    );
+    // The process dies; the page cache keeps what was written.
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    drop(node);
+    let node = RunningNode::start_in(dir.path(), &args);
+    let lost = missing(&node.address, &acked);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged tasks lost: {lost:?}",
+        lost.len()
+    );
+}
