@@ -26,8 +26,11 @@ fn submit_watch_cancel_and_quit_from_the_keyboard() {
     let (mut command, _data) = local_console(&["--listen", "127.0.0.1:0", "--workers", "2"]);
     command.env_remove("NO_COLOR");
     let mut console = PtyProcess::spawn(&command, 40, 120);
-    console.wait_for("the Overview with a live node", |s| {
-        s.contains("1 Overview") && s.contains("live") && s.contains("Workers")
+    console.wait_for("the Overview with a live, durable node", |s| {
+        s.contains("1 Overview")
+            && s.contains("live")
+            && s.contains("Workers")
+            && s.contains("WAL fsync")
     });
     assert!(
         console.alternate_screen(),
@@ -217,4 +220,27 @@ fn console_idle_cpu() {
         "console idle CPU: {:.2}% of one core ({used:.2} s of CPU in {seconds:.1} s, refresh 500ms)",
         used / seconds * 100.0
     );
+}
+
+#[test]
+fn cluster_tab_shows_the_gossiping_local_node() {
+    let (command, _data) = local_console(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--gossip",
+        "127.0.0.1:0",
+        "--name",
+        "solo",
+    ]);
+    let mut console = PtyProcess::spawn(&command, 40, 120);
+    console.wait_for("the compact membership pane", |s| s.contains("╭ Cluster"));
+    console.type_text("4");
+    console.wait_for("this node alive in the member table", |s| {
+        s.lines()
+            .any(|line| line.contains("solo (this)") && line.contains("alive"))
+    });
+    console.type_text("q");
+    assert_eq!(console.wait_exit(), Some(0));
 }

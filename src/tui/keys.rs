@@ -82,7 +82,7 @@ actions! {
     Tab1 => "tab_1", General, &["1"], "tab 1 (Overview)";
     Tab2 => "tab_2", General, &["2"], "tab 2 (Tasks)";
     Tab3 => "tab_3", General, &["3"], "tab 3 (Logs)";
-    Tab4 => "tab_4", General, &["4"], "tab 4";
+    Tab4 => "tab_4", General, &["4"], "tab 4 (Cluster)";
     Tab5 => "tab_5", General, &["5"], "tab 5";
     Tab6 => "tab_6", General, &["6"], "tab 6";
     Tab7 => "tab_7", General, &["7"], "tab 7";

@@ -45,11 +45,13 @@ pub enum Tab {
     Tasks,
     /// The log with targets and levels.
     Logs,
+    /// Cluster membership (says how to turn gossip on when it is off).
+    Cluster,
 }
 
 impl Tab {
     /// All tabs, in key order (`1`, `2`, …).
-    pub const ALL: [Tab; 3] = [Tab::Overview, Tab::Tasks, Tab::Logs];
+    pub const ALL: [Tab; 4] = [Tab::Overview, Tab::Tasks, Tab::Logs, Tab::Cluster];
 
     /// The tab's title.
     pub fn title(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Tab {
             Tab::Overview => "Overview",
             Tab::Tasks => "Tasks",
             Tab::Logs => "Logs",
+            Tab::Cluster => "Cluster",
         }
     }
 }
@@ -70,19 +73,25 @@ pub enum Pane {
     Arena,
     /// Tasks finished per second over time.
     Throughput,
+    /// The write-ahead log (durable nodes only).
+    Wal,
     /// Recent tasks.
     Tasks,
+    /// Cluster membership at a glance (when gossip is on).
+    Cluster,
     /// The log tail.
     Log,
 }
 
 impl Pane {
     /// Focus order.
-    pub const ALL: [Pane; 5] = [
+    pub const ALL: [Pane; 7] = [
         Pane::Workers,
         Pane::Arena,
         Pane::Throughput,
+        Pane::Wal,
         Pane::Tasks,
+        Pane::Cluster,
         Pane::Log,
     ];
 
@@ -92,6 +101,8 @@ impl Pane {
             Pane::Workers => "Workers",
             Pane::Arena => "Arena",
             Pane::Throughput => "Throughput",
+            Pane::Wal => "WAL",
+            Pane::Cluster => "Cluster",
             Pane::Tasks => "Tasks",
             Pane::Log => "Log",
         }
@@ -372,6 +383,8 @@ pub struct Series {
     pub depth: Vec<VecDeque<u64>>,
     /// Tasks finished per second, oldest first.
     pub tasks_per_s: VecDeque<u64>,
+    /// WAL fdatasync latency (p50, p99) over the node's window, µs, oldest first.
+    pub fsync_latency: VecDeque<(f64, f64)>,
     /// The latest rates.
     pub rates: Rates,
 }
@@ -391,6 +404,12 @@ impl Series {
         }
         for (ring, worker) in self.depth.iter_mut().zip(&next.workers) {
             push_bounded(ring, worker.depth as u64);
+        }
+        if let Some(wal) = &next.wal {
+            push_bounded(
+                &mut self.fsync_latency,
+                (wal.fsync_p50_us, wal.fsync_p99_us),
+            );
         }
         let Some(previous) = previous else {
             return;
@@ -527,6 +546,8 @@ pub struct App {
     pub sort: (SortColumn, bool),
     /// Rows scrolled in the workers pane.
     pub workers_offset: usize,
+    /// Rows scrolled in the Cluster tab's member table.
+    pub members_offset: usize,
     /// The open detail view.
     pub detail: Option<Detail>,
     /// Submitted lines, oldest first.
@@ -577,6 +598,7 @@ impl App {
             filter: String::new(),
             sort: (SortColumn::Id, true),
             workers_offset: 0,
+            members_offset: 0,
             detail: None,
             prompt_history: VecDeque::new(),
             status: None,
@@ -625,6 +647,23 @@ impl App {
             return true;
         }
         false
+    }
+
+    /// The Overview panes the node has data for, in focus order (no WAL pane for a
+    /// memory-only node, no Cluster pane without gossip).
+    pub fn panes(&self) -> Vec<Pane> {
+        let snapshot = self.view().snapshot.as_ref();
+        let wal = snapshot.is_some_and(|s| s.wal.is_some());
+        let cluster = snapshot.is_some_and(|s| s.cluster.is_some());
+        Pane::ALL
+            .iter()
+            .copied()
+            .filter(|pane| match pane {
+                Pane::Wal => wal,
+                Pane::Cluster => cluster,
+                _ => true,
+            })
+            .collect()
     }
 
     /// The problem with a spec, if any. A kind this console does not know but the node
@@ -850,14 +889,15 @@ impl App {
             }
             Action::Zoom if self.tab == Tab::Overview => self.zoomed = !self.zoomed,
             Action::FocusNext | Action::FocusPrev if self.tab == Tab::Overview => {
-                let count = Pane::ALL.len();
-                let index = Pane::ALL.iter().position(|p| *p == self.focus).unwrap_or(0);
+                let panes = self.panes();
+                let count = panes.len();
+                let index = panes.iter().position(|p| *p == self.focus).unwrap_or(0);
                 let next = if action == Action::FocusNext {
                     (index + 1) % count
                 } else {
                     (index + count - 1) % count
                 };
-                self.focus = Pane::ALL[next];
+                self.focus = panes[next];
             }
             Action::Open => return self.open_selected(),
             Action::Back => self.back(),
@@ -918,7 +958,7 @@ impl App {
         match self.tab {
             Tab::Tasks => self.detail.is_none(),
             Tab::Overview => self.focus == Pane::Tasks,
-            Tab::Logs => false,
+            Tab::Logs | Tab::Cluster => false,
         }
     }
 
@@ -1461,9 +1501,13 @@ pub(crate) mod tests {
         press(&mut app, "tab");
         assert_eq!(app.tab, Tab::Logs);
         press(&mut app, "tab");
+        assert_eq!(app.tab, Tab::Cluster);
+        press(&mut app, "tab");
         assert_eq!(app.tab, Tab::Overview);
         press(&mut app, "shift-tab");
-        assert_eq!(app.tab, Tab::Logs);
+        assert_eq!(app.tab, Tab::Cluster);
+        press(&mut app, "4");
+        assert_eq!(app.tab, Tab::Cluster);
     }
 
     #[test]
@@ -1713,7 +1757,11 @@ pub(crate) mod tests {
         press(&mut app, "l");
         assert_eq!(app.focus, Pane::Log);
         press(&mut app, "h h h h");
-        assert_eq!(app.focus, Pane::Workers);
+        assert_eq!(
+            app.focus,
+            Pane::Workers,
+            "no WAL or Cluster pane without their data"
+        );
         press(&mut app, "e");
         assert!(app.zoomed);
         press(&mut app, "esc");

@@ -7,14 +7,17 @@ use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
+use ratatui::symbols;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{
-    Block, Borders, Cell, Clear, Paragraph, RenderDirection, Row, Sparkline, Table, Wrap,
+    Axis, Block, Borders, Cell, Chart, Clear, Dataset, GraphType, Paragraph, RenderDirection, Row,
+    Sparkline, Table, Wrap,
 };
 use tui_logger::{TuiLoggerLevelOutput, TuiLoggerSmartWidget, TuiLoggerWidget};
 
 use super::keys::{Action, Group};
 use super::state::{App, HitMap, Link, Overlay, Pane, Severity, SortColumn, Tab};
+use crate::runtime::snapshot::{ClusterSnapshot, MemberInfo, MemberState};
 use crate::runtime::units::{HumanSize, ShortDuration};
 use crate::runtime::{TaskInfo, TaskOutput, TaskState, WorkerActivity};
 
@@ -43,6 +46,7 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
             Tab::Overview => draw_overview(frame, app, body, &mut hits),
             Tab::Tasks => draw_tasks_tab(frame, app, body, &mut hits),
             Tab::Logs => draw_logs_tab(frame, app, body, &mut hits),
+            Tab::Cluster => draw_cluster_tab(frame, app, body),
         }
         draw_status(frame, app, status);
         if let Some(overlay) = &app.overlay {
@@ -72,6 +76,18 @@ fn asciify(buffer: &mut Buffer) {
             "▲" => "^",
             "▼" => "v",
             "·" => "|",
+            "•" => "*",
+            "≥" => ">",
+            "φ" => "p",
+            // Braille dots of the charts: blank stays blank, any dot becomes a star.
+            "\u{2800}" => " ",
+            braille
+                if braille
+                    .chars()
+                    .all(|c| ('\u{2801}'..='\u{28ff}').contains(&c)) =>
+            {
+                "*"
+            }
             _ => "?",
         };
         cell.set_symbol(replacement);
@@ -333,25 +349,48 @@ fn draw_overview(frame: &mut Frame, app: &App, body: Rect, hits: &mut HitMap) {
         Layout::vertical([Constraint::Min(6), Constraint::Length(log_height)]).areas(body);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(48), Constraint::Percentage(52)]).areas(top);
-    let worker_count = app.view().snapshot.as_ref().map_or(1, |s| s.workers.len()) as u16;
+    let snapshot = app.view().snapshot.as_ref();
+    let worker_count = snapshot.map_or(1, |s| s.workers.len()) as u16;
+    let wal = snapshot.is_some_and(|s| s.wal.is_some());
     const ARENA_HEIGHT: u16 = 5;
-    const THROUGHPUT_MIN: u16 = 4;
+    const THROUGHPUT_MIN: u16 = 3;
+    // The WAL pane takes what it can use (numbers, then a latency chart), leaving the
+    // throughput chart at least a few rows when there is room for it.
+    let wal_height = if wal {
+        left.height
+            .saturating_sub(ARENA_HEIGHT + 4 + THROUGHPUT_MIN)
+            .clamp(5, 12)
+    } else {
+        0
+    };
     let workers_height = (worker_count + 2)
-        .min(left.height.saturating_sub(ARENA_HEIGHT + THROUGHPUT_MIN))
+        .min(left.height.saturating_sub(ARENA_HEIGHT + wal_height))
         .max(3);
-    let [workers, arena, throughput] = Layout::vertical([
+    let [workers, arena, throughput, wal_area] = Layout::vertical([
         Constraint::Length(workers_height),
         Constraint::Length(ARENA_HEIGHT),
-        Constraint::Min(THROUGHPUT_MIN),
+        Constraint::Min(0),
+        Constraint::Length(wal_height),
     ])
     .areas(left);
-    for (pane, rect) in [
-        (Pane::Workers, workers),
-        (Pane::Arena, arena),
-        (Pane::Throughput, throughput),
-        (Pane::Tasks, right),
-        (Pane::Log, log),
-    ] {
+    let cluster_height = snapshot.and_then(|s| s.cluster.as_ref()).map_or(0, |c| {
+        (c.members.len() as u16 + 3).clamp(4, right.height / 2)
+    });
+    let [tasks, cluster] =
+        Layout::vertical([Constraint::Min(4), Constraint::Length(cluster_height)]).areas(right);
+    let mut panes = vec![(Pane::Workers, workers), (Pane::Arena, arena)];
+    if throughput.height >= THROUGHPUT_MIN {
+        panes.push((Pane::Throughput, throughput));
+    }
+    if wal {
+        panes.push((Pane::Wal, wal_area));
+    }
+    panes.push((Pane::Tasks, tasks));
+    if cluster_height > 0 {
+        panes.push((Pane::Cluster, cluster));
+    }
+    panes.push((Pane::Log, log));
+    for (pane, rect) in panes {
         draw_pane(frame, app, pane, rect, hits);
         hits.panes.push((rect, pane));
     }
@@ -363,6 +402,8 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
         Pane::Workers => draw_workers(frame, app, area, focused, hits),
         Pane::Arena => draw_arena(frame, app, area, focused),
         Pane::Throughput => draw_throughput(frame, app, area, focused),
+        Pane::Wal => draw_wal(frame, app, area, focused),
+        Pane::Cluster => draw_cluster_compact(frame, app, area, focused),
         Pane::Tasks => {
             let rows = app.task_rows();
             let title = format!("Tasks ({} shown)", rows.len());
@@ -588,6 +629,460 @@ fn draw_throughput(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
         .bar_set(app.options.glyphs.bars.clone())
         .style(theme.spark);
     frame.render_widget(sparkline, inner);
+}
+
+fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
+    let theme = &app.options.theme;
+    let view = app.view();
+    let Some(snapshot) = &view.snapshot else {
+        return;
+    };
+    let Some(wal) = &snapshot.wal else {
+        return;
+    };
+    let now = snapshot.node.now_unix_us;
+    let title = if wal.healthy {
+        Line::from(vec![
+            Span::styled(" WAL fsync ", theme.title),
+            Span::styled(
+                format!("· {}s window · ", wal.window_us / 1_000_000),
+                theme.muted,
+            ),
+            Span::styled(
+                format!("sync {} ", wal.sync.as_str()),
+                if wal.sync == crate::runtime::wal::WalSync::Never {
+                    theme.warning
+                } else {
+                    theme.muted
+                },
+            ),
+        ])
+    } else {
+        Line::from(vec![
+            Span::styled(" WAL ", theme.title),
+            Span::styled("FAILED: acknowledging nothing ", theme.error),
+        ])
+    };
+    let block = pane(app, title, focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let us = |value: f64| short_us(value.round() as u64);
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("p50 {}", us(wal.fsync_p50_us)), theme.spark),
+        Span::styled(format!("  p99 {}", us(wal.fsync_p99_us)), theme.spark_alt),
+        Span::styled(format!("  max {}", us(wal.fsync_max_us)), theme.text),
+    ])];
+    if let Some(failure) = &wal.failure {
+        lines.push(Line::styled(failure.clone(), theme.error));
+    }
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!("{} appends/s", rate_text(wal.appends_per_sec)),
+            theme.text,
+        ),
+        Span::styled(
+            format!(
+                " · {:.1} rec/fsync · {}",
+                wal.records_per_fsync,
+                HumanSize::approx(wal.bytes_per_fsync.round() as u64)
+            ),
+            theme.muted,
+        ),
+    ]));
+    let checkpoint = match (&wal.checkpoint_error, wal.last_checkpoint_unix_us) {
+        (Some(error), _) => format!("checkpoint failing: {error}"),
+        (None, Some(at)) => format!("checkpoint {} ago", short_us(now.saturating_sub(at))),
+        (None, None) => "no checkpoint yet".to_string(),
+    };
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!(
+                "{} seg · {} · ",
+                wal.segments,
+                HumanSize::approx(wal.disk_bytes)
+            ),
+            theme.muted,
+        ),
+        Span::styled(
+            checkpoint,
+            if wal.checkpoint_error.is_some() {
+                theme.warning
+            } else {
+                theme.muted
+            },
+        ),
+    ]));
+    let text_height = (lines.len() as u16).min(inner.height);
+    frame.render_widget(
+        Paragraph::new(lines),
+        Rect::new(inner.x, inner.y, inner.width, text_height),
+    );
+    let chart_area = Rect::new(
+        inner.x,
+        inner.y + text_height,
+        inner.width,
+        inner.height - text_height,
+    );
+    if chart_area.height >= 3 && view.series.fsync_latency.len() >= 2 {
+        draw_latency_chart(frame, app, chart_area);
+    }
+}
+
+/// p50 and p99 fdatasync latency over the samples the console has seen.
+fn draw_latency_chart(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = &app.options.theme;
+    let series = &app.view().series.fsync_latency;
+    let width = usize::from(area.width.saturating_sub(8)).max(2);
+    let shown: Vec<(f64, f64)> = series.iter().rev().take(width).rev().copied().collect();
+    let p50: Vec<(f64, f64)> = shown
+        .iter()
+        .enumerate()
+        .map(|(i, (p50, _))| (i as f64, *p50))
+        .collect();
+    let p99: Vec<(f64, f64)> = shown
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p99))| (i as f64, *p99))
+        .collect();
+    let top = shown.iter().map(|(_, p99)| *p99).fold(1.0f64, f64::max) * 1.1;
+    let (p50_marker, p99_marker) = if app.options.theme.name == super::theme::ThemeName::Mono {
+        (symbols::Marker::Braille, symbols::Marker::Dot)
+    } else {
+        (symbols::Marker::Braille, symbols::Marker::Braille)
+    };
+    let datasets = vec![
+        Dataset::default()
+            .name("p50")
+            .marker(p50_marker)
+            .graph_type(GraphType::Line)
+            .style(theme.spark)
+            .data(&p50),
+        Dataset::default()
+            .name("p99")
+            .marker(p99_marker)
+            .graph_type(GraphType::Line)
+            .style(theme.spark_alt)
+            .data(&p99),
+    ];
+    let chart = Chart::new(datasets)
+        .x_axis(Axis::default().bounds([0.0, (shown.len().max(2) - 1) as f64]))
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, top])
+                .labels([
+                    Span::styled("0", theme.muted),
+                    Span::styled(short_us(top as u64), theme.muted),
+                ])
+                .style(theme.muted),
+        )
+        // The numbers above name the lines (same colours); a legend would cover the data.
+        .legend_position(None);
+    frame.render_widget(chart, area);
+}
+
+/// The glyph of a member state, plus `*` when phi marks it degraded.
+fn member_glyph(app: &App, state: MemberState) -> &'static str {
+    match (state, app.options.glyphs.ascii) {
+        (MemberState::Alive, false) => "●",
+        (MemberState::Suspect, false) => "◐",
+        (MemberState::Dead | MemberState::Left, false) => "✕",
+        (MemberState::Alive, true) => "o",
+        (MemberState::Suspect, true) => "?",
+        (MemberState::Dead | MemberState::Left, true) => "x",
+    }
+}
+
+fn member_style(app: &App, state: MemberState) -> Style {
+    let theme = &app.options.theme;
+    match state {
+        MemberState::Alive => theme.ok,
+        MemberState::Suspect => theme.warning,
+        MemberState::Dead => theme.error,
+        MemberState::Left => theme.muted,
+    }
+}
+
+fn member_state_label(state: MemberState) -> &'static str {
+    match state {
+        MemberState::Alive => "alive",
+        MemberState::Suspect => "suspect",
+        MemberState::Dead => "dead",
+        MemberState::Left => "left",
+    }
+}
+
+fn member_counts(app: &App, cluster: &ClusterSnapshot, compact: bool) -> Vec<Span<'static>> {
+    let theme = &app.options.theme;
+    let counts = &cluster.counts;
+    if compact {
+        let mut spans = Vec::new();
+        for (state, count) in [
+            (MemberState::Alive, counts.alive),
+            (MemberState::Suspect, counts.suspect),
+            (MemberState::Dead, counts.dead),
+        ] {
+            spans.push(Span::styled(
+                format!("{}{} ", member_glyph(app, state), count),
+                member_style(app, state),
+            ));
+        }
+        return spans;
+    }
+    let mut spans = vec![
+        Span::styled(
+            format!(
+                "{} {} alive",
+                member_glyph(app, MemberState::Alive),
+                counts.alive
+            ),
+            member_style(app, MemberState::Alive),
+        ),
+        Span::raw("  "),
+        Span::styled(
+            format!(
+                "{} {} suspect",
+                member_glyph(app, MemberState::Suspect),
+                counts.suspect
+            ),
+            member_style(app, MemberState::Suspect),
+        ),
+        Span::raw("  "),
+        Span::styled(
+            format!(
+                "{} {} dead",
+                member_glyph(app, MemberState::Dead),
+                counts.dead
+            ),
+            member_style(app, MemberState::Dead),
+        ),
+    ];
+    if counts.left > 0 {
+        spans.push(Span::styled(format!("  {} left", counts.left), theme.muted));
+    }
+    if counts.degraded > 0 {
+        spans.push(Span::styled(
+            format!("  {} degraded", counts.degraded),
+            theme.warning,
+        ));
+    }
+    spans
+}
+
+/// One member as a line: glyph, name, phi, last heard, load.
+fn member_line(app: &App, member: &MemberInfo, now: u64) -> Line<'static> {
+    let theme = &app.options.theme;
+    let heard = if member.local {
+        "this node".to_string()
+    } else {
+        member.last_heard_unix_us.map_or_else(
+            || "never heard".to_string(),
+            |at| format!("{} ago", short_us(now.saturating_sub(at))),
+        )
+    };
+    let load = member
+        .meta
+        .as_ref()
+        .map_or_else(String::new, |m| format!("  load {:.1}", m.load));
+    Line::from(vec![
+        Span::styled(
+            format!(
+                "{}{} ",
+                member_glyph(app, member.state),
+                if member.degraded { "*" } else { " " }
+            ),
+            member_style(app, member.state),
+        ),
+        Span::styled(format!("{:<14}", member.name), theme.text),
+        Span::styled(
+            format!(
+                " {}{:<5.1}",
+                if app.options.glyphs.ascii {
+                    "phi "
+                } else {
+                    "φ"
+                },
+                member.phi
+            ),
+            theme.muted,
+        ),
+        Span::styled(format!(" {heard}{load}"), theme.muted),
+    ])
+}
+
+fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
+    let Some(snapshot) = &app.view().snapshot else {
+        return;
+    };
+    let Some(cluster) = &snapshot.cluster else {
+        return;
+    };
+    let mut title = vec![Span::styled(" Cluster ", app.options.theme.title)];
+    title.extend(member_counts(app, cluster, area.width < 60));
+    title.push(Span::raw(" "));
+    let block = pane(app, Line::from(title), focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let lines: Vec<Line> = cluster
+        .members
+        .iter()
+        .take(usize::from(inner.height))
+        .map(|m| member_line(app, m, snapshot.node.now_unix_us))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = &app.options.theme;
+    let Some(snapshot) = &app.view().snapshot else {
+        frame.render_widget(pane(app, " Cluster ", true), area);
+        return;
+    };
+    let Some(cluster) = &snapshot.cluster else {
+        let block = pane(app, " Cluster ", true);
+        let lines = vec![
+            Line::styled(
+                "Gossip is off on this node, so it knows no other members.",
+                theme.text,
+            ),
+            Line::raw(""),
+            Line::styled(
+                "Start nodes with --gossip ADDR (and --join HOST:PORT to join one), set gossip.enabled = true,",
+                theme.muted,
+            ),
+            Line::styled(
+                "or try `goliath demo` for a three-node cluster on this machine.",
+                theme.muted,
+            ),
+        ];
+        frame.render_widget(
+            Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    };
+    let now = snapshot.node.now_unix_us;
+    let events_height = (cluster.events.len() as u16 + 2).clamp(3, area.height / 3);
+    let [table_area, events_area] =
+        Layout::vertical([Constraint::Min(5), Constraint::Length(events_height)]).areas(area);
+    let mut title = vec![Span::styled(
+        format!(
+            " Cluster {} · this node {} ({:?}, generation {}, incarnation {}) · ",
+            cluster.cluster, cluster.local, cluster.status, cluster.generation, cluster.incarnation
+        )
+        .to_lowercase(),
+        theme.title,
+    )];
+    title.extend(member_counts(app, cluster, false));
+    title.push(Span::raw(" "));
+    frame.render_widget(pane(app, Line::from(title), true), table_area);
+    let rows_visible = usize::from(table_area.height.saturating_sub(3));
+    let offset = app
+        .members_offset
+        .min(cluster.members.len().saturating_sub(rows_visible));
+    let rows = cluster.members.iter().skip(offset).map(|member| {
+        let heard = if member.local {
+            "-".to_string()
+        } else {
+            member.last_heard_unix_us.map_or_else(
+                || "never".to_string(),
+                |at| format!("{} ago", short_us(now.saturating_sub(at))),
+            )
+        };
+        let load = member.meta.as_ref().map_or_else(
+            || "-".to_string(),
+            |m| format!("{:.1}, {} queued", m.load, m.queue_depth),
+        );
+        let state = format!(
+            "{} {}{}",
+            member_glyph(app, member.state),
+            member_state_label(member.state),
+            if member.degraded { " *" } else { "" }
+        );
+        let name = if member.local {
+            format!("{} (this)", member.name)
+        } else {
+            member.name.clone()
+        };
+        Row::new(vec![
+            Cell::from(name),
+            Cell::from(Span::styled(state, member_style(app, member.state))),
+            Cell::from(format!("{:.1}", member.phi)),
+            Cell::from(member.incarnation.to_string()),
+            Cell::from(member.gossip_address.clone().unwrap_or_else(|| "-".into())),
+            Cell::from(
+                member
+                    .protocol_address
+                    .clone()
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            Cell::from(heard),
+            Cell::from(load),
+        ])
+        .style(theme.text)
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(18),
+            Constraint::Length(12),
+            Constraint::Length(6),
+            Constraint::Length(5),
+            Constraint::Length(21),
+            Constraint::Length(21),
+            Constraint::Length(11),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "NAME", "STATE", "PHI", "INC", "GOSSIP", "PROTOCOL", "HEARD", "LOAD",
+        ])
+        .style(theme.muted.add_modifier(Modifier::BOLD)),
+    )
+    .column_spacing(1);
+    let table_inner = Rect::new(
+        table_area.x + 1,
+        table_area.y + 1,
+        table_area.width.saturating_sub(2),
+        table_area.height.saturating_sub(2),
+    );
+    frame.render_widget(table, table_inner);
+    let events_block = pane(
+        app,
+        format!(
+            " Membership events · {} {:.1} marks degraded (*) · {} packets in, {} out ",
+            if app.options.glyphs.ascii {
+                "phi >="
+            } else {
+                "φ ≥"
+            },
+            cluster.phi_threshold,
+            cluster.stats.packets_received,
+            cluster.stats.packets_sent
+        ),
+        false,
+    );
+    let events_inner = events_block.inner(events_area);
+    frame.render_widget(events_block, events_area);
+    let lines: Vec<Line> = cluster
+        .events
+        .iter()
+        .rev()
+        .take(usize::from(events_inner.height))
+        .map(|event| {
+            Line::from(vec![
+                Span::styled(
+                    format!(
+                        "{:>9} ago  ",
+                        short_us(now.saturating_sub(event.at_unix_us))
+                    ),
+                    theme.muted,
+                ),
+                Span::styled(event.text.clone(), theme.text),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), events_inner);
 }
 
 fn draw_log_pane(frame: &mut Frame, app: &App, area: Rect, focused: bool, hits: &mut HitMap) {
@@ -1384,5 +1879,203 @@ mod tests {
         };
         app.on_mouse(click);
         assert_eq!(app.selected, Some(TaskId(17)), "fourth row, newest first");
+    }
+}
+
+#[cfg(test)]
+mod panel_tests {
+    //! The WAL and Cluster panels from fixed samples.
+    use super::*;
+    use crate::runtime::Kinds;
+    use crate::runtime::gossip::{EventKind, GossipStats, LocalStatus, MemberCounts, MemberLoad};
+    use crate::runtime::snapshot::ClusterEvent;
+    use crate::runtime::wal::{RecoverySummary, WalSnapshot, WalSync};
+    use crate::tui::keys::Keymap;
+    use crate::tui::state::tests::{options, snapshot, task};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    const NOW: u64 = 1_700_000_000_000_000;
+
+    fn wal(second: u64, healthy: bool) -> WalSnapshot {
+        WalSnapshot {
+            data_dir: "/var/lib/goliath/alpha".into(),
+            sync: WalSync::Always,
+            healthy,
+            failure: (!healthy).then(|| "fdatasync of segment 3 failed: EIO".to_string()),
+            window_us: 5_000_000,
+            fsync_p50_us: 110.0 + (second % 5) as f64 * 10.0,
+            fsync_p99_us: 220.0 + (second % 3) as f64 * 40.0,
+            fsync_max_us: 1_200.0,
+            window_fsyncs: 40_000,
+            records_per_fsync: 46.5,
+            bytes_per_fsync: 5_900.0,
+            appends_per_sec: 372_000.0,
+            records: 9_000_000,
+            bytes: 1 << 30,
+            fsyncs: 200_000,
+            pending_records: 12,
+            segments: 3,
+            disk_bytes: 48 << 20,
+            last_checkpoint_unix_us: Some(NOW + second * 1_000_000 - 12_000_000),
+            last_checkpoint_bytes: 2 << 20,
+            checkpoints: 4,
+            checkpoint_error: None,
+            recovered: RecoverySummary::default(),
+        }
+    }
+
+    fn member(name: &str, state: MemberState, phi: f64, local: bool) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            generation: 1_700_000_000_000_001,
+            incarnation: u32::from(state == MemberState::Suspect),
+            state,
+            degraded: phi >= 8.0,
+            phi,
+            gossip_address: Some(format!("127.0.0.1:74{}", name.len() + 20)),
+            protocol_address: Some(format!("127.0.0.1:73{}", name.len() + 20)),
+            last_heard_unix_us: (!local).then_some(NOW + 11_700_000),
+            since_unix_us: NOW,
+            local,
+            meta: Some(MemberLoad {
+                version: 3,
+                workers: 2,
+                queue_depth: 4,
+                arena_free: 65_530,
+                load: 0.5,
+            }),
+        }
+    }
+
+    fn cluster() -> ClusterSnapshot {
+        let members = vec![
+            member("alpha", MemberState::Alive, 0.0, true),
+            member("beta", MemberState::Alive, 0.4, false),
+            member("gamma", MemberState::Suspect, 9.1, false),
+            member("delta", MemberState::Dead, 0.0, false),
+        ];
+        let event = |seconds: u64, name: &str, kind: EventKind| ClusterEvent {
+            at_unix_us: NOW + seconds * 1_000_000,
+            member: name.into(),
+            generation: 1,
+            text: ClusterEvent::describe(name, 1, &kind),
+            kind,
+        };
+        ClusterSnapshot {
+            cluster: "goliath".into(),
+            local: "alpha".into(),
+            generation: 1_700_000_000_000_001,
+            incarnation: 0,
+            gossip_address: "127.0.0.1:7421".into(),
+            status: LocalStatus::Active,
+            local_health: 0,
+            phi_threshold: 8.0,
+            counts: MemberCounts {
+                alive: 2,
+                suspect: 1,
+                dead: 1,
+                left: 0,
+                degraded: 1,
+            },
+            members,
+            events: vec![
+                event(1, "beta", EventKind::Joined),
+                event(2, "gamma", EventKind::Joined),
+                event(3, "delta", EventKind::Joined),
+                event(8, "delta", EventKind::Failed),
+                event(11, "gamma", EventKind::Suspected { by: "beta".into() }),
+            ],
+            stats: GossipStats::default(),
+        }
+    }
+
+    fn app(workers: usize, with_wal: bool, with_cluster: bool) -> App {
+        let mut app = App::new(options(), Keymap::default(), Kinds::new());
+        for second in 1..=12 {
+            let mut sample = snapshot(
+                workers,
+                vec![
+                    task(3, crate::runtime::TaskState::Running, "spin 5s"),
+                    task(2, crate::runtime::TaskState::Succeeded, "fib 30"),
+                ],
+                second,
+            );
+            sample.wal = with_wal.then(|| wal(second, true));
+            sample.cluster = with_cluster.then(cluster);
+            app.ingest(sample);
+        }
+        app
+    }
+
+    fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|frame| drop(render(frame, app))).unwrap();
+        terminal
+    }
+
+    #[test]
+    fn overview_with_wal_and_cluster_120x40() {
+        let app = app(4, true, true);
+        let terminal = draw(&app, 120, 40);
+        insta::assert_snapshot!(terminal.backend());
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("WAL"), "{text}");
+        assert!(text.contains("p99"), "{text}");
+        assert!(text.contains("gamma"), "{text}");
+    }
+
+    #[test]
+    fn overview_with_wal_and_cluster_80x24() {
+        let app = app(2, true, true);
+        insta::assert_snapshot!(draw(&app, 80, 24).backend());
+    }
+
+    #[test]
+    fn memory_only_node_without_gossip_shows_no_wal_or_cluster_pane() {
+        let app = app(2, false, false);
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(!text.contains("╭ WAL"), "{text}");
+        assert!(!text.contains("╭ Cluster"), "{text}");
+    }
+
+    #[test]
+    fn a_failed_log_is_impossible_to_miss() {
+        let mut app = app(2, true, false);
+        let mut sample = snapshot(2, Vec::new(), 13);
+        sample.wal = Some(wal(13, false));
+        app.ingest(sample);
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(text.contains("FAILED: acknowledging nothing"), "{text}");
+        assert!(text.contains("EIO"), "{text}");
+    }
+
+    #[test]
+    fn cluster_tab() {
+        let mut app = app(2, true, true);
+        app.tab = Tab::Cluster;
+        insta::assert_snapshot!(draw(&app, 120, 40).backend());
+    }
+
+    #[test]
+    fn cluster_tab_says_how_to_turn_gossip_on() {
+        let mut app = app(2, true, false);
+        app.tab = Tab::Cluster;
+        let text = format!("{}", draw(&app, 100, 30).backend());
+        assert!(text.contains("Gossip is off"), "{text}");
+        assert!(text.contains("--gossip"), "{text}");
+    }
+
+    #[test]
+    fn ascii_panels_stay_ascii() {
+        let mut app = app(2, true, true);
+        app.options.glyphs = crate::tui::theme::Glyphs::new(true);
+        for tab in [Tab::Overview, Tab::Cluster] {
+            app.tab = tab;
+            let terminal = draw(&app, 120, 40);
+            for cell in terminal.backend().buffer().content.iter() {
+                assert!(cell.symbol().is_ascii(), "{tab:?}: {:?}", cell.symbol());
+            }
+        }
     }
 }
