@@ -814,54 +814,33 @@ fn member_state_label(state: MemberState) -> &'static str {
 fn member_counts(app: &App, cluster: &ClusterSnapshot, compact: bool) -> Vec<Span<'static>> {
     let theme = &app.options.theme;
     let counts = &cluster.counts;
+    let mut spans = Vec::new();
+    for (state, count) in [
+        (MemberState::Alive, counts.alive),
+        (MemberState::Suspect, counts.suspect),
+        (MemberState::Dead, counts.dead),
+    ] {
+        let text = if compact {
+            format!("{}{} ", member_glyph(app, state), count)
+        } else {
+            format!(
+                "{} {} {}  ",
+                member_glyph(app, state),
+                count,
+                member_state_label(state)
+            )
+        };
+        spans.push(Span::styled(text, member_style(app, state)));
+    }
     if compact {
-        let mut spans = Vec::new();
-        for (state, count) in [
-            (MemberState::Alive, counts.alive),
-            (MemberState::Suspect, counts.suspect),
-            (MemberState::Dead, counts.dead),
-        ] {
-            spans.push(Span::styled(
-                format!("{}{} ", member_glyph(app, state), count),
-                member_style(app, state),
-            ));
-        }
         return spans;
     }
-    let mut spans = vec![
-        Span::styled(
-            format!(
-                "{} {} alive",
-                member_glyph(app, MemberState::Alive),
-                counts.alive
-            ),
-            member_style(app, MemberState::Alive),
-        ),
-        Span::raw("  "),
-        Span::styled(
-            format!(
-                "{} {} suspect",
-                member_glyph(app, MemberState::Suspect),
-                counts.suspect
-            ),
-            member_style(app, MemberState::Suspect),
-        ),
-        Span::raw("  "),
-        Span::styled(
-            format!(
-                "{} {} dead",
-                member_glyph(app, MemberState::Dead),
-                counts.dead
-            ),
-            member_style(app, MemberState::Dead),
-        ),
-    ];
     if counts.left > 0 {
-        spans.push(Span::styled(format!("  {} left", counts.left), theme.muted));
+        spans.push(Span::styled(format!("{} left  ", counts.left), theme.muted));
     }
     if counts.degraded > 0 {
         spans.push(Span::styled(
-            format!("  {} degraded", counts.degraded),
+            format!("{} degraded", counts.degraded),
             theme.warning,
         ));
     }
