@@ -138,6 +138,8 @@ struct LeanClient {
     stream: TcpStream,
     reader: FrameReader,
     request: Vec<u8>,
+    /// The next stream id: every request in flight needs its own.
+    next_stream: u32,
 }
 
 impl LeanClient {
@@ -157,6 +159,7 @@ impl LeanClient {
             stream,
             reader: FrameReader::new(16 << 20),
             request: Vec::new(),
+            next_stream: 1,
         };
         let (header, _) = client.next_frame().await;
         assert_eq!(header, FrameType::Welcome);
@@ -188,8 +191,10 @@ impl LeanClient {
         }
     }
 
-    /// Sends the submit request (stream ids do not matter to the bench).
+    /// Sends the submit request on a fresh stream id (bytes 4..8 of the frame header).
     async fn send(&mut self) {
+        self.request[4..8].copy_from_slice(&self.next_stream.to_be_bytes());
+        self.next_stream = self.next_stream.wrapping_add(1).max(1);
         self.stream.write_all(&self.request).await.expect("send");
     }
 

@@ -606,3 +606,23 @@ fn a_slow_watcher_lags_instead_of_buffering() {
     drop(stream);
     assert_still_serving(&fixture);
 }
+
+#[test]
+fn a_stream_id_reused_while_in_flight_is_refused_not_lost() {
+    let fixture = Fixture::new(|_| {});
+    let wait = Request::Submit(SubmitRequest {
+        specs: vec!["sleep 5s".into()],
+        idempotency_key: None,
+        wait: true,
+    });
+    let mut bytes = handshake_bytes();
+    for _ in 0..2 {
+        frame::write_message(&mut bytes, FrameType::Request, 7, &wait, 1 << 20).expect("encodes");
+    }
+    let text = error_text(&fixture.raw_exchange(&bytes));
+    assert!(
+        text.contains("stream 7 is already in use"),
+        "the client is told, instead of one answer vanishing: {text}"
+    );
+    assert_still_serving(&fixture);
+}

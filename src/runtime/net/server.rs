@@ -529,6 +529,18 @@ impl Connection {
                             return Err(Rejection::Protocol(message));
                         }
                     };
+                    if self.waits.contains_key(&header.stream)
+                        || self.watches.contains_key(&header.stream)
+                    {
+                        // Answering both on one stream would leave the client unable to tell
+                        // them apart; dropping one would leave it waiting forever.
+                        let message = format!(
+                            "stream {} is already in use by a request in flight; give each request its own stream id",
+                            header.stream
+                        );
+                        self.send_error_frame(&message).await;
+                        return Err(Rejection::Protocol(message));
+                    }
                     self.context.stats.requests.fetch_add(1, Ordering::Relaxed);
                     self.handle(header.stream, request, permit).await;
                 }
