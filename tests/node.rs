@@ -454,18 +454,25 @@ fn registered_kinds_spawn_children_that_other_workers_steal() {
         wait_finished(&node, root).output,
         Some(TaskOutput::Number(20_000))
     );
+    // A leaf bumps `runs` inside its step; the worker counts the task as
+    // executed just after the step returns, so wait for both to settle.
     let deadline = std::time::Instant::now() + common::LIVENESS;
-    while runs.load(Ordering::Relaxed) < 20_000 {
+    let executed_total =
+        |node: &Node| -> u64 { node.snapshot(0).workers.iter().map(|w| w.executed).sum() };
+    while runs.load(Ordering::Relaxed) < 20_000 || executed_total(&node) < 20_001 {
         assert!(
             std::time::Instant::now() < deadline,
-            "children never all ran"
+            "children never all ran: {} leaf runs, {} executed",
+            runs.load(Ordering::Relaxed),
+            executed_total(&node)
         );
         std::thread::sleep(Duration::from_millis(1));
     }
     let snapshot = node.snapshot(0);
     assert!(snapshot.node.kinds.contains(&"fanout".to_string()));
+    assert_eq!(runs.load(Ordering::Relaxed), 20_000, "each child ran once");
     let executed: u64 = snapshot.workers.iter().map(|w| w.executed).sum();
-    assert_eq!(executed, 20_001);
+    assert_eq!(executed, 20_001, "the root and each child counted once");
     let stole: u64 = snapshot.workers.iter().map(|w| w.stole).sum();
     let stolen_from: u64 = snapshot.workers.iter().map(|w| w.stolen_from).sum();
     assert_eq!(stole, stolen_from, "every steal is counted on both sides");
