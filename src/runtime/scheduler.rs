@@ -7,7 +7,8 @@
 //! deques, in a random order, stealing half a batch at a time.
 //!
 //! **Idle and wake-up.** An idle worker spins for `scheduler.spin_before_park`, counted as
-//! *searching*, then registers as parked, issues a SeqCst fence, looks once more, and parks.
+//! *searching* (only while fewer than half the workers, at least one, are searching: spinners
+//! must not hold every core the I/O thread and the rest of the machine need), then registers as parked, issues a SeqCst fence, looks once more, and parks.
 //! A submitter pushes, issues a SeqCst fence, and wakes one parked worker only if nobody is
 //! searching. Either the submitter sees the registration or the worker's last look sees the
 //! task, so no wake-up is lost (the test `no_lost_wakeups_under_submit_park_stress` would hang
@@ -175,8 +176,25 @@ impl Sleepers {
         }
     }
 
-    fn begin_search(&self) {
-        self.num_searching.fetch_add(1, Ordering::SeqCst);
+    /// Counts the caller as searching unless `limit` workers already are: an idle worker
+    /// spins only while fewer than half the workers do, so spinners never hold every core
+    /// that the I/O thread, timers and other processes need.
+    fn try_begin_search(&self, limit: usize) -> bool {
+        let mut current = self.num_searching.load(Ordering::SeqCst);
+        loop {
+            if current >= limit {
+                return false;
+            }
+            match self.num_searching.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     /// Returns whether this was the last searcher.
@@ -395,14 +413,17 @@ impl WorkerThread {
         if spin_ticks == 0 {
             return None;
         }
+        if !self.searching {
+            let limit = (self.core.shared.worker_stats.len() / 2).max(1);
+            if !self.core.shared.sleepers.try_begin_search(limit) {
+                return None;
+            }
+            self.searching = true;
+        }
         self.core
             .stats()
             .state
             .store(worker_state::SEARCHING, Ordering::Relaxed);
-        if !self.searching {
-            self.searching = true;
-            self.core.shared.sleepers.begin_search();
-        }
         let deadline = self.core.shared.clock.now() + spin_ticks;
         let mut rounds: u32 = 0;
         loop {

@@ -1,10 +1,13 @@
 //! The protocol server: accepts connections, checks the handshake, and serves requests against
 //! a [`Node`], many in flight per connection and answered out of order.
 //!
-//! Per connection: one task reads frames and handles requests; one task writes, draining a
-//! bounded queue of outgoing frames and writing them in batches. At most `net.max_inflight`
-//! requests are in flight; beyond that the reader stops reading (TCP pushes back on the
-//! client), it never buffers without bound. A watch stream sends events with backpressure —
+//! Per connection: one task reads frames, handles requests and writes the answers. Each turn
+//! it handles everything ready without waiting (finished tasks, whole frames already
+//! buffered, frames from its helper tasks), then writes all the answers that produced in one
+//! write, so a burst costs one syscall and no hop through another task. Watch streams and
+//! answers waiting for durability run as helper tasks that hand frames to it through a bounded
+//! queue. At most `net.max_inflight` requests are in flight; beyond that the connection stops
+//! reading (TCP pushes back on the client), it never buffers without bound. A watch stream sends events with backpressure —
 //! a slow watcher lags and is told how many events it skipped — and snapshots only when the
 //! queue has room, so a slow watcher loses intermediate snapshots, not memory.
 //!
@@ -291,14 +294,9 @@ async fn serve_connection(
     tracing::debug!(%peer, client = %hello.client, "client connected");
 
     let (mut read_half, write_half) = stream.into_split();
-    let (outgoing, outgoing_queue) = mpsc::channel::<Outgoing>(config.max_inflight + 64);
-    let writer = tokio::spawn(write_loop(write_half, outgoing_queue, config.max_frame));
-    let mut connection = Connection::new(context.clone(), outgoing.clone());
+    let mut connection = Connection::new(context.clone(), write_half);
     let result = connection.run(&mut read_half, &mut reader).await;
-    connection.finish();
-    drop(outgoing);
-    drop(connection);
-    let _ = writer.await;
+    connection.close().await;
     result
 }
 
@@ -348,32 +346,6 @@ enum Outgoing {
     Response(u32, Response, Option<OwnedSemaphorePermit>),
     Item(u32, StreamItem),
     End(u32, Option<OwnedSemaphorePermit>),
-    Fatal(String),
-}
-
-async fn write_loop(
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
-    mut queue: mpsc::Receiver<Outgoing>,
-    max_frame: u32,
-) {
-    let mut buffer = Vec::with_capacity(64 * 1024);
-    while let Some(first) = queue.recv().await {
-        encode_outgoing(&mut buffer, first, max_frame);
-        while buffer.len() < 256 * 1024 {
-            match queue.try_recv() {
-                Ok(next) => encode_outgoing(&mut buffer, next, max_frame),
-                Err(_) => break,
-            }
-        }
-        if writer.write_all(&buffer).await.is_err() {
-            return;
-        }
-        buffer.clear();
-        if buffer.capacity() > 1 << 20 {
-            buffer.shrink_to(64 * 1024);
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
@@ -398,9 +370,6 @@ fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
         Outgoing::End(stream, _permit) => {
             frame::write_frame(buffer, FrameType::StreamEnd, stream, &[])
         }
-        Outgoing::Fatal(message) => {
-            frame::write_frame(buffer, FrameType::Error, 0, message.as_bytes())
-        }
     }
 }
 
@@ -414,9 +383,22 @@ struct PendingWait {
     permit: OwnedSemaphorePermit,
 }
 
+/// Encoded frames waiting to be written are flushed once they pass this many bytes, and
+/// whenever the connection is about to wait.
+const FLUSH_AT: usize = 256 * 1024;
+
 struct Connection {
     context: Arc<Context>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    /// Frames encoded by this task and not yet written. Written whenever the connection is
+    /// about to wait, so a burst of answers leaves in one write.
+    out: Vec<u8>,
+    /// A sender for helper tasks (watch streams, answers waiting for durability); the
+    /// connection reads `queued` and writes what they send, in the order it arrives.
     outgoing: mpsc::Sender<Outgoing>,
+    queued: mpsc::Receiver<Outgoing>,
+    /// The write side failed: the peer is gone, nothing more can reach it.
+    write_failed: bool,
     permits: Arc<Semaphore>,
     completions: CompletionSender,
     completed: mpsc::UnboundedReceiver<TaskInfo>,
@@ -429,12 +411,17 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(context: Arc<Context>, outgoing: mpsc::Sender<Outgoing>) -> Self {
+    fn new(context: Arc<Context>, writer: tokio::net::tcp::OwnedWriteHalf) -> Self {
         let (completions, completed) = mpsc::unbounded_channel();
+        let (outgoing, queued) = mpsc::channel::<Outgoing>(context.config.max_inflight + 64);
         let permits = Arc::new(Semaphore::new(context.config.max_inflight));
         Self {
             context,
+            writer,
+            out: Vec::with_capacity(16 * 1024),
             outgoing,
+            queued,
+            write_failed: false,
             permits,
             completions,
             completed,
@@ -446,124 +433,188 @@ impl Connection {
         }
     }
 
+    /// Serves requests until the client leaves or breaks the protocol.
+    ///
+    /// Each turn handles, without waiting, everything that is ready — finished tasks, frames
+    /// from helper tasks, and the whole frames already buffered (one permit each) — then
+    /// writes what that produced in one go and waits for the next thing to do. Without a
+    /// permit it does not read (backpressure: TCP pushes back on the client).
     async fn run(
         &mut self,
         read_half: &mut tokio::net::tcp::OwnedReadHalf,
         reader: &mut FrameReader,
     ) -> Result<(), Rejection> {
+        let mut permit: Option<OwnedSemaphorePermit> = None;
         loop {
-            // Answer whole frames already buffered, one permit each; stop reading when none
-            // are left (backpressure).
-            let permit = tokio::select! {
+            self.take_ready().await;
+            loop {
+                if permit.is_none() {
+                    permit = self.permits.clone().try_acquire_owned().ok();
+                }
+                let Some(held) = permit.take() else { break };
+                let (header, payload) = match reader.next_frame() {
+                    Err(error) => return Err(self.fatal(error.to_string())),
+                    Ok(None) => {
+                        permit = Some(held);
+                        break;
+                    }
+                    Ok(Some(frame)) => frame,
+                };
+                self.frame(header, payload, held).await?;
+                if self.out.len() >= FLUSH_AT {
+                    self.flush().await?;
+                }
+            }
+            self.flush().await?;
+            let spare = match permit {
+                Some(_) => match reader.spare() {
+                    Ok(spare) => Some(spare),
+                    Err(error) => return Err(self.fatal(error.to_string())),
+                },
+                None => None,
+            };
+            let reading = spare.is_some();
+            tokio::select! {
                 biased;
-                Some(info) = self.completed.recv() => { self.completed_task(info).await; continue; }
+                Some(info) = self.completed.recv() => self.completed_task(info).await,
+                Some(item) = self.queued.recv() => self.encode(item),
                 Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.resolve(stream, index, info).await;
-                    continue;
                 }
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
                     self.made_durable(stream, result).await;
-                    continue;
                 }
-                permit = self.permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
+                acquired = self.permits.clone().acquire_owned(), if !reading => match acquired {
+                    Ok(acquired) => permit = Some(acquired),
                     Err(_) => return Ok(()),
                 },
-            };
-            let frame = loop {
-                match reader.next_frame() {
-                    Err(error) => {
-                        self.send_error_frame(&error.to_string()).await;
-                        return Err(Rejection::Protocol(error.to_string()));
+                count = async {
+                    match spare {
+                        Some(spare) => read_half.read(spare).await,
+                        None => std::future::pending().await,
                     }
-                    Ok(Some((header, payload))) => break Some((header, payload.to_vec())),
-                    Ok(None) => {}
-                }
-                let spare = match reader.spare() {
-                    Ok(spare) => spare,
-                    Err(error) => {
-                        self.send_error_frame(&error.to_string()).await;
-                        return Err(Rejection::Protocol(error.to_string()));
-                    }
-                };
-                let count = tokio::select! {
-                    biased;
-                    Some(info) = self.completed.recv() => { self.completed_task(info).await; continue; }
-                    Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
-                        self.resolve(stream, index, info).await;
-                        continue;
-                    }
-                    Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
-                        self.made_durable(stream, result).await;
-                        continue;
-                    }
-                    count = read_half.read(spare) => count?,
-                };
-                if count == 0 {
-                    if reader.pending() > 0 {
-                        return Err(Rejection::Protocol(format!(
-                            "connection closed in the middle of a frame ({} bytes of it received)",
-                            reader.pending()
-                        )));
-                    }
-                    break None;
-                }
-                reader.filled(count);
-            };
-            let Some((header, payload)) = frame else {
-                // The client closed its side: finish what is in flight, then stop.
-                drop(permit);
-                self.drain().await;
-                return Ok(());
-            };
-            match header.frame_type {
-                FrameType::Request => {
-                    let request = match crate::codec::decode::<Request>("request", &payload) {
-                        Ok(request) => request,
-                        Err(error) => {
-                            let message = format!(
-                                "request on stream {} does not decode: {error}",
-                                header.stream
-                            );
-                            self.send_error_frame(&message).await;
-                            return Err(Rejection::Protocol(message));
+                }, if reading => {
+                    let count = count?;
+                    if count == 0 {
+                        if reader.pending() > 0 {
+                            return Err(Rejection::Protocol(format!(
+                                "connection closed in the middle of a frame ({} bytes of it received)",
+                                reader.pending()
+                            )));
                         }
-                    };
-                    if self.waits.contains_key(&header.stream)
-                        || self.watches.contains_key(&header.stream)
-                    {
-                        // Answering both on one stream would leave the client unable to tell
-                        // them apart; dropping one would leave it waiting forever.
-                        let message = format!(
-                            "stream {} is already in use by a request in flight; give each request its own stream id",
-                            header.stream
-                        );
-                        self.send_error_frame(&message).await;
-                        return Err(Rejection::Protocol(message));
+                        // The client closed its side: finish what is in flight, then stop.
+                        drop(permit);
+                        self.drain().await;
+                        return Ok(());
                     }
-                    self.context.stats.requests.fetch_add(1, Ordering::Relaxed);
-                    self.handle(header.stream, request, permit).await;
-                }
-                FrameType::CancelStream => {
-                    drop(permit);
-                    if let Some(watch) = self.watches.remove(&header.stream) {
-                        watch.abort();
-                    }
-                }
-                other => {
-                    let message = format!("unexpected {other:?} frame from a client");
-                    self.send_error_frame(&message).await;
-                    return Err(Rejection::Protocol(message));
+                    reader.filled(count);
                 }
             }
         }
     }
 
+    /// Handles what is ready without waiting: finished tasks, frames from helper tasks,
+    /// settled polls and durability waits.
+    async fn take_ready(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Ok(info) = self.completed.try_recv() {
+                self.completed_task(info).await;
+                progressed = true;
+            }
+            while let Ok(item) = self.queued.try_recv() {
+                self.encode(item);
+                progressed = true;
+            }
+            while let Some(Ok((stream, index, info))) = self.polls.try_join_next() {
+                self.resolve(stream, index, info).await;
+                progressed = true;
+            }
+            while let Some(Ok((stream, result))) = self.durables.try_join_next() {
+                self.made_durable(stream, result).await;
+                progressed = true;
+            }
+            if !progressed || self.out.len() >= FLUSH_AT {
+                return;
+            }
+        }
+    }
+
+    /// One frame from the client, holding the permit its request takes.
+    async fn frame(
+        &mut self,
+        header: frame::FrameHeader,
+        payload: &[u8],
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(), Rejection> {
+        match header.frame_type {
+            FrameType::Request => {
+                let request = match crate::codec::decode::<Request>("request", payload) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        return Err(self.fatal(format!(
+                            "request on stream {} does not decode: {error}",
+                            header.stream
+                        )));
+                    }
+                };
+                if self.waits.contains_key(&header.stream)
+                    || self.watches.contains_key(&header.stream)
+                {
+                    // Answering both on one stream would leave the client unable to tell
+                    // them apart; dropping one would leave it waiting forever.
+                    return Err(self.fatal(format!(
+                        "stream {} is already in use by a request in flight; give each request its own stream id",
+                        header.stream
+                    )));
+                }
+                self.context.stats.requests.fetch_add(1, Ordering::Relaxed);
+                self.handle(header.stream, request, permit).await;
+                Ok(())
+            }
+            FrameType::CancelStream => {
+                drop(permit);
+                if let Some(watch) = self.watches.remove(&header.stream) {
+                    watch.abort();
+                }
+                Ok(())
+            }
+            other => Err(self.fatal(format!("unexpected {other:?} frame from a client"))),
+        }
+    }
+
+    /// Writes every encoded frame.
+    async fn flush(&mut self) -> Result<(), Rejection> {
+        if self.out.is_empty() || self.write_failed {
+            self.out.clear();
+            return Ok(());
+        }
+        let result = self.writer.write_all(&self.out).await;
+        self.out.clear();
+        if self.out.capacity() > 1 << 20 {
+            self.out.shrink_to(64 * 1024);
+        }
+        if let Err(error) = result {
+            self.write_failed = true;
+            return Err(Rejection::Io(error));
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, outgoing: Outgoing) {
+        encode_outgoing(&mut self.out, outgoing, self.context.config.max_frame);
+    }
+
     /// Waits for outstanding `wait` submissions after the client stopped sending.
     async fn drain(&mut self) {
-        while !self.waits.is_empty() {
+        while !self.waits.is_empty() && !self.write_failed {
+            self.take_ready().await;
+            if self.waits.is_empty() || self.flush().await.is_err() {
+                break;
+            }
             tokio::select! {
                 Some(info) = self.completed.recv() => self.completed_task(info).await,
+                Some(item) = self.queued.recv() => self.encode(item),
                 Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.resolve(stream, index, info).await;
                 }
@@ -575,18 +626,46 @@ impl Connection {
         }
     }
 
-    fn finish(&mut self) {
+    /// Stops the helper tasks, writes what they and this task still had to say (answers
+    /// waiting for durability included), and closes the write side.
+    async fn close(mut self) {
         for (_, watch) in self.watches.drain() {
             watch.abort();
         }
         self.polls.abort_all();
         self.durables.abort_all();
+        let Connection {
+            context,
+            mut writer,
+            mut out,
+            outgoing,
+            mut queued,
+            write_failed,
+            ..
+        } = self;
+        drop(outgoing);
+        if write_failed {
+            return;
+        }
+        // Helper tasks still running hold senders; the queue ends when the last one is done.
+        while let Some(item) = queued.recv().await {
+            encode_outgoing(&mut out, item, context.config.max_frame);
+            if out.len() >= FLUSH_AT {
+                if writer.write_all(&out).await.is_err() {
+                    return;
+                }
+                out.clear();
+            }
+        }
+        if writer.write_all(&out).await.is_ok() {
+            let _ = writer.shutdown().await;
+        }
     }
 
     /// Sends `response` once `ticket` is durable (or the log's failure instead), without
     /// holding up this connection's other requests.
     async fn send_when_durable(
-        &self,
+        &mut self,
         stream: u32,
         ticket: Ticket,
         response: Response,
@@ -641,20 +720,15 @@ impl Connection {
         }
     }
 
-    /// Queues an `Error` frame behind any responses already queued; the connection closes
-    /// after it.
-    async fn send_error_frame(&self, message: &str) {
-        let _ = self
-            .outgoing
-            .send(Outgoing::Fatal(message.to_string()))
-            .await;
+    /// Encodes an `Error` frame behind the answers already encoded; the connection closes
+    /// after it. Returns the rejection to log.
+    fn fatal(&mut self, message: String) -> Rejection {
+        frame::write_frame(&mut self.out, FrameType::Error, 0, message.as_bytes());
+        Rejection::Protocol(message)
     }
 
-    async fn send(&self, stream: u32, response: Response, permit: OwnedSemaphorePermit) {
-        let _ = self
-            .outgoing
-            .send(Outgoing::Response(stream, response, Some(permit)))
-            .await;
+    async fn send(&mut self, stream: u32, response: Response, permit: OwnedSemaphorePermit) {
+        self.encode(Outgoing::Response(stream, response, Some(permit)));
     }
 
     async fn handle(&mut self, stream: u32, request: Request, permit: OwnedSemaphorePermit) {
