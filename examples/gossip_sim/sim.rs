@@ -451,6 +451,10 @@ impl Protocol for Goliath {
         node
     }
 
+    fn recycle(&self, node: &mut GoliathNode, buffer: Vec<u8>, _fx: &mut Effects<()>) {
+        node.swim.recycle(buffer);
+    }
+
     fn refutations(&self, node: &GoliathNode) -> u64 {
         node.swim.stats().refutations
     }

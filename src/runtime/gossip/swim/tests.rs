@@ -86,7 +86,7 @@ fn packet(from: &MemberId, message: Message, updates: Vec<Update>) -> Packet {
     Packet {
         version: WIRE_VERSION,
         cluster: cluster_tag("goliath"),
-        from: from.clone(),
+        from: *from,
         incarnation: 0,
         message,
         updates,
@@ -95,7 +95,7 @@ fn packet(from: &MemberId, message: Message, updates: Vec<Update>) -> Packet {
 
 fn alive(member: &MemberId, port: u16) -> Update {
     Update {
-        id: member.clone(),
+        id: *member,
         incarnation: 0,
         claim: Claim::Alive {
             address: addr(port),
@@ -172,8 +172,7 @@ fn an_unanswered_probe_asks_helpers_then_suspects_then_declares_dead() {
         .iter()
         .find(|e| matches!(e.kind, EventKind::Suspected { .. }))
         .expect("suspected")
-        .member
-        .clone();
+        .member;
     assert!(recorder.swim.awareness() > 0);
     // The suspect was told directly.
     assert!(recorder.take_sent().iter().any(|(to, p)| {
@@ -226,9 +225,7 @@ fn independent_confirmations_shorten_the_suspicion() {
             .map(|accuser| Update {
                 id: id("a1", 1),
                 incarnation: 0,
-                claim: Claim::Suspect {
-                    accuser: accuser.clone(),
-                },
+                claim: Claim::Suspect { accuser: *accuser },
             })
             .collect();
         recorder.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, updates));
@@ -563,4 +560,148 @@ fn a_silent_member_becomes_degraded_and_is_probed_first() {
             .iter()
             .any(|(to, p)| *to == addr(6) && matches!(p.message, Message::Ping { .. }))
     );
+}
+
+#[test]
+fn a_member_keeps_what_every_packet_touches_in_its_first_two_cache_lines() {
+    assert_eq!(std::mem::align_of::<Member>(), 64);
+    assert_eq!(std::mem::offset_of!(Member, id), 0);
+    for end in [
+        std::mem::offset_of!(Member, incarnation) + 4,
+        std::mem::offset_of!(Member, state) + 1,
+        std::mem::offset_of!(Member, address) + std::mem::size_of::<Option<SocketAddr>>(),
+        std::mem::offset_of!(Member, last_hint_us) + 8,
+    ] {
+        assert!(end <= 128, "a hot field ends at byte {end}");
+    }
+}
+
+fn test_member(name: &str) -> Member {
+    Member {
+        id: id(name, 1),
+        incarnation: 0,
+        state: MemberState::Alive,
+        degraded: false,
+        address: None,
+        since_us: 0,
+        last_hint_us: 0,
+        phi: PhiWindow::default(),
+        meta: None,
+        suspicion: None,
+    }
+}
+
+#[test]
+fn the_member_table_finds_every_name_through_inserts_and_removals() {
+    let mut table = Table::default();
+    let mut expected: std::collections::BTreeMap<String, Slot> = Default::default();
+    let mut rng = SeededRng::new(9);
+    for round in 0..4000u32 {
+        let name = format!("m{}", rng.below(600));
+        match (expected.get(&name).copied(), round % 3) {
+            (Some(slot), 0) => {
+                let removed = table.remove(slot).expect("present");
+                assert_eq!(removed.id.name.as_str(), name);
+                expected.remove(&name);
+            }
+            (None, _) => {
+                let slot = table.insert(test_member(&name));
+                expected.insert(name, slot);
+            }
+            _ => {}
+        }
+        if round % 97 == 0 {
+            for (name, slot) in &expected {
+                let key = Name::new(name).expect("name");
+                assert_eq!(table.find(&key), Some(*slot), "{name} after round {round}");
+            }
+            assert_eq!(table.len(), expected.len());
+            assert_eq!(table.find(&Name::new("absent").expect("name")), None);
+        }
+    }
+}
+
+#[test]
+fn a_reused_slot_does_not_answer_for_its_old_member() {
+    let mut table = Table::default();
+    let first = table.insert(test_member("old"));
+    let old_ref = table.slot_ref(first);
+    table.remove(first);
+    let second = table.insert(test_member("new"));
+    assert_eq!(first, second, "the slot is reused");
+    assert!(table.resolve(old_ref).is_none());
+    assert!(table.resolve(table.slot_ref(second)).is_some());
+    let before = table.slot_ref(second);
+    table.replace(second, test_member("new"));
+    assert!(
+        table.resolve(before).is_none(),
+        "a new generation is a new identity"
+    );
+}
+
+fn queued_names(queue: &mut Dissemination, budget: usize, limit: u32) -> Vec<String> {
+    let mut buffer = Vec::new();
+    queue
+        .select_into(budget, limit, &mut buffer)
+        .expect("encodes");
+    let (count, mut at) =
+        crate::codec::decode_datagram_prefix::<u64>("count", &buffer).expect("count");
+    let mut names = Vec::new();
+    for _ in 0..count {
+        let (update, used) =
+            crate::codec::decode_datagram_prefix::<Update>("update", &buffer[at..])
+                .expect("update");
+        at += used;
+        names.push(update.id.name.to_string());
+    }
+    names
+}
+
+#[test]
+fn the_queue_sends_fewest_sent_newest_first_and_drops_at_the_limit() {
+    let mut queue = Dissemination::default();
+    let update = |name: &str| Update {
+        id: id(name, 1),
+        incarnation: 0,
+        claim: Claim::Dead,
+    };
+    for (key, name) in ["alpha-a", "alpha-b", "alpha-c"].into_iter().enumerate() {
+        let update = update(name);
+        let size = wire::update_len(&update);
+        queue.push(key as u32, update, size, 16);
+    }
+    let one = wire::update_len(&update("alpha-a"));
+    // Room for two: the two newest.
+    assert_eq!(queued_names(&mut queue, 2 * one, 3), ["alpha-c", "alpha-b"]);
+    // Now "alpha-a" is the only one never sent.
+    assert_eq!(queued_names(&mut queue, 2 * one, 3), ["alpha-a", "alpha-c"]);
+    // A replaced update starts over.
+    let newer = update("alpha-c");
+    queue.push(2, newer, one, 16);
+    assert_eq!(queued_names(&mut queue, one, 3), ["alpha-c"]);
+    // Each goes after `limit` sends.
+    for _ in 0..10 {
+        queued_names(&mut queue, 8 * one, 3);
+    }
+    assert!(queue.is_empty());
+}
+
+#[test]
+fn a_full_queue_drops_its_most_sent_oldest_update() {
+    let mut queue = Dissemination::default();
+    let update = |name: &str| Update {
+        id: id(name, 1),
+        incarnation: 0,
+        claim: Claim::Left,
+    };
+    let one = wire::update_len(&update("alpha-a"));
+    queue.push(0, update("alpha-a"), one, 2);
+    queue.push(1, update("alpha-b"), one, 2);
+    assert_eq!(queued_names(&mut queue, one, 9), ["alpha-b"]);
+    assert!(
+        queue.push(2, update("alpha-c"), one, 2),
+        "full: one dropped"
+    );
+    assert!(!queue.holds_below(1, 9), "the sent one went");
+    assert!(queue.holds_below(0, 9) && queue.holds_below(2, 9));
 }
