@@ -19,7 +19,8 @@
 //! Metrics (per protocol, identities counted per generation):
 //! - `detect_p50_s`/`detect_p99_s`: per crash during churn, the time until 99% of the live
 //!   members that listed the crashed identity have declared it down (censored at the
-//!   restart, i.e. counted as `restart_after`);
+//!   restart, i.e. counted as `restart_after`; a crash of a member nobody lists yet, just
+//!   restarted, is not counted);
 //! - `false_down`: "down" verdicts (first-hand or learned) on an identity that was alive,
 //!   during churn and drain (phases 2 and 3: the network is whole then);
 //! - `live_identity_changes`: live members that had to take a new identity, same phases
@@ -33,8 +34,10 @@
 //! - table only: `roster` (time from the last restart after churn to a full roster),
 //!   `join_max`, and crashes seen by 99% before their restart.
 //!
-//! `GOSSIP_SIM_DEBUG=1` prints what is missing when a roster or a join lags, and
-//! `GOSSIP_SIM_BYTES=1` splits Goliath's bytes by message and update kind.
+//! `GOSSIP_SIM_DEBUG=1` prints what is missing when a roster or a join lags and the wall
+//! time of each phase, `GOSSIP_SIM_BYTES=1` splits Goliath's bytes by message and update
+//! kind, and `GOSSIP_SIM_TRACE=<index>` prints every datagram to, from or about that member
+//! (decoded, for Goliath) and every verdict on it, with the virtual time.
 
 #![allow(dead_code)]
 
@@ -225,6 +228,10 @@ pub trait Protocol: Sync {
     }
     /// What `node` knows about `subject` (debugging).
     fn describe(&self, _node: &Self::Node, _subject: u32) -> String {
+        String::new()
+    }
+    /// A datagram in words (tracing).
+    fn explain(&self, _bytes: &[u8]) -> String {
         String::new()
     }
     /// Fires a timer.
@@ -469,6 +476,36 @@ impl Protocol for Goliath {
             );
         }
         format!("{:?}", node.swim.member_state(&sim_name(subject)))
+    }
+
+    fn explain(&self, bytes: &[u8]) -> String {
+        use goliath::runtime::gossip::wire;
+        match wire::decode_packet(bytes, usize::MAX, wire::cluster_tag("goliath")) {
+            Ok(packet) => {
+                let updates: Vec<String> = packet
+                    .updates
+                    .iter()
+                    .map(|u| {
+                        let claim = match &u.claim {
+                            wire::Claim::Alive { meta: Some(_), .. } => "alive+meta".to_string(),
+                            wire::Claim::Alive { .. } => "alive".to_string(),
+                            wire::Claim::Suspect { accuser } => format!("suspect by {accuser}"),
+                            wire::Claim::Dead => "dead".to_string(),
+                            wire::Claim::Left => "left".to_string(),
+                        };
+                        format!("{:?}@{} {claim}", u.id, u.incarnation)
+                    })
+                    .collect();
+                format!(
+                    "{:?}@{} {:?} [{}]",
+                    packet.from,
+                    packet.incarnation,
+                    packet.message,
+                    updates.join(", ")
+                )
+            }
+            Err(error) => format!("undecodable: {error}"),
+        }
     }
 
     fn packet(
@@ -847,6 +884,8 @@ struct World<P: Protocol> {
     packets: u64,
     churn_until: u64,
     last_restart: u64,
+    /// `GOSSIP_SIM_TRACE=index`: print every datagram and verdict about that member.
+    trace: Option<u32>,
     pending_restarts: usize,
     fx: Effects<P::Timer>,
 }
@@ -878,6 +917,9 @@ impl<P: Protocol> World<P> {
             packets: 0,
             churn_until: 0,
             last_restart: 0,
+            trace: std::env::var("GOSSIP_SIM_TRACE")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             pending_restarts: 0,
             fx: Effects::default(),
             scenario,
@@ -1002,7 +1044,9 @@ impl<P: Protocol> World<P> {
             .retain(|j| !(j.index == index as u32 && j.done.is_none()));
         self.nodes[index] = None;
         self.epoch[index] += 1;
-        if self.now < self.churn_until {
+        // A member that crashes before anyone lists it (restarted at the same instant) has
+        // nothing to detect.
+        if self.now < self.churn_until && observers > 0 {
             self.crashes.push(Tracked {
                 index: index as u32,
                 generation: self.generation[index],
@@ -1029,11 +1073,23 @@ impl<P: Protocol> World<P> {
                 self.packets += 1;
             }
             let target = to as usize;
-            if target >= n
+            let lost = target >= n
                 || target == observer
                 || self.rng.unit() < self.scenario.loss
-                || !self.reachable(observer, target)
+                || !self.reachable(observer, target);
+            if let Some(traced) = self.trace
+                && (traced == node
+                    || traced == to
+                    || self.protocol.explain(&bytes).contains(&sim_name(traced)))
             {
+                eprintln!(
+                    "{:.3} {node}->{to}{} {}",
+                    self.now as f64 / 1e6,
+                    if lost { " LOST" } else { "" },
+                    self.protocol.explain(&bytes)
+                );
+            }
+            if lost {
                 match self.nodes[observer].as_mut() {
                     Some(sender) => self.protocol.recycle(sender, bytes, fx),
                     None => fx.recycle(bytes),
@@ -1053,6 +1109,15 @@ impl<P: Protocol> World<P> {
         }
         fx.sends = sends;
         for note in fx.notes.drain(..) {
+            if let Some(traced) = self.trace {
+                let about = match note {
+                    Note::Up(subject, _) | Note::Down(subject, _) => subject,
+                    Note::Renewed(_) => node,
+                };
+                if about == traced || node == traced {
+                    eprintln!("{:.3} note at {node}: {note:?}", self.now as f64 / 1e6);
+                }
+            }
             match note {
                 Note::Up(subject, generation) => {
                     let s = subject as usize;
@@ -1323,7 +1388,20 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
         world.start_node(index as u32, seed);
     }
     let warm = n as u64 * stagger + 30 * SECOND;
+    let wall = std::time::Instant::now();
+    let debug = std::env::var_os("GOSSIP_SIM_DEBUG").is_some();
+    let phase = |name: &str, world: &World<P>| {
+        if debug {
+            eprintln!(
+                "{}: {name} done at {:.0} s simulated, {:.1} s wall",
+                world.protocol.name(),
+                world.now as f64 / SECOND as f64,
+                wall.elapsed().as_secs_f64()
+            );
+        }
+    };
     world.run_until(warm, |_| false);
+    phase("warm-up", &world);
     // Churn.
     let churn = (scenario.minutes * 60.0 * SECOND as f64) as u64;
     world.churn_until = warm + churn;
@@ -1333,6 +1411,7 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
         world.push(warm + 1, Event::Crash);
     }
     world.run_until(warm + churn, |_| false);
+    phase("churn", &world);
     world.measuring_bytes = false;
     debug_bytes_measuring(false);
     let bytes = world.bytes;
@@ -1380,7 +1459,18 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
             missing.len(),
             &missing[..missing.len().min(20)]
         );
+        for m in missing.iter().take(6) {
+            for (a, b) in [(m.0, m.1), (m.1, m.0)] {
+                if let Some(node) = world.nodes[a].as_ref() {
+                    eprintln!(
+                        "  {a} about {b}: {}",
+                        world.protocol.describe(node, b as u32)
+                    );
+                }
+            }
+        }
     }
+    phase("drain", &world);
     // Verdicts while the network is whole (churn and drain); the partition's are its own.
     let false_down = world.false_down;
     let renewals = world.renewals;
@@ -1401,6 +1491,18 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
                     step * 5,
                     live * (live - 1) - world.pairs_up
                 );
+                if step == 4 {
+                    for m in world.missing().iter().take(8) {
+                        for (a, b) in [(m.0, m.1), (m.1, m.0)] {
+                            if let Some(node) = world.nodes[a].as_ref() {
+                                eprintln!(
+                                    "    {a} about {b}: {}",
+                                    world.protocol.describe(node, b as u32)
+                                );
+                            }
+                        }
+                    }
+                }
             }
         }
         heal_full_s = world
@@ -1436,6 +1538,7 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
             }
         }
     }
+    phase("partition and heal", &world);
     let restart_us = micros(scenario.restart_after);
     let mut detections: Vec<f64> = world
         .crashes

@@ -29,15 +29,25 @@
 //!   included, so partitions heal) gets our whole table in `Sync` packets and answers with
 //!   its own. Dead entries received this way count as suspicions, so a live member can
 //!   refute instead of being declared dead by stale news.
-//! - **Joining**: a new member sends its entry to the seeds until one answers, then
-//!   announces itself (with its metadata) directly to every member it learned, and, when
-//!   the table it got was incomplete (it spans many datagrams; `Sync` says how many
-//!   entries), exchanges tables with random members 2, 10 and 30 s later.
-//! - **Repairs**: a suspicion that expires without full confirmation pings the suspect once
-//!   more before it is declared dead (a live member answers with its higher incarnation);
-//!   a member that hears of a fresh suspicion probes the suspect at once with probability
-//!   8/n (so a real crash is confirmed within a period); every eighth probe period pings one
-//!   member held dead (a live one answers and is taken back, or refutes).
+//! - **Joining**: a new member sends its entry to the seeds until one answers, takes the
+//!   seed's table without spreading it (those members are news to it alone), and 20 ms
+//!   later `Announce`s itself (with its metadata) directly to every member it learned. Each
+//!   answers with an `Ack`; members that sent nothing back are announced to again one and
+//!   two seconds later. When the table it got was incomplete (it spans many datagrams;
+//!   `Sync` says how many entries), it exchanges tables with random members 2, 10 and 30 s
+//!   later.
+//! - **Hello**: a member that hears of a new member (a join or a restart) from a third party
+//!   sends it its own entry directly: the newcomer's seed may not have known it.
+//! - **Repairs**: a member that gets a packet from a member it does not know (which knew
+//!   it) has a gap in its table, likely more than one, and exchanges tables with a random
+//!   member a second later (at most one such exchange per 10 s). A suspicion that expires
+//!   without full confirmation is not enough to declare a member dead: we probe it
+//!   ourselves first (direct, indirect, direct again) and declare it dead only if that
+//!   fails too; if it answers, we tell it it is suspected (it refutes) and wait a whole
+//!   suspicion again. A member that hears of a fresh suspicion probes the suspect at once
+//!   with probability 8/n (so a real crash is confirmed within a period); every eighth
+//!   probe period pings one member held dead (a live one answers and is taken back, or
+//!   refutes).
 //! - **Identity**: a member is a name plus a generation. A higher generation of a known name
 //!   replaces the old one (a restart). Two live processes with one name: the newer
 //!   generation wins, the older yields and says why ([`EventKind::NameConflict`]).
@@ -311,6 +321,17 @@ struct Suspicion {
 /// A member's place in the table.
 type Slot = u32;
 
+/// Where an update comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    /// Our own conclusion (a probe, a timer, a member's own packet header).
+    Own,
+    /// Piggybacked on a packet from this member.
+    Packet(&'a Name),
+    /// An entry of this member's table (state exchange or join).
+    Table(&'a Name),
+}
+
 /// A member as it was when the reference was taken: a slot's epoch changes whenever the slot
 /// is emptied, reused or takes a new generation, so a stale reference (in a timer, the
 /// priority probe list, the dead list) is recognised instead of acting on another member.
@@ -542,6 +563,8 @@ enum Timer {
     Relay { seq: u32 },
     JoinRetry,
     JoinSync,
+    Reannounce { round: u8 },
+    Repair,
     Reap,
 }
 
@@ -559,6 +582,16 @@ const HINT_INTERVAL_US: u64 = 1_000_000;
 const REAP_INTERVAL_US: u64 = 10_000_000;
 /// Unit of the follow-up state exchanges after a join, µs.
 const JOIN_SYNC_US: u64 = 1_000_000;
+/// Least time between two repair exchanges, µs (see `repair_soon`).
+const REPAIR_INTERVAL_US: u64 = 10_000_000;
+/// Wait from a sign of a gap to the repair exchange, µs (lets a burst of signs coalesce).
+const REPAIR_DELAY_US: u64 = 1_000_000;
+/// Wait from a seed's first answer to our announcement, µs.
+const ANNOUNCE_DELAY_US: u64 = 20_000;
+/// Time between announcement rounds after a join, µs.
+const ANNOUNCE_RETRY_US: u64 = 1_000_000;
+/// Announcement rounds after a join at most.
+const ANNOUNCE_ROUNDS: u8 = 3;
 /// Longest wait between join attempts, µs.
 const MAX_JOIN_RETRY_US: u64 = 30_000_000;
 /// Datagram buffers kept for reuse at most (see [`Swim::recycle`]).
@@ -613,7 +646,6 @@ pub struct Swim {
     stats: GossipStats,
     out: Vec<Output>,
     up_count: usize,
-    announce_pending: bool,
     seed_answered: bool,
     /// The last table answer: who sent it, its size, entries received so far.
     sync_tally: Option<(SocketAddr, u32, u32)>,
@@ -631,6 +663,16 @@ pub struct Swim {
     gossip_next_us: u64,
     /// No member is down since before this (a lower bound), so reaping can wait.
     earliest_down_us: Option<u64>,
+    /// A repair exchange is scheduled (see `repair_soon`).
+    repair_pending: bool,
+    /// When the last repair exchange went out.
+    last_repair_us: Option<u64>,
+    /// When our announcement after joining began (see `announce`).
+    announced_us: Option<u64>,
+    /// Until then we are a fresh joiner: members we learn from tables are news only to us.
+    joined_until_us: u64,
+    /// Set while applying a table of a fresh joiner (see `insert_member`).
+    learning_quietly: bool,
 }
 
 impl Swim {
@@ -672,7 +714,6 @@ impl Swim {
             stats: GossipStats::default(),
             out: Vec::new(),
             up_count: 0,
-            announce_pending: false,
             seed_answered: false,
             sync_tally: None,
             buffers: Vec::new(),
@@ -682,6 +723,11 @@ impl Swim {
             gossip_armed: true,
             gossip_next_us: now_us,
             earliest_down_us: None,
+            repair_pending: false,
+            last_repair_us: None,
+            announced_us: None,
+            joined_until_us: 0,
+            learning_quietly: false,
         };
         let jitter = swim
             .rng
@@ -917,7 +963,7 @@ impl Swim {
                 self.gossip_round(now_us);
                 let next = now_us + micros(self.config.gossip_interval).max(1000);
                 self.gossip_next_us = next;
-                if self.queue.is_empty() && !self.announce_pending {
+                if self.queue.is_empty() {
                     // Nothing to spread: the ticks stop until something is queued.
                     self.gossip_armed = false;
                 } else {
@@ -970,6 +1016,29 @@ impl Swim {
                     .sync_tally
                     .is_some_and(|(_, expected, got)| got >= expected);
                 if self.status == LocalStatus::Active && !complete {
+                    self.sync_with_random(now_us);
+                }
+            }
+            Timer::Reannounce { round: 0 } => {
+                if self.status == LocalStatus::Active {
+                    self.announce(now_us);
+                }
+            }
+            Timer::Reannounce { round } => {
+                if self.status == LocalStatus::Active {
+                    self.announce_to_unanswered(now_us);
+                    if round + 1 < ANNOUNCE_ROUNDS {
+                        self.schedule(
+                            now_us + ANNOUNCE_RETRY_US,
+                            Timer::Reannounce { round: round + 1 },
+                        );
+                    }
+                }
+            }
+            Timer::Repair => {
+                self.repair_pending = false;
+                if self.status == LocalStatus::Active {
+                    self.last_repair_us = Some(now_us);
                     self.sync_with_random(now_us);
                 }
             }
@@ -1085,6 +1154,7 @@ impl Swim {
             return;
         };
         if probe.acked {
+            self.answered_while_suspect(probe.target, probe.address, now_us);
             return;
         }
         // Lifeguard: helpers that did not even nack hint that the fault is ours.
@@ -1127,37 +1197,70 @@ impl Swim {
             }
             return;
         }
-        if self.apply(update.clone(), now_us, None) {
+        if self.apply(update.clone(), now_us, Source::Own) {
             // Tell the suspect directly as well, so it can refute at once if it is alive.
             self.send_updates_to(probe.address, &[update]);
         }
+    }
+
+    /// A member we hold suspect answered our probe (perhaps through a helper, so we did not
+    /// see its incarnation): it lives. We tell it that it is suspected, so it refutes to us,
+    /// and a suspicion that was about to end gets a whole timeout again for that refutation.
+    fn answered_while_suspect(&mut self, target: SlotRef, address: SocketAddr, now_us: u64) {
+        let Some(member) = self.table.resolve(target) else {
+            return;
+        };
+        if member.state != MemberState::Suspect {
+            return;
+        }
+        let incarnation = member.incarnation;
+        let last_chance = member.suspicion.as_ref().is_some_and(|s| s.last_chance);
+        if last_chance {
+            let mut suspicion = member.suspicion.clone().unwrap_or_else(|| {
+                Box::new(Suspicion {
+                    started_us: now_us,
+                    accusers: Vec::new(),
+                    deadline_us: now_us,
+                    last_chance: false,
+                })
+            });
+            suspicion.started_us = now_us;
+            suspicion.last_chance = false;
+            suspicion.deadline_us = self.suspicion_deadline(&suspicion);
+            let deadline = suspicion.deadline_us;
+            if let Some(member) = self.table.get_mut(target.slot) {
+                member.suspicion = Some(suspicion);
+            }
+            self.schedule(
+                deadline,
+                Timer::Suspicion {
+                    target,
+                    incarnation,
+                },
+            );
+        }
+        self.hint(target.slot, address, now_us);
     }
 
     /// Pings a random member we hold dead. A live one answers: its header then carries a
     /// higher incarnation (it is alive again to us), or we tell it that it is held dead and
     /// it refutes. This mends what a lost update left behind, after a partition heals too.
     fn reconnect(&mut self) {
-        // Entries that are no longer dead are pruned here; after a partition heals most
-        // are, so look a little further for one that still is.
-        for _ in 0..64 {
-            if self.dead.is_empty() {
-                return;
-            }
-            let index = self.rng.below(self.dead.len());
-            let target = self
-                .table
-                .resolve(self.dead[index])
-                .filter(|m| m.state == MemberState::Dead)
-                .and_then(|m| m.address);
-            match target {
-                Some(address) => {
-                    self.send(address, Message::Ping { seq: 0 }, false);
-                    return;
-                }
-                None => {
-                    self.dead.swap_remove(index);
-                }
-            }
+        // Members that are no longer dead (taken back, restarted, forgotten) leave the list
+        // here, so the pick is among the dead only: after a partition heals most of the
+        // list is stale, and the few still held dead must not wait behind it.
+        let table = &self.table;
+        self.dead.retain(|r| {
+            table
+                .resolve(*r)
+                .is_some_and(|m| m.state == MemberState::Dead && m.address.is_some())
+        });
+        if self.dead.is_empty() {
+            return;
+        }
+        let index = self.rng.below(self.dead.len());
+        if let Some(address) = self.table.resolve(self.dead[index]).and_then(|m| m.address) {
+            self.send(address, Message::Ping { seq: 0 }, false);
         }
     }
 
@@ -1282,15 +1385,17 @@ impl Swim {
         if suspicion.deadline_us > now_us {
             return;
         }
-        // A suspicion that expired without full confirmation gets one last direct ping: a
-        // live member whose refutation we missed answers with its higher incarnation (or
-        // hears that it is suspected and refutes to us), and is not declared dead.
+        // A suspicion that expired without full confirmation is not enough to declare a
+        // member dead: we probe it ourselves first, with the whole protocol (direct ping,
+        // indirect pings through k members, a second direct ping). A live member whose
+        // refutation we missed answers, hears that it is suspected and refutes to us; under
+        // 5% loss one such probe fails about once in 10^4, where a single ping failed one
+        // time in ten. Only a member that fails our own probe as well is declared dead.
         let confirmed = suspicion.accusers.len() > self.config.indirect_probes;
-        if !confirmed
-            && !suspicion.last_chance
-            && let Some(address) = member.address
-        {
-            let wait = self.scale(self.config.probe_timeout);
+        if !confirmed && !suspicion.last_chance && member.address.is_some() {
+            // Probed at the next period, judged at the one after.
+            let wait =
+                2 * self.scale(self.config.probe_interval) + self.scale(self.config.probe_timeout);
             if let Some(suspicion) = self
                 .table
                 .get_mut(target.slot)
@@ -1299,7 +1404,7 @@ impl Swim {
                 suspicion.last_chance = true;
                 suspicion.deadline_us = now_us + wait;
             }
-            self.send(address, Message::Ping { seq: 0 }, false);
+            self.probe_first.push(target);
             self.schedule(
                 now_us + wait,
                 Timer::Suspicion {
@@ -1314,7 +1419,7 @@ impl Swim {
             incarnation,
             claim: Claim::Dead,
         };
-        self.apply(update, now_us, None);
+        self.apply(update, now_us, Source::Own);
     }
 
     // ---------------------------------------------------------------- dissemination
@@ -1351,10 +1456,6 @@ impl Swim {
     }
 
     fn gossip_round(&mut self, _now_us: u64) {
-        if self.announce_pending && self.status == LocalStatus::Active {
-            self.announce_pending = false;
-            self.announce();
-        }
         if self.queue.is_empty() || self.status == LocalStatus::Yielded {
             return;
         }
@@ -1375,18 +1476,54 @@ impl Swim {
     /// directly. One small packet per member (bounded by the table), and it makes a join
     /// known to nearly everyone within one round trip, where epidemic spreading alone leaves
     /// a member now and then waiting for a probe; the epidemic update then carries no
-    /// metadata.
-    fn announce(&mut self) {
+    /// metadata. Members answer; those that did not are told again a second and two seconds
+    /// later, so a lost datagram does not leave a member ignorant of us.
+    fn announce(&mut self, now_us: u64) {
+        self.announced_us = Some(now_us);
+        self.announce_to_unanswered(now_us);
+        self.schedule(now_us + ANNOUNCE_RETRY_US, Timer::Reannounce { round: 1 });
+    }
+
+    /// Announces us to every member that has sent us nothing since the announcement began
+    /// (any packet from a member means it has us in its table; an `Announce` is answered).
+    fn announce_to_unanswered(&mut self, _now_us: u64) {
+        let Some(since) = self.announced_us else {
+            return;
+        };
         let mine = self.self_update(true);
         let targets: Vec<SocketAddr> = self
             .table
             .iter()
             .filter(|(_, m)| m.state.is_up())
+            .filter(|(_, m)| m.phi.last_heard_us().is_none_or(|heard| heard < since))
             .filter_map(|(_, m)| m.address)
             .collect();
         for target in targets {
-            self.send_updates_to(target, std::slice::from_ref(&mine));
+            self.send_with(target, Message::Announce, std::slice::from_ref(&mine));
         }
+    }
+
+    /// Schedules a state exchange with a random member shortly (at most one per
+    /// `REPAIR_INTERVAL_US`): a sign that our table has gaps was seen.
+    fn repair_soon(&mut self, now_us: u64) {
+        if self.repair_pending
+            || self
+                .last_repair_us
+                .is_some_and(|last| now_us < last + REPAIR_INTERVAL_US)
+        {
+            return;
+        }
+        self.repair_pending = true;
+        self.schedule(now_us + REPAIR_DELAY_US, Timer::Repair);
+    }
+
+    /// Tells a member we learned of from a third party that we exist (with our metadata).
+    fn hello(&mut self, to: SocketAddr) {
+        if self.status != LocalStatus::Active {
+            return;
+        }
+        let mine = self.self_update(true);
+        self.send_updates_to(to, std::slice::from_ref(&mine));
     }
 
     // ---------------------------------------------------------------- sending
@@ -1454,7 +1591,12 @@ impl Swim {
     }
 
     fn send_updates_to(&mut self, to: SocketAddr, updates: &[Update]) {
-        let Some((mut buffer, head)) = self.begin(&Message::Gossip) else {
+        self.send_with(to, Message::Gossip, updates);
+    }
+
+    /// Sends `message` with exactly `updates`.
+    fn send_with(&mut self, to: SocketAddr, message: Message, updates: &[Update]) {
+        let Some((mut buffer, head)) = self.begin(&message) else {
             return;
         };
         let mut written = wire::encode_update_count(&mut buffer, updates.len()).map(|_| ());
@@ -1661,23 +1803,30 @@ impl Swim {
             }
             return;
         }
+        let unknown_name = self.table.find(&sender.name).is_none();
         let Some(is_new) = self.contact(&sender, incarnation, from, now_us) else {
             self.stats.stale += 1;
             return;
         };
+        if unknown_name && !matches!(message, Message::Announce | Message::Sync { .. }) {
+            // It knew us and we did not know it: our table has a gap (the seed we joined
+            // through lacked it, or we missed its join), and likely more than one.
+            self.repair_soon(now_us);
+        }
         if self.status == LocalStatus::Joining {
             self.status = LocalStatus::Active;
         }
         if !self.seed_answered && self.seeds.contains(&from) {
             self.seed_answered = true;
-            self.announce_pending = true;
-            self.arm_gossip();
+            // Announce once the rest of the seed's table (a few datagrams) is in.
+            self.schedule(now_us + ANNOUNCE_DELAY_US, Timer::Reannounce { round: 0 });
             // The seed's table came in many datagrams, some may be lost: while the last
             // table we got was incomplete, exchange tables with a random member 2, 10 and
             // 30 s later, so a joiner converges quickly even under heavy loss.
             for seconds in [2, 10, 30] {
                 self.schedule(now_us + seconds * JOIN_SYNC_US, Timer::JoinSync);
             }
+            self.joined_until_us = now_us + 35 * JOIN_SYNC_US;
         }
         match message {
             Message::Ping { seq } => self.send(from, Message::Ack { seq }, true),
@@ -1711,6 +1860,7 @@ impl Swim {
                 }
             }
             Message::Gossip => {}
+            Message::Announce => self.send(from, Message::Ack { seq: 0 }, true),
             Message::Sync { reply, total } => {
                 if !reply {
                     // Tally the parts of an answer, to know whether we got the whole table.
@@ -1723,9 +1873,11 @@ impl Swim {
                     };
                 }
                 // Apply theirs first, so a reply already carries any refutation.
+                self.learning_quietly = now_us < self.joined_until_us;
                 for update in updates.drain(..) {
-                    self.apply(update, now_us, Some(&sender.name));
+                    self.apply(update, now_us, Source::Table(&sender.name));
                 }
+                self.learning_quietly = false;
                 if reply {
                     let with_meta = is_new || self.table.len() <= 64;
                     self.send_table(from, with_meta, false);
@@ -1734,7 +1886,7 @@ impl Swim {
             }
         }
         for update in updates.drain(..) {
-            self.apply(update, now_us, None);
+            self.apply(update, now_us, Source::Packet(&sender.name));
         }
     }
 
@@ -1791,7 +1943,7 @@ impl Swim {
                             },
                         },
                         now_us,
-                        None,
+                        Source::Own,
                     );
                 } else if state != MemberState::Alive && incarnation <= known_incarnation {
                     // It talks to us but we hold it suspect or dead: tell it, so it refutes.
@@ -1810,7 +1962,7 @@ impl Swim {
                         },
                     },
                     now_us,
-                    None,
+                    Source::Own,
                 );
                 true
             }
@@ -1875,15 +2027,15 @@ impl Swim {
     }
 
     /// Applies one update; returns whether it changed our view (and was queued to spread).
-    /// `sync_from` names the sender when the update came in a state exchange: a dead entry
-    /// then only counts as a suspicion by that sender.
-    fn apply(&mut self, update: Update, now_us: u64, sync_from: Option<&Name>) -> bool {
+    /// A dead entry in a table (state exchange) only counts as a suspicion by its sender. A
+    /// new member we hear of from a third party gets a hello from us (see `hello`).
+    fn apply(&mut self, update: Update, now_us: u64, source: Source<'_>) -> bool {
         if update.id.name == self.me.name {
             self.apply_to_self(update, now_us);
             return false;
         }
-        let update = match (update.claim, sync_from) {
-            (Claim::Dead, Some(sender)) => Update {
+        let update = match (update.claim, source) {
+            (Claim::Dead, Source::Table(sender)) => Update {
                 id: update.id,
                 incarnation: update.incarnation,
                 claim: Claim::Suspect { accuser: *sender },
@@ -1894,8 +2046,25 @@ impl Swim {
                 claim,
             },
         };
+        // Heard of a new member from a third party: it may not know us (its seed's table
+        // may have lacked us), and it learns of us from the hello.
+        let hello = match (&update.claim, source) {
+            (Claim::Alive { address, .. }, Source::Packet(sender)) if *sender != update.id.name => {
+                Some(*address)
+            }
+            (Claim::Alive { address, .. }, Source::Table(sender))
+                if *sender != update.id.name && !self.learning_quietly =>
+            {
+                Some(*address)
+            }
+            _ => None,
+        };
         let Some(slot) = self.table.find(&update.id.name) else {
-            return self.insert_member(update, now_us, None);
+            let inserted = self.insert_member(update, now_us, None);
+            if inserted && let Some(address) = hello {
+                self.hello(address);
+            }
+            return inserted;
         };
         let Some(member) = self.table.get(slot) else {
             return false;
@@ -1926,6 +2095,9 @@ impl Swim {
                 );
             } else if was_up {
                 self.event(now_us, old_id, EventKind::Failed);
+            }
+            if changed && let Some(address) = hello {
+                self.hello(address);
             }
             return changed;
         }
@@ -2160,7 +2332,9 @@ impl Swim {
         if let Some(accuser) = accuser {
             self.start_suspicion(slot, accuser, now_us);
         }
-        let spread = state.is_up();
+        // A fresh joiner learning the cluster from tables: those members are news to it
+        // alone, and spreading each would cost the cluster a wave per member per join.
+        let spread = state.is_up() && !self.learning_quietly;
         if spread {
             self.enqueue(slot, without_meta(update));
         }

@@ -229,6 +229,9 @@ pub enum Message {
         /// Entries in the whole table (all parts), so a receiver can tell it missed some.
         total: u32,
     },
+    /// A member that just joined, telling us of itself (its update rides along): answer with
+    /// an `Ack` of sequence 0, so it knows we heard and does not tell us again.
+    Announce,
 }
 
 /// One datagram.
@@ -521,6 +524,7 @@ pub(crate) mod strategies {
             any::<u32>().prop_map(|seq| Message::Nack { seq }),
             Just(Message::Gossip),
             (any::<bool>(), any::<u32>()).prop_map(|(reply, total)| Message::Sync { reply, total }),
+            Just(Message::Announce),
         ]
     }
 

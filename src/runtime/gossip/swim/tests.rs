@@ -181,8 +181,9 @@ fn an_unanswered_probe_asks_helpers_then_suspects_then_declares_dead() {
                 .iter()
                 .any(|u| u.id == suspect && matches!(u.claim, Claim::Suspect { .. }))
     }));
-    // Unconfirmed, it is declared dead within the maximum suspicion time (6 × 0.5 s × scaled).
-    recorder.run_until(start + 10_000 * MS);
+    // Unconfirmed, it is declared dead after the maximum suspicion time and one more probe
+    // of our own (periods stretched by our local health), which it fails too.
+    recorder.run_until(start + 20_000 * MS);
     assert!(recorder.has_event(suspect.name.as_str(), |k| *k == EventKind::Failed));
     let (_, state, _) = recorder
         .swim
@@ -704,4 +705,251 @@ fn a_full_queue_drops_its_most_sent_oldest_update() {
     );
     assert!(!queue.holds_below(1, 9), "the sent one went");
     assert!(queue.holds_below(0, 9) && queue.holds_below(2, 9));
+}
+
+/// Answers every ping the recorder sent to a member a1..aN (ports 2..) with an ack.
+fn answer_pings(recorder: &mut Recorder, sent: &[(SocketAddr, Packet)]) {
+    for (to, p) in sent {
+        if let Message::Ping { seq } = p.message
+            && let SocketAddr::V4(v4) = to
+            && v4.port() >= 2
+            && v4.port() < 100
+        {
+            let member = id(&format!("a{}", v4.port() - 1), 1);
+            recorder.receive(*to, &packet(&member, Message::Ack { seq }, vec![]));
+        }
+    }
+}
+
+#[test]
+fn a_suspect_that_answers_our_own_probe_is_not_declared_dead() {
+    let mut recorder = with_members(4);
+    let a1 = id("a1", 1);
+    // a2 says a1 is suspect; we hold it suspect too but have not checked it ourselves.
+    let accusation = Update {
+        id: a1,
+        incarnation: 0,
+        claim: Claim::Suspect {
+            accuser: Name::new("a2").expect("name"),
+        },
+    };
+    recorder.receive(
+        addr(3),
+        &packet(&id("a2", 1), Message::Gossip, vec![accusation]),
+    );
+    let (_, state, _) = recorder.swim.member_state("a1").expect("known");
+    assert_eq!(state, MemberState::Suspect);
+    // a1 answers every ping but never learns it is suspected (its refutations get lost):
+    // its suspicion expires again and again, and each time our own probe finds it alive.
+    let mut hinted = 0;
+    let mut pinged = 0;
+    let start = recorder.now;
+    while recorder.now < start + 30_000 * MS {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        let sent = recorder.take_sent();
+        for (to, p) in &sent {
+            if *to == addr(2) {
+                pinged += usize::from(matches!(p.message, Message::Ping { .. }));
+                hinted += usize::from(
+                    p.updates
+                        .iter()
+                        .any(|u| u.id == a1 && matches!(u.claim, Claim::Suspect { .. })),
+                );
+            }
+        }
+        answer_pings(&mut recorder, &sent);
+    }
+    assert!(
+        !recorder.has_event("a1", |k| *k == EventKind::Failed),
+        "a member that answers our probes is never declared dead"
+    );
+    assert!(pinged >= 2 && hinted >= 1, "pinged {pinged}, told {hinted}");
+    // Once its refutation arrives, it is alive again.
+    let refutation = Update {
+        id: a1,
+        incarnation: 1,
+        claim: Claim::Alive {
+            address: addr(2),
+            meta: None,
+        },
+    };
+    recorder.receive(addr(2), &packet(&a1, Message::Gossip, vec![refutation]));
+    let (_, state, incarnation) = recorder.swim.member_state("a1").expect("known");
+    assert_eq!((state, incarnation), (MemberState::Alive, 1));
+}
+
+#[test]
+fn a_suspect_that_fails_our_own_probe_too_is_declared_dead() {
+    let mut recorder = with_members(4);
+    let a1 = id("a1", 1);
+    let accusation = Update {
+        id: a1,
+        incarnation: 0,
+        claim: Claim::Suspect {
+            accuser: Name::new("a2").expect("name"),
+        },
+    };
+    recorder.receive(
+        addr(3),
+        &packet(&id("a2", 1), Message::Gossip, vec![accusation]),
+    );
+    let start = recorder.now;
+    let mut probes = std::collections::BTreeSet::new();
+    while recorder.now < start + 30_000 * MS
+        && !recorder.has_event("a1", |k| *k == EventKind::Failed)
+    {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        let sent = recorder.take_sent();
+        // The others answer, a1 does not (it crashed).
+        let others: Vec<_> = sent
+            .iter()
+            .filter(|(to, _)| *to != addr(2))
+            .cloned()
+            .collect();
+        for (to, p) in &sent {
+            if let Message::Ping { seq } = p.message
+                && *to == addr(2)
+                && seq != 0
+            {
+                probes.insert(seq);
+            }
+        }
+        answer_pings(&mut recorder, &others);
+    }
+    assert!(recorder.has_event("a1", |k| *k == EventKind::Failed));
+    // A prompt probe on hearing of the suspicion, and our own last check at its end.
+    assert!(probes.len() >= 2, "probes of a1: {probes:?}");
+}
+
+#[test]
+fn a_member_heard_of_from_a_third_party_gets_a_hello() {
+    let mut recorder = with_members(2);
+    let newcomer = id("b9", 1);
+    recorder.receive(
+        addr(3),
+        &packet(&id("a2", 1), Message::Gossip, vec![alive(&newcomer, 50)]),
+    );
+    let sent = recorder.take_sent();
+    let hello = sent
+        .iter()
+        .find(|(to, _)| *to == addr(50))
+        .expect("a hello to the newcomer");
+    assert!(
+        hello
+            .1
+            .updates
+            .iter()
+            .any(|u| u.id == id("me", 1) && matches!(u.claim, Claim::Alive { meta: Some(_), .. }))
+    );
+    // A member that tells us of itself gets no hello: it knows us.
+    recorder.receive(
+        addr(51),
+        &packet(&id("b8", 1), Message::Gossip, vec![alive(&id("b8", 1), 51)]),
+    );
+    assert!(!recorder.take_sent().iter().any(|(to, _)| *to == addr(51)));
+}
+
+#[test]
+fn an_announcement_is_answered() {
+    let mut recorder = with_members(2);
+    let newcomer = id("b9", 1);
+    recorder.receive(
+        addr(50),
+        &packet(&newcomer, Message::Announce, vec![alive(&newcomer, 50)]),
+    );
+    let sent = recorder.take_sent();
+    assert!(
+        sent.iter()
+            .any(|(to, p)| *to == addr(50) && p.message == Message::Ack { seq: 0 })
+    );
+    assert!(recorder.swim.member_state("b9").is_some());
+}
+
+/// A core that joins through a seed at port 7, whose table lists a1..a3 (ports 2..4).
+fn joined() -> Recorder {
+    let mut recorder = Recorder::new(SwimConfig::default());
+    recorder.swim.join(&[addr(7)], 0);
+    recorder.record();
+    recorder.take_sent();
+    let table: Vec<Update> = (1..=3)
+        .map(|i| alive(&id(&format!("a{i}"), 1), 1 + i))
+        .collect();
+    recorder.receive(
+        addr(7),
+        &packet(
+            &id("seed", 1),
+            Message::Sync {
+                reply: false,
+                total: 4,
+            },
+            table,
+        ),
+    );
+    recorder
+}
+
+#[test]
+fn a_joiner_announces_itself_until_every_member_answered() {
+    let mut recorder = joined();
+    recorder.run_until(recorder.now + 100 * MS);
+    let announced = |sent: &[(SocketAddr, Packet)], port: u16| {
+        sent.iter().any(|(to, p)| {
+            *to == addr(port)
+                && p.message == Message::Announce
+                && p.updates.iter().any(|u| u.id == id("me", 1))
+        })
+    };
+    let first = recorder.take_sent();
+    assert!((2..=4).all(|port| announced(&first, port)), "{first:?}");
+    // a1 answers; a2 and a3 do not (lost): they are told again, a1 is not.
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Ack { seq: 0 }, vec![]),
+    );
+    recorder.run_until(recorder.now + 1_100 * MS);
+    let second = recorder.take_sent();
+    assert!(!announced(&second, 2));
+    assert!(announced(&second, 3) && announced(&second, 4));
+    // At most three rounds.
+    recorder.run_until(recorder.now + 10_000 * MS);
+    let later = recorder.take_sent();
+    let rounds = later
+        .iter()
+        .filter(|(to, p)| *to == addr(3) && p.message == Message::Announce)
+        .count();
+    assert_eq!(rounds, 1, "one more round, then no more");
+}
+
+#[test]
+fn a_fresh_joiner_does_not_spread_the_members_its_seed_told_it_of() {
+    let mut recorder = joined();
+    recorder.run_until(recorder.now + 1_500 * MS);
+    let sent = recorder.take_sent();
+    let relayed = sent.iter().any(|(_, p)| {
+        p.updates
+            .iter()
+            .any(|u| u.id.name.as_str().starts_with('a') && matches!(u.claim, Claim::Alive { .. }))
+    });
+    assert!(!relayed, "{sent:?}");
+    assert_eq!(recorder.swim.up_count(), 4, "it knows them all");
+}
+
+#[test]
+fn a_member_that_knew_us_when_we_did_not_know_it_starts_a_repair_exchange() {
+    let mut recorder = with_members(3);
+    recorder.run_until(recorder.now + 100 * MS);
+    recorder.take_sent();
+    recorder.receive(
+        addr(60),
+        &packet(&id("stranger", 1), Message::Ping { seq: 9 }, vec![]),
+    );
+    recorder.run_until(recorder.now + 1_500 * MS);
+    let sent = recorder.take_sent();
+    assert!(
+        sent.iter()
+            .any(|(_, p)| matches!(p.message, Message::Sync { reply: true, .. })),
+        "{sent:?}"
+    );
 }
