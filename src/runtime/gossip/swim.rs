@@ -347,10 +347,13 @@ struct SlotRef {
 #[derive(Debug, Clone)]
 #[repr(C, align(64))]
 struct Member {
-    id: MemberId,
-    incarnation: u32,
+    /// Whether the slot holds a member (a vacant slot keeps its last member's bytes).
+    /// First, beside the name: a lookup checks both on one cache line.
+    present: bool,
     state: MemberState,
     degraded: bool,
+    incarnation: u32,
+    id: MemberId,
     address: Option<SocketAddr>,
     since_us: u64,
     last_hint_us: u64,
@@ -361,6 +364,23 @@ struct Member {
 
 const NO_SLOT: u32 = u32::MAX;
 
+/// An entry of the table's index: a slot and the high half of its name's hash, so that
+/// probing past other names compares 4 bytes in the index instead of reading each member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IndexEntry {
+    slot: Slot,
+    tag: u32,
+}
+
+const EMPTY_ENTRY: IndexEntry = IndexEntry {
+    slot: NO_SLOT,
+    tag: 0,
+};
+
+fn hash_tag(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
 /// The member table: members in a dense vector, found by name through an open-addressing
 /// index of slot numbers (4 bytes per entry, linear probing). A lookup reads one index line
 /// and the member itself, whose name is stored inline; nothing is allocated per packet.
@@ -368,11 +388,12 @@ const NO_SLOT: u32 = u32::MAX;
 /// colliding names can slow lookups but not grow memory.
 #[derive(Debug, Default)]
 struct Table {
-    slots: Vec<Option<Member>>,
+    /// Members by slot; vacant ones have `present == false`.
+    slots: Vec<Member>,
     /// Per slot: changes whenever the slot is emptied, reused or takes a new generation.
     epochs: Vec<u32>,
     vacant: Vec<Slot>,
-    index: Vec<Slot>,
+    index: Vec<IndexEntry>,
     len: usize,
 }
 
@@ -402,25 +423,27 @@ impl Table {
             return None;
         }
         let mask = self.mask();
-        let mut at = name_hash(name) as usize & mask;
+        let hash = name_hash(name);
+        let tag = hash_tag(hash);
+        let mut at = hash as usize & mask;
         loop {
-            let slot = self.index[at];
-            if slot == NO_SLOT {
+            let entry = self.index[at];
+            if entry.slot == NO_SLOT {
                 return None;
             }
-            if self.get(slot).is_some_and(|m| m.id.name == *name) {
-                return Some(slot);
+            if entry.tag == tag && self.get(entry.slot).is_some_and(|m| m.id.name == *name) {
+                return Some(entry.slot);
             }
             at = (at + 1) & mask;
         }
     }
 
     fn get(&self, slot: Slot) -> Option<&Member> {
-        self.slots.get(slot as usize)?.as_ref()
+        self.slots.get(slot as usize).filter(|m| m.present)
     }
 
     fn get_mut(&mut self, slot: Slot) -> Option<&mut Member> {
-        self.slots.get_mut(slot as usize)?.as_mut()
+        self.slots.get_mut(slot as usize).filter(|m| m.present)
     }
 
     fn slot_ref(&self, slot: Slot) -> SlotRef {
@@ -440,7 +463,8 @@ impl Table {
     /// Puts a new identity in `slot` (a restart): references to the old one go stale.
     fn replace(&mut self, slot: Slot, member: Member) {
         if let Some(entry) = self.slots.get_mut(slot as usize) {
-            *entry = Some(member);
+            *entry = member;
+            entry.present = true;
             self.epochs[slot as usize] = self.epochs[slot as usize].wrapping_add(1);
         }
     }
@@ -453,12 +477,16 @@ impl Table {
         let name = member.id.name;
         let slot = match self.vacant.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(member);
+                self.slots[slot as usize] = member;
+                self.slots[slot as usize].present = true;
                 self.epochs[slot as usize] = self.epochs[slot as usize].wrapping_add(1);
                 slot
             }
             None => {
-                self.slots.push(Some(member));
+                self.slots.push(member);
+                if let Some(last) = self.slots.last_mut() {
+                    last.present = true;
+                }
                 self.epochs.push(0);
                 (self.slots.len() - 1) as Slot
             }
@@ -470,18 +498,22 @@ impl Table {
 
     fn place(&mut self, name: &Name, slot: Slot) {
         let mask = self.mask();
-        let mut at = name_hash(name) as usize & mask;
-        while self.index[at] != NO_SLOT {
+        let hash = name_hash(name);
+        let mut at = hash as usize & mask;
+        while self.index[at].slot != NO_SLOT {
             at = (at + 1) & mask;
         }
-        self.index[at] = slot;
+        self.index[at] = IndexEntry {
+            slot,
+            tag: hash_tag(hash),
+        };
     }
 
     fn grow_index(&mut self) {
         let size = (self.index.len() * 2).max(16);
-        self.index = vec![NO_SLOT; size];
+        self.index = vec![EMPTY_ENTRY; size];
         for slot in 0..self.slots.len() {
-            if let Some(name) = self.slots[slot].as_ref().map(|m| m.id.name) {
+            if let Some(name) = self.get(slot as Slot).map(|m| m.id.name) {
                 self.place(&name, slot as Slot);
             }
         }
@@ -492,8 +524,8 @@ impl Table {
         let name = self.get(slot)?.id.name;
         let mask = self.mask();
         let mut at = name_hash(&name) as usize & mask;
-        while self.index[at] != slot {
-            if self.index[at] == NO_SLOT {
+        while self.index[at].slot != slot {
+            if self.index[at].slot == NO_SLOT {
                 return None;
             }
             at = (at + 1) & mask;
@@ -505,11 +537,11 @@ impl Table {
         loop {
             next = (next + 1) & mask;
             let moved = self.index[next];
-            if moved == NO_SLOT {
+            if moved.slot == NO_SLOT {
                 break;
             }
             let home = self
-                .get(moved)
+                .get(moved.slot)
                 .map_or(next, |m| name_hash(&m.id.name) as usize & mask);
             let stays = if hole <= next {
                 hole < home && home <= next
@@ -521,18 +553,28 @@ impl Table {
                 hole = next;
             }
         }
-        self.index[hole] = NO_SLOT;
+        self.index[hole] = EMPTY_ENTRY;
         self.epochs[slot as usize] = self.epochs[slot as usize].wrapping_add(1);
         self.vacant.push(slot);
         self.len -= 1;
-        self.slots[slot as usize].take()
+        let member = &mut self.slots[slot as usize];
+        member.present = false;
+        // The slot keeps the bytes; what it owns on the heap goes now.
+        Some(Member {
+            present: true,
+            phi: std::mem::take(&mut member.phi),
+            meta: member.meta.take(),
+            suspicion: member.suspicion.take(),
+            ..*member
+        })
     }
 
     fn iter(&self) -> impl Iterator<Item = (Slot, &Member)> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(slot, entry)| entry.as_ref().map(|m| (slot as Slot, m)))
+            .filter(|(_, member)| member.present)
+            .map(|(slot, member)| (slot as Slot, member))
     }
 }
 
@@ -1803,8 +1845,7 @@ impl Swim {
             }
             return;
         }
-        let unknown_name = self.table.find(&sender.name).is_none();
-        let Some(is_new) = self.contact(&sender, incarnation, from, now_us) else {
+        let Some((is_new, unknown_name)) = self.contact(&sender, incarnation, from, now_us) else {
             self.stats.stale += 1;
             return;
         };
@@ -1912,15 +1953,17 @@ impl Swim {
     }
 
     /// Direct contact from `sender` (the header of a packet it sent). Returns whether it is
-    /// new to us, or `None` when it is an older generation than we know (drop the packet).
+    /// new to us and whether its name was unknown, or `None` when it is an older generation
+    /// than we know (drop the packet).
     fn contact(
         &mut self,
         sender: &MemberId,
         incarnation: u32,
         from: SocketAddr,
         now_us: u64,
-    ) -> Option<bool> {
-        let known = self.table.find(&sender.name).and_then(|slot| {
+    ) -> Option<(bool, bool)> {
+        let found = self.table.find(&sender.name);
+        let known = found.and_then(|slot| {
             self.table
                 .get(slot)
                 .map(|m| (slot, m.id.generation, m.state, m.incarnation))
@@ -1968,10 +2011,13 @@ impl Swim {
             }
         };
         let phi_settings = self.config.phi;
-        if let Some(member) = self
-            .table
-            .find(&sender.name)
-            .and_then(|slot| self.table.get_mut(slot))
+        // Applying an update never moves a member to another slot, so only a member just
+        // added needs looking up again.
+        let slot = match found {
+            Some(slot) => Some(slot),
+            None => self.table.find(&sender.name),
+        };
+        if let Some(member) = slot.and_then(|slot| self.table.get_mut(slot))
             && member.id.generation == sender.generation
         {
             member.phi.heard(now_us, &phi_settings);
@@ -1979,7 +2025,7 @@ impl Swim {
                 member.address = Some(from);
             }
         }
-        Some(is_new)
+        Some((is_new, found.is_none()))
     }
 
     fn hint(&mut self, slot: Slot, to: SocketAddr, now_us: u64) {
@@ -2277,6 +2323,7 @@ impl Swim {
             Claim::Left => (MemberState::Left, None, None, None),
         };
         let member = Member {
+            present: true,
             id: update.id,
             incarnation: update.incarnation,
             state,
