@@ -1430,7 +1430,7 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
     world.run_until(warm + churn, |_| false);
     phase("churn", &world);
     world.measuring_bytes = false;
-    debug_bytes_measuring(false);
+    debug_bytes_measuring(std::env::var_os("GOSSIP_SIM_BYTES_AFTER").is_some());
     let bytes = world.bytes;
     let packets = world.packets;
     let refutations = world
@@ -1499,6 +1499,7 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
         let end = start + micros(scenario.partition_for);
         world.push(end, Event::PartitionEnd);
         world.run_until(end, |_| false);
+        phase("partition", &world);
         if std::env::var_os("GOSSIP_SIM_DEBUG").is_some() {
             for step in 1..=30u64 {
                 world.run_until(end + step * 5 * SECOND, |_| false);
@@ -1621,4 +1622,44 @@ pub fn run_all(scenario: &Scenario) -> Vec<Report> {
         let lan = lan.join().expect("foca_lan simulation");
         vec![ours, lan, tuned]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_queue_pops_in_time_then_insertion_order() {
+        // A reference: every event pushed so far, popped by (time, insertion order).
+        let mut queue = EventQueue::new();
+        let mut reference: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+        let mut rng = SeededRng::new(7);
+        let mut now = 0u64;
+        let mut pushed = 0u64;
+        let mut popped = 0;
+        for _ in 0..20_000 {
+            if rng.below(3) > 0 || reference.is_empty() {
+                // Mostly near (same bucket, the ring), sometimes far beyond the ring.
+                let ahead = match rng.below(10) {
+                    0 => rng.below(20_000_000) as u64,
+                    1..=3 => rng.below(1_024) as u64,
+                    _ => rng.below(4_000_000) as u64,
+                };
+                pushed += 1;
+                queue.push(now + ahead, pushed);
+                reference.push(Reverse((now + ahead, pushed)));
+            } else {
+                let Reverse((at, id)) = reference.pop().expect("not empty");
+                assert_eq!(queue.peek_time(), Some(at));
+                assert_eq!(queue.pop(), Some((at, id)));
+                now = at;
+                popped += 1;
+            }
+        }
+        while let Some(Reverse((at, id))) = reference.pop() {
+            assert_eq!(queue.pop(), Some((at, id)));
+        }
+        assert_eq!(queue.pop(), None);
+        assert!(popped > 1_000);
+    }
 }

@@ -627,6 +627,22 @@ fn the_member_table_finds_every_name_through_inserts_and_removals() {
 }
 
 #[test]
+fn a_vacant_slot_holds_no_member_though_it_keeps_its_bytes() {
+    let mut table = Table::default();
+    let kept = table.insert(test_member("kept"));
+    let gone = table.insert(test_member("gone"));
+    let removed = table.remove(gone).expect("present");
+    assert_eq!(removed.id.name.as_str(), "gone");
+    assert!(table.get(gone).is_none());
+    assert!(table.get_mut(gone).is_none());
+    assert!(table.remove(gone).is_none(), "removed once only");
+    assert_eq!(table.find(&Name::new("gone").expect("name")), None);
+    let listed: Vec<Slot> = table.iter().map(|(slot, _)| slot).collect();
+    assert_eq!(listed, vec![kept]);
+    assert_eq!(table.len(), 1);
+}
+
+#[test]
 fn a_reused_slot_does_not_answer_for_its_old_member() {
     let mut table = Table::default();
     let first = table.insert(test_member("old"));
