@@ -721,12 +721,12 @@ enum Event<T> {
 
 /// The pending events, popped in order of (time, insertion order): a calendar of 1,024 µs
 /// buckets covering about four seconds ahead (almost every packet and timer lands there, and
-/// only the current bucket is kept sorted, small and in cache), plus a heap for the rest.
+/// only the current bucket is kept as a heap, small and in cache), plus a heap for the rest.
 /// The order is exactly a binary heap's over (time, insertion order), so a run does not
 /// depend on how the queue is built.
 struct EventQueue<E> {
-    /// Events of the bucket being drained, sorted latest first (the next one is last).
-    current: Vec<Item<E>>,
+    /// Events of the bucket being drained.
+    current: BinaryHeap<Reverse<Item<E>>>,
     /// Buckets after the current one, as a ring.
     ring: Vec<Vec<Item<E>>>,
     /// Events at or after the end of the ring.
@@ -767,7 +767,7 @@ impl<E> Ord for Item<E> {
 impl<E> EventQueue<E> {
     fn new() -> Self {
         EventQueue {
-            current: Vec::new(),
+            current: BinaryHeap::new(),
             ring: (0..RING_BUCKETS).map(|_| Vec::new()).collect(),
             far: BinaryHeap::new(),
             base: 0,
@@ -786,7 +786,7 @@ impl<E> EventQueue<E> {
         };
         let bucket = at >> BUCKET_SHIFT;
         if bucket <= self.base {
-            self.push_current(item);
+            self.current.push(Reverse(item));
         } else if bucket < self.base + RING_BUCKETS {
             self.ring[(bucket % RING_BUCKETS) as usize].push(item);
             self.in_ring += 1;
@@ -800,13 +800,7 @@ impl<E> EventQueue<E> {
         if self.current.is_empty() && !self.advance() {
             return None;
         }
-        self.current.last().map(|item| item.at)
-    }
-
-    /// Inserts into the sorted current bucket (usually near its end: the latest so far).
-    fn push_current(&mut self, item: Item<E>) {
-        let at = self.current.partition_point(|other| other > &item);
-        self.current.insert(at, item);
+        self.current.peek().map(|Reverse(item)| item.at)
     }
 
     /// Takes the next event.
@@ -814,7 +808,9 @@ impl<E> EventQueue<E> {
         if self.current.is_empty() && !self.advance() {
             return None;
         }
-        self.current.pop().map(|item| (item.at, item.event))
+        self.current
+            .pop()
+            .map(|Reverse(item)| (item.at, item.event))
     }
 
     /// Moves to the next bucket that holds events; false when none is left.
@@ -839,20 +835,18 @@ impl<E> EventQueue<E> {
                     break;
                 };
                 if bucket <= self.base {
-                    self.push_current(item);
+                    self.current.push(Reverse(item));
                 } else {
                     self.ring[(bucket % RING_BUCKETS) as usize].push(item);
                     self.in_ring += 1;
                 }
             }
             let slot = (self.base % RING_BUCKETS) as usize;
-            let mut items = std::mem::take(&mut self.ring[slot]);
+            let items = std::mem::take(&mut self.ring[slot]);
             self.in_ring -= items.len();
-            // The bucket's vector becomes the current one, and the old current's (emptied)
-            // goes back to the ring: no allocation per bucket.
-            items.append(&mut self.current);
-            items.sort_unstable_by(|a, b| b.cmp(a));
-            self.ring[slot] = std::mem::replace(&mut self.current, items);
+            let mut heap = std::mem::take(&mut self.current).into_vec();
+            heap.extend(items.into_iter().map(Reverse));
+            self.current = BinaryHeap::from(heap);
         }
         true
     }
@@ -1430,7 +1424,7 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
     world.run_until(warm + churn, |_| false);
     phase("churn", &world);
     world.measuring_bytes = false;
-    debug_bytes_measuring(std::env::var_os("GOSSIP_SIM_BYTES_AFTER").is_some());
+    debug_bytes_measuring(false);
     let bytes = world.bytes;
     let packets = world.packets;
     let refutations = world
@@ -1499,7 +1493,6 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
         let end = start + micros(scenario.partition_for);
         world.push(end, Event::PartitionEnd);
         world.run_until(end, |_| false);
-        phase("partition", &world);
         if std::env::var_os("GOSSIP_SIM_DEBUG").is_some() {
             for step in 1..=30u64 {
                 world.run_until(end + step * 5 * SECOND, |_| false);
