@@ -140,6 +140,60 @@ pub fn decode_datagram<T: DeserializeOwned>(
     Ok(value)
 }
 
+/// Appends the encoding of a datagram-sized value to `buffer` (no allocation when it has
+/// room); returns how many bytes were added. On error `buffer` is left as it was.
+pub fn encode_datagram_into<T: Serialize>(
+    what: &'static str,
+    value: &T,
+    buffer: &mut Vec<u8>,
+) -> Result<usize, CodecError> {
+    let before = buffer.len();
+    bincode::serde::encode_into_std_write(value, buffer, DATAGRAM_CONFIG)
+        .map(|_| buffer.len() - before)
+        .map_err(|e| {
+            buffer.truncate(before);
+            CodecError::Encode {
+                what,
+                message: e.to_string(),
+            }
+        })
+}
+
+/// How many bytes the encoding of a datagram-sized value takes, without writing it anywhere.
+pub fn encoded_datagram_len<T: Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<usize, CodecError> {
+    let mut counter = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut counter, DATAGRAM_CONFIG)
+        .map(|_| counter.bytes_written)
+        .map_err(|e| CodecError::Encode {
+            what,
+            message: e.to_string(),
+        })
+}
+
+/// Decodes one datagram-sized value from the start of `bytes`; returns it and how many bytes
+/// it took, so a caller can decode a datagram part by part. Input longer than
+/// [`MAX_DATAGRAM`] is an error.
+pub fn decode_datagram_prefix<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<(T, usize), CodecError> {
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(CodecError::Decode {
+            what,
+            message: format!("{} bytes is more than {MAX_DATAGRAM}", bytes.len()),
+        });
+    }
+    bincode::serde::decode_from_slice::<T, _>(bytes, DATAGRAM_CONFIG).map_err(|e| {
+        CodecError::Decode {
+            what,
+            message: e.to_string(),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +241,32 @@ mod tests {
         let added = encode_into("number", &300u32, &mut buffer).expect("encodes");
         assert_eq!(buffer.len(), 1 + added);
         assert_eq!(decode::<u32>("number", &buffer[1..]), Ok(300));
+    }
+
+    #[test]
+    fn datagram_parts_concatenate_to_the_whole() {
+        let value = Sample {
+            id: 300,
+            name: "parts".into(),
+            values: vec![1, 70_000],
+            nested: None,
+        };
+        let whole = encode_datagram("sample", &value).expect("encodes");
+        assert_eq!(
+            encoded_datagram_len("sample", &value).expect("counts"),
+            whole.len()
+        );
+        let mut parts = Vec::new();
+        encode_datagram_into("id", &value.id, &mut parts).expect("encodes");
+        encode_datagram_into("name", &value.name, &mut parts).expect("encodes");
+        encode_datagram_into("values", &value.values, &mut parts).expect("encodes");
+        encode_datagram_into("nested", &value.nested, &mut parts).expect("encodes");
+        assert_eq!(parts, whole);
+        let (id, used) = decode_datagram_prefix::<u64>("id", &whole).expect("decodes");
+        assert_eq!(id, 300);
+        let (name, more) = decode_datagram_prefix::<String>("name", &whole[used..]).expect("name");
+        assert_eq!((name.as_str(), used + more < whole.len()), ("parts", true));
+        assert!(decode_datagram_prefix::<String>("name", &[200]).is_err());
     }
 
     proptest! {

@@ -527,15 +527,18 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
         outputs
     };
     let delay = lock(&shared.faults).delay;
+    let mut spent = Vec::new();
     for output in outputs {
         if let Output::Send { to, bytes } = output {
             if shared.drop_datagram(to) {
+                spent.push(bytes);
                 continue;
             }
             if delay.is_zero() {
                 if let Err(error) = socket.send_to(&bytes, to).await {
                     tracing::debug!(%to, "gossip send failed: {error}");
                 }
+                spent.push(bytes);
             } else {
                 let socket = socket.clone();
                 tokio::spawn(async move {
@@ -543,6 +546,13 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                     let _ = socket.send_to(&bytes, to).await;
                 });
             }
+        }
+    }
+    if !spent.is_empty() {
+        // The core reuses a few buffers for its next packets.
+        let mut state = lock(&shared.state);
+        for bytes in spent {
+            state.swim.recycle(bytes);
         }
     }
 }

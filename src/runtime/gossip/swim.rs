@@ -29,15 +29,25 @@
 //!   included, so partitions heal) gets our whole table in `Sync` packets and answers with
 //!   its own. Dead entries received this way count as suspicions, so a live member can
 //!   refute instead of being declared dead by stale news.
-//! - **Joining**: a new member sends its entry to the seeds until one answers, then
-//!   announces itself (with its metadata) directly to every member it learned, and, when
-//!   the table it got was incomplete (it spans many datagrams; `Sync` says how many
-//!   entries), exchanges tables with random members 2, 10 and 30 s later.
-//! - **Repairs**: a suspicion that expires without full confirmation pings the suspect once
-//!   more before it is declared dead (a live member answers with its higher incarnation);
-//!   a member that hears of a fresh suspicion probes the suspect at once with probability
-//!   8/n (so a real crash is confirmed within a period); every eighth probe period pings one
-//!   member held dead (a live one answers and is taken back, or refutes).
+//! - **Joining**: a new member sends its entry to the seeds until one answers, takes the
+//!   seed's table without spreading it (those members are news to it alone), and 20 ms
+//!   later `Announce`s itself (with its metadata) directly to every member it learned. Each
+//!   answers with an `Ack`; members that sent nothing back are announced to again one and
+//!   two seconds later. When the table it got was incomplete (it spans many datagrams;
+//!   `Sync` says how many entries), it exchanges tables with random members 2, 10 and 30 s
+//!   later.
+//! - **Hello**: a member that hears of a new member (a join or a restart) from a third party
+//!   sends it its own entry directly: the newcomer's seed may not have known it.
+//! - **Repairs**: a member that gets a packet from a member it does not know (which knew
+//!   it) has a gap in its table, likely more than one, and exchanges tables with a random
+//!   member a second later (at most one such exchange per 10 s). A suspicion that expires
+//!   without full confirmation is not enough to declare a member dead: we probe it
+//!   ourselves first (direct, indirect, direct again) and declare it dead only if that
+//!   fails too; if it answers, we tell it it is suspected (it refutes) and wait a whole
+//!   suspicion again. A member that hears of a fresh suspicion probes the suspect at once
+//!   with probability 8/n (so a real crash is confirmed within a period); every eighth
+//!   probe period pings one member held dead (a live one answers and is taken back, or
+//!   refutes).
 //! - **Identity**: a member is a name plus a generation. A higher generation of a known name
 //!   replaces the old one (a restart). Two live processes with one name: the newer
 //!   generation wins, the older yields and says why ([`EventKind::NameConflict`]).
@@ -47,7 +57,7 @@
 //!   indirect probing.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -56,8 +66,10 @@ use serde::{Deserialize, Serialize};
 use super::phi::{PhiSettings, PhiWindow};
 use super::rng::SeededRng;
 use super::wire::{
-    self, Claim, MemberId, MemberMeta, Message, Name, Packet, PacketError, Update, WIRE_VERSION,
+    self, Claim, MemberId, MemberMeta, Message, Name, PacketError, PacketHead, Update,
 };
+#[cfg(test)]
+use super::wire::{Packet, WIRE_VERSION};
 
 /// Settings of the core (from `[gossip]` in the config, or the simulator).
 #[derive(Debug, Clone, PartialEq)]
@@ -306,24 +318,270 @@ struct Suspicion {
     last_chance: bool,
 }
 
+/// A member's place in the table.
+type Slot = u32;
+
+/// Where an update comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    /// Our own conclusion (a probe, a timer, a member's own packet header).
+    Own,
+    /// Piggybacked on a packet from this member.
+    Packet(&'a Name),
+    /// An entry of this member's table (state exchange or join).
+    Table(&'a Name),
+}
+
+/// A member as it was when the reference was taken: a slot's epoch changes whenever the slot
+/// is emptied, reused or takes a new generation, so a stale reference (in a timer, the
+/// priority probe list, the dead list) is recognised instead of acting on another member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SlotRef {
+    slot: Slot,
+    epoch: u32,
+}
+
+/// One member, laid out by cache line: the name (what a lookup compares), then what every
+/// packet about the member reads or writes, then its phi detector, then what is rarely
+/// touched. Dense in the table, so a cluster of a thousand tables stays compact.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 struct Member {
-    id: MemberId,
-    incarnation: u32,
+    /// Whether the slot holds a member (a vacant slot keeps its last member's bytes).
+    /// First, beside the name: a lookup checks both on one cache line.
+    present: bool,
     state: MemberState,
-    address: Option<SocketAddr>,
-    meta: Option<MemberMeta>,
-    since_us: u64,
-    suspicion: Option<Suspicion>,
-    phi: PhiWindow,
     degraded: bool,
+    incarnation: u32,
+    id: MemberId,
+    address: Option<SocketAddr>,
+    since_us: u64,
     last_hint_us: u64,
+    phi: PhiWindow,
+    meta: Option<Box<MemberMeta>>,
+    suspicion: Option<Box<Suspicion>>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+/// An entry of the table's index: a slot and the high half of its name's hash, so that
+/// probing past other names compares 4 bytes in the index instead of reading each member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IndexEntry {
+    slot: Slot,
+    tag: u32,
+}
+
+const EMPTY_ENTRY: IndexEntry = IndexEntry {
+    slot: NO_SLOT,
+    tag: 0,
+};
+
+fn hash_tag(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// The member table: members in a dense vector, found by name through an open-addressing
+/// index of slot numbers (4 bytes per entry, linear probing). A lookup reads one index line
+/// and the member itself, whose name is stored inline; nothing is allocated per packet.
+/// Names come from cluster members and the table is bounded (`gossip.max_members`), so
+/// colliding names can slow lookups but not grow memory.
+#[derive(Debug, Default)]
+struct Table {
+    /// Members by slot; vacant ones have `present == false`.
+    slots: Vec<Member>,
+    /// Per slot: changes whenever the slot is emptied, reused or takes a new generation.
+    epochs: Vec<u32>,
+    vacant: Vec<Slot>,
+    index: Vec<IndexEntry>,
+    len: usize,
+}
+
+/// FNV-1a over the name's bytes, then mixed so that similar short names spread over the index.
+fn name_hash(name: &Name) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash ^= hash >> 32;
+    hash = hash.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    hash ^ (hash >> 32)
+}
+
+impl Table {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn mask(&self) -> usize {
+        self.index.len().wrapping_sub(1)
+    }
+
+    fn find(&self, name: &Name) -> Option<Slot> {
+        if self.index.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let hash = name_hash(name);
+        let tag = hash_tag(hash);
+        let mut at = hash as usize & mask;
+        loop {
+            let entry = self.index[at];
+            if entry.slot == NO_SLOT {
+                return None;
+            }
+            if entry.tag == tag && self.get(entry.slot).is_some_and(|m| m.id.name == *name) {
+                return Some(entry.slot);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn get(&self, slot: Slot) -> Option<&Member> {
+        self.slots.get(slot as usize).filter(|m| m.present)
+    }
+
+    fn get_mut(&mut self, slot: Slot) -> Option<&mut Member> {
+        self.slots.get_mut(slot as usize).filter(|m| m.present)
+    }
+
+    fn slot_ref(&self, slot: Slot) -> SlotRef {
+        SlotRef {
+            slot,
+            epoch: self.epochs.get(slot as usize).copied().unwrap_or(0),
+        }
+    }
+
+    fn resolve(&self, at: SlotRef) -> Option<&Member> {
+        if self.epochs.get(at.slot as usize) != Some(&at.epoch) {
+            return None;
+        }
+        self.get(at.slot)
+    }
+
+    /// Puts a new identity in `slot` (a restart): references to the old one go stale.
+    fn replace(&mut self, slot: Slot, member: Member) {
+        if let Some(entry) = self.slots.get_mut(slot as usize) {
+            *entry = member;
+            entry.present = true;
+            self.epochs[slot as usize] = self.epochs[slot as usize].wrapping_add(1);
+        }
+    }
+
+    /// Adds a member whose name is not in the table; returns its slot.
+    fn insert(&mut self, member: Member) -> Slot {
+        if (self.len + 1) * 2 > self.index.len() {
+            self.grow_index();
+        }
+        let name = member.id.name;
+        let slot = match self.vacant.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = member;
+                self.slots[slot as usize].present = true;
+                self.epochs[slot as usize] = self.epochs[slot as usize].wrapping_add(1);
+                slot
+            }
+            None => {
+                self.slots.push(member);
+                if let Some(last) = self.slots.last_mut() {
+                    last.present = true;
+                }
+                self.epochs.push(0);
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        self.len += 1;
+        self.place(&name, slot);
+        slot
+    }
+
+    fn place(&mut self, name: &Name, slot: Slot) {
+        let mask = self.mask();
+        let hash = name_hash(name);
+        let mut at = hash as usize & mask;
+        while self.index[at].slot != NO_SLOT {
+            at = (at + 1) & mask;
+        }
+        self.index[at] = IndexEntry {
+            slot,
+            tag: hash_tag(hash),
+        };
+    }
+
+    fn grow_index(&mut self) {
+        let size = (self.index.len() * 2).max(16);
+        self.index = vec![EMPTY_ENTRY; size];
+        for slot in 0..self.slots.len() {
+            if let Some(name) = self.get(slot as Slot).map(|m| m.id.name) {
+                self.place(&name, slot as Slot);
+            }
+        }
+    }
+
+    /// Empties `slot`; returns the member it held.
+    fn remove(&mut self, slot: Slot) -> Option<Member> {
+        let name = self.get(slot)?.id.name;
+        let mask = self.mask();
+        let mut at = name_hash(&name) as usize & mask;
+        while self.index[at].slot != slot {
+            if self.index[at].slot == NO_SLOT {
+                return None;
+            }
+            at = (at + 1) & mask;
+        }
+        // Backward-shift deletion: later entries of the probe run move up when their home
+        // position allows, so no tombstones are needed.
+        let mut hole = at;
+        let mut next = at;
+        loop {
+            next = (next + 1) & mask;
+            let moved = self.index[next];
+            if moved.slot == NO_SLOT {
+                break;
+            }
+            let home = self
+                .get(moved.slot)
+                .map_or(next, |m| name_hash(&m.id.name) as usize & mask);
+            let stays = if hole <= next {
+                hole < home && home <= next
+            } else {
+                hole < home || home <= next
+            };
+            if !stays {
+                self.index[hole] = moved;
+                hole = next;
+            }
+        }
+        self.index[hole] = EMPTY_ENTRY;
+        self.epochs[slot as usize] = self.epochs[slot as usize].wrapping_add(1);
+        self.vacant.push(slot);
+        self.len -= 1;
+        let member = &mut self.slots[slot as usize];
+        member.present = false;
+        // The slot keeps the bytes; what it owns on the heap goes now.
+        Some(Member {
+            present: true,
+            phi: std::mem::take(&mut member.phi),
+            meta: member.meta.take(),
+            suspicion: member.suspicion.take(),
+            ..*member
+        })
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Slot, &Member)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, member)| member.present)
+            .map(|(slot, member)| (slot as Slot, member))
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Probe {
     seq: u32,
-    target: MemberId,
+    target: SlotRef,
     address: SocketAddr,
     acked: bool,
     expected_nacks: u32,
@@ -332,6 +590,7 @@ struct Probe {
 
 #[derive(Debug, Clone, Copy)]
 struct Relay {
+    seq: u32,
     origin: SocketAddr,
     origin_seq: u32,
 }
@@ -339,21 +598,15 @@ struct Relay {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Probe,
-    AckTimeout {
-        seq: u32,
-    },
+    AckTimeout { seq: u32 },
     Gossip,
     Sync,
-    Suspicion {
-        name: Name,
-        generation: u64,
-        incarnation: u32,
-    },
-    Relay {
-        seq: u32,
-    },
+    Suspicion { target: SlotRef, incarnation: u32 },
+    Relay { seq: u32 },
     JoinRetry,
     JoinSync,
+    Reannounce { round: u8 },
+    Repair,
     Reap,
 }
 
@@ -371,8 +624,22 @@ const HINT_INTERVAL_US: u64 = 1_000_000;
 const REAP_INTERVAL_US: u64 = 10_000_000;
 /// Unit of the follow-up state exchanges after a join, µs.
 const JOIN_SYNC_US: u64 = 1_000_000;
+/// Least time between two repair exchanges, µs (see `repair_soon`).
+const REPAIR_INTERVAL_US: u64 = 10_000_000;
+/// Wait from a sign of a gap to the repair exchange, µs (lets a burst of signs coalesce).
+const REPAIR_DELAY_US: u64 = 1_000_000;
+/// Wait from a seed's first answer to our announcement, µs.
+const ANNOUNCE_DELAY_US: u64 = 20_000;
+/// Time between announcement rounds after a join, µs.
+const ANNOUNCE_RETRY_US: u64 = 1_000_000;
+/// Announcement rounds after a join at most.
+const ANNOUNCE_ROUNDS: u8 = 3;
 /// Longest wait between join attempts, µs.
 const MAX_JOIN_RETRY_US: u64 = 30_000_000;
+/// Datagram buffers kept for reuse at most (see [`Swim::recycle`]).
+const SPARE_BUFFERS: usize = 32;
+/// The dissemination queue's key for this node's own updates.
+const SELF_KEY: u32 = u32::MAX;
 
 /// An alive update as relayed in an epidemic wave about a join, restart or refutation:
 /// without metadata (the member announces its metadata directly; only metadata changes
@@ -382,34 +649,6 @@ fn without_meta(mut update: Update) -> Update {
         *meta = None;
     }
     update
-}
-
-/// Member tables hash names with FNV-1a: fixed keys, so a run is a function of its seed
-/// (iteration order feeds the protocol), and fast on short names. Names come from cluster
-/// members and the table is bounded (`gossip.max_members`), so colliding names can slow
-/// lookups but not grow memory.
-type Table<V> = HashMap<Name, V, std::hash::BuildHasherDefault<Fnv>>;
-
-/// FNV-1a, 64-bit.
-#[derive(Debug, Clone, Copy)]
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -426,18 +665,19 @@ pub struct Swim {
     address: SocketAddr,
     meta: MemberMeta,
     status: LocalStatus,
-    members: Table<Member>,
-    probe_order: Vec<Name>,
+    table: Table,
+    /// Slots in SWIM's shuffled round-robin probe order.
+    probe_order: Vec<Slot>,
     probe_cursor: usize,
     phi_cursor: usize,
     /// Members to probe at the next periods, ahead of the round robin (degraded by phi, or
     /// freshly suspected).
-    probe_first: Vec<Name>,
+    probe_first: Vec<SlotRef>,
     /// Members that went dead (checked and pruned lazily), for reconnect pings.
-    dead: Vec<Name>,
+    dead: Vec<SlotRef>,
     probe: Option<Probe>,
     next_seq: u32,
-    relays: HashMap<u32, Relay>,
+    relays: Vec<Relay>,
     queue: Dissemination,
     timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
     timer_order: u64,
@@ -448,10 +688,33 @@ pub struct Swim {
     stats: GossipStats,
     out: Vec<Output>,
     up_count: usize,
-    announce_pending: bool,
     seed_answered: bool,
     /// The last table answer: who sent it, its size, entries received so far.
     sync_tally: Option<(SocketAddr, u32, u32)>,
+    /// Spare datagram buffers (see [`Swim::recycle`]).
+    buffers: Vec<Vec<u8>>,
+    /// Decoded updates of the packet being handled (reused).
+    incoming: Vec<Update>,
+    /// Addresses picked for indirect probes or gossip (reused).
+    picked: Vec<SocketAddr>,
+    /// The latest time the caller gave us, µs.
+    now_us: u64,
+    /// Whether a gossip tick is scheduled (ticks stop while there is nothing to spread).
+    gossip_armed: bool,
+    /// The next gossip tick, or where the ticks would be had they not stopped.
+    gossip_next_us: u64,
+    /// No member is down since before this (a lower bound), so reaping can wait.
+    earliest_down_us: Option<u64>,
+    /// A repair exchange is scheduled (see `repair_soon`).
+    repair_pending: bool,
+    /// When the last repair exchange went out.
+    last_repair_us: Option<u64>,
+    /// When our announcement after joining began (see `announce`).
+    announced_us: Option<u64>,
+    /// Until then we are a fresh joiner: members we learn from tables are news only to us.
+    joined_until_us: u64,
+    /// Set while applying a table of a fresh joiner (see `insert_member`).
+    learning_quietly: bool,
 }
 
 impl Swim {
@@ -474,7 +737,7 @@ impl Swim {
             address,
             meta,
             status: LocalStatus::Joining,
-            members: Table::default(),
+            table: Table::default(),
             probe_order: Vec::new(),
             probe_cursor: 0,
             phi_cursor: 0,
@@ -482,7 +745,7 @@ impl Swim {
             dead: Vec::new(),
             probe: None,
             next_seq: 1,
-            relays: HashMap::new(),
+            relays: Vec::new(),
             queue: Dissemination::default(),
             timers: BinaryHeap::new(),
             timer_order: 0,
@@ -493,9 +756,20 @@ impl Swim {
             stats: GossipStats::default(),
             out: Vec::new(),
             up_count: 0,
-            announce_pending: false,
             seed_answered: false,
             sync_tally: None,
+            buffers: Vec::new(),
+            incoming: Vec::new(),
+            picked: Vec::new(),
+            now_us,
+            gossip_armed: true,
+            gossip_next_us: now_us,
+            earliest_down_us: None,
+            repair_pending: false,
+            last_repair_us: None,
+            announced_us: None,
+            joined_until_us: 0,
+            learning_quietly: false,
         };
         let jitter = swim
             .rng
@@ -504,6 +778,7 @@ impl Swim {
         let jitter = swim
             .rng
             .below(micros(swim.config.gossip_interval).max(1) as usize) as u64;
+        swim.gossip_next_us = now_us + jitter;
         swim.schedule(now_us + jitter, Timer::Gossip);
         let sync = micros(swim.config.sync_interval).max(1000);
         let jitter = swim.rng.below(sync as usize) as u64;
@@ -550,6 +825,7 @@ impl Swim {
     /// Contacts seeds (their gossip addresses) with our state and asks for theirs; retries
     /// with backoff until some member answers.
     pub fn join(&mut self, seeds: &[SocketAddr], now_us: u64) {
+        self.now_us = self.now_us.max(now_us);
         self.seeds = seeds
             .iter()
             .copied()
@@ -564,9 +840,10 @@ impl Swim {
     }
 
     fn send_join(&mut self) {
-        let mine = self.self_update(true);
-        for seed in self.seeds.clone() {
-            self.send_table_to(seed, vec![mine.clone()], true);
+        let mine = [self.self_update(true)];
+        for index in 0..self.seeds.len() {
+            let seed = self.seeds[index];
+            self.send_table_to(seed, &mine, true);
         }
     }
 
@@ -576,13 +853,14 @@ impl Swim {
         if self.status == LocalStatus::Yielded {
             return;
         }
+        self.now_us = self.now_us.max(now_us);
         self.status = LocalStatus::Leaving;
         let update = Update {
-            id: self.me.clone(),
+            id: self.me,
             incarnation: self.incarnation,
             claim: Claim::Left,
         };
-        self.enqueue(update);
+        self.enqueue(SELF_KEY, update);
         self.gossip_round(now_us);
     }
 
@@ -590,7 +868,7 @@ impl Swim {
     pub fn leave_spread(&self) -> bool {
         !self
             .queue
-            .holds_below(&self.me.name, self.config.gossip_fanout as u32)
+            .holds_below(SELF_KEY, self.config.gossip_fanout as u32)
     }
 
     /// New metadata for this node: gossiped to everyone (callers bound the rate).
@@ -599,7 +877,7 @@ impl Swim {
         self.meta = meta;
         if self.status == LocalStatus::Active || self.status == LocalStatus::Joining {
             let update = self.self_update(true);
-            self.enqueue(update);
+            self.enqueue(SELF_KEY, update);
         }
     }
 
@@ -623,11 +901,21 @@ impl Swim {
         into.append(&mut self.out);
     }
 
+    /// Gives back the buffer of an [`Output::Send`] once it is sent (or of any received
+    /// datagram), so the next packet is encoded without an allocation. Optional; a few are
+    /// kept, the rest dropped.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.buffers.len() < SPARE_BUFFERS && buffer.capacity() <= 4 * self.config.max_packet {
+            buffer.clear();
+            self.buffers.push(buffer);
+        }
+    }
+
     /// Every member, this node first.
     pub fn members(&self, now_us: u64) -> Vec<MemberView> {
-        let mut views = Vec::with_capacity(self.members.len() + 1);
+        let mut views = Vec::with_capacity(self.table.len() + 1);
         views.push(MemberView {
-            id: self.me.clone(),
+            id: self.me,
             state: match self.status {
                 LocalStatus::Leaving => MemberState::Left,
                 LocalStatus::Yielded => MemberState::Dead,
@@ -642,14 +930,14 @@ impl Swim {
             since_us: 0,
             local: true,
         });
-        let mut others: Vec<&Member> = self.members.values().collect();
-        others.sort_by(|a, b| a.id.name.cmp(&b.id.name));
+        let mut others: Vec<&Member> = self.table.iter().map(|(_, m)| m).collect();
+        others.sort_by_key(|a| a.id.name);
         views.extend(others.into_iter().map(|m| MemberView {
-            id: m.id.clone(),
+            id: m.id,
             state: m.state,
             incarnation: m.incarnation,
             address: m.address,
-            meta: m.meta.clone(),
+            meta: m.meta.as_deref().cloned(),
             phi: if m.state.is_up() {
                 m.phi.phi(now_us, &self.config.phi)
             } else {
@@ -666,9 +954,8 @@ impl Swim {
     /// One member's state, if known.
     pub fn member_state(&self, name: &str) -> Option<(MemberId, MemberState, u32)> {
         let name = Name::new(name).ok()?;
-        self.members
-            .get(&name)
-            .map(|m| (m.id.clone(), m.state, m.incarnation))
+        let slot = self.table.find(&name)?;
+        self.table.get(slot).map(|m| (m.id, m.state, m.incarnation))
     }
 
     // ---------------------------------------------------------------- timers
@@ -684,6 +971,7 @@ impl Swim {
 
     /// Runs every timer due at `now_us`.
     pub fn handle_timeout(&mut self, now_us: u64) {
+        self.now_us = self.now_us.max(now_us);
         while let Some(Reverse((at, _, _))) = self.timers.peek() {
             if *at > now_us {
                 break;
@@ -716,7 +1004,13 @@ impl Swim {
             Timer::Gossip => {
                 self.gossip_round(now_us);
                 let next = now_us + micros(self.config.gossip_interval).max(1000);
-                self.schedule(next, Timer::Gossip);
+                self.gossip_next_us = next;
+                if self.queue.is_empty() {
+                    // Nothing to spread: the ticks stop until something is queued.
+                    self.gossip_armed = false;
+                } else {
+                    self.schedule(next, Timer::Gossip);
+                }
             }
             Timer::Sync => {
                 // Every tick with probability 1 / scale: the cluster as a whole exchanges
@@ -731,12 +1025,12 @@ impl Swim {
                 self.schedule(next, Timer::Sync);
             }
             Timer::Suspicion {
-                name,
-                generation,
+                target,
                 incarnation,
-            } => self.suspicion_expired(&name, generation, incarnation, now_us),
+            } => self.suspicion_expired(target, incarnation, now_us),
             Timer::Relay { seq } => {
-                if let Some(relay) = self.relays.remove(&seq) {
+                if let Some(at) = self.relays.iter().position(|r| r.seq == seq) {
+                    let relay = self.relays.swap_remove(at);
                     self.send(
                         relay.origin,
                         Message::Nack {
@@ -764,6 +1058,29 @@ impl Swim {
                     .sync_tally
                     .is_some_and(|(_, expected, got)| got >= expected);
                 if self.status == LocalStatus::Active && !complete {
+                    self.sync_with_random(now_us);
+                }
+            }
+            Timer::Reannounce { round: 0 } => {
+                if self.status == LocalStatus::Active {
+                    self.announce(now_us);
+                }
+            }
+            Timer::Reannounce { round } => {
+                if self.status == LocalStatus::Active {
+                    self.announce_to_unanswered(now_us);
+                    if round + 1 < ANNOUNCE_ROUNDS {
+                        self.schedule(
+                            now_us + ANNOUNCE_RETRY_US,
+                            Timer::Reannounce { round: round + 1 },
+                        );
+                    }
+                }
+            }
+            Timer::Repair => {
+                self.repair_pending = false;
+                if self.status == LocalStatus::Active {
+                    self.last_repair_us = Some(now_us);
                     self.sync_with_random(now_us);
                 }
             }
@@ -795,10 +1112,10 @@ impl Swim {
         member.state.is_up() && member.address.is_some()
     }
 
-    fn pick_probe_target(&mut self) -> Option<Name> {
-        while let Some(name) = self.probe_first.pop() {
-            if self.members.get(&name).is_some_and(Self::probeable) {
-                return Some(name);
+    fn pick_probe_target(&mut self) -> Option<Slot> {
+        while let Some(first) = self.probe_first.pop() {
+            if self.table.resolve(first).is_some_and(Self::probeable) {
+                return Some(first.slot);
             }
         }
         let len = self.probe_order.len();
@@ -809,29 +1126,26 @@ impl Swim {
                 self.rng.shuffle(&mut order);
                 self.probe_order = order;
             }
-            let name = self.probe_order[self.probe_cursor].clone();
+            let slot = self.probe_order[self.probe_cursor];
             self.probe_cursor += 1;
-            if self.members.get(&name).is_some_and(Self::probeable) {
-                return Some(name);
+            if self.table.get(slot).is_some_and(Self::probeable) {
+                return Some(slot);
             }
         }
         None
     }
 
     fn start_probe(&mut self, now_us: u64) {
-        let Some(name) = self.pick_probe_target() else {
+        let Some(slot) = self.pick_probe_target() else {
             return;
         };
-        let Some(member) = self.members.get(&name) else {
-            return;
-        };
-        let (target, Some(address)) = (member.id.clone(), member.address) else {
+        let Some(address) = self.table.get(slot).and_then(|m| m.address) else {
             return;
         };
         let seq = self.next_seq();
         self.probe = Some(Probe {
             seq,
-            target,
+            target: self.table.slot_ref(slot),
             address,
             acked: false,
             expected_nacks: 0,
@@ -848,24 +1162,30 @@ impl Swim {
         if probe.seq != seq || probe.acked {
             return;
         }
-        let target = probe.target.clone();
+        let target = probe.target;
         let address = probe.address;
-        let helpers = self.pick_members(self.config.indirect_probes, |name, m| {
-            *name != target.name && m.state == MemberState::Alive && !m.degraded
+        let Some(target_id) = self.table.resolve(target).map(|m| m.id) else {
+            return;
+        };
+        let mut helpers = std::mem::take(&mut self.picked);
+        self.pick_members(self.config.indirect_probes, &mut helpers, |slot, m| {
+            slot != target.slot && m.state == MemberState::Alive && !m.degraded
         });
         for helper in &helpers {
             self.send(
                 *helper,
                 Message::PingReq {
                     seq,
-                    target: target.clone(),
+                    target: target_id,
                     address,
                 },
                 true,
             );
         }
+        let expected = helpers.len() as u32;
+        self.picked = helpers;
         if let Some(probe) = &mut self.probe {
-            probe.expected_nacks = helpers.len() as u32;
+            probe.expected_nacks = expected;
         }
         // One more direct try: under loss, cheaper than a false suspicion.
         self.send(address, Message::Ping { seq }, false);
@@ -876,6 +1196,7 @@ impl Swim {
             return;
         };
         if probe.acked {
+            self.answered_while_suspect(probe.target, probe.address, now_us);
             return;
         }
         // Lifeguard: helpers that did not even nack hint that the fault is ours.
@@ -883,95 +1204,128 @@ impl Swim {
         if missing > 0 {
             self.awareness = (self.awareness + missing).min(self.config.awareness_max);
         }
-        let Some(member) = self.members.get(&probe.target.name) else {
+        let Some(member) = self.table.resolve(probe.target) else {
             return;
         };
-        if member.id.generation != probe.target.generation || !member.state.is_up() {
+        if !member.state.is_up() {
             return;
         }
         self.stats.probe_failures += 1;
+        let slot = probe.target.slot;
+        let update = Update {
+            id: member.id,
+            incarnation: member.incarnation,
+            claim: Claim::Suspect {
+                accuser: self.me.name,
+            },
+        };
         if member.state == MemberState::Suspect {
             // Already suspected by others: our failed probe is an independent confirmation.
-            let name = member.id.name.clone();
-            let update = Update {
-                id: member.id.clone(),
-                incarnation: member.incarnation,
-                claim: Claim::Suspect {
-                    accuser: self.me.name.clone(),
-                },
-            };
             let first_accuser = member
                 .suspicion
                 .as_ref()
-                .and_then(|s| s.accusers.first().cloned());
-            if self.confirm(&name, self.me.name.clone(), now_us)
+                .and_then(|s| s.accusers.first().copied());
+            if self.confirm(slot, self.me.name, now_us)
                 && let Some(accuser) = first_accuser
-                && let Some(address) = self.members.get(&accuser).and_then(|m| m.address)
+                && let Some(address) = self
+                    .table
+                    .find(&accuser)
+                    .and_then(|s| self.table.get(s))
+                    .and_then(|m| m.address)
             {
                 // Tell the first accuser, whose timer decides first: one packet, where
                 // spreading every confirmation would cost a dissemination wave each.
-                self.send_updates_to(address, vec![update]);
+                self.send_updates_to(address, &[update]);
             }
             return;
         }
-        let update = Update {
-            id: member.id.clone(),
-            incarnation: member.incarnation,
-            claim: Claim::Suspect {
-                accuser: self.me.name.clone(),
-            },
-        };
-        if self.apply(update.clone(), now_us, None) {
+        if self.apply(update.clone(), now_us, Source::Own) {
             // Tell the suspect directly as well, so it can refute at once if it is alive.
-            self.send_updates_to(probe.address, vec![update]);
+            self.send_updates_to(probe.address, &[update]);
         }
+    }
+
+    /// A member we hold suspect answered our probe (perhaps through a helper, so we did not
+    /// see its incarnation): it lives. We tell it that it is suspected, so it refutes to us,
+    /// and a suspicion that was about to end gets a whole timeout again for that refutation.
+    fn answered_while_suspect(&mut self, target: SlotRef, address: SocketAddr, now_us: u64) {
+        let Some(member) = self.table.resolve(target) else {
+            return;
+        };
+        if member.state != MemberState::Suspect {
+            return;
+        }
+        let incarnation = member.incarnation;
+        let last_chance = member.suspicion.as_ref().is_some_and(|s| s.last_chance);
+        if last_chance {
+            let mut suspicion = member.suspicion.clone().unwrap_or_else(|| {
+                Box::new(Suspicion {
+                    started_us: now_us,
+                    accusers: Vec::new(),
+                    deadline_us: now_us,
+                    last_chance: false,
+                })
+            });
+            suspicion.started_us = now_us;
+            suspicion.last_chance = false;
+            suspicion.deadline_us = self.suspicion_deadline(&suspicion);
+            let deadline = suspicion.deadline_us;
+            if let Some(member) = self.table.get_mut(target.slot) {
+                member.suspicion = Some(suspicion);
+            }
+            self.schedule(
+                deadline,
+                Timer::Suspicion {
+                    target,
+                    incarnation,
+                },
+            );
+        }
+        self.hint(target.slot, address, now_us);
     }
 
     /// Pings a random member we hold dead. A live one answers: its header then carries a
     /// higher incarnation (it is alive again to us), or we tell it that it is held dead and
     /// it refutes. This mends what a lost update left behind, after a partition heals too.
     fn reconnect(&mut self) {
-        // Entries that are no longer dead are pruned here; after a partition heals most
-        // are, so look a little further for one that still is.
-        for _ in 0..64 {
-            if self.dead.is_empty() {
-                return;
-            }
-            let index = self.rng.below(self.dead.len());
-            let target = self
-                .members
-                .get(&self.dead[index])
-                .filter(|m| m.state == MemberState::Dead)
-                .and_then(|m| m.address);
-            match target {
-                Some(address) => {
-                    self.send(address, Message::Ping { seq: 0 }, false);
-                    return;
-                }
-                None => {
-                    self.dead.swap_remove(index);
-                }
-            }
+        // Members that are no longer dead (taken back, restarted, forgotten) leave the list
+        // here, so the pick is among the dead only: after a partition heals most of the
+        // list is stale, and the few still held dead must not wait behind it.
+        let table = &self.table;
+        self.dead.retain(|r| {
+            table
+                .resolve(*r)
+                .is_some_and(|m| m.state == MemberState::Dead && m.address.is_some())
+        });
+        if self.dead.is_empty() {
+            return;
+        }
+        let index = self.rng.below(self.dead.len());
+        if let Some(address) = self.table.resolve(self.dead[index]).and_then(|m| m.address) {
+            self.send(address, Message::Ping { seq: 0 }, false);
         }
     }
 
+    /// Picks up to `count` distinct addresses of members `accept` takes, at random, into
+    /// `chosen` (cleared first).
     fn pick_members(
         &mut self,
         count: usize,
-        accept: impl Fn(&Name, &Member) -> bool,
-    ) -> Vec<SocketAddr> {
-        let mut chosen: Vec<SocketAddr> = Vec::with_capacity(count);
+        chosen: &mut Vec<SocketAddr>,
+        accept: impl Fn(Slot, &Member) -> bool,
+    ) {
+        chosen.clear();
         let len = self.probe_order.len();
         if len == 0 || count == 0 {
-            return chosen;
+            return;
         }
         let mut tries = 0;
         while chosen.len() < count && tries < count * 8 + 16 {
             tries += 1;
-            let name = &self.probe_order[self.rng.below(len)];
-            if let Some(member) = self.members.get(name)
+            let slot = self.probe_order[self.rng.below(len)];
+            if let Some(member) = self.table.get(slot)
                 && let Some(address) = member.address
-                && accept(name, member)
+                && accept(slot, member)
                 && !chosen.contains(&address)
             {
                 chosen.push(address);
@@ -979,20 +1333,19 @@ impl Swim {
         }
         if chosen.len() < count && len <= count * 8 {
             // Few members: take every eligible one rather than trust sampling.
-            for name in &self.probe_order {
+            for &slot in &self.probe_order {
                 if chosen.len() >= count {
                     break;
                 }
-                if let Some(member) = self.members.get(name)
+                if let Some(member) = self.table.get(slot)
                     && let Some(address) = member.address
-                    && accept(name, member)
+                    && accept(slot, member)
                     && !chosen.contains(&address)
                 {
                     chosen.push(address);
                 }
             }
         }
-        chosen
     }
 
     fn scan_phi(&mut self, now_us: u64) {
@@ -1012,22 +1365,24 @@ impl Swim {
             if self.phi_cursor >= len {
                 self.phi_cursor = 0;
             }
-            let name = self.probe_order[self.phi_cursor].clone();
+            let slot = self.probe_order[self.phi_cursor];
             self.phi_cursor += 1;
-            let Some(member) = self.members.get_mut(&name) else {
+            let slot_ref = self.table.slot_ref(slot);
+            let phi_settings = self.config.phi;
+            let Some(member) = self.table.get_mut(slot) else {
                 continue;
             };
             if !member.state.is_up() {
                 member.degraded = false;
                 continue;
             }
-            let phi = member.phi.phi(now_us, &self.config.phi);
+            let phi = member.phi.phi(now_us, &phi_settings);
             let degraded = phi >= threshold;
             if degraded != member.degraded {
                 member.degraded = degraded;
-                let id = member.id.clone();
+                let id = member.id;
                 if degraded {
-                    self.probe_first.push(name);
+                    self.probe_first.push(slot_ref);
                     self.event(now_us, id, EventKind::Degraded { phi });
                 } else {
                     self.event(now_us, id, EventKind::Recovered);
@@ -1059,14 +1414,11 @@ impl Swim {
         suspicion.started_us + timeout as u64
     }
 
-    fn suspicion_expired(&mut self, name: &Name, generation: u64, incarnation: u32, now_us: u64) {
-        let Some(member) = self.members.get(name) else {
+    fn suspicion_expired(&mut self, target: SlotRef, incarnation: u32, now_us: u64) {
+        let Some(member) = self.table.resolve(target) else {
             return;
         };
-        if member.id.generation != generation
-            || member.incarnation != incarnation
-            || member.state != MemberState::Suspect
-        {
+        if member.incarnation != incarnation || member.state != MemberState::Suspect {
             return;
         }
         let Some(suspicion) = &member.suspicion else {
@@ -1075,38 +1427,41 @@ impl Swim {
         if suspicion.deadline_us > now_us {
             return;
         }
-        // A suspicion that expired without full confirmation gets one last direct ping: a
-        // live member whose refutation we missed answers with its higher incarnation (or
-        // hears that it is suspected and refutes to us), and is not declared dead.
+        // A suspicion that expired without full confirmation is not enough to declare a
+        // member dead: we probe it ourselves first, with the whole protocol (direct ping,
+        // indirect pings through k members, a second direct ping). A live member whose
+        // refutation we missed answers, hears that it is suspected and refutes to us; under
+        // 5% loss one such probe fails about once in 10^4, where a single ping failed one
+        // time in ten. Only a member that fails our own probe as well is declared dead.
         let confirmed = suspicion.accusers.len() > self.config.indirect_probes;
-        if !confirmed
-            && !suspicion.last_chance
-            && let Some(address) = member.address
-        {
-            let wait = self.scale(self.config.probe_timeout);
-            let timer = Timer::Suspicion {
-                name: name.clone(),
-                generation,
-                incarnation,
-            };
+        if !confirmed && !suspicion.last_chance && member.address.is_some() {
+            // Probed at the next period, judged at the one after.
+            let wait =
+                2 * self.scale(self.config.probe_interval) + self.scale(self.config.probe_timeout);
             if let Some(suspicion) = self
-                .members
-                .get_mut(name)
+                .table
+                .get_mut(target.slot)
                 .and_then(|m| m.suspicion.as_mut())
             {
                 suspicion.last_chance = true;
                 suspicion.deadline_us = now_us + wait;
             }
-            self.send(address, Message::Ping { seq: 0 }, false);
-            self.schedule(now_us + wait, timer);
+            self.probe_first.push(target);
+            self.schedule(
+                now_us + wait,
+                Timer::Suspicion {
+                    target,
+                    incarnation,
+                },
+            );
             return;
         }
         let update = Update {
-            id: member.id.clone(),
+            id: member.id,
             incarnation,
             claim: Claim::Dead,
         };
-        self.apply(update, now_us, None);
+        self.apply(update, now_us, Source::Own);
     }
 
     // ---------------------------------------------------------------- dissemination
@@ -1116,83 +1471,139 @@ impl Swim {
         ((f64::from(self.config.retransmit_mult) * n.log10()).ceil() as u32).max(2)
     }
 
-    fn enqueue(&mut self, update: Update) {
+    fn enqueue(&mut self, key: u32, update: Update) {
         let size = wire::update_len(&update);
-        if self.queue.push(update, size, self.config.max_queue.max(1)) {
+        if self
+            .queue
+            .push(key, update, size, self.config.max_queue.max(1))
+        {
             self.stats.queue_dropped += 1;
         }
+        self.arm_gossip();
     }
 
-    /// Takes updates that fit in `budget` bytes, fewest-sent first, and counts the send.
-    fn select_updates(&mut self, budget: usize) -> Vec<Update> {
-        let limit = self.retransmit_limit();
-        self.queue.select(budget, limit)
+    /// Schedules the next gossip tick if they had stopped: at the next point of the tick
+    /// grid they would have kept, so stopping them changes nothing but the work.
+    fn arm_gossip(&mut self) {
+        if self.gossip_armed {
+            return;
+        }
+        let interval = micros(self.config.gossip_interval).max(1000);
+        let mut at = self.gossip_next_us;
+        if at < self.now_us {
+            at += (self.now_us - at).div_ceil(interval) * interval;
+        }
+        self.gossip_armed = true;
+        self.schedule(at, Timer::Gossip);
     }
 
     fn gossip_round(&mut self, _now_us: u64) {
-        if self.announce_pending && self.status == LocalStatus::Active {
-            self.announce_pending = false;
-            self.announce();
-        }
         if self.queue.is_empty() || self.status == LocalStatus::Yielded {
             return;
         }
-        let targets = self.pick_members(self.config.gossip_fanout, |_, m| m.state.is_up());
-        for target in targets {
+        let mut targets = std::mem::take(&mut self.picked);
+        self.pick_members(self.config.gossip_fanout, &mut targets, |_, m| {
+            m.state.is_up()
+        });
+        for &target in &targets {
             if self.queue.is_empty() {
                 break;
             }
             self.send(target, Message::Gossip, true);
         }
+        self.picked = targets;
     }
 
     /// After joining: tells every member we learned about of ourselves, with our metadata,
     /// directly. One small packet per member (bounded by the table), and it makes a join
     /// known to nearly everyone within one round trip, where epidemic spreading alone leaves
     /// a member now and then waiting for a probe; the epidemic update then carries no
-    /// metadata.
-    fn announce(&mut self) {
+    /// metadata. Members answer; those that did not are told again a second and two seconds
+    /// later, so a lost datagram does not leave a member ignorant of us.
+    fn announce(&mut self, now_us: u64) {
+        self.announced_us = Some(now_us);
+        self.announce_to_unanswered(now_us);
+        self.schedule(now_us + ANNOUNCE_RETRY_US, Timer::Reannounce { round: 1 });
+    }
+
+    /// Announces us to every member that has sent us nothing since the announcement began
+    /// (any packet from a member means it has us in its table; an `Announce` is answered).
+    fn announce_to_unanswered(&mut self, _now_us: u64) {
+        let Some(since) = self.announced_us else {
+            return;
+        };
         let mine = self.self_update(true);
         let targets: Vec<SocketAddr> = self
-            .members
-            .values()
-            .filter(|m| m.state.is_up())
-            .filter_map(|m| m.address)
+            .table
+            .iter()
+            .filter(|(_, m)| m.state.is_up())
+            .filter(|(_, m)| m.phi.last_heard_us().is_none_or(|heard| heard < since))
+            .filter_map(|(_, m)| m.address)
             .collect();
         for target in targets {
-            self.send_updates_to(target, vec![mine.clone()]);
+            self.send_with(target, Message::Announce, std::slice::from_ref(&mine));
         }
+    }
+
+    /// Schedules a state exchange with a random member shortly (at most one per
+    /// `REPAIR_INTERVAL_US`): a sign that our table has gaps was seen.
+    fn repair_soon(&mut self, now_us: u64) {
+        if self.repair_pending
+            || self
+                .last_repair_us
+                .is_some_and(|last| now_us < last + REPAIR_INTERVAL_US)
+        {
+            return;
+        }
+        self.repair_pending = true;
+        self.schedule(now_us + REPAIR_DELAY_US, Timer::Repair);
+    }
+
+    /// Tells a member we learned of from a third party that we exist (with our metadata).
+    fn hello(&mut self, to: SocketAddr) {
+        if self.status != LocalStatus::Active {
+            return;
+        }
+        let mine = self.self_update(true);
+        self.send_updates_to(to, std::slice::from_ref(&mine));
     }
 
     // ---------------------------------------------------------------- sending
 
-    fn header(&self, message: Message) -> Packet {
-        Packet {
-            version: WIRE_VERSION,
-            cluster: self.tag,
-            from: self.me.clone(),
-            incarnation: self.incarnation,
-            message,
-            updates: Vec::new(),
-        }
+    fn take_buffer(&mut self) -> Vec<u8> {
+        let mut buffer = self
+            .buffers
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.config.max_packet.min(64 * 1024)));
+        buffer.clear();
+        buffer
     }
 
-    fn emit(&mut self, to: SocketAddr, packet: &Packet) {
-        match wire::encode_packet(packet, self.config.max_packet) {
-            Ok(bytes) => {
-                self.stats.packets_sent += 1;
-                self.stats.bytes_sent += bytes.len() as u64;
-                self.out.push(Output::Send { to, bytes });
+    /// Queues `buffer` (a header of `head` bytes, then updates) for sending to `to`.
+    fn emit(&mut self, to: SocketAddr, mut buffer: Vec<u8>, head: usize) {
+        if buffer.len() > self.config.max_packet {
+            // Only a bug in the size accounting gets here: send without updates.
+            buffer.truncate(head);
+            if wire::encode_update_count(&mut buffer, 0).is_err()
+                || buffer.len() > self.config.max_packet
+            {
+                return;
             }
+        }
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += buffer.len() as u64;
+        self.out.push(Output::Send { to, bytes: buffer });
+    }
+
+    /// A buffer holding the header of a packet with `message`; `None` when it cannot be
+    /// encoded (it always can: the fields are bounded).
+    fn begin(&mut self, message: &Message) -> Option<(Vec<u8>, usize)> {
+        let mut buffer = self.take_buffer();
+        match wire::encode_head(&mut buffer, self.tag, &self.me, self.incarnation, message) {
+            Ok(head) => Some((buffer, head)),
             Err(_) => {
-                // Only a bug in the size accounting gets here: send without updates.
-                let mut bare = packet.clone();
-                bare.updates.clear();
-                if let Ok(bytes) = wire::encode_packet(&bare, self.config.max_packet) {
-                    self.stats.packets_sent += 1;
-                    self.stats.bytes_sent += bytes.len() as u64;
-                    self.out.push(Output::Send { to, bytes });
-                }
+                self.recycle(buffer);
+                None
             }
         }
     }
@@ -1201,26 +1612,53 @@ impl Swim {
         if self.status == LocalStatus::Yielded {
             return;
         }
-        let mut packet = self.header(message);
-        if piggyback && !self.queue.is_empty() {
-            let base = wire::encode_packet(&packet, usize::MAX)
-                .map(|b| b.len())
-                .unwrap_or(self.config.max_packet);
-            let budget = self.config.max_packet.saturating_sub(base + 3);
-            packet.updates = self.select_updates(budget);
+        let Some((mut buffer, head)) = self.begin(&message) else {
+            return;
+        };
+        let written = if piggyback && !self.queue.is_empty() {
+            // The header plus a one-byte count, with room for a longer count.
+            let budget = self.config.max_packet.saturating_sub(head + 1 + 3);
+            let limit = self.retransmit_limit();
+            self.queue.select_into(budget, limit, &mut buffer)
+        } else {
+            wire::encode_update_count(&mut buffer, 0).map(|_| ())
+        };
+        if written.is_err() {
+            buffer.truncate(head);
+            if wire::encode_update_count(&mut buffer, 0).is_err() {
+                return;
+            }
         }
-        self.emit(to, &packet);
+        self.emit(to, buffer, head);
     }
 
-    fn send_updates_to(&mut self, to: SocketAddr, updates: Vec<Update>) {
-        let mut packet = self.header(Message::Gossip);
-        packet.updates = updates;
-        self.emit(to, &packet);
+    fn send_updates_to(&mut self, to: SocketAddr, updates: &[Update]) {
+        self.send_with(to, Message::Gossip, updates);
+    }
+
+    /// Sends `message` with exactly `updates`.
+    fn send_with(&mut self, to: SocketAddr, message: Message, updates: &[Update]) {
+        let Some((mut buffer, head)) = self.begin(&message) else {
+            return;
+        };
+        let mut written = wire::encode_update_count(&mut buffer, updates.len()).map(|_| ());
+        for update in updates {
+            if written.is_ok() {
+                written = wire::encode_update(&mut buffer, update).map(|_| ());
+            }
+        }
+        if written.is_err() {
+            buffer.truncate(head);
+            if wire::encode_update_count(&mut buffer, 0).is_err() {
+                return;
+            }
+        }
+        self.emit(to, buffer, head);
     }
 
     fn self_update(&self, with_meta: bool) -> Update {
         Update {
-            id: self.me.clone(),
+            id: self.me,
             incarnation: self.incarnation,
             claim: Claim::Alive {
                 address: self.address,
@@ -1234,24 +1672,28 @@ impl Swim {
             MemberState::Alive => match member.address {
                 Some(address) => Claim::Alive {
                     address,
-                    meta: if with_meta { member.meta.clone() } else { None },
+                    meta: if with_meta {
+                        member.meta.as_deref().cloned()
+                    } else {
+                        None
+                    },
                 },
                 None => Claim::Suspect {
-                    accuser: member.id.name.clone(),
+                    accuser: member.id.name,
                 },
             },
             MemberState::Suspect => Claim::Suspect {
                 accuser: member
                     .suspicion
                     .as_ref()
-                    .and_then(|s| s.accusers.first().cloned())
-                    .unwrap_or_else(|| member.id.name.clone()),
+                    .and_then(|s| s.accusers.first().copied())
+                    .unwrap_or(member.id.name),
             },
             MemberState::Dead => Claim::Dead,
             MemberState::Left => Claim::Left,
         };
         Update {
-            id: member.id.clone(),
+            id: member.id,
             incarnation: member.incarnation,
             claim,
         }
@@ -1259,68 +1701,84 @@ impl Swim {
 
     /// Sends `entries` (plus nothing else) to `to` as `Sync` packets of at most
     /// `max_packet` bytes; only the first asks for a reply.
-    fn send_table_to(&mut self, to: SocketAddr, entries: Vec<Update>, reply: bool) {
+    fn send_table_to(&mut self, to: SocketAddr, entries: &[Update], reply: bool) {
         let probe = Message::Sync {
             reply,
             total: u32::MAX,
         };
-        let base = wire::encode_packet(&self.header(probe), usize::MAX)
-            .map(|b| b.len())
-            .unwrap_or(self.config.max_packet);
+        // The header plus a one-byte count, with room for a longer count.
+        let base = wire::head_len(&self.me, self.incarnation, &probe) + 1;
         let budget = self.config.max_packet.saturating_sub(base + 3);
-        let entries: Vec<(Update, usize)> = entries
-            .into_iter()
-            .map(|entry| {
-                let size = wire::update_len(&entry);
-                (entry, size)
-            })
-            .filter(|(_, size)| *size <= budget)
-            .collect();
-        let total = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-        let mut chunk: Vec<Update> = Vec::new();
-        let mut used = 0;
+        let fits = |entry: &Update| wire::update_len(entry) <= budget;
+        let total = u32::try_from(entries.iter().filter(|e| fits(e)).count()).unwrap_or(u32::MAX);
         let mut first = true;
-        for (entry, size) in entries {
-            if used + size > budget && !chunk.is_empty() {
-                let mut packet = self.header(Message::Sync {
-                    reply: reply && first,
-                    total,
-                });
-                packet.updates = std::mem::take(&mut chunk);
-                self.emit(to, &packet);
-                first = false;
-                used = 0;
+        let mut start = 0;
+        while start < entries.len() || first {
+            // Take entries while they fit.
+            let mut used = 0;
+            let mut end = start;
+            let mut count = 0;
+            while end < entries.len() {
+                let size = wire::update_len(&entries[end]);
+                if size > budget {
+                    end += 1;
+                    continue;
+                }
+                if used + size > budget && count > 0 {
+                    break;
+                }
+                used += size;
+                count += 1;
+                end += 1;
             }
-            used += size;
-            chunk.push(entry);
-        }
-        if !chunk.is_empty() || first {
-            let mut packet = self.header(Message::Sync {
+            let message = Message::Sync {
                 reply: reply && first,
                 total,
-            });
-            packet.updates = chunk;
-            self.emit(to, &packet);
+            };
+            let Some((mut buffer, head)) = self.begin(&message) else {
+                return;
+            };
+            let mut written = wire::encode_update_count(&mut buffer, count).map(|_| ());
+            for entry in entries[start..end].iter().filter(|e| fits(e)) {
+                if written.is_ok() {
+                    written = wire::encode_update(&mut buffer, entry).map(|_| ());
+                }
+            }
+            if written.is_err() {
+                self.recycle(buffer);
+                return;
+            }
+            self.emit(to, buffer, head);
+            first = false;
+            start = end;
         }
     }
 
-    fn table(&self, with_meta: bool) -> Vec<Update> {
-        let mut entries = Vec::with_capacity(self.members.len() + 1);
+    /// Our whole table (ourselves first) into `entries`.
+    fn fill_table(&self, entries: &mut Vec<Update>, with_meta: bool) {
+        entries.clear();
         entries.push(self.self_update(true));
         entries.extend(
-            self.members
-                .values()
-                .map(|m| Self::member_update(m, with_meta)),
+            self.table
+                .iter()
+                .map(|(_, m)| Self::member_update(m, with_meta)),
         );
-        entries
+    }
+
+    fn send_table(&mut self, to: SocketAddr, with_meta: bool, reply: bool) {
+        let mut entries = Vec::with_capacity(self.table.len() + 1);
+        self.fill_table(&mut entries, with_meta);
+        self.send_table_to(to, &entries, reply);
     }
 
     fn sync_with_random(&mut self, _now_us: u64) {
-        let targets = self.pick_members(1, |_, m| m.state != MemberState::Left);
-        if let Some(target) = targets.first().copied() {
-            let with_meta = self.members.len() <= 64;
-            let table = self.table(with_meta);
-            self.send_table_to(target, table, true);
+        let mut targets = std::mem::take(&mut self.picked);
+        self.pick_members(1, &mut targets, |_, m| m.state != MemberState::Left);
+        let target = targets.first().copied();
+        self.picked = targets;
+        if let Some(target) = target {
+            let with_meta = self.table.len() <= 64;
+            self.send_table(target, with_meta, true);
         }
     }
 
@@ -1337,8 +1795,13 @@ impl Swim {
         if self.status == LocalStatus::Yielded {
             return Ok(());
         }
-        let packet = match wire::decode_packet(bytes, self.config.max_packet, self.tag) {
-            Ok(packet) => packet,
+        self.now_us = self.now_us.max(now_us);
+        let mut updates = std::mem::take(&mut self.incoming);
+        updates.clear();
+        let decoded =
+            wire::decode_packet_into(bytes, self.config.max_packet, self.tag, &mut updates);
+        let head = match decoded {
+            Ok(head) => head,
             Err(error) => {
                 match &error {
                     PacketError::Oversized { .. } => self.stats.oversized += 1,
@@ -1349,23 +1812,31 @@ impl Swim {
                         self.stats.malformed += 1
                     }
                 }
+                self.incoming = updates;
                 return Err(error);
             }
         };
         self.stats.packets_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
-        self.handle_decoded(from, packet, now_us);
+        self.handle_decoded(from, head, &mut updates, now_us);
+        updates.clear();
+        self.incoming = updates;
         Ok(())
     }
 
-    fn handle_decoded(&mut self, from: SocketAddr, packet: Packet, now_us: u64) {
-        let Packet {
+    fn handle_decoded(
+        &mut self,
+        from: SocketAddr,
+        head: PacketHead,
+        updates: &mut Vec<Update>,
+        now_us: u64,
+    ) {
+        let PacketHead {
             from: sender,
             incarnation,
             message,
-            updates,
             ..
-        } = packet;
+        } = head;
         if sender.name == self.me.name {
             if sender.generation > self.me.generation {
                 self.yield_name(&sender, Some(from), now_us);
@@ -1374,22 +1845,29 @@ impl Swim {
             }
             return;
         }
-        let Some(is_new) = self.contact(&sender, incarnation, from, now_us) else {
+        let Some((is_new, unknown_name)) = self.contact(&sender, incarnation, from, now_us) else {
             self.stats.stale += 1;
             return;
         };
+        if unknown_name && !matches!(message, Message::Announce | Message::Sync { .. }) {
+            // It knew us and we did not know it: our table has a gap (the seed we joined
+            // through lacked it, or we missed its join), and likely more than one.
+            self.repair_soon(now_us);
+        }
         if self.status == LocalStatus::Joining {
             self.status = LocalStatus::Active;
         }
         if !self.seed_answered && self.seeds.contains(&from) {
             self.seed_answered = true;
-            self.announce_pending = true;
+            // Announce once the rest of the seed's table (a few datagrams) is in.
+            self.schedule(now_us + ANNOUNCE_DELAY_US, Timer::Reannounce { round: 0 });
             // The seed's table came in many datagrams, some may be lost: while the last
             // table we got was incomplete, exchange tables with a random member 2, 10 and
             // 30 s later, so a joiner converges quickly even under heavy loss.
             for seconds in [2, 10, 30] {
                 self.schedule(now_us + seconds * JOIN_SYNC_US, Timer::JoinSync);
             }
+            self.joined_until_us = now_us + 35 * JOIN_SYNC_US;
         }
         match message {
             Message::Ping { seq } => self.send(from, Message::Ack { seq }, true),
@@ -1408,13 +1886,12 @@ impl Swim {
             } => {
                 if target.name != self.me.name && self.relays.len() < MAX_RELAYS {
                     let my_seq = self.next_seq();
-                    self.relays.insert(
-                        my_seq,
-                        Relay {
-                            origin: from,
-                            origin_seq: seq,
-                        },
-                    );
+                    self.relays.retain(|r| r.seq != my_seq);
+                    self.relays.push(Relay {
+                        seq: my_seq,
+                        origin: from,
+                        origin_seq: seq,
+                    });
                     self.send(address, Message::Ping { seq: my_seq }, true);
                     let wait = micros(self.config.probe_interval)
                         .saturating_sub(micros(self.config.probe_timeout))
@@ -1424,6 +1901,7 @@ impl Swim {
                 }
             }
             Message::Gossip => {}
+            Message::Announce => self.send(from, Message::Ack { seq: 0 }, true),
             Message::Sync { reply, total } => {
                 if !reply {
                     // Tally the parts of an answer, to know whether we got the whole table.
@@ -1436,19 +1914,20 @@ impl Swim {
                     };
                 }
                 // Apply theirs first, so a reply already carries any refutation.
-                for update in updates {
-                    self.apply(update, now_us, Some(&sender.name));
+                self.learning_quietly = now_us < self.joined_until_us;
+                for update in updates.drain(..) {
+                    self.apply(update, now_us, Source::Table(&sender.name));
                 }
+                self.learning_quietly = false;
                 if reply {
-                    let with_meta = is_new || self.members.len() <= 64;
-                    let table = self.table(with_meta);
-                    self.send_table_to(from, table, false);
+                    let with_meta = is_new || self.table.len() <= 64;
+                    self.send_table(from, with_meta, false);
                 }
                 return;
             }
         }
-        for update in updates {
-            self.apply(update, now_us, None);
+        for update in updates.drain(..) {
+            self.apply(update, now_us, Source::Packet(&sender.name));
         }
     }
 
@@ -1461,7 +1940,8 @@ impl Swim {
             self.awareness = self.awareness.saturating_sub(1);
             return;
         }
-        if let Some(relay) = self.relays.remove(&seq) {
+        if let Some(at) = self.relays.iter().position(|r| r.seq == seq) {
+            let relay = self.relays.swap_remove(at);
             self.send(
                 relay.origin,
                 Message::Ack {
@@ -1473,27 +1953,32 @@ impl Swim {
     }
 
     /// Direct contact from `sender` (the header of a packet it sent). Returns whether it is
-    /// new to us, or `None` when it is an older generation than we know (drop the packet).
+    /// new to us and whether its name was unknown, or `None` when it is an older generation
+    /// than we know (drop the packet).
     fn contact(
         &mut self,
         sender: &MemberId,
         incarnation: u32,
         from: SocketAddr,
         now_us: u64,
-    ) -> Option<bool> {
-        let known = self
-            .members
-            .get(&sender.name)
-            .map(|m| (m.id.generation, m.state, m.incarnation));
+    ) -> Option<(bool, bool)> {
+        let found = self.table.find(&sender.name);
+        let known = found.and_then(|slot| {
+            self.table
+                .get(slot)
+                .map(|m| (slot, m.id.generation, m.state, m.incarnation))
+        });
         let is_new = match known {
-            Some((generation, _, _)) if generation > sender.generation => return None,
-            Some((generation, state, known_incarnation)) if generation == sender.generation => {
+            Some((_, generation, _, _)) if generation > sender.generation => return None,
+            Some((slot, generation, state, known_incarnation))
+                if generation == sender.generation =>
+            {
                 if incarnation > known_incarnation {
                     // Alive at a higher incarnation than we hold it at, whatever the state:
                     // a refutation we hear first-hand (also after a partition heals).
                     self.apply(
                         Update {
-                            id: sender.clone(),
+                            id: *sender,
                             incarnation,
                             claim: Claim::Alive {
                                 address: from,
@@ -1501,18 +1986,18 @@ impl Swim {
                             },
                         },
                         now_us,
-                        None,
+                        Source::Own,
                     );
                 } else if state != MemberState::Alive && incarnation <= known_incarnation {
                     // It talks to us but we hold it suspect or dead: tell it, so it refutes.
-                    self.hint(&sender.name, from, now_us);
+                    self.hint(slot, from, now_us);
                 }
                 false
             }
             _ => {
                 self.apply(
                     Update {
-                        id: sender.clone(),
+                        id: *sender,
                         incarnation,
                         claim: Claim::Alive {
                             address: from,
@@ -1520,24 +2005,32 @@ impl Swim {
                         },
                     },
                     now_us,
-                    None,
+                    Source::Own,
                 );
                 true
             }
         };
-        if let Some(member) = self.members.get_mut(&sender.name)
+        let phi_settings = self.config.phi;
+        // Applying an update never moves a member to another slot, so only a member just
+        // added needs looking up again.
+        let slot = match found {
+            Some(slot) => Some(slot),
+            None => self.table.find(&sender.name),
+        };
+        if let Some(member) = slot.and_then(|slot| self.table.get_mut(slot))
             && member.id.generation == sender.generation
         {
-            member.phi.heard(now_us, &self.config.phi);
+            member.phi.heard(now_us, &phi_settings);
             if member.address.is_none() {
                 member.address = Some(from);
             }
         }
-        Some(is_new)
+        Some((is_new, found.is_none()))
     }
 
-    fn hint(&mut self, name: &Name, to: SocketAddr, now_us: u64) {
-        let Some(member) = self.members.get_mut(name) else {
+    fn hint(&mut self, slot: Slot, to: SocketAddr, now_us: u64) {
+        let accuser = self.me.name;
+        let Some(member) = self.table.get_mut(slot) else {
             return;
         };
         if now_us < member.last_hint_us + HINT_INTERVAL_US && member.last_hint_us != 0 {
@@ -1546,13 +2039,11 @@ impl Swim {
         member.last_hint_us = now_us.max(1);
         // Named as the accuser, we get the refutation straight back.
         let update = Update {
-            id: member.id.clone(),
+            id: member.id,
             incarnation: member.incarnation,
-            claim: Claim::Suspect {
-                accuser: self.me.name.clone(),
-            },
+            claim: Claim::Suspect { accuser },
         };
-        self.send_updates_to(to, vec![update]);
+        self.send_updates_to(to, &[update]);
     }
 
     fn yield_name(&mut self, winner: &MemberId, address: Option<SocketAddr>, now_us: u64) {
@@ -1562,7 +2053,7 @@ impl Swim {
         self.status = LocalStatus::Yielded;
         self.queue.clear();
         self.probe = None;
-        let me = self.me.clone();
+        let me = self.me;
         self.event(
             now_us,
             me,
@@ -1582,20 +2073,18 @@ impl Swim {
     }
 
     /// Applies one update; returns whether it changed our view (and was queued to spread).
-    /// `sync_from` names the sender when the update came in a state exchange: a dead entry
-    /// then only counts as a suspicion by that sender.
-    fn apply(&mut self, update: Update, now_us: u64, sync_from: Option<&Name>) -> bool {
+    /// A dead entry in a table (state exchange) only counts as a suspicion by its sender. A
+    /// new member we hear of from a third party gets a hello from us (see `hello`).
+    fn apply(&mut self, update: Update, now_us: u64, source: Source<'_>) -> bool {
         if update.id.name == self.me.name {
             self.apply_to_self(update, now_us);
             return false;
         }
-        let update = match (update.claim, sync_from) {
-            (Claim::Dead, Some(sender)) => Update {
+        let update = match (update.claim, source) {
+            (Claim::Dead, Source::Table(sender)) => Update {
                 id: update.id,
                 incarnation: update.incarnation,
-                claim: Claim::Suspect {
-                    accuser: sender.clone(),
-                },
+                claim: Claim::Suspect { accuser: *sender },
             },
             (claim, _) => Update {
                 id: update.id,
@@ -1603,9 +2092,28 @@ impl Swim {
                 claim,
             },
         };
-        let name = update.id.name.clone();
-        let Some(member) = self.members.get(&name) else {
-            return self.insert(update, now_us);
+        // Heard of a new member from a third party: it may not know us (its seed's table
+        // may have lacked us), and it learns of us from the hello.
+        let hello = match (&update.claim, source) {
+            (Claim::Alive { address, .. }, Source::Packet(sender)) if *sender != update.id.name => {
+                Some(*address)
+            }
+            (Claim::Alive { address, .. }, Source::Table(sender))
+                if *sender != update.id.name && !self.learning_quietly =>
+            {
+                Some(*address)
+            }
+            _ => None,
+        };
+        let Some(slot) = self.table.find(&update.id.name) else {
+            let inserted = self.insert_member(update, now_us, None);
+            if inserted && let Some(address) = hello {
+                self.hello(address);
+            }
+            return inserted;
+        };
+        let Some(member) = self.table.get(slot) else {
+            return false;
         };
         if update.id.generation < member.id.generation {
             return false;
@@ -1613,17 +2121,12 @@ impl Swim {
         if update.id.generation > member.id.generation {
             let previous = member.id.generation;
             let was_up = member.state.is_up();
-            let old_id = member.id.clone();
+            let old_id = member.id;
             let old_address = member.address;
-            // Replace in place: the name keeps its place in the probe order.
-            if let Some(old) = self.members.remove(&name)
-                && old.state.is_up()
-            {
-                self.up_count = self.up_count.saturating_sub(1);
-            }
-            self.queue.remove(&name);
-            let changed = self.insert_member(update.clone(), now_us, false);
-            if let Some(member) = self.members.get_mut(&name)
+            // Replace in place: the member keeps its place in the probe order.
+            self.queue.remove(slot);
+            let changed = self.insert_member(update.clone(), now_us, Some(slot));
+            if let Some(member) = self.table.get_mut(slot)
                 && member.address.is_none()
             {
                 member.address = old_address;
@@ -1631,13 +2134,16 @@ impl Swim {
             if matches!(update.claim, Claim::Alive { .. }) {
                 self.event(
                     now_us,
-                    update.id.clone(),
+                    update.id,
                     EventKind::Restarted {
                         previous_generation: previous,
                     },
                 );
             } else if was_up {
                 self.event(now_us, old_id, EventKind::Failed);
+            }
+            if changed && let Some(address) = hello {
+                self.hello(address);
             }
             return changed;
         }
@@ -1646,8 +2152,8 @@ impl Swim {
             Claim::Alive { address, meta } => {
                 if update.incarnation > incarnation {
                     let was = state;
-                    self.set_state(&name, MemberState::Alive, update.incarnation, now_us);
-                    if let Some(member) = self.members.get_mut(&name) {
+                    self.set_state(slot, MemberState::Alive, update.incarnation, now_us);
+                    if let Some(member) = self.table.get_mut(slot) {
                         member.address = Some(address);
                         if let Some(meta) = meta
                             && member
@@ -1655,16 +2161,16 @@ impl Swim {
                                 .as_ref()
                                 .is_none_or(|m| meta.version > m.version)
                         {
-                            member.meta = Some(meta);
+                            member.meta = Some(Box::new(meta));
                         }
                     }
                     if was != MemberState::Alive {
-                        self.event(now_us, update.id.clone(), EventKind::Alive);
+                        self.event(now_us, update.id, EventKind::Alive);
                     }
-                    self.enqueue(without_meta(update));
+                    self.enqueue(slot, without_meta(update));
                     true
                 } else if update.incarnation == incarnation && state == MemberState::Alive {
-                    let Some(member) = self.members.get_mut(&name) else {
+                    let Some(member) = self.table.get_mut(slot) else {
                         return false;
                     };
                     let mut changed = false;
@@ -1677,18 +2183,18 @@ impl Swim {
                         match &member.meta {
                             // First metadata we hear of (from its announcement or a state
                             // exchange): keep it, nothing to spread.
-                            None => member.meta = Some(meta),
+                            None => member.meta = Some(Box::new(meta)),
                             Some(known) if meta.version > known.version => {
-                                member.meta = Some(meta);
+                                member.meta = Some(Box::new(meta));
                                 meta_changed = true;
                             }
                             Some(_) => {}
                         }
                     }
                     if meta_changed {
-                        self.enqueue(update);
+                        self.enqueue(slot, update);
                     } else if changed {
-                        self.enqueue(without_meta(update));
+                        self.enqueue(slot, without_meta(update));
                     }
                     changed || meta_changed
                 } else {
@@ -1699,29 +2205,30 @@ impl Swim {
                 let fresh = (state == MemberState::Alive && update.incarnation >= incarnation)
                     || (state == MemberState::Suspect && update.incarnation > incarnation);
                 if fresh {
-                    self.set_state(&name, MemberState::Suspect, update.incarnation, now_us);
+                    self.set_state(slot, MemberState::Suspect, update.incarnation, now_us);
                     // A few members (about PROMPT_PROBERS of the cluster) probe a fresh
                     // suspect at their next period instead of in turn, so a real crash
                     // gathers its confirmations in about a period, not in several seconds.
                     if accuser != self.me.name
                         && self.rng.unit() * (self.up_count.max(1) as f64) < PROMPT_PROBERS
                     {
-                        self.probe_first.push(name.clone());
+                        let slot_ref = self.table.slot_ref(slot);
+                        self.probe_first.push(slot_ref);
                     }
-                    self.start_suspicion(&name, accuser.clone(), now_us);
+                    self.start_suspicion(slot, accuser, now_us);
                     self.event(
                         now_us,
-                        update.id.clone(),
+                        update.id,
                         EventKind::Suspected {
                             by: accuser.to_string(),
                         },
                     );
-                    self.enqueue(update);
+                    self.enqueue(slot, update);
                     true
                 } else if state == MemberState::Suspect && update.incarnation == incarnation {
                     // A confirmation shortens our timer; only its accuser spreads it, so
                     // confirmations do not each cost another dissemination wave.
-                    self.confirm(&name, accuser, now_us);
+                    self.confirm(slot, accuser, now_us);
                     false
                 } else {
                     false
@@ -1729,9 +2236,9 @@ impl Swim {
             }
             Claim::Dead => {
                 if state.is_up() && update.incarnation >= incarnation {
-                    self.set_state(&name, MemberState::Dead, update.incarnation, now_us);
-                    self.event(now_us, update.id.clone(), EventKind::Failed);
-                    self.enqueue(update);
+                    self.set_state(slot, MemberState::Dead, update.incarnation, now_us);
+                    self.event(now_us, update.id, EventKind::Failed);
+                    self.enqueue(slot, update);
                     true
                 } else {
                     false
@@ -1739,9 +2246,9 @@ impl Swim {
             }
             Claim::Left => {
                 if state != MemberState::Left && update.incarnation >= incarnation {
-                    self.set_state(&name, MemberState::Left, update.incarnation, now_us);
-                    self.event(now_us, update.id.clone(), EventKind::Left);
-                    self.enqueue(update);
+                    self.set_state(slot, MemberState::Left, update.incarnation, now_us);
+                    self.event(now_us, update.id, EventKind::Left);
+                    self.enqueue(slot, update);
                     true
                 } else {
                     false
@@ -1778,7 +2285,7 @@ impl Swim {
         if !matches!(update.claim, Claim::Alive { .. }) {
             self.awareness = (self.awareness + 1).min(self.config.awareness_max);
             self.stats.refutations += 1;
-            let me = self.me.clone();
+            let me = self.me;
             self.event(
                 now_us,
                 me,
@@ -1788,21 +2295,24 @@ impl Swim {
             );
         }
         let mine = self.self_update(false);
-        self.enqueue(mine.clone());
+        self.enqueue(SELF_KEY, mine.clone());
         // The accuser would declare us dead first: tell it directly as well.
         if let Claim::Suspect { accuser } = &update.claim
-            && let Some(address) = self.members.get(accuser).and_then(|m| m.address)
+            && let Some(address) = self
+                .table
+                .find(accuser)
+                .and_then(|s| self.table.get(s))
+                .and_then(|m| m.address)
         {
-            self.send_updates_to(address, vec![mine]);
+            self.send_updates_to(address, &[mine]);
         }
     }
 
-    fn insert(&mut self, update: Update, now_us: u64) -> bool {
-        self.insert_member(update, now_us, true)
-    }
-
-    fn insert_member(&mut self, update: Update, now_us: u64, new_name: bool) -> bool {
-        if self.members.len() >= self.config.max_members && !self.evict_one() {
+    /// Puts the member of `update` in the table: in a new slot (`into` = `None`; the table
+    /// may have to forget a dead member first), or in place of the old generation in `into`.
+    /// Returns whether it is up (and was queued to spread).
+    fn insert_member(&mut self, update: Update, now_us: u64, into: Option<Slot>) -> bool {
+        if into.is_none() && self.table.len() >= self.config.max_members && !self.evict_one() {
             self.stats.table_full += 1;
             return false;
         }
@@ -1812,94 +2322,112 @@ impl Swim {
             Claim::Dead => (MemberState::Dead, None, None, None),
             Claim::Left => (MemberState::Left, None, None, None),
         };
-        let name = update.id.name.clone();
-        self.members.insert(
-            name.clone(),
-            Member {
-                id: update.id.clone(),
-                incarnation: update.incarnation,
-                state,
-                address,
-                meta,
-                since_us: now_us,
-                suspicion: None,
-                phi: PhiWindow::default(),
-                degraded: false,
-                last_hint_us: 0,
-            },
-        );
-        // A new member goes to a random place in the probe order (SWIM's round robin).
-        if new_name {
-            let at = self.rng.below(self.probe_order.len() + 1);
-            self.probe_order.insert(at, name.clone());
-            if at < self.probe_cursor {
-                self.probe_cursor += 1;
+        let member = Member {
+            present: true,
+            id: update.id,
+            incarnation: update.incarnation,
+            state,
+            degraded: false,
+            address,
+            since_us: now_us,
+            last_hint_us: 0,
+            phi: PhiWindow::default(),
+            meta: meta.map(Box::new),
+            suspicion: None,
+        };
+        let slot = match into {
+            Some(slot) => {
+                if self.table.get(slot).is_some_and(|m| m.state.is_up()) {
+                    self.up_count = self.up_count.saturating_sub(1);
+                }
+                self.table.replace(slot, member);
+                slot
             }
-        }
+            None => {
+                let slot = self.table.insert(member);
+                // A new member goes to a random place in the probe order (SWIM's round
+                // robin).
+                let at = self.rng.below(self.probe_order.len() + 1);
+                self.probe_order.insert(at, slot);
+                if at < self.probe_cursor {
+                    self.probe_cursor += 1;
+                }
+                slot
+            }
+        };
         if state.is_up() {
             self.up_count += 1;
-            self.event(now_us, update.id.clone(), EventKind::Joined);
+            self.event(now_us, update.id, EventKind::Joined);
         }
         if state == MemberState::Dead {
-            self.dead.push(name.clone());
+            let slot_ref = self.table.slot_ref(slot);
+            self.dead.push(slot_ref);
+        }
+        if !state.is_up() {
+            self.note_down(now_us);
         }
         if self.dead.len() > 2 * self.config.max_members {
-            let members = &self.members;
-            self.dead
-                .retain(|n| members.get(n).is_some_and(|m| m.state == MemberState::Dead));
+            let table = &self.table;
+            self.dead.retain(|r| {
+                table
+                    .resolve(*r)
+                    .is_some_and(|m| m.state == MemberState::Dead)
+            });
+            self.dead.sort_unstable();
             self.dead.dedup();
         }
         if let Some(accuser) = accuser {
-            self.start_suspicion(&name, accuser, now_us);
+            self.start_suspicion(slot, accuser, now_us);
         }
-        let spread = state.is_up();
+        // A fresh joiner learning the cluster from tables: those members are news to it
+        // alone, and spreading each would cost the cluster a wave per member per join.
+        let spread = state.is_up() && !self.learning_quietly;
         if spread {
-            self.enqueue(without_meta(update));
+            self.enqueue(slot, without_meta(update));
         }
         spread
     }
 
     fn evict_one(&mut self) -> bool {
         let victim = self
-            .members
-            .values()
-            .filter(|m| !m.state.is_up())
-            .min_by_key(|m| m.since_us)
-            .map(|m| m.id.name.clone());
+            .table
+            .iter()
+            .filter(|(_, m)| !m.state.is_up())
+            .min_by_key(|(_, m)| m.since_us)
+            .map(|(slot, _)| slot);
         match victim {
-            Some(name) => {
-                self.remove_member(&name);
+            Some(slot) => {
+                self.remove_member(slot);
                 true
             }
             None => false,
         }
     }
 
-    fn remove_member(&mut self, name: &Name) {
-        if let Some(member) = self.members.remove(name) {
+    fn remove_member(&mut self, slot: Slot) {
+        if let Some(member) = self.table.remove(slot) {
             if member.state.is_up() {
                 self.up_count = self.up_count.saturating_sub(1);
             }
-            if let Some(index) = self.probe_order.iter().position(|n| n == name) {
+            if let Some(index) = self.probe_order.iter().position(|s| *s == slot) {
                 self.probe_order.remove(index);
                 if index < self.probe_cursor {
                     self.probe_cursor -= 1;
                 }
             }
-            self.queue.remove(name);
+            self.queue.remove(slot);
         }
     }
 
-    fn set_state(&mut self, name: &Name, state: MemberState, incarnation: u32, now_us: u64) {
-        let Some(member) = self.members.get_mut(name) else {
+    fn set_state(&mut self, slot: Slot, state: MemberState, incarnation: u32, now_us: u64) {
+        let slot_ref = self.table.slot_ref(slot);
+        let Some(member) = self.table.get_mut(slot) else {
             return;
         };
         let was_up = member.state.is_up();
+        let went_dead = member.state != state && state == MemberState::Dead;
         if member.state != state {
             member.since_us = now_us;
-            if state == MemberState::Dead {
-                self.dead.push(name.clone());
-            }
         }
         member.state = state;
         member.incarnation = incarnation;
@@ -1909,6 +2437,12 @@ impl Swim {
         if !state.is_up() {
             member.degraded = false;
         }
+        if went_dead {
+            self.dead.push(slot_ref);
+        }
+        if !state.is_up() {
+            self.note_down(now_us);
+        }
         match (was_up, state.is_up()) {
             (true, false) => self.up_count = self.up_count.saturating_sub(1),
             (false, true) => self.up_count += 1,
@@ -1916,7 +2450,7 @@ impl Swim {
         }
     }
 
-    fn start_suspicion(&mut self, name: &Name, accuser: Name, now_us: u64) {
+    fn start_suspicion(&mut self, slot: Slot, accuser: Name, now_us: u64) {
         let mut suspicion = Suspicion {
             started_us: now_us,
             accusers: vec![accuser],
@@ -1925,24 +2459,26 @@ impl Swim {
         };
         suspicion.deadline_us = self.suspicion_deadline(&suspicion);
         let deadline = suspicion.deadline_us;
-        let Some(member) = self.members.get_mut(name) else {
+        let target = self.table.slot_ref(slot);
+        let Some(member) = self.table.get_mut(slot) else {
             return;
         };
-        member.suspicion = Some(suspicion);
+        member.suspicion = Some(Box::new(suspicion));
         let timer = Timer::Suspicion {
-            name: name.clone(),
-            generation: member.id.generation,
+            target,
             incarnation: member.incarnation,
         };
         self.schedule(deadline, timer);
     }
 
     /// Counts an independent accuser; returns whether it was new.
-    fn confirm(&mut self, name: &Name, accuser: Name, _now_us: u64) -> bool {
+    fn confirm(&mut self, slot: Slot, accuser: Name, _now_us: u64) -> bool {
         let cap = self.config.indirect_probes + 1;
-        let Some(member) = self.members.get(name) else {
+        let target = self.table.slot_ref(slot);
+        let Some(member) = self.table.get(slot) else {
             return false;
         };
+        let incarnation = member.incarnation;
         let Some(suspicion) = &member.suspicion else {
             return false;
         };
@@ -1953,137 +2489,291 @@ impl Swim {
         suspicion.accusers.push(accuser);
         let deadline = self.suspicion_deadline(&suspicion);
         suspicion.deadline_us = deadline;
-        let timer = Timer::Suspicion {
-            name: name.clone(),
-            generation: member.id.generation,
-            incarnation: member.incarnation,
-        };
-        if let Some(member) = self.members.get_mut(name) {
+        if let Some(member) = self.table.get_mut(slot) {
             member.suspicion = Some(suspicion);
         }
-        self.schedule(deadline, timer);
+        self.schedule(
+            deadline,
+            Timer::Suspicion {
+                target,
+                incarnation,
+            },
+        );
         true
+    }
+
+    fn note_down(&mut self, since_us: u64) {
+        self.earliest_down_us = Some(self.earliest_down_us.map_or(since_us, |e| e.min(since_us)));
     }
 
     fn reap(&mut self, now_us: u64) {
         let retention = micros(self.config.dead_retention);
-        let expired: Vec<MemberId> = self
-            .members
-            .values()
-            .filter(|m| !m.state.is_up() && now_us.saturating_sub(m.since_us) >= retention)
-            .map(|m| m.id.clone())
+        // No member has been down long enough yet: nothing to look for.
+        match self.earliest_down_us {
+            None => return,
+            Some(earliest) if now_us.saturating_sub(earliest) < retention => return,
+            Some(_) => {}
+        }
+        let expired: Vec<(Slot, MemberId)> = self
+            .table
+            .iter()
+            .filter(|(_, m)| !m.state.is_up() && now_us.saturating_sub(m.since_us) >= retention)
+            .map(|(slot, m)| (slot, m.id))
             .collect();
-        for id in expired {
-            self.remove_member(&id.name);
+        for (slot, id) in expired {
+            self.remove_member(slot);
             self.event(now_us, id, EventKind::Forgotten);
         }
+        self.earliest_down_us = self
+            .table
+            .iter()
+            .filter(|(_, m)| !m.state.is_up())
+            .map(|(_, m)| m.since_us)
+            .min();
     }
 }
 
-/// Updates waiting to be spread, bucketed by how often each was sent, so taking the
-/// fewest-sent ones for a packet costs no sort. One update per member: a newer one replaces
-/// the queued one and starts over.
+/// Updates waiting to be spread, at most one per member (a newer one replaces the queued one
+/// and starts over), keyed by the member's slot ([`SELF_KEY`] for this node). Entries live
+/// in a slab; buckets list them by how often they were sent, each oldest to newest, with
+/// their sizes, so choosing the fewest-sent, newest ones for a packet is one pass over small
+/// records with no sort, and only the chosen updates are read.
 #[derive(Debug, Default)]
 struct Dissemination {
-    buckets: Vec<Vec<Queued>>,
-    sent: Table<u32>,
+    entries: Vec<Queued>,
+    free: Vec<u32>,
+    by_slot: Vec<u32>,
+    own: Option<u32>,
+    buckets: Vec<Vec<Listed>>,
+    len: usize,
     order: u64,
+    /// (bucket, position) of the updates chosen for the packet being written (reused).
+    chosen: Vec<(u32, u32)>,
+    /// Scratch bucket for merges (reused).
+    merged: Vec<Listed>,
 }
 
 #[derive(Debug, Clone)]
 struct Queued {
     update: Update,
-    size: usize,
+    key: u32,
+    transmits: u32,
+}
+
+/// An entry as its bucket lists it.
+#[derive(Debug, Clone, Copy)]
+struct Listed {
     order: u64,
+    entry: u32,
+    size: u32,
 }
 
 impl Dissemination {
     fn is_empty(&self) -> bool {
-        self.sent.is_empty()
+        self.len == 0
     }
 
     fn clear(&mut self) {
+        self.entries.clear();
+        self.free.clear();
+        self.by_slot.clear();
+        self.own = None;
         self.buckets.clear();
-        self.sent.clear();
+        self.len = 0;
     }
 
-    fn remove(&mut self, name: &Name) {
-        if let Some(transmits) = self.sent.remove(name)
-            && let Some(bucket) = self.buckets.get_mut(transmits as usize)
-            && let Some(index) = bucket.iter().position(|q| q.update.id.name == *name)
-        {
-            bucket.remove(index);
+    fn entry_of(&self, key: u32) -> Option<u32> {
+        if key == SELF_KEY {
+            self.own
+        } else {
+            self.by_slot
+                .get(key as usize)
+                .copied()
+                .filter(|&e| e != NO_SLOT)
         }
     }
 
-    /// Queues `update`; returns true when the queue was full and the most-sent, oldest
-    /// entry was dropped for it.
-    fn push(&mut self, update: Update, size: usize, cap: usize) -> bool {
-        let name = update.id.name.clone();
-        self.remove(&name);
-        let mut dropped = false;
-        if self.sent.len() >= cap
-            && let Some(bucket) = self.buckets.iter_mut().rev().find(|b| !b.is_empty())
+    fn set_entry(&mut self, key: u32, entry: Option<u32>) {
+        if key == SELF_KEY {
+            self.own = entry;
+            return;
+        }
+        let index = key as usize;
+        if self.by_slot.len() <= index {
+            self.by_slot.resize(index + 1, NO_SLOT);
+        }
+        self.by_slot[index] = entry.unwrap_or(NO_SLOT);
+    }
+
+    /// Forgets an entry that is in no bucket any more.
+    fn release(&mut self, entry: u32) {
+        let key = self.entries[entry as usize].key;
+        self.set_entry(key, None);
+        self.free.push(entry);
+        self.len -= 1;
+    }
+
+    fn remove(&mut self, key: u32) {
+        let Some(entry) = self.entry_of(key) else {
+            return;
+        };
+        let transmits = self.entries[entry as usize].transmits as usize;
+        if let Some(bucket) = self.buckets.get_mut(transmits)
+            && let Some(at) = bucket.iter().position(|l| l.entry == entry)
         {
-            let victim = bucket.remove(0);
-            self.sent.remove(&victim.update.id.name);
+            bucket.remove(at);
+        }
+        self.release(entry);
+    }
+
+    /// Queues `update` for `key`; returns true when the queue was full and the most-sent,
+    /// oldest entry was dropped for it.
+    fn push(&mut self, key: u32, update: Update, size: usize, cap: usize) -> bool {
+        self.remove(key);
+        let mut dropped = false;
+        if self.len >= cap
+            && let Some(fullest) = self.buckets.iter().rposition(|b| !b.is_empty())
+        {
+            let victim = self.buckets[fullest].remove(0);
+            self.release(victim.entry);
             dropped = true;
         }
         if self.buckets.is_empty() {
             self.buckets.push(Vec::new());
         }
         self.order += 1;
-        self.buckets[0].push(Queued {
+        let queued = Queued {
             update,
-            size,
+            key,
+            transmits: 0,
+        };
+        let entry = match self.free.pop() {
+            Some(entry) => {
+                self.entries[entry as usize] = queued;
+                entry
+            }
+            None => {
+                self.entries.push(queued);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.buckets[0].push(Listed {
             order: self.order,
+            entry,
+            size: u32::try_from(size).unwrap_or(u32::MAX),
         });
-        self.sent.insert(name, 0);
+        self.set_entry(key, Some(entry));
+        self.len += 1;
         dropped
     }
 
-    /// Whether `name` has an update sent fewer than `times` times.
-    fn holds_below(&self, name: &Name, times: u32) -> bool {
-        self.sent.get(name).is_some_and(|&t| t < times)
+    /// Whether `key` has an update sent fewer than `times` times.
+    fn holds_below(&self, key: u32, times: u32) -> bool {
+        self.entry_of(key)
+            .is_some_and(|e| self.entries[e as usize].transmits < times)
     }
 
-    /// Takes what fits in `budget` bytes, fewest-sent first and newest first among equals,
-    /// counts the send, and forgets updates sent `limit` times.
-    fn select(&mut self, mut budget: usize, limit: u32) -> Vec<Update> {
-        let mut chosen = Vec::new();
-        let mut moved: Vec<(usize, Queued)> = Vec::new();
-        for transmits in 0..self.buckets.len() {
+    /// Writes the updates that fit in `budget` bytes to `buffer` (their count, then each),
+    /// fewest-sent first and newest first among equals; counts the send, and forgets
+    /// updates sent `limit` times.
+    fn select_into(
+        &mut self,
+        mut budget: usize,
+        limit: u32,
+        buffer: &mut Vec<u8>,
+    ) -> Result<(), crate::codec::CodecError> {
+        let mut chosen = std::mem::take(&mut self.chosen);
+        chosen.clear();
+        for (transmits, bucket) in self.buckets.iter().enumerate() {
             if budget < 8 {
                 break;
             }
-            let bucket = &mut self.buckets[transmits];
-            let mut index = bucket.len();
-            while index > 0 && budget >= 8 {
-                index -= 1;
-                if bucket[index].size <= budget {
-                    let queued = bucket.remove(index);
-                    budget -= queued.size;
-                    chosen.push(queued.update.clone());
-                    moved.push((transmits + 1, queued));
+            for (at, listed) in bucket.iter().enumerate().rev() {
+                if budget < 8 {
+                    break;
+                }
+                let size = listed.size as usize;
+                if size <= budget {
+                    budget -= size;
+                    chosen.push((transmits as u32, at as u32));
                 }
             }
         }
-        for (transmits, queued) in moved {
-            let name = queued.update.id.name.clone();
-            if transmits as u32 >= limit {
-                self.sent.remove(&name);
-                continue;
+        let mut written = wire::encode_update_count(buffer, chosen.len()).map(|_| ());
+        for &(transmits, at) in &chosen {
+            if written.is_ok() {
+                let entry = self.buckets[transmits as usize][at as usize].entry;
+                written =
+                    wire::encode_update(buffer, &self.entries[entry as usize].update).map(|_| ());
             }
-            while self.buckets.len() <= transmits {
-                self.buckets.push(Vec::new());
-            }
-            self.sent.insert(name, transmits as u32);
-            let bucket = &mut self.buckets[transmits];
-            // Keep each bucket ordered oldest to newest.
-            let at = bucket.partition_point(|q| q.order < queued.order);
-            bucket.insert(at, queued);
         }
-        chosen
+        if written.is_ok() {
+            self.advance(&chosen, limit);
+        }
+        self.chosen = chosen;
+        written
+    }
+
+    /// Moves the sent entries one bucket up (or out at `limit`). `chosen` lists them bucket
+    /// by bucket, fewest-sent first, each bucket's from its end (newest) backwards.
+    fn advance(&mut self, chosen: &[(u32, u32)], limit: u32) {
+        let mut end = chosen.len();
+        // Highest bucket first, so entries moved into a bucket are never its chosen ones.
+        while end > 0 {
+            let transmits = chosen[end - 1].0;
+            let mut start = end - 1;
+            while start > 0 && chosen[start - 1].0 == transmits {
+                start -= 1;
+            }
+            let next = transmits + 1;
+            // The group's positions descend; walk them ascending and compact the bucket in
+            // one pass, collecting the sent ones oldest to newest.
+            let mut moving = std::mem::take(&mut self.merged);
+            moving.clear();
+            let bucket = &mut self.buckets[transmits as usize];
+            let mut positions = chosen[start..end]
+                .iter()
+                .rev()
+                .map(|c| c.1 as usize)
+                .peekable();
+            let first = positions.peek().copied().unwrap_or(bucket.len());
+            let mut write = first;
+            for read in first..bucket.len() {
+                if positions.peek() == Some(&read) {
+                    positions.next();
+                    moving.push(bucket[read]);
+                } else {
+                    bucket[write] = bucket[read];
+                    write += 1;
+                }
+            }
+            bucket.truncate(write);
+            for listed in &moving {
+                self.entries[listed.entry as usize].transmits = next;
+            }
+            if next >= limit {
+                for listed in moving.drain(..) {
+                    self.release(listed.entry);
+                }
+            }
+            if !moving.is_empty() {
+                while self.buckets.len() <= next as usize {
+                    self.buckets.push(Vec::new());
+                }
+                let target = &mut self.buckets[next as usize];
+                // Merge, oldest to newest; usually the moved ones are the newest and go last.
+                if target.last().is_none_or(|l| l.order < moving[0].order) {
+                    target.extend_from_slice(&moving);
+                } else {
+                    for listed in moving.iter().copied() {
+                        let at = target.partition_point(|l| l.order < listed.order);
+                        target.insert(at, listed);
+                    }
+                }
+            }
+            self.merged = moving;
+            end = start;
+        }
     }
 }
 

@@ -9,14 +9,13 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, CodecError};
 
 /// The packet format version; a packet with another is dropped and counted.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// Longest member name, bytes.
 pub const MAX_NAME: usize = 63;
 /// Longest protocol address in member metadata, bytes.
@@ -24,22 +23,12 @@ pub const MAX_PROTOCOL_ADDRESS: usize = 64;
 /// Smallest `gossip.max_packet` the core works with: a header, a message and one update.
 pub const MIN_PACKET: usize = 512;
 
-/// A member's name: cheap to clone, at most [`MAX_NAME`] bytes.
-#[derive(Clone, Eq, PartialOrd, Ord)]
-pub struct Name(Arc<str>);
-
-impl std::hash::Hash for Name {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // By content, as equality is (the pointer check is only a shortcut).
-        (*self.0).hash(state);
-    }
-}
-
-impl PartialEq for Name {
-    fn eq(&self, other: &Self) -> bool {
-        // Clones of one name share the allocation: most comparisons end here.
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
-    }
+/// A member's name, at most [`MAX_NAME`] bytes, stored inline: copying one allocates nothing,
+/// decoding one from a packet allocates nothing, and comparing two reads no other memory.
+#[derive(Clone, Copy)]
+pub struct Name {
+    len: u8,
+    bytes: [u8; MAX_NAME],
 }
 
 impl Name {
@@ -50,48 +39,97 @@ impl Name {
                 "member name {text:?} must be 1 to {MAX_NAME} bytes"
             ));
         }
-        Ok(Name(Arc::from(text)))
+        let mut bytes = [0u8; MAX_NAME];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Ok(Name {
+            len: text.len() as u8,
+            bytes,
+        })
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only `new` fills the buffer, from a `&str` cut at its own length.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
 impl fmt::Debug for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl Serialize for Name {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Name::new(&text).map_err(serde::de::Error::custom)
+        struct NameVisitor;
+        impl serde::de::Visitor<'_> for NameVisitor {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a member name of 1 to {MAX_NAME} bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Name, E> {
+                Name::new(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
     }
 }
 
 /// Who a member is: its name and the generation of the process carrying it. A restarted
 /// node keeps its name and gets a new, higher generation, which replaces the old one.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// Generation first, then the name, in this order in memory (repr(C)) and on the wire: the
+// member table keeps both on the cache line a lookup reads anyway.
+#[repr(C)]
 pub struct MemberId {
-    /// The node's name.
-    pub name: Name,
     /// Changes (upwards) at every start.
     pub generation: u64,
+    /// The node's name.
+    pub name: Name,
 }
 
 impl fmt::Debug for MemberId {
@@ -193,6 +231,9 @@ pub enum Message {
         /// Entries in the whole table (all parts), so a receiver can tell it missed some.
         total: u32,
     },
+    /// A member that just joined, telling us of itself (its update rides along): answer with
+    /// an `Ack` of sequence 0, so it knows we heard and does not tell us again.
+    Announce,
 }
 
 /// One datagram.
@@ -242,39 +283,114 @@ pub enum PacketError {
     Invalid(String),
 }
 
+/// The part of a packet before its updates, encoded exactly as the head of a [`Packet`].
+#[derive(Serialize)]
+struct HeadRef<'a> {
+    version: u8,
+    cluster: [u8; 4],
+    from: &'a MemberId,
+    incarnation: u32,
+    message: &'a Message,
+}
+
+/// A received packet without its updates (see [`decode_packet_into`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PacketHead {
+    /// [`WIRE_VERSION`].
+    pub version: u8,
+    /// CRC-32C of the cluster name, little-endian.
+    pub cluster: [u8; 4],
+    /// The sender.
+    pub from: MemberId,
+    /// The sender's incarnation.
+    pub incarnation: u32,
+    /// What the packet asks or answers.
+    pub message: Message,
+}
+
 /// Decodes and checks a received datagram.
 pub fn decode_packet(
     bytes: &[u8],
     max_packet: usize,
     cluster: [u8; 4],
 ) -> Result<Packet, PacketError> {
+    let mut updates = Vec::new();
+    let head = decode_packet_into(bytes, max_packet, cluster, &mut updates)?;
+    Ok(Packet {
+        version: head.version,
+        cluster: head.cluster,
+        from: head.from,
+        incarnation: head.incarnation,
+        message: head.message,
+        updates,
+    })
+}
+
+/// Decodes and checks a received datagram, appending its updates to `updates` (a buffer the
+/// caller reuses, so a packet costs no allocation) and returning the rest. Lengths are
+/// checked before anything is decoded; a claimed update count is never allocated up front.
+pub fn decode_packet_into(
+    bytes: &[u8],
+    max_packet: usize,
+    cluster: [u8; 4],
+    updates: &mut Vec<Update>,
+) -> Result<PacketHead, PacketError> {
     if bytes.len() > max_packet {
         return Err(PacketError::Oversized {
             length: bytes.len(),
             limit: max_packet,
         });
     }
-    let packet: Packet = codec::decode_datagram("gossip packet", bytes)?;
-    if packet.version != WIRE_VERSION {
-        return Err(PacketError::Version(packet.version));
+    let (head, mut at) = codec::decode_datagram_prefix::<PacketHead>("gossip packet", bytes)?;
+    if head.version != WIRE_VERSION {
+        return Err(PacketError::Version(head.version));
     }
-    if packet.cluster != cluster {
-        return Err(PacketError::ForeignCluster(packet.cluster));
+    if head.cluster != cluster {
+        return Err(PacketError::ForeignCluster(head.cluster));
     }
-    for update in &packet.updates {
-        if let Claim::Alive {
-            meta: Some(meta), ..
-        } = &update.claim
-            && meta.protocol_address.len() > MAX_PROTOCOL_ADDRESS
-        {
-            return Err(PacketError::Invalid(format!(
-                "protocol address of {} is {} bytes (at most {MAX_PROTOCOL_ADDRESS})",
-                update.id,
-                meta.protocol_address.len()
-            )));
+    let (count, used) = codec::decode_datagram_prefix::<u64>("gossip packet", &bytes[at..])?;
+    at += used;
+    let start = updates.len();
+    for _ in 0..count {
+        // Every update takes at least one byte: a false count runs out of bytes here.
+        let decoded = codec::decode_datagram_prefix::<Update>("gossip update", &bytes[at..]);
+        let (update, used) = match decoded {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                updates.truncate(start);
+                return Err(error.into());
+            }
+        };
+        at += used;
+        if let Err(error) = check_update(&update) {
+            updates.truncate(start);
+            return Err(error);
         }
+        updates.push(update);
     }
-    Ok(packet)
+    if at != bytes.len() {
+        updates.truncate(start);
+        return Err(PacketError::Malformed(CodecError::Trailing {
+            what: "gossip packet",
+            extra: bytes.len() - at,
+        }));
+    }
+    Ok(head)
+}
+
+fn check_update(update: &Update) -> Result<(), PacketError> {
+    if let Claim::Alive {
+        meta: Some(meta), ..
+    } = &update.claim
+        && meta.protocol_address.len() > MAX_PROTOCOL_ADDRESS
+    {
+        return Err(PacketError::Invalid(format!(
+            "protocol address of {} is {} bytes (at most {MAX_PROTOCOL_ADDRESS})",
+            update.id,
+            meta.protocol_address.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Encodes a packet; errors when it is longer than `max_packet`.
@@ -292,11 +408,51 @@ pub fn encode_packet(packet: &Packet, max_packet: usize) -> Result<Vec<u8>, Code
     Ok(bytes)
 }
 
-/// The encoded length of one update (what it adds to a packet).
+/// Appends a packet's header (everything before its updates) to `buffer`; returns its
+/// length. Followed by [`encode_update_count`] and that many [`encode_update`], the bytes are
+/// exactly [`encode_packet`]'s.
+pub fn encode_head(
+    buffer: &mut Vec<u8>,
+    cluster: [u8; 4],
+    from: &MemberId,
+    incarnation: u32,
+    message: &Message,
+) -> Result<usize, CodecError> {
+    let head = HeadRef {
+        version: WIRE_VERSION,
+        cluster,
+        from,
+        incarnation,
+        message,
+    };
+    codec::encode_datagram_into("gossip packet", &head, buffer)
+}
+
+/// Appends the number of updates that follow.
+pub fn encode_update_count(buffer: &mut Vec<u8>, count: usize) -> Result<usize, CodecError> {
+    codec::encode_datagram_into("gossip packet", &(count as u64), buffer)
+}
+
+/// Appends one update.
+pub fn encode_update(buffer: &mut Vec<u8>, update: &Update) -> Result<usize, CodecError> {
+    codec::encode_datagram_into("gossip update", update, buffer)
+}
+
+/// The encoded length of one update (what it adds to a packet), computed without encoding.
 pub fn update_len(update: &Update) -> usize {
-    codec::encode_datagram("gossip update", update)
-        .map(|bytes| bytes.len())
-        .unwrap_or(usize::MAX / 4)
+    codec::encoded_datagram_len("gossip update", update).unwrap_or(usize::MAX / 4)
+}
+
+/// The encoded length of a packet header with `message` (see [`encode_head`]).
+pub fn head_len(from: &MemberId, incarnation: u32, message: &Message) -> usize {
+    let head = HeadRef {
+        version: WIRE_VERSION,
+        cluster: [0; 4],
+        from,
+        incarnation,
+        message,
+    };
+    codec::encoded_datagram_len("gossip packet", &head).unwrap_or(usize::MAX / 4)
 }
 
 #[cfg(test)]
@@ -370,6 +526,7 @@ pub(crate) mod strategies {
             any::<u32>().prop_map(|seq| Message::Nack { seq }),
             Just(Message::Gossip),
             (any::<bool>(), any::<u32>()).prop_map(|(reply, total)| Message::Sync { reply, total }),
+            Just(Message::Announce),
         ]
     }
 
@@ -438,16 +595,31 @@ mod tests {
         assert!(Name::new(&"x".repeat(64)).is_err());
         assert!(Name::new(&"x".repeat(63)).is_ok());
         // A name of 64 bytes on the wire is refused by the decoder.
-        let mut packet = sample();
-        packet.updates.push(Update {
-            id: MemberId {
-                name: Name(Arc::from("y".repeat(64).as_str())),
-                generation: 1,
-            },
+        #[derive(Serialize)]
+        struct LongName {
+            name: String,
+            generation: u64,
+            incarnation: u32,
+            claim: Claim,
+        }
+        let mut bytes = Vec::new();
+        let from = sample().from;
+        encode_head(
+            &mut bytes,
+            cluster_tag("goliath"),
+            &from,
+            0,
+            &Message::Gossip,
+        )
+        .expect("head");
+        encode_update_count(&mut bytes, 1).expect("count");
+        let long = LongName {
+            name: "y".repeat(64),
+            generation: 1,
             incarnation: 0,
             claim: Claim::Dead,
-        });
-        let bytes = encode_packet(&packet, 1400).expect("encodes");
+        };
+        codec::encode_datagram_into("update", &long, &mut bytes).expect("encodes");
         assert!(matches!(
             decode_packet(&bytes, 1400, cluster_tag("goliath")),
             Err(PacketError::Malformed(_))
@@ -489,6 +661,20 @@ mod tests {
             // The update's bytes, plus at most one more byte of the list's length prefix.
             prop_assert!(after - before >= update_len(&update));
             prop_assert!(after - before <= update_len(&update) + 2);
+        }
+
+        #[test]
+        fn a_packet_encoded_in_parts_is_the_packet(packet in packet()) {
+            let whole = encode_packet(&packet, codec::MAX_DATAGRAM).expect("encodes");
+            let mut parts = Vec::new();
+            let head = encode_head(&mut parts, packet.cluster, &packet.from, packet.incarnation, &packet.message).expect("head");
+            prop_assert_eq!(head, head_len(&packet.from, packet.incarnation, &packet.message));
+            encode_update_count(&mut parts, packet.updates.len()).expect("count");
+            for update in &packet.updates {
+                let added = encode_update(&mut parts, update).expect("update");
+                prop_assert_eq!(added, update_len(update));
+            }
+            prop_assert_eq!(parts, whole);
         }
 
         #[test]

@@ -86,7 +86,7 @@ fn packet(from: &MemberId, message: Message, updates: Vec<Update>) -> Packet {
     Packet {
         version: WIRE_VERSION,
         cluster: cluster_tag("goliath"),
-        from: from.clone(),
+        from: *from,
         incarnation: 0,
         message,
         updates,
@@ -95,7 +95,7 @@ fn packet(from: &MemberId, message: Message, updates: Vec<Update>) -> Packet {
 
 fn alive(member: &MemberId, port: u16) -> Update {
     Update {
-        id: member.clone(),
+        id: *member,
         incarnation: 0,
         claim: Claim::Alive {
             address: addr(port),
@@ -172,8 +172,7 @@ fn an_unanswered_probe_asks_helpers_then_suspects_then_declares_dead() {
         .iter()
         .find(|e| matches!(e.kind, EventKind::Suspected { .. }))
         .expect("suspected")
-        .member
-        .clone();
+        .member;
     assert!(recorder.swim.awareness() > 0);
     // The suspect was told directly.
     assert!(recorder.take_sent().iter().any(|(to, p)| {
@@ -182,8 +181,9 @@ fn an_unanswered_probe_asks_helpers_then_suspects_then_declares_dead() {
                 .iter()
                 .any(|u| u.id == suspect && matches!(u.claim, Claim::Suspect { .. }))
     }));
-    // Unconfirmed, it is declared dead within the maximum suspicion time (6 × 0.5 s × scaled).
-    recorder.run_until(start + 10_000 * MS);
+    // Unconfirmed, it is declared dead after the maximum suspicion time and one more probe
+    // of our own (periods stretched by our local health), which it fails too.
+    recorder.run_until(start + 20_000 * MS);
     assert!(recorder.has_event(suspect.name.as_str(), |k| *k == EventKind::Failed));
     let (_, state, _) = recorder
         .swim
@@ -226,9 +226,7 @@ fn independent_confirmations_shorten_the_suspicion() {
             .map(|accuser| Update {
                 id: id("a1", 1),
                 incarnation: 0,
-                claim: Claim::Suspect {
-                    accuser: accuser.clone(),
-                },
+                claim: Claim::Suspect { accuser: *accuser },
             })
             .collect();
         recorder.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, updates));
@@ -562,5 +560,416 @@ fn a_silent_member_becomes_degraded_and_is_probed_first() {
             .take_sent()
             .iter()
             .any(|(to, p)| *to == addr(6) && matches!(p.message, Message::Ping { .. }))
+    );
+}
+
+#[test]
+fn a_member_keeps_what_every_packet_touches_in_its_first_two_cache_lines() {
+    assert_eq!(std::mem::align_of::<Member>(), 64);
+    // The presence flag and the name share the first line: a lookup reads one line of the
+    // member it finds.
+    assert_eq!(std::mem::offset_of!(Member, present), 0);
+    assert!(std::mem::offset_of!(Member, id) <= 8);
+    for end in [
+        std::mem::offset_of!(Member, incarnation) + 4,
+        std::mem::offset_of!(Member, state) + 1,
+        std::mem::offset_of!(Member, address) + std::mem::size_of::<Option<SocketAddr>>(),
+        std::mem::offset_of!(Member, last_hint_us) + 8,
+    ] {
+        assert!(end <= 128, "a hot field ends at byte {end}");
+    }
+}
+
+fn test_member(name: &str) -> Member {
+    Member {
+        present: true,
+        id: id(name, 1),
+        incarnation: 0,
+        state: MemberState::Alive,
+        degraded: false,
+        address: None,
+        since_us: 0,
+        last_hint_us: 0,
+        phi: PhiWindow::default(),
+        meta: None,
+        suspicion: None,
+    }
+}
+
+#[test]
+fn the_member_table_finds_every_name_through_inserts_and_removals() {
+    let mut table = Table::default();
+    let mut expected: std::collections::BTreeMap<String, Slot> = Default::default();
+    let mut rng = SeededRng::new(9);
+    for round in 0..4000u32 {
+        let name = format!("m{}", rng.below(600));
+        match (expected.get(&name).copied(), round % 3) {
+            (Some(slot), 0) => {
+                let removed = table.remove(slot).expect("present");
+                assert_eq!(removed.id.name.as_str(), name);
+                expected.remove(&name);
+            }
+            (None, _) => {
+                let slot = table.insert(test_member(&name));
+                expected.insert(name, slot);
+            }
+            _ => {}
+        }
+        if round % 97 == 0 {
+            for (name, slot) in &expected {
+                let key = Name::new(name).expect("name");
+                assert_eq!(table.find(&key), Some(*slot), "{name} after round {round}");
+            }
+            assert_eq!(table.len(), expected.len());
+            assert_eq!(table.find(&Name::new("absent").expect("name")), None);
+        }
+    }
+}
+
+#[test]
+fn a_vacant_slot_holds_no_member_though_it_keeps_its_bytes() {
+    let mut table = Table::default();
+    let kept = table.insert(test_member("kept"));
+    let gone = table.insert(test_member("gone"));
+    let removed = table.remove(gone).expect("present");
+    assert_eq!(removed.id.name.as_str(), "gone");
+    assert!(table.get(gone).is_none());
+    assert!(table.get_mut(gone).is_none());
+    assert!(table.remove(gone).is_none(), "removed once only");
+    assert_eq!(table.find(&Name::new("gone").expect("name")), None);
+    let listed: Vec<Slot> = table.iter().map(|(slot, _)| slot).collect();
+    assert_eq!(listed, vec![kept]);
+    assert_eq!(table.len(), 1);
+}
+
+#[test]
+fn a_reused_slot_does_not_answer_for_its_old_member() {
+    let mut table = Table::default();
+    let first = table.insert(test_member("old"));
+    let old_ref = table.slot_ref(first);
+    table.remove(first);
+    let second = table.insert(test_member("new"));
+    assert_eq!(first, second, "the slot is reused");
+    assert!(table.resolve(old_ref).is_none());
+    assert!(table.resolve(table.slot_ref(second)).is_some());
+    let before = table.slot_ref(second);
+    table.replace(second, test_member("new"));
+    assert!(
+        table.resolve(before).is_none(),
+        "a new generation is a new identity"
+    );
+}
+
+fn queued_names(queue: &mut Dissemination, budget: usize, limit: u32) -> Vec<String> {
+    let mut buffer = Vec::new();
+    queue
+        .select_into(budget, limit, &mut buffer)
+        .expect("encodes");
+    let (count, mut at) =
+        crate::codec::decode_datagram_prefix::<u64>("count", &buffer).expect("count");
+    let mut names = Vec::new();
+    for _ in 0..count {
+        let (update, used) =
+            crate::codec::decode_datagram_prefix::<Update>("update", &buffer[at..])
+                .expect("update");
+        at += used;
+        names.push(update.id.name.to_string());
+    }
+    names
+}
+
+#[test]
+fn the_queue_sends_fewest_sent_newest_first_and_drops_at_the_limit() {
+    let mut queue = Dissemination::default();
+    let update = |name: &str| Update {
+        id: id(name, 1),
+        incarnation: 0,
+        claim: Claim::Dead,
+    };
+    for (key, name) in ["alpha-a", "alpha-b", "alpha-c"].into_iter().enumerate() {
+        let update = update(name);
+        let size = wire::update_len(&update);
+        queue.push(key as u32, update, size, 16);
+    }
+    let one = wire::update_len(&update("alpha-a"));
+    // Room for two: the two newest.
+    assert_eq!(queued_names(&mut queue, 2 * one, 3), ["alpha-c", "alpha-b"]);
+    // Now "alpha-a" is the only one never sent.
+    assert_eq!(queued_names(&mut queue, 2 * one, 3), ["alpha-a", "alpha-c"]);
+    // A replaced update starts over.
+    let newer = update("alpha-c");
+    queue.push(2, newer, one, 16);
+    assert_eq!(queued_names(&mut queue, one, 3), ["alpha-c"]);
+    // Each goes after `limit` sends.
+    for _ in 0..10 {
+        queued_names(&mut queue, 8 * one, 3);
+    }
+    assert!(queue.is_empty());
+}
+
+#[test]
+fn a_full_queue_drops_its_most_sent_oldest_update() {
+    let mut queue = Dissemination::default();
+    let update = |name: &str| Update {
+        id: id(name, 1),
+        incarnation: 0,
+        claim: Claim::Left,
+    };
+    let one = wire::update_len(&update("alpha-a"));
+    queue.push(0, update("alpha-a"), one, 2);
+    queue.push(1, update("alpha-b"), one, 2);
+    assert_eq!(queued_names(&mut queue, one, 9), ["alpha-b"]);
+    assert!(
+        queue.push(2, update("alpha-c"), one, 2),
+        "full: one dropped"
+    );
+    assert!(!queue.holds_below(1, 9), "the sent one went");
+    assert!(queue.holds_below(0, 9) && queue.holds_below(2, 9));
+}
+
+/// Answers every ping the recorder sent to a member a1..aN (ports 2..) with an ack.
+fn answer_pings(recorder: &mut Recorder, sent: &[(SocketAddr, Packet)]) {
+    for (to, p) in sent {
+        if let Message::Ping { seq } = p.message
+            && let SocketAddr::V4(v4) = to
+            && v4.port() >= 2
+            && v4.port() < 100
+        {
+            let member = id(&format!("a{}", v4.port() - 1), 1);
+            recorder.receive(*to, &packet(&member, Message::Ack { seq }, vec![]));
+        }
+    }
+}
+
+#[test]
+fn a_suspect_that_answers_our_own_probe_is_not_declared_dead() {
+    let mut recorder = with_members(4);
+    let a1 = id("a1", 1);
+    // a2 says a1 is suspect; we hold it suspect too but have not checked it ourselves.
+    let accusation = Update {
+        id: a1,
+        incarnation: 0,
+        claim: Claim::Suspect {
+            accuser: Name::new("a2").expect("name"),
+        },
+    };
+    recorder.receive(
+        addr(3),
+        &packet(&id("a2", 1), Message::Gossip, vec![accusation]),
+    );
+    let (_, state, _) = recorder.swim.member_state("a1").expect("known");
+    assert_eq!(state, MemberState::Suspect);
+    // a1 answers every ping but never learns it is suspected (its refutations get lost):
+    // its suspicion expires again and again, and each time our own probe finds it alive.
+    let mut hinted = 0;
+    let mut pinged = 0;
+    let start = recorder.now;
+    while recorder.now < start + 30_000 * MS {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        let sent = recorder.take_sent();
+        for (to, p) in &sent {
+            if *to == addr(2) {
+                pinged += usize::from(matches!(p.message, Message::Ping { .. }));
+                hinted += usize::from(
+                    p.updates
+                        .iter()
+                        .any(|u| u.id == a1 && matches!(u.claim, Claim::Suspect { .. })),
+                );
+            }
+        }
+        answer_pings(&mut recorder, &sent);
+    }
+    assert!(
+        !recorder.has_event("a1", |k| *k == EventKind::Failed),
+        "a member that answers our probes is never declared dead"
+    );
+    assert!(pinged >= 2 && hinted >= 1, "pinged {pinged}, told {hinted}");
+    // Once its refutation arrives, it is alive again.
+    let refutation = Update {
+        id: a1,
+        incarnation: 1,
+        claim: Claim::Alive {
+            address: addr(2),
+            meta: None,
+        },
+    };
+    recorder.receive(addr(2), &packet(&a1, Message::Gossip, vec![refutation]));
+    let (_, state, incarnation) = recorder.swim.member_state("a1").expect("known");
+    assert_eq!((state, incarnation), (MemberState::Alive, 1));
+}
+
+#[test]
+fn a_suspect_that_fails_our_own_probe_too_is_declared_dead() {
+    let mut recorder = with_members(4);
+    let a1 = id("a1", 1);
+    let accusation = Update {
+        id: a1,
+        incarnation: 0,
+        claim: Claim::Suspect {
+            accuser: Name::new("a2").expect("name"),
+        },
+    };
+    recorder.receive(
+        addr(3),
+        &packet(&id("a2", 1), Message::Gossip, vec![accusation]),
+    );
+    let start = recorder.now;
+    let mut probes = std::collections::BTreeSet::new();
+    while recorder.now < start + 30_000 * MS
+        && !recorder.has_event("a1", |k| *k == EventKind::Failed)
+    {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        let sent = recorder.take_sent();
+        // The others answer, a1 does not (it crashed).
+        let others: Vec<_> = sent
+            .iter()
+            .filter(|(to, _)| *to != addr(2))
+            .cloned()
+            .collect();
+        for (to, p) in &sent {
+            if let Message::Ping { seq } = p.message
+                && *to == addr(2)
+                && seq != 0
+            {
+                probes.insert(seq);
+            }
+        }
+        answer_pings(&mut recorder, &others);
+    }
+    assert!(recorder.has_event("a1", |k| *k == EventKind::Failed));
+    // A prompt probe on hearing of the suspicion, and our own last check at its end.
+    assert!(probes.len() >= 2, "probes of a1: {probes:?}");
+}
+
+#[test]
+fn a_member_heard_of_from_a_third_party_gets_a_hello() {
+    let mut recorder = with_members(2);
+    let newcomer = id("b9", 1);
+    recorder.receive(
+        addr(3),
+        &packet(&id("a2", 1), Message::Gossip, vec![alive(&newcomer, 50)]),
+    );
+    let sent = recorder.take_sent();
+    let hello = sent
+        .iter()
+        .find(|(to, _)| *to == addr(50))
+        .expect("a hello to the newcomer");
+    assert!(
+        hello
+            .1
+            .updates
+            .iter()
+            .any(|u| u.id == id("me", 1) && matches!(u.claim, Claim::Alive { meta: Some(_), .. }))
+    );
+    // A member that tells us of itself gets no hello: it knows us.
+    recorder.receive(
+        addr(51),
+        &packet(&id("b8", 1), Message::Gossip, vec![alive(&id("b8", 1), 51)]),
+    );
+    assert!(!recorder.take_sent().iter().any(|(to, _)| *to == addr(51)));
+}
+
+#[test]
+fn an_announcement_is_answered() {
+    let mut recorder = with_members(2);
+    let newcomer = id("b9", 1);
+    recorder.receive(
+        addr(50),
+        &packet(&newcomer, Message::Announce, vec![alive(&newcomer, 50)]),
+    );
+    let sent = recorder.take_sent();
+    assert!(
+        sent.iter()
+            .any(|(to, p)| *to == addr(50) && p.message == Message::Ack { seq: 0 })
+    );
+    assert!(recorder.swim.member_state("b9").is_some());
+}
+
+/// A core that joins through a seed at port 7, whose table lists a1..a3 (ports 2..4).
+fn joined() -> Recorder {
+    let mut recorder = Recorder::new(SwimConfig::default());
+    recorder.swim.join(&[addr(7)], 0);
+    recorder.record();
+    recorder.take_sent();
+    let table: Vec<Update> = (1..=3)
+        .map(|i| alive(&id(&format!("a{i}"), 1), 1 + i))
+        .collect();
+    recorder.receive(
+        addr(7),
+        &packet(
+            &id("seed", 1),
+            Message::Sync {
+                reply: false,
+                total: 4,
+            },
+            table,
+        ),
+    );
+    recorder
+}
+
+#[test]
+fn a_joiner_announces_itself_until_every_member_answered() {
+    let mut recorder = joined();
+    recorder.run_until(recorder.now + 100 * MS);
+    let announced = |sent: &[(SocketAddr, Packet)], port: u16| {
+        sent.iter().any(|(to, p)| {
+            *to == addr(port)
+                && p.message == Message::Announce
+                && p.updates.iter().any(|u| u.id == id("me", 1))
+        })
+    };
+    let first = recorder.take_sent();
+    assert!((2..=4).all(|port| announced(&first, port)), "{first:?}");
+    // a1 answers; a2 and a3 do not (lost): they are told again, a1 is not.
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Ack { seq: 0 }, vec![]),
+    );
+    recorder.run_until(recorder.now + 1_100 * MS);
+    let second = recorder.take_sent();
+    assert!(!announced(&second, 2));
+    assert!(announced(&second, 3) && announced(&second, 4));
+    // At most three rounds.
+    recorder.run_until(recorder.now + 10_000 * MS);
+    let later = recorder.take_sent();
+    let rounds = later
+        .iter()
+        .filter(|(to, p)| *to == addr(3) && p.message == Message::Announce)
+        .count();
+    assert_eq!(rounds, 1, "one more round, then no more");
+}
+
+#[test]
+fn a_fresh_joiner_does_not_spread_the_members_its_seed_told_it_of() {
+    let mut recorder = joined();
+    recorder.run_until(recorder.now + 1_500 * MS);
+    let sent = recorder.take_sent();
+    let relayed = sent.iter().any(|(_, p)| {
+        p.updates
+            .iter()
+            .any(|u| u.id.name.as_str().starts_with('a') && matches!(u.claim, Claim::Alive { .. }))
+    });
+    assert!(!relayed, "{sent:?}");
+    assert_eq!(recorder.swim.up_count(), 4, "it knows them all");
+}
+
+#[test]
+fn a_member_that_knew_us_when_we_did_not_know_it_starts_a_repair_exchange() {
+    let mut recorder = with_members(3);
+    recorder.run_until(recorder.now + 100 * MS);
+    recorder.take_sent();
+    recorder.receive(
+        addr(60),
+        &packet(&id("stranger", 1), Message::Ping { seq: 9 }, vec![]),
+    );
+    recorder.run_until(recorder.now + 1_500 * MS);
+    let sent = recorder.take_sent();
+    assert!(
+        sent.iter()
+            .any(|(_, p)| matches!(p.message, Message::Sync { reply: true, .. })),
+        "{sent:?}"
     );
 }
