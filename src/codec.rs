@@ -64,8 +64,18 @@ pub fn encode_into<T: Serialize>(
     value: &T,
     buffer: &mut Vec<u8>,
 ) -> Result<usize, CodecError> {
+    append_with(what, value, buffer, CONFIG)
+}
+
+/// Appends `value` encoded with `config`; on error `buffer` is left as it was.
+fn append_with<T: Serialize, C: bincode::config::Config>(
+    what: &'static str,
+    value: &T,
+    buffer: &mut Vec<u8>,
+    config: C,
+) -> Result<usize, CodecError> {
     let before = buffer.len();
-    bincode::serde::encode_into_std_write(value, buffer, CONFIG)
+    bincode::serde::encode_into_std_write(value, buffer, config)
         .map(|_| buffer.len() - before)
         .map_err(|e| {
             buffer.truncate(before);
@@ -147,16 +157,7 @@ pub fn encode_datagram_into<T: Serialize>(
     value: &T,
     buffer: &mut Vec<u8>,
 ) -> Result<usize, CodecError> {
-    let before = buffer.len();
-    bincode::serde::encode_into_std_write(value, buffer, DATAGRAM_CONFIG)
-        .map(|_| buffer.len() - before)
-        .map_err(|e| {
-            buffer.truncate(before);
-            CodecError::Encode {
-                what,
-                message: e.to_string(),
-            }
-        })
+    append_with(what, value, buffer, DATAGRAM_CONFIG)
 }
 
 /// How many bytes the encoding of a datagram-sized value takes, without writing it anywhere.
