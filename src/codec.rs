@@ -88,12 +88,23 @@ fn append_with<T: Serialize, C: bincode::config::Config>(
 
 /// Decodes exactly one value from `bytes`; leftover bytes are an error.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, CONFIG).map_err(|e| {
-        CodecError::Decode {
-            what,
-            message: e.to_string(),
-        }
-    })?;
+    whole(what, bytes, decode_prefix_with(what, bytes, CONFIG)?)
+}
+
+/// Decodes one value from the start of `bytes` with `config`; returns it and the bytes used.
+fn decode_prefix_with<T: DeserializeOwned, C: bincode::config::Config>(
+    what: &'static str,
+    bytes: &[u8],
+    config: C,
+) -> Result<(T, usize), CodecError> {
+    bincode::serde::decode_from_slice::<T, _>(bytes, config).map_err(|e| CodecError::Decode {
+        what,
+        message: e.to_string(),
+    })
+}
+
+/// The decoded value, if it used all of `bytes`.
+fn whole<T>(what: &'static str, bytes: &[u8], (value, used): (T, usize)) -> Result<T, CodecError> {
     if used != bytes.len() {
         return Err(CodecError::Trailing {
             what,
@@ -128,26 +139,7 @@ pub fn decode_datagram<T: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, CodecError> {
-    if bytes.len() > MAX_DATAGRAM {
-        return Err(CodecError::Decode {
-            what,
-            message: format!("{} bytes is more than {MAX_DATAGRAM}", bytes.len()),
-        });
-    }
-    let (value, used) =
-        bincode::serde::decode_from_slice::<T, _>(bytes, DATAGRAM_CONFIG).map_err(|e| {
-            CodecError::Decode {
-                what,
-                message: e.to_string(),
-            }
-        })?;
-    if used != bytes.len() {
-        return Err(CodecError::Trailing {
-            what,
-            extra: bytes.len() - used,
-        });
-    }
-    Ok(value)
+    whole(what, bytes, decode_datagram_prefix(what, bytes)?)
 }
 
 /// Appends the encoding of a datagram-sized value to `buffer` (no allocation when it has
@@ -187,12 +179,7 @@ pub fn decode_datagram_prefix<T: DeserializeOwned>(
             message: format!("{} bytes is more than {MAX_DATAGRAM}", bytes.len()),
         });
     }
-    bincode::serde::decode_from_slice::<T, _>(bytes, DATAGRAM_CONFIG).map_err(|e| {
-        CodecError::Decode {
-            what,
-            message: e.to_string(),
-        }
-    })
+    decode_prefix_with(what, bytes, DATAGRAM_CONFIG)
 }
 
 #[cfg(test)]
