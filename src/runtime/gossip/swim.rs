@@ -1952,6 +1952,22 @@ impl Swim {
         }
     }
 
+    /// `sender` spoke to us from `from` at `incarnation`: first-hand news that it is alive.
+    fn heard_alive(&mut self, sender: &MemberId, incarnation: u32, from: SocketAddr, now_us: u64) {
+        self.apply(
+            Update {
+                id: *sender,
+                incarnation,
+                claim: Claim::Alive {
+                    address: from,
+                    meta: None,
+                },
+            },
+            now_us,
+            Source::Own,
+        );
+    }
+
     /// Direct contact from `sender` (the header of a packet it sent). Returns whether it is
     /// new to us and whether its name was unknown, or `None` when it is an older generation
     /// than we know (drop the packet).
@@ -1976,18 +1992,7 @@ impl Swim {
                 if incarnation > known_incarnation {
                     // Alive at a higher incarnation than we hold it at, whatever the state:
                     // a refutation we hear first-hand (also after a partition heals).
-                    self.apply(
-                        Update {
-                            id: *sender,
-                            incarnation,
-                            claim: Claim::Alive {
-                                address: from,
-                                meta: None,
-                            },
-                        },
-                        now_us,
-                        Source::Own,
-                    );
+                    self.heard_alive(sender, incarnation, from, now_us);
                 } else if state != MemberState::Alive && incarnation <= known_incarnation {
                     // It talks to us but we hold it suspect or dead: tell it, so it refutes.
                     self.hint(slot, from, now_us);
@@ -1995,18 +2000,7 @@ impl Swim {
                 false
             }
             _ => {
-                self.apply(
-                    Update {
-                        id: *sender,
-                        incarnation,
-                        claim: Claim::Alive {
-                            address: from,
-                            meta: None,
-                        },
-                    },
-                    now_us,
-                    Source::Own,
-                );
+                self.heard_alive(sender, incarnation, from, now_us);
                 true
             }
         };
