@@ -741,13 +741,10 @@ fn answer_pings(recorder: &mut Recorder, sent: &[(SocketAddr, Packet)]) {
     }
 }
 
-#[test]
-fn a_suspect_that_answers_our_own_probe_is_not_declared_dead() {
-    let mut recorder = with_members(4);
-    let a1 = id("a1", 1);
-    // a2 says a1 is suspect; we hold it suspect too but have not checked it ourselves.
+/// Member a2 (at port 3) gossips that `target` is suspect at incarnation 0.
+fn a2_accuses(recorder: &mut Recorder, target: MemberId) {
     let accusation = Update {
-        id: a1,
+        id: target,
         incarnation: 0,
         claim: Claim::Suspect {
             accuser: Name::new("a2").expect("name"),
@@ -757,6 +754,14 @@ fn a_suspect_that_answers_our_own_probe_is_not_declared_dead() {
         addr(3),
         &packet(&id("a2", 1), Message::Gossip, vec![accusation]),
     );
+}
+
+#[test]
+fn a_suspect_that_answers_our_own_probe_is_not_declared_dead() {
+    let mut recorder = with_members(4);
+    let a1 = id("a1", 1);
+    // a2 says a1 is suspect; we hold it suspect too but have not checked it ourselves.
+    a2_accuses(&mut recorder, a1);
     let (_, state, _) = recorder.swim.member_state("a1").expect("known");
     assert_eq!(state, MemberState::Suspect);
     // a1 answers every ping but never learns it is suspected (its refutations get lost):
@@ -803,17 +808,7 @@ fn a_suspect_that_answers_our_own_probe_is_not_declared_dead() {
 fn a_suspect_that_fails_our_own_probe_too_is_declared_dead() {
     let mut recorder = with_members(4);
     let a1 = id("a1", 1);
-    let accusation = Update {
-        id: a1,
-        incarnation: 0,
-        claim: Claim::Suspect {
-            accuser: Name::new("a2").expect("name"),
-        },
-    };
-    recorder.receive(
-        addr(3),
-        &packet(&id("a2", 1), Message::Gossip, vec![accusation]),
-    );
+    a2_accuses(&mut recorder, a1);
     let start = recorder.now;
     let mut probes = std::collections::BTreeSet::new();
     while recorder.now < start + 30_000 * MS
