@@ -446,7 +446,7 @@ impl Connection {
     ) -> Result<(), Rejection> {
         let mut permit: Option<OwnedSemaphorePermit> = None;
         loop {
-            self.take_ready().await;
+            self.take_ready();
             loop {
                 if permit.is_none() {
                     permit = self.permits.clone().try_acquire_owned().ok();
@@ -476,13 +476,13 @@ impl Connection {
             let reading = spare.is_some();
             tokio::select! {
                 biased;
-                Some(info) = self.completed.recv() => self.completed_task(info).await,
+                Some(info) = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
                 Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
-                    self.resolve(stream, index, info).await;
+                    self.resolve(stream, index, info);
                 }
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
-                    self.made_durable(stream, result).await;
+                    self.made_durable(stream, result);
                 }
                 acquired = self.permits.clone().acquire_owned(), if !reading => match acquired {
                     Ok(acquired) => permit = Some(acquired),
@@ -515,11 +515,11 @@ impl Connection {
 
     /// Handles what is ready without waiting: finished tasks, frames from helper tasks,
     /// settled polls and durability waits.
-    async fn take_ready(&mut self) {
+    fn take_ready(&mut self) {
         loop {
             let mut progressed = false;
             while let Ok(info) = self.completed.try_recv() {
-                self.completed_task(info).await;
+                self.completed_task(info);
                 progressed = true;
             }
             while let Ok(item) = self.queued.try_recv() {
@@ -527,11 +527,11 @@ impl Connection {
                 progressed = true;
             }
             while let Some(Ok((stream, index, info))) = self.polls.try_join_next() {
-                self.resolve(stream, index, info).await;
+                self.resolve(stream, index, info);
                 progressed = true;
             }
             while let Some(Ok((stream, result))) = self.durables.try_join_next() {
-                self.made_durable(stream, result).await;
+                self.made_durable(stream, result);
                 progressed = true;
             }
             if !progressed || self.out.len() >= FLUSH_AT {
@@ -608,18 +608,18 @@ impl Connection {
     /// Waits for outstanding `wait` submissions after the client stopped sending.
     async fn drain(&mut self) {
         while !self.waits.is_empty() && !self.write_failed {
-            self.take_ready().await;
+            self.take_ready();
             if self.waits.is_empty() || self.flush().await.is_err() {
                 break;
             }
             tokio::select! {
-                Some(info) = self.completed.recv() => self.completed_task(info).await,
+                Some(info) = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
                 Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
-                    self.resolve(stream, index, info).await;
+                    self.resolve(stream, index, info);
                 }
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
-                    self.made_durable(stream, result).await;
+                    self.made_durable(stream, result);
                 }
                 else => break,
             }
@@ -664,7 +664,7 @@ impl Connection {
 
     /// Sends `response` once `ticket` is durable (or the log's failure instead), without
     /// holding up this connection's other requests.
-    async fn send_when_durable(
+    fn send_when_durable(
         &mut self,
         stream: u32,
         ticket: Ticket,
@@ -672,7 +672,7 @@ impl Connection {
         permit: OwnedSemaphorePermit,
     ) {
         if matches!(ticket.is_durable(), Ok(true)) {
-            return self.send(stream, response, permit).await;
+            return self.send(stream, response, permit);
         }
         let outgoing = self.outgoing.clone();
         tokio::spawn(async move {
@@ -687,7 +687,7 @@ impl Connection {
     }
 
     /// A `wait` submission's accepted records are durable (or never will be).
-    async fn made_durable(&mut self, stream: u32, result: Result<(), DurabilityError>) {
+    fn made_durable(&mut self, stream: u32, result: Result<(), DurabilityError>) {
         match result {
             Ok(()) => {
                 let Some(wait) = self.waits.get_mut(&stream) else {
@@ -695,28 +695,27 @@ impl Connection {
                 };
                 wait.durable = true;
                 if wait.remaining == 0 {
-                    self.answer_wait(stream).await;
+                    self.answer_wait(stream);
                 }
             }
             Err(error) => {
                 if let Some(wait) = self.waits.remove(&stream) {
                     self.waiting_for
                         .retain(|_, (waiting, _)| *waiting != stream);
-                    self.send(stream, Response::Error(storage_error(&error)), wait.permit)
-                        .await;
+                    self.send(stream, Response::Error(storage_error(&error)), wait.permit);
                 }
             }
         }
     }
 
-    async fn answer_wait(&mut self, stream: u32) {
+    fn answer_wait(&mut self, stream: u32) {
         if let Some(wait) = self.waits.remove(&stream) {
             let tasks = wait.tasks.into_iter().flatten().collect();
             let response = Response::Finished {
                 tasks,
                 duplicate: wait.duplicate,
             };
-            self.send(stream, response, wait.permit).await;
+            self.send(stream, response, wait.permit);
         }
     }
 
@@ -727,14 +726,14 @@ impl Connection {
         Rejection::Protocol(message)
     }
 
-    async fn send(&mut self, stream: u32, response: Response, permit: OwnedSemaphorePermit) {
+    fn send(&mut self, stream: u32, response: Response, permit: OwnedSemaphorePermit) {
         self.encode(Outgoing::Response(stream, response, Some(permit)));
     }
 
     async fn handle(&mut self, stream: u32, request: Request, permit: OwnedSemaphorePermit) {
         let node = self.context.node.clone();
         let response = match request {
-            Request::Submit(submit) => return self.submit(stream, submit, permit).await,
+            Request::Submit(submit) => return self.submit(stream, submit, permit),
             Request::Watch(watch) => return self.watch(stream, watch, permit),
             Request::Cancel { ids } => {
                 let mut ticket = Ticket::ready();
@@ -755,9 +754,7 @@ impl Connection {
                     })
                     .collect();
                 let response = Response::Cancelled { results };
-                return self
-                    .send_when_durable(stream, ticket, response, permit)
-                    .await;
+                return self.send_when_durable(stream, ticket, response, permit);
             }
             Request::Task { id } => match node.task(id) {
                 Ok(info) => Response::Task(info),
@@ -789,10 +786,10 @@ impl Connection {
                 Err(_) => internal("taking the membership snapshot failed"),
             },
         };
-        self.send(stream, response, permit).await;
+        self.send(stream, response, permit);
     }
 
-    async fn submit(&mut self, stream: u32, request: SubmitRequest, permit: OwnedSemaphorePermit) {
+    fn submit(&mut self, stream: u32, request: SubmitRequest, permit: OwnedSemaphorePermit) {
         let node = &self.context.node;
         let mut submissions = Vec::with_capacity(request.specs.len());
         for (index, text) in request.specs.iter().enumerate() {
@@ -808,13 +805,11 @@ impl Connection {
                     } else {
                         format!("bad task spec #{} ({text:?}): {error}", index + 1)
                     };
-                    return self
-                        .send(
-                            stream,
-                            Response::Error(RemoteError { kind, message }),
-                            permit,
-                        )
-                        .await;
+                    return self.send(
+                        stream,
+                        Response::Error(RemoteError { kind, message }),
+                        permit,
+                    );
                 }
             }
         }
@@ -824,16 +819,14 @@ impl Connection {
                 .any(|s: &Submission| s.spec.kind() == KindId::EXEC)
         {
             let message = "exec tasks submitted over the network are refused on this node (exec.remote = false); set exec.remote = true in its config to allow them".to_string();
-            return self
-                .send(
-                    stream,
-                    Response::Error(RemoteError {
-                        kind: RemoteErrorKind::ExecRefused,
-                        message,
-                    }),
-                    permit,
-                )
-                .await;
+            return self.send(
+                stream,
+                Response::Error(RemoteError {
+                    kind: RemoteErrorKind::ExecRefused,
+                    message,
+                }),
+                permit,
+            );
         }
         let total: usize = submissions.iter().map(|s| s.copies.max(1) as usize).sum();
         if request.wait && self.waiting_for.len() + total > self.context.config.max_waiting {
@@ -846,7 +839,7 @@ impl Connection {
                 kind: RemoteErrorKind::Invalid,
                 message,
             };
-            return self.send(stream, Response::Error(error), permit).await;
+            return self.send(stream, Response::Error(error), permit);
         }
         let watcher = request.wait.then_some(&self.completions);
         let outcome =
@@ -864,8 +857,7 @@ impl Connection {
                     node.log_ticket()
                 };
                 let response = Response::Error(submit_error(error, &submitted));
-                self.send_when_durable(stream, ticket, response, permit)
-                    .await;
+                self.send_when_durable(stream, ticket, response, permit);
             }
             Ok(pending) if !request.wait => {
                 let outcome = pending.outcome;
@@ -873,8 +865,7 @@ impl Connection {
                     ids: outcome.ids,
                     duplicate: outcome.duplicate,
                 };
-                self.send_when_durable(stream, pending.ticket, response, permit)
-                    .await;
+                self.send_when_durable(stream, pending.ticket, response, permit);
             }
             Ok(pending) => {
                 let durable = matches!(pending.ticket.is_durable(), Ok(true));
@@ -911,13 +902,13 @@ impl Connection {
         }
     }
 
-    async fn completed_task(&mut self, info: TaskInfo) {
+    fn completed_task(&mut self, info: TaskInfo) {
         if let Some((stream, index)) = self.waiting_for.get(&info.id).copied() {
-            self.resolve(stream, index, info).await;
+            self.resolve(stream, index, info);
         }
     }
 
-    async fn resolve(&mut self, stream: u32, index: usize, info: TaskInfo) {
+    fn resolve(&mut self, stream: u32, index: usize, info: TaskInfo) {
         self.waiting_for.remove(&info.id);
         let Some(wait) = self.waits.get_mut(&stream) else {
             return;
@@ -929,7 +920,7 @@ impl Connection {
             wait.remaining -= 1;
         }
         if wait.remaining == 0 && wait.durable {
-            self.answer_wait(stream).await;
+            self.answer_wait(stream);
         }
     }
 
