@@ -514,27 +514,19 @@ impl Connection {
     }
 
     /// Handles what is ready without waiting: finished tasks, frames from helper tasks,
-    /// settled polls and durability waits.
+    /// settled polls and durability waits — until nothing is, or [`FLUSH_AT`] bytes of
+    /// answers wait to be written (the rest is taken after the write).
     fn take_ready(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Ok(info) = self.completed.try_recv() {
+        while self.out.len() < FLUSH_AT {
+            if let Ok(info) = self.completed.try_recv() {
                 self.completed_task(info);
-                progressed = true;
-            }
-            while let Ok(item) = self.queued.try_recv() {
+            } else if let Ok(item) = self.queued.try_recv() {
                 self.encode(item);
-                progressed = true;
-            }
-            while let Some(Ok((stream, index, info))) = self.polls.try_join_next() {
+            } else if let Some(Ok((stream, index, info))) = self.polls.try_join_next() {
                 self.resolve(stream, index, info);
-                progressed = true;
-            }
-            while let Some(Ok((stream, result))) = self.durables.try_join_next() {
+            } else if let Some(Ok((stream, result))) = self.durables.try_join_next() {
                 self.made_durable(stream, result);
-                progressed = true;
-            }
-            if !progressed || self.out.len() >= FLUSH_AT {
+            } else {
                 return;
             }
         }
