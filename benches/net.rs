@@ -3,7 +3,9 @@
 //! Ids are read by tooling; keep them exactly:
 //! - `net/roundtrip/{goliath_submit_noop,raw_framed_pingpong,tokio_spawn_per_request}`: one
 //!   request in flight, a 64-byte payload. Goliath submits `echo <64 bytes>` and waits for its
-//!   result (the task runs on a scheduler worker); the raw peer parses a 4-byte length and
+//!   result (echo does no work, so it completes on the I/O thread that took the request, as
+//!   the tokio peer's spawned task runs on its one thread; a `fib 1` round trip through a
+//!   scheduler worker is printed beside it for comparison); the raw peer parses a 4-byte length and
 //!   answers each frame; the tokio peer spawns a task per request. Also prints p50/p99.
 //! - `net/pipelined/{goliath,tokio_spawn_per_request}`: one connection, 256 requests in flight,
 //!   no-op tasks, timed for 20,000 requests.
@@ -361,6 +363,17 @@ fn roundtrip(c: &mut Criterion) {
             samples
         });
         percentiles("goliath_submit_noop", samples);
+        // For comparison only (not a tooling id): the same round trip with a task that runs on
+        // a scheduler worker (`fib 1`), so the hop to a worker and back is in the figure.
+        let mut on_worker = client_rt.block_on(LeanClient::connect(&address, "fib 1"));
+        let samples = client_rt.block_on(async {
+            let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+            for _ in 0..LATENCY_SAMPLES {
+                samples.push(on_worker.roundtrip().await.as_nanos() as u64);
+            }
+            samples
+        });
+        percentiles("goliath_submit_fib1_on_worker", samples);
         group.bench_function("goliath_submit_noop", |b| {
             b.iter_custom(|iters| {
                 client_rt.block_on(async {

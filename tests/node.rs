@@ -87,6 +87,32 @@ fn cancel_queued_task_never_starts_it() {
 }
 
 #[test]
+fn echo_completes_at_submit_even_when_every_worker_is_busy() {
+    // Echo does no work: it must not wait behind compute for a worker.
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let blocker = submit(&node, "spin 30s");
+    wait_running(&node, blocker);
+    let mut events = node.subscribe();
+    let echo = submit(&node, "echo still answered");
+    let info = node.task(echo).expect("known");
+    assert_eq!(info.state, TaskState::Succeeded);
+    assert_eq!(info.output, Some(TaskOutput::Text("still answered".into())));
+    assert_eq!(info.worker, None, "it never visited a worker");
+    let mut states = Vec::new();
+    while let Ok(Some(event)) = events.try_recv() {
+        if event.id == echo {
+            states.push(event.state);
+        }
+    }
+    assert_eq!(
+        states,
+        [TaskState::Queued, TaskState::Running, TaskState::Succeeded]
+    );
+    assert_eq!(node.cancel(blocker), Ok(CancelOutcome::Requested));
+    assert_eq!(wait_finished(&node, blocker).state, TaskState::Cancelled);
+}
+
+#[test]
 fn cancel_running_sleeping_and_exec_tasks() {
     let node = Node::start(config(2, 64)).expect("node starts");
     let spinning = submit(&node, "spin 60s");

@@ -7,6 +7,7 @@ pub mod events;
 pub mod gossip;
 pub mod history;
 pub mod host;
+pub(crate) mod idhash;
 mod io;
 pub mod kinds;
 pub mod net;

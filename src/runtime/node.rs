@@ -152,10 +152,19 @@ pub struct PendingBatch {
     pub ticket: Ticket,
 }
 
-/// Who waits for which watched task.
-#[derive(Debug, Default)]
+/// Who waits for which watched task: one place per arena slot, so the submitter filling a
+/// slot and the worker finishing another never contend for one lock.
+#[derive(Debug)]
 struct Completions {
-    waiting: Mutex<std::collections::HashMap<u64, CompletionSender>>,
+    watchers: Box<[Mutex<Option<CompletionSender>>]>,
+}
+
+impl Completions {
+    fn new(slots: usize) -> Self {
+        Self {
+            watchers: (0..slots).map(|_| Mutex::new(None)).collect(),
+        }
+    }
 }
 
 /// Keys to ids (with the ticket of their accepted records), and the keys in arrival order.
@@ -359,16 +368,47 @@ impl Shared {
                 }
             },
         };
-        self.fill(index, id, spec, watcher, now, 1);
-        self.publish(index, id, local, now, 1)?;
+        let kind = spec.kind;
+        self.fill(index, spec, watcher, now, 1);
+        self.publish_submitted(index, id, kind, local, now)?;
         Ok((id, ticket))
+    }
+
+    /// Queues a task just submitted, except `echo`: it does no work, so it completes here, on
+    /// the submitting thread, with no hop to a worker and back. It still passes through the
+    /// slot, the log, the events and the history like any task; its worker is none.
+    pub(crate) fn publish_submitted(
+        &self,
+        index: u32,
+        id: TaskId,
+        kind: KindId,
+        local: Option<&WorkerCore>,
+        now: u64,
+    ) -> Result<(), SubmitError> {
+        if kind != KindId::ECHO {
+            return self.publish(index, id, local, now, 1);
+        }
+        let slot = self.arena.slot(index);
+        slot.state.store(slot_state::QUEUED, Ordering::Release);
+        self.emit(id, TaskState::Queued, None, 1, now);
+        slot.started_at.store(now, Ordering::Relaxed);
+        slot.state.store(slot_state::RUNNING, Ordering::Release);
+        self.log_started(id, 1, now);
+        self.emit(id, TaskState::Running, None, 1, now);
+        let text = lock(&slot.text).as_deref().unwrap_or("").to_string();
+        let ending = Ending {
+            state: TaskState::Succeeded,
+            output: TaskOutput::Text(text),
+            error: None,
+        };
+        self.finish(index, id, ending, FinishSite::Offload, now);
+        Ok(())
     }
 
     /// Fills a claimed slot with a task.
     pub(crate) fn fill(
         &self,
         index: u32,
-        id: TaskId,
         spec: TaskSpec,
         watcher: Option<&CompletionSender>,
         now: u64,
@@ -399,7 +439,9 @@ impl Shared {
         }
         if let Some(watcher) = watcher {
             flags |= slot_flags::WATCHED;
-            lock(&self.completions.waiting).insert(id.0, watcher.clone());
+            if let Some(place) = self.completions.watchers.get(index as usize) {
+                *lock(place) = Some(watcher.clone());
+            }
         }
         slot.flags.store(flags, Ordering::Relaxed);
     }
@@ -475,7 +517,7 @@ impl Shared {
             self.log_finished(wal, &record, &output, error.as_deref());
         }
         if flags & slot_flags::WATCHED != 0 {
-            self.deliver(&record, &output, text.as_deref(), error.as_deref());
+            self.deliver(index, &record, &output, text.as_deref(), error.as_deref());
         }
         let ledger = match site {
             FinishSite::Worker(worker_index) => {
@@ -502,12 +544,14 @@ impl Shared {
     #[cold]
     fn deliver(
         &self,
+        index: u32,
         record: &Record,
         output: &TaskOutput,
         text: Option<&str>,
         error: Option<&str>,
     ) {
-        if let Some(sender) = lock(&self.completions.waiting).remove(&record.id.0) {
+        let watcher = self.completions.watchers.get(index as usize);
+        if let Some(sender) = watcher.and_then(|place| lock(place).take()) {
             let info = self.describe(
                 record,
                 output.clone(),
@@ -790,7 +834,7 @@ impl NodeBuilder {
             spin_ticks,
             offload: Offload::new(runtime.handle().clone()),
             kind_count,
-            completions: Completions::default(),
+            completions: Completions::new(capacity),
             idempotency: IdempotencyKeys {
                 entries: Mutex::new(Default::default()),
                 capacity: config.node.idempotency_keys,
@@ -1033,8 +1077,9 @@ impl Node {
         let mut slots = claimed.iter();
         for (submission, count) in submissions.iter().zip(&per_line) {
             for (index, id) in slots.by_ref().take(*count) {
-                shared.fill(*index, *id, submission.spec.clone(), watcher, now, 1);
-                if let Err(error) = shared.publish(*index, *id, None, now, 1) {
+                shared.fill(*index, submission.spec.clone(), watcher, now, 1);
+                let kind = submission.spec.kind;
+                if let Err(error) = shared.publish_submitted(*index, *id, kind, None, now) {
                     failure.get_or_insert(error);
                 }
             }

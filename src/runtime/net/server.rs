@@ -14,7 +14,6 @@
 //! Every framing or handshake error closes the connection with an `Error` frame that says why,
 //! and is logged once for that connection.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -31,6 +30,7 @@ use super::messages::{
 };
 use crate::config::Config;
 use crate::runtime::events::EventError;
+use crate::runtime::idhash::IdMap;
 use crate::runtime::node::{
     BatchError, CancelOutcome, CompletionSender, LookupError, Node, SubmitError,
 };
@@ -402,9 +402,9 @@ struct Connection {
     permits: Arc<Semaphore>,
     completions: CompletionSender,
     completed: mpsc::UnboundedReceiver<TaskInfo>,
-    waits: HashMap<u32, PendingWait>,
-    waiting_for: HashMap<TaskId, (u32, usize)>,
-    watches: HashMap<u32, tokio::task::JoinHandle<()>>,
+    waits: IdMap<u32, PendingWait>,
+    waiting_for: IdMap<TaskId, (u32, usize)>,
+    watches: IdMap<u32, tokio::task::JoinHandle<()>>,
     polls: tokio::task::JoinSet<(u32, usize, TaskInfo)>,
     /// `wait` submissions whose accepted records are on their way to disk.
     durables: tokio::task::JoinSet<(u32, Result<(), DurabilityError>)>,
@@ -425,9 +425,9 @@ impl Connection {
             permits,
             completions,
             completed,
-            waits: HashMap::new(),
-            waiting_for: HashMap::new(),
-            watches: HashMap::new(),
+            waits: IdMap::default(),
+            waiting_for: IdMap::default(),
+            watches: IdMap::default(),
             polls: tokio::task::JoinSet::new(),
             durables: tokio::task::JoinSet::new(),
         }
@@ -465,6 +465,8 @@ impl Connection {
                     self.flush().await?;
                 }
             }
+            // Tasks that completed at submit (echo) are answered in this turn's write.
+            self.take_ready();
             self.flush().await?;
             let spare = match permit {
                 Some(_) => match reader.spare() {

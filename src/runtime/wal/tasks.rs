@@ -289,7 +289,7 @@ impl Shared {
                 continue;
             };
             let attempt = u16::try_from(task.attempt).unwrap_or(u16::MAX);
-            self.fill(*index, *id, spec, None, now, attempt);
+            self.fill(*index, spec, None, now, attempt);
             if self.publish(*index, *id, None, now, attempt).is_err() {
                 return Err(StartError::Recovery(
                     "the submission queue is smaller than the recovered tasks".to_string(),
