@@ -9,7 +9,6 @@
 //! touched only by tasks that have them. The total kept is `history.tasks`, split evenly
 //! across rings; the oldest entry of a ring is overwritten first.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 
@@ -135,6 +134,16 @@ struct Entry {
     finished_at: AtomicU64,
     run_ticks: AtomicU64,
     output_value: AtomicU64,
+    /// The heap parts of the task in this entry, tagged with its id; kept next to the entry
+    /// so recording touches no table shared by every entry (a lookup there missed the cache).
+    extras: Mutex<Option<Box<TaggedExtras>>>,
+}
+
+/// Heap parts and the id of the task they belong to.
+#[derive(Debug)]
+struct TaggedExtras {
+    id: u64,
+    extras: Extras,
 }
 
 impl Entry {
@@ -200,7 +209,6 @@ struct Ring {
     entries: Box<[Entry]>,
     /// Entries ever written; the next goes to `written % len`. Only the writer stores it.
     written: AtomicU64,
-    extras: Mutex<HashMap<u64, Extras>>,
     /// Serialises writers for the ring shared by off-worker threads.
     writer: Mutex<()>,
 }
@@ -210,7 +218,6 @@ impl Ring {
         Self {
             entries: (0..bound).map(|_| Entry::default()).collect(),
             written: AtomicU64::new(0),
-            extras: Mutex::new(HashMap::new()),
             writer: Mutex::new(()),
         }
     }
@@ -247,37 +254,45 @@ impl Ring {
             output_value,
         };
         // Only this writer changes entries, so its own reads need no sequence check.
-        let old_meta = entry.meta.load(Ordering::Relaxed);
-        let replaced = (entry.seq.load(Ordering::Relaxed) != 0 && old_meta & HAS_EXTRAS != 0)
-            .then(|| entry.id.load(Ordering::Relaxed));
-        if has_extras || replaced.is_some() {
-            let mut extras = lock(&self.extras);
-            if let Some(old) = replaced {
-                extras.remove(&old);
-            }
+        let had_extras = entry.seq.load(Ordering::Relaxed) != 0
+            && entry.meta.load(Ordering::Relaxed) & HAS_EXTRAS != 0;
+        if has_extras || had_extras {
+            let mut place = lock(&entry.extras);
             if has_extras {
-                extras.insert(
-                    task.id.0,
-                    Extras {
-                        text,
-                        output: output_extra,
-                        error,
-                    },
-                );
+                let extras = Extras {
+                    text,
+                    output: output_extra,
+                    error,
+                };
+                match place.as_mut() {
+                    Some(tagged) => {
+                        tagged.id = task.id.0;
+                        tagged.extras = extras;
+                    }
+                    None => {
+                        *place = Some(Box::new(TaggedExtras {
+                            id: task.id.0,
+                            extras,
+                        }))
+                    }
+                }
+            } else {
+                *place = None;
             }
         }
         entry.write(&core);
         self.written.store(written + 1, Ordering::Release);
     }
 
-    fn extras_of(&self, core: &Core) -> Extras {
-        if core.has_extras() {
-            lock(&self.extras)
-                .get(&core.id)
-                .cloned()
-                .unwrap_or_default()
-        } else {
-            Extras::default()
+    /// The heap parts of the task `core` describes, from `entry` (empty if the entry moved
+    /// on to another task meanwhile: the caller's sequence check then drops the copy).
+    fn extras_of(entry: &Entry, core: &Core) -> Extras {
+        if !core.has_extras() {
+            return Extras::default();
+        }
+        match lock(&entry.extras).as_deref() {
+            Some(tagged) if tagged.id == core.id => tagged.extras.clone(),
+            _ => Extras::default(),
         }
     }
 
@@ -289,7 +304,7 @@ impl Ring {
                 continue;
             }
             let sequence = entry.sequence();
-            let extras = self.extras_of(&core);
+            let extras = Self::extras_of(entry, &core);
             if entry.sequence() == sequence {
                 out.push(core.into_task(extras));
             }
@@ -441,6 +456,16 @@ mod tests {
         assert_eq!(failed[0].error.as_deref(), Some("boom"));
     }
 
+    /// Entries holding heap parts, over every ring.
+    fn extras_kept(history: &History) -> usize {
+        history
+            .rings
+            .iter()
+            .flat_map(|ring| ring.entries.iter())
+            .filter(|entry| lock(&entry.extras).is_some())
+            .count()
+    }
+
     #[test]
     fn heap_parts_round_trip_and_are_dropped_with_their_entry() {
         let history = History::new(2, 1);
@@ -453,8 +478,9 @@ mod tests {
         record(&history, 0, task(2));
         record(&history, 0, task(3));
         assert!(history.find(TaskId(1)).is_none());
-        assert!(
-            lock(&history.rings[0].extras).is_empty(),
+        assert_eq!(
+            extras_kept(&history),
+            0,
             "the overwritten entry's text is gone"
         );
     }
@@ -469,7 +495,7 @@ mod tests {
         record(&history, 0, cancelled);
         let back = history.find(TaskId(5)).expect("kept");
         assert_eq!(back.record.state, TaskState::Cancelled);
-        assert!(lock(&history.rings[0].extras).is_empty());
+        assert_eq!(extras_kept(&history), 0);
     }
 
     #[test]

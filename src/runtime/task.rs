@@ -348,60 +348,94 @@ pub struct Word {
 /// Splits the text form into words: whitespace separates, `"…"` and `'…'` quote, `\` escapes.
 pub fn split_words(input: &str) -> Result<Vec<Word>, SpecError> {
     let mut words = Vec::new();
-    let mut chars = input.chars().enumerate().peekable();
-    while let Some(&(index, c)) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
+    // `rest` is what is left of the input; `column` counts the characters before it.
+    let mut rest = input;
+    let mut column = 0;
+    loop {
+        let trimmed = rest.trim_start();
+        column += rest[..rest.len() - trimmed.len()].chars().count();
+        if trimmed.is_empty() {
+            return Ok(words);
+        }
+        let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        let plain = &trimmed[..end];
+        if !plain.contains(['"', '\'', '\\']) {
+            // Most words: no quotes or escapes, so the word is the slice itself.
+            words.push(Word {
+                text: plain.to_string(),
+                column: column + 1,
+                quoted: false,
+            });
+            column += plain.chars().count();
+            rest = &trimmed[end..];
             continue;
         }
-        let column = index + 1;
-        let mut text = String::new();
-        let mut quoted = false;
-        while let Some(&(index, c)) = chars.peek() {
-            if c.is_whitespace() {
-                break;
-            }
-            chars.next();
-            match c {
-                '"' | '\'' => {
-                    quoted = true;
-                    let quote = c;
-                    let mut closed = false;
-                    while let Some((_, inner)) = chars.next() {
-                        if inner == quote {
-                            closed = true;
-                            break;
-                        }
-                        if inner == '\\' && quote == '"' {
-                            if let Some((_, escaped)) = chars.next() {
-                                text.push(escaped);
-                            }
-                            continue;
-                        }
-                        text.push(inner);
-                    }
-                    if !closed {
-                        return Err(SpecError::at(
-                            index + 1,
-                            format!("unterminated {quote} quote"),
-                        ));
-                    }
-                }
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        text.push(escaped);
-                    }
-                }
-                other => text.push(other),
-            }
-        }
-        words.push(Word {
-            text,
-            column,
-            quoted,
-        });
+        let (word, used_bytes, used_chars) = quoted_word(trimmed, column)?;
+        words.push(word);
+        column += used_chars;
+        rest = &trimmed[used_bytes..];
     }
-    Ok(words)
+}
+
+/// One word with quotes or escapes at the start of `input` (no leading whitespace), whose
+/// first character is at 0-based column `column`; returns it with the bytes and characters
+/// it took.
+fn quoted_word(input: &str, column: usize) -> Result<(Word, usize, usize), SpecError> {
+    let mut text = String::new();
+    let mut quoted = false;
+    let mut used_chars = 0;
+    let mut chars = input.char_indices().peekable();
+    let mut used_bytes = input.len();
+    while let Some(&(at, c)) = chars.peek() {
+        if c.is_whitespace() {
+            used_bytes = at;
+            break;
+        }
+        chars.next();
+        let index = column + used_chars;
+        used_chars += 1;
+        match c {
+            '"' | '\'' => {
+                quoted = true;
+                let quote = c;
+                let mut closed = false;
+                while let Some((_, inner)) = chars.next() {
+                    used_chars += 1;
+                    if inner == quote {
+                        closed = true;
+                        break;
+                    }
+                    if inner == '\\' && quote == '"' {
+                        if let Some((_, escaped)) = chars.next() {
+                            used_chars += 1;
+                            text.push(escaped);
+                        }
+                        continue;
+                    }
+                    text.push(inner);
+                }
+                if !closed {
+                    return Err(SpecError::at(
+                        index + 1,
+                        format!("unterminated {quote} quote"),
+                    ));
+                }
+            }
+            '\\' => {
+                if let Some((_, escaped)) = chars.next() {
+                    used_chars += 1;
+                    text.push(escaped);
+                }
+            }
+            other => text.push(other),
+        }
+    }
+    let word = Word {
+        text,
+        column: column + 1,
+        quoted,
+    };
+    Ok((word, used_bytes, used_chars))
 }
 
 /// Quotes a word for the text form when it would not read back as itself.
@@ -921,9 +955,80 @@ impl Kinds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn parse(text: &str) -> Result<Submission, SpecError> {
         Kinds::new().parse(text)
+    }
+
+    /// The word splitter as first written, one character at a time: the reference the
+    /// slice-based splitter must agree with on every input.
+    fn split_words_by_char(input: &str) -> Result<Vec<Word>, SpecError> {
+        let mut words = Vec::new();
+        let mut chars = input.chars().enumerate().peekable();
+        while let Some(&(index, c)) = chars.peek() {
+            if c.is_whitespace() {
+                chars.next();
+                continue;
+            }
+            let column = index + 1;
+            let mut text = String::new();
+            let mut quoted = false;
+            while let Some(&(index, c)) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                match c {
+                    '"' | '\'' => {
+                        quoted = true;
+                        let mut closed = false;
+                        while let Some((_, inner)) = chars.next() {
+                            if inner == c {
+                                closed = true;
+                                break;
+                            }
+                            if inner == '\\' && c == '"' {
+                                if let Some((_, escaped)) = chars.next() {
+                                    text.push(escaped);
+                                }
+                                continue;
+                            }
+                            text.push(inner);
+                        }
+                        if !closed {
+                            return Err(SpecError::at(
+                                index + 1,
+                                format!("unterminated {c} quote"),
+                            ));
+                        }
+                    }
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            text.push(escaped);
+                        }
+                    }
+                    other => text.push(other),
+                }
+            }
+            words.push(Word {
+                text,
+                column,
+                quoted,
+            });
+        }
+        Ok(words)
+    }
+
+    proptest! {
+        #[test]
+        fn words_split_like_the_character_reference(
+            input in proptest::string::string_regex("[a-z \t\"'\\\\é\u{3000}=×0-9]{0,40}").expect("regex")
+        ) {
+            let ours = split_words(&input).map_err(|e| (e.column, e.to_string()));
+            let reference = split_words_by_char(&input).map_err(|e| (e.column, e.to_string()));
+            prop_assert_eq!(ours, reference);
+        }
     }
 
     #[test]
