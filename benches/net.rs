@@ -381,12 +381,17 @@ fn roundtrip(c: &mut Criterion) {
     group.sample_size(30);
     group.measurement_time(Duration::from_secs(4));
     let client_rt = client_runtime();
-    let (_node, server) = goliath_server();
-    let address = server.local_addr().to_string();
+    // Where each server's thread lands decides much of its figure on this VM: a server
+    // thread on the client's vCPU answers in ~25 us, one on the other vCPU pays the host's
+    // wake of a halted vCPU twice per round trip (~140 us), and once placed a thread tends
+    // to stay there for the whole run. BENCHMARKS.md says how often each contender landed
+    // where, and gives the one-vCPU figures (`taskset -c 0`) that leave placement out.
     let raw_rt = peer_runtime();
     let raw_address = raw_rt.block_on(raw_echo_server());
     let tokio_rt = peer_runtime();
     let tokio_address = tokio_rt.block_on(spawn_per_request_server());
+    let (_node, server) = goliath_server();
+    let address = server.local_addr().to_string();
     let (mut goliath, mut on_worker, mut raw, mut spawner) = client_rt.block_on(async {
         (
             LeanClient::connect(&address, &echo_spec()).await,
