@@ -524,9 +524,13 @@ impl Protocol for Goliath {
     }
 
     fn timer(&self, node: &mut GoliathNode, _timer: (), now: u64, fx: &mut Effects<()>) {
-        if node.wake.is_some_and(|w| w <= now) {
-            node.wake = None;
+        // `wake` is never later than the core's first timer (and `None` only when it has
+        // none), so a wake-up that is not due is one superseded by an earlier request: the
+        // core has nothing to do now, and is not woken for nothing.
+        if node.wake.is_none_or(|w| w > now) {
+            return;
         }
+        node.wake = None;
         node.swim.handle_timeout(now);
         goliath_flush(node, fx);
     }
