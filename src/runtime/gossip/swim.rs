@@ -697,6 +697,10 @@ pub struct Swim {
     incoming: Vec<Update>,
     /// Addresses picked for indirect probes or gossip (reused).
     picked: Vec<SocketAddr>,
+    /// The encoded start of our packet headers (see [`wire::encode_head_prefix`]) and the
+    /// incarnation it was encoded at: copied into each packet instead of encoded again.
+    head_prefix: Vec<u8>,
+    head_prefix_incarnation: Option<u32>,
     /// The latest time the caller gave us, µs.
     now_us: u64,
     /// Whether a gossip tick is scheduled (ticks stop while there is nothing to spread).
@@ -761,6 +765,8 @@ impl Swim {
             buffers: Vec::new(),
             incoming: Vec::new(),
             picked: Vec::new(),
+            head_prefix: Vec::new(),
+            head_prefix_incarnation: None,
             now_us,
             gossip_armed: true,
             gossip_next_us: now_us,
@@ -1402,16 +1408,21 @@ impl Swim {
     }
 
     fn suspicion_deadline(&self, suspicion: &Suspicion) -> u64 {
+        self.deadline_with(suspicion.started_us, suspicion.accusers.len())
+    }
+
+    /// The deadline of a suspicion that started at `started_us` with `accusers` accusers.
+    fn deadline_with(&self, started_us: u64, accusers: usize) -> u64 {
         let (min, max) = self.suspicion_bounds_us();
         let expected = self
             .config
             .indirect_probes
             .min(self.up_count.saturating_sub(1))
             .max(1) as f64;
-        let confirmations = suspicion.accusers.len().saturating_sub(1) as f64;
+        let confirmations = accusers.saturating_sub(1) as f64;
         let fraction = ((confirmations + 1.0).ln() / (expected + 1.0).ln()).min(1.0);
         let timeout = (max - (max - min) * fraction).max(min);
-        suspicion.started_us + timeout as u64
+        started_us + timeout as u64
     }
 
     fn suspicion_expired(&mut self, target: SlotRef, incarnation: u32, now_us: u64) {
@@ -1598,9 +1609,19 @@ impl Swim {
     /// A buffer holding the header of a packet with `message`; `None` when it cannot be
     /// encoded (it always can: the fields are bounded).
     fn begin(&mut self, message: &Message) -> Option<(Vec<u8>, usize)> {
+        if self.head_prefix_incarnation != Some(self.incarnation) {
+            self.head_prefix.clear();
+            wire::encode_head_prefix(&mut self.head_prefix, self.tag, &self.me, self.incarnation)
+                .ok()?;
+            self.head_prefix_incarnation = Some(self.incarnation);
+        }
         let mut buffer = self.take_buffer();
-        match wire::encode_head(&mut buffer, self.tag, &self.me, self.incarnation, message) {
-            Ok(head) => Some((buffer, head)),
+        buffer.extend_from_slice(&self.head_prefix);
+        match wire::encode_message(&mut buffer, message) {
+            Ok(_) => {
+                let head = buffer.len();
+                Some((buffer, head))
+            }
             Err(_) => {
                 self.recycle(buffer);
                 None
@@ -2479,12 +2500,14 @@ impl Swim {
         if suspicion.accusers.contains(&accuser) || suspicion.accusers.len() >= cap {
             return false;
         }
-        let mut suspicion = suspicion.clone();
-        suspicion.accusers.push(accuser);
-        let deadline = self.suspicion_deadline(&suspicion);
-        suspicion.deadline_us = deadline;
-        if let Some(member) = self.table.get_mut(slot) {
-            member.suspicion = Some(suspicion);
+        let deadline = self.deadline_with(suspicion.started_us, suspicion.accusers.len() + 1);
+        if let Some(suspicion) = self
+            .table
+            .get_mut(slot)
+            .and_then(|m| m.suspicion.as_deref_mut())
+        {
+            suspicion.accusers.push(accuser);
+            suspicion.deadline_us = deadline;
         }
         self.schedule(
             deadline,
@@ -2552,6 +2575,8 @@ struct Queued {
     update: Update,
     key: u32,
     transmits: u32,
+    /// Its place in the queue's order (as its bucket lists it).
+    order: u64,
 }
 
 /// An entry as its bucket lists it.
@@ -2611,9 +2636,12 @@ impl Dissemination {
         let Some(entry) = self.entry_of(key) else {
             return;
         };
-        let transmits = self.entries[entry as usize].transmits as usize;
-        if let Some(bucket) = self.buckets.get_mut(transmits)
-            && let Some(at) = bucket.iter().position(|l| l.entry == entry)
+        let Queued {
+            transmits, order, ..
+        } = self.entries[entry as usize];
+        // Buckets are sorted by order: found by bisection, not by a scan.
+        if let Some(bucket) = self.buckets.get_mut(transmits as usize)
+            && let Ok(at) = bucket.binary_search_by_key(&order, |l| l.order)
         {
             bucket.remove(at);
         }
@@ -2640,6 +2668,7 @@ impl Dissemination {
             update,
             key,
             transmits: 0,
+            order: self.order,
         };
         let entry = match self.free.pop() {
             Some(entry) => {
@@ -2756,12 +2785,26 @@ impl Dissemination {
                 }
                 let target = &mut self.buckets[next as usize];
                 // Merge, oldest to newest; usually the moved ones are the newest and go last.
-                if target.last().is_none_or(|l| l.order < moving[0].order) {
+                let first = target.partition_point(|l| l.order < moving[0].order);
+                if first == target.len() {
                     target.extend_from_slice(&moving);
                 } else {
-                    for listed in moving.iter().copied() {
-                        let at = target.partition_point(|l| l.order < listed.order);
-                        target.insert(at, listed);
+                    // One pass from the back: the tail of the bucket from `first` on and the
+                    // moved entries, both sorted, merged in place (no shift per entry).
+                    let old_len = target.len();
+                    target.resize(old_len + moving.len(), moving[0]);
+                    let mut read = old_len;
+                    let mut write = target.len();
+                    let mut rest = moving.len();
+                    while rest > 0 {
+                        write -= 1;
+                        if read > first && target[read - 1].order > moving[rest - 1].order {
+                            read -= 1;
+                            target[write] = target[read];
+                        } else {
+                            rest -= 1;
+                            target[write] = moving[rest];
+                        }
                     }
                 }
             }

@@ -727,6 +727,91 @@ fn a_full_queue_drops_its_most_sent_oldest_update() {
     assert!(queue.holds_below(0, 9) && queue.holds_below(2, 9));
 }
 
+/// The dissemination queue's rules written the plain way, to check the queue against.
+#[derive(Default)]
+struct QueueModel {
+    /// (key, order, times sent, size).
+    entries: Vec<(u32, u64, u32, usize)>,
+    order: u64,
+}
+
+impl QueueModel {
+    fn push(&mut self, key: u32, size: usize, cap: usize) {
+        self.entries.retain(|e| e.0 != key);
+        if self.entries.len() >= cap
+            && let Some(victim) = self
+                .entries
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, e)| (e.2, std::cmp::Reverse(e.1)))
+                .map(|(at, _)| at)
+        {
+            self.entries.remove(victim);
+        }
+        self.order += 1;
+        self.entries.push((key, self.order, 0, size));
+    }
+
+    fn select(&mut self, mut budget: usize, limit: u32) -> Vec<u32> {
+        let mut candidates = self.entries.clone();
+        candidates.sort_by_key(|e| (e.2, std::cmp::Reverse(e.1)));
+        let mut chosen = Vec::new();
+        for (key, _, _, size) in candidates {
+            if budget < 8 {
+                break;
+            }
+            if size <= budget {
+                budget -= size;
+                chosen.push(key);
+            }
+        }
+        for entry in &mut self.entries {
+            if chosen.contains(&entry.0) {
+                entry.2 += 1;
+            }
+        }
+        self.entries.retain(|e| e.2 < limit);
+        chosen
+    }
+}
+
+#[test]
+fn the_queue_chooses_as_its_rules_say_over_many_random_steps() {
+    let mut rng = SeededRng::new(11);
+    let mut queue = Dissemination::default();
+    let mut model = QueueModel::default();
+    let update = |key: u32| Update {
+        id: id(&format!("m{key}"), 1),
+        incarnation: 0,
+        claim: Claim::Dead,
+    };
+    let (cap, limit) = (24, 5);
+    for step in 0..20_000 {
+        match rng.below(10) {
+            0..=4 => {
+                let key = rng.below(40) as u32;
+                let size = 8 + rng.below(40);
+                queue.push(key, update(key), size, cap);
+                model.push(key, size, cap);
+            }
+            5 => {
+                let key = rng.below(40) as u32;
+                queue.remove(key);
+                model.entries.retain(|e| e.0 != key);
+            }
+            _ => {
+                let budget = rng.below(400);
+                let got: Vec<u32> = queued_names(&mut queue, budget, limit)
+                    .iter()
+                    .map(|name| name[1..].parse().expect("a key"))
+                    .collect();
+                assert_eq!(got, model.select(budget, limit), "step {step}");
+            }
+        }
+        assert_eq!(queue.len, model.entries.len(), "step {step}");
+    }
+}
+
 /// Answers every ping the recorder sent to a member a1..aN (ports 2..) with an ack.
 fn answer_pings(recorder: &mut Recorder, sent: &[(SocketAddr, Packet)]) {
     for (to, p) in sent {
