@@ -741,7 +741,13 @@ struct EventQueue<E> {
     /// Events in the ring.
     in_ring: usize,
     order: u64,
+    /// Emptied bucket vectors, the last emptied last: a bucket that gets its first event
+    /// takes one (with room, and likely still in cache) instead of growing a new one.
+    spare: Vec<Vec<Item<E>>>,
 }
+
+/// Emptied bucket vectors kept for reuse at most.
+const SPARE_BUCKETS: usize = 64;
 
 const BUCKET_SHIFT: u32 = 10;
 const RING_BUCKETS: u64 = 4096;
@@ -778,6 +784,7 @@ impl<E> EventQueue<E> {
             base: 0,
             in_ring: 0,
             order: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -793,7 +800,13 @@ impl<E> EventQueue<E> {
         if bucket <= self.base {
             self.current.push(Reverse(item));
         } else if bucket < self.base + RING_BUCKETS {
-            self.ring[(bucket % RING_BUCKETS) as usize].push(item);
+            let slot = &mut self.ring[(bucket % RING_BUCKETS) as usize];
+            if slot.capacity() == 0
+                && let Some(spare) = self.spare.pop()
+            {
+                *slot = spare;
+            }
+            slot.push(item);
             self.in_ring += 1;
         } else {
             self.far.push(Reverse(item));
@@ -847,11 +860,14 @@ impl<E> EventQueue<E> {
                 }
             }
             let slot = (self.base % RING_BUCKETS) as usize;
-            let items = std::mem::take(&mut self.ring[slot]);
+            let mut items = std::mem::take(&mut self.ring[slot]);
             self.in_ring -= items.len();
             let mut heap = std::mem::take(&mut self.current).into_vec();
-            heap.extend(items.into_iter().map(Reverse));
+            heap.extend(items.drain(..).map(Reverse));
             self.current = BinaryHeap::from(heap);
+            if items.capacity() > 0 && self.spare.len() < SPARE_BUCKETS {
+                self.spare.push(items);
+            }
         }
         true
     }
