@@ -1483,11 +1483,7 @@ impl Swim {
     }
 
     fn enqueue(&mut self, key: u32, update: Update) {
-        let size = wire::update_len(&update);
-        if self
-            .queue
-            .push(key, update, size, self.config.max_queue.max(1))
-        {
+        if self.queue.push(key, &update, self.config.max_queue.max(1)) {
             self.stats.queue_dropped += 1;
         }
         self.arm_gossip();
@@ -2572,7 +2568,9 @@ struct Dissemination {
 
 #[derive(Debug, Clone)]
 struct Queued {
-    update: Update,
+    /// The update, encoded once when queued (it is sent several times); the buffer stays
+    /// with the slab entry for the next update queued there.
+    bytes: Vec<u8>,
     key: u32,
     transmits: u32,
     /// Its place in the queue's order (as its bucket lists it).
@@ -2650,7 +2648,7 @@ impl Dissemination {
 
     /// Queues `update` for `key`; returns true when the queue was full and the most-sent,
     /// oldest entry was dropped for it.
-    fn push(&mut self, key: u32, update: Update, size: usize, cap: usize) -> bool {
+    fn push(&mut self, key: u32, update: &Update, cap: usize) -> bool {
         self.remove(key);
         let mut dropped = false;
         if self.len >= cap
@@ -2664,22 +2662,28 @@ impl Dissemination {
             self.buckets.push(Vec::new());
         }
         self.order += 1;
-        let queued = Queued {
-            update,
-            key,
-            transmits: 0,
-            order: self.order,
-        };
         let entry = match self.free.pop() {
-            Some(entry) => {
-                self.entries[entry as usize] = queued;
-                entry
-            }
+            Some(entry) => entry,
             None => {
-                self.entries.push(queued);
+                self.entries.push(Queued {
+                    bytes: Vec::new(),
+                    key,
+                    transmits: 0,
+                    order: 0,
+                });
                 (self.entries.len() - 1) as u32
             }
         };
+        let queued = &mut self.entries[entry as usize];
+        queued.key = key;
+        queued.transmits = 0;
+        queued.order = self.order;
+        queued.bytes.clear();
+        // An update that cannot be encoded (its fields are bounded, so none) never fits.
+        let size = wire::encode_update(&mut queued.bytes, update).unwrap_or_else(|_| {
+            queued.bytes.clear();
+            usize::MAX / 4
+        });
         self.buckets[0].push(Listed {
             order: self.order,
             entry,
@@ -2722,12 +2726,11 @@ impl Dissemination {
                 }
             }
         }
-        let mut written = wire::encode_update_count(buffer, chosen.len()).map(|_| ());
-        for &(transmits, at) in &chosen {
-            if written.is_ok() {
+        let written = wire::encode_update_count(buffer, chosen.len()).map(|_| ());
+        if written.is_ok() {
+            for &(transmits, at) in &chosen {
                 let entry = self.buckets[transmits as usize][at as usize].entry;
-                written =
-                    wire::encode_update(buffer, &self.entries[entry as usize].update).map(|_| ());
+                buffer.extend_from_slice(&self.entries[entry as usize].bytes);
             }
         }
         if written.is_ok() {

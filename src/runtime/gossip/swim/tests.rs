@@ -687,9 +687,7 @@ fn the_queue_sends_fewest_sent_newest_first_and_drops_at_the_limit() {
         claim: Claim::Dead,
     };
     for (key, name) in ["alpha-a", "alpha-b", "alpha-c"].into_iter().enumerate() {
-        let update = update(name);
-        let size = wire::update_len(&update);
-        queue.push(key as u32, update, size, 16);
+        queue.push(key as u32, &update(name), 16);
     }
     let one = wire::update_len(&update("alpha-a"));
     // Room for two: the two newest.
@@ -698,7 +696,7 @@ fn the_queue_sends_fewest_sent_newest_first_and_drops_at_the_limit() {
     assert_eq!(queued_names(&mut queue, 2 * one, 3), ["alpha-a", "alpha-c"]);
     // A replaced update starts over.
     let newer = update("alpha-c");
-    queue.push(2, newer, one, 16);
+    queue.push(2, &newer, 16);
     assert_eq!(queued_names(&mut queue, one, 3), ["alpha-c"]);
     // Each goes after `limit` sends.
     for _ in 0..10 {
@@ -716,13 +714,10 @@ fn a_full_queue_drops_its_most_sent_oldest_update() {
         claim: Claim::Left,
     };
     let one = wire::update_len(&update("alpha-a"));
-    queue.push(0, update("alpha-a"), one, 2);
-    queue.push(1, update("alpha-b"), one, 2);
+    queue.push(0, &update("alpha-a"), 2);
+    queue.push(1, &update("alpha-b"), 2);
     assert_eq!(queued_names(&mut queue, one, 9), ["alpha-b"]);
-    assert!(
-        queue.push(2, update("alpha-c"), one, 2),
-        "full: one dropped"
-    );
+    assert!(queue.push(2, &update("alpha-c"), 2), "full: one dropped");
     assert!(!queue.holds_below(1, 9), "the sent one went");
     assert!(queue.holds_below(0, 9) && queue.holds_below(2, 9));
 }
@@ -780,19 +775,22 @@ fn the_queue_chooses_as_its_rules_say_over_many_random_steps() {
     let mut rng = SeededRng::new(11);
     let mut queue = Dissemination::default();
     let mut model = QueueModel::default();
-    let update = |key: u32| Update {
+    // Accusations by names of 1 to 40 bytes: updates of many sizes.
+    let update = |key: u32, accuser: usize| Update {
         id: id(&format!("m{key}"), 1),
         incarnation: 0,
-        claim: Claim::Dead,
+        claim: Claim::Suspect {
+            accuser: Name::new(&"a".repeat(accuser)).expect("name"),
+        },
     };
     let (cap, limit) = (24, 5);
     for step in 0..20_000 {
         match rng.below(10) {
             0..=4 => {
                 let key = rng.below(40) as u32;
-                let size = 8 + rng.below(40);
-                queue.push(key, update(key), size, cap);
-                model.push(key, size, cap);
+                let update = update(key, 1 + rng.below(40));
+                queue.push(key, &update, cap);
+                model.push(key, wire::update_len(&update), cap);
             }
             5 => {
                 let key = rng.below(40) as u32;
