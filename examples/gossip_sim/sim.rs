@@ -35,7 +35,8 @@
 //!   `join_max`, and crashes seen by 99% before their restart.
 //!
 //! `GOSSIP_SIM_DEBUG=1` prints what is missing when a roster or a join lags and the wall
-//! time of each phase, `GOSSIP_SIM_BYTES=1` splits Goliath's bytes by message and update
+//! time of each phase, `GOSSIP_SIM_CPU=1` only the wall and CPU time and the events of each
+//! phase, per protocol, `GOSSIP_SIM_BYTES=1` splits Goliath's bytes by message and update
 //! kind, and `GOSSIP_SIM_TRACE=<index>` prints every datagram to, from or about that member
 //! (decoded, for Goliath) and every verdict on it, with the virtual time.
 
@@ -523,9 +524,13 @@ impl Protocol for Goliath {
     }
 
     fn timer(&self, node: &mut GoliathNode, _timer: (), now: u64, fx: &mut Effects<()>) {
-        if node.wake.is_some_and(|w| w <= now) {
-            node.wake = None;
+        // `wake` is never later than the core's first timer (and `None` only when it has
+        // none), so a wake-up that is not due is one superseded by an earlier request: the
+        // core has nothing to do now, and is not woken for nothing.
+        if node.wake.is_none_or(|w| w > now) {
+            return;
         }
+        node.wake = None;
         node.swim.handle_timeout(now);
         goliath_flush(node, fx);
     }
@@ -736,7 +741,13 @@ struct EventQueue<E> {
     /// Events in the ring.
     in_ring: usize,
     order: u64,
+    /// Emptied bucket vectors, the last emptied last: a bucket that gets its first event
+    /// takes one (with room, and likely still in cache) instead of growing a new one.
+    spare: Vec<Vec<Item<E>>>,
 }
+
+/// Emptied bucket vectors kept for reuse at most.
+const SPARE_BUCKETS: usize = 64;
 
 const BUCKET_SHIFT: u32 = 10;
 const RING_BUCKETS: u64 = 4096;
@@ -773,6 +784,7 @@ impl<E> EventQueue<E> {
             base: 0,
             in_ring: 0,
             order: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -788,7 +800,13 @@ impl<E> EventQueue<E> {
         if bucket <= self.base {
             self.current.push(Reverse(item));
         } else if bucket < self.base + RING_BUCKETS {
-            self.ring[(bucket % RING_BUCKETS) as usize].push(item);
+            let slot = &mut self.ring[(bucket % RING_BUCKETS) as usize];
+            if slot.capacity() == 0
+                && let Some(spare) = self.spare.pop()
+            {
+                *slot = spare;
+            }
+            slot.push(item);
             self.in_ring += 1;
         } else {
             self.far.push(Reverse(item));
@@ -842,11 +860,14 @@ impl<E> EventQueue<E> {
                 }
             }
             let slot = (self.base % RING_BUCKETS) as usize;
-            let items = std::mem::take(&mut self.ring[slot]);
+            let mut items = std::mem::take(&mut self.ring[slot]);
             self.in_ring -= items.len();
             let mut heap = std::mem::take(&mut self.current).into_vec();
-            heap.extend(items.into_iter().map(Reverse));
+            heap.extend(items.drain(..).map(Reverse));
             self.current = BinaryHeap::from(heap);
+            if items.capacity() > 0 && self.spare.len() < SPARE_BUCKETS {
+                self.spare.push(items);
+            }
         }
         true
     }
@@ -890,6 +911,8 @@ struct World<P: Protocol> {
     trace: Option<u32>,
     pending_restarts: usize,
     fx: Effects<P::Timer>,
+    /// Events handled so far.
+    events: u64,
 }
 
 impl<P: Protocol> World<P> {
@@ -924,6 +947,7 @@ impl<P: Protocol> World<P> {
                 .and_then(|v| v.parse().ok()),
             pending_restarts: 0,
             fx: Effects::default(),
+            events: 0,
             scenario,
         }
     }
@@ -1346,6 +1370,7 @@ impl<P: Protocol> World<P> {
                 break;
             };
             self.now = at;
+            self.events += 1;
             self.step(event);
             if stop(self) {
                 return Some(self.now);
@@ -1354,6 +1379,15 @@ impl<P: Protocol> World<P> {
         self.now = until;
         None
     }
+}
+
+/// CPU time the calling thread has used, seconds (Linux's `/proc/thread-self/schedstat`;
+/// 0 where that is missing). Three protocols share two cores, so wall time says little.
+fn thread_cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0.0, |ns| ns as f64 / 1e9)
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -1375,6 +1409,8 @@ fn round(value: f64) -> f64 {
 
 /// Runs the whole scenario for one protocol.
 pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
+    let wall = std::time::Instant::now();
+    let cpu = thread_cpu_s();
     let mut world = World::new(protocol, scenario.clone());
     let n = scenario.nodes;
     // Warm-up: staggered starts, each joining a random member already running.
@@ -1390,15 +1426,17 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
         world.start_node(index as u32, seed);
     }
     let warm = n as u64 * stagger + 30 * SECOND;
-    let wall = std::time::Instant::now();
     let debug = std::env::var_os("GOSSIP_SIM_DEBUG").is_some();
+    let show_cpu = debug || std::env::var_os("GOSSIP_SIM_CPU").is_some();
     let phase = |name: &str, world: &World<P>| {
-        if debug {
+        if show_cpu {
             eprintln!(
-                "{}: {name} done at {:.0} s simulated, {:.1} s wall",
+                "{}: {name} done at {:.0} s simulated, {:.1} s wall, {:.1} s CPU, {} events",
                 world.protocol.name(),
                 world.now as f64 / SECOND as f64,
-                wall.elapsed().as_secs_f64()
+                wall.elapsed().as_secs_f64(),
+                thread_cpu_s() - cpu,
+                world.events
             );
         }
     };
@@ -1582,7 +1620,7 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
         .copied()
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
     let seconds = churn as f64 / SECOND as f64;
-    Report {
+    let report = Report {
         protocol: world.protocol.name(),
         detect_p50_s: percentile(&mut detections, 50.0).map(round),
         detect_p99_s: percentile(&mut detections, 99.0).map(round),
@@ -1599,7 +1637,18 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
         join_max_s: join_max.filter(|v| v.is_finite()).map(round),
         packets,
         refutations,
+    };
+    let events = world.events;
+    drop(world);
+    if show_cpu {
+        eprintln!(
+            "{}: all done, {:.1} s wall, {:.1} s CPU, {events} events",
+            report.protocol,
+            wall.elapsed().as_secs_f64(),
+            thread_cpu_s() - cpu
+        );
     }
+    report
 }
 
 /// Runs all three protocols (on three threads) and returns their reports in order

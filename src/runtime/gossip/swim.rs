@@ -697,6 +697,10 @@ pub struct Swim {
     incoming: Vec<Update>,
     /// Addresses picked for indirect probes or gossip (reused).
     picked: Vec<SocketAddr>,
+    /// The encoded start of our packet headers (see [`wire::encode_head_prefix`]) and the
+    /// incarnation it was encoded at: copied into each packet instead of encoded again.
+    head_prefix: Vec<u8>,
+    head_prefix_incarnation: Option<u32>,
     /// The latest time the caller gave us, µs.
     now_us: u64,
     /// Whether a gossip tick is scheduled (ticks stop while there is nothing to spread).
@@ -761,6 +765,8 @@ impl Swim {
             buffers: Vec::new(),
             incoming: Vec::new(),
             picked: Vec::new(),
+            head_prefix: Vec::new(),
+            head_prefix_incarnation: None,
             now_us,
             gossip_armed: true,
             gossip_next_us: now_us,
@@ -1402,16 +1408,21 @@ impl Swim {
     }
 
     fn suspicion_deadline(&self, suspicion: &Suspicion) -> u64 {
+        self.deadline_with(suspicion.started_us, suspicion.accusers.len())
+    }
+
+    /// The deadline of a suspicion that started at `started_us` with `accusers` accusers.
+    fn deadline_with(&self, started_us: u64, accusers: usize) -> u64 {
         let (min, max) = self.suspicion_bounds_us();
         let expected = self
             .config
             .indirect_probes
             .min(self.up_count.saturating_sub(1))
             .max(1) as f64;
-        let confirmations = suspicion.accusers.len().saturating_sub(1) as f64;
+        let confirmations = accusers.saturating_sub(1) as f64;
         let fraction = ((confirmations + 1.0).ln() / (expected + 1.0).ln()).min(1.0);
         let timeout = (max - (max - min) * fraction).max(min);
-        suspicion.started_us + timeout as u64
+        started_us + timeout as u64
     }
 
     fn suspicion_expired(&mut self, target: SlotRef, incarnation: u32, now_us: u64) {
@@ -1472,11 +1483,7 @@ impl Swim {
     }
 
     fn enqueue(&mut self, key: u32, update: Update) {
-        let size = wire::update_len(&update);
-        if self
-            .queue
-            .push(key, update, size, self.config.max_queue.max(1))
-        {
+        if self.queue.push(key, &update, self.config.max_queue.max(1)) {
             self.stats.queue_dropped += 1;
         }
         self.arm_gossip();
@@ -1598,9 +1605,19 @@ impl Swim {
     /// A buffer holding the header of a packet with `message`; `None` when it cannot be
     /// encoded (it always can: the fields are bounded).
     fn begin(&mut self, message: &Message) -> Option<(Vec<u8>, usize)> {
+        if self.head_prefix_incarnation != Some(self.incarnation) {
+            self.head_prefix.clear();
+            wire::encode_head_prefix(&mut self.head_prefix, self.tag, &self.me, self.incarnation)
+                .ok()?;
+            self.head_prefix_incarnation = Some(self.incarnation);
+        }
         let mut buffer = self.take_buffer();
-        match wire::encode_head(&mut buffer, self.tag, &self.me, self.incarnation, message) {
-            Ok(head) => Some((buffer, head)),
+        buffer.extend_from_slice(&self.head_prefix);
+        match wire::encode_message(&mut buffer, message) {
+            Ok(_) => {
+                let head = buffer.len();
+                Some((buffer, head))
+            }
             Err(_) => {
                 self.recycle(buffer);
                 None
@@ -1831,6 +1848,14 @@ impl Swim {
         updates: &mut Vec<Update>,
         now_us: u64,
     ) {
+        if updates.len() > 1 {
+            // Look the members up once before applying anything: the lookups do not depend
+            // on each other, so their cache misses overlap instead of coming one at a time
+            // (a table answer carries dozens of updates). Nothing is changed here.
+            for update in updates.iter() {
+                std::hint::black_box(self.table.find(&update.id.name));
+            }
+        }
         let PacketHead {
             from: sender,
             incarnation,
@@ -2479,12 +2504,14 @@ impl Swim {
         if suspicion.accusers.contains(&accuser) || suspicion.accusers.len() >= cap {
             return false;
         }
-        let mut suspicion = suspicion.clone();
-        suspicion.accusers.push(accuser);
-        let deadline = self.suspicion_deadline(&suspicion);
-        suspicion.deadline_us = deadline;
-        if let Some(member) = self.table.get_mut(slot) {
-            member.suspicion = Some(suspicion);
+        let deadline = self.deadline_with(suspicion.started_us, suspicion.accusers.len() + 1);
+        if let Some(suspicion) = self
+            .table
+            .get_mut(slot)
+            .and_then(|m| m.suspicion.as_deref_mut())
+        {
+            suspicion.accusers.push(accuser);
+            suspicion.deadline_us = deadline;
         }
         self.schedule(
             deadline,
@@ -2549,9 +2576,13 @@ struct Dissemination {
 
 #[derive(Debug, Clone)]
 struct Queued {
-    update: Update,
+    /// The update, encoded once when queued (it is sent several times); the buffer stays
+    /// with the slab entry for the next update queued there.
+    bytes: Vec<u8>,
     key: u32,
     transmits: u32,
+    /// Its place in the queue's order (as its bucket lists it).
+    order: u64,
 }
 
 /// An entry as its bucket lists it.
@@ -2611,9 +2642,12 @@ impl Dissemination {
         let Some(entry) = self.entry_of(key) else {
             return;
         };
-        let transmits = self.entries[entry as usize].transmits as usize;
-        if let Some(bucket) = self.buckets.get_mut(transmits)
-            && let Some(at) = bucket.iter().position(|l| l.entry == entry)
+        let Queued {
+            transmits, order, ..
+        } = self.entries[entry as usize];
+        // Buckets are sorted by order: found by bisection, not by a scan.
+        if let Some(bucket) = self.buckets.get_mut(transmits as usize)
+            && let Ok(at) = bucket.binary_search_by_key(&order, |l| l.order)
         {
             bucket.remove(at);
         }
@@ -2622,7 +2656,7 @@ impl Dissemination {
 
     /// Queues `update` for `key`; returns true when the queue was full and the most-sent,
     /// oldest entry was dropped for it.
-    fn push(&mut self, key: u32, update: Update, size: usize, cap: usize) -> bool {
+    fn push(&mut self, key: u32, update: &Update, cap: usize) -> bool {
         self.remove(key);
         let mut dropped = false;
         if self.len >= cap
@@ -2636,21 +2670,28 @@ impl Dissemination {
             self.buckets.push(Vec::new());
         }
         self.order += 1;
-        let queued = Queued {
-            update,
-            key,
-            transmits: 0,
-        };
         let entry = match self.free.pop() {
-            Some(entry) => {
-                self.entries[entry as usize] = queued;
-                entry
-            }
+            Some(entry) => entry,
             None => {
-                self.entries.push(queued);
+                self.entries.push(Queued {
+                    bytes: Vec::new(),
+                    key,
+                    transmits: 0,
+                    order: 0,
+                });
                 (self.entries.len() - 1) as u32
             }
         };
+        let queued = &mut self.entries[entry as usize];
+        queued.key = key;
+        queued.transmits = 0;
+        queued.order = self.order;
+        queued.bytes.clear();
+        // An update that cannot be encoded (its fields are bounded, so none) never fits.
+        let size = wire::encode_update(&mut queued.bytes, update).unwrap_or_else(|_| {
+            queued.bytes.clear();
+            usize::MAX / 4
+        });
         self.buckets[0].push(Listed {
             order: self.order,
             entry,
@@ -2693,12 +2734,11 @@ impl Dissemination {
                 }
             }
         }
-        let mut written = wire::encode_update_count(buffer, chosen.len()).map(|_| ());
-        for &(transmits, at) in &chosen {
-            if written.is_ok() {
+        let written = wire::encode_update_count(buffer, chosen.len()).map(|_| ());
+        if written.is_ok() {
+            for &(transmits, at) in &chosen {
                 let entry = self.buckets[transmits as usize][at as usize].entry;
-                written =
-                    wire::encode_update(buffer, &self.entries[entry as usize].update).map(|_| ());
+                buffer.extend_from_slice(&self.entries[entry as usize].bytes);
             }
         }
         if written.is_ok() {
@@ -2756,12 +2796,26 @@ impl Dissemination {
                 }
                 let target = &mut self.buckets[next as usize];
                 // Merge, oldest to newest; usually the moved ones are the newest and go last.
-                if target.last().is_none_or(|l| l.order < moving[0].order) {
+                let first = target.partition_point(|l| l.order < moving[0].order);
+                if first == target.len() {
                     target.extend_from_slice(&moving);
                 } else {
-                    for listed in moving.iter().copied() {
-                        let at = target.partition_point(|l| l.order < listed.order);
-                        target.insert(at, listed);
+                    // One pass from the back: the tail of the bucket from `first` on and the
+                    // moved entries, both sorted, merged in place (no shift per entry).
+                    let old_len = target.len();
+                    target.resize(old_len + moving.len(), moving[0]);
+                    let mut read = old_len;
+                    let mut write = target.len();
+                    let mut rest = moving.len();
+                    while rest > 0 {
+                        write -= 1;
+                        if read > first && target[read - 1].order > moving[rest - 1].order {
+                            read -= 1;
+                            target[write] = target[read];
+                        } else {
+                            rest -= 1;
+                            target[write] = moving[rest];
+                        }
                     }
                 }
             }

@@ -293,6 +293,16 @@ struct HeadRef<'a> {
     message: &'a Message,
 }
 
+/// The start of a packet's header, up to its message: the same for every packet a member
+/// sends at one incarnation, so a sender can encode it once (see [`encode_head_prefix`]).
+#[derive(Serialize)]
+struct HeadPrefixRef<'a> {
+    version: u8,
+    cluster: [u8; 4],
+    from: &'a MemberId,
+    incarnation: u32,
+}
+
 /// A received packet without its updates (see [`decode_packet_into`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct PacketHead {
@@ -426,6 +436,29 @@ pub fn encode_head(
         message,
     };
     codec::encode_datagram_into("gossip packet", &head, buffer)
+}
+
+/// Appends the start of a packet's header, everything before its message; returns its
+/// length. Followed by [`encode_message`], the bytes are exactly [`encode_head`]'s, so a
+/// sender can keep them and copy them into each packet it sends at this incarnation.
+pub fn encode_head_prefix(
+    buffer: &mut Vec<u8>,
+    cluster: [u8; 4],
+    from: &MemberId,
+    incarnation: u32,
+) -> Result<usize, CodecError> {
+    let prefix = HeadPrefixRef {
+        version: WIRE_VERSION,
+        cluster,
+        from,
+        incarnation,
+    };
+    codec::encode_datagram_into("gossip packet", &prefix, buffer)
+}
+
+/// Appends a packet's message, the end of its header (see [`encode_head_prefix`]).
+pub fn encode_message(buffer: &mut Vec<u8>, message: &Message) -> Result<usize, CodecError> {
+    codec::encode_datagram_into("gossip packet", message, buffer)
 }
 
 /// Appends the number of updates that follow.
@@ -674,6 +707,17 @@ mod tests {
                 let added = encode_update(&mut parts, update).expect("update");
                 prop_assert_eq!(added, update_len(update));
             }
+            prop_assert_eq!(parts, whole);
+        }
+
+        #[test]
+        fn a_head_encoded_in_two_parts_is_the_head(packet in packet()) {
+            let mut whole = Vec::new();
+            let head = encode_head(&mut whole, packet.cluster, &packet.from, packet.incarnation, &packet.message).expect("head");
+            let mut parts = Vec::new();
+            let prefix = encode_head_prefix(&mut parts, packet.cluster, &packet.from, packet.incarnation).expect("prefix");
+            let message = encode_message(&mut parts, &packet.message).expect("message");
+            prop_assert_eq!(prefix + message, head);
             prop_assert_eq!(parts, whole);
         }
 

@@ -687,9 +687,7 @@ fn the_queue_sends_fewest_sent_newest_first_and_drops_at_the_limit() {
         claim: Claim::Dead,
     };
     for (key, name) in ["alpha-a", "alpha-b", "alpha-c"].into_iter().enumerate() {
-        let update = update(name);
-        let size = wire::update_len(&update);
-        queue.push(key as u32, update, size, 16);
+        queue.push(key as u32, &update(name), 16);
     }
     let one = wire::update_len(&update("alpha-a"));
     // Room for two: the two newest.
@@ -698,7 +696,7 @@ fn the_queue_sends_fewest_sent_newest_first_and_drops_at_the_limit() {
     assert_eq!(queued_names(&mut queue, 2 * one, 3), ["alpha-a", "alpha-c"]);
     // A replaced update starts over.
     let newer = update("alpha-c");
-    queue.push(2, newer, one, 16);
+    queue.push(2, &newer, 16);
     assert_eq!(queued_names(&mut queue, one, 3), ["alpha-c"]);
     // Each goes after `limit` sends.
     for _ in 0..10 {
@@ -716,15 +714,100 @@ fn a_full_queue_drops_its_most_sent_oldest_update() {
         claim: Claim::Left,
     };
     let one = wire::update_len(&update("alpha-a"));
-    queue.push(0, update("alpha-a"), one, 2);
-    queue.push(1, update("alpha-b"), one, 2);
+    queue.push(0, &update("alpha-a"), 2);
+    queue.push(1, &update("alpha-b"), 2);
     assert_eq!(queued_names(&mut queue, one, 9), ["alpha-b"]);
-    assert!(
-        queue.push(2, update("alpha-c"), one, 2),
-        "full: one dropped"
-    );
+    assert!(queue.push(2, &update("alpha-c"), 2), "full: one dropped");
     assert!(!queue.holds_below(1, 9), "the sent one went");
     assert!(queue.holds_below(0, 9) && queue.holds_below(2, 9));
+}
+
+/// The dissemination queue's rules written the plain way, to check the queue against.
+#[derive(Default)]
+struct QueueModel {
+    /// (key, order, times sent, size).
+    entries: Vec<(u32, u64, u32, usize)>,
+    order: u64,
+}
+
+impl QueueModel {
+    fn push(&mut self, key: u32, size: usize, cap: usize) {
+        self.entries.retain(|e| e.0 != key);
+        if self.entries.len() >= cap
+            && let Some(victim) = self
+                .entries
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, e)| (e.2, std::cmp::Reverse(e.1)))
+                .map(|(at, _)| at)
+        {
+            self.entries.remove(victim);
+        }
+        self.order += 1;
+        self.entries.push((key, self.order, 0, size));
+    }
+
+    fn select(&mut self, mut budget: usize, limit: u32) -> Vec<u32> {
+        let mut candidates = self.entries.clone();
+        candidates.sort_by_key(|e| (e.2, std::cmp::Reverse(e.1)));
+        let mut chosen = Vec::new();
+        for (key, _, _, size) in candidates {
+            if budget < 8 {
+                break;
+            }
+            if size <= budget {
+                budget -= size;
+                chosen.push(key);
+            }
+        }
+        for entry in &mut self.entries {
+            if chosen.contains(&entry.0) {
+                entry.2 += 1;
+            }
+        }
+        self.entries.retain(|e| e.2 < limit);
+        chosen
+    }
+}
+
+#[test]
+fn the_queue_chooses_as_its_rules_say_over_many_random_steps() {
+    let mut rng = SeededRng::new(11);
+    let mut queue = Dissemination::default();
+    let mut model = QueueModel::default();
+    // Accusations by names of 1 to 40 bytes: updates of many sizes.
+    let update = |key: u32, accuser: usize| Update {
+        id: id(&format!("m{key}"), 1),
+        incarnation: 0,
+        claim: Claim::Suspect {
+            accuser: Name::new(&"a".repeat(accuser)).expect("name"),
+        },
+    };
+    let (cap, limit) = (24, 5);
+    for step in 0..20_000 {
+        match rng.below(10) {
+            0..=4 => {
+                let key = rng.below(40) as u32;
+                let update = update(key, 1 + rng.below(40));
+                queue.push(key, &update, cap);
+                model.push(key, wire::update_len(&update), cap);
+            }
+            5 => {
+                let key = rng.below(40) as u32;
+                queue.remove(key);
+                model.entries.retain(|e| e.0 != key);
+            }
+            _ => {
+                let budget = rng.below(400);
+                let got: Vec<u32> = queued_names(&mut queue, budget, limit)
+                    .iter()
+                    .map(|name| name[1..].parse().expect("a key"))
+                    .collect();
+                assert_eq!(got, model.select(budget, limit), "step {step}");
+            }
+        }
+        assert_eq!(queue.len, model.entries.len(), "step {step}");
+    }
 }
 
 /// Answers every ping the recorder sent to a member a1..aN (ports 2..) with an ack.
