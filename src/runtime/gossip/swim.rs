@@ -40,7 +40,11 @@
 //!   sends it its own entry directly: the newcomer's seed may not have known it.
 //! - **Repairs**: a member that gets a packet from a member it does not know (which knew
 //!   it) has a gap in its table, likely more than one, and exchanges tables with a random
-//!   member a second later (at most one such exchange per 10 s). A suspicion that expires
+//!   member a second later (at most one such exchange per 10 s). Every ack carries the
+//!   number of live members its sender lists: when every ack for 5 s lists more than we
+//!   do, members we never heard of exist and nothing will gossip them to us (a quiet
+//!   cluster), so we exchange tables with that ack's sender (within the same limit of one
+//!   repair per 10 s) and then hello the members we learn. A suspicion that expires
 //!   without full confirmation is not enough to declare a member dead: we probe it
 //!   ourselves first (direct, indirect, direct again) and declare it dead only if that
 //!   fails too; if it answers, we tell it it is suspected (it refutes) and wait a whole
@@ -269,6 +273,8 @@ pub struct GossipStats {
     pub probe_failures: u64,
     /// Times this node refuted a suspicion of itself.
     pub refutations: u64,
+    /// State exchanges started because peers' acks listed more live members than we do.
+    pub gap_exchanges: u64,
 }
 
 /// This node's own standing.
@@ -628,6 +634,10 @@ const JOIN_SYNC_US: u64 = 1_000_000;
 const REPAIR_INTERVAL_US: u64 = 10_000_000;
 /// Wait from a sign of a gap to the repair exchange, µs (lets a burst of signs coalesce).
 const REPAIR_DELAY_US: u64 = 1_000_000;
+/// How long every ack must list more live members than we do before we exchange tables
+/// with its sender, µs: longer than members disagree while news of a crash or a join
+/// spreads, so churn alone does not start exchanges.
+const GAP_CONFIRM_US: u64 = 5_000_000;
 /// Wait from a seed's first answer to our announcement, µs.
 const ANNOUNCE_DELAY_US: u64 = 20_000;
 /// Time between announcement rounds after a join, µs.
@@ -711,8 +721,10 @@ pub struct Swim {
     earliest_down_us: Option<u64>,
     /// A repair exchange is scheduled (see `repair_soon`).
     repair_pending: bool,
-    /// When the last repair exchange went out.
+    /// When the last repair exchange went out (a gap exchange counts as one).
     last_repair_us: Option<u64>,
+    /// Since when every ack we got listed more live members than we do (see `count_gap`).
+    behind_since_us: Option<u64>,
     /// When our announcement after joining began (see `announce`).
     announced_us: Option<u64>,
     /// Until then we are a fresh joiner: members we learn from tables are news only to us.
@@ -773,6 +785,7 @@ impl Swim {
             earliest_down_us: None,
             repair_pending: false,
             last_repair_us: None,
+            behind_since_us: None,
             announced_us: None,
             joined_until_us: 0,
             learning_quietly: false,
@@ -1895,8 +1908,11 @@ impl Swim {
             self.joined_until_us = now_us + 35 * JOIN_SYNC_US;
         }
         match message {
-            Message::Ping { seq } => self.send(from, Message::Ack { seq }, true),
-            Message::Ack { seq } => self.on_ack(seq, now_us),
+            Message::Ping { seq } => self.send(from, self.ack(seq), true),
+            Message::Ack { seq, members } => {
+                self.count_gap(members, from, now_us);
+                self.on_ack(seq, now_us);
+            }
             Message::Nack { seq } => {
                 if let Some(probe) = &mut self.probe
                     && probe.seq == seq
@@ -1926,7 +1942,7 @@ impl Swim {
                 }
             }
             Message::Gossip => {}
-            Message::Announce => self.send(from, Message::Ack { seq: 0 }, true),
+            Message::Announce => self.send(from, self.ack(0), true),
             Message::Sync { reply, total } => {
                 if !reply {
                     // Tally the parts of an answer, to know whether we got the whole table.
@@ -1956,6 +1972,41 @@ impl Swim {
         }
     }
 
+    /// An ack with sequence `seq`, carrying how many live members we list.
+    fn ack(&self, seq: u32) -> Message {
+        Message::Ack {
+            seq,
+            members: u32::try_from(self.up_count + 1).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// An ack from `from` says it lists `members` live members. When every ack for
+    /// `GAP_CONFIRM_US` lists more than we do, our table has a gap that gossip will not
+    /// fill (nothing about the missing member is being spread): exchange tables with the
+    /// sender, at most once per `REPAIR_INTERVAL_US` together with the other repairs.
+    fn count_gap(&mut self, members: u32, from: SocketAddr, now_us: u64) {
+        let ours = u32::try_from(self.up_count + 1).unwrap_or(u32::MAX);
+        if members <= ours {
+            self.behind_since_us = None;
+            return;
+        }
+        let since = *self.behind_since_us.get_or_insert(now_us);
+        if now_us < since.saturating_add(GAP_CONFIRM_US)
+            || self.status != LocalStatus::Active
+            || self.repair_pending
+            || self
+                .last_repair_us
+                .is_some_and(|last| now_us < last + REPAIR_INTERVAL_US)
+        {
+            return;
+        }
+        self.behind_since_us = None;
+        self.last_repair_us = Some(now_us);
+        self.stats.gap_exchanges += 1;
+        let with_meta = self.table.len() <= 64;
+        self.send_table(from, with_meta, true);
+    }
+
     fn on_ack(&mut self, seq: u32, _now_us: u64) {
         if let Some(probe) = &mut self.probe
             && probe.seq == seq
@@ -1967,13 +2018,7 @@ impl Swim {
         }
         if let Some(at) = self.relays.iter().position(|r| r.seq == seq) {
             let relay = self.relays.swap_remove(at);
-            self.send(
-                relay.origin,
-                Message::Ack {
-                    seq: relay.origin_seq,
-                },
-                false,
-            );
+            self.send(relay.origin, self.ack(relay.origin_seq), false);
         }
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::codec::{self, CodecError};
 
 /// The packet format version; a packet with another is dropped and counted.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 /// Longest member name, bytes.
 pub const MAX_NAME: usize = 63;
 /// Longest protocol address in member metadata, bytes.
@@ -206,6 +206,9 @@ pub enum Message {
     Ack {
         /// The ping's sequence number.
         seq: u32,
+        /// Live members the sender lists, itself included. A receiver that lists fewer, ack
+        /// after ack, has a gap in its table and exchanges tables with the sender.
+        members: u32,
     },
     /// Please probe `target` for me and forward its ack (or a nack).
     PingReq {
@@ -548,7 +551,7 @@ pub(crate) mod strategies {
     pub fn message() -> impl Strategy<Value = Message> {
         prop_oneof![
             any::<u32>().prop_map(|seq| Message::Ping { seq }),
-            any::<u32>().prop_map(|seq| Message::Ack { seq }),
+            (any::<u32>(), any::<u32>()).prop_map(|(seq, members)| Message::Ack { seq, members }),
             (any::<u32>(), member_id(), address()).prop_map(|(seq, target, address)| {
                 Message::PingReq {
                     seq,

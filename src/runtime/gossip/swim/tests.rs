@@ -128,7 +128,10 @@ fn a_ping_is_acked_to_its_sender_with_the_same_sequence() {
     let sent = recorder.take_sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, addr(2));
-    assert_eq!(sent[0].1.message, Message::Ack { seq: 77 });
+    assert!(
+        matches!(sent[0].1.message, Message::Ack { seq: 77, .. }),
+        "{sent:?}"
+    );
     assert_eq!(sent[0].1.from, id("me", 1));
 }
 
@@ -205,7 +208,7 @@ fn an_acked_probe_keeps_the_member_alive_and_lowers_awareness() {
                 } else {
                     id("a2", 1)
                 };
-                recorder.receive(to, &packet(&from, Message::Ack { seq }, vec![]));
+                recorder.receive(to, &packet(&from, Message::Ack { seq, members: 0 }, vec![]));
             }
         }
     }
@@ -315,7 +318,7 @@ fn a_restarted_member_replaces_its_old_generation() {
         recorder
             .take_sent()
             .iter()
-            .all(|(_, p)| p.message != Message::Ack { seq: 2 })
+            .all(|(_, p)| !matches!(p.message, Message::Ack { seq: 2, .. }))
     );
 }
 
@@ -819,7 +822,10 @@ fn answer_pings(recorder: &mut Recorder, sent: &[(SocketAddr, Packet)]) {
             && v4.port() < 100
         {
             let member = id(&format!("a{}", v4.port() - 1), 1);
-            recorder.receive(*to, &packet(&member, Message::Ack { seq }, vec![]));
+            recorder.receive(
+                *to,
+                &packet(&member, Message::Ack { seq, members: 0 }, vec![]),
+            );
         }
     }
 }
@@ -960,7 +966,7 @@ fn an_announcement_is_answered() {
     let sent = recorder.take_sent();
     assert!(
         sent.iter()
-            .any(|(to, p)| *to == addr(50) && p.message == Message::Ack { seq: 0 })
+            .any(|(to, p)| *to == addr(50) && matches!(p.message, Message::Ack { seq: 0, .. }))
     );
     assert!(recorder.swim.member_state("b9").is_some());
 }
@@ -1004,7 +1010,7 @@ fn a_joiner_announces_itself_until_every_member_answered() {
     // a1 answers; a2 and a3 do not (lost): they are told again, a1 is not.
     recorder.receive(
         addr(2),
-        &packet(&id("a1", 1), Message::Ack { seq: 0 }, vec![]),
+        &packet(&id("a1", 1), Message::Ack { seq: 0, members: 0 }, vec![]),
     );
     recorder.run_until(recorder.now + 1_100 * MS);
     let second = recorder.take_sent();
@@ -1050,4 +1056,155 @@ fn a_member_that_knew_us_when_we_did_not_know_it_starts_a_repair_exchange() {
             .any(|(_, p)| matches!(p.message, Message::Sync { reply: true, .. })),
         "{sent:?}"
     );
+}
+
+/// A datagram on the fake network: (delivery time, send order, to, from, bytes).
+type InFlight = (u64, u64, usize, SocketAddr, Vec<u8>);
+
+/// Several cores on a fake network that delivers every datagram 1 ms after it is sent.
+struct Cluster {
+    cores: Vec<Swim>,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
+    order: u64,
+    now: u64,
+}
+
+impl Cluster {
+    /// Members m0..m{count-1} at ports 1..=count; each knows every other one except the
+    /// pairs in `strangers`. Each learns its table quietly (nothing queued to spread), as
+    /// a cluster that has long stopped gossiping about its members.
+    fn quiet(count: usize, config: &SwimConfig, strangers: &[(usize, usize)]) -> Cluster {
+        let ids: Vec<MemberId> = (0..count).map(|i| id(&format!("m{i}"), 1)).collect();
+        let port = |i: usize| u16::try_from(i + 1).expect("port");
+        let mut cores = Vec::new();
+        for (i, me) in ids.iter().enumerate() {
+            let mut core = Swim::new(
+                config.clone(),
+                *me,
+                addr(port(i)),
+                MemberMeta::default(),
+                7 + i as u64,
+                0,
+            );
+            core.status = LocalStatus::Active;
+            core.learning_quietly = true;
+            for (j, other) in ids.iter().enumerate() {
+                let stranger = strangers.contains(&(i, j)) || strangers.contains(&(j, i));
+                if j != i && !stranger {
+                    let told_by =
+                        ids[(0..count).find(|&k| k != i && k != j).expect("a third")].name;
+                    core.apply(alive(other, port(j)), 0, Source::Table(&told_by));
+                }
+            }
+            core.learning_quietly = false;
+            core.drain_outputs().for_each(drop);
+            assert!(core.queue.is_empty(), "m{i} has nothing to spread");
+            cores.push(core);
+        }
+        Cluster {
+            cores,
+            in_flight: BinaryHeap::new(),
+            order: 0,
+            now: 0,
+        }
+    }
+
+    fn lists(&self, who: usize, whom: usize) -> bool {
+        let name = Name::new(&format!("m{whom}")).expect("name");
+        let core = &self.cores[who];
+        core.table
+            .find(&name)
+            .and_then(|slot| core.table.get(slot))
+            .is_some_and(|m| m.state.is_up())
+    }
+
+    fn collect(&mut self, from: usize) {
+        let from_address = addr(u16::try_from(from + 1).expect("port"));
+        let outputs: Vec<Output> = self.cores[from].drain_outputs().collect();
+        for output in outputs {
+            if let Output::Send { to, bytes } = output {
+                let to = usize::from(to.port()) - 1;
+                if to < self.cores.len() {
+                    self.order += 1;
+                    self.in_flight.push(Reverse((
+                        self.now + MS,
+                        self.order,
+                        to,
+                        from_address,
+                        bytes,
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Runs every core and the network until `until`.
+    fn run_until(&mut self, until: u64) {
+        loop {
+            let timer = (0..self.cores.len())
+                .filter_map(|i| self.cores[i].poll_timeout().map(|at| (at, i)))
+                .min();
+            let packet = self.in_flight.peek().map(|Reverse(p)| p.0);
+            match (timer, packet) {
+                (Some((at, i)), packet) if at <= until && packet.is_none_or(|p| at < p) => {
+                    self.now = self.now.max(at);
+                    self.cores[i].handle_timeout(self.now);
+                    self.collect(i);
+                }
+                (_, Some(at)) if at <= until => {
+                    let Some(Reverse((_, _, to, from, bytes))) = self.in_flight.pop() else {
+                        break;
+                    };
+                    self.now = self.now.max(at);
+                    self.cores[to]
+                        .handle_packet(from, &bytes, self.now)
+                        .expect("accepted");
+                    self.collect(to);
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+    }
+}
+
+#[test]
+fn two_live_strangers_in_a_quiet_cluster_find_each_other_within_seconds() {
+    // m0 and m1 both know m2..m7 (and are known by them) but not each other, and nothing is
+    // left to gossip: only a probe of one by the other or the periodic state exchange
+    // (set to an hour here) would bring them together without help.
+    let config = SwimConfig {
+        sync_interval: Duration::from_secs(3600),
+        ..SwimConfig::default()
+    };
+    let mut cluster = Cluster::quiet(8, &config, &[(0, 1)]);
+    cluster.run_until(1_000 * MS);
+    assert!(
+        !cluster.lists(0, 1) && !cluster.lists(1, 0),
+        "a gap to close"
+    );
+    assert!(
+        cluster.lists(0, 2) && cluster.lists(2, 1),
+        "the others know both"
+    );
+    cluster.run_until(10_000 * MS);
+    assert!(cluster.lists(0, 1), "m0 lists m1");
+    assert!(cluster.lists(1, 0), "m1 lists m0");
+    let exchanges =
+        |cluster: &Cluster| -> u64 { cluster.cores.iter().map(|c| c.stats().gap_exchanges).sum() };
+    let closed_with = exchanges(&cluster);
+    assert!(
+        (1..=2).contains(&closed_with),
+        "{closed_with} gap exchanges"
+    );
+    // Once the tables agree, acks no longer start exchanges.
+    cluster.run_until(120_000 * MS);
+    assert_eq!(exchanges(&cluster), closed_with, "none in a whole cluster");
+    for who in 0..8 {
+        assert_eq!(
+            cluster.cores[who].up_count(),
+            7,
+            "m{who} lists everyone, falsely no one down"
+        );
+    }
 }
