@@ -5,8 +5,8 @@
 //! takes no lock to record a task: each entry's fixed-size part (ids, times, a numeric output)
 //! is a row of atomics under a sequence number (a seqlock: the writer makes the number odd,
 //! writes, makes it even; readers retry when it changed), so recording costs plain stores.
-//! Heap parts — echo text, exec output, failure messages — go to a small map beside the ring,
-//! touched only by tasks that have them. The total kept is `history.tasks`, split evenly
+//! Heap parts — echo text, exec output, failure messages — sit behind a lock in the entry,
+//! tagged with their task's id, touched only by tasks that have them. The total kept is `history.tasks`, split evenly
 //! across rings; the oldest entry of a ring is overwritten first.
 
 use std::sync::Mutex;
