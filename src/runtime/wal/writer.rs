@@ -666,7 +666,6 @@ impl Writer {
     /// longer than [`BURST_CAP`]. Appends that trickle in end the wait within one gap.
     fn take_burst_whole(&self, taken: u64, target: u64) {
         let log = &self.log;
-        let cap = BURST_CAP;
         let start = Instant::now();
         let mut seen = log.appended.load(Ordering::Acquire);
         let mut changed = start;
@@ -682,7 +681,7 @@ impl Writer {
             } else if now.duration_since(changed) >= BURST_GAP {
                 return;
             }
-            if now.duration_since(start) >= cap {
+            if now.duration_since(start) >= BURST_CAP {
                 return;
             }
             // Yield, not spin: on a busy machine the appender may be waiting for this core.
