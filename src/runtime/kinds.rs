@@ -83,11 +83,15 @@ pub(crate) fn step_builtin(kind: KindId, ctx: &mut StepContext<'_>) -> Step {
         KindId::FIB => fib(ctx),
         KindId::PRIMES => primes(ctx),
         KindId::HASH => hash(ctx),
-        KindId::ECHO => Step::Done(TaskOutput::Text(
-            ctx.with_text(|t| t.unwrap_or("").to_string()),
-        )),
+        KindId::ECHO => Step::Done(ctx.with_text(echo)),
         _ => Step::Fail(format!("kind {} cannot run on a worker", kind.index())),
     }
+}
+
+/// What an `echo` task returns: its text. (It usually completes at submit, see
+/// `Shared::publish_submitted`; a recovered one runs here.)
+pub(crate) fn echo(text: Option<&str>) -> TaskOutput {
+    TaskOutput::Text(text.unwrap_or("").to_string())
 }
 
 fn spin(ctx: &mut StepContext<'_>) -> Step {

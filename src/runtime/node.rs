@@ -28,6 +28,7 @@ use super::gossip::{ClusterSnapshot, ClusterSource};
 use super::history::{FinishedTask, History, Record};
 use super::host::HostSampler;
 use super::io::Offload;
+use super::kinds;
 use super::lock;
 use super::scheduler::{self, FinishCounts, Sleepers, WorkerCore, WorkerStats, worker_state};
 use super::snapshot::{
@@ -389,16 +390,14 @@ impl Shared {
             return self.publish(index, id, local, now, 1);
         }
         let slot = self.arena.slot(index);
-        slot.state.store(slot_state::QUEUED, Ordering::Release);
         self.emit(id, TaskState::Queued, None, 1, now);
         slot.started_at.store(now, Ordering::Relaxed);
         slot.state.store(slot_state::RUNNING, Ordering::Release);
         self.log_started(id, 1, now);
         self.emit(id, TaskState::Running, None, 1, now);
-        let text = lock(&slot.text).as_deref().unwrap_or("").to_string();
         let ending = Ending {
             state: TaskState::Succeeded,
-            output: TaskOutput::Text(text),
+            output: kinds::echo(lock(&slot.text).as_deref()),
             error: None,
         };
         self.finish(index, id, ending, FinishSite::Offload, now);
