@@ -446,7 +446,6 @@ impl Connection {
     ) -> Result<(), Rejection> {
         let mut permit: Option<OwnedSemaphorePermit> = None;
         loop {
-            self.take_ready();
             loop {
                 if permit.is_none() {
                     permit = self.permits.clone().try_acquire_owned().ok();
@@ -465,7 +464,8 @@ impl Connection {
                     self.flush().await?;
                 }
             }
-            // Tasks that completed at submit (echo) are answered in this turn's write.
+            // Whatever finished meanwhile (also tasks that completed at submit, like echo)
+            // goes out in this turn's write.
             self.take_ready();
             self.flush().await?;
             let spare = match permit {
