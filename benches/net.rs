@@ -373,6 +373,21 @@ impl PeerClient {
     }
 }
 
+/// A round-trip client of either protocol.
+enum Contender {
+    Goliath(LeanClient),
+    Peer(PeerClient),
+}
+
+impl Contender {
+    async fn roundtrip(&mut self) -> Duration {
+        match self {
+            Contender::Goliath(client) => client.roundtrip().await,
+            Contender::Peer(client) => client.roundtrip().await,
+        }
+    }
+}
+
 /// Round trips per contender before the next one takes over in the interleaved sampling.
 const BLOCK: usize = 250;
 
@@ -392,57 +407,54 @@ fn roundtrip(c: &mut Criterion) {
     let tokio_address = tokio_rt.block_on(spawn_per_request_server());
     let (_node, server) = goliath_server();
     let address = server.local_addr().to_string();
-    let (mut goliath, mut on_worker, mut raw, mut spawner) = client_rt.block_on(async {
-        (
-            LeanClient::connect(&address, &echo_spec()).await,
-            LeanClient::connect(&address, "fib 1").await,
-            PeerClient::connect(&raw_address).await,
-            PeerClient::connect(&tokio_address).await,
-        )
+    // (name, client, whether criterion times it too): `goliath_submit_fib1_on_worker` is for
+    // comparison only (not a tooling id), the same round trip with a task that runs on a
+    // scheduler worker, hop there and back included.
+    let mut contenders = client_rt.block_on(async {
+        [
+            (
+                "goliath_submit_noop",
+                Contender::Goliath(LeanClient::connect(&address, &echo_spec()).await),
+                true,
+            ),
+            (
+                "goliath_submit_fib1_on_worker",
+                Contender::Goliath(LeanClient::connect(&address, "fib 1").await),
+                false,
+            ),
+            (
+                "raw_framed_pingpong",
+                Contender::Peer(PeerClient::connect(&raw_address).await),
+                true,
+            ),
+            (
+                "tokio_spawn_per_request",
+                Contender::Peer(PeerClient::connect(&tokio_address).await),
+                true,
+            ),
+        ]
     });
     // The percentiles: the contenders take turns, BLOCK round trips each, so all of them
     // sample the same minutes of a shared machine whose speed drifts (this VM's loopback
     // round trip moves between about 25 and 150 us from one minute to the next).
-    // `goliath_submit_fib1_on_worker` is for comparison only (not a tooling id): the same
-    // round trip with a task that runs on a scheduler worker, hop there and back included.
     let mut samples: [Vec<u64>; 4] = Default::default();
     client_rt.block_on(async {
         for _ in 0..LATENCY_SAMPLES / BLOCK {
-            for _ in 0..BLOCK {
-                samples[0].push(goliath.roundtrip().await.as_nanos() as u64);
-            }
-            for _ in 0..BLOCK {
-                samples[1].push(on_worker.roundtrip().await.as_nanos() as u64);
-            }
-            for _ in 0..BLOCK {
-                samples[2].push(raw.roundtrip().await.as_nanos() as u64);
-            }
-            for _ in 0..BLOCK {
-                samples[3].push(spawner.roundtrip().await.as_nanos() as u64);
+            for ((_, client, _), samples) in contenders.iter_mut().zip(&mut samples) {
+                for _ in 0..BLOCK {
+                    samples.push(client.roundtrip().await.as_nanos() as u64);
+                }
             }
         }
     });
-    let [ours, fib, peer_raw, peer_tokio] = samples;
-    percentiles("goliath_submit_noop", ours);
-    percentiles("goliath_submit_fib1_on_worker", fib);
-    percentiles("raw_framed_pingpong", peer_raw);
-    percentiles("tokio_spawn_per_request", peer_tokio);
-    group.bench_function("goliath_submit_noop", |b| {
-        b.iter_custom(|iters| {
-            client_rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += goliath.roundtrip().await;
-                }
-                total
-            })
-        })
-    });
-    for (name, client) in [
-        ("raw_framed_pingpong", &mut raw),
-        ("tokio_spawn_per_request", &mut spawner),
-    ] {
-        group.bench_function(name, |b| {
+    for ((name, _, _), samples) in contenders.iter().zip(samples) {
+        percentiles(name, samples);
+    }
+    for (name, client, timed) in &mut contenders {
+        if !*timed {
+            continue;
+        }
+        group.bench_function(*name, |b| {
             b.iter_custom(|iters| {
                 client_rt.block_on(async {
                     let mut total = Duration::ZERO;
