@@ -59,10 +59,9 @@ impl PhiWindow {
                 self.sum -= f64::from(old);
                 self.sum_squares -= f64::from(old) * f64::from(old);
             }
-            if self.intervals.capacity() == 0 {
-                // Once, at the size the window will have: no regrowth per arrival.
-                self.intervals.reserve_exact(settings.window.max(1));
-            }
+            // The ring grows by doubling up to the window: in a large cluster most members are
+            // heard directly a few times an hour, and a full window for each would be most of
+            // the member table's memory.
             self.intervals.push_back(interval);
             self.sum += f64::from(interval);
             self.sum_squares += f64::from(interval) * f64::from(interval);
