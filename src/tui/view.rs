@@ -667,11 +667,24 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let us = |value: f64| short_us(value.round() as u64);
-    let mut lines = vec![Line::from(vec![
-        Span::styled(format!("p50 {}", us(wal.fsync_p50_us)), theme.spark),
-        Span::styled(format!("  p99 {}", us(wal.fsync_p99_us)), theme.spark_alt),
-        Span::styled(format!("  max {}", us(wal.fsync_max_us)), theme.text),
-    ])];
+    let latency = if wal.window_fsyncs == 0 {
+        // Percentiles of nothing would read as 0 ns: say what the window holds instead.
+        Line::styled(
+            format!(
+                "no fdatasync in the last {}s ({} since start)",
+                wal.window_us / 1_000_000,
+                wal.fsyncs
+            ),
+            theme.muted,
+        )
+    } else {
+        Line::from(vec![
+            Span::styled(format!("p50 {}", us(wal.fsync_p50_us)), theme.spark),
+            Span::styled(format!("  p99 {}", us(wal.fsync_p99_us)), theme.spark_alt),
+            Span::styled(format!("  max {}", us(wal.fsync_max_us)), theme.text),
+        ])
+    };
+    let mut lines = vec![latency];
     if let Some(failure) = &wal.failure {
         lines.push(Line::styled(failure.clone(), theme.error));
     }
@@ -2027,6 +2040,25 @@ mod panel_tests {
         let text = format!("{}", draw(&app, 120, 40).backend());
         assert!(text.contains("FAILED: acknowledging nothing"), "{text}");
         assert!(text.contains("EIO"), "{text}");
+    }
+
+    #[test]
+    fn an_idle_log_says_it_has_no_latency_to_show() {
+        let mut app = app(2, true, false);
+        let mut sample = snapshot(2, Vec::new(), 13);
+        let mut idle = wal(13, true);
+        idle.window_fsyncs = 0;
+        idle.fsync_p50_us = 0.0;
+        idle.fsync_p99_us = 0.0;
+        idle.fsync_max_us = 0.0;
+        sample.wal = Some(idle);
+        app.ingest(sample);
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(
+            text.contains("no fdatasync in the last 5s (200000 since start)"),
+            "{text}"
+        );
+        assert!(!text.contains("p50 0ns"), "{text}");
     }
 
     #[test]
