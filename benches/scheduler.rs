@@ -75,9 +75,13 @@ fn count_done(counters: &Counters) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
+/// Waits for the contender to finish, polling every 20 µs. The waiting thread sleeps between
+/// polls: a thread that spins (even yielding) stays runnable, and with two workers on two
+/// vCPUs the scheduler may then leave both workers sharing one vCPU while the waiter holds
+/// the other, halving any contender's speed for the whole run.
 fn wait_for(mut done: impl FnMut() -> bool) {
     while !done() {
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_micros(20));
     }
 }
 

@@ -10,7 +10,9 @@
 //! across rings; the oldest entry of a ring is overwritten first.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+
+use crossbeam_utils::CachePadded;
 
 use super::lock;
 use super::task::{KindId, TaskId, TaskOutput, TaskState};
@@ -207,8 +209,9 @@ impl Entry {
 #[derive(Debug)]
 struct Ring {
     entries: Box<[Entry]>,
-    /// Entries ever written; the next goes to `written % len`. Only the writer stores it.
-    written: AtomicU64,
+    /// The entry the next record goes to (wraps to 0 after the last). Only the writer
+    /// touches it; readers scan every entry.
+    next: AtomicUsize,
     /// Serialises writers for the ring shared by off-worker threads.
     writer: Mutex<()>,
 }
@@ -217,7 +220,7 @@ impl Ring {
     fn new(bound: usize) -> Self {
         Self {
             entries: (0..bound).map(|_| Entry::default()).collect(),
-            written: AtomicU64::new(0),
+            next: AtomicUsize::new(0),
             writer: Mutex::new(()),
         }
     }
@@ -230,8 +233,13 @@ impl Ring {
         text: Option<Box<str>>,
         error: Option<Box<str>>,
     ) {
-        let written = self.written.load(Ordering::Relaxed);
-        let entry = &self.entries[(written % self.entries.len() as u64) as usize];
+        // `next` stays below the length, which is at least one (see `History::new`); the
+        // check keeps an index out of range impossible without a division per record.
+        let position = match self.next.load(Ordering::Relaxed) {
+            position if position < self.entries.len() => position,
+            _ => 0,
+        };
+        let entry = &self.entries[position];
         let (output_tag, output_value, output_extra) = match output {
             TaskOutput::None => (OUTPUT_NONE, 0, None),
             TaskOutput::Number(value) => (OUTPUT_NUMBER, value, None),
@@ -281,7 +289,15 @@ impl Ring {
             }
         }
         entry.write(&core);
-        self.written.store(written + 1, Ordering::Release);
+        let following = position + 1;
+        self.next.store(
+            if following == self.entries.len() {
+                0
+            } else {
+                following
+            },
+            Ordering::Relaxed,
+        );
     }
 
     /// The heap parts of the task `core` describes, from `entry` (empty if the entry moved
@@ -315,7 +331,10 @@ impl Ring {
 /// The bounded store of finished tasks.
 #[derive(Debug)]
 pub(crate) struct History {
-    rings: Box<[Ring]>,
+    /// One per worker plus one shared; each on its own cache lines, since every worker
+    /// writes its ring's cursor at every finish (two rings on one line made the workers'
+    /// finishes fight over it).
+    rings: Box<[CachePadded<Ring>]>,
 }
 
 impl History {
@@ -324,7 +343,9 @@ impl History {
         let rings = rings.max(1);
         let bound = total.div_ceil(rings).max(1);
         Self {
-            rings: (0..rings).map(|_| Ring::new(bound)).collect(),
+            rings: (0..rings)
+                .map(|_| CachePadded::new(Ring::new(bound)))
+                .collect(),
         }
     }
 
