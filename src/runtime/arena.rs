@@ -209,7 +209,12 @@ impl Arena {
                 let id = sequence + 1;
                 slot.id.store(id, Ordering::Release);
                 if sequence & 63 == 0 {
-                    self.high_water.fetch_max(self.in_use(), Ordering::Relaxed);
+                    // Write only when it grows: the mark sits beside the slot table's
+                    // address, which every thread reads at every slot access.
+                    let in_use = self.in_use();
+                    if in_use > self.high_water.load(Ordering::Relaxed) {
+                        self.high_water.fetch_max(in_use, Ordering::Relaxed);
+                    }
                 }
                 return Ok((index, TaskId(id)));
             }

@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
 use crossbeam_deque::{Steal, Worker};
+use crossbeam_utils::CachePadded;
 
 use super::arena::{NO_WORKER, slot_state};
 use super::kinds::{self, Scratch, StepContext};
@@ -98,7 +99,10 @@ pub(crate) struct WorkerStats {
 #[derive(Debug)]
 pub(crate) struct Sleepers {
     parked: Box<[AtomicU64]>,
-    num_searching: AtomicUsize,
+    /// Workers looking for work. Written at every search start and end, read by every
+    /// notify: on its own cache line, so those writes do not evict the node's read-mostly
+    /// fields (clock, limits, queue handles) that sit beside `Sleepers` in `Shared`.
+    num_searching: CachePadded<AtomicUsize>,
     threads: Box<[OnceLock<Thread>]>,
 }
 
@@ -108,7 +112,7 @@ impl Sleepers {
             parked: (0..workers.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
-            num_searching: AtomicUsize::new(0),
+            num_searching: CachePadded::new(AtomicUsize::new(0)),
             threads: (0..workers).map(|_| OnceLock::new()).collect(),
         }
     }
