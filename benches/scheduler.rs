@@ -6,6 +6,9 @@
 //! - `scheduler/spawn_in_task/{goliath,tokio,rayon_scope}`
 //! - `scheduler/idle_wakeup/{goliath,tokio,thread_wake}` (also prints p50/p99)
 //!
+//! Printed only (no criterion id): the external-submit million through
+//! `Node::submit_copies` in batches of 8,192.
+//!
 //! Run: `cargo bench --bench scheduler`; ratios: `cargo run --release --example bench_report`.
 
 use std::hint::black_box;
@@ -358,6 +361,42 @@ fn external_submit(c: &mut Criterion) {
         });
     }
     group.finish();
+    batch_submit_figure();
+}
+
+/// Printed beside the ids above, not a criterion id: the same million tiny tasks submitted
+/// through `Node::submit_copies` in batches of 8,192 (what `xN` copies and protocol
+/// batches use), median of seven rounds.
+fn batch_submit_figure() {
+    const BATCH: u32 = 8192;
+    let bench = goliath_node(1 << 16);
+    let mut rounds: Vec<Duration> = (0..7)
+        .map(|_| {
+            let started = Instant::now();
+            let mut submitted = 0u64;
+            while submitted < EXTERNAL_TASKS {
+                match bench
+                    .node
+                    .submit_copies(&TaskSpec::custom(bench.tiny, [submitted, 0], None), BATCH)
+                {
+                    Ok(ids) => submitted += ids.len() as u64,
+                    Err(error) if matches!(error.error, SubmitError::Busy(_)) => {
+                        submitted += error.submitted.len() as u64;
+                        std::thread::sleep(Duration::from_micros(20))
+                    }
+                    Err(error) => panic!("{}", error.error),
+                }
+            }
+            wait_for(|| bench.node.in_flight() == 0);
+            started.elapsed()
+        })
+        .collect();
+    rounds.sort();
+    println!(
+        "scheduler/external_submit/goliath in batches of {BATCH} (printed only): median {:.2} ms over {} rounds",
+        rounds[rounds.len() / 2].as_secs_f64() * 1e3,
+        rounds.len()
+    );
 }
 
 fn spawn_in_task(c: &mut Criterion) {

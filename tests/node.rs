@@ -363,6 +363,42 @@ fn no_lost_wakeups_under_submit_park_stress() {
     );
 }
 
+/// The same race for batches: a batch queues all its tasks, then wakes one worker once, so a
+/// batch submitted as the workers go to sleep must still run whole.
+#[test]
+fn no_lost_wakeups_under_batch_submit_park_stress() {
+    let mut cfg = config(2, 1024);
+    cfg.scheduler.spin_before_park = Duration::ZERO;
+    let node = Node::start(cfg).expect("node starts");
+    let mut events = node.subscribe();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for round in 0..10_000u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let copies = 1 + (seed % 4) as u32;
+        let mut pending = node.submit_copies(&TaskSpec::fib(1), copies).expect("room");
+        assert_eq!(pending.len(), copies as usize);
+        while !pending.is_empty() {
+            match events.recv_timeout(common::LIVENESS) {
+                Ok(Some(event)) if event.state.is_finished() => {
+                    pending.retain(|id| *id != event.id)
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    panic!("round {round}: tasks {pending:?} were never run (lost wake-up)")
+                }
+                Err(error) => panic!("round {round}: {error}"),
+            }
+        }
+    }
+    let snapshot = node.snapshot(0);
+    assert!(
+        snapshot.workers.iter().map(|w| w.parks).sum::<u64>() > 1000,
+        "workers really parked"
+    );
+}
+
 #[test]
 fn shutdown_cancels_what_outlives_the_grace_and_refuses_new_work() {
     let node = Node::start(config(2, 64)).expect("node starts");

@@ -253,6 +253,15 @@ pub(crate) enum FinishSite {
     Offload,
 }
 
+/// Whether queueing an external submission wakes a parked worker at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Now: a single submission.
+    Now,
+    /// The caller wakes one worker after queueing a whole batch.
+    Later,
+}
+
 /// Node state shared by workers, the I/O thread and API callers.
 pub(crate) struct Shared {
     pub name: String,
@@ -371,7 +380,7 @@ impl Shared {
         };
         let kind = spec.kind;
         self.fill(index, spec, watcher, now, 1);
-        self.publish_submitted(index, id, kind, local, now)?;
+        self.publish_submitted(index, id, kind, local, now, Wake::Now)?;
         Ok((id, ticket))
     }
 
@@ -385,9 +394,10 @@ impl Shared {
         kind: KindId,
         local: Option<&WorkerCore>,
         now: u64,
+        wake: Wake,
     ) -> Result<(), SubmitError> {
         if kind != KindId::ECHO {
-            return self.publish(index, id, local, now, 1);
+            return self.publish_with(index, id, local, now, 1, wake);
         }
         let slot = self.arena.slot(index);
         self.emit(id, TaskState::Queued, None, 1, now);
@@ -445,7 +455,7 @@ impl Shared {
         slot.flags.store(flags, Ordering::Relaxed);
     }
 
-    /// Makes a filled slot visible and queues it.
+    /// Makes a filled slot visible and queues it, waking a parked worker if needed.
     pub(crate) fn publish(
         &self,
         index: u32,
@@ -453,6 +463,21 @@ impl Shared {
         local: Option<&WorkerCore>,
         now: u64,
         attempt: u16,
+    ) -> Result<(), SubmitError> {
+        self.publish_with(index, id, local, now, attempt, Wake::Now)
+    }
+
+    /// [`Shared::publish`]; with [`Wake::Later`] an external submission is queued without
+    /// the wake-up check (its SeqCst fence), and the caller must call
+    /// `sleepers.notify_one()` once after its last task.
+    fn publish_with(
+        &self,
+        index: u32,
+        id: TaskId,
+        local: Option<&WorkerCore>,
+        now: u64,
+        attempt: u16,
+        wake: Wake,
     ) -> Result<(), SubmitError> {
         let slot = self.arena.slot(index);
         slot.state.store(slot_state::QUEUED, Ordering::Release);
@@ -468,7 +493,9 @@ impl Shared {
                         capacity: self.arena.capacity(),
                     }));
                 }
-                self.sleepers.notify_one();
+                if wake == Wake::Now {
+                    self.sleepers.notify_one();
+                }
             }
         }
         Ok(())
@@ -1078,10 +1105,17 @@ impl Node {
             for (index, id) in slots.by_ref().take(*count) {
                 shared.fill(*index, submission.spec.clone(), watcher, now, 1);
                 let kind = submission.spec.kind;
-                if let Err(error) = shared.publish_submitted(*index, *id, kind, None, now) {
+                // One wake-up for the whole batch, after its last task: a woken worker that
+                // finds more wakes the next (see `scheduler`).
+                if let Err(error) =
+                    shared.publish_submitted(*index, *id, kind, None, now, Wake::Later)
+                {
                     failure.get_or_insert(error);
                 }
             }
+        }
+        if !claimed.is_empty() {
+            shared.sleepers.notify_one();
         }
         let ids: Vec<TaskId> = claimed.iter().map(|(_, id)| *id).collect();
         if let Some((key, entries)) = keys.as_mut()
