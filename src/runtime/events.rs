@@ -106,12 +106,20 @@ impl Ring {
         // older publisher still writing (wait for it); a newer one means ours was already
         // overwritten by the time we got here, and is dropped as a lagging reader would.
         let mut current = entry.seq.load(Ordering::Acquire);
+        let mut spins = 0u32;
         loop {
             if current >= writing {
                 return;
             }
             if current & 1 == 1 {
-                std::hint::spin_loop();
+                // Only when the ring lapped during one write, i.e. that writer was
+                // preempted: give it the core now and then instead of spinning out a slice.
+                spins += 1;
+                if spins.is_multiple_of(64) {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
                 current = entry.seq.load(Ordering::Acquire);
                 continue;
             }
@@ -221,6 +229,7 @@ impl EventStream {
             tokio::pin!(woken);
             woken.as_mut().enable();
             ring.sleeping.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
             let again = self.try_recv();
             if !matches!(again, Ok(None)) {
                 ring.sleeping.fetch_sub(1, Ordering::Relaxed);
