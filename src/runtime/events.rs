@@ -43,13 +43,10 @@ pub enum EventError {
     Closed,
 }
 
-/// Bit layout of [`Entry::packed`]: state index in bits 0–7, worker in 8–23, "has a
+/// Bit layout of [`Entry::packed`]: [`TaskState::code`] in bits 0–7, worker in 8–23, "has a
 /// worker" in bit 24, attempt in 32–63.
 fn pack(event: &TaskEvent) -> u64 {
-    let state = TaskState::ALL
-        .iter()
-        .position(|s| *s == event.state)
-        .unwrap_or(0) as u64;
+    let state = u64::from(event.state.code());
     let worker = match event.worker {
         Some(worker) => (u64::from(worker) << 8) | (1 << 24),
         None => 0,
@@ -58,10 +55,7 @@ fn pack(event: &TaskEvent) -> u64 {
 }
 
 fn unpack(id: u64, packed: u64, at_unix_us: u64) -> TaskEvent {
-    let state = TaskState::ALL
-        .get((packed & 0xFF) as usize)
-        .copied()
-        .unwrap_or(TaskState::Queued);
+    let state = TaskState::from_code((packed & 0xFF) as u8).unwrap_or(TaskState::Queued);
     TaskEvent {
         id: TaskId(id),
         state,

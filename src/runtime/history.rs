@@ -56,15 +56,11 @@ const OUTPUT_NUMBER: u64 = 1;
 const OUTPUT_EXTRA: u64 = 2;
 const HAS_EXTRAS: u64 = 1 << 63;
 
-fn state_code(state: TaskState) -> u64 {
-    TaskState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u64
-}
-
 /// `meta` layout: kind (bits 0–15), state (16–18), worker (19–34, 0xFFFF none), attempt
 /// (35–50), output tag (51–52), extras flag (63).
 fn pack_meta(task: &Record, output_tag: u64, has_extras: bool) -> u64 {
     u64::from(task.kind.index())
-        | state_code(task.state) << 16
+        | u64::from(task.state.code()) << 16
         | task.worker.map(u64::from).unwrap_or(NO_WORKER) << 19
         | u64::from(task.attempt.min(0xFFFF)) << 35
         | output_tag << 51
@@ -87,10 +83,7 @@ struct Core {
 
 impl Core {
     fn state(&self) -> TaskState {
-        TaskState::ALL
-            .get(((self.meta >> 16) & 0x7) as usize)
-            .copied()
-            .unwrap_or(TaskState::Failed)
+        TaskState::from_code(((self.meta >> 16) & 0x7) as u8).unwrap_or(TaskState::Failed)
     }
     fn has_extras(&self) -> bool {
         self.meta & HAS_EXTRAS != 0

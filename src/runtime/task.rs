@@ -85,6 +85,24 @@ impl TaskState {
             TaskState::TimedOut => "timed_out",
         }
     }
+
+    /// The state's position in [`TaskState::ALL`] (0–5): how packed records (the history
+    /// ring, the event ring) store it.
+    pub fn code(self) -> u8 {
+        match self {
+            TaskState::Queued => 0,
+            TaskState::Running => 1,
+            TaskState::Succeeded => 2,
+            TaskState::Failed => 3,
+            TaskState::Cancelled => 4,
+            TaskState::TimedOut => 5,
+        }
+    }
+
+    /// The state with this [`TaskState::code`], if any.
+    pub fn from_code(code: u8) -> Option<TaskState> {
+        TaskState::ALL.get(usize::from(code)).copied()
+    }
 }
 
 impl fmt::Display for TaskState {
@@ -961,6 +979,15 @@ impl Kinds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_codes_are_positions_in_all_and_read_back() {
+        for (position, state) in TaskState::ALL.iter().enumerate() {
+            assert_eq!(usize::from(state.code()), position);
+            assert_eq!(TaskState::from_code(state.code()), Some(*state));
+        }
+        assert_eq!(TaskState::from_code(6), None);
+    }
     use proptest::prelude::*;
 
     fn parse(text: &str) -> Result<Submission, SpecError> {
