@@ -397,7 +397,7 @@ impl Shared {
         wake: Wake,
     ) -> Result<(), SubmitError> {
         if kind != KindId::ECHO {
-            return self.publish_with(index, id, local, now, 1, wake);
+            return self.publish(index, id, local, now, 1, wake);
         }
         let slot = self.arena.slot(index);
         self.emit(id, TaskState::Queued, None, 1, now);
@@ -455,22 +455,11 @@ impl Shared {
         slot.flags.store(flags, Ordering::Relaxed);
     }
 
-    /// Makes a filled slot visible and queues it, waking a parked worker if needed.
+    /// Makes a filled slot visible and queues it. With [`Wake::Now`] a parked worker is woken
+    /// if needed; with [`Wake::Later`] an external submission is queued without that check
+    /// (its SeqCst fence) and the caller calls `sleepers.notify_one()` once after its last
+    /// task. Local pushes always check (`WorkerCore::push_local`).
     pub(crate) fn publish(
-        &self,
-        index: u32,
-        id: TaskId,
-        local: Option<&WorkerCore>,
-        now: u64,
-        attempt: u16,
-    ) -> Result<(), SubmitError> {
-        self.publish_with(index, id, local, now, attempt, Wake::Now)
-    }
-
-    /// [`Shared::publish`]; with [`Wake::Later`] an external submission is queued without
-    /// the wake-up check (its SeqCst fence), and the caller must call
-    /// `sleepers.notify_one()` once after its last task.
-    fn publish_with(
         &self,
         index: u32,
         id: TaskId,

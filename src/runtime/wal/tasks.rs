@@ -25,7 +25,7 @@ use crate::config::{Config, MAX_ARENA_SLOTS};
 use crate::runtime::arena::SHARED_LEDGER;
 use crate::runtime::history::Record as HistoryRecord;
 use crate::runtime::lock;
-use crate::runtime::node::{IdempotencyKeys, Shared, StartError, SubmitError};
+use crate::runtime::node::{IdempotencyKeys, Shared, StartError, SubmitError, Wake};
 use crate::runtime::snapshot::TaskInfo;
 use crate::runtime::task::{
     KindId, Kinds, ProcessOutput, Submission, TaskId, TaskOutput, TaskSpec, TaskState,
@@ -290,7 +290,10 @@ impl Shared {
             };
             let attempt = u16::try_from(task.attempt).unwrap_or(u16::MAX);
             self.fill(*index, spec, None, now, attempt);
-            if self.publish(*index, *id, None, now, attempt).is_err() {
+            if self
+                .publish(*index, *id, None, now, attempt, Wake::Now)
+                .is_err()
+            {
                 return Err(StartError::Recovery(
                     "the submission queue is smaller than the recovered tasks".to_string(),
                 ));
