@@ -324,25 +324,25 @@ fn unknown_and_forgotten_ids_are_told_apart() {
     assert!(node.cancel(unknown).is_err());
 }
 
-/// Submits one task at a time to a pool whose workers park at once when idle, so every
-/// submission races a worker going to sleep. A lost wake-up leaves a task queued forever and
-/// the wait below fails.
-#[test]
-fn no_lost_wakeups_under_submit_park_stress() {
+/// Drives `rounds` submissions to a pool whose workers park at once when idle, so every
+/// submission races a worker going to sleep. `submit` is given a pseudo-random number and
+/// returns the ids it submitted; each round waits for all of them. A lost wake-up leaves a
+/// task queued forever and the wait fails.
+fn submit_park_stress(
+    rounds: u32,
+    seed: u64,
+    submit: impl Fn(&Node, u64) -> Vec<goliath::runtime::TaskId>,
+) {
     let mut cfg = config(2, 1024);
     cfg.scheduler.spin_before_park = Duration::ZERO;
     let node = Node::start(cfg).expect("node starts");
     let mut events = node.subscribe();
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    for round in 0..20_000u32 {
+    let mut seed = seed;
+    for round in 0..rounds {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let burst = 1 + (seed % 3) as usize;
-        let mut pending = Vec::with_capacity(burst);
-        for _ in 0..burst {
-            pending.push(node.submit(TaskSpec::fib(1)).expect("room"));
-        }
+        let mut pending = submit(&node, seed);
         while !pending.is_empty() {
             match events.recv_timeout(common::LIVENESS) {
                 Ok(Some(event)) if event.state.is_finished() => {
@@ -363,40 +363,26 @@ fn no_lost_wakeups_under_submit_park_stress() {
     );
 }
 
+/// One task at a time, in bursts of 1–3.
+#[test]
+fn no_lost_wakeups_under_submit_park_stress() {
+    submit_park_stress(20_000, 0x2545_F491_4F6C_DD1D, |node, random| {
+        (0..1 + random % 3)
+            .map(|_| node.submit(TaskSpec::fib(1)).expect("room"))
+            .collect()
+    });
+}
+
 /// The same race for batches: a batch queues all its tasks, then wakes one worker once, so a
 /// batch submitted as the workers go to sleep must still run whole.
 #[test]
 fn no_lost_wakeups_under_batch_submit_park_stress() {
-    let mut cfg = config(2, 1024);
-    cfg.scheduler.spin_before_park = Duration::ZERO;
-    let node = Node::start(cfg).expect("node starts");
-    let mut events = node.subscribe();
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    for round in 0..10_000u32 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let copies = 1 + (seed % 4) as u32;
-        let mut pending = node.submit_copies(&TaskSpec::fib(1), copies).expect("room");
-        assert_eq!(pending.len(), copies as usize);
-        while !pending.is_empty() {
-            match events.recv_timeout(common::LIVENESS) {
-                Ok(Some(event)) if event.state.is_finished() => {
-                    pending.retain(|id| *id != event.id)
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    panic!("round {round}: tasks {pending:?} were never run (lost wake-up)")
-                }
-                Err(error) => panic!("round {round}: {error}"),
-            }
-        }
-    }
-    let snapshot = node.snapshot(0);
-    assert!(
-        snapshot.workers.iter().map(|w| w.parks).sum::<u64>() > 1000,
-        "workers really parked"
-    );
+    submit_park_stress(10_000, 0x9E37_79B9_7F4A_7C15, |node, random| {
+        let copies = 1 + (random % 4) as u32;
+        let ids = node.submit_copies(&TaskSpec::fib(1), copies).expect("room");
+        assert_eq!(ids.len(), copies as usize);
+        ids
+    });
 }
 
 #[test]
