@@ -82,6 +82,8 @@ struct Ring {
     /// Events ever published (the next one's number).
     head: CachePadded<AtomicU64>,
     closed: AtomicBool,
+    /// Live subscriptions; publishers skip building events while it is 0.
+    subscribers: AtomicUsize,
     /// Subscribers waiting in [`EventStream::recv`] for the next publish.
     sleeping: CachePadded<AtomicUsize>,
     wake: Notify,
@@ -141,11 +143,10 @@ impl Ring {
     }
 }
 
-/// The node's event ring and its subscriber count.
+/// The node's event ring.
 #[derive(Debug)]
 pub(crate) struct EventBus {
     ring: Arc<Ring>,
-    subscribers: Arc<AtomicUsize>,
 }
 
 impl EventBus {
@@ -158,17 +159,17 @@ impl EventBus {
                 mask: capacity as u64 - 1,
                 head: CachePadded::new(AtomicU64::new(0)),
                 closed: AtomicBool::new(false),
+                subscribers: AtomicUsize::new(0),
                 sleeping: CachePadded::new(AtomicUsize::new(0)),
                 wake: Notify::new(),
             }),
-            subscribers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// Whether anyone listens; check before building an event.
     #[inline]
     pub fn active(&self) -> bool {
-        self.subscribers.load(Ordering::Relaxed) > 0
+        self.ring.subscribers.load(Ordering::Relaxed) > 0
     }
 
     /// Adds an event for every subscriber (nothing once closed).
@@ -180,11 +181,10 @@ impl EventBus {
 
     /// A subscription to events published from now on.
     pub fn subscribe(&self) -> EventStream {
-        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.ring.subscribers.fetch_add(1, Ordering::Relaxed);
         EventStream {
             cursor: self.ring.head.load(Ordering::Acquire),
             ring: self.ring.clone(),
-            subscribers: self.subscribers.clone(),
         }
     }
 
@@ -202,12 +202,11 @@ pub struct EventStream {
     ring: Arc<Ring>,
     /// The number of the next event to read.
     cursor: u64,
-    subscribers: Arc<AtomicUsize>,
 }
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        self.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.ring.subscribers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
