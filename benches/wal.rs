@@ -320,8 +320,9 @@ fn closed_loop_rate(address: &str) -> f64 {
 }
 
 /// `count` requests at `rate` per second, sent on schedule whatever the answers do (open
-/// loop); latency from each request's scheduled time to its answer.
-fn open_loop(address: &str, rate: f64, count: u64) -> Histogram<u64> {
+/// loop). Returns the latency from each request's scheduled time to its answer, and how late
+/// the generator sent each one (so a late generator shows, rather than passing as the node's).
+fn open_loop(address: &str, rate: f64, count: u64) -> (Histogram<u64>, Histogram<u64>) {
     use std::io::Write;
     let mut senders = Vec::new();
     let mut readers = Vec::new();
@@ -346,30 +347,45 @@ fn open_loop(address: &str, rate: f64, count: u64) -> Histogram<u64> {
             latency
         }));
     }
-    let mut out = Vec::new();
-    for index in 0..count {
+    // Whatever is due goes out at once, one write per connection: a generator that paid one
+    // send per request fell behind its own schedule on 2 cores and measured itself.
+    let mut out: Vec<Vec<u8>> = vec![Vec::new(); CONNECTIONS];
+    let mut lateness = histogram();
+    let mut index = 0u64;
+    while index < count {
+        let now = Instant::now();
         let due = start + Duration::from_secs_f64(index as f64 * interval);
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
+        if now < due {
             if due - now > Duration::from_micros(300) {
                 std::thread::sleep(due - now - Duration::from_micros(200));
             } else {
                 std::thread::yield_now();
             }
+            continue;
         }
-        let (writer, payload) = &mut senders[index as usize % CONNECTIONS];
-        out.clear();
-        frame::write_header(
-            &mut out,
-            FrameType::Request,
-            index as u32 + 1,
-            payload.len() as u32,
-        );
-        out.extend_from_slice(payload);
-        writer.write_all(&out).expect("send");
+        while index < count {
+            let due = start + Duration::from_secs_f64(index as f64 * interval);
+            if due > now {
+                break;
+            }
+            lateness.saturating_record(now.duration_since(due).as_nanos() as u64);
+            let (_, payload) = &senders[index as usize % CONNECTIONS];
+            let buffer = &mut out[index as usize % CONNECTIONS];
+            frame::write_header(
+                buffer,
+                FrameType::Request,
+                index as u32 + 1,
+                payload.len() as u32,
+            );
+            buffer.extend_from_slice(payload);
+            index += 1;
+        }
+        for (connection, buffer) in out.iter_mut().enumerate() {
+            if !buffer.is_empty() {
+                senders[connection].0.write_all(buffer).expect("send");
+                buffer.clear();
+            }
+        }
     }
     let mut latency = histogram();
     for reader in readers {
@@ -377,7 +393,7 @@ fn open_loop(address: &str, rate: f64, count: u64) -> Histogram<u64> {
             .add(reader.join().expect("no panic"))
             .expect("same bounds");
     }
-    latency
+    (latency, lateness)
 }
 
 /// End to end over loopback: the maximum rate of `submit --wait fib 1`, then an open loop at
@@ -414,16 +430,16 @@ fn end_to_end(durable: bool) {
         .unwrap_or_else(|| vec![0.5]);
     for fraction in fractions {
         let rate = max_rate * fraction;
-        let latency = open_loop(&address, rate, (rate * 5.0) as u64);
+        let (latency, lateness) = open_loop(&address, rate, (rate * 5.0) as u64);
         let wal = match node.snapshot(0).wal {
             Some(wal) => format!(
-                "; WAL {:.1} records per fdatasync, fdatasync p50 {:.0}us",
-                wal.records_per_fsync, wal.fsync_p50_us
+                "; WAL {:.1} records per fdatasync, fdatasync p50 {:.0}us p99 {:.0}us max {:.0}us",
+                wal.records_per_fsync, wal.fsync_p50_us, wal.fsync_p99_us, wal.fsync_max_us
             ),
             None => String::new(),
         };
         println!(
-            "wal/end_to_end/{}: submit --wait (fib 1) over loopback: max {max_rate:.0}/s closed loop (256 in flight); open loop at {:.0}% = {rate:.0}/s: n={} p50={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us{wal}",
+            "wal/end_to_end/{}: submit --wait (fib 1) over loopback: max {max_rate:.0}/s closed loop (256 in flight); open loop at {:.0}% = {rate:.0}/s: n={} p50={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us; sent late by p50 {:.1}us p99 {:.1}us{wal}",
             if durable { "durable" } else { "memory_only" },
             fraction * 100.0,
             latency.len(),
@@ -431,6 +447,8 @@ fn end_to_end(durable: bool) {
             us(&latency, 0.99),
             us(&latency, 0.999),
             latency.max() as f64 / 1000.0,
+            us(&lateness, 0.5),
+            us(&lateness, 0.99),
         );
     }
     drop(server);

@@ -53,6 +53,15 @@ const BURST_GAP: Duration = Duration::from_micros(10);
 /// batches of 60% of W, 1 ms into 78%; 2 ms gives 93% with a lower p99 (benches/wal.rs).
 const BURST_CAP: Duration = Duration::from_millis(2);
 
+/// Within [`BURST_CAP`], a burst is waited for at most this long per waiter the last batch
+/// released, plus [`BURST_FLOOR`]: released waiters append again in well under a microsecond
+/// each, while new submissions arriving on their own (open loop) are no burst to wait for —
+/// with only the flat cap they kept the writer gathering for most of a round.
+const BURST_PER_WAITER: Duration = Duration::from_micros(1);
+
+/// See [`BURST_PER_WAITER`]: time for the first released waiter to wake up.
+const BURST_FLOOR: Duration = Duration::from_micros(20);
+
 /// Background records (nobody waits for them) are written at the latest this long after the
 /// first of them was appended, when no acknowledged record takes them along sooner.
 pub const LAZY_FLUSH: Duration = Duration::from_millis(5);
@@ -118,6 +127,9 @@ pub(crate) struct LogShared {
     appended: AtomicU64,
     /// Highest LSN of a record someone waits for.
     urgent: AtomicU64,
+    /// Groups appended that someone waits for (each a waiter that may append again once
+    /// released); changed only under the `pending` lock.
+    urgent_groups: AtomicU64,
     /// Highest LSN durable (per the sync mode).
     durable: AtomicU64,
     failed: AtomicBool,
@@ -144,6 +156,7 @@ impl LogShared {
             writer_wake: Condvar::new(),
             appended: AtomicU64::new(0),
             urgent: AtomicU64::new(0),
+            urgent_groups: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: OnceLock::new(),
@@ -210,6 +223,7 @@ impl LogShared {
                 }
             } else {
                 self.urgent.store(lsn, Ordering::Release);
+                self.urgent_groups.fetch_add(1, Ordering::Release);
                 wake = pending.writer_idle;
             }
         }
@@ -553,8 +567,10 @@ impl Writer {
         let log = self.log.clone();
         let mut batch: Vec<u8> = Vec::with_capacity(1 << 16);
         let mut taken: u64 = 0;
-        // Records the last batch acknowledged (the waiters it released may append again), and
-        // records already pending when it did (appended during its fdatasync).
+        // Waited-for groups: taken into batches so far, acknowledged by the last batch (the
+        // waiters it released may append again), and already pending when it did (appended
+        // during its fdatasync). Background records are not counted: nobody re-appends them.
+        let mut urgent_taken: u64 = 0;
         let mut released: u64 = 0;
         let mut carried: u64 = 0;
         let mut published_at = Instant::now();
@@ -622,12 +638,13 @@ impl Writer {
                 && published_at.elapsed() < Duration::from_millis(1)
             {
                 drop(pending);
-                self.take_burst_whole(taken, carried + released);
+                self.take_burst_whole(urgent_taken, carried, released);
                 pending = lock(&log.pending);
             }
             std::mem::swap(&mut pending.buffer, &mut batch);
             pending.background_since = None;
             let end = pending.next_lsn - 1;
+            let urgent_now = log.urgent_groups.load(Ordering::Acquire);
             drop(pending);
             let records = end - taken;
             let started = Instant::now();
@@ -637,9 +654,13 @@ impl Writer {
                         .record_batch(records, batch.len() as u64, started.elapsed());
                     log.publish(end);
                     published_at = Instant::now();
-                    carried = log.appended.load(Ordering::Acquire).saturating_sub(end);
+                    carried = log
+                        .urgent_groups
+                        .load(Ordering::Acquire)
+                        .saturating_sub(urgent_now);
+                    released = urgent_now - urgent_taken;
+                    urgent_taken = urgent_now;
                     taken = end;
-                    released = records;
                 }
                 Err(error) => {
                     log.fail(format!(
@@ -660,17 +681,22 @@ impl Writer {
     /// Group commit without added delay takes whatever is pending the moment the writer
     /// looks — right after releasing the last batch's waiters, before they could append again —
     /// so a steady window of W in flight splits into alternating full and tiny batches (W/2
-    /// records per fdatasync). Instead, while appends keep arriving back to back (gaps under
-    /// [`BURST_GAP`]), the writer takes the burst whole: until what was pending plus as many
-    /// as the last batch released have arrived (`target` records in all), and never for
-    /// longer than [`BURST_CAP`]. Appends that trickle in end the wait within one gap.
-    fn take_burst_whole(&self, taken: u64, target: u64) {
+    /// records per fdatasync). Instead, while waited-for appends keep arriving back to back
+    /// (gaps under [`BURST_GAP`]), the writer takes the burst whole: until what was pending
+    /// plus as many as the last batch released have arrived (`carried + released` waited-for
+    /// groups since the `taken`-th), and never for longer than [`BURST_CAP`] or than the
+    /// released waiters take to come back ([`BURST_PER_WAITER`]). Appends that trickle in end
+    /// the wait within one gap. Background records neither count nor prolong the wait: with
+    /// them counted, a node running its tasks kept the writer gathering for the whole cap.
+    fn take_burst_whole(&self, taken: u64, carried: u64, released: u64) {
         let log = &self.log;
         let start = Instant::now();
-        let mut seen = log.appended.load(Ordering::Acquire);
+        let target = carried + released;
+        let cap = BURST_CAP.min(BURST_FLOOR + BURST_PER_WAITER * released.min(1 << 20) as u32);
+        let mut seen = log.urgent_groups.load(Ordering::Acquire);
         let mut changed = start;
         loop {
-            let appended = log.appended.load(Ordering::Acquire);
+            let appended = log.urgent_groups.load(Ordering::Acquire);
             if appended.saturating_sub(taken) >= target {
                 return;
             }
@@ -681,7 +707,7 @@ impl Writer {
             } else if now.duration_since(changed) >= BURST_GAP {
                 return;
             }
-            if now.duration_since(start) >= BURST_CAP {
+            if now.duration_since(start) >= cap {
                 return;
             }
             // Yield, not spin: on a busy machine the appender may be waiting for this core.
