@@ -1,6 +1,6 @@
 //! The write-ahead log on real files with fdatasync: torn tails, damage, impossible lengths,
 //! fail-stop, recovery into a node (ids, attempts, history, keys, cancels, arena size), and
-//! checkpoints keeping the disk bounded.
+//! checkpoints keeping the disk bounded, also when the checkpointer is slower than the load.
 
 mod common;
 
@@ -491,18 +491,21 @@ fn a_smaller_arena_that_cannot_hold_the_recovered_tasks_is_refused_and_a_larger_
     assert_eq!(node.in_flight(), 8);
 }
 
-#[test]
-fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = durable_config(dir.path(), 1 << 12);
+/// A node for the disk-bound tests: small segments and checkpoints, a short history.
+fn compacting_config(dir: &Path) -> Config {
+    let mut config = durable_config(dir, 1 << 12);
     config.history.tasks = 100;
     config.node.idempotency_keys = 100;
     config.scheduler.workers = goliath::config::WorkerCount::Fixed(2);
-    let bound = config.wal.checkpoint_every + 4 * SEGMENT + (256 << 10);
-    let node = Node::start(config.clone()).expect("starts");
+    config
+}
+
+/// `rounds` batches of 500 tasks, each waited for; returns the most disk the log used at the
+/// end of a round and the last task's id.
+fn sustained_load(node: &Node, rounds: usize) -> (u64, TaskId) {
     let mut largest = 0;
     let mut last = TaskId(0);
-    for round in 0..60 {
+    for round in 0..rounds {
         let batch = [Submission {
             spec: TaskSpec::echo(&format!("round {round} with some text to fill the log")),
             copies: 500,
@@ -519,8 +522,19 @@ fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
         let wal = node.snapshot(0).wal.expect("wal");
         largest = largest.max(wal.disk_bytes);
     }
-    // 30,000 tasks wrote ~90,000 records (several MiB); the checkpointer keeps up, deleting
-    // covered segments. Wait for it to catch up before the final figure.
+    (largest, last)
+}
+
+#[test]
+fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = compacting_config(dir.path());
+    let bound = config.wal.checkpoint_every + 4 * SEGMENT + (256 << 10);
+    let node = Node::start(config.clone()).expect("starts");
+    let (largest, last) = sustained_load(&node, 60);
+    // 30,000 tasks wrote ~90,000 records (several MiB); the checkpointer deletes covered
+    // segments, and the writer waits for it when it falls behind (the test below). Wait for
+    // it to catch up before the final figure.
     let deadline = Instant::now() + common::LIVENESS;
     loop {
         let wal = node.snapshot(0).wal.expect("wal");
@@ -559,6 +573,38 @@ fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
     );
     let fresh = node.submit(TaskSpec::fib(1)).expect("submits");
     assert!(fresh > last);
+}
+
+#[test]
+fn a_checkpointer_slower_than_the_load_makes_the_writer_wait_instead_of_filling_the_disk() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = compacting_config(dir.path());
+    let mut builder = NodeBuilder::new(config.clone());
+    builder.wal_faults(Arc::new(
+        Faults::parse("checkpoint_delay_ms=40").expect("parses"),
+    ));
+    let node = builder.start().expect("starts");
+    let (largest, last) = sustained_load(&node, 80);
+    // Closed segments awaiting a checkpoint stay within the backlog limit; beside them, the
+    // segment that crossed it, the open one, the prepared next one, and the checkpoints.
+    let bound =
+        wal::backlog_limit(config.wal.checkpoint_every, SEGMENT) + 3 * SEGMENT + (256 << 10);
+    let wal = node.snapshot(0).wal.expect("wal");
+    assert!(
+        wal.bytes > 4 * bound,
+        "the load wrote {} bytes, too little to overrun the bound",
+        wal.bytes
+    );
+    assert!(
+        largest <= bound,
+        "disk use peaked at {largest} (bound {bound}) with a slow checkpointer"
+    );
+    assert!(wal.checkpoint_error.is_none(), "{:?}", wal.checkpoint_error);
+    node.shutdown(Duration::ZERO);
+    drop(node);
+    let node = Node::start(config).expect("restarts");
+    let info = node.task(last).expect("the newest task is in the history");
+    assert_eq!(info.state, TaskState::Succeeded);
 }
 
 #[test]

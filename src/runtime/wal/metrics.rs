@@ -105,6 +105,8 @@ pub struct Metrics {
     pub batch_ns_average: AtomicU64,
     /// The last checkpoint error, if checkpointing is failing.
     pub checkpoint_error: Mutex<Option<String>>,
+    /// Times the writer waited for the checkpointer (closed segments over their bound).
+    pub checkpoint_waits: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -126,6 +128,7 @@ impl Default for Metrics {
             segments_rolled: AtomicU64::new(0),
             batch_ns_average: AtomicU64::new(100_000),
             checkpoint_error: Mutex::new(None),
+            checkpoint_waits: AtomicU64::new(0),
         }
     }
 }

@@ -32,7 +32,7 @@ pub use metrics::{RecoverySummary, WalSnapshot, WalSync};
 pub use record::{IdRange, Record, RecordType, SpecRecord};
 pub use recovery::{Damage, State};
 pub use segment::Faults;
-pub use writer::{AppendError, AppendKind, DurabilityError, LAZY_FLUSH, Ticket};
+pub use writer::{AppendError, AppendKind, DurabilityError, LAZY_FLUSH, Ticket, backlog_limit};
 
 use crate::config::Config;
 use crate::runtime::lock;
@@ -465,6 +465,8 @@ impl Recovery {
             data_start: start,
             preparer: preparer.clone(),
             closed: closed_sender,
+            backlog_limit: writer::backlog_limit(options.checkpoint_every, options.segment_size),
+            backlog_warned: None,
         };
         let writer_thread = spawn("goliath-wal-writer", Box::new(move || writer.run()));
         let writer_thread = match writer_thread {

@@ -175,6 +175,8 @@ pub struct Faults {
     syncs_left: AtomicU64,
     /// Bytes that may still be written; a write past this fails with ENOSPC.
     bytes_left: AtomicU64,
+    /// How long the checkpointer sleeps before each checkpoint (a disk slower than the load).
+    checkpoint_delay_ms: AtomicU64,
 }
 
 impl Default for Faults {
@@ -182,12 +184,14 @@ impl Default for Faults {
         Self {
             syncs_left: AtomicU64::new(u64::MAX),
             bytes_left: AtomicU64::new(u64::MAX),
+            checkpoint_delay_ms: AtomicU64::new(0),
         }
     }
 }
 
 impl Faults {
-    /// Parses `fsync_fail_after=N` and/or `enospc_after_bytes=N`, comma-separated.
+    /// Parses `fsync_fail_after=N`, `enospc_after_bytes=N` and `checkpoint_delay_ms=N`,
+    /// comma-separated.
     pub fn parse(spec: &str) -> Result<Faults, String> {
         let faults = Faults::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -201,9 +205,10 @@ impl Faults {
             match key.trim() {
                 "fsync_fail_after" => faults.syncs_left.store(value, Ordering::SeqCst),
                 "enospc_after_bytes" => faults.bytes_left.store(value, Ordering::SeqCst),
+                "checkpoint_delay_ms" => faults.checkpoint_delay_ms.store(value, Ordering::SeqCst),
                 other => {
                     return Err(format!(
-                        "unknown fault '{other}'; use fsync_fail_after=N or enospc_after_bytes=N"
+                        "unknown fault '{other}'; use fsync_fail_after=N, enospc_after_bytes=N or checkpoint_delay_ms=N"
                     ));
                 }
             }
@@ -252,6 +257,16 @@ impl Io {
     /// Plain I/O, or I/O through `faults`.
     pub fn new(faults: Option<std::sync::Arc<Faults>>) -> Self {
         Self { faults }
+    }
+
+    /// Called by the checkpointer before it writes a checkpoint: sleeps as the faults say.
+    pub fn before_checkpoint(&self) {
+        if let Some(faults) = &self.faults {
+            let delay = faults.checkpoint_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(delay));
+            }
+        }
     }
 
     /// Writes all of `bytes` at `offset`.

@@ -22,7 +22,11 @@
 //! renamed, directory fsync'd) before the writer needs it. A group never spans segments. When
 //! a segment fills, the writer fdatasyncs it and hands it to the checkpointer thread; every
 //! `wal.checkpoint_every` bytes of closed segments, that thread replays them into its own copy
-//! of the state, writes a checkpoint and deletes the segments it covers.
+//! of the state, writes a checkpoint and deletes the segments it covers. Closed segments
+//! awaiting a checkpoint are bounded ([`backlog_limit`]): beyond the bound the writer waits for
+//! the checkpointer before it opens the next segment, so a disk slower than the load slows
+//! acknowledgements instead of filling up. A failing checkpointer is not waited for (its
+//! error is in the metrics; disk use then grows).
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -107,6 +111,27 @@ pub enum AppendError {
     Encode(#[from] EncodeError),
 }
 
+/// Closed segments awaiting a checkpoint.
+#[derive(Debug)]
+struct Backlog {
+    /// Bytes of closed segments not yet covered by a checkpoint and removed.
+    bytes: u64,
+    /// The checkpointer failed or stopped: waiting for it would never end.
+    checkpointer_stalled: bool,
+}
+
+/// The most bytes of closed segments that may await a checkpoint before the writer waits for
+/// the checkpointer: two checkpoints' worth and a segment, so the checkpointer always has a
+/// whole checkpoint's worth to work on while the writer goes on.
+pub fn backlog_limit(checkpoint_every: u64, segment_size: u64) -> u64 {
+    checkpoint_every
+        .saturating_mul(2)
+        .saturating_add(segment_size)
+}
+
+/// How often the writer says, at most, that it is waiting for the checkpointer.
+const BACKLOG_WARN_EVERY: Duration = Duration::from_secs(10);
+
 #[derive(Debug)]
 struct Pending {
     buffer: Vec<u8>,
@@ -138,6 +163,9 @@ pub(crate) struct LogShared {
     sync_lock: Mutex<()>,
     sync_wake: Condvar,
     notify: tokio::sync::Notify,
+    /// Closed segments the checkpointer has not yet removed, and whether it can remove them.
+    backlog: Mutex<Backlog>,
+    backlog_shrunk: Condvar,
     max_payload: usize,
     max_group: usize,
     pub metrics: Metrics,
@@ -164,6 +192,11 @@ impl LogShared {
             sync_lock: Mutex::new(()),
             sync_wake: Condvar::new(),
             notify: tokio::sync::Notify::new(),
+            backlog: Mutex::new(Backlog {
+                bytes: 0,
+                checkpointer_stalled: false,
+            }),
+            backlog_shrunk: Condvar::new(),
             max_payload,
             max_group,
             metrics: Metrics::default(),
@@ -329,6 +362,15 @@ impl LogShared {
     fn publish(&self, lsn: u64) {
         self.durable.store(lsn, Ordering::SeqCst);
         self.wake_waiters();
+    }
+
+    /// The checkpointer removed `bytes` of closed segments (or, with `stalled`, cannot).
+    fn backlog_progress(&self, bytes: u64, stalled: bool) {
+        let mut backlog = lock(&self.backlog);
+        backlog.bytes = backlog.bytes.saturating_sub(bytes);
+        backlog.checkpointer_stalled = stalled;
+        drop(backlog);
+        self.backlog_shrunk.notify_all();
     }
 
     /// Fail-stop: keeps the first failure, refuses appends, wakes every waiter.
@@ -557,7 +599,12 @@ pub(crate) struct Writer {
     pub offset: u64,
     pub data_start: u64,
     pub preparer: Arc<Preparer>,
-    pub closed: Sender<u64>,
+    /// Each closed segment and its size, to the checkpointer.
+    pub closed: Sender<(u64, u64)>,
+    /// See [`backlog_limit`].
+    pub backlog_limit: u64,
+    /// When the writer last said it waits for the checkpointer.
+    pub backlog_warned: Option<Instant>,
 }
 
 impl Writer {
@@ -752,6 +799,7 @@ impl Writer {
     /// Closes the full segment (durable in both sync modes) and moves to the next.
     fn roll(&mut self) -> std::io::Result<()> {
         self.sync_data()?;
+        let closed_bytes = self.file.metadata()?.len();
         let next = self.seq + 1;
         let (file, start) = self.preparer.take(next)?;
         let closed = self.seq;
@@ -764,8 +812,40 @@ impl Writer {
             .metrics
             .segments_rolled
             .fetch_add(1, Ordering::Relaxed);
-        let _ = self.closed.send(closed);
+        lock(&self.log.backlog).bytes += closed_bytes;
+        if self.closed.send((closed, closed_bytes)).is_err() {
+            self.log.backlog_progress(0, true);
+        }
+        self.wait_for_checkpointer();
         Ok(())
+    }
+
+    /// While closed segments awaiting a checkpoint are over their limit and the checkpointer
+    /// is working, waits for it.
+    fn wait_for_checkpointer(&mut self) {
+        let log = &self.log;
+        let mut backlog = lock(&log.backlog);
+        if backlog.bytes <= self.backlog_limit || backlog.checkpointer_stalled {
+            return;
+        }
+        if self
+            .backlog_warned
+            .is_none_or(|at| at.elapsed() >= BACKLOG_WARN_EVERY)
+        {
+            self.backlog_warned = Some(Instant::now());
+            tracing::warn!(
+                awaiting_bytes = backlog.bytes,
+                limit_bytes = self.backlog_limit,
+                "WAL: acknowledgements wait for the checkpointer: closed segments awaiting a checkpoint reached 2 × wal.checkpoint_every + one segment (the disk is slower than the load)"
+            );
+        }
+        log.metrics.checkpoint_waits.fetch_add(1, Ordering::Relaxed);
+        while backlog.bytes > self.backlog_limit && !backlog.checkpointer_stalled {
+            backlog = log
+                .backlog_shrunk
+                .wait(backlog)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
     }
 
     /// On a clean stop: makes everything written durable (it already is with `always`).
@@ -794,7 +874,7 @@ pub(crate) struct Checkpointer {
     pub checkpoint_every: u64,
     pub max_payload: usize,
     pub log: Arc<LogShared>,
-    pub closed: Receiver<u64>,
+    pub closed: Receiver<(u64, u64)>,
 }
 
 impl Checkpointer {
@@ -802,16 +882,23 @@ impl Checkpointer {
     /// is due; then they are replayed (in order) into the state, the checkpoint is written and
     /// the segments it covers are removed — no replay work or memory before it is needed.
     pub fn run(mut self) {
+        // However this thread ends, the writer must not wait for it any more.
+        struct Stalled(Arc<LogShared>);
+        impl Drop for Stalled {
+            fn drop(&mut self) {
+                self.0.backlog_progress(0, true);
+            }
+        }
+        let _stalled_on_exit = Stalled(self.log.clone());
         let mut buffer = Vec::new();
         let mut waiting: Vec<u64> = Vec::new();
         let mut since_checkpoint = 0u64;
         let mut broken = false;
-        while let Ok(seq) = self.closed.recv() {
+        while let Ok((seq, bytes)) = self.closed.recv() {
             if broken {
                 continue;
             }
-            let path = self.dir.join(segment::segment_name(seq));
-            since_checkpoint += path.metadata().map(|m| m.len()).unwrap_or(0);
+            since_checkpoint += bytes;
             waiting.push(seq);
             if since_checkpoint < self.checkpoint_every {
                 continue;
@@ -822,6 +909,7 @@ impl Checkpointer {
                     // so nothing is deleted that has not been replayed.
                     tracing::error!(%error, "WAL checkpointing stopped; the log keeps working but its disk use now grows");
                     *lock(&self.log.metrics.checkpoint_error) = Some(error);
+                    self.log.backlog_progress(0, true);
                     broken = true;
                     break;
                 }
@@ -829,6 +917,7 @@ impl Checkpointer {
             if broken {
                 continue;
             }
+            self.io.before_checkpoint();
             match write_checkpoint(
                 &self.dir,
                 &self.io,
@@ -837,6 +926,7 @@ impl Checkpointer {
                 &mut buffer,
             ) {
                 Ok(bytes) => {
+                    let covered = since_checkpoint;
                     since_checkpoint = 0;
                     let metrics = &self.log.metrics;
                     metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -848,11 +938,13 @@ impl Checkpointer {
                         .store(bytes as u64, Ordering::Relaxed);
                     *lock(&metrics.checkpoint_error) = None;
                     remove_covered(&self.dir, &self.io, self.next_segment);
+                    self.log.backlog_progress(covered, false);
                 }
                 Err(error) => {
                     let message = format!("writing a checkpoint: {error}");
                     tracing::warn!(error = %message, "WAL checkpoint failed; will try again after the next segment");
                     *lock(&self.log.metrics.checkpoint_error) = Some(message);
+                    self.log.backlog_progress(0, true);
                 }
             }
             if buffer.capacity() > 64 << 20 {
