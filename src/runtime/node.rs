@@ -1090,20 +1090,24 @@ impl Node {
             _ => Ticket::ready(),
         };
         let mut slots = claimed.iter();
+        let mut queued = false;
         for (submission, count) in submissions.iter().zip(&per_line) {
             for (index, id) in slots.by_ref().take(*count) {
                 shared.fill(*index, submission.spec.clone(), watcher, now, 1);
                 let kind = submission.spec.kind;
                 // One wake-up for the whole batch, after its last task: a woken worker that
                 // finds more wakes the next (see `scheduler`).
-                if let Err(error) =
-                    shared.publish_submitted(*index, *id, kind, None, now, Wake::Later)
-                {
-                    failure.get_or_insert(error);
+                match shared.publish_submitted(*index, *id, kind, None, now, Wake::Later) {
+                    Ok(()) => queued |= kind != KindId::ECHO,
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
                 }
             }
         }
-        if !claimed.is_empty() {
+        // Only for work a worker can take: `echo` finished above, and waking a worker for
+        // nothing cost every echo round trip a futex call and a worker's spin on its core.
+        if queued {
             shared.sleepers.notify_one();
         }
         let ids: Vec<TaskId> = claimed.iter().map(|(_, id)| *id).collect();
