@@ -894,6 +894,50 @@ fn a_suspect_that_answers_our_own_probe_is_not_declared_dead() {
 }
 
 #[test]
+fn suspects_whose_last_checks_queue_up_are_all_checked_before_a_verdict() {
+    // a2 accuses five members at once. They all answer pings but never hear that they are
+    // suspected (their refutations get lost), so all five suspicions expire together and
+    // five last-chance probes queue up for one probe per period. A verdict given before its
+    // member's probe ran would declare a live member dead.
+    let mut recorder = with_members(8);
+    let accused: Vec<MemberId> = [1, 3, 4, 5, 6]
+        .iter()
+        .map(|i| id(&format!("a{i}"), 1))
+        .collect();
+    let accusations: Vec<Update> = accused
+        .iter()
+        .map(|member| Update {
+            id: *member,
+            incarnation: 0,
+            claim: Claim::Suspect {
+                accuser: Name::new("a2").expect("name"),
+            },
+        })
+        .collect();
+    recorder.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, accusations));
+    let start = recorder.now;
+    let mut checked = std::collections::BTreeSet::new();
+    while recorder.now < start + 60_000 * MS {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        let sent = recorder.take_sent();
+        for (to, p) in &sent {
+            if matches!(p.message, Message::Ping { seq } if seq != 0) {
+                checked.insert(*to);
+            }
+        }
+        answer_pings(&mut recorder, &sent);
+    }
+    for member in &accused {
+        let name = member.name.as_str();
+        assert!(
+            !recorder.has_event(name, |k| *k == EventKind::Failed),
+            "{name} answers every probe yet was declared dead (probed: {checked:?})"
+        );
+    }
+}
+
+#[test]
 fn a_suspect_that_fails_our_own_probe_too_is_declared_dead() {
     let mut recorder = with_members(4);
     let a1 = id("a1", 1);
