@@ -668,6 +668,13 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
     if let Some(error) = &wal.checkpoint_error {
         let _ = writeln!(out, "  CHECKPOINTS FAILING (disk use grows): {error}");
     }
+    if wal.checkpoint_waits > 0 {
+        let _ = writeln!(
+            out,
+            "  checkpoints fell behind: acknowledgements waited for them {} times (the disk is slower than the load)",
+            wal.checkpoint_waits
+        );
+    }
     let recovered = &wal.recovered;
     let _ = writeln!(
         out,

@@ -581,7 +581,7 @@ fn a_checkpointer_slower_than_the_load_makes_the_writer_wait_instead_of_filling_
     let config = compacting_config(dir.path());
     let mut builder = NodeBuilder::new(config.clone());
     builder.wal_faults(Arc::new(
-        Faults::parse("checkpoint_delay_ms=40").expect("parses"),
+        Faults::parse("checkpoint_delay_ms=100").expect("parses"),
     ));
     let node = builder.start().expect("starts");
     let (largest, last) = sustained_load(&node, 80);
@@ -600,6 +600,10 @@ fn a_checkpointer_slower_than_the_load_makes_the_writer_wait_instead_of_filling_
         "disk use peaked at {largest} (bound {bound}) with a slow checkpointer"
     );
     assert!(wal.checkpoint_error.is_none(), "{:?}", wal.checkpoint_error);
+    assert!(
+        wal.checkpoint_waits > 0,
+        "the writer never had to wait: the test did not outrun the checkpointer"
+    );
     node.shutdown(Duration::ZERO);
     drop(node);
     let node = Node::start(config).expect("restarts");

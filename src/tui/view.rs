@@ -707,6 +707,14 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
         (None, Some(at)) => format!("checkpoint {} ago", short_us(now.saturating_sub(at))),
         (None, None) => "no checkpoint yet".to_string(),
     };
+    let checkpoint = if wal.checkpoint_waits > 0 && wal.checkpoint_error.is_none() {
+        format!(
+            "{checkpoint} · acks waited for it {}×",
+            wal.checkpoint_waits
+        )
+    } else {
+        checkpoint
+    };
     lines.push(Line::from(vec![
         Span::styled(
             format!(
@@ -1911,6 +1919,7 @@ mod panel_tests {
             disk_bytes: 48 << 20,
             last_checkpoint_unix_us: Some(NOW + second * 1_000_000 - 12_000_000),
             last_checkpoint_bytes: 2 << 20,
+            checkpoint_waits: 0,
             checkpoints: 4,
             checkpoint_error: None,
             recovered: RecoverySummary::default(),

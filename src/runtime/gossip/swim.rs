@@ -323,7 +323,8 @@ struct Suspicion {
     accusers: Vec<Name>,
     deadline_us: u64,
     last_chance: bool,
-    /// Our own last-chance probe of the suspect ran and failed.
+    /// A probe of ours (direct, indirect, direct again) failed after the suspicion expired
+    /// unconfirmed: the last check, or a probe already under way when it expired.
     last_probe_failed: bool,
     /// Times the verdict waited because the last-chance probe had not run yet.
     deferrals: u8,
@@ -1147,7 +1148,12 @@ impl Swim {
 
     fn pick_probe_target(&mut self) -> Option<Slot> {
         while let Some(check) = self.last_checks.pop_front() {
-            if self.table.resolve(check).is_some_and(Self::probeable) {
+            // Still owed: a suspect that refuted or answered meanwhile needs no check.
+            if self.table.resolve(check).is_some_and(|m| {
+                Self::probeable(m)
+                    && m.state == MemberState::Suspect
+                    && m.suspicion.as_ref().is_some_and(|s| s.last_chance)
+            }) {
                 return Some(check.slot);
             }
         }
@@ -2617,7 +2623,12 @@ impl Swim {
         if suspicion.accusers.contains(&accuser) || suspicion.accusers.len() >= cap {
             return false;
         }
-        let deadline = self.deadline_with(suspicion.started_us, suspicion.accusers.len() + 1);
+        let mut deadline = self.deadline_with(suspicion.started_us, suspicion.accusers.len() + 1);
+        // Waiting for our last check: one more accuser that still leaves the suspicion
+        // unconfirmed must not bring the verdict forward past the check.
+        if suspicion.last_chance && suspicion.accusers.len() < self.config.indirect_probes {
+            deadline = deadline.max(suspicion.deadline_us);
+        }
         if let Some(suspicion) = self
             .table
             .get_mut(slot)

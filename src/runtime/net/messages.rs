@@ -378,6 +378,7 @@ pub(crate) mod strategies {
                     disk_bytes: counts[7],
                     last_checkpoint_unix_us: last_checkpoint,
                     last_checkpoint_bytes: counts[0] / 3,
+                    checkpoint_waits: counts[2] / 5,
                     checkpoints: counts[1] / 3,
                     checkpoint_error,
                     recovered: RecoverySummary {

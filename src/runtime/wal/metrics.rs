@@ -315,6 +315,9 @@ pub struct WalSnapshot {
     pub last_checkpoint_unix_us: Option<u64>,
     /// Size of the last checkpoint.
     pub last_checkpoint_bytes: u64,
+    /// Times acknowledgements waited for the checkpointer because closed segments awaiting
+    /// a checkpoint reached their bound (a disk slower than the load).
+    pub checkpoint_waits: u64,
     /// Checkpoints written since start.
     pub checkpoints: u64,
     /// The last checkpoint error, while checkpoints fail (the log keeps working; disk grows).

@@ -643,6 +643,7 @@ impl Wal {
             disk_bytes,
             last_checkpoint_unix_us: (last_checkpoint != 0).then_some(last_checkpoint),
             last_checkpoint_bytes: metrics.last_checkpoint_bytes.load(Ordering::Relaxed),
+            checkpoint_waits: metrics.checkpoint_waits.load(Ordering::Relaxed),
             checkpoints: metrics.checkpoints.load(Ordering::Relaxed),
             checkpoint_error: lock(&metrics.checkpoint_error).clone(),
             recovered: self.summary.clone(),

@@ -132,6 +132,9 @@ pub fn backlog_limit(checkpoint_every: u64, segment_size: u64) -> u64 {
 /// How often the writer says, at most, that it is waiting for the checkpointer.
 const BACKLOG_WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// How often a writer waiting for the checkpointer looks whether the node is stopping.
+const BACKLOG_RECHECK: Duration = Duration::from_millis(50);
+
 #[derive(Debug)]
 struct Pending {
     buffer: Vec<u8>,
@@ -799,7 +802,8 @@ impl Writer {
     /// Closes the full segment (durable in both sync modes) and moves to the next.
     fn roll(&mut self) -> std::io::Result<()> {
         self.sync_data()?;
-        let closed_bytes = self.file.metadata()?.len();
+        // Segments are created whole at `segment_size`.
+        let closed_bytes = self.segment_size;
         let next = self.seq + 1;
         let (file, start) = self.preparer.take(next)?;
         let closed = self.seq;
@@ -840,11 +844,17 @@ impl Writer {
             );
         }
         log.metrics.checkpoint_waits.fetch_add(1, Ordering::Relaxed);
-        while backlog.bytes > self.backlog_limit && !backlog.checkpointer_stalled {
+        // A stopping node does not wait: what is pending gets written, and the bound is
+        // exceeded by at most the last segments.
+        while backlog.bytes > self.backlog_limit
+            && !backlog.checkpointer_stalled
+            && !lock(&log.pending).stopping
+        {
             backlog = log
                 .backlog_shrunk
-                .wait(backlog)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                .wait_timeout(backlog, BACKLOG_RECHECK)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         }
     }
 

@@ -935,6 +935,13 @@ fn suspects_whose_last_checks_queue_up_are_all_checked_before_a_verdict() {
             "{name} answers every probe yet was declared dead (probed: {checked:?})"
         );
     }
+    // Each of them was checked: a1 at port 2, a3..a6 at ports 4..7.
+    for port in [2, 4, 5, 6, 7] {
+        assert!(
+            checked.contains(&addr(port)),
+            "port {port} never probed: {checked:?}"
+        );
+    }
 }
 
 #[test]
