@@ -386,7 +386,8 @@ impl Shared {
 
     /// Queues a task just submitted, except `echo`: it does no work, so it completes here, on
     /// the submitting thread, with no hop to a worker and back. It still passes through the
-    /// slot, the log, the events and the history like any task; its worker is none.
+    /// slot, the log, the events and the history like any task; its worker is none. Returns
+    /// whether the task was queued (false: it already finished, and no worker needs waking).
     pub(crate) fn publish_submitted(
         &self,
         index: u32,
@@ -395,9 +396,9 @@ impl Shared {
         local: Option<&WorkerCore>,
         now: u64,
         wake: Wake,
-    ) -> Result<(), SubmitError> {
+    ) -> Result<bool, SubmitError> {
         if kind != KindId::ECHO {
-            return self.publish(index, id, local, now, 1, wake);
+            return self.publish(index, id, local, now, 1, wake).map(|()| true);
         }
         let slot = self.arena.slot(index);
         self.emit(id, TaskState::Queued, None, 1, now);
@@ -411,7 +412,7 @@ impl Shared {
             error: None,
         };
         self.finish(index, id, ending, FinishSite::Offload, now);
-        Ok(())
+        Ok(false)
     }
 
     /// Fills a claimed slot with a task.
@@ -1098,15 +1099,15 @@ impl Node {
                 // One wake-up for the whole batch, after its last task: a woken worker that
                 // finds more wakes the next (see `scheduler`).
                 match shared.publish_submitted(*index, *id, kind, None, now, Wake::Later) {
-                    Ok(()) => queued |= kind != KindId::ECHO,
+                    Ok(was_queued) => queued |= was_queued,
                     Err(error) => {
                         failure.get_or_insert(error);
                     }
                 }
             }
         }
-        // Only for work a worker can take: `echo` finished above, and waking a worker for
-        // nothing cost every echo round trip a futex call and a worker's spin on its core.
+        // Only for work a worker can take: waking one for tasks that already finished (echo)
+        // cost every echo round trip a futex call and a worker's spin on its core.
         if queued {
             shared.sleepers.notify_one();
         }
