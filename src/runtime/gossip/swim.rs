@@ -47,12 +47,12 @@
 //!   repair per 10 s) and then hello the members we learn. A suspicion that expires
 //!   without full confirmation is not enough to declare a member dead: we probe it
 //!   ourselves first (direct, indirect, direct again) and declare it dead only if that
-//!   fails too (the verdict waits, up to four more probe periods, for that probe when it is
-//!   queued behind other urgent probes); if it answers, we tell it it is suspected (it
-//!   refutes) and wait a whole suspicion again. A member that hears of a fresh suspicion probes the suspect at once
-//!   with probability 8/n (so a real crash is confirmed within a period); every eighth
-//!   probe period pings one member held dead (a live one answers and is taken back, or
-//!   refutes).
+//!   fails too (these last checks go before any other probe, and a verdict whose check has
+//!   not run yet waits for it, up to four more probe periods); if it answers, we tell it it
+//!   is suspected (it refutes) and wait a whole suspicion again. A member that hears of a
+//!   fresh suspicion probes the suspect at once with probability 8/n (so a real crash is
+//!   confirmed within a period); every eighth probe period pings one member held dead (a
+//!   live one answers and is taken back, or refutes).
 //! - **Identity**: a member is a name plus a generation. A higher generation of a known name
 //!   replaces the old one (a restart). Two live processes with one name: the newer
 //!   generation wins, the older yields and says why ([`EventKind::NameConflict`]).
@@ -1264,19 +1264,16 @@ impl Swim {
             },
         };
         if member.state == MemberState::Suspect {
-            if let Some(suspicion) = self.table.get_mut(slot).and_then(|m| m.suspicion.as_mut())
-                && suspicion.last_chance
-            {
-                suspicion.last_probe_failed = true;
-            }
-            let Some(member) = self.table.resolve(probe.target) else {
-                return;
-            };
             // Already suspected by others: our failed probe is an independent confirmation.
             let first_accuser = member
                 .suspicion
                 .as_ref()
                 .and_then(|s| s.accusers.first().copied());
+            if let Some(suspicion) = self.table.get_mut(slot).and_then(|m| m.suspicion.as_mut())
+                && suspicion.last_chance
+            {
+                suspicion.last_probe_failed = true;
+            }
             if self.confirm(slot, self.me.name, now_us)
                 && let Some(accuser) = first_accuser
                 && let Some(address) = self
@@ -1499,24 +1496,7 @@ impl Swim {
             // Probed at the next period, judged at the one after.
             let wait =
                 2 * self.scale(self.config.probe_interval) + self.scale(self.config.probe_timeout);
-            if let Some(suspicion) = self
-                .table
-                .get_mut(target.slot)
-                .and_then(|m| m.suspicion.as_mut())
-            {
-                suspicion.last_chance = true;
-                suspicion.deadline_us = now_us + wait;
-            }
-            if !self.last_checks.contains(&target) {
-                self.last_checks.push_back(target);
-            }
-            self.schedule(
-                now_us + wait,
-                Timer::Suspicion {
-                    target,
-                    incarnation,
-                },
-            );
+            self.hold_for_last_check(target, incarnation, now_us + wait, false);
             return;
         }
         // The last-chance probe can wait behind others (several suspicions expiring at
@@ -1530,26 +1510,7 @@ impl Swim {
         {
             let wait =
                 self.scale(self.config.probe_interval) + self.scale(self.config.probe_timeout);
-            if let Some(suspicion) = self
-                .table
-                .get_mut(target.slot)
-                .and_then(|m| m.suspicion.as_mut())
-            {
-                suspicion.deferrals += 1;
-                suspicion.deadline_us = now_us + wait;
-            }
-            if self.probe.as_ref().is_none_or(|p| p.target != target)
-                && !self.last_checks.contains(&target)
-            {
-                self.last_checks.push_front(target);
-            }
-            self.schedule(
-                now_us + wait,
-                Timer::Suspicion {
-                    target,
-                    incarnation,
-                },
-            );
+            self.hold_for_last_check(target, incarnation, now_us + wait, true);
             return;
         }
         let update = Update {
@@ -1558,6 +1519,45 @@ impl Swim {
             claim: Claim::Dead,
         };
         self.apply(update, now_us, Source::Own);
+    }
+
+    /// Holds the verdict on `target` until `deadline_us` for our own last check of it. The
+    /// first time (`overdue` false) the check joins the back of the queue; a check still
+    /// not run at its verdict (`overdue`) goes to the front, unless it is the probe under way.
+    fn hold_for_last_check(
+        &mut self,
+        target: SlotRef,
+        incarnation: u32,
+        deadline_us: u64,
+        overdue: bool,
+    ) {
+        if let Some(suspicion) = self
+            .table
+            .get_mut(target.slot)
+            .and_then(|m| m.suspicion.as_mut())
+        {
+            if overdue {
+                suspicion.deferrals += 1;
+            } else {
+                suspicion.last_chance = true;
+            }
+            suspicion.deadline_us = deadline_us;
+        }
+        let under_way = self.probe.as_ref().is_some_and(|p| p.target == target);
+        if !self.last_checks.contains(&target) {
+            if !overdue {
+                self.last_checks.push_back(target);
+            } else if !under_way {
+                self.last_checks.push_front(target);
+            }
+        }
+        self.schedule(
+            deadline_us,
+            Timer::Suspicion {
+                target,
+                incarnation,
+            },
+        );
     }
 
     // ---------------------------------------------------------------- dissemination
