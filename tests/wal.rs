@@ -525,6 +525,17 @@ fn sustained_load(node: &Node, rounds: usize) -> (u64, TaskId) {
     (largest, last)
 }
 
+/// Stops `node`, starts a new one on the same directory, and checks that the task `last`
+/// came back finished.
+fn restart_and_find(node: Node, config: Config, last: TaskId) -> Node {
+    node.shutdown(Duration::ZERO);
+    drop(node);
+    let node = Node::start(config).expect("restarts");
+    let info = node.task(last).expect("the newest task is in the history");
+    assert_eq!(info.state, TaskState::Succeeded);
+    node
+}
+
 #[test]
 fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -558,11 +569,7 @@ fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
         largest <= 3 * bound,
         "disk use peaked at {largest} (bound {bound})"
     );
-    node.shutdown(Duration::ZERO);
-    drop(node);
-    let node = Node::start(config).expect("restarts from the checkpoint");
-    let info = node.task(last).expect("the newest task is in the history");
-    assert_eq!(info.state, TaskState::Succeeded);
+    let node = restart_and_find(node, config, last);
     assert!(
         node.snapshot(0)
             .wal
@@ -604,11 +611,7 @@ fn a_checkpointer_slower_than_the_load_makes_the_writer_wait_instead_of_filling_
         wal.checkpoint_waits > 0,
         "the writer never had to wait: the test did not outrun the checkpointer"
     );
-    node.shutdown(Duration::ZERO);
-    drop(node);
-    let node = Node::start(config).expect("restarts");
-    let info = node.task(last).expect("the newest task is in the history");
-    assert_eq!(info.state, TaskState::Succeeded);
+    restart_and_find(node, config, last);
 }
 
 #[test]
