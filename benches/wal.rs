@@ -328,6 +328,8 @@ fn open_loop(address: &str, rate: f64, count: u64) -> (Histogram<u64>, Histogram
     let mut readers = Vec::new();
     let start = Instant::now() + Duration::from_millis(20);
     let interval = 1.0 / rate;
+    // When request `index` (stream `index + 1`) is due.
+    let due_at = move |index: u64| start + Duration::from_secs_f64(index as f64 * interval);
     for connection in 0..CONNECTIONS {
         let lean = Lean::connect(address);
         let writer = lean.stream.try_clone().expect("clone");
@@ -340,7 +342,7 @@ fn open_loop(address: &str, rate: f64, count: u64) -> (Histogram<u64>, Histogram
                 .div_ceil(CONNECTIONS);
             for _ in 0..mine {
                 let (_, stream) = lean.next_response();
-                let scheduled = start + Duration::from_secs_f64((stream - 1) as f64 * interval);
+                let scheduled = due_at(u64::from(stream - 1));
                 latency
                     .saturating_record(Instant::now().duration_since(scheduled).as_nanos() as u64);
             }
@@ -354,7 +356,7 @@ fn open_loop(address: &str, rate: f64, count: u64) -> (Histogram<u64>, Histogram
     let mut index = 0u64;
     while index < count {
         let now = Instant::now();
-        let due = start + Duration::from_secs_f64(index as f64 * interval);
+        let due = due_at(index);
         if now < due {
             if due - now > Duration::from_micros(300) {
                 std::thread::sleep(due - now - Duration::from_micros(200));
@@ -363,11 +365,8 @@ fn open_loop(address: &str, rate: f64, count: u64) -> (Histogram<u64>, Histogram
             }
             continue;
         }
-        while index < count {
-            let due = start + Duration::from_secs_f64(index as f64 * interval);
-            if due > now {
-                break;
-            }
+        while index < count && due_at(index) <= now {
+            let due = due_at(index);
             lateness.saturating_record(now.duration_since(due).as_nanos() as u64);
             let (_, payload) = &senders[index as usize % CONNECTIONS];
             let buffer = &mut out[index as usize % CONNECTIONS];
