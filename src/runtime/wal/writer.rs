@@ -13,8 +13,8 @@
 //! success for data that is gone).
 //!
 //! **Batches.** No delay is added by default, but a burst is taken whole: right after a batch
-//! releases its waiters, the writer keeps collecting while appends arrive back to back (see
-//! `take_burst_whole`), so W submitters in a closed loop make batches of W, not W/2. Records
+//! releases its waiters, the writer keeps collecting while waited-for appends arrive back to
+//! back, briefly (see `take_burst_whole`), so W submitters in a closed loop make batches of W, not W/2. Records
 //! nobody waits for (started, finished) never start a batch: they ride with the next one, or
 //! go within [`LAZY_FLUSH`].
 //!
