@@ -304,6 +304,11 @@ fn full_arena_returns_busy_at_once_and_recovers() {
     );
     let batch = node.submit_text("fib 1 x2").unwrap_err().to_string();
     assert!(batch.contains("busy"), "{batch}");
+    let never = node.submit_text("fib 1 x5").unwrap_err().to_string();
+    assert!(
+        never.contains("batch of 5 tasks can never fit") && never.contains("4 task slots"),
+        "a batch larger than the arena is not worth retrying: {never}"
+    );
     assert_eq!(node.snapshot(0).arena.rejected, 2);
     node.cancel(held[0]).expect("known");
     wait_finished(&node, held[0]);

@@ -1040,6 +1040,17 @@ impl Node {
         }
         let total: u64 = submissions.iter().map(|s| u64::from(s.copies.max(1))).sum();
         let arena = &shared.arena;
+        if total > arena.capacity() as u64 {
+            // Busy would tell the caller to retry, and no retry can ever fit it.
+            return Err(BatchError {
+                submitted: Vec::new(),
+                error: SubmitError::Invalid(format!(
+                    "a batch of {total} tasks can never fit: this node has {} task slots \
+                     (arena.slots); submit it in parts of at most that many, or raise arena.slots",
+                    arena.capacity()
+                )),
+            });
+        }
         if total > arena.capacity().saturating_sub(arena.in_use()) as u64 {
             return Err(BatchError {
                 submitted: Vec::new(),
