@@ -65,6 +65,54 @@ fn peer_runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The calling thread's CPU affinity mask.
+fn thread_affinity() -> libc::cpu_set_t {
+    // SAFETY: `set` is a zeroed `cpu_set_t` owned by this frame, passed with its own size for
+    // the calling thread (pid 0) to fill.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let result = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        assert_eq!(
+            result,
+            0,
+            "sched_getaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+        set
+    }
+}
+
+/// Sets the calling thread's CPU affinity mask.
+fn set_thread_affinity(set: &libc::cpu_set_t) {
+    // SAFETY: `set` is a valid `cpu_set_t`, passed with its own size for the calling thread.
+    let result = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+    assert_eq!(
+        result,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Pins the calling thread to `cpu` (by default the one it runs on now) and returns it.
+fn pin_current_thread(cpu: Option<usize>) -> usize {
+    // SAFETY: `sched_getcpu` takes no arguments and only reads the calling thread's CPU.
+    let cpu = cpu.unwrap_or_else(|| usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0));
+    // SAFETY: a zeroed `cpu_set_t` is the empty set; `CPU_SET` writes one bit of it, at an
+    // index checked against the set's size first.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert!(
+            cpu < 8 * std::mem::size_of::<libc::cpu_set_t>(),
+            "cpu index {cpu}"
+        );
+        libc::CPU_SET(cpu, &mut set);
+        set
+    };
+    set_thread_affinity(&set);
+    cpu
+}
+
 /// Frames of a 4-byte big-endian length and a payload, read through one buffer: one read
 /// syscall yields every frame that arrived. Every contender's client and the peers' servers
 /// use it, so none pays a syscall per frame that the others do not.
@@ -399,16 +447,34 @@ fn roundtrip(c: &mut Criterion) {
     group.sample_size(30);
     group.measurement_time(Duration::from_secs(4));
     let client_rt = client_runtime();
-    // Where each server's thread lands decides much of its figure on this VM: a server
-    // thread on the client's vCPU answers in ~25 us, one on the other vCPU pays the host's
-    // wake of a halted vCPU twice per round trip (~140 us), and once placed a thread tends
-    // to stay there for the whole run. BENCHMARKS.md says how often each contender landed
-    // where, and gives the one-vCPU figures (`taskset -c 0`) that leave placement out.
     let raw_rt = peer_runtime();
     let raw_address = raw_rt.block_on(raw_echo_server());
     let tokio_rt = peer_runtime();
     let tokio_address = tokio_rt.block_on(spawn_per_request_server());
-    let (_node, server) = goliath_server();
+    let (node, server) = goliath_server();
+    // Where each server's thread lands decided most of its figure on this VM: a server
+    // thread on the client's vCPU answers in ~20 us, one on the other vCPU pays the host's
+    // wake of a halted vCPU twice per round trip (~110 us), and the kernel keeps each thread
+    // where it woke last, so one run's placement — a lottery that Goliath's I/O thread lost
+    // in most runs and raw's or tokio's server in others — held for the whole run. The
+    // client and every server's network thread are therefore put on the client's vCPU, the
+    // same for every contender; Goliath's scheduler workers stay free to use every core.
+    // `GOLIATH_BENCH_UNPINNED=1` leaves placement to the kernel.
+    let client_affinity = thread_affinity();
+    if std::env::var_os("GOLIATH_BENCH_UNPINNED").is_none() {
+        let cpu = pin_current_thread(None);
+        for handle in [
+            raw_rt.handle().clone(),
+            tokio_rt.handle().clone(),
+            node.io_handle().expect("io runtime"),
+        ] {
+            let pinned = client_rt
+                .block_on(handle.spawn(async move { pin_current_thread(Some(cpu)) }))
+                .expect("pinning task");
+            assert_eq!(pinned, cpu, "a server thread is on the client's vCPU");
+        }
+        println!("net/roundtrip: client and server network threads pinned to vCPU {cpu}");
+    }
     let address = server.local_addr().to_string();
     // (name, client, whether criterion times it too): `goliath_submit_fib1_on_worker` is for
     // comparison only (not a tooling id), the same round trip with a task that runs on a
@@ -480,6 +546,8 @@ fn roundtrip(c: &mut Criterion) {
         });
     }
     group.finish();
+    // The next groups' threads are spawned from this one and inherit its mask.
+    set_thread_affinity(&client_affinity);
 }
 
 fn pipelined(c: &mut Criterion) {
