@@ -8,6 +8,8 @@
 //!   scheduler worker is printed beside it for comparison); the raw peer parses a 4-byte length and
 //!   answers each frame; the tokio peer spawns a task per request. Also prints p50/p99,
 //!   sampled with the contenders taking turns (250 round trips each) so all see the same minutes.
+//!   The client and every server's network thread are pinned to one vCPU (the same for all;
+//!   `GOLIATH_BENCH_UNPINNED=1` leaves placement to the kernel, see `roundtrip`).
 //! - `net/pipelined/{goliath,tokio_spawn_per_request}`: one connection, 256 requests in flight,
 //!   no-op tasks, timed for 20,000 requests.
 //!
