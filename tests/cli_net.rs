@@ -118,9 +118,14 @@ fn exit_codes_say_what_went_wrong() {
         Some(6),
         "no such task to cancel"
     );
-    assert_eq!(code(&["submit", "sleep 60s x8"]), Some(5), "busy");
-    let busy = node.client(&["submit", "sleep 60s x8"]);
-    assert!(String::from_utf8_lossy(&busy.stderr).contains("all 4 task slots are in use"));
+    // A batch larger than the arena is refused (retrying would never help), not "busy".
+    let never = node.client(&["submit", "sleep 60s x8"]);
+    assert_eq!(never.status.code(), Some(1), "a batch that can never fit");
+    assert!(
+        String::from_utf8_lossy(&never.stderr).contains("can never fit"),
+        "{}",
+        String::from_utf8_lossy(&never.stderr)
+    );
     let other_cluster = goliath()
         .args([
             "status",
@@ -151,6 +156,15 @@ fn exit_codes_say_what_went_wrong() {
         String::from_utf8_lossy(&refused.stderr).contains("goliath node"),
         "says what to do"
     );
+    // Last, as it leaves every slot taken.
+    assert_eq!(
+        code(&["submit", "sleep 60s x4"]),
+        Some(0),
+        "fills the arena"
+    );
+    let busy = node.client(&["submit", "sleep 60s"]);
+    assert_eq!(busy.status.code(), Some(5), "busy");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("all 4 task slots are in use"));
 }
 
 #[test]

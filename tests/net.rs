@@ -458,10 +458,10 @@ fn bad_specs_busy_and_exec_refusal_are_remote_errors() {
         }
         other => panic!("{other}"),
     }
-    let busy = submit(&["sleep 60s x5"]).unwrap_err();
+    let never = submit(&["sleep 60s x5"]).unwrap_err();
     assert!(
-        matches!(busy, ClientError::Remote(ref e) if matches!(e.kind, RemoteErrorKind::Busy { capacity: 4, .. })),
-        "{busy}"
+        matches!(never, ClientError::Remote(ref e) if e.kind == RemoteErrorKind::Invalid && e.message.contains("can never fit")),
+        "a batch larger than the arena is not worth retrying: {never}"
     );
     let exec = submit(&["exec -- true"]).unwrap_err();
     assert!(
@@ -469,6 +469,12 @@ fn bad_specs_busy_and_exec_refusal_are_remote_errors() {
         "{exec}"
     );
     assert!(exec.to_string().contains("exec.remote"), "{exec}");
+    submit(&["sleep 60s x4"]).expect("fills the arena");
+    let busy = submit(&["sleep 60s"]).unwrap_err();
+    assert!(
+        matches!(busy, ClientError::Remote(ref e) if matches!(e.kind, RemoteErrorKind::Busy { capacity: 4, .. })),
+        "{busy}"
+    );
 
     let open = Fixture::new(|config| config.exec.remote = true);
     let client = open.client();
