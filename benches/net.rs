@@ -23,6 +23,7 @@ use goliath::config::{Config, WorkerCount};
 use goliath::runtime::Node;
 use goliath::runtime::net::frame::{self, FrameReader, FrameType};
 use goliath::runtime::net::{Hello, Request, Response, Server, ServerConfig, SubmitRequest};
+use rustix::thread::CpuSet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -67,51 +68,12 @@ fn peer_runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// The calling thread's CPU affinity mask.
-fn thread_affinity() -> libc::cpu_set_t {
-    // SAFETY: `set` is a zeroed `cpu_set_t` owned by this frame, passed with its own size for
-    // the calling thread (pid 0) to fill.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        let result = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-        assert_eq!(
-            result,
-            0,
-            "sched_getaffinity: {}",
-            std::io::Error::last_os_error()
-        );
-        set
-    }
-}
-
-/// Sets the calling thread's CPU affinity mask.
-fn set_thread_affinity(set: &libc::cpu_set_t) {
-    // SAFETY: `set` is a valid `cpu_set_t`, passed with its own size for the calling thread.
-    let result = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
-    assert_eq!(
-        result,
-        0,
-        "sched_setaffinity: {}",
-        std::io::Error::last_os_error()
-    );
-}
-
 /// Pins the calling thread to `cpu` (by default the one it runs on now) and returns it.
 fn pin_current_thread(cpu: Option<usize>) -> usize {
-    // SAFETY: `sched_getcpu` takes no arguments and only reads the calling thread's CPU.
-    let cpu = cpu.unwrap_or_else(|| usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0));
-    // SAFETY: a zeroed `cpu_set_t` is the empty set; `CPU_SET` writes one bit of it, at an
-    // index checked against the set's size first.
-    let set = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        assert!(
-            cpu < 8 * std::mem::size_of::<libc::cpu_set_t>(),
-            "cpu index {cpu}"
-        );
-        libc::CPU_SET(cpu, &mut set);
-        set
-    };
-    set_thread_affinity(&set);
+    let cpu = cpu.unwrap_or_else(rustix::thread::sched_getcpu);
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).expect("sched_setaffinity");
     cpu
 }
 
@@ -462,7 +424,7 @@ fn roundtrip(c: &mut Criterion) {
     // client and every server's network thread are therefore put on the client's vCPU, the
     // same for every contender; Goliath's scheduler workers stay free to use every core.
     // `GOLIATH_BENCH_UNPINNED=1` leaves placement to the kernel.
-    let client_affinity = thread_affinity();
+    let client_affinity = rustix::thread::sched_getaffinity(None).expect("sched_getaffinity");
     if std::env::var_os("GOLIATH_BENCH_UNPINNED").is_none() {
         let cpu = pin_current_thread(None);
         for handle in [
@@ -549,7 +511,7 @@ fn roundtrip(c: &mut Criterion) {
     }
     group.finish();
     // The next groups' threads are spawned from this one and inherit its mask.
-    set_thread_affinity(&client_affinity);
+    rustix::thread::sched_setaffinity(None, &client_affinity).expect("sched_setaffinity");
 }
 
 fn pipelined(c: &mut Criterion) {
