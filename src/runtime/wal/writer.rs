@@ -132,9 +132,6 @@ pub fn backlog_limit(checkpoint_every: u64, segment_size: u64) -> u64 {
 /// How often the writer says, at most, that it is waiting for the checkpointer.
 const BACKLOG_WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// How often a writer waiting for the checkpointer looks whether the node is stopping.
-const BACKLOG_RECHECK: Duration = Duration::from_millis(50);
-
 #[derive(Debug)]
 struct Pending {
     buffer: Vec<u8>,
@@ -383,6 +380,7 @@ impl LogShared {
         }
         self.failed.store(true, Ordering::SeqCst);
         lock(&self.pending).stopping = true;
+        self.wake_backlog_waiter();
         // Wake sync waiters even if none registered yet: they re-check under the lock.
         {
             let _guard = lock(&self.sync_lock);
@@ -397,6 +395,15 @@ impl LogShared {
         pending.stopping = true;
         drop(pending);
         self.writer_wake.notify_all();
+        self.wake_backlog_waiter();
+    }
+
+    /// Wakes a writer waiting for the checkpointer after `stopping` was set: it checks
+    /// `stopping` while holding the backlog lock, so taking that lock here first means it
+    /// either already waits (and gets this notification) or has yet to look (and sees it).
+    fn wake_backlog_waiter(&self) {
+        drop(lock(&self.backlog));
+        self.backlog_shrunk.notify_all();
     }
 
     /// The highest LSN durable.
@@ -852,9 +859,8 @@ impl Writer {
         {
             backlog = log
                 .backlog_shrunk
-                .wait_timeout(backlog, BACKLOG_RECHECK)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+                .wait(backlog)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
