@@ -3,6 +3,7 @@
 
 pub mod arena;
 pub mod clock;
+pub mod completions;
 pub mod events;
 pub mod gossip;
 pub mod history;
@@ -21,12 +22,13 @@ pub mod units;
 pub mod wal;
 
 pub use arena::{ArenaStats, Busy};
+pub use completions::{CompletionReceiver, CompletionSender, completion_queue};
 pub use events::{EventError, EventStream, TaskEvent};
 pub use host::HostStats;
 pub use kinds::StepContext;
 pub use node::{
-    BatchError, BatchOutcome, CancelOutcome, CompletionSender, LookupError, Node, NodeBuilder,
-    ShutdownReport, StartError, SubmitError, SubmitTextError,
+    BatchError, BatchOutcome, CancelOutcome, LookupError, Node, NodeBuilder, ShutdownReport,
+    StartError, SubmitError, SubmitTextError,
 };
 pub use snapshot::{
     NodeInfo, NodeSnapshot, TaskCounts, TaskInfo, TaskQuery, WorkerActivity, WorkerSnapshot,

@@ -128,10 +128,7 @@ pub enum CancelOutcome {
     AlreadyFinished(TaskState),
 }
 
-/// Receives the finished task of every submission made with it (see
-/// [`Node::submit_batch`]). Unbounded by type, bounded by use: each watched task sends exactly
-/// one message, and the protocol server caps how many tasks a connection may wait for.
-pub type CompletionSender = tokio::sync::mpsc::UnboundedSender<TaskInfo>;
+pub use super::completions::CompletionSender;
 
 /// The result of [`Node::submit_batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -568,12 +565,7 @@ impl Shared {
     ) {
         let watcher = self.completions.watchers.get(index as usize);
         if let Some(sender) = watcher.and_then(|place| lock(place).take()) {
-            let info = self.describe(
-                record,
-                output.clone(),
-                text.map(Box::from),
-                error.map(Box::from),
-            );
+            let info = self.describe(record, output.clone(), text, error.map(Box::from));
             let _ = sender.send(info);
         }
     }
@@ -635,16 +627,14 @@ impl Shared {
         &self,
         kind: KindId,
         numbers: [u64; 2],
-        text: Option<Box<str>>,
+        text: Option<&str>,
         timeout_ns: u64,
     ) -> String {
-        let spec = TaskSpec {
-            kind,
-            numbers,
-            text,
-            timeout: (timeout_ns != 0).then(|| Duration::from_nanos(timeout_ns)),
-        };
-        self.kinds.format(&spec)
+        let mut out = String::new();
+        let timeout = (timeout_ns != 0).then(|| Duration::from_nanos(timeout_ns));
+        self.kinds
+            .format_into(&mut out, kind, numbers, text, timeout);
+        out
     }
 
     /// Describes the task in a live slot, or None if the slot changed hands meanwhile.
@@ -679,7 +669,7 @@ impl Shared {
         }
         Some(TaskInfo {
             id: TaskId(id),
-            spec: self.spec_text(kind, numbers, text, timeout_ns),
+            spec: self.spec_text(kind, numbers, text.as_deref(), timeout_ns),
             kind: self.kinds.name(kind).to_string(),
             state,
             worker: (worker != NO_WORKER).then_some(worker),
@@ -694,7 +684,7 @@ impl Shared {
     }
 
     fn finished_info(&self, task: FinishedTask) -> TaskInfo {
-        self.describe(&task.record, task.output, task.text, task.error)
+        self.describe(&task.record, task.output, task.text.as_deref(), task.error)
     }
 
     /// Describes a finished task.
@@ -702,7 +692,7 @@ impl Shared {
         &self,
         record: &Record,
         output: TaskOutput,
-        text: Option<Box<str>>,
+        text: Option<&str>,
         error: Option<Box<str>>,
     ) -> TaskInfo {
         TaskInfo {
@@ -1060,14 +1050,12 @@ impl Node {
         // Claim every slot first, so the batch is logged as one group before any of it runs.
         let mut claimed: Vec<(u32, TaskId)> =
             Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-        let mut per_line: Vec<usize> = Vec::with_capacity(submissions.len());
         let mut failure = None;
         for submission in submissions {
             if let Err(error) = shared.check_submittable(&submission.spec) {
                 failure = Some(error);
                 break;
             }
-            let before = claimed.len();
             for _ in 0..submission.copies.max(1) {
                 match shared.arena.claim() {
                     Ok(slot) => claimed.push(slot),
@@ -1077,7 +1065,6 @@ impl Node {
                     }
                 }
             }
-            per_line.push(claimed.len() - before);
             if failure.is_some() {
                 break;
             }
@@ -1085,8 +1072,7 @@ impl Node {
         let now = shared.clock.now();
         let ticket = match &shared.wal {
             Some(wal) if !claimed.is_empty() => {
-                match shared.log_batch(wal, submissions, &per_line, &claimed, idempotency_key, now)
-                {
+                match shared.log_batch(wal, submissions, &claimed, idempotency_key, now) {
                     Ok(ticket) => ticket,
                     Err(error) => {
                         for (index, _) in &claimed {
@@ -1101,10 +1087,11 @@ impl Node {
             }
             _ => Ticket::ready(),
         };
+        // Claimed line by line, each line's copies in turn; lines after a cut claimed none.
         let mut slots = claimed.iter();
         let mut queued = false;
-        for (submission, count) in submissions.iter().zip(&per_line) {
-            for (index, id) in slots.by_ref().take(*count) {
+        for submission in submissions {
+            for (index, id) in slots.by_ref().take(submission.copies.max(1) as usize) {
                 shared.fill(*index, submission.spec.clone(), watcher, now, 1);
                 let kind = submission.spec.kind;
                 // One wake-up for the whole batch, after its last task: a woken worker that
@@ -1122,7 +1109,8 @@ impl Node {
         if queued {
             shared.sleepers.notify_one();
         }
-        let ids: Vec<TaskId> = claimed.iter().map(|(_, id)| *id).collect();
+        // In place: the claimed list's buffer becomes the id list.
+        let ids: Vec<TaskId> = claimed.into_iter().map(|(_, id)| id).collect();
         if let Some((key, entries)) = keys.as_mut()
             && !ids.is_empty()
         {

@@ -5,6 +5,7 @@
 //! optional text. That is all a task carries, so it fits in an arena slot and a tiny task
 //! costs no heap allocation.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -354,9 +355,10 @@ impl SpecError {
 
 /// One word of the text form.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Word {
-    /// The word with quotes removed and escapes applied.
-    pub text: String,
+pub struct Word<'a> {
+    /// The word with quotes removed and escapes applied (a slice of the input when it had
+    /// neither).
+    pub text: Cow<'a, str>,
     /// 1-based character column where it starts.
     pub column: usize,
     /// Whether any part was quoted (quoted words are never options).
@@ -364,13 +366,13 @@ pub struct Word {
 }
 
 /// Splits the text form into words: whitespace separates, `"…"` and `'…'` quote, `\` escapes.
-pub fn split_words(input: &str) -> Result<Vec<Word>, SpecError> {
+pub fn split_words(input: &str) -> Result<Vec<Word<'_>>, SpecError> {
     split_words_with(input, true)
 }
 
 /// [`split_words`]; with `slice_plain_words` false every word goes through [`quoted_word`]
 /// (what the slicing shortcut must agree with).
-fn split_words_with(input: &str, slice_plain_words: bool) -> Result<Vec<Word>, SpecError> {
+fn split_words_with(input: &str, slice_plain_words: bool) -> Result<Vec<Word<'_>>, SpecError> {
     let mut words = Vec::new();
     // `rest` is what is left of the input; `column` counts the characters before it.
     let mut rest = input;
@@ -386,7 +388,7 @@ fn split_words_with(input: &str, slice_plain_words: bool) -> Result<Vec<Word>, S
         if slice_plain_words && !plain.contains(['"', '\'', '\\']) {
             // Most words: no quotes or escapes, so the word is the slice itself.
             words.push(Word {
-                text: plain.to_string(),
+                text: Cow::Borrowed(plain),
                 column: column + 1,
                 quoted: false,
             });
@@ -404,7 +406,7 @@ fn split_words_with(input: &str, slice_plain_words: bool) -> Result<Vec<Word>, S
 /// One word with quotes or escapes at the start of `input` (no leading whitespace), whose
 /// first character is at 0-based column `column`; returns it with the bytes and characters
 /// it took.
-fn quoted_word(input: &str, column: usize) -> Result<(Word, usize, usize), SpecError> {
+fn quoted_word(input: &str, column: usize) -> Result<(Word<'static>, usize, usize), SpecError> {
     let mut text = String::new();
     let mut quoted = false;
     let mut used_chars = 0;
@@ -455,7 +457,7 @@ fn quoted_word(input: &str, column: usize) -> Result<(Word, usize, usize), SpecE
         }
     }
     let word = Word {
-        text,
+        text: Cow::Owned(text),
         column: column + 1,
         quoted,
     };
@@ -464,24 +466,35 @@ fn quoted_word(input: &str, column: usize) -> Result<(Word, usize, usize), SpecE
 
 /// Quotes a word for the text form when it would not read back as itself.
 pub fn quote_word(word: &str) -> String {
-    let needs_quotes = word.is_empty()
+    let mut quoted = String::with_capacity(word.len());
+    push_word(&mut quoted, word);
+    quoted
+}
+
+/// Whether a word must be quoted to read back as itself.
+fn needs_quotes(word: &str) -> bool {
+    word.is_empty()
         || word
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
-        || is_option_like(word);
-    if !needs_quotes {
-        return word.to_string();
+        || is_option_like(word)
+}
+
+/// Appends a word to `out`, quoted when it would not read back as itself.
+fn push_word(out: &mut String, word: &str) {
+    if !needs_quotes(word) {
+        out.push_str(word);
+        return;
     }
-    let mut quoted = String::with_capacity(word.len() + 2);
-    quoted.push('"');
+    out.reserve(word.len() + 2);
+    out.push('"');
     for c in word.chars() {
         if matches!(c, '"' | '\\') {
-            quoted.push('\\');
+            out.push('\\');
         }
-        quoted.push(c);
+        out.push(c);
     }
-    quoted.push('"');
-    quoted
+    out.push('"');
 }
 
 fn is_option_like(word: &str) -> bool {
@@ -667,7 +680,7 @@ impl Kinds {
 
     /// Parses one line of the text form.
     pub fn parse(&self, input: &str) -> Result<Submission, SpecError> {
-        let words = split_words(input)?;
+        let mut words = split_words(input)?;
         let Some(first) = words.first() else {
             return Err(SpecError::at(
                 1,
@@ -685,34 +698,31 @@ impl Kinds {
             };
             return Err(SpecError::at(first.column, message));
         };
-        let rest = &words[1..];
-        // Split off options: for exec only before `--`; for echo only trailing; else anywhere.
-        let (option_words, args, after_dashdash): (Vec<&Word>, Vec<&Word>, Option<&[Word]>) =
+        let kind_column = first.column;
+        let rest = &mut words[1..];
+        // Split off options: for exec only before `--`; for echo only trailing; else anywhere
+        // (moved behind the arguments, each group in its order: a stable sort of a few words,
+        // which allocates nothing).
+        let (option_words, args, after_dashdash): (&[Word], &[Word], Option<&[Word]>) =
             if kind == KindId::EXEC {
                 let dash = rest.iter().position(|w| w.text == "--" && !w.quoted);
-                let before = &rest[..dash.unwrap_or(rest.len())];
-                let after = dash.map(|d| &rest[d + 1..]);
-                (
-                    before.iter().collect(),
-                    Vec::new(),
-                    after.or(Some(&[])).filter(|_| dash.is_some()),
-                )
+                let (before, after) = rest.split_at(dash.unwrap_or(rest.len()));
+                (before, &[], dash.map(|_| &after[1..]))
             } else if kind == KindId::ECHO {
                 let trailing = rest
                     .iter()
                     .rev()
                     .take_while(|w| !w.quoted && is_option_like(&w.text))
                     .count();
-                let split = rest.len() - trailing;
-                (
-                    rest[split..].iter().collect(),
-                    rest[..split].iter().collect(),
-                    None,
-                )
+                let (args, options) = rest.split_at(rest.len() - trailing);
+                (options, args, None)
             } else {
-                let (options, args): (Vec<&Word>, Vec<&Word>) = rest
+                rest.sort_by_key(|w| !w.quoted && is_option_like(&w.text));
+                let count = rest
                     .iter()
-                    .partition(|w| !w.quoted && is_option_like(&w.text));
+                    .filter(|w| w.quoted || !is_option_like(&w.text))
+                    .count();
+                let (args, options) = rest.split_at(count);
                 (options, args, None)
             };
         let mut copies: Option<u32> = None;
@@ -759,8 +769,7 @@ impl Kinds {
                 ));
             }
         }
-        let kind_column = first.column;
-        let mut spec = self.parse_args(kind, kind_column, &args, after_dashdash, input)?;
+        let mut spec = self.parse_args(kind, kind_column, args, after_dashdash, input)?;
         spec.timeout = timeout;
         Ok(Submission {
             spec,
@@ -772,12 +781,12 @@ impl Kinds {
         &self,
         kind: KindId,
         kind_column: usize,
-        args: &[&Word],
+        args: &[Word],
         after_dashdash: Option<&[Word]>,
         input: &str,
     ) -> Result<TaskSpec, SpecError> {
         let end_column = input.chars().count() + 1;
-        let name = self.name(kind).to_string();
+        let name = self.name(kind);
         let usage = |kind: KindId| -> String {
             BUILTIN_USAGE
                 .get(usize::from(kind.0))
@@ -790,7 +799,7 @@ impl Kinds {
                     end_column,
                     format!("{name} needs {what}: {}", usage(kind)),
                 )),
-                [one] => Ok(*one),
+                [one] => Ok(one),
                 [_, extra, ..] => Err(SpecError::at(
                     extra.column,
                     format!(
@@ -857,13 +866,20 @@ impl Kinds {
                 Ok(TaskSpec::hash(bytes))
             }
             KindId::ECHO => {
-                let text = match args {
-                    [single] if single.quoted => single.text.clone(),
-                    words => words
-                        .iter()
-                        .map(|w| w.text.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                let text: Cow<'_, str> = match args {
+                    [single] => Cow::Borrowed(&*single.text),
+                    words => {
+                        let mut joined = String::with_capacity(
+                            words.iter().map(|w| w.text.len() + 1).sum::<usize>(),
+                        );
+                        for (index, word) in words.iter().enumerate() {
+                            if index > 0 {
+                                joined.push(' ');
+                            }
+                            joined.push_str(&word.text);
+                        }
+                        Cow::Owned(joined)
+                    }
                 };
                 if text.len() > limits::ECHO_MAX {
                     return Err(SpecError::at(
@@ -905,7 +921,7 @@ impl Kinds {
                         format!("exec: the command is limited to {} bytes", limits::ARGV_MAX),
                     ));
                 }
-                let words: Vec<&str> = argv.iter().map(|w| w.text.as_str()).collect();
+                let words: Vec<&str> = argv.iter().map(|w| &*w.text).collect();
                 Ok(TaskSpec::exec(&words))
             }
             custom => {
@@ -915,7 +931,7 @@ impl Kinds {
                         format!("unknown kind id {}", custom.0),
                     ));
                 };
-                let words: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
+                let words: Vec<&str> = args.iter().map(|w| &*w.text).collect();
                 let parsed = kind_impl.parse(&words).map_err(|message| {
                     SpecError::at(
                         args.first().map(|w| w.column).unwrap_or(end_column),
@@ -929,50 +945,78 @@ impl Kinds {
 
     /// Writes a spec back in the text form, which [`Kinds::parse`] reads back to the same spec.
     pub fn format(&self, spec: &TaskSpec) -> String {
-        let name = self.name(spec.kind);
-        let mut out = String::from(name);
-        let args = match spec.kind {
+        let mut out = String::new();
+        self.format_into(
+            &mut out,
+            spec.kind,
+            spec.numbers,
+            spec.text.as_deref(),
+            spec.timeout,
+        );
+        out
+    }
+
+    /// Writes a task's canonical text form, from its parts, onto `out` (what
+    /// [`Kinds::format`] returns, without a spec to own the text or a string per part).
+    pub fn format_into(
+        &self,
+        out: &mut String,
+        kind: KindId,
+        numbers: [u64; 2],
+        text: Option<&str>,
+        timeout: Option<Duration>,
+    ) {
+        use fmt::Write;
+        let name = self.name(kind);
+        out.reserve(name.len() + 1 + text.map_or(24, |text| text.len() + 2));
+        out.push_str(name);
+        // `write!` into a String cannot fail.
+        match kind {
             KindId::SPIN | KindId::SLEEP => {
-                HumanDuration(Duration::from_nanos(spec.numbers[0])).to_string()
+                let _ = write!(out, " {}", HumanDuration(Duration::from_nanos(numbers[0])));
             }
-            KindId::FIB | KindId::PRIMES => spec.numbers[0].to_string(),
-            KindId::HASH => HumanSize::exact(spec.numbers[0]).to_string(),
+            KindId::FIB | KindId::PRIMES => {
+                let _ = write!(out, " {}", numbers[0]);
+            }
+            KindId::HASH => {
+                let _ = write!(out, " {}", HumanSize::exact(numbers[0]));
+            }
             KindId::ECHO => {
-                let text = spec.text.as_deref().unwrap_or("");
-                let words: Vec<&str> = text.split(' ').collect();
+                let text = text.unwrap_or("");
                 let plain = !text.is_empty()
-                    && words.iter().all(|w| !w.is_empty() && quote_word(w) == *w)
-                    && !words.last().is_some_and(|w| is_option_like(w));
+                    && text.split(' ').all(|w| !w.is_empty() && !needs_quotes(w))
+                    && !text.rsplit(' ').next().is_some_and(is_option_like);
+                out.push(' ');
                 if plain {
-                    text.to_string()
+                    out.push_str(text);
                 } else {
-                    quote_word(text)
+                    push_word(out, text);
                 }
             }
-            KindId::EXEC => String::new(),
-            custom => match self.custom(custom) {
-                Some(kind) => kind.format_args(&KindArgs {
-                    numbers: spec.numbers,
-                    text: spec.text.clone(),
-                }),
-                None => String::new(),
-            },
-        };
-        if !args.is_empty() {
-            out.push(' ');
-            out.push_str(&args);
-        }
-        if let Some(timeout) = spec.timeout {
-            out.push_str(&format!(" timeout={}", HumanDuration(timeout)));
-        }
-        if spec.kind == KindId::EXEC {
-            out.push_str(" --");
-            for arg in spec.argv() {
-                out.push(' ');
-                out.push_str(&quote_word(arg));
+            KindId::EXEC => {}
+            custom => {
+                if let Some(kind) = self.custom(custom) {
+                    let args = kind.format_args(&KindArgs {
+                        numbers,
+                        text: text.map(Box::from),
+                    });
+                    if !args.is_empty() {
+                        out.push(' ');
+                        out.push_str(&args);
+                    }
+                }
             }
         }
-        out
+        if let Some(timeout) = timeout {
+            let _ = write!(out, " timeout={}", HumanDuration(timeout));
+        }
+        if kind == KindId::EXEC {
+            out.push_str(" --");
+            for arg in text.into_iter().flat_map(|text| text.split('\0')) {
+                out.push(' ');
+                push_word(out, arg);
+            }
+        }
     }
 }
 

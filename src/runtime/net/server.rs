@@ -29,11 +29,10 @@ use super::messages::{
     StreamItem, SubmitRequest, WatchRequest, Welcome,
 };
 use crate::config::Config;
+use crate::runtime::completions::{CompletionReceiver, CompletionSender, completion_queue};
 use crate::runtime::events::EventError;
 use crate::runtime::idhash::IdMap;
-use crate::runtime::node::{
-    BatchError, CancelOutcome, CompletionSender, LookupError, Node, SubmitError,
-};
+use crate::runtime::node::{BatchError, CancelOutcome, LookupError, Node, SubmitError};
 use crate::runtime::snapshot::{TaskInfo, TaskQuery};
 use crate::runtime::task::{KindId, Submission, TaskId};
 use crate::runtime::wal::{DurabilityError, Ticket};
@@ -383,6 +382,9 @@ struct PendingWait {
     permit: OwnedSemaphorePermit,
 }
 
+/// The most parsed specs whose buffer a connection keeps for the next request.
+const SUBMISSIONS_KEPT: usize = 64;
+
 /// Encoded frames waiting to be written are flushed once they pass this many bytes, and
 /// whenever the connection is about to wait.
 const FLUSH_AT: usize = 256 * 1024;
@@ -401,8 +403,10 @@ struct Connection {
     write_failed: bool,
     permits: Arc<Semaphore>,
     completions: CompletionSender,
-    completed: mpsc::UnboundedReceiver<TaskInfo>,
+    completed: CompletionReceiver,
     waits: IdMap<u32, PendingWait>,
+    /// Parsed specs of the request being handled (kept between requests, emptied).
+    submissions: Vec<Submission>,
     waiting_for: IdMap<TaskId, (u32, usize)>,
     watches: IdMap<u32, tokio::task::JoinHandle<()>>,
     polls: tokio::task::JoinSet<(u32, usize, TaskInfo)>,
@@ -412,7 +416,7 @@ struct Connection {
 
 impl Connection {
     fn new(context: Arc<Context>, writer: tokio::net::tcp::OwnedWriteHalf) -> Self {
-        let (completions, completed) = mpsc::unbounded_channel();
+        let (completions, completed) = completion_queue();
         let (outgoing, queued) = mpsc::channel::<Outgoing>(context.config.max_inflight + 64);
         let permits = Arc::new(Semaphore::new(context.config.max_inflight));
         Self {
@@ -426,6 +430,7 @@ impl Connection {
             completions,
             completed,
             waits: IdMap::default(),
+            submissions: Vec::new(),
             waiting_for: IdMap::default(),
             watches: IdMap::default(),
             polls: tokio::task::JoinSet::new(),
@@ -446,6 +451,9 @@ impl Connection {
     ) -> Result<(), Rejection> {
         let mut permit: Option<OwnedSemaphorePermit> = None;
         loop {
+            // This turn takes what finishes during it itself (an echo finishes inside its
+            // submit): no wake-up, and no second, empty poll of this task per request.
+            self.completed.stop_waking();
             loop {
                 if permit.is_none() {
                     permit = self.permits.clone().try_acquire_owned().ok();
@@ -478,7 +486,7 @@ impl Connection {
             let reading = spare.is_some();
             tokio::select! {
                 biased;
-                Some(info) = self.completed.recv() => self.completed_task(info),
+                info = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
                 Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.resolve(stream, index, info);
@@ -520,7 +528,7 @@ impl Connection {
     /// answers wait to be written (the rest is taken after the write).
     fn take_ready(&mut self) {
         while self.out.len() < FLUSH_AT {
-            if let Ok(info) = self.completed.try_recv() {
+            if let Some(info) = self.completed.try_recv() {
                 self.completed_task(info);
             } else if let Ok(item) = self.queued.try_recv() {
                 self.encode(item);
@@ -602,12 +610,13 @@ impl Connection {
     /// Waits for outstanding `wait` submissions after the client stopped sending.
     async fn drain(&mut self) {
         while !self.waits.is_empty() && !self.write_failed {
+            self.completed.stop_waking();
             self.take_ready();
             if self.waits.is_empty() || self.flush().await.is_err() {
                 break;
             }
             tokio::select! {
-                Some(info) = self.completed.recv() => self.completed_task(info),
+                info = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
                 Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.resolve(stream, index, info);
@@ -704,7 +713,10 @@ impl Connection {
 
     fn answer_wait(&mut self, stream: u32) {
         if let Some(wait) = self.waits.remove(&stream) {
-            let tasks = wait.tasks.into_iter().flatten().collect();
+            // `filter_map`, not `flatten`: it collects in place, reusing the buffer (an
+            // `Option<TaskInfo>` is as large as a `TaskInfo`), one allocation less per answer.
+            #[allow(clippy::filter_map_identity)]
+            let tasks = wait.tasks.into_iter().filter_map(|task| task).collect();
             let response = Response::Finished {
                 tasks,
                 duplicate: wait.duplicate,
@@ -784,8 +796,23 @@ impl Connection {
     }
 
     fn submit(&mut self, stream: u32, request: SubmitRequest, permit: OwnedSemaphorePermit) {
+        // One buffer for every request's parsed specs instead of one allocation each.
+        let mut submissions = std::mem::take(&mut self.submissions);
+        self.submit_parsed(stream, request, permit, &mut submissions);
+        submissions.clear();
+        if submissions.capacity() <= SUBMISSIONS_KEPT {
+            self.submissions = submissions;
+        }
+    }
+
+    fn submit_parsed(
+        &mut self,
+        stream: u32,
+        request: SubmitRequest,
+        permit: OwnedSemaphorePermit,
+        submissions: &mut Vec<Submission>,
+    ) {
         let node = &self.context.node;
-        let mut submissions = Vec::with_capacity(request.specs.len());
         for (index, text) in request.specs.iter().enumerate() {
             match node.parse(text) {
                 Ok(submission) => submissions.push(submission),
@@ -837,7 +864,7 @@ impl Connection {
         }
         let watcher = request.wait.then_some(&self.completions);
         let outcome =
-            node.submit_batch_pending(&submissions, request.idempotency_key.as_deref(), watcher);
+            node.submit_batch_pending(submissions, request.idempotency_key.as_deref(), watcher);
         match outcome {
             Err(BatchError { submitted, error }) => {
                 if request.wait && !submitted.is_empty() {

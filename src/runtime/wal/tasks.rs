@@ -152,17 +152,18 @@ impl Shared {
         &self,
         wal: &Wal,
         submissions: &[Submission],
-        per_line: &[usize],
         claimed: &[(u32, TaskId)],
         key: Option<&str>,
         now: u64,
     ) -> Result<Ticket, SubmitError> {
         let submitted_unix_us = self.clock.unix_us(now);
-        let mut lines = Vec::with_capacity(per_line.len());
+        let mut lines = Vec::with_capacity(submissions.len());
+        // The slots were claimed line by line, each line's copies in turn; a batch cut short
+        // claimed none for the lines after the cut.
         let mut slots = claimed.iter();
-        for (submission, count) in submissions.iter().zip(per_line) {
+        for submission in submissions {
             let mut ids = Vec::new();
-            for (_, id) in slots.by_ref().take(*count) {
+            for (_, id) in slots.by_ref().take(submission.copies.max(1) as usize) {
                 record::push_id(&mut ids, id.0);
             }
             if !ids.is_empty() {

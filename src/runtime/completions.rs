@@ -1,0 +1,230 @@
+//! Finished tasks on their way to one waiting consumer (a protocol connection).
+//!
+//! Workers and the submitting thread send a finished task's description; the consumer takes
+//! them between requests, or waits for the next one. A send wakes the consumer only while it
+//! waits: once it is running again it says so ([`CompletionReceiver::stop_waking`]), and tasks
+//! finished during its turn — an `echo` completes inside the submit call itself — just queue
+//! for it to take before it waits again. A wake-up during the consumer's own turn would cost
+//! it a second, empty poll for every request.
+//!
+//! Unbounded by type, bounded by use: each watched task sends exactly once, and the protocol
+//! server caps how many tasks a connection may wait for. A send to a dropped receiver is
+//! discarded.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use super::lock;
+use super::snapshot::TaskInfo;
+
+#[derive(Debug, Default)]
+struct Queue {
+    finished: VecDeque<TaskInfo>,
+    /// The consumer's waker while it waits; `None` while it runs.
+    waiting: Option<Waker>,
+    /// The receiver is gone: sends are dropped.
+    closed: bool,
+}
+
+/// Sends finished tasks to one consumer (see [`Node::submit_batch`](super::Node::submit_batch)).
+#[derive(Debug, Clone)]
+pub struct CompletionSender {
+    queue: Arc<Mutex<Queue>>,
+}
+
+/// Receives the finished tasks of every submission made with its sender.
+#[derive(Debug)]
+pub struct CompletionReceiver {
+    queue: Arc<Mutex<Queue>>,
+}
+
+/// A new queue: the sender goes with submissions, the receiver stays with the consumer.
+pub fn completion_queue() -> (CompletionSender, CompletionReceiver) {
+    let queue = Arc::new(Mutex::new(Queue::default()));
+    (
+        CompletionSender {
+            queue: queue.clone(),
+        },
+        CompletionReceiver { queue },
+    )
+}
+
+impl CompletionSender {
+    /// Queues a finished task, waking the consumer if it waits. False (and the task dropped)
+    /// when the receiver is gone.
+    pub fn send(&self, info: TaskInfo) -> bool {
+        let waker = {
+            let mut queue = lock(&self.queue);
+            if queue.closed {
+                return false;
+            }
+            queue.finished.push_back(info);
+            queue.waiting.take()
+        };
+        // Outside the lock: the woken consumer may run at once on another thread.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+}
+
+impl CompletionReceiver {
+    /// The next finished task, if one is queued; never waits.
+    pub fn try_recv(&self) -> Option<TaskInfo> {
+        lock(&self.queue).finished.pop_front()
+    }
+
+    /// The next finished task, or `Pending` after arranging to be woken by the next send.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<TaskInfo> {
+        let mut queue = lock(&self.queue);
+        match queue.finished.pop_front() {
+            Some(info) => {
+                queue.waiting = None;
+                Poll::Ready(info)
+            }
+            None => {
+                match &mut queue.waiting {
+                    Some(waker) => waker.clone_from(cx.waker()),
+                    None => queue.waiting = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Waits for the next finished task.
+    pub async fn recv(&self) -> TaskInfo {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The consumer is running: sends until it next waits only queue, without waking it.
+    pub fn stop_waking(&self) {
+        lock(&self.queue).waiting = None;
+    }
+}
+
+impl Drop for CompletionReceiver {
+    fn drop(&mut self) {
+        let mut queue = lock(&self.queue);
+        queue.closed = true;
+        queue.waiting = None;
+        queue.finished.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::task::{TaskId, TaskState};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    fn info(id: u64) -> TaskInfo {
+        TaskInfo {
+            id: TaskId(id),
+            spec: "fib 1".into(),
+            kind: "fib".into(),
+            state: TaskState::Succeeded,
+            worker: Some(0),
+            attempt: 1,
+            submitted_unix_us: 1,
+            started_unix_us: Some(2),
+            finished_unix_us: Some(3),
+            run_us: 1,
+            output: None,
+            error: None,
+        }
+    }
+
+    /// A waker that counts its wake-ups.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting_waker() -> (Arc<Counter>, Waker) {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        (counter.clone(), Waker::from(counter))
+    }
+
+    #[test]
+    fn tasks_arrive_in_the_order_sent() {
+        let (sender, receiver) = completion_queue();
+        for id in 1..=3 {
+            assert!(sender.send(info(id)));
+        }
+        let ids: Vec<u64> = std::iter::from_fn(|| receiver.try_recv())
+            .map(|info| info.id.0)
+            .collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert!(receiver.try_recv().is_none());
+    }
+
+    #[test]
+    fn a_send_wakes_a_waiting_consumer_once() {
+        let (sender, receiver) = completion_queue();
+        let (wakes, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(receiver.poll_recv(&mut cx).is_pending());
+        sender.send(info(7));
+        sender.send(info(8));
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            1,
+            "one wake-up for the wait"
+        );
+        assert!(matches!(receiver.poll_recv(&mut cx), Poll::Ready(i) if i.id.0 == 7));
+        assert_eq!(receiver.try_recv().map(|i| i.id.0), Some(8));
+    }
+
+    #[test]
+    fn sends_during_the_consumers_turn_queue_without_waking_it() {
+        let (sender, receiver) = completion_queue();
+        let (wakes, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        // It waited, was woken for something else, and runs its turn.
+        assert!(receiver.poll_recv(&mut cx).is_pending());
+        receiver.stop_waking();
+        sender.send(info(1));
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            0,
+            "no wake-up while it runs"
+        );
+        // Before waiting again it finds what arrived meanwhile.
+        assert!(matches!(receiver.poll_recv(&mut cx), Poll::Ready(i) if i.id.0 == 1));
+        // And the next wait is woken again.
+        assert!(receiver.poll_recv(&mut cx).is_pending());
+        sender.send(info(2));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn sends_after_the_receiver_is_dropped_are_discarded() {
+        let (sender, receiver) = completion_queue();
+        sender.send(info(1));
+        drop(receiver);
+        assert!(!sender.send(info(2)));
+        assert!(lock(&sender.queue).finished.is_empty(), "nothing kept");
+    }
+
+    #[test]
+    fn a_consumer_on_another_thread_is_woken_by_a_worker_send() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let (sender, receiver) = completion_queue();
+        let worker = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            sender.send(info(42));
+        });
+        let got = runtime.block_on(receiver.recv());
+        assert_eq!(got.id.0, 42);
+        worker.join().expect("worker");
+    }
+}
