@@ -9,8 +9,8 @@
 //! protocol, the WAL and gossip — which check lengths against their own, smaller bounds before
 //! they call [`decode`].
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// The largest value the codec will encode or decode (16 MiB).
 pub const MAX_MESSAGE: usize = 16 << 20;
@@ -89,6 +89,22 @@ fn append_with<T: Serialize, C: bincode::config::Config>(
 /// Decodes exactly one value from `bytes`; leftover bytes are an error.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
     whole(what, bytes, decode_prefix_with(what, bytes, CONFIG)?)
+}
+
+/// [`decode`] for a type that borrows from `bytes` (text as `&str`), so decoding copies
+/// nothing it does not have to.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, CodecError> {
+    let (value, used) =
+        bincode::serde::borrow_decode_from_slice::<T, _>(bytes, CONFIG).map_err(|e| {
+            CodecError::Decode {
+                what,
+                message: e.to_string(),
+            }
+        })?;
+    whole(what, bytes, (value, used))
 }
 
 /// Decodes one value from the start of `bytes` with `config`; returns it and the bytes used.

@@ -199,4 +199,4 @@ fn echo_round_trip_allocations() {
 }
 
 /// The most allocations one echo round trip may make on the node.
-const ECHO_ROUND_TRIP_ALLOCATIONS: f64 = 12.5;
+const ECHO_ROUND_TRIP_ALLOCATIONS: f64 = 9.5;

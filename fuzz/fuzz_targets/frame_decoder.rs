@@ -4,7 +4,7 @@
 #![no_main]
 
 use goliath::runtime::net::frame::{FrameReader, FrameType};
-use goliath::runtime::net::{Hello, Request};
+use goliath::runtime::net::{Hello, Request, RequestView};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
                     }
                     _ => {
                         let _ = goliath::codec::decode::<Request>("request", payload);
+                        let _ = goliath::codec::decode_borrowed::<RequestView<'_>>(
+                            "request", payload,
+                        );
                     }
                 },
                 Ok(None) => break,

@@ -670,7 +670,7 @@ impl Shared {
         Some(TaskInfo {
             id: TaskId(id),
             spec: self.spec_text(kind, numbers, text.as_deref(), timeout_ns),
-            kind: self.kinds.name(kind).to_string(),
+            kind: self.kinds.owned_name(kind),
             state,
             worker: (worker != NO_WORKER).then_some(worker),
             attempt,
@@ -698,7 +698,7 @@ impl Shared {
         TaskInfo {
             id: record.id,
             spec: self.spec_text(record.kind, record.numbers, text, record.timeout_ns),
-            kind: self.kinds.name(record.kind).to_string(),
+            kind: self.kinds.owned_name(record.kind),
             state: record.state,
             worker: record.worker,
             attempt: record.attempt,

@@ -5,6 +5,7 @@
 //! local one. Times are Unix microseconds; durations are microseconds.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 use super::arena::ArenaStats;
 pub use super::gossip::view::{
@@ -133,8 +134,8 @@ pub struct TaskInfo {
     pub id: TaskId,
     /// The text form it was submitted as (canonical).
     pub spec: String,
-    /// Its kind's name.
-    pub kind: String,
+    /// Its kind's name (a built-in kind's is borrowed: describing a task copies no name).
+    pub kind: Cow<'static, str>,
     /// Its state.
     pub state: TaskState,
     /// The worker running it or that ran it last.

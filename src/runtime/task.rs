@@ -660,6 +660,15 @@ impl Kinds {
             .collect()
     }
 
+    /// A kind's name for a description that outlives the registry: built-in names are
+    /// borrowed, a registered kind's is copied.
+    pub fn owned_name(&self, kind: KindId) -> Cow<'static, str> {
+        match BUILTIN_NAMES.get(usize::from(kind.0)) {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(self.name(kind).to_string()),
+        }
+    }
+
     /// The name of a kind id ("?" for an id this registry does not have).
     pub fn name(&self, kind: KindId) -> &str {
         if kind.0 < KindId::BUILTIN_COUNT {

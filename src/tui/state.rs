@@ -1386,7 +1386,12 @@ pub(crate) mod tests {
         TaskInfo {
             id: TaskId(id),
             spec: spec.to_string(),
-            kind: spec.split_whitespace().next().unwrap_or("?").to_string(),
+            kind: spec
+                .split_whitespace()
+                .next()
+                .unwrap_or("?")
+                .to_string()
+                .into(),
             state,
             worker: (state != TaskState::Queued).then_some((id % 2) as u16),
             attempt: 1,
@@ -1568,10 +1573,10 @@ pub(crate) mod tests {
         app.ingest(snapshot(2, three_tasks(), 1));
         press(&mut app, "s");
         assert_eq!(app.sort.0, SortColumn::Kind);
-        let kinds: Vec<&str> = app.task_rows().iter().map(|t| t.kind.as_str()).collect();
+        let kinds: Vec<&str> = app.task_rows().iter().map(|t| &*t.kind).collect();
         assert_eq!(kinds, vec!["fib", "sleep", "spin"]);
         press(&mut app, "S");
-        let kinds: Vec<&str> = app.task_rows().iter().map(|t| t.kind.as_str()).collect();
+        let kinds: Vec<&str> = app.task_rows().iter().map(|t| &*t.kind).collect();
         assert_eq!(kinds, vec!["spin", "sleep", "fib"]);
     }
 

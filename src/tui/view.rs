@@ -1367,7 +1367,7 @@ fn draw_detail(
                 state_style,
             ));
             lines.push(field("spec", task.spec.clone(), theme.text));
-            lines.push(field("kind", task.kind.clone(), theme.text));
+            lines.push(field("kind", task.kind.to_string(), theme.text));
             lines.push(field(
                 "worker",
                 task.worker.map_or_else(|| "-".into(), |w| format!("w{w}")),

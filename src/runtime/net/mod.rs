@@ -7,7 +7,7 @@ pub mod server;
 
 pub use client::{Client, ClientError, WatchStream};
 pub use messages::{
-    CancelOutcomeWire, CancelResult, Hello, RemoteError, RemoteErrorKind, Request, Response,
-    StreamItem, SubmitRequest, WatchRequest, Welcome,
+    CancelOutcomeWire, CancelResult, Hello, RemoteError, RemoteErrorKind, Request, RequestView,
+    Response, SpecList, StreamItem, SubmitRequest, SubmitView, WatchRequest, Welcome,
 };
 pub use server::{Server, ServerConfig};

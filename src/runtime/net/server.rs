@@ -25,8 +25,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::frame::{self, FrameReader, FrameType, PREAMBLE_LEN};
 use super::messages::{
-    CancelOutcomeWire, CancelResult, Hello, RemoteError, RemoteErrorKind, Request, Response,
-    StreamItem, SubmitRequest, WatchRequest, Welcome,
+    CancelOutcomeWire, CancelResult, Hello, RemoteError, RemoteErrorKind, RequestView, Response,
+    StreamItem, SubmitView, WatchRequest, Welcome,
 };
 use crate::config::Config;
 use crate::runtime::completions::{CompletionReceiver, CompletionSender, completion_queue};
@@ -551,15 +551,16 @@ impl Connection {
     ) -> Result<(), Rejection> {
         match header.frame_type {
             FrameType::Request => {
-                let request = match crate::codec::decode::<Request>("request", payload) {
-                    Ok(request) => request,
-                    Err(error) => {
-                        return Err(self.fatal(format!(
-                            "request on stream {} does not decode: {error}",
-                            header.stream
-                        )));
-                    }
-                };
+                let request =
+                    match crate::codec::decode_borrowed::<RequestView<'_>>("request", payload) {
+                        Ok(request) => request,
+                        Err(error) => {
+                            return Err(self.fatal(format!(
+                                "request on stream {} does not decode: {error}",
+                                header.stream
+                            )));
+                        }
+                    };
                 if self.waits.contains_key(&header.stream)
                     || self.watches.contains_key(&header.stream)
                 {
@@ -736,12 +737,17 @@ impl Connection {
         self.encode(Outgoing::Response(stream, response, Some(permit)));
     }
 
-    async fn handle(&mut self, stream: u32, request: Request, permit: OwnedSemaphorePermit) {
+    async fn handle(
+        &mut self,
+        stream: u32,
+        request: RequestView<'_>,
+        permit: OwnedSemaphorePermit,
+    ) {
         let node = self.context.node.clone();
         let response = match request {
-            Request::Submit(submit) => return self.submit(stream, submit, permit),
-            Request::Watch(watch) => return self.watch(stream, watch, permit),
-            Request::Cancel { ids } => {
+            RequestView::Submit(submit) => return self.submit(stream, submit, permit),
+            RequestView::Watch(watch) => return self.watch(stream, watch, permit),
+            RequestView::Cancel { ids } => {
                 let mut ticket = Ticket::ready();
                 let results = ids
                     .into_iter()
@@ -762,11 +768,11 @@ impl Connection {
                 let response = Response::Cancelled { results };
                 return self.send_when_durable(stream, ticket, response, permit);
             }
-            Request::Task { id } => match node.task(id) {
+            RequestView::Task { id } => match node.task(id) {
                 Ok(info) => Response::Task(info),
                 Err(error) => Response::Error(lookup_error(error)),
             },
-            Request::Tasks(query) => {
+            RequestView::Tasks(query) => {
                 let query = TaskQuery {
                     limit: query.limit.min(10_000),
                     ..query
@@ -776,18 +782,19 @@ impl Connection {
                     Err(_) => internal("listing tasks failed"),
                 }
             }
-            Request::Status { task_limit } => {
+            RequestView::Status { task_limit } => {
                 let limit = task_limit.min(10_000) as usize;
                 match tokio::task::spawn_blocking(move || node.snapshot(limit)).await {
                     Ok(snapshot) => Response::Status(Box::new(snapshot)),
                     Err(_) => internal("taking the snapshot failed"),
                 }
             }
-            Request::Shutdown => {
+            RequestView::Shutdown => {
                 let _ = self.context.shutdown_request.send(true);
                 Response::ShuttingDown
             }
-            Request::Members => match tokio::task::spawn_blocking(move || node.cluster()).await {
+            RequestView::Members => match tokio::task::spawn_blocking(move || node.cluster()).await
+            {
                 Ok(cluster) => Response::Members(cluster.map(Box::new)),
                 Err(_) => internal("taking the membership snapshot failed"),
             },
@@ -795,7 +802,7 @@ impl Connection {
         self.send(stream, response, permit);
     }
 
-    fn submit(&mut self, stream: u32, request: SubmitRequest, permit: OwnedSemaphorePermit) {
+    fn submit(&mut self, stream: u32, request: SubmitView<'_>, permit: OwnedSemaphorePermit) {
         // One buffer for every request's parsed specs instead of one allocation each.
         let mut submissions = std::mem::take(&mut self.submissions);
         self.submit_parsed(stream, request, permit, &mut submissions);
@@ -808,7 +815,7 @@ impl Connection {
     fn submit_parsed(
         &mut self,
         stream: u32,
-        request: SubmitRequest,
+        request: SubmitView<'_>,
         permit: OwnedSemaphorePermit,
         submissions: &mut Vec<Submission>,
     ) {
@@ -863,8 +870,7 @@ impl Connection {
             return self.send(stream, Response::Error(error), permit);
         }
         let watcher = request.wait.then_some(&self.completions);
-        let outcome =
-            node.submit_batch_pending(submissions, request.idempotency_key.as_deref(), watcher);
+        let outcome = node.submit_batch_pending(submissions, request.idempotency_key, watcher);
         match outcome {
             Err(BatchError { submitted, error }) => {
                 if request.wait && !submitted.is_empty() {
@@ -994,7 +1000,7 @@ async fn poll_until_finished(node: &Node, id: TaskId) -> TaskInfo {
                 return TaskInfo {
                     id,
                     spec: String::new(),
-                    kind: String::new(),
+                    kind: Default::default(),
                     state: crate::runtime::TaskState::Failed,
                     worker: None,
                     attempt: 0,

@@ -347,7 +347,7 @@ impl Shared {
         TaskInfo {
             id: TaskId(outcome.id),
             spec,
-            kind: task.spec.kind.to_string(),
+            kind: task.spec.kind.to_string().into(),
             state: outcome.state,
             worker: outcome.worker,
             attempt: outcome.attempt,
