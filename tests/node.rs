@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use common::{config, wait_finished, wait_running};
 use goliath::runtime::{
-    Busy, CancelOutcome, KindArgs, LookupError, Node, NodeBuilder, Step, StepContext, SubmitError,
-    TaskKind, TaskOutput, TaskQuery, TaskSpec, TaskState,
+    Busy, CancelOutcome, CompletionReceiver, CompletionSender, KindArgs, LookupError, Node,
+    NodeBuilder, Step, StepContext, SubmitError, TaskInfo, TaskKind, TaskOutput, TaskQuery,
+    TaskSpec, TaskState, completion_queue,
 };
 
 fn submit(node: &Node, text: &str) -> goliath::runtime::TaskId {
@@ -618,4 +619,55 @@ fn zero_and_absurd_sizes_refuse_to_start() {
     cfg.arena.slots = 0;
     let error = Node::start(cfg).unwrap_err().to_string();
     assert!(error.contains("arena.slots"), "{error}");
+}
+
+/// Waits for the next finished task on `receiver`; panics if none comes.
+fn next_completion(receiver: &CompletionReceiver) -> TaskInfo {
+    let deadline = std::time::Instant::now() + common::LIVENESS;
+    loop {
+        if let Some(info) = receiver.try_recv() {
+            return info;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no completion arrived"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A slot keeps the last watcher's sender after its task finished (it is dropped when the
+/// slot is next filled by a watched submission): a later task in the same slot must reach
+/// its own watcher, and an unwatched one nobody.
+#[test]
+fn a_reused_slot_delivers_to_its_current_watcher_only() {
+    // One slot: every task below lands in it.
+    let node = Node::start(config(1, 1)).expect("node starts");
+    let (first_sender, first) = completion_queue();
+    let (second_sender, second) = completion_queue();
+    let submit = |text: &str, watcher: Option<&CompletionSender>| {
+        let submission = node.parse(text).expect("spec");
+        let batch = node
+            .submit_batch_pending(std::slice::from_ref(&submission), None, watcher)
+            .expect("submitted");
+        batch.outcome.ids[0]
+    };
+    let watched = submit("fib 10", Some(&first_sender));
+    assert_eq!(next_completion(&first).id, watched);
+    let unwatched = submit("fib 11", None);
+    wait_finished(&node, unwatched);
+    let other = submit("fib 12", Some(&second_sender));
+    let delivered = next_completion(&second);
+    assert_eq!(delivered.id, other);
+    assert_eq!(delivered.output, Some(TaskOutput::Number(144)));
+    let echoed = submit("echo again", Some(&first_sender));
+    assert_eq!(next_completion(&first).id, echoed);
+    assert!(
+        first.try_recv().is_none(),
+        "the first watcher got only its own tasks"
+    );
+    assert!(
+        second.try_recv().is_none(),
+        "the second watcher got only its own task"
+    );
 }

@@ -151,7 +151,9 @@ pub struct PendingBatch {
 }
 
 /// Who waits for which watched task: one place per arena slot, so the submitter filling a
-/// slot and the worker finishing another never contend for one lock.
+/// slot and the worker finishing another never contend for one lock. A place keeps its
+/// sender after the task finished, until a later watched task in that slot replaces it
+/// (dropped on the submitting thread: see `completions`).
 #[derive(Debug)]
 struct Completions {
     watchers: Box<[Mutex<Option<CompletionSender>>]>,
@@ -447,7 +449,11 @@ impl Shared {
         if let Some(watcher) = watcher {
             flags |= slot_flags::WATCHED;
             if let Some(place) = self.completions.watchers.get(index as usize) {
-                *lock(place) = Some(watcher.clone());
+                let mut held = lock(place);
+                // Usually the slot still holds this submitter's sender from its last task.
+                if !held.as_ref().is_some_and(|held| held.same_queue(watcher)) {
+                    *held = Some(watcher.clone());
+                }
             }
         }
         slot.flags.store(flags, Ordering::Relaxed);
@@ -563,10 +569,14 @@ impl Shared {
         text: Option<&str>,
         error: Option<&str>,
     ) {
-        let watcher = self.completions.watchers.get(index as usize);
-        if let Some(sender) = watcher.and_then(|place| lock(place).take()) {
-            let info = self.describe(record, output.clone(), text, error.map(Box::from));
-            let _ = sender.send(info);
+        // Borrowed, not taken: the slot's next fill drops it on the submitting thread (see
+        // `completions`), so its reference count never moves between threads.
+        let Some(place) = self.completions.watchers.get(index as usize) else {
+            return;
+        };
+        let info = self.describe(record, output.clone(), text, error.map(Box::from));
+        if let Some(sender) = lock(place).as_ref() {
+            sender.send(info);
         }
     }
 
@@ -1041,7 +1051,11 @@ impl Node {
                 )),
             });
         }
-        if total > arena.capacity().saturating_sub(arena.in_use()) as u64 {
+        // A batch that cannot fit whole is refused before any of it is claimed. One task
+        // needs no such check (its claim says Busy itself), and skipping it spares every
+        // single submit a read of each worker's free counter, a cache line that worker
+        // writes at every task it finishes.
+        if total > 1 && total > arena.capacity().saturating_sub(arena.in_use()) as u64 {
             return Err(BatchError {
                 submitted: Vec::new(),
                 error: SubmitError::Busy(arena.refuse()),
