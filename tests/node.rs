@@ -654,12 +654,15 @@ fn a_reused_slot_delivers_to_its_current_watcher_only() {
     };
     let watched = submit("fib 10", Some(&first_sender));
     assert_eq!(next_completion(&first).id, watched);
+    // Delivered before its slot is freed: the next submit waits for the slot.
+    wait_finished(&node, watched);
     let unwatched = submit("fib 11", None);
     wait_finished(&node, unwatched);
     let other = submit("fib 12", Some(&second_sender));
     let delivered = next_completion(&second);
     assert_eq!(delivered.id, other);
     assert_eq!(delivered.output, Some(TaskOutput::Number(144)));
+    wait_finished(&node, other);
     let echoed = submit("echo again", Some(&first_sender));
     assert_eq!(next_completion(&first).id, echoed);
     assert!(

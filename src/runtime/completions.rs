@@ -7,12 +7,12 @@
 //! for it to take before it waits again. A wake-up during the consumer's own turn would cost
 //! it a second, empty poll for every request.
 //!
-//! A watched task's slot keeps a clone of the sender, made by the submitting thread, which
-//! also drops it when it fills the slot again; a worker only borrows it to send. The
-//! reference count is then touched by the consumer's thread alone, and sits on a cache line
-//! apart from the queue the workers lock: counted up on the I/O thread and down on a worker,
-//! it cost the I/O thread a cache miss per task (most of its slot-filling time in a
-//! `perf annotate` of the pipelined bench).
+//! A watched task's slot keeps a clone of the sender, made by the submitting thread; a
+//! worker only borrows it to send, and the slot's next fill keeps it (same watcher, the
+//! usual case) or drops it, on the thread that submits. The reference count then stays with
+//! the submitters, on a cache line apart from the queue the workers lock: counted up on the
+//! I/O thread and down on a worker, it cost the I/O thread a cache miss per task (most of
+//! its slot-filling time in a `perf annotate` of the pipelined bench).
 //!
 //! Unbounded by type, bounded by use: each watched task sends exactly once, and the protocol
 //! server caps how many tasks a connection may wait for. A send to a dropped receiver is

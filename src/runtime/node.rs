@@ -152,8 +152,9 @@ pub struct PendingBatch {
 
 /// Who waits for which watched task: one place per arena slot, so the submitter filling a
 /// slot and the worker finishing another never contend for one lock. A place keeps its
-/// sender after the task finished, until a later watched task in that slot replaces it
-/// (dropped on the submitting thread: see `completions`).
+/// sender after the task finished, until the slot is filled again: kept when the new task
+/// has the same watcher (the usual case), replaced or dropped otherwise, on the submitting
+/// thread (see `completions`). At most one kept sender per slot.
 #[derive(Debug)]
 struct Completions {
     watchers: Box<[Mutex<Option<CompletionSender>>]>,
@@ -441,6 +442,7 @@ impl Shared {
         slot.kind.store(spec.kind.index(), Ordering::Relaxed);
         slot.worker.store(NO_WORKER, Ordering::Relaxed);
         slot.attempt.store(attempt, Ordering::Relaxed);
+        let previous_flags = slot.flags.load(Ordering::Relaxed);
         let mut flags = 0;
         if spec.text.is_some() {
             flags |= slot_flags::TEXT;
@@ -455,6 +457,12 @@ impl Shared {
                     *held = Some(watcher.clone());
                 }
             }
+        } else if previous_flags & slot_flags::WATCHED != 0
+            && let Some(place) = self.completions.watchers.get(index as usize)
+        {
+            // The slot's last task was watched: its sender goes now, not at some later
+            // watched fill (it may keep a closed connection's queue alive).
+            drop(lock(place).take());
         }
         slot.flags.store(flags, Ordering::Relaxed);
     }
@@ -569,8 +577,8 @@ impl Shared {
         text: Option<&str>,
         error: Option<&str>,
     ) {
-        // Borrowed, not taken: the slot's next fill drops it on the submitting thread (see
-        // `completions`), so its reference count never moves between threads.
+        // Borrowed, not taken: the slot's next fill replaces or drops it, on the submitting
+        // thread (see `completions`), so its reference count does not move to the workers.
         let Some(place) = self.completions.watchers.get(index as usize) else {
             return;
         };
@@ -972,7 +980,8 @@ impl Node {
         self.shared.submit_on(spec, None, None)
     }
 
-    /// Submits `copies` of a task. Refuses the whole batch up front when it cannot fit.
+    /// Submits `copies` of a task. Refuses the whole batch, before claiming any of it, when it
+    /// cannot fit (a single task is refused by its claim).
     pub fn submit_copies(&self, spec: &TaskSpec, copies: u32) -> Result<Vec<TaskId>, BatchError> {
         let submission = Submission {
             spec: spec.clone(),
