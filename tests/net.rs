@@ -218,7 +218,7 @@ fn unknown_frame_type_undecodable_payload_and_huge_length_close_with_errors() {
 fn a_frame_cut_mid_way_is_rejected_and_others_are_served() {
     let fixture = Fixture::new(|_| {});
     let mut cut = handshake_bytes();
-    let request = Request::Status { task_limit: 5 };
+    let request: Request = Request::Status { task_limit: 5 };
     frame::write_message(&mut cut, FrameType::Request, 1, &request, 1 << 20).expect("encodes");
     cut.truncate(cut.len() - 3);
     let received = fixture.raw_exchange(&cut);
@@ -541,7 +541,7 @@ fn a_reader_that_stops_reading_is_throttled_not_buffered() {
             &mut request,
             FrameType::Request,
             1,
-            &Request::Cancel { ids },
+            &Request::<SubmitRequest>::Cancel { ids },
             1 << 20,
         )
         .expect("encodes");
