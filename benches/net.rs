@@ -227,13 +227,12 @@ impl LeanClient {
     async fn connect(address: &str, spec: &str) -> LeanClient {
         let mut stream = TcpStream::connect(address).await.expect("connect");
         let _ = stream.set_nodelay(true);
-        let mut hello = frame::preamble().to_vec();
         let greeting = Hello {
             client: "bench".into(),
             cluster: "goliath".into(),
         };
-        frame::write_message(&mut hello, FrameType::Hello, 0, &greeting, 1 << 20).expect("hello");
-        stream.write_all(&hello).await.expect("send hello");
+        let opening = frame::opening(&greeting, 1 << 20).expect("hello");
+        stream.write_all(&opening).await.expect("send hello");
         let mut preamble = [0u8; frame::PREAMBLE_LEN];
         stream.read_exact(&mut preamble).await.expect("preamble");
         let mut client = LeanClient {

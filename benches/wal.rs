@@ -225,13 +225,12 @@ impl Lean {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(address).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
-        let mut hello = frame::preamble().to_vec();
         let greeting = Hello {
             client: "wal-bench".into(),
             cluster: "goliath".into(),
         };
-        frame::write_message(&mut hello, FrameType::Hello, 0, &greeting, 1 << 20).expect("hello");
-        stream.write_all(&hello).expect("send hello");
+        let opening = frame::opening(&greeting, 1 << 20).expect("hello");
+        stream.write_all(&opening).expect("send hello");
         let mut preamble = [0u8; frame::PREAMBLE_LEN];
         stream.read_exact(&mut preamble).expect("preamble");
         let request = Request::Submit(SubmitRequest {

@@ -188,19 +188,11 @@ fn a_4_gib_length_prefix_costs_the_node_no_memory_and_each_rejection_is_logged_o
     let node = RunningNode::start(&["--workers", "1"]);
     let handshake = || {
         let mut stream = TcpStream::connect(&node.address).expect("connects");
-        let mut bytes = goliath::runtime::net::frame::preamble().to_vec();
         let hello = goliath::runtime::net::Hello {
             client: "test".into(),
             cluster: "goliath".into(),
         };
-        goliath::runtime::net::frame::write_message(
-            &mut bytes,
-            goliath::runtime::net::frame::FrameType::Hello,
-            0,
-            &hello,
-            1 << 20,
-        )
-        .expect("encodes");
+        let bytes = goliath::runtime::net::frame::opening(&hello, 1 << 20).expect("encodes");
         stream.write_all(&bytes).expect("sends");
         stream
     };

@@ -111,13 +111,11 @@ fn error_text(received: &[u8]) -> String {
 }
 
 fn handshake_bytes() -> Vec<u8> {
-    let mut bytes = frame::preamble().to_vec();
     let hello = goliath::runtime::net::Hello {
         client: "test".into(),
         cluster: "goliath".into(),
     };
-    frame::write_message(&mut bytes, FrameType::Hello, 0, &hello, 1 << 20).expect("encodes");
-    bytes
+    frame::opening(&hello, 1 << 20).expect("encodes")
 }
 
 fn assert_still_serving(fixture: &Fixture) {

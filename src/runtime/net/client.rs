@@ -262,13 +262,10 @@ async fn handshake(
         client: options.client.clone(),
         cluster: options.cluster.clone(),
     };
-    let mut bytes = frame::preamble().to_vec();
-    frame::write_message(&mut bytes, FrameType::Hello, 0, &hello, options.max_frame).map_err(
-        |e| ClientError::Protocol {
-            address: address.to_string(),
-            reason: e.to_string(),
-        },
-    )?;
+    let bytes = frame::opening(&hello, options.max_frame).map_err(|e| ClientError::Protocol {
+        address: address.to_string(),
+        reason: e.to_string(),
+    })?;
     let closed = |e: std::io::Error| ClientError::Closed {
         reason: e.to_string(),
     };

@@ -204,6 +204,14 @@ pub fn write_message<T: serde::Serialize>(
     Ok(())
 }
 
+/// What a client sends first on a new connection: the preamble, then its `Hello` (the
+/// handshake message) as frame 0 on stream 0.
+pub fn opening<T: serde::Serialize>(hello: &T, max_frame: u32) -> Result<Vec<u8>, MessageError> {
+    let mut bytes = preamble().to_vec();
+    write_message(&mut bytes, FrameType::Hello, 0, hello, max_frame)?;
+    Ok(bytes)
+}
+
 /// A frame that could not be built or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
@@ -321,6 +329,25 @@ impl FrameReader {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_client_opens_with_the_preamble_then_its_hello() {
+        let hello = crate::runtime::net::Hello {
+            client: "test".into(),
+            cluster: "goliath".into(),
+        };
+        let bytes = opening(&hello, 1 << 20).expect("encodes");
+        assert_eq!(bytes[..PREAMBLE_LEN], preamble());
+        let mut reader = FrameReader::new(1 << 20);
+        reader.push(&bytes[PREAMBLE_LEN..]).expect("valid");
+        let (header, payload) = reader.next_frame().expect("valid").expect("whole frame");
+        assert_eq!((header.frame_type, header.stream), (FrameType::Hello, 0));
+        assert_eq!(crate::codec::decode("hello", payload), Ok(hello.clone()));
+        assert!(
+            opening(&hello, 4).is_err(),
+            "a hello larger than max_frame is refused"
+        );
+    }
 
     #[test]
     fn preamble_checks_magic_and_version() {
