@@ -111,6 +111,13 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
 fn exit_codes_say_what_went_wrong() {
     let node = RunningNode::start(&["--workers", "1", "--arena-slots", "4"]);
     let code = |args: &[&str]| node.client(args).status.code();
+    // Exits with `expected` and says `says` on stderr.
+    let fails = |args: &[&str], expected: i32, says: &str| {
+        let output = node.client(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(expected), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
     assert_eq!(code(&["submit", "spni", "1s"]), Some(2), "bad spec");
     assert_eq!(code(&["task", "424242"]), Some(6), "no such task");
     assert_eq!(
@@ -119,13 +126,7 @@ fn exit_codes_say_what_went_wrong() {
         "no such task to cancel"
     );
     // A batch larger than the arena is refused (retrying would never help), not "busy".
-    let never = node.client(&["submit", "sleep 60s x8"]);
-    assert_eq!(never.status.code(), Some(1), "a batch that can never fit");
-    assert!(
-        String::from_utf8_lossy(&never.stderr).contains("can never fit"),
-        "{}",
-        String::from_utf8_lossy(&never.stderr)
-    );
+    fails(&["submit", "sleep 60s x8"], 1, "can never fit");
     let other_cluster = goliath()
         .args([
             "status",
@@ -138,9 +139,7 @@ fn exit_codes_say_what_went_wrong() {
         .expect("runs");
     assert_eq!(other_cluster.status.code(), Some(4), "cluster mismatch");
     assert!(String::from_utf8_lossy(&other_cluster.stderr).contains("\"staging\""));
-    let exec = node.client(&["submit", "exec", "--", "true"]);
-    assert_eq!(exec.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&exec.stderr).contains("exec.remote"));
+    fails(&["submit", "exec", "--", "true"], 1, "exec.remote");
     // Nothing listens on this port: bind one and close it to get a free one.
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -162,9 +161,7 @@ fn exit_codes_say_what_went_wrong() {
         Some(0),
         "fills the arena"
     );
-    let busy = node.client(&["submit", "sleep 60s"]);
-    assert_eq!(busy.status.code(), Some(5), "busy");
-    assert!(String::from_utf8_lossy(&busy.stderr).contains("all 4 task slots are in use"));
+    fails(&["submit", "sleep 60s"], 5, "all 4 task slots are in use");
 }
 
 #[test]

@@ -115,21 +115,17 @@ fn echo_completes_at_submit_even_when_every_worker_is_busy() {
 
 /// Waits until every worker is parked; returns their parks so far.
 fn parks_once_all_parked(node: &Node) -> u64 {
-    let deadline = std::time::Instant::now() + common::LIVENESS;
-    loop {
+    common::eventually(|| {
         let workers = node.snapshot(0).workers;
         if workers
             .iter()
             .all(|w| w.activity == goliath::runtime::WorkerActivity::Parked)
         {
-            return workers.iter().map(|w| w.parks).sum();
+            Ok(workers.iter().map(|w| w.parks).sum())
+        } else {
+            Err(format!("workers never parked: {workers:?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "workers never parked: {workers:?}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    })
 }
 
 #[test]
@@ -623,17 +619,11 @@ fn zero_and_absurd_sizes_refuse_to_start() {
 
 /// Waits for the next finished task on `receiver`; panics if none comes.
 fn next_completion(receiver: &CompletionReceiver) -> TaskInfo {
-    let deadline = std::time::Instant::now() + common::LIVENESS;
-    loop {
-        if let Some(info) = receiver.try_recv() {
-            return info;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no completion arrived"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::eventually(|| {
+        receiver
+            .try_recv()
+            .ok_or_else(|| "no completion arrived".to_string())
+    })
 }
 
 /// A slot keeps the last watcher's sender after its task finished (it is dropped when the

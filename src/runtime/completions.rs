@@ -165,6 +165,12 @@ mod tests {
         }
     }
 
+    impl Counter {
+        fn wakes(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
     fn counting_waker() -> (Arc<Counter>, Waker) {
         let counter = Arc::new(Counter(AtomicUsize::new(0)));
         (counter.clone(), Waker::from(counter))
@@ -191,11 +197,7 @@ mod tests {
         assert!(receiver.poll_recv(&mut cx).is_pending());
         sender.send(info(7));
         sender.send(info(8));
-        assert_eq!(
-            wakes.0.load(Ordering::SeqCst),
-            1,
-            "one wake-up for the wait"
-        );
+        assert_eq!(wakes.wakes(), 1, "one wake-up for the wait");
         assert!(matches!(receiver.poll_recv(&mut cx), Poll::Ready(i) if i.id.0 == 7));
         assert_eq!(receiver.try_recv().map(|i| i.id.0), Some(8));
     }
@@ -209,17 +211,13 @@ mod tests {
         assert!(receiver.poll_recv(&mut cx).is_pending());
         receiver.stop_waking();
         sender.send(info(1));
-        assert_eq!(
-            wakes.0.load(Ordering::SeqCst),
-            0,
-            "no wake-up while it runs"
-        );
+        assert_eq!(wakes.wakes(), 0, "no wake-up while it runs");
         // Before waiting again it finds what arrived meanwhile.
         assert!(matches!(receiver.poll_recv(&mut cx), Poll::Ready(i) if i.id.0 == 1));
         // And the next wait is woken again.
         assert!(receiver.poll_recv(&mut cx).is_pending());
         sender.send(info(2));
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(wakes.wakes(), 1);
     }
 
     #[test]

@@ -22,32 +22,37 @@ pub fn config(workers: usize, slots: usize) -> Config {
     config
 }
 
-/// Waits until the task has finished and returns it; panics if it never does.
-pub fn wait_finished(node: &Node, id: TaskId) -> TaskInfo {
+/// Checks every millisecond until `check` returns `Ok`; panics with its last `Err` (what
+/// is still missing) if that takes longer than [`LIVENESS`].
+pub fn eventually<T>(mut check: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + LIVENESS;
     loop {
-        let info = node.task(id).unwrap_or_else(|e| panic!("task {id}: {e}"));
-        if info.state.is_finished() {
-            return info;
+        match check() {
+            Ok(value) => return value,
+            Err(missing) => assert!(Instant::now() < deadline, "{missing} after {LIVENESS:?}"),
         }
-        assert!(
-            Instant::now() < deadline,
-            "task {id} still {:?} after {LIVENESS:?}",
-            info.state
-        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
+/// Waits until the task has finished and returns it; panics if it never does.
+pub fn wait_finished(node: &Node, id: TaskId) -> TaskInfo {
+    eventually(|| {
+        let info = node.task(id).unwrap_or_else(|e| panic!("task {id}: {e}"));
+        if info.state.is_finished() {
+            Ok(info)
+        } else {
+            Err(format!("task {id} still {:?}", info.state))
+        }
+    })
+}
+
 /// Waits until the task is running.
 pub fn wait_running(node: &Node, id: TaskId) {
-    let deadline = Instant::now() + LIVENESS;
-    loop {
+    eventually(|| {
         let info = node.task(id).unwrap_or_else(|e| panic!("task {id}: {e}"));
-        if info.started_unix_us.is_some() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "task {id} never started");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+        info.started_unix_us
+            .map(|_| ())
+            .ok_or_else(|| format!("task {id} never started"))
+    })
 }
