@@ -19,7 +19,7 @@ use super::lock;
 use super::node::{Ending, FinishSite, Shared};
 use super::scheduler::timed_out_message;
 use super::sys;
-use super::task::{KindId, ProcessOutput, TaskId, TaskOutput, TaskState};
+use super::task::{KindId, ProcessOutput, TaskId, TaskOutput, TaskState, exec_argv};
 
 /// The I/O side: a tokio runtime handle and the cancel signals of waiting tasks.
 pub(crate) struct Offload {
@@ -165,10 +165,7 @@ async fn terminate<F: Future<Output = Finished> + Unpin>(
 async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
     let slot = shared.arena.slot(index);
     let notify = shared.offload.register(id);
-    let argv: Vec<String> = lock(&slot.text)
-        .as_deref()
-        .unwrap_or("")
-        .split('\0')
+    let argv: Vec<String> = exec_argv(lock(&slot.text).as_deref().unwrap_or(""))
         .map(String::from)
         .collect();
     let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));

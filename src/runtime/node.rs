@@ -128,7 +128,7 @@ pub enum CancelOutcome {
     AlreadyFinished(TaskState),
 }
 
-pub use super::completions::CompletionSender;
+use super::completions::CompletionSender;
 
 /// The result of [`Node::submit_batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -271,7 +271,7 @@ impl TaskSpec {
         Self::builtin(
             KindId::EXEC,
             [argv.len() as u64, 0],
-            Some(joined.join("\0").into()),
+            Some(joined.join(ARGV_SEPARATOR).into()),
         )
     }
     /// A task of a registered kind with its numbers and text.
@@ -307,7 +307,7 @@ impl TaskSpec {
     /// For `exec`: the program and its arguments.
     pub fn argv(&self) -> Vec<&str> {
         match (&self.text, self.kind) {
-            (Some(text), KindId::EXEC) => text.split('\0').collect(),
+            (Some(text), KindId::EXEC) => exec_argv(text).collect(),
             _ => Vec::new(),
         }
     }
@@ -462,6 +462,15 @@ fn quoted_word(input: &str, column: usize) -> Result<(Word<'static>, usize, usiz
         quoted,
     };
     Ok((word, used_bytes, used_chars))
+}
+
+/// How an `exec` task's text holds its program and arguments: joined by NUL, which no
+/// argument may contain.
+const ARGV_SEPARATOR: &str = "\0";
+
+/// The program and arguments held in an `exec` task's text.
+pub(crate) fn exec_argv(text: &str) -> std::str::Split<'_, &'static str> {
+    text.split(ARGV_SEPARATOR)
 }
 
 /// Quotes a word for the text form when it would not read back as itself.
@@ -709,6 +718,7 @@ impl Kinds {
         };
         let kind_column = first.column;
         let rest = &mut words[1..];
+        let is_option = |w: &Word| !w.quoted && is_option_like(&w.text);
         // Split off options: for exec only before `--`; for echo only trailing; else anywhere
         // (moved behind the arguments, each group in its order: a stable sort of a few words,
         // which allocates nothing).
@@ -718,20 +728,12 @@ impl Kinds {
                 let (before, after) = rest.split_at(dash.unwrap_or(rest.len()));
                 (before, &[], dash.map(|_| &after[1..]))
             } else if kind == KindId::ECHO {
-                let trailing = rest
-                    .iter()
-                    .rev()
-                    .take_while(|w| !w.quoted && is_option_like(&w.text))
-                    .count();
+                let trailing = rest.iter().rev().take_while(|w| is_option(w)).count();
                 let (args, options) = rest.split_at(rest.len() - trailing);
                 (options, args, None)
             } else {
-                rest.sort_by_key(|w| !w.quoted && is_option_like(&w.text));
-                let count = rest
-                    .iter()
-                    .filter(|w| w.quoted || !is_option_like(&w.text))
-                    .count();
-                let (args, options) = rest.split_at(count);
+                rest.sort_by_key(is_option);
+                let (args, options) = rest.split_at(rest.partition_point(|w| !is_option(w)));
                 (options, args, None)
             };
         let mut copies: Option<u32> = None;
@@ -1021,7 +1023,7 @@ impl Kinds {
         }
         if kind == KindId::EXEC {
             out.push_str(" --");
-            for arg in text.into_iter().flat_map(|text| text.split('\0')) {
+            for arg in text.into_iter().flat_map(exec_argv) {
                 out.push(' ');
                 push_word(out, arg);
             }
