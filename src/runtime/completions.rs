@@ -232,14 +232,21 @@ mod tests {
     #[test]
     fn a_consumer_on_another_thread_is_woken_by_a_worker_send() {
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("runtime");
         let (sender, receiver) = completion_queue();
         let worker = std::thread::spawn(move || {
+            // Most likely after the consumer went to wait.
             std::thread::sleep(std::time::Duration::from_millis(20));
             sender.send(info(42));
         });
-        let got = runtime.block_on(receiver.recv());
+        // A liveness bound, not a speed check: a lost wake-up fails here instead of hanging.
+        let got = runtime
+            .block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(60), receiver.recv()).await
+            })
+            .expect("the send woke the waiting consumer");
         assert_eq!(got.id.0, 42);
         worker.join().expect("worker");
     }
