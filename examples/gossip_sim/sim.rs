@@ -46,6 +46,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use goliath::runtime::gossip::rng::SeededRng;
@@ -913,6 +914,106 @@ struct World<P: Protocol> {
     fx: Effects<P::Timer>,
     /// Events handled so far.
     events: u64,
+    /// When several protocols run side by side: this run's lane of the shared pace.
+    pace: Option<Lane>,
+    /// The virtual time at which to report to the pace next.
+    next_pace_us: u64,
+}
+
+/// How far (virtual time) a protocol's run may get ahead of the slowest other run.
+const PACE_SLACK_US: u64 = 2 * SECOND;
+
+/// Keeps runs that share the machine at about the same virtual time, as long as that
+/// leaves no core idle.
+///
+/// Three protocols on two cores, each on its own thread, share the cores evenly: the
+/// cheapest finishes first and the dearest then runs alone on one core while the other
+/// idles. Here a run that is ahead in virtual time waits for the others, but only while
+/// enough others are running to keep every core busy, so the three finish closer together
+/// and the wall time approaches half the CPU time. Waiting changes nothing in a run (each
+/// is a function of its seed), only when its thread gets a core.
+#[derive(Debug)]
+pub struct Pace {
+    lanes: Mutex<Lanes>,
+    moved: Condvar,
+    cores: usize,
+}
+
+#[derive(Debug)]
+struct Lanes {
+    /// Per lane: the virtual time reached (`u64::MAX` once finished).
+    reached: Vec<u64>,
+    /// Lanes not finished.
+    running: usize,
+    /// Lanes waiting in [`Pace::reach`].
+    waiting: usize,
+}
+
+impl Pace {
+    /// A pace for `lanes` runs, all at virtual time 0, on `cores` cores.
+    pub fn new(lanes: usize, cores: usize) -> Self {
+        Self {
+            lanes: Mutex::new(Lanes {
+                reached: vec![0; lanes],
+                running: lanes,
+                waiting: 0,
+            }),
+            moved: Condvar::new(),
+            cores: cores.max(1),
+        }
+    }
+
+    /// Records that `lane` reached `now_us`, then waits while it is more than
+    /// [`PACE_SLACK_US`] ahead of the slowest other lane and enough other lanes run to
+    /// keep every core busy. The slowest never waits.
+    fn reach(&self, lane: usize, now_us: u64) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        lanes.reached[lane] = now_us;
+        self.moved.notify_all();
+        loop {
+            let slowest_other = lanes
+                .reached
+                .iter()
+                .enumerate()
+                .filter(|&(other, _)| other != lane)
+                .map(|(_, &at)| at)
+                .min()
+                .unwrap_or(u64::MAX);
+            let others_running = lanes.running - lanes.waiting - 1;
+            if now_us <= slowest_other.saturating_add(PACE_SLACK_US) || others_running < self.cores
+            {
+                return;
+            }
+            lanes.waiting += 1;
+            lanes = self
+                .moved
+                .wait(lanes)
+                .unwrap_or_else(PoisonError::into_inner);
+            lanes.waiting -= 1;
+        }
+    }
+
+    /// Takes `lane` out: nobody waits for it any more.
+    fn finish(&self, lane: usize) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        lanes.reached[lane] = u64::MAX;
+        lanes.running -= 1;
+        self.moved.notify_all();
+    }
+}
+
+/// One run's place in a [`Pace`]; dropping it (the run ended, or panicked) releases the
+/// others from waiting for it.
+#[derive(Debug)]
+pub struct Lane {
+    pace: Arc<Pace>,
+    index: usize,
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        self.pace.finish(self.index);
+    }
 }
 
 impl<P: Protocol> World<P> {
@@ -948,6 +1049,8 @@ impl<P: Protocol> World<P> {
             pending_restarts: 0,
             fx: Effects::default(),
             events: 0,
+            pace: None,
+            next_pace_us: 0,
             scenario,
         }
     }
@@ -1372,6 +1475,12 @@ impl<P: Protocol> World<P> {
             self.now = at;
             self.events += 1;
             self.step(event);
+            if at >= self.next_pace_us {
+                self.next_pace_us = at + SECOND;
+                if let Some(lane) = &self.pace {
+                    lane.pace.reach(lane.index, at);
+                }
+            }
             if stop(self) {
                 return Some(self.now);
             }
@@ -1409,9 +1518,15 @@ fn round(value: f64) -> f64 {
 
 /// Runs the whole scenario for one protocol.
 pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
+    run_paced(protocol, scenario, None)
+}
+
+/// Runs the whole scenario for one protocol, kept to a pace if given a lane of one.
+fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) -> Report {
     let wall = std::time::Instant::now();
     let cpu = thread_cpu_s();
     let mut world = World::new(protocol, scenario.clone());
+    world.pace = pace;
     let n = scenario.nodes;
     // Warm-up: staggered starts, each joining a random member already running.
     let stagger = 10_000u64;
@@ -1654,12 +1769,20 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
 /// Runs all three protocols (on three threads) and returns their reports in order
 /// `goliath`, `foca_lan`, `foca_tuned`.
 pub fn run_all(scenario: &Scenario) -> Vec<Report> {
-    // One thread per protocol: on two cores the three share the machine evenly, and the
-    // wall time is about half the sum rather than the longest pair run one after the other.
+    // One thread per protocol, held to one virtual time (see `Pace`): on two cores the
+    // wall time is about half the CPU time rather than the dearest run's plus a share.
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let pace = Arc::new(Pace::new(3, cores));
+    let lane = |index: usize| {
+        Some(Lane {
+            pace: Arc::clone(&pace),
+            index,
+        })
+    };
     std::thread::scope(|scope| {
-        let ours = scope.spawn(|| run(Goliath::default(), scenario));
-        let lan = scope.spawn(|| run(Foca::lan(), scenario));
-        let tuned = run(Foca::tuned(), scenario);
+        let ours = scope.spawn(|| run_paced(Goliath::default(), scenario, lane(0)));
+        let lan = scope.spawn(|| run_paced(Foca::lan(), scenario, lane(1)));
+        let tuned = run_paced(Foca::tuned(), scenario, lane(2));
         let ours = ours.join().expect("goliath simulation");
         let lan = lan.join().expect("foca_lan simulation");
         vec![ours, lan, tuned]
@@ -1669,6 +1792,53 @@ pub fn run_all(scenario: &Scenario) -> Vec<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_ahead_waits_only_while_the_others_keep_every_core_busy() {
+        // Two lanes on two cores: nobody ever waits, however far ahead.
+        let pair = Pace::new(2, 2);
+        pair.reach(0, 600 * SECOND);
+        // Three lanes on two cores: lane 0, far ahead, waits while lanes 1 and 2 run...
+        let pace = Arc::new(Pace::new(3, 2));
+        let (done, finished) = std::sync::mpsc::channel();
+        let ahead = {
+            let pace = Arc::clone(&pace);
+            std::thread::spawn(move || {
+                pace.reach(0, 600 * SECOND);
+                let _ = done.send(());
+            })
+        };
+        assert!(
+            finished.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a lane 600 s ahead went on while two others could use both cores"
+        );
+        // ...but a second lane ahead of the slowest does not wait: one core would idle.
+        let (second_done, second_finished) = std::sync::mpsc::channel();
+        let second = {
+            let pace = Arc::clone(&pace);
+            std::thread::spawn(move || {
+                pace.reach(1, 300 * SECOND);
+                let _ = second_done.send(());
+            })
+        };
+        assert!(
+            second_finished
+                .recv_timeout(Duration::from_secs(60))
+                .is_ok(),
+            "a second lane waited while the first did: a core would idle"
+        );
+        second.join().expect("lane 1");
+        // Once lane 2 ends, only lane 1 runs besides it: lane 0 goes on.
+        drop(Lane {
+            pace: Arc::clone(&pace),
+            index: 2,
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "the waiting lane was not released when a lane ended"
+        );
+        ahead.join().expect("lane 0");
+    }
 
     #[test]
     fn the_event_queue_pops_in_time_then_insertion_order() {
