@@ -49,7 +49,7 @@ impl Name {
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        // Only `new` fills the buffer, from a `&str` cut at its own length.
+        // Only `new` fills the buffer, from a `&str` cut at its own length, zeros after it.
         std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 
@@ -61,7 +61,10 @@ impl Name {
 
 impl PartialEq for Name {
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        // Whole buffers: `new` zero-fills past the text, so equal texts have equal buffers,
+        // and a fixed-size comparison is a few vector compares instead of a `memcmp` call
+        // (every packet's lookups compare names).
+        self.len == other.len && self.bytes == other.bytes
     }
 }
 
@@ -618,6 +621,21 @@ mod tests {
             decode_packet(&big, 1400, cluster_tag("goliath")),
             Err(PacketError::Oversized { length: 1401, .. })
         ));
+    }
+
+    #[test]
+    fn names_are_equal_exactly_when_their_texts_are() {
+        let name = |text: &str| Name::new(text).expect("valid name");
+        assert_eq!(name("node-1"), name("node-1"));
+        assert_ne!(name("node-1"), name("node-10"));
+        assert_ne!(name("node-10"), name("node-1"));
+        assert_ne!(name("node-1"), name("node-2"));
+        assert_eq!(name(&"x".repeat(63)), name(&"x".repeat(63)));
+        assert_ne!(name(&"x".repeat(63)), name(&"x".repeat(62)));
+        // A decoded name equals the one it was encoded from (the decoder builds it anew).
+        let bytes = crate::codec::encode("name", &name("a")).expect("encodes");
+        let decoded: Name = crate::codec::decode("name", &bytes).expect("decodes");
+        assert_eq!(decoded, name("a"));
     }
 
     #[test]
