@@ -36,7 +36,7 @@ use super::snapshot::{
 };
 use super::task::{
     KindId, Kinds, RegisterError, SpecError, Submission, TaskId, TaskKind, TaskOutput, TaskSpec,
-    TaskState,
+    TaskState, claimed_by_line,
 };
 use super::wal::{self, Faults, Ticket, Wal, WalError};
 use crate::config::Config;
@@ -1047,7 +1047,7 @@ impl Node {
                 ticket: ticket.clone(),
             });
         }
-        let total: u64 = submissions.iter().map(|s| u64::from(s.copies.max(1))).sum();
+        let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
         let arena = &shared.arena;
         if total > arena.capacity() as u64 {
             // Busy would tell the caller to retry, and no retry can ever fit it.
@@ -1079,7 +1079,7 @@ impl Node {
                 failure = Some(error);
                 break;
             }
-            for _ in 0..submission.copies.max(1) {
+            for _ in 0..submission.tasks() {
                 match shared.arena.claim() {
                     Ok(slot) => claimed.push(slot),
                     Err(busy) => {
@@ -1110,11 +1110,9 @@ impl Node {
             }
             _ => Ticket::ready(),
         };
-        // Claimed line by line, each line's copies in turn; lines after a cut claimed none.
-        let mut slots = claimed.iter();
         let mut queued = false;
-        for submission in submissions {
-            for (index, id) in slots.by_ref().take(submission.copies.max(1) as usize) {
+        for (submission, line) in claimed_by_line(submissions, &claimed) {
+            for (index, id) in line {
                 shared.fill(*index, submission.spec.clone(), watcher, now, 1);
                 let kind = submission.spec.kind;
                 // One wake-up for the whole batch, after its last task: a woken worker that

@@ -334,6 +334,28 @@ pub struct Submission {
     pub copies: u32,
 }
 
+impl Submission {
+    /// How many tasks it makes: its copies, at least one (a `copies` of 0 means one).
+    pub fn tasks(&self) -> u32 {
+        self.copies.max(1)
+    }
+}
+
+/// A batch's claimed slots, line by line: the slots were claimed in line order, each line's
+/// copies in turn, and a batch cut short claimed none for the lines after the cut (their
+/// slices are empty, as is the tail of the line it was cut in).
+pub(crate) fn claimed_by_line<'a, T>(
+    submissions: &'a [Submission],
+    claimed: &'a [T],
+) -> impl Iterator<Item = (&'a Submission, &'a [T])> {
+    let mut rest = claimed;
+    submissions.iter().map(move |submission| {
+        let (line, after) = rest.split_at(rest.len().min(submission.tasks() as usize));
+        rest = after;
+        (submission, line)
+    })
+}
+
 /// A text form that does not parse: what is wrong and at which column (1-based, in characters).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("column {column}: {message}")]
@@ -1043,6 +1065,29 @@ mod tests {
         }
         assert_eq!(TaskState::from_code(6), None);
     }
+    #[test]
+    fn claimed_slots_split_by_line_and_a_cut_leaves_later_lines_empty() {
+        let lines: Vec<Submission> = ["fib 1 x2", "fib 2", "fib 3 x3", "fib 4"]
+            .iter()
+            .map(|text| parse(text).expect("spec"))
+            .collect();
+        let by_line = |claimed: &[u32]| -> Vec<Vec<u32>> {
+            claimed_by_line(&lines, claimed)
+                .map(|(_, line)| line.to_vec())
+                .collect()
+        };
+        assert_eq!(
+            by_line(&[1, 2, 3, 4, 5, 6, 7]),
+            [vec![1, 2], vec![3], vec![4, 5, 6], vec![7]]
+        );
+        // Cut inside the third line: it got one of its three, the last line none.
+        assert_eq!(
+            by_line(&[1, 2, 3, 4]),
+            [vec![1, 2], vec![3], vec![4], vec![]]
+        );
+        assert_eq!(lines[2].tasks(), 3);
+    }
+
     use proptest::prelude::*;
 
     fn parse(text: &str) -> Result<Submission, SpecError> {

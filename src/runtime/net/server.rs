@@ -856,7 +856,7 @@ impl Connection {
                 permit,
             );
         }
-        let total: usize = submissions.iter().map(|s| s.copies.max(1) as usize).sum();
+        let total: usize = submissions.iter().map(|s| s.tasks() as usize).sum();
         if request.wait && self.waiting_for.len() + total > self.context.config.max_waiting {
             let message = format!(
                 "this connection already waits for {} tasks; waiting for {total} more would pass net.max_waiting ({})",

@@ -29,6 +29,7 @@ use crate::runtime::node::{IdempotencyKeys, Shared, StartError, SubmitError, Wak
 use crate::runtime::snapshot::TaskInfo;
 use crate::runtime::task::{
     KindId, Kinds, ProcessOutput, Submission, TaskId, TaskOutput, TaskSpec, TaskState,
+    claimed_by_line,
 };
 
 /// Whether a recovered task can run on this node: its kind is registered here, and exec is
@@ -158,12 +159,9 @@ impl Shared {
     ) -> Result<Ticket, SubmitError> {
         let submitted_unix_us = self.clock.unix_us(now);
         let mut lines = Vec::with_capacity(submissions.len());
-        // The slots were claimed line by line, each line's copies in turn; a batch cut short
-        // claimed none for the lines after the cut.
-        let mut slots = claimed.iter();
-        for submission in submissions {
+        for (submission, line) in claimed_by_line(submissions, claimed) {
             let mut ids = Vec::new();
-            for (_, id) in slots.by_ref().take(submission.copies.max(1) as usize) {
+            for (_, id) in line {
                 record::push_id(&mut ids, id.0);
             }
             if !ids.is_empty() {
