@@ -271,9 +271,9 @@ impl LeanClient {
         }
     }
 
-    /// Sends the submit request on a fresh stream id (bytes 4..8 of the frame header).
+    /// Sends the submit request on a fresh stream id.
     async fn send(&mut self) {
-        self.request[4..8].copy_from_slice(&self.next_stream.to_be_bytes());
+        frame::set_stream(&mut self.request, self.next_stream);
         self.next_stream = self.next_stream.wrapping_add(1).max(1);
         self.stream.write_all(&self.request).await.expect("send");
     }
@@ -287,7 +287,7 @@ impl LeanClient {
     async fn send_many(&mut self, count: usize, batch: &mut Vec<u8>) {
         batch.clear();
         for _ in 0..count {
-            self.request[4..8].copy_from_slice(&self.next_stream.to_be_bytes());
+            frame::set_stream(&mut self.request, self.next_stream);
             self.next_stream = self.next_stream.wrapping_add(1).max(1);
             batch.extend_from_slice(&self.request);
         }

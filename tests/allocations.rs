@@ -150,7 +150,7 @@ impl EchoClient {
 
     /// One submit-and-wait round trip on a fresh stream id.
     fn round_trip(&mut self) {
-        self.request[4..8].copy_from_slice(&self.next_stream.to_be_bytes());
+        frame::set_stream(&mut self.request, self.next_stream);
         self.next_stream += 1;
         self.stream.write_all(&self.request).expect("send");
         assert_eq!(self.next_frame(), FrameType::Response);

@@ -144,7 +144,12 @@ pub fn parse_header(bytes: &[u8], max_frame: u32) -> Result<Option<FrameHeader>,
     if reserved != 0 {
         return Err(FrameError::Reserved(reserved));
     }
-    let stream = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    let stream = u32::from_be_bytes([
+        header[STREAM_AT],
+        header[STREAM_AT + 1],
+        header[STREAM_AT + 2],
+        header[STREAM_AT + 3],
+    ]);
     let length = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
     if length > max_frame {
         return Err(FrameError::TooLarge {
@@ -157,6 +162,17 @@ pub fn parse_header(bytes: &[u8], max_frame: u32) -> Result<Option<FrameHeader>,
         stream,
         length,
     }))
+}
+
+/// Where a header holds its stream id (4 bytes, big-endian), after type and reserved bytes.
+const STREAM_AT: usize = 4;
+
+/// Rewrites the stream id of the frame starting at `frame` (a client resending one encoded
+/// request on fresh streams). Frames shorter than a header are left as they are.
+pub fn set_stream(frame: &mut [u8], stream: u32) {
+    if let Some(field) = frame.get_mut(STREAM_AT..STREAM_AT + 4) {
+        field.copy_from_slice(&stream.to_be_bytes());
+    }
 }
 
 /// Appends a header; the payload follows.
@@ -329,6 +345,24 @@ impl FrameReader {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn set_stream_moves_a_frame_to_another_stream_and_nothing_else() {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, FrameType::Request, 1, b"payload");
+        let before = bytes.clone();
+        set_stream(&mut bytes, 0x0102_0304);
+        let header = parse_header(&bytes, 1 << 20)
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(header.stream, 0x0102_0304);
+        assert_eq!(header.frame_type, FrameType::Request);
+        assert_eq!(header.length, 7);
+        assert_eq!(bytes[HEADER_LEN..], before[HEADER_LEN..]);
+        let mut short = [0u8; 5];
+        set_stream(&mut short, 9);
+        assert_eq!(short, [0u8; 5], "too short for a header: untouched");
+    }
 
     #[test]
     fn a_client_opens_with_the_preamble_then_its_hello() {
