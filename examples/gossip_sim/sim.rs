@@ -1796,48 +1796,65 @@ pub fn run_all(scenario: &Scenario) -> Vec<Report> {
 mod tests {
     use super::*;
 
+    /// Bounds every wait below: a lost wake-up fails the test instead of hanging it.
+    const LIVENESS: Duration = Duration::from_secs(60);
+
+    /// Reports `lane` at virtual time `at` on a thread of its own; the receiver hears when
+    /// the report returned (the lane went on).
+    fn reach_on_thread(
+        pace: &Arc<Pace>,
+        lane: usize,
+        at: u64,
+    ) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>) {
+        let (went_on, hears) = std::sync::mpsc::channel();
+        let pace = Arc::clone(pace);
+        let thread = std::thread::spawn(move || {
+            pace.reach(lane, at);
+            let _ = went_on.send(());
+        });
+        (thread, hears)
+    }
+
     #[test]
     fn a_run_ahead_waits_only_while_the_others_keep_every_core_busy() {
         // Two lanes on two cores: nobody ever waits, however far ahead.
-        let pair = Pace::new(2, 2);
-        pair.reach(0, 600 * SECOND);
+        let pair = Arc::new(Pace::new(2, 2));
+        let (lone, went_on) = reach_on_thread(&pair, 0, 600 * SECOND);
+        assert!(
+            went_on.recv_timeout(LIVENESS).is_ok(),
+            "a lane waited although no core would idle otherwise"
+        );
+        lone.join().expect("lane 0 of two");
         // Three lanes on two cores: lane 0, far ahead, waits while lanes 1 and 2 run...
         let pace = Arc::new(Pace::new(3, 2));
-        let (done, finished) = std::sync::mpsc::channel();
-        let ahead = {
-            let pace = Arc::clone(&pace);
-            std::thread::spawn(move || {
-                pace.reach(0, 600 * SECOND);
-                let _ = done.send(());
-            })
-        };
-        assert!(
-            finished.recv_timeout(Duration::from_millis(200)).is_err(),
-            "a lane 600 s ahead went on while two others could use both cores"
-        );
+        let (ahead, released) = reach_on_thread(&pace, 0, 600 * SECOND);
+        let deadline = std::time::Instant::now() + LIVENESS;
+        while pace.lanes.lock().map_or(0, |lanes| lanes.waiting) == 0 {
+            assert!(
+                released.try_recv().is_err(),
+                "a lane 600 s ahead went on while two others could use both cores"
+            );
+            assert!(std::time::Instant::now() < deadline, "lane 0 never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // ...but a second lane ahead of the slowest does not wait: one core would idle.
-        let (second_done, second_finished) = std::sync::mpsc::channel();
-        let second = {
-            let pace = Arc::clone(&pace);
-            std::thread::spawn(move || {
-                pace.reach(1, 300 * SECOND);
-                let _ = second_done.send(());
-            })
-        };
+        let (second, went_on) = reach_on_thread(&pace, 1, 300 * SECOND);
         assert!(
-            second_finished
-                .recv_timeout(Duration::from_secs(60))
-                .is_ok(),
+            went_on.recv_timeout(LIVENESS).is_ok(),
             "a second lane waited while the first did: a core would idle"
         );
         second.join().expect("lane 1");
+        assert!(
+            released.try_recv().is_err(),
+            "lane 0 still waits for lane 2"
+        );
         // Once lane 2 ends, only lane 1 runs besides it: lane 0 goes on.
         drop(Lane {
             pace: Arc::clone(&pace),
             index: 2,
         });
         assert!(
-            finished.recv_timeout(Duration::from_secs(60)).is_ok(),
+            released.recv_timeout(LIVENESS).is_ok(),
             "the waiting lane was not released when a lane ended"
         );
         ahead.join().expect("lane 0");
