@@ -922,7 +922,7 @@ struct World<P: Protocol> {
 
 /// How far (virtual time) a protocol's run may get ahead of the slowest other run. Runs
 /// report each virtual second, so in effect a run that is ahead at its report waits: two
-/// runs then hold the two cores instead of three taking turns (N = 1,000, 5% loss: 254 s of
+/// runs then hold the two cores instead of three taking turns (N = 1,000, 5% loss: 253–254 s of
 /// CPU for the three with this, 261–278 s with 2 s).
 const PACE_SLACK_US: u64 = SECOND / 4;
 
