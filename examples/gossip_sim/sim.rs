@@ -136,6 +136,9 @@ pub struct Report {
     /// Refutations by members alive at the end of the churn phase.
     #[serde(skip)]
     pub refutations: u64,
+    /// The virtual time the run ended at, µs.
+    #[serde(skip)]
+    pub end_us: u64,
 }
 
 /// A membership notification, reduced to what the metrics need.
@@ -920,32 +923,42 @@ struct World<P: Protocol> {
     next_pace_us: u64,
 }
 
-/// How far (virtual time) a protocol's run may get ahead of the slowest other run. Runs
-/// report each virtual second, so in effect a run that is ahead at its report waits: two
-/// runs then hold the two cores instead of three taking turns (N = 1,000, 5% loss: 253–254 s of
-/// CPU for the three with this, 261–278 s with 2 s).
-const PACE_SLACK_US: u64 = SECOND / 4;
+/// How much less CPU time a run may expect to need than two others before it waits for
+/// them (hysteresis: without it the waiting run would change at every report).
+const PACE_SLACK_S: f64 = 0.5;
+/// Virtual time a run must reach before its CPU per virtual second is trusted as an
+/// estimate; before that it never waits.
+const PACE_ESTIMATE_AFTER_US: u64 = 5 * SECOND;
 
-/// Keeps runs that share the machine at about the same virtual time, as long as that
-/// leaves no core idle.
+/// Shares the cores among runs so that they end together, as long as that leaves no core
+/// idle.
 ///
 /// Three protocols on two cores, each on its own thread, share the cores evenly: the
 /// cheapest finishes first and the dearest then runs alone on one core while the other
-/// idles. Here a run that is ahead in virtual time waits for the others, but only while
-/// enough others are running to keep every core busy, so the three finish closer together
-/// and the wall time approaches half the CPU time. Waiting changes nothing in a run (each
-/// is a function of its seed), only when its thread gets a core.
+/// idles. Here each run reports, once a virtual second, its virtual time and its CPU time;
+/// from them it expects to need (CPU per virtual second so far) × (virtual time left) more.
+/// A run that expects to need less than as many others as there are cores waits, but only
+/// while that many others are running, so no core idles. The dearest never waits, the
+/// runs approach their ends together, and the wall time approaches half the CPU time.
+/// Only two runs hold the two cores at a time, instead of three taking turns and evicting
+/// each other's caches. Waiting changes nothing in a run (each is a function of its seed),
+/// only when its thread gets a core.
 #[derive(Debug)]
 pub struct Pace {
     lanes: Mutex<Lanes>,
     moved: Condvar,
     cores: usize,
+    /// The latest virtual time any run can reach (the scenario's caps all used).
+    end_us: u64,
 }
 
 #[derive(Debug)]
 struct Lanes {
-    /// Per lane: the virtual time reached (`u64::MAX` once finished).
-    reached: Vec<u64>,
+    /// Per lane: the CPU seconds it expects to need still (`0` once finished, infinite
+    /// before its estimate is trusted).
+    remaining_s: Vec<f64>,
+    /// Per lane: whether it finished.
+    finished: Vec<bool>,
     /// Lanes not finished.
     running: usize,
     /// Lanes waiting in [`Pace::reach`].
@@ -953,38 +966,47 @@ struct Lanes {
 }
 
 impl Pace {
-    /// A pace for `lanes` runs, all at virtual time 0, on `cores` cores.
-    pub fn new(lanes: usize, cores: usize) -> Self {
+    /// A pace for `lanes` runs on `cores` cores, none of which goes past virtual time
+    /// `end_us`.
+    pub fn new(lanes: usize, cores: usize, end_us: u64) -> Self {
         Self {
             lanes: Mutex::new(Lanes {
-                reached: vec![0; lanes],
+                remaining_s: vec![f64::INFINITY; lanes],
+                finished: vec![false; lanes],
                 running: lanes,
                 waiting: 0,
             }),
             moved: Condvar::new(),
             cores: cores.max(1),
+            end_us,
         }
     }
 
-    /// Records that `lane` reached `now_us`, then waits while it is more than
-    /// [`PACE_SLACK_US`] ahead of the slowest other lane and enough other lanes run to
-    /// keep every core busy. The slowest never waits.
-    fn reach(&self, lane: usize, now_us: u64) {
+    /// The CPU seconds a run at virtual time `now_us`, having used `cpu_s`, expects to need
+    /// still.
+    fn expected_remaining_s(&self, now_us: u64, cpu_s: f64) -> f64 {
+        if now_us < PACE_ESTIMATE_AFTER_US {
+            return f64::INFINITY;
+        }
+        cpu_s / now_us as f64 * self.end_us.saturating_sub(now_us) as f64
+    }
+
+    /// Records that `lane` reached `now_us` having used `cpu_s` of CPU, then waits while
+    /// at least as many other lanes as there are cores expect to need more (by
+    /// [`PACE_SLACK_S`]) and that many others are running (not waiting). The dearest never
+    /// waits.
+    fn reach(&self, lane: usize, now_us: u64, cpu_s: f64) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        lanes.reached[lane] = now_us;
+        let mine = self.expected_remaining_s(now_us, cpu_s);
+        lanes.remaining_s[lane] = mine;
         self.moved.notify_all();
         loop {
-            let slowest_other = lanes
-                .reached
-                .iter()
-                .enumerate()
-                .filter(|&(other, _)| other != lane)
-                .map(|(_, &at)| at)
-                .min()
-                .unwrap_or(u64::MAX);
+            let dearer = (0..lanes.remaining_s.len())
+                .filter(|&other| other != lane && !lanes.finished[other])
+                .filter(|&other| lanes.remaining_s[other] > mine + PACE_SLACK_S)
+                .count();
             let others_running = lanes.running - lanes.waiting - 1;
-            if now_us <= slowest_other.saturating_add(PACE_SLACK_US) || others_running < self.cores
-            {
+            if dearer < self.cores || others_running < self.cores {
                 return;
             }
             lanes.waiting += 1;
@@ -999,7 +1021,8 @@ impl Pace {
     /// Takes `lane` out: nobody waits for it any more.
     fn finish(&self, lane: usize) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        lanes.reached[lane] = u64::MAX;
+        lanes.remaining_s[lane] = 0.0;
+        lanes.finished[lane] = true;
         lanes.running -= 1;
         self.moved.notify_all();
     }
@@ -1011,6 +1034,16 @@ impl Pace {
 pub struct Lane {
     pace: Arc<Pace>,
     index: usize,
+    /// The run's thread CPU time when it started, seconds.
+    cpu_origin_s: f64,
+}
+
+impl Lane {
+    /// Reports the run at virtual time `now_us` (see [`Pace::reach`]).
+    fn reach(&self, now_us: u64) {
+        self.pace
+            .reach(self.index, now_us, thread_cpu_s() - self.cpu_origin_s);
+    }
 }
 
 impl Drop for Lane {
@@ -1481,7 +1514,7 @@ impl<P: Protocol> World<P> {
             if at >= self.next_pace_us {
                 self.next_pace_us = at + SECOND;
                 if let Some(lane) = &self.pace {
-                    lane.pace.reach(lane.index, at);
+                    lane.reach(at);
                 }
             }
             if stop(self) {
@@ -1525,16 +1558,40 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
 }
 
 /// Runs the whole scenario for one protocol, kept to a pace if given a lane of one.
+/// Between the starts of consecutive members in the warm-up.
+const START_STAGGER_US: u64 = 10_000;
+/// The rest of the warm-up, after the last member started.
+const WARM_AFTER_STARTS_US: u64 = 30 * SECOND;
+/// From the end of the drain to the start of the partition.
+const PARTITION_AFTER_US: u64 = 10 * SECOND;
+
+/// The latest virtual time a run of `scenario` can reach: every phase that waits for a
+/// full roster waits its whole cap.
+fn latest_end_us(scenario: &Scenario) -> u64 {
+    let warm = scenario.nodes as u64 * START_STAGGER_US + WARM_AFTER_STARTS_US;
+    let churn = (scenario.minutes * 60.0 * SECOND as f64) as u64;
+    let cap = micros(scenario.settle_cap);
+    let drain = micros(scenario.restart_after) + cap;
+    let partition = if scenario.partition_fraction > 0.0 {
+        PARTITION_AFTER_US + micros(scenario.partition_for) + cap
+    } else {
+        0
+    };
+    warm + churn + drain + partition
+}
+
 fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) -> Report {
     let wall = std::time::Instant::now();
     let cpu = thread_cpu_s();
     let mut world = World::new(protocol, scenario.clone());
-    world.pace = pace;
+    world.pace = pace.map(|mut lane| {
+        lane.cpu_origin_s = cpu;
+        lane
+    });
     let n = scenario.nodes;
     // Warm-up: staggered starts, each joining a random member already running.
-    let stagger = 10_000u64;
     for index in 0..n {
-        world.run_until(index as u64 * stagger, |_| false);
+        world.run_until(index as u64 * START_STAGGER_US, |_| false);
         let seed = if index == 0 {
             None
         } else {
@@ -1543,7 +1600,7 @@ fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) 
         };
         world.start_node(index as u32, seed);
     }
-    let warm = n as u64 * stagger + 30 * SECOND;
+    let warm = n as u64 * START_STAGGER_US + WARM_AFTER_STARTS_US;
     let debug = std::env::var_os("GOSSIP_SIM_DEBUG").is_some();
     let show_cpu = debug || std::env::var_os("GOSSIP_SIM_CPU").is_some();
     let phase = |name: &str, world: &World<P>| {
@@ -1644,7 +1701,7 @@ fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) 
     // Partition, then heal.
     let mut heal_full_s = None;
     if scenario.partition_fraction > 0.0 {
-        let start = world.now + 10 * SECOND;
+        let start = world.now + PARTITION_AFTER_US;
         world.push(start, Event::PartitionStart);
         let end = start + micros(scenario.partition_for);
         world.push(end, Event::PartitionEnd);
@@ -1755,6 +1812,7 @@ fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) 
         join_max_s: join_max.filter(|v| v.is_finite()).map(round),
         packets,
         refutations,
+        end_us: world.now,
     };
     let events = world.events;
     drop(world);
@@ -1772,14 +1830,16 @@ fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) 
 /// Runs all three protocols (on three threads) and returns their reports in order
 /// `goliath`, `foca_lan`, `foca_tuned`.
 pub fn run_all(scenario: &Scenario) -> Vec<Report> {
-    // One thread per protocol, held to one virtual time (see `Pace`): on two cores the
-    // wall time is about half the CPU time rather than the dearest run's plus a share.
+    // One thread per protocol, sharing the cores so that they end together (see `Pace`):
+    // on two cores the wall time is about half the CPU time rather than the dearest run's
+    // plus a share.
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-    let pace = Arc::new(Pace::new(3, cores));
+    let pace = Arc::new(Pace::new(3, cores, latest_end_us(scenario)));
     let lane = |index: usize| {
         Some(Lane {
             pace: Arc::clone(&pace),
             index,
+            cpu_origin_s: 0.0,
         })
     };
     std::thread::scope(|scope| {
@@ -1799,65 +1859,96 @@ mod tests {
     /// Bounds every wait below: a lost wake-up fails the test instead of hanging it.
     const LIVENESS: Duration = Duration::from_secs(60);
 
-    /// Reports `lane` at virtual time `at` on a thread of its own; the receiver hears when
-    /// the report returned (the lane went on).
+    /// Reports `lane` at virtual time `at`, having used `cpu_s`, on a thread of its own; the
+    /// receiver hears when the report returned (the lane went on).
     fn reach_on_thread(
         pace: &Arc<Pace>,
         lane: usize,
         at: u64,
+        cpu_s: f64,
     ) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>) {
         let (went_on, hears) = std::sync::mpsc::channel();
         let pace = Arc::clone(pace);
         let thread = std::thread::spawn(move || {
-            pace.reach(lane, at);
+            pace.reach(lane, at, cpu_s);
             let _ = went_on.send(());
         });
         (thread, hears)
     }
 
+    /// Waits until `count` lanes wait; fails if `went_on` hears first.
+    fn until_waiting(pace: &Pace, count: usize, went_on: &std::sync::mpsc::Receiver<()>) {
+        let deadline = std::time::Instant::now() + LIVENESS;
+        while pace.lanes.lock().map_or(0, |lanes| lanes.waiting) < count {
+            assert!(
+                went_on.try_recv().is_err(),
+                "a lane that expects to need the least went on while two others could use both cores"
+            );
+            assert!(std::time::Instant::now() < deadline, "no lane waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
-    fn a_run_ahead_waits_only_while_the_others_keep_every_core_busy() {
-        // Two lanes on two cores: nobody ever waits, however far ahead.
-        let pair = Arc::new(Pace::new(2, 2));
-        let (lone, went_on) = reach_on_thread(&pair, 0, 600 * SECOND);
+    fn the_run_that_expects_to_need_least_waits_only_while_the_others_keep_every_core_busy() {
+        let end = 1_000 * SECOND;
+        // Two lanes on two cores: nobody ever waits, however cheap.
+        let pair = Arc::new(Pace::new(2, 2, end));
+        let (lone, went_on) = reach_on_thread(&pair, 0, 10 * SECOND, 0.1);
         assert!(
             went_on.recv_timeout(LIVENESS).is_ok(),
             "a lane waited although no core would idle otherwise"
         );
         lone.join().expect("lane 0 of two");
-        // Three lanes on two cores: lane 0, far ahead, waits while lanes 1 and 2 run...
-        let pace = Arc::new(Pace::new(3, 2));
-        let (ahead, released) = reach_on_thread(&pace, 0, 600 * SECOND);
-        let deadline = std::time::Instant::now() + LIVENESS;
-        while pace.lanes.lock().map_or(0, |lanes| lanes.waiting) == 0 {
-            assert!(
-                released.try_recv().is_err(),
-                "a lane 600 s ahead went on while two others could use both cores"
-            );
-            assert!(std::time::Instant::now() < deadline, "lane 0 never waited");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        // ...but a second lane ahead of the slowest does not wait: one core would idle.
-        let (second, went_on) = reach_on_thread(&pace, 1, 300 * SECOND);
+        // Three lanes on two cores. Lane 0 expects 99 s more (1 s of CPU for 10 of 1,000
+        // virtual seconds); lanes 1 and 2 have no estimate yet, so they count as dearer.
+        let pace = Arc::new(Pace::new(3, 2, end));
+        let (cheap, released) = reach_on_thread(&pace, 0, 10 * SECOND, 1.0);
+        until_waiting(&pace, 1, &released);
+        // Lane 1 now expects 10 s more: it does not wait (lane 0 does, a core would idle),
+        // and lane 0, no longer the one that needs least, goes on.
+        let (second, went_on) = reach_on_thread(&pace, 1, 500 * SECOND, 10.0);
         assert!(
             went_on.recv_timeout(LIVENESS).is_ok(),
             "a second lane waited while the first did: a core would idle"
         );
         second.join().expect("lane 1");
         assert!(
-            released.try_recv().is_err(),
-            "lane 0 still waits for lane 2"
+            released.recv_timeout(LIVENESS).is_ok(),
+            "lane 0 still waits though lane 1 now expects to need less"
         );
-        // Once lane 2 ends, only lane 1 runs besides it: lane 0 goes on.
+        cheap.join().expect("lane 0");
+        // At its next report lane 1 waits for lanes 0 and 2...
+        let (last, released) = reach_on_thread(&pace, 1, 501 * SECOND, 10.0);
+        until_waiting(&pace, 1, &released);
+        // ...until lane 2 ends: then only lane 0 runs besides it, and lane 1 goes on.
         drop(Lane {
             pace: Arc::clone(&pace),
             index: 2,
+            cpu_origin_s: 0.0,
         });
         assert!(
             released.recv_timeout(LIVENESS).is_ok(),
             "the waiting lane was not released when a lane ended"
         );
-        ahead.join().expect("lane 0");
+        last.join().expect("lane 1");
+    }
+
+    #[test]
+    fn no_run_goes_past_the_latest_end_its_pace_assumes() {
+        let scenario = Scenario::standard(12, 0.05, 0.5, 1);
+        let end = latest_end_us(&scenario);
+        for report in [
+            run_paced(Goliath::default(), &scenario, None),
+            run_paced(Foca::lan(), &scenario, None),
+        ] {
+            assert!(
+                report.end_us > 30 * SECOND && report.end_us <= end,
+                "{} ended at {} us; the pace assumes at most {end} us",
+                report.protocol,
+                report.end_us
+            );
+        }
     }
 
     #[test]
