@@ -20,6 +20,24 @@ pub fn signal_process_group(group: u32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Gives the calling thread the lowest CPU priority (nice 19), so that it runs on what the
+/// other threads leave: for background work that nobody waits for, such as preparing the
+/// WAL's next segment or writing a checkpoint.
+pub fn lower_thread_priority() -> io::Result<()> {
+    // SAFETY: gettid(2) takes nothing and touches no memory.
+    let thread = unsafe { libc::gettid() };
+    let thread =
+        libc::id_t::try_from(thread).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: setpriority(2) takes plain integers and touches no memory of ours; on Linux a
+    // thread id with PRIO_PROCESS addresses that one thread.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, thread, 19) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// SIGTERM.
 pub const SIGTERM: i32 = libc::SIGTERM;
 /// SIGKILL.
@@ -48,5 +66,23 @@ mod tests {
         assert!(signal_process_group(0, SIGTERM).is_err());
         assert!(signal_process_group(1, SIGTERM).is_err());
         assert!(signal_process_group(u32::MAX, SIGTERM).is_err());
+    }
+
+    fn thread_nice() -> i32 {
+        // SAFETY: gettid(2) and getpriority(2) take plain integers and touch no memory.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    #[test]
+    fn a_lowered_thread_gets_the_lowest_priority_and_no_other_thread_does() {
+        let before = thread_nice();
+        let lowered = std::thread::spawn(|| {
+            lower_thread_priority().expect("setpriority");
+            thread_nice()
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(lowered, 19);
+        assert_eq!(thread_nice(), before, "the calling thread only");
     }
 }
