@@ -923,8 +923,9 @@ struct World<P: Protocol> {
     next_pace_us: u64,
 }
 
-/// How much less CPU time a run may expect to need than two others before it waits for
-/// them (hysteresis: without it the waiting run would change at every report).
+/// How much less CPU time a run may expect to need than as many others as there are cores
+/// before it waits for them (hysteresis: without it the waiting run would change at every
+/// report).
 const PACE_SLACK_S: f64 = 0.5;
 /// Virtual time a run must reach before its CPU per virtual second is trusted as an
 /// estimate; before that it never waits.
@@ -942,7 +943,8 @@ const PACE_ESTIMATE_AFTER_US: u64 = 5 * SECOND;
 /// runs approach their ends together, and the wall time approaches half the CPU time.
 /// Only two runs hold the two cores at a time, instead of three taking turns and evicting
 /// each other's caches. Waiting changes nothing in a run (each is a function of its seed),
-/// only when its thread gets a core.
+/// only when its thread gets a core. Where thread CPU time cannot be read, every run
+/// expects to need nothing, nobody waits, and the cores are shared evenly.
 #[derive(Debug)]
 pub struct Pace {
     lanes: Mutex<Lanes>,
@@ -1557,7 +1559,6 @@ pub fn run<P: Protocol>(protocol: P, scenario: &Scenario) -> Report {
     run_paced(protocol, scenario, None)
 }
 
-/// Runs the whole scenario for one protocol, kept to a pace if given a lane of one.
 /// Between the starts of consecutive members in the warm-up.
 const START_STAGGER_US: u64 = 10_000;
 /// The rest of the warm-up, after the last member started.
@@ -1580,6 +1581,7 @@ fn latest_end_us(scenario: &Scenario) -> u64 {
     warm + churn + drain + partition
 }
 
+/// Runs the whole scenario for one protocol, kept to a pace if given a lane of one.
 fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) -> Report {
     let wall = std::time::Instant::now();
     let cpu = thread_cpu_s();
@@ -1707,7 +1709,8 @@ fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) 
         world.push(end, Event::PartitionEnd);
         world.run_until(end, |_| false);
         if std::env::var_os("GOSSIP_SIM_DEBUG").is_some() {
-            for step in 1..=30u64 {
+            // Every 5 s up to the cap, not past it: the pace assumes no run goes further.
+            for step in 1..=(cap / (5 * SECOND)) {
                 world.run_until(end + step * 5 * SECOND, |_| false);
                 let live = world.live_count as u64;
                 eprintln!(

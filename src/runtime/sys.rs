@@ -20,17 +20,18 @@ pub fn signal_process_group(group: u32, signal: i32) -> io::Result<()> {
     }
 }
 
-/// Gives the calling thread the lowest CPU priority (nice 19), so that it runs on what the
-/// other threads leave: for background work that nobody waits for, such as preparing the
-/// WAL's next segment or writing a checkpoint.
-pub fn lower_thread_priority() -> io::Result<()> {
+/// Lowers the calling thread's CPU priority to nice value `nice` (0 to 19; higher is lower),
+/// for background work such as the WAL's checkpoints, so that it yields the cores to the
+/// threads others wait for. Only the calling thread changes, and an unprivileged thread
+/// cannot raise its priority again.
+pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
     // SAFETY: gettid(2) takes nothing and touches no memory.
     let thread = unsafe { libc::gettid() };
     let thread =
         libc::id_t::try_from(thread).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
     // SAFETY: setpriority(2) takes plain integers and touches no memory of ours; on Linux a
     // thread id with PRIO_PROCESS addresses that one thread.
-    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, thread, 19) };
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, thread, nice.clamp(0, 19)) };
     if result == 0 {
         Ok(())
     } else {
@@ -69,20 +70,21 @@ mod tests {
     }
 
     fn thread_nice() -> i32 {
-        // SAFETY: gettid(2) and getpriority(2) take plain integers and touch no memory.
+        // SAFETY: gettid(2) takes nothing, getpriority(2) plain integers; neither touches
+        // memory of ours.
         unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
     }
 
     #[test]
-    fn a_lowered_thread_gets_the_lowest_priority_and_no_other_thread_does() {
+    fn a_lowered_thread_gets_the_priority_asked_and_no_other_thread_does() {
         let before = thread_nice();
         let lowered = std::thread::spawn(|| {
-            lower_thread_priority().expect("setpriority");
+            lower_thread_priority(10).expect("setpriority");
             thread_nice()
         })
         .join()
         .expect("thread");
-        assert_eq!(lowered, 19);
+        assert_eq!(lowered, before.max(10));
         assert_eq!(thread_nice(), before, "the calling thread only");
     }
 }

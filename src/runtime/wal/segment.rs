@@ -332,15 +332,15 @@ impl Io {
     /// segment written whole and then fdatasync'd puts all its zeros between the live log's
     /// next fdatasync and the disk (on the test machine: 8–15 ms stalls of acknowledgements
     /// at every segment change); in paced pieces, an fdatasync of the live log waits for at
-    /// most one piece. `pause` sleeps between pieces, or returns at once when the segment is
-    /// needed now.
+    /// most one piece. `pause` sleeps between pieces and says whether to go on pacing: once
+    /// it says no (the segment is needed now), the rest is written whole.
     pub fn create_segment_paced(
         &self,
         dir: &Path,
         seq: u64,
         size: u64,
         created_unix_us: u64,
-        pause: Option<&dyn Fn()>,
+        pause: Option<&dyn Fn() -> bool>,
     ) -> io::Result<(File, u64)> {
         let name = segment_name(seq);
         let temp = dir.join(format!("{name}.tmp"));
@@ -371,16 +371,19 @@ impl Io {
                 1 << 20
             };
             let chunk = vec![0u8; chunk_len.min(size as usize).max(header.len())];
+            let mut pacing = pause;
             let mut at = 0u64;
             while at < size {
                 let take = chunk.len().min((size - at) as usize);
                 self.write_at(&file, &chunk[..take], at)?;
                 at += take as u64;
-                if let Some(pause) = pause
+                if let Some(pause) = pacing
                     && at < size
                 {
                     self.sync_data(&file)?;
-                    pause();
+                    if !pause() {
+                        pacing = None;
+                    }
                 }
             }
             self.write_at(&file, &header, 0)?;
@@ -465,7 +468,10 @@ mod tests {
         io.create_segment(dir.path(), 1, size, 7)
             .expect("creates whole");
         let pauses = std::cell::Cell::new(0);
-        let pause = || pauses.set(pauses.get() + 1);
+        let pause = || {
+            pauses.set(pauses.get() + 1);
+            true
+        };
         io.create_segment_paced(dir.path(), 2, size, 7, Some(&pause))
             .expect("creates in pieces");
         assert_eq!(
@@ -473,15 +479,27 @@ mod tests {
             4,
             "a pause between each two of the five pieces"
         );
+        // A pause that says the segment is needed now is the last one.
+        let hurried = std::cell::Cell::new(0);
+        let hurry = || {
+            hurried.set(hurried.get() + 1);
+            false
+        };
+        io.create_segment_paced(dir.path(), 3, size, 7, Some(&hurry))
+            .expect("creates the rest whole");
+        assert_eq!(hurried.get(), 1, "no pause after the first no");
         let whole = std::fs::read(dir.path().join(segment_name(1))).expect("read");
         let paced = std::fs::read(dir.path().join(segment_name(2))).expect("read");
+        let hurried = std::fs::read(dir.path().join(segment_name(3))).expect("read");
         assert_eq!(paced.len(), whole.len());
+        assert_eq!(hurried.len(), whole.len());
         // The headers differ only in the segment number they name.
         let start = record::read_frame(&whole, 0, record::MAX_PAYLOAD)
             .expect("valid")
             .expect("header")
             .len;
         assert_eq!(paced[start..], whole[start..]);
+        assert_eq!(hurried[start..], whole[start..]);
         assert!(paced[start..].iter().all(|&b| b == 0));
     }
 

@@ -496,10 +496,19 @@ struct PrepareState {
 }
 
 /// The pause between the pieces of zeros of a segment created ahead of time. 256 KiB per
-/// 2 ms is at most about 100 MB/s of zeros: a 16 MiB segment is ready in about 170 ms, well
-/// before a log writing 30 MB/s fills the current one; a faster log that catches up ends
-/// the pauses (`needed_now`).
+/// 2 ms is at most 128 MiB/s of zeros, less the pieces' own writing: a 16 MiB segment is
+/// ready in about 170 ms, well before a log writing 30 MB/s fills the current one; a faster
+/// log that catches up ends the pauses (`needed_now`), and so does a stopping log.
 const PREPARE_PAUSE: Duration = Duration::from_millis(2);
+
+/// The CPU priority (nice value) of the segment preparer and the checkpointer: below the
+/// threads that acknowledge submissions, whose cores their work would otherwise take (the
+/// preparer copies a segment of zeros, the checkpointer replays whole segments), but not so
+/// low that a node whose cores are busy with tasks starves them (nice 19 would give them
+/// about 1.5% of a busy core; 10, about 10%), since the writer waits for each at times: for
+/// the next segment when it catches up, for the checkpointer when its backlog is over the
+/// limit.
+const BACKGROUND_NICE: i32 = 10;
 
 /// Creates the next segment ahead of time on its own thread.
 #[derive(Debug)]
@@ -530,7 +539,9 @@ impl Preparer {
 
     /// The preparer thread's loop.
     pub fn run(&self) {
-        lower_background_priority("segment preparer");
+        if let Err(error) = crate::runtime::sys::lower_thread_priority(BACKGROUND_NICE) {
+            tracing::debug!(%error, "the WAL segment preparer keeps its normal CPU priority");
+        }
         loop {
             let mut state = lock(&self.state);
             let seq = loop {
@@ -547,11 +558,18 @@ impl Preparer {
             };
             state.working = Some(seq);
             drop(state);
+            // Pauses; false (no more pauses, nor a sync per piece) once the segment is
+            // needed now or the log stops.
             let pause = || {
                 let state = lock(&self.state);
-                if !state.needed_now && !state.stopping {
-                    let _ = self.wake.wait_timeout(state, PREPARE_PAUSE);
+                if state.needed_now || state.stopping {
+                    return false;
                 }
+                let (state, _) = self
+                    .wake
+                    .wait_timeout(state, PREPARE_PAUSE)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                !state.needed_now && !state.stopping
             };
             let result = self.io.create_segment_paced(
                 &self.dir,
@@ -585,7 +603,9 @@ impl Preparer {
                     Err(_) => break,
                 }
             }
-            if state.working == Some(seq) || state.requested == Some(seq) {
+            // A request the preparer has not taken up is not waited for once it stops: it
+            // never will take it up.
+            if state.working == Some(seq) || (state.requested == Some(seq) && !state.stopping) {
                 state.needed_now = true;
                 self.wake.notify_all();
                 state = self
@@ -606,15 +626,6 @@ impl Preparer {
     pub fn stop(&self) {
         lock(&self.state).stopping = true;
         self.wake.notify_all();
-    }
-}
-
-/// Puts the calling WAL thread (`what`) at the lowest CPU priority: it works in the
-/// background, and on a machine with few cores its bursts of CPU (a checkpoint replays whole
-/// segments) would otherwise delay the threads that acknowledge submissions.
-fn lower_background_priority(what: &str) {
-    if let Err(error) = crate::runtime::sys::lower_thread_priority() {
-        tracing::debug!(%error, "the WAL {what} keeps its normal CPU priority");
     }
 }
 
@@ -937,7 +948,9 @@ impl Checkpointer {
             }
         }
         let _stalled_on_exit = Stalled(self.log.clone());
-        lower_background_priority("checkpointer");
+        if let Err(error) = crate::runtime::sys::lower_thread_priority(BACKGROUND_NICE) {
+            tracing::debug!(%error, "the WAL checkpointer keeps its normal CPU priority");
+        }
         let mut buffer = Vec::new();
         let mut waiting: Vec<u64> = Vec::new();
         let mut since_checkpoint = 0u64;
@@ -1060,5 +1073,35 @@ pub(crate) fn remove_covered(dir: &std::path::Path, io: &Io, next_segment: u64) 
     }
     if removed && let Err(error) = io.sync_dir(dir) {
         tracing::warn!(%error, "fsync of the data directory after removing covered segments failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_the_preparer_stopped_before_taking_up_is_not_waited_for() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let preparer = Arc::new(Preparer::new(
+            dir.path().to_path_buf(),
+            64 << 10,
+            Io::default(),
+        ));
+        // Requested, then stopped before its thread took the request up (none runs here):
+        // what a log stopping right after a segment change sees.
+        preparer.request(2);
+        preparer.stop();
+        let (done, hears) = std::sync::mpsc::channel();
+        let taker = Arc::clone(&preparer);
+        let thread = std::thread::spawn(move || {
+            let _ = done.send(taker.take(2).map(|(_, start)| start));
+        });
+        let start = hears
+            .recv_timeout(Duration::from_secs(60))
+            .expect("take waited for a preparer that had stopped");
+        assert!(start.expect("created on the taker's thread") > 0);
+        thread.join().expect("taker");
+        assert!(dir.path().join(segment::segment_name(2)).exists());
     }
 }
