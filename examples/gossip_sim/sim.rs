@@ -930,6 +930,10 @@ const PACE_SLACK_S: f64 = 0.5;
 /// Virtual time a run must reach before its CPU per virtual second is trusted as an
 /// estimate; before that it never waits.
 const PACE_ESTIMATE_AFTER_US: u64 = 5 * SECOND;
+/// The CPU per virtual second of a run is measured over its last this much virtual time: a
+/// run's cost per virtual second drifts (foca's member list grows with the identities it
+/// renews, and its scans with it), so its average so far says too little of what is left.
+const PACE_RATE_WINDOW_US: u64 = 60 * SECOND;
 
 /// Shares the cores among runs so that they end together, as long as that leaves no core
 /// idle.
@@ -937,7 +941,8 @@ const PACE_ESTIMATE_AFTER_US: u64 = 5 * SECOND;
 /// Three protocols on two cores, each on its own thread, share the cores evenly: the
 /// cheapest finishes first and the dearest then runs alone on one core while the other
 /// idles. Here each run reports, once a virtual second, its virtual time and its CPU time;
-/// from them it expects to need (CPU per virtual second so far) × (virtual time left) more.
+/// from them it expects to need (CPU per virtual second over the last minute of virtual
+/// time) × (virtual time left) more.
 /// A run that expects to need less than as many others as there are cores waits, but only
 /// while that many others are running, so no core idles. The dearest never waits, the
 /// runs approach their ends together, and the wall time approaches half the CPU time.
@@ -961,6 +966,9 @@ struct Lanes {
     remaining_s: Vec<f64>,
     /// Per lane: whether it finished.
     finished: Vec<bool>,
+    /// Per lane: its reports (virtual time, CPU seconds) of the last
+    /// [`PACE_RATE_WINDOW_US`], and the last one before them.
+    reports: Vec<std::collections::VecDeque<(u64, f64)>>,
     /// Lanes not finished.
     running: usize,
     /// Lanes waiting in [`Pace::reach`].
@@ -975,6 +983,7 @@ impl Pace {
             lanes: Mutex::new(Lanes {
                 remaining_s: vec![f64::INFINITY; lanes],
                 finished: vec![false; lanes],
+                reports: vec![std::collections::VecDeque::from([(0, 0.0)]); lanes],
                 running: lanes,
                 waiting: 0,
             }),
@@ -984,13 +993,27 @@ impl Pace {
         }
     }
 
-    /// The CPU seconds a run at virtual time `now_us`, having used `cpu_s`, expects to need
-    /// still.
-    fn expected_remaining_s(&self, now_us: u64, cpu_s: f64) -> f64 {
-        if now_us < PACE_ESTIMATE_AFTER_US {
+    /// Records the report of a run at virtual time `now_us` having used `cpu_s` in its
+    /// `reports`, and returns the CPU seconds it expects to need still: its CPU per virtual
+    /// second since the last report at least [`PACE_RATE_WINDOW_US`] old (or its first),
+    /// times the virtual time left.
+    fn expected_remaining_s(
+        &self,
+        reports: &mut std::collections::VecDeque<(u64, f64)>,
+        now_us: u64,
+        cpu_s: f64,
+    ) -> f64 {
+        reports.push_back((now_us, cpu_s));
+        let window_start = now_us.saturating_sub(PACE_RATE_WINDOW_US);
+        while reports.len() > 2 && reports[1].0 <= window_start {
+            reports.pop_front();
+        }
+        let (then_us, then_cpu_s) = reports[0];
+        let span_us = now_us.saturating_sub(then_us);
+        if now_us < PACE_ESTIMATE_AFTER_US || span_us == 0 {
             return f64::INFINITY;
         }
-        cpu_s / now_us as f64 * self.end_us.saturating_sub(now_us) as f64
+        (cpu_s - then_cpu_s).max(0.0) / span_us as f64 * self.end_us.saturating_sub(now_us) as f64
     }
 
     /// Records that `lane` reached `now_us` having used `cpu_s` of CPU, then waits while
@@ -999,7 +1022,7 @@ impl Pace {
     /// waits.
     fn reach(&self, lane: usize, now_us: u64, cpu_s: f64) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        let mine = self.expected_remaining_s(now_us, cpu_s);
+        let mine = self.expected_remaining_s(&mut lanes.reports[lane], now_us, cpu_s);
         lanes.remaining_s[lane] = mine;
         self.moved.notify_all();
         loop {
@@ -1935,6 +1958,25 @@ mod tests {
             "the waiting lane was not released when a lane ended"
         );
         last.join().expect("lane 1");
+    }
+
+    #[test]
+    fn a_run_expects_to_need_what_its_last_minute_cost_not_its_average() {
+        let pace = Pace::new(3, 2, 1_000 * SECOND);
+        let mut reports = std::collections::VecDeque::from([(0, 0.0)]);
+        assert!(
+            pace.expected_remaining_s(&mut reports, 2 * SECOND, 0.1)
+                .is_infinite()
+        );
+        // 1 s of CPU for the first 100 virtual seconds, then 10 s for the next 100.
+        let _ = pace.expected_remaining_s(&mut reports, 100 * SECOND, 1.0);
+        let remaining = pace.expected_remaining_s(&mut reports, 200 * SECOND, 11.0);
+        // 0.1 s per virtual second lately, for 800 s more (the average would say 44 s).
+        assert!(
+            (remaining - 80.0).abs() < 1e-6,
+            "expected 80 s, got {remaining}"
+        );
+        assert!(reports.len() <= 2, "old reports are dropped");
     }
 
     #[test]
