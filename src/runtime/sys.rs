@@ -22,20 +22,42 @@ pub fn signal_process_group(group: u32, signal: i32) -> io::Result<()> {
 
 /// Lowers the calling thread's CPU priority to nice value `nice` (0 to 19; higher is lower),
 /// for background work such as the WAL's checkpoints, so that it yields the cores to the
-/// threads others wait for. Only the calling thread changes, and an unprivileged thread
-/// cannot raise its priority again.
+/// threads others wait for. Only the calling thread changes; a thread already at `nice` or
+/// lower keeps its priority (this never raises one, which an unprivileged thread could not
+/// undo).
 pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
+    let nice = nice.clamp(0, 19);
     // SAFETY: gettid(2) takes nothing and touches no memory.
     let thread = unsafe { libc::gettid() };
     let thread =
         libc::id_t::try_from(thread).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    if thread_nice(thread)? >= nice {
+        return Ok(());
+    }
     // SAFETY: setpriority(2) takes plain integers and touches no memory of ours; on Linux a
     // thread id with PRIO_PROCESS addresses that one thread.
-    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, thread, nice.clamp(0, 19)) };
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, thread, nice) };
     if result == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// The nice value of thread (or process) `thread`.
+fn thread_nice(thread: libc::id_t) -> io::Result<i32> {
+    // getpriority(2) may return -1 as a value: only errno tells an error apart.
+    // SAFETY: __errno_location returns this thread's errno, valid for the thread's life;
+    // getpriority takes plain integers and touches no memory of ours.
+    let nice = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, thread)
+    };
+    let error = io::Error::last_os_error();
+    if nice == -1 && error.raw_os_error() != Some(0) {
+        Err(error)
+    } else {
+        Ok(nice)
     }
 }
 
@@ -69,22 +91,38 @@ mod tests {
         assert!(signal_process_group(u32::MAX, SIGTERM).is_err());
     }
 
-    fn thread_nice() -> i32 {
-        // SAFETY: gettid(2) takes nothing, getpriority(2) plain integers; neither touches
-        // memory of ours.
-        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    /// The calling thread's nice value.
+    fn own_nice() -> i32 {
+        // SAFETY: gettid(2) takes nothing and touches no memory.
+        let thread = unsafe { libc::gettid() };
+        thread_nice(thread as libc::id_t).expect("getpriority")
+    }
+
+    /// The nice value of the process's main thread (whose thread id is the process id).
+    fn main_thread_nice() -> i32 {
+        thread_nice(std::process::id()).expect("getpriority")
     }
 
     #[test]
     fn a_lowered_thread_gets_the_priority_asked_and_no_other_thread_does() {
-        let before = thread_nice();
-        let lowered = std::thread::spawn(|| {
+        let before = own_nice();
+        let main_before = main_thread_nice();
+        let (lowered, lowered_again) = std::thread::spawn(|| {
             lower_thread_priority(10).expect("setpriority");
-            thread_nice()
+            let lowered = own_nice();
+            // Asking for a higher priority than the thread has changes nothing.
+            lower_thread_priority(5).expect("no change");
+            (lowered, own_nice())
         })
         .join()
         .expect("thread");
         assert_eq!(lowered, before.max(10));
-        assert_eq!(thread_nice(), before, "the calling thread only");
+        assert_eq!(lowered_again, lowered, "never raised");
+        assert_eq!(own_nice(), before, "not the test's thread");
+        assert_eq!(
+            main_thread_nice(),
+            main_before,
+            "not the process's main thread"
+        );
     }
 }
