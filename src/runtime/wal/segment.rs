@@ -467,27 +467,25 @@ mod tests {
         let size = 4 * PACED_CHUNK as u64 + 4096;
         io.create_segment(dir.path(), 1, size, 7)
             .expect("creates whole");
-        let pauses = std::cell::Cell::new(0);
-        let pause = || {
-            pauses.set(pauses.get() + 1);
-            true
+        // Creates segment `seq` in paced pieces with a pause that answers `go_on`; returns
+        // how many pauses it took.
+        let create_paced = |seq: u64, go_on: bool| {
+            let pauses = std::cell::Cell::new(0);
+            let pause = || {
+                pauses.set(pauses.get() + 1);
+                go_on
+            };
+            io.create_segment_paced(dir.path(), seq, size, 7, Some(&pause))
+                .expect("creates in pieces");
+            pauses.get()
         };
-        io.create_segment_paced(dir.path(), 2, size, 7, Some(&pause))
-            .expect("creates in pieces");
         assert_eq!(
-            pauses.get(),
+            create_paced(2, true),
             4,
             "a pause between each two of the five pieces"
         );
         // A pause that says the segment is needed now is the last one.
-        let hurried = std::cell::Cell::new(0);
-        let hurry = || {
-            hurried.set(hurried.get() + 1);
-            false
-        };
-        io.create_segment_paced(dir.path(), 3, size, 7, Some(&hurry))
-            .expect("creates the rest whole");
-        assert_eq!(hurried.get(), 1, "no pause after the first no");
+        assert_eq!(create_paced(3, false), 1, "no pause after the first no");
         let whole = std::fs::read(dir.path().join(segment_name(1))).expect("read");
         let paced = std::fs::read(dir.path().join(segment_name(2))).expect("read");
         let hurried = std::fs::read(dir.path().join(segment_name(3))).expect("read");

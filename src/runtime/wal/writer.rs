@@ -495,6 +495,14 @@ struct PrepareState {
     needed_now: bool,
 }
 
+impl PrepareState {
+    /// Whether the segment being created is to be finished without pauses: the writer
+    /// waits for it, or the log stops.
+    fn in_a_hurry(&self) -> bool {
+        self.needed_now || self.stopping
+    }
+}
+
 /// The pause between the pieces of zeros of a segment created ahead of time. 256 KiB per
 /// 2 ms is at most 128 MiB/s of zeros, less the pieces' own writing: a 16 MiB segment is
 /// ready in about 170 ms, well before a log writing 30 MB/s fills the current one; a faster
@@ -539,9 +547,7 @@ impl Preparer {
 
     /// The preparer thread's loop.
     pub fn run(&self) {
-        if let Err(error) = crate::runtime::sys::lower_thread_priority(BACKGROUND_NICE) {
-            tracing::debug!(%error, "the WAL segment preparer keeps its normal CPU priority");
-        }
+        lower_background_priority("segment preparer");
         loop {
             let mut state = lock(&self.state);
             let seq = loop {
@@ -561,15 +567,15 @@ impl Preparer {
             // Pauses; false (no more pauses, nor a sync per piece) once the segment is
             // needed now or the log stops.
             let pause = || {
-                let state = lock(&self.state);
-                if state.needed_now || state.stopping {
-                    return false;
+                let mut state = lock(&self.state);
+                if !state.in_a_hurry() {
+                    state = self
+                        .wake
+                        .wait_timeout(state, PREPARE_PAUSE)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
                 }
-                let (state, _) = self
-                    .wake
-                    .wait_timeout(state, PREPARE_PAUSE)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                !state.needed_now && !state.stopping
+                !state.in_a_hurry()
             };
             let result = self.io.create_segment_paced(
                 &self.dir,
@@ -626,6 +632,14 @@ impl Preparer {
     pub fn stop(&self) {
         lock(&self.state).stopping = true;
         self.wake.notify_all();
+    }
+}
+
+/// Puts the calling WAL thread (`what`) at [`BACKGROUND_NICE`]; where the system refuses,
+/// it keeps its priority and says so at debug level.
+fn lower_background_priority(what: &str) {
+    if let Err(error) = crate::runtime::sys::lower_thread_priority(BACKGROUND_NICE) {
+        tracing::debug!(%error, "the WAL {what} keeps its normal CPU priority");
     }
 }
 
@@ -948,9 +962,7 @@ impl Checkpointer {
             }
         }
         let _stalled_on_exit = Stalled(self.log.clone());
-        if let Err(error) = crate::runtime::sys::lower_thread_priority(BACKGROUND_NICE) {
-            tracing::debug!(%error, "the WAL checkpointer keeps its normal CPU priority");
-        }
+        lower_background_priority("checkpointer");
         let mut buffer = Vec::new();
         let mut waiting: Vec<u64> = Vec::new();
         let mut since_checkpoint = 0u64;
