@@ -961,11 +961,9 @@ pub struct Pace {
 
 #[derive(Debug)]
 struct Lanes {
-    /// Per lane: the CPU seconds it expects to need still (`0` once finished, infinite
-    /// before its estimate is trusted).
+    /// Per lane: the CPU seconds it expects to need still (`0` once finished, so a finished
+    /// lane is never dearer than another; infinite before its estimate is trusted).
     remaining_s: Vec<f64>,
-    /// Per lane: whether it finished.
-    finished: Vec<bool>,
     /// Per lane: its reports (virtual time, CPU seconds) of the last
     /// [`PACE_RATE_WINDOW_US`], and the last one before them.
     reports: Vec<std::collections::VecDeque<(u64, f64)>>,
@@ -982,7 +980,6 @@ impl Pace {
         Self {
             lanes: Mutex::new(Lanes {
                 remaining_s: vec![f64::INFINITY; lanes],
-                finished: vec![false; lanes],
                 reports: vec![std::collections::VecDeque::from([(0, 0.0)]); lanes],
                 running: lanes,
                 waiting: 0,
@@ -1027,8 +1024,7 @@ impl Pace {
         self.moved.notify_all();
         loop {
             let dearer = (0..lanes.remaining_s.len())
-                .filter(|&other| other != lane && !lanes.finished[other])
-                .filter(|&other| lanes.remaining_s[other] > mine + PACE_SLACK_S)
+                .filter(|&other| other != lane && lanes.remaining_s[other] > mine + PACE_SLACK_S)
                 .count();
             let others_running = lanes.running - lanes.waiting - 1;
             if dearer < self.cores || others_running < self.cores {
@@ -1047,7 +1043,6 @@ impl Pace {
     fn finish(&self, lane: usize) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         lanes.remaining_s[lane] = 0.0;
-        lanes.finished[lane] = true;
         lanes.running -= 1;
         self.moved.notify_all();
     }
@@ -1918,14 +1913,6 @@ mod tests {
     #[test]
     fn the_run_that_expects_to_need_least_waits_only_while_the_others_keep_every_core_busy() {
         let end = 1_000 * SECOND;
-        // Two lanes on two cores: nobody ever waits, however cheap.
-        let pair = Arc::new(Pace::new(2, 2, end));
-        let (lone, went_on) = reach_on_thread(&pair, 0, 10 * SECOND, 0.1);
-        assert!(
-            went_on.recv_timeout(LIVENESS).is_ok(),
-            "a lane waited although no core would idle otherwise"
-        );
-        lone.join().expect("lane 0 of two");
         // Three lanes on two cores. Lane 0 expects 99 s more (1 s of CPU for 10 of 1,000
         // virtual seconds); lanes 1 and 2 have no estimate yet, so they count as dearer.
         let pace = Arc::new(Pace::new(3, 2, end));
