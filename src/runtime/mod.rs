@@ -9,6 +9,7 @@ pub mod gossip;
 pub mod history;
 pub mod host;
 pub(crate) mod idhash;
+pub(crate) mod injector;
 mod io;
 pub mod kinds;
 pub mod net;

@@ -18,7 +18,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Stealer, Worker};
-use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 
 use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, slot_flags, slot_state};
@@ -27,6 +26,7 @@ use super::events::{EventBus, EventStream, TaskEvent};
 use super::gossip::{ClusterSnapshot, ClusterSource};
 use super::history::{FinishedTask, History, Record};
 use super::host::HostSampler;
+use super::injector::Injector;
 use super::io::Offload;
 use super::kinds;
 use super::lock;
@@ -268,7 +268,7 @@ pub(crate) struct Shared {
     pub config: Config,
     pub arena: Arena,
     pub kinds: Kinds,
-    pub injector: ArrayQueue<u32>,
+    pub injector: Injector,
     pub stealers: Box<[Stealer<u32>]>,
     pub worker_stats: Box<[CachePadded<WorkerStats>]>,
     pub offload_finished: FinishCounts,
@@ -469,7 +469,7 @@ impl Shared {
 
     /// Makes a filled slot visible and queues it. With [`Wake::Now`] a parked worker is woken
     /// if needed; with [`Wake::Later`] an external submission is queued without that check
-    /// (its SeqCst fence) and the caller calls `sleepers.notify_one()` once after its last
+    /// and the caller calls `sleepers.notify_after_injector_push()` once after its last
     /// task. Local pushes always check (`WorkerCore::push_local`).
     pub(crate) fn publish(
         &self,
@@ -495,7 +495,7 @@ impl Shared {
                     }));
                 }
                 if wake == Wake::Now {
-                    self.sleepers.notify_one();
+                    self.sleepers.notify_after_injector_push();
                 }
             }
         }
@@ -843,7 +843,7 @@ impl NodeBuilder {
             name,
             arena: Arena::new(capacity, workers),
             kinds,
-            injector: ArrayQueue::new(capacity),
+            injector: Injector::new(capacity),
             stealers: deques.iter().map(|d| d.stealer()).collect(),
             worker_stats: (0..workers)
                 .map(|_| CachePadded::new(WorkerStats::default()))
@@ -1128,7 +1128,7 @@ impl Node {
         // Only for work a worker can take: waking one for tasks that already finished (echo)
         // cost every echo round trip a futex call and a worker's spin on its core.
         if queued {
-            shared.sleepers.notify_one();
+            shared.sleepers.notify_after_injector_push();
         }
         // In place: the claimed list's buffer becomes the id list.
         let ids: Vec<TaskId> = claimed.into_iter().map(|(_, id)| id).collect();
