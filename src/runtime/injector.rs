@@ -15,12 +15,16 @@
 //!
 //! Ordering for parking: [`Injector::push`] moves the tail with a sequentially consistent
 //! read-modify-write, and [`Injector::is_empty`] reads both ends sequentially consistently,
-//! so a producer that then checks the parked workers (after a SeqCst fence) and a worker
-//! that registers as parked and then checks the queue cannot both miss each other.
+//! so a producer that then checks the parked workers with sequentially consistent loads (no
+//! fence needed) and a worker that registers as parked and then checks the queue cannot both
+//! miss each other.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
+
+/// Looks at a cell a consumer has yet to empty before a producer starts yielding its core.
+const PUSH_SPINS_BEFORE_YIELD: u32 = 64;
 
 /// A bounded queue of `u32` slot indices; see the module documentation.
 pub(crate) struct Injector {
@@ -68,6 +72,7 @@ impl Injector {
     /// Appends `index`; gives it back when the queue is full.
     pub fn push(&self, index: u32) -> Result<(), u32> {
         let mut position = self.tail.load(Ordering::Relaxed);
+        let mut waits = 0u32;
         loop {
             let cell = &self.cells[(position & self.mask) as usize];
             let lead = stamp_lead(stamp_of(cell.load(Ordering::Acquire)), position);
@@ -85,9 +90,21 @@ impl Injector {
                     Err(current) => position = current,
                 }
             } else if lead < 0 {
-                // The cell still holds the index from one lap ago: full (or its consumer has
-                // moved the head and not yet emptied the cell).
-                return Err(index);
+                // The cell still holds the index from one lap ago. Full only if the head is
+                // a whole lap behind; otherwise a consumer has taken the position (moved the
+                // head) and not yet emptied the cell, and will within a few instructions,
+                // unless it was preempted there: wait for it, yielding after a few looks.
+                let head = self.head.load(Ordering::SeqCst);
+                if position.wrapping_sub(head) > self.mask {
+                    return Err(index);
+                }
+                waits += 1;
+                if waits < PUSH_SPINS_BEFORE_YIELD {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+                position = self.tail.load(Ordering::Relaxed);
             } else {
                 position = self.tail.load(Ordering::Relaxed);
             }
@@ -230,7 +247,8 @@ mod tests {
         let mut next_in = 0u32;
         let mut next_out = 0u32;
         let mut batch = [0; 3];
-        // Many laps of the ring, with the queue part full, so stamps wrap through each cell.
+        // Many laps of the ring, with the queue part full, so each cell is reused with its
+        // stamp a lap further on every time (the 32-bit wrap has its own test).
         for _ in 0..1000 {
             while queue.push(next_in).is_ok() {
                 next_in += 1;
@@ -247,6 +265,41 @@ mod tests {
             next_out += 1;
         }
         assert_eq!(next_out, next_in);
+    }
+
+    #[test]
+    fn a_push_waits_for_a_consumer_that_took_the_cell_and_has_not_emptied_it() {
+        let queue = Arc::new(Injector::new(4));
+        for index in 0..4 {
+            assert_eq!(queue.push(index), Ok(()));
+        }
+        // A consumer moved the head past position 0 and stopped (preempted) before emptying
+        // its cell; another took the rest. Three cells are free and one is about to be.
+        queue.head.store(1, Ordering::SeqCst);
+        for expected in 1..4 {
+            assert_eq!(queue.pop(), Some(expected));
+        }
+        assert!(queue.is_empty());
+        let pusher = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.push(9))
+        };
+        // Give the push time to look at the cell (a push that refuses returns at once; one
+        // that waits is still running), then the stalled consumer resumes and empties its
+        // cell, and the push lands in it.
+        for _ in 0..200 {
+            if pusher.is_finished() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        queue.cells[0].store(cell_word(4, 0), Ordering::Release);
+        assert_eq!(
+            pusher.join().expect("pusher"),
+            Ok(()),
+            "not full: it must not refuse"
+        );
+        assert_eq!(queue.pop(), Some(9));
     }
 
     #[test]
