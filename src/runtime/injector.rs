@@ -10,8 +10,8 @@
 //! re-checked by a compare-and-swap on the full 64-bit counter before it is used.
 //!
 //! Unlike a one-at-a-time queue, a consumer can take several indices with one
-//! compare-and-swap: a worker moving a share of the backlog onto
-//! its deque pays one contended atomic for the lot, not one per task ([`Injector::pop_share`]).
+//! compare-and-swap ([`Injector::pop_share`]): a worker moving a share of the backlog onto its
+//! deque pays one contended atomic for the lot, not one per task.
 //!
 //! Ordering for parking: [`Injector::push`] moves the tail with a sequentially consistent
 //! read-modify-write, and [`Injector::is_empty`] reads both ends sequentially consistently,
@@ -21,10 +21,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_utils::CachePadded;
-
-/// Looks at a cell a consumer has yet to empty before a producer starts yielding its core.
-const PUSH_SPINS_BEFORE_YIELD: u32 = 64;
+use crossbeam_utils::{Backoff, CachePadded};
 
 /// A bounded queue of `u32` slot indices; see the module documentation.
 pub(crate) struct Injector {
@@ -71,8 +68,8 @@ impl Injector {
 
     /// Appends `index`; gives it back when the queue is full.
     pub fn push(&self, index: u32) -> Result<(), u32> {
+        let backoff = Backoff::new();
         let mut position = self.tail.load(Ordering::Relaxed);
-        let mut waits = 0u32;
         loop {
             let cell = &self.cells[(position & self.mask) as usize];
             let lead = stamp_lead(stamp_of(cell.load(Ordering::Acquire)), position);
@@ -87,9 +84,13 @@ impl Injector {
                         cell.store(cell_word(position + 1, index), Ordering::Release);
                         return Ok(());
                     }
-                    Err(current) => position = current,
+                    Err(current) => {
+                        position = current;
+                        continue;
+                    }
                 }
-            } else if lead < 0 {
+            }
+            if lead < 0 {
                 // The cell still holds the index from one lap ago. Full only if the head is
                 // a whole lap behind; otherwise a consumer has taken the position (moved the
                 // head) and not yet emptied the cell, and will within a few instructions,
@@ -98,16 +99,10 @@ impl Injector {
                 if position.wrapping_sub(head) > self.mask {
                     return Err(index);
                 }
-                waits += 1;
-                if waits < PUSH_SPINS_BEFORE_YIELD {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-                position = self.tail.load(Ordering::Relaxed);
-            } else {
-                position = self.tail.load(Ordering::Relaxed);
+                backoff.snooze();
             }
+            // Another producer filled this position (or we waited): from the tail again.
+            position = self.tail.load(Ordering::Relaxed);
         }
     }
 

@@ -4,8 +4,8 @@
 //! A worker looks for work in this order: its own deque; the bounded submission queue
 //! (`injector`; taking, with the same compare-and-swap, a share of the backlog onto its deque
 //! so others can steal it; every 61st task it looks there first, so external submissions are
-//! never starved by local work); then the other workers'
-//! deques, in a random order, stealing half a batch at a time.
+//! never starved by local work); then the other workers' deques, in a random order, stealing
+//! half a batch at a time.
 //!
 //! **Idle and wake-up.** An idle worker searches for `scheduler.spin_before_park`, looking
 //! for work and yielding its core between looks, counted as *searching* (only while fewer
@@ -13,11 +13,11 @@
 //! the I/O thread and the rest of the machine need), then registers as parked, issues a
 //! SeqCst fence, looks once more, and parks. A submitter pushes (the submission queue's tail
 //! moves with a SeqCst read-modify-write; a deque push is followed by a SeqCst fence) and
-//! wakes one parked worker only if nobody is searching. Either the submitter sees the registration or the worker's last look sees the
-//! task, so no wake-up is lost (the test `no_lost_wakeups_under_submit_park_stress` would hang
-//! otherwise). A woken worker counts as searching; when the last searcher finds work and more
-//! is visible it wakes the next sleeper, so a burst wakes workers one at a time instead of all
-//! at once.
+//! wakes one parked worker only if nobody is searching. Either the submitter sees the
+//! registration or the worker's last look sees the task, so no wake-up is lost (the test
+//! `no_lost_wakeups_under_submit_park_stress` would hang otherwise). A woken worker counts as
+//! searching; when the last searcher finds work and more is visible it wakes the next
+//! sleeper, so a burst wakes workers one at a time instead of all at once.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};

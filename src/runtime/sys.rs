@@ -27,10 +27,7 @@ pub fn signal_process_group(group: u32, signal: i32) -> io::Result<()> {
 /// undo).
 pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
     let nice = nice.clamp(0, 19);
-    // SAFETY: gettid(2) takes nothing and touches no memory.
-    let thread = unsafe { libc::gettid() };
-    let thread =
-        libc::id_t::try_from(thread).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    let thread = current_thread_id()?;
     if thread_nice(thread)? >= nice {
         return Ok(());
     }
@@ -42,6 +39,13 @@ pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The calling thread's kernel thread id.
+fn current_thread_id() -> io::Result<libc::id_t> {
+    // SAFETY: gettid(2) takes nothing and touches no memory.
+    let thread = unsafe { libc::gettid() };
+    libc::id_t::try_from(thread).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
 
 /// The nice value of thread (or process) `thread`.
@@ -93,9 +97,7 @@ mod tests {
 
     /// The calling thread's nice value.
     fn own_nice() -> i32 {
-        // SAFETY: gettid(2) takes nothing and touches no memory.
-        let thread = unsafe { libc::gettid() };
-        thread_nice(thread as libc::id_t).expect("getpriority")
+        thread_nice(current_thread_id().expect("gettid")).expect("getpriority")
     }
 
     /// The nice value of the process's main thread (whose thread id is the process id).
