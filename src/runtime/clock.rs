@@ -129,7 +129,7 @@ impl Clock {
         if let Source::Tsc { origin_ticks } = self.source {
             let ticks = read_tsc().wrapping_sub(origin_ticks);
             let refined_at = self.refined_at.load(Ordering::Relaxed);
-            let since = self.ticks_to_ns_at(
+            let since = ticks_to_ns_at(
                 ticks.saturating_sub(refined_at),
                 self.rate.load(Ordering::Relaxed),
             );
@@ -145,13 +145,18 @@ impl Clock {
         self.rate.load(Ordering::Relaxed)
     }
 
-    fn ticks_to_ns_at(&self, ticks: u64, rate: u64) -> u64 {
-        u64::try_from((u128::from(ticks) * u128::from(rate)) >> RATE_SHIFT).unwrap_or(u64::MAX)
-    }
-
     /// Nanoseconds in `ticks`.
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        self.ticks_to_ns_at(ticks, self.current_rate())
+        ticks_to_ns_at(ticks, self.current_rate())
+    }
+
+    /// The current rate, read once, for converting several readings (each conversion
+    /// through the clock reads the TSC to see whether the rate is due for a refinement).
+    pub fn conversion(&self) -> Conversion {
+        Conversion {
+            origin_unix_us: self.origin_unix_us,
+            rate: self.current_rate(),
+        }
     }
 
     /// Ticks in `ns` nanoseconds (at least 1 for a non-zero duration).
@@ -172,14 +177,37 @@ impl Clock {
 
     /// Unix time in microseconds of a tick reading.
     pub fn unix_us(&self, ticks: u64) -> u64 {
-        self.origin_unix_us
-            .saturating_add(self.ticks_to_ns(ticks) / 1_000)
+        self.conversion().unix_us(ticks)
     }
 
     /// Unix time in microseconds of the clock's zero.
     pub fn origin_unix_us(&self) -> u64 {
         self.origin_unix_us
     }
+}
+
+/// A clock's tick rate as read once by [`Clock::conversion`].
+#[derive(Debug, Clone, Copy)]
+pub struct Conversion {
+    origin_unix_us: u64,
+    rate: u64,
+}
+
+impl Conversion {
+    /// Nanoseconds in `ticks`.
+    pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
+        ticks_to_ns_at(ticks, self.rate)
+    }
+
+    /// Unix time in microseconds of a tick reading.
+    pub fn unix_us(&self, ticks: u64) -> u64 {
+        self.origin_unix_us
+            .saturating_add(self.ticks_to_ns(ticks) / 1_000)
+    }
+}
+
+fn ticks_to_ns_at(ticks: u64, rate: u64) -> u64 {
+    u64::try_from((u128::from(ticks) * u128::from(rate)) >> RATE_SHIFT).unwrap_or(u64::MAX)
 }
 
 fn rate_of(elapsed: Duration, ticks: u64) -> Option<u64> {

@@ -685,6 +685,7 @@ impl Shared {
         {
             return None;
         }
+        let clock = self.clock.conversion();
         Some(TaskInfo {
             id: TaskId(id),
             spec: self.spec_text(kind, numbers, text.as_deref(), timeout_ns),
@@ -692,10 +693,10 @@ impl Shared {
             state,
             worker: (worker != NO_WORKER).then_some(worker),
             attempt,
-            submitted_unix_us: self.clock.unix_us(submitted_at),
-            started_unix_us: (started_at != 0).then(|| self.clock.unix_us(started_at)),
+            submitted_unix_us: clock.unix_us(submitted_at),
+            started_unix_us: (started_at != 0).then(|| clock.unix_us(started_at)),
             finished_unix_us: None,
-            run_us: self.clock.ticks_to_ns(run_ticks) / 1_000,
+            run_us: clock.ticks_to_ns(run_ticks) / 1_000,
             output: None,
             error: None,
         })
@@ -713,6 +714,7 @@ impl Shared {
         text: Option<&str>,
         error: Option<Box<str>>,
     ) -> TaskInfo {
+        let clock = self.clock.conversion();
         TaskInfo {
             id: record.id,
             spec: self.spec_text(record.kind, record.numbers, text, record.timeout_ns),
@@ -720,11 +722,10 @@ impl Shared {
             state: record.state,
             worker: record.worker,
             attempt: record.attempt,
-            submitted_unix_us: self.clock.unix_us(record.submitted_at),
-            started_unix_us: (record.started_at != 0)
-                .then(|| self.clock.unix_us(record.started_at)),
-            finished_unix_us: Some(self.clock.unix_us(record.finished_at)),
-            run_us: self.clock.ticks_to_ns(record.run_ticks) / 1_000,
+            submitted_unix_us: clock.unix_us(record.submitted_at),
+            started_unix_us: (record.started_at != 0).then(|| clock.unix_us(record.started_at)),
+            finished_unix_us: Some(clock.unix_us(record.finished_at)),
+            run_us: clock.ticks_to_ns(record.run_ticks) / 1_000,
             output: Some(output),
             error: match record.state {
                 TaskState::Cancelled => Some("cancelled".to_string()),

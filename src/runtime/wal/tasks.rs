@@ -212,15 +212,15 @@ impl Shared {
         output: &TaskOutput,
         error: Option<&str>,
     ) {
+        let clock = self.clock.conversion();
         let finished = Finished {
             id: record.id.0,
             attempt: record.attempt,
             state: record.state,
             worker: record.worker,
-            started_unix_us: (record.started_at != 0)
-                .then(|| self.clock.unix_us(record.started_at)),
-            finished_unix_us: self.clock.unix_us(record.finished_at),
-            run_us: self.clock.ticks_to_ns(record.run_ticks) / 1_000,
+            started_unix_us: (record.started_at != 0).then(|| clock.unix_us(record.started_at)),
+            finished_unix_us: clock.unix_us(record.finished_at),
+            run_us: clock.ticks_to_ns(record.run_ticks) / 1_000,
             output: output_record(output),
             error: error.map(|e| Cow::Borrowed(record::summary(e, record::OUTPUT_SUMMARY).0)),
         };
