@@ -11,6 +11,7 @@ pub mod host;
 pub(crate) mod idhash;
 pub(crate) mod injector;
 mod io;
+mod io_thread;
 pub mod kinds;
 pub mod net;
 pub mod node;

@@ -28,6 +28,7 @@ use super::history::{FinishedTask, History, Record};
 use super::host::HostSampler;
 use super::injector::Injector;
 use super::io::Offload;
+use super::io_thread::IoThread;
 use super::kinds;
 use super::lock;
 use super::scheduler::{self, FinishCounts, Sleepers, WorkerCore, WorkerStats, worker_state};
@@ -813,15 +814,10 @@ impl NodeBuilder {
         } else {
             config.node.name.clone()
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("goliath-io")
-            .enable_all()
-            .build()
-            .map_err(|source| StartError::Spawn {
-                what: "the I/O thread",
-                source,
-            })?;
+        let io = IoThread::start("goliath-io").map_err(|source| StartError::Spawn {
+            what: "the I/O thread",
+            source,
+        })?;
         let clock = Clock::new();
         let kinds = self.kinds;
         let recovery = if config.wal.enabled {
@@ -857,7 +853,7 @@ impl NodeBuilder {
             clock,
             slice_ticks,
             spin_ticks,
-            offload: Offload::new(runtime.handle().clone()),
+            offload: Offload::new(io.handle().clone()),
             kind_count,
             completions: Completions::new(capacity),
             idempotency: IdempotencyKeys {
@@ -914,7 +910,7 @@ impl NodeBuilder {
         Ok(Node {
             shared,
             threads: Mutex::new(threads),
-            runtime: Mutex::new(Some(runtime)),
+            io: Mutex::new(Some(io)),
             stopped: AtomicBool::new(false),
         })
     }
@@ -924,7 +920,7 @@ impl NodeBuilder {
 pub struct Node {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    io: Mutex<Option<IoThread>>,
     stopped: AtomicBool,
 }
 
@@ -1383,7 +1379,7 @@ impl Node {
 
     /// The I/O runtime, for serving the protocol beside the node.
     pub fn io_handle(&self) -> Option<tokio::runtime::Handle> {
-        lock(&self.runtime).as_ref().map(|r| r.handle().clone())
+        lock(&self.io).as_ref().map(|io| io.handle().clone())
     }
 
     /// Tasks in flight (queued, running or waiting). Allocates nothing; cheap to poll.
@@ -1434,14 +1430,8 @@ impl Node {
             let _ = thread.join();
         }
         shared.events.close();
-        if let Some(runtime) = lock(&self.runtime).take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                // Called (or dropped) from async code, which must not block: let the runtime's
-                // threads finish on their own.
-                runtime.shutdown_background();
-            } else {
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            }
+        if let Some(mut io) = lock(&self.io).take() {
+            io.stop();
         }
         if let Some(wal) = &shared.wal {
             wal.shutdown();
