@@ -23,19 +23,24 @@ pub(crate) struct IoThread {
     handle: Handle,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the thread is about to end.
+    finished: std::sync::mpsc::Receiver<()>,
 }
 
 impl IoThread {
     /// Builds the runtime and starts the thread named `name` that drives it.
     pub(crate) fn start(name: &str) -> std::io::Result<IoThread> {
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .thread_name(format!("{name}-blocking"))
             .enable_all()
             .build()?;
         let handle = runtime.handle().clone();
         let (stop, stop_requested) = oneshot::channel::<()>();
+        let (finishing, finished) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                let _finishing = finishing;
                 // Ends on a stop request, or when the sender is dropped.
                 let _ = runtime.block_on(stop_requested);
                 runtime.shutdown_timeout(STOP_GRACE);
@@ -44,6 +49,7 @@ impl IoThread {
             handle,
             stop: Some(stop),
             thread: Some(thread),
+            finished,
         })
     }
 
@@ -53,16 +59,29 @@ impl IoThread {
     }
 
     /// Stops the runtime (its tasks are dropped at their next await) and waits for the
-    /// thread — unless called from async code, which must not block (it may even be running
-    /// on this very thread): then the thread finishes on its own.
+    /// thread, at most twice [`STOP_GRACE`] — unless called from async code, which must not
+    /// block (it may even be running on this very thread): then the thread finishes on its
+    /// own. A task that blocks the thread instead of awaiting would hold it forever; the
+    /// wait gives up on it then, and says so.
     pub(crate) fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(thread) = self.thread.take()
-            && Handle::try_current().is_err()
-        {
-            let _ = thread.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        if Handle::try_current().is_ok() {
+            return;
+        }
+        match self.finished.recv_timeout(STOP_GRACE * 2) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tracing::warn!(
+                waited_ms = (STOP_GRACE * 2).as_millis() as u64,
+                "the I/O thread did not stop: a task on it blocks instead of awaiting; leaving it behind"
+            ),
+            // Disconnected: the thread is at its end.
+            _ => {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -112,5 +131,27 @@ mod tests {
             dropped.load(Ordering::SeqCst),
             "the pending task was not dropped"
         );
+    }
+
+    #[test]
+    fn stopping_gives_up_on_a_task_that_blocks_the_thread() {
+        let mut io = IoThread::start("io-test").expect("start");
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, blocking) = std::sync::mpsc::channel::<()>();
+        io.handle().spawn(async move {
+            let _ = started.send(());
+            // Blocks the thread (what tasks must not do) until the test lets it go.
+            let _ = released.recv();
+        });
+        blocking.recv().expect("the blocking task started");
+        // A watchdog turns a stop that never returns into a failure instead of a hang.
+        let (stopped, stop_returned) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            io.stop();
+            let _ = stopped.send(());
+        });
+        let returned = stop_returned.recv_timeout(Duration::from_secs(60));
+        let _ = release.send(());
+        assert!(returned.is_ok(), "stop waited for a blocked thread");
     }
 }

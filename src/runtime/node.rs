@@ -1430,7 +1430,9 @@ impl Node {
             let _ = thread.join();
         }
         shared.events.close();
-        if let Some(mut io) = lock(&self.io).take() {
+        // Taken out first: the lock is not held while the thread finishes its tasks.
+        let io = lock(&self.io).take();
+        if let Some(mut io) = io {
             io.stop();
         }
         if let Some(wal) = &shared.wal {
