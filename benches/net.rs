@@ -278,9 +278,19 @@ impl LeanClient {
         self.stream.write_all(&self.request).await.expect("send");
     }
 
+    /// Reads the next frame and checks it is a `Finished` answer, decoding it where it lies
+    /// in the read buffer (as the raw peer's client reads its answer in place).
     async fn receive(&mut self) {
-        let (kind, payload) = self.next_frame().await;
-        check_finished(kind, &payload);
+        loop {
+            if let Some((header, payload)) = self.reader.next_frame().expect("frame") {
+                check_finished(header.frame_type, payload);
+                return;
+            }
+            let spare = self.reader.spare().expect("room");
+            let count = self.stream.read(spare).await.expect("read");
+            assert!(count > 0, "node closed");
+            self.reader.filled(count);
+        }
     }
 
     /// Sends `count` requests in one write, each on a fresh stream id.
