@@ -243,32 +243,32 @@ pub mod limits {
 impl TaskSpec {
     /// `spin DURATION`.
     pub fn spin(duration: Duration) -> Self {
-        Self::builtin(KindId::SPIN, [duration_nanos(duration), 0], None)
+        Self::from_parts(KindId::SPIN, [duration_nanos(duration), 0], None)
     }
     /// `sleep DURATION`.
     pub fn sleep(duration: Duration) -> Self {
-        Self::builtin(KindId::SLEEP, [duration_nanos(duration), 0], None)
+        Self::from_parts(KindId::SLEEP, [duration_nanos(duration), 0], None)
     }
     /// `fib N`.
     pub fn fib(n: u64) -> Self {
-        Self::builtin(KindId::FIB, [n.min(limits::FIB_MAX), 0], None)
+        Self::from_parts(KindId::FIB, [n.min(limits::FIB_MAX), 0], None)
     }
     /// `primes N`.
     pub fn primes(limit: u64) -> Self {
-        Self::builtin(KindId::PRIMES, [limit.min(limits::PRIMES_MAX), 0], None)
+        Self::from_parts(KindId::PRIMES, [limit.min(limits::PRIMES_MAX), 0], None)
     }
     /// `hash SIZE`.
     pub fn hash(bytes: u64) -> Self {
-        Self::builtin(KindId::HASH, [bytes.min(limits::HASH_MAX), 0], None)
+        Self::from_parts(KindId::HASH, [bytes.min(limits::HASH_MAX), 0], None)
     }
     /// `echo TEXT`.
     pub fn echo(text: &str) -> Self {
-        Self::builtin(KindId::ECHO, [0, 0], Some(text.into()))
+        Self::from_parts(KindId::ECHO, [0, 0], Some(text.into()))
     }
     /// `exec -- PROGRAM ARGS…`. Arguments must not contain NUL bytes.
     pub fn exec<S: AsRef<str>>(argv: &[S]) -> Self {
         let joined: Vec<&str> = argv.iter().map(|a| a.as_ref()).collect();
-        Self::builtin(
+        Self::from_parts(
             KindId::EXEC,
             [argv.len() as u64, 0],
             Some(joined.join(ARGV_SEPARATOR).into()),
@@ -276,9 +276,9 @@ impl TaskSpec {
     }
     /// A task of a registered kind with its numbers and text.
     pub fn custom(kind: KindId, numbers: [u64; 2], text: Option<Box<str>>) -> Self {
-        Self::builtin(kind, numbers, text)
+        Self::from_parts(kind, numbers, text)
     }
-    fn builtin(kind: KindId, numbers: [u64; 2], text: Option<Box<str>>) -> Self {
+    fn from_parts(kind: KindId, numbers: [u64; 2], text: Option<Box<str>>) -> Self {
         Self {
             kind,
             numbers,
@@ -429,6 +429,11 @@ fn is_ascii_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+/// Whether an ASCII byte starts a quote or an escape.
+fn is_quote_or_escape(byte: u8) -> bool {
+    matches!(byte, b'"' | b'\'' | b'\\')
+}
+
 /// [`split_words`] for ASCII text, where a character is a byte: one pass over the bytes
 /// instead of character iteration and counting (the text form of almost every task).
 fn split_ascii_words(input: &str) -> Result<Vec<Word<'_>>, SpecError> {
@@ -437,7 +442,7 @@ fn split_ascii_words(input: &str) -> Result<Vec<Word<'_>>, SpecError> {
     // Usually words of plain characters between spaces: one vectorised look says so, and
     // splitting at spaces (a vectorised search) gives the words.
     let quotes_or_other_space = bytes.iter().fold(false, |found, &b| {
-        found | (b == b'"') | (b == b'\'') | (b == b'\\') | (is_ascii_space(b) & (b != b' '))
+        found | is_quote_or_escape(b) | (is_ascii_space(b) & (b != b' '))
     });
     if !quotes_or_other_space {
         let mut start = 0;
@@ -462,7 +467,7 @@ fn split_ascii_words(input: &str) -> Result<Vec<Word<'_>>, SpecError> {
         let start = at;
         let mut quotes_or_escapes = false;
         while at < bytes.len() && !is_ascii_space(bytes[at]) {
-            quotes_or_escapes |= matches!(bytes[at], b'"' | b'\'' | b'\\');
+            quotes_or_escapes |= is_quote_or_escape(bytes[at]);
             at += 1;
         }
         if quotes_or_escapes {
@@ -562,7 +567,7 @@ fn needs_quotes(word: &str) -> bool {
     let special = if word.is_ascii() {
         // A fold, not `any`: without an early exit the compiler compares whole vectors.
         word.bytes().fold(false, |found, b| {
-            found | is_ascii_space(b) | (b == b'"') | (b == b'\'') | (b == b'\\')
+            found | is_ascii_space(b) | is_quote_or_escape(b)
         })
     } else {
         word.chars()
@@ -1161,9 +1166,7 @@ mod tests {
         fn sliced_words_split_like_words_taken_one_character_at_a_time(
             input in proptest::string::string_regex("[a-z \t\"'\\\\é\u{3000}=×0-9]{0,40}").expect("regex")
         ) {
-            let ours = split_words(&input).map_err(|e| (e.column, e.to_string()));
-            let reference = split_words_with(&input, false).map_err(|e| (e.column, e.to_string()));
-            prop_assert_eq!(ours, reference);
+            splits_like_the_reference(split_words, &input)?;
         }
 
         #[test]
@@ -1181,10 +1184,19 @@ mod tests {
         fn ascii_words_split_like_words_taken_one_character_at_a_time(
             input in proptest::string::string_regex("[a-c \t\n\r\u{b}\u{c}\u{1c}-\u{1f}\"'\\\\=x0-9]{0,40}").expect("regex")
         ) {
-            let ours = split_ascii_words(&input).map_err(|e| (e.column, e.to_string()));
-            let reference = split_words_with(&input, false).map_err(|e| (e.column, e.to_string()));
-            prop_assert_eq!(ours, reference);
+            splits_like_the_reference(split_ascii_words, &input)?;
         }
+    }
+
+    /// `split` gives the words (columns, quoting, errors) of the character-at-a-time split.
+    fn splits_like_the_reference(
+        split: fn(&str) -> Result<Vec<Word<'_>>, SpecError>,
+        input: &str,
+    ) -> Result<(), TestCaseError> {
+        let ours = split(input).map_err(|e| (e.column, e.to_string()));
+        let reference = split_words_with(input, false).map_err(|e| (e.column, e.to_string()));
+        prop_assert_eq!(ours, reference);
+        Ok(())
     }
 
     #[test]
