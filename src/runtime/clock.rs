@@ -147,7 +147,7 @@ impl Clock {
 
     /// Nanoseconds in `ticks`.
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        ticks_to_ns_at(ticks, self.current_rate())
+        self.conversion().ticks_to_ns(ticks)
     }
 
     /// The current rate, read once, for converting several readings (each conversion

@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 
 /// How long stopping waits for blocking work (`spawn_blocking`) still running.
 const STOP_GRACE: Duration = Duration::from_secs(1);
+/// How long [`IoThread::stop`] waits for the thread: its grace, and as long again for the
+/// tasks to be dropped and the thread to end.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// The running I/O thread. Dropping it stops the runtime.
 #[derive(Debug)]
@@ -59,7 +62,7 @@ impl IoThread {
     }
 
     /// Stops the runtime (its tasks are dropped at their next await) and waits for the
-    /// thread, at most twice [`STOP_GRACE`] — unless called from async code, which must not
+    /// thread, at most [`STOP_WAIT`] — unless called from async code, which must not
     /// block (it may even be running on this very thread): then the thread finishes on its
     /// own. A task that blocks the thread instead of awaiting would hold it forever; the
     /// wait gives up on it then, and says so.
@@ -73,9 +76,9 @@ impl IoThread {
         if Handle::try_current().is_ok() {
             return;
         }
-        match self.finished.recv_timeout(STOP_GRACE * 2) {
+        match self.finished.recv_timeout(STOP_WAIT) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tracing::warn!(
-                waited_ms = (STOP_GRACE * 2).as_millis() as u64,
+                waited_ms = STOP_WAIT.as_millis() as u64,
                 "the I/O thread did not stop: a task on it blocks instead of awaiting; leaving it behind"
             ),
             // Disconnected: the thread is at its end.
