@@ -259,15 +259,20 @@ impl LeanClient {
         client
     }
 
+    /// Reads what the node sent next into the frame reader.
+    async fn read_more(&mut self) {
+        let spare = self.reader.spare().expect("room");
+        let count = self.stream.read(spare).await.expect("read");
+        assert!(count > 0, "node closed");
+        self.reader.filled(count);
+    }
+
     async fn next_frame(&mut self) -> (FrameType, Vec<u8>) {
         loop {
             if let Some((header, payload)) = self.reader.next_frame().expect("frame") {
                 return (header.frame_type, payload.to_vec());
             }
-            let spare = self.reader.spare().expect("room");
-            let count = self.stream.read(spare).await.expect("read");
-            assert!(count > 0, "node closed");
-            self.reader.filled(count);
+            self.read_more().await;
         }
     }
 
@@ -286,10 +291,7 @@ impl LeanClient {
                 check_finished(header.frame_type, payload);
                 return;
             }
-            let spare = self.reader.spare().expect("room");
-            let count = self.stream.read(spare).await.expect("read");
-            assert!(count > 0, "node closed");
-            self.reader.filled(count);
+            self.read_more().await;
         }
     }
 
@@ -317,10 +319,7 @@ impl LeanClient {
             if count > 0 {
                 return count;
             }
-            let spare = self.reader.spare().expect("room");
-            let read = self.stream.read(spare).await.expect("read");
-            assert!(read > 0, "node closed");
-            self.reader.filled(read);
+            self.read_more().await;
         }
     }
 
