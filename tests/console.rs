@@ -37,6 +37,9 @@ fn submit_watch_cancel_and_quit_from_the_keyboard() {
         "the console draws on the alternate screen"
     );
     assert!(!console.cooked(), "the console reads keys raw");
+    console.wait_for("the log pane's line: message first, then its fields", |s| {
+        s.contains("serving the goliath protocol  listen=127.0.0.1:")
+    });
 
     // Submit twenty tasks through the prompt.
     console.type_text("n");

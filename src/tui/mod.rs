@@ -11,10 +11,12 @@
 //! - [`view`]: drawing a frame from the state.
 //! - [`conn`]: sampling the node and carrying out commands, locally or over the protocol.
 //! - [`console`]: the terminal, input, signals and the event loop.
+//! - [`log`]: the node's log as lines for the log panes (message first, then `key=value`).
 
 pub mod conn;
 pub mod console;
 pub mod keys;
+pub mod log;
 pub mod state;
 pub mod theme;
 pub mod view;

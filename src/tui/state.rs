@@ -560,6 +560,8 @@ pub struct App {
     pub hits: HitMap,
     /// The log widget's state (targets, levels, paging).
     pub log_state: TuiWidgetState,
+    /// Whether the Logs tab hides its target list (`t`).
+    pub log_targets_hidden: bool,
     /// Parses specs as they are typed (the node's kinds when local, the built-ins remotely).
     kinds: Kinds,
     /// Set when the user asked to quit.
@@ -605,6 +607,7 @@ impl App {
             pending: Vec::new(),
             hits: HitMap::default(),
             log_state: TuiWidgetState::new(),
+            log_targets_hidden: false,
             kinds,
             quit: false,
         }
@@ -944,6 +947,9 @@ impl App {
 
     fn log_event(&mut self, event: TuiWidgetEvent) {
         if self.tab == Tab::Logs {
+            if event == TuiWidgetEvent::HideKey {
+                self.log_targets_hidden = !self.log_targets_hidden;
+            }
             self.log_state.transition(event);
         }
     }

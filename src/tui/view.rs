@@ -13,7 +13,7 @@ use ratatui::widgets::{
     Axis, Block, Borders, Cell, Chart, Clear, Dataset, GraphType, Paragraph, RenderDirection, Row,
     Sparkline, Table, Wrap,
 };
-use tui_logger::{TuiLoggerLevelOutput, TuiLoggerSmartWidget, TuiLoggerWidget};
+use tui_logger::{TuiLoggerLevelOutput, TuiLoggerTargetWidget, TuiLoggerWidget};
 
 use super::keys::{Action, Group};
 use super::state::{App, HitMap, Link, Overlay, Pane, Severity, SortColumn, Tab};
@@ -25,6 +25,9 @@ use crate::runtime::{TaskInfo, TaskOutput, TaskState, WorkerActivity};
 pub const MIN_WIDTH: u16 = 80;
 /// The smallest terminal the console draws in.
 pub const MIN_HEIGHT: u16 = 24;
+/// Columns of the Logs tab's target list (at most a third of the screen): the longest
+/// target, `goliath::runtime::gossip::service`, with its level letters and borders.
+const LOG_TARGETS_WIDTH: u16 = 42;
 
 /// Draws the whole screen and returns where things landed.
 pub fn render(frame: &mut Frame, app: &App) -> HitMap {
@@ -1117,10 +1120,40 @@ fn log_title(app: &App) -> String {
 fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     let theme = &app.options.theme;
     hits.log = Some(area);
-    let widget = TuiLoggerSmartWidget::default()
-        .title_log(format!(" {} ", log_title(app)))
-        .title_target(" Targets (t hides) ")
-        .border_style(theme.focus_border)
+    // tui-logger's smart widget titles the log with a rate taken between its first and last
+    // kept lines, which stays at a startup burst's rate on an idle node: the two panes it
+    // combines are drawn here instead, without that figure.
+    let log_area = if app.log_targets_hidden {
+        area
+    } else {
+        let [targets_area, log_area] = Layout::horizontal([
+            Constraint::Length(LOG_TARGETS_WIDTH.min(area.width / 3)),
+            Constraint::Min(10),
+        ])
+        .areas(area);
+        let targets = TuiLoggerTargetWidget::default()
+            .block(
+                Block::default()
+                    .title(" Targets (t hides) ")
+                    .borders(Borders::ALL)
+                    .border_style(theme.focus_border),
+            )
+            .style(theme.text)
+            .highlight_style(theme.selected)
+            .style_show(theme.text)
+            .style_hide(theme.muted)
+            .style_off(theme.muted)
+            .state(&app.log_state);
+        frame.render_widget(targets, targets_area);
+        log_area
+    };
+    let log = TuiLoggerWidget::default()
+        .block(
+            Block::default()
+                .title(format!(" {} ", log_title(app)))
+                .borders(Borders::ALL)
+                .border_style(theme.focus_border),
+        )
         .output_separator(' ')
         .output_timestamp(Some("%H:%M:%S%.3f".to_string()))
         .output_level(Some(TuiLoggerLevelOutput::Long))
@@ -1133,12 +1166,8 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
         .style_info(theme.text)
         .style_debug(theme.muted)
         .style_trace(theme.muted)
-        .highlight_style(theme.selected)
-        .style_show(theme.text)
-        .style_hide(theme.muted)
-        .style_off(theme.muted)
         .state(&app.log_state);
-    frame.render_widget(widget, area);
+    frame.render_widget(log, log_area);
 }
 
 fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {

@@ -503,7 +503,7 @@ impl Recovery {
         tracing::info!(
             data_dir = %dir.display(),
             sync = options.sync.as_str(),
-            checkpoint = ?summary.checkpoint,
+            checkpoint = summary.checkpoint,
             segments = summary.segments,
             records = summary.records,
             requeued = summary.requeued_running + summary.requeued_queued,
