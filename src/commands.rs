@@ -234,7 +234,12 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 } else if tasks.is_empty() {
                     println!("no tasks");
                 } else {
-                    print!("{}", task_table(&tasks, None));
+                    // The running tasks' time so far, by this machine's clock.
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .and_then(|since| u64::try_from(since.as_micros()).ok());
+                    print!("{}", task_table(&tasks, now));
                 }
                 Ok(exit::OK)
             }
@@ -360,8 +365,10 @@ fn output_line(info: &TaskInfo) -> String {
 }
 
 /// A table of tasks: id, state, kind, worker, attempt, duration, output.
+///
+/// TIME is from first run to finish; for a task still running, to `now_unix_us` (or `-`
+/// without it).
 pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
-    let now = now_unix_us.unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -377,8 +384,9 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
             .worker
             .map(|w| w.to_string())
             .unwrap_or_else(|| "-".into());
-        let time = task
-            .duration_us(now)
+        let time = (task.finished_unix_us.is_some() || now_unix_us.is_some())
+            .then(|| task.duration_us(now_unix_us.unwrap_or(0)))
+            .flatten()
             .map(|us| ShortDuration(Duration::from_micros(us)).to_string())
             .unwrap_or_else(|| "-".into());
         let mut output = output_line(task);
@@ -717,5 +725,50 @@ mod tests {
             Some("exec -- sh -c \"echo hi\"".into())
         );
         assert!(spec_lines(&[]).is_err());
+    }
+
+    fn task(id: u64, state: TaskState, started: u64, finished: Option<u64>) -> TaskInfo {
+        TaskInfo {
+            id: TaskId(id),
+            spec: "sleep 20s".into(),
+            kind: "sleep".into(),
+            state,
+            worker: None,
+            attempt: 1,
+            submitted_unix_us: started,
+            started_unix_us: Some(started),
+            finished_unix_us: finished,
+            run_us: 0,
+            output: None,
+            error: None,
+        }
+    }
+
+    /// The TIME column of the table's only row.
+    fn time_column(table: &str) -> String {
+        let row = table.lines().nth(1).unwrap_or_default();
+        // ID, STATE, the spec's two words, WORKER, TRY, TIME.
+        row.split_whitespace()
+            .nth(6)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn a_running_tasks_time_is_its_time_so_far_and_never_a_false_zero() {
+        let started = 1_700_000_000_000_000;
+        let running = [task(3, TaskState::Running, started, None)];
+        assert_eq!(
+            time_column(&task_table(&running, Some(started + 5_200_000))),
+            "5.20s"
+        );
+        assert_eq!(time_column(&task_table(&running, None)), "-");
+        let finished = [task(
+            3,
+            TaskState::Succeeded,
+            started,
+            Some(started + 20_000_000),
+        )];
+        assert_eq!(time_column(&task_table(&finished, None)), "20.00s");
     }
 }
