@@ -624,12 +624,13 @@ impl fmt::Display for ConfigOrigin {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {origin}: {source}")]
+    #[error("cannot read {origin}: {error}")]
     Read {
         /// Which file.
         origin: ConfigOrigin,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error: in the message, not a `source()`, so a report that prints the
+        /// chain does not say it twice.
+        error: std::io::Error,
     },
     /// The file is not valid TOML, or a key is unknown or has the wrong type.
     #[error("{origin}, line {line}, column {column}{}: {message}", key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
@@ -698,9 +699,9 @@ impl Config {
         };
         let text = match &origin {
             ConfigOrigin::Flag(path) | ConfigOrigin::Env(path) | ConfigOrigin::User(path) => {
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                     origin: origin.clone(),
-                    source,
+                    error,
                 })?
             }
             ConfigOrigin::Embedded | ConfigOrigin::CommandLine => DEFAULT_TOML.to_string(),
@@ -1412,6 +1413,23 @@ fn known_keys() -> Vec<String> {
     keys
 }
 
+/// Every known key and table, dotted: an unknown key may be a misspelt table (`[schedular]`).
+fn known_names() -> Vec<String> {
+    let keys = known_keys();
+    let mut names: Vec<String> = keys
+        .iter()
+        .flat_map(|key| {
+            key.match_indices('.')
+                .map(|(dot, _)| key[..dot].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names.extend(keys);
+    names
+}
+
 fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> ConfigError {
     let offset = error.span().map(|span| span.start).unwrap_or(0);
     let (line, column) = line_and_column(text, offset);
@@ -1419,7 +1437,7 @@ fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> C
     let mut message = error.message().trim().to_string();
     if message.starts_with("unknown field")
         && let Some(full) = &key
-        && let Some(suggestion) = suggest::closest(full, known_keys().iter().map(String::as_str))
+        && let Some(suggestion) = suggest::closest(full, known_names().iter().map(String::as_str))
     {
         message = format!("unknown key `{full}`; did you mean `{suggestion}`?");
     } else if message.starts_with("unknown field")

@@ -133,7 +133,25 @@ fn bad_config_exits_2_naming_file_line_and_key() {
         .output()
         .expect("runs");
     assert_eq!(missing.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/goliath.toml"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("/nonexistent/goliath.toml"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "the reason once, not once per error in the chain: {stderr}"
+    );
+
+    // A misspelt table is an unknown key too, and gets the same suggestion.
+    let table = write(dir.path(), "table.toml", "[schedular]\nworkers = 2\n");
+    let misspelt = goliath()
+        .arg("--config")
+        .arg(&table)
+        .arg("node")
+        .output()
+        .expect("runs");
+    assert_eq!(misspelt.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&misspelt.stderr);
+    assert!(stderr.contains("did you mean `scheduler`"), "{stderr}");
 
     let bad_set = goliath()
         .args(["--set", "arena.slots", "node"])
@@ -228,5 +246,30 @@ fn bare_goliath_without_a_terminal_runs_headless_and_says_so() {
     assert!(
         log.contains("no terminal") && log.contains("headless"),
         "{log}"
+    );
+}
+
+#[test]
+fn a_data_directory_that_cannot_be_made_is_named_with_its_reason_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "a-file", "");
+    let output = goliath()
+        .arg("node")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(file.join("data"))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot create the data directory") && stderr.contains("a-file/data"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Not a directory").count(),
+        1,
+        "the reason once: {stderr}"
     );
 }

@@ -213,12 +213,13 @@ pub enum StartError {
         message: String,
     },
     /// A thread or the I/O runtime could not start.
-    #[error("cannot start {what}: {source}")]
+    #[error("cannot start {what}: {error}")]
     Spawn {
         /// What failed to start.
         what: &'static str,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error: in the message, not a `source()`, so a report that prints the chain
+        /// does not say it twice.
+        error: std::io::Error,
     },
     /// The write-ahead log could not be opened or recovered.
     #[error(transparent)]
@@ -814,9 +815,9 @@ impl NodeBuilder {
         } else {
             config.node.name.clone()
         };
-        let io = IoThread::start("goliath-io").map_err(|source| StartError::Spawn {
+        let io = IoThread::start("goliath-io").map_err(|error| StartError::Spawn {
             what: "the I/O thread",
-            source,
+            error,
         })?;
         let clock = Clock::new();
         let kinds = self.kinds;
@@ -895,7 +896,7 @@ impl NodeBuilder {
                     }
                     return Err(StartError::Spawn {
                         what: "a worker thread",
-                        source,
+                        error: source,
                     });
                 }
             }

@@ -128,15 +128,15 @@ pub enum WalError {
         pid: String,
     },
     /// A file operation failed.
-    #[error("cannot {op} {}: {source}", path.display())]
+    #[error("cannot {op} {}: {error}", path.display())]
     Io {
         /// What was being done.
         op: &'static str,
         /// On what.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error: in the message, not a `source()`, so a report that prints the chain
+        /// does not say it twice.
+        error: std::io::Error,
     },
     /// A file is damaged somewhere an acknowledged record may be.
     #[error(
@@ -173,10 +173,10 @@ pub enum WalError {
 }
 
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
-    move |source| WalError::Io {
+    move |error| WalError::Io {
         op,
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -275,10 +275,10 @@ pub fn open(
             dir: dir.clone(),
             pid,
         },
-        LockError::Io(source) => WalError::Io {
+        LockError::Io(error) => WalError::Io {
             op: "lock",
             path: dir.join(segment::LOCK_FILE),
-            source,
+            error,
         },
     })?;
     let listing = segment::list(&dir).map_err(io_error("list", &dir))?;
@@ -327,7 +327,7 @@ pub fn open(
     let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
         op: "read",
         path,
-        source: e,
+        error: e,
     })?;
     for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;
@@ -795,7 +795,7 @@ pub fn inspect(
     let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
         op: "read",
         path,
-        source: e,
+        error: e,
     })?;
     let mut expected = first_segment;
     for (index, (seq, path)) in segments.iter().enumerate() {
