@@ -82,8 +82,13 @@ fn verify_text(inspection: &Inspection) -> String {
         };
         let _ = writeln!(
             out,
-            "  {name:<34} {:>8} records  {:>10}  {status}",
+            "  {name:<34} {:>8} {:<7}  {:>10}  {status}",
             file.records,
+            if file.records == 1 {
+                "record"
+            } else {
+                "records"
+            },
             HumanSize::approx(file.size).to_string()
         );
     }

@@ -1077,10 +1077,20 @@ impl App {
         if !(self.tab == Tab::Tasks || (self.tab == Tab::Overview && self.focus == Pane::Tasks)) {
             return NOTHING;
         }
-        let Some(task) = self.selected_task().cloned() else {
-            self.tell(Severity::Warning, "select a task first (j/k or click)");
+        // With nothing selected, Enter opens the top row, as in k9s (cancelling never
+        // picks a task by itself).
+        let task = match self.selected_task() {
+            Some(task) => Some(task.clone()),
+            None => self.task_rows().first().map(|task| (*task).clone()),
+        };
+        let Some(task) = task else {
+            self.tell(
+                Severity::Warning,
+                "no task to open yet: press n to submit one",
+            );
             return NOTHING;
         };
+        self.selected = Some(task.id);
         self.tab = Tab::Tasks;
         self.zoomed = false;
         let id = task.id;
@@ -1743,6 +1753,24 @@ pub(crate) mod tests {
         );
         press(&mut app, "esc");
         assert!(app.detail.is_none());
+    }
+
+    #[test]
+    fn enter_with_nothing_selected_opens_the_top_row() {
+        let mut app = app();
+        press(&mut app, "2");
+        press(&mut app, "enter");
+        assert!(app.detail.is_none(), "no tasks: nothing opens");
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "x");
+        assert!(app.overlay.is_none(), "cancel never picks a task by itself");
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::FetchTask(TaskId(3))],
+            "the top row: the newest task"
+        );
+        assert_eq!(app.selected, Some(TaskId(3)));
+        assert_eq!(app.detail.as_ref().map(|d| d.id), Some(TaskId(3)));
     }
 
     #[test]
