@@ -98,7 +98,7 @@ actions! {
     PageDown => "page_down", Navigation, &["pgdn", "ctrl-f"], "one page down";
     FocusNext => "focus_next", Navigation, &["l", "ctrl-right"], "focus the next pane";
     FocusPrev => "focus_prev", Navigation, &["h", "ctrl-left"], "focus the previous pane";
-    Open => "open", Navigation, &["enter"], "open the selected task's details";
+    Open => "open", Navigation, &["enter"], "open the selected (or top) task's details";
     Back => "back", Navigation, &["esc"], "close, go back (Logs: follow new lines again)";
     Filter => "filter", Tasks, &["/"], "filter tasks by text (!text hides matches)";
     Sort => "sort", Tasks, &["s"], "sort tasks by the next column";
