@@ -1270,7 +1270,8 @@ impl App {
                     return Err("submit what? e.g. `submit spin 300ms x20`".to_string());
                 }
                 if let Some(error) = self.check_spec(rest) {
-                    return Err(error);
+                    // The column counts in the spec, not in the palette line.
+                    return Err(format!("`{rest}`: {error}"));
                 }
                 self.remember(line);
                 Ok(vec![Command::Submit(rest.to_string())])
@@ -1717,6 +1718,21 @@ pub(crate) mod tests {
                 .contains("did you mean 'submit'"),
             "{:?}",
             input.error
+        );
+        press(&mut app, "esc");
+        press(&mut app, ":");
+        type_text(&mut app, "submit fib 3O");
+        assert!(
+            press(&mut app, "enter").is_empty(),
+            "nothing bad is submitted"
+        );
+        let Some(Overlay::Palette(input)) = &app.overlay else {
+            panic!("palette stays open on an error");
+        };
+        assert_eq!(
+            input.error.as_deref(),
+            Some("`fib 3O`: column 5: '3O' is not a whole number"),
+            "the column is counted in the spec it names"
         );
         press(&mut app, "esc");
         press(&mut app, ":");
