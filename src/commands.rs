@@ -49,6 +49,8 @@ impl From<ClientError> for CommandError {
                 RemoteErrorKind::Busy { .. } => format!("{remote}"),
                 _ => remote.message.clone(),
             },
+            // The CLI's own way to point elsewhere (the console's is --connect).
+            ClientError::Connect { .. } => format!("{error}, or pass --node ADDR"),
             other => other.to_string(),
         };
         CommandError::new(code, message)

@@ -151,9 +151,10 @@ fn exit_codes_say_what_went_wrong() {
         .output()
         .expect("runs");
     assert_eq!(refused.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("goliath node"),
-        "says what to do"
+        stderr.contains("goliath node") && stderr.contains("--node ADDR"),
+        "says what to do: {stderr}"
     );
     // Last, as it leaves every slot taken.
     assert_eq!(

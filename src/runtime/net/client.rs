@@ -20,7 +20,7 @@ use crate::runtime::lock;
 pub enum ClientError {
     /// No TCP connection.
     #[error(
-        "cannot connect to a goliath node at {address}: {reason}. Is a node running there? Start one with `goliath node`, or pass --node ADDR"
+        "cannot connect to a goliath node at {address}: {reason}. Is a node running there? Start one with `goliath node`"
     )]
     Connect {
         /// Where.
