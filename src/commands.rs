@@ -57,6 +57,9 @@ impl From<ClientError> for CommandError {
     }
 }
 
+/// Said (on stderr) when a submission's idempotency key was seen before.
+const DUPLICATE_NOTE: &str = "goliath: this idempotency key was used before: these are the tasks it made then; nothing new was submitted";
+
 /// What to run against a node.
 pub enum ClientCommand {
     Submit {
@@ -162,6 +165,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         for id in ids {
                             println!("{id}");
                         }
+                        if duplicate {
+                            eprintln!("{DUPLICATE_NOTE}");
+                        }
                     }
                     Ok(exit::OK)
                 }
@@ -177,6 +183,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         );
                     } else {
                         print!("{}", task_table(&tasks, None));
+                        if duplicate {
+                            eprintln!("{DUPLICATE_NOTE}");
+                        }
                         if failed > 0 {
                             eprintln!("goliath: {failed} of {} tasks did not succeed", tasks.len());
                         }

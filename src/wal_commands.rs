@@ -163,7 +163,14 @@ fn spec_text(spec: &SpecRecord<'_>) -> String {
         let _ = write!(text, " numbers={},{}", spec.numbers[0], spec.numbers[1]);
     }
     if let Some(words) = &spec.text {
-        let _ = write!(text, " text={}", quote_word(&words.replace('\0', " ")));
+        if words.contains('\0') {
+            // exec's argv, NUL-separated: each argument quoted on its own, so their
+            // boundaries survive ("sh -c 'echo a; exit 3'" is three arguments, not six).
+            let argv: Vec<String> = words.split('\0').map(quote_word).collect();
+            let _ = write!(text, " argv=[{}]", argv.join(" "));
+        } else {
+            let _ = write!(text, " text={}", quote_word(words));
+        }
     }
     if spec.timeout_ns != 0 {
         let _ = write!(text, " timeout_ns={}", spec.timeout_ns);
@@ -265,5 +272,33 @@ fn describe(record: &Record) -> String {
             "checkpoint end: {} in flight, {} finished, {} key records",
             end.live, end.finished, end.keys
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    fn spec(kind: &'static str, text: &'static str) -> SpecRecord<'static> {
+        SpecRecord {
+            kind: Cow::Borrowed(kind),
+            numbers: [0, 0],
+            text: Some(Cow::Borrowed(text)),
+            timeout_ns: 0,
+        }
+    }
+
+    #[test]
+    fn an_exec_argv_keeps_its_argument_boundaries_and_echo_text_stays_one_word() {
+        assert_eq!(
+            spec_text(&spec("exec", "sh\0-c\0echo a; exit 3")),
+            "kind=exec argv=[sh -c \"echo a; exit 3\"]"
+        );
+        assert_eq!(
+            spec_text(&spec("echo", "hello there")),
+            "kind=echo text=\"hello there\""
+        );
     }
 }

@@ -273,3 +273,22 @@ fn submit_reads_specs_from_stdin() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["tasks"][1]["output"]["text"], "from stdin");
 }
+
+#[test]
+fn a_reused_idempotency_key_prints_the_first_ids_and_says_nothing_new_was_submitted() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    let first = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 20"]);
+    assert!(first.status.success());
+    assert!(
+        !String::from_utf8_lossy(&first.stderr).contains("used before"),
+        "a first use is not a duplicate"
+    );
+    let again = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 21"]);
+    assert!(again.status.success());
+    assert_eq!(again.stdout, first.stdout, "the same ids");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("used before") && stderr.contains("nothing new was submitted"),
+        "{stderr}"
+    );
+}
