@@ -275,7 +275,7 @@ fn submit_reads_specs_from_stdin() {
 }
 
 #[test]
-fn a_reused_idempotency_key_prints_the_first_ids_and_says_nothing_new_was_submitted() {
+fn a_reused_idempotency_key_returns_the_first_ids_and_refuses_other_work() {
     let node = RunningNode::start(&["--workers", "1"]);
     let first = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 20"]);
     assert!(first.status.success());
@@ -283,12 +283,24 @@ fn a_reused_idempotency_key_prints_the_first_ids_and_says_nothing_new_was_submit
         !String::from_utf8_lossy(&first.stderr).contains("used before"),
         "a first use is not a duplicate"
     );
-    let again = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 21"]);
+    let again = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 20"]);
     assert!(again.status.success());
     assert_eq!(again.stdout, first.stdout, "the same ids");
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(
         stderr.contains("used before") && stderr.contains("nothing new was submitted"),
+        "{stderr}"
+    );
+    let other = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 21"]);
+    assert_eq!(other.status.code(), Some(1), "other work under a used key");
+    assert!(
+        other.stdout.is_empty(),
+        "no ids for work that was not submitted"
+    );
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        stderr.contains("first used for other work")
+            && stderr.contains("was `fib 20`, now `fib 21`"),
         "{stderr}"
     );
 }

@@ -515,6 +515,46 @@ fn idempotency_key_returns_the_same_ids() {
         }
         other => panic!("{other:?}"),
     }
+    // The same key for other work is refused, not answered with the first tasks.
+    let reused = |specs: &[&str]| {
+        fixture.request(
+            &client,
+            Request::Submit(SubmitRequest {
+                specs: specs.iter().map(|s| s.to_string()).collect(),
+                idempotency_key: Some("batch-7".into()),
+                wait: false,
+            }),
+        )
+    };
+    for (specs, says) in [
+        (&["fib 6 x3"][..], "was `fib 5`, now `fib 6`"),
+        (&["fib 5 x2"][..], "3 tasks then, 2 now"),
+    ] {
+        match reused(specs) {
+            Ok(Response::Error(error)) => {
+                assert_eq!(error.kind, RemoteErrorKind::Invalid, "{error:?}");
+                assert!(
+                    error.message.contains("batch-7")
+                        && error.message.contains(says)
+                        && error.message.contains("nothing was submitted"),
+                    "{}",
+                    error.message
+                );
+            }
+            Err(ClientError::Remote(error)) => {
+                assert_eq!(error.kind, RemoteErrorKind::Invalid, "{error:?}");
+                assert!(error.message.contains(says), "{}", error.message);
+            }
+            other => panic!("{specs:?}: {other:?}"),
+        }
+    }
+    let status = fixture.request(&client, Request::Status { task_limit: 0 });
+    match status {
+        Ok(Response::Status(snapshot)) => {
+            assert_eq!(snapshot.counts.submitted, 3, "nothing more was submitted")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

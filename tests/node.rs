@@ -664,3 +664,34 @@ fn a_reused_slot_delivers_to_its_current_watcher_only() {
         "the second watcher got only its own task"
     );
 }
+
+#[test]
+fn a_keyed_batch_cut_short_is_retried_as_a_duplicate_and_other_work_is_refused() {
+    let mut cfg = config(1, 64);
+    cfg.exec.enabled = false;
+    let node = Node::start(cfg).expect("node starts");
+    let batch = [
+        node.parse("fib 10").expect("parses"),
+        node.parse("exec -- true").expect("parses"),
+    ];
+    // The exec line is refused after the fib line was submitted: the key keeps the fib.
+    let first = node
+        .submit_batch(&batch, Some("k"), None)
+        .expect_err("exec is disabled");
+    assert_eq!(first.error, SubmitError::ExecDisabled);
+    assert_eq!(first.submitted.len(), 1);
+    let retry = node
+        .submit_batch(&batch, Some("k"), None)
+        .expect("the same batch again is a duplicate");
+    assert!(retry.duplicate);
+    assert_eq!(retry.ids, first.submitted, "the task the key got, run once");
+    match node.submit_batch(&[node.parse("fib 11").expect("parses")], Some("k"), None) {
+        Err(refused) => match refused.error {
+            SubmitError::Invalid(message) => {
+                assert!(message.contains("was `fib 10`, now `fib 11`"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        },
+        Ok(outcome) => panic!("other work under a used key was accepted: {outcome:?}"),
+    }
+}

@@ -18,7 +18,8 @@ use goliath::runtime::wal::{
     self, Faults, IdRange, Record, SpecRecord, WalError, WalOptions, WalSync,
 };
 use goliath::runtime::{
-    CancelOutcome, Node, NodeBuilder, StartError, Submission, TaskId, TaskSpec, TaskState,
+    BatchError, CancelOutcome, Node, NodeBuilder, StartError, Submission, SubmitError, TaskId,
+    TaskSpec, TaskState,
 };
 
 // ---------------------------------------------------------------- allocation watch
@@ -423,18 +424,42 @@ fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
         node.task(cancelled).expect("kept").state,
         TaskState::Cancelled
     );
+    let same = [
+        Submission {
+            spec: TaskSpec::echo("a"),
+            copies: 2,
+        },
+        Submission {
+            spec: TaskSpec::sleep(Duration::from_secs(600)),
+            copies: 1,
+        },
+    ];
     let again = node
-        .submit_batch(
-            &[Submission {
-                spec: TaskSpec::echo("other"),
-                copies: 5,
-            }],
-            Some("key-1"),
-            None,
-        )
+        .submit_batch(&same, Some("key-1"), None)
         .expect("duplicate");
     assert!(again.duplicate);
     assert_eq!(again.ids, keyed, "the key still names the same tasks");
+    let other = node.submit_batch(
+        &[Submission {
+            spec: TaskSpec::echo("other"),
+            copies: 3,
+        }],
+        Some("key-1"),
+        None,
+    );
+    match other {
+        Err(BatchError {
+            submitted,
+            error: SubmitError::Invalid(message),
+        }) => {
+            assert!(submitted.is_empty());
+            assert!(
+                message.contains("was `echo a`, now `echo other`"),
+                "the recovered tasks are compared too: {message}"
+            );
+        }
+        other => panic!("other work under a recovered key: {other:?}"),
+    }
     let newest = *keyed.iter().max().expect("ids");
     let fresh = node.submit(TaskSpec::fib(1)).expect("submits");
     assert!(

@@ -991,8 +991,9 @@ impl Node {
 
     /// Submits several parsed lines (each with its copies) as one batch, refused whole when it
     /// cannot fit. With an `idempotency_key` seen before, nothing is submitted and the earlier
-    /// ids come back (`duplicate`); a batch cut short by an error is remembered with the ids it
-    /// got, so a retry never runs a task twice. With a `watcher`, each finished task is sent
+    /// ids come back (`duplicate`), or, when this batch differs from the earlier one (other
+    /// specs or copies), [`SubmitError::Invalid`] says how; a batch cut short by an error is
+    /// remembered with the ids it got, so a retry never runs a task twice. With a `watcher`, each finished task is sent
     /// to it. With a WAL, returns once the batch is durable.
     pub fn submit_batch(
         &self,
@@ -1034,15 +1035,31 @@ impl Node {
     ) -> Result<PendingBatch, BatchError> {
         let shared = &self.shared;
         let mut keys = idempotency_key.map(|key| (key, lock(&shared.idempotency.entries)));
-        if let Some((key, entries)) = &keys
-            && let Some((ids, ticket)) = entries.0.get(*key)
-        {
+        let earlier = keys.as_ref().and_then(|(key, entries)| {
+            entries
+                .0
+                .get(*key)
+                .map(|(ids, ticket)| (ids.clone(), ticket.clone()))
+        });
+        if let Some((ids, ticket)) = earlier {
+            // The earlier tasks are looked up without the keys' lock.
+            drop(keys);
+            if let Some(difference) = self.key_reuse_difference(submissions, &ids) {
+                return Err(BatchError {
+                    submitted: Vec::new(),
+                    error: SubmitError::Invalid(format!(
+                        "idempotency key {:?} was first used for other work ({difference}); \
+                         nothing was submitted: use a new key for new work",
+                        idempotency_key.unwrap_or_default()
+                    )),
+                });
+            }
             return Ok(PendingBatch {
                 outcome: BatchOutcome {
-                    ids: ids.clone(),
+                    ids,
                     duplicate: true,
                 },
-                ticket: ticket.clone(),
+                ticket,
             });
         }
         let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
@@ -1154,6 +1171,33 @@ impl Node {
                 error,
             }),
         }
+    }
+
+    /// For a repeated idempotency key: how this submission differs from the one that first
+    /// used the key (its tasks `ids`), or None when they match. An earlier batch cut short
+    /// by an error holds fewer ids than it had specs, so a retry matches when its first specs
+    /// are those tasks'. Earlier tasks the node no longer keeps cannot be compared, and count
+    /// as matching: the key still returns them.
+    fn key_reuse_difference(&self, submissions: &[Submission], ids: &[TaskId]) -> Option<String> {
+        let specs: Vec<String> = submissions
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(&s.spec, s.tasks() as usize))
+            .take(ids.len())
+            .map(|spec| self.format(spec))
+            .collect();
+        if specs.len() < ids.len() {
+            return Some(format!("{} tasks then, {} now", ids.len(), specs.len()));
+        }
+        for (id, spec) in ids.iter().zip(&specs) {
+            match self.task(*id) {
+                Ok(earlier) if earlier.spec != *spec => {
+                    return Some(format!("task {id} was `{}`, now `{spec}`", earlier.spec));
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// A ticket for everything logged so far (ready for a memory-only node).
