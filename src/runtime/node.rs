@@ -1492,7 +1492,13 @@ impl Node {
         if abandoned > 0 {
             tracing::warn!(abandoned, "node stopped with tasks still in flight");
         }
-        tracing::info!(node = %shared.name, in_flight, cancelled, abandoned, "node stopped");
+        tracing::info!(
+            node = %shared.name,
+            in_flight_at_shutdown = in_flight,
+            cancelled,
+            abandoned,
+            "node stopped"
+        );
         ShutdownReport {
             in_flight,
             cancelled,
