@@ -85,6 +85,9 @@ pub enum ClientCommand {
     Members,
 }
 
+/// `goliath submit`'s options, which must come before the specs.
+const SUBMIT_OPTIONS: [&str; 4] = ["--wait", "--json", "--node", "--idempotency-key"];
+
 /// Turns `goliath submit` arguments into spec lines: one argument per spec when the first has
 /// a space (`goliath submit "spin 1s" "fib 30"`), else all arguments form one spec
 /// (`goliath submit spin 200ms x20`, `goliath submit exec -- sh -c 'echo hi'`). A lone `-` reads
@@ -111,6 +114,21 @@ pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
             ));
         }
         return Ok(lines);
+    }
+    // Everything after the first spec word is spec text (exec's own arguments may start
+    // with '-'), so an option written after the specs would be submitted as part of them.
+    // Outside an exec spec such a word can only be a misplaced option.
+    let one_exec_spec = args.first().is_some_and(|first| first == "exec");
+    if let Some(option) = args.iter().skip(1).find(|arg| {
+        let name = arg.split('=').next().unwrap_or_default();
+        SUBMIT_OPTIONS.contains(&name) && !one_exec_spec
+    }) {
+        return Err(CommandError::new(
+            exit::USAGE,
+            format!(
+                "`{option}` after the task specs would be read as part of them; put options first, e.g. goliath submit {option} SPEC…"
+            ),
+        ));
     }
     match args.first() {
         None => Err(CommandError::new(
@@ -736,6 +754,34 @@ mod tests {
             Some("exec -- sh -c \"echo hi\"".into())
         );
         assert!(spec_lines(&[]).is_err());
+    }
+
+    #[test]
+    fn an_option_after_the_specs_is_a_usage_error_except_inside_an_exec_spec() {
+        for list in [
+            &["fib 30", "sleep 1s", "--wait"][..],
+            &["spin", "200ms", "x20", "--json"][..],
+            &["fib", "30", "--node=127.0.0.1:7420"][..],
+        ] {
+            match spec_lines(&args(list)) {
+                Err(error) => {
+                    assert_eq!(error.code, exit::USAGE, "{list:?}");
+                    assert!(
+                        error.message.contains("put options first"),
+                        "{}",
+                        error.message
+                    );
+                }
+                Ok(lines) => panic!("{list:?} submitted as {lines:?}"),
+            }
+        }
+        assert_eq!(
+            spec_lines(&args(&["exec", "--", "mytool", "--json"]))
+                .ok()
+                .map(|v| v.join("|")),
+            Some("exec -- mytool --json".into()),
+            "an exec command's own options stay its own"
+        );
     }
 
     fn task(id: u64, state: TaskState, started: u64, finished: Option<u64>) -> TaskInfo {
