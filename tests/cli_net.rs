@@ -300,7 +300,7 @@ fn a_reused_idempotency_key_returns_the_first_ids_and_refuses_other_work() {
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert!(
         stderr.contains("first used for other work")
-            && stderr.contains("was `fib 20`, now `fib 21`"),
+            && stderr.contains("`fib 20` then, `fib 21` now"),
         "{stderr}"
     );
 }

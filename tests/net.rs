@@ -527,8 +527,22 @@ fn idempotency_key_returns_the_same_ids() {
         )
     };
     for (specs, says) in [
-        (&["fib 6 x3"][..], "was `fib 5`, now `fib 6`"),
-        (&["fib 5 x2"][..], "3 tasks then, 2 now"),
+        (
+            &["fib 6 x3"][..],
+            "3 tasks starting `fib 5` then, 3 tasks starting `fib 6` now",
+        ),
+        (
+            &["fib 5 x2"][..],
+            "3 tasks starting `fib 5` then, 2 tasks starting `fib 5` now",
+        ),
+        (
+            &["fib 5 x4"][..],
+            "3 tasks starting `fib 5` then, 4 tasks starting `fib 5` now",
+        ),
+        (
+            &["fib 5 x2", "fib 7"][..],
+            "3 tasks starting `fib 5` then; now as many, the same first, other specs after it",
+        ),
     ] {
         match reused(specs) {
             Ok(Response::Error(error)) => {

@@ -688,7 +688,10 @@ fn a_keyed_batch_cut_short_is_retried_as_a_duplicate_and_other_work_is_refused()
     match node.submit_batch(&[node.parse("fib 11").expect("parses")], Some("k"), None) {
         Err(refused) => match refused.error {
             SubmitError::Invalid(message) => {
-                assert!(message.contains("was `fib 10`, now `fib 11`"), "{message}")
+                assert!(
+                    message.contains("2 tasks starting `fib 10` then, `fib 11` now"),
+                    "{message}"
+                )
             }
             other => panic!("{other:?}"),
         },

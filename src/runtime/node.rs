@@ -169,11 +169,66 @@ impl Completions {
     }
 }
 
-/// Keys to ids (with the ticket of their accepted records), and the keys in arrival order.
+/// Keys to what they made, and the keys in arrival order.
 pub(crate) type KeyTable = (
-    std::collections::HashMap<String, (Vec<TaskId>, Ticket)>,
+    std::collections::HashMap<String, KeyEntry>,
     std::collections::VecDeque<String>,
 );
+
+/// What an idempotency key made: its task ids, the ticket of their accepted records, and,
+/// for keys used since this start, a print of the request (recovered keys have none: the
+/// log keeps the ids, not the request).
+#[derive(Debug, Clone)]
+pub(crate) struct KeyEntry {
+    pub ids: Vec<TaskId>,
+    pub ticket: Ticket,
+    pub request: Option<RequestPrint>,
+}
+
+/// A batch as its idempotency key remembers it: a hash of every line's spec and copies, the
+/// number of tasks asked for (more than the ids when the batch was cut short), and the
+/// first spec, to name the batch in an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestPrint {
+    pub hash: u64,
+    pub tasks: u64,
+    pub first: String,
+}
+
+impl RequestPrint {
+    /// `` `fib 20` ``, or `` 3 tasks starting `fib 5` ``.
+    fn describe(&self) -> String {
+        if self.tasks == 1 {
+            format!("`{}`", self.first)
+        } else {
+            format!("{} tasks starting `{}`", self.tasks, self.first)
+        }
+    }
+
+    fn of(submissions: &[Submission], kinds: &Kinds) -> RequestPrint {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the same batch hashes the same for the life of the process.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut tasks = 0u64;
+        for submission in submissions {
+            submission.spec.hash(&mut hasher);
+            submission.tasks().hash(&mut hasher);
+            tasks += u64::from(submission.tasks());
+        }
+        RequestPrint {
+            hash: hasher.finish(),
+            tasks,
+            first: submissions
+                .first()
+                .map(|s| kinds.format(&s.spec))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// At most this many of a recovered key's tasks are compared with a new request under the
+/// key (each is a history lookup on the submitting thread).
+const KEY_CHECK_TASKS: usize = 16;
 
 /// Idempotency keys and the ids they produced, oldest forgotten first.
 #[derive(Debug)]
@@ -189,8 +244,14 @@ impl IdempotencyKeys {
         key: &str,
         ids: Vec<TaskId>,
         ticket: Ticket,
+        request: Option<RequestPrint>,
     ) {
-        if entries.0.insert(key.to_string(), (ids, ticket)).is_none() {
+        let entry = KeyEntry {
+            ids,
+            ticket,
+            request,
+        };
+        if entries.0.insert(key.to_string(), entry).is_none() {
             entries.1.push_back(key.to_string());
             while entries.1.len() > capacity {
                 if let Some(oldest) = entries.1.pop_front() {
@@ -1035,16 +1096,18 @@ impl Node {
     ) -> Result<PendingBatch, BatchError> {
         let shared = &self.shared;
         let mut keys = idempotency_key.map(|key| (key, lock(&shared.idempotency.entries)));
-        let earlier = keys.as_ref().and_then(|(key, entries)| {
-            entries
-                .0
-                .get(*key)
-                .map(|(ids, ticket)| (ids.clone(), ticket.clone()))
-        });
-        if let Some((ids, ticket)) = earlier {
-            // The earlier tasks are looked up without the keys' lock.
+        let earlier = keys
+            .as_ref()
+            .and_then(|(key, entries)| entries.0.get(*key).cloned());
+        if let Some(KeyEntry {
+            ids,
+            ticket,
+            request,
+        }) = earlier
+        {
+            // Any earlier tasks are looked up without the keys' lock.
             drop(keys);
-            if let Some(difference) = self.key_reuse_difference(submissions, &ids) {
+            if let Some(difference) = self.key_reuse_difference(submissions, &ids, request) {
                 return Err(BatchError {
                     submitted: Vec::new(),
                     error: SubmitError::Invalid(format!(
@@ -1156,6 +1219,7 @@ impl Node {
                 key,
                 ids.clone(),
                 ticket.clone(),
+                Some(RequestPrint::of(submissions, &shared.kinds)),
             );
         }
         match failure {
@@ -1174,27 +1238,47 @@ impl Node {
     }
 
     /// For a repeated idempotency key: how this submission differs from the one that first
-    /// used the key (its tasks `ids`), or None when they match. An earlier batch cut short
-    /// by an error holds fewer ids than it had specs, so a retry matches when its first specs
-    /// are those tasks'. Earlier tasks the node no longer keeps cannot be compared, and count
-    /// as matching: the key still returns them.
-    fn key_reuse_difference(&self, submissions: &[Submission], ids: &[TaskId]) -> Option<String> {
-        let specs: Vec<String> = submissions
-            .iter()
-            .flat_map(|s| std::iter::repeat_n(&s.spec, s.tasks() as usize))
-            .take(ids.len())
-            .map(|spec| self.format(spec))
-            .collect();
-        if specs.len() < ids.len() {
-            return Some(format!("{} tasks then, {} now", ids.len(), specs.len()));
+    /// used the key (its tasks `ids`, and its print when the key was used since this start),
+    /// or None when they match. With a print the whole request is compared, whatever became
+    /// of its tasks; a batch cut short by an error matches a retry of the same request. A
+    /// recovered key has no print: its first [`KEY_CHECK_TASKS`] tasks are compared with
+    /// this request's, and tasks the node no longer keeps count as matching.
+    fn key_reuse_difference(
+        &self,
+        submissions: &[Submission],
+        ids: &[TaskId],
+        request: Option<RequestPrint>,
+    ) -> Option<String> {
+        if let Some(earlier) = request {
+            let now = RequestPrint::of(submissions, &self.shared.kinds);
+            if now.hash == earlier.hash && now.tasks == earlier.tasks {
+                return None;
+            }
+            return Some(
+                if now.tasks == earlier.tasks && now.first == earlier.first {
+                    format!(
+                        "{} then; now as many, the same first, other specs after it",
+                        earlier.describe()
+                    )
+                } else {
+                    format!("{} then, {} now", earlier.describe(), now.describe())
+                },
+            );
         }
-        for (id, spec) in ids.iter().zip(&specs) {
+        let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
+        if total < ids.len() as u64 {
+            return Some(format!("{} tasks then, {total} now", ids.len()));
+        }
+        let specs = submissions
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(&s.spec, s.tasks() as usize));
+        for (id, spec) in ids.iter().zip(specs).take(KEY_CHECK_TASKS) {
+            let spec = self.format(spec);
             match self.task(*id) {
-                Ok(earlier) if earlier.spec != *spec => {
+                Ok(earlier) if earlier.spec != spec => {
                     return Some(format!("task {id} was `{}`, now `{spec}`", earlier.spec));
                 }
-                Ok(_) => {}
-                Err(_) => return None,
+                _ => {}
             }
         }
         None

@@ -208,7 +208,7 @@ impl KindId {
 }
 
 /// Parameters of one task: what the text form says, ready to run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TaskSpec {
     pub(crate) kind: KindId,
     pub(crate) numbers: [u64; 2],

@@ -320,6 +320,7 @@ impl Shared {
                     key,
                     ids,
                     Ticket::ready(),
+                    None,
                 );
             }
         }
