@@ -621,18 +621,11 @@ fn init_console_logging(config: &Config) {
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    // Libraries that log through the `log` facade (mio, for one) reach tui-logger directly,
-    // past the filter: hold them to the most verbose level the filter lets through.
-    let level = match filter.max_level_hint() {
-        Some(tracing_subscriber::filter::LevelFilter::OFF) => tui_logger::LevelFilter::Off,
-        Some(tracing_subscriber::filter::LevelFilter::ERROR) => tui_logger::LevelFilter::Error,
-        Some(tracing_subscriber::filter::LevelFilter::WARN) => tui_logger::LevelFilter::Warn,
-        Some(tracing_subscriber::filter::LevelFilter::INFO) => tui_logger::LevelFilter::Info,
-        Some(tracing_subscriber::filter::LevelFilter::DEBUG) => tui_logger::LevelFilter::Debug,
-        _ => tui_logger::LevelFilter::Trace,
-    };
-    let _ = tui_logger::init_logger(level);
-    tui_logger::set_default_level(level);
+    // The filter decides what is kept: tui-logger shows all it is given. Libraries that log
+    // through the `log` facade (mio) reach the filter through the LogTracer that `try_init`
+    // installs (tui-logger's tracing support leaves the facade to it).
+    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+    tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(goliath::tui::log::ConsoleLogLayer)

@@ -1,6 +1,7 @@
 //! The node's log in the console's log panes: a `tracing` layer that writes each event as
 //! one line — its message first, then its fields as `key=value` in the order the code
-//! names them — and hands it to tui-logger, which keeps and draws the lines.
+//! names them — and hands it straight to tui-logger (its `Drain`, not the `log` facade, which
+//! belongs to tracing's LogTracer), which keeps and draws the lines.
 //!
 //! tui-logger's own layer sorts the message in among the fields by name, so "node started"
 //! came out as `arena_bytes: 8388608 arena_slots: 65536 node started node: vm workers: 2`.
@@ -13,14 +14,20 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
 /// Formats every event for the console's log panes (see the module docs). Install it after
-/// `tui_logger::init_logger`, which makes tui-logger the `log` facade's logger.
+/// `tui_logger::init_logger`, which starts tui-logger.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ConsoleLogLayer;
 
 impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let text = event_line(event);
+        let mut line = EventLine::default();
+        event.record(&mut line);
         let metadata = event.metadata();
+        // A `log` record relayed by tracing's LogTracer has the target `log` and its own
+        // target in a field.
+        let target = line.log_target.take();
+        let target = target.as_deref().unwrap_or(metadata.target());
+        let text = line.finish();
         let level = match *metadata.level() {
             tracing::Level::ERROR => log::Level::Error,
             tracing::Level::WARN => log::Level::Warn,
@@ -28,11 +35,11 @@ impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
             tracing::Level::DEBUG => log::Level::Debug,
             tracing::Level::TRACE => log::Level::Trace,
         };
-        log::logger().log(
+        tui_logger::Drain::new().log(
             &log::Record::builder()
                 .args(format_args!("{text}"))
                 .level(level)
-                .target(metadata.target())
+                .target(target)
                 .file(metadata.file())
                 .line(metadata.line())
                 .module_path(metadata.module_path())
@@ -54,6 +61,8 @@ pub fn event_line(event: &tracing::Event<'_>) -> String {
 struct EventLine {
     message: String,
     fields: String,
+    /// The original target of a `log` record relayed by tracing's LogTracer.
+    log_target: Option<String>,
 }
 
 impl EventLine {
@@ -84,6 +93,10 @@ impl Visit for EventLine {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message.push_str(value);
+        } else if field.name() == "log.target" {
+            self.log_target = Some(value.to_string());
+        } else if field.name().starts_with("log.") {
+            // LogTracer's module path, file and line: where, not what.
         } else if needs_quotes(value) {
             self.field(field, format_args!("{value:?}"));
         } else {
@@ -170,6 +183,22 @@ mod tests {
                 "empty=\"\" equals=\"a=b\" dir=\"/data/goliath\" skipped=None"
             )]
         );
+    }
+
+    #[test]
+    fn a_log_record_relayed_by_log_tracer_keeps_only_its_message_and_own_fields() {
+        let lines = lines_of(|| {
+            tracing::event!(
+                target: "log",
+                tracing::Level::TRACE,
+                log.target = "mio::poll",
+                log.module_path = "mio::poll",
+                log.file = "src/poll.rs",
+                log.line = 576_u64,
+                "registering event source with poller"
+            );
+        });
+        assert_eq!(lines, ["registering event source with poller"]);
     }
 
     #[test]
