@@ -263,11 +263,17 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 } else if tasks.is_empty() {
                     println!("no tasks");
                 } else {
-                    // The running tasks' time so far, by this machine's clock.
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .and_then(|since| u64::try_from(since.as_micros()).ok());
+                    // The running tasks' time so far, by the node's clock (its start times
+                    // are; this machine's may differ): one more small request, only when
+                    // something is running.
+                    let now = if tasks.iter().any(|t| t.finished_unix_us.is_none()) {
+                        match client.request(Request::Status { task_limit: 0 }).await {
+                            Ok(Response::Status(snapshot)) => Some(snapshot.node.now_unix_us),
+                            _ => None,
+                        }
+                    } else {
+                        None
+                    };
                     print!("{}", task_table(&tasks, now));
                 }
                 Ok(exit::OK)

@@ -163,9 +163,10 @@ fn spec_text(spec: &SpecRecord<'_>) -> String {
         let _ = write!(text, " numbers={},{}", spec.numbers[0], spec.numbers[1]);
     }
     if let Some(words) = &spec.text {
-        if words.contains('\0') {
+        if spec.kind == "exec" {
             // exec's argv, NUL-separated: each argument quoted on its own, so their
-            // boundaries survive ("sh -c 'echo a; exit 3'" is three arguments, not six).
+            // boundaries survive ("sh -c 'echo a; exit 3'" is three arguments, not six), and
+            // a one-word command still reads as an argv.
             let argv: Vec<String> = words.split('\0').map(quote_word).collect();
             let _ = write!(text, " argv=[{}]", argv.join(" "));
         } else {
@@ -296,6 +297,7 @@ mod tests {
             spec_text(&spec("exec", "sh\0-c\0echo a; exit 3")),
             "kind=exec argv=[sh -c \"echo a; exit 3\"]"
         );
+        assert_eq!(spec_text(&spec("exec", "true")), "kind=exec argv=[true]");
         assert_eq!(
             spec_text(&spec("echo", "hello there")),
             "kind=echo text=\"hello there\""

@@ -1084,10 +1084,14 @@ impl App {
             None => self.task_rows().first().map(|task| (*task).clone()),
         };
         let Some(task) = task else {
-            self.tell(
-                Severity::Warning,
-                "no task to open yet: press n to submit one",
-            );
+            let why = if !self.filter.is_empty() {
+                "no task matches the filter (Esc clears it)"
+            } else if self.allows(Action::Submit) {
+                "no task to open yet: press n to submit one"
+            } else {
+                "no task to open yet"
+            };
+            self.tell(Severity::Warning, why);
             return NOTHING;
         };
         self.selected = Some(task.id);
