@@ -185,27 +185,17 @@ pub(crate) struct KeyEntry {
     pub request: Option<RequestPrint>,
 }
 
-/// A batch as its idempotency key remembers it: a hash of every line's spec and copies, the
-/// number of tasks asked for (more than the ids when the batch was cut short), and the
-/// first spec, to name the batch in an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A batch as its idempotency key remembers it: a hash of every line's spec and copies, and
+/// the number of tasks asked for (more than the ids when the batch was cut short). Nothing is
+/// formatted on the submit path: an error names the batches by their first specs then.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestPrint {
     pub hash: u64,
     pub tasks: u64,
-    pub first: String,
 }
 
 impl RequestPrint {
-    /// `` `fib 20` ``, or `` 3 tasks starting `fib 5` ``.
-    fn describe(&self) -> String {
-        if self.tasks == 1 {
-            format!("`{}`", self.first)
-        } else {
-            format!("{} tasks starting `{}`", self.tasks, self.first)
-        }
-    }
-
-    fn of(submissions: &[Submission], kinds: &Kinds) -> RequestPrint {
+    fn of(submissions: &[Submission]) -> RequestPrint {
         use std::hash::{Hash, Hasher};
         // Fixed keys: the same batch hashes the same for the life of the process.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -218,11 +208,16 @@ impl RequestPrint {
         RequestPrint {
             hash: hasher.finish(),
             tasks,
-            first: submissions
-                .first()
-                .map(|s| kinds.format(&s.spec))
-                .unwrap_or_default(),
         }
+    }
+}
+
+/// `` `fib 20` ``, or `` 3 tasks starting `fib 5` ``, from the first task as shown.
+fn describe_batch(tasks: u64, first: &str) -> String {
+    if tasks == 1 {
+        first.to_string()
+    } else {
+        format!("{tasks} tasks starting {first}")
     }
 }
 
@@ -1054,8 +1049,8 @@ impl Node {
     /// cannot fit. With an `idempotency_key` seen before, nothing is submitted and the earlier
     /// ids come back (`duplicate`), or, when this batch differs from the earlier one (other
     /// specs or copies), [`SubmitError::Invalid`] says how; a batch cut short by an error is
-    /// remembered with the ids it got, so a retry never runs a task twice. With a `watcher`, each finished task is sent
-    /// to it. With a WAL, returns once the batch is durable.
+    /// remembered with the ids it got, so a retry never runs a task twice. With a `watcher`,
+    /// each finished task is sent to it. With a WAL, returns once the batch is durable.
     pub fn submit_batch(
         &self,
         submissions: &[Submission],
@@ -1219,7 +1214,7 @@ impl Node {
                 key,
                 ids.clone(),
                 ticket.clone(),
-                Some(RequestPrint::of(submissions, &shared.kinds)),
+                Some(RequestPrint::of(submissions)),
             );
         }
         match failure {
@@ -1250,18 +1245,29 @@ impl Node {
         request: Option<RequestPrint>,
     ) -> Option<String> {
         if let Some(earlier) = request {
-            let now = RequestPrint::of(submissions, &self.shared.kinds);
+            let now = RequestPrint::of(submissions);
             if now.hash == earlier.hash && now.tasks == earlier.tasks {
                 return None;
             }
+            // The batches by their first specs: the earlier one's from its first task (the
+            // key's ids are never empty), or by id if the node no longer keeps it.
+            let first_id = ids.first().copied().unwrap_or(TaskId(0));
+            let earlier_first = self.task(first_id).ok().map(|task| task.spec);
+            let now_first = submissions
+                .first()
+                .map_or_else(String::new, |s| self.format(&s.spec));
+            let then = describe_batch(
+                earlier.tasks,
+                &earlier_first
+                    .as_deref()
+                    .map_or_else(|| format!("task {first_id}"), |spec| format!("`{spec}`")),
+            );
             return Some(
-                if now.tasks == earlier.tasks && now.first == earlier.first {
-                    format!(
-                        "{} then; now as many, the same first, other specs after it",
-                        earlier.describe()
-                    )
+                if now.tasks == earlier.tasks && earlier_first.as_deref() == Some(&now_first) {
+                    format!("{then} then; now as many, the same first, other specs after it")
                 } else {
-                    format!("{} then, {} now", earlier.describe(), now.describe())
+                    let now = describe_batch(now.tasks, &format!("`{now_first}`"));
+                    format!("{then} then, {now} now")
                 },
             );
         }
