@@ -375,6 +375,17 @@ fn durable_config(dir: &Path, slots: usize) -> Config {
 #[test]
 fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
     let dir = tempfile::tempdir().expect("temp dir");
+    // Submitted under a key before the restart, and again after it.
+    let batch = [
+        Submission {
+            spec: TaskSpec::echo("a"),
+            copies: 2,
+        },
+        Submission {
+            spec: TaskSpec::sleep(Duration::from_secs(600)),
+            copies: 1,
+        },
+    ];
     let (sleeping, finished, cancelled, keyed) = {
         let node = Node::start(durable_config(dir.path(), 64)).expect("starts");
         let finished = node.submit(TaskSpec::fib(20)).expect("submits");
@@ -388,16 +399,6 @@ fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
         common::wait_running(&node, cancelled);
         assert_eq!(node.cancel(cancelled), Ok(CancelOutcome::Requested));
         common::wait_finished(&node, cancelled);
-        let batch = [
-            Submission {
-                spec: TaskSpec::echo("a"),
-                copies: 2,
-            },
-            Submission {
-                spec: TaskSpec::sleep(Duration::from_secs(600)),
-                copies: 1,
-            },
-        ];
         let keyed = node
             .submit_batch(&batch, Some("key-1"), None)
             .expect("submits");
@@ -424,18 +425,8 @@ fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
         node.task(cancelled).expect("kept").state,
         TaskState::Cancelled
     );
-    let same = [
-        Submission {
-            spec: TaskSpec::echo("a"),
-            copies: 2,
-        },
-        Submission {
-            spec: TaskSpec::sleep(Duration::from_secs(600)),
-            copies: 1,
-        },
-    ];
     let again = node
-        .submit_batch(&same, Some("key-1"), None)
+        .submit_batch(&batch, Some("key-1"), None)
         .expect("duplicate");
     assert!(again.duplicate);
     assert_eq!(again.ids, keyed, "the key still names the same tasks");

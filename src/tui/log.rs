@@ -20,8 +20,7 @@ pub struct ConsoleLogLayer;
 
 impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let mut line = EventLine::default();
-        event.record(&mut line);
+        let mut line = EventLine::of(event);
         let metadata = event.metadata();
         // A `log` record relayed by tracing's LogTracer has the target `log` and its own
         // target in a field.
@@ -51,12 +50,6 @@ impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
 /// One event as a line: its message, then two spaces and its other fields as `key=value`,
 /// separated by single spaces, in the order they were recorded. Text values that are empty or
 /// hold whitespace, `=` or quotes are quoted, so every field reads back unambiguously.
-pub fn event_line(event: &tracing::Event<'_>) -> String {
-    let mut line = EventLine::default();
-    event.record(&mut line);
-    line.finish()
-}
-
 #[derive(Debug, Default)]
 struct EventLine {
     message: String,
@@ -66,6 +59,12 @@ struct EventLine {
 }
 
 impl EventLine {
+    fn of(event: &tracing::Event<'_>) -> EventLine {
+        let mut line = EventLine::default();
+        event.record(&mut line);
+        line
+    }
+
     fn field(&mut self, field: &Field, value: fmt::Arguments<'_>) {
         if !self.fields.is_empty() {
             self.fields.push(' ');
@@ -138,7 +137,7 @@ mod tests {
 
     impl<S: tracing::Subscriber> Layer<S> for Capture {
         fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-            self.0.lock().unwrap().push(event_line(event));
+            self.0.lock().unwrap().push(EventLine::of(event).finish());
         }
     }
 

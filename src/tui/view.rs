@@ -1089,15 +1089,22 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_log_pane(frame: &mut Frame, app: &App, area: Rect, focused: bool, hits: &mut HitMap) {
-    let theme = &app.options.theme;
     let block = pane_block(app, log_title(app), focused);
     hits.log = Some(area);
-    let widget = TuiLoggerWidget::default()
+    let widget = log_widget(app)
         .block(block)
-        .output_separator(' ')
         .output_timestamp(Some("%H:%M:%S".to_string()))
         .output_level(Some(TuiLoggerLevelOutput::Abbreviated))
-        .output_target(false)
+        .output_target(false);
+    frame.render_widget(widget, area);
+}
+
+/// tui-logger's log pane in the theme, on the console's log state: the Overview's Log pane
+/// and the Logs tab differ only in block, timestamp, level and target columns.
+fn log_widget(app: &App) -> TuiLoggerWidget<'_> {
+    let theme = &app.options.theme;
+    TuiLoggerWidget::default()
+        .output_separator(' ')
         .output_file(false)
         .output_line(false)
         .style(theme.text)
@@ -1106,8 +1113,7 @@ fn draw_log_pane(frame: &mut Frame, app: &App, area: Rect, focused: bool, hits: 
         .style_info(theme.text)
         .style_debug(theme.muted)
         .style_trace(theme.muted)
-        .state(&app.log_state);
-    frame.render_widget(widget, area);
+        .state(&app.log_state)
 }
 
 fn log_title(app: &App) -> String {
@@ -1147,26 +1153,16 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
         frame.render_widget(targets, targets_area);
         log_area
     };
-    let log = TuiLoggerWidget::default()
+    let log = log_widget(app)
         .block(
             Block::default()
                 .title(format!(" {} ", log_title(app)))
                 .borders(Borders::ALL)
                 .border_style(theme.focus_border),
         )
-        .output_separator(' ')
         .output_timestamp(Some("%H:%M:%S%.3f".to_string()))
         .output_level(Some(TuiLoggerLevelOutput::Long))
-        .output_target(true)
-        .output_file(false)
-        .output_line(false)
-        .style(theme.text)
-        .style_error(theme.error)
-        .style_warn(theme.warning)
-        .style_info(theme.text)
-        .style_debug(theme.muted)
-        .style_trace(theme.muted)
-        .state(&app.log_state);
+        .output_target(true);
     frame.render_widget(log, log_area);
 }
 
