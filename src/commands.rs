@@ -119,10 +119,12 @@ pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
     // with '-'), so an option written after the specs would be submitted as part of them.
     // Outside an exec spec such a word can only be a misplaced option.
     let one_exec_spec = args.first().is_some_and(|first| first == "exec");
-    if let Some(option) = args.iter().skip(1).find(|arg| {
-        let name = arg.split('=').next().unwrap_or_default();
-        SUBMIT_OPTIONS.contains(&name) && !one_exec_spec
-    }) {
+    if !one_exec_spec
+        && let Some(option) = args
+            .iter()
+            .skip(1)
+            .find(|arg| SUBMIT_OPTIONS.contains(&arg.split('=').next().unwrap_or_default()))
+    {
         return Err(CommandError::new(
             exit::USAGE,
             format!(
@@ -419,9 +421,10 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
             .worker
             .map(|w| w.to_string())
             .unwrap_or_else(|| "-".into());
-        let time = (task.finished_unix_us.is_some() || now_unix_us.is_some())
-            .then(|| task.duration_us(now_unix_us.unwrap_or(0)))
-            .flatten()
+        let time = task
+            .finished_unix_us
+            .or(now_unix_us)
+            .and_then(|end| task.duration_us(end))
             .map(|us| ShortDuration(Duration::from_micros(us)).to_string())
             .unwrap_or_else(|| "-".into());
         let mut output = output_line(task);

@@ -1421,7 +1421,6 @@ fn known_names() -> Vec<String> {
         .flat_map(|key| {
             key.match_indices('.')
                 .map(|(dot, _)| key[..dot].to_string())
-                .collect::<Vec<_>>()
         })
         .collect();
     names.sort();

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use goliath::runtime::task::quote_word;
+use goliath::runtime::task::{exec_argv, quote_word};
 use goliath::runtime::units::{HumanSize, UtcTime};
 use goliath::runtime::wal::record::{OutputRecord, SpecRecord};
 use goliath::runtime::wal::{self, IdRange, Inspection, Record};
@@ -167,7 +167,7 @@ fn spec_text(spec: &SpecRecord<'_>) -> String {
             // exec's argv, NUL-separated: each argument quoted on its own, so their
             // boundaries survive ("sh -c 'echo a; exit 3'" is three arguments, not six), and
             // a one-word command still reads as an argv.
-            let argv: Vec<String> = words.split('\0').map(quote_word).collect();
+            let argv: Vec<String> = exec_argv(words).map(quote_word).collect();
             let _ = write!(text, " argv=[{}]", argv.join(" "));
         } else {
             let _ = write!(text, " text={}", quote_word(words));
@@ -278,8 +278,6 @@ fn describe(record: &Record) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
     use super::*;
 
     fn spec(kind: &'static str, text: &'static str) -> SpecRecord<'static> {

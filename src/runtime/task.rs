@@ -550,8 +550,8 @@ fn quoted_word(input: &str, column: usize) -> Result<(Word<'static>, usize, usiz
 /// argument may contain.
 const ARGV_SEPARATOR: &str = "\0";
 
-/// The program and arguments held in an `exec` task's text.
-pub(crate) fn exec_argv(text: &str) -> std::str::Split<'_, &'static str> {
+/// The program and arguments held in an `exec` task's text (also as the log records it).
+pub fn exec_argv(text: &str) -> std::str::Split<'_, &'static str> {
     text.split(ARGV_SEPARATOR)
 }
 
