@@ -301,7 +301,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         Some(Command::Node) => run_headless(&cli.node, None),
-        Some(Command::Console { connect: None }) => run_local_console(&cli.node, &cli.console),
+        Some(Command::Console { connect: None }) => run_local_console(&cli.node, &cli.console, &[]),
         Some(Command::Console {
             connect: Some(address),
         }) => run_remote_console(&cli.node, &cli.console, address),
@@ -350,7 +350,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         None => {
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-                run_local_console(&cli.node, &cli.console)
+                run_local_console(&cli.node, &cli.console, &[])
             } else {
                 run_headless(
                     &cli.node,
@@ -633,13 +633,20 @@ fn init_console_logging(config: &Config) {
 }
 
 /// The console on a node started here; quitting the console stops the node.
-fn run_local_console(args: &NodeArgs, console: &ConsoleArgs) -> Result<u8, Failure> {
+fn run_local_console(
+    args: &NodeArgs,
+    console: &ConsoleArgs,
+    notes: &[String],
+) -> Result<u8, Failure> {
     let (config, origin) = load_config(args)?;
     let settings = console_settings(&config, console);
     // Check the keymap before starting anything, so a bad [console.keys] is a usage error.
     goliath::tui::console::build_app(&settings, None, goliath::runtime::Kinds::new())
         .map_err(Failure::usage)?;
     init_console_logging(&config);
+    for note in notes {
+        tracing::warn!("{note}");
+    }
     let local = start_local(config, args.insecure_listen, &origin)?;
     // The console closes on a `goliath shutdown` request or when the write-ahead log fails.
     let (stop, stop_requested) = tokio::sync::watch::channel(false);
@@ -735,6 +742,12 @@ fn watch_stdin(enabled: bool) -> impl std::future::Future<Output = ()> {
 /// `goliath demo N`: N-1 child nodes (`goliath node`) on free loopback ports that join
 /// this one, and this node in the foreground. Children exit with this process, however it
 /// ends (see [`watch_stdin`]); on a normal exit they are asked to stop first.
+///
+/// The first node keeps what the command line and config ask for: its name (`--name`, else
+/// `demo-0`), `--join`, and its addresses, so that `goliath submit` without `--node` reaches
+/// it. An address the user did not give that is taken (another node runs here) is swapped
+/// for a free port, and the console's log says so; port 0 becomes a free port, since the
+/// children must know where to join.
 fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, Failure> {
     if !(1..=32).contains(&nodes) {
         return Err(Failure::usage(anyhow::anyhow!(
@@ -742,7 +755,23 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         )));
     }
     let on_terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let (config, _) = load_config(args)?;
     let ports = free_ports(nodes).map_err(Failure::runtime)?;
+    let mut notes = Vec::new();
+    let first_listen = demo_address(
+        DemoSocket::Protocol,
+        args.listen.as_deref(),
+        &config.net.listen,
+        ports[0].0,
+        &mut notes,
+    )?;
+    let first_gossip = demo_address(
+        DemoSocket::Gossip,
+        args.gossip.as_deref(),
+        &config.gossip.bind,
+        ports[0].1,
+        &mut notes,
+    )?;
     let gossip_of = |i: usize| format!("127.0.0.1:{}", ports[i].1);
     let listen_of = |i: usize| format!("127.0.0.1:{}", ports[i].0);
     let exe = std::env::current_exe().map_err(Failure::runtime)?;
@@ -753,7 +782,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
             .arg("node")
             .args(["--listen", &listen_of(i)])
             .args(["--gossip", &gossip_of(i)])
-            .args(["--join", &gossip_of(0)])
+            .args(["--join", &first_gossip])
             .args(["--name", &format!("demo-{i}")])
             .args(["--set", "log.level=warn"])
             .arg("--exit-with-stdin")
@@ -761,6 +790,12 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
             .stdout(std::process::Stdio::null());
         if let Some(path) = &args.config {
             command.arg("--config").arg(path);
+        }
+        if let Some(workers) = &args.workers {
+            command.args(["--workers", workers]);
+        }
+        if let Some(slots) = &args.arena_slots {
+            command.args(["--arena-slots", slots]);
         }
         for entry in &args.overrides {
             command.args(["--set", entry]);
@@ -782,22 +817,24 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         children.push(child);
     }
     let mut first = args.clone();
-    first.listen = Some(listen_of(0));
-    first.gossip = Some(gossip_of(0));
-    first.name = Some("demo-0".into());
-    first.join = None;
+    first.listen = Some(first_listen.clone());
+    first.gossip = Some(first_gossip.clone());
+    if first.name.is_none() {
+        first.name = Some("demo-0".into());
+    }
     let outcome = if on_terminal {
-        run_local_console(&first, console)
+        run_local_console(&first, console, &notes)
     } else {
+        for note in &notes {
+            eprintln!("goliath demo: {note}");
+        }
         eprintln!(
-            "goliath demo: demo-0 in the foreground (listen {}, gossip {}); try `goliath members --node {}`",
-            listen_of(0),
-            gossip_of(0),
-            listen_of(0)
+            "goliath demo: {} in the foreground (listen {first_listen}, gossip {first_gossip}); try `goliath members --node {first_listen}`",
+            first.name.as_deref().unwrap_or("demo-0"),
         );
         run_headless(
             &first,
-            Some("demo: no terminal, so demo-0 runs headless (Ctrl-C stops the demo)"),
+            Some("demo: no terminal, so the first node runs headless (Ctrl-C stops the demo)"),
         )
     };
     for child in &mut children {
@@ -818,6 +855,70 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         }
     }
     outcome
+}
+
+/// Which of the demo's first node's sockets [`demo_address`] chooses an address for.
+#[derive(Clone, Copy)]
+enum DemoSocket {
+    Protocol,
+    Gossip,
+}
+
+/// The first demo node's address for `socket`: `asked` on the command line as given (port 0
+/// replaced by `free_port`); else `configured` when it can be bound now, else loopback on
+/// `free_port`, with a note in `notes` saying why.
+fn demo_address(
+    socket: DemoSocket,
+    asked: Option<&str>,
+    configured: &str,
+    free_port: u16,
+    notes: &mut Vec<String>,
+) -> Result<String, Failure> {
+    let (flag, key) = match socket {
+        DemoSocket::Protocol => ("--listen", "net.listen"),
+        DemoSocket::Gossip => ("--gossip", "gossip.bind"),
+    };
+    let wanted = asked.unwrap_or(configured);
+    let mut address: std::net::SocketAddr = wanted.parse().map_err(|error| {
+        let origin = if asked.is_some() {
+            flag.to_string()
+        } else {
+            format!("config {key}")
+        };
+        Failure::usage(anyhow::anyhow!(
+            "demo: {origin} {wanted:?} is not an IP address and port ({error}), e.g. 127.0.0.1:7420"
+        ))
+    })?;
+    if address.port() == 0 {
+        address.set_port(free_port);
+        return Ok(address.to_string());
+    }
+    if asked.is_some() {
+        return Ok(address.to_string());
+    }
+    let free = match socket {
+        DemoSocket::Protocol => std::net::TcpListener::bind(address).map(drop),
+        DemoSocket::Gossip => std::net::UdpSocket::bind(address).map(drop),
+    };
+    match free {
+        Ok(()) => Ok(address.to_string()),
+        Err(error) => {
+            let instead = format!("127.0.0.1:{free_port}");
+            let why = if error.kind() == std::io::ErrorKind::AddrInUse {
+                "is in use (another node?)".to_string()
+            } else {
+                format!("cannot be bound ({error})")
+            };
+            notes.push(format!(
+                "{key} {address} {why}, so the demo's first node uses {instead}{}",
+                match socket {
+                    DemoSocket::Protocol => format!(": reach it with --node {instead}"),
+                    DemoSocket::Gossip => String::new(),
+                }
+            ));
+            Ok(instead)
+        }
+    }
 }
 
 /// `count` pairs of free loopback ports (TCP for the protocol, UDP for gossip), found by
@@ -843,4 +944,81 @@ async fn wait_for_signal() -> std::io::Result<&'static str> {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_takes_a_free_port_when_the_configured_one_is_taken_and_says_so() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let configured = taken.local_addr().expect("address").to_string();
+        let mut notes = Vec::new();
+        let address = demo_address(DemoSocket::Protocol, None, &configured, 40001, &mut notes)
+            .unwrap_or_else(|failure| panic!("{:#}", failure.error));
+        assert_eq!(address, "127.0.0.1:40001");
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].contains(&configured) && notes[0].contains("--node 127.0.0.1:40001"),
+            "the note names the taken address and how to reach the node: {}",
+            notes[0]
+        );
+    }
+
+    #[test]
+    fn the_demo_keeps_a_free_configured_address_and_an_asked_one() {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let configured = probe.local_addr().expect("address").to_string();
+        drop(probe);
+        let mut notes = Vec::new();
+        let kept = demo_address(DemoSocket::Gossip, None, &configured, 40002, &mut notes)
+            .unwrap_or_else(|failure| panic!("{:#}", failure.error));
+        assert_eq!(kept, configured);
+        // Asked for on the command line: used as given, even when taken (the node then says so).
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let asked = taken.local_addr().expect("address").to_string();
+        let used = demo_address(
+            DemoSocket::Protocol,
+            Some(&asked),
+            "127.0.0.1:7420",
+            40003,
+            &mut notes,
+        )
+        .unwrap_or_else(|failure| panic!("{:#}", failure.error));
+        assert_eq!(used, asked);
+        let zero = demo_address(
+            DemoSocket::Gossip,
+            Some("127.0.0.1:0"),
+            "127.0.0.1:7421",
+            40004,
+            &mut notes,
+        )
+        .unwrap_or_else(|failure| panic!("{:#}", failure.error));
+        assert_eq!(
+            zero, "127.0.0.1:40004",
+            "port 0 becomes a port children can join"
+        );
+        assert!(notes.is_empty(), "nothing was swapped: {notes:?}");
+    }
+
+    #[test]
+    fn a_demo_address_that_is_not_one_is_a_usage_error_naming_its_origin() {
+        let mut notes = Vec::new();
+        let Err(failure) = demo_address(
+            DemoSocket::Protocol,
+            Some("localhost"),
+            "127.0.0.1:7420",
+            40005,
+            &mut notes,
+        ) else {
+            panic!("an address without a port is refused");
+        };
+        assert_eq!(failure.code, exit::USAGE);
+        let message = format!("{:#}", failure.error);
+        assert!(
+            message.contains("--listen") && message.contains("\"localhost\""),
+            "{message}"
+        );
+    }
 }

@@ -259,7 +259,9 @@ fn process_gone(pid: u32) -> bool {
 fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
     use std::io::{BufRead, BufReader};
     let mut demo = common::binary::goliath()
-        .args(["demo", "3"])
+        // The first node keeps the name asked for; port 0 becomes a free port it announces.
+        .args(["demo", "3", "--name", "demo-main"])
+        .args(["--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -292,6 +294,10 @@ fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
         }
     }
     let listen = listen.expect("the first node's address");
+    assert!(
+        !listen.ends_with(":0"),
+        "the announced address is one clients can reach: {listen}"
+    );
     assert_eq!(children.len(), 2, "two child nodes");
     let deadline = Instant::now() + LIVENESS;
     loop {
@@ -301,6 +307,11 @@ fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
             .expect("client runs");
         let view: Option<Value> = serde_json::from_slice(&output.stdout).ok();
         if view.as_ref().is_some_and(|v| v["counts"]["alive"] == 3) {
+            let text = view.map(|v| v.to_string()).unwrap_or_default();
+            assert!(
+                text.contains("\"demo-main\"") && text.contains("\"demo-2\""),
+                "the first node is named as asked, the children demo-N: {text}"
+            );
             break;
         }
         assert!(
