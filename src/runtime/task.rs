@@ -793,6 +793,16 @@ impl Kinds {
             ));
         };
         let Some(kind) = self.lookup(&first.text) else {
+            if !first.quoted && is_option_like(&first.text) {
+                // `goliath submit "fib 25" x3`: the option became a spec of its own.
+                return Err(SpecError::at(
+                    first.column,
+                    format!(
+                        "'{}' is an option of a task, not a task: put it after the task, in the same spec (e.g. \"fib 25 {}\")",
+                        first.text, first.text
+                    ),
+                ));
+            }
             let message = match suggest::closest(&first.text, self.names()) {
                 Some(near) => format!("unknown kind '{}'; did you mean '{near}'?", first.text),
                 None => format!(
@@ -1263,6 +1273,22 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn a_lone_option_is_told_to_go_with_its_task() {
+        for (input, word) in [("x3", "x3"), (" timeout=5s", "timeout=5s")] {
+            let error = parse(input).unwrap_err();
+            assert!(
+                error
+                    .message
+                    .contains(&format!("'{word}' is an option of a task"))
+                    && error.message.contains(&format!("\"fib 25 {word}\"")),
+                "{input:?}: {}",
+                error.message
+            );
+        }
+        assert_eq!(parse(" x3").unwrap_err().column, 2);
     }
 
     #[test]
