@@ -545,7 +545,7 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<24} {:<8} {:>6} {:>5}  {:<21} {:<21} {:>10} {:>6}",
+        "  {:<24} {:<8} {:>6} {:>5}  {:<21} {:<21} {:>11} {:>6}",
         "NAME", "STATE", "PHI", "INC", "GOSSIP", "PROTOCOL", "HEARD", "LOAD"
     );
     for member in &cluster.members {
@@ -569,17 +569,18 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
                 })
                 .unwrap_or_else(|| "never".into())
         };
-        let load = member
-            .meta
-            .as_ref()
-            .map(|m| format!("{:.2}", m.load))
-            .unwrap_or_else(|| "-".into());
+        // A member that is down has no current phi or load: its last ones would mislead.
+        let (phi, load) = match (&member.meta, member.state.is_up()) {
+            (Some(meta), true) => (format!("{:.1}", member.phi), format!("{:.2}", meta.load)),
+            (None, true) => (format!("{:.1}", member.phi), "-".into()),
+            (_, false) => ("-".into(), "-".into()),
+        };
         let _ = writeln!(
             out,
-            "{glyph} {:<24} {:<8} {:>6.1} {:>5}  {:<21} {:<21} {:>10} {:>6}",
+            "{glyph} {:<24} {:<8} {:>6} {:>5}  {:<21} {:<21} {:>11} {:>6}",
             member.name,
             state,
-            member.phi,
+            phi,
             member.incarnation,
             member.gossip_address.as_deref().unwrap_or("-"),
             member.protocol_address.as_deref().unwrap_or("-"),
@@ -836,5 +837,87 @@ mod tests {
             Some(started + 20_000_000),
         )];
         assert_eq!(time_column(&task_table(&finished, None)), "20.00s");
+    }
+
+    #[test]
+    fn members_of_a_down_member_show_no_phi_or_load_and_columns_line_up() {
+        use goliath::runtime::gossip::{GossipStats, LocalStatus, MemberCounts, MemberLoad};
+        use goliath::runtime::snapshot::MemberInfo;
+        const NOW: u64 = 1_700_000_000_000_000;
+        let member = |name: &str, state: MemberState, local: bool, heard_ago_us: u64| MemberInfo {
+            name: name.into(),
+            generation: 1,
+            incarnation: 0,
+            state,
+            degraded: false,
+            phi: 2.5,
+            gossip_address: Some("127.0.0.1:7421".into()),
+            protocol_address: Some("127.0.0.1:7420".into()),
+            last_heard_unix_us: Some(NOW - heard_ago_us),
+            since_unix_us: NOW,
+            local,
+            meta: Some(MemberLoad {
+                version: 1,
+                workers: 2,
+                queue_depth: 3,
+                arena_free: 60,
+                load: 0.75,
+            }),
+        };
+        let cluster = ClusterSnapshot {
+            cluster: "goliath".into(),
+            local: "alpha".into(),
+            generation: 1,
+            incarnation: 0,
+            gossip_address: "127.0.0.1:7421".into(),
+            status: LocalStatus::Active,
+            local_health: 0,
+            phi_threshold: 8.0,
+            counts: MemberCounts::default(),
+            members: vec![
+                member("alpha", MemberState::Alive, true, 0),
+                member("beta", MemberState::Alive, false, 291_600),
+                member("gamma", MemberState::Dead, false, 28_520_000),
+            ],
+            events: Vec::new(),
+            stats: GossipStats::default(),
+        };
+        let text = members_text(&cluster);
+        let lines: Vec<&str> = text.lines().collect();
+        let row = |name: &str| {
+            lines
+                .iter()
+                .find(|l| l.contains(name))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        // glyph, name, state, phi, inc, gossip, protocol, heard (2 words), load
+        assert_eq!(row("beta")[3], "2.5", "{text}");
+        assert_eq!(row("beta")[9], "0.75", "{text}");
+        assert_eq!(row("gamma")[3], "-", "a dead member has no phi: {text}");
+        assert_eq!(row("gamma")[9], "-", "nor a current load: {text}");
+        let header = lines
+            .iter()
+            .find(|l| l.contains("HEARD"))
+            .copied()
+            .unwrap_or("");
+        // Columns in characters: the state glyphs take several bytes.
+        let end_column = |line: &str, word: &str| {
+            line.find(word)
+                .map(|at| line[..at].chars().count() + word.len())
+        };
+        let heard_end = end_column(header, "HEARD");
+        for name in ["beta", "gamma"] {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(name))
+                .copied()
+                .unwrap_or("");
+            assert_eq!(
+                end_column(line, " ago"),
+                heard_end,
+                "HEARD is right-aligned under its header:\n{header}\n{line}"
+            );
+        }
     }
 }

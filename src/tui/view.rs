@@ -882,10 +882,17 @@ fn member_line(app: &App, member: &MemberInfo, now: u64) -> Line<'static> {
             |at| format!("{} ago", short_us(now.saturating_sub(at))),
         )
     };
-    let load = member
-        .meta
-        .as_ref()
-        .map_or_else(String::new, |m| format!("  load {:.1}", m.load));
+    // A member that is down has no current phi or load: its last ones would mislead.
+    let up = member.state.is_up();
+    let load = match &member.meta {
+        Some(m) if up => format!("  load {:.1}", m.load),
+        _ => String::new(),
+    };
+    let phi = if up {
+        format!("{:<5.1}", member.phi)
+    } else {
+        format!("{:<5}", "-")
+    };
     Line::from(vec![
         Span::styled(
             format!(
@@ -898,13 +905,12 @@ fn member_line(app: &App, member: &MemberInfo, now: u64) -> Line<'static> {
         Span::styled(format!("{:<14}", member.name), theme.text),
         Span::styled(
             format!(
-                " {}{:<5.1}",
+                " {}{phi}",
                 if app.options.glyphs.ascii {
                     "phi "
                 } else {
                     "φ"
                 },
-                member.phi
             ),
             theme.muted,
         ),
@@ -991,10 +997,17 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
                 |at| format!("{} ago", short_us(now.saturating_sub(at))),
             )
         };
-        let load = member.meta.as_ref().map_or_else(
-            || "-".to_string(),
-            |m| format!("{:.1}, {} queued", m.load, m.queue_depth),
-        );
+        // A member that is down has no current phi or load: its last ones would mislead.
+        let up = member.state.is_up();
+        let load = match &member.meta {
+            Some(m) if up => format!("{:.1}, {} queued", m.load, m.queue_depth),
+            _ => "-".to_string(),
+        };
+        let phi = if up {
+            format!("{:.1}", member.phi)
+        } else {
+            "-".to_string()
+        };
         let state = format!(
             "{} {}{}",
             member_glyph(app, member.state),
@@ -1009,7 +1022,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
         Row::new(vec![
             Cell::from(name),
             Cell::from(Span::styled(state, member_style(app, member.state))),
-            Cell::from(format!("{:.1}", member.phi)),
+            Cell::from(phi),
             Cell::from(member.incarnation.to_string()),
             Cell::from(member.gossip_address.clone().unwrap_or_else(|| "-".into())),
             Cell::from(
@@ -1032,7 +1045,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
             Constraint::Length(5),
             Constraint::Length(21),
             Constraint::Length(21),
-            Constraint::Length(11),
+            Constraint::Length(12),
             Constraint::Min(10),
         ],
     )
