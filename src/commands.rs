@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use goliath::runtime::gossip::LocalStatus;
 use goliath::runtime::net::{
     CancelOutcomeWire, Client, ClientError, RemoteErrorKind, Request, Response, StreamItem,
     SubmitRequest, WatchRequest,
@@ -517,9 +518,15 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
         .find(|m| m.local)
         .and_then(|m| m.last_heard_unix_us)
         .unwrap_or(0);
+    let standing = match cluster.status {
+        LocalStatus::Joining => "joining: no member has answered yet",
+        LocalStatus::Active => "active",
+        LocalStatus::Leaving => "leaving",
+        LocalStatus::Yielded => "yielded its name to a newer process",
+    };
     let _ = writeln!(
         out,
-        "cluster {} as seen by {} (generation {}, incarnation {}, local health {})",
+        "cluster {} as seen by {} ({standing}; generation {}, incarnation {}, local health {})",
         cluster.cluster,
         cluster.local,
         cluster.generation,
@@ -841,7 +848,7 @@ mod tests {
 
     #[test]
     fn members_of_a_down_member_show_no_phi_or_load_and_columns_line_up() {
-        use goliath::runtime::gossip::{GossipStats, LocalStatus, MemberCounts, MemberLoad};
+        use goliath::runtime::gossip::{GossipStats, MemberCounts, MemberLoad};
         use goliath::runtime::snapshot::MemberInfo;
         const NOW: u64 = 1_700_000_000_000_000;
         let member = |name: &str, state: MemberState, local: bool, heard_ago_us: u64| MemberInfo {
@@ -883,6 +890,10 @@ mod tests {
             stats: GossipStats::default(),
         };
         let text = members_text(&cluster);
+        assert!(
+            text.contains("as seen by alpha (active; generation 1,"),
+            "{text}"
+        );
         let lines: Vec<&str> = text.lines().collect();
         let row = |name: &str| {
             lines

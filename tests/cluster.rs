@@ -399,3 +399,48 @@ fn the_fault_layer_partitions_and_heals_real_sockets() {
     b_gossip.stop();
     a_gossip.stop();
 }
+
+/// A node started before its seed says, within seconds, that nobody answers its join
+/// (instead of running alone without a word), shows "joining", and joins once the seed
+/// starts.
+#[test]
+fn a_node_whose_seed_is_not_up_yet_says_so_then_joins_when_it_starts() {
+    let seed_port = free_udp_port();
+    let early = start("early", free_udp_port(), Some(seed_port));
+    let deadline = Instant::now() + LIVENESS;
+    while !early
+        .log()
+        .contains("no seed has answered this node's join")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no warning about the silent seed; log:\n{}",
+            early.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        early.log().contains(&format!("127.0.0.1:{seed_port}")),
+        "the warning names the seed; log:\n{}",
+        early.log()
+    );
+    assert_eq!(members(&early)["status"], "joining");
+    let seed = start("seed", seed_port, None);
+    assert_eq!(
+        members(&seed)["status"],
+        "active",
+        "a node without seeds founds its cluster"
+    );
+    wait_until(&[&early, &seed], "both see 2 alive", |view| {
+        view["counts"]["alive"] == 2 && view["status"] == "active"
+    });
+    let deadline = Instant::now() + LIVENESS;
+    while !early.log().contains("a seed answered") {
+        assert!(
+            Instant::now() < deadline,
+            "the end of the wait is not told; log:\n{}",
+            early.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -26,7 +26,7 @@ pub use service::{Cluster, ClusterError, ClusterSource, FaultRules, default_node
 pub use view::{ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad};
 
 pub use swim::{
-    EventKind, GossipStats, LocalStatus, MemberEvent, MemberState, MemberView, Output, Swim,
-    SwimConfig,
+    EventKind, GossipStats, JoinPending, LocalStatus, MemberEvent, MemberState, MemberView, Output,
+    Swim, SwimConfig,
 };
 pub use wire::{Claim, MemberId, MemberMeta, Message, Name, Packet, PacketError, Update};

@@ -14,12 +14,13 @@ use tokio::net::UdpSocket;
 
 use super::phi::PhiSettings;
 use super::rng::SeededRng;
-use super::swim::{EventKind, MemberEvent, MemberState, Output, Swim, SwimConfig};
+use super::swim::{EventKind, JoinPending, MemberEvent, MemberState, Output, Swim, SwimConfig};
 use super::view::{ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad};
 use super::wire::{MemberId, MemberMeta, Name};
 use crate::config::Config;
 use crate::runtime::lock;
 use crate::runtime::node::Node;
+use crate::runtime::units::ShortDuration;
 
 /// Why gossip could not start.
 #[derive(Debug, thiserror::Error)]
@@ -419,6 +420,7 @@ async fn run(
     let mut meta_tick = tokio::time::interval(meta_interval);
     meta_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_meta: Option<(u32, u32, u32)> = None;
+    let mut join_report = JoinReport::default();
     flush(&shared, &socket).await;
     loop {
         let next = lock(&shared.state).swim.poll_timeout();
@@ -480,7 +482,61 @@ async fn run(
                 return;
             }
         }
+        join_report.check(lock(&shared.state).swim.join_pending());
         flush(&shared, &socket).await;
+    }
+}
+
+/// Says when no seed answers a join (a mistyped `--join` otherwise leaves a node alone
+/// without a word), at the 3rd attempt and then at each doubling of the attempts (about
+/// 3 s, 1 min, 4 min … after start); and says so once a seed answers after such a warning.
+#[derive(Debug, Default)]
+struct JoinReport {
+    /// Attempts at the last warning; 0 when none was given.
+    warned_at: u32,
+    /// A seed answered: nothing more to say.
+    done: bool,
+}
+
+/// Unanswered join attempts before the first warning.
+const JOIN_ATTEMPTS_BEFORE_WARNING: u32 = 3;
+
+impl JoinReport {
+    /// Looks at the join's state after a turn; returns what it logged (for tests).
+    fn check(&mut self, pending: Option<JoinPending<'_>>) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        let Some(pending) = pending else {
+            self.done = true;
+            if self.warned_at == 0 {
+                return None;
+            }
+            let message = format!(
+                "a seed answered: joined the cluster after {} unanswered attempts",
+                self.warned_at
+            );
+            tracing::info!("{message}");
+            return Some(message);
+        };
+        let due = if self.warned_at == 0 {
+            JOIN_ATTEMPTS_BEFORE_WARNING
+        } else {
+            self.warned_at.saturating_mul(2)
+        };
+        if pending.attempts < due {
+            return None;
+        }
+        self.warned_at = pending.attempts;
+        let seeds: Vec<String> = pending.seeds.iter().map(ToString::to_string).collect();
+        let message = format!(
+            "no seed has answered this node's join ({} attempts to {}): it stays alone until one does. Check --join / gossip.join (members' gossip addresses, UDP) and that those ports are reachable; next try in {}",
+            pending.attempts,
+            seeds.join(", "),
+            ShortDuration(Duration::from_micros(pending.retry_us))
+        );
+        tracing::warn!("{message}");
+        Some(message)
     }
 }
 
@@ -589,6 +645,45 @@ fn log_event(event: &ClusterEvent, kind: &EventKind) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unanswered_join_is_reported_with_backoff_and_its_end_once() {
+        let seeds = [SocketAddr::from(([127, 0, 0, 1], 7599))];
+        let pending = |attempts| {
+            Some(JoinPending {
+                seeds: &seeds,
+                attempts,
+                retry_us: 4_000_000,
+            })
+        };
+        let mut report = JoinReport::default();
+        let warnings: Vec<u32> = (1..=30)
+            .filter(|&attempts| report.check(pending(attempts)).is_some())
+            .collect();
+        assert_eq!(
+            warnings,
+            [3, 6, 12, 24],
+            "the 3rd attempt, then at each doubling"
+        );
+        let mut report = JoinReport::default();
+        let warning = report.check(pending(3)).expect("warned");
+        assert!(
+            warning.contains("127.0.0.1:7599")
+                && warning.contains("--join")
+                && warning.contains("next try in 4.00s"),
+            "{warning}"
+        );
+        let answered = report.check(None).expect("the end of the wait is told");
+        assert!(
+            answered.contains("after 3 unanswered attempts"),
+            "{answered}"
+        );
+        assert_eq!(report.check(None), None, "said once");
+        // A join answered before any warning needs no word.
+        let mut report = JoinReport::default();
+        assert_eq!(report.check(pending(1)), None);
+        assert_eq!(report.check(None), None);
+    }
 
     #[test]
     fn the_shipped_config_gives_the_core_its_defaults() {

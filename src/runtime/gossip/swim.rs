@@ -142,6 +142,17 @@ impl Default for SwimConfig {
     }
 }
 
+/// A join that no seed has answered yet (see [`Swim::join_pending`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinPending<'a> {
+    /// The seeds' gossip addresses.
+    pub seeds: &'a [SocketAddr],
+    /// Join datagrams sent to them so far (each attempt goes to every seed).
+    pub attempts: u32,
+    /// The wait before the next attempt, µs.
+    pub retry_us: u64,
+}
+
 /// A member's state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -282,7 +293,7 @@ pub struct GossipStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LocalStatus {
-    /// Started; has not heard from any other member yet.
+    /// Started with seeds to join through; has not heard from any other member yet.
     Joining,
     /// In the cluster.
     Active,
@@ -708,6 +719,8 @@ pub struct Swim {
     rng: SeededRng,
     seeds: Vec<SocketAddr>,
     join_retry_us: u64,
+    /// Join attempts sent to the seeds so far.
+    join_attempts: u32,
     awareness: u32,
     stats: GossipStats,
     out: Vec<Output>,
@@ -783,6 +796,7 @@ impl Swim {
             rng: SeededRng::new(seed),
             seeds: Vec::new(),
             join_retry_us: 0,
+            join_attempts: 0,
             awareness: 0,
             stats: GossipStats::default(),
             out: Vec::new(),
@@ -857,7 +871,8 @@ impl Swim {
     }
 
     /// Contacts seeds (their gossip addresses) with our state and asks for theirs; retries
-    /// with backoff until some member answers.
+    /// with backoff until some member answers. Without seeds (other than this node's own
+    /// address) the node founds its cluster and is active at once.
     pub fn join(&mut self, seeds: &[SocketAddr], now_us: u64) {
         self.now_us = self.now_us.max(now_us);
         self.seeds = seeds
@@ -866,6 +881,10 @@ impl Swim {
             .filter(|s| *s != self.address)
             .collect();
         if self.seeds.is_empty() {
+            // The first member of its cluster: nothing to join, others join it.
+            if self.status == LocalStatus::Joining {
+                self.status = LocalStatus::Active;
+            }
             return;
         }
         self.join_retry_us = micros(self.config.join_retry).max(1000);
@@ -873,7 +892,18 @@ impl Swim {
         self.schedule(now_us + self.join_retry_us, Timer::JoinRetry);
     }
 
+    /// A join that no seed has answered yet: the seeds and the attempts so far. `None`
+    /// without seeds or once one has answered.
+    pub fn join_pending(&self) -> Option<JoinPending<'_>> {
+        (!self.seed_answered && !self.seeds.is_empty()).then_some(JoinPending {
+            seeds: &self.seeds,
+            attempts: self.join_attempts,
+            retry_us: self.join_retry_us,
+        })
+    }
+
     fn send_join(&mut self) {
+        self.join_attempts = self.join_attempts.saturating_add(1);
         let mine = [self.self_update(true)];
         for index in 0..self.seeds.len() {
             let seed = self.seeds[index];

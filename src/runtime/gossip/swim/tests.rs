@@ -465,6 +465,20 @@ fn leaving_tells_others_and_stops_probing() {
 }
 
 #[test]
+fn a_node_without_seeds_founds_its_cluster_and_is_active() {
+    let mut recorder = Recorder::new(SwimConfig::default());
+    recorder.swim.join(&[addr(1)], 0);
+    assert_eq!(
+        recorder.swim.status(),
+        LocalStatus::Active,
+        "its own address is no seed"
+    );
+    assert_eq!(recorder.swim.join_pending(), None);
+    recorder.record();
+    assert!(recorder.take_sent().is_empty(), "nobody to contact");
+}
+
+#[test]
 fn a_joining_node_contacts_seeds_until_answered() {
     let mut recorder = Recorder::new(SwimConfig::default());
     recorder.swim.join(&[addr(7)], 0);
@@ -480,6 +494,10 @@ fn a_joining_node_contacts_seeds_until_answered() {
         .filter(|(to, p)| *to == addr(7) && matches!(p.message, Message::Sync { reply: true, .. }))
         .count();
     assert!(retries >= 1);
+    // The service warns from what the core says about the unanswered join.
+    let pending = recorder.swim.join_pending().expect("no seed has answered");
+    assert_eq!(pending.seeds, &[addr(7)]);
+    assert_eq!(pending.attempts as usize, 1 + retries);
     recorder.receive(
         addr(7),
         &packet(
@@ -492,6 +510,7 @@ fn a_joining_node_contacts_seeds_until_answered() {
         ),
     );
     assert_eq!(recorder.swim.status(), LocalStatus::Active);
+    assert_eq!(recorder.swim.join_pending(), None, "the seed answered");
     recorder.run_until(60_000 * MS);
     assert!(!recorder.take_sent().iter().any(|(to, p)| *to == addr(7)
         && matches!(p.message, Message::Sync { reply: true, .. })
