@@ -315,6 +315,22 @@ fn full_arena_returns_busy_at_once_and_recovers() {
 }
 
 #[test]
+fn a_batch_that_finished_before_anyone_looked_still_counts_in_the_high_water_mark() {
+    let node = Node::start(config(1, 64)).expect("node starts");
+    // Echo tasks finish inside their submit: the 5 slots were in use together only there.
+    let ids = node.submit_text("echo peak x5").expect("submitted");
+    for id in &ids {
+        wait_finished(&node, *id);
+    }
+    let arena = node.snapshot(0).arena;
+    assert_eq!(arena.in_use, 0);
+    assert_eq!(
+        arena.high_water, 5,
+        "the batch's 5 slots were in use at once"
+    );
+}
+
+#[test]
 fn stale_id_after_slot_reuse_cannot_touch_the_new_task() {
     let node = Node::start(config(1, 2)).expect("node starts");
     let old = submit(&node, "fib 1");

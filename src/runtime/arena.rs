@@ -112,7 +112,8 @@ pub struct ArenaStats {
     pub capacity: usize,
     /// Slots holding a task in flight.
     pub in_use: usize,
-    /// Most slots in use at once (sampled every 64 claims and at every snapshot).
+    /// Most slots in use at once (sampled every 64 claims, after each batch and at every
+    /// snapshot).
     pub high_water: usize,
     /// Bytes reserved for slots at start.
     pub bytes_reserved: usize,
@@ -232,6 +233,15 @@ impl Arena {
                     });
                 }
             }
+        }
+    }
+
+    /// Raises the high-water mark to the slots in use now, if that is higher (claims do so
+    /// themselves at every 64th sequence number only, sparing most a read of the ledgers).
+    pub(crate) fn note_in_use(&self) {
+        let in_use = self.in_use().min(self.capacity());
+        if in_use > self.high_water.load(Ordering::Relaxed) {
+            self.high_water.fetch_max(in_use, Ordering::Relaxed);
         }
     }
 

@@ -1165,6 +1165,11 @@ impl Node {
                 break;
             }
         }
+        if claimed.len() > 1 {
+            // Single claims sample the high-water mark every 64th time only; a batch's peak
+            // is known here, once, at the cost of reading the free counters again.
+            shared.arena.note_in_use();
+        }
         let now = shared.clock.now();
         let ticket = match &shared.wal {
             Some(wal) if !claimed.is_empty() => {
