@@ -45,6 +45,10 @@ pub(crate) mod exit {
 #[command(name = "goliath", version, about = "A distributed compute runtime in one binary", long_about = None)]
 struct Cli {
     #[command(flatten)]
+    config: ConfigArgs,
+    // For bare `goliath` (the console on a local node); `node`, `console` and `demo` take
+    // them too, after their name, and the two are merged (see `NodeArgs::merged`).
+    #[command(flatten)]
     node: NodeArgs,
     #[command(flatten)]
     console: ConsoleArgs,
@@ -52,59 +56,71 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// Where the config comes from; every command reads it (clients for the node's address and
+/// cluster name), so these go anywhere on the line.
+#[derive(Args, Debug, Clone, Default)]
+struct ConfigArgs {
+    /// Config file (else $GOLIATH_CONFIG, else ~/.config/goliath/config.toml, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
 /// How the console looks and what it allows; each overrides `[console]` in the config.
 #[derive(Args, Debug, Clone, Default)]
 struct ConsoleArgs {
     /// Console: show the node but hide submit and cancel.
-    #[arg(long, global = true)]
+    #[arg(long)]
     readonly: bool,
     /// Console: no mouse (clicks and the wheel go to the terminal).
-    #[arg(long, global = true)]
+    #[arg(long)]
     no_mouse: bool,
     /// Console: ASCII only, for terminals without Unicode glyphs.
-    #[arg(long, global = true)]
+    #[arg(long)]
     ascii: bool,
     /// Console theme: dark, light or mono (NO_COLOR selects mono).
-    #[arg(long, global = true, value_name = "THEME", value_parser = ["dark", "light", "mono"])]
+    #[arg(long, value_name = "THEME", value_parser = ["dark", "light", "mono"])]
     theme: Option<String>,
 }
 
 /// Settings for a local node; each overrides the config file.
 #[derive(Args, Debug, Clone, Default)]
 struct NodeArgs {
-    /// Config file (else $GOLIATH_CONFIG, else ~/.config/goliath/config.toml, else built-in defaults).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// From [`ConfigArgs`], set by [`NodeArgs::merged`].
+    #[arg(skip)]
     config: Option<PathBuf>,
+    /// From [`ConfigArgs`], set by [`NodeArgs::merged`].
+    #[arg(skip)]
+    overrides: Vec<String>,
     /// Node name (config node.name).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     name: Option<String>,
     /// Worker threads, or "auto" (config scheduler.workers).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N")]
     workers: Option<String>,
     /// Task slots in the arena, a power of two (config arena.slots).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N")]
     arena_slots: Option<String>,
     /// Address the protocol listens on (config net.listen).
-    #[arg(long, global = true, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// Allow listening on a non-loopback address without authentication.
-    #[arg(long, global = true)]
+    #[arg(long)]
     insecure_listen: bool,
     /// Data directory for the write-ahead log (config node.data_dir; default
     /// $XDG_DATA_HOME/goliath/<node name>).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
-    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
     /// UDP address gossip listens on; turns gossip on (config gossip.bind).
-    #[arg(long, global = true, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR")]
     gossip: Option<String>,
     /// Join a cluster through members' gossip addresses; turns gossip on (config gossip.join).
-    #[arg(long, global = true, value_name = "HOST:PORT,...")]
+    #[arg(long, value_name = "HOST:PORT,...")]
     join: Option<String>,
     /// Stop when standard input closes (used by `goliath demo` for its child nodes).
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     exit_with_stdin: bool,
 }
 
@@ -122,13 +138,20 @@ struct Target {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node without the console until SIGINT/SIGTERM; logs go to stderr.
-    Node,
+    Node {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// The live console: on a local node (the default for bare `goliath`), or attached to a
     /// running node with --connect.
     Console {
         /// Attach to the node at this address instead of starting one here.
         #[arg(long, value_name = "ADDR")]
         connect: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        console: ConsoleArgs,
     },
     /// Submit tasks: `goliath submit spin 200ms x20`, `goliath submit "fib 30" "sleep 1s"`, or `-` for one spec per line on stdin.
     Submit {
@@ -203,6 +226,10 @@ enum Command {
         /// Nodes in the demo cluster, this one included (1 to 32).
         #[arg(default_value_t = 3, value_name = "N")]
         nodes: usize,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        console: ConsoleArgs,
     },
     /// Inspect a node's write-ahead log (works beside a running node; changes nothing).
     Wal {
@@ -218,25 +245,45 @@ enum WalAction {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        place: WalPlace,
     },
     /// Print every record (checkpoint, then segments) as text, or JSON lines.
     Dump {
         /// One JSON document per record.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        place: WalPlace,
     },
+}
+
+/// Which node's log a `wal` command reads.
+#[derive(Args, Debug, Clone, Default)]
+struct WalPlace {
+    /// The node's name (config node.name), which names its default data directory.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The node's data directory (config node.data_dir; default $XDG_DATA_HOME/goliath/<node name>).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     goliath::runtime::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
+// Parsed once per run: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum ConfigAction {
     /// Print the shipped default config file.
     Default,
     /// Print the config this invocation would use (file plus flags) and where it came from.
-    Show,
+    Show {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 /// A failure with the exit code it maps to.
@@ -281,18 +328,54 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let client = |target: Target, command: ClientCommand| run_client(&cli.node, target, command);
-    match cli.command {
+    let Cli {
+        config,
+        node: outer_node,
+        console: outer_console,
+        command,
+    } = cli;
+    // Flags for a node or console given before a command that starts neither mean nothing
+    // there: refuse them rather than ignore them.
+    let refuse_outer = |command: &str, node_ok: &[&str], console_ok: bool| {
+        let node_flag = outer_node
+            .given()
+            .into_iter()
+            .find(|flag| !node_ok.contains(flag));
+        let console_flag = outer_console.given().into_iter().find(|_| !console_ok);
+        let refusal = match (node_flag, console_flag) {
+            (Some(flag), _) => format!(
+                "{flag} is for a node started here (`goliath node`, `goliath console`, `goliath demo` or bare `goliath`)"
+            ),
+            (None, Some(flag)) => format!(
+                "{flag} is for the console (`goliath console`, `goliath demo` or bare `goliath`)"
+            ),
+            (None, None) => return Ok(()),
+        };
+        Err(Failure::usage(anyhow::anyhow!(
+            "{refusal}, not for `goliath {command}`"
+        )))
+    };
+    let client = |name: &str, target: Target, command: ClientCommand| {
+        refuse_outer(name, &[], false)?;
+        run_client(
+            &NodeArgs::default().merged(&outer_node, &config),
+            target,
+            command,
+        )
+    };
+    match command {
         Some(Command::Config {
             action: ConfigAction::Default,
         }) => {
+            refuse_outer("config default", &[], false)?;
             print!("{DEFAULT_TOML}");
             Ok(exit::OK)
         }
         Some(Command::Config {
-            action: ConfigAction::Show,
+            action: ConfigAction::Show { node },
         }) => {
-            let (config, origin) = load_config(&cli.node)?;
+            refuse_outer("config show", &NodeArgs::ALL, false)?;
+            let (config, origin) = load_config(&node.merged(&outer_node, &config))?;
             println!("# from: {origin}");
             print!(
                 "{}",
@@ -300,11 +383,22 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             );
             Ok(exit::OK)
         }
-        Some(Command::Node) => run_headless(&cli.node, None),
-        Some(Command::Console { connect: None }) => run_local_console(&cli.node, &cli.console, &[]),
+        Some(Command::Node { node }) => {
+            refuse_outer("node", &NodeArgs::ALL, false)?;
+            run_headless(&node.merged(&outer_node, &config), None)
+        }
         Some(Command::Console {
-            connect: Some(address),
-        }) => run_remote_console(&cli.node, &cli.console, address),
+            connect,
+            node,
+            console,
+        }) => {
+            let node = node.merged(&outer_node, &config);
+            let console = console.merged(&outer_console);
+            match connect {
+                None => run_local_console(&node, &console, &[]),
+                Some(address) => run_remote_console(&node, &console, address),
+            }
+        }
         Some(Command::Submit {
             wait,
             idempotency_key,
@@ -313,6 +407,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }) => {
             let specs = commands::spec_lines(&specs)?;
             client(
+                "submit",
                 target,
                 ClientCommand::Submit {
                     specs,
@@ -321,22 +416,42 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 },
             )
         }
-        Some(Command::Cancel { target, ids }) => client(target, ClientCommand::Cancel { ids }),
-        Some(Command::Task { target, id }) => client(target, ClientCommand::Task { id }),
+        Some(Command::Cancel { target, ids }) => {
+            client("cancel", target, ClientCommand::Cancel { ids })
+        }
+        Some(Command::Task { target, id }) => client("task", target, ClientCommand::Task { id }),
         Some(Command::Tasks {
             state,
             limit,
             target,
-        }) => client(target, ClientCommand::Tasks { state, limit }),
-        Some(Command::Status { target }) => client(target, ClientCommand::Status),
+        }) => client("tasks", target, ClientCommand::Tasks { state, limit }),
+        Some(Command::Status { target }) => client("status", target, ClientCommand::Status),
         Some(Command::Watch { snapshots, target }) => {
-            client(target, ClientCommand::Watch { snapshots })
+            client("watch", target, ClientCommand::Watch { snapshots })
         }
-        Some(Command::Shutdown { target }) => client(target, ClientCommand::Shutdown),
-        Some(Command::Members { target }) => client(target, ClientCommand::Members),
-        Some(Command::Demo { nodes }) => run_demo(&cli.node, &cli.console, nodes),
+        Some(Command::Shutdown { target }) => client("shutdown", target, ClientCommand::Shutdown),
+        Some(Command::Members { target }) => client("members", target, ClientCommand::Members),
+        Some(Command::Demo {
+            nodes,
+            node,
+            console,
+        }) => run_demo(
+            &node.merged(&outer_node, &config),
+            &console.merged(&outer_console),
+            nodes,
+        ),
         Some(Command::Wal { action }) => {
-            let (config, _) = load_config(&cli.node)?;
+            refuse_outer("wal", &["--name", "--data-dir"], false)?;
+            let place = match &action {
+                WalAction::Verify { place, .. } | WalAction::Dump { place, .. } => place,
+            };
+            let node = NodeArgs {
+                name: place.name.clone(),
+                data_dir: place.data_dir.clone(),
+                ..NodeArgs::default()
+            }
+            .merged(&outer_node, &config);
+            let (config, _) = load_config(&node)?;
             let name = if config.node.name.is_empty() {
                 goliath::runtime::node::host_name()
             } else {
@@ -344,22 +459,102 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             };
             let dir = goliath::runtime::wal::data_dir(&config, &name).map_err(Failure::usage)?;
             Ok(match action {
-                WalAction::Verify { json } => wal_commands::verify(&dir, json)?,
-                WalAction::Dump { json } => wal_commands::dump(&dir, json)?,
+                WalAction::Verify { json, .. } => wal_commands::verify(&dir, json)?,
+                WalAction::Dump { json, .. } => wal_commands::dump(&dir, json)?,
             })
         }
         None => {
+            let node = outer_node.merged(&NodeArgs::default(), &config);
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-                run_local_console(&cli.node, &cli.console, &[])
+                run_local_console(&node, &outer_console, &[])
             } else {
                 run_headless(
-                    &cli.node,
+                    &node,
                     Some(
                         "no terminal on stdin/stdout: running a headless node, as `goliath node` does",
                     ),
                 )
             }
         }
+    }
+}
+
+impl NodeArgs {
+    /// Every flag, as [`NodeArgs::given`] names them.
+    const ALL: [&'static str; 9] = [
+        "--name",
+        "--workers",
+        "--arena-slots",
+        "--listen",
+        "--insecure-listen",
+        "--data-dir",
+        "--gossip",
+        "--join",
+        "--exit-with-stdin",
+    ];
+
+    /// These flags (given after a command's name) over `outer` (given before it), with the
+    /// config file and `--set` entries of `config`.
+    fn merged(&self, outer: &NodeArgs, config: &ConfigArgs) -> NodeArgs {
+        let pick = |inner: &Option<String>, outer: &Option<String>| inner.clone().or(outer.clone());
+        NodeArgs {
+            config: config.config.clone(),
+            overrides: config.overrides.clone(),
+            name: pick(&self.name, &outer.name),
+            workers: pick(&self.workers, &outer.workers),
+            arena_slots: pick(&self.arena_slots, &outer.arena_slots),
+            listen: pick(&self.listen, &outer.listen),
+            insecure_listen: self.insecure_listen || outer.insecure_listen,
+            data_dir: self.data_dir.clone().or(outer.data_dir.clone()),
+            gossip: pick(&self.gossip, &outer.gossip),
+            join: pick(&self.join, &outer.join),
+            exit_with_stdin: self.exit_with_stdin || outer.exit_with_stdin,
+        }
+    }
+
+    /// The flags given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        let set = [
+            self.name.is_some(),
+            self.workers.is_some(),
+            self.arena_slots.is_some(),
+            self.listen.is_some(),
+            self.insecure_listen,
+            self.data_dir.is_some(),
+            self.gossip.is_some(),
+            self.join.is_some(),
+            self.exit_with_stdin,
+        ];
+        Self::ALL
+            .into_iter()
+            .zip(set)
+            .filter_map(|(flag, given)| given.then_some(flag))
+            .collect()
+    }
+}
+
+impl ConsoleArgs {
+    /// These flags (given after `console` or `demo`) over `outer` (given before it).
+    fn merged(&self, outer: &ConsoleArgs) -> ConsoleArgs {
+        ConsoleArgs {
+            readonly: self.readonly || outer.readonly,
+            no_mouse: self.no_mouse || outer.no_mouse,
+            ascii: self.ascii || outer.ascii,
+            theme: self.theme.clone().or(outer.theme.clone()),
+        }
+    }
+
+    /// The flags given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("--readonly", self.readonly),
+            ("--no-mouse", self.no_mouse),
+            ("--ascii", self.ascii),
+            ("--theme", self.theme.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
     }
 }
 

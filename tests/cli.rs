@@ -161,6 +161,51 @@ fn bad_config_exits_2_naming_file_line_and_key() {
     assert!(String::from_utf8_lossy(&bad_set.stderr).contains("key=value"));
 }
 
+/// A node's or console's flag where it means nothing is refused, not ignored; client
+/// commands list only what they use.
+#[test]
+fn flags_for_a_node_or_console_are_refused_where_they_mean_nothing() {
+    let refused = |args: &[&str], flag: &str, target: &str| {
+        let output = goliath().args(args).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(target),
+            "{args:?} names {flag} and {target}: {stderr}"
+        );
+    };
+    refused(&["tasks", "--workers", "3"], "--workers", "goliath tasks");
+    refused(&["--workers", "3", "status"], "--workers", "goliath status");
+    refused(
+        &["--theme", "light", "node"],
+        "--theme",
+        "is for the console",
+    );
+    refused(&["node", "--readonly"], "--readonly", "goliath node");
+    refused(
+        &["--gossip", "127.0.0.1:0", "wal", "verify"],
+        "--gossip",
+        "goliath wal",
+    );
+    let help = goliath().args(["status", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for wanted in ["--node", "--json", "--config", "--set"] {
+        assert!(help.contains(wanted), "status takes {wanted}: {help}");
+    }
+    for unwanted in ["--workers", "--gossip", "--theme", "--data-dir"] {
+        assert!(
+            !help.contains(unwanted),
+            "status does not take {unwanted}: {help}"
+        );
+    }
+    // Before or after the command's name, a node's flags reach it (here: checked and refused).
+    for args in [["--workers", "0", "node"], ["node", "--workers", "0"]] {
+        let output = goliath().args(args).output().expect("runs");
+        assert_eq!(output.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("scheduler.workers"));
+    }
+}
+
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
     let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
