@@ -178,6 +178,18 @@ fn connect_renders_a_remote_node_and_reconnects_after_it_restarts() {
     node.child.kill().expect("kill node");
     node.wait_exit();
     console.wait_for("the lost link", |s| s.contains("disconnected, retrying"));
+    // Three refused retries later (0.5, 1 and 2 s apart) the log has said it once each:
+    // the link dropped, and the node cannot be reached — not once per retry.
+    console.wait_for("a 4 s retry wait", |s| s.contains("retrying in 4s"));
+    console.type_text("3");
+    let logs = console.wait_for("the Logs tab", |s| s.contains("Targets"));
+    assert_eq!(logs.matches("console lost the node").count(), 1, "{logs}");
+    assert_eq!(
+        logs.matches("console cannot reach the node").count(),
+        1,
+        "{logs}"
+    );
+    console.type_text("1");
 
     let _restarted = start_node();
     console.wait_for("the link back", |s| s.contains(&format!("live {address}")));

@@ -123,6 +123,9 @@ async fn run_remote(
     replies: mpsc::Sender<Reply>,
 ) {
     let mut retry = FIRST_RETRY;
+    // What the log last said about the link: one line when it drops, and while it stays
+    // down one more only when the reason changes, not one per retry.
+    let mut last_error: Option<String> = None;
     loop {
         let error = match Client::connect(address, options).await {
             Ok(client) => {
@@ -130,12 +133,19 @@ async fn run_remote(
                 retry = FIRST_RETRY;
                 match serve(client, sampling, &mut commands, &replies).await {
                     Ok(()) => return,
-                    Err(error) => error,
+                    Err(error) => {
+                        tracing::warn!(%address, %error, "console lost the node; retrying");
+                        last_error = Some(error.clone());
+                        error
+                    }
                 }
             }
             Err(error) => error.to_string(),
         };
-        tracing::warn!(%address, %error, "console lost the node; retrying");
+        if last_error.as_deref() != Some(error.as_str()) {
+            tracing::warn!(%address, %error, "console cannot reach the node; retrying");
+            last_error = Some(error.clone());
+        }
         if replies
             .send(Reply::Disconnected {
                 error: error.clone(),
