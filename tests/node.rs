@@ -331,6 +331,35 @@ fn a_batch_that_finished_before_anyone_looked_still_counts_in_the_high_water_mar
 }
 
 #[test]
+fn a_workers_queue_depth_counts_every_task_waiting_for_it() {
+    // One worker, busy with a long task, so the batch waits in the submission queue until the
+    // worker's periodic look there moves it to its own queue: the per-worker depth the
+    // console shows must then count all of it.
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let first = submit(&node, "spin 5s");
+    wait_running(&node, first);
+    let mut ids = node.submit_text("spin 5s x10").expect("submitted");
+    ids.push(first);
+    let snapshot = common::eventually(|| {
+        let snapshot = node.snapshot(0);
+        (snapshot.submission_queue_depth == 0)
+            .then_some(snapshot)
+            .ok_or_else(|| "the worker never took the batch".to_string())
+    });
+    let in_flight = snapshot.counts.queued + snapshot.counts.running;
+    assert_eq!(in_flight, 11);
+    assert_eq!(
+        snapshot.workers[0].depth as u64,
+        in_flight - 1,
+        "all but the running task wait in the worker's queue: {:?}",
+        snapshot.workers
+    );
+    for id in ids {
+        node.cancel(id).expect("known");
+    }
+}
+
+#[test]
 fn stale_id_after_slot_reuse_cannot_touch_the_new_task() {
     let node = Node::start(config(1, 2)).expect("node starts");
     let old = submit(&node, "fib 1");
