@@ -314,12 +314,24 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                             .worker
                             .map(|w| format!(" on worker {w}"))
                             .unwrap_or_default();
+                        let spec = event
+                            .spec
+                            .as_deref()
+                            .map(|spec| format!(" ({spec})"))
+                            .unwrap_or_default();
+                        let error = event
+                            .error
+                            .as_deref()
+                            .map(|error| format!(": {error}"))
+                            .unwrap_or_default();
                         println!(
-                            "{} task {} {}{}",
+                            "{} task {}{} {}{}{}",
                             UtcTime(event.at_unix_us),
                             event.id,
+                            spec,
                             event.state,
-                            worker
+                            worker,
+                            error
                         );
                     }
                     StreamItem::Snapshot(snapshot) => println!(

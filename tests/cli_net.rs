@@ -88,11 +88,29 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
         let line = lines.next().expect("watch keeps printing").expect("line");
         let item: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        // Each event says which task it is about.
+        assert_eq!(item["event"]["spec"], "fib 15", "{line}");
         if item["event"]["state"] == "succeeded" {
+            assert!(item["event"]["error"].is_null(), "{line}");
             succeeded.insert(item["event"]["id"].as_u64().expect("id"));
         }
     }
     assert!(ids.iter().all(|id| succeeded.contains(id)));
+    // A task that ends badly: its event carries the reason.
+    let timed_out = node.json(&["submit", "spin 10s timeout=50ms"])["ids"][0]
+        .as_u64()
+        .expect("id");
+    loop {
+        let line = lines.next().expect("watch keeps printing").expect("line");
+        let item: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if item["event"]["id"] == timed_out && item["event"]["state"] == "timed_out" {
+            assert_eq!(item["event"]["spec"], "spin 10s timeout=50ms", "{line}");
+            let error = item["event"]["error"].as_str().unwrap_or_default();
+            assert!(error.contains("50ms"), "{line}");
+            break;
+        }
+    }
     let _ = watch.kill();
     let _ = watch.wait();
 

@@ -160,7 +160,7 @@ fn version_and_cluster_mismatches_name_both_sides() {
     other_version[5] = 9;
     let text = error_text(&fixture.raw_exchange(&other_version));
     assert!(
-        text.contains("version 1") && text.contains("version 9"),
+        text.contains("version 2") && text.contains("version 9"),
         "{text}"
     );
 

@@ -113,6 +113,33 @@ fn echo_completes_at_submit_even_when_every_worker_is_busy() {
     assert_eq!(wait_finished(&node, blocker).state, TaskState::Cancelled);
 }
 
+#[test]
+fn a_finished_event_finds_its_task_finished_with_its_reason() {
+    // A watcher looks the task up when an event arrives (the protocol's watch does, to name
+    // the task and say why it ended): by then the task must read as finished, not running.
+    let node = Node::start(config(2, 64)).expect("node starts");
+    let mut events = node.subscribe();
+    let ids = [
+        submit(&node, "spin 10s timeout=20ms"),
+        submit(&node, "sleep 10s timeout=20ms"),
+    ];
+    let mut seen = Vec::new();
+    while seen.len() < ids.len() {
+        let event = events
+            .recv_timeout(common::LIVENESS)
+            .expect("events flow")
+            .expect("an event before the deadline");
+        if event.state.is_finished() {
+            let info = node.task(event.id).expect("known");
+            assert_eq!(info.state, TaskState::TimedOut, "{info:?}");
+            assert_eq!(info.error.as_deref(), Some("timed out after 20ms"));
+            seen.push(event.id);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ids);
+}
+
 /// Waits until every worker is parked; returns their parks so far.
 fn parks_once_all_parked(node: &Node) -> u64 {
     common::eventually(|| {

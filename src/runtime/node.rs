@@ -621,8 +621,10 @@ impl Shared {
         if flags & slot_flags::TEXT != 0 {
             drop(lock(&slot.text).take());
         }
-        self.emit(id, state, worker, attempt, now);
         self.arena.release(index, ledger);
+        // After the release: a watcher that looks the task up on this event finds it
+        // finished in the history, with its error, not still live in its slot.
+        self.emit(id, state, worker, attempt, now);
     }
 
     /// Sends a finished watched task to whoever waits for it.

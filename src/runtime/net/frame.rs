@@ -21,7 +21,7 @@ use super::super::units::HumanSize;
 /// First bytes of every connection.
 pub const MAGIC: [u8; 4] = *b"GLTH";
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Bytes in the connection preamble.
 pub const PREAMBLE_LEN: usize = 8;
 /// Bytes in a frame header.

@@ -234,7 +234,7 @@ pub enum CancelOutcomeWire {
 #[serde(rename_all = "snake_case")]
 pub enum StreamItem {
     /// A task changed state.
-    Event(TaskEvent),
+    Event(WatchedEvent),
     /// A snapshot of the node.
     Snapshot(Box<NodeSnapshot>),
     /// The watcher fell behind and this many events were skipped.
@@ -242,6 +242,53 @@ pub enum StreamItem {
         /// How many.
         skipped: u64,
     },
+}
+
+/// A task event as a watcher receives it: the change, and which task it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedEvent {
+    /// Which task.
+    pub id: TaskId,
+    /// Its new state.
+    pub state: TaskState,
+    /// The worker involved, if any.
+    pub worker: Option<u16>,
+    /// Its run number.
+    pub attempt: u32,
+    /// When, in Unix microseconds.
+    pub at_unix_us: u64,
+    /// The task's text form, while the node still remembers the task (its history is
+    /// bounded, so a watcher far behind may get an event without it).
+    pub spec: Option<String>,
+    /// Why it failed, was cancelled or timed out; only on those events.
+    pub error: Option<String>,
+}
+
+impl WatchedEvent {
+    /// The event with what the node knows of its task (`None` when it is forgotten).
+    pub fn new(event: TaskEvent, task: Option<TaskInfo>) -> Self {
+        let (spec, error) = match task {
+            Some(task) if task.id == event.id => {
+                let error = matches!(
+                    event.state,
+                    TaskState::Failed | TaskState::Cancelled | TaskState::TimedOut
+                )
+                .then_some(task.error)
+                .flatten();
+                (Some(task.spec), error)
+            }
+            _ => (None, None),
+        };
+        Self {
+            id: event.id,
+            state: event.state,
+            worker: event.worker,
+            attempt: event.attempt,
+            at_unix_us: event.at_unix_us,
+            spec,
+            error,
+        }
+    }
 }
 
 /// Why a request failed, with enough detail for the client to say what to do.
@@ -374,20 +421,26 @@ pub(crate) mod strategies {
             )
     }
 
-    fn event() -> impl Strategy<Value = TaskEvent> {
+    fn event() -> impl Strategy<Value = WatchedEvent> {
         (
             task_id(),
             state(),
             any::<Option<u16>>(),
             any::<u32>(),
             any::<u64>(),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
         )
-            .prop_map(|(id, state, worker, attempt, at_unix_us)| TaskEvent {
-                id,
-                state,
-                worker,
-                attempt,
-                at_unix_us,
+            .prop_map(|(id, state, worker, attempt, at_unix_us, spec, error)| {
+                WatchedEvent {
+                    id,
+                    state,
+                    worker,
+                    attempt,
+                    at_unix_us,
+                    spec,
+                    error,
+                }
             })
     }
 

@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use super::frame::{self, FrameReader, FrameType, PREAMBLE_LEN};
 use super::messages::{
     CancelOutcomeWire, CancelResult, Hello, RemoteError, RemoteErrorKind, RequestView, Response,
-    StreamItem, SubmitView, WatchRequest, Welcome,
+    StreamItem, SubmitView, WatchRequest, WatchedEvent, Welcome,
 };
 use crate::config::Config;
 use crate::runtime::completions::{CompletionReceiver, CompletionSender, completion_queue};
@@ -965,7 +965,7 @@ impl Connection {
                 let item = tokio::select! {
                     event = async { match events.as_mut() { Some(events) => events.recv().await, None => std::future::pending().await } } => {
                         match event {
-                            Ok(event) => StreamItem::Event(event),
+                            Ok(event) => StreamItem::Event(WatchedEvent::new(event, node.task(event.id).ok())),
                             Err(EventError::Lagged(skipped)) => StreamItem::Lagged { skipped },
                             Err(EventError::Closed) => break,
                         }
