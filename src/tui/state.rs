@@ -383,8 +383,9 @@ pub struct Series {
     pub depth: Vec<VecDeque<u64>>,
     /// Tasks finished per second, oldest first.
     pub tasks_per_s: VecDeque<u64>,
-    /// WAL fdatasync latency (p50, p99) over the node's window, µs, oldest first.
-    pub fsync_latency: VecDeque<(f64, f64)>,
+    /// WAL fdatasync latency (p50, p99) over the node's window, µs, oldest first; `None`
+    /// for a sample whose window held no fdatasync (no latency, rather than a zero one).
+    pub fsync_latency: VecDeque<Option<(f64, f64)>>,
     /// The latest rates.
     pub rates: Rates,
 }
@@ -408,7 +409,7 @@ impl Series {
         if let Some(wal) = &next.wal {
             push_bounded(
                 &mut self.fsync_latency,
-                (wal.fsync_p50_us, wal.fsync_p99_us),
+                (wal.window_fsyncs > 0).then_some((wal.fsync_p50_us, wal.fsync_p99_us)),
             );
         }
         let Some(previous) = previous else {

@@ -747,7 +747,8 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
         inner.width,
         inner.height - text_height,
     );
-    if chart_area.height >= 3 && view.series.fsync_latency.len() >= 2 {
+    let measured = view.series.fsync_latency.iter().flatten().count();
+    if chart_area.height >= 3 && measured >= 2 {
         draw_latency_chart(frame, app, chart_area);
     }
 }
@@ -757,18 +758,18 @@ fn draw_latency_chart(frame: &mut Frame, app: &App, area: Rect) {
     let theme = &app.options.theme;
     let series = &app.view().series.fsync_latency;
     let width = usize::from(area.width.saturating_sub(8)).max(2);
-    let shown: Vec<(f64, f64)> = series.iter().rev().take(width).rev().copied().collect();
-    let p50: Vec<(f64, f64)> = shown
-        .iter()
-        .enumerate()
-        .map(|(i, (p50, _))| (i as f64, *p50))
-        .collect();
-    let p99: Vec<(f64, f64)> = shown
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p99))| (i as f64, *p99))
-        .collect();
-    let top = shown.iter().map(|(_, p99)| *p99).fold(1.0f64, f64::max) * 1.1;
+    let shown: Vec<Option<(f64, f64)>> = series.iter().rev().take(width).rev().copied().collect();
+    // Samples without an fdatasync have no point: the line bridges them, it never dips to 0.
+    let points = |pick: fn(&(f64, f64)) -> f64| -> Vec<(f64, f64)> {
+        shown
+            .iter()
+            .enumerate()
+            .filter_map(|(i, sample)| sample.as_ref().map(|sample| (i as f64, pick(sample))))
+            .collect()
+    };
+    let p50 = points(|(p50, _)| *p50);
+    let p99 = points(|(_, p99)| *p99);
+    let top = p99.iter().map(|(_, p99)| *p99).fold(1.0f64, f64::max) * 1.1;
     let (p50_marker, p99_marker) = if app.options.theme.name == super::theme::ThemeName::Mono {
         (symbols::Marker::Braille, symbols::Marker::Dot)
     } else {
@@ -2091,21 +2092,26 @@ mod panel_tests {
 
     #[test]
     fn an_idle_log_says_it_has_no_latency_to_show() {
-        let mut app = app(2, true, false);
-        let mut sample = snapshot(2, Vec::new(), 13);
-        let mut idle = wal(13, true);
-        idle.window_fsyncs = 0;
-        idle.fsync_p50_us = 0.0;
-        idle.fsync_p99_us = 0.0;
-        idle.fsync_max_us = 0.0;
-        sample.wal = Some(idle);
-        app.ingest(sample);
+        let mut app = app(2, false, false);
+        // Several seconds without an fdatasync: no chart of zeros either (it drew two flat
+        // lines at 0 under a "1us" scale, as if the disk answered instantly).
+        for second in 13..20 {
+            let mut sample = snapshot(2, Vec::new(), second);
+            let mut idle = wal(second, true);
+            idle.window_fsyncs = 0;
+            idle.fsync_p50_us = 0.0;
+            idle.fsync_p99_us = 0.0;
+            idle.fsync_max_us = 0.0;
+            sample.wal = Some(idle);
+            app.ingest(sample);
+        }
         let text = format!("{}", draw(&app, 120, 40).backend());
         assert!(
             text.contains("no fdatasync in the last 5s (200000 since start)"),
             "{text}"
         );
         assert!(!text.contains("p50 0ns"), "{text}");
+        assert!(!text.contains("1us"), "{text}");
     }
 
     #[test]
