@@ -400,7 +400,11 @@ mod tests {
                 theirs: 9
             }
         );
-        assert!(error.to_string().contains("version 1") && error.to_string().contains("version 9"));
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("version {PROTOCOL_VERSION}")) && text.contains("version 9"),
+            "{text}"
+        );
     }
 
     #[test]
