@@ -178,13 +178,13 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             match response {
                 Response::Submitted { ids, duplicate } => {
                     if json {
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::json!({ "ids": ids, "duplicate": duplicate })
                         );
                     } else {
                         for id in ids {
-                            println!("{id}");
+                            outln!("{id}");
                         }
                         if duplicate {
                             eprintln!("{DUPLICATE_NOTE}");
@@ -198,12 +198,12 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         .filter(|t| t.state != TaskState::Succeeded)
                         .count();
                     if json {
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::json!({ "tasks": tasks, "duplicate": duplicate })
                         );
                     } else {
-                        print!("{}", task_table(&tasks, None));
+                        out!("{}", task_table(&tasks, None));
                         if duplicate {
                             eprintln!("{DUPLICATE_NOTE}");
                         }
@@ -223,17 +223,17 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     .filter(|r| r.outcome == CancelOutcomeWire::NotFound)
                     .count();
                 if json {
-                    println!("{}", serde_json::json!({ "results": results }));
+                    outln!("{}", serde_json::json!({ "results": results }));
                 } else {
                     for result in &results {
                         match result.outcome {
                             CancelOutcomeWire::Requested => {
-                                println!("{}: cancel requested", result.id)
+                                outln!("{}: cancel requested", result.id)
                             }
                             CancelOutcomeWire::AlreadyFinished(state) => {
-                                println!("{}: already {state}", result.id)
+                                outln!("{}: already {state}", result.id)
                             }
-                            CancelOutcomeWire::NotFound => println!("{}: no such task", result.id),
+                            CancelOutcomeWire::NotFound => outln!("{}: no such task", result.id),
                         }
                     }
                 }
@@ -248,9 +248,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Task { id } => match client.request(Request::Task { id }).await? {
             Response::Task(info) => {
                 if json {
-                    println!("{}", to_json(&info));
+                    outln!("{}", to_json(&info));
                 } else {
-                    print!("{}", task_detail(&info));
+                    out!("{}", task_detail(&info));
                 }
                 Ok(exit::OK)
             }
@@ -262,9 +262,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         {
             Response::Tasks(tasks) => {
                 if json {
-                    println!("{}", serde_json::json!({ "tasks": tasks }));
+                    outln!("{}", serde_json::json!({ "tasks": tasks }));
                 } else if tasks.is_empty() {
-                    println!("no tasks");
+                    outln!("no tasks");
                 } else {
                     // The running tasks' time so far, by the node's clock (its start times
                     // are; this machine's may differ): one more small request, only when
@@ -277,7 +277,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     } else {
                         None
                     };
-                    print!("{}", task_table(&tasks, now));
+                    out!("{}", task_table(&tasks, now));
                 }
                 Ok(exit::OK)
             }
@@ -286,9 +286,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Status => match client.request(Request::Status { task_limit: 0 }).await? {
             Response::Status(snapshot) => {
                 if json {
-                    println!("{}", to_json(&snapshot));
+                    outln!("{}", to_json(&snapshot));
                 } else {
-                    print!("{}", status_text(&snapshot));
+                    out!("{}", status_text(&snapshot));
                 }
                 Ok(exit::OK)
             }
@@ -305,7 +305,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             while let Some(item) = stream.next().await {
                 let item = item?;
                 if json {
-                    println!("{}", to_json(&item));
+                    outln!("{}", to_json(&item));
                     continue;
                 }
                 match item {
@@ -324,7 +324,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                             .as_deref()
                             .map(|error| format!(": {error}"))
                             .unwrap_or_default();
-                        println!(
+                        outln!(
                             "{} task {}{} {}{}{}",
                             UtcTime(event.at_unix_us),
                             event.id,
@@ -334,7 +334,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                             error
                         );
                     }
-                    StreamItem::Snapshot(snapshot) => println!(
+                    StreamItem::Snapshot(snapshot) => outln!(
                         "{} node {}: {} queued, {} running, {} finished, arena {}/{}",
                         UtcTime(snapshot.node.now_unix_us),
                         snapshot.node.name,
@@ -345,7 +345,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         snapshot.arena.capacity
                     ),
                     StreamItem::Lagged { skipped } => {
-                        println!("(fell behind: {skipped} events skipped)")
+                        outln!("(fell behind: {skipped} events skipped)")
                     }
                 }
             }
@@ -357,9 +357,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Members => match client.request(Request::Members).await? {
             Response::Members(Some(cluster)) => {
                 if json {
-                    println!("{}", to_json(&cluster));
+                    outln!("{}", to_json(&cluster));
                 } else {
-                    print!("{}", members_text(&cluster));
+                    out!("{}", members_text(&cluster));
                 }
                 Ok(exit::OK)
             }
@@ -375,12 +375,12 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Shutdown => match client.request(Request::Shutdown).await? {
             Response::ShuttingDown => {
                 if json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({ "shutting_down": true, "node": client.welcome().node })
                     );
                 } else {
-                    println!("node {} is shutting down", client.welcome().node);
+                    outln!("node {} is shutting down", client.welcome().node);
                 }
                 Ok(exit::OK)
             }

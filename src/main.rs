@@ -1,6 +1,21 @@
 //! The `goliath` binary: parses the command line, loads the config, and runs a node, the
 //! console or a client command. The only place that uses `anyhow` and decides exit codes.
 
+/// `print!` for a command's output. A reader that went away (`goliath tasks | head -1`) ends
+/// the command quietly and successfully, as it would `cat`, where `print!` would panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for a command's output; see [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod commands;
 mod wal_commands;
 
@@ -316,6 +331,19 @@ impl From<CommandError> for Failure {
     }
 }
 
+/// Writes a command's output (see [`out!`]): a closed pipe exits 0 at once, any other
+/// failure to write exits 1 saying so.
+fn write_stdout(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(error) = std::io::stdout().lock().write_fmt(text) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("goliath: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -368,7 +396,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             action: ConfigAction::Default,
         }) => {
             refuse_outer("config default", &[], false)?;
-            print!("{DEFAULT_TOML}");
+            out!("{DEFAULT_TOML}");
             Ok(exit::OK)
         }
         Some(Command::Config {
@@ -376,8 +404,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }) => {
             refuse_outer("config show", &NodeArgs::ALL, false)?;
             let (config, origin) = load_config(&node.merged(&outer_node, &config))?;
-            println!("# from: {origin}");
-            print!(
+            outln!("# from: {origin}");
+            out!(
                 "{}",
                 toml::to_string(&config.to_table()).map_err(Failure::runtime)?
             );

@@ -48,9 +48,9 @@ pub fn verify(dir: &Path, json: bool) -> Result<u8, CommandError> {
     let healthy = inspection.healthy();
     if json {
         let value = serde_json::json!({ "healthy": healthy, "inspection": inspection });
-        println!("{value}");
+        outln!("{value}");
     } else {
-        print!("{}", verify_text(&inspection));
+        out!("{}", verify_text(&inspection));
     }
     Ok(if healthy { exit::OK } else { exit::FAILURE })
 }

@@ -322,3 +322,36 @@ fn a_reused_idempotency_key_returns_the_first_ids_and_refuses_other_work() {
         "{stderr}"
     );
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `goliath tasks | head -1`: the reader goes away before the output is written.
+    let node = RunningNode::start(&["--workers", "1"]);
+    let submitted = node.client(&["submit", "--wait", "fib 10 x3"]);
+    assert!(submitted.status.success());
+    for args in [
+        vec!["tasks"],
+        vec!["task", "1"],
+        vec!["status", "--json"],
+        vec!["watch", "--snapshots", "100ms"],
+    ] {
+        let mut child = goliath()
+            .args(&args)
+            .args(["--node", &node.address])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client runs");
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("stderr reads");
+        let status = child.wait().expect("client exits");
+        assert!(status.success(), "{args:?}: {status:?} {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
