@@ -174,7 +174,17 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     idempotency_key,
                     wait,
                 }))
-                .await?;
+                .await
+                .map_err(|error| match error {
+                    ClientError::Closed { .. } if wait => CommandError::new(
+                        exit::CONNECT,
+                        format!(
+                            "{error} before the tasks finished; a node with a data directory runs \
+                             them again when it restarts (`goliath tasks` there shows them)"
+                        ),
+                    ),
+                    error => error.into(),
+                })?;
             match response {
                 Response::Submitted { ids, duplicate } => {
                     if json {

@@ -355,3 +355,35 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_wait_cut_short_by_shutdown_does_not_report_a_task_that_will_run_again_as_cancelled() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let args = ["--workers", "1", "--set", "shutdown.grace=100ms"];
+    let mut node = RunningNode::start_in(data.path(), &args);
+    let waiting = goliath()
+        .args(["submit", "--wait", "--node", &node.address, "sleep 60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client runs");
+    wait_for_state(&node, 1, "running");
+    assert!(node.client(&["shutdown"]).status.success());
+    let waited = waiting.wait_with_output().expect("client exits");
+    let stdout = String::from_utf8_lossy(&waited.stdout);
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    // Not "cancelled" with exit 1: the connection went away before the task finished.
+    assert_eq!(waited.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(!stdout.contains("cancelled"), "{stdout}");
+    assert!(
+        stderr.contains("runs them again when it restarts"),
+        "{stderr}"
+    );
+    assert_eq!(node.wait_exit(), Some(0));
+
+    // And it does run again.
+    let node = RunningNode::start_in(data.path(), &args);
+    let task = wait_for_state(&node, 1, "running");
+    assert_eq!(task["spec"], "sleep 1m");
+    assert_eq!(task["attempt"], 2);
+}

@@ -356,6 +356,10 @@ pub(crate) struct Shared {
     pub(crate) interrupting: AtomicBool,
 }
 
+/// The error of a task the shutdown stopped on a node with a log (it runs again).
+pub const INTERRUPTED: &str =
+    "interrupted by the node's shutdown; it runs again when the node restarts";
+
 impl Shared {
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
@@ -567,6 +571,17 @@ impl Shared {
             output,
             error,
         } = ending;
+        // Stopped by the shutdown on a node with a log: nothing is logged, so the task runs
+        // again at the next start. Whoever waits for it is not told it ended (it did not);
+        // their connection closes with the node.
+        let interrupted = state == TaskState::Cancelled
+            && self.wal.is_some()
+            && self.interrupting.load(Ordering::Relaxed);
+        let error = if interrupted {
+            Some(INTERRUPTED.into())
+        } else {
+            error
+        };
         let slot = self.arena.slot(index);
         let kind = KindId(slot.kind.load(Ordering::Relaxed));
         let flags = slot.flags.load(Ordering::Relaxed);
@@ -597,11 +612,11 @@ impl Shared {
             run_ticks: slot.run_ticks.load(Ordering::Relaxed),
         };
         if let Some(wal) = &self.wal
-            && !(state == TaskState::Cancelled && self.interrupting.load(Ordering::Relaxed))
+            && !interrupted
         {
             self.log_finished(wal, &record, &output, error.as_deref());
         }
-        if flags & slot_flags::WATCHED != 0 {
+        if flags & slot_flags::WATCHED != 0 && !interrupted {
             self.deliver(index, &record, &output, text.as_deref(), error.as_deref());
         }
         let ledger = match site {
