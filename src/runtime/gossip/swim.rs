@@ -726,6 +726,8 @@ pub struct Swim {
     out: Vec<Output>,
     up_count: usize,
     seed_answered: bool,
+    /// When an older process of a name last heard of its newer generation from us, µs.
+    newer_generation_told_us: u64,
     /// The last table answer: who sent it, its size, entries received so far.
     sync_tally: Option<(SocketAddr, u32, u32)>,
     /// Spare datagram buffers (see [`Swim::recycle`]).
@@ -802,6 +804,7 @@ impl Swim {
             out: Vec::new(),
             up_count: 0,
             seed_answered: false,
+            newer_generation_told_us: 0,
             sync_tally: None,
             buffers: Vec::new(),
             incoming: Vec::new(),
@@ -1982,6 +1985,19 @@ impl Swim {
                 self.yield_name(&sender, Some(from), now_us);
             } else {
                 self.stats.stale += 1;
+                if sender.generation < self.me.generation
+                    && matches!(self.status, LocalStatus::Joining | LocalStatus::Active)
+                {
+                    let newer = Update {
+                        id: self.me,
+                        incarnation: self.incarnation,
+                        claim: Claim::Alive {
+                            address: self.address,
+                            meta: None,
+                        },
+                    };
+                    self.tell_newer_generation(newer, from, now_us);
+                }
             }
             return;
         }
@@ -2157,7 +2173,26 @@ impl Swim {
                 .map(|m| (slot, m.id.generation, m.state, m.incarnation))
         });
         let is_new = match known {
-            Some((_, generation, _, _)) if generation > sender.generation => return None,
+            Some((slot, generation, state, _)) if generation > sender.generation => {
+                // An older process of a member we know by a newer one: still running (two
+                // nodes were given one name). Without this it would never hear of its
+                // successor, since everyone drops its packets, and would declare them dead.
+                if let Some(member) = self.table.get(slot)
+                    && let Some(address) = member.address
+                    && matches!(state, MemberState::Alive | MemberState::Suspect)
+                {
+                    let newer = Update {
+                        id: member.id,
+                        incarnation: member.incarnation,
+                        claim: Claim::Alive {
+                            address,
+                            meta: None,
+                        },
+                    };
+                    self.tell_newer_generation(newer, from, now_us);
+                }
+                return None;
+            }
             Some((slot, generation, state, known_incarnation))
                 if generation == sender.generation =>
             {
@@ -2210,6 +2245,19 @@ impl Swim {
             claim: Claim::Suspect { accuser },
         };
         self.send_updates_to(to, &[update]);
+    }
+
+    /// Sends `newer` (an alive claim of a newer generation) to an older process of the same
+    /// name at `to`, which then yields; at most once per hint interval, so a flood of
+    /// stale packets cannot make this node flood back.
+    fn tell_newer_generation(&mut self, newer: Update, to: SocketAddr, now_us: u64) {
+        if self.newer_generation_told_us != 0
+            && now_us < self.newer_generation_told_us + HINT_INTERVAL_US
+        {
+            return;
+        }
+        self.newer_generation_told_us = now_us.max(1);
+        self.send_updates_to(to, &[newer]);
     }
 
     fn yield_name(&mut self, winner: &MemberId, address: Option<SocketAddr>, now_us: u64) {

@@ -343,8 +343,16 @@ fn a_newer_process_with_our_name_wins_and_we_yield() {
     assert!(recorder.take_sent().is_empty());
 }
 
+/// The updates sent to `to`, from every packet sent there.
+fn updates_sent_to(sent: &[(SocketAddr, Packet)], to: SocketAddr) -> Vec<Update> {
+    sent.iter()
+        .filter(|(at, _)| *at == to)
+        .flat_map(|(_, p)| p.updates.clone())
+        .collect()
+}
+
 #[test]
-fn an_older_process_with_our_name_is_ignored() {
+fn an_older_process_with_our_name_is_told_of_us_and_otherwise_ignored() {
     let mut recorder = Recorder::new(SwimConfig::default());
     recorder.swim.me.generation = 10;
     recorder.receive(
@@ -353,6 +361,59 @@ fn an_older_process_with_our_name_is_ignored() {
     );
     assert_eq!(recorder.swim.status(), LocalStatus::Joining);
     assert_eq!(recorder.swim.stats().stale, 1);
+    // Told that generation 10 carries the name, so that it yields.
+    let told = updates_sent_to(&recorder.take_sent(), addr(9));
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].id, id("me", 10));
+    assert!(matches!(told[0].claim, Claim::Alive { .. }));
+}
+
+#[test]
+fn an_older_process_of_a_known_member_is_told_of_its_successor_once_a_second() {
+    let mut recorder = with_members(1);
+    // a1 restarted, or a second process took its name: generation 2 at port 7.
+    recorder.receive(
+        addr(7),
+        &packet(&id("a1", 2), Message::Gossip, vec![alive(&id("a1", 2), 7)]),
+    );
+    recorder.take_sent();
+    // Generation 1 is still running and pings us from its old address.
+    for round in 0..3 {
+        recorder.now += 100 * MS;
+        recorder.receive(
+            addr(2),
+            &packet(&id("a1", 1), Message::Ping { seq: round }, vec![]),
+        );
+    }
+    let sent = recorder.take_sent();
+    // Not answered as a member, but told once who carries its name now.
+    assert!(
+        sent.iter()
+            .all(|(_, p)| !matches!(p.message, Message::Ack { .. })),
+        "{sent:?}"
+    );
+    let told = updates_sent_to(&sent, addr(2));
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].id, id("a1", 2));
+    assert!(matches!(told[0].claim, Claim::Alive { address, .. } if address == addr(7)));
+    // A second later it is told again if it still talks.
+    recorder.now += 1_000 * MS;
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Ping { seq: 9 }, vec![]),
+    );
+    assert_eq!(updates_sent_to(&recorder.take_sent(), addr(2)).len(), 1);
+}
+
+#[test]
+fn an_older_process_that_hears_of_its_successor_yields() {
+    // The other side of the two tests above: the update reaches the older process.
+    let mut recorder = with_members(1);
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Gossip, vec![alive(&id("me", 7), 30)]),
+    );
+    assert_eq!(recorder.swim.status(), LocalStatus::Yielded);
 }
 
 #[test]
