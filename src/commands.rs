@@ -34,7 +34,9 @@ impl CommandError {
 impl From<ClientError> for CommandError {
     fn from(error: ClientError) -> Self {
         let code = match &error {
-            ClientError::Connect { .. } | ClientError::Closed { .. } => exit::CONNECT,
+            ClientError::Connect { .. }
+            | ClientError::Unresponsive { .. }
+            | ClientError::Closed { .. } => exit::CONNECT,
             ClientError::Refused { .. } | ClientError::Protocol { .. } => exit::HANDSHAKE,
             ClientError::Remote(remote) => match remote.kind {
                 RemoteErrorKind::BadSpec { .. } => exit::USAGE,

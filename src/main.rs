@@ -139,11 +139,26 @@ struct NodeArgs {
     exit_with_stdin: bool,
 }
 
+/// A node's protocol address as `--node` and `--connect` take it: `HOST:PORT` (a name or
+/// an IP; IPv6 in brackets). Anything else is a usage error, not a failed connection.
+fn node_address(text: &str) -> Result<String, String> {
+    let port = text
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.is_empty())
+        .and_then(|(_, port)| port.parse::<u16>().ok());
+    match port {
+        Some(_) => Ok(text.to_string()),
+        None => Err(format!(
+            "{text:?} is not HOST:PORT; give the node's protocol address, e.g. 127.0.0.1:7420"
+        )),
+    }
+}
+
 /// Where a client command connects.
 #[derive(Args, Debug, Clone)]
 struct Target {
     /// Node address (default: this machine's config net.listen, 127.0.0.1:7420).
-    #[arg(long = "node", value_name = "ADDR")]
+    #[arg(long = "node", value_name = "ADDR", value_parser = node_address)]
     node: Option<String>,
     /// Print JSON (one document, or JSON lines for streams) instead of text.
     #[arg(long)]
@@ -161,7 +176,7 @@ enum Command {
     /// running node with --connect.
     Console {
         /// Attach to the node at this address instead of starting one here.
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", value_parser = node_address)]
         connect: Option<String>,
         #[command(flatten)]
         node: NodeArgs,
@@ -856,6 +871,17 @@ fn init_console_logging(config: &Config) {
 }
 
 /// The console on a node started here; quitting the console stops the node.
+/// The console draws on a terminal: without one (a pipe, /dev/null, a service manager) it
+/// is a usage error that says what to run instead. `goliath demo` checks for itself.
+fn need_terminal() -> Result<(), Failure> {
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    Err(Failure::usage(anyhow::anyhow!(
+        "the console needs a terminal on stdin and stdout; without one, run `goliath node` for a headless node, or use the client commands (`goliath status`, `goliath watch`)"
+    )))
+}
+
 fn run_local_console(
     args: &NodeArgs,
     console: &ConsoleArgs,
@@ -866,6 +892,7 @@ fn run_local_console(
     // Check the keymap before starting anything, so a bad [console.keys] is a usage error.
     goliath::tui::console::build_app(&settings, None, goliath::runtime::Kinds::new())
         .map_err(Failure::usage)?;
+    need_terminal()?;
     init_console_logging(&config);
     for note in notes {
         tracing::warn!("{note}");
@@ -920,6 +947,7 @@ fn run_remote_console(
     let settings = console_settings(&config, console);
     goliath::tui::console::build_app(&settings, None, goliath::runtime::Kinds::new())
         .map_err(Failure::usage)?;
+    need_terminal()?;
     init_console_logging(&config);
     let options = ConnectOptions {
         cluster: config.node.cluster.clone(),

@@ -387,3 +387,30 @@ fn a_wait_cut_short_by_shutdown_does_not_report_a_task_that_will_run_again_as_ca
     assert_eq!(task["spec"], "sleep 1m");
     assert_eq!(task["attempt"], 2);
 }
+
+#[test]
+fn a_node_that_never_answers_and_an_address_without_a_port_are_told_apart() {
+    // A listener that never reads: the connection opens (the kernel accepts it), no
+    // handshake answer comes — as from a node stopped with SIGSTOP.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = silent.local_addr().expect("addr").to_string();
+    let output = goliath()
+        .args(["status", "--node", &address])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("did not answer within"), "{stderr}");
+    assert!(!stderr.contains("another protocol"), "{stderr}");
+    drop(silent);
+
+    for args in [
+        ["status", "--node", "127.0.0.1"],
+        ["console", "--connect", "localhost"],
+    ] {
+        let output = goliath().args(args).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("is not HOST:PORT"), "{args:?}: {stderr}");
+    }
+}

@@ -146,6 +146,24 @@ fn a_bad_key_binding_is_a_config_error_naming_the_key() {
     assert!(stderr.contains("line 2"), "{stderr}");
 }
 
+#[test]
+fn the_console_without_a_terminal_says_what_to_run_instead() {
+    for args in [
+        &["console"][..],
+        &["console", "--connect", "127.0.0.1:9"][..],
+    ] {
+        let output = goliath()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("needs a terminal"), "{stderr}");
+        assert!(stderr.contains("goliath node"), "{stderr}");
+    }
+}
+
 /// A loopback port nobody listens on right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

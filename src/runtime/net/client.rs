@@ -44,6 +44,16 @@ pub enum ClientError {
         /// What differs.
         reason: String,
     },
+    /// The node accepted the connection but did not answer the handshake in time.
+    #[error(
+        "the node at {address} accepted the connection but did not answer within {waited:?}: is it stopped (SIGSTOP) or overloaded, or is something else listening there?"
+    )]
+    Unresponsive {
+        /// Where.
+        address: String,
+        /// How long the client waited.
+        waited: std::time::Duration,
+    },
     /// The connection ended.
     #[error("connection to the node closed: {reason}")]
     Closed {
@@ -143,9 +153,9 @@ impl Client {
         .await
         {
             Err(_) => {
-                return Err(ClientError::Protocol {
+                return Err(ClientError::Unresponsive {
                     address: address.to_string(),
-                    reason: "no handshake answer in time".into(),
+                    waited: options.timeout,
                 });
             }
             Ok(result) => result?,
