@@ -713,43 +713,69 @@ impl Config {
     /// Applies a `--set key=value` style override (also used by dedicated flags) and checks
     /// the result. The key is the dotted name used in the file.
     pub fn set_override(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: ConfigOrigin::CommandLine,
+            line: None,
+            key: key.to_string(),
+            message,
+        };
+        let binding = key.starts_with("console.keys.");
+        let known = known_keys();
+        if !binding && !known.iter().any(|known| known == key) {
+            return Err(invalid(
+                match suggest::closest(key, known.iter().map(String::as_str)) {
+                    Some(suggestion) => {
+                        format!("unknown key `{key}`; did you mean `{suggestion}`?")
+                    }
+                    None => format!(
+                        "unknown key `{key}`; keys are dotted as in the file, e.g. scheduler.workers (`goliath config default` lists them)"
+                    ),
+                },
+            ));
+        }
         let (table, field) = key.split_once('.').unwrap_or(("", key));
-        let value_toml = if value.parse::<i64>().is_ok() || value == "true" || value == "false" {
-            value.to_string()
+        // The value as TOML when it is TOML (a number, `true`, `["q", "Esc"]`, `"text"`), and
+        // as text (`200ms`, `127.0.0.1:7420`, or `--name 1` where the key wants text). A key
+        // binding may be one key, unlisted.
+        let literal = toml::from_str::<toml::Table>(&format!("value = {value}"))
+            .is_ok_and(|table| table.len() == 1);
+        let mut candidates = Vec::new();
+        if literal {
+            candidates.push(if binding && !value.trim_start().starts_with('[') {
+                format!("[{value}]")
+            } else {
+                value.to_string()
+            });
+        }
+        candidates.push(if binding {
+            format!("[{value:?}]")
         } else {
             format!("{value:?}")
-        };
-        let text = format!("[{table}]\n{field} = {value_toml}\n");
-        let overlay: toml::Table = toml::from_str(&text).map_err(|error| ConfigError::Invalid {
-            origin: ConfigOrigin::CommandLine,
-            line: None,
-            key: key.to_string(),
-            message: format!("cannot use value '{value}': {}", error.message()),
-        })?;
-        let mut merged =
-            toml::Table::try_from(self.to_table()).map_err(|error| ConfigError::Invalid {
-                origin: ConfigOrigin::CommandLine,
-                line: None,
-                key: key.to_string(),
-                message: error.to_string(),
-            })?;
-        for (name, section) in overlay {
-            match (merged.get_mut(&name), section) {
-                (Some(toml::Value::Table(existing)), toml::Value::Table(new)) => {
-                    existing.extend(new)
+        });
+        let base = self.to_table();
+        let mut outcome = Err(invalid(format!("cannot use value '{value}'")));
+        for value_toml in candidates {
+            let text = format!("[{table}]\n{field} = {value_toml}\n");
+            let overlay: toml::Table = match toml::from_str(&text) {
+                Ok(overlay) => overlay,
+                Err(error) => {
+                    outcome = Err(invalid(format!(
+                        "cannot use value '{value}': {}",
+                        error.message()
+                    )));
+                    continue;
                 }
-                (_, section) => {
-                    merged.insert(name, section);
-                }
+            };
+            let mut merged = base.clone();
+            merge_tables(&mut merged, overlay);
+            let rendered = toml::to_string(&merged).unwrap_or_default();
+            outcome = toml::from_str::<Config>(&rendered)
+                .map_err(|error| invalid(error.message().trim().to_string()));
+            if outcome.is_ok() {
+                break;
             }
         }
-        let rendered = toml::to_string(&merged).unwrap_or_default();
-        let config: Config = toml::from_str(&rendered).map_err(|error| ConfigError::Invalid {
-            origin: ConfigOrigin::CommandLine,
-            line: None,
-            key: key.to_string(),
-            message: error.message().trim().to_string(),
-        })?;
+        let config = outcome?;
         if let Some((bad_key, message)) = config.first_problem() {
             return Err(ConfigError::Invalid {
                 origin: ConfigOrigin::CommandLine,
@@ -1137,6 +1163,9 @@ impl Config {
                 format!("= {:?} is not a log filter: {error}", self.log.level),
             );
         }
+        if let Some(message) = log_level_problem(&self.log.level) {
+            return problem("log.level", message);
+        }
         self.gossip_problem()
     }
 
@@ -1392,6 +1421,41 @@ pub fn user_config_path() -> Option<PathBuf> {
     Some(base.join("goliath").join("config.toml"))
 }
 
+/// Lays `overlay` over `base`, table by table: a key it names replaces that key only, so
+/// `--set console.keys.quit=q` keeps the file's other key bindings.
+fn merge_tables(base: &mut toml::Table, overlay: toml::Table) {
+    for (name, value) in overlay {
+        match (base.get_mut(&name), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(inner)) => {
+                merge_tables(existing, inner)
+            }
+            (_, value) => {
+                base.insert(name, value);
+            }
+        }
+    }
+}
+
+/// A bare word in a log filter that is not a level. tracing reads it as a target to show
+/// at every level, so `level = "warnn"` would silently hide every line, warnings included.
+fn log_level_problem(filter: &str) -> Option<String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty() && !directive.contains(['=', '[']))
+        .find(|word| !LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word)))
+        .map(|word| {
+            let hint = suggest::closest(word, LEVELS.iter().copied())
+                .map(|level| format!("did you mean `{level}`? "))
+                .unwrap_or_default();
+            format!(
+                "= {filter:?}: `{word}` is not a level ({}); {hint}to show one target's lines write `{word}=info`",
+                LEVELS.join(", ")
+            )
+        })
+}
+
 /// Every known key, dotted, for suggestions: derived from the typed defaults, so it can
 /// never disagree with what the parser accepts.
 fn known_keys() -> Vec<String> {
@@ -1588,6 +1652,25 @@ mod tests {
     }
 
     #[test]
+    fn a_log_level_that_is_no_level_is_refused_with_the_nearest_one() {
+        let message = Config::parse("[log]\nlevel = \"warnn\"\n", origin())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("log.level"), "{message}");
+        assert!(message.contains("did you mean `warn`"), "{message}");
+        for good in [
+            "warn",
+            "INFO",
+            "goliath=debug,warn",
+            "off",
+            "info,mio=trace",
+        ] {
+            let text = format!("[log]\nlevel = {good:?}\n");
+            assert!(Config::parse(&text, origin()).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
     fn mistyped_value_names_key_and_line() {
         let text = "[arena]\n\nslots = \"many\"\n";
         let message = Config::parse(text, origin()).unwrap_err().to_string();
@@ -1666,5 +1749,46 @@ mod tests {
             "a rejected override leaves the config unchanged"
         );
         assert!(config.set_override("arena.nonsense", "1").is_err());
+        let misspelt = config
+            .set_override("scheduler.wokers", "3")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            misspelt.contains("did you mean `scheduler.workers`"),
+            "{misspelt}"
+        );
+        let table = config
+            .set_override("scheduler", "3")
+            .unwrap_err()
+            .to_string();
+        assert!(table.contains("unknown key `scheduler`"), "{table}");
+        for name in ["1", "nan", "true"] {
+            config.set_override("node.name", name).expect("any text");
+            assert_eq!(config.node.name, name);
+        }
+    }
+
+    #[test]
+    fn overrides_take_lists_and_keep_the_other_key_bindings() {
+        let mut config =
+            Config::parse("[console.keys]\nhelp = [\"F1\"]\n", origin()).expect("valid");
+        config
+            .set_override("console.keys.quit", "[\"q\", \"F10\"]")
+            .expect("a list");
+        assert_eq!(
+            config.console.keys.get("quit"),
+            Some(&vec!["q".to_string(), "F10".to_string()])
+        );
+        config
+            .set_override("console.keys.quit", "x")
+            .expect("one key, unlisted");
+        assert_eq!(
+            config.console.keys.get("quit"),
+            Some(&vec!["x".to_string()])
+        );
+        assert_eq!(
+            config.console.keys.get("help"),
+            Some(&vec!["F1".to_string()])
+        );
     }
 }
