@@ -744,8 +744,10 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
     })
 }
 
-/// Stops the server, leaves the cluster, then stops the node with its grace period. A second
-/// SIGINT/SIGTERM during the grace period exits at once.
+/// Leaves the cluster, stops the node with its grace period, then stops the server. A second
+/// SIGINT/SIGTERM during the grace period exits at once. The server serves until the end:
+/// clients can watch the running tasks finish, and a submission during the grace period is
+/// told the node is shutting down (exit 5) instead of finding nobody there.
 fn stop_local(local: LocalNode) -> Result<u8, Failure> {
     let LocalNode {
         node,
@@ -753,7 +755,6 @@ fn stop_local(local: LocalNode) -> Result<u8, Failure> {
         cluster,
         grace,
     } = local;
-    server.stop();
     if let Some(cluster) = cluster {
         cluster.stop();
     }
@@ -775,6 +776,7 @@ fn stop_local(local: LocalNode) -> Result<u8, Failure> {
         });
         shutdown.join()
     });
+    server.stop();
     match report {
         Ok(report) if report.abandoned > 0 => Err(Failure::runtime(anyhow::anyhow!(
             "{} tasks did not stop in time",

@@ -367,6 +367,12 @@ fn a_wait_cut_short_by_shutdown_does_not_report_a_task_that_will_run_again_as_ca
         .stderr(Stdio::piped())
         .spawn()
         .expect("client runs");
+    // The client submits in its own time: wait until the node knows the task.
+    let deadline = Instant::now() + common::LIVENESS;
+    while !node.client(&["task", "1"]).status.success() {
+        assert!(Instant::now() < deadline, "the task never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     wait_for_state(&node, 1, "running");
     assert!(node.client(&["shutdown"]).status.success());
     let waited = waiting.wait_with_output().expect("client exits");
@@ -413,4 +419,30 @@ fn a_node_that_never_answers_and_an_address_without_a_port_are_told_apart() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("is not HOST:PORT"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn a_submission_during_the_shutdown_grace_is_told_the_node_is_shutting_down() {
+    let mut node = RunningNode::start(&["--workers", "1", "--set", "shutdown.grace=5s"]);
+    let id = node.json(&["submit", "spin 60s"])["ids"][0]
+        .as_u64()
+        .expect("id");
+    wait_for_state(&node, id, "running");
+    assert!(node.client(&["shutdown"]).status.success());
+    // The shutdown request is answered before the node stops taking tasks: try until it has.
+    let deadline = Instant::now() + common::LIVENESS;
+    loop {
+        let output = node.client(&["submit", "fib 1"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.code() == Some(5) {
+            assert!(stderr.contains("shutting down"), "{stderr}");
+            break;
+        }
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(Instant::now() < deadline, "never refused as shutting down");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Still answering while the running task has its grace.
+    assert_eq!(node.json(&["task", &id.to_string()])["state"], "running");
+    assert_eq!(node.wait_exit(), Some(0));
 }
