@@ -1050,7 +1050,9 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         if let Some(slots) = &args.arena_slots {
             command.args(["--arena-slots", slots]);
         }
-        for entry in &args.overrides {
+        // Each child has its own name, addresses, seed and data directory: the same
+        // setting for all of them would make them collide.
+        for entry in overrides_without(&args.overrides, &PER_NODE_KEYS) {
             command.args(["--set", entry]);
         }
         let child = command.spawn().map_err(|error| {
@@ -1072,6 +1074,11 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
     let mut first = args.clone();
     first.listen = Some(first_listen.clone());
     first.gossip = Some(first_gossip.clone());
+    // `--set net.listen=…` was weighed in choosing the addresses above; applied after them
+    // (overrides come last) it would undo a switch away from a taken port.
+    first.overrides = overrides_without(&args.overrides, &["net.listen", "gossip.bind"])
+        .cloned()
+        .collect();
     if first.name.is_none() {
         first.name = Some("demo-0".into());
     }
@@ -1110,6 +1117,27 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
     outcome
 }
 
+/// Settings each demo node gets its own value of (see [`run_demo`]).
+const PER_NODE_KEYS: [&str; 6] = [
+    "node.name",
+    "node.data_dir",
+    "net.listen",
+    "gossip.bind",
+    "gossip.advertise",
+    "gossip.join",
+];
+
+/// The `--set key=value` entries whose key is not one of `keys`.
+fn overrides_without<'a>(
+    overrides: &'a [String],
+    keys: &'a [&str],
+) -> impl Iterator<Item = &'a String> + 'a {
+    overrides.iter().filter(move |entry| {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(key, _)| key);
+        !keys.contains(&key.trim())
+    })
+}
+
 /// Which of the demo's first node's sockets [`demo_address`] chooses an address for.
 #[derive(Clone, Copy)]
 enum DemoSocket {
@@ -1146,15 +1174,16 @@ fn demo_address(
         address.set_port(free_port);
         return Ok(address.to_string());
     }
-    if asked.is_some() {
-        return Ok(address.to_string());
-    }
     let free = match socket {
         DemoSocket::Protocol => std::net::TcpListener::bind(address).map(drop),
         DemoSocket::Gossip => std::net::UdpSocket::bind(address).map(drop),
     };
     match free {
         Ok(()) => Ok(address.to_string()),
+        // Asked for by name: said before any child starts, not after the demo announced it.
+        Err(error) if asked.is_some() => Err(Failure::runtime(anyhow::anyhow!(
+            "demo: {flag} {address} cannot be bound ({error}); leave {flag} out and the demo picks a free port"
+        ))),
         Err(error) => {
             let instead = format!("127.0.0.1:{free_port}");
             let why = if error.kind() == std::io::ErrorKind::AddrInUse {
@@ -1228,9 +1257,10 @@ mod tests {
         let kept = demo_address(DemoSocket::Gossip, None, &configured, 40002, &mut notes)
             .unwrap_or_else(|failure| panic!("{:#}", failure.error));
         assert_eq!(kept, configured);
-        // Asked for on the command line: used as given, even when taken (the node then says so).
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let asked = taken.local_addr().expect("address").to_string();
+        // Asked for on the command line: used as given when free, never swapped.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let asked = probe.local_addr().expect("address").to_string();
+        drop(probe);
         let used = demo_address(
             DemoSocket::Protocol,
             Some(&asked),
@@ -1253,6 +1283,43 @@ mod tests {
             "port 0 becomes a port children can join"
         );
         assert!(notes.is_empty(), "nothing was swapped: {notes:?}");
+    }
+
+    #[test]
+    fn an_asked_demo_address_that_is_taken_fails_before_anything_starts() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let asked = taken.local_addr().expect("address").to_string();
+        let mut notes = Vec::new();
+        let Err(failure) = demo_address(
+            DemoSocket::Protocol,
+            Some(&asked),
+            "127.0.0.1:7420",
+            40006,
+            &mut notes,
+        ) else {
+            panic!("a taken --listen is refused");
+        };
+        let message = format!("{:#}", failure.error);
+        assert!(
+            message.contains(&format!("--listen {asked} cannot be bound"))
+                && message.contains("leave --listen out"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_demo_children_get_no_setting_that_must_differ_per_node() {
+        let overrides: Vec<String> = [
+            "net.listen=127.0.0.1:7600",
+            "scheduler.slice=2ms",
+            " node.name = x",
+            "gossip.bind=127.0.0.1:7601",
+            "node.data_dir=/srv/goliath",
+        ]
+        .map(String::from)
+        .to_vec();
+        let kept: Vec<&String> = overrides_without(&overrides, &PER_NODE_KEYS).collect();
+        assert_eq!(kept, ["scheduler.slice=2ms"]);
     }
 
     #[test]
