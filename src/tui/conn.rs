@@ -98,15 +98,20 @@ fn local_reply(node: &Node, command: Command) -> Reply {
             let result = node.submit_text(&text).map_err(|e| e.to_string());
             Reply::Submitted { text, result }
         }
-        Command::Cancel(id) => Reply::Cancelled {
-            id,
-            result: match node.cancel(id) {
-                Ok(CancelOutcome::Requested) => Ok("cancel requested".to_string()),
-                Ok(CancelOutcome::AlreadyFinished(state)) => {
-                    Ok(format!("already {state}; nothing to cancel"))
-                }
-                Err(error) => Err(error.to_string()),
-            },
+        Command::Cancel(ids) => Reply::Cancelled {
+            results: ids
+                .into_iter()
+                .map(|id| {
+                    let result = match node.cancel(id) {
+                        Ok(CancelOutcome::Requested) => Ok("cancel requested".to_string()),
+                        Ok(CancelOutcome::AlreadyFinished(state)) => {
+                            Ok(format!("already {state}; nothing to cancel"))
+                        }
+                        Err(error) => Err(error.to_string()),
+                    };
+                    (id, result)
+                })
+                .collect(),
         },
         Command::FetchTask(id) => Reply::Task {
             id,
@@ -223,21 +228,32 @@ async fn remote_reply(client: &Client, command: Command) -> Reply {
             };
             Reply::Submitted { text, result }
         }
-        Command::Cancel(id) => {
-            let result = match client.request(Request::Cancel { ids: vec![id] }).await {
-                Ok(Response::Cancelled { results }) => match results.first().map(|r| r.outcome) {
-                    Some(CancelOutcomeWire::Requested) => Ok("cancel requested".to_string()),
-                    Some(CancelOutcomeWire::AlreadyFinished(state)) => {
-                        Ok(format!("already {state}; nothing to cancel"))
-                    }
-                    Some(CancelOutcomeWire::NotFound) | None => {
-                        Err(format!("no task {id} on this node"))
-                    }
-                },
-                Ok(other) => Err(unexpected(&other)),
-                Err(error) => Err(error.to_string()),
-            };
-            Reply::Cancelled { id, result }
+        Command::Cancel(ids) => {
+            let answer = client.request(Request::Cancel { ids: ids.clone() }).await;
+            let results = ids
+                .into_iter()
+                .map(|id| {
+                    let result = match &answer {
+                        Ok(Response::Cancelled { results }) => {
+                            match results.iter().find(|r| r.id == id).map(|r| r.outcome) {
+                                Some(CancelOutcomeWire::Requested) => {
+                                    Ok("cancel requested".to_string())
+                                }
+                                Some(CancelOutcomeWire::AlreadyFinished(state)) => {
+                                    Ok(format!("already {state}; nothing to cancel"))
+                                }
+                                Some(CancelOutcomeWire::NotFound) | None => {
+                                    Err(format!("no task {id} on this node"))
+                                }
+                            }
+                        }
+                        Ok(other) => Err(unexpected(other)),
+                        Err(error) => Err(error.to_string()),
+                    };
+                    (id, result)
+                })
+                .collect();
+            Reply::Cancelled { results }
         }
         Command::FetchTask(id) => Reply::Task {
             id,
@@ -264,9 +280,8 @@ fn failed(command: Command, error: String) -> Reply {
             text,
             result: Err(error),
         },
-        Command::Cancel(id) => Reply::Cancelled {
-            id,
-            result: Err(error),
+        Command::Cancel(ids) => Reply::Cancelled {
+            results: ids.into_iter().map(|id| (id, Err(error.clone()))).collect(),
         },
         Command::FetchTask(id) => Reply::Task {
             id,

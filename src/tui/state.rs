@@ -476,8 +476,8 @@ pub struct HitMap {
 pub enum Command {
     /// Submit one line of the text form.
     Submit(String),
-    /// Cancel a task.
-    Cancel(TaskId),
+    /// Cancel tasks (one reply for all, so the status line can report every one).
+    Cancel(Vec<TaskId>),
     /// Fetch one task for the detail view.
     FetchTask(TaskId),
 }
@@ -494,12 +494,10 @@ pub enum Reply {
         /// The new ids, or why not.
         result: Result<Vec<TaskId>, String>,
     },
-    /// The result of a cancel.
+    /// The result of a cancel, per task in the order asked.
     Cancelled {
-        /// Which task.
-        id: TaskId,
-        /// What happened, or why not.
-        result: Result<String, String>,
+        /// Which task, and what happened or why not.
+        results: Vec<(TaskId, Result<String, String>)>,
     },
     /// A task's description for the detail view.
     Task {
@@ -782,13 +780,22 @@ impl App {
                 }
                 NOTHING
             }
-            Reply::Cancelled { id, result } => {
-                match result {
-                    Ok(what) => self.tell(Severity::Info, format!("task {id}: {what}")),
-                    Err(error) => {
-                        self.tell(Severity::Error, format!("cancel {id} failed: {error}"))
-                    }
-                }
+            Reply::Cancelled { results } => {
+                let failed = results.iter().any(|(_, result)| result.is_err());
+                let text = results
+                    .into_iter()
+                    .map(|(id, result)| match result {
+                        Ok(what) => format!("task {id}: {what}"),
+                        Err(error) => format!("cancel {id} failed: {error}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let severity = if failed {
+                    Severity::Error
+                } else {
+                    Severity::Info
+                };
+                self.tell(severity, text);
                 NOTHING
             }
             Reply::Task { id, result } => {
@@ -1155,7 +1162,7 @@ impl App {
             }
             Overlay::Confirm { id, spec, state } => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    vec![Command::Cancel(id)]
+                    vec![Command::Cancel(vec![id])]
                 }
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
                     self.tell(Severity::Info, format!("task {id} left running"));
@@ -1294,7 +1301,7 @@ impl App {
                     return Err("cancel which task? e.g. `cancel 42`".to_string());
                 }
                 self.remember(line);
-                Ok(ids.into_iter().map(Command::Cancel).collect())
+                Ok(vec![Command::Cancel(ids)])
             }
             "tab" => {
                 let wanted = rest.to_lowercase();
@@ -1669,7 +1676,7 @@ pub(crate) mod tests {
         assert_eq!(press(&mut app, "n"), NOTHING);
         assert!(app.overlay.is_none());
         press(&mut app, "x");
-        assert_eq!(press(&mut app, "y"), vec![Command::Cancel(TaskId(3))]);
+        assert_eq!(press(&mut app, "y"), vec![Command::Cancel(vec![TaskId(3)])]);
     }
 
     #[test]
@@ -1707,7 +1714,7 @@ pub(crate) mod tests {
         type_text(&mut app, "cancel 7, 9");
         assert_eq!(
             press(&mut app, "enter"),
-            vec![Command::Cancel(TaskId(7)), Command::Cancel(TaskId(9))]
+            vec![Command::Cancel(vec![TaskId(7), TaskId(9)])]
         );
         press(&mut app, ":");
         type_text(&mut app, "sbumit fib 3");
@@ -1885,6 +1892,26 @@ pub(crate) mod tests {
         let status = app.status.clone().unwrap();
         assert_eq!(status.severity, Severity::Error);
         assert!(status.text.contains("all 8 task slots"), "{}", status.text);
+        // A cancel of several tasks reports every one, and a miss makes it an error.
+        app.on_reply(Reply::Cancelled {
+            results: vec![
+                (TaskId(22), Ok("cancel requested".into())),
+                (
+                    TaskId(24),
+                    Ok("already succeeded; nothing to cancel".into()),
+                ),
+                (TaskId(999), Err("no task 999 on this node".into())),
+            ],
+        });
+        let status = app.status.clone().unwrap();
+        assert_eq!(status.severity, Severity::Error);
+        for part in [
+            "task 22: cancel requested",
+            "task 24: already succeeded",
+            "cancel 999 failed: no task 999",
+        ] {
+            assert!(status.text.contains(part), "{}", status.text);
+        }
         app.on_reply(Reply::Disconnected {
             error: "connection refused".into(),
             retry_in: Duration::from_secs(1),
