@@ -653,10 +653,10 @@ fn status_text(snapshot: &NodeSnapshot) -> String {
     let counts = &snapshot.counts;
     let _ = writeln!(
         out,
-        "tasks     {} submitted, {} queued, {} running, {} succeeded, {} failed, {} cancelled, {} timed out",
-        counts.submitted,
+        "tasks     {} queued, {} running now; since this start {} submitted, {} succeeded, {} failed, {} cancelled, {} timed out",
         counts.queued,
         counts.running,
+        counts.submitted,
         counts.succeeded,
         counts.failed,
         counts.cancelled,

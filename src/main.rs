@@ -154,6 +154,17 @@ fn node_address(text: &str) -> Result<String, String> {
     }
 }
 
+/// An idempotency key: any text but blank (a blank one from an unset shell variable would
+/// tie unrelated submissions together).
+fn idempotency_key(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err(
+            "an idempotency key cannot be blank; leave the flag out to submit without one".into(),
+        );
+    }
+    Ok(text.to_string())
+}
+
 /// Where a client command connects.
 #[derive(Args, Debug, Clone)]
 struct Target {
@@ -189,7 +200,7 @@ enum Command {
         #[arg(long)]
         wait: bool,
         /// Submitting again with the same key returns the same ids instead of new tasks.
-        #[arg(long, value_name = "KEY")]
+        #[arg(long, value_name = "KEY", value_parser = idempotency_key)]
         idempotency_key: Option<String>,
         #[command(flatten)]
         target: Target,

@@ -159,6 +159,37 @@ fn bad_config_exits_2_naming_file_line_and_key() {
         .expect("runs");
     assert_eq!(bad_set.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_set.stderr).contains("key=value"));
+
+    // A misspelt key on the command line gets the nearest key too.
+    let misspelt_set = goliath()
+        .args(["--set", "scheduler.wokers=3", "config", "show"])
+        .output()
+        .expect("runs");
+    assert_eq!(misspelt_set.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&misspelt_set.stderr);
+    assert!(
+        stderr.contains("did you mean `scheduler.workers`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_blank_idempotency_key_is_a_usage_error() {
+    // Refused before any connection is tried (no node listens on port 9).
+    let output = goliath()
+        .args([
+            "submit",
+            "--idempotency-key",
+            " ",
+            "--node",
+            "127.0.0.1:9",
+            "fib 3",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot be blank"), "{stderr}");
 }
 
 /// A node's or console's flag where it means nothing is refused, not ignored; client

@@ -99,7 +99,7 @@ fn asciify(buffer: &mut Buffer) {
 
 fn too_small(frame: &mut Frame, app: &App, area: Rect) {
     let theme = &app.options.theme;
-    let text = Text::from(vec![
+    let lines = vec![
         Line::styled("Terminal too small", theme.warning),
         Line::raw(""),
         Line::raw(format!(
@@ -107,12 +107,19 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
             area.width, area.height
         )),
         Line::raw("Enlarge the window (or the font smaller), or press q to quit."),
-    ]);
-    let paragraph = Paragraph::new(text)
+    ];
+    // Rows once wrapped (word wrapping may take a row more per line than this; the extra
+    // row of room below does no harm), so a narrow window still shows the whole text.
+    let width = usize::from(area.width.max(1));
+    let rows: usize = lines
+        .iter()
+        .map(|line| line.width().div_ceil(width).max(1) + usize::from(line.width() > width))
+        .sum();
+    let paragraph = Paragraph::new(Text::from(lines))
         .style(theme.text)
         .alignment(Alignment::Center)
         .wrap(Wrap { trim: true });
-    let height = 4.min(area.height);
+    let height = u16::try_from(rows).unwrap_or(u16::MAX).min(area.height);
     let top = area.y + area.height.saturating_sub(height) / 2;
     frame.render_widget(paragraph, Rect::new(area.x, top, area.width, height));
 }
@@ -1819,6 +1826,11 @@ mod tests {
         assert!(text.contains("60×20"), "{text}");
         assert!(text.contains("80×24"), "{text}");
         assert!(app.hits.tabs.is_empty(), "nothing to click on");
+        // Narrow and short: the wrapped text is shown whole, to its last words.
+        for (width, height) in [(40, 15), (30, 12)] {
+            let text = format!("{}", draw(&mut app, width, height).backend());
+            assert!(text.contains("quit."), "{width}×{height}:\n{text}");
+        }
     }
 
     #[test]
