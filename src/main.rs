@@ -723,6 +723,29 @@ struct LocalNode {
 /// up by the caller.
 fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<LocalNode, Failure> {
     let server_config = check_listen(&config, insecure_listen)?;
+    let listen_failure = |error: std::io::Error| {
+        Failure::runtime(anyhow::anyhow!(
+            "cannot listen on {}: {error}. Is another goliath node using it? Attach to it with `goliath console --connect {}`, or start this one elsewhere with --listen 127.0.0.1:0",
+            server_config.listen,
+            server_config.listen
+        ))
+    };
+    // The addresses first: a taken port is reported before the log is recovered and the
+    // node started (and stopped again), not after.
+    if server_config.listen.port() != 0 {
+        std::net::TcpListener::bind(server_config.listen).map_err(listen_failure)?;
+    }
+    if config.gossip.enabled
+        && let Ok(bind) = config.gossip.bind_address()
+        && bind.port() != 0
+    {
+        std::net::UdpSocket::bind(bind).map_err(|reason| {
+            Failure::runtime(goliath::runtime::gossip::ClusterError::Bind {
+                address: bind,
+                reason,
+            })
+        })?;
+    }
     tracing::info!(config = %origin, "starting node");
     let grace = config.shutdown.grace;
     let mut builder = NodeBuilder::new(config);
@@ -738,13 +761,9 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
     let io = node
         .io_handle()
         .ok_or_else(|| Failure::runtime(anyhow::anyhow!("the node's I/O runtime is gone")))?;
-    let server = io.block_on(Server::start(node.clone(), server_config.clone())).map_err(|error| {
-        Failure::runtime(anyhow::anyhow!(
-            "cannot listen on {}: {error}. Is another goliath node using it? Attach to it with `goliath console --connect {}`, or start this one elsewhere with --listen 127.0.0.1:0",
-            server_config.listen,
-            server_config.listen
-        ))
-    })?;
+    let server = io
+        .block_on(Server::start(node.clone(), server_config.clone()))
+        .map_err(listen_failure)?;
     tracing::info!(listen = %server.local_addr(), "serving the goliath protocol");
     let cluster = Cluster::start(&node).map_err(Failure::runtime)?;
     Ok(LocalNode {

@@ -349,3 +349,31 @@ fn a_data_directory_that_cannot_be_made_is_named_with_its_reason_once() {
         "the reason once: {stderr}"
     );
 }
+
+#[test]
+fn a_taken_port_is_reported_before_the_node_starts_and_its_reason_once() {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let data = tempfile::tempdir().expect("temp dir");
+    for (flag, address) in [
+        ("--listen", tcp.local_addr().expect("addr").to_string()),
+        ("--gossip", udp.local_addr().expect("addr").to_string()),
+    ] {
+        let output = goliath()
+            .args(["node", flag, &address])
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(if flag == "--gossip" {
+                &["--listen", "127.0.0.1:0"][..]
+            } else {
+                &[][..]
+            })
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(stderr.contains(&address), "{flag}: {stderr}");
+        assert!(!stderr.contains("node started"), "{flag}: {stderr}");
+        assert_eq!(stderr.matches("os error").count(), 1, "{flag}: {stderr}");
+    }
+}

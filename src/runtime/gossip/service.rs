@@ -30,13 +30,13 @@ pub enum ClusterError {
     Config(String),
     /// The UDP socket could not be bound.
     #[error(
-        "gossip: cannot bind UDP {address}: {source}; is another node using it? pick another with --gossip ADDR"
+        "gossip: cannot bind UDP {address}: {reason}; is another node using it? pick another with --gossip ADDR"
     )]
     Bind {
         /// Where.
         address: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a source: printed once).
+        reason: std::io::Error,
     },
     /// The node's I/O runtime is gone (the node is shutting down).
     #[error("gossip: the node is shutting down")]
@@ -239,21 +239,21 @@ impl Cluster {
         }
         let bind = config.gossip.bind_address().map_err(ClusterError::Config)?;
         let io = node.io_handle().ok_or(ClusterError::NodeStopped)?;
-        let std_socket = std::net::UdpSocket::bind(bind).map_err(|source| ClusterError::Bind {
+        let std_socket = std::net::UdpSocket::bind(bind).map_err(|reason| ClusterError::Bind {
             address: bind,
-            source,
+            reason,
         })?;
         let local_addr = std_socket
             .local_addr()
-            .map_err(|source| ClusterError::Bind {
+            .map_err(|reason| ClusterError::Bind {
                 address: bind,
-                source,
+                reason,
             })?;
         std_socket
             .set_nonblocking(true)
-            .map_err(|source| ClusterError::Bind {
+            .map_err(|reason| ClusterError::Bind {
                 address: bind,
-                source,
+                reason,
             })?;
         if !bind.ip().is_loopback() {
             tracing::warn!(bind = %local_addr, "gossip listens on a non-loopback address WITHOUT authentication: anyone who can reach it can join this cluster or forge membership until cluster keys exist");
@@ -319,9 +319,9 @@ impl Cluster {
         }
         let socket = {
             let _guard = io.enter();
-            UdpSocket::from_std(std_socket).map_err(|source| ClusterError::Bind {
+            UdpSocket::from_std(std_socket).map_err(|reason| ClusterError::Bind {
                 address: bind,
-                source,
+                reason,
             })?
         };
         let (stop, stop_receiver) = tokio::sync::watch::channel(false);
