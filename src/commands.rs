@@ -438,10 +438,7 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
         "ID", "STATE", "SPEC", "WORKER", "TRY", "TIME"
     );
     for task in tasks {
-        let mut spec = task.spec.clone();
-        if spec.chars().count() > 24 {
-            spec = spec.chars().take(23).collect::<String>() + "…";
-        }
+        let spec = fit_columns(&task.spec, 24);
         let worker = task
             .worker
             .map(|w| w.to_string())
@@ -452,17 +449,43 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
             .and_then(|end| task.duration_us(end))
             .map(|us| ShortDuration(Duration::from_micros(us)).to_string())
             .unwrap_or_else(|| "-".into());
-        let mut output = output_line(task);
-        if output.chars().count() > 60 {
-            output = output.chars().take(59).collect::<String>() + "…";
-        }
+        let output = fit_columns(&output_line(task), 60).trim_end().to_string();
         let _ = writeln!(
             out,
-            "{:>8}  {:<9}  {:<24}  {:>6}  {:>3}  {:>9}  {}",
+            "{:>8}  {:<9}  {}  {:>6}  {:>3}  {:>9}  {}",
             task.id, task.state, spec, worker, task.attempt, time, output
         );
     }
     out
+}
+
+/// `text` in exactly `columns` terminal columns: cut with `…` when wider (a CJK character
+/// takes two columns, so counting characters would push the next column right), padded
+/// with spaces when narrower.
+fn fit_columns(text: &str, columns: usize) -> String {
+    use unicode_width::UnicodeWidthChar as _;
+    let mut fitted = String::new();
+    let mut used = 0;
+    let total: usize = text.chars().map(|c| c.width().unwrap_or(0)).sum();
+    let room = if total > columns {
+        columns.saturating_sub(1)
+    } else {
+        columns
+    };
+    for c in text.chars() {
+        let width = c.width().unwrap_or(0);
+        if used + width > room {
+            break;
+        }
+        fitted.push(c);
+        used += width;
+    }
+    if total > columns {
+        fitted.push('…');
+        used += 1;
+    }
+    fitted.extend(std::iter::repeat_n(' ', columns.saturating_sub(used)));
+    fitted
 }
 
 fn task_detail(info: &TaskInfo) -> String {
@@ -868,6 +891,42 @@ mod tests {
             Some(started + 20_000_000),
         )];
         assert_eq!(time_column(&task_table(&finished, None)), "20.00s");
+    }
+
+    #[test]
+    fn wide_characters_in_a_spec_keep_the_columns_in_line() {
+        use unicode_width::UnicodeWidthStr as _;
+        let started = 1_700_000_000_000_000;
+        let rows: Vec<TaskInfo> = [
+            "echo 日本",
+            "echo 日本語の長いテキストはここで切れる",
+            "fib 30",
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| TaskInfo {
+            spec: spec.into(),
+            worker: Some(7),
+            ..task(
+                i as u64 + 1,
+                TaskState::Succeeded,
+                started,
+                Some(started + 1),
+            )
+        })
+        .collect();
+        let table = task_table(&rows, None);
+        // The header's WORKER ends where every row's worker number ends, in columns.
+        let end_of = |line: &str, needle: &str| {
+            let at = line.find(needle).expect("present") + needle.len();
+            line[..at].width()
+        };
+        let mut lines = table.lines();
+        let header = end_of(lines.next().expect("header"), "WORKER");
+        for row in lines {
+            assert_eq!(end_of(row, "     7"), header, "{table}");
+        }
+        assert!(table.contains('…'), "the long spec is cut: {table}");
     }
 
     #[test]

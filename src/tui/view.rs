@@ -148,7 +148,7 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     let room = usize::from(left.width);
     let first = header_line(app, false);
     let first = if first.width() > room {
-        header_line(app, true)
+        whole_items(header_line(app, true), room, app.options.glyphs.dot)
     } else {
         first
     };
@@ -161,6 +161,28 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(first), left);
     frame.render_widget(Paragraph::new(badge).alignment(Alignment::Right), right);
     frame.render_widget(Paragraph::new(second), line2);
+}
+
+/// `line` cut to `room` columns between items, never inside one (`mem 4` of `mem 4.2GiB`
+/// read as a figure): spans that do not fit whole are left out, with the separator
+/// (`dot`) before them.
+fn whole_items(line: Line<'static>, room: usize, dot: &str) -> Line<'static> {
+    let mut kept: Vec<Span<'static>> = Vec::new();
+    let mut width = 0;
+    for span in line.spans {
+        width += span.width();
+        if width > room {
+            break;
+        }
+        kept.push(span);
+    }
+    if kept
+        .last()
+        .is_some_and(|span| span.content.trim() == dot.trim())
+    {
+        kept.pop();
+    }
+    Line::from(kept)
 }
 
 /// Identity and load; `compact` for narrow terminals.
@@ -1158,13 +1180,12 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
             Constraint::Min(10),
         ])
         .areas(area);
+        let targets_block = Block::default()
+            .title(" Targets (t hides) ")
+            .borders(Borders::ALL)
+            .border_style(theme.focus_border);
         let targets = TuiLoggerTargetWidget::default()
-            .block(
-                Block::default()
-                    .title(" Targets (t hides) ")
-                    .borders(Borders::ALL)
-                    .border_style(theme.focus_border),
-            )
+            .block(targets_block.clone())
             .style(theme.text)
             .highlight_style(theme.selected)
             .style_show(theme.text)
@@ -1172,6 +1193,9 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
             .style_off(theme.muted)
             .state(&app.log_state);
         frame.render_widget(targets, targets_area);
+        // tui-logger writes a target longer than the pane over its right border; the border
+        // is drawn again on top (a block draws only its edges and title).
+        frame.render_widget(targets_block, targets_area);
         log_area
     };
     let log = log_widget(app)
@@ -1776,6 +1800,31 @@ mod tests {
     fn overview_80x24() {
         let mut app = app_with(2, 12);
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn the_header_drops_whole_items_when_narrow() {
+        // A remote node's listen address is long, and the badge takes room on the right.
+        let mut app = App::new(options(), Keymap::default(), Kinds::new());
+        for second in [10, 12] {
+            let mut sample = snapshot(2, tasks(3), second);
+            sample.node.listen = Some("[fd00:1234:5678::abcd]:7420".into());
+            app.ingest(sample);
+        }
+        for width in 80..=110 {
+            let terminal = draw(&mut app, width, 24);
+            let first_row: String = (0..width)
+                .map(|x| terminal.backend().buffer()[(x, 0)].symbol().to_string())
+                .collect();
+            if let Some((_, after)) = first_row.split_once("mem ") {
+                let figure = after.split_whitespace().next().unwrap_or_default();
+                assert!(figure.ends_with('B'), "{width}: {first_row:?}");
+            }
+            if let Some((_, after)) = first_row.split_once("cpu ") {
+                let figure = after.split_whitespace().next().unwrap_or_default();
+                assert!(figure.ends_with('%'), "{width}: {first_row:?}");
+            }
+        }
     }
 
     #[test]
