@@ -1071,14 +1071,11 @@ impl App {
         }
     }
 
+    /// The selected task while it is shown: one the filter hides is not acted on (`x` would
+    /// otherwise ask to cancel a task the operator cannot see).
     fn selected_task(&self) -> Option<&TaskInfo> {
         let id = self.selected?;
-        self.view()
-            .snapshot
-            .as_ref()?
-            .tasks
-            .iter()
-            .find(|t| t.id == id)
+        self.task_rows().into_iter().find(|t| t.id == id)
     }
 
     fn open_selected(&mut self) -> Vec<Command> {
@@ -1799,6 +1796,26 @@ pub(crate) mod tests {
         );
         assert_eq!(app.selected, Some(TaskId(3)));
         assert_eq!(app.detail.as_ref().map(|d| d.id), Some(TaskId(3)));
+    }
+
+    #[test]
+    fn a_task_the_filter_hides_is_neither_cancelled_nor_opened() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        press(&mut app, "j");
+        assert_eq!(app.selected, Some(TaskId(3)), "spin 5s, running");
+        app.filter = "sleep".into();
+        press(&mut app, "x");
+        assert!(
+            app.overlay.is_none(),
+            "no confirmation for the hidden task 3"
+        );
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::FetchTask(TaskId(1))],
+            "enter opens the top shown row, not the hidden selection"
+        );
     }
 
     #[test]
