@@ -20,17 +20,32 @@ fn file_name(path: &Path) -> Cow<'_, str> {
 }
 
 fn check_dir(dir: &Path) -> Result<(), CommandError> {
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(CommandError {
-            code: exit::USAGE,
-            message: format!(
-                "no data directory at {}; pass the node's --data-dir (or --name, for the default location)",
-                dir.display()
-            ),
-        })
+    let usage = |message: String| CommandError {
+        code: exit::USAGE,
+        message,
+    };
+    if !dir.is_dir() {
+        return Err(usage(format!(
+            "no data directory at {}; pass the node's --data-dir (or --name, for the default location)",
+            dir.display()
+        )));
     }
+    // Every node's directory has its lock file from its first start; a directory with
+    // neither that nor log files is some other directory (its parent, say), not an empty log.
+    let listing = wal::segment::list(dir).map_err(|error| CommandError {
+        code: exit::FAILURE,
+        message: format!("cannot list {}: {error}", dir.display()),
+    })?;
+    if !dir.join(wal::segment::LOCK_FILE).exists()
+        && listing.segments.is_empty()
+        && listing.checkpoints.is_empty()
+    {
+        return Err(usage(format!(
+            "{} is not a goliath data directory (no LOCK file, wal-*.seg segments or checkpoint); pass the node's --data-dir, or --name for the default location",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 fn inspect(dir: &Path, each: impl FnMut(&Path, u64, &Record)) -> Result<Inspection, CommandError> {

@@ -414,3 +414,54 @@ fn sync_never_acknowledges_without_fdatasync_and_survives_a_killed_node() {
         lost.len()
     );
 }
+
+#[test]
+fn verify_agrees_with_start_and_refuses_a_directory_that_is_not_a_log() {
+    // Not a data directory (its parent, say): not "an empty, healthy log".
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let verify = goliath()
+        .args(["wal", "verify", "--data-dir"])
+        .arg(elsewhere.path())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not a goliath data directory"), "{stderr}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(dir.path(), SMALL);
+    let (acked, error) = submit_all(&node.address, vec!["fib 3".to_string(); 20], 4);
+    assert!(error.is_none() && acked.len() == 20, "{error:?}");
+    assert!(node.client(&["shutdown"]).status.success());
+    assert_eq!(node.wait_exit(), Some(0));
+    // The newest segment holds only its header (prepared ahead): damage it there.
+    let newest = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "seg"))
+        .max()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&newest).expect("read");
+    bytes[5] ^= 0xff;
+    std::fs::write(&newest, &bytes).expect("write");
+    let verify = goliath()
+        .args(["wal", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    let report = String::from_utf8_lossy(&verify.stdout);
+    let start = goliath()
+        .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    // Whatever the one says, the other agrees: here, both refuse.
+    assert_eq!(
+        start.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&start.stderr)
+    );
+    assert_eq!(verify.status.code(), Some(1), "{report}");
+    assert!(report.contains("no header record"), "{report}");
+}

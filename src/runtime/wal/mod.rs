@@ -738,6 +738,8 @@ pub fn inspect(
             seq,
             header_seen: false,
         });
+        // Records read before any damage, so a damaged file's count agrees with `dump`.
+        let mut readable = 0;
         let result = recovery::scan_segment(buffer, last, record::MAX_PAYLOAD, |frames| {
             if let Some(check) = segment_check.as_mut() {
                 check.check(frames)?;
@@ -745,6 +747,7 @@ pub fn inspect(
             for frame in frames {
                 let record = Record::decode(frame).map_err(|e| e.to_string())?;
                 each(path, frame.offset as u64, &record);
+                readable += 1;
             }
             Ok(())
         });
@@ -752,7 +755,7 @@ pub fn inspect(
             file: path.to_path_buf(),
             kind,
             size: buffer.len() as u64,
-            records: 0,
+            records: readable,
             end: 0,
             torn: None,
             damage: None,
@@ -762,6 +765,17 @@ pub fn inspect(
                 report.records = scan.records;
                 report.end = scan.end as u64;
                 report.torn = scan.torn.map(|reason| (reason, scan.dropped_bytes));
+                // As recovery: every segment is created whole with its header (written, then
+                // renamed into place), so one without a header is damage, never a torn tail.
+                if segment_check
+                    .as_ref()
+                    .is_some_and(|check| !check.header_seen)
+                {
+                    report.damage = Some(Damage {
+                        offset: 0,
+                        what: "the segment has no header record".to_string(),
+                    });
+                }
             }
             Err(damage) => report.damage = Some(damage),
         }
