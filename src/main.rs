@@ -778,25 +778,34 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
 /// SIGINT/SIGTERM during the grace period exits at once. The server serves until the end:
 /// clients can watch the running tasks finish, and a submission during the grace period is
 /// told the node is shutting down (exit 5) instead of finding nobody there.
-fn stop_local(local: LocalNode) -> Result<u8, Failure> {
+fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> {
     let LocalNode {
         node,
         server,
         cluster,
         grace,
     } = local;
-    if let Some(cluster) = cluster {
-        cluster.stop();
-    }
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
-    signals.spawn(async {
-        let _ = wait_for_signal().await;
+    // Listening from here on, before leaving the cluster (which takes a moment): a signal
+    // that arrives before the listener exists is taken by the handler of the console (or
+    // of the first wait) and lost, so the second Ctrl-C would do nothing.
+    let second_signal = {
+        let _context = signals.enter();
+        signal_listener().map_err(Failure::runtime)?
+    };
+    // Said once the second signal is listened for, so one sent on reading it is never lost.
+    announce();
+    signals.spawn(async move {
+        let _ = second_signal.await;
         eprintln!("goliath: second signal, stopping now");
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
+    if let Some(cluster) = cluster {
+        cluster.stop();
+    }
     let report = std::thread::scope(|scope| {
         let shutdown = scope.spawn(|| node.shutdown(grace));
         signals.block_on(async {
@@ -846,8 +855,10 @@ fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
     drop(signals);
     match reason.map_err(Failure::runtime)? {
         Ok(reason) => {
-            tracing::info!(reason = %reason, grace = ?local.grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
-            stop_local(local)
+            let grace = local.grace;
+            stop_local(local, || {
+                tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
+            })
         }
         Err(failure) => fail_stop(local, &failure),
     }
@@ -949,24 +960,24 @@ fn run_local_console(
     };
     let result = goliath::tui::run(Source::Local(local.node.clone()), settings);
     if let Err(error) = result {
-        let _ = stop_local(local);
+        let _ = stop_local(local, || {});
         return Err(Failure::runtime(error));
     }
     if let Some(failure) = local.node.wal_failure() {
         return fail_stop(local, &failure);
     }
     let requested = *stop_requested.borrow();
-    eprintln!(
-        "goliath: stopping node {}{} (running tasks get up to {:?}; Ctrl-C again stops at once)",
-        local.node.name(),
-        if requested {
-            " on a shutdown request"
-        } else {
-            ""
-        },
-        local.grace
-    );
-    stop_local(local)
+    let (name, grace) = (local.node.name().to_string(), local.grace);
+    stop_local(local, || {
+        eprintln!(
+            "goliath: stopping node {name}{} (running tasks get up to {grace:?}; Ctrl-C again stops at once)",
+            if requested {
+                " on a shutdown request"
+            } else {
+                ""
+            },
+        )
+    })
 }
 
 /// The console attached to a running node; quitting leaves the node running.
@@ -1249,12 +1260,20 @@ fn free_ports(count: usize) -> std::io::Result<Vec<(u16, u16)>> {
 }
 
 async fn wait_for_signal() -> std::io::Result<&'static str> {
+    Ok(signal_listener()?.await)
+}
+
+/// SIGTERM or SIGINT, listened for from the moment this is called (inside a tokio runtime):
+/// the returned future resolves with the name of the first that arrives after the call.
+fn signal_listener() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
     })
 }
 

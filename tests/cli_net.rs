@@ -446,3 +446,38 @@ fn a_submission_during_the_shutdown_grace_is_told_the_node_is_shutting_down() {
     assert_eq!(node.json(&["task", &id.to_string()])["state"], "running");
     assert_eq!(node.wait_exit(), Some(0));
 }
+
+#[test]
+fn a_second_sigint_during_the_grace_period_stops_at_once_also_while_leaving_the_cluster() {
+    // Gossip on: leaving the cluster is the first step of the shutdown, and a second signal
+    // sent then used to be taken by the first wait's handler and lost.
+    let mut node = RunningNode::start(&[
+        "--workers",
+        "1",
+        "--gossip",
+        "127.0.0.1:0",
+        "--set",
+        "shutdown.grace=60s",
+    ]);
+    let id = node.json(&["submit", "spin 120s"])["ids"][0]
+        .as_u64()
+        .expect("id");
+    wait_for_state(&node, id, "running");
+    let pid = node.child.id().to_string();
+    let interrupt = || {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    interrupt();
+    let deadline = Instant::now() + common::LIVENESS;
+    while !node.log().contains("send SIGINT/SIGTERM again") {
+        assert!(Instant::now() < deadline, "no shutdown: {}", node.log());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    interrupt();
+    // 130 at once, not 0 after the 60 s grace (wait_exit gives up long before that).
+    assert_eq!(node.wait_exit(), Some(130), "{}", node.log());
+}
