@@ -1604,13 +1604,24 @@ impl Node {
         if abandoned > 0 {
             tracing::warn!(abandoned, "node stopped with tasks still in flight");
         }
-        tracing::info!(
-            node = %shared.name,
-            in_flight_at_shutdown = in_flight,
-            cancelled,
-            abandoned,
-            "node stopped"
-        );
+        if shared.wal.is_some() {
+            // Stopped, not cancelled: nothing was logged for them, so they run again.
+            tracing::info!(
+                node = %shared.name,
+                in_flight_at_shutdown = in_flight,
+                interrupted = cancelled,
+                abandoned,
+                "node stopped"
+            );
+        } else {
+            tracing::info!(
+                node = %shared.name,
+                in_flight_at_shutdown = in_flight,
+                cancelled,
+                abandoned,
+                "node stopped"
+            );
+        }
         ShutdownReport {
             in_flight,
             cancelled,

@@ -887,6 +887,10 @@ fn member_counts(app: &App, cluster: &ClusterSnapshot, compact: bool) -> Vec<Spa
         spans.push(Span::styled(text, member_style(app, state)));
     }
     if compact {
+        // Left members show ✕ too: counted apart, so the ✕ count matches the dead rows.
+        if counts.left > 0 {
+            spans.push(Span::styled(format!("{} left ", counts.left), theme.muted));
+        }
         return spans;
     }
     if counts.left > 0 {
@@ -1003,16 +1007,23 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
     let events_height = (cluster.events.len() as u16 + 2).clamp(3, area.height / 3);
     let [table_area, events_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(events_height)]).areas(area);
+    // The counts first: a narrow window cuts the title from the right, and this node's
+    // generation matters less than how many members are down.
     let mut title = vec![Span::styled(
-        format!(
-            " Cluster {} · this node {} ({:?}, generation {}, incarnation {}) · ",
-            cluster.cluster, cluster.local, cluster.status, cluster.generation, cluster.incarnation
-        )
-        .to_lowercase(),
+        format!(" Cluster {} · ", cluster.cluster),
         theme.title,
     )];
     title.extend(member_counts(app, cluster, false));
-    title.push(Span::raw(" "));
+    title.push(Span::styled(
+        format!(
+            " · this node {} ({}, generation {}, incarnation {}) ",
+            cluster.local,
+            format!("{:?}", cluster.status).to_lowercase(),
+            cluster.generation,
+            cluster.incarnation
+        ),
+        theme.title,
+    ));
     frame.render_widget(pane(app, Line::from(title), true), table_area);
     let rows_visible = usize::from(table_area.height.saturating_sub(3));
     let offset = app
@@ -2173,6 +2184,18 @@ mod panel_tests {
         );
         assert!(!text.contains("p50 0ns"), "{text}");
         assert!(!text.contains("1us"), "{text}");
+    }
+
+    #[test]
+    fn compact_member_counts_count_left_members_apart_from_dead_ones() {
+        let app = app(2, false, true);
+        let mut cluster = cluster();
+        cluster.counts.left = 1;
+        let text: String = member_counts(&app, &cluster, true)
+            .iter()
+            .map(|span| span.content.to_string())
+            .collect();
+        assert!(text.contains("✕1") && text.contains("1 left"), "{text}");
     }
 
     #[test]
