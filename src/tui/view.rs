@@ -360,11 +360,42 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         (Action::Pause, "pause"),
         (Action::Quit, "quit"),
     ]);
+    let hints: Vec<(Action, String, String)> = hints
+        .into_iter()
+        .filter_map(|(action, label)| {
+            let key = app.keymap.first_key(action)?;
+            Some((action, key.to_string(), format!(" {label}  ")))
+        })
+        .collect();
+    // In a narrow window the hints that do not fit are left out whole, help and quit last
+    // (a hint cut to its key, `q`, says nothing).
+    let priority = |action: Action| match action {
+        Action::Help => 0,
+        Action::Quit => 1,
+        Action::Submit => 2,
+        Action::Cancel => 3,
+        Action::Open => 4,
+        Action::Filter => 5,
+        Action::Palette => 6,
+        _ => 7,
+    };
+    let mut order: Vec<usize> = (0..hints.len()).collect();
+    order.sort_by_key(|&index| priority(hints[index].0));
+    let mut shown = vec![false; hints.len()];
+    let mut used = 1;
+    for index in order {
+        let (_, key, label) = &hints[index];
+        let width = Line::from(key.as_str()).width() + label.trim_end().chars().count();
+        if used + width <= usize::from(area.width) {
+            shown[index] = true;
+            used += width + 2;
+        }
+    }
     let mut spans = vec![Span::raw(" ")];
-    for (action, label) in hints {
-        if let Some(key) = app.keymap.first_key(action) {
+    for ((_, key, label), shown) in hints.into_iter().zip(shown) {
+        if shown {
             spans.push(Span::styled(key, theme.key));
-            spans.push(Span::styled(format!(" {label}  "), theme.muted));
+            spans.push(Span::styled(label, theme.muted));
         }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -1029,6 +1060,37 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
     let offset = app
         .members_offset
         .min(cluster.members.len().saturating_sub(rows_visible));
+    // Columns by how much an operator needs them; a narrow window drops the last ones
+    // whole rather than cutting every address short.
+    const COLUMNS: [(&str, u16, u8); 8] = [
+        ("NAME", 18, 0),
+        ("STATE", 12, 1),
+        ("PHI", 6, 3),
+        ("INC", 5, 6),
+        ("GOSSIP", 21, 4),
+        ("PROTOCOL", 21, 7),
+        ("HEARD", 12, 2),
+        ("LOAD", 10, 5),
+    ];
+    let room = table_area.width.saturating_sub(2);
+    let mut shown = [false; COLUMNS.len()];
+    let mut used = 0u16;
+    for priority in 0..COLUMNS.len() as u8 {
+        if let Some(index) = COLUMNS.iter().position(|column| column.2 == priority) {
+            let width = COLUMNS[index].1 + u16::from(used > 0);
+            if used + width <= room {
+                shown[index] = true;
+                used += width;
+            }
+        }
+    }
+    let pick = |cells: Vec<Cell<'static>>| -> Vec<Cell<'static>> {
+        cells
+            .into_iter()
+            .zip(shown)
+            .filter_map(|(cell, keep)| keep.then_some(cell))
+            .collect()
+    };
     let rows = cluster.members.iter().skip(offset).map(|member| {
         let heard = if member.local {
             "-".to_string()
@@ -1060,7 +1122,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
         } else {
             member.name.clone()
         };
-        Row::new(vec![
+        Row::new(pick(vec![
             Cell::from(name),
             Cell::from(Span::styled(state, member_style(app, member.state))),
             Cell::from(phi),
@@ -1074,29 +1136,25 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
             ),
             Cell::from(heard),
             Cell::from(load),
-        ])
+        ]))
         .style(theme.text)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(18),
-            Constraint::Length(12),
-            Constraint::Length(6),
-            Constraint::Length(5),
-            Constraint::Length(21),
-            Constraint::Length(21),
-            Constraint::Length(12),
-            Constraint::Min(10),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "NAME", "STATE", "PHI", "INC", "GOSSIP", "PROTOCOL", "HEARD", "LOAD",
-        ])
-        .style(theme.muted.add_modifier(Modifier::BOLD)),
-    )
-    .column_spacing(1);
+    let widths: Vec<Constraint> = COLUMNS
+        .iter()
+        .zip(shown)
+        .filter(|(_, keep)| *keep)
+        .map(|((name, width, _), _)| {
+            if *name == "LOAD" {
+                Constraint::Min(*width)
+            } else {
+                Constraint::Length(*width)
+            }
+        })
+        .collect();
+    let headers = pick(COLUMNS.iter().map(|column| Cell::from(column.0)).collect());
+    let table = Table::new(rows, widths)
+        .header(Row::new(headers).style(theme.muted.add_modifier(Modifier::BOLD)))
+        .column_spacing(1);
     let table_inner = Rect::new(
         table_area.x + 1,
         table_area.y + 1,
@@ -1244,6 +1302,20 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
 }
 
 /// A task table; `compact` is the Overview's narrower form.
+/// The full task table's columns without KIND and ATTEMPT when `narrow`: the spec names
+/// its kind, the detail view its attempt, and at 80 columns SPEC kept only 10 without this.
+fn narrow_columns<T>(columns: Vec<T>, narrow: bool) -> Vec<T> {
+    if !narrow {
+        return columns;
+    }
+    columns
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| !matches!(index, 2 | 6))
+        .map(|(_, column)| column)
+        .collect()
+}
+
 fn draw_task_table(
     frame: &mut Frame,
     app: &App,
@@ -1275,6 +1347,7 @@ fn draw_task_table(
         }
     };
     let rows_area = Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1);
+    let narrow = inner.width < 100;
     let page = usize::from(rows_area.height);
     let selected = app.selected_index(rows);
     let offset = match selected {
@@ -1327,16 +1400,19 @@ fn draw_task_table(
                     || "-".to_string(),
                     |at| format!("{} ago", short_us(now.saturating_sub(at))),
                 );
-                vec![
-                    Cell::from(task.id.to_string()),
-                    state_cell,
-                    Cell::from(task.kind.clone()),
-                    Cell::from(worker),
-                    Cell::from(started),
-                    Cell::from(duration),
-                    Cell::from(task.attempt.to_string()),
-                    Cell::from(task.spec.clone()),
-                ]
+                narrow_columns(
+                    vec![
+                        Cell::from(task.id.to_string()),
+                        state_cell,
+                        Cell::from(task.kind.clone()),
+                        Cell::from(worker),
+                        Cell::from(started),
+                        Cell::from(duration),
+                        Cell::from(task.attempt.to_string()),
+                        Cell::from(task.spec.clone()),
+                    ],
+                    narrow,
+                )
             };
             Row::new(cells).style(style)
         });
@@ -1359,26 +1435,32 @@ fn draw_task_table(
         )
     } else {
         (
-            vec![
-                header_cell(SortColumn::Id, "ID"),
-                header_cell(SortColumn::State, "STATE"),
-                header_cell(SortColumn::Kind, "KIND"),
-                header_cell(SortColumn::Worker, "WORKER"),
-                header_cell(SortColumn::Started, "STARTED"),
-                header_cell(SortColumn::Duration, "DURATION"),
-                header_cell(SortColumn::Attempt, "ATTEMPT"),
-                Cell::from("SPEC"),
-            ],
-            vec![
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(7),
-                Constraint::Length(7),
-                Constraint::Length(11),
-                Constraint::Length(9),
-                Constraint::Length(8),
-                Constraint::Min(10),
-            ],
+            narrow_columns(
+                vec![
+                    header_cell(SortColumn::Id, "ID"),
+                    header_cell(SortColumn::State, "STATE"),
+                    header_cell(SortColumn::Kind, "KIND"),
+                    header_cell(SortColumn::Worker, "WORKER"),
+                    header_cell(SortColumn::Started, "STARTED"),
+                    header_cell(SortColumn::Duration, "DURATION"),
+                    header_cell(SortColumn::Attempt, "ATTEMPT"),
+                    Cell::from("SPEC"),
+                ],
+                narrow,
+            ),
+            narrow_columns(
+                vec![
+                    Constraint::Length(8),
+                    Constraint::Length(12),
+                    Constraint::Length(7),
+                    Constraint::Length(7),
+                    Constraint::Length(11),
+                    Constraint::Length(9),
+                    Constraint::Length(8),
+                    Constraint::Min(10),
+                ],
+                narrow,
+            ),
         )
     };
     let table = Table::new(table_rows, widths)
@@ -1845,6 +1927,15 @@ mod tests {
     }
 
     #[test]
+    fn at_80_columns_the_tasks_tab_keeps_room_for_the_spec() {
+        let mut app = app_with(2, 12);
+        app.tab = Tab::Tasks;
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        assert!(text.contains("exec -- ls -l /tmp"), "{text}");
+        assert!(!text.contains("ATTEMPT"), "dropped whole: {text}");
+    }
+
+    #[test]
     fn tasks_tab_filtered_and_sorted_120x40() {
         let mut app = app_with(2, 60);
         app.tab = Tab::Tasks;
@@ -2196,6 +2287,21 @@ mod panel_tests {
             .map(|span| span.content.to_string())
             .collect();
         assert!(text.contains("✕1") && text.contains("1 left"), "{text}");
+    }
+
+    #[test]
+    fn a_narrow_cluster_tab_drops_columns_instead_of_cutting_addresses() {
+        let mut app = app(2, true, true);
+        app.tab = Tab::Cluster;
+        let text = format!("{}", draw(&app, 80, 24).backend());
+        assert!(text.contains("GOSSIP"), "{text}");
+        assert!(!text.contains("PROTOCOL"), "dropped whole: {text}");
+        // Every gossip address shown is whole (the fixture's are 127.0.0.1:74NN).
+        for (at, _) in text.match_indices("127.0.0.1:") {
+            let port = &text[at + 10..at + 14];
+            assert!(port.chars().all(|c| c.is_ascii_digit()), "{port}: {text}");
+        }
+        assert!(text.contains("300.0ms ago"), "{text}");
     }
 
     #[test]
