@@ -377,6 +377,9 @@ pub struct Rates {
 }
 
 /// Samples over time, kept by the console (so a remote console has them too).
+/// What the status line says when Esc clears the task filter.
+const FILTER_CLEARED: &str = "filter cleared";
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
     /// Deque depth per worker, oldest first.
@@ -939,6 +942,19 @@ impl App {
 
     /// Esc: closes the detail view, else unzooms, else follows the log again, else clears
     /// the filter.
+    /// Sets the task filter; a "filter cleared" still on the status line no longer holds.
+    fn set_filter(&mut self, text: &str) {
+        self.filter = text.trim().to_string();
+        if !self.filter.is_empty()
+            && self
+                .status
+                .as_ref()
+                .is_some_and(|status| status.text == FILTER_CLEARED)
+        {
+            self.status = None;
+        }
+    }
+
     fn back(&mut self) {
         if self.detail.take().is_some() {
             return;
@@ -949,7 +965,7 @@ impl App {
             self.log_state.transition(TuiWidgetEvent::EscapeKey);
         } else if !self.filter.is_empty() && self.tab == Tab::Tasks {
             self.filter.clear();
-            self.tell(Severity::Info, "filter cleared");
+            self.tell(Severity::Info, FILTER_CLEARED);
         }
     }
 
@@ -1206,13 +1222,13 @@ impl App {
             Overlay::Filter(mut input) => match key.code {
                 KeyCode::Esc => NOTHING,
                 KeyCode::Enter => {
-                    self.filter = input.text.trim().to_string();
+                    self.set_filter(&input.text);
                     NOTHING
                 }
                 _ => {
                     input.edit(&key);
                     // The table follows the filter as it is typed.
-                    self.filter = input.text.trim().to_string();
+                    self.set_filter(&input.text);
                     self.task_offset = 0;
                     self.overlay = Some(Overlay::Filter(input));
                     NOTHING
@@ -1591,6 +1607,16 @@ pub(crate) mod tests {
         assert_eq!(ids, vec![2, 1]);
         press(&mut app, "esc");
         assert!(app.filter.is_empty(), "esc on the table clears the filter");
+        assert_eq!(
+            app.status.as_ref().map(|s| s.text.as_str()),
+            Some("filter cleared")
+        );
+        press(&mut app, "/");
+        type_text(&mut app, "fib");
+        assert!(
+            app.status.is_none(),
+            "a new filter: 'filter cleared' no longer holds"
+        );
     }
 
     #[test]
