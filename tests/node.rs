@@ -140,6 +140,27 @@ fn a_finished_event_finds_its_task_finished_with_its_reason() {
     assert_eq!(seen, ids);
 }
 
+#[test]
+fn a_sleep_task_runs_on_no_worker_in_its_events_either() {
+    let node = Node::start(config(1, 16)).expect("node starts");
+    let mut events = node.subscribe();
+    let id = submit(&node, "sleep 10ms");
+    loop {
+        let event = events
+            .recv_timeout(common::LIVENESS)
+            .expect("events flow")
+            .expect("an event before the deadline");
+        if event.id == id && event.state != TaskState::Queued {
+            // Running, then succeeded: neither names a worker, as `goliath task` does not.
+            assert_eq!(event.worker, None, "{event:?}");
+            if event.state.is_finished() {
+                break;
+            }
+        }
+    }
+    assert_eq!(node.task(id).expect("known").worker, None);
+}
+
 /// Waits until every worker is parked; returns their parks so far.
 fn parks_once_all_parked(node: &Node) -> u64 {
     common::eventually(|| {
@@ -367,20 +388,22 @@ fn a_workers_queue_depth_counts_every_task_waiting_for_it() {
     wait_running(&node, first);
     let mut ids = node.submit_text("spin 5s x10").expect("submitted");
     ids.push(first);
-    let snapshot = common::eventually(|| {
+    // The submission queue reads empty from the moment the worker claims the batch, a
+    // little before the batch is on its deque: so wait until the worker's queue holds all
+    // but the running task (a depth that never counts the batch fails here).
+    common::eventually(|| {
         let snapshot = node.snapshot(0);
-        (snapshot.submission_queue_depth == 0)
-            .then_some(snapshot)
-            .ok_or_else(|| "the worker never took the batch".to_string())
+        let in_flight = snapshot.counts.queued + snapshot.counts.running;
+        let depth = snapshot.workers[0].depth as u64;
+        (snapshot.submission_queue_depth == 0 && in_flight == 11 && depth == in_flight - 1)
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "all but the running task wait in the worker's queue: {} in flight, {:?}",
+                    in_flight, snapshot.workers
+                )
+            })
     });
-    let in_flight = snapshot.counts.queued + snapshot.counts.running;
-    assert_eq!(in_flight, 11);
-    assert_eq!(
-        snapshot.workers[0].depth as u64,
-        in_flight - 1,
-        "all but the running task wait in the worker's queue: {:?}",
-        snapshot.workers
-    );
     for id in ids {
         node.cancel(id).expect("known");
     }
@@ -768,5 +791,30 @@ fn a_keyed_batch_cut_short_is_retried_as_a_duplicate_and_other_work_is_refused()
             other => panic!("{other:?}"),
         },
         Ok(outcome) => panic!("other work under a used key was accepted: {outcome:?}"),
+    }
+}
+
+#[test]
+fn exec_of_a_program_that_cannot_run_says_why() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = Node::start(config(1, 16)).expect("node starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("x.sh");
+    std::fs::write(&script, "#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    for (spec, says) in [
+        ("exec -- /nonexistent/prog".to_string(), "does not exist"),
+        (
+            format!("exec -- {}", dir.path().display()),
+            "is a directory",
+        ),
+        (format!("exec -- {}", script.display()), "is not executable"),
+        (
+            "exec -- no-such-program-here".to_string(),
+            "not found in PATH",
+        ),
+    ] {
+        let error = node.submit_text(&spec).unwrap_err().to_string();
+        assert!(error.contains(says), "{spec}: {error}");
     }
 }

@@ -389,12 +389,12 @@ impl Shared {
         }
         let argv = spec.argv();
         let program = argv.first().copied().unwrap_or("");
-        if !program_exists(program) {
-            return Err(SubmitError::Invalid(format!(
-                "exec: program '{program}' not found (looked in PATH)"
-            )));
+        match program_problem(program) {
+            Some(problem) => Err(SubmitError::Invalid(format!(
+                "exec: program '{program}' {problem}"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Checks that a spec may be submitted now.
@@ -814,22 +814,32 @@ impl Shared {
 }
 
 /// Whether `program` names an executable file, directly or through `$PATH`.
-fn program_exists(program: &str) -> bool {
+/// Why `program` cannot be run, or `None` when it can: a path is checked as given (and
+/// told apart: missing, a directory, not executable), a bare name is looked up in PATH.
+fn program_problem(program: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    let executable = |path: &Path| {
-        path.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+    let problem = |path: &Path| match path.metadata() {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Some("does not exist".to_string())
+        }
+        Err(error) => Some(format!("cannot be read ({error})")),
+        Ok(m) if m.is_dir() => Some("is a directory".to_string()),
+        Ok(m) if !m.is_file() => Some("is not a regular file".to_string()),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+            Some("is not executable (no x permission)".to_string())
+        }
+        Ok(_) => None,
     };
     if program.is_empty() {
-        return false;
+        return Some("is empty".to_string());
     }
     if program.contains('/') {
-        return executable(Path::new(program));
+        return problem(Path::new(program));
     }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
-        .unwrap_or(false)
+    let found = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| problem(&dir.join(program)).is_none())
+    });
+    (!found).then(|| "not found in PATH".to_string())
 }
 
 /// The host name, for a node without `node.name`.

@@ -526,6 +526,9 @@ impl WorkerThread {
             );
             return;
         }
+        let kind = KindId(slot.kind.load(Ordering::Relaxed));
+        // `sleep` and `exec` wait on the I/O thread and hold no worker.
+        let offloaded = kind == KindId::SLEEP || kind == KindId::EXEC;
         let mut started = slot.started_at.load(Ordering::Relaxed);
         if started == 0 {
             started = now;
@@ -533,7 +536,13 @@ impl WorkerThread {
             slot.worker.store(me, Ordering::Relaxed);
             let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
             shared.log_started(id, attempt, now);
-            shared.emit(id, TaskState::Running, Some(me), attempt, now);
+            shared.emit(
+                id,
+                TaskState::Running,
+                (!offloaded).then_some(me),
+                attempt,
+                now,
+            );
         }
         let timeout = slot.timeout_ns.load(Ordering::Relaxed);
         let deadline = if timeout == 0 {
@@ -555,8 +564,7 @@ impl WorkerThread {
         }
         slot.worker.store(me, Ordering::Relaxed);
         slot.state.store(slot_state::RUNNING, Ordering::Relaxed);
-        let kind = KindId(slot.kind.load(Ordering::Relaxed));
-        if kind == KindId::SLEEP || kind == KindId::EXEC {
+        if offloaded {
             slot.state.store(slot_state::WAITING, Ordering::Release);
             slot.worker.store(NO_WORKER, Ordering::Relaxed);
             core.shared.start_offloaded(index, id, kind, deadline);
