@@ -377,3 +377,27 @@ fn a_taken_port_is_reported_before_the_node_starts_and_its_reason_once() {
         assert_eq!(stderr.matches("os error").count(), 1, "{flag}: {stderr}");
     }
 }
+
+#[test]
+fn values_that_mean_nothing_are_usage_errors_and_submit_help_lists_the_kinds() {
+    for args in [
+        &["tasks", "--limit", "0", "--node", "127.0.0.1:9"][..],
+        &["watch", "--snapshots", "1us", "--node", "127.0.0.1:9"][..],
+        &["config", "default", "--set", "scheduler.workers=2"][..],
+    ] {
+        let output = goliath().args(args).output().expect("runs");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let help = goliath().args(["submit", "--help"]).output().expect("runs");
+    let text = String::from_utf8_lossy(&help.stdout);
+    for kind in [
+        "spin", "sleep", "fib", "primes", "hash", "echo", "exec", "timeout=",
+    ] {
+        assert!(text.contains(kind), "{kind}: {text}");
+    }
+}

@@ -133,6 +133,15 @@ fn spawn_input(stop: Arc<AtomicBool>) -> mpsc::Receiver<io::Result<Event>> {
     receiver
 }
 
+/// The theme: `--theme` as typed; else mono under `NO_COLOR`; else the configured one. A
+/// flag says more about this run than the environment does.
+fn chosen_theme(settings: &ConsoleSettings, no_color: bool) -> ThemeName {
+    match settings.theme.as_deref() {
+        Some(flag) => ThemeName::resolve(flag, false),
+        None => ThemeName::resolve(&settings.config.theme, no_color),
+    }
+}
+
 /// Builds the console state from the settings.
 pub fn build_app(
     settings: &ConsoleSettings,
@@ -140,10 +149,13 @@ pub fn build_app(
     kinds: Kinds,
 ) -> Result<App, ConsoleError> {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let theme_name = settings.theme.as_deref().unwrap_or(&settings.config.theme);
+    if settings.theme.is_some() {
+        // crossterm itself drops colours under NO_COLOR unless told otherwise.
+        crossterm::style::force_color_output(true);
+    }
     let options = Options {
         readonly: settings.readonly,
-        theme: Theme::new(ThemeName::resolve(theme_name, no_color)),
+        theme: Theme::new(chosen_theme(settings, no_color)),
         glyphs: Glyphs::new(settings.ascii || settings.config.ascii),
         mouse: settings.config.mouse && !settings.no_mouse,
         remote,
@@ -283,5 +295,27 @@ async fn event_loop(
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_theme_wins_over_no_color_and_no_color_over_the_configured_one() {
+        let mut settings = ConsoleSettings {
+            config: crate::config::Config::default().console,
+            readonly: false,
+            no_mouse: false,
+            ascii: false,
+            theme: None,
+            shutdown: None,
+        };
+        settings.config.theme = "light".into();
+        assert_eq!(chosen_theme(&settings, false), ThemeName::Light);
+        assert_eq!(chosen_theme(&settings, true), ThemeName::Mono);
+        settings.theme = Some("dark".into());
+        assert_eq!(chosen_theme(&settings, true), ThemeName::Dark);
     }
 }

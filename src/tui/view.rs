@@ -1660,7 +1660,11 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect) {
             let under = match &input.error {
                 Some(error) => Line::styled(error.clone(), theme.error),
                 None => Line::styled(
-                    "submit SPEC · cancel ID… · tab NAME · help · pause · q",
+                    if app.allows(Action::Submit) {
+                        "submit SPEC · cancel ID… · tab NAME · help · pause · q"
+                    } else {
+                        "tab NAME · help · pause · q (read-only: no submit or cancel)"
+                    },
                     theme.muted,
                 ),
             };
@@ -1742,7 +1746,14 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {keys:<18}"), theme.key),
                 Span::styled(format!("{:<17}", action.name()), theme.muted),
-                Span::styled(action.description(), theme.text),
+                Span::styled(
+                    if action == Action::Palette && !app.allows(Action::Submit) {
+                        "command palette: tab NAME, help, pause, q"
+                    } else {
+                        action.description()
+                    },
+                    theme.text,
+                ),
             ]));
         }
         lines.push(Line::raw(""));
@@ -2014,6 +2025,11 @@ mod tests {
         assert!(!text.contains("submit tasks"), "{text}");
         assert!(!text.contains("cancel the selected"), "{text}");
         assert!(!text.contains("n submit"), "{text}");
+        assert!(!text.contains("submit SPEC"), "{text}");
+        app.overlay = Some(Overlay::Palette(LineInput::with_text("")));
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(!text.contains("submit SPEC"), "{text}");
+        assert!(text.contains("read-only"), "{text}");
     }
 
     #[test]
