@@ -1606,7 +1606,20 @@ fn draw_detail(
             }
         }
     }
-    let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
+    // Scrolling counts wrapped rows: a long output without line breaks is one line of many
+    // rows, and counting lines left all but its first screen out of reach. Word wrapping can
+    // take a row more than the width alone says, so a wrapped line counts one extra.
+    let width = usize::from(inner.width.max(1));
+    let rows: usize = lines
+        .iter()
+        .map(|line| {
+            let columns = line.width();
+            columns.div_ceil(width).max(1) + usize::from(columns > width)
+        })
+        .sum();
+    let max_scroll = u16::try_from(rows)
+        .unwrap_or(u16::MAX)
+        .saturating_sub(inner.height);
     let paragraph = Paragraph::new(lines)
         .block(block)
         .wrap(Wrap { trim: false })
@@ -1977,6 +1990,30 @@ mod tests {
             scroll: 0,
         });
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn a_long_output_without_line_breaks_scrolls_to_its_stderr() {
+        let mut app = app_with(2, 5);
+        let mut info = task(5, TaskState::Succeeded, "exec -- sh -c yes");
+        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
+            exit_code: Some(0),
+            signal: None,
+            stdout: "a".repeat(20_000),
+            stderr: "the stderr line".into(),
+            stdout_truncated: 0,
+            stderr_truncated: 0,
+        })));
+        app.tab = Tab::Tasks;
+        app.detail = Some(Detail {
+            id: TaskId(5),
+            info: Some(info),
+            error: None,
+            // As far as End takes it.
+            scroll: u16::MAX / 2,
+        });
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        assert!(text.contains("the stderr line"), "{text}");
     }
 
     #[test]
