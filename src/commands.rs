@@ -67,6 +67,8 @@ const DUPLICATE_NOTE: &str = "goliath: this idempotency key was used before: the
 pub enum ClientCommand {
     Submit {
         specs: Vec<String>,
+        /// For specs read from standard input, the line each came from (1-based).
+        stdin_lines: Option<Vec<usize>>,
         wait: bool,
         idempotency_key: Option<String>,
     },
@@ -97,27 +99,41 @@ const SUBMIT_OPTIONS: [&str; 4] = ["--wait", "--json", "--node", "--idempotency-
 /// one spec per line from standard input (blank lines and `#` comments skipped).
 pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
     if args.len() == 1 && args[0] == "-" {
-        let mut input = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| {
-            CommandError::new(
-                exit::USAGE,
-                format!("cannot read specs from standard input: {e}"),
-            )
-        })?;
-        let lines: Vec<String> = input
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .map(String::from)
-            .collect();
-        if lines.is_empty() {
-            return Err(CommandError::new(
-                exit::USAGE,
-                "no task specs on standard input",
-            ));
-        }
-        return Ok(lines);
+        return Err(CommandError::new(
+            exit::USAGE,
+            "'-' reads specs from standard input: use stdin_specs",
+        ));
     }
+    argument_specs(args)
+}
+
+/// Specs from standard input (`goliath submit -`): one per line, blank lines and `#`
+/// comments skipped, each with the line it came from, for error messages.
+pub fn stdin_specs() -> Result<(Vec<String>, Vec<usize>), CommandError> {
+    let mut input = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| {
+        CommandError::new(
+            exit::USAGE,
+            format!("cannot read specs from standard input: {e}"),
+        )
+    })?;
+    let (numbers, lines): (Vec<usize>, Vec<String>) = input
+        .lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(number, line)| (number, line.to_string()))
+        .unzip();
+    if lines.is_empty() {
+        return Err(CommandError::new(
+            exit::USAGE,
+            "no task specs on standard input",
+        ));
+    }
+    Ok((lines, numbers))
+}
+
+fn argument_specs(args: &[String]) -> Result<Vec<String>, CommandError> {
     // Everything after the first spec word is spec text (exec's own arguments may start
     // with '-'), so an option written after the specs would be submitted as part of them.
     // Outside an exec spec such a word can only be a misplaced option.
@@ -167,6 +183,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
     match command {
         ClientCommand::Submit {
             specs,
+            stdin_lines,
             wait,
             idempotency_key,
         } => {
@@ -178,6 +195,20 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 }))
                 .await
                 .map_err(|error| match error {
+                    ClientError::Remote(remote) if stdin_lines.is_some() => {
+                        let line = match remote.kind {
+                            RemoteErrorKind::BadSpec { index, .. } => stdin_lines
+                                .as_ref()
+                                .and_then(|lines| lines.get(index as usize)),
+                            _ => None,
+                        };
+                        let mut error: CommandError = ClientError::Remote(remote).into();
+                        if let Some(line) = line {
+                            error.message =
+                                format!("standard input line {line}: {}", error.message);
+                        }
+                        error
+                    }
                     ClientError::Closed { .. } if wait => CommandError::new(
                         exit::CONNECT,
                         format!(

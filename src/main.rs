@@ -473,8 +473,20 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             action: ConfigAction::Show { node },
         }) => {
             refuse_outer("config show", &NodeArgs::ALL, false)?;
-            let (config, origin) = load_config(&node.merged(&outer_node, &config))?;
+            let merged = node.merged(&outer_node, &config);
+            let (config, origin) = load_config(&merged)?;
             outln!("# from: {origin}");
+            // What the command line changed on top of it, so the origin line is not all.
+            let mut changed: Vec<String> = merged.given().into_iter().map(String::from).collect();
+            changed.extend(
+                merged
+                    .overrides
+                    .iter()
+                    .map(|entry| format!("--set {entry}")),
+            );
+            if !changed.is_empty() {
+                outln!("# with, from the command line: {}", changed.join(", "));
+            }
             out!(
                 "{}",
                 toml::to_string(&config.to_table()).map_err(Failure::runtime)?
@@ -503,12 +515,18 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             target,
             specs,
         }) => {
-            let specs = commands::spec_lines(&specs)?;
+            let (specs, stdin_lines) = if specs.len() == 1 && specs[0] == "-" {
+                let (specs, lines) = commands::stdin_specs()?;
+                (specs, Some(lines))
+            } else {
+                (commands::spec_lines(&specs)?, None)
+            };
             client(
                 "submit",
                 target,
                 ClientCommand::Submit {
                     specs,
+                    stdin_lines,
                     wait,
                     idempotency_key,
                 },

@@ -401,3 +401,23 @@ fn values_that_mean_nothing_are_usage_errors_and_submit_help_lists_the_kinds() {
         assert!(text.contains(kind), "{kind}: {text}");
     }
 }
+
+#[test]
+fn config_show_names_what_the_command_line_changed() {
+    let output = goliath()
+        .args([
+            "config",
+            "show",
+            "--workers",
+            "3",
+            "--set",
+            "exec.max_output=1MiB",
+        ])
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    let header: Vec<&str> = text.lines().take(2).collect();
+    assert!(header[1].contains("--workers"), "{text}");
+    assert!(header[1].contains("--set exec.max_output=1MiB"), "{text}");
+}

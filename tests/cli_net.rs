@@ -290,6 +290,24 @@ fn submit_reads_specs_from_stdin() {
     assert!(output.status.success());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["tasks"][1]["output"]["text"], "from stdin");
+
+    // A bad spec is named by its line on standard input, comments and blanks counted.
+    let mut child = goliath()
+        .args(["submit", "--node", &node.address, "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"\n# c\nfib 2\n\nfib 200\n")
+        .expect("writes");
+    let output = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("standard input line 5"), "{stderr}");
 }
 
 #[test]
