@@ -312,12 +312,23 @@ impl fmt::Display for HumanSize {
         if self.bytes == 0 {
             return f.write_str("0");
         }
-        for (unit, name) in UNITS {
-            if self.bytes.is_multiple_of(unit) {
-                return write!(f, "{}{}", self.bytes / unit, name);
-            }
+        // The unit, binary or decimal, that writes the size exactly with the smallest
+        // number: `64GB` stays `64GB` (not `62500000KiB`), `64MiB` stays `64MiB`.
+        const DECIMAL: [(u64, &str); 4] = [
+            (1_000_000_000_000, "TB"),
+            (1_000_000_000, "GB"),
+            (1_000_000, "MB"),
+            (1_000, "KB"),
+        ];
+        let best = UNITS
+            .iter()
+            .chain(DECIMAL.iter())
+            .filter(|(unit, _)| self.bytes.is_multiple_of(*unit))
+            .min_by_key(|(unit, _)| self.bytes / unit);
+        match best {
+            Some((unit, name)) => write!(f, "{}{}", self.bytes / unit, name),
+            None => write!(f, "{}", self.bytes),
         }
-        write!(f, "{}", self.bytes)
     }
 }
 
@@ -462,9 +473,14 @@ mod tests {
             let d = Duration::from_nanos(nanos);
             assert_eq!(parse_duration(&HumanDuration(d).to_string()), Ok(d));
         }
-        for bytes in [0u64, 1, 1024, 64 << 20, (1 << 30) + 1] {
+        for bytes in [0u64, 1, 1024, 1000, 64 << 20, (1 << 30) + 1, 64_000_000_000] {
             assert_eq!(parse_size(&HumanSize::exact(bytes).to_string()), Ok(bytes));
         }
+        // Written as typed when that is exact, in whichever family it was.
+        assert_eq!(HumanSize::exact(64_000_000_000).to_string(), "64GB");
+        assert_eq!(HumanSize::exact(1000).to_string(), "1KB");
+        assert_eq!(HumanSize::exact(64 << 20).to_string(), "64MiB");
+        assert_eq!(HumanSize::exact(1000 << 20).to_string(), "1000MiB");
         assert_eq!(
             ShortDuration(Duration::from_micros(1234)).to_string(),
             "1.23ms"
