@@ -243,7 +243,10 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     if json {
                         outln!(
                             "{}",
-                            serde_json::json!({ "tasks": tasks, "duplicate": duplicate })
+                            to_json(&TaskList {
+                                tasks: &tasks,
+                                duplicate: Some(duplicate)
+                            })
                         );
                     } else {
                         out!("{}", task_table(&tasks, None));
@@ -305,7 +308,13 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         {
             Response::Tasks(tasks) => {
                 if json {
-                    outln!("{}", serde_json::json!({ "tasks": tasks }));
+                    outln!(
+                        "{}",
+                        to_json(&TaskList {
+                            tasks: &tasks,
+                            duplicate: None
+                        })
+                    );
                 } else if tasks.is_empty() {
                     outln!("no tasks");
                 } else {
@@ -430,6 +439,16 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             other => Err(unexpected(&other)),
         },
     }
+}
+
+/// `{"tasks": […]}` (and `"duplicate"` for a submission), each task's fields in the order
+/// of `goliath task --json`: built from the structs, not through `json!`, whose map would
+/// sort them by name.
+#[derive(serde::Serialize)]
+struct TaskList<'a> {
+    tasks: &'a [TaskInfo],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {

@@ -290,6 +290,12 @@ fn submit_reads_specs_from_stdin() {
     assert!(output.status.success());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["tasks"][1]["output"]["text"], "from stdin");
+    // Each task's fields in the documented order, as `goliath task --json` prints them.
+    let raw = String::from_utf8_lossy(&output.stdout);
+    assert!(raw.starts_with(r#"{"tasks":[{"id":"#), "{raw}");
+    let listed = node.client(&["tasks", "--json"]);
+    let raw = String::from_utf8_lossy(&listed.stdout);
+    assert!(raw.starts_with(r#"{"tasks":[{"id":"#), "{raw}");
 
     // A bad spec is named by its line on standard input, comments and blanks counted.
     let mut child = goliath()
