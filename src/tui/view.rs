@@ -154,7 +154,8 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     };
     let second = counts_line(app, false);
     let second = if second.width() > usize::from(line2.width) {
-        counts_line(app, true)
+        // Whole counts or none: "shutting dow" reads as a typo, not as a cut.
+        whole_items(counts_line(app, true), usize::from(line2.width), "")
     } else {
         second
     };
@@ -1942,6 +1943,38 @@ mod tests {
                 assert!(figure.ends_with('%'), "{width}: {first_row:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_counts_line_drops_whole_counts_when_narrow() {
+        let mut app = App::new(options(), Keymap::default(), Kinds::new());
+        for second in [10, 12] {
+            let mut sample = snapshot(2, tasks(3), second);
+            sample.node.accepting = false;
+            let big = 123_456;
+            sample.counts = crate::runtime::snapshot::TaskCounts {
+                submitted: big,
+                queued: big,
+                running: big,
+                succeeded: big,
+                failed: big,
+                cancelled: big,
+                timed_out: big,
+            };
+            app.ingest(sample);
+        }
+        let mut seen_cut = 0;
+        for width in 80..=140 {
+            let terminal = draw(&mut app, width, 24);
+            let row: String = (0..width)
+                .map(|x| terminal.backend().buffer()[(x, 1)].symbol().to_string())
+                .collect();
+            if row.contains("shutting") {
+                seen_cut += 1;
+                assert!(row.contains("shutting down"), "{width}: {row:?}");
+            }
+        }
+        assert!(seen_cut > 0, "some width shows the shutting-down note");
     }
 
     #[test]
