@@ -93,20 +93,6 @@ pub enum ClientCommand {
 /// `goliath submit`'s options, which must come before the specs.
 const SUBMIT_OPTIONS: [&str; 4] = ["--wait", "--json", "--node", "--idempotency-key"];
 
-/// Turns `goliath submit` arguments into spec lines: one argument per spec when the first has
-/// a space (`goliath submit "spin 1s" "fib 30"`), else all arguments form one spec
-/// (`goliath submit spin 200ms x20`, `goliath submit exec -- sh -c 'echo hi'`). A lone `-` reads
-/// one spec per line from standard input (blank lines and `#` comments skipped).
-pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
-    if args.len() == 1 && args[0] == "-" {
-        return Err(CommandError::new(
-            exit::USAGE,
-            "'-' reads specs from standard input: use stdin_specs",
-        ));
-    }
-    argument_specs(args)
-}
-
 /// Specs from standard input (`goliath submit -`): one per line, blank lines and `#`
 /// comments skipped, each with the line it came from, for error messages.
 pub fn stdin_specs() -> Result<(Vec<String>, Vec<usize>), CommandError> {
@@ -133,7 +119,11 @@ pub fn stdin_specs() -> Result<(Vec<String>, Vec<usize>), CommandError> {
     Ok((lines, numbers))
 }
 
-fn argument_specs(args: &[String]) -> Result<Vec<String>, CommandError> {
+/// Turns `goliath submit` arguments into spec lines: one argument per spec when the first has
+/// a space (`goliath submit "spin 1s" "fib 30"`), else all arguments form one spec
+/// (`goliath submit spin 200ms x20`, `goliath submit exec -- sh -c 'echo hi'`). A lone `-`
+/// (read by [`stdin_specs`]) is the caller's to check first.
+pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
     // Everything after the first spec word is spec text (exec's own arguments may start
     // with '-'), so an option written after the specs would be submitted as part of them.
     // Outside an exec spec such a word can only be a misplaced option.
@@ -195,11 +185,11 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 }))
                 .await
                 .map_err(|error| match error {
-                    ClientError::Remote(remote) if stdin_lines.is_some() => {
-                        let line = match remote.kind {
-                            RemoteErrorKind::BadSpec { index, .. } => stdin_lines
-                                .as_ref()
-                                .and_then(|lines| lines.get(index as usize)),
+                    ClientError::Remote(remote) => {
+                        let line = match (remote.kind, &stdin_lines) {
+                            (RemoteErrorKind::BadSpec { index, .. }, Some(lines)) => {
+                                lines.get(index as usize).copied()
+                            }
                             _ => None,
                         };
                         let mut error: CommandError = ClientError::Remote(remote).into();
@@ -513,10 +503,10 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
 /// takes two columns, so counting characters would push the next column right), padded
 /// with spaces when narrower.
 fn fit_columns(text: &str, columns: usize) -> String {
-    use unicode_width::UnicodeWidthChar as _;
+    use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
     let mut fitted = String::new();
     let mut used = 0;
-    let total: usize = text.chars().map(|c| c.width().unwrap_or(0)).sum();
+    let total = text.width();
     let room = if total > columns {
         columns.saturating_sub(1)
     } else {
@@ -673,12 +663,12 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
                 })
                 .unwrap_or_else(|| "never".into())
         };
-        // A member that is down has no current phi or load: its last ones would mislead.
-        let (phi, load) = match (&member.meta, member.state.is_up()) {
-            (Some(meta), true) => (format!("{:.1}", member.phi), format!("{:.2}", meta.load)),
-            (None, true) => (format!("{:.1}", member.phi), "-".into()),
-            (_, false) => ("-".into(), "-".into()),
-        };
+        let phi = member
+            .current_phi()
+            .map_or_else(|| "-".to_string(), |phi| format!("{phi:.1}"));
+        let load = member
+            .current_load()
+            .map_or_else(|| "-".to_string(), |meta| format!("{:.2}", meta.load));
         let _ = writeln!(
             out,
             "{glyph} {:<24} {:<8} {:>6} {:>5}  {:<21} {:<21} {:>11} {:>6}",

@@ -720,18 +720,8 @@ impl Config {
             message,
         };
         let binding = key.starts_with("console.keys.");
-        let known = known_keys();
-        if !binding && !known.iter().any(|known| known == key) {
-            return Err(invalid(
-                match suggest::closest(key, known.iter().map(String::as_str)) {
-                    Some(suggestion) => {
-                        format!("unknown key `{key}`; did you mean `{suggestion}`?")
-                    }
-                    None => format!(
-                        "unknown key `{key}`; keys are dotted as in the file, e.g. scheduler.workers (`goliath config default` lists them)"
-                    ),
-                },
-            ));
+        if !binding && !known_keys().iter().any(|known| known == key) {
+            return Err(invalid(unknown_key_message(key)));
         }
         let (table, field) = key.split_once('.').unwrap_or(("", key));
         // The value as TOML when it is TOML (a number, `true`, `["q", "Esc"]`, `"text"`), and
@@ -1493,6 +1483,41 @@ fn known_names() -> Vec<String> {
     names
 }
 
+/// What to say of a dotted key no setting has, in a file or on the command line: the
+/// nearest key or table, else the keys its table has.
+fn unknown_key_message(full: &str) -> String {
+    let keys = known_keys();
+    let keys_of = |table: &str| -> Vec<&str> {
+        keys.iter()
+            .filter_map(|k| {
+                k.strip_prefix(table)
+                    .and_then(|rest| rest.strip_prefix('.'))
+            })
+            .collect()
+    };
+    let names = known_names();
+    if names.iter().any(|name| name == full) {
+        // A table given where a key goes (`--set scheduler=3`).
+        return format!(
+            "unknown key `{full}`: it is a table; [{full}] has: {}",
+            keys_of(full).join(", ")
+        );
+    }
+    if let Some(suggestion) = suggest::closest(full, names.iter().map(String::as_str)) {
+        return format!("unknown key `{full}`; did you mean `{suggestion}`?");
+    }
+    let table = full.rsplit_once('.').map(|(t, _)| t).unwrap_or("");
+    let siblings = keys_of(table);
+    if siblings.is_empty() {
+        format!("unknown key `{full}`")
+    } else {
+        format!(
+            "unknown key `{full}`; [{table}] has: {}",
+            siblings.join(", ")
+        )
+    }
+}
+
 fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> ConfigError {
     let offset = error.span().map(|span| span.start).unwrap_or(0);
     let (line, column) = line_and_column(text, offset);
@@ -1500,29 +1525,8 @@ fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> C
     let mut message = error.message().trim().to_string();
     if message.starts_with("unknown field")
         && let Some(full) = &key
-        && let Some(suggestion) = suggest::closest(full, known_names().iter().map(String::as_str))
     {
-        message = format!("unknown key `{full}`; did you mean `{suggestion}`?");
-    } else if message.starts_with("unknown field")
-        && let Some(full) = &key
-    {
-        let table = full.rsplit_once('.').map(|(t, _)| t).unwrap_or("");
-        let keys = known_keys();
-        let siblings: Vec<&str> = keys
-            .iter()
-            .filter_map(|k| {
-                k.strip_prefix(table)
-                    .and_then(|rest| rest.strip_prefix('.'))
-            })
-            .collect();
-        message = if siblings.is_empty() {
-            format!("unknown key `{full}`")
-        } else {
-            format!(
-                "unknown key `{full}`; [{table}] has: {}",
-                siblings.join(", ")
-            )
-        };
+        message = unknown_key_message(full);
     }
     ConfigError::Syntax {
         origin: origin.clone(),

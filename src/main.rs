@@ -581,7 +581,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         None => {
             let node = outer_node.merged(&NodeArgs::default(), &config);
-            if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+            if on_terminal() {
                 run_local_console(&node, &outer_console, &[])
             } else {
                 run_headless(
@@ -975,11 +975,15 @@ fn init_console_logging(config: &Config) {
         .try_init();
 }
 
-/// The console on a node started here; quitting the console stops the node.
+/// Whether standard input and output are a terminal (where the console can run).
+fn on_terminal() -> bool {
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
 /// The console draws on a terminal: without one (a pipe, /dev/null, a service manager) it
 /// is a usage error that says what to run instead. `goliath demo` checks for itself.
 fn need_terminal() -> Result<(), Failure> {
-    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+    if on_terminal() {
         return Ok(());
     }
     Err(Failure::usage(anyhow::anyhow!(
@@ -987,6 +991,7 @@ fn need_terminal() -> Result<(), Failure> {
     )))
 }
 
+/// The console on a node started here; quitting the console stops the node.
 fn run_local_console(
     args: &NodeArgs,
     console: &ConsoleArgs,
@@ -1110,7 +1115,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
             "demo: {nodes} nodes is out of range: use 1 to 32"
         )));
     }
-    let on_terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let on_terminal = on_terminal();
     let (config, _) = load_config(args)?;
     let ports = free_ports(nodes).map_err(Failure::runtime)?;
     let mut notes = Vec::new();

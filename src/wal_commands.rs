@@ -19,7 +19,7 @@ fn file_name(path: &Path) -> Cow<'_, str> {
         .unwrap_or_else(|| path.to_string_lossy())
 }
 
-fn check_dir(dir: &Path) -> Result<(), CommandError> {
+fn inspect(dir: &Path, each: impl FnMut(&Path, u64, &Record)) -> Result<Inspection, CommandError> {
     let usage = |message: String| CommandError {
         code: exit::USAGE,
         message,
@@ -30,30 +30,19 @@ fn check_dir(dir: &Path) -> Result<(), CommandError> {
             dir.display()
         )));
     }
+    let inspection = wal::inspect(dir, each).map_err(|error| CommandError {
+        code: exit::FAILURE,
+        message: error.to_string(),
+    })?;
     // Every node's directory has its lock file from its first start; a directory with
     // neither that nor log files is some other directory (its parent, say), not an empty log.
-    let listing = wal::segment::list(dir).map_err(|error| CommandError {
-        code: exit::FAILURE,
-        message: format!("cannot list {}: {error}", dir.display()),
-    })?;
-    if !dir.join(wal::segment::LOCK_FILE).exists()
-        && listing.segments.is_empty()
-        && listing.checkpoints.is_empty()
-    {
+    if inspection.files.is_empty() && !dir.join(wal::segment::LOCK_FILE).exists() {
         return Err(usage(format!(
             "{} is not a goliath data directory (no LOCK file, wal-*.seg segments or checkpoint); pass the node's --data-dir, or --name for the default location",
             dir.display()
         )));
     }
-    Ok(())
-}
-
-fn inspect(dir: &Path, each: impl FnMut(&Path, u64, &Record)) -> Result<Inspection, CommandError> {
-    check_dir(dir)?;
-    wal::inspect(dir, each).map_err(|error| CommandError {
-        code: exit::FAILURE,
-        message: error.to_string(),
-    })
+    Ok(inspection)
 }
 
 /// `goliath wal verify`: checks every record; exit 0 when a node would start on the

@@ -271,22 +271,34 @@ fn a_4_gib_length_prefix_costs_the_node_no_memory_and_each_rejection_is_logged_o
     assert!(!log.contains("panicked"), "{log}");
 }
 
-#[test]
-fn submit_reads_specs_from_stdin() {
-    let node = RunningNode::start(&["--workers", "1"]);
+/// `goliath submit [options] -` on `node`, with `input` on standard input.
+fn submit_stdin(node: &RunningNode, options: &[&str], input: &[u8]) -> std::process::Output {
     let mut child = goliath()
-        .args(["submit", "--wait", "--json", "--node", &node.address, "-"])
+        .arg("submit")
+        .args(options)
+        .args(["--node", &node.address, "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("runs");
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"# a batch\nfib 10\n\necho from stdin\n")
+        .write_all(input)
         .expect("writes");
-    let output = child.wait_with_output().expect("exits");
+    child.wait_with_output().expect("exits")
+}
+
+#[test]
+fn submit_reads_specs_from_stdin() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    let output = submit_stdin(
+        &node,
+        &["--wait", "--json"],
+        b"# a batch\nfib 10\n\necho from stdin\n",
+    );
     assert!(output.status.success());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["tasks"][1]["output"]["text"], "from stdin");
@@ -298,19 +310,7 @@ fn submit_reads_specs_from_stdin() {
     assert!(raw.starts_with(r#"{"tasks":[{"id":"#), "{raw}");
 
     // A bad spec is named by its line on standard input, comments and blanks counted.
-    let mut child = goliath()
-        .args(["submit", "--node", &node.address, "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"\n# c\nfib 2\n\nfib 200\n")
-        .expect("writes");
-    let output = child.wait_with_output().expect("exits");
+    let output = submit_stdin(&node, &[], b"\n# c\nfib 2\n\nfib 200\n");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("standard input line 5"), "{stderr}");

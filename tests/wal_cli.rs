@@ -287,6 +287,17 @@ fn a_recovered_exec_task_runs_again_and_sees_its_attempt() {
     );
 }
 
+/// `goliath wal ARGS… --data-dir DIR`.
+fn wal_tool(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    goliath()
+        .arg("wal")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("runs")
+}
+
 #[test]
 fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -304,11 +315,7 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     assert_eq!(json["wal"]["healthy"], true, "{json}");
     assert!(json["wal"]["fsyncs"].as_u64().unwrap_or(0) > 0, "{json}");
     // Beside a running node: verify works and says the node holds the directory.
-    let verify = goliath()
-        .args(["wal", "verify", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("runs");
+    let verify = wal_tool(&["verify"], dir.path());
     let report = String::from_utf8_lossy(&verify.stdout);
     assert_eq!(verify.status.code(), Some(0), "{report}");
     assert!(
@@ -318,11 +325,7 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     node.child.kill().expect("kill");
     let _ = node.child.wait();
     drop(node);
-    let dump = goliath()
-        .args(["wal", "dump", "--json", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("runs");
+    let dump = wal_tool(&["dump", "--json"], dir.path());
     assert_eq!(dump.status.code(), Some(0));
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&dump.stdout)
         .lines()
@@ -334,11 +337,7 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
         .collect();
     assert_eq!(accepted.len(), 150);
     assert_eq!(accepted[0]["record"]["spec"]["kind"], "echo");
-    let text_dump = goliath()
-        .args(["wal", "dump", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("runs");
+    let text_dump = wal_tool(&["dump"], dir.path());
     let text = String::from_utf8_lossy(&text_dump.stdout);
     assert!(text.contains("accepted ids="), "{text}");
     // Damage in a segment that is not the last: verify and start both name file and offset.
@@ -357,11 +356,7 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     let mut bytes = std::fs::read(&path).expect("read");
     bytes[offset as usize + 40] ^= 0x01;
     std::fs::write(&path, &bytes).expect("write");
-    let verify = goliath()
-        .args(["wal", "verify", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("runs");
+    let verify = wal_tool(&["verify"], dir.path());
     let report = String::from_utf8_lossy(&verify.stdout);
     assert_eq!(verify.status.code(), Some(1), "{report}");
     assert!(
@@ -419,11 +414,7 @@ fn sync_never_acknowledges_without_fdatasync_and_survives_a_killed_node() {
 fn verify_agrees_with_start_and_refuses_a_directory_that_is_not_a_log() {
     // Not a data directory (its parent, say): not "an empty, healthy log".
     let elsewhere = tempfile::tempdir().expect("temp dir");
-    let verify = goliath()
-        .args(["wal", "verify", "--data-dir"])
-        .arg(elsewhere.path())
-        .output()
-        .expect("runs");
+    let verify = wal_tool(&["verify"], elsewhere.path());
     let stderr = String::from_utf8_lossy(&verify.stderr);
     assert_eq!(verify.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not a goliath data directory"), "{stderr}");
@@ -444,11 +435,7 @@ fn verify_agrees_with_start_and_refuses_a_directory_that_is_not_a_log() {
     let mut bytes = std::fs::read(&newest).expect("read");
     bytes[5] ^= 0xff;
     std::fs::write(&newest, &bytes).expect("write");
-    let verify = goliath()
-        .args(["wal", "verify", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("runs");
+    let verify = wal_tool(&["verify"], dir.path());
     let report = String::from_utf8_lossy(&verify.stdout);
     let start = goliath()
         .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -210,12 +210,7 @@ impl Arena {
                 let id = sequence + 1;
                 slot.id.store(id, Ordering::Release);
                 if sequence & 63 == 0 {
-                    // Write only when it grows: the mark sits beside the slot table's
-                    // address, which every thread reads at every slot access.
-                    let in_use = self.in_use();
-                    if in_use > self.high_water.load(Ordering::Relaxed) {
-                        self.high_water.fetch_max(in_use, Ordering::Relaxed);
-                    }
+                    self.note_in_use();
                 }
                 return Ok((index, TaskId(id)));
             }
@@ -238,6 +233,8 @@ impl Arena {
 
     /// Raises the high-water mark to the slots in use now, if that is higher (claims do so
     /// themselves at every 64th sequence number only, sparing most a read of the ledgers).
+    /// It writes only when the mark grows: the mark sits beside the slot table's address,
+    /// which every thread reads at every slot access.
     pub(crate) fn note_in_use(&self) {
         let in_use = self.in_use().min(self.capacity());
         if in_use > self.high_water.load(Ordering::Relaxed) {

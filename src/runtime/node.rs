@@ -1614,24 +1614,15 @@ impl Node {
         if abandoned > 0 {
             tracing::warn!(abandoned, "node stopped with tasks still in flight");
         }
-        if shared.wal.is_some() {
-            // Stopped, not cancelled: nothing was logged for them, so they run again.
-            tracing::info!(
-                node = %shared.name,
-                in_flight_at_shutdown = in_flight,
-                interrupted = cancelled,
-                abandoned,
-                "node stopped"
-            );
-        } else {
-            tracing::info!(
-                node = %shared.name,
-                in_flight_at_shutdown = in_flight,
-                cancelled,
-                abandoned,
-                "node stopped"
-            );
-        }
+        // Neutral on purpose: with a log these tasks were interrupted (and said so above, as
+        // running again at the next start), without one cancelled.
+        tracing::info!(
+            node = %shared.name,
+            in_flight_at_shutdown = in_flight,
+            stopped_after_grace = cancelled,
+            abandoned,
+            "node stopped"
+        );
         ShutdownReport {
             in_flight,
             cancelled,

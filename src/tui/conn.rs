@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::state::{Command, Reply};
 use crate::runtime::net::client::ConnectOptions;
 use crate::runtime::net::{CancelOutcomeWire, Client, Request, Response, SubmitRequest};
-use crate::runtime::{CancelOutcome, Node};
+use crate::runtime::{CancelOutcome, Node, TaskState};
 
 /// Where the console's data comes from.
 #[derive(Debug, Clone)]
@@ -92,6 +92,15 @@ async fn run_local(
     }
 }
 
+/// What a cancel did, for the status line: `finished` is the state of a task that had
+/// already ended, `None` when the cancel was requested. The same for a local and a remote node.
+fn cancel_text(finished: Option<TaskState>) -> String {
+    match finished {
+        None => "cancel requested".to_string(),
+        Some(state) => format!("already {state}; nothing to cancel"),
+    }
+}
+
 fn local_reply(node: &Node, command: Command) -> Reply {
     match command {
         Command::Submit(text) => {
@@ -103,10 +112,8 @@ fn local_reply(node: &Node, command: Command) -> Reply {
                 .into_iter()
                 .map(|id| {
                     let result = match node.cancel(id) {
-                        Ok(CancelOutcome::Requested) => Ok("cancel requested".to_string()),
-                        Ok(CancelOutcome::AlreadyFinished(state)) => {
-                            Ok(format!("already {state}; nothing to cancel"))
-                        }
+                        Ok(CancelOutcome::Requested) => Ok(cancel_text(None)),
+                        Ok(CancelOutcome::AlreadyFinished(state)) => Ok(cancel_text(Some(state))),
                         Err(error) => Err(error.to_string()),
                     };
                     (id, result)
@@ -236,11 +243,9 @@ async fn remote_reply(client: &Client, command: Command) -> Reply {
                     let result = match &answer {
                         Ok(Response::Cancelled { results }) => {
                             match results.iter().find(|r| r.id == id).map(|r| r.outcome) {
-                                Some(CancelOutcomeWire::Requested) => {
-                                    Ok("cancel requested".to_string())
-                                }
+                                Some(CancelOutcomeWire::Requested) => Ok(cancel_text(None)),
                                 Some(CancelOutcomeWire::AlreadyFinished(state)) => {
-                                    Ok(format!("already {state}; nothing to cancel"))
+                                    Ok(cancel_text(Some(state)))
                                 }
                                 Some(CancelOutcomeWire::NotFound) | None => {
                                     Err(format!("no task {id} on this node"))

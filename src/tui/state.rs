@@ -376,10 +376,10 @@ pub struct Rates {
     pub worker_tasks_per_s: Vec<f64>,
 }
 
-/// Samples over time, kept by the console (so a remote console has them too).
 /// What the status line says when Esc clears the task filter.
 const FILTER_CLEARED: &str = "filter cleared";
 
+/// Samples over time, kept by the console (so a remote console has them too).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
     /// Deque depth per worker, oldest first.
@@ -940,8 +940,6 @@ impl App {
         NOTHING
     }
 
-    /// Esc: closes the detail view, else unzooms, else follows the log again, else clears
-    /// the filter.
     /// Sets the task filter; a "filter cleared" still on the status line no longer holds.
     fn set_filter(&mut self, text: &str) {
         self.filter = text.trim().to_string();
@@ -955,6 +953,8 @@ impl App {
         }
     }
 
+    /// Esc: closes the detail view, else unzooms, else follows the log again, else clears
+    /// the filter.
     fn back(&mut self) {
         if self.detail.take().is_some() {
             return;

@@ -97,6 +97,20 @@ fn asciify(buffer: &mut Buffer) {
     }
 }
 
+/// Rows `lines` take when wrapped at `width` columns, at least: word wrapping can take a row
+/// more than the width alone says, so each line that wraps counts one extra (a little room
+/// to spare, never a row cut off).
+fn wrapped_rows(lines: &[Line<'_>], width: u16) -> usize {
+    let width = usize::from(width.max(1));
+    lines
+        .iter()
+        .map(|line| {
+            let columns = line.width();
+            columns.div_ceil(width).max(1) + usize::from(columns > width)
+        })
+        .sum()
+}
+
 fn too_small(frame: &mut Frame, app: &App, area: Rect) {
     let theme = &app.options.theme;
     let lines = vec![
@@ -108,13 +122,9 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
         )),
         Line::raw("Enlarge the window (or the font smaller), or press q to quit."),
     ];
-    // Rows once wrapped (word wrapping may take a row more per line than this; the extra
-    // row of room below does no harm), so a narrow window still shows the whole text.
-    let width = usize::from(area.width.max(1));
-    let rows: usize = lines
-        .iter()
-        .map(|line| line.width().div_ceil(width).max(1) + usize::from(line.width() > width))
-        .sum();
+    // The rows it wraps to (an extra row of room below does no harm), so a narrow window
+    // still shows the whole text.
+    let rows = wrapped_rows(&lines, area.width);
     let paragraph = Paragraph::new(Text::from(lines))
         .style(theme.text)
         .alignment(Alignment::Center)
@@ -948,17 +958,12 @@ fn member_line(app: &App, member: &MemberInfo, now: u64) -> Line<'static> {
             |at| format!("{} ago", short_us(now.saturating_sub(at))),
         )
     };
-    // A member that is down has no current phi or load: its last ones would mislead.
-    let up = member.state.is_up();
-    let load = match &member.meta {
-        Some(m) if up => format!("  load {:.1}", m.load),
-        _ => String::new(),
-    };
-    let phi = if up {
-        format!("{:<5.1}", member.phi)
-    } else {
-        format!("{:<5}", "-")
-    };
+    let load = member
+        .current_load()
+        .map_or_else(String::new, |m| format!("  load {:.1}", m.load));
+    let phi = member
+        .current_phi()
+        .map_or_else(|| format!("{:<5}", "-"), |phi| format!("{phi:<5.1}"));
     Line::from(vec![
         Span::styled(
             format!(
@@ -1101,17 +1106,13 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
                 |at| format!("{} ago", short_us(now.saturating_sub(at))),
             )
         };
-        // A member that is down has no current phi or load: its last ones would mislead.
-        let up = member.state.is_up();
-        let load = match &member.meta {
-            Some(m) if up => format!("{:.1}, {} queued", m.load, m.queue_depth),
-            _ => "-".to_string(),
-        };
-        let phi = if up {
-            format!("{:.1}", member.phi)
-        } else {
-            "-".to_string()
-        };
+        let load = member.current_load().map_or_else(
+            || "-".to_string(),
+            |m| format!("{:.1}, {} queued", m.load, m.queue_depth),
+        );
+        let phi = member
+            .current_phi()
+            .map_or_else(|| "-".to_string(), |phi| format!("{phi:.1}"));
         let state = format!(
             "{} {}{}",
             member_glyph(app, member.state),
@@ -1302,7 +1303,6 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     draw_task_table(frame, app, &rows, area, block, false, hits);
 }
 
-/// A task table; `compact` is the Overview's narrower form.
 /// The full task table's columns without KIND and ATTEMPT when `narrow`: the spec names
 /// its kind, the detail view its attempt, and at 80 columns SPEC kept only 10 without this.
 fn narrow_columns<T>(columns: Vec<T>, narrow: bool) -> Vec<T> {
@@ -1317,6 +1317,7 @@ fn narrow_columns<T>(columns: Vec<T>, narrow: bool) -> Vec<T> {
         .collect()
 }
 
+/// A task table; `compact` is the Overview's narrower form.
 fn draw_task_table(
     frame: &mut Frame,
     app: &App,
@@ -1608,16 +1609,8 @@ fn draw_detail(
         }
     }
     // Scrolling counts wrapped rows: a long output without line breaks is one line of many
-    // rows, and counting lines left all but its first screen out of reach. Word wrapping can
-    // take a row more than the width alone says, so a wrapped line counts one extra.
-    let width = usize::from(inner.width.max(1));
-    let rows: usize = lines
-        .iter()
-        .map(|line| {
-            let columns = line.width();
-            columns.div_ceil(width).max(1) + usize::from(columns > width)
-        })
-        .sum();
+    // rows, and counting lines left all but its first screen out of reach.
+    let rows = wrapped_rows(&lines, inner.width);
     let max_scroll = u16::try_from(rows)
         .unwrap_or(u16::MAX)
         .saturating_sub(inner.height);
@@ -2015,14 +2008,19 @@ mod tests {
             stderr_truncated: 1200,
         })));
         info.error = Some("exit code 3".into());
+        open_detail(&mut app, info, 0);
+        insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    /// Shows `info` in the Tasks tab's detail view, scrolled `scroll` rows.
+    fn open_detail(app: &mut App, info: TaskInfo, scroll: u16) {
         app.tab = Tab::Tasks;
         app.detail = Some(Detail {
-            id: TaskId(5),
+            id: info.id,
             info: Some(info),
             error: None,
-            scroll: 0,
+            scroll,
         });
-        insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
     }
 
     #[test]
@@ -2037,14 +2035,8 @@ mod tests {
             stdout_truncated: 0,
             stderr_truncated: 0,
         })));
-        app.tab = Tab::Tasks;
-        app.detail = Some(Detail {
-            id: TaskId(5),
-            info: Some(info),
-            error: None,
-            // As far as End takes it.
-            scroll: u16::MAX / 2,
-        });
+        // As far as End takes it.
+        open_detail(&mut app, info, u16::MAX / 2);
         let text = format!("{}", draw(&mut app, 80, 24).backend());
         assert!(text.contains("the stderr line"), "{text}");
     }

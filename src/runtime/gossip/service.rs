@@ -482,7 +482,10 @@ async fn run(
                 return;
             }
         }
-        join_report.check(lock(&shared.state).swim.join_pending());
+        // Once the join is settled there is nothing more to report: no lock per packet.
+        if !join_report.done {
+            join_report.check(lock(&shared.state).swim.join_pending());
+        }
         flush(&shared, &socket).await;
     }
 }

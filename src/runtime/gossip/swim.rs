@@ -726,8 +726,8 @@ pub struct Swim {
     out: Vec<Output>,
     up_count: usize,
     seed_answered: bool,
-    /// When an older process of a name last heard of its newer generation from us, µs.
-    newer_generation_told_us: u64,
+    /// When an older process of this node's name was last told of this one, µs.
+    older_self_told_us: u64,
     /// The last table answer: who sent it, its size, entries received so far.
     sync_tally: Option<(SocketAddr, u32, u32)>,
     /// Spare datagram buffers (see [`Swim::recycle`]).
@@ -804,7 +804,7 @@ impl Swim {
             out: Vec::new(),
             up_count: 0,
             seed_answered: false,
-            newer_generation_told_us: 0,
+            older_self_told_us: 0,
             sync_tally: None,
             buffers: Vec::new(),
             incoming: Vec::new(),
@@ -1988,15 +1988,7 @@ impl Swim {
                 if sender.generation < self.me.generation
                     && matches!(self.status, LocalStatus::Joining | LocalStatus::Active)
                 {
-                    let newer = Update {
-                        id: self.me,
-                        incarnation: self.incarnation,
-                        claim: Claim::Alive {
-                            address: self.address,
-                            meta: None,
-                        },
-                    };
-                    self.tell_newer_generation(newer, from, now_us);
+                    self.tell_older_self(from, now_us);
                 }
             }
             return;
@@ -2177,19 +2169,11 @@ impl Swim {
                 // An older process of a member we know by a newer one: still running (two
                 // nodes were given one name). Without this it would never hear of its
                 // successor, since everyone drops its packets, and would declare them dead.
-                if let Some(member) = self.table.get(slot)
-                    && let Some(address) = member.address
-                    && matches!(state, MemberState::Alive | MemberState::Suspect)
-                {
-                    let newer = Update {
-                        id: member.id,
-                        incarnation: member.incarnation,
-                        claim: Claim::Alive {
-                            address,
-                            meta: None,
-                        },
-                    };
-                    self.tell_newer_generation(newer, from, now_us);
+                // Any claim of the newer generation but dead or left makes it yield.
+                if matches!(state, MemberState::Alive | MemberState::Suspect) {
+                    self.hint_with(slot, from, now_us, |member| {
+                        Self::member_update(member, false)
+                    });
                 }
                 return None;
             }
@@ -2229,8 +2213,26 @@ impl Swim {
         Some((is_new, found.is_none()))
     }
 
+    /// Tells a member we hold suspect or dead so, so it refutes.
     fn hint(&mut self, slot: Slot, to: SocketAddr, now_us: u64) {
         let accuser = self.me.name;
+        // Named as the accuser, we get the refutation straight back.
+        self.hint_with(slot, to, now_us, |member| Update {
+            id: member.id,
+            incarnation: member.incarnation,
+            claim: Claim::Suspect { accuser },
+        });
+    }
+
+    /// Sends `to` one update about the member in `slot`, made by `update`; at most once per
+    /// hint interval per member, so a flood of packets cannot make this node flood back.
+    fn hint_with(
+        &mut self,
+        slot: Slot,
+        to: SocketAddr,
+        now_us: u64,
+        update: impl FnOnce(&Member) -> Update,
+    ) {
         let Some(member) = self.table.get_mut(slot) else {
             return;
         };
@@ -2238,26 +2240,19 @@ impl Swim {
             return;
         }
         member.last_hint_us = now_us.max(1);
-        // Named as the accuser, we get the refutation straight back.
-        let update = Update {
-            id: member.id,
-            incarnation: member.incarnation,
-            claim: Claim::Suspect { accuser },
-        };
+        let update = update(member);
         self.send_updates_to(to, &[update]);
     }
 
-    /// Sends `newer` (an alive claim of a newer generation) to an older process of the same
-    /// name at `to`, which then yields; at most once per hint interval, so a flood of
-    /// stale packets cannot make this node flood back.
-    fn tell_newer_generation(&mut self, newer: Update, to: SocketAddr, now_us: u64) {
-        if self.newer_generation_told_us != 0
-            && now_us < self.newer_generation_told_us + HINT_INTERVAL_US
-        {
+    /// Tells an older process of this node's own name at `to` that this one carries it now,
+    /// so it yields; at most once per hint interval, as [`Swim::hint_with`].
+    fn tell_older_self(&mut self, to: SocketAddr, now_us: u64) {
+        if self.older_self_told_us != 0 && now_us < self.older_self_told_us + HINT_INTERVAL_US {
             return;
         }
-        self.newer_generation_told_us = now_us.max(1);
-        self.send_updates_to(to, &[newer]);
+        self.older_self_told_us = now_us.max(1);
+        let update = self.self_update(false);
+        self.send_updates_to(to, &[update]);
     }
 
     fn yield_name(&mut self, winner: &MemberId, address: Option<SocketAddr>, now_us: u64) {

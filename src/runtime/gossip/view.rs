@@ -79,6 +79,19 @@ pub struct MemberInfo {
     pub meta: Option<MemberLoad>,
 }
 
+impl MemberInfo {
+    /// φ, while the member is up: a member that is down has no current phi, and its last one
+    /// would mislead.
+    pub fn current_phi(&self) -> Option<f64> {
+        self.state.is_up().then_some(self.phi)
+    }
+
+    /// Its reported load, while it is up (see [`MemberInfo::current_phi`]).
+    pub fn current_load(&self) -> Option<&MemberLoad> {
+        self.meta.as_ref().filter(|_| self.state.is_up())
+    }
+}
+
 /// A member's reported metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberLoad {
