@@ -792,22 +792,10 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
             server_config.listen
         ))
     };
-    // The addresses first: a taken port is reported before the log is recovered and the
-    // node started (and stopped again), not after.
-    if server_config.listen.port() != 0 {
-        std::net::TcpListener::bind(server_config.listen).map_err(listen_failure)?;
-    }
-    if config.gossip.enabled
-        && let Ok(bind) = config.gossip.bind_address()
-        && bind.port() != 0
-    {
-        std::net::UdpSocket::bind(bind).map_err(|reason| {
-            Failure::runtime(goliath::runtime::gossip::ClusterError::Bind {
-                address: bind,
-                reason,
-            })
-        })?;
-    }
+    // The sockets first, once: a taken port is reported before the log is recovered and the
+    // node started (and stopped again), and nothing can take the address in between.
+    let listener = std::net::TcpListener::bind(server_config.listen).map_err(listen_failure)?;
+    let gossip_socket = Cluster::bind(&config).map_err(Failure::runtime)?;
     tracing::info!(config = %origin, "starting node");
     let grace = config.shutdown.grace;
     let mut builder = NodeBuilder::new(config);
@@ -824,10 +812,17 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
         .io_handle()
         .ok_or_else(|| Failure::runtime(anyhow::anyhow!("the node's I/O runtime is gone")))?;
     let server = io
-        .block_on(Server::start(node.clone(), server_config.clone()))
+        .block_on(Server::start_on(
+            node.clone(),
+            server_config.clone(),
+            listener,
+        ))
         .map_err(listen_failure)?;
     tracing::info!(listen = %server.local_addr(), "serving the goliath protocol");
-    let cluster = Cluster::start(&node).map_err(Failure::runtime)?;
+    let cluster = gossip_socket
+        .map(|socket| Cluster::start_on(&node, socket))
+        .transpose()
+        .map_err(Failure::runtime)?;
     Ok(LocalNode {
         node,
         server,

@@ -233,16 +233,36 @@ impl Cluster {
     /// `node.cluster`): binds the UDP socket, joins the seeds, and registers with the node
     /// so its snapshots carry the membership. `Ok(None)` when gossip is off.
     pub fn start(node: &Arc<Node>) -> Result<Option<Cluster>, ClusterError> {
-        let config = node.config().clone();
+        match Self::bind(node.config())? {
+            Some(socket) => Self::start_on(node, socket).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Binds the gossip socket as `config` says (`gossip.bind`), or `None` when gossip is
+    /// off; [`Cluster::start_on`] then gossips on it. The binary binds before the node
+    /// starts, so a taken port is said first.
+    pub fn bind(config: &Config) -> Result<Option<std::net::UdpSocket>, ClusterError> {
         if !config.gossip.enabled {
             return Ok(None);
         }
         let bind = config.gossip.bind_address().map_err(ClusterError::Config)?;
+        std::net::UdpSocket::bind(bind)
+            .map(Some)
+            .map_err(|reason| ClusterError::Bind {
+                address: bind,
+                reason,
+            })
+    }
+
+    /// Starts gossip for `node` on `std_socket` (from [`Cluster::bind`]).
+    pub fn start_on(
+        node: &Arc<Node>,
+        std_socket: std::net::UdpSocket,
+    ) -> Result<Cluster, ClusterError> {
+        let config = node.config().clone();
+        let bind = config.gossip.bind_address().map_err(ClusterError::Config)?;
         let io = node.io_handle().ok_or(ClusterError::NodeStopped)?;
-        let std_socket = std::net::UdpSocket::bind(bind).map_err(|reason| ClusterError::Bind {
-            address: bind,
-            reason,
-        })?;
         let local_addr = std_socket
             .local_addr()
             .map_err(|reason| ClusterError::Bind {
@@ -341,13 +361,13 @@ impl Cluster {
             seeds = seeds.len(),
             "gossip started"
         );
-        Ok(Some(Cluster {
+        Ok(Cluster {
             shared,
             stop,
             task: Mutex::new(Some(task)),
             io,
             local_addr,
-        }))
+        })
     }
 
     /// The bound gossip address.

@@ -113,7 +113,19 @@ struct Context {
 impl Server {
     /// Binds the listener and starts serving on the current tokio runtime.
     pub async fn start(node: Arc<Node>, config: ServerConfig) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        Self::start_on(node, config, listener).await
+    }
+
+    /// Starts serving on `listener`, bound by the caller (the binary binds before the node
+    /// starts, so a taken port is said first and the address cannot be taken in between).
+    pub async fn start_on(
+        node: Arc<Node>,
+        config: ServerConfig,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<Server> {
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
         let local_addr = listener.local_addr()?;
         let stats = Arc::new(ServerStats::default());
         let (shutdown_request, shutdown_requested) = watch::channel(false);
