@@ -200,7 +200,11 @@ fn connect_renders_a_remote_node_and_reconnects_after_it_restarts() {
     // the link dropped, and the node cannot be reached — not once per retry.
     console.wait_for("a 4 s retry wait", |s| s.contains("retrying in 4s"));
     console.type_text("3");
-    let logs = console.wait_for("the Logs tab", |s| s.contains("Targets"));
+    // The tab is drawn in one frame, but the pty may hand it over in pieces: wait for its
+    // last expected line, then count.
+    let logs = console.wait_for("the Logs tab", |s| {
+        s.contains("Targets") && s.contains("console cannot reach the node")
+    });
     assert_eq!(logs.matches("console lost the node").count(), 1, "{logs}");
     assert_eq!(
         logs.matches("console cannot reach the node").count(),
