@@ -97,6 +97,24 @@ fn asciify(buffer: &mut Buffer) {
     }
 }
 
+/// Which of `columns` (each a width and a priority, 0 the most needed) to show in `room`
+/// columns with `gap` between shown ones: taken by priority while they fit whole, so a
+/// narrow window drops the least needed whole instead of cutting each one short.
+fn keep_by_priority(columns: &[(usize, usize)], room: usize, gap: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..columns.len()).collect();
+    order.sort_by_key(|&index| columns[index].1);
+    let mut shown = vec![false; columns.len()];
+    let mut used = 0;
+    for index in order {
+        let width = columns[index].0 + if used > 0 { gap } else { 0 };
+        if used + width <= room {
+            shown[index] = true;
+            used += width;
+        }
+    }
+    shown
+}
+
 /// Rows `lines` take when wrapped at `width` columns, at least: word wrapping can take a row
 /// more than the width alone says, so each line that wraps counts one extra (a little room
 /// to spare, never a row cut off).
@@ -390,18 +408,15 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         Action::Palette => 6,
         _ => 7,
     };
-    let mut order: Vec<usize> = (0..hints.len()).collect();
-    order.sort_by_key(|&index| priority(hints[index].0));
-    let mut shown = vec![false; hints.len()];
-    let mut used = 1;
-    for index in order {
-        let (_, key, label) = &hints[index];
-        let width = Line::from(key.as_str()).width() + label.trim_end().chars().count();
-        if used + width <= usize::from(area.width) {
-            shown[index] = true;
-            used += width + 2;
-        }
-    }
+    let columns: Vec<(usize, usize)> = hints
+        .iter()
+        .map(|(action, key, label)| {
+            let width = Line::from(key.as_str()).width() + label.trim_end().chars().count();
+            (width, priority(*action))
+        })
+        .collect();
+    // One column of the line is its leading space; two spaces end each hint.
+    let shown = keep_by_priority(&columns, usize::from(area.width).saturating_sub(1), 2);
     let mut spans = vec![Span::raw(" ")];
     for ((_, key, label), shown) in hints.into_iter().zip(shown) {
         if shown {
@@ -1078,22 +1093,16 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
         ("HEARD", 12, 2),
         ("LOAD", 10, 5),
     ];
-    let room = table_area.width.saturating_sub(2);
-    let mut shown = [false; COLUMNS.len()];
-    let mut used = 0u16;
-    for priority in 0..COLUMNS.len() as u8 {
-        if let Some(index) = COLUMNS.iter().position(|column| column.2 == priority) {
-            let width = COLUMNS[index].1 + u16::from(used > 0);
-            if used + width <= room {
-                shown[index] = true;
-                used += width;
-            }
-        }
-    }
+    let room = usize::from(table_area.width.saturating_sub(2));
+    let columns: Vec<(usize, usize)> = COLUMNS
+        .iter()
+        .map(|(_, width, priority)| (usize::from(*width), usize::from(*priority)))
+        .collect();
+    let shown = keep_by_priority(&columns, room, 1);
     let pick = |cells: Vec<Cell<'static>>| -> Vec<Cell<'static>> {
         cells
             .into_iter()
-            .zip(shown)
+            .zip(&shown)
             .filter_map(|(cell, keep)| keep.then_some(cell))
             .collect()
     };
@@ -1143,8 +1152,8 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
     });
     let widths: Vec<Constraint> = COLUMNS
         .iter()
-        .zip(shown)
-        .filter(|(_, keep)| *keep)
+        .zip(&shown)
+        .filter(|(_, keep)| **keep)
         .map(|((name, width, _), _)| {
             if *name == "LOAD" {
                 Constraint::Min(*width)
