@@ -495,7 +495,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Some(Command::Node { node }) => {
             refuse_outer("node", &NodeArgs::ALL, false)?;
-            run_headless(&node.merged(&outer_node, &config), None)
+            let node = node.merged(&outer_node, &config);
+            run_headless(&node, load_config(&node)?, None)
         }
         Some(Command::Console {
             connect,
@@ -505,7 +506,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let node = node.merged(&outer_node, &config);
             let console = console.merged(&outer_console);
             match connect {
-                None => run_local_console(&node, &console, &[]),
+                None => run_local_console(&node, load_config(&node)?, &console, &[]),
                 Some(address) => run_remote_console(&node, &console, address),
             }
         }
@@ -581,11 +582,13 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         None => {
             let node = outer_node.merged(&NodeArgs::default(), &config);
+            let loaded = load_config(&node)?;
             if on_terminal() {
-                run_local_console(&node, &outer_console, &[])
+                run_local_console(&node, loaded, &outer_console, &[])
             } else {
                 run_headless(
                     &node,
+                    loaded,
                     Some(
                         "no terminal on stdin/stdout: running a headless node, as `goliath node` does",
                     ),
@@ -887,8 +890,13 @@ fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> 
 /// `shutdown` request or (with `--exit-with-stdin`) the end of standard input, then leaves
 /// the cluster and shuts the node down with the configured grace. A second signal during
 /// shutdown exits at once.
-fn run_headless(args: &NodeArgs, note: Option<&str>) -> Result<u8, Failure> {
-    let (config, origin) = load_config(args)?;
+/// Runs a headless node on `config` (loaded by the caller from `args`, whose flags that
+/// are not settings, `--insecure-listen` and `--exit-with-stdin`, apply here).
+fn run_headless(
+    args: &NodeArgs,
+    (config, origin): (Config, String),
+    note: Option<&str>,
+) -> Result<u8, Failure> {
     init_logging(&config);
     if let Some(note) = note {
         tracing::info!("{note}");
@@ -989,10 +997,10 @@ fn need_terminal() -> Result<(), Failure> {
 /// The console on a node started here; quitting the console stops the node.
 fn run_local_console(
     args: &NodeArgs,
+    (config, origin): (Config, String),
     console: &ConsoleArgs,
     notes: &[String],
 ) -> Result<u8, Failure> {
-    let (config, origin) = load_config(args)?;
     let settings = console_settings(&config, console);
     // Check the keymap before starting anything, so a bad [console.keys] is a usage error.
     goliath::tui::console::build_app(&settings, None, goliath::runtime::Kinds::new())
@@ -1111,7 +1119,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         )));
     }
     let on_terminal = on_terminal();
-    let (config, _) = load_config(args)?;
+    let (mut config, origin) = load_config(args)?;
     let ports = free_ports(nodes).map_err(Failure::runtime)?;
     let mut notes = Vec::new();
     let first_listen = demo_address(
@@ -1174,29 +1182,29 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         }
         children.push(child);
     }
-    let mut first = args.clone();
-    first.listen = Some(first_listen.clone());
-    first.gossip = Some(first_gossip.clone());
-    // `--set net.listen=…` was weighed in choosing the addresses above; applied after them
-    // (overrides come last) it would undo a switch away from a taken port.
-    first.overrides = overrides_without(&args.overrides, &["net.listen", "gossip.bind"])
-        .cloned()
-        .collect();
-    if first.name.is_none() {
-        first.name = Some("demo-0".into());
+    // The first node runs on the config loaded above (flags and --set applied once), with
+    // the addresses chosen for it.
+    config.net.listen = first_listen.clone();
+    config.gossip.bind = first_gossip.clone();
+    config.gossip.enabled = true;
+    if args.name.is_none() {
+        config.node.name = "demo-0".into();
     }
+    let first_name = config.node.name.clone();
+    let loaded = (config, origin);
     let outcome = if on_terminal {
-        run_local_console(&first, console, &notes)
+        run_local_console(args, loaded, console, &notes)
     } else {
         for note in &notes {
             eprintln!("goliath demo: {note}");
         }
         eprintln!(
             "goliath demo: {} in the foreground (listen {first_listen}, gossip {first_gossip}); try `goliath members --node {first_listen}`",
-            first.name.as_deref().unwrap_or("demo-0"),
+            first_name,
         );
         run_headless(
-            &first,
+            args,
+            loaded,
             Some("demo: no terminal, so the first node runs headless (Ctrl-C stops the demo)"),
         )
     };
