@@ -203,7 +203,7 @@ impl Entry {
 struct Ring {
     entries: Box<[Entry]>,
     /// The entry the next record goes to (wraps to 0 after the last). Only the writer
-    /// touches it; readers scan every entry.
+    /// changes it; `History::find` reads it to walk back from the newest entry.
     next: AtomicUsize,
     /// Serialises writers for the ring shared by off-worker threads.
     writer: Mutex<()>,
@@ -305,19 +305,35 @@ impl Ring {
         }
     }
 
+    /// The task in `entry`, with its heap parts, when it is consistent and `keep` takes it.
+    fn task_in(entry: &Entry, keep: &dyn Fn(&Core) -> bool) -> Option<FinishedTask> {
+        let core = entry.read()?;
+        if !keep(&core) {
+            return None;
+        }
+        let sequence = entry.sequence();
+        let extras = Self::extras_of(entry, &core);
+        (entry.sequence() == sequence).then(|| core.into_task(extras))
+    }
+
     /// Every consistent entry accepted by `keep`, with its heap parts.
     fn collect(&self, keep: &dyn Fn(&Core) -> bool, out: &mut Vec<FinishedTask>) {
-        for entry in self.entries.iter() {
-            let Some(core) = entry.read() else { continue };
-            if !keep(&core) {
-                continue;
-            }
-            let sequence = entry.sequence();
-            let extras = Self::extras_of(entry, &core);
-            if entry.sequence() == sequence {
-                out.push(core.into_task(extras));
-            }
+        out.extend(
+            self.entries
+                .iter()
+                .filter_map(|entry| Self::task_in(entry, keep)),
+        );
+    }
+
+    /// The entry written `age` records before the cursor `next` (read once by the caller, so
+    /// a record written meanwhile cannot shift the walk past an entry), if the ring has that
+    /// many.
+    fn entry_back(&self, next: usize, age: usize) -> Option<&Entry> {
+        let len = self.entries.len();
+        if age >= len {
+            return None;
         }
+        Some(&self.entries[(next.min(len - 1) + len - 1 - age) % len])
     }
 }
 
@@ -370,14 +386,23 @@ impl History {
 
     /// The finished task with this id, if it is still remembered.
     pub fn find(&self, id: TaskId) -> Option<FinishedTask> {
-        let mut found = Vec::new();
-        for ring in self.rings.iter() {
-            ring.collect(&|core| core.id == id.0, &mut found);
-            if let Some(task) = found.pop() {
-                return Some(task);
-            }
-        }
-        None
+        // Newest first across every ring: a task that has just finished (what a watcher
+        // looks up on its event) is found in the first steps instead of after a scan of
+        // the whole history; one long gone still costs the whole scan.
+        let keep = |core: &Core| core.id == id.0;
+        let cursors: Vec<usize> = self
+            .rings
+            .iter()
+            .map(|ring| ring.next.load(Ordering::Relaxed))
+            .collect();
+        let longest = self.rings.iter().map(|ring| ring.entries.len()).max()?;
+        (0..longest).find_map(|age| {
+            self.rings
+                .iter()
+                .zip(&cursors)
+                .filter_map(|(ring, &next)| ring.entry_back(next, age))
+                .find_map(|entry| Ring::task_in(entry, &keep))
+        })
     }
 
     /// Up to `limit` finished tasks in `state` (or any), newest id first.
@@ -451,6 +476,30 @@ mod tests {
             Some(task(9)),
             "every field reads back"
         );
+    }
+
+    #[test]
+    fn find_walks_every_ring_back_from_its_newest_entry() {
+        // Rings of unequal fill, each wrapped past its end several times: every kept task is
+        // found, whatever its age and ring, and no forgotten one is.
+        let history = History::new(9, 3);
+        for id in 1..=40u64 {
+            let ring = if id % 5 == 0 { 2 } else { (id % 2) as usize };
+            record(&history, ring, task(id));
+        }
+        let kept: Vec<u64> = history
+            .recent(100, None)
+            .iter()
+            .map(|t| t.record.id.0)
+            .collect();
+        assert_eq!(kept.len(), 9);
+        for id in 1..=40u64 {
+            let found = history.find(TaskId(id));
+            assert_eq!(found.is_some(), kept.contains(&id), "task {id}");
+            if let Some(found) = found {
+                assert_eq!(found, task(id));
+            }
+        }
     }
 
     #[test]
