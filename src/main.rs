@@ -427,11 +427,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     } = cli;
     // Flags for a node or console given before a command that starts neither mean nothing
     // there: refuse them rather than ignore them.
-    let refuse_outer = |command: &str, node_ok: &[&str], console_ok: bool| {
+    // `node_ok`: the node flags the command takes, `None` for all of them.
+    let refuse_outer = |command: &str, node_ok: Option<&[&str]>, console_ok: bool| {
         let node_flag = outer_node
             .given()
             .into_iter()
-            .find(|flag| !node_ok.contains(flag));
+            .find(|flag| node_ok.is_some_and(|ok| !ok.contains(flag)));
         let console_flag = outer_console.given().into_iter().find(|_| !console_ok);
         let refusal = match (node_flag, console_flag) {
             (Some(flag), _) => format!(
@@ -447,7 +448,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         )))
     };
     let client = |name: &str, target: Target, command: ClientCommand| {
-        refuse_outer(name, &[], false)?;
+        refuse_outer(name, Some(&[]), false)?;
         run_client(
             &NodeArgs::default().merged(&outer_node, &config),
             target,
@@ -458,7 +459,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Config {
             action: ConfigAction::Default,
         }) => {
-            refuse_outer("config default", &[], false)?;
+            refuse_outer("config default", Some(&[]), false)?;
             // The shipped file, whatever is configured: a --config or --set here would
             // change nothing, so it is refused rather than ignored.
             if config.config.is_some() || !config.overrides.is_empty() {
@@ -472,7 +473,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Config {
             action: ConfigAction::Show { node },
         }) => {
-            refuse_outer("config show", &NodeArgs::ALL, false)?;
+            refuse_outer("config show", None, false)?;
             let merged = node.merged(&outer_node, &config);
             let (config, origin) = load_config(&merged)?;
             outln!("# from: {origin}");
@@ -494,7 +495,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         Some(Command::Node { node }) => {
-            refuse_outer("node", &NodeArgs::ALL, false)?;
+            refuse_outer("node", None, false)?;
             let node = node.merged(&outer_node, &config);
             run_headless(&node, load_config(&node)?, None)
         }
@@ -558,7 +559,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             nodes,
         ),
         Some(Command::Wal { action }) => {
-            refuse_outer("wal", &["--name", "--data-dir"], false)?;
+            refuse_outer("wal", Some(&["--name", "--data-dir"]), false)?;
             let place = match &action {
                 WalAction::Verify { place, .. } | WalAction::Dump { place, .. } => place,
             };
@@ -599,19 +600,6 @@ fn run(cli: Cli) -> Result<u8, Failure> {
 }
 
 impl NodeArgs {
-    /// Every flag, as [`NodeArgs::given`] names them.
-    const ALL: [&'static str; 9] = [
-        "--name",
-        "--workers",
-        "--arena-slots",
-        "--listen",
-        "--insecure-listen",
-        "--data-dir",
-        "--gossip",
-        "--join",
-        "--exit-with-stdin",
-    ];
-
     /// These flags (given after a command's name) over `outer` (given before it), with the
     /// config file and `--set` entries of `config`.
     fn merged(&self, outer: &NodeArgs, config: &ConfigArgs) -> NodeArgs {
@@ -633,22 +621,20 @@ impl NodeArgs {
 
     /// The flags given, by name.
     fn given(&self) -> Vec<&'static str> {
-        let set = [
-            self.name.is_some(),
-            self.workers.is_some(),
-            self.arena_slots.is_some(),
-            self.listen.is_some(),
-            self.insecure_listen,
-            self.data_dir.is_some(),
-            self.gossip.is_some(),
-            self.join.is_some(),
-            self.exit_with_stdin,
-        ];
-        Self::ALL
-            .into_iter()
-            .zip(set)
-            .filter_map(|(flag, given)| given.then_some(flag))
-            .collect()
+        [
+            ("--name", self.name.is_some()),
+            ("--workers", self.workers.is_some()),
+            ("--arena-slots", self.arena_slots.is_some()),
+            ("--listen", self.listen.is_some()),
+            ("--insecure-listen", self.insecure_listen),
+            ("--data-dir", self.data_dir.is_some()),
+            ("--gossip", self.gossip.is_some()),
+            ("--join", self.join.is_some()),
+            ("--exit-with-stdin", self.exit_with_stdin),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
     }
 }
 
