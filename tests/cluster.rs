@@ -258,7 +258,10 @@ fn process_gone(pid: u32) -> bool {
 #[test]
 fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
     use std::io::{BufRead, BufReader};
+    // The demo's nodes keep their logs under the data home; this one is removed at the end.
+    let data_home = tempfile::tempdir().expect("temp data home");
     let mut demo = common::binary::goliath()
+        .env("XDG_DATA_HOME", data_home.path())
         // The first node keeps the name asked for; port 0 becomes a free port it announces.
         .args(["demo", "3", "--name", "demo-main"])
         .args(["--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0"])

@@ -14,12 +14,9 @@ pub fn goliath() -> Command {
         .env_remove("GOLIATH_CONFIG")
         .env_remove("RUST_LOG")
         .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test")
-        // Nodes started without --data-dir (goliath demo's children) keep their logs out of
-        // the user's data directory.
-        .env(
-            "XDG_DATA_HOME",
-            std::env::temp_dir().join(format!("goliath-test-data-{}", std::process::id())),
-        );
+        // Nodes started without --data-dir keep their logs out of the user's data directory;
+        // a test that starts such nodes passes a temporary directory of its own.
+        .env("XDG_DATA_HOME", "/nonexistent-goliath-test-data");
     command
 }
 
