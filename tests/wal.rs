@@ -373,7 +373,7 @@ fn durable_config(dir: &Path, slots: usize) -> Config {
 }
 
 #[test]
-fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
+fn a_restarted_node_keeps_ids_attempts_submission_times_history_keys_and_cancels() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Submitted under a key before the restart, and again after it.
     let batch = [
@@ -386,13 +386,14 @@ fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
             copies: 1,
         },
     ];
-    let (sleeping, finished, cancelled, keyed) = {
+    let (sleeping, submitted_unix_us, finished, cancelled, keyed) = {
         let node = Node::start(durable_config(dir.path(), 64)).expect("starts");
         let finished = node.submit(TaskSpec::fib(20)).expect("submits");
         common::wait_finished(&node, finished);
         let sleeping = node
             .submit_copies(&TaskSpec::sleep(Duration::from_secs(600)), 3)
             .expect("submits");
+        let submitted_unix_us = node.task(sleeping[0]).expect("known").submitted_unix_us;
         let cancelled = node
             .submit(TaskSpec::sleep(Duration::from_secs(600)))
             .expect("submits");
@@ -406,15 +407,29 @@ fn a_restarted_node_keeps_ids_attempts_history_keys_and_cancels() {
             common::wait_finished(&node, *echo);
         }
         node.shutdown(Duration::ZERO);
-        (sleeping, finished, cancelled, keyed.ids)
+        (sleeping, submitted_unix_us, finished, cancelled, keyed.ids)
     };
+    // The restart is at least this much later than the submission, so a submission time
+    // taken from the restart cannot pass for the original.
+    std::thread::sleep(Duration::from_millis(20));
     let node = Node::start(durable_config(dir.path(), 64)).expect("restarts");
     for id in &sleeping {
         let info = node.task(*id).expect("recovered");
         assert!(!info.state.is_finished(), "{info:?}");
         assert_eq!(info.attempt, 2, "run again with attempt + 1");
         assert_eq!(info.spec, "sleep 10m");
+        assert_eq!(
+            info.submitted_unix_us, submitted_unix_us,
+            "a recovered task was submitted when it was first accepted, not at the restart"
+        );
     }
+    assert_eq!(node.cancel(sleeping[0]), Ok(CancelOutcome::Requested));
+    common::wait_finished(&node, sleeping[0]);
+    assert_eq!(
+        node.task(sleeping[0]).expect("finished").submitted_unix_us,
+        submitted_unix_us,
+        "and its history entry says so too"
+    );
     let info = node.task(finished).expect("back in the history");
     assert_eq!(info.state, TaskState::Succeeded);
     assert_eq!(

@@ -351,6 +351,10 @@ pub(crate) struct Shared {
     pub(crate) wal: Option<Wal>,
     /// Finished tasks recovered from the log at start, by id (read-only after start).
     pub(crate) recovered: Vec<TaskInfo>,
+    /// When each task recovered in flight was first accepted (Unix µs), by id, sorted: the
+    /// slot's clock reading can only say when this process queued it again. Read-only after
+    /// start, and empty on a node that recovered nothing.
+    pub(crate) recovered_submitted: Vec<(TaskId, u64)>,
     /// Set while shutdown interrupts tasks: their cancellation is not logged, so they run
     /// again at the next start.
     pub(crate) interrupting: AtomicBool,
@@ -730,6 +734,24 @@ impl Shared {
         out
     }
 
+    /// When task `id` was accepted: its slot's clock reading `submitted_at`, unless it was
+    /// recovered from the log, which knows when it was first accepted.
+    fn submitted_unix_us(
+        &self,
+        id: TaskId,
+        submitted_at: u64,
+        clock: &super::clock::Conversion,
+    ) -> u64 {
+        if !self.recovered_submitted.is_empty()
+            && let Ok(at) = self
+                .recovered_submitted
+                .binary_search_by_key(&id, |(recovered, _)| *recovered)
+        {
+            return self.recovered_submitted[at].1;
+        }
+        clock.unix_us(submitted_at)
+    }
+
     /// Describes the task in a live slot, or None if the slot changed hands meanwhile.
     fn live_info(&self, index: u32) -> Option<TaskInfo> {
         let slot = self.arena.slot(index);
@@ -768,7 +790,7 @@ impl Shared {
             state,
             worker: (worker != NO_WORKER).then_some(worker),
             attempt,
-            submitted_unix_us: clock.unix_us(submitted_at),
+            submitted_unix_us: self.submitted_unix_us(TaskId(id), submitted_at, &clock),
             started_unix_us: (started_at != 0).then(|| clock.unix_us(started_at)),
             finished_unix_us: None,
             run_us: clock.ticks_to_ns(run_ticks) / 1_000,
@@ -797,7 +819,7 @@ impl Shared {
             state: record.state,
             worker: record.worker,
             attempt: record.attempt,
-            submitted_unix_us: clock.unix_us(record.submitted_at),
+            submitted_unix_us: self.submitted_unix_us(record.id, record.submitted_at, &clock),
             started_unix_us: (record.started_at != 0).then(|| clock.unix_us(record.started_at)),
             finished_unix_us: Some(clock.unix_us(record.finished_at)),
             run_us: clock.ticks_to_ns(record.run_ticks) / 1_000,
@@ -951,6 +973,7 @@ impl NodeBuilder {
             cluster: Mutex::new(None),
             wal: None,
             recovered: Vec::new(),
+            recovered_submitted: Vec::new(),
             interrupting: AtomicBool::new(false),
             config,
         };

@@ -298,6 +298,11 @@ impl Shared {
                 ));
             }
         }
+        self.recovered_submitted = placed
+            .iter()
+            .zip(&live)
+            .map(|((_, id), (_, task))| (*id, task.submitted_unix_us))
+            .collect();
         let mut recovered: Vec<TaskInfo> = state
             .finished
             .iter()
