@@ -92,7 +92,12 @@ fn echo(text: &str) -> SpecRecord<'_> {
 
 /// Writes `count` accepted records (ids 1..=count), each acknowledged before the next.
 fn write_log(dir: &Path, count: u64, text_len: usize) {
-    let log = wal::open(options(dir), &|_| Ok(()))
+    write_log_with(options(dir), count, text_len);
+}
+
+/// [`write_log`] with other options.
+fn write_log_with(options: WalOptions, count: u64, text_len: usize) {
+    let log = wal::open(options, &|_| Ok(()))
         .expect("opens")
         .start()
         .expect("starts");
@@ -164,6 +169,23 @@ fn damaged(result: Result<Vec<u64>, WalError>) -> String {
 }
 
 // ---------------------------------------------------------------- torn tails and damage
+
+#[test]
+fn records_written_under_a_larger_segment_size_are_recovered_under_a_smaller_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 20 KB records: more than a 64 KiB segment allows (a quarter of it), fine in 1 MiB ones.
+    let large = WalOptions {
+        segment_size: 1 << 20,
+        ..options(dir.path())
+    };
+    assert!(options(dir.path()).max_payload() < 20_000);
+    write_log_with(large, 3, 20_000);
+    assert_eq!(
+        live_ids(dir.path()).expect("recovers with the smaller segment size"),
+        vec![1, 2, 3],
+        "acknowledged records, the last one included, are whole records whatever the new size"
+    );
+}
 
 #[test]
 fn cutting_the_last_record_at_every_byte_keeps_exactly_the_whole_records_before_it() {

@@ -23,12 +23,12 @@ fuzz_target!(|data: &[u8]| {
     // The whole scan, applying what it accepts, as recovery does.
     for last in [true, false] {
         let mut state = State::new(16, 16);
-        if let Ok(scan) = recovery::scan_segment(bytes, last, max_payload, |frames| {
+        if let Ok(scan) = recovery::scan_segment(bytes, last, |frames| {
             state.apply_group(frames)
         }) {
             assert!(scan.end <= bytes.len());
         }
     }
-    let _ = recovery::load_checkpoint(bytes, &mut State::new(16, 16), max_payload);
+    let _ = recovery::load_checkpoint(bytes, &mut State::new(16, 16));
     let _ = recovery::has_data(bytes);
 });

@@ -282,7 +282,6 @@ pub fn open(
         },
     })?;
     let listing = segment::list(&dir).map_err(io_error("list", &dir))?;
-    let max_payload = options.max_payload();
     let mut state = State::new(options.history_limit, options.key_limit);
     let mut summary = RecoverySummary::default();
     let mut buffer = Vec::new();
@@ -294,7 +293,7 @@ pub fn open(
     let mut first_segment = 1;
     if let Some((&seq, path)) = listing.checkpoints.iter().next_back() {
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
-        let begin = recovery::load_checkpoint(&buffer, &mut state, record::MAX_PAYLOAD)
+        let begin = recovery::load_checkpoint(&buffer, &mut state)
             .map_err(|damage| damaged(path, damage))?;
         if begin.next_segment != seq {
             return Err(damaged(
@@ -336,7 +335,7 @@ pub fn open(
             seq: *seq,
             header_seen: false,
         };
-        let scan = recovery::scan_segment(&buffer, last, max_payload, |frames| {
+        let scan = recovery::scan_segment(&buffer, last, |frames| {
             check.check(frames)?;
             state.apply_group(frames)
         })
@@ -483,7 +482,6 @@ impl Recovery {
             state,
             next_segment,
             checkpoint_every: options.checkpoint_every,
-            max_payload: options.max_payload(),
             log: log.clone(),
             closed: closed_receiver,
         };
@@ -740,7 +738,7 @@ pub fn inspect(
         });
         // Records read before any damage, so a damaged file's count agrees with `dump`.
         let mut readable = 0;
-        let result = recovery::scan_segment(buffer, last, record::MAX_PAYLOAD, |frames| {
+        let result = recovery::scan_segment(buffer, last, |frames| {
             if let Some(check) = segment_check.as_mut() {
                 check.check(frames)?;
             }
@@ -794,8 +792,7 @@ pub fn inspect(
         )?;
         // A checkpoint must also load as one.
         if inspection.files.last().is_some_and(|f| f.damage.is_none())
-            && let Err(damage) =
-                recovery::load_checkpoint(&buffer, &mut State::new(1, 1), record::MAX_PAYLOAD)
+            && let Err(damage) = recovery::load_checkpoint(&buffer, &mut State::new(1, 1))
             && let Some(report) = inspection.files.last_mut()
         {
             report.damage = Some(damage);

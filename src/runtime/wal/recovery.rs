@@ -72,15 +72,10 @@ fn nonzero_end(bytes: &[u8], from: usize) -> usize {
 }
 
 /// The first whole, valid record at an aligned offset in `(after, limit)`.
-fn next_whole_record(
-    bytes: &[u8],
-    after: usize,
-    limit: usize,
-    max_payload: usize,
-) -> Option<usize> {
+fn next_whole_record(bytes: &[u8], after: usize, limit: usize) -> Option<usize> {
     let mut at = (after / record::ALIGN + 1) * record::ALIGN;
     while at < limit {
-        if let Ok(Some(_)) = record::read_frame(bytes, at, max_payload) {
+        if let Ok(Some(_)) = record::read_frame(bytes, at, record::MAX_PAYLOAD) {
             return Some(at);
         }
         at += record::ALIGN;
@@ -115,10 +110,12 @@ fn unwritten_sector_between(bytes: &[u8], from: usize, to: usize) -> bool {
 /// Scans one segment (or checkpoint) file's bytes, calling `on_group` with every whole group
 /// in order. `last` selects the torn-tail rules of the last segment. An error from
 /// `on_group` is damage at that group's offset.
+///
+/// Records are read up to the format's bound ([`record::MAX_PAYLOAD`]), never the bound of the
+/// current `wal.segment_size`: records written under a larger segment size are whole records.
 pub fn scan_segment<'a>(
     bytes: &'a [u8],
     last: bool,
-    max_payload: usize,
     mut on_group: impl FnMut(&[Frame<'a>]) -> Result<(), String>,
 ) -> Result<SegmentScan, Damage> {
     let mut scan = SegmentScan::default();
@@ -128,7 +125,7 @@ pub fn scan_segment<'a>(
         if at >= bytes.len() {
             break None;
         }
-        match record::read_frame(bytes, at, max_payload) {
+        match record::read_frame(bytes, at, record::MAX_PAYLOAD) {
             Ok(None) => break None,
             Ok(Some(frame)) => {
                 at += frame.len;
@@ -175,7 +172,7 @@ pub fn scan_segment<'a>(
         return Err(Damage::at(offset, what));
     }
     let bad = stopped_at;
-    if let Some(next) = next_whole_record(bytes, bad, data_end, max_payload) {
+    if let Some(next) = next_whole_record(bytes, bad, data_end) {
         let hint = if unwritten_sector_between(bytes, bad, next) {
             " (an all-zero sector lies between: what a power loss during a write can leave)"
         } else {
@@ -509,17 +506,13 @@ pub struct RestartCounts {
 
 /// Reads a whole checkpoint file's bytes into a state; checks its first and last records and
 /// the counts. Returns the begin record.
-pub fn load_checkpoint(
-    bytes: &[u8],
-    state: &mut State,
-    max_payload: usize,
-) -> Result<CheckpointBegin, Damage> {
+pub fn load_checkpoint(bytes: &[u8], state: &mut State) -> Result<CheckpointBegin, Damage> {
     let mut begin: Option<CheckpointBegin> = None;
     let mut end: Option<CheckpointEnd> = None;
     let mut keys = 0u64;
     let mut finished = 0u64;
     let mut live = 0u64;
-    let scan = scan_segment(bytes, false, max_payload, |frames| {
+    let scan = scan_segment(bytes, false, |frames| {
         for frame in frames {
             let record = Record::decode(frame).map_err(|e| e.to_string())?;
             if end.is_some() {
@@ -657,7 +650,7 @@ mod tests {
 
     fn replay(bytes: &[u8], last: bool) -> Result<(State, SegmentScan), Damage> {
         let mut state = State::new(100, 100);
-        let scan = scan_segment(bytes, last, MAX_PAYLOAD, |frames| state.apply_group(frames))?;
+        let scan = scan_segment(bytes, last, |frames| state.apply_group(frames))?;
         Ok((state, scan))
     }
 
@@ -782,7 +775,7 @@ mod tests {
             group.finish().expect("fits");
         }
         let mut loaded = State::new(100, 100);
-        let begin = load_checkpoint(&file, &mut loaded, MAX_PAYLOAD).expect("loads");
+        let begin = load_checkpoint(&file, &mut loaded).expect("loads");
         assert_eq!((begin.next_segment, begin.max_id), (3, 9));
         assert_eq!(loaded.live, state.live);
         assert_eq!(loaded.finished, state.finished);
@@ -790,7 +783,7 @@ mod tests {
         assert_eq!(loaded.key_order, state.key_order);
         // A checkpoint cut short is refused.
         let cut = &file[..file.len() - 16];
-        assert!(load_checkpoint(cut, &mut State::new(10, 10), MAX_PAYLOAD).is_err());
+        assert!(load_checkpoint(cut, &mut State::new(10, 10)).is_err());
     }
 
     proptest::proptest! {
@@ -800,8 +793,8 @@ mod tests {
             last in proptest::prelude::any::<bool>(),
         ) {
             let mut state = State::new(10, 10);
-            let _ = scan_segment(&bytes, last, MAX_PAYLOAD, |frames| state.apply_group(frames));
-            let _ = load_checkpoint(&bytes, &mut State::new(10, 10), MAX_PAYLOAD);
+            let _ = scan_segment(&bytes, last, |frames| state.apply_group(frames));
+            let _ = load_checkpoint(&bytes, &mut State::new(10, 10));
             let _ = has_data(&bytes);
         }
 

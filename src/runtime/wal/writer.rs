@@ -944,7 +944,6 @@ pub(crate) struct Checkpointer {
     /// The first segment not yet applied to `state`.
     pub next_segment: u64,
     pub checkpoint_every: u64,
-    pub max_payload: usize,
     pub log: Arc<LogShared>,
     pub closed: Receiver<(u64, u64)>,
 }
@@ -1037,10 +1036,8 @@ impl Checkpointer {
         segment::read_into(&path, buffer)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         let state = &mut self.state;
-        let scan = recovery::scan_segment(buffer, false, self.max_payload, |frames| {
-            state.apply_group(frames)
-        })
-        .map_err(|damage| format!("{} is damaged at {damage}", path.display()))?;
+        let scan = recovery::scan_segment(buffer, false, |frames| state.apply_group(frames))
+            .map_err(|damage| format!("{} is damaged at {damage}", path.display()))?;
         self.next_segment = seq + 1;
         Ok(scan.end as u64)
     }
