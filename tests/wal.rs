@@ -18,8 +18,8 @@ use goliath::runtime::wal::{
     self, Faults, IdRange, Record, SpecRecord, WalError, WalOptions, WalSync,
 };
 use goliath::runtime::{
-    BatchError, CancelOutcome, Node, NodeBuilder, StartError, Submission, SubmitError, TaskId,
-    TaskSpec, TaskState,
+    BatchError, CancelError, CancelOutcome, Node, NodeBuilder, StartError, Submission, SubmitError,
+    TaskId, TaskSpec, TaskState,
 };
 
 // ---------------------------------------------------------------- allocation watch
@@ -712,6 +712,11 @@ fn a_node_with_a_failing_disk_refuses_submissions_with_the_error() {
         node.submit(TaskSpec::fib(1)).is_err(),
         "and every later one"
     );
+    let running = acknowledged[0];
+    match node.cancel(running) {
+        Err(CancelError::NotDurable(_, id)) => assert_eq!(id, running),
+        other => panic!("a cancel the failed log cannot record is not acknowledged: {other:?}"),
+    }
     node.shutdown(Duration::ZERO);
     drop(node);
     let node = Node::start(durable_config(dir.path(), 64)).expect("recovers");

@@ -29,8 +29,8 @@ pub use events::{EventError, EventStream, TaskEvent};
 pub use host::HostStats;
 pub use kinds::StepContext;
 pub use node::{
-    BatchError, BatchOutcome, CancelOutcome, LookupError, Node, NodeBuilder, ShutdownReport,
-    StartError, SubmitError, SubmitTextError,
+    BatchError, BatchOutcome, CancelError, CancelOutcome, LookupError, Node, NodeBuilder,
+    ShutdownReport, StartError, SubmitError, SubmitTextError,
 };
 pub use snapshot::{
     NodeInfo, NodeSnapshot, TaskCounts, TaskInfo, TaskQuery, WorkerActivity, WorkerSnapshot,

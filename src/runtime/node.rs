@@ -39,7 +39,7 @@ use super::task::{
     KindId, Kinds, RegisterError, SpecError, Submission, TaskId, TaskKind, TaskOutput, TaskSpec,
     TaskState, claimed_by_line,
 };
-use super::wal::{self, Faults, Ticket, Wal, WalError};
+use super::wal::{self, DurabilityError, Faults, Ticket, Wal, WalError};
 use crate::config::Config;
 
 /// Why a submission was refused. Nothing was queued.
@@ -118,6 +118,25 @@ pub enum LookupError {
         /// How many finished tasks are kept.
         kept: usize,
     },
+}
+
+/// Why a cancel request was not carried out durably.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelError {
+    /// No such task (any more).
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The write-ahead log failed: the task stops now, but the request is not durable, so
+    /// the task may run again after a restart.
+    #[error(
+        "{0}; the cancel of task {1} took effect but is not durable, so the task may run again at the next start"
+    )]
+    NotDurable(DurabilityError, TaskId),
+    /// The node's log has already closed for its shutdown: the request cannot be recorded.
+    #[error(
+        "the node is shutting down and its log is closed, so the cancel of task {0} cannot be recorded: the task runs again at the next start"
+    )]
+    ShuttingDown(TaskId),
 }
 
 /// What a cancel request did.
@@ -674,10 +693,10 @@ impl Shared {
 
     /// Asks a task to stop; with a WAL, the request is logged (the ticket says when it is
     /// durable), so a task whose cancel was acknowledged never runs again after a restart.
-    fn cancel(&self, id: TaskId) -> Result<(CancelOutcome, Ticket), LookupError> {
+    fn cancel(&self, id: TaskId) -> Result<(CancelOutcome, Ticket), CancelError> {
         let outcome = self.cancel_in_memory(id)?;
         let ticket = match (&self.wal, outcome) {
-            (Some(wal), CancelOutcome::Requested) => self.log_cancelled(wal, id),
+            (Some(wal), CancelOutcome::Requested) => self.log_cancelled(wal, id)?,
             _ => Ticket::ready(),
         };
         Ok((outcome, ticket))
@@ -1363,16 +1382,16 @@ impl Node {
     /// Asks a task to stop. A queued task never starts; a running one stops within one slice;
     /// a sleeping one wakes; an exec child gets SIGTERM, then SIGKILL after `exec.kill_grace`.
     /// With a WAL, returns once the request is durable (it then holds across restarts).
-    pub fn cancel(&self, id: TaskId) -> Result<CancelOutcome, LookupError> {
+    pub fn cancel(&self, id: TaskId) -> Result<CancelOutcome, CancelError> {
         let (outcome, ticket) = self.shared.cancel(id)?;
-        if let Err(error) = ticket.wait() {
-            tracing::warn!(task = %id, %error, "the cancel request took effect but is not durable");
-        }
+        ticket
+            .wait()
+            .map_err(|error| CancelError::NotDurable(error, id))?;
         Ok(outcome)
     }
 
     /// [`Node::cancel`] without waiting for the WAL: the request is durable when the ticket is.
-    pub fn cancel_pending(&self, id: TaskId) -> Result<(CancelOutcome, Ticket), LookupError> {
+    pub fn cancel_pending(&self, id: TaskId) -> Result<(CancelOutcome, Ticket), CancelError> {
         self.shared.cancel(id)
     }
 

@@ -32,7 +32,9 @@ use crate::config::Config;
 use crate::runtime::completions::{CompletionReceiver, CompletionSender, completion_queue};
 use crate::runtime::events::EventError;
 use crate::runtime::idhash::IdMap;
-use crate::runtime::node::{BatchError, CancelOutcome, LookupError, Node, SubmitError};
+use crate::runtime::node::{
+    BatchError, CancelError, CancelOutcome, LookupError, Node, SubmitError,
+};
 use crate::runtime::snapshot::{TaskInfo, TaskQuery};
 use crate::runtime::task::{KindId, Submission, TaskId};
 use crate::runtime::wal::{DurabilityError, Ticket};
@@ -761,23 +763,31 @@ impl Connection {
             RequestView::Watch(watch) => return self.watch(stream, watch, permit),
             RequestView::Cancel { ids } => {
                 let mut ticket = Ticket::ready();
-                let results = ids
-                    .into_iter()
-                    .map(|id| CancelResult {
-                        id,
-                        outcome: match node.cancel_pending(id) {
-                            Ok((CancelOutcome::Requested, logged)) => {
-                                ticket = ticket.clone().max(logged);
-                                CancelOutcomeWire::Requested
-                            }
-                            Ok((CancelOutcome::AlreadyFinished(state), _)) => {
-                                CancelOutcomeWire::AlreadyFinished(state)
-                            }
-                            Err(_) => CancelOutcomeWire::NotFound,
-                        },
-                    })
-                    .collect();
-                let response = Response::Cancelled { results };
+                let mut results = Vec::with_capacity(ids.len());
+                let mut refused = None;
+                for id in ids {
+                    let outcome = match node.cancel_pending(id) {
+                        Ok((CancelOutcome::Requested, logged)) => {
+                            ticket = ticket.clone().max(logged);
+                            CancelOutcomeWire::Requested
+                        }
+                        Ok((CancelOutcome::AlreadyFinished(state), _)) => {
+                            CancelOutcomeWire::AlreadyFinished(state)
+                        }
+                        Err(CancelError::Lookup(_)) => CancelOutcomeWire::NotFound,
+                        Err(error) => {
+                            refused = Some(error);
+                            break;
+                        }
+                    };
+                    results.push(CancelResult { id, outcome });
+                }
+                let response = match refused {
+                    // No cancel of this request is acknowledged when one could not be
+                    // recorded: the client reports the error, not a partial success.
+                    Some(error) => Response::Error(cancel_error(&error)),
+                    None => Response::Cancelled { results },
+                };
                 return self.send_when_durable(stream, ticket, response, permit);
             }
             RequestView::Task { id } => match node.task(id) {
@@ -1061,6 +1071,17 @@ fn submit_error(error: SubmitError, submitted: &[TaskId]) -> RemoteError {
     RemoteError {
         kind,
         message: format!("{error}{suffix}"),
+    }
+}
+
+fn cancel_error(error: &CancelError) -> RemoteError {
+    RemoteError {
+        kind: match error {
+            CancelError::Lookup(_) => RemoteErrorKind::NotFound,
+            CancelError::NotDurable(..) => RemoteErrorKind::Storage,
+            CancelError::ShuttingDown(_) => RemoteErrorKind::ShuttingDown,
+        },
+        message: error.to_string(),
     }
 }
 

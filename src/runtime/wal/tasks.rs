@@ -20,12 +20,12 @@ use super::record::{
     self, Accepted, Cancelled, Finished, IdRange, OutputRecord, RecordType, SpecRecord, Started,
 };
 use super::recovery::{FinishedTask, State};
-use super::writer::{AppendError, AppendKind, Ticket};
+use super::writer::{AppendError, AppendKind, DurabilityError, Ticket};
 use crate::config::{Config, MAX_ARENA_SLOTS};
 use crate::runtime::arena::SHARED_LEDGER;
 use crate::runtime::history::Record as HistoryRecord;
 use crate::runtime::lock;
-use crate::runtime::node::{IdempotencyKeys, Shared, StartError, SubmitError, Wake};
+use crate::runtime::node::{CancelError, IdempotencyKeys, Shared, StartError, SubmitError, Wake};
 use crate::runtime::snapshot::TaskInfo;
 use crate::runtime::task::{
     KindId, Kinds, ProcessOutput, Submission, TaskId, TaskOutput, TaskSpec, TaskState,
@@ -111,14 +111,6 @@ fn task_output(output: &OutputRecord<'_>) -> TaskOutput {
             stdout_truncated: *stdout_truncated,
             stderr_truncated: *stderr_truncated,
         })),
-    }
-}
-
-/// A ticket that reports the log's failure, or a ready one when the log just stopped.
-fn ticket_for_error(wal: &Wal, error: &AppendError) -> Ticket {
-    match error {
-        AppendError::Stopped => Ticket::ready(),
-        _ => Ticket::new(&wal.log, u64::MAX),
     }
 }
 
@@ -230,7 +222,7 @@ impl Shared {
     }
 
     /// Logs a cancel request; the ticket says when it is durable.
-    pub(crate) fn log_cancelled(&self, wal: &Wal, id: TaskId) -> Ticket {
+    pub(crate) fn log_cancelled(&self, wal: &Wal, id: TaskId) -> Result<Ticket, CancelError> {
         let cancelled = Cancelled {
             id: id.0,
             unix_us: self.clock.unix_us(self.clock.now()),
@@ -238,8 +230,14 @@ impl Shared {
         match wal.append(AppendKind::Waited, |group| {
             group.push(RecordType::Cancelled, &cancelled)
         }) {
-            Ok((_, ticket)) => ticket,
-            Err(error) => ticket_for_error(wal, &error),
+            Ok((_, ticket)) => Ok(ticket),
+            Err(AppendError::Stopped) => Err(CancelError::ShuttingDown(id)),
+            Err(AppendError::Failed(error)) => Err(CancelError::NotDurable(error, id)),
+            // Only submissions are refused for a log that is behind, and a cancel record
+            // always encodes: neither happens here, but neither is acknowledged if it did.
+            Err(error @ (AppendError::Behind { .. } | AppendError::Encode(_))) => Err(
+                CancelError::NotDurable(DurabilityError(error.to_string().into()), id),
+            ),
         }
     }
 
