@@ -87,12 +87,28 @@ pub fn disk_usage(dir: &Path) -> (u64, u64) {
     (bytes, listing.segments.len() as u64)
 }
 
-/// Creates the data directory (mode 0700: task specs may hold secrets) if it is missing.
+/// Creates the data directory (mode 0700: task specs may hold secrets) if it is missing,
+/// and makes its creation durable: a new directory's entry lives in its parent, so the
+/// parent of every directory created here is fsynced (else a power loss soon after the first
+/// start could take the directory, and the log in it, away).
 pub fn create_dir(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|path| !path.as_os_str().is_empty() && !path.exists()) {
+        missing.push(path);
+        at = path.parent();
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
+        .create(dir)?;
+    for created in missing {
+        match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
 }
 
 /// Fsyncs a directory, making creations, renames and removals in it durable.
@@ -118,6 +134,13 @@ pub enum LockError {
     Io(io::Error),
 }
 
+/// Times [`lock_dir`] tries before it calls the directory held: [`lock_holder`] (used by
+/// `goliath wal verify` and `dump`) holds a shared lock for an instant, which must not make a
+/// starting node refuse its own directory.
+const LOCK_TRIES: u32 = 5;
+/// The pause between those tries.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Takes the exclusive lock of `dir` (flock on `dir/LOCK`) and writes our pid into it.
 pub fn lock_dir(dir: &Path) -> Result<DirLock, LockError> {
     let path = dir.join(LOCK_FILE);
@@ -129,7 +152,14 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock, LockError> {
         .mode(0o600)
         .open(&path)
         .map_err(LockError::Io)?;
-    match file.try_lock() {
+    let mut tries = 1;
+    let mut attempt = file.try_lock();
+    while matches!(attempt, Err(std::fs::TryLockError::WouldBlock)) && tries < LOCK_TRIES {
+        std::thread::sleep(LOCK_RETRY);
+        tries += 1;
+        attempt = file.try_lock();
+    }
+    match attempt {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut text = String::new();
@@ -177,6 +207,8 @@ pub struct Faults {
     bytes_left: AtomicU64,
     /// How long the checkpointer sleeps before each checkpoint (a disk slower than the load).
     checkpoint_delay_ms: AtomicU64,
+    /// fdatasync calls made to fail so far.
+    failed_syncs: AtomicU64,
 }
 
 impl Default for Faults {
@@ -185,6 +217,7 @@ impl Default for Faults {
             syncs_left: AtomicU64::new(u64::MAX),
             bytes_left: AtomicU64::new(u64::MAX),
             checkpoint_delay_ms: AtomicU64::new(0),
+            failed_syncs: AtomicU64::new(0),
         }
     }
 }
@@ -233,8 +266,14 @@ impl Faults {
         if Self::take(&self.syncs_left, 1) {
             Ok(())
         } else {
+            self.failed_syncs.fetch_add(1, Ordering::SeqCst);
             Err(io::Error::from_raw_os_error(libc::EIO))
         }
+    }
+
+    /// How many fdatasync calls were made to fail (a log that retries one makes more).
+    pub fn failed_syncs(&self) -> u64 {
+        self.failed_syncs.load(Ordering::SeqCst)
     }
 
     /// Called before every write of `bytes`.
@@ -441,6 +480,35 @@ mod tests {
         }
         drop(held);
         lock_dir(dir.path()).expect("free again");
+    }
+
+    #[test]
+    fn a_look_at_the_holder_does_not_make_a_starting_node_refuse_its_directory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(lock_dir(dir.path()).expect("creates the lock file"));
+        // What `lock_holder` does, held a little longer than it would.
+        let looking = File::open(dir.path().join(LOCK_FILE)).expect("opens");
+        looking.try_lock_shared().expect("shared lock");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(15));
+            drop(looking);
+        });
+        lock_dir(dir.path()).expect("waits out a look instead of calling the directory held");
+        release.join().expect("joins");
+    }
+
+    #[test]
+    fn nested_data_directories_are_created_private() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nested = dir.path().join("a").join("b").join("c");
+        create_dir(&nested).expect("creates");
+        create_dir(&nested).expect("and again, as it exists");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&nested)
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
