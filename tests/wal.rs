@@ -246,6 +246,120 @@ fn a_zeroed_sector_inside_the_last_record_drops_only_that_record() {
     );
 }
 
+/// Writes ids 1..=`first` each acknowledged alone, then ids after that in one write of many
+/// records (`batched` appends gathered by a batch delay); returns the file and the offset
+/// where that last write begins.
+fn write_log_ending_in_one_large_write(dir: &Path, first: u64, batched: u64) -> (PathBuf, usize) {
+    let log = wal::open(
+        WalOptions {
+            max_batch_delay: Duration::from_millis(100),
+            ..options(dir)
+        },
+        &|_| Ok(()),
+    )
+    .expect("opens")
+    .start()
+    .expect("starts");
+    for id in 1..=first {
+        log.append_accepted(
+            &[IdRange {
+                first: id,
+                count: 1,
+            }],
+            &echo(&"y".repeat(300)),
+            None,
+            1,
+        )
+        .expect("appends")
+        .wait()
+        .expect("durable");
+    }
+    let tickets: Vec<_> = (first + 1..=first + batched)
+        .map(|id| {
+            log.append_accepted(
+                &[IdRange {
+                    first: id,
+                    count: 1,
+                }],
+                &echo(&"x".repeat(300)),
+                None,
+                1,
+            )
+            .expect("appends")
+        })
+        .collect();
+    for ticket in tickets {
+        ticket.wait().expect("durable");
+    }
+    log.shutdown();
+    drop(log);
+    // The newest segment with records (newer ones are spares holding a header), and where
+    // its last write begins.
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("lists")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    let (path, at, last_write) = segments
+        .into_iter()
+        .rev()
+        .find_map(|path| {
+            let bytes = std::fs::read(&path).expect("read");
+            let (mut at, mut last_write, mut records) = (0, 0, 0);
+            while let Ok(Some(frame)) = record::read_frame(&bytes, at, record::MAX_PAYLOAD) {
+                if frame.after_sync {
+                    last_write = at;
+                }
+                at += frame.len;
+                records += 1;
+            }
+            (records > 1).then_some((path, at, last_write))
+        })
+        .expect("a segment with records");
+    assert!(
+        at - last_write > 8 * 512,
+        "the last write spans many sectors: {last_write}..{at}"
+    );
+    (path, last_write)
+}
+
+#[test]
+fn pages_of_the_last_write_lost_in_a_power_loss_drop_only_that_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, last_write) = write_log_ending_in_one_large_write(dir.path(), 5, 40);
+    // The disk kept the write's later pages but not one in the middle: zeros, then whole
+    // records. Those records were never acknowledged (their write did not finish), so the
+    // log starts without them instead of refusing to start.
+    let mut bytes = std::fs::read(&path).expect("read");
+    let sector = (last_write / 512 + 4) * 512;
+    bytes[sector..sector + 512].fill(0);
+    std::fs::write(&path, &bytes).expect("write");
+    let recovery =
+        wal::open(options(dir.path()), &|_| Ok(())).expect("a torn last write is recovered");
+    let mut ids: Vec<u64> = recovery.state().live.keys().copied().collect();
+    ids.sort_unstable();
+    assert!(
+        ids.starts_with(&[1, 2, 3, 4, 5]) && ids.len() < 45,
+        "every earlier write is kept, the damaged one is cut at the damage: {ids:?}"
+    );
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "no gap");
+}
+
+#[test]
+fn damage_in_a_write_that_a_later_write_follows_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, last_write) = write_log_ending_in_one_large_write(dir.path(), 5, 40);
+    // A sector of the write before the last one: that write was durable before the last
+    // began, so this is damage to acknowledged records.
+    let mut bytes = std::fs::read(&path).expect("read");
+    let sector = (last_write / 512 - 1) * 512;
+    bytes[sector..sector + 512].fill(0);
+    std::fs::write(&path, &bytes).expect("write");
+    let error = damaged(live_ids(dir.path()));
+    assert!(error.contains("a later write begins at offset"), "{error}");
+}
+
 #[test]
 fn a_bad_record_followed_by_whole_records_in_the_last_segment_refuses_to_start() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -462,6 +462,7 @@ impl Recovery {
             file,
             offset: start,
             data_start: start,
+            synced: true,
             preparer: preparer.clone(),
             closed: closed_sender,
             backlog_limit: writer::backlog_limit(options.checkpoint_every, options.segment_size),

@@ -5,7 +5,8 @@
 //! ```text
 //! offset 0  u32 LE  payload length
 //!        4  u32 LE  CRC32C of (length bytes, type byte, payload)
-//!        8  u8      type (low 7 bits) | CONTINUES (0x80: more records of this group follow)
+//!        8  u8      type (low 6 bits) | CONTINUES (0x80: more records of this group follow)
+//!                   | AFTER_SYNC (0x40: first record of a write that began after an fdatasync)
 //!        9  payload (the codec module's bincode, size-limited)
 //!           zero padding to a multiple of 8 bytes
 //! ```
@@ -14,6 +15,12 @@
 //! `CONTINUES` flag. A group is all or nothing on recovery (a batch submission is one group),
 //! and the writer never splits a group across segments. An all-zero header marks the end of
 //! the written part of a (zero-filled, preallocated) segment.
+//!
+//! Since format 2 the writer flags the first record of every write that follows an
+//! fdatasync (and a segment's header) `AFTER_SYNC`: everything before such a record was
+//! durable when it was written. Damage in the last segment with no flagged record after it
+//! therefore lies in the last write, which a power loss can leave with any of its pages
+//! missing, and was never acknowledged; damage followed by a flagged record is real damage.
 //!
 //! Decoding checks the length against the maximum and against the bytes that remain before
 //! anything is read or allocated; the payload is a borrowed slice until a caller decodes it.
@@ -32,9 +39,12 @@ pub const ALIGN: usize = 8;
 /// The largest payload any record may have (1 MiB); segments may set a smaller bound.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// The on-disk format version, in every segment and checkpoint header.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Flag in the type byte: the group goes on with the next record.
 const CONTINUES: u8 = 0x80;
+
+/// Flag in the type byte: this record begins a write made after an fdatasync.
+const AFTER_SYNC: u8 = 0x40;
 
 /// What a record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,7 +76,7 @@ pub enum RecordType {
 impl RecordType {
     /// The type for a type byte (flags removed), if it is one.
     pub fn from_byte(byte: u8) -> Option<RecordType> {
-        Some(match byte & !CONTINUES {
+        Some(match byte & !(CONTINUES | AFTER_SYNC) {
             1 => RecordType::Segment,
             2 => RecordType::Accepted,
             3 => RecordType::Started,
@@ -112,6 +122,8 @@ pub struct Frame<'a> {
     pub record_type: RecordType,
     /// Whether more records of its group follow.
     pub continues: bool,
+    /// Whether it begins a write made after an fdatasync (format 2 on).
+    pub after_sync: bool,
     /// The encoded payload.
     pub payload: &'a [u8],
     /// Bytes the record takes, padding included.
@@ -249,6 +261,7 @@ pub fn read_frame(
         offset,
         record_type,
         continues: type_byte & CONTINUES != 0,
+        after_sync: type_byte & AFTER_SYNC != 0,
         payload: &rest[HEADER_LEN..HEADER_LEN + length],
         len: needed,
     }))
@@ -395,6 +408,25 @@ impl Drop for GroupEncoder<'_> {
             self.buffer.truncate(self.start);
         }
     }
+}
+
+/// Flags the record at the start of `bytes` (a whole, encoded record) as the first of a write
+/// made after an fdatasync, and refreshes its checksum. Bytes too short to hold a record are
+/// left alone.
+pub fn mark_after_sync(bytes: &mut [u8]) {
+    if bytes.len() < HEADER_LEN {
+        return;
+    }
+    let length = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    let Some(end) = HEADER_LEN
+        .checked_add(length)
+        .filter(|end| *end <= bytes.len())
+    else {
+        return;
+    };
+    bytes[8] |= AFTER_SYNC;
+    let crc = checksum(&bytes[..4], &bytes[8..end]);
+    bytes[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Encodes a single record as a group of one.
@@ -968,6 +1000,30 @@ mod tests {
         );
         assert_eq!(group_prefix(&bytes, bytes.len()), bytes.len());
         assert_eq!(group_prefix(&bytes, bytes.len() - 1), 0, "groups are whole");
+    }
+
+    #[test]
+    fn a_record_marked_after_a_sync_keeps_its_type_group_and_payload() {
+        let mut bytes = encode_group(&[cancelled(1), cancelled(2)]);
+        mark_after_sync(&mut bytes);
+        let first = read_frame(&bytes, 0, MAX_PAYLOAD)
+            .expect("valid checksum")
+            .expect("frame");
+        assert!(first.after_sync && first.continues);
+        assert_eq!(first.record_type, RecordType::Cancelled);
+        assert_eq!(
+            Record::decode(&first).expect("decodes"),
+            cancelled(1),
+            "the payload is untouched"
+        );
+        let second = read_frame(&bytes, first.len, MAX_PAYLOAD)
+            .expect("valid")
+            .expect("frame");
+        assert!(!second.after_sync && !second.continues);
+        // Too short to hold a record: left alone.
+        let mut short = [1u8; 4];
+        mark_after_sync(&mut short);
+        assert_eq!(short, [1; 4]);
     }
 
     #[test]

@@ -83,6 +83,27 @@ fn next_whole_record(bytes: &[u8], after: usize, limit: usize) -> Option<usize> 
     None
 }
 
+/// The whole, valid records at aligned offsets in `(after, limit)`, walked the way a reader
+/// resyncing after damage would: how many there are, and where the first one that begins a
+/// write made after an fdatasync is, if any.
+fn whole_records_after(bytes: &[u8], after: usize, limit: usize) -> (u64, Option<usize>) {
+    let mut count = 0;
+    let mut at = (after / record::ALIGN + 1) * record::ALIGN;
+    while at < limit {
+        match record::read_frame(bytes, at, record::MAX_PAYLOAD) {
+            Ok(Some(frame)) => {
+                if frame.after_sync {
+                    return (count, Some(at));
+                }
+                count += 1;
+                at += frame.len;
+            }
+            _ => at += record::ALIGN,
+        }
+    }
+    (count, None)
+}
+
 /// Whether `[from, to)` shows a sector the disk never wrote: the part of the first sector from
 /// `from` to its end is all zero, or a whole aligned sector inside the range is.
 fn unwritten_sector_between(bytes: &[u8], from: usize, to: usize) -> bool {
@@ -120,6 +141,8 @@ pub fn scan_segment<'a>(
 ) -> Result<SegmentScan, Damage> {
     let mut scan = SegmentScan::default();
     let mut group: Vec<Frame<'a>> = Vec::new();
+    // Whether the segment marks its writes (format 2 on: its header is marked).
+    let mut marks_writes = false;
     let mut at = 0;
     let stop: Option<FrameError> = loop {
         if at >= bytes.len() {
@@ -129,6 +152,7 @@ pub fn scan_segment<'a>(
             Ok(None) => break None,
             Ok(Some(frame)) => {
                 at += frame.len;
+                marks_writes |= frame.after_sync;
                 let continues = frame.continues;
                 group.push(frame);
                 if !continues {
@@ -172,6 +196,31 @@ pub fn scan_segment<'a>(
         return Err(Damage::at(offset, what));
     }
     let bad = stopped_at;
+    if marks_writes {
+        // Every write began after the one before it was durable, and its first record is
+        // marked: damage with no marked record after it lies in the last write, whose
+        // records (the whole ones after the damage too) were never acknowledged, whatever
+        // pages of it a power loss kept.
+        let (after, next_write) = whole_records_after(bytes, bad, data_end);
+        if let Some(next) = next_write {
+            return Err(Damage::at(
+                bad,
+                format!(
+                    "{what}, and a later write begins at offset {next}, so the damaged records were acknowledged: this is not a torn tail"
+                ),
+            ));
+        }
+        scan.dropped_records = group.len() as u64 + after;
+        scan.dropped_bytes = (data_end - scan.end) as u64;
+        scan.torn = Some(if after == 0 {
+            what
+        } else {
+            format!(
+                "{what}; the {after} whole records after it belong to the same write, which was cut short"
+            )
+        });
+        return Ok(scan);
+    }
     if let Some(next) = next_whole_record(bytes, bad, data_end) {
         let hint = if unwritten_sector_between(bytes, bad, next) {
             " (an all-zero sector lies between: what a power loss during a write can leave)"

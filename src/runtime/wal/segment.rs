@@ -402,6 +402,8 @@ impl Io {
                 },
             )
             .map_err(io::Error::other)?;
+            // Nothing precedes the header: it counts as written after a sync.
+            record::mark_after_sync(&mut header);
             // Real zeros, not a hole or fallocate's unwritten extents: later writes are then
             // overwrites of allocated blocks, and a torn write leaves zeros behind.
             let chunk_len = if pause.is_some() {

@@ -664,6 +664,10 @@ pub(crate) struct Writer {
     pub file: File,
     pub offset: u64,
     pub data_start: u64,
+    /// Whether everything written to the current segment is durable (after an fdatasync,
+    /// and for a fresh segment): the next write's first record is then flagged
+    /// [`record::mark_after_sync`], which recovery reads as a boundary no power loss crosses.
+    pub synced: bool,
     pub preparer: Arc<Preparer>,
     /// Each closed segment and its size, to the checkpointer.
     pub closed: Sender<(u64, u64)>,
@@ -761,7 +765,7 @@ impl Writer {
             drop(pending);
             let records = end - taken;
             let started = Instant::now();
-            match self.write_batch(&batch) {
+            match self.write_batch(&mut batch) {
                 Ok(()) => {
                     log.metrics
                         .record_batch(records, batch.len() as u64, started.elapsed());
@@ -828,14 +832,15 @@ impl Writer {
         }
     }
 
-    fn sync_data(&self) -> std::io::Result<()> {
+    fn sync_data(&mut self) -> std::io::Result<()> {
         let started = Instant::now();
         self.io.sync_data(&self.file)?;
         self.log.metrics.record_fsync(started.elapsed());
+        self.synced = true;
         Ok(())
     }
 
-    fn write_batch(&mut self, batch: &[u8]) -> std::io::Result<()> {
+    fn write_batch(&mut self, batch: &mut [u8]) -> std::io::Result<()> {
         let mut rest = batch;
         while !rest.is_empty() {
             let room = self.segment_size.saturating_sub(self.offset) as usize;
@@ -849,9 +854,14 @@ impl Writer {
                 self.roll()?;
                 continue;
             }
-            self.io.write_at(&self.file, &rest[..take], self.offset)?;
+            let (chunk, after) = std::mem::take(&mut rest).split_at_mut(take);
+            if self.synced {
+                record::mark_after_sync(chunk);
+                self.synced = false;
+            }
+            self.io.write_at(&self.file, chunk, self.offset)?;
             self.offset += take as u64;
-            rest = &rest[take..];
+            rest = after;
             if !rest.is_empty() {
                 self.roll()?;
             }
@@ -874,6 +884,8 @@ impl Writer {
         self.seq = next;
         self.offset = start;
         self.data_start = start;
+        // Created whole and synced by the preparer.
+        self.synced = true;
         self.preparer.request(next + 1);
         self.log
             .metrics
