@@ -818,3 +818,30 @@ fn exec_of_a_program_that_cannot_run_says_why() {
         assert!(error.contains(says), "{spec}: {error}");
     }
 }
+
+#[test]
+fn a_registered_kinds_text_is_bounded_so_its_log_record_always_fits() {
+    let runs = Arc::new(AtomicU64::new(0));
+    let mut builder = NodeBuilder::new(config(1, 64));
+    let leaf = builder
+        .register_kind(Arc::new(Leaf { runs }))
+        .expect("registers");
+    let node = builder.start().expect("node starts");
+    let limit = goliath::runtime::task::limits::TEXT_MAX;
+    let fits = node.submit(TaskSpec::custom(
+        leaf,
+        [0, 0],
+        Some("t".repeat(limit).into()),
+    ));
+    assert!(fits.is_ok(), "{fits:?}");
+    match node.submit(TaskSpec::custom(
+        leaf,
+        [0, 0],
+        Some("t".repeat(limit + 1).into()),
+    )) {
+        Err(SubmitError::Invalid(message)) => {
+            assert!(message.contains("limited to 65536 bytes"), "{message}")
+        }
+        other => panic!("an oversized text is refused: {other:?}"),
+    }
+}

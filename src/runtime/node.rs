@@ -437,6 +437,15 @@ impl Shared {
         if spec.kind == KindId::EXEC {
             self.check_exec(spec)?;
         }
+        if let Some(text) = spec.text.as_deref()
+            && text.len() > super::task::limits::TEXT_MAX
+        {
+            return Err(SubmitError::Invalid(format!(
+                "a task's text is limited to {} bytes; this one has {}",
+                super::task::limits::TEXT_MAX,
+                text.len()
+            )));
+        }
         Ok(())
     }
 

@@ -234,6 +234,10 @@ pub mod limits {
     pub const ECHO_MAX: usize = 4096;
     /// Exec argv at most 64 KiB in all.
     pub const ARGV_MAX: usize = 64 << 10;
+    /// Any task's text (a registered kind's included) at most 64 KiB: a task's record in the
+    /// write-ahead log, and in its checkpoints with the task's output, must stay well within
+    /// the log's 1 MiB record bound.
+    pub const TEXT_MAX: usize = 64 << 10;
     /// `xN` at most a million copies.
     pub const COPIES_MAX: u32 = 1_000_000;
     /// `timeout=` at most a week.
