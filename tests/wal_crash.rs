@@ -1,7 +1,8 @@
 //! `wal_crash_recovery`: the real `goliath node` with small segments, 64 concurrent submitters
 //! over the protocol recording every acknowledged id, SIGKILL at a random moment, restart, and
 //! a check that every acknowledged task is there (lost = 0) and nothing appeared that was
-//! never submitted, twice, or as part of a batch (unexpected = 0). 50 cycles by default;
+//! never submitted, twice, or as part of a batch (unexpected = 0). The checkpoint interval is
+//! small enough that checkpoints run (and are killed) during the cycles. 50 cycles by default;
 //! `GOLIATH_CRASH_CYCLES=1000` for a soak run.
 
 mod common;
@@ -26,7 +27,7 @@ const NODE_ARGS: &[&str] = &[
     "--set",
     "wal.segment_size=64KiB",
     "--set",
-    "wal.checkpoint_every=4MiB",
+    "wal.checkpoint_every=256KiB",
     "--set",
     "history.tasks=40000",
     "--set",
@@ -63,6 +64,9 @@ struct Cycle {
     unanswered: Vec<Batch>,
     /// Every spec sent, answered or not.
     sent: HashSet<String>,
+    /// Checkpoints the node had written while running, just before the kill (the one every
+    /// start writes not counted), so the kills also land in and between checkpoints.
+    checkpoints_while_running: u64,
 }
 
 async fn submitter(
@@ -137,7 +141,16 @@ fn run_cycle(node: &mut RunningNode, cycle: usize, kill_after: Duration, rng: &m
             ));
         }
         tokio::time::sleep(kill_after).await;
+        let checkpoints = match Client::connect(&node.address, &ConnectOptions::default()).await {
+            Ok(client) => match client.request(Request::Status { task_limit: 0 }).await {
+                Ok(Response::Status(snapshot)) => snapshot.wal.map(|wal| wal.checkpoints),
+                _ => None,
+            },
+            Err(_) => None,
+        };
         node.child.kill().expect("SIGKILL");
+        state.lock().expect("state").checkpoints_while_running =
+            checkpoints.unwrap_or(0).saturating_sub(1);
         let _ = node.child.wait();
         while let Some(result) = tasks.join_next().await {
             result.expect("a submitter panicked");
@@ -309,6 +322,7 @@ fn wal_crash_recovery() {
     let mut previous_max = 0u64;
     let (mut acked_total, mut unanswered_total, mut recovered_unanswered) =
         (0usize, 0usize, 0usize);
+    let mut checkpoints_total = 0u64;
     for cycle in 0..=cycles {
         let phase = Instant::now();
         let mut node = RunningNode::start_in(dir.path(), NODE_ARGS);
@@ -351,6 +365,7 @@ fn wal_crash_recovery() {
         let mut seen = run_cycle(&mut node, cycle, kill_after, &mut rng);
         previous_log = node.log();
         acked_total += seen.acked.len() + retried.len();
+        checkpoints_total += seen.checkpoints_while_running;
         unanswered_total += seen.unanswered.len();
         seen.acked.extend(retried);
         seen.sent.extend(current.sent);
@@ -358,7 +373,11 @@ fn wal_crash_recovery() {
         previous = seen;
     }
     println!(
-        "wal_crash_recovery: {cycles} cycles in {:.1}s: {acked_total} tasks acknowledged, lost 0, unexpected 0; {unanswered_total} batches unanswered at the kill, {recovered_unanswered} of them found durable and returned whole as duplicates on retry",
+        "wal_crash_recovery: {cycles} cycles in {:.1}s: {acked_total} tasks acknowledged, lost 0, unexpected 0; {unanswered_total} batches unanswered at the kill, {recovered_unanswered} of them found durable and returned whole as duplicates on retry; {checkpoints_total} checkpoints written while the node ran",
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        cycles < 10 || checkpoints_total > 0,
+        "the checkpointer never ran between the kills, so crashes around checkpoints went untested"
     );
 }
