@@ -2289,6 +2289,7 @@ impl Swim {
             self.apply_to_self(update, now_us);
             return false;
         }
+        let says_down = matches!(update.claim, Claim::Dead | Claim::Left);
         let update = match (update.claim, source) {
             (Claim::Dead, Source::Table(sender)) => Update {
                 id: update.id,
@@ -2315,6 +2316,13 @@ impl Swim {
             _ => None,
         };
         let Some(slot) = self.table.find(&update.id.name) else {
+            // A member this node never knew, or has forgotten, said to be down: nothing to
+            // learn. Taking it in would start its retention over here, and (as a table's
+            // "dead" is taken as "suspect") have it "join" and "fail" again — and then spread
+            // it back to members that had already forgotten it, round and round.
+            if says_down {
+                return false;
+            }
             let inserted = self.insert_member(update, now_us, None);
             if inserted && let Some(address) = hello {
                 self.hello(address);

@@ -480,6 +480,45 @@ fn dead_entries_in_a_state_exchange_only_raise_suspicion() {
 }
 
 #[test]
+fn a_member_said_to_be_down_that_this_node_does_not_know_stays_unknown() {
+    let mut recorder = with_members(2);
+    for (claim, source) in [
+        (Claim::Dead, Message::Gossip),
+        (Claim::Left, Message::Gossip),
+        (
+            Claim::Dead,
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+        ),
+        (
+            Claim::Left,
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+        ),
+    ] {
+        // A member forgotten here (or never known) that a peer still lists as down: the
+        // state exchange of a peer that learned of the death later, say.
+        let gone = Update {
+            id: id("gone", 1),
+            incarnation: 3,
+            claim,
+        };
+        recorder.receive(addr(2), &packet(&id("a1", 1), source, vec![gone]));
+        assert!(recorder.swim.member_state("gone").is_none());
+    }
+    recorder.run_until(60_000 * MS);
+    assert!(
+        !recorder.has_event("gone", |_| true),
+        "no 'joined' then 'failed' for a member long gone: {:?}",
+        recorder.events
+    );
+}
+
+#[test]
 fn a_sync_request_is_answered_with_the_whole_table_within_the_packet_limit() {
     let mut recorder = with_members(200);
     recorder.receive(
