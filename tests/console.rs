@@ -173,7 +173,7 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn connect_renders_a_remote_node_and_reconnects_after_it_restarts() {
+fn connect_renders_a_remote_node_says_when_it_stops_answering_and_reconnects_after_it_restarts() {
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
     let start_node = || {
@@ -191,6 +191,25 @@ fn connect_renders_a_remote_node_and_reconnects_after_it_restarts() {
     console.type_text("2");
     console.wait_for("the remote tasks", |s| {
         rows_with(s, "fib 20", "succeeded") == 3
+    });
+
+    // A stopped node keeps the connection open but answers nothing: the console says so
+    // instead of showing the last figures as live.
+    let pid = node.child.id().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    console.wait_for("the node's silence", |s| {
+        s.contains("no answer for") && s.contains("has not answered for")
+    });
+    signal("-CONT");
+    console.wait_for("the answers back", |s| {
+        s.contains(&format!("live {address}")) && !s.contains("no answer for")
     });
 
     node.child.kill().expect("kill node");

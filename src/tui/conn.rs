@@ -4,7 +4,7 @@
 //! console receives the same [`crate::runtime::NodeSnapshot`] type.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -184,6 +184,12 @@ async fn run_remote(
     }
 }
 
+/// How long a sample request may go unanswered before the console says so: two refresh
+/// periods, and never under two seconds.
+fn unanswered_after(refresh: Duration) -> Duration {
+    (refresh * 2).max(Duration::from_secs(2))
+}
+
 /// Serves one connection until it fails (Err with the reason) or the console quits (Ok).
 async fn serve(
     client: Client,
@@ -197,7 +203,36 @@ async fn serve(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                match client.request(Request::Status { task_limit }).await {
+                // A node that accepted the connection but stopped answering (SIGSTOP, or
+                // overloaded) keeps the connection open: after a while without an answer the
+                // console says so, and goes on waiting (and taking commands) for it.
+                let asked = Instant::now();
+                let request = client.request(Request::Status { task_limit });
+                tokio::pin!(request);
+                let quiet = tokio::time::sleep(unanswered_after(sampling.refresh));
+                tokio::pin!(quiet);
+                let mut told = false;
+                let response = loop {
+                    tokio::select! {
+                        response = &mut request => break response,
+                        _ = &mut quiet, if !told => {
+                            told = true;
+                            if replies.send(Reply::Unanswered { since: asked }).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        command = commands.recv() => {
+                            let Some(command) = command else { return Ok(()) };
+                            let client = client.clone();
+                            let replies = replies.clone();
+                            tokio::spawn(async move {
+                                let reply = remote_reply(&client, command).await;
+                                let _ = replies.send(reply).await;
+                            });
+                        }
+                    }
+                };
+                match response {
                     Ok(Response::Status(snapshot)) => {
                         if replies.send(Reply::Snapshot(snapshot)).await.is_err() {
                             return Ok(());

@@ -341,6 +341,12 @@ pub enum Link {
     Connecting,
     /// Samples are arriving.
     Up,
+    /// Connected, but the node has not answered the last sample request for a while (it is
+    /// stopped or overloaded): what is shown is from before.
+    Unanswered {
+        /// When the unanswered request was sent.
+        since: Instant,
+    },
     /// The connection failed; the console retries.
     Down {
         /// Why.
@@ -509,6 +515,11 @@ pub enum Reply {
         /// It, or why not.
         result: Result<Box<TaskInfo>, String>,
     },
+    /// The node has not answered a sample request sent at `since` (it is still waited for).
+    Unanswered {
+        /// When the request was sent.
+        since: Instant,
+    },
     /// The link went down; retrying.
     Disconnected {
         /// Why.
@@ -640,6 +651,10 @@ impl App {
         let status = self.status.as_ref().map(|s| s.until);
         let retry = match &self.link {
             Link::Down { retry_at, .. } => Some(*retry_at),
+            // The count of seconds without an answer goes on.
+            Link::Unanswered { since } => {
+                Some(*since + Duration::from_secs(since.elapsed().as_secs() + 1))
+            }
             _ => None,
         };
         status.into_iter().chain(retry).min()
@@ -813,6 +828,10 @@ impl App {
                         Err(error) => detail.error = Some(error),
                     }
                 }
+                NOTHING
+            }
+            Reply::Unanswered { since } => {
+                self.link = Link::Unanswered { since };
                 NOTHING
             }
             Reply::Disconnected { error, retry_in } => {
@@ -1962,5 +1981,14 @@ pub(crate) mod tests {
         assert!(matches!(app.link, Link::Down { .. }));
         app.ingest(snapshot(1, Vec::new(), 1));
         assert_eq!(app.link, Link::Up);
+        let since = Instant::now();
+        app.on_reply(Reply::Unanswered { since });
+        assert_eq!(app.link, Link::Unanswered { since });
+        assert!(
+            app.next_deadline().is_some(),
+            "the seconds without an answer are counted on screen"
+        );
+        app.ingest(snapshot(1, Vec::new(), 1));
+        assert_eq!(app.link, Link::Up, "an answer ends it");
     }
 }

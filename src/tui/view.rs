@@ -51,6 +51,13 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
             Tab::Logs => draw_logs_tab(frame, app, body, &mut hits),
             Tab::Cluster => draw_cluster_tab(frame, app, body),
         }
+        if matches!(app.link, Link::Down { .. } | Link::Unanswered { .. }) {
+            // Figures from before the link went quiet: shown, but dimmed, so nobody takes
+            // them for current ones.
+            frame
+                .buffer_mut()
+                .set_style(body, Style::default().add_modifier(Modifier::DIM));
+        }
         draw_status(frame, app, status);
         if let Some(overlay) = &app.overlay {
             draw_overlay(frame, app, overlay, area);
@@ -325,6 +332,10 @@ fn link_badge(app: &App) -> Line<'static> {
             },
             theme.ok,
         ),
+        Link::Unanswered { since } => Line::styled(
+            format!("no answer for {}s ", since.elapsed().as_secs()),
+            theme.warning,
+        ),
         Link::Down { retry_at, .. } => {
             let wait = retry_at.saturating_duration_since(Instant::now());
             Line::styled(
@@ -373,6 +384,20 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     if let Link::Down { error, .. } = &app.link {
         frame.render_widget(
             Paragraph::new(Span::styled(format!(" {error}"), theme.error)),
+            area,
+        );
+        return;
+    }
+    if let Link::Unanswered { since } = &app.link {
+        let address = app.options.remote.as_deref().unwrap_or("the node");
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                format!(
+                    " {address} has not answered for {}s: stopped (SIGSTOP) or overloaded? The figures shown are from before.",
+                    since.elapsed().as_secs()
+                ),
+                theme.warning,
+            )),
             area,
         );
         return;
