@@ -347,6 +347,22 @@ fn pages_of_the_last_write_lost_in_a_power_loss_drop_only_that_write() {
 }
 
 #[test]
+fn a_truncated_segment_refuses_to_start_instead_of_losing_what_it_held() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 40, 100);
+    let (path, offset, _, _) = accepted(dir.path())[20].clone();
+    // Cut at a record boundary: what is left reads as a clean end of a shorter file.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("opens");
+    file.set_len(offset as u64).expect("truncates");
+    drop(file);
+    let error = damaged(live_ids(dir.path()));
+    assert!(error.contains("cut short (truncated)"), "{error}");
+}
+
+#[test]
 fn damage_in_a_write_that_a_later_write_follows_refuses_to_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (path, last_write) = write_log_ending_in_one_large_write(dir.path(), 5, 40);

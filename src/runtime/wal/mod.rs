@@ -185,6 +185,8 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
 struct SegmentCheck {
     seq: u64,
     header_seen: bool,
+    /// Bytes the file has.
+    file_len: u64,
 }
 
 impl SegmentCheck {
@@ -207,6 +209,12 @@ impl SegmentCheck {
                     "written by a newer goliath (format {}, this one reads up to {})",
                     header.version,
                     record::FORMAT_VERSION
+                ));
+            }
+            if self.file_len < header.size {
+                return Err(format!(
+                    "the file has {} bytes but the segment was created with {}: it was cut short (truncated), and whatever it held after offset {} is missing",
+                    self.file_len, header.size, self.file_len
                 ));
             }
             self.header_seen = true;
@@ -334,6 +342,7 @@ pub fn open(
         let mut check = SegmentCheck {
             seq: *seq,
             header_seen: false,
+            file_len: buffer.len() as u64,
         };
         let scan = recovery::scan_segment(&buffer, last, |frames| {
             check.check(frames)?;
@@ -733,9 +742,11 @@ pub fn inspect(
                            inspection: &mut Inspection|
      -> Result<(), WalError> {
         segment::read_into(path, buffer).map_err(io_error("read", path))?;
+        let file_len = buffer.len() as u64;
         let mut segment_check = check.map(|seq| SegmentCheck {
             seq,
             header_seen: false,
+            file_len,
         });
         // Records read before any damage, so a damaged file's count agrees with `dump`.
         let mut readable = 0;

@@ -534,6 +534,32 @@ pub struct SegmentHeader {
     pub segment: u64,
     /// When it was created.
     pub created_unix_us: u64,
+    /// The file's size when it was created, whole (format 2 on; 0 in format 1): a segment
+    /// is renamed into place only once written whole, so a shorter file was cut short.
+    pub size: u64,
+}
+
+/// [`SegmentHeader`] as format 1 wrote it, without the size.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct SegmentHeaderV1 {
+    version: u32,
+    segment: u64,
+    created_unix_us: u64,
+}
+
+impl SegmentHeader {
+    fn decode(what: &'static str, bytes: &[u8]) -> Result<SegmentHeader, CodecError> {
+        codec::decode(what, bytes).or_else(|error| {
+            codec::decode::<SegmentHeaderV1>(what, bytes)
+                .map(|v1| SegmentHeader {
+                    version: v1.version,
+                    segment: v1.segment,
+                    created_unix_us: v1.created_unix_us,
+                    size: 0,
+                })
+                .map_err(|_| error)
+        })
+    }
 }
 
 /// Tasks accepted with the same spec (one line of a submission with its copies).
@@ -729,7 +755,7 @@ impl Record {
         let what = frame.record_type.name();
         let bytes = frame.payload;
         Ok(match frame.record_type {
-            RecordType::Segment => Record::Segment(codec::decode(what, bytes)?),
+            RecordType::Segment => Record::Segment(SegmentHeader::decode(what, bytes)?),
             RecordType::Accepted => Record::Accepted(codec::decode(what, bytes)?),
             RecordType::Started => Record::Started(codec::decode(what, bytes)?),
             RecordType::Finished => Record::Finished(codec::decode(what, bytes)?),
@@ -878,13 +904,16 @@ pub(crate) mod strategies {
     /// Any record.
     pub fn record() -> impl Strategy<Value = Record> {
         prop_oneof![
-            (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(|(version, segment, at)| {
-                Record::Segment(SegmentHeader {
-                    version,
-                    segment,
-                    created_unix_us: at,
-                })
-            }),
+            (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+                |(version, segment, at, size)| {
+                    Record::Segment(SegmentHeader {
+                        version,
+                        segment,
+                        created_unix_us: at,
+                        size,
+                    })
+                }
+            ),
             (
                 ranges(),
                 spec(),
@@ -1000,6 +1029,41 @@ mod tests {
         );
         assert_eq!(group_prefix(&bytes, bytes.len()), bytes.len());
         assert_eq!(group_prefix(&bytes, bytes.len() - 1), 0, "groups are whole");
+    }
+
+    #[test]
+    fn a_format_1_segment_header_reads_with_an_unknown_size() {
+        #[derive(Serialize)]
+        struct Written {
+            version: u32,
+            segment: u64,
+            created_unix_us: u64,
+        }
+        let mut bytes = Vec::new();
+        let mut group = GroupEncoder::new(&mut bytes, MAX_PAYLOAD, usize::MAX);
+        group
+            .push(
+                RecordType::Segment,
+                &Written {
+                    version: 1,
+                    segment: 7,
+                    created_unix_us: 99,
+                },
+            )
+            .expect("encodes");
+        group.finish().expect("fits");
+        let frame = read_frame(&bytes, 0, MAX_PAYLOAD)
+            .expect("valid")
+            .expect("frame");
+        assert_eq!(
+            Record::decode(&frame).expect("decodes"),
+            Record::Segment(SegmentHeader {
+                version: 1,
+                segment: 7,
+                created_unix_us: 99,
+                size: 0,
+            })
+        );
     }
 
     #[test]

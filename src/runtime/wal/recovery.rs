@@ -684,6 +684,7 @@ mod tests {
                 version: 1,
                 segment: 1,
                 created_unix_us: 0,
+                size: 0,
             },
         )
         .expect("encodes");

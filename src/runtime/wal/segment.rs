@@ -399,6 +399,7 @@ impl Io {
                     version: record::FORMAT_VERSION,
                     segment: seq,
                     created_unix_us,
+                    size,
                 },
             )
             .map_err(io::Error::other)?;
