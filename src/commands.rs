@@ -38,6 +38,8 @@ impl From<ClientError> for CommandError {
             | ClientError::Unresponsive { .. }
             | ClientError::Closed { .. } => exit::CONNECT,
             ClientError::Refused { .. } | ClientError::Protocol { .. } => exit::HANDSHAKE,
+            ClientError::Busy { .. } => exit::BUSY,
+            ClientError::TooLarge { .. } => exit::USAGE,
             ClientError::Remote(remote) => match remote.kind {
                 RemoteErrorKind::BadSpec { .. } => exit::USAGE,
                 RemoteErrorKind::Busy { .. } | RemoteErrorKind::ShuttingDown => exit::BUSY,
@@ -584,7 +586,10 @@ fn task_detail(info: &TaskInfo) -> String {
                     let _ = writeln!(out, "  {line}");
                 }
                 if truncated > 0 {
-                    let _ = writeln!(out, "  … {truncated} more bytes not kept (exec.max_output)");
+                    let _ = writeln!(
+                        out,
+                        "  … {truncated} more bytes not kept (beyond exec.max_output or, for a task from before a restart, beyond the 4 KiB the log keeps)"
+                    );
                 }
             }
         }

@@ -434,6 +434,27 @@ fn a_node_that_never_answers_and_an_address_without_a_port_are_told_apart() {
     assert!(!stderr.contains("another protocol"), "{stderr}");
     drop(silent);
 
+    // A listener that accepts and closes at once, as a node killed mid-handshake does: a
+    // dropped connection (3, worth a retry), not another protocol (4).
+    let closing = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = closing.local_addr().expect("addr").to_string();
+    let closer = std::thread::spawn(move || {
+        if let Ok((stream, _)) = closing.accept() {
+            drop(stream);
+        }
+    });
+    let output = goliath()
+        .args(["status", "--node", &address])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("closed the connection before answering"),
+        "{stderr}"
+    );
+    closer.join().expect("joins");
+
     for args in [
         ["status", "--node", "127.0.0.1"],
         ["console", "--connect", "localhost"],
@@ -504,4 +525,26 @@ fn a_second_sigint_during_the_grace_period_stops_at_once_also_while_leaving_the_
     interrupt();
     // 130 at once, not 0 after the 60 s grace (wait_exit gives up long before that).
     assert_eq!(node.wait_exit(), Some(130), "{}", node.log());
+}
+
+#[test]
+fn a_request_larger_than_the_node_takes_is_a_usage_error_before_it_is_sent() {
+    let node = RunningNode::start(&["--workers", "1", "--set", "net.max_frame=4KiB"]);
+    let specs: Vec<String> = (0..200)
+        .map(|i| format!("echo spec number {i:>40}"))
+        .collect();
+    let mut args = vec!["submit"];
+    args.extend(specs.iter().map(String::as_str));
+    let output = node.client(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("more than the 4096 the node takes in one frame"),
+        "{stderr}"
+    );
+    // The node still serves, and got nothing.
+    let status = node.client(&["status", "--json"]);
+    assert!(status.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["counts"]["submitted"], 0, "{status}");
 }

@@ -160,7 +160,8 @@ fn version_and_cluster_mismatches_name_both_sides() {
     other_version[5] = 9;
     let text = error_text(&fixture.raw_exchange(&other_version));
     assert!(
-        text.contains("version 2") && text.contains("version 9"),
+        text.contains(&format!("version {}", frame::PROTOCOL_VERSION))
+            && text.contains("version 9"),
         "{text}"
     );
 
@@ -265,6 +266,10 @@ fn handshake_timeout_and_connection_limit() {
     assert!(
         third.to_string().contains("too many connections"),
         "{third}"
+    );
+    assert!(
+        matches!(third, ClientError::Busy { .. }),
+        "a full node is busy (try again), not a refusal: {third:?}"
     );
     drop((first, second));
 }
@@ -679,5 +684,42 @@ fn a_stream_id_reused_while_in_flight_is_refused_not_lost() {
         text.contains("stream 7 is already in use"),
         "the client is told, instead of one answer vanishing: {text}"
     );
+    assert_still_serving(&fixture);
+}
+
+#[test]
+fn answers_larger_than_a_frame_arrive_whole_in_pieces() {
+    // A small frame limit, so modest answers need several frames.
+    let fixture = Fixture::new(|config| config.net.max_frame = 4096);
+    let client = fixture.client();
+    let response = fixture.request(
+        &client,
+        Request::Submit(SubmitRequest {
+            specs: vec!["fib 5 x2000".into()],
+            idempotency_key: None,
+            wait: true,
+        }),
+    );
+    match response {
+        Ok(Response::Finished { tasks, .. }) => {
+            assert_eq!(tasks.len(), 2000);
+            assert!(
+                tasks
+                    .iter()
+                    .all(|t| t.output == Some(TaskOutput::Number(5)))
+            );
+        }
+        other => panic!("every outcome of the wait: {other:?}"),
+    }
+    match fixture.request(
+        &client,
+        Request::Tasks(TaskQuery {
+            state: None,
+            limit: 2000,
+        }),
+    ) {
+        Ok(Response::Tasks(list)) => assert_eq!(list.len(), 2000),
+        other => panic!("the whole list: {other:?}"),
+    }
     assert_still_serving(&fixture);
 }

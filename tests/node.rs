@@ -314,6 +314,43 @@ fn exec_captures_output_exit_status_and_attempt() {
 }
 
 #[test]
+fn task_lists_carry_the_start_of_each_output_and_a_task_all_of_it() {
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let id = submit(&node, "exec -- sh -c 'yes | head -c 5000'");
+    let whole = wait_finished(&node, id);
+    match whole.output {
+        Some(TaskOutput::Process(p)) => assert_eq!((p.stdout.len(), p.stdout_truncated), (5000, 0)),
+        other => panic!("{other:?}"),
+    }
+    let listed = node.tasks(TaskQuery {
+        state: None,
+        limit: 10,
+    });
+    let limit = goliath::runtime::task::limits::LISTED_OUTPUT_MAX;
+    match &listed.iter().find(|t| t.id == id).expect("listed").output {
+        Some(TaskOutput::Process(p)) => {
+            assert_eq!(p.stdout.len(), limit);
+            assert_eq!(
+                p.stdout_truncated,
+                (5000 - limit) as u64,
+                "the rest is counted"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match node
+        .snapshot(10)
+        .tasks
+        .iter()
+        .find(|t| t.id == id)
+        .map(|t| &t.output)
+    {
+        Some(Some(TaskOutput::Process(p))) => assert_eq!(p.stdout.len(), limit),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn exec_of_a_missing_program_is_refused_by_name() {
     let node = Node::start(config(1, 64)).expect("node starts");
     let error = node

@@ -1497,6 +1497,13 @@ impl Node {
         }
         all.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
         all.truncate(query.limit);
+        // A list carries the start of each output: 10,000 exec tasks with all they printed
+        // would be hundreds of megabytes. `task` has the whole of one.
+        for task in &mut all {
+            if let Some(TaskOutput::Process(process)) = &mut task.output {
+                process.keep_at_most(super::task::limits::LISTED_OUTPUT_MAX);
+            }
+        }
         all
     }
 

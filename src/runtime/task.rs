@@ -180,6 +180,26 @@ pub struct ProcessOutput {
     pub stderr_truncated: u64,
 }
 
+impl ProcessOutput {
+    /// Keeps at most `bytes` of each stream (cut at a character boundary), counting what is
+    /// cut as not kept.
+    pub fn keep_at_most(&mut self, bytes: usize) {
+        for (text, cut) in [
+            (&mut self.stdout, &mut self.stdout_truncated),
+            (&mut self.stderr, &mut self.stderr_truncated),
+        ] {
+            if text.len() > bytes {
+                let mut end = bytes;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                *cut += (text.len() - end) as u64;
+                text.truncate(end);
+            }
+        }
+    }
+}
+
 /// Index of a kind in a node's registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KindId(pub(crate) u16);
@@ -238,6 +258,9 @@ pub mod limits {
     /// write-ahead log, and in its checkpoints with the task's output, must stay well within
     /// the log's 1 MiB record bound.
     pub const TEXT_MAX: usize = 64 << 10;
+    /// Bytes of each output stream a task list carries (`tasks`, snapshots); a single
+    /// task's description carries all the node kept.
+    pub const LISTED_OUTPUT_MAX: usize = 1024;
     /// `xN` at most a million copies.
     pub const COPIES_MAX: u32 = 1_000_000;
     /// `timeout=` at most a week.

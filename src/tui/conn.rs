@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 
 use super::state::{Command, Reply};
 use crate::runtime::net::client::ConnectOptions;
-use crate::runtime::net::{CancelOutcomeWire, Client, Request, Response, SubmitRequest};
+use crate::runtime::net::{
+    CancelOutcomeWire, Client, ClientError, Request, Response, SubmitRequest,
+};
 use crate::runtime::{CancelOutcome, Node, TaskState};
 
 /// Where the console's data comes from.
@@ -152,7 +154,17 @@ async fn run_remote(
                     }
                 }
             }
-            Err(error) => error.to_string(),
+            Err(error) => {
+                // A refusal that will not change by itself (another cluster, another
+                // protocol version): retry at the longest interval, not every second.
+                if matches!(
+                    error,
+                    ClientError::Refused { .. } | ClientError::Protocol { .. }
+                ) {
+                    retry = MAX_RETRY;
+                }
+                error.to_string()
+            }
         };
         if last_error.as_deref() != Some(error.as_str()) {
             tracing::warn!(%address, %error, "console cannot reach the node; retrying");

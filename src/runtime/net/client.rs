@@ -36,6 +36,20 @@ pub enum ClientError {
         /// What the node said.
         reason: String,
     },
+    /// The node has as many connections as it takes: try again later.
+    #[error("the node at {address} is busy: {reason}")]
+    Busy {
+        /// Where.
+        address: String,
+        /// What the node said.
+        reason: String,
+    },
+    /// The request is larger than the node takes in one frame.
+    #[error("{reason}")]
+    TooLarge {
+        /// Sizes and what to do.
+        reason: String,
+    },
     /// The node speaks another protocol version, or is not a goliath node.
     #[error("the node at {address} speaks another protocol: {reason}")]
     Protocol {
@@ -165,7 +179,8 @@ impl Client {
             writer: tokio::sync::Mutex::new(write_half),
             pending: Arc::new(Mutex::new(Pending::default())),
             next_stream: AtomicU32::new(1),
-            max_frame: options.max_frame,
+            // What the node takes, if less than what this client would send.
+            max_frame: options.max_frame.min(welcome.max_frame.max(1)),
         });
         tokio::spawn(read_loop(read_half, reader, inner.pending.clone()));
         Ok(Client {
@@ -218,6 +233,13 @@ impl Client {
             self.inner.max_frame,
         ) {
             lock(&self.inner.pending).waiters.remove(&stream);
+            if let frame::MessageError::Frame(FrameError::TooLarge { length, max }) = error {
+                return Err(ClientError::TooLarge {
+                    reason: format!(
+                        "this request takes {length} bytes, more than the {max} the node takes in one frame (its net.max_frame); send fewer or shorter specs at a time"
+                    ),
+                });
+            }
             return Err(ClientError::Closed {
                 reason: format!("request too large to send: {error}"),
             });
@@ -284,9 +306,21 @@ async fn handshake(
     stream
         .read_exact(&mut preamble)
         .await
-        .map_err(|e| ClientError::Protocol {
-            address: address.to_string(),
-            reason: format!("no goliath handshake came back ({e})"),
+        .map_err(|e| match e.kind() {
+            // Closed or reset before it said anything: a node that died or dropped the
+            // connection (whatever listens there, it gave no sign of another protocol).
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe => ClientError::Closed {
+                reason: format!(
+                    "the node at {address} closed the connection before answering the handshake ({e})"
+                ),
+            },
+            _ => ClientError::Protocol {
+                address: address.to_string(),
+                reason: format!("no goliath handshake came back ({e})"),
+            },
         })?;
     let version_error = frame::check_preamble(&preamble).err();
     loop {
@@ -296,10 +330,20 @@ async fn handshake(
         })?;
         if let Some((header, payload)) = next {
             return match header.frame_type {
-                FrameType::Error => Err(ClientError::Refused {
-                    address: address.to_string(),
-                    reason: String::from_utf8_lossy(payload).into_owned(),
-                }),
+                FrameType::Error => {
+                    let reason = String::from_utf8_lossy(payload).into_owned();
+                    Err(if reason.starts_with(frame::BUSY_REFUSAL) {
+                        ClientError::Busy {
+                            address: address.to_string(),
+                            reason,
+                        }
+                    } else {
+                        ClientError::Refused {
+                            address: address.to_string(),
+                            reason,
+                        }
+                    })
+                }
                 FrameType::Welcome if version_error.is_none() => {
                     crate::codec::decode::<Welcome>("welcome", payload).map_err(|e| {
                         ClientError::Protocol {
@@ -335,13 +379,39 @@ async fn read_loop(
     mut reader: FrameReader,
     pending: Arc<Mutex<Pending>>,
 ) {
+    // Leading pieces of responses too large for one frame, by stream.
+    let mut parts: HashMap<u32, Vec<u8>> = HashMap::new();
     let reason = loop {
         match reader.next_frame() {
             Err(error) => break format!("bad frame from the node: {error}"),
             Ok(Some((header, payload))) => {
                 match header.frame_type {
+                    FrameType::ResponsePart => {
+                        let joined = parts.entry(header.stream).or_default();
+                        if joined.len() + payload.len() > frame::MAX_RESPONSE {
+                            break format!(
+                                "the node sent an answer larger than {} bytes",
+                                frame::MAX_RESPONSE
+                            );
+                        }
+                        joined.extend_from_slice(payload);
+                    }
                     FrameType::Response => {
-                        let response = crate::codec::decode::<Response>("response", payload);
+                        let response = match parts.remove(&header.stream) {
+                            Some(mut joined)
+                                if joined.len() + payload.len() <= frame::MAX_RESPONSE =>
+                            {
+                                joined.extend_from_slice(payload);
+                                crate::codec::decode::<Response>("response", &joined)
+                            }
+                            Some(_) => {
+                                break format!(
+                                    "the node sent an answer larger than {} bytes",
+                                    frame::MAX_RESPONSE
+                                );
+                            }
+                            None => crate::codec::decode::<Response>("response", payload),
+                        };
                         let waiter = lock(&pending).waiters.remove(&header.stream);
                         if let Some(Waiter::Once(sender)) = waiter {
                             let _ = sender.send(response.map_err(|e| ClientError::Closed {

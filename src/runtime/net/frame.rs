@@ -15,13 +15,23 @@
 //! hostile 4 GiB length costs nothing. The header layout never changes between protocol
 //! versions, and `Error` frames carry plain UTF-8 text, so a peer on another version can still
 //! read why it was refused.
+//!
+//! A response larger than one frame (a long task list, the outcomes of a large `wait`) goes
+//! as `ResponsePart` frames followed by the `Response` frame with the rest: the receiver joins
+//! the payloads before decoding, up to [`MAX_RESPONSE`] bytes in all.
 
 use super::super::units::HumanSize;
 
 /// First bytes of every connection.
 pub const MAGIC: [u8; 4] = *b"GLTH";
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
+/// The most bytes one response may take in all its frames; a node refuses to send more and
+/// a client to take more.
+pub const MAX_RESPONSE: usize = 64 << 20;
+/// How the text of an `Error` frame refusing a connection only for now (the node has as many
+/// connections as it takes) begins: a client reports it as busy, to be retried.
+pub const BUSY_REFUSAL: &str = "too many connections";
 /// Bytes in the connection preamble.
 pub const PREAMBLE_LEN: usize = 8;
 /// Bytes in a frame header.
@@ -47,11 +57,14 @@ pub enum FrameType {
     Error = 7,
     /// Client → node: stop the stream with this id (empty payload).
     CancelStream = 8,
+    /// Node → client: a leading piece of a response too large for one frame (raw bytes of
+    /// the encoded `Response`, continued by the next piece or the `Response` frame).
+    ResponsePart = 9,
 }
 
 impl FrameType {
     /// Every frame type.
-    pub const ALL: [FrameType; 8] = [
+    pub const ALL: [FrameType; 9] = [
         FrameType::Hello,
         FrameType::Welcome,
         FrameType::Request,
@@ -60,6 +73,7 @@ impl FrameType {
         FrameType::StreamEnd,
         FrameType::Error,
         FrameType::CancelStream,
+        FrameType::ResponsePart,
     ];
 
     fn from_byte(byte: u8) -> Option<FrameType> {
@@ -220,6 +234,40 @@ pub fn write_message<T: serde::Serialize>(
     Ok(())
 }
 
+/// Appends a response on `stream`: one `Response` frame when it fits in `max_frame` bytes,
+/// else `ResponsePart` frames of `max_frame` bytes and a last `Response` frame with the rest.
+/// Nothing is appended if encoding fails or the whole would exceed [`MAX_RESPONSE`].
+pub fn write_response<T: serde::Serialize>(
+    out: &mut Vec<u8>,
+    stream: u32,
+    value: &T,
+    max_frame: u32,
+) -> Result<(), MessageError> {
+    let start = out.len();
+    match write_message(out, FrameType::Response, stream, value, max_frame) {
+        Err(MessageError::Frame(FrameError::TooLarge { .. })) => {}
+        other => return other,
+    }
+    let payload = crate::codec::encode("response", value).map_err(MessageError::Codec)?;
+    if payload.len() > MAX_RESPONSE {
+        out.truncate(start);
+        return Err(MessageError::ResponseTooLarge {
+            bytes: payload.len(),
+        });
+    }
+    let piece = (max_frame as usize).max(1);
+    let mut chunks = payload.chunks(piece).peekable();
+    while let Some(chunk) = chunks.next() {
+        let frame_type = if chunks.peek().is_some() {
+            FrameType::ResponsePart
+        } else {
+            FrameType::Response
+        };
+        write_frame(out, frame_type, stream, chunk);
+    }
+    Ok(())
+}
+
 /// What a client sends first on a new connection: the preamble, then its `Hello` (the
 /// handshake message) as frame 0 on stream 0.
 pub fn opening<T: serde::Serialize>(hello: &T, max_frame: u32) -> Result<Vec<u8>, MessageError> {
@@ -237,6 +285,12 @@ pub enum MessageError {
     /// Bad payload.
     #[error(transparent)]
     Codec(#[from] crate::codec::CodecError),
+    /// A response larger than [`MAX_RESPONSE`] in all.
+    #[error("the answer would take {}, more than the {} one answer may take", HumanSize::approx(*bytes as u64), HumanSize::approx(MAX_RESPONSE as u64))]
+    ResponseTooLarge {
+        /// Its encoded size.
+        bytes: usize,
+    },
 }
 
 /// A connection's incoming bytes, buffered until whole frames are there. The buffer never
@@ -345,6 +399,44 @@ impl FrameReader {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_response_in_pieces_joins_back_to_the_response(
+            value in proptest::collection::vec(any::<u32>(), 0..3000),
+            max_frame in 16u32..4096,
+        ) {
+            let mut bytes = Vec::new();
+            write_response(&mut bytes, 7, &value, max_frame).expect("writes");
+            let mut reader = FrameReader::new(max_frame);
+            let mut joined = Vec::new();
+            let mut at = 0;
+            let last = loop {
+                let spare = reader.spare().expect("room");
+                let count = spare.len().min(bytes.len() - at);
+                spare[..count].copy_from_slice(&bytes[at..at + count]);
+                reader.filled(count);
+                at += count;
+                let mut done = None;
+                while let Some((header, payload)) = reader.next_frame().expect("valid frames") {
+                    prop_assert_eq!(header.stream, 7);
+                    prop_assert!(payload.len() <= max_frame as usize);
+                    joined.extend_from_slice(payload);
+                    match header.frame_type {
+                        FrameType::ResponsePart => {}
+                        FrameType::Response => done = Some(()),
+                        other => prop_assert!(false, "unexpected {:?}", other),
+                    }
+                }
+                if done.is_some() {
+                    break at;
+                }
+            };
+            prop_assert_eq!(last, bytes.len(), "the response frame comes last");
+            let decoded: Vec<u32> = crate::codec::decode("response", &joined).expect("decodes");
+            prop_assert_eq!(decoded, value);
+        }
+    }
 
     #[test]
     fn set_stream_moves_a_frame_to_another_stream_and_nothing_else() {

@@ -25,6 +25,9 @@ pub struct Welcome {
     pub cluster: String,
     /// The node's goliath version.
     pub version: String,
+    /// The largest request frame the node takes (`net.max_frame`): a client refuses to
+    /// send a larger one instead of having the connection closed on it.
+    pub max_frame: u32,
 }
 
 /// One request; the response comes on the same stream.
@@ -809,10 +812,13 @@ pub(crate) mod strategies {
     }
 
     pub fn welcome() -> impl Strategy<Value = Welcome> {
-        (text(), text(), text()).prop_map(|(node, cluster, version)| Welcome {
-            node,
-            cluster,
-            version,
+        (text(), text(), text(), any::<u32>()).prop_map(|(node, cluster, version, max_frame)| {
+            Welcome {
+                node,
+                cluster,
+                version,
+                max_frame,
+            }
         })
     }
 }

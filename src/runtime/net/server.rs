@@ -210,7 +210,8 @@ async fn accept_loop(
                 refuse(
                     stream,
                     &format!(
-                        "too many connections ({} open); try again later",
+                        "{} ({} open); try again later",
+                        frame::BUSY_REFUSAL,
                         context.config.max_connections
                     ),
                 )
@@ -293,6 +294,7 @@ async fn serve_connection(
         node: context.node.name().to_string(),
         cluster: config.cluster.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        max_frame: config.max_frame,
     };
     let mut bytes = frame::preamble().to_vec();
     frame::write_message(
@@ -364,9 +366,7 @@ enum Outgoing {
 fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
     match outgoing {
         Outgoing::Response(stream, response, _permit) => {
-            if let Err(error) =
-                frame::write_message(buffer, FrameType::Response, stream, &response, max_frame)
-            {
+            if let Err(error) = frame::write_response(buffer, stream, &response, max_frame) {
                 let fallback = Response::Error(RemoteError {
                     kind: RemoteErrorKind::Invalid,
                     message: format!(
