@@ -245,16 +245,6 @@ fn a_foreign_cluster_is_not_joined() {
     assert_eq!(view["counts"]["alive"], 1, "{view:#?}");
 }
 
-/// Whether a process is gone (or a zombie waiting for a parent that is gone).
-fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
 #[test]
 fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
     use std::io::{BufRead, BufReader};
@@ -326,7 +316,7 @@ fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
     demo.kill().expect("SIGKILL the demo");
     let _ = demo.wait();
     let deadline = Instant::now() + LIVENESS;
-    while !children.iter().all(|&pid| process_gone(pid)) {
+    while !children.iter().all(|&pid| common::process_gone(pid)) {
         assert!(
             Instant::now() < deadline,
             "children {children:?} outlived their killed parent"

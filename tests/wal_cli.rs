@@ -234,7 +234,7 @@ fn a_full_disk_fails_submissions_and_every_acknowledged_task_survives_a_restart(
 }
 
 #[test]
-fn a_recovered_exec_task_runs_again_and_sees_its_attempt() {
+fn a_recovered_exec_task_runs_again_alone_and_sees_its_attempt() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pid_file = dir.path().join("first-run.pid");
     let args = [
@@ -247,8 +247,9 @@ fn a_recovered_exec_task_runs_again_and_sees_its_attempt() {
     ];
     let data = dir.path().join("data");
     let mut node = RunningNode::start_in(&data, &args);
+    // The first run starts a child of its own and waits for it.
     let script = format!(
-        "if [ \"$GOLIATH_ATTEMPT\" = 1 ]; then echo $$ > {}; exec sleep 600; fi; echo attempt=$GOLIATH_ATTEMPT",
+        "if [ \"$GOLIATH_ATTEMPT\" = 1 ]; then sleep 600 & echo $$ $! > {}.tmp; mv {0}.tmp {0}; wait; fi; echo attempt=$GOLIATH_ATTEMPT",
         pid_file.display()
     );
     let submitted = node.json(&["submit", "exec", "--", "sh", "-c", &script]);
@@ -258,14 +259,41 @@ fn a_recovered_exec_task_runs_again_and_sees_its_attempt() {
         assert!(Instant::now() < deadline, "the first run never started");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // SIGKILL: the node gets no chance to record anything more.
+    let pids: Vec<u32> = std::fs::read_to_string(&pid_file)
+        .expect("pids")
+        .split_whitespace()
+        .map(|pid| pid.parse().expect("a pid"))
+        .collect();
+    let [shell, sleeper] = pids[..] else {
+        panic!("two pids: {pids:?}")
+    };
+    // SIGKILL: the node gets no chance to record anything more, or to stop its children.
     node.child.kill().expect("kill");
     let _ = node.child.wait();
-    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-        let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
-    }
     drop(node);
+    // The kernel stops the task's process with the node; what that process started is
+    // still there, and would run beside the task's next run.
+    common::eventually(|| {
+        common::process_gone(shell)
+            .then_some(())
+            .ok_or_else(|| format!("the exec process {shell} outlived the node"))
+    });
+    assert!(
+        !common::process_gone(sleeper),
+        "the grandchild lives on until the restart"
+    );
     let node = RunningNode::start_in(&data, &args);
+    common::eventually(|| {
+        common::process_gone(sleeper)
+            .then_some(())
+            .ok_or_else(|| format!("the restart left {sleeper} from the first run running"))
+    });
+    assert!(
+        node.log()
+            .contains("stopped the exec processes the previous run of this node left running"),
+        "{}",
+        node.log()
+    );
     let deadline = Instant::now() + common::LIVENESS;
     let info = loop {
         let info = node.json(&["task", &id.to_string()]);

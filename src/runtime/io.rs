@@ -187,6 +187,13 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
             .env("GOLIATH_ATTEMPT", attempt.to_string())
             .process_group(0)
             .kill_on_drop(true);
+        let node_pid = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec; it only calls
+        // `kill_me_with_parent`, which makes async-signal-safe system calls and allocates
+        // nothing, as a child of a multi-threaded process requires.
+        unsafe {
+            command.pre_exec(move || sys::kill_me_with_parent(node_pid));
+        }
         match command.spawn() {
             Err(spawn_error) => (
                 TaskState::Failed,
@@ -195,6 +202,9 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
             ),
             Ok(mut child) => {
                 let group = child.id();
+                if let Some(group) = group {
+                    shared.children.started(group);
+                }
                 let stdout = child.stdout.take();
                 let stderr = child.stderr.take();
                 let mut work = Box::pin(async move {
@@ -208,6 +218,9 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
                     _ = notify.notified() => (Some(TaskState::Cancelled), terminate(group, grace, &mut work).await),
                     _ = until_tick(&shared, deadline) => (Some(TaskState::TimedOut), terminate(group, grace, &mut work).await),
                 };
+                if let Some(group) = group {
+                    shared.children.ended(group);
+                }
                 describe_exit(
                     stopped_as,
                     finished,

@@ -2,6 +2,7 @@
 //! sees a node only through [`Node::snapshot`], [`Node::tasks`] and [`Node::subscribe`].
 
 pub mod arena;
+pub(crate) mod children;
 pub mod clock;
 pub mod completions;
 pub mod events;

@@ -374,6 +374,8 @@ pub(crate) struct Shared {
     /// slot's clock reading can only say when this process queued it again. Read-only after
     /// start, and empty on a node that recovered nothing.
     pub(crate) recovered_submitted: Vec<(TaskId, u64)>,
+    /// The process groups of running `exec` tasks, listed in the data directory.
+    pub(crate) children: super::children::Children,
     /// Set while shutdown interrupts tasks: their cancellation is not logged, so they run
     /// again at the next start.
     pub(crate) interrupting: AtomicBool,
@@ -957,9 +959,21 @@ impl NodeBuilder {
         let recovery = if config.wal.enabled {
             let mut options = wal::WalOptions::from_config(&config, &name)?;
             options.faults = self.wal_faults;
-            Some(wal::open(options, &|spec| {
-                wal::tasks::runnable(&kinds, &config, spec)
-            })?)
+            let recovery = wal::open(options, &|spec| wal::tasks::runnable(&kinds, &config, spec))?;
+            // The directory is locked, so the node that listed these is gone; its `exec`
+            // tasks run again below, so whatever they left running is stopped first.
+            match super::children::stop_leftovers(recovery.dir()) {
+                Ok(0) => {}
+                Ok(stopped) => tracing::warn!(
+                    groups = stopped,
+                    "stopped the exec processes the previous run of this node left running (it ended without stopping them); their tasks run again"
+                ),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "cannot read the list of exec processes the previous run left; some may still be running"
+                ),
+            }
+            Some(recovery)
         } else {
             None
         };
@@ -1002,6 +1016,7 @@ impl NodeBuilder {
             wal: None,
             recovered: Vec::new(),
             recovered_submitted: Vec::new(),
+            children: super::children::Children::new(recovery.as_ref().map(|r| r.dir())),
             interrupting: AtomicBool::new(false),
             config,
         };

@@ -65,6 +65,26 @@ fn thread_nice(thread: libc::id_t) -> io::Result<i32> {
     }
 }
 
+/// For a child between fork and exec: asks the kernel to send it SIGKILL when the thread
+/// that forked it ends (with the node, the I/O thread), and fails if `parent` (the node's
+/// pid) is already gone, so a child forked just as the node died does not run on. Only calls
+/// that are async-signal-safe, and no allocation, as a forked child of a threaded process
+/// requires.
+pub fn kill_me_with_parent(parent: u32) -> io::Result<()> {
+    // SAFETY: prctl(2) with PR_SET_PDEATHSIG takes plain integers and touches no memory of
+    // ours; it is async-signal-safe.
+    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getppid(2) takes nothing, touches no memory and cannot fail.
+    let now = unsafe { libc::getppid() };
+    if u32::try_from(now).ok() != Some(parent) {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}
+
 /// SIGTERM.
 pub const SIGTERM: i32 = libc::SIGTERM;
 /// SIGKILL.

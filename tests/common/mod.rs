@@ -56,3 +56,14 @@ pub fn wait_running(node: &Node, id: TaskId) {
             .ok_or_else(|| format!("task {id} never started"))
     })
 }
+
+/// Whether a process is gone (or a zombie waiting for a parent that is gone).
+#[allow(dead_code)]
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}

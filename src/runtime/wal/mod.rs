@@ -397,6 +397,11 @@ pub fn open(
 }
 
 impl Recovery {
+    /// The data directory (locked by this recovery).
+    pub fn dir(&self) -> &Path {
+        &self.options.dir
+    }
+
     /// The replayed state: tasks to run again (with their new run numbers), finished tasks,
     /// idempotency keys and the highest id.
     pub fn state(&self) -> &State {

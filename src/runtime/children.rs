@@ -1,0 +1,183 @@
+//! The process groups of running `exec` tasks, listed in the data directory while they run.
+//!
+//! A node killed outright (SIGKILL, OOM) cannot stop its `exec` children: the group leader
+//! gets SIGKILL from the kernel when the node dies (see [`sys::kill_me_with_parent`]), but what
+//! it started lives on. The node runs those tasks again at its next start, so without this a
+//! task with side effects would run twice at once. The list names each group with its
+//! leader's start time, so a reused pid is never taken for a leftover; the next start on the
+//! same data directory stops every listed group that is still there before it runs anything.
+//!
+//! The list is rewritten (to a temporary file, then renamed) at each start and end of an
+//! `exec` child, and never fsynced: after a power loss no process is left to stop.
+//! Must not: block a worker (it is used from the I/O thread only), or signal a process whose
+//! start time does not match.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::lock;
+use super::sys;
+
+/// The list's file name in the data directory.
+pub const FILE: &str = "exec-children";
+
+/// The running `exec` process groups of a node with a data directory.
+#[derive(Debug, Default)]
+pub(crate) struct Children {
+    /// Where the list is kept; None for a memory-only node (its tasks never run again).
+    path: Option<PathBuf>,
+    /// Group id → the leader's start time (clock ticks since boot).
+    running: Mutex<BTreeMap<u32, u64>>,
+}
+
+impl Children {
+    /// The list of the node with data directory `dir` (none without one).
+    pub fn new(dir: Option<&Path>) -> Self {
+        Self {
+            path: dir.map(|dir| dir.join(FILE)),
+            running: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Group `group` (its leader's pid) started.
+    pub fn started(&self, group: u32) {
+        let Some(path) = &self.path else { return };
+        let Some(start) = process_start_time(group) else {
+            // Already gone: nothing to stop later.
+            return;
+        };
+        let mut running = lock(&self.running);
+        running.insert(group, start);
+        write_list(path, &running);
+    }
+
+    /// Group `group` ended (its leader was waited for).
+    pub fn ended(&self, group: u32) {
+        let Some(path) = &self.path else { return };
+        let mut running = lock(&self.running);
+        if running.remove(&group).is_some() {
+            write_list(path, &running);
+        }
+    }
+}
+
+fn write_list(path: &Path, running: &BTreeMap<u32, u64>) {
+    let mut text = String::new();
+    for (group, start) in running {
+        text.push_str(&format!("{group} {start}\n"));
+    }
+    let temp = path.with_extension("tmp");
+    let result = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
+    if let Err(error) = result {
+        tracing::warn!(file = %path.display(), %error, "cannot update the list of running exec processes; after a crash they may be left running");
+    }
+}
+
+/// Stops the process groups the list in `dir` names that are still there (the leader's start
+/// time matching), and removes the list. Called at start, with the directory locked, before
+/// any task runs. Returns how many groups were stopped.
+pub fn stop_leftovers(dir: &Path) -> io::Result<usize> {
+    let path = dir.join(FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut stopped = 0;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(Ok(group)), Some(Ok(start))) = (
+            words.next().map(str::parse::<u32>),
+            words.next().map(str::parse::<u64>),
+        ) else {
+            continue;
+        };
+        if process_start_time(group) == Some(start)
+            && sys::signal_process_group(group, sys::SIGKILL).is_ok()
+        {
+            stopped += 1;
+        }
+    }
+    std::fs::remove_file(&path)?;
+    Ok(stopped)
+}
+
+/// When process `pid` started (clock ticks since boot), from `/proc/<pid>/stat`; None if there
+/// is no such process.
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses) start after the
+    // last ')': state is field 3, so starttime (field 22) is the 20th after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    fn gone(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[test]
+    fn a_listed_group_still_running_is_stopped_and_a_reused_pid_is_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let children = Children::new(Some(dir.path()));
+        let mut leader = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .expect("sleep starts");
+        let group = leader.id();
+        children.started(group);
+        let listed = std::fs::read_to_string(dir.path().join(FILE)).expect("listed");
+        assert!(listed.starts_with(&format!("{group} ")), "{listed}");
+        // A line for our own pid with another start time: a pid reused since.
+        let me = std::process::id();
+        std::fs::write(
+            dir.path().join(FILE),
+            format!("{listed}{me} 1\nnot a line\n"),
+        )
+        .expect("writes");
+        assert_eq!(stop_leftovers(dir.path()).expect("stops"), 1);
+        let _ = leader.wait();
+        assert!(gone(group));
+        assert!(!dir.path().join(FILE).exists(), "the list is removed");
+        assert_eq!(stop_leftovers(dir.path()).expect("nothing to do"), 0);
+    }
+
+    #[test]
+    fn an_ended_group_leaves_the_list_and_a_memory_only_node_keeps_none() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let children = Children::new(Some(dir.path()));
+        let mut leader = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .expect("sleep starts");
+        children.started(leader.id());
+        let _ = leader.kill();
+        let _ = leader.wait();
+        children.ended(leader.id());
+        let listed = std::fs::read_to_string(dir.path().join(FILE)).expect("listed");
+        assert_eq!(listed, "");
+        let memory_only = Children::new(None);
+        memory_only.started(std::process::id());
+        memory_only.ended(std::process::id());
+    }
+
+    #[test]
+    fn the_start_time_of_a_process_is_read_past_a_name_with_parentheses() {
+        assert!(process_start_time(std::process::id()).is_some());
+        assert_eq!(process_start_time(u32::MAX), None);
+    }
+}
