@@ -15,6 +15,17 @@
 
 use std::collections::VecDeque;
 
+/// Arrivals closer than this to the last one counted are part of the same burst (a join's
+/// announcement, acks and state exchange; a probe's relays), not a new interval: counted, a
+/// burst of millisecond intervals made the window's mean so short that the next ordinary
+/// second of silence read as φ in the tens, and a member was flagged degraded right after
+/// it joined.
+pub const BURST_US: u64 = 100_000;
+
+/// Intervals needed before φ says anything (0 before): two or three are no measure of how
+/// regular a member is.
+pub const MIN_INTERVALS: usize = 3;
+
 /// Phi detector settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PhiSettings {
@@ -49,7 +60,7 @@ impl PhiWindow {
     /// Records an arrival at `now_us`.
     pub fn heard(&mut self, now_us: u64, settings: &PhiSettings) {
         if let Some(last) = self.last_us {
-            if now_us <= last {
+            if now_us < last.saturating_add(BURST_US) {
                 return;
             }
             let interval = u32::try_from(now_us - last).unwrap_or(u32::MAX);
@@ -69,7 +80,15 @@ impl PhiWindow {
         self.last_us = Some(now_us);
     }
 
-    /// When the member was last heard from.
+    /// Moves the last arrival up to `now_us` without counting an interval: a time in which
+    /// this node could hear nobody (it was not running) is no silence of the member's.
+    pub fn skip_silence_until(&mut self, now_us: u64) {
+        if let Some(last) = self.last_us.as_mut() {
+            *last = (*last).max(now_us);
+        }
+    }
+
+    /// When the member was last heard from (the first arrival of the latest burst).
     pub fn last_heard_us(&self) -> Option<u64> {
         self.last_us
     }
@@ -79,12 +98,12 @@ impl PhiWindow {
         self.intervals.len()
     }
 
-    /// φ at `now_us`; 0 until two intervals are known.
+    /// φ at `now_us`; 0 until [`MIN_INTERVALS`] intervals are known.
     pub fn phi(&self, now_us: u64, settings: &PhiSettings) -> f64 {
         let (Some(last), n) = (self.last_us, self.intervals.len()) else {
             return 0.0;
         };
-        if n < 2 {
+        if n < MIN_INTERVALS {
             return 0.0;
         }
         let count = n as f64;
@@ -158,6 +177,51 @@ mod tests {
         let now = 4_500_000 + 1_500_000;
         assert!(window.phi(now, &strict) > 8.0);
         assert!(window.phi(now, &lenient) < 1.0);
+    }
+
+    #[test]
+    fn a_burst_of_arrivals_after_a_join_is_one_arrival() {
+        let settings = PhiSettings::default();
+        let mut window = PhiWindow::default();
+        // A join: announcement, ack, state exchange, hellos — a dozen packets in 60 ms.
+        for ms in [0u64, 2, 5, 9, 14, 20, 27, 35, 44, 50, 55, 60] {
+            window.heard(ms * 1000, &settings);
+        }
+        assert_eq!(window.samples(), 0, "one burst, no interval yet");
+        // Then the member is heard about once a second, each time in a small burst.
+        for at_ms in [800u64, 2100, 2900] {
+            for ms in [0u64, 3, 8] {
+                window.heard((at_ms + ms) * 1000, &settings);
+            }
+        }
+        assert_eq!(window.samples(), 3);
+        // An ordinary gap of under two seconds does not reach the default threshold (8)...
+        let after = window.phi(2_900_000 + 1_900_000, &settings);
+        assert!(after < 8.0, "phi {after} after an ordinary gap");
+        // ...as it did when the burst counted (a 5 ms mean).
+        let mut counted = PhiWindow::default();
+        for ms in [0u64, 2, 5, 9, 14, 20] {
+            counted.last_us = Some(ms * 1000);
+            counted.intervals.push_back(5_000);
+            counted.sum += 5_000.0;
+            counted.sum_squares += 25e6;
+        }
+        assert!(counted.phi(20_000 + 1_900_000, &settings) > 8.0);
+        // Long silence still is an alarm.
+        assert!(window.phi(2_900_000 + 10_000_000, &settings) > 8.0);
+    }
+
+    #[test]
+    fn phi_says_nothing_until_enough_intervals_are_known() {
+        let settings = PhiSettings::default();
+        let mut window = PhiWindow::default();
+        window.heard(0, &settings);
+        window.heard(200_000, &settings);
+        window.heard(400_000, &settings);
+        assert_eq!(window.samples(), 2);
+        assert_eq!(window.phi(60_000_000, &settings), 0.0);
+        window.heard(600_000, &settings);
+        assert!(window.phi(60_000_000, &settings) > 8.0);
     }
 
     #[test]

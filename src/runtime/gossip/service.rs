@@ -652,7 +652,7 @@ fn log_event(event: &ClusterEvent, kind: &EventKind) {
         EventKind::NameConflict { .. } => {
             tracing::error!(member = %event.member, "{}", event.text)
         }
-        EventKind::Failed | EventKind::Refuted { .. } => {
+        EventKind::Failed | EventKind::Refuted { .. } | EventKind::Paused { .. } => {
             tracing::warn!(member = %event.member, "{}", event.text)
         }
         EventKind::Joined | EventKind::Alive | EventKind::Left | EventKind::Restarted { .. } => {

@@ -218,6 +218,14 @@ pub enum EventKind {
     Refuted {
         /// The incarnation it moved to.
         incarnation: u32,
+        /// Whether it had been declared dead (else only suspected).
+        declared_dead: bool,
+    },
+    /// This node's own process did not run for a while (stopped, or starved of CPU): the
+    /// silence of others it saw meanwhile is not held against them.
+    Paused {
+        /// For how long, µs.
+        micros: u64,
     },
     /// Another process uses this node's name with a newer generation: this node yields and
     /// stops gossiping.
@@ -645,6 +653,9 @@ const PROMPT_PROBERS: f64 = 8.0;
 const MAX_RELAYS: usize = 256;
 /// Members whose phi is re-evaluated per probe period.
 const PHI_SCAN: usize = 16;
+/// How late past its earliest due timer the core may be called before that is taken for a
+/// pause of this process, µs.
+const LOCAL_PAUSE_US: u64 = 1_000_000;
 /// Least time between two "you are suspected/dead" hints to one member, µs.
 const HINT_INTERVAL_US: u64 = 1_000_000;
 /// Time between sweeps for forgotten members, µs.
@@ -1038,7 +1049,7 @@ impl Swim {
 
     /// Runs every timer due at `now_us`.
     pub fn handle_timeout(&mut self, now_us: u64) {
-        self.now_us = self.now_us.max(now_us);
+        self.observe_time(now_us);
         while let Some(Reverse((at, _, _))) = self.timers.peek() {
             if *at > now_us {
                 break;
@@ -1048,6 +1059,31 @@ impl Swim {
             };
             self.fire(timer, now_us);
         }
+    }
+
+    /// Moves the core's clock to `now_us`. The runtime calls [`Swim::handle_timeout`] when
+    /// the earliest timer is due: a call that comes much later than that means this process
+    /// did not run meanwhile.
+    fn observe_time(&mut self, now_us: u64) {
+        if let Some(Reverse((due, _, _))) = self.timers.peek()
+            && now_us > due.saturating_add(LOCAL_PAUSE_US)
+        {
+            let from = (*due).max(self.now_us);
+            self.after_local_pause(from, now_us);
+        }
+        self.now_us = self.now_us.max(now_us);
+    }
+
+    /// This process did not run from `from` to `to`: nobody could be heard meanwhile, so that
+    /// silence says nothing about the others. Their phi windows skip it, and the probe in
+    /// flight (whose answer could not be read) is dropped instead of suspecting its target.
+    fn after_local_pause(&mut self, from: u64, to: u64) {
+        self.probe = None;
+        for member in self.table.slots.iter_mut().filter(|m| m.present) {
+            member.phi.skip_silence_until(to);
+        }
+        let me = self.me;
+        self.event(to, me, EventKind::Paused { micros: to - from });
     }
 
     fn fire(&mut self, timer: Timer, now_us: u64) {
@@ -1930,7 +1966,7 @@ impl Swim {
         if self.status == LocalStatus::Yielded {
             return Ok(());
         }
-        self.now_us = self.now_us.max(now_us);
+        self.observe_time(now_us);
         let mut updates = std::mem::take(&mut self.incoming);
         updates.clear();
         let decoded =
@@ -2508,6 +2544,7 @@ impl Swim {
                 me,
                 EventKind::Refuted {
                     incarnation: self.incarnation,
+                    declared_dead: matches!(update.claim, Claim::Dead),
                 },
             );
         }

@@ -142,9 +142,20 @@ impl ClusterEvent {
                 format!("{member} is degraded (phi {phi:.1}: unusually long silence)")
             }
             EventKind::Recovered => format!("{member} recovered (phi back under the threshold)"),
-            EventKind::Refuted { incarnation } => {
-                format!("this node was suspected and refuted it (incarnation {incarnation})")
-            }
+            EventKind::Refuted {
+                incarnation,
+                declared_dead: false,
+            } => format!("this node was suspected and refuted it (incarnation {incarnation})"),
+            EventKind::Refuted {
+                incarnation,
+                declared_dead: true,
+            } => format!(
+                "this node had been declared dead by the others and refuted it (incarnation {incarnation}): it was not heard from for too long"
+            ),
+            EventKind::Paused { micros } => format!(
+                "this node did not run for {:.1}s (stopped, or starved of CPU); the others' silence meanwhile is not held against them",
+                *micros as f64 / 1e6
+            ),
             EventKind::NameConflict {
                 winner_generation,
                 winner_address,

@@ -264,7 +264,11 @@ fn a_suspected_node_refutes_with_a_higher_incarnation() {
         &packet(&id("a1", 1), Message::Gossip, vec![accusation]),
     );
     assert_eq!(recorder.swim.incarnation(), 1);
-    assert!(recorder.has_event("me", |k| *k == EventKind::Refuted { incarnation: 1 }));
+    assert!(recorder.has_event("me", |k| *k
+        == EventKind::Refuted {
+            incarnation: 1,
+            declared_dead: false
+        }));
     assert_eq!(recorder.swim.stats().refutations, 1);
     // The refutation rides on the next packet.
     recorder.receive(
@@ -1377,4 +1381,51 @@ fn two_live_strangers_in_a_quiet_cluster_find_each_other_within_seconds() {
             "m{who} lists everyone, falsely no one down"
         );
     }
+}
+
+#[test]
+fn a_pause_of_this_process_is_not_held_against_the_others() {
+    let mut recorder = with_members(5);
+    // Everyone talks every 300 ms, and our probes are answered.
+    for i in 0..40u64 {
+        recorder.run_until(i * 300 * MS);
+        for member in 1..=5u16 {
+            recorder.receive(
+                addr(1 + member),
+                &packet(&id(&format!("a{member}"), 1), Message::Gossip, vec![]),
+            );
+        }
+        let sent = recorder.take_sent();
+        answer_pings(&mut recorder, &sent);
+    }
+    recorder.events.clear();
+    // The process is stopped for 20 s (SIGSTOP): the runtime calls in late.
+    let resumed = recorder.now + 20_000 * MS;
+    recorder.now = resumed;
+    recorder.swim.handle_timeout(resumed);
+    recorder.record();
+    assert!(
+        recorder.has_event(
+            "me",
+            |k| matches!(k, EventKind::Paused { micros } if *micros >= 19_000_000)
+        ),
+        "{:?}",
+        recorder.events
+    );
+    // The next probe periods: nobody is degraded or suspected for the silence we caused.
+    let sent = recorder.take_sent();
+    answer_pings(&mut recorder, &sent);
+    for step in 1..=4u64 {
+        recorder.run_until(resumed + step * 250 * MS);
+        let sent = recorder.take_sent();
+        answer_pings(&mut recorder, &sent);
+    }
+    assert!(
+        !recorder.events.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Degraded { .. } | EventKind::Suspected { .. } | EventKind::Failed
+        )),
+        "{:?}",
+        recorder.events
+    );
 }
