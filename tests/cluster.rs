@@ -243,6 +243,11 @@ fn a_foreign_cluster_is_not_joined() {
     }
     let view = second.json(&["members", "--set", "node.cluster=other"]);
     assert_eq!(view["counts"]["alive"], 1, "{view:#?}");
+    // alpha says why it drops them, once, naming the sender and what to change.
+    let log = first.log();
+    assert_eq!(log.matches("belong to another cluster").count(), 1, "{log}");
+    assert!(log.contains(&format!("from 127.0.0.1:{b}")), "{log}");
+    assert!(log.contains("node.cluster = \"goliath\""), "{log}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! A fault layer ([`FaultRules`]) can drop, delay or block datagrams in both directions, so
 //! tests exercise loss and partitions on real sockets without kernel help.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,7 +16,7 @@ use super::phi::PhiSettings;
 use super::rng::SeededRng;
 use super::swim::{EventKind, JoinPending, MemberEvent, MemberState, Output, Swim, SwimConfig};
 use super::view::{ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad};
-use super::wire::{MemberId, MemberMeta, Name};
+use super::wire::{MemberId, MemberMeta, Name, PacketError};
 use crate::config::Config;
 use crate::runtime::lock;
 use crate::runtime::node::Node;
@@ -441,6 +441,7 @@ async fn run(
     meta_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_meta: Option<(u32, u32, u32)> = None;
     let mut join_report = JoinReport::default();
+    let mut strangers = StrangerReport::default();
     flush(&shared, &socket).await;
     loop {
         let next = lock(&shared.state).swim.poll_timeout();
@@ -455,6 +456,7 @@ async fn run(
                         let now = shared.now_us();
                         if let Err(error) = state.swim.handle_packet(from, &buffer[..length.min(max_packet + 1)], now) {
                             tracing::debug!(%from, "dropped a gossip packet: {error}");
+                            strangers.report(from, &error, &shared.cluster);
                         }
                     }
                 }
@@ -521,6 +523,51 @@ struct JoinReport {
     done: bool,
 }
 
+/// Says, at most once a minute per sender (and for at most [`STRANGERS_KEPT`] senders at a
+/// time), that gossip packets from another cluster or protocol version are dropped: without
+/// it, a node started with the wrong `node.cluster` learned only that no seed answered.
+#[derive(Debug, Default)]
+struct StrangerReport {
+    warned: HashMap<SocketAddr, Instant>,
+}
+
+/// Senders [`StrangerReport`] remembers.
+const STRANGERS_KEPT: usize = 64;
+/// How often one sender is reported.
+const STRANGER_EVERY: Duration = Duration::from_secs(60);
+
+impl StrangerReport {
+    fn report(&mut self, from: SocketAddr, error: &PacketError, cluster: &str) {
+        let what = match error {
+            PacketError::ForeignCluster(_) => format!(
+                "belong to another cluster (its node.cluster is not this node's \"{cluster}\")"
+            ),
+            PacketError::Version(_) => "speak another gossip protocol version".to_string(),
+            _ => return,
+        };
+        let now = Instant::now();
+        if self
+            .warned
+            .get(&from)
+            .is_some_and(|at| now.duration_since(*at) < STRANGER_EVERY)
+        {
+            return;
+        }
+        if self.warned.len() >= STRANGERS_KEPT {
+            self.warned
+                .retain(|_, at| now.duration_since(*at) < STRANGER_EVERY);
+            if self.warned.len() >= STRANGERS_KEPT {
+                return;
+            }
+        }
+        self.warned.insert(from, now);
+        tracing::warn!(
+            %from,
+            "gossip packets from {from} {what}: dropped. If that node should be a member, start it with node.cluster = \"{cluster}\" and the same goliath version"
+        );
+    }
+}
+
 /// Unanswered join attempts before the first warning.
 const JOIN_ATTEMPTS_BEFORE_WARNING: u32 = 3;
 
@@ -553,7 +600,7 @@ impl JoinReport {
         self.warned_at = pending.attempts;
         let seeds: Vec<String> = pending.seeds.iter().map(ToString::to_string).collect();
         let message = format!(
-            "no seed has answered this node's join ({} attempts to {}): it stays alone until one does. Check --join / gossip.join (members' gossip addresses, UDP) and that those ports are reachable; next try in {}",
+            "no seed has answered this node's join ({} attempts to {}): it stays alone until one does. Check --join / gossip.join (members' gossip addresses, UDP), that those ports are reachable, and that the seeds are in this node's cluster (node.cluster; a seed drops packets from another cluster and says so in its log); next try in {}",
             pending.attempts,
             seeds.join(", "),
             ShortDuration(Duration::from_micros(pending.retry_us))
