@@ -19,7 +19,10 @@ fn file_name(path: &Path) -> Cow<'_, str> {
         .unwrap_or_else(|| path.to_string_lossy())
 }
 
-fn inspect(dir: &Path, each: impl FnMut(&Path, u64, &Record)) -> Result<Inspection, CommandError> {
+fn inspect(
+    dir: &Path,
+    each: impl FnMut(&Path, u64, &Record, bool),
+) -> Result<Inspection, CommandError> {
     let usage = |message: String| CommandError {
         code: exit::USAGE,
         message,
@@ -48,7 +51,7 @@ fn inspect(dir: &Path, each: impl FnMut(&Path, u64, &Record)) -> Result<Inspecti
 /// `goliath wal verify`: checks every record; exit 0 when a node would start on the
 /// directory, 1 when it would refuse.
 pub fn verify(dir: &Path, json: bool) -> Result<u8, CommandError> {
-    let inspection = inspect(dir, |_, _, _| {})?;
+    let inspection = inspect(dir, |_, _, _, _| {})?;
     let healthy = inspection.healthy();
     if json {
         let value = serde_json::json!({ "healthy": healthy, "inspection": inspection });
@@ -77,6 +80,10 @@ fn verify_text(inspection: &Inspection) -> String {
     for file in &inspection.files {
         let name = file_name(&file.file);
         let status = match (&file.damage, &file.torn) {
+            (Some(damage), _) if file.after_damage > 0 => format!(
+                "DAMAGED at {damage} ({} whole records after it, which `dump` shows)",
+                file.after_damage
+            ),
             (Some(damage), _) => format!("DAMAGED at {damage}"),
             (None, Some((reason, bytes))) => format!(
                 "torn tail: {bytes} bytes after offset {} are dropped at start (never acknowledged): {reason}",
@@ -113,19 +120,31 @@ fn verify_text(inspection: &Inspection) -> String {
 /// `goliath wal dump`: every readable record, as text or JSON lines.
 pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
     let mut failed_write = false;
-    let inspection = inspect(dir, |path, offset, record| {
+    let inspection = inspect(dir, |path, offset, record, after_damage| {
         if failed_write {
             return;
         }
         let line = if json {
-            serde_json::json!({
+            let mut line = serde_json::json!({
                 "file": file_name(path),
                 "offset": offset,
                 "record": record,
-            })
-            .to_string()
+            });
+            if after_damage {
+                line["after_damage"] = serde_json::Value::Bool(true);
+            }
+            line.to_string()
         } else {
-            format!("{}@{offset} {}", file_name(path), describe(record))
+            format!(
+                "{}@{offset} {}{}",
+                file_name(path),
+                describe(record),
+                if after_damage {
+                    "  (after the damage)"
+                } else {
+                    ""
+                }
+            )
         };
         use std::io::Write as _;
         if writeln!(std::io::stdout(), "{line}").is_err() {
@@ -135,8 +154,14 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
     })?;
     for file in &inspection.files {
         if let Some(damage) = &file.damage {
+            let after = match file.after_damage {
+                0 => "no whole record follows it".to_string(),
+                count => format!(
+                    "the {count} whole records found after it are shown, marked \"after the damage\" (recovery does not read them; whatever lay between is lost)"
+                ),
+            };
             eprintln!(
-                "goliath: {} is damaged at {damage}; records after it are not shown",
+                "goliath: {} is damaged at {damage}; {after}",
                 file_name(&file.file)
             );
         }

@@ -131,7 +131,7 @@ fn live_ids(dir: &Path) -> Result<Vec<u64>, WalError> {
 /// Every record: file, offset, record.
 fn records(dir: &Path) -> Vec<(PathBuf, u64, Record)> {
     let mut out = Vec::new();
-    let inspection = wal::inspect(dir, |path, offset, record| {
+    let inspection = wal::inspect(dir, |path, offset, record, _| {
         out.push((path.to_path_buf(), offset, record.clone()));
     })
     .expect("inspects");

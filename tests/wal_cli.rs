@@ -392,6 +392,35 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
         "{report}"
     );
     assert!(report.contains("DAMAGED"), "{report}");
+    assert!(
+        report.contains("whole records after it, which `dump` shows"),
+        "{report}"
+    );
+    // dump still shows every record it can read: the damaged one is the only one missing,
+    // and those after it in its file are marked.
+    let damaged_dump = wal_tool(&["dump", "--json"], dir.path());
+    assert_eq!(damaged_dump.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&damaged_dump.stderr);
+    assert!(
+        stderr.contains("whole records found after it are shown"),
+        "{stderr}"
+    );
+    let shown: Vec<serde_json::Value> = String::from_utf8_lossy(&damaged_dump.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let accepted_shown = shown
+        .iter()
+        .filter(|line| line["record"]["type"] == "accepted")
+        .count();
+    assert_eq!(accepted_shown, 149, "all but the damaged record");
+    assert!(
+        shown
+            .iter()
+            .filter(|line| line["after_damage"] == true)
+            .all(|line| line["file"] == file.as_str())
+    );
+    assert!(shown.iter().any(|line| line["after_damage"] == true));
     let start = goliath()
         .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())

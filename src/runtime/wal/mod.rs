@@ -702,6 +702,8 @@ pub struct FileReport {
     pub torn: Option<(String, u64)>,
     /// Damage that stops recovery.
     pub damage: Option<Damage>,
+    /// Whole records found after the damage (not replayed; `dump` shows them).
+    pub after_damage: u64,
 }
 
 /// What `goliath wal verify` found in a data directory.
@@ -725,11 +727,12 @@ impl Inspection {
 }
 
 /// Reads every file recovery would read — newest checkpoint, then the segments after it —
-/// checking every record, and calls `each` with every whole record (file, offset, record).
+/// checking every record, and calls `each` with every whole record (file, offset, record,
+/// and whether it lies after damage in its file, where recovery would not read it).
 /// Changes nothing on disk and takes no lock.
 pub fn inspect(
     dir: &Path,
-    mut each: impl FnMut(&Path, u64, &Record),
+    mut each: impl FnMut(&Path, u64, &Record, bool),
 ) -> Result<Inspection, WalError> {
     let listing = segment::list(dir).map_err(io_error("list", dir))?;
     let mut inspection = Inspection {
@@ -761,7 +764,7 @@ pub fn inspect(
             }
             for frame in frames {
                 let record = Record::decode(frame).map_err(|e| e.to_string())?;
-                each(path, frame.offset as u64, &record);
+                each(path, frame.offset as u64, &record, false);
                 readable += 1;
             }
             Ok(())
@@ -774,6 +777,7 @@ pub fn inspect(
             end: 0,
             torn: None,
             damage: None,
+            after_damage: 0,
         };
         match result {
             Ok(scan) => {
@@ -792,7 +796,18 @@ pub fn inspect(
                     });
                 }
             }
-            Err(damage) => report.damage = Some(damage),
+            Err(damage) => {
+                for frame in recovery::records_after_damage(
+                    buffer,
+                    usize::try_from(damage.offset).unwrap_or(usize::MAX),
+                ) {
+                    if let Ok(record) = Record::decode(&frame) {
+                        each(path, frame.offset as u64, &record, true);
+                        report.after_damage += 1;
+                    }
+                }
+                report.damage = Some(damage);
+            }
         }
         inspection.files.push(report);
         Ok(())

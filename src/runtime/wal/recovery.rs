@@ -83,6 +83,24 @@ fn next_whole_record(bytes: &[u8], after: usize, limit: usize) -> Option<usize> 
     None
 }
 
+/// Every whole, valid record after damage at `damaged`, found the way a reader resyncs: at
+/// each aligned offset, a record that reads whole is taken and the walk goes on after it.
+/// They are not replayed (what was between may be lost); `goliath wal dump` shows them.
+pub fn records_after_damage(bytes: &[u8], damaged: usize) -> Vec<Frame<'_>> {
+    let mut found = Vec::new();
+    let mut at = (damaged / record::ALIGN + 1) * record::ALIGN;
+    while at < bytes.len() {
+        match record::read_frame(bytes, at, record::MAX_PAYLOAD) {
+            Ok(Some(frame)) => {
+                at += frame.len;
+                found.push(frame);
+            }
+            _ => at += record::ALIGN,
+        }
+    }
+    found
+}
+
 /// The whole, valid records at aligned offsets in `(after, limit)`, walked the way a reader
 /// resyncing after damage would: how many there are, and where the first one that begins a
 /// write made after an fdatasync is, if any.
