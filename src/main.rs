@@ -141,7 +141,8 @@ struct NodeArgs {
 
 /// The text form, for `goliath submit --help` (the README has the whole of it).
 const SPEC_HELP: &str = "\
-Task specs (one per argument, or unquoted words up to the next kind):
+Task specs: several quoted one per argument (\"fib 30\" \"sleep 1s\"), or one spec as unquoted
+words (spin 200ms x20):
   spin 200ms          busy CPU for that long (up to 1h)
   sleep 2s            wait on a timer, holding no worker (up to 7d)
   fib 35              Nth Fibonacci number by naive recursion (N up to 93)
@@ -151,7 +152,8 @@ Task specs (one per argument, or unquoted words up to the next kind):
   exec -- cmd args    run a program, capturing its output (needs exec.remote = true on the node)
 Options, after the kind (for exec before --, for echo at the end):
   xN                  N copies (up to 1000000), accepted whole or not at all
-  timeout=5s          stop the task that long after it first starts
+  timeout=5s          stop the task that long after it starts (a run after a restart starts
+                      the budget again)
 Durations: ns us ms s m h d. Sizes: B KiB MiB GiB TiB (or KB MB GB TB).
 Quote a word with spaces in it: echo \"two words\" or exec -- sh -c 'echo hi'.";
 

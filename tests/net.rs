@@ -545,6 +545,11 @@ fn idempotency_key_returns_the_same_ids() {
             "3 tasks starting `fib 5` then, 4 tasks starting `fib 5` now",
         ),
         (
+            // One task of the same spec: counted, so it does not read as the same work.
+            &["fib 5"][..],
+            "3 tasks starting `fib 5` then, 1 task (`fib 5`) now",
+        ),
+        (
             &["fib 5 x2", "fib 7"][..],
             "3 tasks starting `fib 5` then; now as many, the same first, other specs after it",
         ),

@@ -821,7 +821,7 @@ fn a_keyed_batch_cut_short_is_retried_as_a_duplicate_and_other_work_is_refused()
         Err(refused) => match refused.error {
             SubmitError::Invalid(message) => {
                 assert!(
-                    message.contains("2 tasks starting `fib 10` then, `fib 11` now"),
+                    message.contains("2 tasks starting `fib 10` then, 1 task (`fib 11`) now"),
                     "{message}"
                 )
             }

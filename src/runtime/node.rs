@@ -231,12 +231,14 @@ impl RequestPrint {
     }
 }
 
-/// `` `fib 20` ``, or `` 3 tasks starting `fib 5` ``, from the first task as shown.
-fn describe_batch(tasks: u64, first: &str) -> String {
-    if tasks == 1 {
-        first.to_string()
-    } else {
-        format!("{tasks} tasks starting {first}")
+/// `` `fib 20` ``, or `` 3 tasks starting `fib 5` ``, from the first task as shown; with
+/// `counted`, one task is `` 1 task (`fib 20`) `` (beside a batch of another size, a bare
+/// spec read as if the two were the same work).
+fn describe_batch(tasks: u64, first: &str, counted: bool) -> String {
+    match tasks {
+        1 if counted => format!("1 task ({first})"),
+        1 => first.to_string(),
+        _ => format!("{tasks} tasks starting {first}"),
     }
 }
 
@@ -1354,17 +1356,19 @@ impl Node {
             let now_first = submissions
                 .first()
                 .map_or_else(String::new, |s| self.format(&s.spec));
+            let counted = earlier.tasks != now.tasks;
             let then = describe_batch(
                 earlier.tasks,
                 &earlier_first
                     .as_deref()
                     .map_or_else(|| format!("task {first_id}"), |spec| format!("`{spec}`")),
+                counted,
             );
             return Some(
                 if now.tasks == earlier.tasks && earlier_first.as_deref() == Some(&now_first) {
                     format!("{then} then; now as many, the same first, other specs after it")
                 } else {
-                    let now = describe_batch(now.tasks, &format!("`{now_first}`"));
+                    let now = describe_batch(now.tasks, &format!("`{now_first}`"), counted);
                     format!("{then} then, {now} now")
                 },
             );
