@@ -780,15 +780,24 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
         wal.sync.as_str(),
         wal.data_dir
     );
-    let _ = writeln!(
-        out,
-        "  fsync   p50 {:.0}µs  p99 {:.0}µs  max {:.0}µs over the last {:.1}s ({} fsyncs)",
-        wal.fsync_p50_us,
-        wal.fsync_p99_us,
-        wal.fsync_max_us,
-        wal.window_us as f64 / 1e6,
-        wal.window_fsyncs
-    );
+    if wal.window_fsyncs == 0 {
+        // Nothing to measure: zeros would read as an impossibly fast disk.
+        let _ = writeln!(
+            out,
+            "  fsync   none in the last {:.1}s (nothing was written)",
+            wal.window_us as f64 / 1e6
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  fsync   p50 {:.0}µs  p99 {:.0}µs  max {:.0}µs over the last {:.1}s ({} fsyncs)",
+            wal.fsync_p50_us,
+            wal.fsync_p99_us,
+            wal.fsync_max_us,
+            wal.window_us as f64 / 1e6,
+            wal.window_fsyncs
+        );
+    }
     let _ = writeln!(
         out,
         "  batches {:.1} records, {} per fsync; {:.0} appends/s; {} pending",

@@ -330,6 +330,12 @@ fn wal_tool(args: &[&str], dir: &std::path::Path) -> std::process::Output {
 fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut node = RunningNode::start_in(dir.path(), SMALL);
+    let idle = node.client(&["status"]);
+    let text = String::from_utf8_lossy(&idle.stdout);
+    assert!(
+        text.contains("fsync   none in the last"),
+        "no figures before anything was written: {text}"
+    );
     let filler = "y".repeat(1000);
     let specs: Vec<String> = (0..150).map(|i| format!("echo {i:03} {filler}")).collect();
     let (acked, error) = submit_all(&node.address, specs, 4);

@@ -2384,7 +2384,7 @@ impl Swim {
             {
                 member.address = old_address;
             }
-            if matches!(update.claim, Claim::Alive { .. }) {
+            if matches!(update.claim, Claim::Alive { .. } | Claim::Suspect { .. }) {
                 self.event(
                     now_us,
                     update.id,
@@ -2611,7 +2611,11 @@ impl Swim {
         };
         if state.is_up() {
             self.up_count += 1;
-            self.event(now_us, update.id, EventKind::Joined);
+            // A new generation in place of the old is reported by the caller as a restart,
+            // once, not also as a join.
+            if into.is_none() {
+                self.event(now_us, update.id, EventKind::Joined);
+            }
         }
         if state == MemberState::Dead {
             let slot_ref = self.table.slot_ref(slot);

@@ -167,7 +167,7 @@ impl ClusterEvent {
                     .unwrap_or_default()
             ),
             EventKind::Forgotten => {
-                format!("{member} forgotten (dead longer than gossip.dead_retention)")
+                format!("{member} forgotten (gone longer than gossip.dead_retention)")
             }
         }
     }

@@ -301,6 +301,14 @@ fn a_restarted_member_replaces_its_old_generation() {
         == EventKind::Restarted {
             previous_generation: 1
         }));
+    assert!(
+        !recorder
+            .events
+            .iter()
+            .any(|e| e.member == id("a1", 2) && e.kind == EventKind::Joined),
+        "a restart is reported once, not also as a join: {:?}",
+        recorder.events
+    );
     let (member, state, _) = recorder.swim.member_state("a1").expect("known");
     assert_eq!((member.generation, state), (2, MemberState::Alive));
     // News about the old generation is ignored from now on.
