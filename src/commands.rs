@@ -614,7 +614,9 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
         LocalStatus::Joining => "joining: no member has answered yet",
         LocalStatus::Active => "active",
         LocalStatus::Leaving => "leaving",
-        LocalStatus::Yielded => "yielded its name to a newer process",
+        LocalStatus::Yielded => {
+            "yielded its name to a newer process and stopped gossiping: the members below are as it last knew them"
+        }
     };
     let _ = writeln!(
         out,

@@ -17,6 +17,7 @@ use tui_logger::{TuiLoggerLevelOutput, TuiLoggerTargetWidget, TuiLoggerWidget};
 
 use super::keys::{Action, Group};
 use super::state::{App, HitMap, Link, Overlay, Pane, Severity, SortColumn, Tab};
+use crate::runtime::gossip::LocalStatus;
 use crate::runtime::snapshot::{ClusterSnapshot, MemberInfo, MemberState};
 use crate::runtime::units::{HumanSize, ShortDuration};
 use crate::runtime::{TaskInfo, TaskOutput, TaskState, WorkerActivity};
@@ -1081,6 +1082,18 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
         return;
     };
     let now = snapshot.node.now_unix_us;
+    let yielded = cluster.status == LocalStatus::Yielded;
+    let [notice_area, area] =
+        Layout::vertical([Constraint::Length(u16::from(yielded)), Constraint::Min(1)]).areas(area);
+    if yielded {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                " This node yielded its name to a newer process and stopped gossiping: the members below are as it last knew them.",
+                theme.warning,
+            )),
+            notice_area,
+        );
+    }
     let events_height = (cluster.events.len() as u16 + 2).clamp(3, area.height / 3);
     let [table_area, events_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(events_height)]).areas(area);
@@ -2421,6 +2434,24 @@ mod panel_tests {
         let mut app = app(2, true, true);
         app.tab = Tab::Cluster;
         insta::assert_snapshot!(draw(&app, 120, 40).backend());
+    }
+
+    #[test]
+    fn a_yielded_node_says_its_member_table_is_as_last_known() {
+        let mut app = app(2, true, true);
+        app.tab = Tab::Cluster;
+        let plain = format!("{}", draw(&app, 120, 40).backend());
+        assert!(!plain.contains("yielded its name"), "{plain}");
+        if let Some(snapshot) = app.live.snapshot.as_mut()
+            && let Some(cluster) = snapshot.cluster.as_mut()
+        {
+            cluster.status = LocalStatus::Yielded;
+        }
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(
+            text.contains("yielded its name to a newer process and stopped gossiping"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -994,9 +994,10 @@ impl Swim {
         let mut views = Vec::with_capacity(self.table.len() + 1);
         views.push(MemberView {
             id: self.me,
+            // A node that yielded its name stopped gossiping by its own choice, as one that
+            // leaves does: it is not dead (it still runs and serves).
             state: match self.status {
-                LocalStatus::Leaving => MemberState::Left,
-                LocalStatus::Yielded => MemberState::Dead,
+                LocalStatus::Leaving | LocalStatus::Yielded => MemberState::Left,
                 _ => MemberState::Alive,
             },
             incarnation: self.incarnation,
@@ -1016,7 +1017,8 @@ impl Swim {
             incarnation: m.incarnation,
             address: m.address,
             meta: m.meta.as_deref().cloned(),
-            phi: if m.state.is_up() {
+            // A yielded node hears nobody any more: its silence measures nothing.
+            phi: if m.state.is_up() && self.status != LocalStatus::Yielded {
                 m.phi.phi(now_us, &self.config.phi)
             } else {
                 0.0

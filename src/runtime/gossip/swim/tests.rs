@@ -353,6 +353,10 @@ fn a_newer_process_with_our_name_wins_and_we_yield() {
     recorder.take_sent();
     recorder.run_until(10_000 * MS);
     assert!(recorder.take_sent().is_empty());
+    // Its own view: it left (it still runs), and it measures nobody's silence.
+    let views = recorder.swim.members(recorder.now);
+    assert_eq!(views[0].state, MemberState::Left, "{:?}", views[0]);
+    assert!(views.iter().all(|v| v.phi == 0.0), "{views:?}");
 }
 
 /// The updates sent to `to`, from every packet sent there.
