@@ -988,8 +988,9 @@ fn member_counts(app: &App, cluster: &ClusterSnapshot, compact: bool) -> Vec<Spa
     spans
 }
 
-/// One member as a line: glyph, name, phi, last heard, load.
-fn member_line(app: &App, member: &MemberInfo, now: u64) -> Line<'static> {
+/// One member as a line: glyph, name, phi, last heard, and load when it fits in `width`
+/// columns whole (a load cut to "lo" says nothing).
+fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'static> {
     let theme = &app.options.theme;
     let heard = if member.local {
         "this node".to_string()
@@ -999,9 +1000,14 @@ fn member_line(app: &App, member: &MemberInfo, now: u64) -> Line<'static> {
             |at| format!("{} ago", short_us(now.saturating_sub(at))),
         )
     };
-    let load = member
+    let mut load = member
         .current_load()
         .map_or_else(String::new, |m| format!("  load {:.1}", m.load));
+    // Glyph and flag, name, phi, then heard and load: what the line takes.
+    let fixed = 3 + 14 + 2 + 5 + 1;
+    if fixed + heard.chars().count() + load.chars().count() > usize::from(width) {
+        load.clear();
+    }
     let phi = member
         .current_phi()
         .map_or_else(|| format!("{:<5}", "-"), |phi| format!("{phi:<5.1}"));
@@ -1043,12 +1049,39 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
     let block = pane(app, Line::from(title), focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let lines: Vec<Line> = cluster
-        .members
+    // This node, then the members that need a look (down, suspect, degraded), then the rest:
+    // when they do not all fit, the ones cut are healthy, and the last line says how many.
+    let mut members: Vec<&MemberInfo> = cluster.members.iter().collect();
+    members.sort_by_key(|m| {
+        let attention = match m.state {
+            _ if m.local => 0,
+            MemberState::Suspect | MemberState::Dead => 1,
+            _ if m.degraded => 1,
+            MemberState::Alive => 2,
+            MemberState::Left => 3,
+        };
+        (attention, m.name.clone())
+    });
+    let rows = usize::from(inner.height);
+    let shown = if members.len() > rows {
+        rows.saturating_sub(1)
+    } else {
+        members.len()
+    };
+    let mut lines: Vec<Line> = members
         .iter()
-        .take(usize::from(inner.height))
-        .map(|m| member_line(app, m, snapshot.node.now_unix_us))
+        .take(shown)
+        .map(|m| member_line(app, m, snapshot.node.now_unix_us, inner.width))
         .collect();
+    if shown < members.len() {
+        lines.push(Line::styled(
+            format!(
+                "… {} more, all shown on the Cluster screen (4)",
+                members.len() - shown
+            ),
+            app.options.theme.muted,
+        ));
+    }
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
@@ -1104,16 +1137,22 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
         theme.title,
     )];
     title.extend(member_counts(app, cluster, false));
-    title.push(Span::styled(
+    // This node's part whole, or shorter, or not at all: never cut mid-number.
+    let status = format!("{:?}", cluster.status).to_lowercase();
+    let room = usize::from(table_area.width.saturating_sub(2))
+        .saturating_sub(title.iter().map(Span::width).sum::<usize>());
+    if let Some(part) = [
         format!(
-            " · this node {} ({}, generation {}, incarnation {}) ",
-            cluster.local,
-            format!("{:?}", cluster.status).to_lowercase(),
-            cluster.generation,
-            cluster.incarnation
+            " · this node {} ({status}, generation {}, incarnation {}) ",
+            cluster.local, cluster.generation, cluster.incarnation
         ),
-        theme.title,
-    ));
+        format!(" · this node {} ({status}) ", cluster.local),
+    ]
+    .into_iter()
+    .find(|part| part.chars().count() <= room)
+    {
+        title.push(Span::styled(part, theme.title));
+    }
     frame.render_widget(pane(app, Line::from(title), true), table_area);
     let rows_visible = usize::from(table_area.height.saturating_sub(3));
     let offset = app
@@ -2434,6 +2473,33 @@ mod panel_tests {
         let mut app = app(2, true, true);
         app.tab = Tab::Cluster;
         insta::assert_snapshot!(draw(&app, 120, 40).backend());
+    }
+
+    #[test]
+    fn a_small_cluster_pane_shows_the_members_that_need_a_look_and_counts_the_rest() {
+        let mut app = app(2, true, true);
+        if let Some(snapshot) = app.live.snapshot.as_mut()
+            && let Some(cluster) = snapshot.cluster.as_mut()
+        {
+            for index in 0..12 {
+                cluster.members.push(member(
+                    &format!("healthy{index:02}"),
+                    MemberState::Alive,
+                    0.2,
+                    false,
+                ));
+            }
+            cluster
+                .members
+                .push(member("zulu", MemberState::Dead, 0.0, false));
+        }
+        let text = format!("{}", draw(&app, 80, 24).backend());
+        assert!(
+            text.contains("zulu"),
+            "a dead member is never the one cut: {text}"
+        );
+        assert!(text.contains("more, all shown on the Cluster"), "{text}");
+        assert!(!text.contains(" lo│"), "no load cut short: {text}");
     }
 
     #[test]
