@@ -41,7 +41,7 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
             Constraint::Length(2),
             Constraint::Length(1),
             Constraint::Min(1),
-            Constraint::Length(1),
+            Constraint::Length(status_rows(app, area.width)),
         ])
         .areas(area);
         draw_header(frame, app, header);
@@ -368,7 +368,9 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     }
 }
 
-fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+/// The message the status line shows instead of the key hints, if any: the latest status
+/// message, or what is wrong with the link.
+fn status_message(app: &App) -> Option<(String, Style)> {
     let theme = &app.options.theme;
     if let Some(status) = &app.status {
         let style = match status.severity {
@@ -376,29 +378,38 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
             Severity::Warning => theme.warning,
             Severity::Error => theme.error,
         };
-        frame.render_widget(
-            Paragraph::new(Span::styled(format!(" {}", status.text), style)),
-            area,
-        );
-        return;
+        return Some((format!(" {}", status.text), style));
     }
-    if let Link::Down { error, .. } = &app.link {
-        frame.render_widget(
-            Paragraph::new(Span::styled(format!(" {error}"), theme.error)),
-            area,
-        );
-        return;
-    }
-    if let Link::Unanswered { since } = &app.link {
-        let address = app.options.remote.as_deref().unwrap_or("the node");
-        frame.render_widget(
-            Paragraph::new(Span::styled(
+    match &app.link {
+        Link::Down { error, .. } => Some((format!(" {error}"), theme.error)),
+        Link::Unanswered { since } => {
+            let address = app.options.remote.as_deref().unwrap_or("the node");
+            Some((
                 format!(
                     " {address} has not answered for {}s: stopped (SIGSTOP) or overloaded? The figures shown are from before.",
                     since.elapsed().as_secs()
                 ),
                 theme.warning,
-            )),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Rows the status line takes at `width` columns: a long message wraps to up to three rows
+/// rather than being cut (an error's advice is usually at its end).
+fn status_rows(app: &App, width: u16) -> u16 {
+    status_message(app).map_or(1, |(text, _)| {
+        let rows = wrapped_rows(&[Line::raw(text)], width);
+        u16::try_from(rows).unwrap_or(3).clamp(1, 3)
+    })
+}
+
+fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = &app.options.theme;
+    if let Some((text, style)) = status_message(app) {
+        frame.render_widget(
+            Paragraph::new(Span::styled(text, style)).wrap(Wrap { trim: true }),
             area,
         );
         return;
@@ -2500,6 +2511,18 @@ mod panel_tests {
         );
         assert!(text.contains("more, all shown on the Cluster"), "{text}");
         assert!(!text.contains(" lo│"), "no load cut short: {text}");
+    }
+
+    #[test]
+    fn a_long_status_message_wraps_instead_of_losing_its_end() {
+        let mut app = app(2, true, true);
+        let message = "submit failed: exec: program 'no-such-program' not found (looked in PATH); \
+                       install it or give its full path, and check exec.enabled on the node";
+        app.tell(Severity::Error, message);
+        let text = format!("{}", draw(&app, 80, 24).backend());
+        assert!(text.contains("exec.enabled on the node"), "{text}");
+        let short = format!("{}", draw(&app, 200, 40).backend());
+        assert!(short.contains("exec.enabled on the node"), "{short}");
     }
 
     #[test]
