@@ -639,6 +639,10 @@ fn a_restarted_node_keeps_ids_attempts_submission_times_history_keys_and_cancels
         "listed too: {listed:?}"
     );
     let snapshot = node.snapshot(0);
+    assert_eq!(
+        snapshot.counts.submitted, 1,
+        "the one task submitted since the restart (the keyed batch was a duplicate), not the recovered ones"
+    );
     let wal = snapshot.wal.expect("a durable node reports its WAL");
     assert!(wal.healthy);
     assert_eq!(

@@ -1574,7 +1574,12 @@ impl Node {
             },
             Some(&mut counts),
         );
-        counts.submitted = shared.arena.claims();
+        // The tasks recovered from the log were accepted by an earlier run, not since this
+        // start, though they hold slots the way new ones do.
+        counts.submitted = shared
+            .arena
+            .claims()
+            .saturating_sub(shared.recovered_submitted.len() as u64);
         NodeSnapshot {
             node: NodeInfo {
                 name: shared.name.clone(),

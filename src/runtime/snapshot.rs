@@ -104,7 +104,7 @@ pub struct WorkerSnapshot {
 /// Task counts by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskCounts {
-    /// Accepted since start.
+    /// Accepted since this start (tasks recovered from the log not counted).
     pub submitted: u64,
     /// Waiting for a worker now.
     pub queued: u64,
