@@ -7,13 +7,15 @@
 //! leader's start time, so a reused pid is never taken for a leftover; the next start on the
 //! same data directory stops every listed group that is still there before it runs anything.
 //!
-//! The list is rewritten (to a temporary file, then renamed) at each start and end of an
-//! `exec` child, and never fsynced: after a power loss no process is left to stop.
+//! The list is a journal of lines, `+GROUP START` when a group starts and `-GROUP` when it
+//! ends, appended (one small write each, never fsynced: after a power loss no process is left
+//! to stop) and rewritten compactly once it holds four times the lines it needs.
 //! Must not: block a worker (it is used from the I/O thread only), or signal a process whose
 //! start time does not match.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -28,16 +30,28 @@ pub const FILE: &str = "exec-children";
 pub(crate) struct Children {
     /// Where the list is kept; None for a memory-only node (its tasks never run again).
     path: Option<PathBuf>,
-    /// Group id → the leader's start time (clock ticks since boot).
-    running: Mutex<BTreeMap<u32, u64>>,
+    journal: Mutex<Journal>,
 }
+
+#[derive(Debug, Default)]
+struct Journal {
+    /// Group id → the leader's start time (clock ticks since boot).
+    running: BTreeMap<u32, u64>,
+    /// The list, open for appending (opened at the first start).
+    file: Option<File>,
+    /// Lines in the file.
+    lines: usize,
+}
+
+/// Lines the journal may hold before it is compacted, at least.
+const COMPACT_FLOOR: usize = 64;
 
 impl Children {
     /// The list of the node with data directory `dir` (none without one).
     pub fn new(dir: Option<&Path>) -> Self {
         Self {
             path: dir.map(|dir| dir.join(FILE)),
-            running: Mutex::new(BTreeMap::new()),
+            journal: Mutex::new(Journal::default()),
         }
     }
 
@@ -48,31 +62,70 @@ impl Children {
             // Already gone: nothing to stop later.
             return;
         };
-        let mut running = lock(&self.running);
-        running.insert(group, start);
-        write_list(path, &running);
+        let mut journal = lock(&self.journal);
+        journal.running.insert(group, start);
+        journal.append(path, &format!("+{group} {start}\n"));
     }
 
     /// Group `group` ended (its leader was waited for).
     pub fn ended(&self, group: u32) {
         let Some(path) = &self.path else { return };
-        let mut running = lock(&self.running);
-        if running.remove(&group).is_some() {
-            write_list(path, &running);
+        let mut journal = lock(&self.journal);
+        if journal.running.remove(&group).is_some() {
+            journal.append(path, &format!("-{group}\n"));
         }
     }
 }
 
-fn write_list(path: &Path, running: &BTreeMap<u32, u64>) {
-    let mut text = String::new();
-    for (group, start) in running {
-        text.push_str(&format!("{group} {start}\n"));
+impl Journal {
+    fn append(&mut self, path: &Path, line: &str) {
+        if self.lines >= COMPACT_FLOOR.max(4 * self.running.len()) {
+            self.compact(path);
+            return;
+        }
+        let result = match &mut self.file {
+            Some(file) => file.write_all(line.as_bytes()),
+            None => OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut file| {
+                    file.write_all(line.as_bytes())?;
+                    self.file = Some(file);
+                    Ok(())
+                }),
+        };
+        match result {
+            Ok(()) => self.lines += 1,
+            Err(error) => warn_unlisted(path, &error),
+        }
     }
-    let temp = path.with_extension("tmp");
-    let result = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
-    if let Err(error) = result {
-        tracing::warn!(file = %path.display(), %error, "cannot update the list of running exec processes; after a crash they may be left running");
+
+    /// Rewrites the list with the running groups only (to a temporary file, then renamed).
+    fn compact(&mut self, path: &Path) {
+        let mut text = String::new();
+        for (group, start) in &self.running {
+            text.push_str(&format!("+{group} {start}\n"));
+        }
+        let temp = path.with_extension("tmp");
+        let result = std::fs::write(&temp, text)
+            .and_then(|()| std::fs::rename(&temp, path))
+            .and_then(|()| OpenOptions::new().append(true).open(path));
+        match result {
+            Ok(file) => {
+                self.file = Some(file);
+                self.lines = self.running.len();
+            }
+            Err(error) => {
+                self.file = None;
+                warn_unlisted(path, &error);
+            }
+        }
     }
+}
+
+fn warn_unlisted(path: &Path, error: &io::Error) {
+    tracing::warn!(file = %path.display(), %error, "cannot update the list of running exec processes; after a crash they may be left running");
 }
 
 /// Stops the process groups the list in `dir` names that are still there (the leader's start
@@ -85,15 +138,24 @@ pub fn stop_leftovers(dir: &Path) -> io::Result<usize> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(error) => return Err(error),
     };
-    let mut stopped = 0;
+    let mut listed = BTreeMap::new();
     for line in text.lines() {
-        let mut words = line.split_whitespace();
-        let (Some(Ok(group)), Some(Ok(start))) = (
+        if let Some(ended) = line.strip_prefix('-') {
+            if let Ok(group) = ended.trim().parse::<u32>() {
+                listed.remove(&group);
+            }
+            continue;
+        }
+        let mut words = line.trim_start_matches('+').split_whitespace();
+        if let (Some(Ok(group)), Some(Ok(start))) = (
             words.next().map(str::parse::<u32>),
             words.next().map(str::parse::<u64>),
-        ) else {
-            continue;
-        };
+        ) {
+            listed.insert(group, start);
+        }
+    }
+    let mut stopped = 0;
+    for (group, start) in listed {
         if process_start_time(group) == Some(start)
             && sys::signal_process_group(group, sys::SIGKILL).is_ok()
         {
@@ -140,7 +202,7 @@ mod tests {
         let group = leader.id();
         children.started(group);
         let listed = std::fs::read_to_string(dir.path().join(FILE)).expect("listed");
-        assert!(listed.starts_with(&format!("{group} ")), "{listed}");
+        assert!(listed.starts_with(&format!("+{group} ")), "{listed}");
         // A line for our own pid with another start time: a pid reused since.
         let me = std::process::id();
         std::fs::write(
@@ -169,10 +231,43 @@ mod tests {
         let _ = leader.wait();
         children.ended(leader.id());
         let listed = std::fs::read_to_string(dir.path().join(FILE)).expect("listed");
-        assert_eq!(listed, "");
+        let lines: Vec<&str> = listed.lines().collect();
+        assert_eq!(lines.len(), 2, "{listed}");
+        assert!(
+            lines[0].starts_with(&format!("+{} ", leader.id())),
+            "{listed}"
+        );
+        assert_eq!(lines[1], format!("-{}", leader.id()));
+        // Nothing left to stop.
+        assert_eq!(stop_leftovers(dir.path()).expect("reads"), 0);
         let memory_only = Children::new(None);
         memory_only.started(std::process::id());
         memory_only.ended(std::process::id());
+    }
+
+    #[test]
+    fn the_journal_is_compacted_so_it_stays_small_under_many_short_tasks() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let children = Children::new(Some(dir.path()));
+        // Our own pid stands for a group that keeps running throughout.
+        let me = std::process::id();
+        children.started(me);
+        for _ in 0..500 {
+            let mut leader = std::process::Command::new("true")
+                .process_group(0)
+                .spawn()
+                .expect("true starts");
+            let group = leader.id();
+            children.started(group);
+            let _ = leader.wait();
+            children.ended(group);
+        }
+        let listed = std::fs::read_to_string(dir.path().join(FILE)).expect("listed");
+        assert!(listed.lines().count() <= COMPACT_FLOOR + 2, "{listed}");
+        assert!(
+            listed.contains(&format!("+{me} ")),
+            "the running one is kept: {listed}"
+        );
     }
 
     #[test]
