@@ -866,8 +866,11 @@ fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> 
     server.stop();
     match report {
         Ok(report) if report.abandoned > 0 => Err(Failure::runtime(anyhow::anyhow!(
-            "{} tasks did not stop in time",
-            report.abandoned
+            "{} did not stop in time",
+            match report.abandoned {
+                1 => "1 task".to_string(),
+                count => format!("{count} tasks"),
+            }
         ))),
         Ok(_) => Ok(exit::OK),
         Err(_) => Err(Failure::runtime(anyhow::anyhow!("shutdown panicked"))),

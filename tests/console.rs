@@ -207,6 +207,8 @@ fn connect_renders_a_remote_node_says_when_it_stops_answering_and_reconnects_aft
     console.wait_for("the node's silence", |s| {
         s.contains("no answer for") && s.contains("has not answered for")
     });
+    // The count goes on by itself, without a key pressed.
+    console.wait_for("the silence counted", |s| s.contains("no answer for 4s"));
     signal("-CONT");
     console.wait_for("the answers back", |s| {
         s.contains(&format!("live {address}")) && !s.contains("no answer for")

@@ -728,3 +728,72 @@ fn answers_larger_than_a_frame_arrive_whole_in_pieces() {
     }
     assert_still_serving(&fixture);
 }
+
+#[test]
+fn a_wait_whose_outcomes_pass_the_codec_and_answer_limits_still_returns_every_task() {
+    let fixture = Fixture::new(|config| {
+        config.arena.slots = 1 << 15;
+        config.exec.remote = true;
+    });
+    let client = fixture.client();
+    let text = "t".repeat(4000);
+    // About 24 MB of outcomes: more than one frame and more than the codec's usual 16 MiB.
+    match fixture.request(
+        &client,
+        Request::Submit(SubmitRequest {
+            specs: vec![format!("echo {text} x6000")],
+            idempotency_key: None,
+            wait: true,
+        }),
+    ) {
+        Ok(Response::Finished { tasks, .. }) => {
+            assert_eq!(tasks.len(), 6000);
+            assert_eq!(tasks[0].output, Some(TaskOutput::Text(text.clone())));
+        }
+        other => panic!("{:?}", other.map(|_| "another answer")),
+    }
+    // About 75 MB of exec output: more than an answer may take whole, so each output comes
+    // cut to its start (as in a task list), and every task is there.
+    let big = "exec x570 -- sh -c 'head -c 65536 /dev/zero | tr \"\\0\" a; head -c 65536 /dev/zero | tr \"\\0\" b >&2'";
+    match fixture.request(
+        &client,
+        Request::Submit(SubmitRequest {
+            specs: vec![big.to_string()],
+            idempotency_key: None,
+            wait: true,
+        }),
+    ) {
+        Ok(Response::Finished { tasks, .. }) => {
+            assert_eq!(tasks.len(), 570, "every task, with its id and verdict");
+            assert!(tasks.iter().all(|t| t.state == TaskState::Succeeded));
+            match &tasks[0].output {
+                Some(TaskOutput::Process(process)) => {
+                    assert_eq!(process.stdout.len(), 1024);
+                    assert_eq!(process.stdout_truncated, 65536 - 1024);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        other => panic!("{:?}", other.map(|_| "another answer")),
+    }
+    // Too large even so (4 KB specs, 17,000 of them): refused, saying the tasks ran and how
+    // to see them, so nobody submits them again.
+    match fixture.request(
+        &client,
+        Request::Submit(SubmitRequest {
+            specs: vec![format!("echo {text} x17000")],
+            idempotency_key: None,
+            wait: true,
+        }),
+    ) {
+        Err(ClientError::Remote(error)) => assert!(
+            error
+                .message
+                .contains("17000 tasks were accepted and have finished")
+                && error.message.contains("goliath tasks"),
+            "{}",
+            error.message
+        ),
+        other => panic!("{:?}", other.map(|_| "an answer")),
+    }
+}

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -88,6 +89,7 @@ impl Journal {
             None => OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .and_then(|mut file| {
                     file.write_all(line.as_bytes())?;
@@ -108,7 +110,13 @@ impl Journal {
             text.push_str(&format!("+{group} {start}\n"));
         }
         let temp = path.with_extension("tmp");
-        let result = std::fs::write(&temp, text)
+        let result = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
             .and_then(|()| std::fs::rename(&temp, path))
             .and_then(|()| OpenOptions::new().append(true).open(path));
         match result {
@@ -156,14 +164,44 @@ pub fn stop_leftovers(dir: &Path) -> io::Result<usize> {
     }
     let mut stopped = 0;
     for (group, start) in listed {
-        if process_start_time(group) == Some(start)
-            && sys::signal_process_group(group, sys::SIGKILL).is_ok()
-        {
+        // The leader itself, or (once it died and was reaped, as the kernel's SIGKILL at the
+        // node's death does to it) a live member of its group that started after it: a group
+        // id is only taken again by a process with that pid, which is not there.
+        let ours = match process_start_time(group) {
+            Some(leader_start) => leader_start == start,
+            None => group_has_member_since(group, start),
+        };
+        if ours && sys::signal_process_group(group, sys::SIGKILL).is_ok() {
             stopped += 1;
         }
     }
     std::fs::remove_file(&path)?;
     Ok(stopped)
+}
+
+/// Whether a live (not zombie) process of process group `group` started at or after `start`.
+fn group_has_member_since(group: u32, start: u64) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()));
+        is_pid
+            && std::fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    let state = fields.first()?;
+                    let pgrp: u32 = fields.get(2)?.parse().ok()?;
+                    let started: u64 = fields.get(19)?.parse().ok()?;
+                    Some(*state != "Z" && pgrp == group && started >= start)
+                })
+                .unwrap_or(false)
+    })
 }
 
 /// When process `pid` started (clock ticks since boot), from `/proc/<pid>/stat`; None if there
@@ -267,6 +305,46 @@ mod tests {
         assert!(
             listed.contains(&format!("+{me} ")),
             "the running one is kept: {listed}"
+        );
+    }
+
+    #[test]
+    fn a_group_whose_leader_is_gone_is_still_stopped_through_its_members() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let children = Children::new(Some(dir.path()));
+        // A leader that starts a member of its group and exits (as the kernel's SIGKILL at
+        // the node's death leaves it), reaped at once.
+        let leader = std::process::Command::new("sh")
+            .args(["-c", "sleep 60 >/dev/null & echo $!"])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        let group = leader.id();
+        children.started(group);
+        let output = leader.wait_with_output().expect("sh ends");
+        let member: u32 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("the member's pid");
+        assert!(!gone(member));
+        assert_eq!(stop_leftovers(dir.path()).expect("stops"), 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !gone(member) {
+            assert!(std::time::Instant::now() < deadline, "{member} still runs");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        // The next run's list.
+        Children::new(Some(dir.path())).started(std::process::id());
+        let mode = std::fs::metadata(dir.path().join(FILE))
+            .expect("listed")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "private, like the rest of the data directory"
         );
     }
 

@@ -157,6 +157,23 @@ pub struct TaskInfo {
 }
 
 impl TaskInfo {
+    /// Cuts the output to its first `bytes` bytes (at a character boundary): a process's
+    /// streams count what is cut as truncated; a text ends with "…" when cut.
+    pub fn trim_output(&mut self, bytes: usize) {
+        match &mut self.output {
+            Some(TaskOutput::Process(process)) => process.keep_at_most(bytes),
+            Some(TaskOutput::Text(text)) if text.len() > bytes => {
+                let mut end = bytes;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                text.push('…');
+            }
+            _ => {}
+        }
+    }
+
     /// Time from first run to finish (or to `now_unix_us` while running), µs.
     pub fn duration_us(&self, now_unix_us: u64) -> Option<u64> {
         let started = self.started_unix_us?;

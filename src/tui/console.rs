@@ -274,7 +274,9 @@ async fn event_loop(
             },
             _ = sleep_until(redraw_at), if redraw_at.is_some() => Vec::new(),
             _ = sleep_until(expire_at), if expire_at.is_some() => {
-                dirty |= app.expire(Instant::now());
+                // A status message to drop, or a countdown on screen to move on: redraw.
+                app.expire(Instant::now());
+                dirty = true;
                 Vec::new()
             }
         };

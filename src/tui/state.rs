@@ -649,8 +649,17 @@ impl App {
     /// reconnect countdown).
     pub fn next_deadline(&self) -> Option<Instant> {
         let status = self.status.as_ref().map(|s| s.until);
+        let now = Instant::now();
         let retry = match &self.link {
-            Link::Down { retry_at, .. } => Some(*retry_at),
+            // The countdown shows whole seconds: the next redraw is when it next changes,
+            // and none once the retry is due (the link's next reply comes then).
+            Link::Down { retry_at, .. } if *retry_at > now => {
+                let remaining = *retry_at - now;
+                Some(
+                    (*retry_at - Duration::from_secs(remaining.as_secs()))
+                        .max(now + Duration::from_millis(1)),
+                )
+            }
             // The count of seconds without an answer goes on.
             Link::Unanswered { since } => {
                 Some(*since + Duration::from_secs(since.elapsed().as_secs() + 1))
@@ -1990,5 +1999,25 @@ pub(crate) mod tests {
         );
         app.ingest(snapshot(1, Vec::new(), 1));
         assert_eq!(app.link, Link::Up, "an answer ends it");
+        // A retry countdown is redrawn when its whole seconds change, and not once it is due.
+        app.status = None;
+        app.link = Link::Down {
+            error: "refused".into(),
+            retry_at: Instant::now() + Duration::from_millis(4500),
+        };
+        let next = app.next_deadline().expect("a redraw for the countdown");
+        assert!(
+            next <= Instant::now() + Duration::from_millis(600),
+            "{next:?}"
+        );
+        app.link = Link::Down {
+            error: "refused".into(),
+            retry_at: Instant::now() - Duration::from_secs(1),
+        };
+        assert_eq!(
+            app.next_deadline(),
+            None,
+            "no busy loop once the retry is due"
+        );
     }
 }

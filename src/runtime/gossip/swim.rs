@@ -1067,8 +1067,12 @@ impl Swim {
     /// the earliest timer is due: a call that comes much later than that means this process
     /// did not run meanwhile.
     fn observe_time(&mut self, now_us: u64) {
+        // Late for a timer, and the clock jumped since the last call: the calls that follow
+        // (the overdue timers, the packets queued meanwhile) are late too, but belong to the
+        // same pause.
         if let Some(Reverse((due, _, _))) = self.timers.peek()
             && now_us > due.saturating_add(LOCAL_PAUSE_US)
+            && now_us > self.now_us.saturating_add(LOCAL_PAUSE_US)
         {
             let from = (*due).max(self.now_us);
             self.after_local_pause(from, now_us);

@@ -402,7 +402,7 @@ async fn read_loop(
                                 if joined.len() + payload.len() <= frame::MAX_RESPONSE =>
                             {
                                 joined.extend_from_slice(payload);
-                                crate::codec::decode::<Response>("response", &joined)
+                                crate::codec::decode_large::<Response>("response", &joined)
                             }
                             Some(_) => {
                                 break format!(

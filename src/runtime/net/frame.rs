@@ -28,7 +28,7 @@ pub const MAGIC: [u8; 4] = *b"GLTH";
 pub const PROTOCOL_VERSION: u16 = 3;
 /// The most bytes one response may take in all its frames; a node refuses to send more and
 /// a client to take more.
-pub const MAX_RESPONSE: usize = 64 << 20;
+pub const MAX_RESPONSE: usize = crate::codec::MAX_LARGE;
 /// How the text of an `Error` frame refusing a connection only for now (the node has as many
 /// connections as it takes) begins: a client reports it as busy, to be retried.
 pub const BUSY_REFUSAL: &str = "too many connections";
@@ -244,11 +244,18 @@ pub fn write_response<T: serde::Serialize>(
     max_frame: u32,
 ) -> Result<(), MessageError> {
     let start = out.len();
-    match write_message(out, FrameType::Response, stream, value, max_frame) {
-        Err(MessageError::Frame(FrameError::TooLarge { .. })) => {}
-        other => return other,
+    // The usual case: one frame, encoded in place. Too large for that (for the frame, or for
+    // the codec's usual limit): encoded whole, then cut into pieces.
+    if write_message(out, FrameType::Response, stream, value, max_frame).is_ok() {
+        return Ok(());
     }
-    let payload = crate::codec::encode("response", value).map_err(MessageError::Codec)?;
+    out.truncate(start);
+    let payload = crate::codec::encode_large("response", value).map_err(|error| {
+        match crate::codec::encoded_len_unbounded(value) {
+            Some(bytes) if bytes > MAX_RESPONSE => MessageError::ResponseTooLarge { bytes },
+            _ => MessageError::Codec(error),
+        }
+    })?;
     if payload.len() > MAX_RESPONSE {
         out.truncate(start);
         return Err(MessageError::ResponseTooLarge {

@@ -366,12 +366,24 @@ enum Outgoing {
 fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
     match outgoing {
         Outgoing::Response(stream, response, _permit) => {
-            if let Err(error) = frame::write_response(buffer, stream, &response, max_frame) {
+            let mut result = frame::write_response(buffer, stream, &response, max_frame);
+            if matches!(result, Err(frame::MessageError::ResponseTooLarge { .. }))
+                && let Some(trimmed) = with_outputs_trimmed(&response)
+            {
+                // Too large with every output: the start of each output, as a list has.
+                result = frame::write_response(buffer, stream, &trimmed, max_frame);
+            }
+            if let Err(error) = result {
+                let message = match &response {
+                    Response::Finished { tasks, .. } => format!(
+                        "the {} tasks were accepted and have finished, but the answer with their outcomes could not be sent: {error}; list them with `goliath tasks`, and wait for fewer tasks at a time",
+                        tasks.len()
+                    ),
+                    _ => format!("the response could not be sent: {error}; ask for fewer tasks"),
+                };
                 let fallback = Response::Error(RemoteError {
                     kind: RemoteErrorKind::Invalid,
-                    message: format!(
-                        "the response could not be sent: {error}; ask for fewer tasks"
-                    ),
+                    message,
                 });
                 let _ =
                     frame::write_message(buffer, FrameType::Response, stream, &fallback, max_frame);
@@ -383,6 +395,31 @@ fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
         Outgoing::End(stream, _permit) => {
             frame::write_frame(buffer, FrameType::StreamEnd, stream, &[])
         }
+    }
+}
+
+/// A task list or a wait's outcomes with each output cut to its first
+/// [`LISTED_OUTPUT_MAX`](crate::runtime::task::limits::LISTED_OUTPUT_MAX) bytes (a
+/// process's cut counted as truncated, a text's marked with an ellipsis); None for other
+/// responses.
+fn with_outputs_trimmed(response: &Response) -> Option<Response> {
+    let trim = |tasks: &[TaskInfo]| -> Vec<TaskInfo> {
+        tasks
+            .iter()
+            .map(|task| {
+                let mut task = task.clone();
+                task.trim_output(crate::runtime::task::limits::LISTED_OUTPUT_MAX);
+                task
+            })
+            .collect()
+    };
+    match response {
+        Response::Finished { tasks, duplicate } => Some(Response::Finished {
+            tasks: trim(tasks),
+            duplicate: *duplicate,
+        }),
+        Response::Tasks(tasks) => Some(Response::Tasks(trim(tasks))),
+        _ => None,
     }
 }
 
