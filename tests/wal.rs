@@ -361,6 +361,23 @@ fn a_truncated_segment_refuses_to_start_instead_of_losing_what_it_held() {
     drop(file);
     let error = damaged(live_ids(dir.path()));
     assert!(error.contains("cut short (truncated)"), "{error}");
+    assert!(
+        error.contains(&format!("at offset {offset}")),
+        "named where it was cut: {error}"
+    );
+    // verify agrees, and counts the records before the cut as read, none as after damage.
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    let report = inspection
+        .files
+        .iter()
+        .find(|f| f.file == path)
+        .expect("the cut file");
+    assert_eq!(
+        report.damage.as_ref().map(|d| d.offset),
+        Some(offset as u64)
+    );
+    assert_eq!(report.after_damage, 0);
+    assert!(report.records >= 20, "{report:?}");
 }
 
 #[test]

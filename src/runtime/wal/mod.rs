@@ -187,6 +187,22 @@ struct SegmentCheck {
     header_seen: bool,
     /// Bytes the file has.
     file_len: u64,
+    /// The size the header says the segment was created with (0: not said).
+    created_size: u64,
+}
+
+impl SegmentCheck {
+    /// After a scan: a file shorter than the segment was created is damage where it was cut,
+    /// whatever the records before the cut say (they read as a clean end).
+    fn truncation(&self) -> Option<Damage> {
+        (self.file_len < self.created_size).then(|| Damage {
+            offset: self.file_len,
+            what: format!(
+                "the file ends at {} bytes but the segment was created with {}: it was cut short (truncated), and whatever it held after that is missing",
+                self.file_len, self.created_size
+            ),
+        })
+    }
 }
 
 impl SegmentCheck {
@@ -211,12 +227,7 @@ impl SegmentCheck {
                     record::FORMAT_VERSION
                 ));
             }
-            if self.file_len < header.size {
-                return Err(format!(
-                    "the file has {} bytes but the segment was created with {}: it was cut short (truncated), and whatever it held after offset {} is missing",
-                    self.file_len, header.size, self.file_len
-                ));
-            }
+            self.created_size = header.size;
             self.header_seen = true;
             return Ok(());
         }
@@ -343,12 +354,16 @@ pub fn open(
             seq: *seq,
             header_seen: false,
             file_len: buffer.len() as u64,
+            created_size: 0,
         };
-        let scan = recovery::scan_segment(&buffer, last, |frames| {
+        let result = recovery::scan_segment(&buffer, last, |frames| {
             check.check(frames)?;
             state.apply_group(frames)
-        })
-        .map_err(|damage| damaged(path, damage))?;
+        });
+        if let Some(damage) = check.truncation() {
+            return Err(damaged(path, damage));
+        }
+        let scan = result.map_err(|damage| damaged(path, damage))?;
         if !check.header_seen {
             return Err(damaged(
                 path,
@@ -755,6 +770,7 @@ pub fn inspect(
             seq,
             header_seen: false,
             file_len,
+            created_size: 0,
         });
         // Records read before any damage, so a damaged file's count agrees with `dump`.
         let mut readable = 0;
@@ -778,6 +794,16 @@ pub fn inspect(
             torn: None,
             damage: None,
             after_damage: 0,
+        };
+        // A truncated file is damage where it was cut; the records before read as usual.
+        let truncation = segment_check.as_ref().and_then(SegmentCheck::truncation);
+        let result = match (result, truncation) {
+            (_, Some(damage)) => {
+                report.damage = Some(damage);
+                inspection.files.push(report);
+                return Ok(());
+            }
+            (result, None) => result,
         };
         match result {
             Ok(scan) => {

@@ -228,7 +228,8 @@ pub fn scan_segment<'a>(
                 ),
             ));
         }
-        scan.dropped_records = group.len() as u64 + after;
+        // The cut group's whole records, the damaged one, and the whole ones after it.
+        scan.dropped_records = group.len() as u64 + u64::from(stop.is_some()) + after;
         scan.dropped_bytes = (data_end - scan.end) as u64;
         scan.torn = Some(if after == 0 {
             what
@@ -252,7 +253,7 @@ pub fn scan_segment<'a>(
             ),
         ));
     }
-    scan.dropped_records = group.len() as u64;
+    scan.dropped_records = group.len() as u64 + u64::from(stop.is_some());
     scan.dropped_bytes = (data_end - scan.end) as u64;
     scan.torn = Some(what);
     Ok(scan)
