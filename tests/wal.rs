@@ -881,3 +881,32 @@ fn a_node_with_a_failing_disk_refuses_submissions_with_the_error() {
         assert!(node.task(id).is_ok(), "acknowledged {id} lost");
     }
 }
+
+#[test]
+fn with_sync_never_every_write_is_a_boundary_recovery_does_not_cross() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log_with(
+        WalOptions {
+            sync: WalSync::Never,
+            ..options(dir.path())
+        },
+        5,
+        100,
+    );
+    // Each record was acknowledged alone, at write(2): each begins a write and is marked, so
+    // damage to any but the last is followed by a mark and refuses the start.
+    let (path, offset, _, _) = accepted(dir.path())[1].clone();
+    let bytes = std::fs::read(&path).expect("read");
+    let frame = record::read_frame(&bytes, offset, record::MAX_PAYLOAD)
+        .expect("valid")
+        .expect("frame");
+    assert!(
+        frame.after_sync,
+        "a write acknowledged without fdatasync is marked"
+    );
+    let mut damaged_bytes = bytes.clone();
+    damaged_bytes[offset + 12] ^= 0x01;
+    std::fs::write(&path, &damaged_bytes).expect("write");
+    let error = damaged(live_ids(dir.path()));
+    assert!(error.contains("a later write begins"), "{error}");
+}

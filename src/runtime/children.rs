@@ -3,15 +3,21 @@
 //! A node killed outright (SIGKILL, OOM) cannot stop its `exec` children: the group leader
 //! gets SIGKILL from the kernel when the node dies (see [`sys::kill_me_with_parent`]), but what
 //! it started lives on. The node runs those tasks again at its next start, so without this a
-//! task with side effects would run twice at once. The list names each group with its
-//! leader's start time, so a reused pid is never taken for a leftover; the next start on the
-//! same data directory stops every listed group that is still there before it runs anything.
+//! task with side effects would run twice at once. The next start on the same data directory
+//! stops what is left of the listed groups before it runs anything:
+//! - a group whose leader is still there, with the start time listed, as a whole;
+//! - once the leader is gone (a pid, and so a group id, can be taken again by anything),
+//!   only the processes of the group whose environment carries this run's token
+//!   (`GOLIATH_RUN`, given to every `exec` child and inherited by what it starts).
 //!
-//! The list is a journal of lines, `+GROUP START` when a group starts and `-GROUP` when it
-//! ends, appended (one small write each, never fsynced: after a power loss no process is left
-//! to stop) and rewritten compactly once it holds four times the lines it needs.
-//! Must not: block a worker (it is used from the I/O thread only), or signal a process whose
-//! start time does not match.
+//! Nothing from another boot (the journal names the boot) is touched.
+//!
+//! The list is a journal of lines: `run TOKEN BOOT` first, then `+GROUP START` when a group
+//! starts and `-GROUP` when it ends, appended (one small write each, never fsynced: after a
+//! power loss no process is left to stop) and rewritten compactly once it holds four times
+//! the lines it needs.
+//! Must not: block a worker (it is used from the I/O thread only), or signal a process that
+//! is not shown to be this node's.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -26,11 +32,16 @@ use super::sys;
 /// The list's file name in the data directory.
 pub const FILE: &str = "exec-children";
 
+/// The environment variable that carries a run's token to its `exec` children.
+pub const RUN_VARIABLE: &str = "GOLIATH_RUN";
+
 /// The running `exec` process groups of a node with a data directory.
 #[derive(Debug, Default)]
 pub(crate) struct Children {
     /// Where the list is kept; None for a memory-only node (its tasks never run again).
     path: Option<PathBuf>,
+    /// This run's token, in every `exec` child's environment.
+    token: String,
     journal: Mutex<Journal>,
 }
 
@@ -50,10 +61,32 @@ const COMPACT_FLOOR: usize = 64;
 impl Children {
     /// The list of the node with data directory `dir` (none without one).
     pub fn new(dir: Option<&Path>) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // Random keys of the standard hasher, the pid and the time: unique enough to tell
+        // this run's processes from any other's.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
         Self {
             path: dir.map(|dir| dir.join(FILE)),
+            token: format!("{:016x}", hasher.finish()),
             journal: Mutex::new(Journal::default()),
         }
+    }
+
+    /// This run's token, for the `exec` children's environment ([`RUN_VARIABLE`]).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The journal's first line.
+    fn header(&self) -> String {
+        format!("run {} {}\n", self.token, boot_id())
     }
 
     /// Group `group` (its leader's pid) started.
@@ -63,39 +96,32 @@ impl Children {
             // Already gone: nothing to stop later.
             return;
         };
+        let header = self.header();
         let mut journal = lock(&self.journal);
         journal.running.insert(group, start);
-        journal.append(path, &format!("+{group} {start}\n"));
+        journal.append(path, &header, &format!("+{group} {start}\n"));
     }
 
     /// Group `group` ended (its leader was waited for).
     pub fn ended(&self, group: u32) {
         let Some(path) = &self.path else { return };
+        let header = self.header();
         let mut journal = lock(&self.journal);
         if journal.running.remove(&group).is_some() {
-            journal.append(path, &format!("-{group}\n"));
+            journal.append(path, &header, &format!("-{group}\n"));
         }
     }
 }
 
 impl Journal {
-    fn append(&mut self, path: &Path, line: &str) {
-        if self.lines >= COMPACT_FLOOR.max(4 * self.running.len()) {
-            self.compact(path);
+    fn append(&mut self, path: &Path, header: &str, line: &str) {
+        if self.file.is_none() || self.lines >= COMPACT_FLOOR.max(4 * self.running.len()) {
+            self.compact(path, header);
             return;
         }
         let result = match &mut self.file {
             Some(file) => file.write_all(line.as_bytes()),
-            None => OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .and_then(|mut file| {
-                    file.write_all(line.as_bytes())?;
-                    self.file = Some(file);
-                    Ok(())
-                }),
+            None => Ok(()),
         };
         match result {
             Ok(()) => self.lines += 1,
@@ -103,9 +129,10 @@ impl Journal {
         }
     }
 
-    /// Rewrites the list with the running groups only (to a temporary file, then renamed).
-    fn compact(&mut self, path: &Path) {
-        let mut text = String::new();
+    /// Writes the list afresh: the header and the running groups (to a temporary file, then
+    /// renamed).
+    fn compact(&mut self, path: &Path, header: &str) {
+        let mut text = header.to_string();
         for (group, start) in &self.running {
             text.push_str(&format!("+{group} {start}\n"));
         }
@@ -122,7 +149,7 @@ impl Journal {
         match result {
             Ok(file) => {
                 self.file = Some(file);
-                self.lines = self.running.len();
+                self.lines = self.running.len() + 1;
             }
             Err(error) => {
                 self.file = None;
@@ -136,9 +163,10 @@ fn warn_unlisted(path: &Path, error: &io::Error) {
     tracing::warn!(file = %path.display(), %error, "cannot update the list of running exec processes; after a crash they may be left running");
 }
 
-/// Stops the process groups the list in `dir` names that are still there (the leader's start
-/// time matching), and removes the list. Called at start, with the directory locked, before
-/// any task runs. Returns how many groups were stopped.
+/// Stops what is left of the process groups the list in `dir` names (see the module docs),
+/// and removes the list. Called at start, with the directory locked, before any task runs.
+/// Returns how many groups had something stopped; a list that cannot be removed afterwards
+/// is only warned about.
 pub fn stop_leftovers(dir: &Path) -> io::Result<usize> {
     let path = dir.join(FILE);
     let text = match std::fs::read_to_string(&path) {
@@ -147,7 +175,15 @@ pub fn stop_leftovers(dir: &Path) -> io::Result<usize> {
         Err(error) => return Err(error),
     };
     let mut listed = BTreeMap::new();
+    let mut run: Option<(&str, &str)> = None;
     for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("run ") {
+            let mut words = rest.split_whitespace();
+            run = words
+                .next()
+                .map(|token| (token, words.next().unwrap_or("")));
+            continue;
+        }
         if let Some(ended) = line.strip_prefix('-') {
             if let Ok(group) = ended.trim().parse::<u32>() {
                 listed.remove(&group);
@@ -163,45 +199,78 @@ pub fn stop_leftovers(dir: &Path) -> io::Result<usize> {
         }
     }
     let mut stopped = 0;
-    for (group, start) in listed {
-        // The leader itself, or (once it died and was reaped, as the kernel's SIGKILL at the
-        // node's death does to it) a live member of its group that started after it: a group
-        // id is only taken again by a process with that pid, which is not there.
-        let ours = match process_start_time(group) {
-            Some(leader_start) => leader_start == start,
-            None => group_has_member_since(group, start),
-        };
-        if ours && sys::signal_process_group(group, sys::SIGKILL).is_ok() {
-            stopped += 1;
+    // From this boot only: start times count from boot, and nothing survives a reboot.
+    let this_boot = run.is_some_and(|(_, boot)| !boot.is_empty() && boot == boot_id());
+    if this_boot {
+        let token = run.map(|(token, _)| token).unwrap_or("");
+        for (group, start) in listed {
+            let done = match process_start_time(group) {
+                // The leader, still there: the whole group is ours.
+                Some(leader_start) if leader_start == start => {
+                    sys::signal_process_group(group, sys::SIGKILL).is_ok()
+                }
+                // The pid is someone else's now: leave its group alone.
+                Some(_) => false,
+                // The leader is gone: only the members that carry this run's token.
+                None => stop_members_with_token(group, token) > 0,
+            };
+            if done {
+                stopped += 1;
+            }
         }
     }
-    std::fs::remove_file(&path)?;
+    if let Err(error) = std::fs::remove_file(&path) {
+        tracing::warn!(file = %path.display(), %error, "cannot remove the list of the previous run's exec processes");
+    }
     Ok(stopped)
 }
 
-/// Whether a live (not zombie) process of process group `group` started at or after `start`.
-fn group_has_member_since(group: u32, start: u64) -> bool {
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), or "" if unknown.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// SIGKILLs every live process of group `group` whose environment holds
+/// `GOLIATH_RUN=token`; returns how many.
+fn stop_members_with_token(group: u32, token: &str) -> usize {
+    if token.is_empty() {
+        return 0;
+    }
+    let wanted = format!("{RUN_VARIABLE}={token}");
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
+        return 0;
     };
-    entries.flatten().any(|entry| {
-        let is_pid = entry
+    let mut stopped = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
             .file_name()
             .to_str()
-            .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()));
-        is_pid
-            && std::fs::read_to_string(entry.path().join("stat"))
-                .ok()
-                .and_then(|stat| {
-                    let (_, rest) = stat.rsplit_once(')')?;
-                    let fields: Vec<&str> = rest.split_whitespace().collect();
-                    let state = fields.first()?;
-                    let pgrp: u32 = fields.get(2)?.parse().ok()?;
-                    let started: u64 = fields.get(19)?.parse().ok()?;
-                    Some(*state != "Z" && pgrp == group && started >= start)
-                })
-                .unwrap_or(false)
-    })
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let in_group = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let (_, rest) = stat.rsplit_once(')')?;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let pgrp: u32 = fields.get(2)?.parse().ok()?;
+                Some(*fields.first()? != "Z" && pgrp == group)
+            })
+            .unwrap_or(false);
+        let carries_token = in_group
+            && std::fs::read(entry.path().join("environ")).is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|variable| variable == wanted.as_bytes())
+            });
+        if carries_token && sys::signal_process(pid, sys::SIGKILL).is_ok() {
+            stopped += 1;
+        }
+    }
+    stopped
 }
 
 /// When process `pid` started (clock ticks since boot), from `/proc/<pid>/stat`; None if there
@@ -240,7 +309,8 @@ mod tests {
         let group = leader.id();
         children.started(group);
         let listed = std::fs::read_to_string(dir.path().join(FILE)).expect("listed");
-        assert!(listed.starts_with(&format!("+{group} ")), "{listed}");
+        assert!(listed.starts_with("run "), "{listed}");
+        assert!(listed.contains(&format!("\n+{group} ")), "{listed}");
         // A line for our own pid with another start time: a pid reused since.
         let me = std::process::id();
         std::fs::write(
@@ -270,12 +340,16 @@ mod tests {
         children.ended(leader.id());
         let listed = std::fs::read_to_string(dir.path().join(FILE)).expect("listed");
         let lines: Vec<&str> = listed.lines().collect();
-        assert_eq!(lines.len(), 2, "{listed}");
+        assert_eq!(lines.len(), 3, "{listed}");
         assert!(
-            lines[0].starts_with(&format!("+{} ", leader.id())),
+            lines[0].starts_with(&format!("run {} ", children.token())),
             "{listed}"
         );
-        assert_eq!(lines[1], format!("-{}", leader.id()));
+        assert!(
+            lines[1].starts_with(&format!("+{} ", leader.id())),
+            "{listed}"
+        );
+        assert_eq!(lines[2], format!("-{}", leader.id()));
         // Nothing left to stop.
         assert_eq!(stop_leftovers(dir.path()).expect("reads"), 0);
         let memory_only = Children::new(None);
@@ -314,8 +388,14 @@ mod tests {
         let children = Children::new(Some(dir.path()));
         // A leader that starts a member of its group and exits (as the kernel's SIGKILL at
         // the node's death leaves it), reaped at once.
+        // Two members: one that carries the run's token (as whatever an exec task starts
+        // does), one that does not (as a process that took the group id over would not).
         let leader = std::process::Command::new("sh")
-            .args(["-c", "sleep 60 >/dev/null & echo $!"])
+            .args([
+                "-c",
+                "sleep 60 >/dev/null & echo $!; env -u GOLIATH_RUN sleep 60 >/dev/null & echo $!",
+            ])
+            .env(RUN_VARIABLE, children.token())
             .process_group(0)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -323,17 +403,22 @@ mod tests {
         let group = leader.id();
         children.started(group);
         let output = leader.wait_with_output().expect("sh ends");
-        let member: u32 = String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse()
-            .expect("the member's pid");
-        assert!(!gone(member));
+        let members: Vec<u32> = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(|pid| pid.parse().expect("a pid"))
+            .collect();
+        let [ours, stranger] = members[..] else {
+            panic!("{members:?}")
+        };
+        assert!(!gone(ours) && !gone(stranger));
         assert_eq!(stop_leftovers(dir.path()).expect("stops"), 1);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !gone(member) {
-            assert!(std::time::Instant::now() < deadline, "{member} still runs");
+        while !gone(ours) {
+            assert!(std::time::Instant::now() < deadline, "{ours} still runs");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        assert!(!gone(stranger), "a process without the token is left alone");
+        let _ = sys::signal_process(stranger, sys::SIGKILL);
         use std::os::unix::fs::PermissionsExt;
         // The next run's list.
         Children::new(Some(dir.path())).started(std::process::id());
@@ -346,6 +431,27 @@ mod tests {
             0o600,
             "private, like the rest of the data directory"
         );
+    }
+
+    #[test]
+    fn a_list_from_another_boot_stops_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut leader = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .expect("sleep starts");
+        let group = leader.id();
+        let start = process_start_time(group).expect("running");
+        std::fs::write(
+            dir.path().join(FILE),
+            format!("run 0123 another-boot\n+{group} {start}\n"),
+        )
+        .expect("writes");
+        assert_eq!(stop_leftovers(dir.path()).expect("reads"), 0);
+        assert!(!gone(group), "start times of another boot say nothing");
+        let _ = leader.kill();
+        let _ = leader.wait();
     }
 
     #[test]

@@ -184,6 +184,7 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("GOLIATH_TASK_ID", id.0.to_string())
+            .env(super::children::RUN_VARIABLE, shared.children.token())
             .env("GOLIATH_ATTEMPT", attempt.to_string())
             .process_group(0)
             .kill_on_drop(true);

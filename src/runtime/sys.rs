@@ -20,6 +20,22 @@ pub fn signal_process_group(group: u32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Sends `signal` to process `pid` (never to a group, nor to pid 0 or 1).
+pub fn signal_process(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    if pid <= 1 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a positive pid
+    // above 1 addresses that one process.
+    let result = unsafe { libc::kill(pid, signal) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Lowers the calling thread's CPU priority to nice value `nice` (0 to 19; higher is lower),
 /// for background work such as the WAL's checkpoints, so that it yields the cores to the
 /// threads others wait for. Only the calling thread changes; a thread already at `nice` or

@@ -105,19 +105,19 @@ pub fn records_after_damage(bytes: &[u8], damaged: usize) -> Vec<Frame<'_>> {
 /// resyncing after damage would: how many there are, and where the first one that begins a
 /// write made after an fdatasync is, if any.
 fn whole_records_after(bytes: &[u8], after: usize, limit: usize) -> (u64, Option<usize>) {
+    // Every aligned offset is looked at, also inside a record found: skipping over one (a
+    // chance match inside the damaged bytes, say) could skip the mark that proves the damage
+    // was acknowledged.
     let mut count = 0;
     let mut at = (after / record::ALIGN + 1) * record::ALIGN;
     while at < limit {
-        match record::read_frame(bytes, at, record::MAX_PAYLOAD) {
-            Ok(Some(frame)) => {
-                if frame.after_sync {
-                    return (count, Some(at));
-                }
-                count += 1;
-                at += frame.len;
+        if let Ok(Some(frame)) = record::read_frame(bytes, at, record::MAX_PAYLOAD) {
+            if frame.after_sync {
+                return (count, Some(at));
             }
-            _ => at += record::ALIGN,
+            count += 1;
         }
+        at += record::ALIGN;
     }
     (count, None)
 }

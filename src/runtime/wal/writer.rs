@@ -855,7 +855,9 @@ impl Writer {
                 continue;
             }
             let (chunk, after) = std::mem::take(&mut rest).split_at_mut(take);
-            if self.synced {
+            // With sync = never a write is acknowledged as soon as it is made, so every write
+            // is a boundary recovery must not cross; else only one after an fdatasync is.
+            if self.synced || self.sync == WalSync::Never {
                 record::mark_after_sync(chunk);
                 self.synced = false;
             }
