@@ -1014,8 +1014,11 @@ fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'st
     let mut load = member
         .current_load()
         .map_or_else(String::new, |m| format!("  load {:.1}", m.load));
-    // Glyph and flag, name, phi, then heard and load: what the line takes.
-    let fixed = 3 + 14 + 2 + 5 + 1;
+    // Glyph and flag, name (14 columns, or more), " φ" (" phi " in ASCII) and its value,
+    // then heard and load: what the line takes.
+    let phi_label = if app.options.glyphs.ascii { 5 } else { 2 };
+    let fixed =
+        3 + unicode_width::UnicodeWidthStr::width(member.name.as_str()).max(14) + phi_label + 5 + 1;
     if fixed + heard.chars().count() + load.chars().count() > usize::from(width) {
         load.clear();
     }
@@ -2511,6 +2514,11 @@ mod panel_tests {
         );
         assert!(text.contains("more, all shown on the Cluster"), "{text}");
         assert!(!text.contains(" lo│"), "no load cut short: {text}");
+        app.options.glyphs = crate::tui::theme::Glyphs::new(true);
+        let ascii = format!("{}", draw(&app, 80, 24).backend());
+        for cut in [" l|", " lo|", " loa|", " load|"] {
+            assert!(!ascii.contains(cut), "no load cut short in ASCII: {ascii}");
+        }
     }
 
     #[test]
