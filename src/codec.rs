@@ -21,8 +21,9 @@ const CONFIG: bincode::config::Configuration<
     bincode::config::Limit<MAX_MESSAGE>,
 > = bincode::config::standard().with_limit::<MAX_MESSAGE>();
 
-/// The largest answer of the wire protocol, sent in pieces (64 MiB): the one use of the
-/// codec with a larger limit than [`MAX_MESSAGE`].
+/// The largest answer of the wire protocol, sent in pieces (64 MiB): the one value the codec
+/// decodes with a larger limit than [`MAX_MESSAGE`] ([`decode_large`]). Encoding is not
+/// limited by the codec: callers check the length they get.
 pub const MAX_LARGE: usize = 64 << 20;
 
 const LARGE_CONFIG: bincode::config::Configuration<
@@ -31,29 +32,12 @@ const LARGE_CONFIG: bincode::config::Configuration<
     bincode::config::Limit<MAX_LARGE>,
 > = bincode::config::standard().with_limit::<MAX_LARGE>();
 
-/// [`encode`] up to [`MAX_LARGE`] bytes: for a protocol answer that goes in pieces.
-pub fn encode_large<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, LARGE_CONFIG).map_err(|e| CodecError::Encode {
-        what,
-        message: e.to_string(),
-    })
-}
-
 /// [`decode`] up to [`MAX_LARGE`] bytes: for a protocol answer joined from its pieces.
 pub fn decode_large<T: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, CodecError> {
     whole(what, bytes, decode_prefix_with(what, bytes, LARGE_CONFIG)?)
-}
-
-/// How many bytes the encoding of any value takes (no limit), without writing it anywhere:
-/// to say how large an answer too large to send would have been.
-pub fn encoded_len_unbounded<T: Serialize>(value: &T) -> Option<usize> {
-    let mut counter = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(value, &mut counter, bincode::config::standard())
-        .ok()
-        .map(|_| counter.bytes_written)
 }
 
 /// A value that could not be encoded or decoded.

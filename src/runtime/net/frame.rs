@@ -243,25 +243,29 @@ pub fn write_response<T: serde::Serialize>(
     value: &T,
     max_frame: u32,
 ) -> Result<(), MessageError> {
+    // Encoded once, in place after a header: one frame when it fits (the usual case), else
+    // the payload is cut into pieces where it lies.
     let start = out.len();
-    // The usual case: one frame, encoded in place. Too large for that (for the frame, or for
-    // the codec's usual limit): encoded whole, then cut into pieces.
-    if write_message(out, FrameType::Response, stream, value, max_frame).is_ok() {
+    write_header(out, FrameType::Response, stream, 0);
+    let length = match crate::codec::encode_into("response", value, out) {
+        Ok(length) => length,
+        Err(error) => {
+            out.truncate(start);
+            return Err(MessageError::Codec(error));
+        }
+    };
+    if let Ok(length32) = u32::try_from(length)
+        && length32 <= max_frame
+    {
+        out[start + 8..start + 12].copy_from_slice(&length32.to_be_bytes());
         return Ok(());
     }
-    out.truncate(start);
-    let payload = crate::codec::encode_large("response", value).map_err(|error| {
-        match crate::codec::encoded_len_unbounded(value) {
-            Some(bytes) if bytes > MAX_RESPONSE => MessageError::ResponseTooLarge { bytes },
-            _ => MessageError::Codec(error),
-        }
-    })?;
-    if payload.len() > MAX_RESPONSE {
+    if length > MAX_RESPONSE {
         out.truncate(start);
-        return Err(MessageError::ResponseTooLarge {
-            bytes: payload.len(),
-        });
+        return Err(MessageError::ResponseTooLarge { bytes: length });
     }
+    let payload = out.split_off(start + HEADER_LEN);
+    out.truncate(start);
     let piece = (max_frame as usize).max(1);
     let mut chunks = payload.chunks(piece).peekable();
     while let Some(chunk) = chunks.next() {

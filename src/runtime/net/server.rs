@@ -366,12 +366,13 @@ enum Outgoing {
 fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
     match outgoing {
         Outgoing::Response(stream, response, _permit) => {
+            let mut response = response;
             let mut result = frame::write_response(buffer, stream, &response, max_frame);
             if matches!(result, Err(frame::MessageError::ResponseTooLarge { .. }))
-                && let Some(trimmed) = with_outputs_trimmed(&response)
+                && trim_outputs(&mut response)
             {
                 // Too large with every output: the start of each output, as a list has.
-                result = frame::write_response(buffer, stream, &trimmed, max_frame);
+                result = frame::write_response(buffer, stream, &response, max_frame);
             }
             if let Err(error) = result {
                 let message = match &response {
@@ -398,29 +399,18 @@ fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
     }
 }
 
-/// A task list or a wait's outcomes with each output cut to its first
+/// Cuts each output of a task list or a wait's outcomes to its first
 /// [`LISTED_OUTPUT_MAX`](crate::runtime::task::limits::LISTED_OUTPUT_MAX) bytes (a
-/// process's cut counted as truncated, a text's marked with an ellipsis); None for other
-/// responses.
-fn with_outputs_trimmed(response: &Response) -> Option<Response> {
-    let trim = |tasks: &[TaskInfo]| -> Vec<TaskInfo> {
-        tasks
-            .iter()
-            .map(|task| {
-                let mut task = task.clone();
-                task.trim_output(crate::runtime::task::limits::LISTED_OUTPUT_MAX);
-                task
-            })
-            .collect()
+/// process's cut counted as truncated, a text's marked with an ellipsis), in place; false
+/// for other responses.
+fn trim_outputs(response: &mut Response) -> bool {
+    let (Response::Finished { tasks, .. } | Response::Tasks(tasks)) = response else {
+        return false;
     };
-    match response {
-        Response::Finished { tasks, duplicate } => Some(Response::Finished {
-            tasks: trim(tasks),
-            duplicate: *duplicate,
-        }),
-        Response::Tasks(tasks) => Some(Response::Tasks(trim(tasks))),
-        _ => None,
+    for task in tasks {
+        task.trim_output(crate::runtime::task::limits::LISTED_OUTPUT_MAX);
     }
+    true
 }
 
 /// A `submit` with `wait` whose tasks have not all finished (or are not yet durable).
