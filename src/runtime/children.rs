@@ -19,7 +19,7 @@
 //! Must not: block a worker (it is used from the I/O thread only), or signal a process that
 //! is not shown to be this node's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -42,6 +42,8 @@ pub(crate) struct Children {
     path: Option<PathBuf>,
     /// This run's token, in every `exec` child's environment.
     token: String,
+    /// The journal's first line: the token and this boot's id (read once, at start).
+    header: String,
     journal: Mutex<Journal>,
 }
 
@@ -72,9 +74,11 @@ impl Children {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0),
         );
+        let token = format!("{:016x}", hasher.finish());
         Self {
             path: dir.map(|dir| dir.join(FILE)),
-            token: format!("{:016x}", hasher.finish()),
+            header: format!("run {token} {}\n", boot_id()),
+            token,
             journal: Mutex::new(Journal::default()),
         }
     }
@@ -84,48 +88,39 @@ impl Children {
         &self.token
     }
 
-    /// The journal's first line.
-    fn header(&self) -> String {
-        format!("run {} {}\n", self.token, boot_id())
-    }
-
     /// Group `group` (its leader's pid) started.
     pub fn started(&self, group: u32) {
         let Some(path) = &self.path else { return };
-        let Some(start) = process_start_time(group) else {
+        let Some(start) = proc_stat(group).map(|s| s.start) else {
             // Already gone: nothing to stop later.
             return;
         };
-        let header = self.header();
         let mut journal = lock(&self.journal);
         journal.running.insert(group, start);
-        journal.append(path, &header, &format!("+{group} {start}\n"));
+        journal.append(path, &self.header, &format!("+{group} {start}\n"));
     }
 
     /// Group `group` ended (its leader was waited for).
     pub fn ended(&self, group: u32) {
         let Some(path) = &self.path else { return };
-        let header = self.header();
         let mut journal = lock(&self.journal);
         if journal.running.remove(&group).is_some() {
-            journal.append(path, &header, &format!("-{group}\n"));
+            journal.append(path, &self.header, &format!("-{group}\n"));
         }
     }
 }
 
 impl Journal {
+    /// Appends `line`; the first time, or once the journal holds four times the lines it
+    /// needs, writes it afresh instead (which takes the line's change in too).
     fn append(&mut self, path: &Path, header: &str, line: &str) {
-        if self.file.is_none() || self.lines >= COMPACT_FLOOR.max(4 * self.running.len()) {
-            self.compact(path, header);
-            return;
-        }
-        let result = match &mut self.file {
-            Some(file) => file.write_all(line.as_bytes()),
-            None => Ok(()),
-        };
-        match result {
-            Ok(()) => self.lines += 1,
-            Err(error) => warn_unlisted(path, &error),
+        let room = self.lines < COMPACT_FLOOR.max(4 * self.running.len());
+        match self.file.as_mut() {
+            Some(file) if room => match file.write_all(line.as_bytes()) {
+                Ok(()) => self.lines += 1,
+                Err(error) => warn_unlisted(path, &error),
+            },
+            _ => self.compact(path, header),
         }
     }
 
@@ -203,21 +198,24 @@ pub fn stop_leftovers(dir: &Path) -> io::Result<usize> {
     let this_boot = run.is_some_and(|(_, boot)| !boot.is_empty() && boot == boot_id());
     if this_boot {
         let token = run.map(|(token, _)| token).unwrap_or("");
+        let mut leaderless = BTreeSet::new();
         for (group, start) in listed {
-            let done = match process_start_time(group) {
+            match proc_stat(group) {
                 // The leader, still there: the whole group is ours.
-                Some(leader_start) if leader_start == start => {
-                    sys::signal_process_group(group, sys::SIGKILL).is_ok()
+                Some(leader) if leader.start == start => {
+                    if sys::signal_process_group(group, sys::SIGKILL).is_ok() {
+                        stopped += 1;
+                    }
                 }
                 // The pid is someone else's now: leave its group alone.
-                Some(_) => false,
+                Some(_) => {}
                 // The leader is gone: only the members that carry this run's token.
-                None => stop_members_with_token(group, token) > 0,
-            };
-            if done {
-                stopped += 1;
+                None => {
+                    leaderless.insert(group);
+                }
             }
         }
+        stopped += stop_members_with_token(&leaderless, token);
     }
     if let Err(error) = std::fs::remove_file(&path) {
         tracing::warn!(file = %path.display(), %error, "cannot remove the list of the previous run's exec processes");
@@ -232,17 +230,17 @@ fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// SIGKILLs every live process of group `group` whose environment holds
-/// `GOLIATH_RUN=token`; returns how many.
-fn stop_members_with_token(group: u32, token: &str) -> usize {
-    if token.is_empty() {
+/// SIGKILLs every live process of one of `groups` whose environment holds
+/// `GOLIATH_RUN=token`, in one pass over `/proc`; returns how many groups had one.
+fn stop_members_with_token(groups: &BTreeSet<u32>, token: &str) -> usize {
+    if groups.is_empty() || token.is_empty() {
         return 0;
     }
     let wanted = format!("{RUN_VARIABLE}={token}");
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
-    let mut stopped = 0;
+    let mut touched = BTreeSet::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -251,36 +249,44 @@ fn stop_members_with_token(group: u32, token: &str) -> usize {
         else {
             continue;
         };
-        let in_group = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|stat| {
-                let (_, rest) = stat.rsplit_once(')')?;
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                let pgrp: u32 = fields.get(2)?.parse().ok()?;
-                Some(*fields.first()? != "Z" && pgrp == group)
-            })
-            .unwrap_or(false);
-        let carries_token = in_group
-            && std::fs::read(entry.path().join("environ")).is_ok_and(|environ| {
-                environ
-                    .split(|byte| *byte == 0)
-                    .any(|variable| variable == wanted.as_bytes())
-            });
+        let Some(stat) = proc_stat(pid).filter(|s| !s.zombie && groups.contains(&s.group)) else {
+            continue;
+        };
+        let carries_token = std::fs::read(entry.path().join("environ")).is_ok_and(|environ| {
+            environ
+                .split(|byte| *byte == 0)
+                .any(|variable| variable == wanted.as_bytes())
+        });
         if carries_token && sys::signal_process(pid, sys::SIGKILL).is_ok() {
-            stopped += 1;
+            touched.insert(stat.group);
         }
     }
-    stopped
+    touched.len()
 }
 
-/// When process `pid` started (clock ticks since boot), from `/proc/<pid>/stat`; None if there
-/// is no such process.
-fn process_start_time(pid: u32) -> Option<u64> {
+/// What `/proc/<pid>/stat` says of a process that matters here.
+#[derive(Debug, Clone, Copy)]
+struct ProcStat {
+    /// Exited, not yet reaped.
+    zombie: bool,
+    /// Its process group.
+    group: u32,
+    /// When it started (clock ticks since boot).
+    start: u64,
+}
+
+/// `/proc/<pid>/stat` read; None if there is no such process.
+fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces and parentheses) start after the
-    // last ')': state is field 3, so starttime (field 22) is the 20th after it.
+    // last ')': state is field 3 (index 0 after it), pgrp field 5, starttime field 22.
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        zombie: *fields.first()? == "Z",
+        group: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -297,15 +303,20 @@ mod tests {
         }
     }
 
+    /// `sleep 60` as the leader of its own process group, as an exec task's child is.
+    fn sleeping_leader() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .expect("sleep starts")
+    }
+
     #[test]
     fn a_listed_group_still_running_is_stopped_and_a_reused_pid_is_not() {
         let dir = tempfile::tempdir().expect("temp dir");
         let children = Children::new(Some(dir.path()));
-        let mut leader = std::process::Command::new("sleep")
-            .arg("60")
-            .process_group(0)
-            .spawn()
-            .expect("sleep starts");
+        let mut leader = sleeping_leader();
         let group = leader.id();
         children.started(group);
         let listed = std::fs::read_to_string(dir.path().join(FILE)).expect("listed");
@@ -329,11 +340,7 @@ mod tests {
     fn an_ended_group_leaves_the_list_and_a_memory_only_node_keeps_none() {
         let dir = tempfile::tempdir().expect("temp dir");
         let children = Children::new(Some(dir.path()));
-        let mut leader = std::process::Command::new("sleep")
-            .arg("60")
-            .process_group(0)
-            .spawn()
-            .expect("sleep starts");
+        let mut leader = sleeping_leader();
         children.started(leader.id());
         let _ = leader.kill();
         let _ = leader.wait();
@@ -436,13 +443,9 @@ mod tests {
     #[test]
     fn a_list_from_another_boot_stops_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut leader = std::process::Command::new("sleep")
-            .arg("60")
-            .process_group(0)
-            .spawn()
-            .expect("sleep starts");
+        let mut leader = sleeping_leader();
         let group = leader.id();
-        let start = process_start_time(group).expect("running");
+        let start = proc_stat(group).map(|s| s.start).expect("running");
         std::fs::write(
             dir.path().join(FILE),
             format!("run 0123 another-boot\n+{group} {start}\n"),
@@ -456,7 +459,7 @@ mod tests {
 
     #[test]
     fn the_start_time_of_a_process_is_read_past_a_name_with_parentheses() {
-        assert!(process_start_time(std::process::id()).is_some());
-        assert_eq!(process_start_time(u32::MAX), None);
+        assert!(proc_stat(std::process::id()).map(|s| s.start).is_some());
+        assert_eq!(proc_stat(u32::MAX).map(|s| s.start), None);
     }
 }
