@@ -163,11 +163,7 @@ impl TaskInfo {
         match &mut self.output {
             Some(TaskOutput::Process(process)) => process.keep_at_most(bytes),
             Some(TaskOutput::Text(text)) if text.len() > bytes => {
-                let mut end = bytes;
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                text.truncate(end);
+                text.truncate(crate::runtime::units::floor_char_boundary(text, bytes));
                 text.push('…');
             }
             _ => {}

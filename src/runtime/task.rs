@@ -188,14 +188,9 @@ impl ProcessOutput {
             (&mut self.stdout, &mut self.stdout_truncated),
             (&mut self.stderr, &mut self.stderr_truncated),
         ] {
-            if text.len() > bytes {
-                let mut end = bytes;
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                *cut += (text.len() - end) as u64;
-                text.truncate(end);
-            }
+            let end = crate::runtime::units::floor_char_boundary(text, bytes);
+            *cut += (text.len() - end) as u64;
+            text.truncate(end);
         }
     }
 }

@@ -367,9 +367,32 @@ impl fmt::Display for UtcTime {
     }
 }
 
+/// The largest index at most `max` that is a character boundary of `text` (`text.len()` if
+/// it is shorter): where to cut it to keep at most `max` bytes (`str::floor_char_boundary`,
+/// which needs a newer Rust than this crate's minimum).
+pub fn floor_char_boundary(text: &str, max: usize) -> usize {
+    if max >= text.len() {
+        return text.len();
+    }
+    (0..=max)
+        .rev()
+        .find(|&at| text.is_char_boundary(at))
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_cut_only_between_characters() {
+        assert_eq!(floor_char_boundary("abc", 10), 3);
+        assert_eq!(floor_char_boundary("abc", 2), 2);
+        // 'é' takes bytes 1 and 2: a cut at 2 falls inside it, so it goes before it.
+        assert_eq!(floor_char_boundary("aéb", 2), 1);
+        assert_eq!(floor_char_boundary("aéb", 3), 3);
+        assert_eq!(floor_char_boundary("", 0), 0);
+    }
 
     #[test]
     fn durations_parse_in_every_unit() {

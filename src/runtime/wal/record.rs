@@ -623,10 +623,7 @@ pub fn summary(text: &str, max: usize) -> (&str, u64) {
     if text.len() <= max {
         return (text, 0);
     }
-    let mut end = max;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::runtime::units::floor_char_boundary(text, max);
     (&text[..end], (text.len() - end) as u64)
 }
 
