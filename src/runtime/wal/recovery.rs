@@ -71,53 +71,53 @@ fn nonzero_end(bytes: &[u8], from: usize) -> usize {
     }
 }
 
+/// Every whole, valid record at an aligned offset in `(after, limit)`, each offset looked at
+/// (also inside a record found): how a reader resyncs after damage.
+fn frames_after(bytes: &[u8], after: usize, limit: usize) -> impl Iterator<Item = Frame<'_>> {
+    let first = (after / record::ALIGN + 1) * record::ALIGN;
+    (first..limit.min(bytes.len()))
+        .step_by(record::ALIGN)
+        .filter_map(|at| {
+            record::read_frame(bytes, at, record::MAX_PAYLOAD)
+                .ok()
+                .flatten()
+        })
+}
+
 /// The first whole, valid record at an aligned offset in `(after, limit)`.
 fn next_whole_record(bytes: &[u8], after: usize, limit: usize) -> Option<usize> {
-    let mut at = (after / record::ALIGN + 1) * record::ALIGN;
-    while at < limit {
-        if let Ok(Some(_)) = record::read_frame(bytes, at, record::MAX_PAYLOAD) {
-            return Some(at);
-        }
-        at += record::ALIGN;
-    }
-    None
+    frames_after(bytes, after, limit)
+        .next()
+        .map(|frame| frame.offset)
 }
 
-/// Every whole, valid record after damage at `damaged`, found the way a reader resyncs: at
-/// each aligned offset, a record that reads whole is taken and the walk goes on after it.
-/// They are not replayed (what was between may be lost); `goliath wal dump` shows them.
+/// Every whole, valid record after damage at `damaged`, one after another (a record found
+/// inside one already taken is not taken). They are not replayed (what was between may be
+/// lost); `goliath wal dump` shows them.
 pub fn records_after_damage(bytes: &[u8], damaged: usize) -> Vec<Frame<'_>> {
-    let mut found = Vec::new();
-    let mut at = (damaged / record::ALIGN + 1) * record::ALIGN;
-    while at < bytes.len() {
-        match record::read_frame(bytes, at, record::MAX_PAYLOAD) {
-            Ok(Some(frame)) => {
-                at += frame.len;
-                found.push(frame);
+    let mut taken_to = 0;
+    frames_after(bytes, damaged, bytes.len())
+        .filter(|frame| {
+            let fresh = frame.offset >= taken_to;
+            if fresh {
+                taken_to = frame.offset + frame.len;
             }
-            _ => at += record::ALIGN,
-        }
-    }
-    found
+            fresh
+        })
+        .collect()
 }
 
-/// The whole, valid records at aligned offsets in `(after, limit)`, walked the way a reader
-/// resyncing after damage would: how many there are, and where the first one that begins a
-/// write made after an fdatasync is, if any.
+/// The whole records in `(after, limit)` before the first that begins a write made after an
+/// fdatasync, and where that one is, if any. Every aligned offset is looked at: skipping over
+/// a record (a chance match inside the damaged bytes, say) could skip the mark that proves
+/// the damage was acknowledged.
 fn whole_records_after(bytes: &[u8], after: usize, limit: usize) -> (u64, Option<usize>) {
-    // Every aligned offset is looked at, also inside a record found: skipping over one (a
-    // chance match inside the damaged bytes, say) could skip the mark that proves the damage
-    // was acknowledged.
     let mut count = 0;
-    let mut at = (after / record::ALIGN + 1) * record::ALIGN;
-    while at < limit {
-        if let Ok(Some(frame)) = record::read_frame(bytes, at, record::MAX_PAYLOAD) {
-            if frame.after_sync {
-                return (count, Some(at));
-            }
-            count += 1;
+    for frame in frames_after(bytes, after, limit) {
+        if frame.after_sync {
+            return (count, Some(frame.offset));
         }
-        at += record::ALIGN;
+        count += 1;
     }
     (count, None)
 }
