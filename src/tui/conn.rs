@@ -235,12 +235,7 @@ async fn serve(
                         }
                         command = commands.recv() => {
                             let Some(command) = command else { return Ok(()) };
-                            let client = client.clone();
-                            let replies = replies.clone();
-                            tokio::spawn(async move {
-                                let reply = remote_reply(&client, command).await;
-                                let _ = replies.send(reply).await;
-                            });
+                            answer(&client, command, replies);
                         }
                     }
                 };
@@ -256,15 +251,21 @@ async fn serve(
             }
             command = commands.recv() => {
                 let Some(command) = command else { return Ok(()) };
-                let client = client.clone();
-                let replies = replies.clone();
-                tokio::spawn(async move {
-                    let reply = remote_reply(&client, command).await;
-                    let _ = replies.send(reply).await;
-                });
+                answer(&client, command, replies);
             }
         }
     }
+}
+
+/// Sends `command` to the node in a task of its own, its reply to `replies`: samples go on
+/// while it waits.
+fn answer(client: &Client, command: Command, replies: &mpsc::Sender<Reply>) {
+    let client = client.clone();
+    let replies = replies.clone();
+    tokio::spawn(async move {
+        let reply = remote_reply(&client, command).await;
+        let _ = replies.send(reply).await;
+    });
 }
 
 async fn remote_reply(client: &Client, command: Command) -> Reply {

@@ -239,7 +239,7 @@ async fn event_loop(
             dirty = false;
         }
         let redraw_at = dirty.then_some(frame_due);
-        let expire_at = app.next_deadline();
+        let expire_at = app.next_deadline(Instant::now());
         let commands = tokio::select! {
             biased;
             event = input.recv() => match event {

@@ -645,11 +645,10 @@ impl App {
         });
     }
 
-    /// When the screen must be redrawn even without input or data (a message expiring, a
-    /// reconnect countdown).
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// When, after `now`, the screen must be redrawn even without input or data (a message
+    /// expiring, a countdown moving on).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let status = self.status.as_ref().map(|s| s.until);
-        let now = Instant::now();
         let retry = match &self.link {
             // The countdown shows whole seconds: the next redraw is when it next changes,
             // and none once the retry is due (the link's next reply comes then).
@@ -661,21 +660,19 @@ impl App {
                 )
             }
             // The count of seconds without an answer goes on.
-            Link::Unanswered { since } => {
-                Some(*since + Duration::from_secs(since.elapsed().as_secs() + 1))
-            }
+            Link::Unanswered { since } => Some(
+                *since + Duration::from_secs(now.saturating_duration_since(*since).as_secs() + 1),
+            ),
             _ => None,
         };
         status.into_iter().chain(retry).min()
     }
 
-    /// Drops an expired status message; true if something changed.
-    pub fn expire(&mut self, now: Instant) -> bool {
+    /// Drops an expired status message.
+    pub fn expire(&mut self, now: Instant) {
         if self.status.as_ref().is_some_and(|s| s.until <= now) {
             self.status = None;
-            return true;
         }
-        false
     }
 
     /// The Overview panes the node has data for, in focus order (no WAL pane for a
@@ -1993,29 +1990,27 @@ pub(crate) mod tests {
         let since = Instant::now();
         app.on_reply(Reply::Unanswered { since });
         assert_eq!(app.link, Link::Unanswered { since });
-        assert!(
-            app.next_deadline().is_some(),
+        app.status = None;
+        assert_eq!(
+            app.next_deadline(since + Duration::from_millis(2500)),
+            Some(since + Duration::from_secs(3)),
             "the seconds without an answer are counted on screen"
         );
         app.ingest(snapshot(1, Vec::new(), 1));
         assert_eq!(app.link, Link::Up, "an answer ends it");
         // A retry countdown is redrawn when its whole seconds change, and not once it is due.
-        app.status = None;
+        let now = Instant::now();
         app.link = Link::Down {
             error: "refused".into(),
-            retry_at: Instant::now() + Duration::from_millis(4500),
-        };
-        let next = app.next_deadline().expect("a redraw for the countdown");
-        assert!(
-            next <= Instant::now() + Duration::from_millis(600),
-            "{next:?}"
-        );
-        app.link = Link::Down {
-            error: "refused".into(),
-            retry_at: Instant::now() - Duration::from_secs(1),
+            retry_at: now + Duration::from_millis(4500),
         };
         assert_eq!(
-            app.next_deadline(),
+            app.next_deadline(now),
+            Some(now + Duration::from_millis(500)),
+            "when '5s' becomes '4s'"
+        );
+        assert_eq!(
+            app.next_deadline(now + Duration::from_secs(5)),
             None,
             "no busy loop once the retry is due"
         );

@@ -37,11 +37,12 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(frame, app, area);
     } else {
+        let message = status_message(app);
         let [header, tabs, body, status] = Layout::vertical([
             Constraint::Length(2),
             Constraint::Length(1),
             Constraint::Min(1),
-            Constraint::Length(status_rows(app, area.width)),
+            Constraint::Length(status_rows(message.as_ref(), area.width)),
         ])
         .areas(area);
         draw_header(frame, app, header);
@@ -59,7 +60,7 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
                 .buffer_mut()
                 .set_style(body, Style::default().add_modifier(Modifier::DIM));
         }
-        draw_status(frame, app, status);
+        draw_status(frame, app, status, message);
         if let Some(overlay) = &app.overlay {
             draw_overlay(frame, app, overlay, area);
         }
@@ -398,16 +399,17 @@ fn status_message(app: &App) -> Option<(String, Style)> {
 
 /// Rows the status line takes at `width` columns: a long message wraps to up to three rows
 /// rather than being cut (an error's advice is usually at its end).
-fn status_rows(app: &App, width: u16) -> u16 {
-    status_message(app).map_or(1, |(text, _)| {
-        let rows = wrapped_rows(&[Line::raw(text)], width);
+fn status_rows(message: Option<&(String, Style)>, width: u16) -> u16 {
+    message.map_or(1, |(text, _)| {
+        let rows = wrapped_rows(&[Line::raw(text.as_str())], width);
         u16::try_from(rows).unwrap_or(3).clamp(1, 3)
     })
 }
 
-fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+/// The status line: `message` (from [`status_message`]) if there is one, else the key hints.
+fn draw_status(frame: &mut Frame, app: &App, area: Rect, message: Option<(String, Style)>) {
     let theme = &app.options.theme;
-    if let Some((text, style)) = status_message(app) {
+    if let Some((text, style)) = message {
         frame.render_widget(
             Paragraph::new(Span::styled(text, style)).wrap(Wrap { trim: true }),
             area,
@@ -1066,16 +1068,14 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
     // This node, then the members that need a look (down, suspect, degraded), then the rest:
     // when they do not all fit, the ones cut are healthy, and the last line says how many.
     let mut members: Vec<&MemberInfo> = cluster.members.iter().collect();
-    members.sort_by_key(|m| {
-        let attention = match m.state {
-            _ if m.local => 0,
-            MemberState::Suspect | MemberState::Dead => 1,
-            _ if m.degraded => 1,
-            MemberState::Alive => 2,
-            MemberState::Left => 3,
-        };
-        (attention, m.name.clone())
-    });
+    let attention = |m: &MemberInfo| match m.state {
+        _ if m.local => 0,
+        MemberState::Suspect | MemberState::Dead => 1,
+        _ if m.degraded => 1,
+        MemberState::Alive => 2,
+        MemberState::Left => 3,
+    };
+    members.sort_by(|a, b| (attention(a), &a.name).cmp(&(attention(b), &b.name)));
     let rows = usize::from(inner.height);
     let shown = if members.len() > rows {
         rows.saturating_sub(1)
