@@ -392,6 +392,7 @@ fn a_wait_cut_short_by_shutdown_does_not_report_a_task_that_will_run_again_as_ca
         .spawn()
         .expect("client runs");
     // The client submits in its own time: wait until the node knows the task.
+    // (Every 20 ms, not eventually's every millisecond: each look starts a process.)
     let deadline = Instant::now() + common::LIVENESS;
     while !node.client(&["task", "1"]).status.success() {
         assert!(Instant::now() < deadline, "the task never arrived");
@@ -420,16 +421,23 @@ fn a_wait_cut_short_by_shutdown_does_not_report_a_task_that_will_run_again_as_ca
 
 #[test]
 fn a_node_that_never_answers_and_an_address_without_a_port_are_told_apart() {
+    // `goliath status` at an address: its exit code and what it said.
+    let status_at = |address: &str| {
+        let output = goliath()
+            .args(["status", "--node", address])
+            .output()
+            .expect("runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
     // A listener that never reads: the connection opens (the kernel accepts it), no
     // handshake answer comes — as from a node stopped with SIGSTOP.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = silent.local_addr().expect("addr").to_string();
-    let output = goliath()
-        .args(["status", "--node", &address])
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let (code, stderr) = status_at(&address);
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("did not answer within"), "{stderr}");
     assert!(!stderr.contains("another protocol"), "{stderr}");
     drop(silent);
@@ -443,12 +451,8 @@ fn a_node_that_never_answers_and_an_address_without_a_port_are_told_apart() {
             drop(stream);
         }
     });
-    let output = goliath()
-        .args(["status", "--node", &address])
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let (code, stderr) = status_at(&address);
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(
         stderr.contains("closed the connection before answering"),
         "{stderr}"
@@ -508,21 +512,15 @@ fn a_second_sigint_during_the_grace_period_stops_at_once_also_while_leaving_the_
         .as_u64()
         .expect("id");
     wait_for_state(&node, id, "running");
-    let pid = node.child.id().to_string();
-    let interrupt = || {
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    };
-    interrupt();
-    let deadline = Instant::now() + common::LIVENESS;
-    while !node.log().contains("send SIGINT/SIGTERM again") {
-        assert!(Instant::now() < deadline, "no shutdown: {}", node.log());
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    interrupt();
+    let pid = node.child.id();
+    common::signal(pid, "-INT");
+    common::eventually(|| {
+        node.log()
+            .contains("send SIGINT/SIGTERM again")
+            .then_some(())
+            .ok_or_else(|| format!("no shutdown: {}", node.log()))
+    });
+    common::signal(pid, "-INT");
     // 130 at once, not 0 after the 60 s grace (wait_exit gives up long before that).
     assert_eq!(node.wait_exit(), Some(130), "{}", node.log());
 }

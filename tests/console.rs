@@ -195,21 +195,14 @@ fn connect_renders_a_remote_node_says_when_it_stops_answering_and_reconnects_aft
 
     // A stopped node keeps the connection open but answers nothing: the console says so
     // instead of showing the last figures as live.
-    let pid = node.child.id().to_string();
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    };
-    signal("-STOP");
+    let pid = node.child.id();
+    common::signal(pid, "-STOP");
     console.wait_for("the node's silence", |s| {
         s.contains("no answer for") && s.contains("has not answered for")
     });
     // The count goes on by itself, without a key pressed.
     console.wait_for("the silence counted", |s| s.contains("no answer for 4s"));
-    signal("-CONT");
+    common::signal(pid, "-CONT");
     console.wait_for("the answers back", |s| {
         s.contains(&format!("live {address}")) && !s.contains("no answer for")
     });

@@ -57,8 +57,16 @@ pub fn wait_running(node: &Node, id: TaskId) {
     })
 }
 
+/// Sends `signal` (as `kill` names it: "-STOP", "-INT") to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
 /// Whether a process is gone (or a zombie waiting for a parent that is gone).
-#[allow(dead_code)]
 pub fn process_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
