@@ -181,8 +181,9 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock, LockError> {
     Ok(DirLock { _file: file })
 }
 
-/// The pid in `dir/LOCK` when a process holds the lock now; takes no lock itself (a shared
-/// lock that conflicts only with a holder) and writes nothing.
+/// The pid in `dir/LOCK` when a process holds the lock now; writes nothing, and holds the
+/// lock only for an instant (a shared lock, which conflicts only with a holder; a node
+/// starting in that instant retries, see [`lock_dir`]).
 pub fn lock_holder(dir: &Path) -> Option<String> {
     let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
     match file.try_lock_shared() {
