@@ -293,36 +293,41 @@ impl Ring {
         );
     }
 
-    /// The heap parts of the task `core` describes, from `entry` (empty if the entry moved
-    /// on to another task meanwhile: the caller's sequence check then drops the copy).
-    fn extras_of(entry: &Entry, core: &Core) -> Extras {
+    /// The heap parts of the task `core` describes, from `entry`, with at most
+    /// `output_max` bytes of each exec output stream copied (empty if the entry moved on to
+    /// another task meanwhile: the caller's sequence check then drops the copy).
+    fn extras_of(entry: &Entry, core: &Core, output_max: usize) -> Extras {
         if !core.has_extras() {
             return Extras::default();
         }
         match lock(&entry.extras).as_deref() {
-            Some(tagged) if tagged.id == core.id => tagged.extras.clone(),
+            Some(tagged) if tagged.id == core.id => Extras {
+                text: tagged.extras.text.clone(),
+                output: tagged.extras.output.as_ref().map(|output| match output {
+                    TaskOutput::Process(process) => {
+                        TaskOutput::Process(Box::new(process.copy_at_most(output_max)))
+                    }
+                    other => other.clone(),
+                }),
+                error: tagged.extras.error.clone(),
+            },
             _ => Extras::default(),
         }
     }
 
     /// The task in `entry`, with its heap parts, when it is consistent and `keep` takes it.
-    fn task_in(entry: &Entry, keep: &dyn Fn(&Core) -> bool) -> Option<FinishedTask> {
+    fn task_in(
+        entry: &Entry,
+        keep: &dyn Fn(&Core) -> bool,
+        output_max: usize,
+    ) -> Option<FinishedTask> {
         let core = entry.read()?;
         if !keep(&core) {
             return None;
         }
         let sequence = entry.sequence();
-        let extras = Self::extras_of(entry, &core);
+        let extras = Self::extras_of(entry, &core, output_max);
         (entry.sequence() == sequence).then(|| core.into_task(extras))
-    }
-
-    /// Every consistent entry accepted by `keep`, with its heap parts.
-    fn collect(&self, keep: &dyn Fn(&Core) -> bool, out: &mut Vec<FinishedTask>) {
-        out.extend(
-            self.entries
-                .iter()
-                .filter_map(|entry| Self::task_in(entry, keep)),
-        );
     }
 
     /// The entry written `age` records before the cursor `next` (read once by the caller, so
@@ -401,20 +406,48 @@ impl History {
                 .iter()
                 .zip(&cursors)
                 .filter_map(|(ring, &next)| ring.entry_back(next, age))
-                .find_map(|entry| Ring::task_in(entry, &keep))
+                .find_map(|entry| Ring::task_in(entry, &keep, usize::MAX))
         })
     }
 
-    /// Up to `limit` finished tasks in `state` (or any), newest id first.
-    pub fn recent(&self, limit: usize, state: Option<TaskState>) -> Vec<FinishedTask> {
-        let mut found = Vec::new();
+    /// Up to `limit` finished tasks in `state` (or any), newest id first, each with at most
+    /// `output_max` bytes of each exec output stream.
+    ///
+    /// Only the chosen tasks' heap parts are copied: a console asks ten times a second for
+    /// its page of tasks, and copying every remembered task's text and output to keep a
+    /// few would cost in proportion to the whole history. An entry overwritten between the
+    /// choice and the copy is left out; it was the oldest of its ring.
+    pub fn recent(
+        &self,
+        limit: usize,
+        state: Option<TaskState>,
+        output_max: usize,
+    ) -> Vec<FinishedTask> {
         let keep = |core: &Core| state.is_none_or(|s| core.state() == s);
-        for ring in self.rings.iter() {
-            ring.collect(&keep, &mut found);
+        // (task id, ring, entry) of every consistent entry that `keep` takes.
+        let mut chosen: Vec<(u64, usize, usize)> = Vec::new();
+        for (ring_index, ring) in self.rings.iter().enumerate() {
+            for (entry_index, entry) in ring.entries.iter().enumerate() {
+                if let Some(core) = entry.read()
+                    && keep(&core)
+                {
+                    chosen.push((core.id, ring_index, entry_index));
+                }
+            }
         }
-        found.sort_unstable_by_key(|task| std::cmp::Reverse(task.record.id));
-        found.truncate(limit);
-        found
+        let newest_first = |found: &(u64, usize, usize)| std::cmp::Reverse(found.0);
+        if chosen.len() > limit {
+            chosen.select_nth_unstable_by_key(limit, newest_first);
+            chosen.truncate(limit);
+        }
+        chosen.sort_unstable_by_key(newest_first);
+        chosen
+            .into_iter()
+            .filter_map(|(id, ring, entry)| {
+                let same_task = |core: &Core| core.id == id && keep(core);
+                Ring::task_in(&self.rings[ring].entries[entry], &same_task, output_max)
+            })
+            .collect()
     }
 
     /// Entries remembered now.
@@ -430,6 +463,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::task::ProcessOutput;
     use std::sync::Arc;
 
     fn record(history: &History, ring: usize, task: FinishedTask) {
@@ -465,7 +499,7 @@ mod tests {
         }
         assert_eq!(history.len(), 4);
         let ids: Vec<u64> = history
-            .recent(10, None)
+            .recent(10, None, usize::MAX)
             .iter()
             .map(|t| t.record.id.0)
             .collect();
@@ -488,7 +522,7 @@ mod tests {
             record(&history, ring, task(id));
         }
         let kept: Vec<u64> = history
-            .recent(100, None)
+            .recent(100, None, usize::MAX)
             .iter()
             .map(|t| t.record.id.0)
             .collect();
@@ -513,7 +547,7 @@ mod tests {
             }
             record(&history, (id % 3) as usize, t);
         }
-        let failed = history.recent(4, Some(TaskState::Failed));
+        let failed = history.recent(4, Some(TaskState::Failed), usize::MAX);
         let ids: Vec<u64> = failed.iter().map(|t| t.record.id.0).collect();
         assert_eq!(ids, vec![30, 27, 24, 21]);
         assert_eq!(failed[0].error.as_deref(), Some("boom"));
@@ -549,6 +583,43 @@ mod tests {
     }
 
     #[test]
+    fn recent_copies_at_most_the_bound_of_each_output_and_find_the_whole() {
+        let history = History::new(8, 2);
+        let mut exec = task(7);
+        exec.record.kind = KindId::EXEC;
+        exec.output = TaskOutput::Process(Box::new(ProcessOutput {
+            exit_code: Some(0),
+            signal: None,
+            stdout: "é".repeat(600),
+            stderr: "warn".into(),
+            stdout_truncated: 5,
+            stderr_truncated: 0,
+        }));
+        record(&history, 1, exec.clone());
+        record(&history, 0, task(8));
+        let listed = history.recent(1, None, 1001);
+        let ids: Vec<u64> = listed.iter().map(|t| t.record.id.0).collect();
+        assert_eq!(ids, vec![8], "the limit keeps the newest");
+        let listed = history.recent(8, None, 1001);
+        let TaskOutput::Process(process) = &listed[1].output else {
+            panic!("exec output listed: {:?}", listed[1].output);
+        };
+        assert_eq!(
+            process.stdout,
+            "é".repeat(500),
+            "cut at a character boundary"
+        );
+        assert_eq!(process.stdout_truncated, 5 + 200, "what was cut is counted");
+        assert_eq!(process.stderr, "warn");
+        assert_eq!(process.stderr_truncated, 0);
+        assert_eq!(
+            history.find(TaskId(7)),
+            Some(exec),
+            "a lookup has the whole"
+        );
+    }
+
+    #[test]
     fn cancelled_and_timed_out_keep_their_state_without_extras() {
         let history = History::new(8, 1);
         let mut cancelled = task(5);
@@ -573,7 +644,7 @@ mod tests {
             })
         };
         while !writer.is_finished() {
-            for t in history.recent(8, None) {
+            for t in history.recent(8, None, usize::MAX) {
                 assert_eq!(t.record.numbers[0], t.record.id.0, "fields of one task");
                 assert_eq!(t.output, TaskOutput::Number(t.record.id.0 * 10));
                 assert_eq!(t.record.finished_at, t.record.id.0 + 2);

@@ -1502,7 +1502,11 @@ impl Node {
         }
         let mut all = live;
         if wants_finished {
-            let finished = shared.history.recent(query.limit, query.state);
+            let finished = shared.history.recent(
+                query.limit,
+                query.state,
+                super::task::limits::LISTED_OUTPUT_MAX,
+            );
             all.extend(finished.into_iter().map(|t| shared.finished_info(t)));
             all.extend(
                 shared
@@ -1517,7 +1521,8 @@ impl Node {
         all.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
         all.truncate(query.limit);
         // A list carries the start of each output: 10,000 exec tasks with all they printed
-        // would be hundreds of megabytes. `task` has the whole of one.
+        // would be hundreds of megabytes. `task` has the whole of one. The history copied
+        // only that start already; recovered tasks are cut here.
         for task in &mut all {
             if let Some(TaskOutput::Process(process)) = &mut task.output {
                 process.keep_at_most(super::task::limits::LISTED_OUTPUT_MAX);

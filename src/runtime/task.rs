@@ -181,6 +181,25 @@ pub struct ProcessOutput {
 }
 
 impl ProcessOutput {
+    /// A copy with at most `bytes` of each stream (cut at a character boundary), counting
+    /// what is left out as not kept; only the kept bytes are copied.
+    pub fn copy_at_most(&self, bytes: usize) -> ProcessOutput {
+        let kept = |text: &str, cut: u64| {
+            let end = crate::runtime::units::floor_char_boundary(text, bytes);
+            (text[..end].to_owned(), cut + (text.len() - end) as u64)
+        };
+        let (stdout, stdout_truncated) = kept(&self.stdout, self.stdout_truncated);
+        let (stderr, stderr_truncated) = kept(&self.stderr, self.stderr_truncated);
+        ProcessOutput {
+            exit_code: self.exit_code,
+            signal: self.signal,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+        }
+    }
+
     /// Keeps at most `bytes` of each stream (cut at a character boundary), counting what is
     /// cut as not kept.
     pub fn keep_at_most(&mut self, bytes: usize) {
