@@ -192,16 +192,32 @@ struct SegmentCheck {
 }
 
 impl SegmentCheck {
-    /// After a scan: a file shorter than the segment was created is damage where it was cut,
-    /// whatever the records before the cut say (they read as a clean end).
-    fn truncation(&self) -> Option<Damage> {
-        (self.file_len < self.created_size).then(|| Damage {
-            offset: self.file_len,
-            what: format!(
-                "the file ends at {} bytes but the segment was created with {}: it was cut short (truncated), and whatever it held after that is missing",
-                self.file_len, self.created_size
-            ),
-        })
+    /// The verdict on a scan of this segment, shared by recovery and `wal verify`/`dump`:
+    /// - a file shorter than the segment was created is damage where it was cut, whatever the
+    ///   records before the cut say (they read as a clean end);
+    /// - a segment without its header is damage at its start, never a torn tail: every
+    ///   segment is created whole with its header (written, then renamed into place).
+    fn verdict(
+        &self,
+        scan: Result<recovery::SegmentScan, Damage>,
+    ) -> Result<recovery::SegmentScan, Damage> {
+        if self.file_len < self.created_size {
+            return Err(Damage {
+                offset: self.file_len,
+                what: format!(
+                    "the file ends at {} bytes but the segment was created with {}: it was cut short (truncated), and whatever it held after that is missing",
+                    self.file_len, self.created_size
+                ),
+            });
+        }
+        let scan = scan?;
+        if !self.header_seen {
+            return Err(Damage {
+                offset: 0,
+                what: "the segment has no header record".to_string(),
+            });
+        }
+        Ok(scan)
     }
 }
 
@@ -360,19 +376,9 @@ pub fn open(
             check.check(frames)?;
             state.apply_group(frames)
         });
-        if let Some(damage) = check.truncation() {
-            return Err(damaged(path, damage));
-        }
-        let scan = result.map_err(|damage| damaged(path, damage))?;
-        if !check.header_seen {
-            return Err(damaged(
-                path,
-                Damage {
-                    offset: 0,
-                    what: "the segment has no header record".to_string(),
-                },
-            ));
-        }
+        let scan = check
+            .verdict(result)
+            .map_err(|damage| damaged(path, damage))?;
         summary.segments += 1;
         if let Some(reason) = &scan.torn {
             summary.dropped_bytes += scan.dropped_bytes;
@@ -795,32 +801,15 @@ pub fn inspect(
             damage: None,
             after_damage: 0,
         };
-        // A truncated file is damage where it was cut; the records before read as usual.
-        let truncation = segment_check.as_ref().and_then(SegmentCheck::truncation);
-        let result = match (result, truncation) {
-            (_, Some(damage)) => {
-                report.damage = Some(damage);
-                inspection.files.push(report);
-                return Ok(());
-            }
-            (result, None) => result,
+        let result = match &segment_check {
+            Some(check) => check.verdict(result),
+            None => result,
         };
         match result {
             Ok(scan) => {
                 report.records = scan.records;
                 report.end = scan.end as u64;
                 report.torn = scan.torn.map(|reason| (reason, scan.dropped_bytes));
-                // As recovery: every segment is created whole with its header (written, then
-                // renamed into place), so one without a header is damage, never a torn tail.
-                if segment_check
-                    .as_ref()
-                    .is_some_and(|check| !check.header_seen)
-                {
-                    report.damage = Some(Damage {
-                        offset: 0,
-                        what: "the segment has no header record".to_string(),
-                    });
-                }
             }
             Err(damage) => {
                 for frame in recovery::records_after_damage(
