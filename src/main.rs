@@ -17,6 +17,7 @@ macro_rules! outln {
 }
 
 mod commands;
+mod demo_children;
 mod wal_commands;
 
 use std::io::IsTerminal;
@@ -1130,7 +1131,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
     let gossip_of = |i: usize| format!("127.0.0.1:{}", ports[i].1);
     let listen_of = |i: usize| format!("127.0.0.1:{}", ports[i].0);
     let exe = std::env::current_exe().map_err(Failure::runtime)?;
-    let mut children = Vec::new();
+    let mut children = demo_children::DemoChildren::default();
     for i in 1..nodes {
         let mut command = std::process::Command::new(&exe);
         command
@@ -1157,21 +1158,23 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         for entry in overrides_without(&args.overrides, &PER_NODE_KEYS) {
             command.args(["--set", entry]);
         }
-        let child = command.spawn().map_err(|error| {
-            Failure::runtime(anyhow::anyhow!(
-                "demo: cannot start child node {i} ({}): {error}",
-                exe.display()
-            ))
-        })?;
+        // With the console on the terminal, a child's log lines reach its log pane instead
+        // of the screen.
+        let pid = children
+            .spawn(&format!("demo-{i}"), &mut command, on_terminal)
+            .map_err(|error| {
+                Failure::runtime(anyhow::anyhow!(
+                    "demo: cannot start child node {i} ({}): {error}",
+                    exe.display()
+                ))
+            })?;
         if !on_terminal {
             eprintln!(
-                "goliath demo: started demo-{i} (pid {}, listen {}, gossip {})",
-                child.id(),
+                "goliath demo: started demo-{i} (pid {pid}, listen {}, gossip {})",
                 listen_of(i),
                 gossip_of(i)
             );
         }
-        children.push(child);
     }
     // The first node runs on the config loaded above (flags and --set applied once), with
     // the addresses chosen for it.
@@ -1199,23 +1202,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
             Some("demo: no terminal, so the first node runs headless (Ctrl-C stops the demo)"),
         )
     };
-    for child in &mut children {
-        // Closing its standard input is the child's cue to leave the cluster and stop.
-        drop(child.stdin.take());
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    for child in &mut children {
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    children.stop(Duration::from_secs(10));
     outcome
 }
 

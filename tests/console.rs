@@ -295,3 +295,70 @@ fn cluster_tab_shows_the_gossiping_local_node() {
     console.type_text("q");
     assert_eq!(console.wait_exit(), Some(0));
 }
+
+/// The pids of processes started with `marker` in their environment whose command line
+/// contains `needle`.
+fn processes_with(marker: &str, needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&environ).contains(marker)
+            && String::from_utf8_lossy(&cmdline).contains(needle)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn demo_children_log_into_the_console_not_over_its_screen() {
+    let data_home = tempfile::tempdir().expect("temp data home");
+    let mut command = goliath();
+    command
+        .env("XDG_DATA_HOME", data_home.path())
+        .args(["demo", "3", "--workers", "1"])
+        .args(["--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0"]);
+    let mut console = PtyProcess::spawn(&command, 40, 120);
+    console.wait_for("the compact membership pane", |s| s.contains("╭ Cluster"));
+    console.type_text("4");
+    console.wait_for("three members alive", |s| {
+        ["demo-0", "demo-1", "demo-2"].iter().all(|name| {
+            s.lines()
+                .any(|line| line.contains(name) && line.contains("alive"))
+        })
+    });
+    let marker = data_home.path().to_string_lossy().into_owned();
+    let killed = processes_with(&marker, "demo-2");
+    assert_eq!(killed.len(), 1, "one child named demo-2: {killed:?}");
+    common::signal(killed[0], "-KILL");
+    // demo-1 logs the verdict at WARN, the level the children log at: before, its line went
+    // to the terminal and scrolled the console's screen under it.
+    console.wait_for("demo-2 dead", |s| {
+        s.lines()
+            .any(|line| line.contains("demo-2") && line.contains("dead"))
+    });
+    console.type_text("3");
+    let logs = console.wait_for(
+        "the demo's note of the child's end, and demo-1's verdict",
+        |s| {
+            s.contains(&format!("demo-2 (pid {}) has stopped", killed[0]))
+                && s.contains("demo-1: demo-2")
+        },
+    );
+    let raw = String::from_utf8_lossy(&console.output()).into_owned();
+    assert!(
+        !raw.contains("Z  WARN") && !raw.contains("Z  INFO"),
+        "a child's log line was written to the terminal as it is:\n{logs}"
+    );
+    console.type_text("q");
+    assert_eq!(console.wait_exit(), Some(0));
+}
