@@ -93,17 +93,38 @@ pub struct Slot {
     pub(crate) text: Mutex<Option<Box<str>>>,
 }
 
-/// The arena is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error(
-    "node busy: all {capacity} task slots are in use ({in_use} in flight); retry when some finish or raise arena.slots"
-)]
+/// The arena has no room for a submission: it is full, or a batch needs more slots than
+/// are free (a batch is taken whole or not at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Busy {
     /// Slots in use when the submission was refused.
     pub in_use: usize,
     /// All slots.
     pub capacity: usize,
+    /// Slots the refused submission needed (1 for one task).
+    pub needed: usize,
 }
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let free = self.capacity.saturating_sub(self.in_use);
+        if free == 0 {
+            write!(
+                f,
+                "node busy: all {} task slots are in use; retry when some finish or raise arena.slots",
+                self.capacity
+            )
+        } else {
+            write!(
+                f,
+                "node busy: the submission needs {} task slots but only {free} of {} are free ({} in flight); submit fewer at once, retry when some finish, or raise arena.slots",
+                self.needed, self.capacity, self.in_use
+            )
+        }
+    }
+}
+
+impl std::error::Error for Busy {}
 
 /// Arena counters, as shown in snapshots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +246,7 @@ impl Arena {
                     return Err(Busy {
                         in_use: in_use.min(self.capacity()),
                         capacity: self.capacity(),
+                        needed: 1,
                     });
                 }
             }
@@ -242,13 +264,15 @@ impl Arena {
         }
     }
 
-    /// Counts a submission refused before claiming (a batch that cannot fit) and describes it.
-    pub(crate) fn refuse(&self) -> Busy {
+    /// Counts a submission of `needed` tasks refused before claiming (a batch that cannot
+    /// fit) and describes it.
+    pub(crate) fn refuse(&self, needed: usize) -> Busy {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let in_use = self.in_use().min(self.capacity());
         Busy {
             in_use,
             capacity: self.capacity(),
+            needed,
         }
     }
 
@@ -383,14 +407,16 @@ mod tests {
             arena.claim(),
             Err(Busy {
                 in_use: 4,
-                capacity: 4
+                capacity: 4,
+                needed: 1,
             })
         );
         assert_eq!(
             arena.claim(),
             Err(Busy {
                 in_use: 4,
-                capacity: 4
+                capacity: 4,
+                needed: 1,
             })
         );
         assert_eq!(arena.stats().rejected, 2);

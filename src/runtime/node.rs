@@ -590,6 +590,7 @@ impl Shared {
                     return Err(SubmitError::Busy(Busy {
                         in_use: self.arena.in_use(),
                         capacity: self.arena.capacity(),
+                        needed: 1,
                     }));
                 }
                 if wake == Wake::Now {
@@ -1235,7 +1236,9 @@ impl Node {
         if total > 1 && total > arena.capacity().saturating_sub(arena.in_use()) as u64 {
             return Err(BatchError {
                 submitted: Vec::new(),
-                error: SubmitError::Busy(arena.refuse()),
+                error: SubmitError::Busy(
+                    arena.refuse(usize::try_from(total).unwrap_or(usize::MAX)),
+                ),
             });
         }
         // Claim every slot first, so the batch is logged as one group before any of it runs.

@@ -1955,7 +1955,7 @@ pub(crate) mod tests {
         assert!(app.status.as_ref().unwrap().text.contains("3 tasks (4–6)"));
         app.on_reply(Reply::Submitted {
             text: "spin 1s".into(),
-            result: Err("node busy: all 8 task slots are in use (8 in flight)".into()),
+            result: Err("node busy: all 8 task slots are in use; retry when some finish or raise arena.slots".into()),
         });
         let status = app.status.clone().unwrap();
         assert_eq!(status.severity, Severity::Error);
