@@ -470,8 +470,14 @@ pub struct HitMap {
     pub tabs: Vec<(Rect, usize)>,
     /// Each Overview pane.
     pub panes: Vec<(Rect, Pane)>,
-    /// The rows area of the task table on screen, and the first row shown.
+    /// The rows area of the task table on screen.
     pub task_rows: Option<Rect>,
+    /// The tasks drawn in those rows, top first, and the index of the first among the
+    /// table's rows: a click selects the task that was on screen under it, whatever has
+    /// arrived or scrolled since.
+    pub task_ids: Vec<TaskId>,
+    /// See `task_ids`.
+    pub task_offset: usize,
     /// The log pane or widget.
     pub log: Option<Rect>,
     /// The detail view.
@@ -1391,12 +1397,12 @@ impl App {
                 }
                 if let Some(rows) = self.hits.task_rows
                     && rows.contains(at)
+                    && let Some(&id) = self.hits.task_ids.get(usize::from(at.y - rows.y))
                 {
-                    let index = self.task_offset + usize::from(at.y - rows.y);
-                    let rows = self.task_rows();
-                    if let Some(task) = rows.get(index) {
-                        self.selected = Some(task.id);
-                    }
+                    self.selected = Some(id);
+                    // Keep the table where it was drawn: the offset the view chose may differ
+                    // from the one last asked for.
+                    self.task_offset = self.hits.task_offset;
                 }
                 NOTHING
             }
@@ -1924,6 +1930,7 @@ pub(crate) mod tests {
             tabs: vec![(Rect::new(0, 1, 10, 1), 0), (Rect::new(10, 1, 8, 1), 1)],
             panes: vec![(Rect::new(0, 3, 40, 10), Pane::Workers)],
             task_rows: Some(Rect::new(0, 5, 80, 10)),
+            task_ids: vec![TaskId(3), TaskId(2), TaskId(1)],
             ..HitMap::default()
         };
         let click = |column, row| MouseEvent {

@@ -1459,6 +1459,8 @@ fn draw_task_table(
     };
     if app.tab == Tab::Tasks || app.focus == Pane::Tasks {
         hits.task_rows = Some(rows_area);
+        hits.task_offset = offset;
+        hits.task_ids = rows.iter().skip(offset).take(page).map(|t| t.id).collect();
     }
     let table_rows = rows
         .iter()
@@ -2011,6 +2013,53 @@ mod tests {
     fn overview_80x24() {
         let mut app = app_with(2, 12);
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn a_click_selects_the_task_drawn_under_it() {
+        let mut app = app_with(2, 200);
+        app.on_key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Char('2'),
+        ));
+        // A selection far down with the asked-for offset still at the top, as after a
+        // filter is cleared: the view scrolls to the selection on its own.
+        let far = app.task_rows()[150].id;
+        app.selected = Some(far);
+        app.task_offset = 0;
+        let terminal = draw(&mut app, 120, 40);
+        let rows = app.hits.task_rows.expect("the table is drawn");
+        let third_row: String = (rows.x..rows.x + rows.width)
+            .map(|x| {
+                terminal.backend().buffer()[(x, rows.y + 2)]
+                    .symbol()
+                    .to_string()
+            })
+            .collect();
+        let shown: u64 = third_row
+            .split_whitespace()
+            .next()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("an id first: {third_row:?}"));
+        app.on_mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: rows.x + 3,
+            row: rows.y + 2,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        });
+        assert_eq!(app.selected, Some(TaskId(shown)), "{third_row:?}");
+        let redrawn = draw(&mut app, 120, 40);
+        let same_row: String = (rows.x..rows.x + rows.width)
+            .map(|x| {
+                redrawn.backend().buffer()[(x, rows.y + 2)]
+                    .symbol()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            same_row.split_whitespace().next(),
+            Some(shown.to_string().as_str()),
+            "the table stays put"
+        );
     }
 
     #[test]
