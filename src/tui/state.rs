@@ -287,6 +287,17 @@ impl LineInput {
     }
 }
 
+/// Adds `text` to the newest end of `history` (unless it is the newest already), forgetting
+/// the oldest beyond [`PROMPT_HISTORY`].
+fn remember(history: &mut VecDeque<String>, text: &str) {
+    if history.back().map(String::as_str) != Some(text) {
+        if history.len() == PROMPT_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(text.to_string());
+    }
+}
+
 /// A modal layer over the screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
@@ -569,8 +580,11 @@ pub struct App {
     pub members_offset: usize,
     /// The open detail view.
     pub detail: Option<Detail>,
-    /// Submitted lines, oldest first.
+    /// Submitted specs (from `n` or the palette's `submit`), oldest first.
     pub prompt_history: VecDeque<String>,
+    /// Palette lines run, oldest first: a history apart, so ↑ at the submit prompt never
+    /// offers `cancel 42` as a spec.
+    pub palette_history: VecDeque<String>,
     /// The status line.
     pub status: Option<Status>,
     /// First key of a two-key binding.
@@ -622,6 +636,7 @@ impl App {
             members_offset: 0,
             detail: None,
             prompt_history: VecDeque::new(),
+            palette_history: VecDeque::new(),
             status: None,
             pending: Vec::new(),
             hits: HitMap::default(),
@@ -1237,7 +1252,7 @@ impl App {
                         self.overlay = Some(Overlay::Submit(input));
                         return NOTHING;
                     }
-                    self.remember(&text);
+                    remember(&mut self.prompt_history, &text);
                     vec![Command::Submit(text)]
                 }
                 _ => {
@@ -1268,7 +1283,7 @@ impl App {
             Overlay::Palette(mut input) => match key.code {
                 KeyCode::Esc => NOTHING,
                 KeyCode::Up | KeyCode::Down => {
-                    input.browse(&self.prompt_history, key.code == KeyCode::Up);
+                    input.browse(&self.palette_history, key.code == KeyCode::Up);
                     self.overlay = Some(Overlay::Palette(input));
                     NOTHING
                 }
@@ -1288,15 +1303,6 @@ impl App {
                     NOTHING
                 }
             },
-        }
-    }
-
-    fn remember(&mut self, text: &str) {
-        if self.prompt_history.back().map(String::as_str) != Some(text) {
-            if self.prompt_history.len() == PROMPT_HISTORY {
-                self.prompt_history.pop_front();
-            }
-            self.prompt_history.push_back(text.to_string());
         }
     }
 
@@ -1329,7 +1335,8 @@ impl App {
                     // The column counts in the spec, not in the palette line.
                     return Err(format!("`{rest}`: {error}"));
                 }
-                self.remember(line);
+                remember(&mut self.palette_history, line);
+                remember(&mut self.prompt_history, rest);
                 Ok(vec![Command::Submit(rest.to_string())])
             }
             "cancel" => {
@@ -1344,7 +1351,7 @@ impl App {
                 if ids.is_empty() {
                     return Err("cancel which task? e.g. `cancel 42`".to_string());
                 }
-                self.remember(line);
+                remember(&mut self.palette_history, line);
                 Ok(vec![Command::Cancel(ids)])
             }
             "tab" => {
@@ -1714,6 +1721,34 @@ pub(crate) mod tests {
         assert_eq!(text(&app), "sleep 1s");
         press(&mut app, "down");
         assert_eq!(text(&app), "ech", "back to the draft");
+    }
+
+    #[test]
+    fn palette_lines_have_a_history_of_their_own() {
+        let mut app = app();
+        press(&mut app, ":");
+        type_text(&mut app, "cancel 7");
+        press(&mut app, "enter");
+        press(&mut app, ":");
+        type_text(&mut app, "submit fib 3");
+        press(&mut app, "enter");
+        press(&mut app, "n");
+        press(&mut app, "up");
+        press(&mut app, "up");
+        match &app.overlay {
+            Some(Overlay::Submit(input)) => {
+                assert_eq!(input.text, "fib 3", "only specs at the submit prompt")
+            }
+            other => panic!("prompt open: {other:?}"),
+        }
+        press(&mut app, "esc");
+        press(&mut app, ":");
+        press(&mut app, "up");
+        press(&mut app, "up");
+        match &app.overlay {
+            Some(Overlay::Palette(input)) => assert_eq!(input.text, "cancel 7"),
+            other => panic!("palette open: {other:?}"),
+        }
     }
 
     #[test]

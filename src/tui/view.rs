@@ -1804,9 +1804,13 @@ fn draw_input(
     let block = pane(app, title.to_string(), true);
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
+    let prompt_width =
+        u16::try_from(unicode_width::UnicodeWidthStr::width(prompt)).unwrap_or(u16::MAX);
+    let room = usize::from(inner.width.saturating_sub(prompt_width));
+    let (shown, cursor_column) = input_window(&input.text, input.cursor, room);
     let line = Line::from(vec![
         Span::styled(prompt.to_string(), theme.key),
-        Span::styled(input.text.clone(), theme.text),
+        Span::styled(shown, theme.text),
     ]);
     frame.render_widget(
         Paragraph::new(line),
@@ -1818,11 +1822,42 @@ fn draw_input(
             Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1),
         );
     }
-    let cursor_x = inner.x + prompt.chars().count() as u16 + input.cursor as u16;
+    let cursor_x = inner
+        .x
+        .saturating_add(prompt_width)
+        .saturating_add(u16::try_from(cursor_column).unwrap_or(u16::MAX));
     frame.set_cursor_position((
         cursor_x.min(inner.x + inner.width.saturating_sub(1)),
         inner.y,
     ));
+}
+
+/// The part of a one-line input's `text` to draw in `room` terminal columns so that the
+/// cursor (at character `cursor`) is in sight, and the column the cursor is drawn at.
+/// Columns are display widths (a CJK character or an emoji takes two). A line scrolled
+/// sideways starts with `…`; what does not fit on the right is cut by the drawing.
+fn input_window(text: &str, cursor: usize, room: usize) -> (String, usize) {
+    use unicode_width::UnicodeWidthChar;
+    let chars: Vec<char> = text.chars().collect();
+    let cursor = cursor.min(chars.len());
+    let width = |c: char| c.width().unwrap_or(0);
+    let before: usize = chars[..cursor].iter().map(|&c| width(c)).sum();
+    // One column stays free for the cursor itself.
+    if before < room {
+        return (text.to_string(), before);
+    }
+    // Scrolled: the marker and the cursor take a column each; characters before the cursor
+    // fill the rest, nearest first.
+    let mut start = cursor;
+    let mut used = 2;
+    while start > 0 && used + width(chars[start - 1]) <= room {
+        start -= 1;
+        used += width(chars[start]);
+    }
+    let shown: String = std::iter::once('…')
+        .chain(chars[start..].iter().copied())
+        .collect();
+    (shown, used - 1)
 }
 
 fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
@@ -2013,6 +2048,59 @@ mod tests {
     fn overview_80x24() {
         let mut app = app_with(2, 12);
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn an_input_keeps_its_cursor_in_sight_at_its_display_column() {
+        assert_eq!(input_window("fib 30", 6, 20), ("fib 30".to_string(), 6));
+        assert_eq!(
+            input_window("日本語 ok", 3, 20),
+            ("日本語 ok".to_string(), 6)
+        );
+        // Ten columns: the marker, eight characters before the cursor, the cursor.
+        let long = "echo abcdefghijklmnop";
+        assert_eq!(input_window(long, 21, 10), ("…ijklmnop".to_string(), 9));
+        // The cursor inside a long line: what follows it is drawn after it.
+        assert_eq!(
+            input_window(long, 13, 10),
+            ("…abcdefghijklmnop".to_string(), 9)
+        );
+        // Wide characters are counted by their columns.
+        assert_eq!(input_window("日本語日本語", 6, 6), ("…本語".to_string(), 5));
+    }
+
+    #[test]
+    fn the_submit_prompt_shows_the_end_of_a_long_line_and_its_cursor() {
+        let mut app = app_with(2, 3);
+        let long = (1..=30)
+            .map(|i| format!("word{i:02}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let text = format!("echo {long} END");
+        app.overlay = Some(Overlay::Submit(super::super::state::LineInput::with_text(
+            &text,
+        )));
+        let mut terminal = draw(&mut app, 80, 24);
+        let screen = terminal.backend().buffer().clone();
+        let row = (0..24)
+            .map(|y| {
+                (0..80)
+                    .map(|x| screen[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
+            .find(|row| row.contains("> "))
+            .expect("the prompt is drawn");
+        assert!(
+            row.contains("word30 END"),
+            "the end of the line is in sight: {row:?}"
+        );
+        let cursor = terminal.get_cursor_position().expect("cursor");
+        let end = row.find("END").expect("END");
+        let column = row[..end].chars().count() as u16 + 3;
+        assert_eq!(
+            cursor.x, column,
+            "the cursor follows the last character: {row:?}"
+        );
     }
 
     #[test]
