@@ -287,6 +287,112 @@ impl LineInput {
     }
 }
 
+/// Failures a cancel summary names one by one; more are counted.
+const FAILURES_NAMED: usize = 3;
+
+/// One status line for the results of a cancel: tasks with the same outcome together, their
+/// ids as ranges ("30 tasks (132–161): cancel requested · task 24: already succeeded …"),
+/// then the first few failures, each with its reason, and a count of the rest. A status line
+/// has room for a few rows only, and one part per task hid all but the first dozen.
+fn cancel_summary(results: Vec<(TaskId, Result<String, String>)>) -> String {
+    if let [(id, result)] = results.as_slice() {
+        return match result {
+            Ok(what) => format!("task {id}: {what}"),
+            Err(error) => format!("cancel {id} failed: {error}"),
+        };
+    }
+    let mut outcomes: Vec<(String, Vec<TaskId>)> = Vec::new();
+    let mut failures = Vec::new();
+    for (id, result) in results {
+        match result {
+            Ok(what) => match outcomes.iter_mut().find(|(text, _)| *text == what) {
+                Some((_, ids)) => ids.push(id),
+                None => outcomes.push((what, vec![id])),
+            },
+            Err(error) => failures.push(format!("cancel {id} failed: {error}")),
+        }
+    }
+    let mut parts: Vec<String> = outcomes
+        .into_iter()
+        .map(|(what, ids)| format!("{}: {what}", id_ranges(ids)))
+        .collect();
+    let unnamed = failures.len().saturating_sub(FAILURES_NAMED);
+    parts.extend(failures.into_iter().take(FAILURES_NAMED));
+    if unnamed > 0 {
+        parts.push(format!("{unnamed} more failed"));
+    }
+    parts.join(" · ")
+}
+
+/// `task 7`, or `N tasks (3–9, 12, 20–24)`: ids sorted, runs of consecutive ids as ranges,
+/// at most four parts (then `…`).
+fn id_ranges(mut ids: Vec<TaskId>) -> String {
+    if let [id] = ids.as_slice() {
+        return format!("task {id}");
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut runs: Vec<(TaskId, TaskId)> = Vec::new();
+    for id in &ids {
+        match runs.last_mut() {
+            Some((_, last)) if last.0 + 1 == id.0 => *last = *id,
+            _ => runs.push((*id, *id)),
+        }
+    }
+    let mut shown: Vec<String> = runs
+        .iter()
+        .take(4)
+        .map(|(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}–{last}")
+            }
+        })
+        .collect();
+    if runs.len() > 4 {
+        shown.push("…".to_string());
+    }
+    format!("{} tasks ({})", ids.len(), shown.join(", "))
+}
+
+/// The most ids one palette `cancel` takes (a range counts each id in it).
+const CANCEL_IDS_MAX: u64 = 10_000;
+
+/// The ids of a palette `cancel`: ids and ranges (`28-127`), separated by spaces or commas.
+fn parse_cancel_ids(text: &str) -> Result<Vec<TaskId>, String> {
+    let mut ids = Vec::new();
+    for word in text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+    {
+        let range = word
+            .split_once("..")
+            .or_else(|| word.split_once('-'))
+            .or_else(|| word.split_once('–'));
+        match range {
+            Some((first, last)) => {
+                let bad = || format!("'{word}' is not a task id or a range of ids like 28-127");
+                let first: TaskId = first.parse().map_err(|_| bad())?;
+                let last: TaskId = last.parse().map_err(|_| bad())?;
+                if last < first {
+                    return Err(format!("'{word}': the range ends before it starts"));
+                }
+                if last.0 - first.0 + 1 + ids.len() as u64 > CANCEL_IDS_MAX {
+                    return Err(format!(
+                        "'{word}': at most {CANCEL_IDS_MAX} tasks in one cancel"
+                    ));
+                }
+                ids.extend((first.0..=last.0).map(TaskId));
+            }
+            None => ids.push(word.parse::<TaskId>().map_err(|_| {
+                format!("'{word}' is not a task id (or a range of ids like 28-127)")
+            })?),
+        }
+    }
+    Ok(ids)
+}
+
 /// Adds `text` to the newest end of `history` (unless it is the newest already), forgetting
 /// the oldest beyond [`PROMPT_HISTORY`].
 fn remember(history: &mut VecDeque<String>, text: &str) {
@@ -827,14 +933,7 @@ impl App {
             }
             Reply::Cancelled { results } => {
                 let failed = results.iter().any(|(_, result)| result.is_err());
-                let text = results
-                    .into_iter()
-                    .map(|(id, result)| match result {
-                        Ok(what) => format!("task {id}: {what}"),
-                        Err(error) => format!("cancel {id} failed: {error}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let text = cancel_summary(results);
                 let severity = if failed {
                     Severity::Error
                 } else {
@@ -1340,16 +1439,11 @@ impl App {
                 Ok(vec![Command::Submit(rest.to_string())])
             }
             "cancel" => {
-                let ids = rest
-                    .split(|c: char| c.is_whitespace() || c == ',')
-                    .filter(|w| !w.is_empty())
-                    .map(|w| {
-                        w.parse::<TaskId>()
-                            .map_err(|_| format!("'{w}' is not a task id"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let ids = parse_cancel_ids(rest)?;
                 if ids.is_empty() {
-                    return Err("cancel which task? e.g. `cancel 42`".to_string());
+                    return Err(
+                        "cancel which tasks? e.g. `cancel 42` or `cancel 28-127`".to_string()
+                    );
                 }
                 remember(&mut self.palette_history, line);
                 Ok(vec![Command::Cancel(ids)])
@@ -1374,8 +1468,11 @@ impl App {
             other => Err(
                 match crate::runtime::suggest::closest(other, COMMANDS.iter().copied()) {
                     Some(close) => format!("unknown command '{other}'; did you mean '{close}'?"),
+                    None if self.allows(Action::Submit) => format!(
+                        "unknown command '{other}'; commands: submit SPEC, cancel ID… or A-B, tab NAME, help, pause, q"
+                    ),
                     None => format!(
-                        "unknown command '{other}'; commands: submit SPEC, cancel ID, tab NAME, help, pause, q"
+                        "unknown command '{other}'; commands: tab NAME, help, pause, q (read-only: no submit or cancel)"
                     ),
                 },
             ),
@@ -1721,6 +1818,66 @@ pub(crate) mod tests {
         assert_eq!(text(&app), "sleep 1s");
         press(&mut app, "down");
         assert_eq!(text(&app), "ech", "back to the draft");
+    }
+
+    #[test]
+    fn a_cancel_of_many_is_summed_up_by_outcome() {
+        let mut results: Vec<(TaskId, Result<String, String>)> = (132..=161)
+            .map(|id| (TaskId(id), Ok("cancel requested".to_string())))
+            .collect();
+        results.push((
+            TaskId(24),
+            Ok("already succeeded; nothing to cancel".into()),
+        ));
+        for id in [99_999, 99_998, 99_997, 99_996] {
+            results.push((TaskId(id), Err(format!("no task {id} on this node"))));
+        }
+        assert_eq!(
+            cancel_summary(results),
+            "30 tasks (132–161): cancel requested · task 24: already succeeded; nothing to \
+             cancel · cancel 99999 failed: no task 99999 on this node · cancel 99998 failed: \
+             no task 99998 on this node · cancel 99997 failed: no task 99997 on this node · 1 \
+             more failed"
+        );
+        assert_eq!(
+            id_ranges([9, 1, 2, 3, 5, 7, 8, 11, 13].map(TaskId).to_vec()),
+            "9 tasks (1–3, 5, 7–9, 11, …)"
+        );
+    }
+
+    #[test]
+    fn the_palette_cancels_ranges() {
+        assert_eq!(
+            parse_cancel_ids("3-5, 9 11..12"),
+            Ok([3, 4, 5, 9, 11, 12].map(TaskId).to_vec())
+        );
+        assert!(
+            parse_cancel_ids("5-3")
+                .unwrap_err()
+                .contains("ends before it starts")
+        );
+        assert!(
+            parse_cancel_ids("1-100000")
+                .unwrap_err()
+                .contains("at most 10000")
+        );
+        assert!(
+            parse_cancel_ids("x-3")
+                .unwrap_err()
+                .contains("range of ids like 28-127")
+        );
+        assert!(
+            parse_cancel_ids("abc")
+                .unwrap_err()
+                .contains("not a task id")
+        );
+        let mut app = app();
+        press(&mut app, ":");
+        type_text(&mut app, "cancel 28-30");
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::Cancel([28, 29, 30].map(TaskId).to_vec())]
+        );
     }
 
     #[test]

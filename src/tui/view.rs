@@ -1770,7 +1770,7 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect) {
                 Some(error) => Line::styled(error.clone(), theme.error),
                 None => Line::styled(
                     if app.allows(Action::Submit) {
-                        "submit SPEC · cancel ID… · tab NAME · help · pause · q"
+                        "submit SPEC · cancel ID… or A-B · tab NAME · help · pause · q"
                     } else {
                         "tab NAME · help · pause · q (read-only: no submit or cancel)"
                     },
