@@ -421,3 +421,26 @@ fn config_show_names_what_the_command_line_changed() {
     assert!(header[1].contains("--workers"), "{text}");
     assert!(header[1].contains("--set exec.max_output=1MiB"), "{text}");
 }
+
+#[test]
+fn a_key_given_with_set_moves_from_its_default_action() {
+    // `n` submits by default; --set gives it to cancel, as a file listing `cancel` would.
+    let output = goliath()
+        .args(["config", "show", "--set", r#"console.keys.cancel=["n"]"#])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(r#"cancel = ["n"]"#), "{text}");
+    // Two actions given one key on the same command line still clash.
+    let output = goliath()
+        .args(["config", "show"])
+        .args(["--set", r#"console.keys.cancel=["d"]"#])
+        .args(["--set", r#"console.keys.submit=["d"]"#])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("a key can do one thing"), "{stderr}");
+}

@@ -340,12 +340,21 @@ impl Keymap {
     /// The default keymap with `[console.keys]` applied: each listed action gets exactly the
     /// keys given (an empty list unbinds it), and a key given to an action is taken away from
     /// any other action's defaults.
+    ///
+    /// An action listed with exactly its default keys changes nothing and is not counted as
+    /// given: the shipped file (and so a copy of it, and the table `--set` merges into) lists
+    /// every action, and `cancel = ["n"]` there must take `n` from `submit` as it does in a
+    /// file that lists `cancel` alone.
     pub fn with_overrides(
         overrides: &BTreeMap<String, Vec<String>>,
     ) -> Result<Keymap, KeymapError> {
         let mut map = Keymap::default();
         let mut assigned: Vec<(KeySequence, Action)> = Vec::new();
+        let defaults = default_bindings();
         for (name, keys) in overrides {
+            if defaults.get(name) == Some(keys) {
+                continue;
+            }
             let action = Action::from_name(name).ok_or_else(|| {
                 let names = Action::ALL.iter().map(|a| a.name());
                 KeymapError {
@@ -544,6 +553,26 @@ mod tests {
         clash.insert("submit".to_string(), vec!["d".to_string()]);
         let text = Keymap::with_overrides(&clash).unwrap_err().to_string();
         assert!(text.contains("also given to `cancel`"), "{text}");
+    }
+
+    #[test]
+    fn a_key_moved_in_a_full_listing_leaves_its_old_action_unbound() {
+        // Every action listed (the shipped file, or the table `--set` merges into), one
+        // changed: the key moves, as when the file lists that action alone.
+        let mut full = default_bindings();
+        full.insert("cancel".to_string(), vec!["n".to_string()]);
+        let mut alone = BTreeMap::new();
+        alone.insert("cancel".to_string(), vec!["n".to_string()]);
+        let map = Keymap::with_overrides(&full).expect("n moves to cancel");
+        assert_eq!(map, Keymap::with_overrides(&alone).expect("valid"));
+        assert_eq!(
+            map.resolve(&[], parse_sequence("n").unwrap()[0]),
+            Resolved::Action(Action::Cancel)
+        );
+        assert!(
+            map.keys_for(Action::Submit).is_empty(),
+            "submit lost its only key"
+        );
     }
 
     #[test]
