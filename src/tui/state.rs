@@ -601,6 +601,9 @@ pub struct HitMap {
     pub detail: Option<Rect>,
     /// The workers list.
     pub workers: Option<Rect>,
+    /// The terminal is too small for the console: only its notice is drawn, and keys other
+    /// than quit do nothing (an open prompt or question waits, out of sight, untouched).
+    pub too_small: bool,
 }
 
 /// Something the connection must do.
@@ -972,6 +975,16 @@ impl App {
 
     /// A key press.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if self.hits.too_small {
+            // Nothing else is on screen: a key must not answer a question the operator
+            // cannot see.
+            if self.keymap.resolve(&[], KeyChord::from_event(&key))
+                == Resolved::Action(Action::Quit)
+            {
+                self.quit = true;
+            }
+            return NOTHING;
+        }
         if let Some(overlay) = self.overlay.take() {
             return self.on_overlay_key(overlay, key);
         }
@@ -1878,6 +1891,30 @@ pub(crate) mod tests {
             press(&mut app, "enter"),
             vec![Command::Cancel([28, 29, 30].map(TaskId).to_vec())]
         );
+    }
+
+    #[test]
+    fn a_too_small_terminal_takes_only_quit() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        press(&mut app, "j");
+        press(&mut app, "x");
+        assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+        app.hits.too_small = true;
+        assert_eq!(
+            press(&mut app, "y"),
+            NOTHING,
+            "the hidden question is not answered"
+        );
+        assert!(
+            matches!(app.overlay, Some(Overlay::Confirm { .. })),
+            "still asked"
+        );
+        press(&mut app, "3");
+        assert_eq!(app.tab, Tab::Tasks);
+        press(&mut app, "q");
+        assert!(app.quit);
     }
 
     #[test]

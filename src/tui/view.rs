@@ -36,6 +36,7 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
     let mut hits = HitMap::default();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(frame, app, area);
+        hits.too_small = true;
     } else {
         let message = status_message(app);
         let [header, tabs, body, status] = Layout::vertical([
@@ -150,8 +151,20 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
         Line::raw("Enlarge the window (or the font smaller), or press q to quit."),
     ];
     // The rows it wraps to (an extra row of room below does no harm), so a narrow window
-    // still shows the whole text.
-    let rows = wrapped_rows(&lines, area.width);
+    // still shows the whole text; a tiny one gets the short form, the way out included.
+    let mut rows = wrapped_rows(&lines, area.width);
+    let lines = if rows > usize::from(area.height) {
+        let short = vec![
+            Line::styled("Too small", theme.warning),
+            Line::raw(format!("{}×{}", area.width, area.height)),
+            Line::raw(format!("need {MIN_WIDTH}×{MIN_HEIGHT}")),
+            Line::raw("q quits"),
+        ];
+        rows = wrapped_rows(&short, area.width);
+        short
+    } else {
+        lines
+    };
     let paragraph = Paragraph::new(Text::from(lines))
         .style(theme.text)
         .alignment(Alignment::Center)
@@ -2291,6 +2304,12 @@ mod tests {
         for (width, height) in [(40, 15), (30, 12)] {
             let text = format!("{}", draw(&mut app, width, height).backend());
             assert!(text.contains("quit."), "{width}×{height}:\n{text}");
+        }
+        // Tiny: the short form, the way out still said.
+        for (width, height) in [(20, 5), (12, 4)] {
+            let text = format!("{}", draw(&mut app, width, height).backend());
+            assert!(text.contains("q quits"), "{width}×{height}:\n{text}");
+            assert!(app.hits.too_small);
         }
     }
 
