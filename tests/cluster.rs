@@ -442,3 +442,32 @@ fn a_node_whose_seed_is_not_up_yet_says_so_then_joins_when_it_starts() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_node_on_every_interface_advertises_an_address_the_others_reach() {
+    // Bound to 0.0.0.0 without gossip.advertise: advertising 0.0.0.0 sent every probe of it
+    // back to the prober itself, so it was suspected and refuted without end.
+    let (a, b) = (free_udp_port(), free_udp_port());
+    let first = start("alpha", a, None);
+    let gossip = format!("0.0.0.0:{b}");
+    let join = format!("127.0.0.1:{a}");
+    let mut args = vec!["--name", "beta", "--gossip", &gossip, "--join", &join];
+    args.extend_from_slice(FAST);
+    let second = RunningNode::start(&args);
+    let reachable = format!("127.0.0.1:{b}");
+    wait_until(
+        &[&first],
+        "alpha lists beta alive at its loopback address",
+        |view| {
+            member(view, "beta")
+                .is_some_and(|m| m["state"] == "alive" && m["gossip_address"] == reachable.as_str())
+        },
+    );
+    let own = members(&second);
+    assert_eq!(own["gossip_address"], reachable.as_str(), "{own:#?}");
+    assert!(
+        second.log().contains("advertising 127.0.0.1:"),
+        "the choice is logged: {}",
+        second.log()
+    );
+}

@@ -129,6 +129,11 @@ struct Shared {
     events_cap: usize,
     cluster: String,
     advertise: SocketAddr,
+    /// Woken when something outside the loop (a seed resolved late) gave the core work to
+    /// send.
+    kick: tokio::sync::Notify,
+    /// Seeds whose names have not resolved yet are still being looked up.
+    resolving: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -278,7 +283,7 @@ impl Cluster {
         if !bind.ip().is_loopback() {
             tracing::warn!(bind = %local_addr, "gossip listens on a non-loopback address WITHOUT authentication: anyone who can reach it can join this cluster or forge membership until cluster keys exist");
         }
-        let advertise = if config.gossip.advertise.is_empty() {
+        let configured = if config.gossip.advertise.is_empty() {
             local_addr
         } else {
             config
@@ -287,9 +292,22 @@ impl Cluster {
                 .parse()
                 .map_err(|_| ClusterError::Config("gossip.advertise is not IP:PORT".into()))?
         };
-        if advertise.ip().is_unspecified() {
-            tracing::warn!(bind = %local_addr, "gossip is bound to an unspecified address and gossip.advertise is empty: other members will see this node's packets come from the interface address, but set gossip.advertise to be sure");
-        }
+        let (mut seeds, unresolved) = resolve_seeds(&config.gossip.join, local_addr, configured);
+        let advertise = if configured.ip().is_unspecified() {
+            // Members reach each other at the address each advertises: 0.0.0.0 would send
+            // every probe of this node back to the prober itself, and the node would be
+            // suspected and refute without end.
+            let chosen = interface_address(configured, seeds.first().copied()).ok_or_else(|| {
+                ClusterError::Config(format!(
+                    "gossip listens on {local_addr}, which is no address others can reach, and no interface address could be found for it: set gossip.advertise to this node's IP:PORT as the other members reach it"
+                ))
+            })?;
+            tracing::warn!(bind = %local_addr, advertise = %chosen, "gossip.advertise is empty and gossip listens on every interface: advertising {chosen}, this host's address toward {}; set gossip.advertise if the other members reach this node at another address", seeds.first().map_or_else(|| "its default route".to_string(), ToString::to_string));
+            seeds.retain(|seed| *seed != chosen);
+            chosen
+        } else {
+            configured
+        };
         let name = Name::new(node.name()).map_err(ClusterError::Config)?;
         let origin = Instant::now();
         let origin_unix_us = SystemTime::now()
@@ -330,8 +348,9 @@ impl Cluster {
             events_cap: config.gossip.events,
             cluster: config.node.cluster.clone(),
             advertise,
+            kick: tokio::sync::Notify::new(),
+            resolving: std::sync::atomic::AtomicBool::new(false),
         });
-        let seeds = resolve_seeds(&config.gossip.join, local_addr, advertise);
         {
             let mut state = lock(&shared.state);
             let now = shared.now_us();
@@ -345,6 +364,17 @@ impl Cluster {
             })?
         };
         let (stop, stop_receiver) = tokio::sync::watch::channel(false);
+        if !unresolved.is_empty() {
+            shared
+                .resolving
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            io.spawn(resolve_later(
+                shared.clone(),
+                unresolved,
+                local_addr,
+                stop_receiver.clone(),
+            ));
+        }
         let task = io.spawn(run(
             shared.clone(),
             Arc::new(socket),
@@ -409,23 +439,123 @@ impl Drop for Cluster {
     }
 }
 
-fn resolve_seeds(join: &[String], local: SocketAddr, advertise: SocketAddr) -> Vec<SocketAddr> {
+/// The seeds of `join` that resolve now (this node's own addresses left out), and the
+/// entries that do not resolve yet (a host name whose record is not published yet, as at a
+/// cluster's first start), which [`resolve_later`] keeps trying.
+fn resolve_seeds(
+    join: &[String],
+    local: SocketAddr,
+    advertise: SocketAddr,
+) -> (Vec<SocketAddr>, Vec<String>) {
     let mut seeds = Vec::new();
+    let mut unresolved = Vec::new();
     for entry in join {
-        match entry.to_socket_addrs() {
-            Ok(mut addresses) => match addresses.next() {
-                Some(address) if address != local && address != advertise => seeds.push(address),
-                Some(_) => {}
-                None => {
-                    tracing::warn!(seed = %entry, "gossip.join: {entry} resolves to no address; skipped")
+        match entry.to_socket_addrs().map(|mut found| found.next()) {
+            Ok(Some(address)) => {
+                if address != local && address != advertise {
+                    seeds.push(address);
                 }
-            },
+            }
+            Ok(None) => {
+                tracing::warn!(seed = %entry, "gossip.join: {entry} resolves to no address yet; trying again until it does");
+                unresolved.push(entry.clone());
+            }
             Err(error) => {
-                tracing::warn!(seed = %entry, "gossip.join: cannot resolve {entry}: {error}; skipped")
+                tracing::warn!(seed = %entry, "gossip.join: cannot resolve {entry} ({error}); trying again until it resolves");
+                unresolved.push(entry.clone());
             }
         }
     }
-    seeds
+    (seeds, unresolved)
+}
+
+/// The address of this host's interface that packets to `toward` leave from (else toward
+/// the default route), with `bound`'s port: what a node listening on every interface
+/// advertises when `gossip.advertise` is empty. A connected UDP socket sends nothing; it only
+/// asks the kernel for the route.
+fn interface_address(bound: SocketAddr, toward: Option<SocketAddr>) -> Option<SocketAddr> {
+    let (any, default_route): (SocketAddr, SocketAddr) = if bound.is_ipv4() {
+        (
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            // TEST-NET-1 (RFC 5737): routed like any outside address, never answered.
+            SocketAddr::from(([192, 0, 2, 1], 9)),
+        )
+    } else {
+        (
+            SocketAddr::from(([0u16; 8], 0)),
+            // The documentation prefix (RFC 3849).
+            SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 9)),
+        )
+    };
+    let target = toward
+        .filter(|seed| seed.is_ipv4() == bound.is_ipv4())
+        .unwrap_or(default_route);
+    let probe = std::net::UdpSocket::bind(any).ok()?;
+    probe.connect(target).ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then(|| SocketAddr::new(ip, bound.port()))
+}
+
+/// First wait before looking up unresolved seeds again; it doubles up to
+/// [`RESOLVE_RETRY_MAX`].
+const RESOLVE_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between lookups of a seed that does not resolve.
+const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Looks `entries` up again, with backoff, until each resolves or gossip stops, and hands
+/// each one found to the core as a seed (a join not yet answered starts over with it).
+/// Says once when a name resolves, and again at each doubling of the attempts when none
+/// has.
+async fn resolve_later(
+    shared: Arc<Shared>,
+    mut entries: Vec<String>,
+    local: SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut wait = RESOLVE_RETRY_FIRST;
+    let mut attempts: u32 = 1;
+    let mut warned_at: u32 = 1;
+    while !entries.is_empty() {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => break,
+        }
+        attempts = attempts.saturating_add(1);
+        let mut found = Vec::new();
+        let mut index = 0;
+        while index < entries.len() {
+            let lookup = tokio::net::lookup_host(entries[index].as_str()).await;
+            match lookup.map(|mut addresses| addresses.next()) {
+                Ok(Some(address)) => {
+                    let entry = entries.swap_remove(index);
+                    tracing::info!(seed = %entry, "gossip.join: {entry} now resolves to {address}; joining through it");
+                    if address != local && address != shared.advertise {
+                        found.push(address);
+                    }
+                }
+                _ => index += 1,
+            }
+        }
+        if !found.is_empty() {
+            let mut state = lock(&shared.state);
+            let now = shared.now_us();
+            state.swim.add_seeds(&found, now);
+            drop(state);
+            shared.kick.notify_one();
+        }
+        if !entries.is_empty() && attempts >= warned_at.saturating_mul(2) {
+            warned_at = attempts;
+            tracing::warn!(
+                "gossip.join: {} still do not resolve after {attempts} lookups; trying again every {}",
+                entries.join(", "),
+                ShortDuration(wait.min(RESOLVE_RETRY_MAX))
+            );
+        }
+        wait = (wait * 2).min(RESOLVE_RETRY_MAX);
+    }
+    shared
+        .resolving
+        .store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 async fn run(
@@ -499,14 +629,20 @@ async fn run(
                     }
                 }
             }
+            _ = shared.kick.notified() => {}
             _ = stop.changed() => {
                 leave(&shared, &socket).await;
                 return;
             }
         }
         // Once the join is settled there is nothing more to report: no lock per packet.
+        // Seeds still being looked up are not settled, even with none to join yet.
         if !join_report.done {
-            join_report.check(lock(&shared.state).swim.join_pending());
+            let state = lock(&shared.state);
+            let pending = state.swim.join_pending();
+            if pending.is_some() || !shared.resolving.load(std::sync::atomic::Ordering::Relaxed) {
+                join_report.check(pending);
+            }
         }
         flush(&shared, &socket).await;
     }

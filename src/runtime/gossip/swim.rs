@@ -640,6 +640,7 @@ enum Timer {
     Relay { seq: u32 },
     JoinRetry,
     JoinSync,
+    SeedCheck,
     Reannounce { round: u8 },
     Repair,
     Reap,
@@ -678,6 +679,11 @@ const ANNOUNCE_RETRY_US: u64 = 1_000_000;
 const ANNOUNCE_ROUNDS: u8 = 3;
 /// Longest wait between join attempts, µs.
 const MAX_JOIN_RETRY_US: u64 = 30_000_000;
+/// How often an active member looks for seeds it no longer knows, µs (see
+/// `Timer::SeedCheck`).
+const SEED_CHECK_US: u64 = 60_000_000;
+/// The longest wait between joins sent to one seed that stays unknown, µs.
+const MAX_SEED_REJOIN_US: u64 = 1_800_000_000;
 /// Datagram buffers kept for reuse at most (see [`Swim::recycle`]).
 const SPARE_BUFFERS: usize = 32;
 /// The dissemination queue's key for this node's own updates.
@@ -729,6 +735,9 @@ pub struct Swim {
     timer_order: u64,
     rng: SeededRng,
     seeds: Vec<SocketAddr>,
+    /// Per seed (same order): when a join may next be sent to it while it is unknown to this
+    /// member's table, and the wait after that one, µs (see `Timer::SeedCheck`).
+    seed_rejoin: Vec<(u64, u64)>,
     join_retry_us: u64,
     /// Join attempts sent to the seeds so far.
     join_attempts: u32,
@@ -808,6 +817,7 @@ impl Swim {
             timer_order: 0,
             rng: SeededRng::new(seed),
             seeds: Vec::new(),
+            seed_rejoin: Vec::new(),
             join_retry_us: 0,
             join_attempts: 0,
             awareness: 0,
@@ -889,21 +899,80 @@ impl Swim {
     /// address) the node founds its cluster and is active at once.
     pub fn join(&mut self, seeds: &[SocketAddr], now_us: u64) {
         self.now_us = self.now_us.max(now_us);
-        self.seeds = seeds
-            .iter()
-            .copied()
-            .filter(|s| *s != self.address)
-            .collect();
-        if self.seeds.is_empty() {
-            // The first member of its cluster: nothing to join, others join it.
-            if self.status == LocalStatus::Joining {
-                self.status = LocalStatus::Active;
+        self.seeds.clear();
+        self.seed_rejoin.clear();
+        if self.status == LocalStatus::Joining {
+            // The first member of its cluster unless a seed is given: others join it.
+            self.status = LocalStatus::Active;
+        }
+        self.add_seeds(seeds, now_us);
+    }
+
+    /// Adds seeds found after the start (a seed's host name that resolves only later): a
+    /// join not yet answered by a seed starts over with them, from the first retry interval.
+    /// Seeds already known, and this node's own address, are left out.
+    pub fn add_seeds(&mut self, seeds: &[SocketAddr], now_us: u64) {
+        self.now_us = self.now_us.max(now_us);
+        let had_seeds = !self.seeds.is_empty();
+        let mut added = false;
+        for seed in seeds {
+            if *seed != self.address && !self.seeds.contains(seed) {
+                self.seeds.push(*seed);
+                self.seed_rejoin.push((0, SEED_CHECK_US));
+                added = true;
             }
+        }
+        if !added {
             return;
         }
+        if !had_seeds {
+            self.schedule(now_us + SEED_CHECK_US, Timer::SeedCheck);
+        }
+        if self.seed_answered {
+            return;
+        }
+        if self.up_count == 0 && self.status == LocalStatus::Active {
+            // Alone so far: joining, not a cluster of one.
+            self.status = LocalStatus::Joining;
+        }
+        let pending = self.join_retry_us != 0;
         self.join_retry_us = micros(self.config.join_retry).max(1000);
         self.send_join();
-        self.schedule(now_us + self.join_retry_us, Timer::JoinRetry);
+        if !pending {
+            self.schedule(now_us + self.join_retry_us, Timer::JoinRetry);
+        }
+    }
+
+    /// Sends a join to each seed that this member's table does not hold (by address, in any
+    /// state) when its wait is over; the wait doubles while the seed stays unknown, up to
+    /// [`MAX_SEED_REJOIN_US`], and starts over once it is known.
+    ///
+    /// Two sides of a partition that lasts longer than `dead_retention` forget each other,
+    /// and nothing would ever bring them together again: the seeds a member joined through
+    /// are how it finds the rest once more. A seed that is known, even as dead, is left to
+    /// the reconnect pings, so a crashed seed's restart does not draw a join (and a whole
+    /// table in answer) from every member.
+    fn check_seeds(&mut self, now_us: u64) {
+        for index in 0..self.seeds.len() {
+            let seed = self.seeds[index];
+            let known = self
+                .table
+                .iter()
+                .any(|(_, member)| member.address == Some(seed));
+            let (due, wait) = &mut self.seed_rejoin[index];
+            if known {
+                *due = 0;
+                *wait = SEED_CHECK_US;
+                continue;
+            }
+            if now_us < *due {
+                continue;
+            }
+            *due = now_us + *wait;
+            *wait = (*wait * 2).min(MAX_SEED_REJOIN_US);
+            let mine = [self.self_update(true)];
+            self.send_table_to(seed, &mine, true);
+        }
     }
 
     /// A join that no seed has answered yet: the seeds and the attempts so far. `None`
@@ -1159,6 +1228,14 @@ impl Swim {
                     self.send_join();
                     self.join_retry_us = (self.join_retry_us * 2).min(MAX_JOIN_RETRY_US);
                     self.schedule(now_us + self.join_retry_us, Timer::JoinRetry);
+                }
+            }
+            Timer::SeedCheck => {
+                if self.status == LocalStatus::Active && self.seed_answered {
+                    self.check_seeds(now_us);
+                }
+                if matches!(self.status, LocalStatus::Joining | LocalStatus::Active) {
+                    self.schedule(now_us + SEED_CHECK_US, Timer::SeedCheck);
                 }
             }
             Timer::JoinSync => {

@@ -633,6 +633,100 @@ fn a_joining_node_contacts_seeds_until_answered() {
         && p.updates.len() == 1));
 }
 
+/// Join requests (a table exchange asking for an answer, carrying this node alone; a state
+/// exchange carries the whole table) sent to `to`.
+fn joins_to(sent: &[(SocketAddr, Packet)], to: SocketAddr) -> usize {
+    sent.iter()
+        .filter(|(at, p)| {
+            *at == to
+                && matches!(p.message, Message::Sync { reply: true, .. })
+                && p.updates.len() == 1
+                && p.updates[0].id == id("me", 1)
+        })
+        .count()
+}
+
+#[test]
+fn a_seed_found_after_the_start_is_joined_through() {
+    // A seed's name that resolves only later: the node that started alone joins through it
+    // once the service hands it over, and is joining, not a cluster of one, meanwhile.
+    let mut recorder = Recorder::new(SwimConfig::default());
+    recorder.swim.join(&[], 0);
+    assert_eq!(recorder.swim.status(), LocalStatus::Active);
+    recorder.run_until(5_000 * MS);
+    recorder.take_sent();
+    recorder.swim.add_seeds(&[addr(7), addr(1)], recorder.now);
+    recorder.record();
+    assert_eq!(recorder.swim.status(), LocalStatus::Joining);
+    assert_eq!(joins_to(&recorder.take_sent(), addr(7)), 1, "joins at once");
+    let pending = recorder.swim.join_pending().expect("waiting for the seed");
+    assert_eq!(pending.seeds, &[addr(7)], "its own address is no seed");
+    recorder.run_until(8_500 * MS);
+    assert!(joins_to(&recorder.take_sent(), addr(7)) >= 1, "and retries");
+}
+
+#[test]
+fn a_member_rejoins_through_a_seed_its_table_has_forgotten() {
+    // The two sides of a partition longer than dead_retention forget each other; the seed
+    // this member joined through, once forgotten, is how the sides meet again.
+    let config = SwimConfig {
+        dead_retention: Duration::from_secs(5),
+        ..SwimConfig::default()
+    };
+    let mut recorder = Recorder::new(config);
+    recorder.swim.join(&[addr(7)], 0);
+    recorder.record();
+    recorder.receive(
+        addr(7),
+        &packet(
+            &id("seed", 1),
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+            vec![],
+        ),
+    );
+    recorder.take_sent();
+    // Nobody answers from here on: the seed is suspected, declared dead, then forgotten.
+    recorder.run_until(59_000 * MS);
+    assert!(
+        recorder.has_event("seed", |kind| matches!(kind, EventKind::Forgotten)),
+        "{:?}",
+        recorder.events
+    );
+    assert_eq!(
+        joins_to(&recorder.take_sent(), addr(7)),
+        0,
+        "not before the check"
+    );
+    recorder.run_until(61_000 * MS);
+    assert_eq!(
+        joins_to(&recorder.take_sent(), addr(7)),
+        1,
+        "a join at the check"
+    );
+    // Still unknown: the next joins come at doubling waits (60 s after, then 120 s).
+    recorder.run_until(119_000 * MS);
+    assert_eq!(joins_to(&recorder.take_sent(), addr(7)), 0);
+    recorder.run_until(121_000 * MS);
+    assert_eq!(joins_to(&recorder.take_sent(), addr(7)), 1);
+    recorder.run_until(239_000 * MS);
+    assert_eq!(joins_to(&recorder.take_sent(), addr(7)), 0);
+    recorder.run_until(241_000 * MS);
+    assert_eq!(joins_to(&recorder.take_sent(), addr(7)), 1);
+}
+
+#[test]
+fn a_known_seed_draws_no_join_even_when_dead() {
+    // A crashed seed is left to the reconnect pings: its restart must not draw a join (and
+    // a whole table in answer) from every member.
+    let mut recorder = joined();
+    recorder.take_sent();
+    recorder.run_until(600_000 * MS);
+    assert_eq!(joins_to(&recorder.take_sent(), addr(7)), 0);
+}
+
 #[test]
 fn queued_updates_never_push_a_packet_over_the_limit() {
     let mut recorder = with_members(1);
