@@ -235,6 +235,33 @@ fn a_frame_cut_mid_way_is_rejected_and_others_are_served() {
 }
 
 #[test]
+fn a_client_that_resets_its_connection_is_not_a_rejection() {
+    let fixture = Fixture::new(|_| {});
+    let stats = || fixture.server.stats();
+    {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(fixture.address()).expect("connects");
+        stream
+            .write_all(&handshake_bytes())
+            .expect("handshake sent");
+        // The welcome arrives, then this end closes with it unread: the kernel resets the
+        // connection instead of closing it, as for a client killed mid-exchange.
+        let mut first = [0u8; 1];
+        stream.peek(&mut first).expect("the welcome came");
+    }
+    common::eventually(|| {
+        let open = stats().open.load(std::sync::atomic::Ordering::Relaxed);
+        (open == 0).then_some(()).ok_or(format!("{open} open"))
+    });
+    assert_eq!(
+        stats().rejected.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a client that went away was refused nothing"
+    );
+    assert_still_serving(&fixture);
+}
+
+#[test]
 fn handshake_timeout_and_connection_limit() {
     let fixture = Fixture::new(|config| {
         config.net.handshake_timeout = Duration::from_millis(200);

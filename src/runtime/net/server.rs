@@ -223,6 +223,10 @@ async fn accept_loop(
                 Err(Rejection::Silent) => {
                     tracing::debug!(%peer, "connection closed before the handshake")
                 }
+                Err(Rejection::Io(error)) if client_went_away(&error) => {
+                    // A client killed or timed out mid-exchange: nothing was refused.
+                    tracing::debug!(%peer, %error, "the client closed the connection")
+                }
                 Err(reason) => {
                     context.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%peer, %reason, "connection rejected");
@@ -244,6 +248,17 @@ enum Rejection {
     /// The peer connected and left without sending a byte (port checks, load balancers).
     #[error("closed before the handshake")]
     Silent,
+}
+
+/// An error that says the peer reset the connection, not that anything was wrong with what
+/// it sent. (A frame cut short by the peer's close is still a rejection: the node got part
+/// of a request.)
+fn client_went_away(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+    )
 }
 
 /// Sends our preamble and an `Error` frame with `message`, and closes.
