@@ -352,13 +352,14 @@ pub(crate) struct History {
 }
 
 impl History {
-    /// `total` entries split over `rings` rings (each keeps at least one).
+    /// `total` entries split over `rings` rings as evenly as whole entries allow, so that
+    /// they keep `total` together (each keeps at least one).
     pub fn new(total: usize, rings: usize) -> Self {
         let rings = rings.max(1);
-        let bound = total.div_ceil(rings).max(1);
+        let (share, extra) = (total / rings, total % rings);
         Self {
             rings: (0..rings)
-                .map(|_| CachePadded::new(Ring::new(bound)))
+                .map(|ring| CachePadded::new(Ring::new((share + usize::from(ring < extra)).max(1))))
                 .collect(),
         }
     }
@@ -510,6 +511,17 @@ mod tests {
             Some(task(9)),
             "every field reads back"
         );
+    }
+
+    #[test]
+    fn the_rings_keep_exactly_the_total_asked_for() {
+        for (total, rings) in [(2000, 3), (10, 4), (7, 7), (100, 1)] {
+            let history = History::new(total, rings);
+            for id in 1..=(3 * total as u64) {
+                record(&history, (id % rings as u64) as usize, task(id));
+            }
+            assert_eq!(history.len(), total, "{total} over {rings} rings");
+        }
     }
 
     #[test]
