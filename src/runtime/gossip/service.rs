@@ -14,7 +14,9 @@ use tokio::net::UdpSocket;
 
 use super::phi::PhiSettings;
 use super::rng::SeededRng;
-use super::swim::{EventKind, JoinPending, MemberEvent, MemberState, Output, Swim, SwimConfig};
+use super::swim::{
+    EventKind, JoinPending, LocalStatus, MemberEvent, MemberState, Output, Swim, SwimConfig,
+};
 use super::view::{ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad};
 use super::wire::{MemberId, MemberMeta, Name, PacketError};
 use crate::config::Config;
@@ -314,9 +316,10 @@ impl Cluster {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
             .unwrap_or(0);
-        // A new generation at every start: the start time in µs, so a restart always wins
-        // over the process it replaces.
-        let generation = origin_unix_us.max(1);
+        // A new generation at every start: the start time in µs, so a restart wins over the
+        // process it replaces, and above the last start from this data directory, so it
+        // does even when the clock was set back meanwhile.
+        let generation = next_generation(node.data_dir(), origin_unix_us);
         let id = MemberId { name, generation };
         let meta = MemberMeta {
             version: 0,
@@ -467,6 +470,51 @@ fn resolve_seeds(
         }
     }
     (seeds, unresolved)
+}
+
+/// The file in the data directory that holds the generation of the node's last start.
+const GENERATION_FILE: &str = "gossip-generation";
+
+/// This start's generation: the clock's time in µs (`clock_us`), raised above the last
+/// generation started from `dir` when the clock is behind it. A clock set back (an NTP
+/// step, a restored VM) would otherwise give a restart a generation below the process it
+/// replaces, which the others still list as alive for a few seconds: the restart would
+/// give way to its own dead predecessor. The new generation is written back (synced)
+/// before it is used; a directory it cannot be written to costs the guarantee, with a
+/// warning, not the start.
+fn next_generation(dir: Option<&std::path::Path>, clock_us: u64) -> u64 {
+    let clock = clock_us.max(1);
+    let Some(dir) = dir else {
+        return clock;
+    };
+    let path = dir.join(GENERATION_FILE);
+    let last = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let generation = clock.max(last.saturating_add(1));
+    if generation != clock {
+        tracing::warn!(
+            "this host's clock is behind the last start of this node ({last} µs since 1970 in {}): generation {generation} instead of {clock}, so this start still replaces the last",
+            path.display()
+        );
+    }
+    let fresh = dir.join(format!("{GENERATION_FILE}.new"));
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&fresh)?;
+        file.write_all(format!("{generation}\n").as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&fresh, &path)?;
+        crate::runtime::wal::segment::sync_dir(dir)
+    })();
+    if let Err(error) = written {
+        tracing::warn!(
+            "cannot record this start's gossip generation in {}: {error}; a later start with the clock set back may give way to this one",
+            path.display()
+        );
+    }
+    generation
 }
 
 /// The address of this host's interface that packets to `toward` leave from (else toward
@@ -748,10 +796,27 @@ impl JoinReport {
 
 /// Tells the cluster we leave, then keeps gossiping for up to a second so it spreads.
 async fn leave(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
-    {
+    let (status, members) = {
         let mut state = lock(&shared.state);
+        let before = (state.swim.status(), state.swim.up_count());
         let now = shared.now_us();
         state.swim.leave(now);
+        before
+    };
+    match status {
+        LocalStatus::Yielded => {
+            tracing::info!(
+                "stopped; gossip had already stopped (this node gave way to a newer process with its name)"
+            );
+            return;
+        }
+        LocalStatus::Joining if members == 0 => {
+            tracing::info!(
+                "stopped gossiping; no seed had answered, so there was no cluster to leave"
+            );
+            return;
+        }
+        _ => {}
     }
     flush(shared, socket).await;
     let deadline = Instant::now() + Duration::from_secs(1);
@@ -851,6 +916,37 @@ fn log_event(event: &ClusterEvent, kind: &EventKind) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_from_a_data_directory_takes_a_generation_above_the_last() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(next_generation(Some(dir.path()), 5_000), 5_000);
+        // The clock set back: still above the last start.
+        assert_eq!(next_generation(Some(dir.path()), 1_000), 5_001);
+        assert_eq!(next_generation(Some(dir.path()), 1_000), 5_002);
+        // The clock ahead again: the clock's value.
+        assert_eq!(next_generation(Some(dir.path()), 9_000), 9_000);
+        assert_eq!(
+            next_generation(None, 1_000),
+            1_000,
+            "no directory, the clock"
+        );
+        let listing = crate::runtime::wal::segment::list(dir.path()).expect("lists");
+        assert!(
+            listing.temps.is_empty(),
+            "nothing the log takes for its own"
+        );
+    }
+
+    #[test]
+    fn an_interface_address_toward_a_seed_is_one_the_seed_can_reach() {
+        let bound = SocketAddr::from(([0, 0, 0, 0], 7421));
+        let toward = SocketAddr::from(([127, 0, 0, 1], 7422));
+        assert_eq!(
+            interface_address(bound, Some(toward)),
+            Some(SocketAddr::from(([127, 0, 0, 1], 7421)))
+        );
+    }
 
     #[test]
     fn an_unanswered_join_is_reported_with_backoff_and_its_end_once() {
