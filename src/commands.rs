@@ -620,12 +620,20 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
     };
     let _ = writeln!(
         out,
-        "cluster {} as seen by {} ({standing}; generation {}, incarnation {}, local health {})",
+        "cluster {} as seen by {} ({standing}; generation {}, incarnation {}, local health {}/8{})",
         cluster.cluster,
         cluster.local,
         cluster.generation,
         cluster.incarnation,
-        cluster.local_health
+        cluster.local_health,
+        if cluster.local_health > 0 {
+            format!(
+                ": its own probes have been failing, so it probes and decides {}x slower",
+                cluster.local_health + 1
+            )
+        } else {
+            String::new()
+        }
     );
     let counts = &cluster.counts;
     let _ = writeln!(
@@ -745,6 +753,34 @@ fn status_text(snapshot: &NodeSnapshot) -> String {
             out,
             "wal       off (memory only: a restart forgets every task)"
         );
+    }
+    match &snapshot.cluster {
+        Some(cluster) => {
+            let standing = match cluster.status {
+                LocalStatus::Joining => "joining (no seed has answered yet)",
+                LocalStatus::Active => "active",
+                LocalStatus::Leaving => "leaving",
+                LocalStatus::Yielded => "NOT GOSSIPING: gave way to a newer process with its name",
+            };
+            let counts = &cluster.counts;
+            let _ = writeln!(
+                out,
+                "cluster   {} as {} at {}, {standing}: {} alive, {} suspect, {} dead, {} left (goliath members)",
+                cluster.cluster,
+                cluster.local,
+                cluster.gossip_address,
+                counts.alive,
+                counts.suspect,
+                counts.dead,
+                counts.left
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "cluster   off (gossip is off: --gossip or --join turns it on)"
+            );
+        }
     }
     let _ = writeln!(
         out,

@@ -465,6 +465,15 @@ fn a_node_on_every_interface_advertises_an_address_the_others_reach() {
     );
     let own = members(&second);
     assert_eq!(own["gossip_address"], reachable.as_str(), "{own:#?}");
+    // `status` says where the node stands in its cluster, as `members` does in full.
+    let status = second.client(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!(
+            "cluster   goliath as beta at {reachable}, active: 2 alive"
+        )),
+        "{text}"
+    );
     assert!(
         second.log().contains("advertising 127.0.0.1:"),
         "the choice is logged: {}",
