@@ -269,8 +269,8 @@ fn describe(record: &Record) -> String {
             UtcTime(cancelled.unix_us)
         ),
         Record::CheckpointBegin(begin) => format!(
-            "checkpoint covers segments below {} max_id={} version={} created={}",
-            begin.next_segment,
+            "checkpoint covers the segments before {} max_id={} version={} created={}",
+            goliath::runtime::wal::segment::segment_name(begin.next_segment),
             begin.max_id,
             begin.version,
             UtcTime(begin.created_unix_us)

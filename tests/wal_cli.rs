@@ -515,3 +515,50 @@ fn verify_agrees_with_start_and_refuses_a_directory_that_is_not_a_log() {
     assert_eq!(verify.status.code(), Some(1), "{report}");
     assert!(report.contains("no header record"), "{report}");
 }
+
+#[test]
+fn wal_dump_names_the_segments_a_checkpoint_covers_as_their_files_are_named() {
+    // Segment and checkpoint numbers are hexadecimal in file names; "below 24" beside a
+    // file named …18 read as if it covered that file. The dump names files instead.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(
+        dir.path(),
+        &[
+            "--workers",
+            "1",
+            "--set",
+            "wal.segment_size=64KiB",
+            "--set",
+            "wal.checkpoint_every=64KiB",
+        ],
+    );
+    let filler = "z".repeat(1000);
+    let specs: Vec<String> = (0..400).map(|i| format!("echo {i:03} {filler}")).collect();
+    let (acked, error) = submit_all(&node.address, specs, 4);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(acked.len(), 400);
+    let newest_checkpoint = || {
+        std::fs::read_dir(dir.path())
+            .expect("lists")
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("checkpoint-") && name.ends_with(".ckpt"))
+            .max()
+            .ok_or_else(|| "no checkpoint yet".to_string())
+    };
+    common::eventually(newest_checkpoint);
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    drop(node);
+    let checkpoint = newest_checkpoint().expect("the checkpoint stays");
+    let dump = wal_tool(&["dump"], dir.path());
+    let text = String::from_utf8_lossy(&dump.stdout);
+    let digits = &checkpoint["checkpoint-".len()..checkpoint.len() - ".ckpt".len()];
+    assert!(
+        text.contains(&format!(
+            "{checkpoint}@0 checkpoint covers the segments before wal-{digits}.seg"
+        )),
+        "{}",
+        text.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+}

@@ -336,8 +336,9 @@ pub fn open(
                 Damage {
                     offset: 0,
                     what: format!(
-                        "the checkpoint says it covers segments below {} but its name says {seq}",
-                        begin.next_segment
+                        "the checkpoint says it covers the segments before {} but its name says before {}",
+                        segment::segment_name(begin.next_segment),
+                        segment::segment_name(seq)
                     ),
                 },
             ));
@@ -537,7 +538,7 @@ impl Recovery {
         tracing::info!(
             data_dir = %dir.display(),
             sync = options.sync.as_str(),
-            checkpoint = summary.checkpoint,
+            checkpoint = summary.checkpoint.map(segment::checkpoint_name),
             segments = summary.segments,
             records = summary.records,
             requeued = summary.requeued_running + summary.requeued_queued,

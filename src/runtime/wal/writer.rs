@@ -585,7 +585,7 @@ impl Preparer {
                 Some(&pause),
             );
             if let Err(error) = &result {
-                tracing::warn!(segment = seq, %error, "cannot create the next WAL segment yet; will try again when it is needed");
+                tracing::warn!(segment = %segment::segment_name(seq), %error, "cannot create the next WAL segment yet; will try again when it is needed");
             }
             let mut state = lock(&self.state);
             state.working = None;
@@ -1085,7 +1085,7 @@ pub(crate) fn remove_covered(dir: &std::path::Path, io: &Io, next_segment: u64) 
         match std::fs::remove_file(path) {
             Ok(()) => removed = true,
             Err(error) => {
-                tracing::warn!(segment = seq, %error, "cannot remove a WAL segment a checkpoint covers")
+                tracing::warn!(segment = %segment::segment_name(*seq), %error, "cannot remove a WAL segment a checkpoint covers")
             }
         }
     }
