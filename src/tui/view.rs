@@ -547,14 +547,23 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
         Pane::Cluster => draw_cluster_compact(frame, app, area, focused),
         Pane::Tasks => {
             let rows = app.task_rows();
-            let title = format!("Tasks ({} shown)", rows.len());
+            // The Tasks tab's filter applies here too: say so, or the pane passes for "the
+            // newest tasks" while it shows a filtered few.
+            let mut title = format!("Tasks ({} shown", rows.len());
+            if !app.filter.is_empty() {
+                title.push_str(&format!(" · filter \"{}\"", app.filter));
+            }
+            title.push(')');
+            // Unless the pane is focused (being navigated), it shows the top of the list,
+            // not wherever the Tasks tab's selection scrolled it.
+            let offset = if focused { None } else { Some(0) };
             draw_task_table(
                 frame,
                 app,
                 &rows,
                 area,
                 pane_block(app, title, focused),
-                true,
+                (true, offset),
                 hits,
             );
         }
@@ -1413,7 +1422,7 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
         if descending { "▼" } else { "▲" }
     ));
     let block = pane_block(app, title, true);
-    draw_task_table(frame, app, &rows, area, block, false, hits);
+    draw_task_table(frame, app, &rows, area, block, (false, None), hits);
 }
 
 /// The full task table's columns without KIND and ATTEMPT when `narrow`: the spec names
@@ -1431,15 +1440,18 @@ fn narrow_columns<T>(columns: Vec<T>, narrow: bool) -> Vec<T> {
 }
 
 /// A task table; `compact` is the Overview's narrower form.
+/// The task table. `layout` is (compact, fixed first row): compact leaves out columns (the
+/// Overview pane); a fixed first row overrides scrolling to the selection.
 fn draw_task_table(
     frame: &mut Frame,
     app: &App,
     rows: &[&TaskInfo],
     area: Rect,
     block: Block,
-    compact: bool,
+    layout: (bool, Option<usize>),
     hits: &mut HitMap,
 ) {
+    let (compact, fixed_offset) = layout;
     let theme = &app.options.theme;
     let glyphs = &app.options.glyphs;
     let inner = block.inner(area);
@@ -1465,9 +1477,10 @@ fn draw_task_table(
     let narrow = inner.width < 100;
     let page = usize::from(rows_area.height);
     let selected = app.selected_index(rows);
-    let offset = match selected {
-        Some(index) if index < app.task_offset => index,
-        Some(index) if index >= app.task_offset + page => index + 1 - page,
+    let offset = match (fixed_offset, selected) {
+        (Some(offset), _) => offset,
+        (None, Some(index)) if index < app.task_offset => index,
+        (None, Some(index)) if index >= app.task_offset + page => index + 1 - page,
         _ => app.task_offset.min(rows.len().saturating_sub(page)),
     };
     if app.tab == Tab::Tasks || app.focus == Pane::Tasks {
@@ -2113,6 +2126,25 @@ mod tests {
         assert_eq!(
             cursor.x, column,
             "the cursor follows the last character: {row:?}"
+        );
+    }
+
+    #[test]
+    fn the_overview_task_pane_names_the_filter_and_shows_the_top_unless_focused() {
+        let mut app = app_with(2, 300);
+        app.filter = "spin".to_string();
+        // A selection far down the filtered list, as the Tasks tab left it.
+        let rows: Vec<TaskId> = app.task_rows().iter().map(|t| t.id).collect();
+        app.selected = rows.last().copied();
+        app.focus = Pane::Workers;
+        let terminal = draw(&mut app, 120, 40);
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("shown · filter \"spin\")"), "{text}");
+        let first = format!("│{} ", rows[0]);
+        assert!(
+            text.lines()
+                .any(|line| line.contains(&first) && line.contains("spin")),
+            "{text}"
         );
     }
 
