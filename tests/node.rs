@@ -326,6 +326,15 @@ fn task_lists_carry_the_start_of_each_output_and_a_task_all_of_it() {
         state: None,
         limit: 10,
     });
+    // What a watcher looks up at each event: the task without its output.
+    let brief = node.task_with_output_up_to(id, 0).expect("remembered");
+    assert_eq!(brief.spec, whole.spec);
+    match brief.output {
+        Some(TaskOutput::Process(p)) => {
+            assert_eq!((p.stdout.len(), p.stdout_truncated), (0, 5000))
+        }
+        other => panic!("{other:?}"),
+    }
     let limit = goliath::runtime::task::limits::LISTED_OUTPUT_MAX;
     match &listed.iter().find(|t| t.id == id).expect("listed").output {
         Some(TaskOutput::Process(p)) => {

@@ -390,8 +390,9 @@ impl History {
         ring.push(task, output, text, error);
     }
 
-    /// The finished task with this id, if it is still remembered.
-    pub fn find(&self, id: TaskId) -> Option<FinishedTask> {
+    /// The finished task with this id, if it is still remembered, with at most `output_max`
+    /// bytes of each exec output stream.
+    pub fn find(&self, id: TaskId, output_max: usize) -> Option<FinishedTask> {
         // Newest first across every ring: a task that has just finished (what a watcher
         // looks up on its event) is found in the first steps instead of after a scan of
         // the whole history; one long gone still costs the whole scan.
@@ -407,7 +408,7 @@ impl History {
                 .iter()
                 .zip(&cursors)
                 .filter_map(|(ring, &next)| ring.entry_back(next, age))
-                .find_map(|entry| Ring::task_in(entry, &keep, usize::MAX))
+                .find_map(|entry| Ring::task_in(entry, &keep, output_max))
         })
     }
 
@@ -505,9 +506,9 @@ mod tests {
             .map(|t| t.record.id.0)
             .collect();
         assert_eq!(ids, vec![10, 9, 8, 7]);
-        assert!(history.find(TaskId(3)).is_none());
+        assert!(history.find(TaskId(3), usize::MAX).is_none());
         assert_eq!(
-            history.find(TaskId(9)),
+            history.find(TaskId(9), usize::MAX),
             Some(task(9)),
             "every field reads back"
         );
@@ -540,7 +541,7 @@ mod tests {
             .collect();
         assert_eq!(kept.len(), 9);
         for id in 1..=40u64 {
-            let found = history.find(TaskId(id));
+            let found = history.find(TaskId(id), usize::MAX);
             assert_eq!(found.is_some(), kept.contains(&id), "task {id}");
             if let Some(found) = found {
                 assert_eq!(found, task(id));
@@ -583,10 +584,10 @@ mod tests {
         echo.text = Some("hello".into());
         echo.output = TaskOutput::Text("hello".into());
         record(&history, 0, echo.clone());
-        assert_eq!(history.find(TaskId(1)), Some(echo));
+        assert_eq!(history.find(TaskId(1), usize::MAX), Some(echo));
         record(&history, 0, task(2));
         record(&history, 0, task(3));
-        assert!(history.find(TaskId(1)).is_none());
+        assert!(history.find(TaskId(1), usize::MAX).is_none());
         assert_eq!(
             extras_kept(&history),
             0,
@@ -625,7 +626,7 @@ mod tests {
         assert_eq!(process.stderr, "warn");
         assert_eq!(process.stderr_truncated, 0);
         assert_eq!(
-            history.find(TaskId(7)),
+            history.find(TaskId(7), usize::MAX),
             Some(exec),
             "a lookup has the whole"
         );
@@ -639,7 +640,7 @@ mod tests {
         cancelled.error = Some("cancelled".into());
         cancelled.output = TaskOutput::None;
         record(&history, 0, cancelled);
-        let back = history.find(TaskId(5)).expect("kept");
+        let back = history.find(TaskId(5), usize::MAX).expect("kept");
         assert_eq!(back.record.state, TaskState::Cancelled);
         assert_eq!(extras_kept(&history), 0);
     }

@@ -725,7 +725,8 @@ impl Shared {
                 return Ok(CancelOutcome::Requested);
             }
         }
-        if let Some(task) = self.history.find(id) {
+        // Its state alone: none of its output is copied.
+        if let Some(task) = self.history.find(id, 0) {
             return Ok(CancelOutcome::AlreadyFinished(task.record.state));
         }
         self.recovered_task(id)
@@ -1450,16 +1451,31 @@ impl Node {
 
     /// Describes one task, in flight or remembered in the history.
     pub fn task(&self, id: TaskId) -> Result<TaskInfo, LookupError> {
+        self.task_with_output_up_to(id, usize::MAX)
+    }
+
+    /// One task as [`Node::task`] describes it, with at most `bytes` of each `exec` output
+    /// stream (the rest counted as not kept): what a watcher needs of a task at each of its
+    /// events, without copying everything it printed each time.
+    pub fn task_with_output_up_to(
+        &self,
+        id: TaskId,
+        bytes: usize,
+    ) -> Result<TaskInfo, LookupError> {
         if let Some(index) = self.shared.arena.find(id)
             && let Some(info) = self.shared.live_info(index)
             && info.id == id
         {
             return Ok(info);
         }
-        match self.shared.history.find(id) {
+        match self.shared.history.find(id, bytes) {
             Some(task) => Ok(self.shared.finished_info(task)),
             None => match self.shared.recovered_task(id) {
-                Some(task) => Ok(task.clone()),
+                Some(task) => {
+                    let mut task = task.clone();
+                    task.trim_output(bytes);
+                    Ok(task)
+                }
                 None => Err(self.shared.lookup_error(id)),
             },
         }

@@ -1029,7 +1029,7 @@ impl Connection {
                 let item = tokio::select! {
                     event = async { match events.as_mut() { Some(events) => events.recv().await, None => std::future::pending().await } } => {
                         match event {
-                            Ok(event) => StreamItem::Event(WatchedEvent::new(event, node.task(event.id).ok())),
+                            Ok(event) => StreamItem::Event(WatchedEvent::new(event, node.task_with_output_up_to(event.id, 0).ok())),
                             Err(EventError::Lagged(skipped)) => StreamItem::Lagged { skipped },
                             Err(EventError::Closed) => break,
                         }
