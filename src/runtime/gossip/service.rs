@@ -766,8 +766,10 @@ impl JoinReport {
             if self.warned_at == 0 {
                 return None;
             }
+            // The latest attempt may be the one answered, moments after the warning that
+            // counted it: "after N unanswered" would contradict that warning.
             let message = format!(
-                "a seed answered: joined the cluster after {} unanswered attempts",
+                "a seed answered: joined the cluster (the warning above counted {} attempts)",
                 self.warned_at
             );
             tracing::info!("{message}");
@@ -977,7 +979,7 @@ mod tests {
         );
         let answered = report.check(None).expect("the end of the wait is told");
         assert!(
-            answered.contains("after 3 unanswered attempts"),
+            answered.contains("joined the cluster (the warning above counted 3 attempts)"),
             "{answered}"
         );
         assert_eq!(report.check(None), None, "said once");
