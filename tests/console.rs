@@ -362,3 +362,26 @@ fn demo_children_log_into_the_console_not_over_its_screen() {
     console.type_text("q");
     assert_eq!(console.wait_exit(), Some(0));
 }
+
+#[test]
+fn a_paste_lands_in_the_prompt_as_text() {
+    let (command, _data) = local_console(&["--listen", "127.0.0.1:0", "--workers", "1"]);
+    let mut console = PtyProcess::spawn(&command, 40, 120);
+    console.wait_for("the Overview", |s| s.contains("1 Overview"));
+    let asked = String::from_utf8_lossy(&console.output()).contains("\x1b[?2004h");
+    assert!(asked, "the console asks the terminal for bracketed paste");
+    console.type_text("n");
+    console.wait_for("the submit prompt", |s| s.contains("Submit a task"));
+    // A terminal with bracketed paste wraps the pasted text; its newline and "x" must not
+    // act as Enter and the cancel key.
+    console.type_text("\x1b[200~sleep 30s\rx\r\x1b[201~");
+    console.wait_for("the pasted text in the open prompt, on one line", |s| {
+        s.contains("Submit a task") && s.contains("> sleep 30s x")
+    });
+    console.type_text("\x1b");
+    console.wait_for("the prompt closed, nothing submitted or asked", |s| {
+        !s.contains("Submit a task") && s.contains("submitted 0") && !s.contains("Cancel task")
+    });
+    console.type_text("q");
+    assert_eq!(console.wait_exit(), Some(0));
+}

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    KeyEventKind,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -67,7 +70,9 @@ impl TerminalGuard {
     fn enter(mouse: bool) -> io::Result<TerminalGuard> {
         enable_raw_mode()?;
         let guard = TerminalGuard { mouse };
-        execute!(io::stdout(), EnterAlternateScreen)?;
+        // Bracketed paste: a paste arrives as one event, not as keys (a pasted "x" would
+        // otherwise ask to cancel, a pasted newline submit).
+        execute!(io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
         if mouse {
             execute!(io::stdout(), EnableMouseCapture)?;
         }
@@ -81,7 +86,12 @@ fn restore_terminal(mouse: bool) {
     if mouse {
         let _ = execute!(stdout, DisableMouseCapture);
     }
-    let _ = execute!(stdout, LeaveAlternateScreen, crossterm::cursor::Show);
+    let _ = execute!(
+        stdout,
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
     let _ = disable_raw_mode();
     let _ = stdout.flush();
 }
@@ -250,6 +260,10 @@ async fn event_loop(
                 Some(Ok(Event::Mouse(mouse))) => {
                     dirty = true;
                     app.on_mouse(mouse)
+                }
+                Some(Ok(Event::Paste(text))) => {
+                    dirty = true;
+                    app.on_paste(&text)
                 }
                 Some(Ok(Event::Resize(..))) => {
                     dirty = true;

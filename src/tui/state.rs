@@ -262,6 +262,24 @@ impl LineInput {
         }
     }
 
+    /// Inserts pasted `text` at the cursor as one line: line breaks and tabs become spaces,
+    /// other control characters are dropped, and at most [`PASTE_MAX`] characters are taken.
+    fn insert_pasted(&mut self, text: &str) {
+        let at = self.byte_index(self.cursor);
+        let pasted: String = text
+            .chars()
+            .filter_map(|c| match c {
+                '\n' | '\r' | '\t' => Some(' '),
+                c if c.is_control() => None,
+                c => Some(c),
+            })
+            .take(PASTE_MAX)
+            .collect();
+        let pasted = pasted.trim_end();
+        self.text.insert_str(at, pasted);
+        self.cursor += pasted.chars().count();
+    }
+
     /// ↑ (`older`) or ↓ through `history` (oldest first).
     fn browse(&mut self, history: &VecDeque<String>, older: bool) {
         if history.is_empty() {
@@ -286,6 +304,9 @@ impl LineInput {
         self.text = text;
     }
 }
+
+/// The most characters one paste puts into a prompt.
+const PASTE_MAX: usize = 4096;
 
 /// Failures a cancel summary names one by one; more are counted.
 const FAILURES_NAMED: usize = 3;
@@ -974,6 +995,44 @@ impl App {
     }
 
     /// A key press.
+    /// Text pasted into the terminal (bracketed paste): it goes into the open prompt as
+    /// text, never as keys — a pasted "x" must not ask to cancel a task, nor a pasted
+    /// newline submit. With no prompt open it is ignored, and the status line says so.
+    pub fn on_paste(&mut self, text: &str) -> Vec<Command> {
+        if self.hits.too_small {
+            return NOTHING;
+        }
+        match self.overlay.take() {
+            Some(Overlay::Submit(mut input)) => {
+                input.insert_pasted(text);
+                input.error = self
+                    .check_spec(&input.text)
+                    .filter(|_| !input.text.trim().is_empty());
+                self.overlay = Some(Overlay::Submit(input));
+            }
+            Some(Overlay::Palette(mut input)) => {
+                input.insert_pasted(text);
+                input.error = None;
+                self.overlay = Some(Overlay::Palette(input));
+            }
+            Some(Overlay::Filter(mut input)) => {
+                input.insert_pasted(text);
+                self.set_filter(&input.text);
+                self.task_offset = 0;
+                self.overlay = Some(Overlay::Filter(input));
+            }
+            other => {
+                self.overlay = other;
+                self.tell(
+                    Severity::Info,
+                    "paste ignored: open a prompt first (submit, : command or / filter)"
+                        .to_string(),
+                );
+            }
+        }
+        NOTHING
+    }
+
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
         if self.hits.too_small {
             // Nothing else is on screen: a key must not answer a question the operator
@@ -1915,6 +1974,33 @@ pub(crate) mod tests {
         assert_eq!(app.tab, Tab::Tasks);
         press(&mut app, "q");
         assert!(app.quit);
+    }
+
+    #[test]
+    fn a_paste_is_text_in_the_prompt_never_keys() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        press(&mut app, "j");
+        press(&mut app, "n");
+        // A paste holding a newline and an "x": as keys, it would submit and then ask to
+        // cancel the selected task.
+        assert_eq!(app.on_paste("fib 5\nx\n"), NOTHING);
+        match &app.overlay {
+            Some(Overlay::Submit(input)) => {
+                assert_eq!(input.text, "fib 5 x");
+                assert_eq!(input.cursor, 7);
+            }
+            other => panic!("the prompt stays open: {other:?}"),
+        }
+        press(&mut app, "esc");
+        assert_eq!(app.on_paste("x"), NOTHING, "no prompt: ignored");
+        assert!(app.overlay.is_none(), "nothing asked");
+        assert!(
+            app.status
+                .as_ref()
+                .is_some_and(|s| s.text.contains("paste ignored"))
+        );
     }
 
     #[test]
