@@ -131,6 +131,9 @@ fn forward(name: &str, pid: u32, stderr: ChildStderr, child: &Mutex<Child>, stop
         return;
     }
     match status {
+        Some(status) if status.success() => {
+            tracing::info!("{name} (pid {pid}) has exited ({status}) and left the cluster")
+        }
         Some(status) => tracing::warn!(
             "{name} (pid {pid}) has stopped ({status}); the others will report it down"
         ),

@@ -272,7 +272,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Show or check configuration.
+    /// Show configuration: the shipped defaults, or what this invocation would use.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
@@ -1157,6 +1157,11 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         // setting for all of them would make them collide.
         for entry in overrides_without(&args.overrides, &PER_NODE_KEYS) {
             command.args(["--set", entry]);
+        }
+        if !config.node.data_dir.is_empty() {
+            // A config file's data directory is the first node's: a child takes the default
+            // one of its own name instead of failing on the first node's lock.
+            command.args(["--set", "node.data_dir=\"\""]);
         }
         // With the console on the terminal, a child's log lines reach its log pane instead
         // of the screen.

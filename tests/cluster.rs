@@ -480,3 +480,42 @@ fn a_node_on_every_interface_advertises_an_address_the_others_reach() {
         second.log()
     );
 }
+
+#[test]
+fn a_demo_whose_config_names_a_data_directory_gives_the_children_their_own() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = home.path().join("goliath.toml");
+    let data = home.path().join("first-node");
+    std::fs::write(
+        &config,
+        format!("[node]\ndata_dir = {:?}\n", data.display().to_string()),
+    )
+    .expect("config written");
+    let listen = format!("127.0.0.1:{}", free_udp_port());
+    let mut demo = common::binary::goliath()
+        .env("XDG_DATA_HOME", home.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["demo", "2", "--listen", &listen, "--gossip", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    common::eventually(|| {
+        let output = common::binary::goliath()
+            .args(["members", "--json", "--node", &listen])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let view: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+        (view["counts"]["alive"] == 2)
+            .then_some(())
+            .ok_or_else(|| format!("{view}"))
+    });
+    demo.kill().expect("SIGKILL the demo");
+    let _ = demo.wait();
+    assert!(
+        data.join("gossip-generation").exists(),
+        "the first node used the configured directory"
+    );
+}

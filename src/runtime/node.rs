@@ -110,8 +110,12 @@ pub enum LookupError {
         /// The highest id handed out so far.
         last: u64,
     },
-    /// The task finished so long ago that the history no longer holds it.
-    #[error("task {id} finished and is no longer in the history (history.tasks = {kept})")]
+    /// An id below the highest handed out that the node does not hold: a task that finished
+    /// so long ago that the history no longer holds it, or an id skipped (the arena hands out
+    /// ids by slot, so some numbers are never used).
+    #[error(
+        "no task {id} on this node now: if it ran, it finished and is no longer in the history (history.tasks = {kept}); some ids are never handed out"
+    )]
     Forgotten {
         /// The id asked for.
         id: TaskId,

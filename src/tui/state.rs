@@ -333,10 +333,33 @@ fn cancel_summary(results: Vec<(TaskId, Result<String, String>)>) -> String {
             Err(error) => failures.push(format!("cancel {id} failed: {error}")),
         }
     }
-    let mut parts: Vec<String> = outcomes
-        .into_iter()
-        .map(|(what, ids)| format!("{}: {what}", id_ranges(ids)))
-        .collect();
+    // The counts first: the status line shows three rows, and a long account is cut.
+    let requested: usize = outcomes
+        .iter()
+        .filter(|(what, _)| what == "cancel requested")
+        .map(|(_, ids)| ids.len())
+        .sum();
+    let others: usize = outcomes.iter().map(|(_, ids)| ids.len()).sum::<usize>() - requested;
+    let mut head = vec![format!("{requested} cancel requested")];
+    if others > 0 {
+        head.push(format!("{others} already finished"));
+    }
+    if !failures.is_empty() {
+        head.push(format!("{} failed", failures.len()));
+    }
+    // Needed only when there is more than one outcome to count.
+    let mut parts: Vec<String> = if head.len() > 1 {
+        vec![format!("cancel: {}", head.join(", "))]
+    } else {
+        Vec::new()
+    };
+    // Requests first, the tasks there was nothing to do for after.
+    outcomes.sort_by_key(|(what, _)| what != "cancel requested");
+    parts.extend(
+        outcomes
+            .into_iter()
+            .map(|(what, ids)| format!("{}: {what}", id_ranges(ids))),
+    );
     let unnamed = failures.len().saturating_sub(FAILURES_NAMED);
     parts.extend(failures.into_iter().take(FAILURES_NAMED));
     if unnamed > 0 {
@@ -411,6 +434,9 @@ fn parse_cancel_ids(text: &str) -> Result<Vec<TaskId>, String> {
             })?),
         }
     }
+    // Each task once, in the order first given: `cancel 11 11` is one request.
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
     Ok(ids)
 }
 
@@ -945,9 +971,9 @@ impl App {
                         let summary = match ids.as_slice() {
                             [] => "nothing submitted".to_string(),
                             [one] => format!("submitted task {one}: {text}"),
-                            [first, .., last] => {
-                                format!("submitted {} tasks ({first}–{last}): {text}", ids.len())
-                            }
+                            // Ids skip numbers when the arena's slots turn over unevenly:
+                            // runs, not one range that would name ids of other tasks.
+                            [_, _, ..] => format!("submitted {}: {text}", id_ranges(ids.clone())),
                         };
                         self.tell(Severity::Info, summary);
                     }
@@ -958,6 +984,10 @@ impl App {
             Reply::Cancelled { results } => {
                 let failed = results.iter().any(|(_, result)| result.is_err());
                 let text = cancel_summary(results);
+                if text.len() > 200 {
+                    // The status line shows a few rows; the log keeps the whole account.
+                    tracing::info!("{text}");
+                }
                 let severity = if failed {
                     Severity::Error
                 } else {
@@ -1904,12 +1934,14 @@ pub(crate) mod tests {
         for id in [99_999, 99_998, 99_997, 99_996] {
             results.push((TaskId(id), Err(format!("no task {id} on this node"))));
         }
+        results.insert(0, (TaskId(20), Ok("already cancelled".into())));
         assert_eq!(
             cancel_summary(results),
-            "30 tasks (132–161): cancel requested · task 24: already succeeded; nothing to \
-             cancel · cancel 99999 failed: no task 99999 on this node · cancel 99998 failed: \
-             no task 99998 on this node · cancel 99997 failed: no task 99997 on this node · 1 \
-             more failed"
+            "cancel: 30 cancel requested, 2 already finished, 4 failed · 30 tasks (132–161): \
+             cancel requested · task 20: already cancelled · task 24: already succeeded; \
+             nothing to cancel · cancel 99999 failed: no task 99999 on this node · cancel \
+             99998 failed: no task 99998 on this node · cancel 99997 failed: no task 99997 on \
+             this node · 1 more failed"
         );
         assert_eq!(
             id_ranges([9, 1, 2, 3, 5, 7, 8, 11, 13].map(TaskId).to_vec()),
@@ -1920,8 +1952,9 @@ pub(crate) mod tests {
     #[test]
     fn the_palette_cancels_ranges() {
         assert_eq!(
-            parse_cancel_ids("3-5, 9 11..12"),
-            Ok([3, 4, 5, 9, 11, 12].map(TaskId).to_vec())
+            parse_cancel_ids("3-5, 9 11..12 4 9"),
+            Ok([3, 4, 5, 9, 11, 12].map(TaskId).to_vec()),
+            "each once"
         );
         assert!(
             parse_cancel_ids("5-3")

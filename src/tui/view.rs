@@ -1600,8 +1600,13 @@ fn draw_task_table(
     if rows.is_empty() {
         let message = if app.view().snapshot.is_none() {
             "waiting for the node…".to_string()
-        } else if !app.filter.is_empty() {
+        } else if !app.filter.is_empty() && app.tab == Tab::Tasks {
             format!("no task matches \"{}\" (esc clears the filter)", app.filter)
+        } else if !app.filter.is_empty() {
+            format!(
+                "no task matches \"{}\" (the Tasks tab's filter; esc there clears it)",
+                app.filter
+            )
         } else if app.allows(Action::Submit) {
             format!(
                 "no tasks yet: press {} to submit one (e.g. spin 300ms x20)",
