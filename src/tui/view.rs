@@ -1877,11 +1877,17 @@ fn input_window(text: &str, cursor: usize, room: usize) -> (String, usize) {
     if before < room {
         return (text.to_string(), before);
     }
-    // Scrolled: the marker and the cursor take a column each; characters before the cursor
-    // fill the rest, nearest first.
+    // Scrolled: the marker and the cursor take a column each. The cursor goes two thirds of
+    // the way across, so some of what follows it is in sight too, or further right when the
+    // rest of the line fits after it.
+    let after: usize = chars[cursor..].iter().map(|&c| width(c)).sum();
+    let target = room
+        .saturating_sub(1 + after)
+        .max(room * 2 / 3)
+        .min(room.saturating_sub(1));
     let mut start = cursor;
     let mut used = 2;
-    while start > 0 && used + width(chars[start - 1]) <= room {
+    while start > 0 && used + width(chars[start - 1]) <= target + 1 {
         start -= 1;
         used += width(chars[start]);
     }
@@ -2091,10 +2097,10 @@ mod tests {
         // Ten columns: the marker, eight characters before the cursor, the cursor.
         let long = "echo abcdefghijklmnop";
         assert_eq!(input_window(long, 21, 10), ("…ijklmnop".to_string(), 9));
-        // The cursor inside a long line: what follows it is drawn after it.
+        // The cursor inside a long line: two thirds across, what follows it in sight.
         assert_eq!(
             input_window(long, 13, 10),
-            ("…abcdefghijklmnop".to_string(), 9)
+            ("…defghijklmnop".to_string(), 6)
         );
         // Wide characters are counted by their columns.
         assert_eq!(input_window("日本語日本語", 6, 6), ("…本語".to_string(), 5));
