@@ -301,10 +301,23 @@ impl Cluster {
             // suspected and refute without end.
             let chosen = interface_address(configured, seeds.first().copied()).ok_or_else(|| {
                 ClusterError::Config(format!(
-                    "gossip listens on {local_addr}, which is no address others can reach, and no interface address could be found for it: set gossip.advertise to this node's IP:PORT as the other members reach it"
+                    "gossip listens on {local_addr}, which is no address others can reach, and no interface address could be found for it ({}): set gossip.advertise to this node's IP:PORT as the other members reach it",
+                    if unresolved.is_empty() {
+                        "this host has no default route".to_string()
+                    } else {
+                        format!("the seeds {} do not resolve yet, and this host has no default route", unresolved.join(", "))
+                    }
                 ))
             })?;
-            tracing::warn!(bind = %local_addr, advertise = %chosen, "gossip.advertise is empty and gossip listens on every interface: advertising {chosen}, this host's address toward {}; set gossip.advertise if the other members reach this node at another address", seeds.first().map_or_else(|| "its default route".to_string(), ToString::to_string));
+            let toward = match (seeds.first(), unresolved.is_empty()) {
+                (Some(seed), _) => seed.to_string(),
+                (None, true) => "its default route".to_string(),
+                (None, false) => format!(
+                    "its default route, as the seeds {} do not resolve yet: if they are on another network, this address is wrong",
+                    unresolved.join(", ")
+                ),
+            };
+            tracing::warn!(bind = %local_addr, advertise = %chosen, "gossip.advertise is empty and gossip listens on every interface: advertising {chosen}, this host's address toward {toward}; set gossip.advertise if the other members reach this node at another address");
             seeds.retain(|seed| *seed != chosen);
             chosen
         } else {
@@ -358,6 +371,9 @@ impl Cluster {
             let mut state = lock(&shared.state);
             let now = shared.now_us();
             state.swim.join(&seeds, now);
+            if !unresolved.is_empty() {
+                state.swim.await_seeds();
+            }
         }
         let socket = {
             let _guard = io.enter();
@@ -591,15 +607,15 @@ async fn resolve_later(
             drop(state);
             shared.kick.notify_one();
         }
+        wait = (wait * 2).min(RESOLVE_RETRY_MAX);
         if !entries.is_empty() && attempts >= warned_at.saturating_mul(2) {
             warned_at = attempts;
             tracing::warn!(
-                "gossip.join: {} still do not resolve after {attempts} lookups; trying again every {}",
+                "gossip.join: {} still do not resolve after {attempts} lookups; next lookup in {}",
                 entries.join(", "),
-                ShortDuration(wait.min(RESOLVE_RETRY_MAX))
+                ShortDuration(wait)
             );
         }
-        wait = (wait * 2).min(RESOLVE_RETRY_MAX);
     }
     shared
         .resolving

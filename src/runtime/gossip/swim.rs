@@ -683,7 +683,7 @@ const MAX_JOIN_RETRY_US: u64 = 30_000_000;
 /// `Timer::SeedCheck`).
 const SEED_CHECK_US: u64 = 60_000_000;
 /// The longest wait between joins sent to one seed that stays unknown, µs.
-const MAX_SEED_REJOIN_US: u64 = 1_800_000_000;
+const MAX_SEED_REJOIN_US: u64 = 300_000_000;
 /// Datagram buffers kept for reuse at most (see [`Swim::recycle`]).
 const SPARE_BUFFERS: usize = 32;
 /// The dissemination queue's key for this node's own updates.
@@ -908,6 +908,15 @@ impl Swim {
         self.add_seeds(seeds, now_us);
     }
 
+    /// Says that seeds are still being looked up: a node alone so far is joining, not the
+    /// founder of a cluster of one (until a seed resolves and answers, or another member
+    /// contacts it).
+    pub fn await_seeds(&mut self) {
+        if self.status == LocalStatus::Active && self.up_count == 0 && !self.seed_answered {
+            self.status = LocalStatus::Joining;
+        }
+    }
+
     /// Adds seeds found after the start (a seed's host name that resolves only later): a
     /// join not yet answered by a seed starts over with them, from the first retry interval.
     /// Seeds already known, and this node's own address, are left out.
@@ -943,22 +952,23 @@ impl Swim {
         }
     }
 
-    /// Sends a join to each seed that this member's table does not hold (by address, in any
-    /// state) when its wait is over; the wait doubles while the seed stays unknown, up to
-    /// [`MAX_SEED_REJOIN_US`], and starts over once it is known.
+    /// Sends a join to each seed that this member's table does not hold (by address) alive,
+    /// suspect or dead, when its wait is over; the wait doubles while the seed stays so, up
+    /// to [`MAX_SEED_REJOIN_US`], and starts over once it is held again.
     ///
     /// Two sides of a partition that lasts longer than `dead_retention` forget each other,
     /// and nothing would ever bring them together again: the seeds a member joined through
-    /// are how it finds the rest once more. A seed that is known, even as dead, is left to
-    /// the reconnect pings, so a crashed seed's restart does not draw a join (and a whole
-    /// table in answer) from every member.
+    /// are how it finds the rest once more. A seed that left is joined the same way: a
+    /// founder restarted gracefully has no seed of its own and hears from nobody (left
+    /// members get no reconnect pings). A seed known as dead is left to the reconnect pings,
+    /// so a crashed seed's restart does not draw a join (and a whole table in answer) from
+    /// every member.
     fn check_seeds(&mut self, now_us: u64) {
         for index in 0..self.seeds.len() {
             let seed = self.seeds[index];
-            let known = self
-                .table
-                .iter()
-                .any(|(_, member)| member.address == Some(seed));
+            let known = self.table.iter().any(|(_, member)| {
+                member.address == Some(seed) && member.state != MemberState::Left
+            });
             let (due, wait) = &mut self.seed_rejoin[index];
             if known {
                 *due = 0;

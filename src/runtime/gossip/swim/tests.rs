@@ -718,6 +718,52 @@ fn a_member_rejoins_through_a_seed_its_table_has_forgotten() {
 }
 
 #[test]
+fn a_seed_that_left_is_joined_again() {
+    // A founder restarted gracefully has no seed of its own: the members that joined
+    // through it find it again, where they would otherwise keep it as "left".
+    let mut recorder = Recorder::new(SwimConfig::default());
+    recorder.swim.join(&[addr(7)], 0);
+    recorder.record();
+    let seed = id("seed", 1);
+    recorder.receive(
+        addr(7),
+        &packet(
+            &seed,
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+            vec![],
+        ),
+    );
+    recorder.run_until(1_000 * MS);
+    recorder.receive(
+        addr(7),
+        &packet(
+            &seed,
+            Message::Gossip,
+            vec![Update {
+                id: seed,
+                incarnation: 0,
+                claim: Claim::Left,
+            }],
+        ),
+    );
+    assert!(recorder.has_event("seed", |kind| matches!(kind, EventKind::Left)));
+    recorder.take_sent();
+    recorder.run_until(61_000 * MS);
+    assert_eq!(joins_to(&recorder.take_sent(), addr(7)), 1);
+}
+
+#[test]
+fn a_node_whose_seeds_are_still_being_looked_up_is_joining() {
+    let mut recorder = Recorder::new(SwimConfig::default());
+    recorder.swim.join(&[], 0);
+    recorder.swim.await_seeds();
+    assert_eq!(recorder.swim.status(), LocalStatus::Joining);
+}
+
+#[test]
 fn a_known_seed_draws_no_join_even_when_dead() {
     // A crashed seed is left to the reconnect pings: its restart must not draw a join (and
     // a whole table in answer) from every member.
