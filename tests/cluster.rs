@@ -492,7 +492,15 @@ fn a_demo_whose_config_names_a_data_directory_gives_the_children_their_own() {
     )
     .expect("config written");
     let listen = format!("127.0.0.1:{}", free_udp_port());
-    let mut demo = common::binary::goliath()
+    /// Kills the demo also when an assertion fails first.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let demo = common::binary::goliath()
         .env("XDG_DATA_HOME", home.path())
         .arg("--config")
         .arg(&config)
@@ -502,6 +510,7 @@ fn a_demo_whose_config_names_a_data_directory_gives_the_children_their_own() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("demo starts");
+    let demo = KillOnDrop(demo);
     common::eventually(|| {
         let output = common::binary::goliath()
             .args(["members", "--json", "--node", &listen])
@@ -512,8 +521,7 @@ fn a_demo_whose_config_names_a_data_directory_gives_the_children_their_own() {
             .then_some(())
             .ok_or_else(|| format!("{view}"))
     });
-    demo.kill().expect("SIGKILL the demo");
-    let _ = demo.wait();
+    drop(demo);
     assert!(
         data.join("gossip-generation").exists(),
         "the first node used the configured directory"
