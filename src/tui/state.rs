@@ -651,6 +651,8 @@ pub struct HitMap {
     /// The terminal is too small for the console: only its notice is drawn, and keys other
     /// than quit do nothing (an open prompt or question waits, out of sight, untouched).
     pub too_small: bool,
+    /// How far the open help can scroll (its last line at the bottom).
+    pub help_scroll_max: u16,
 }
 
 /// Something the connection must do.
@@ -1406,11 +1408,20 @@ impl App {
         match overlay {
             Overlay::Help { scroll } => {
                 let chord = KeyChord::from_event(&key);
-                let scroll = match self.keymap.resolve(&[], chord) {
-                    Resolved::Action(Action::Down) => scroll.saturating_add(1),
+                let pending = std::mem::take(&mut self.pending);
+                let last = self.hits.help_scroll_max;
+                let scroll = match self.keymap.resolve(&pending, chord) {
+                    Resolved::Action(Action::Down) => scroll.saturating_add(1).min(last),
                     Resolved::Action(Action::Up) => scroll.saturating_sub(1),
-                    Resolved::Action(Action::PageDown) => scroll.saturating_add(10),
+                    Resolved::Action(Action::PageDown) => scroll.saturating_add(10).min(last),
                     Resolved::Action(Action::PageUp) => scroll.saturating_sub(10),
+                    Resolved::Action(Action::Bottom) => last,
+                    Resolved::Action(Action::Top) => 0,
+                    Resolved::Pending => {
+                        // The first key of two (g of g g): wait for the second.
+                        self.pending = vec![chord];
+                        scroll
+                    }
                     Resolved::Action(Action::Quit) => {
                         self.quit = true;
                         return NOTHING;

@@ -63,7 +63,7 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
         }
         draw_status(frame, app, status, message);
         if let Some(overlay) = &app.overlay {
-            draw_overlay(frame, app, overlay, area);
+            draw_overlay(frame, app, overlay, area, &mut hits);
         }
     }
     if app.options.glyphs.ascii {
@@ -148,7 +148,7 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
             "This window is {}×{}; the console needs at least {MIN_WIDTH}×{MIN_HEIGHT}.",
             area.width, area.height
         )),
-        Line::raw("Enlarge the window (or the font smaller), or press q to quit."),
+        Line::raw("Enlarge the window (or make the font smaller), or press q to quit."),
     ];
     // The rows it wraps to (an extra row of room below does no harm), so a narrow window
     // still shows the whole text; a tiny one gets the short form, the way out included.
@@ -1754,10 +1754,10 @@ fn draw_detail(
     frame.render_widget(paragraph, area);
 }
 
-fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect) {
+fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hits: &mut HitMap) {
     let theme = &app.options.theme;
     match overlay {
-        Overlay::Help { scroll } => draw_help(frame, app, *scroll, area),
+        Overlay::Help { scroll } => hits.help_scroll_max = draw_help(frame, app, *scroll, area),
         Overlay::Confirm { id, spec, state } => {
             let rect = centered(area, 60, 6);
             frame.render_widget(Clear, rect);
@@ -1897,7 +1897,8 @@ fn input_window(text: &str, cursor: usize, room: usize) -> (String, usize) {
     (shown, used - 1)
 }
 
-fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
+/// Draws the help; returns the furthest it can scroll.
+fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
     let theme = &app.options.theme;
     let rect = centered(
         area,
@@ -1973,6 +1974,7 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
             .scroll((scroll.min(max_scroll), 0)),
         rect,
     );
+    max_scroll
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -2157,6 +2159,29 @@ mod tests {
                 .any(|line| line.contains(&first) && line.contains("spin")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn help_jumps_to_its_end_and_back_and_scrolls_no_further() {
+        use crossterm::event::{KeyCode, KeyEvent};
+        let mut app = app_with(2, 3);
+        app.overlay = Some(Overlay::Help { scroll: 0 });
+        draw(&mut app, 80, 24);
+        let last = app.hits.help_scroll_max;
+        assert!(last > 0, "the help is longer than 24 rows");
+        let scroll = |app: &App| match app.overlay {
+            Some(Overlay::Help { scroll }) => scroll,
+            ref other => panic!("help open: {other:?}"),
+        };
+        app.on_key(KeyEvent::from(KeyCode::Char('G')));
+        assert_eq!(scroll(&app), last, "G: the end, help still open");
+        app.on_key(KeyEvent::from(KeyCode::Char('j')));
+        assert_eq!(scroll(&app), last, "no further than the end");
+        app.on_key(KeyEvent::from(KeyCode::Char('k')));
+        assert_eq!(scroll(&app), last - 1, "one up moves at once");
+        app.on_key(KeyEvent::from(KeyCode::Char('g')));
+        app.on_key(KeyEvent::from(KeyCode::Char('g')));
+        assert_eq!(scroll(&app), 0, "g g: the top");
     }
 
     #[test]
