@@ -254,35 +254,43 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 other => Err(unexpected(&other)),
             }
         }
-        ClientCommand::Cancel { ids } => match client.request(Request::Cancel { ids }).await? {
-            Response::Cancelled { results } => {
-                let missing = results
-                    .iter()
-                    .filter(|r| r.outcome == CancelOutcomeWire::NotFound)
-                    .count();
-                if json {
-                    outln!("{}", serde_json::json!({ "results": results }));
-                } else {
-                    for result in &results {
-                        match result.outcome {
-                            CancelOutcomeWire::Requested => {
-                                outln!("{}: cancel requested", result.id)
+        ClientCommand::Cancel { mut ids } => {
+            // Each task once, in the order first given: `cancel 7 7` is one request.
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(*id));
+            match client.request(Request::Cancel { ids }).await? {
+                Response::Cancelled { results } => {
+                    let missing = results
+                        .iter()
+                        .filter(|r| r.outcome == CancelOutcomeWire::NotFound)
+                        .count();
+                    if json {
+                        outln!("{}", serde_json::json!({ "results": results }));
+                    } else {
+                        for result in &results {
+                            match result.outcome {
+                                CancelOutcomeWire::Requested => {
+                                    outln!("{}: cancel requested", result.id)
+                                }
+                                CancelOutcomeWire::AlreadyFinished(state) => {
+                                    outln!("{}: already {state}", result.id)
+                                }
+                                CancelOutcomeWire::NotFound => outln!(
+                                    "{}: not on this node (never handed out, or finished and no longer in its history)",
+                                    result.id
+                                ),
                             }
-                            CancelOutcomeWire::AlreadyFinished(state) => {
-                                outln!("{}: already {state}", result.id)
-                            }
-                            CancelOutcomeWire::NotFound => outln!("{}: no such task", result.id),
                         }
                     }
+                    Ok(if missing > 0 {
+                        exit::NOT_FOUND
+                    } else {
+                        exit::OK
+                    })
                 }
-                Ok(if missing > 0 {
-                    exit::NOT_FOUND
-                } else {
-                    exit::OK
-                })
+                other => Err(unexpected(&other)),
             }
-            other => Err(unexpected(&other)),
-        },
+        }
         ClientCommand::Task { id } => match client.request(Request::Task { id }).await? {
             Response::Task(info) => {
                 if json {
@@ -828,12 +836,13 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
     } else {
         let _ = writeln!(
             out,
-            "  fsync   p50 {:.0}µs  p99 {:.0}µs  max {:.0}µs over the last {:.1}s ({} fsyncs)",
+            "  fsync   p50 {:.0}µs  p99 {:.0}µs  max {:.0}µs over the last {:.1}s ({} fsync{})",
             wal.fsync_p50_us,
             wal.fsync_p99_us,
             wal.fsync_max_us,
             wal.window_us as f64 / 1e6,
-            wal.window_fsyncs
+            wal.window_fsyncs,
+            if wal.window_fsyncs == 1 { "" } else { "s" }
         );
     }
     let _ = writeln!(

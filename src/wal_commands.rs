@@ -86,7 +86,7 @@ fn verify_text(inspection: &Inspection) -> String {
             ),
             (Some(damage), _) => format!("DAMAGED at {damage}"),
             (None, Some((reason, bytes))) => format!(
-                "torn tail: {bytes} bytes after offset {} are dropped at start (never acknowledged): {reason}",
+                "torn tail: {bytes} bytes from offset {} are dropped at start (never acknowledged): {reason}",
                 file.end
             ),
             (None, None) => "ok".to_string(),
@@ -106,7 +106,12 @@ fn verify_text(inspection: &Inspection) -> String {
     for problem in &inspection.problems {
         let _ = writeln!(out, "  PROBLEM: {problem}");
     }
-    if inspection.healthy() {
+    if inspection.healthy() && inspection.locked_by.is_some() {
+        let _ = writeln!(
+            out,
+            "healthy: nothing here stops a node from starting on this directory once the node holding it has stopped"
+        );
+    } else if inspection.healthy() {
         let _ = writeln!(out, "healthy: a node will start on this directory");
     } else {
         let _ = writeln!(

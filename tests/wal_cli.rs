@@ -356,6 +356,10 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
         report.contains(&format!("pid {}", node.child.id())),
         "{report}"
     );
+    assert!(
+        report.contains("once the node holding it has stopped"),
+        "no promise that a node starts on a directory another holds: {report}"
+    );
     node.child.kill().expect("kill");
     let _ = node.child.wait();
     drop(node);

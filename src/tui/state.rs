@@ -264,20 +264,20 @@ impl LineInput {
 
     /// Inserts pasted `text` at the cursor as one line: line breaks and tabs become spaces,
     /// other control characters are dropped, and at most [`PASTE_MAX`] characters are taken.
-    fn insert_pasted(&mut self, text: &str) {
+    /// Returns whether the paste was cut.
+    fn insert_pasted(&mut self, text: &str) -> bool {
         let at = self.byte_index(self.cursor);
-        let pasted: String = text
-            .chars()
-            .filter_map(|c| match c {
-                '\n' | '\r' | '\t' => Some(' '),
-                c if c.is_control() => None,
-                c => Some(c),
-            })
-            .take(PASTE_MAX)
-            .collect();
+        let mut kept = text.chars().filter_map(|c| match c {
+            '\n' | '\r' | '\t' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        });
+        let pasted: String = kept.by_ref().take(PASTE_MAX).collect();
+        let cut = kept.next().is_some();
         let pasted = pasted.trim_end();
         self.text.insert_str(at, pasted);
         self.cursor += pasted.chars().count();
+        cut
     }
 
     /// ↑ (`older`) or ↓ through `history` (oldest first).
@@ -308,14 +308,28 @@ impl LineInput {
 /// The most characters one paste puts into a prompt.
 const PASTE_MAX: usize = 4096;
 
-/// Failures a cancel summary names one by one; more are counted.
+/// Failure reasons a cancel summary names; tasks failing for others are counted.
 const FAILURES_NAMED: usize = 3;
 
-/// One status line for the results of a cancel: tasks with the same outcome together, their
-/// ids as ranges ("30 tasks (132–161): cancel requested · task 24: already succeeded …"),
-/// then the first few failures, each with its reason, and a count of the rest. A status line
-/// has room for a few rows only, and one part per task hid all but the first dozen.
+/// One status line for the results of a cancel: the counts first (the status line shows a
+/// few rows, and a long account is cut), then tasks with the same outcome together, their
+/// ids as runs ("30 tasks (132–161): cancel requested · task 24: already succeeded …"),
+/// requests first, failures grouped by reason. Runs past the first four are left out
+/// (`…`), as are failure reasons past the first three; [`cancel_account`] has everything.
 fn cancel_summary(results: Vec<(TaskId, Result<String, String>)>) -> String {
+    cancel_text(results, 4, FAILURES_NAMED)
+}
+
+/// The whole account of a cancel, every id and reason, for the log.
+fn cancel_account(results: Vec<(TaskId, Result<String, String>)>) -> String {
+    cancel_text(results, usize::MAX, usize::MAX)
+}
+
+fn cancel_text(
+    results: Vec<(TaskId, Result<String, String>)>,
+    runs: usize,
+    reasons: usize,
+) -> String {
     if let [(id, result)] = results.as_slice() {
         return match result {
             Ok(what) => format!("task {id}: {what}"),
@@ -323,29 +337,33 @@ fn cancel_summary(results: Vec<(TaskId, Result<String, String>)>) -> String {
         };
     }
     let mut outcomes: Vec<(String, Vec<TaskId>)> = Vec::new();
-    let mut failures = Vec::new();
+    let mut failures: Vec<(String, Vec<TaskId>)> = Vec::new();
     for (id, result) in results {
-        match result {
-            Ok(what) => match outcomes.iter_mut().find(|(text, _)| *text == what) {
-                Some((_, ids)) => ids.push(id),
-                None => outcomes.push((what, vec![id])),
-            },
-            Err(error) => failures.push(format!("cancel {id} failed: {error}")),
+        let (groups, text) = match result {
+            Ok(what) => (&mut outcomes, what),
+            // The reason without its id, so that tasks failing alike are one group.
+            Err(error) => (&mut failures, error.replacen(&format!(" {id}"), "", 1)),
+        };
+        match groups.iter_mut().find(|(known, _)| *known == text) {
+            Some((_, ids)) => ids.push(id),
+            None => groups.push((text, vec![id])),
         }
     }
-    // The counts first: the status line shows three rows, and a long account is cut.
+    let count =
+        |groups: &[(String, Vec<TaskId>)]| groups.iter().map(|(_, ids)| ids.len()).sum::<usize>();
     let requested: usize = outcomes
         .iter()
         .filter(|(what, _)| what == "cancel requested")
         .map(|(_, ids)| ids.len())
         .sum();
-    let others: usize = outcomes.iter().map(|(_, ids)| ids.len()).sum::<usize>() - requested;
+    let others = count(&outcomes) - requested;
+    let failed = count(&failures);
     let mut head = vec![format!("{requested} cancel requested")];
     if others > 0 {
         head.push(format!("{others} already finished"));
     }
-    if !failures.is_empty() {
-        head.push(format!("{} failed", failures.len()));
+    if failed > 0 {
+        head.push(format!("{failed} failed"));
     }
     // Needed only when there is more than one outcome to count.
     let mut parts: Vec<String> = if head.len() > 1 {
@@ -358,10 +376,19 @@ fn cancel_summary(results: Vec<(TaskId, Result<String, String>)>) -> String {
     parts.extend(
         outcomes
             .into_iter()
-            .map(|(what, ids)| format!("{}: {what}", id_ranges(ids))),
+            .map(|(what, ids)| format!("{}: {what}", id_ranges(ids, runs))),
     );
-    let unnamed = failures.len().saturating_sub(FAILURES_NAMED);
-    parts.extend(failures.into_iter().take(FAILURES_NAMED));
+    let unnamed: usize = failures
+        .iter()
+        .skip(reasons)
+        .map(|(_, ids)| ids.len())
+        .sum();
+    parts.extend(
+        failures
+            .into_iter()
+            .take(reasons)
+            .map(|(why, ids)| format!("cancel of {} failed: {why}", id_ranges(ids, runs))),
+    );
     if unnamed > 0 {
         parts.push(format!("{unnamed} more failed"));
     }
@@ -369,23 +396,23 @@ fn cancel_summary(results: Vec<(TaskId, Result<String, String>)>) -> String {
 }
 
 /// `task 7`, or `N tasks (3–9, 12, 20–24)`: ids sorted, runs of consecutive ids as ranges,
-/// at most four parts (then `…`).
-fn id_ranges(mut ids: Vec<TaskId>) -> String {
+/// at most `runs` of them (then `…`).
+fn id_ranges(mut ids: Vec<TaskId>, runs: usize) -> String {
     if let [id] = ids.as_slice() {
         return format!("task {id}");
     }
     ids.sort_unstable();
     ids.dedup();
-    let mut runs: Vec<(TaskId, TaskId)> = Vec::new();
+    let mut found: Vec<(TaskId, TaskId)> = Vec::new();
     for id in &ids {
-        match runs.last_mut() {
+        match found.last_mut() {
             Some((_, last)) if last.0 + 1 == id.0 => *last = *id,
-            _ => runs.push((*id, *id)),
+            _ => found.push((*id, *id)),
         }
     }
-    let mut shown: Vec<String> = runs
+    let mut shown: Vec<String> = found
         .iter()
-        .take(4)
+        .take(runs)
         .map(|(first, last)| {
             if first == last {
                 first.to_string()
@@ -394,7 +421,7 @@ fn id_ranges(mut ids: Vec<TaskId>) -> String {
             }
         })
         .collect();
-    if runs.len() > 4 {
+    if found.len() > runs {
         shown.push("…".to_string());
     }
     format!("{} tasks ({})", ids.len(), shown.join(", "))
@@ -975,7 +1002,9 @@ impl App {
                             [one] => format!("submitted task {one}: {text}"),
                             // Ids skip numbers when the arena's slots turn over unevenly:
                             // runs, not one range that would name ids of other tasks.
-                            [_, _, ..] => format!("submitted {}: {text}", id_ranges(ids.clone())),
+                            [_, _, ..] => {
+                                format!("submitted {}: {text}", id_ranges(ids.clone(), 4))
+                            }
                         };
                         self.tell(Severity::Info, summary);
                     }
@@ -985,10 +1014,11 @@ impl App {
             }
             Reply::Cancelled { results } => {
                 let failed = results.iter().any(|(_, result)| result.is_err());
-                let text = cancel_summary(results);
-                if text.len() > 200 {
+                let text = cancel_summary(results.clone());
+                let account = cancel_account(results);
+                if account != text {
                     // The status line shows a few rows; the log keeps the whole account.
-                    tracing::info!("{text}");
+                    tracing::info!("{account}");
                 }
                 let severity = if failed {
                     Severity::Error
@@ -1034,33 +1064,47 @@ impl App {
         if self.hits.too_small {
             return NOTHING;
         }
-        match self.overlay.take() {
+        let cut = match self.overlay.take() {
             Some(Overlay::Submit(mut input)) => {
-                input.insert_pasted(text);
+                let cut = input.insert_pasted(text);
                 input.error = self
                     .check_spec(&input.text)
                     .filter(|_| !input.text.trim().is_empty());
                 self.overlay = Some(Overlay::Submit(input));
+                cut
             }
             Some(Overlay::Palette(mut input)) => {
-                input.insert_pasted(text);
+                let cut = input.insert_pasted(text);
                 input.error = None;
                 self.overlay = Some(Overlay::Palette(input));
+                cut
             }
             Some(Overlay::Filter(mut input)) => {
-                input.insert_pasted(text);
+                let cut = input.insert_pasted(text);
                 self.set_filter(&input.text);
                 self.task_offset = 0;
                 self.overlay = Some(Overlay::Filter(input));
+                cut
             }
             other => {
                 self.overlay = other;
+                let prompts = if self.allows(Action::Submit) {
+                    "submit, : command or / filter"
+                } else {
+                    ": command or / filter"
+                };
                 self.tell(
                     Severity::Info,
-                    "paste ignored: open a prompt first (submit, : command or / filter)"
-                        .to_string(),
+                    format!("paste ignored: open a prompt first ({prompts})"),
                 );
+                false
             }
+        };
+        if cut {
+            self.tell(
+                Severity::Warning,
+                format!("the paste was cut to its first {PASTE_MAX} characters"),
+            );
         }
         NOTHING
     }
@@ -1946,16 +1990,26 @@ pub(crate) mod tests {
             results.push((TaskId(id), Err(format!("no task {id} on this node"))));
         }
         results.insert(0, (TaskId(20), Ok("already cancelled".into())));
+        results.push((TaskId(5), Err("the log failed: disk full".into())));
         assert_eq!(
-            cancel_summary(results),
-            "cancel: 30 cancel requested, 2 already finished, 4 failed · 30 tasks (132–161): \
+            cancel_summary(results.clone()),
+            "cancel: 30 cancel requested, 2 already finished, 5 failed · 30 tasks (132–161): \
              cancel requested · task 20: already cancelled · task 24: already succeeded; \
-             nothing to cancel · cancel 99999 failed: no task 99999 on this node · cancel \
-             99998 failed: no task 99998 on this node · cancel 99997 failed: no task 99997 on \
-             this node · 1 more failed"
+             nothing to cancel · cancel of 4 tasks (99996–99999) failed: no task on this \
+             node · cancel of task 5 failed: the log failed: disk full"
+        );
+        let many: Vec<(TaskId, Result<String, String>)> = (1..=20)
+            .map(|id| (TaskId(id * 2), Err(format!("reason {id}"))))
+            .collect();
+        let summary = cancel_summary(many.clone());
+        assert!(summary.ends_with("· 17 more failed"), "{summary}");
+        let account = cancel_account(many);
+        assert!(
+            account.contains("reason 20") && !account.contains("more failed"),
+            "{account}"
         );
         assert_eq!(
-            id_ranges([9, 1, 2, 3, 5, 7, 8, 11, 13].map(TaskId).to_vec()),
+            id_ranges([9, 1, 2, 3, 5, 7, 8, 11, 13].map(TaskId).to_vec(), 4),
             "9 tasks (1–3, 5, 7–9, 11, …)"
         );
     }
@@ -2035,6 +2089,18 @@ pub(crate) mod tests {
                 assert_eq!(input.text, "fib 5 x");
                 assert_eq!(input.cursor, 7);
             }
+            other => panic!("the prompt stays open: {other:?}"),
+        }
+        press(&mut app, "esc");
+        press(&mut app, "n");
+        app.on_paste(&"y".repeat(PASTE_MAX + 10));
+        assert!(
+            app.status
+                .as_ref()
+                .is_some_and(|s| s.text.contains("cut to its first 4096"))
+        );
+        match &app.overlay {
+            Some(Overlay::Submit(input)) => assert_eq!(input.text.len(), PASTE_MAX),
             other => panic!("the prompt stays open: {other:?}"),
         }
         press(&mut app, "esc");
@@ -2342,7 +2408,7 @@ pub(crate) mod tests {
         for part in [
             "task 22: cancel requested",
             "task 24: already succeeded",
-            "cancel 999 failed: no task 999",
+            "cancel of task 999 failed: no task on this node",
         ] {
             assert!(status.text.contains(part), "{}", status.text);
         }

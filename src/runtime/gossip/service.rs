@@ -383,6 +383,7 @@ impl Cluster {
             })?
         };
         let (stop, stop_receiver) = tokio::sync::watch::channel(false);
+        let unresolved_count = unresolved.len();
         if !unresolved.is_empty() {
             shared
                 .resolving
@@ -408,6 +409,7 @@ impl Cluster {
             gossip = %local_addr,
             advertise = %advertise,
             seeds = seeds.len(),
+            seeds_not_resolved_yet = unresolved_count,
             "gossip started"
         );
         Ok(Cluster {
@@ -518,7 +520,14 @@ fn next_generation(dir: Option<&std::path::Path>, clock_us: u64) -> u64 {
     let fresh = dir.join(format!("{GENERATION_FILE}.new"));
     let written = (|| -> std::io::Result<()> {
         use std::io::Write;
-        let mut file = std::fs::File::create(&fresh)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Owner only, as every file of the data directory.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&fresh)?;
         file.write_all(format!("{generation}\n").as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&fresh, &path)?;
@@ -611,8 +620,9 @@ async fn resolve_later(
         if !entries.is_empty() && attempts >= warned_at.saturating_mul(2) {
             warned_at = attempts;
             tracing::warn!(
-                "gossip.join: {} still do not resolve after {attempts} lookups; next lookup in {}",
+                "gossip.join: {} still {} not resolve after {attempts} lookups; next lookup in {}",
                 entries.join(", "),
+                if entries.len() == 1 { "does" } else { "do" },
                 ShortDuration(wait)
             );
         }
