@@ -125,6 +125,27 @@ fn keep_by_priority(columns: &[(usize, usize)], room: usize, gap: usize) -> Vec<
     shown
 }
 
+/// `line` with each tab replaced by the spaces to the next multiple of 8 columns, as a
+/// terminal shows it (drawn as is, a tab would be dropped and the columns run together).
+fn expand_tabs(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.contains('\t') {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut column = 0;
+    for c in line.chars() {
+        if c == '\t' {
+            let spaces = 8 - column % 8;
+            out.extend(std::iter::repeat_n(' ', spaces));
+            column += spaces;
+        } else {
+            out.push(c);
+            column += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Rows `lines` take when wrapped at `width` columns, at least: word wrapping can take a row
 /// more than the width alone says, so each line that wraps counts one extra (a little room
 /// to spare, never a row cut off).
@@ -1734,7 +1755,8 @@ fn draw_detail(
                             lines.push(Line::styled("  (empty)", theme.muted));
                         }
                         for line in text.lines() {
-                            lines.push(Line::styled(format!("  {line}"), theme.text));
+                            lines
+                                .push(Line::styled(format!("  {}", expand_tabs(line)), theme.text));
                         }
                     }
                 }
@@ -2087,6 +2109,14 @@ mod tests {
     fn overview_80x24() {
         let mut app = app_with(2, 12);
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn tabs_in_output_become_the_spaces_a_terminal_shows() {
+        assert_eq!(expand_tabs("RED\ttab"), "RED     tab");
+        assert_eq!(expand_tabs("\tx\ty"), "        x       y");
+        assert_eq!(expand_tabs("日本\tz"), "日本    z", "by display width");
+        assert_eq!(expand_tabs("plain"), "plain");
     }
 
     #[test]
