@@ -1989,10 +1989,16 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
         " Help · esc closes · j/k scroll "
     };
     let inner_height = rect.height.saturating_sub(2);
-    let max_scroll = (lines.len() as u16).saturating_sub(inner_height);
+    // Wrapped, not cut: at 80 columns many descriptions are longer than the box. Scrolling
+    // counts the wrapped rows.
+    let rows = wrapped_rows(&lines, rect.width.saturating_sub(2));
+    let max_scroll = u16::try_from(rows)
+        .unwrap_or(u16::MAX)
+        .saturating_sub(inner_height);
     frame.render_widget(
         Paragraph::new(lines)
             .block(pane(app, title, true))
+            .wrap(Wrap { trim: false })
             .scroll((scroll.min(max_scroll), 0)),
         rect,
     );
