@@ -418,6 +418,21 @@ mod tests {
             panic!("{members:?}")
         };
         assert!(!gone(ours) && !gone(stranger));
+        // Until `env` has replaced itself with `sleep`, the stranger's environment is the
+        // one `sh` gave it, token included: wait for both to be `sleep` (under a loaded
+        // test run, the scan below came first and took the stranger for one of ours).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for pid in [ours, stranger] {
+            while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map_or(true, |name| name.trim() != "sleep")
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{pid} never ran sleep"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
         assert_eq!(stop_leftovers(dir.path()).expect("stops"), 1);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !gone(ours) {
