@@ -803,6 +803,19 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
     let io = node
         .io_handle()
         .ok_or_else(|| Failure::runtime(anyhow::anyhow!("the node's I/O runtime is gone")))?;
+    // Gossip before the server answers anything: a client that connects as soon as the port
+    // answers (a script, a test) must not be told that gossip is off while it is starting.
+    // Its metadata names the protocol address, known from the bound listener.
+    node.set_listen_address(
+        listener
+            .local_addr()
+            .ok()
+            .map(|address| address.to_string()),
+    );
+    let cluster = gossip_socket
+        .map(|socket| Cluster::start_on(&node, socket))
+        .transpose()
+        .map_err(Failure::runtime)?;
     let server = io
         .block_on(Server::start_on(
             node.clone(),
@@ -811,10 +824,6 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
         ))
         .map_err(listen_failure)?;
     tracing::info!(listen = %server.local_addr(), "serving the goliath protocol");
-    let cluster = gossip_socket
-        .map(|socket| Cluster::start_on(&node, socket))
-        .transpose()
-        .map_err(Failure::runtime)?;
     Ok(LocalNode {
         node,
         server,
