@@ -100,9 +100,19 @@ fn forward(name: &str, pid: u32, stderr: ChildStderr, child: &Mutex<Child>, stop
             Ok(_) => {}
         }
         if line.last() != Some(&b'\n') && line.len() == LINE_MAX {
-            // Drop the rest of an over-long line.
-            let mut rest = Vec::new();
-            let _ = reader.read_until(b'\n', &mut rest);
+            // Drop the rest of an over-long line, a bounded piece at a time.
+            let mut rest = Vec::with_capacity(LINE_MAX);
+            loop {
+                rest.clear();
+                match (&mut reader)
+                    .take(LINE_MAX as u64)
+                    .read_until(b'\n', &mut rest)
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if rest.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
         }
         let text = String::from_utf8_lossy(&line);
         let (level, message) = parse_line(&text);

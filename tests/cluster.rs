@@ -150,22 +150,10 @@ fn five_processes_detect_a_kill_take_back_a_restart_and_ride_out_a_pause() {
 
     // SIGSTOP member-3 for 1.5 s (well under its 4 s minimum suspicion), then SIGCONT.
     let paused = 3;
-    let pid = nodes[paused]
-        .as_ref()
-        .expect("node 3")
-        .child
-        .id()
-        .to_string();
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {name} {pid}");
-    };
-    signal("-STOP");
+    let pid = nodes[paused].as_ref().expect("node 3").child.id();
+    common::signal(pid, "-STOP");
     std::thread::sleep(Duration::from_millis(1500));
-    signal("-CONT");
+    common::signal(pid, "-CONT");
     let others: Vec<usize> = (0..5).filter(|&i| i != paused).collect();
     {
         let observers: Vec<&RunningNode> =
@@ -511,16 +499,21 @@ fn a_demo_whose_config_names_a_data_directory_gives_the_children_their_own() {
         .spawn()
         .expect("demo starts");
     let demo = KillOnDrop(demo);
-    common::eventually(|| {
+    // Each look starts a client process: one every 100 ms, not every millisecond, so the
+    // looks do not take the cores from the nodes they wait for.
+    let deadline = Instant::now() + LIVENESS;
+    loop {
         let output = common::binary::goliath()
             .args(["members", "--json", "--node", &listen])
             .output()
-            .map_err(|e| e.to_string())?;
-        let view: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
-        (view["counts"]["alive"] == 2)
-            .then_some(())
-            .ok_or_else(|| format!("{view}"))
-    });
+            .expect("client runs");
+        let view: Option<Value> = serde_json::from_slice(&output.stdout).ok();
+        if view.as_ref().is_some_and(|v| v["counts"]["alive"] == 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never 2 alive: {view:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(demo);
     assert!(
         data.join("gossip-generation").exists(),

@@ -407,10 +407,14 @@ fn full_arena_returns_busy_at_once_and_recovers() {
     let id = node.submit(TaskSpec::fib(5)).expect("a slot came back");
     assert_eq!(wait_finished(&node, id).output, Some(TaskOutput::Number(5)));
     assert_eq!(node.snapshot(0).arena.high_water, 4);
-    // Three slots free now, but not four: the refusal says how many are free, not "all in
-    // use".
+    // Two slots free now, but not four: the refusal says how many are free, not "all in
+    // use". A slot is counted free just after its task shows finished: wait for the count.
     node.cancel(held[1]).expect("known");
     wait_finished(&node, held[1]);
+    common::eventually(|| match node.snapshot(0).arena.in_use {
+        2 => Ok(()),
+        in_use => Err(format!("{in_use} slots in use")),
+    });
     let partly = node.submit_text("fib 1 x4").unwrap_err().to_string();
     assert!(
         partly.contains("needs 4 task slots but only 2 of 4 are free (2 in flight)"),

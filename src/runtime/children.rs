@@ -207,10 +207,9 @@ pub fn stop_leftovers(dir: &Path) -> io::Result<usize> {
                         stopped += 1;
                     }
                 }
-                // The pid is someone else's now: leave its group alone.
-                Some(_) => {}
-                // The leader is gone: only the members that carry this run's token.
-                None => {
+                // The leader is gone (its pid may be someone else's now): only the group's
+                // members that carry this run's token, never the whole group.
+                Some(_) | None => {
                     leaderless.insert(group);
                 }
             }

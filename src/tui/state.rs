@@ -449,7 +449,10 @@ fn parse_cancel_ids(text: &str) -> Result<Vec<TaskId>, String> {
                 if last < first {
                     return Err(format!("'{word}': the range ends before it starts"));
                 }
-                if last.0 - first.0 + 1 + ids.len() as u64 > CANCEL_IDS_MAX {
+                // Counted without overflow: `1-18446744073709551615` must be refused, not
+                // wrap to a small count and then be expanded.
+                let span = last.0 - first.0;
+                if span >= CANCEL_IDS_MAX || span + 1 + ids.len() as u64 > CANCEL_IDS_MAX {
                     return Err(format!(
                         "'{word}': at most {CANCEL_IDS_MAX} tasks in one cancel"
                     ));
@@ -1638,7 +1641,7 @@ impl App {
 
     /// A mouse event, located with the last frame's [`HitMap`].
     pub fn on_mouse(&mut self, mouse: MouseEvent) -> Vec<Command> {
-        if !self.options.mouse || self.overlay.is_some() {
+        if !self.options.mouse || self.overlay.is_some() || self.hits.too_small {
             return NOTHING;
         }
         let at = Position::new(mouse.column, mouse.row);
@@ -2028,6 +2031,11 @@ pub(crate) mod tests {
         );
         assert!(
             parse_cancel_ids("1-100000")
+                .unwrap_err()
+                .contains("at most 10000")
+        );
+        assert!(
+            parse_cancel_ids("7 1-18446744073709551615")
                 .unwrap_err()
                 .contains("at most 10000")
         );

@@ -922,6 +922,11 @@ impl Swim {
     /// Seeds already known, and this node's own address, are left out.
     pub fn add_seeds(&mut self, seeds: &[SocketAddr], now_us: u64) {
         self.now_us = self.now_us.max(now_us);
+        // A node leaving, or one that gave way, joins nothing (a name resolved during the
+        // leave must not announce it alive again).
+        if !matches!(self.status, LocalStatus::Joining | LocalStatus::Active) {
+            return;
+        }
         let had_seeds = !self.seeds.is_empty();
         let mut added = false;
         for seed in seeds {

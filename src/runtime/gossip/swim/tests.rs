@@ -770,6 +770,13 @@ fn a_known_seed_draws_no_join_even_when_dead() {
     let mut recorder = joined();
     recorder.take_sent();
     recorder.run_until(600_000 * MS);
+    let seed = recorder
+        .swim
+        .members(recorder.now)
+        .into_iter()
+        .find(|m| m.id == id("seed", 1))
+        .expect("the seed is still listed");
+    assert_eq!(seed.state, MemberState::Dead, "the premise: a dead seed");
     assert_eq!(joins_to(&recorder.take_sent(), addr(7)), 0);
 }
 
