@@ -1,6 +1,6 @@
 //! The one place that turns values into bytes and back: bincode 2.0.1 (pinned in Cargo.toml;
-//! 3.0.0 is an empty tombstone), always with a size limit, so a hostile length prefix inside a
-//! payload cannot make the decoder allocate more than [`MAX_MESSAGE`] bytes.
+//! 3.0.0 is an empty tombstone), always decoding with a size limit, so a hostile length prefix
+//! inside a payload cannot make the decoder allocate more than [`MAX_MESSAGE`] bytes.
 //!
 //! Datagrams (gossip packets) use [`encode_datagram`] and [`decode_datagram`], whose limit is
 //! the largest UDP payload.
@@ -12,25 +12,25 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// The largest value the codec will encode or decode (16 MiB).
+/// The largest value the codec will decode (16 MiB). bincode 2.0.1 applies a configured
+/// limit only when decoding: encoders bound what they encode themselves.
 pub const MAX_MESSAGE: usize = 16 << 20;
 
-const CONFIG: bincode::config::Configuration<
+/// bincode's standard configuration with a size limit of `LIMIT` bytes.
+type Limited<const LIMIT: usize> = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<MAX_MESSAGE>,
-> = bincode::config::standard().with_limit::<MAX_MESSAGE>();
+    bincode::config::Limit<LIMIT>,
+>;
+
+const CONFIG: Limited<MAX_MESSAGE> = bincode::config::standard().with_limit::<MAX_MESSAGE>();
 
 /// The largest answer of the wire protocol, sent in pieces (64 MiB): the one value the codec
 /// decodes with a larger limit than [`MAX_MESSAGE`] ([`decode_large`]). Encoding is not
 /// limited by the codec: callers check the length they get.
 pub const MAX_LARGE: usize = 64 << 20;
 
-const LARGE_CONFIG: bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<MAX_LARGE>,
-> = bincode::config::standard().with_limit::<MAX_LARGE>();
+const LARGE_CONFIG: Limited<MAX_LARGE> = bincode::config::standard().with_limit::<MAX_LARGE>();
 
 /// [`decode`] up to [`MAX_LARGE`] bytes: for a protocol answer joined from its pieces.
 pub fn decode_large<T: DeserializeOwned>(
@@ -149,18 +149,15 @@ fn whole<T>(what: &'static str, bytes: &[u8], (value, used): (T, usize)) -> Resu
     Ok(value)
 }
 
-/// The largest datagram the codec will encode or decode (the largest UDP payload over IPv4).
+/// The largest datagram the codec will decode (the largest UDP payload over IPv4).
 /// Gossip checks its own, smaller `gossip.max_packet` before decoding.
 pub const MAX_DATAGRAM: usize = 65_507;
 
-const DATAGRAM_CONFIG: bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<MAX_DATAGRAM>,
-> = bincode::config::standard().with_limit::<MAX_DATAGRAM>();
+const DATAGRAM_CONFIG: Limited<MAX_DATAGRAM> =
+    bincode::config::standard().with_limit::<MAX_DATAGRAM>();
 
-/// Encodes a datagram-sized value into a new buffer; a value larger than [`MAX_DATAGRAM`]
-/// is an error.
+/// Encodes a datagram-sized value into a new buffer. The limit is not applied here (see
+/// [`MAX_MESSAGE`]): callers check the length against their own packet bound.
 pub fn encode_datagram<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, DATAGRAM_CONFIG).map_err(|e| CodecError::Encode {
         what,

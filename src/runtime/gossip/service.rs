@@ -517,22 +517,11 @@ fn next_generation(dir: Option<&std::path::Path>, clock_us: u64) -> u64 {
             path.display()
         );
     }
-    let fresh = dir.join(format!("{GENERATION_FILE}.new"));
-    let written = (|| -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        // Owner only, as every file of the data directory.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&fresh)?;
-        file.write_all(format!("{generation}\n").as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&fresh, &path)?;
-        crate::runtime::wal::segment::sync_dir(dir)
-    })();
+    let written = crate::runtime::wal::segment::Io::default().write_file_atomically(
+        dir,
+        GENERATION_FILE,
+        format!("{generation}\n").as_bytes(),
+    );
     if let Err(error) = written {
         tracing::warn!(
             "cannot record this start's gossip generation in {}: {error}; a later start with the clock set back may give way to this one",
@@ -783,7 +772,7 @@ const JOIN_ATTEMPTS_BEFORE_WARNING: u32 = 3;
 
 impl JoinReport {
     /// Looks at the join's state after a turn; returns what it logged (for tests).
-    fn check(&mut self, pending: Option<JoinPending<'_>>) -> Option<String> {
+    fn check(&mut self, pending: Option<JoinPending>) -> Option<String> {
         if self.done {
             return None;
         }
@@ -981,7 +970,7 @@ mod tests {
         let seeds = [SocketAddr::from(([127, 0, 0, 1], 7599))];
         let pending = |attempts| {
             Some(JoinPending {
-                seeds: &seeds,
+                seeds: seeds.to_vec(),
                 attempts,
                 retry_us: 4_000_000,
             })

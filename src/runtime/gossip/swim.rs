@@ -143,10 +143,10 @@ impl Default for SwimConfig {
 }
 
 /// A join that no seed has answered yet (see [`Swim::join_pending`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JoinPending<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinPending {
     /// The seeds' gossip addresses.
-    pub seeds: &'a [SocketAddr],
+    pub seeds: Vec<SocketAddr>,
     /// Join datagrams sent to them so far (each attempt goes to every seed).
     pub attempts: u32,
     /// The wait before the next attempt, µs.
@@ -703,6 +703,17 @@ fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// A seed this node joins through, and when it may send it a join again while the seed is
+/// unknown to its table (see `Timer::SeedCheck`).
+#[derive(Debug, Clone, Copy)]
+struct Seed {
+    address: SocketAddr,
+    /// When a join may next be sent, µs (0: whenever the check finds it unknown).
+    rejoin_at_us: u64,
+    /// The wait after that join, µs; doubles while the seed stays unknown.
+    rejoin_wait_us: u64,
+}
+
 /// The SWIM core of one node.
 #[derive(Debug)]
 pub struct Swim {
@@ -734,10 +745,7 @@ pub struct Swim {
     timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
     timer_order: u64,
     rng: SeededRng,
-    seeds: Vec<SocketAddr>,
-    /// Per seed (same order): when a join may next be sent to it while it is unknown to this
-    /// member's table, and the wait after that one, µs (see `Timer::SeedCheck`).
-    seed_rejoin: Vec<(u64, u64)>,
+    seeds: Vec<Seed>,
     join_retry_us: u64,
     /// Join attempts sent to the seeds so far.
     join_attempts: u32,
@@ -817,7 +825,6 @@ impl Swim {
             timer_order: 0,
             rng: SeededRng::new(seed),
             seeds: Vec::new(),
-            seed_rejoin: Vec::new(),
             join_retry_us: 0,
             join_attempts: 0,
             awareness: 0,
@@ -900,7 +907,6 @@ impl Swim {
     pub fn join(&mut self, seeds: &[SocketAddr], now_us: u64) {
         self.now_us = self.now_us.max(now_us);
         self.seeds.clear();
-        self.seed_rejoin.clear();
         if self.status == LocalStatus::Joining {
             // The first member of its cluster unless a seed is given: others join it.
             self.status = LocalStatus::Active;
@@ -929,10 +935,13 @@ impl Swim {
         }
         let had_seeds = !self.seeds.is_empty();
         let mut added = false;
-        for seed in seeds {
-            if *seed != self.address && !self.seeds.contains(seed) {
-                self.seeds.push(*seed);
-                self.seed_rejoin.push((0, SEED_CHECK_US));
+        for &address in seeds {
+            if address != self.address && !self.seeds.iter().any(|s| s.address == address) {
+                self.seeds.push(Seed {
+                    address,
+                    rejoin_at_us: 0,
+                    rejoin_wait_us: SEED_CHECK_US,
+                });
                 added = true;
             }
         }
@@ -970,43 +979,47 @@ impl Swim {
     /// every member.
     fn check_seeds(&mut self, now_us: u64) {
         for index in 0..self.seeds.len() {
-            let seed = self.seeds[index];
+            let address = self.seeds[index].address;
             let known = self.table.iter().any(|(_, member)| {
-                member.address == Some(seed) && member.state != MemberState::Left
+                member.address == Some(address) && member.state != MemberState::Left
             });
-            let (due, wait) = &mut self.seed_rejoin[index];
+            let seed = &mut self.seeds[index];
             if known {
-                *due = 0;
-                *wait = SEED_CHECK_US;
+                seed.rejoin_at_us = 0;
+                seed.rejoin_wait_us = SEED_CHECK_US;
                 continue;
             }
-            if now_us < *due {
+            if now_us < seed.rejoin_at_us {
                 continue;
             }
-            *due = now_us + *wait;
-            *wait = (*wait * 2).min(MAX_SEED_REJOIN_US);
-            let mine = [self.self_update(true)];
-            self.send_table_to(seed, &mine, true);
+            seed.rejoin_at_us = now_us + seed.rejoin_wait_us;
+            seed.rejoin_wait_us = (seed.rejoin_wait_us * 2).min(MAX_SEED_REJOIN_US);
+            self.send_join_to(address);
         }
     }
 
     /// A join that no seed has answered yet: the seeds and the attempts so far. `None`
     /// without seeds or once one has answered.
-    pub fn join_pending(&self) -> Option<JoinPending<'_>> {
-        (!self.seed_answered && !self.seeds.is_empty()).then_some(JoinPending {
-            seeds: &self.seeds,
+    pub fn join_pending(&self) -> Option<JoinPending> {
+        (!self.seed_answered && !self.seeds.is_empty()).then(|| JoinPending {
+            seeds: self.seeds.iter().map(|seed| seed.address).collect(),
             attempts: self.join_attempts,
             retry_us: self.join_retry_us,
         })
     }
 
+    /// One join attempt: a join to every seed.
     fn send_join(&mut self) {
         self.join_attempts = self.join_attempts.saturating_add(1);
-        let mine = [self.self_update(true)];
         for index in 0..self.seeds.len() {
-            let seed = self.seeds[index];
-            self.send_table_to(seed, &mine, true);
+            self.send_join_to(self.seeds[index].address);
         }
+    }
+
+    /// A join to `seed`: this node alone, asking for the seed's table in answer.
+    fn send_join_to(&mut self, seed: SocketAddr) {
+        let mine = [self.self_update(true)];
+        self.send_table_to(seed, &mine, true);
     }
 
     /// Leaves the cluster: tells `gossip_fanout` members at once, keeps gossiping the leave
@@ -2139,7 +2152,7 @@ impl Swim {
         if self.status == LocalStatus::Joining {
             self.status = LocalStatus::Active;
         }
-        if !self.seed_answered && self.seeds.contains(&from) {
+        if !self.seed_answered && self.seeds.iter().any(|seed| seed.address == from) {
             self.seed_answered = true;
             // Announce once the rest of the seed's table (a few datagrams) is in.
             self.schedule(now_us + ANNOUNCE_DELAY_US, Timer::Reannounce { round: 0 });
