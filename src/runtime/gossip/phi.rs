@@ -53,12 +53,18 @@ pub struct PhiWindow {
     intervals: VecDeque<u32>,
     sum: f64,
     sum_squares: f64,
+    /// The anchor of the next interval: the first arrival of the latest burst, moved past a
+    /// pause of this node's own (see [`PhiWindow::skip_silence_until`]).
     last_us: Option<u64>,
+    /// The latest arrival, whatever the burst rule: what "last heard" means to the rest of
+    /// the core (an answer to an announcement, the members view).
+    heard_us: Option<u64>,
 }
 
 impl PhiWindow {
     /// Records an arrival at `now_us`.
     pub fn heard(&mut self, now_us: u64, settings: &PhiSettings) {
+        self.heard_us = Some(self.heard_us.map_or(now_us, |heard| heard.max(now_us)));
         if let Some(last) = self.last_us {
             if now_us < last.saturating_add(BURST_US) {
                 return;
@@ -88,9 +94,9 @@ impl PhiWindow {
         }
     }
 
-    /// When the member was last heard from (the first arrival of the latest burst).
+    /// When the member was last heard from (its latest arrival).
     pub fn last_heard_us(&self) -> Option<u64> {
-        self.last_us
+        self.heard_us
     }
 
     /// Samples in the window.
@@ -209,6 +215,23 @@ mod tests {
         assert!(counted.phi(20_000 + 1_900_000, &settings) > 8.0);
         // Long silence still is an alarm.
         assert!(window.phi(2_900_000 + 10_000_000, &settings) > 8.0);
+    }
+
+    #[test]
+    fn last_heard_is_the_latest_arrival_whatever_the_burst_rule() {
+        let settings = PhiSettings::default();
+        let mut window = PhiWindow::default();
+        window.heard(1_000_000, &settings);
+        window.heard(1_050_000, &settings);
+        assert_eq!(window.samples(), 0, "one burst for phi");
+        assert_eq!(
+            window.last_heard_us(),
+            Some(1_050_000),
+            "but heard at its last packet"
+        );
+        // A pause of this node moves phi's anchor, not the time the member was heard.
+        window.skip_silence_until(9_000_000);
+        assert_eq!(window.last_heard_us(), Some(1_050_000));
     }
 
     #[test]
