@@ -751,7 +751,8 @@ impl Inspection {
 /// Reads every file recovery would read — newest checkpoint, then the segments after it —
 /// checking every record, and calls `each` with every whole record (file, offset, record,
 /// and whether it lies after damage in its file, where recovery would not read it).
-/// Changes nothing on disk and takes no lock.
+/// Changes nothing on disk; it only looks at the lock (see [`segment::lock_holder`], which
+/// holds a shared lock for an instant), so it works beside a running node.
 pub fn inspect(
     dir: &Path,
     mut each: impl FnMut(&Path, u64, &Record, bool),

@@ -664,9 +664,10 @@ pub(crate) struct Writer {
     pub file: File,
     pub offset: u64,
     pub data_start: u64,
-    /// Whether everything written to the current segment is durable (after an fdatasync,
-    /// and for a fresh segment): the next write's first record is then flagged
-    /// [`record::mark_after_sync`], which recovery reads as a boundary no power loss crosses.
+    /// Whether the next write's first record is flagged [`record::mark_after_sync`], which
+    /// recovery reads as a boundary no power loss crosses: set after an fdatasync, for a
+    /// fresh segment, and after every write with `wal.sync = never` (which acknowledges
+    /// before the disk has it, so every write is a boundary of what was acknowledged).
     pub synced: bool,
     pub preparer: Arc<Preparer>,
     /// Each closed segment and its size, to the checkpointer.
