@@ -342,7 +342,7 @@ fn cancel_text(
         let (groups, text) = match result {
             Ok(what) => (&mut outcomes, what),
             // The reason without its id, so that tasks failing alike are one group.
-            Err(error) => (&mut failures, error.replacen(&format!(" {id}"), "", 1)),
+            Err(error) => (&mut failures, without_task_id(&error, id)),
         };
         match groups.iter_mut().find(|(known, _)| *known == text) {
             Some((_, ids)) => ids.push(id),
@@ -393,6 +393,23 @@ fn cancel_text(
         parts.push(format!("{unnamed} more failed"));
     }
     parts.join(" · ")
+}
+
+/// `error` with its "task ID" said as "task", so that tasks failing alike read alike. Only
+/// that phrase is touched: an address or count that happens to hold the id's digits
+/// ("the node at 127.0.0.1" for task 127) stays as it is.
+fn without_task_id(error: &str, id: TaskId) -> String {
+    let phrase = format!("task {id}");
+    let mut from = 0;
+    while let Some(found) = error[from..].find(&phrase) {
+        let at = from + found;
+        let end = at + phrase.len();
+        if !error[end..].starts_with(|c: char| c.is_ascii_digit()) {
+            return format!("{}task{}", &error[..at], &error[end..]);
+        }
+        from = end;
+    }
+    error.to_string()
 }
 
 /// `task 7`, or `N tasks (3–9, 12, 20–24)`: ids sorted, runs of consecutive ids as ranges,
@@ -1059,7 +1076,6 @@ impl App {
         }
     }
 
-    /// A key press.
     /// Text pasted into the terminal (bracketed paste): it goes into the open prompt as
     /// text, never as keys — a pasted "x" must not ask to cancel a task, nor a pasted
     /// newline submit. With no prompt open it is ignored, and the status line says so.
@@ -1067,30 +1083,24 @@ impl App {
         if self.hits.too_small {
             return NOTHING;
         }
-        let cut = match self.overlay.take() {
-            Some(Overlay::Submit(mut input)) => {
-                let cut = input.insert_pasted(text);
-                input.error = self
-                    .check_spec(&input.text)
-                    .filter(|_| !input.text.trim().is_empty());
-                self.overlay = Some(Overlay::Submit(input));
-                cut
+        let mut overlay = self.overlay.take();
+        let cut = match &mut overlay {
+            Some(Overlay::Submit(input) | Overlay::Palette(input) | Overlay::Filter(input)) => {
+                Some(input.insert_pasted(text))
             }
-            Some(Overlay::Palette(mut input)) => {
-                let cut = input.insert_pasted(text);
-                input.error = None;
-                self.overlay = Some(Overlay::Palette(input));
-                cut
-            }
-            Some(Overlay::Filter(mut input)) => {
-                let cut = input.insert_pasted(text);
-                self.set_filter(&input.text);
-                self.task_offset = 0;
-                self.overlay = Some(Overlay::Filter(input));
-                cut
-            }
-            other => {
-                self.overlay = other;
+            _ => None,
+        };
+        if let Some(open) = overlay.as_mut().filter(|_| cut.is_some()) {
+            self.after_edit(open);
+        }
+        self.overlay = overlay;
+        match cut {
+            Some(true) => self.tell(
+                Severity::Warning,
+                format!("the paste was cut to its first {PASTE_MAX} characters"),
+            ),
+            Some(false) => {}
+            None => {
                 let prompts = if self.allows(Action::Submit) {
                     "submit, : command or / filter"
                 } else {
@@ -1100,18 +1110,31 @@ impl App {
                     Severity::Info,
                     format!("paste ignored: open a prompt first ({prompts})"),
                 );
-                false
             }
-        };
-        if cut {
-            self.tell(
-                Severity::Warning,
-                format!("the paste was cut to its first {PASTE_MAX} characters"),
-            );
         }
         NOTHING
     }
 
+    /// What follows a change of a prompt's text: the submit prompt checks its spec (a
+    /// blank one is no error yet), the palette forgets its last error, and the task table
+    /// follows the filter as it is typed.
+    fn after_edit(&mut self, overlay: &mut Overlay) {
+        match overlay {
+            Overlay::Submit(input) => {
+                input.error = self
+                    .check_spec(&input.text)
+                    .filter(|_| !input.text.trim().is_empty());
+            }
+            Overlay::Palette(input) => input.error = None,
+            Overlay::Filter(input) => {
+                self.set_filter(&input.text);
+                self.task_offset = 0;
+            }
+            _ => {}
+        }
+    }
+
+    /// A key press.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
         if self.hits.too_small {
             // Nothing else is on screen: a key must not answer a question the operator
@@ -1495,10 +1518,9 @@ impl App {
                 KeyCode::Esc => NOTHING,
                 KeyCode::Up | KeyCode::Down => {
                     input.browse(&self.prompt_history, key.code == KeyCode::Up);
-                    input.error = self
-                        .check_spec(&input.text)
-                        .filter(|_| !input.text.is_empty());
-                    self.overlay = Some(Overlay::Submit(input));
+                    let mut overlay = Overlay::Submit(input);
+                    self.after_edit(&mut overlay);
+                    self.overlay = Some(overlay);
                     NOTHING
                 }
                 KeyCode::Enter => {
@@ -1515,12 +1537,12 @@ impl App {
                     vec![Command::Submit(text)]
                 }
                 _ => {
-                    if input.edit(&key) {
-                        input.error = self
-                            .check_spec(&input.text)
-                            .filter(|_| !input.text.trim().is_empty());
+                    let edited = input.edit(&key);
+                    let mut overlay = Overlay::Submit(input);
+                    if edited {
+                        self.after_edit(&mut overlay);
                     }
-                    self.overlay = Some(Overlay::Submit(input));
+                    self.overlay = Some(overlay);
                     NOTHING
                 }
             },
@@ -1532,10 +1554,9 @@ impl App {
                 }
                 _ => {
                     input.edit(&key);
-                    // The table follows the filter as it is typed.
-                    self.set_filter(&input.text);
-                    self.task_offset = 0;
-                    self.overlay = Some(Overlay::Filter(input));
+                    let mut overlay = Overlay::Filter(input);
+                    self.after_edit(&mut overlay);
+                    self.overlay = Some(overlay);
                     NOTHING
                 }
             },
@@ -1555,10 +1576,12 @@ impl App {
                     }
                 },
                 _ => {
-                    if input.edit(&key) {
-                        input.error = None;
+                    let edited = input.edit(&key);
+                    let mut overlay = Overlay::Palette(input);
+                    if edited {
+                        self.after_edit(&mut overlay);
                     }
-                    self.overlay = Some(Overlay::Palette(input));
+                    self.overlay = Some(overlay);
                     NOTHING
                 }
             },
@@ -2014,6 +2037,22 @@ pub(crate) mod tests {
         assert_eq!(
             id_ranges([9, 1, 2, 3, 5, 7, 8, 11, 13].map(TaskId).to_vec(), 4),
             "9 tasks (1–3, 5, 7–9, 11, …)"
+        );
+    }
+
+    #[test]
+    fn a_failure_reason_loses_only_its_task_id() {
+        assert_eq!(
+            without_task_id("no task 12 on this node", TaskId(12)),
+            "no task on this node"
+        );
+        assert_eq!(
+            without_task_id("the node at 127.0.0.1:7420 did not answer", TaskId(127)),
+            "the node at 127.0.0.1:7420 did not answer"
+        );
+        assert_eq!(
+            without_task_id("task 120 and task 12 failed", TaskId(12)),
+            "task 120 and task failed"
         );
     }
 

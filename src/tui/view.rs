@@ -575,16 +575,13 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
                 title.push_str(&format!(" · filter \"{}\"", app.filter));
             }
             title.push(')');
-            // Unless the pane is focused (being navigated), it shows the top of the list,
-            // not wherever the Tasks tab's selection scrolled it.
-            let offset = if focused { None } else { Some(0) };
             draw_task_table(
                 frame,
                 app,
                 &rows,
                 area,
                 pane_block(app, title, focused),
-                (true, offset),
+                true,
                 hits,
             );
         }
@@ -1443,7 +1440,7 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
         if descending { "▼" } else { "▲" }
     ));
     let block = pane_block(app, title, true);
-    draw_task_table(frame, app, &rows, area, block, (false, None), hits);
+    draw_task_table(frame, app, &rows, area, block, false, hits);
 }
 
 /// The full task table's columns without KIND and ATTEMPT when `narrow`: the spec names
@@ -1461,18 +1458,19 @@ fn narrow_columns<T>(columns: Vec<T>, narrow: bool) -> Vec<T> {
 }
 
 /// A task table; `compact` is the Overview's narrower form.
-/// The task table. `layout` is (compact, fixed first row): compact leaves out columns (the
-/// Overview pane); a fixed first row overrides scrolling to the selection.
+/// The task table; `compact` (the Overview pane) leaves out columns.
 fn draw_task_table(
     frame: &mut Frame,
     app: &App,
     rows: &[&TaskInfo],
     area: Rect,
     block: Block,
-    layout: (bool, Option<usize>),
+    compact: bool,
     hits: &mut HitMap,
 ) {
-    let (compact, fixed_offset) = layout;
+    // The Overview pane, unless focused (being navigated), shows the top of the list, not
+    // wherever the Tasks tab's selection scrolled it.
+    let fixed_offset = (compact && app.focus != Pane::Tasks).then_some(0);
     let theme = &app.options.theme;
     let glyphs = &app.options.glyphs;
     let inner = block.inner(area);
