@@ -1167,10 +1167,16 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         for entry in overrides_without(&args.overrides, &PER_NODE_KEYS) {
             command.args(["--set", entry]);
         }
-        if !config.node.data_dir.is_empty() {
-            // A config file's data directory is the first node's: a child takes the default
-            // one of its own name instead of failing on the first node's lock.
-            command.args(["--set", "node.data_dir=\"\""]);
+        // The per-node settings a config file may give that no flag above replaces are the
+        // first node's: a child takes the default of its own (its own data directory, not
+        // the first node's lock; its bound address, not the first node's advertised one).
+        for (key, value) in [
+            ("node.data_dir", &config.node.data_dir),
+            ("gossip.advertise", &config.gossip.advertise),
+        ] {
+            if !value.is_empty() {
+                command.args(["--set", &format!("{key}=\"\"")]);
+            }
         }
         // With the console on the terminal, a child's log lines reach its log pane instead
         // of the screen.

@@ -795,8 +795,9 @@ fn a_wait_whose_outcomes_pass_the_codec_and_answer_limits_still_returns_every_ta
             assert!(tasks.iter().all(|t| t.state == TaskState::Succeeded));
             match &tasks[0].output {
                 Some(TaskOutput::Process(process)) => {
-                    assert_eq!(process.stdout.len(), 1024);
-                    assert_eq!(process.stdout_truncated, 65536 - 1024);
+                    let listed = goliath::runtime::task::limits::LISTED_OUTPUT_MAX;
+                    assert_eq!(process.stdout.len(), listed);
+                    assert_eq!(process.stdout_truncated, (65536 - listed) as u64);
                 }
                 other => panic!("{other:?}"),
             }

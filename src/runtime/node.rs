@@ -1476,8 +1476,12 @@ impl Node {
             Some(task) => Ok(self.shared.finished_info(task)),
             None => match self.shared.recovered_task(id) {
                 Some(task) => {
+                    // As from the history: only exec streams are cut (a recovered task keeps
+                    // at most 4 KiB of each, so the copy is small).
                     let mut task = task.clone();
-                    task.trim_output(bytes);
+                    if let Some(TaskOutput::Process(process)) = &mut task.output {
+                        process.keep_at_most(bytes);
+                    }
                     Ok(task)
                 }
                 None => Err(self.shared.lookup_error(id)),

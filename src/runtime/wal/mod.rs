@@ -219,9 +219,17 @@ impl SegmentCheck {
         }
         Ok(scan)
     }
-}
 
-impl SegmentCheck {
+    /// The checks for segment `seq`, a file of `file_len` bytes, before its scan.
+    fn new(seq: u64, file_len: u64) -> Self {
+        SegmentCheck {
+            seq,
+            header_seen: false,
+            file_len,
+            created_size: 0,
+        }
+    }
+
     fn check(&mut self, frames: &[Frame<'_>]) -> Result<(), String> {
         if !self.header_seen {
             let [frame] = frames else {
@@ -367,12 +375,7 @@ pub fn open(
     for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
-        let mut check = SegmentCheck {
-            seq: *seq,
-            header_seen: false,
-            file_len: buffer.len() as u64,
-            created_size: 0,
-        };
+        let mut check = SegmentCheck::new(*seq, buffer.len() as u64);
         let result = recovery::scan_segment(&buffer, last, |frames| {
             check.check(frames)?;
             state.apply_group(frames)
@@ -774,12 +777,7 @@ pub fn inspect(
      -> Result<(), WalError> {
         segment::read_into(path, buffer).map_err(io_error("read", path))?;
         let file_len = buffer.len() as u64;
-        let mut segment_check = check.map(|seq| SegmentCheck {
-            seq,
-            header_seen: false,
-            file_len,
-            created_size: 0,
-        });
+        let mut segment_check = check.map(|seq| SegmentCheck::new(seq, file_len));
         // Records read before any damage, so a damaged file's count agrees with `dump`.
         let mut readable = 0;
         let result = recovery::scan_segment(buffer, last, |frames| {

@@ -614,6 +614,17 @@ fn a_joining_node_contacts_seeds_until_answered() {
     let pending = recorder.swim.join_pending().expect("no seed has answered");
     assert_eq!(pending.seeds, &[addr(7)]);
     assert_eq!(pending.attempts as usize, 1 + retries);
+    seed_answers(&mut recorder);
+    assert_eq!(recorder.swim.status(), LocalStatus::Active);
+    assert_eq!(recorder.swim.join_pending(), None, "the seed answered");
+    recorder.run_until(60_000 * MS);
+    assert!(!recorder.take_sent().iter().any(|(to, p)| *to == addr(7)
+        && matches!(p.message, Message::Sync { reply: true, .. })
+        && p.updates.len() == 1));
+}
+
+/// The seed `seed` at `addr(7)` answers a join with a table holding nobody else.
+fn seed_answers(recorder: &mut Recorder) {
     recorder.receive(
         addr(7),
         &packet(
@@ -625,12 +636,6 @@ fn a_joining_node_contacts_seeds_until_answered() {
             vec![],
         ),
     );
-    assert_eq!(recorder.swim.status(), LocalStatus::Active);
-    assert_eq!(recorder.swim.join_pending(), None, "the seed answered");
-    recorder.run_until(60_000 * MS);
-    assert!(!recorder.take_sent().iter().any(|(to, p)| *to == addr(7)
-        && matches!(p.message, Message::Sync { reply: true, .. })
-        && p.updates.len() == 1));
 }
 
 /// Join requests (a table exchange asking for an answer, carrying this node alone; a state
@@ -676,17 +681,7 @@ fn a_member_rejoins_through_a_seed_its_table_has_forgotten() {
     let mut recorder = Recorder::new(config);
     recorder.swim.join(&[addr(7)], 0);
     recorder.record();
-    recorder.receive(
-        addr(7),
-        &packet(
-            &id("seed", 1),
-            Message::Sync {
-                reply: false,
-                total: 1,
-            },
-            vec![],
-        ),
-    );
+    seed_answers(&mut recorder);
     recorder.take_sent();
     // Nobody answers from here on: the seed is suspected, declared dead, then forgotten.
     recorder.run_until(59_000 * MS);
@@ -725,17 +720,7 @@ fn a_seed_that_left_is_joined_again() {
     recorder.swim.join(&[addr(7)], 0);
     recorder.record();
     let seed = id("seed", 1);
-    recorder.receive(
-        addr(7),
-        &packet(
-            &seed,
-            Message::Sync {
-                reply: false,
-                total: 1,
-            },
-            vec![],
-        ),
-    );
+    seed_answers(&mut recorder);
     recorder.run_until(1_000 * MS);
     recorder.receive(
         addr(7),
