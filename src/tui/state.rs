@@ -820,6 +820,48 @@ impl std::fmt::Debug for App {
 /// Shorthand for "the update changed nothing the node must do".
 const NOTHING: Vec<Command> = Vec::new();
 
+/// One command of the palette, as it is typed and as the console lists it.
+struct PaletteCommand {
+    name: &'static str,
+    usage: &'static str,
+    /// Changes the node's tasks, so a read-only console refuses it.
+    writes: bool,
+}
+
+/// Every palette command, in the order the console lists them (`quit` is also taken for `q`).
+const PALETTE_COMMANDS: [PaletteCommand; 6] = [
+    PaletteCommand {
+        name: "submit",
+        usage: "submit SPEC",
+        writes: true,
+    },
+    PaletteCommand {
+        name: "cancel",
+        usage: "cancel ID… or A-B",
+        writes: true,
+    },
+    PaletteCommand {
+        name: "tab",
+        usage: "tab NAME",
+        writes: false,
+    },
+    PaletteCommand {
+        name: "help",
+        usage: "help",
+        writes: false,
+    },
+    PaletteCommand {
+        name: "pause",
+        usage: "pause",
+        writes: false,
+    },
+    PaletteCommand {
+        name: "q",
+        usage: "q",
+        writes: false,
+    },
+];
+
 impl App {
     /// A console with no data yet.
     pub fn new(options: Options, keymap: Keymap, kinds: Kinds) -> App {
@@ -1588,9 +1630,25 @@ impl App {
         }
     }
 
+    /// The palette's commands as the console lists them, joined by `separator`; a
+    /// read-only console lists only those that change nothing, and says so.
+    pub fn palette_commands(&self, separator: &str) -> String {
+        let writes = self.allows(Action::Submit);
+        let listed: Vec<&str> = PALETTE_COMMANDS
+            .iter()
+            .filter(|command| writes || !command.writes)
+            .map(|command| command.usage)
+            .collect();
+        let list = listed.join(separator);
+        if writes {
+            list
+        } else {
+            format!("{list} (read-only: no submit or cancel)")
+        }
+    }
+
     /// Runs a palette line: `submit SPEC`, `cancel ID…`, `tab NAME|N`, `help`, `pause`, `q`.
     fn run_palette(&mut self, line: &str) -> Result<Vec<Command>, String> {
-        const COMMANDS: [&str; 7] = ["submit", "cancel", "tab", "help", "pause", "quit", "q"];
         let line = line.trim();
         let (command, rest) = line
             .split_once(char::is_whitespace)
@@ -1649,13 +1707,17 @@ impl App {
                 Ok(NOTHING)
             }
             other => Err(
-                match crate::runtime::suggest::closest(other, COMMANDS.iter().copied()) {
+                match crate::runtime::suggest::closest(
+                    other,
+                    PALETTE_COMMANDS
+                        .iter()
+                        .map(|command| command.name)
+                        .chain(["quit"]),
+                ) {
                     Some(close) => format!("unknown command '{other}'; did you mean '{close}'?"),
-                    None if self.allows(Action::Submit) => format!(
-                        "unknown command '{other}'; commands: submit SPEC, cancel ID… or A-B, tab NAME, help, pause, q"
-                    ),
                     None => format!(
-                        "unknown command '{other}'; commands: tab NAME, help, pause, q (read-only: no submit or cancel)"
+                        "unknown command '{other}'; commands: {}",
+                        self.palette_commands(", ")
                     ),
                 },
             ),
@@ -2231,6 +2293,32 @@ pub(crate) mod tests {
         press(&mut app, ":");
         type_text(&mut app, "submit fib 3");
         assert_eq!(press(&mut app, "enter"), NOTHING);
+    }
+
+    #[test]
+    fn an_unknown_palette_command_lists_the_commands_this_console_takes() {
+        let palette_error = |app: &mut App, line: &str| {
+            press(app, ":");
+            type_text(app, line);
+            press(app, "enter");
+            let error = match &app.overlay {
+                Some(Overlay::Palette(input)) => input.error.clone().unwrap_or_default(),
+                _ => panic!("palette stays open on an error"),
+            };
+            press(app, "esc");
+            error
+        };
+        let mut app = app();
+        assert_eq!(
+            palette_error(&mut app, "frobnicate"),
+            "unknown command 'frobnicate'; commands: submit SPEC, cancel ID… or A-B, tab NAME, help, pause, q"
+        );
+        assert!(palette_error(&mut app, "quiet").contains("did you mean 'quit'"));
+        app.options.readonly = true;
+        assert_eq!(
+            palette_error(&mut app, "frobnicate"),
+            "unknown command 'frobnicate'; commands: tab NAME, help, pause, q (read-only: no submit or cancel)"
+        );
     }
 
     #[test]

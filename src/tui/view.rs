@@ -1819,14 +1819,7 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
             frame.render_widget(Clear, rect);
             let under = match &input.error {
                 Some(error) => Line::styled(error.clone(), theme.error),
-                None => Line::styled(
-                    if app.allows(Action::Submit) {
-                        "submit SPEC · cancel ID… or A-B · tab NAME · help · pause · q"
-                    } else {
-                        "tab NAME · help · pause · q (read-only: no submit or cancel)"
-                    },
-                    theme.muted,
-                ),
+                None => Line::styled(app.palette_commands(" · "), theme.muted),
             };
             draw_input(frame, app, " Command ", ": ", input, under, rect);
         }
@@ -1950,9 +1943,9 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
                 Span::styled(format!("{:<17}", action.name()), theme.muted),
                 Span::styled(
                     if action == Action::Palette && !app.allows(Action::Submit) {
-                        "command palette: tab NAME, help, pause, q"
+                        format!("command palette: {}", app.palette_commands(", "))
                     } else {
-                        action.description()
+                        action.description().to_string()
                     },
                     theme.text,
                 ),
