@@ -146,18 +146,10 @@ fn expand_tabs(line: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Rows `lines` take when wrapped at `width` columns, at least: word wrapping can take a row
-/// more than the width alone says, so each line that wraps counts one extra (a little room
-/// to spare, never a row cut off).
-fn wrapped_rows(lines: &[Line<'_>], width: u16) -> usize {
-    let width = usize::from(width.max(1));
-    lines
-        .iter()
-        .map(|line| {
-            let columns = line.width();
-            columns.div_ceil(width).max(1) + usize::from(columns > width)
-        })
-        .sum()
+/// Rows `paragraph` (wrapped, no block) takes at `width` columns: ratatui's own count for the
+/// wrapping it draws with, so scrolling stops at the last row and no blank rows are left.
+fn wrapped_rows(paragraph: &Paragraph<'_>, width: u16) -> usize {
+    paragraph.line_count(width.max(1))
 }
 
 fn too_small(frame: &mut Frame, app: &App, area: Rect) {
@@ -171,25 +163,25 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
         )),
         Line::raw("Enlarge the window (or make the font smaller), or press q to quit."),
     ];
-    // The rows it wraps to (an extra row of room below does no harm), so a narrow window
-    // still shows the whole text; a tiny one gets the short form, the way out included.
-    let mut rows = wrapped_rows(&lines, area.width);
-    let lines = if rows > usize::from(area.height) {
-        let short = vec![
+    // The rows it wraps to, so a narrow window still shows the whole text; a tiny one gets
+    // the short form, the way out included.
+    let centred = |lines: Vec<Line<'static>>| {
+        Paragraph::new(Text::from(lines))
+            .style(theme.text)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true })
+    };
+    let mut paragraph = centred(lines);
+    let mut rows = wrapped_rows(&paragraph, area.width);
+    if rows > usize::from(area.height) {
+        paragraph = centred(vec![
             Line::styled("Too small", theme.warning),
             Line::raw(format!("{}×{}", area.width, area.height)),
             Line::raw(format!("need {MIN_WIDTH}×{MIN_HEIGHT}")),
             Line::raw("q quits"),
-        ];
-        rows = wrapped_rows(&short, area.width);
-        short
-    } else {
-        lines
-    };
-    let paragraph = Paragraph::new(Text::from(lines))
-        .style(theme.text)
-        .alignment(Alignment::Center)
-        .wrap(Wrap { trim: true });
+        ]);
+        rows = wrapped_rows(&paragraph, area.width);
+    }
     let height = u16::try_from(rows).unwrap_or(u16::MAX).min(area.height);
     let top = area.y + area.height.saturating_sub(height) / 2;
     frame.render_widget(paragraph, Rect::new(area.x, top, area.width, height));
@@ -435,7 +427,8 @@ fn status_message(app: &App) -> Option<(String, Style)> {
 /// rather than being cut (an error's advice is usually at its end).
 fn status_rows(message: Option<&(String, Style)>, width: u16) -> u16 {
     message.map_or(1, |(text, _)| {
-        let rows = wrapped_rows(&[Line::raw(text.as_str())], width);
+        let paragraph = Paragraph::new(text.as_str()).wrap(Wrap { trim: true });
+        let rows = wrapped_rows(&paragraph, width);
         u16::try_from(rows).unwrap_or(3).clamp(1, 3)
     })
 }
@@ -1763,13 +1756,13 @@ fn draw_detail(
     }
     // Scrolling counts wrapped rows: a long output without line breaks is one line of many
     // rows, and counting lines left all but its first screen out of reach.
-    let rows = wrapped_rows(&lines, inner.width);
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let rows = wrapped_rows(&paragraph, inner.width);
     let max_scroll = u16::try_from(rows)
         .unwrap_or(u16::MAX)
         .saturating_sub(inner.height);
-    let paragraph = Paragraph::new(lines)
+    let paragraph = paragraph
         .block(block)
-        .wrap(Wrap { trim: false })
         .scroll((detail.scroll.min(max_scroll), 0));
     frame.render_widget(paragraph, area);
 }
@@ -1982,14 +1975,14 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
     let inner_height = rect.height.saturating_sub(2);
     // Wrapped, not cut: at 80 columns many descriptions are longer than the box. Scrolling
     // counts the wrapped rows.
-    let rows = wrapped_rows(&lines, rect.width.saturating_sub(2));
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let rows = wrapped_rows(&paragraph, rect.width.saturating_sub(2));
     let max_scroll = u16::try_from(rows)
         .unwrap_or(u16::MAX)
         .saturating_sub(inner_height);
     frame.render_widget(
-        Paragraph::new(lines)
+        paragraph
             .block(pane(app, title, true))
-            .wrap(Wrap { trim: false })
             .scroll((scroll.min(max_scroll), 0)),
         rect,
     );
@@ -2202,6 +2195,33 @@ mod tests {
         };
         app.on_key(KeyEvent::from(KeyCode::Char('G')));
         assert_eq!(scroll(&app), last, "G: the end, help still open");
+        // At the end, the help's last row of text sits on the box's last row: no blank rows.
+        let terminal = draw(&mut app, 80, 24);
+        let text = format!("{}", terminal.backend());
+        let lines: Vec<Vec<char>> = text.lines().map(|line| line.chars().collect()).collect();
+        let top = lines
+            .iter()
+            .position(|line| String::from_iter(line).contains(" Help "))
+            .expect("the help box is drawn");
+        let border = app.options.glyphs.border;
+        let glyph = |corner: &str| corner.chars().next().expect("a corner glyph");
+        let column = lines[top]
+            .iter()
+            .position(|&c| c == glyph(border.top_left))
+            .expect("top left corner");
+        let bottom = (top + 1..lines.len())
+            .find(|&row| lines[row].get(column) == Some(&glyph(border.bottom_left)))
+            .expect("the help box's bottom");
+        let right = lines[top][column..]
+            .iter()
+            .position(|&c| c == glyph(border.top_right))
+            .expect("top right corner")
+            + column;
+        let last_row = String::from_iter(&lines[bottom - 1][column + 1..right]);
+        assert!(
+            !last_row.trim().is_empty(),
+            "the end of the help fills the box:\n{text}"
+        );
         app.on_key(KeyEvent::from(KeyCode::Char('j')));
         assert_eq!(scroll(&app), last, "no further than the end");
         app.on_key(KeyEvent::from(KeyCode::Char('k')));
