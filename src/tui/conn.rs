@@ -13,7 +13,7 @@ use crate::runtime::net::client::ConnectOptions;
 use crate::runtime::net::{
     CancelOutcomeWire, Client, ClientError, Request, Response, SubmitRequest,
 };
-use crate::runtime::{CancelOutcome, Node, TaskState};
+use crate::runtime::{CancelOutcome, Node, TaskId, TaskState};
 
 /// Where the console's data comes from.
 #[derive(Debug, Clone)]
@@ -285,21 +285,26 @@ async fn remote_reply(client: &Client, command: Command) -> Reply {
         }
         Command::Cancel(ids) => {
             let answer = client.request(Request::Cancel { ids: ids.clone() }).await;
+            // Up to 10,000 ids: looked up by id, not searched for one by one.
+            let outcomes: std::collections::HashMap<TaskId, CancelOutcomeWire> = match &answer {
+                Ok(Response::Cancelled { results }) => {
+                    results.iter().map(|r| (r.id, r.outcome)).collect()
+                }
+                _ => std::collections::HashMap::new(),
+            };
             let results = ids
                 .into_iter()
                 .map(|id| {
                     let result = match &answer {
-                        Ok(Response::Cancelled { results }) => {
-                            match results.iter().find(|r| r.id == id).map(|r| r.outcome) {
-                                Some(CancelOutcomeWire::Requested) => Ok(cancel_text(None)),
-                                Some(CancelOutcomeWire::AlreadyFinished(state)) => {
-                                    Ok(cancel_text(Some(state)))
-                                }
-                                Some(CancelOutcomeWire::NotFound) | None => {
-                                    Err(format!("no task {id} on this node"))
-                                }
+                        Ok(Response::Cancelled { .. }) => match outcomes.get(&id).copied() {
+                            Some(CancelOutcomeWire::Requested) => Ok(cancel_text(None)),
+                            Some(CancelOutcomeWire::AlreadyFinished(state)) => {
+                                Ok(cancel_text(Some(state)))
                             }
-                        }
+                            Some(CancelOutcomeWire::NotFound) | None => {
+                                Err(format!("no task {id} on this node"))
+                            }
+                        },
                         Ok(other) => Err(unexpected(other)),
                         Err(error) => Err(error.to_string()),
                     };
@@ -340,5 +345,60 @@ fn failed(command: Command, error: String) -> Reply {
             id,
             result: Err(error),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, WorkerCount};
+    use crate::runtime::net::{Server, ServerConfig};
+
+    #[test]
+    fn a_remote_cancel_gives_each_id_its_own_outcome() {
+        let mut config = Config::default();
+        config.scheduler.workers = WorkerCount::Fixed(1);
+        config.arena.slots = 64;
+        config.wal.enabled = false;
+        config.net.listen = "127.0.0.1:0".into();
+        let server_config = ServerConfig::from_config(&config).expect("valid");
+        let node = Arc::new(Node::start(config).expect("node starts"));
+        let sleeping = node.submit_text("sleep 1h").expect("accepted")[0];
+        let finished = node.submit_text("fib 3").expect("accepted")[0];
+        while !node.task(finished).is_ok_and(|t| t.state.is_finished()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let reply = runtime.block_on(async {
+            let server = Server::start(node.clone(), server_config)
+                .await
+                .expect("listens");
+            let address = server.local_addr().to_string();
+            let client = Client::connect(&address, &ConnectOptions::default())
+                .await
+                .expect("connects");
+            let unknown = TaskId(finished.0 + 1000);
+            remote_reply(&client, Command::Cancel(vec![unknown, finished, sleeping])).await
+        });
+        let Reply::Cancelled { results } = reply else {
+            panic!("a cancel's reply: {reply:?}");
+        };
+        let by_id: Vec<(u64, Result<String, String>)> =
+            results.into_iter().map(|(id, r)| (id.0, r)).collect();
+        assert_eq!(
+            by_id,
+            vec![
+                (
+                    finished.0 + 1000,
+                    Err(format!("no task {} on this node", finished.0 + 1000))
+                ),
+                (finished.0, Ok(cancel_text(Some(TaskState::Succeeded)))),
+                (sleeping.0, Ok(cancel_text(None))),
+            ]
+        );
+        node.shutdown(Duration::from_secs(5));
     }
 }
