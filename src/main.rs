@@ -511,7 +511,15 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let console = console.merged(&outer_console);
             match connect {
                 None => run_local_console(&node, load_config(&node)?, &console, &[]),
-                Some(address) => run_remote_console(&node, &console, address),
+                Some(address) => {
+                    // The attached node has its own settings; these would start one here.
+                    if let Some(flag) = node.given().first() {
+                        return Err(Failure::usage(anyhow::anyhow!(
+                            "{flag} is for a node started here; `goliath console --connect {address}` attaches to a running node, which keeps its own settings"
+                        )));
+                    }
+                    run_remote_console(&node, &console, address)
+                }
             }
         }
         Some(Command::Submit {

@@ -403,6 +403,35 @@ fn values_that_mean_nothing_are_usage_errors_and_submit_help_lists_the_kinds() {
 }
 
 #[test]
+fn a_console_attached_to_a_node_refuses_the_flags_of_a_node_started_here() {
+    for (args, flag) in [
+        (
+            &["console", "--connect", "127.0.0.1:9", "--workers", "3"][..],
+            "--workers",
+        ),
+        (
+            &[
+                "--join",
+                "127.0.0.1:9",
+                "console",
+                "--connect",
+                "127.0.0.1:9",
+            ][..],
+            "--join",
+        ),
+    ] {
+        // Refused before it looks for a terminal (the test has none) or the node.
+        let output = goliath().args(args).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} is for a node started here")),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn config_show_names_what_the_command_line_changed() {
     let output = goliath()
         .args([
