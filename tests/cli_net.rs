@@ -176,6 +176,17 @@ fn exit_codes_say_what_went_wrong() {
         stderr.contains("goliath node") && stderr.contains("--node ADDR"),
         "says what to do: {stderr}"
     );
+    // A name that does not resolve (`.invalid` never does) is not a missing node.
+    let unresolved = goliath()
+        .args(["status", "--node", "no-such-host.invalid:7420"])
+        .output()
+        .expect("runs");
+    assert_eq!(unresolved.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&unresolved.stderr);
+    assert!(
+        stderr.contains("Check the name") && !stderr.contains("goliath node"),
+        "points at the name: {stderr}"
+    );
     // Last, as it leaves every slot taken.
     assert_eq!(
         code(&["submit", "sleep 60s x4"]),

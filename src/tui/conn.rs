@@ -42,6 +42,9 @@ pub struct Sampling {
 pub const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// The longest wait before reconnecting.
 pub const MAX_RETRY: Duration = Duration::from_secs(5);
+/// The wait before asking again a node that refused the handshake (another cluster or
+/// protocol version): that changes only when someone restarts it.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(30);
 
 /// Runs until `commands` closes (the console quit) or `replies` does.
 pub async fn run(
@@ -141,6 +144,7 @@ async fn run_remote(
     // down one more only when the reason changes, not one per retry.
     let mut last_error: Option<String> = None;
     loop {
+        let mut refused = false;
         let error = match Client::connect(address, options).await {
             Ok(client) => {
                 tracing::info!(node = %client.welcome().node, %address, "console connected");
@@ -156,13 +160,11 @@ async fn run_remote(
             }
             Err(error) => {
                 // A refusal that will not change by itself (another cluster, another
-                // protocol version): retry at the longest interval, not every second.
-                if matches!(
+                // protocol version): asked again only now and then, and said to be one.
+                refused = matches!(
                     error,
                     ClientError::Refused { .. } | ClientError::Protocol { .. }
-                ) {
-                    retry = MAX_RETRY;
-                }
+                );
                 error.to_string()
             }
         };
@@ -170,10 +172,12 @@ async fn run_remote(
             tracing::warn!(%address, %error, "console cannot reach the node; retrying");
             last_error = Some(error.clone());
         }
+        let wait_for = if refused { REFUSED_RETRY } else { retry };
         if replies
             .send(Reply::Disconnected {
                 error: error.clone(),
-                retry_in: retry,
+                retry_in: wait_for,
+                refused,
             })
             .await
             .is_err()
@@ -181,7 +185,7 @@ async fn run_remote(
             return;
         }
         // Commands typed while disconnected are answered at once, not queued for later.
-        let wait = tokio::time::sleep(retry);
+        let wait = tokio::time::sleep(wait_for);
         tokio::pin!(wait);
         loop {
             tokio::select! {

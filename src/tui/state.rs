@@ -12,7 +12,7 @@ use tui_logger::{TuiWidgetEvent, TuiWidgetState};
 
 use super::keys::{Action, KeyChord, Keymap, Resolved};
 use super::theme::{Glyphs, Theme};
-use crate::runtime::{Kinds, NodeSnapshot, TaskId, TaskInfo, TaskState};
+use crate::runtime::{Kinds, NodeInfo, NodeSnapshot, TaskId, TaskInfo, TaskState};
 
 /// Samples kept for sparklines and charts.
 pub const HISTORY_SAMPLES: usize = 120;
@@ -564,6 +564,8 @@ pub enum Link {
         error: String,
         /// When the next attempt is made.
         retry_at: Instant,
+        /// The node refused the handshake, rather than being out of reach.
+        refused: bool,
     },
 }
 
@@ -665,6 +667,24 @@ impl Series {
     }
 }
 
+/// What changed when a sample comes from another process than the one before: another node
+/// at the same address, or the same node restarted; `None` for the same process.
+fn node_change(before: &NodeInfo, now: &NodeInfo) -> Option<String> {
+    if before.name != now.name {
+        Some(format!(
+            "a different node answers now: {} (was {})",
+            now.name, before.name
+        ))
+    } else if before.pid != now.pid || before.started_unix_us != now.started_unix_us {
+        Some(format!(
+            "node {} restarted (pid {}, was {})",
+            now.name, now.pid, before.pid
+        ))
+    } else {
+        None
+    }
+}
+
 /// What is on screen: the latest sample and its history.
 #[derive(Debug, Clone, Default)]
 pub struct ViewData {
@@ -672,6 +692,9 @@ pub struct ViewData {
     pub snapshot: Option<NodeSnapshot>,
     /// History of samples.
     pub series: Series,
+    /// When the latest sample arrived, to say how old the figures are once the node stops
+    /// answering.
+    pub received_at: Option<Instant>,
 }
 
 /// Where things were drawn in the last frame, for the mouse and for paging.
@@ -748,6 +771,9 @@ pub enum Reply {
         error: String,
         /// When the next attempt is made.
         retry_in: Duration,
+        /// The node answered and refused the handshake (another cluster or protocol): a
+        /// reason that will not pass by itself.
+        refused: bool,
     },
 }
 
@@ -1027,6 +1053,14 @@ impl App {
 
     /// A new sample from the node.
     pub fn ingest(&mut self, snapshot: NodeSnapshot) {
+        if let Link::Unanswered { since } = self.link {
+            // Said on screen while it lasted; the log keeps it once it is over.
+            tracing::warn!(
+                "node {} did not answer for {:.1}s (stopped or overloaded); it answers again",
+                snapshot.node.name,
+                since.elapsed().as_secs_f64()
+            );
+        }
         self.link = Link::Up;
         if let Some(detail) = &mut self.detail
             && let Some(task) = snapshot.tasks.iter().find(|t| t.id == detail.id)
@@ -1034,9 +1068,22 @@ impl App {
         {
             detail.info = Some(task.clone());
         }
-        let previous = self.live.snapshot.take();
+        let mut previous = self.live.snapshot.take();
+        if let Some(before) = &previous
+            && let Some(change) = node_change(&before.node, &snapshot.node)
+        {
+            // Another process answers now: its figures do not continue the old ones.
+            self.live.series = Series::default();
+            previous = None;
+            tracing::warn!("{change}; the charts start again");
+            self.tell(
+                Severity::Warning,
+                format!("{change}; the charts start again"),
+            );
+        }
         self.live.series.record(previous.as_ref(), &snapshot);
         self.live.snapshot = Some(snapshot);
+        self.live.received_at = Some(Instant::now());
     }
 
     /// A reply from the connection.
@@ -1108,10 +1155,15 @@ impl App {
                 self.link = Link::Unanswered { since };
                 NOTHING
             }
-            Reply::Disconnected { error, retry_in } => {
+            Reply::Disconnected {
+                error,
+                retry_in,
+                refused,
+            } => {
                 self.link = Link::Down {
                     error,
                     retry_at: Instant::now() + retry_in,
+                    refused,
                 };
                 NOTHING
             }
@@ -2550,6 +2602,7 @@ pub(crate) mod tests {
         app.on_reply(Reply::Disconnected {
             error: "connection refused".into(),
             retry_in: Duration::from_secs(1),
+            refused: false,
         });
         assert!(matches!(app.link, Link::Down { .. }));
         app.ingest(snapshot(1, Vec::new(), 1));
@@ -2570,6 +2623,7 @@ pub(crate) mod tests {
         app.link = Link::Down {
             error: "refused".into(),
             retry_at: now + Duration::from_millis(4500),
+            refused: false,
         };
         assert_eq!(
             app.next_deadline(now),

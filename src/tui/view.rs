@@ -46,7 +46,7 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
             Constraint::Length(status_rows(message.as_ref(), area.width)),
         ])
         .areas(area);
-        draw_header(frame, app, header);
+        let badge = draw_header(frame, app, header);
         draw_tabs(frame, app, tabs, &mut hits);
         match app.tab {
             Tab::Overview => draw_overview(frame, app, body, &mut hits),
@@ -55,11 +55,13 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
             Tab::Cluster => draw_cluster_tab(frame, app, body),
         }
         if matches!(app.link, Link::Down { .. } | Link::Unanswered { .. }) {
-            // Figures from before the link went quiet: shown, but dimmed, so nobody takes
+            // Figures from before the link went quiet: shown, but dimmed (the header's
+            // figures too, all but the badge that says how old they are), so nobody takes
             // them for current ones.
-            frame
-                .buffer_mut()
-                .set_style(body, Style::default().add_modifier(Modifier::DIM));
+            let buffer = frame.buffer_mut();
+            buffer.set_style(header, Style::default().add_modifier(Modifier::DIM));
+            buffer.set_style(badge, Style::default().remove_modifier(Modifier::DIM));
+            buffer.set_style(body, Style::default().add_modifier(Modifier::DIM));
         }
         draw_status(frame, app, status, message);
         if let Some(overlay) = &app.overlay {
@@ -201,7 +203,8 @@ fn pane<'a>(app: &App, title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
         .title(title.into().style(theme.title))
 }
 
-fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
+/// Draws the two header rows; returns where the link badge is.
+fn draw_header(frame: &mut Frame, app: &App, area: Rect) -> Rect {
     let [line1, line2] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     let badge = link_badge(app);
@@ -225,6 +228,7 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(first), left);
     frame.render_widget(Paragraph::new(badge).alignment(Alignment::Right), right);
     frame.render_widget(Paragraph::new(second), line2);
+    right
 }
 
 /// `line` cut to `room` columns between items, never inside one (`mem 4` of `mem 4.2GiB`
@@ -364,10 +368,18 @@ fn link_badge(app: &App) -> Line<'static> {
             format!("no answer for {}s ", since.elapsed().as_secs()),
             theme.warning,
         ),
-        Link::Down { retry_at, .. } => {
+        Link::Down {
+            retry_at, refused, ..
+        } => {
             let wait = retry_at.saturating_duration_since(Instant::now());
+            // The figures below are the last ones received: say how old they are.
+            let age = match app.live.received_at {
+                Some(at) => format!(" · figures {} old", uptime_text(at.elapsed())),
+                None => String::new(),
+            };
+            let state = if *refused { "refused" } else { "disconnected" };
             Line::styled(
-                format!("disconnected, retrying in {}s ", wait.as_secs() + 1),
+                format!("{state}{age} · retrying in {}s ", wait.as_secs() + 1),
                 theme.error,
             )
         }
@@ -408,7 +420,20 @@ fn status_message(app: &App) -> Option<(String, Style)> {
         return Some((format!(" {}", status.text), style));
     }
     match &app.link {
-        Link::Down { error, .. } => Some((format!(" {error}"), theme.error)),
+        Link::Down { error, .. } => {
+            // The last sample said it was shutting down: that is why it is gone.
+            let shut_down = app
+                .live
+                .snapshot
+                .as_ref()
+                .is_some_and(|snapshot| !snapshot.node.accepting);
+            let text = if shut_down {
+                format!(" the node shut down (it was shutting down when the link closed): {error}")
+            } else {
+                format!(" {error}")
+            };
+            Some((text, theme.error))
+        }
         Link::Unanswered { since } => {
             let address = app.options.remote.as_deref().unwrap_or("the node");
             Some((
@@ -2179,6 +2204,90 @@ mod tests {
                 .any(|line| line.contains(&first) && line.contains("spin")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn figures_from_a_lost_node_are_dimmed_and_aged_and_a_shutdown_is_named() {
+        use crate::tui::state::Reply;
+        let mut app = app_with(2, 3);
+        let mut last = snapshot(2, tasks(3), 14);
+        last.node.accepting = false;
+        app.ingest(last);
+        app.on_reply(Reply::Disconnected {
+            error: "the node closed the connection".into(),
+            retry_in: Duration::from_secs(2),
+            refused: false,
+        });
+        let terminal = draw(&mut app, 120, 40);
+        let text = format!("{}", terminal.backend());
+        let first = text.lines().next().expect("a header");
+        assert!(
+            first.contains("disconnected · figures 0s old · retrying in"),
+            "{first}"
+        );
+        assert!(
+            text.contains("the node shut down (it was shutting down"),
+            "{text}"
+        );
+        let buffer = terminal.backend().buffer();
+        let dimmed = |x: u16, y: u16| buffer[(x, y)].modifier.contains(Modifier::DIM);
+        assert!(
+            dimmed(1, 0) && dimmed(1, 1),
+            "the header's figures are dimmed"
+        );
+        assert!(dimmed(1, 5), "the body is dimmed");
+        assert!(!dimmed(119 - 2, 0), "the badge is not");
+        // A refused handshake says so instead of "disconnected".
+        app.on_reply(Reply::Disconnected {
+            error: "cluster mismatch".into(),
+            retry_in: Duration::from_secs(30),
+            refused: true,
+        });
+        let terminal = draw(&mut app, 120, 40);
+        let text = format!("{}", terminal.backend());
+        let first = text.lines().next().expect("a header");
+        assert!(first.contains("refused · figures"), "{first}");
+    }
+
+    #[test]
+    fn another_process_at_the_address_starts_the_charts_again_and_is_named() {
+        let mut app = app_with(2, 3);
+        assert!(!app.live.series.tasks_per_s.is_empty());
+        let mut restarted = snapshot(2, tasks(3), 20);
+        restarted.node.pid += 1;
+        restarted.node.started_unix_us += 15_000_000;
+        app.ingest(restarted);
+        assert!(
+            app.live.series.tasks_per_s.is_empty(),
+            "no rate across processes"
+        );
+        let said = app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
+        assert!(
+            said.contains("node alpha restarted (pid 4243, was 4242)"),
+            "{said}"
+        );
+        let mut other = snapshot(2, tasks(3), 22);
+        other.node.name = "beta".into();
+        app.ingest(other);
+        let said = app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
+        assert!(
+            said.contains("a different node answers now: beta (was alpha)"),
+            "{said}"
+        );
+        // The same process again changes nothing.
+        app.status = None;
+        let mut same = snapshot(2, tasks(3), 23);
+        same.node.name = "beta".into();
+        app.ingest(same);
+        assert!(app.status.is_none());
     }
 
     #[test]

@@ -19,14 +19,14 @@ use crate::runtime::lock;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// No TCP connection.
-    #[error(
-        "cannot connect to a goliath node at {address}: {reason}. Is a node running there? Start one with `goliath node`"
-    )]
+    #[error("cannot connect to a goliath node at {address}: {reason}. {advice}")]
     Connect {
         /// Where.
         address: String,
         /// The OS's reason.
         reason: String,
+        /// What to check: the host name when it did not resolve, else whether a node runs.
+        advice: &'static str,
     },
     /// The node refused the handshake (wrong cluster, too many connections, …).
     #[error("the node at {address} refused the connection: {reason}")]
@@ -143,19 +143,39 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connects and completes the handshake.
     pub async fn connect(address: &str, options: &ConnectOptions) -> Result<Client, ClientError> {
-        let connect_error = |reason: String| ClientError::Connect {
+        let connect_error = |reason: String, advice: &'static str| ClientError::Connect {
             address: address.to_string(),
             reason,
+            advice,
         };
-        let mut stream =
-            match tokio::time::timeout(options.timeout, TcpStream::connect(address)).await {
+        const NO_NODE: &str = "Is a node running there? Start one with `goliath node`";
+        // Resolved apart from connecting, so a name that does not resolve is not blamed on
+        // a missing node.
+        let resolved: Vec<std::net::SocketAddr> =
+            match tokio::time::timeout(options.timeout, tokio::net::lookup_host(address)).await {
                 Err(_) => {
-                    return Err(connect_error(format!(
-                        "no answer within {:?}",
-                        options.timeout
-                    )));
+                    return Err(connect_error(
+                        format!("the host name did not resolve within {:?}", options.timeout),
+                        "Check the name and the DNS, or give an IP address",
+                    ));
                 }
-                Ok(Err(error)) => return Err(connect_error(error.to_string())),
+                Ok(Err(error)) => {
+                    return Err(connect_error(
+                        format!("cannot resolve the host name: {error}"),
+                        "Check the name, or give an IP address",
+                    ));
+                }
+                Ok(Ok(addresses)) => addresses.collect(),
+            };
+        let mut stream =
+            match tokio::time::timeout(options.timeout, TcpStream::connect(&resolved[..])).await {
+                Err(_) => {
+                    return Err(connect_error(
+                        format!("no answer within {:?}", options.timeout),
+                        NO_NODE,
+                    ));
+                }
+                Ok(Err(error)) => return Err(connect_error(error.to_string(), NO_NODE)),
                 Ok(Ok(stream)) => stream,
             };
         let _ = stream.set_nodelay(true);
