@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{config, wait_finished, wait_running};
 use goliath::runtime::{
     Busy, CancelOutcome, CompletionReceiver, CompletionSender, KindArgs, LookupError, Node,
-    NodeBuilder, Step, StepContext, SubmitError, TaskInfo, TaskKind, TaskOutput, TaskQuery,
+    NodeBuilder, Step, StepContext, SubmitError, TaskId, TaskInfo, TaskKind, TaskOutput, TaskQuery,
     TaskSpec, TaskState, completion_queue,
 };
 
@@ -311,6 +311,39 @@ fn exec_captures_output_exit_status_and_attempt() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_snapshot_keeps_running_tasks_that_newer_ones_would_crowd_out() {
+    let node = Node::start(config(1, 256)).expect("node starts");
+    let sleeping = node.submit_text("sleep 1h x3").expect("submitted");
+    for id in &sleeping {
+        wait_running(&node, *id);
+    }
+    let finished = node.submit_text("fib 3 x50").expect("submitted");
+    for id in &finished {
+        wait_finished(&node, *id);
+    }
+    let ids: Vec<TaskId> = node.snapshot(10).tasks.iter().map(|t| t.id).collect();
+    let mut expected: Vec<TaskId> = finished[finished.len() - 7..].to_vec();
+    expected.extend(&sleeping);
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(
+        ids, expected,
+        "the 3 running, then the 7 newest, newest first"
+    );
+    // A list is the newest, whatever their state.
+    let listed: Vec<TaskId> = node
+        .tasks(TaskQuery {
+            state: None,
+            limit: 10,
+        })
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    let mut newest = finished[finished.len() - 10..].to_vec();
+    newest.reverse();
+    assert_eq!(listed, newest);
 }
 
 #[test]

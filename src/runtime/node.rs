@@ -1491,35 +1491,50 @@ impl Node {
 
     /// Lists tasks, in flight and finished, newest first.
     pub fn tasks(&self, query: TaskQuery) -> Vec<TaskInfo> {
-        self.collect_tasks(query, None)
+        self.collect_tasks(query, None, false)
     }
 
-    fn collect_tasks(&self, query: TaskQuery, counts: Option<&mut TaskCounts>) -> Vec<TaskInfo> {
+    /// The tasks a list or a snapshot carries: up to `query.limit`, newest first. With
+    /// `running_first` (the console's snapshot), every running task is kept (up to the limit)
+    /// and the newest others fill the rest, so work in progress is never crowded out by a
+    /// burst of newer queued or finished tasks.
+    fn collect_tasks(
+        &self,
+        query: TaskQuery,
+        counts: Option<&mut TaskCounts>,
+        running_first: bool,
+    ) -> Vec<TaskInfo> {
         let shared = &self.shared;
         let wants_live = query.state.is_none_or(|s| !s.is_finished());
         let wants_finished = query.state.is_none_or(|s| s.is_finished());
-        let mut live = Vec::new();
+        let newest_first = |candidate: &(u64, u32)| std::cmp::Reverse(candidate.0);
+        // (task id, slot index) of the live tasks the query takes, by state; ids and
+        // states only, so a node with 60,000 queued tasks copies no spec to list 1,000.
+        let mut running_slots: Vec<(u64, u32)> = Vec::new();
+        let mut queued_slots: Vec<(u64, u32)> = Vec::new();
         let mut queued = 0u64;
         let mut running = 0u64;
         if wants_live || counts.is_some() {
             for index in shared.arena.live_indices() {
-                let state = shared.arena.slot(index).state.load(Ordering::Relaxed);
-                let task_state = if state == slot_state::QUEUED {
+                let slot = shared.arena.slot(index);
+                let is_queued = slot.state.load(Ordering::Relaxed) == slot_state::QUEUED;
+                if is_queued {
+                    queued += 1;
+                } else {
+                    running += 1;
+                }
+                let task_state = if is_queued {
                     TaskState::Queued
                 } else {
                     TaskState::Running
                 };
-                match task_state {
-                    TaskState::Queued => queued += 1,
-                    _ => running += 1,
-                }
-                if wants_live
-                    && live.len() < query.limit
-                    && query.state.is_none_or(|s| s == task_state)
-                    && let Some(info) = shared.live_info(index)
-                    && query.state.is_none_or(|s| s == info.state)
-                {
-                    live.push(info);
+                if wants_live && query.state.is_none_or(|s| s == task_state) {
+                    let id = slot.id.load(Ordering::Acquire);
+                    if is_queued {
+                        queued_slots.push((id, index));
+                    } else {
+                        running_slots.push((id, index));
+                    }
                 }
             }
         }
@@ -1527,13 +1542,35 @@ impl Node {
             counts.queued = queued;
             counts.running = running;
         }
-        let mut all = live;
+        let newest = |slots: &mut Vec<(u64, u32)>, limit: usize| {
+            if slots.len() > limit {
+                slots.select_nth_unstable_by_key(limit, newest_first);
+                slots.truncate(limit);
+            }
+        };
+        let infos = |slots: &[(u64, u32)]| -> Vec<TaskInfo> {
+            slots
+                .iter()
+                .filter_map(|&(_, index)| shared.live_info(index))
+                .filter(|info| query.state.is_none_or(|s| s == info.state))
+                .collect()
+        };
+        let mut pinned = Vec::new();
+        if running_first {
+            newest(&mut running_slots, query.limit);
+            pinned = infos(&running_slots);
+            running_slots.clear();
+        }
+        let room = query.limit - pinned.len().min(query.limit);
+        newest(&mut running_slots, room);
+        newest(&mut queued_slots, room);
+        let mut all = infos(&running_slots);
+        all.extend(infos(&queued_slots));
         if wants_finished {
-            let finished = shared.history.recent(
-                query.limit,
-                query.state,
-                super::task::limits::LISTED_OUTPUT_MAX,
-            );
+            let finished =
+                shared
+                    .history
+                    .recent(room, query.state, super::task::limits::LISTED_OUTPUT_MAX);
             all.extend(finished.into_iter().map(|t| shared.finished_info(t)));
             all.extend(
                 shared
@@ -1541,12 +1578,14 @@ impl Node {
                     .iter()
                     .rev()
                     .filter(|task| query.state.is_none_or(|s| s == task.state))
-                    .take(query.limit)
+                    .take(room)
                     .cloned(),
             );
         }
         all.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
-        all.truncate(query.limit);
+        all.truncate(room);
+        all.append(&mut pinned);
+        all.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
         // A list carries the start of each output: 10,000 exec tasks with all they printed
         // would be hundreds of megabytes. `task` has the whole of one. The history copied
         // only that start already; recovered tasks are cut here.
@@ -1558,7 +1597,8 @@ impl Node {
         all
     }
 
-    /// A view of the whole node with up to `task_limit` tasks (in flight first, then recent).
+    /// A view of the whole node with up to `task_limit` tasks: every running one (up to the
+    /// limit), then the newest others.
     pub fn snapshot(&self, task_limit: usize) -> NodeSnapshot {
         let shared = &self.shared;
         let now = shared.clock.now();
@@ -1605,6 +1645,7 @@ impl Node {
                 limit: task_limit,
             },
             Some(&mut counts),
+            true,
         );
         // The tasks recovered from the log were accepted by an earlier run, not since this
         // start, though they hold slots the way new ones do.

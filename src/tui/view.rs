@@ -1452,6 +1452,22 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     if !app.filter.is_empty() {
         title.push_str(&format!(" · filter \"{}\"", app.filter));
     }
+    // The node sends every running task and the newest others, up to console.task_limit:
+    // say how many in flight that leaves out, so a filter's "0" is not read as "none".
+    if let Some(snapshot) = app.view().snapshot.as_ref() {
+        let listed = snapshot
+            .tasks
+            .iter()
+            .filter(|t| !t.state.is_finished())
+            .count() as u64;
+        let in_flight = snapshot.counts.queued + snapshot.counts.running;
+        if in_flight > listed {
+            title.push_str(&format!(
+                " · {} more in flight not listed (console.task_limit)",
+                in_flight - listed
+            ));
+        }
+    }
     title.push_str(&format!(
         " · by {} {}",
         column.title().to_lowercase(),
@@ -2204,6 +2220,27 @@ mod tests {
                 .any(|line| line.contains(&first) && line.contains("spin")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_tasks_title_counts_the_tasks_in_flight_the_list_leaves_out() {
+        let mut app = app_with(2, 12);
+        let mut sample = snapshot(2, tasks(12), 14);
+        let listed = sample
+            .tasks
+            .iter()
+            .filter(|t| !t.state.is_finished())
+            .count() as u64;
+        sample.counts.queued = 5000;
+        sample.counts.running = 2;
+        app.ingest(sample);
+        app.tab = Tab::Tasks;
+        let text = format!("{}", draw(&mut app, 160, 40).backend());
+        let expected = format!(
+            "{} more in flight not listed (console.task_limit)",
+            5002 - listed
+        );
+        assert!(text.contains(&expected), "{text}");
     }
 
     #[test]
