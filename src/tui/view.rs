@@ -288,7 +288,10 @@ fn header_line(app: &App, compact: bool) -> Line<'static> {
         items.push(format!("{}w", snapshot.workers.len()));
         items.push(format!("{rate}/s"));
     } else {
-        items.push(format!("{} workers", snapshot.workers.len()));
+        items.push(match snapshot.workers.len() {
+            1 => "1 worker".to_string(),
+            count => format!("{count} workers"),
+        });
         items.push(format!("{rate} tasks/s"));
     }
     if let Some(host) = &snapshot.host {
@@ -627,6 +630,24 @@ fn draw_workers(frame: &mut Frame, app: &App, area: Rect, focused: bool, hits: &
     );
     if title.chars().count() + 4 > usize::from(area.width) {
         title = format!("Workers · depth {total_depth} · steals {steals}/s");
+    }
+    // Rows for workers: the pane's height less its borders. When they do not all fit, the
+    // title says which are shown, so a cut list is not taken for the whole.
+    let visible = usize::from(area.height.saturating_sub(2));
+    let count = snapshot.workers.len();
+    if count > visible {
+        let offset = app.workers_offset.min(count - visible);
+        let shown = if visible == 0 {
+            format!(" · none of {count} shown")
+        } else {
+            format!(" · w{}–w{} of {count}", offset, offset + visible - 1)
+        };
+        let short = format!("Workers{shown}");
+        title = if title.chars().count() + shown.chars().count() + 4 > usize::from(area.width) {
+            short
+        } else {
+            format!("{title}{shown}")
+        };
     }
     let block = pane_block(app, title, focused);
     let inner = block.inner(area);
@@ -2220,6 +2241,18 @@ mod tests {
                 .any(|line| line.contains(&first) && line.contains("spin")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_workers_pane_too_short_for_all_says_which_it_shows() {
+        let mut app = app_with(16, 3);
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        let title = text
+            .lines()
+            .find(|line| line.contains("Workers"))
+            .expect("the pane is drawn");
+        assert!(title.contains("w0–w"), "{title}");
+        assert!(title.contains("of 16"), "{title}");
     }
 
     #[test]
