@@ -510,6 +510,52 @@ fn bad_specs_busy_and_exec_refusal_are_remote_errors() {
 }
 
 #[test]
+fn a_wait_on_a_key_whose_tasks_are_forgotten_says_so_and_makes_up_no_outcome() {
+    let fixture = Fixture::new(|config| config.history.tasks = 4);
+    let client = fixture.client();
+    let keyed = || {
+        fixture.request(
+            &client,
+            Request::Submit(SubmitRequest {
+                specs: vec!["fib 20".into()],
+                idempotency_key: Some("job-42".into()),
+                wait: true,
+            }),
+        )
+    };
+    match keyed() {
+        Ok(Response::Finished { tasks, duplicate }) => {
+            assert!(!duplicate);
+            assert_eq!(tasks[0].state, TaskState::Succeeded);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Enough newer tasks to push it out of the history.
+    match fixture.request(
+        &client,
+        Request::Submit(SubmitRequest {
+            specs: vec!["fib 1 x40".into()],
+            idempotency_key: None,
+            wait: true,
+        }),
+    ) {
+        Ok(Response::Finished { tasks, .. }) => assert_eq!(tasks.len(), 40),
+        other => panic!("{other:?}"),
+    }
+    match keyed() {
+        Err(ClientError::Remote(error)) => {
+            assert_eq!(error.kind, RemoteErrorKind::NotFound, "{error}");
+            assert!(
+                error.message.contains("outcome cannot be told"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("an outcome made up for a forgotten task: {other:?}"),
+    }
+}
+
+#[test]
 fn idempotency_key_returns_the_same_ids() {
     let fixture = Fixture::new(|_| {});
     let client = fixture.client();

@@ -465,7 +465,7 @@ struct Connection {
     submissions: Vec<Submission>,
     waiting_for: IdMap<TaskId, (u32, usize)>,
     watches: IdMap<u32, tokio::task::JoinHandle<()>>,
-    polls: tokio::task::JoinSet<(u32, usize, TaskInfo)>,
+    polls: tokio::task::JoinSet<(u32, usize, Result<TaskInfo, LookupError>)>,
     /// `wait` submissions whose accepted records are on their way to disk.
     durables: tokio::task::JoinSet<(u32, Result<(), DurabilityError>)>,
 }
@@ -544,8 +544,8 @@ impl Connection {
                 biased;
                 info = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
-                Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
-                    self.resolve(stream, index, info);
+                Some(Ok((stream, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                    self.polled(stream, index, result);
                 }
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
                     self.made_durable(stream, result);
@@ -588,8 +588,8 @@ impl Connection {
                 self.completed_task(info);
             } else if let Ok(item) = self.queued.try_recv() {
                 self.encode(item);
-            } else if let Some(Ok((stream, index, info))) = self.polls.try_join_next() {
-                self.resolve(stream, index, info);
+            } else if let Some(Ok((stream, index, result))) = self.polls.try_join_next() {
+                self.polled(stream, index, result);
             } else if let Some(Ok((stream, result))) = self.durables.try_join_next() {
                 self.made_durable(stream, result);
             } else {
@@ -675,8 +675,8 @@ impl Connection {
             tokio::select! {
                 info = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
-                Some(Ok((stream, index, info))) = self.polls.join_next(), if !self.polls.is_empty() => {
-                    self.resolve(stream, index, info);
+                Some(Ok((stream, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                    self.polled(stream, index, result);
                 }
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
                     self.made_durable(stream, result);
@@ -999,6 +999,32 @@ impl Connection {
         }
     }
 
+    /// A task of an earlier submission (found through its idempotency key) finished, or
+    /// turned out to be unknown: then its outcome cannot be told, and the wait ends with
+    /// an error that says so rather than an outcome made up for it.
+    fn polled(&mut self, stream: u32, index: usize, result: Result<TaskInfo, LookupError>) {
+        let error = match result {
+            Ok(info) => return self.resolve(stream, index, info),
+            Err(error) => error,
+        };
+        let Some(wait) = self.waits.remove(&stream) else {
+            return;
+        };
+        self.waiting_for.retain(|_, (waiter, _)| *waiter != stream);
+        let response = Response::Error(RemoteError {
+            kind: RemoteErrorKind::NotFound,
+            message: format!(
+                "this idempotency key's {} submitted earlier, and their outcome cannot be told: {error}; `goliath submit` without --wait returns the key's ids",
+                if wait.tasks.len() == 1 {
+                    "task was"
+                } else {
+                    "tasks were"
+                }
+            ),
+        });
+        self.send(stream, response, wait.permit);
+    }
+
     fn resolve(&mut self, stream: u32, index: usize, info: TaskInfo) {
         self.waiting_for.remove(&info.id);
         let Some(wait) = self.waits.get_mut(&stream) else {
@@ -1054,29 +1080,15 @@ impl Connection {
     }
 }
 
-/// Waits for a task found through an idempotency key (not watched by this connection).
-async fn poll_until_finished(node: &Node, id: TaskId) -> TaskInfo {
+/// Waits for a task found through an idempotency key (not watched by this connection);
+/// an error once the node no longer knows it.
+async fn poll_until_finished(node: &Node, id: TaskId) -> Result<TaskInfo, LookupError> {
     loop {
-        match node.task(id) {
-            Ok(info) if info.state.is_finished() => return info,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            Err(error) => {
-                return TaskInfo {
-                    id,
-                    spec: String::new(),
-                    kind: Default::default(),
-                    state: crate::runtime::TaskState::Failed,
-                    worker: None,
-                    attempt: 0,
-                    submitted_unix_us: 0,
-                    started_unix_us: None,
-                    finished_unix_us: None,
-                    run_us: 0,
-                    output: None,
-                    error: Some(error.to_string()),
-                };
-            }
+        let info = node.task(id)?;
+        if info.state.is_finished() {
+            return Ok(info);
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
