@@ -528,6 +528,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             target,
             specs,
         }) => {
+            // Specs take words that start with '-' (`exec -- tool --json`), so clap hands an
+            // unknown option before them over as a spec; no spec starts with one.
+            if let Some(first) = specs.first()
+                && first.starts_with('-')
+                && first != "-"
+            {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "unknown option '{first}' for `goliath submit`; `goliath submit --help` lists its options, which go before the specs"
+                )));
+            }
             let (specs, stdin_lines) = if specs.len() == 1 && specs[0] == "-" {
                 let (specs, lines) = commands::stdin_specs()?;
                 (specs, Some(lines))

@@ -403,6 +403,20 @@ fn values_that_mean_nothing_are_usage_errors_and_submit_help_lists_the_kinds() {
 }
 
 #[test]
+fn an_unknown_option_before_the_specs_is_named_as_an_option() {
+    let output = goliath()
+        .args(["submit", "--bogus", "fib", "1", "--node", "127.0.0.1:9"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown option '--bogus' for `goliath submit`"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_console_attached_to_a_node_refuses_the_flags_of_a_node_started_here() {
     for (args, flag) in [
         (
