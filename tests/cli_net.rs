@@ -70,6 +70,14 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
     assert_eq!(answer.lines().count(), 1, "{answer}");
     let cancelled = wait_for_state(&node, id, "cancelled");
     assert_eq!(cancelled["error"], "cancelled");
+    // A range, as the console's palette takes it: each id in it answered once.
+    let ranged = node.client(&["cancel", &format!("{id}-{}", id + 2), &id.to_string()]);
+    let answer = String::from_utf8_lossy(&ranged.stdout);
+    assert!(
+        answer.starts_with(&format!("{id}: already cancelled")),
+        "{answer}"
+    );
+    assert_eq!(answer.lines().count(), 3, "{answer}");
 
     // Watch events as JSON lines while tasks run.
     let mut watch = goliath()

@@ -1171,6 +1171,46 @@ impl Kinds {
     }
 }
 
+/// Task ids as people type them for a cancel: ids and ranges (`28-127`, `28..127`),
+/// separated by spaces or commas; each id once, in the order first given. A range's ids count
+/// toward `max` as they would be sent, and a range is never expanded past it.
+pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, String> {
+    let mut ids = Vec::new();
+    for word in text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+    {
+        let range = word
+            .split_once("..")
+            .or_else(|| word.split_once('-'))
+            .or_else(|| word.split_once('–'));
+        match range {
+            Some((first, last)) => {
+                let bad = || format!("'{word}' is not a task id or a range of ids like 28-127");
+                let first: TaskId = first.parse().map_err(|_| bad())?;
+                let last: TaskId = last.parse().map_err(|_| bad())?;
+                if last < first {
+                    return Err(format!("'{word}': the range ends before it starts"));
+                }
+                // Counted without overflow: `1-18446744073709551615` must be refused, not
+                // wrap to a small count and then be expanded.
+                let span = last.0 - first.0;
+                if span >= max || span + 1 + ids.len() as u64 > max {
+                    return Err(format!("'{word}': at most {max} tasks in one cancel"));
+                }
+                ids.extend((first.0..=last.0).map(TaskId));
+            }
+            None => ids.push(word.parse::<TaskId>().map_err(|_| {
+                format!("'{word}' is not a task id (or a range of ids like 28-127)")
+            })?),
+        }
+    }
+    // Each task once, in the order first given: `cancel 11 11` is one request.
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
