@@ -444,6 +444,54 @@ fn a_flipped_bit_in_a_middle_segment_refuses_to_start_naming_file_and_offset() {
 }
 
 #[test]
+fn deleted_newest_segments_refuse_to_start_instead_of_losing_their_tasks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 1000, 180);
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "the log spans segments: {segments:?}");
+    let newest = segments.last().expect("a segment").clone();
+    let name = |path: &Path| {
+        path.file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string()
+    };
+    let refusal = |dir: &Path| match live_ids(dir) {
+        Err(error @ WalError::Missing { .. }) => error.to_string(),
+        other => panic!("a log without its newest segments must be refused, got {other:?}"),
+    };
+    // The newest two gone: nothing later is left to show a gap.
+    for path in &segments[segments.len() - 2..] {
+        std::fs::remove_file(path).expect("remove");
+    }
+    let message = refusal(dir.path());
+    assert!(
+        message.contains(&name(&segments[segments.len() - 2])),
+        "{message}"
+    );
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(!inspection.healthy(), "{inspection:?}");
+    assert!(
+        inspection
+            .problems
+            .iter()
+            .any(|p| p.contains(&name(&newest)) && p.contains("missing")),
+        "{inspection:?}"
+    );
+    // Every segment gone (`rm wal-*.seg`): still refused, not taken for a new log.
+    for path in &segments[..segments.len() - 2] {
+        std::fs::remove_file(path).expect("remove");
+    }
+    let message = refusal(dir.path());
+    assert!(message.contains(&name(&segments[0])), "{message}");
+}
+
+#[test]
 fn a_4_gib_record_length_is_an_error_without_allocating_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_log(dir.path(), 1000, 180);

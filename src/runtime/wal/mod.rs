@@ -152,9 +152,9 @@ pub enum WalError {
         /// Where and what.
         damage: Damage,
     },
-    /// A segment between the checkpoint and the newest segment is missing.
+    /// A segment between the checkpoint and the newest segment the log created is missing.
     #[error(
-        "the write-ahead log in {} is missing {} (segments must follow the checkpoint without gaps); run `goliath wal verify --data-dir {}`",
+        "the write-ahead log in {} is missing {} ({MISSING_RULE}): the tasks it acknowledged would be lost, so the node does not start; run `goliath wal verify --data-dir {}`",
         dir.display(),
         missing,
         dir.display()
@@ -354,19 +354,19 @@ pub fn open(
         first_segment = seq;
         summary.checkpoint = Some(seq);
     }
+    let newest =
+        segment::read_newest(&dir).map_err(io_error("read", &dir.join(segment::NEWEST_FILE)))?;
+    if let Some(missing) = segment::first_missing(&listing.segments, first_segment, newest) {
+        return Err(WalError::Missing {
+            dir: dir.clone(),
+            missing: segment::segment_name(missing),
+        });
+    }
     let segments: Vec<(u64, PathBuf)> = listing
         .segments
         .range(first_segment..)
         .map(|(seq, path)| (*seq, path.clone()))
         .collect();
-    for (expected, (seq, _)) in (first_segment..).zip(&segments) {
-        if *seq != expected {
-            return Err(WalError::Missing {
-                dir: dir.clone(),
-                missing: segment::segment_name(expected),
-            });
-        }
-    }
     let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
         op: "read",
         path,
@@ -710,6 +710,9 @@ impl Drop for Wal {
 
 // ---------------------------------------------------------------- inspection
 
+/// Which segments recovery needs, as the errors say it.
+const MISSING_RULE: &str = "every segment from the checkpoint to the newest one the log created, which `newest-segment` names, must be there";
+
 /// What `goliath wal verify` found in one file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileReport {
@@ -855,15 +858,24 @@ pub fn inspect(
         path,
         error: e,
     })?;
-    let mut expected = first_segment;
-    for (index, (seq, path)) in segments.iter().enumerate() {
-        if *seq != expected {
-            inspection.problems.push(format!(
-                "{} is missing (segments must follow the checkpoint without gaps)",
-                segment::segment_name(expected)
-            ));
+    let newest = match segment::read_newest(dir) {
+        Ok(newest) => newest,
+        Err(error) => {
+            inspection
+                .problems
+                .push(format!("cannot read {}: {error}", segment::NEWEST_FILE));
+            None
         }
-        expected = seq + 1;
+    };
+    let present: std::collections::BTreeSet<u64> = listing.segments.keys().copied().collect();
+    let end = present.last().copied().max(newest).unwrap_or(0);
+    for seq in (first_segment..=end).filter(|seq| !present.contains(seq)) {
+        inspection.problems.push(format!(
+            "{} is missing ({MISSING_RULE})",
+            segment::segment_name(seq)
+        ));
+    }
+    for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;
         report_file(
             path,

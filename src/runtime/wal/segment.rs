@@ -27,6 +27,40 @@ use super::record::{self, RecordType, SegmentHeader};
 /// Name of the lock file.
 pub const LOCK_FILE: &str = "LOCK";
 
+/// The file naming the newest segment the log has created (`wal-….seg` and a newline),
+/// rewritten atomically after each new segment is durable. Recovery needs every segment from
+/// the checkpoint to that one: without it, deleting the newest segments would go unseen, and
+/// the tasks they acknowledged (and their ids, which a node would hand out again) with them.
+pub const NEWEST_FILE: &str = "newest-segment";
+
+/// The segment [`NEWEST_FILE`] names: `None` when there is no such file (a new directory, or
+/// one written before the file existed); an `InvalidData` error when it names no segment.
+pub fn read_newest(dir: &Path) -> io::Result<Option<u64>> {
+    match std::fs::read_to_string(dir.join(NEWEST_FILE)) {
+        Ok(text) => parse_hex(text.trim_end(), "wal-", ".seg")
+            .map(Some)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{NEWEST_FILE} names no segment: {:?}", text.trim_end()),
+                )
+            }),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// The first segment from `first` through `newest` (the newest the log created) that is
+/// not in `present`: a segment recovery needs and cannot read.
+pub fn first_missing(
+    present: &BTreeMap<u64, PathBuf>,
+    first: u64,
+    newest: Option<u64>,
+) -> Option<u64> {
+    let end = present.keys().next_back().copied().max(newest).unwrap_or(0);
+    (first..=end).find(|seq| !present.contains_key(seq))
+}
+
 /// File name of segment `seq`.
 pub fn segment_name(seq: u64) -> String {
     format!("wal-{seq:016x}.seg")
@@ -433,6 +467,8 @@ impl Io {
             self.sync_data(&file)?;
             std::fs::rename(&temp, dir.join(&name))?;
             self.sync_dir(dir)?;
+            // Only once the segment is durable: the file never names one that was not.
+            self.write_file_atomically(dir, NEWEST_FILE, format!("{name}\n").as_bytes())?;
             Ok((file, header.len() as u64))
         })();
         if result.is_err() {
