@@ -751,6 +751,37 @@ fn a_smaller_arena_that_cannot_hold_the_recovered_tasks_is_refused_and_a_larger_
     assert_eq!(node.in_flight(), 8);
 }
 
+#[test]
+fn the_arena_size_a_refused_recovery_names_is_one_that_starts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        // Ids 1, 5 and 6 in flight: in 4 slots, 1 and 5 would share the first.
+        let node = Node::start(durable_config(dir.path(), 8)).expect("starts");
+        let hour = TaskSpec::sleep(Duration::from_secs(3600));
+        node.submit_copies(&hour, 1).expect("submits");
+        for id in node.submit_text("fib 1 x3").expect("submits") {
+            common::wait_finished(&node, id);
+        }
+        node.submit_copies(&hour, 2).expect("submits");
+        node.shutdown(Duration::ZERO);
+    }
+    let named = match Node::start(durable_config(dir.path(), 2)) {
+        Err(error @ StartError::Recovery(_)) => {
+            let message = error.to_string();
+            let named = message
+                .split("arena.slots = ")
+                .nth(2)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|size| size.parse::<usize>().ok());
+            named.unwrap_or_else(|| panic!("names a size to start with: {message}"))
+        }
+        other => panic!("expected a recovery error, got {other:?}"),
+    };
+    assert_eq!(named, 8, "4 slots would not hold ids 1 and 5 apart");
+    let node = Node::start(durable_config(dir.path(), named)).expect("the size named works");
+    assert_eq!(node.in_flight(), 3);
+}
+
 /// A node for the disk-bound tests: small segments and checkpoints, a short history.
 fn compacting_config(dir: &Path) -> Config {
     let mut config = durable_config(dir, 1 << 12);

@@ -249,24 +249,31 @@ impl Shared {
         let mut live: Vec<(u64, &super::recovery::LiveTask)> =
             state.live.iter().map(|(id, task)| (*id, task)).collect();
         live.sort_unstable_by_key(|(id, _)| *id);
+        let slot_of = |id: u64, capacity: usize| (id.saturating_sub(1) % capacity as u64) as u32;
+        // The smallest arena (from `from` slots up) in which every recovered task has a slot
+        // of its own: what a refusal tells the operator to start with, so that following it
+        // works the first time.
+        let enough_from = |from: usize| {
+            let mut enough = from.next_power_of_two();
+            while enough < MAX_ARENA_SLOTS && {
+                let mut seen = std::collections::HashSet::new();
+                !live.iter().all(|(id, _)| seen.insert(slot_of(*id, enough)))
+            } {
+                enough *= 2;
+            }
+            enough
+        };
         if live.len() > capacity {
             return Err(StartError::Recovery(format!(
-                "{} tasks were in flight but this node has arena.slots = {capacity}; raise arena.slots to at least {}",
+                "{} tasks were in flight but this node has arena.slots = {capacity}; start with arena.slots = {} (or the value used before) until they have finished",
                 live.len(),
-                live.len().next_power_of_two()
+                enough_from(live.len())
             )));
         }
-        let slot_of = |id: u64, capacity: usize| (id.saturating_sub(1) % capacity as u64) as u32;
         let mut taken = std::collections::HashMap::with_capacity(live.len());
         for (id, _) in &live {
             if let Some(other) = taken.insert(slot_of(*id, capacity), *id) {
-                let mut enough = capacity.saturating_mul(2);
-                while enough < MAX_ARENA_SLOTS && {
-                    let mut seen = std::collections::HashSet::new();
-                    !live.iter().all(|(id, _)| seen.insert(slot_of(*id, enough)))
-                } {
-                    enough *= 2;
-                }
+                let enough = enough_from(capacity.saturating_mul(2));
                 return Err(StartError::Recovery(format!(
                     "recovered tasks {other} and {id} would share arena slot {} because arena.slots ({capacity}) is smaller than when they were accepted; start with arena.slots = {enough} (or the value used before) until they have finished",
                     slot_of(*id, capacity)
