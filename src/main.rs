@@ -736,6 +736,16 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         };
         apply(key.trim(), value.trim())?;
     }
+    // A memory-only node keeps nothing on disk: a directory given for it, perhaps one that
+    // holds a log of acknowledged tasks, would be ignored without a word.
+    if let Some(dir) = &args.data_dir
+        && !config.wal.enabled
+    {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--data-dir {} means nothing with wal.enabled = false: a memory-only node keeps nothing on disk (and would not recover a log there); drop one of them",
+            dir.display()
+        )));
+    }
     Ok((config, loaded.origin.to_string()))
 }
 

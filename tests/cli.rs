@@ -403,6 +403,23 @@ fn values_that_mean_nothing_are_usage_errors_and_submit_help_lists_the_kinds() {
 }
 
 #[test]
+fn a_data_directory_for_a_memory_only_node_is_refused() {
+    let output = goliath()
+        .args(["node", "--data-dir", "/nonexistent/goliath-test"])
+        .args(["--set", "wal.enabled=false", "--listen", "127.0.0.1:0"])
+        // Were it to start, it stops at once: its standard input is closed.
+        .arg("--exit-with-stdin")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("means nothing with wal.enabled = false"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_unknown_option_before_the_specs_is_named_as_an_option() {
     let output = goliath()
         .args(["submit", "--bogus", "fib", "1", "--node", "127.0.0.1:9"])
