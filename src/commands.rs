@@ -369,12 +369,12 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         let spec = event
                             .spec
                             .as_deref()
-                            .map(|spec| format!(" ({spec})"))
+                            .map(|spec| format!(" ({})", printable(spec, false)))
                             .unwrap_or_default();
                         let error = event
                             .error
                             .as_deref()
-                            .map(|error| format!(": {error}"))
+                            .map(|error| format!(": {}", printable(error, false)))
                             .unwrap_or_default();
                         outln!(
                             "{} task {}{} {}{}{}",
@@ -488,7 +488,7 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
         "ID", "STATE", "SPEC", "WORKER", "TRY", "TIME"
     );
     for task in tasks {
-        let spec = fit_columns(&task.spec, 24);
+        let spec = fit_columns(&printable(&task.spec, false), 24);
         let worker = task
             .worker
             .map(|w| w.to_string())
@@ -499,7 +499,9 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
             .and_then(|end| task.duration_us(end))
             .map(|us| ShortDuration(Duration::from_micros(us)).to_string())
             .unwrap_or_else(|| "-".into());
-        let output = fit_columns(&output_line(task), 60).trim_end().to_string();
+        let output = fit_columns(&printable(&output_line(task), false), 60)
+            .trim_end()
+            .to_string();
         let _ = writeln!(
             out,
             "{:>8}  {:<9}  {}  {:>6}  {:>3}  {:>9}  {}",
@@ -507,6 +509,26 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
         );
     }
     out
+}
+
+/// `text` with each control character a terminal would act on (escape sequences, carriage
+/// returns, bells, line breaks) shown as its picture (`␛`, `␍`, `␇`, `␊`) instead: task text
+/// and output go into tables and views as data, never as commands to the terminal. Tabs are
+/// kept where `keep_tabs`.
+pub fn printable(text: &str, keep_tabs: bool) -> std::borrow::Cow<'_, str> {
+    let shown = |c: char| c.is_control() && !(keep_tabs && c == '\t');
+    if !text.chars().any(shown) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| match c {
+            c if !shown(c) => c,
+            '\u{7f}' => '\u{2421}',
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+            _ => '?',
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// `text` in exactly `columns` terminal columns: cut with `…` when wider (a CJK character
@@ -541,7 +563,7 @@ fn fit_columns(text: &str, columns: usize) -> String {
 fn task_detail(info: &TaskInfo) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "task      {}", info.id);
-    let _ = writeln!(out, "spec      {}", info.spec);
+    let _ = writeln!(out, "spec      {}", printable(&info.spec, false));
     let _ = writeln!(out, "state     {}", info.state);
     if let Some(worker) = info.worker {
         let _ = writeln!(out, "worker    {worker}");
@@ -572,7 +594,7 @@ fn task_detail(info: &TaskInfo) -> String {
         );
     }
     if let Some(error) = &info.error {
-        let _ = writeln!(out, "error     {error}");
+        let _ = writeln!(out, "error     {}", printable(error, false));
     }
     match &info.output {
         Some(TaskOutput::Process(process)) => {
@@ -591,7 +613,7 @@ fn task_detail(info: &TaskInfo) -> String {
                 }
                 let _ = writeln!(out, "{name}:");
                 for line in text.lines() {
-                    let _ = writeln!(out, "  {line}");
+                    let _ = writeln!(out, "  {}", printable(line, true));
                 }
                 if truncated > 0 {
                     let _ = writeln!(
@@ -603,7 +625,7 @@ fn task_detail(info: &TaskInfo) -> String {
         }
         Some(TaskOutput::None) | None => {}
         Some(output) => {
-            let _ = writeln!(out, "output    {output}");
+            let _ = writeln!(out, "output    {}", printable(&output.to_string(), false));
         }
     }
     out
@@ -964,6 +986,32 @@ mod tests {
             output: None,
             error: None,
         }
+    }
+
+    #[test]
+    fn tables_and_views_show_control_characters_instead_of_sending_them_to_the_terminal() {
+        let mut info = task(9, TaskState::Succeeded, 1, Some(2));
+        info.spec = "echo \u{1b}[31mred\nline".into();
+        info.output = Some(TaskOutput::Process(Box::new(
+            goliath::runtime::ProcessOutput {
+                stdout: "a\rb\x07\tc\nnext \u{1b}]0;title\u{7}\n".into(),
+                ..Default::default()
+            },
+        )));
+        let table = task_table(std::slice::from_ref(&info), None);
+        assert_eq!(table.lines().count(), 2, "one row: {table}");
+        let detail = task_detail(&info);
+        for text in [&table, &detail] {
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{text:?}"
+            );
+        }
+        assert!(table.contains("echo ␛[31mred␊line"), "{table}");
+        assert!(detail.contains("  a␍b␇\tc"), "{detail}");
+        assert!(detail.contains("  next ␛]0;title␇"), "{detail}");
     }
 
     /// The TIME column of the table's only row.
