@@ -1997,10 +1997,16 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
                 Span::styled(format!("  {keys:<18}"), theme.key),
                 Span::styled(format!("{:<17}", action.name()), theme.muted),
                 Span::styled(
-                    if action == Action::Palette && !app.allows(Action::Submit) {
-                        format!("command palette: {}", app.palette_commands(", "))
-                    } else {
-                        action.description().to_string()
+                    match action {
+                        Action::Palette if !app.allows(Action::Submit) => {
+                            format!("command palette: {}", app.palette_commands(", "))
+                        }
+                        // Said for this console: attached, quitting leaves the node running.
+                        Action::Quit if app.options.remote.is_some() => {
+                            "quit (the attached node keeps running)".to_string()
+                        }
+                        Action::Quit => "quit and stop this console's node".to_string(),
+                        _ => action.description().to_string(),
                     },
                     theme.text,
                 ),
@@ -2240,6 +2246,23 @@ mod tests {
             text.lines()
                 .any(|line| line.contains(&first) && line.contains("spin")),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn help_says_what_quitting_does_to_the_node() {
+        let mut app = app_with(2, 3);
+        app.overlay = Some(Overlay::Help { scroll: 0 });
+        let local = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(
+            local.contains("quit and stop this console's node"),
+            "{local}"
+        );
+        app.options.remote = Some("127.0.0.1:7420".into());
+        let remote = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(
+            remote.contains("quit (the attached node keeps running)"),
+            "{remote}"
         );
     }
 

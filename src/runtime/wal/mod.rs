@@ -372,6 +372,19 @@ pub fn open(
         path,
         error: e,
     })?;
+    // Replaying a large log takes seconds; say so before, not only after.
+    let bytes: u64 = segments
+        .iter()
+        .filter_map(|(_, path)| path.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum();
+    tracing::info!(
+        dir = %dir.display(),
+        checkpoint = summary.checkpoint.map(segment::checkpoint_name).unwrap_or_else(|| "none".into()),
+        segments = segments.len(),
+        bytes = %crate::runtime::units::HumanSize::approx(bytes),
+        "replaying the write-ahead log"
+    );
     for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
