@@ -415,6 +415,26 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
 }
 
 fn main() -> ExitCode {
+    // This binary also starts `exec` tasks for its node (see `set_exec_launcher`).
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw
+        .get(1)
+        .is_some_and(|arg| arg == goliath::runtime::EXEC_LAUNCHER_ARG)
+    {
+        eprintln!(
+            "goliath: {}",
+            goliath::runtime::run_exec_launcher(&raw[2..])
+        );
+        return ExitCode::from(127);
+    }
+    // /proc/self/exe as it is: it names this binary in the child too, even after the file
+    // on disk was replaced by an upgrade.
+    let this_binary = std::path::Path::new("/proc/self/exe");
+    if this_binary.exists() {
+        goliath::runtime::set_exec_launcher(this_binary.to_path_buf());
+    } else if let Ok(program) = std::env::current_exe() {
+        goliath::runtime::set_exec_launcher(program);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),

@@ -192,7 +192,7 @@ fn exit_codes_say_what_went_wrong() {
     assert_eq!(unresolved.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&unresolved.stderr);
     assert!(
-        stderr.contains("Check the name") && !stderr.contains("goliath node"),
+        stderr.contains("Check the name") && !stderr.contains("Start one with"),
         "points at the name: {stderr}"
     );
     // Last, as it leaves every slot taken.
