@@ -994,13 +994,20 @@ fn fail_stop(local: LocalNode, failure: &str) -> Result<u8, Failure> {
     }
     std::thread::sleep(Duration::from_millis(250));
     local.node.shutdown(Duration::ZERO);
-    let dir = local
-        .node
-        .data_dir()
+    let data_dir = local.node.data_dir().map(std::path::Path::to_path_buf);
+    let dir = data_dir
+        .as_ref()
         .map(|dir| dir.display().to_string())
         .unwrap_or_default();
+    // Safe on disk only while the directory this node locked is still there.
+    let still_there = data_dir.is_some_and(|dir| dir.join("LOCK").exists());
+    let next = if still_there {
+        "Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them"
+    } else {
+        "The directory or its lock file is gone, and what this node acknowledged may be gone with it; find what removed it before a node starts there again"
+    };
     Err(Failure::runtime(anyhow::anyhow!(
-        "stopping: {failure} (data directory {dir}). Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them"
+        "stopping: {failure} (data directory {dir}). {next}"
     )))
 }
 

@@ -782,6 +782,32 @@ fn the_arena_size_a_refused_recovery_names_is_one_that_starts() {
     assert_eq!(node.in_flight(), 3);
 }
 
+#[test]
+fn a_node_whose_lock_file_is_removed_or_replaced_acknowledges_nothing_more() {
+    for replace in [false, true] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = Node::start(durable_config(dir.path(), 64)).expect("starts");
+        node.submit_text("fib 3")
+            .expect("acknowledged while the directory is its own");
+        let lock = dir.path().join("LOCK");
+        std::fs::remove_file(&lock).expect("remove LOCK");
+        if replace {
+            // As a second node would, once the first's LOCK is gone.
+            std::fs::write(&lock, b"99999\n").expect("a new LOCK");
+        }
+        // The writer looks once a second, before a batch: past that, the next submission
+        // finds out.
+        std::thread::sleep(Duration::from_millis(1100));
+        let refused = node
+            .submit_text("fib 3")
+            .expect_err("nothing is acknowledged once the directory is not its own");
+        let message = refused.to_string();
+        let expected = if replace { "was replaced" } else { "is gone" };
+        assert!(message.contains(expected), "{message}");
+        assert!(node.submit_text("fib 3").is_err(), "and nothing after it");
+    }
+}
+
 /// A node for the disk-bound tests: small segments and checkpoints, a short history.
 fn compacting_config(dir: &Path) -> Config {
     let mut config = durable_config(dir, 1 << 12);

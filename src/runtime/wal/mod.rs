@@ -469,6 +469,9 @@ impl Recovery {
                 let _ = std::fs::remove_file(temp);
             }
         }
+        let lock_identity = dir_lock
+            .identity()
+            .map_err(io_error("look at the lock file in", &dir))?;
         let mut buffer = Vec::new();
         let checkpoint_bytes =
             writer::write_checkpoint(&dir, &io, &state, next_segment, &mut buffer)
@@ -519,6 +522,9 @@ impl Recovery {
             closed: closed_sender,
             backlog_limit: writer::backlog_limit(options.checkpoint_every, options.segment_size),
             backlog_warned: None,
+            dir: dir.clone(),
+            lock_identity,
+            directory_checked: Instant::now(),
         };
         let writer_thread = spawn("goliath-wal-writer", Box::new(move || writer.run()));
         let writer_thread = match writer_thread {

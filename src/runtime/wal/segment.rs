@@ -153,7 +153,17 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// The exclusive hold on a data directory; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct DirLock {
-    _file: File,
+    file: File,
+}
+
+impl DirLock {
+    /// Device and inode of the locked `LOCK` file, to tell later whether the path still
+    /// names it.
+    pub fn identity(&self) -> io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = self.file.metadata()?;
+        Ok((metadata.dev(), metadata.ino()))
+    }
 }
 
 /// Why a data directory could not be locked.
@@ -212,7 +222,7 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock, LockError> {
     file.set_len(0).map_err(LockError::Io)?;
     file.seek(SeekFrom::Start(0)).map_err(LockError::Io)?;
     writeln!(file, "{}", std::process::id()).map_err(LockError::Io)?;
-    Ok(DirLock { _file: file })
+    Ok(DirLock { file })
 }
 
 /// The pid in `dir/LOCK` when a process holds the lock now; writes nothing, and holds the

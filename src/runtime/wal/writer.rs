@@ -676,7 +676,16 @@ pub(crate) struct Writer {
     pub backlog_limit: u64,
     /// When the writer last said it waits for the checkpointer.
     pub backlog_warned: Option<Instant>,
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Device and inode of the `LOCK` file this node holds.
+    pub lock_identity: (u64, u64),
+    /// When [`Writer::directory_still_ours`] last looked.
+    pub directory_checked: Instant,
 }
+
+/// How often the writer checks that the data directory is still the one it locked.
+const DIRECTORY_CHECK: Duration = Duration::from_secs(1);
 
 impl Writer {
     /// The writer thread's loop: take a batch, write it, fdatasync, publish. Ends on stop
@@ -766,6 +775,10 @@ impl Writer {
             drop(pending);
             let records = end - taken;
             let started = Instant::now();
+            if let Err(error) = self.directory_still_ours(started) {
+                log.fail(error);
+                return;
+            }
             match self.write_batch(&mut batch) {
                 Ok(()) => {
                     log.metrics
@@ -781,11 +794,7 @@ impl Writer {
                     taken = end;
                 }
                 Err(error) => {
-                    log.fail(format!(
-                        "writing segment {} at offset {}: {error}",
-                        segment::segment_name(self.seq),
-                        self.offset
-                    ));
+                    log.fail(error);
                     return;
                 }
             }
@@ -841,15 +850,18 @@ impl Writer {
         Ok(())
     }
 
-    fn write_batch(&mut self, batch: &mut [u8]) -> std::io::Result<()> {
+    /// Writes `batch` (rolling to new segments as they fill) and, with `wal.sync = always`,
+    /// fdatasyncs it. The error names the operation that failed and its file.
+    fn write_batch(&mut self, batch: &mut [u8]) -> Result<(), String> {
         let mut rest = batch;
         while !rest.is_empty() {
             let room = self.segment_size.saturating_sub(self.offset) as usize;
             let take = record::group_prefix(rest, room);
             if take == 0 {
                 if self.offset == self.data_start {
-                    return Err(std::io::Error::other(
-                        "a group of records is larger than a whole segment",
+                    return Err(format!(
+                        "a group of records is larger than a whole segment ({})",
+                        segment::segment_name(self.seq)
                     ));
                 }
                 self.roll()?;
@@ -862,7 +874,15 @@ impl Writer {
                 record::mark_after_sync(chunk);
                 self.synced = false;
             }
-            self.io.write_at(&self.file, chunk, self.offset)?;
+            self.io
+                .write_at(&self.file, chunk, self.offset)
+                .map_err(|error| {
+                    format!(
+                        "writing segment {} at offset {}: {error}",
+                        segment::segment_name(self.seq),
+                        self.offset
+                    )
+                })?;
             self.offset += take as u64;
             rest = after;
             if !rest.is_empty() {
@@ -870,18 +890,68 @@ impl Writer {
             }
         }
         if self.sync == WalSync::Always {
-            self.sync_data()?;
+            self.sync_named()?;
         }
         Ok(())
     }
 
+    /// At most once per [`DIRECTORY_CHECK`], before a batch is written: whether the data
+    /// directory still holds the `LOCK` this node took. Removed or replaced (the directory
+    /// deleted, or `LOCK` removed and another node started on it), what this node writes
+    /// is no longer what a restart would read, so nothing more may be acknowledged.
+    fn directory_still_ours(&mut self, now: Instant) -> Result<(), String> {
+        if now.saturating_duration_since(self.directory_checked) < DIRECTORY_CHECK {
+            return Ok(());
+        }
+        self.directory_checked = now;
+        use std::os::unix::fs::MetadataExt as _;
+        let path = self.dir.join(segment::LOCK_FILE);
+        match std::fs::metadata(&path) {
+            Ok(found) if (found.dev(), found.ino()) == self.lock_identity => Ok(()),
+            Ok(_) => Err(format!(
+                "the data directory's lock file {} was replaced while this node ran: another node may be using {} now",
+                path.display(),
+                self.dir.display()
+            )),
+            Err(error) => Err(format!(
+                "the data directory's lock file {} is gone ({error}): the directory was removed or changed while this node ran, and a restart would not find what it acknowledged",
+                path.display()
+            )),
+        }
+    }
+
+    /// [`Writer::sync_data`], its error naming the segment.
+    fn sync_named(&mut self) -> Result<(), String> {
+        self.sync_data().map_err(|error| {
+            format!(
+                "fdatasync of segment {}: {error}",
+                segment::segment_name(self.seq)
+            )
+        })
+    }
+
     /// Closes the full segment (durable in both sync modes) and moves to the next.
-    fn roll(&mut self) -> std::io::Result<()> {
-        self.sync_data()?;
+    fn roll(&mut self) -> Result<(), String> {
+        self.sync_named()?;
         // Segments are created whole at `segment_size`.
         let closed_bytes = self.segment_size;
         let next = self.seq + 1;
-        let (file, start) = self.preparer.take(next)?;
+        let (file, start) = self.preparer.take(next).map_err(|error| {
+            let advice = if error.kind() == std::io::ErrorKind::StorageFull {
+                format!(
+                    "; free at least {} there (two segments), then start the node again",
+                    crate::runtime::units::HumanSize::approx(2 * self.segment_size)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "creating the next segment {} ({}) in {}: {error}{advice}",
+                segment::segment_name(next),
+                crate::runtime::units::HumanSize::approx(self.segment_size),
+                self.dir.display()
+            )
+        })?;
         let closed = self.seq;
         self.file = file;
         self.seq = next;
