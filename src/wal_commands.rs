@@ -232,9 +232,10 @@ fn output_text(output: &OutputRecord<'_>) -> String {
 fn describe(record: &Record) -> String {
     match record {
         Record::Segment(header) => format!(
-            "segment {} version={} created={}",
+            "segment {} version={} log={:016x} created={}",
             header.segment,
             header.version,
+            header.log_id,
             UtcTime(header.created_unix_us)
         ),
         Record::Accepted(accepted) => format!(
@@ -274,10 +275,11 @@ fn describe(record: &Record) -> String {
             UtcTime(cancelled.unix_us)
         ),
         Record::CheckpointBegin(begin) => format!(
-            "checkpoint covers the segments before {} max_id={} version={} created={}",
+            "checkpoint covers the segments before {} max_id={} version={} log={:016x} created={}",
             goliath::runtime::wal::segment::segment_name(begin.next_segment),
             begin.max_id,
             begin.version,
+            begin.log_id,
             UtcTime(begin.created_unix_us)
         ),
         Record::CheckpointTask(task) => format!(

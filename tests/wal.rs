@@ -492,6 +492,24 @@ fn deleted_newest_segments_refuse_to_start_instead_of_losing_their_tasks() {
 }
 
 #[test]
+fn a_segment_copied_in_from_another_data_directory_refuses_to_start() {
+    let ours = tempfile::tempdir().expect("temp dir");
+    let theirs = tempfile::tempdir().expect("temp dir");
+    write_log(ours.path(), 1000, 180);
+    write_log(theirs.path(), 1000, 180);
+    // Same name, same size, a valid segment in itself: only its log tells it apart.
+    let name = "wal-0000000000000002.seg";
+    std::fs::copy(theirs.path().join(name), ours.path().join(name)).expect("copy");
+    let message = damaged(live_ids(ours.path()));
+    assert!(message.contains(name), "{message}");
+    assert!(message.contains("another write-ahead log"), "{message}");
+    let inspection = wal::inspect(ours.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(!inspection.healthy(), "{inspection:?}");
+    // Each directory's own log still starts.
+    assert_eq!(live_ids(theirs.path()).expect("recovers").len(), 1000);
+}
+
+#[test]
 fn a_4_gib_record_length_is_an_error_without_allocating_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_log(dir.path(), 1000, 180);

@@ -189,6 +189,17 @@ struct SegmentCheck {
     file_len: u64,
     /// The size the header says the segment was created with (0: not said).
     created_size: u64,
+    /// The log id expected, then (once the header is read) the one known after this segment.
+    log_id: u64,
+}
+
+/// A new log's id: random (std's hasher keys come from the OS), never 0.
+fn new_log_id() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(writer::unix_now_us());
+    hasher.write_u32(std::process::id());
+    hasher.finish().max(1)
 }
 
 impl SegmentCheck {
@@ -220,13 +231,15 @@ impl SegmentCheck {
         Ok(scan)
     }
 
-    /// The checks for segment `seq`, a file of `file_len` bytes, before its scan.
-    fn new(seq: u64, file_len: u64) -> Self {
+    /// The checks for segment `seq`, a file of `file_len` bytes, before its scan, in the log
+    /// `log_id` (0 while unknown: the first segment that names one sets it).
+    fn new(seq: u64, file_len: u64, log_id: u64) -> Self {
         SegmentCheck {
             seq,
             header_seen: false,
             file_len,
             created_size: 0,
+            log_id,
         }
     }
 
@@ -250,6 +263,15 @@ impl SegmentCheck {
                     header.version,
                     record::FORMAT_VERSION
                 ));
+            }
+            if header.log_id != 0 {
+                if self.log_id != 0 && header.log_id != self.log_id {
+                    return Err(format!(
+                        "the segment belongs to another write-ahead log (log id {:016x}, where this directory's is {:016x}): it was copied in from another data directory",
+                        header.log_id, self.log_id
+                    ));
+                }
+                self.log_id = header.log_id;
             }
             self.created_size = header.size;
             self.header_seen = true;
@@ -334,6 +356,8 @@ pub fn open(
         damage,
     };
     let mut first_segment = 1;
+    // The log's id as the checkpoint and segments give it (0 while none has).
+    let mut log_id = 0;
     if let Some((&seq, path)) = listing.checkpoints.iter().next_back() {
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
         let begin = recovery::load_checkpoint(&buffer, &mut state)
@@ -353,6 +377,7 @@ pub fn open(
         }
         first_segment = seq;
         summary.checkpoint = Some(seq);
+        log_id = begin.log_id;
     }
     let newest =
         segment::read_newest(&dir).map_err(io_error("read", &dir.join(segment::NEWEST_FILE)))?;
@@ -388,7 +413,7 @@ pub fn open(
     for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
-        let mut check = SegmentCheck::new(*seq, buffer.len() as u64);
+        let mut check = SegmentCheck::new(*seq, buffer.len() as u64, log_id);
         let result = recovery::scan_segment(&buffer, last, |frames| {
             check.check(frames)?;
             state.apply_group(frames)
@@ -396,6 +421,7 @@ pub fn open(
         let scan = check
             .verdict(result)
             .map_err(|damage| damaged(path, damage))?;
+        log_id = check.log_id;
         summary.segments += 1;
         if let Some(reason) = &scan.torn {
             summary.dropped_bytes += scan.dropped_bytes;
@@ -410,6 +436,8 @@ pub fn open(
         }
     }
     summary.records = state.counts.records;
+    // A log written before log ids (or a new one) takes a new id from here on.
+    state.log_id = if log_id != 0 { log_id } else { new_log_id() };
     let restart = state.restart(writer::unix_now_us(), runnable);
     summary.requeued_running = restart.were_running;
     summary.requeued_queued = restart.were_queued;
@@ -482,6 +510,7 @@ impl Recovery {
                 &dir,
                 next_segment,
                 options.segment_size,
+                state.log_id,
                 writer::unix_now_us(),
             )
             .map_err(io_error("create the first segment in", &dir))?;
@@ -493,7 +522,12 @@ impl Recovery {
         log.metrics
             .last_checkpoint_bytes
             .store(checkpoint_bytes as u64, Ordering::Relaxed);
-        let preparer = Arc::new(Preparer::new(dir.clone(), options.segment_size, io.clone()));
+        let preparer = Arc::new(Preparer::new(
+            dir.clone(),
+            options.segment_size,
+            state.log_id,
+            io.clone(),
+        ));
         let (closed_sender, closed_receiver) = std::sync::mpsc::channel();
         let mut threads = Vec::new();
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
@@ -790,16 +824,20 @@ pub fn inspect(
     };
     let mut buffer = Vec::new();
     let mut first_segment = 1;
+    // The log's id as the files read so far give it (0 while none has).
+    let mut log_id = 0;
+    // `check`: a segment's number and the log id it must have; returns the log id known
+    // after the file.
     let mut report_file = |path: &Path,
                            kind: &'static str,
                            last: bool,
-                           check: Option<u64>,
+                           check: Option<(u64, u64)>,
                            buffer: &mut Vec<u8>,
                            inspection: &mut Inspection|
-     -> Result<(), WalError> {
+     -> Result<u64, WalError> {
         segment::read_into(path, buffer).map_err(io_error("read", path))?;
         let file_len = buffer.len() as u64;
-        let mut segment_check = check.map(|seq| SegmentCheck::new(seq, file_len));
+        let mut segment_check = check.map(|(seq, log_id)| SegmentCheck::new(seq, file_len, log_id));
         // Records read before any damage, so a damaged file's count agrees with `dump`.
         let mut readable = 0;
         let result = recovery::scan_segment(buffer, last, |frames| {
@@ -847,7 +885,7 @@ pub fn inspect(
             }
         }
         inspection.files.push(report);
-        Ok(())
+        Ok(segment_check.map_or(0, |check| check.log_id))
     };
     if let Some((&seq, path)) = listing.checkpoints.iter().next_back() {
         first_segment = seq;
@@ -860,11 +898,15 @@ pub fn inspect(
             &mut inspection,
         )?;
         // A checkpoint must also load as one.
-        if inspection.files.last().is_some_and(|f| f.damage.is_none())
-            && let Err(damage) = recovery::load_checkpoint(&buffer, &mut State::new(1, 1))
-            && let Some(report) = inspection.files.last_mut()
-        {
-            report.damage = Some(damage);
+        if inspection.files.last().is_some_and(|f| f.damage.is_none()) {
+            match recovery::load_checkpoint(&buffer, &mut State::new(1, 1)) {
+                Ok(begin) => log_id = begin.log_id,
+                Err(damage) => {
+                    if let Some(report) = inspection.files.last_mut() {
+                        report.damage = Some(damage);
+                    }
+                }
+            }
         }
     }
     let segments: Vec<(u64, PathBuf)> = listing
@@ -896,11 +938,11 @@ pub fn inspect(
     }
     for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;
-        report_file(
+        log_id = report_file(
             path,
             "segment",
             last,
-            Some(*seq),
+            Some((*seq, log_id)),
             &mut buffer,
             &mut inspection,
         )?;

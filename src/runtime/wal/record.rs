@@ -39,7 +39,7 @@ pub const ALIGN: usize = 8;
 /// The largest payload any record may have (1 MiB); segments may set a smaller bound.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// The on-disk format version, in every segment and checkpoint header.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Flag in the type byte: the group goes on with the next record.
 const CONTINUES: u8 = 0x80;
 
@@ -537,6 +537,19 @@ pub struct SegmentHeader {
     /// The file's size when it was created, whole (format 2 on; 0 in format 1): a segment
     /// is renamed into place only once written whole, so a shorter file was cut short.
     pub size: u64,
+    /// The log it belongs to (format 3 on; 0 before): an id drawn when the data
+    /// directory's log began and kept by every segment and checkpoint after, so a segment
+    /// copied in from another directory is told apart.
+    pub log_id: u64,
+}
+
+/// [`SegmentHeader`] as format 2 wrote it, without the log id.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct SegmentHeaderV2 {
+    version: u32,
+    segment: u64,
+    created_unix_us: u64,
+    size: u64,
 }
 
 /// [`SegmentHeader`] as format 1 wrote it, without the size.
@@ -550,12 +563,22 @@ struct SegmentHeaderV1 {
 impl SegmentHeader {
     fn decode(what: &'static str, bytes: &[u8]) -> Result<SegmentHeader, CodecError> {
         codec::decode(what, bytes).or_else(|error| {
-            codec::decode::<SegmentHeaderV1>(what, bytes)
-                .map(|v1| SegmentHeader {
-                    version: v1.version,
-                    segment: v1.segment,
-                    created_unix_us: v1.created_unix_us,
-                    size: 0,
+            codec::decode::<SegmentHeaderV2>(what, bytes)
+                .map(|v2| SegmentHeader {
+                    version: v2.version,
+                    segment: v2.segment,
+                    created_unix_us: v2.created_unix_us,
+                    size: v2.size,
+                    log_id: 0,
+                })
+                .or_else(|_| {
+                    codec::decode::<SegmentHeaderV1>(what, bytes).map(|v1| SegmentHeader {
+                        version: v1.version,
+                        segment: v1.segment,
+                        created_unix_us: v1.created_unix_us,
+                        size: 0,
+                        log_id: 0,
+                    })
                 })
                 .map_err(|_| error)
         })
@@ -670,6 +693,33 @@ pub struct CheckpointBegin {
     pub max_id: u64,
     /// When it was written.
     pub created_unix_us: u64,
+    /// The log it belongs to (format 3 on; 0 before), as [`SegmentHeader::log_id`].
+    pub log_id: u64,
+}
+
+/// [`CheckpointBegin`] as formats 1 and 2 wrote it, without the log id.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct CheckpointBeginV2 {
+    version: u32,
+    next_segment: u64,
+    max_id: u64,
+    created_unix_us: u64,
+}
+
+impl CheckpointBegin {
+    fn decode(what: &'static str, bytes: &[u8]) -> Result<CheckpointBegin, CodecError> {
+        codec::decode(what, bytes).or_else(|error| {
+            codec::decode::<CheckpointBeginV2>(what, bytes)
+                .map(|v2| CheckpointBegin {
+                    version: v2.version,
+                    next_segment: v2.next_segment,
+                    max_id: v2.max_id,
+                    created_unix_us: v2.created_unix_us,
+                    log_id: 0,
+                })
+                .map_err(|_| error)
+        })
+    }
 }
 
 /// A task in flight at the checkpoint.
@@ -757,7 +807,9 @@ impl Record {
             RecordType::Started => Record::Started(codec::decode(what, bytes)?),
             RecordType::Finished => Record::Finished(codec::decode(what, bytes)?),
             RecordType::Cancelled => Record::Cancelled(codec::decode(what, bytes)?),
-            RecordType::CheckpointBegin => Record::CheckpointBegin(codec::decode(what, bytes)?),
+            RecordType::CheckpointBegin => {
+                Record::CheckpointBegin(CheckpointBegin::decode(what, bytes)?)
+            }
             RecordType::CheckpointTask => Record::CheckpointTask(codec::decode(what, bytes)?),
             RecordType::CheckpointFinished => {
                 Record::CheckpointFinished(codec::decode(what, bytes)?)
@@ -901,16 +953,22 @@ pub(crate) mod strategies {
     /// Any record.
     pub fn record() -> impl Strategy<Value = Record> {
         prop_oneof![
-            (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-                |(version, segment, at, size)| {
+            (
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(|(version, segment, at, size, log_id)| {
                     Record::Segment(SegmentHeader {
                         version,
                         segment,
                         created_unix_us: at,
                         size,
+                        log_id,
                     })
-                }
-            ),
+                }),
             (
                 ranges(),
                 spec(),
@@ -935,14 +993,22 @@ pub(crate) mod strategies {
             finished().prop_map(Record::Finished),
             (any::<u64>(), any::<u64>())
                 .prop_map(|(id, unix_us)| Record::Cancelled(Cancelled { id, unix_us })),
-            (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-                |(version, next_segment, max_id, at)| Record::CheckpointBegin(CheckpointBegin {
-                    version,
-                    next_segment,
-                    max_id,
-                    created_unix_us: at,
-                })
-            ),
+            (
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(|(version, next_segment, max_id, at, log_id)| {
+                    Record::CheckpointBegin(CheckpointBegin {
+                        version,
+                        next_segment,
+                        max_id,
+                        created_unix_us: at,
+                        log_id,
+                    })
+                }),
             (
                 any::<u64>(),
                 spec(),
@@ -1029,6 +1095,69 @@ mod tests {
     }
 
     #[test]
+    fn format_2_headers_read_with_an_unknown_log_id() {
+        #[derive(Serialize)]
+        struct SegmentV2 {
+            version: u32,
+            segment: u64,
+            created_unix_us: u64,
+            size: u64,
+        }
+        #[derive(Serialize)]
+        struct BeginV2 {
+            version: u32,
+            next_segment: u64,
+            max_id: u64,
+            created_unix_us: u64,
+        }
+        let mut bytes = Vec::new();
+        let mut group = GroupEncoder::new(&mut bytes, MAX_PAYLOAD, usize::MAX);
+        group
+            .push(
+                RecordType::Segment,
+                &SegmentV2 {
+                    version: 2,
+                    segment: 7,
+                    created_unix_us: 99,
+                    size: 4096,
+                },
+            )
+            .expect("encodes");
+        group
+            .push(
+                RecordType::CheckpointBegin,
+                &BeginV2 {
+                    version: 2,
+                    next_segment: 7,
+                    max_id: 12,
+                    created_unix_us: 99,
+                },
+            )
+            .expect("encodes");
+        group.finish().expect("fits");
+        let records: Vec<Record> = read_all(&bytes).into_iter().map(|(r, _)| r).collect();
+        assert_eq!(
+            records,
+            vec![
+                Record::Segment(SegmentHeader {
+                    version: 2,
+                    segment: 7,
+                    created_unix_us: 99,
+                    size: 4096,
+                    log_id: 0,
+                }),
+                Record::CheckpointBegin(CheckpointBegin {
+                    version: 2,
+                    next_segment: 7,
+                    max_id: 12,
+                    created_unix_us: 99,
+                    log_id: 0,
+                }),
+            ]
+        );
+    }
+
+    #[test]
     fn a_format_1_segment_header_reads_with_an_unknown_size() {
         #[derive(Serialize)]
         struct Written {
@@ -1059,6 +1188,7 @@ mod tests {
                 segment: 7,
                 created_unix_us: 99,
                 size: 0,
+                log_id: 0,
             })
         );
     }

@@ -312,6 +312,8 @@ pub struct State {
     pub key_order: VecDeque<String>,
     /// The highest id handed out.
     pub max_id: u64,
+    /// The log's id (see [`super::record::SegmentHeader::log_id`]); 0 until one is known.
+    pub log_id: u64,
     /// What was applied.
     pub counts: ReplayCounts,
     finished_limit: usize,
@@ -330,6 +332,7 @@ impl State {
             keys: HashMap::new(),
             key_order: VecDeque::new(),
             max_id: 0,
+            log_id: 0,
             counts: ReplayCounts::default(),
             finished_limit: finished_limit.max(1),
             key_limit: key_limit.max(1),
@@ -505,6 +508,7 @@ impl State {
             next_segment,
             max_id: self.max_id,
             created_unix_us,
+            log_id: self.log_id,
         });
         let tasks = live.into_iter().map(|(id, task)| {
             Record::CheckpointTask(CheckpointTask {
@@ -704,6 +708,7 @@ mod tests {
                 segment: 1,
                 created_unix_us: 0,
                 size: 0,
+                log_id: 0,
             },
         )
         .expect("encodes");

@@ -406,9 +406,10 @@ impl Io {
         dir: &Path,
         seq: u64,
         size: u64,
+        log_id: u64,
         created_unix_us: u64,
     ) -> io::Result<(File, u64)> {
-        self.create_segment_paced(dir, seq, size, created_unix_us, None)
+        self.create_segment_paced(dir, seq, size, log_id, created_unix_us, None)
     }
 
     /// [`Io::create_segment`], with `pause`: the zeros go out [`PACED_CHUNK`] bytes at a
@@ -423,6 +424,7 @@ impl Io {
         dir: &Path,
         seq: u64,
         size: u64,
+        log_id: u64,
         created_unix_us: u64,
         pause: Option<&dyn Fn() -> bool>,
     ) -> io::Result<(File, u64)> {
@@ -445,6 +447,7 @@ impl Io {
                     segment: seq,
                     created_unix_us,
                     size,
+                    log_id,
                 },
             )
             .map_err(io::Error::other)?;
@@ -565,7 +568,9 @@ mod tests {
     fn segments_are_zero_filled_with_a_header() {
         let dir = tempfile::tempdir().expect("temp dir");
         let io = Io::default();
-        let (_, start) = io.create_segment(dir.path(), 3, 8192, 1).expect("creates");
+        let (_, start) = io
+            .create_segment(dir.path(), 3, 8192, 5, 1)
+            .expect("creates");
         let bytes = std::fs::read(dir.path().join(segment_name(3))).expect("read");
         assert_eq!(bytes.len(), 8192);
         let frame = record::read_frame(&bytes, 0, record::MAX_PAYLOAD)
@@ -583,7 +588,7 @@ mod tests {
         let io = Io::default();
         // Not a multiple of the piece: the last piece is short.
         let size = 4 * PACED_CHUNK as u64 + 4096;
-        io.create_segment(dir.path(), 1, size, 7)
+        io.create_segment(dir.path(), 1, size, 5, 7)
             .expect("creates whole");
         // Creates segment `seq` in paced pieces with a pause that answers `go_on`; returns
         // how many pauses it took.
@@ -593,7 +598,7 @@ mod tests {
                 pauses.set(pauses.get() + 1);
                 go_on
             };
-            io.create_segment_paced(dir.path(), seq, size, 7, Some(&pause))
+            io.create_segment_paced(dir.path(), seq, size, 5, 7, Some(&pause))
                 .expect("creates in pieces");
             pauses.get()
         };

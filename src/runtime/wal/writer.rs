@@ -525,16 +525,19 @@ pub(crate) struct Preparer {
     wake: Condvar,
     dir: PathBuf,
     size: u64,
+    /// The log the segments belong to.
+    log_id: u64,
     io: Io,
 }
 
 impl Preparer {
-    pub fn new(dir: PathBuf, size: u64, io: Io) -> Self {
+    pub fn new(dir: PathBuf, size: u64, log_id: u64, io: Io) -> Self {
         Self {
             state: Mutex::new(PrepareState::default()),
             wake: Condvar::new(),
             dir,
             size,
+            log_id,
             io,
         }
     }
@@ -581,6 +584,7 @@ impl Preparer {
                 &self.dir,
                 seq,
                 self.size,
+                self.log_id,
                 unix_now_us(),
                 Some(&pause),
             );
@@ -625,7 +629,7 @@ impl Preparer {
         drop(state);
         // One more attempt here; if the disk is still full this fails the log.
         self.io
-            .create_segment(&self.dir, seq, self.size, unix_now_us())
+            .create_segment(&self.dir, seq, self.size, self.log_id, unix_now_us())
     }
 
     /// Stops the thread.
@@ -1180,6 +1184,7 @@ mod tests {
         let preparer = Arc::new(Preparer::new(
             dir.path().to_path_buf(),
             64 << 10,
+            5,
             Io::default(),
         ));
         // Requested, then stopped before its thread took the request up (none runs here):
