@@ -205,7 +205,9 @@ fn connect_renders_a_remote_node_says_when_it_stops_answering_and_reconnects_aft
 
     node.child.kill().expect("kill node");
     node.wait_exit();
-    console.wait_for("the lost link", |s| s.contains("disconnected, retrying"));
+    console.wait_for("the lost link", |s| {
+        s.contains("disconnected · figures") && s.contains("old · retrying in")
+    });
     // Three refused retries later (0.5, 1 and 2 s apart) the log has said it once each:
     // the link dropped, and the node cannot be reached — not once per retry.
     console.wait_for("a 4 s retry wait", |s| s.contains("retrying in 4s"));
