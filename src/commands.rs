@@ -88,7 +88,10 @@ pub enum ClientCommand {
     Watch {
         snapshots: Option<Duration>,
     },
-    Shutdown,
+    Shutdown {
+        /// Wait until the node has stopped.
+        wait: bool,
+    },
     Members,
 }
 
@@ -424,21 +427,83 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             )),
             other => Err(unexpected(&other)),
         },
-        ClientCommand::Shutdown => match client.request(Request::Shutdown).await? {
-            Response::ShuttingDown => {
-                if json {
-                    outln!(
-                        "{}",
-                        serde_json::json!({ "shutting_down": true, "node": client.welcome().node })
-                    );
-                } else {
-                    outln!("node {} is shutting down", client.welcome().node);
+        ClientCommand::Shutdown { wait } => {
+            // The node's pid, to tell when a node on this machine has exited (its data
+            // directory unlocked), not only stopped listening.
+            let pid = if wait {
+                match client.request(Request::Status { task_limit: 0 }).await? {
+                    Response::Status(snapshot) => Some(snapshot.node.pid),
+                    other => return Err(unexpected(&other)),
                 }
-                Ok(exit::OK)
+            } else {
+                None
+            };
+            match client.request(Request::Shutdown).await? {
+                Response::ShuttingDown => {}
+                other => return Err(unexpected(&other)),
             }
-            other => Err(unexpected(&other)),
-        },
+            let node = &client.welcome().node;
+            if wait {
+                wait_until_stopped(client.address(), pid).await?;
+            }
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::json!({ "shutting_down": true, "stopped": wait, "node": node })
+                );
+            } else if wait {
+                outln!("node {node} has stopped");
+            } else {
+                outln!("node {node} is shutting down");
+            }
+            Ok(exit::OK)
+        }
     }
+}
+
+/// The longest `goliath shutdown --wait` waits.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits until the node at `address` has stopped: it refuses connections and, when it runs
+/// on this machine (a loopback address), its process `pid` has exited, so a node started
+/// right after finds the port and the data directory free.
+async fn wait_until_stopped(address: &str, pid: Option<u32>) -> Result<(), CommandError> {
+    let local = tokio::net::lookup_host(address)
+        .await
+        .map(|mut found| found.all(|at| at.ip().is_loopback()))
+        .unwrap_or(false);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+    loop {
+        let listening = tokio::net::TcpStream::connect(address).await.is_ok();
+        let running = local && pid.is_some_and(process_runs);
+        if !listening && !running {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CommandError::new(
+                exit::FAILURE,
+                format!(
+                    "the node at {address} is still {} {}s after it was asked to shut down; its tasks may still be finishing (shutdown.grace)",
+                    if listening { "listening" } else { "running" },
+                    SHUTDOWN_WAIT.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether process `pid` runs on this machine: listed in /proc and not a zombie (one that
+/// has exited and waits for its parent to collect it).
+fn process_runs(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which may hold spaces: after the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
 }
 
 /// `{"tasks": […]}` (and `"duplicate"` for a submission), each task's fields in the order

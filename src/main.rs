@@ -273,6 +273,10 @@ enum Command {
     },
     /// Ask the node to shut down (it finishes or cancels running tasks first).
     Shutdown {
+        /// Return once the node has stopped (no longer listening, and on this machine its
+        /// process gone), so a node can be started again right after.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -594,7 +598,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Watch { snapshots, target }) => {
             client("watch", target, ClientCommand::Watch { snapshots })
         }
-        Some(Command::Shutdown { target }) => client("shutdown", target, ClientCommand::Shutdown),
+        Some(Command::Shutdown { wait, target }) => {
+            client("shutdown", target, ClientCommand::Shutdown { wait })
+        }
         Some(Command::Members { target }) => client("members", target, ClientCommand::Members),
         Some(Command::Demo {
             nodes,

@@ -131,9 +131,17 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
     let listed = node.json(&["tasks", "--state", "cancelled"]);
     assert_eq!(listed["tasks"].as_array().map(Vec::len), Some(1));
 
-    let shutdown = node.client(&["shutdown"]);
+    // --wait returns once the node is gone: its process has exited by then.
+    let shutdown = node.client(&["shutdown", "--wait"]);
     assert!(shutdown.status.success());
-    assert_eq!(node.wait_exit(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&shutdown.stdout).contains("has stopped"),
+        "{shutdown:?}"
+    );
+    assert!(
+        node.child.try_wait().expect("waits").is_some(),
+        "the node still ran when shutdown --wait returned"
+    );
 }
 
 #[test]
