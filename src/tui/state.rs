@@ -1027,6 +1027,12 @@ impl App {
             );
         }
         self.link = Link::Up;
+        // An open cancel question follows its task: it must not ask about a state of before.
+        if let Some(Overlay::Confirm { id, state, .. }) = &mut self.overlay
+            && let Some(task) = snapshot.tasks.iter().find(|t| t.id == *id)
+        {
+            *state = task.state;
+        }
         if let Some(detail) = &mut self.detail
             && let Some(task) = snapshot.tasks.iter().find(|t| t.id == detail.id)
             && task.state.is_finished()
@@ -1561,6 +1567,14 @@ impl App {
                 NOTHING
             }
             Overlay::Confirm { id, spec, state } => match key.code {
+                // The task ended while the question was open: nothing left to cancel.
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter if state.is_finished() => {
+                    self.tell(
+                        Severity::Info,
+                        format!("task {id} already {state}; nothing to cancel"),
+                    );
+                    NOTHING
+                }
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     vec![Command::Cancel(vec![id])]
                 }
@@ -2335,6 +2349,42 @@ pub(crate) mod tests {
         assert_eq!(
             palette_error(&mut app, "frobnicate"),
             "unknown command 'frobnicate'; commands: tab NAME, help, pause, q (read-only: no submit or cancel)"
+        );
+    }
+
+    #[test]
+    fn a_cancel_question_follows_its_task_and_asks_nothing_once_it_ended() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        let open = three_tasks()
+            .into_iter()
+            .find(|t| !t.state.is_finished())
+            .expect("a task in flight");
+        app.selected = Some(open.id);
+        press(&mut app, "x");
+        assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+        // It finishes while the question is open.
+        let mut later = three_tasks();
+        for task in &mut later {
+            if task.id == open.id {
+                task.state = TaskState::Succeeded;
+            }
+        }
+        app.ingest(snapshot(2, later, 2));
+        match &app.overlay {
+            Some(Overlay::Confirm { state, .. }) => assert_eq!(*state, TaskState::Succeeded),
+            other => panic!("the question stays open: {other:?}"),
+        }
+        assert_eq!(press(&mut app, "y"), NOTHING, "no cancel is sent");
+        let said = app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
+        assert!(
+            said.contains("already succeeded; nothing to cancel"),
+            "{said}"
         );
     }
 

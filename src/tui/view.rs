@@ -1836,21 +1836,49 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
         Overlay::Confirm { id, spec, state } => {
             let rect = centered(area, 60, 6);
             frame.render_widget(Clear, rect);
-            let lines = vec![
-                Line::from(vec![
-                    Span::styled("Cancel task ", theme.text),
-                    Span::styled(id.to_string(), theme.title),
-                    Span::styled(format!(" ({})?", state_label(*state)), theme.text),
-                ]),
-                Line::styled(spec.clone(), theme.muted),
-                Line::raw(""),
-                Line::from(vec![
-                    Span::styled("y", theme.key),
-                    Span::styled(" / enter: cancel it    ", theme.text),
-                    Span::styled("n", theme.key),
-                    Span::styled(" / esc: keep it", theme.text),
-                ]),
-            ];
+            let connected = matches!(app.link, Link::Up);
+            let lines = if state.is_finished() {
+                // It ended while the question was open.
+                vec![
+                    Line::from(vec![
+                        Span::styled("Task ", theme.text),
+                        Span::styled(id.to_string(), theme.title),
+                        Span::styled(
+                            format!(" ended ({}): nothing to cancel", state_label(*state)),
+                            theme.text,
+                        ),
+                    ]),
+                    Line::styled(spec.clone(), theme.muted),
+                    Line::raw(""),
+                    Line::from(vec![
+                        Span::styled("esc", theme.key),
+                        Span::styled(": close", theme.text),
+                    ]),
+                ]
+            } else {
+                vec![
+                    Line::from(vec![
+                        Span::styled("Cancel task ", theme.text),
+                        Span::styled(id.to_string(), theme.title),
+                        Span::styled(format!(" ({})?", state_label(*state)), theme.text),
+                    ]),
+                    if connected {
+                        Line::styled(spec.clone(), theme.muted)
+                    } else {
+                        Line::styled(
+                            "not connected to the node: the cancel cannot be sent now",
+                            theme.warning,
+                        )
+                    },
+                    Line::raw(""),
+                    Line::from(vec![
+                        Span::styled("y", theme.key),
+                        Span::styled(" / enter: cancel it    ", theme.text),
+                        Span::styled("n", theme.key),
+                        Span::styled(" / esc: keep it", theme.text),
+                    ]),
+                ]
+            };
             frame.render_widget(
                 Paragraph::new(lines).block(pane(app, " Confirm ", true)),
                 rect,
