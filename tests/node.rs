@@ -346,6 +346,70 @@ fn a_snapshot_keeps_running_tasks_that_newer_ones_would_crowd_out() {
     assert_eq!(listed, newest);
 }
 
+/// A membership that reports this node's load as it was gossiped long ago.
+struct StaleCluster;
+
+impl goliath::runtime::gossip::ClusterSource for StaleCluster {
+    fn cluster_snapshot(&self) -> goliath::runtime::gossip::ClusterSnapshot {
+        use goliath::runtime::gossip::{
+            ClusterSnapshot, GossipStats, LocalStatus, MemberCounts, MemberInfo, MemberLoad,
+            MemberState,
+        };
+        ClusterSnapshot {
+            cluster: "goliath".into(),
+            local: "test".into(),
+            generation: 1,
+            incarnation: 0,
+            gossip_address: "127.0.0.1:9".into(),
+            status: LocalStatus::Active,
+            local_health: 0,
+            phi_threshold: 8.0,
+            counts: MemberCounts::default(),
+            members: vec![MemberInfo {
+                name: "test".into(),
+                generation: 1,
+                incarnation: 0,
+                state: MemberState::Alive,
+                degraded: false,
+                phi: 0.0,
+                gossip_address: None,
+                protocol_address: None,
+                last_heard_unix_us: None,
+                since_unix_us: 0,
+                local: true,
+                meta: Some(MemberLoad {
+                    version: 1,
+                    workers: 1,
+                    queue_depth: 0,
+                    arena_free: 64,
+                    load: 97.0,
+                }),
+            }],
+            events: Vec::new(),
+            stats: GossipStats::default(),
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_gives_this_node_its_own_load_not_the_one_it_last_gossiped() {
+    let node = Node::start(config(2, 64)).expect("node starts");
+    node.set_cluster(Some(Arc::new(StaleCluster)));
+    let ids = node.submit_text("sleep 1h x3").expect("submitted");
+    for id in &ids {
+        wait_running(&node, *id);
+    }
+    let snapshot = node.snapshot(0);
+    let cluster = snapshot.cluster.as_ref().expect("membership");
+    let me = cluster.members.iter().find(|m| m.local).expect("this node");
+    let meta = me.meta.as_ref().expect("its load");
+    assert_eq!(
+        meta.load, 1.5,
+        "3 tasks in flight on 2 workers, as of this snapshot"
+    );
+    assert_eq!(meta.arena_free, 61);
+}
+
 #[test]
 fn task_lists_carry_the_start_of_each_output_and_a_task_all_of_it() {
     let node = Node::start(config(1, 64)).expect("node starts");

@@ -1653,7 +1653,7 @@ impl Node {
             .arena
             .claims()
             .saturating_sub(shared.recovered_submitted.len() as u64);
-        NodeSnapshot {
+        let mut snapshot = NodeSnapshot {
             node: NodeInfo {
                 name: shared.name.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -1675,7 +1675,21 @@ impl Node {
             host: lock(&shared.host).sample(),
             cluster: self.cluster(),
             wal: shared.wal.as_ref().map(Wal::snapshot),
+        };
+        // This node's own row: the figures of this very snapshot, not those it last gossiped
+        // (sent at a bounded rate, so seconds old under a changing load).
+        let (queue_depth, arena_free, load) = snapshot.load_figures();
+        if let Some(meta) = snapshot
+            .cluster
+            .as_mut()
+            .and_then(|c| c.members.iter_mut().find(|m| m.local))
+            .and_then(|me| me.meta.as_mut())
+        {
+            meta.queue_depth = queue_depth;
+            meta.arena_free = arena_free;
+            meta.load = load;
         }
+        snapshot
     }
 
     /// Cluster membership, when gossip runs on this node.

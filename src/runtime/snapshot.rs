@@ -39,6 +39,22 @@ pub struct NodeSnapshot {
     pub wal: Option<WalSnapshot>,
 }
 
+impl NodeSnapshot {
+    /// What the node gossips as its load: tasks waiting (the submission queue and every
+    /// worker's deque), free arena slots, and tasks in flight per worker.
+    pub fn load_figures(&self) -> (u32, u32, f32) {
+        let depth =
+            self.submission_queue_depth + self.workers.iter().map(|w| w.depth).sum::<usize>();
+        let free = self.arena.capacity.saturating_sub(self.arena.in_use);
+        let in_flight = self.counts.queued + self.counts.running;
+        (
+            u32::try_from(depth).unwrap_or(u32::MAX),
+            u32::try_from(free).unwrap_or(u32::MAX),
+            in_flight as f32 / self.workers.len().max(1) as f32,
+        )
+    }
+}
+
 /// Who the node is and how it is set up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {

@@ -667,16 +667,8 @@ async fn run(
                 if let Some(node) = node.upgrade() {
                     let snapshot = node.snapshot(0);
                     let workers = snapshot.workers.len().max(1);
-                    let depth: usize = snapshot.submission_queue_depth
-                        + snapshot.workers.iter().map(|w| w.depth).sum::<usize>();
-                    let free = snapshot.arena.capacity.saturating_sub(snapshot.arena.in_use);
-                    let in_flight = snapshot.counts.queued + snapshot.counts.running;
-                    let load = in_flight as f32 / workers as f32;
-                    let key = (
-                        u32::try_from(depth).unwrap_or(u32::MAX),
-                        u32::try_from(free).unwrap_or(u32::MAX),
-                        (load * 100.0) as u32,
-                    );
+                    let (depth, free, load) = snapshot.load_figures();
+                    let key = (depth, free, (load * 100.0) as u32);
                     if last_meta != Some(key) {
                         last_meta = Some(key);
                         let mut state = lock(&shared.state);
