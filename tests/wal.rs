@@ -510,6 +510,51 @@ fn a_segment_copied_in_from_another_data_directory_refuses_to_start() {
 }
 
 #[test]
+fn a_checkpoint_copied_in_from_another_data_directory_refuses_to_start() {
+    let checkpoints = |dir: &Path| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("lists")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "ckpt"))
+            .collect();
+        found.sort();
+        found
+    };
+    let theirs = tempfile::tempdir().expect("temp dir");
+    write_log(theirs.path(), 1000, 180);
+    // A restart checkpoints everything: theirs now ends in a checkpoint numbered past
+    // every segment of ours.
+    wal::open(options(theirs.path()), &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts")
+        .shutdown();
+    let their_newest = checkpoints(theirs.path()).pop().expect("a checkpoint");
+    let name = their_newest.file_name().expect("name").to_owned();
+    for same_name in [false, true] {
+        let ours = tempfile::tempdir().expect("temp dir");
+        write_log(ours.path(), 1000, 180);
+        let target = if same_name {
+            // Over our own checkpoint, under its name.
+            checkpoints(ours.path()).pop().expect("our checkpoint")
+        } else {
+            ours.path().join(&name)
+        };
+        std::fs::copy(&their_newest, &target).expect("copy");
+        let message = damaged(live_ids(ours.path()));
+        let shown = target
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        assert!(message.contains(&shown), "names the checkpoint: {message}");
+        assert!(message.contains("another write-ahead log"), "{message}");
+        let inspection = wal::inspect(ours.path(), |_, _, _, _| {}).expect("inspects");
+        assert!(!inspection.healthy(), "{inspection:?}");
+    }
+}
+
+#[test]
 fn a_4_gib_record_length_is_an_error_without_allocating_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_log(dir.path(), 1000, 180);
@@ -813,9 +858,7 @@ fn a_node_whose_lock_file_is_removed_or_replaced_acknowledges_nothing_more() {
             // As a second node would, once the first's LOCK is gone.
             std::fs::write(&lock, b"99999\n").expect("a new LOCK");
         }
-        // The writer looks once a second, before a batch: past that, the next submission
-        // finds out.
-        std::thread::sleep(Duration::from_millis(1100));
+        // The writer looks before every batch: the very next submission finds out.
         let refused = node
             .submit_text("fib 3")
             .expect_err("nothing is acknowledged once the directory is not its own");
@@ -824,6 +867,28 @@ fn a_node_whose_lock_file_is_removed_or_replaced_acknowledges_nothing_more() {
         assert!(message.contains(expected), "{message}");
         assert!(node.submit_text("fib 3").is_err(), "and nothing after it");
     }
+}
+
+#[test]
+fn an_idle_node_whose_segment_is_deleted_stops_acknowledging_without_a_submission() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = Node::start(durable_config(dir.path(), 64)).expect("starts");
+    node.submit_text("fib 3").expect("acknowledged");
+    for entry in std::fs::read_dir(dir.path()).expect("lists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            std::fs::remove_file(&path).expect("remove a segment");
+        }
+    }
+    // Nobody submits: the idle writer looks on its own (once a second).
+    let failure = common::eventually(|| {
+        node.snapshot(0)
+            .wal
+            .and_then(|wal| wal.failure)
+            .ok_or_else(|| "the log still reports healthy".to_string())
+    });
+    assert!(failure.contains("was deleted"), "{failure}");
+    assert!(node.submit_text("fib 3").is_err());
 }
 
 /// A node for the disk-bound tests: small segments and checkpoints, a short history.

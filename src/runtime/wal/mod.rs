@@ -355,33 +355,26 @@ pub fn open(
         file: file.to_path_buf(),
         damage,
     };
+    let newest =
+        segment::read_newest(&dir).map_err(io_error("read", &dir.join(segment::NEWEST_FILE)))?;
     let mut first_segment = 1;
-    // The log's id as the checkpoint and segments give it (0 while none has).
-    let mut log_id = 0;
+    // The log's id: as `newest-segment` names it, else as the checkpoint and segments give
+    // it (0 while none has).
+    let mut log_id = newest.and_then(|n| n.log_id).unwrap_or(0);
     if let Some((&seq, path)) = listing.checkpoints.iter().next_back() {
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
         let begin = recovery::load_checkpoint(&buffer, &mut state)
             .map_err(|damage| damaged(path, damage))?;
-        if begin.next_segment != seq {
-            return Err(damaged(
-                path,
-                Damage {
-                    offset: 0,
-                    what: format!(
-                        "the checkpoint says it covers the segments before {} but its name says before {}",
-                        segment::segment_name(begin.next_segment),
-                        segment::segment_name(seq)
-                    ),
-                },
-            ));
-        }
+        check_checkpoint(&begin, seq, newest, log_id).map_err(|damage| damaged(path, damage))?;
         first_segment = seq;
         summary.checkpoint = Some(seq);
-        log_id = begin.log_id;
+        if log_id == 0 {
+            log_id = begin.log_id;
+        }
     }
-    let newest =
-        segment::read_newest(&dir).map_err(io_error("read", &dir.join(segment::NEWEST_FILE)))?;
-    if let Some(missing) = segment::first_missing(&listing.segments, first_segment, newest) {
+    if let Some(missing) =
+        segment::first_missing(&listing.segments, first_segment, newest.map(|n| n.seq))
+    {
         return Err(WalError::Missing {
             dir: dir.clone(),
             missing: segment::segment_name(missing),
@@ -558,7 +551,6 @@ impl Recovery {
             backlog_warned: None,
             dir: dir.clone(),
             lock_identity,
-            directory_checked: Instant::now(),
         };
         let writer_thread = spawn("goliath-wal-writer", Box::new(move || writer.run()));
         let writer_thread = match writer_thread {
@@ -763,6 +755,43 @@ impl Drop for Wal {
 
 // ---------------------------------------------------------------- inspection
 
+/// What a checkpoint must agree with, shared by recovery and `wal verify`: its file name
+/// (`seq`), the newest segment the log created (a checkpoint covers only segments that
+/// existed, so at most the one after it), and the log's id.
+fn check_checkpoint(
+    begin: &record::CheckpointBegin,
+    seq: u64,
+    newest: Option<segment::Newest>,
+    log_id: u64,
+) -> Result<(), Damage> {
+    let damage = |what: String| Damage { offset: 0, what };
+    if log_id != 0 && begin.log_id != 0 && begin.log_id != log_id {
+        return Err(damage(format!(
+            "the checkpoint belongs to another write-ahead log (log id {:016x}, where {} names this directory's as {log_id:016x}): it was copied in from another data directory",
+            begin.log_id,
+            segment::NEWEST_FILE
+        )));
+    }
+    if begin.next_segment != seq {
+        return Err(damage(format!(
+            "the checkpoint says it covers the segments before {} but its name says before {}",
+            segment::segment_name(begin.next_segment),
+            segment::segment_name(seq)
+        )));
+    }
+    if let Some(newest) = newest
+        && seq > newest.seq.saturating_add(1)
+    {
+        return Err(damage(format!(
+            "the checkpoint covers the segments before {}, but the newest segment this log created is {} ({}): it comes from another log",
+            segment::segment_name(seq),
+            segment::segment_name(newest.seq),
+            segment::NEWEST_FILE
+        )));
+    }
+    Ok(())
+}
+
 /// Which segments recovery needs, as the errors say it.
 const MISSING_RULE: &str = "every segment from the checkpoint to the newest one the log created, which `newest-segment` names, must be there";
 
@@ -824,8 +853,18 @@ pub fn inspect(
     };
     let mut buffer = Vec::new();
     let mut first_segment = 1;
-    // The log's id as the files read so far give it (0 while none has).
-    let mut log_id = 0;
+    let newest = match segment::read_newest(dir) {
+        Ok(newest) => newest,
+        Err(error) => {
+            inspection
+                .problems
+                .push(format!("cannot read {}: {error}", segment::NEWEST_FILE));
+            None
+        }
+    };
+    // The log's id: as `newest-segment` names it, else as the files read so far give it
+    // (0 while none has).
+    let mut log_id = newest.and_then(|n| n.log_id).unwrap_or(0);
     // `check`: a segment's number and the log id it must have; returns the log id known
     // after the file.
     let mut report_file = |path: &Path,
@@ -899,8 +938,14 @@ pub fn inspect(
         )?;
         // A checkpoint must also load as one.
         if inspection.files.last().is_some_and(|f| f.damage.is_none()) {
-            match recovery::load_checkpoint(&buffer, &mut State::new(1, 1)) {
-                Ok(begin) => log_id = begin.log_id,
+            let checked = recovery::load_checkpoint(&buffer, &mut State::new(1, 1))
+                .and_then(|begin| check_checkpoint(&begin, seq, newest, log_id).map(|()| begin));
+            match checked {
+                Ok(begin) => {
+                    if log_id == 0 {
+                        log_id = begin.log_id;
+                    }
+                }
                 Err(damage) => {
                     if let Some(report) = inspection.files.last_mut() {
                         report.damage = Some(damage);
@@ -919,17 +964,12 @@ pub fn inspect(
         path,
         error: e,
     })?;
-    let newest = match segment::read_newest(dir) {
-        Ok(newest) => newest,
-        Err(error) => {
-            inspection
-                .problems
-                .push(format!("cannot read {}: {error}", segment::NEWEST_FILE));
-            None
-        }
-    };
     let present: std::collections::BTreeSet<u64> = listing.segments.keys().copied().collect();
-    let end = present.last().copied().max(newest).unwrap_or(0);
+    let end = present
+        .last()
+        .copied()
+        .max(newest.map(|n| n.seq))
+        .unwrap_or(0);
     for seq in (first_segment..=end).filter(|seq| !present.contains(seq)) {
         inspection.problems.push(format!(
             "{} is missing ({MISSING_RULE})",

@@ -27,26 +27,50 @@ use super::record::{self, RecordType, SegmentHeader};
 /// Name of the lock file.
 pub const LOCK_FILE: &str = "LOCK";
 
-/// The file naming the newest segment the log has created (`wal-….seg` and a newline),
-/// rewritten atomically after each new segment is durable. Recovery needs every segment from
-/// the checkpoint to that one: without it, deleting the newest segments would go unseen, and
-/// the tasks they acknowledged (and their ids, which a node would hand out again) with them.
+/// The file naming the newest segment the log has created and the log's id
+/// (`wal-….seg 0123456789abcdef` and a newline), rewritten atomically after each new segment
+/// is durable. Recovery needs every segment from the checkpoint to that one: without it,
+/// deleting the newest segments would go unseen, and the tasks they acknowledged (and their
+/// ids, which a node would hand out again) with them. The id, kept apart from the segments
+/// and the checkpoint, tells which of them was copied in from another log.
 pub const NEWEST_FILE: &str = "newest-segment";
 
-/// The segment [`NEWEST_FILE`] names: `None` when there is no such file (a new directory, or
-/// one written before the file existed); an `InvalidData` error when it names no segment.
-pub fn read_newest(dir: &Path) -> io::Result<Option<u64>> {
-    match std::fs::read_to_string(dir.join(NEWEST_FILE)) {
-        Ok(text) => parse_hex(text.trim_end(), "wal-", ".seg")
-            .map(Some)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{NEWEST_FILE} names no segment: {:?}", text.trim_end()),
-                )
-            }),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
+/// What [`NEWEST_FILE`] says: the newest segment, and the log's id (`None` when written
+/// before the file held one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Newest {
+    /// The newest segment created.
+    pub seq: u64,
+    /// The log's id.
+    pub log_id: Option<u64>,
+}
+
+/// What [`NEWEST_FILE`] says: `None` when there is no such file (a new directory, or one
+/// written before the file existed); an `InvalidData` error when it names no segment.
+pub fn read_newest(dir: &Path) -> io::Result<Option<Newest>> {
+    let text = match std::fs::read_to_string(dir.join(NEWEST_FILE)) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut words = text.split_whitespace();
+    let seq = words
+        .next()
+        .and_then(|name| parse_hex(name, "wal-", ".seg"));
+    let log_id = words.next().map(|id| u64::from_str_radix(id, 16));
+    match (seq, log_id) {
+        (Some(seq), None) => Ok(Some(Newest { seq, log_id: None })),
+        (Some(seq), Some(Ok(id))) => Ok(Some(Newest {
+            seq,
+            log_id: Some(id),
+        })),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{NEWEST_FILE} does not name a segment and a log id: {:?}",
+                text.trim_end()
+            ),
+        )),
     }
 }
 
@@ -481,7 +505,11 @@ impl Io {
             std::fs::rename(&temp, dir.join(&name))?;
             self.sync_dir(dir)?;
             // Only once the segment is durable: the file never names one that was not.
-            self.write_file_atomically(dir, NEWEST_FILE, format!("{name}\n").as_bytes())?;
+            self.write_file_atomically(
+                dir,
+                NEWEST_FILE,
+                format!("{name} {log_id:016x}\n").as_bytes(),
+            )?;
             Ok((file, header.len() as u64))
         })();
         if result.is_err() {
