@@ -425,11 +425,8 @@ fn main() -> ExitCode {
         .get(1)
         .is_some_and(|arg| arg == goliath::runtime::EXEC_LAUNCHER_ARG)
     {
-        eprintln!(
-            "goliath: {}",
-            goliath::runtime::run_exec_launcher(&raw[2..])
-        );
-        return ExitCode::from(127);
+        eprintln!("{}", goliath::runtime::run_exec_launcher(&raw[2..]));
+        return ExitCode::from(goliath::runtime::exec_launcher_failed_code());
     }
     // /proc/self/exe as it is: it names this binary in the child too, even after the file
     // on disk was replaced by an upgrade.

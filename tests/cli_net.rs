@@ -57,6 +57,34 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
         text.contains("failed") && text.contains("exited with status 3"),
         "{text}"
     );
+    // A program that passes the submit's checks but cannot be started (its interpreter is
+    // missing) fails as a start failure, not as a program that exited with 127.
+    let scripts = tempfile::tempdir().expect("temp dir");
+    let script = scripts.path().join("no-interpreter");
+    std::fs::write(&script, "#!/nonexistent/interpreter\n").expect("write");
+    std::fs::set_permissions(
+        &script,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let unstartable = node.client(&[
+        "submit",
+        "--wait",
+        "--json",
+        "exec",
+        "--",
+        &script.display().to_string(),
+    ]);
+    assert_eq!(unstartable.status.code(), Some(1));
+    let answer: serde_json::Value =
+        serde_json::from_slice(&unstartable.stdout).expect("one JSON document");
+    let task = &answer["tasks"][0];
+    assert_eq!(task["state"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("exec: cannot start") && error.contains("No such file"),
+        "{task}"
+    );
 
     // Cancel a running spin.
     let id = node.json(&["submit", "spin 60s"])["ids"][0]

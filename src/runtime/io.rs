@@ -41,7 +41,8 @@ pub fn set_exec_launcher(program: std::path::PathBuf) {
 }
 
 /// The launcher's side, in the child: `args` are what follows [`EXEC_LAUNCHER_ARG`] (the
-/// node's pid, `--`, the task's argv). Returns only on failure, with what to print.
+/// node's pid, `--`, the task's argv). Returns only on failure, with the line to print on
+/// standard error (as it is) before exiting with [`exec_launcher_failed_code`].
 pub fn run_exec_launcher(args: &[std::ffi::OsString]) -> String {
     use std::os::unix::process::CommandExt as _;
     let Some(node_pid) = args
@@ -49,20 +50,26 @@ pub fn run_exec_launcher(args: &[std::ffi::OsString]) -> String {
         .and_then(|pid| pid.to_str())
         .and_then(|pid| pid.parse::<u32>().ok())
     else {
-        return format!("{EXEC_LAUNCHER_ARG}: the first argument must be the node's pid");
+        return format!("goliath: {EXEC_LAUNCHER_ARG}: the first argument must be the node's pid");
     };
     let argv = match args.get(1).map(|dashes| dashes == "--") {
         Some(true) if args.len() > 2 => &args[2..],
-        _ => return format!("{EXEC_LAUNCHER_ARG}: expected `-- PROGRAM ARGS…` after the pid"),
+        _ => {
+            return format!(
+                "goliath: {EXEC_LAUNCHER_ARG}: expected `-- PROGRAM ARGS…` after the pid"
+            );
+        }
     };
     if let Err(error) = sys::kill_me_with_parent(node_pid) {
-        return format!("exec: the node (pid {node_pid}) is gone: {error}");
+        return format!("goliath: exec: the node (pid {node_pid}) is gone: {error}");
     }
     let error = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
-    format!(
-        "exec: cannot start '{}': {error}",
-        argv[0].to_string_lossy()
-    )
+    format!("{LAUNCHER_FAILED}'{}': {error}", argv[0].to_string_lossy())
+}
+
+/// The exit code the launcher ends with when it cannot start the program.
+pub fn exec_launcher_failed_code() -> u8 {
+    LAUNCHER_FAILED_CODE
 }
 
 /// The I/O side: a tokio runtime handle and the cancel signals of waiting tasks.
@@ -280,11 +287,15 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
                 if let Some(group) = group {
                     shared.children.ended(group);
                 }
-                describe_exit(
-                    stopped_as,
-                    finished,
-                    slot.timeout_ns.load(Ordering::Relaxed),
-                )
+                match launcher_failure(stopped_as, &finished) {
+                    // The program never ran: said as a start failure, not as its exit code.
+                    Some(error) => (TaskState::Failed, TaskOutput::None, Some(error.into())),
+                    None => describe_exit(
+                        stopped_as,
+                        finished,
+                        slot.timeout_ns.load(Ordering::Relaxed),
+                    ),
+                }
             }
         }
     };
@@ -301,6 +312,30 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
         FinishSite::Offload,
         now,
     );
+}
+
+/// Exit code of a launcher that could not start the task's program.
+const LAUNCHER_FAILED_CODE: u8 = 127;
+/// How a launcher's failure to start the task's program begins, on its standard error.
+const LAUNCHER_FAILED: &str = "goliath: exec: cannot start ";
+
+/// The start failure a launcher reported (its exit code and its one line on standard error,
+/// nothing on standard output), if that is how the child ended: the error to give the task
+/// instead of "exited with status 127".
+fn launcher_failure(stopped_as: Option<TaskState>, finished: &Finished) -> Option<String> {
+    let (status, (stdout, _), (stderr, _)) = finished;
+    let code = status.as_ref().ok().and_then(|status| status.code());
+    if EXEC_LAUNCHER.get().is_none()
+        || stopped_as.is_some()
+        || code != Some(i32::from(LAUNCHER_FAILED_CODE))
+        || !stdout.is_empty()
+    {
+        return None;
+    }
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    (line.starts_with(LAUNCHER_FAILED) && !line.contains('\n'))
+        .then(|| line.trim_start_matches("goliath: ").to_string())
 }
 
 fn describe_exit(
