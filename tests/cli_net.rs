@@ -62,11 +62,8 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
     let scripts = tempfile::tempdir().expect("temp dir");
     let script = scripts.path().join("no-interpreter");
     std::fs::write(&script, "#!/nonexistent/interpreter\n").expect("write");
-    std::fs::set_permissions(
-        &script,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
     let unstartable = node.client(&[
         "submit",
         "--wait",

@@ -811,6 +811,19 @@ impl std::fmt::Debug for App {
 /// Shorthand for "the update changed nothing the node must do".
 const NOTHING: Vec<Command> = Vec::new();
 
+/// Where a state sorts in the task table (by state, ascending): running, queued, failed,
+/// timed out, cancelled, succeeded.
+fn state_rank(state: TaskState) -> u8 {
+    match state {
+        TaskState::Running => 0,
+        TaskState::Queued => 1,
+        TaskState::Failed => 2,
+        TaskState::TimedOut => 3,
+        TaskState::Cancelled => 4,
+        TaskState::Succeeded => 5,
+    }
+}
+
 /// One command of the palette, as it is typed and as the console lists it.
 struct PaletteCommand {
     name: &'static str,
@@ -998,7 +1011,8 @@ impl App {
             let order = match column {
                 SortColumn::Id => a.id.cmp(&b.id),
                 SortColumn::Kind => a.kind.cmp(&b.kind),
-                SortColumn::State => a.state.as_str().cmp(b.state.as_str()),
+                // What needs attention first: work in progress, then what went wrong.
+                SortColumn::State => state_rank(a.state).cmp(&state_rank(b.state)),
                 SortColumn::Worker => a.worker.cmp(&b.worker),
                 SortColumn::Started => a.started_unix_us.cmp(&b.started_unix_us),
                 SortColumn::Duration => a.duration_us(now).cmp(&b.duration_us(now)),
@@ -2385,6 +2399,38 @@ pub(crate) mod tests {
         assert!(
             said.contains("already succeeded; nothing to cancel"),
             "{said}"
+        );
+    }
+
+    #[test]
+    fn sorting_by_state_puts_work_in_progress_first_then_failures() {
+        let mut app = app();
+        let mut tasks = three_tasks();
+        let states = [
+            TaskState::Succeeded,
+            TaskState::Failed,
+            TaskState::Running,
+            TaskState::Queued,
+        ];
+        let template = tasks[0].clone();
+        tasks.clear();
+        for (index, state) in states.iter().enumerate() {
+            let mut task = template.clone();
+            task.id = TaskId(index as u64 + 1);
+            task.state = *state;
+            tasks.push(task);
+        }
+        app.ingest(snapshot(2, tasks, 1));
+        app.sort = (SortColumn::State, false);
+        let order: Vec<TaskState> = app.task_rows().iter().map(|t| t.state).collect();
+        assert_eq!(
+            order,
+            vec![
+                TaskState::Running,
+                TaskState::Queued,
+                TaskState::Failed,
+                TaskState::Succeeded
+            ]
         );
     }
 
