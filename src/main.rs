@@ -440,7 +440,14 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("goliath: {:#}", failure.error);
+            // Errors quote what they were given (specs, ids, names): shown, never sent to
+            // the terminal as commands.
+            let text = format!("{:#}", failure.error);
+            let lines: Vec<_> = text
+                .split('\n')
+                .map(|line| goliath::runtime::units::printable(line, true))
+                .collect();
+            eprintln!("goliath: {}", lines.join("\n"));
             ExitCode::from(failure.code)
         }
     }

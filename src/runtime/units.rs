@@ -380,6 +380,26 @@ pub fn floor_char_boundary(text: &str, max: usize) -> usize {
         .unwrap_or(0)
 }
 
+/// `text` with each control character a terminal would act on (escape sequences, carriage
+/// returns, bells, line breaks) shown as its picture (`␛`, `␍`, `␇`, `␊`) instead: task text
+/// and output go into tables and views as data, never as commands to the terminal. Tabs are
+/// kept where `keep_tabs`.
+pub fn printable(text: &str, keep_tabs: bool) -> std::borrow::Cow<'_, str> {
+    let shown = |c: char| c.is_control() && !(keep_tabs && c == '\t');
+    if !text.chars().any(shown) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| match c {
+            c if !shown(c) => c,
+            '\u{7f}' => '\u{2421}',
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+            _ => '?',
+        })
+        .collect::<String>()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use super::keys::{Action, Group};
 use super::state::{App, HitMap, Link, Overlay, Pane, Severity, SortColumn, Tab};
 use crate::runtime::gossip::LocalStatus;
 use crate::runtime::snapshot::{ClusterSnapshot, MemberInfo, MemberState};
-use crate::runtime::units::{HumanSize, ShortDuration};
+use crate::runtime::units::{HumanSize, ShortDuration, printable};
 use crate::runtime::{TaskInfo, TaskOutput, TaskState, WorkerActivity};
 
 /// The smallest terminal the console draws in.
@@ -88,6 +88,7 @@ fn asciify(buffer: &mut Buffer) {
             "┌" | "┐" | "└" | "┘" | "╭" | "╮" | "╰" | "╯" | "├" | "┤" | "┬" | "┴" | "┼" | "╔"
             | "╗" | "╚" | "╝" => "+",
             "…" => "~",
+            "–" | "—" => "-",
             "▲" => "^",
             "▼" => "v",
             "·" => "|",
@@ -358,8 +359,21 @@ fn link_badge(app: &App) -> Line<'static> {
     if app.paused() {
         return Line::styled("PAUSED (space resumes) ", theme.warning);
     }
+    // The last sample said the node is shutting down.
+    let shutting_down = app
+        .live
+        .snapshot
+        .as_ref()
+        .is_some_and(|snapshot| !snapshot.node.accepting);
     match &app.link {
         Link::Connecting => Line::styled("connecting… ", theme.muted),
+        Link::Up if shutting_down => Line::styled(
+            match &app.options.remote {
+                Some(address) => format!("shutting down {address} "),
+                None => "shutting down ".to_string(),
+            },
+            theme.warning,
+        ),
         Link::Up => Line::styled(
             match &app.options.remote {
                 Some(address) => format!("live {address} "),
@@ -380,7 +394,13 @@ fn link_badge(app: &App) -> Line<'static> {
                 Some(at) => format!(" · figures {} old", uptime_text(at.elapsed())),
                 None => String::new(),
             };
-            let state = if *refused { "refused" } else { "disconnected" };
+            let state = if *refused {
+                "refused"
+            } else if shutting_down {
+                "shut down"
+            } else {
+                "disconnected"
+            };
             Line::styled(
                 format!("{state}{age} · retrying in {}s ", wait.as_secs() + 1),
                 theme.error,
@@ -637,10 +657,10 @@ fn draw_workers(frame: &mut Frame, app: &App, area: Rect, focused: bool, hits: &
     let count = snapshot.workers.len();
     if count > visible {
         let offset = app.workers_offset.min(count - visible);
-        let shown = if visible == 0 {
-            format!(" · none of {count} shown")
-        } else {
-            format!(" · w{}–w{} of {count}", offset, offset + visible - 1)
+        let shown = match visible {
+            0 => format!(" · none of {count} shown"),
+            1 => format!(" · w{offset} of {count}"),
+            _ => format!(" · w{}–w{} of {count}", offset, offset + visible - 1),
         };
         let short = format!("Workers{shown}");
         title = if title.chars().count() + shown.chars().count() + 4 > usize::from(area.width) {
@@ -1595,7 +1615,7 @@ fn draw_task_table(
                 vec![
                     Cell::from(task.id.to_string()),
                     state_cell,
-                    Cell::from(task.spec.clone()),
+                    Cell::from(printable(&task.spec, false).into_owned()),
                     Cell::from(worker),
                     Cell::from(duration),
                 ]
@@ -1613,7 +1633,7 @@ fn draw_task_table(
                         Cell::from(started),
                         Cell::from(duration),
                         Cell::from(task.attempt.to_string()),
-                        Cell::from(task.spec.clone()),
+                        Cell::from(printable(&task.spec, false).into_owned()),
                     ],
                     narrow,
                 )
@@ -1738,7 +1758,11 @@ fn draw_detail(
                 format!("{} {}", glyphs.state(task.state), state_label(task.state)),
                 state_style,
             ));
-            lines.push(field("spec", task.spec.clone(), theme.text));
+            lines.push(field(
+                "spec",
+                printable(&task.spec, false).into_owned(),
+                theme.text,
+            ));
             lines.push(field("kind", task.kind.to_string(), theme.text));
             lines.push(field(
                 "worker",
@@ -1774,7 +1798,11 @@ fn draw_detail(
                 ));
             }
             if let Some(error) = &task.error {
-                lines.push(field("error", error.clone(), theme.error));
+                lines.push(field(
+                    "error",
+                    printable(error, false).into_owned(),
+                    theme.error,
+                ));
             }
             match &task.output {
                 None => {}
@@ -1784,9 +1812,11 @@ fn draw_detail(
                 Some(TaskOutput::Number(value)) => {
                     lines.push(field("outcome", value.to_string(), theme.ok))
                 }
-                Some(TaskOutput::Text(text)) => {
-                    lines.push(field("outcome", text.clone(), theme.ok))
-                }
+                Some(TaskOutput::Text(text)) => lines.push(field(
+                    "outcome",
+                    printable(text, false).into_owned(),
+                    theme.ok,
+                )),
                 Some(TaskOutput::Process(process)) => {
                     let status = match (process.exit_code, process.signal) {
                         (Some(code), _) => format!("exit code {code}"),
@@ -1808,8 +1838,10 @@ fn draw_detail(
                             lines.push(Line::styled("  (empty)", theme.muted));
                         }
                         for line in text.lines() {
-                            lines
-                                .push(Line::styled(format!("  {}", expand_tabs(line)), theme.text));
+                            lines.push(Line::styled(
+                                format!("  {}", printable(&expand_tabs(line), false)),
+                                theme.text,
+                            ));
                         }
                     }
                 }
@@ -2278,6 +2310,17 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_in_task_text_show_as_their_pictures() {
+        let mut app = app_with(2, 3);
+        let mut sample = snapshot(2, tasks(3), 14);
+        sample.tasks[0].spec = "echo \u{1b}[31mred\rback".into();
+        app.ingest(sample);
+        app.tab = Tab::Tasks;
+        let text = format!("{}", draw(&mut app, 160, 40).backend());
+        assert!(text.contains("echo ␛[31mred␍back"), "{text}");
+    }
+
+    #[test]
     fn help_says_what_quitting_does_to_the_node() {
         let mut app = app_with(2, 3);
         app.overlay = Some(Overlay::Help { scroll: 0 });
@@ -2334,6 +2377,12 @@ mod tests {
         let mut last = snapshot(2, tasks(3), 14);
         last.node.accepting = false;
         app.ingest(last);
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        let first = text.lines().next().expect("a header");
+        assert!(
+            first.contains("shutting down "),
+            "not 'live' while it shuts down: {first}"
+        );
         app.on_reply(Reply::Disconnected {
             error: "the node closed the connection".into(),
             retry_in: Duration::from_secs(2),
@@ -2343,7 +2392,7 @@ mod tests {
         let text = format!("{}", terminal.backend());
         let first = text.lines().next().expect("a header");
         assert!(
-            first.contains("disconnected · figures 0s old · retrying in"),
+            first.contains("shut down · figures 0s old · retrying in"),
             "{first}"
         );
         assert!(

@@ -1014,11 +1014,16 @@ impl Connection {
         let response = Response::Error(RemoteError {
             kind: RemoteErrorKind::NotFound,
             message: format!(
-                "this idempotency key's {} submitted earlier, and their outcome cannot be told: {error}; `goliath submit` without --wait returns the key's ids",
+                "this idempotency key's {} submitted earlier, and {} outcome cannot be told: {error}; `goliath submit` without --wait returns the key's ids",
                 if wait.tasks.len() == 1 {
                     "task was"
                 } else {
                     "tasks were"
+                },
+                if wait.tasks.len() == 1 {
+                    "its"
+                } else {
+                    "their"
                 }
             ),
         });
