@@ -853,6 +853,12 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
     let listener = std::net::TcpListener::bind(server_config.listen).map_err(listen_failure)?;
     let gossip_socket = Cluster::bind(&config).map_err(Failure::runtime)?;
     tracing::info!(config = %origin, "starting node");
+    if !config.wal.enabled && !config.node.data_dir.is_empty() {
+        tracing::warn!(
+            data_dir = %config.node.data_dir,
+            "node.data_dir is set but wal.enabled = false: this node keeps nothing on disk and does not recover the log there"
+        );
+    }
     let grace = config.shutdown.grace;
     let mut builder = NodeBuilder::new(config);
     // Fault injection for the WAL's fail-stop and disk-full tests; never set in production.

@@ -154,7 +154,7 @@ pub enum WalError {
     },
     /// A segment between the checkpoint and the newest segment the log created is missing.
     #[error(
-        "the write-ahead log in {} is missing {} ({MISSING_RULE}): the tasks it acknowledged would be lost, so the node does not start; run `goliath wal verify --data-dir {}`",
+        "the write-ahead log in {} is missing {} ({MISSING_RULE}): the tasks it acknowledged would be lost, so the node does not start; run `goliath wal verify --data-dir {}`. If it is gone for good, removing `newest-segment` as well accepts the loss (the ids of lost tasks may then be handed out again)",
         dir.display(),
         missing,
         dir.display()
@@ -377,7 +377,7 @@ pub fn open(
     {
         return Err(WalError::Missing {
             dir: dir.clone(),
-            missing: segment::segment_name(missing),
+            missing: missing_name(&listing, missing),
         });
     }
     let segments: Vec<(u64, PathBuf)> = listing
@@ -792,6 +792,21 @@ fn check_checkpoint(
     Ok(())
 }
 
+/// The name to give a missing segment `seq`: with no checkpoint, a log whose segments
+/// start later than the first is missing the checkpoint that covered the ones before.
+fn missing_name(listing: &segment::Listing, seq: u64) -> String {
+    let first_present = listing.segments.keys().next().copied();
+    match first_present {
+        Some(first) if listing.checkpoints.is_empty() && seq == 1 && first > 1 => format!(
+            "the checkpoint that covered the segments before {} ({} to {} are gone with it)",
+            segment::segment_name(first),
+            segment::segment_name(1),
+            segment::segment_name(first - 1)
+        ),
+        _ => segment::segment_name(seq),
+    }
+}
+
 /// Which segments recovery needs, as the errors say it.
 const MISSING_RULE: &str = "every segment from the checkpoint to the newest one the log created, which `newest-segment` names, must be there";
 
@@ -970,11 +985,33 @@ pub fn inspect(
         .copied()
         .max(newest.map(|n| n.seq))
         .unwrap_or(0);
-    for seq in (first_segment..=end).filter(|seq| !present.contains(seq)) {
-        inspection.problems.push(format!(
-            "{} is missing ({MISSING_RULE})",
-            segment::segment_name(seq)
-        ));
+    // One line per run of missing segments, not one per segment.
+    let mut missing = (first_segment..=end)
+        .filter(|seq| !present.contains(seq))
+        .peekable();
+    while let Some(first) = missing.next() {
+        let mut last = first;
+        while missing.peek() == Some(&(last + 1)) {
+            last = missing.next().unwrap_or(last);
+        }
+        let names = if first == last {
+            format!("{} is missing", missing_name(&listing, first))
+        } else {
+            format!(
+                "{} to {} are missing",
+                segment::segment_name(first),
+                segment::segment_name(last)
+            )
+        };
+        let checkpoint_gone = listing.checkpoints.is_empty() && first == 1 && last > 1;
+        inspection.problems.push(if checkpoint_gone {
+            format!(
+                "{names}, and there is no checkpoint: the one that covered the segments before {} was removed? ({MISSING_RULE})",
+                segment::segment_name(last + 1)
+            )
+        } else {
+            format!("{names} ({MISSING_RULE})")
+        });
     }
     for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;

@@ -540,7 +540,32 @@ pub struct SegmentHeader {
     /// The log it belongs to (format 3 on; 0 before): an id drawn when the data
     /// directory's log began and kept by every segment and checkpoint after, so a segment
     /// copied in from another directory is told apart.
+    #[serde(with = "log_id_form")]
     pub log_id: u64,
+}
+
+/// A log id on disk as a number, in JSON (`wal dump --json`) as the 16 hex digits the
+/// messages and the text dump show: as a JSON number it is beyond what many JSON readers
+/// hold exactly (2^53).
+mod log_id_form {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&format!("{id:016x}"))
+        } else {
+            serializer.serialize_u64(*id)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+        } else {
+            u64::deserialize(deserializer)
+        }
+    }
 }
 
 /// [`SegmentHeader`] as format 2 wrote it, without the log id.
@@ -694,6 +719,7 @@ pub struct CheckpointBegin {
     /// When it was written.
     pub created_unix_us: u64,
     /// The log it belongs to (format 3 on; 0 before), as [`SegmentHeader::log_id`].
+    #[serde(with = "log_id_form")]
     pub log_id: u64,
 }
 
@@ -1092,6 +1118,26 @@ mod tests {
         );
         assert_eq!(group_prefix(&bytes, bytes.len()), bytes.len());
         assert_eq!(group_prefix(&bytes, bytes.len() - 1), 0, "groups are whole");
+    }
+
+    #[test]
+    fn a_log_id_is_hex_in_json_and_a_number_on_disk() {
+        let header = SegmentHeader {
+            version: FORMAT_VERSION,
+            segment: 1,
+            created_unix_us: 2,
+            size: 3,
+            log_id: 0x16b7_2a91_37a3_3ff4,
+        };
+        let json = serde_json::to_string(&header).expect("json");
+        assert!(json.contains(r#""log_id":"16b72a9137a33ff4""#), "{json}");
+        let back: SegmentHeader = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, header);
+        let bytes = codec::encode("header", &header).expect("encodes");
+        assert_eq!(
+            SegmentHeader::decode("header", &bytes).expect("decodes"),
+            header
+        );
     }
 
     #[test]
