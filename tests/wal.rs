@@ -555,6 +555,25 @@ fn a_checkpoint_copied_in_from_another_data_directory_refuses_to_start() {
 }
 
 #[test]
+fn a_start_on_a_full_disk_says_how_much_space_it_needs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 200, 180);
+    let mut full = options(dir.path());
+    full.faults = Some(Arc::new(
+        Faults::parse("enospc_after_bytes=100").expect("parses"),
+    ));
+    let refused = wal::open(full, &|_| Ok(()))
+        .expect("reading needs no space")
+        .start()
+        .expect_err("no room for the checkpoint");
+    assert!(matches!(refused, WalError::NoSpace { .. }), "{refused:?}");
+    let message = refused.to_string();
+    assert!(message.contains("free at least"), "{message}");
+    // Nothing was lost: with room, the same log starts.
+    assert_eq!(live_ids(dir.path()).expect("recovers").len(), 200);
+}
+
+#[test]
 fn a_4_gib_record_length_is_an_error_without_allocating_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_log(dir.path(), 1000, 180);

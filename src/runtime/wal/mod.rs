@@ -36,6 +36,7 @@ pub use writer::{AppendError, AppendKind, DurabilityError, LAZY_FLUSH, Ticket, b
 
 use crate::config::Config;
 use crate::runtime::lock;
+use crate::runtime::units::HumanSize;
 use record::{Accepted, Frame, GroupEncoder};
 use segment::{Io, LockError};
 use writer::{Checkpointer, LogShared, Preparer, Writer};
@@ -164,6 +165,23 @@ pub enum WalError {
         dir: PathBuf,
         /// The missing file's name.
         missing: String,
+    },
+    /// The disk is too full to start: a start writes a checkpoint and its first segment
+    /// before it accepts anything (and prepares the next segment).
+    #[error(
+        "not enough free space in {} to start: the node writes a checkpoint of the recovered tasks ({}) and its first segment ({}) before it accepts anything, and prepares the next one; free at least {} there",
+        dir.display(),
+        HumanSize::approx(*checkpoint),
+        HumanSize::approx(*segment),
+        HumanSize::approx(checkpoint + 2 * segment)
+    )]
+    NoSpace {
+        /// The data directory.
+        dir: PathBuf,
+        /// Bytes of the checkpoint.
+        checkpoint: u64,
+        /// Bytes of a segment.
+        segment: u64,
     },
     /// No data directory could be chosen.
     #[error(
@@ -495,8 +513,16 @@ impl Recovery {
             .map_err(io_error("look at the lock file in", &dir))?;
         let mut buffer = Vec::new();
         let checkpoint_bytes =
-            writer::write_checkpoint(&dir, &io, &state, next_segment, &mut buffer)
-                .map_err(io_error("write a checkpoint in", &dir))?;
+            writer::write_checkpoint(&dir, &io, &state, next_segment, &mut buffer).map_err(
+                |error| match error.kind() {
+                    std::io::ErrorKind::StorageFull => WalError::NoSpace {
+                        dir: dir.clone(),
+                        checkpoint: buffer.len() as u64,
+                        segment: options.segment_size,
+                    },
+                    _ => io_error("write a checkpoint in", &dir)(error),
+                },
+            )?;
         writer::remove_covered(&dir, &io, next_segment);
         let (file, start) = io
             .create_segment(
@@ -506,7 +532,14 @@ impl Recovery {
                 state.log_id,
                 writer::unix_now_us(),
             )
-            .map_err(io_error("create the first segment in", &dir))?;
+            .map_err(|error| match error.kind() {
+                std::io::ErrorKind::StorageFull => WalError::NoSpace {
+                    dir: dir.clone(),
+                    checkpoint: checkpoint_bytes as u64,
+                    segment: options.segment_size,
+                },
+                _ => io_error("create the first segment in", &dir)(error),
+            })?;
         let log = Arc::new(LogShared::new(options.max_payload(), options.max_group()));
         log.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         log.metrics

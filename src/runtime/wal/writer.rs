@@ -964,9 +964,17 @@ impl Writer {
         let next = self.seq + 1;
         let (file, start) = self.preparer.take(next).map_err(|error| {
             let advice = if error.kind() == std::io::ErrorKind::StorageFull {
+                // A start writes a checkpoint of about the last one's size, then a segment;
+                // the node then prepares the next.
+                let checkpoint = self
+                    .log
+                    .metrics
+                    .last_checkpoint_bytes
+                    .load(Ordering::Relaxed);
                 format!(
-                    "; free at least {} there (two segments), then start the node again",
-                    crate::runtime::units::HumanSize::approx(2 * self.segment_size)
+                    "; free at least {} there (two segments and a checkpoint of about {}), then start the node again",
+                    crate::runtime::units::HumanSize::approx(2 * self.segment_size + checkpoint),
+                    crate::runtime::units::HumanSize::approx(checkpoint)
                 )
             } else {
                 String::new()
