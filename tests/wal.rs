@@ -877,7 +877,9 @@ fn a_node_whose_lock_file_is_removed_or_replaced_acknowledges_nothing_more() {
             // As a second node would, once the first's LOCK is gone.
             std::fs::write(&lock, b"99999\n").expect("a new LOCK");
         }
-        // The writer looks before every batch: the very next submission finds out.
+        // The writer looks before a batch, at most once a millisecond: past that, the next
+        // submission finds out.
+        std::thread::sleep(Duration::from_millis(5));
         let refused = node
             .submit_text("fib 3")
             .expect_err("nothing is acknowledged once the directory is not its own");

@@ -584,6 +584,10 @@ impl Recovery {
             backlog_warned: None,
             dir: dir.clone(),
             lock_identity,
+            // Due at the first batch.
+            directory_checked: Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(Instant::now),
         };
         let writer_thread = spawn("goliath-wal-writer", Box::new(move || writer.run()));
         let writer_thread = match writer_thread {
