@@ -493,9 +493,20 @@ async fn wait_until_stopped(address: &str, pid: Option<u32>) -> Result<(), Comma
     }
 }
 
-/// Whether process `pid` runs on this machine: listed in /proc and not a zombie (one that
-/// has exited and waits for its parent to collect it).
+/// Whether process `pid` runs on this machine as a goliath node: listed in /proc, not a
+/// zombie (one that has exited and waits for its parent to collect it), and running the
+/// same program as this command (a node in a container reports the pid it has there, which
+/// on the host is some other process).
 fn process_runs(pid: u32) -> bool {
+    let program = |pid: &str| {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|path| path.file_name().map(|name| name.to_owned()))
+    };
+    // Unreadable (another user's process) counts as not ours: the port alone then decides.
+    if program(&pid.to_string()).is_none() || program(&pid.to_string()) != program("self") {
+        return false;
+    }
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };

@@ -483,6 +483,27 @@ fn deleted_newest_segments_refuse_to_start_instead_of_losing_their_tasks() {
             .any(|p| p.contains(&name(&newest)) && p.contains("missing")),
         "{inspection:?}"
     );
+    // A newest-segment naming a segment far beyond: reported as one run, at once.
+    let saved = std::fs::read_to_string(dir.path().join("newest-segment")).expect("reads");
+    let log_id = saved
+        .split_whitespace()
+        .nth(1)
+        .expect("a log id")
+        .to_string();
+    std::fs::write(
+        dir.path().join("newest-segment"),
+        format!("wal-7fffffffffffffff.seg {log_id}\n"),
+    )
+    .expect("write");
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(
+        inspection
+            .problems
+            .iter()
+            .any(|p| p.contains("to wal-7fffffffffffffff.seg are missing")),
+        "{inspection:?}"
+    );
+    std::fs::write(dir.path().join("newest-segment"), saved).expect("write");
     // Every segment gone (`rm wal-*.seg`): still refused, not taken for a new log.
     for path in &segments[..segments.len() - 2] {
         std::fs::remove_file(path).expect("remove");
@@ -571,6 +592,26 @@ fn a_start_on_a_full_disk_says_how_much_space_it_needs() {
     assert!(message.contains("free at least"), "{message}");
     // Nothing was lost: with room, the same log starts.
     assert_eq!(live_ids(dir.path()).expect("recovers").len(), 200);
+    // Room for the checkpoint but not the segment after it, twice (a service manager
+    // restarting the node on a full disk): each start rewrites the same checkpoint, and the
+    // directory still starts once there is room.
+    for _ in 0..2 {
+        let mut tight = options(dir.path());
+        tight.faults = Some(Arc::new(
+            Faults::parse(&format!("enospc_after_bytes={}", SEGMENT / 2)).expect("parses"),
+        ));
+        let refused = wal::open(tight, &|_| Ok(()))
+            .expect("reads")
+            .start()
+            .expect_err("no room for the segment");
+        assert!(matches!(refused, WalError::NoSpace { .. }), "{refused:?}");
+    }
+    assert_eq!(live_ids(dir.path()).expect("recovers").len(), 200);
+    wal::open(options(dir.path()), &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts once there is room")
+        .shutdown();
 }
 
 #[test]

@@ -1041,6 +1041,18 @@ impl App {
             );
         }
         self.link = Link::Up;
+        // Another process answering: task ids keep their meaning only across a restart of
+        // the same node from its log. Otherwise an open question or detail is about a task
+        // the new process does not have, whatever task holds that id there now.
+        if let Some(before) = &self.live.snapshot
+            && node_change(&before.node, &snapshot.node).is_some()
+            && (before.node.name != snapshot.node.name || snapshot.wal.is_none())
+        {
+            if matches!(self.overlay, Some(Overlay::Confirm { .. })) {
+                self.overlay = None;
+            }
+            self.detail = None;
+        }
         // An open cancel question follows its task: it must not ask about a state of before.
         if let Some(Overlay::Confirm { id, state, .. }) = &mut self.overlay
             && let Some(task) = snapshot.tasks.iter().find(|t| t.id == *id)
@@ -2400,6 +2412,27 @@ pub(crate) mod tests {
             said.contains("already succeeded; nothing to cancel"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn a_cancel_question_closes_when_a_memory_only_node_restarts() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        let open = three_tasks()
+            .into_iter()
+            .find(|t| !t.state.is_finished())
+            .expect("a task in flight");
+        app.selected = Some(open.id);
+        press(&mut app, "x");
+        assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+        // The same address, a new process without a log: its task of that id is another.
+        let mut restarted = snapshot(2, three_tasks(), 2);
+        restarted.node.pid += 1;
+        restarted.node.started_unix_us += 1_000_000;
+        assert!(restarted.wal.is_none());
+        app.ingest(restarted);
+        assert!(app.overlay.is_none(), "{:?}", app.overlay);
     }
 
     #[test]

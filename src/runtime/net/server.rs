@@ -436,6 +436,10 @@ struct PendingWait {
     /// The accepted records are durable: the answer may go out once all tasks finished.
     durable: bool,
     permit: OwnedSemaphorePermit,
+    /// Tells this wait from a later one on the same stream id, for the polls' answers.
+    serial: u64,
+    /// The polls of an earlier submission's tasks, stopped when the wait ends early.
+    polls: Vec<tokio::task::AbortHandle>,
 }
 
 /// The most parsed specs whose buffer a connection keeps for the next request.
@@ -465,7 +469,9 @@ struct Connection {
     submissions: Vec<Submission>,
     waiting_for: IdMap<TaskId, (u32, usize)>,
     watches: IdMap<u32, tokio::task::JoinHandle<()>>,
-    polls: tokio::task::JoinSet<(u32, usize, Result<TaskInfo, LookupError>)>,
+    polls: tokio::task::JoinSet<(u32, u64, usize, Result<TaskInfo, LookupError>)>,
+    /// The serial the next wait gets.
+    next_wait_serial: u64,
     /// `wait` submissions whose accepted records are on their way to disk.
     durables: tokio::task::JoinSet<(u32, Result<(), DurabilityError>)>,
 }
@@ -490,6 +496,7 @@ impl Connection {
             waiting_for: IdMap::default(),
             watches: IdMap::default(),
             polls: tokio::task::JoinSet::new(),
+            next_wait_serial: 0,
             durables: tokio::task::JoinSet::new(),
         }
     }
@@ -544,8 +551,8 @@ impl Connection {
                 biased;
                 info = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
-                Some(Ok((stream, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
-                    self.polled(stream, index, result);
+                Some(Ok((stream, serial, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                    self.polled(stream, serial, index, result);
                 }
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
                     self.made_durable(stream, result);
@@ -588,8 +595,8 @@ impl Connection {
                 self.completed_task(info);
             } else if let Ok(item) = self.queued.try_recv() {
                 self.encode(item);
-            } else if let Some(Ok((stream, index, result))) = self.polls.try_join_next() {
-                self.polled(stream, index, result);
+            } else if let Some(Ok((stream, serial, index, result))) = self.polls.try_join_next() {
+                self.polled(stream, serial, index, result);
             } else if let Some(Ok((stream, result))) = self.durables.try_join_next() {
                 self.made_durable(stream, result);
             } else {
@@ -675,8 +682,8 @@ impl Connection {
             tokio::select! {
                 info = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
-                Some(Ok((stream, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
-                    self.polled(stream, index, result);
+                Some(Ok((stream, serial, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
+                    self.polled(stream, serial, index, result);
                 }
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
                     self.made_durable(stream, result);
@@ -970,6 +977,18 @@ impl Connection {
                 for (index, id) in outcome.ids.iter().enumerate() {
                     self.waiting_for.insert(*id, (stream, index));
                 }
+                let serial = self.next_wait_serial;
+                self.next_wait_serial += 1;
+                let mut polls = Vec::new();
+                if outcome.duplicate {
+                    // The earlier submission was not watched by us: poll those tasks.
+                    for (index, id) in outcome.ids.into_iter().enumerate() {
+                        let node = node.clone();
+                        polls.push(self.polls.spawn(async move {
+                            (stream, serial, index, poll_until_finished(&node, id).await)
+                        }));
+                    }
+                }
                 self.waits.insert(
                     stream,
                     PendingWait {
@@ -978,17 +997,10 @@ impl Connection {
                         duplicate: outcome.duplicate,
                         durable,
                         permit,
+                        serial,
+                        polls,
                     },
                 );
-                if outcome.duplicate {
-                    // The earlier submission was not watched by us: poll those tasks.
-                    for (index, id) in outcome.ids.into_iter().enumerate() {
-                        let node = node.clone();
-                        self.polls.spawn(async move {
-                            (stream, index, poll_until_finished(&node, id).await)
-                        });
-                    }
-                }
             }
         }
     }
@@ -1002,7 +1014,21 @@ impl Connection {
     /// A task of an earlier submission (found through its idempotency key) finished, or
     /// turned out to be unknown: then its outcome cannot be told, and the wait ends with
     /// an error that says so rather than an outcome made up for it.
-    fn polled(&mut self, stream: u32, index: usize, result: Result<TaskInfo, LookupError>) {
+    fn polled(
+        &mut self,
+        stream: u32,
+        serial: u64,
+        index: usize,
+        result: Result<TaskInfo, LookupError>,
+    ) {
+        // A poll of a wait that ended early, its stream id since taken by another request.
+        if self
+            .waits
+            .get(&stream)
+            .is_none_or(|wait| wait.serial != serial)
+        {
+            return;
+        }
         let error = match result {
             Ok(info) => return self.resolve(stream, index, info),
             Err(error) => error,
@@ -1010,6 +1036,9 @@ impl Connection {
         let Some(wait) = self.waits.remove(&stream) else {
             return;
         };
+        for poll in &wait.polls {
+            poll.abort();
+        }
         self.waiting_for.retain(|_, (waiter, _)| *waiter != stream);
         let response = Response::Error(RemoteError {
             kind: RemoteErrorKind::NotFound,

@@ -155,16 +155,24 @@ pub enum WalError {
     },
     /// A segment between the checkpoint and the newest segment the log created is missing.
     #[error(
-        "the write-ahead log in {} is missing {} ({MISSING_RULE}): the tasks it acknowledged would be lost, so the node does not start; run `goliath wal verify --data-dir {}`. If it is gone for good, removing `newest-segment` as well accepts the loss (the ids of lost tasks may then be handed out again)",
+        "the write-ahead log in {} is missing {} ({MISSING_RULE}): the tasks it acknowledged would be lost, so the node does not start; run `goliath wal verify --data-dir {}`{}",
         dir.display(),
         missing,
-        dir.display()
+        dir.display(),
+        if *at_the_end {
+            ". If the newest segments are gone for good, removing `newest-segment` as well accepts the loss (the ids of lost tasks may then be handed out again)"
+        } else {
+            ""
+        }
     )]
     Missing {
         /// The data directory.
         dir: PathBuf,
         /// The missing file's name.
         missing: String,
+        /// Whether it comes after every segment there is (the newest were lost), rather than
+        /// in a gap between them.
+        at_the_end: bool,
     },
     /// The disk is too full to start: a start writes a checkpoint and its first segment
     /// before it accepts anything (and prepares the next segment).
@@ -383,7 +391,8 @@ pub fn open(
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
         let begin = recovery::load_checkpoint(&buffer, &mut state)
             .map_err(|damage| damaged(path, damage))?;
-        check_checkpoint(&begin, seq, newest, log_id).map_err(|damage| damaged(path, damage))?;
+        check_checkpoint(&begin, seq, newest_created(newest, &listing), log_id)
+            .map_err(|damage| damaged(path, damage))?;
         first_segment = seq;
         summary.checkpoint = Some(seq);
         if log_id == 0 {
@@ -396,6 +405,11 @@ pub fn open(
         return Err(WalError::Missing {
             dir: dir.clone(),
             missing: missing_name(&listing, missing),
+            at_the_end: listing
+                .segments
+                .keys()
+                .next_back()
+                .is_none_or(|&last| missing > last),
         });
     }
     let segments: Vec<(u64, PathBuf)> = listing
@@ -456,18 +470,16 @@ pub fn open(
     summary.history = state.finished.len() as u64;
     summary.keys = state.keys.len() as u64;
     summary.max_id = state.max_id;
-    let newest = listing
-        .segments
-        .keys()
-        .next_back()
-        .copied()
-        .unwrap_or(0)
-        .max(listing.checkpoints.keys().next_back().copied().unwrap_or(0));
+    // The next segment follows the newest one; a checkpoint with no segment after it (a
+    // start that stopped between writing it and creating its segment) is written again
+    // under its own number, so a run of failed starts never numbers a checkpoint past the
+    // segments this log created.
+    let newest_segment = listing.segments.keys().next_back().copied().unwrap_or(0);
     Ok(Recovery {
         lock,
         options,
         state,
-        next_segment: newest.max(first_segment.saturating_sub(1)) + 1,
+        next_segment: (newest_segment + 1).max(first_segment),
         summary,
         started,
     })
@@ -798,7 +810,7 @@ impl Drop for Wal {
 fn check_checkpoint(
     begin: &record::CheckpointBegin,
     seq: u64,
-    newest: Option<segment::Newest>,
+    newest: Option<u64>,
     log_id: u64,
 ) -> Result<(), Damage> {
     let damage = |what: String| Damage { offset: 0, what };
@@ -817,16 +829,24 @@ fn check_checkpoint(
         )));
     }
     if let Some(newest) = newest
-        && seq > newest.seq.saturating_add(1)
+        && seq > newest.saturating_add(1)
     {
         return Err(damage(format!(
             "the checkpoint covers the segments before {}, but the newest segment this log created is {} ({}): it comes from another log",
             segment::segment_name(seq),
-            segment::segment_name(newest.seq),
+            segment::segment_name(newest),
             segment::NEWEST_FILE
         )));
     }
     Ok(())
+}
+
+/// The newest segment the log is known to have created: the one `newest-segment` names, or
+/// a newer one on disk (created just before a crash kept it from being named); `None`
+/// without `newest-segment` (a directory from before it), when nothing is known.
+fn newest_created(newest: Option<segment::Newest>, listing: &segment::Listing) -> Option<u64> {
+    let on_disk = listing.segments.keys().next_back().copied();
+    newest.map(|n| n.seq.max(on_disk.unwrap_or(0)))
 }
 
 /// The name to give a missing segment `seq`: with no checkpoint, a log whose segments
@@ -897,6 +917,9 @@ pub fn inspect(
     dir: &Path,
     mut each: impl FnMut(&Path, u64, &Record, bool),
 ) -> Result<Inspection, WalError> {
+    // `newest-segment` before the listing: beside a running node, a segment created in
+    // between is then in the listing, never named but missing from it.
+    let newest_read = segment::read_newest(dir);
     let listing = segment::list(dir).map_err(io_error("list", dir))?;
     let mut inspection = Inspection {
         dir: dir.to_path_buf(),
@@ -905,7 +928,7 @@ pub fn inspect(
     };
     let mut buffer = Vec::new();
     let mut first_segment = 1;
-    let newest = match segment::read_newest(dir) {
+    let newest = match newest_read {
         Ok(newest) => newest,
         Err(error) => {
             inspection
@@ -990,8 +1013,11 @@ pub fn inspect(
         )?;
         // A checkpoint must also load as one.
         if inspection.files.last().is_some_and(|f| f.damage.is_none()) {
-            let checked = recovery::load_checkpoint(&buffer, &mut State::new(1, 1))
-                .and_then(|begin| check_checkpoint(&begin, seq, newest, log_id).map(|()| begin));
+            let checked =
+                recovery::load_checkpoint(&buffer, &mut State::new(1, 1)).and_then(|begin| {
+                    check_checkpoint(&begin, seq, newest_created(newest, &listing), log_id)
+                        .map(|()| begin)
+                });
             match checked {
                 Ok(begin) => {
                     if log_id == 0 {
@@ -1016,21 +1042,27 @@ pub fn inspect(
         path,
         error: e,
     })?;
-    let present: std::collections::BTreeSet<u64> = listing.segments.keys().copied().collect();
-    let end = present
-        .last()
+    // One line per run of missing segments, found from the gaps between the segments there
+    // are (never by counting up to what `newest-segment` says, which may be anything).
+    let end = listing
+        .segments
+        .keys()
+        .next_back()
         .copied()
         .max(newest.map(|n| n.seq))
         .unwrap_or(0);
-    // One line per run of missing segments, not one per segment.
-    let mut missing = (first_segment..=end)
-        .filter(|seq| !present.contains(seq))
-        .peekable();
-    while let Some(first) = missing.next() {
-        let mut last = first;
-        while missing.peek() == Some(&(last + 1)) {
-            last = missing.next().unwrap_or(last);
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut expected = first_segment;
+    for &seq in listing.segments.range(first_segment..).map(|(seq, _)| seq) {
+        if seq > expected {
+            runs.push((expected, seq - 1));
         }
+        expected = seq.saturating_add(1);
+    }
+    if end >= expected && first_segment <= end {
+        runs.push((expected, end));
+    }
+    for (first, last) in runs {
         let names = if first == last {
             format!("{} is missing", missing_name(&listing, first))
         } else {
@@ -1044,7 +1076,7 @@ pub fn inspect(
         inspection.problems.push(if checkpoint_gone {
             format!(
                 "{names}, and there is no checkpoint: the one that covered the segments before {} was removed? ({MISSING_RULE})",
-                segment::segment_name(last + 1)
+                segment::segment_name(last.saturating_add(1))
             )
         } else {
             format!("{names} ({MISSING_RULE})")
