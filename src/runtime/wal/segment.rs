@@ -403,6 +403,14 @@ impl Io {
 
     /// Writes `bytes` as `dir/name` atomically: temp file, fdatasync, rename, directory fsync.
     pub fn write_file_atomically(&self, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.replace_file(dir, name, bytes)?;
+        self.sync_dir(dir)
+    }
+
+    /// Writes `bytes` as `dir/name` whole or not at all (temp file, fdatasync, rename), the
+    /// rename made durable by the directory's next fsync rather than one of its own: after a
+    /// crash the file holds the new bytes or the old ones, never a part.
+    pub fn replace_file(&self, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
         let temp = dir.join(format!("{name}.tmp"));
         let result = (|| {
             let file = OpenOptions::new()
@@ -413,8 +421,7 @@ impl Io {
                 .open(&temp)?;
             self.write_at(&file, bytes, 0)?;
             self.sync_data(&file)?;
-            std::fs::rename(&temp, dir.join(name))?;
-            self.sync_dir(dir)
+            std::fs::rename(&temp, dir.join(name))
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&temp);
@@ -504,8 +511,12 @@ impl Io {
             self.sync_data(&file)?;
             std::fs::rename(&temp, dir.join(&name))?;
             self.sync_dir(dir)?;
-            // Only once the segment is durable: the file never names one that was not.
-            self.write_file_atomically(
+            // Only once the segment is durable: the file never names one that was not. Its
+            // rename needs no directory fsync of its own (one per segment, each a journal
+            // commit competing with the log's fdatasyncs): until the next one makes it
+            // durable, a crash leaves it naming the segment before, and recovery counts a
+            // newer segment on disk as created all the same.
+            self.replace_file(
                 dir,
                 NEWEST_FILE,
                 format!("{name} {log_id:016x}\n").as_bytes(),
