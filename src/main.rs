@@ -550,6 +550,22 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                             "{flag} is for a node started here; `goliath console --connect {address}` attaches to a running node, which keeps its own settings"
                         )));
                     }
+                    // Of the config, an attached console uses its own section, the log, the
+                    // protocol's limits and the cluster name it must match.
+                    let used_here = |key: &str| {
+                        ["console.", "log.", "net."]
+                            .iter()
+                            .any(|section| key.starts_with(section))
+                            || key == "node.cluster"
+                    };
+                    if let Some(entry) = node.overrides.iter().find(|entry| {
+                        let key = entry.split_once('=').map_or(entry.as_str(), |(key, _)| key);
+                        !used_here(key.trim())
+                    }) {
+                        return Err(Failure::usage(anyhow::anyhow!(
+                            "--set {entry} is for a node started here; `goliath console --connect {address}` attaches to a running node, which keeps its own settings (an attached console takes console.*, log.*, net.* and node.cluster)"
+                        )));
+                    }
                     run_remote_console(&node, &console, address)
                 }
             }

@@ -450,6 +450,16 @@ fn a_console_attached_to_a_node_refuses_the_flags_of_a_node_started_here() {
             ][..],
             "--join",
         ),
+        (
+            &[
+                "console",
+                "--connect",
+                "127.0.0.1:9",
+                "--set",
+                "scheduler.workers=3",
+            ][..],
+            "--set scheduler.workers=3",
+        ),
     ] {
         // Refused before it looks for a terminal (the test has none) or the node.
         let output = goliath().args(args).output().expect("runs");
@@ -460,6 +470,19 @@ fn a_console_attached_to_a_node_refuses_the_flags_of_a_node_started_here() {
             "{args:?}: {stderr}"
         );
     }
+    // What an attached console uses is taken: it gets as far as wanting a terminal.
+    let output = goliath()
+        .args(["console", "--connect", "127.0.0.1:9"])
+        .args([
+            "--set",
+            "console.theme=\"light\"",
+            "--set",
+            "node.cluster=\"x\"",
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs a terminal"), "{stderr}");
 }
 
 #[test]
