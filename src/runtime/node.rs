@@ -1528,7 +1528,7 @@ impl Node {
                 } else {
                     TaskState::Running
                 };
-                if wants_live && query.state.is_none_or(|s| s == task_state) {
+                if wants_live && query.limit > 0 && query.state.is_none_or(|s| s == task_state) {
                     let id = slot.id.load(Ordering::Acquire);
                     if is_queued {
                         queued_slots.push((id, index));
