@@ -615,6 +615,31 @@ fn a_start_on_a_full_disk_says_how_much_space_it_needs() {
 }
 
 #[test]
+fn a_removed_checkpoint_is_named_as_such() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 1000, 180);
+    // The checkpoint and the first segment it covered gone: what is missing is the
+    // checkpoint, not the segment alone.
+    std::fs::remove_file(dir.path().join("checkpoint-0000000000000001.ckpt")).expect("remove");
+    std::fs::remove_file(dir.path().join("wal-0000000000000001.seg")).expect("remove");
+    let refused = live_ids(dir.path()).expect_err("refused");
+    let message = refused.to_string();
+    assert!(
+        message
+            .contains("the checkpoint that covered the segments before wal-0000000000000002.seg"),
+        "{message}"
+    );
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(
+        inspection
+            .problems
+            .iter()
+            .any(|p| p.contains("the checkpoint that covered")),
+        "{inspection:?}"
+    );
+}
+
+#[test]
 fn a_4_gib_record_length_is_an_error_without_allocating_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_log(dir.path(), 1000, 180);

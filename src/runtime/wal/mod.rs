@@ -399,17 +399,17 @@ pub fn open(
             log_id = begin.log_id;
         }
     }
-    if let Some(missing) =
-        segment::first_missing(&listing.segments, first_segment, newest.map(|n| n.seq))
+    if let Some(&run) =
+        segment::missing_runs(&listing.segments, first_segment, newest.map(|n| n.seq)).first()
     {
         return Err(WalError::Missing {
             dir: dir.clone(),
-            missing: missing_name(&listing, missing),
+            missing: missing_text(&listing, run),
             at_the_end: listing
                 .segments
                 .keys()
                 .next_back()
-                .is_none_or(|&last| missing > last),
+                .is_none_or(|&last| run.0 > last),
         });
     }
     let segments: Vec<(u64, PathBuf)> = listing
@@ -524,16 +524,21 @@ impl Recovery {
             .identity()
             .map_err(io_error("look at the lock file in", &dir))?;
         let mut buffer = Vec::new();
+        // A full disk is said with the space a start needs; other errors as they are.
+        let start_error = |op: &'static str, checkpoint: u64| {
+            let dir = &dir;
+            move |error: std::io::Error| match error.kind() {
+                std::io::ErrorKind::StorageFull => WalError::NoSpace {
+                    dir: dir.clone(),
+                    checkpoint,
+                    segment: options.segment_size,
+                },
+                _ => io_error(op, dir)(error),
+            }
+        };
         let checkpoint_bytes =
             writer::write_checkpoint(&dir, &io, &state, next_segment, &mut buffer).map_err(
-                |error| match error.kind() {
-                    std::io::ErrorKind::StorageFull => WalError::NoSpace {
-                        dir: dir.clone(),
-                        checkpoint: buffer.len() as u64,
-                        segment: options.segment_size,
-                    },
-                    _ => io_error("write a checkpoint in", &dir)(error),
-                },
+                |error| start_error("write a checkpoint in", buffer.len() as u64)(error),
             )?;
         writer::remove_covered(&dir, &io, next_segment);
         let (file, start) = io
@@ -544,14 +549,10 @@ impl Recovery {
                 state.log_id,
                 writer::unix_now_us(),
             )
-            .map_err(|error| match error.kind() {
-                std::io::ErrorKind::StorageFull => WalError::NoSpace {
-                    dir: dir.clone(),
-                    checkpoint: checkpoint_bytes as u64,
-                    segment: options.segment_size,
-                },
-                _ => io_error("create the first segment in", &dir)(error),
-            })?;
+            .map_err(start_error(
+                "create the first segment in",
+                checkpoint_bytes as u64,
+            ))?;
         let log = Arc::new(LogShared::new(options.max_payload(), options.max_group()));
         log.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         log.metrics
@@ -596,10 +597,7 @@ impl Recovery {
             backlog_warned: None,
             dir: dir.clone(),
             lock_identity,
-            // Due at the first batch.
-            directory_checked: Instant::now()
-                .checked_sub(Duration::from_secs(1))
-                .unwrap_or_else(Instant::now),
+            directory_checked: None,
         };
         let writer_thread = spawn("goliath-wal-writer", Box::new(move || writer.run()));
         let writer_thread = match writer_thread {
@@ -849,18 +847,31 @@ fn newest_created(newest: Option<segment::Newest>, listing: &segment::Listing) -
     newest.map(|n| n.seq.max(on_disk.unwrap_or(0)))
 }
 
-/// The name to give a missing segment `seq`: with no checkpoint, a log whose segments
-/// start later than the first is missing the checkpoint that covered the ones before.
-fn missing_name(listing: &segment::Listing, seq: u64) -> String {
-    let first_present = listing.segments.keys().next().copied();
-    match first_present {
-        Some(first) if listing.checkpoints.is_empty() && seq == 1 && first > 1 => format!(
-            "the checkpoint that covered the segments before {} ({} to {} are gone with it)",
+/// A run of missing segments (`first` to `last`) as the messages name it: with no
+/// checkpoint, segments missing from the first up to one that is there are the ones a
+/// removed checkpoint covered.
+fn missing_text(listing: &segment::Listing, (first, last): (u64, u64)) -> String {
+    let run = if first == last {
+        segment::segment_name(first)
+    } else {
+        format!(
+            "{} to {}",
             segment::segment_name(first),
-            segment::segment_name(1),
-            segment::segment_name(first - 1)
-        ),
-        _ => segment::segment_name(seq),
+            segment::segment_name(last)
+        )
+    };
+    match last.checked_add(1) {
+        Some(next)
+            if first == 1
+                && listing.checkpoints.is_empty()
+                && listing.segments.contains_key(&next) =>
+        {
+            format!(
+                "the checkpoint that covered the segments before {} ({run}, gone with it)",
+                segment::segment_name(next)
+            )
+        }
+        _ => run,
     }
 }
 
@@ -1042,45 +1053,13 @@ pub fn inspect(
         path,
         error: e,
     })?;
-    // One line per run of missing segments, found from the gaps between the segments there
-    // are (never by counting up to what `newest-segment` says, which may be anything).
-    let end = listing
-        .segments
-        .keys()
-        .next_back()
-        .copied()
-        .max(newest.map(|n| n.seq))
-        .unwrap_or(0);
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    let mut expected = first_segment;
-    for &seq in listing.segments.range(first_segment..).map(|(seq, _)| seq) {
-        if seq > expected {
-            runs.push((expected, seq - 1));
-        }
-        expected = seq.saturating_add(1);
-    }
-    if end >= expected && first_segment <= end {
-        runs.push((expected, end));
-    }
-    for (first, last) in runs {
-        let names = if first == last {
-            format!("{} is missing", missing_name(&listing, first))
-        } else {
-            format!(
-                "{} to {} are missing",
-                segment::segment_name(first),
-                segment::segment_name(last)
-            )
-        };
-        let checkpoint_gone = listing.checkpoints.is_empty() && first == 1 && last > 1;
-        inspection.problems.push(if checkpoint_gone {
-            format!(
-                "{names}, and there is no checkpoint: the one that covered the segments before {} was removed? ({MISSING_RULE})",
-                segment::segment_name(last.saturating_add(1))
-            )
-        } else {
-            format!("{names} ({MISSING_RULE})")
-        });
+    // One line per run of missing segments.
+    for run in segment::missing_runs(&listing.segments, first_segment, newest.map(|n| n.seq)) {
+        let verb = if run.0 == run.1 { "is" } else { "are" };
+        inspection.problems.push(format!(
+            "{} {verb} missing ({MISSING_RULE})",
+            missing_text(&listing, run)
+        ));
     }
     for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;

@@ -585,29 +585,51 @@ struct SegmentHeaderV1 {
     created_unix_us: u64,
 }
 
+impl From<SegmentHeaderV2> for SegmentHeader {
+    fn from(v2: SegmentHeaderV2) -> Self {
+        SegmentHeader {
+            version: v2.version,
+            segment: v2.segment,
+            created_unix_us: v2.created_unix_us,
+            size: v2.size,
+            log_id: 0,
+        }
+    }
+}
+
+impl From<SegmentHeaderV1> for SegmentHeader {
+    fn from(v1: SegmentHeaderV1) -> Self {
+        SegmentHeader {
+            version: v1.version,
+            segment: v1.segment,
+            created_unix_us: v1.created_unix_us,
+            size: 0,
+            log_id: 0,
+        }
+    }
+}
+
 impl SegmentHeader {
     fn decode(what: &'static str, bytes: &[u8]) -> Result<SegmentHeader, CodecError> {
-        codec::decode(what, bytes).or_else(|error| {
-            codec::decode::<SegmentHeaderV2>(what, bytes)
-                .map(|v2| SegmentHeader {
-                    version: v2.version,
-                    segment: v2.segment,
-                    created_unix_us: v2.created_unix_us,
-                    size: v2.size,
-                    log_id: 0,
-                })
-                .or_else(|_| {
-                    codec::decode::<SegmentHeaderV1>(what, bytes).map(|v1| SegmentHeader {
-                        version: v1.version,
-                        segment: v1.segment,
-                        created_unix_us: v1.created_unix_us,
-                        size: 0,
-                        log_id: 0,
-                    })
-                })
-                .map_err(|_| error)
-        })
+        let current = codec::decode(what, bytes);
+        let v2 = or_older::<_, SegmentHeaderV2>(what, bytes, current);
+        or_older::<_, SegmentHeaderV1>(what, bytes, v2)
     }
+}
+
+/// `current` (a record decoded as this version writes it), or else `bytes` decoded as an
+/// older format's `Old`, its missing fields at their "not said" values; the error is the
+/// current form's.
+fn or_older<T, Old: serde::de::DeserializeOwned + Into<T>>(
+    what: &'static str,
+    bytes: &[u8],
+    current: Result<T, CodecError>,
+) -> Result<T, CodecError> {
+    current.or_else(|error| {
+        codec::decode::<Old>(what, bytes)
+            .map(Into::into)
+            .map_err(|_| error)
+    })
 }
 
 /// Tasks accepted with the same spec (one line of a submission with its copies).
@@ -732,19 +754,21 @@ struct CheckpointBeginV2 {
     created_unix_us: u64,
 }
 
+impl From<CheckpointBeginV2> for CheckpointBegin {
+    fn from(v2: CheckpointBeginV2) -> Self {
+        CheckpointBegin {
+            version: v2.version,
+            next_segment: v2.next_segment,
+            max_id: v2.max_id,
+            created_unix_us: v2.created_unix_us,
+            log_id: 0,
+        }
+    }
+}
+
 impl CheckpointBegin {
     fn decode(what: &'static str, bytes: &[u8]) -> Result<CheckpointBegin, CodecError> {
-        codec::decode(what, bytes).or_else(|error| {
-            codec::decode::<CheckpointBeginV2>(what, bytes)
-                .map(|v2| CheckpointBegin {
-                    version: v2.version,
-                    next_segment: v2.next_segment,
-                    max_id: v2.max_id,
-                    created_unix_us: v2.created_unix_us,
-                    log_id: 0,
-                })
-                .map_err(|_| error)
-        })
+        or_older::<_, CheckpointBeginV2>(what, bytes, codec::decode(what, bytes))
     }
 }
 

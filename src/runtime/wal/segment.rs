@@ -74,15 +74,28 @@ pub fn read_newest(dir: &Path) -> io::Result<Option<Newest>> {
     }
 }
 
-/// The first segment from `first` through `newest` (the newest the log created) that is
-/// not in `present`: a segment recovery needs and cannot read.
-pub fn first_missing(
+/// The runs of segments from `first` through `newest` (the newest the log created) that
+/// are not in `present`, as `(first, last)` pairs in order: segments recovery needs and
+/// cannot read. Found from the gaps between the segments there are, so a `newest` of any
+/// size (a damaged `newest-segment`) costs nothing.
+pub fn missing_runs(
     present: &BTreeMap<u64, PathBuf>,
     first: u64,
     newest: Option<u64>,
-) -> Option<u64> {
+) -> Vec<(u64, u64)> {
+    let mut runs = Vec::new();
+    let mut expected = first;
+    for &seq in present.range(first..).map(|(seq, _)| seq) {
+        if seq > expected {
+            runs.push((expected, seq - 1));
+        }
+        expected = seq.saturating_add(1);
+    }
     let end = present.keys().next_back().copied().max(newest).unwrap_or(0);
-    (first..=end).find(|seq| !present.contains_key(seq))
+    if end >= expected {
+        runs.push((expected, end));
+    }
+    runs
 }
 
 /// File name of segment `seq`.

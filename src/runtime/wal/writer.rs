@@ -684,8 +684,8 @@ pub(crate) struct Writer {
     pub dir: PathBuf,
     /// Device and inode of the `LOCK` file this node holds.
     pub lock_identity: (u64, u64),
-    /// When [`Writer::directory_still_ours`] last looked before a batch.
-    pub directory_checked: Instant,
+    /// When [`Writer::directory_still_ours`] last looked before a batch (`None`: not yet).
+    pub directory_checked: Option<Instant>,
 }
 
 /// How often an idle writer checks that the data directory is still the one it locked.
@@ -797,8 +797,11 @@ impl Writer {
             drop(pending);
             let records = end - taken;
             let started = Instant::now();
-            if started.saturating_duration_since(self.directory_checked) >= DIRECTORY_CHECK_BUSY {
-                self.directory_checked = started;
+            if self
+                .directory_checked
+                .is_none_or(|at| started.saturating_duration_since(at) >= DIRECTORY_CHECK_BUSY)
+            {
+                self.directory_checked = Some(started);
                 if let Err(error) = self.directory_still_ours() {
                     log.fail(error);
                     return;
