@@ -257,43 +257,39 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 other => Err(unexpected(&other)),
             }
         }
-        ClientCommand::Cancel { mut ids } => {
-            // Each task once, in the order first given: `cancel 7 7` is one request.
-            let mut seen = std::collections::HashSet::new();
-            ids.retain(|id| seen.insert(*id));
-            match client.request(Request::Cancel { ids }).await? {
-                Response::Cancelled { results } => {
-                    let missing = results
-                        .iter()
-                        .filter(|r| r.outcome == CancelOutcomeWire::NotFound)
-                        .count();
-                    if json {
-                        outln!("{}", serde_json::json!({ "results": results }));
-                    } else {
-                        for result in &results {
-                            match result.outcome {
-                                CancelOutcomeWire::Requested => {
-                                    outln!("{}: cancel requested", result.id)
-                                }
-                                CancelOutcomeWire::AlreadyFinished(state) => {
-                                    outln!("{}: already {state}", result.id)
-                                }
-                                CancelOutcomeWire::NotFound => outln!(
-                                    "{}: not on this node (never handed out, or finished and no longer in its history)",
-                                    result.id
-                                ),
+        // Each id once already (`parse_task_ids`): `cancel 7 7` is one request.
+        ClientCommand::Cancel { ids } => match client.request(Request::Cancel { ids }).await? {
+            Response::Cancelled { results } => {
+                let missing = results
+                    .iter()
+                    .filter(|r| r.outcome == CancelOutcomeWire::NotFound)
+                    .count();
+                if json {
+                    outln!("{}", serde_json::json!({ "results": results }));
+                } else {
+                    for result in &results {
+                        match result.outcome {
+                            CancelOutcomeWire::Requested => {
+                                outln!("{}: cancel requested", result.id)
                             }
+                            CancelOutcomeWire::AlreadyFinished(state) => {
+                                outln!("{}: already {state}", result.id)
+                            }
+                            CancelOutcomeWire::NotFound => outln!(
+                                "{}: not on this node (never handed out, or finished and no longer in its history)",
+                                result.id
+                            ),
                         }
                     }
-                    Ok(if missing > 0 {
-                        exit::NOT_FOUND
-                    } else {
-                        exit::OK
-                    })
                 }
-                other => Err(unexpected(&other)),
+                Ok(if missing > 0 {
+                    exit::NOT_FOUND
+                } else {
+                    exit::OK
+                })
             }
-        }
+            other => Err(unexpected(&other)),
+        },
         ClientCommand::Task { id } => match client.request(Request::Task { id }).await? {
             Response::Task(info) => {
                 if json {
@@ -504,7 +500,8 @@ fn process_runs(pid: u32) -> bool {
             .and_then(|path| path.file_name().map(|name| name.to_owned()))
     };
     // Unreadable (another user's process) counts as not ours: the port alone then decides.
-    if program(&pid.to_string()).is_none() || program(&pid.to_string()) != program("self") {
+    let theirs = program(&pid.to_string());
+    if theirs.is_none() || theirs != program("self") {
         return false;
     }
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -426,7 +426,7 @@ fn main() -> ExitCode {
         .is_some_and(|arg| arg == goliath::runtime::EXEC_LAUNCHER_ARG)
     {
         eprintln!("{}", goliath::runtime::run_exec_launcher(&raw[2..]));
-        return ExitCode::from(goliath::runtime::exec_launcher_failed_code());
+        return ExitCode::from(goliath::runtime::EXEC_LAUNCHER_FAILED);
     }
     // /proc/self/exe as it is: it names this binary in the child too, even after the file
     // on disk was replaced by an upgrade.
@@ -1032,7 +1032,8 @@ fn fail_stop(local: LocalNode, failure: &str) -> Result<u8, Failure> {
         .map(|dir| dir.display().to_string())
         .unwrap_or_default();
     // Safe on disk only while the directory this node locked is still there.
-    let still_there = data_dir.is_some_and(|dir| dir.join("LOCK").exists());
+    let still_there =
+        data_dir.is_some_and(|dir| dir.join(goliath::runtime::wal::segment::LOCK_FILE).exists());
     let next = if still_there {
         "Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them"
     } else {

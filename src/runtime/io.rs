@@ -42,7 +42,7 @@ pub fn set_exec_launcher(program: std::path::PathBuf) {
 
 /// The launcher's side, in the child: `args` are what follows [`EXEC_LAUNCHER_ARG`] (the
 /// node's pid, `--`, the task's argv). Returns only on failure, with the line to print on
-/// standard error (as it is) before exiting with [`exec_launcher_failed_code`].
+/// standard error (as it is) before exiting with [`EXEC_LAUNCHER_FAILED`].
 pub fn run_exec_launcher(args: &[std::ffi::OsString]) -> String {
     use std::os::unix::process::CommandExt as _;
     let Some(node_pid) = args
@@ -65,11 +65,6 @@ pub fn run_exec_launcher(args: &[std::ffi::OsString]) -> String {
     }
     let error = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
     format!("{LAUNCHER_FAILED}'{}': {error}", argv[0].to_string_lossy())
-}
-
-/// The exit code the launcher ends with when it cannot start the program.
-pub fn exec_launcher_failed_code() -> u8 {
-    LAUNCHER_FAILED_CODE
 }
 
 /// The I/O side: a tokio runtime handle and the cancel signals of waiting tasks.
@@ -315,7 +310,7 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
 }
 
 /// Exit code of a launcher that could not start the task's program.
-const LAUNCHER_FAILED_CODE: u8 = 127;
+pub const EXEC_LAUNCHER_FAILED: u8 = 127;
 /// How a launcher's failure to start the task's program begins, on its standard error.
 const LAUNCHER_FAILED: &str = "goliath: exec: cannot start ";
 
@@ -327,7 +322,7 @@ fn launcher_failure(stopped_as: Option<TaskState>, finished: &Finished) -> Optio
     let code = status.as_ref().ok().and_then(|status| status.code());
     if EXEC_LAUNCHER.get().is_none()
         || stopped_as.is_some()
-        || code != Some(i32::from(LAUNCHER_FAILED_CODE))
+        || code != Some(i32::from(EXEC_LAUNCHER_FAILED))
         || !stdout.is_empty()
     {
         return None;

@@ -28,7 +28,7 @@ pub use arena::{ArenaStats, Busy};
 pub use completions::{CompletionReceiver, CompletionSender, completion_queue};
 pub use events::{EventError, EventStream, TaskEvent};
 pub use host::HostStats;
-pub use io::{EXEC_LAUNCHER_ARG, exec_launcher_failed_code, run_exec_launcher, set_exec_launcher};
+pub use io::{EXEC_LAUNCHER_ARG, EXEC_LAUNCHER_FAILED, run_exec_launcher, set_exec_launcher};
 pub use kinds::StepContext;
 pub use node::{
     BatchError, BatchOutcome, CancelError, CancelOutcome, LookupError, Node, NodeBuilder,

@@ -1040,20 +1040,15 @@ impl Connection {
             poll.abort();
         }
         self.waiting_for.retain(|_, (waiter, _)| *waiter != stream);
+        let (tasks, their) = if wait.tasks.len() == 1 {
+            ("task was", "its")
+        } else {
+            ("tasks were", "their")
+        };
         let response = Response::Error(RemoteError {
             kind: RemoteErrorKind::NotFound,
             message: format!(
-                "this idempotency key's {} submitted earlier, and {} outcome cannot be told: {error}; `goliath submit` without --wait returns the key's ids",
-                if wait.tasks.len() == 1 {
-                    "task was"
-                } else {
-                    "tasks were"
-                },
-                if wait.tasks.len() == 1 {
-                    "its"
-                } else {
-                    "their"
-                }
+                "this idempotency key's {tasks} submitted earlier, and {their} outcome cannot be told: {error}; `goliath submit` without --wait returns the key's ids"
             ),
         });
         self.send(stream, response, wait.permit);
@@ -1117,13 +1112,11 @@ impl Connection {
 /// Waits for a task found through an idempotency key (not watched by this connection);
 /// an error once the node no longer knows it.
 async fn poll_until_finished(node: &Node, id: TaskId) -> Result<TaskInfo, LookupError> {
-    loop {
-        let info = node.task(id)?;
-        if info.state.is_finished() {
-            return Ok(info);
-        }
+    // Each look copies no output; the whole task is taken once, when it has finished.
+    while !node.task_with_output_up_to(id, 0)?.state.is_finished() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    node.task(id)
 }
 
 fn internal(message: &str) -> Response {
