@@ -479,7 +479,7 @@ fn a_demo_whose_config_names_a_data_directory_gives_the_children_their_own() {
         format!("[node]\ndata_dir = {:?}\n", data.display().to_string()),
     )
     .expect("config written");
-    let listen = format!("127.0.0.1:{}", free_udp_port());
+    let listen = format!("127.0.0.1:{}", common::binary::free_tcp_port());
     /// Kills the demo also when an assertion fails first.
     struct KillOnDrop(std::process::Child);
     impl Drop for KillOnDrop {

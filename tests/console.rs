@@ -160,17 +160,9 @@ fn the_console_without_a_terminal_says_what_to_run_instead() {
     }
 }
 
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 #[test]
 fn connect_renders_a_remote_node_says_when_it_stops_answering_and_reconnects_after_it_restarts() {
-    let port = free_port();
+    let port = common::binary::free_tcp_port();
     let address = format!("127.0.0.1:{port}");
     let start_node = || {
         common::binary::RunningNode::start_at(&address, &["--workers", "2", "--name", "remote-a"])

@@ -7,6 +7,15 @@ use std::time::{Duration, Instant};
 
 use super::LIVENESS;
 
+/// A loopback TCP port nobody listens on right now (for a node's `--listen`: a port free
+/// for UDP says nothing of TCP).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
 /// The binary, with an environment free of user config.
 pub fn goliath() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_goliath"));
