@@ -288,29 +288,27 @@ async fn remote_reply(client: &Client, command: Command) -> Reply {
             Reply::Submitted { text, result }
         }
         Command::Cancel(ids) => {
-            let answer = client.request(Request::Cancel { ids: ids.clone() }).await;
             // Up to 10,000 ids: looked up by id, not searched for one by one.
-            let outcomes: std::collections::HashMap<TaskId, CancelOutcomeWire> = match &answer {
-                Ok(Response::Cancelled { results }) => {
-                    results.iter().map(|r| (r.id, r.outcome)).collect()
-                }
-                _ => std::collections::HashMap::new(),
-            };
+            let outcomes: Result<std::collections::HashMap<TaskId, CancelOutcomeWire>, String> =
+                match client.request(Request::Cancel { ids: ids.clone() }).await {
+                    Ok(Response::Cancelled { results }) => {
+                        Ok(results.iter().map(|r| (r.id, r.outcome)).collect())
+                    }
+                    Ok(other) => Err(unexpected(&other)),
+                    Err(error) => Err(error.to_string()),
+                };
             let results = ids
                 .into_iter()
                 .map(|id| {
-                    let result = match &answer {
-                        Ok(Response::Cancelled { .. }) => match outcomes.get(&id).copied() {
-                            Some(CancelOutcomeWire::Requested) => Ok(cancel_text(None)),
-                            Some(CancelOutcomeWire::AlreadyFinished(state)) => {
-                                Ok(cancel_text(Some(state)))
-                            }
-                            Some(CancelOutcomeWire::NotFound) | None => {
-                                Err(format!("no task {id} on this node"))
-                            }
-                        },
-                        Ok(other) => Err(unexpected(other)),
-                        Err(error) => Err(error.to_string()),
+                    let result = match outcomes.as_ref().map(|found| found.get(&id).copied()) {
+                        Ok(Some(CancelOutcomeWire::Requested)) => Ok(cancel_text(None)),
+                        Ok(Some(CancelOutcomeWire::AlreadyFinished(state))) => {
+                            Ok(cancel_text(Some(state)))
+                        }
+                        Ok(Some(CancelOutcomeWire::NotFound) | None) => {
+                            Err(format!("no task {id} on this node"))
+                        }
+                        Err(error) => Err(error.clone()),
                     };
                     (id, result)
                 })

@@ -903,6 +903,14 @@ impl App {
         self.frozen.as_ref().unwrap_or(&self.live)
     }
 
+    /// Whether the latest sample said the node is shutting down (it accepts nothing more).
+    pub fn node_shutting_down(&self) -> bool {
+        self.live
+            .snapshot
+            .as_ref()
+            .is_some_and(|snapshot| !snapshot.node.accepting)
+    }
+
     /// Whether the display is paused.
     pub fn paused(&self) -> bool {
         self.frozen.is_some()
@@ -1041,17 +1049,27 @@ impl App {
             );
         }
         self.link = Link::Up;
-        // Another process answering: task ids keep their meaning only across a restart of
-        // the same node from its log. Otherwise an open question or detail is about a task
-        // the new process does not have, whatever task holds that id there now.
-        if let Some(before) = &self.live.snapshot
-            && node_change(&before.node, &snapshot.node).is_some()
-            && (before.node.name != snapshot.node.name || snapshot.wal.is_none())
+        let mut previous = self.live.snapshot.take();
+        if let Some(before) = &previous
+            && let Some(change) = node_change(&before.node, &snapshot.node)
         {
-            if matches!(self.overlay, Some(Overlay::Confirm { .. })) {
-                self.overlay = None;
+            // Another process answers now: its figures do not continue the old ones.
+            self.live.series = Series::default();
+            tracing::warn!("{change}; the charts start again");
+            self.tell(
+                Severity::Warning,
+                format!("{change}; the charts start again"),
+            );
+            // Task ids keep their meaning only across a restart of the same node from its
+            // log. Otherwise an open question or detail is about a task the new process
+            // does not have, whatever task holds that id there now.
+            if before.node.name != snapshot.node.name || snapshot.wal.is_none() {
+                if matches!(self.overlay, Some(Overlay::Confirm { .. })) {
+                    self.overlay = None;
+                }
+                self.detail = None;
             }
-            self.detail = None;
+            previous = None;
         }
         // An open cancel question follows its task: it must not ask about a state of before.
         if let Some(Overlay::Confirm { id, state, .. }) = &mut self.overlay
@@ -1064,19 +1082,6 @@ impl App {
             && task.state.is_finished()
         {
             detail.info = Some(task.clone());
-        }
-        let mut previous = self.live.snapshot.take();
-        if let Some(before) = &previous
-            && let Some(change) = node_change(&before.node, &snapshot.node)
-        {
-            // Another process answers now: its figures do not continue the old ones.
-            self.live.series = Series::default();
-            previous = None;
-            tracing::warn!("{change}; the charts start again");
-            self.tell(
-                Severity::Warning,
-                format!("{change}; the charts start again"),
-            );
         }
         self.live.series.record(previous.as_ref(), &snapshot);
         self.live.snapshot = Some(snapshot);
@@ -1950,6 +1955,30 @@ pub(crate) mod tests {
         App::new(options(), Keymap::default(), Kinds::new())
     }
 
+    /// The status line's text, empty when none.
+    pub fn status_text(app: &App) -> String {
+        app.status
+            .as_ref()
+            .map(|status| status.text.clone())
+            .unwrap_or_default()
+    }
+
+    /// A console on the Tasks tab with three tasks, asking whether to cancel the one in
+    /// flight; that task.
+    fn asking_to_cancel() -> (App, TaskInfo) {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        let open = three_tasks()
+            .into_iter()
+            .find(|t| !t.state.is_finished())
+            .expect("a task in flight");
+        app.selected = Some(open.id);
+        press(&mut app, "x");
+        assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+        (app, open)
+    }
+
     fn press(app: &mut App, key: &str) -> Vec<Command> {
         let mut all = Vec::new();
         for word in key.split(' ') {
@@ -2380,16 +2409,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_cancel_question_follows_its_task_and_asks_nothing_once_it_ended() {
-        let mut app = app();
-        app.ingest(snapshot(2, three_tasks(), 1));
-        press(&mut app, "2");
-        let open = three_tasks()
-            .into_iter()
-            .find(|t| !t.state.is_finished())
-            .expect("a task in flight");
-        app.selected = Some(open.id);
-        press(&mut app, "x");
-        assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+        let (mut app, open) = asking_to_cancel();
         // It finishes while the question is open.
         let mut later = three_tasks();
         for task in &mut later {
@@ -2403,11 +2423,7 @@ pub(crate) mod tests {
             other => panic!("the question stays open: {other:?}"),
         }
         assert_eq!(press(&mut app, "y"), NOTHING, "no cancel is sent");
-        let said = app
-            .status
-            .as_ref()
-            .map(|s| s.text.clone())
-            .unwrap_or_default();
+        let said = status_text(&app);
         assert!(
             said.contains("already succeeded; nothing to cancel"),
             "{said}"
@@ -2416,16 +2432,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_cancel_question_closes_when_a_memory_only_node_restarts() {
-        let mut app = app();
-        app.ingest(snapshot(2, three_tasks(), 1));
-        press(&mut app, "2");
-        let open = three_tasks()
-            .into_iter()
-            .find(|t| !t.state.is_finished())
-            .expect("a task in flight");
-        app.selected = Some(open.id);
-        press(&mut app, "x");
-        assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+        let (mut app, _) = asking_to_cancel();
         // The same address, a new process without a log: its task of that id is another.
         let mut restarted = snapshot(2, three_tasks(), 2);
         restarted.node.pid += 1;

@@ -359,12 +359,7 @@ fn link_badge(app: &App) -> Line<'static> {
     if app.paused() {
         return Line::styled("PAUSED (space resumes) ", theme.warning);
     }
-    // The last sample said the node is shutting down.
-    let shutting_down = app
-        .live
-        .snapshot
-        .as_ref()
-        .is_some_and(|snapshot| !snapshot.node.accepting);
+    let shutting_down = app.node_shutting_down();
     match &app.link {
         Link::Connecting => Line::styled("connecting… ", theme.muted),
         Link::Up if shutting_down => Line::styled(
@@ -445,12 +440,7 @@ fn status_message(app: &App) -> Option<(String, Style)> {
     match &app.link {
         Link::Down { error, .. } => {
             // The last sample said it was shutting down: that is why it is gone.
-            let shut_down = app
-                .live
-                .snapshot
-                .as_ref()
-                .is_some_and(|snapshot| !snapshot.node.accepting);
-            let text = if shut_down {
+            let text = if app.node_shutting_down() {
                 format!(" the node shut down (it was shutting down when the link closed): {error}")
             } else {
                 format!(" {error}")
@@ -1880,7 +1870,7 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
                             theme.text,
                         ),
                     ]),
-                    Line::styled(spec.clone(), theme.muted),
+                    Line::styled(printable(spec, false).into_owned(), theme.muted),
                     Line::raw(""),
                     Line::from(vec![
                         Span::styled("esc", theme.key),
@@ -1895,7 +1885,7 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
                         Span::styled(format!(" ({})?", state_label(*state)), theme.text),
                     ]),
                     if connected {
-                        Line::styled(spec.clone(), theme.muted)
+                        Line::styled(printable(spec, false).into_owned(), theme.muted)
                     } else {
                         Line::styled(
                             "not connected to the node: the cancel cannot be sent now",
@@ -2185,7 +2175,7 @@ mod tests {
     use crate::runtime::Kinds;
     use crate::runtime::{ProcessOutput, TaskId};
     use crate::tui::keys::Keymap;
-    use crate::tui::state::tests::{options, snapshot, task};
+    use crate::tui::state::tests::{options, snapshot, status_text, task};
     use crate::tui::state::{Detail, LineInput};
     use crate::tui::theme::{Glyphs, Theme, ThemeName};
     use ratatui::Terminal;
@@ -2377,8 +2367,11 @@ mod tests {
         let mut last = snapshot(2, tasks(3), 14);
         last.node.accepting = false;
         app.ingest(last);
-        let text = format!("{}", draw(&mut app, 120, 40).backend());
-        let first = text.lines().next().expect("a header");
+        let header_row = |terminal: &Terminal<TestBackend>| {
+            let text = format!("{}", terminal.backend());
+            text.lines().next().expect("a header").to_string()
+        };
+        let first = header_row(&draw(&mut app, 120, 40));
         assert!(
             first.contains("shutting down "),
             "not 'live' while it shuts down: {first}"
@@ -2390,7 +2383,7 @@ mod tests {
         });
         let terminal = draw(&mut app, 120, 40);
         let text = format!("{}", terminal.backend());
-        let first = text.lines().next().expect("a header");
+        let first = header_row(&terminal);
         assert!(
             first.contains("shut down · figures 0s old · retrying in"),
             "{first}"
@@ -2413,9 +2406,7 @@ mod tests {
             retry_in: Duration::from_secs(30),
             refused: true,
         });
-        let terminal = draw(&mut app, 120, 40);
-        let text = format!("{}", terminal.backend());
-        let first = text.lines().next().expect("a header");
+        let first = header_row(&draw(&mut app, 120, 40));
         assert!(first.contains("refused · figures"), "{first}");
     }
 
@@ -2431,11 +2422,7 @@ mod tests {
             app.live.series.tasks_per_s.is_empty(),
             "no rate across processes"
         );
-        let said = app
-            .status
-            .as_ref()
-            .map(|s| s.text.clone())
-            .unwrap_or_default();
+        let said = status_text(&app);
         assert!(
             said.contains("node alpha restarted (pid 4243, was 4242)"),
             "{said}"
@@ -2443,11 +2430,7 @@ mod tests {
         let mut other = snapshot(2, tasks(3), 22);
         other.node.name = "beta".into();
         app.ingest(other);
-        let said = app
-            .status
-            .as_ref()
-            .map(|s| s.text.clone())
-            .unwrap_or_default();
+        let said = status_text(&app);
         assert!(
             said.contains("a different node answers now: beta (was alpha)"),
             "{said}"
