@@ -140,10 +140,12 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
             }
             line.to_string()
         } else {
+            // Specs, outputs and keys come from whoever submitted: shown, never sent to
+            // the terminal as commands (JSON carries them as they are).
             format!(
                 "{}@{offset} {}{}",
                 file_name(path),
-                describe(record),
+                goliath::runtime::units::printable(&describe(record), false),
                 if after_damage {
                     "  (after the damage)"
                 } else {

@@ -521,6 +521,21 @@ fn verify_agrees_with_start_and_refuses_a_directory_that_is_not_a_log() {
 }
 
 #[test]
+fn wal_dump_shows_control_characters_in_task_text_as_their_pictures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(dir.path(), SMALL);
+    let submitted = node.client(&["submit", "echo \u{1b}[2Jcleared"]);
+    assert!(submitted.status.success(), "{submitted:?}");
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    drop(node);
+    let dump = wal_tool(&["dump"], dir.path());
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(text.contains("␛[2Jcleared"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+}
+
+#[test]
 fn wal_dump_names_the_segments_a_checkpoint_covers_as_their_files_are_named() {
     // Segment and checkpoint numbers are hexadecimal in file names; "below 24" beside a
     // file named …18 read as if it covered that file. The dump names files instead.
