@@ -1517,24 +1517,15 @@ impl Node {
         if wants_live || counts.is_some() {
             for index in shared.arena.live_indices() {
                 let slot = shared.arena.slot(index);
-                let is_queued = slot.state.load(Ordering::Relaxed) == slot_state::QUEUED;
-                if is_queued {
-                    queued += 1;
-                } else {
-                    running += 1;
-                }
-                let task_state = if is_queued {
-                    TaskState::Queued
-                } else {
-                    TaskState::Running
-                };
-                if wants_live && query.limit > 0 && query.state.is_none_or(|s| s == task_state) {
-                    let id = slot.id.load(Ordering::Acquire);
-                    if is_queued {
-                        queued_slots.push((id, index));
+                let (task_state, count, slots) =
+                    if slot.state.load(Ordering::Relaxed) == slot_state::QUEUED {
+                        (TaskState::Queued, &mut queued, &mut queued_slots)
                     } else {
-                        running_slots.push((id, index));
-                    }
+                        (TaskState::Running, &mut running, &mut running_slots)
+                    };
+                *count += 1;
+                if wants_live && query.limit > 0 && query.state.is_none_or(|s| s == task_state) {
+                    slots.push((slot.id.load(Ordering::Acquire), index));
                 }
             }
         }
