@@ -402,17 +402,27 @@ fn values_that_mean_nothing_are_usage_errors_and_submit_help_lists_the_kinds() {
     }
 }
 
+/// Runs the binary with `args`, checks it exits 2 (a usage error), and returns what it said.
+fn usage_error(args: &[&str]) -> String {
+    let output = goliath().args(args).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    stderr
+}
+
 #[test]
 fn a_data_directory_for_a_memory_only_node_is_refused() {
-    let output = goliath()
-        .args(["node", "--data-dir", "/nonexistent/goliath-test"])
-        .args(["--set", "wal.enabled=false", "--listen", "127.0.0.1:0"])
+    let stderr = usage_error(&[
+        "node",
+        "--data-dir",
+        "/nonexistent/goliath-test",
+        "--set",
+        "wal.enabled=false",
+        "--listen",
+        "127.0.0.1:0",
         // Were it to start, it stops at once: its standard input is closed.
-        .arg("--exit-with-stdin")
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+        "--exit-with-stdin",
+    ]);
     assert!(
         stderr.contains("means nothing with wal.enabled = false"),
         "{stderr}"
@@ -421,12 +431,7 @@ fn a_data_directory_for_a_memory_only_node_is_refused() {
 
 #[test]
 fn an_unknown_option_before_the_specs_is_named_as_an_option() {
-    let output = goliath()
-        .args(["submit", "--bogus", "fib", "1", "--node", "127.0.0.1:9"])
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = usage_error(&["submit", "--bogus", "fib", "1", "--node", "127.0.0.1:9"]);
     assert!(
         stderr.contains("unknown option '--bogus' for `goliath submit`"),
         "{stderr}"
@@ -462,9 +467,7 @@ fn a_console_attached_to_a_node_refuses_the_flags_of_a_node_started_here() {
         ),
     ] {
         // Refused before it looks for a terminal (the test has none) or the node.
-        let output = goliath().args(args).output().expect("runs");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let stderr = usage_error(args);
         assert!(
             stderr.contains(&format!("{flag} is for a node started here")),
             "{args:?}: {stderr}"

@@ -161,6 +161,14 @@ fn accepted(dir: &Path) -> Vec<(PathBuf, usize, usize, u64)> {
         .collect()
 }
 
+/// A path's file name, as messages name files.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .to_string()
+}
+
 fn damaged(result: Result<Vec<u64>, WalError>) -> String {
     match result {
         Err(error @ WalError::Damaged { .. }) => error.to_string(),
@@ -404,12 +412,7 @@ fn a_bad_record_followed_by_whole_records_in_the_last_segment_refuses_to_start()
     bytes[offset + HEADER_LEN + 10] ^= 0x04;
     std::fs::write(&path, &bytes).expect("write");
     let message = damaged(live_ids(dir.path()));
-    let name = path
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .to_string();
-    assert!(message.contains(&name), "{message}");
+    assert!(message.contains(&file_name(&path)), "{message}");
     assert!(message.contains(&format!("offset {offset}")), "{message}");
     assert!(message.contains("goliath wal verify"), "{message}");
 }
@@ -432,12 +435,7 @@ fn a_flipped_bit_in_a_middle_segment_refuses_to_start_naming_file_and_offset() {
     bytes[middle] ^= 0x10;
     std::fs::write(&path, &bytes).expect("write");
     let message = damaged(live_ids(dir.path()));
-    let name = path
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .to_string();
-    assert!(message.contains(&name), "{message}");
+    assert!(message.contains(&file_name(&path)), "{message}");
     assert!(message.contains(&format!("offset {offset}")), "{message}");
     assert!(message.contains("checksum"), "{message}");
     assert!(message.contains("goliath wal verify"), "{message}");
@@ -455,12 +453,6 @@ fn deleted_newest_segments_refuse_to_start_instead_of_losing_their_tasks() {
     segments.sort();
     assert!(segments.len() >= 3, "the log spans segments: {segments:?}");
     let newest = segments.last().expect("a segment").clone();
-    let name = |path: &Path| {
-        path.file_name()
-            .expect("name")
-            .to_string_lossy()
-            .to_string()
-    };
     let refusal = |dir: &Path| match live_ids(dir) {
         Err(error @ WalError::Missing { .. }) => error.to_string(),
         other => panic!("a log without its newest segments must be refused, got {other:?}"),
@@ -471,7 +463,7 @@ fn deleted_newest_segments_refuse_to_start_instead_of_losing_their_tasks() {
     }
     let message = refusal(dir.path());
     assert!(
-        message.contains(&name(&segments[segments.len() - 2])),
+        message.contains(&file_name(&segments[segments.len() - 2])),
         "{message}"
     );
     let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
@@ -480,7 +472,7 @@ fn deleted_newest_segments_refuse_to_start_instead_of_losing_their_tasks() {
         inspection
             .problems
             .iter()
-            .any(|p| p.contains(&name(&newest)) && p.contains("missing")),
+            .any(|p| p.contains(&file_name(&newest)) && p.contains("missing")),
         "{inspection:?}"
     );
     // A newest-segment naming a segment far beyond: reported as one run, at once.
@@ -509,7 +501,7 @@ fn deleted_newest_segments_refuse_to_start_instead_of_losing_their_tasks() {
         std::fs::remove_file(path).expect("remove");
     }
     let message = refusal(dir.path());
-    assert!(message.contains(&name(&segments[0])), "{message}");
+    assert!(message.contains(&file_name(&segments[0])), "{message}");
 }
 
 #[test]
@@ -563,12 +555,10 @@ fn a_checkpoint_copied_in_from_another_data_directory_refuses_to_start() {
         };
         std::fs::copy(&their_newest, &target).expect("copy");
         let message = damaged(live_ids(ours.path()));
-        let shown = target
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .to_string();
-        assert!(message.contains(&shown), "names the checkpoint: {message}");
+        assert!(
+            message.contains(&file_name(&target)),
+            "names the checkpoint: {message}"
+        );
         assert!(message.contains("another write-ahead log"), "{message}");
         let inspection = wal::inspect(ours.path(), |_, _, _, _| {}).expect("inspects");
         assert!(!inspection.healthy(), "{inspection:?}");
