@@ -247,6 +247,7 @@ impl LeanClient {
             specs: vec![spec.to_string()],
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         });
         frame::write_message(
             &mut client.request,

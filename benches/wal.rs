@@ -237,6 +237,7 @@ impl Lean {
             specs: vec!["fib 1".into()],
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         });
         let mut lean = Lean {
             stream,

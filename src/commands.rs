@@ -2,6 +2,7 @@
 //! `shutdown`): one request each over the protocol, printed for people or as JSON.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use goliath::runtime::gossip::LocalStatus;
@@ -182,37 +183,53 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             wait,
             idempotency_key,
         } => {
-            let response = client
-                .request(Request::Submit(SubmitRequest {
-                    specs,
-                    idempotency_key,
-                    wait,
-                }))
-                .await
-                .map_err(|error| match error {
-                    ClientError::Remote(remote) => {
-                        let line = match (remote.kind, &stdin_lines) {
-                            (RemoteErrorKind::BadSpec { index, .. }, Some(lines)) => {
-                                lines.get(index as usize).copied()
-                            }
-                            _ => None,
-                        };
-                        let mut error: CommandError = ClientError::Remote(remote).into();
-                        if let Some(line) = line {
-                            error.message =
-                                format!("standard input line {line}: {}", error.message);
-                        }
-                        error
+            let request = SubmitRequest {
+                specs,
+                idempotency_key,
+                wait,
+                report_ids: false,
+            };
+            // With --wait: the ids the node reported ahead of the outcomes, if it did.
+            let (answer, accepted) = if wait {
+                match submit_and_wait(client, request).await? {
+                    Waited::Answer { answer, ids } => (answer, ids),
+                    Waited::Interrupted { signal, ids } => {
+                        return Err(interrupted_wait(signal, ids.as_deref(), json));
                     }
-                    ClientError::Closed { .. } if wait => CommandError::new(
+                }
+            } else {
+                (client.request(Request::Submit(request)).await, None)
+            };
+            let response = answer.map_err(|error| match error {
+                ClientError::Remote(remote) => {
+                    let line = match (remote.kind, &stdin_lines) {
+                        (RemoteErrorKind::BadSpec { index, .. }, Some(lines)) => {
+                            lines.get(index as usize).copied()
+                        }
+                        _ => None,
+                    };
+                    let mut error: CommandError = ClientError::Remote(remote).into();
+                    if let Some(line) = line {
+                        error.message = format!("standard input line {line}: {}", error.message);
+                    }
+                    error
+                }
+                ClientError::Closed { .. } if wait => {
+                    let which = match accepted.as_deref() {
+                        Some([id]) => format!("task {id}"),
+                        Some(ids) if !ids.is_empty() => format!("tasks {}", id_ranges(ids)),
+                        _ => "tasks".to_string(),
+                    };
+                    CommandError::new(
                         exit::CONNECT,
                         format!(
-                            "{error} before the tasks finished; a node with a data directory runs \
-                             them again when it restarts (`goliath tasks` there shows them)"
+                            "{error} before the {which} finished; a node with a data directory \
+                             runs them again when it restarts (`goliath tasks` there shows them)"
                         ),
-                    ),
-                    error => error.into(),
-                })?;
+                    )
+                }
+                error => error.into(),
+            })?;
             match response {
                 Response::Submitted { ids, duplicate } => {
                     if json {
@@ -398,6 +415,8 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     StreamItem::Lagged { skipped } => {
                         outln!("(fell behind: {skipped} events skipped)")
                     }
+                    // Only on a waiting submission's stream.
+                    StreamItem::Accepted { .. } => {}
                 }
             }
             Err(CommandError::new(
@@ -455,6 +474,111 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             Ok(exit::OK)
         }
     }
+}
+
+/// How a `submit --wait` ended: the node answered (or the connection failed), or a signal
+/// stopped the wait first.
+enum Waited {
+    Answer {
+        answer: Result<Response, ClientError>,
+        /// The submitted tasks, if the node said which before it answered.
+        ids: Option<Vec<TaskId>>,
+    },
+    Interrupted {
+        signal: &'static str,
+        /// The submitted tasks, if the node had made them durable and said so.
+        ids: Option<Vec<TaskId>>,
+    },
+}
+
+/// Submits and waits for the outcomes, listening for SIGINT and SIGTERM meanwhile: a
+/// stopped wait can still say which tasks it leaves running on the node. On a terminal,
+/// says which tasks it waits for once the node has them.
+async fn submit_and_wait(client: &Client, request: SubmitRequest) -> Result<Waited, CommandError> {
+    let signal = crate::signal_listener().map_err(|error| {
+        CommandError::new(
+            exit::FAILURE,
+            format!("cannot listen for Ctrl-C while waiting: {error}"),
+        )
+    })?;
+    let (accepted, mut accepted_ids) = tokio::sync::oneshot::channel();
+    let answer = client.submit_and_wait(request, accepted);
+    tokio::pin!(answer, signal);
+    let mut ids: Option<Vec<TaskId>> = None;
+    let mut listening = true;
+    loop {
+        tokio::select! {
+            // The ids may have come in just before, unpolled.
+            answer = &mut answer => {
+                let ids = ids.or_else(|| accepted_ids.try_recv().ok());
+                return Ok(Waited::Answer { answer, ids });
+            }
+            signal = &mut signal => {
+                let ids = ids.or_else(|| accepted_ids.try_recv().ok());
+                return Ok(Waited::Interrupted { signal, ids });
+            }
+            received = &mut accepted_ids, if listening => {
+                listening = false;
+                if let Ok(list) = received {
+                    if std::io::stderr().is_terminal() {
+                        eprintln!("{}", waiting_note(&list));
+                    }
+                    ids = Some(list);
+                }
+            }
+        }
+    }
+}
+
+/// Said on a terminal while `submit --wait` waits.
+fn waiting_note(ids: &[TaskId]) -> String {
+    let what = match ids {
+        [id] => format!("task {id}"),
+        _ => format!("{} tasks ({})", ids.len(), id_ranges(ids)),
+    };
+    format!("goliath: waiting for {what}; Ctrl-C stops the wait, not the tasks")
+}
+
+/// What a `submit --wait` stopped by a signal says: the tasks keep running on the node, and
+/// how to find or stop them. With `--json`, also `{"interrupted":…,"ids":[…]}` on stdout.
+fn interrupted_wait(signal: &str, ids: Option<&[TaskId]>, json: bool) -> CommandError {
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({ "interrupted": signal, "ids": ids })
+        );
+    }
+    let message = match ids {
+        Some([id]) => format!(
+            "{signal}: stopped waiting; the node has the task ({id}) and goes on with it: `goliath task {id}` shows how it is doing, `goliath cancel {id}` stops it"
+        ),
+        Some(ids) if !ids.is_empty() => {
+            let list = id_ranges(ids);
+            format!(
+                "{signal}: stopped waiting; the node has the {} tasks ({list}) and goes on with them: `goliath tasks` shows how they are doing, `goliath cancel {list}` stops them",
+                ids.len()
+            )
+        }
+        _ => format!(
+            "{signal}: stopped waiting before the node had made the submission durable; `goliath tasks` on the node shows whether it took the tasks"
+        ),
+    };
+    CommandError::new(exit::INTERRUPTED, message)
+}
+
+/// Ids as `goliath cancel` takes them: runs of consecutive ids as ranges (`7 9-12`).
+fn id_ranges(ids: &[TaskId]) -> String {
+    goliath::runtime::task::id_runs(ids)
+        .iter()
+        .map(|(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The longest `goliath shutdown --wait` waits.

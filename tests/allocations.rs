@@ -123,6 +123,7 @@ impl EchoClient {
             specs: vec![spec.to_string()],
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         });
         frame::write_message(&mut request, FrameType::Request, 1, &submit, 1 << 20)
             .expect("request");

@@ -600,3 +600,56 @@ fn a_request_larger_than_the_node_takes_is_a_usage_error_before_it_is_sent() {
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["counts"]["submitted"], 0, "{status}");
 }
+
+#[test]
+fn a_wait_stopped_by_ctrl_c_names_the_tasks_it_leaves_on_the_node_and_how_to_stop_them() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    let mut command = goliath();
+    command.args(["submit", "--node", &node.address, "--wait", "sleep 60s x3"]);
+    let mut waiting = common::pty::PtyProcess::spawn(&command, 12, 200);
+    // On a terminal the wait says what it waits for once the node has the tasks durably.
+    let screen = waiting.wait_for("the tasks waited for", |screen| {
+        screen.contains("waiting for 3 tasks (")
+    });
+    let ids = screen
+        .split("waiting for 3 tasks (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("ids in the note")
+        .to_string();
+    waiting.type_text("\x03");
+    assert_eq!(waiting.wait_exit(), Some(130), "{}", waiting.contents());
+    let screen = waiting.contents();
+    assert!(
+        screen.contains(&format!(
+            "SIGINT: stopped waiting; the node has the 3 tasks ({ids})"
+        )) && screen.contains(&format!("`goliath cancel {ids}` stops them")),
+        "{screen}"
+    );
+    // The tasks were left running, and the cancel the message suggests stops all of them.
+    let mut cancel = vec!["cancel"];
+    cancel.extend(ids.split(' '));
+    let cancelled = node.client(&cancel);
+    assert!(
+        cancelled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancelled.stderr)
+    );
+    let listed = node.json(&["tasks"]);
+    let states: Vec<&str> = listed["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|task| task["state"].as_str())
+        .collect();
+    assert_eq!(states.len(), 3, "{listed}");
+    assert!(
+        states
+            .iter()
+            .all(|state| *state == "cancelled" || *state == "running"),
+        "{listed}"
+    );
+    for task in listed["tasks"].as_array().expect("tasks") {
+        wait_for_state(&node, task["id"].as_u64().expect("id"), "cancelled");
+    }
+}

@@ -13,7 +13,7 @@ use goliath::runtime::net::{
     CancelOutcomeWire, Client, ClientError, RemoteErrorKind, Request, Response, Server,
     ServerConfig, StreamItem, SubmitRequest, WatchRequest,
 };
-use goliath::runtime::{Node, TaskOutput, TaskQuery, TaskState};
+use goliath::runtime::{Node, TaskId, TaskOutput, TaskQuery, TaskState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -65,6 +65,7 @@ impl Fixture {
             specs: specs.iter().map(|s| s.to_string()).collect(),
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         });
         match self.request(client, request) {
             Ok(Response::Finished { tasks, .. }) => tasks,
@@ -341,6 +342,7 @@ fn submit_cancel_churn_from_one_client_does_not_starve_others() {
                     specs: vec!["spin 1s".into()],
                     idempotency_key: None,
                     wait: false,
+                    report_ids: false,
                 }))
                 .await;
             if let Ok(Response::Submitted { ids, .. }) = submitted {
@@ -360,7 +362,7 @@ fn many_requests_in_flight_are_answered_out_of_order() {
     let fixture = Fixture::new(|_| {});
     let client = fixture.client();
     let order = fixture.runtime.block_on(async {
-        let slow = client.request(Request::Submit(SubmitRequest { specs: vec!["sleep 300ms".into()], idempotency_key: None, wait: true }));
+        let slow = client.request(Request::Submit(SubmitRequest { specs: vec!["sleep 300ms".into()], idempotency_key: None, wait: true, report_ids: false }));
         let fast = client.request(Request::Status { task_limit: 0 });
         tokio::pin!(slow);
         tokio::select! {
@@ -392,6 +394,7 @@ fn submit_wait_cancel_task_tasks_and_status() {
             specs: vec!["spin 60s".into()],
             idempotency_key: None,
             wait: false,
+            report_ids: false,
         }),
     ) {
         Ok(Response::Submitted {
@@ -464,6 +467,7 @@ fn bad_specs_busy_and_exec_refusal_are_remote_errors() {
                 specs: specs.iter().map(|s| s.to_string()).collect(),
                 idempotency_key: None,
                 wait: false,
+                report_ids: false,
             }),
         )
     };
@@ -525,6 +529,7 @@ fn a_wait_on_a_key_whose_tasks_are_forgotten_says_so_and_makes_up_no_outcome() {
                 specs: vec!["fib 20".into()],
                 idempotency_key: Some("job-42".into()),
                 wait: true,
+                report_ids: false,
             }),
         )
     };
@@ -542,6 +547,7 @@ fn a_wait_on_a_key_whose_tasks_are_forgotten_says_so_and_makes_up_no_outcome() {
             specs: vec!["fib 1 x40".into()],
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         }),
     ) {
         Ok(Response::Finished { tasks, .. }) => assert_eq!(tasks.len(), 40),
@@ -571,6 +577,7 @@ fn idempotency_key_returns_the_same_ids() {
                 specs: vec!["fib 5 x3".into()],
                 idempotency_key: Some("batch-7".into()),
                 wait,
+                report_ids: false,
             }),
         )
     };
@@ -606,6 +613,7 @@ fn idempotency_key_returns_the_same_ids() {
                 specs: specs.iter().map(|s| s.to_string()).collect(),
                 idempotency_key: Some("batch-7".into()),
                 wait: false,
+                report_ids: false,
             }),
         )
     };
@@ -740,6 +748,7 @@ fn a_slow_watcher_lags_instead_of_buffering() {
                 StreamItem::Lagged { skipped } => lagged += skipped,
                 StreamItem::Snapshot(_) => snapshots += 1,
                 StreamItem::Event(_) => events += 1,
+                StreamItem::Accepted { ids } => panic!("a watch was sent submitted ids {ids:?}"),
             }
         }
         (lagged, snapshots)
@@ -757,6 +766,7 @@ fn a_stream_id_reused_while_in_flight_is_refused_not_lost() {
         specs: vec!["sleep 5s".into()],
         idempotency_key: None,
         wait: true,
+        report_ids: false,
     });
     let mut bytes = handshake_bytes();
     for _ in 0..2 {
@@ -781,6 +791,7 @@ fn answers_larger_than_a_frame_arrive_whole_in_pieces() {
             specs: vec!["fib 5 x2000".into()],
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         }),
     );
     match response {
@@ -822,6 +833,7 @@ fn a_wait_whose_outcomes_pass_the_codec_and_answer_limits_still_returns_every_ta
             specs: vec![format!("echo {text} x6000")],
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         }),
     ) {
         Ok(Response::Finished { tasks, .. }) => {
@@ -839,6 +851,7 @@ fn a_wait_whose_outcomes_pass_the_codec_and_answer_limits_still_returns_every_ta
             specs: vec![big.to_string()],
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         }),
     ) {
         Ok(Response::Finished { tasks, .. }) => {
@@ -863,6 +876,7 @@ fn a_wait_whose_outcomes_pass_the_codec_and_answer_limits_still_returns_every_ta
             specs: vec![format!("echo {text} x17000")],
             idempotency_key: None,
             wait: true,
+            report_ids: false,
         }),
     ) {
         Err(ClientError::Remote(error)) => assert!(
@@ -875,4 +889,36 @@ fn a_wait_whose_outcomes_pass_the_codec_and_answer_limits_still_returns_every_ta
         ),
         other => panic!("{:?}", other.map(|_| "an answer")),
     }
+}
+
+#[test]
+fn a_wait_that_asks_for_its_ids_gets_them_while_its_tasks_still_run() {
+    let fixture = Fixture::new(|_| {});
+    let client = fixture.client();
+    let (accepted, ids) = tokio::sync::oneshot::channel();
+    let request = SubmitRequest {
+        specs: vec!["sleep 300ms x2".into(), "fib 10".into()],
+        idempotency_key: None,
+        wait: false,
+        report_ids: false,
+    };
+    let (early, answer) = fixture.runtime.block_on(async {
+        let answer = client.submit_and_wait(request, accepted);
+        tokio::pin!(answer);
+        let early = tokio::select! {
+            ids = ids => ids.expect("the ids are reported"),
+            answer = &mut answer => panic!("answered before the ids came: {answer:?}"),
+        };
+        (early, answer.await)
+    });
+    match answer {
+        Ok(Response::Finished { tasks, duplicate }) => {
+            assert!(!duplicate);
+            let finished: Vec<TaskId> = tasks.iter().map(|task| task.id).collect();
+            assert_eq!(early, finished, "the same tasks, in submission order");
+            assert!(tasks.iter().all(|task| task.state == TaskState::Succeeded));
+        }
+        other => panic!("submit_and_wait: {other:?}"),
+    }
+    assert_still_serving(&fixture);
 }

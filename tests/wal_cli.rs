@@ -56,6 +56,7 @@ fn submit_all(
                         specs: vec![spec.clone()],
                         idempotency_key: None,
                         wait: false,
+                        report_ids: false,
                     });
                     match client.request(request).await {
                         Ok(Response::Submitted { ids, .. }) => {

@@ -94,6 +94,7 @@ async fn submitter(
             specs: specs.clone(),
             idempotency_key: Some(key.clone()),
             wait: false,
+            report_ids: false,
         });
         match client.request(request).await {
             Ok(Response::Submitted { ids, duplicate }) => {
@@ -271,6 +272,7 @@ fn check(address: &str, previous_max: u64, cycle: &Cycle, next: &mut Cycle) -> C
                 specs: batch.specs.clone(),
                 idempotency_key: Some(batch.key.clone()),
                 wait: false,
+                report_ids: false,
             });
             match client.request(retry).await {
                 Ok(Response::Submitted { ids, duplicate }) => {

@@ -1171,6 +1171,22 @@ impl Kinds {
     }
 }
 
+/// Runs of consecutive ids, first and last of each, in id order (each id once): what
+/// [`parse_task_ids`] reads back when written as `first-last`.
+pub fn id_runs(ids: &[TaskId]) -> Vec<(TaskId, TaskId)> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(TaskId, TaskId)> = Vec::new();
+    for id in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if last.0.checked_add(1) == Some(id.0) => *last = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    runs
+}
+
 /// Task ids as people type them for a cancel: ids and ranges (`28-127`, `28..127`),
 /// separated by spaces or commas; each id once, in the order first given. A range's ids count
 /// toward `max` as they would be sent, and a range is never expanded past it.

@@ -279,6 +279,7 @@ async fn remote_reply(client: &Client, command: Command) -> Reply {
                 specs: vec![text.clone()],
                 idempotency_key: None,
                 wait: false,
+                report_ids: false,
             });
             let result = match client.request(request).await {
                 Ok(Response::Submitted { ids, .. }) => Ok(ids),

@@ -376,7 +376,7 @@ fn cancel_text(
     parts.extend(
         outcomes
             .into_iter()
-            .map(|(what, ids)| format!("{}: {what}", id_ranges(ids, runs))),
+            .map(|(what, ids)| format!("{}: {what}", id_ranges(&ids, runs))),
     );
     let unnamed: usize = failures
         .iter()
@@ -387,7 +387,7 @@ fn cancel_text(
         failures
             .into_iter()
             .take(reasons)
-            .map(|(why, ids)| format!("cancel of {} failed: {why}", id_ranges(ids, runs))),
+            .map(|(why, ids)| format!("cancel of {} failed: {why}", id_ranges(&ids, runs))),
     );
     if unnamed > 0 {
         parts.push(format!("{unnamed} more failed"));
@@ -414,19 +414,12 @@ fn without_task_id(error: &str, id: TaskId) -> String {
 
 /// `task 7`, or `N tasks (3–9, 12, 20–24)`: ids sorted, runs of consecutive ids as ranges,
 /// at most `runs` of them (then `…`).
-fn id_ranges(mut ids: Vec<TaskId>, runs: usize) -> String {
-    if let [id] = ids.as_slice() {
+fn id_ranges(ids: &[TaskId], runs: usize) -> String {
+    if let [id] = ids {
         return format!("task {id}");
     }
-    ids.sort_unstable();
-    ids.dedup();
-    let mut found: Vec<(TaskId, TaskId)> = Vec::new();
-    for id in &ids {
-        match found.last_mut() {
-            Some((_, last)) if last.0 + 1 == id.0 => *last = *id,
-            _ => found.push((*id, *id)),
-        }
-    }
+    let found = crate::runtime::task::id_runs(ids);
+    let count: u64 = found.iter().map(|(first, last)| last.0 - first.0 + 1).sum();
     let mut shown: Vec<String> = found
         .iter()
         .take(runs)
@@ -441,7 +434,7 @@ fn id_ranges(mut ids: Vec<TaskId>, runs: usize) -> String {
     if found.len() > runs {
         shown.push("…".to_string());
     }
-    format!("{} tasks ({})", ids.len(), shown.join(", "))
+    format!("{count} tasks ({})", shown.join(", "))
 }
 
 /// The most ids one palette `cancel` takes (a range counts each id in it).
@@ -1114,7 +1107,7 @@ impl App {
                             // Ids skip numbers when the arena's slots turn over unevenly:
                             // runs, not one range that would name ids of other tasks.
                             [_, _, ..] => {
-                                format!("submitted {}: {text}", id_ranges(ids.clone(), 4))
+                                format!("submitted {}: {text}", id_ranges(&ids, 4))
                             }
                         };
                         self.tell(Severity::Info, summary);
@@ -2183,7 +2176,7 @@ pub(crate) mod tests {
             "{account}"
         );
         assert_eq!(
-            id_ranges([9, 1, 2, 3, 5, 7, 8, 11, 13].map(TaskId).to_vec(), 4),
+            id_ranges(&[9, 1, 2, 3, 5, 7, 8, 11, 13].map(TaskId), 4),
             "9 tasks (1–3, 5, 7–9, 11, …)"
         );
     }

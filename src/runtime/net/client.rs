@@ -12,8 +12,11 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{self, FrameError, FrameReader, FrameType, PREAMBLE_LEN};
-use super::messages::{Hello, RemoteError, Request, Response, StreamItem, WatchRequest, Welcome};
+use super::messages::{
+    Hello, RemoteError, Request, Response, StreamItem, SubmitRequest, WatchRequest, Welcome,
+};
 use crate::runtime::lock;
+use crate::runtime::task::TaskId;
 
 /// Why a request could not be made or answered.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -106,6 +109,11 @@ impl Default for ConnectOptions {
 enum Waiter {
     Once(oneshot::Sender<Result<Response, ClientError>>),
     Stream(mpsc::Sender<Result<StreamItem, ClientError>>),
+    /// A `wait` submission that asked for its ids ahead of the answer.
+    Reporting {
+        accepted: Option<oneshot::Sender<Vec<TaskId>>>,
+        answer: oneshot::Sender<Result<Response, ClientError>>,
+    },
 }
 
 #[derive(Default)]
@@ -281,13 +289,31 @@ impl Client {
         let (sender, receiver) = oneshot::channel();
         self.send_request(stream, &request, Waiter::Once(sender))
             .await?;
-        match receiver.await {
-            Ok(Ok(Response::Error(error))) => Err(ClientError::Remote(error)),
-            Ok(result) => result,
-            Err(_) => Err(ClientError::Closed {
-                reason: "the connection ended".into(),
-            }),
-        }
+        answer_of(receiver.await)
+    }
+
+    /// Submits and waits for the tasks to finish, like [`Client::request`] with
+    /// [`SubmitRequest::wait`], and asks for the ids ahead of the answer: they arrive on
+    /// `accepted` once the node has made the tasks durable (unless the tasks finished first;
+    /// then only the answer comes). Whoever stops waiting early can say which tasks still run.
+    pub async fn submit_and_wait(
+        &self,
+        request: SubmitRequest,
+        accepted: oneshot::Sender<Vec<TaskId>>,
+    ) -> Result<Response, ClientError> {
+        let request = Request::Submit(SubmitRequest {
+            wait: true,
+            report_ids: true,
+            ..request
+        });
+        let stream = self.next_stream();
+        let (answer, receiver) = oneshot::channel();
+        let waiter = Waiter::Reporting {
+            accepted: Some(accepted),
+            answer,
+        };
+        self.send_request(stream, &request, waiter).await?;
+        answer_of(receiver.await)
     }
 
     /// Opens a watch stream.
@@ -301,6 +327,20 @@ impl Client {
             stream,
             inner: self.inner.clone(),
         })
+    }
+}
+
+/// What a request's answer channel gave: an error response becomes
+/// [`ClientError::Remote`], a dropped channel a closed connection.
+fn answer_of(
+    received: Result<Result<Response, ClientError>, oneshot::error::RecvError>,
+) -> Result<Response, ClientError> {
+    match received {
+        Ok(Ok(Response::Error(error))) => Err(ClientError::Remote(error)),
+        Ok(result) => result,
+        Err(_) => Err(ClientError::Closed {
+            reason: "the connection ended".into(),
+        }),
     }
 }
 
@@ -433,7 +473,10 @@ async fn read_loop(
                             None => crate::codec::decode::<Response>("response", payload),
                         };
                         let waiter = lock(&pending).waiters.remove(&header.stream);
-                        if let Some(Waiter::Once(sender)) = waiter {
+                        if let Some(
+                            Waiter::Once(sender) | Waiter::Reporting { answer: sender, .. },
+                        ) = waiter
+                        {
                             let _ = sender.send(response.map_err(|e| ClientError::Closed {
                                 reason: e.to_string(),
                             }));
@@ -444,8 +487,16 @@ async fn read_loop(
                             .map_err(|e| ClientError::Closed {
                                 reason: e.to_string(),
                             });
-                        let sender = match lock(&pending).waiters.get(&header.stream) {
+                        let sender = match lock(&pending).waiters.get_mut(&header.stream) {
                             Some(Waiter::Stream(sender)) => Some(sender.clone()),
+                            Some(Waiter::Reporting { accepted, .. }) => {
+                                if let (Ok(StreamItem::Accepted { ids }), Some(accepted)) =
+                                    (item, accepted.take())
+                                {
+                                    let _ = accepted.send(ids);
+                                }
+                                continue;
+                            }
                             _ => None,
                         };
                         if let Some(sender) = sender
@@ -481,7 +532,7 @@ async fn read_loop(
     };
     for (_, waiter) in waiters {
         match waiter {
-            Waiter::Once(sender) => {
+            Waiter::Once(sender) | Waiter::Reporting { answer: sender, .. } => {
                 let _ = sender.send(Err(ClientError::Closed {
                     reason: reason.clone(),
                 }));

@@ -73,6 +73,11 @@ pub struct SubmitRequest {
     pub idempotency_key: Option<String>,
     /// Answer with the finished tasks instead of their ids.
     pub wait: bool,
+    /// With `wait`: also send the ids as a [`StreamItem::Accepted`] on the request's stream
+    /// once they are durable, unless the tasks have all finished by then (the answer names
+    /// them anyway). A client that is stopped while it waits can then say which tasks it
+    /// leaves running.
+    pub report_ids: bool,
 }
 
 /// A [`Request`] as the server decodes it: a submit's text is borrowed from the frame
@@ -91,6 +96,11 @@ pub struct SubmitView<'a> {
     pub idempotency_key: Option<&'a str>,
     /// Answer with the finished tasks instead of their ids.
     pub wait: bool,
+    /// With `wait`: also send the ids as a [`StreamItem::Accepted`] on the request's stream
+    /// once they are durable, unless the tasks have all finished by then (the answer names
+    /// them anyway). A client that is stopped while it waits can then say which tasks it
+    /// leaves running.
+    pub report_ids: bool,
 }
 
 /// The specs of a [`SubmitView`], borrowed from the frame; the first (most submits have one)
@@ -244,6 +254,13 @@ pub enum StreamItem {
     Lagged {
         /// How many.
         skipped: u64,
+    },
+    /// On a `wait` submission's stream (never a watch's), asked for by
+    /// [`SubmitRequest::report_ids`]: its tasks are accepted and durable, with these ids, and
+    /// the answer follows when they have finished.
+    Accepted {
+        /// In submission order.
+        ids: Vec<TaskId>,
     },
 }
 
@@ -743,15 +760,17 @@ pub(crate) mod strategies {
             (
                 proptest::collection::vec(text(), 0..4),
                 proptest::option::of(text()),
+                any::<bool>(),
                 any::<bool>()
             )
-                .prop_map(|(specs, idempotency_key, wait)| Request::Submit(
-                    SubmitRequest {
+                .prop_map(
+                    |(specs, idempotency_key, wait, report_ids)| Request::Submit(SubmitRequest {
                         specs,
                         idempotency_key,
-                        wait
-                    }
-                )),
+                        wait,
+                        report_ids
+                    })
+                ),
             proptest::collection::vec(task_id(), 0..5).prop_map(|ids| Request::Cancel { ids }),
             task_id().prop_map(|id| Request::Task { id }),
             (proptest::option::of(state()), any::<usize>())
@@ -804,6 +823,7 @@ pub(crate) mod strategies {
             event().prop_map(StreamItem::Event),
             snapshot().prop_map(|s| StreamItem::Snapshot(Box::new(s))),
             any::<u64>().prop_map(|skipped| StreamItem::Lagged { skipped }),
+            proptest::collection::vec(task_id(), 0..5).prop_map(|ids| StreamItem::Accepted { ids }),
         ]
     }
 

@@ -440,6 +440,8 @@ struct PendingWait {
     serial: u64,
     /// The polls of an earlier submission's tasks, stopped when the wait ends early.
     polls: Vec<tokio::task::AbortHandle>,
+    /// The ids to send as [`StreamItem::Accepted`] once durable, if the client asked.
+    report: Option<Vec<TaskId>>,
 }
 
 /// The most parsed specs whose buffer a connection keeps for the next request.
@@ -763,6 +765,8 @@ impl Connection {
                 wait.durable = true;
                 if wait.remaining == 0 {
                     self.answer_wait(stream);
+                } else {
+                    self.report_accepted(stream);
                 }
             }
             Err(error) => {
@@ -974,6 +978,7 @@ impl Connection {
                 }
                 let outcome = pending.outcome;
                 let count = outcome.ids.len();
+                let report = request.report_ids.then(|| outcome.ids.clone());
                 for (index, id) in outcome.ids.iter().enumerate() {
                     self.waiting_for.insert(*id, (stream, index));
                 }
@@ -999,9 +1004,26 @@ impl Connection {
                         permit,
                         serial,
                         polls,
+                        report,
                     },
                 );
+                if durable {
+                    self.report_accepted(stream);
+                }
             }
+        }
+    }
+
+    /// Tells a waiting client its tasks' ids once they are durable, if it asked and they
+    /// have not all finished (then the answer, which names them, follows at once).
+    fn report_accepted(&mut self, stream: u32) {
+        let Some(wait) = self.waits.get_mut(&stream) else {
+            return;
+        };
+        if wait.remaining > 0
+            && let Some(ids) = wait.report.take()
+        {
+            self.encode(Outgoing::Item(stream, StreamItem::Accepted { ids }));
         }
     }
 
