@@ -6,6 +6,7 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use goliath::runtime::gossip::LocalStatus;
+use goliath::runtime::net::frame;
 use goliath::runtime::net::{
     CancelOutcomeWire, Client, ClientError, RemoteErrorKind, Request, Response, StreamItem,
     SubmitRequest, WatchRequest,
@@ -370,8 +371,45 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 task_limit: 0,
             };
             let mut stream = client.watch(request).await?;
-            while let Some(item) = stream.next().await {
-                let item = item?;
+            // With snapshots, a node that sends none for three periods is said to be silent
+            // (once per silence), so a script can tell a stopped node from a quiet one.
+            let silence = snapshots.map(|period| (period * 3).max(Duration::from_secs(3)));
+            let mut silent_since: Option<std::time::Instant> = None;
+            let mut last_heard = std::time::Instant::now();
+            loop {
+                let next = match silence {
+                    Some(silence) => match tokio::time::timeout(silence, stream.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            if silent_since.is_none() {
+                                silent_since = Some(last_heard);
+                                eprintln!(
+                                    "goliath: nothing from the node for {}s: stopped (SIGSTOP) or overloaded?",
+                                    last_heard.elapsed().as_secs()
+                                );
+                            }
+                            continue;
+                        }
+                    },
+                    None => stream.next().await,
+                };
+                let Some(item) = next else { break };
+                last_heard = std::time::Instant::now();
+                if let Some(since) = silent_since.take() {
+                    eprintln!(
+                        "goliath: the node answers again after {}s",
+                        since.elapsed().as_secs()
+                    );
+                }
+                let item = match item {
+                    // The node stopped and said so: the watch is over, as it would be at the
+                    // end of a file; a crash or a lost connection stays an error.
+                    Err(ClientError::Closed { reason }) if reason == frame::SHUTDOWN_NOTICE => {
+                        eprintln!("goliath: the node shut down; the watch is over");
+                        return Ok(exit::OK);
+                    }
+                    item => item?,
+                };
                 if json {
                     outln!("{}", to_json(&item));
                     continue;

@@ -653,3 +653,90 @@ fn a_wait_stopped_by_ctrl_c_names_the_tasks_it_leaves_on_the_node_and_how_to_sto
         wait_for_state(&node, task["id"].as_u64().expect("id"), "cancelled");
     }
 }
+
+#[test]
+fn a_watch_ends_cleanly_when_the_node_shuts_down_and_with_an_error_when_it_dies() {
+    for stop in ["shutdown", "SIGKILL"] {
+        let mut node = RunningNode::start(&["--workers", "1"]);
+        let mut watch = goliath()
+            .args(["watch", "--json", "--node", &node.address])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("watch runs");
+        let stdout = watch.stdout.take().expect("stdout");
+        let (line_sender, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = line_sender.send(line);
+            }
+        });
+        // Watching once one of the tasks submitted meanwhile shows up.
+        let deadline = Instant::now() + common::LIVENESS;
+        loop {
+            node.json(&["submit", "fib 5"]);
+            if lines.recv_timeout(Duration::from_millis(100)).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the watch never showed an event");
+        }
+        if stop == "shutdown" {
+            assert!(node.client(&["shutdown", "--wait"]).status.success());
+        } else {
+            common::signal(node.child.id(), "-KILL");
+        }
+        let watched = watch.wait_with_output().expect("watch ends");
+        let stderr = String::from_utf8_lossy(&watched.stderr);
+        if stop == "shutdown" {
+            // The node said it stopped: the watch is over, not broken.
+            assert_eq!(watched.status.code(), Some(0), "{stderr}");
+            assert!(
+                stderr.contains("the node shut down; the watch is over"),
+                "{stderr}"
+            );
+        } else {
+            assert_eq!(watched.status.code(), Some(3), "{stderr}");
+            assert!(
+                stderr.contains("connection to the node closed") && !stderr.contains("shut down"),
+                "{stderr}"
+            );
+        }
+        let _ = node.wait_exit();
+    }
+}
+
+#[test]
+fn a_watch_with_snapshots_says_when_the_node_goes_silent_and_when_it_answers_again() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    let mut watch = goliath()
+        .args(["watch", "--snapshots", "100ms", "--node", &node.address])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("watch runs");
+    let mut stdout = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let first = stdout.next().expect("a snapshot").expect("line");
+    assert!(first.contains("queued"), "{first}");
+    std::thread::spawn(move || for _ in stdout.by_ref() {});
+    let (line_sender, said) = std::sync::mpsc::channel::<String>();
+    let stderr = watch.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = line_sender.send(line);
+        }
+    });
+    common::signal(node.child.id(), "-STOP");
+    let silent = said.recv_timeout(common::LIVENESS);
+    common::signal(node.child.id(), "-CONT");
+    let silent = silent.expect("the silence is told");
+    assert!(
+        silent.contains("nothing from the node for") && silent.contains("stopped (SIGSTOP)"),
+        "{silent}"
+    );
+    let back = said
+        .recv_timeout(common::LIVENESS)
+        .expect("the return is told");
+    assert!(back.contains("the node answers again"), "{back}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

@@ -12,7 +12,7 @@
 //! ```
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -1070,6 +1070,7 @@ impl NodeBuilder {
             threads: Mutex::new(threads),
             io: Mutex::new(Some(io)),
             stopped: AtomicBool::new(false),
+            farewell: Farewell::new(),
         })
     }
 }
@@ -1080,6 +1081,46 @@ pub struct Node {
     threads: Mutex<Vec<JoinHandle<()>>>,
     io: Mutex<Option<IoThread>>,
     stopped: AtomicBool,
+    farewell: Farewell,
+}
+
+/// Lets the protocol's open connections tell their clients the node is stopping (rather
+/// than just closing, as a crash would) before the I/O thread they run on ends.
+#[derive(Debug)]
+struct Farewell {
+    closing: tokio::sync::watch::Sender<bool>,
+    open: Arc<AtomicUsize>,
+}
+
+/// How long a stopping node waits for its connections to say goodbye.
+const FAREWELL_WAIT: Duration = Duration::from_millis(250);
+
+impl Farewell {
+    fn new() -> Self {
+        Self {
+            closing: tokio::sync::watch::channel(false).0,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Tells every connection, then waits until each has closed or [`FAREWELL_WAIT`] passed.
+    fn say(&self) {
+        self.closing.send_replace(true);
+        let deadline = Instant::now() + FAREWELL_WAIT;
+        while self.open.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Held by an open protocol connection; see [`Node::farewell`].
+#[derive(Debug)]
+pub(crate) struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -1719,6 +1760,17 @@ impl Node {
         self.shared.accepting.load(Ordering::Relaxed)
     }
 
+    /// For a protocol connection: a receiver that turns true when the node stops serving
+    /// (its tasks are done; the I/O thread ends next), and a token the node waits for, a
+    /// moment, before it ends the I/O thread, so the connection can tell its client why.
+    pub(crate) fn farewell(&self) -> (tokio::sync::watch::Receiver<bool>, OpenConnection) {
+        self.farewell.open.fetch_add(1, Ordering::AcqRel);
+        (
+            self.farewell.closing.subscribe(),
+            OpenConnection(self.farewell.open.clone()),
+        )
+    }
+
     /// Stops accepting tasks, lets those in flight finish for up to `grace`, cancels the rest,
     /// and stops the workers and the I/O thread. Safe to call more than once.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
@@ -1757,6 +1809,8 @@ impl Node {
             let _ = thread.join();
         }
         shared.events.close();
+        // Clients hear that the node stopped, not just a closed connection.
+        self.farewell.say();
         // Taken out first: the lock is not held while the thread finishes its tasks.
         let io = lock(&self.io).take();
         if let Some(mut io) = io {

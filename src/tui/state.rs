@@ -896,12 +896,18 @@ impl App {
         self.frozen.as_ref().unwrap_or(&self.live)
     }
 
-    /// Whether the latest sample said the node is shutting down (it accepts nothing more).
+    /// Whether the node is shutting down or shut down: its latest sample said it accepts
+    /// nothing more, or it said it shut down as it closed the connection.
     pub fn node_shutting_down(&self) -> bool {
-        self.live
-            .snapshot
-            .as_ref()
-            .is_some_and(|snapshot| !snapshot.node.accepting)
+        // The node said so as it closed the connection, or its last sample did.
+        let said_at_close = matches!(&self.link, Link::Down { error, .. }
+            if error.ends_with(crate::runtime::net::frame::SHUTDOWN_NOTICE));
+        said_at_close
+            || self
+                .live
+                .snapshot
+                .as_ref()
+                .is_some_and(|snapshot| !snapshot.node.accepting)
     }
 
     /// Whether the display is paused.

@@ -439,8 +439,11 @@ fn status_message(app: &App) -> Option<(String, Style)> {
     }
     match &app.link {
         Link::Down { error, .. } => {
-            // The last sample said it was shutting down: that is why it is gone.
-            let text = if app.node_shutting_down() {
+            // It said so as it closed, or the last sample said it was shutting down: that
+            // is why it is gone.
+            let text = if error.ends_with(crate::runtime::net::frame::SHUTDOWN_NOTICE) {
+                " the node shut down (it said so as it closed the connection)".to_string()
+            } else if app.node_shutting_down() {
                 format!(" the node shut down (it was shutting down when the link closed): {error}")
             } else {
                 format!(" {error}")
@@ -2358,6 +2361,44 @@ mod tests {
             5002 - listed
         );
         assert!(text.contains(&expected), "{text}");
+    }
+
+    #[test]
+    fn a_node_that_stopped_before_any_sample_said_so_is_named_shut_down_by_its_farewell() {
+        use crate::tui::state::Reply;
+        // An idle node stops within one sampling period: no sample says it is shutting
+        // down, but it says so as it closes the connection.
+        let mut app = app_with(2, 3);
+        app.ingest(snapshot(2, tasks(3), 14));
+        for (error, named) in [
+            (
+                format!(
+                    "connection to the node closed: {}",
+                    crate::runtime::net::frame::SHUTDOWN_NOTICE
+                ),
+                true,
+            ),
+            (
+                "connection to the node closed: the node closed the connection".to_string(),
+                false,
+            ),
+        ] {
+            app.on_reply(Reply::Disconnected {
+                error,
+                retry_in: Duration::from_secs(2),
+                refused: false,
+            });
+            let terminal = draw(&mut app, 120, 40);
+            let text = format!("{}", terminal.backend());
+            let first = text.lines().next().expect("a header").to_string();
+            assert_eq!(first.contains("shut down · figures"), named, "{first}");
+            assert_eq!(first.contains("disconnected · figures"), !named, "{first}");
+            assert_eq!(
+                text.contains("the node shut down (it said so as it closed the connection)"),
+                named,
+                "{text}"
+            );
+        }
     }
 
     #[test]

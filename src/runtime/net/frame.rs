@@ -32,6 +32,9 @@ pub const MAX_RESPONSE: usize = crate::codec::MAX_LARGE;
 /// How the text of an `Error` frame refusing a connection only for now (the node has as many
 /// connections as it takes) begins: a client reports it as busy, to be retried.
 pub const BUSY_REFUSAL: &str = "too many connections";
+/// The text of the `Error` frame a node sends every open connection as it stops serving
+/// (after its shutdown), so a client can tell a stopped node from a crashed one.
+pub const SHUTDOWN_NOTICE: &str = "the node shut down";
 /// Bytes in the connection preamble.
 pub const PREAMBLE_LEN: usize = 8;
 /// Bytes in a frame header.

@@ -33,7 +33,7 @@ use crate::runtime::completions::{CompletionReceiver, CompletionSender, completi
 use crate::runtime::events::EventError;
 use crate::runtime::idhash::IdMap;
 use crate::runtime::node::{
-    BatchError, CancelError, CancelOutcome, LookupError, Node, SubmitError,
+    BatchError, CancelError, CancelOutcome, LookupError, Node, OpenConnection, SubmitError,
 };
 use crate::runtime::snapshot::{TaskInfo, TaskQuery};
 use crate::runtime::task::{KindId, Submission, TaskId};
@@ -476,6 +476,10 @@ struct Connection {
     next_wait_serial: u64,
     /// `wait` submissions whose accepted records are on their way to disk.
     durables: tokio::task::JoinSet<(u32, Result<(), DurabilityError>)>,
+    /// Turns true when the node stops serving: the client is told, and the connection ends.
+    closing: watch::Receiver<bool>,
+    /// Counted by the stopping node, which waits a moment for its connections to close.
+    _open: OpenConnection,
 }
 
 impl Connection {
@@ -483,7 +487,14 @@ impl Connection {
         let (completions, completed) = completion_queue();
         let (outgoing, queued) = mpsc::channel::<Outgoing>(context.config.max_inflight + 64);
         let permits = Arc::new(Semaphore::new(context.config.max_inflight));
+        let (mut closing, open) = context.node.farewell();
+        if *closing.borrow() {
+            // Opened as the node stopped: told at once.
+            closing.mark_changed();
+        }
         Self {
+            closing,
+            _open: open,
             context,
             writer,
             out: Vec::with_capacity(16 * 1024),
@@ -551,6 +562,14 @@ impl Connection {
             let reading = spare.is_some();
             tokio::select! {
                 biased;
+                // It only ever turns true (or its sender, the node, is gone).
+                _ = self.closing.changed() => {
+                    // Whatever the client still waits for will not come from this run of
+                    // the node: it hears why, instead of a bare close, like after a crash.
+                    let notice = frame::SHUTDOWN_NOTICE;
+                    frame::write_frame(&mut self.out, FrameType::Error, 0, notice.as_bytes());
+                    return Ok(());
+                }
                 info = self.completed.recv() => self.completed_task(info),
                 Some(item) = self.queued.recv() => self.encode(item),
                 Some(Ok((stream, serial, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
@@ -1100,7 +1119,13 @@ impl Connection {
             let period = request
                 .snapshot_every_ms
                 .map(|ms| Duration::from_millis(u64::from(ms.max(100))));
-            let mut ticker = period.map(tokio::time::interval);
+            // After a stall (the node stopped, or this thread busy), one snapshot, not one
+            // per missed period, all alike.
+            let mut ticker = period.map(|period| {
+                let mut ticker = tokio::time::interval(period);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                ticker
+            });
             let limit = request.task_limit.min(10_000) as usize;
             loop {
                 let item = tokio::select! {
