@@ -144,7 +144,31 @@ pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
         return Err(CommandError::new(
             exit::USAGE,
             format!(
-                "`{option}` after the task specs would be read as part of them; put options first, e.g. goliath submit {option} SPEC…"
+                "`{option}` after the task specs would be read as part of them; put options first, e.g. goliath submit {} SPEC…",
+                if option.starts_with("--node") || option.starts_with("--idempotency-key") {
+                    if option.contains('=') {
+                        option.to_string()
+                    } else {
+                        format!("{option} VALUE")
+                    }
+                } else {
+                    option.to_string()
+                }
+            ),
+        ));
+    }
+    // A line break in a spec argument (`goliath submit "fib 5<newline>fib 6"`) is one spec
+    // per line meant; an exec spec's own arguments may hold one (`sh -c` scripts).
+    if let Some(spec) = args
+        .iter()
+        .find(|spec| spec.contains(['\n', '\r']) && !spec.trim_start().starts_with("exec"))
+        .filter(|_| !one_exec_spec)
+    {
+        return Err(CommandError::new(
+            exit::USAGE,
+            format!(
+                "the spec {:?} spans lines: a spec is one line; give each spec as an argument of its own, or one per line on standard input (`goliath submit -`)",
+                printable(spec, false)
             ),
         ));
     }
@@ -234,9 +258,18 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             match response {
                 Response::Submitted { ids, duplicate } => {
                     if json {
+                        // A struct, not `json!`: its keys keep the documented order.
+                        #[derive(serde::Serialize)]
+                        struct Submitted<'a> {
+                            ids: &'a [TaskId],
+                            duplicate: bool,
+                        }
                         outln!(
                             "{}",
-                            serde_json::json!({ "ids": ids, "duplicate": duplicate })
+                            to_json(&Submitted {
+                                ids: &ids,
+                                duplicate
+                            })
                         );
                     } else {
                         for id in ids {
@@ -1184,6 +1217,25 @@ mod tests {
             Some("exec -- mytool --json".into()),
             "an exec command's own options stay its own"
         );
+        // The example names what the option needs.
+        let error = spec_lines(&args(&["fib", "5", "--node", "h:1"])).err();
+        assert!(
+            error.is_some_and(|e| e.message.contains("goliath submit --node VALUE SPEC")),
+            "the example gives --node its value"
+        );
+    }
+
+    #[test]
+    fn a_spec_argument_spanning_lines_is_refused_unless_an_exec_argument_holds_the_break() {
+        let error = spec_lines(&args(&["fib 5\nfib 6"])).expect_err("refused");
+        assert_eq!(error.code, exit::USAGE);
+        assert!(
+            error.message.contains("\"fib 5␊fib 6\" spans lines"),
+            "{}",
+            error.message
+        );
+        assert!(spec_lines(&args(&["exec", "--", "sh", "-c", "echo a\necho b"])).is_ok());
+        assert!(spec_lines(&args(&["exec -- sh -c 'echo a\necho b'", "fib 5"])).is_ok());
     }
 
     fn task(id: u64, state: TaskState, started: u64, finished: Option<u64>) -> TaskInfo {

@@ -743,13 +743,14 @@ impl Config {
             format!("{value:?}")
         });
         let base = self.to_table();
-        let mut outcome = Err(invalid(format!("cannot use value '{value}'")));
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let mut accepted = None;
         for value_toml in candidates {
             let text = format!("[{table}]\n{field} = {value_toml}\n");
             let overlay: toml::Table = match toml::from_str(&text) {
                 Ok(overlay) => overlay,
                 Err(error) => {
-                    outcome = Err(invalid(format!(
+                    errors.push(invalid(format!(
                         "cannot use value '{value}': {}",
                         error.message()
                     )));
@@ -759,13 +760,33 @@ impl Config {
             let mut merged = base.clone();
             merge_tables(&mut merged, overlay);
             let rendered = toml::to_string(&merged).unwrap_or_default();
-            outcome = toml::from_str::<Config>(&rendered)
-                .map_err(|error| invalid(error.message().trim().to_string()));
-            if outcome.is_ok() {
-                break;
+            match toml::from_str::<Config>(&rendered) {
+                Ok(config) => {
+                    accepted = Some(config);
+                    break;
+                }
+                Err(error) => errors.push(invalid(plain_message(error.message()))),
             }
         }
-        let config = outcome?;
+        let Some(config) = accepted else {
+            // Read as TOML first (`-1` a number), then as text: when the text reading only
+            // finds that the key takes no text, what the TOML reading said is the point.
+            let last = errors.pop();
+            let first = errors.into_iter().next();
+            return Err(match (first, last) {
+                (Some(first), Some(last))
+                    if literal
+                        && (last.to_string().contains("invalid type: string")
+                            || last.to_string().contains(&format!("found {value:?}"))) =>
+                {
+                    first
+                }
+                (_, Some(last)) => last,
+                (first, None) => {
+                    first.unwrap_or_else(|| invalid(format!("cannot use value '{value}'")))
+                }
+            });
+        };
         if let Some((bad_key, message)) = config.first_problem() {
             return Err(ConfigError::Invalid {
                 origin: ConfigOrigin::CommandLine,
@@ -977,13 +998,11 @@ impl Config {
                 ),
             );
         }
-        if !(1..=10_000_000).contains(&self.history.tasks) {
+        // As the shipped config says: a million rows are 88 MB, reserved at start.
+        if !(1..=1_000_000).contains(&self.history.tasks) {
             return problem(
                 "history.tasks",
-                format!(
-                    "= {} is out of range: use 1 to 10000000",
-                    self.history.tasks
-                ),
+                format!("= {} is out of range: use 1 to 1000000", self.history.tasks),
             );
         }
         if !(16..=1 << 20).contains(&self.events.capacity) {
@@ -1522,11 +1541,20 @@ fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> C
     let offset = error.span().map(|span| span.start).unwrap_or(0);
     let (line, column) = line_and_column(text, offset);
     let key = key_at(text, line);
-    let mut message = error.message().trim().to_string();
+    let mut message = plain_message(error.message());
     if message.starts_with("unknown field")
-        && let Some(full) = &key
+        && let Some(line_key) = &key
     {
-        message = unknown_key_message(full);
+        // In an inline table (`scheduler = { wokers = 2 }`) the line's key is the table's;
+        // the unknown one is the field the message names.
+        let field = message.split('`').nth(1).unwrap_or_default();
+        let full =
+            if field.is_empty() || line_key == field || line_key.ends_with(&format!(".{field}")) {
+                line_key.clone()
+            } else {
+                format!("{line_key}.{field}")
+            };
+        message = unknown_key_message(&full);
     }
     ConfigError::Syntax {
         origin: origin.clone(),
@@ -1535,6 +1563,27 @@ fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> C
         key,
         message,
     }
+}
+
+/// A deserializer's message in the config's words: `usize` is "a whole number (0 or
+/// more)", `struct SchedulerConfig` "a table".
+fn plain_message(message: &str) -> String {
+    let mut message = message.trim().replace(" as i128", "");
+    for integer in ["usize", "u64", "u32", "u16", "u8"] {
+        message = message.replace(
+            &format!("expected {integer}"),
+            "expected a whole number (0 or more)",
+        );
+    }
+    message = message.replace("expected f64", "expected a number");
+    if let Some(at) = message.find("expected struct ") {
+        let rest = &message[at + "expected struct ".len()..];
+        let end = rest
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(rest.len());
+        message = format!("{}expected a table{}", &message[..at], &rest[end..]);
+    }
+    message
 }
 
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
@@ -1680,6 +1729,45 @@ mod tests {
         let message = Config::parse(text, origin()).unwrap_err().to_string();
         assert!(message.contains("line 3"), "{message}");
         assert!(message.contains("arena.slots"), "{message}");
+        // In the config's words, not the deserializer's.
+        assert!(
+            message.contains("expected a whole number (0 or more)"),
+            "{message}"
+        );
+        assert!(!message.contains("usize"), "{message}");
+        let message = Config::parse("scheduler = 5\n", origin())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("expected a table"), "{message}");
+        assert!(!message.contains("SchedulerConfig"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_an_inline_table_is_named_not_its_table() {
+        let text = "scheduler = { workers = 2, wokers = 3 }\n";
+        let message = Config::parse(text, origin()).unwrap_err().to_string();
+        assert!(
+            message.contains("unknown key `scheduler.wokers`; did you mean `scheduler.workers`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_negative_number_given_with_set_is_judged_as_a_number() {
+        for (key, wanted) in [
+            ("scheduler.workers", "1 to 1024, found -1"),
+            (
+                "node.idempotency_keys",
+                "integer `-1`, expected a whole number",
+            ),
+        ] {
+            let message = Config::default()
+                .set_override(key, "-1")
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(wanted), "{key}: {message}");
+            assert!(!message.contains("string"), "{key}: {message}");
+        }
     }
 
     #[test]

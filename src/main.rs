@@ -586,6 +586,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     "unknown option '{first}' for `goliath submit`; `goliath submit --help` lists its options, which go before the specs"
                 )));
             }
+            // `-` with other specs: `goliath submit - "fib 9"` or `- -` (several specs are
+            // one argument each, so a lone `-` among them can only mean standard input).
+            let several = specs.len() > 1 && specs[0].contains(' ');
+            if (several && specs.iter().any(|spec| spec == "-"))
+                || (specs.len() > 1 && specs[0] == "-")
+            {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "`-` reads the specs from standard input and must be the only spec argument; put the others on standard input too"
+                )));
+            }
             let (specs, stdin_lines) = if specs.len() == 1 && specs[0] == "-" {
                 let (specs, lines) = commands::stdin_specs()?;
                 (specs, Some(lines))

@@ -62,6 +62,16 @@ pub fn verify(dir: &Path, json: bool) -> Result<u8, CommandError> {
     Ok(if healthy { exit::OK } else { exit::FAILURE })
 }
 
+/// Why a node could not write in `dir`, judged without changing anything: opening the LOCK
+/// file a node left there for writing (no LOCK, no verdict).
+fn not_writable(dir: &Path) -> Option<std::io::Error> {
+    let lock = dir.join(goliath::runtime::wal::LOCK_FILE);
+    match std::fs::OpenOptions::new().write(true).open(lock) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Some(error),
+        _ => None,
+    }
+}
+
 fn verify_text(inspection: &Inspection) -> String {
     let mut out = String::new();
     let _ = write!(out, "data directory {}", inspection.dir.display());
@@ -110,6 +120,11 @@ fn verify_text(inspection: &Inspection) -> String {
         let _ = writeln!(
             out,
             "healthy: nothing here stops a node from starting on this directory once the node holding it has stopped"
+        );
+    } else if let (true, Some(error)) = (inspection.healthy(), not_writable(&inspection.dir)) {
+        let _ = writeln!(
+            out,
+            "healthy, but a node cannot start on this directory: it cannot write there ({error}); mount it read-write or fix its permissions"
         );
     } else if inspection.healthy() {
         let _ = writeln!(out, "healthy: a node will start on this directory");

@@ -31,6 +31,12 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
     let submitted = node.json(&["submit", "spin", "50ms", "x3"]);
     assert_eq!(submitted["ids"].as_array().map(Vec::len), Some(3));
     assert_eq!(submitted["duplicate"], false);
+    let raw = node.client(&["submit", "--json", "fib 1"]);
+    let raw = String::from_utf8_lossy(&raw.stdout);
+    assert!(
+        raw.starts_with("{\"ids\":[") && raw.trim_end().ends_with(",\"duplicate\":false}"),
+        "the keys in the README's order: {raw}"
+    );
 
     let finished = node.json(&["submit", "--wait", "fib 20", "echo hello there"]);
     let tasks = finished["tasks"].as_array().expect("tasks");

@@ -922,3 +922,34 @@ fn a_wait_that_asks_for_its_ids_gets_them_while_its_tasks_still_run() {
     }
     assert_still_serving(&fixture);
 }
+
+#[test]
+fn a_server_of_another_kind_is_named_as_not_a_goliath_node() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let error = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let address = listener.local_addr().expect("address").to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accepts");
+            let _ = stream.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n").await;
+            let mut ignored = Vec::new();
+            let _ = stream.read_to_end(&mut ignored).await;
+        });
+        Client::connect(&address, &ConnectOptions::default())
+            .await
+            .expect_err("not a node")
+    });
+    let text = error.to_string();
+    assert!(matches!(error, ClientError::Protocol { .. }), "{text}");
+    assert!(
+        text.contains("not a goliath node (it began with \"HTTP/1.0\")")
+            && text.contains("check the address and port")
+            && !text.contains("frame type"),
+        "{text}"
+    );
+}

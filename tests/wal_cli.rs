@@ -582,3 +582,22 @@ fn wal_dump_names_the_segments_a_checkpoint_covers_as_their_files_are_named() {
         text.lines().take(3).collect::<Vec<_>>().join("\n")
     );
 }
+
+#[test]
+fn a_file_where_the_data_directory_should_be_is_named_as_in_the_way() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "hi").expect("write");
+    let started = goliath()
+        .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&started.stderr);
+    assert_eq!(started.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("something that is not a directory is in the way")
+            && stderr.contains("another --data-dir"),
+        "{stderr}"
+    );
+}

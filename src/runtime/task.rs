@@ -639,9 +639,12 @@ fn is_option_like(word: &str) -> bool {
     parse_copies_word(word).is_some() || word.starts_with("timeout=")
 }
 
+/// The count of an `xN` word, as written; `x-1` is one too (a negative count, refused as
+/// copies rather than taken for an argument).
 fn parse_copies_word(word: &str) -> Option<&str> {
     let digits = word.strip_prefix('x').or_else(|| word.strip_prefix('×'))?;
-    (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then_some(digits)
+    let unsigned = digits.strip_prefix('-').unwrap_or(digits);
+    (!unsigned.is_empty() && unsigned.chars().all(|c| c.is_ascii_digit())).then_some(digits)
 }
 
 /// What a step of a task did.
@@ -828,7 +831,9 @@ impl Kinds {
     /// Parses one line of the text form.
     pub fn parse(&self, input: &str) -> Result<Submission, SpecError> {
         let mut words = split_words(input)?;
-        let Some(first) = words.first() else {
+        // `goliath submit ""` arrives as one empty quoted word: as empty as a blank line.
+        let empty = matches!(words.as_slice(), [only] if only.text.is_empty());
+        let Some(first) = words.first().filter(|_| !empty) else {
             return Err(SpecError::at(
                 1,
                 format!("empty task; try one of: {}", self.names().join(", ")),
@@ -1039,7 +1044,7 @@ impl Kinds {
                 };
                 if text.len() > limits::ECHO_MAX {
                     return Err(SpecError::at(
-                        kind_column,
+                        args.first().map_or(kind_column, |word| word.column),
                         format!("echo text is limited to {} bytes", limits::ECHO_MAX),
                     ));
                 }
@@ -1406,6 +1411,8 @@ mod tests {
             ("primes 1e7", 8, "not a whole number"),
             ("hash 1PiB", 6, "unknown unit"),
             ("spin 1s x0", 9, "copies must be"),
+            ("spin 1ms x-1", 10, "copies must be"),
+            ("''", 1, "empty task"),
             ("spin 1s x2 x3", 12, "copies given twice"),
             ("spin 1s timeout=soon", 17, "timeout"),
             ("exec ls", 6, "needs `--`"),

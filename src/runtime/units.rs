@@ -242,26 +242,28 @@ pub struct ShortDuration(pub Duration);
 
 impl fmt::Display for ShortDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Each unit's limit is where its rounded form would reach the next unit, so 59.996 s
+        // shows as 1m00s, not 60.00s.
         let nanos = self.0.as_nanos() as f64;
-        if nanos < 1_000.0 {
+        if nanos < 999.5 {
             write!(f, "{nanos:.0}ns")
-        } else if nanos < 1_000_000.0 {
+        } else if nanos < 999_500.0 {
             write!(f, "{:.0}us", nanos / 1_000.0)
-        } else if nanos < 1_000_000_000.0 {
+        } else if nanos < 999_950_000.0 {
             let ms = nanos / 1_000_000.0;
-            if ms < 10.0 {
+            if ms < 9.995 {
                 write!(f, "{ms:.2}ms")
             } else {
                 write!(f, "{ms:.1}ms")
             }
-        } else if nanos < 60_000_000_000.0 {
+        } else if nanos < 59_995_000_000.0 {
             write!(f, "{:.2}s", nanos / 1_000_000_000.0)
-        } else if nanos < 3_600_000_000_000.0 {
-            let secs = self.0.as_secs();
+        } else if nanos < 3_599_500_000_000.0 {
+            let secs = (nanos / 1_000_000_000.0).round() as u64;
             write!(f, "{}m{:02}s", secs / 60, secs % 60)
         } else {
-            let secs = self.0.as_secs();
-            write!(f, "{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+            let minutes = (nanos / 60_000_000_000.0).round() as u64;
+            write!(f, "{}h{:02}m", minutes / 60, minutes % 60)
         }
     }
 }
@@ -529,5 +531,18 @@ mod tests {
             "1.23ms"
         );
         assert_eq!(HumanSize::approx(3 << 29).to_string(), "1.5GiB");
+    }
+
+    #[test]
+    fn a_short_duration_that_rounds_up_to_the_next_unit_is_written_in_it() {
+        let shown = |nanos: u64| ShortDuration(Duration::from_nanos(nanos)).to_string();
+        assert_eq!(shown(999), "999ns");
+        assert_eq!(shown(999_600), "1.00ms");
+        assert_eq!(shown(9_996_000), "10.0ms");
+        assert_eq!(shown(999_960_000), "1.00s");
+        assert_eq!(shown(59_996_000_000), "1m00s");
+        assert_eq!(shown(59_994_000_000), "59.99s");
+        assert_eq!(shown(119_600_000_000), "2m00s");
+        assert_eq!(shown(3_599_600_000_000), "1h00m");
     }
 }

@@ -109,6 +109,9 @@ impl Pane {
     }
 }
 
+/// The columns a task table narrower than 100 columns leaves out.
+pub const NARROW_HIDDEN: [SortColumn; 2] = [SortColumn::Kind, SortColumn::Attempt];
+
 /// A column the task table can be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortColumn {
@@ -132,8 +135,8 @@ impl SortColumn {
     /// Cycle order.
     pub const ALL: [SortColumn; 7] = [
         SortColumn::Id,
-        SortColumn::Kind,
         SortColumn::State,
+        SortColumn::Kind,
         SortColumn::Worker,
         SortColumn::Started,
         SortColumn::Duration,
@@ -153,9 +156,13 @@ impl SortColumn {
         }
     }
 
-    fn next(self) -> SortColumn {
+    /// The next column in screen order, skipping those a narrow table leaves out.
+    fn next(self, narrow: bool) -> SortColumn {
         let index = SortColumn::ALL.iter().position(|c| *c == self).unwrap_or(0);
-        SortColumn::ALL[(index + 1) % SortColumn::ALL.len()]
+        (1..=SortColumn::ALL.len())
+            .map(|step| SortColumn::ALL[(index + step) % SortColumn::ALL.len()])
+            .find(|column| !(narrow && NARROW_HIDDEN.contains(column)))
+            .unwrap_or(SortColumn::Id)
     }
 }
 
@@ -681,6 +688,9 @@ pub struct HitMap {
     pub too_small: bool,
     /// How far the open help can scroll (its last line at the bottom).
     pub help_scroll_max: u16,
+    /// The Tasks tab's table is narrow: it leaves out [`NARROW_HIDDEN`], and sorting skips
+    /// them.
+    pub narrow_tasks: bool,
 }
 
 /// Something the connection must do.
@@ -1231,20 +1241,28 @@ impl App {
 
     /// A key press.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        // Ctrl-C quits as in any terminal program, also when `quit` is bound to other keys,
+        // unless it was bound to another action itself.
+        let chord = KeyChord::from_event(&key);
+        let quits = match self.keymap.resolve(&[], chord) {
+            Resolved::Action(action) => action == Action::Quit,
+            Resolved::Unbound => {
+                key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL
+            }
+            Resolved::Pending => false,
+        };
         if self.hits.too_small {
             // Nothing else is on screen: a key must not answer a question the operator
             // cannot see.
-            if self.keymap.resolve(&[], KeyChord::from_event(&key))
-                == Resolved::Action(Action::Quit)
-            {
-                self.quit = true;
-            }
+            self.quit |= quits;
             return NOTHING;
         }
         if let Some(overlay) = self.overlay.take() {
             return self.on_overlay_key(overlay, key);
         }
-        let chord = KeyChord::from_event(&key);
+        if quits && self.pending.is_empty() {
+            return self.perform(Action::Quit);
+        }
         let pending = std::mem::take(&mut self.pending);
         match self.keymap.resolve(&pending, chord) {
             Resolved::Action(action) => self.perform(action),
@@ -1330,7 +1348,8 @@ impl App {
             Action::Open => return self.open_selected(),
             Action::Back => self.back(),
             Action::Sort => {
-                self.sort = (self.sort.0.next(), self.sort.0.next() == SortColumn::Id);
+                let next = self.sort.0.next(self.hits.narrow_tasks);
+                self.sort = (next, next == SortColumn::Id);
                 self.tell(
                     Severity::Info,
                     format!("sorted by {}", self.sort.0.title().to_lowercase()),
@@ -1352,6 +1371,18 @@ impl App {
             _ => {}
         }
         NOTHING
+    }
+
+    /// Said until the node answers a submission (a slow or stopped node can take a while),
+    /// so it is not submitted again for want of an answer.
+    fn tell_submitting(&mut self, text: &str) {
+        self.tell(
+            Severity::Info,
+            format!(
+                "submitting {}… (waiting for the node)",
+                crate::runtime::units::printable(text, false)
+            ),
+        );
     }
 
     /// Sets the task filter; a "filter cleared" still on the status line no longer holds.
@@ -1637,6 +1668,7 @@ impl App {
                         return NOTHING;
                     }
                     remember(&mut self.prompt_history, &text);
+                    self.tell_submitting(&text);
                     vec![Command::Submit(text)]
                 }
                 _ => {
@@ -1650,7 +1682,16 @@ impl App {
                 }
             },
             Overlay::Filter(mut input) => match key.code {
-                KeyCode::Esc => NOTHING,
+                // Esc drops the filter typed (it applies as it is typed), as in k9s; Enter
+                // keeps it.
+                KeyCode::Esc => {
+                    if !self.filter.is_empty() {
+                        self.filter.clear();
+                        self.task_offset = 0;
+                        self.tell(Severity::Info, FILTER_CLEARED);
+                    }
+                    NOTHING
+                }
                 KeyCode::Enter => {
                     self.set_filter(&input.text);
                     NOTHING
@@ -1738,6 +1779,7 @@ impl App {
                 }
                 remember(&mut self.palette_history, line);
                 remember(&mut self.prompt_history, rest);
+                self.tell_submitting(rest);
                 Ok(vec![Command::Submit(rest.to_string())])
             }
             "cancel" => {
@@ -2082,6 +2124,40 @@ pub(crate) mod tests {
             app.status.is_none(),
             "a new filter: 'filter cleared' no longer holds"
         );
+        // Esc in the prompt drops what was typed there, at once.
+        press(&mut app, "esc");
+        assert!(app.overlay.is_none());
+        assert!(app.filter.is_empty(), "esc in the prompt clears the filter");
+        assert_eq!(app.task_rows().len(), 3);
+        press(&mut app, "/");
+        type_text(&mut app, "spin");
+        press(&mut app, "enter");
+        assert_eq!(app.filter, "spin", "enter keeps it");
+    }
+
+    #[test]
+    fn ctrl_c_quits_also_when_quit_is_bound_to_other_keys_unless_it_was_rebound() {
+        let keyed = |action: &str, keys: &[&str]| {
+            let mut overrides = std::collections::BTreeMap::new();
+            overrides.insert(
+                action.to_string(),
+                keys.iter().map(|key| key.to_string()).collect(),
+            );
+            App::new(
+                options(),
+                Keymap::with_overrides(&overrides).unwrap(),
+                Kinds::new(),
+            )
+        };
+        let mut app = keyed("quit", &["ctrl-q"]);
+        press(&mut app, "q");
+        assert!(!app.quit, "q is no longer quit");
+        press(&mut app, "ctrl-c");
+        assert!(app.quit, "ctrl-c still is");
+        let mut app = keyed("help", &["ctrl-c"]);
+        press(&mut app, "ctrl-c");
+        assert!(!app.quit, "ctrl-c bound to help is help");
+        assert!(matches!(app.overlay, Some(Overlay::Help { .. })));
     }
 
     #[test]
@@ -2089,12 +2165,27 @@ pub(crate) mod tests {
         let mut app = app();
         app.ingest(snapshot(2, three_tasks(), 1));
         press(&mut app, "s");
+        assert_eq!(
+            app.sort.0,
+            SortColumn::State,
+            "the columns' order on screen"
+        );
+        press(&mut app, "s");
         assert_eq!(app.sort.0, SortColumn::Kind);
         let kinds: Vec<&str> = app.task_rows().iter().map(|t| &*t.kind).collect();
         assert_eq!(kinds, vec!["fib", "sleep", "spin"]);
         press(&mut app, "S");
         let kinds: Vec<&str> = app.task_rows().iter().map(|t| &*t.kind).collect();
         assert_eq!(kinds, vec!["spin", "sleep", "fib"]);
+        // A narrow table leaves KIND and ATTEMPT out, and sorting skips them.
+        app.hits.narrow_tasks = true;
+        let mut seen = Vec::new();
+        for _ in 0..SortColumn::ALL.len() {
+            press(&mut app, "s");
+            seen.push(app.sort.0);
+        }
+        assert!(!seen.contains(&SortColumn::Kind) && !seen.contains(&SortColumn::Attempt));
+        assert!(seen.contains(&SortColumn::Duration) && seen.contains(&SortColumn::Id));
     }
 
     #[test]

@@ -94,6 +94,8 @@ fn asciify(buffer: &mut Buffer) {
             "·" => "|",
             "•" => "*",
             "≥" => ">",
+            "≤" => "<",
+            "×" => "x",
             "φ" => "p",
             // Braille dots of the charts: blank stays blank, any dot becomes a star.
             "\u{2800}" => " ",
@@ -1520,6 +1522,7 @@ fn narrow_columns<T>(columns: Vec<T>, narrow: bool) -> Vec<T> {
     columns
         .into_iter()
         .enumerate()
+        // KIND and ATTEMPT: NARROW_HIDDEN.
         .filter(|(index, _)| !matches!(index, 2 | 6))
         .map(|(_, column)| column)
         .collect()
@@ -1562,6 +1565,9 @@ fn draw_task_table(
     };
     let rows_area = Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1);
     let narrow = inner.width < 100;
+    if !compact {
+        hits.narrow_tasks = narrow;
+    }
     let page = usize::from(rows_area.height);
     let selected = app.selected_index(rows);
     let offset = match (fixed_offset, selected) {
@@ -2816,6 +2822,12 @@ mod tests {
         insta::assert_snapshot!(terminal.backend());
         for cell in terminal.backend().buffer().content.iter() {
             assert!(cell.symbol().is_ascii(), "{:?}", cell.symbol());
+        }
+        // The too-small screen's sizes read as sizes, with no `?` for a glyph.
+        for (width, height) in [(40, 10), (20, 5)] {
+            let text = format!("{}", draw(&mut app, width, height).backend());
+            assert!(text.contains(&format!("{width}x{height}")), "{text}");
+            assert!(text.contains("80x24") && !text.contains('?'), "{text}");
         }
     }
 

@@ -383,6 +383,16 @@ async fn handshake(
             },
         })?;
     let version_error = frame::check_preamble(&preamble).err();
+    if let Some(FrameError::BadMagic(_)) = version_error {
+        // Another kind of server (HTTP, SSH, …): what follows is not in frames either.
+        return Err(ClientError::Protocol {
+            address: address.to_string(),
+            reason: format!(
+                "what answers there is not a goliath node (it began with \"{}\"); check the address and port",
+                crate::runtime::units::printable(&String::from_utf8_lossy(&preamble), false)
+            ),
+        });
+    }
     loop {
         let next = reader.next_frame().map_err(|e| ClientError::Protocol {
             address: address.to_string(),

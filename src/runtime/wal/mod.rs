@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 pub use metrics::{RecoverySummary, WalSnapshot, WalSync};
 pub use record::{IdRange, Record, RecordType, SpecRecord};
 pub use recovery::{Damage, State};
-pub use segment::Faults;
+pub use segment::{Faults, LOCK_FILE};
 pub use writer::{AppendError, AppendKind, DurabilityError, LAZY_FLUSH, Ticket, backlog_limit};
 
 use crate::config::Config;
@@ -129,7 +129,7 @@ pub enum WalError {
         pid: String,
     },
     /// A file operation failed.
-    #[error("cannot {op} {}: {error}", path.display())]
+    #[error("cannot {op} {}: {error}{}", path.display(), io_advice(op, error))]
     Io {
         /// What was being done.
         op: &'static str,
@@ -197,6 +197,26 @@ pub enum WalError {
     )]
     NoDataDir,
 }
+
+/// What to do about a failed file operation, where the error says more than its text.
+fn io_advice(op: &str, error: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ReadOnlyFilesystem => {
+            "; the node writes its log there: mount it read-write, or give the node another --data-dir"
+        }
+        ErrorKind::PermissionDenied => {
+            "; the node writes its log there: give this user write access, or give the node another --data-dir"
+        }
+        ErrorKind::AlreadyExists | ErrorKind::NotADirectory if op == CREATE_DATA_DIR => {
+            " (something that is not a directory is in the way): move it, or give the node another --data-dir"
+        }
+        _ => "",
+    }
+}
+
+/// The operation named when the data directory cannot be created.
+const CREATE_DATA_DIR: &str = "create the data directory";
 
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
     move |error| WalError::Io {
@@ -360,7 +380,7 @@ pub fn open(
 ) -> Result<Recovery, WalError> {
     let started = Instant::now();
     let dir = options.dir.clone();
-    segment::create_dir(&dir).map_err(io_error("create the data directory", &dir))?;
+    segment::create_dir(&dir).map_err(io_error(CREATE_DATA_DIR, &dir))?;
     let lock = segment::lock_dir(&dir).map_err(|error| match error {
         LockError::Held { pid } => WalError::Locked {
             dir: dir.clone(),

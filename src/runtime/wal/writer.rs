@@ -1145,7 +1145,17 @@ impl Checkpointer {
                     self.log.backlog_progress(covered, false);
                 }
                 Err(error) => {
-                    let message = format!("writing a checkpoint: {error}");
+                    let no_space = error.kind() == std::io::ErrorKind::StorageFull;
+                    let message = format!(
+                        "writing a checkpoint of {} in {}: {error}{}",
+                        crate::runtime::units::HumanSize::approx(buffer.len() as u64),
+                        self.dir.display(),
+                        if no_space {
+                            "; free at least that much there (the log keeps working, but its disk use grows until a checkpoint is written)"
+                        } else {
+                            ""
+                        }
+                    );
                     tracing::warn!(error = %message, "WAL checkpoint failed; will try again after the next segment");
                     *lock(&self.log.metrics.checkpoint_error) = Some(message);
                     self.log.backlog_progress(0, true);
