@@ -920,6 +920,21 @@ impl App {
                 .is_some_and(|snapshot| !snapshot.node.accepting)
     }
 
+    /// The node's clock now, as far as the console can tell: the last sample's reading, plus
+    /// the time since it arrived while the link is down or unanswered (so the ages shown keep
+    /// growing while no figures come); the sample's own reading while live or paused.
+    pub fn node_now_us(&self) -> u64 {
+        let view = self.view();
+        let sampled = view.snapshot.as_ref().map_or(0, |s| s.node.now_unix_us);
+        let waiting = matches!(self.link, Link::Down { .. } | Link::Unanswered { .. });
+        match (waiting && !self.paused(), view.received_at) {
+            (true, Some(at)) => {
+                sampled.saturating_add(u64::try_from(at.elapsed().as_micros()).unwrap_or(0))
+            }
+            _ => sampled,
+        }
+    }
+
     /// Whether the display is paused.
     pub fn paused(&self) -> bool {
         self.frozen.is_some()

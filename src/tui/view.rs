@@ -862,7 +862,7 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let Some(wal) = &snapshot.wal else {
         return;
     };
-    let now = snapshot.node.now_unix_us;
+    let now = app.node_now_us();
     let title = if wal.healthy {
         Line::from(vec![
             Span::styled(" WAL fsync ", theme.title),
@@ -1179,7 +1179,7 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
     let mut lines: Vec<Line> = members
         .iter()
         .take(shown)
-        .map(|m| member_line(app, m, snapshot.node.now_unix_us, inner.width))
+        .map(|m| member_line(app, m, app.node_now_us(), inner.width))
         .collect();
     if shown < members.len() {
         lines.push(Line::styled(
@@ -1222,7 +1222,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
         );
         return;
     };
-    let now = snapshot.node.now_unix_us;
+    let now = app.node_now_us();
     let yielded = cluster.status == LocalStatus::Yielded;
     let [notice_area, area] =
         Layout::vertical([Constraint::Length(u16::from(yielded)), Constraint::Min(1)]).areas(area);
@@ -1549,11 +1549,7 @@ fn draw_task_table(
     if inner.height < 2 {
         return;
     }
-    let now = app
-        .view()
-        .snapshot
-        .as_ref()
-        .map_or(0, |s| s.node.now_unix_us);
+    let now = app.node_now_us();
     let (sort_column, descending) = app.sort;
     let arrow = if descending { "▼" } else { "▲" };
     let header_cell = |column: SortColumn, label: &'static str| {
@@ -1730,11 +1726,7 @@ fn draw_detail(
     let block = pane_block(app, title, true);
     let inner = block.inner(area);
     hits.detail = Some(inner);
-    let now = app
-        .view()
-        .snapshot
-        .as_ref()
-        .map_or(0, |s| s.node.now_unix_us);
+    let now = app.node_now_us();
     let mut lines: Vec<Line> = Vec::new();
     let field = |name: &str, value: String, style: Style| {
         Line::from(vec![
@@ -3066,6 +3058,25 @@ mod panel_tests {
             assert!(port.chars().all(|c| c.is_ascii_digit()), "{port}: {text}");
         }
         assert!(text.contains("300.0ms ago"), "{text}");
+    }
+
+    #[test]
+    fn ages_keep_growing_while_the_node_does_not_answer() {
+        use crate::tui::state::{Link, Reply};
+        let mut app = app(2, true, true);
+        app.tab = Tab::Cluster;
+        // The last sample arrived 5 s ago and the link has been down since.
+        app.live.received_at = Instant::now().checked_sub(Duration::from_secs(5));
+        app.on_reply(Reply::Disconnected {
+            error: "connection refused".into(),
+            retry_in: Duration::from_secs(2),
+            refused: false,
+        });
+        assert!(matches!(app.link, Link::Down { .. }));
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(!text.contains("300.0ms ago"), "not frozen: {text}");
+        // 300 ms at the sample, 5 s since (and the few ms this test took).
+        assert!(text.contains("5.3") && text.contains("s ago"), "{text}");
     }
 
     #[test]
