@@ -219,7 +219,8 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 match submit_and_wait(client, request).await? {
                     Waited::Answer { answer, ids } => (answer, ids),
                     Waited::Interrupted { signal, ids } => {
-                        return Err(interrupted_wait(signal, ids.as_deref(), json));
+                        let node = client.address();
+                        return Err(interrupted_wait(signal, ids.as_deref(), node, json));
                     }
                 }
             } else {
@@ -240,16 +241,20 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     error
                 }
                 ClientError::Closed { .. } if wait => {
-                    let which = match accepted.as_deref() {
-                        Some([id]) => format!("task {id}"),
-                        Some(ids) if !ids.is_empty() => format!("tasks {}", id_ranges(ids)),
-                        _ => "tasks".to_string(),
+                    let (which, them) = match accepted.as_deref() {
+                        Some([id]) => (format!("task {id}"), "it"),
+                        Some(ids) if !ids.is_empty() => {
+                            (format!("tasks {}", id_ranges(ids)), "them")
+                        }
+                        _ => ("tasks".to_string(), "them"),
                     };
                     CommandError::new(
                         exit::CONNECT,
                         format!(
-                            "{error} before the {which} finished; a node with a data directory \
-                             runs them again when it restarts (`goliath tasks` there shows them)"
+                            "{error} before {which} finished; a node with a data directory \
+                             runs {them} again when it restarts (`goliath tasks --node {}` \
+                             there shows {them})",
+                            client.address()
                         ),
                     )
                 }
@@ -612,7 +617,7 @@ fn waiting_note(ids: &[TaskId]) -> String {
 
 /// What a `submit --wait` stopped by a signal says: the tasks keep running on the node, and
 /// how to find or stop them. With `--json`, also `{"interrupted":…,"ids":[…]}` on stdout.
-fn interrupted_wait(signal: &str, ids: Option<&[TaskId]>, json: bool) -> CommandError {
+fn interrupted_wait(signal: &str, ids: Option<&[TaskId]>, node: &str, json: bool) -> CommandError {
     if json {
         outln!(
             "{}",
@@ -620,18 +625,19 @@ fn interrupted_wait(signal: &str, ids: Option<&[TaskId]>, json: bool) -> Command
         );
     }
     let message = match ids {
+        // The commands name the node, so they go where the submission went.
         Some([id]) => format!(
-            "{signal}: stopped waiting; the node has the task ({id}) and goes on with it: `goliath task {id}` shows how it is doing, `goliath cancel {id}` stops it"
+            "{signal}: stopped waiting; the node has the task ({id}) and goes on with it: `goliath task --node {node} {id}` shows how it is doing, `goliath cancel --node {node} {id}` stops it"
         ),
         Some(ids) if !ids.is_empty() => {
             let list = id_ranges(ids);
             format!(
-                "{signal}: stopped waiting; the node has the {} tasks ({list}) and goes on with them: `goliath tasks` shows how they are doing, `goliath cancel {list}` stops them",
+                "{signal}: stopped waiting; the node has the {} tasks ({list}) and goes on with them: `goliath tasks --node {node}` shows how they are doing, `goliath cancel --node {node} {list}` stops them",
                 ids.len()
             )
         }
         _ => format!(
-            "{signal}: stopped waiting before the node had made the submission durable; `goliath tasks` on the node shows whether it took the tasks"
+            "{signal}: stopped waiting before the node had made the submission durable; `goliath tasks --node {node}` shows whether it took the tasks"
         ),
     };
     CommandError::new(exit::INTERRUPTED, message)

@@ -466,8 +466,10 @@ fn a_wait_cut_short_by_shutdown_does_not_report_a_task_that_will_run_again_as_ca
     // Not "cancelled" with exit 1: the connection went away before the task finished.
     assert_eq!(waited.status.code(), Some(3), "{stdout}{stderr}");
     assert!(!stdout.contains("cancelled"), "{stdout}");
+    // It names the task, and why the connection closed.
     assert!(
-        stderr.contains("runs them again when it restarts"),
+        stderr.contains("the node shut down before task 1 finished")
+            && stderr.contains("runs it again when it restarts"),
         "{stderr}"
     );
     assert_eq!(node.wait_exit(), Some(0));
@@ -629,7 +631,10 @@ fn a_wait_stopped_by_ctrl_c_names_the_tasks_it_leaves_on_the_node_and_how_to_sto
     assert!(
         screen.contains(&format!(
             "SIGINT: stopped waiting; the node has the 3 tasks ({ids})"
-        )) && screen.contains(&format!("`goliath cancel {ids}` stops them")),
+        )) && screen.contains(&format!(
+            "`goliath cancel --node {} {ids}` stops them",
+            node.address
+        )),
         "{screen}"
     );
     // The tasks were left running, and the cancel the message suggests stops all of them.

@@ -798,6 +798,8 @@ pub struct App {
     kinds: Kinds,
     /// Set when the user asked to quit.
     pub quit: bool,
+    /// The node said it shut down as it closed the connection (cleared by its next sample).
+    pub node_said_shut_down: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -898,6 +900,7 @@ impl App {
             log_targets_hidden: false,
             kinds,
             quit: false,
+            node_said_shut_down: false,
         }
     }
 
@@ -910,9 +913,7 @@ impl App {
     /// nothing more, or it said it shut down as it closed the connection.
     pub fn node_shutting_down(&self) -> bool {
         // The node said so as it closed the connection, or its last sample did.
-        let said_at_close = matches!(&self.link, Link::Down { error, .. }
-            if error.ends_with(crate::runtime::net::frame::SHUTDOWN_NOTICE));
-        said_at_close
+        self.node_said_shut_down
             || self
                 .live
                 .snapshot
@@ -1110,6 +1111,7 @@ impl App {
         self.live.series.record(previous.as_ref(), &snapshot);
         self.live.snapshot = Some(snapshot);
         self.live.received_at = Some(Instant::now());
+        self.node_said_shut_down = false;
     }
 
     /// A reply from the connection.
@@ -1186,6 +1188,11 @@ impl App {
                 retry_in,
                 refused,
             } => {
+                // Said as the node closed the connection; the failed reconnects after it
+                // (connection refused) do not make it less true.
+                if error.ends_with(crate::runtime::net::frame::SHUTDOWN_NOTICE) {
+                    self.node_said_shut_down = true;
+                }
                 self.link = Link::Down {
                     error,
                     retry_at: Instant::now() + retry_in,

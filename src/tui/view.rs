@@ -443,8 +443,10 @@ fn status_message(app: &App) -> Option<(String, Style)> {
         Link::Down { error, .. } => {
             // It said so as it closed, or the last sample said it was shutting down: that
             // is why it is gone.
-            let text = if error.ends_with(crate::runtime::net::frame::SHUTDOWN_NOTICE) {
-                " the node shut down (it said so as it closed the connection)".to_string()
+            let text = if app.node_said_shut_down {
+                format!(
+                    " the node shut down (it said so as it closed the connection); now: {error}"
+                )
             } else if app.node_shutting_down() {
                 format!(" the node shut down (it was shutting down when the link closed): {error}")
             } else {
@@ -2376,9 +2378,11 @@ mod tests {
                 ),
                 true,
             ),
+            // The reconnects after it fail otherwise: still shut down, as it said.
             (
-                "connection to the node closed: the node closed the connection".to_string(),
-                false,
+                "cannot connect to a goliath node at 127.0.0.1:7420: Connection refused"
+                    .to_string(),
+                true,
             ),
         ] {
             app.on_reply(Reply::Disconnected {
@@ -2397,6 +2401,21 @@ mod tests {
                 "{text}"
             );
         }
+        // A crash says nothing as it closes: disconnected.
+        let mut app = app_with(2, 3);
+        app.ingest(snapshot(2, tasks(3), 14));
+        app.on_reply(Reply::Disconnected {
+            error: "connection to the node closed: the node closed the connection".into(),
+            retry_in: Duration::from_secs(2),
+            refused: false,
+        });
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        let first = text.lines().next().expect("a header").to_string();
+        assert!(first.contains("disconnected · figures"), "{first}");
+        // A sample from the node again: whatever it says now holds.
+        app.node_said_shut_down = true;
+        app.ingest(snapshot(2, tasks(3), 15));
+        assert!(!app.node_shutting_down());
     }
 
     #[test]

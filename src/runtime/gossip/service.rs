@@ -124,6 +124,9 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// The latest failure to send a packet, and where to: a join that goes unanswered
+    /// because nothing can be sent says so instead of blaming the seeds.
+    last_send_error: Mutex<Option<String>>,
     faults: Mutex<FaultRules>,
     fault_rng: Mutex<SeededRng>,
     origin: Instant,
@@ -358,6 +361,7 @@ impl Cluster {
                 outputs: Vec::new(),
             }),
             faults: Mutex::new(FaultRules::default()),
+            last_send_error: Mutex::new(None),
             fault_rng: Mutex::new(SeededRng::new(seed.rotate_left(17))),
             origin,
             origin_unix_us,
@@ -696,6 +700,7 @@ async fn run(
             let state = lock(&shared.state);
             let pending = state.swim.join_pending();
             if pending.is_some() || !shared.resolving.load(std::sync::atomic::Ordering::Relaxed) {
+                join_report.send_error = lock(&shared.last_send_error).clone();
                 join_report.check(pending);
             }
         }
@@ -712,6 +717,8 @@ struct JoinReport {
     warned_at: u32,
     /// A seed answered: nothing more to say.
     done: bool,
+    /// The latest failure to send any packet, if one happened.
+    send_error: Option<String>,
 }
 
 /// Says, at most once a minute per sender (and for at most [`STRANGERS_KEPT`] senders at a
@@ -792,6 +799,17 @@ impl JoinReport {
         }
         self.warned_at = pending.attempts;
         let seeds: Vec<String> = pending.seeds.iter().map(ToString::to_string).collect();
+        if let Some(error) = &self.send_error {
+            // Not the seeds' silence: the packets never left.
+            let message = format!(
+                "this node cannot send its join to the seeds ({} attempts to {}): sending fails here: {error}. Check that gossip.bind and the seeds use the same address family (IPv4 or IPv6) and that this host has a route to them; next try in {}",
+                pending.attempts,
+                seeds.join(", "),
+                ShortDuration(Duration::from_micros(pending.retry_us))
+            );
+            tracing::warn!("{message}");
+            return Some(message);
+        }
         let message = format!(
             "no seed has answered this node's join ({} attempts to {}): it stays alone until one does. Check --join / gossip.join (members' gossip addresses, UDP), that those ports are reachable, and that the seeds are in this node's cluster (node.cluster; a seed drops packets from another cluster and says so in its log); next try in {}",
             pending.attempts,
@@ -873,6 +891,7 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
             if delay.is_zero() {
                 if let Err(error) = socket.send_to(&bytes, to).await {
                     tracing::debug!(%to, "gossip send failed: {error}");
+                    *lock(&shared.last_send_error) = Some(format!("{error} (to {to})"));
                 }
                 spent.push(bytes);
             } else {
@@ -989,11 +1008,27 @@ mod tests {
             answered.contains("joined the cluster (the warning above counted 3 attempts)"),
             "{answered}"
         );
+
         assert_eq!(report.check(None), None, "said once");
         // A join answered before any warning needs no word.
         let mut report = JoinReport::default();
         assert_eq!(report.check(pending(1)), None);
         assert_eq!(report.check(None), None);
+        // Packets that cannot leave (an IPv6 socket, an IPv4 seed) are not the seeds' silence.
+        let mut report = JoinReport {
+            send_error: Some(
+                "Network is unreachable (os error 101) (to 127.0.0.1:7599)".to_string(),
+            ),
+            ..JoinReport::default()
+        };
+        let warning = report.check(pending(3)).expect("warned");
+        assert!(
+            warning.contains("cannot send its join to the seeds")
+                && warning.contains("Network is unreachable")
+                && warning.contains("same address family")
+                && !warning.contains("no seed has answered"),
+            "{warning}"
+        );
     }
 
     #[test]

@@ -1133,7 +1133,10 @@ impl Connection {
                         match event {
                             Ok(event) => StreamItem::Event(WatchedEvent::new(event, node.task_with_output_up_to(event.id, 0).ok())),
                             Err(EventError::Lagged(skipped)) => StreamItem::Lagged { skipped },
-                            Err(EventError::Closed) => break,
+                            // The node is stopping (its events end just before it tells
+                            // every connection so): no end of stream, which the client
+                            // could not tell from any other; the farewell says why.
+                            Err(EventError::Closed) => std::future::pending().await,
                         }
                     }
                     _ = async { match ticker.as_mut() { Some(ticker) => { ticker.tick().await; } None => std::future::pending().await } } => {
