@@ -936,9 +936,22 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
             String::new()
         }
     );
+    // Columns as wide as their longest entry (names take up to 63 bytes, IPv6 addresses
+    // more than 21 characters), so every row lines up.
+    let name_width = cluster
+        .members
+        .iter()
+        .map(|m| m.name.chars().count())
+        .fold(24, usize::max);
+    let length = |address: &Option<String>| address.as_deref().map_or(1, |a| a.chars().count());
+    let address_width = cluster
+        .members
+        .iter()
+        .map(|m| length(&m.gossip_address).max(length(&m.protocol_address)))
+        .fold(21, usize::max);
     let _ = writeln!(
         out,
-        "  {:<24} {:<8} {:>6} {:>5}  {:<21} {:<21} {:>11} {:>6}",
+        "  {:<name_width$} {:<8} {:>6} {:>5}  {:<address_width$} {:<address_width$} {:>11} {:>6}",
         "NAME", "STATE", "PHI", "INC", "GOSSIP", "PROTOCOL", "HEARD", "LOAD"
     );
     for member in &cluster.members {
@@ -970,7 +983,7 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
             .map_or_else(|| "-".to_string(), |meta| format!("{:.2}", meta.load));
         let _ = writeln!(
             out,
-            "{glyph} {:<24} {:<8} {:>6} {:>5}  {:<21} {:<21} {:>11} {:>6}",
+            "{glyph} {:<name_width$} {:<8} {:>6} {:>5}  {:<address_width$} {:<address_width$} {:>11} {:>6}",
             member.name,
             state,
             phi,
@@ -1389,7 +1402,13 @@ mod tests {
             members: vec![
                 member("alpha", MemberState::Alive, true, 0),
                 member("beta", MemberState::Alive, false, 291_600),
-                member("gamma", MemberState::Dead, false, 28_520_000),
+                // A name longer than the column's usual 24: every row still lines up.
+                member(
+                    &format!("gamma-{}", "x".repeat(54)),
+                    MemberState::Dead,
+                    false,
+                    28_520_000,
+                ),
             ],
             events: Vec::new(),
             stats: GossipStats::default(),
