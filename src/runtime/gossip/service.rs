@@ -125,8 +125,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     /// The latest failure to send a packet, and where to: a join that goes unanswered
-    /// because nothing can be sent says so instead of blaming the seeds.
-    last_send_error: Mutex<Option<String>>,
+    /// because nothing can be sent to its seeds says so instead of blaming them.
+    last_send_error: Mutex<Option<(SocketAddr, String)>>,
     faults: Mutex<FaultRules>,
     fault_rng: Mutex<SeededRng>,
     origin: Instant,
@@ -717,8 +717,8 @@ struct JoinReport {
     warned_at: u32,
     /// A seed answered: nothing more to say.
     done: bool,
-    /// The latest failure to send any packet, if one happened.
-    send_error: Option<String>,
+    /// The latest failure to send any packet, and where to, if one happened.
+    send_error: Option<(SocketAddr, String)>,
 }
 
 /// Says, at most once a minute per sender (and for at most [`STRANGERS_KEPT`] senders at a
@@ -799,21 +799,21 @@ impl JoinReport {
         }
         self.warned_at = pending.attempts;
         let seeds: Vec<String> = pending.seeds.iter().map(ToString::to_string).collect();
-        if let Some(error) = &self.send_error {
-            // Not the seeds' silence: the packets never left.
-            let message = format!(
-                "this node cannot send its join to the seeds ({} attempts to {}): sending fails here: {error}. Check that gossip.bind and the seeds use the same address family (IPv4 or IPv6) and that this host has a route to them; next try in {}",
+        // A failed send to a seed: not the seeds' silence, the packets never left.
+        let what = match &self.send_error {
+            Some((to, error)) if pending.seeds.contains(to) => format!(
+                "this node cannot send its join to the seeds ({} attempts to {}): sending fails here: {error} (to {to}). Check that gossip.bind and the seeds use the same address family (IPv4 or IPv6) and that this host has a route to them",
                 pending.attempts,
-                seeds.join(", "),
-                ShortDuration(Duration::from_micros(pending.retry_us))
-            );
-            tracing::warn!("{message}");
-            return Some(message);
-        }
+                seeds.join(", ")
+            ),
+            _ => format!(
+                "no seed has answered this node's join ({} attempts to {}): it stays alone until one does. Check --join / gossip.join (members' gossip addresses, UDP), that those ports are reachable, and that the seeds are in this node's cluster (node.cluster; a seed drops packets from another cluster and says so in its log)",
+                pending.attempts,
+                seeds.join(", ")
+            ),
+        };
         let message = format!(
-            "no seed has answered this node's join ({} attempts to {}): it stays alone until one does. Check --join / gossip.join (members' gossip addresses, UDP), that those ports are reachable, and that the seeds are in this node's cluster (node.cluster; a seed drops packets from another cluster and says so in its log); next try in {}",
-            pending.attempts,
-            seeds.join(", "),
+            "{what}; next try in {}",
             ShortDuration(Duration::from_micros(pending.retry_us))
         );
         tracing::warn!("{message}");
@@ -891,7 +891,7 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
             if delay.is_zero() {
                 if let Err(error) = socket.send_to(&bytes, to).await {
                     tracing::debug!(%to, "gossip send failed: {error}");
-                    *lock(&shared.last_send_error) = Some(format!("{error} (to {to})"));
+                    *lock(&shared.last_send_error) = Some((to, error.to_string()));
                 }
                 spent.push(bytes);
             } else {
@@ -1016,9 +1016,10 @@ mod tests {
         assert_eq!(report.check(None), None);
         // Packets that cannot leave (an IPv6 socket, an IPv4 seed) are not the seeds' silence.
         let mut report = JoinReport {
-            send_error: Some(
-                "Network is unreachable (os error 101) (to 127.0.0.1:7599)".to_string(),
-            ),
+            send_error: Some((
+                seeds[0],
+                "Network is unreachable (os error 101)".to_string(),
+            )),
             ..JoinReport::default()
         };
         let warning = report.check(pending(3)).expect("warned");
@@ -1029,6 +1030,14 @@ mod tests {
                 && !warning.contains("no seed has answered"),
             "{warning}"
         );
+        // A failed send elsewhere says nothing about the seeds.
+        let elsewhere = SocketAddr::from(([10, 0, 0, 9], 7421));
+        let mut report = JoinReport {
+            send_error: Some((elsewhere, "Network is unreachable".to_string())),
+            ..JoinReport::default()
+        };
+        let warning = report.check(pending(3)).expect("warned");
+        assert!(warning.contains("no seed has answered"), "{warning}");
     }
 
     #[test]
