@@ -675,13 +675,7 @@ fn a_watch_ends_cleanly_when_the_node_shuts_down_and_with_an_error_when_it_dies(
             .stderr(Stdio::piped())
             .spawn()
             .expect("watch runs");
-        let stdout = watch.stdout.take().expect("stdout");
-        let (line_sender, lines) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = line_sender.send(line);
-            }
-        });
+        let lines = common::lines_of(watch.stdout.take().expect("stdout"));
         // Watching once one of the tasks submitted meanwhile shows up.
         let deadline = Instant::now() + common::LIVENESS;
         loop {
@@ -729,13 +723,7 @@ fn a_watch_with_snapshots_says_when_the_node_goes_silent_and_when_it_answers_aga
     let first = stdout.next().expect("a snapshot").expect("line");
     assert!(first.contains("queued"), "{first}");
     std::thread::spawn(move || for _ in stdout.by_ref() {});
-    let (line_sender, said) = std::sync::mpsc::channel::<String>();
-    let stderr = watch.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = line_sender.send(line);
-        }
-    });
+    let said = common::lines_of(watch.stderr.take().expect("stderr"));
     common::signal(node.child.id(), "-STOP");
     let silent = said.recv_timeout(common::LIVENESS);
     common::signal(node.child.id(), "-CONT");

@@ -240,7 +240,6 @@ fn a_foreign_cluster_is_not_joined() {
 
 #[test]
 fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
-    use std::io::{BufRead, BufReader};
     // The demo's nodes keep their logs under the data home; this one is removed at the end.
     let data_home = tempfile::tempdir().expect("temp data home");
     let mut demo = common::binary::goliath()
@@ -253,13 +252,7 @@ fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("demo starts");
-    let stderr = demo.stderr.take().expect("stderr");
-    let (sender, receiver) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
+    let receiver = common::lines_of(demo.stderr.take().expect("stderr"));
     let mut children: Vec<u32> = Vec::new();
     let mut listen = None;
     let deadline = Instant::now() + LIVENESS;

@@ -75,3 +75,21 @@ pub fn process_gone(pid: u32) -> bool {
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
+
+/// The lines a child's output stream gives, as they come, on a channel (read to its end on
+/// a thread of its own, so a test can wait for one with a timeout).
+pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            // Read to the end even with nobody listening, so the child never blocks on a
+            // full pipe.
+            let _ = sender.send(line);
+        }
+    });
+    lines
+}
