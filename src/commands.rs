@@ -144,15 +144,12 @@ pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
         return Err(CommandError::new(
             exit::USAGE,
             format!(
-                "`{option}` after the task specs would be read as part of them; put options first, e.g. goliath submit {} SPEC…",
-                if option.starts_with("--node") || option.starts_with("--idempotency-key") {
-                    if option.contains('=') {
-                        option.to_string()
-                    } else {
-                        format!("{option} VALUE")
-                    }
+                "`{option}` after the task specs would be read as part of them; put options first, e.g. goliath submit {option}{} SPEC…",
+                // The options that take a value, given without one here.
+                if matches!(option.as_str(), "--node" | "--idempotency-key") {
+                    " VALUE"
                 } else {
-                    option.to_string()
+                    ""
                 }
             ),
         ));
@@ -161,8 +158,8 @@ pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
     // per line meant; an exec spec's own arguments may hold one (`sh -c` scripts).
     if let Some(spec) = args
         .iter()
-        .find(|spec| spec.contains(['\n', '\r']) && !spec.trim_start().starts_with("exec"))
         .filter(|_| !one_exec_spec)
+        .find(|spec| spec.contains(['\n', '\r']) && !spec.trim_start().starts_with("exec"))
     {
         return Err(CommandError::new(
             exit::USAGE,
@@ -242,11 +239,8 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 }
                 ClientError::Closed { .. } if wait => {
                     let (which, them) = match accepted.as_deref() {
-                        Some([id]) => (format!("task {id}"), "it"),
-                        Some(ids) if !ids.is_empty() => {
-                            (format!("tasks {}", id_ranges(ids)), "them")
-                        }
-                        _ => ("tasks".to_string(), "them"),
+                        Some(ids) if !ids.is_empty() => named_tasks(ids),
+                        _ => ("the tasks".to_string(), "them"),
                     };
                     CommandError::new(
                         exit::CONNECT,
@@ -442,7 +436,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 let item = match item {
                     // The node stopped and said so: the watch is over, as it would be at the
                     // end of a file; a crash or a lost connection stays an error.
-                    Err(ClientError::Closed { reason }) if reason == frame::SHUTDOWN_NOTICE => {
+                    Err(ClientError::Closed { reason }) if frame::is_shutdown_notice(&reason) => {
                         eprintln!("goliath: the node shut down; the watch is over");
                         return Ok(exit::OK);
                     }
@@ -608,11 +602,17 @@ async fn submit_and_wait(client: &Client, request: SubmitRequest) -> Result<Wait
 
 /// Said on a terminal while `submit --wait` waits.
 fn waiting_note(ids: &[TaskId]) -> String {
-    let what = match ids {
-        [id] => format!("task {id}"),
-        _ => format!("{} tasks ({})", ids.len(), id_ranges(ids)),
-    };
+    let (what, _) = named_tasks(ids);
     format!("goliath: waiting for {what}; Ctrl-C stops the wait, not the tasks")
+}
+
+/// Submitted tasks as a message names them, and the pronoun for them: `task 7` and "it",
+/// or `3 tasks (41-43)` and "them".
+fn named_tasks(ids: &[TaskId]) -> (String, &'static str) {
+    match ids {
+        [id] => (format!("task {id}"), "it"),
+        _ => (format!("{} tasks ({})", ids.len(), id_ranges(ids)), "them"),
+    }
 }
 
 /// What a `submit --wait` stopped by a signal says: the tasks keep running on the node, and

@@ -1190,7 +1190,7 @@ impl App {
             } => {
                 // Said as the node closed the connection; the failed reconnects after it
                 // (connection refused) do not make it less true.
-                if error.ends_with(crate::runtime::net::frame::SHUTDOWN_NOTICE) {
+                if crate::runtime::net::frame::is_shutdown_notice(&error) {
                     self.node_said_shut_down = true;
                 }
                 self.link = Link::Down {

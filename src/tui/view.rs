@@ -16,7 +16,7 @@ use ratatui::widgets::{
 use tui_logger::{TuiLoggerLevelOutput, TuiLoggerTargetWidget, TuiLoggerWidget};
 
 use super::keys::{Action, Group};
-use super::state::{App, HitMap, Link, Overlay, Pane, Severity, SortColumn, Tab};
+use super::state::{App, HitMap, Link, NARROW_HIDDEN, Overlay, Pane, Severity, SortColumn, Tab};
 use crate::runtime::gossip::LocalStatus;
 use crate::runtime::snapshot::{ClusterSnapshot, MemberInfo, MemberState};
 use crate::runtime::units::{HumanSize, ShortDuration, printable};
@@ -1178,10 +1178,11 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
     } else {
         members.len()
     };
+    let now = app.node_now_us();
     let mut lines: Vec<Line> = members
         .iter()
         .take(shown)
-        .map(|m| member_line(app, m, app.node_now_us(), inner.width))
+        .map(|m| member_line(app, m, now, inner.width))
         .collect();
     if shown < members.len() {
         lines.push(Line::styled(
@@ -1524,8 +1525,12 @@ fn narrow_columns<T>(columns: Vec<T>, narrow: bool) -> Vec<T> {
     columns
         .into_iter()
         .enumerate()
-        // KIND and ATTEMPT: NARROW_HIDDEN.
-        .filter(|(index, _)| !matches!(index, 2 | 6))
+        // The table's columns are SortColumn::ALL's, in order, then SPEC.
+        .filter(|(index, _)| {
+            SortColumn::ALL
+                .get(*index)
+                .is_none_or(|column| !NARROW_HIDDEN.contains(column))
+        })
         .map(|(_, column)| column)
         .collect()
 }

@@ -35,6 +35,12 @@ pub const BUSY_REFUSAL: &str = "too many connections";
 /// The text of the `Error` frame a node sends every open connection as it stops serving
 /// (after its shutdown), so a client can tell a stopped node from a crashed one.
 pub const SHUTDOWN_NOTICE: &str = "the node shut down";
+
+/// Whether a connection's closing reason (bare, or as a client error's text ends) is the
+/// node's [`SHUTDOWN_NOTICE`].
+pub fn is_shutdown_notice(reason: &str) -> bool {
+    reason.ends_with(SHUTDOWN_NOTICE)
+}
 /// Bytes in the connection preamble.
 pub const PREAMBLE_LEN: usize = 8;
 /// Bytes in a frame header.
