@@ -835,17 +835,27 @@ fn task_detail(info: &TaskInfo) -> String {
         );
     }
     if let Some(finished) = info.finished_unix_us {
-        let ran = info
-            .started_unix_us
-            .map(|s| finished.saturating_sub(s))
-            .unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "finished  {} (took {}, {} on workers)",
-            UtcTime(finished),
-            ShortDuration(Duration::from_micros(ran)),
-            ShortDuration(Duration::from_micros(info.run_us))
-        );
+        match info.started_unix_us {
+            Some(started) => {
+                let _ = writeln!(
+                    out,
+                    "finished  {} (took {}, {} on workers)",
+                    UtcTime(finished),
+                    ShortDuration(Duration::from_micros(finished.saturating_sub(started))),
+                    ShortDuration(Duration::from_micros(info.run_us))
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "finished  {} (never started; queued {})",
+                    UtcTime(finished),
+                    ShortDuration(Duration::from_micros(
+                        finished.saturating_sub(info.submitted_unix_us)
+                    ))
+                );
+            }
+        }
     }
     if let Some(error) = &info.error {
         let _ = writeln!(out, "error     {}", printable(error, false));
@@ -1298,6 +1308,23 @@ mod tests {
         assert!(table.contains("echo ␛[31mred␊line"), "{table}");
         assert!(detail.contains("  a␍b␇\tc"), "{detail}");
         assert!(detail.contains("  next ␛]0;title␇"), "{detail}");
+    }
+
+    #[test]
+    fn a_task_cancelled_in_the_queue_says_it_never_started_instead_of_took_zero() {
+        let mut info = task(
+            4,
+            TaskState::Cancelled,
+            1_700_000_000_000_000,
+            Some(1_700_000_002_500_000),
+        );
+        info.started_unix_us = None;
+        let detail = task_detail(&info);
+        assert!(detail.contains("(never started; queued 2.50s)"), "{detail}");
+        assert!(!detail.contains("took"), "{detail}");
+        info.started_unix_us = Some(1_700_000_001_000_000);
+        let detail = task_detail(&info);
+        assert!(detail.contains("(took 1.50s, 0ns on workers)"), "{detail}");
     }
 
     /// The TIME column of the table's only row.

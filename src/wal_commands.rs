@@ -208,7 +208,22 @@ fn ids_text(ids: &[IdRange]) -> String {
         .join(",")
 }
 
+/// A logged spec in the text form a user typed (`spec=[fib 20]`) when its kind is built in;
+/// a kind some embedder registered is shown by its parts, which only it can read.
 fn spec_text(spec: &SpecRecord<'_>) -> String {
+    let kinds = goliath::runtime::task::Kinds::new();
+    if let Some(kind) = kinds.lookup(&spec.kind) {
+        let mut text = String::from("spec=[");
+        kinds.format_into(
+            &mut text,
+            kind,
+            spec.numbers,
+            spec.text.as_deref(),
+            (spec.timeout_ns != 0).then(|| std::time::Duration::from_nanos(spec.timeout_ns)),
+        );
+        text.push(']');
+        return text;
+    }
     let mut text = format!("kind={}", spec.kind);
     if spec.numbers != [0, 0] {
         let _ = write!(text, " numbers={},{}", spec.numbers[0], spec.numbers[1]);
@@ -343,15 +358,30 @@ mod tests {
     }
 
     #[test]
-    fn an_exec_argv_keeps_its_argument_boundaries_and_echo_text_stays_one_word() {
+    fn a_built_in_kind_reads_as_the_text_form_and_exec_keeps_its_argument_boundaries() {
         assert_eq!(
             spec_text(&spec("exec", "sh\0-c\0echo a; exit 3")),
-            "kind=exec argv=[sh -c \"echo a; exit 3\"]"
+            "spec=[exec -- sh -c \"echo a; exit 3\"]"
         );
-        assert_eq!(spec_text(&spec("exec", "true")), "kind=exec argv=[true]");
+        assert_eq!(spec_text(&spec("exec", "true")), "spec=[exec -- true]");
         assert_eq!(
             spec_text(&spec("echo", "hello there")),
-            "kind=echo text=\"hello there\""
+            "spec=[echo hello there]"
+        );
+        let spin = SpecRecord {
+            kind: Cow::Borrowed("spin"),
+            numbers: [200_000_000, 0],
+            text: None,
+            timeout_ns: 5_000_000_000,
+        };
+        assert_eq!(spec_text(&spin), "spec=[spin 200ms timeout=5s]");
+    }
+
+    #[test]
+    fn a_kind_this_binary_does_not_know_is_shown_by_its_parts() {
+        assert_eq!(
+            spec_text(&spec("resize", "a b")),
+            "kind=resize text=\"a b\""
         );
     }
 }

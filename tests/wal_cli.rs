@@ -379,6 +379,10 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     let text_dump = wal_tool(&["dump"], dir.path());
     let text = String::from_utf8_lossy(&text_dump.stdout);
     assert!(text.contains("accepted ids="), "{text}");
+    assert!(
+        text.contains(&format!("spec=[echo 000 {filler}]")),
+        "the task as it was typed: {text}"
+    );
     // Damage in a segment that is not the last: verify and start both name file and offset.
     let (file, offset) = lines
         .iter()
@@ -406,6 +410,18 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     assert!(
         report.contains("whole records after it, which `dump` shows"),
         "{report}"
+    );
+    let verify_json = wal_tool(&["verify", "--json"], dir.path());
+    let json: serde_json::Value =
+        serde_json::from_slice(&verify_json.stdout).expect("one JSON document");
+    let damaged = json["inspection"]["files"]
+        .as_array()
+        .and_then(|files| files.iter().find(|f| f["damage"].is_object()))
+        .expect("a damaged file");
+    let end = damaged["end"].as_u64().unwrap_or(0);
+    assert!(
+        end > 0 && end <= offset,
+        "the readable part ends at or before the damaged record: {damaged}"
     );
     // dump still shows every record it can read: the damaged one is the only one missing,
     // and those after it in its file are marked.

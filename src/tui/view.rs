@@ -89,8 +89,10 @@ fn asciify(buffer: &mut Buffer) {
             | "╗" | "╚" | "╝" => "+",
             "…" => "~",
             "–" | "—" => "-",
-            "▲" => "^",
-            "▼" => "v",
+            "▲" | "↑" => "^",
+            "▼" | "↓" => "v",
+            "←" => "<",
+            "→" => ">",
             "·" => "|",
             "•" => "*",
             "≥" => ">",
@@ -1448,8 +1450,10 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
             Constraint::Min(10),
         ])
         .areas(area);
+        // tui-logger marks each target's levels with their initials, lit where shown.
         let targets_block = Block::default()
-            .title(" Targets (t hides) ")
+            .title(" Targets · levels E W I D T ")
+            .title_bottom(" ←→ shown · +- kept · t hides ")
             .borders(Borders::ALL)
             .border_style(theme.focus_border);
         let targets = TuiLoggerTargetWidget::default()
@@ -3185,11 +3189,17 @@ mod panel_tests {
     fn ascii_panels_stay_ascii() {
         let mut app = app(2, true, true);
         app.options.glyphs = crate::tui::theme::Glyphs::new(true);
-        for tab in [Tab::Overview, Tab::Cluster] {
+        for tab in [Tab::Overview, Tab::Cluster, Tab::Logs] {
             app.tab = tab;
             let terminal = draw(&app, 120, 40);
             for cell in terminal.backend().buffer().content.iter() {
                 assert!(cell.symbol().is_ascii(), "{tab:?}: {:?}", cell.symbol());
+            }
+            if tab == Tab::Logs {
+                // The level letters are explained, and the arrows read as arrows.
+                let text = format!("{}", terminal.backend());
+                assert!(text.contains("levels E W I D T"), "{text}");
+                assert!(text.contains("<> shown | +- kept | t hides"), "{text}");
             }
         }
     }

@@ -909,7 +909,8 @@ pub struct FileReport {
     pub size: u64,
     /// Whole records in it.
     pub records: u64,
-    /// Offset after the last whole record.
+    /// Offset after the last whole record (in a damaged file, the last one before the
+    /// damage).
     pub end: u64,
     /// A torn tail recovery would drop: why, and how many bytes.
     pub torn: Option<(String, u64)>,
@@ -985,6 +986,7 @@ pub fn inspect(
         let mut segment_check = check.map(|(seq, log_id)| SegmentCheck::new(seq, file_len, log_id));
         // Records read before any damage, so a damaged file's count agrees with `dump`.
         let mut readable = 0;
+        let mut readable_end = 0;
         let result = recovery::scan_segment(buffer, last, |frames| {
             if let Some(check) = segment_check.as_mut() {
                 check.check(frames)?;
@@ -993,6 +995,7 @@ pub fn inspect(
                 let record = Record::decode(frame).map_err(|e| e.to_string())?;
                 each(path, frame.offset as u64, &record, false);
                 readable += 1;
+                readable_end = (frame.offset + frame.len) as u64;
             }
             Ok(())
         });
@@ -1001,7 +1004,7 @@ pub fn inspect(
             kind,
             size: buffer.len() as u64,
             records: readable,
-            end: 0,
+            end: readable_end,
             torn: None,
             damage: None,
             after_damage: 0,
