@@ -300,7 +300,8 @@ enum Command {
         #[command(flatten)]
         console: ConsoleArgs,
     },
-    /// Inspect a node's write-ahead log (works beside a running node; changes nothing).
+    /// Inspect a node's write-ahead log (verify, dump: beside a running node, changing
+    /// nothing), or repair a damaged one.
     Wal {
         #[command(subcommand)]
         action: WalAction,
@@ -320,6 +321,19 @@ enum WalAction {
     /// Print every record (checkpoint, then segments) as text, or JSON lines.
     Dump {
         /// One JSON document per record.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: WalPlace,
+    },
+    /// Make a damaged log one a node starts on again, from every record still readable.
+    ///
+    /// What the damaged bytes held is lost: tasks accepted there are gone, and a task that
+    /// finished there runs again. The old files are moved to a `damaged-<time>` directory
+    /// inside the data directory, never deleted. The node must be stopped. Exit 0 when
+    /// repaired or already healthy, 1 when it could not be done.
+    Repair {
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -644,7 +658,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Wal { action }) => {
             refuse_outer("wal", Some(&["--name", "--data-dir"]), false)?;
             let place = match &action {
-                WalAction::Verify { place, .. } | WalAction::Dump { place, .. } => place,
+                WalAction::Verify { place, .. }
+                | WalAction::Dump { place, .. }
+                | WalAction::Repair { place, .. } => place,
             };
             let node = NodeArgs {
                 name: place.name.clone(),
@@ -662,6 +678,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(match action {
                 WalAction::Verify { json, .. } => wal_commands::verify(&dir, json)?,
                 WalAction::Dump { json, .. } => wal_commands::dump(&dir, json)?,
+                WalAction::Repair { json, .. } => {
+                    let options = goliath::runtime::wal::WalOptions::from_config(&config, &name)
+                        .map_err(Failure::usage)?;
+                    wal_commands::repair(&dir, options.history_limit, options.key_limit, json)?
+                }
             })
         }
         None => {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use goliath::runtime::task::{exec_argv, quote_word};
-use goliath::runtime::units::{HumanSize, UtcTime};
+use goliath::runtime::units::{HumanSize, UtcTime, printable};
 use goliath::runtime::wal::record::{OutputRecord, SpecRecord};
 use goliath::runtime::wal::{self, IdRange, Inspection, Record};
 
@@ -19,31 +19,42 @@ fn file_name(path: &Path) -> Cow<'_, str> {
         .unwrap_or_else(|| path.to_string_lossy())
 }
 
+fn usage(message: String) -> CommandError {
+    CommandError {
+        code: exit::USAGE,
+        message,
+    }
+}
+
+fn no_data_dir(dir: &Path) -> CommandError {
+    usage(format!(
+        "no data directory at {}; pass the node's --data-dir (or --name, for the default location)",
+        dir.display()
+    ))
+}
+
+// Every node's directory has its lock file from its first start; a directory with neither
+// that nor log files is some other directory (its parent, say), not an empty log.
+fn not_a_data_dir(dir: &Path) -> CommandError {
+    usage(format!(
+        "{} is not a goliath data directory (no LOCK file, wal-*.seg segments or checkpoint); pass the node's --data-dir, or --name for the default location",
+        dir.display()
+    ))
+}
+
 fn inspect(
     dir: &Path,
     each: impl FnMut(&Path, u64, &Record, bool),
 ) -> Result<Inspection, CommandError> {
-    let usage = |message: String| CommandError {
-        code: exit::USAGE,
-        message,
-    };
     if !dir.is_dir() {
-        return Err(usage(format!(
-            "no data directory at {}; pass the node's --data-dir (or --name, for the default location)",
-            dir.display()
-        )));
+        return Err(no_data_dir(dir));
     }
     let inspection = wal::inspect(dir, each).map_err(|error| CommandError {
         code: exit::FAILURE,
         message: error.to_string(),
     })?;
-    // Every node's directory has its lock file from its first start; a directory with
-    // neither that nor log files is some other directory (its parent, say), not an empty log.
     if inspection.files.is_empty() && !dir.join(wal::segment::LOCK_FILE).exists() {
-        return Err(usage(format!(
-            "{} is not a goliath data directory (no LOCK file, wal-*.seg segments or checkpoint); pass the node's --data-dir, or --name for the default location",
-            dir.display()
-        )));
+        return Err(not_a_data_dir(dir));
     }
     Ok(inspection)
 }
@@ -131,7 +142,7 @@ fn verify_text(inspection: &Inspection) -> String {
     } else {
         let _ = writeln!(
             out,
-            "damaged: a node refuses to start on this directory, since starting could lose acknowledged tasks. Keep a copy of it; `goliath wal dump` shows the records that are still readable."
+            "damaged: a node refuses to start on this directory, since starting could lose acknowledged tasks. `goliath wal dump` shows the records that are still readable; `goliath wal repair` makes a log of them that a node starts on (the old files kept aside)."
         );
     }
     out
@@ -160,7 +171,7 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
             format!(
                 "{}@{offset} {}{}",
                 file_name(path),
-                goliath::runtime::units::printable(&describe(record), false),
+                printable(&describe(record), false),
                 if after_damage {
                     "  (after the damage)"
                 } else {
@@ -196,6 +207,125 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
     } else {
         exit::FAILURE
     })
+}
+
+/// `goliath wal repair`: makes a damaged log one a node starts on, from every record still
+/// readable; the old files are moved aside, never deleted. Exit 0 when repaired (or healthy
+/// already), 1 when it cannot be done.
+pub fn repair(
+    dir: &Path,
+    history_limit: usize,
+    key_limit: usize,
+    json: bool,
+) -> Result<u8, CommandError> {
+    if !dir.is_dir() {
+        return Err(no_data_dir(dir));
+    }
+    let listing = wal::segment::list(dir).map_err(|error| CommandError {
+        code: exit::FAILURE,
+        message: format!("cannot list {}: {error}", dir.display()),
+    })?;
+    if listing.segments.is_empty()
+        && listing.checkpoints.is_empty()
+        && !dir.join(wal::segment::LOCK_FILE).exists()
+    {
+        return Err(not_a_data_dir(dir));
+    }
+    let repaired = match wal::repair::repair(dir, history_limit, key_limit) {
+        Ok(repaired) => repaired,
+        Err(wal::repair::RepairError::Healthy(_)) => {
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::json!({ "repaired": false, "healthy": true, "dir": dir })
+                );
+            } else {
+                outln!(
+                    "goliath: the write-ahead log in {} is healthy: a node starts on it; nothing was changed",
+                    dir.display()
+                );
+            }
+            return Ok(exit::OK);
+        }
+        Err(error) => {
+            return Err(CommandError {
+                code: exit::FAILURE,
+                message: error.to_string(),
+            });
+        }
+    };
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({ "repaired": true, "healthy": true, "report": repaired })
+        );
+    } else {
+        outln!("{}", repair_text(&repaired));
+    }
+    Ok(exit::OK)
+}
+
+fn repair_text(repaired: &wal::repair::Repaired) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "repaired the write-ahead log in {}",
+        repaired.dir.display()
+    );
+    for damage in &repaired.damage {
+        let _ = writeln!(out, "  was       {}", printable(damage, false));
+    }
+    let _ = writeln!(
+        out,
+        "  read      {} records{}",
+        repaired.records,
+        match repaired.records_after_damage {
+            0 => String::new(),
+            after => format!(" ({after} of them whole records found after damage)"),
+        }
+    );
+    for name in &repaired.foreign {
+        let _ = writeln!(
+            out,
+            "  skipped   {name}: it belongs to another log (copied in from another data directory)"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  kept      {} tasks in flight (they run again at the next start), {} finished in the history, {} idempotency keys",
+        repaired.in_flight, repaired.history, repaired.keys
+    );
+    let _ = writeln!(
+        out,
+        "  lost      whatever the damaged bytes held, which cannot be read: tasks accepted there are gone, and a task that finished there runs again"
+    );
+    if repaired.ids_continue_after > repaired.max_id_read {
+        let _ = writeln!(
+            out,
+            "  ids       new ids continue after {} (the highest id read, {}, plus {}), since the end of the log was lost: no lost task's id is handed out again",
+            repaired.ids_continue_after,
+            repaired.max_id_read,
+            wal::repair::ID_GAP
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  ids       new ids continue after {}, the highest id read",
+            repaired.ids_continue_after
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  moved     the old files ({}) to {}: `goliath wal dump --data-dir` on it shows what they held; delete it once you no longer need it",
+        repaired.moved.len(),
+        repaired.moved_to.display()
+    );
+    let _ = write!(
+        out,
+        "a node now starts on this directory ({} holds the repaired log)",
+        file_name(&repaired.checkpoint)
+    );
+    out
 }
 
 fn ids_text(ids: &[IdRange]) -> String {

@@ -1177,3 +1177,98 @@ fn with_sync_never_every_write_is_a_boundary_recovery_does_not_cross() {
     let error = damaged(live_ids(dir.path()));
     assert!(error.contains("a later write begins"), "{error}");
 }
+
+// ---------------------------------------------------------------- repair
+
+#[test]
+fn repair_skips_a_segment_of_another_log_and_keeps_every_record_of_its_own() {
+    let ours = tempfile::tempdir().expect("temp dir");
+    let theirs = tempfile::tempdir().expect("temp dir");
+    write_log(ours.path(), 1000, 180);
+    write_log(theirs.path(), 1000, 180);
+    let name = "wal-0000000000000002.seg";
+    let ours_there: Vec<u64> = accepted(ours.path())
+        .into_iter()
+        .filter(|(path, ..)| file_name(path) == name)
+        .map(|(.., id)| id)
+        .collect();
+    assert!(!ours_there.is_empty());
+    std::fs::copy(theirs.path().join(name), ours.path().join(name)).expect("copy");
+    let repaired = wal::repair::repair(ours.path(), 100_000, 1000).expect("repairs");
+    assert_eq!(repaired.foreign, vec![name.to_string()]);
+    assert!(
+        repaired.moved.iter().any(|moved| moved == name),
+        "{repaired:?}"
+    );
+    // Nothing of the other log's was taken; every task of ours outside that file is back.
+    let expected: Vec<u64> = (1..=1000).filter(|id| !ours_there.contains(id)).collect();
+    assert_eq!(live_ids(ours.path()).expect("recovers"), expected);
+    assert_eq!(repaired.in_flight, expected.len() as u64);
+    // The file kept aside is the other log's, byte for byte.
+    assert_eq!(
+        std::fs::read(repaired.moved_to.join(name)).expect("kept"),
+        std::fs::read(theirs.path().join(name)).expect("theirs")
+    );
+}
+
+#[test]
+fn repair_after_the_newest_segments_are_lost_keeps_the_rest_and_skips_past_their_ids() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 1000, 180);
+    let accepted = accepted(dir.path());
+    let mut segments: Vec<PathBuf> = accepted.iter().map(|(path, ..)| path.clone()).collect();
+    segments.dedup();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let newest = segments.last().expect("a segment").clone();
+    let kept: Vec<u64> = accepted
+        .iter()
+        .filter(|(path, ..)| *path != newest)
+        .map(|(.., id)| *id)
+        .collect();
+    std::fs::remove_file(&newest).expect("remove");
+    assert!(matches!(
+        live_ids(dir.path()),
+        Err(WalError::Missing { .. })
+    ));
+    let repaired = wal::repair::repair(dir.path(), 100_000, 1000).expect("repairs");
+    assert!(
+        repaired
+            .damage
+            .iter()
+            .any(|line| line.contains(&file_name(&newest)) && line.contains("missing")),
+        "{repaired:?}"
+    );
+    let highest = kept.iter().copied().max().expect("kept some");
+    assert_eq!(repaired.max_id_read, highest);
+    assert_eq!(repaired.ids_continue_after, highest + wal::repair::ID_GAP);
+    let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("starts after repair");
+    assert_eq!(recovery.state().max_id, highest + wal::repair::ID_GAP);
+    let mut live: Vec<u64> = recovery.state().live.keys().copied().collect();
+    live.sort_unstable();
+    assert_eq!(live, kept);
+    // The repaired log is an ordinary one: it starts, takes appends and recovers them.
+    let log = recovery.start().expect("starts");
+    log.append_accepted(
+        &[IdRange {
+            first: highest + wal::repair::ID_GAP + 1,
+            count: 1,
+        }],
+        &echo("after the repair"),
+        None,
+        1,
+    )
+    .expect("appends")
+    .wait()
+    .expect("durable");
+    log.shutdown();
+    drop(log);
+    assert_eq!(
+        live_ids(dir.path()).expect("recovers").len(),
+        kept.len() + 1
+    );
+    // A second repair finds nothing to do.
+    assert!(matches!(
+        wal::repair::repair(dir.path(), 100_000, 1000),
+        Err(wal::repair::RepairError::Healthy(_))
+    ));
+}

@@ -617,3 +617,126 @@ fn a_file_where_the_data_directory_should_be_is_named_as_in_the_way() {
         "{stderr}"
     );
 }
+
+#[test]
+fn wal_repair_keeps_every_readable_task_moves_the_old_files_aside_and_the_node_starts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(dir.path(), SMALL);
+    let filler = "z".repeat(1000);
+    let specs: Vec<String> = (0..150).map(|i| format!("echo {i:03} {filler}")).collect();
+    let (acked, error) = submit_all(&node.address, specs, 4);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(acked.len(), 150);
+    // Refused beside the running node, naming it.
+    let beside = wal_tool(&["repair"], dir.path());
+    let stderr = String::from_utf8_lossy(&beside.stderr);
+    assert_eq!(beside.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", node.child.id())),
+        "{stderr}"
+    );
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    drop(node);
+    // A healthy log is left as it is.
+    let healthy = wal_tool(&["repair"], dir.path());
+    let text = String::from_utf8_lossy(&healthy.stdout);
+    assert_eq!(healthy.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("is healthy") && text.contains("nothing was changed"),
+        "{text}"
+    );
+    let healthy = wal_tool(&["repair", "--json"], dir.path());
+    let json: serde_json::Value = serde_json::from_slice(&healthy.stdout).expect("JSON");
+    assert_eq!(json["repaired"], false, "{json}");
+    assert_eq!(json["healthy"], true, "{json}");
+    // Damage one record in the first segment, which later segments follow.
+    let dump = wal_tool(&["dump", "--json"], dir.path());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&dump.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let damaged = lines
+        .iter()
+        .filter(|line| line["record"]["type"] == "accepted")
+        .nth(5)
+        .expect("a record in the first segment");
+    let file = damaged["file"].as_str().expect("file").to_string();
+    let offset = damaged["offset"].as_u64().expect("offset");
+    let lost_id = damaged["record"]["ids"][0]["first"].as_u64().expect("id");
+    let path = dir.path().join(&file);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[offset as usize + 40] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write");
+    let refused = goliath()
+        .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("goliath wal repair"),
+        "the way forward is named: {stderr}"
+    );
+    let repair = wal_tool(&["repair"], dir.path());
+    let report = String::from_utf8_lossy(&repair.stdout);
+    assert_eq!(
+        repair.status.code(),
+        Some(0),
+        "{report}{}",
+        String::from_utf8_lossy(&repair.stderr)
+    );
+    assert!(
+        report.contains(&format!("{file} is damaged at offset {offset}")),
+        "{report}"
+    );
+    assert!(
+        report.contains("whole records found after damage"),
+        "{report}"
+    );
+    assert!(
+        report.contains("a node now starts on this directory"),
+        "{report}"
+    );
+    // The old files are kept, moved into one directory beside the log.
+    let aside: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("damaged-"))
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(aside[0].join(&file)).expect("the damaged file, kept"),
+        bytes
+    );
+    assert!(!path.exists(), "moved, not copied");
+    // dump reads them there, the damage included.
+    let old_dump = wal_tool(&["dump"], &aside[0]);
+    assert_eq!(old_dump.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&old_dump.stdout).contains("(after the damage)"),
+        "{}",
+        String::from_utf8_lossy(&old_dump.stdout)
+    );
+    let verify = wal_tool(&["verify"], dir.path());
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // Every task but the one whose record was damaged is back, with its spec.
+    let node = RunningNode::start_in(dir.path(), SMALL);
+    let gone = missing(&node.address, &acked);
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert!(gone[0].starts_with(&format!("{lost_id}:")), "{gone:?}");
+    // New ids continue after the highest one read: nothing is handed out twice.
+    let highest = acked.iter().map(|(id, _)| id.0).max().unwrap_or(0);
+    let submitted = node.json(&["submit", "echo after"]);
+    let new_id = submitted["ids"][0].as_u64().expect("an id");
+    assert!(new_id > highest, "{new_id} after {highest}");
+}

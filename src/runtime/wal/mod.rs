@@ -6,6 +6,8 @@
 //! - `writer`: group commit (one writer thread), tickets, fail-stop, segment preparer and
 //!   checkpointer threads.
 //! - [`metrics`]: fsync latency over a sliding window and the snapshot type.
+//! - [`repair`]: `goliath wal repair`, a damaged log made into a startable one from what is
+//!   still readable, the old files kept aside.
 //!
 //! Lifecycle: [`open`] locks the data directory and replays the newest checkpoint plus the
 //! segments after it into a [`Recovery`]; the node restores its tasks from
@@ -17,6 +19,7 @@
 pub mod metrics;
 pub mod record;
 pub mod recovery;
+pub mod repair;
 pub mod segment;
 pub(crate) mod tasks;
 mod writer;
@@ -141,8 +144,9 @@ pub enum WalError {
     },
     /// A file is damaged somewhere an acknowledged record may be.
     #[error(
-        "the write-ahead log is damaged: {} at {damage}. The node will not start on a damaged log (it could lose acknowledged tasks); run `goliath wal verify --data-dir {}` for a full report",
+        "the write-ahead log is damaged: {} at {damage}. The node will not start on a damaged log (it could lose acknowledged tasks); run `goliath wal verify --data-dir {}` for a full report, and `goliath wal repair --data-dir {}` to start again from what is still readable",
         file.display(),
+        dir.display(),
         dir.display()
     )]
     Damaged {
@@ -160,9 +164,9 @@ pub enum WalError {
         missing,
         dir.display(),
         if *at_the_end {
-            ". If the newest segments are gone for good, removing `newest-segment` as well accepts the loss (the ids of lost tasks may then be handed out again)"
+            ". If the newest segments are gone for good, `goliath wal repair` accepts the loss (it keeps the old files aside, and new ids skip past the lost ones)"
         } else {
-            ""
+            ". If they are gone for good, `goliath wal repair` accepts the loss and keeps the rest"
         }
     )]
     Missing {

@@ -1,0 +1,286 @@
+//! `goliath wal repair`: a damaged log made into one a node starts on, keeping every record
+//! that can still be read.
+//!
+//! Recovery refuses a damaged log rather than lose acknowledged tasks silently; repair is the
+//! operator's way forward once they accept that loss. It reads what [`super::inspect`] reads —
+//! the newest checkpoint, then the segments after it, the whole records found after damage
+//! included — replays it into a [`State`], writes that state as a checkpoint numbered after
+//! every file there is, moves the old files into a `damaged-…` directory beside them
+//! (never deletes them) and names the newest segment again. It owns no format of its own: the
+//! result is an ordinary checkpoint, which the next start reads as any other.
+//!
+//! Order on disk, so a crash at any point leaves either the old log or a repaired one: the
+//! checkpoint is written (atomically) first; with the old `newest-segment` naming a segment
+//! before it, that is already a log a node starts on (the old files are then covered by it).
+//! Only then are the old files moved and `newest-segment` rewritten.
+
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+
+use super::record::{self, Record};
+use super::recovery::State;
+use super::segment::{self, Io, LockError};
+use super::{WalError, inspect, io_error, new_log_id, writer};
+use crate::runtime::units::UtcTime;
+
+/// New ids skip this many past the highest id read when the end of the log is lost, so the
+/// id of a task lost there is not handed out again (unless one lost batch held more).
+pub const ID_GAP: u64 = 1_000_000;
+
+/// What a repair did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Repaired {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The checkpoint written.
+    pub checkpoint: PathBuf,
+    /// Where the old files went.
+    pub moved_to: PathBuf,
+    /// The files moved there, by name.
+    pub moved: Vec<String>,
+    /// Records replayed.
+    pub records: u64,
+    /// Of those, records found after damage in their file.
+    pub records_after_damage: u64,
+    /// Files skipped because they belong to another log (copied in from another directory).
+    pub foreign: Vec<String>,
+    /// What was wrong: one line per damaged file or problem, as `wal verify` says it.
+    pub damage: Vec<String>,
+    /// Tasks in flight kept (they run again at the next start).
+    pub in_flight: u64,
+    /// Finished tasks kept in the history.
+    pub history: u64,
+    /// Idempotency keys kept.
+    pub keys: u64,
+    /// The highest task id read.
+    pub max_id_read: u64,
+    /// The id after which new ids continue.
+    pub ids_continue_after: u64,
+}
+
+/// Why a repair did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// The log could not be read, or the directory is locked.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// The log is healthy: there is nothing to repair.
+    #[error("the write-ahead log in {} is healthy: a node starts on it, there is nothing to repair", .0.display())]
+    Healthy(PathBuf),
+    /// The repaired log does not verify (a defect of repair itself).
+    #[error("the repaired log in {} does not verify ({problem}); the old files are in {}", dir.display(), moved_to.display())]
+    Unverified {
+        /// The data directory.
+        dir: PathBuf,
+        /// Where the old files are.
+        moved_to: PathBuf,
+        /// What `inspect` found.
+        problem: String,
+    },
+}
+
+/// Repairs the log in `dir` (see the module header), keeping at most `history_limit`
+/// finished tasks and `key_limit` idempotency keys, as a node with these limits would.
+/// Takes the directory's lock: refused while a node runs on it.
+pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repaired, RepairError> {
+    let _lock = segment::lock_dir(dir).map_err(|error| match error {
+        LockError::Held { pid } => WalError::Locked {
+            dir: dir.to_path_buf(),
+            pid,
+        },
+        LockError::Io(error) => WalError::Io {
+            op: "lock",
+            path: dir.join(segment::LOCK_FILE),
+            error,
+        },
+    })?;
+    let listing = segment::list(dir).map_err(io_error("list", dir))?;
+    let newest = segment::read_newest(dir).ok().flatten();
+    // Each file's log, from its first record (none where that record is damaged).
+    let file_logs: Vec<(&PathBuf, u64)> = listing
+        .checkpoints
+        .values()
+        .rev()
+        .chain(listing.segments.values())
+        .filter_map(|path| Some((path, first_record_log_id(path)?)))
+        .collect();
+    // The log's id: as `newest-segment` names it, else as the newest checkpoint's or the
+    // oldest segment's first record does.
+    let mut log_id = newest
+        .and_then(|n| n.log_id)
+        .or_else(|| file_logs.first().map(|(_, id)| *id))
+        .unwrap_or(0);
+    let foreign_paths: Vec<&Path> = file_logs
+        .iter()
+        .filter(|(_, id)| log_id != 0 && *id != log_id)
+        .map(|(path, _)| path.as_path())
+        .collect();
+    let foreign: Vec<String> = foreign_paths.iter().map(|path| file_name(path)).collect();
+    let mut state = State::new(history_limit, key_limit);
+    let mut records = 0;
+    let mut records_after_damage = 0;
+    let inspection = inspect(dir, |path, _offset, record, after_damage| {
+        if foreign_paths.contains(&path) {
+            return;
+        }
+        // A record that does not fit what came before (a finish of a task whose acceptance
+        // was lost) changes nothing: replay ignores it.
+        if state.apply(record.clone()).is_ok() {
+            records += 1;
+            records_after_damage += u64::from(after_damage);
+        }
+    })?;
+    if inspection.healthy() {
+        return Err(RepairError::Healthy(dir.to_path_buf()));
+    }
+    let mut damage: Vec<String> = inspection
+        .files
+        .iter()
+        .filter_map(|report| {
+            let at = report.damage.as_ref()?;
+            Some(format!("{} is damaged at {at}", file_name(&report.file)))
+        })
+        .collect();
+    damage.extend(inspection.problems.iter().cloned());
+    // The end of the log is lost when the newest file read is damaged with nothing whole
+    // after it, or a problem (a missing segment, an unreadable `newest-segment`) hides it.
+    let end_lost = !inspection.problems.is_empty()
+        || inspection
+            .files
+            .last()
+            .is_some_and(|report| report.damage.is_some() && report.after_damage == 0);
+    let max_id_read = state.max_id;
+    if end_lost {
+        state.max_id = state.max_id.saturating_add(ID_GAP);
+    }
+    if log_id == 0 {
+        log_id = new_log_id();
+    }
+    state.log_id = log_id;
+    // Numbered after every file there is (and the segment `newest-segment` names), so it is
+    // the newest checkpoint and covers them all.
+    let last = listing
+        .segments
+        .keys()
+        .chain(listing.checkpoints.keys())
+        .copied()
+        .chain(newest.map(|n| n.seq))
+        .max()
+        .unwrap_or(0);
+    let next_segment = last.saturating_add(1);
+    let io = Io::default();
+    let mut buffer = Vec::new();
+    writer::write_checkpoint(dir, &io, &state, next_segment, &mut buffer)
+        .map_err(io_error("write a checkpoint in", dir))?;
+    let checkpoint = dir.join(segment::checkpoint_name(next_segment));
+    let moved_to = aside_dir(dir)?;
+    let mut moved = Vec::new();
+    let old_files = listing
+        .segments
+        .values()
+        .chain(listing.checkpoints.values())
+        .chain(&listing.temps)
+        .cloned()
+        .chain(Some(dir.join(segment::NEWEST_FILE)).filter(|path| path.exists()));
+    for path in old_files {
+        let name = file_name(&path);
+        std::fs::rename(&path, moved_to.join(&name)).map_err(io_error("move", &path))?;
+        moved.push(name);
+    }
+    segment::sync_dir(&moved_to).map_err(io_error("fsync", &moved_to))?;
+    // The checkpoint covers the segments before it, so the newest one the log created is the
+    // one before it; a start creates the next.
+    if last > 0 {
+        io.replace_file(
+            dir,
+            segment::NEWEST_FILE,
+            format!("{} {log_id:016x}\n", segment::segment_name(last)).as_bytes(),
+        )
+        .map_err(io_error("write", &dir.join(segment::NEWEST_FILE)))?;
+    }
+    io.sync_dir(dir).map_err(io_error("fsync", dir))?;
+    let check = inspect(dir, |_, _, _, _| {})?;
+    if !check.healthy() {
+        let problem = check
+            .problems
+            .first()
+            .cloned()
+            .or_else(|| {
+                check
+                    .files
+                    .iter()
+                    .find_map(|f| f.damage.as_ref().map(|d| d.to_string()))
+            })
+            .unwrap_or_default();
+        return Err(RepairError::Unverified {
+            dir: dir.to_path_buf(),
+            moved_to,
+            problem,
+        });
+    }
+    Ok(Repaired {
+        dir: dir.to_path_buf(),
+        checkpoint,
+        moved_to,
+        moved,
+        records,
+        records_after_damage,
+        foreign,
+        damage,
+        in_flight: state.live.len() as u64,
+        history: state.finished.len() as u64,
+        keys: state.keys.len() as u64,
+        max_id_read,
+        ids_continue_after: state.max_id,
+    })
+}
+
+/// The log id in a file's first record (a segment header or a checkpoint's beginning), if
+/// that record reads.
+fn first_record_log_id(path: &Path) -> Option<u64> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(record::MAX_PAYLOAD as u64 + 64)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let frame = record::read_frame(&bytes, 0, record::MAX_PAYLOAD).ok()??;
+    match Record::decode(&frame).ok()? {
+        Record::Segment(header) => Some(header.log_id),
+        Record::CheckpointBegin(begin) => Some(begin.log_id),
+        _ => None,
+    }
+    .filter(|id| *id != 0)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A new directory beside the log for its old files: `damaged-<UTC time>`, made durable.
+fn aside_dir(dir: &Path) -> Result<PathBuf, WalError> {
+    let stamp = UtcTime(writer::unix_now_us()).to_string();
+    // 2026-12-02T16:05:01.123Z → 2026-12-02T16-05-01Z: no colons in a file name.
+    let stamp = format!("{}Z", stamp.get(..19).unwrap_or(&stamp).replace(':', "-"));
+    let mut attempt = 1;
+    loop {
+        let name = match attempt {
+            1 => format!("damaged-{stamp}"),
+            n => format!("damaged-{stamp}-{n}"),
+        };
+        let path = dir.join(name);
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {
+                segment::sync_dir(dir).map_err(io_error("fsync", dir))?;
+                return Ok(path);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(error) => return Err(io_error("create", &path)(error)),
+        }
+    }
+}
