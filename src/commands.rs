@@ -957,7 +957,7 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
     let address_width = cluster
         .members
         .iter()
-        .map(|m| length(&m.gossip_address).max(length(&m.protocol_address)))
+        .map(|m| length(&m.gossip_address).max(m.protocol_address_shown().chars().count()))
         .fold(21, usize::max);
     let _ = writeln!(
         out,
@@ -999,7 +999,7 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
             phi,
             member.incarnation,
             member.gossip_address.as_deref().unwrap_or("-"),
-            member.protocol_address.as_deref().unwrap_or("-"),
+            member.protocol_address_shown(),
             heard,
             load
         );
@@ -1481,5 +1481,32 @@ mod tests {
                 "HEARD is right-aligned under its header:\n{header}\n{line}"
             );
         }
+        // A member gossiping over a network but serving only its own loopback is marked, and
+        // its row still lines up; on one host (all loopback) nothing is marked.
+        let mut remote = cluster.clone();
+        remote.members[1].gossip_address = Some("10.77.0.2:7421".into());
+        let text = members_text(&remote);
+        let lines: Vec<&str> = text.lines().collect();
+        let beta = lines
+            .iter()
+            .find(|l| l.contains("beta"))
+            .copied()
+            .unwrap_or("");
+        assert!(beta.contains("127.0.0.1:7420 (its loopback)"), "{text}");
+        let header = lines
+            .iter()
+            .find(|l| l.contains("HEARD"))
+            .copied()
+            .unwrap_or("");
+        assert_eq!(
+            end_column(beta, " ago"),
+            end_column(header, "HEARD"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("its loopback").count(),
+            1,
+            "only the remote one: {text}"
+        );
     }
 }

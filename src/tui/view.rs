@@ -1273,18 +1273,28 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
         .min(cluster.members.len().saturating_sub(rows_visible));
     // Columns by how much an operator needs them; a narrow window drops the last ones
     // whole rather than cutting every address short.
-    const COLUMNS: [(&str, u16, u8); 8] = [
+    // PROTOCOL widens for an address marked "(its loopback)".
+    let protocol_width = cluster
+        .members
+        .iter()
+        .map(|m| m.protocol_address_shown().chars().count())
+        .fold(21, usize::max);
+    let columns_spec: [(&str, u16, u8); 8] = [
         ("NAME", 18, 0),
         ("STATE", 12, 1),
         ("PHI", 6, 3),
         ("INC", 5, 6),
         ("GOSSIP", 21, 4),
-        ("PROTOCOL", 21, 7),
+        (
+            "PROTOCOL",
+            u16::try_from(protocol_width).unwrap_or(u16::MAX),
+            7,
+        ),
         ("HEARD", 12, 2),
         ("LOAD", 10, 5),
     ];
     let room = usize::from(table_area.width.saturating_sub(2));
-    let columns: Vec<(usize, usize)> = COLUMNS
+    let columns: Vec<(usize, usize)> = columns_spec
         .iter()
         .map(|(_, width, priority)| (usize::from(*width), usize::from(*priority)))
         .collect();
@@ -1329,18 +1339,13 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
             Cell::from(phi),
             Cell::from(member.incarnation.to_string()),
             Cell::from(member.gossip_address.clone().unwrap_or_else(|| "-".into())),
-            Cell::from(
-                member
-                    .protocol_address
-                    .clone()
-                    .unwrap_or_else(|| "-".into()),
-            ),
+            Cell::from(member.protocol_address_shown().into_owned()),
             Cell::from(heard),
             Cell::from(load),
         ]))
         .style(theme.text)
     });
-    let widths: Vec<Constraint> = COLUMNS
+    let widths: Vec<Constraint> = columns_spec
         .iter()
         .zip(&shown)
         .filter(|(_, keep)| **keep)
@@ -1352,7 +1357,12 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
             }
         })
         .collect();
-    let headers = pick(COLUMNS.iter().map(|column| Cell::from(column.0)).collect());
+    let headers = pick(
+        columns_spec
+            .iter()
+            .map(|column| Cell::from(column.0))
+            .collect(),
+    );
     let table = Table::new(rows, widths)
         .header(Row::new(headers).style(theme.muted.add_modifier(Modifier::BOLD)))
         .column_spacing(1);

@@ -337,16 +337,21 @@ impl Cluster {
         // does even when the clock was set back meanwhile.
         let generation = next_generation(node.data_dir(), origin_unix_us);
         let id = MemberId { name, generation };
+        let listen = node.snapshot(0).node.listen;
+        if let Some(listen) = listen
+            .as_deref()
+            .and_then(|text| text.parse::<SocketAddr>().ok())
+            .filter(|listen| listen.ip().is_loopback() && !advertise.ip().is_loopback())
+        {
+            tracing::warn!(
+                listen = %listen,
+                advertise = %advertise,
+                "the protocol listens on loopback only while gossip reaches other hosts: the other members list this node's protocol address as its loopback, and `goliath --node` from another host cannot reach it; to serve them, listen on an address they reach (--listen IP:PORT --insecure-listen)"
+            );
+        }
         let meta = MemberMeta {
             version: 0,
-            protocol_address: node
-                .snapshot(0)
-                .node
-                .listen
-                .unwrap_or_default()
-                .chars()
-                .take(64)
-                .collect(),
+            protocol_address: protocol_address(listen.as_deref(), advertise),
             workers: u16::try_from(config.scheduler.workers.resolve()).unwrap_or(u16::MAX),
             queue_depth: 0,
             arena_free: u32::try_from(config.arena.slots).unwrap_or(u32::MAX),
@@ -681,8 +686,9 @@ async fn run(
                         meta.queue_depth = key.0;
                         meta.arena_free = key.1;
                         meta.load = load;
-                        if let Some(listen) = snapshot.node.listen {
-                            meta.protocol_address = listen.chars().take(64).collect();
+                        if snapshot.node.listen.is_some() {
+                            meta.protocol_address =
+                                protocol_address(snapshot.node.listen.as_deref(), shared.advertise);
                         }
                         state.swim.set_meta(meta);
                     }
@@ -941,9 +947,47 @@ fn log_event(event: &ClusterEvent, kind: &EventKind) {
     }
 }
 
+/// The protocol address other members are told: the listen address, except that one on
+/// every interface (`0.0.0.0:7420`, which names no host) is told as the IP this node
+/// advertises for gossip, with the listen port. At most 64 characters (the wire's bound).
+fn protocol_address(listen: Option<&str>, advertise: SocketAddr) -> String {
+    let Some(listen) = listen else {
+        return String::new();
+    };
+    match listen.parse::<SocketAddr>() {
+        Ok(address) if address.ip().is_unspecified() => {
+            SocketAddr::new(advertise.ip(), address.port()).to_string()
+        }
+        _ => listen.chars().take(64).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_protocol_listening_on_every_interface_is_told_as_the_gossip_ip() {
+        let advertise: SocketAddr = "10.77.0.1:7421".parse().expect("address");
+        assert_eq!(
+            protocol_address(Some("0.0.0.0:7420"), advertise),
+            "10.77.0.1:7420"
+        );
+        assert_eq!(
+            protocol_address(Some("[::]:7420"), advertise),
+            "10.77.0.1:7420"
+        );
+        assert_eq!(
+            protocol_address(Some("10.77.0.9:7420"), advertise),
+            "10.77.0.9:7420",
+            "a concrete address as it is"
+        );
+        assert_eq!(
+            protocol_address(Some("127.0.0.1:7420"), advertise),
+            "127.0.0.1:7420"
+        );
+        assert_eq!(protocol_address(None, advertise), "");
+    }
 
     #[test]
     fn a_start_from_a_data_directory_takes_a_generation_above_the_last() {

@@ -721,6 +721,10 @@ pub struct Swim {
     tag: [u8; 4],
     me: MemberId,
     incarnation: u32,
+    /// The incarnation the last suspicion refuted, while no death at it has been heard: a
+    /// paused node hears the suspicion and the death that followed it at once, and the death
+    /// (at that old incarnation, so no longer to refute) must still be told.
+    refuted_suspicion: Option<u32>,
     address: SocketAddr,
     meta: MemberMeta,
     status: LocalStatus,
@@ -807,6 +811,7 @@ impl Swim {
             tag,
             me,
             incarnation: 0,
+            refuted_suspicion: None,
             address,
             meta,
             status: LocalStatus::Joining,
@@ -2642,20 +2647,44 @@ impl Swim {
                 self.status != LocalStatus::Leaving && update.incarnation >= self.incarnation
             }
         };
-        if !refute || self.status == LocalStatus::Leaving {
+        if self.status == LocalStatus::Leaving {
+            return;
+        }
+        if !refute {
+            // The death that followed a suspicion already refuted: the refutation answers it
+            // too (it carries a higher incarnation), but the node was declared dead, and says so.
+            if matches!(update.claim, Claim::Dead)
+                && self.refuted_suspicion == Some(update.incarnation)
+            {
+                self.refuted_suspicion = None;
+                let me = self.me;
+                self.event(
+                    now_us,
+                    me,
+                    EventKind::Refuted {
+                        incarnation: self.incarnation,
+                        declared_dead: true,
+                    },
+                );
+            }
             return;
         }
         self.incarnation = update.incarnation.saturating_add(1);
+        self.refuted_suspicion = None;
         if !matches!(update.claim, Claim::Alive { .. }) {
             self.awareness = (self.awareness + 1).min(self.config.awareness_max);
             self.stats.refutations += 1;
+            let declared_dead = matches!(update.claim, Claim::Dead);
+            if !declared_dead {
+                self.refuted_suspicion = Some(update.incarnation);
+            }
             let me = self.me;
             self.event(
                 now_us,
                 me,
                 EventKind::Refuted {
                     incarnation: self.incarnation,
-                    declared_dead: matches!(update.claim, Claim::Dead),
+                    declared_dead,
                 },
             );
         }

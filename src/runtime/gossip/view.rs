@@ -80,6 +80,28 @@ pub struct MemberInfo {
 }
 
 impl MemberInfo {
+    /// Its protocol address as tables show it: `-` when unknown, and marked `(its loopback)`
+    /// when another member serves only on its own loopback while gossiping over a network,
+    /// so nobody copies it into `--node` on another host.
+    pub fn protocol_address_shown(&self) -> std::borrow::Cow<'_, str> {
+        let Some(address) = self.protocol_address.as_deref() else {
+            return "-".into();
+        };
+        let loopback = |text: &str| {
+            text.parse::<std::net::SocketAddr>()
+                .is_ok_and(|address| address.ip().is_loopback())
+        };
+        let gossips_over_a_network = self
+            .gossip_address
+            .as_deref()
+            .is_some_and(|gossip| !loopback(gossip));
+        if !self.local && loopback(address) && gossips_over_a_network {
+            format!("{address} (its loopback)").into()
+        } else {
+            address.into()
+        }
+    }
+
     /// φ, while the member is up: a member that is down has no current phi, and its last one
     /// would mislead.
     pub fn current_phi(&self) -> Option<f64> {

@@ -291,6 +291,95 @@ fn a_suspected_node_refutes_with_a_higher_incarnation() {
 }
 
 #[test]
+fn a_paused_node_that_hears_its_suspicion_and_then_its_death_says_it_was_declared_dead() {
+    let mut recorder = with_members(2);
+    let claim = |claim| Update {
+        id: id("me", 1),
+        incarnation: 0,
+        claim,
+    };
+    let suspicion = claim(Claim::Suspect {
+        accuser: Name::new("a1").expect("name"),
+    });
+    // Both arrive at once after the pause, the suspicion first.
+    recorder.receive(
+        addr(2),
+        &packet(
+            &id("a1", 1),
+            Message::Gossip,
+            vec![suspicion, claim(Claim::Dead)],
+        ),
+    );
+    assert_eq!(
+        recorder.swim.incarnation(),
+        1,
+        "one refutation answers both"
+    );
+    assert!(recorder.has_event("me", |k| *k
+        == EventKind::Refuted {
+            incarnation: 1,
+            declared_dead: true
+        }));
+    // Told once: the same death heard again from another member says nothing more.
+    recorder.receive(
+        addr(3),
+        &packet(&id("a2", 1), Message::Gossip, vec![claim(Claim::Dead)]),
+    );
+    let deaths = recorder
+        .events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event.kind,
+                EventKind::Refuted {
+                    declared_dead: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(deaths, 1);
+    // A stale death from before an older refutation is not news.
+    let mut quiet = with_members(2);
+    quiet.receive(
+        addr(2),
+        &packet(
+            &id("a1", 1),
+            Message::Gossip,
+            vec![claim(Claim::Suspect {
+                accuser: Name::new("a1").expect("name"),
+            })],
+        ),
+    );
+    quiet.receive(
+        addr(2),
+        &packet(
+            &id("a1", 1),
+            Message::Gossip,
+            vec![Update {
+                id: id("me", 1),
+                incarnation: 1,
+                claim: Claim::Suspect {
+                    accuser: Name::new("a1").expect("name"),
+                },
+            }],
+        ),
+    );
+    assert_eq!(quiet.swim.incarnation(), 2);
+    quiet.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Gossip, vec![claim(Claim::Dead)]),
+    );
+    assert!(!quiet.has_event("me", |k| matches!(
+        k,
+        EventKind::Refuted {
+            declared_dead: true,
+            ..
+        }
+    )));
+}
+
+#[test]
 fn a_restarted_member_replaces_its_old_generation() {
     let mut recorder = with_members(2);
     recorder.receive(
