@@ -669,10 +669,19 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             }
             .merged(&outer_node, &config);
             let (config, _) = load_config(&node)?;
-            let name = if config.node.name.is_empty() {
-                goliath::runtime::node::host_name()
-            } else {
+            // The name a node with this config takes (the host name, plus the gossip port
+            // when gossip is on), so the same config finds the same directory.
+            let name = if !config.node.name.is_empty() {
                 config.node.name.clone()
+            } else if config.gossip.enabled
+                && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
+                && config.node.data_dir.is_empty()
+            {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "a node with this config takes its name, and so its data directory, from its process id (node.name is empty and gossip.bind has port 0); pass --data-dir DIR or --name NAME"
+                )));
+            } else {
+                goliath::runtime::gossip::default_node_name(&config)
             };
             let dir = goliath::runtime::wal::data_dir(&config, &name).map_err(Failure::usage)?;
             Ok(match action {
@@ -978,6 +987,8 @@ fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> 
         eprintln!("goliath: second signal, stopping now");
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
+    // Refused from the moment the stop begins, not once the cluster has been left.
+    node.stop_accepting();
     if let Some(cluster) = cluster {
         cluster.stop();
     }

@@ -27,8 +27,27 @@ fn usage(message: String) -> CommandError {
 }
 
 fn no_data_dir(dir: &Path) -> CommandError {
+    // The data directories beside it (a node's default one is named after the node, which
+    // has the gossip port in it when gossip is on): the one meant is usually among them.
+    let mut siblings: Vec<String> = dir
+        .parent()
+        .and_then(|parent| std::fs::read_dir(parent).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join(wal::segment::LOCK_FILE).exists())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    siblings.sort();
+    let beside = match siblings.len() {
+        0 => String::new(),
+        _ => format!(
+            "; the data directories beside it are for the nodes named {} (pass --name NAME)",
+            siblings.join(", ")
+        ),
+    };
     usage(format!(
-        "no data directory at {}; pass the node's --data-dir (or --name, for the default location)",
+        "no data directory at {}; pass the node's --data-dir (or --name, for the default location){beside}",
         dir.display()
     ))
 }

@@ -679,8 +679,12 @@ impl Shared {
         }
         self.arena.release(index, ledger);
         // After the release: a watcher that looks the task up on this event finds it
-        // finished in the history, with its error, not still live in its slot.
-        self.emit(id, state, worker, attempt, now);
+        // finished in the history, with its error, not still live in its slot. An
+        // interrupted task did not end (it runs again at the next start), so watchers are not
+        // told it did: their stream ends with the node's shutdown notice.
+        if !interrupted {
+            self.emit(id, state, worker, attempt, now);
+        }
     }
 
     /// Sends a finished watched task to whoever waits for it.
@@ -958,6 +962,17 @@ impl NodeBuilder {
         } else {
             config.node.name.clone()
         };
+        if config.wal.enabled
+            && config.node.name.is_empty()
+            && config.node.data_dir.is_empty()
+            && config.gossip.enabled
+            && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
+        {
+            tracing::warn!(
+                name = %name,
+                "this node's name comes from its process id (node.name is empty and gossip.bind has port 0), and so does its default data directory: the next start will not find the tasks logged by this one; set --name or --data-dir"
+            );
+        }
         let io = IoThread::start("goliath-io").map_err(|error| StartError::Spawn {
             what: "the I/O thread",
             error,
@@ -1769,6 +1784,13 @@ impl Node {
             self.farewell.closing.subscribe(),
             OpenConnection(self.farewell.open.clone()),
         )
+    }
+
+    /// Refuses new tasks from now on (as shutting down), before [`Node::shutdown`]: for
+    /// what a stop does first (leaving the cluster takes a moment), so no task is accepted
+    /// after the stop began.
+    pub fn stop_accepting(&self) {
+        self.shared.accepting.store(false, Ordering::SeqCst);
     }
 
     /// Stops accepting tasks, lets those in flight finish for up to `grace`, cancels the rest,

@@ -884,6 +884,9 @@ impl Connection {
                 }
             }
             RequestView::Shutdown => {
+                // Refused from before the answer: a submission sent once `shutdown` returned
+                // is never taken.
+                node.stop_accepting();
                 let _ = self.context.shutdown_request.send(true);
                 Response::ShuttingDown
             }
