@@ -740,3 +740,47 @@ fn wal_repair_keeps_every_readable_task_moves_the_old_files_aside_and_the_node_s
     let new_id = submitted["ids"][0].as_u64().expect("an id");
     assert!(new_id > highest, "{new_id} after {highest}");
 }
+
+#[test]
+fn wal_commands_look_where_a_node_with_the_same_config_keeps_its_log() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = home.path().join("gossip.toml");
+    std::fs::write(
+        &config,
+        "[gossip]\nenabled = true\nbind = \"127.0.0.1:17999\"\n",
+    )
+    .expect("write");
+    // Another node's directory beside the one looked for.
+    let other = home.path().join("goliath").join("builder-7");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("LOCK"), "").expect("write");
+    let output = goliath()
+        .args(["wal", "verify", "--config"])
+        .arg(&config)
+        .env("XDG_DATA_HOME", home.path())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // A node with gossip on is named after its host and gossip port, and so is its directory.
+    assert!(stderr.contains("-17999;"), "{stderr}");
+    assert!(
+        stderr.contains("beside it are for the nodes named builder-7"),
+        "{stderr}"
+    );
+    // A name taken from the process id cannot be found from the config: said so.
+    std::fs::write(
+        &config,
+        "[gossip]\nenabled = true\nbind = \"127.0.0.1:0\"\n",
+    )
+    .expect("write");
+    let output = goliath()
+        .args(["wal", "dump", "--config"])
+        .arg(&config)
+        .env("XDG_DATA_HOME", home.path())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("from its process id"), "{stderr}");
+}
