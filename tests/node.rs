@@ -952,6 +952,29 @@ fn a_keyed_batch_cut_short_is_retried_as_a_duplicate_and_other_work_is_refused()
 }
 
 #[test]
+fn copies_and_the_same_spec_repeated_are_the_same_request_under_a_key() {
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let copies = node
+        .submit_batch(&[node.parse("fib 3 x2").expect("parses")], Some("k"), None)
+        .expect("submits");
+    let repeated = [
+        node.parse("fib 3").expect("parses"),
+        node.parse("fib 3").expect("parses"),
+    ];
+    let again = node
+        .submit_batch(&repeated, Some("k"), None)
+        .expect("the same two tasks: a duplicate");
+    assert!(again.duplicate);
+    assert_eq!(again.ids, copies.ids);
+    // A third copy is more work.
+    let more = node.submit_batch(&[node.parse("fib 3 x3").expect("parses")], Some("k"), None);
+    assert!(
+        matches!(&more, Err(refused) if matches!(&refused.error, SubmitError::Invalid(m) if m.contains("2 tasks starting `fib 3` then, 3 tasks starting `fib 3` now"))),
+        "{more:?}"
+    );
+}
+
+#[test]
 fn exec_of_a_program_that_cannot_run_says_why() {
     use std::os::unix::fs::PermissionsExt;
     let node = Node::start(config(1, 16)).expect("node starts");

@@ -829,6 +829,22 @@ fn a_restarted_node_keeps_ids_attempts_submission_times_history_keys_and_cancels
         }
         other => panic!("other work under a recovered key: {other:?}"),
     }
+    // More work than the key named (its first tasks the same) is other work too.
+    let mut more = batch.to_vec();
+    more.push(Submission {
+        spec: TaskSpec::sleep(Duration::from_secs(3600)),
+        copies: 1,
+    });
+    match node.submit_batch(&more, Some("key-1"), None) {
+        Err(BatchError {
+            submitted,
+            error: SubmitError::Invalid(message),
+        }) => {
+            assert!(submitted.is_empty());
+            assert!(message.contains("3 tasks then, 4 now"), "{message}");
+        }
+        other => panic!("more work under a recovered key: {other:?}"),
+    }
     let newest = *keyed.iter().max().expect("ids");
     let fresh = node.submit(TaskSpec::fib(1)).expect("submits");
     assert!(

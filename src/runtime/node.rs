@@ -223,10 +223,25 @@ impl RequestPrint {
         // Fixed keys: the same batch hashes the same for the life of the process.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let mut tasks = 0u64;
+        // By runs of one spec, so `fib 3 x2` and `fib 3` `fib 3` (the same tasks) are the
+        // same request.
+        let mut run: Option<(&TaskSpec, u64)> = None;
         for submission in submissions {
-            submission.spec.hash(&mut hasher);
-            submission.tasks().hash(&mut hasher);
-            tasks += u64::from(submission.tasks());
+            let copies = u64::from(submission.tasks());
+            tasks += copies;
+            match &mut run {
+                Some((spec, count)) if **spec == submission.spec => *count += copies,
+                _ => {
+                    if let Some((spec, count)) = run.replace((&submission.spec, copies)) {
+                        spec.hash(&mut hasher);
+                        count.hash(&mut hasher);
+                    }
+                }
+            }
+        }
+        if let Some((spec, count)) = run {
+            spec.hash(&mut hasher);
+            count.hash(&mut hasher);
         }
         RequestPrint {
             hash: hasher.finish(),
@@ -1437,8 +1452,9 @@ impl Node {
                 },
             );
         }
+        // Recovered after a restart (no print kept): the count, then the first specs.
         let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
-        if total < ids.len() as u64 {
+        if total != ids.len() as u64 {
             return Some(format!("{} tasks then, {total} now", ids.len()));
         }
         let specs = submissions
