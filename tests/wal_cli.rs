@@ -784,3 +784,48 @@ fn wal_commands_look_where_a_node_with_the_same_config_keeps_its_log() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("from its process id"), "{stderr}");
 }
+
+#[test]
+fn a_task_still_queued_at_a_crash_keeps_its_run_number_and_one_that_ran_gets_the_next() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = ["--workers", "1"];
+    let mut node = RunningNode::start_in(dir.path(), &args);
+    // A long queue on one worker: at the kill, the first tasks have run and the last not.
+    let submitted = node.json(&["submit", "fib 22 x20000"]);
+    let ids: Vec<u64> = submitted["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
+    let (first, last) = (ids[0], ids[ids.len() - 1]);
+    wait_for(&node, first, |info| info["state"] != "queued");
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    drop(node);
+    let node = RunningNode::start_in(dir.path(), &args);
+    let recovered = &node.json(&["status"])["wal"]["recovered"];
+    assert!(
+        recovered["requeued_queued"].as_u64() > Some(0),
+        "{recovered}"
+    );
+    let last_info = wait_for(&node, last, |info| info["state"] == "succeeded");
+    assert_eq!(last_info["attempt"], 1, "never ran before: {last_info}");
+}
+
+/// Looks task `id` up until `done` holds for it; returns it.
+fn wait_for(
+    node: &RunningNode,
+    id: u64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + common::LIVENESS;
+    loop {
+        let info = node.json(&["task", &id.to_string()]);
+        if done(&info) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "task {id}: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -216,11 +216,26 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
         .collect();
     let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
     let max = usize::try_from(shared.config.exec.max_output).unwrap_or(usize::MAX);
+    // The program runs only once its start is on disk (the worker logged it, written at
+    // once): after a crash, a run number above 1 then means an earlier run of the program
+    // began, and GOLIATH_ATTEMPT can be trusted for cleaning up after it.
+    let start_lost = match &shared.wal {
+        Some(wal) => wal.ticket_now().durable().await.err(),
+        None => None,
+    };
     let (state, output, error) = if slot.cancel_id.load(Ordering::Acquire) == id.0 {
         (
             TaskState::Cancelled,
             TaskOutput::None,
             Some("cancelled".into()),
+        )
+    } else if let Some(failure) = start_lost {
+        (
+            TaskState::Failed,
+            TaskOutput::None,
+            Some(
+                format!("exec: not started, since its start could not be logged: {failure}").into(),
+            ),
         )
     } else {
         let node_pid = std::process::id();
@@ -256,11 +271,14 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
             .process_group(0)
             .kill_on_drop(true);
         match command.spawn() {
-            Err(spawn_error) => (
-                TaskState::Failed,
-                TaskOutput::None,
-                Some(format!("exec: cannot start '{}': {spawn_error}", argv[0]).into()),
-            ),
+            Err(spawn_error) => {
+                warn_if_out_of_descriptors(&spawn_error);
+                (
+                    TaskState::Failed,
+                    TaskOutput::None,
+                    Some(format!("exec: cannot start '{}': {spawn_error}", argv[0]).into()),
+                )
+            }
             Ok(mut child) => {
                 let group = child.id();
                 if let Some(group) = group {
@@ -307,6 +325,31 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
         FinishSite::Offload,
         now,
     );
+}
+
+/// Says in the node's log, at most once a minute, that exec tasks fail because the node is
+/// out of file descriptors (the operator's limit, not the tasks' fault).
+fn warn_if_out_of_descriptors(error: &std::io::Error) {
+    use std::sync::atomic::AtomicU64;
+    static LAST_WARNED_S: AtomicU64 = AtomicU64::new(0);
+    // EMFILE (this process's limit) and ENFILE (the system's).
+    if !matches!(error.raw_os_error(), Some(24 | 23)) {
+        return;
+    }
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let last = LAST_WARNED_S.load(Ordering::Relaxed);
+    if (last == 0 || now_s >= last + 60)
+        && LAST_WARNED_S
+            .compare_exchange(last, now_s.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            %error,
+            "exec tasks fail to start: this node is out of file descriptors (each running exec task holds about 6); raise the node's open-file limit (ulimit -n) or run fewer exec tasks at once"
+        );
+    }
 }
 
 /// Exit code of a launcher that could not start the task's program.

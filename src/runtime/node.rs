@@ -521,7 +521,7 @@ impl Shared {
         self.emit(id, TaskState::Queued, None, 1, now);
         slot.started_at.store(now, Ordering::Relaxed);
         slot.state.store(slot_state::RUNNING, Ordering::Release);
-        self.log_started(id, 1, now);
+        self.log_started(id, KindId::ECHO, 1, now);
         self.emit(id, TaskState::Running, None, 1, now);
         let ending = Ending {
             state: TaskState::Succeeded,

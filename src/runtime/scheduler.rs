@@ -535,7 +535,7 @@ impl WorkerThread {
             slot.started_at.store(now, Ordering::Relaxed);
             slot.worker.store(me, Ordering::Relaxed);
             let attempt = u32::from(slot.attempt.load(Ordering::Relaxed));
-            shared.log_started(id, attempt, now);
+            shared.log_started(id, kind, attempt, now);
             shared.emit(
                 id,
                 TaskState::Running,

@@ -444,8 +444,8 @@ impl State {
         Ok(())
     }
 
-    /// Makes a restarted node's view: every task in flight gets its next run number (it may
-    /// have begun before the stop: at-least-once), and tasks whose cancel was requested, or
+    /// Makes a restarted node's view: every task in flight whose run began gets its next run
+    /// number (one still queued keeps its own), and tasks whose cancel was requested, or
     /// that `runnable` refuses (an unknown kind, exec turned off), are finished. Returns how
     /// many tasks were requeued.
     pub fn restart(
@@ -484,12 +484,15 @@ impl State {
                 self.counts.finished -= 1;
                 continue;
             }
+            // A run that began is on the log: an exec task's start is durable before its
+            // program runs. Another kind's start may have been lost with the log's last
+            // milliseconds, and is then counted once more than shown; nothing outside sees it.
             if task.started {
                 counts.were_running += 1;
+                task.attempt = task.attempt.saturating_add(1);
             } else {
                 counts.were_queued += 1;
             }
-            task.attempt = task.attempt.saturating_add(1);
             task.started = false;
         }
         counts
@@ -663,7 +666,9 @@ pub fn belongs_in_segment(record_type: RecordType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::wal::record::{Cancelled, GroupEncoder, MAX_PAYLOAD, SegmentHeader};
+    use crate::runtime::wal::record::{
+        Cancelled, GroupEncoder, MAX_PAYLOAD, SegmentHeader, Started,
+    };
 
     fn spec(kind: &str) -> SpecRecord<'static> {
         SpecRecord {
@@ -748,11 +753,43 @@ mod tests {
             counts.finished, 1,
             "the cancelled task is finished at restart"
         );
-        assert_eq!(state.live[&1].attempt, 2);
+        assert_eq!(
+            state.live[&1].attempt, 1,
+            "never started: its first run is still to come"
+        );
         assert_eq!(
             state.finished.back().map(|t| t.outcome.state),
             Some(TaskState::Cancelled)
         );
+    }
+
+    #[test]
+    fn a_task_whose_run_began_comes_back_with_the_next_run_number() {
+        let bytes = segment(&[
+            vec![accepted(1, 2, None)],
+            vec![Record::Started(Started {
+                id: 2,
+                attempt: 1,
+                unix_us: 5,
+            })],
+        ]);
+        let (mut state, _) = replay(&bytes, true).expect("valid");
+        let counts = state.restart(100, &|_| Ok(()));
+        assert_eq!((counts.were_running, counts.were_queued), (1, 1));
+        assert_eq!(state.live[&1].attempt, 1, "queued at the stop");
+        assert_eq!(state.live[&2].attempt, 2, "began a run before the stop");
+        // Started again after this restart, and stopped once more: its third run.
+        let mut again = state.clone();
+        again
+            .apply(Record::Started(Started {
+                id: 2,
+                attempt: 2,
+                unix_us: 6,
+            }))
+            .expect("applies");
+        again.restart(100, &|_| Ok(()));
+        assert_eq!(again.live[&2].attempt, 3);
+        assert_eq!(again.live[&1].attempt, 1);
     }
 
     #[test]

@@ -181,18 +181,23 @@ impl Shared {
         Ok(ticket)
     }
 
-    /// Logs that a task began a run (not waited for).
+    /// Logs that a task began a run: nobody waits for it, but an exec task's start is
+    /// written at once (its program waits for it, see `io::run_exec`), another's with the
+    /// next batch.
     #[inline]
-    pub(crate) fn log_started(&self, id: TaskId, attempt: u32, now: u64) {
+    pub(crate) fn log_started(&self, id: TaskId, kind: KindId, attempt: u32, now: u64) {
         if let Some(wal) = &self.wal {
             let started = Started {
                 id: id.0,
                 attempt,
                 unix_us: self.clock.unix_us(now),
             };
-            let _ = wal.append(AppendKind::Background, |group| {
-                group.push(RecordType::Started, &started)
-            });
+            let append = if kind == KindId::EXEC {
+                AppendKind::Waited
+            } else {
+                AppendKind::Background
+            };
+            let _ = wal.append(append, |group| group.push(RecordType::Started, &started));
         }
     }
 
