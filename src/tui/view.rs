@@ -1656,6 +1656,13 @@ fn draw_task_table(
             };
             Row::new(cells).style(style)
         });
+    // As wide as the longest id listed: a cut id reads as another task's.
+    let id_digits = rows
+        .iter()
+        .map(|task| task.id.0)
+        .max()
+        .map_or(1, |id| id.to_string().len());
+    let id_width = u16::try_from(id_digits).unwrap_or(20);
     let (header, widths): (Vec<Cell>, Vec<Constraint>) = if compact {
         (
             vec![
@@ -1666,9 +1673,10 @@ fn draw_task_table(
                 Cell::from("TIME"),
             ],
             vec![
-                Constraint::Length(7),
+                // The spec fills what is left, so the id is kept whole before it.
+                Constraint::Length(id_width.max(7)),
                 Constraint::Length(2),
-                Constraint::Min(10),
+                Constraint::Fill(1),
                 Constraint::Length(4),
                 Constraint::Length(8),
             ],
@@ -1690,7 +1698,7 @@ fn draw_task_table(
             ),
             narrow_columns(
                 vec![
-                    Constraint::Length(8),
+                    Constraint::Length(id_width.max(8)),
                     Constraint::Length(12),
                     Constraint::Length(7),
                     Constraint::Length(7),
@@ -2239,6 +2247,29 @@ mod tests {
     fn overview_80x24() {
         let mut app = app_with(2, 12);
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn long_ids_are_shown_whole_in_the_overview_and_the_tasks_tab() {
+        let big: Vec<TaskInfo> = [12_570_126u64, 12_570_130, 9_876_543_210_123]
+            .iter()
+            .map(|id| task(*id, TaskState::Running, "sleep 1m"))
+            .collect();
+        let mut app = App::new(options(), Keymap::default(), Kinds::new());
+        app.ingest(snapshot(2, big.clone(), 10));
+        app.ingest(snapshot(2, big, 12));
+        for tab in [Tab::Overview, Tab::Tasks] {
+            app.tab = tab;
+            for width in [80, 120] {
+                let text = format!("{}", draw(&mut app, width, 30).backend());
+                for id in ["12570126", "12570130", "9876543210123"] {
+                    assert!(
+                        text.contains(id),
+                        "{tab:?} at {width}: {id} whole in\n{text}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
