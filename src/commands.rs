@@ -129,13 +129,16 @@ pub fn stdin_specs() -> Result<(Vec<String>, Vec<usize>), CommandError> {
 /// Turns `goliath submit` arguments into spec lines: one argument per spec when the first has
 /// a space (`goliath submit "spin 1s" "fib 30"`), else all arguments form one spec
 /// (`goliath submit spin 200ms x20`, `goliath submit exec -- sh -c 'echo hi'`). A lone `-`
-/// (read by [`stdin_specs`]) is the caller's to check first.
-pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
+/// (read by [`stdin_specs`]) is the caller's to check first. `escaped`: the specs followed
+/// an explicit `--`, so words in them that look like options are spec text.
+pub fn spec_lines(args: &[String], escaped: bool) -> Result<Vec<String>, CommandError> {
     // Everything after the first spec word is spec text (exec's own arguments may start
     // with '-'), so an option written after the specs would be submitted as part of them.
-    // Outside an exec spec such a word can only be a misplaced option.
+    // Outside an exec spec such a word can only be a misplaced option, unless `--` said
+    // otherwise.
     let one_exec_spec = args.first().is_some_and(|first| first == "exec");
     if !one_exec_spec
+        && !escaped
         && let Some(option) = args
             .iter()
             .skip(1)
@@ -144,7 +147,7 @@ pub fn spec_lines(args: &[String]) -> Result<Vec<String>, CommandError> {
         return Err(CommandError::new(
             exit::USAGE,
             format!(
-                "`{option}` after the task specs would be read as part of them; put options first, e.g. goliath submit {option}{} SPEC…",
+                "`{option}` after the task specs would be read as part of them; put options first, e.g. goliath submit {option}{} SPEC… (or, if it is text of the spec, put `--` before the specs)",
                 // The options that take a value, given without one here.
                 if matches!(option.as_str(), "--node" | "--idempotency-key") {
                     " VALUE"
@@ -1200,24 +1203,24 @@ mod tests {
     #[test]
     fn unquoted_words_form_one_spec_and_quoted_args_are_separate() {
         assert_eq!(
-            spec_lines(&args(&["spin", "200ms", "x20"]))
+            spec_lines(&args(&["spin", "200ms", "x20"]), false)
                 .ok()
                 .map(|v| v.join("|")),
             Some("spin 200ms x20".into())
         );
         assert_eq!(
-            spec_lines(&args(&["spin 1s", "fib 30"]))
+            spec_lines(&args(&["spin 1s", "fib 30"]), false)
                 .ok()
                 .map(|v| v.join("|")),
             Some("spin 1s|fib 30".into())
         );
         assert_eq!(
-            spec_lines(&args(&["exec", "--", "sh", "-c", "echo hi"]))
+            spec_lines(&args(&["exec", "--", "sh", "-c", "echo hi"]), false)
                 .ok()
                 .map(|v| v.join("|")),
             Some("exec -- sh -c \"echo hi\"".into())
         );
-        assert!(spec_lines(&[]).is_err());
+        assert!(spec_lines(&[], false).is_err());
     }
 
     #[test]
@@ -1227,7 +1230,7 @@ mod tests {
             &["spin", "200ms", "x20", "--json"][..],
             &["fib", "30", "--node=127.0.0.1:7420"][..],
         ] {
-            match spec_lines(&args(list)) {
+            match spec_lines(&args(list), false) {
                 Err(error) => {
                     assert_eq!(error.code, exit::USAGE, "{list:?}");
                     assert!(
@@ -1240,14 +1243,14 @@ mod tests {
             }
         }
         assert_eq!(
-            spec_lines(&args(&["exec", "--", "mytool", "--json"]))
+            spec_lines(&args(&["exec", "--", "mytool", "--json"]), false)
                 .ok()
                 .map(|v| v.join("|")),
             Some("exec -- mytool --json".into()),
             "an exec command's own options stay its own"
         );
         // The example names what the option needs.
-        let error = spec_lines(&args(&["fib", "5", "--node", "h:1"])).err();
+        let error = spec_lines(&args(&["fib", "5", "--node", "h:1"]), false).err();
         assert!(
             error.is_some_and(|e| e.message.contains("goliath submit --node VALUE SPEC")),
             "the example gives --node its value"
@@ -1256,15 +1259,15 @@ mod tests {
 
     #[test]
     fn a_spec_argument_spanning_lines_is_refused_unless_an_exec_argument_holds_the_break() {
-        let error = spec_lines(&args(&["fib 5\nfib 6"])).expect_err("refused");
+        let error = spec_lines(&args(&["fib 5\nfib 6"]), false).expect_err("refused");
         assert_eq!(error.code, exit::USAGE);
         assert!(
             error.message.contains("\"fib 5␊fib 6\" spans lines"),
             "{}",
             error.message
         );
-        assert!(spec_lines(&args(&["exec", "--", "sh", "-c", "echo a\necho b"])).is_ok());
-        assert!(spec_lines(&args(&["exec -- sh -c 'echo a\necho b'", "fib 5"])).is_ok());
+        assert!(spec_lines(&args(&["exec", "--", "sh", "-c", "echo a\necho b"]), false).is_ok());
+        assert!(spec_lines(&args(&["exec -- sh -c 'echo a\necho b'", "fib 5"]), false).is_ok());
     }
 
     fn task(id: u64, state: TaskState, started: u64, finished: Option<u64>) -> TaskInfo {

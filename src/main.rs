@@ -450,7 +450,16 @@ fn main() -> ExitCode {
     } else if let Ok(program) = std::env::current_exe() {
         goliath::runtime::set_exec_launcher(program);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(&raw) {
+        Ok(cli) => cli,
+        Err(error) => {
+            if let Some(message) = misplaced_option(&error, &raw) {
+                eprintln!("goliath: {message}");
+                return ExitCode::from(exit::USAGE);
+            }
+            error.exit()
+        }
+    };
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
@@ -465,6 +474,54 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// An option of a subcommand given before it (`goliath --json status`): clap would suggest
+/// some top-level flag that looks alike; the message says where the option goes instead.
+fn misplaced_option(error: &clap::Error, raw: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory as _;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let ContextValue::String(given) = error.get(ContextKind::InvalidArg)? else {
+        return None;
+    };
+    let flag = given.split('=').next()?.to_string();
+    let position = raw.iter().position(|arg| {
+        arg.to_str().is_some_and(|arg| {
+            arg == given
+                || arg
+                    .strip_prefix(given.as_str())
+                    .is_some_and(|rest| rest.starts_with('='))
+        })
+    })?;
+    let given = raw[position].to_str()?;
+    let command = Cli::command();
+    // The first subcommand named after the flag, and whether it takes that flag.
+    let (name, subcommand) = raw[position + 1..].iter().find_map(|arg| {
+        let name = arg.to_str()?;
+        command
+            .find_subcommand(name)
+            .map(|sub| (name.to_string(), sub.clone()))
+    })?;
+    let taken = subcommand.get_arguments().find(|arg| {
+        arg.get_long()
+            .is_some_and(|long| format!("--{long}") == flag)
+            || arg
+                .get_short()
+                .is_some_and(|short| format!("-{short}") == flag)
+    })?;
+    // With its value, when it takes one and it was given apart (`--limit 3`).
+    let value = raw
+        .get(position + 1)
+        .and_then(|value| value.to_str())
+        .filter(|_| taken.get_action().takes_values() && !given.contains('='))
+        .map(|value| format!(" {value}"))
+        .unwrap_or_default();
+    Some(format!(
+        "{flag} is an option of `goliath {name}`: put it after the command, e.g. `goliath {name} {given}{value}`"
+    ))
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
@@ -614,7 +671,15 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 let (specs, lines) = commands::stdin_specs()?;
                 (specs, Some(lines))
             } else {
-                (commands::spec_lines(&specs)?, None)
+                // An explicit `--` before the specs (taken by the parser, so the raw
+                // arguments hold one more than the specs do) says every word after it is
+                // spec text: `goliath submit -- echo --json`.
+                let given_dashes = std::env::args()
+                    .skip_while(|arg| arg != "submit")
+                    .filter(|arg| arg == "--")
+                    .count();
+                let escaped = given_dashes > specs.iter().filter(|spec| *spec == "--").count();
+                (commands::spec_lines(&specs, escaped)?, None)
             };
             client(
                 "submit",

@@ -439,6 +439,20 @@ fn an_unknown_option_before_the_specs_is_named_as_an_option() {
 }
 
 #[test]
+fn an_option_of_a_command_given_before_it_is_told_where_it_goes() {
+    let stderr = usage_error(&["--json", "status"]);
+    assert!(
+        stderr.contains("--json is an option of `goliath status`: put it after the command, e.g. `goliath status --json`"),
+        "not clap's look-alike --join: {stderr}"
+    );
+    let stderr = usage_error(&["--limit", "3", "tasks"]);
+    assert!(stderr.contains("`goliath tasks --limit 3`"), "{stderr}");
+    // Not an option of the command either: clap's own message.
+    let stderr = usage_error(&["--bogus", "status"]);
+    assert!(stderr.contains("unexpected argument '--bogus'"), "{stderr}");
+}
+
+#[test]
 fn a_console_attached_to_a_node_refuses_the_flags_of_a_node_started_here() {
     for (args, flag) in [
         (

@@ -755,3 +755,15 @@ fn a_watch_with_snapshots_says_when_the_node_goes_silent_and_when_it_answers_aga
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+#[test]
+fn a_double_dash_before_the_specs_makes_option_like_words_spec_text() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    let refused = node.client(&["submit", "--wait", "echo", "--json"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("put `--` before the specs"), "{stderr}");
+    let taken = node.json(&["submit", "--wait", "--", "echo", "--json"]);
+    assert_eq!(taken["tasks"][0]["spec"], "echo --json", "{taken}");
+    assert_eq!(taken["tasks"][0]["output"]["text"], "--json", "{taken}");
+}
