@@ -57,7 +57,11 @@ impl From<ClientError> for CommandError {
                 _ => remote.message.clone(),
             },
             // The CLI's own way to point elsewhere (the console's is --connect).
-            ClientError::Connect { .. } => format!("{error}, or pass --node ADDR"),
+            ClientError::Connect { advice, .. }
+                if *advice == goliath::runtime::net::client::NO_NODE =>
+            {
+                format!("{error}, or pass --node ADDR")
+            }
             other => other.to_string(),
         };
         CommandError::new(code, message)

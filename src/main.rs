@@ -165,15 +165,28 @@ Quote a word with spaces in it: echo \"two words\" or exec -- sh -c 'echo hi'.";
 /// A node's protocol address as `--node` and `--connect` take it: `HOST:PORT` (a name or
 /// an IP; IPv6 in brackets). Anything else is a usage error, not a failed connection.
 fn node_address(text: &str) -> Result<String, String> {
-    let port = text
-        .rsplit_once(':')
-        .filter(|(host, _)| !host.is_empty())
-        .and_then(|(_, port)| port.parse::<u16>().ok());
-    match port {
-        Some(_) => Ok(text.to_string()),
-        None => Err(format!(
-            "{text:?} is not HOST:PORT; give the node's protocol address, e.g. 127.0.0.1:7420"
+    let example = "give the node's protocol address, e.g. 127.0.0.1:7420";
+    if let Some((scheme, rest)) = text.split_once("://") {
+        return Err(format!(
+            "{text:?} is a URL; give HOST:PORT without `{scheme}://`, e.g. {}",
+            rest.trim_end_matches('/')
+        ));
+    }
+    let Some((host, port)) = text.rsplit_once(':').filter(|(host, _)| !host.is_empty()) else {
+        return Err(format!("{text:?} is not HOST:PORT; {example}"));
+    };
+    // An IPv6 address without brackets: its last group read as a port.
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(format!(
+            "{text:?} is not HOST:PORT; an IPv6 address goes in brackets, followed by the port, e.g. [::1]:7420"
+        ));
+    }
+    match port.parse::<u64>() {
+        Ok(1..=65535) => Ok(text.to_string()),
+        Ok(port) => Err(format!(
+            "{text:?}: port {port} is out of range (1 to 65535); {example}"
         )),
+        Err(_) => Err(format!("{text:?} is not HOST:PORT; {example}")),
     }
 }
 

@@ -544,3 +544,23 @@ fn a_key_given_with_set_moves_from_its_default_action() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("a key can do one thing"), "{stderr}");
 }
+
+#[test]
+fn node_addresses_that_cannot_be_one_say_what_is_wrong_with_them() {
+    for (address, says) in [
+        (
+            "::1",
+            "an IPv6 address goes in brackets, followed by the port",
+        ),
+        (
+            "http://127.0.0.1:7420/",
+            "give HOST:PORT without `http://`, e.g. 127.0.0.1:7420",
+        ),
+        ("127.0.0.1:99999", "port 99999 is out of range (1 to 65535)"),
+        ("127.0.0.1:0", "port 0 is out of range"),
+        ("localhost", "is not HOST:PORT"),
+    ] {
+        let stderr = usage_error(&["status", "--node", address]);
+        assert!(stderr.contains(says), "{address}: {stderr}");
+    }
+}

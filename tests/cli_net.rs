@@ -767,3 +767,31 @@ fn a_double_dash_before_the_specs_makes_option_like_words_spec_text() {
     assert_eq!(taken["tasks"][0]["spec"], "echo --json", "{taken}");
     assert_eq!(taken["tasks"][0]["output"]["text"], "--json", "{taken}");
 }
+
+#[test]
+fn a_nodes_gossip_port_given_for_its_protocol_port_is_named_as_such() {
+    let node = RunningNode::start(&[
+        "--workers",
+        "1",
+        "--gossip",
+        "127.0.0.1:0",
+        "--name",
+        "ports-test",
+    ]);
+    let gossip = common::eventually(|| {
+        node.log()
+            .split("gossip=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+            .ok_or_else(|| "gossip has not started".to_string())
+    });
+    let output = goliath()
+        .args(["status", "--node", &gossip])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("maybe a node's gossip port"), "{stderr}");
+    assert!(!stderr.contains("Start one with"), "{stderr}");
+}

@@ -148,6 +148,9 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The advice of a refused or unanswered connection: whether a node runs there.
+pub const NO_NODE: &str = "Is a node running there? Start one with `goliath node`";
+
 impl Client {
     /// Connects and completes the handshake.
     pub async fn connect(address: &str, options: &ConnectOptions) -> Result<Client, ClientError> {
@@ -156,7 +159,6 @@ impl Client {
             reason,
             advice,
         };
-        const NO_NODE: &str = "Is a node running there? Start one with `goliath node`";
         // Resolved apart from connecting, so a name that does not resolve is not blamed on
         // a missing node.
         let resolved: Vec<std::net::SocketAddr> =
@@ -175,17 +177,36 @@ impl Client {
                 }
                 Ok(Ok(addresses)) => addresses.collect(),
             };
-        let mut stream =
-            match tokio::time::timeout(options.timeout, TcpStream::connect(&resolved[..])).await {
-                Err(_) => {
-                    return Err(connect_error(
-                        format!("no answer within {:?}", options.timeout),
-                        NO_NODE,
-                    ));
-                }
-                Ok(Err(error)) => return Err(connect_error(error.to_string(), NO_NODE)),
-                Ok(Ok(stream)) => stream,
-            };
+        let mut stream = match tokio::time::timeout(
+            options.timeout,
+            TcpStream::connect(&resolved[..]),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(connect_error(
+                    format!("no answer within {:?}", options.timeout),
+                    NO_NODE,
+                ));
+            }
+            Ok(Err(error)) => {
+                // Refused where this host has a UDP socket on that port: most likely a
+                // node's gossip port, given for its protocol port.
+                let gossip_port = error.kind() == std::io::ErrorKind::ConnectionRefused
+                    && resolved.iter().any(|address| {
+                        address.ip().is_loopback()
+                            && std::net::UdpSocket::bind(address)
+                                .is_err_and(|bind| bind.kind() == std::io::ErrorKind::AddrInUse)
+                    });
+                let advice = if gossip_port {
+                    "This host has a UDP socket on that port, maybe a node's gossip port: a node's protocol address is its net.listen (127.0.0.1:7420 by default), which `goliath members` lists as PROTOCOL"
+                } else {
+                    NO_NODE
+                };
+                return Err(connect_error(error.to_string(), advice));
+            }
+            Ok(Ok(stream)) => stream,
+        };
         let _ = stream.set_nodelay(true);
         let mut reader = FrameReader::new(options.max_frame);
         let welcome = match tokio::time::timeout(
