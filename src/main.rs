@@ -889,6 +889,16 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         })?;
         apply("node.data_dir", dir)?;
     }
+    // The flags that set a key, for telling apart a `--set` of the same key.
+    let flags: [(&str, &str, bool); 7] = [
+        ("node.name", "--name", args.name.is_some()),
+        ("scheduler.workers", "--workers", args.workers.is_some()),
+        ("arena.slots", "--arena-slots", args.arena_slots.is_some()),
+        ("net.listen", "--listen", args.listen.is_some()),
+        ("gossip.bind", "--gossip", args.gossip.is_some()),
+        ("gossip.join", "--join", args.join.is_some()),
+        ("node.data_dir", "--data-dir", args.data_dir.is_some()),
+    ];
     for entry in &args.overrides {
         let Some((key, value)) = entry.split_once('=') else {
             return Err(Failure::usage(ConfigError::Invalid {
@@ -898,7 +908,14 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
                 message: "needs the form --set key=value, e.g. --set scheduler.slice=2ms".into(),
             }));
         };
-        apply(key.trim(), value.trim())?;
+        let key = key.trim();
+        // Both on one command line: one of them would be dropped without a word.
+        if let Some((_, flag, _)) = flags.iter().find(|(k, _, given)| *given && *k == key) {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "both {flag} and --set {key}= are given, and set the same thing; give one of them"
+            )));
+        }
+        apply(key, value.trim())?;
     }
     // A memory-only node keeps nothing on disk: a directory given for it, perhaps one that
     // holds a log of acknowledged tasks, would be ignored without a word.

@@ -564,3 +564,48 @@ fn node_addresses_that_cannot_be_one_say_what_is_wrong_with_them() {
         assert!(stderr.contains(says), "{address}: {stderr}");
     }
 }
+
+#[test]
+fn a_flag_and_a_set_of_the_same_key_are_refused_instead_of_one_winning() {
+    for args in [
+        &[
+            "config",
+            "show",
+            "--listen",
+            "127.0.0.1:17527",
+            "--set",
+            "net.listen=127.0.0.1:17526",
+        ][..],
+        &[
+            "config",
+            "show",
+            "--set",
+            "scheduler.workers=1",
+            "--workers",
+            "3",
+        ][..],
+    ] {
+        let stderr = usage_error(args);
+        assert!(
+            stderr.contains("set the same thing; give one of them"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Different keys still go together.
+    let output = goliath()
+        .args([
+            "config",
+            "show",
+            "--workers",
+            "3",
+            "--set",
+            "arena.slots=1024",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
