@@ -2073,6 +2073,15 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
             } else {
                 keys.join(", ")
             };
+            // The arrows by name where the screen draws no arrows (`?` is itself a key).
+            let keys = if app.options.glyphs.ascii {
+                keys.replace('↑', "up")
+                    .replace('↓', "down")
+                    .replace('←', "left")
+                    .replace('→', "right")
+            } else {
+                keys
+            };
             lines.push(Line::from(vec![
                 Span::styled(format!("  {keys:<18}"), theme.key),
                 Span::styled(format!("{:<17}", action.name()), theme.muted),
@@ -2816,6 +2825,23 @@ mod tests {
             text.lines()
                 .any(|l| l.contains(" d ") && l.contains("cancel")),
             "the rebound key shows in help:\n{text}"
+        );
+    }
+
+    #[test]
+    fn ascii_help_names_the_arrow_keys() {
+        let mut app = app_with(2, 3);
+        app.options.glyphs = Glyphs::new(true);
+        app.overlay = Some(Overlay::Help { scroll: 0 });
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(
+            text.lines()
+                .any(|l| l.contains("k, up ") && l.contains("up")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("k, ?"),
+            "an arrow read as the help key: {text}"
         );
     }
 
