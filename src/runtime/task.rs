@@ -709,6 +709,11 @@ impl fmt::Debug for Kinds {
 
 const BUILTIN_NAMES: [&str; KindId::BUILTIN_COUNT as usize] =
     ["spin", "sleep", "fib", "primes", "hash", "echo", "exec"];
+
+/// The binary's own copy of a built-in kind's name, if `name` is one.
+pub fn builtin_name(name: &str) -> Option<&'static str> {
+    BUILTIN_NAMES.iter().copied().find(|builtin| *builtin == name)
+}
 const BUILTIN_USAGE: [&str; KindId::BUILTIN_COUNT as usize] = [
     "spin DURATION        busy CPU for that long, e.g. spin 200ms",
     "sleep DURATION       wait on a timer without holding a worker, e.g. sleep 2s",
