@@ -506,6 +506,10 @@ fn bad_specs_busy_and_exec_refusal_are_remote_errors() {
         matches!(busy, ClientError::Remote(ref e) if matches!(e.kind, RemoteErrorKind::Busy { capacity: 4, .. })),
         "{busy}"
     );
+    assert!(
+        busy.to_string().contains("(nothing of it was submitted)"),
+        "a retry submits nothing twice: {busy}"
+    );
 
     let open = Fixture::new(|config| config.exec.remote = true);
     let client = open.client();

@@ -498,7 +498,11 @@ fn full_arena_returns_busy_at_once_and_recovers() {
         never.contains("batch of 5 tasks can never fit") && never.contains("4 task slots"),
         "a batch larger than the arena is not worth retrying: {never}"
     );
-    assert_eq!(node.snapshot(0).arena.rejected, 2);
+    assert_eq!(
+        node.snapshot(0).arena.rejected,
+        3,
+        "the two busy refusals and the batch that can never fit"
+    );
     node.cancel(held[0]).expect("known");
     wait_finished(&node, held[0]);
     let id = node.submit(TaskSpec::fib(5)).expect("a slot came back");

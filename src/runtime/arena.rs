@@ -138,7 +138,7 @@ pub struct ArenaStats {
     pub high_water: usize,
     /// Bytes reserved for slots at start.
     pub bytes_reserved: usize,
-    /// Submissions refused because the arena was full.
+    /// Submissions refused for lack of slots (the arena full, or a batch larger than it).
     pub rejected: u64,
 }
 
@@ -262,6 +262,12 @@ impl Arena {
         if in_use > self.high_water.load(Ordering::Relaxed) {
             self.high_water.fetch_max(in_use, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a submission refused for lack of slots that never claimed any: a batch larger
+    /// than the arena, which can never fit.
+    pub(crate) fn count_refused(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a submission of `needed` tasks refused before claiming (a batch that cannot

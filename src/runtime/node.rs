@@ -1295,7 +1295,9 @@ impl Node {
         let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
         let arena = &shared.arena;
         if total > arena.capacity() as u64 {
-            // Busy would tell the caller to retry, and no retry can ever fit it.
+            // Busy would tell the caller to retry, and no retry can ever fit it. Counted with
+            // the refusals all the same: the arena's size refused it.
+            arena.count_refused();
             return Err(BatchError {
                 submitted: Vec::new(),
                 error: SubmitError::Invalid(format!(

@@ -712,7 +712,10 @@ const BUILTIN_NAMES: [&str; KindId::BUILTIN_COUNT as usize] =
 
 /// The binary's own copy of a built-in kind's name, if `name` is one.
 pub fn builtin_name(name: &str) -> Option<&'static str> {
-    BUILTIN_NAMES.iter().copied().find(|builtin| *builtin == name)
+    BUILTIN_NAMES
+        .iter()
+        .copied()
+        .find(|builtin| *builtin == name)
 }
 const BUILTIN_USAGE: [&str; KindId::BUILTIN_COUNT as usize] = [
     "spin DURATION        busy CPU for that long, e.g. spin 200ms",

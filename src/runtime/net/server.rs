@@ -1188,7 +1188,11 @@ fn lookup_error(error: LookupError) -> RemoteError {
 
 fn submit_error(error: SubmitError, submitted: &[TaskId]) -> RemoteError {
     let suffix = if submitted.is_empty() {
-        String::new()
+        // Busy is worth retrying: say that a retry submits nothing twice.
+        match error {
+            SubmitError::Busy(_) => " (nothing of it was submitted)".to_string(),
+            _ => String::new(),
+        }
     } else {
         format!(" ({} of the batch were submitted first)", submitted.len())
     };
