@@ -251,7 +251,7 @@ fn non_loopback_listen_needs_the_insecure_flag() {
         .expect("runs");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--insecure-listen"));
-    let node = RunningNode::start(&["--insecure-listen", "--set", "net.listen=0.0.0.0:0"]);
+    let node = RunningNode::start_at("0.0.0.0:0", &["--insecure-listen"]);
     assert!(
         node.log().contains("WITHOUT authentication"),
         "{}",
