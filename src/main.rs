@@ -749,18 +749,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let (config, _) = load_config(&node)?;
             // The name a node with this config takes (the host name, plus the gossip port
             // when gossip is on), so the same config finds the same directory.
-            let name = if !config.node.name.is_empty() {
-                config.node.name.clone()
-            } else if config.gossip.enabled
-                && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
+            if config.node.name.is_empty()
                 && config.node.data_dir.is_empty()
+                && config.gossip.enabled
+                && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
             {
                 return Err(Failure::usage(anyhow::anyhow!(
                     "a node with this config takes its name, and so its data directory, from its process id (node.name is empty and gossip.bind has port 0); pass --data-dir DIR or --name NAME"
                 )));
-            } else {
-                goliath::runtime::gossip::default_node_name(&config)
-            };
+            }
+            let name = goliath::runtime::node::node_name(&config);
             let dir = goliath::runtime::wal::data_dir(&config, &name).map_err(Failure::usage)?;
             Ok(match action {
                 WalAction::Verify { json, .. } => wal_commands::verify(&dir, json)?,

@@ -892,7 +892,6 @@ impl Shared {
     }
 }
 
-/// Whether `program` names an executable file, directly or through `$PATH`.
 /// Why `program` cannot be run, or `None` when it can: a path is checked as given (and
 /// told apart: missing, a directory, not executable), a bare name is looked up in PATH.
 fn program_problem(program: &str) -> Option<String> {
@@ -919,6 +918,17 @@ fn program_problem(program: &str) -> Option<String> {
         std::env::split_paths(&paths).any(|dir| problem(&dir.join(program)).is_none())
     });
     (!found).then(|| "not found in PATH".to_string())
+}
+
+/// The name a node on `config` takes: `node.name`, or when that is empty the host name plus
+/// the gossip port (see [`super::gossip::default_node_name`]). It also names the default
+/// data directory, so `goliath wal` finds a node's log from the same config.
+pub fn node_name(config: &Config) -> String {
+    if config.node.name.is_empty() {
+        super::gossip::default_node_name(config)
+    } else {
+        config.node.name.clone()
+    }
 }
 
 /// The host name, for a node without `node.name`.
@@ -972,11 +982,7 @@ impl NodeBuilder {
         }
         let workers = config.scheduler.workers.resolve().max(1);
         let capacity = config.arena.slots;
-        let name = if config.node.name.is_empty() {
-            super::gossip::default_node_name(&config)
-        } else {
-            config.node.name.clone()
-        };
+        let name = node_name(&config);
         if config.wal.enabled
             && config.node.name.is_empty()
             && config.node.data_dir.is_empty()
