@@ -375,6 +375,22 @@ impl std::fmt::Debug for Recovery {
     }
 }
 
+/// Takes the data directory's lock, as a node does: refused, naming the holder, while
+/// another process holds it.
+fn lock_dir(dir: &Path) -> Result<segment::DirLock, WalError> {
+    segment::lock_dir(dir).map_err(|error| match error {
+        LockError::Held { pid } => WalError::Locked {
+            dir: dir.to_path_buf(),
+            pid,
+        },
+        LockError::Io(error) => WalError::Io {
+            op: "lock",
+            path: dir.join(segment::LOCK_FILE),
+            error,
+        },
+    })
+}
+
 /// Locks `options.dir` (creating it if missing) and replays it. `runnable` says whether a
 /// task in flight can still run on this node (its kind is known); those that cannot are
 /// finished as failed. Nothing on disk changes until [`Recovery::start`].
@@ -385,17 +401,7 @@ pub fn open(
     let started = Instant::now();
     let dir = options.dir.clone();
     segment::create_dir(&dir).map_err(io_error(CREATE_DATA_DIR, &dir))?;
-    let lock = segment::lock_dir(&dir).map_err(|error| match error {
-        LockError::Held { pid } => WalError::Locked {
-            dir: dir.clone(),
-            pid,
-        },
-        LockError::Io(error) => WalError::Io {
-            op: "lock",
-            path: dir.join(segment::LOCK_FILE),
-            error,
-        },
-    })?;
+    let lock = lock_dir(&dir)?;
     let listing = segment::list(&dir).map_err(io_error("list", &dir))?;
     let mut state = State::new(options.history_limit, options.key_limit);
     let mut summary = RecoverySummary::default();

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use super::record::{self, Record};
 use super::recovery::State;
-use super::segment::{self, Io, LockError};
-use super::{WalError, inspect, io_error, new_log_id, writer};
+use super::segment::{self, Io};
+use super::{WalError, inspect, io_error, lock_dir, new_log_id, writer};
 use crate::runtime::units::UtcTime;
 
 /// New ids skip this many past the highest id read when the end of the log is lost, so the
@@ -83,17 +83,7 @@ pub enum RepairError {
 /// finished tasks and `key_limit` idempotency keys, as a node with these limits would.
 /// Takes the directory's lock: refused while a node runs on it.
 pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repaired, RepairError> {
-    let _lock = segment::lock_dir(dir).map_err(|error| match error {
-        LockError::Held { pid } => WalError::Locked {
-            dir: dir.to_path_buf(),
-            pid,
-        },
-        LockError::Io(error) => WalError::Io {
-            op: "lock",
-            path: dir.join(segment::LOCK_FILE),
-            error,
-        },
-    })?;
+    let _lock = lock_dir(dir)?;
     let listing = segment::list(dir).map_err(io_error("list", dir))?;
     let newest = segment::read_newest(dir).ok().flatten();
     // Each file's log, from its first record (none where that record is damaged).
