@@ -39,10 +39,11 @@ fn no_data_dir(dir: &Path) -> CommandError {
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     siblings.sort();
-    let beside = match siblings.len() {
-        0 => String::new(),
-        _ => format!(
-            "; the data directories beside it are for the nodes named {} (pass --name NAME)",
+    let beside = match (siblings.len(), dir.parent()) {
+        (0, _) | (_, None) => String::new(),
+        (_, Some(parent)) => format!(
+            "; the data directories beside it, in {}, are {} (pass --data-dir with one of them)",
+            parent.display(),
             siblings.join(", ")
         ),
     };
@@ -318,21 +319,13 @@ fn repair_text(repaired: &wal::repair::Repaired) -> String {
         out,
         "  lost      whatever the damaged bytes held, which cannot be read: tasks accepted there are gone, and a task that finished there runs again"
     );
-    if repaired.ids_continue_after > repaired.max_id_read {
-        let _ = writeln!(
-            out,
-            "  ids       new ids continue after {} (the highest id read, {}, plus {}), since the end of the log was lost: no lost task's id is handed out again",
-            repaired.ids_continue_after,
-            repaired.max_id_read,
-            wal::repair::ID_GAP
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "  ids       new ids continue after {}, the highest id read",
-            repaired.ids_continue_after
-        );
-    }
+    let _ = writeln!(
+        out,
+        "  ids       new ids continue after {} (the highest id read, {}, plus {}): a task lost in the damage may have had a higher id, and none is handed out again",
+        repaired.ids_continue_after,
+        repaired.max_id_read,
+        wal::repair::ID_GAP
+    );
     let _ = writeln!(
         out,
         "  moved     the old files ({}) to {}: `goliath wal dump --data-dir` on it shows what they held; delete it once you no longer need it",

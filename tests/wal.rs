@@ -1288,3 +1288,55 @@ fn repair_after_the_newest_segments_are_lost_keeps_the_rest_and_skips_past_their
         Err(wal::repair::RepairError::Healthy(_))
     ));
 }
+
+#[test]
+fn repair_trusts_the_files_over_a_damaged_newest_segment_and_skips_ids_past_a_cut_end() {
+    // `newest-segment` with a log id one digit off: every file still belongs to the log.
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 1000, 180);
+    let newest = dir.path().join("newest-segment");
+    let text = std::fs::read_to_string(&newest).expect("reads");
+    let (name, id) = text.trim().split_once(' ').expect("name and id");
+    let flipped = if id.ends_with('0') { "1" } else { "0" };
+    std::fs::write(
+        &newest,
+        format!("{name} {}{flipped}\n", &id[..id.len() - 1]),
+    )
+    .expect("write");
+    assert!(live_ids(dir.path()).is_err(), "refused as it is");
+    let repaired = wal::repair::repair(dir.path(), 100_000, 1000).expect("repairs");
+    assert!(repaired.foreign.is_empty(), "{repaired:?}");
+    assert_eq!(repaired.in_flight, 1000);
+    assert_eq!(
+        live_ids(dir.path()).expect("recovers"),
+        (1..=1000).collect::<Vec<_>>()
+    );
+
+    // The newest segment with data cut short at a record: what was cut may have held higher
+    // ids than any read, though a prepared empty segment follows it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 40, 100);
+    let (path, offset, _, first_lost) = accepted(dir.path())[30].clone();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("opens");
+    file.set_len(offset as u64).expect("truncates");
+    drop(file);
+    let repaired = wal::repair::repair(dir.path(), 100_000, 1000).expect("repairs");
+    assert_eq!(repaired.max_id_read, first_lost - 1);
+    let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("starts");
+    assert!(
+        recovery.state().max_id >= 40,
+        "new ids must not reuse the lost 31..=40: continue after {}",
+        recovery.state().max_id
+    );
+
+    // An empty `newest-segment` is damage a node names, with the way forward.
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 5, 50);
+    std::fs::write(dir.path().join("newest-segment"), "").expect("write");
+    let message = damaged(live_ids(dir.path()));
+    assert!(message.contains("newest-segment"), "{message}");
+    assert!(message.contains("goliath wal repair"), "{message}");
+}

@@ -765,7 +765,7 @@ fn wal_commands_look_where_a_node_with_the_same_config_keeps_its_log() {
     // A node with gossip on is named after its host and gossip port, and so is its directory.
     assert!(stderr.contains("-17999;"), "{stderr}");
     assert!(
-        stderr.contains("beside it are for the nodes named builder-7"),
+        stderr.contains("are builder-7 (pass --data-dir with one of them)"),
         "{stderr}"
     );
     // A name taken from the process id cannot be found from the config: said so.

@@ -411,8 +411,19 @@ pub fn open(
         file: file.to_path_buf(),
         damage,
     };
-    let newest =
-        segment::read_newest(&dir).map_err(io_error("read", &dir.join(segment::NEWEST_FILE)))?;
+    let newest_path = dir.join(segment::NEWEST_FILE);
+    let newest = segment::read_newest(&dir).map_err(|error| match error.kind() {
+        // Bytes that name no segment (empty, garbled): damage, with the way forward.
+        std::io::ErrorKind::InvalidData => WalError::Damaged {
+            dir: dir.clone(),
+            file: newest_path.clone(),
+            damage: Damage {
+                offset: 0,
+                what: error.to_string(),
+            },
+        },
+        _ => io_error("read", &newest_path)(error),
+    })?;
     let mut first_segment = 1;
     // The log's id: as `newest-segment` names it, else as the checkpoint and segments give
     // it (0 while none has).

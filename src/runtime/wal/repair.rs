@@ -23,8 +23,8 @@ use super::segment::{self, Io};
 use super::{WalError, inspect, io_error, lock_dir, new_log_id, writer};
 use crate::runtime::units::UtcTime;
 
-/// New ids skip this many past the highest id read when the end of the log is lost, so the
-/// id of a task lost there is not handed out again (unless one lost batch held more).
+/// New ids skip this many past the highest id read, so the id of a task lost in the damage
+/// is not handed out again (unless the lost tasks reached further).
 pub const ID_GAP: u64 = 1_000_000;
 
 /// What a repair did.
@@ -52,7 +52,7 @@ pub struct Repaired {
     pub history: u64,
     /// Idempotency keys kept.
     pub keys: u64,
-    /// The highest task id read.
+    /// The highest task id any readable record names.
     pub max_id_read: u64,
     /// The id after which new ids continue.
     pub ids_continue_after: u64,
@@ -94,12 +94,13 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         .chain(listing.segments.values())
         .filter_map(|path| Some((path, first_record_log_id(path)?)))
         .collect();
-    // The log's id: as `newest-segment` names it, else as the newest checkpoint's or the
-    // oldest segment's first record does.
-    let mut log_id = newest
-        .and_then(|n| n.log_id)
-        .or_else(|| file_logs.first().map(|(_, id)| *id))
-        .unwrap_or(0);
+    // The log's id: the one most of its files carry (a damaged `newest-segment` must not
+    // disown them all), `newest-segment`'s on a tie or when no file names one.
+    let mut log_id = most_common(
+        file_logs.iter().map(|(_, id)| *id),
+        newest.and_then(|n| n.log_id),
+    )
+    .unwrap_or(0);
     let foreign_paths: Vec<&Path> = file_logs
         .iter()
         .filter(|(_, id)| log_id != 0 && *id != log_id)
@@ -109,10 +110,13 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
     let mut state = State::new(history_limit, key_limit);
     let mut records = 0;
     let mut records_after_damage = 0;
+    // Every id any record names, also of tasks whose acceptance was lost.
+    let mut max_id_read = 0;
     let inspection = inspect(dir, |path, _offset, record, after_damage| {
         if foreign_paths.contains(&path) {
             return;
         }
+        max_id_read = max_id_read.max(highest_id(record));
         // A record that does not fit what came before (a finish of a task whose acceptance
         // was lost) changes nothing: replay ignores it.
         if state.apply(record.clone()).is_ok() {
@@ -132,17 +136,11 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         })
         .collect();
     damage.extend(inspection.problems.iter().cloned());
-    // The end of the log is lost when the newest file read is damaged with nothing whole
-    // after it, or a problem (a missing segment, an unreadable `newest-segment`) hides it.
-    let end_lost = !inspection.problems.is_empty()
-        || inspection
-            .files
-            .last()
-            .is_some_and(|report| report.damage.is_some() && report.after_damage == 0);
-    let max_id_read = state.max_id;
-    if end_lost {
-        state.max_id = state.max_id.saturating_add(ID_GAP);
-    }
+    // Ids of tasks whose acceptance was in the lost bytes may lie above every id read (the
+    // lost part may be the log's end, or what follows it may name only older tasks), and
+    // nothing tells how far: new ids skip well past them.
+    let max_id_read = max_id_read.max(state.max_id);
+    state.max_id = max_id_read.saturating_add(ID_GAP);
     if log_id == 0 {
         log_id = new_log_id();
     }
@@ -223,6 +221,40 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         max_id_read,
         ids_continue_after: state.max_id,
     })
+}
+
+/// The value seen most often (`preferred` among those tied for most, else the first of them),
+/// or `preferred` when there is none.
+fn most_common(values: impl Iterator<Item = u64>, preferred: Option<u64>) -> Option<u64> {
+    let mut counts: Vec<(u64, usize)> = Vec::new();
+    for value in values {
+        match counts.iter_mut().find(|(seen, _)| *seen == value) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((value, 1)),
+        }
+    }
+    let most = counts.iter().map(|(_, count)| *count).max()?;
+    let tied = counts.iter().filter(|(_, count)| *count == most);
+    preferred
+        .filter(|p| tied.clone().any(|(value, _)| value == p))
+        .or_else(|| tied.clone().next().map(|(value, _)| *value))
+        .or(preferred)
+}
+
+/// The highest task id a record names.
+fn highest_id(record: &Record) -> u64 {
+    let highest = |ids: &[record::IdRange]| ids.iter().map(|range| range.last()).max().unwrap_or(0);
+    match record {
+        Record::Accepted(accepted) => highest(&accepted.ids),
+        Record::Started(started) => started.id,
+        Record::Finished(finished) => finished.id,
+        Record::Cancelled(cancelled) => cancelled.id,
+        Record::CheckpointBegin(begin) => begin.max_id,
+        Record::CheckpointTask(task) => task.id,
+        Record::CheckpointFinished(task) => task.outcome.id,
+        Record::CheckpointKey(key) => highest(&key.ids),
+        Record::Segment(_) | Record::CheckpointEnd(_) => 0,
+    }
 }
 
 /// The log id in a file's first record (a segment header or a checkpoint's beginning), if
