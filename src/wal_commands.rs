@@ -147,6 +147,9 @@ fn verify_text(inspection: &Inspection) -> String {
     for problem in &inspection.problems {
         let _ = writeln!(out, "  PROBLEM: {problem}");
     }
+    for stray in &inspection.strays {
+        let _ = writeln!(out, "  NOTE: {stray}");
+    }
     if inspection.healthy() && inspection.locked_by.is_some() {
         let _ = writeln!(
             out,

@@ -1340,3 +1340,36 @@ fn repair_trusts_the_files_over_a_damaged_newest_segment_and_skips_ids_past_a_cu
     assert!(message.contains("newest-segment"), "{message}");
     assert!(message.contains("goliath wal repair"), "{message}");
 }
+
+#[test]
+fn a_segment_of_another_log_older_than_the_checkpoint_is_named_and_never_removed() {
+    let ours = tempfile::tempdir().expect("temp dir");
+    let theirs = tempfile::tempdir().expect("temp dir");
+    let mut compacting = options(ours.path());
+    compacting.checkpoint_every = SEGMENT;
+    write_log_with(compacting, 1000, 180);
+    write_log(theirs.path(), 1000, 180);
+    let name = "wal-0000000000000001.seg";
+    assert!(
+        !ours.path().join(name).exists(),
+        "a checkpoint covers it and removed it"
+    );
+    std::fs::copy(theirs.path().join(name), ours.path().join(name)).expect("copy");
+    let inspection = wal::inspect(ours.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(inspection.healthy(), "no part of this log: {inspection:?}");
+    assert!(
+        inspection
+            .strays
+            .iter()
+            .any(|stray| stray.contains(name) && stray.contains("another write-ahead log")),
+        "{inspection:?}"
+    );
+    // A start removes this log's covered files, not another's.
+    let log = wal::open(options(ours.path()), &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts");
+    log.shutdown();
+    drop(log);
+    assert!(ours.path().join(name).exists(), "left where it was");
+}

@@ -375,6 +375,26 @@ impl std::fmt::Debug for Recovery {
     }
 }
 
+/// The log id in a file's first record (a segment header or a checkpoint's beginning), if
+/// that record reads: which log a file belongs to, whatever its name says.
+pub(crate) fn file_log_id(path: &Path) -> Option<u64> {
+    use std::io::Read as _;
+    // Both first records are a few dozen bytes.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let frame = record::read_frame(&bytes, 0, bytes.len()).ok()??;
+    match Record::decode(&frame).ok()? {
+        Record::Segment(header) => Some(header.log_id),
+        Record::CheckpointBegin(begin) => Some(begin.log_id),
+        _ => None,
+    }
+    .filter(|id| *id != 0)
+}
+
 /// Takes the data directory's lock, as a node does: refused, naming the holder, while
 /// another process holds it.
 fn lock_dir(dir: &Path) -> Result<segment::DirLock, WalError> {
@@ -581,7 +601,7 @@ impl Recovery {
             writer::write_checkpoint(&dir, &io, &state, next_segment, &mut buffer).map_err(
                 |error| start_error("write a checkpoint in", buffer.len() as u64)(error),
             )?;
-        writer::remove_covered(&dir, &io, next_segment);
+        writer::remove_covered(&dir, &io, next_segment, state.log_id);
         let (file, start) = io
             .create_segment(
                 &dir,
@@ -950,6 +970,9 @@ pub struct Inspection {
     pub files: Vec<FileReport>,
     /// Problems that are not inside one file (missing segments).
     pub problems: Vec<String>,
+    /// Files no node reads and none removes: segments and checkpoints of another log,
+    /// numbered before the checkpoint (copied in; they do not stop a start).
+    pub strays: Vec<String>,
     /// The pid of a node holding the directory, if one does.
     pub locked_by: Option<String>,
 }
@@ -1115,6 +1138,23 @@ pub fn inspect(
             &mut buffer,
             &mut inspection,
         )?;
+    }
+    // Files before the checkpoint are not read (a start removes them), except that one of
+    // another log is left there: named, since it is no part of this log.
+    let newest_checkpoint = listing.checkpoints.keys().next_back().copied();
+    let covered = listing.segments.range(..first_segment).chain(
+        listing
+            .checkpoints
+            .iter()
+            .filter(|(seq, _)| Some(**seq) != newest_checkpoint),
+    );
+    for (_, path) in covered {
+        if let Some(other) = file_log_id(path).filter(|id| log_id != 0 && *id != log_id) {
+            inspection.strays.push(format!(
+                "{} belongs to another write-ahead log (log id {other:016x}); no node reads or removes it: move it out of the data directory",
+                path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
+            ));
+        }
     }
     Ok(inspection)
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use super::record::{self, Record};
 use super::recovery::State;
 use super::segment::{self, Io};
-use super::{WalError, inspect, io_error, lock_dir, new_log_id, writer};
+use super::{WalError, file_log_id, inspect, io_error, lock_dir, new_log_id, writer};
 use crate::runtime::units::UtcTime;
 
 /// New ids skip this many past the highest id read, so the id of a task lost in the damage
@@ -92,7 +92,7 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         .values()
         .rev()
         .chain(listing.segments.values())
-        .filter_map(|path| Some((path, first_record_log_id(path)?)))
+        .filter_map(|path| Some((path, file_log_id(path)?)))
         .collect();
     // The log's id: the one most of its files carry (a damaged `newest-segment` must not
     // disown them all), `newest-segment`'s on a tie or when no file names one.
@@ -255,25 +255,6 @@ fn highest_id(record: &Record) -> u64 {
         Record::CheckpointKey(key) => highest(&key.ids),
         Record::Segment(_) | Record::CheckpointEnd(_) => 0,
     }
-}
-
-/// The log id in a file's first record (a segment header or a checkpoint's beginning), if
-/// that record reads.
-fn first_record_log_id(path: &Path) -> Option<u64> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(record::MAX_PAYLOAD as u64 + 64)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    let frame = record::read_frame(&bytes, 0, record::MAX_PAYLOAD).ok()??;
-    match Record::decode(&frame).ok()? {
-        Record::Segment(header) => Some(header.log_id),
-        Record::CheckpointBegin(begin) => Some(begin.log_id),
-        _ => None,
-    }
-    .filter(|id| *id != 0)
 }
 
 fn file_name(path: &Path) -> String {

@@ -1141,7 +1141,7 @@ impl Checkpointer {
                         .last_checkpoint_bytes
                         .store(bytes as u64, Ordering::Relaxed);
                     *lock(&metrics.checkpoint_error) = None;
-                    remove_covered(&self.dir, &self.io, self.next_segment);
+                    remove_covered(&self.dir, &self.io, self.next_segment, self.state.log_id);
                     self.log.backlog_progress(covered, false);
                 }
                 Err(error) => {
@@ -1203,13 +1203,24 @@ pub(crate) fn write_checkpoint(
     Ok(buffer.len())
 }
 
-/// Removes segments below `next_segment` and checkpoints older than the one for it.
-pub(crate) fn remove_covered(dir: &std::path::Path, io: &Io, next_segment: u64) {
+/// Removes segments below `next_segment` and checkpoints older than the one for it, those of
+/// the log `log_id` (a file of another log, copied in, is left where it is and named).
+pub(crate) fn remove_covered(dir: &std::path::Path, io: &Io, next_segment: u64, log_id: u64) {
     let Ok(listing) = segment::list(dir) else {
         return;
     };
+    let foreign = |path: &std::path::Path| {
+        let other = super::file_log_id(path).filter(|id| log_id != 0 && *id != log_id);
+        if let Some(other) = other {
+            tracing::warn!(file = %path.display(), log = %format!("{other:016x}"), "not removing a file of another write-ahead log from the data directory (copied in from another?); move it out");
+        }
+        other.is_some()
+    };
     let mut removed = false;
     for (seq, path) in listing.segments.range(..next_segment) {
+        if foreign(path) {
+            continue;
+        }
         match std::fs::remove_file(path) {
             Ok(()) => removed = true,
             Err(error) => {
@@ -1218,7 +1229,7 @@ pub(crate) fn remove_covered(dir: &std::path::Path, io: &Io, next_segment: u64) 
         }
     }
     for (_, path) in listing.checkpoints.range(..next_segment) {
-        if std::fs::remove_file(path).is_ok() {
+        if !foreign(path) && std::fs::remove_file(path).is_ok() {
             removed = true;
         }
     }
