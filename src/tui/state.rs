@@ -545,6 +545,9 @@ pub struct Detail {
     pub error: Option<String>,
     /// Lines scrolled.
     pub scroll: u16,
+    /// Whether `info` is the node's whole record of the finished task, fetched by itself
+    /// (a task list's copy cuts each output to 1 KiB): then no sample replaces it.
+    pub complete: bool,
 }
 
 /// Rates derived from two samples in a row.
@@ -1103,6 +1106,7 @@ impl App {
             *state = task.state;
         }
         if let Some(detail) = &mut self.detail
+            && !detail.complete
             && let Some(task) = snapshot.tasks.iter().find(|t| t.id == detail.id)
             && task.state.is_finished()
         {
@@ -1120,14 +1124,7 @@ impl App {
             Reply::Snapshot(snapshot) => {
                 self.ingest(*snapshot);
                 match &self.detail {
-                    Some(detail)
-                        if detail
-                            .info
-                            .as_ref()
-                            .is_none_or(|info| !info.state.is_finished()) =>
-                    {
-                        vec![Command::FetchTask(detail.id)]
-                    }
+                    Some(detail) if !detail.complete => vec![Command::FetchTask(detail.id)],
                     _ => NOTHING,
                 }
             }
@@ -1171,6 +1168,7 @@ impl App {
                 {
                     match result {
                         Ok(info) => {
+                            detail.complete = info.state.is_finished();
                             detail.info = Some(*info);
                             detail.error = None;
                         }
@@ -1275,8 +1273,14 @@ impl App {
         };
         if self.hits.too_small {
             // Nothing else is on screen: a key must not answer a question the operator
-            // cannot see.
-            self.quit |= quits;
+            // cannot see, and with a prompt open the quit key is likely a letter typed into
+            // it blind (`q` of "seq"): then only Ctrl-C quits.
+            let typing = matches!(
+                self.overlay,
+                Some(Overlay::Submit(_) | Overlay::Palette(_) | Overlay::Filter(_))
+            );
+            let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL;
+            self.quit |= if typing { ctrl_c } else { quits };
             return NOTHING;
         }
         if let Some(overlay) = self.overlay.take() {
@@ -1591,6 +1595,7 @@ impl App {
             info: Some(task),
             error: None,
             scroll: 0,
+            complete: false,
         });
         vec![Command::FetchTask(id)]
     }
@@ -2382,6 +2387,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_q_typed_into_a_prompt_hidden_by_a_too_small_terminal_does_not_quit() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "n");
+        assert!(matches!(app.overlay, Some(Overlay::Submit(_))));
+        app.hits.too_small = true;
+        press(&mut app, "q");
+        assert!(
+            !app.quit,
+            "`q` of a spec typed blind does not stop the node"
+        );
+        press(&mut app, "ctrl-c");
+        assert!(app.quit, "Ctrl-C still quits");
+    }
+
+    #[test]
     fn a_paste_is_text_in_the_prompt_never_keys() {
         let mut app = app();
         app.ingest(snapshot(2, three_tasks(), 1));
@@ -2660,6 +2681,44 @@ pub(crate) mod tests {
         );
         press(&mut app, "esc");
         assert!(app.detail.is_none());
+    }
+
+    #[test]
+    fn a_finished_tasks_whole_record_is_kept_over_the_lists_cut_copy() {
+        use crate::runtime::task::{ProcessOutput, TaskOutput};
+        let with_stdout = |bytes: usize, truncated: u64| {
+            let mut info = task(2, TaskState::Succeeded, "exec -- yes");
+            info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
+                exit_code: Some(0),
+                stdout: "y".repeat(bytes),
+                stdout_truncated: truncated,
+                ..Default::default()
+            })));
+            info
+        };
+        let mut app = app();
+        // Lists carry each output's first 1 KiB; the node keeps 64 KiB.
+        let listed = || vec![with_stdout(1024, 99_000)];
+        app.ingest(snapshot(2, listed(), 1));
+        press(&mut app, "2");
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::FetchTask(TaskId(2))]
+        );
+        app.on_reply(Reply::Task {
+            id: TaskId(2),
+            result: Ok(Box::new(with_stdout(65_536, 34_464))),
+        });
+        let follow_up = app.on_reply(Reply::Snapshot(Box::new(snapshot(2, listed(), 2))));
+        assert!(follow_up.is_empty(), "nothing more to fetch: {follow_up:?}");
+        let shown = app.detail.as_ref().and_then(|d| d.info.clone());
+        match shown.and_then(|info| info.output) {
+            Some(TaskOutput::Process(process)) => {
+                assert_eq!(process.stdout.len(), 65_536);
+                assert_eq!(process.stdout_truncated, 34_464);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

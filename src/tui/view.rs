@@ -161,6 +161,19 @@ fn wrapped_rows(paragraph: &Paragraph<'_>, width: u16) -> usize {
 
 fn too_small(frame: &mut Frame, app: &App, area: Rect) {
     let theme = &app.options.theme;
+    // The way out as the keys are bound; with a prompt open only Ctrl-C (a letter goes to
+    // the prompt, see `App::on_key`).
+    let typing = matches!(
+        app.overlay,
+        Some(Overlay::Submit(_) | Overlay::Palette(_) | Overlay::Filter(_))
+    );
+    let quit_key = if typing {
+        "ctrl-c".to_string()
+    } else {
+        app.keymap
+            .first_key(Action::Quit)
+            .unwrap_or_else(|| "ctrl-c".to_string())
+    };
     let lines = vec![
         Line::styled("Terminal too small", theme.warning),
         Line::raw(""),
@@ -168,7 +181,13 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
             "This window is {}×{}; the console needs at least {MIN_WIDTH}×{MIN_HEIGHT}.",
             area.width, area.height
         )),
-        Line::raw("Enlarge the window (or make the font smaller), or press q to quit."),
+        Line::raw(if typing {
+            format!(
+                "A prompt is open: enlarge the window (or make the font smaller) to go on with it, or press {quit_key} to quit."
+            )
+        } else {
+            format!("Enlarge the window (or make the font smaller), or press {quit_key} to quit.")
+        }),
     ];
     // The rows it wraps to, so a narrow window still shows the whole text; a tiny one gets
     // the short form, the way out included.
@@ -185,7 +204,7 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
             Line::styled("Too small", theme.warning),
             Line::raw(format!("{}×{}", area.width, area.height)),
             Line::raw(format!("need {MIN_WIDTH}×{MIN_HEIGHT}")),
-            Line::raw("q quits"),
+            Line::raw(format!("{quit_key} quits")),
         ]);
         rows = wrapped_rows(&paragraph, area.width);
     }
@@ -2764,6 +2783,7 @@ mod tests {
             info: Some(info),
             error: None,
             scroll,
+            complete: true,
         });
     }
 
@@ -2805,6 +2825,18 @@ mod tests {
             assert!(text.contains("q quits"), "{width}×{height}:\n{text}");
             assert!(app.hits.too_small);
         }
+        // The key as bound, and Ctrl-C when a prompt would take a letter.
+        let mut overrides = std::collections::BTreeMap::new();
+        overrides.insert("quit".to_string(), vec!["ctrl-q".to_string()]);
+        app.keymap = Keymap::with_overrides(&overrides).unwrap();
+        let text = format!("{}", draw(&mut app, 60, 20).backend());
+        assert!(text.contains("ctrl-q to quit"), "{text}");
+        app.overlay = Some(Overlay::Submit(Default::default()));
+        let text = format!("{}", draw(&mut app, 60, 20).backend());
+        assert!(
+            text.contains("A prompt is open") && text.contains("ctrl-c"),
+            "{text}"
+        );
     }
 
     #[test]
