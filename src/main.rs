@@ -1195,13 +1195,26 @@ fn console_settings(config: &Config, args: &ConsoleArgs) -> ConsoleSettings {
 fn init_console_logging(config: &Config) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|text| !text.trim().is_empty())
+        .unwrap_or_else(|| config.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
     // The filter decides what is kept: tui-logger shows all it is given. Libraries that log
     // through the `log` facade (mio) reach the filter through the LogTracer that `try_init`
-    // installs (tui-logger's tracing support leaves the facade to it).
+    // installs (tui-logger's tracing support leaves the facade to it). The Logs tab's level
+    // letters start at the filter's level, so a level the filter drops is not shown as kept.
+    let shown = match directives.trim().to_ascii_lowercase().as_str() {
+        "off" => tui_logger::LevelFilter::Off,
+        "error" => tui_logger::LevelFilter::Error,
+        "warn" => tui_logger::LevelFilter::Warn,
+        "info" => tui_logger::LevelFilter::Info,
+        "debug" => tui_logger::LevelFilter::Debug,
+        _ => tui_logger::LevelFilter::Trace,
+    };
     let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
-    tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
+    tui_logger::set_default_level(shown);
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(goliath::tui::log::ConsoleLogLayer)

@@ -126,6 +126,26 @@ fn too_small_a_terminal_says_the_size_needed_and_q_still_quits() {
 }
 
 #[test]
+fn keys_typed_faster_than_one_read_are_all_taken() {
+    let (command, _data) = local_console(&["--listen", "127.0.0.1:0", "--workers", "1"]);
+    let mut console = PtyProcess::spawn(&command, 30, 100);
+    console.wait_for("the Overview", |s| {
+        s.contains("1 Overview") && s.contains("live")
+    });
+    console.type_text("n");
+    console.wait_for("the submit prompt", |s| s.contains("Submit a task"));
+    // Well over one read of the terminal (1 KiB) in one write, Enter last: as typed by a
+    // macro tool or tmux send-keys. The end used to wait in the kernel for the next key.
+    let words: Vec<String> = (0..500).map(|i| format!("w{i:04}")).collect();
+    console.type_text(&format!("echo {}\r", words.join(" ")));
+    console.wait_for("the long echo submitted", |s| {
+        s.contains("submitted task 1")
+    });
+    console.type_text("q");
+    assert_eq!(console.wait_exit(), Some(0));
+}
+
+#[test]
 fn a_bad_key_binding_is_a_config_error_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("keys.toml");

@@ -109,8 +109,8 @@ actions! {
     LogFocus => "log_focus", Logs, &["f"], "show only the selected target";
     LogShowMore => "log_show_more", Logs, &["right"], "show one more level for the target";
     LogShowLess => "log_show_less", Logs, &["left"], "show one level less for the target";
-    LogCaptureMore => "log_capture_more", Logs, &["+"], "capture one more level for the target";
-    LogCaptureLess => "log_capture_less", Logs, &["-"], "capture one level less for the target";
+    LogCaptureMore => "log_capture_more", Logs, &["+"], "keep one more level for the target (at most log.level)";
+    LogCaptureLess => "log_capture_less", Logs, &["-"], "keep one level less for the target";
 }
 
 impl fmt::Display for Action {

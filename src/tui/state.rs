@@ -795,6 +795,9 @@ pub struct App {
     pub hits: HitMap,
     /// The log widget's state (targets, levels, paging).
     pub log_state: TuiWidgetState,
+    /// Whether the log was paged back and so no longer follows new lines (until Esc);
+    /// tui-logger keeps that to itself, the titles say it.
+    pub log_paged: bool,
     /// Whether the Logs tab hides its target list (`t`).
     pub log_targets_hidden: bool,
     /// Parses specs as they are typed (the node's kinds when local, the built-ins remotely).
@@ -900,6 +903,7 @@ impl App {
             pending: Vec::new(),
             hits: HitMap::default(),
             log_state: TuiWidgetState::new(),
+            log_paged: false,
             log_targets_hidden: false,
             kinds,
             quit: false,
@@ -1432,12 +1436,23 @@ impl App {
         }
         if self.zoomed {
             self.zoomed = false;
-        } else if self.tab == Tab::Logs {
+        } else if self.tab == Tab::Logs || (self.tab == Tab::Overview && self.focus == Pane::Log) {
             self.log_state.transition(TuiWidgetEvent::EscapeKey);
+            self.log_paged = false;
         } else if !self.filter.is_empty() && self.tab == Tab::Tasks {
             self.filter.clear();
             self.tell(Severity::Info, FILTER_CLEARED);
         }
+    }
+
+    /// A page of the log back (`direction` < 0) or on; back stops following new lines.
+    fn page_log(&mut self, direction: isize) {
+        self.log_paged |= direction < 0;
+        self.log_state.transition(if direction < 0 {
+            TuiWidgetEvent::PrevPageKey
+        } else {
+            TuiWidgetEvent::NextPageKey
+        });
     }
 
     fn log_event(&mut self, event: TuiWidgetEvent) {
@@ -1488,11 +1503,7 @@ impl App {
             return;
         }
         if self.tab == Tab::Overview && self.focus == Pane::Log {
-            self.log_state.transition(if delta < 0 {
-                TuiWidgetEvent::PrevPageKey
-            } else {
-                TuiWidgetEvent::NextPageKey
-            });
+            self.page_log(delta);
             return;
         }
         if !self.navigates_tasks() {
@@ -1512,11 +1523,7 @@ impl App {
 
     fn page(&mut self, direction: isize) {
         if self.tab == Tab::Logs || (self.tab == Tab::Overview && self.focus == Pane::Log) {
-            self.log_state.transition(if direction < 0 {
-                TuiWidgetEvent::PrevPageKey
-            } else {
-                TuiWidgetEvent::NextPageKey
-            });
+            self.page_log(direction);
             return;
         }
         let height = self

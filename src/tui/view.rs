@@ -1459,10 +1459,14 @@ fn log_widget(app: &App) -> TuiLoggerWidget<'_> {
 }
 
 fn log_title(app: &App) -> String {
-    match &app.options.remote {
+    let mut title = match &app.options.remote {
         Some(_) => "Log (this console; the node logs on its own host)".to_string(),
         None => "Log".to_string(),
+    };
+    if app.log_paged {
+        title.push_str(" · paged back, new lines not shown (esc follows)");
     }
+    title
 }
 
 fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
@@ -1490,8 +1494,8 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
             .style(theme.text)
             .highlight_style(theme.selected)
             .style_show(theme.text)
+            // Kept but not shown: dim; not kept at all: no letter (tui-logger's blank).
             .style_hide(theme.muted)
-            .style_off(theme.muted)
             .state(&app.log_state);
         frame.render_widget(targets, targets_area);
         // tui-logger writes a target longer than the pane over its right border; the border
@@ -2858,6 +2862,27 @@ mod tests {
                 .any(|l| l.contains(" d ") && l.contains("cancel")),
             "the rebound key shows in help:\n{text}"
         );
+    }
+
+    #[test]
+    fn a_log_paged_back_says_it_no_longer_follows_until_esc() {
+        let mut app = app_with(2, 3);
+        app.tab = Tab::Logs;
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(!text.contains("paged back"), "{text}");
+        app.on_key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::PageUp,
+        ));
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(
+            text.contains("paged back, new lines not shown (esc follows)"),
+            "{text}"
+        );
+        app.on_key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Esc,
+        ));
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(!text.contains("paged back"), "following again: {text}");
     }
 
     #[test]
