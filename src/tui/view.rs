@@ -890,7 +890,7 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
         Line::from(vec![
             Span::styled(" WAL fsync ", theme.title),
             Span::styled(
-                format!("· {}s window · ", wal.window_us / 1_000_000),
+                format!("· {} window · ", window_seconds(wal.window_us)),
                 theme.muted,
             ),
             Span::styled(
@@ -916,8 +916,8 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
         // Percentiles of nothing would read as 0 ns: say what the window holds instead.
         Line::styled(
             format!(
-                "no fdatasync in the last {}s ({} since start)",
-                wal.window_us / 1_000_000,
+                "no fdatasync in the last {} ({} since start)",
+                window_seconds(wal.window_us),
                 wal.fsyncs
             ),
             theme.muted,
@@ -1456,6 +1456,17 @@ fn log_widget(app: &App) -> TuiLoggerWidget<'_> {
         .style_debug(theme.muted)
         .style_trace(theme.muted)
         .state(&app.log_state)
+}
+
+/// The WAL's figures window in seconds as `goliath status` says it, to a tenth (`5s`, `4.8s`
+/// while the node is younger than the window).
+fn window_seconds(window_us: u64) -> String {
+    let tenths = (window_us + 50_000) / 100_000;
+    if tenths % 10 == 0 {
+        format!("{}s", tenths / 10)
+    } else {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    }
 }
 
 fn log_title(app: &App) -> String {
@@ -2128,7 +2139,7 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
     }
     lines.push(Line::styled("In a prompt", theme.title));
     lines.push(Line::styled(
-        "  enter accept · esc close · ←/→ home end move · backspace/delete · ctrl-u clear · ctrl-w delete word · ↑/↓ history",
+        "  enter accept · esc close · ←/→ home end move · backspace/delete · ctrl-u delete to the start · ctrl-w delete word · ↑/↓ history",
         theme.text,
     ));
     lines.push(Line::raw(""));
@@ -2883,6 +2894,14 @@ mod tests {
         ));
         let text = format!("{}", draw(&mut app, 120, 40).backend());
         assert!(!text.contains("paged back"), "following again: {text}");
+    }
+
+    #[test]
+    fn the_wal_window_is_told_to_a_tenth_of_a_second_as_status_tells_it() {
+        assert_eq!(window_seconds(5_000_000), "5s");
+        assert_eq!(window_seconds(4_847_286), "4.8s");
+        assert_eq!(window_seconds(4_960_000), "5s");
+        assert_eq!(window_seconds(30_000), "0s");
     }
 
     #[test]
