@@ -1838,7 +1838,13 @@ impl App {
                     .ok_or_else(|| {
                         let names: Vec<String> =
                             Tab::ALL.iter().map(|t| t.title().to_lowercase()).collect();
-                        format!("no tab '{rest}'; tabs: {}", names.join(", "))
+                        let guess = crate::runtime::suggest::closest(
+                            &wanted,
+                            names.iter().map(String::as_str),
+                        )
+                        .map(|name| format!("did you mean '{name}'? "))
+                        .unwrap_or_default();
+                        format!("no tab '{rest}'; {guess}tabs: {}", names.join(", "))
                     })?;
                 self.switch_tab(tab);
                 Ok(NOTHING)
@@ -2635,6 +2641,22 @@ pub(crate) mod tests {
                 .as_deref()
                 .unwrap_or("")
                 .contains("did you mean 'submit'"),
+            "{:?}",
+            input.error
+        );
+        press(&mut app, "esc");
+        press(&mut app, ":");
+        type_text(&mut app, "tab clustr");
+        press(&mut app, "enter");
+        let Some(Overlay::Palette(input)) = &app.overlay else {
+            panic!("palette stays open on an error");
+        };
+        assert!(
+            input
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("no tab 'clustr'; did you mean 'cluster'?"),
             "{:?}",
             input.error
         );
