@@ -1462,7 +1462,7 @@ fn log_widget(app: &App) -> TuiLoggerWidget<'_> {
 /// while the node is younger than the window).
 fn window_seconds(window_us: u64) -> String {
     let tenths = (window_us + 50_000) / 100_000;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}s", tenths / 10)
     } else {
         format!("{}.{}s", tenths / 10, tenths % 10)
