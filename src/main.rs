@@ -749,11 +749,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let (config, _) = load_config(&node)?;
             // The name a node with this config takes (the host name, plus the gossip port
             // when gossip is on), so the same config finds the same directory.
-            if config.node.name.is_empty()
-                && config.node.data_dir.is_empty()
-                && config.gossip.enabled
-                && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
-            {
+            if goliath::runtime::node::data_dir_named_by_pid(&config) {
                 return Err(Failure::usage(anyhow::anyhow!(
                     "a node with this config takes its name, and so its data directory, from its process id (node.name is empty and gossip.bind has port 0); pass --data-dir DIR or --name NAME"
                 )));

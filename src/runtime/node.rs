@@ -931,6 +931,16 @@ pub fn node_name(config: &Config) -> String {
     }
 }
 
+/// Whether a node on `config` finds its default data directory by a name that comes from
+/// its process id (no `node.name`, no `node.data_dir`, gossip on a port the OS picks): then
+/// the next start looks elsewhere, and `goliath wal` cannot find it from the config.
+pub fn data_dir_named_by_pid(config: &Config) -> bool {
+    config.node.name.is_empty()
+        && config.node.data_dir.is_empty()
+        && config.gossip.enabled
+        && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
+}
+
 /// The host name, for a node without `node.name`.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -983,12 +993,7 @@ impl NodeBuilder {
         let workers = config.scheduler.workers.resolve().max(1);
         let capacity = config.arena.slots;
         let name = node_name(&config);
-        if config.wal.enabled
-            && config.node.name.is_empty()
-            && config.node.data_dir.is_empty()
-            && config.gossip.enabled
-            && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
-        {
+        if config.wal.enabled && data_dir_named_by_pid(&config) {
             tracing::warn!(
                 name = %name,
                 "this node's name comes from its process id (node.name is empty and gossip.bind has port 0), and so does its default data directory: the next start will not find the tasks logged by this one; set --name or --data-dir"
