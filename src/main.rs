@@ -511,13 +511,23 @@ fn misplaced_option(error: &clap::Error, raw: &[std::ffi::OsString]) -> Option<S
     })?;
     let given = raw[position].to_str()?;
     let command = Cli::command();
-    // The first subcommand named after the flag, and whether it takes that flag.
-    let (name, subcommand) = raw[position + 1..].iter().find_map(|arg| {
-        let name = arg.to_str()?;
+    // The first subcommand named after the flag, followed down its own subcommands
+    // (`wal dump`), and whether the last of them takes that flag.
+    let mut rest = raw[position + 1..].iter().filter_map(|arg| arg.to_str());
+    let (mut name, mut subcommand) = rest.by_ref().find_map(|arg| {
         command
-            .find_subcommand(name)
-            .map(|sub| (name.to_string(), sub.clone()))
+            .find_subcommand(arg)
+            .map(|sub| (arg.to_string(), sub.clone()))
     })?;
+    for arg in rest {
+        match subcommand.find_subcommand(arg).cloned() {
+            Some(sub) => {
+                name = format!("{name} {arg}");
+                subcommand = sub;
+            }
+            None => break,
+        }
+    }
     let taken = subcommand.get_arguments().find(|arg| {
         arg.get_long()
             .is_some_and(|long| format!("--{long}") == flag)

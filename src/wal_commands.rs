@@ -147,8 +147,8 @@ fn verify_text(inspection: &Inspection) -> String {
     for problem in &inspection.problems {
         let _ = writeln!(out, "  PROBLEM: {problem}");
     }
-    for stray in &inspection.strays {
-        let _ = writeln!(out, "  NOTE: {stray}");
+    for note in &inspection.notes {
+        let _ = writeln!(out, "  NOTE: {note}");
     }
     if inspection.healthy() && inspection.locked_by.is_some() {
         let _ = writeln!(

@@ -447,6 +447,8 @@ fn an_option_of_a_command_given_before_it_is_told_where_it_goes() {
     );
     let stderr = usage_error(&["--limit", "3", "tasks"]);
     assert!(stderr.contains("`goliath tasks --limit 3`"), "{stderr}");
+    let stderr = usage_error(&["--json", "wal", "dump", "--data-dir", "/nonexistent"]);
+    assert!(stderr.contains("`goliath wal dump --json`"), "{stderr}");
     // Not an option of the command either: clap's own message.
     let stderr = usage_error(&["--bogus", "status"]);
     assert!(stderr.contains("unexpected argument '--bogus'"), "{stderr}");

@@ -1359,7 +1359,7 @@ fn a_segment_of_another_log_older_than_the_checkpoint_is_named_and_never_removed
     assert!(inspection.healthy(), "no part of this log: {inspection:?}");
     assert!(
         inspection
-            .strays
+            .notes
             .iter()
             .any(|stray| stray.contains(name) && stray.contains("another write-ahead log")),
         "{inspection:?}"
@@ -1372,4 +1372,25 @@ fn a_segment_of_another_log_older_than_the_checkpoint_is_named_and_never_removed
     log.shutdown();
     drop(log);
     assert!(ours.path().join(name).exists(), "left where it was");
+}
+
+#[test]
+fn a_missing_newest_segment_file_is_noted_since_nothing_else_knows_deleted_segments() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 5, 50);
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(inspection.notes.is_empty(), "{inspection:?}");
+    std::fs::remove_file(dir.path().join("newest-segment")).expect("remove");
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(
+        inspection.healthy(),
+        "a start is not refused: {inspection:?}"
+    );
+    assert!(
+        inspection
+            .notes
+            .iter()
+            .any(|note| note.contains("newest-segment is missing")),
+        "{inspection:?}"
+    );
 }

@@ -101,11 +101,27 @@ pub struct FrameHeader {
     pub length: u32,
 }
 
+/// Four bytes as hex, and as text where they are printable: `0x47 0x45 0x54 0x20 ("GET ")`.
+fn magic_text(bytes: &[u8; 4]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("0x{b:02x}")).collect();
+    let text: String = bytes
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    format!("{} ({text:?})", hex.join(" "))
+}
+
 /// Bytes that are not a valid frame or preamble.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// The connection did not start with `GLTH`.
-    #[error("not a goliath connection: expected magic \"GLTH\", got {0:02x?}")]
+    #[error("not a goliath connection: expected magic \"GLTH\", got {}", magic_text(.0))]
     BadMagic([u8; 4]),
     /// The peer speaks another protocol version.
     #[error(
@@ -501,6 +517,12 @@ mod tests {
         assert_eq!(
             check_preamble(b"GET / HT"),
             Err(FrameError::BadMagic(*b"GET "))
+        );
+        assert!(
+            FrameError::BadMagic(*b"GET ")
+                .to_string()
+                .ends_with("got 0x47 0x45 0x54 0x20 (\"GET \")"),
+            "hex that reads as hex, and the text"
         );
         let mut other = preamble();
         other[5] = 9;

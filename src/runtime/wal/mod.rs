@@ -444,6 +444,15 @@ pub fn open(
         },
         _ => io_error("read", &newest_path)(error),
     })?;
+    if newest.is_none() && !(listing.segments.is_empty() && listing.checkpoints.is_empty()) {
+        // Written at every new segment since it exists; without it nothing tells whether
+        // the newest segments were deleted.
+        tracing::warn!(
+            dir = %dir.display(),
+            "{} is missing beside the log's files, so this start cannot tell whether its newest segments were deleted (their tasks would be lost and their ids handed out again); it is written again from here on. If files were deleted, stop the node and run `goliath wal repair`",
+            segment::NEWEST_FILE
+        );
+    }
     let mut first_segment = 1;
     // The log's id: as `newest-segment` names it, else as the checkpoint and segments give
     // it (0 while none has).
@@ -970,9 +979,10 @@ pub struct Inspection {
     pub files: Vec<FileReport>,
     /// Problems that are not inside one file (missing segments).
     pub problems: Vec<String>,
-    /// Files no node reads and none removes: segments and checkpoints of another log,
-    /// numbered before the checkpoint (copied in; they do not stop a start).
-    pub strays: Vec<String>,
+    /// What does not stop a start but an operator should know: files of another log
+    /// numbered before the checkpoint (no node reads or removes them), a missing
+    /// `newest-segment`.
+    pub notes: Vec<String>,
     /// The pid of a node holding the directory, if one does.
     pub locked_by: Option<String>,
 }
@@ -1004,6 +1014,7 @@ pub fn inspect(
     };
     let mut buffer = Vec::new();
     let mut first_segment = 1;
+    let newest_read_ok = newest_read.as_ref().ok().copied();
     let newest = match newest_read {
         Ok(newest) => newest,
         Err(error) => {
@@ -1139,6 +1150,12 @@ pub fn inspect(
             &mut inspection,
         )?;
     }
+    if matches!(newest_read_ok, Some(None)) && !inspection.files.is_empty() {
+        inspection.notes.push(format!(
+            "{} is missing: nothing can tell whether the newest segments were deleted (a start would not notice, and would hand their tasks' ids out again)",
+            segment::NEWEST_FILE
+        ));
+    }
     // Files before the checkpoint are not read (a start removes them), except that one of
     // another log is left there: named, since it is no part of this log.
     let newest_checkpoint = listing.checkpoints.keys().next_back().copied();
@@ -1150,7 +1167,7 @@ pub fn inspect(
     );
     for (_, path) in covered {
         if let Some(other) = file_log_id(path).filter(|id| log_id != 0 && *id != log_id) {
-            inspection.strays.push(format!(
+            inspection.notes.push(format!(
                 "{} belongs to another write-ahead log (log id {other:016x}); no node reads or removes it: move it out of the data directory",
                 path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
             ));

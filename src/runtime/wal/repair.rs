@@ -24,8 +24,9 @@ use super::{WalError, file_log_id, inspect, io_error, lock_dir, new_log_id, writ
 use crate::runtime::units::UtcTime;
 
 /// New ids skip this many past the highest id read, so the id of a task lost in the damage
-/// is not handed out again (unless the lost tasks reached further).
-pub const ID_GAP: u64 = 1_000_000;
+/// is not handed out again: one batch alone may hold up to `arena.slots` (at most 2^24) ids,
+/// and a lost span may hold many batches, so the skip is far beyond either.
+pub const ID_GAP: u64 = 1_000_000_000;
 
 /// What a repair did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
