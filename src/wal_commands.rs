@@ -307,6 +307,13 @@ fn repair_text(repaired: &wal::repair::Repaired) -> String {
             after => format!(" ({after} of them whole records found after damage)"),
         }
     );
+    if repaired.batch_tail_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "  dropped   {} whole records after the damage, the rest of the batch the damaged record began (a batch is kept whole or not at all)",
+            repaired.batch_tail_dropped
+        );
+    }
     for name in &repaired.foreign {
         let _ = writeln!(
             out,

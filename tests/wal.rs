@@ -1394,3 +1394,46 @@ fn a_missing_newest_segment_file_is_noted_since_nothing_else_knows_deleted_segme
         "{inspection:?}"
     );
 }
+
+#[test]
+fn repair_drops_a_damaged_batch_whole_and_keeps_what_follows_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (batch_ids, later) = {
+        let node = Node::start(durable_config(dir.path(), 1024)).expect("starts");
+        // One batch of 40 specs: one group of 40 records.
+        let batch: Vec<Submission> = (0..40)
+            .map(|i| Submission {
+                spec: TaskSpec::sleep(Duration::from_secs(3600 + i)),
+                copies: 1,
+            })
+            .collect();
+        let batch_ids = node.submit_batch(&batch, None, None).expect("submits").ids;
+        let later = node
+            .submit(TaskSpec::sleep(Duration::from_secs(7200)))
+            .expect("submits");
+        node.shutdown(Duration::ZERO);
+        (batch_ids, later)
+    };
+    // Damage the batch's 20th record: its first 19 read, its last 20 are found after it.
+    let (path, offset, payload, first) = accepted(dir.path())
+        .into_iter()
+        .find(|(_, _, _, first)| *first == batch_ids[19].0)
+        .expect("the 20th record");
+    assert_eq!(first, batch_ids[19].0);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[offset + HEADER_LEN + payload / 2] ^= 0x10;
+    std::fs::write(&path, &bytes).expect("write");
+    let repaired = wal::repair::repair(dir.path(), 100_000, 1000).expect("repairs");
+    assert_eq!(repaired.batch_tail_dropped, 20, "{repaired:?}");
+    let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("starts");
+    let live = &recovery.state().live;
+    assert!(
+        batch_ids.iter().all(|id| !live.contains_key(&id.0)),
+        "none of the damaged batch, not its head and not its tail: {:?}",
+        live.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        live.contains_key(&later.0),
+        "the task after the batch is kept"
+    );
+}

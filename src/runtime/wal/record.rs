@@ -198,6 +198,14 @@ fn checksum(length: &[u8], type_and_payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(length), type_and_payload)
 }
 
+/// Whether the record header at `offset` says more records of its group follow, read from
+/// its type byte alone (for a record whose checksum failed: its group's later records are
+/// then part of a batch that cannot be whole). `None` past the end.
+pub fn header_continues(bytes: &[u8], offset: usize) -> Option<bool> {
+    let type_byte = *bytes.get(offset.checked_add(HEADER_LEN - 1)?)?;
+    Some(type_byte & CONTINUES != 0)
+}
+
 /// Reads the record at `offset`. `Ok(None)` means the header there is all zero (or fewer than
 /// a header's bytes remain and they are all zero): the end of the written log.
 pub fn read_frame(
