@@ -822,6 +822,9 @@ fn fit_columns(text: &str, columns: usize) -> String {
 }
 
 fn task_detail(info: &TaskInfo) -> String {
+    // From one Unix µs time to a later one, as a short duration.
+    let between =
+        |from: u64, to: u64| ShortDuration(Duration::from_micros(to.saturating_sub(from)));
     let mut out = String::new();
     let _ = writeln!(out, "task      {}", info.id);
     let _ = writeln!(out, "spec      {}", printable(&info.spec, false));
@@ -836,9 +839,7 @@ fn task_detail(info: &TaskInfo) -> String {
             out,
             "started   {} (queued {})",
             UtcTime(started),
-            ShortDuration(Duration::from_micros(
-                started.saturating_sub(info.submitted_unix_us)
-            ))
+            between(info.submitted_unix_us, started)
         );
     }
     if let Some(finished) = info.finished_unix_us {
@@ -848,7 +849,7 @@ fn task_detail(info: &TaskInfo) -> String {
                     out,
                     "finished  {} (took {}, {} on workers)",
                     UtcTime(finished),
-                    ShortDuration(Duration::from_micros(finished.saturating_sub(started))),
+                    between(started, finished),
                     ShortDuration(Duration::from_micros(info.run_us))
                 );
             }
@@ -857,9 +858,7 @@ fn task_detail(info: &TaskInfo) -> String {
                     out,
                     "finished  {} (never started; queued {})",
                     UtcTime(finished),
-                    ShortDuration(Duration::from_micros(
-                        finished.saturating_sub(info.submitted_unix_us)
-                    ))
+                    between(info.submitted_unix_us, finished)
                 );
             }
         }

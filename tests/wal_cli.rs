@@ -754,14 +754,20 @@ fn wal_commands_look_where_a_node_with_the_same_config_keeps_its_log() {
     let other = home.path().join("goliath").join("builder-7");
     std::fs::create_dir_all(&other).expect("mkdir");
     std::fs::write(other.join("LOCK"), "").expect("write");
-    let output = goliath()
-        .args(["wal", "verify", "--config"])
-        .arg(&config)
-        .env("XDG_DATA_HOME", home.path())
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // `goliath wal ACTION --config FILE` with the data home above: a usage error, and what
+    // it said.
+    let refused = |action: &str| {
+        let output = goliath()
+            .args(["wal", action, "--config"])
+            .arg(&config)
+            .env("XDG_DATA_HOME", home.path())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        stderr
+    };
+    let stderr = refused("verify");
     // A node with gossip on is named after its host and gossip port, and so is its directory.
     assert!(stderr.contains("-17999;"), "{stderr}");
     assert!(
@@ -774,14 +780,7 @@ fn wal_commands_look_where_a_node_with_the_same_config_keeps_its_log() {
         "[gossip]\nenabled = true\nbind = \"127.0.0.1:0\"\n",
     )
     .expect("write");
-    let output = goliath()
-        .args(["wal", "dump", "--config"])
-        .arg(&config)
-        .env("XDG_DATA_HOME", home.path())
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = refused("dump");
     assert!(stderr.contains("from its process id"), "{stderr}");
 }
 

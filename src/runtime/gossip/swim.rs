@@ -1190,8 +1190,7 @@ impl Swim {
         for member in self.table.slots.iter_mut().filter(|m| m.present) {
             member.phi.skip_silence_until(to);
         }
-        let me = self.me;
-        self.event(to, me, EventKind::Paused { micros: to - from });
+        self.self_event(to, EventKind::Paused { micros: to - from });
     }
 
     fn fire(&mut self, timer: Timer, now_us: u64) {
@@ -2414,15 +2413,18 @@ impl Swim {
         self.status = LocalStatus::Yielded;
         self.queue.clear();
         self.probe = None;
-        let me = self.me;
-        self.event(
+        self.self_event(
             now_us,
-            me,
             EventKind::NameConflict {
                 winner_generation: winner.generation,
                 winner_address: address.map(|a| a.to_string()),
             },
         );
+    }
+
+    /// An event about this node itself.
+    fn self_event(&mut self, at_us: u64, kind: EventKind) {
+        self.event(at_us, self.me, kind);
     }
 
     fn event(&mut self, at_us: u64, member: MemberId, kind: EventKind) {
@@ -2657,10 +2659,8 @@ impl Swim {
                 && self.refuted_suspicion == Some(update.incarnation)
             {
                 self.refuted_suspicion = None;
-                let me = self.me;
-                self.event(
+                self.self_event(
                     now_us,
-                    me,
                     EventKind::Refuted {
                         incarnation: self.incarnation,
                         declared_dead: true,
@@ -2678,10 +2678,8 @@ impl Swim {
             if !declared_dead {
                 self.refuted_suspicion = Some(update.incarnation);
             }
-            let me = self.me;
-            self.event(
+            self.self_event(
                 now_us,
-                me,
                 EventKind::Refuted {
                     incarnation: self.incarnation,
                     declared_dead,
