@@ -64,7 +64,7 @@ fn not_a_data_dir(dir: &Path) -> CommandError {
 
 fn inspect(
     dir: &Path,
-    each: impl FnMut(&Path, u64, &Record, bool),
+    each: impl FnMut(&Path, u64, &Record, wal::Found),
 ) -> Result<Inspection, CommandError> {
     if !dir.is_dir() {
         return Err(no_data_dir(dir));
@@ -174,7 +174,8 @@ fn verify_text(inspection: &Inspection) -> String {
 /// `goliath wal dump`: every readable record, as text or JSON lines.
 pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
     let mut failed_write = false;
-    let inspection = inspect(dir, |path, offset, record, after_damage| {
+    let inspection = inspect(dir, |path, offset, record, found| {
+        let after_damage = found.after_damage();
         if failed_write {
             return;
         }

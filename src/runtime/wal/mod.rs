@@ -994,14 +994,34 @@ impl Inspection {
     }
 }
 
+/// Where [`inspect`] found a whole record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Before any damage in its file: recovery replays it.
+    Readable,
+    /// After damage in its file (recovery does not read it).
+    AfterDamage,
+    /// After damage, and part of the group the damaged record began (its header said the
+    /// group goes on, and no new write began before this record): the rest of a batch that
+    /// can no longer be whole.
+    FinishesDamagedBatch,
+}
+
+impl Found {
+    /// Whether it lies after damage in its file.
+    pub fn after_damage(self) -> bool {
+        self != Found::Readable
+    }
+}
+
 /// Reads every file recovery would read — newest checkpoint, then the segments after it —
 /// checking every record, and calls `each` with every whole record (file, offset, record,
-/// and whether it lies after damage in its file, where recovery would not read it).
+/// and where it was [`Found`]).
 /// Changes nothing on disk; it only looks at the lock (see [`segment::lock_holder`], which
 /// holds a shared lock for an instant), so it works beside a running node.
 pub fn inspect(
     dir: &Path,
-    mut each: impl FnMut(&Path, u64, &Record, bool),
+    mut each: impl FnMut(&Path, u64, &Record, Found),
 ) -> Result<Inspection, WalError> {
     // `newest-segment` before the listing: beside a running node, a segment created in
     // between is then in the listing, never named but missing from it.
@@ -1048,7 +1068,7 @@ pub fn inspect(
             }
             for frame in frames {
                 let record = Record::decode(frame).map_err(|e| e.to_string())?;
-                each(path, frame.offset as u64, &record, false);
+                each(path, frame.offset as u64, &record, Found::Readable);
                 readable += 1;
                 readable_end = (frame.offset + frame.len) as u64;
             }
@@ -1075,12 +1095,21 @@ pub fn inspect(
                 report.torn = scan.torn.map(|reason| (reason, scan.dropped_bytes));
             }
             Err(damage) => {
-                for frame in recovery::records_after_damage(
-                    buffer,
-                    usize::try_from(damage.offset).unwrap_or(usize::MAX),
-                ) {
+                let damaged_at = usize::try_from(damage.offset).unwrap_or(usize::MAX);
+                // The damaged record's header says whether its group goes on: the records
+                // after it up to the one that ends the group finish that batch, unless a new
+                // write (marked after an fdatasync) begins first.
+                let mut in_batch = record::header_continues(buffer, damaged_at).unwrap_or(false);
+                for frame in recovery::records_after_damage(buffer, damaged_at) {
+                    in_batch &= !frame.after_sync;
+                    let found = if in_batch {
+                        in_batch = frame.continues;
+                        Found::FinishesDamagedBatch
+                    } else {
+                        Found::AfterDamage
+                    };
                     if let Ok(record) = Record::decode(&frame) {
-                        each(path, frame.offset as u64, &record, true);
+                        each(path, frame.offset as u64, &record, found);
                         report.after_damage += 1;
                     }
                 }

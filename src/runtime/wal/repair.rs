@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use super::record::{self, Record};
 use super::recovery::State;
 use super::segment::{self, Io};
-use super::{WalError, file_log_id, inspect, io_error, lock_dir, new_log_id, writer};
+use super::{Found, WalError, file_log_id, inspect, io_error, lock_dir, new_log_id, writer};
 use crate::runtime::units::UtcTime;
 
 /// New ids skip this many past the highest id read, so the id of a task lost in the damage
@@ -111,21 +111,19 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         .map(|(path, _)| path.as_path())
         .collect();
     let foreign: Vec<String> = foreign_paths.iter().map(|path| file_name(path)).collect();
-    // Whole records after damage that finish the damaged record's group: a batch is kept
-    // whole or not at all, so they are dropped with it.
-    let batch_tails = batch_tails(dir, &foreign_paths)?;
     let mut state = State::new(history_limit, key_limit);
     let mut records = 0;
     let mut records_after_damage = 0;
     let mut batch_tail_dropped = 0;
     // Every id any record names, also of tasks whose acceptance was lost.
     let mut max_id_read = 0;
-    let inspection = inspect(dir, |path, offset, record, after_damage| {
+    let inspection = inspect(dir, |path, _offset, record, found| {
         if foreign_paths.contains(&path) {
             return;
         }
         max_id_read = max_id_read.max(highest_id(record));
-        if after_damage && batch_tails.contains(&(path.to_path_buf(), offset)) {
+        // A batch is kept whole or not at all: the rest of a damaged one goes with it.
+        if found == Found::FinishesDamagedBatch {
             batch_tail_dropped += 1;
             return;
         }
@@ -133,7 +131,7 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         // was lost) changes nothing: replay ignores it.
         if state.apply(record.clone()).is_ok() {
             records += 1;
-            records_after_damage += u64::from(after_damage);
+            records_after_damage += u64::from(found.after_damage());
         }
     })?;
     if inspection.healthy() {
@@ -234,34 +232,6 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         max_id_read,
         ids_continue_after: state.max_id,
     })
-}
-
-/// The (file, offset) of each whole record found after damage that belongs to the damaged
-/// record's group: when the damaged record's header says its group goes on, the records
-/// after it up to the one that ends the group, unless a new write (marked after an
-/// fdatasync) begins first.
-fn batch_tails(dir: &Path, foreign: &[&Path]) -> Result<Vec<(PathBuf, u64)>, WalError> {
-    let first = inspect(dir, |_, _, _, _| {})?;
-    let mut tails = Vec::new();
-    for report in &first.files {
-        let Some(damage) = &report.damage else {
-            continue;
-        };
-        if report.after_damage == 0 || foreign.contains(&report.file.as_path()) {
-            continue;
-        }
-        let bytes = std::fs::read(&report.file).map_err(io_error("read", &report.file))?;
-        let offset = usize::try_from(damage.offset).unwrap_or(usize::MAX);
-        let mut in_group = record::header_continues(&bytes, offset).unwrap_or(false);
-        for frame in super::recovery::records_after_damage(&bytes, offset) {
-            if !in_group || frame.after_sync {
-                break;
-            }
-            tails.push((report.file.clone(), frame.offset as u64));
-            in_group = frame.continues;
-        }
-    }
-    Ok(tails)
 }
 
 /// The value seen most often (`preferred` among those tied for most, else the first of them),
