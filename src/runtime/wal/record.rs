@@ -524,14 +524,8 @@ pub struct SpecRecord<'a> {
 impl SpecRecord<'_> {
     /// An owned copy.
     pub fn into_owned(self) -> SpecRecord<'static> {
-        // A built-in kind's name is the binary's own: no allocation per record (a replay
-        // keeps one spec per task, up to a million in the history).
-        let kind = match crate::runtime::task::builtin_name(&self.kind) {
-            Some(name) => Cow::Borrowed(name),
-            None => Cow::Owned(self.kind.into_owned()),
-        };
         SpecRecord {
-            kind,
+            kind: Cow::Owned(self.kind.into_owned()),
             numbers: self.numbers,
             text: self.text.map(|t| Cow::Owned(t.into_owned())),
             timeout_ns: self.timeout_ns,
