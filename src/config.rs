@@ -713,6 +713,21 @@ impl Config {
     /// Applies a `--set key=value` style override (also used by dedicated flags) and checks
     /// the result. The key is the dotted name used in the file.
     pub fn set_override(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.set_override_read(key, value, true)
+    }
+
+    /// Like [`Config::set_override`], for a flag whose value is text whatever it looks like
+    /// (`--name '"a"'` names the node `"a"`, quotes and all): never read as TOML.
+    pub fn set_text_override(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.set_override_read(key, value, false)
+    }
+
+    fn set_override_read(
+        &mut self,
+        key: &str,
+        value: &str,
+        toml_allowed: bool,
+    ) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             origin: ConfigOrigin::CommandLine,
             line: None,
@@ -727,8 +742,11 @@ impl Config {
         // The value as TOML when it is TOML (a number, `true`, `["q", "Esc"]`, `"text"`), and
         // as text (`200ms`, `127.0.0.1:7420`, or `--name 1` where the key wants text). A key
         // binding may be one key, unlisted.
-        let literal = toml::from_str::<toml::Table>(&format!("value = {value}"))
-            .is_ok_and(|table| table.len() == 1);
+        let literal = toml_allowed
+            && toml::from_str::<toml::Table>(&format!("value = {value}"))
+                .is_ok_and(|table| table.len() == 1);
+        // TOML's own quoting: Rust's `{:?}` writes `\u{1b}`, which TOML refuses.
+        let quoted = toml::Value::String(value.to_string()).to_string();
         let mut candidates = Vec::new();
         if literal {
             candidates.push(if binding && !value.trim_start().starts_with('[') {
@@ -738,9 +756,9 @@ impl Config {
             });
         }
         candidates.push(if binding {
-            format!("[{value:?}]")
+            format!("[{quoted}]")
         } else {
-            format!("{value:?}")
+            quoted
         });
         let base = self.to_table();
         let mut errors: Vec<ConfigError> = Vec::new();
@@ -1185,15 +1203,27 @@ impl Config {
         if let Err(message) = gossip.bind_address() {
             return problem("gossip.bind", message);
         }
-        if !gossip.advertise.is_empty() && gossip.advertise.parse::<std::net::SocketAddr>().is_err()
-        {
-            return problem(
-                "gossip.advertise",
-                format!(
-                    "= {:?} is not an address; use IP:PORT, or \"\" for the bound address",
-                    gossip.advertise
-                ),
-            );
+        if !gossip.advertise.is_empty() {
+            let Ok(advertised) = gossip.advertise.parse::<std::net::SocketAddr>() else {
+                return problem(
+                    "gossip.advertise",
+                    format!(
+                        "= {:?} is not an address; use IP:PORT, or \"\" for the bound address",
+                        gossip.advertise
+                    ),
+                );
+            };
+            // Others send to this address: one they cannot reach has the node suspected and
+            // refuting it forever.
+            if let Some(why) = unreachable_address(advertised) {
+                return problem(
+                    "gossip.advertise",
+                    format!(
+                        "= {:?} {why}: members could not reach this node there; give the IP:PORT others reach it at, or \"\" for the bound address",
+                        gossip.advertise
+                    ),
+                );
+            }
         }
         if gossip.join.len() > 64 {
             return problem(
@@ -1208,6 +1238,15 @@ impl Config {
             return problem(
                 "gossip.join",
                 format!("entry {bad:?} is not HOST:PORT, e.g. \"10.0.0.5:7421\""),
+            );
+        }
+        if let Some((bad, why)) = gossip.join.iter().find_map(|seed| {
+            let address = seed.parse::<std::net::SocketAddr>().ok()?;
+            unreachable_address(address).map(|why| (seed, why))
+        }) {
+            return problem(
+                "gossip.join",
+                format!("entry {bad:?} {why}: no member can be there; give a seed's IP:PORT"),
             );
         }
         let ranges: &[(&str, u64, u64, u64, &str)] = &[
@@ -1656,6 +1695,21 @@ pub fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
     None
 }
 
+/// Why no packet sent to `address` can reach a node, if none can: port 0, an unspecified
+/// (`0.0.0.0`, `::`) or a broadcast or multicast IP.
+fn unreachable_address(address: std::net::SocketAddr) -> Option<&'static str> {
+    let ip = address.ip();
+    if address.port() == 0 {
+        Some("has port 0")
+    } else if ip.is_unspecified() {
+        Some("is no one address (it means every interface)")
+    } else if ip.is_multicast() || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast()) {
+        Some("is a broadcast or multicast address")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1858,6 +1912,59 @@ mod tests {
             config.set_override("node.name", name).expect("any text");
             assert_eq!(config.node.name, name);
         }
+    }
+
+    #[test]
+    fn a_text_flag_is_taken_as_typed_and_odd_characters_reach_the_name_check() {
+        let mut config = Config::default();
+        config
+            .set_text_override("node.name", "\"quoted\"")
+            .expect("quotes are name characters");
+        assert_eq!(
+            config.node.name, "\"quoted\"",
+            "quotes kept, not read as TOML"
+        );
+        let error = config
+            .set_override("node.name", "red\u{1b}[31m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("control characters") && !error.contains("unicode"),
+            "the name's own check answers, not TOML's escapes: {error}"
+        );
+    }
+
+    #[test]
+    fn advertise_and_seed_addresses_no_packet_can_reach_are_refused() {
+        for (key, value, expected) in [
+            ("gossip.advertise", "127.0.0.1:0", "port 0"),
+            ("gossip.advertise", "0.0.0.0:7421", "every interface"),
+            ("gossip.advertise", "[::]:7421", "every interface"),
+            ("gossip.advertise", "255.255.255.255:7421", "broadcast"),
+            ("gossip.join", "127.0.0.1:0", "port 0"),
+            (
+                "gossip.join",
+                "10.0.0.1:7421,0.0.0.0:7421",
+                "every interface",
+            ),
+        ] {
+            let mut config = Config::default();
+            let error = config
+                .set_override(key, value)
+                .expect_err(value)
+                .to_string();
+            assert!(
+                error.contains(key) && error.contains(expected),
+                "{key}={value}: {error}"
+            );
+        }
+        let mut config = Config::default();
+        config
+            .set_override("gossip.advertise", "192.0.2.7:7421")
+            .expect("a reachable address");
+        config
+            .set_override("gossip.join", "seed.example:7421,10.0.0.1:7421")
+            .expect("host names and addresses");
     }
 
     #[test]

@@ -862,27 +862,42 @@ impl ConsoleArgs {
 fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
     let loaded = Config::load(args.config.as_deref()).map_err(Failure::usage)?;
     let mut config = loaded.config;
-    let mut apply =
-        |key: &str, value: &str| config.set_override(key, value).map_err(Failure::usage);
+    // A flag given an empty value (`--join "$SEEDS"` with SEEDS unset) would otherwise fall
+    // back to the default without a word: a node meant to join would found its own cluster.
+    for (flag, value) in [
+        ("--name", &args.name),
+        ("--listen", &args.listen),
+        ("--gossip", &args.gossip),
+        ("--join", &args.join),
+    ] {
+        if value.as_ref().is_some_and(|value| value.trim().is_empty()) {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "{flag} is given an empty value; give one, or leave {flag} out for the default"
+            )));
+        }
+    }
+    if args
+        .data_dir
+        .as_ref()
+        .is_some_and(|dir| dir.as_os_str().is_empty())
+    {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--data-dir is given an empty value; give one, or leave --data-dir out for the default"
+        )));
+    }
+    let mut text =
+        |key: &str, value: &str| config.set_text_override(key, value).map_err(Failure::usage);
     if let Some(name) = &args.name {
-        apply("node.name", name)?;
-    }
-    if let Some(workers) = &args.workers {
-        apply("scheduler.workers", workers)?;
-    }
-    if let Some(slots) = &args.arena_slots {
-        apply("arena.slots", slots)?;
+        text("node.name", name)?;
     }
     if let Some(listen) = &args.listen {
-        apply("net.listen", listen)?;
+        text("net.listen", listen)?;
     }
     if let Some(gossip) = &args.gossip {
-        apply("gossip.bind", gossip)?;
-        apply("gossip.enabled", "true")?;
+        text("gossip.bind", gossip)?;
     }
     if let Some(join) = &args.join {
-        apply("gossip.join", join)?;
-        apply("gossip.enabled", "true")?;
+        text("gossip.join", join)?;
     }
     if let Some(dir) = &args.data_dir {
         let dir = dir.to_str().ok_or_else(|| {
@@ -891,7 +906,18 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
                 dir.display()
             ))
         })?;
-        apply("node.data_dir", dir)?;
+        text("node.data_dir", dir)?;
+    }
+    let mut apply =
+        |key: &str, value: &str| config.set_override(key, value).map_err(Failure::usage);
+    if args.gossip.is_some() || args.join.is_some() {
+        apply("gossip.enabled", "true")?;
+    }
+    if let Some(workers) = &args.workers {
+        apply("scheduler.workers", workers)?;
+    }
+    if let Some(slots) = &args.arena_slots {
+        apply("arena.slots", slots)?;
     }
     // The flags that set a key, for telling apart a `--set` of the same key.
     let flags: [(&str, &str, bool); 7] = [
@@ -944,6 +970,10 @@ fn init_logging(config: &Config) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
+        // A log nobody reads any more (`goliath node 2>&1 | head`, a dead `tee`) must not
+        // take the node down: a failed write is dropped, not reported with `eprintln!`
+        // (which panics on a closed stderr and killed the thread that logged).
+        .log_internal_errors(false)
         .try_init();
 }
 
@@ -1579,16 +1609,20 @@ async fn wait_for_signal() -> std::io::Result<&'static str> {
     Ok(signal_listener()?.await)
 }
 
-/// SIGTERM or SIGINT, listened for from the moment this is called (inside a tokio runtime):
-/// the returned future resolves with the name of the first that arrives after the call.
+/// SIGTERM, SIGINT or SIGHUP, listened for from the moment this is called (inside a tokio
+/// runtime): the returned future resolves with the name of the first that arrives after the
+/// call. SIGHUP (the ssh session or terminal that started the process went away) stops as
+/// SIGTERM does; left to its default it ended a node at once, with no grace and no word.
 fn signal_listener() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     Ok(async move {
         tokio::select! {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
+            _ = hangup.recv() => "SIGHUP",
         }
     })
 }

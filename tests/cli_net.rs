@@ -377,6 +377,41 @@ fn submit_reads_specs_from_stdin() {
 }
 
 #[test]
+fn a_batch_with_one_spec_the_node_refuses_submits_none_of_it() {
+    let node = RunningNode::start(&["--workers", "1", "--set", "exec.remote=true"]);
+    let specs = ["echo A", "exec -- no-such-program-here", "echo B"];
+    for key in [None, Some("batch-7")] {
+        let mut args = vec!["submit", "--json"];
+        if let Some(key) = key {
+            args.extend(["--idempotency-key", key]);
+        }
+        args.extend(specs);
+        let output = node.client(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("no-such-program-here"), "{stderr}");
+        assert!(!stderr.contains("submitted first"), "{stderr}");
+    }
+    let tasks = node.json(&["tasks"]);
+    assert_eq!(
+        tasks["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "nothing of the batch was taken: {tasks}"
+    );
+    // The key is not bound to a part of the batch: the same work, fixed, is new work.
+    let fixed = node.json(&[
+        "submit",
+        "--idempotency-key",
+        "batch-7",
+        "echo A",
+        "exec -- true",
+        "echo B",
+    ]);
+    assert_eq!(fixed["duplicate"], false, "{fixed}");
+    assert_eq!(fixed["ids"].as_array().map(Vec::len), Some(3), "{fixed}");
+}
+
+#[test]
 fn a_reused_idempotency_key_returns_the_first_ids_and_refuses_other_work() {
     let node = RunningNode::start(&["--workers", "1"]);
     let first = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 20"]);
@@ -559,6 +594,66 @@ fn a_submission_during_the_shutdown_grace_is_told_the_node_is_shutting_down() {
     // Still answering while the running task has its grace.
     assert_eq!(node.json(&["task", &id.to_string()])["state"], "running");
     assert_eq!(node.wait_exit(), Some(0));
+}
+
+#[test]
+fn a_hangup_stops_a_node_gracefully_as_sigterm_does() {
+    let mut node = RunningNode::start(&["--workers", "1"]);
+    common::signal(node.child.id(), "-HUP");
+    assert_eq!(node.wait_exit(), Some(0), "{}", node.log());
+    assert!(node.log().contains("shutting down"), "{}", node.log());
+}
+
+#[test]
+fn a_node_whose_log_nobody_reads_any_more_keeps_serving_and_stops_cleanly() {
+    // `goliath node 2>&1 | head -1`: the reader of the log goes away.
+    let port = common::binary::free_tcp_port();
+    let address = format!("127.0.0.1:{port}");
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = goliath()
+        .args(["node", "--workers", "1", "--listen", &address, "--data-dir"])
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|line| line.contains("serving the goliath protocol")),
+        "the node announced itself"
+    );
+    drop(lines);
+    let client = |args: &[&str]| {
+        goliath()
+            .arg(args[0])
+            .args(["--node", &address])
+            .args(&args[1..])
+            .output()
+            .expect("client runs")
+    };
+    // Each of these makes the node log a line into the closed pipe.
+    for _ in 0..3 {
+        let output = client(&["submit", "--wait", "fib 5"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(client(&["shutdown"]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the node did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[test]

@@ -314,6 +314,39 @@ fn exec_captures_output_exit_status_and_attempt() {
 }
 
 #[test]
+fn tasks_that_finish_while_a_snapshot_counts_are_not_counted_as_running() {
+    // Two workers and no sleep or exec: at most two tasks run at any instant. The count reads
+    // each live slot's state after listing the slots; a slot whose task finished in between
+    // (free again, or claimed by the next submission) used to be counted as running.
+    let node = Node::start(config(2, 65_536)).expect("node starts");
+    let mut most_running = 0;
+    for _ in 0..15 {
+        let mut submitted = 0;
+        while submitted < 60_000 {
+            match node.submit_copies(&TaskSpec::fib(1), 6_000) {
+                Ok(ids) => submitted += ids.len(),
+                Err(error) => {
+                    assert!(
+                        matches!(error.error, SubmitError::Busy(_)),
+                        "{}",
+                        error.error
+                    );
+                    std::thread::yield_now();
+                }
+            }
+        }
+        for _ in 0..5 {
+            let counts = node.snapshot(0).counts;
+            most_running = most_running.max(counts.running);
+        }
+    }
+    assert!(
+        most_running <= 2,
+        "a snapshot counted {most_running} tasks running on two workers"
+    );
+}
+
+#[test]
 fn a_snapshot_keeps_running_tasks_that_newer_ones_would_crowd_out() {
     let node = Node::start(config(1, 256)).expect("node starts");
     let sleeping = node.submit_text("sleep 1h x3").expect("submitted");
@@ -995,7 +1028,7 @@ fn exec_of_a_program_that_cannot_run_says_why() {
         (format!("exec -- {}", script.display()), "is not executable"),
         (
             "exec -- no-such-program-here".to_string(),
-            "not found in PATH",
+            "not found in the node's PATH",
         ),
     ] {
         let error = node.submit_text(&spec).unwrap_err().to_string();

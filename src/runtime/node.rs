@@ -917,7 +917,7 @@ fn program_problem(program: &str) -> Option<String> {
     let found = std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| problem(&dir.join(program)).is_none())
     });
-    (!found).then(|| "not found in PATH".to_string())
+    (!found).then(|| "not found in the node's PATH".to_string())
 }
 
 /// The name a node on `config` takes: `node.name`, or when that is empty the host name plus
@@ -1330,26 +1330,41 @@ impl Node {
                 ),
             });
         }
+        // Every spec is checked before any is taken: an `exec` of a missing program third in
+        // a batch used to leave the first two submitted (and an idempotency key bound to them).
+        if let Some(error) = submissions
+            .iter()
+            .find_map(|submission| shared.check_submittable(&submission.spec).err())
+        {
+            return Err(BatchError {
+                submitted: Vec::new(),
+                error,
+            });
+        }
         // Claim every slot first, so the batch is logged as one group before any of it runs.
         let mut claimed: Vec<(u32, TaskId)> =
             Vec::with_capacity(usize::try_from(total).unwrap_or(0));
         let mut failure = None;
-        for submission in submissions {
-            if let Err(error) = shared.check_submittable(&submission.spec) {
-                failure = Some(error);
-                break;
-            }
+        'claiming: for submission in submissions {
             for _ in 0..submission.tasks() {
                 match shared.arena.claim() {
                     Ok(slot) => claimed.push(slot),
                     Err(busy) => {
+                        // Others took the room counted above: the batch is taken whole or
+                        // not at all, so the slots claimed so far go back.
+                        if total > 1 {
+                            for (index, _) in &claimed {
+                                shared.arena.release(*index, SHARED_LEDGER);
+                            }
+                            return Err(BatchError {
+                                submitted: Vec::new(),
+                                error: SubmitError::Busy(busy),
+                            });
+                        }
                         failure = Some(SubmitError::Busy(busy));
-                        break;
+                        break 'claiming;
                     }
                 }
-            }
-            if failure.is_some() {
-                break;
             }
         }
         if claimed.len() > 1 {
@@ -1602,12 +1617,16 @@ impl Node {
         if wants_live || counts.is_some() {
             for index in shared.arena.live_indices() {
                 let slot = shared.arena.slot(index);
-                let (task_state, count, slots) =
-                    if slot.state.load(Ordering::Relaxed) == slot_state::QUEUED {
-                        (TaskState::Queued, &mut queued, &mut queued_slots)
-                    } else {
+                // Read again: the slot was live when listed, but its task may have finished
+                // since (free, or claimed by a newer submission). Those are not counted: under
+                // load they inflated `running` to dozens on two workers.
+                let (task_state, count, slots) = match slot.state.load(Ordering::Relaxed) {
+                    slot_state::QUEUED => (TaskState::Queued, &mut queued, &mut queued_slots),
+                    slot_state::RUNNING | slot_state::WAITING => {
                         (TaskState::Running, &mut running, &mut running_slots)
-                    };
+                    }
+                    _ => continue,
+                };
                 *count += 1;
                 if wants_live && query.limit > 0 && query.state.is_none_or(|s| s == task_state) {
                     slots.push((slot.id.load(Ordering::Acquire), index));

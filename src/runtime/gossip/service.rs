@@ -934,7 +934,10 @@ fn log_event(event: &ClusterEvent, kind: &EventKind) {
         EventKind::NameConflict { .. } => {
             tracing::error!(member = %event.member, "{}", event.text)
         }
-        EventKind::Failed | EventKind::Refuted { .. } | EventKind::Paused { .. } => {
+        EventKind::Failed
+        | EventKind::Refuted { .. }
+        | EventKind::Paused { .. }
+        | EventKind::DisplacedOlder { .. } => {
             tracing::warn!(member = %event.member, "{}", event.text)
         }
         EventKind::Joined | EventKind::Alive | EventKind::Left | EventKind::Restarted { .. } => {

@@ -237,6 +237,14 @@ pub enum EventKind {
     },
     /// Forgotten after `dead_retention`.
     Forgotten,
+    /// An older process still gossips under this node's name (two nodes were given one name,
+    /// or an earlier run of this one has not stopped): it is told to yield to this one.
+    DisplacedOlder {
+        /// The older process's generation.
+        older_generation: u64,
+        /// Where it sends from.
+        older_address: String,
+    },
 }
 
 /// A membership event: when, who, what.
@@ -760,6 +768,9 @@ pub struct Swim {
     seed_answered: bool,
     /// When an older process of this node's name was last told of this one, µs.
     older_self_told_us: u64,
+    /// Generation of the older process of this name last reported by
+    /// [`EventKind::DisplacedOlder`] (0: none yet).
+    older_self_reported: u64,
     /// The last table answer: who sent it, its size, entries received so far.
     sync_tally: Option<(SocketAddr, u32, u32)>,
     /// Spare datagram buffers (see [`Swim::recycle`]).
@@ -838,6 +849,7 @@ impl Swim {
             up_count: 0,
             seed_answered: false,
             older_self_told_us: 0,
+            older_self_reported: 0,
             sync_tally: None,
             buffers: Vec::new(),
             incoming: Vec::new(),
@@ -2139,6 +2151,18 @@ impl Swim {
                 if sender.generation < self.me.generation
                     && matches!(self.status, LocalStatus::Joining | LocalStatus::Active)
                 {
+                    if self.older_self_reported != sender.generation {
+                        // Once per older process: the one that yields says so in its own log,
+                        // and the one that took the name over should say it too.
+                        self.older_self_reported = sender.generation;
+                        self.self_event(
+                            now_us,
+                            EventKind::DisplacedOlder {
+                                older_generation: sender.generation,
+                                older_address: from.to_string(),
+                            },
+                        );
+                    }
                     self.tell_older_self(from, now_us);
                 }
             }

@@ -191,6 +191,12 @@ impl ClusterEvent {
             EventKind::Forgotten => {
                 format!("{member} forgotten (gone longer than gossip.dead_retention)")
             }
+            EventKind::DisplacedOlder {
+                older_generation,
+                older_address,
+            } => format!(
+                "another process still gossips as {member} from {older_address} (generation {older_generation}); it is told to yield its name to this node. If it is not an earlier run of this node, two nodes share one name: give each its own --name"
+            ),
         }
     }
 }

@@ -471,6 +471,32 @@ fn an_older_process_with_our_name_is_told_of_us_and_otherwise_ignored() {
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0].id, id("me", 10));
     assert!(matches!(told[0].claim, Claim::Alive { .. }));
+    // This node says so too, once for that process: it may be another node given our name.
+    let displaced = |recorder: &Recorder| {
+        recorder
+            .events
+            .iter()
+            .filter(|e| {
+                e.kind
+                    == EventKind::DisplacedOlder {
+                        older_generation: 5,
+                        older_address: addr(9).to_string(),
+                    }
+            })
+            .count()
+    };
+    assert_eq!(displaced(&recorder), 1, "{:?}", recorder.events);
+    recorder.now += 5_000 * MS;
+    recorder.receive(
+        addr(9),
+        &packet(&id("me", 5), Message::Ping { seq: 2 }, vec![]),
+    );
+    assert_eq!(
+        displaced(&recorder),
+        1,
+        "reported once: {:?}",
+        recorder.events
+    );
 }
 
 #[test]
