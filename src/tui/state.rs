@@ -694,6 +694,8 @@ pub struct HitMap {
     /// The Tasks tab's table is narrow: it leaves out [`NARROW_HIDDEN`], and sorting skips
     /// them.
     pub narrow_tasks: bool,
+    /// Member rows the Cluster tab's table shows at once (its page for PgUp/PgDn).
+    pub member_rows: usize,
 }
 
 /// Something the connection must do.
@@ -1041,7 +1043,16 @@ impl App {
                 if needle.is_empty() {
                     return true;
                 }
-                let haystack = format!("{} {} {}", task.id, task.state, task.spec).to_lowercase();
+                // The state as the table shows it ("timed out") and as the CLI names it
+                // ("timed_out"): either finds it.
+                let haystack = format!(
+                    "{} {} {} {}",
+                    task.id,
+                    task.state,
+                    crate::tui::view::state_label(task.state),
+                    task.spec
+                )
+                .to_lowercase();
                 haystack.contains(&needle) != invert
             })
             .collect();
@@ -1502,6 +1513,14 @@ impl App {
             self.workers_offset = offset_by(self.workers_offset, delta, workers);
             return;
         }
+        if self.tab == Tab::Cluster {
+            // The view keeps the last page full: an offset past it is drawn as the last page.
+            let members = self.member_count();
+            let last_page = members.saturating_sub(self.hits.member_rows.max(1));
+            self.members_offset =
+                offset_by(self.members_offset.min(last_page), delta, last_page + 1);
+            return;
+        }
         if self.tab == Tab::Overview && self.focus == Pane::Log {
             self.page_log(delta);
             return;
@@ -1526,6 +1545,11 @@ impl App {
             self.page_log(direction);
             return;
         }
+        if self.tab == Tab::Cluster {
+            let height = self.hits.member_rows.max(1) as isize;
+            self.move_by(direction * height);
+            return;
+        }
         let height = self
             .hits
             .task_rows
@@ -1546,6 +1570,9 @@ impl App {
                 let workers = self.view().snapshot.as_ref().map_or(0, |s| s.workers.len());
                 self.workers_offset = if end { workers.saturating_sub(1) } else { 0 };
             }
+            if self.tab == Tab::Cluster {
+                self.members_offset = if end { self.member_count() } else { 0 };
+            }
             return;
         }
         let rows = self.task_rows();
@@ -1554,6 +1581,15 @@ impl App {
             self.selected = Some(task.id);
             self.keep_selection_visible(index);
         }
+    }
+
+    /// Members in the Cluster tab's table.
+    fn member_count(&self) -> usize {
+        self.view()
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.cluster.as_ref())
+            .map_or(0, |c| c.members.len())
     }
 
     fn keep_selection_visible(&mut self, index: usize) {
@@ -2152,6 +2188,14 @@ pub(crate) mod tests {
         app.filter = "!spin".into();
         let ids: Vec<u64> = app.task_rows().iter().map(|t| t.id.0).collect();
         assert_eq!(ids, vec![2, 1]);
+        let mut tasks = three_tasks();
+        tasks.push(task(4, TaskState::TimedOut, "sleep 1m timeout=1s"));
+        app.ingest(snapshot(2, tasks, 2));
+        for typed in ["timed out", "timed_out"] {
+            app.filter = typed.into();
+            let ids: Vec<u64> = app.task_rows().iter().map(|t| t.id.0).collect();
+            assert_eq!(ids, vec![4], "the state as shown and as named: {typed}");
+        }
         press(&mut app, "esc");
         assert!(app.filter.is_empty(), "esc on the table clears the filter");
         assert_eq!(
@@ -2168,7 +2212,7 @@ pub(crate) mod tests {
         press(&mut app, "esc");
         assert!(app.overlay.is_none());
         assert!(app.filter.is_empty(), "esc in the prompt clears the filter");
-        assert_eq!(app.task_rows().len(), 3);
+        assert_eq!(app.task_rows().len(), 4);
         press(&mut app, "/");
         type_text(&mut app, "spin");
         press(&mut app, "enter");

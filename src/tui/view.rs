@@ -52,7 +52,7 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
             Tab::Overview => draw_overview(frame, app, body, &mut hits),
             Tab::Tasks => draw_tasks_tab(frame, app, body, &mut hits),
             Tab::Logs => draw_logs_tab(frame, app, body, &mut hits),
-            Tab::Cluster => draw_cluster_tab(frame, app, body),
+            Tab::Cluster => draw_cluster_tab(frame, app, body, &mut hits),
         }
         if matches!(app.link, Link::Down { .. } | Link::Unanswered { .. }) {
             // Figures from before the link went quiet: shown, but dimmed (the header's
@@ -1169,6 +1169,64 @@ fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'st
     ])
 }
 
+/// This node, then the members that need a look (down, suspect, degraded), then the alive,
+/// then those that left; by name within each, numbers in names compared as numbers (`n2`
+/// before `n10`).
+fn members_by_attention(cluster: &ClusterSnapshot) -> Vec<&MemberInfo> {
+    let attention = |m: &MemberInfo| match m.state {
+        _ if m.local => 0,
+        MemberState::Suspect | MemberState::Dead => 1,
+        _ if m.degraded => 1,
+        MemberState::Alive => 2,
+        MemberState::Left => 3,
+    };
+    let mut members: Vec<&MemberInfo> = cluster.members.iter().collect();
+    members.sort_by(|a, b| {
+        attention(a)
+            .cmp(&attention(b))
+            .then_with(|| natural_order(&a.name, &b.name))
+    });
+    members
+}
+
+/// Text order in which runs of digits compare by their value: `node-2` before `node-10`.
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(text: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = text;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digits = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digits)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digits, run))
+        })
+    }
+    let mut left = runs(a);
+    let mut right = runs(b);
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, x)), Some((true, y))) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                let order = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+                if order.is_ne() {
+                    return order;
+                }
+            }
+            (Some((_, x)), Some((_, y))) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+            }
+        }
+    }
+}
+
 fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let Some(snapshot) = &app.view().snapshot else {
         return;
@@ -1184,15 +1242,7 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
     frame.render_widget(block, area);
     // This node, then the members that need a look (down, suspect, degraded), then the rest:
     // when they do not all fit, the ones cut are healthy, and the last line says how many.
-    let mut members: Vec<&MemberInfo> = cluster.members.iter().collect();
-    let attention = |m: &MemberInfo| match m.state {
-        _ if m.local => 0,
-        MemberState::Suspect | MemberState::Dead => 1,
-        _ if m.degraded => 1,
-        MemberState::Alive => 2,
-        MemberState::Left => 3,
-    };
-    members.sort_by(|a, b| (attention(a), &a.name).cmp(&(attention(b), &b.name)));
+    let members = members_by_attention(cluster);
     let rows = usize::from(inner.height);
     let shown = if members.len() > rows {
         rows.saturating_sub(1)
@@ -1217,7 +1267,7 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
+fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     let theme = &app.options.theme;
     let Some(snapshot) = &app.view().snapshot else {
         frame.render_widget(pane(app, " Cluster ", true), area);
@@ -1259,7 +1309,16 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
             notice_area,
         );
     }
-    let events_height = (cluster.events.len() as u16 + 2).clamp(3, area.height / 3);
+    // The table takes the rows its members need, the events the rest; when members need
+    // more, the events keep a third and the table scrolls.
+    let table_wanted = u16::try_from(cluster.members.len() + 3).unwrap_or(u16::MAX);
+    let events_wanted = u16::try_from(cluster.events.len() + 2).unwrap_or(u16::MAX);
+    let events_height = area
+        .height
+        .saturating_sub(table_wanted)
+        .max(area.height / 3)
+        .min(events_wanted)
+        .max(3);
     let [table_area, events_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(events_height)]).areas(area);
     // The counts first: a narrow window cuts the title from the right, and this node's
@@ -1285,11 +1344,25 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
     {
         title.push(Span::styled(part, theme.title));
     }
-    frame.render_widget(pane(app, Line::from(title), true), table_area);
     let rows_visible = usize::from(table_area.height.saturating_sub(3));
+    hits.member_rows = rows_visible;
     let offset = app
         .members_offset
         .min(cluster.members.len().saturating_sub(rows_visible));
+    let mut block = pane(app, Line::from(title), true);
+    if cluster.members.len() > rows_visible {
+        // Never a member out of sight without a word: which rows show, and how to see more.
+        let last = (offset + rows_visible).min(cluster.members.len());
+        block = block.title_bottom(Line::styled(
+            format!(
+                " members {}-{last} of {} · j/k, PgUp/PgDn scroll ",
+                offset + 1,
+                cluster.members.len()
+            ),
+            theme.muted,
+        ));
+    }
+    frame.render_widget(block, table_area);
     // Columns by how much an operator needs them; a narrow window drops the last ones
     // whole rather than cutting every address short.
     // PROTOCOL widens for an address marked "(its loopback)".
@@ -1325,45 +1398,50 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect) {
             .filter_map(|(cell, keep)| keep.then_some(cell))
             .collect()
     };
-    let rows = cluster.members.iter().skip(offset).map(|member| {
-        let heard = if member.local {
-            "-".to_string()
-        } else {
-            member.last_heard_unix_us.map_or_else(
-                || "never".to_string(),
-                |at| format!("{} ago", short_us(now.saturating_sub(at))),
-            )
-        };
-        let load = member.current_load().map_or_else(
-            || "-".to_string(),
-            |m| format!("{:.1}, {} queued", m.load, m.queue_depth),
-        );
-        let phi = member
-            .current_phi()
-            .map_or_else(|| "-".to_string(), |phi| format!("{phi:.1}"));
-        let state = format!(
-            "{} {}{}",
-            member_glyph(app, member.state),
-            member_state_label(member.state),
-            if member.degraded { " *" } else { "" }
-        );
-        let name = if member.local {
-            format!("{} (this)", member.name)
-        } else {
-            member.name.clone()
-        };
-        Row::new(pick(vec![
-            Cell::from(name),
-            Cell::from(Span::styled(state, member_style(app, member.state))),
-            Cell::from(phi),
-            Cell::from(member.incarnation.to_string()),
-            Cell::from(member.gossip_address.clone().unwrap_or_else(|| "-".into())),
-            Cell::from(member.protocol_address_shown().into_owned()),
-            Cell::from(heard),
-            Cell::from(load),
-        ]))
-        .style(theme.text)
-    });
+    let members = members_by_attention(cluster);
+    let rows = members
+        .into_iter()
+        .skip(offset)
+        .take(rows_visible)
+        .map(|member| {
+            let heard = if member.local {
+                "-".to_string()
+            } else {
+                member.last_heard_unix_us.map_or_else(
+                    || "never".to_string(),
+                    |at| format!("{} ago", short_us(now.saturating_sub(at))),
+                )
+            };
+            let load = member.current_load().map_or_else(
+                || "-".to_string(),
+                |m| format!("{:.1}, {} queued", m.load, m.queue_depth),
+            );
+            let phi = member
+                .current_phi()
+                .map_or_else(|| "-".to_string(), |phi| format!("{phi:.1}"));
+            let state = format!(
+                "{} {}{}",
+                member_glyph(app, member.state),
+                member_state_label(member.state),
+                if member.degraded { " *" } else { "" }
+            );
+            let name = if member.local {
+                format!("{} (this)", member.name)
+            } else {
+                member.name.clone()
+            };
+            Row::new(pick(vec![
+                Cell::from(name),
+                Cell::from(Span::styled(state, member_style(app, member.state))),
+                Cell::from(phi),
+                Cell::from(member.incarnation.to_string()),
+                Cell::from(member.gossip_address.clone().unwrap_or_else(|| "-".into())),
+                Cell::from(member.protocol_address_shown().into_owned()),
+                Cell::from(heard),
+                Cell::from(load),
+            ]))
+            .style(theme.text)
+        });
     let widths: Vec<Constraint> = columns_spec
         .iter()
         .zip(&shown)
@@ -3287,6 +3365,55 @@ mod panel_tests {
         for cut in [" l|", " lo|", " loa|", " load|"] {
             assert!(!ascii.contains(cut), "no load cut short in ASCII: {ascii}");
         }
+    }
+
+    #[test]
+    fn the_cluster_tab_shows_members_needing_a_look_first_and_scrolls_to_the_rest() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut app = app(2, true, true);
+        app.tab = Tab::Cluster;
+        if let Some(snapshot) = app.live.snapshot.as_mut()
+            && let Some(cluster) = snapshot.cluster.as_mut()
+        {
+            for index in 1..=12 {
+                let state = if index == 9 {
+                    MemberState::Dead
+                } else {
+                    MemberState::Alive
+                };
+                cluster
+                    .members
+                    .push(member(&format!("m{index}"), state, 0.2, false));
+            }
+        }
+        let draw_and_keep_hits = |app: &mut App| {
+            let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+            let mut hits = HitMap::default();
+            terminal.draw(|frame| hits = render(frame, app)).unwrap();
+            app.hits = hits;
+            format!("{}", terminal.backend())
+        };
+        let first = draw_and_keep_hits(&mut app);
+        assert!(first.contains("m9 "), "the dead member is not cut: {first}");
+        assert!(first.contains("of 16"), "says which rows show: {first}");
+        assert!(!first.contains("m12 "), "too many for 80x24: {first}");
+        app.on_key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT));
+        let last = draw_and_keep_hits(&mut app);
+        assert!(last.contains("m12 "), "G scrolls to the last: {last}");
+        assert!(last.contains("16 of 16"), "{last}");
+        let m8 = last.find("m8 ").expect("m8 shown");
+        let m10 = last.find("m10 ").expect("m10 shown");
+        assert!(m8 < m10, "numbers in names in number order: {last}");
+        app.on_key(KeyEvent::new(KeyCode::Char('k'), KeyModifiers::NONE));
+        let up = draw_and_keep_hits(&mut app);
+        assert!(!up.contains("m12 "), "k scrolls back at once: {up}");
+    }
+
+    #[test]
+    fn natural_order_compares_numbers_in_names_by_value() {
+        let mut names = vec!["n10", "n2", "n1", "a", "n02b", "n2a", "m"];
+        names.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(names, ["a", "m", "n1", "n2", "n2a", "n02b", "n10"]);
     }
 
     #[test]
