@@ -1203,12 +1203,34 @@ fn fail_stop(local: LocalNode, failure: &str) -> Result<u8, Failure> {
         .map(|dir| dir.display().to_string())
         .unwrap_or_default();
     // Safe on disk only while the directory this node locked is still there.
-    let still_there =
-        data_dir.is_some_and(|dir| dir.join(goliath::runtime::wal::segment::LOCK_FILE).exists());
-    let next = if still_there {
-        "Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them"
-    } else {
-        "The directory or its lock file is gone, and what this node acknowledged may be gone with it; find what removed it before a node starts there again"
+    let still_there = data_dir
+        .as_ref()
+        .is_some_and(|dir| dir.join(goliath::runtime::wal::segment::LOCK_FILE).exists());
+    // What a start would find, read now that the node has stopped: a deleted segment leaves
+    // a log no node starts on, and "safe on disk" would be untrue.
+    let log_problem = data_dir.as_ref().filter(|_| still_there).and_then(|dir| {
+        let inspection = goliath::runtime::wal::inspect(dir, |_, _, _, _| {}).ok()?;
+        if inspection.healthy() {
+            return None;
+        }
+        inspection.problems.first().cloned().or_else(|| {
+            inspection.files.iter().find_map(|file| {
+                file.damage
+                    .as_ref()
+                    .map(|damage| format!("{}: {}", file.file.display(), damage.what))
+            })
+        })
+    });
+    let next = match (still_there, log_problem) {
+        (true, None) => {
+            "Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them".to_string()
+        }
+        (true, Some(problem)) => format!(
+            "The log as left is not one a node starts on ({problem}): what it lacks is lost. `goliath wal repair --data-dir {dir}` keeps everything still readable"
+        ),
+        (false, _) => {
+            "The directory or its lock file is gone, and what this node acknowledged may be gone with it; find what removed it before a node starts there again".to_string()
+        }
     };
     Err(Failure::runtime(anyhow::anyhow!(
         "stopping: {failure} (data directory {dir}). {next}"

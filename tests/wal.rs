@@ -19,7 +19,7 @@ use goliath::runtime::wal::{
 };
 use goliath::runtime::{
     BatchError, CancelError, CancelOutcome, Node, NodeBuilder, StartError, Submission, SubmitError,
-    TaskId, TaskSpec, TaskState,
+    TaskId, TaskQuery, TaskSpec, TaskState,
 };
 
 // ---------------------------------------------------------------- allocation watch
@@ -619,6 +619,14 @@ fn a_removed_checkpoint_is_named_as_such() {
             .contains("the checkpoint that covered the segments before wal-0000000000000002.seg"),
         "{message}"
     );
+    assert!(!message.contains(") ("), "one aside at a time: {message}");
+    assert!(
+        message.contains(&format!(
+            "goliath wal repair --data-dir {}",
+            dir.path().display()
+        )),
+        "the repair named for this directory, not the default one: {message}"
+    );
     let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
     assert!(
         inspection
@@ -733,6 +741,52 @@ fn durable_config(dir: &Path, slots: usize) -> Config {
     config.node.data_dir = dir.display().to_string();
     config.shutdown.grace = Duration::ZERO;
     config
+}
+
+/// Waits until nothing is in flight (a history this small can drop a task before a wait for
+/// that one task looks).
+fn all_finished(node: &Node) {
+    common::eventually(|| {
+        (node.in_flight() == 0)
+            .then_some(())
+            .ok_or_else(|| format!("{} in flight", node.in_flight()))
+    });
+}
+
+#[test]
+fn tasks_recovered_finished_give_way_to_newer_ones_within_the_history_bound() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = durable_config(dir.path(), 64);
+    config.history.tasks = 3;
+    let before: Vec<TaskId> = {
+        let node = Node::start(config.clone()).expect("starts");
+        let ids = node.submit_text("fib 3 x3").expect("submits");
+        all_finished(&node);
+        node.shutdown(Duration::ZERO);
+        ids
+    };
+    let node = Node::start(config).expect("restarts");
+    let listed = |node: &Node| -> Vec<TaskId> {
+        node.tasks(TaskQuery {
+            state: None,
+            limit: 100,
+        })
+        .iter()
+        .map(|task| task.id)
+        .collect()
+    };
+    let mut expected = before.clone();
+    expected.reverse();
+    assert_eq!(listed(&node), expected, "the recovered history");
+    let newer = node.submit_text("fib 3 x2").expect("submits");
+    all_finished(&node);
+    let shown = listed(&node);
+    assert_eq!(shown.len(), 3, "history.tasks = 3: {shown:?}");
+    assert_eq!(shown, [newer[1], newer[0], before[2]]);
+    assert!(
+        node.task(before[0]).is_err(),
+        "the oldest recovered task has aged out as any other"
+    );
 }
 
 #[test]
@@ -1393,6 +1447,23 @@ fn a_missing_newest_segment_file_is_noted_since_nothing_else_knows_deleted_segme
             .any(|note| note.contains("newest-segment is missing")),
         "{inspection:?}"
     );
+    // Deleted newest segments would have held ids past the ones left: a start skips ids so
+    // that none of theirs is handed out again.
+    let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("opens");
+    assert_eq!(
+        recovery.state().max_id,
+        5 + wal::repair::ID_GAP,
+        "ids skip past any a deleted segment held"
+    );
+    drop(recovery);
+    // Written again at that start: the next one skips nothing more.
+    wal::open(options(dir.path()), &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts")
+        .shutdown();
+    let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("opens");
+    assert_eq!(recovery.state().max_id, 5 + wal::repair::ID_GAP);
 }
 
 #[test]

@@ -102,6 +102,26 @@ fn missing(address: &str, acked: &[(TaskId, String)]) -> Vec<String> {
 }
 
 #[test]
+fn a_segment_deleted_under_a_running_node_is_not_called_safe_on_disk_at_the_stop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(dir.path(), &["--workers", "1"]);
+    assert!(node.client(&["submit", "sleep 1h"]).status.success());
+    for entry in std::fs::read_dir(dir.path()).expect("lists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            std::fs::remove_file(&path).expect("remove");
+        }
+    }
+    // The next append finds its segment gone and stops the node.
+    let _ = node.client(&["submit", "echo b"]);
+    assert_eq!(node.wait_exit(), Some(1), "{}", node.log());
+    let log = node.log();
+    assert!(log.contains("was deleted"), "{log}");
+    assert!(!log.contains("safe on disk"), "{log}");
+    assert!(log.contains("goliath wal repair --data-dir"), "{log}");
+}
+
+#[test]
 fn a_second_node_on_a_locked_directory_exits_naming_it_and_the_holders_pid() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first = RunningNode::start_in(dir.path(), &["--workers", "1"]);

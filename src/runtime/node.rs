@@ -757,12 +757,38 @@ impl Shared {
             .ok_or_else(|| self.lookup_error(id))
     }
 
-    /// A finished task recovered from the log at start.
+    /// A finished task recovered from the log at start, while it is still kept.
     pub(crate) fn recovered_task(&self, id: TaskId) -> Option<&TaskInfo> {
-        self.recovered
-            .binary_search_by_key(&id, |task| task.id)
+        let kept = self.recovered_kept();
+        kept.binary_search_by_key(&id, |task| task.id)
             .ok()
-            .map(|at| &self.recovered[at])
+            .map(|at| &kept[at])
+    }
+
+    /// The finished tasks recovered at start that `history.tasks` still keeps: as tasks
+    /// finish on this run they take the room of the oldest recovered ones, so the history
+    /// stays within its bound (they used to stay listed for the life of the process).
+    pub(crate) fn recovered_kept(&self) -> &[TaskInfo] {
+        if self.recovered.is_empty() {
+            return &[];
+        }
+        let finished_since_start: u64 = self
+            .worker_stats
+            .iter()
+            .map(|s| &s.finished)
+            .chain(std::iter::once(&self.offload_finished))
+            .map(|finished| {
+                finished.succeeded.load(Ordering::Relaxed)
+                    + finished.failed.load(Ordering::Relaxed)
+                    + finished.cancelled.load(Ordering::Relaxed)
+                    + finished.timed_out.load(Ordering::Relaxed)
+            })
+            .sum();
+        let room = u64::try_from(self.config.history.tasks)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(finished_since_start);
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        &self.recovered[self.recovered.len().saturating_sub(room)..]
     }
 
     fn lookup_error(&self, id: TaskId) -> LookupError {
@@ -1669,7 +1695,7 @@ impl Node {
             all.extend(finished.into_iter().map(|t| shared.finished_info(t)));
             all.extend(
                 shared
-                    .recovered
+                    .recovered_kept()
                     .iter()
                     .rev()
                     .filter(|task| query.state.is_none_or(|s| s == task.state))

@@ -956,7 +956,7 @@ impl Connection {
         let total: usize = submissions.iter().map(|s| s.tasks() as usize).sum();
         if request.wait && self.waiting_for.len() + total > self.context.config.max_waiting {
             let message = format!(
-                "this connection already waits for {} tasks; waiting for {total} more would pass net.max_waiting ({})",
+                "this connection already waits for {} tasks; waiting for {total} more would pass net.max_waiting ({}), so nothing was submitted: wait for fewer at once (split the batch), submit without --wait, or raise net.max_waiting on the node",
                 self.waiting_for.len(),
                 self.context.config.max_waiting
             );

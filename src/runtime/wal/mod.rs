@@ -159,14 +159,16 @@ pub enum WalError {
     },
     /// A segment between the checkpoint and the newest segment the log created is missing.
     #[error(
-        "the write-ahead log in {} is missing {} ({MISSING_RULE}): the tasks it acknowledged would be lost, so the node does not start; run `goliath wal verify --data-dir {}`{}",
+        "the write-ahead log in {} is missing {} ({MISSING_RULE}): the tasks it acknowledged would be lost, so the node does not start; run `goliath wal verify --data-dir {}`. {} gone for good, `goliath wal repair --data-dir {}` accepts the loss ({})",
         dir.display(),
         missing,
         dir.display(),
+        if *at_the_end { "If the newest segments are" } else { "If they are" },
+        dir.display(),
         if *at_the_end {
-            ". If the newest segments are gone for good, `goliath wal repair` accepts the loss (it keeps the old files aside, and new ids skip past the lost ones)"
+            "it keeps the old files aside, and new ids skip past the lost ones"
         } else {
-            ". If they are gone for good, `goliath wal repair` accepts the loss and keeps the rest"
+            "it keeps the rest, and the old files aside"
         }
     )]
     Missing {
@@ -444,13 +446,16 @@ pub fn open(
         },
         _ => io_error("read", &newest_path)(error),
     })?;
-    if newest.is_none() && !(listing.segments.is_empty() && listing.checkpoints.is_empty()) {
+    let newest_missing =
+        newest.is_none() && !(listing.segments.is_empty() && listing.checkpoints.is_empty());
+    if newest_missing {
         // Written at every new segment since it exists; without it nothing tells whether
         // the newest segments were deleted.
         tracing::warn!(
             dir = %dir.display(),
-            "{} is missing beside the log's files, so this start cannot tell whether its newest segments were deleted (their tasks would be lost and their ids handed out again); it is written again from here on. If files were deleted, stop the node and run `goliath wal repair`",
-            segment::NEWEST_FILE
+            "{} is missing beside the log's files, so this start cannot tell whether its newest segments were deleted. New task ids skip {} so that none such a segment held is handed out again; the tasks and idempotency keys it held would be lost. The file is written again from here on",
+            segment::NEWEST_FILE,
+            repair::ID_GAP
         );
     }
     let mut first_segment = 1;
@@ -531,6 +536,11 @@ pub fn open(
         }
     }
     summary.records = state.counts.records;
+    if newest_missing {
+        // As `wal repair` does for a loss it cannot measure: acknowledged ids of deleted
+        // segments were handed out again (and scripts holding them saw other tasks).
+        state.max_id = state.max_id.saturating_add(repair::ID_GAP);
+    }
     // A log written before log ids (or a new one) takes a new id from here on.
     state.log_id = if log_id != 0 { log_id } else { new_log_id() };
     let restart = state.restart(writer::unix_now_us(), runnable);
@@ -937,7 +947,7 @@ fn missing_text(listing: &segment::Listing, (first, last): (u64, u64)) -> String
                 && listing.segments.contains_key(&next) =>
         {
             format!(
-                "the checkpoint that covered the segments before {} ({run}, gone with it)",
+                "the checkpoint that covered the segments before {}, and {run} with it",
                 segment::segment_name(next)
             )
         }

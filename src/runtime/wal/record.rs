@@ -295,7 +295,7 @@ pub enum EncodeError {
     },
     /// The whole group is larger than a segment can hold.
     #[error(
-        "this submission takes {bytes} bytes in the WAL, more than one segment holds ({max} bytes); submit it in smaller batches or raise wal.segment_size"
+        "this submission takes {bytes} bytes in the WAL, more than one submission may ({max} bytes, half of wal.segment_size); submit it in smaller batches or raise wal.segment_size"
     )]
     GroupTooLarge {
         /// The group's size.
