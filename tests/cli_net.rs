@@ -597,6 +597,60 @@ fn a_submission_during_the_shutdown_grace_is_told_the_node_is_shutting_down() {
 }
 
 #[test]
+fn a_node_whose_default_name_changed_with_gossip_is_told_where_its_log_is() {
+    // Named by default, a node is the host name without gossip and host-PORT with it: its
+    // default data directory moves, and its tasks looked lost without a word.
+    let data_home = tempfile::tempdir().expect("temp dir");
+    let start = |extra: &[&str]| {
+        let port = common::binary::free_tcp_port();
+        let address = format!("127.0.0.1:{port}");
+        let mut child = goliath()
+            .env("XDG_DATA_HOME", data_home.path())
+            .args(["node", "--workers", "1", "--listen", &address])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("serving the goliath protocol") {
+                break;
+            }
+        }
+        let stop = goliath()
+            .args(["shutdown", "--wait", "--node", &address])
+            .output()
+            .expect("runs");
+        assert!(stop.status.success(), "{log}");
+        let _ = child.wait();
+        log
+    };
+    let first = start(&[]);
+    assert!(!first.contains("default name"), "{first}");
+    let gossip_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .expect("a free port")
+        .port();
+    let gossip = format!("127.0.0.1:{gossip_port}");
+    let second = start(&["--gossip", &gossip]);
+    let first_dir = std::fs::read_dir(data_home.path().join("goliath"))
+        .expect("lists")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| !name.ends_with(&format!("-{gossip_port}")))
+        .expect("the first node's directory");
+    assert!(
+        second.contains("another default name") && second.contains(&first_dir),
+        "{second}"
+    );
+}
+
+#[test]
 fn a_hangup_stops_a_node_gracefully_as_sigterm_does() {
     let mut node = RunningNode::start(&["--workers", "1"]);
     common::signal(node.child.id(), "-HUP");

@@ -967,6 +967,57 @@ pub fn data_dir_named_by_pid(config: &Config) -> bool {
         && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
 }
 
+/// A node named by default (the host name, plus the gossip port with gossip on) whose data
+/// directory is new warns when directories beside it hold logs of this host's other default
+/// names: turning gossip on, or moving its port, gives the node another name and so another
+/// directory, and its acknowledged tasks looked lost.
+fn warn_of_logs_under_other_default_names(config: &Config, name: &str) {
+    let Some(dir) = wal::default_data_dir(name) else {
+        return;
+    };
+    if dir.join(wal::segment::LOCK_FILE).exists() {
+        return;
+    }
+    let mut without_gossip = config.clone();
+    without_gossip.gossip.enabled = false;
+    let host = super::gossip::default_node_name(&without_gossip);
+    let Some(parent) = dir.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let mut others: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let file_name = entry.file_name();
+            let other = file_name.to_string_lossy();
+            let default_name = other == host
+                || other
+                    .strip_prefix(host.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|port| {
+                        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                    });
+            default_name
+                && other != name
+                && wal::segment::list(&entry.path()).is_ok_and(|listing| {
+                    !listing.segments.is_empty() || !listing.checkpoints.is_empty()
+                })
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    others.sort();
+    tracing::warn!(
+        data_dir = %dir.display(),
+        "this node is named {name} by default, and its data directory is new; beside it, {} hold the log of a node this host ran under another default name (the host name, plus the gossip port when gossip is on). If this node is that one, stop it and start it with --name set to that name to recover its tasks",
+        others.join(", ")
+    );
+}
+
 /// The host name, for a node without `node.name`.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -1024,6 +1075,9 @@ impl NodeBuilder {
                 name = %name,
                 "this node's name comes from its process id (node.name is empty and gossip.bind has port 0), and so does its default data directory: the next start will not find the tasks logged by this one; set --name or --data-dir"
             );
+        }
+        if config.wal.enabled && config.node.name.is_empty() && config.node.data_dir.is_empty() {
+            warn_of_logs_under_other_default_names(&config, &name);
         }
         let io = IoThread::start("goliath-io").map_err(|error| StartError::Spawn {
             what: "the I/O thread",
