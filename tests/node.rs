@@ -955,7 +955,7 @@ fn a_reused_slot_delivers_to_its_current_watcher_only() {
 }
 
 #[test]
-fn a_keyed_batch_cut_short_is_retried_as_a_duplicate_and_other_work_is_refused() {
+fn a_keyed_batch_with_a_refused_spec_takes_nothing_and_leaves_its_key_free() {
     let mut cfg = config(1, 64);
     cfg.exec.enabled = false;
     let node = Node::start(cfg).expect("node starts");
@@ -963,29 +963,21 @@ fn a_keyed_batch_cut_short_is_retried_as_a_duplicate_and_other_work_is_refused()
         node.parse("fib 10").expect("parses"),
         node.parse("exec -- true").expect("parses"),
     ];
-    // The exec line is refused after the fib line was submitted: the key keeps the fib.
-    let first = node
-        .submit_batch(&batch, Some("k"), None)
-        .expect_err("exec is disabled");
-    assert_eq!(first.error, SubmitError::ExecDisabled);
-    assert_eq!(first.submitted.len(), 1);
-    let retry = node
-        .submit_batch(&batch, Some("k"), None)
-        .expect("the same batch again is a duplicate");
-    assert!(retry.duplicate);
-    assert_eq!(retry.ids, first.submitted, "the task the key got, run once");
-    match node.submit_batch(&[node.parse("fib 11").expect("parses")], Some("k"), None) {
-        Err(refused) => match refused.error {
-            SubmitError::Invalid(message) => {
-                assert!(
-                    message.contains("2 tasks starting `fib 10` then, 1 task (`fib 11`) now"),
-                    "{message}"
-                )
-            }
-            other => panic!("{other:?}"),
-        },
-        Ok(outcome) => panic!("other work under a used key was accepted: {outcome:?}"),
+    // The exec line is refused before anything is taken: the fib line is not submitted
+    // (it used to be, and the key was bound to it).
+    for _ in 0..2 {
+        let refused = node
+            .submit_batch(&batch, Some("k"), None)
+            .expect_err("exec is disabled");
+        assert_eq!(refused.error, SubmitError::ExecDisabled);
+        assert!(refused.submitted.is_empty(), "{:?}", refused.submitted);
     }
+    assert_eq!(node.in_flight(), 0);
+    assert_eq!(node.snapshot(0).counts.succeeded, 0);
+    let other = node
+        .submit_batch(&[node.parse("fib 11").expect("parses")], Some("k"), None)
+        .expect("the key was never bound");
+    assert!(!other.duplicate);
 }
 
 #[test]
