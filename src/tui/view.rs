@@ -886,20 +886,25 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
         return;
     };
     let now = app.node_now_us();
+    // Each line and the title drop whole items from their end rather than cut one: "sync
+    // alwa" or a size without its unit reads as a figure.
+    let room = usize::from(area.width.saturating_sub(2));
+    let dot = || Span::styled(" · ", theme.muted);
     let title = if wal.healthy {
         Line::from(vec![
             Span::styled(" WAL fsync ", theme.title),
+            // The sync mode before the window: `sync never` must not be the item dropped.
             Span::styled(
-                format!("· {} window · ", window_seconds(wal.window_us)),
-                theme.muted,
-            ),
-            Span::styled(
-                format!("sync {} ", wal.sync.as_str()),
+                format!("· sync {} ", wal.sync.as_str()),
                 if wal.sync == crate::runtime::wal::WalSync::Never {
                     theme.warning
                 } else {
                     theme.muted
                 },
+            ),
+            Span::styled(
+                format!("· {} window ", window_seconds(wal.window_us)),
+                theme.muted,
             ),
         ])
     } else {
@@ -908,19 +913,22 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
             Span::styled("FAILED: acknowledging nothing ", theme.error),
         ])
     };
-    let block = pane(app, title, focused);
+    let block = pane(app, whole_items(title, room, ""), focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let us = |value: f64| short_us(value.round() as u64);
     let latency = if wal.window_fsyncs == 0 {
         // Percentiles of nothing would read as 0 ns: say what the window holds instead.
-        Line::styled(
-            format!(
-                "no fdatasync in the last {} ({} since start)",
-                window_seconds(wal.window_us),
-                wal.fsyncs
-            ),
-            theme.muted,
+        whole_items(
+            Line::from(vec![
+                Span::styled(
+                    format!("no fdatasync in the last {}", window_seconds(wal.window_us)),
+                    theme.muted,
+                ),
+                Span::styled(format!(" ({} since start)", wal.fsyncs), theme.muted),
+            ]),
+            room,
+            "",
         )
     } else {
         Line::from(vec![
@@ -933,20 +941,29 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     if let Some(failure) = &wal.failure {
         lines.push(Line::styled(failure.clone(), theme.error));
     }
-    lines.push(Line::from(vec![
-        Span::styled(
-            format!("{} appends/s", rate_text(wal.appends_per_sec)),
-            theme.text,
-        ),
-        Span::styled(
-            format!(
-                " · {:.1} rec/fsync · {}",
-                wal.records_per_fsync,
-                HumanSize::approx(wal.bytes_per_fsync.round() as u64)
+    lines.push(whole_items(
+        Line::from(vec![
+            Span::styled(
+                format!("{} appends/s", rate_text(wal.appends_per_sec)),
+                theme.text,
             ),
-            theme.muted,
-        ),
-    ]));
+            dot(),
+            Span::styled(
+                format!("{:.1} rec/fsync", wal.records_per_fsync),
+                theme.muted,
+            ),
+            dot(),
+            Span::styled(
+                format!(
+                    "{}/fsync",
+                    HumanSize::approx(wal.bytes_per_fsync.round() as u64)
+                ),
+                theme.muted,
+            ),
+        ]),
+        room,
+        " · ",
+    ));
     let checkpoint = match (&wal.checkpoint_error, wal.last_checkpoint_unix_us) {
         (Some(error), _) => format!("checkpoint failing: {error}"),
         (None, Some(at)) => format!("checkpoint {} ago", short_us(now.saturating_sub(at))),
@@ -960,24 +977,28 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     } else {
         checkpoint
     };
-    lines.push(Line::from(vec![
-        Span::styled(
-            format!(
-                "{} seg · {} · ",
-                wal.segments,
-                HumanSize::approx(wal.disk_bytes)
-            ),
-            theme.muted,
-        ),
-        Span::styled(
-            checkpoint,
-            if wal.checkpoint_error.is_some() {
-                theme.warning
-            } else {
-                theme.muted
-            },
-        ),
-    ]));
+    let checkpoint_style = if wal.checkpoint_error.is_some() {
+        theme.warning
+    } else {
+        theme.muted
+    };
+    // The checkpoint's age (or its failure) first: a narrow pane drops the files' size and
+    // count before it. A failure too long for the line is shown as far as it goes.
+    if checkpoint.chars().count() > room {
+        lines.push(Line::styled(checkpoint, checkpoint_style));
+    } else {
+        lines.push(whole_items(
+            Line::from(vec![
+                Span::styled(checkpoint, checkpoint_style),
+                dot(),
+                Span::styled(format!("{} seg", wal.segments), theme.muted),
+                dot(),
+                Span::styled(HumanSize::approx(wal.disk_bytes).to_string(), theme.muted),
+            ]),
+            room,
+            " · ",
+        ));
+    }
     let text_height = (lines.len() as u16).min(inner.height);
     frame.render_widget(
         Paragraph::new(lines),
@@ -1257,10 +1278,7 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
         .collect();
     if shown < members.len() {
         lines.push(Line::styled(
-            format!(
-                "… {} more, all shown on the Cluster screen (4)",
-                members.len() - shown
-            ),
+            format!("… {} more on the Cluster tab (4)", members.len() - shown),
             app.options.theme.muted,
         ));
     }
@@ -1613,7 +1631,17 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     let rows = app.task_rows();
     let total = app.view().snapshot.as_ref().map_or(0, |s| s.tasks.len());
     let (column, descending) = app.sort;
-    let mut title = format!("Tasks · {} of {}", rows.len(), total);
+    // The node lists the newest tasks only (console.task_limit): a filter searches those,
+    // and "0 of 1000" must not read as "none on the node".
+    let newest = app.view().snapshot.as_ref().is_some_and(|s| {
+        let c = &s.counts;
+        c.queued + c.running + c.succeeded + c.failed + c.cancelled + c.timed_out > total as u64
+    });
+    let mut title = if newest {
+        format!("Tasks · {} of the {} newest", rows.len(), total)
+    } else {
+        format!("Tasks · {} of {}", rows.len(), total)
+    };
     if !app.filter.is_empty() {
         title.push_str(&format!(" · filter \"{}\"", app.filter));
     }
@@ -3358,7 +3386,7 @@ mod panel_tests {
             text.contains("zulu"),
             "a dead member is never the one cut: {text}"
         );
-        assert!(text.contains("more, all shown on the Cluster"), "{text}");
+        assert!(text.contains("more on the Cluster tab (4)"), "{text}");
         assert!(!text.contains(" lo│"), "no load cut short: {text}");
         app.options.glyphs = crate::tui::theme::Glyphs::new(true);
         let ascii = format!("{}", draw(&app, 80, 24).backend());
