@@ -271,6 +271,16 @@ pub fn repair(
             }
             return Ok(exit::OK);
         }
+        Err(wal::repair::RepairError::Wal(wal::WalError::Locked { dir, pid })) => {
+            // Not "give this one another --data-dir": the directory is the point.
+            return Err(CommandError {
+                code: exit::FAILURE,
+                message: format!(
+                    "a goliath node (pid {pid}) is running on {}: stop it first (`goliath shutdown`), then run `goliath wal repair` again; nothing was changed",
+                    dir.display()
+                ),
+            });
+        }
         Err(error) => {
             return Err(CommandError {
                 code: exit::FAILURE,

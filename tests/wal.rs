@@ -1357,7 +1357,25 @@ fn repair_trusts_the_files_over_a_damaged_newest_segment_and_skips_ids_past_a_cu
         format!("{name} {}{flipped}\n", &id[..id.len() - 1]),
     )
     .expect("write");
-    assert!(live_ids(dir.path()).is_err(), "refused as it is");
+    let refused = live_ids(dir.path())
+        .expect_err("refused as it is")
+        .to_string();
+    assert!(
+        refused.contains("newest-segment") && refused.contains("copied in"),
+        "newest-segment is the one named, not the log's files: {refused}"
+    );
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(
+        inspection.files.iter().all(|file| file.damage.is_none()),
+        "no file of the log is called another log's: {inspection:?}"
+    );
+    assert!(
+        inspection
+            .problems
+            .iter()
+            .any(|problem| problem.starts_with("newest-segment")),
+        "{inspection:?}"
+    );
     let repaired = wal::repair::repair(dir.path(), 100_000, 1000).expect("repairs");
     assert!(repaired.foreign.is_empty(), "{repaired:?}");
     assert_eq!(repaired.in_flight, 1000);

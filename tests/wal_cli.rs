@@ -652,7 +652,9 @@ fn wal_repair_keeps_every_readable_task_moves_the_old_files_aside_and_the_node_s
     let stderr = String::from_utf8_lossy(&beside.stderr);
     assert_eq!(beside.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains(&format!("pid {}", node.child.id())),
+        stderr.contains(&format!("pid {}", node.child.id()))
+            && stderr.contains("stop it first")
+            && !stderr.contains("another --data-dir"),
         "{stderr}"
     );
     node.child.kill().expect("kill");

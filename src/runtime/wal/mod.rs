@@ -397,6 +397,45 @@ pub(crate) fn file_log_id(path: &Path) -> Option<u64> {
     .filter(|id| *id != 0)
 }
 
+/// When `newest-segment` names a log that none of the files belong to (all those that name
+/// one agree on another), that other log's id and how many files carry it: `newest-segment`
+/// is then the stray, copied in from another data directory, not every file. One file is
+/// read when the first agrees with it, as it does on every healthy start.
+fn files_disown_newest(
+    listing: &segment::Listing,
+    newest_log: Option<u64>,
+) -> Option<(u64, usize)> {
+    let named = newest_log.filter(|id| *id != 0)?;
+    let mut files = listing
+        .checkpoints
+        .values()
+        .rev()
+        .chain(listing.segments.values());
+    let first = files.find_map(|path| file_log_id(path))?;
+    if first == named {
+        return None;
+    }
+    let mut count = 1;
+    for path in files {
+        match file_log_id(path) {
+            Some(id) if id == first => count += 1,
+            Some(_) => return None,
+            None => {}
+        }
+    }
+    Some((first, count))
+}
+
+/// What is wrong with a `newest-segment` that names another log than its files.
+fn disowning_newest_damage(named: u64, files_log: u64, count: usize) -> Damage {
+    Damage {
+        offset: 0,
+        what: format!(
+            "it names log {named:016x}, but all {count} of the files here that name a log belong to log {files_log:016x}: it was likely copied in from another data directory (the other files are this log's)"
+        ),
+    }
+}
+
 /// Takes the data directory's lock, as a node does: refused, naming the holder, while
 /// another process holds it.
 fn lock_dir(dir: &Path) -> Result<segment::DirLock, WalError> {
@@ -446,6 +485,17 @@ pub fn open(
         },
         _ => io_error("read", &newest_path)(error),
     })?;
+    if let Some((files_log, count)) = files_disown_newest(&listing, newest.and_then(|n| n.log_id)) {
+        return Err(WalError::Damaged {
+            dir: dir.clone(),
+            file: newest_path.clone(),
+            damage: disowning_newest_damage(
+                newest.and_then(|n| n.log_id).unwrap_or(0),
+                files_log,
+                count,
+            ),
+        });
+    }
     let newest_missing =
         newest.is_none() && !(listing.segments.is_empty() && listing.checkpoints.is_empty());
     if newest_missing {
@@ -1055,8 +1105,16 @@ pub fn inspect(
         }
     };
     // The log's id: as `newest-segment` names it, else as the files read so far give it
-    // (0 while none has).
+    // (0 while none has); as the files give it when `newest-segment` alone names another.
     let mut log_id = newest.and_then(|n| n.log_id).unwrap_or(0);
+    if let Some((files_log, count)) = files_disown_newest(&listing, newest.and_then(|n| n.log_id)) {
+        inspection.problems.push(format!(
+            "{}: {}",
+            segment::NEWEST_FILE,
+            disowning_newest_damage(log_id, files_log, count).what
+        ));
+        log_id = files_log;
+    }
     // `check`: a segment's number and the log id it must have; returns the log id known
     // after the file.
     let mut report_file = |path: &Path,

@@ -71,6 +71,26 @@ pub enum RepairError {
     /// The log is healthy: there is nothing to repair.
     #[error("the write-ahead log in {} is healthy: a node starts on it, there is nothing to repair", .0.display())]
     Healthy(PathBuf),
+    /// An old file could not be moved aside; what the repair had done is undone.
+    #[error(
+        "cannot move {} aside into {}: {error}. {}",
+        path.display(),
+        moved_to.display(),
+        match undo_failure {
+            None => "Nothing was changed: the repair's new checkpoint was removed and the files moved so far were put back. Make the file movable (its directory's permissions, or an immutable attribute: lsattr) and run `goliath wal repair` again".to_string(),
+            Some(undo) => format!("Undoing the repair failed too ({undo}): move the files in that directory back, remove the newest checkpoint the repair wrote, and run `goliath wal repair` again"),
+        }
+    )]
+    MoveFailed {
+        /// The file that could not be moved.
+        path: PathBuf,
+        /// Where the old files were going.
+        moved_to: PathBuf,
+        /// Why.
+        error: std::io::Error,
+        /// What went wrong while undoing, if anything did.
+        undo_failure: Option<String>,
+    },
     /// The repaired log does not verify (a defect of repair itself).
     #[error("the repaired log in {} does not verify ({problem}); the old files are in {}", dir.display(), moved_to.display())]
     Unverified {
@@ -180,11 +200,14 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         .chain(&listing.temps)
         .cloned()
         .chain(Some(dir.join(segment::NEWEST_FILE)).filter(|path| path.exists()));
-    for path in old_files {
-        let name = file_name(&path);
-        std::fs::rename(&path, moved_to.join(&name)).map_err(io_error("move", &path))?;
-        moved.push(name);
-    }
+    move_aside(
+        dir,
+        old_files,
+        &moved_to,
+        &mut moved,
+        &checkpoint,
+        |from, to| std::fs::rename(from, to),
+    )?;
     segment::sync_dir(&moved_to).map_err(io_error("fsync", &moved_to))?;
     // The checkpoint covers the segments before it, so the newest one the log created is the
     // one before it; a start creates the next.
@@ -275,6 +298,47 @@ fn file_name(path: &Path) -> String {
 }
 
 /// A new directory beside the log for its old files: `damaged-<UTC time>`, made durable.
+/// Moves `files` into `moved_to`, naming each in `moved`. When one cannot be moved, what the
+/// repair did is undone (the files moved so far put back, its new `checkpoint` removed):
+/// left half done, the next start would read the new checkpoint and delete the old files it
+/// covers instead of keeping them aside.
+fn move_aside(
+    dir: &Path,
+    files: impl Iterator<Item = PathBuf>,
+    moved_to: &Path,
+    moved: &mut Vec<String>,
+    checkpoint: &Path,
+    rename: impl Fn(&Path, &Path) -> std::io::Result<()>,
+) -> Result<(), RepairError> {
+    for path in files {
+        let name = file_name(&path);
+        if let Err(error) = rename(&path, &moved_to.join(&name)) {
+            let mut undo_failure = None;
+            for name in moved.iter().rev() {
+                if let Err(undo) = std::fs::rename(moved_to.join(name), dir.join(name)) {
+                    undo_failure.get_or_insert(format!("putting back {name}: {undo}"));
+                }
+            }
+            if let Err(undo) = std::fs::remove_file(checkpoint) {
+                undo_failure.get_or_insert(format!("removing {}: {undo}", checkpoint.display()));
+            }
+            if undo_failure.is_none() {
+                let _ = std::fs::remove_dir(moved_to);
+            }
+            let _ = segment::sync_dir(dir);
+            moved.clear();
+            return Err(RepairError::MoveFailed {
+                path,
+                moved_to: moved_to.to_path_buf(),
+                error,
+                undo_failure,
+            });
+        }
+        moved.push(name);
+    }
+    Ok(())
+}
+
 fn aside_dir(dir: &Path) -> Result<PathBuf, WalError> {
     let stamp = UtcTime(writer::unix_now_us()).to_string();
     // 2026-12-02T16:05:01.123Z → 2026-12-02T16-05-01Z: no colons in a file name.
@@ -296,5 +360,54 @@ fn aside_dir(dir: &Path) -> Result<PathBuf, WalError> {
             }
             Err(error) => return Err(io_error("create", &path)(error)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_moved_aside_undoes_the_repair() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let names = [
+            "wal-0000000000000001.seg",
+            "wal-0000000000000002.seg",
+            "wal-0000000000000003.seg",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), name).expect("write");
+        }
+        let checkpoint = dir.path().join("checkpoint-0000000000000004.ckpt");
+        std::fs::write(&checkpoint, "new").expect("write");
+        let moved_to = dir.path().join("damaged-test");
+        std::fs::create_dir(&moved_to).expect("mkdir");
+        let mut moved = Vec::new();
+        let refused = move_aside(
+            dir.path(),
+            names.iter().map(|name| dir.path().join(name)),
+            &moved_to,
+            &mut moved,
+            &checkpoint,
+            |from, to| {
+                if from.ends_with(names[2]) {
+                    Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+                } else {
+                    std::fs::rename(from, to)
+                }
+            },
+        )
+        .expect_err("the third cannot move");
+        let message = refused.to_string();
+        assert!(message.contains("Nothing was changed"), "{message}");
+        for name in names {
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join(name)).expect("back in place"),
+                name
+            );
+        }
+        assert!(!checkpoint.exists(), "the repair's checkpoint is removed");
+        assert!(!moved_to.exists(), "the empty aside directory is removed");
+        assert!(moved.is_empty());
     }
 }
