@@ -320,6 +320,7 @@ fn goliath_flush(node: &mut GoliathNode, fx: &mut Effects<()>) {
                     }
                     EventKind::Restarted {
                         previous_generation,
+                        ..
                     } => {
                         fx.notes.push(Note::Down(index, previous_generation as u32));
                         fx.notes.push(Note::Up(index, generation));

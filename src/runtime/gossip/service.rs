@@ -937,7 +937,11 @@ fn log_event(event: &ClusterEvent, kind: &EventKind) {
         EventKind::Failed
         | EventKind::Refuted { .. }
         | EventKind::Paused { .. }
-        | EventKind::DisplacedOlder { .. } => {
+        | EventKind::DisplacedOlder { .. }
+        | EventKind::Restarted {
+            moved_from: Some(_),
+            ..
+        } => {
             tracing::warn!(member = %event.member, "{}", event.text)
         }
         EventKind::Joined | EventKind::Alive | EventKind::Left | EventKind::Restarted { .. } => {

@@ -206,6 +206,9 @@ pub enum EventKind {
     Restarted {
         /// The generation it replaced.
         previous_generation: u64,
+        /// Where the old generation was, when it was up and the new one is elsewhere: a
+        /// restart on another port, or a second process given the member's name.
+        moved_from: Option<String>,
     },
     /// Phi crossed the threshold.
     Degraded {
@@ -2527,11 +2530,18 @@ impl Swim {
                 member.address = old_address;
             }
             if matches!(update.claim, Claim::Alive { .. } | Claim::Suspect { .. }) {
+                let moved_from = match (&update.claim, old_address) {
+                    (Claim::Alive { address, .. }, Some(old)) if was_up && *address != old => {
+                        Some(old.to_string())
+                    }
+                    _ => None,
+                };
                 self.event(
                     now_us,
                     update.id,
                     EventKind::Restarted {
                         previous_generation: previous,
+                        moved_from,
                     },
                 );
             } else if was_up {

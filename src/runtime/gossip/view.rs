@@ -157,8 +157,15 @@ impl ClusterEvent {
             EventKind::Left => format!("{member} left the cluster"),
             EventKind::Restarted {
                 previous_generation,
+                moved_from: None,
             } => format!(
                 "{member} restarted (generation {previous_generation} replaced by {generation})"
+            ),
+            EventKind::Restarted {
+                previous_generation,
+                moved_from: Some(old),
+            } => format!(
+                "{member} restarted at another address (generation {previous_generation} at {old}, which was alive, replaced by {generation}); if that earlier process still runs, two nodes were given one name"
             ),
             EventKind::Degraded { phi } => {
                 format!("{member} is degraded (phi {phi:.1}: unusually long silence)")

@@ -677,13 +677,22 @@ pub(crate) mod strategies {
                     }
                 },
             );
-        let event = (text(), any::<u64>(), any::<u64>(), 0usize..4, text()).prop_map(
+        let event = (text(), any::<u64>(), any::<u64>(), 0usize..6, text()).prop_map(
             |(member, generation, at, kind, by)| {
                 let kind = match kind {
                     0 => EventKind::Joined,
                     1 => EventKind::Suspected { by },
                     2 => EventKind::Restarted {
                         previous_generation: generation / 2,
+                        moved_from: None,
+                    },
+                    3 => EventKind::Restarted {
+                        previous_generation: generation / 2,
+                        moved_from: Some(by),
+                    },
+                    4 => EventKind::DisplacedOlder {
+                        older_generation: generation / 3,
+                        older_address: by,
                     },
                     _ => EventKind::NameConflict {
                         winner_generation: generation,

@@ -388,7 +388,8 @@ fn a_restarted_member_replaces_its_old_generation() {
     );
     assert!(recorder.has_event("a1", |k| *k
         == EventKind::Restarted {
-            previous_generation: 1
+            previous_generation: 1,
+            moved_from: None,
         }));
     assert!(
         !recorder
@@ -506,6 +507,17 @@ fn an_older_process_of_a_known_member_is_told_of_its_successor_once_a_second() {
     recorder.receive(
         addr(7),
         &packet(&id("a1", 2), Message::Gossip, vec![alive(&id("a1", 2), 7)]),
+    );
+    // It was alive at port 2: the event says where it moved from, as that may be a second
+    // process given the name.
+    assert!(
+        recorder.has_event("a1", |k| *k
+            == EventKind::Restarted {
+                previous_generation: 1,
+                moved_from: Some(addr(2).to_string()),
+            }),
+        "{:?}",
+        recorder.events
     );
     recorder.take_sent();
     // Generation 1 is still running and pings us from its old address.
