@@ -440,10 +440,17 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         Err(_) => {
                             if silent_since.is_none() {
                                 silent_since = Some(last_heard);
+                                let seconds = last_heard.elapsed().as_secs();
                                 eprintln!(
-                                    "goliath: nothing from the node for {}s: stopped (SIGSTOP) or overloaded?",
-                                    last_heard.elapsed().as_secs()
+                                    "goliath: nothing from the node for {seconds}s: stopped (SIGSTOP) or overloaded?"
                                 );
+                                // In the stream too: a JSON reader may not see stderr.
+                                if json {
+                                    outln!(
+                                        "{}",
+                                        serde_json::json!({ "silent": { "seconds": seconds } })
+                                    );
+                                }
                             }
                             continue;
                         }
@@ -453,10 +460,14 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 let Some(item) = next else { break };
                 last_heard = std::time::Instant::now();
                 if let Some(since) = silent_since.take() {
-                    eprintln!(
-                        "goliath: the node answers again after {}s",
-                        since.elapsed().as_secs()
-                    );
+                    let seconds = since.elapsed().as_secs();
+                    eprintln!("goliath: the node answers again after {seconds}s");
+                    if json {
+                        outln!(
+                            "{}",
+                            serde_json::json!({ "answering": { "after_seconds": seconds } })
+                        );
+                    }
                 }
                 let item = match item {
                     // The node stopped and said so: the watch is over, as it would be at the

@@ -903,6 +903,40 @@ fn a_watch_with_snapshots_says_when_the_node_goes_silent_and_when_it_answers_aga
     assert!(back.contains("the node answers again"), "{back}");
     let _ = watch.kill();
     let _ = watch.wait();
+
+    // A JSON reader is told in the stream itself.
+    let mut watch = goliath()
+        .args([
+            "watch",
+            "--json",
+            "--snapshots",
+            "100ms",
+            "--node",
+            &node.address,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("watch runs");
+    let lines = common::lines_of(watch.stdout.take().expect("stdout"));
+    let next_with = |key: &str| loop {
+        let line = lines
+            .recv_timeout(common::LIVENESS)
+            .unwrap_or_else(|_| panic!("a {key} line"));
+        let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if value.get(key).is_some() {
+            break value;
+        }
+    };
+    next_with("snapshot");
+    common::signal(node.child.id(), "-STOP");
+    let silent = next_with("silent");
+    common::signal(node.child.id(), "-CONT");
+    assert!(silent["silent"]["seconds"].is_u64(), "{silent}");
+    let back = next_with("answering");
+    assert!(back["answering"]["after_seconds"].is_u64(), "{back}");
+    let _ = watch.kill();
+    let _ = watch.wait();
 }
 
 #[test]
