@@ -651,6 +651,25 @@ fn a_node_whose_default_name_changed_with_gossip_is_told_where_its_log_is() {
 }
 
 #[test]
+fn an_exec_whose_interpreter_is_missing_says_so_not_that_the_file_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("uses-a-missing-shell");
+    std::fs::write(&script, "#!/nonexistent/goliath-test-shell -e\necho hi\n").expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let node = RunningNode::start(&["--workers", "1", "--set", "exec.remote=true"]);
+    let spec = format!("exec -- {}", script.display());
+    let output = node.client(&["submit", "--wait", "--json", &spec]);
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    let error = answer["tasks"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("/nonexistent/goliath-test-shell") && error.contains("#!"),
+        "{answer}"
+    );
+}
+
+#[test]
 fn a_hangup_stops_a_node_gracefully_as_sigterm_does() {
     let mut node = RunningNode::start(&["--workers", "1"]);
     common::signal(node.child.id(), "-HUP");

@@ -64,7 +64,47 @@ pub fn run_exec_launcher(args: &[std::ffi::OsString]) -> String {
         return format!("goliath: exec: the node (pid {node_pid}) is gone: {error}");
     }
     let error = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
-    format!("{LAUNCHER_FAILED}'{}': {error}", argv[0].to_string_lossy())
+    let why = if error.kind() == std::io::ErrorKind::NotFound {
+        missing_beyond_the_program(std::path::Path::new(&argv[0]))
+    } else {
+        None
+    };
+    format!(
+        "{LAUNCHER_FAILED}'{}': {error}{}",
+        argv[0].to_string_lossy(),
+        why.map(|why| format!(" ({why})")).unwrap_or_default()
+    )
+}
+
+/// Why starting `program` found nothing although the file is there: the interpreter its
+/// `#!` line names is missing (or a library it needs). `None` when the file itself is not
+/// found.
+fn missing_beyond_the_program(program: &std::path::Path) -> Option<String> {
+    use std::io::Read as _;
+    let path = if program.components().count() > 1 {
+        program.to_path_buf()
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())?
+    };
+    let mut start = Vec::new();
+    std::fs::File::open(&path)
+        .ok()?
+        .take(256)
+        .read_to_end(&mut start)
+        .ok()?;
+    let interpreter = start
+        .strip_prefix(b"#!")
+        .and_then(|rest| rest.split(|b| *b == b'\n').next())
+        .map(|line| String::from_utf8_lossy(line).trim().to_string())
+        .and_then(|line| line.split_whitespace().next().map(str::to_string));
+    Some(match interpreter {
+        Some(interpreter) => format!(
+            "the file is there; the interpreter its #! line names, {interpreter}, is missing"
+        ),
+        None => "the file is there; a library or loader it needs is missing".to_string(),
+    })
 }
 
 /// The I/O side: a tokio runtime handle and the cancel signals of waiting tasks.
