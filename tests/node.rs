@@ -280,6 +280,24 @@ fn timeouts_stop_compute_sleep_and_exec() {
 }
 
 #[test]
+fn processes_an_exec_program_leaves_behind_end_with_its_task() {
+    // `sleep 600 &` keeps the program's stdout open after the shell exits: the task used to
+    // stay running until the sleep ended, and the sleep to outlive it.
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let done = wait_finished(&node, submit(&node, "exec -- sh -c 'sleep 600 & echo $!'"));
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    let Some(TaskOutput::Process(process)) = &done.output else {
+        panic!("{done:?}");
+    };
+    let pid: u32 = process.stdout.trim().parse().expect("the sleep's pid");
+    common::eventually(|| {
+        common::process_gone(pid)
+            .then_some(())
+            .ok_or_else(|| format!("process {pid} still runs"))
+    });
+}
+
+#[test]
 fn exec_captures_output_exit_status_and_attempt() {
     let mut cfg = config(1, 64);
     cfg.exec.max_output = 16;

@@ -222,6 +222,25 @@ type Finished = (
 );
 
 /// Stops a process group: SIGTERM, then SIGKILL after `grace`; waits for `work` to end.
+/// Processes a finished program left running in its process group (`cmd &` in a script):
+/// they end with the task, as at a cancel (SIGTERM, then SIGKILL after `grace`). Left alone,
+/// one that held the program's output open kept the task running with no end, and any other
+/// ran on until the node's next start stopped it.
+async fn stop_left_behind(group: u32, grace: Duration) {
+    let alive = || sys::signal_process_group(group, 0).is_ok();
+    if !alive() {
+        return;
+    }
+    let _ = sys::signal_process_group(group, sys::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    while alive() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if alive() {
+        let _ = sys::signal_process_group(group, sys::SIGKILL);
+    }
+}
+
 async fn terminate<F: Future<Output = Finished> + Unpin>(
     group: Option<u32>,
     grace: Duration,
@@ -326,12 +345,20 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
                 }
                 let stdout = child.stdout.take();
                 let stderr = child.stderr.take();
+                let grace = shared.config.exec.kill_grace;
+                // Read on a task of their own: the pipes stay open as long as anything the
+                // program started holds them, which may be after it exits.
+                let captures = tokio::spawn(async move {
+                    tokio::join!(capture(stdout, max), capture(stderr, max))
+                });
                 let mut work = Box::pin(async move {
-                    let (status, out, err) =
-                        tokio::join!(child.wait(), capture(stdout, max), capture(stderr, max));
+                    let status = child.wait().await;
+                    if let Some(group) = group {
+                        stop_left_behind(group, grace).await;
+                    }
+                    let (out, err) = captures.await.unwrap_or(((Vec::new(), 0), (Vec::new(), 0)));
                     (status, out, err)
                 });
-                let grace = shared.config.exec.kill_grace;
                 let (stopped_as, finished) = tokio::select! {
                     finished = &mut work => (None, finished),
                     _ = notify.notified() => (Some(TaskState::Cancelled), terminate(group, grace, &mut work).await),
