@@ -961,8 +961,21 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // RUST_LOG, when set and valid, wins over log.level; set but invalid, it is said so
+    // once logging is up rather than dropped without a word.
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .map(|value| (tracing_subscriber::EnvFilter::try_new(&value), value));
+    let mut env_problem = None;
+    let filter = match from_env {
+        Some((Ok(filter), _)) => filter,
+        Some((Err(error), value)) => {
+            env_problem = Some((value, error.to_string()));
+            tracing_subscriber::EnvFilter::new(&config.log.level)
+        }
+        None => tracing_subscriber::EnvFilter::new(&config.log.level),
+    };
     let ansi = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
@@ -975,6 +988,12 @@ fn init_logging(config: &Config) {
         // (which panics on a closed stderr and killed the thread that logged).
         .log_internal_errors(false)
         .try_init();
+    if let Some((value, error)) = env_problem {
+        tracing::warn!(
+            "RUST_LOG={value:?} is not a log filter ({error}); using log.level = {:?} instead",
+            config.log.level
+        );
+    }
 }
 
 /// Runs one client command against a node.

@@ -670,6 +670,21 @@ fn an_exec_whose_interpreter_is_missing_says_so_not_that_the_file_is() {
 }
 
 #[test]
+fn an_invalid_rust_log_is_named_not_dropped_without_a_word() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = RunningNode::start_with_env(
+        dir.path(),
+        &["--workers", "1"],
+        &[("RUST_LOG", "goliath=verbose")],
+    );
+    let log = node.log();
+    assert!(
+        log.contains("RUST_LOG") && log.contains("is not a log filter"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_hangup_stops_a_node_gracefully_as_sigterm_does() {
     let mut node = RunningNode::start(&["--workers", "1"]);
     common::signal(node.child.id(), "-HUP");
