@@ -1007,7 +1007,10 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
         "  {:<name_width$} {:<8} {:>6} {:>5}  {:<address_width$} {:<address_width$} {:>11} {:>6}",
         "NAME", "STATE", "PHI", "INC", "GOSSIP", "PROTOCOL", "HEARD", "LOAD"
     );
-    for member in &cluster.members {
+    // By name, numbers in names by value (`n2` before `n10`), as the console lists them.
+    let mut members: Vec<_> = cluster.members.iter().collect();
+    members.sort_by(|a, b| goliath::runtime::units::natural_order(&a.name, &b.name));
+    for member in members {
         let glyph = match member.state {
             MemberState::Alive => "●",
             MemberState::Suspect => "◐",

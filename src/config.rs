@@ -1241,6 +1241,9 @@ impl Config {
             );
         }
         if let Some((bad, why)) = gossip.join.iter().find_map(|seed| {
+            if seed.rsplit_once(':').is_some_and(|(_, port)| port == "0") {
+                return Some((seed, "has port 0"));
+            }
             let address = seed.parse::<std::net::SocketAddr>().ok()?;
             unreachable_address(address).map(|why| (seed, why))
         }) {
@@ -1942,6 +1945,7 @@ mod tests {
             ("gossip.advertise", "[::]:7421", "every interface"),
             ("gossip.advertise", "255.255.255.255:7421", "broadcast"),
             ("gossip.join", "127.0.0.1:0", "port 0"),
+            ("gossip.join", "localhost:0", "port 0"),
             (
                 "gossip.join",
                 "10.0.0.1:7421,0.0.0.0:7421",

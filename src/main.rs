@@ -214,7 +214,7 @@ struct Target {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a node without the console until SIGINT/SIGTERM; logs go to stderr.
+    /// Run a node without the console until SIGINT/SIGTERM/SIGHUP; logs go to stderr.
     Node {
         #[command(flatten)]
         node: NodeArgs,
@@ -1199,7 +1199,7 @@ fn run_headless(
         Ok(reason) => {
             let grace = local.grace;
             stop_local(local, || {
-                tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM again to stop at once");
+                tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM/SIGHUP again to stop at once");
             })
         }
         Err(failure) => fail_stop(local, &failure),

@@ -764,7 +764,7 @@ fn a_second_sigint_during_the_grace_period_stops_at_once_also_while_leaving_the_
     common::signal(pid, "-INT");
     common::eventually(|| {
         node.log()
-            .contains("send SIGINT/SIGTERM again")
+            .contains("send SIGINT/SIGTERM/SIGHUP again")
             .then_some(())
             .ok_or_else(|| format!("no shutdown: {}", node.log()))
     });

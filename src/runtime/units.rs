@@ -402,6 +402,44 @@ pub fn printable(text: &str, keep_tabs: bool) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// Text order in which runs of digits compare by their value: `node-2` before `node-10`.
+pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(text: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = text;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digits = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digits)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digits, run))
+        })
+    }
+    let mut left = runs(a);
+    let mut right = runs(b);
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, x)), Some((true, y))) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                let order = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+                if order.is_ne() {
+                    return order;
+                }
+            }
+            (Some((_, x)), Some((_, y))) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1347,7 +1347,7 @@ impl App {
             Action::Palette => self.overlay = Some(Overlay::Palette(LineInput::default())),
             Action::Submit => self.overlay = Some(Overlay::Submit(LineInput::default())),
             Action::Filter => {
-                if self.tab == Tab::Overview {
+                if self.tab != Tab::Tasks {
                     self.switch_tab(Tab::Tasks);
                 }
                 self.overlay = Some(Overlay::Filter(LineInput::with_text(&self.filter)));
@@ -1644,6 +1644,14 @@ impl App {
     }
 
     fn ask_cancel(&mut self) {
+        if !matches!(self.tab, Tab::Overview | Tab::Tasks) {
+            // The selection lives on a table not on screen: never cancel what is not seen.
+            self.tell(
+                Severity::Info,
+                "x cancels the task selected on the Tasks tab (2) or the Overview (1)",
+            );
+            return;
+        }
         let Some(task) = self.selected_task().cloned() else {
             self.tell(
                 Severity::Warning,
@@ -2172,6 +2180,26 @@ pub(crate) mod tests {
         let rows = app.task_rows();
         assert_eq!(app.selected_index(&rows), Some(2));
         assert_eq!(app.selected, Some(TaskId(2)));
+    }
+
+    #[test]
+    fn cancel_acts_only_on_a_task_on_screen() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        press(&mut app, "j");
+        assert!(app.selected.is_some());
+        for tab in ["3", "4"] {
+            press(&mut app, tab);
+            press(&mut app, "x");
+            assert!(
+                app.overlay.is_none(),
+                "no cancel of a task selected out of sight on tab {tab}"
+            );
+        }
+        press(&mut app, "2");
+        press(&mut app, "x");
+        assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
     }
 
     #[test]

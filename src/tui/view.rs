@@ -509,18 +509,24 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, message: Option<(String
         );
         return;
     }
+    // Task keys only where tasks are shown: on Logs and Cluster they did nothing (or, for
+    // cancel, acted on a task out of sight).
+    let tasks_shown = matches!(app.tab, Tab::Overview | Tab::Tasks);
     let mut hints: Vec<(Action, &str)> = vec![(Action::Help, "help")];
     if app.allows(Action::Submit) {
         hints.push((Action::Submit, "submit"));
-        hints.push((Action::Cancel, "cancel"));
+        if tasks_shown {
+            hints.push((Action::Cancel, "cancel"));
+        }
     }
-    hints.extend([
-        (Action::Filter, "filter"),
-        (Action::Palette, "command"),
-        (Action::Open, "details"),
-        (Action::Pause, "pause"),
-        (Action::Quit, "quit"),
-    ]);
+    if tasks_shown {
+        hints.extend([(Action::Filter, "filter")]);
+    }
+    hints.push((Action::Palette, "command"));
+    if tasks_shown {
+        hints.push((Action::Open, "details"));
+    }
+    hints.extend([(Action::Pause, "pause"), (Action::Quit, "quit")]);
     let hints: Vec<(Action, String, String)> = hints
         .into_iter()
         .filter_map(|(action, label)| {
@@ -1205,47 +1211,9 @@ fn members_by_attention(cluster: &ClusterSnapshot) -> Vec<&MemberInfo> {
     members.sort_by(|a, b| {
         attention(a)
             .cmp(&attention(b))
-            .then_with(|| natural_order(&a.name, &b.name))
+            .then_with(|| crate::runtime::units::natural_order(&a.name, &b.name))
     });
     members
-}
-
-/// Text order in which runs of digits compare by their value: `node-2` before `node-10`.
-fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
-    fn runs(text: &str) -> impl Iterator<Item = (bool, &str)> {
-        let mut rest = text;
-        std::iter::from_fn(move || {
-            let first = rest.chars().next()?;
-            let digits = first.is_ascii_digit();
-            let end = rest
-                .find(|c: char| c.is_ascii_digit() != digits)
-                .unwrap_or(rest.len());
-            let (run, tail) = rest.split_at(end);
-            rest = tail;
-            Some((digits, run))
-        })
-    }
-    let mut left = runs(a);
-    let mut right = runs(b);
-    loop {
-        match (left.next(), right.next()) {
-            (None, None) => return a.cmp(b),
-            (None, Some(_)) => return std::cmp::Ordering::Less,
-            (Some(_), None) => return std::cmp::Ordering::Greater,
-            (Some((true, x)), Some((true, y))) => {
-                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
-                let order = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
-                if order.is_ne() {
-                    return order;
-                }
-            }
-            (Some((_, x)), Some((_, y))) => {
-                if x != y {
-                    return x.cmp(y);
-                }
-            }
-        }
-    }
 }
 
 fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
@@ -1283,6 +1251,38 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
         ));
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The widest NAME column of the Cluster tab; longer names end in `…`.
+const NAME_WIDTH_MAX: usize = 40;
+
+/// A member's name as the Cluster tab shows it: this node's marked.
+fn member_name_shown(member: &MemberInfo) -> String {
+    if member.local {
+        format!("{} (this)", member.name)
+    } else {
+        member.name.clone()
+    }
+}
+
+/// `text` in at most `columns` terminal columns, its end replaced by `…` when cut.
+fn cut_with_ellipsis(text: &str, columns: usize) -> String {
+    use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
+    if text.width() <= columns {
+        return text.to_string();
+    }
+    let mut kept = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if width + w + 1 > columns {
+            break;
+        }
+        width += w;
+        kept.push(c);
+    }
+    kept.push('…');
+    kept
 }
 
 fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
@@ -1389,8 +1389,16 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
         .iter()
         .map(|m| m.protocol_address_shown().chars().count())
         .fold(21, usize::max);
+    // NAME as wide as the longest name (within 18 to 40): names that differ only at the end
+    // (`worker-euw1-001`, `-002`) were cut to the same 18 columns with no mark.
+    let name_width = cluster
+        .members
+        .iter()
+        .map(|m| unicode_width::UnicodeWidthStr::width(member_name_shown(m).as_str()))
+        .fold(18, usize::max)
+        .min(NAME_WIDTH_MAX);
     let columns_spec: [(&str, u16, u8); 8] = [
-        ("NAME", 18, 0),
+        ("NAME", u16::try_from(name_width).unwrap_or(18), 0),
         ("STATE", 12, 1),
         ("PHI", 6, 3),
         ("INC", 5, 6),
@@ -1443,11 +1451,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
                 member_state_label(member.state),
                 if member.degraded { " *" } else { "" }
             );
-            let name = if member.local {
-                format!("{} (this)", member.name)
-            } else {
-                member.name.clone()
-            };
+            let name = cut_with_ellipsis(&member_name_shown(member), name_width);
             Row::new(pick(vec![
                 Cell::from(name),
                 Cell::from(Span::styled(state, member_style(app, member.state))),
@@ -3438,9 +3442,37 @@ mod panel_tests {
     }
 
     #[test]
+    fn cluster_names_differing_at_the_end_are_told_apart_and_cut_names_are_marked() {
+        let mut app = app(2, true, true);
+        app.tab = Tab::Cluster;
+        if let Some(snapshot) = app.live.snapshot.as_mut()
+            && let Some(cluster) = snapshot.cluster.as_mut()
+        {
+            for name in [
+                "cluster-worker-euw1-001",
+                "cluster-worker-euw1-002",
+                "a-name-far-longer-than-the-widest-column-allows",
+            ] {
+                cluster
+                    .members
+                    .push(member(name, MemberState::Alive, 0.2, false));
+            }
+        }
+        let text = format!("{}", draw(&app, 160, 40).backend());
+        assert!(
+            text.contains("cluster-worker-euw1-001") && text.contains("cluster-worker-euw1-002"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a-name-far-longer-than-the-widest-colum…"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn natural_order_compares_numbers_in_names_by_value() {
         let mut names = vec!["n10", "n2", "n1", "a", "n02b", "n2a", "m"];
-        names.sort_by(|a, b| natural_order(a, b));
+        names.sort_by(|a, b| crate::runtime::units::natural_order(a, b));
         assert_eq!(names, ["a", "m", "n1", "n2", "n2a", "n02b", "n10"]);
     }
 
