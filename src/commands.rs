@@ -493,9 +493,11 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                             .as_deref()
                             .map(|spec| format!(" ({})", printable(spec, false)))
                             .unwrap_or_default();
+                        // "cancelled: cancelled" says nothing twice.
                         let error = event
                             .error
                             .as_deref()
+                            .filter(|error| *error != event.state.as_str())
                             .map(|error| format!(": {}", printable(error, false)))
                             .unwrap_or_default();
                         outln!(

@@ -713,13 +713,39 @@ impl Config {
     /// Applies a `--set key=value` style override (also used by dedicated flags) and checks
     /// the result. The key is the dotted name used in the file.
     pub fn set_override(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        self.set_override_read(key, value, true)
+        self.set_override_read(key, value, true, true)
     }
 
     /// Like [`Config::set_override`], for a flag whose value is text whatever it looks like
     /// (`--name '"a"'` names the node `"a"`, quotes and all): never read as TOML.
     pub fn set_text_override(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        self.set_override_read(key, value, false)
+        self.set_override_read(key, value, false, true)
+    }
+
+    /// [`Config::set_override`] (or, with `as_text`, [`Config::set_text_override`]) without
+    /// the checks across keys, for several overrides given together: checked one at a time,
+    /// `wal.segment_size=512MiB` then `wal.checkpoint_every=1GiB` was refused for the
+    /// default checkpoint size in between. Call [`Config::check_overrides`] after the last.
+    pub fn set_override_unchecked(
+        &mut self,
+        key: &str,
+        value: &str,
+        as_text: bool,
+    ) -> Result<(), ConfigError> {
+        self.set_override_read(key, value, !as_text, false)
+    }
+
+    /// The checks [`Config::set_override_unchecked`] left out, naming the command line.
+    pub fn check_overrides(&self) -> Result<(), ConfigError> {
+        match self.first_problem() {
+            Some((key, message)) => Err(ConfigError::Invalid {
+                origin: ConfigOrigin::CommandLine,
+                line: None,
+                key,
+                message,
+            }),
+            None => Ok(()),
+        }
     }
 
     fn set_override_read(
@@ -727,6 +753,7 @@ impl Config {
         key: &str,
         value: &str,
         toml_allowed: bool,
+        validate: bool,
     ) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             origin: ConfigOrigin::CommandLine,
@@ -805,13 +832,8 @@ impl Config {
                 }
             });
         };
-        if let Some((bad_key, message)) = config.first_problem() {
-            return Err(ConfigError::Invalid {
-                origin: ConfigOrigin::CommandLine,
-                line: None,
-                key: bad_key,
-                message,
-            });
+        if validate {
+            config.check_overrides()?;
         }
         *self = config;
         Ok(())

@@ -885,8 +885,12 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
             "--data-dir is given an empty value; give one, or leave --data-dir out for the default"
         )));
     }
-    let mut text =
-        |key: &str, value: &str| config.set_text_override(key, value).map_err(Failure::usage);
+    // Every flag and `--set` first, the checks across keys once after the last.
+    let mut text = |key: &str, value: &str| {
+        config
+            .set_override_unchecked(key, value, true)
+            .map_err(Failure::usage)
+    };
     if let Some(name) = &args.name {
         text("node.name", name)?;
     }
@@ -908,8 +912,11 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         })?;
         text("node.data_dir", dir)?;
     }
-    let mut apply =
-        |key: &str, value: &str| config.set_override(key, value).map_err(Failure::usage);
+    let mut apply = |key: &str, value: &str| {
+        config
+            .set_override_unchecked(key, value, false)
+            .map_err(Failure::usage)
+    };
     if args.gossip.is_some() || args.join.is_some() {
         apply("gossip.enabled", "true")?;
     }
@@ -947,6 +954,7 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         }
         apply(key, value.trim())?;
     }
+    config.check_overrides().map_err(Failure::usage)?;
     // A memory-only node keeps nothing on disk: a directory given for it, perhaps one that
     // holds a log of acknowledged tasks, would be ignored without a word.
     if let Some(dir) = &args.data_dir

@@ -35,6 +35,43 @@ fn config_default_prints_the_shipped_file() {
 }
 
 #[test]
+fn overrides_given_together_are_checked_together() {
+    // Each alone breaks a rule between the two keys (checkpoints larger than segments).
+    let output = goliath()
+        .args([
+            "config",
+            "show",
+            "--set",
+            "wal.segment_size=512MiB",
+            "--set",
+            "wal.checkpoint_every=1GiB",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown.contains("512MiB") && shown.contains("1GiB"),
+        "{shown}"
+    );
+    // Still checked: the pair that breaks the rule is refused, naming the command line.
+    let output = goliath()
+        .args(["config", "show", "--set", "wal.segment_size=512MiB"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("command line"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn config_lookup_order_is_flag_then_env_then_user_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let flag = write(dir.path(), "flag.toml", "[arena]\nslots = 1024\n");

@@ -1447,6 +1447,32 @@ fn a_segment_of_another_log_older_than_the_checkpoint_is_named_and_never_removed
 }
 
 #[test]
+fn a_log_whose_files_were_all_deleted_skips_ids_and_a_new_one_does_not() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fresh = wal::open(options(dir.path()), &|_| Ok(())).expect("opens");
+    assert_eq!(
+        fresh.state().max_id,
+        0,
+        "a new directory starts at the first id"
+    );
+    drop(fresh);
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 5, 50);
+    for entry in std::fs::read_dir(dir.path()).expect("lists") {
+        let path = entry.expect("entry").path();
+        if path.file_name().is_some_and(|name| name != "LOCK") {
+            std::fs::remove_file(&path).expect("remove");
+        }
+    }
+    let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("opens");
+    assert_eq!(
+        recovery.state().max_id,
+        wal::repair::ID_GAP,
+        "the deleted log's ids are not handed out again"
+    );
+}
+
+#[test]
 fn a_missing_newest_segment_file_is_noted_since_nothing_else_knows_deleted_segments() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_log(dir.path(), 5, 50);

@@ -1013,8 +1013,10 @@ fn warn_of_logs_under_other_default_names(config: &Config, name: &str) {
     others.sort();
     tracing::warn!(
         data_dir = %dir.display(),
-        "this node is named {name} by default, and its data directory is new; beside it, {} hold the log of a node this host ran under another default name (the host name, plus the gossip port when gossip is on). If this node is that one, stop it and start it with --name set to that name to recover its tasks",
-        others.join(", ")
+        "this node is named {name} by default, and its data directory is new; beside it in {}, {} {} the log of a node this host ran under another default name (the host name, plus the gossip port when gossip is on). If this node is that one, stop it and start it with --name set to that name to recover its tasks",
+        parent.display(),
+        others.join(", "),
+        if others.len() == 1 { "holds" } else { "hold" }
     );
 }
 

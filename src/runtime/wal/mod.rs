@@ -462,6 +462,9 @@ pub fn open(
     let started = Instant::now();
     let dir = options.dir.clone();
     segment::create_dir(&dir).map_err(io_error(CREATE_DATA_DIR, &dir))?;
+    // Every start leaves a checkpoint and a segment beside its lock file: a lock file alone
+    // is a log whose files were all deleted.
+    let used_before = dir.join(segment::LOCK_FILE).exists();
     let lock = lock_dir(&dir)?;
     let listing = segment::list(&dir).map_err(io_error("list", &dir))?;
     let mut state = State::new(options.history_limit, options.key_limit);
@@ -496,9 +499,17 @@ pub fn open(
             ),
         });
     }
-    let newest_missing =
-        newest.is_none() && !(listing.segments.is_empty() && listing.checkpoints.is_empty());
-    if newest_missing {
+    let no_files = listing.segments.is_empty() && listing.checkpoints.is_empty();
+    let emptied = newest.is_none() && no_files && used_before;
+    if emptied {
+        tracing::warn!(
+            dir = %dir.display(),
+            "this data directory has a node's lock file but no log file: if its files were deleted, the tasks they held are lost. New task ids skip {} so that none of theirs is handed out again",
+            repair::ID_GAP
+        );
+    }
+    let newest_missing = (newest.is_none() && !no_files) || emptied;
+    if newest.is_none() && !no_files {
         // Written at every new segment since it exists; without it nothing tells whether
         // the newest segments were deleted.
         tracing::warn!(
@@ -1249,7 +1260,7 @@ pub fn inspect(
     }
     if matches!(newest_read_ok, Some(None)) && !inspection.files.is_empty() {
         inspection.notes.push(format!(
-            "{} is missing: nothing can tell whether the newest segments were deleted (a start would not notice, and would hand their tasks' ids out again)",
+            "{} is missing: nothing can tell whether the newest segments were deleted (their tasks would be lost; a start warns and skips 1000000000 ids, so none of theirs is handed out again)",
             segment::NEWEST_FILE
         ));
     }

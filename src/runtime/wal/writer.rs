@@ -985,7 +985,7 @@ impl Writer {
                     .last_checkpoint_bytes
                     .load(Ordering::Relaxed);
                 format!(
-                    "; free at least {} there (two segments and a checkpoint of about {}), then start the node again",
+                    "; free at least {} there (two segments and a checkpoint of about {})",
                     crate::runtime::units::HumanSize::approx(2 * self.segment_size + checkpoint),
                     crate::runtime::units::HumanSize::approx(checkpoint)
                 )
