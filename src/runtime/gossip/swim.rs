@@ -2148,6 +2148,13 @@ impl Swim {
         } = head;
         if sender.name == self.me.name {
             if sender.generation > self.me.generation {
+                if self.status != LocalStatus::Yielded {
+                    // A handover: the newer process may know nobody else (it joined through
+                    // this node's address), and once this one is quiet it would never hear
+                    // of the cluster, nor why. Our table tells it both.
+                    let with_meta = self.table.len() <= 64;
+                    self.send_table(from, with_meta, false);
+                }
                 self.yield_name(&sender, Some(from), now_us);
             } else {
                 self.stats.stale += 1;
@@ -2167,6 +2174,15 @@ impl Swim {
                         );
                     }
                     self.tell_older_self(from, now_us);
+                    if matches!(message, Message::Sync { .. }) {
+                        // The older process's table, handed over as it yields: the members
+                        // it knew, so this one joins them (itself excepted).
+                        for update in updates.drain(..) {
+                            if update.id.name != self.me.name {
+                                self.apply(update, now_us, Source::Table(&sender.name));
+                            }
+                        }
+                    }
                 }
             }
             return;

@@ -439,8 +439,19 @@ fn a_newer_process_with_our_name_wins_and_we_yield() {
             ..
         }
     )));
+    // It hands its table to the newer process, which may know nobody else.
+    let sent = recorder.take_sent();
+    let handed = updates_sent_to(&sent, addr(9));
+    assert!(
+        sent.iter()
+            .any(|(to, p)| *to == addr(9) && matches!(p.message, Message::Sync { .. })),
+        "{sent:?}"
+    );
+    assert!(
+        handed.iter().any(|u| u.id.name == id("a1", 1).name),
+        "{handed:?}"
+    );
     // A yielded node sends nothing more.
-    recorder.take_sent();
     recorder.run_until(10_000 * MS);
     assert!(recorder.take_sent().is_empty());
     // Its own view: it left (it still runs), and it measures nobody's silence.
@@ -472,6 +483,26 @@ fn an_older_process_with_our_name_is_told_of_us_and_otherwise_ignored() {
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0].id, id("me", 10));
     assert!(matches!(told[0].claim, Claim::Alive { .. }));
+    // The table it hands over as it yields: this node learns the members it knew.
+    recorder.receive(
+        addr(9),
+        &packet(
+            &id("me", 5),
+            Message::Sync {
+                reply: false,
+                total: 2,
+            },
+            vec![alive(&id("me", 5), 9), alive(&id("a7", 1), 7)],
+        ),
+    );
+    assert!(
+        recorder.swim.member_state("a7").is_some(),
+        "joined through the handover"
+    );
+    assert!(
+        recorder.swim.member_state("me").is_none(),
+        "not itself as a member"
+    );
     // This node says so too, once for that process: it may be another node given our name.
     let displaced = |recorder: &Recorder| {
         recorder
