@@ -2176,7 +2176,11 @@ impl Swim {
                     self.tell_older_self(from, now_us);
                     if matches!(message, Message::Sync { .. }) {
                         // The older process's table, handed over as it yields: the members
-                        // it knew, so this one joins them (itself excepted).
+                        // it knew, so this one joins them (itself excepted). A seed that
+                        // answers so has answered the join.
+                        if self.seeds.iter().any(|seed| seed.address == from) {
+                            self.seed_answered = true;
+                        }
                         for update in updates.drain(..) {
                             if update.id.name != self.me.name {
                                 self.apply(update, now_us, Source::Table(&sender.name));
