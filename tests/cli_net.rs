@@ -604,15 +604,11 @@ fn a_node_whose_default_name_changed_with_gossip_is_told_where_its_log_is() {
     let start = |extra: &[&str]| {
         let port = common::binary::free_tcp_port();
         let address = format!("127.0.0.1:{port}");
-        let mut child = goliath()
-            .env("XDG_DATA_HOME", data_home.path())
-            .args(["node", "--workers", "1", "--listen", &address])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node starts");
+        let mut args = vec!["--workers", "1"];
+        args.extend_from_slice(extra);
+        let data_home = data_home.path().to_str().expect("a UTF-8 temporary path");
+        let mut child =
+            common::binary::spawn_node(&address, &args, &[("XDG_DATA_HOME", data_home)]);
         let stderr = child.stderr.take().expect("stderr");
         let mut log = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -698,14 +694,9 @@ fn a_node_whose_log_nobody_reads_any_more_keeps_serving_and_stops_cleanly() {
     let port = common::binary::free_tcp_port();
     let address = format!("127.0.0.1:{port}");
     let data = tempfile::tempdir().expect("temp dir");
-    let mut child = goliath()
-        .args(["node", "--workers", "1", "--listen", &address, "--data-dir"])
-        .arg(data.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
+    let data_dir = data.path().to_str().expect("a UTF-8 temporary path");
+    let mut child =
+        common::binary::spawn_node(&address, &["--workers", "1", "--data-dir", data_dir], &[]);
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     assert!(
         lines

@@ -29,6 +29,20 @@ pub fn goliath() -> Command {
     command
 }
 
+/// `goliath node --listen ADDRESS ARGS…` with `env`, its standard error piped (to read its
+/// log) and no data directory of its own unless `args` names one.
+pub fn spawn_node(address: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
+    goliath()
+        .args(["node", "--listen", address])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts")
+}
+
 /// A `goliath node` child process on a free loopback port.
 pub struct RunningNode {
     pub child: Child,
@@ -73,17 +87,9 @@ impl RunningNode {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> RunningNode {
-        let mut child = goliath()
-            .args(["node", "--listen", address])
-            .arg("--data-dir")
-            .arg(dir)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node starts");
+        let mut all = vec!["--data-dir", dir.to_str().expect("a UTF-8 temporary path")];
+        all.extend_from_slice(args);
+        let mut child = spawn_node(address, &all, env);
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (address_sender, address_receiver) = std::sync::mpsc::channel();
