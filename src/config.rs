@@ -1081,30 +1081,21 @@ impl Config {
                 ),
             );
         }
-        if self.node.name.len() > 63
-            || self
-                .node
-                .name
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-        {
+        if self.node.name.len() > 63 || self.node.name.chars().any(unseen_in_a_name) {
             return problem(
                 "node.name",
                 format!(
-                    "= {:?} is invalid: use at most 63 bytes, no spaces or control characters",
+                    "= {:?} is invalid: use at most 63 bytes, no spaces, control or invisible characters",
                     self.node.name
                 ),
             );
         }
         let cluster = &self.node.cluster;
-        if cluster.is_empty()
-            || cluster.len() > 63
-            || cluster.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if cluster.is_empty() || cluster.len() > 63 || cluster.chars().any(unseen_in_a_name) {
             return problem(
                 "node.cluster",
                 format!(
-                    "= {cluster:?} is invalid: use 1 to 63 bytes, no spaces or control characters"
+                    "= {cluster:?} is invalid: use 1 to 63 bytes, no spaces, control or invisible characters"
                 ),
             );
         }
@@ -1720,6 +1711,33 @@ pub fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
     None
 }
 
+/// Characters a name may not hold: spaces and control characters, and the invisible ones
+/// (zero-width spaces and joiners, the soft hyphen, direction overrides, the byte-order mark)
+/// that made `n\u{200b}1` look like `n1` in every table and log.
+fn unseen_in_a_name(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+        )
+}
+
 /// Why no packet sent to `address` can reach a node, if none can: port 0, an unspecified
 /// (`0.0.0.0`, `::`) or a broadcast or multicast IP.
 fn unreachable_address(address: std::net::SocketAddr) -> Option<&'static str> {
@@ -1954,9 +1972,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("control characters") && !error.contains("unicode"),
+            error.contains("control") && !error.contains("unicode"),
             "the name's own check answers, not TOML's escapes: {error}"
         );
+        for invisible in ["n\u{200b}1", "n\u{00ad}1", "n\u{202e}1", "\u{feff}n1"] {
+            let error = config
+                .set_override("node.name", invisible)
+                .expect_err(invisible)
+                .to_string();
+            assert!(error.contains("invisible"), "{invisible:?}: {error}");
+        }
+        config
+            .set_override("node.name", "nœud-東京-1")
+            .expect("letters of any script are fine");
     }
 
     #[test]
