@@ -835,27 +835,9 @@ pub fn task_table(tasks: &[TaskInfo], now_unix_us: Option<u64>) -> String {
 /// takes two columns, so counting characters would push the next column right), padded
 /// with spaces when narrower.
 fn fit_columns(text: &str, columns: usize) -> String {
-    use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
-    let mut fitted = String::new();
-    let mut used = 0;
-    let total = text.width();
-    let room = if total > columns {
-        columns.saturating_sub(1)
-    } else {
-        columns
-    };
-    for c in text.chars() {
-        let width = c.width().unwrap_or(0);
-        if used + width > room {
-            break;
-        }
-        fitted.push(c);
-        used += width;
-    }
-    if total > columns {
-        fitted.push('…');
-        used += 1;
-    }
+    use unicode_width::UnicodeWidthStr as _;
+    let mut fitted = goliath::runtime::units::cut_to_width(text, columns);
+    let used = fitted.width();
     fitted.extend(std::iter::repeat_n(' ', columns.saturating_sub(used)));
     fitted
 }

@@ -716,16 +716,11 @@ impl Config {
         self.set_override_read(key, value, true, true)
     }
 
-    /// Like [`Config::set_override`], for a flag whose value is text whatever it looks like
-    /// (`--name '"a"'` names the node `"a"`, quotes and all): never read as TOML.
-    pub fn set_text_override(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        self.set_override_read(key, value, false, true)
-    }
-
-    /// [`Config::set_override`] (or, with `as_text`, [`Config::set_text_override`]) without
-    /// the checks across keys, for several overrides given together: checked one at a time,
-    /// `wal.segment_size=512MiB` then `wal.checkpoint_every=1GiB` was refused for the
-    /// default checkpoint size in between. Call [`Config::check_overrides`] after the last.
+    /// [`Config::set_override`] without the checks across keys, for several overrides given
+    /// together; with `as_text`, for a flag whose value is text whatever it looks like
+    /// (`--name '"a"'` names the node `"a"`, quotes and all), never read as TOML. Checked one
+    /// at a time, `wal.segment_size=512MiB` then `wal.checkpoint_every=1GiB` was refused for
+    /// the default checkpoint size in between. Call [`Config::check_overrides`] after the last.
     pub fn set_override_unchecked(
         &mut self,
         key: &str,
@@ -1961,8 +1956,9 @@ mod tests {
     fn a_text_flag_is_taken_as_typed_and_odd_characters_reach_the_name_check() {
         let mut config = Config::default();
         config
-            .set_text_override("node.name", "\"quoted\"")
+            .set_override_unchecked("node.name", "\"quoted\"", true)
             .expect("quotes are name characters");
+        config.check_overrides().expect("a valid name");
         assert_eq!(
             config.node.name, "\"quoted\"",
             "quotes kept, not read as TOML"

@@ -724,14 +724,12 @@ fn a_node_whose_log_nobody_reads_any_more_keeps_serving_and_stops_cleanly() {
         );
     }
     assert!(client(&["shutdown"]).status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the node did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::eventually(|| {
+        child
+            .try_wait()
+            .expect("wait")
+            .ok_or_else(|| "the node has not stopped".to_string())
+    });
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 

@@ -221,7 +221,6 @@ type Finished = (
     (Vec<u8>, u64),
 );
 
-/// Stops a process group: SIGTERM, then SIGKILL after `grace`; waits for `work` to end.
 /// Processes a finished program left running in its process group (`cmd &` in a script):
 /// they end with the task, as at a cancel (SIGTERM, then SIGKILL after `grace`). Left alone,
 /// one that held the program's output open kept the task running with no end, and any other
@@ -241,6 +240,7 @@ async fn stop_left_behind(group: u32, grace: Duration) {
     }
 }
 
+/// Stops a process group: SIGTERM, then SIGKILL after `grace`; waits for `work` to end.
 async fn terminate<F: Future<Output = Finished> + Unpin>(
     group: Option<u32>,
     grace: Duration,

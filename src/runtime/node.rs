@@ -772,23 +772,28 @@ impl Shared {
         if self.recovered.is_empty() {
             return &[];
         }
-        let finished_since_start: u64 = self
+        let room = u64::try_from(self.config.history.tasks)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(self.finished_counts().finished());
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        &self.recovered[self.recovered.len().saturating_sub(room)..]
+    }
+
+    /// Tasks finished since this start, by final state (the live counts left at 0).
+    fn finished_counts(&self) -> TaskCounts {
+        let mut counts = TaskCounts::default();
+        for finished in self
             .worker_stats
             .iter()
             .map(|s| &s.finished)
             .chain(std::iter::once(&self.offload_finished))
-            .map(|finished| {
-                finished.succeeded.load(Ordering::Relaxed)
-                    + finished.failed.load(Ordering::Relaxed)
-                    + finished.cancelled.load(Ordering::Relaxed)
-                    + finished.timed_out.load(Ordering::Relaxed)
-            })
-            .sum();
-        let room = u64::try_from(self.config.history.tasks)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(finished_since_start);
-        let room = usize::try_from(room).unwrap_or(usize::MAX);
-        &self.recovered[self.recovered.len().saturating_sub(room)..]
+        {
+            counts.succeeded += finished.succeeded.load(Ordering::Relaxed);
+            counts.failed += finished.failed.load(Ordering::Relaxed);
+            counts.cancelled += finished.cancelled.load(Ordering::Relaxed);
+            counts.timed_out += finished.timed_out.load(Ordering::Relaxed);
+        }
+        counts
     }
 
     fn lookup_error(&self, id: TaskId) -> LookupError {
@@ -839,11 +844,7 @@ impl Shared {
     fn live_info(&self, index: u32) -> Option<TaskInfo> {
         let slot = self.arena.slot(index);
         let id = slot.id.load(Ordering::Acquire);
-        let state = match slot.state.load(Ordering::Acquire) {
-            slot_state::QUEUED => TaskState::Queued,
-            slot_state::RUNNING | slot_state::WAITING => TaskState::Running,
-            _ => return None,
-        };
+        let state = live_state(slot.state.load(Ordering::Acquire))?;
         let kind = KindId(slot.kind.load(Ordering::Relaxed));
         let numbers = [
             slot.numbers[0].load(Ordering::Relaxed),
@@ -918,6 +919,16 @@ impl Shared {
     }
 }
 
+/// The state a task in a slot in state `slot_state` shows: queued, or running (on a worker or
+/// waiting off it); `None` for a slot holding no task in flight (free, or still being filled).
+fn live_state(slot_state: u8) -> Option<TaskState> {
+    match slot_state {
+        slot_state::QUEUED => Some(TaskState::Queued),
+        slot_state::RUNNING | slot_state::WAITING => Some(TaskState::Running),
+        _ => None,
+    }
+}
+
 /// Why `program` cannot be run, or `None` when it can: a path is checked as given (and
 /// told apart: missing, a directory, not executable), a bare name is looked up in PATH.
 fn program_problem(program: &str) -> Option<String> {
@@ -971,16 +982,14 @@ pub fn data_dir_named_by_pid(config: &Config) -> bool {
 /// directory is new warns when directories beside it hold logs of this host's other default
 /// names: turning gossip on, or moving its port, gives the node another name and so another
 /// directory, and its acknowledged tasks looked lost.
-fn warn_of_logs_under_other_default_names(config: &Config, name: &str) {
+fn warn_of_logs_under_other_default_names(name: &str) {
     let Some(dir) = wal::default_data_dir(name) else {
         return;
     };
     if dir.join(wal::segment::LOCK_FILE).exists() {
         return;
     }
-    let mut without_gossip = config.clone();
-    without_gossip.gossip.enabled = false;
-    let host = super::gossip::default_node_name(&without_gossip);
+    let host = super::gossip::default_host_name();
     let Some(parent) = dir.parent() else {
         return;
     };
@@ -1079,7 +1088,7 @@ impl NodeBuilder {
             );
         }
         if config.wal.enabled && config.node.name.is_empty() && config.node.data_dir.is_empty() {
-            warn_of_logs_under_other_default_names(&config, &name);
+            warn_of_logs_under_other_default_names(&name);
         }
         let io = IoThread::start("goliath-io").map_err(|error| StartError::Spawn {
             what: "the I/O thread",
@@ -1426,29 +1435,25 @@ impl Node {
         // Claim every slot first, so the batch is logged as one group before any of it runs.
         let mut claimed: Vec<(u32, TaskId)> =
             Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-        let mut failure = None;
-        'claiming: for submission in submissions {
+        for submission in submissions {
             for _ in 0..submission.tasks() {
                 match shared.arena.claim() {
                     Ok(slot) => claimed.push(slot),
                     Err(busy) => {
-                        // Others took the room counted above: the batch is taken whole or
-                        // not at all, so the slots claimed so far go back.
-                        if total > 1 {
-                            for (index, _) in &claimed {
-                                shared.arena.release(*index, SHARED_LEDGER);
-                            }
-                            return Err(BatchError {
-                                submitted: Vec::new(),
-                                error: SubmitError::Busy(busy),
-                            });
+                        // Full (for a batch: others took the room counted above). A batch is
+                        // taken whole or not at all, so the slots claimed so far go back.
+                        for (index, _) in &claimed {
+                            shared.arena.release(*index, SHARED_LEDGER);
                         }
-                        failure = Some(SubmitError::Busy(busy));
-                        break 'claiming;
+                        return Err(BatchError {
+                            submitted: Vec::new(),
+                            error: SubmitError::Busy(busy),
+                        });
                     }
                 }
             }
         }
+        let mut failure = None;
         if claimed.len() > 1 {
             // Single claims sample the high-water mark every 64th time only; a batch's peak
             // is known here, once, at the cost of reading the free counters again.
@@ -1702,12 +1707,13 @@ impl Node {
                 // Read again: the slot was live when listed, but its task may have finished
                 // since (free, or claimed by a newer submission). Those are not counted: under
                 // load they inflated `running` to dozens on two workers.
-                let (task_state, count, slots) = match slot.state.load(Ordering::Relaxed) {
-                    slot_state::QUEUED => (TaskState::Queued, &mut queued, &mut queued_slots),
-                    slot_state::RUNNING | slot_state::WAITING => {
-                        (TaskState::Running, &mut running, &mut running_slots)
-                    }
-                    _ => continue,
+                let Some(task_state) = live_state(slot.state.load(Ordering::Relaxed)) else {
+                    continue;
+                };
+                let (count, slots) = if task_state == TaskState::Queued {
+                    (&mut queued, &mut queued_slots)
+                } else {
+                    (&mut running, &mut running_slots)
                 };
                 *count += 1;
                 if wants_live && query.limit > 0 && query.state.is_none_or(|s| s == task_state) {
@@ -1803,18 +1809,7 @@ impl Node {
                 }
             })
             .collect();
-        let mut counts = TaskCounts::default();
-        for finished in shared
-            .worker_stats
-            .iter()
-            .map(|s| &s.finished)
-            .chain(std::iter::once(&shared.offload_finished))
-        {
-            counts.succeeded += finished.succeeded.load(Ordering::Relaxed);
-            counts.failed += finished.failed.load(Ordering::Relaxed);
-            counts.cancelled += finished.cancelled.load(Ordering::Relaxed);
-            counts.timed_out += finished.timed_out.load(Ordering::Relaxed);
-        }
+        let mut counts = shared.finished_counts();
         let arena = shared.arena.stats();
         let tasks = self.collect_tasks(
             TaskQuery {

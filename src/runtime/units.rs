@@ -402,6 +402,27 @@ pub fn printable(text: &str, keep_tabs: bool) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// `text` in at most `columns` terminal columns, its end replaced by `…` when cut (a CJK
+/// character takes two columns, so counting characters would overflow).
+pub fn cut_to_width(text: &str, columns: usize) -> String {
+    use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
+    if text.width() <= columns {
+        return text.to_string();
+    }
+    let mut kept = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if width + w + 1 > columns {
+            break;
+        }
+        width += w;
+        kept.push(c);
+    }
+    kept.push('…');
+    kept
+}
+
 /// Text order in which runs of digits compare by their value: `node-2` before `node-10`.
 pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
     fn runs(text: &str) -> impl Iterator<Item = (bool, &str)> {

@@ -520,7 +520,7 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, message: Option<(String
         }
     }
     if tasks_shown {
-        hints.extend([(Action::Filter, "filter")]);
+        hints.push((Action::Filter, "filter"));
     }
     hints.push((Action::Palette, "command"));
     if tasks_shown {
@@ -990,7 +990,7 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     };
     // The checkpoint's age (or its failure) first: a narrow pane drops the files' size and
     // count before it. A failure too long for the line is shown as far as it goes.
-    if checkpoint.chars().count() > room {
+    if unicode_width::UnicodeWidthStr::width(checkpoint.as_str()) > room {
         lines.push(Line::styled(checkpoint, checkpoint_style));
     } else {
         lines.push(whole_items(
@@ -1265,26 +1265,6 @@ fn member_name_shown(member: &MemberInfo) -> String {
     }
 }
 
-/// `text` in at most `columns` terminal columns, its end replaced by `…` when cut.
-fn cut_with_ellipsis(text: &str, columns: usize) -> String {
-    use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
-    if text.width() <= columns {
-        return text.to_string();
-    }
-    let mut kept = String::new();
-    let mut width = 0;
-    for c in text.chars() {
-        let w = c.width().unwrap_or(0);
-        if width + w + 1 > columns {
-            break;
-        }
-        width += w;
-        kept.push(c);
-    }
-    kept.push('…');
-    kept
-}
-
 fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     let theme = &app.options.theme;
     let Some(snapshot) = &app.view().snapshot else {
@@ -1451,7 +1431,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
                 member_state_label(member.state),
                 if member.degraded { " *" } else { "" }
             );
-            let name = cut_with_ellipsis(&member_name_shown(member), name_width);
+            let name = crate::runtime::units::cut_to_width(&member_name_shown(member), name_width);
             Row::new(pick(vec![
                 Cell::from(name),
                 Cell::from(Span::styled(state, member_style(app, member.state))),
@@ -1639,7 +1619,7 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     // and "0 of 1000" must not read as "none on the node".
     let newest = app.view().snapshot.as_ref().is_some_and(|s| {
         let c = &s.counts;
-        c.queued + c.running + c.succeeded + c.failed + c.cancelled + c.timed_out > total as u64
+        c.queued + c.running + c.finished() > total as u64
     });
     let mut title = if newest {
         format!("Tasks · {} of the {} newest", rows.len(), total)

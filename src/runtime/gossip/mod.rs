@@ -22,7 +22,9 @@ pub mod swim;
 pub mod view;
 pub mod wire;
 
-pub use service::{Cluster, ClusterError, ClusterSource, FaultRules, default_node_name};
+pub use service::{
+    Cluster, ClusterError, ClusterSource, FaultRules, default_host_name, default_node_name,
+};
 pub use view::{ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, MemberLoad};
 
 pub use swim::{

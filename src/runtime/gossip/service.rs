@@ -62,21 +62,26 @@ pub struct FaultRules {
     pub blocked: HashSet<SocketAddr>,
 }
 
-/// The node name used when `node.name` is empty: the host name, plus the gossip port when
-/// gossip is on (so several nodes on one machine differ), or the process id when that port
-/// is picked by the OS.
-pub fn default_node_name(config: &Config) -> String {
-    let host = super::super::node::host_name();
-    let host: String = host
+/// The host part of a default node name: the host name as a name may hold it (at most 40
+/// characters, no spaces or control characters), or `goliath` without one.
+pub fn default_host_name() -> String {
+    let host: String = super::super::node::host_name()
         .chars()
         .filter(|c| !c.is_whitespace() && !c.is_control())
         .take(40)
         .collect();
-    let host = if host.is_empty() {
+    if host.is_empty() {
         "goliath".to_string()
     } else {
         host
-    };
+    }
+}
+
+/// The node name used when `node.name` is empty: the host name, plus the gossip port when
+/// gossip is on (so several nodes on one machine differ), or the process id when that port
+/// is picked by the OS.
+pub fn default_node_name(config: &Config) -> String {
+    let host = default_host_name();
     if !config.gossip.enabled {
         return host;
     }

@@ -2147,48 +2147,7 @@ impl Swim {
             ..
         } = head;
         if sender.name == self.me.name {
-            if sender.generation > self.me.generation {
-                if self.status != LocalStatus::Yielded {
-                    // A handover: the newer process may know nobody else (it joined through
-                    // this node's address), and once this one is quiet it would never hear
-                    // of the cluster, nor why. Our table tells it both.
-                    let with_meta = self.table.len() <= 64;
-                    self.send_table(from, with_meta, false);
-                }
-                self.yield_name(&sender, Some(from), now_us);
-            } else {
-                self.stats.stale += 1;
-                if sender.generation < self.me.generation
-                    && matches!(self.status, LocalStatus::Joining | LocalStatus::Active)
-                {
-                    if self.older_self_reported != sender.generation {
-                        // Once per older process: the one that yields says so in its own log,
-                        // and the one that took the name over should say it too.
-                        self.older_self_reported = sender.generation;
-                        self.self_event(
-                            now_us,
-                            EventKind::DisplacedOlder {
-                                older_generation: sender.generation,
-                                older_address: from.to_string(),
-                            },
-                        );
-                    }
-                    self.tell_older_self(from, now_us);
-                    if matches!(message, Message::Sync { .. }) {
-                        // The older process's table, handed over as it yields: the members
-                        // it knew, so this one joins them (itself excepted). A seed that
-                        // answers so has answered the join.
-                        if self.seeds.iter().any(|seed| seed.address == from) {
-                            self.seed_answered = true;
-                        }
-                        for update in updates.drain(..) {
-                            if update.id.name != self.me.name {
-                                self.apply(update, now_us, Source::Table(&sender.name));
-                            }
-                        }
-                    }
-                }
-            }
+            self.heard_own_name(&sender, from, &message, updates, now_us);
             return;
         }
         let Some((is_new, unknown_name)) = self.contact(&sender, incarnation, from, now_us) else {
@@ -2203,18 +2162,7 @@ impl Swim {
         if self.status == LocalStatus::Joining {
             self.status = LocalStatus::Active;
         }
-        if !self.seed_answered && self.seeds.iter().any(|seed| seed.address == from) {
-            self.seed_answered = true;
-            // Announce once the rest of the seed's table (a few datagrams) is in.
-            self.schedule(now_us + ANNOUNCE_DELAY_US, Timer::Reannounce { round: 0 });
-            // The seed's table came in many datagrams, some may be lost: while the last
-            // table we got was incomplete, exchange tables with a random member 2, 10 and
-            // 30 s later, so a joiner converges quickly even under heavy loss.
-            for seconds in [2, 10, 30] {
-                self.schedule(now_us + seconds * JOIN_SYNC_US, Timer::JoinSync);
-            }
-            self.joined_until_us = now_us + 35 * JOIN_SYNC_US;
-        }
+        self.heard_from_seed(from, now_us);
         match message {
             Message::Ping { seq } => self.send(from, self.ack(seq), true),
             Message::Ack { seq, members } => {
@@ -2344,6 +2292,76 @@ impl Swim {
             now_us,
             Source::Own,
         );
+    }
+
+    /// The first packet from a seed answers the join.
+    fn heard_from_seed(&mut self, from: SocketAddr, now_us: u64) {
+        if self.seed_answered || !self.seeds.iter().any(|seed| seed.address == from) {
+            return;
+        }
+        self.seed_answered = true;
+        // Announce once the rest of the seed's table (a few datagrams) is in.
+        self.schedule(now_us + ANNOUNCE_DELAY_US, Timer::Reannounce { round: 0 });
+        // The seed's table came in many datagrams, some may be lost: while the last table we
+        // got was incomplete, exchange tables with a random member 2, 10 and 30 s later, so a
+        // joiner converges quickly even under heavy loss.
+        for seconds in [2, 10, 30] {
+            self.schedule(now_us + seconds * JOIN_SYNC_US, Timer::JoinSync);
+        }
+        self.joined_until_us = now_us + 35 * JOIN_SYNC_US;
+    }
+
+    /// A packet sent under this node's own name: from a newer process (this one yields, and
+    /// hands it its table first) or from an older one (told of this one, and its table, if
+    /// it hands one over as it yields, taken in).
+    fn heard_own_name(
+        &mut self,
+        sender: &MemberId,
+        from: SocketAddr,
+        message: &Message,
+        updates: &mut Vec<Update>,
+        now_us: u64,
+    ) {
+        if sender.generation > self.me.generation {
+            if self.status != LocalStatus::Yielded {
+                // A handover: the newer process may know nobody else (it joined through this
+                // node's address), and once this one is quiet it would never hear of the
+                // cluster, nor why. Our table tells it both.
+                let with_meta = self.table.len() <= 64;
+                self.send_table(from, with_meta, false);
+            }
+            self.yield_name(sender, Some(from), now_us);
+            return;
+        }
+        self.stats.stale += 1;
+        if sender.generation == self.me.generation
+            || !matches!(self.status, LocalStatus::Joining | LocalStatus::Active)
+        {
+            return;
+        }
+        if self.older_self_reported != sender.generation {
+            // Once per older process: the one that yields says so in its own log, and the one
+            // that took the name over should say it too.
+            self.older_self_reported = sender.generation;
+            self.self_event(
+                now_us,
+                EventKind::DisplacedOlder {
+                    older_generation: sender.generation,
+                    older_address: from.to_string(),
+                },
+            );
+        }
+        self.tell_older_self(from, now_us);
+        if matches!(message, Message::Sync { .. }) {
+            // Its table, handed over as it yields: the members it knew, so this one joins
+            // them (itself excepted). A seed that answers so has answered the join.
+            self.heard_from_seed(from, now_us);
+            for update in updates.drain(..) {
+                if update.id.name != self.me.name {
+                    self.apply(update, now_us, Source::Table(&sender.name));
+                }
+            }
+        }
     }
 
     /// Direct contact from `sender` (the header of a packet it sent). Returns whether it is

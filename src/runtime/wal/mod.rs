@@ -488,18 +488,18 @@ pub fn open(
         },
         _ => io_error("read", &newest_path)(error),
     })?;
-    if let Some((files_log, count)) = files_disown_newest(&listing, newest.and_then(|n| n.log_id)) {
+    let newest_log = newest.and_then(|n| n.log_id);
+    if let Some((files_log, count)) = files_disown_newest(&listing, newest_log) {
         return Err(WalError::Damaged {
             dir: dir.clone(),
             file: newest_path.clone(),
-            damage: disowning_newest_damage(
-                newest.and_then(|n| n.log_id).unwrap_or(0),
-                files_log,
-                count,
-            ),
+            damage: disowning_newest_damage(newest_log.unwrap_or(0), files_log, count),
         });
     }
+    // Two ways a start cannot tell whether segments were deleted, and so skips ids: files
+    // without `newest-segment`, or a lock file without any log file.
     let no_files = listing.segments.is_empty() && listing.checkpoints.is_empty();
+    let newest_lost = newest.is_none() && !no_files;
     let emptied = newest.is_none() && no_files && used_before;
     if emptied {
         tracing::warn!(
@@ -508,8 +508,7 @@ pub fn open(
             repair::ID_GAP
         );
     }
-    let newest_missing = (newest.is_none() && !no_files) || emptied;
-    if newest.is_none() && !no_files {
+    if newest_lost {
         // Written at every new segment since it exists; without it nothing tells whether
         // the newest segments were deleted.
         tracing::warn!(
@@ -597,7 +596,7 @@ pub fn open(
         }
     }
     summary.records = state.counts.records;
-    if newest_missing {
+    if newest_lost || emptied {
         // As `wal repair` does for a loss it cannot measure: acknowledged ids of deleted
         // segments were handed out again (and scripts holding them saw other tasks).
         state.max_id = state.max_id.saturating_add(repair::ID_GAP);
@@ -1063,6 +1062,18 @@ impl Inspection {
     pub fn healthy(&self) -> bool {
         self.problems.is_empty() && self.files.iter().all(|f| f.damage.is_none())
     }
+
+    /// The first thing that keeps a node from starting, as one line: a problem across files,
+    /// else the first damaged file and where; `None` for a healthy log.
+    pub fn first_problem(&self) -> Option<String> {
+        self.problems.first().cloned().or_else(|| {
+            self.files.iter().find_map(|file| {
+                file.damage
+                    .as_ref()
+                    .map(|damage| format!("{}: {damage}", file.file.display()))
+            })
+        })
+    }
 }
 
 /// Where [`inspect`] found a whole record.
@@ -1117,8 +1128,9 @@ pub fn inspect(
     };
     // The log's id: as `newest-segment` names it, else as the files read so far give it
     // (0 while none has); as the files give it when `newest-segment` alone names another.
-    let mut log_id = newest.and_then(|n| n.log_id).unwrap_or(0);
-    if let Some((files_log, count)) = files_disown_newest(&listing, newest.and_then(|n| n.log_id)) {
+    let newest_log = newest.and_then(|n| n.log_id);
+    let mut log_id = newest_log.unwrap_or(0);
+    if let Some((files_log, count)) = files_disown_newest(&listing, newest_log) {
         inspection.problems.push(format!(
             "{}: {}",
             segment::NEWEST_FILE,

@@ -221,18 +221,7 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
     }
     io.sync_dir(dir).map_err(io_error("fsync", dir))?;
     let check = inspect(dir, |_, _, _, _| {})?;
-    if !check.healthy() {
-        let problem = check
-            .problems
-            .first()
-            .cloned()
-            .or_else(|| {
-                check
-                    .files
-                    .iter()
-                    .find_map(|f| f.damage.as_ref().map(|d| d.to_string()))
-            })
-            .unwrap_or_default();
+    if let Some(problem) = check.first_problem() {
         return Err(RepairError::Unverified {
             dir: dir.to_path_buf(),
             moved_to,
@@ -297,7 +286,6 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// A new directory beside the log for its old files: `damaged-<UTC time>`, made durable.
 /// Moves `files` into `moved_to`, naming each in `moved`. When one cannot be moved, what the
 /// repair did is undone (the files moved so far put back, its new `checkpoint` removed):
 /// left half done, the next start would read the new checkpoint and delete the old files it
@@ -339,6 +327,7 @@ fn move_aside(
     Ok(())
 }
 
+/// A new directory beside the log for its old files: `damaged-<UTC time>`, made durable.
 fn aside_dir(dir: &Path) -> Result<PathBuf, WalError> {
     let stamp = UtcTime(writer::unix_now_us()).to_string();
     // 2026-12-02T16:05:01.123Z → 2026-12-02T16-05-01Z: no colons in a file name.
