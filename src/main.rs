@@ -1171,12 +1171,11 @@ fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> 
     }
 }
 
-/// Runs a node, its protocol server and (when configured) gossip until SIGINT, SIGTERM, a
-/// `shutdown` request or (with `--exit-with-stdin`) the end of standard input, then leaves
-/// the cluster and shuts the node down with the configured grace. A second signal during
-/// shutdown exits at once.
-/// Runs a headless node on `config` (loaded by the caller from `args`, whose flags that
-/// are not settings, `--insecure-listen` and `--exit-with-stdin`, apply here).
+/// Runs a headless node on `config` (loaded by the caller from `args`, whose flags that are
+/// not settings, `--insecure-listen` and `--exit-with-stdin`, apply here), its protocol
+/// server and (when configured) gossip until SIGINT, SIGTERM, SIGHUP, a `shutdown` request or
+/// (with `--exit-with-stdin`) the end of standard input, then leaves the cluster and shuts the
+/// node down with the configured grace. A second signal during shutdown exits at once.
 fn run_headless(
     args: &NodeArgs,
     (config, origin): (Config, String),
@@ -1186,24 +1185,30 @@ fn run_headless(
     if let Some(note) = note {
         tracing::info!("{note}");
     }
-    let local = start_local(config, args.insecure_listen, &origin)?;
-    let mut shutdown_signal = local.server.shutdown_signal();
-    let stdin_closed = watch_stdin(args.exit_with_stdin);
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
+    // Listened for before the node says it serves: a signal sent as soon as it does (a
+    // script, a test) found no handler yet and took the default, ending it without a word.
+    let signal = {
+        let _runtime = signals.enter();
+        signal_listener().map_err(Failure::runtime)?
+    };
+    let local = start_local(config, args.insecure_listen, &origin)?;
+    let mut shutdown_signal = local.server.shutdown_signal();
+    let stdin_closed = watch_stdin(args.exit_with_stdin);
     let node = local.node.clone();
     let reason = signals.block_on(async {
         tokio::select! {
-            signal = wait_for_signal() => signal.map(|name| Ok(name.to_string())),
-            _ = shutdown_signal.wait_for(|requested| *requested) => Ok(Ok("a shutdown request".to_string())),
-            _ = stdin_closed => Ok(Ok("standard input closed (the demo parent is gone)".to_string())),
-            failure = node.wal_failed() => Ok(Err(failure)),
+            name = signal => Ok(name.to_string()),
+            _ = shutdown_signal.wait_for(|requested| *requested) => Ok("a shutdown request".to_string()),
+            _ = stdin_closed => Ok("standard input closed (the demo parent is gone)".to_string()),
+            failure = node.wal_failed() => Err(failure),
         }
     });
     drop(signals);
-    match reason.map_err(Failure::runtime)? {
+    match reason {
         Ok(reason) => {
             let grace = local.grace;
             stop_local(local, || {
@@ -1236,17 +1241,9 @@ fn fail_stop(local: LocalNode, failure: &str) -> Result<u8, Failure> {
     // What a start would find, read now that the node has stopped: a deleted segment leaves
     // a log no node starts on, and "safe on disk" would be untrue.
     let log_problem = data_dir.as_ref().filter(|_| still_there).and_then(|dir| {
-        let inspection = goliath::runtime::wal::inspect(dir, |_, _, _, _| {}).ok()?;
-        if inspection.healthy() {
-            return None;
-        }
-        inspection.problems.first().cloned().or_else(|| {
-            inspection.files.iter().find_map(|file| {
-                file.damage
-                    .as_ref()
-                    .map(|damage| format!("{}: {}", file.file.display(), damage.what))
-            })
-        })
+        goliath::runtime::wal::inspect(dir, |_, _, _, _| {})
+            .ok()?
+            .first_problem()
     });
     let next = match (still_there, log_problem) {
         (true, None) => {
@@ -1652,10 +1649,6 @@ fn free_ports(count: usize) -> std::io::Result<Vec<(u16, u16)>> {
         held.push((tcp, udp));
     }
     Ok(ports)
-}
-
-async fn wait_for_signal() -> std::io::Result<&'static str> {
-    Ok(signal_listener()?.await)
 }
 
 /// SIGTERM, SIGINT or SIGHUP, listened for from the moment this is called (inside a tokio
