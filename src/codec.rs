@@ -59,6 +59,15 @@ pub enum CodecError {
         /// Why not.
         message: String,
     },
+    /// The value claims more memory than the codec's limit for it (each text's bytes and
+    /// each list's items count): well-formed, perhaps, but too large to take in one piece.
+    #[error("cannot decode {what}: it needs more than {limit} bytes once decoded")]
+    TooLarge {
+        /// What was being decoded.
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The value ended before the bytes did.
     #[error("cannot decode {what}: {extra} unexpected bytes after the value")]
     Trailing {
@@ -110,20 +119,40 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
     whole(what, bytes, decode_prefix_with(what, bytes, CONFIG)?)
 }
 
+/// What a protocol request may claim once decoded (128 MiB): bincode counts every integer
+/// at its size in memory (a text's length prefix of one byte claims 8) besides the text, so
+/// a request claims up to 8 times its size on the wire. A request is framed in at most
+/// `net.max_frame` (at most [`MAX_MESSAGE`]) bytes, so every one that was framed decodes.
+pub const MAX_REQUEST_CLAIM: usize = 8 * MAX_MESSAGE;
+
+const REQUEST_CONFIG: Limited<MAX_REQUEST_CLAIM> =
+    bincode::config::standard().with_limit::<MAX_REQUEST_CLAIM>();
+
 /// [`decode`] for a type that borrows from `bytes` (text as `&str`), so decoding copies
-/// nothing it does not have to.
+/// nothing it does not have to: a protocol request, with the limit [`MAX_REQUEST_CLAIM`].
 pub fn decode_borrowed<'a, T: Deserialize<'a>>(
     what: &'static str,
     bytes: &'a [u8],
 ) -> Result<T, CodecError> {
-    let (value, used) =
-        bincode::serde::borrow_decode_from_slice::<T, _>(bytes, CONFIG).map_err(|e| {
-            CodecError::Decode {
-                what,
-                message: e.to_string(),
-            }
-        })?;
+    let (value, used) = bincode::serde::borrow_decode_from_slice::<T, _>(bytes, REQUEST_CONFIG)
+        .map_err(|e| decode_error(what, e, MAX_REQUEST_CLAIM))?;
     whole(what, bytes, (value, used))
+}
+
+/// A decode failure as a [`CodecError`]: [`CodecError::TooLarge`] when the value claims more
+/// than `limit` bytes.
+fn decode_error(
+    what: &'static str,
+    error: bincode::error::DecodeError,
+    limit: usize,
+) -> CodecError {
+    match error {
+        bincode::error::DecodeError::LimitExceeded => CodecError::TooLarge { what, limit },
+        other => CodecError::Decode {
+            what,
+            message: other.to_string(),
+        },
+    }
 }
 
 /// Decodes one value from the start of `bytes` with `config`; returns it and the bytes used.
@@ -132,10 +161,8 @@ fn decode_prefix_with<T: DeserializeOwned, C: bincode::config::Config>(
     bytes: &[u8],
     config: C,
 ) -> Result<(T, usize), CodecError> {
-    bincode::serde::decode_from_slice::<T, _>(bytes, config).map_err(|e| CodecError::Decode {
-        what,
-        message: e.to_string(),
-    })
+    bincode::serde::decode_from_slice::<T, _>(bytes, config)
+        .map_err(|e| decode_error(what, e, config.limit().unwrap_or(usize::MAX)))
 }
 
 /// The decoded value, if it used all of `bytes`.
@@ -253,6 +280,21 @@ mod tests {
         let bytes = [253u8, 0, 0, 0, 0, 0, 1, 0, 0];
         let error = decode::<Vec<u8>>("bytes", &bytes).unwrap_err();
         assert!(matches!(error, CodecError::Decode { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_request_of_many_short_texts_decodes_though_it_claims_more_than_it_takes() {
+        // 2,200,000 empty texts: 2.2 MB encoded, 17.6 MB as bincode counts them decoded
+        // (each length prefix at 8 bytes), more than the plain limit.
+        let texts = vec![""; 2_200_000];
+        let bytes = encode("texts", &texts).expect("encodes");
+        assert!(bytes.len() < 3 << 20);
+        assert!(matches!(
+            decode::<Vec<String>>("texts", &bytes),
+            Err(CodecError::TooLarge { .. })
+        ));
+        let decoded: Vec<&str> = decode_borrowed("texts", &bytes).expect("decodes");
+        assert_eq!(decoded.len(), texts.len());
     }
 
     #[test]

@@ -957,3 +957,34 @@ fn a_server_of_another_kind_is_named_as_not_a_goliath_node() {
         "{text}"
     );
 }
+
+#[test]
+fn a_batch_near_the_largest_frame_is_taken_whole() {
+    let fixture = Fixture::new(|config| {
+        config.net.max_frame = 16 << 20;
+        config.arena.slots = 1 << 19;
+    });
+    let client = fixture.client();
+    // 400,000 specs of 37 bytes: 15 MiB on the wire, within the frame limit, but more than
+    // 16 MiB as bincode counts them decoded (each length prefix at 8 bytes). It used to close
+    // the connection with the submission's outcome unknown.
+    let specs = vec!["echo some text here to make it longer".to_string(); 400_000];
+    match fixture.request(
+        &client,
+        Request::Submit(SubmitRequest {
+            specs,
+            idempotency_key: None,
+            wait: false,
+            report_ids: false,
+        }),
+    ) {
+        Ok(Response::Submitted { ids, .. }) => assert_eq!(ids.len(), 400_000),
+        other => panic!("the whole batch taken: {other:?}"),
+    }
+    let tasks = fixture.submit_wait(&client, &["fib 20"]);
+    assert_eq!(
+        tasks[0].output,
+        Some(TaskOutput::Number(6765)),
+        "same connection"
+    );
+}
