@@ -547,12 +547,20 @@ fn de_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D:
             f.write_str("a list of addresses, or one string of them separated by commas")
         }
         fn visit_str<E: de::Error>(self, value: &str) -> Result<Vec<String>, E> {
-            Ok(value
+            if value.trim().is_empty() {
+                return Ok(Vec::new());
+            }
+            let items: Vec<String> = value
                 .split(',')
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(String::from)
-                .collect())
+                .map(|item| item.trim().to_string())
+                .collect();
+            // `--join "$A,$B"` with B unset: one seed fewer than meant, without a word.
+            if items.iter().any(String::is_empty) {
+                return Err(E::custom(format!(
+                    "{value:?} has an empty entry between commas (an unset variable?): list each address once"
+                )));
+            }
+            Ok(items)
         }
         fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
             let mut items = Vec::new();
@@ -672,10 +680,15 @@ pub struct LoadedConfig {
 impl Config {
     /// Parses and checks a configuration text. Keys left out keep their defaults.
     pub fn parse(text: &str, origin: ConfigOrigin) -> Result<Config, ConfigError> {
+        // A byte-order mark (some Windows editors write one) is no part of the first key.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let config: Config =
             toml::from_str(text).map_err(|error| syntax_error(text, &origin, &error))?;
-        if let Some((key, message)) = config.first_problem() {
+        if let Some((key, mut message)) = config.first_problem() {
             let line = find_key_line(text, &key);
+            if line.is_none() {
+                message.push_str(&default_beside_written(text, &key, &message));
+            }
             return Err(ConfigError::Invalid {
                 origin,
                 line,
@@ -692,14 +705,16 @@ impl Config {
             ConfigOrigin::Flag(path.to_path_buf())
         } else if let Some(path) = std::env::var_os("GOLIATH_CONFIG").filter(|v| !v.is_empty()) {
             ConfigOrigin::Env(PathBuf::from(path))
-        } else if let Some(path) = user_config_path().filter(|p| p.is_file()) {
+        } else if let Some(path) = user_config_path().filter(|p| p.symlink_metadata().is_ok()) {
+            // There in any form: a directory or a broken link in its place is an error to
+            // show, not a reason to run on the defaults without a word.
             ConfigOrigin::User(path)
         } else {
             ConfigOrigin::Embedded
         };
         let text = match &origin {
             ConfigOrigin::Flag(path) | ConfigOrigin::Env(path) | ConfigOrigin::User(path) => {
-                std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                read_config_file(path).map_err(|error| ConfigError::Read {
                     origin: origin.clone(),
                     error,
                 })?
@@ -1454,6 +1469,15 @@ impl Config {
                 ),
             );
         }
+        if self.node.data_dir == "~" || self.node.data_dir.starts_with("~/") {
+            return problem(
+                "node.data_dir",
+                format!(
+                    "= {:?}: `~` is not expanded here (it would name a directory called `~`); write the full path",
+                    self.node.data_dir
+                ),
+            );
+        }
         if self.node.data_dir.chars().any(|c| c.is_control()) {
             return problem(
                 "node.data_dir",
@@ -1467,10 +1491,52 @@ impl Config {
     }
 }
 
-/// `$XDG_CONFIG_HOME/goliath/config.toml`, or `~/.config/goliath/config.toml`.
+/// The largest config file read (1 MiB; the shipped one is about 20 KiB): `--config
+/// /dev/zero` would otherwise read until memory ran out.
+pub const MAX_CONFIG_FILE: u64 = 1 << 20;
+
+/// The text of a config file, refused past [`MAX_CONFIG_FILE`].
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_FILE {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {}, which no config file is",
+            HumanSize::exact(MAX_CONFIG_FILE)
+        )));
+    }
+    Ok(text)
+}
+
+/// When a problem is reported against a key the file does not set (its default applies),
+/// the other keys the message names that the file does set, with their lines: the user
+/// wrote those.
+fn default_beside_written(text: &str, key: &str, message: &str) -> String {
+    let written: Vec<String> = known_keys()
+        .into_iter()
+        .filter(|other| other != key && message.contains(other.as_str()))
+        .filter_map(|other| {
+            find_key_line(text, &other).map(|line| format!("{other} (line {line})"))
+        })
+        .collect();
+    if written.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; `{key}` is not set here (its default applies): set it too, or change {}",
+        written.join(" or ")
+    )
+}
+
+/// `$XDG_CONFIG_HOME/goliath/config.toml`, or `~/.config/goliath/config.toml`. A relative
+/// `XDG_CONFIG_HOME` is ignored, as the XDG base directory specification says: which file
+/// is read must not depend on the working directory.
 pub fn user_config_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
+        .filter(|v| Path::new(v).is_absolute())
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME")
@@ -1499,6 +1565,15 @@ fn merge_tables(base: &mut toml::Table, overlay: toml::Table) {
 /// at every level, so `level = "warnn"` would silently hide every line, warnings included.
 fn log_level_problem(filter: &str) -> Option<String> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    if filter
+        .split(',')
+        .all(|directive| directive.trim().is_empty())
+    {
+        return Some(format!(
+            "= {filter:?} names no level, and would hide every line; use one of {} (`off` to log nothing)",
+            LEVELS.join(", ")
+        ));
+    }
     filter
         .split(',')
         .map(str::trim)

@@ -76,7 +76,7 @@ struct Cli {
 /// cluster name), so these go anywhere on the line.
 #[derive(Args, Debug, Clone, Default)]
 struct ConfigArgs {
-    /// Config file (else $GOLIATH_CONFIG, else ~/.config/goliath/config.toml, else built-in defaults).
+    /// Config file (else $GOLIATH_CONFIG, else $XDG_CONFIG_HOME/goliath/config.toml or ~/.config/goliath/config.toml, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
@@ -955,6 +955,17 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         apply(key, value.trim())?;
     }
     config.check_overrides().map_err(Failure::usage)?;
+    // `--set gossip.enabled=false` after the flag that turned it on: the flag would be
+    // dropped without a word, and `members` would then ask for the flag that was given.
+    if !config.gossip.enabled
+        && let Some(flag) = [("--gossip", &args.gossip), ("--join", &args.join)]
+            .into_iter()
+            .find_map(|(flag, value)| value.is_some().then_some(flag))
+    {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "{flag} turns gossip on, and --set gossip.enabled=false turns it off; drop one of them"
+        )));
+    }
     // A memory-only node keeps nothing on disk: a directory given for it, perhaps one that
     // holds a log of acknowledged tasks, would be ignored without a word.
     if let Some(dir) = &args.data_dir
@@ -1069,6 +1080,12 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
         tracing::warn!(
             data_dir = %config.node.data_dir,
             "node.data_dir is set but wal.enabled = false: this node keeps nothing on disk and does not recover the log there"
+        );
+    }
+    if !config.gossip.enabled && !config.gossip.join.is_empty() {
+        tracing::warn!(
+            join = %config.gossip.join.join(","),
+            "gossip.join is set but gossip.enabled = false: gossip is off and this node joins no one; set gossip.enabled = true (or pass --join)"
         );
     }
     let grace = config.shutdown.grace;

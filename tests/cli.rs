@@ -648,3 +648,106 @@ fn a_flag_and_a_set_of_the_same_key_are_refused_instead_of_one_winning() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn config_sources_that_are_there_but_unusable_are_errors_not_defaults() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A directory, then a broken link, where the user's config file should be.
+    let xdg = dir.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("goliath/config.toml")).expect("mkdir");
+    let output = goliath()
+        .env("XDG_CONFIG_HOME", &xdg)
+        .args(["config", "show"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("config.toml"), "{stderr}");
+    std::fs::remove_dir(xdg.join("goliath/config.toml")).expect("rmdir");
+    std::os::unix::fs::symlink(
+        dir.path().join("gone.toml"),
+        xdg.join("goliath/config.toml"),
+    )
+    .expect("symlink");
+    let output = goliath()
+        .env("XDG_CONFIG_HOME", &xdg)
+        .args(["config", "show"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "a broken link is no config");
+    // A relative XDG_CONFIG_HOME is ignored (the XDG specification): which file is read
+    // must not depend on the working directory.
+    std::fs::create_dir_all(dir.path().join("rel/goliath")).expect("mkdir");
+    write(
+        &dir.path().join("rel/goliath"),
+        "config.toml",
+        "[arena]\nslots = 4096\n",
+    );
+    let output = goliath()
+        .current_dir(dir.path())
+        .env("XDG_CONFIG_HOME", "rel")
+        .env("HOME", "/nonexistent-goliath-test")
+        .args(["config", "show"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("slots = 65536") && stdout.contains("embedded default config"),
+        "{stdout}"
+    );
+    // A file far larger than any config (here 2 MiB of comment) is refused, not read whole.
+    let huge = write(dir.path(), "huge.toml", &"#".repeat(2 << 20));
+    let stderr = usage_error(&["config", "show", "--config", huge.to_str().expect("utf-8")]);
+    assert!(stderr.contains("larger than"), "{stderr}");
+}
+
+#[test]
+fn a_byte_order_mark_does_not_hide_the_line_or_the_table_of_a_bad_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "bom.toml", "\u{feff}[scheduler]\nwokers = 2\n");
+    let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("did you mean `scheduler.workers`"),
+        "{stderr}"
+    );
+    let file = write(
+        dir.path(),
+        "bom0.toml",
+        "\u{feff}[scheduler]\nworkers = 0\n",
+    );
+    let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
+
+#[test]
+fn contradictions_and_holes_in_the_settings_are_named() {
+    // The flag that turns gossip on, and --set turning it off: one would be dropped.
+    let stderr = usage_error(&[
+        "config",
+        "show",
+        "--join",
+        "127.0.0.1:7421",
+        "--set",
+        "gossip.enabled=false",
+    ]);
+    assert!(stderr.contains("--join turns gossip on"), "{stderr}");
+    // `--join "$A,$B"` with B unset.
+    let stderr = usage_error(&["config", "show", "--join", "127.0.0.1:7421,"]);
+    assert!(stderr.contains("empty entry between commas"), "{stderr}");
+    let stderr = usage_error(&["config", "show", "--join", ","]);
+    assert!(stderr.contains("empty entry between commas"), "{stderr}");
+    // A log filter of nothing would hide every line.
+    let stderr = usage_error(&["config", "show", "--set", "log.level="]);
+    assert!(stderr.contains("names no level"), "{stderr}");
+    // `~` is not expanded in a TOML value.
+    let stderr = usage_error(&["config", "show", "--set", "node.data_dir=~/goliath"]);
+    assert!(stderr.contains("`~` is not expanded"), "{stderr}");
+    // A problem found in a key the file leaves at its default names the key it does set.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "seg.toml", "[wal]\n\nsegment_size = \"1GiB\"\n");
+    let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+    assert!(
+        stderr.contains("wal.checkpoint_every") && stderr.contains("wal.segment_size (line 3)"),
+        "{stderr}"
+    );
+}

@@ -1001,3 +1001,37 @@ fn a_nodes_gossip_port_given_for_its_protocol_port_is_named_as_such() {
     assert!(stderr.contains("maybe a node's gossip port"), "{stderr}");
     assert!(!stderr.contains("Start one with"), "{stderr}");
 }
+
+#[test]
+fn a_refused_batch_counts_as_nothing_submitted_and_exec_refusals_name_the_setting_to_change() {
+    let node = RunningNode::start(&[
+        "--set",
+        "wal.segment_size=64KiB",
+        "--set",
+        "exec.enabled=false",
+    ]);
+    let text = "x".repeat(4000);
+    let specs: Vec<String> = (0..20).map(|_| format!("echo {text}")).collect();
+    let mut args = vec!["submit"];
+    args.extend(specs.iter().map(String::as_str));
+    let output = node.client(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "refused: {stderr}");
+    assert!(stderr.contains("half of wal.segment_size"), "{stderr}");
+    let status = node.json(&["status"]);
+    assert_eq!(status["counts"]["submitted"], 0, "{status}");
+    assert_eq!(status["arena"]["in_use"], 0, "{status}");
+    assert!(
+        node.client(&["submit", "--wait", "fib 10"])
+            .status
+            .success()
+    );
+    assert_eq!(node.json(&["status"])["counts"]["submitted"], 1);
+    // exec.enabled = false is the refusal to name, not exec.remote (also false).
+    let output = node.client(&["submit", "exec", "--", "true"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("exec.enabled = false") && !stderr.contains("exec.remote"),
+        "{stderr}"
+    );
+}

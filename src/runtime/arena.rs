@@ -291,6 +291,16 @@ impl Arena {
         bump(&self.ledgers[ledger].frees, ledger == SHARED_LEDGER);
     }
 
+    /// Returns a slot claimed for a submission that was then refused (its batch did not fit
+    /// whole, or the log refused it): free again, and not counted as a claim, so "tasks
+    /// submitted" counts only accepted tasks. The id it took stays used.
+    pub(crate) fn hand_back(&self, index: u32) {
+        self.slots[index as usize]
+            .state
+            .store(slot_state::FREE, Ordering::Release);
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The index of the live slot holding task `id`, if the task is still in flight.
     pub(crate) fn find(&self, id: TaskId) -> Option<u32> {
         let sequence = id.0.checked_sub(1)?;

@@ -490,7 +490,7 @@ impl Shared {
             Some(wal) => match self.log_accepted(wal, &spec, id, now) {
                 Ok(ticket) => ticket,
                 Err(error) => {
-                    self.arena.release(index, SHARED_LEDGER);
+                    self.arena.hand_back(index);
                     return Err(error);
                 }
             },
@@ -1443,7 +1443,7 @@ impl Node {
                         // Full (for a batch: others took the room counted above). A batch is
                         // taken whole or not at all, so the slots claimed so far go back.
                         for (index, _) in &claimed {
-                            shared.arena.release(*index, SHARED_LEDGER);
+                            shared.arena.hand_back(*index);
                         }
                         return Err(BatchError {
                             submitted: Vec::new(),
@@ -1466,7 +1466,7 @@ impl Node {
                     Ok(ticket) => ticket,
                     Err(error) => {
                         for (index, _) in &claimed {
-                            shared.arena.release(*index, SHARED_LEDGER);
+                            shared.arena.hand_back(*index);
                         }
                         return Err(BatchError {
                             submitted: Vec::new(),

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub cluster: String,
     /// Whether exec tasks may be submitted over the network.
     pub exec_remote: bool,
+    /// Whether exec tasks run on this node at all (`exec.enabled`): when not, that is the
+    /// refusal to give, not `exec.remote`'s.
+    pub exec_enabled: bool,
 }
 
 impl ServerConfig {
@@ -72,6 +75,7 @@ impl ServerConfig {
             max_waiting: config.net.max_waiting,
             cluster: config.node.cluster.clone(),
             exec_remote: config.exec.remote,
+            exec_enabled: config.exec.enabled,
         })
     }
 }
@@ -953,7 +957,8 @@ impl Connection {
                 }
             }
         }
-        if !self.context.config.exec_remote
+        if self.context.config.exec_enabled
+            && !self.context.config.exec_remote
             && submissions
                 .iter()
                 .any(|s: &Submission| s.spec.kind() == KindId::EXEC)

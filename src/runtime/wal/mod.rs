@@ -100,10 +100,12 @@ pub fn data_dir(config: &Config, node_name: &str) -> Result<PathBuf, WalError> {
     default_data_dir(node_name).ok_or(WalError::NoDataDir)
 }
 
-/// `$XDG_DATA_HOME/goliath/<name>`, or `~/.local/share/goliath/<name>`.
+/// `$XDG_DATA_HOME/goliath/<name>`, or `~/.local/share/goliath/<name>`; a relative
+/// `XDG_DATA_HOME` is ignored (XDG base directory specification), so the directory does not
+/// depend on where the node was started from.
 pub fn default_data_dir(node_name: &str) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
+        .filter(|v| std::path::Path::new(v).is_absolute())
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME")
