@@ -574,8 +574,17 @@ fn de_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D:
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    units::parse_duration(&text).map_err(de::Error::custom)
+    struct DurationVisitor;
+    impl Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration with its unit, e.g. \"10ms\" (ns us ms s m h d)")
+        }
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<Duration, E> {
+            units::parse_duration(value).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_str(DurationVisitor)
 }
 
 fn de_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
@@ -1701,6 +1710,12 @@ fn plain_message(message: &str) -> String {
         );
     }
     message = message.replace("expected f64", "expected a number");
+    // toml's words for a value that should have been one of an enum's names.
+    if message == "wanted string or table" {
+        message =
+            "expected one of this key's words, in quotes (`goliath config default` lists them)"
+                .to_string();
+    }
     if let Some(at) = message.find("expected struct ") {
         let rest = &message[at + "expected struct ".len()..];
         let end = rest

@@ -751,3 +751,19 @@ fn contradictions_and_holes_in_the_settings_are_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_value_of_the_wrong_type_is_told_what_the_key_takes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (text, expected) in [
+        ("[scheduler]\nslice = 10\n", "a duration with its unit"),
+        ("[wal]\nsync = true\n", "one of this key's words"),
+    ] {
+        let file = write(dir.path(), "typed.toml", text);
+        let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+        assert!(
+            stderr.contains(expected) && stderr.contains("line 2"),
+            "{stderr}"
+        );
+    }
+}
