@@ -694,7 +694,17 @@ impl Config {
         let config: Config =
             toml::from_str(text).map_err(|error| syntax_error(text, &origin, &error))?;
         if let Some((key, mut message)) = config.first_problem() {
-            let line = find_key_line(text, &key);
+            // An inline table (`scheduler = { workers = 0 }`) is found by its own key.
+            let line = find_key_line(text, &key).or_else(|| {
+                let mut prefix = key.as_str();
+                while let Some((shorter, _)) = prefix.rsplit_once('.') {
+                    prefix = shorter;
+                    if let Some(line) = find_key_line(text, prefix) {
+                        return Some(line);
+                    }
+                }
+                None
+            });
             if line.is_none() {
                 message.push_str(&default_beside_written(text, &key, &message));
             }
@@ -1656,8 +1666,29 @@ fn unknown_key_message(full: &str) -> String {
             keys_of(full).join(", ")
         );
     }
+    if let Some((table, last)) = full.rsplit_once('.')
+        && !table.contains('.')
+        && names.iter().any(|name| name == last)
+    {
+        return format!(
+            "unknown key `{full}`: `{last}` is a table of its own; put its keys under [{last}], not under [{table}]"
+        );
+    }
     if let Some(suggestion) = suggest::closest(full, names.iter().map(String::as_str)) {
         return format!("unknown key `{full}`; did you mean `{suggestion}`?");
+    }
+    if !full.contains('.') {
+        // A key written above every table header: which table it belongs in.
+        let homes: Vec<&String> = keys
+            .iter()
+            .filter(|key| key.rsplit_once('.').is_some_and(|(_, last)| last == full))
+            .collect();
+        if let Some(home) = homes.first() {
+            let table = home.rsplit_once('.').map(|(t, _)| t).unwrap_or_default();
+            return format!(
+                "unknown key `{full}`: keys belong in a table; did you mean `{home}` (under [{table}])?"
+            );
+        }
     }
     let table = full.rsplit_once('.').map(|(t, _)| t).unwrap_or("");
     let siblings = keys_of(table);
@@ -1682,13 +1713,28 @@ fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> C
         // In an inline table (`scheduler = { wokers = 2 }`) the line's key is the table's;
         // the unknown one is the field the message names.
         let field = message.split('`').nth(1).unwrap_or_default();
-        let full =
-            if field.is_empty() || line_key == field || line_key.ends_with(&format!(".{field}")) {
-                line_key.clone()
-            } else {
-                format!("{line_key}.{field}")
-            };
+        let parts: Vec<&str> = line_key.split('.').collect();
+        let full = if field.is_empty() {
+            line_key.clone()
+        } else if let Some(at) = parts.iter().rposition(|part| *part == field) {
+            // A dotted key (`[node]` then `scheduler.workers = 3`): unknown from the
+            // component the message names.
+            parts[..=at].join(".")
+        } else {
+            format!("{line_key}.{field}")
+        };
         message = unknown_key_message(&full);
+    }
+    if let Some(name) = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|raw| raw.trim().strip_prefix("[["))
+        .and_then(|rest| rest.split("]]").next())
+    {
+        let name = name.trim();
+        message = format!(
+            "`[[{name}]]` makes a list of tables; each of this file's tables takes one pair of brackets: [{name}]"
+        );
     }
     ConfigError::Syntax {
         origin: origin.clone(),
@@ -1768,7 +1814,10 @@ fn key_at(text: &str, line: usize) -> Option<String> {
 }
 
 fn table_header(trimmed: &str) -> Option<String> {
-    let inner = trimmed.strip_prefix('[')?.split(']').next()?;
+    let inner = match trimmed.strip_prefix("[[") {
+        Some(rest) => rest.split("]]").next()?,
+        None => trimmed.strip_prefix('[')?.split(']').next()?,
+    };
     Some(inner.trim().to_string())
 }
 

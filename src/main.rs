@@ -946,6 +946,16 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
             }));
         };
         let key = key.trim();
+        if key.is_empty() {
+            return Err(Failure::usage(ConfigError::Invalid {
+                origin: ConfigOrigin::CommandLine,
+                line: None,
+                key: entry.clone(),
+                message:
+                    "names no key: use the form --set key=value, e.g. --set scheduler.slice=2ms"
+                        .into(),
+            }));
+        }
         // Both on one command line: one of them would be dropped without a word.
         if let Some((_, flag, _)) = flags.iter().find(|(k, _, given)| *given && *k == key) {
             return Err(Failure::usage(anyhow::anyhow!(

@@ -767,3 +767,32 @@ fn a_value_of_the_wrong_type_is_told_what_the_key_takes() {
         );
     }
 }
+
+#[test]
+fn keys_in_the_wrong_place_are_told_where_they_belong() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (text, expected) in [
+        (
+            "[node]\nscheduler.workers = 3\n",
+            "`scheduler` is a table of its own; put its keys under [scheduler], not under [node]",
+        ),
+        (
+            "[[scheduler]]\nworkers = 3\n",
+            "key `scheduler`: `[[scheduler]]` makes a list of tables",
+        ),
+        (
+            "workers = 2\n",
+            "did you mean `scheduler.workers` (under [scheduler])?",
+        ),
+        (
+            "scheduler = { workers = 0 }\n",
+            "line 1: `scheduler.workers` = 0",
+        ),
+    ] {
+        let file = write(dir.path(), "placed.toml", text);
+        let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+        assert!(stderr.contains(expected), "{text:?}: {stderr}");
+    }
+    let stderr = usage_error(&["config", "show", "--set", "=x"]);
+    assert!(stderr.contains("names no key"), "{stderr}");
+}
