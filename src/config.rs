@@ -583,8 +583,21 @@ fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D
         fn visit_str<E: de::Error>(self, value: &str) -> Result<Duration, E> {
             units::parse_duration(value).map_err(E::custom)
         }
+        // A bare 0 (no unit needed); any other bare number is refused for want of one.
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Duration, E> {
+            if value == 0 {
+                return Ok(Duration::ZERO);
+            }
+            Err(E::invalid_type(de::Unexpected::Signed(value), &self))
+        }
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Duration, E> {
+            if value == 0 {
+                return Ok(Duration::ZERO);
+            }
+            Err(E::invalid_type(de::Unexpected::Unsigned(value), &self))
+        }
     }
-    deserializer.deserialize_str(DurationVisitor)
+    deserializer.deserialize_any(DurationVisitor)
 }
 
 fn de_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {

@@ -796,3 +796,24 @@ fn keys_in_the_wrong_place_are_told_where_they_belong() {
     let stderr = usage_error(&["config", "show", "--set", "=x"]);
     assert!(stderr.contains("names no key"), "{stderr}");
 }
+
+#[test]
+fn a_duration_of_zero_needs_no_unit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "zero.toml", "[wal]\nmax_batch_delay = 0\n");
+    let output = goliath()
+        .args(["config", "show", "--config", file.to_str().expect("utf-8")])
+        .args(["--set", "exec.kill_grace=0"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("max_batch_delay = \"0ns\"") || stdout.contains("max_batch_delay = \"0s\""),
+        "{stdout}"
+    );
+}

@@ -226,7 +226,7 @@ type Finished = (
 /// one that held the program's output open kept the task running with no end, and any other
 /// ran on until the node's next start stopped it.
 async fn stop_left_behind(group: u32, grace: Duration) {
-    let alive = || sys::signal_process_group(group, 0).is_ok();
+    let alive = || sys::process_group_runs(group);
     if !alive() {
         return;
     }

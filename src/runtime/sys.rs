@@ -20,6 +20,54 @@ pub fn signal_process_group(group: u32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Whether process group `group` has a member that still runs: one that is not a zombie.
+/// A signal 0 to the group answers yes for zombies too, and a process left behind by a
+/// program is reparented to init, which in a container (or a sandbox) may never reap it:
+/// waiting for that zombie to go made every exec task that left one wait out its whole kill
+/// grace. Where `/proc` cannot be read, the signal's answer stands.
+pub fn process_group_runs(group: u32) -> bool {
+    if signal_process_group(group, 0).is_err() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let mut read_any = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        read_any = true;
+        if let Some((state, process_group)) = state_and_group(&stat)
+            && process_group == group
+            && state != 'Z'
+            && state != 'X'
+        {
+            return true;
+        }
+    }
+    !read_any
+}
+
+/// The state letter and process group of a `/proc/PID/stat` line. The command name (field
+/// 2, in parentheses) may hold spaces and parentheses itself, so fields are counted from the
+/// last `)`.
+fn state_and_group(stat: &str) -> Option<(char, u32)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _parent = fields.next()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, group))
+}
+
 /// Sends `signal` to process `pid` (never to a group, nor to pid 0 or 1).
 pub fn signal_process(pid: u32, signal: i32) -> io::Result<()> {
     let pid = i32::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -122,6 +170,37 @@ mod tests {
         signal_process_group(child.id(), SIGTERM).expect("signal sent");
         let status = child.wait().expect("child reaped");
         assert_eq!(status.signal(), Some(SIGTERM));
+    }
+
+    #[test]
+    fn a_group_of_only_zombies_does_not_run() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep starts");
+        assert!(process_group_runs(child.id()));
+        signal_process(child.id(), SIGKILL).expect("killed");
+        // Not reaped yet: a zombie, which a signal 0 to the group still finds.
+        let stat = format!("/proc/{}/stat", child.id());
+        while !std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|text| state_and_group(&text))
+            .is_some_and(|(state, _)| state == 'Z')
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(signal_process_group(child.id(), 0).is_ok());
+        assert!(!process_group_runs(child.id()));
+        child.wait().expect("reaped");
+        assert!(!process_group_runs(child.id()));
+    }
+
+    #[test]
+    fn a_stat_line_is_read_past_odd_command_names() {
+        let line = "4242 (a) b (c) S 1 4240 4240 0 -1 4194560 ...";
+        assert_eq!(state_and_group(line), Some(('S', 4240)));
+        assert_eq!(state_and_group("garbage"), None);
     }
 
     #[test]

@@ -117,6 +117,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
         "m" | "min" => 60_000_000_000,
         "h" => 3_600_000_000_000,
         "d" => 86_400_000_000_000,
+        // Zero is zero in every unit: `0` needs none (the config's ranges read "0 to 10ms").
+        "" if number.contains('0') && number.chars().all(|c| c == '0' || c == '.') => {
+            return Ok(Duration::ZERO);
+        }
         "" => {
             return Err(UnitError::Malformed {
                 text: text.to_string(),
@@ -489,6 +493,8 @@ mod tests {
             ("1_000ms", Duration::from_secs(1)),
             ("0s", Duration::ZERO),
             (" 3 s ", Duration::from_secs(3)),
+            ("0", Duration::ZERO),
+            ("0.0", Duration::ZERO),
         ];
         for (text, expected) in cases {
             assert_eq!(parse_duration(text), Ok(expected), "{text}");
@@ -500,6 +506,10 @@ mod tests {
         assert!(matches!(parse_duration(""), Err(UnitError::Empty { .. })));
         assert!(matches!(
             parse_duration("200"),
+            Err(UnitError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_duration("."),
             Err(UnitError::Malformed { .. })
         ));
         assert!(matches!(
