@@ -183,11 +183,13 @@ mod tests {
         signal_process(child.id(), SIGKILL).expect("killed");
         // Not reaped yet: a zombie, which a signal 0 to the group still finds.
         let stat = format!("/proc/{}/stat", child.id());
-        while !std::fs::read_to_string(&stat)
-            .ok()
-            .and_then(|text| state_and_group(&text))
-            .is_some_and(|(state, _)| state == 'Z')
-        {
+        let zombie = || {
+            std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|text| state_and_group(&text))
+                .is_some_and(|(state, _)| state == 'Z')
+        };
+        while !zombie() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert!(signal_process_group(child.id(), 0).is_ok());
