@@ -781,7 +781,15 @@ fn output_line(info: &TaskInfo) -> String {
     }
     match &info.output {
         Some(TaskOutput::Process(process)) => {
-            process.stdout.lines().next().unwrap_or("").to_string()
+            // The first line, marked when more follows (as a cut line is), so a table row
+            // is not taken for the whole output.
+            let mut lines = process.stdout.lines();
+            let first = lines.next().unwrap_or("");
+            if lines.any(|line| !line.is_empty()) {
+                format!("{first} …")
+            } else {
+                first.to_string()
+            }
         }
         Some(output) => output.to_string(),
         None => String::new(),
@@ -1338,6 +1346,20 @@ mod tests {
         assert!(table.contains("echo ␛[31mred␊line"), "{table}");
         assert!(detail.contains("  a␍b␇\tc"), "{detail}");
         assert!(detail.contains("  next ␛]0;title␇"), "{detail}");
+    }
+
+    #[test]
+    fn a_row_marks_an_exec_output_of_more_than_one_line() {
+        let mut info = task(9, TaskState::Succeeded, 1, Some(2));
+        for (stdout, shown) in [("x\ny\n", "x …"), ("x\n", "x"), ("x\n\n", "x")] {
+            info.output = Some(TaskOutput::Process(Box::new(
+                goliath::runtime::ProcessOutput {
+                    stdout: stdout.into(),
+                    ..Default::default()
+                },
+            )));
+            assert_eq!(output_line(&info), shown, "{stdout:?}");
+        }
     }
 
     #[test]

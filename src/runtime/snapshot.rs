@@ -181,8 +181,18 @@ impl TaskInfo {
             Some(TaskOutput::Text(text)) if text.len() > bytes => {
                 text.truncate(crate::runtime::units::floor_char_boundary(text, bytes));
                 text.push('…');
+                text.shrink_to_fit();
             }
             _ => {}
+        }
+    }
+
+    /// Bytes of output text held (a process's two streams, or a text).
+    pub fn output_bytes(&self) -> usize {
+        match &self.output {
+            Some(TaskOutput::Process(process)) => process.stdout.len() + process.stderr.len(),
+            Some(TaskOutput::Text(text)) => text.len(),
+            _ => 0,
         }
     }
 

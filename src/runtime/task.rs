@@ -208,8 +208,12 @@ impl ProcessOutput {
             (&mut self.stderr, &mut self.stderr_truncated),
         ] {
             let end = crate::runtime::units::floor_char_boundary(text, bytes);
-            *cut += (text.len() - end) as u64;
-            text.truncate(end);
+            if end < text.len() {
+                *cut += (text.len() - end) as u64;
+                text.truncate(end);
+                // Cut to be held (a wait's outcomes): the memory goes too.
+                text.shrink_to_fit();
+            }
         }
     }
 }
@@ -258,7 +262,7 @@ pub mod limits {
     pub const SPIN_MAX: Duration = Duration::from_secs(3600);
     /// `sleep` at most a week.
     pub const SLEEP_MAX: Duration = Duration::from_secs(7 * 86_400);
-    /// Naive recursion costs about 1.6^N steps: fib 60 is already about an hour of CPU (fib 93,
+    /// Naive recursion costs about 1.6^N steps: fib 60 is already about two hours of CPU (fib 93,
     /// the largest that fits in 64 bits, would be millennia).
     pub const FIB_MAX: u64 = 60;
     /// `primes` up to 10^12.
@@ -1007,7 +1011,7 @@ impl Kinds {
                 };
                 if n > max {
                     let why = if kind == KindId::FIB {
-                        " (naive recursion costs about 1.6^N steps: fib 60 already takes about an hour of CPU)"
+                        " (naive recursion costs about 1.6^N steps: fib 60 already takes about two hours of CPU)"
                     } else {
                         ""
                     };

@@ -446,6 +446,38 @@ struct PendingWait {
     polls: Vec<tokio::task::AbortHandle>,
     /// The ids to send as [`StreamItem::Accepted`] once durable, if the client asked.
     report: Option<Vec<TaskId>>,
+    /// Output bytes held for the answer; past [`WAIT_OUTPUT_BUDGET`] every output is cut as
+    /// a list's are (`outputs_cut`), now and as the rest finish.
+    output_bytes: usize,
+    outputs_cut: bool,
+}
+
+/// The most output a wait holds for its answer whole (64 MiB, what one answer may carry at
+/// most, so an answer holding more would be cut anyway). Each finished exec task's output
+/// was held whole until the last task finished: 5,000 tasks of 128 KiB took 1.8 GB.
+const WAIT_OUTPUT_BUDGET: usize = crate::runtime::net::frame::MAX_RESPONSE;
+
+impl PendingWait {
+    /// Holds `info` as the outcome at `index`; false if that place was filled already.
+    fn hold(&mut self, index: usize, mut info: TaskInfo) -> bool {
+        let Some(place) = self.tasks.get_mut(index).filter(|place| place.is_none()) else {
+            return false;
+        };
+        if self.outputs_cut {
+            info.trim_output(crate::runtime::task::limits::LISTED_OUTPUT_MAX);
+        }
+        self.output_bytes += info.output_bytes();
+        *place = Some(info);
+        if !self.outputs_cut && self.output_bytes > WAIT_OUTPUT_BUDGET {
+            self.outputs_cut = true;
+            self.output_bytes = 0;
+            for task in self.tasks.iter_mut().flatten() {
+                task.trim_output(crate::runtime::task::limits::LISTED_OUTPUT_MAX);
+                self.output_bytes += task.output_bytes();
+            }
+        }
+        true
+    }
 }
 
 /// The most parsed specs whose buffer a connection keeps for the next request.
@@ -1047,6 +1079,8 @@ impl Connection {
                         serial,
                         polls,
                         report,
+                        output_bytes: 0,
+                        outputs_cut: false,
                     },
                 );
                 if durable {
@@ -1123,10 +1157,7 @@ impl Connection {
         let Some(wait) = self.waits.get_mut(&stream) else {
             return;
         };
-        if let Some(place) = wait.tasks.get_mut(index)
-            && place.is_none()
-        {
-            *place = Some(info);
+        if wait.hold(index, info) {
             wait.remaining -= 1;
         }
         if wait.remaining == 0 && wait.durable {
@@ -1247,5 +1278,71 @@ fn storage_error(error: &DurabilityError) -> RemoteError {
     RemoteError {
         kind: RemoteErrorKind::Storage,
         message: format!("{error}; nothing from this request was acknowledged"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::task::{ProcessOutput, TaskOutput, TaskState, limits::LISTED_OUTPUT_MAX};
+
+    fn finished_exec(id: u64, stdout_bytes: usize) -> TaskInfo {
+        TaskInfo {
+            id: TaskId(id),
+            spec: "exec -- tool".into(),
+            kind: "exec".into(),
+            state: TaskState::Succeeded,
+            worker: None,
+            attempt: 1,
+            submitted_unix_us: 1,
+            started_unix_us: Some(2),
+            finished_unix_us: Some(3),
+            run_us: 0,
+            output: Some(TaskOutput::Process(Box::new(ProcessOutput {
+                exit_code: Some(0),
+                stdout: "a".repeat(stdout_bytes),
+                ..ProcessOutput::default()
+            }))),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_wait_holds_whole_outputs_up_to_its_budget_then_cuts_every_one() {
+        let permit = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a permit");
+        let mut wait = PendingWait {
+            tasks: vec![None; 3],
+            remaining: 3,
+            duplicate: false,
+            durable: true,
+            permit,
+            serial: 1,
+            polls: Vec::new(),
+            report: None,
+            output_bytes: 0,
+            outputs_cut: false,
+        };
+        let half = WAIT_OUTPUT_BUDGET / 2 + 1;
+        assert!(wait.hold(0, finished_exec(1, half)));
+        assert!(!wait.outputs_cut, "within the budget: whole");
+        assert_eq!(wait.output_bytes, half);
+        assert!(!wait.hold(0, finished_exec(1, 1)), "a place is filled once");
+        assert!(wait.hold(1, finished_exec(2, half)));
+        assert!(wait.hold(2, finished_exec(3, half)));
+        assert!(wait.outputs_cut);
+        assert_eq!(wait.output_bytes, 3 * LISTED_OUTPUT_MAX);
+        for task in wait.tasks.iter().flatten() {
+            let Some(TaskOutput::Process(process)) = &task.output else {
+                panic!("an exec outcome");
+            };
+            assert_eq!(process.stdout.len(), LISTED_OUTPUT_MAX);
+            assert_eq!(process.stdout_truncated, (half - LISTED_OUTPUT_MAX) as u64);
+            assert!(
+                process.stdout.capacity() < 2 * LISTED_OUTPUT_MAX,
+                "memory given back"
+            );
+        }
     }
 }
