@@ -298,6 +298,38 @@ fn processes_an_exec_program_leaves_behind_end_with_its_task() {
 }
 
 #[test]
+fn an_exec_task_ends_with_its_program_though_a_process_outside_its_group_holds_the_output() {
+    // `setsid sleep 600 &` leaves the group and holds stdout: the task used to run until the
+    // sleep ended, and a cancel then lost the program's exit and output.
+    let mut cfg = config(1, 64);
+    cfg.exec.kill_grace = Duration::from_millis(100);
+    let node = Node::start(cfg).expect("node starts");
+    let done = wait_finished(
+        &node,
+        submit(
+            &node,
+            "exec -- sh -c 'setsid sleep 600 & echo $!; echo done'",
+        ),
+    );
+    let Some(TaskOutput::Process(process)) = &done.output else {
+        panic!("{done:?}");
+    };
+    let pid: u32 = process
+        .stdout
+        .lines()
+        .next()
+        .and_then(|line| line.trim().parse().ok())
+        .expect("the sleep's pid");
+    // It left the group on purpose: not the node's to stop.
+    let still_runs = !common::process_gone(pid);
+    common::signal(pid, "-KILL");
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!(process.exit_code, Some(0));
+    assert!(process.stdout.ends_with("done\n"), "{:?}", process.stdout);
+    assert!(still_runs, "the escaped process runs on");
+}
+
+#[test]
 fn exec_captures_output_exit_status_and_attempt() {
     let mut cfg = config(1, 64);
     cfg.exec.max_output = 16;

@@ -194,8 +194,13 @@ async fn run_sleep(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
     );
 }
 
-/// Reads a stream to its end, keeping the first `max` bytes and counting the rest.
-async fn capture<R: AsyncRead + Unpin>(reader: Option<R>, max: usize) -> (Vec<u8>, u64) {
+/// Reads a stream to its end, or until `stop` turns true (what is there to read first is
+/// read first), keeping the first `max` bytes and counting the rest.
+async fn capture<R: AsyncRead + Unpin>(
+    reader: Option<R>,
+    max: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Vec<u8>, u64) {
     let mut kept = Vec::new();
     let mut dropped = 0u64;
     let Some(mut reader) = reader else {
@@ -203,16 +208,28 @@ async fn capture<R: AsyncRead + Unpin>(reader: Option<R>, max: usize) -> (Vec<u8
     };
     let mut buffer = [0u8; 8192];
     loop {
-        match reader.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let take = n.min(max.saturating_sub(kept.len()));
-                kept.extend_from_slice(&buffer[..take]);
-                dropped += (n - take) as u64;
-            }
+        tokio::select! {
+            biased;
+            read = reader.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let take = n.min(max.saturating_sub(kept.len()));
+                    kept.extend_from_slice(&buffer[..take]);
+                    dropped += (n - take) as u64;
+                }
+            },
+            _ = stop.wait_for(|stopped| *stopped) => break,
         }
     }
     (kept, dropped)
+}
+
+/// How long the output is read after the program and what it left in its group have ended:
+/// `exec.kill_grace`, at least 100 ms. Past it, what still holds the pipes is a process the
+/// program moved out of its group (`setsid cmd &`), which used to keep the task running as
+/// long as that process ran (ten minutes for a `setsid sleep 600`).
+fn output_drain(grace: Duration) -> Duration {
+    grace.max(Duration::from_millis(100))
 }
 
 type Finished = (
@@ -348,15 +365,31 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
                 let grace = shared.config.exec.kill_grace;
                 // Read on a task of their own: the pipes stay open as long as anything the
                 // program started holds them, which may be after it exits.
-                let captures = tokio::spawn(async move {
-                    tokio::join!(capture(stdout, max), capture(stderr, max))
+                let (stop_reading, reading_stopped) = tokio::sync::watch::channel(false);
+                let mut captures = tokio::spawn(async move {
+                    tokio::join!(
+                        capture(stdout, max, reading_stopped.clone()),
+                        capture(stderr, max, reading_stopped)
+                    )
                 });
                 let mut work = Box::pin(async move {
                     let status = child.wait().await;
                     if let Some(group) = group {
                         stop_left_behind(group, grace).await;
                     }
-                    let (out, err) = captures.await.unwrap_or(((Vec::new(), 0), (Vec::new(), 0)));
+                    let read = match tokio::time::timeout(output_drain(grace), &mut captures).await
+                    {
+                        Ok(read) => read,
+                        Err(_) => {
+                            tracing::warn!(
+                                task = id.0,
+                                "exec task: its program has exited, but a process it started outside its process group (setsid, a daemon) still holds its output open; the task ends with the output read so far, and that process runs on"
+                            );
+                            let _ = stop_reading.send(true);
+                            captures.await
+                        }
+                    };
+                    let (out, err) = read.unwrap_or(((Vec::new(), 0), (Vec::new(), 0)));
                     (status, out, err)
                 });
                 let (stopped_as, finished) = tokio::select! {
