@@ -591,8 +591,10 @@ fn a_submission_during_the_shutdown_grace_is_told_the_node_is_shutting_down() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
-    // Still answering while the running task has its grace.
-    assert_eq!(node.json(&["task", &id.to_string()])["state"], "running");
+    // Still answering while the running task has its grace (a spin between two slices
+    // shows as queued).
+    let state = node.json(&["task", &id.to_string()])["state"].clone();
+    assert!(state == "running" || state == "queued", "{state}");
     assert_eq!(node.wait_exit(), Some(0));
 }
 
