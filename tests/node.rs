@@ -306,9 +306,11 @@ fn an_exec_task_ends_with_its_program_though_a_process_outside_its_group_holds_t
     let node = Node::start(cfg).expect("node starts");
     let done = wait_finished(
         &node,
+        // The pause lets the sleep leave the group before the shell exits (before it has,
+        // it is the group's, and ends with the program).
         submit(
             &node,
-            "exec -- sh -c 'setsid sleep 600 & echo $!; echo done'",
+            "exec -- sh -c 'setsid sleep 600 & echo $!; sleep 0.5; echo done'",
         ),
     );
     let Some(TaskOutput::Process(process)) = &done.output else {
