@@ -701,10 +701,19 @@ fn unknown_and_forgotten_ids_are_told_apart() {
         let id = submit(&node, "fib 1");
         wait_finished(&node, id);
     }
+    let forgotten = node.task(first).unwrap_err();
     assert!(matches!(
-        node.task(first),
-        Err(LookupError::Forgotten { .. })
+        forgotten,
+        LookupError::Forgotten {
+            kept: 2,
+            rings: 2,
+            ..
+        }
     ));
+    assert!(
+        forgotten.to_string().contains("split over 2 rings"),
+        "{forgotten}"
+    );
     let unknown = goliath::runtime::TaskId(1_000_000);
     let error = node.task(unknown).unwrap_err();
     assert!(matches!(error, LookupError::Unknown { .. }));

@@ -114,13 +114,16 @@ pub enum LookupError {
     /// so long ago that the history no longer holds it, or an id skipped (the arena hands out
     /// ids by slot, so some numbers are never used).
     #[error(
-        "no task {id} on this node now: if it ran, it finished and is no longer in the history (history.tasks = {kept}); some ids are never handed out"
+        "no task {id} on this node now: if it ran, it finished and is no longer in the history (history.tasks = {kept}, split over {rings} rings, one per worker and one for sleep, exec and echo, each forgetting its oldest first); some ids are never handed out"
     )]
     Forgotten {
         /// The id asked for.
         id: TaskId,
         /// How many finished tasks are kept.
         kept: usize,
+        /// The rings they are kept in: a busy ring forgets its tasks sooner than a quiet
+        /// one, so fewer than `kept` tasks of one kind may be there.
+        rings: usize,
     },
 }
 
@@ -802,6 +805,7 @@ impl Shared {
             LookupError::Forgotten {
                 id,
                 kept: self.config.history.tasks,
+                rings: self.worker_stats.len() + 1,
             }
         } else {
             LookupError::Unknown { id, last }
