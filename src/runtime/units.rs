@@ -139,6 +139,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let overflow = || UnitError::Overflow {
         text: text.to_string(),
     };
+    // `0.5ns` would be rounded down to nothing without a word.
+    if (numerator * unit_ns) % denominator != 0 {
+        return Err(UnitError::Malformed {
+            text: text.to_string(),
+            expected: "a whole number of nanoseconds (the finest unit)",
+        });
+    }
     let nanos = whole
         .checked_mul(unit_ns)
         .and_then(|w| w.checked_add(numerator * unit_ns / denominator))
@@ -184,6 +191,13 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let overflow = || UnitError::Overflow {
         text: text.to_string(),
     };
+    // `hash 1.5` would hash one byte without a word.
+    if (numerator * multiplier) % denominator != 0 {
+        return Err(UnitError::Malformed {
+            text: text.to_string(),
+            expected: "a whole number of bytes (1.5KiB is 1536 bytes)",
+        });
+    }
     let bytes = whole
         .checked_mul(multiplier)
         .and_then(|w| w.checked_add(numerator * multiplier / denominator))
@@ -508,6 +522,16 @@ mod tests {
             parse_duration("200"),
             Err(UnitError::Malformed { .. })
         ));
+        assert!(matches!(
+            parse_duration("0.5ns"),
+            Err(UnitError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_size("1.5"),
+            Err(UnitError::Malformed { .. })
+        ));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert_eq!(parse_duration("1.5us"), Ok(Duration::from_nanos(1500)));
         assert!(matches!(
             parse_duration("."),
             Err(UnitError::Malformed { .. })
