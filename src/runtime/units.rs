@@ -140,7 +140,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
         text: text.to_string(),
     };
     // `0.5ns` would be rounded down to nothing without a word.
-    if (numerator * unit_ns) % denominator != 0 {
+    if !(numerator * unit_ns).is_multiple_of(denominator) {
         return Err(UnitError::Malformed {
             text: text.to_string(),
             expected: "a whole number of nanoseconds (the finest unit)",
@@ -192,7 +192,7 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         text: text.to_string(),
     };
     // `hash 1.5` would hash one byte without a word.
-    if (numerator * multiplier) % denominator != 0 {
+    if !(numerator * multiplier).is_multiple_of(denominator) {
         return Err(UnitError::Malformed {
             text: text.to_string(),
             expected: "a whole number of bytes (1.5KiB is 1536 bytes)",
