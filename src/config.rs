@@ -708,16 +708,10 @@ impl Config {
             toml::from_str(text).map_err(|error| syntax_error(text, &origin, &error))?;
         if let Some((key, mut message)) = config.first_problem() {
             // An inline table (`scheduler = { workers = 0 }`) is found by its own key.
-            let line = find_key_line(text, &key).or_else(|| {
-                let mut prefix = key.as_str();
-                while let Some((shorter, _)) = prefix.rsplit_once('.') {
-                    prefix = shorter;
-                    if let Some(line) = find_key_line(text, prefix) {
-                        return Some(line);
-                    }
-                }
-                None
-            });
+            let line = std::iter::successors(Some(key.as_str()), |prefix| {
+                prefix.rsplit_once('.').map(|(shorter, _)| shorter)
+            })
+            .find_map(|prefix| find_key_line(text, prefix));
             if line.is_none() {
                 message.push_str(&default_beside_written(text, &key, &message));
             }
@@ -1692,11 +1686,10 @@ fn unknown_key_message(full: &str) -> String {
     }
     if !full.contains('.') {
         // A key written above every table header: which table it belongs in.
-        let homes: Vec<&String> = keys
+        if let Some(home) = keys
             .iter()
-            .filter(|key| key.rsplit_once('.').is_some_and(|(_, last)| last == full))
-            .collect();
-        if let Some(home) = homes.first() {
+            .find(|key| key.rsplit_once('.').is_some_and(|(_, last)| last == full))
+        {
             let table = home.rsplit_once('.').map(|(t, _)| t).unwrap_or_default();
             return format!(
                 "unknown key `{full}`: keys belong in a table; did you mean `{home}` (under [{table}])?"

@@ -671,31 +671,18 @@ impl Connection {
     ) -> Result<(), Rejection> {
         match header.frame_type {
             FrameType::Request => {
-                let request = match crate::codec::decode_borrowed::<RequestView<'_>>(
-                    "request", payload,
-                ) {
-                    Ok(request) => request,
-                    Err(crate::codec::CodecError::TooLarge { limit, .. }) => {
-                        // Well framed, so the connection can go on; the client learns
-                        // that nothing was done, not that its outcome is unknown.
-                        let response = Response::Error(RemoteError {
-                            kind: RemoteErrorKind::Invalid,
-                            message: format!(
-                                "the request on stream {} needs more than {} once decoded; nothing was done: send fewer specs at a time, or use xN for copies",
-                                header.stream,
-                                crate::runtime::units::HumanSize::exact(limit as u64)
-                            ),
-                        });
-                        self.send(header.stream, response, permit);
-                        return Ok(());
-                    }
-                    Err(error) => {
-                        return Err(self.fatal(format!(
-                            "request on stream {} does not decode: {error}",
-                            header.stream
-                        )));
-                    }
-                };
+                // Every framed request decodes within the codec's request limit
+                // (`MAX_REQUEST_CLAIM`): one that does not is malformed.
+                let request =
+                    match crate::codec::decode_borrowed::<RequestView<'_>>("request", payload) {
+                        Ok(request) => request,
+                        Err(error) => {
+                            return Err(self.fatal(format!(
+                                "request on stream {} does not decode: {error}",
+                                header.stream
+                            )));
+                        }
+                    };
                 if self.waits.contains_key(&header.stream)
                     || self.watches.contains_key(&header.stream)
                 {
