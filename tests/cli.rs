@@ -21,6 +21,23 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `config show` with `command`'s environment and flags, checks it succeeds, and returns
+/// what it printed.
+fn config_show(command: &mut Command) -> String {
+    let output = command.args(["config", "show"]).output().expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `config show --config FILE`, which must fail with a usage error: what it said.
+fn config_file_error(file: &Path) -> String {
+    usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")])
+}
+
 #[test]
 fn config_default_prints_the_shipped_file() {
     let output = goliath()
@@ -82,17 +99,8 @@ fn config_lookup_order_is_flag_then_env_then_user_file() {
         "config.toml",
         "[arena]\nslots = 4096\n",
     );
-    let show = |command: &mut Command| {
-        let output = command.args(["config", "show"]).output().expect("runs");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
     let xdg = dir.path().join("xdg");
-    let by_flag = show(
+    let by_flag = config_show(
         goliath()
             .env("XDG_CONFIG_HOME", &xdg)
             .env("GOLIATH_CONFIG", &env)
@@ -103,7 +111,7 @@ fn config_lookup_order_is_flag_then_env_then_user_file() {
         by_flag.contains("slots = 1024") && by_flag.contains("from --config"),
         "{by_flag}"
     );
-    let by_env = show(
+    let by_env = config_show(
         goliath()
             .env("XDG_CONFIG_HOME", &xdg)
             .env("GOLIATH_CONFIG", &env),
@@ -112,14 +120,14 @@ fn config_lookup_order_is_flag_then_env_then_user_file() {
         by_env.contains("slots = 2048") && by_env.contains("$GOLIATH_CONFIG"),
         "{by_env}"
     );
-    let by_user = show(goliath().env("XDG_CONFIG_HOME", &xdg));
+    let by_user = config_show(goliath().env("XDG_CONFIG_HOME", &xdg));
     assert!(by_user.contains("slots = 4096"), "{by_user}");
-    let embedded = show(&mut goliath());
+    let embedded = config_show(&mut goliath());
     assert!(
         embedded.contains("slots = 65536") && embedded.contains("embedded default config"),
         "{embedded}"
     );
-    let flags_win = show(goliath().arg("--config").arg(&flag).args([
+    let flags_win = config_show(goliath().arg("--config").arg(&flag).args([
         "--arena-slots",
         "256",
         "--set",
@@ -683,21 +691,19 @@ fn config_sources_that_are_there_but_unusable_are_errors_not_defaults() {
         "config.toml",
         "[arena]\nslots = 4096\n",
     );
-    let output = goliath()
-        .current_dir(dir.path())
-        .env("XDG_CONFIG_HOME", "rel")
-        .env("HOME", "/nonexistent-goliath-test")
-        .args(["config", "show"])
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = config_show(
+        goliath()
+            .current_dir(dir.path())
+            .env("XDG_CONFIG_HOME", "rel")
+            .env("HOME", "/nonexistent-goliath-test"),
+    );
     assert!(
         stdout.contains("slots = 65536") && stdout.contains("embedded default config"),
         "{stdout}"
     );
     // A file far larger than any config (here 2 MiB of comment) is refused, not read whole.
     let huge = write(dir.path(), "huge.toml", &"#".repeat(2 << 20));
-    let stderr = usage_error(&["config", "show", "--config", huge.to_str().expect("utf-8")]);
+    let stderr = config_file_error(&huge);
     assert!(stderr.contains("larger than"), "{stderr}");
 }
 
@@ -705,7 +711,7 @@ fn config_sources_that_are_there_but_unusable_are_errors_not_defaults() {
 fn a_byte_order_mark_does_not_hide_the_line_or_the_table_of_a_bad_key() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = write(dir.path(), "bom.toml", "\u{feff}[scheduler]\nwokers = 2\n");
-    let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+    let stderr = config_file_error(&file);
     assert!(
         stderr.contains("line 2") && stderr.contains("did you mean `scheduler.workers`"),
         "{stderr}"
@@ -715,7 +721,7 @@ fn a_byte_order_mark_does_not_hide_the_line_or_the_table_of_a_bad_key() {
         "bom0.toml",
         "\u{feff}[scheduler]\nworkers = 0\n",
     );
-    let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+    let stderr = config_file_error(&file);
     assert!(stderr.contains("line 2"), "{stderr}");
 }
 
@@ -745,7 +751,7 @@ fn contradictions_and_holes_in_the_settings_are_named() {
     // A problem found in a key the file leaves at its default names the key it does set.
     let dir = tempfile::tempdir().expect("temp dir");
     let file = write(dir.path(), "seg.toml", "[wal]\n\nsegment_size = \"1GiB\"\n");
-    let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+    let stderr = config_file_error(&file);
     assert!(
         stderr.contains("wal.checkpoint_every") && stderr.contains("wal.segment_size (line 3)"),
         "{stderr}"
@@ -760,7 +766,7 @@ fn a_value_of_the_wrong_type_is_told_what_the_key_takes() {
         ("[wal]\nsync = true\n", "one of this key's words"),
     ] {
         let file = write(dir.path(), "typed.toml", text);
-        let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+        let stderr = config_file_error(&file);
         assert!(
             stderr.contains(expected) && stderr.contains("line 2"),
             "{stderr}"
@@ -790,7 +796,7 @@ fn keys_in_the_wrong_place_are_told_where_they_belong() {
         ),
     ] {
         let file = write(dir.path(), "placed.toml", text);
-        let stderr = usage_error(&["config", "show", "--config", file.to_str().expect("utf-8")]);
+        let stderr = config_file_error(&file);
         assert!(stderr.contains(expected), "{text:?}: {stderr}");
     }
     let stderr = usage_error(&["config", "show", "--set", "=x"]);
@@ -801,16 +807,11 @@ fn keys_in_the_wrong_place_are_told_where_they_belong() {
 fn a_duration_of_zero_needs_no_unit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = write(dir.path(), "zero.toml", "[wal]\nmax_batch_delay = 0\n");
-    let output = goliath()
-        .args(["config", "show", "--config", file.to_str().expect("utf-8")])
-        .args(["--set", "exec.kill_grace=0"])
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = config_show(
+        goliath()
+            .arg("--config")
+            .arg(&file)
+            .args(["--set", "exec.kill_grace=0"]),
     );
     assert!(
         stdout.contains("max_batch_delay = \"0ns\"") || stdout.contains("max_batch_delay = \"0s\""),
