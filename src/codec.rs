@@ -25,18 +25,32 @@ type Limited<const LIMIT: usize> = bincode::config::Configuration<
 
 const CONFIG: Limited<MAX_MESSAGE> = bincode::config::standard().with_limit::<MAX_MESSAGE>();
 
-/// The largest answer of the wire protocol, sent in pieces (64 MiB): the one value the codec
-/// decodes with a larger limit than [`MAX_MESSAGE`] ([`decode_large`]). Encoding is not
-/// limited by the codec: callers check the length they get.
+/// The largest answer of the wire protocol on the wire, sent in pieces (64 MiB): the one
+/// value the codec decodes with a larger limit than [`MAX_MESSAGE`] ([`decode_large`]).
+/// Encoding is not limited by the codec: callers check the length they get.
 pub const MAX_LARGE: usize = 64 << 20;
 
-const LARGE_CONFIG: Limited<MAX_LARGE> = bincode::config::standard().with_limit::<MAX_LARGE>();
+/// What an answer of up to [`MAX_LARGE`] bytes may claim once decoded (512 MiB): as for a
+/// request ([`MAX_REQUEST_CLAIM`]), bincode counts each one-byte length prefix as 8 bytes,
+/// so an answer that fits on the wire always decodes. An answer of 1,022 outputs of 64 KiB
+/// (65.5 MB on the wire) claimed more than 64 MiB and was refused by the client that asked.
+pub const MAX_LARGE_CLAIM: usize = 8 * MAX_LARGE;
 
-/// [`decode`] up to [`MAX_LARGE`] bytes: for a protocol answer joined from its pieces.
+const LARGE_CONFIG: Limited<MAX_LARGE_CLAIM> =
+    bincode::config::standard().with_limit::<MAX_LARGE_CLAIM>();
+
+/// [`decode`] of up to [`MAX_LARGE`] bytes with the limit [`MAX_LARGE_CLAIM`]: for a
+/// protocol answer (whole or joined from its pieces) or stream item.
 pub fn decode_large<T: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, CodecError> {
+    if bytes.len() > MAX_LARGE {
+        return Err(CodecError::TooLarge {
+            what,
+            limit: MAX_LARGE,
+        });
+    }
     whole(what, bytes, decode_prefix_with(what, bytes, LARGE_CONFIG)?)
 }
 
@@ -295,6 +309,25 @@ mod tests {
         ));
         let decoded: Vec<&str> = decode_borrowed("texts", &bytes).expect("decodes");
         assert_eq!(decoded.len(), texts.len());
+    }
+
+    #[test]
+    fn an_answer_that_fits_on_the_wire_decodes_though_it_claims_more() {
+        // 9,000,000 empty texts: 9 MB encoded, 72 MB as bincode counts them, more than
+        // MAX_LARGE; the answer's claim limit takes it, and the wire limit still holds.
+        let texts = vec![String::new(); 9_000_000];
+        let bytes = encode("texts", &texts).expect("encodes");
+        assert!(bytes.len() < MAX_LARGE && bytes.len() * 8 > MAX_LARGE);
+        let decoded: Vec<String> = decode_large("texts", &bytes).expect("decodes");
+        assert_eq!(decoded.len(), texts.len());
+        let too_long = vec![0u8; MAX_LARGE + 1];
+        assert_eq!(
+            decode_large::<Vec<String>>("answer", &too_long),
+            Err(CodecError::TooLarge {
+                what: "answer",
+                limit: MAX_LARGE
+            })
+        );
     }
 
     #[test]

@@ -501,7 +501,7 @@ async fn read_loop(
                                     frame::MAX_RESPONSE
                                 );
                             }
-                            None => crate::codec::decode::<Response>("response", payload),
+                            None => crate::codec::decode_large::<Response>("response", payload),
                         };
                         let waiter = lock(&pending).waiters.remove(&header.stream);
                         if let Some(
@@ -514,7 +514,7 @@ async fn read_loop(
                         }
                     }
                     FrameType::StreamItem => {
-                        let item = crate::codec::decode::<StreamItem>("stream item", payload)
+                        let item = crate::codec::decode_large::<StreamItem>("stream item", payload)
                             .map_err(|e| ClientError::Closed {
                                 reason: e.to_string(),
                             });
