@@ -103,6 +103,7 @@ fn frame(c: &mut Criterion) {
         glyphs: Glyphs::new(false),
         mouse: true,
         remote: None,
+        task_limit: 1000,
     };
     let mut app = App::new(options, Keymap::default(), Kinds::new());
     app.ingest(sample(10));

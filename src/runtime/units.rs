@@ -451,6 +451,45 @@ pub fn cut_to_width(text: &str, columns: usize) -> String {
     kept
 }
 
+/// `text` in at most `columns` terminal columns, its middle replaced by `…` when cut: for
+/// names, which often differ only at the end (`…-euw1-001`, `…-euw1-002`), so the end is
+/// kept as well as the start.
+pub fn cut_middle_to_width(text: &str, columns: usize) -> String {
+    use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
+    if text.width() <= columns {
+        return text.to_string();
+    }
+    if columns < 3 {
+        return cut_to_width(text, columns);
+    }
+    // One column for the mark; the end gets half of the rest, the start what is left.
+    let tail_room = (columns - 1) / 2;
+    let head_room = columns - 1 - tail_room;
+    let mut tail: Vec<char> = Vec::new();
+    let mut tail_width = 0;
+    for c in text.chars().rev() {
+        let w = c.width().unwrap_or(0);
+        if tail_width + w > tail_room {
+            break;
+        }
+        tail_width += w;
+        tail.push(c);
+    }
+    let mut kept = String::new();
+    let mut head_width = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if head_width + w > head_room {
+            break;
+        }
+        head_width += w;
+        kept.push(c);
+    }
+    kept.push('…');
+    kept.extend(tail.into_iter().rev());
+    kept
+}
+
 /// Text order in which runs of digits compare by their value: `node-2` before `node-10`.
 pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
     fn runs(text: &str) -> impl Iterator<Item = (bool, &str)> {
@@ -501,6 +540,28 @@ mod tests {
         assert_eq!(floor_char_boundary("aéb", 2), 1);
         assert_eq!(floor_char_boundary("aéb", 3), 3);
         assert_eq!(floor_char_boundary("", 0), 0);
+    }
+
+    #[test]
+    fn a_name_cut_in_the_middle_keeps_the_end_that_tells_it_apart() {
+        use unicode_width::UnicodeWidthStr as _;
+        let one = "worker-europe-west1-b-rack-17-long-host-name-001";
+        let two = "worker-europe-west1-b-rack-17-long-host-name-002";
+        for columns in [3, 10, 20, 40] {
+            let (cut_one, cut_two) = (
+                cut_middle_to_width(one, columns),
+                cut_middle_to_width(two, columns),
+            );
+            assert_ne!(cut_one, cut_two, "at {columns}");
+            assert_eq!(cut_one.width(), columns, "{cut_one}");
+            let end = if columns >= 10 { "001" } else { "1" };
+            assert!(cut_one.contains('…') && cut_one.ends_with(end), "{cut_one}");
+        }
+        assert_eq!(cut_middle_to_width(one, 20), "worker-eur…-name-001");
+        assert_eq!(cut_middle_to_width("short", 20), "short");
+        // Wide characters count two columns on either side of the mark.
+        let wide = cut_middle_to_width("日本語のノード名前-1", 9);
+        assert!(wide.width() <= 9 && wide.ends_with("-1"), "{wide}");
     }
 
     #[test]

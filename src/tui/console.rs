@@ -169,6 +169,7 @@ pub fn build_app(
         glyphs: Glyphs::new(settings.ascii || settings.config.ascii),
         mouse: settings.config.mouse && !settings.no_mouse,
         remote,
+        task_limit: settings.config.task_limit,
     };
     let keymap = Keymap::with_overrides(&settings.config.keys)?;
     Ok(App::new(options, keymap, kinds))

@@ -83,11 +83,6 @@ actions! {
     Tab2 => "tab_2", General, &["2"], "tab 2 (Tasks)";
     Tab3 => "tab_3", General, &["3"], "tab 3 (Logs)";
     Tab4 => "tab_4", General, &["4"], "tab 4 (Cluster)";
-    Tab5 => "tab_5", General, &["5"], "tab 5";
-    Tab6 => "tab_6", General, &["6"], "tab 6";
-    Tab7 => "tab_7", General, &["7"], "tab 7";
-    Tab8 => "tab_8", General, &["8"], "tab 8";
-    Tab9 => "tab_9", General, &["9"], "tab 9";
     Pause => "pause", General, &["space"], "pause or resume the display (the node keeps running)";
     Zoom => "zoom", General, &["e"], "zoom the focused pane, or back";
     Up => "up", Navigation, &["k", "up"], "select the row above / scroll up";
@@ -127,17 +122,7 @@ impl Action {
 
     /// The tab index (0-based) a `tab_N` action selects.
     pub fn tab_index(self) -> Option<usize> {
-        const TABS: [Action; 9] = [
-            Action::Tab1,
-            Action::Tab2,
-            Action::Tab3,
-            Action::Tab4,
-            Action::Tab5,
-            Action::Tab6,
-            Action::Tab7,
-            Action::Tab8,
-            Action::Tab9,
-        ];
+        const TABS: [Action; 4] = [Action::Tab1, Action::Tab2, Action::Tab3, Action::Tab4];
         TABS.iter().position(|a| *a == self)
     }
 

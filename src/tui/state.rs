@@ -34,6 +34,9 @@ pub struct Options {
     pub mouse: bool,
     /// The address of a remote node (`--connect`), or None for the local node.
     pub remote: Option<String>,
+    /// How many tasks the console asks the node to list (`console.task_limit`): a list that
+    /// long may be the newest of more.
+    pub task_limit: usize,
 }
 
 /// The tabs, in order.
@@ -1336,8 +1339,8 @@ impl App {
             return NOTHING;
         }
         if let Some(index) = action.tab_index() {
-            if index < Tab::ALL.len() {
-                self.switch_tab(Tab::ALL[index]);
+            if let Some(tab) = Tab::ALL.get(index) {
+                self.switch_tab(*tab);
             }
             return NOTHING;
         }
@@ -1649,6 +1652,15 @@ impl App {
             self.tell(
                 Severity::Info,
                 "x cancels the task selected on the Tasks tab (2) or the Overview (1)",
+            );
+            return;
+        }
+        if self.tab == Tab::Overview && self.focus != Pane::Tasks {
+            // The Overview's task pane shows its top rows while another pane has the focus,
+            // so the selection may be out of sight, as Enter's is.
+            self.tell(
+                Severity::Info,
+                "x cancels the task selected in the Tasks pane: focus it first (h/l), or open the Tasks tab (2)",
             );
             return;
         }
@@ -1987,6 +1999,7 @@ pub(crate) mod tests {
             glyphs: Glyphs::new(false),
             mouse: true,
             remote: None,
+            task_limit: 1000,
         }
     }
 
@@ -2198,6 +2211,23 @@ pub(crate) mod tests {
             );
         }
         press(&mut app, "2");
+        press(&mut app, "x");
+        assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+        app.overlay = None;
+        // On the Overview, once the focus left the Tasks pane (which then shows its top
+        // rows), x and Enter leave the selection alone until the focus comes back.
+        press(&mut app, "1");
+        press(&mut app, "l");
+        assert_ne!(app.focus, Pane::Tasks);
+        press(&mut app, "x");
+        assert!(app.overlay.is_none(), "no cancel from another pane's focus");
+        assert!(
+            status_text(&app).contains("focus it first"),
+            "{}",
+            status_text(&app)
+        );
+        press(&mut app, "h");
+        assert_eq!(app.focus, Pane::Tasks);
         press(&mut app, "x");
         assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
     }

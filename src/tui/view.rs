@@ -236,9 +236,9 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) -> Rect {
     let [left, right] =
         Layout::horizontal([Constraint::Min(1), Constraint::Length(badge_width + 1)]).areas(line1);
     let room = usize::from(left.width);
-    let first = header_line(app, false);
+    let first = header_line(app, None);
     let first = if first.width() > room {
-        whole_items(header_line(app, true), room, app.options.glyphs.dot)
+        whole_items(header_line(app, Some(room)), room, app.options.glyphs.dot)
     } else {
         first
     };
@@ -277,8 +277,11 @@ fn whole_items(line: Line<'static>, room: usize, dot: &str) -> Line<'static> {
     Line::from(kept)
 }
 
-/// Identity and load; `compact` for narrow terminals.
-fn header_line(app: &App, compact: bool) -> Line<'static> {
+/// Identity and load; compact for a narrow terminal of `compact` columns, where a name too
+/// long for the line loses its middle (the header was left blank: nothing fit whole).
+fn header_line(app: &App, compact: Option<usize>) -> Line<'static> {
+    let room = compact;
+    let compact = room.is_some();
     let theme = &app.options.theme;
     let dot = Span::styled(format!(" {} ", app.options.glyphs.dot), theme.muted);
     let mut spans: Vec<Span> = Vec::new();
@@ -330,10 +333,13 @@ fn header_line(app: &App, compact: bool) -> Line<'static> {
             )
         });
     }
-    spans.push(Span::styled(
-        info.name.clone(),
-        theme.text.add_modifier(Modifier::BOLD),
-    ));
+    let name = match room {
+        Some(room) => {
+            crate::runtime::units::cut_middle_to_width(&info.name, room.saturating_sub(1))
+        }
+        None => info.name.clone(),
+    };
+    spans.push(Span::styled(name, theme.text.add_modifier(Modifier::BOLD)));
     for item in items {
         spans.push(dot.clone());
         spans.push(Span::styled(item, theme.text));
@@ -1161,10 +1167,16 @@ fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'st
         .current_load()
         .map_or_else(String::new, |m| format!("  load {:.1}", m.load));
     // Glyph and flag, name (14 columns, or more), " φ" (" phi " in ASCII) and its value,
-    // then heard and load: what the line takes.
+    // then heard and load: what the line takes. A name too long for the pane loses its
+    // middle, so phi and heard stay in sight and names differing at the end stay apart.
     let phi_label = if app.options.glyphs.ascii { 5 } else { 2 };
-    let fixed =
-        3 + unicode_width::UnicodeWidthStr::width(member.name.as_str()).max(14) + phi_label + 5 + 1;
+    let around_name = 3 + phi_label + 5 + 1;
+    let name_room = usize::from(width)
+        .saturating_sub(around_name + heard.chars().count())
+        .max(14);
+    let name = crate::runtime::units::cut_middle_to_width(&member.name, name_room);
+    let name_width = unicode_width::UnicodeWidthStr::width(name.as_str());
+    let fixed = around_name + name_width.max(14);
     if fixed + heard.chars().count() + load.chars().count() > usize::from(width) {
         load.clear();
     }
@@ -1180,7 +1192,10 @@ fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'st
             ),
             member_style(app, member.state),
         ),
-        Span::styled(format!("{:<14}", member.name), theme.text),
+        Span::styled(
+            format!("{name}{}", " ".repeat(14usize.saturating_sub(name_width))),
+            theme.text,
+        ),
         Span::styled(
             format!(
                 " {}{phi}",
@@ -1253,7 +1268,7 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// The widest NAME column of the Cluster tab; longer names end in `…`.
+/// The widest NAME column of the Cluster tab; longer names lose their middle to `…`.
 const NAME_WIDTH_MAX: usize = 40;
 
 /// A member's name as the Cluster tab shows it: this node's marked.
@@ -1431,7 +1446,8 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
                 member_state_label(member.state),
                 if member.degraded { " *" } else { "" }
             );
-            let name = crate::runtime::units::cut_to_width(&member_name_shown(member), name_width);
+            let name =
+                crate::runtime::units::cut_middle_to_width(&member_name_shown(member), name_width);
             Row::new(pick(vec![
                 Cell::from(name),
                 Cell::from(Span::styled(state, member_style(app, member.state))),
@@ -1616,10 +1632,11 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     let total = app.view().snapshot.as_ref().map_or(0, |s| s.tasks.len());
     let (column, descending) = app.sort;
     // The node lists the newest tasks only (console.task_limit): a filter searches those,
-    // and "0 of 1000" must not read as "none on the node".
+    // and "0 of 1000" must not read as "none on the node". The counts are since this start,
+    // so after a restart only a full list says the history holds more.
     let newest = app.view().snapshot.as_ref().is_some_and(|s| {
         let c = &s.counts;
-        c.queued + c.running + c.finished() > total as u64
+        c.queued + c.running + c.finished() > total as u64 || total >= app.options.task_limit
     });
     let mut title = if newest {
         format!("Tasks · {} of the {} newest", rows.len(), total)
@@ -2184,7 +2201,6 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
             .iter()
             .copied()
             .filter(|a| a.group() == group && app.allows(*a))
-            .filter(|a| a.tab_index().is_none_or(|i| i < Tab::ALL.len()))
             .collect();
         if actions.is_empty() {
             continue;
@@ -2547,6 +2563,44 @@ mod tests {
     }
 
     #[test]
+    fn after_a_restart_a_full_list_of_recovered_tasks_says_it_holds_the_newest_only() {
+        // The history came back from the log: the counts (since this start) are all zero,
+        // but a list as long as console.task_limit may be the newest of many more.
+        use crate::runtime::TaskCounts;
+        use crate::tui::state::Options;
+        let mut app = App::new(
+            Options {
+                task_limit: 12,
+                ..options()
+            },
+            Keymap::default(),
+            Kinds::new(),
+        );
+        let mut sample = snapshot(2, tasks(12), 14);
+        sample.counts = TaskCounts::default();
+        app.ingest(sample.clone());
+        app.tab = Tab::Tasks;
+        let title = |app: &mut App| {
+            let text = format!("{}", draw(app, 160, 40).backend());
+            let line = text.lines().find(|line| line.contains("Tasks ·"));
+            line.map(str::to_string).unwrap_or(text)
+        };
+        assert!(
+            title(&mut app).contains("12 of the 12 newest"),
+            "{}",
+            title(&mut app)
+        );
+        // A shorter list is all there is.
+        sample.tasks.truncate(5);
+        app.ingest(sample);
+        let shorter = title(&mut app);
+        assert!(
+            shorter.contains("5 of 5 ") && !shorter.contains("newest"),
+            "{shorter}"
+        );
+    }
+
+    #[test]
     fn a_node_that_stopped_before_any_sample_said_so_is_named_shut_down_by_its_farewell() {
         use crate::tui::state::Reply;
         // An idle node stops within one sampling period: no sample says it is shutting
@@ -2803,6 +2857,33 @@ mod tests {
                 let figure = after.split_whitespace().next().unwrap_or_default();
                 assert!(figure.ends_with('%'), "{width}: {first_row:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_name_longer_than_the_header_loses_its_middle_not_the_whole_header() {
+        // 63 bytes, the longest name; a remote console's badge takes 33 columns of the 80.
+        let name = "build-farm-europe-west1-rack-17-a-very-long-host-name-node-0042";
+        let remote = crate::tui::state::Options {
+            remote: Some("[fd00:1234:5678::abcd]:7420".into()),
+            ..options()
+        };
+        let mut app = App::new(remote, Keymap::default(), Kinds::new());
+        for second in [10, 12] {
+            let mut sample = snapshot(2, tasks(3), second);
+            sample.node.name = name.into();
+            app.ingest(sample);
+        }
+        for width in [80, 90] {
+            let terminal = draw(&mut app, width, 24);
+            let first_row: String = (0..width)
+                .map(|x| terminal.backend().buffer()[(x, 0)].symbol().to_string())
+                .collect();
+            assert!(
+                first_row.contains("build-farm") && first_row.contains("node-0042"),
+                "{width}: {first_row:?}"
+            );
+            assert!(first_row.contains('…'), "{width}: {first_row:?}");
         }
     }
 
@@ -3431,7 +3512,8 @@ mod panel_tests {
             for name in [
                 "cluster-worker-euw1-001",
                 "cluster-worker-euw1-002",
-                "a-name-far-longer-than-the-widest-column-allows",
+                "a-name-far-longer-than-the-widest-column-allows-001",
+                "a-name-far-longer-than-the-widest-column-allows-002",
             ] {
                 cluster
                     .members
@@ -3443,10 +3525,23 @@ mod panel_tests {
             text.contains("cluster-worker-euw1-001") && text.contains("cluster-worker-euw1-002"),
             "{text}"
         );
-        assert!(
-            text.contains("a-name-far-longer-than-the-widest-colum…"),
-            "{text}"
-        );
+        // Cut to 40 columns in the middle: the ends that differ stay in sight.
+        for end in ["001", "002"] {
+            let cut = format!("a-name-far-longer-th…t-column-allows-{end}");
+            assert!(text.contains(&cut), "{cut} in\n{text}");
+        }
+        // The Overview's panel cuts them to its width too, keeping phi and heard in sight.
+        app.tab = Tab::Overview;
+        for (width, height) in [(80, 60), (120, 60)] {
+            let text = format!("{}", draw(&app, width, height).backend());
+            for end in ["001", "002"] {
+                let line = text
+                    .lines()
+                    .find(|line| line.contains("a-name") && line.contains(end))
+                    .unwrap_or_else(|| panic!("member {end} listed at {width}:\n{text}"));
+                assert!(line.contains("φ") && line.contains(" ago"), "{line}");
+            }
+        }
     }
 
     #[test]
