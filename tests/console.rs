@@ -239,6 +239,19 @@ fn connect_renders_a_remote_node_says_when_it_stops_answering_and_reconnects_aft
 
     let _restarted = start_node();
     console.wait_for("the link back", |s| s.contains(&format!("live {address}")));
+    // exec over the network is refused (exec.remote is off): the prompt comes back with the
+    // text and the node's reason, not closed with the reason only in the status line.
+    console.type_text("n");
+    console.wait_for("the submit prompt", |s| s.contains("Submit a task"));
+    console.type_text("exec -- true\r");
+    console.wait_for("the refusal in the prompt", |s| {
+        s.contains("Submit a task")
+            && s.contains("> exec -- true")
+            && s.contains("refused by the node")
+            && s.contains("exec.remote")
+    });
+    console.type_text("\x1b");
+    console.wait_for("the prompt closed", |s| !s.contains("Submit a task"));
     console.type_text("q");
     assert_eq!(console.wait_exit(), Some(0));
     assert!(console.cooked());

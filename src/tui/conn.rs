@@ -110,7 +110,11 @@ fn local_reply(node: &Node, command: Command) -> Reply {
     match command {
         Command::Submit(text) => {
             let result = node.submit_text(&text).map_err(|e| e.to_string());
-            Reply::Submitted { text, result }
+            Reply::Submitted {
+                refused: result.is_err(),
+                text,
+                result,
+            }
         }
         Command::Cancel(ids) => Reply::Cancelled {
             results: ids
@@ -281,12 +285,20 @@ async fn remote_reply(client: &Client, command: Command) -> Reply {
                 wait: false,
                 report_ids: false,
             });
-            let result = match client.request(request).await {
-                Ok(Response::Submitted { ids, .. }) => Ok(ids),
-                Ok(other) => Err(unexpected(&other)),
-                Err(error) => Err(error.to_string()),
+            let (result, refused) = match client.request(request).await {
+                Ok(Response::Submitted { ids, .. }) => (Ok(ids), false),
+                Ok(other) => (Err(unexpected(&other)), matches!(other, Response::Error(_))),
+                Err(error) => {
+                    let refused =
+                        matches!(error, ClientError::Remote(_) | ClientError::Busy { .. });
+                    (Err(error.to_string()), refused)
+                }
             };
-            Reply::Submitted { text, result }
+            Reply::Submitted {
+                text,
+                result,
+                refused,
+            }
         }
         Command::Cancel(ids) => {
             // Up to 10,000 ids: looked up by id, not searched for one by one.
@@ -340,6 +352,8 @@ fn failed(command: Command, error: String) -> Reply {
         Command::Submit(text) => Reply::Submitted {
             text,
             result: Err(error),
+            // Never sent: the node took nothing.
+            refused: true,
         },
         Command::Cancel(ids) => Reply::Cancelled {
             results: ids.into_iter().map(|id| (id, Err(error.clone()))).collect(),

@@ -368,13 +368,16 @@ fn cancel_text(
         .sum();
     let others = count(&outcomes) - requested;
     let failed = count(&failures);
-    let mut head = vec![format!("{requested} cancel requested")];
-    if others > 0 {
-        head.push(format!("{others} already finished"));
-    }
-    if failed > 0 {
-        head.push(format!("{failed} failed"));
-    }
+    // "failed" alone would read as the task state: say what did not happen.
+    let head: Vec<String> = [
+        (requested, "cancel requested"),
+        (others, "already finished"),
+        (failed, "not cancelled"),
+    ]
+    .into_iter()
+    .filter(|(tasks, _)| *tasks > 0)
+    .map(|(tasks, what)| format!("{tasks} {what}"))
+    .collect();
     // Needed only when there is more than one outcome to count.
     let mut parts: Vec<String> = if head.len() > 1 {
         vec![format!("cancel: {}", head.join(", "))]
@@ -400,7 +403,7 @@ fn cancel_text(
             .map(|(why, ids)| format!("cancel of {} failed: {why}", id_ranges(&ids, runs))),
     );
     if unnamed > 0 {
-        parts.push(format!("{unnamed} more failed"));
+        parts.push(format!("{unnamed} more not cancelled"));
     }
     parts.join(" · ")
 }
@@ -723,6 +726,9 @@ pub enum Reply {
         text: String,
         /// The new ids, or why not.
         result: Result<Vec<TaskId>, String>,
+        /// The node (or the console, before sending) refused it: nothing was taken, so the
+        /// text may be edited and sent again. False when the outcome is unknown.
+        refused: bool,
     },
     /// The result of a cancel, per task in the order asked.
     Cancelled {
@@ -1146,7 +1152,11 @@ impl App {
                     _ => NOTHING,
                 }
             }
-            Reply::Submitted { text, result } => {
+            Reply::Submitted {
+                text,
+                result,
+                refused,
+            } => {
                 match result {
                     Ok(ids) => {
                         let summary = match ids.as_slice() {
@@ -1160,7 +1170,17 @@ impl App {
                         };
                         self.tell(Severity::Info, summary);
                     }
-                    Err(error) => self.tell(Severity::Error, format!("submit failed: {error}")),
+                    Err(error) => {
+                        self.tell(Severity::Error, format!("submit failed: {error}"));
+                        // The prompt closed on Enter; a refusal (exec not allowed over the
+                        // network, a kind the node lacks, a full arena) opens it again with
+                        // the text and the reason, to be edited, as a parse error keeps it.
+                        if refused && self.overlay.is_none() {
+                            let mut input = LineInput::with_text(&text);
+                            input.error = Some(format!("refused by the node: {error}"));
+                            self.overlay = Some(Overlay::Submit(input));
+                        }
+                    }
                 }
                 NOTHING
             }
@@ -1235,6 +1255,16 @@ impl App {
         };
         if let Some(open) = overlay.as_mut().filter(|_| cut.is_some()) {
             self.after_edit(open);
+        }
+        // Lines pasted into the submit prompt become one spec ("fib 30 spin 1s"): say so
+        // under it, rather than a parse error about the second line's words.
+        let lines = text.lines().filter(|line| !line.trim().is_empty()).count();
+        if let Some(Overlay::Submit(input)) = overlay.as_mut()
+            && lines > 1
+        {
+            input.error = Some(format!(
+                "{lines} lines pasted as one spec: the prompt takes one task (xN for copies); submit the others one at a time, or all with `goliath submit SPEC…`"
+            ));
         }
         self.overlay = overlay;
         match cut {
@@ -2399,7 +2429,7 @@ pub(crate) mod tests {
         results.push((TaskId(5), Err("the log failed: disk full".into())));
         assert_eq!(
             cancel_summary(results.clone()),
-            "cancel: 30 cancel requested, 2 already finished, 5 failed · 30 tasks (132–161): \
+            "cancel: 30 cancel requested, 2 already finished, 5 not cancelled · 30 tasks (132–161): \
              cancel requested · task 20: already cancelled · task 24: already succeeded; \
              nothing to cancel · cancel of 4 tasks (99996–99999) failed: no task on this \
              node · cancel of task 5 failed: the log failed: disk full"
@@ -2408,10 +2438,11 @@ pub(crate) mod tests {
             .map(|id| (TaskId(id * 2), Err(format!("reason {id}"))))
             .collect();
         let summary = cancel_summary(many.clone());
-        assert!(summary.ends_with("· 17 more failed"), "{summary}");
+        assert!(summary.ends_with("· 17 more not cancelled"), "{summary}");
+        assert!(!summary.contains("0 cancel requested"), "{summary}");
         let account = cancel_account(many);
         assert!(
-            account.contains("reason 20") && !account.contains("more failed"),
+            account.contains("reason 20") && !account.contains("more not cancelled"),
             "{account}"
         );
         assert_eq!(
@@ -2531,6 +2562,18 @@ pub(crate) mod tests {
             Some(Overlay::Submit(input)) => {
                 assert_eq!(input.text, "fib 5 x");
                 assert_eq!(input.cursor, 7);
+                // Two lines became one spec: said under the text.
+                let error = input.error.as_deref().unwrap_or_default();
+                assert!(error.contains("2 lines pasted as one spec"), "{error}");
+            }
+            other => panic!("the prompt stays open: {other:?}"),
+        }
+        press(&mut app, "esc");
+        press(&mut app, "n");
+        app.on_paste("fib 5\n");
+        match &app.overlay {
+            Some(Overlay::Submit(input)) => {
+                assert_eq!((input.text.as_str(), &input.error), ("fib 5", &None));
             }
             other => panic!("the prompt stays open: {other:?}"),
         }
@@ -2960,15 +3003,35 @@ pub(crate) mod tests {
         app.on_reply(Reply::Submitted {
             text: "spin 1s x3".into(),
             result: Ok(vec![TaskId(4), TaskId(5), TaskId(6)]),
+            refused: false,
         });
         assert!(app.status.as_ref().unwrap().text.contains("3 tasks (4–6)"));
+        assert!(app.overlay.is_none());
         app.on_reply(Reply::Submitted {
             text: "spin 1s".into(),
             result: Err("node busy: all 8 task slots are in use; retry when some finish or raise arena.slots".into()),
+            refused: true,
         });
         let status = app.status.clone().unwrap();
         assert_eq!(status.severity, Severity::Error);
         assert!(status.text.contains("all 8 task slots"), "{}", status.text);
+        // The node took nothing: the prompt is back with the text and why, to edit or retry.
+        match &app.overlay {
+            Some(Overlay::Submit(input)) => {
+                assert_eq!(input.text, "spin 1s");
+                let error = input.error.as_deref().unwrap_or_default();
+                assert!(error.contains("all 8 task slots"), "{error}");
+            }
+            other => panic!("the submit prompt reopened: {other:?}"),
+        }
+        assert_eq!(press(&mut app, "esc"), NOTHING);
+        // An outcome not known (the connection closed on the way) is told, not offered again.
+        app.on_reply(Reply::Submitted {
+            text: "spin 1s".into(),
+            result: Err("connection to the node closed: reset".into()),
+            refused: false,
+        });
+        assert!(app.overlay.is_none(), "{:?}", app.overlay);
         // A cancel of several tasks reports every one, and a miss makes it an error.
         app.on_reply(Reply::Cancelled {
             results: vec![
