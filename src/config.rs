@@ -691,17 +691,35 @@ pub enum ConfigError {
 }
 
 /// A configuration together with where it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LoadedConfig {
     /// The values.
     pub config: Config,
     /// Their origin.
     pub origin: ConfigOrigin,
+    /// A value the file gives that is out of range or at odds with another (`workers = 0`,
+    /// checkpoints larger than segments), with its line: an error unless the command line
+    /// sets it right ([`Config::check_overrides_after`]).
+    pub problem: Option<ConfigError>,
 }
 
 impl Config {
     /// Parses and checks a configuration text. Keys left out keep their defaults.
     pub fn parse(text: &str, origin: ConfigOrigin) -> Result<Config, ConfigError> {
+        match Config::parse_deferring(text, origin)? {
+            (_, Some(problem)) => Err(problem),
+            (config, None) => Ok(config),
+        }
+    }
+
+    /// Parses a configuration text; a value out of range or at odds with another is
+    /// returned beside the config rather than as the error, so that the command line may
+    /// still set it right. Text that is not a config (syntax, unknown keys, a value of the
+    /// wrong type) is the error.
+    pub fn parse_deferring(
+        text: &str,
+        origin: ConfigOrigin,
+    ) -> Result<(Config, Option<ConfigError>), ConfigError> {
         // A byte-order mark (some Windows editors write one) is no part of the first key.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let config: Config =
@@ -715,14 +733,15 @@ impl Config {
             if line.is_none() {
                 message.push_str(&default_beside_written(text, &key, &message));
             }
-            return Err(ConfigError::Invalid {
+            let problem = ConfigError::Invalid {
                 origin,
                 line,
                 key,
                 message,
-            });
+            };
+            return Ok((config, Some(problem)));
         }
-        Ok(config)
+        Ok((config, None))
     }
 
     /// Finds the configuration to use, in the documented lookup order.
@@ -747,8 +766,12 @@ impl Config {
             }
             ConfigOrigin::Embedded | ConfigOrigin::CommandLine => DEFAULT_TOML.to_string(),
         };
-        let config = Config::parse(&text, origin.clone())?;
-        Ok(LoadedConfig { config, origin })
+        let (config, problem) = Config::parse_deferring(&text, origin.clone())?;
+        Ok(LoadedConfig {
+            config,
+            origin,
+            problem,
+        })
     }
 
     /// Applies a `--set key=value` style override (also used by dedicated flags) and checks
@@ -781,6 +804,22 @@ impl Config {
                 message,
             }),
             None => Ok(()),
+        }
+    }
+
+    /// [`Config::check_overrides`] after a file whose values had `file_problem`: the
+    /// file's own error (it names the line) while the same key is still wrong, none once the
+    /// command line set it right.
+    pub fn check_overrides_after(
+        &self,
+        file_problem: Option<ConfigError>,
+    ) -> Result<(), ConfigError> {
+        match (self.first_problem(), file_problem) {
+            (None, _) => Ok(()),
+            (Some((key, _)), Some(problem @ ConfigError::Invalid { .. })) if matches!(&problem, ConfigError::Invalid { key: file_key, .. } if *file_key == key) => {
+                Err(problem)
+            }
+            (Some(_), _) => self.check_overrides(),
         }
     }
 
@@ -1677,6 +1716,12 @@ fn unknown_key_message(full: &str) -> String {
         && !table.contains('.')
         && names.iter().any(|name| name == last)
     {
+        if table == last {
+            // `[node]` then `node.name = …`.
+            return format!(
+                "unknown key `{full}`: this is under [{table}] already; write its keys without `{last}.` in front"
+            );
+        }
         return format!(
             "unknown key `{full}`: `{last}` is a table of its own; put its keys under [{last}], not under [{table}]"
         );
@@ -1731,6 +1776,18 @@ fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> C
         };
         message = unknown_key_message(&full);
     }
+    if let Some(words) = key.as_deref().and_then(key_words)
+        && (message.starts_with("invalid type") || message.starts_with("expected one of"))
+    {
+        // `sync = true`, `theme = false`: the words the key takes, not only its type.
+        let quoted: Vec<String> = words.iter().map(|word| format!("\"{word}\"")).collect();
+        let found = message
+            .strip_prefix("invalid type: ")
+            .and_then(|rest| rest.split(", expected").next())
+            .map(|found| format!(", not {found}"))
+            .unwrap_or_default();
+        message = format!("expected one of {}{found}", quoted.join(", "));
+    }
     if let Some(name) = text
         .lines()
         .nth(line.saturating_sub(1))
@@ -1748,6 +1805,16 @@ fn syntax_error(text: &str, origin: &ConfigOrigin, error: &toml::de::Error) -> C
         column,
         key,
         message,
+    }
+}
+
+/// The words a key takes, for the keys that take one of a few (said when given a value of
+/// another type, which serde reports by type only).
+fn key_words(key: &str) -> Option<Vec<&'static str>> {
+    match key {
+        "wal.sync" => Some(vec![WalSync::Always.as_str(), WalSync::Never.as_str()]),
+        "console.theme" => Some(THEMES.to_vec()),
+        _ => None,
     }
 }
 

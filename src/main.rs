@@ -862,6 +862,9 @@ impl ConsoleArgs {
 fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
     let loaded = Config::load(args.config.as_deref()).map_err(Failure::usage)?;
     let mut config = loaded.config;
+    // A value the file gets wrong is told (with its line) after the command line had its
+    // say: `--set` can set it right without editing the file.
+    let file_problem = loaded.problem;
     // A flag given an empty value (`--join "$SEEDS"` with SEEDS unset) would otherwise fall
     // back to the default without a word: a node meant to join would found its own cluster.
     for (flag, value) in [
@@ -964,7 +967,9 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         }
         apply(key, value.trim())?;
     }
-    config.check_overrides().map_err(Failure::usage)?;
+    config
+        .check_overrides_after(file_problem)
+        .map_err(Failure::usage)?;
     // `--set gossip.enabled=false` after the flag that turned it on: the flag would be
     // dropped without a word, and `members` would then ask for the flag that was given.
     if !config.gossip.enabled

@@ -759,11 +759,52 @@ fn contradictions_and_holes_in_the_settings_are_named() {
 }
 
 #[test]
+fn the_command_line_can_set_right_a_value_the_file_gets_wrong() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Segments of 1 GiB leave the default checkpoint size out of range; 0 workers is.
+    let segments = write(dir.path(), "seg.toml", "[wal]\nsegment_size = \"1GiB\"\n");
+    let workers = write(dir.path(), "w0.toml", "[scheduler]\nworkers = 0\n");
+    let path = |file: &Path| file.to_str().expect("utf-8").to_string();
+    let stdout = config_show(goliath().args([
+        "--config",
+        &path(&segments),
+        "--set",
+        "wal.checkpoint_every=2GiB",
+    ]));
+    assert!(stdout.contains("checkpoint_every = \"2GiB\""), "{stdout}");
+    let stdout = config_show(goliath().args(["--config", &path(&workers), "--workers", "2"]));
+    assert!(stdout.contains("workers = 2"), "{stdout}");
+    // Left wrong, the file's error names its line, whatever else the command line sets.
+    let stderr = usage_error(&[
+        "config",
+        "show",
+        "--config",
+        &path(&workers),
+        "--set",
+        "arena.slots=1024",
+    ]);
+    assert!(
+        stderr.contains("w0.toml")
+            && stderr.contains("line 2")
+            && stderr.contains("scheduler.workers"),
+        "{stderr}"
+    );
+    assert!(config_file_error(&workers).contains("line 2"));
+}
+
+#[test]
 fn a_value_of_the_wrong_type_is_told_what_the_key_takes() {
     let dir = tempfile::tempdir().expect("temp dir");
     for (text, expected) in [
         ("[scheduler]\nslice = 10\n", "a duration with its unit"),
-        ("[wal]\nsync = true\n", "one of this key's words"),
+        (
+            "[wal]\nsync = true\n",
+            "expected one of \"always\", \"never\"",
+        ),
+        (
+            "[console]\ntheme = false\n",
+            "expected one of \"dark\", \"light\", \"mono\", not boolean `false`",
+        ),
     ] {
         let file = write(dir.path(), "typed.toml", text);
         let stderr = config_file_error(&file);
@@ -781,6 +822,10 @@ fn keys_in_the_wrong_place_are_told_where_they_belong() {
         (
             "[node]\nscheduler.workers = 3\n",
             "`scheduler` is a table of its own; put its keys under [scheduler], not under [node]",
+        ),
+        (
+            "[node]\nnode.name = \"a\"\n",
+            "this is under [node] already; write its keys without `node.` in front",
         ),
         (
             "[[scheduler]]\nworkers = 3\n",
