@@ -981,6 +981,16 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
             "{flag} turns gossip on, and --set gossip.enabled=false turns it off; drop one of them"
         )));
     }
+    // Seeds given on the command line with gossip left off: the node would join no one,
+    // with only a warning in its log to say so.
+    if !config.gossip.enabled
+        && !config.gossip.join.is_empty()
+        && set_on_command_line(&args.overrides, "gossip.join")
+    {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--set gossip.join gives seeds to join, but gossip is off (gossip.enabled = false); add --set gossip.enabled=true, or give the seeds with --join, which turns gossip on"
+        )));
+    }
     // A memory-only node keeps nothing on disk: a directory given for it, perhaps one that
     // holds a log of acknowledged tasks, would be ignored without a word.
     if let Some(dir) = &args.data_dir
@@ -1477,6 +1487,13 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
     }
     let on_terminal = on_terminal();
     let (mut config, origin) = load_config(args)?;
+    if !config.gossip.enabled && set_on_command_line(&args.overrides, "gossip.enabled") {
+        // The demo's nodes find each other by gossip, so it turns gossip on: this --set
+        // would be overruled without a word.
+        return Err(Failure::usage(anyhow::anyhow!(
+            "demo: its nodes find each other by gossip, and --set gossip.enabled=false turns it off; drop that --set"
+        )));
+    }
     let ports = free_ports(nodes).map_err(Failure::runtime)?;
     let mut notes = Vec::new();
     let first_listen = demo_address(
@@ -1591,6 +1608,13 @@ const PER_NODE_KEYS: [&str; 6] = [
     "gossip.advertise",
     "gossip.join",
 ];
+
+/// Whether a `--set` entry sets `key`.
+fn set_on_command_line(overrides: &[String], key: &str) -> bool {
+    overrides
+        .iter()
+        .any(|entry| entry.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+}
 
 /// The `--set key=value` entries whose key is not one of `keys`.
 fn overrides_without<'a>(

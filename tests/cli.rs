@@ -737,6 +737,15 @@ fn contradictions_and_holes_in_the_settings_are_named() {
         "gossip.enabled=false",
     ]);
     assert!(stderr.contains("--join turns gossip on"), "{stderr}");
+    // Seeds by --set with gossip off: the node would join no one.
+    let stderr = usage_error(&["config", "show", "--set", "gossip.join=127.0.0.1:7421"]);
+    assert!(stderr.contains("but gossip is off"), "{stderr}");
+    // A demo turns gossip on: an explicit --set turning it off would be overruled.
+    let stderr = usage_error(&["demo", "2", "--set", "gossip.enabled=false"]);
+    assert!(
+        stderr.contains("demo: its nodes find each other by gossip"),
+        "{stderr}"
+    );
     // `--join "$A,$B"` with B unset.
     let stderr = usage_error(&["config", "show", "--join", "127.0.0.1:7421,"]);
     assert!(stderr.contains("empty entry between commas"), "{stderr}");
