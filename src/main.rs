@@ -1277,25 +1277,31 @@ fn fail_stop(local: LocalNode, failure: &str) -> Result<u8, Failure> {
         .map(|dir| dir.display().to_string())
         .unwrap_or_default();
     // Safe on disk only while the directory this node locked is still there.
-    let still_there = data_dir
+    let lock_there = data_dir
         .as_ref()
         .is_some_and(|dir| dir.join(goliath::runtime::wal::segment::LOCK_FILE).exists());
+    let dir_there = data_dir.as_ref().is_some_and(|dir| dir.is_dir());
     // What a start would find, read now that the node has stopped: a deleted segment leaves
     // a log no node starts on, and "safe on disk" would be untrue.
-    let log_problem = data_dir.as_ref().filter(|_| still_there).and_then(|dir| {
+    let log_problem = data_dir.as_ref().filter(|_| dir_there).and_then(|dir| {
         goliath::runtime::wal::inspect(dir, |_, _, _, _| {})
             .ok()?
             .first_problem()
     });
-    let next = match (still_there, log_problem) {
-        (true, None) => {
+    let next = match (dir_there, lock_there, log_problem) {
+        (true, true, None) => {
             "Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them".to_string()
         }
-        (true, Some(problem)) => format!(
+        (true, _, Some(problem)) => format!(
             "The log as left is not one a node starts on ({problem}): what it lacks is lost. `goliath wal repair --data-dir {dir}` keeps everything still readable"
         ),
-        (false, _) => {
-            "The directory or its lock file is gone, and what this node acknowledged may be gone with it; find what removed it before a node starts there again".to_string()
+        (true, false, None) => {
+            // Only the lock is gone: the log reads whole, but while there was no lock another
+            // node could have opened the directory too.
+            "Only its lock file was removed; the log reads whole. Make sure no other goliath node runs on this directory, then start the node again to recover the acknowledged tasks".to_string()
+        }
+        (false, _, _) => {
+            "The directory is gone, and what this node acknowledged with it; find what removed it before a node starts there again".to_string()
         }
     };
     Err(Failure::runtime(anyhow::anyhow!(

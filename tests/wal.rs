@@ -1010,7 +1010,11 @@ fn a_node_whose_lock_file_is_removed_or_replaced_acknowledges_nothing_more() {
             .submit_text("fib 3")
             .expect_err("nothing is acknowledged once the directory is not its own");
         let message = refused.to_string();
-        let expected = if replace { "was replaced" } else { "is gone" };
+        let expected = if replace {
+            "was replaced"
+        } else {
+            "was removed while this node ran"
+        };
         assert!(message.contains(expected), "{message}");
         assert!(node.submit_text("fib 3").is_err(), "and nothing after it");
     }

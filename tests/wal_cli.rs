@@ -122,6 +122,31 @@ fn a_segment_deleted_under_a_running_node_is_not_called_safe_on_disk_at_the_stop
 }
 
 #[test]
+fn a_lock_file_deleted_under_a_running_node_is_told_apart_from_a_lost_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(dir.path(), &["--workers", "1"]);
+    assert!(node.client(&["submit", "sleep 1h"]).status.success());
+    std::fs::remove_file(dir.path().join("LOCK")).expect("remove the lock");
+    // The next append finds the lock gone and stops the node; the log itself is whole.
+    let _ = node.client(&["submit", "echo b"]);
+    assert_eq!(node.wait_exit(), Some(1), "{}", node.log());
+    let log = node.log();
+    assert!(
+        log.contains("lock file") && log.contains("was removed while this node ran"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Only its lock file was removed; the log reads whole"),
+        "{log}"
+    );
+    assert!(!log.contains("is gone"), "{log}");
+    // And a node starts there again with the task acknowledged before.
+    let node = RunningNode::start_in(dir.path(), &["--workers", "1"]);
+    let listed = node.client(&["tasks", "--json"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("sleep 1h"));
+}
+
+#[test]
 fn a_second_node_on_a_locked_directory_exits_naming_it_and_the_holders_pid() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first = RunningNode::start_in(dir.path(), &["--workers", "1"]);

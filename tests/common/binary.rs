@@ -48,6 +48,8 @@ pub struct RunningNode {
     pub child: Child,
     pub address: String,
     log: Arc<Mutex<String>>,
+    /// Set once the node's standard error ended and every line of it is in `log`.
+    log_ended: Arc<std::sync::atomic::AtomicBool>,
     /// The node's own data directory, when the test did not pass one.
     _data: Option<tempfile::TempDir>,
 }
@@ -94,6 +96,8 @@ impl RunningNode {
         let log = Arc::new(Mutex::new(String::new()));
         let (address_sender, address_receiver) = std::sync::mpsc::channel();
         let sink = log.clone();
+        let log_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = log_ended.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("serving the goliath protocol listen=").nth(1) {
@@ -103,6 +107,7 @@ impl RunningNode {
                 log.push_str(&line);
                 log.push('\n');
             }
+            ended.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         let address = match address_receiver.recv_timeout(LIVENESS) {
             Ok(address) => address,
@@ -119,6 +124,7 @@ impl RunningNode {
             child,
             address,
             log,
+            log_ended,
             _data: None,
         }
     }
@@ -171,6 +177,15 @@ impl RunningNode {
         let deadline = Instant::now() + LIVENESS;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                // Its last lines (the reason it stopped) may still be on their way to `log`:
+                // wait for the end of its standard error, a while at most (a process it
+                // started could hold it open).
+                let read_by = Instant::now() + Duration::from_secs(5);
+                while !self.log_ended.load(std::sync::atomic::Ordering::SeqCst)
+                    && Instant::now() < read_by
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return status.code();
             }
             assert!(Instant::now() < deadline, "node did not exit");

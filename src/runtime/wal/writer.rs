@@ -942,10 +942,17 @@ impl Writer {
                     self.dir.display()
                 ));
             }
+            Err(_) if !self.dir.is_dir() => {
+                return Err(format!(
+                    "the data directory {} was removed while this node ran: a restart would not find what it acknowledged",
+                    self.dir.display()
+                ));
+            }
             Err(error) => {
                 return Err(format!(
-                    "the data directory's lock file {} is gone ({error}): the directory was removed or changed while this node ran, and a restart would not find what it acknowledged",
-                    path.display()
+                    "the data directory's lock file {} was removed while this node ran ({error}): another node could now start on {} and write to the same log, so this one acknowledges nothing more",
+                    path.display(),
+                    self.dir.display()
                 ));
             }
         }
