@@ -984,15 +984,15 @@ impl Writer {
         let next = self.seq + 1;
         let (file, start) = self.preparer.take(next).map_err(|error| {
             let advice = if error.kind() == std::io::ErrorKind::StorageFull {
-                // A start writes a checkpoint of about the last one's size, then a segment;
-                // the node then prepares the next.
+                // A start writes a checkpoint (the last one's size, or more with the tasks
+                // kept since), then a segment; the node then prepares the next.
                 let checkpoint = self
                     .log
                     .metrics
                     .last_checkpoint_bytes
                     .load(Ordering::Relaxed);
                 format!(
-                    "; free at least {} there (two segments and a checkpoint of about {})",
+                    "; free at least {} there: two segments and a checkpoint, {} at the last one and more with the tasks kept since (a start short of space says exactly what it needs)",
                     crate::runtime::units::HumanSize::approx(2 * self.segment_size + checkpoint),
                     crate::runtime::units::HumanSize::approx(checkpoint)
                 )
