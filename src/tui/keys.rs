@@ -76,7 +76,7 @@ macro_rules! actions {
 actions! {
     Quit => "quit", General, &["q", "ctrl-c"], "quit (stops a local node)";
     Help => "help", General, &["?", "f1"], "show or hide this help";
-    Palette => "palette", General, &[":"], "palette: submit, cancel IDs or A-B, tab, pause, help, q";
+    Palette => "palette", General, &[":"], "palette: submit, cancel IDs, task ID, tab, pause, help, q";
     NextTab => "next_tab", General, &["tab"], "next tab";
     PrevTab => "prev_tab", General, &["shift-tab"], "previous tab";
     Tab1 => "tab_1", General, &["1"], "tab 1 (Overview)";

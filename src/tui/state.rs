@@ -855,7 +855,7 @@ struct PaletteCommand {
 }
 
 /// Every palette command, in the order the console lists them (`quit` is also taken for `q`).
-const PALETTE_COMMANDS: [PaletteCommand; 6] = [
+const PALETTE_COMMANDS: [PaletteCommand; 7] = [
     PaletteCommand {
         name: "submit",
         usage: "submit SPEC",
@@ -865,6 +865,11 @@ const PALETTE_COMMANDS: [PaletteCommand; 6] = [
         name: "cancel",
         usage: "cancel ID… or A-B",
         writes: true,
+    },
+    PaletteCommand {
+        name: "task",
+        usage: "task ID",
+        writes: false,
     },
     PaletteCommand {
         name: "tab",
@@ -1869,7 +1874,8 @@ impl App {
         }
     }
 
-    /// Runs a palette line: `submit SPEC`, `cancel ID…`, `tab NAME|N`, `help`, `pause`, `q`.
+    /// Runs a palette line: `submit SPEC`, `cancel ID…`, `task ID`, `tab NAME|N`, `help`,
+    /// `pause`, `q`.
     fn run_palette(&mut self, line: &str) -> Result<Vec<Command>, String> {
         let line = line.trim();
         let (command, rest) = line
@@ -1911,6 +1917,40 @@ impl App {
                 }
                 remember(&mut self.palette_history, line);
                 Ok(vec![Command::Cancel(ids)])
+            }
+            "task" => {
+                // Any task the node keeps, listed or not: the Tasks tab lists the newest
+                // console.task_limit only, and a big batch's first tasks drop out of it.
+                let id = rest
+                    .trim_start_matches('#')
+                    .parse::<u64>()
+                    .map(TaskId)
+                    .map_err(|_| {
+                        if rest.is_empty() {
+                            "task which? e.g. `task 42` opens task 42's details".to_string()
+                        } else {
+                            format!("'{rest}' is not a task id: `task 42` opens task 42's details")
+                        }
+                    })?;
+                remember(&mut self.palette_history, line);
+                let listed = self
+                    .view()
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.tasks.iter().find(|t| t.id == id).cloned());
+                if listed.is_some() {
+                    self.selected = Some(id);
+                }
+                self.tab = Tab::Tasks;
+                self.zoomed = false;
+                self.detail = Some(Detail {
+                    id,
+                    info: listed,
+                    error: None,
+                    scroll: 0,
+                    complete: false,
+                });
+                Ok(vec![Command::FetchTask(id)])
             }
             "tab" => {
                 let wanted = rest.to_lowercase();
@@ -2509,6 +2549,51 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_palette_opens_any_task_by_id_listed_or_not() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        // Not in the list (the node lists the newest only): fetched from the node.
+        press(&mut app, ":");
+        type_text(&mut app, "task 12345");
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::FetchTask(TaskId(12345))]
+        );
+        assert_eq!(app.tab, Tab::Tasks);
+        let detail = app.detail.as_ref().expect("the detail view is open");
+        assert_eq!((detail.id, detail.info.is_none()), (TaskId(12345), true));
+        // The node's answer fills it, or says why not.
+        app.on_reply(Reply::Task {
+            id: TaskId(12345),
+            result: Err("no task 12345 on this node".into()),
+        });
+        let error = app.detail.as_ref().and_then(|d| d.error.clone());
+        assert_eq!(error.as_deref(), Some("no task 12345 on this node"));
+        press(&mut app, "esc");
+        // A listed one shows at once, and is selected.
+        press(&mut app, ":");
+        type_text(&mut app, "task 2");
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::FetchTask(TaskId(2))]
+        );
+        assert!(app.detail.as_ref().is_some_and(|d| d.info.is_some()));
+        assert_eq!(app.selected, Some(TaskId(2)));
+        // Not an id: said in the palette, which stays open.
+        press(&mut app, "esc");
+        press(&mut app, ":");
+        type_text(&mut app, "task fib");
+        assert_eq!(press(&mut app, "enter"), NOTHING);
+        match &app.overlay {
+            Some(Overlay::Palette(input)) => {
+                let error = input.error.as_deref().unwrap_or_default();
+                assert!(error.contains("'fib' is not a task id"), "{error}");
+            }
+            other => panic!("the palette stays open: {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_too_small_terminal_takes_only_quit() {
         let mut app = app();
         app.ingest(snapshot(2, three_tasks(), 1));
@@ -2688,13 +2773,13 @@ pub(crate) mod tests {
         let mut app = app();
         assert_eq!(
             palette_error(&mut app, "frobnicate"),
-            "unknown command 'frobnicate'; commands: submit SPEC, cancel ID… or A-B, tab NAME, help, pause, q"
+            "unknown command 'frobnicate'; commands: submit SPEC, cancel ID… or A-B, task ID, tab NAME, help, pause, q"
         );
         assert!(palette_error(&mut app, "quiet").contains("did you mean 'quit'"));
         app.options.readonly = true;
         assert_eq!(
             palette_error(&mut app, "frobnicate"),
-            "unknown command 'frobnicate'; commands: tab NAME, help, pause, q (read-only: no submit or cancel)"
+            "unknown command 'frobnicate'; commands: task ID, tab NAME, help, pause, q (read-only: no submit or cancel)"
         );
     }
 
