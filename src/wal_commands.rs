@@ -500,6 +500,10 @@ fn describe(record: &Record) -> String {
         Record::CheckpointKey(key) => {
             format!("key {} ids={}", quote_word(&key.key), ids_text(&key.ids))
         }
+        Record::SegmentEnd(end) => format!(
+            "segment end: segment {} closed, the log goes on in the next",
+            end.segment
+        ),
         Record::CheckpointEnd(end) => format!(
             "checkpoint end: {} in flight, {} finished, {} key records",
             end.live, end.finished, end.keys

@@ -418,6 +418,34 @@ fn a_bad_record_followed_by_whole_records_in_the_last_segment_refuses_to_start()
 }
 
 #[test]
+fn a_closed_segment_whose_last_records_became_zeros_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // About 200 bytes a record: 1000 of them fill three 64 KiB segments.
+    write_log(dir.path(), 1000, 180);
+    let accepted = accepted(dir.path());
+    let first_file = accepted[0].0.clone();
+    let in_first: Vec<_> = accepted.iter().filter(|a| a.0 == first_file).collect();
+    assert!(
+        accepted.iter().any(|a| a.0 != first_file),
+        "the log spans segments"
+    );
+    // Its last three records and its end record zeroed, as pages a disk never wrote back
+    // read: what is left ends cleanly at a record boundary.
+    let (path, offset, _, _) = in_first[in_first.len() - 3].clone();
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[offset..].fill(0);
+    std::fs::write(&path, &bytes).expect("write");
+    let message = damaged(live_ids(dir.path()));
+    assert!(message.contains(&file_name(&path)), "{message}");
+    assert!(message.contains(&format!("offset {offset}")), "{message}");
+    assert!(message.contains("without its end record"), "{message}");
+    // `wal verify` finds it too.
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    let problem = inspection.first_problem().expect("damage found");
+    assert!(problem.contains("without its end record"), "{problem}");
+}
+
+#[test]
 fn a_flipped_bit_in_a_middle_segment_refuses_to_start_naming_file_and_offset() {
     let dir = tempfile::tempdir().expect("temp dir");
     // About 200 bytes a record: 1000 of them fill three 64 KiB segments.

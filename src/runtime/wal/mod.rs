@@ -238,7 +238,14 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
 /// number), then only log records.
 struct SegmentCheck {
     seq: u64,
+    /// A later segment holds records: this one was closed, and (format 4 on) must end with
+    /// its end record.
+    closed: bool,
     header_seen: bool,
+    /// The format its header names.
+    version: u32,
+    /// Its end record was read.
+    end_seen: bool,
     /// Bytes the file has.
     file_len: u64,
     /// The size the header says the segment was created with (0: not said).
@@ -282,15 +289,31 @@ impl SegmentCheck {
                 what: "the segment has no header record".to_string(),
             });
         }
+        if self.closed && self.version >= 4 && !self.end_seen {
+            // Zeros where its last records were read as the segment's end: a closed
+            // segment's records end with its end record, written before the next segment
+            // took any.
+            return Err(Damage {
+                offset: scan.end as u64,
+                what: format!(
+                    "the segment's records stop at offset {} without its end record, though a later segment holds records: the records it held after that offset are lost (zeroed or never written), acknowledged tasks among them",
+                    scan.end
+                ),
+            });
+        }
         Ok(scan)
     }
 
     /// The checks for segment `seq`, a file of `file_len` bytes, before its scan, in the log
-    /// `log_id` (0 while unknown: the first segment that names one sets it).
-    fn new(seq: u64, file_len: u64, log_id: u64) -> Self {
+    /// `log_id` (0 while unknown: the first segment that names one sets it); `closed` when a
+    /// later segment holds records.
+    fn new(seq: u64, file_len: u64, log_id: u64, closed: bool) -> Self {
         SegmentCheck {
             seq,
+            closed,
             header_seen: false,
+            version: 0,
+            end_seen: false,
             file_len,
             created_size: 0,
             log_id,
@@ -328,8 +351,31 @@ impl SegmentCheck {
                 self.log_id = header.log_id;
             }
             self.created_size = header.size;
+            self.version = header.version;
             self.header_seen = true;
             return Ok(());
+        }
+        if self.end_seen {
+            return Err("a record follows the segment's end record".to_string());
+        }
+        for (index, frame) in frames.iter().enumerate() {
+            if frame.record_type != RecordType::SegmentEnd {
+                continue;
+            }
+            match Record::decode(frame) {
+                Ok(Record::SegmentEnd(end))
+                    if end.segment == self.seq && index + 1 == frames.len() =>
+                {
+                    self.end_seen = true;
+                }
+                Ok(Record::SegmentEnd(end)) if end.segment != self.seq => {
+                    return Err(format!(
+                        "the end record says segment {} but the file name says {}",
+                        end.segment, self.seq
+                    ));
+                }
+                _ => return Err("a record follows the segment's end record".to_string()),
+            }
         }
         if let Some(frame) = frames
             .iter()
@@ -575,7 +621,7 @@ pub fn open(
     for (index, (seq, path)) in segments.iter().enumerate() {
         let last = index >= tail;
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
-        let mut check = SegmentCheck::new(*seq, buffer.len() as u64, log_id);
+        let mut check = SegmentCheck::new(*seq, buffer.len() as u64, log_id, !last);
         let result = recovery::scan_segment(&buffer, last, |frames| {
             check.check(frames)?;
             state.apply_group(frames)
@@ -1151,7 +1197,8 @@ pub fn inspect(
      -> Result<u64, WalError> {
         segment::read_into(path, buffer).map_err(io_error("read", path))?;
         let file_len = buffer.len() as u64;
-        let mut segment_check = check.map(|(seq, log_id)| SegmentCheck::new(seq, file_len, log_id));
+        let mut segment_check =
+            check.map(|(seq, log_id)| SegmentCheck::new(seq, file_len, log_id, !last));
         // Records read before any damage, so a damaged file's count agrees with `dump`.
         let mut readable = 0;
         let mut readable_end = 0;
@@ -1296,4 +1343,59 @@ pub fn inspect(
         }
     }
     Ok(inspection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use record::{Cancelled, SegmentEnd, SegmentHeader};
+
+    /// A segment of format `version`: its header, one record, and its end record if `ended`.
+    fn segment_bytes(version: u32, ended: bool) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let header = SegmentHeader {
+            version,
+            segment: 7,
+            created_unix_us: 0,
+            size: 0,
+            log_id: 0,
+        };
+        record::encode_one(&mut bytes, RecordType::Segment, &header).expect("header");
+        let cancel = Cancelled { id: 1, unix_us: 0 };
+        record::encode_one(&mut bytes, RecordType::Cancelled, &cancel).expect("record");
+        if ended {
+            let end = SegmentEnd { segment: 7 };
+            record::encode_one(&mut bytes, RecordType::SegmentEnd, &end).expect("end");
+        }
+        bytes.resize(bytes.len() + 4096, 0);
+        bytes
+    }
+
+    fn verdict(bytes: &[u8], closed: bool) -> Result<recovery::SegmentScan, Damage> {
+        let mut check = SegmentCheck::new(7, bytes.len() as u64, 0, closed);
+        let scan = recovery::scan_segment(bytes, !closed, |frames| check.check(frames));
+        check.verdict(scan)
+    }
+
+    #[test]
+    fn a_closed_segment_needs_its_end_record_from_format_4_on() {
+        assert!(verdict(&segment_bytes(4, true), true).is_ok());
+        let damage = verdict(&segment_bytes(4, false), true).expect_err("no end record");
+        assert!(damage.what.contains("without its end record"), "{damage}");
+        // The newest segment has none yet; one written before format 4 never has one.
+        assert!(verdict(&segment_bytes(4, false), false).is_ok());
+        assert!(verdict(&segment_bytes(3, false), true).is_ok());
+        // Nothing may follow the end record.
+        let mut after_end = segment_bytes(4, true);
+        let at = after_end.len() - 4096;
+        let cancel = Cancelled { id: 2, unix_us: 0 };
+        let mut more = Vec::new();
+        record::encode_one(&mut more, RecordType::Cancelled, &cancel).expect("record");
+        after_end[at..at + more.len()].copy_from_slice(&more);
+        let damage = verdict(&after_end, true).expect_err("a record after the end");
+        assert!(
+            damage.what.contains("follows the segment's end record"),
+            "{damage}"
+        );
+    }
 }

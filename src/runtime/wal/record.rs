@@ -16,6 +16,11 @@
 //! and the writer never splits a group across segments. An all-zero header marks the end of
 //! the written part of a (zero-filled, preallocated) segment.
 //!
+//! Since format 4 every segment but the newest ends with a [`SegmentEnd`] record, written and
+//! made durable before the next segment takes a record: without it, a closed segment whose
+//! last records were lost as zeros (pages never written back, or zeroed) read as one that
+//! simply ended early, and the acknowledged tasks they held were dropped without a word.
+//!
 //! Since format 2 the writer flags the first record of every write that follows an
 //! fdatasync (and a segment's header) `AFTER_SYNC`: everything before such a record was
 //! durable when it was written. Damage in the last segment with no flagged record after it
@@ -39,7 +44,7 @@ pub const ALIGN: usize = 8;
 /// The largest payload any record may have (1 MiB); segments may set a smaller bound.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// The on-disk format version, in every segment and checkpoint header.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Flag in the type byte: the group goes on with the next record.
 const CONTINUES: u8 = 0x80;
 
@@ -61,6 +66,8 @@ pub enum RecordType {
     Finished = 4,
     /// Someone asked to cancel a task: [`Cancelled`].
     Cancelled = 5,
+    /// Last record of a segment closed for the next one (format 4 on): [`SegmentEnd`].
+    SegmentEnd = 6,
     /// First record of a checkpoint file: [`CheckpointBegin`].
     CheckpointBegin = 16,
     /// A task in flight at the checkpoint: [`CheckpointTask`].
@@ -82,6 +89,7 @@ impl RecordType {
             3 => RecordType::Started,
             4 => RecordType::Finished,
             5 => RecordType::Cancelled,
+            6 => RecordType::SegmentEnd,
             16 => RecordType::CheckpointBegin,
             17 => RecordType::CheckpointTask,
             18 => RecordType::CheckpointFinished,
@@ -99,6 +107,7 @@ impl RecordType {
             RecordType::Started => "started",
             RecordType::Finished => "finished",
             RecordType::Cancelled => "cancelled",
+            RecordType::SegmentEnd => "segment_end",
             RecordType::CheckpointBegin => "checkpoint_begin",
             RecordType::CheckpointTask => "checkpoint_task",
             RecordType::CheckpointFinished => "checkpoint_finished",
@@ -533,6 +542,17 @@ impl SpecRecord<'_> {
     }
 }
 
+/// Last record of a segment the writer closed to go on in the next one (format 4 on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEnd {
+    /// The segment's sequence number.
+    pub segment: u64,
+}
+
+/// Bytes a [`SegmentEnd`] record takes at most: the writer keeps this much of every segment
+/// free for it.
+pub const SEGMENT_END_LEN: usize = frame_len(10);
+
 /// First record of a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentHeader {
@@ -842,6 +862,8 @@ pub enum Record {
     Finished(Finished<'static>),
     /// See [`Cancelled`].
     Cancelled(Cancelled),
+    /// See [`SegmentEnd`].
+    SegmentEnd(SegmentEnd),
     /// See [`CheckpointBegin`].
     CheckpointBegin(CheckpointBegin),
     /// See [`CheckpointTask`].
@@ -865,6 +887,7 @@ impl Record {
             RecordType::Started => Record::Started(codec::decode(what, bytes)?),
             RecordType::Finished => Record::Finished(codec::decode(what, bytes)?),
             RecordType::Cancelled => Record::Cancelled(codec::decode(what, bytes)?),
+            RecordType::SegmentEnd => Record::SegmentEnd(codec::decode(what, bytes)?),
             RecordType::CheckpointBegin => {
                 Record::CheckpointBegin(CheckpointBegin::decode(what, bytes)?)
             }
@@ -885,6 +908,7 @@ impl Record {
             Record::Started(_) => RecordType::Started,
             Record::Finished(_) => RecordType::Finished,
             Record::Cancelled(_) => RecordType::Cancelled,
+            Record::SegmentEnd(_) => RecordType::SegmentEnd,
             Record::CheckpointBegin(_) => RecordType::CheckpointBegin,
             Record::CheckpointTask(_) => RecordType::CheckpointTask,
             Record::CheckpointFinished(_) => RecordType::CheckpointFinished,
@@ -902,6 +926,7 @@ impl Record {
             Record::Started(v) => group.push(record_type, v),
             Record::Finished(v) => group.push(record_type, v),
             Record::Cancelled(v) => group.push(record_type, v),
+            Record::SegmentEnd(v) => group.push(record_type, v),
             Record::CheckpointBegin(v) => group.push(record_type, v),
             Record::CheckpointTask(v) => group.push(record_type, v),
             Record::CheckpointFinished(v) => group.push(record_type, v),
@@ -1051,6 +1076,7 @@ pub(crate) mod strategies {
             finished().prop_map(Record::Finished),
             (any::<u64>(), any::<u64>())
                 .prop_map(|(id, unix_us)| Record::Cancelled(Cancelled { id, unix_us })),
+            any::<u64>().prop_map(|segment| Record::SegmentEnd(SegmentEnd { segment })),
             (
                 any::<u32>(),
                 any::<u64>(),
@@ -1150,6 +1176,12 @@ mod tests {
         );
         assert_eq!(group_prefix(&bytes, bytes.len()), bytes.len());
         assert_eq!(group_prefix(&bytes, bytes.len() - 1), 0, "groups are whole");
+    }
+
+    #[test]
+    fn a_segment_end_record_fits_the_room_kept_for_it() {
+        let bytes = encode_group(&[Record::SegmentEnd(SegmentEnd { segment: u64::MAX })]);
+        assert!(bytes.len() <= SEGMENT_END_LEN, "{} bytes", bytes.len());
     }
 
     #[test]

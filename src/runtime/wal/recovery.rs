@@ -404,7 +404,7 @@ impl State {
     pub fn apply(&mut self, record: Record) -> Result<(), ApplyError> {
         self.counts.records += 1;
         match record {
-            Record::Segment(_) | Record::CheckpointEnd(_) => {}
+            Record::Segment(_) | Record::SegmentEnd(_) | Record::CheckpointEnd(_) => {}
             Record::CheckpointBegin(begin) => self.max_id = self.max_id.max(begin.max_id),
             Record::Accepted(accepted) => self.accept(accepted),
             Record::Started(started) => {
@@ -669,7 +669,11 @@ pub fn has_data(bytes: &[u8]) -> bool {
 pub fn belongs_in_segment(record_type: RecordType) -> bool {
     matches!(
         record_type,
-        RecordType::Accepted | RecordType::Started | RecordType::Finished | RecordType::Cancelled
+        RecordType::Accepted
+            | RecordType::Started
+            | RecordType::Finished
+            | RecordType::Cancelled
+            | RecordType::SegmentEnd
     )
 }
 

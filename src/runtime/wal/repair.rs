@@ -276,7 +276,7 @@ fn highest_id(record: &Record) -> u64 {
         Record::CheckpointTask(task) => task.id,
         Record::CheckpointFinished(task) => task.outcome.id,
         Record::CheckpointKey(key) => highest(&key.ids),
-        Record::Segment(_) | Record::CheckpointEnd(_) => 0,
+        Record::Segment(_) | Record::SegmentEnd(_) | Record::CheckpointEnd(_) => 0,
     }
 }
 

@@ -883,7 +883,11 @@ impl Writer {
     fn write_batch(&mut self, batch: &mut [u8]) -> Result<(), String> {
         let mut rest = batch;
         while !rest.is_empty() {
-            let room = self.segment_size.saturating_sub(self.offset) as usize;
+            // The end of every segment is kept for its end record (see `roll`).
+            let room = self
+                .segment_size
+                .saturating_sub(record::SEGMENT_END_LEN as u64)
+                .saturating_sub(self.offset) as usize;
             let take = record::group_prefix(rest, room);
             if take == 0 {
                 if self.offset == self.data_start {
@@ -976,8 +980,37 @@ impl Writer {
         })
     }
 
-    /// Closes the full segment (durable in both sync modes) and moves to the next.
+    /// Closes the full segment with its end record (durable in both sync modes, before the
+    /// next segment takes any record) and moves to the next. Recovery needs the end record of
+    /// every segment but the newest: without it, a closed segment's lost last records (zeros
+    /// on disk) would read as the segment's clean end.
     fn roll(&mut self) -> Result<(), String> {
+        let mut end = Vec::with_capacity(record::SEGMENT_END_LEN);
+        record::encode_one(
+            &mut end,
+            record::RecordType::SegmentEnd,
+            &record::SegmentEnd { segment: self.seq },
+        )
+        .map_err(|error| {
+            format!(
+                "encoding the end record of segment {}: {error}",
+                segment::segment_name(self.seq)
+            )
+        })?;
+        if self.synced || self.sync == WalSync::Never {
+            record::mark_after_sync(&mut end);
+            self.synced = false;
+        }
+        self.io
+            .write_at(&self.file, &end, self.offset)
+            .map_err(|error| {
+                format!(
+                    "writing the end record of segment {} at offset {}: {error}",
+                    segment::segment_name(self.seq),
+                    self.offset
+                )
+            })?;
+        self.offset += end.len() as u64;
         self.sync_named()?;
         // Segments are created whole at `segment_size`.
         let closed_bytes = self.segment_size;
