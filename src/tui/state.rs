@@ -697,6 +697,8 @@ pub struct HitMap {
     pub too_small: bool,
     /// How far the open help can scroll (its last line at the bottom).
     pub help_scroll_max: u16,
+    /// How far the open task detail can scroll (its last row at the bottom).
+    pub detail_scroll_max: u16,
     /// The Tasks tab's table is narrow: it leaves out [`NARROW_HIDDEN`], and sorting skips
     /// them.
     pub narrow_tasks: bool,
@@ -1531,10 +1533,15 @@ impl App {
         if let Some(detail) = &mut self.detail
             && self.tab == Tab::Tasks
         {
+            // From where the view is, not from past its end (`G` asks for the end of an
+            // output that may still grow; a k after it must move up at once).
+            let max = self.hits.detail_scroll_max;
+            let from = detail.scroll.min(max);
+            let step = u16::try_from(delta.unsigned_abs()).unwrap_or(u16::MAX);
             detail.scroll = if delta < 0 {
-                detail.scroll.saturating_sub(delta.unsigned_abs() as u16)
+                from.saturating_sub(step)
             } else {
-                detail.scroll.saturating_add(delta as u16)
+                from.saturating_add(step).min(max)
             };
             return;
         }

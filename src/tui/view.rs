@@ -2016,6 +2016,7 @@ fn draw_detail(
     let max_scroll = u16::try_from(rows)
         .unwrap_or(u16::MAX)
         .saturating_sub(inner.height);
+    hits.detail_scroll_max = max_scroll;
     let paragraph = paragraph
         .block(block)
         .scroll((detail.scroll.min(max_scroll), 0));
@@ -2962,6 +2963,45 @@ mod tests {
     }
 
     /// Shows `info` in the Tasks tab's detail view, scrolled `scroll` rows.
+    #[test]
+    fn after_the_end_of_a_detail_one_key_up_scrolls_up_at_once() {
+        let mut app = app_with(2, 5);
+        let mut info = task(5, TaskState::Succeeded, "exec -- seq 1 200");
+        let lines: Vec<String> = (1..=200).map(|n| format!("line {n}")).collect();
+        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
+            exit_code: Some(0),
+            signal: None,
+            stdout: lines.join("\n"),
+            stderr: String::new(),
+            stdout_truncated: 0,
+            stderr_truncated: 0,
+        })));
+        open_detail(&mut app, info, 0);
+        draw(&mut app, 80, 24);
+        let top_line = |app: &mut App| {
+            let text = format!("{}", draw(app, 80, 24).backend());
+            text.lines()
+                .find_map(|line| line.split("line ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        let first = top_line(&mut app);
+        // End, then j past it: the view stays at the end.
+        app.perform(Action::Bottom);
+        let at_end = top_line(&mut app);
+        assert!(at_end > first, "{at_end}");
+        for _ in 0..30 {
+            app.perform(Action::Down);
+        }
+        assert_eq!(top_line(&mut app), at_end);
+        // One k moves up one row, at once.
+        app.perform(Action::Up);
+        assert_eq!(top_line(&mut app), at_end - 1);
+        app.perform(Action::PageUp);
+        assert!(top_line(&mut app) < at_end - 1);
+    }
+
     fn open_detail(app: &mut App, info: TaskInfo, scroll: u16) {
         app.tab = Tab::Tasks;
         app.detail = Some(Detail {
