@@ -1178,14 +1178,18 @@ impl App {
                         self.tell(Severity::Info, summary);
                     }
                     Err(error) => {
-                        self.tell(Severity::Error, format!("submit failed: {error}"));
                         // The prompt closed on Enter; a refusal (exec not allowed over the
                         // network, a kind the node lacks, a full arena) opens it again with
                         // the text and the reason, to be edited, as a parse error keeps it.
+                        // The reason is then said there (and in the log), not also in the
+                        // status line, which the prompt would half cover.
                         if refused && self.overlay.is_none() {
+                            tracing::warn!(spec = %text, "submit refused: {error}");
                             let mut input = LineInput::with_text(&text);
                             input.error = Some(format!("refused by the node: {error}"));
                             self.overlay = Some(Overlay::Submit(input));
+                        } else {
+                            self.tell(Severity::Error, format!("submit failed: {error}"));
                         }
                     }
                 }
@@ -3104,10 +3108,13 @@ pub(crate) mod tests {
             result: Err("node busy: all 8 task slots are in use; retry when some finish or raise arena.slots".into()),
             refused: true,
         });
-        let status = app.status.clone().unwrap();
-        assert_eq!(status.severity, Severity::Error);
-        assert!(status.text.contains("all 8 task slots"), "{}", status.text);
-        // The node took nothing: the prompt is back with the text and why, to edit or retry.
+        // The node took nothing: the prompt is back with the text and why, to edit or retry
+        // (said there, not also in the status line the prompt would half cover).
+        assert!(
+            !status_text(&app).contains("all 8 task slots"),
+            "{}",
+            status_text(&app)
+        );
         match &app.overlay {
             Some(Overlay::Submit(input)) => {
                 assert_eq!(input.text, "spin 1s");
@@ -3124,6 +3131,13 @@ pub(crate) mod tests {
             refused: false,
         });
         assert!(app.overlay.is_none(), "{:?}", app.overlay);
+        let status = app.status.clone().unwrap();
+        assert_eq!(status.severity, Severity::Error);
+        assert!(
+            status.text.contains("connection to the node closed"),
+            "{}",
+            status.text
+        );
         // A cancel of several tasks reports every one, and a miss makes it an error.
         app.on_reply(Reply::Cancelled {
             results: vec![

@@ -2079,7 +2079,17 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
             );
         }
         Overlay::Submit(input) => {
-            let rect = bottom_box(area, 5);
+            // Two rows under the input for the hint or an error, more for a long error (a
+            // node's refusal says what to do), up to half the screen.
+            let error_rows = input.error.as_ref().map_or(2, |error| {
+                let inner_width = area.width.saturating_sub(2).max(1);
+                let rows = wrapped_rows(
+                    &Paragraph::new(error.as_str()).wrap(Wrap { trim: true }),
+                    inner_width,
+                );
+                u16::try_from(rows).unwrap_or(u16::MAX).max(2)
+            });
+            let rect = bottom_box(area, (3 + error_rows).min(area.height / 2).max(5));
             frame.render_widget(Clear, rect);
             let hint = Line::styled(
                 "e.g. spin 300ms x20 · fib 35 · sleep 2s · primes 1000000 · exec -- cmd args · timeout=5s · ↑/↓ history · enter submit · esc close",
@@ -3155,6 +3165,33 @@ mod tests {
         input.error = app.check_spec("spni 3s");
         app.overlay = Some(Overlay::Submit(input));
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn a_long_refusal_under_the_submit_prompt_is_shown_whole() {
+        let mut app = app_with(2, 3);
+        let mut input = LineInput::with_text("exec -- echo hi");
+        input.error = Some(
+            "refused by the node: exec tasks are refused over the network: this node runs \
+             programs only for its own console and clients on its machine; set \
+             exec.remote = true in its config to allow them (anyone who can reach its \
+             listen address could then run programs as its user)"
+                .to_string(),
+        );
+        app.overlay = Some(Overlay::Submit(input));
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        let joined: String = text
+            .lines()
+            .map(|line| line.trim_matches(|c: char| c == '"' || c == '│' || c == ' '))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for part in [
+            "refused by the node",
+            "exec.remote = true",
+            "run programs as its user)",
+        ] {
+            assert!(joined.contains(part), "{part} in\n{text}");
+        }
     }
 
     #[test]
