@@ -1739,64 +1739,6 @@ fn draw_task_table(
         hits.task_offset = offset;
         hits.task_ids = rows.iter().skip(offset).take(page).map(|t| t.id).collect();
     }
-    let table_rows = rows
-        .iter()
-        .enumerate()
-        .skip(offset)
-        .take(page)
-        .map(|(index, task)| {
-            let state_cell = Cell::from(Line::from(vec![
-                Span::styled(glyphs.state(task.state), theme.state(task.state)),
-                Span::raw(" "),
-                Span::styled(
-                    if compact {
-                        String::new()
-                    } else {
-                        state_label(task.state).to_string()
-                    },
-                    theme.state(task.state),
-                ),
-            ]));
-            let worker = task
-                .worker
-                .map_or_else(|| "-".to_string(), |w| format!("w{w}"));
-            let duration = task
-                .duration_us(now)
-                .map_or_else(|| "-".to_string(), short_us);
-            let style = if Some(index) == selected {
-                theme.selected
-            } else {
-                theme.text
-            };
-            let cells = if compact {
-                vec![
-                    Cell::from(task.id.to_string()),
-                    state_cell,
-                    Cell::from(printable(&task.spec, false).into_owned()),
-                    Cell::from(worker),
-                    Cell::from(duration),
-                ]
-            } else {
-                let started = task.started_unix_us.map_or_else(
-                    || "-".to_string(),
-                    |at| format!("{} ago", short_us(now.saturating_sub(at))),
-                );
-                narrow_columns(
-                    vec![
-                        Cell::from(task.id.to_string()),
-                        state_cell,
-                        Cell::from(task.kind.clone()),
-                        Cell::from(worker),
-                        Cell::from(started),
-                        Cell::from(duration),
-                        Cell::from(task.attempt.to_string()),
-                        Cell::from(printable(&task.spec, false).into_owned()),
-                    ],
-                    narrow,
-                )
-            };
-            Row::new(cells).style(style)
-        });
     // As wide as the longest id listed: a cut id reads as another task's.
     let id_digits = rows
         .iter()
@@ -1852,6 +1794,79 @@ fn draw_task_table(
             ),
         )
     };
+    // The width the table gives SPEC (its columns laid out as the table lays them out), so a
+    // spec cut short ends in `…` rather than at the column's edge as if it ended there.
+    let spec_index = if compact { 2 } else { widths.len() - 1 };
+    let spec_width = Layout::horizontal(widths.clone())
+        .flex(ratatui::layout::Flex::Start)
+        .spacing(1)
+        .split(Rect::new(0, 0, inner.width, 1))
+        .get(spec_index)
+        .map_or(usize::MAX, |column| usize::from(column.width));
+    let spec_cell = |task: &TaskInfo| {
+        Cell::from(crate::runtime::units::cut_to_width(
+            &printable(&task.spec, false),
+            spec_width,
+        ))
+    };
+    let table_rows = rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(page)
+        .map(|(index, task)| {
+            let state_cell = Cell::from(Line::from(vec![
+                Span::styled(glyphs.state(task.state), theme.state(task.state)),
+                Span::raw(" "),
+                Span::styled(
+                    if compact {
+                        String::new()
+                    } else {
+                        state_label(task.state).to_string()
+                    },
+                    theme.state(task.state),
+                ),
+            ]));
+            let worker = task
+                .worker
+                .map_or_else(|| "-".to_string(), |w| format!("w{w}"));
+            let duration = task
+                .duration_us(now)
+                .map_or_else(|| "-".to_string(), short_us);
+            let style = if Some(index) == selected {
+                theme.selected
+            } else {
+                theme.text
+            };
+            let cells = if compact {
+                vec![
+                    Cell::from(task.id.to_string()),
+                    state_cell,
+                    spec_cell(task),
+                    Cell::from(worker),
+                    Cell::from(duration),
+                ]
+            } else {
+                let started = task.started_unix_us.map_or_else(
+                    || "-".to_string(),
+                    |at| format!("{} ago", short_us(now.saturating_sub(at))),
+                );
+                narrow_columns(
+                    vec![
+                        Cell::from(task.id.to_string()),
+                        state_cell,
+                        Cell::from(task.kind.clone()),
+                        Cell::from(worker),
+                        Cell::from(started),
+                        Cell::from(duration),
+                        Cell::from(task.attempt.to_string()),
+                        spec_cell(task),
+                    ],
+                    narrow,
+                )
+            };
+            Row::new(cells).style(style)
+        });
     let table = Table::new(table_rows, widths)
         .header(Row::new(header).style(theme.muted.add_modifier(Modifier::BOLD)))
         .column_spacing(1);
