@@ -64,6 +64,7 @@ fn sample(second: u64) -> NodeSnapshot {
             failed: 12,
             cancelled: 40,
             timed_out: 3,
+            recovered: 0,
         },
         tasks: (0..1_000u64)
             .map(|n| {

@@ -1076,10 +1076,16 @@ fn status_text(snapshot: &NodeSnapshot) -> String {
     let counts = &snapshot.counts;
     let _ = writeln!(
         out,
-        "tasks     {} queued, {} running now; since this start {} submitted, {} succeeded, {} failed, {} cancelled, {} timed out",
+        "tasks     {} queued, {} running now; since this start {} submitted{}, {} succeeded, {} failed, {} cancelled, {} timed out",
         counts.queued,
         counts.running,
         counts.submitted,
+        // Recovered tasks finish in this start's counts: said, so the counts add up.
+        if counts.recovered > 0 {
+            format!(" (and {} recovered from the log)", counts.recovered)
+        } else {
+            String::new()
+        },
         counts.succeeded,
         counts.failed,
         counts.cancelled,

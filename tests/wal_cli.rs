@@ -857,6 +857,31 @@ fn a_task_still_queued_at_a_crash_keeps_its_run_number_and_one_that_ran_gets_the
     );
     let last_info = wait_for(&node, last, |info| info["state"] == "succeeded");
     assert_eq!(last_info["attempt"], 1, "never ran before: {last_info}");
+    // The counts add up: the recovered tasks finish in this start's counts, and are counted
+    // as recovered, not as submitted.
+    assert!(node.client(&["submit", "fib 3 x5"]).status.success());
+    let counts = common::eventually(|| {
+        let counts = node.json(&["status"])["counts"].clone();
+        let number = |key: &str| counts[key].as_u64().unwrap_or(0);
+        let finished: u64 = ["succeeded", "failed", "cancelled", "timed_out"]
+            .iter()
+            .map(|key| number(key))
+            .sum();
+        (number("queued") + number("running") == 0)
+            .then(|| (number("submitted"), number("recovered"), finished))
+            .ok_or_else(|| format!("still in flight: {counts}"))
+    });
+    let (submitted, recovered, finished) = counts;
+    assert_eq!(submitted, 5, "{counts:?}");
+    assert!(recovered > 0, "{counts:?}");
+    assert_eq!(submitted + recovered, finished, "{counts:?}");
+    let text = String::from_utf8_lossy(&node.client(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "5 submitted (and {recovered} recovered from the log)"
+        )),
+        "{text}"
+    );
 }
 
 /// Looks task `id` up until `done` holds for it; returns it.

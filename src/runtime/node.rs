@@ -1829,6 +1829,7 @@ impl Node {
             .arena
             .claims()
             .saturating_sub(shared.recovered_submitted.len() as u64);
+        counts.recovered = shared.recovered_submitted.len() as u64;
         let mut snapshot = NodeSnapshot {
             node: NodeInfo {
                 name: shared.name.clone(),

@@ -134,6 +134,10 @@ pub struct TaskCounts {
     pub cancelled: u64,
     /// Timed out.
     pub timed_out: u64,
+    /// Tasks this start recovered from the log to run again (accepted by an earlier run, in
+    /// flight when it stopped): with `submitted`, what the tasks in flight and the finished
+    /// counts add up to.
+    pub recovered: u64,
 }
 
 impl TaskCounts {

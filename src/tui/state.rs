@@ -2156,6 +2156,7 @@ pub(crate) mod tests {
                 failed: 10,
                 cancelled: 5,
                 timed_out: 1,
+                recovered: 0,
             },
             tasks,
             host: Some(crate::runtime::HostStats {

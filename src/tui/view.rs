@@ -376,6 +376,14 @@ fn counts_line(app: &App, compact: bool) -> Line<'static> {
         format!("submitted {}", counts.submitted),
         theme.muted,
     ));
+    if counts.recovered > 0 {
+        // They finish in this start's counts too: said, so the counts add up.
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(
+            format!("recovered {}", counts.recovered),
+            theme.muted,
+        ));
+    }
     if !snapshot.node.accepting {
         spans.push(Span::styled("  shutting down", theme.warning));
     }
@@ -2928,6 +2936,7 @@ mod tests {
                 failed: big,
                 cancelled: big,
                 timed_out: big,
+                recovered: big,
             };
             app.ingest(sample);
         }

@@ -570,7 +570,7 @@ pub(crate) mod strategies {
             any::<u64>(),
             proptest::collection::vec(worker(), 0..4),
             any::<usize>(),
-            any::<[u64; 7]>(),
+            any::<[u64; 8]>(),
             proptest::collection::vec(task_info(), 0..3),
             proptest::option::of(wal_snapshot()),
         )
@@ -605,6 +605,7 @@ pub(crate) mod strategies {
                         failed: 0,
                         cancelled: 0,
                         timed_out: 0,
+                        recovered: numbers[7],
                     },
                     tasks,
                     host: (now % 3 != 0).then(|| crate::runtime::HostStats {
