@@ -140,9 +140,7 @@ struct NodeArgs {
     exit_with_stdin: bool,
 }
 
-/// The most ids one `goliath cancel` sends (ranges counted id by id): about 800 KB of
-/// request, under the node's default frame limit.
-const CLI_CANCEL_IDS_MAX: u64 = 100_000;
+use goliath::runtime::task::CLI_CANCEL_IDS_MAX;
 
 /// The text form, for `goliath submit --help` (the README has the whole of it).
 const SPEC_HELP: &str = "\

@@ -1210,11 +1210,22 @@ pub fn id_runs(ids: &[TaskId]) -> Vec<(TaskId, TaskId)> {
     runs
 }
 
+/// The most ids one `goliath cancel` sends (ranges counted id by id): about 800 KB of
+/// request, under the node's default frame limit.
+pub const CLI_CANCEL_IDS_MAX: u64 = 100_000;
+
 /// Task ids as people type them for a cancel: ids and ranges (`28-127`, `28..127`),
-/// separated by spaces or commas; each id once, in the order first given. A range's ids count
-/// toward `max` as they would be sent, and a range is never expanded past it.
+/// separated by spaces or commas; each id once, in the order first given. At most `max`
+/// distinct ids in all, however they are written (ids given twice or ranges that overlap
+/// count once), and a range is never expanded past it.
 pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, String> {
     let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let too_many = || {
+        format!(
+            "at most {max} tasks in one cancel, and these ids and ranges name more; cancel them in parts"
+        )
+    };
     for word in text
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter(|w| !w.is_empty())
@@ -1234,25 +1245,60 @@ pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, String> {
                 // Counted without overflow: `1-18446744073709551615` must be refused, not
                 // wrap to a small count and then be expanded.
                 let span = last.0 - first.0;
-                if span >= max || span + 1 + ids.len() as u64 > max {
-                    return Err(format!("'{word}': at most {max} tasks in one cancel"));
+                if span >= max {
+                    return Err(format!(
+                        "'{word}' names {} tasks: at most {max} in one cancel; cancel them in parts",
+                        u128::from(span) + 1
+                    ));
                 }
-                ids.extend((first.0..=last.0).map(TaskId));
+                for id in (first.0..=last.0).map(TaskId) {
+                    // Each task once, in the order first given: `cancel 11 11` is one request.
+                    if seen.insert(id) {
+                        ids.push(id);
+                    }
+                    if ids.len() as u64 > max {
+                        return Err(too_many());
+                    }
+                }
             }
-            None => ids.push(word.parse::<TaskId>().map_err(|_| {
-                format!("'{word}' is not a task id (or a range of ids like 28-127)")
-            })?),
+            None => {
+                let id = word.parse::<TaskId>().map_err(|_| {
+                    format!("'{word}' is not a task id (or a range of ids like 28-127)")
+                })?;
+                if seen.insert(id) {
+                    ids.push(id);
+                }
+                if ids.len() as u64 > max {
+                    return Err(too_many());
+                }
+            }
         }
     }
-    // Each task once, in the order first given: `cancel 11 11` is one request.
-    let mut seen = std::collections::HashSet::new();
-    ids.retain(|id| seen.insert(*id));
     Ok(ids)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancel_takes_at_most_max_distinct_ids_however_written() {
+        // Ranges that overlap, and ids given twice, count once.
+        assert_eq!(
+            parse_task_ids("1-6 4-10 3", 10).map(|ids| ids.len()),
+            Ok(10)
+        );
+        // Single ids count as ranges do.
+        let error = parse_task_ids("1-9 20 21", 10).expect_err("11 ids");
+        assert!(error.contains("at most 10 tasks in one cancel"), "{error}");
+        assert!(!error.contains("'21'"), "no one word is to blame: {error}");
+        // A range alone past the limit says how many it names, without expanding it.
+        let error = parse_task_ids("1-18446744073709551615", 10).expect_err("huge");
+        assert!(
+            error.contains("names 18446744073709551615 tasks"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn state_codes_are_positions_in_all_and_read_back() {

@@ -454,8 +454,18 @@ fn id_ranges(ids: &[TaskId], runs: usize) -> String {
 const CANCEL_IDS_MAX: u64 = 10_000;
 
 /// The ids of a palette `cancel`: ids and ranges (`28-127`), separated by spaces or commas.
+/// Past [`CANCEL_IDS_MAX`] the error points to the command line's larger limit.
 fn parse_cancel_ids(text: &str) -> Result<Vec<TaskId>, String> {
-    crate::runtime::task::parse_task_ids(text, CANCEL_IDS_MAX)
+    crate::runtime::task::parse_task_ids(text, CANCEL_IDS_MAX).map_err(|error| {
+        if error.contains("in one cancel") {
+            format!(
+                "{error} (or use `goliath cancel`, which takes up to {})",
+                crate::runtime::task::CLI_CANCEL_IDS_MAX
+            )
+        } else {
+            error
+        }
+    })
 }
 
 /// Adds `text` to the newest end of `history` (unless it is the newest already), forgetting
