@@ -84,13 +84,24 @@ fn inspect(
 pub fn verify(dir: &Path, json: bool) -> Result<u8, CommandError> {
     let inspection = inspect(dir, |_, _, _, _| {})?;
     let healthy = inspection.healthy();
+    // A healthy log in a directory a node cannot write to is no log a node starts on: the
+    // exit code says whether one would (as `--help` promises), the text and JSON say why.
+    let writable = not_writable(&inspection.dir).is_none();
     if json {
-        let value = serde_json::json!({ "healthy": healthy, "inspection": inspection });
+        let value = serde_json::json!({
+            "healthy": healthy,
+            "writable": writable,
+            "inspection": inspection
+        });
         outln!("{value}");
     } else {
         out!("{}", verify_text(&inspection));
     }
-    Ok(if healthy { exit::OK } else { exit::FAILURE })
+    Ok(if healthy && writable {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
 }
 
 /// Why a node could not write in `dir`, judged without changing anything: opening the LOCK

@@ -540,6 +540,35 @@ fn sync_never_acknowledges_without_fdatasync_and_survives_a_killed_node() {
 }
 
 #[test]
+fn verify_names_the_holders_pid_as_a_number_and_a_lock_left_without_a_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(dir.path(), SMALL);
+    let verify = wal_tool(&["verify", "--json"], dir.path());
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).expect("JSON");
+    assert_eq!(
+        report["inspection"]["locked_by"],
+        serde_json::json!(node.child.id()),
+        "{report}"
+    );
+    assert_eq!(report["writable"], true, "{report}");
+    assert!(node.client(&["shutdown"]).status.success());
+    assert_eq!(node.wait_exit(), Some(0));
+    // Every file but the lock deleted: as a start warns, verify notes it.
+    for entry in std::fs::read_dir(dir.path()).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.file_name().is_some_and(|name| name != "LOCK") {
+            std::fs::remove_file(&path).expect("remove");
+        }
+    }
+    let verify = wal_tool(&["verify"], dir.path());
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        text.contains("a node's lock file is here but no log file"),
+        "{text}"
+    );
+}
+
+#[test]
 fn verify_agrees_with_start_and_refuses_a_directory_that_is_not_a_log() {
     // Not a data directory (its parent, say): not "an empty, healthy log".
     let elsewhere = tempfile::tempdir().expect("temp dir");

@@ -1101,8 +1101,22 @@ pub struct Inspection {
     /// numbered before the checkpoint (no node reads or removes them), a missing
     /// `newest-segment`.
     pub notes: Vec<String>,
-    /// The pid of a node holding the directory, if one does.
+    /// The pid of a node holding the directory, if one does (in JSON a number, as `status`
+    /// gives a pid; the lock file's text if it holds no number).
+    #[serde(serialize_with = "pid_as_number")]
     pub locked_by: Option<String>,
+}
+
+/// A pid held as text, serialized as the number it is.
+fn pid_as_number<S: serde::Serializer>(
+    pid: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match pid.as_deref().map(|text| (text, text.parse::<u32>())) {
+        None => serializer.serialize_none(),
+        Some((_, Ok(number))) => serializer.serialize_u32(number),
+        Some((text, Err(_))) => serializer.serialize_str(text),
+    }
 }
 
 impl Inspection {
@@ -1323,6 +1337,16 @@ pub fn inspect(
         inspection.notes.push(format!(
             "{} is missing: nothing can tell whether the newest segments were deleted (their tasks would be lost; a start warns and skips 1000000000 ids, so none of theirs is handed out again)",
             segment::NEWEST_FILE
+        ));
+    }
+    // As a start warns: a lock file says a node used the directory, and no log file is left.
+    if matches!(newest_read_ok, Some(None))
+        && inspection.files.is_empty()
+        && dir.join(segment::LOCK_FILE).exists()
+    {
+        inspection.notes.push(format!(
+            "a node's lock file is here but no log file: if its files were deleted, the tasks they held are lost (a start warns and skips {} ids, so none of theirs is handed out again)",
+            repair::ID_GAP
         ));
     }
     // Files before the checkpoint are not read (a start removes them), except that one of
