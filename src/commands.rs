@@ -171,7 +171,7 @@ pub fn spec_lines(args: &[String], escaped: bool) -> Result<Vec<String>, Command
         return Err(CommandError::new(
             exit::USAGE,
             format!(
-                "the spec {:?} spans lines: a spec is one line; give each spec as an argument of its own, or one per line on standard input (`goliath submit -`)",
+                "the argument {:?} spans lines: a spec is one line; give each spec as an argument of its own, or one per line on standard input (`goliath submit -`)",
                 printable(spec, false)
             ),
         ));
@@ -1303,7 +1303,9 @@ mod tests {
         let error = spec_lines(&args(&["fib 5\nfib 6"]), false).expect_err("refused");
         assert_eq!(error.code, exit::USAGE);
         assert!(
-            error.message.contains("\"fib 5␊fib 6\" spans lines"),
+            error
+                .message
+                .contains("argument \"fib 5␊fib 6\" spans lines"),
             "{}",
             error.message
         );

@@ -114,10 +114,10 @@ struct NodeArgs {
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
     /// Worker threads, or "auto" (config scheduler.workers).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     workers: Option<String>,
     /// Task slots in the arena, a power of two (config arena.slots).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     arena_slots: Option<String>,
     /// Address the protocol listens on (config net.listen).
     #[arg(long, value_name = "ADDR")]
@@ -202,7 +202,7 @@ fn idempotency_key(text: &str) -> Result<String, String> {
 /// Where a client command connects.
 #[derive(Args, Debug, Clone)]
 struct Target {
-    /// Node address (default: this machine's config net.listen, 127.0.0.1:7420).
+    /// Node address (default: net.listen of this machine's config; 127.0.0.1:7420 in the shipped one).
     #[arg(long = "node", value_name = "ADDR", value_parser = node_address)]
     node: Option<String>,
     /// Print JSON (one document, or JSON lines for streams) instead of text.
@@ -264,7 +264,7 @@ enum Command {
         #[arg(long, value_name = "STATE")]
         state: Option<TaskState>,
         /// At most this many (1 to 10000).
-        #[arg(long, default_value_t = 50, value_name = "N", value_parser = task_limit)]
+        #[arg(long, default_value_t = 50, value_name = "N", value_parser = task_limit, allow_negative_numbers = true)]
         limit: usize,
         #[command(flatten)]
         target: Target,
@@ -277,7 +277,7 @@ enum Command {
     /// Print task events as they happen (Ctrl-C to stop).
     Watch {
         /// Also print a node summary this often, e.g. 1s (100ms at least).
-        #[arg(long, value_name = "DURATION", value_parser = snapshot_period)]
+        #[arg(long, value_name = "DURATION", value_parser = snapshot_period, allow_hyphen_values = true)]
         snapshots: Option<Duration>,
         #[command(flatten)]
         target: Target,
@@ -304,7 +304,7 @@ enum Command {
     /// Run a local demo cluster: this node plus N-1 headless child nodes on loopback.
     Demo {
         /// Nodes in the demo cluster, this one included (1 to 32).
-        #[arg(default_value_t = 3, value_name = "N")]
+        #[arg(default_value_t = 3, value_name = "N", allow_negative_numbers = true)]
         nodes: usize,
         #[command(flatten)]
         node: NodeArgs,

@@ -768,6 +768,27 @@ fn contradictions_and_holes_in_the_settings_are_named() {
 }
 
 #[test]
+fn negative_numbers_are_told_what_the_option_takes() {
+    for (args, expected) in [
+        (
+            &["tasks", "--node", "127.0.0.1:1", "--limit", "-1"][..],
+            "-1 is not a task count from 1 to 10000",
+        ),
+        (
+            &["watch", "--node", "127.0.0.1:1", "--snapshots", "-1s"][..],
+            "'-1s' is not a duration",
+        ),
+        (
+            &["config", "show", "--workers", "-1"][..],
+            "workers must be \"auto\" or 1 to 1024, found -1",
+        ),
+    ] {
+        let stderr = usage_error(args);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn the_command_line_can_set_right_a_value_the_file_gets_wrong() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Segments of 1 GiB leave the default checkpoint size out of range; 0 workers is.
