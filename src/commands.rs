@@ -107,11 +107,29 @@ const SUBMIT_OPTIONS: [&str; 4] = ["--wait", "--json", "--node", "--idempotency-
 /// Specs from standard input (`goliath submit -`): one per line, blank lines and `#`
 /// comments skipped, each with the line it came from, for error messages.
 pub fn stdin_specs() -> Result<(Vec<String>, Vec<usize>), CommandError> {
-    let mut input = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|e| {
         CommandError::new(
             exit::USAGE,
             format!("cannot read specs from standard input: {e}"),
+        )
+    })?;
+    spec_lines_of(&bytes)
+}
+
+/// [`stdin_specs`] of the bytes read: a byte-order mark at the start is dropped (an editor's,
+/// not part of the first kind's name), and text that is not UTF-8 is named by its line.
+fn spec_lines_of(bytes: &[u8]) -> Result<(Vec<String>, Vec<usize>), CommandError> {
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    let input = std::str::from_utf8(bytes).map_err(|error| {
+        let line = bytes[..error.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        CommandError::new(
+            exit::USAGE,
+            format!("standard input, line {line}: not UTF-8 text (task specs are text)"),
         )
     })?;
     let (numbers, lines): (Vec<usize>, Vec<String>) = input
@@ -1295,6 +1313,25 @@ mod tests {
         assert!(
             error.is_some_and(|e| e.message.contains("goliath submit --node VALUE SPEC")),
             "the example gives --node its value"
+        );
+    }
+
+    #[test]
+    fn specs_on_standard_input_skip_a_byte_order_mark_and_name_a_line_not_utf8() {
+        let Ok((lines, numbers)) =
+            spec_lines_of("\u{feff}echo bom\n# a comment\n\nfib 3\n".as_bytes())
+        else {
+            panic!("specs");
+        };
+        assert_eq!(lines, ["echo bom", "fib 3"]);
+        assert_eq!(numbers, [1, 4]);
+        let Err(error) = spec_lines_of(b"echo a\n\xff\n") else {
+            panic!("not UTF-8");
+        };
+        assert!(
+            error.message.contains("line 2: not UTF-8"),
+            "{}",
+            error.message
         );
     }
 

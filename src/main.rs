@@ -228,7 +228,7 @@ enum Command {
         #[command(flatten)]
         console: ConsoleArgs,
     },
-    /// Submit tasks: `goliath submit spin 200ms x20`, `goliath submit "fib 30" "sleep 1s"`, or `-` for one spec per line on stdin.
+    /// Submit tasks: `goliath submit spin 200ms x20`, `goliath submit "fib 30" "sleep 1s"`, or `-` for one spec per line on stdin (blank lines and lines starting with # skipped).
     #[command(after_help = SPEC_HELP)]
     Submit {
         /// Wait for the tasks to finish and print their outcomes; exit 1 if any did not succeed.
