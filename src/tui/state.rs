@@ -971,6 +971,16 @@ impl App {
         }
     }
 
+    /// The node's clock at its last sample, for how long running tasks have run: while the
+    /// node does not answer, what they do is not known, so their time stops with the figures
+    /// (ages, "… ago", go on: see [`App::node_now_us`]).
+    pub fn sampled_now_us(&self) -> u64 {
+        self.view()
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.node.now_unix_us)
+    }
+
     /// Whether the display is paused.
     pub fn paused(&self) -> bool {
         self.frozen.is_some()

@@ -1720,6 +1720,7 @@ fn draw_task_table(
         return;
     }
     let now = app.node_now_us();
+    let sampled_now = app.sampled_now_us();
     let (sort_column, descending) = app.sort;
     let arrow = if descending { "▼" } else { "▲" };
     let header_cell = |column: SortColumn, label: &'static str| {
@@ -1839,7 +1840,7 @@ fn draw_task_table(
                 .worker
                 .map_or_else(|| "-".to_string(), |w| format!("w{w}"));
             let duration = task
-                .duration_us(now)
+                .duration_us(sampled_now)
                 .map_or_else(|| "-".to_string(), short_us);
             let style = if Some(index) == selected {
                 theme.selected
@@ -1970,7 +1971,7 @@ fn draw_detail(
             if let Some(finished) = task.finished_unix_us {
                 lines.push(field("finished", ago(finished), theme.text));
             }
-            if let Some(duration) = task.duration_us(now) {
+            if let Some(duration) = task.duration_us(app.sampled_now_us()) {
                 lines.push(field(
                     "duration",
                     format!(
@@ -3034,6 +3035,36 @@ mod tests {
         assert_eq!(top_line(&mut app), at_end - 1);
         app.perform(Action::PageUp);
         assert!(top_line(&mut app) < at_end - 1);
+    }
+
+    #[test]
+    fn a_running_tasks_time_stops_with_the_figures_while_the_node_does_not_answer() {
+        use crate::tui::state::Reply;
+        let mut app = app_with(2, 12);
+        let running = app
+            .view()
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.tasks.iter().find(|t| t.state == TaskState::Running))
+            .cloned()
+            .expect("a running task in the sample");
+        open_detail(&mut app, running, 0);
+        let duration_line = |app: &mut App| {
+            let text = format!("{}", draw(app, 120, 40).backend());
+            text.lines()
+                .find(|line| line.contains("duration"))
+                .map(str::to_string)
+                .unwrap_or(text)
+        };
+        let before = duration_line(&mut app);
+        app.live.received_at = Instant::now().checked_sub(Duration::from_secs(5));
+        app.on_reply(Reply::Disconnected {
+            error: "connection refused".into(),
+            retry_in: Duration::from_secs(2),
+            refused: false,
+        });
+        // Whether it still runs is not known: its time is not counted on as if it did.
+        assert_eq!(duration_line(&mut app), before);
     }
 
     fn open_detail(app: &mut App, info: TaskInfo, scroll: u16) {
