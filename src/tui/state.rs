@@ -330,10 +330,17 @@ fn cancel_summary(results: Vec<(TaskId, Result<String, String>)>) -> String {
     cancel_text(results, 4, FAILURES_NAMED)
 }
 
-/// The whole account of a cancel, every id and reason, for the log.
+/// The longer account of a cancel, for the log: up to [`ACCOUNT_RUNS`] runs of ids per
+/// outcome and [`ACCOUNT_REASONS`] failure reasons (every id of a cancel of thousands, one
+/// line of the log, filled the Log pane; `goliath tasks` lists them all).
 fn cancel_account(results: Vec<(TaskId, Result<String, String>)>) -> String {
-    cancel_text(results, usize::MAX, usize::MAX)
+    cancel_text(results, ACCOUNT_RUNS, ACCOUNT_REASONS)
 }
+
+/// Runs of ids per outcome the log's account of a cancel names.
+const ACCOUNT_RUNS: usize = 32;
+/// Failure reasons the log's account of a cancel names.
+const ACCOUNT_REASONS: usize = 10;
 
 fn cancel_text(
     results: Vec<(TaskId, Result<String, String>)>,
@@ -2506,17 +2513,24 @@ pub(crate) mod tests {
              nothing to cancel · cancel of 4 tasks (99996–99999) failed: no task on this \
              node · cancel of task 5 failed: the log failed: disk full"
         );
-        let many: Vec<(TaskId, Result<String, String>)> = (1..=20)
+        let many: Vec<(TaskId, Result<String, String>)> = (1..=10)
             .map(|id| (TaskId(id * 2), Err(format!("reason {id}"))))
             .collect();
         let summary = cancel_summary(many.clone());
-        assert!(summary.ends_with("· 17 more not cancelled"), "{summary}");
+        assert!(summary.ends_with("· 7 more not cancelled"), "{summary}");
         assert!(!summary.contains("0 cancel requested"), "{summary}");
         let account = cancel_account(many);
         assert!(
-            account.contains("reason 20") && !account.contains("more not cancelled"),
+            account.contains("reason 10") && !account.contains("more not cancelled"),
             "{account}"
         );
+        // The log's account of a cancel of thousands stays a line or two.
+        let scattered: Vec<(TaskId, Result<String, String>)> = (1..=4000)
+            .map(|id| (TaskId(id * 2), Ok("cancel requested".to_string())))
+            .collect();
+        let account = cancel_account(scattered);
+        assert!(account.len() < 600, "{} bytes: {account}", account.len());
+        assert!(account.starts_with("4000 tasks (2, 4, 6"), "{account}");
         assert_eq!(
             id_ranges(&[9, 1, 2, 3, 5, 7, 8, 11, 13].map(TaskId), 4),
             "9 tasks (1–3, 5, 7–9, 11, …)"
