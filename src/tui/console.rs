@@ -242,7 +242,9 @@ async fn event_loop(
     while !app.quit && !PANICKED.load(Ordering::SeqCst) {
         let now = Instant::now();
         let frame_due = last_draw.map_or(now, |at| at + min_frame);
-        if dirty && now >= frame_due {
+        // Some keys act only once the log widget has been drawn after them: drawn at once.
+        if dirty && (now >= frame_due || app.draw_before_next_key) {
+            app.draw_before_next_key = false;
             let mut hits = None;
             terminal.draw(|frame| hits = Some(view::render(frame, app)))?;
             app.hits = hits.unwrap_or_default();

@@ -834,6 +834,8 @@ pub struct App {
     kinds: Kinds,
     /// Set when the user asked to quit.
     pub quit: bool,
+    /// A frame must be drawn before the next key is taken (see `log_event`).
+    pub draw_before_next_key: bool,
     /// The node said it shut down as it closed the connection (cleared by its next sample).
     pub node_said_shut_down: bool,
 }
@@ -942,6 +944,7 @@ impl App {
             log_targets_hidden: false,
             kinds,
             quit: false,
+            draw_before_next_key: false,
             node_said_shut_down: false,
         }
     }
@@ -1543,6 +1546,16 @@ impl App {
                 self.log_targets_hidden = !self.log_targets_hidden;
             }
             self.log_state.transition(event);
+            // The log widget learns the selected target's next level only when it is drawn:
+            // a second ←/→/+/- before a frame did nothing (of four quick presses, two
+            // counted). The console draws before it takes the next key.
+            self.draw_before_next_key |= matches!(
+                event,
+                TuiWidgetEvent::LeftKey
+                    | TuiWidgetEvent::RightKey
+                    | TuiWidgetEvent::PlusKey
+                    | TuiWidgetEvent::MinusKey
+            );
         }
     }
 
@@ -2637,6 +2650,27 @@ pub(crate) mod tests {
             }
             other => panic!("the palette stays open: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_log_level_key_asks_for_a_frame_before_the_next_key() {
+        let mut app = app();
+        press(&mut app, "3");
+        press(&mut app, "j");
+        assert!(
+            !app.draw_before_next_key,
+            "moving in the target list needs no frame"
+        );
+        for key in ["left", "right", "+", "-"] {
+            app.draw_before_next_key = false;
+            press(&mut app, key);
+            assert!(app.draw_before_next_key, "{key}");
+        }
+        // Elsewhere the keys do not reach the log widget.
+        app.draw_before_next_key = false;
+        press(&mut app, "2");
+        press(&mut app, "left");
+        assert!(!app.draw_before_next_key);
     }
 
     #[test]
