@@ -2707,6 +2707,15 @@ impl Swim {
                 _ => None,
             };
             if !matches!(update.claim, Claim::Dead | Claim::Left) {
+                // Heard of from a third member: the newer process has not heard from this
+                // one, and would never say that it displaced a live process (the README's
+                // promise) nor where it ran. Our table, sent to it as a handover, tells it.
+                if let Some(to) = address
+                    && self.status != LocalStatus::Yielded
+                {
+                    let with_meta = self.table.len() <= 64;
+                    self.send_table(to, with_meta, false);
+                }
                 self.yield_name(&update.id, address, now_us);
             }
             return;

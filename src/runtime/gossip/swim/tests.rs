@@ -588,6 +588,35 @@ fn an_older_process_that_hears_of_its_successor_yields() {
         &packet(&id("a1", 1), Message::Gossip, vec![alive(&id("me", 7), 30)]),
     );
     assert_eq!(recorder.swim.status(), LocalStatus::Yielded);
+    // It hands its table to the newer process, which has not heard from it (it joined
+    // through another member): so the newer one learns that it displaced a live process.
+    let sent = recorder.take_sent();
+    let handover = sent
+        .iter()
+        .find(|(to, packet)| *to == addr(30) && matches!(packet.message, Message::Sync { .. }));
+    let (_, handover) = handover.expect("a handover to the successor");
+    let mut newer = Recorder {
+        swim: Swim::new(
+            SwimConfig::default(),
+            id("me", 7),
+            addr(30),
+            MemberMeta::default(),
+            43,
+            0,
+        ),
+        now: 0,
+        sent: Vec::new(),
+        events: Vec::new(),
+    };
+    newer.receive(addr(1), handover);
+    assert!(
+        newer.has_event("me", |kind| matches!(
+            kind,
+            EventKind::DisplacedOlder { older_generation: 1, older_address } if older_address == &addr(1).to_string()
+        )),
+        "{:?}",
+        newer.events
+    );
 }
 
 #[test]
