@@ -548,6 +548,16 @@ fn a_segment_copied_in_from_another_data_directory_refuses_to_start() {
     assert!(!inspection.healthy(), "{inspection:?}");
     // Each directory's own log still starts.
     assert_eq!(live_ids(theirs.path()).expect("recovers").len(), 1000);
+    // Copied under another number: named as another log's, not as a numbering slip.
+    let renamed = tempfile::tempdir().expect("temp dir");
+    write_log(renamed.path(), 1000, 180);
+    std::fs::copy(
+        theirs.path().join("wal-0000000000000003.seg"),
+        renamed.path().join(name),
+    )
+    .expect("copy");
+    let message = damaged(live_ids(renamed.path()));
+    assert!(message.contains("another write-ahead log"), "{message}");
 }
 
 #[test]

@@ -328,6 +328,17 @@ impl SegmentCheck {
             let Ok(Record::Segment(header)) = Record::decode(frame) else {
                 return Err("the segment does not start with its header record".to_string());
             };
+            // Whose log first: a segment copied in from another directory, renamed or not, is
+            // named as that, not as a numbering slip.
+            if header.log_id != 0 {
+                if self.log_id != 0 && header.log_id != self.log_id {
+                    return Err(format!(
+                        "the segment belongs to another write-ahead log (log id {:016x}, where this directory's is {:016x}): it was copied in from another data directory",
+                        header.log_id, self.log_id
+                    ));
+                }
+                self.log_id = header.log_id;
+            }
             if header.segment != self.seq {
                 return Err(format!(
                     "the header says segment {} but the file name says {}",
@@ -340,15 +351,6 @@ impl SegmentCheck {
                     header.version,
                     record::FORMAT_VERSION
                 ));
-            }
-            if header.log_id != 0 {
-                if self.log_id != 0 && header.log_id != self.log_id {
-                    return Err(format!(
-                        "the segment belongs to another write-ahead log (log id {:016x}, where this directory's is {:016x}): it was copied in from another data directory",
-                        header.log_id, self.log_id
-                    ));
-                }
-                self.log_id = header.log_id;
             }
             self.created_size = header.size;
             self.version = header.version;
