@@ -882,12 +882,18 @@ fn task_detail(info: &TaskInfo) -> String {
     let _ = writeln!(out, "attempt   {}", info.attempt);
     let _ = writeln!(out, "submitted {}", UtcTime(info.submitted_unix_us));
     if let Some(started) = info.started_unix_us {
-        let _ = writeln!(
-            out,
-            "started   {} (queued {})",
-            UtcTime(started),
-            between(info.submitted_unix_us, started)
-        );
+        // A run after a restart: the time since acceptance holds the earlier runs and the
+        // time the node was down, not only a wait in the queue.
+        let waited = if info.attempt > 1 {
+            format!(
+                "run {}; {} after it was accepted, earlier runs and restarts included",
+                info.attempt,
+                between(info.submitted_unix_us, started)
+            )
+        } else {
+            format!("queued {}", between(info.submitted_unix_us, started))
+        };
+        let _ = writeln!(out, "started   {} ({waited})", UtcTime(started));
     }
     if let Some(finished) = info.finished_unix_us {
         match info.started_unix_us {
@@ -1422,6 +1428,16 @@ mod tests {
         info.started_unix_us = Some(1_700_000_001_000_000);
         let detail = task_detail(&info);
         assert!(detail.contains("(took 1.50s, 0ns on workers)"), "{detail}");
+        assert!(detail.contains("(queued 1.00s)"), "{detail}");
+        // A later run: the time since acceptance is not a wait in the queue.
+        info.attempt = 2;
+        let detail = task_detail(&info);
+        assert!(
+            detail.contains(
+                "(run 2; 1.00s after it was accepted, earlier runs and restarts included)"
+            ),
+            "{detail}"
+        );
     }
 
     /// The TIME column of the table's only row.

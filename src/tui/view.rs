@@ -1960,11 +1960,19 @@ fn draw_detail(
             if let Some(started) = task.started_unix_us {
                 lines.push(field(
                     "started",
-                    format!(
-                        "{} (waited {})",
-                        ago(started),
-                        short_us(started.saturating_sub(task.submitted_unix_us))
-                    ),
+                    {
+                        let since = short_us(started.saturating_sub(task.submitted_unix_us));
+                        // Run 2 on: earlier runs and restarts, not only a wait in the queue.
+                        if task.attempt > 1 {
+                            format!(
+                                "{} (run {}, {since} after it was accepted)",
+                                ago(started),
+                                task.attempt
+                            )
+                        } else {
+                            format!("{} (waited {since})", ago(started))
+                        }
+                    },
                     theme.text,
                 ));
             }
