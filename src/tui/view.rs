@@ -2029,8 +2029,11 @@ fn draw_detail(
                         lines.push(Line::styled(heading, theme.title));
                         if text.is_empty() {
                             lines.push(Line::styled("  (empty)", theme.muted));
+                            continue;
                         }
-                        for line in text.lines() {
+                        // Split at line feeds only: a carriage return is shown (as ␍), as the
+                        // CLI shows it, not dropped with the line feed after it.
+                        for line in text.strip_suffix('\n').unwrap_or(text).split('\n') {
                             lines.push(Line::styled(
                                 format!("  {}", printable(&expand_tabs(line), false)),
                                 theme.text,
@@ -3003,6 +3006,25 @@ mod tests {
         info.error = Some("exit code 3".into());
         open_detail(&mut app, info, 0);
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn a_carriage_return_in_output_is_shown_not_dropped() {
+        let mut app = app_with(2, 5);
+        let mut info = task(5, TaskState::Succeeded, "exec -- printf");
+        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
+            exit_code: Some(0),
+            signal: None,
+            stdout: "first\r\nsecond\n".into(),
+            stderr: String::new(),
+            stdout_truncated: 0,
+            stderr_truncated: 0,
+        })));
+        open_detail(&mut app, info, 0);
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        assert!(text.contains("  first␍"), "{text}");
+        assert!(text.contains("  second"), "{text}");
+        assert!(text.contains("(empty)"), "stderr: {text}");
     }
 
     /// Shows `info` in the Tasks tab's detail view, scrolled `scroll` rows.
