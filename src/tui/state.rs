@@ -132,11 +132,13 @@ pub enum SortColumn {
     Duration,
     /// Attempt number.
     Attempt,
+    /// The spec's text.
+    Spec,
 }
 
 impl SortColumn {
     /// Cycle order.
-    pub const ALL: [SortColumn; 7] = [
+    pub const ALL: [SortColumn; 8] = [
         SortColumn::Id,
         SortColumn::State,
         SortColumn::Kind,
@@ -144,6 +146,7 @@ impl SortColumn {
         SortColumn::Started,
         SortColumn::Duration,
         SortColumn::Attempt,
+        SortColumn::Spec,
     ];
 
     /// The column header.
@@ -156,6 +159,7 @@ impl SortColumn {
             SortColumn::Started => "STARTED",
             SortColumn::Duration => "DURATION",
             SortColumn::Attempt => "ATTEMPT",
+            SortColumn::Spec => "SPEC",
         }
     }
 
@@ -1114,6 +1118,8 @@ impl App {
                 SortColumn::Started => a.started_unix_us.cmp(&b.started_unix_us),
                 SortColumn::Duration => a.duration_us(now).cmp(&b.duration_us(now)),
                 SortColumn::Attempt => a.attempt.cmp(&b.attempt),
+                // Numbers in specs compared as numbers (`fib 9` before `fib 10`).
+                SortColumn::Spec => crate::runtime::units::natural_order(&a.spec, &b.spec),
             }
             .then(a.id.cmp(&b.id));
             if descending { order.reverse() } else { order }
@@ -2450,6 +2456,17 @@ pub(crate) mod tests {
         }
         assert!(!seen.contains(&SortColumn::Kind) && !seen.contains(&SortColumn::Attempt));
         assert!(seen.contains(&SortColumn::Duration) && seen.contains(&SortColumn::Id));
+        // SPEC is a column too, its numbers compared as numbers.
+        assert!(seen.contains(&SortColumn::Spec));
+        app.sort = (SortColumn::Spec, false);
+        let mut tasks = three_tasks();
+        tasks.push(task(9, TaskState::Queued, "fib 10"));
+        tasks.push(task(8, TaskState::Queued, "fib 9"));
+        app.ingest(snapshot(2, tasks, 2));
+        let specs: Vec<&str> = app.task_rows().iter().map(|t| t.spec.as_str()).collect();
+        let nine = specs.iter().position(|s| *s == "fib 9");
+        let ten = specs.iter().position(|s| *s == "fib 10");
+        assert!(nine < ten, "{specs:?}");
     }
 
     #[test]

@@ -1688,7 +1688,7 @@ fn narrow_columns<T>(columns: Vec<T>, narrow: bool) -> Vec<T> {
     columns
         .into_iter()
         .enumerate()
-        // The table's columns are SortColumn::ALL's, in order, then SPEC.
+        // The table's columns are SortColumn::ALL's, in order (SPEC last).
         .filter(|(index, _)| {
             SortColumn::ALL
                 .get(*index)
@@ -1784,7 +1784,7 @@ fn draw_task_table(
                     header_cell(SortColumn::Started, "STARTED"),
                     header_cell(SortColumn::Duration, "DURATION"),
                     header_cell(SortColumn::Attempt, "ATTEMPT"),
-                    Cell::from("SPEC"),
+                    header_cell(SortColumn::Spec, "SPEC"),
                 ],
                 narrow,
             ),
