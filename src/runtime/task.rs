@@ -33,8 +33,11 @@ impl FromStr for TaskId {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let digits = text.trim().trim_start_matches('#');
         match digits.parse::<u64>() {
+            // Control characters shown as their pictures: a terminal would act on an escape
+            // sequence, and a writer that strips them would show another value.
             Ok(0) | Err(_) => Err(format!(
-                "'{text}' is not a task id (a positive whole number)"
+                "'{}' is not a task id (a positive whole number)",
+                crate::runtime::units::printable(text, false)
             )),
             Ok(value) => Ok(TaskId(value)),
         }
@@ -121,7 +124,11 @@ impl FromStr for TaskState {
             .find(|s| s.as_str() == wanted || (wanted == "timedout" && *s == TaskState::TimedOut))
             .ok_or_else(|| {
                 let names: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
-                format!("unknown state '{text}'; use one of {}", names.join(", "))
+                format!(
+                    "unknown state '{}'; use one of {}",
+                    crate::runtime::units::printable(text, false),
+                    names.join(", ")
+                )
             })
     }
 }
@@ -1280,6 +1287,14 @@ pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_id_or_state_shows_its_control_characters() {
+        let error = "1\u{1b}[2J".parse::<TaskId>().expect_err("not an id");
+        assert!(error.contains("'1␛[2J'"), "{error}");
+        let error = "x\u{1b}[2J".parse::<TaskState>().expect_err("not a state");
+        assert!(error.contains("'x␛[2J'"), "{error}");
+    }
 
     #[test]
     fn a_cancel_takes_at_most_max_distinct_ids_however_written() {
