@@ -304,7 +304,7 @@ enum Command {
     /// Run a local demo cluster: this node plus N-1 headless child nodes on loopback.
     Demo {
         /// Nodes in the demo cluster, this one included (1 to 32).
-        #[arg(default_value_t = 3, value_name = "N", allow_negative_numbers = true)]
+        #[arg(default_value_t = 3, value_name = "N", allow_negative_numbers = true, value_parser = demo_nodes)]
         nodes: usize,
         #[command(flatten)]
         node: NodeArgs,
@@ -368,6 +368,17 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 }
 
 /// `tasks --limit`: 1 to 10000 (the node lists at most that many; 0 would list nothing).
+/// `demo N`: how many nodes, said as a count (`-3` was "invalid digit found in string").
+fn demo_nodes(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(nodes @ 1..=32) => Ok(nodes),
+        _ => Err(format!(
+            "{} is not a node count from 1 to 32",
+            goliath::runtime::units::printable(text, false)
+        )),
+    }
+}
+
 fn task_limit(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(limit @ 1..=10_000) => Ok(limit),

@@ -782,6 +782,7 @@ fn negative_numbers_are_told_what_the_option_takes() {
             &["config", "show", "--workers", "-1"][..],
             "workers must be \"auto\" or 1 to 1024, found -1",
         ),
+        (&["demo", "-3"][..], "-3 is not a node count from 1 to 32"),
     ] {
         let stderr = usage_error(args);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
