@@ -134,6 +134,26 @@ fn keep_by_priority(columns: &[(usize, usize)], room: usize, gap: usize) -> Vec<
 
 /// `line` with each tab replaced by the spaces to the next multiple of 8 columns, as a
 /// terminal shows it (drawn as is, a tab would be dropped and the columns run together).
+/// `text` in pieces of at most `columns` terminal columns each (a wide character is not
+/// split); an empty text is one empty piece.
+fn pieces_of_width(text: &str, columns: usize) -> Vec<&str> {
+    use unicode_width::UnicodeWidthChar as _;
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut width = 0;
+    for (at, c) in text.char_indices() {
+        let w = c.width().unwrap_or(0);
+        if width + w > columns && at > start {
+            pieces.push(&text[start..at]);
+            start = at;
+            width = 0;
+        }
+        width += w;
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
 fn expand_tabs(line: &str) -> std::borrow::Cow<'_, str> {
     if !line.contains('\t') {
         return std::borrow::Cow::Borrowed(line);
@@ -2033,11 +2053,15 @@ fn draw_detail(
                         }
                         // Split at line feeds only: a carriage return is shown (as ␍), as the
                         // CLI shows it, not dropped with the line feed after it.
+                        // Cut to the pane's width here, each piece under the indent (the
+                        // paragraph's own wrapping put the rest of a long line at column 0,
+                        // level with the stdout/stderr headings).
+                        let room = usize::from(inner.width.saturating_sub(2)).max(1);
                         for line in text.strip_suffix('\n').unwrap_or(text).split('\n') {
-                            lines.push(Line::styled(
-                                format!("  {}", printable(&expand_tabs(line), false)),
-                                theme.text,
-                            ));
+                            let shown = printable(&expand_tabs(line), false).into_owned();
+                            for piece in pieces_of_width(&shown, room) {
+                                lines.push(Line::styled(format!("  {piece}"), theme.text));
+                            }
                         }
                     }
                 }
@@ -3025,6 +3049,35 @@ mod tests {
         assert!(text.contains("  first␍"), "{text}");
         assert!(text.contains("  second"), "{text}");
         assert!(text.contains("(empty)"), "stderr: {text}");
+    }
+
+    #[test]
+    fn a_long_output_line_goes_on_under_its_indent() {
+        assert_eq!(pieces_of_width("abcdef", 4), ["abcd", "ef"]);
+        assert_eq!(pieces_of_width("", 4), [""]);
+        assert_eq!(
+            pieces_of_width("日本語", 4),
+            ["日本", "語"],
+            "wide characters whole"
+        );
+        let mut app = app_with(2, 5);
+        let mut info = task(5, TaskState::Succeeded, "exec -- yes");
+        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
+            exit_code: Some(0),
+            signal: None,
+            stdout: format!("{}\n", "x".repeat(300)),
+            stderr: String::new(),
+            stdout_truncated: 0,
+            stderr_truncated: 0,
+        })));
+        open_detail(&mut app, info, 0);
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        let rows: Vec<&str> = text.lines().filter(|line| line.contains("xxxx")).collect();
+        assert!(rows.len() >= 4, "{text}");
+        for row in rows {
+            let inside = row.trim_start_matches('"').trim_start_matches('│');
+            assert!(inside.starts_with("  x"), "{row}");
+        }
     }
 
     /// Shows `info` in the Tasks tab's detail view, scrolled `scroll` rows.
