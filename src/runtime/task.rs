@@ -1221,6 +1221,37 @@ pub fn id_runs(ids: &[TaskId]) -> Vec<(TaskId, TaskId)> {
 /// request, under the node's default frame limit.
 pub const CLI_CANCEL_IDS_MAX: u64 = 100_000;
 
+/// How many distinct ids the ids and ranges of `text` name (words that are neither are
+/// left out), counted from the ranges merged, never by expanding them.
+fn distinct_ids(text: &str) -> u128 {
+    let mut ranges: Vec<(u64, u64)> = text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter_map(|word| {
+            let (first, last) = word
+                .split_once("..")
+                .or_else(|| word.split_once('-'))
+                .or_else(|| word.split_once('–'))
+                .unwrap_or((word, word));
+            let first = first.parse::<TaskId>().ok()?.0;
+            let last = last.parse::<TaskId>().ok()?.0;
+            (first <= last).then_some((first, last))
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut total: u128 = 0;
+    let mut covered_to: Option<u64> = None;
+    for (first, last) in ranges {
+        let start = match covered_to {
+            Some(end) if end >= last => continue,
+            Some(end) if end >= first => end + 1,
+            _ => first,
+        };
+        total += u128::from(last - start) + 1;
+        covered_to = Some(last);
+    }
+    total
+}
+
 /// Task ids as people type them for a cancel: ids and ranges (`28-127`, `28..127`),
 /// separated by spaces or commas; each id once, in the order first given. At most `max`
 /// distinct ids in all, however they are written (ids given twice or ranges that overlap
@@ -1230,7 +1261,8 @@ pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, String> {
     let mut seen = std::collections::HashSet::new();
     let too_many = || {
         format!(
-            "at most {max} tasks in one cancel, and these ids and ranges name more; cancel them in parts"
+            "at most {max} tasks in one cancel, and these ids and ranges name {}; cancel them in parts",
+            distinct_ids(text)
         )
     };
     for word in text
@@ -1306,6 +1338,12 @@ mod tests {
         // Single ids count as ranges do.
         let error = parse_task_ids("1-9 20 21", 10).expect_err("11 ids");
         assert!(error.contains("at most 10 tasks in one cancel"), "{error}");
+        assert!(error.contains("name 11;"), "{error}");
+        let error = parse_task_ids("1-5 1-5 6-12", 10).expect_err("12 ids");
+        assert!(
+            error.contains("name 12;"),
+            "the total of distinct ids: {error}"
+        );
         assert!(!error.contains("'21'"), "no one word is to blame: {error}");
         // A range alone past the limit says how many it names, without expanding it.
         let error = parse_task_ids("1-18446744073709551615", 10).expect_err("huge");

@@ -1221,6 +1221,8 @@ impl App {
                         // status line, which the prompt would half cover.
                         if refused && self.overlay.is_none() {
                             tracing::warn!(spec = %text, "submit refused: {error}");
+                            // "submitting … (waiting for the node)" is answered.
+                            self.status = None;
                             let mut input = LineInput::with_text(&text);
                             input.error = Some(format!("refused by the node: {error}"));
                             self.overlay = Some(Overlay::Submit(input));
@@ -1256,6 +1258,12 @@ impl App {
                             detail.complete = info.state.is_finished();
                             detail.info = Some(*info);
                             detail.error = None;
+                        }
+                        // Nothing to show (`:task` of an id the node does not have): back to
+                        // the list, saying why, rather than "loading…" for ever.
+                        Err(error) if detail.info.is_none() => {
+                            self.detail = None;
+                            self.tell(Severity::Warning, error);
                         }
                         Err(error) => detail.error = Some(error),
                     }
@@ -1305,7 +1313,11 @@ impl App {
         }
         // Lines pasted into the submit prompt become one spec ("fib 30 spin 1s"): say so
         // under it, rather than a parse error about the second line's words.
-        let lines = text.lines().filter(|line| !line.trim().is_empty()).count();
+        // Terminals paste line breaks as carriage returns.
+        let lines = text
+            .split(['\r', '\n'])
+            .filter(|line| !line.trim().is_empty())
+            .count();
         if let Some(Overlay::Submit(input)) = overlay.as_mut()
             && lines > 1
         {
@@ -1978,17 +1990,10 @@ impl App {
             "task" => {
                 // Any task the node keeps, listed or not: the Tasks tab lists the newest
                 // console.task_limit only, and a big batch's first tasks drop out of it.
-                let id = rest
-                    .trim_start_matches('#')
-                    .parse::<u64>()
-                    .map(TaskId)
-                    .map_err(|_| {
-                        if rest.is_empty() {
-                            "task which? e.g. `task 42` opens task 42's details".to_string()
-                        } else {
-                            format!("'{rest}' is not a task id: `task 42` opens task 42's details")
-                        }
-                    })?;
+                if rest.is_empty() {
+                    return Err("task which? e.g. `task 42` opens task 42's details".to_string());
+                }
+                let id = rest.parse::<TaskId>()?;
                 remember(&mut self.palette_history, line);
                 let listed = self
                     .view()
@@ -2638,14 +2643,14 @@ pub(crate) mod tests {
         assert_eq!(app.tab, Tab::Tasks);
         let detail = app.detail.as_ref().expect("the detail view is open");
         assert_eq!((detail.id, detail.info.is_none()), (TaskId(12345), true));
-        // The node's answer fills it, or says why not.
+        // The node's answer fills it, or says why not: with nothing to show, back to the
+        // list, the reason in the status line.
         app.on_reply(Reply::Task {
             id: TaskId(12345),
             result: Err("no task 12345 on this node".into()),
         });
-        let error = app.detail.as_ref().and_then(|d| d.error.clone());
-        assert_eq!(error.as_deref(), Some("no task 12345 on this node"));
-        press(&mut app, "esc");
+        assert!(app.detail.is_none());
+        assert_eq!(status_text(&app), "no task 12345 on this node");
         // A listed one shows at once, and is selected.
         press(&mut app, ":");
         type_text(&mut app, "task 2");
@@ -2667,6 +2672,12 @@ pub(crate) mod tests {
             }
             other => panic!("the palette stays open: {other:?}"),
         }
+        // No task is 0: refused as cancel refuses it.
+        press(&mut app, "esc");
+        press(&mut app, ":");
+        type_text(&mut app, "task 0");
+        assert_eq!(press(&mut app, "enter"), NOTHING);
+        assert!(matches!(app.overlay, Some(Overlay::Palette(_))));
     }
 
     #[test]
@@ -2745,6 +2756,17 @@ pub(crate) mod tests {
                 assert_eq!(input.text, "fib 5 x");
                 assert_eq!(input.cursor, 7);
                 // Two lines became one spec: said under the text.
+                let error = input.error.as_deref().unwrap_or_default();
+                assert!(error.contains("2 lines pasted as one spec"), "{error}");
+            }
+            other => panic!("the prompt stays open: {other:?}"),
+        }
+        press(&mut app, "esc");
+        // Terminals paste line breaks as carriage returns.
+        press(&mut app, "n");
+        app.on_paste("echo line1\recho line2\r");
+        match &app.overlay {
+            Some(Overlay::Submit(input)) => {
                 let error = input.error.as_deref().unwrap_or_default();
                 assert!(error.contains("2 lines pasted as one spec"), "{error}");
             }

@@ -1920,6 +1920,8 @@ fn draw_task_table(
         } else {
             "no tasks yet".to_string()
         };
+        // Cut with a mark on a narrow pane: "(e.g" read as the whole hint.
+        let message = crate::runtime::units::cut_to_width(&message, usize::from(rows_area.width));
         frame.render_widget(
             Paragraph::new(Span::styled(message, theme.muted)),
             Rect::new(rows_area.x, rows_area.y, rows_area.width, 1),
