@@ -437,9 +437,12 @@ fn output_text(output: &OutputRecord<'_>) -> String {
 /// One record as a line of text.
 fn describe(record: &Record) -> String {
     match record {
+        // The number as the file names it (hex) beside the decimal: "segment 20" is
+        // wal-0000000000000014.seg.
         Record::Segment(header) => format!(
-            "segment {} version={} log={:016x} created={}",
+            "segment {} ({}) version={} log={:016x} created={}",
             header.segment,
+            goliath::runtime::wal::segment::segment_name(header.segment),
             header.version,
             header.log_id,
             UtcTime(header.created_unix_us)
@@ -512,8 +515,9 @@ fn describe(record: &Record) -> String {
             format!("key {} ids={}", quote_word(&key.key), ids_text(&key.ids))
         }
         Record::SegmentEnd(end) => format!(
-            "segment end: segment {} closed, the log goes on in the next",
-            end.segment
+            "segment end: segment {} ({}) closed, the log goes on in the next",
+            end.segment,
+            goliath::runtime::wal::segment::segment_name(end.segment)
         ),
         Record::CheckpointEnd(end) => format!(
             "checkpoint end: {} in flight, {} finished, {} key records",

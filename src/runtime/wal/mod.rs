@@ -273,6 +273,15 @@ impl SegmentCheck {
         &self,
         scan: Result<recovery::SegmentScan, Damage>,
     ) -> Result<recovery::SegmentScan, Damage> {
+        if self.created_size > 0 && self.file_len > self.created_size {
+            return Err(Damage {
+                offset: self.created_size,
+                what: format!(
+                    "the file is {} bytes but the segment was created with {}: bytes were added after its end",
+                    self.file_len, self.created_size
+                ),
+            });
+        }
         if self.file_len < self.created_size {
             return Err(Damage {
                 offset: self.file_len,
@@ -1401,6 +1410,28 @@ mod tests {
         let mut check = SegmentCheck::new(7, bytes.len() as u64, 0, closed);
         let scan = recovery::scan_segment(bytes, !closed, |frames| check.check(frames));
         check.verdict(scan)
+    }
+
+    #[test]
+    fn a_segment_longer_than_it_was_created_is_named_so() {
+        let mut bytes = Vec::new();
+        let header = SegmentHeader {
+            version: 4,
+            segment: 7,
+            created_unix_us: 0,
+            size: 4096,
+            log_id: 0,
+        };
+        record::encode_one(&mut bytes, RecordType::Segment, &header).expect("header");
+        bytes.resize(4096, 0);
+        assert!(verdict(&bytes, false).is_ok());
+        bytes.extend_from_slice(b"garbage");
+        let damage = verdict(&bytes, false).expect_err("longer");
+        assert_eq!(damage.offset, 4096);
+        assert!(
+            damage.what.contains("bytes were added after its end"),
+            "{damage}"
+        );
     }
 
     #[test]

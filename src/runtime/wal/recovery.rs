@@ -207,7 +207,17 @@ pub fn scan_segment<'a>(
     }
     let what = match &stop {
         Some(error) => error.to_string(),
-        None => format!("unexpected data at offset {stopped_at} after the end of the log"),
+        // Zeros where a record header should be, and data after them: a hole (lost pages)
+        // with records after it, not data after the end.
+        None => {
+            let resumes = bytes[stopped_at..data_end]
+                .iter()
+                .position(|&b| b != 0)
+                .map_or(data_end, |at| stopped_at + at);
+            format!(
+                "the records stop at offset {stopped_at} (zeros), but data resumes at offset {resumes}: a hole in the log"
+            )
+        }
     };
     if !last {
         let offset = stop.as_ref().map(FrameError::offset).unwrap_or(stopped_at);
@@ -852,6 +862,31 @@ mod tests {
         let damage = replay(&bytes, false).expect_err("damaged");
         assert_eq!(damage.offset, second as u64);
         assert!(damage.what.contains("checksum"), "{damage}");
+    }
+
+    #[test]
+    fn a_hole_of_zeros_with_records_after_it_is_named_as_one() {
+        let groups: Vec<Vec<Record>> = (1..=3).map(|id| vec![accepted(id, 1, None)]).collect();
+        let mut bytes = segment(&groups);
+        let first = record::read_frame(&bytes, 0, MAX_PAYLOAD)
+            .expect("ok")
+            .expect("frame")
+            .len;
+        let second = record::read_frame(&bytes, first, MAX_PAYLOAD)
+            .expect("ok")
+            .expect("frame")
+            .len;
+        // The second record, zeroed whole: the scan stops at its start, the third follows.
+        bytes[first..first + second].fill(0);
+        let damage = replay(&bytes, false).expect_err("damaged");
+        assert_eq!(damage.offset, first as u64);
+        assert!(
+            damage.what.contains(&format!(
+                "the records stop at offset {first} (zeros), but data resumes at offset {}",
+                first + second
+            )),
+            "{damage}"
+        );
     }
 
     #[test]
