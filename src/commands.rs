@@ -717,19 +717,26 @@ fn id_ranges(ids: &[TaskId]) -> String {
 /// The longest `goliath shutdown --wait` waits.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(300);
 
-/// Waits until the node at `address` has stopped: it refuses connections and, when it runs
-/// on this machine (a loopback address), its process `pid` has exited, so a node started
-/// right after finds the port and the data directory free.
+/// Waits until the node at `address` has stopped: when it runs on this machine (a loopback
+/// address) and its process `pid` can be watched, until that process has exited, so a node
+/// started right after finds the port and the data directory free (a node a supervisor
+/// starts at once on the same address is another process: it does not hold this wait for
+/// its whole 5 minutes); else until the address refuses connections.
 async fn wait_until_stopped(address: &str, pid: Option<u32>) -> Result<(), CommandError> {
     let local = tokio::net::lookup_host(address)
         .await
         .map(|mut found| found.all(|at| at.ip().is_loopback()))
         .unwrap_or(false);
+    let watched = pid.filter(|pid| local && process_runs(*pid));
     let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
     loop {
         let listening = tokio::net::TcpStream::connect(address).await.is_ok();
-        let running = local && pid.is_some_and(process_runs);
-        if !listening && !running {
+        let running = watched.is_some_and(process_runs);
+        let stopped = match watched {
+            Some(_) => !running,
+            None => !listening,
+        };
+        if stopped {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {

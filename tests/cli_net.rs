@@ -176,6 +176,66 @@ fn submit_wait_cancel_watch_status_and_shutdown_through_the_cli() {
 }
 
 #[test]
+fn shutdown_wait_returns_when_the_node_exits_though_another_takes_its_address() {
+    // As a supervisor would: the next node starts on the same address the moment the first
+    // one exits. The wait is for the process it asked, not for the port.
+    let port = common::binary::free_tcp_port();
+    let address = format!("127.0.0.1:{port}");
+    let dirs = [
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    ];
+    let binary = env!("CARGO_BIN_EXE_goliath");
+    let script = format!(
+        "{binary} node --listen {address} --data-dir {first} 2>/dev/null; exec {binary} node --listen {address} --data-dir {second} 2>/dev/null",
+        first = dirs[0].path().display(),
+        second = dirs[1].path().display(),
+    );
+    let mut supervisor = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sh runs");
+    common::eventually(|| {
+        TcpStream::connect(&address)
+            .map(drop)
+            .map_err(|e| format!("first node not up: {e}"))
+    });
+    let mut wait = goliath()
+        .args(["shutdown", "--wait", "--node", &address])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client runs");
+    let status = common::eventually(|| {
+        wait.try_wait()
+            .expect("waits")
+            .ok_or_else(|| "shutdown --wait still waiting".to_string())
+    });
+    let mut stderr = String::new();
+    if let Some(mut pipe) = wait.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    assert!(status.success(), "{stderr}");
+    // The second node runs on: stop it.
+    common::eventually(|| {
+        TcpStream::connect(&address)
+            .map(drop)
+            .map_err(|e| format!("second node not up: {e}"))
+    });
+    assert!(
+        goliath()
+            .args(["shutdown", "--wait", "--node", &address])
+            .status()
+            .expect("client runs")
+            .success()
+    );
+    let _ = supervisor.wait();
+}
+
+#[test]
 fn exit_codes_say_what_went_wrong() {
     let node = RunningNode::start(&["--workers", "1", "--arena-slots", "4"]);
     let code = |args: &[&str]| node.client(args).status.code();
