@@ -1221,17 +1221,26 @@ pub fn id_runs(ids: &[TaskId]) -> Vec<(TaskId, TaskId)> {
 /// request, under the node's default frame limit.
 pub const CLI_CANCEL_IDS_MAX: u64 = 100_000;
 
+/// The bounds a word of a cancel's ids names: `28-127`, `28..127` or `28–127` (a range), or
+/// `28` (first and last the same, not a range).
+fn id_bounds(word: &str) -> (&str, &str, bool) {
+    match word
+        .split_once("..")
+        .or_else(|| word.split_once('-'))
+        .or_else(|| word.split_once('–'))
+    {
+        Some((first, last)) => (first, last, true),
+        None => (word, word, false),
+    }
+}
+
 /// How many distinct ids the ids and ranges of `text` name (words that are neither are
 /// left out), counted from the ranges merged, never by expanding them.
 fn distinct_ids(text: &str) -> u128 {
     let mut ranges: Vec<(u64, u64)> = text
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter_map(|word| {
-            let (first, last) = word
-                .split_once("..")
-                .or_else(|| word.split_once('-'))
-                .or_else(|| word.split_once('–'))
-                .unwrap_or((word, word));
+            let (first, last, _) = id_bounds(word);
             let first = first.parse::<TaskId>().ok()?.0;
             let last = last.parse::<TaskId>().ok()?.0;
             (first <= last).then_some((first, last))
@@ -1252,63 +1261,62 @@ fn distinct_ids(text: &str) -> u128 {
     total
 }
 
+/// Why the ids of a cancel were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskIdsError {
+    /// A word that is neither an id nor a range of them, or a range that ends before it
+    /// starts.
+    #[error("{0}")]
+    Malformed(String),
+    /// More distinct ids than one cancel takes.
+    #[error("{0}")]
+    TooMany(String),
+}
+
 /// Task ids as people type them for a cancel: ids and ranges (`28-127`, `28..127`),
 /// separated by spaces or commas; each id once, in the order first given. At most `max`
 /// distinct ids in all, however they are written (ids given twice or ranges that overlap
 /// count once), and a range is never expanded past it.
-pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, String> {
+pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, TaskIdsError> {
     let mut ids = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let too_many = || {
-        format!(
-            "at most {max} tasks in one cancel, and these ids and ranges name {}; cancel them in parts",
-            distinct_ids(text)
-        )
-    };
     for word in text
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter(|w| !w.is_empty())
     {
-        let range = word
-            .split_once("..")
-            .or_else(|| word.split_once('-'))
-            .or_else(|| word.split_once('–'));
-        match range {
-            Some((first, last)) => {
-                let bad = || format!("'{word}' is not a task id or a range of ids like 28-127");
-                let first: TaskId = first.parse().map_err(|_| bad())?;
-                let last: TaskId = last.parse().map_err(|_| bad())?;
-                if last < first {
-                    return Err(format!("'{word}': the range ends before it starts"));
-                }
-                // Counted without overflow: `1-18446744073709551615` must be refused, not
-                // wrap to a small count and then be expanded.
-                let span = last.0 - first.0;
-                if span >= max {
-                    return Err(format!(
-                        "'{word}' names {} tasks: at most {max} in one cancel; cancel them in parts",
-                        u128::from(span) + 1
-                    ));
-                }
-                for id in (first.0..=last.0).map(TaskId) {
-                    // Each task once, in the order first given: `cancel 11 11` is one request.
-                    if seen.insert(id) {
-                        ids.push(id);
-                    }
-                    if ids.len() as u64 > max {
-                        return Err(too_many());
-                    }
-                }
-            }
-            None => {
-                let id = word.parse::<TaskId>().map_err(|_| {
-                    format!("'{word}' is not a task id (or a range of ids like 28-127)")
-                })?;
-                if seen.insert(id) {
-                    ids.push(id);
-                }
+        let (first, last, ranged) = id_bounds(word);
+        let bad = || {
+            TaskIdsError::Malformed(if ranged {
+                format!("'{word}' is not a task id or a range of ids like 28-127")
+            } else {
+                format!("'{word}' is not a task id (or a range of ids like 28-127)")
+            })
+        };
+        let first: TaskId = first.parse().map_err(|_| bad())?;
+        let last: TaskId = last.parse().map_err(|_| bad())?;
+        if last < first {
+            return Err(TaskIdsError::Malformed(format!(
+                "'{word}': the range ends before it starts"
+            )));
+        }
+        // Counted without overflow: `1-18446744073709551615` must be refused, not wrap to a
+        // small count and then be expanded.
+        let span = last.0 - first.0;
+        if span >= max {
+            return Err(TaskIdsError::TooMany(format!(
+                "'{word}' names {} tasks: at most {max} in one cancel; cancel them in parts",
+                u128::from(span) + 1
+            )));
+        }
+        for id in (first.0..=last.0).map(TaskId) {
+            // Each task once, in the order first given: `cancel 11 11` is one request.
+            if seen.insert(id) {
+                ids.push(id);
                 if ids.len() as u64 > max {
-                    return Err(too_many());
+                    return Err(TaskIdsError::TooMany(format!(
+                        "at most {max} tasks in one cancel, and these ids and ranges name {}; cancel them in parts",
+                        distinct_ids(text)
+                    )));
                 }
             }
         }
@@ -1336,17 +1344,23 @@ mod tests {
             Ok(10)
         );
         // Single ids count as ranges do.
-        let error = parse_task_ids("1-9 20 21", 10).expect_err("11 ids");
+        let error = parse_task_ids("1-9 20 21", 10)
+            .expect_err("11 ids")
+            .to_string();
         assert!(error.contains("at most 10 tasks in one cancel"), "{error}");
         assert!(error.contains("name 11;"), "{error}");
-        let error = parse_task_ids("1-5 1-5 6-12", 10).expect_err("12 ids");
+        let error = parse_task_ids("1-5 1-5 6-12", 10)
+            .expect_err("12 ids")
+            .to_string();
         assert!(
             error.contains("name 12;"),
             "the total of distinct ids: {error}"
         );
         assert!(!error.contains("'21'"), "no one word is to blame: {error}");
         // A range alone past the limit says how many it names, without expanding it.
-        let error = parse_task_ids("1-18446744073709551615", 10).expect_err("huge");
+        let error = parse_task_ids("1-18446744073709551615", 10)
+            .expect_err("huge")
+            .to_string();
         assert!(
             error.contains("names 18446744073709551615 tasks"),
             "{error}"

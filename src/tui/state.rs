@@ -467,15 +467,13 @@ const CANCEL_IDS_MAX: u64 = 10_000;
 /// The ids of a palette `cancel`: ids and ranges (`28-127`), separated by spaces or commas.
 /// Past [`CANCEL_IDS_MAX`] the error points to the command line's larger limit.
 fn parse_cancel_ids(text: &str) -> Result<Vec<TaskId>, String> {
-    crate::runtime::task::parse_task_ids(text, CANCEL_IDS_MAX).map_err(|error| {
-        if error.contains("in one cancel") {
-            format!(
-                "{error} (or use `goliath cancel`, which takes up to {})",
-                crate::runtime::task::CLI_CANCEL_IDS_MAX
-            )
-        } else {
-            error
-        }
+    use crate::runtime::task::TaskIdsError;
+    crate::runtime::task::parse_task_ids(text, CANCEL_IDS_MAX).map_err(|error| match error {
+        TaskIdsError::Malformed(message) => message,
+        TaskIdsError::TooMany(message) => format!(
+            "{message} (or use `goliath cancel`, which takes up to {})",
+            crate::runtime::task::CLI_CANCEL_IDS_MAX
+        ),
     })
 }
 
@@ -974,10 +972,9 @@ impl App {
     /// the time since it arrived while the link is down or unanswered (so the ages shown keep
     /// growing while no figures come); the sample's own reading while live or paused.
     pub fn node_now_us(&self) -> u64 {
-        let view = self.view();
-        let sampled = view.snapshot.as_ref().map_or(0, |s| s.node.now_unix_us);
+        let sampled = self.sampled_now_us();
         let waiting = matches!(self.link, Link::Down { .. } | Link::Unanswered { .. });
-        match (waiting && !self.paused(), view.received_at) {
+        match (waiting && !self.paused(), self.view().received_at) {
             (true, Some(at)) => {
                 sampled.saturating_add(u64::try_from(at.elapsed().as_micros()).unwrap_or(0))
             }
@@ -2741,6 +2738,14 @@ pub(crate) mod tests {
         assert!(app.quit, "Ctrl-C still quits");
     }
 
+    /// The open submit prompt's input; a panic when it is not open.
+    fn submit_input(app: &App) -> &LineInput {
+        match &app.overlay {
+            Some(Overlay::Submit(input)) => input,
+            other => panic!("the submit prompt is not open: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_paste_is_text_in_the_prompt_never_keys() {
         let mut app = app();
@@ -2751,36 +2756,23 @@ pub(crate) mod tests {
         // A paste holding a newline and an "x": as keys, it would submit and then ask to
         // cancel the selected task.
         assert_eq!(app.on_paste("fib 5\nx\n"), NOTHING);
-        match &app.overlay {
-            Some(Overlay::Submit(input)) => {
-                assert_eq!(input.text, "fib 5 x");
-                assert_eq!(input.cursor, 7);
-                // Two lines became one spec: said under the text.
-                let error = input.error.as_deref().unwrap_or_default();
-                assert!(error.contains("2 lines pasted as one spec"), "{error}");
-            }
-            other => panic!("the prompt stays open: {other:?}"),
-        }
+        let input = submit_input(&app);
+        assert_eq!(input.text, "fib 5 x");
+        assert_eq!(input.cursor, 7);
+        // Two lines became one spec: said under the text.
+        let error = input.error.as_deref().unwrap_or_default();
+        assert!(error.contains("2 lines pasted as one spec"), "{error}");
         press(&mut app, "esc");
         // Terminals paste line breaks as carriage returns.
         press(&mut app, "n");
         app.on_paste("echo line1\recho line2\r");
-        match &app.overlay {
-            Some(Overlay::Submit(input)) => {
-                let error = input.error.as_deref().unwrap_or_default();
-                assert!(error.contains("2 lines pasted as one spec"), "{error}");
-            }
-            other => panic!("the prompt stays open: {other:?}"),
-        }
+        let error = submit_input(&app).error.as_deref().unwrap_or_default();
+        assert!(error.contains("2 lines pasted as one spec"), "{error}");
         press(&mut app, "esc");
         press(&mut app, "n");
         app.on_paste("fib 5\n");
-        match &app.overlay {
-            Some(Overlay::Submit(input)) => {
-                assert_eq!((input.text.as_str(), &input.error), ("fib 5", &None));
-            }
-            other => panic!("the prompt stays open: {other:?}"),
-        }
+        let input = submit_input(&app);
+        assert_eq!((input.text.as_str(), &input.error), ("fib 5", &None));
         press(&mut app, "esc");
         press(&mut app, "n");
         app.on_paste(&"y".repeat(PASTE_MAX + 10));
@@ -3223,14 +3215,10 @@ pub(crate) mod tests {
             "{}",
             status_text(&app)
         );
-        match &app.overlay {
-            Some(Overlay::Submit(input)) => {
-                assert_eq!(input.text, "spin 1s");
-                let error = input.error.as_deref().unwrap_or_default();
-                assert!(error.contains("all 8 task slots"), "{error}");
-            }
-            other => panic!("the submit prompt reopened: {other:?}"),
-        }
+        let input = submit_input(&app);
+        assert_eq!(input.text, "spin 1s");
+        let error = input.error.as_deref().unwrap_or_default();
+        assert!(error.contains("all 8 task slots"), "{error}");
         assert_eq!(press(&mut app, "esc"), NOTHING);
         // An outcome not known (the connection closed on the way) is told, not offered again.
         app.on_reply(Reply::Submitted {
