@@ -730,21 +730,22 @@ async fn wait_until_stopped(address: &str, pid: Option<u32>) -> Result<(), Comma
     let watched = pid.filter(|pid| local && process_runs(*pid));
     let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
     loop {
-        let listening = tokio::net::TcpStream::connect(address).await.is_ok();
-        let running = watched.is_some_and(process_runs);
-        let stopped = match watched {
-            Some(_) => !running,
-            None => !listening,
+        // What still shows the node, if anything: its process, else its port.
+        let still = match watched {
+            Some(pid) => process_runs(pid).then_some("running"),
+            None => tokio::net::TcpStream::connect(address)
+                .await
+                .is_ok()
+                .then_some("listening"),
         };
-        if stopped {
+        let Some(still) = still else {
             return Ok(());
-        }
+        };
         if tokio::time::Instant::now() >= deadline {
             return Err(CommandError::new(
                 exit::FAILURE,
                 format!(
-                    "the node at {address} is still {} {}s after it was asked to shut down; its tasks may still be finishing (shutdown.grace)",
-                    if listening { "listening" } else { "running" },
+                    "the node at {address} is still {still} {}s after it was asked to shut down; its tasks may still be finishing (shutdown.grace)",
                     SHUTDOWN_WAIT.as_secs()
                 ),
             ));

@@ -814,12 +814,14 @@ impl Config {
         &self,
         file_problem: Option<ConfigError>,
     ) -> Result<(), ConfigError> {
-        match (self.first_problem(), file_problem) {
-            (None, _) => Ok(()),
-            (Some((key, _)), Some(problem @ ConfigError::Invalid { .. })) if matches!(&problem, ConfigError::Invalid { key: file_key, .. } if *file_key == key) => {
+        let Some((key, _)) = self.first_problem() else {
+            return Ok(());
+        };
+        match file_problem {
+            Some(problem @ ConfigError::Invalid { .. }) if matches!(&problem, ConfigError::Invalid { key: file_key, .. } if *file_key == key) => {
                 Err(problem)
             }
-            (Some(_), _) => self.check_overrides(),
+            _ => self.check_overrides(),
         }
     }
 

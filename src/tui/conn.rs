@@ -120,18 +120,18 @@ fn local_reply(node: &Node, command: Command) -> Reply {
             // Every request first, then one wait for the log: they share its group commit
             // (one durable wait per id took half a millisecond each, 2 s for 4,000 ids).
             let mut durable = crate::runtime::wal::Ticket::ready();
-            let pending: Vec<(TaskId, Result<CancelOutcome, String>)> = ids
-                .into_iter()
-                .map(|id| {
-                    let outcome = node.cancel_pending(id).map(|(outcome, ticket)| {
-                        durable =
-                            std::mem::replace(&mut durable, crate::runtime::wal::Ticket::ready())
-                                .max(ticket);
-                        outcome
-                    });
-                    (id, outcome.map_err(|error| error.to_string()))
-                })
-                .collect();
+            let mut pending: Vec<(TaskId, Result<CancelOutcome, String>)> =
+                Vec::with_capacity(ids.len());
+            for id in ids {
+                let outcome = match node.cancel_pending(id) {
+                    Ok((outcome, ticket)) => {
+                        durable = durable.max(ticket);
+                        Ok(outcome)
+                    }
+                    Err(error) => Err(error.to_string()),
+                };
+                pending.push((id, outcome));
+            }
             let logged = durable
                 .wait()
                 .map_err(|error| format!("the log did not make the cancel durable: {error}"));
