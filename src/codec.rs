@@ -1,6 +1,8 @@
 //! The one place that turns values into bytes and back: bincode 2.0.1 (pinned in Cargo.toml;
 //! 3.0.0 is an empty tombstone), always decoding with a size limit, so a hostile length prefix
-//! inside a payload cannot make the decoder allocate more than [`MAX_MESSAGE`] bytes.
+//! inside a payload cannot make the decoder allocate more than that limit: [`MAX_MESSAGE`]
+//! bytes for most values, more for a protocol request ([`MAX_REQUEST_CLAIM`]) and answer
+//! ([`MAX_LARGE_CLAIM`]), whose bytes bincode counts up to 8 times over.
 //!
 //! Datagrams (gossip packets) use [`encode_datagram`] and [`decode_datagram`], whose limit is
 //! the largest UDP payload.

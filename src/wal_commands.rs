@@ -86,7 +86,8 @@ pub fn verify(dir: &Path, json: bool) -> Result<u8, CommandError> {
     let healthy = inspection.healthy();
     // A healthy log in a directory a node cannot write to is no log a node starts on: the
     // exit code says whether one would (as `--help` promises), the text and JSON say why.
-    let writable = not_writable(&inspection.dir).is_none();
+    let unwritable = not_writable(&inspection.dir);
+    let writable = unwritable.is_none();
     if json {
         let value = serde_json::json!({
             "healthy": healthy,
@@ -95,7 +96,7 @@ pub fn verify(dir: &Path, json: bool) -> Result<u8, CommandError> {
         });
         outln!("{value}");
     } else {
-        out!("{}", verify_text(&inspection));
+        out!("{}", verify_text(&inspection, unwritable.as_ref()));
     }
     Ok(if healthy && writable {
         exit::OK
@@ -114,7 +115,8 @@ fn not_writable(dir: &Path) -> Option<std::io::Error> {
     }
 }
 
-fn verify_text(inspection: &Inspection) -> String {
+/// The report of `wal verify`; `unwritable` is why a node could not write in the directory.
+fn verify_text(inspection: &Inspection, unwritable: Option<&std::io::Error>) -> String {
     let mut out = String::new();
     let _ = write!(out, "data directory {}", inspection.dir.display());
     match &inspection.locked_by {
@@ -166,7 +168,7 @@ fn verify_text(inspection: &Inspection) -> String {
             out,
             "healthy: nothing here stops a node from starting on this directory once the node holding it has stopped"
         );
-    } else if let (true, Some(error)) = (inspection.healthy(), not_writable(&inspection.dir)) {
+    } else if let (true, Some(error)) = (inspection.healthy(), unwritable) {
         let _ = writeln!(
             out,
             "healthy, but a node cannot start on this directory: it cannot write there ({error}); mount it read-write or fix its permissions"

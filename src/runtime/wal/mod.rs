@@ -373,20 +373,19 @@ impl SegmentCheck {
             if frame.record_type != RecordType::SegmentEnd {
                 continue;
             }
-            match Record::decode(frame) {
-                Ok(Record::SegmentEnd(end))
-                    if end.segment == self.seq && index + 1 == frames.len() =>
-                {
-                    self.end_seen = true;
-                }
-                Ok(Record::SegmentEnd(end)) if end.segment != self.seq => {
-                    return Err(format!(
-                        "the end record says segment {} but the file name says {}",
-                        end.segment, self.seq
-                    ));
-                }
-                _ => return Err("a record follows the segment's end record".to_string()),
+            let Ok(Record::SegmentEnd(end)) = Record::decode(frame) else {
+                return Err("the segment's end record does not decode".to_string());
+            };
+            if end.segment != self.seq {
+                return Err(format!(
+                    "the end record says segment {} but the file name says {}",
+                    end.segment, self.seq
+                ));
             }
+            if index + 1 != frames.len() {
+                return Err("a record follows the segment's end record".to_string());
+            }
+            self.end_seen = true;
         }
         if let Some(frame) = frames
             .iter()

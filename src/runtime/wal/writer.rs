@@ -900,22 +900,7 @@ impl Writer {
                 continue;
             }
             let (chunk, after) = std::mem::take(&mut rest).split_at_mut(take);
-            // With sync = never a write is acknowledged as soon as it is made, so every write
-            // is a boundary recovery must not cross; else only one after an fdatasync is.
-            if self.synced || self.sync == WalSync::Never {
-                record::mark_after_sync(chunk);
-                self.synced = false;
-            }
-            self.io
-                .write_at(&self.file, chunk, self.offset)
-                .map_err(|error| {
-                    format!(
-                        "writing segment {} at offset {}: {error}",
-                        segment::segment_name(self.seq),
-                        self.offset
-                    )
-                })?;
-            self.offset += take as u64;
+            self.write_records(chunk, "writing segment")?;
             rest = after;
             if !rest.is_empty() {
                 self.roll()?;
@@ -980,6 +965,27 @@ impl Writer {
         })
     }
 
+    /// Writes whole records at the segment's end and moves past them; `what` names the write
+    /// in an error. With sync = never a write is acknowledged as soon as it is made, so every
+    /// write is a boundary recovery must not cross; else only one after an fdatasync is.
+    fn write_records(&mut self, records: &mut [u8], what: &str) -> Result<(), String> {
+        if self.synced || self.sync == WalSync::Never {
+            record::mark_after_sync(records);
+            self.synced = false;
+        }
+        self.io
+            .write_at(&self.file, records, self.offset)
+            .map_err(|error| {
+                format!(
+                    "{what} {} at offset {}: {error}",
+                    segment::segment_name(self.seq),
+                    self.offset
+                )
+            })?;
+        self.offset += records.len() as u64;
+        Ok(())
+    }
+
     /// Closes the full segment with its end record (durable in both sync modes, before the
     /// next segment takes any record) and moves to the next. Recovery needs the end record of
     /// every segment but the newest: without it, a closed segment's lost last records (zeros
@@ -997,20 +1003,7 @@ impl Writer {
                 segment::segment_name(self.seq)
             )
         })?;
-        if self.synced || self.sync == WalSync::Never {
-            record::mark_after_sync(&mut end);
-            self.synced = false;
-        }
-        self.io
-            .write_at(&self.file, &end, self.offset)
-            .map_err(|error| {
-                format!(
-                    "writing the end record of segment {} at offset {}: {error}",
-                    segment::segment_name(self.seq),
-                    self.offset
-                )
-            })?;
-        self.offset += end.len() as u64;
+        self.write_records(&mut end, "writing the end record of segment")?;
         self.sync_named()?;
         // Segments are created whole at `segment_size`.
         let closed_bytes = self.segment_size;
