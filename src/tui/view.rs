@@ -297,10 +297,9 @@ fn whole_items(line: Line<'static>, room: usize, dot: &str) -> Line<'static> {
     Line::from(kept)
 }
 
-/// Identity and load; compact for a narrow terminal of `compact` columns, where a name too
+/// Identity and load; compact for a narrow terminal of `room` columns, where a name too
 /// long for the line loses its middle (the header was left blank: nothing fit whole).
-fn header_line(app: &App, compact: Option<usize>) -> Line<'static> {
-    let room = compact;
+fn header_line(app: &App, room: Option<usize>) -> Line<'static> {
     let compact = room.is_some();
     let theme = &app.options.theme;
     let dot = Span::styled(format!(" {} ", app.options.glyphs.dot), theme.muted);
@@ -3038,14 +3037,7 @@ mod tests {
     fn a_carriage_return_in_output_is_shown_not_dropped() {
         let mut app = app_with(2, 5);
         let mut info = task(5, TaskState::Succeeded, "exec -- printf");
-        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
-            exit_code: Some(0),
-            signal: None,
-            stdout: "first\r\nsecond\n".into(),
-            stderr: String::new(),
-            stdout_truncated: 0,
-            stderr_truncated: 0,
-        })));
+        info.output = Some(exited_ok("first\r\nsecond\n", ""));
         open_detail(&mut app, info, 0);
         let text = format!("{}", draw(&mut app, 80, 24).backend());
         assert!(text.contains("  first␍"), "{text}");
@@ -3064,14 +3056,7 @@ mod tests {
         );
         let mut app = app_with(2, 5);
         let mut info = task(5, TaskState::Succeeded, "exec -- yes");
-        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
-            exit_code: Some(0),
-            signal: None,
-            stdout: format!("{}\n", "x".repeat(300)),
-            stderr: String::new(),
-            stdout_truncated: 0,
-            stderr_truncated: 0,
-        })));
+        info.output = Some(exited_ok(&format!("{}\n", "x".repeat(300)), ""));
         open_detail(&mut app, info, 0);
         let text = format!("{}", draw(&mut app, 80, 24).backend());
         let rows: Vec<&str> = text.lines().filter(|line| line.contains("xxxx")).collect();
@@ -3082,20 +3067,25 @@ mod tests {
         }
     }
 
+    /// The output of a process that exited 0, both streams whole.
+    fn exited_ok(stdout: &str, stderr: &str) -> TaskOutput {
+        TaskOutput::Process(Box::new(ProcessOutput {
+            exit_code: Some(0),
+            signal: None,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            stdout_truncated: 0,
+            stderr_truncated: 0,
+        }))
+    }
+
     /// Shows `info` in the Tasks tab's detail view, scrolled `scroll` rows.
     #[test]
     fn after_the_end_of_a_detail_one_key_up_scrolls_up_at_once() {
         let mut app = app_with(2, 5);
         let mut info = task(5, TaskState::Succeeded, "exec -- seq 1 200");
         let lines: Vec<String> = (1..=200).map(|n| format!("line {n}")).collect();
-        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
-            exit_code: Some(0),
-            signal: None,
-            stdout: lines.join("\n"),
-            stderr: String::new(),
-            stdout_truncated: 0,
-            stderr_truncated: 0,
-        })));
+        info.output = Some(exited_ok(&lines.join("\n"), ""));
         open_detail(&mut app, info, 0);
         draw(&mut app, 80, 24);
         let top_line = |app: &mut App| {
@@ -3167,14 +3157,7 @@ mod tests {
     fn a_long_output_without_line_breaks_scrolls_to_its_stderr() {
         let mut app = app_with(2, 5);
         let mut info = task(5, TaskState::Succeeded, "exec -- sh -c yes");
-        info.output = Some(TaskOutput::Process(Box::new(ProcessOutput {
-            exit_code: Some(0),
-            signal: None,
-            stdout: "a".repeat(20_000),
-            stderr: "the stderr line".into(),
-            stdout_truncated: 0,
-            stderr_truncated: 0,
-        })));
+        info.output = Some(exited_ok(&"a".repeat(20_000), "the stderr line"));
         // As far as End takes it.
         open_detail(&mut app, info, u16::MAX / 2);
         let text = format!("{}", draw(&mut app, 80, 24).backend());
