@@ -417,18 +417,23 @@ fn a_bad_record_followed_by_whole_records_in_the_last_segment_refuses_to_start()
     assert!(message.contains("goliath wal verify"), "{message}");
 }
 
-#[test]
-fn a_closed_segment_whose_last_records_became_zeros_refuses_to_start() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    // About 200 bytes a record: 1000 of them fill three 64 KiB segments.
-    write_log(dir.path(), 1000, 180);
-    let accepted = accepted(dir.path());
+/// Writes a log of three 64 KiB segments (1000 records of about 200 bytes) in `dir`; the
+/// accepted records of the first, as [`accepted`] gives them.
+fn accepted_in_the_first_of_three_segments(dir: &Path) -> Vec<(PathBuf, usize, usize, u64)> {
+    write_log(dir, 1000, 180);
+    let accepted = accepted(dir);
     let first_file = accepted[0].0.clone();
-    let in_first: Vec<_> = accepted.iter().filter(|a| a.0 == first_file).collect();
     assert!(
         accepted.iter().any(|a| a.0 != first_file),
         "the log spans segments"
     );
+    accepted.into_iter().filter(|a| a.0 == first_file).collect()
+}
+
+#[test]
+fn a_closed_segment_whose_last_records_became_zeros_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let in_first = accepted_in_the_first_of_three_segments(dir.path());
     // Its last three records and its end record zeroed, as pages a disk never wrote back
     // read: what is left ends cleanly at a record boundary.
     let (path, offset, _, _) = in_first[in_first.len() - 3].clone();
@@ -448,15 +453,7 @@ fn a_closed_segment_whose_last_records_became_zeros_refuses_to_start() {
 #[test]
 fn a_flipped_bit_in_a_middle_segment_refuses_to_start_naming_file_and_offset() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // About 200 bytes a record: 1000 of them fill three 64 KiB segments.
-    write_log(dir.path(), 1000, 180);
-    let accepted = accepted(dir.path());
-    let first_file = accepted[0].0.clone();
-    let in_first: Vec<_> = accepted.iter().filter(|a| a.0 == first_file).collect();
-    assert!(
-        accepted.iter().any(|a| a.0 != first_file),
-        "the log spans segments"
-    );
+    let in_first = accepted_in_the_first_of_three_segments(dir.path());
     let (path, offset, payload, _) = in_first[in_first.len() / 2].clone();
     let mut bytes = std::fs::read(&path).expect("read");
     let middle = offset + HEADER_LEN + payload / 2;
