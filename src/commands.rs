@@ -13,7 +13,7 @@ use goliath::runtime::net::{
 };
 use goliath::runtime::snapshot::{ClusterSnapshot, MemberState};
 use goliath::runtime::task::quote_word;
-use goliath::runtime::units::{ShortDuration, UtcTime, printable};
+use goliath::runtime::units::{HumanSize, ShortDuration, UtcTime, printable};
 use goliath::runtime::{NodeSnapshot, TaskId, TaskInfo, TaskOutput, TaskQuery, TaskState};
 
 use crate::exit;
@@ -107,13 +107,37 @@ const SUBMIT_OPTIONS: [&str; 4] = ["--wait", "--json", "--node", "--idempotency-
 /// Specs from standard input (`goliath submit -`): one per line, blank lines and `#`
 /// comments skipped, each with the line it came from, for error messages.
 pub fn stdin_specs() -> Result<(Vec<String>, Vec<usize>), CommandError> {
+    bounded_spec_lines(std::io::stdin().lock(), STDIN_SPECS_MAX)
+}
+
+/// How much of standard input `goliath submit -` reads: four times the largest request a
+/// node takes (`net.max_frame` at most 16 MiB), so comments and blank lines have room, and
+/// a stream that never ends is refused instead of filling memory.
+const STDIN_SPECS_MAX: u64 = 4 * goliath::codec::MAX_MESSAGE as u64;
+
+/// [`stdin_specs`] over any reader, refusing input longer than `limit` bytes.
+fn bounded_spec_lines(
+    input: impl std::io::Read,
+    limit: u64,
+) -> Result<(Vec<String>, Vec<usize>), CommandError> {
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|e| {
+    std::io::Read::read_to_end(&mut input.take(limit + 1), &mut bytes).map_err(|e| {
         CommandError::new(
             exit::USAGE,
             format!("cannot read specs from standard input: {e}"),
         )
     })?;
+    if bytes.len() as u64 > limit {
+        return Err(CommandError::new(
+            exit::USAGE,
+            format!(
+                "standard input holds more than {} of specs, and one submission takes at most \
+                 {} (net.max_frame's ceiling); split it and submit the parts one after another",
+                HumanSize::exact(limit),
+                HumanSize::exact(goliath::codec::MAX_MESSAGE as u64),
+            ),
+        ));
+    }
     spec_lines_of(&bytes)
 }
 
@@ -1327,6 +1351,26 @@ mod tests {
         assert!(
             error.is_some_and(|e| e.message.contains("goliath submit --node VALUE SPEC")),
             "the example gives --node its value"
+        );
+    }
+
+    #[test]
+    fn specs_on_standard_input_are_read_up_to_a_bound() {
+        let input = "fib 310\n".repeat(128);
+        let Ok((lines, _)) = bounded_spec_lines(input.as_bytes(), 1024) else {
+            panic!("input of exactly the limit is read");
+        };
+        assert_eq!(lines.len(), 128);
+        // A stream that never ends is refused once it passes the limit.
+        let endless = std::io::Read::chain(input.as_bytes(), std::io::repeat(b'#'));
+        let Err(error) = bounded_spec_lines(endless, 1024) else {
+            panic!("endless input accepted");
+        };
+        assert_eq!(error.code, exit::USAGE);
+        assert!(
+            error.message.contains("more than 1KiB of specs") && error.message.contains("split it"),
+            "{}",
+            error.message
         );
     }
 
