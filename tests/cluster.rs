@@ -198,6 +198,45 @@ fn members_says_when_gossip_is_off() {
 }
 
 #[test]
+fn a_node_on_the_address_of_a_dead_member_does_not_answer_for_it() {
+    let (a, x) = (free_udp_port(), free_udp_port());
+    let first = start("alpha", a, None);
+    let mut xray = start("xray", x, Some(a));
+    wait_until(&[&first], "alpha sees xray alive", |view| {
+        member(view, "xray").is_some_and(|m| m["state"] == "alive")
+    });
+    xray.child.kill().expect("SIGKILL");
+    let _ = xray.child.wait();
+    // Another node takes xray's gossip address at once. alpha still probes xray there:
+    // zulu must not answer for it, or xray would live on.
+    let zulu = start("zulu", x, None);
+    wait_until(&[&first], "alpha declares xray dead", |view| {
+        member(view, "xray").is_some_and(|m| m["state"] == "dead")
+    });
+    // zulu may join the cluster (other packets to that address, such as the notice that
+    // xray is suspected, introduce alpha, as a healed partition would), but as itself.
+    let view = members(&zulu);
+    assert!(
+        member(&view, "xray").is_none_or(|m| m["state"] != "alive"),
+        "{view:#?}"
+    );
+    assert!(
+        view["stats"]["misdirected"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{view:#?}"
+    );
+    // zulu says what the probes are, once.
+    let log = zulu.log();
+    assert_eq!(
+        log.matches("meant for a member of another name").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("gossip probes from alpha"), "{log}");
+}
+
+#[test]
 fn a_foreign_cluster_is_not_joined() {
     let (a, b) = (free_udp_port(), free_udp_port());
     let first = start("alpha", a, None);

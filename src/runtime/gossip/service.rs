@@ -733,12 +733,18 @@ struct JoinReport {
 }
 
 /// Says, at most once a minute per sender (and for at most [`STRANGERS_KEPT`] senders at a
-/// time), that gossip packets from another cluster or protocol version are dropped: without
-/// it, a node started with the wrong `node.cluster` learned only that no seed answered.
+/// time), that gossip packets from another cluster or protocol version are dropped (without
+/// it, a node started with the wrong `node.cluster` learned only that no seed answered), or
+/// that probes meant for another member go unanswered.
 #[derive(Debug, Default)]
 struct StrangerReport {
     warned: HashMap<SocketAddr, Instant>,
+    /// When probes meant for another member were last reported.
+    misdirected_warned: Option<Instant>,
 }
+
+/// How often probes meant for another member are reported, whoever sends them.
+const MISDIRECTED_EVERY: Duration = Duration::from_secs(600);
 
 /// Senders [`StrangerReport`] remembers.
 const STRANGERS_KEPT: usize = 64;
@@ -752,6 +758,24 @@ impl StrangerReport {
                 "belong to another cluster (its node.cluster is not this node's \"{cluster}\")"
             ),
             PacketError::Version(_) => "speak another gossip protocol version".to_string(),
+            PacketError::Misdirected { sender } => {
+                // Every member probes a node it holds dead now and then, for as long as it
+                // keeps it: one warning names the first, and comes again at most every
+                // MISDIRECTED_EVERY.
+                let now = Instant::now();
+                if self
+                    .misdirected_warned
+                    .is_some_and(|at| now.duration_since(at) < MISDIRECTED_EVERY)
+                {
+                    return;
+                }
+                self.misdirected_warned = Some(now);
+                tracing::warn!(
+                    %from,
+                    "gossip probes from {sender} at {from} are meant for a member of another name at this node's address: not answered. {sender} lists a node that gossiped here before this one; it holds that node dead once it stops answering, and stops probing here once it forgets it (gossip.dead_retention); `goliath members --json` counts them (stats.misdirected)"
+                );
+                return;
+            }
             _ => return,
         };
         let now = Instant::now();

@@ -294,6 +294,9 @@ pub struct GossipStats {
     pub foreign: u64,
     /// Datagrams dropped from an older generation of a known member.
     pub stale: u64,
+    /// Probes dropped as meant for a member of another name (a member holds another node at
+    /// this node's address).
+    pub misdirected: u64,
     /// Members not added because the table was full of live members.
     pub table_full: u64,
     /// Updates dropped because the dissemination queue was full.
@@ -628,6 +631,8 @@ impl Table {
 struct Probe {
     seq: u32,
     target: SlotRef,
+    /// The target's name: only its ack answers the probe.
+    target_name: Name,
     address: SocketAddr,
     acked: bool,
     expected_nacks: u32,
@@ -639,6 +644,8 @@ struct Relay {
     seq: u32,
     origin: SocketAddr,
     origin_seq: u32,
+    /// The member probed for the origin: only its ack is forwarded.
+    target: Name,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -1382,20 +1389,26 @@ impl Swim {
         let Some(slot) = self.pick_probe_target() else {
             return;
         };
-        let Some(address) = self.table.get(slot).and_then(|m| m.address) else {
+        let Some((address, target_name)) = self
+            .table
+            .get(slot)
+            .and_then(|m| Some((m.address?, m.id.name)))
+        else {
             return;
         };
         let seq = self.next_seq();
         self.probe = Some(Probe {
             seq,
             target: self.table.slot_ref(slot),
+            target_name,
             address,
             acked: false,
             expected_nacks: 0,
             nacks: 0,
         });
         self.stats.probes += 1;
-        self.send(address, Message::Ping { seq }, true);
+        let target = wire::name_print(&target_name);
+        self.send(address, Message::Ping { seq, target }, true);
         let at = now_us + self.scale(self.config.probe_timeout);
         self.schedule(at, Timer::AckTimeout { seq });
     }
@@ -1431,7 +1444,8 @@ impl Swim {
             probe.expected_nacks = expected;
         }
         // One more direct try: under loss, cheaper than a false suspicion.
-        self.send(address, Message::Ping { seq }, false);
+        let target = wire::name_print(&target_id.name);
+        self.send(address, Message::Ping { seq, target }, false);
     }
 
     fn finish_probe(&mut self, now_us: u64) {
@@ -1553,8 +1567,13 @@ impl Swim {
             return;
         }
         let index = self.rng.below(self.dead.len());
-        if let Some(address) = self.table.resolve(self.dead[index]).and_then(|m| m.address) {
-            self.send(address, Message::Ping { seq: 0 }, false);
+        if let Some((address, name)) = self
+            .table
+            .resolve(self.dead[index])
+            .and_then(|m| Some((m.address?, m.id.name)))
+        {
+            let target = wire::name_print(&name);
+            self.send(address, Message::Ping { seq: 0, target }, false);
         }
     }
 
@@ -2112,11 +2131,24 @@ impl Swim {
                     PacketError::Malformed(_) | PacketError::Invalid(_) => {
                         self.stats.malformed += 1
                     }
+                    // Checked once decoded, below.
+                    PacketError::Misdirected { .. } => {}
                 }
                 self.incoming = updates;
                 return Err(error);
             }
         };
+        if let Message::Ping { target, .. } = head.message
+            && target != wire::name_print(&self.me.name)
+        {
+            // Neither answered nor learnt from: the sender is told nothing that would make
+            // this node stand in for the member it means.
+            self.stats.misdirected += 1;
+            self.incoming = updates;
+            return Err(PacketError::Misdirected {
+                sender: head.from.name,
+            });
+        }
         self.stats.packets_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         self.handle_decoded(from, head, &mut updates, now_us);
@@ -2164,10 +2196,10 @@ impl Swim {
         }
         self.heard_from_seed(from, now_us);
         match message {
-            Message::Ping { seq } => self.send(from, self.ack(seq), true),
+            Message::Ping { seq, .. } => self.send(from, self.ack(seq), true),
             Message::Ack { seq, members } => {
                 self.count_gap(members, from, now_us);
-                self.on_ack(seq, now_us);
+                self.on_ack(seq, &sender.name);
             }
             Message::Nack { seq } => {
                 if let Some(probe) = &mut self.probe
@@ -2188,8 +2220,17 @@ impl Swim {
                         seq: my_seq,
                         origin: from,
                         origin_seq: seq,
+                        target: target.name,
                     });
-                    self.send(address, Message::Ping { seq: my_seq }, true);
+                    let target = wire::name_print(&target.name);
+                    self.send(
+                        address,
+                        Message::Ping {
+                            seq: my_seq,
+                            target,
+                        },
+                        true,
+                    );
                     let wait = micros(self.config.probe_interval)
                         .saturating_sub(micros(self.config.probe_timeout))
                         * 4
@@ -2263,16 +2304,23 @@ impl Swim {
         self.send_table(from, with_meta, true);
     }
 
-    fn on_ack(&mut self, seq: u32, _now_us: u64) {
+    /// An ack with sequence `seq` from `sender`: it answers our probe, or one we relay, only
+    /// when it comes from the member probed (another process may hold its old address).
+    fn on_ack(&mut self, seq: u32, sender: &Name) {
         if let Some(probe) = &mut self.probe
             && probe.seq == seq
             && !probe.acked
+            && probe.target_name == *sender
         {
             probe.acked = true;
             self.awareness = self.awareness.saturating_sub(1);
             return;
         }
-        if let Some(at) = self.relays.iter().position(|r| r.seq == seq) {
+        if let Some(at) = self
+            .relays
+            .iter()
+            .position(|r| r.seq == seq && r.target == *sender)
+        {
             let relay = self.relays.swap_remove(at);
             self.send(relay.origin, self.ack(relay.origin_seq), false);
         }

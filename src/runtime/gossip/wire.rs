@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::codec::{self, CodecError};
 
 /// The packet format version; a packet with another is dropped and counted.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 /// Longest member name, bytes.
 pub const MAX_NAME: usize = 63;
 /// Longest protocol address in member metadata, bytes.
@@ -200,10 +200,15 @@ pub enum Claim {
 /// The message part of a packet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    /// A probe: answer with [`Message::Ack`] and the same sequence number.
+    /// A probe: answer with [`Message::Ack`] and the same sequence number, if `target` is
+    /// this node's.
     Ping {
         /// Chosen by the prober.
         seq: u32,
+        /// [`name_print`] of the member the prober means. A process of another name at that
+        /// address (one that took over a dead member's port) does not answer: its ack would
+        /// keep the member it replaced alive.
+        target: [u8; 4],
     },
     /// The answer to a ping (direct, or forwarded by an indirect prober).
     Ack {
@@ -259,6 +264,13 @@ pub struct Packet {
     pub updates: Vec<Update>,
 }
 
+/// A member name's print in a [`Message::Ping`]: CRC-32C of the name, little-endian. Four
+/// bytes instead of the name: a print that collides only lets a process of another name
+/// answer, which the prober then refuses (the ack's sender is not the member probed).
+pub fn name_print(name: &Name) -> [u8; 4] {
+    crc32c::crc32c(name.as_bytes()).to_le_bytes()
+}
+
 /// The cluster tag carried in every packet.
 pub fn cluster_tag(cluster: &str) -> [u8; 4] {
     crc32c::crc32c(cluster.as_bytes()).to_le_bytes()
@@ -287,6 +299,13 @@ pub enum PacketError {
     /// A field out of its bounds.
     #[error("invalid gossip packet: {0}")]
     Invalid(String),
+    /// A probe meant for a member of another name: the sender holds that member at this
+    /// node's address (most likely a node that ran here before).
+    #[error("gossip probe from {sender} meant for another member than this node")]
+    Misdirected {
+        /// Who probed.
+        sender: Name,
+    },
 }
 
 /// The start of a packet's header, up to its message: the same for every packet a member
@@ -548,7 +567,8 @@ pub(crate) mod strategies {
 
     pub fn message() -> impl Strategy<Value = Message> {
         prop_oneof![
-            any::<u32>().prop_map(|seq| Message::Ping { seq }),
+            (any::<u32>(), any::<[u8; 4]>())
+                .prop_map(|(seq, target)| Message::Ping { seq, target }),
             (any::<u32>(), any::<u32>()).prop_map(|(seq, members)| Message::Ack { seq, members }),
             (any::<u32>(), member_id(), address()).prop_map(|(seq, target, address)| {
                 Message::PingReq {
@@ -606,7 +626,10 @@ mod tests {
                 generation: 1,
             },
             incarnation: 0,
-            message: Message::Ping { seq: 1 },
+            message: Message::Ping {
+                seq: 1,
+                target: name_print(&Name::new("b").expect("name")),
+            },
             updates: Vec::new(),
         }
     }

@@ -10,6 +10,14 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], port))
 }
 
+/// A ping meant for the recorded core ("me").
+fn ping_me(seq: u32) -> Message {
+    Message::Ping {
+        seq,
+        target: crate::runtime::gossip::wire::name_print(&Name::new("me").expect("name")),
+    }
+}
+
 fn id(name: &str, generation: u64) -> MemberId {
     MemberId {
         name: Name::new(name).expect("name"),
@@ -121,10 +129,7 @@ fn with_members(count: u16) -> Recorder {
 #[test]
 fn a_ping_is_acked_to_its_sender_with_the_same_sequence() {
     let mut recorder = with_members(1);
-    recorder.receive(
-        addr(2),
-        &packet(&id("a1", 1), Message::Ping { seq: 77 }, vec![]),
-    );
+    recorder.receive(addr(2), &packet(&id("a1", 1), ping_me(77), vec![]));
     let sent = recorder.take_sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, addr(2));
@@ -148,7 +153,7 @@ fn an_unanswered_probe_asks_helpers_then_suspects_then_declares_dead() {
             .take_sent()
             .into_iter()
             .find_map(|(to, p)| match p.message {
-                Message::Ping { seq } => Some((to, seq)),
+                Message::Ping { seq, .. } => Some((to, seq)),
                 _ => None,
             });
     }
@@ -163,10 +168,8 @@ fn an_unanswered_probe_asks_helpers_then_suspects_then_declares_dead() {
         .collect();
     assert_eq!(requests.len(), 3, "{sent:?}");
     assert!(requests.iter().all(|(to, _)| *to != target_address));
-    assert!(
-        sent.iter()
-            .any(|(to, p)| *to == target_address && p.message == Message::Ping { seq })
-    );
+    assert!(sent.iter().any(|(to, p)| *to == target_address
+        && matches!(p.message, Message::Ping { seq: s, .. } if s == seq)));
     // No acks, no nacks: at the end of the period the target is suspect, and we are less sure
     // of ourselves (Lifeguard: three nacks missing).
     recorder.run_until(start + 600 * MS);
@@ -202,7 +205,7 @@ fn an_acked_probe_keeps_the_member_alive_and_lowers_awareness() {
         let next = recorder.swim.poll_timeout().expect("timers");
         recorder.run_until(next);
         for (to, p) in recorder.take_sent() {
-            if let Message::Ping { seq } = p.message {
+            if let Message::Ping { seq, .. } = p.message {
                 let from = if to == addr(2) {
                     id("a1", 1)
                 } else {
@@ -215,6 +218,127 @@ fn an_acked_probe_keeps_the_member_alive_and_lowers_awareness() {
     assert!(!recorder.has_event("a1", |k| matches!(k, EventKind::Suspected { .. })));
     assert!(!recorder.has_event("a2", |k| matches!(k, EventKind::Suspected { .. })));
     assert_eq!(recorder.swim.awareness(), 0);
+}
+
+#[test]
+fn a_probe_meant_for_another_name_is_neither_answered_nor_learnt_from() {
+    // A node that took over the address of a member that died: the cluster still probes
+    // that member there.
+    let mut recorder = Recorder::new(SwimConfig::default());
+    let probe = Message::Ping {
+        seq: 7,
+        target: crate::runtime::gossip::wire::name_print(&Name::new("gone").expect("name")),
+    };
+    let bytes = encode_packet(
+        &packet(&id("a1", 1), probe, vec![alive(&id("a2", 1), 3)]),
+        1400,
+    )
+    .expect("encodes");
+    let result = recorder.swim.handle_packet(addr(2), &bytes, 0);
+    assert!(
+        matches!(&result, Err(PacketError::Misdirected { sender }) if sender.as_str() == "a1"),
+        "{result:?}"
+    );
+    recorder.record();
+    assert!(
+        recorder.take_sent().is_empty(),
+        "no ack for another member's probe"
+    );
+    assert!(
+        recorder.swim.member_state("a1").is_none(),
+        "the prober is not taken in"
+    );
+    assert!(
+        recorder.swim.member_state("a2").is_none(),
+        "nor what it carried"
+    );
+    assert_eq!(recorder.swim.stats().misdirected, 1);
+    // A probe for this node's name is answered, whatever generation the prober means (a
+    // restarted node answers for its earlier self, which it replaces).
+    recorder.receive(addr(2), &packet(&id("a1", 1), ping_me(8), vec![]));
+    assert!(
+        recorder
+            .take_sent()
+            .iter()
+            .any(|(to, p)| *to == addr(2) && matches!(p.message, Message::Ack { seq: 8, .. }))
+    );
+}
+
+#[test]
+fn an_ack_from_another_member_than_the_one_probed_answers_nothing() {
+    let mut recorder = with_members(1);
+    let a1_print = crate::runtime::gossip::wire::name_print(&Name::new("a1").expect("name"));
+    // Another process, z9, answers every probe sent to a1's address, as a node of an older
+    // version (or a print collision) would.
+    let mut probes = 0;
+    while recorder.now < 20_000 * MS {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        for (to, p) in recorder.take_sent() {
+            if let Message::Ping { seq, target } = p.message
+                && to == addr(2)
+                && target == a1_print
+            {
+                probes += 1;
+                recorder.receive(
+                    to,
+                    &packet(&id("z9", 1), Message::Ack { seq, members: 0 }, vec![]),
+                );
+            }
+        }
+    }
+    assert!(probes > 0, "a1 was probed");
+    assert!(
+        recorder.has_event("a1", |k| *k == EventKind::Failed),
+        "z9's acks kept a1 alive: {:?}",
+        recorder.events
+    );
+}
+
+#[test]
+fn a_relay_forwards_only_the_ack_of_the_member_it_probes() {
+    let mut recorder = with_members(2);
+    let requester = addr(3);
+    recorder.receive(
+        requester,
+        &packet(
+            &id("a2", 1),
+            Message::PingReq {
+                seq: 40,
+                target: id("a1", 1),
+                address: addr(2),
+            },
+            vec![],
+        ),
+    );
+    let a1_print = crate::runtime::gossip::wire::name_print(&Name::new("a1").expect("name"));
+    let relayed = recorder
+        .take_sent()
+        .into_iter()
+        .find_map(|(to, p)| match p.message {
+            Message::Ping { seq, target } if to == addr(2) => Some((seq, target)),
+            _ => None,
+        });
+    let Some((seq, target)) = relayed else {
+        panic!("no relayed probe");
+    };
+    assert_eq!(target, a1_print, "the relayed probe names a1");
+    let forwarded = |recorder: &mut Recorder| {
+        recorder
+            .take_sent()
+            .iter()
+            .any(|(to, p)| *to == requester && matches!(p.message, Message::Ack { seq: 40, .. }))
+    };
+    recorder.receive(
+        addr(2),
+        &packet(&id("z9", 1), Message::Ack { seq, members: 0 }, vec![]),
+    );
+    assert!(!forwarded(&mut recorder), "z9's ack was passed off as a1's");
+    recorder.receive(
+        addr(2),
+        &packet(&id("a1", 1), Message::Ack { seq, members: 0 }, vec![]),
+    );
+    assert!(forwarded(&mut recorder), "a1's ack was not forwarded");
 }
 
 #[test]
@@ -271,10 +395,7 @@ fn a_suspected_node_refutes_with_a_higher_incarnation() {
         }));
     assert_eq!(recorder.swim.stats().refutations, 1);
     // The refutation rides on the next packet.
-    recorder.receive(
-        addr(2),
-        &packet(&id("a1", 1), Message::Ping { seq: 5 }, vec![]),
-    );
+    recorder.receive(addr(2), &packet(&id("a1", 1), ping_me(5), vec![]));
     let sent = recorder.take_sent();
     assert!(sent.iter().any(|(_, p)| p.incarnation == 1
         && p.updates.iter().any(|u| u.id == id("me", 1)
@@ -382,10 +503,7 @@ fn a_paused_node_that_hears_its_suspicion_and_then_its_death_says_it_was_declare
 #[test]
 fn a_restarted_member_replaces_its_old_generation() {
     let mut recorder = with_members(2);
-    recorder.receive(
-        addr(2),
-        &packet(&id("a1", 2), Message::Ping { seq: 1 }, vec![]),
-    );
+    recorder.receive(addr(2), &packet(&id("a1", 2), ping_me(1), vec![]));
     assert!(recorder.has_event("a1", |k| *k
         == EventKind::Restarted {
             previous_generation: 1,
@@ -411,10 +529,7 @@ fn a_restarted_member_replaces_its_old_generation() {
     let (member, state, _) = recorder.swim.member_state("a1").expect("known");
     assert_eq!((member.generation, state), (2, MemberState::Alive));
     // Packets from the old generation are dropped and counted.
-    recorder.receive(
-        addr(2),
-        &packet(&id("a1", 1), Message::Ping { seq: 2 }, vec![]),
-    );
+    recorder.receive(addr(2), &packet(&id("a1", 1), ping_me(2), vec![]));
     assert_eq!(recorder.swim.stats().stale, 1);
     assert!(
         recorder
@@ -427,10 +542,7 @@ fn a_restarted_member_replaces_its_old_generation() {
 #[test]
 fn a_newer_process_with_our_name_wins_and_we_yield() {
     let mut recorder = with_members(1);
-    recorder.receive(
-        addr(9),
-        &packet(&id("me", 5), Message::Ping { seq: 1 }, vec![]),
-    );
+    recorder.receive(addr(9), &packet(&id("me", 5), ping_me(1), vec![]));
     assert_eq!(recorder.swim.status(), LocalStatus::Yielded);
     assert!(recorder.has_event("me", |k| matches!(
         k,
@@ -472,10 +584,7 @@ fn updates_sent_to(sent: &[(SocketAddr, Packet)], to: SocketAddr) -> Vec<Update>
 fn an_older_process_with_our_name_is_told_of_us_and_otherwise_ignored() {
     let mut recorder = Recorder::new(SwimConfig::default());
     recorder.swim.me.generation = 10;
-    recorder.receive(
-        addr(9),
-        &packet(&id("me", 5), Message::Ping { seq: 1 }, vec![]),
-    );
+    recorder.receive(addr(9), &packet(&id("me", 5), ping_me(1), vec![]));
     assert_eq!(recorder.swim.status(), LocalStatus::Joining);
     assert_eq!(recorder.swim.stats().stale, 1);
     // Told that generation 10 carries the name, so that it yields.
@@ -519,10 +628,7 @@ fn an_older_process_with_our_name_is_told_of_us_and_otherwise_ignored() {
     };
     assert_eq!(displaced(&recorder), 1, "{:?}", recorder.events);
     recorder.now += 5_000 * MS;
-    recorder.receive(
-        addr(9),
-        &packet(&id("me", 5), Message::Ping { seq: 2 }, vec![]),
-    );
+    recorder.receive(addr(9), &packet(&id("me", 5), ping_me(2), vec![]));
     assert_eq!(
         displaced(&recorder),
         1,
@@ -554,10 +660,7 @@ fn an_older_process_of_a_known_member_is_told_of_its_successor_once_a_second() {
     // Generation 1 is still running and pings us from its old address.
     for round in 0..3 {
         recorder.now += 100 * MS;
-        recorder.receive(
-            addr(2),
-            &packet(&id("a1", 1), Message::Ping { seq: round }, vec![]),
-        );
+        recorder.receive(addr(2), &packet(&id("a1", 1), ping_me(round), vec![]));
     }
     let sent = recorder.take_sent();
     // Not answered as a member, but told once who carries its name now.
@@ -572,10 +675,7 @@ fn an_older_process_of_a_known_member_is_told_of_its_successor_once_a_second() {
     assert!(matches!(told[0].claim, Claim::Alive { address, .. } if address == addr(7)));
     // A second later it is told again if it still talks.
     recorder.now += 1_000 * MS;
-    recorder.receive(
-        addr(2),
-        &packet(&id("a1", 1), Message::Ping { seq: 9 }, vec![]),
-    );
+    recorder.receive(addr(2), &packet(&id("a1", 1), ping_me(9), vec![]));
     assert_eq!(updates_sent_to(&recorder.take_sent(), addr(2)).len(), 1);
 }
 
@@ -627,7 +727,7 @@ fn bad_packets_are_counted_and_dropped() {
         .handle_packet(addr(2), &[1, 2, 3], 0)
         .unwrap_err();
     assert!(matches!(error, PacketError::Malformed(_)), "{error}");
-    let mut foreign = packet(&id("a1", 1), Message::Ping { seq: 1 }, vec![]);
+    let mut foreign = packet(&id("a1", 1), ping_me(1), vec![]);
     foreign.cluster = cluster_tag("other");
     let bytes = encode_packet(&foreign, 1400).expect("encodes");
     assert!(recorder.swim.handle_packet(addr(2), &bytes, 0).is_err());
@@ -1270,7 +1370,7 @@ fn the_queue_chooses_as_its_rules_say_over_many_random_steps() {
 /// Answers every ping the recorder sent to a member a1..aN (ports 2..) with an ack.
 fn answer_pings(recorder: &mut Recorder, sent: &[(SocketAddr, Packet)]) {
     for (to, p) in sent {
-        if let Message::Ping { seq } = p.message
+        if let Message::Ping { seq, .. } = p.message
             && let SocketAddr::V4(v4) = to
             && v4.port() >= 2
             && v4.port() < 100
@@ -1376,7 +1476,7 @@ fn suspects_whose_last_checks_queue_up_are_all_checked_before_a_verdict() {
         recorder.run_until(next);
         let sent = recorder.take_sent();
         for (to, p) in &sent {
-            if matches!(p.message, Message::Ping { seq } if seq != 0) {
+            if matches!(p.message, Message::Ping { seq, .. } if seq != 0) {
                 checked.insert(*to);
             }
         }
@@ -1418,7 +1518,7 @@ fn a_suspect_that_fails_our_own_probe_too_is_declared_dead() {
             .cloned()
             .collect();
         for (to, p) in &sent {
-            if let Message::Ping { seq } = p.message
+            if let Message::Ping { seq, .. } = p.message
                 && *to == addr(2)
                 && seq != 0
             {
@@ -1550,10 +1650,7 @@ fn a_member_that_knew_us_when_we_did_not_know_it_starts_a_repair_exchange() {
     let mut recorder = with_members(3);
     recorder.run_until(recorder.now + 100 * MS);
     recorder.take_sent();
-    recorder.receive(
-        addr(60),
-        &packet(&id("stranger", 1), Message::Ping { seq: 9 }, vec![]),
-    );
+    recorder.receive(addr(60), &packet(&id("stranger", 1), ping_me(9), vec![]));
     recorder.run_until(recorder.now + 1_500 * MS);
     let sent = recorder.take_sent();
     assert!(
