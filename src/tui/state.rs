@@ -814,6 +814,11 @@ pub struct App {
     pub members_offset: usize,
     /// The open detail view.
     pub detail: Option<Detail>,
+    /// Keys taken so far (by [`App::on_key`]).
+    keys_seen: u64,
+    /// [`App::keys_seen`] when the latest submit was sent: a refusal reopens the prompt only
+    /// if no key came since.
+    keys_at_submit: u64,
     /// Submitted specs (from `n` or the palette's `submit`), oldest first.
     pub prompt_history: VecDeque<String>,
     /// Palette lines run, oldest first: a history apart, so ↑ at the submit prompt never
@@ -936,6 +941,8 @@ impl App {
             workers_offset: 0,
             members_offset: 0,
             detail: None,
+            keys_seen: 0,
+            keys_at_submit: 0,
             prompt_history: VecDeque::new(),
             palette_history: VecDeque::new(),
             status: None,
@@ -1215,14 +1222,25 @@ impl App {
                         // network, a kind the node lacks, a full arena) opens it again with
                         // the text and the reason, to be edited, as a parse error keeps it.
                         // The reason is then said there (and in the log), not also in the
-                        // status line, which the prompt would half cover.
-                        if refused && self.overlay.is_none() {
+                        // status line, which the prompt would half cover. Not once a key
+                        // came after Enter: it was meant for what was on screen then (a tab
+                        // key, Esc), and must not land in a prompt that opened under it.
+                        let untouched = self.keys_seen == self.keys_at_submit;
+                        if refused && self.overlay.is_none() && untouched {
                             tracing::warn!(spec = %text, "submit refused: {error}");
                             // "submitting … (waiting for the node)" is answered.
                             self.status = None;
                             let mut input = LineInput::with_text(&text);
                             input.error = Some(format!("refused by the node: {error}"));
                             self.overlay = Some(Overlay::Submit(input));
+                        } else if refused {
+                            tracing::warn!(spec = %text, "submit refused: {error}");
+                            self.tell(
+                                Severity::Error,
+                                format!(
+                                    "submit refused by the node: {error} (n, then ↑, brings the spec back to edit)"
+                                ),
+                            );
                         } else {
                             self.tell(Severity::Error, format!("submit failed: {error}"));
                         }
@@ -1365,6 +1383,7 @@ impl App {
 
     /// A key press.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        self.keys_seen += 1;
         // Ctrl-C quits as in any terminal program, also when `quit` is bound to other keys,
         // unless it was bound to another action itself.
         let chord = KeyChord::from_event(&key);
@@ -1506,6 +1525,7 @@ impl App {
     /// Said until the node answers a submission (a slow or stopped node can take a while),
     /// so it is not submitted again for want of an answer.
     fn tell_submitting(&mut self, text: &str) {
+        self.keys_at_submit = self.keys_seen;
         self.tell(
             Severity::Info,
             format!(
@@ -3191,6 +3211,40 @@ pub(crate) mod tests {
         app.options.mouse = false;
         app.on_mouse(click(12, 1));
         assert_eq!(app.tab, Tab::Overview, "--no-mouse ignores clicks");
+    }
+
+    #[test]
+    fn a_refusal_after_more_keys_is_told_without_reopening_the_prompt() {
+        let mut app = app();
+        press(&mut app, "n");
+        type_text(&mut app, "exec -- ls");
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::Submit("exec -- ls".into())]
+        );
+        // The operator moves on before the node answers: Esc, or a tab key.
+        press(&mut app, "esc");
+        press(&mut app, "4");
+        app.on_reply(Reply::Submitted {
+            text: "exec -- ls".into(),
+            result: Err("exec tasks are not accepted over the network".into()),
+            refused: true,
+        });
+        assert!(app.overlay.is_none(), "{:?}", app.overlay);
+        let status = app.status.clone().unwrap();
+        assert_eq!(status.severity, Severity::Error);
+        assert!(
+            status
+                .text
+                .contains("submit refused by the node: exec tasks")
+                && status.text.contains("n, then ↑"),
+            "{}",
+            status.text
+        );
+        // As said: the prompt's history holds the spec.
+        press(&mut app, "n");
+        press(&mut app, "up");
+        assert_eq!(submit_input(&app).text, "exec -- ls");
     }
 
     #[test]
