@@ -1571,6 +1571,8 @@ impl Swim {
             .table
             .resolve(self.dead[index])
             .and_then(|m| Some((m.address?, m.id.name)))
+            // A member that died where this node now gossips: the probe would come back.
+            && address != self.address
         {
             let target = wire::name_print(&name);
             self.send(address, Message::Ping { seq: 0, target }, false);
@@ -2140,6 +2142,7 @@ impl Swim {
         };
         if let Message::Ping { target, .. } = head.message
             && target != wire::name_print(&self.me.name)
+            && head.from.name != self.me.name
         {
             // Neither answered nor learnt from: the sender is told nothing that would make
             // this node stand in for the member it means.
@@ -2199,7 +2202,7 @@ impl Swim {
             Message::Ping { seq, .. } => self.send(from, self.ack(seq), true),
             Message::Ack { seq, members } => {
                 self.count_gap(members, from, now_us);
-                self.on_ack(seq, &sender.name);
+                self.on_ack(seq, &sender.name, from);
             }
             Message::Nack { seq } => {
                 if let Some(probe) = &mut self.probe
@@ -2304,13 +2307,15 @@ impl Swim {
         self.send_table(from, with_meta, true);
     }
 
-    /// An ack with sequence `seq` from `sender`: it answers our probe, or one we relay, only
-    /// when it comes from the member probed (another process may hold its old address).
-    fn on_ack(&mut self, seq: u32, sender: &Name) {
+    /// An ack with sequence `seq` from `sender` at `from`: it answers our probe, or one we
+    /// relay, only when it comes from the member probed (another process may hold its old
+    /// address), or, for our probe, from a helper forwarding the member's ack (the helper
+    /// checked whose it was).
+    fn on_ack(&mut self, seq: u32, sender: &Name, from: SocketAddr) {
         if let Some(probe) = &mut self.probe
             && probe.seq == seq
             && !probe.acked
-            && probe.target_name == *sender
+            && (probe.target_name == *sender || probe.address != from)
         {
             probe.acked = true;
             self.awareness = self.awareness.saturating_sub(1);

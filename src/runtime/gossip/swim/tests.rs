@@ -296,6 +296,48 @@ fn an_ack_from_another_member_than_the_one_probed_answers_nothing() {
 }
 
 #[test]
+fn an_ack_forwarded_by_a_helper_answers_the_probe() {
+    let mut recorder = with_members(4);
+    let mut probe = None;
+    while probe.is_none() {
+        let next = recorder.swim.poll_timeout().expect("timers");
+        recorder.run_until(next);
+        probe = recorder
+            .take_sent()
+            .into_iter()
+            .find_map(|(to, p)| match p.message {
+                Message::Ping { seq, .. } => Some((to, seq)),
+                _ => None,
+            });
+    }
+    let (target_address, seq) = probe.expect("a ping");
+    let start = recorder.now;
+    // The target does not answer directly; after the ack timeout, helpers are asked.
+    recorder.run_until(start + 250 * MS);
+    let helper = recorder
+        .take_sent()
+        .into_iter()
+        .find_map(|(to, p)| match p.message {
+            Message::PingReq { seq: s, .. } if s == seq => Some(to),
+            _ => None,
+        })
+        .expect("a helper asked");
+    // Members a1…a4 sit at ports 2…5.
+    let helper_id = id(&format!("a{}", helper.port() - 1), 1);
+    recorder.receive(
+        helper,
+        &packet(&helper_id, Message::Ack { seq, members: 0 }, vec![]),
+    );
+    recorder.run_until(start + 2_000 * MS);
+    let target = format!("a{}", target_address.port() - 1);
+    assert!(
+        !recorder.has_event(&target, |k| matches!(k, EventKind::Suspected { .. })),
+        "the forwarded ack was not taken: {:?}",
+        recorder.events
+    );
+}
+
+#[test]
 fn a_relay_forwards_only_the_ack_of_the_member_it_probes() {
     let mut recorder = with_members(2);
     let requester = addr(3);
