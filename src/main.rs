@@ -189,12 +189,19 @@ fn node_address(text: &str) -> Result<String, String> {
 }
 
 /// An idempotency key: any text but blank (a blank one from an unset shell variable would
-/// tie unrelated submissions together).
+/// tie unrelated submissions together), at most `IDEMPOTENCY_KEY_MAX` bytes.
 fn idempotency_key(text: &str) -> Result<String, String> {
+    use goliath::runtime::node::IDEMPOTENCY_KEY_MAX;
     if text.trim().is_empty() {
         return Err(
             "an idempotency key cannot be blank; leave the flag out to submit without one".into(),
         );
+    }
+    if text.len() > IDEMPOTENCY_KEY_MAX {
+        return Err(format!(
+            "the key is {} bytes, more than the {IDEMPOTENCY_KEY_MAX} a key may have; use a shorter one (a UUID, or a hash of a longer name)",
+            text.len()
+        ));
     }
     Ok(text.to_string())
 }

@@ -662,6 +662,27 @@ fn idempotency_key_returns_the_same_ids() {
             other => panic!("{specs:?}: {other:?}"),
         }
     }
+    // A key longer than a node keeps is refused (a client other than the CLI may send one).
+    let long_key = fixture.request(
+        &client,
+        Request::Submit(SubmitRequest {
+            specs: vec!["fib 5".into()],
+            idempotency_key: Some("k".repeat(257)),
+            wait: false,
+            report_ids: false,
+        }),
+    );
+    match long_key {
+        Ok(Response::Error(error)) | Err(ClientError::Remote(error)) => {
+            assert_eq!(error.kind, RemoteErrorKind::Invalid, "{error:?}");
+            assert!(
+                error.message.contains("257 bytes, more than the 256"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     let status = fixture.request(&client, Request::Status { task_limit: 0 });
     match status {
         Ok(Response::Status(snapshot)) => {

@@ -264,6 +264,10 @@ fn describe_batch(tasks: u64, first: &str, counted: bool) -> String {
     }
 }
 
+/// The longest idempotency key a node takes, bytes: room for any UUID, hash or job name,
+/// while `node.idempotency_keys` keys stay small in memory, the log and checkpoints.
+pub const IDEMPOTENCY_KEY_MAX: usize = 256;
+
 /// At most this many of a recovered key's tasks are compared with a new request under the
 /// key (each is a history lookup on the submitting thread).
 const KEY_CHECK_TASKS: usize = 16;
@@ -1368,6 +1372,21 @@ impl Node {
         watcher: Option<&CompletionSender>,
     ) -> Result<PendingBatch, BatchError> {
         let shared = &self.shared;
+        if let Some(key) = idempotency_key
+            && key.len() > IDEMPOTENCY_KEY_MAX
+        {
+            // Keys are kept in memory, in the log and in checkpoints, up to
+            // node.idempotency_keys of them: each must be small.
+            return Err(BatchError {
+                submitted: Vec::new(),
+                error: SubmitError::Invalid(format!(
+                    "the idempotency key is {} bytes, more than the {IDEMPOTENCY_KEY_MAX} \
+                     a key may have; nothing was submitted: use a shorter key (a UUID, or \
+                     a hash of a longer name)",
+                    key.len()
+                )),
+            });
+        }
         let mut keys = idempotency_key.map(|key| (key, lock(&shared.idempotency.entries)));
         let earlier = keys
             .as_ref()
