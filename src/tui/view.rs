@@ -257,7 +257,8 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) -> Rect {
         Layout::horizontal([Constraint::Min(1), Constraint::Length(badge_width + 1)]).areas(line1);
     let room = usize::from(left.width);
     let first = header_line(app, None);
-    let first = if first.width() > room {
+    // Judged at the figures' widest, so the form does not flip as cpu 9% becomes 13%.
+    let first = if first.width() + header_figures_slack(app) > room {
         whole_items(header_line(app, Some(room)), room, app.options.glyphs.dot)
     } else {
         first
@@ -295,6 +296,26 @@ fn whole_items(line: Line<'static>, room: usize, dot: &str) -> Line<'static> {
         kept.pop();
     }
     Line::from(kept)
+}
+
+/// Columns the full header's changing figures (uptime, tasks/s, cpu, memory used) may still
+/// grow by, up to their usual widest: `59m59s`, `999.9k`, `100%`, `1023.9MiB`.
+fn header_figures_slack(app: &App) -> usize {
+    let Some(snapshot) = &app.view().snapshot else {
+        return 0;
+    };
+    let info = &snapshot.node;
+    let uptime = uptime_text(Duration::from_micros(
+        info.now_unix_us.saturating_sub(info.started_unix_us),
+    ));
+    let rate = rate_text(app.view().series.rates.tasks_per_s);
+    let mut slack = 6usize.saturating_sub(uptime.len()) + 6usize.saturating_sub(rate.len());
+    if let Some(host) = &snapshot.host {
+        let cpu = format!("{:.0}", host.cpu_percent);
+        let used = HumanSize::approx(host.memory_used_bytes).to_string();
+        slack += 3usize.saturating_sub(cpu.len()) + 9usize.saturating_sub(used.len());
+    }
+    slack
 }
 
 /// Identity and load; compact for a narrow terminal of `room` columns, where a name too
@@ -2929,6 +2950,35 @@ mod tests {
                 assert!(figure.ends_with('%'), "{width}: {first_row:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_header_keeps_its_form_while_the_figures_change() {
+        // At any width, cpu 9% and cpu 13% (or 100%) give the same form of the header: the
+        // one that leaves out "goliath" and "workers" must not come and go each second.
+        let form = |cpu: f32, width: u16| {
+            let mut app = App::new(options(), Keymap::default(), Kinds::new());
+            for second in [10, 12] {
+                let mut sample = snapshot(2, tasks(3), second);
+                if let Some(host) = &mut sample.host {
+                    host.cpu_percent = cpu;
+                }
+                app.ingest(sample);
+            }
+            let terminal = draw(&mut app, width, 24);
+            let first_row: String = (0..width)
+                .map(|x| terminal.backend().buffer()[(x, 0)].symbol().to_string())
+                .collect();
+            first_row.contains("workers")
+        };
+        let mut full_seen = false;
+        for width in 80..=140 {
+            let full = form(9.0, width);
+            full_seen |= full;
+            assert_eq!(full, form(13.0, width), "width {width}");
+            assert_eq!(full, form(100.0, width), "width {width}");
+        }
+        assert!(full_seen, "the full form never fit");
     }
 
     #[test]
