@@ -689,7 +689,14 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
             let rows = app.task_rows();
             // The Tasks tab's filter applies here too: say so, or the pane passes for "the
             // newest tasks" while it shows a filtered few.
-            let mut title = format!("Tasks ({} shown", rows.len());
+            // The pane's height less its borders and the column header: a pane that
+            // cannot hold every row says how many it does.
+            let visible = usize::from(area.height.saturating_sub(3));
+            let mut title = if rows.len() > visible {
+                format!("Tasks ({visible} of {} shown", rows.len())
+            } else {
+                format!("Tasks ({} shown", rows.len())
+            };
             if !app.filter.is_empty() {
                 title.push_str(&format!(" · filter \"{}\"", app.filter));
             }
