@@ -483,8 +483,9 @@ impl GossipConfig {
     /// The bind address, parsed.
     pub fn bind_address(&self) -> Result<std::net::SocketAddr, String> {
         self.bind.parse().map_err(|_| {
+            let why = host_port_problem(&self.bind).unwrap_or_else(|| "is not an IP".into());
             format!(
-                "= {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:7421\"",
+                "= {:?} {why}; use IP:PORT, e.g. \"127.0.0.1:7421\"",
                 self.bind
             )
         })
@@ -1321,13 +1322,14 @@ impl Config {
                 format!("has {} entries: use at most 64", gossip.join.len()),
             );
         }
-        if let Some(bad) = gossip.join.iter().find(|a| {
-            a.rsplit_once(':')
-                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
-        }) {
+        if let Some((bad, why)) = gossip
+            .join
+            .iter()
+            .find_map(|seed| Some((seed, host_port_problem(seed)?)))
+        {
             return problem(
                 "gossip.join",
-                format!("entry {bad:?} is not HOST:PORT, e.g. \"10.0.0.5:7421\""),
+                format!("entry {bad:?} {why}; give a seed's HOST:PORT, e.g. \"10.0.0.5:7421\""),
             );
         }
         if let Some((bad, why)) = gossip.join.iter().find_map(|seed| {
@@ -1949,6 +1951,39 @@ fn unseen_in_a_name(c: char) -> bool {
 
 /// Why no packet sent to `address` can reach a node, if none can: port 0, an unspecified
 /// (`0.0.0.0`, `::`) or a broadcast or multicast IP.
+/// Why `text` is not `HOST:PORT` (a host name or an IP, IPv6 in brackets, and a port from 1
+/// to 65535), or None when it is. Port 0 passes: callers that refuse it say why.
+fn host_port_problem(text: &str) -> Option<String> {
+    if let Some((scheme, rest)) = text.split_once("://") {
+        return Some(format!(
+            "is a URL, not HOST:PORT (`{}`, without `{scheme}://`)",
+            rest.trim_end_matches('/')
+        ));
+    }
+    let Some((host, port)) = text.rsplit_once(':').filter(|(host, _)| !host.is_empty()) else {
+        return Some("is not HOST:PORT (no port)".into());
+    };
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Some(
+            "is not HOST:PORT: an IPv6 address goes in brackets, followed by the port, e.g. [::1]:7421"
+                .into(),
+        );
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '@'))
+    {
+        return Some(format!(
+            "has {host:?} for a host, which is no host name or IP"
+        ));
+    }
+    match port.parse::<u64>() {
+        Ok(0..=65535) => None,
+        Ok(port) => Some(format!("has port {port}, out of range (1 to 65535)")),
+        Err(_) => Some(format!("has {port:?} for a port, which is no number")),
+    }
+}
+
 fn unreachable_address(address: std::net::SocketAddr) -> Option<&'static str> {
     let ip = address.ip();
     if address.port() == 0 {
@@ -2206,6 +2241,21 @@ mod tests {
             ("gossip.advertise", "255.255.255.255:7421", "broadcast"),
             ("gossip.join", "127.0.0.1:0", "port 0"),
             ("gossip.join", "localhost:0", "port 0"),
+            (
+                "gossip.join",
+                "http://127.0.0.1:7421",
+                "is a URL, not HOST:PORT (`127.0.0.1:7421`, without `http://`)",
+            ),
+            (
+                "gossip.join",
+                "seed.example:7421/",
+                "for a port, which is no number",
+            ),
+            ("gossip.join", "127.0.0.1:99999", "port 99999, out of range"),
+            ("gossip.join", "seed.example", "no port"),
+            ("gossip.join", "::1:7421", "brackets"),
+            ("gossip.join", "a/b:7421", "no host name or IP"),
+            ("gossip.bind", "127.0.0.1:99999", "port 99999, out of range"),
             (
                 "gossip.join",
                 "10.0.0.1:7421,0.0.0.0:7421",

@@ -1106,11 +1106,20 @@ struct LocalNode {
 fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<LocalNode, Failure> {
     let server_config = check_listen(&config, insecure_listen)?;
     let listen_failure = |error: std::io::Error| {
-        Failure::runtime(anyhow::anyhow!(
-            "cannot listen on {}: {error}. Is another goliath node using it? Attach to it with `goliath console --connect {}`, or start this one elsewhere with --listen 127.0.0.1:0",
-            server_config.listen,
-            server_config.listen
-        ))
+        let listen = server_config.listen;
+        Failure::runtime(match error.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                "cannot listen on {listen}: {error}. Is another goliath node using it? Attach to it with `goliath console --connect {listen}`, or start this one elsewhere with --listen 127.0.0.1:0"
+            ),
+            _ => match goliath::runtime::net::bind_advice(&error, listen) {
+                Some(advice) => anyhow::anyhow!(
+                    "cannot listen on {listen}: {error}; {advice}: pick another with --listen ADDR"
+                ),
+                None => anyhow::anyhow!(
+                    "cannot listen on {listen}: {error}; pick another address with --listen ADDR"
+                ),
+            },
+        })
     };
     // The sockets first, once: a taken port is reported before the log is recovered and the
     // node started (and stopped again), and nothing can take the address in between.

@@ -32,7 +32,8 @@ pub enum ClusterError {
     Config(String),
     /// The UDP socket could not be bound.
     #[error(
-        "gossip: cannot bind UDP {address}: {reason}; is another node using it? pick another with --gossip ADDR"
+        "gossip: cannot bind UDP {address}: {reason}; {}pick another with --gossip ADDR",
+        crate::runtime::net::bind_advice(reason, *address).map(|advice| format!("{advice}: ")).unwrap_or_default()
     )]
     Bind {
         /// Where.
