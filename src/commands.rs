@@ -987,6 +987,9 @@ fn task_detail(info: &TaskInfo) -> String {
 }
 
 /// The membership table: one line per member, glyph ● alive, ◐ suspect, ✕ dead or left.
+/// Membership events `goliath members` prints (the newest); `--json` gives every one kept.
+const MEMBERS_TEXT_EVENTS: usize = 10;
+
 fn members_text(cluster: &ClusterSnapshot) -> String {
     let mut out = String::new();
     let now = cluster
@@ -1099,8 +1102,16 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
         );
     }
     if !cluster.events.is_empty() {
-        let _ = writeln!(out, "recent events:");
-        for event in cluster.events.iter().rev().take(10).rev() {
+        let kept = cluster.events.len();
+        if kept > MEMBERS_TEXT_EVENTS {
+            let _ = writeln!(
+                out,
+                "recent events (the last {MEMBERS_TEXT_EVENTS} of {kept} kept; --json lists them all):"
+            );
+        } else {
+            let _ = writeln!(out, "recent events:");
+        }
+        for event in cluster.events.iter().rev().take(MEMBERS_TEXT_EVENTS).rev() {
             let _ = writeln!(out, "  {} {}", UtcTime(event.at_unix_us), event.text);
         }
     }
@@ -1674,5 +1685,27 @@ mod tests {
             1,
             "only the remote one: {text}"
         );
+        // Of many events kept, the newest ten are printed, and the heading says so.
+        use goliath::runtime::gossip::ClusterEvent;
+        let mut busy = cluster.clone();
+        busy.events = (0..73u64)
+            .map(|i| ClusterEvent {
+                at_unix_us: NOW + i,
+                member: "beta".into(),
+                generation: 1,
+                kind: goliath::runtime::gossip::EventKind::Alive,
+                text: format!("event {i}"),
+            })
+            .collect();
+        let text = members_text(&busy);
+        assert!(
+            text.contains("recent events (the last 10 of 73 kept; --json lists them all):"),
+            "{text}"
+        );
+        assert!(
+            text.contains("event 72") && text.contains("event 63"),
+            "{text}"
+        );
+        assert!(!text.contains("event 62"), "{text}");
     }
 }

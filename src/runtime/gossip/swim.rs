@@ -1656,6 +1656,8 @@ impl Swim {
                 let id = member.id;
                 if degraded {
                     self.probe_first.push(slot_ref);
+                    // To a tenth, as the text gives it: `members --json` printed 17 digits.
+                    let phi = (phi * 10.0).round() / 10.0;
                     self.event(now_us, id, EventKind::Degraded { phi });
                 } else {
                     self.event(now_us, id, EventKind::Recovered);

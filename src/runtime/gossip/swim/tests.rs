@@ -1146,6 +1146,15 @@ fn a_silent_member_becomes_degraded_and_is_probed_first() {
         }
     }
     assert_eq!(pings_before, 0, "not probed by chance before it degraded");
+    // The event gives phi to a tenth, as its text does.
+    let phi = recorder.events.iter().find_map(|e| match e.kind {
+        EventKind::Degraded { phi } => Some(phi),
+        _ => None,
+    });
+    assert!(
+        phi.is_some_and(|phi| phi >= 8.0 && (phi * 10.0 - (phi * 10.0).round()).abs() < 1e-9),
+        "{phi:?}"
+    );
     let views = recorder.swim.members(recorder.now);
     let a5 = views
         .iter()
