@@ -693,6 +693,40 @@ fn idempotency_key_returns_the_same_ids() {
 }
 
 #[test]
+fn a_wait_retried_under_its_key_gets_outcomes_the_history_has_no_room_for() {
+    // A history of 8 keeps 2 or 3 sleeps: of 5 that finish together, most leave it at once.
+    let fixture = Fixture::new(|config| config.history.tasks = 8);
+    let client = fixture.client();
+    let submit = |wait: bool| {
+        fixture.request(
+            &client,
+            Request::Submit(SubmitRequest {
+                specs: vec!["sleep 300ms x5".into()],
+                idempotency_key: Some("retried".into()),
+                wait,
+                report_ids: false,
+            }),
+        )
+    };
+    // The first submit's connection is gone (the client retries after losing it).
+    let first = match submit(false) {
+        Ok(Response::Submitted { ids, .. }) => ids,
+        other => panic!("{other:?}"),
+    };
+    match submit(true) {
+        Ok(Response::Finished { tasks, duplicate }) => {
+            assert!(duplicate);
+            assert_eq!(tasks.iter().map(|t| t.id).collect::<Vec<_>>(), first);
+            assert!(
+                tasks.iter().all(|t| t.state == TaskState::Succeeded),
+                "{tasks:?}"
+            );
+        }
+        other => panic!("the retried wait lost its tasks: {other:?}"),
+    }
+}
+
+#[test]
 fn a_reader_that_stops_reading_is_throttled_not_buffered() {
     let fixture = Fixture::new(|config| {
         config.net.max_inflight = 4;

@@ -1015,6 +1015,26 @@ fn a_reused_slot_delivers_to_its_current_watcher_only() {
     );
 }
 
+/// A watch of tasks submitted earlier gets each when it finishes, and nothing once the
+/// watch is dropped.
+#[test]
+fn a_watch_of_earlier_tasks_gets_them_until_it_is_dropped() {
+    let node = Node::start(config(1, 16)).expect("node starts");
+    let first = submit(&node, "sleep 200ms");
+    let second = submit(&node, "sleep 400ms");
+    let (sender, receiver) = completion_queue();
+    let watch = node.watch_earlier(&[first, second], &sender);
+    let delivered = next_completion(&receiver);
+    assert_eq!(delivered.id, first);
+    assert_eq!(delivered.state, TaskState::Succeeded);
+    drop(watch);
+    wait_finished(&node, second);
+    assert!(
+        receiver.try_recv().is_none(),
+        "a task finished after the watch was dropped was sent"
+    );
+}
+
 #[test]
 fn a_keyed_batch_with_a_refused_spec_takes_nothing_and_leaves_its_key_free() {
     let mut cfg = config(1, 64);

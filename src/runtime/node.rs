@@ -195,6 +195,49 @@ impl Completions {
     }
 }
 
+/// Watchers of tasks submitted earlier, by id: a `submit --wait` retried under a used
+/// idempotency key waits for tasks another connection submitted. Told when the task finishes,
+/// as a watched submission is; without it, such a wait looked tasks up in the history, where
+/// a batch larger than the history (or other work finishing meanwhile) had pushed them out.
+/// Entries leave when their task finishes or their wait ends ([`LateWatch`]); the finishing
+/// path looks at the table only while it holds any.
+#[derive(Debug, Default)]
+struct LateWatchers {
+    /// Entries in `table`, read by every finishing task without taking the lock.
+    count: CachePadded<AtomicUsize>,
+    table: Mutex<std::collections::HashMap<TaskId, CompletionSender>>,
+}
+
+/// A connection's watch of earlier tasks (see [`Node::watch_earlier`]); dropping it ends the
+/// watch of those not finished yet.
+pub struct LateWatch {
+    shared: Arc<Shared>,
+    ids: Vec<TaskId>,
+    sender: CompletionSender,
+}
+
+impl std::fmt::Debug for LateWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateWatch").field("ids", &self.ids).finish()
+    }
+}
+
+impl Drop for LateWatch {
+    fn drop(&mut self) {
+        let watchers = &self.shared.late_watchers;
+        let mut table = lock(&watchers.table);
+        for id in &self.ids {
+            if table
+                .get(id)
+                .is_some_and(|held| held.same_queue(&self.sender))
+            {
+                table.remove(id);
+            }
+        }
+        watchers.count.store(table.len(), Ordering::Relaxed);
+    }
+}
+
 /// Keys to what they made, and the keys in arrival order.
 pub(crate) type KeyTable = (
     std::collections::HashMap<String, KeyEntry>,
@@ -388,6 +431,7 @@ pub(crate) struct Shared {
     /// Kinds known (built-in plus registered), checked on every submission.
     kind_count: u16,
     completions: Completions,
+    late_watchers: LateWatchers,
     pub(crate) idempotency: IdempotencyKeys,
     accepting: AtomicBool,
     stopping: AtomicBool,
@@ -682,6 +726,9 @@ impl Shared {
         if flags & slot_flags::WATCHED != 0 && !interrupted {
             self.deliver(index, &record, &output, text.as_deref(), error.as_deref());
         }
+        if self.late_watchers.count.load(Ordering::Relaxed) != 0 && !interrupted {
+            self.deliver_late(&record, &output, text.as_deref(), error.as_deref());
+        }
         let ledger = match site {
             FinishSite::Worker(worker_index) => {
                 self.history
@@ -727,6 +774,29 @@ impl Shared {
         let info = self.describe(record, output.clone(), text, error.map(Box::from));
         if let Some(sender) = lock(place).as_ref() {
             sender.send(info);
+        }
+    }
+
+    /// Sends a finished task to a connection that waits for it though another submitted it
+    /// (see [`LateWatchers`]).
+    #[cold]
+    fn deliver_late(
+        &self,
+        record: &Record,
+        output: &TaskOutput,
+        text: Option<&str>,
+        error: Option<&str>,
+    ) {
+        let sender = {
+            let mut table = lock(&self.late_watchers.table);
+            let sender = table.remove(&record.id);
+            self.late_watchers
+                .count
+                .store(table.len(), Ordering::Relaxed);
+            sender
+        };
+        if let Some(sender) = sender {
+            sender.send(self.describe(record, output.clone(), text, error.map(Box::from)));
         }
     }
 
@@ -1152,6 +1222,7 @@ impl NodeBuilder {
             offload: Offload::new(io.handle().clone()),
             kind_count,
             completions: Completions::new(capacity),
+            late_watchers: LateWatchers::default(),
             idempotency: IdempotencyKeys {
                 entries: Mutex::new(Default::default()),
                 capacity: config.node.idempotency_keys,
@@ -1902,6 +1973,24 @@ impl Node {
     /// Subscribes to task events (queued, running, finished).
     pub fn subscribe(&self) -> EventStream {
         self.shared.events.subscribe()
+    }
+
+    /// Watches tasks submitted earlier (the ids a used idempotency key made): each sent to
+    /// `watcher` when it finishes, as a task submitted with it is. A task that has finished
+    /// already is not sent (the caller looks those up); a later watch of the same task by
+    /// another watcher replaces this one. The watch ends when the returned guard is dropped.
+    pub fn watch_earlier(&self, ids: &[TaskId], watcher: &CompletionSender) -> LateWatch {
+        let watchers = &self.shared.late_watchers;
+        let mut table = lock(&watchers.table);
+        for id in ids {
+            table.insert(*id, watcher.clone());
+        }
+        watchers.count.store(table.len(), Ordering::Relaxed);
+        LateWatch {
+            shared: self.shared.clone(),
+            ids: ids.to_vec(),
+            sender: watcher.clone(),
+        }
     }
 
     /// Records the protocol address the node serves, for snapshots.

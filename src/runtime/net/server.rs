@@ -33,7 +33,8 @@ use crate::runtime::completions::{CompletionReceiver, CompletionSender, completi
 use crate::runtime::events::EventError;
 use crate::runtime::idhash::IdMap;
 use crate::runtime::node::{
-    BatchError, CancelError, CancelOutcome, LookupError, Node, OpenConnection, SubmitError,
+    BatchError, CancelError, CancelOutcome, LateWatch, LookupError, Node, OpenConnection,
+    SubmitError,
 };
 use crate::runtime::snapshot::{TaskInfo, TaskQuery};
 use crate::runtime::task::{KindId, Submission, TaskId};
@@ -444,6 +445,10 @@ struct PendingWait {
     serial: u64,
     /// The polls of an earlier submission's tasks, stopped when the wait ends early.
     polls: Vec<tokio::task::AbortHandle>,
+    /// The node's watch of an earlier submission's tasks (ended with the wait): they come in
+    /// as this connection's own do, also those the history has no room to keep; the polls
+    /// find those that had finished before it began.
+    _late: Option<LateWatch>,
     /// The ids to send as [`StreamItem::Accepted`] once durable, if the client asked.
     report: Option<Vec<TaskId>>,
     /// Output bytes held for the answer; past [`WAIT_OUTPUT_BUDGET`] every output is cut as
@@ -1046,6 +1051,9 @@ impl Connection {
                 let serial = self.next_wait_serial;
                 self.next_wait_serial += 1;
                 let mut polls = Vec::new();
+                let late = outcome
+                    .duplicate
+                    .then(|| node.watch_earlier(&outcome.ids, &self.completions));
                 if outcome.duplicate {
                     // The earlier submission was not watched by us: poll those tasks.
                     for (index, id) in outcome.ids.into_iter().enumerate() {
@@ -1065,6 +1073,7 @@ impl Connection {
                         permit,
                         serial,
                         polls,
+                        _late: late,
                         report,
                         output_bytes: 0,
                         outputs_cut: false,
@@ -1118,6 +1127,18 @@ impl Connection {
             Ok(info) => return self.resolve(stream, index, info),
             Err(error) => error,
         };
+        // Gone from the history, but perhaps sent by the watch before it left: those sent
+        // are queued ahead of this answer.
+        while let Some(info) = self.completed.try_recv() {
+            self.completed_task(info);
+        }
+        if self
+            .waits
+            .get(&stream)
+            .is_none_or(|wait| wait.serial != serial || wait.tasks[index].is_some())
+        {
+            return;
+        }
         let Some(wait) = self.waits.remove(&stream) else {
             return;
         };
@@ -1204,8 +1225,10 @@ impl Connection {
 /// an error once the node no longer knows it.
 async fn poll_until_finished(node: &Node, id: TaskId) -> Result<TaskInfo, LookupError> {
     // Each look copies no output; the whole task is taken once, when it has finished.
+    // Those still running when the wait began come through the node's watch too: this finds
+    // the others, and a task the node no longer knows.
     while !node.task_with_output_up_to(id, 0)?.state.is_finished() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     node.task(id)
 }
@@ -1307,6 +1330,7 @@ mod tests {
             permit,
             serial: 1,
             polls: Vec::new(),
+            _late: None,
             report: None,
             output_bytes: 0,
             outputs_cut: false,
