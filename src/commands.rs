@@ -1290,8 +1290,11 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
     let recovered = &wal.recovered;
     let _ = writeln!(
         out,
-        "  start   recovered {} tasks to run again ({} had started), {} finished, {} keys; {} torn bytes dropped",
-        recovered.requeued_running + recovered.requeued_queued,
+        "  start   recovered {} to run again ({} had started), {} finished, {} keys; {} torn bytes dropped",
+        match recovered.requeued_running + recovered.requeued_queued {
+            1 => "1 task".to_string(),
+            n => format!("{n} tasks"),
+        },
         recovered.requeued_running,
         recovered.history,
         recovered.keys,

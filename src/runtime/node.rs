@@ -1664,7 +1664,15 @@ impl Node {
         // Recovered after a restart (no print kept): the count, then the first specs.
         let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
         if total != ids.len() as u64 {
-            return Some(format!("{} tasks then, {total} now", ids.len()));
+            let count = |n: u64| match n {
+                1 => "1 task".to_string(),
+                n => format!("{n} tasks"),
+            };
+            return Some(format!(
+                "{} then, {} now",
+                count(ids.len() as u64),
+                count(total)
+            ));
         }
         let specs = submissions
             .iter()

@@ -119,13 +119,22 @@ impl FromStr for TaskState {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let wanted = text.trim().to_lowercase().replace('-', "_");
+        // The other spellings people type: `timedout`, and the American `canceled`.
+        let wanted = match wanted.as_str() {
+            "timedout" => "timed_out",
+            "canceled" => "cancelled",
+            other => other,
+        };
         TaskState::ALL
             .into_iter()
-            .find(|s| s.as_str() == wanted || (wanted == "timedout" && *s == TaskState::TimedOut))
+            .find(|s| s.as_str() == wanted)
             .ok_or_else(|| {
                 let names: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+                let hint = crate::runtime::suggest::closest(wanted, names.iter().copied())
+                    .map(|name| format!("did you mean '{name}'? "))
+                    .unwrap_or_default();
                 format!(
-                    "unknown state '{}'; use one of {}",
+                    "unknown state '{}'; {hint}use one of {}",
                     crate::runtime::units::printable(text, false),
                     names.join(", ")
                 )
@@ -1594,6 +1603,10 @@ mod tests {
         assert_eq!("timed-out".parse::<TaskState>(), Ok(TaskState::TimedOut));
         assert_eq!("Running".parse::<TaskState>(), Ok(TaskState::Running));
         assert!("sleeping".parse::<TaskState>().is_err());
+        assert_eq!("canceled".parse::<TaskState>(), Ok(TaskState::Cancelled));
+        assert_eq!("timedout".parse::<TaskState>(), Ok(TaskState::TimedOut));
+        let error = "suceeded".parse::<TaskState>().unwrap_err();
+        assert!(error.contains("did you mean 'succeeded'?"), "{error}");
     }
 
     struct Resize;
