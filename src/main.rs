@@ -448,6 +448,9 @@ impl From<CommandError> for Failure {
     }
 }
 
+/// Whether this run is a client command (output then reports a node's answer).
+static CLIENT_COMMAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Writes a command's output (see [`out!`]): a closed pipe exits 0 at once, any other
 /// failure to write exits 1 saying so.
 fn write_stdout(text: std::fmt::Arguments<'_>) {
@@ -456,7 +459,14 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("goliath: cannot write to standard output: {error}");
+        // A client command's output follows the node's answer: what was asked was done, only
+        // its report is lost (a script that retries a submit would submit it again).
+        let done = if CLIENT_COMMAND.load(std::sync::atomic::Ordering::Relaxed) {
+            "; the node had answered, so what was asked of it (a submit, a cancel) was done, and only this report of it is lost"
+        } else {
+            ""
+        };
+        eprintln!("goliath: cannot write to standard output: {error}{done}");
         std::process::exit(1);
     }
 }
@@ -594,6 +604,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     };
     let client = |name: &str, target: Target, command: ClientCommand| {
         refuse_outer(name, Some(&[]), false)?;
+        CLIENT_COMMAND.store(true, std::sync::atomic::Ordering::Relaxed);
         run_client(
             &NodeArgs::default().merged(&outer_node, &config),
             target,

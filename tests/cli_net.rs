@@ -533,6 +533,26 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(status.success(), "{args:?}: {status:?} {stderr}");
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
+    // Output that cannot be written (a full disk) is an error, and it says the submit was
+    // done all the same: a script must not take it for a refusal and submit again.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full opens");
+    let output = goliath()
+        .args(["submit", "--node", &node.address, "fib 11"])
+        .stdout(full)
+        .output()
+        .expect("client runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to standard output")
+            && stderr.contains("was done, and only this report of it is lost"),
+        "{stderr}"
+    );
+    let listed = node.json(&["task", "4"]);
+    assert_eq!(listed["spec"], "fib 11", "{listed}");
 }
 
 #[test]
