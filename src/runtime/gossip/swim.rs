@@ -2564,6 +2564,12 @@ impl Swim {
             return false;
         }
         let says_down = matches!(update.claim, Claim::Dead | Claim::Left);
+        // From the member itself: its packet's header, or its own update riding on it.
+        let first_hand = match source {
+            Source::Own => true,
+            Source::Packet(sender) => *sender == update.id.name,
+            Source::Table(_) => false,
+        };
         let update = match (update.claim, source) {
             (Claim::Dead, Source::Table(sender)) => Update {
                 id: update.id,
@@ -2664,6 +2670,16 @@ impl Swim {
                     }
                     if was != MemberState::Alive {
                         self.event(now_us, update.id, EventKind::Alive);
+                    }
+                    if was == MemberState::Dead && first_hand {
+                        // Back from a pause, it may have heard only its suspicion (sent to
+                        // it directly, and waiting in its socket), not its death: tell it,
+                        // so that its own account says it was declared dead.
+                        self.hint_with(slot, address, now_us, |member| Update {
+                            id: member.id,
+                            incarnation,
+                            claim: Claim::Dead,
+                        });
                     }
                     self.enqueue(slot, without_meta(update));
                     true

@@ -825,6 +825,34 @@ fn dead_entries_in_a_state_exchange_only_raise_suspicion() {
 }
 
 #[test]
+fn a_member_back_from_the_dead_is_told_it_was_declared_dead() {
+    let mut recorder = with_members(2);
+    let dead = Update {
+        id: id("a1", 1),
+        incarnation: 0,
+        claim: Claim::Dead,
+    };
+    recorder.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, vec![dead]));
+    let (_, state, _) = recorder.swim.member_state("a1").expect("known");
+    assert_eq!(state, MemberState::Dead);
+    recorder.run_until(recorder.now + 2_000 * MS);
+    recorder.take_sent();
+    // a1 speaks again, at a higher incarnation (it refuted a suspicion it heard).
+    let mut back = packet(&id("a1", 1), ping_me(3), vec![]);
+    back.incarnation = 1;
+    recorder.receive(addr(2), &back);
+    let (_, state, _) = recorder.swim.member_state("a1").expect("known");
+    assert_eq!(state, MemberState::Alive);
+    let told = recorder.take_sent().into_iter().any(|(to, p)| {
+        to == addr(2)
+            && p.updates.iter().any(|u| {
+                u.id == id("a1", 1) && u.incarnation == 0 && matches!(u.claim, Claim::Dead)
+            })
+    });
+    assert!(told, "a1 was not told it had been declared dead");
+}
+
+#[test]
 fn a_member_said_to_be_down_that_this_node_does_not_know_stays_unknown() {
     let mut recorder = with_members(2);
     for (claim, source) in [
