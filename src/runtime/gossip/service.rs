@@ -650,6 +650,7 @@ async fn run(
     let mut last_meta: Option<(u32, u32, u32)> = None;
     let mut join_report = JoinReport::default();
     let mut strangers = StrangerReport::default();
+    let mut table_full = TableFullReport::default();
     flush(&shared, &socket).await;
     loop {
         let next = lock(&shared.state).swim.poll_timeout();
@@ -677,6 +678,7 @@ async fn run(
                 let mut state = lock(&shared.state);
                 let now = shared.now_us();
                 state.swim.handle_timeout(now);
+                table_full.check(state.swim.stats().table_full, state.swim.config().max_members);
             }
             _ = meta_tick.tick() => {
                 if let Some(node) = node.upgrade() {
@@ -799,6 +801,40 @@ impl StrangerReport {
             %from,
             "gossip packets from {from} {what}: dropped. If that node should be a member, start it with node.cluster = \"{cluster}\" and the same goliath version"
         );
+    }
+}
+
+/// Says when members were left out because the member table is full (`gossip.max_members`),
+/// at most every [`TABLE_FULL_EVERY`]: the table then lists part of the cluster, and only a
+/// counter in `goliath members --json` told.
+#[derive(Debug, Default)]
+struct TableFullReport {
+    /// The count at the last warning.
+    warned_count: u64,
+    warned_at: Option<Instant>,
+}
+
+/// How often a full member table is reported.
+const TABLE_FULL_EVERY: Duration = Duration::from_secs(600);
+
+impl TableFullReport {
+    /// Looks at the count of members left out; returns what it logged (for tests).
+    fn check(&mut self, left_out: u64, max_members: usize) -> Option<String> {
+        if left_out <= self.warned_count
+            || self
+                .warned_at
+                .is_some_and(|at| at.elapsed() < TABLE_FULL_EVERY)
+        {
+            return None;
+        }
+        let message = format!(
+            "the member table is full (gossip.max_members = {max_members}, this node not counted): members it heard of were left out ({} times since the last warning), so it lists part of the cluster; raise gossip.max_members",
+            left_out - self.warned_count
+        );
+        tracing::warn!("{message}");
+        self.warned_count = left_out;
+        self.warned_at = Some(Instant::now());
+        Some(message)
     }
 }
 
@@ -1002,6 +1038,19 @@ fn protocol_address(listen: Option<&str>, advertise: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_member_table_is_reported_once_then_at_most_every_ten_minutes() {
+        let mut report = TableFullReport::default();
+        assert_eq!(report.check(0, 2), None, "nothing left out, nothing said");
+        let warning = report.check(14, 2).expect("warned");
+        assert!(
+            warning.contains("gossip.max_members = 2, this node not counted")
+                && warning.contains("14 times"),
+            "{warning}"
+        );
+        assert_eq!(report.check(20, 2), None, "not again within ten minutes");
+    }
 
     #[test]
     fn a_protocol_listening_on_every_interface_is_told_as_the_gossip_ip() {
