@@ -112,6 +112,7 @@ fn local_reply(node: &Node, command: Command) -> Reply {
             let result = node.submit_text(&text).map_err(|e| e.to_string());
             Reply::Submitted {
                 refused: result.is_err(),
+                sent: true,
                 text,
                 result,
             }
@@ -321,6 +322,7 @@ async fn remote_reply(client: &Client, command: Command) -> Reply {
                 text,
                 result,
                 refused,
+                sent: true,
             }
         }
         Command::Cancel(ids) => {
@@ -377,6 +379,7 @@ fn failed(command: Command, error: String) -> Reply {
             result: Err(error),
             // Never sent: the node took nothing.
             refused: true,
+            sent: false,
         },
         Command::Cancel(ids) => Reply::Cancelled {
             results: ids.into_iter().map(|id| (id, Err(error.clone()))).collect(),

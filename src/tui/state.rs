@@ -750,6 +750,8 @@ pub enum Reply {
         /// The node (or the console, before sending) refused it: nothing was taken, so the
         /// text may be edited and sent again. False when the outcome is unknown.
         refused: bool,
+        /// It reached the node (false: not connected, so never sent).
+        sent: bool,
     },
     /// The result of a cancel, per task in the order asked.
     Cancelled {
@@ -1203,6 +1205,7 @@ impl App {
                 text,
                 result,
                 refused,
+                sent,
             } => {
                 match result {
                     Ok(ids) => {
@@ -1231,14 +1234,23 @@ impl App {
                             // "submitting … (waiting for the node)" is answered.
                             self.status = None;
                             let mut input = LineInput::with_text(&text);
-                            input.error = Some(format!("refused by the node: {error}"));
+                            input.error = Some(if sent {
+                                format!("refused by the node: {error}")
+                            } else {
+                                format!("not sent: {error}")
+                            });
                             self.overlay = Some(Overlay::Submit(input));
                         } else if refused {
                             tracing::warn!(spec = %text, "submit refused: {error}");
                             self.tell(
                                 Severity::Error,
                                 format!(
-                                    "submit refused by the node: {error} (n, then ↑, brings the spec back to edit)"
+                                    "submit {}: {error} (n, then ↑, brings the spec back to edit)",
+                                    if sent {
+                                        "refused by the node"
+                                    } else {
+                                        "not sent"
+                                    }
                                 ),
                             );
                         } else {
@@ -3229,6 +3241,7 @@ pub(crate) mod tests {
             text: "exec -- ls".into(),
             result: Err("exec tasks are not accepted over the network".into()),
             refused: true,
+            sent: true,
         });
         assert!(app.overlay.is_none(), "{:?}", app.overlay);
         let status = app.status.clone().unwrap();
@@ -3254,6 +3267,7 @@ pub(crate) mod tests {
             text: "spin 1s x3".into(),
             result: Ok(vec![TaskId(4), TaskId(5), TaskId(6)]),
             refused: false,
+            sent: true,
         });
         assert!(app.status.as_ref().unwrap().text.contains("3 tasks (4–6)"));
         assert!(app.overlay.is_none());
@@ -3261,6 +3275,7 @@ pub(crate) mod tests {
             text: "spin 1s".into(),
             result: Err("node busy: all 8 task slots are in use; retry when some finish or raise arena.slots".into()),
             refused: true,
+            sent: true,
         });
         // The node took nothing: the prompt is back with the text and why, to edit or retry
         // (said there, not also in the status line the prompt would half cover).
@@ -3279,6 +3294,7 @@ pub(crate) mod tests {
             text: "spin 1s".into(),
             result: Err("connection to the node closed: reset".into()),
             refused: false,
+            sent: true,
         });
         assert!(app.overlay.is_none(), "{:?}", app.overlay);
         let status = app.status.clone().unwrap();

@@ -333,7 +333,11 @@ fn header_line(app: &App, room: Option<usize>) -> Line<'static> {
     let Some(snapshot) = &app.view().snapshot else {
         spans.push(Span::styled(
             match &app.options.remote {
-                Some(address) => format!("connecting to {address}…"),
+                Some(address) => match &app.link {
+                    Link::Down { refused: true, .. } => format!("{address} refused the console"),
+                    Link::Down { .. } => format!("no connection to {address}"),
+                    _ => format!("connecting to {address}…"),
+                },
                 None => "starting the local node…".to_string(),
             },
             theme.muted,
@@ -1929,7 +1933,18 @@ fn draw_task_table(
     frame.render_widget(table, inner);
     if rows.is_empty() {
         let message = if app.view().snapshot.is_none() {
-            "waiting for the node…".to_string()
+            match &app.link {
+                // Why is on the header's right; the error itself on the Logs tab.
+                Link::Down {
+                    refused: true,
+                    error,
+                    ..
+                } => {
+                    format!("the node refused the console: {error}")
+                }
+                Link::Down { error, .. } => format!("no connection to the node: {error}"),
+                _ => "waiting for the node…".to_string(),
+            }
         } else if !app.filter.is_empty() && app.tab == Tab::Tasks {
             format!("no task matches \"{}\" (esc clears the filter)", app.filter)
         } else if !app.filter.is_empty() {
@@ -2802,6 +2817,42 @@ mod tests {
         });
         let first = header_row(&draw(&mut app, 120, 40));
         assert!(first.contains("refused · figures"), "{first}");
+    }
+
+    #[test]
+    fn a_console_refused_before_any_figures_says_so_everywhere() {
+        use crate::tui::state::Reply;
+        let remote = crate::tui::state::Options {
+            remote: Some("127.0.0.1:7420".into()),
+            ..options()
+        };
+        let mut app = App::new(remote, Keymap::default(), Kinds::new());
+        app.on_reply(Reply::Disconnected {
+            error: "the node is in cluster \"goliath\", not \"other\"".into(),
+            retry_in: Duration::from_secs(30),
+            refused: true,
+        });
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        let first = text.lines().next().expect("a header").to_string();
+        assert!(
+            first.contains("127.0.0.1:7420 refused the console") && !first.contains("connecting"),
+            "{first}"
+        );
+        assert!(
+            text.contains("the node refused the console: the node is in cluster")
+                && !text.contains("waiting for the node"),
+            "{text}"
+        );
+        // A submit typed meanwhile is not said to be refused by a node never reached.
+        app.on_reply(Reply::Submitted {
+            text: "fib 3".into(),
+            result: Err("not connected to 127.0.0.1:7420: refused".into()),
+            refused: true,
+            sent: false,
+        });
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(text.contains("not sent: not connected"), "{text}");
+        assert!(!text.contains("refused by the node"), "{text}");
     }
 
     #[test]
