@@ -1570,15 +1570,18 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
         .rev()
         .take(usize::from(events_inner.height))
         .map(|event| {
+            let age = format!(
+                "{:>9} ago  ",
+                short_us(now.saturating_sub(event.at_unix_us))
+            );
+            // A long event (a restart names two generations) ends in `…` where it is cut.
+            let room = usize::from(events_inner.width).saturating_sub(age.chars().count());
             Line::from(vec![
+                Span::styled(age, theme.muted),
                 Span::styled(
-                    format!(
-                        "{:>9} ago  ",
-                        short_us(now.saturating_sub(event.at_unix_us))
-                    ),
-                    theme.muted,
+                    crate::runtime::units::cut_to_width(&event.text, room),
+                    theme.text,
                 ),
-                Span::styled(event.text.clone(), theme.text),
             ])
         })
         .collect();
@@ -3638,6 +3641,33 @@ mod panel_tests {
     fn overview_with_wal_and_cluster_80x24() {
         let app = app(2, true, true);
         insta::assert_snapshot!(draw(&app, 80, 24).backend());
+    }
+
+    #[test]
+    fn a_membership_event_too_long_for_the_pane_ends_in_a_mark() {
+        let mut app = app(2, true, true);
+        let mut sample = snapshot(2, Vec::new(), 13);
+        let mut with_restart = cluster();
+        let kind = EventKind::Restarted {
+            previous_generation: 1_796_288_348_925_590,
+            moved_from: None,
+        };
+        with_restart.events.push(ClusterEvent {
+            at_unix_us: NOW + 12_000_000,
+            member: "beta".into(),
+            generation: 1_796_288_348_999_999,
+            text: ClusterEvent::describe("beta", 1_796_288_348_999_999, &kind),
+            kind,
+        });
+        sample.cluster = Some(with_restart);
+        app.ingest(sample);
+        app.tab = crate::tui::state::Tab::Cluster;
+        let text = format!("{}", draw(&app, 80, 24).backend());
+        let line = text
+            .lines()
+            .find(|line| line.contains("beta restarted"))
+            .unwrap_or_else(|| panic!("no restart line: {text}"));
+        assert!(line.contains("…"), "cut without a mark: {line}");
     }
 
     #[test]
