@@ -1729,9 +1729,18 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
         column.title().to_lowercase(),
         if descending { "▼" } else { "▲" }
     ));
+    // Sorted by a column a narrow table leaves out (chosen in a wider window): say so, or
+    // the order looks like none.
+    if area.width.saturating_sub(2) < NARROW_TABLE_WIDTH && NARROW_HIDDEN.contains(&column) {
+        title.push_str(" (not shown at this width)");
+    }
     let block = pane_block(app, title, true);
     draw_task_table(frame, app, &rows, area, block, false, hits);
 }
+
+/// Below this many columns inside its borders, the full task table leaves out
+/// [`NARROW_HIDDEN`] (see [`narrow_columns`]).
+const NARROW_TABLE_WIDTH: u16 = 100;
 
 /// The full task table's columns without KIND and ATTEMPT when `narrow`: the spec names
 /// its kind, the detail view its attempt, and at 80 columns SPEC kept only 10 without this.
@@ -1785,7 +1794,7 @@ fn draw_task_table(
         }
     };
     let rows_area = Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1);
-    let narrow = inner.width < 100;
+    let narrow = inner.width < NARROW_TABLE_WIDTH;
     if !compact {
         hits.narrow_tasks = narrow;
     }
@@ -2820,6 +2829,30 @@ mod tests {
         });
         let first = header_row(&draw(&mut app, 120, 40));
         assert!(first.contains("refused · figures"), "{first}");
+    }
+
+    #[test]
+    fn a_sort_by_a_column_a_narrow_table_leaves_out_says_so() {
+        let mut app = app_with(2, 12);
+        app.tab = Tab::Tasks;
+        app.sort = (SortColumn::Kind, false);
+        let title = |app: &mut App, width: u16| {
+            let text = format!("{}", draw(app, width, 24).backend());
+            text.lines()
+                .find(|line| line.contains("by kind"))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(
+            title(&mut app, 80).contains("by kind ▲ (not shown at this width)"),
+            "{}",
+            title(&mut app, 80)
+        );
+        assert!(
+            !title(&mut app, 140).contains("not shown"),
+            "{}",
+            title(&mut app, 140)
+        );
     }
 
     #[test]
