@@ -186,6 +186,10 @@ pub struct LineInput {
     history_index: Option<usize>,
     /// The line being typed when history browsing began.
     draft: String,
+    /// Enter sent the text and the node has not answered yet: the prompt stays open, its
+    /// text held, so that a refusal lands where the operator is looking rather than in a
+    /// prompt that reopens under the next key.
+    pub sending: bool,
 }
 
 impl LineInput {
@@ -816,11 +820,6 @@ pub struct App {
     pub members_offset: usize,
     /// The open detail view.
     pub detail: Option<Detail>,
-    /// Keys taken so far (by [`App::on_key`]).
-    keys_seen: u64,
-    /// [`App::keys_seen`] when the latest submit was sent: a refusal reopens the prompt only
-    /// if no key came since.
-    keys_at_submit: u64,
     /// Submitted specs (from `n` or the palette's `submit`), oldest first.
     pub prompt_history: VecDeque<String>,
     /// Palette lines run, oldest first: a history apart, so ↑ at the submit prompt never
@@ -943,8 +942,6 @@ impl App {
             workers_offset: 0,
             members_offset: 0,
             detail: None,
-            keys_seen: 0,
-            keys_at_submit: 0,
             prompt_history: VecDeque::new(),
             palette_history: VecDeque::new(),
             status: None,
@@ -1207,6 +1204,30 @@ impl App {
                 refused,
                 sent,
             } => {
+                // The prompt that sent it, still open and waiting: it takes the answer.
+                let waiting = match &mut self.overlay {
+                    Some(Overlay::Submit(input)) if input.sending && input.text.trim() == text => {
+                        Some(input)
+                    }
+                    _ => None,
+                };
+                if let Some(input) = waiting {
+                    input.sending = false;
+                    match &result {
+                        Ok(_) => self.overlay = None,
+                        Err(error) if refused => {
+                            tracing::warn!(spec = %text, "submit refused: {error}");
+                            input.error = Some(if sent {
+                                format!("refused by the node: {error}")
+                            } else {
+                                format!("not sent: {error}")
+                            });
+                            return NOTHING;
+                        }
+                        // Not known whether the node took it: not offered again.
+                        Err(_) => self.overlay = None,
+                    }
+                }
                 match result {
                     Ok(ids) => {
                         let summary = match ids.as_slice() {
@@ -1221,26 +1242,10 @@ impl App {
                         self.tell(Severity::Info, summary);
                     }
                     Err(error) => {
-                        // The prompt closed on Enter; a refusal (exec not allowed over the
-                        // network, a kind the node lacks, a full arena) opens it again with
-                        // the text and the reason, to be edited, as a parse error keeps it.
-                        // The reason is then said there (and in the log), not also in the
-                        // status line, which the prompt would half cover. Not once a key
-                        // came after Enter: it was meant for what was on screen then (a tab
-                        // key, Esc), and must not land in a prompt that opened under it.
-                        let untouched = self.keys_seen == self.keys_at_submit;
-                        if refused && self.overlay.is_none() && untouched {
-                            tracing::warn!(spec = %text, "submit refused: {error}");
-                            // "submitting … (waiting for the node)" is answered.
-                            self.status = None;
-                            let mut input = LineInput::with_text(&text);
-                            input.error = Some(if sent {
-                                format!("refused by the node: {error}")
-                            } else {
-                                format!("not sent: {error}")
-                            });
-                            self.overlay = Some(Overlay::Submit(input));
-                        } else if refused {
+                        // Sent from the palette, or from a prompt closed while it waited: the
+                        // status line says why, and how to get the text back to edit it (a
+                        // prompt reopened by the answer took the keys typed after Enter).
+                        if refused {
                             tracing::warn!(spec = %text, "submit refused: {error}");
                             self.tell(
                                 Severity::Error,
@@ -1395,7 +1400,6 @@ impl App {
 
     /// A key press.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
-        self.keys_seen += 1;
         // Ctrl-C quits as in any terminal program, also when `quit` is bound to other keys,
         // unless it was bound to another action itself.
         let chord = KeyChord::from_event(&key);
@@ -1537,7 +1541,6 @@ impl App {
     /// Said until the node answers a submission (a slow or stopped node can take a while),
     /// so it is not submitted again for want of an answer.
     fn tell_submitting(&mut self, text: &str) {
-        self.keys_at_submit = self.keys_seen;
         self.tell(
             Severity::Info,
             format!(
@@ -1862,6 +1865,10 @@ impl App {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     vec![Command::Cancel(vec![id])]
                 }
+                // Closed on a task that ended meanwhile: nothing was left running.
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc if state.is_finished() => {
+                    NOTHING
+                }
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
                     self.tell(Severity::Info, format!("task {id} left running"));
                     NOTHING
@@ -1871,6 +1878,14 @@ impl App {
                     NOTHING
                 }
             },
+            // Waiting for the node: Esc closes (its answer then goes to the status line),
+            // other keys wait with the text (the answer comes in a moment).
+            Overlay::Submit(input) if input.sending => {
+                if key.code != KeyCode::Esc {
+                    self.overlay = Some(Overlay::Submit(input));
+                }
+                NOTHING
+            }
             Overlay::Submit(mut input) => match key.code {
                 KeyCode::Esc => NOTHING,
                 KeyCode::Up | KeyCode::Down => {
@@ -1891,7 +1906,9 @@ impl App {
                         return NOTHING;
                     }
                     remember(&mut self.prompt_history, &text);
-                    self.tell_submitting(&text);
+                    input.sending = true;
+                    input.error = None;
+                    self.overlay = Some(Overlay::Submit(input));
                     vec![Command::Submit(text)]
                 }
                 _ => {
@@ -2527,6 +2544,14 @@ pub(crate) mod tests {
             press(&mut app, "enter"),
             vec![Command::Submit("spin 300ms x20".into())]
         );
+        // The prompt waits for the node's answer, and closes when it takes the tasks.
+        assert!(submit_input(&app).sending);
+        app.on_reply(Reply::Submitted {
+            text: "spin 300ms x20".into(),
+            result: Ok(vec![TaskId(1)]),
+            refused: false,
+            sent: true,
+        });
         assert!(app.overlay.is_none());
     }
 
@@ -2537,6 +2562,12 @@ pub(crate) mod tests {
             press(&mut app, "n");
             type_text(&mut app, spec);
             press(&mut app, "enter");
+            app.on_reply(Reply::Submitted {
+                text: spec.into(),
+                result: Ok(vec![TaskId(1)]),
+                refused: false,
+                sent: true,
+            });
         }
         press(&mut app, "n");
         type_text(&mut app, "ech");
@@ -2947,6 +2978,19 @@ pub(crate) mod tests {
             said.contains("already succeeded; nothing to cancel"),
             "{said}"
         );
+        // Closed with Esc instead: nothing is said to be "left running".
+        let (mut app, open) = asking_to_cancel();
+        let mut later = three_tasks();
+        for task in &mut later {
+            if task.id == open.id {
+                task.state = TaskState::Succeeded;
+            }
+        }
+        app.ingest(snapshot(2, later, 2));
+        assert_eq!(press(&mut app, "esc"), NOTHING);
+        assert!(app.overlay.is_none());
+        let said = status_text(&app);
+        assert!(!said.contains("left running"), "{said}");
     }
 
     #[test]
@@ -3226,7 +3270,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_refusal_after_more_keys_is_told_without_reopening_the_prompt() {
+    fn a_refusal_of_a_prompt_closed_while_it_waited_goes_to_the_status_line() {
         let mut app = app();
         press(&mut app, "n");
         type_text(&mut app, "exec -- ls");
@@ -3234,8 +3278,9 @@ pub(crate) mod tests {
             press(&mut app, "enter"),
             vec![Command::Submit("exec -- ls".into())]
         );
-        // The operator moves on before the node answers: Esc, or a tab key.
+        // The operator closes the waiting prompt and moves on before the node answers.
         press(&mut app, "esc");
+        assert!(app.overlay.is_none());
         press(&mut app, "4");
         app.on_reply(Reply::Submitted {
             text: "exec -- ls".into(),
@@ -3258,6 +3303,23 @@ pub(crate) mod tests {
         press(&mut app, "n");
         press(&mut app, "up");
         assert_eq!(submit_input(&app).text, "exec -- ls");
+        // A palette submit never opens the prompt for its refusal: the status line says it.
+        press(&mut app, "esc");
+        press(&mut app, ":");
+        type_text(&mut app, "submit echo a x70000");
+        press(&mut app, "enter");
+        app.on_reply(Reply::Submitted {
+            text: "echo a x70000".into(),
+            result: Err("a batch of 70000 tasks can never fit".into()),
+            refused: true,
+            sent: true,
+        });
+        assert!(app.overlay.is_none(), "{:?}", app.overlay);
+        assert!(
+            status_text(&app).contains("can never fit"),
+            "{}",
+            status_text(&app)
+        );
     }
 
     #[test]
@@ -3271,13 +3333,18 @@ pub(crate) mod tests {
         });
         assert!(app.status.as_ref().unwrap().text.contains("3 tasks (4–6)"));
         assert!(app.overlay.is_none());
+        press(&mut app, "n");
+        type_text(&mut app, "spin 1s");
+        press(&mut app, "enter");
+        // Keys while it waits change nothing (the answer comes in a moment).
+        type_text(&mut app, "4");
         app.on_reply(Reply::Submitted {
             text: "spin 1s".into(),
             result: Err("node busy: all 8 task slots are in use; retry when some finish or raise arena.slots".into()),
             refused: true,
             sent: true,
         });
-        // The node took nothing: the prompt is back with the text and why, to edit or retry
+        // The node took nothing: the prompt says why under the text, to edit or retry
         // (said there, not also in the status line the prompt would half cover).
         assert!(
             !status_text(&app).contains("all 8 task slots"),

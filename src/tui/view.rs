@@ -2212,6 +2212,10 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
             );
             let under = match &input.error {
                 Some(error) => Line::styled(error.clone(), theme.error),
+                None if input.sending => Line::styled(
+                    "sending… waiting for the node's answer (esc closes; the answer then goes to the status line)",
+                    theme.muted,
+                ),
                 None => hint,
             };
             draw_input(frame, app, " Submit a task ", "> ", input, under, rect);
