@@ -1887,8 +1887,15 @@ fn draw_task_table(
         .skip(offset)
         .take(page)
         .map(|(index, task)| {
+            // On the selected row the state takes the row's colours: its own colour may be
+            // the selection's background (running is cyan, the dark theme's selection too).
+            let state_style = if Some(index) == selected {
+                theme.selected
+            } else {
+                theme.state(task.state)
+            };
             let state_cell = Cell::from(Line::from(vec![
-                Span::styled(glyphs.state(task.state), theme.state(task.state)),
+                Span::styled(glyphs.state(task.state), state_style),
                 Span::raw(" "),
                 Span::styled(
                     if compact {
@@ -1896,7 +1903,7 @@ fn draw_task_table(
                     } else {
                         state_label(task.state).to_string()
                     },
-                    theme.state(task.state),
+                    state_style,
                 ),
             ]));
             let worker = task
@@ -2833,6 +2840,46 @@ mod tests {
         });
         let first = header_row(&draw(&mut app, 120, 40));
         assert!(first.contains("refused · figures"), "{first}");
+    }
+
+    #[test]
+    fn the_selected_row_shows_its_state_in_the_rows_colours() {
+        for theme in [ThemeName::Dark, ThemeName::Light] {
+            let options = crate::tui::state::Options {
+                theme: Theme::new(theme),
+                ..options()
+            };
+            let mut app = App::new(options, Keymap::default(), Kinds::new());
+            let running = vec![
+                task(2, TaskState::Running, "spin 5s"),
+                task(1, TaskState::Running, "spin 5s"),
+            ];
+            for second in [10, 12] {
+                app.ingest(snapshot(2, running.clone(), second));
+            }
+            app.tab = Tab::Tasks;
+            app.selected = Some(TaskId(2));
+            let terminal = draw(&mut app, 120, 30);
+            let buffer = terminal.backend().buffer();
+            let area = *buffer.area();
+            // The running glyph on the selected row is in the selection's colours (cyan or
+            // blue on a cyan or blue background was unreadable), elsewhere in its own.
+            let selected = Theme::new(theme).selected;
+            let mut on_selection = 0;
+            for y in 0..area.height {
+                for x in 0..area.width {
+                    let cell = &buffer[(x, y)];
+                    if cell.symbol() == "▶" && Some(cell.bg) == selected.bg {
+                        on_selection += 1;
+                        assert_eq!(Some(cell.fg), selected.fg, "{theme:?}: ▶ at {x},{y}");
+                    }
+                }
+            }
+            assert_eq!(
+                on_selection, 1,
+                "{theme:?}: the selected row shows its state"
+            );
+        }
     }
 
     #[test]
