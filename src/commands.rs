@@ -115,6 +115,9 @@ pub fn stdin_specs() -> Result<(Vec<String>, Vec<usize>), CommandError> {
 /// a stream that never ends is refused instead of filling memory.
 const STDIN_SPECS_MAX: u64 = 4 * goliath::codec::MAX_MESSAGE as u64;
 
+/// Spec lines `goliath submit -` takes at most.
+const STDIN_SPEC_LINES_MAX: usize = 1_000_000;
+
 /// [`stdin_specs`] over any reader, refusing input longer than `limit` bytes.
 fn bounded_spec_lines(
     input: impl std::io::Read,
@@ -156,13 +159,27 @@ fn spec_lines_of(bytes: &[u8]) -> Result<(Vec<String>, Vec<usize>), CommandError
             format!("standard input, line {line}: not UTF-8 text (task specs are text)"),
         )
     })?;
-    let (numbers, lines): (Vec<usize>, Vec<String>) = input
-        .lines()
-        .enumerate()
-        .map(|(index, line)| (index + 1, line.trim()))
-        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
-        .map(|(number, line)| (number, line.to_string()))
-        .unzip();
+    let mut numbers = Vec::new();
+    let mut lines = Vec::new();
+    for (index, line) in input.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // Each spec costs this side some 50 bytes besides its text: a count, not only the
+        // text's size, bounds the memory (66 MB of one-letter lines took 2 GB).
+        if lines.len() == STDIN_SPEC_LINES_MAX {
+            return Err(CommandError::new(
+                exit::USAGE,
+                format!(
+                    "standard input holds more than {STDIN_SPEC_LINES_MAX} specs (line {} is one more); one submission takes at most that many lines: split it, or give a spec copies with xN",
+                    index + 1
+                ),
+            ));
+        }
+        numbers.push(index + 1);
+        lines.push(line.to_string());
+    }
     if lines.is_empty() {
         return Err(CommandError::new(
             exit::USAGE,
@@ -1383,6 +1400,18 @@ mod tests {
         assert_eq!(error.code, exit::USAGE);
         assert!(
             error.message.contains("more than 1KiB of specs") && error.message.contains("split it"),
+            "{}",
+            error.message
+        );
+        // A count bounds the lines kept too (each costs more than its text).
+        let many = "x\n".repeat(STDIN_SPEC_LINES_MAX + 1);
+        let Err(error) = spec_lines_of(many.as_bytes()) else {
+            panic!("{} lines accepted", STDIN_SPEC_LINES_MAX + 1);
+        };
+        assert!(
+            error
+                .message
+                .contains("more than 1000000 specs (line 1000001 is one more)"),
             "{}",
             error.message
         );
