@@ -1033,6 +1033,18 @@ fn a_watch_of_earlier_tasks_gets_them_until_it_is_dropped() {
         receiver.try_recv().is_none(),
         "a task finished after the watch was dropped was sent"
     );
+    // Two watchers of one task (two retries of one key at once) both get it, and one that
+    // stops watching leaves the other's watch in place.
+    let third = submit(&node, "sleep 300ms");
+    let (first_sender, first_receiver) = completion_queue();
+    let (second_sender, second_receiver) = completion_queue();
+    let (dropped_sender, dropped_receiver) = completion_queue();
+    let _first = node.watch_earlier(&[third], &first_sender);
+    let _second = node.watch_earlier(&[third], &second_sender);
+    drop(node.watch_earlier(&[third], &dropped_sender));
+    assert_eq!(next_completion(&first_receiver).id, third);
+    assert_eq!(next_completion(&second_receiver).id, third);
+    assert!(dropped_receiver.try_recv().is_none());
 }
 
 #[test]

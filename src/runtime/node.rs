@@ -205,7 +205,8 @@ impl Completions {
 struct LateWatchers {
     /// Entries in `table`, read by every finishing task without taking the lock.
     count: CachePadded<AtomicUsize>,
-    table: Mutex<std::collections::HashMap<TaskId, CompletionSender>>,
+    /// Each task's watchers (two retries of one key may wait at once).
+    table: Mutex<std::collections::HashMap<TaskId, Vec<CompletionSender>>>,
 }
 
 /// A connection's watch of earlier tasks (see [`Node::watch_earlier`]); dropping it ends the
@@ -227,11 +228,11 @@ impl Drop for LateWatch {
         let watchers = &self.shared.late_watchers;
         let mut table = lock(&watchers.table);
         for id in &self.ids {
-            if table
-                .get(id)
-                .is_some_and(|held| held.same_queue(&self.sender))
-            {
-                table.remove(id);
+            if let Some(senders) = table.get_mut(id) {
+                senders.retain(|held| !held.same_queue(&self.sender));
+                if senders.is_empty() {
+                    table.remove(id);
+                }
             }
         }
         watchers.count.store(table.len(), Ordering::Relaxed);
@@ -787,16 +788,19 @@ impl Shared {
         text: Option<&str>,
         error: Option<&str>,
     ) {
-        let sender = {
+        let senders = {
             let mut table = lock(&self.late_watchers.table);
-            let sender = table.remove(&record.id);
+            let senders = table.remove(&record.id);
             self.late_watchers
                 .count
                 .store(table.len(), Ordering::Relaxed);
-            sender
+            senders
         };
-        if let Some(sender) = sender {
-            sender.send(self.describe(record, output.clone(), text, error.map(Box::from)));
+        if let Some(senders) = senders {
+            let info = self.describe(record, output.clone(), text, error.map(Box::from));
+            for sender in senders {
+                sender.send(info.clone());
+            }
         }
     }
 
@@ -1985,13 +1989,16 @@ impl Node {
 
     /// Watches tasks submitted earlier (the ids a used idempotency key made): each sent to
     /// `watcher` when it finishes, as a task submitted with it is. A task that has finished
-    /// already is not sent (the caller looks those up); a later watch of the same task by
-    /// another watcher replaces this one. The watch ends when the returned guard is dropped.
+    /// already is not sent (the caller looks those up). Several watchers may watch one task.
+    /// The watch ends when the returned guard is dropped.
     pub fn watch_earlier(&self, ids: &[TaskId], watcher: &CompletionSender) -> LateWatch {
         let watchers = &self.shared.late_watchers;
         let mut table = lock(&watchers.table);
         for id in ids {
-            table.insert(*id, watcher.clone());
+            let senders = table.entry(*id).or_default();
+            if !senders.iter().any(|held| held.same_queue(watcher)) {
+                senders.push(watcher.clone());
+            }
         }
         watchers.count.store(table.len(), Ordering::Relaxed);
         LateWatch {
