@@ -675,6 +675,9 @@ const PHI_SCAN: usize = 16;
 /// How late past its earliest due timer the core may be called before that is taken for a
 /// pause of this process, µs.
 const LOCAL_PAUSE_US: u64 = 1_000_000;
+/// Members (of those that held it dead and heard of its return from others) that tell a
+/// member back from the dead that it had been declared dead, on average.
+const DEAD_NOTICE_TELLERS: usize = 4;
 /// Least time between two "you are suspected/dead" hints to one member, µs.
 const HINT_INTERVAL_US: u64 = 1_000_000;
 /// Time between sweeps for forgotten members, µs.
@@ -2671,10 +2674,14 @@ impl Swim {
                     if was != MemberState::Alive {
                         self.event(now_us, update.id, EventKind::Alive);
                     }
-                    if was == MemberState::Dead && first_hand {
-                        // Back from a pause, it may have heard only its suspicion (sent to
-                        // it directly, and waiting in its socket), not its death: tell it,
-                        // so that its own account says it was declared dead.
+                    // Back from a pause, it may have heard only its suspicion (sent to it
+                    // directly, and waiting in its socket), not its death: tell it, so that
+                    // its own account says it was declared dead. Those it speaks to tell it,
+                    // and of those who hear of it from others, about DEAD_NOTICE_TELLERS.
+                    if was == MemberState::Dead
+                        && (first_hand
+                            || self.rng.below(self.up_count.max(1)) < DEAD_NOTICE_TELLERS)
+                    {
                         self.hint_with(slot, address, now_us, |member| Update {
                             id: member.id,
                             incarnation,

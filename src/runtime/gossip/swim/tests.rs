@@ -850,6 +850,32 @@ fn a_member_back_from_the_dead_is_told_it_was_declared_dead() {
             })
     });
     assert!(told, "a1 was not told it had been declared dead");
+    // Heard of from a third member instead: in a small cluster, told as well.
+    let mut recorder = with_members(2);
+    let dead = Update {
+        id: id("a1", 1),
+        incarnation: 0,
+        claim: Claim::Dead,
+    };
+    recorder.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, vec![dead]));
+    recorder.run_until(recorder.now + 2_000 * MS);
+    recorder.take_sent();
+    let back = Update {
+        id: id("a1", 1),
+        incarnation: 1,
+        claim: Claim::Alive {
+            address: addr(2),
+            meta: None,
+        },
+    };
+    recorder.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, vec![back]));
+    let told = recorder.take_sent().into_iter().any(|(to, p)| {
+        to == addr(2)
+            && p.updates
+                .iter()
+                .any(|u| u.id == id("a1", 1) && matches!(u.claim, Claim::Dead))
+    });
+    assert!(told, "a1 was not told, though a2 said it was back");
 }
 
 #[test]
