@@ -150,8 +150,9 @@ impl NetConfig {
     /// The listen address, parsed.
     pub fn listen_address(&self) -> Result<std::net::SocketAddr, String> {
         self.listen.parse().map_err(|_| {
+            let why = host_port_problem(&self.listen).unwrap_or_else(|| "is not an IP".into());
             format!(
-                "= {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:7420\"",
+                "= {:?} {why}; use IP:PORT, e.g. \"127.0.0.1:7420\"",
                 self.listen
             )
         })
@@ -1960,9 +1961,12 @@ fn host_port_problem(text: &str) -> Option<String> {
             rest.trim_end_matches('/')
         ));
     }
-    let Some((host, port)) = text.rsplit_once(':').filter(|(host, _)| !host.is_empty()) else {
+    let Some((host, port)) = text.rsplit_once(':') else {
         return Some("is not HOST:PORT (no port)".into());
     };
+    if host.is_empty() {
+        return Some("is not HOST:PORT (no host before the port)".into());
+    }
     if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
         return Some(
             "is not HOST:PORT: an IPv6 address goes in brackets, followed by the port, e.g. [::1]:7421"
@@ -2253,6 +2257,8 @@ mod tests {
             ),
             ("gossip.join", "127.0.0.1:99999", "port 99999, out of range"),
             ("gossip.join", "seed.example", "no port"),
+            ("gossip.join", ":7421", "no host before the port"),
+            ("net.listen", "127.0.0.1:99999", "port 99999, out of range"),
             ("gossip.join", "::1:7421", "brackets"),
             ("gossip.join", "a/b:7421", "no host name or IP"),
             ("gossip.bind", "127.0.0.1:99999", "port 99999, out of range"),

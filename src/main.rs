@@ -462,7 +462,7 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
         // A client command's output follows the node's answer: what was asked was done, only
         // its report is lost (a script that retries a submit would submit it again).
         let done = if CLIENT_COMMAND.load(std::sync::atomic::Ordering::Relaxed) {
-            "; the node had answered, so what was asked of it (a submit, a cancel) was done, and only this report of it is lost"
+            "; the node had answered (a submit or a cancel it answered took effect), only this report of it is lost"
         } else {
             ""
         };

@@ -186,10 +186,10 @@ fn verify_text(inspection: &Inspection, unwritable: Option<&std::io::Error>) -> 
 
 /// `goliath wal dump`: every readable record, as text or JSON lines.
 pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
-    let mut failed_write = false;
+    let mut failed_write: Option<std::io::Error> = None;
     let inspection = inspect(dir, |path, offset, record, found| {
         let after_damage = found.after_damage();
-        if failed_write {
+        if failed_write.is_some() {
             return;
         }
         let line = if json {
@@ -217,11 +217,19 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
             )
         };
         use std::io::Write as _;
-        if writeln!(std::io::stdout(), "{line}").is_err() {
-            // A closed pipe (`| head`): stop printing.
-            failed_write = true;
+        if let Err(error) = writeln!(std::io::stdout(), "{line}") {
+            // Stop printing: quietly for a closed pipe (`| head`), else said below.
+            failed_write = Some(error);
         }
     })?;
+    if let Some(error) = failed_write
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(CommandError {
+            code: exit::FAILURE,
+            message: format!("cannot write to standard output: {error}; the dump is incomplete"),
+        });
+    }
     for file in &inspection.files {
         if let Some(damage) = &file.damage {
             let after = match file.after_damage {

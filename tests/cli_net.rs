@@ -548,7 +548,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("cannot write to standard output")
-            && stderr.contains("was done, and only this report of it is lost"),
+            && stderr.contains("took effect), only this report of it is lost"),
         "{stderr}"
     );
     let listed = node.json(&["task", "4"]);

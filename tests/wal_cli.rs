@@ -624,6 +624,20 @@ fn wal_dump_shows_control_characters_in_task_text_as_their_pictures() {
     let text = String::from_utf8_lossy(&dump.stdout);
     assert!(text.contains("␛[2Jcleared"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text:?}");
+    // A dump that cannot be written (a full disk) is an error, not a silent success.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full opens");
+    let output = goliath()
+        .args(["wal", "dump", "--data-dir"])
+        .arg(dir.path())
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the dump is incomplete"), "{stderr}");
 }
 
 #[test]
