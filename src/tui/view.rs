@@ -1982,11 +1982,20 @@ fn draw_task_table(
             "no tasks yet".to_string()
         };
         // Cut with a mark on a narrow pane: "(e.g" read as the whole hint.
-        let message = crate::runtime::units::cut_to_width(&message, usize::from(rows_area.width));
-        frame.render_widget(
-            Paragraph::new(Span::styled(message, theme.muted)),
-            Rect::new(rows_area.x, rows_area.y, rows_area.width, 1),
-        );
+        // Over the empty rows, wrapped (a node's refusal says why at length); cut with a
+        // mark only where even they do not hold it.
+        let width = usize::from(rows_area.width.max(1));
+        let paragraph =
+            Paragraph::new(Span::styled(message.clone(), theme.muted)).wrap(Wrap { trim: true });
+        if wrapped_rows(&paragraph, rows_area.width.max(1)) <= usize::from(rows_area.height) {
+            frame.render_widget(paragraph, rows_area);
+        } else {
+            let message = crate::runtime::units::cut_to_width(&message, width);
+            frame.render_widget(
+                Paragraph::new(Span::styled(message, theme.muted)),
+                Rect::new(rows_area.x, rows_area.y, rows_area.width, 1),
+            );
+        }
     }
 }
 
@@ -2930,6 +2939,9 @@ mod tests {
                 && !text.contains("waiting for the node"),
             "{text}"
         );
+        // At 80 columns the reason wraps over the empty rows rather than losing its end.
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        assert!(text.contains("\"other\""), "{text}");
         // A submit typed meanwhile is not said to be refused by a node never reached.
         app.on_reply(Reply::Submitted {
             text: "fib 3".into(),
