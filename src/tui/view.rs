@@ -1700,13 +1700,29 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
         let c = &s.counts;
         c.queued + c.running + c.finished() > total as u64 || total >= app.options.task_limit
     });
-    let mut title = if newest {
-        format!("Tasks · {} of the {} newest", rows.len(), total)
+    // Each part long and short; the short forms when the long ones do not fit, then cut
+    // with a mark. The sort comes before the note on unlisted tasks, so a narrow window
+    // keeps it.
+    let mut parts: Vec<(String, String)> = vec![if newest {
+        (
+            format!("Tasks · {} of the {} newest", rows.len(), total),
+            format!("Tasks · {} of {} newest", rows.len(), total),
+        )
     } else {
-        format!("Tasks · {} of {}", rows.len(), total)
-    };
+        let part = format!("Tasks · {} of {}", rows.len(), total);
+        (part.clone(), part)
+    }];
     if !app.filter.is_empty() {
-        title.push_str(&format!(" · filter \"{}\"", app.filter));
+        let part = format!(" · filter \"{}\"", app.filter);
+        parts.push((part.clone(), part));
+    }
+    let arrow = if descending { "▼" } else { "▲" };
+    let sort = format!(" · by {} {arrow}", column.title().to_lowercase());
+    parts.push((sort.clone(), sort));
+    // Sorted by a column a narrow table leaves out (chosen in a wider window): say so, or
+    // the order looks like none.
+    if area.width.saturating_sub(2) < NARROW_TABLE_WIDTH && NARROW_HIDDEN.contains(&column) {
+        parts.push((" (not shown at this width)".into(), " (hidden)".into()));
     }
     // The node sends every running task and the newest others, up to console.task_limit:
     // say how many in flight that leaves out, so a filter's "0" is not read as "none".
@@ -1718,22 +1734,22 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
             .count() as u64;
         let in_flight = snapshot.counts.queued + snapshot.counts.running;
         if in_flight > listed {
-            title.push_str(&format!(
-                " · {} more in flight not listed (console.task_limit)",
-                in_flight - listed
+            let unlisted = in_flight - listed;
+            parts.push((
+                format!(" · {unlisted} more in flight not listed (console.task_limit)"),
+                format!(" · {unlisted} more in flight"),
             ));
         }
     }
-    title.push_str(&format!(
-        " · by {} {}",
-        column.title().to_lowercase(),
-        if descending { "▼" } else { "▲" }
-    ));
-    // Sorted by a column a narrow table leaves out (chosen in a wider window): say so, or
-    // the order looks like none.
-    if area.width.saturating_sub(2) < NARROW_TABLE_WIDTH && NARROW_HIDDEN.contains(&column) {
-        title.push_str(" (not shown at this width)");
-    }
+    // The room inside the corners and the title's padding.
+    let room = usize::from(area.width.saturating_sub(4));
+    let long: String = parts.iter().map(|(long, _)| long.as_str()).collect();
+    let title = if long.chars().count() <= room {
+        long
+    } else {
+        let short: String = parts.iter().map(|(_, short)| short.as_str()).collect();
+        crate::runtime::units::cut_to_width(&short, room)
+    };
     let block = pane_block(app, title, true);
     draw_task_table(frame, app, &rows, area, block, false, hits);
 }
@@ -2849,6 +2865,31 @@ mod tests {
         });
         let first = header_row(&draw(&mut app, 120, 40));
         assert!(first.contains("refused · figures"), "{first}");
+    }
+
+    #[test]
+    fn a_long_tasks_title_keeps_its_sort_and_is_cut_with_a_mark() {
+        let mut app = App::new(options(), Keymap::default(), Kinds::new());
+        for second in [10, 12] {
+            let mut sample = snapshot(2, tasks(12), second);
+            sample.counts.running += 5_000;
+            app.ingest(sample);
+        }
+        app.tab = Tab::Tasks;
+        app.filter = "spin".into();
+        for width in [80u16, 100, 140] {
+            let text = format!("{}", draw(&mut app, width, 24).backend());
+            let title = text
+                .lines()
+                .find(|line| line.contains("Tasks ·"))
+                .unwrap_or_default()
+                .to_string();
+            assert!(title.contains("by id"), "{width}: {title}");
+            assert!(
+                title.contains("more in flight") || title.contains('…'),
+                "{width}: {title}"
+            );
+        }
     }
 
     #[test]
