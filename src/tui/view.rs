@@ -1547,10 +1547,20 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
         table_area.height.saturating_sub(2),
     );
     frame.render_widget(table, table_inner);
+    // Never events out of sight without a word: how many of those kept show.
+    let rows = usize::from(events_area.height.saturating_sub(2));
+    let shown = if cluster.events.len() > rows {
+        format!(
+            "newest {rows} of {} (goliath members --json lists all) · ",
+            cluster.events.len()
+        )
+    } else {
+        String::new()
+    };
     let events_block = pane(
         app,
         format!(
-            " Membership events · {} {:.1} marks degraded (*) · {} packets in, {} out ",
+            " Membership events · {shown}{} {:.1} marks degraded (*) · {} packets in, {} out ",
             if app.options.glyphs.ascii {
                 "phi >="
             } else {
@@ -3805,6 +3815,16 @@ mod panel_tests {
             .find(|line| line.contains("beta restarted"))
             .unwrap_or_else(|| panic!("no restart line: {text}"));
         assert!(line.contains("…"), "cut without a mark: {line}");
+        // More events than the pane holds: its title says how many of how many show.
+        let mut sample = snapshot(2, Vec::new(), 14);
+        let mut busy = cluster();
+        let first = busy.events[0].clone();
+        busy.events = std::iter::repeat_n(first, 40).collect();
+        sample.cluster = Some(busy);
+        app.ingest(sample);
+        let text = format!("{}", draw(&app, 80, 24).backend());
+        assert!(text.contains("Membership events · newest "), "{text}");
+        assert!(text.contains(" of 40 "), "{text}");
     }
 
     #[test]
