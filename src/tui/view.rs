@@ -1179,7 +1179,16 @@ fn member_counts(app: &App, cluster: &ClusterSnapshot, compact: bool) -> Vec<Spa
         (MemberState::Suspect, counts.suspect),
         (MemberState::Dead, counts.dead),
     ] {
-        let text = if compact {
+        // ASCII's o ? x say less than ● ◐ ✕ (and ? is the help key): the compact form
+        // names the state there too.
+        let text = if compact && app.options.glyphs.ascii {
+            format!(
+                "{}{} {} ",
+                member_glyph(app, state),
+                count,
+                member_state_label(state)
+            )
+        } else if compact {
             format!("{}{} ", member_glyph(app, state), count)
         } else {
             format!(
@@ -3825,6 +3834,18 @@ mod panel_tests {
         let text = format!("{}", draw(&app, 80, 24).backend());
         assert!(text.contains("Membership events · newest "), "{text}");
         assert!(text.contains(" of 40 "), "{text}");
+    }
+
+    #[test]
+    fn ascii_member_counts_name_their_states() {
+        let mut app = app(2, true, true);
+        app.options.glyphs = crate::tui::theme::Glyphs::new(true);
+        // At 80 columns the Overview's pane takes the compact form.
+        let text = format!("{}", draw(&app, 80, 24).backend());
+        assert!(
+            text.contains("o2 alive ?1 suspect x1 dead"),
+            "the glyphs alone say little in ASCII: {text}"
+        );
     }
 
     #[test]
