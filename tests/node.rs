@@ -392,8 +392,11 @@ fn tasks_that_finish_while_a_snapshot_counts_are_not_counted_as_running() {
             most_running = most_running.max(counts.running);
         }
     }
+    // The walk over the slots is not an instant: a task that finishes behind it and the next
+    // one starting ahead of it are both counted now and then (three on two workers, seen once
+    // in CI). Slots counted after their task had finished gave dozens.
     assert!(
-        most_running <= 2,
+        most_running <= 4,
         "a snapshot counted {most_running} tasks running on two workers"
     );
 }
