@@ -1668,15 +1668,11 @@ impl Node {
         // Recovered after a restart (no print kept): the count, then the first specs.
         let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
         if total != ids.len() as u64 {
-            let count = |n: u64| match n {
+            let then = match ids.len() {
                 1 => "1 task".to_string(),
                 n => format!("{n} tasks"),
             };
-            return Some(format!(
-                "{} then, {} now",
-                count(ids.len() as u64),
-                count(total)
-            ));
+            return Some(format!("{then} then, {total} now"));
         }
         let specs = submissions
             .iter()
