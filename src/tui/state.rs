@@ -190,6 +190,8 @@ pub struct LineInput {
     /// text held, so that a refusal lands where the operator is looking rather than in a
     /// prompt that reopens under the next key.
     pub sending: bool,
+    /// `error` says the text was not sent (no connection): it goes once the node answers.
+    pub unsent: bool,
 }
 
 impl LineInput {
@@ -1147,6 +1149,13 @@ impl App {
             );
         }
         self.link = Link::Up;
+        // Connected again: "not sent: not connected" under an open prompt no longer holds.
+        if let Some(Overlay::Submit(input)) = &mut self.overlay
+            && input.unsent
+        {
+            input.unsent = false;
+            input.error = None;
+        }
         let mut previous = self.live.snapshot.take();
         if let Some(before) = &previous
             && let Some(change) = node_change(&before.node, &snapshot.node)
@@ -1222,6 +1231,7 @@ impl App {
                             } else {
                                 format!("not sent: {error}")
                             });
+                            input.unsent = !sent;
                             return NOTHING;
                         }
                         // Not known whether the node took it: not offered again.
@@ -1385,6 +1395,7 @@ impl App {
     fn after_edit(&mut self, overlay: &mut Overlay) {
         match overlay {
             Overlay::Submit(input) => {
+                input.unsent = false;
                 input.error = self
                     .check_spec(&input.text)
                     .filter(|_| !input.text.trim().is_empty());
@@ -3320,6 +3331,25 @@ pub(crate) mod tests {
             "{}",
             status_text(&app)
         );
+    }
+
+    #[test]
+    fn a_prompt_not_sent_for_want_of_a_connection_clears_that_once_connected() {
+        let mut app = app();
+        press(&mut app, "n");
+        type_text(&mut app, "fib 3");
+        press(&mut app, "enter");
+        app.on_reply(Reply::Submitted {
+            text: "fib 3".into(),
+            result: Err("not connected to 127.0.0.1:7420: refused".into()),
+            refused: true,
+            sent: false,
+        });
+        let error = submit_input(&app).error.clone().unwrap_or_default();
+        assert!(error.starts_with("not sent: not connected"), "{error}");
+        app.ingest(snapshot(2, Vec::new(), 20));
+        assert_eq!(submit_input(&app).error, None, "connected again");
+        assert_eq!(submit_input(&app).text, "fib 3", "the text waits for Enter");
     }
 
     #[test]
