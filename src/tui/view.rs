@@ -584,7 +584,8 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, message: Option<(String
     if tasks_shown {
         hints.push((Action::Open, "details"));
     }
-    hints.extend([(Action::Pause, "pause"), (Action::Quit, "quit")]);
+    let pause = if app.paused() { "resume" } else { "pause" };
+    hints.extend([(Action::Pause, pause), (Action::Quit, "quit")]);
     let hints: Vec<(Action, String, String)> = hints
         .into_iter()
         .filter_map(|(action, label)| {
@@ -2884,6 +2885,20 @@ mod tests {
         });
         let first = header_row(&draw(&mut app, 120, 40));
         assert!(first.contains("refused · figures"), "{first}");
+    }
+
+    #[test]
+    fn the_key_hints_offer_to_resume_while_paused() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut app = app_with(2, 3);
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(text.contains("pause"), "{text}");
+        app.on_key(KeyEvent::new(KeyCode::Char(' '), KeyModifiers::NONE));
+        assert!(app.paused());
+        app.status = None;
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        let last = text.lines().last().unwrap_or_default().to_string();
+        assert!(last.contains("resume") && !last.contains("pause"), "{last}");
     }
 
     #[test]
