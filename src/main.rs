@@ -1092,16 +1092,20 @@ fn run_client(args: &NodeArgs, target: Target, command: ClientCommand) -> Result
 fn check_listen(config: &Config, insecure: bool) -> Result<ServerConfig, Failure> {
     let server = ServerConfig::from_config(config)
         .map_err(|message| Failure::usage(anyhow::anyhow!("net.listen {message}")))?;
-    if !server.listen.ip().is_loopback() {
-        if !insecure {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "refusing to listen on {}: the protocol has no authentication yet, so anyone who can reach that address could submit tasks. Listen on a loopback address, or pass --insecure-listen to accept that",
-                server.listen
-            )));
-        }
-        tracing::warn!(listen = %server.listen, "listening on a non-loopback address WITHOUT authentication (--insecure-listen): anyone who can reach it can submit and cancel tasks");
+    if !server.listen.ip().is_loopback() && !insecure {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "refusing to listen on {}: the protocol has no authentication yet, so anyone who can reach that address could submit tasks. Listen on a loopback address, or pass --insecure-listen to accept that",
+            server.listen
+        )));
     }
     Ok(server)
+}
+
+/// Says, once the listener is bound, that a non-loopback one has no authentication.
+fn warn_if_insecure(server: &ServerConfig) {
+    if !server.listen.ip().is_loopback() {
+        tracing::warn!(listen = %server.listen, "listening on a non-loopback address WITHOUT authentication (--insecure-listen): anyone who can reach it can submit and cancel tasks");
+    }
 }
 
 /// A node started by this process, with its protocol server.
@@ -1135,6 +1139,7 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
     // The sockets first, once: a taken port is reported before the log is recovered and the
     // node started (and stopped again), and nothing can take the address in between.
     let listener = std::net::TcpListener::bind(server_config.listen).map_err(listen_failure)?;
+    warn_if_insecure(&server_config);
     let gossip_socket = Cluster::bind(&config).map_err(Failure::runtime)?;
     tracing::info!(config = %origin, "starting node");
     if !config.wal.enabled && !config.node.data_dir.is_empty() {
