@@ -697,10 +697,15 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
             // The pane's height less its borders and the column header: a pane that
             // cannot hold every row says how many it does.
             let visible = usize::from(area.height.saturating_sub(3));
-            let mut title = if rows.len() > visible {
-                format!("Tasks ({visible} of {} shown", rows.len())
+            let listed = if lists_newest_only(app) {
+                format!("the {} newest", rows.len())
             } else {
-                format!("Tasks ({} shown", rows.len())
+                rows.len().to_string()
+            };
+            let mut title = if rows.len() > visible {
+                format!("Tasks ({visible} of {listed} shown")
+            } else {
+                format!("Tasks ({listed} shown")
             };
             if !app.filter.is_empty() {
                 title.push_str(&format!(" · filter \"{}\"", app.filter));
@@ -1716,10 +1721,7 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     // The node lists the newest tasks only (console.task_limit): a filter searches those,
     // and "0 of 1000" must not read as "none on the node". The counts are since this start,
     // so after a restart only a full list says the history holds more.
-    let newest = app.view().snapshot.as_ref().is_some_and(|s| {
-        let c = &s.counts;
-        c.queued + c.running + c.finished() > total as u64 || total >= app.options.task_limit
-    });
+    let newest = lists_newest_only(app);
     // Each part long and short; the short forms when the long ones do not fit, then cut
     // with a mark. The sort comes before the note on unlisted tasks, so a narrow window
     // keeps it.
@@ -1772,6 +1774,17 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     };
     let block = pane_block(app, title, true);
     draw_task_table(frame, app, &rows, area, block, false, hits);
+}
+
+/// Whether the node listed only its newest tasks (`console.task_limit`): a filter searches
+/// those, and "0 of 1000" must not read as "none on the node". The counts are since this
+/// start, so after a restart only a full list says the history holds more.
+fn lists_newest_only(app: &App) -> bool {
+    app.view().snapshot.as_ref().is_some_and(|s| {
+        let c = &s.counts;
+        c.queued + c.running + c.finished() > s.tasks.len() as u64
+            || s.tasks.len() >= app.options.task_limit
+    })
 }
 
 /// Below this many columns inside its borders, the full task table leaves out
