@@ -65,7 +65,15 @@ pub fn render(frame: &mut Frame, app: &App) -> HitMap {
         }
         draw_status(frame, app, status, message);
         if let Some(overlay) = &app.overlay {
-            draw_overlay(frame, app, overlay, area, &mut hits);
+            // Over everything but the status line, however many rows it takes (a prompt
+            // drawn over its first row left a two-row message half said).
+            let above_status = Rect::new(
+                area.x,
+                area.y,
+                area.width,
+                area.height.saturating_sub(status.height.saturating_sub(1)),
+            );
+            draw_overlay(frame, app, overlay, above_status, &mut hits);
         }
     }
     if app.options.glyphs.ascii {
@@ -2898,6 +2906,36 @@ mod tests {
         });
         let first = header_row(&draw(&mut app, 120, 40));
         assert!(first.contains("refused · figures"), "{first}");
+    }
+
+    #[test]
+    fn a_prompt_leaves_a_two_row_status_message_whole() {
+        use crate::tui::state::Reply;
+        let mut app = app_with(2, 3);
+        app.overlay = Some(Overlay::Submit(LineInput::with_text("fib 3")));
+        let long = format!("first part {} last words", "x ".repeat(70));
+        app.on_reply(Reply::Disconnected {
+            error: long,
+            retry_in: Duration::from_secs(2),
+            refused: false,
+        });
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        let status = status_message(&app)
+            .map(|(text, _)| text)
+            .unwrap_or_default();
+        assert!(
+            status_rows(Some(&(status.clone(), Style::default())), 80) >= 2,
+            "{status}"
+        );
+        let first_words: String = status
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            text.contains(&first_words),
+            "{first_words:?} covered: {text}"
+        );
     }
 
     #[test]
