@@ -104,7 +104,7 @@ actions! {
     LogFocus => "log_focus", Logs, &["f"], "show only the selected target";
     LogShowMore => "log_show_more", Logs, &["right"], "show one more level for the target";
     LogShowLess => "log_show_less", Logs, &["left"], "show one level less for the target";
-    LogCaptureMore => "log_capture_more", Logs, &["+"], "keep one more level for the target (one log.level drops never arrives)";
+    LogCaptureMore => "log_capture_more", Logs, &["+"], "keep one more level for the target (a level that log.level drops never reaches the console)";
     LogCaptureLess => "log_capture_less", Logs, &["-"], "keep one level less for the target";
 }
 

@@ -140,8 +140,31 @@ fn keep_by_priority(columns: &[(usize, usize)], room: usize, gap: usize) -> Vec<
     shown
 }
 
-/// `line` with each tab replaced by the spaces to the next multiple of 8 columns, as a
-/// terminal shows it (drawn as is, a tab would be dropped and the columns run together).
+/// `text` in lines of at most `columns` terminal columns, broken between words (a word
+/// longer than a line is broken inside); an empty text is one empty line.
+fn words_to_width(text: &str, columns: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthStr as _;
+    let columns = columns.max(1);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let needed = if line.is_empty() { 0 } else { 1 } + word.width();
+        if !line.is_empty() && line.width() + needed > columns {
+            lines.push(std::mem::take(&mut line));
+        }
+        for piece in pieces_of_width(word, columns) {
+            if !line.is_empty() && line.width() + 1 + piece.width() <= columns {
+                line.push(' ');
+            } else if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            line.push_str(piece);
+        }
+    }
+    lines.push(line);
+    lines
+}
+
 /// `text` in pieces of at most `columns` terminal columns each (a wide character is not
 /// split); an empty text is one empty piece.
 fn pieces_of_width(text: &str, columns: usize) -> Vec<&str> {
@@ -162,6 +185,8 @@ fn pieces_of_width(text: &str, columns: usize) -> Vec<&str> {
     pieces
 }
 
+/// `line` with each tab replaced by the spaces to the next multiple of 8 columns, as a
+/// terminal shows it (drawn as is, a tab would be dropped and the columns run together).
 fn expand_tabs(line: &str) -> std::borrow::Cow<'_, str> {
     if !line.contains('\t') {
         return std::borrow::Cow::Borrowed(line);
@@ -2398,6 +2423,7 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
         area.height.saturating_sub(4),
     );
     frame.render_widget(Clear, rect);
+    let inner_width = rect.width.saturating_sub(2);
     let mut lines: Vec<Line> = Vec::new();
     for group in [Group::General, Group::Navigation, Group::Tasks, Group::Logs] {
         let actions: Vec<Action> = Action::ALL
@@ -2425,32 +2451,47 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
             } else {
                 keys
             };
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {keys:<18}"), theme.key),
-                Span::styled(format!("{:<17}", action.name()), theme.muted),
-                Span::styled(
-                    match action {
-                        Action::Palette if !app.allows(Action::Submit) => {
-                            format!("command palette: {}", app.palette_commands(", "))
-                        }
-                        // Said for this console: attached, quitting leaves the node running.
-                        Action::Quit if app.options.remote.is_some() => {
-                            "quit (the attached node keeps running)".to_string()
-                        }
-                        Action::Quit => "quit and stop this console's node".to_string(),
-                        _ => action.description().to_string(),
-                    },
-                    theme.text,
-                ),
-            ]));
+            let description = match action {
+                Action::Palette if !app.allows(Action::Submit) => {
+                    format!("command palette: {}", app.palette_commands(", "))
+                }
+                // Said for this console: attached, quitting leaves the node running.
+                Action::Quit if app.options.remote.is_some() => {
+                    "quit (the attached node keeps running)".to_string()
+                }
+                Action::Quit => "quit and stop this console's node".to_string(),
+                _ => action.description().to_string(),
+            };
+            // A description longer than its column goes on under itself, not at the left
+            // edge under the keys.
+            let head = format!("  {keys:<18}");
+            let name = format!("{:<17}", action.name());
+            let indent = head.chars().count() + name.chars().count();
+            let pieces = words_to_width(
+                &description,
+                usize::from(inner_width).saturating_sub(indent),
+            );
+            for (index, piece) in pieces.into_iter().enumerate() {
+                lines.push(if index == 0 {
+                    Line::from(vec![
+                        Span::styled(head.clone(), theme.key),
+                        Span::styled(name.clone(), theme.muted),
+                        Span::styled(piece, theme.text),
+                    ])
+                } else {
+                    Line::styled(format!("{}{piece}", " ".repeat(indent)), theme.text)
+                });
+            }
         }
         lines.push(Line::raw(""));
     }
     lines.push(Line::styled("In a prompt", theme.title));
-    lines.push(Line::styled(
-        "  enter accept · esc close · ←/→ home end move · backspace/delete · ctrl-u delete to the start · ctrl-w delete word · ↑/↓ history",
-        theme.text,
-    ));
+    for piece in words_to_width(
+        "enter accept · esc close · ←/→ home end move · backspace/delete · ctrl-u delete to the start · ctrl-w delete word · ↑/↓ history",
+        usize::from(inner_width).saturating_sub(2),
+    ) {
+        lines.push(Line::styled(format!("  {piece}"), theme.text));
+    }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "Keys are rebound in [console.keys] of the config (goliath config default shows them).",
@@ -2935,6 +2976,26 @@ mod tests {
         assert!(
             text.contains(&first_words),
             "{first_words:?} covered: {text}"
+        );
+    }
+
+    #[test]
+    fn help_lines_too_long_for_the_box_go_on_under_their_description() {
+        let mut app = app_with(2, 3);
+        app.tab = Tab::Logs;
+        // Far enough down to show the Logs group's keys.
+        app.overlay = Some(Overlay::Help { scroll: 30 });
+        let text = format!("{}", draw(&mut app, 80, 40).backend());
+        let continued = text
+            .lines()
+            .find(|line| line.contains("never reaches the console"))
+            .unwrap_or_else(|| panic!("the description is shown: {text}"));
+        // Under the description column (37 columns into the box), not at its left edge.
+        // The help box is drawn over a pane: its content is after the second border.
+        let inside = continued.split('│').nth(2).unwrap_or_default();
+        assert!(
+            inside.starts_with(&" ".repeat(37)),
+            "a continued line at the box's edge: {continued:?}"
         );
     }
 
