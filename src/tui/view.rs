@@ -2117,11 +2117,17 @@ fn draw_detail(
                 format!("{} {}", glyphs.state(task.state), state_label(task.state)),
                 state_style,
             ));
-            lines.push(field(
-                "spec",
-                printable(&task.spec, false).into_owned(),
-                theme.text,
-            ));
+            // A spec longer than the pane goes on under itself (cut by columns, not at
+            // words: its spaces are part of it), not at the pane's left edge.
+            let spec = printable(&task.spec, false);
+            let room = usize::from(inner.width).saturating_sub(11).max(1);
+            for (index, piece) in pieces_of_width(&spec, room).into_iter().enumerate() {
+                lines.push(field(
+                    if index == 0 { "spec" } else { "" },
+                    piece.to_string(),
+                    theme.text,
+                ));
+            }
             lines.push(field("kind", task.kind.to_string(), theme.text));
             lines.push(field(
                 "worker",
@@ -3459,6 +3465,19 @@ mod tests {
             let inside = row.trim_start_matches('"').trim_start_matches('│');
             assert!(inside.starts_with("  x"), "{row}");
         }
+        // So does a long spec, under its value.
+        let mut app = app_with(2, 5);
+        let spec = format!("echo {}", "y".repeat(150));
+        open_detail(&mut app, task(5, TaskState::Succeeded, &spec), 0);
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        let rows: Vec<&str> = text.lines().filter(|line| line.contains("yyyy")).collect();
+        assert!(rows.len() >= 2, "{text}");
+        let continued = rows[1].trim_start_matches('"').trim_start_matches('│');
+        assert!(
+            continued.starts_with(&format!("{}y", " ".repeat(11))),
+            "{}",
+            rows[1]
+        );
     }
 
     /// The output of a process that exited 0, both streams whole.
