@@ -840,6 +840,8 @@ pub struct App {
     pub log_paged: bool,
     /// Whether the Logs tab hides its target list (`t`).
     pub log_targets_hidden: bool,
+    /// Whether the log shows only the selected target's lines (`f`).
+    pub log_focused: bool,
     /// Parses specs as they are typed (the node's kinds when local, the built-ins remotely).
     kinds: Kinds,
     /// Set when the user asked to quit.
@@ -952,6 +954,7 @@ impl App {
             log_state: TuiWidgetState::new(),
             log_paged: false,
             log_targets_hidden: false,
+            log_focused: false,
             kinds,
             quit: false,
             draw_before_next_key: false,
@@ -1605,6 +1608,9 @@ impl App {
         if self.tab == Tab::Logs {
             if event == TuiWidgetEvent::HideKey {
                 self.log_targets_hidden = !self.log_targets_hidden;
+            }
+            if event == TuiWidgetEvent::FocusKey {
+                self.log_focused = !self.log_focused;
             }
             self.log_state.transition(event);
             // The log widget learns the selected target's next level only when it is drawn:

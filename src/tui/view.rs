@@ -1690,6 +1690,9 @@ fn log_title(app: &App) -> String {
         Some(_) => "Log (this console; the node logs on its own host)".to_string(),
         None => "Log".to_string(),
     };
+    if app.log_focused {
+        title.push_str(" · the selected target only (f shows all)");
+    }
     if app.log_paged {
         title.push_str(" · paged back, new lines not shown (esc follows)");
     }
@@ -3003,6 +3006,22 @@ mod tests {
             inside.starts_with(&" ".repeat(37)),
             "a continued line at the box's edge: {continued:?}"
         );
+    }
+
+    #[test]
+    fn the_log_title_says_when_it_shows_one_target() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut app = app_with(2, 3);
+        app.tab = Tab::Logs;
+        app.on_key(KeyEvent::new(KeyCode::Char('f'), KeyModifiers::NONE));
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(
+            text.contains("the selected target only (f shows all)"),
+            "{text}"
+        );
+        app.on_key(KeyEvent::new(KeyCode::Char('f'), KeyModifiers::NONE));
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(!text.contains("selected target only"), "{text}");
     }
 
     #[test]
