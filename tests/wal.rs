@@ -389,6 +389,24 @@ fn a_truncated_segment_refuses_to_start_instead_of_losing_what_it_held() {
 }
 
 #[test]
+fn a_flipped_byte_in_the_last_write_with_its_later_records_whole_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, last_write) = write_log_ending_in_one_large_write(dir.path(), 5, 40);
+    // One byte of the last write's first record, its later records whole: no write cut
+    // short leaves that (it leaves unwritten sectors, zeros), so the write may have been
+    // acknowledged and the disk changed it since. It used to be dropped as a torn tail,
+    // and the ids of its tasks handed out again.
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[last_write + 12] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write");
+    let error = damaged(live_ids(dir.path()));
+    assert!(
+        error.contains("damage to the disk's copy, not a write cut short"),
+        "{error}"
+    );
+}
+
+#[test]
 fn damage_in_a_write_that_a_later_write_follows_refuses_to_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (path, last_write) = write_log_ending_in_one_large_write(dir.path(), 5, 40);

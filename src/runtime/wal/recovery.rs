@@ -238,6 +238,21 @@ pub fn scan_segment<'a>(
                 ),
             ));
         }
+        // Whole records after the damage, in the same write, with no sector between that
+        // the disk never wrote: the write was not cut short there, so the damage is the
+        // disk's (a flipped bit), and the write may have been acknowledged. A write cut
+        // short leaves its unwritten sectors as the zeros the segment was filled with.
+        if after > 0
+            && let Some(next) = next_whole_record(bytes, bad, data_end)
+            && !unwritten_sector_between(bytes, bad, next)
+        {
+            return Err(Damage::at(
+                bad,
+                format!(
+                    "{what}, and the {after} records after it in the same write were written whole, with no unwritten sector between: this is damage to the disk's copy, not a write cut short, and that write may have been acknowledged"
+                ),
+            ));
+        }
         // The cut group's whole records, the damaged one, and the whole ones after it.
         scan.dropped_records = group.len() as u64 + u64::from(stop.is_some()) + after;
         scan.dropped_bytes = (data_end - scan.end) as u64;
