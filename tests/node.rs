@@ -366,6 +366,30 @@ fn exec_captures_output_exit_status_and_attempt() {
 }
 
 #[test]
+fn a_list_taken_while_tasks_finish_names_each_task_once() {
+    // A task that finishes between the look at the live slots and the look at the history
+    // was listed twice (running, and finished).
+    let node = Node::start(config(2, 65_536)).expect("node starts");
+    let mut doubled = Vec::new();
+    for _ in 0..40 {
+        let _ = node.submit_copies(&TaskSpec::fib(1), 2_000);
+        let _ = node.submit_copies(&TaskSpec::sleep(Duration::from_millis(1)), 2_000);
+        let listed = node.tasks(goliath::runtime::TaskQuery {
+            state: None,
+            limit: 5_000,
+        });
+        let mut ids: Vec<u64> = listed.iter().map(|task| task.id.0).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        if ids.len() != before {
+            doubled.push(before - ids.len());
+        }
+    }
+    assert!(doubled.is_empty(), "ids listed twice: {doubled:?}");
+}
+
+#[test]
 fn tasks_that_finish_while_a_snapshot_counts_are_not_counted_as_running() {
     // Two workers and no sleep or exec: at most two tasks run at any instant. The count reads
     // each live slot's state after listing the slots; a slot whose task finished in between

@@ -1870,7 +1870,10 @@ impl Node {
         all.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
         all.truncate(room);
         all.append(&mut pinned);
-        all.sort_unstable_by_key(|task| std::cmp::Reverse(task.id));
+        // A task that finished while it was being listed is both live and in the history:
+        // listed once, as it ended (the finished copy first, then the others dropped).
+        all.sort_unstable_by_key(|task| (std::cmp::Reverse(task.id), !task.state.is_finished()));
+        all.dedup_by_key(|task| task.id);
         // A list carries the start of each output: 10,000 exec tasks with all they printed
         // would be hundreds of megabytes. `task` has the whole of one. The history copied
         // only that start already; recovered tasks are cut here.
