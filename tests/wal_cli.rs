@@ -265,6 +265,13 @@ fn a_full_disk_fails_submissions_and_every_acknowledged_task_survives_a_restart(
         log.contains("No space left on device"),
         "names the error: {log}"
     );
+    // The advice names room for what the restart writes: its checkpoint, at least.
+    let advised = log
+        .split("free at least ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|size| goliath::runtime::units::parse_size(size).ok())
+        .unwrap_or_else(|| panic!("no advice on the space to free: {log}"));
     drop(node);
     // Space comes back; the node recovers everything it acknowledged.
     if let Some(disk) = &disk {
@@ -276,6 +283,18 @@ fn a_full_disk_fails_submissions_and_every_acknowledged_task_survives_a_restart(
         lost.is_empty(),
         "{} acknowledged tasks lost: {lost:?}",
         lost.len()
+    );
+    let checkpoint = std::fs::read_dir(dir)
+        .expect("lists")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".ckpt"))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        advised >= checkpoint,
+        "the advice ({advised} bytes) is less than the restart's checkpoint ({checkpoint})"
     );
 }
 

@@ -1010,15 +1010,20 @@ impl Writer {
         let next = self.seq + 1;
         let (file, start) = self.preparer.take(next).map_err(|error| {
             let advice = if error.kind() == std::io::ErrorKind::StorageFull {
-                // A start writes a checkpoint (the last one's size, or more with the tasks
-                // kept since), then a segment; the node then prepares the next.
-                let checkpoint = self
+                // A start writes a checkpoint of what it recovers, then a segment; the node
+                // then prepares the next. The checkpoint holds at most the last one plus what
+                // the log took since (the closed segments awaiting one, and this one): the
+                // last checkpoint alone (48 bytes early on) asked for half of what the
+                // restart then needed.
+                let last = self
                     .log
                     .metrics
                     .last_checkpoint_bytes
                     .load(Ordering::Relaxed);
+                let since = lock(&self.log.backlog).bytes + closed_bytes;
+                let checkpoint = last + since;
                 format!(
-                    "; free at least {} there: two segments and a checkpoint, {} at the last one and more with the tasks kept since (a start short of space says exactly what it needs)",
+                    "; free at least {} there: the restart's checkpoint of the tasks kept (up to {}: the last checkpoint and the log written since) and two segments (a start short of space says exactly what it needs)",
                     crate::runtime::units::HumanSize::approx(2 * self.segment_size + checkpoint),
                     crate::runtime::units::HumanSize::approx(checkpoint)
                 )
