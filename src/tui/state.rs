@@ -2563,12 +2563,7 @@ pub(crate) mod tests {
         );
         // The prompt waits for the node's answer, and closes when it takes the tasks.
         assert!(submit_input(&app).sending);
-        app.on_reply(Reply::Submitted {
-            text: "spin 300ms x20".into(),
-            result: Ok(vec![TaskId(1)]),
-            refused: false,
-            sent: true,
-        });
+        app.on_reply(taken("spin 300ms x20", vec![TaskId(1)]));
         assert!(app.overlay.is_none());
     }
 
@@ -2579,12 +2574,7 @@ pub(crate) mod tests {
             press(&mut app, "n");
             type_text(&mut app, spec);
             press(&mut app, "enter");
-            app.on_reply(Reply::Submitted {
-                text: spec.into(),
-                result: Ok(vec![TaskId(1)]),
-                refused: false,
-                sent: true,
-            });
+            app.on_reply(taken(spec, vec![TaskId(1)]));
         }
         press(&mut app, "n");
         type_text(&mut app, "ech");
@@ -2816,6 +2806,26 @@ pub(crate) mod tests {
         );
         press(&mut app, "ctrl-c");
         assert!(app.quit, "Ctrl-C still quits");
+    }
+
+    /// The node's answer to a submit of `text` that it took, as `ids`.
+    pub fn taken(text: &str, ids: Vec<TaskId>) -> Reply {
+        Reply::Submitted {
+            text: text.into(),
+            result: Ok(ids),
+            refused: false,
+            sent: true,
+        }
+    }
+
+    /// A submit of `text` refused with `error`, by the node (`sent`) or before sending.
+    pub fn refusal(text: &str, error: &str, sent: bool) -> Reply {
+        Reply::Submitted {
+            text: text.into(),
+            result: Err(error.into()),
+            refused: true,
+            sent,
+        }
     }
 
     /// The open submit prompt's input; a panic when it is not open.
@@ -3299,12 +3309,11 @@ pub(crate) mod tests {
         press(&mut app, "esc");
         assert!(app.overlay.is_none());
         press(&mut app, "4");
-        app.on_reply(Reply::Submitted {
-            text: "exec -- ls".into(),
-            result: Err("exec tasks are not accepted over the network".into()),
-            refused: true,
-            sent: true,
-        });
+        app.on_reply(refusal(
+            "exec -- ls",
+            "exec tasks are not accepted over the network",
+            true,
+        ));
         assert!(app.overlay.is_none(), "{:?}", app.overlay);
         let status = app.status.clone().unwrap();
         assert_eq!(status.severity, Severity::Error);
@@ -3325,12 +3334,11 @@ pub(crate) mod tests {
         press(&mut app, ":");
         type_text(&mut app, "submit echo a x70000");
         press(&mut app, "enter");
-        app.on_reply(Reply::Submitted {
-            text: "echo a x70000".into(),
-            result: Err("a batch of 70000 tasks can never fit".into()),
-            refused: true,
-            sent: true,
-        });
+        app.on_reply(refusal(
+            "echo a x70000",
+            "a batch of 70000 tasks can never fit",
+            true,
+        ));
         assert!(app.overlay.is_none(), "{:?}", app.overlay);
         assert!(
             status_text(&app).contains("can never fit"),
@@ -3345,12 +3353,11 @@ pub(crate) mod tests {
         press(&mut app, "n");
         type_text(&mut app, "fib 3");
         press(&mut app, "enter");
-        app.on_reply(Reply::Submitted {
-            text: "fib 3".into(),
-            result: Err("not connected to 127.0.0.1:7420: refused".into()),
-            refused: true,
-            sent: false,
-        });
+        app.on_reply(refusal(
+            "fib 3",
+            "not connected to 127.0.0.1:7420: refused",
+            false,
+        ));
         let error = submit_input(&app).error.clone().unwrap_or_default();
         assert!(error.starts_with("not sent: not connected"), "{error}");
         app.ingest(snapshot(2, Vec::new(), 20));
@@ -3361,12 +3368,7 @@ pub(crate) mod tests {
     #[test]
     fn replies_land_in_the_status_line() {
         let mut app = app();
-        app.on_reply(Reply::Submitted {
-            text: "spin 1s x3".into(),
-            result: Ok(vec![TaskId(4), TaskId(5), TaskId(6)]),
-            refused: false,
-            sent: true,
-        });
+        app.on_reply(taken("spin 1s x3", vec![TaskId(4), TaskId(5), TaskId(6)]));
         assert!(app.status.as_ref().unwrap().text.contains("3 tasks (4–6)"));
         assert!(app.overlay.is_none());
         press(&mut app, "n");
@@ -3374,12 +3376,11 @@ pub(crate) mod tests {
         press(&mut app, "enter");
         // Keys while it waits change nothing (the answer comes in a moment).
         type_text(&mut app, "4");
-        app.on_reply(Reply::Submitted {
-            text: "spin 1s".into(),
-            result: Err("node busy: all 8 task slots are in use; retry when some finish or raise arena.slots".into()),
-            refused: true,
-            sent: true,
-        });
+        app.on_reply(refusal(
+            "spin 1s",
+            "node busy: all 8 task slots are in use; retry when some finish or raise arena.slots",
+            true,
+        ));
         // The node took nothing: the prompt says why under the text, to edit or retry
         // (said there, not also in the status line the prompt would half cover).
         assert!(

@@ -3155,12 +3155,11 @@ mod tests {
         let text = format!("{}", draw(&mut app, 80, 24).backend());
         assert!(text.contains("\"other\""), "{text}");
         // A submit typed meanwhile is not said to be refused by a node never reached.
-        app.on_reply(Reply::Submitted {
-            text: "fib 3".into(),
-            result: Err("not connected to 127.0.0.1:7420: refused".into()),
-            refused: true,
-            sent: false,
-        });
+        app.on_reply(crate::tui::state::tests::refusal(
+            "fib 3",
+            "not connected to 127.0.0.1:7420: refused",
+            false,
+        ));
         let text = format!("{}", draw(&mut app, 120, 40).backend());
         assert!(text.contains("not sent: not connected"), "{text}");
         assert!(!text.contains("refused by the node"), "{text}");

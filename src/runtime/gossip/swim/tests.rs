@@ -10,11 +10,16 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], port))
 }
 
+/// The probe print of a member named `name`.
+fn print_of(name: &str) -> u8 {
+    crate::runtime::gossip::wire::name_print(&Name::new(name).expect("name"))
+}
+
 /// A ping meant for the recorded core ("me").
 fn ping_me(seq: u32) -> Message {
     Message::Ping {
         seq,
-        target: crate::runtime::gossip::wire::name_print(&Name::new("me").expect("name")),
+        target: print_of("me"),
     }
 }
 
@@ -77,6 +82,24 @@ impl Recorder {
             self.record();
         }
         self.now = until;
+    }
+
+    /// Runs timers until the first probe goes out; where to, and its sequence number.
+    fn first_probe(&mut self) -> (SocketAddr, u32) {
+        loop {
+            let next = self.swim.poll_timeout().expect("timers");
+            self.run_until(next);
+            if let Some(probe) = self
+                .take_sent()
+                .into_iter()
+                .find_map(|(to, p)| match p.message {
+                    Message::Ping { seq, .. } => Some((to, seq)),
+                    _ => None,
+                })
+            {
+                return probe;
+            }
+        }
     }
 
     fn take_sent(&mut self) -> Vec<(SocketAddr, Packet)> {
@@ -144,20 +167,7 @@ fn a_ping_is_acked_to_its_sender_with_the_same_sequence() {
 fn an_unanswered_probe_asks_helpers_then_suspects_then_declares_dead() {
     let mut recorder = with_members(4);
     assert_eq!(recorder.swim.up_count(), 4);
-    // Run until the first ping goes out.
-    let mut target = None;
-    while target.is_none() {
-        let next = recorder.swim.poll_timeout().expect("timers");
-        recorder.run_until(next);
-        target = recorder
-            .take_sent()
-            .into_iter()
-            .find_map(|(to, p)| match p.message {
-                Message::Ping { seq, .. } => Some((to, seq)),
-                _ => None,
-            });
-    }
-    let (target_address, seq) = target.expect("a ping");
+    let (target_address, seq) = recorder.first_probe();
     let start = recorder.now;
     // Nobody answers. After the ack timeout: ping-reqs to up to 3 others plus a second ping.
     recorder.run_until(start + 250 * MS);
@@ -227,7 +237,7 @@ fn a_probe_meant_for_another_name_is_neither_answered_nor_learnt_from() {
     let mut recorder = Recorder::new(SwimConfig::default());
     let probe = Message::Ping {
         seq: 7,
-        target: crate::runtime::gossip::wire::name_print(&Name::new("gone").expect("name")),
+        target: print_of("gone"),
     };
     let bytes = encode_packet(
         &packet(&id("a1", 1), probe, vec![alive(&id("a2", 1), 3)]),
@@ -267,7 +277,7 @@ fn a_probe_meant_for_another_name_is_neither_answered_nor_learnt_from() {
 #[test]
 fn an_ack_from_another_member_than_the_one_probed_answers_nothing() {
     let mut recorder = with_members(1);
-    let a1_print = crate::runtime::gossip::wire::name_print(&Name::new("a1").expect("name"));
+    let a1_print = print_of("a1");
     // Another process, z9, answers every probe sent to a1's address, as a node of an older
     // version (or a print collision) would.
     let mut probes = 0;
@@ -298,19 +308,7 @@ fn an_ack_from_another_member_than_the_one_probed_answers_nothing() {
 #[test]
 fn an_ack_forwarded_by_a_helper_answers_the_probe() {
     let mut recorder = with_members(4);
-    let mut probe = None;
-    while probe.is_none() {
-        let next = recorder.swim.poll_timeout().expect("timers");
-        recorder.run_until(next);
-        probe = recorder
-            .take_sent()
-            .into_iter()
-            .find_map(|(to, p)| match p.message {
-                Message::Ping { seq, .. } => Some((to, seq)),
-                _ => None,
-            });
-    }
-    let (target_address, seq) = probe.expect("a ping");
+    let (target_address, seq) = recorder.first_probe();
     let start = recorder.now;
     // The target does not answer directly; after the ack timeout, helpers are asked.
     recorder.run_until(start + 250 * MS);
@@ -353,7 +351,7 @@ fn a_relay_forwards_only_the_ack_of_the_member_it_probes() {
             vec![],
         ),
     );
-    let a1_print = crate::runtime::gossip::wire::name_print(&Name::new("a1").expect("name"));
+    let a1_print = print_of("a1");
     let relayed = recorder
         .take_sent()
         .into_iter()
