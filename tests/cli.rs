@@ -220,37 +220,28 @@ fn bad_config_exits_2_naming_file_line_and_key() {
 
 #[test]
 fn a_blank_or_overlong_idempotency_key_is_a_usage_error() {
-    // Refused before any connection is tried (no node listens on port 9).
-    let output = goliath()
-        .args([
-            "submit",
-            "--idempotency-key",
-            " ",
-            "--node",
-            "127.0.0.1:9",
-            "fib 3",
-        ])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot be blank"), "{stderr}");
-    // So is one longer than a node keeps.
+    // Refused before any connection is tried (no node listens on port 9); so is a key
+    // longer than a node keeps.
     let long_key = "k".repeat(257);
-    let output = goliath()
-        .args([
-            "submit",
-            "--idempotency-key",
-            &long_key,
-            "--node",
-            "127.0.0.1:9",
-            "fib 3",
-        ])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("257 bytes, more than the 256"), "{stderr}");
+    for (key, says) in [
+        (" ", "cannot be blank"),
+        (long_key.as_str(), "257 bytes, more than the 256"),
+    ] {
+        let output = goliath()
+            .args([
+                "submit",
+                "--idempotency-key",
+                key,
+                "--node",
+                "127.0.0.1:9",
+                "fib 3",
+            ])
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{says}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
 }
 
 /// A node's or console's flag where it means nothing is refused, not ignored; client

@@ -526,17 +526,7 @@ fn a_wait_on_a_key_whose_tasks_are_forgotten_says_so_and_makes_up_no_outcome() {
         config.scheduler.workers = goliath::config::WorkerCount::Fixed(1);
     });
     let client = fixture.client();
-    let keyed = || {
-        fixture.request(
-            &client,
-            Request::Submit(SubmitRequest {
-                specs: vec!["fib 20".into()],
-                idempotency_key: Some("job-42".into()),
-                wait: true,
-                report_ids: false,
-            }),
-        )
-    };
+    let keyed = || fixture.request(&client, keyed_submit(&["fib 20"], "job-42", true));
     match keyed() {
         Ok(Response::Finished { tasks, duplicate }) => {
             assert!(!duplicate);
@@ -570,21 +560,22 @@ fn a_wait_on_a_key_whose_tasks_are_forgotten_says_so_and_makes_up_no_outcome() {
     }
 }
 
+/// A submit of `specs` under the idempotency key `key`.
+fn keyed_submit(specs: &[&str], key: &str, wait: bool) -> Request {
+    Request::Submit(SubmitRequest {
+        specs: specs.iter().map(|s| s.to_string()).collect(),
+        idempotency_key: Some(key.into()),
+        wait,
+        report_ids: false,
+    })
+}
+
 #[test]
 fn idempotency_key_returns_the_same_ids() {
     let fixture = Fixture::new(|_| {});
     let client = fixture.client();
-    let submit = |wait: bool| {
-        fixture.request(
-            &client,
-            Request::Submit(SubmitRequest {
-                specs: vec!["fib 5 x3".into()],
-                idempotency_key: Some("batch-7".into()),
-                wait,
-                report_ids: false,
-            }),
-        )
-    };
+    let submit =
+        |wait: bool| fixture.request(&client, keyed_submit(&["fib 5 x3"], "batch-7", wait));
     let (first, duplicate) = match submit(false) {
         Ok(Response::Submitted { ids, duplicate }) => (ids, duplicate),
         other => panic!("{other:?}"),
@@ -610,17 +601,7 @@ fn idempotency_key_returns_the_same_ids() {
         other => panic!("{other:?}"),
     }
     // The same key for other work is refused, not answered with the first tasks.
-    let reused = |specs: &[&str]| {
-        fixture.request(
-            &client,
-            Request::Submit(SubmitRequest {
-                specs: specs.iter().map(|s| s.to_string()).collect(),
-                idempotency_key: Some("batch-7".into()),
-                wait: false,
-                report_ids: false,
-            }),
-        )
-    };
+    let reused = |specs: &[&str]| fixture.request(&client, keyed_submit(specs, "batch-7", false));
     for (specs, says) in [
         (
             &["fib 6 x3"][..],
@@ -663,15 +644,7 @@ fn idempotency_key_returns_the_same_ids() {
         }
     }
     // A key longer than a node keeps is refused (a client other than the CLI may send one).
-    let long_key = fixture.request(
-        &client,
-        Request::Submit(SubmitRequest {
-            specs: vec!["fib 5".into()],
-            idempotency_key: Some("k".repeat(257)),
-            wait: false,
-            report_ids: false,
-        }),
-    );
+    let long_key = fixture.request(&client, keyed_submit(&["fib 5"], &"k".repeat(257), false));
     match long_key {
         Ok(Response::Error(error)) | Err(ClientError::Remote(error)) => {
             assert_eq!(error.kind, RemoteErrorKind::Invalid, "{error:?}");
@@ -697,17 +670,8 @@ fn a_wait_retried_under_its_key_gets_outcomes_the_history_has_no_room_for() {
     // A history of 8 keeps 2 or 3 sleeps: of 5 that finish together, most leave it at once.
     let fixture = Fixture::new(|config| config.history.tasks = 8);
     let client = fixture.client();
-    let submit = |wait: bool| {
-        fixture.request(
-            &client,
-            Request::Submit(SubmitRequest {
-                specs: vec!["sleep 300ms x5".into()],
-                idempotency_key: Some("retried".into()),
-                wait,
-                report_ids: false,
-            }),
-        )
-    };
+    let submit =
+        |wait: bool| fixture.request(&client, keyed_submit(&["sleep 300ms x5"], "retried", wait));
     // The first submit's connection is gone (the client retries after losing it).
     let first = match submit(false) {
         Ok(Response::Submitted { ids, .. }) => ids,
