@@ -27,7 +27,7 @@ const NODE_ARGS: &[&str] = &[
     "--set",
     "wal.segment_size=64KiB",
     "--set",
-    "wal.checkpoint_every=256KiB",
+    "wal.checkpoint_every=128KiB",
     "--set",
     "history.tasks=40000",
     "--set",
