@@ -884,16 +884,14 @@ fn a_wait_stopped_by_ctrl_c_names_the_tasks_it_leaves_on_the_node_and_how_to_sto
         .to_string();
     waiting.type_text("\x03");
     assert_eq!(waiting.wait_exit(), Some(130), "{}", waiting.contents());
-    let screen = waiting.contents();
-    assert!(
+    waiting.wait_for("what the stopped wait leaves on the node", |screen| {
         screen.contains(&format!(
             "SIGINT: stopped waiting; the node has the 3 tasks ({ids})"
         )) && screen.contains(&format!(
             "`goliath cancel --node {} {ids}` stops them",
             node.address
-        )),
-        "{screen}"
-    );
+        ))
+    });
     // The tasks were left running, and the cancel the message suggests stops all of them.
     let mut cancel = vec!["cancel"];
     cancel.extend(ids.split(' '));

@@ -188,11 +188,15 @@ impl PtyProcess {
         }
     }
 
-    /// Waits for the process to exit; its exit code.
+    /// Waits for the process to exit, then for the terminal to pass on what it wrote last;
+    /// its exit code. The kernel hands a pty's output to the reader thread some time after
+    /// the write, so a screen read just after the exit could miss the final lines: this
+    /// waits until no new output has come for a while.
     pub fn wait_exit(&mut self) -> Option<i32> {
         let deadline = Instant::now() + LIVENESS;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                self.wait_output_settled(deadline);
                 return status.code();
             }
             assert!(
@@ -204,6 +208,26 @@ impl PtyProcess {
         }
     }
 }
+
+impl PtyProcess {
+    /// Returns once the output has not grown for `OUTPUT_SETTLED`, or at `deadline`.
+    fn wait_output_settled(&self, deadline: Instant) {
+        let mut length = self.raw.lock().expect("raw").len();
+        let mut unchanged_since = Instant::now();
+        while unchanged_since.elapsed() < OUTPUT_SETTLED && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = self.raw.lock().expect("raw").len();
+            if now != length {
+                length = now;
+                unchanged_since = Instant::now();
+            }
+        }
+    }
+}
+
+/// How long a pty's output must stay unchanged after the program exits before its screen
+/// counts as final.
+const OUTPUT_SETTLED: Duration = Duration::from_millis(250);
 
 impl Drop for PtyProcess {
     fn drop(&mut self) {
