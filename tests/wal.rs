@@ -469,6 +469,46 @@ fn a_closed_segment_whose_last_records_became_zeros_refuses_to_start() {
 }
 
 #[test]
+fn stray_bytes_in_the_unused_spare_segment_do_not_make_the_segment_in_use_look_cut_short() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_log(dir.path(), 300, 180);
+    // The newest file is the spare the writer prepared: its header and nothing else.
+    let segments: Vec<PathBuf> = {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "seg"))
+            .collect();
+        paths.sort();
+        paths
+    };
+    let spare = segments.last().expect("segments").clone();
+    let in_spare = records(dir.path())
+        .into_iter()
+        .filter(|(path, _, _)| *path == spare)
+        .count();
+    assert_eq!(in_spare, 1, "the spare holds its header only");
+    // Bytes that no write of the log put there, well after the header: the writer never
+    // wrote into the spare (the segment before it has no end record), so none of them were
+    // acknowledged.
+    let mut bytes = std::fs::read(&spare).expect("read");
+    for (index, byte) in bytes[8192..8192 + 600].iter_mut().enumerate() {
+        *byte = (index as u8).wrapping_mul(37) | 1;
+    }
+    std::fs::write(&spare, &bytes).expect("write");
+    assert_eq!(
+        live_ids(dir.path()).expect("the node starts"),
+        (1..=300).collect::<Vec<u64>>()
+    );
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(
+        inspection.first_problem().is_none(),
+        "{:?}",
+        inspection.first_problem()
+    );
+}
+
+#[test]
 fn a_flipped_bit_in_a_middle_segment_refuses_to_start_naming_file_and_offset() {
     let dir = tempfile::tempdir().expect("temp dir");
     let in_first = accepted_in_the_first_of_three_segments(dir.path());

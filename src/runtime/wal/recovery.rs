@@ -678,13 +678,21 @@ pub fn load_checkpoint(bytes: &[u8], state: &mut State) -> Result<CheckpointBegi
     Ok(begin)
 }
 
-/// Whether a segment holds anything past its header. The writer only writes into a segment
-/// after the one before it was fdatasync'd, so segments after the last one with data are
-/// unused spares, and the one with data is where a torn tail can be. A segment whose header
-/// is not valid counts as holding data (it is then checked as strictly as possible).
+/// Whether a segment holds anything past its header: whether a record begins right after
+/// it. The writer only writes into a segment after the one before it was fdatasync'd, so
+/// segments after the last one with data are unused spares, and the one with data is where
+/// a torn tail can be. The writer writes a segment from its header on, so bytes further in
+/// with nothing right after the header were never a write of the log (a spare is still
+/// scanned as a last segment, which drops them, or refuses whole records among them). A
+/// segment whose header is not valid counts as holding data (it is then checked as
+/// strictly as possible).
 pub fn has_data(bytes: &[u8]) -> bool {
     match record::read_frame(bytes, 0, record::MAX_PAYLOAD) {
-        Ok(Some(header)) => nonzero_end(bytes, header.len.min(bytes.len())) > header.len,
+        Ok(Some(header)) => {
+            let first = header.len.min(bytes.len());
+            let first_record = &bytes[first..bytes.len().min(first + record::HEADER_LEN)];
+            first_record.iter().any(|&b| b != 0)
+        }
         Ok(None) => nonzero_end(bytes, 0) > 0,
         Err(_) => true,
     }
