@@ -600,6 +600,94 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, message: Option<(String
         );
         return;
     }
+    let hints = match &app.overlay {
+        Some(overlay) => overlay_hints(app, overlay),
+        None => main_hints(app),
+    };
+    let columns: Vec<(usize, usize)> = hints
+        .iter()
+        .map(|(key, label, priority)| {
+            let width = Line::from(key.as_str()).width() + label.trim_end().chars().count();
+            (width, *priority)
+        })
+        .collect();
+    // One column of the line is its leading space; two spaces end each hint.
+    let shown = keep_by_priority(&columns, usize::from(area.width).saturating_sub(1), 2);
+    let mut spans = vec![Span::raw(" ")];
+    for ((key, label, _), shown) in hints.into_iter().zip(shown) {
+        if shown {
+            spans.push(Span::styled(key, theme.key));
+            spans.push(Span::styled(label, theme.muted));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A key hint of the status line: key, label (" label  ") and priority (0 the most needed:
+/// a narrow window leaves out the least needed whole).
+type Hint = (String, String, usize);
+
+/// The keys an open overlay takes, most needed first: while one is open the main keys type
+/// into it or close it, so hinting them (`q quit` under a prompt where `q` types a q) would
+/// mislead.
+fn overlay_hints(app: &App, overlay: &Overlay) -> Vec<Hint> {
+    let hints = match overlay {
+        Overlay::Submit(input) if input.sending => {
+            vec![("esc", "close (the answer then shows here)")]
+        }
+        Overlay::Submit(_) => vec![
+            ("enter", "submit"),
+            ("esc", "close"),
+            ("↑↓", "earlier specs"),
+        ],
+        Overlay::Palette(_) => vec![
+            ("enter", "run"),
+            ("esc", "close"),
+            ("↑↓", "earlier commands"),
+        ],
+        Overlay::Filter(_) => vec![
+            ("enter", "keep the filter"),
+            ("esc", "clear it"),
+            ("!", "text hides matches"),
+        ],
+        Overlay::Confirm { state, .. } if state.is_finished() => {
+            vec![("esc", "close")]
+        }
+        Overlay::Confirm { .. } => vec![("y", "cancel the task"), ("n", "leave it running")],
+        Overlay::Help { .. } => {
+            let mut hints = Vec::new();
+            if let (Some(down), Some(up)) = (
+                app.keymap.first_key(Action::Down),
+                app.keymap.first_key(Action::Up),
+            ) {
+                hints.push((format!("{down}/{up}"), "scroll"));
+            }
+            hints.push(("any other key".to_string(), "close"));
+            if let Some(quit) = app.keymap.first_key(Action::Quit) {
+                hints.push((quit, "quit"));
+            }
+            return numbered(hints);
+        }
+    };
+    numbered(
+        hints
+            .into_iter()
+            .map(|(key, label)| (key.to_string(), label))
+            .collect(),
+    )
+}
+
+/// (key, label) pairs as hints, each as needed as its place in the list says.
+fn numbered(hints: Vec<(String, &str)>) -> Vec<Hint> {
+    hints
+        .into_iter()
+        .enumerate()
+        .map(|(priority, (key, label))| (key, format!(" {label}  "), priority))
+        .collect()
+}
+
+/// The main keys, in screen order.
+fn main_hints(app: &App) -> Vec<Hint> {
     // Task keys only where tasks are shown: on Logs and Cluster they did nothing (or, for
     // cancel, acted on a task out of sight).
     let tasks_shown = matches!(app.tab, Tab::Overview | Tab::Tasks);
@@ -619,13 +707,6 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, message: Option<(String
     }
     let pause = if app.paused() { "resume" } else { "pause" };
     hints.extend([(Action::Pause, pause), (Action::Quit, "quit")]);
-    let hints: Vec<(Action, String, String)> = hints
-        .into_iter()
-        .filter_map(|(action, label)| {
-            let key = app.keymap.first_key(action)?;
-            Some((action, key.to_string(), format!(" {label}  ")))
-        })
-        .collect();
     // In a narrow window the hints that do not fit are left out whole, help and quit last
     // (a hint cut to its key, `q`, says nothing).
     let priority = |action: Action| match action {
@@ -638,23 +719,13 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, message: Option<(String
         Action::Palette => 6,
         _ => 7,
     };
-    let columns: Vec<(usize, usize)> = hints
-        .iter()
-        .map(|(action, key, label)| {
-            let width = Line::from(key.as_str()).width() + label.trim_end().chars().count();
-            (width, priority(*action))
+    hints
+        .into_iter()
+        .filter_map(|(action, label)| {
+            let key = app.keymap.first_key(action)?;
+            Some((key.to_string(), format!(" {label}  "), priority(action)))
         })
-        .collect();
-    // One column of the line is its leading space; two spaces end each hint.
-    let shown = keep_by_priority(&columns, usize::from(area.width).saturating_sub(1), 2);
-    let mut spans = vec![Span::raw(" ")];
-    for ((_, key, label), shown) in hints.into_iter().zip(shown) {
-        if shown {
-            spans.push(Span::styled(key, theme.key));
-            spans.push(Span::styled(label, theme.muted));
-        }
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+        .collect()
 }
 
 fn draw_overview(frame: &mut Frame, app: &App, body: Rect, hits: &mut HitMap) {
@@ -3036,6 +3107,38 @@ mod tests {
         let text = format!("{}", draw(&mut app, 120, 40).backend());
         let last = text.lines().last().unwrap_or_default().to_string();
         assert!(last.contains("resume") && !last.contains("pause"), "{last}");
+    }
+
+    #[test]
+    fn the_bottom_line_names_the_keys_of_the_open_prompt_not_the_main_ones() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let press = |app: &mut App, code: KeyCode| {
+            app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+        };
+        let last_line = |app: &mut App| {
+            let text = format!("{}", draw(app, 120, 40).backend());
+            text.lines().last().unwrap_or_default().to_string()
+        };
+        let mut app = app_with(2, 3);
+        assert!(last_line(&mut app).contains("q quit"));
+        for (key, expected) in [
+            (':', "enter run"),
+            ('/', "enter keep the filter"),
+            ('n', "enter submit"),
+        ] {
+            press(&mut app, KeyCode::Char(key));
+            // `q` types into the prompt: the line must not offer it as quit.
+            press(&mut app, KeyCode::Char('q'));
+            assert!(!app.quit, "q typed into the {key} prompt");
+            let line = last_line(&mut app);
+            assert!(
+                line.contains(expected) && line.contains("esc") && !line.contains("quit"),
+                "{key}: {line}"
+            );
+            press(&mut app, KeyCode::Esc);
+            app.status = None;
+            assert!(last_line(&mut app).contains("q quit"), "after {key}");
+        }
     }
 
     #[test]
