@@ -1221,9 +1221,20 @@ fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> 
     };
     // Said once the second signal is listened for, so one sent on reading it is never lost.
     announce();
+    let stopping = node.clone();
     signals.spawn(async move {
         let _ = second_signal.await;
-        eprintln!("goliath: second signal, stopping now");
+        // The programs of running exec tasks (and what they started) would outlive the node.
+        let killed = stopping.kill_exec_processes();
+        match killed {
+            0 => eprintln!("goliath: second signal, stopping now"),
+            1 => eprintln!(
+                "goliath: second signal, stopping now (killed the process group of 1 running exec task)"
+            ),
+            count => eprintln!(
+                "goliath: second signal, stopping now (killed the process groups of {count} running exec tasks)"
+            ),
+        }
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
     // Refused from the moment the stop begins, not once the cluster has been left.

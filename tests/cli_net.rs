@@ -845,6 +845,57 @@ fn a_second_sigint_during_the_grace_period_stops_at_once_also_while_leaving_the_
 }
 
 #[test]
+fn a_second_signal_kills_the_running_exec_programs_and_what_they_started() {
+    let marker = format!("GOLIATH_TEST_SECOND_SIGNAL={}", std::process::id());
+    let (name, value) = marker.split_once('=').expect("a variable");
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_with_env(
+        data.path(),
+        &[
+            "--workers",
+            "1",
+            "--set",
+            "exec.remote=true",
+            "--set",
+            "shutdown.grace=60s",
+        ],
+        &[(name, value)],
+    );
+    // The shell forks both sleeps: killing the shell alone would leave them running.
+    let id = node.json(&["submit", "exec -- sh -c 'sleep 3601 & sleep 3602'"])["ids"][0]
+        .as_u64()
+        .expect("id");
+    wait_for_state(&node, id, "running");
+    // The shell and its two sleeps.
+    common::eventually(
+        || match common::processes_with(&marker, "sleep 360").len() {
+            3 => Ok(()),
+            count => Err(format!("{count} of the 3 processes running")),
+        },
+    );
+    let pid = node.child.id();
+    common::signal(pid, "-TERM");
+    common::eventually(|| {
+        node.log()
+            .contains("send SIGINT/SIGTERM/SIGHUP again")
+            .then_some(())
+            .ok_or_else(|| format!("no shutdown: {}", node.log()))
+    });
+    common::signal(pid, "-TERM");
+    assert_eq!(node.wait_exit(), Some(130), "{}", node.log());
+    common::eventually(|| match common::processes_with(&marker, "sleep 360") {
+        left if left.is_empty() => Ok(()),
+        left => Err(format!("left running: {left:?}")),
+    });
+    assert!(
+        node.log()
+            .contains("killed the process group of 1 running exec task"),
+        "{}",
+        node.log()
+    );
+}
+
+#[test]
 fn a_request_larger_than_the_node_takes_is_a_usage_error_before_it_is_sent() {
     let node = RunningNode::start(&["--workers", "1", "--set", "net.max_frame=4KiB"]);
     let specs: Vec<String> = (0..200)

@@ -319,29 +319,6 @@ fn cluster_tab_shows_the_gossiping_local_node() {
     assert_eq!(console.wait_exit(), Some(0));
 }
 
-/// The pids of processes started with `marker` in their environment whose command line
-/// contains `needle`.
-fn processes_with(marker: &str, needle: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&environ).contains(marker)
-            && String::from_utf8_lossy(&cmdline).contains(needle)
-        {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 #[test]
 fn demo_children_log_into_the_console_not_over_its_screen() {
     let data_home = tempfile::tempdir().expect("temp data home");
@@ -364,7 +341,7 @@ fn demo_children_log_into_the_console_not_over_its_screen() {
         })
     });
     let marker = data_home.path().to_string_lossy().into_owned();
-    let killed = processes_with(&marker, "demo-2");
+    let killed = common::processes_with(&marker, "demo-2");
     assert_eq!(killed.len(), 1, "one child named demo-2: {killed:?}");
     common::signal(killed[0], "-KILL");
     // demo-1 logs the verdict at WARN, the level the children log at: before, its line went

@@ -90,23 +90,39 @@ impl Children {
 
     /// Group `group` (its leader's pid) started.
     pub fn started(&self, group: u32) {
-        let Some(path) = &self.path else { return };
         let Some(start) = proc_stat(group).map(|s| s.start) else {
             // Already gone: nothing to stop later.
             return;
         };
         let mut journal = lock(&self.journal);
         journal.running.insert(group, start);
-        journal.append(path, &self.header, &format!("+{group} {start}\n"));
+        if let Some(path) = &self.path {
+            journal.append(path, &self.header, &format!("+{group} {start}\n"));
+        }
     }
 
     /// Group `group` ended (its leader was waited for).
     pub fn ended(&self, group: u32) {
-        let Some(path) = &self.path else { return };
         let mut journal = lock(&self.journal);
-        if journal.running.remove(&group).is_some() {
+        if journal.running.remove(&group).is_some()
+            && let Some(path) = &self.path
+        {
             journal.append(path, &self.header, &format!("-{group}\n"));
         }
+    }
+
+    /// SIGKILLs every running group whose leader is still the process that started it: for
+    /// a node stopping at once (a second signal during its shutdown), which has no time to
+    /// wait for its programs but must not leave them running behind it. Returns how many
+    /// groups were signalled. The list stays: the next start finds the groups gone.
+    pub fn kill_all(&self) -> usize {
+        let journal = lock(&self.journal);
+        journal
+            .running
+            .iter()
+            .filter(|(group, start)| proc_stat(**group).is_some_and(|s| s.start == **start))
+            .filter(|(group, _)| sys::signal_process_group(**group, sys::SIGKILL).is_ok())
+            .count()
     }
 }
 

@@ -2045,6 +2045,14 @@ impl Node {
         self.shared.accepting.store(false, Ordering::SeqCst);
     }
 
+    /// SIGKILLs the process groups of the `exec` tasks running now, for a process about to
+    /// exit without [`Node::shutdown`] (a second signal during the grace period): what they
+    /// started would otherwise live on behind it. Their tasks are not finished: a node with a
+    /// data directory runs them again at its next start. Returns how many groups it signalled.
+    pub fn kill_exec_processes(&self) -> usize {
+        self.shared.children.kill_all()
+    }
+
     /// Stops accepting tasks, lets those in flight finish for up to `grace`, cancels the rest,
     /// and stops the workers and the I/O thread. Safe to call more than once.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
