@@ -129,6 +129,10 @@ pub struct NetConfig {
     /// Time a client has to complete the handshake.
     #[serde(deserialize_with = "de_duration")]
     pub handshake_timeout: Duration,
+    /// Time a client may take to send the rest of a frame it began, and to read any of the
+    /// answers waiting for it, before it is disconnected.
+    #[serde(deserialize_with = "de_duration")]
+    pub stall_timeout: Duration,
     /// Tasks one connection may wait for at once (`submit --wait`).
     pub max_waiting: usize,
 }
@@ -141,6 +145,7 @@ impl Default for NetConfig {
             max_inflight: 256,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(30),
             max_waiting: 65_536,
         }
     }
@@ -950,6 +955,7 @@ impl Config {
                 ("max_inflight", count(self.net.max_inflight)),
                 ("max_connections", count(self.net.max_connections)),
                 ("handshake_timeout", duration(self.net.handshake_timeout)),
+                ("stall_timeout", duration(self.net.stall_timeout)),
                 ("max_waiting", count(self.net.max_waiting)),
             ],
         );
@@ -1225,6 +1231,15 @@ impl Config {
                 format!(
                     "= {} is out of range: use more than 0s, up to 10m",
                     HumanDuration(self.net.handshake_timeout)
+                ),
+            );
+        }
+        if self.net.stall_timeout.is_zero() || self.net.stall_timeout > Duration::from_secs(3600) {
+            return problem(
+                "net.stall_timeout",
+                format!(
+                    "= {} is out of range: use more than 0s, up to 1h",
+                    HumanDuration(self.net.stall_timeout)
                 ),
             );
         }

@@ -303,6 +303,86 @@ fn handshake_timeout_and_connection_limit() {
 }
 
 #[test]
+fn a_client_that_stops_halfway_through_a_frame_is_disconnected() {
+    let fixture = Fixture::new(|config| {
+        config.net.stall_timeout = Duration::from_millis(300);
+    });
+    let address = fixture.address();
+    let received = fixture.runtime.block_on(async move {
+        let mut stream = TcpStream::connect(&address).await.expect("connects");
+        let mut bytes = handshake_bytes();
+        // A request frame that says 1,000 bytes follow, of which 10 come.
+        let mut whole = Vec::new();
+        frame::write_frame(&mut whole, FrameType::Request, 1, &[0u8; 1000]);
+        bytes.extend_from_slice(&whole[..whole.len() - 990]);
+        stream.write_all(&bytes).await.expect("sends");
+        // The write side stays open: only the node's timer can end this.
+        let mut received = Vec::new();
+        tokio::time::timeout(common::LIVENESS, stream.read_to_end(&mut received))
+            .await
+            .expect("the node closes the stalled connection")
+            .ok();
+        received
+    });
+    let text = error_text(&received);
+    assert!(
+        text.contains("did not send the rest") && text.contains("net.stall_timeout"),
+        "{text}"
+    );
+    assert_still_serving(&fixture);
+}
+
+#[test]
+fn a_client_that_reads_none_of_its_answers_is_disconnected_and_others_are_served() {
+    let fixture = Fixture::new(|config| {
+        config.net.stall_timeout = Duration::from_millis(500);
+    });
+    // Enough finished tasks that each list answer is large.
+    let client = fixture.client();
+    fixture.submit_wait(&client, &["fib 1 x2000"]);
+    drop(client);
+    let address = fixture.address();
+    let stats = fixture.server.stats();
+    let stalled = fixture.runtime.block_on(async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .set_recv_buffer_size(4096)
+            .expect("small receive buffer");
+        let mut stream = socket
+            .connect(address.parse().expect("address"))
+            .await
+            .expect("connects");
+        let mut bytes = handshake_bytes();
+        for stream_id in 1..=200u32 {
+            let request: Request = Request::Tasks(TaskQuery {
+                state: None,
+                limit: 10_000,
+            });
+            frame::write_message(&mut bytes, FrameType::Request, stream_id, &request, 1 << 20)
+                .expect("encodes");
+        }
+        stream.write_all(&bytes).await.expect("sends");
+        // Reads nothing from here on, and keeps the connection.
+        stream
+    });
+    // The node gives up on it: its connection closes though the client never did.
+    common::eventually(
+        || match stats.rejected.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => Err("the stalled client was never disconnected".to_string()),
+            _ => Ok(()),
+        },
+    );
+    common::eventually(
+        || match stats.open.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => Ok(()),
+            open => Err(format!("{open} connections still open")),
+        },
+    );
+    assert_still_serving(&fixture);
+    drop(stalled);
+}
+
+#[test]
 fn ten_thousand_connections_opened_and_dropped() {
     let fixture = Fixture::new(|_| {});
     let address = fixture.address();

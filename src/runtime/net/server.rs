@@ -53,6 +53,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Time allowed for the handshake.
     pub handshake_timeout: Duration,
+    /// Time a client may take to send the rest of a frame it began, or to read any of its
+    /// answers, before it is disconnected.
+    pub stall_timeout: Duration,
     /// Tasks a connection may wait for.
     pub max_waiting: usize,
     /// The cluster name clients must present.
@@ -73,6 +76,7 @@ impl ServerConfig {
             max_inflight: config.net.max_inflight,
             max_connections: config.net.max_connections,
             handshake_timeout: config.net.handshake_timeout,
+            stall_timeout: config.net.stall_timeout,
             max_waiting: config.net.max_waiting,
             cluster: config.node.cluster.clone(),
             exec_remote: config.exec.remote,
@@ -115,6 +119,8 @@ struct Context {
     config: ServerConfig,
     stats: Arc<ServerStats>,
     shutdown_request: watch::Sender<bool>,
+    /// How many rejected connections were logged lately (a flood is counted, not logged).
+    rejections: std::sync::Mutex<RejectionLog>,
 }
 
 impl Server {
@@ -143,6 +149,7 @@ impl Server {
             config,
             stats: stats.clone(),
             shutdown_request,
+            rejections: std::sync::Mutex::new(RejectionLog::default()),
         });
         tokio::spawn(accept_loop(listener, context, stopped));
         Ok(Server {
@@ -234,7 +241,37 @@ async fn accept_loop(
                 }
                 Err(reason) => {
                     context.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%peer, %reason, "connection rejected");
+                    let verdict = context
+                        .rejections
+                        .lock()
+                        .map(|mut log| log.admit(std::time::Instant::now()))
+                        .unwrap_or(RejectionLine::Log {
+                            unlogged_before: 0,
+                            last: false,
+                        });
+                    match verdict {
+                        RejectionLine::Log {
+                            unlogged_before: 0,
+                            last: false,
+                        } => {
+                            tracing::warn!(%peer, %reason, "connection rejected");
+                        }
+                        RejectionLine::Log {
+                            unlogged_before,
+                            last,
+                        } => {
+                            let more = if last {
+                                format!(
+                                    "; further rejections in the next {}s are counted, not logged one by one",
+                                    REJECTION_WINDOW.as_secs()
+                                )
+                            } else {
+                                String::new()
+                            };
+                            tracing::warn!(%peer, %reason, unlogged_before, "connection rejected{more}");
+                        }
+                        RejectionLine::Count => {}
+                    }
                 }
                 Ok(()) => {}
             }
@@ -243,7 +280,54 @@ async fn accept_loop(
     }
 }
 
-/// Why a connection was closed early; logged once.
+/// Rejected connections logged per [`REJECTION_WINDOW`], at most: a client that opens bad
+/// connections in a loop (or a flood against a full node) must not write a log line each.
+const REJECTIONS_LOGGED: u32 = 10;
+
+/// See [`REJECTIONS_LOGGED`].
+const REJECTION_WINDOW: Duration = Duration::from_secs(10);
+
+/// The rejections logged in the current window, and those counted instead since the last
+/// line.
+#[derive(Debug, Default)]
+struct RejectionLog {
+    window_start: Option<std::time::Instant>,
+    logged: u32,
+    unlogged: u64,
+}
+
+/// Whether to log one rejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RejectionLine {
+    /// Log it, saying how many went unlogged before it; `last` when no other is logged in
+    /// this window.
+    Log { unlogged_before: u64, last: bool },
+    /// Count it only.
+    Count,
+}
+
+impl RejectionLog {
+    fn admit(&mut self, now: std::time::Instant) -> RejectionLine {
+        if self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= REJECTION_WINDOW)
+        {
+            self.window_start = Some(now);
+            self.logged = 0;
+        }
+        if self.logged >= REJECTIONS_LOGGED {
+            self.unlogged += 1;
+            return RejectionLine::Count;
+        }
+        self.logged += 1;
+        RejectionLine::Log {
+            unlogged_before: std::mem::take(&mut self.unlogged),
+            last: self.logged == REJECTIONS_LOGGED,
+        }
+    }
+}
+
+/// Why a connection was closed early; logged once (within [`REJECTIONS_LOGGED`]).
 #[derive(Debug, thiserror::Error)]
 enum Rejection {
     #[error("{0}")]
@@ -264,6 +348,56 @@ fn client_went_away(error: &std::io::Error) -> bool {
         error.kind(),
         ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
     )
+}
+
+/// Writes all of `bytes`, unless the client takes none of them for `stall` (it stopped
+/// reading: a stuck `goliath watch`, a client that only sends): then the connection is
+/// closed, rather than held with its answers for ever. A write that goes through at once
+/// (the usual case) sets no timer.
+async fn write_unless_stalled<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut bytes: &[u8],
+    stall: Duration,
+) -> Result<(), Rejection> {
+    while !bytes.is_empty() {
+        let written = {
+            let write = writer.write(bytes);
+            tokio::pin!(write);
+            // Polled once without a timer: a socket with room takes the bytes at once.
+            match futures_poll_once(write.as_mut()).await {
+                Some(result) => result,
+                None => match tokio::time::timeout(stall, write).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        return Err(Rejection::Protocol(format!(
+                            "the client read none of its answers for {} (net.stall_timeout); {} bytes were waiting",
+                            crate::runtime::units::HumanDuration(stall),
+                            bytes.len()
+                        )));
+                    }
+                },
+            }
+        };
+        match written {
+            Ok(0) => return Err(Rejection::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok(count) => bytes = &bytes[count..],
+            Err(error) => return Err(Rejection::Io(error)),
+        }
+    }
+    Ok(())
+}
+
+/// Polls `future` once: its output if it is ready, `None` if it would wait (its waker is
+/// then registered, so polling it again later is fine).
+async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+    let mut future = future;
+    std::future::poll_fn(|context| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(context) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// Sends our preamble and an `Error` frame with `message`, and closes.
@@ -567,10 +701,14 @@ impl Connection {
         reader: &mut FrameReader,
     ) -> Result<(), Rejection> {
         let mut permit: Option<OwnedSemaphorePermit> = None;
+        // When the frame the client began must have arrived whole (net.stall_timeout):
+        // counted only while this side reads, not while it holds the client back.
+        let mut frame_deadline: Option<tokio::time::Instant> = None;
         loop {
             // This turn takes what finishes during it itself (an echo finishes inside its
             // submit): no wake-up, and no second, empty poll of this task per request.
             self.completed.stop_waking();
+            let mut frames_taken = false;
             loop {
                 if permit.is_none() {
                     permit = self.permits.clone().try_acquire_owned().ok();
@@ -584,6 +722,7 @@ impl Connection {
                     }
                     Ok(Some(frame)) => frame,
                 };
+                frames_taken = true;
                 self.frame(header, payload, held).await?;
                 if self.out.len() >= FLUSH_AT {
                     self.flush().await?;
@@ -593,6 +732,7 @@ impl Connection {
             // goes out in this turn's write.
             self.take_ready();
             self.flush().await?;
+            let pending = reader.pending();
             let spare = match permit {
                 Some(_) => match reader.spare() {
                     Ok(spare) => Some(spare),
@@ -601,6 +741,13 @@ impl Connection {
                 None => None,
             };
             let reading = spare.is_some();
+            // A frame taken means the bytes after it begin a new one: its time starts now.
+            frame_deadline = match (reading, pending) {
+                (true, 0) | (false, _) => None,
+                (true, _) => frame_deadline.filter(|_| !frames_taken).or_else(|| {
+                    Some(tokio::time::Instant::now() + self.context.config.stall_timeout)
+                }),
+            };
             tokio::select! {
                 biased;
                 // It only ever turns true (or its sender, the node, is gone).
@@ -623,6 +770,18 @@ impl Connection {
                     Ok(acquired) => permit = Some(acquired),
                     Err(_) => return Ok(()),
                 },
+                () = async {
+                    match frame_deadline {
+                        Some(deadline) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                }, if frame_deadline.is_some() => {
+                    return Err(self.fatal(format!(
+                        "the client began a frame and did not send the rest within {} (net.stall_timeout): {} bytes of it received",
+                        crate::runtime::units::HumanDuration(self.context.config.stall_timeout),
+                        reader.pending()
+                    )));
+                }
                 count = async {
                     match spare {
                         Some(spare) => read_half.read(spare).await,
@@ -719,14 +878,19 @@ impl Connection {
             self.out.clear();
             return Ok(());
         }
-        let result = self.writer.write_all(&self.out).await;
+        let result = write_unless_stalled(
+            &mut self.writer,
+            &self.out,
+            self.context.config.stall_timeout,
+        )
+        .await;
         self.out.clear();
         if self.out.capacity() > 1 << 20 {
             self.out.shrink_to(64 * 1024);
         }
         if let Err(error) = result {
             self.write_failed = true;
-            return Err(Rejection::Io(error));
+            return Err(error);
         }
         Ok(())
     }
@@ -778,17 +942,21 @@ impl Connection {
         if write_failed {
             return;
         }
+        let stall = context.config.stall_timeout;
         // Helper tasks still running hold senders; the queue ends when the last one is done.
         while let Some(item) = queued.recv().await {
             encode_outgoing(&mut out, item, context.config.max_frame);
             if out.len() >= FLUSH_AT {
-                if writer.write_all(&out).await.is_err() {
+                if write_unless_stalled(&mut writer, &out, stall)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 out.clear();
             }
         }
-        if writer.write_all(&out).await.is_ok() {
+        if write_unless_stalled(&mut writer, &out, stall).await.is_ok() {
             let _ = writer.shutdown().await;
         }
     }
@@ -1315,6 +1483,41 @@ mod tests {
             }))),
             error: None,
         }
+    }
+
+    #[test]
+    fn a_flood_of_rejected_connections_is_counted_not_logged_line_by_line() {
+        let start = std::time::Instant::now();
+        let mut log = RejectionLog::default();
+        let lines: Vec<RejectionLine> = (0..1000).map(|_| log.admit(start)).collect();
+        let logged: Vec<&RejectionLine> = lines
+            .iter()
+            .filter(|line| **line != RejectionLine::Count)
+            .collect();
+        assert_eq!(logged.len(), REJECTIONS_LOGGED as usize);
+        assert_eq!(
+            *logged[logged.len() - 1],
+            RejectionLine::Log {
+                unlogged_before: 0,
+                last: true
+            }
+        );
+        // The next window's first line says how many went unlogged.
+        let later = start + REJECTION_WINDOW;
+        assert_eq!(
+            log.admit(later),
+            RejectionLine::Log {
+                unlogged_before: 1000 - u64::from(REJECTIONS_LOGGED),
+                last: false
+            }
+        );
+        assert_eq!(
+            log.admit(later),
+            RejectionLine::Log {
+                unlogged_before: 0,
+                last: false
+            }
+        );
     }
 
     #[test]
