@@ -1124,7 +1124,7 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
         let listen = server_config.listen;
         Failure::runtime(match error.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
-                "cannot listen on {listen}: {error}. Is another goliath node using it? Attach to it with `goliath console --connect {listen}`, or start this one elsewhere with --listen 127.0.0.1:0"
+                "cannot listen on {listen}: {error}. Is another goliath node using it? Reach it with `--node {listen}` (its console: `goliath console --connect {listen}`), or start this one beside it with `--listen 127.0.0.1:0 --name NAME` (a name of its own gives it a data directory of its own)"
             ),
             _ => match goliath::runtime::net::bind_advice(&error, listen) {
                 Some(advice) => anyhow::anyhow!(

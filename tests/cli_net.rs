@@ -845,6 +845,46 @@ fn a_second_sigint_during_the_grace_period_stops_at_once_also_while_leaving_the_
 }
 
 #[test]
+fn the_advice_for_a_taken_protocol_port_starts_a_second_node_when_followed() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let home = data.path().to_str().expect("UTF-8 path");
+    let env = [("XDG_DATA_HOME", home)];
+    // The first node in the default data directory of its name.
+    let first_dir = data.path().join("goliath").join("here");
+    let first =
+        RunningNode::start_with_env(&first_dir, &["--name", "here", "--workers", "1"], &env);
+    // A second one with the same settings cannot have its port...
+    let taken = goliath()
+        .args(["node", "--listen", &first.address, "--name", "here"])
+        .env("XDG_DATA_HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert_eq!(taken.status.code(), Some(1), "{stderr}");
+    let advice = "--listen 127.0.0.1:0 --name NAME";
+    assert!(stderr.contains(advice), "{stderr}");
+    // ...and doing as it says starts one (without the name it would take the first one's
+    // data directory and be refused).
+    let mut second =
+        common::binary::spawn_node("127.0.0.1:0", &["--name", "there", "--workers", "1"], &env);
+    let log = common::lines_of(second.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + common::LIVENESS;
+    loop {
+        let line = log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the second node starts");
+        if line.contains("serving the goliath protocol") {
+            break;
+        }
+        assert!(!line.contains("ERROR"), "{line}");
+    }
+    let _ = second.kill();
+    let _ = second.wait();
+    drop(first);
+}
+
+#[test]
 fn a_second_signal_kills_the_running_exec_programs_and_what_they_started() {
     let marker = format!("GOLIATH_TEST_SECOND_SIGNAL={}", std::process::id());
     let (name, value) = marker.split_once('=').expect("a variable");
