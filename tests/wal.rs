@@ -1181,6 +1181,43 @@ fn restart_and_find(node: Node, config: Config, last: TaskId) -> Node {
 }
 
 #[test]
+fn inspecting_beside_a_node_whose_checkpoints_remove_segments_never_fails_on_a_healthy_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = Node::start(compacting_config(dir.path())).expect("starts");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let inspections = std::thread::scope(|scope| {
+        let inspector = scope.spawn(|| {
+            let mut inspections = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // As `wal verify` and `wal dump` do, beside the running node: segments the
+                // checkpointer removes meanwhile must not look like a damaged log.
+                let inspection = wal::inspect(dir.path(), |_, _, _, _| {})
+                    .unwrap_or_else(|error| panic!("inspection {inspections}: {error}"));
+                assert!(
+                    inspection.healthy(),
+                    "inspection {inspections}: {:?}",
+                    inspection.first_problem()
+                );
+                inspections += 1;
+            }
+            inspections
+        });
+        sustained_load(&node, 40);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        inspector.join()
+    });
+    let inspections = match inspections {
+        Ok(count) => count,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let checkpoints = node.snapshot(0).wal.expect("wal").checkpoints;
+    assert!(
+        inspections > 10 && checkpoints > 5,
+        "{inspections} inspections across {checkpoints} checkpoints"
+    );
+}
+
+#[test]
 fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = compacting_config(dir.path());

@@ -405,9 +405,10 @@ impl SegmentCheck {
 fn tail_segment(
     segments: &[(u64, PathBuf)],
     buffer: &mut Vec<u8>,
+    read: impl Fn(&Path, &mut Vec<u8>) -> std::io::Result<()>,
 ) -> Result<usize, (PathBuf, std::io::Error)> {
     for (index, (_, path)) in segments.iter().enumerate().rev() {
-        segment::read_into(path, buffer).map_err(|e| (path.clone(), e))?;
+        read(path, buffer).map_err(|e| (path.clone(), e))?;
         if recovery::has_data(buffer) {
             return Ok(index);
         }
@@ -610,10 +611,12 @@ pub fn open(
         .range(first_segment..)
         .map(|(seq, path)| (*seq, path.clone()))
         .collect();
-    let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
-        op: "read",
-        path,
-        error: e,
+    let tail = tail_segment(&segments, &mut buffer, segment::read_into).map_err(|(path, e)| {
+        WalError::Io {
+            op: "read",
+            path,
+            error: e,
+        }
     })?;
     // Replaying a large log takes seconds; say so before, not only after.
     let bytes: u64 = segments
@@ -1168,6 +1171,65 @@ impl Found {
     }
 }
 
+/// What [`open_listing`] found.
+struct OpenedListing {
+    /// `newest-segment`, read before the listing.
+    newest_read: std::io::Result<Option<segment::Newest>>,
+    listing: segment::Listing,
+    /// The files to read, by path, open.
+    opened: std::collections::HashMap<PathBuf, std::fs::File>,
+}
+
+/// `newest-segment`, the listing of `dir`, and the files an inspection reads (the newest
+/// checkpoint and the segments from it on) opened. Beside a running node a checkpoint can
+/// remove listed segments before they are opened: the listing is then taken again, a few
+/// times at most.
+fn open_listing(dir: &Path) -> Result<OpenedListing, WalError> {
+    const ATTEMPTS: usize = 5;
+    let mut attempt = 1;
+    loop {
+        // `newest-segment` before the listing: beside a running node, a segment created in
+        // between is then in the listing, never named but missing from it.
+        let newest_read = segment::read_newest(dir);
+        let listing = segment::list(dir).map_err(io_error("list", dir))?;
+        let checkpoint = listing.checkpoints.iter().next_back();
+        let first_segment = checkpoint.map_or(1, |(seq, _)| *seq);
+        let wanted = checkpoint.map(|(_, path)| path).into_iter().chain(
+            listing
+                .segments
+                .range(first_segment..)
+                .map(|(_, path)| path),
+        );
+        let mut opened = std::collections::HashMap::new();
+        let mut vanished = None;
+        for path in wanted {
+            match std::fs::File::open(path) {
+                Ok(file) => {
+                    opened.insert(path.clone(), file);
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    vanished = Some((path.clone(), error));
+                    break;
+                }
+                Err(error) => return Err(io_error("open", path)(error)),
+            }
+        }
+        match vanished {
+            None => {
+                return Ok(OpenedListing {
+                    newest_read,
+                    listing,
+                    opened,
+                });
+            }
+            Some((path, error)) if attempt >= ATTEMPTS => {
+                return Err(io_error("open", &path)(error));
+            }
+            Some(_) => attempt += 1,
+        }
+    }
+}
+
 /// Reads every file recovery would read — newest checkpoint, then the segments after it —
 /// checking every record, and calls `each` with every whole record (file, offset, record,
 /// and where it was [`Found`]).
@@ -1177,10 +1239,25 @@ pub fn inspect(
     dir: &Path,
     mut each: impl FnMut(&Path, u64, &Record, Found),
 ) -> Result<Inspection, WalError> {
-    // `newest-segment` before the listing: beside a running node, a segment created in
-    // between is then in the listing, never named but missing from it.
-    let newest_read = segment::read_newest(dir);
-    let listing = segment::list(dir).map_err(io_error("list", dir))?;
+    let OpenedListing {
+        newest_read,
+        listing,
+        opened,
+    } = open_listing(dir)?;
+    // Read through the handles opened with the listing: a file a running node removes
+    // meanwhile (a checkpoint made its segments unneeded) is still read whole.
+    let read = |path: &Path, buffer: &mut Vec<u8>| -> std::io::Result<()> {
+        match opened.get(path) {
+            Some(file) => {
+                use std::io::{Read as _, Seek as _};
+                buffer.clear();
+                let mut file = file;
+                file.seek(std::io::SeekFrom::Start(0))?;
+                file.read_to_end(buffer).map(|_| ())
+            }
+            None => segment::read_into(path, buffer),
+        }
+    };
     let mut inspection = Inspection {
         dir: dir.to_path_buf(),
         locked_by: segment::lock_holder(dir),
@@ -1219,7 +1296,7 @@ pub fn inspect(
                            buffer: &mut Vec<u8>,
                            inspection: &mut Inspection|
      -> Result<u64, WalError> {
-        segment::read_into(path, buffer).map_err(io_error("read", path))?;
+        read(path, buffer).map_err(io_error("read", path))?;
         let file_len = buffer.len() as u64;
         let mut segment_check =
             check.map(|(seq, log_id)| SegmentCheck::new(seq, file_len, log_id, !last));
@@ -1319,7 +1396,7 @@ pub fn inspect(
         .range(first_segment..)
         .map(|(seq, path)| (*seq, path.clone()))
         .collect();
-    let tail = tail_segment(&segments, &mut buffer).map_err(|(path, e)| WalError::Io {
+    let tail = tail_segment(&segments, &mut buffer, read).map_err(|(path, e)| WalError::Io {
         op: "read",
         path,
         error: e,
