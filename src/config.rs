@@ -1139,11 +1139,12 @@ impl Config {
                 ),
             );
         }
-        if self.exec.max_output > 64 << 20 {
+        // Both streams of one task fit in one answer of the protocol (64 MiB, `goliath task`).
+        if self.exec.max_output > 16 << 20 {
             return problem(
                 "exec.max_output",
                 format!(
-                    "= {} is out of range: use 0 to 64MiB",
+                    "= {} is out of range: use 0 to 16MiB",
                     HumanSize::exact(self.exec.max_output)
                 ),
             );

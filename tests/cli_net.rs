@@ -437,6 +437,55 @@ fn submit_reads_specs_from_stdin() {
 }
 
 #[test]
+fn the_largest_output_a_node_keeps_can_be_read_back_also_when_it_is_not_utf8() {
+    // Past the largest bound a task's two streams would not fit one answer: refused.
+    let refused = goliath()
+        .args(["config", "show", "--set", "exec.max_output=17MiB"])
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("use 0 to 16MiB"));
+    let node = RunningNode::start(&[
+        "--workers",
+        "1",
+        "--set",
+        "exec.remote=true",
+        "--set",
+        "exec.max_output=16MiB",
+    ]);
+    // More than 16 MiB of bytes that are not UTF-8 on each stream.
+    let binary = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(binary.path(), vec![0xffu8; 17_000_000]).expect("write");
+    let path = binary.path().to_str().expect("UTF-8 path");
+    let spec = format!("exec -- sh -c 'cat {path}; cat {path} >&2'");
+    let waited = node.json(&["submit", "--wait", &spec]);
+    let id = waited["tasks"][0]["id"].as_u64().expect("id");
+    let output = node.client(&["task", "--json", &id.to_string()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let task: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let process = &task["output"]["process"];
+    for (stream, truncated) in [
+        ("stdout", "stdout_truncated"),
+        ("stderr", "stderr_truncated"),
+    ] {
+        let text = process[stream].as_str().expect("text");
+        assert!(
+            text.len() <= 16 << 20 && text.len() > 16_000_000,
+            "{stream}: {} bytes",
+            text.len()
+        );
+        assert!(text.chars().all(|c| c == '\u{FFFD}'));
+        // Every byte the program wrote is kept as a replacement or counted as cut.
+        let kept = (text.len() / 3) as u64;
+        assert_eq!(
+            kept + process[truncated].as_u64().expect("count"),
+            17_000_000
+        );
+    }
+}
+
+#[test]
 fn a_batch_with_one_spec_the_node_refuses_submits_none_of_it() {
     let node = RunningNode::start(&["--workers", "1", "--set", "exec.remote=true"]);
     let specs = ["echo A", "exec -- no-such-program-here", "echo B"];

@@ -476,6 +476,39 @@ fn launcher_failure(stopped_as: Option<TaskState>, finished: &Finished) -> Optio
         .then(|| line.trim_start_matches("goliath: ").to_string())
 }
 
+/// `bytes` as text (lossy UTF-8, as `String::from_utf8_lossy`: U+FFFD for each sequence
+/// that is not UTF-8) of at most
+/// `max` bytes, and how many of `bytes` did not fit.
+fn lossy_within(bytes: &[u8], max: usize) -> (String, u64) {
+    const REPLACEMENT: &str = "\u{FFFD}";
+    let mut text = String::with_capacity(bytes.len().min(max));
+    let mut taken = 0;
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        let room = max - text.len();
+        if valid.len() > room {
+            let mut end = room;
+            while !valid.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.push_str(&valid[..end]);
+            taken += end;
+            break;
+        }
+        text.push_str(valid);
+        taken += valid.len();
+        if chunk.invalid().is_empty() {
+            continue;
+        }
+        if max - text.len() < REPLACEMENT.len() {
+            break;
+        }
+        text.push_str(REPLACEMENT);
+        taken += chunk.invalid().len();
+    }
+    (text, (bytes.len() - taken) as u64)
+}
+
 fn describe_exit(
     stopped_as: Option<TaskState>,
     finished: Finished,
@@ -483,13 +516,18 @@ fn describe_exit(
 ) -> (TaskState, TaskOutput, Option<Box<str>>) {
     use std::os::unix::process::ExitStatusExt;
     let (status, (stdout, stdout_truncated), (stderr, stderr_truncated)) = finished;
+    // The text kept takes no more than the bytes captured (at most `exec.max_output`): a
+    // byte that is not UTF-8 becomes U+FFFD, three bytes, so 64 KiB of binary output would
+    // otherwise be kept (and sent) as 192 KiB.
+    let (stdout, stdout_cut) = lossy_within(&stdout, stdout.len());
+    let (stderr, stderr_cut) = lossy_within(&stderr, stderr.len());
     let mut output = ProcessOutput {
         exit_code: None,
         signal: None,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        stdout_truncated,
-        stderr_truncated,
+        stdout,
+        stderr,
+        stdout_truncated: stdout_truncated.saturating_add(stdout_cut),
+        stderr_truncated: stderr_truncated.saturating_add(stderr_cut),
     };
     let wait_error = match status {
         Ok(status) => {
@@ -536,6 +574,30 @@ fn describe_exit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_output_text_never_takes_more_bytes_than_were_captured() {
+        // Valid text is kept whole.
+        assert_eq!(lossy_within(b"plain", 5), ("plain".to_string(), 0));
+        assert_eq!(
+            lossy_within("h\u{e9}!".as_bytes(), 4),
+            ("h\u{e9}!".to_string(), 0)
+        );
+        // Bytes that are not UTF-8 become U+FFFD (three bytes each) while they fit, and
+        // what does not fit is counted.
+        let binary = vec![0xffu8; 1000];
+        let (text, cut) = lossy_within(&binary, binary.len());
+        assert_eq!((text.len(), cut), (999, 667));
+        assert!(text.chars().all(|c| c == '\u{FFFD}'));
+        let alternating: Vec<u8> = (0..1000).flat_map(|_| [b'a', 0xff]).collect();
+        let (text, cut) = lossy_within(&alternating, alternating.len());
+        // Each pair of bytes becomes 4 of text: half of them fit.
+        assert_eq!((text.len(), cut), (2000, 1000));
+        assert!(text.starts_with("a\u{FFFD}a"));
+        // A character is never split: the bound falls inside "é".
+        let (text, cut) = lossy_within("ab\u{e9}".as_bytes(), 3);
+        assert_eq!((text.as_str(), cut), ("ab", 2));
+    }
 
     #[test]
     fn the_exec_launcher_refuses_arguments_it_cannot_run_without_starting_anything() {
