@@ -2106,6 +2106,30 @@ fn draw_task_table(
         .header(Row::new(header).style(theme.muted.add_modifier(Modifier::BOLD)))
         .column_spacing(1);
     frame.render_widget(table, inner);
+    // Rows out of view, on the bottom border: tasks that arrive above a selection kept
+    // further down would otherwise come in unseen.
+    let below = rows.len().saturating_sub(offset + page);
+    if (offset > 0 || below > 0) && area.height > inner.height && area.width > 4 {
+        let home = app.keymap.first_key(Action::Top);
+        let mut parts = Vec::new();
+        if offset > 0 {
+            parts.push(match &home {
+                Some(key) => format!("↑ {offset} above ({key}: top)"),
+                None => format!("↑ {offset} above"),
+            });
+        }
+        if below > 0 {
+            parts.push(format!("↓ {below} below"));
+        }
+        let text = format!(" {} ", parts.join(" · "));
+        let room = usize::from(area.width - 4);
+        let text = crate::runtime::units::cut_to_width(&text, room);
+        let border = Rect::new(area.x + 2, area.y + area.height - 1, area.width - 4, 1);
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(text, theme.muted)).right_aligned()),
+            border,
+        );
+    }
     if rows.is_empty() {
         let message = if app.view().snapshot.is_none() {
             match &app.link {
@@ -2720,6 +2744,33 @@ mod tests {
     fn overview_80x24() {
         let mut app = app_with(2, 12);
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn tasks_that_arrive_above_the_selection_out_of_view_are_counted_on_the_border() {
+        let mut app = app_with(2, 60);
+        app.tab = Tab::Tasks;
+        // The selection far down the list, so the view scrolls to it.
+        app.selected = Some(TaskId(5));
+        let bottom_border = |app: &mut App| {
+            let text = format!("{}", draw(app, 100, 24).backend());
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            // The Tasks pane's bottom border is above the status line.
+            lines[lines.len() - 2].clone()
+        };
+        let before = bottom_border(&mut app);
+        let above = |line: &str| {
+            line.split("↑ ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|count| count.parse::<usize>().ok())
+        };
+        let first = above(&before).expect("rows above the view are counted");
+        assert!(before.contains("(g g: top)"), "{before}");
+        // Ten newer tasks come in above: the view stays on the selection, and says so.
+        app.ingest(snapshot(2, tasks(70), 14));
+        let after = bottom_border(&mut app);
+        assert_eq!(above(&after), Some(first + 10), "{after}");
     }
 
     #[test]
