@@ -1201,7 +1201,11 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
 /// SIGINT/SIGTERM during the grace period exits at once. The server serves until the end:
 /// clients can watch the running tasks finish, and a submission during the grace period is
 /// told the node is shutting down (exit 5) instead of finding nobody there.
-fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> {
+fn stop_local(
+    local: LocalNode,
+    announce: impl FnOnce(),
+    conclude: impl FnOnce(&goliath::runtime::ShutdownReport),
+) -> Result<u8, Failure> {
     let LocalNode {
         node,
         server,
@@ -1252,6 +1256,9 @@ fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> 
         shutdown.join()
     });
     server.stop();
+    if let Ok(report) = &report {
+        conclude(report);
+    }
     match report {
         Ok(report) if report.abandoned > 0 => Err(Failure::runtime(anyhow::anyhow!(
             "{} did not stop in time",
@@ -1263,6 +1270,24 @@ fn stop_local(local: LocalNode, announce: impl FnOnce()) -> Result<u8, Failure> 
         Ok(_) => Ok(exit::OK),
         Err(_) => Err(Failure::runtime(anyhow::anyhow!("shutdown panicked"))),
     }
+}
+
+/// What a console's stop says of the tasks it interrupted (none: nothing).
+fn interrupted_note(interrupted: usize, durable: bool) -> Option<String> {
+    let tasks = match interrupted {
+        0 => return None,
+        1 => "1 task was".to_string(),
+        count => format!("{count} tasks were"),
+    };
+    Some(if durable {
+        format!(
+            "{tasks} interrupted by the stop; the log keeps them, and they run again at the next start on this data directory"
+        )
+    } else {
+        format!(
+            "{tasks} interrupted by the stop and are gone: this node kept no log (wal.enabled = false)"
+        )
+    })
 }
 
 /// Runs a headless node on `config` (loaded by the caller from `args`, whose flags that are
@@ -1305,9 +1330,14 @@ fn run_headless(
     match reason {
         Ok(reason) => {
             let grace = local.grace;
-            stop_local(local, || {
-                tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM/SIGHUP again to stop at once");
-            })
+            // The node logs what its stop interrupted.
+            stop_local(
+                local,
+                || {
+                    tracing::info!(reason = %reason, grace = ?grace, "shutting down; send SIGINT/SIGTERM/SIGHUP again to stop at once");
+                },
+                |_| {},
+            )
         }
         Err(failure) => fail_stop(local, &failure),
     }
@@ -1455,7 +1485,7 @@ fn run_local_console(
     };
     let result = goliath::tui::run(Source::Local(local.node.clone()), settings);
     if let Err(error) = result {
-        let _ = stop_local(local, || {});
+        let _ = stop_local(local, || {}, |_| {});
         return Err(Failure::runtime(error));
     }
     if let Some(failure) = local.node.wal_failure() {
@@ -1463,16 +1493,26 @@ fn run_local_console(
     }
     let requested = *stop_requested.borrow();
     let (name, grace) = (local.node.name().to_string(), local.grace);
-    stop_local(local, || {
-        eprintln!(
-            "goliath: stopping node {name}{} (running tasks get up to {grace:?}; Ctrl-C again stops at once)",
-            if requested {
-                " on a shutdown request"
-            } else {
-                ""
-            },
-        )
-    })
+    let durable = local.node.snapshot(0).wal.is_some();
+    stop_local(
+        local,
+        || {
+            eprintln!(
+                "goliath: stopping node {name}{} (running tasks get up to {grace:?}; Ctrl-C again stops at once)",
+                if requested {
+                    " on a shutdown request"
+                } else {
+                    ""
+                },
+            )
+        },
+        // The console's log went with its screen: what the stop left undone is said here.
+        |report| {
+            if let Some(line) = interrupted_note(report.cancelled, durable) {
+                eprintln!("goliath: {line}");
+            }
+        },
+    )
 }
 
 /// The console attached to a running node; quitting leaves the node running.

@@ -92,6 +92,37 @@ fn submit_watch_cancel_and_quit_from_the_keyboard() {
 }
 
 #[test]
+fn quitting_says_which_running_tasks_the_stop_interrupted_and_that_they_run_again() {
+    let (command, _data) = local_console(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--set",
+        "shutdown.grace=100ms",
+    ]);
+    let mut console = PtyProcess::spawn(&command, 30, 100);
+    console.wait_for("the Overview", |s| {
+        s.contains("1 Overview") && s.contains("live")
+    });
+    console.type_text("n");
+    console.wait_for("the submit prompt", |s| s.contains("Submit a task"));
+    console.type_text("sleep 60s\r");
+    console.wait_for("the task running", |s| {
+        s.lines()
+            .any(|line| line.contains("sleep 1m") && line.contains('▶'))
+    });
+    console.type_text("q");
+    assert_eq!(console.wait_exit(), Some(0));
+    let output = String::from_utf8_lossy(&console.output()).to_string();
+    assert!(
+        output.contains("1 task was interrupted by the stop")
+            && output.contains("they run again at the next start"),
+        "{output}"
+    );
+}
+
+#[test]
 fn sigterm_restores_the_terminal_and_stops_the_node() {
     let (command, _data) = local_console(&["--listen", "127.0.0.1:0", "--workers", "1"]);
     let mut console = PtyProcess::spawn(&command, 30, 100);
