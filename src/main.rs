@@ -1370,7 +1370,17 @@ fn fail_stop(local: LocalNode, failure: &str) -> Result<u8, Failure> {
             .ok()?
             .first_problem()
     });
+    // Another process holding the lock now (the lock file replaced by a node started on
+    // the directory): the disk is fine, and a start here is refused while it runs.
+    let other_holder = data_dir
+        .as_ref()
+        .filter(|_| lock_there)
+        .and_then(|dir| goliath::runtime::wal::segment::lock_holder(dir))
+        .filter(|pid| *pid != std::process::id().to_string());
     let next = match (dir_there, lock_there, log_problem) {
+        (true, true, _) if let Some(pid) = other_holder => format!(
+            "Another goliath node (pid {pid}) holds the directory now, and both wrote to it: stop that node, then run `goliath wal verify --data-dir {dir}` before a node starts there again"
+        ),
         (true, true, None) => {
             "Acknowledged tasks are safe on disk; fix the disk, then start the node again to recover them".to_string()
         }
@@ -1383,7 +1393,7 @@ fn fail_stop(local: LocalNode, failure: &str) -> Result<u8, Failure> {
             "Only its lock file was removed; the log reads whole. Make sure no other goliath node runs on this directory, then start the node again to recover the acknowledged tasks".to_string()
         }
         (false, _, _) => {
-            "The directory is gone, and what this node acknowledged with it; find what removed it before a node starts there again".to_string()
+            "The directory is no longer there: if it was moved or renamed, a node started on its new path (--data-dir) recovers what this one acknowledged; if it was removed, that is gone. Find what moved or removed it before a node starts there again".to_string()
         }
     };
     Err(Failure::runtime(anyhow::anyhow!(

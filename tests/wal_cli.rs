@@ -147,6 +147,48 @@ fn a_lock_file_deleted_under_a_running_node_is_told_apart_from_a_lost_log() {
 }
 
 #[test]
+fn a_lock_taken_over_by_a_second_node_is_named_not_called_a_disk_fault() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut first = RunningNode::start_in(dir.path(), &["--workers", "1"]);
+    assert!(first.client(&["submit", "sleep 1h"]).status.success());
+    // The lock removed, a second node starts on the directory and takes a lock of its own.
+    std::fs::remove_file(dir.path().join("LOCK")).expect("remove the lock");
+    let second = RunningNode::start_in(dir.path(), &["--workers", "1"]);
+    let _ = first.client(&["submit", "echo b"]);
+    assert_eq!(first.wait_exit(), Some(1), "{}", first.log());
+    let log = first.log();
+    assert!(
+        log.contains(&format!(
+            "Another goliath node (pid {}) holds the directory now",
+            second.child.id()
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("fix the disk"), "{log}");
+}
+
+#[test]
+fn a_data_directory_moved_under_a_running_node_is_not_called_lost() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let dir = parent.path().join("data");
+    let mut node = RunningNode::start_in(&dir, &["--workers", "1"]);
+    assert!(node.client(&["submit", "sleep 1h"]).status.success());
+    let moved = parent.path().join("moved");
+    std::fs::rename(&dir, &moved).expect("move the directory");
+    let _ = node.client(&["submit", "echo b"]);
+    assert_eq!(node.wait_exit(), Some(1), "{}", node.log());
+    let log = node.log();
+    assert!(
+        log.contains("if it was moved or renamed, a node started on its new path"),
+        "{log}"
+    );
+    // Which it does.
+    let node = RunningNode::start_in(&moved, &["--workers", "1"]);
+    let listed = node.client(&["tasks", "--json"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("sleep 1h"));
+}
+
+#[test]
 fn a_second_node_on_a_locked_directory_exits_naming_it_and_the_holders_pid() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first = RunningNode::start_in(dir.path(), &["--workers", "1"]);
