@@ -1308,10 +1308,11 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
     let _ = writeln!(
         out,
         "  start   recovered {} to run again ({} had started), {} finished, {} keys; {} torn bytes dropped",
-        match recovered.requeued_running + recovered.requeued_queued {
-            1 => "1 task".to_string(),
-            n => format!("{n} tasks"),
-        },
+        goliath::runtime::units::counted(
+            recovered.requeued_running + recovered.requeued_queued,
+            "task",
+            "tasks"
+        ),
         recovered.requeued_running,
         recovered.history,
         recovered.keys,

@@ -1262,10 +1262,7 @@ fn stop_local(
     match report {
         Ok(report) if report.abandoned > 0 => Err(Failure::runtime(anyhow::anyhow!(
             "{} did not stop in time",
-            match report.abandoned {
-                1 => "1 task".to_string(),
-                count => format!("{count} tasks"),
-            }
+            goliath::runtime::units::counted(report.abandoned as u64, "task", "tasks")
         ))),
         Ok(_) => Ok(exit::OK),
         Err(_) => Err(Failure::runtime(anyhow::anyhow!("shutdown panicked"))),

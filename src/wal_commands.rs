@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use goliath::runtime::task::{exec_argv, quote_word};
-use goliath::runtime::units::{HumanSize, UtcTime, printable};
+use goliath::runtime::units::{HumanSize, UtcTime, counted, printable};
 use goliath::runtime::wal::record::{OutputRecord, SpecRecord};
 use goliath::runtime::wal::{self, IdRange, Inspection, Record};
 
@@ -354,8 +354,10 @@ fn repair_text(repaired: &wal::repair::Repaired) -> String {
     }
     let _ = writeln!(
         out,
-        "  kept      {} tasks in flight (they run again at the next start), {} finished in the history, {} idempotency keys",
-        repaired.in_flight, repaired.history, repaired.keys
+        "  kept      {} in flight (they run again at the next start), {} finished in the history, {}",
+        counted(repaired.in_flight, "task", "tasks"),
+        repaired.history,
+        counted(repaired.keys, "idempotency key", "idempotency keys")
     );
     let _ = writeln!(
         out,

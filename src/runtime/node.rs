@@ -1668,10 +1668,7 @@ impl Node {
         // Recovered after a restart (no print kept): the count, then the first specs.
         let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
         if total != ids.len() as u64 {
-            let then = match ids.len() {
-                1 => "1 task".to_string(),
-                n => format!("{n} tasks"),
-            };
+            let then = super::units::counted(ids.len() as u64, "task", "tasks");
             return Some(format!("{then} then, {total} now"));
         }
         let specs = submissions

@@ -235,6 +235,15 @@ pub fn parse_count(text: &str) -> Result<u64, UnitError> {
     })
 }
 
+/// `count` and the noun for it: "1 task", "3 tasks".
+pub fn counted(count: u64, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
+    }
+}
+
 /// Displays a duration in the shortest exact unit (`1ms`, `1.5s`, `250us`), the form the parser
 /// reads back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
