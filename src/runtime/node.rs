@@ -1188,7 +1188,7 @@ impl NodeBuilder {
                 Ok(0) => {}
                 Ok(stopped) => tracing::warn!(
                     groups = stopped,
-                    "stopped the exec processes the previous run of this node left running (it ended without stopping them); their tasks run again"
+                    "stopped the exec processes the previous run of this node left running (it ended without stopping them); their tasks run again, unless they were cancelled"
                 ),
                 Err(error) => tracing::warn!(
                     %error,

@@ -304,6 +304,9 @@ pub struct LiveTask {
     pub attempt: u32,
     /// Whether that run began.
     pub started: bool,
+    /// When that run began, when a start record said so (a checkpoint keeps only that it
+    /// did).
+    pub started_unix_us: Option<u64>,
     /// Whether a cancel was requested.
     pub cancel_requested: bool,
     /// When it was accepted.
@@ -404,6 +407,7 @@ impl State {
                     spec: spec.clone(),
                     attempt: accepted.attempt.max(1),
                     started: false,
+                    started_unix_us: None,
                     cancel_requested: false,
                     submitted_unix_us: accepted.submitted_unix_us,
                 });
@@ -436,6 +440,7 @@ impl State {
                 if let Some(task) = self.live.get_mut(&started.id) {
                     task.attempt = task.attempt.max(started.attempt);
                     task.started = true;
+                    task.started_unix_us = Some(started.unix_us);
                 }
             }
             Record::Finished(finished) => self.finish(finished),
@@ -452,6 +457,7 @@ impl State {
                         spec: interned(task.spec),
                         attempt: task.attempt,
                         started: task.started,
+                        started_unix_us: None,
                         cancel_requested: task.cancel_requested,
                         submitted_unix_us: task.submitted_unix_us,
                     },
@@ -504,13 +510,16 @@ impl State {
             };
             if let Some((state, error)) = ending {
                 let attempt = task.attempt;
+                // A task cancelled while it ran (an exec program given its kill grace when
+                // the node died) keeps its start: "never started" would be untrue.
+                let started_unix_us = task.started_unix_us.filter(|_| task.started);
                 counts.finished += 1;
                 self.finish(Finished {
                     id,
                     attempt,
                     state,
                     worker: None,
-                    started_unix_us: None,
+                    started_unix_us,
                     finished_unix_us: now_unix_us,
                     run_us: 0,
                     output: record::OutputRecord::None,
@@ -529,6 +538,7 @@ impl State {
                 counts.were_queued += 1;
             }
             task.started = false;
+            task.started_unix_us = None;
         }
         counts
     }
@@ -808,6 +818,33 @@ mod tests {
             state.finished.back().map(|t| t.outcome.state),
             Some(TaskState::Cancelled)
         );
+        assert_eq!(
+            state
+                .finished
+                .back()
+                .and_then(|t| t.outcome.started_unix_us),
+            None,
+            "cancelled while queued: it never started"
+        );
+    }
+
+    #[test]
+    fn a_task_cancelled_while_running_keeps_its_start_when_the_restart_ends_it() {
+        let bytes = segment(&[
+            vec![accepted(1, 1, None)],
+            vec![Record::Started(Started {
+                id: 1,
+                attempt: 1,
+                unix_us: 5,
+            })],
+            vec![Record::Cancelled(Cancelled { id: 1, unix_us: 9 })],
+        ]);
+        let (mut state, _) = replay(&bytes, true).expect("valid");
+        state.restart(100, &|_| Ok(()));
+        let ended = state.finished.back().expect("finished at restart");
+        assert_eq!(ended.outcome.state, TaskState::Cancelled);
+        assert_eq!(ended.outcome.started_unix_us, Some(5));
+        assert_eq!(ended.outcome.attempt, 1);
     }
 
     #[test]
