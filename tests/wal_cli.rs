@@ -189,6 +189,42 @@ fn a_data_directory_moved_under_a_running_node_is_not_called_lost() {
 }
 
 #[test]
+fn a_memory_only_start_says_it_leaves_the_log_in_its_default_directory_unrecovered() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let home = data.path().to_str().expect("UTF-8 path");
+    let env = [("XDG_DATA_HOME", home)];
+    let dir = data.path().join("goliath").join("keeper");
+    let mut first = RunningNode::start_with_env(
+        &dir,
+        &["--name", "keeper", "--set", "shutdown.grace=100ms"],
+        &env,
+    );
+    assert!(first.client(&["submit", "sleep 1h"]).status.success());
+    assert!(first.client(&["shutdown"]).status.success());
+    assert_eq!(first.wait_exit(), Some(0), "{}", first.log());
+    let mut memory_only = common::binary::spawn_node(
+        "127.0.0.1:0",
+        &["--name", "keeper", "--set", "wal.enabled=false"],
+        &env,
+    );
+    let log = common::lines_of(memory_only.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + common::LIVENESS;
+    let mut warned = false;
+    loop {
+        let line = log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the node starts");
+        warned |= line.contains("does not recover the log an earlier run of node keeper left");
+        if line.contains("serving the goliath protocol") {
+            break;
+        }
+    }
+    let _ = memory_only.kill();
+    let _ = memory_only.wait();
+    assert!(warned, "no warning of the log left unrecovered");
+}
+
+#[test]
 fn a_second_node_on_a_locked_directory_exits_naming_it_and_the_holders_pid() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first = RunningNode::start_in(dir.path(), &["--workers", "1"]);

@@ -1060,6 +1060,25 @@ pub fn data_dir_named_by_pid(config: &Config) -> bool {
         && config.gossip.bind_address().is_ok_and(|a| a.port() == 0)
 }
 
+/// A memory-only node (`wal.enabled = false`) whose default data directory holds the log of
+/// an earlier run under its name: its tasks are not recovered now, and a user expecting them
+/// hears why (they come back at the next start with the log on).
+fn warn_of_a_log_not_recovered(name: &str) {
+    let Some(dir) = wal::default_data_dir(name) else {
+        return;
+    };
+    let Ok(listing) = wal::segment::list(&dir) else {
+        return;
+    };
+    if listing.segments.is_empty() && listing.checkpoints.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        dir = %dir.display(),
+        "wal.enabled = false: this node keeps nothing on disk and does not recover the log an earlier run of node {name} left in its data directory; the tasks there wait for a start with wal.enabled = true"
+    );
+}
+
 /// A node named by default (the host name, plus the gossip port with gossip on) whose data
 /// directory is new warns when directories beside it hold logs of this host's other default
 /// names: turning gossip on, or moving its port, gives the node another name and so another
@@ -1171,6 +1190,9 @@ impl NodeBuilder {
         }
         if config.wal.enabled && config.node.name.is_empty() && config.node.data_dir.is_empty() {
             warn_of_logs_under_other_default_names(&name);
+        }
+        if !config.wal.enabled && config.node.data_dir.is_empty() {
+            warn_of_a_log_not_recovered(&name);
         }
         let io = IoThread::start("goliath-io").map_err(|error| StartError::Spawn {
             what: "the I/O thread",
