@@ -499,6 +499,7 @@ fn a_batch_with_one_spec_the_node_refuses_submits_none_of_it() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("no-such-program-here"), "{stderr}");
+        assert!(stderr.contains("spec #2 of the 3"), "which one: {stderr}");
         assert!(!stderr.contains("submitted first"), "{stderr}");
     }
     let tasks = node.json(&["tasks"]);

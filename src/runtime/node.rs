@@ -1543,10 +1543,24 @@ impl Node {
         }
         // Every spec is checked before any is taken: an `exec` of a missing program third in
         // a batch used to leave the first two submitted (and an idempotency key bound to them).
-        if let Some(error) = submissions
-            .iter()
-            .find_map(|submission| shared.check_submittable(&submission.spec).err())
-        {
+        if let Some((index, error)) = submissions.iter().enumerate().find_map(|(index, s)| {
+            shared
+                .check_submittable(&s.spec)
+                .err()
+                .map(|error| (index, error))
+        }) {
+            // Which of several specs: the error alone ("program not found") left the sender
+            // to guess, in a batch read from a file.
+            let error = match error {
+                SubmitError::Invalid(message) if submissions.len() > 1 => {
+                    SubmitError::Invalid(format!(
+                        "spec #{} of the {}: {message}; nothing of the batch was submitted",
+                        index + 1,
+                        submissions.len()
+                    ))
+                }
+                other => other,
+            };
             return Err(BatchError {
                 submitted: Vec::new(),
                 error,
