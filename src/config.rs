@@ -684,7 +684,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is out of range or inconsistent.
-    #[error("{origin}{}: `{key}` {message}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    #[error("{origin}{}: `{key}`{}{message}", line.map(|l| format!(", line {l}")).unwrap_or_default(), if message.starts_with('=') { " " } else { ": " })]
     Invalid {
         /// Which file.
         origin: ConfigOrigin,
@@ -2062,6 +2062,33 @@ mod tests {
         assert!(
             message.contains("did you mean `scheduler.workers`"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_command_line_error_reads_like_a_file_one_key_then_colon() {
+        let mut config = Config::default();
+        let unknown = config.set_override("scheduler.wokers", "3").unwrap_err();
+        assert!(
+            unknown
+                .to_string()
+                .starts_with("command line: `scheduler.wokers`: unknown key"),
+            "{unknown}"
+        );
+        let mistyped = config.set_override("console.mouse", "maybe").unwrap_err();
+        assert!(
+            mistyped
+                .to_string()
+                .starts_with("command line: `console.mouse`: invalid type"),
+            "{mistyped}"
+        );
+        // A range error reads as the setting written out: `key` = value is ...
+        let range = config.set_override("arena.slots", "0").unwrap_err();
+        assert!(
+            range
+                .to_string()
+                .starts_with("command line: `arena.slots` = 0 is"),
+            "{range}"
         );
     }
 
