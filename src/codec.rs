@@ -166,8 +166,31 @@ fn decode_error(
         bincode::error::DecodeError::LimitExceeded => CodecError::TooLarge { what, limit },
         other => CodecError::Decode {
             what,
-            message: other.to_string(),
+            message: decode_failure_text(&other),
         },
+    }
+}
+
+/// What is wrong with bytes that do not decode, in words (bincode's own text is its enum's
+/// debug form: `InvalidIntegerType { expected: U32, found: Reserved }`).
+fn decode_failure_text(error: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match error {
+        E::UnexpectedEnd { additional } => {
+            format!("the bytes end {additional} bytes short of a whole value")
+        }
+        E::InvalidIntegerType { .. } | E::OutsideUsizeRange(_) | E::NonZeroTypeIsZero { .. } => {
+            "a number in it is not encoded as this protocol encodes numbers".to_string()
+        }
+        E::UnexpectedVariant {
+            type_name, found, ..
+        } => {
+            let name = type_name.rsplit("::").next().unwrap_or(type_name);
+            format!("variant {found} of {name} is not one this version knows")
+        }
+        E::Utf8 { .. } | E::InvalidCharEncoding(_) => "a text in it is not UTF-8".to_string(),
+        E::InvalidBooleanValue(value) => format!("a true/false byte is {value}, not 0 or 1"),
+        other => format!("malformed ({other})"),
     }
 }
 
@@ -296,6 +319,26 @@ mod tests {
         let bytes = [253u8, 0, 0, 0, 0, 0, 1, 0, 0];
         let error = decode::<Vec<u8>>("bytes", &bytes).unwrap_err();
         assert!(matches!(error, CodecError::Decode { .. }), "{error}");
+    }
+
+    #[test]
+    fn bytes_that_do_not_decode_are_described_in_words_not_the_decoders_enum() {
+        // A 0xff tag where a u32 (varint) is expected, then a value cut short.
+        for (bytes, expected) in [
+            (
+                &[0xffu8, 0xff, 0xff][..],
+                "not encoded as this protocol encodes numbers",
+            ),
+            (&[0xfb, 0x01][..], "bytes short of a whole value"),
+        ] {
+            let error = decode::<u32>("number", bytes).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains('{'), "{error}");
+        }
+        let text = decode::<String>("text", &[2, 0xff, 0xfe])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("not UTF-8"), "{text}");
     }
 
     #[test]
