@@ -320,6 +320,64 @@ fn non_loopback_listen_needs_the_insecure_flag() {
 }
 
 #[test]
+fn many_clients_asking_for_long_lists_at_once_start_a_bounded_number_of_threads() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    assert!(
+        node.client(&["submit", "--wait", "fib 1 x3000"])
+            .status
+            .success()
+    );
+    let pid = node.child.id();
+    let blocking_threads = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|name| name.starts_with("goliath-io-bloc"))
+            })
+            .count()
+    };
+    // 200 clients each asking for four long lists, none reading the answers.
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(&node.address).expect("connects");
+        let hello = goliath::runtime::net::Hello {
+            client: "test".into(),
+            cluster: "goliath".into(),
+        };
+        let mut bytes = goliath::runtime::net::frame::opening(&hello, 1 << 20).expect("encodes");
+        for stream_id in 1..=4 {
+            let request: goliath::runtime::net::Request =
+                goliath::runtime::net::Request::Tasks(goliath::runtime::TaskQuery {
+                    state: None,
+                    limit: 10_000,
+                });
+            goliath::runtime::net::frame::write_message(
+                &mut bytes,
+                goliath::runtime::net::frame::FrameType::Request,
+                stream_id,
+                &request,
+                1 << 20,
+            )
+            .expect("encodes");
+        }
+        stream.write_all(&bytes).expect("sends");
+        clients.push(stream);
+    }
+    let mut most = 0;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        most = most.max(blocking_threads());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(most <= 8, "{most} blocking threads");
+    drop(clients);
+    assert!(node.client(&["status"]).status.success());
+}
+
+#[test]
 fn a_4_gib_length_prefix_costs_the_node_no_memory_and_each_rejection_is_logged_once() {
     let node = RunningNode::start(&["--workers", "1"]);
     let handshake = || {

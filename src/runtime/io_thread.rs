@@ -14,6 +14,11 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+/// Threads for blocking work (task lists and snapshots for clients, name lookups), at most:
+/// more are queued. Each is CPU work of milliseconds; tokio's default (512) let a few
+/// hundred clients asking for lists at once start a thread each.
+const BLOCKING_THREADS: usize = 8;
+
 /// How long stopping waits for blocking work (`spawn_blocking`) still running.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 /// How long [`IoThread::stop`] waits for the thread: its grace, and as long again for the
@@ -35,6 +40,7 @@ impl IoThread {
     pub(crate) fn start(name: &str) -> std::io::Result<IoThread> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .thread_name(format!("{name}-blocking"))
+            .max_blocking_threads(BLOCKING_THREADS)
             .enable_all()
             .build()?;
         let handle = runtime.handle().clone();
