@@ -320,6 +320,64 @@ fn non_loopback_listen_needs_the_insecure_flag() {
 }
 
 #[test]
+fn clients_holding_large_unfinished_frames_share_a_bounded_budget_of_node_memory() {
+    let node = RunningNode::start(&[
+        "--workers",
+        "1",
+        "--set",
+        "net.max_frame=4MiB",
+        "--set",
+        "net.stall_timeout=3s",
+    ]);
+    assert!(node.client(&["status"]).status.success());
+    let before = node.rss_kib();
+    // 40 clients each declare a 4 MiB request and send all of it but its last byte: 160 MiB
+    // if the node buffered every one. Each writes on a thread of its own, as those the
+    // node does not read from yet block.
+    let address = node.address.clone();
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            let address = address.clone();
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(&address).expect("connects");
+                let hello = goliath::runtime::net::Hello {
+                    client: "test".into(),
+                    cluster: "goliath".into(),
+                };
+                let mut bytes =
+                    goliath::runtime::net::frame::opening(&hello, 4 << 20).expect("encodes");
+                let mut frame = Vec::new();
+                goliath::runtime::net::frame::write_frame(
+                    &mut frame,
+                    goliath::runtime::net::frame::FrameType::Request,
+                    1,
+                    &vec![1u8; (4 << 20) - 64],
+                );
+                frame.pop();
+                bytes.extend_from_slice(&frame);
+                // Ends with an error once the node closes a stalled connection.
+                let _ = stream.write_all(&bytes);
+                let mut rest = Vec::new();
+                let _ = stream.read_to_end(&mut rest);
+            })
+        })
+        .collect();
+    let mut most = before;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        most = most.max(node.rss_kib());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let grown_mib = most.saturating_sub(before) / 1024;
+    // The budget is 64 MiB; a little more for the connections themselves.
+    assert!(grown_mib <= 80, "the node grew by {grown_mib} MiB");
+    for client in clients {
+        let _ = client.join();
+    }
+    assert!(node.client(&["status"]).status.success());
+}
+
+#[test]
 fn many_clients_asking_for_long_lists_at_once_start_a_bounded_number_of_threads() {
     let node = RunningNode::start(&["--workers", "1"]);
     assert!(

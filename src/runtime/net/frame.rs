@@ -339,8 +339,9 @@ pub struct FrameReader {
     max_frame: u32,
 }
 
-/// Bytes a reader asks for at a time when no frame is pending.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes a reader asks for at a time when no frame is pending; a buffer larger than this
+/// holds a frame being received that is larger.
+pub const READ_CHUNK: usize = 16 * 1024;
 
 impl FrameReader {
     /// A reader refusing frames longer than `max_frame`.
@@ -379,6 +380,32 @@ impl FrameReader {
             self.buffer.resize(self.start + target, 0);
         }
         Ok(&mut self.buffer[self.end..])
+    }
+
+    /// The bytes the buffer must hold to receive the frame begun (its header and payload), or
+    /// a header's when none is: what [`FrameReader::spare`] grows it to, at least
+    /// [`READ_CHUNK`].
+    pub fn needed(&self) -> Result<usize, FrameError> {
+        Ok(match parse_header(self.buffered(), self.max_frame)? {
+            Some(header) => HEADER_LEN + header.length as usize,
+            None => HEADER_LEN,
+        }
+        .max(READ_CHUNK))
+    }
+
+    /// Gives back what the buffer grew to for a large frame once no large frame is being
+    /// received: keeps [`READ_CHUNK`] bytes (and what is buffered). Returns whether it did.
+    pub fn shrink(&mut self) -> Result<bool, FrameError> {
+        let pending = self.end - self.start;
+        if self.buffer.len() <= READ_CHUNK || pending > READ_CHUNK || self.needed()? > READ_CHUNK {
+            return Ok(false);
+        }
+        let mut smaller = vec![0; READ_CHUNK];
+        smaller[..pending].copy_from_slice(&self.buffer[self.start..self.end]);
+        self.buffer = smaller;
+        self.start = 0;
+        self.end = pending;
+        Ok(true)
     }
 
     /// Records that `count` bytes were read into the space from [`FrameReader::spare`].
@@ -569,6 +596,31 @@ mod tests {
             assert_eq!(seen, vec![(7, 5), (8, 0), (9, 40_000)], "cut at {cut}");
             assert_eq!(reader.pending(), 0);
         }
+    }
+
+    #[test]
+    fn a_buffer_grown_for_a_large_frame_shrinks_back_once_it_is_taken() {
+        let mut reader = FrameReader::new(1 << 20);
+        let mut large = Vec::new();
+        write_frame(&mut large, FrameType::Request, 1, &[7u8; 200_000]);
+        // Half of the large frame.
+        assert_eq!(reader.push(&large[..100_000]).expect("valid"), 100_000);
+        assert_eq!(reader.needed().expect("valid"), large.len());
+        assert!(
+            !reader.shrink().expect("valid"),
+            "the large frame is not taken yet"
+        );
+        assert!(reader.capacity() >= large.len());
+        reader.push(&large[100_000..]).expect("valid");
+        let (header, payload) = reader.next_frame().expect("valid").expect("whole");
+        assert_eq!((header.stream, payload.len()), (1, 200_000));
+        assert!(reader.shrink().expect("valid"));
+        assert_eq!(reader.capacity(), READ_CHUNK);
+        let mut small = Vec::new();
+        write_frame(&mut small, FrameType::Request, 2, b"small");
+        reader.push(&small).expect("valid");
+        let (header, payload) = reader.next_frame().expect("valid").expect("whole");
+        assert_eq!((header.stream, payload), (2, &b"small"[..]));
     }
 
     #[test]

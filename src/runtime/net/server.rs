@@ -121,6 +121,15 @@ struct Context {
     shutdown_request: watch::Sender<bool>,
     /// How many rejected connections were logged lately (a flood is counted, not logged).
     rejections: std::sync::Mutex<RejectionLog>,
+    /// Bytes all connections together may hold for frames larger than a read
+    /// ([`frame_budget_bytes`]): a client may declare a frame of `net.max_frame` and send
+    /// all of it but the last byte, and a thousand of them would hold a thousand frames.
+    frame_budget: Arc<Semaphore>,
+}
+
+/// The frame budget: four of the largest frames, and at least 64 MiB.
+fn frame_budget_bytes(max_frame: u32) -> usize {
+    (4 * max_frame as usize).max(64 << 20)
 }
 
 impl Server {
@@ -144,12 +153,14 @@ impl Server {
         let (shutdown_request, shutdown_requested) = watch::channel(false);
         let (stop, stopped) = watch::channel(false);
         node.set_listen_address(Some(local_addr.to_string()));
+        let frame_budget = Arc::new(Semaphore::new(frame_budget_bytes(config.max_frame)));
         let context = Arc::new(Context {
             node,
             config,
             stats: stats.clone(),
             shutdown_request,
             rejections: std::sync::Mutex::new(RejectionLog::default()),
+            frame_budget,
         });
         tokio::spawn(accept_loop(listener, context, stopped));
         Ok(Server {
@@ -704,6 +715,10 @@ impl Connection {
         // When the frame the client began must have arrived whole (net.stall_timeout):
         // counted only while this side reads, not while it holds the client back.
         let mut frame_deadline: Option<tokio::time::Instant> = None;
+        // The node-wide budget this connection holds for a frame larger than a read (its
+        // buffer beyond `READ_CHUNK`): taken before the buffer grows, given back when it
+        // shrinks.
+        let mut frame_bytes: Option<OwnedSemaphorePermit> = None;
         loop {
             // This turn takes what finishes during it itself (an echo finishes inside its
             // submit): no wake-up, and no second, empty poll of this task per request.
@@ -733,7 +748,12 @@ impl Connection {
             self.take_ready();
             self.flush().await?;
             let pending = reader.pending();
+            let budget_short = match self.take_frame_budget(reader, &mut frame_bytes) {
+                Ok(short) => short,
+                Err(error) => return Err(self.fatal(error.to_string())),
+            };
             let spare = match permit {
+                Some(_) if budget_short > 0 => None,
                 Some(_) => match reader.spare() {
                     Ok(spare) => Some(spare),
                     Err(error) => return Err(self.fatal(error.to_string())),
@@ -741,6 +761,7 @@ impl Connection {
                 None => None,
             };
             let reading = spare.is_some();
+            let budget_wait = (budget_short > 0).then(|| self.context.frame_budget.clone());
             // A frame taken means the bytes after it begin a new one: its time starts now.
             frame_deadline = match (reading, pending) {
                 (true, 0) | (false, _) => None,
@@ -766,8 +787,20 @@ impl Connection {
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
                     self.made_durable(stream, result);
                 }
-                acquired = self.permits.clone().acquire_owned(), if !reading => match acquired {
+                acquired = self.permits.clone().acquire_owned(), if permit.is_none() => match acquired {
                     Ok(acquired) => permit = Some(acquired),
+                    Err(_) => return Ok(()),
+                },
+                more = async {
+                    match budget_wait {
+                        Some(budget) => budget.acquire_many_owned(budget_short).await,
+                        None => std::future::pending().await,
+                    }
+                }, if budget_short > 0 => match more {
+                    Ok(more) => match frame_bytes.as_mut() {
+                        Some(held) => held.merge(more),
+                        None => frame_bytes = Some(more),
+                    },
                     Err(_) => return Ok(()),
                 },
                 () = async {
@@ -804,6 +837,45 @@ impl Connection {
                     reader.filled(count);
                 }
             }
+        }
+    }
+
+    /// Takes from the node-wide frame budget what the frame being received needs beyond a
+    /// read's worth, or gives back what a shrunk buffer no longer holds. Returns how many
+    /// more bytes of budget it must wait for (0: it may read).
+    fn take_frame_budget(
+        &self,
+        reader: &mut FrameReader,
+        frame_bytes: &mut Option<OwnedSemaphorePermit>,
+    ) -> Result<u32, frame::FrameError> {
+        let extra = reader.needed()?.saturating_sub(frame::READ_CHUNK);
+        let held = frame_bytes
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits);
+        if extra == 0 {
+            if held > 0 && reader.shrink()? {
+                *frame_bytes = None;
+            }
+            return Ok(0);
+        }
+        if extra <= held {
+            return Ok(0);
+        }
+        let short = u32::try_from(extra - held).unwrap_or(u32::MAX);
+        match self
+            .context
+            .frame_budget
+            .clone()
+            .try_acquire_many_owned(short)
+        {
+            Ok(more) => {
+                match frame_bytes.as_mut() {
+                    Some(held) => held.merge(more),
+                    None => *frame_bytes = Some(more),
+                }
+                Ok(0)
+            }
+            Err(_) => Ok(short),
         }
     }
 
