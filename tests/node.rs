@@ -1142,6 +1142,11 @@ fn exec_of_a_program_that_cannot_run_says_why() {
             "exec -- no-such-program-here".to_string(),
             "not found in the node's PATH",
         ),
+        // A relative path is the node's: the error says from where.
+        (
+            "exec -- ./no-such-dir/prog".to_string(),
+            "does not exist (a relative path is taken from the node's working directory, /",
+        ),
     ] {
         let error = node.submit_text(&spec).unwrap_err().to_string();
         assert!(error.contains(says), "{spec}: {error}");

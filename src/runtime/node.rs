@@ -1031,7 +1031,17 @@ fn program_problem(program: &str) -> Option<String> {
         return Some("is empty".to_string());
     }
     if program.contains('/') {
-        return problem(Path::new(program));
+        let path = Path::new(program);
+        return problem(path).map(|what| {
+            // A relative path is the node's, not the submitter's: say from where.
+            match std::env::current_dir() {
+                Ok(dir) if path.is_relative() => format!(
+                    "{what} (a relative path is taken from the node's working directory, {})",
+                    dir.display()
+                ),
+                _ => what,
+            }
+        });
     }
     let found = std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| problem(&dir.join(program)).is_none())
