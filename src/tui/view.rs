@@ -1031,7 +1031,9 @@ fn draw_throughput(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let block = pane_block(app, title, focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if series.tasks_per_s.is_empty() {
+    // Until a task finishes the chart is all zeros, which draws nothing: an empty pane that
+    // looks broken. The note stays until there is something to draw.
+    if peak == 0 {
         frame.render_widget(
             Paragraph::new(Span::styled(
                 "finished tasks per second appear here",
@@ -2744,6 +2746,27 @@ mod tests {
     fn overview_80x24() {
         let mut app = app_with(2, 12);
         insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+    }
+
+    #[test]
+    fn the_throughput_pane_says_what_it_will_show_until_a_task_finishes() {
+        let mut app = App::new(options(), Keymap::default(), Kinds::new());
+        let counts = snapshot(2, Vec::new(), 10).counts;
+        for second in [10, 11, 12] {
+            // Nothing finishes between samples.
+            let mut sample = snapshot(2, Vec::new(), second);
+            sample.counts = counts;
+            app.ingest(sample);
+        }
+        assert!(
+            !app.view().series.tasks_per_s.is_empty(),
+            "samples came in, all of them zero"
+        );
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(
+            text.contains("finished tasks per second appear here"),
+            "{text}"
+        );
     }
 
     #[test]
