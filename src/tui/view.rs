@@ -1085,8 +1085,13 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
                     theme.muted
                 },
             ),
+            // Under a second old, "0s window" says nothing.
             Span::styled(
-                format!("· {} window ", window_seconds(wal.window_us)),
+                if wal.window_us >= 1_000_000 {
+                    format!("· {} window ", window_seconds(wal.window_us))
+                } else {
+                    String::new()
+                },
                 theme.muted,
             ),
         ])
@@ -1105,7 +1110,11 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
         whole_items(
             Line::from(vec![
                 Span::styled(
-                    format!("no fdatasync in the last {}", window_seconds(wal.window_us)),
+                    if wal.window_us >= 1_000_000 {
+                        format!("no fdatasync in the last {}", window_seconds(wal.window_us))
+                    } else {
+                        "no fdatasync yet".to_string()
+                    },
                     theme.muted,
                 ),
                 Span::styled(format!(" ({} since start)", wal.fsyncs), theme.muted),
@@ -4230,6 +4239,16 @@ mod panel_tests {
         );
         assert!(!text.contains("p50 0ns"), "{text}");
         assert!(!text.contains("1us"), "{text}");
+        // A log just started has no window to speak of.
+        let mut sample = snapshot(2, Vec::new(), 20);
+        let mut fresh = wal(20, true);
+        fresh.window_fsyncs = 0;
+        fresh.window_us = 20_000;
+        sample.wal = Some(fresh);
+        app.ingest(sample);
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(text.contains("no fdatasync yet"), "{text}");
+        assert!(!text.contains("0s window"), "{text}");
     }
 
     #[test]
