@@ -2551,7 +2551,18 @@ fn draw_help(frame: &mut Frame, app: &App, scroll: u16, area: Rect) -> u16 {
         }
         lines.push(Line::styled(group.title(), theme.title));
         for action in actions {
-            let keys = app.keymap.keys_for(action);
+            let mut keys = app.keymap.keys_for(action);
+            // Ctrl-C quits whatever `quit` is bound to, unless bound to another action.
+            if action == Action::Quit && !keys.iter().any(|key| key == "ctrl-c") {
+                use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+                let ctrl_c = crate::tui::keys::KeyChord::from_event(&KeyEvent::new(
+                    KeyCode::Char('c'),
+                    KeyModifiers::CONTROL,
+                ));
+                if app.keymap.resolve(&[], ctrl_c) == crate::tui::keys::Resolved::Unbound {
+                    keys.push("ctrl-c".to_string());
+                }
+            }
             let keys = if keys.is_empty() {
                 "(unbound)".to_string()
             } else {
@@ -3140,6 +3151,22 @@ mod tests {
             text.contains(&first_words),
             "{first_words:?} covered: {text}"
         );
+    }
+
+    #[test]
+    fn help_lists_ctrl_c_with_quit_when_quit_is_bound_elsewhere_and_ctrl_c_still_quits() {
+        let mut app = app_with(2, 3);
+        let mut overrides = std::collections::BTreeMap::new();
+        overrides.insert("quit".to_string(), vec!["ctrl-q".to_string()]);
+        app.keymap = Keymap::with_overrides(&overrides).unwrap();
+        app.overlay = Some(Overlay::Help { scroll: 0 });
+        let text = format!("{}", draw(&mut app, 120, 60).backend());
+        assert!(text.contains("ctrl-q, ctrl-c"), "{text}");
+        // Bound to another action, Ctrl-C no longer quits, and the help does not say it does.
+        overrides.insert("help".to_string(), vec!["ctrl-c".to_string()]);
+        app.keymap = Keymap::with_overrides(&overrides).unwrap();
+        let text = format!("{}", draw(&mut app, 120, 60).backend());
+        assert!(!text.contains("ctrl-q, ctrl-c"), "{text}");
     }
 
     #[test]
