@@ -899,6 +899,20 @@ fn a_node_whose_default_name_changed_with_gossip_is_told_where_its_log_is() {
         second.contains("another default name") && second.contains(&first_dir),
         "{second}"
     );
+    // A directory a running node holds is that node's: not named to a third one.
+    let home = data_home.path().to_str().expect("a UTF-8 temporary path");
+    let _holder = RunningNode::start_with_env(
+        &data_home.path().join("goliath").join(&first_dir),
+        &["--workers", "1"],
+        &[("XDG_DATA_HOME", home)],
+    );
+    let other_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .expect("a free port")
+        .port();
+    let third = start(&["--gossip", &format!("127.0.0.1:{other_port}")]);
+    assert!(!third.contains(&format!("{first_dir},")), "{third}");
+    assert!(!third.contains(&format!("{first_dir} holds")), "{third}");
 }
 
 #[test]

@@ -1119,11 +1119,14 @@ fn warn_of_logs_under_other_default_names(name: &str) {
                     .is_some_and(|port| {
                         !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
                     });
+            // A directory a live node holds is that node's, not one this node may have
+            // left behind under another name.
             default_name
                 && other != name
                 && wal::segment::list(&entry.path()).is_ok_and(|listing| {
                     !listing.segments.is_empty() || !listing.checkpoints.is_empty()
                 })
+                && wal::segment::lock_holder(&entry.path()).is_none()
         })
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
