@@ -1230,15 +1230,32 @@ fn stop_local(
         let _ = second_signal.await;
         // The programs of running exec tasks (and what they started) would outlive the node.
         let killed = stopping.kill_exec_processes();
-        match killed {
-            0 => eprintln!("goliath: second signal, stopping now"),
-            1 => eprintln!(
-                "goliath: second signal, stopping now (killed the process group of 1 running exec task)"
-            ),
-            count => eprintln!(
-                "goliath: second signal, stopping now (killed the process groups of {count} running exec tasks)"
-            ),
+        let in_flight = stopping.in_flight();
+        let durable = stopping.data_dir().is_some();
+        let mut said = "goliath: second signal, stopping now".to_string();
+        if in_flight > 0 {
+            let counted = |one, many| goliath::runtime::units::counted(in_flight as u64, one, many);
+            said.push_str(&if durable {
+                format!(
+                    "; {} again at the next start",
+                    counted("task in flight runs", "tasks in flight run")
+                )
+            } else {
+                format!(
+                    "; {} (this node kept no log)",
+                    counted("task in flight is gone", "tasks in flight are gone")
+                )
+            });
         }
+        if killed > 0 {
+            let groups = goliath::runtime::units::counted(
+                killed as u64,
+                "running exec task",
+                "running exec tasks",
+            );
+            said.push_str(&format!(" (killed the process groups of {groups})"));
+        }
+        eprintln!("{said}");
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
     // Refused from the moment the stop begins, not once the cluster has been left.

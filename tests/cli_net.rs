@@ -1116,7 +1116,7 @@ fn a_second_signal_kills_the_running_exec_programs_and_what_they_started() {
     });
     assert!(
         node.log()
-            .contains("killed the process group of 1 running exec task"),
+            .contains("1 task in flight runs again at the next start (killed the process groups of 1 running exec task)"),
         "{}",
         node.log()
     );
