@@ -363,11 +363,7 @@ impl FrameReader {
     /// The buffer grows only to fit the frame being received (at most a header plus
     /// `max_frame`), so it stays bounded whatever the peer claims.
     pub fn spare(&mut self) -> Result<&mut [u8], FrameError> {
-        let needed = match parse_header(self.buffered(), self.max_frame)? {
-            Some(header) => HEADER_LEN + header.length as usize,
-            None => HEADER_LEN,
-        };
-        let target = needed.max(READ_CHUNK);
+        let target = self.needed()?;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;

@@ -365,19 +365,16 @@ fn client_went_away(error: &std::io::Error) -> bool {
 /// reading: a stuck `goliath watch`, a client that only sends): then the connection is
 /// closed, rather than held with its answers for ever. A write that goes through at once
 /// (the usual case) sets no timer.
-async fn write_unless_stalled<W: tokio::io::AsyncWrite + Unpin>(
-    writer: &mut W,
+async fn write_unless_stalled(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
     mut bytes: &[u8],
     stall: Duration,
 ) -> Result<(), Rejection> {
     while !bytes.is_empty() {
-        let written = {
-            let write = writer.write(bytes);
-            tokio::pin!(write);
-            // Polled once without a timer: a socket with room takes the bytes at once.
-            match futures_poll_once(write.as_mut()).await {
-                Some(result) => result,
-                None => match tokio::time::timeout(stall, write).await {
+        let written = match writer.try_write(bytes) {
+            // The socket is full: wait for room, but not for ever.
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(stall, writer.write(bytes)).await {
                     Ok(result) => result,
                     Err(_) => {
                         return Err(Rejection::Protocol(format!(
@@ -386,8 +383,9 @@ async fn write_unless_stalled<W: tokio::io::AsyncWrite + Unpin>(
                             bytes.len()
                         )));
                     }
-                },
+                }
             }
+            other => other,
         };
         match written {
             Ok(0) => return Err(Rejection::Io(std::io::ErrorKind::WriteZero.into())),
@@ -396,19 +394,6 @@ async fn write_unless_stalled<W: tokio::io::AsyncWrite + Unpin>(
         }
     }
     Ok(())
-}
-
-/// Polls `future` once: its output if it is ready, `None` if it would wait (its waker is
-/// then registered, so polling it again later is fine).
-async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
-    let mut future = future;
-    std::future::poll_fn(|context| {
-        std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(context) {
-            std::task::Poll::Ready(output) => Some(output),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
 }
 
 /// Sends our preamble and an `Error` frame with `message`, and closes.
