@@ -1200,32 +1200,28 @@ fn open_listing(dir: &Path) -> Result<OpenedListing, WalError> {
                 .range(first_segment..)
                 .map(|(_, path)| path),
         );
-        let mut opened = std::collections::HashMap::new();
-        let mut vanished = None;
-        for path in wanted {
-            match std::fs::File::open(path) {
-                Ok(file) => {
-                    opened.insert(path.clone(), file);
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    vanished = Some((path.clone(), error));
-                    break;
-                }
-                Err(error) => return Err(io_error("open", path)(error)),
-            }
-        }
-        match vanished {
-            None => {
+        let opened: Result<std::collections::HashMap<PathBuf, std::fs::File>, _> = wanted
+            .map(|path| {
+                std::fs::File::open(path)
+                    .map(|file| (path.clone(), file))
+                    .map_err(|error| (path, error))
+            })
+            .collect();
+        match opened {
+            Ok(opened) => {
                 return Ok(OpenedListing {
                     newest_read,
                     listing,
                     opened,
                 });
             }
-            Some((path, error)) if attempt >= ATTEMPTS => {
-                return Err(io_error("open", &path)(error));
+            Err((path, error))
+                if error.kind() != std::io::ErrorKind::NotFound || attempt >= ATTEMPTS =>
+            {
+                return Err(io_error("open", path)(error));
             }
-            Some(_) => attempt += 1,
+            // Removed since the listing: list again.
+            Err(_) => attempt += 1,
         }
     }
 }
