@@ -2068,28 +2068,23 @@ mod tests {
     #[test]
     fn a_command_line_error_reads_like_a_file_one_key_then_colon() {
         let mut config = Config::default();
-        let unknown = config.set_override("scheduler.wokers", "3").unwrap_err();
-        assert!(
-            unknown
-                .to_string()
-                .starts_with("command line: `scheduler.wokers`: unknown key"),
-            "{unknown}"
-        );
-        let mistyped = config.set_override("console.mouse", "maybe").unwrap_err();
-        assert!(
-            mistyped
-                .to_string()
-                .starts_with("command line: `console.mouse`: invalid type"),
-            "{mistyped}"
-        );
-        // A range error reads as the setting written out: `key` = value is ...
-        let range = config.set_override("arena.slots", "0").unwrap_err();
-        assert!(
-            range
-                .to_string()
-                .starts_with("command line: `arena.slots` = 0 is"),
-            "{range}"
-        );
+        for (key, value, begins) in [
+            (
+                "scheduler.wokers",
+                "3",
+                "command line: `scheduler.wokers`: unknown key",
+            ),
+            (
+                "console.mouse",
+                "maybe",
+                "command line: `console.mouse`: invalid type",
+            ),
+            // A range error reads as the setting written out: `key` = value is ...
+            ("arena.slots", "0", "command line: `arena.slots` = 0 is"),
+        ] {
+            let error = config.set_override(key, value).unwrap_err().to_string();
+            assert!(error.starts_with(begins), "{error}");
+        }
     }
 
     #[test]

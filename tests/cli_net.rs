@@ -1018,17 +1018,22 @@ fn a_second_sigint_during_the_grace_period_stops_at_once_also_while_leaving_the_
         .as_u64()
         .expect("id");
     wait_for_state(&node, id, "running");
+    // 130 at once, not 0 after the 60 s grace (wait_exit gives up long before that).
+    assert_eq!(signal_twice(&mut node, "-INT"), Some(130), "{}", node.log());
+}
+
+/// Sends `signal` to `node`, waits until its shutdown has begun, sends it again; the exit code.
+fn signal_twice(node: &mut RunningNode, signal: &str) -> Option<i32> {
     let pid = node.child.id();
-    common::signal(pid, "-INT");
+    common::signal(pid, signal);
     common::eventually(|| {
         node.log()
             .contains("send SIGINT/SIGTERM/SIGHUP again")
             .then_some(())
             .ok_or_else(|| format!("no shutdown: {}", node.log()))
     });
-    common::signal(pid, "-INT");
-    // 130 at once, not 0 after the 60 s grace (wait_exit gives up long before that).
-    assert_eq!(node.wait_exit(), Some(130), "{}", node.log());
+    common::signal(pid, signal);
+    node.wait_exit()
 }
 
 #[test]
@@ -1100,16 +1105,12 @@ fn a_second_signal_kills_the_running_exec_programs_and_what_they_started() {
             count => Err(format!("{count} of the 3 processes running")),
         },
     );
-    let pid = node.child.id();
-    common::signal(pid, "-TERM");
-    common::eventually(|| {
+    assert_eq!(
+        signal_twice(&mut node, "-TERM"),
+        Some(130),
+        "{}",
         node.log()
-            .contains("send SIGINT/SIGTERM/SIGHUP again")
-            .then_some(())
-            .ok_or_else(|| format!("no shutdown: {}", node.log()))
-    });
-    common::signal(pid, "-TERM");
-    assert_eq!(node.wait_exit(), Some(130), "{}", node.log());
+    );
     common::eventually(|| match common::processes_with(&marker, "sleep 360") {
         left if left.is_empty() => Ok(()),
         left => Err(format!("left running: {left:?}")),

@@ -76,12 +76,24 @@ impl Fixture {
     /// Sends raw bytes on a fresh connection and returns everything the node sends back
     /// until it closes the connection.
     fn raw_exchange(&self, bytes: &[u8]) -> Vec<u8> {
+        self.exchange(bytes, true)
+    }
+
+    /// [`Fixture::raw_exchange`] with the client's side left open after the bytes: only the
+    /// node can end the connection.
+    fn raw_exchange_left_open(&self, bytes: &[u8]) -> Vec<u8> {
+        self.exchange(bytes, false)
+    }
+
+    fn exchange(&self, bytes: &[u8], close_after: bool) -> Vec<u8> {
         let address = self.address();
         let bytes = bytes.to_vec();
         self.runtime.block_on(async move {
             let mut stream = TcpStream::connect(&address).await.expect("connects");
             stream.write_all(&bytes).await.expect("sends");
-            let _ = stream.shutdown().await;
+            if close_after {
+                let _ = stream.shutdown().await;
+            }
             let mut received = Vec::new();
             tokio::time::timeout(common::LIVENESS, stream.read_to_end(&mut received))
                 .await
@@ -307,23 +319,13 @@ fn a_client_that_stops_halfway_through_a_frame_is_disconnected() {
     let fixture = Fixture::new(|config| {
         config.net.stall_timeout = Duration::from_millis(300);
     });
-    let address = fixture.address();
-    let received = fixture.runtime.block_on(async move {
-        let mut stream = TcpStream::connect(&address).await.expect("connects");
-        let mut bytes = handshake_bytes();
-        // A request frame that says 1,000 bytes follow, of which 10 come.
-        let mut whole = Vec::new();
-        frame::write_frame(&mut whole, FrameType::Request, 1, &[0u8; 1000]);
-        bytes.extend_from_slice(&whole[..whole.len() - 990]);
-        stream.write_all(&bytes).await.expect("sends");
-        // The write side stays open: only the node's timer can end this.
-        let mut received = Vec::new();
-        tokio::time::timeout(common::LIVENESS, stream.read_to_end(&mut received))
-            .await
-            .expect("the node closes the stalled connection")
-            .ok();
-        received
-    });
+    let mut bytes = handshake_bytes();
+    // A request frame that says 1,000 bytes follow, of which 10 come.
+    let mut whole = Vec::new();
+    frame::write_frame(&mut whole, FrameType::Request, 1, &[0u8; 1000]);
+    bytes.extend_from_slice(&whole[..whole.len() - 990]);
+    // The write side stays open: only the node's timer can end this.
+    let received = fixture.raw_exchange_left_open(&bytes);
     let text = error_text(&received);
     assert!(
         text.contains("did not send the rest") && text.contains("net.stall_timeout"),

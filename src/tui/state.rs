@@ -2984,10 +2984,9 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn a_cancel_question_follows_its_task_and_asks_nothing_once_it_ended() {
+    /// A console asking to cancel a task that then finishes, the question still open.
+    fn asked_then_finished() -> App {
         let (mut app, open) = asking_to_cancel();
-        // It finishes while the question is open.
         let mut later = three_tasks();
         for task in &mut later {
             if task.id == open.id {
@@ -2995,6 +2994,13 @@ pub(crate) mod tests {
             }
         }
         app.ingest(snapshot(2, later, 2));
+        app
+    }
+
+    #[test]
+    fn a_cancel_question_follows_its_task_and_asks_nothing_once_it_ended() {
+        // It finishes while the question is open.
+        let mut app = asked_then_finished();
         match &app.overlay {
             Some(Overlay::Confirm { state, .. }) => assert_eq!(*state, TaskState::Succeeded),
             other => panic!("the question stays open: {other:?}"),
@@ -3006,14 +3012,7 @@ pub(crate) mod tests {
             "{said}"
         );
         // Closed with Esc instead: nothing is said to be "left running".
-        let (mut app, open) = asking_to_cancel();
-        let mut later = three_tasks();
-        for task in &mut later {
-            if task.id == open.id {
-                task.state = TaskState::Succeeded;
-            }
-        }
-        app.ingest(snapshot(2, later, 2));
+        let mut app = asked_then_finished();
         assert_eq!(press(&mut app, "esc"), NOTHING);
         assert!(app.overlay.is_none());
         let said = status_text(&app);
