@@ -110,6 +110,9 @@ pub struct Report {
     pub detect_p99_s: Option<f64>,
     /// Down verdicts on live, reachable identities.
     pub false_down: u64,
+    /// Phi's degraded flags on live, reachable identities (warm-up, churn and drain).
+    #[serde(skip)]
+    pub degraded_live: u64,
     /// Identity changes of live members.
     pub live_identity_changes: u64,
     /// Payload bytes per member per second during churn.
@@ -150,6 +153,8 @@ pub enum Note {
     Down(u32, u32),
     /// The observer itself took a new identity while alive.
     Renewed(u32),
+    /// The observer's phi flags this identity degraded (Goliath only).
+    Degraded(u32, u32),
 }
 
 /// What one step of a member asks for.
@@ -329,6 +334,7 @@ fn goliath_flush(node: &mut GoliathNode, fx: &mut Effects<()>) {
                         fx.notes.push(Note::Down(index, generation))
                     }
                     EventKind::NameConflict { .. } => fx.notes.push(Note::Renewed(generation)),
+                    EventKind::Degraded { .. } => fx.notes.push(Note::Degraded(index, generation)),
                     _ => {}
                 }
             }
@@ -906,6 +912,7 @@ struct World<P: Protocol> {
     crashes: Vec<Tracked>,
     joins: Vec<Tracked>,
     false_down: u64,
+    degraded_live: u64,
     renewals: u64,
     measuring_bytes: bool,
     bytes: u64,
@@ -1094,6 +1101,7 @@ impl<P: Protocol> World<P> {
             crashes: Vec::new(),
             joins: Vec::new(),
             false_down: 0,
+            degraded_live: 0,
             renewals: 0,
             measuring_bytes: false,
             bytes: 0,
@@ -1311,7 +1319,9 @@ impl<P: Protocol> World<P> {
         for note in fx.notes.drain(..) {
             if let Some(traced) = self.trace {
                 let about = match note {
-                    Note::Up(subject, _) | Note::Down(subject, _) => subject,
+                    Note::Up(subject, _) | Note::Down(subject, _) | Note::Degraded(subject, _) => {
+                        subject
+                    }
                     Note::Renewed(_) => node,
                 };
                 if about == traced || node == traced {
@@ -1376,6 +1386,16 @@ impl<P: Protocol> World<P> {
                                 break;
                             }
                         }
+                    }
+                }
+                Note::Degraded(subject, generation) => {
+                    let s = subject as usize;
+                    if s < n
+                        && self.live[s]
+                        && self.generation[s] == generation
+                        && self.reachable(observer, s)
+                    {
+                        self.degraded_live += 1;
                     }
                 }
                 Note::Renewed(generation) => {
@@ -1732,6 +1752,7 @@ fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) 
     phase("drain", &world);
     // Verdicts while the network is whole (churn and drain); the partition's are its own.
     let false_down = world.false_down;
+    let degraded_live = world.degraded_live;
     let renewals = world.renewals;
     // Partition, then heal.
     let mut heal_full_s = None;
@@ -1836,6 +1857,7 @@ fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) 
         detect_p50_s: percentile(&mut detections, 50.0).map(round),
         detect_p99_s: percentile(&mut detections, 99.0).map(round),
         false_down,
+        degraded_live,
         live_identity_changes: renewals,
         bytes_per_node_s: round(bytes as f64 / (n as f64 * seconds.max(1e-9))),
         join_all_s: percentile(&mut joins, 99.0)
@@ -1854,10 +1876,11 @@ fn run_paced<P: Protocol>(protocol: P, scenario: &Scenario, pace: Option<Lane>) 
     drop(world);
     if show_cpu {
         eprintln!(
-            "{}: all done, {:.1} s wall, {:.1} s CPU, {events} events",
+            "{}: all done, {:.1} s wall, {:.1} s CPU, {events} events, {} degraded flags on live members",
             report.protocol,
             wall.elapsed().as_secs_f64(),
-            thread_cpu_s() - cpu
+            thread_cpu_s() - cpu,
+            report.degraded_live
         );
     }
     report

@@ -13,7 +13,10 @@
 //! reaches `gossip.phi_threshold` is marked *degraded* (shown to operators), is probed at the
 //! next probe period ahead of the round-robin order, and is not asked to probe others
 //! indirectly. A degraded member that answers that probe gets a fresh arrival and its φ
-//! falls back; one that does not is suspected by the normal rules.
+//! falls back; one that does not is suspected by the normal rules. Phi is measured against
+//! the cadence probing alone gives (see [`phi`]), so it flags a member SWIM keeps alive
+//! through relays while it answers this node nothing directly, not one SWIM's own probe is
+//! about to check in its turn.
 
 pub mod phi;
 pub mod rng;

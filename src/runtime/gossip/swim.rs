@@ -57,7 +57,8 @@
 //!   replaces the old one (a restart). Two live processes with one name: the newer
 //!   generation wins, the older yields and says why ([`EventKind::NameConflict`]).
 //! - **Phi accrual**: every packet received from a member is an arrival for its phi
-//!   detector. Phi never suspects or kills anyone; φ ≥ `phi_threshold` marks a member
+//!   detector, measured against the cadence of probing in a cluster of the current size
+//!   ([`Cadence`]). Phi never suspects or kills anyone; φ ≥ `phi_threshold` marks a member
 //!   degraded, which probes it next (ahead of the round-robin order) and keeps it out of
 //!   indirect probing.
 
@@ -68,7 +69,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::phi::{PhiSettings, PhiWindow};
+use super::phi::{Cadence, PhiSettings, PhiWindow};
 use super::rng::SeededRng;
 use super::wire::{
     self, Claim, MemberId, MemberMeta, Message, Name, PacketError, PacketHead, Update,
@@ -1146,7 +1147,7 @@ impl Swim {
             meta: m.meta.as_deref().cloned(),
             // A yielded node hears nobody any more: its silence measures nothing.
             phi: if m.state.is_up() && self.status != LocalStatus::Yielded {
-                m.phi.phi(now_us, &self.config.phi)
+                m.phi.phi(now_us, self.phi_cadence(), &self.config.phi)
             } else {
                 0.0
             },
@@ -1174,6 +1175,14 @@ impl Swim {
 
     fn scale(&self, duration: Duration) -> u64 {
         micros(duration).saturating_mul(u64::from(self.awareness) + 1)
+    }
+
+    /// How often probing alone has a member heard from: what phi measures silences against.
+    fn phi_cadence(&self) -> Cadence {
+        Cadence {
+            members: self.up_count,
+            probe_interval_us: self.scale(self.config.probe_interval),
+        }
     }
 
     /// Runs every timer due at `now_us`.
@@ -1645,6 +1654,7 @@ impl Swim {
             self.phi_cursor += 1;
             let slot_ref = self.table.slot_ref(slot);
             let phi_settings = self.config.phi;
+            let cadence = self.phi_cadence();
             let Some(member) = self.table.get_mut(slot) else {
                 continue;
             };
@@ -1652,7 +1662,7 @@ impl Swim {
                 member.degraded = false;
                 continue;
             }
-            let phi = member.phi.phi(now_us, &phi_settings);
+            let phi = member.phi.phi(now_us, cadence, &phi_settings);
             let degraded = phi >= threshold;
             if degraded != member.degraded {
                 member.degraded = degraded;
@@ -2470,6 +2480,7 @@ impl Swim {
             }
         };
         let phi_settings = self.config.phi;
+        let up_count = self.up_count;
         // Applying an update never moves a member to another slot, so only a member just
         // added needs looking up again.
         let slot = match found {
@@ -2479,7 +2490,7 @@ impl Swim {
         if let Some(member) = slot.and_then(|slot| self.table.get_mut(slot))
             && member.id.generation == sender.generation
         {
-            member.phi.heard(now_us, &phi_settings);
+            member.phi.heard(now_us, up_count, &phi_settings);
             if member.address.is_none() {
                 member.address = Some(from);
             }

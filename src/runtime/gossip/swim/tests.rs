@@ -1174,30 +1174,77 @@ fn queued_updates_never_push_a_packet_over_the_limit() {
 }
 
 #[test]
-fn a_silent_member_becomes_degraded_and_is_probed_first() {
-    let mut recorder = with_members(30);
-    // a5 talks every 100 ms for a while, then falls silent.
-    for i in 0..30u64 {
-        recorder.now = i * 100 * MS;
-        recorder.receive(addr(6), &packet(&id("a5", 1), Message::Gossip, vec![]));
-    }
-    recorder.take_sent();
-    let silent_from = recorder.now;
-    let mut at = silent_from;
-    let mut pings_before = 0;
-    while !recorder.has_event("a5", |k| matches!(k, EventKind::Degraded { .. })) {
+fn a_member_heard_only_through_relays_becomes_degraded_and_is_probed_first() {
+    let mut recorder = with_members(6);
+    // Members a1…a6 sit at ports 2…7.
+    let a5 = addr(6);
+    // Everyone answers our probes for 20 s: phi learns how often we hear from a5.
+    let mut at = 0;
+    for _ in 0..200 {
         at += 100 * MS;
         recorder.run_until(at);
-        assert!(at < silent_from + 5_000 * MS, "never degraded");
-        if !recorder.has_event("a5", |k| matches!(k, EventKind::Degraded { .. })) {
-            pings_before += recorder
-                .take_sent()
+        let sent = recorder.take_sent();
+        answer_pings(&mut recorder, &sent);
+    }
+    assert!(
+        recorder
+            .events
+            .iter()
+            .all(|e| matches!(e.kind, EventKind::Joined)),
+        "{:?}",
+        recorder.events
+    );
+    recorder.events.clear();
+    // Then a5's path to us breaks one way: it answers no ping of ours, but the helpers we ask
+    // reach it and forward its acks. SWIM keeps it alive; only phi sees it fall silent.
+    let cut_at = at;
+    let degraded =
+        |recorder: &Recorder| recorder.has_event("a5", |k| matches!(k, EventKind::Degraded { .. }));
+    let mut relayed = 0;
+    while !degraded(&recorder) {
+        at += 100 * MS;
+        assert!(
+            at < cut_at + 60_000 * MS,
+            "never degraded: {:?}",
+            recorder.events
+        );
+        recorder.run_until(at);
+        let sent = recorder.take_sent();
+        let (to_a5, to_others): (Vec<_>, Vec<_>) = sent.into_iter().partition(|(to, _)| *to == a5);
+        assert!(
+            to_a5
                 .iter()
-                .filter(|(to, p)| *to == addr(6) && matches!(p.message, Message::Ping { .. }))
-                .count();
+                .all(|(_, p)| !matches!(p.message, Message::PingReq { .. }))
+        );
+        answer_pings(&mut recorder, &to_others);
+        for (helper, p) in &to_others {
+            if let Message::PingReq { seq, target, .. } = p.message
+                && target.name.as_str() == "a5"
+            {
+                let helper_id = id(&format!("a{}", helper.port() - 1), 1);
+                recorder.receive(
+                    *helper,
+                    &packet(&helper_id, Message::Ack { seq, members: 0 }, vec![]),
+                );
+                relayed += 1;
+            }
         }
     }
-    assert_eq!(pings_before, 0, "not probed by chance before it degraded");
+    assert!(relayed > 0, "a5 was probed through helpers");
+    assert!(
+        !recorder.has_event("a5", |k| matches!(k, EventKind::Suspected { .. })),
+        "the forwarded acks keep a5 alive: {:?}",
+        recorder.events
+    );
+    // Nobody else was flagged: the others answered every probe of ours.
+    assert!(
+        recorder
+            .events
+            .iter()
+            .all(|e| e.member.name.as_str() == "a5"),
+        "{:?}",
+        recorder.events
+    );
     // The event gives phi to a tenth, as its text does.
     let phi = recorder.events.iter().find_map(|e| match e.kind {
         EventKind::Degraded { phi } => Some(phi),
@@ -1208,18 +1255,18 @@ fn a_silent_member_becomes_degraded_and_is_probed_first() {
         "{phi:?}"
     );
     let views = recorder.swim.members(recorder.now);
-    let a5 = views
+    let a5_view = views
         .iter()
         .find(|v| v.id.name.as_str() == "a5")
         .expect("a5");
-    assert!(a5.phi >= 8.0 && a5.degraded, "{a5:?}");
-    // Degraded means probed in the same probe period, ahead of its round-robin turn.
+    assert!(a5_view.phi >= 8.0 && a5_view.degraded, "{a5_view:?}");
+    // Degraded means probed in the next probe period, ahead of its round-robin turn.
     recorder.run_until(at + 600 * MS);
     assert!(
         recorder
             .take_sent()
             .iter()
-            .any(|(to, p)| *to == addr(6) && matches!(p.message, Message::Ping { .. }))
+            .any(|(to, p)| *to == a5 && matches!(p.message, Message::Ping { .. }))
     );
 }
 
