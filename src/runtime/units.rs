@@ -537,9 +537,92 @@ pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// Order of task specs: word by word, where a duration or a size compares by its value
+/// (`sleep 90s` before `sleep 5m`, `hash 512KiB` before `hash 2MiB`) and other words as
+/// [`natural_order`] does (`fib 9` before `fib 10`). `timeout=5s` is two words.
+pub fn spec_order(a: &str, b: &str) -> std::cmp::Ordering {
+    /// A word that is a number with a unit: (0 for a duration, 1 for a size; its value).
+    fn quantity(word: &str) -> Option<(u8, u128)> {
+        let starts_with_digit = word.starts_with(|c: char| c.is_ascii_digit());
+        let ends_with_unit = word.ends_with(|c: char| c.is_alphabetic());
+        if !starts_with_digit || !ends_with_unit {
+            return None;
+        }
+        if let Ok(duration) = parse_duration(word) {
+            return Some((0, duration.as_nanos()));
+        }
+        parse_size(word).ok().map(|bytes| (1, u128::from(bytes)))
+    }
+    let words = |text| {
+        let text: &str = text;
+        text.split(|c: char| c.is_whitespace() || c == '=')
+            .filter(|word| !word.is_empty())
+    };
+    let (mut left, mut right) = (words(a), words(b));
+    loop {
+        let (x, y) = match (left.next(), right.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => (x, y),
+        };
+        if x == y {
+            continue;
+        }
+        let order = match (quantity(x), quantity(y)) {
+            (Some((kind_x, x_value)), Some((kind_y, y_value))) if kind_x == kind_y => {
+                x_value.cmp(&y_value)
+            }
+            _ => natural_order(x, y),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn specs_sort_by_the_values_of_their_durations_and_sizes() {
+        let mut specs = vec![
+            "sleep 5m",
+            "sleep 90s",
+            "spin 2s",
+            "hash 1GiB",
+            "sleep 500ms",
+            "fib 10",
+            "hash 64MiB",
+            "fib 9",
+            "sleep 1m timeout=30s",
+            "sleep 1m timeout=5s",
+            "sleep 60s",
+            "echo b",
+            "echo a",
+        ];
+        specs.sort_by(|a, b| spec_order(a, b));
+        assert_eq!(
+            specs,
+            [
+                "echo a",
+                "echo b",
+                "fib 9",
+                "fib 10",
+                "hash 64MiB",
+                "hash 1GiB",
+                "sleep 500ms",
+                // Equal values compare the words after them: none first.
+                "sleep 60s",
+                "sleep 1m timeout=5s",
+                "sleep 1m timeout=30s",
+                "sleep 90s",
+                "sleep 5m",
+                "spin 2s",
+            ]
+        );
+    }
 
     #[test]
     fn text_is_cut_only_between_characters() {

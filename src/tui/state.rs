@@ -1126,8 +1126,9 @@ impl App {
                 SortColumn::Started => a.started_unix_us.cmp(&b.started_unix_us),
                 SortColumn::Duration => a.duration_us(now).cmp(&b.duration_us(now)),
                 SortColumn::Attempt => a.attempt.cmp(&b.attempt),
-                // Numbers in specs compared as numbers (`fib 9` before `fib 10`).
-                SortColumn::Spec => crate::runtime::units::natural_order(&a.spec, &b.spec),
+                // Numbers in specs compared as numbers (`fib 9` before `fib 10`), durations
+                // and sizes by value (`sleep 90s` before `sleep 5m`).
+                SortColumn::Spec => crate::runtime::units::spec_order(&a.spec, &b.spec),
             }
             .then(a.id.cmp(&b.id));
             if descending { order.reverse() } else { order }
@@ -2530,11 +2531,14 @@ pub(crate) mod tests {
         let mut tasks = three_tasks();
         tasks.push(task(9, TaskState::Queued, "fib 10"));
         tasks.push(task(8, TaskState::Queued, "fib 9"));
+        tasks.push(task(10, TaskState::Queued, "sleep 5m"));
+        tasks.push(task(11, TaskState::Queued, "sleep 90s"));
         app.ingest(snapshot(2, tasks, 2));
         let specs: Vec<&str> = app.task_rows().iter().map(|t| t.spec.as_str()).collect();
-        let nine = specs.iter().position(|s| *s == "fib 9");
-        let ten = specs.iter().position(|s| *s == "fib 10");
-        assert!(nine < ten, "{specs:?}");
+        let position = |spec| specs.iter().position(|s| *s == spec);
+        assert!(position("fib 9") < position("fib 10"), "{specs:?}");
+        // Durations by value, not by their digits.
+        assert!(position("sleep 90s") < position("sleep 5m"), "{specs:?}");
     }
 
     #[test]
