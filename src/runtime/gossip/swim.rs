@@ -21,7 +21,11 @@
 //!   incarnation.
 //! - **Local health** (Lifeguard): failed probes without the expected nacks, and having to
 //!   refute, raise a score (0 to `awareness_max`); successful probes lower it. The score
-//!   stretches our probe period and timeouts, so a slow node slows its own verdicts.
+//!   stretches our probe period and timeouts, so a slow node slows its own verdicts. A
+//!   helper's missing nack counts only if the helper was heard from after it was asked, or
+//!   if nobody was: helpers that crashed with the member probed say nothing about us (when
+//!   10 of 15 members crashed at once, counting them stretched the survivors' verdicts 9×
+//!   and the last crash took 79 s to be declared dead; now 9 s).
 //! - **Dissemination**: updates ride on every packet and on `Gossip` packets sent to
 //!   `gossip_fanout` random members every `gossip_interval`; each is sent at most
 //!   `⌈retransmit_mult × log10(n + 2)⌉` times, fewest-sent first, in a bounded queue.
@@ -636,8 +640,17 @@ struct Probe {
     target_name: Name,
     address: SocketAddr,
     acked: bool,
-    expected_nacks: u32,
-    nacks: u32,
+    /// When the helpers were asked (0: not yet).
+    asked_us: u64,
+}
+
+/// A member asked to probe our target indirectly.
+#[derive(Debug, Clone, Copy)]
+struct Helper {
+    address: SocketAddr,
+    member: SlotRef,
+    /// It answered: a forwarded ack or a nack.
+    answered: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -793,6 +806,12 @@ pub struct Swim {
     incoming: Vec<Update>,
     /// Addresses picked for indirect probes or gossip (reused).
     picked: Vec<SocketAddr>,
+    /// The slots of `picked`, in the same order.
+    picked_slots: Vec<Slot>,
+    /// The helpers of the current probe.
+    helpers: Vec<Helper>,
+    /// The latest time any member was heard from directly, µs.
+    last_arrival_us: u64,
     /// The encoded start of our packet headers (see [`wire::encode_head_prefix`]) and the
     /// incarnation it was encoded at: copied into each packet instead of encoded again.
     head_prefix: Vec<u8>,
@@ -868,6 +887,9 @@ impl Swim {
             buffers: Vec::new(),
             incoming: Vec::new(),
             picked: Vec::new(),
+            picked_slots: Vec::new(),
+            helpers: Vec::new(),
+            last_arrival_us: 0,
             head_prefix: Vec::new(),
             head_prefix_incarnation: None,
             now_us,
@@ -1415,9 +1437,9 @@ impl Swim {
             target_name,
             address,
             acked: false,
-            expected_nacks: 0,
-            nacks: 0,
+            asked_us: 0,
         });
+        self.helpers.clear();
         self.stats.probes += 1;
         let target = wire::name_print(&target_name);
         self.send(address, Message::Ping { seq, target }, true);
@@ -1425,7 +1447,7 @@ impl Swim {
         self.schedule(at, Timer::AckTimeout { seq });
     }
 
-    fn ack_timeout(&mut self, seq: u32, _now_us: u64) {
+    fn ack_timeout(&mut self, seq: u32, now_us: u64) {
         let Some(probe) = &self.probe else { return };
         if probe.seq != seq || probe.acked {
             return;
@@ -1450,14 +1472,39 @@ impl Swim {
                 true,
             );
         }
-        let expected = helpers.len() as u32;
+        self.helpers.clear();
+        for (&address, &slot) in helpers.iter().zip(&self.picked_slots) {
+            self.helpers.push(Helper {
+                address,
+                member: self.table.slot_ref(slot),
+                answered: false,
+            });
+        }
         self.picked = helpers;
         if let Some(probe) = &mut self.probe {
-            probe.expected_nacks = expected;
+            probe.asked_us = now_us;
         }
         // One more direct try: under loss, cheaper than a false suspicion.
         let target = wire::name_print(&target_id.name);
         self.send(address, Message::Ping { seq, target }, false);
+    }
+
+    /// The helpers of the probe that ended whose silence counts against our own health: those
+    /// that sent no nack (nor a forwarded ack) although we heard from them after asking, or
+    /// all silent ones if we heard from nobody since (then the fault is likely ours).
+    fn missing_nacks(&self, asked_us: u64) -> u32 {
+        let heard_anyone = self.last_arrival_us >= asked_us;
+        let mut missing = 0;
+        for helper in self.helpers.iter().filter(|h| !h.answered) {
+            let Some(member) = self.table.resolve(helper.member) else {
+                continue;
+            };
+            let heard_helper = member.phi.last_heard_us().is_some_and(|at| at >= asked_us);
+            if heard_helper || !heard_anyone {
+                missing += 1;
+            }
+        }
+        missing
     }
 
     fn finish_probe(&mut self, now_us: u64) {
@@ -1469,7 +1516,7 @@ impl Swim {
             return;
         }
         // Lifeguard: helpers that did not even nack hint that the fault is ours.
-        let missing = probe.expected_nacks.saturating_sub(probe.nacks);
+        let missing = self.missing_nacks(probe.asked_us);
         if missing > 0 {
             self.awareness = (self.awareness + missing).min(self.config.awareness_max);
         }
@@ -1600,6 +1647,7 @@ impl Swim {
         accept: impl Fn(Slot, &Member) -> bool,
     ) {
         chosen.clear();
+        self.picked_slots.clear();
         let len = self.probe_order.len();
         if len == 0 || count == 0 {
             return;
@@ -1614,6 +1662,7 @@ impl Swim {
                 && !chosen.contains(&address)
             {
                 chosen.push(address);
+                self.picked_slots.push(slot);
             }
         }
         if chosen.len() < count && len <= count * 8 {
@@ -1628,6 +1677,7 @@ impl Swim {
                     && !chosen.contains(&address)
                 {
                     chosen.push(address);
+                    self.picked_slots.push(slot);
                 }
             }
         }
@@ -2220,10 +2270,8 @@ impl Swim {
                 self.on_ack(seq, &sender.name, from);
             }
             Message::Nack { seq } => {
-                if let Some(probe) = &mut self.probe
-                    && probe.seq == seq
-                {
-                    probe.nacks += 1;
+                if self.probe.as_ref().is_some_and(|probe| probe.seq == seq) {
+                    self.helper_answered(from);
                 }
             }
             Message::PingReq {
@@ -2326,6 +2374,12 @@ impl Swim {
     /// relay, only when it comes from the member probed (another process may hold its old
     /// address), or, for our probe, from a helper forwarding the member's ack (the helper
     /// checked whose it was).
+    fn helper_answered(&mut self, from: SocketAddr) {
+        if let Some(helper) = self.helpers.iter_mut().find(|h| h.address == from) {
+            helper.answered = true;
+        }
+    }
+
     fn on_ack(&mut self, seq: u32, sender: &Name, from: SocketAddr) {
         if let Some(probe) = &mut self.probe
             && probe.seq == seq
@@ -2491,6 +2545,7 @@ impl Swim {
             && member.id.generation == sender.generation
         {
             member.phi.heard(now_us, up_count, &phi_settings);
+            self.last_arrival_us = now_us;
             if member.address.is_none() {
                 member.address = Some(from);
             }

@@ -1816,6 +1816,10 @@ type InFlight = (u64, u64, usize, SocketAddr, Vec<u8>);
 /// Several cores on a fake network that delivers every datagram 1 ms after it is sent.
 struct Cluster {
     cores: Vec<Swim>,
+    /// Crashed cores: they run no timers, and datagrams to them are lost.
+    crashed: Vec<bool>,
+    /// Cores on the far side of a partition: datagrams between the sides are lost.
+    far_side: Vec<bool>,
     in_flight: BinaryHeap<Reverse<InFlight>>,
     order: u64,
     now: u64,
@@ -1854,6 +1858,8 @@ impl Cluster {
             cores.push(core);
         }
         Cluster {
+            crashed: vec![false; cores.len()],
+            far_side: vec![false; cores.len()],
             cores,
             in_flight: BinaryHeap::new(),
             order: 0,
@@ -1894,6 +1900,7 @@ impl Cluster {
     fn run_until(&mut self, until: u64) {
         loop {
             let timer = (0..self.cores.len())
+                .filter(|&i| !self.crashed[i])
                 .filter_map(|i| self.cores[i].poll_timeout().map(|at| (at, i)))
                 .min();
             let packet = self.in_flight.peek().map(|Reverse(p)| p.0);
@@ -1908,6 +1915,10 @@ impl Cluster {
                         break;
                     };
                     self.now = self.now.max(at);
+                    let from_index = usize::from(from.port()) - 1;
+                    if self.crashed[to] || self.far_side[to] != self.far_side[from_index] {
+                        continue;
+                    }
                     self.cores[to]
                         .handle_packet(from, &bytes, self.now)
                         .expect("accepted");
@@ -2015,4 +2026,92 @@ fn a_pause_of_this_process_is_not_held_against_the_others() {
         "{:?}",
         recorder.events
     );
+}
+
+/// Runs `cluster` in steps of 100 ms until `done` holds, for at most `limit_us`; the time it
+/// took, µs (None: not within the limit).
+fn time_until(
+    cluster: &mut Cluster,
+    limit_us: u64,
+    done: impl Fn(&Cluster) -> bool,
+) -> Option<u64> {
+    let start = cluster.now;
+    while cluster.now < start + limit_us {
+        cluster.run_until(cluster.now + 100 * MS);
+        if done(cluster) {
+            return Some(cluster.now - start);
+        }
+    }
+    None
+}
+
+#[test]
+fn ten_of_fifteen_members_crashing_at_once_are_declared_dead_within_seconds() {
+    let mut cluster = Cluster::quiet(15, &SwimConfig::default(), &[]);
+    cluster.run_until(10_000 * MS);
+    for crashed in 5..15 {
+        cluster.crashed[crashed] = true;
+    }
+    // Most helpers a survivor asks are among the crashed and cannot nack. Counted against
+    // the survivors' own health, their silence stretched every probe and suspicion 9×: the
+    // last crashed member was declared dead after 62 s.
+    let took = time_until(&mut cluster, 120_000 * MS, |cluster| {
+        (0..5).all(|survivor| (5..15).all(|crashed| !cluster.lists(survivor, crashed)))
+    });
+    assert!(
+        took.is_some_and(|took| took <= 15_000 * MS),
+        "took {took:?} µs"
+    );
+    for survivor in 0..5 {
+        assert!(cluster.cores[survivor].awareness() <= 2);
+    }
+}
+
+#[test]
+fn a_node_cut_off_alone_slows_its_verdicts_while_the_rest_declare_it_dead() {
+    let mut cluster = Cluster::quiet(7, &SwimConfig::default(), &[]);
+    cluster.run_until(10_000 * MS);
+    cluster.far_side[0] = true;
+    let rest_done = time_until(&mut cluster, 60_000 * MS, |cluster| {
+        (1..7).all(|member| !cluster.lists(member, 0))
+    })
+    .expect("the rest declare the lone node dead");
+    assert!(rest_done <= 10_000 * MS, "{rest_done} µs");
+    // It hears nobody: every helper's missing nack counts against its own health, and it
+    // takes its time before it declares six members dead.
+    let awareness = cluster.cores[0].awareness();
+    assert!(awareness >= 4, "{awareness}");
+    let alone_done = time_until(&mut cluster, 120_000 * MS, |cluster| {
+        (1..7).all(|member| !cluster.lists(0, member))
+    })
+    .expect("the lone node declares the rest dead in the end");
+    assert!(
+        rest_done + alone_done >= 30_000 * MS,
+        "{rest_done} + {alone_done} µs"
+    );
+}
+
+#[test]
+fn a_helper_heard_from_without_a_nack_counts_against_our_health_a_silent_one_does_not() {
+    let mut recorder = with_members(4);
+    let (_, seq) = recorder.first_probe();
+    let start = recorder.now;
+    recorder.run_until(start + 250 * MS);
+    let helpers: Vec<SocketAddr> = recorder
+        .take_sent()
+        .into_iter()
+        .filter_map(|(to, p)| match p.message {
+            Message::PingReq { seq: s, .. } if s == seq => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(helpers.len(), 3, "{helpers:?}");
+    // One helper is heard from after it was asked, but sends no nack: the fault may be
+    // ours. The other two stay silent: they may be down, as the target is.
+    let heard = helpers[0];
+    let heard_id = id(&format!("a{}", heard.port() - 1), 1);
+    recorder.receive(heard, &packet(&heard_id, Message::Gossip, vec![]));
+    let before = recorder.swim.awareness();
+    recorder.run_until(start + 600 * MS);
+    assert_eq!(recorder.swim.awareness(), before + 1);
 }
