@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::runtime::gossip::wire::unseen_in_a_name;
 use crate::runtime::suggest;
 use crate::runtime::units::{self, HumanDuration, HumanSize};
 use crate::runtime::wal::WalSync;
@@ -1937,33 +1938,6 @@ pub fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
         }
     }
     None
-}
-
-/// Characters a name may not hold: spaces and control characters, and the invisible ones
-/// (zero-width spaces and joiners, the soft hyphen, direction overrides, the byte-order mark)
-/// that made `n\u{200b}1` look like `n1` in every table and log.
-fn unseen_in_a_name(c: char) -> bool {
-    c.is_whitespace()
-        || c.is_control()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{034F}'
-                | '\u{061C}'
-                | '\u{115F}'
-                | '\u{1160}'
-                | '\u{17B4}'
-                | '\u{17B5}'
-                | '\u{180B}'..='\u{180F}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{206F}'
-                | '\u{3164}'
-                | '\u{FE00}'..='\u{FE0F}'
-                | '\u{FEFF}'
-                | '\u{FFA0}'
-                | '\u{FFF0}'..='\u{FFF8}'
-        )
 }
 
 /// Why no packet sent to `address` can reach a node, if none can: port 0, an unspecified

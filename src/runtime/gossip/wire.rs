@@ -31,12 +31,47 @@ pub struct Name {
     bytes: [u8; MAX_NAME],
 }
 
+/// Characters a name may not hold: spaces and control characters, and the invisible ones
+/// (zero-width spaces and joiners, the soft hyphen, direction overrides, the byte-order mark)
+/// that made `n\u{200b}1` look like `n1` in every table and log.
+pub fn unseen_in_a_name(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+        )
+}
+
 impl Name {
-    /// A name, or an error when it is empty or longer than [`MAX_NAME`] bytes.
+    /// A name, or an error when it is empty, longer than [`MAX_NAME`] bytes, or holds a
+    /// character [`unseen_in_a_name`]: a name from a packet is printed in tables and logs,
+    /// where a control character would reach the operator's terminal.
     pub fn new(text: &str) -> Result<Name, String> {
         if text.is_empty() || text.len() > MAX_NAME {
             return Err(format!(
                 "member name {text:?} must be 1 to {MAX_NAME} bytes"
+            ));
+        }
+        let plain = text.bytes().all(|b| b.is_ascii_graphic());
+        if !plain && text.chars().any(unseen_in_a_name) {
+            return Err(format!(
+                "member name {text:?} holds a space, control or invisible character"
             ));
         }
         let mut bytes = [0u8; MAX_NAME];
@@ -674,6 +709,20 @@ mod tests {
     #[test]
     fn names_are_bounded() {
         assert!(Name::new("").is_err());
+        for unseen in [
+            "\u{1}a2-z1",
+            "q\u{10}2",
+            "a\u{1b}[31m",
+            "n 1",
+            "n\u{200b}1",
+            "n\u{202e}1",
+        ] {
+            assert!(Name::new(unseen).is_err(), "{unseen:?}");
+        }
+        assert!(
+            Name::new("nœud-1").is_ok(),
+            "letters beyond ASCII are names"
+        );
         assert!(Name::new(&"x".repeat(64)).is_err());
         assert!(Name::new(&"x".repeat(63)).is_ok());
         // A name of 64 bytes on the wire is refused by the decoder.

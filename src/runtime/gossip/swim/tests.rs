@@ -2115,3 +2115,29 @@ fn a_helper_heard_from_without_a_nack_counts_against_our_health_a_silent_one_doe
     recorder.run_until(start + 600 * MS);
     assert_eq!(recorder.swim.awareness(), before + 1);
 }
+
+#[test]
+fn a_packet_naming_a_member_with_a_control_character_is_dropped_as_malformed() {
+    let mut recorder = with_members(2);
+    let news = alive(&id("Qq-z1", 1), 9);
+    let mut bytes =
+        encode_packet(&packet(&id("a1", 1), Message::Gossip, vec![news]), 1400).expect("encodes");
+    // The same packet with the name's first byte made a control character (a mutated or
+    // forged datagram): printed, it would reach the operator's terminal as is.
+    let at = bytes
+        .windows(5)
+        .position(|window| window == b"Qq-z1")
+        .expect("the name is in the packet");
+    bytes[at] = 0x01;
+    let malformed = recorder.swim.stats().malformed;
+    assert!(
+        recorder
+            .swim
+            .handle_packet(addr(2), &bytes, recorder.now)
+            .is_err()
+    );
+    assert_eq!(recorder.swim.stats().malformed, malformed + 1);
+    recorder.record();
+    assert!(recorder.swim.member_state("\u{1}q-z1").is_none());
+    assert_eq!(recorder.swim.up_count(), 2, "{:?}", recorder.events);
+}
