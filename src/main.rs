@@ -1616,6 +1616,18 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
             "demo: its nodes find each other by gossip, and --set gossip.enabled=false turns it off; drop that --set"
         )));
     }
+    // The children are named after the first node: two demos with other --names on one
+    // machine then use other data directories too (both named demo-N, the second demo's
+    // children found the first's directories locked and exited).
+    let first_name = args.name.clone().unwrap_or_else(|| "demo-0".to_string());
+    let family = args.name.as_deref().unwrap_or("demo");
+    let child_name = |i: usize| format!("{family}-{i}");
+    let longest = child_name(nodes.saturating_sub(1));
+    if nodes > 1 && longest.len() > 63 {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "demo: the children are named after --name, and {longest:?} is over 63 bytes: use a shorter --name"
+        )));
+    }
     let ports = free_ports(nodes).map_err(Failure::runtime)?;
     let mut notes = Vec::new();
     let first_listen = demo_address(
@@ -1643,7 +1655,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
             .args(["--listen", &listen_of(i)])
             .args(["--gossip", &gossip_of(i)])
             .args(["--join", &first_gossip])
-            .args(["--name", &format!("demo-{i}")])
+            .args(["--name", &child_name(i)])
             .args(["--set", "log.level=warn"])
             .arg("--exit-with-stdin")
             .stdin(std::process::Stdio::piped())
@@ -1676,7 +1688,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         // With the console on the terminal, a child's log lines reach its log pane instead
         // of the screen.
         let pid = children
-            .spawn(&format!("demo-{i}"), &mut command, on_terminal)
+            .spawn(&child_name(i), &mut command, on_terminal)
             .map_err(|error| {
                 Failure::runtime(anyhow::anyhow!(
                     "demo: cannot start child node {i} ({}): {error}",
@@ -1685,7 +1697,8 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
             })?;
         if !on_terminal {
             eprintln!(
-                "goliath demo: started demo-{i} (pid {pid}, listen {}, gossip {})",
+                "goliath demo: started {} (pid {pid}, listen {}, gossip {})",
+                child_name(i),
                 listen_of(i),
                 gossip_of(i)
             );
@@ -1696,10 +1709,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
     config.net.listen = first_listen.clone();
     config.gossip.bind = first_gossip.clone();
     config.gossip.enabled = true;
-    if args.name.is_none() {
-        config.node.name = "demo-0".into();
-    }
-    let first_name = config.node.name.clone();
+    config.node.name = first_name.clone();
     let loaded = (config, origin);
     let outcome = if on_terminal {
         run_local_console(args, loaded, console, &notes)

@@ -326,9 +326,13 @@ fn demo_forms_a_cluster_and_its_children_die_with_a_killed_parent() {
         let view: Option<Value> = serde_json::from_slice(&output.stdout).ok();
         if view.as_ref().is_some_and(|v| v["counts"]["alive"] == 3) {
             let text = view.map(|v| v.to_string()).unwrap_or_default();
+            // The children are named after it, so a second demo with another --name on
+            // this machine takes other names and data directories.
             assert!(
-                text.contains("\"demo-main\"") && text.contains("\"demo-2\""),
-                "the first node is named as asked, the children demo-N: {text}"
+                text.contains("\"demo-main\"")
+                    && text.contains("\"demo-main-1\"")
+                    && text.contains("\"demo-main-2\""),
+                "the first node is named as asked, the children after it: {text}"
             );
             break;
         }
