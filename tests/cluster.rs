@@ -556,3 +556,29 @@ fn a_demo_whose_config_names_a_data_directory_gives_the_children_their_own() {
         "the first node used the configured directory"
     );
 }
+
+/// `--join` naming the node's own gossip address (a mistyped port, most likely) founds a
+/// cluster of one: the log says so rather than starting alone without a word.
+#[test]
+fn a_join_list_naming_only_this_node_says_it_founds_a_cluster_of_its_own() {
+    let port = free_udp_port();
+    let lone = start("lone", port, Some(port));
+    let deadline = Instant::now() + LIVENESS;
+    while !lone
+        .log()
+        .contains("names only this node's own gossip address")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no warning about the join list; log:\n{}",
+            lone.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        lone.log().contains(&format!("127.0.0.1:{port}")),
+        "the warning names the address; log:\n{}",
+        lone.log()
+    );
+    assert_eq!(members(&lone)["status"], "active");
+}

@@ -485,11 +485,14 @@ fn resolve_seeds(
 ) -> (Vec<SocketAddr>, Vec<String>) {
     let mut seeds = Vec::new();
     let mut unresolved = Vec::new();
+    let mut own = None;
     for entry in join {
         match entry.to_socket_addrs().map(|mut found| found.next()) {
             Ok(Some(address)) => {
                 if address != local && address != advertise {
                     seeds.push(address);
+                } else {
+                    own = Some(entry);
                 }
             }
             Ok(None) => {
@@ -501,6 +504,15 @@ fn resolve_seeds(
                 unresolved.push(entry.clone());
             }
         }
+    }
+    // One join list for every member names each one's own address too: left out without a
+    // word. A list of nothing else is likely a mistyped port, and the node would found a
+    // cluster of its own instead of joining one.
+    if let Some(entry) = own
+        && seeds.is_empty()
+        && unresolved.is_empty()
+    {
+        tracing::warn!(seed = %entry, "gossip.join names only this node's own gossip address ({entry}), so it joins no one and starts a cluster of its own; give another member's gossip address to join its cluster");
     }
     (seeds, unresolved)
 }
