@@ -1179,3 +1179,35 @@ fn a_registered_kinds_text_is_bounded_so_its_log_record_always_fits() {
         other => panic!("an oversized text is refused: {other:?}"),
     }
 }
+
+#[test]
+fn a_task_between_its_slices_is_listed_and_counted_as_running_not_queued() {
+    // Four spinners on one worker: each runs a slice, then waits in the deque for its next.
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let ids = node.submit_text("spin 1h x4").expect("submitted");
+    for id in &ids {
+        wait_running(&node, *id);
+    }
+    let running = node.tasks(TaskQuery {
+        state: Some(TaskState::Running),
+        limit: 10,
+    });
+    assert_eq!(
+        running.len(),
+        4,
+        "every started task is running: {running:?}"
+    );
+    let queued = node.tasks(TaskQuery {
+        state: Some(TaskState::Queued),
+        limit: 10,
+    });
+    assert!(
+        queued.is_empty(),
+        "none waits for a first slice: {queued:?}"
+    );
+    let counts = node.snapshot(0).counts;
+    assert_eq!((counts.running, counts.queued), (4, 0), "{counts:?}");
+    for id in ids {
+        node.cancel(id).expect("cancel");
+    }
+}

@@ -926,7 +926,10 @@ impl Shared {
     fn live_info(&self, index: u32) -> Option<TaskInfo> {
         let slot = self.arena.slot(index);
         let id = slot.id.load(Ordering::Acquire);
-        let state = live_state(slot.state.load(Ordering::Acquire))?;
+        let state = live_state(
+            slot.state.load(Ordering::Acquire),
+            slot.started_at.load(Ordering::Relaxed) != 0,
+        )?;
         let kind = KindId(slot.kind.load(Ordering::Relaxed));
         let numbers = [
             slot.numbers[0].load(Ordering::Relaxed),
@@ -1001,10 +1004,13 @@ impl Shared {
     }
 }
 
-/// The state a task in a slot in state `slot_state` shows: queued, or running (on a worker or
-/// waiting off it); `None` for a slot holding no task in flight (free, or still being filled).
-fn live_state(slot_state: u8) -> Option<TaskState> {
+/// The state a task in a slot in state `slot_state` shows: queued until its first slice,
+/// then running until it ends (on a worker, waiting off it, or queued again for its next
+/// slice, as the one `running` event of `watch` says); `None` for a slot holding no task in
+/// flight (free, or still being filled).
+fn live_state(slot_state: u8, started: bool) -> Option<TaskState> {
     match slot_state {
+        slot_state::QUEUED if started => Some(TaskState::Running),
         slot_state::QUEUED => Some(TaskState::Queued),
         slot_state::RUNNING | slot_state::WAITING => Some(TaskState::Running),
         _ => None,
@@ -1855,7 +1861,9 @@ impl Node {
                 // Read again: the slot was live when listed, but its task may have finished
                 // since (free, or claimed by a newer submission). Those are not counted: under
                 // load they inflated `running` to dozens on two workers.
-                let Some(task_state) = live_state(slot.state.load(Ordering::Relaxed)) else {
+                let started = slot.started_at.load(Ordering::Relaxed) != 0;
+                let Some(task_state) = live_state(slot.state.load(Ordering::Relaxed), started)
+                else {
                     continue;
                 };
                 let (count, slots) = if task_state == TaskState::Queued {
