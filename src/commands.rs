@@ -304,6 +304,17 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     error
                 }
                 ClientError::Closed { .. } if wait => {
+                    if json {
+                        // As an interrupted wait does: a script reads on stdout which tasks
+                        // the node had taken (null: the connection closed before it said).
+                        outln!(
+                            "{}",
+                            serde_json::json!({
+                                "disconnected": error.to_string(),
+                                "ids": accepted.as_deref(),
+                            })
+                        );
+                    }
                     let (which, them) = match accepted.as_deref() {
                         Some(ids) if !ids.is_empty() => named_tasks(ids),
                         _ => ("the tasks".to_string(), "them"),

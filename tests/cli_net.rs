@@ -734,7 +734,14 @@ fn a_wait_cut_short_by_shutdown_does_not_report_a_task_that_will_run_again_as_ca
     let args = ["--workers", "1", "--set", "shutdown.grace=100ms"];
     let mut node = RunningNode::start_in(data.path(), &args);
     let waiting = goliath()
-        .args(["submit", "--wait", "--node", &node.address, "sleep 60s"])
+        .args([
+            "submit",
+            "--wait",
+            "--json",
+            "--node",
+            &node.address,
+            "sleep 60s",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -759,6 +766,16 @@ fn a_wait_cut_short_by_shutdown_does_not_report_a_task_that_will_run_again_as_ca
         stderr.contains("the node shut down before task 1 finished")
             && stderr.contains("runs it again when it restarts"),
         "{stderr}"
+    );
+    // With --json a script reads the same on stdout: the tasks the node took, and why the
+    // wait ended without their outcomes (exit 3 alone is also a node never reached).
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
+    assert_eq!(report["ids"], serde_json::json!([1]), "{report}");
+    assert!(
+        report["disconnected"]
+            .as_str()
+            .is_some_and(|why| why.contains("shut down")),
+        "{report}"
     );
     assert_eq!(node.wait_exit(), Some(0));
 
