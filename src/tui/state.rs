@@ -1348,7 +1348,18 @@ impl App {
             return NOTHING;
         }
         let mut overlay = self.overlay.take();
+        // Terminals paste line breaks as carriage returns.
+        let mut lines = text
+            .split(['\r', '\n'])
+            .filter(|line| !line.trim().is_empty());
+        let first_line = lines.next();
+        let more_lines = lines.count();
         let cut = match &mut overlay {
+            // A spec is one line: lines pasted into the submit prompt, joined, made one
+            // other task (`exec -- a` and `exec -- b` ran `a exec -- b`). It takes the first.
+            Some(Overlay::Submit(input)) if more_lines > 0 => {
+                Some(input.insert_pasted(first_line.unwrap_or_default()))
+            }
             Some(Overlay::Submit(input) | Overlay::Palette(input) | Overlay::Filter(input)) => {
                 Some(input.insert_pasted(text))
             }
@@ -1357,18 +1368,13 @@ impl App {
         if let Some(open) = overlay.as_mut().filter(|_| cut.is_some()) {
             self.after_edit(open);
         }
-        // Lines pasted into the submit prompt become one spec ("fib 30 spin 1s"): say so
-        // under it, rather than a parse error about the second line's words.
-        // Terminals paste line breaks as carriage returns.
-        let lines = text
-            .split(['\r', '\n'])
-            .filter(|line| !line.trim().is_empty())
-            .count();
         if let Some(Overlay::Submit(input)) = overlay.as_mut()
-            && lines > 1
+            && more_lines > 0
+            && input.error.is_none()
         {
             input.error = Some(format!(
-                "{lines} lines pasted as one spec: the prompt takes one task (xN for copies); submit the others one at a time, or all with `goliath submit SPEC…`"
+                "{} lines pasted: the prompt took the first, as a spec is one line; submit the others after it, or all at once with `goliath submit -` (one spec per line)",
+                more_lines + 1
             ));
         }
         self.overlay = overlay;
@@ -2851,17 +2857,27 @@ pub(crate) mod tests {
         // cancel the selected task.
         assert_eq!(app.on_paste("fib 5\nx\n"), NOTHING);
         let input = submit_input(&app);
-        assert_eq!(input.text, "fib 5 x");
-        assert_eq!(input.cursor, 7);
-        // Two lines became one spec: said under the text.
+        // A spec is one line: the prompt takes the first, and says so under it.
+        assert_eq!(input.text, "fib 5");
+        assert_eq!(input.cursor, 5);
         let error = input.error.as_deref().unwrap_or_default();
-        assert!(error.contains("2 lines pasted as one spec"), "{error}");
+        assert!(
+            error.contains("2 lines pasted: the prompt took the first"),
+            "{error}"
+        );
         press(&mut app, "esc");
-        // Terminals paste line breaks as carriage returns.
+        // Terminals paste line breaks as carriage returns. Joined, these two lines were one
+        // other task (`echo line1 echo line2`), which Enter submitted.
         press(&mut app, "n");
         app.on_paste("echo line1\recho line2\r");
-        let error = submit_input(&app).error.as_deref().unwrap_or_default();
-        assert!(error.contains("2 lines pasted as one spec"), "{error}");
+        let input = submit_input(&app);
+        assert_eq!(input.text, "echo line1");
+        let error = input.error.as_deref().unwrap_or_default();
+        assert!(error.contains("2 lines pasted"), "{error}");
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::Submit("echo line1".into())]
+        );
         press(&mut app, "esc");
         press(&mut app, "n");
         app.on_paste("fib 5\n");
