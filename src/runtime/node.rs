@@ -39,6 +39,7 @@ use super::task::{
     KindId, Kinds, RegisterError, SpecError, Submission, TaskId, TaskKind, TaskOutput, TaskSpec,
     TaskState, claimed_by_line,
 };
+use super::wal::record::KeyRequest;
 use super::wal::{self, DurabilityError, Faults, Ticket, Wal, WalError};
 use crate::config::Config;
 
@@ -245,55 +246,72 @@ pub(crate) type KeyTable = (
     std::collections::VecDeque<String>,
 );
 
-/// What an idempotency key made: its task ids, the ticket of their accepted records, and,
-/// for keys used since this start, a print of the request (recovered keys have none: the
-/// log keeps the ids, not the request).
+/// What an idempotency key made: its task ids, the ticket of their accepted records, and a
+/// print of the request (kept in the log with the key from format 5 on; a key recovered
+/// from an older log has none, and is checked against its tasks instead).
 #[derive(Debug, Clone)]
 pub(crate) struct KeyEntry {
     pub ids: Vec<TaskId>,
     pub ticket: Ticket,
-    pub request: Option<RequestPrint>,
+    pub request: Option<KeyRequest>,
 }
 
 /// A batch as its idempotency key remembers it: a hash of every line's spec and copies, and
 /// the number of tasks asked for (more than the ids when the batch was cut short). Nothing is
-/// formatted on the submit path: an error names the batches by their first specs then.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RequestPrint {
-    pub hash: u64,
-    pub tasks: u64,
-}
-
-impl RequestPrint {
-    fn of(submissions: &[Submission]) -> RequestPrint {
-        use std::hash::{Hash, Hasher};
-        // Fixed keys: the same batch hashes the same for the life of the process.
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        let mut tasks = 0u64;
-        // By runs of one spec, so `fib 3 x2` and `fib 3` `fib 3` (the same tasks) are the
-        // same request.
-        let mut run: Option<(&TaskSpec, u64)> = None;
-        for submission in submissions {
-            let copies = u64::from(submission.tasks());
-            tasks += copies;
-            match &mut run {
-                Some((spec, count)) if **spec == submission.spec => *count += copies,
-                _ => {
-                    if let Some((spec, count)) = run.replace((&submission.spec, copies)) {
-                        spec.hash(&mut hasher);
-                        count.hash(&mut hasher);
-                    }
+/// formatted on the submit path: an error names the batches by their first specs then. The
+/// hash (FNV-1a over each run of one spec: its kind's name, numbers, text, timeout and
+/// copies) is the same in every build and on every machine, as the log keeps it.
+fn request_print(kinds: &Kinds, submissions: &[Submission]) -> KeyRequest {
+    struct Fnv(u64);
+    impl Fnv {
+        fn bytes(&mut self, bytes: &[u8]) {
+            for &byte in bytes {
+                self.0 ^= u64::from(byte);
+                self.0 = self.0.wrapping_mul(0x0000_0100_0000_01B3);
+            }
+        }
+        fn run(&mut self, kinds: &Kinds, spec: &TaskSpec, copies: u64) {
+            self.bytes(kinds.name(spec.kind).as_bytes());
+            self.bytes(&[0xFF]);
+            for number in spec.numbers {
+                self.bytes(&number.to_le_bytes());
+            }
+            match &spec.text {
+                Some(text) => {
+                    self.bytes(&[1]);
+                    self.bytes(text.as_bytes());
+                    self.bytes(&[0xFF]);
+                }
+                None => self.bytes(&[0]),
+            }
+            let timeout_ns = spec.timeout.map_or(0, |t| t.as_nanos());
+            self.bytes(&timeout_ns.to_le_bytes());
+            self.bytes(&copies.to_le_bytes());
+        }
+    }
+    let mut hasher = Fnv(0xCBF2_9CE4_8422_2325);
+    let mut tasks = 0u64;
+    // By runs of one spec, so `fib 3 x2` and `fib 3` `fib 3` (the same tasks) are the
+    // same request.
+    let mut run: Option<(&TaskSpec, u64)> = None;
+    for submission in submissions {
+        let copies = u64::from(submission.tasks());
+        tasks += copies;
+        match &mut run {
+            Some((spec, count)) if **spec == submission.spec => *count += copies,
+            _ => {
+                if let Some((spec, count)) = run.replace((&submission.spec, copies)) {
+                    hasher.run(kinds, spec, count);
                 }
             }
         }
-        if let Some((spec, count)) = run {
-            spec.hash(&mut hasher);
-            count.hash(&mut hasher);
-        }
-        RequestPrint {
-            hash: hasher.finish(),
-            tasks,
-        }
+    }
+    if let Some((spec, count)) = run {
+        hasher.run(kinds, spec, count);
+    }
+    KeyRequest {
+        hash: hasher.0,
+        tasks,
     }
 }
 
@@ -330,7 +348,7 @@ impl IdempotencyKeys {
         key: &str,
         ids: Vec<TaskId>,
         ticket: Ticket,
-        request: Option<RequestPrint>,
+        request: Option<KeyRequest>,
     ) {
         let entry = KeyEntry {
             ids,
@@ -1613,9 +1631,11 @@ impl Node {
             shared.arena.note_in_use();
         }
         let now = shared.clock.now();
+        let request = idempotency_key.map(|_| request_print(&shared.kinds, submissions));
         let ticket = match &shared.wal {
             Some(wal) if !claimed.is_empty() => {
-                match shared.log_batch(wal, submissions, &claimed, idempotency_key, now) {
+                let key = idempotency_key.zip(request);
+                match shared.log_batch(wal, submissions, &claimed, key, now) {
                     Ok(ticket) => ticket,
                     Err(error) => {
                         for (index, _) in &claimed {
@@ -1661,7 +1681,7 @@ impl Node {
                 key,
                 ids.clone(),
                 ticket.clone(),
-                Some(RequestPrint::of(submissions)),
+                request,
             );
         }
         match failure {
@@ -1689,10 +1709,10 @@ impl Node {
         &self,
         submissions: &[Submission],
         ids: &[TaskId],
-        request: Option<RequestPrint>,
+        request: Option<KeyRequest>,
     ) -> Option<String> {
         if let Some(earlier) = request {
-            let now = RequestPrint::of(submissions);
+            let now = request_print(&self.shared.kinds, submissions);
             if now.hash == earlier.hash && now.tasks == earlier.tasks {
                 return None;
             }
@@ -1720,7 +1740,8 @@ impl Node {
                 },
             );
         }
-        // Recovered after a restart (no print kept): the count, then the first specs.
+        // Recovered from a log of format 4 or older (no print kept): the count, then the
+        // first specs.
         let total: u64 = submissions.iter().map(|s| u64::from(s.tasks())).sum();
         if total != ids.len() as u64 {
             let then = super::units::counted(ids.len() as u64, "task", "tasks");

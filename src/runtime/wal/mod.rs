@@ -897,6 +897,7 @@ impl Wal {
             key: key.map(Cow::Borrowed),
             attempt: 1,
             submitted_unix_us,
+            request: None,
         };
         self.append(AppendKind::Submission, |group| {
             group.push(RecordType::Accepted, &accepted)

@@ -44,7 +44,7 @@ pub const ALIGN: usize = 8;
 /// The largest payload any record may have (1 MiB); segments may set a smaller bound.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// The on-disk format version, in every segment and checkpoint header.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Flag in the type byte: the group goes on with the next record.
 const CONTINUES: u8 = 0x80;
 
@@ -673,6 +673,43 @@ pub struct Accepted<'a> {
     pub attempt: u32,
     /// When they were accepted.
     pub submitted_unix_us: u64,
+    /// With a key: a print of the whole submission, so that the key tells the same request
+    /// from other work also after a restart (format 5 on; `None` before).
+    pub request: Option<KeyRequest>,
+}
+
+/// A print of a submission made under an idempotency key: a stable hash of its lines (each
+/// spec with its copies) and the number of tasks it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRequest {
+    /// FNV-1a of the lines (see `Node`'s request print); in JSON as 16 hex digits.
+    #[serde(with = "log_id_form")]
+    pub hash: u64,
+    /// Tasks asked for.
+    pub tasks: u64,
+}
+
+/// [`Accepted`] as formats 1 to 4 wrote it, without the request print.
+#[derive(Debug, Clone, Deserialize)]
+struct AcceptedV4<'a> {
+    ids: Cow<'a, [IdRange]>,
+    spec: SpecRecord<'a>,
+    key: Option<Cow<'a, str>>,
+    attempt: u32,
+    submitted_unix_us: u64,
+}
+
+impl<'a> From<AcceptedV4<'a>> for Accepted<'a> {
+    fn from(v4: AcceptedV4<'a>) -> Self {
+        Accepted {
+            ids: v4.ids,
+            spec: v4.spec,
+            key: v4.key,
+            attempt: v4.attempt,
+            submitted_unix_us: v4.submitted_unix_us,
+            request: None,
+        }
+    }
 }
 
 /// A task began a run.
@@ -835,6 +872,25 @@ pub struct CheckpointKey<'a> {
     pub key: Cow<'a, str>,
     /// Its ids.
     pub ids: Cow<'a, [IdRange]>,
+    /// The print of its request, when known (format 5 on; `None` before).
+    pub request: Option<KeyRequest>,
+}
+
+/// [`CheckpointKey`] as formats 1 to 4 wrote it, without the request print.
+#[derive(Debug, Clone, Deserialize)]
+struct CheckpointKeyV4<'a> {
+    key: Cow<'a, str>,
+    ids: Cow<'a, [IdRange]>,
+}
+
+impl<'a> From<CheckpointKeyV4<'a>> for CheckpointKey<'a> {
+    fn from(v4: CheckpointKeyV4<'a>) -> Self {
+        CheckpointKey {
+            key: v4.key,
+            ids: v4.ids,
+            request: None,
+        }
+    }
 }
 
 /// Last record of a checkpoint: the counts, checked on load.
@@ -883,7 +939,11 @@ impl Record {
         let bytes = frame.payload;
         Ok(match frame.record_type {
             RecordType::Segment => Record::Segment(SegmentHeader::decode(what, bytes)?),
-            RecordType::Accepted => Record::Accepted(codec::decode(what, bytes)?),
+            RecordType::Accepted => Record::Accepted(or_older::<_, AcceptedV4<'_>>(
+                what,
+                bytes,
+                codec::decode(what, bytes),
+            )?),
             RecordType::Started => Record::Started(codec::decode(what, bytes)?),
             RecordType::Finished => Record::Finished(codec::decode(what, bytes)?),
             RecordType::Cancelled => Record::Cancelled(codec::decode(what, bytes)?),
@@ -895,7 +955,11 @@ impl Record {
             RecordType::CheckpointFinished => {
                 Record::CheckpointFinished(codec::decode(what, bytes)?)
             }
-            RecordType::CheckpointKey => Record::CheckpointKey(codec::decode(what, bytes)?),
+            RecordType::CheckpointKey => Record::CheckpointKey(or_older::<_, CheckpointKeyV4<'_>>(
+                what,
+                bytes,
+                codec::decode(what, bytes),
+            )?),
             RecordType::CheckpointEnd => Record::CheckpointEnd(codec::decode(what, bytes)?),
         })
     }
@@ -948,6 +1012,10 @@ pub(crate) mod strategies {
 
     fn cow() -> impl Strategy<Value = Cow<'static, str>> {
         text().prop_map(Cow::Owned)
+    }
+
+    fn key_request() -> impl Strategy<Value = KeyRequest> {
+        (any::<u64>(), any::<u64>()).prop_map(|(hash, tasks)| KeyRequest { hash, tasks })
     }
 
     fn ranges() -> impl Strategy<Value = Cow<'static, [IdRange]>> {
@@ -1057,15 +1125,19 @@ pub(crate) mod strategies {
                 spec(),
                 proptest::option::of(cow()),
                 any::<u32>(),
-                any::<u64>()
+                any::<u64>(),
+                proptest::option::of(key_request())
             )
-                .prop_map(|(ids, spec, key, attempt, at)| Record::Accepted(Accepted {
-                    ids,
-                    spec,
-                    key,
-                    attempt,
-                    submitted_unix_us: at,
-                })),
+                .prop_map(|(ids, spec, key, attempt, at, request)| {
+                    Record::Accepted(Accepted {
+                        ids,
+                        spec,
+                        key,
+                        attempt,
+                        submitted_unix_us: at,
+                        request,
+                    })
+                }),
             (any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(id, attempt, unix_us)| {
                 Record::Started(Started {
                     id,
@@ -1118,8 +1190,9 @@ pub(crate) mod strategies {
                     outcome,
                 })
             }),
-            (cow(), ranges())
-                .prop_map(|(key, ids)| Record::CheckpointKey(CheckpointKey { key, ids })),
+            (cow(), ranges(), proptest::option::of(key_request())).prop_map(
+                |(key, ids, request)| Record::CheckpointKey(CheckpointKey { key, ids, request })
+            ),
             (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(live, finished, keys)| {
                 Record::CheckpointEnd(CheckpointEnd {
                     live,
@@ -1268,6 +1341,73 @@ mod tests {
     }
 
     #[test]
+    fn format_4_accepted_and_key_records_read_without_a_request_print() {
+        #[derive(Serialize)]
+        struct AcceptedV4Form<'a> {
+            ids: Cow<'a, [IdRange]>,
+            spec: SpecRecord<'a>,
+            key: Option<Cow<'a, str>>,
+            attempt: u32,
+            submitted_unix_us: u64,
+        }
+        #[derive(Serialize)]
+        struct KeyV4Form<'a> {
+            key: Cow<'a, str>,
+            ids: Cow<'a, [IdRange]>,
+        }
+        let ids = vec![IdRange { first: 4, count: 3 }];
+        let spec = SpecRecord {
+            kind: Cow::Borrowed("fib"),
+            numbers: [5, 0],
+            text: None,
+            timeout_ns: 0,
+        };
+        let mut bytes = Vec::new();
+        let mut group = GroupEncoder::new(&mut bytes, MAX_PAYLOAD, usize::MAX);
+        group
+            .push(
+                RecordType::Accepted,
+                &AcceptedV4Form {
+                    ids: Cow::Borrowed(&ids),
+                    spec: spec.clone(),
+                    key: Some(Cow::Borrowed("k1")),
+                    attempt: 1,
+                    submitted_unix_us: 99,
+                },
+            )
+            .expect("encodes");
+        group
+            .push(
+                RecordType::CheckpointKey,
+                &KeyV4Form {
+                    key: Cow::Borrowed("k1"),
+                    ids: Cow::Borrowed(&ids),
+                },
+            )
+            .expect("encodes");
+        group.finish().expect("fits");
+        let records: Vec<Record> = read_all(&bytes).into_iter().map(|(r, _)| r).collect();
+        assert_eq!(
+            records,
+            vec![
+                Record::Accepted(Accepted {
+                    ids: Cow::Owned(ids.clone()),
+                    spec: spec.into_owned(),
+                    key: Some(Cow::Owned("k1".into())),
+                    attempt: 1,
+                    submitted_unix_us: 99,
+                    request: None,
+                }),
+                Record::CheckpointKey(CheckpointKey {
+                    key: Cow::Owned("k1".into()),
+                    ids: Cow::Owned(ids),
+                    request: None,
+                }),
+            ]
+        );
+    }
+
+    #[test]
     fn a_format_1_segment_header_reads_with_an_unknown_size() {
         #[derive(Serialize)]
         struct Written {
@@ -1353,6 +1493,7 @@ mod tests {
         let big = Record::CheckpointKey(CheckpointKey {
             key: Cow::Owned("k".repeat(100)),
             ids: Cow::Owned(Vec::new()),
+            request: None,
         });
         assert!(matches!(
             big.push_to(&mut group),

@@ -21,7 +21,8 @@ use std::collections::{HashMap, VecDeque};
 
 use super::record::{
     self, Accepted, CheckpointBegin, CheckpointEnd, CheckpointFinished, CheckpointKey,
-    CheckpointTask, Finished, Frame, FrameError, IdRange, Record, RecordType, SpecRecord,
+    CheckpointTask, Finished, Frame, FrameError, IdRange, KeyRequest, Record, RecordType,
+    SpecRecord,
 };
 use crate::runtime::task::TaskState;
 
@@ -347,6 +348,8 @@ pub struct State {
     pub keys: HashMap<String, Vec<IdRange>>,
     /// Keys, oldest first, at most `key_limit`.
     pub key_order: VecDeque<String>,
+    /// The print of each key's request, for keys whose records carry one (format 5 on).
+    pub key_requests: HashMap<String, KeyRequest>,
     /// The highest id handed out.
     pub max_id: u64,
     /// The log's id (see [`super::record::SegmentHeader::log_id`]); 0 until one is known.
@@ -368,6 +371,7 @@ impl State {
             finished: VecDeque::new(),
             keys: HashMap::new(),
             key_order: VecDeque::new(),
+            key_requests: HashMap::new(),
             max_id: 0,
             log_id: 0,
             counts: ReplayCounts::default(),
@@ -376,7 +380,12 @@ impl State {
         }
     }
 
-    fn remember_key(&mut self, key: &str, ids: &[IdRange]) {
+    fn remember_key(&mut self, key: &str, ids: &[IdRange], request: Option<KeyRequest>) {
+        if let Some(request) = request
+            && !self.key_requests.contains_key(key)
+        {
+            self.key_requests.insert(key.to_string(), request);
+        }
         if let Some(existing) = self.keys.get_mut(key) {
             existing.extend_from_slice(ids);
             return;
@@ -386,6 +395,7 @@ impl State {
         while self.key_order.len() > self.key_limit {
             if let Some(oldest) = self.key_order.pop_front() {
                 self.keys.remove(&oldest);
+                self.key_requests.remove(&oldest);
             }
         }
     }
@@ -414,7 +424,7 @@ impl State {
             }
         }
         if let Some(key) = &accepted.key {
-            self.remember_key(key, &accepted.ids);
+            self.remember_key(key, &accepted.ids, accepted.request);
         }
     }
 
@@ -471,7 +481,7 @@ impl State {
                     outcome: task.outcome,
                 });
             }
-            Record::CheckpointKey(key) => self.remember_key(&key.key, &key.ids),
+            Record::CheckpointKey(key) => self.remember_key(&key.key, &key.ids, key.request),
         }
         Ok(())
     }
@@ -596,16 +606,19 @@ impl State {
             let Some(ids) = self.keys.get(key) else {
                 continue;
             };
+            let request = self.key_requests.get(key).copied();
             for chunk in ids.chunks(RANGES_PER_RECORD) {
                 out.push(Record::CheckpointKey(CheckpointKey {
                     key: Cow::Owned(key.clone()),
                     ids: Cow::Owned(chunk.to_vec()),
+                    request,
                 }));
             }
             if ids.is_empty() {
                 out.push(Record::CheckpointKey(CheckpointKey {
                     key: Cow::Owned(key.clone()),
                     ids: Cow::Owned(Vec::new()),
+                    request,
                 }));
             }
         }
@@ -743,6 +756,7 @@ mod tests {
             key: key.map(|k| Cow::Owned(k.to_string())),
             attempt: 1,
             submitted_unix_us: 5,
+            request: key.map(|_| KeyRequest { hash: 7, tasks: 3 }),
         })
     }
 

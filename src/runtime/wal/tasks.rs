@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use super::Wal;
 use super::record::{
-    self, Accepted, Cancelled, Finished, IdRange, OutputRecord, RecordType, SpecRecord, Started,
+    self, Accepted, Cancelled, Finished, IdRange, KeyRequest, OutputRecord, RecordType, SpecRecord,
+    Started,
 };
 use super::recovery::{FinishedTask, State};
 use super::writer::{AppendError, AppendKind, DurabilityError, Ticket};
@@ -133,6 +134,7 @@ impl Shared {
             key: None,
             attempt: 1,
             submitted_unix_us: self.clock.unix_us(now),
+            request: None,
         };
         let (_, ticket) = wal.append(AppendKind::Submission, |group| {
             group.push(RecordType::Accepted, &accepted)
@@ -146,7 +148,7 @@ impl Shared {
         wal: &Wal,
         submissions: &[Submission],
         claimed: &[(u32, TaskId)],
-        key: Option<&str>,
+        key: Option<(&str, KeyRequest)>,
         now: u64,
     ) -> Result<Ticket, SubmitError> {
         let submitted_unix_us = self.clock.unix_us(now);
@@ -169,9 +171,10 @@ impl Shared {
                         &Accepted {
                             ids: Cow::Borrowed(chunk),
                             spec: spec_record(&self.kinds, &submission.spec),
-                            key: key.map(Cow::Borrowed),
+                            key: key.map(|(key, _)| Cow::Borrowed(key)),
                             attempt: 1,
                             submitted_unix_us,
+                            request: key.map(|(_, request)| request),
                         },
                     )?;
                 }
@@ -335,7 +338,7 @@ impl Shared {
                     key,
                     ids,
                     Ticket::ready(),
-                    None,
+                    state.key_requests.get(key).copied(),
                 );
             }
         }
