@@ -1022,34 +1022,53 @@ fn draw_arena(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
 fn draw_throughput(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let theme = &app.options.theme;
     let series = &app.view().series;
-    let peak = series.tasks_per_s.iter().copied().max().unwrap_or(0);
-    let title = format!(
-        "Throughput · {} tasks/s · peak {}",
-        rate_text(series.rates.tasks_per_s),
-        rate_text(peak as f64)
-    );
-    let block = pane_block(app, title, focused);
+    // The peak and the chart's scale are those of the samples drawn: a burst that scrolled
+    // out of a narrow pane left a peak in the title and a scale that flattened everything
+    // drawn after it.
+    let room = usize::from(area.width.saturating_sub(2));
+    let data: Vec<u64> = series
+        .tasks_per_s
+        .iter()
+        .rev()
+        .take(room)
+        .copied()
+        .collect();
+    let peak = data.iter().copied().max().unwrap_or(0);
+    // The title drops whole items from its end rather than cut one: "peak 100.2" of 100.2k
+    // reads as another figure.
+    let title = Line::from(vec![
+        Span::styled(" Throughput", theme.title),
+        Span::styled(
+            format!(" · {} tasks/s", rate_text(series.rates.tasks_per_s)),
+            theme.muted,
+        ),
+        Span::styled(
+            if peak > 0 {
+                format!(" · peak {}", rate_text(peak as f64))
+            } else {
+                String::new()
+            },
+            theme.muted,
+        ),
+    ]);
+    let mut title = whole_items(title, room, "");
+    if title.width() < room {
+        title.spans.push(Span::raw(" "));
+    }
+    let block = pane(app, title, focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     // Until a task finishes the chart is all zeros, which draws nothing: an empty pane that
     // looks broken. The note stays until there is something to draw.
     if peak == 0 {
-        frame.render_widget(
-            Paragraph::new(Span::styled(
-                "finished tasks per second appear here",
-                theme.muted,
-            )),
-            inner,
-        );
+        let note = if series.tasks_per_s.iter().any(|&rate| rate > 0) {
+            "no task finished lately"
+        } else {
+            "finished tasks per second appear here"
+        };
+        frame.render_widget(Paragraph::new(Span::styled(note, theme.muted)), inner);
         return;
     }
-    let data: Vec<u64> = series
-        .tasks_per_s
-        .iter()
-        .rev()
-        .take(usize::from(inner.width))
-        .copied()
-        .collect();
     let sparkline = Sparkline::default()
         .data(&data)
         .direction(RenderDirection::RightToLeft)
@@ -3376,6 +3395,33 @@ mod tests {
         let text = format!("{}", draw(&mut app, 120, 40).backend());
         assert!(text.contains("not sent: not connected"), "{text}");
         assert!(!text.contains("refused by the node"), "{text}");
+    }
+
+    #[test]
+    fn the_throughput_peak_and_scale_are_those_of_the_samples_drawn() {
+        let mut app = app_with(2, 3);
+        // A burst long ago, then a steady 25 tasks/s: at 80 columns the pane draws only the
+        // newest samples, and the burst is not among them.
+        let series = &mut app.live.series.tasks_per_s;
+        series.clear();
+        series.push_back(39_900);
+        series.extend(std::iter::repeat_n(25, 200));
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(text.contains("peak 25.0"), "{text}");
+        assert!(!text.contains("39.9k"), "{text}");
+        // Where the title has no room for the peak, the peak goes whole: `peak 25.` (or
+        // `peak 100.2` of 100.2k) reads as another figure.
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        assert!(text.contains("Throughput · 900 tasks/s ─"), "{text}");
+        assert!(!text.contains("peak"), "{text}");
+        // Nothing finished in the samples drawn: said, not an empty chart under an old peak.
+        let series = &mut app.live.series.tasks_per_s;
+        series.clear();
+        series.push_back(39_900);
+        series.extend(std::iter::repeat_n(0, 200));
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(text.contains("no task finished lately"), "{text}");
+        assert!(!text.contains("peak"), "{text}");
     }
 
     #[test]
