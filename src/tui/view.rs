@@ -1600,7 +1600,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
         .map(|m| unicode_width::UnicodeWidthStr::width(member_name_shown(m).as_str()))
         .fold(18, usize::max)
         .min(NAME_WIDTH_MAX);
-    let columns_spec: [(&str, u16, u8); 8] = [
+    let columns_spec: [(&str, u16, u8); 9] = [
         ("NAME", u16::try_from(name_width).unwrap_or(18), 0),
         ("STATE", 12, 1),
         ("PHI", 6, 3),
@@ -1612,7 +1612,10 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
             7,
         ),
         ("HEARD", 12, 2),
-        ("LOAD", 10, 5),
+        // Tasks in flight per worker, and tasks waiting: two columns, so that a narrow
+        // table drops the second whole ("996 queue" was cut from "996 queued").
+        ("LOAD", 7, 5),
+        ("QUEUED", 8, 8),
     ];
     let room = usize::from(table_area.width.saturating_sub(2));
     let columns: Vec<(usize, usize)> = columns_spec
@@ -1641,9 +1644,9 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
                     |at| format!("{} ago", short_us(now.saturating_sub(at))),
                 )
             };
-            let load = member.current_load().map_or_else(
-                || "-".to_string(),
-                |m| format!("{:.1}, {} queued", m.load, m.queue_depth),
+            let (load, queued) = member.current_load().map_or_else(
+                || ("-".to_string(), "-".to_string()),
+                |m| (format!("{:.1}", m.load), m.queue_depth.to_string()),
             );
             let phi = member
                 .current_phi()
@@ -1665,6 +1668,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
                 Cell::from(member.protocol_address_shown().into_owned()),
                 Cell::from(heard),
                 Cell::from(load),
+                Cell::from(queued),
             ]))
             .style(theme.text)
         });
@@ -1672,13 +1676,7 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
         .iter()
         .zip(&shown)
         .filter(|(_, keep)| **keep)
-        .map(|((name, width, _), _)| {
-            if *name == "LOAD" {
-                Constraint::Min(*width)
-            } else {
-                Constraint::Length(*width)
-            }
-        })
+        .map(|((_, width, _), _)| Constraint::Length(*width))
         .collect();
     let headers = pick(
         columns_spec
