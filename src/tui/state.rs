@@ -1195,6 +1195,23 @@ impl App {
         {
             detail.info = Some(task.clone());
         }
+        // The selected task left the list (newer tasks pushed it out of the newest listed):
+        // no row is highlighted any more, and the view stayed where it was, over unrelated
+        // rows. It goes back to the top, and says why.
+        if self.frozen.is_none()
+            && let Some(id) = self.selected
+            && previous
+                .as_ref()
+                .is_some_and(|before| before.tasks.iter().any(|t| t.id == id))
+            && !snapshot.tasks.iter().any(|t| t.id == id)
+        {
+            self.selected = None;
+            self.task_offset = 0;
+            self.tell(
+                Severity::Info,
+                format!("task {id} left the list of the newest tasks; `:task {id}` shows it"),
+            );
+        }
         self.live.series.record(previous.as_ref(), &snapshot);
         self.live.snapshot = Some(snapshot);
         self.live.received_at = Some(Instant::now());
@@ -1718,6 +1735,17 @@ impl App {
             .task_rows
             .or(self.hits.detail)
             .map_or(10, |r| r.height.max(1) as isize);
+        if self.navigates_tasks() {
+            // The view moves a page with the selection, as in less and k9s: moved by the
+            // selection alone, the first PgUp from the bottom scrolled the view one row.
+            let page = height.unsigned_abs();
+            let rows = self.task_rows().len();
+            self.task_offset = if direction < 0 {
+                self.task_offset.saturating_sub(page)
+            } else {
+                (self.task_offset + page).min(rows.saturating_sub(page))
+            };
+        }
         self.move_by(direction * height);
     }
 
@@ -2362,6 +2390,48 @@ pub(crate) mod tests {
         assert_eq!(app.tab, Tab::Cluster);
         press(&mut app, "4");
         assert_eq!(app.tab, Tab::Cluster);
+    }
+
+    #[test]
+    fn page_up_from_the_bottom_moves_the_view_a_page_with_the_selection() {
+        let mut app = app();
+        let tasks: Vec<TaskInfo> = (1..=50)
+            .map(|id| task(id, TaskState::Succeeded, "fib 5"))
+            .collect();
+        app.ingest(snapshot(2, tasks, 1));
+        press(&mut app, "2");
+        app.hits.task_rows = Some(Rect::new(0, 0, 80, 10));
+        press(&mut app, "G");
+        let rows = app.task_rows();
+        assert_eq!(app.selected_index(&rows), Some(49));
+        assert_eq!(app.task_offset, 40);
+        press(&mut app, "pageup");
+        let rows = app.task_rows();
+        assert_eq!(app.selected_index(&rows), Some(39));
+        assert_eq!(app.task_offset, 30, "the view moved a page, not a row");
+        press(&mut app, "pagedown");
+        assert_eq!(app.task_offset, 40);
+    }
+
+    #[test]
+    fn a_selected_task_that_leaves_the_list_is_said_and_the_view_goes_back_to_the_top() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, "2");
+        app.selected = Some(TaskId(1));
+        app.task_offset = 2;
+        // Newer tasks pushed task 1 out of the newest listed.
+        let mut newer = vec![task(4, TaskState::Queued, "fib 5")];
+        newer.extend(three_tasks().into_iter().filter(|t| t.id != TaskId(1)));
+        app.ingest(snapshot(2, newer, 2));
+        assert_eq!(app.selected, None);
+        assert_eq!(app.task_offset, 0);
+        let said = app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
+        assert!(said.contains("task 1 left the list"), "{said}");
     }
 
     #[test]
