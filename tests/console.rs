@@ -410,9 +410,16 @@ fn a_paste_lands_in_the_prompt_as_text() {
     // A terminal with bracketed paste wraps the pasted text; its newline and "x" must not
     // act as Enter and the cancel key.
     console.type_text("\x1b[200~sleep 30s\rx\r\x1b[201~");
-    console.wait_for("the pasted text in the open prompt, on one line", |s| {
-        s.contains("Submit a task") && s.contains("> sleep 30s x")
-    });
+    // A spec is one line: the prompt keeps the first and says so.
+    console.wait_for(
+        "the pasted first line in the open prompt, and a note",
+        |s| {
+            s.contains("Submit a task")
+                && s.contains("> sleep 30s")
+                && !s.contains("> sleep 30s x")
+                && s.contains("2 lines pasted")
+        },
+    );
     console.type_text("\x1b");
     console.wait_for("the prompt closed, nothing submitted or asked", |s| {
         !s.contains("Submit a task") && s.contains("submitted 0") && !s.contains("Cancel task")

@@ -2207,3 +2207,38 @@ impl Drop for Node {
         self.shutdown(Duration::ZERO);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fib(n: u64, copies: u32) -> Submission {
+        Submission {
+            spec: TaskSpec::fib(n),
+            copies,
+        }
+    }
+
+    #[test]
+    fn a_request_print_is_the_same_in_every_build_and_counts_runs_of_one_spec() {
+        let kinds = Kinds::new();
+        let print = request_print(&kinds, &[fib(5, 3)]);
+        assert_eq!(print.tasks, 3);
+        // The log keeps it: a print that changed between builds would call a retry after an
+        // upgrade other work.
+        assert_eq!(print.hash, 0xe205_b84b_3dc3_0fe9, "{:#018x}", print.hash);
+        // The same tasks in other lines are the same request; other work is not.
+        assert_eq!(request_print(&kinds, &[fib(5, 1), fib(5, 2)]), print);
+        assert_ne!(request_print(&kinds, &[fib(6, 3)]).hash, print.hash);
+        assert_ne!(request_print(&kinds, &[fib(5, 2), fib(5, 2)]), print);
+        let echo = |text: &str| Submission {
+            spec: TaskSpec::echo(text),
+            copies: 1,
+        };
+        assert_ne!(
+            request_print(&kinds, &[echo("ab"), echo("c")]).hash,
+            request_print(&kinds, &[echo("a"), echo("bc")]).hash,
+            "texts are delimited"
+        );
+    }
+}

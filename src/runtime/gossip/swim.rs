@@ -649,7 +649,7 @@ struct Probe {
 struct Helper {
     address: SocketAddr,
     member: SlotRef,
-    /// It answered: a forwarded ack or a nack.
+    /// It sent a nack (a forwarded ack ends the probe itself).
     answered: bool,
 }
 
@@ -2370,16 +2370,17 @@ impl Swim {
         self.send_table(from, with_meta, true);
     }
 
-    /// An ack with sequence `seq` from `sender` at `from`: it answers our probe, or one we
-    /// relay, only when it comes from the member probed (another process may hold its old
-    /// address), or, for our probe, from a helper forwarding the member's ack (the helper
-    /// checked whose it was).
+    /// A nack for our probe from `from`: that helper answered (see [`Swim::missing_nacks`]).
     fn helper_answered(&mut self, from: SocketAddr) {
         if let Some(helper) = self.helpers.iter_mut().find(|h| h.address == from) {
             helper.answered = true;
         }
     }
 
+    /// An ack with sequence `seq` from `sender` at `from`: it answers our probe, or one we
+    /// relay, only when it comes from the member probed (another process may hold its old
+    /// address), or, for our probe, from a helper forwarding the member's ack (the helper
+    /// checked whose it was).
     fn on_ack(&mut self, seq: u32, sender: &Name, from: SocketAddr) {
         if let Some(probe) = &mut self.probe
             && probe.seq == seq
