@@ -1866,6 +1866,15 @@ impl App {
             );
             return;
         }
+        // The question's keys take the bottom line: a note from before ("sorted by id") would
+        // hide them.
+        if self
+            .status
+            .as_ref()
+            .is_some_and(|status| status.severity == Severity::Info)
+        {
+            self.status = None;
+        }
         self.overlay = Some(Overlay::Confirm {
             id: task.id,
             spec: task.spec,
@@ -2343,8 +2352,11 @@ pub(crate) mod tests {
             .find(|t| !t.state.is_finished())
             .expect("a task in flight");
         app.selected = Some(open.id);
+        app.tell(Severity::Info, "sorted by id");
         press(&mut app, "x");
         assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+        // The question's keys show on the bottom line, not a note from before.
+        assert!(app.status.is_none(), "{:?}", app.status);
         (app, open)
     }
 

@@ -25,7 +25,7 @@
 //! member, so φ flags a member that answers nothing directly (an ack forwarded by a relay is
 //! not an arrival) while something else keeps it alive, not one that SWIM is about to check
 //! in its turn anyway.
-
+//!
 //! What φ does to the verdict (see the gossip module docs): it never suspects or declares a
 //! member failed on its own; φ ≥ `gossip.phi_threshold` marks the member *degraded*, which
 //! moves it to the front of the probe order and keeps it out of indirect probing, so SWIM
