@@ -1000,7 +1000,12 @@ fn to_cluster_event(shared: &Shared, event: &MemberEvent) -> ClusterEvent {
     let member = event.member.name.to_string();
     ClusterEvent {
         at_unix_us: shared.unix_us(event.at_us),
-        text: ClusterEvent::describe(&member, event.member.generation, &event.kind),
+        text: ClusterEvent::describe_told(
+            &member,
+            event.member.generation,
+            &event.kind,
+            event.told_by.as_ref().map(|name| name.as_str()),
+        ),
         member,
         generation: event.member.generation,
         kind: event.kind.clone(),

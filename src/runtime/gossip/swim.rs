@@ -264,6 +264,9 @@ pub struct MemberEvent {
     pub member: MemberId,
     /// What happened.
     pub kind: EventKind,
+    /// For a failure this node learned from another member's packet rather than concluded
+    /// itself (its own probe and suspicion timeout): that member.
+    pub told_by: Option<Name>,
 }
 
 /// What the caller must do.
@@ -2622,6 +2625,7 @@ impl Swim {
             at_us,
             member,
             kind,
+            told_by: None,
         }));
     }
 
@@ -2826,6 +2830,13 @@ impl Swim {
                 if state.is_up() && update.incarnation >= incarnation {
                     self.set_state(slot, MemberState::Dead, update.incarnation, now_us);
                     self.event(now_us, update.id, EventKind::Failed);
+                    // Said with the verdict: this node's own, or news from another member
+                    // (an operator comparing members' accounts asks which).
+                    if let Source::Packet(sender) = source
+                        && let Some(Output::Event(event)) = self.out.last_mut()
+                    {
+                        event.told_by = Some(*sender);
+                    }
                     self.enqueue(slot, update);
                     true
                 } else {

@@ -145,6 +145,21 @@ pub struct ClusterEvent {
 }
 
 impl ClusterEvent {
+    /// Describes an event in a sentence; a failure learned from another member names it.
+    pub fn describe_told(
+        member: &str,
+        generation: u64,
+        kind: &EventKind,
+        told_by: Option<&str>,
+    ) -> String {
+        match (kind, told_by) {
+            (EventKind::Failed, Some(by)) => {
+                format!("{member} failed (declared dead; {by} said so)")
+            }
+            _ => Self::describe(member, generation, kind),
+        }
+    }
+
     /// Describes an event in a sentence.
     pub fn describe(member: &str, generation: u64, kind: &EventKind) -> String {
         match kind {

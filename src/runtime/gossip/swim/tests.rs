@@ -2141,3 +2141,45 @@ fn a_packet_naming_a_member_with_a_control_character_is_dropped_as_malformed() {
     assert!(recorder.swim.member_state("\u{1}q-z1").is_none());
     assert_eq!(recorder.swim.up_count(), 2, "{:?}", recorder.events);
 }
+
+#[test]
+fn a_failure_learned_from_another_member_names_it_and_our_own_verdict_does_not() {
+    let mut recorder = with_members(4);
+    let verdict = Update {
+        id: id("a1", 1),
+        incarnation: 0,
+        claim: Claim::Dead,
+    };
+    recorder.receive(
+        addr(3),
+        &packet(&id("a2", 1), Message::Gossip, vec![verdict]),
+    );
+    let failed = recorder
+        .events
+        .iter()
+        .find(|e| e.member.name.as_str() == "a1" && e.kind == EventKind::Failed)
+        .expect("a1 declared dead");
+    assert_eq!(
+        failed.told_by.map(|n| n.to_string()),
+        Some("a2".to_string())
+    );
+    assert_eq!(
+        crate::runtime::gossip::ClusterEvent::describe_told(
+            "a1",
+            1,
+            &failed.kind,
+            failed.told_by.as_ref().map(|n| n.as_str())
+        ),
+        "a1 failed (declared dead; a2 said so)"
+    );
+    // Our own probe and suspicion: no one else named.
+    let (_, _) = recorder.first_probe();
+    let start = recorder.now;
+    recorder.run_until(start + 60_000 * MS);
+    let own = recorder
+        .events
+        .iter()
+        .find(|e| e.member.name.as_str() != "a1" && e.kind == EventKind::Failed)
+        .expect("a member that never answers is declared dead");
+    assert_eq!(own.told_by, None);
+}
