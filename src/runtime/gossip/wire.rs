@@ -451,6 +451,18 @@ fn check_update(update: &Update) -> Result<(), PacketError> {
             meta.protocol_address.len()
         )));
     }
+    // Printed in `goliath members` and the console as names are: a control character (an
+    // escape sequence that retitles the operator's terminal) is refused as in a name.
+    if let Claim::Alive {
+        meta: Some(meta), ..
+    } = &update.claim
+        && meta.protocol_address.chars().any(unseen_in_a_name)
+    {
+        return Err(PacketError::Invalid(format!(
+            "protocol address of {} holds a space, control or invisible character",
+            update.id
+        )));
+    }
     Ok(())
 }
 

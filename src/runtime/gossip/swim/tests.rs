@@ -2183,3 +2183,32 @@ fn a_failure_learned_from_another_member_names_it_and_our_own_verdict_does_not()
         .expect("a member that never answers is declared dead");
     assert_eq!(own.told_by, None);
 }
+
+#[test]
+fn a_packet_whose_member_metadata_holds_an_escape_sequence_is_dropped_as_malformed() {
+    let mut recorder = with_members(2);
+    let forged = Update {
+        id: id("a9", 1),
+        incarnation: 0,
+        claim: Claim::Alive {
+            address: addr(10),
+            meta: Some(MemberMeta {
+                version: 1,
+                // An OSC sequence: printed raw by `goliath members`, it retitled the terminal.
+                protocol_address: "\u{1b}]0;pwned\u{7}abcxx".into(),
+                ..MemberMeta::default()
+            }),
+        },
+    };
+    let bytes =
+        encode_packet(&packet(&id("a1", 1), Message::Gossip, vec![forged]), 1400).expect("encodes");
+    let malformed = recorder.swim.stats().malformed;
+    assert!(
+        recorder
+            .swim
+            .handle_packet(addr(2), &bytes, recorder.now)
+            .is_err()
+    );
+    assert_eq!(recorder.swim.stats().malformed, malformed + 1);
+    assert!(recorder.swim.member_state("a9").is_none());
+}
