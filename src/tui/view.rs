@@ -1044,7 +1044,10 @@ fn draw_throughput(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
         ),
         Span::styled(
             if peak > 0 {
-                format!(" · peak {}", rate_text(peak as f64))
+                // Samples are whole tasks per second: the rate shown beside may be a fraction
+                // above the highest ("80.1 tasks/s · peak 80.0").
+                let peak = (peak as f64).max(series.rates.tasks_per_s);
+                format!(" · peak {}", rate_text(peak))
             } else {
                 String::new()
             },
@@ -1360,8 +1363,15 @@ fn member_counts(app: &App, cluster: &ClusterSnapshot, compact: bool) -> Vec<Spa
 }
 
 /// One member as a line: glyph, name, phi, last heard, and load when it fits in `width`
-/// columns whole (a load cut to "lo" says nothing).
-fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'static> {
+/// columns whole (a load cut to "lo" says nothing). Names take `name_column` columns (see
+/// [`member_name_column`]) and heard times [`HEARD_COLUMN`], so the pane's lines align.
+fn member_line(
+    app: &App,
+    member: &MemberInfo,
+    now: u64,
+    width: u16,
+    name_column: usize,
+) -> Line<'static> {
     let theme = &app.options.theme;
     let heard = if member.local {
         "this node".to_string()
@@ -1371,20 +1381,15 @@ fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'st
             |at| format!("{} ago", short_us(now.saturating_sub(at))),
         )
     };
+    let heard = format!("{heard:<HEARD_COLUMN$}");
     let mut load = member
         .current_load()
         .map_or_else(String::new, |m| format!("  load {:.1}", m.load));
-    // Glyph and flag, name (14 columns, or more), " φ" (" phi " in ASCII) and its value,
-    // then heard and load: what the line takes. A name too long for the pane loses its
-    // middle, so phi and heard stay in sight and names differing at the end stay apart.
-    let phi_label = if app.options.glyphs.ascii { 5 } else { 2 };
-    let around_name = 3 + phi_label + 5 + 1;
-    let name_room = usize::from(width)
-        .saturating_sub(around_name + heard.chars().count())
-        .max(14);
-    let name = crate::runtime::units::cut_middle_to_width(&member.name, name_room);
+    // A name too long for its column loses its middle, so phi and heard stay in sight and
+    // names differing at the end stay apart.
+    let name = crate::runtime::units::cut_middle_to_width(&member.name, name_column);
     let name_width = unicode_width::UnicodeWidthStr::width(name.as_str());
-    let fixed = around_name + name_width.max(14);
+    let fixed = member_line_around_name(app) + name_column.max(name_width);
     if fixed + heard.chars().count() + load.chars().count() > usize::from(width) {
         load.clear();
     }
@@ -1401,7 +1406,10 @@ fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'st
             member_style(app, member.state),
         ),
         Span::styled(
-            format!("{name}{}", " ".repeat(14usize.saturating_sub(name_width))),
+            format!(
+                "{name}{}",
+                " ".repeat(name_column.saturating_sub(name_width))
+            ),
             theme.text,
         ),
         Span::styled(
@@ -1415,8 +1423,42 @@ fn member_line(app: &App, member: &MemberInfo, now: u64, width: u16) -> Line<'st
             ),
             theme.muted,
         ),
-        Span::styled(format!(" {heard}{load}"), theme.muted),
+        // Padded only when a load follows it, so the loads line up.
+        Span::styled(
+            format!(
+                " {}{load}",
+                if load.is_empty() {
+                    heard.trim_end()
+                } else {
+                    heard.as_str()
+                }
+            ),
+            theme.muted,
+        ),
     ])
+}
+
+/// Columns a heard time takes in the Overview's member lines (`999.9ms ago`, `never heard`).
+const HEARD_COLUMN: usize = 11;
+
+/// Columns of a member line besides the name, heard and load: glyph and flag, the space
+/// before phi, its label and value, and the space before heard.
+fn member_line_around_name(app: &App) -> usize {
+    let phi_label = if app.options.glyphs.ascii { 5 } else { 2 };
+    3 + phi_label + 5 + 1
+}
+
+/// The name column of the Overview's member lines: as wide as the longest name shown (at
+/// least 14), and no wider than leaves room for phi and heard in `width` columns.
+fn member_name_column(app: &App, members: &[&MemberInfo], width: u16) -> usize {
+    let longest = members
+        .iter()
+        .map(|m| unicode_width::UnicodeWidthStr::width(m.name.as_str()))
+        .max()
+        .unwrap_or(0)
+        .max(14);
+    let room = usize::from(width).saturating_sub(member_line_around_name(app) + HEARD_COLUMN);
+    longest.min(room).max(14)
 }
 
 /// This node, then the members that need a look (down, suspect, degraded), then the alive,
@@ -1462,10 +1504,11 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
         members.len()
     };
     let now = app.node_now_us();
+    let name_column = member_name_column(app, &members[..shown], inner.width);
     let mut lines: Vec<Line> = members
         .iter()
         .take(shown)
-        .map(|m| member_line(app, m, now, inner.width))
+        .map(|m| member_line(app, m, now, inner.width, name_column))
         .collect();
     if shown < members.len() {
         lines.push(Line::styled(
@@ -3404,22 +3447,31 @@ mod tests {
         series.clear();
         series.push_back(39_900);
         series.extend(std::iter::repeat_n(25, 200));
+        app.live.series.rates.tasks_per_s = 25.0;
         let text = format!("{}", draw(&mut app, 120, 40).backend());
         assert!(text.contains("peak 25.0"), "{text}");
         assert!(!text.contains("39.9k"), "{text}");
         // Where the title has no room for the peak, the peak goes whole: `peak 25.` (or
         // `peak 100.2` of 100.2k) reads as another figure.
         let text = format!("{}", draw(&mut app, 80, 24).backend());
-        assert!(text.contains("Throughput · 900 tasks/s ─"), "{text}");
+        assert!(text.contains("Throughput · 25.0 tasks/s ─"), "{text}");
         assert!(!text.contains("peak"), "{text}");
         // Nothing finished in the samples drawn: said, not an empty chart under an old peak.
         let series = &mut app.live.series.tasks_per_s;
         series.clear();
         series.push_back(39_900);
         series.extend(std::iter::repeat_n(0, 200));
+        app.live.series.rates.tasks_per_s = 0.0;
         let text = format!("{}", draw(&mut app, 120, 40).backend());
         assert!(text.contains("no task finished lately"), "{text}");
         assert!(!text.contains("peak"), "{text}");
+        // Samples are whole tasks per second: a peak never reads below the rate beside it.
+        let series = &mut app.live.series.tasks_per_s;
+        series.clear();
+        series.extend(std::iter::repeat_n(80, 50));
+        app.live.series.rates.tasks_per_s = 80.1;
+        let text = format!("{}", draw(&mut app, 120, 40).backend());
+        assert!(text.contains("80.1 tasks/s · peak 80.1"), "{text}");
     }
 
     #[test]
@@ -4218,6 +4270,33 @@ mod panel_tests {
     fn overview_with_wal_and_cluster_80x24() {
         let app = app(2, true, true);
         insta::assert_snapshot!(draw(&app, 80, 24).backend());
+    }
+
+    #[test]
+    fn the_overview_member_lines_align_also_with_a_long_name() {
+        for width in [80u16, 120] {
+            let mut app = app(2, true, true);
+            let mut sample = snapshot(2, Vec::new(), 13);
+            let mut long = cluster();
+            long.members[1].name = "qa4-averyveryverylongmembername-xyz".into();
+            sample.cluster = Some(long);
+            app.ingest(sample);
+            let text = format!("{}", draw(&app, width, 30).backend());
+            // Where φ stands on each member line of the pane: one column for all.
+            let columns: Vec<usize> = text
+                .lines()
+                .filter(|line| line.contains(" φ"))
+                .map(|line| {
+                    let at = line.rfind(" φ").unwrap_or(0);
+                    unicode_width::UnicodeWidthStr::width(&line[..at])
+                })
+                .collect();
+            assert!(columns.len() >= 4, "{text}");
+            assert!(
+                columns.windows(2).all(|w| w[0] == w[1]),
+                "{columns:?}\n{text}"
+            );
+        }
     }
 
     #[test]
