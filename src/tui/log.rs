@@ -213,3 +213,133 @@ mod tests {
         assert_eq!(lines, ["write failed  error=\"disk full\"", "records=3"]);
     }
 }
+
+/// How a console log pane lays out one record: time, level, optionally the target, then
+/// the message, wrapped between words (a `key=value` field is one word) to the pane's
+/// width, continuation rows indented. tui-logger's own formatter cut rows at the width,
+/// mid-word (`listen=127.0.0.1:2110` / `1`).
+pub struct PaneFormatter {
+    /// The time's format (jiff's strftime).
+    pub timestamp: &'static str,
+    /// `ERROR`/`WARN `/… rather than `E`/`W`/….
+    pub long_level: bool,
+    /// Whether the record's target follows the level.
+    pub target: bool,
+    /// Styles by level: error, warn, info, debug, trace.
+    pub styles: [ratatui::style::Style; 5],
+}
+
+/// Columns continuation rows are indented by.
+const CONTINUATION_INDENT: usize = 9;
+
+impl tui_logger::LogFormatter for PaneFormatter {
+    fn min_width(&self) -> u16 {
+        (CONTINUATION_INDENT + 4) as u16
+    }
+
+    fn format(
+        &self,
+        width: usize,
+        record: &tui_logger::ExtLogRecord,
+    ) -> Vec<ratatui::text::Line<'_>> {
+        let (style, long, short) = match record.level {
+            log::Level::Error => (self.styles[0], "ERROR", "E"),
+            log::Level::Warn => (self.styles[1], "WARN ", "W"),
+            log::Level::Info => (self.styles[2], "INFO ", "I"),
+            log::Level::Debug => (self.styles[3], "DEBUG", "D"),
+            log::Level::Trace => (self.styles[4], "TRACE", "T"),
+        };
+        let mut head = format!("{} ", record.timestamp.strftime(self.timestamp));
+        head.push_str(if self.long_level { long } else { short });
+        head.push(' ');
+        if self.target {
+            head.push_str(record.target());
+            head.push(' ');
+        }
+        let mut rows = Vec::new();
+        for (index, text) in record.msg().lines().enumerate() {
+            let text = if index == 0 {
+                format!("{head}{text}")
+            } else {
+                text.to_string()
+            };
+            wrap_words(&text, width, index > 0, &mut rows);
+        }
+        rows.into_iter()
+            .map(|row| ratatui::text::Line::styled(row, style))
+            .collect()
+    }
+}
+
+/// `text` in rows of at most `width` columns, broken between words (a word wider than a
+/// row is broken where it must); rows after the first, and the first too when `indented`,
+/// start with [`CONTINUATION_INDENT`] spaces.
+fn wrap_words(text: &str, width: usize, indented: bool, rows: &mut Vec<String>) {
+    use unicode_width::UnicodeWidthChar;
+    let indent = if width > CONTINUATION_INDENT * 2 {
+        CONTINUATION_INDENT
+    } else {
+        0
+    };
+    let width = width.max(1);
+    let new_row = |continued: bool| -> (String, usize) {
+        if continued {
+            (" ".repeat(indent), indent)
+        } else {
+            (String::new(), 0)
+        }
+    };
+    let (mut row, mut used) = new_row(indented);
+    let mut row_has_text = false;
+    for word in text.split_inclusive(' ') {
+        let word_width: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+        let visible_width = word_width - (word.len() - word.trim_end_matches(' ').len());
+        if row_has_text && used + visible_width > width {
+            rows.push(row.trim_end().to_string());
+            (row, used) = new_row(true);
+            row_has_text = false;
+        }
+        for c in word.chars() {
+            let c_width = c.width().unwrap_or(0);
+            if used + c_width > width {
+                if c == ' ' {
+                    continue;
+                }
+                rows.push(row.trim_end().to_string());
+                (row, used) = new_row(true);
+            }
+            row.push(c);
+            used += c_width;
+            row_has_text = true;
+        }
+    }
+    if row_has_text || rows.is_empty() {
+        rows.push(row.trim_end().to_string());
+    }
+}
+
+#[cfg(test)]
+mod wrap_tests {
+    use super::*;
+
+    #[test]
+    fn rows_break_between_words_and_continue_indented() {
+        let mut rows = Vec::new();
+        let text =
+            "14:43:16.164 INFO  goliath serving the goliath protocol  listen=127.0.0.1:21101";
+        wrap_words(text, 76, false, &mut rows);
+        assert_eq!(
+            rows,
+            [
+                "14:43:16.164 INFO  goliath serving the goliath protocol",
+                "         listen=127.0.0.1:21101",
+            ]
+        );
+        // A word wider than a row is broken where it must be.
+        let mut rows = Vec::new();
+        wrap_words(&format!("a {}", "x".repeat(30)), 20, false, &mut rows);
+        assert_eq!(rows[0], "a");
+        assert!(rows.iter().all(|row| row.chars().count() <= 20), "{rows:?}");
+        assert_eq!(rows.concat().matches('x').count(), 30);
+    }
+}

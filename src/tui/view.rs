@@ -13,9 +13,10 @@ use ratatui::widgets::{
     Axis, Block, Borders, Cell, Chart, Clear, Dataset, GraphType, Paragraph, RenderDirection, Row,
     Sparkline, Table, Wrap,
 };
-use tui_logger::{TuiLoggerLevelOutput, TuiLoggerTargetWidget, TuiLoggerWidget};
+use tui_logger::{TuiLoggerTargetWidget, TuiLoggerWidget};
 
 use super::keys::{Action, Group};
+use super::log::PaneFormatter;
 use super::state::{App, HitMap, Link, NARROW_HIDDEN, Overlay, Pane, Severity, SortColumn, Tab};
 use crate::runtime::gossip::LocalStatus;
 use crate::runtime::snapshot::{ClusterSnapshot, MemberInfo, MemberState};
@@ -1791,28 +1792,34 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
 fn draw_log_pane(frame: &mut Frame, app: &App, area: Rect, focused: bool, hits: &mut HitMap) {
     let block = pane_block(app, log_title(app), focused);
     hits.log = Some(area);
-    let widget = log_widget(app)
-        .block(block)
-        .output_timestamp(Some("%H:%M:%S".to_string()))
-        .output_level(Some(TuiLoggerLevelOutput::Abbreviated))
-        .output_target(false);
+    let widget = log_widget(app, "%H:%M:%S", false, false).block(block);
     frame.render_widget(widget, area);
 }
 
-/// tui-logger's log pane in the theme, on the console's log state: the Overview's Log pane
-/// and the Logs tab differ only in block, timestamp, level and target columns.
-fn log_widget(app: &App) -> TuiLoggerWidget<'_> {
+/// tui-logger's log pane in the theme, on the console's log state, its records laid out by
+/// [`PaneFormatter`] (wrapped between words): the Overview's Log pane and the Logs tab
+/// differ only in block, timestamp, level and target columns.
+fn log_widget<'a>(
+    app: &'a App,
+    timestamp: &'static str,
+    long_level: bool,
+    target: bool,
+) -> TuiLoggerWidget<'a> {
     let theme = &app.options.theme;
     TuiLoggerWidget::default()
-        .output_separator(' ')
-        .output_file(false)
-        .output_line(false)
         .style(theme.text)
-        .style_error(theme.error)
-        .style_warn(theme.warning)
-        .style_info(theme.text)
-        .style_debug(theme.muted)
-        .style_trace(theme.muted)
+        .formatter(Box::new(PaneFormatter {
+            timestamp,
+            long_level,
+            target,
+            styles: [
+                theme.error,
+                theme.warning,
+                theme.text,
+                theme.muted,
+                theme.muted,
+            ],
+        }))
         .state(&app.log_state)
 }
 
@@ -1860,6 +1867,7 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
             .title(" Targets · levels E W I D T ")
             .title_bottom(" ←→ shown · +- kept · t hides ")
             .borders(Borders::ALL)
+            .border_set(app.options.glyphs.border)
             .border_style(theme.focus_border);
         let targets = TuiLoggerTargetWidget::default()
             .block(targets_block.clone())
@@ -1875,16 +1883,13 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
         frame.render_widget(targets_block, targets_area);
         log_area
     };
-    let log = log_widget(app)
-        .block(
-            Block::default()
-                .title(format!(" {} ", log_title(app)))
-                .borders(Borders::ALL)
-                .border_style(theme.focus_border),
-        )
-        .output_timestamp(Some("%H:%M:%S%.3f".to_string()))
-        .output_level(Some(TuiLoggerLevelOutput::Long))
-        .output_target(true);
+    let log = log_widget(app, "%H:%M:%S%.3f", true, true).block(
+        Block::default()
+            .title(format!(" {} ", log_title(app)))
+            .borders(Borders::ALL)
+            .border_set(app.options.glyphs.border)
+            .border_style(theme.focus_border),
+    );
     frame.render_widget(log, log_area);
 }
 
