@@ -211,6 +211,32 @@ impl KeyChord {
                 name => match name.strip_prefix('f').and_then(|n| n.parse::<u8>().ok()) {
                     Some(n @ 1..=12) => KeyCode::F(n),
                     _ => {
+                        // A misspelt name gets the nearest, as a misspelt action does.
+                        const NAMES: [&str; 17] = [
+                            "enter",
+                            "esc",
+                            "tab",
+                            "backtab",
+                            "space",
+                            "up",
+                            "down",
+                            "left",
+                            "right",
+                            "pgup",
+                            "pgdn",
+                            "home",
+                            "end",
+                            "backspace",
+                            "delete",
+                            "insert",
+                            "return",
+                        ];
+                        if let Some(near) = crate::runtime::suggest::closest(name, NAMES) {
+                            return Err(format!(
+                                "unknown key '{text}'; did you mean '{}'?",
+                                text.replacen(rest, near, 1)
+                            ));
+                        }
                         return Err(format!(
                             "unknown key '{text}': use a character (q, G, ?), a name (enter, esc, tab, space, up, down, left, right, pgup, pgdn, home, end, backspace, delete, f1-f12) with optional ctrl-, alt- or shift-"
                         ));
@@ -531,6 +557,13 @@ mod tests {
         };
         check("qiut", &["q"], "did you mean 'quit'");
         check("quit", &["ctrl-banana"], "unknown key 'ctrl-banana'");
+        // A misspelt key name gets the nearest, its modifiers kept.
+        check(
+            "cancel",
+            &["d", "delet"],
+            "unknown key 'delet'; did you mean 'delete'?",
+        );
+        check("quit", &["ctrl-entr"], "did you mean 'ctrl-enter'?");
         check("quit", &[], "at least one key");
         check("top", &["g g g"], "one key or two");
         let mut clash = BTreeMap::new();

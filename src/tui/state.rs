@@ -2130,6 +2130,17 @@ impl App {
                         t.title().to_lowercase() == wanted || (i + 1).to_string() == wanted
                     })
                     .map(|(_, t)| *t)
+                    .or_else(|| {
+                        // A prefix naming one tab (`clu`), as k9s takes them.
+                        let mut matching = Tab::ALL
+                            .iter()
+                            .filter(|_| !wanted.is_empty())
+                            .filter(|t| t.title().to_lowercase().starts_with(&wanted));
+                        match (matching.next(), matching.next()) {
+                            (Some(tab), None) => Some(*tab),
+                            _ => None,
+                        }
+                    })
                     .ok_or_else(|| {
                         let names: Vec<String> =
                             Tab::ALL.iter().map(|t| t.title().to_lowercase()).collect();
@@ -3212,6 +3223,11 @@ pub(crate) mod tests {
         type_text(&mut app, "tab logs");
         press(&mut app, "enter");
         assert_eq!(app.tab, Tab::Logs);
+        // A prefix naming one tab is that tab.
+        press(&mut app, ":");
+        type_text(&mut app, "tab clu");
+        press(&mut app, "enter");
+        assert_eq!(app.tab, Tab::Cluster);
         press(&mut app, ":");
         type_text(&mut app, "q");
         press(&mut app, "enter");
