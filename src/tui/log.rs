@@ -6,6 +6,9 @@
 //! tui-logger's own layer sorts the message in among the fields by name, so "node started"
 //! came out as `arena_bytes: 8388608 arena_slots: 65536 node started node: vm workers: 2`.
 //! This layer only formats; it must not keep lines itself (tui-logger's buffer is bounded).
+//!
+//! [`PaneFormatter`] lays the kept lines out in a pane: wrapped between words, continuation
+//! rows indented (tui-logger's own formatter cut rows mid-word).
 
 use std::fmt::{self, Write as _};
 
