@@ -344,12 +344,10 @@ pub struct State {
     pub live: HashMap<u64, LiveTask>,
     /// Finished tasks, oldest first, at most `finished_limit`.
     pub finished: VecDeque<FinishedTask>,
-    /// Idempotency keys and their ids.
-    pub keys: HashMap<String, Vec<IdRange>>,
+    /// Idempotency keys: their ids and the print of their request.
+    pub keys: HashMap<String, KeptKey>,
     /// Keys, oldest first, at most `key_limit`.
     pub key_order: VecDeque<String>,
-    /// The print of each key's request, for keys whose records carry one (format 5 on).
-    pub key_requests: HashMap<String, KeyRequest>,
     /// The highest id handed out.
     pub max_id: u64,
     /// The log's id (see [`super::record::SegmentHeader::log_id`]); 0 until one is known.
@@ -358,6 +356,15 @@ pub struct State {
     pub counts: ReplayCounts,
     finished_limit: usize,
     key_limit: usize,
+}
+
+/// An idempotency key as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptKey {
+    /// The ids it produced.
+    pub ids: Vec<IdRange>,
+    /// The print of its request (format 5 on; `None` from older records).
+    pub request: Option<KeyRequest>,
 }
 
 /// The state could not apply a record.
@@ -371,7 +378,6 @@ impl State {
             finished: VecDeque::new(),
             keys: HashMap::new(),
             key_order: VecDeque::new(),
-            key_requests: HashMap::new(),
             max_id: 0,
             log_id: 0,
             counts: ReplayCounts::default(),
@@ -381,21 +387,22 @@ impl State {
     }
 
     fn remember_key(&mut self, key: &str, ids: &[IdRange], request: Option<KeyRequest>) {
-        if let Some(request) = request
-            && !self.key_requests.contains_key(key)
-        {
-            self.key_requests.insert(key.to_string(), request);
-        }
         if let Some(existing) = self.keys.get_mut(key) {
-            existing.extend_from_slice(ids);
+            existing.ids.extend_from_slice(ids);
+            existing.request = existing.request.or(request);
             return;
         }
-        self.keys.insert(key.to_string(), ids.to_vec());
+        self.keys.insert(
+            key.to_string(),
+            KeptKey {
+                ids: ids.to_vec(),
+                request,
+            },
+        );
         self.key_order.push_back(key.to_string());
         while self.key_order.len() > self.key_limit {
             if let Some(oldest) = self.key_order.pop_front() {
                 self.keys.remove(&oldest);
-                self.key_requests.remove(&oldest);
             }
         }
     }
@@ -603,10 +610,10 @@ impl State {
         const RANGES_PER_RECORD: usize = 4096;
         let mut out = Vec::new();
         for key in &self.key_order {
-            let Some(ids) = self.keys.get(key) else {
+            let Some(KeptKey { ids, request }) = self.keys.get(key) else {
                 continue;
             };
-            let request = self.key_requests.get(key).copied();
+            let request = *request;
             for chunk in ids.chunks(RANGES_PER_RECORD) {
                 out.push(Record::CheckpointKey(CheckpointKey {
                     key: Cow::Owned(key.clone()),
@@ -818,7 +825,7 @@ mod tests {
         live.sort();
         assert_eq!(live, vec![1, 3]);
         assert_eq!(state.finished.len(), 1);
-        assert_eq!(state.keys["k"], vec![IdRange { first: 1, count: 3 }]);
+        assert_eq!(state.keys["k"].ids, vec![IdRange { first: 1, count: 3 }]);
         let counts = state.restart(100, &|_| Ok(()));
         assert_eq!(
             counts.finished, 1,

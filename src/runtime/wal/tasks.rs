@@ -326,8 +326,9 @@ impl Shared {
         self.recovered = recovered;
         let mut entries = lock(&self.idempotency.entries);
         for key in &state.key_order {
-            if let Some(ranges) = state.keys.get(key) {
-                let ids = ranges
+            if let Some(kept) = state.keys.get(key) {
+                let ids = kept
+                    .ids
                     .iter()
                     .flat_map(|range| range.ids())
                     .map(TaskId)
@@ -338,7 +339,7 @@ impl Shared {
                     key,
                     ids,
                     Ticket::ready(),
-                    state.key_requests.get(key).copied(),
+                    kept.request,
                 );
             }
         }
