@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Stealer, Worker};
 use crossbeam_utils::CachePadded;
 
-use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, slot_flags, slot_state};
+use super::arena::{Arena, Busy, NO_WORKER, SHARED_LEDGER, Slot, slot_flags, slot_state};
 use super::clock::Clock;
 use super::events::{EventBus, EventStream, TaskEvent};
 use super::gossip::{ClusterSnapshot, ClusterSource};
@@ -944,10 +944,7 @@ impl Shared {
     fn live_info(&self, index: u32) -> Option<TaskInfo> {
         let slot = self.arena.slot(index);
         let id = slot.id.load(Ordering::Acquire);
-        let state = live_state(
-            slot.state.load(Ordering::Acquire),
-            slot.started_at.load(Ordering::Relaxed) != 0,
-        )?;
+        let state = live_state(slot, Ordering::Acquire)?;
         let kind = KindId(slot.kind.load(Ordering::Relaxed));
         let numbers = [
             slot.numbers[0].load(Ordering::Relaxed),
@@ -1022,13 +1019,15 @@ impl Shared {
     }
 }
 
-/// The state a task in a slot in state `slot_state` shows: queued until its first slice,
-/// then running until it ends (on a worker, waiting off it, or queued again for its next
-/// slice, as the one `running` event of `watch` says); `None` for a slot holding no task in
-/// flight (free, or still being filled).
-fn live_state(slot_state: u8, started: bool) -> Option<TaskState> {
-    match slot_state {
-        slot_state::QUEUED if started => Some(TaskState::Running),
+/// The state the task in `slot` shows (its state read with `order`): queued until its first
+/// slice, then running until it ends (on a worker, waiting off it, or queued again for its
+/// next slice, as the one `running` event of `watch` says); `None` for a slot holding no
+/// task in flight (free, or still being filled).
+fn live_state(slot: &Slot, order: Ordering) -> Option<TaskState> {
+    match slot.state.load(order) {
+        slot_state::QUEUED if slot.started_at.load(Ordering::Relaxed) != 0 => {
+            Some(TaskState::Running)
+        }
         slot_state::QUEUED => Some(TaskState::Queued),
         slot_state::RUNNING | slot_state::WAITING => Some(TaskState::Running),
         _ => None,
@@ -1713,7 +1712,7 @@ impl Node {
     ) -> Option<String> {
         if let Some(earlier) = request {
             let now = request_print(&self.shared.kinds, submissions);
-            if now.hash == earlier.hash && now.tasks == earlier.tasks {
+            if now == earlier {
                 return None;
             }
             // The batches by their first specs: the earlier one's from its first task (the
@@ -1882,9 +1881,7 @@ impl Node {
                 // Read again: the slot was live when listed, but its task may have finished
                 // since (free, or claimed by a newer submission). Those are not counted: under
                 // load they inflated `running` to dozens on two workers.
-                let started = slot.started_at.load(Ordering::Relaxed) != 0;
-                let Some(task_state) = live_state(slot.state.load(Ordering::Relaxed), started)
-                else {
+                let Some(task_state) = live_state(slot, Ordering::Relaxed) else {
                     continue;
                 };
                 let (count, slots) = if task_state == TaskState::Queued {

@@ -1390,7 +1390,7 @@ fn member_line(
     // names differing at the end stay apart.
     let name = crate::runtime::units::cut_middle_to_width(&member.name, name_column);
     let name_width = unicode_width::UnicodeWidthStr::width(name.as_str());
-    let fixed = member_line_around_name(app) + name_column.max(name_width);
+    let fixed = member_line_around_name(app) + name_column;
     if fixed + heard.chars().count() + load.chars().count() > usize::from(width) {
         load.clear();
     }

@@ -440,24 +440,23 @@ pub fn decode_packet_into(
 }
 
 fn check_update(update: &Update) -> Result<(), PacketError> {
-    if let Claim::Alive {
+    let Claim::Alive {
         meta: Some(meta), ..
     } = &update.claim
-        && meta.protocol_address.len() > MAX_PROTOCOL_ADDRESS
-    {
+    else {
+        return Ok(());
+    };
+    let address = &meta.protocol_address;
+    if address.len() > MAX_PROTOCOL_ADDRESS {
         return Err(PacketError::Invalid(format!(
             "protocol address of {} is {} bytes (at most {MAX_PROTOCOL_ADDRESS})",
             update.id,
-            meta.protocol_address.len()
+            address.len()
         )));
     }
     // Printed in `goliath members` and the console as names are: a control character (an
     // escape sequence that retitles the operator's terminal) is refused as in a name.
-    if let Claim::Alive {
-        meta: Some(meta), ..
-    } = &update.claim
-        && meta.protocol_address.chars().any(unseen_in_a_name)
-    {
+    if address.chars().any(unseen_in_a_name) {
         return Err(PacketError::Invalid(format!(
             "protocol address of {} holds a space, control or invisible character",
             update.id
