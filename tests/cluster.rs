@@ -59,6 +59,15 @@ fn member<'a>(view: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|m| m["name"] == name)
 }
 
+/// Waits until `node`'s log holds `text`; `what` says what is missing when it never does.
+fn wait_for_log(node: &RunningNode, text: &str, what: &str) {
+    let deadline = Instant::now() + LIVENESS;
+    while !node.log().contains(text) {
+        assert!(Instant::now() < deadline, "{what}; log:\n{}", node.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Polls until `check` holds for the membership views of all `observers`.
 fn wait_until(observers: &[&RunningNode], what: &str, check: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + LIVENESS;
@@ -429,18 +438,11 @@ fn the_fault_layer_partitions_and_heals_real_sockets() {
 fn a_node_whose_seed_is_not_up_yet_says_so_then_joins_when_it_starts() {
     let seed_port = free_udp_port();
     let early = start("early", free_udp_port(), Some(seed_port));
-    let deadline = Instant::now() + LIVENESS;
-    while !early
-        .log()
-        .contains("no seed has answered this node's join")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no warning about the silent seed; log:\n{}",
-            early.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log(
+        &early,
+        "no seed has answered this node's join",
+        "no warning about the silent seed",
+    );
     assert!(
         early.log().contains(&format!("127.0.0.1:{seed_port}")),
         "the warning names the seed; log:\n{}",
@@ -456,15 +458,7 @@ fn a_node_whose_seed_is_not_up_yet_says_so_then_joins_when_it_starts() {
     wait_until(&[&early, &seed], "both see 2 alive", |view| {
         view["counts"]["alive"] == 2 && view["status"] == "active"
     });
-    let deadline = Instant::now() + LIVENESS;
-    while !early.log().contains("a seed answered") {
-        assert!(
-            Instant::now() < deadline,
-            "the end of the wait is not told; log:\n{}",
-            early.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log(&early, "a seed answered", "the end of the wait is not told");
 }
 
 #[test]
@@ -563,18 +557,11 @@ fn a_demo_whose_config_names_a_data_directory_gives_the_children_their_own() {
 fn a_join_list_naming_only_this_node_says_it_founds_a_cluster_of_its_own() {
     let port = free_udp_port();
     let lone = start("lone", port, Some(port));
-    let deadline = Instant::now() + LIVENESS;
-    while !lone
-        .log()
-        .contains("names only this node's own gossip address")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no warning about the join list; log:\n{}",
-            lone.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log(
+        &lone,
+        "names only this node's own gossip address",
+        "no warning about the join list",
+    );
     assert!(
         lone.log().contains(&format!("127.0.0.1:{port}")),
         "the warning names the address; log:\n{}",
