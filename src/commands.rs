@@ -89,6 +89,7 @@ pub enum ClientCommand {
     Tasks {
         state: Option<TaskState>,
         limit: usize,
+        before: Option<TaskId>,
     },
     Status,
     Watch {
@@ -446,17 +447,32 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             }
             other => Err(unexpected(&other)),
         },
-        ClientCommand::Tasks { state, limit } => match client
-            .request(Request::Tasks(TaskQuery { state, limit }))
+        ClientCommand::Tasks {
+            state,
+            limit,
+            before,
+        } => match client
+            .request(Request::Tasks(TaskQuery {
+                state,
+                limit,
+                before,
+            }))
             .await?
         {
             Response::Tasks(tasks) => {
+                // A full page may have older tasks after it; the next page starts below its
+                // last id.
+                let next_before = if tasks.len() >= limit {
+                    tasks.last().map(|task| task.id)
+                } else {
+                    None
+                };
                 if json {
                     outln!(
                         "{}",
-                        to_json(&TaskList {
+                        to_json(&TaskPage {
                             tasks: &tasks,
-                            duplicate: None
+                            next_before
                         })
                     );
                 } else if tasks.is_empty() {
@@ -474,6 +490,15 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         None
                     };
                     out!("{}", task_table(&tasks, now));
+                    // After the table, where the eye ends; on stderr, so the table alone
+                    // goes down a pipe.
+                    if let Some(id) = next_before {
+                        eprintln!(
+                            "goliath: {} tasks shown, the newest first; older ones may follow: add --before {} for the next page",
+                            tasks.len(),
+                            id.0
+                        );
+                    }
                 }
                 Ok(exit::OK)
             }
@@ -839,6 +864,14 @@ struct TaskList<'a> {
     tasks: &'a [TaskInfo],
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate: Option<bool>,
+}
+
+/// `goliath tasks --json`: a page of tasks, and where the next one starts (`null` when this
+/// one was not full, so nothing older is left).
+#[derive(serde::Serialize)]
+struct TaskPage<'a> {
+    tasks: &'a [TaskInfo],
+    next_before: Option<TaskId>,
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -1738,6 +1771,7 @@ mod tests {
                 member: "beta".into(),
                 generation: 1,
                 kind: goliath::runtime::gossip::EventKind::Alive,
+                told_by: None,
                 text: format!("event {i}"),
             })
             .collect();

@@ -273,6 +273,9 @@ enum Command {
         /// At most this many (1 to 10000).
         #[arg(long, default_value_t = 50, value_name = "N", value_parser = task_limit, allow_negative_numbers = true)]
         limit: usize,
+        /// Only tasks older than this id: the next page after a full one ends at this id.
+        #[arg(long, value_name = "ID")]
+        before: Option<TaskId>,
         #[command(flatten)]
         target: Target,
     },
@@ -751,8 +754,17 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Command::Tasks {
             state,
             limit,
+            before,
             target,
-        }) => client("tasks", target, ClientCommand::Tasks { state, limit }),
+        }) => client(
+            "tasks",
+            target,
+            ClientCommand::Tasks {
+                state,
+                limit,
+                before,
+            },
+        ),
         Some(Command::Status { target }) => client("status", target, ClientCommand::Status),
         Some(Command::Watch { snapshots, target }) => {
             client("watch", target, ClientCommand::Watch { snapshots })

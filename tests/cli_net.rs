@@ -411,6 +411,7 @@ fn many_clients_asking_for_long_lists_at_once_start_a_bounded_number_of_threads(
                 goliath::runtime::net::Request::Tasks(goliath::runtime::TaskQuery {
                     state: None,
                     limit: 10_000,
+                    before: None,
                 });
             goliath::runtime::net::frame::write_message(
                 &mut bytes,
@@ -557,6 +558,77 @@ fn submit_reads_specs_from_stdin() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("standard input line 5"), "{stderr}");
+}
+
+#[test]
+fn a_long_listing_pages_through_every_task_once_with_the_cursor_it_prints() {
+    let node = RunningNode::start(&["--workers", "1"]);
+    // Seven that succeed and two that time out (`submit --wait` exits 1 for those).
+    let output = node.client(&[
+        "submit",
+        "--wait",
+        "--json",
+        "fib 5 x7",
+        "spin 10s timeout=1ms x2",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let submitted: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let mut expected: Vec<u64> = submitted["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|task| task["id"].as_u64())
+        .collect();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(expected.len(), 9, "{submitted}");
+
+    // Pages of 4, each started below the last id of the one before, until one is not full.
+    let mut seen = Vec::new();
+    let mut before: Option<u64> = None;
+    for _ in 0..5 {
+        let mut args = vec!["tasks".to_string(), "--limit".into(), "4".into()];
+        if let Some(id) = before {
+            args.extend(["--before".to_string(), id.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let page = node.json(&args);
+        seen.extend(
+            page["tasks"]
+                .as_array()
+                .expect("tasks")
+                .iter()
+                .filter_map(|task| task["id"].as_u64()),
+        );
+        match page["next_before"].as_u64() {
+            Some(id) => before = Some(id),
+            None => {
+                assert!(page["next_before"].is_null(), "{page}");
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, expected, "every task once, newest first");
+
+    // The cursor and the state filter together; the text form says where the next page starts.
+    let failed = node.json(&["tasks", "--state", "timed_out", "--limit", "1"]);
+    let newest_failure = failed["next_before"].as_u64().expect("a full page");
+    let older = node.json(&[
+        "tasks",
+        "--state",
+        "timed_out",
+        "--before",
+        &newest_failure.to_string(),
+    ]);
+    let older = older["tasks"].as_array().expect("tasks");
+    assert_eq!(older.len(), 1, "{older:?}");
+    assert!(older[0]["id"].as_u64() < Some(newest_failure));
+    let text = node.client(&["tasks", "--limit", "3"]);
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(
+        stderr.contains(&format!("--before {}", expected[2])),
+        "{stderr}"
+    );
+    assert!(text.status.success(), "{stderr}");
 }
 
 #[test]

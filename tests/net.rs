@@ -359,6 +359,7 @@ fn a_client_that_reads_none_of_its_answers_is_disconnected_and_others_are_served
             let request: Request = Request::Tasks(TaskQuery {
                 state: None,
                 limit: 10_000,
+                before: None,
             });
             frame::write_message(&mut bytes, FrameType::Request, stream_id, &request, 1 << 20)
                 .expect("encodes");
@@ -509,6 +510,7 @@ fn submit_wait_cancel_task_tasks_and_status() {
         Request::Tasks(TaskQuery {
             state: Some(TaskState::TimedOut),
             limit: 10,
+            before: None,
         }),
     ) {
         Ok(Response::Tasks(list)) => assert_eq!(list.len(), 1),
@@ -915,6 +917,7 @@ fn answers_larger_than_a_frame_arrive_whole_in_pieces() {
         Request::Tasks(TaskQuery {
             state: None,
             limit: 2000,
+            before: None,
         }),
     ) {
         Ok(Response::Tasks(list)) => assert_eq!(list.len(), 2000),

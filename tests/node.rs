@@ -377,6 +377,7 @@ fn a_list_taken_while_tasks_finish_names_each_task_once() {
         let listed = node.tasks(goliath::runtime::TaskQuery {
             state: None,
             limit: 5_000,
+            before: None,
         });
         let mut ids: Vec<u64> = listed.iter().map(|task| task.id.0).collect();
         ids.sort_unstable();
@@ -449,6 +450,7 @@ fn a_snapshot_keeps_running_tasks_that_newer_ones_would_crowd_out() {
         .tasks(TaskQuery {
             state: None,
             limit: 10,
+            before: None,
         })
         .iter()
         .map(|t| t.id)
@@ -534,6 +536,7 @@ fn task_lists_carry_the_start_of_each_output_and_a_task_all_of_it() {
     let listed = node.tasks(TaskQuery {
         state: None,
         limit: 10,
+        before: None,
     });
     // What a watcher looks up at each event: the task without its output.
     let brief = node.task_with_output_up_to(id, 0).expect("remembered");
@@ -971,12 +974,14 @@ fn snapshot_and_listing_describe_the_node() {
     let failures = node.tasks(TaskQuery {
         state: Some(TaskState::Failed),
         limit: 10,
+        before: None,
     });
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].spec, "exec -- false");
     let live = node.tasks(TaskQuery {
         state: Some(TaskState::Running),
         limit: 10,
+        before: None,
     });
     assert_eq!(live.iter().map(|t| t.id).collect::<Vec<_>>(), vec![running]);
     node.cancel(running).expect("known");
@@ -1191,6 +1196,7 @@ fn a_task_between_its_slices_is_listed_and_counted_as_running_not_queued() {
     let running = node.tasks(TaskQuery {
         state: Some(TaskState::Running),
         limit: 10,
+        before: None,
     });
     assert_eq!(
         running.len(),
@@ -1200,6 +1206,7 @@ fn a_task_between_its_slices_is_listed_and_counted_as_running_not_queued() {
     let queued = node.tasks(TaskQuery {
         state: Some(TaskState::Queued),
         limit: 10,
+        before: None,
     });
     assert!(
         queued.is_empty(),
@@ -1210,4 +1217,50 @@ fn a_task_between_its_slices_is_listed_and_counted_as_running_not_queued() {
     for id in ids {
         node.cancel(id).expect("cancel");
     }
+}
+
+#[test]
+fn a_listing_before_an_id_pages_through_live_and_finished_tasks_alike() {
+    // One worker busy with a spinner; finished tasks in the history, queued ones behind it.
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let finished = node.submit_text("fib 3 x3").expect("submitted");
+    for id in &finished {
+        wait_finished(&node, *id);
+    }
+    let spinner = node.submit_text("spin 1h").expect("submitted")[0];
+    wait_running(&node, spinner);
+    let queued = node.submit_text("fib 3 x3").expect("submitted");
+    let mut all: Vec<TaskId> = finished
+        .iter()
+        .chain([&spinner])
+        .chain(&queued)
+        .copied()
+        .collect();
+    all.sort_unstable_by(|a, b| b.cmp(a));
+
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = node.tasks(TaskQuery {
+            state: None,
+            limit: 2,
+            before,
+        });
+        seen.extend(page.iter().map(|task| task.id));
+        if page.len() < 2 {
+            break;
+        }
+        before = page.last().map(|task| task.id);
+    }
+    assert_eq!(seen, all, "every task once, newest first, across pages");
+
+    // With a state: the queued tasks older than the newest queued one.
+    let older_queued = node.tasks(TaskQuery {
+        state: Some(TaskState::Queued),
+        limit: 10,
+        before: Some(queued[2]),
+    });
+    let ids: Vec<TaskId> = older_queued.iter().map(|task| task.id).collect();
+    assert_eq!(ids, vec![queued[1], queued[0]]);
+    node.cancel(spinner).expect("cancel");
 }

@@ -866,6 +866,7 @@ fn tasks_recovered_finished_give_way_to_newer_ones_within_the_history_bound() {
         node.tasks(TaskQuery {
             state: None,
             limit: 100,
+            before: None,
         })
         .iter()
         .map(|task| task.id)
@@ -1007,6 +1008,7 @@ fn a_restarted_node_keeps_ids_attempts_submission_times_history_keys_and_cancels
     let listed = node.tasks(goliath::runtime::TaskQuery {
         state: Some(TaskState::Succeeded),
         limit: 100,
+        before: None,
     });
     assert!(
         listed.iter().any(|t| t.id == finished),

@@ -212,6 +212,7 @@ fn check(address: &str, previous_max: u64, cycle: &Cycle, next: &mut Cycle) -> C
             .request(Request::Tasks(goliath::runtime::TaskQuery {
                 state: None,
                 limit: LIMIT,
+                before: None,
             }))
             .await;
         let Ok(Response::Tasks(tasks)) = listing else {

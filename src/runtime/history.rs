@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use crossbeam_utils::CachePadded;
 
 use super::lock;
+use super::snapshot::TaskQuery;
 use super::task::{KindId, TaskId, TaskOutput, TaskState};
 
 /// A task that has finished, with everything needed to describe it later.
@@ -412,20 +413,15 @@ impl History {
         })
     }
 
-    /// Up to `limit` finished tasks in `state` (or any), newest id first, each with at most
-    /// `output_max` bytes of each exec output stream.
+    /// Up to `limit` finished tasks that `query` takes (its own limit aside), newest id
+    /// first, each with at most `output_max` bytes of each exec output stream.
     ///
     /// Only the chosen tasks' heap parts are copied: a console asks ten times a second for
     /// its page of tasks, and copying every remembered task's text and output to keep a
     /// few would cost in proportion to the whole history. An entry overwritten between the
     /// choice and the copy is left out; it was the oldest of its ring.
-    pub fn recent(
-        &self,
-        limit: usize,
-        state: Option<TaskState>,
-        output_max: usize,
-    ) -> Vec<FinishedTask> {
-        let keep = |core: &Core| state.is_none_or(|s| core.state() == s);
+    pub fn recent(&self, limit: usize, query: &TaskQuery, output_max: usize) -> Vec<FinishedTask> {
+        let keep = |core: &Core| query.takes(TaskId(core.id), core.state());
         // (task id, ring, entry) of every consistent entry that `keep` takes.
         let mut chosen: Vec<(u64, usize, usize)> = Vec::new();
         for (ring_index, ring) in self.rings.iter().enumerate() {
@@ -501,7 +497,7 @@ mod tests {
         }
         assert_eq!(history.len(), 4);
         let ids: Vec<u64> = history
-            .recent(10, None, usize::MAX)
+            .recent(10, &TaskQuery::default(), usize::MAX)
             .iter()
             .map(|t| t.record.id.0)
             .collect();
@@ -535,7 +531,7 @@ mod tests {
             record(&history, ring, task(id));
         }
         let kept: Vec<u64> = history
-            .recent(100, None, usize::MAX)
+            .recent(100, &TaskQuery::default(), usize::MAX)
             .iter()
             .map(|t| t.record.id.0)
             .collect();
@@ -560,7 +556,14 @@ mod tests {
             }
             record(&history, (id % 3) as usize, t);
         }
-        let failed = history.recent(4, Some(TaskState::Failed), usize::MAX);
+        let failed = history.recent(
+            4,
+            &TaskQuery {
+                state: Some(TaskState::Failed),
+                ..TaskQuery::default()
+            },
+            usize::MAX,
+        );
         let ids: Vec<u64> = failed.iter().map(|t| t.record.id.0).collect();
         assert_eq!(ids, vec![30, 27, 24, 21]);
         assert_eq!(failed[0].error.as_deref(), Some("boom"));
@@ -610,10 +613,10 @@ mod tests {
         }));
         record(&history, 1, exec.clone());
         record(&history, 0, task(8));
-        let listed = history.recent(1, None, 1001);
+        let listed = history.recent(1, &TaskQuery::default(), 1001);
         let ids: Vec<u64> = listed.iter().map(|t| t.record.id.0).collect();
         assert_eq!(ids, vec![8], "the limit keeps the newest");
-        let listed = history.recent(8, None, 1001);
+        let listed = history.recent(8, &TaskQuery::default(), 1001);
         let TaskOutput::Process(process) = &listed[1].output else {
             panic!("exec output listed: {:?}", listed[1].output);
         };
@@ -657,7 +660,7 @@ mod tests {
             })
         };
         while !writer.is_finished() {
-            for t in history.recent(8, None, usize::MAX) {
+            for t in history.recent(8, &TaskQuery::default(), usize::MAX) {
                 assert_eq!(t.record.numbers[0], t.record.id.0, "fields of one task");
                 assert_eq!(t.output, TaskOutput::Number(t.record.id.0 * 10));
                 assert_eq!(t.record.finished_at, t.record.id.0 + 2);

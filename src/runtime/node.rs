@@ -1890,8 +1890,9 @@ impl Node {
                     (&mut running, &mut running_slots)
                 };
                 *count += 1;
-                if wants_live && query.limit > 0 && query.state.is_none_or(|s| s == task_state) {
-                    slots.push((slot.id.load(Ordering::Acquire), index));
+                let id = slot.id.load(Ordering::Acquire);
+                if wants_live && query.limit > 0 && query.takes(TaskId(id), task_state) {
+                    slots.push((id, index));
                 }
             }
         }
@@ -1909,7 +1910,7 @@ impl Node {
             slots
                 .iter()
                 .filter_map(|&(_, index)| shared.live_info(index))
-                .filter(|info| query.state.is_none_or(|s| s == info.state))
+                .filter(|info| query.takes(info.id, info.state))
                 .collect()
         };
         let mut pinned = Vec::new();
@@ -1927,14 +1928,14 @@ impl Node {
             let finished =
                 shared
                     .history
-                    .recent(room, query.state, super::task::limits::LISTED_OUTPUT_MAX);
+                    .recent(room, &query, super::task::limits::LISTED_OUTPUT_MAX);
             all.extend(finished.into_iter().map(|t| shared.finished_info(t)));
             all.extend(
                 shared
                     .recovered_kept()
                     .iter()
                     .rev()
-                    .filter(|task| query.state.is_none_or(|s| s == task.state))
+                    .filter(|task| query.takes(task.id, task.state))
                     .take(room)
                     .cloned(),
             );
@@ -1990,8 +1991,8 @@ impl Node {
         let arena = shared.arena.stats();
         let tasks = self.collect_tasks(
             TaskQuery {
-                state: None,
                 limit: task_limit,
+                ..TaskQuery::default()
             },
             Some(&mut counts),
             true,

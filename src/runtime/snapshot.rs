@@ -218,6 +218,16 @@ pub struct TaskQuery {
     pub state: Option<TaskState>,
     /// At most this many, newest first.
     pub limit: usize,
+    /// Only tasks older than this one (smaller ids): the cursor that pages through a long
+    /// history, given the last id of the page before.
+    pub before: Option<TaskId>,
+}
+
+impl TaskQuery {
+    /// Whether a task with this id and state is one the query wants (the limit aside).
+    pub fn takes(&self, id: TaskId, state: TaskState) -> bool {
+        self.state.is_none_or(|s| s == state) && self.before.is_none_or(|before| id < before)
+    }
 }
 
 impl Default for TaskQuery {
@@ -225,6 +235,7 @@ impl Default for TaskQuery {
         Self {
             state: None,
             limit: 100,
+            before: None,
         }
     }
 }

@@ -4207,6 +4207,7 @@ mod panel_tests {
             generation: 1,
             text: ClusterEvent::describe(name, 1, &kind),
             kind,
+            told_by: None,
         };
         ClusterSnapshot {
             cluster: "goliath".into(),
@@ -4319,6 +4320,7 @@ mod panel_tests {
             generation: 1_796_288_348_999_999,
             text: ClusterEvent::describe("beta", 1_796_288_348_999_999, &kind),
             kind,
+            told_by: None,
         });
         sample.cluster = Some(with_restart);
         app.ingest(sample);

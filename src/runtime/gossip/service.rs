@@ -1009,6 +1009,7 @@ fn to_cluster_event(shared: &Shared, event: &MemberEvent) -> ClusterEvent {
         member,
         generation: event.member.generation,
         kind: event.kind.clone(),
+        told_by: event.told_by.as_ref().map(|name| name.to_string()),
     }
 }
 

@@ -140,6 +140,9 @@ pub struct ClusterEvent {
     pub generation: u64,
     /// What happened.
     pub kind: EventKind,
+    /// For a failure this node learned from another member rather than concluded from its
+    /// own probes: that member.
+    pub told_by: Option<String>,
     /// The same in words, for logs and the console.
     pub text: String,
 }

@@ -25,7 +25,7 @@ use super::super::units::HumanSize;
 /// First bytes of every connection.
 pub const MAGIC: [u8; 4] = *b"GLTH";
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 /// The most bytes one response may take in all its frames; a node refuses to send more and
 /// a client to take more.
 pub const MAX_RESPONSE: usize = crate::codec::MAX_LARGE;

@@ -678,8 +678,9 @@ pub(crate) mod strategies {
                     }
                 },
             );
-        let event = (text(), any::<u64>(), any::<u64>(), 0usize..6, text()).prop_map(
+        let event = (text(), any::<u64>(), any::<u64>(), 0usize..7, text()).prop_map(
             |(member, generation, at, kind, by)| {
+                let told_by = (kind == 6).then(|| by.clone());
                 let kind = match kind {
                     0 => EventKind::Joined,
                     1 => EventKind::Suspected { by },
@@ -695,17 +696,24 @@ pub(crate) mod strategies {
                         older_generation: generation / 3,
                         older_address: by,
                     },
-                    _ => EventKind::NameConflict {
+                    5 => EventKind::NameConflict {
                         winner_generation: generation,
                         winner_address: Some(by),
                     },
+                    _ => EventKind::Failed,
                 };
                 ClusterEvent {
                     at_unix_us: at,
-                    text: ClusterEvent::describe(&member, generation, &kind),
+                    text: ClusterEvent::describe_told(
+                        &member,
+                        generation,
+                        &kind,
+                        told_by.as_deref(),
+                    ),
                     member,
                     generation,
                     kind,
+                    told_by,
                 }
             },
         );
@@ -783,8 +791,16 @@ pub(crate) mod strategies {
                 ),
             proptest::collection::vec(task_id(), 0..5).prop_map(|ids| Request::Cancel { ids }),
             task_id().prop_map(|id| Request::Task { id }),
-            (proptest::option::of(state()), any::<usize>())
-                .prop_map(|(state, limit)| Request::Tasks(TaskQuery { state, limit })),
+            (
+                proptest::option::of(state()),
+                any::<usize>(),
+                proptest::option::of(task_id())
+            )
+                .prop_map(|(state, limit, before)| Request::Tasks(TaskQuery {
+                    state,
+                    limit,
+                    before
+                })),
             any::<u32>().prop_map(|task_limit| Request::Status { task_limit }),
             (any::<bool>(), any::<Option<u32>>(), any::<u32>()).prop_map(
                 |(events, snapshot_every_ms, task_limit)| Request::Watch(WatchRequest {
