@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::swim::{EventKind, GossipStats, LocalStatus, MemberState};
+use crate::runtime::units::ShortDuration;
 
 /// Membership as one node sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +148,21 @@ pub struct ClusterEvent {
     pub text: String,
 }
 
+/// How a restart's two runs relate, in words. A generation is its run's start in µs since
+/// 1970 (raised above the last start's when the clock went back), so the difference of two
+/// is how long after the old run the new one started; generations that differ by less than a
+/// millisecond or more than a year are not such times and are named as they are.
+fn between_runs(previous: u64, generation: u64) -> String {
+    const YEAR_US: u64 = 365 * 86_400 * 1_000_000;
+    match generation.checked_sub(previous) {
+        Some(after_us @ 1_000..YEAR_US) => format!(
+            "the new run started {} after the one it replaced",
+            ShortDuration(std::time::Duration::from_micros(after_us))
+        ),
+        _ => format!("generation {previous} replaced by {generation}"),
+    }
+}
+
 impl ClusterEvent {
     /// Describes an event in a sentence; a failure learned from another member names it.
     pub fn describe_told(
@@ -177,13 +193,15 @@ impl ClusterEvent {
                 previous_generation,
                 moved_from: None,
             } => format!(
-                "{member} restarted (generation {previous_generation} replaced by {generation})"
+                "{member} restarted ({})",
+                between_runs(*previous_generation, generation)
             ),
             EventKind::Restarted {
                 previous_generation,
                 moved_from: Some(old),
             } => format!(
-                "{member} restarted at another address (generation {previous_generation} at {old}, which was alive, replaced by {generation}); if that earlier process still runs, two nodes were given one name"
+                "{member} restarted at another address ({}; the one replaced was at {old}, and alive); if that earlier process still runs, two nodes were given one name",
+                between_runs(*previous_generation, generation)
             ),
             EventKind::Degraded { phi } => {
                 format!("{member} is degraded (phi {phi:.1}: unusually long silence)")
@@ -223,5 +241,40 @@ impl ClusterEvent {
                 "another process still gossips as {member} from {older_address} (generation {older_generation}); it is told to yield its name to this node. If it is not an earlier run of this node, two nodes share one name: give each its own --name"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restart(previous_generation: u64, moved_from: Option<&str>) -> EventKind {
+        EventKind::Restarted {
+            previous_generation,
+            moved_from: moved_from.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_restart_says_how_long_after_the_old_run_the_new_one_started() {
+        // Generations are start times in µs: 3 min 29 s apart.
+        let old = 1_796_288_348_925_590;
+        let new = old + 209_000_000;
+        assert_eq!(
+            ClusterEvent::describe("beta", new, &restart(old, None)),
+            "beta restarted (the new run started 3m29s after the one it replaced)"
+        );
+        let moved = ClusterEvent::describe("beta", new, &restart(old, Some("10.0.0.7:7421")));
+        assert!(
+            moved.starts_with(
+                "beta restarted at another address (the new run started 3m29s after the one it replaced; the one replaced was at 10.0.0.7:7421, and alive)"
+            ),
+            "{moved}"
+        );
+        // A generation raised by one above a start from a clock that went back is no time.
+        assert_eq!(
+            ClusterEvent::describe("beta", old + 1, &restart(old, None)),
+            format!("beta restarted (generation {old} replaced by {})", old + 1)
+        );
     }
 }
