@@ -1615,6 +1615,41 @@ fn a_log_whose_files_were_all_deleted_skips_ids_and_a_new_one_does_not() {
 }
 
 #[test]
+fn a_first_start_stopped_before_its_first_segment_leaves_a_directory_that_starts_as_new() {
+    // Killed after the lock (the recovery dropped unstarted), then a full disk with room for
+    // the checkpoint but not the segment (a service manager restarting it twice).
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(wal::open(options(dir.path()), &|_| Ok(())).expect("opens"));
+    for _ in 0..2 {
+        let mut tight = options(dir.path());
+        tight.faults = Some(Arc::new(
+            Faults::parse(&format!("enospc_after_bytes={}", SEGMENT / 2)).expect("parses"),
+        ));
+        let refused = wal::open(tight, &|_| Ok(()))
+            .expect("reads")
+            .start()
+            .expect_err("no room for the segment");
+        assert!(matches!(refused, WalError::NoSpace { .. }), "{refused:?}");
+    }
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    assert!(
+        inspection.healthy() && inspection.notes.is_empty(),
+        "nothing to warn of: {inspection:?}"
+    );
+    let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("opens");
+    assert_eq!(
+        recovery.state().max_id,
+        0,
+        "no id is skipped: none was ever handed out"
+    );
+    recovery
+        .start()
+        .expect("starts once there is room")
+        .shutdown();
+    assert_eq!(live_ids(dir.path()).expect("recovers"), Vec::<u64>::new());
+}
+
+#[test]
 fn a_missing_newest_segment_file_is_noted_since_nothing_else_knows_deleted_segments() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_log(dir.path(), 5, 50);

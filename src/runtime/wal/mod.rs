@@ -513,7 +513,8 @@ fn lock_dir(dir: &Path) -> Result<segment::DirLock, WalError> {
 
 /// Locks `options.dir` (creating it if missing) and replays it. `runnable` says whether a
 /// task in flight can still run on this node (its kind is known); those that cannot are
-/// finished as failed. Nothing on disk changes until [`Recovery::start`].
+/// finished as failed. Nothing on disk changes until [`Recovery::start`], but for a new
+/// directory's lock file and `newest-segment`.
 pub fn open(
     options: WalOptions,
     runnable: &dyn Fn(&SpecRecord<'_>) -> Result<(), String>,
@@ -563,7 +564,7 @@ pub fn open(
     if emptied {
         tracing::warn!(
             dir = %dir.display(),
-            "this data directory has a node's lock file but no log file: if its files were deleted, the tasks they held are lost. New task ids skip {} so that none of theirs is handed out again",
+            "this data directory has a node's lock file but no log file: a first start stopped within its first moments, or the log's files were deleted (then the tasks they held are lost). New task ids skip {} so that none of theirs is handed out again",
             repair::ID_GAP
         );
     }
@@ -581,6 +582,19 @@ pub fn open(
     // The log's id: as `newest-segment` names it, else as the checkpoint and segments give
     // it (0 while none has).
     let mut log_id = newest.and_then(|n| n.log_id).unwrap_or(0);
+    if newest.is_none() && no_files && !used_before {
+        // A new directory: `newest-segment` first, naming no segment yet, so that a first
+        // start stopped before its first segment (killed, a full disk) leaves a directory
+        // the next start knows as new, not as one whose files were deleted.
+        log_id = new_log_id();
+        Io::new(options.faults.clone())
+            .write_file_atomically(
+                &dir,
+                segment::NEWEST_FILE,
+                format!("{} {log_id:016x}\n", segment::segment_name(0)).as_bytes(),
+            )
+            .map_err(io_error("write", &newest_path))?;
+    }
     if let Some((&seq, path)) = listing.checkpoints.iter().next_back() {
         segment::read_into(path, &mut buffer).map_err(io_error("read", path))?;
         let begin = recovery::load_checkpoint(&buffer, &mut state)
@@ -1429,7 +1443,7 @@ pub fn inspect(
         && dir.join(segment::LOCK_FILE).exists()
     {
         inspection.notes.push(format!(
-            "a node's lock file is here but no log file: if its files were deleted, the tasks they held are lost (a start warns and skips {} ids, so none of theirs is handed out again)",
+            "a node's lock file is here but no log file: a first start stopped within its first moments, or the log's files were deleted (then the tasks they held are lost; a start warns and skips {} ids, so none of theirs is handed out again)",
             repair::ID_GAP
         ));
     }
