@@ -1565,6 +1565,15 @@ impl Config {
                 ),
             );
         }
+        if !self.node.data_dir.is_empty() && Path::new(&self.node.data_dir).is_relative() {
+            return problem(
+                "node.data_dir",
+                format!(
+                    "= {:?} is a relative path, which would name another directory for each directory a node is started from; write the full path (`--data-dir` takes one relative to the current directory)",
+                    self.node.data_dir
+                ),
+            );
+        }
         if self.node.data_dir.chars().any(|c| c.is_control()) {
             return problem(
                 "node.data_dir",

@@ -946,6 +946,9 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         text("gossip.join", join)?;
     }
     if let Some(dir) = &args.data_dir {
+        // Relative to the current directory, as a path on the command line is; made whole
+        // here, so logs, status and the lock name the directory wherever they are read.
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         let dir = dir.to_str().ok_or_else(|| {
             Failure::usage(anyhow::anyhow!(
                 "--data-dir {} is not valid UTF-8",

@@ -764,6 +764,26 @@ fn contradictions_and_holes_in_the_settings_are_named() {
     // `~` is not expanded in a TOML value.
     let stderr = usage_error(&["config", "show", "--set", "node.data_dir=~/goliath"]);
     assert!(stderr.contains("`~` is not expanded"), "{stderr}");
+    // A relative data directory in a config file would follow the directory a node is
+    // started from; on the command line it is relative to that directory, and made whole.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "rel.toml", "[node]\ndata_dir = \"gdata\"\n");
+    let stderr = config_file_error(&file);
+    assert!(
+        stderr.contains("node.data_dir") && stderr.contains("relative path"),
+        "{stderr}"
+    );
+    let shown = goliath()
+        .current_dir(dir.path())
+        .args(["config", "show", "--data-dir", "gdata"])
+        .output()
+        .expect("runs");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let whole = dir.path().join("gdata");
+    assert!(
+        shown.contains(&format!("data_dir = \"{}\"", whole.display())),
+        "{shown}"
+    );
     // A problem found in a key the file leaves at its default names the key it does set.
     let dir = tempfile::tempdir().expect("temp dir");
     let file = write(dir.path(), "seg.toml", "[wal]\n\nsegment_size = \"1GiB\"\n");
