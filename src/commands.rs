@@ -1297,7 +1297,13 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
         wal.sync.as_str(),
         wal.data_dir
     );
-    if wal.window_fsyncs == 0 {
+    let never = wal.sync == goliath::runtime::wal::WalSync::Never;
+    if never {
+        let _ = writeln!(
+            out,
+            "  fsync   none: wal.sync = never acknowledges once written (the last moments are lost on power loss)"
+        );
+    } else if wal.window_fsyncs == 0 {
         // Nothing to measure: zeros would read as an impossibly fast disk.
         let _ = writeln!(
             out,
@@ -1318,9 +1324,10 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
     }
     let _ = writeln!(
         out,
-        "  batches {:.1} records, {} per fsync; {:.0} appends/s; {} pending",
+        "  batches {:.1} records, {} per {}; {:.0} appends/s; {} pending",
         wal.records_per_fsync,
         HumanSize::approx(wal.bytes_per_fsync as u64),
+        if never { "write" } else { "fsync" },
         wal.appends_per_sec,
         wal.pending_records
     );

@@ -1483,3 +1483,21 @@ fn a_refused_batch_counts_as_nothing_submitted_and_exec_refusals_name_the_settin
         "{stderr}"
     );
 }
+
+#[test]
+fn status_of_a_log_that_never_syncs_says_so_and_counts_per_write() {
+    let node = RunningNode::start(&["--set", "wal.sync=never"]);
+    let submitted = node.client(&["submit", "--wait", "fib 10 x20"]);
+    assert!(submitted.status.success());
+    let status = node.client(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("wal.sync = never acknowledges once written"),
+        "{text}"
+    );
+    assert!(
+        text.contains("per write") && !text.contains("per fsync"),
+        "{text}"
+    );
+    assert!(!text.contains("nothing was written"), "{text}");
+}

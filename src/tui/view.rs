@@ -1098,7 +1098,14 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let dot = || Span::styled(" · ", theme.muted);
     let title = if wal.healthy {
         Line::from(vec![
-            Span::styled(" WAL fsync ", theme.title),
+            Span::styled(
+                if wal.sync == crate::runtime::wal::WalSync::Never {
+                    " WAL "
+                } else {
+                    " WAL fsync "
+                },
+                theme.title,
+            ),
             // The sync mode before the window: `sync never` must not be the item dropped.
             Span::styled(
                 format!("· sync {} ", wal.sync.as_str()),
@@ -1128,7 +1135,19 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let us = |value: f64| short_us(value.round() as u64);
-    let latency = if wal.window_fsyncs == 0 {
+    let never = wal.sync == crate::runtime::wal::WalSync::Never;
+    // A batch is one write and, unless sync is never, one fdatasync.
+    let per = if never { "write" } else { "fsync" };
+    let latency = if never {
+        whole_items(
+            Line::from(vec![Span::styled(
+                "no fdatasync: acknowledged once written",
+                theme.warning,
+            )]),
+            room,
+            "",
+        )
+    } else if wal.window_fsyncs == 0 {
         // Percentiles of nothing would read as 0 ns: say what the window holds instead.
         whole_items(
             Line::from(vec![
@@ -1164,13 +1183,13 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
             ),
             dot(),
             Span::styled(
-                format!("{:.1} rec/fsync", wal.records_per_fsync),
+                format!("{:.1} rec/{per}", wal.records_per_fsync),
                 theme.muted,
             ),
             dot(),
             Span::styled(
                 format!(
-                    "{}/fsync",
+                    "{}/{per}",
                     HumanSize::approx(wal.bytes_per_fsync.round() as u64)
                 ),
                 theme.muted,
@@ -4406,6 +4425,29 @@ mod panel_tests {
         let text = format!("{}", draw(&app, 120, 40).backend());
         assert!(text.contains("no fdatasync yet"), "{text}");
         assert!(!text.contains("0s window"), "{text}");
+    }
+
+    #[test]
+    fn a_log_that_never_syncs_says_so_and_counts_per_write() {
+        let mut app = app(2, false, false);
+        for second in 13..16 {
+            let mut sample = snapshot(2, Vec::new(), second);
+            let mut never = wal(second, true);
+            never.sync = crate::runtime::wal::WalSync::Never;
+            never.window_fsyncs = 0;
+            sample.wal = Some(never);
+            app.ingest(sample);
+        }
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(
+            text.contains("no fdatasync: acknowledged once written"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rec/write") && !text.contains("rec/fsync"),
+            "{text}"
+        );
+        assert!(!text.contains("WAL fsync"), "{text}");
     }
 
     #[test]
