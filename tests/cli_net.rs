@@ -678,6 +678,17 @@ fn the_largest_output_a_node_keeps_can_be_read_back_also_when_it_is_not_utf8() {
             17_000_000
         );
     }
+    // A short output with a byte that is not UTF-8 is kept whole, its last line too.
+    let waited = node.json(&[
+        "submit",
+        "--wait",
+        r#"exec -- sh -c "printf '\\377' >&2; printf 'a\\377bcdef\\nline2\\n'""#,
+    ]);
+    let process = &waited["tasks"][0]["output"]["process"];
+    assert_eq!(process["stdout"], "a\u{FFFD}bcdef\nline2\n", "{waited}");
+    assert_eq!(process["stdout_truncated"], 0, "{waited}");
+    assert_eq!(process["stderr"], "\u{FFFD}", "{waited}");
+    assert_eq!(process["stderr_truncated"], 0, "{waited}");
 }
 
 #[test]

@@ -407,6 +407,7 @@ async fn run_exec(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
                         stopped_as,
                         finished,
                         slot.timeout_ns.load(Ordering::Relaxed),
+                        max,
                     ),
                 }
             }
@@ -513,14 +514,16 @@ fn describe_exit(
     stopped_as: Option<TaskState>,
     finished: Finished,
     timeout_ns: u64,
+    max_output: usize,
 ) -> (TaskState, TaskOutput, Option<Box<str>>) {
     use std::os::unix::process::ExitStatusExt;
     let (status, (stdout, stdout_truncated), (stderr, stderr_truncated)) = finished;
-    // The text kept takes no more than the bytes captured (at most `exec.max_output`): a
-    // byte that is not UTF-8 becomes U+FFFD, three bytes, so 64 KiB of binary output would
-    // otherwise be kept (and sent) as 192 KiB.
-    let (stdout, stdout_cut) = lossy_within(&stdout, stdout.len());
-    let (stderr, stderr_cut) = lossy_within(&stderr, stderr.len());
+    // The text kept takes no more than `exec.max_output` bytes: a byte that is not UTF-8
+    // becomes U+FFFD, three bytes, so 64 KiB of binary output would otherwise be kept (and
+    // sent) as 192 KiB. Bounded by the captured length instead, one such byte cut the last
+    // two bytes of a short output.
+    let (stdout, stdout_cut) = lossy_within(&stdout, max_output.max(stdout.len()));
+    let (stderr, stderr_cut) = lossy_within(&stderr, max_output.max(stderr.len()));
     let mut output = ProcessOutput {
         exit_code: None,
         signal: None,
