@@ -528,29 +528,41 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             let silence = snapshots.map(|period| (period * 3).max(Duration::from_secs(3)));
             let mut silent_since: Option<std::time::Instant> = None;
             let mut last_heard = std::time::Instant::now();
+            // A reader that closed the pipe is otherwise noticed only at the next write,
+            // which on a quiet node may never come (`goliath watch --json | head -5` hung
+            // once the burst it read had passed).
+            let mut reader_gone = std::pin::pin!(reader_gone());
             loop {
-                let next = match silence {
-                    Some(silence) => match tokio::time::timeout(silence, stream.next()).await {
-                        Ok(next) => next,
-                        Err(_) => {
-                            if silent_since.is_none() {
-                                silent_since = Some(last_heard);
-                                let seconds = last_heard.elapsed().as_secs();
-                                eprintln!(
-                                    "goliath: nothing from the node for {seconds}s: stopped (SIGSTOP) or overloaded?"
-                                );
-                                // In the stream too: a JSON reader may not see stderr.
-                                if json {
-                                    outln!(
-                                        "{}",
-                                        serde_json::json!({ "silent": { "seconds": seconds } })
-                                    );
-                                }
-                            }
-                            continue;
+                // `None` when the node was silent for `silence`.
+                let waited = tokio::select! {
+                    biased;
+                    _ = &mut reader_gone => return Ok(exit::OK),
+                    waited = async {
+                        match silence {
+                            Some(silence) => tokio::time::timeout(silence, stream.next()).await.ok(),
+                            None => Some(stream.next().await),
                         }
-                    },
-                    None => stream.next().await,
+                    } => waited,
+                };
+                let next = match waited {
+                    Some(next) => next,
+                    None => {
+                        if silent_since.is_none() {
+                            silent_since = Some(last_heard);
+                            let seconds = last_heard.elapsed().as_secs();
+                            eprintln!(
+                                "goliath: nothing from the node for {seconds}s: stopped (SIGSTOP) or overloaded?"
+                            );
+                            // In the stream too: a JSON reader may not see stderr.
+                            if json {
+                                outln!(
+                                    "{}",
+                                    serde_json::json!({ "silent": { "seconds": seconds } })
+                                );
+                            }
+                        }
+                        continue;
+                    }
                 };
                 let Some(item) = next else { break };
                 last_heard = std::time::Instant::now();
@@ -1281,6 +1293,22 @@ fn status_text(snapshot: &NodeSnapshot) -> String {
         );
     }
     out
+}
+
+/// Resolves once the reader of standard output has gone (a closed pipe or socket); never
+/// for a terminal or a file. A thread waits in poll(2) for it.
+async fn reader_gone() {
+    let (gone, noticed) = tokio::sync::oneshot::channel();
+    let watcher = std::thread::Builder::new()
+        .name("goliath-stdout-reader".into())
+        .spawn(move || {
+            if goliath::runtime::sys::wait_until_reader_gone(std::io::stdout()) {
+                let _ = gone.send(());
+            }
+        });
+    if watcher.is_err() || noticed.await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The WAL lines of `goliath status`.

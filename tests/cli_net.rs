@@ -789,6 +789,31 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(status.success(), "{args:?}: {status:?} {stderr}");
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
+    // A watch of a node that stays quiet has nothing to write, yet it ends once its reader
+    // has gone (`goliath watch --json | head -5` after the burst head read).
+    for args in [vec!["watch"], vec!["watch", "--json"]] {
+        let mut child = goliath()
+            .args(&args)
+            .args(["--node", &node.address])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("client runs");
+        std::thread::sleep(Duration::from_millis(300));
+        drop(child.stdout.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waits") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?} still runs 30 s after its reader closed the pipe");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{args:?}: {status:?}");
+    }
     // Output that cannot be written (a full disk) is an error, and it says the submit was
     // done all the same: a script must not take it for a refusal and submit again.
     let full = std::fs::OpenOptions::new()

@@ -149,6 +149,42 @@ pub fn kill_me_with_parent(parent: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Waits until the reading end of `output` has been closed: a pipe or socket whose reader
+/// went away (`goliath watch | head -3` once head exits). Returns false at once for anything
+/// else (a terminal, a file: no reader to lose), or if `output` cannot be polled. Blocks
+/// the calling thread while the reader is there.
+pub fn wait_until_reader_gone(output: impl std::os::fd::AsFd) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use rustix::fs::FileType;
+    let Ok(stat) = rustix::fs::fstat(&output) else {
+        return false;
+    };
+    if !matches!(
+        FileType::from_raw_mode(stat.st_mode),
+        FileType::Fifo | FileType::Socket
+    ) {
+        return false;
+    }
+    loop {
+        // No event asked for: poll reports only an error (a pipe without readers) or a
+        // hang-up (a socket whose peer closed).
+        let mut fds = [PollFd::new(&output, PollFlags::empty())];
+        match poll(&mut fds, None) {
+            Ok(_) => {
+                let seen = fds[0].revents();
+                if seen.intersects(PollFlags::ERR | PollFlags::HUP) {
+                    return true;
+                }
+                if !seen.is_empty() {
+                    return false;
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
 /// SIGTERM.
 pub const SIGTERM: i32 = libc::SIGTERM;
 /// SIGKILL.
@@ -159,6 +195,18 @@ mod tests {
     use super::*;
     use std::os::unix::process::CommandExt;
     use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_closed_reader_of_a_pipe_is_noticed_and_a_file_has_none_to_lose() {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let waiter = std::thread::spawn(move || wait_until_reader_gone(&writer));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "the reader is still there");
+        drop(reader);
+        assert!(waiter.join().expect("joins"));
+        let file = tempfile::tempfile().expect("temp file");
+        assert!(!wait_until_reader_gone(&file));
+    }
 
     #[test]
     fn signals_reach_the_whole_group() {
