@@ -185,6 +185,28 @@ pub fn wait_until_reader_gone(output: impl std::os::fd::AsFd) -> bool {
     }
 }
 
+/// Whether a UDP socket of this host (any address, IPv4 or IPv6) has local port `port`, as
+/// `/proc/net/udp` and `/proc/net/udp6` list them; false where they cannot be read. Only
+/// reads: binding the port to find out would, for that moment, take it from a node about
+/// to start there, and two callers probing at once see each other.
+pub fn udp_port_in_use(port: u16) -> bool {
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| udp_table_has_port(&text, port))
+    })
+}
+
+/// Whether a `/proc/net/udp{,6}` table has a socket with local port `port`: the second
+/// column is `ADDRESS:PORT`, the port in hexadecimal.
+fn udp_table_has_port(table: &str, port: u16) -> bool {
+    table.lines().skip(1).any(|line| {
+        line.split_ascii_whitespace()
+            .nth(1)
+            .and_then(|local| local.rsplit_once(':'))
+            .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
+            == Some(port)
+    })
+}
+
 /// SIGTERM.
 pub const SIGTERM: i32 = libc::SIGTERM;
 /// SIGKILL.
@@ -206,6 +228,20 @@ mod tests {
         assert!(waiter.join().expect("joins"));
         let file = tempfile::tempfile().expect("temp file");
         assert!(!wait_until_reader_gone(&file));
+    }
+
+    #[test]
+    fn a_bound_udp_port_is_found_in_the_kernel_table_without_binding_it() {
+        let table = "  sl  local_address rem_address   st\n   \
+            12: 0100007F:1F4D 00000000:0000 07 00000000:00000000\n";
+        assert!(udp_table_has_port(table, 0x1F4D));
+        assert!(!udp_table_has_port(table, 0x1F4C));
+        // A real socket: its port is listed, and after it closes no longer.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
+        let port = socket.local_addr().expect("address").port();
+        assert!(udp_port_in_use(port));
+        drop(socket);
+        assert!(!udp_port_in_use(port));
     }
 
     #[test]

@@ -195,8 +195,7 @@ impl Client {
                 let gossip_port = error.kind() == std::io::ErrorKind::ConnectionRefused
                     && resolved.iter().any(|address| {
                         address.ip().is_loopback()
-                            && std::net::UdpSocket::bind(address)
-                                .is_err_and(|bind| bind.kind() == std::io::ErrorKind::AddrInUse)
+                            && crate::runtime::sys::udp_port_in_use(address.port())
                     });
                 let advice = if gossip_port {
                     "This host has a UDP socket on that port, maybe a node's gossip port: a node's protocol address is its net.listen (127.0.0.1:7420 by default), which `goliath members` lists as PROTOCOL"
