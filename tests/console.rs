@@ -143,6 +143,16 @@ fn sigterm_restores_the_terminal_and_stops_the_node() {
     assert_eq!(console.wait_exit(), Some(0));
     assert!(!console.alternate_screen());
     assert!(console.cooked(), "line editing and echo are back");
+    // The alternate screen is emptied, the cursor at its top, just before it is left: tmux
+    // pushed the rows above the cursor into the shell's scrollback when the window had grown.
+    let output = console.output();
+    let find_last = |needle: &[u8]| output.windows(needle.len()).rposition(|w| w == needle);
+    let leave = find_last(b"\x1b[?1049l").expect("left the alternate screen");
+    let emptied = find_last(b"\x1b[2J\x1b[1;1H").expect("emptied before leaving");
+    assert!(
+        emptied < leave && leave - emptied < 64,
+        "emptied at byte {emptied}, left at {leave}"
+    );
 }
 
 #[test]

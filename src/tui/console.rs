@@ -73,6 +73,7 @@ impl TerminalGuard {
         // Bracketed paste: a paste arrives as one event, not as keys (a pasted "x" would
         // otherwise ask to cancel, a pasted newline submit).
         execute!(io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
+        ON_ALTERNATE_SCREEN.store(true, Ordering::SeqCst);
         if mouse {
             execute!(io::stdout(), EnableMouseCapture)?;
         }
@@ -80,11 +81,25 @@ impl TerminalGuard {
     }
 }
 
+/// Whether the console's screen is the terminal's alternate one now.
+static ON_ALTERNATE_SCREEN: AtomicBool = AtomicBool::new(false);
+
 /// Puts the terminal back as the shell expects it. Safe to call more than once.
 fn restore_terminal(mouse: bool) {
     let mut stdout = io::stdout();
     if mouse {
         let _ = execute!(stdout, DisableMouseCapture);
+    }
+    if ON_ALTERNATE_SCREEN.swap(false, Ordering::SeqCst) {
+        // Empty, with the cursor at the top, before it is left: a terminal that resizes
+        // the alternate screen back to the shell's size to leave it (tmux, after the window
+        // grew while the console ran) pushes the rows above the cursor into the shell's
+        // screen and scrollback, which then showed a dozen rows of the console.
+        let _ = execute!(
+            stdout,
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+            crossterm::cursor::MoveTo(0, 0)
+        );
     }
     let _ = execute!(
         stdout,
