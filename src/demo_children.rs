@@ -119,12 +119,13 @@ fn forward(name: &str, pid: u32, stderr: ChildStderr, child: &Mutex<Child>, stop
         if message.is_empty() {
             continue;
         }
+        use goliath::tui::log::DEMO_CHILD_TARGET as CHILD;
         match level {
-            tracing::Level::ERROR => tracing::error!("{name}: {message}"),
-            tracing::Level::WARN => tracing::warn!("{name}: {message}"),
-            tracing::Level::INFO => tracing::info!("{name}: {message}"),
-            tracing::Level::DEBUG => tracing::debug!("{name}: {message}"),
-            _ => tracing::trace!("{name}: {message}"),
+            tracing::Level::ERROR => tracing::error!(target: CHILD, "{name}: {message}"),
+            tracing::Level::WARN => tracing::warn!(target: CHILD, "{name}: {message}"),
+            tracing::Level::INFO => tracing::info!(target: CHILD, "{name}: {message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: CHILD, "{name}: {message}"),
+            _ => tracing::trace!(target: CHILD, "{name}: {message}"),
         }
     }
     // The pipe ends when the child exits; its status follows within moments.

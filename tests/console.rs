@@ -396,7 +396,7 @@ fn demo_children_log_into_the_console_not_over_its_screen() {
         "the demo's note of the child's end, and demo-1's verdict",
         |s| {
             s.contains(&format!("demo-2 (pid {}) has stopped", killed[0]))
-                && s.contains("demo-1: demo-2")
+                && s.contains("demo-1: demo-2 failed")
         },
     );
     let raw = String::from_utf8_lossy(&console.output()).into_owned();

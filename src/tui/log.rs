@@ -29,7 +29,7 @@ impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
         // target in a field.
         let target = line.log_target.take();
         let target = target.as_deref().unwrap_or(metadata.target());
-        let text = line.finish();
+        let (target, text) = pane_line(target, line.finish());
         let level = match *metadata.level() {
             tracing::Level::ERROR => log::Level::Error,
             tracing::Level::WARN => log::Level::Warn,
@@ -41,13 +41,34 @@ impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
             &log::Record::builder()
                 .args(format_args!("{text}"))
                 .level(level)
-                .target(target)
+                .target(&target)
                 .file(metadata.file())
                 .line(metadata.line())
                 .module_path(metadata.module_path())
                 .build(),
         );
     }
+}
+
+/// The target of a `goliath demo` child's lines (each begins with the child's name and a
+/// colon): the console's panes file them under the child's name.
+pub const DEMO_CHILD_TARGET: &str = "goliath::demo_child";
+
+/// A line's target and text as the console's panes file them. This crate's own modules lose
+/// the `goliath::runtime::` (or `goliath::`) every one of them shares, so a targets list as
+/// narrow as 80 columns leaves tells `gossip::service`, `node` and `wal` apart; a demo
+/// child's line goes under the child's name, which begins it.
+fn pane_line(target: &str, text: String) -> (String, String) {
+    if target == DEMO_CHILD_TARGET
+        && let Some((name, rest)) = text.split_once(": ")
+    {
+        return (name.to_string(), rest.to_string());
+    }
+    let short = target
+        .strip_prefix("goliath::runtime::")
+        .or_else(|| target.strip_prefix("goliath::"))
+        .unwrap_or(target);
+    (short.to_string(), text)
 }
 
 /// One event as a line: its message, then two spaces and its other fields as `key=value`,
@@ -149,6 +170,29 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
         tracing::subscriber::with_default(subscriber, emit);
         lines.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn panes_name_targets_without_the_crate_path_and_demo_children_by_name() {
+        let line = |target: &str, text: &str| pane_line(target, text.to_string());
+        assert_eq!(
+            line("goliath::runtime::gossip::service", "joined"),
+            ("gossip::service".to_string(), "joined".to_string())
+        );
+        assert_eq!(line("goliath::runtime::wal", "x").0, "wal");
+        assert_eq!(line("goliath", "x").0, "goliath");
+        assert_eq!(line("goliath::demo_children", "x").0, "demo_children");
+        assert_eq!(line("mio::poll", "x").0, "mio::poll");
+        assert_eq!(
+            line(
+                DEMO_CHILD_TARGET,
+                "lab-2: lab-1 failed (declared dead)  member=lab-1"
+            ),
+            (
+                "lab-2".to_string(),
+                "lab-1 failed (declared dead)  member=lab-1".to_string()
+            )
+        );
     }
 
     #[test]
@@ -257,7 +301,7 @@ impl tui_logger::LogFormatter for PaneFormatter {
         head.push(' ');
         if self.target {
             head.push_str(record.target());
-            head.push(' ');
+            head.push_str(": ");
         }
         let mut rows = Vec::new();
         for (index, text) in record.msg().lines().enumerate() {
