@@ -33,6 +33,7 @@ fn sample(second: u64) -> NodeSnapshot {
             slice_us: 1000,
             accepting: true,
             exec_enabled: true,
+            exec_remote: false,
             kinds: vec!["spin".into()],
         },
         workers: (0..16u16)

@@ -1213,6 +1213,15 @@ fn status_text(snapshot: &NodeSnapshot) -> String {
             "no (shutting down)"
         }
     );
+    let _ = writeln!(
+        out,
+        "exec      {}",
+        match (node.exec_enabled, node.exec_remote) {
+            (false, _) => "disabled (exec.enabled = false)",
+            (true, false) => "local only: over the network refused (exec.remote = false)",
+            (true, true) => "enabled, also over the network (exec.remote = true)",
+        }
+    );
     let counts = &snapshot.counts;
     let _ = writeln!(
         out,

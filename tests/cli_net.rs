@@ -1518,6 +1518,19 @@ fn a_refused_batch_counts_as_nothing_submitted_and_exec_refusals_name_the_settin
         stderr.contains("exec.enabled = false") && !stderr.contains("exec.remote"),
         "{stderr}"
     );
+    // Status says beforehand whether an exec over the network would be taken.
+    let status = node.json(&["status"]);
+    assert_eq!(status["node"]["exec_remote"], false, "{status}");
+    let remote = RunningNode::start(&["--set", "exec.remote=true"]);
+    assert_eq!(remote.json(&["status"])["node"]["exec_remote"], true);
+    let local = RunningNode::start(&[]);
+    let text = local.client(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("exec      local only: over the network refused (exec.remote = false)"),
+        "{text}"
+    );
+    assert_eq!(local.json(&["status"])["node"]["exec_remote"], false);
 }
 
 #[test]

@@ -2016,6 +2016,7 @@ impl Node {
                     .unwrap_or(u64::MAX),
                 accepting: shared.accepting.load(Ordering::Relaxed),
                 exec_enabled: shared.config.exec.enabled,
+                exec_remote: shared.config.exec.enabled && shared.config.exec.remote,
                 kinds: shared.kinds.names().into_iter().map(String::from).collect(),
             },
             workers,

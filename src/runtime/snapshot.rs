@@ -76,6 +76,9 @@ pub struct NodeInfo {
     pub accepting: bool,
     /// Whether `exec` tasks are allowed.
     pub exec_enabled: bool,
+    /// Whether `exec` tasks submitted over the protocol are taken (`exec.remote`; with
+    /// `exec_enabled` only).
+    pub exec_remote: bool,
     /// Task kinds this node runs, built-ins first.
     pub kinds: Vec<String>,
 }

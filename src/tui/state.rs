@@ -2290,6 +2290,7 @@ pub(crate) mod tests {
                 slice_us: 1000,
                 accepting: true,
                 exec_enabled: true,
+                exec_remote: false,
                 kinds: vec!["spin".into(), "sleep".into()],
             },
             workers: (0..workers)

@@ -586,6 +586,7 @@ pub(crate) mod strategies {
                         slice_us: 1000,
                         accepting: now % 2 == 0,
                         exec_enabled: true,
+                        exec_remote: false,
                         kinds: vec!["spin".into()],
                     },
                     workers,
