@@ -1272,6 +1272,45 @@ fn checkpoints_keep_the_disk_bounded_under_sustained_load() {
 }
 
 #[test]
+fn a_failing_checkpoint_names_its_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = compacting_config(dir.path());
+    // A directory in the way of each of the next checkpoints' temporary files.
+    // The first, written at the start, is let through.
+    for seq in 2..200u64 {
+        std::fs::create_dir(dir.path().join(format!("checkpoint-{seq:016x}.ckpt.tmp")))
+            .expect("mkdir");
+    }
+    let node = Node::start(config.clone()).expect("starts");
+    let _ = sustained_load(&node, 5);
+    let error = common::eventually(|| {
+        node.snapshot(0)
+            .wal
+            .expect("wal")
+            .checkpoint_error
+            .ok_or_else(|| "no checkpoint has failed yet".to_string())
+    });
+    let expected = dir.path().join("checkpoint-");
+    assert!(
+        error.contains(&format!("writing the checkpoint {}", expected.display())),
+        "{error}"
+    );
+    drop(node);
+    // A start, whose checkpoint is in the way of the same directories, names the file too.
+    let Err(refused) = Node::start(config) else {
+        panic!("a start with its checkpoint in the way is refused");
+    };
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!(
+            "cannot write the checkpoint {}",
+            expected.display()
+        )),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_checkpointer_slower_than_the_load_makes_the_writer_wait_instead_of_filling_the_disk() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = compacting_config(dir.path());

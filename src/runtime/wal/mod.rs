@@ -740,7 +740,7 @@ impl Recovery {
             .map_err(io_error("look at the lock file in", &dir))?;
         let mut buffer = Vec::new();
         // A full disk is said with the space a start needs; other errors as they are.
-        let start_error = |op: &'static str, checkpoint: u64| {
+        let start_error = |op: &'static str, path: PathBuf, checkpoint: u64| {
             let dir = &dir;
             move |error: std::io::Error| match error.kind() {
                 std::io::ErrorKind::StorageFull => WalError::NoSpace {
@@ -748,12 +748,18 @@ impl Recovery {
                     checkpoint,
                     segment: options.segment_size,
                 },
-                _ => io_error(op, dir)(error),
+                _ => io_error(op, &path)(error),
             }
         };
         let checkpoint_bytes =
             writer::write_checkpoint(&dir, &io, &state, next_segment, &mut buffer).map_err(
-                |error| start_error("write a checkpoint in", buffer.len() as u64)(error),
+                |error| {
+                    start_error(
+                        "write the checkpoint",
+                        dir.join(segment::checkpoint_name(next_segment)),
+                        buffer.len() as u64,
+                    )(error)
+                },
             )?;
         writer::remove_covered(&dir, &io, next_segment, state.log_id);
         let (file, start) = io
@@ -766,6 +772,7 @@ impl Recovery {
             )
             .map_err(start_error(
                 "create the first segment in",
+                dir.clone(),
                 checkpoint_bytes as u64,
             ))?;
         let log = Arc::new(LogShared::new(options.max_payload(), options.max_group()));

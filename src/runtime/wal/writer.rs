@@ -1185,9 +1185,11 @@ impl Checkpointer {
                 Err(error) => {
                     let no_space = error.kind() == std::io::ErrorKind::StorageFull;
                     let message = format!(
-                        "writing a checkpoint of {} in {}: {error}{}",
+                        "writing the checkpoint {} ({}): {error}{}",
+                        self.dir
+                            .join(segment::checkpoint_name(self.next_segment))
+                            .display(),
                         crate::runtime::units::HumanSize::approx(buffer.len() as u64),
-                        self.dir.display(),
                         if no_space {
                             "; free at least that much there (the log keeps working, but its disk use grows until a checkpoint is written)"
                         } else {
