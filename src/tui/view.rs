@@ -802,20 +802,33 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
             // The pane's height less its borders and the column header: a pane that
             // cannot hold every row says how many it does.
             let visible = usize::from(area.height.saturating_sub(3));
-            let listed = if lists_newest_only(app) {
-                format!("the {} newest", rows.len())
+            let total = app.view().snapshot.as_ref().map_or(0, |s| s.tasks.len());
+            let newest = lists_newest_only(app);
+            let title = if app.filter.is_empty() {
+                let listed = if newest {
+                    format!("the {} newest", rows.len())
+                } else {
+                    rows.len().to_string()
+                };
+                if rows.len() > visible {
+                    format!("Tasks ({visible} of {listed} shown)")
+                } else {
+                    format!("Tasks ({listed} shown)")
+                }
             } else {
-                rows.len().to_string()
+                // The rows the filter takes: of the newest, not themselves the newest.
+                let matched = if newest {
+                    format!("{} of the {total} newest", rows.len())
+                } else {
+                    format!("{} of {total}", rows.len())
+                };
+                let shown = if rows.len() > visible {
+                    format!(" ({visible} shown)")
+                } else {
+                    String::new()
+                };
+                format!("Tasks · filter \"{}\": {matched}{shown}", app.filter)
             };
-            let mut title = if rows.len() > visible {
-                format!("Tasks ({visible} of {listed} shown")
-            } else {
-                format!("Tasks ({listed} shown")
-            };
-            if !app.filter.is_empty() {
-                title.push_str(&format!(" · filter \"{}\"", app.filter));
-            }
-            title.push(')');
             draw_task_table(
                 frame,
                 app,
@@ -2992,9 +3005,17 @@ mod tests {
         let rows: Vec<TaskId> = app.task_rows().iter().map(|t| t.id).collect();
         app.selected = rows.last().copied();
         app.focus = Pane::Workers;
+        // A full list: the node has more. The filter's rows are some of the newest.
+        app.options.task_limit = 300;
         let terminal = draw(&mut app, 120, 40);
         let text = format!("{}", terminal.backend());
-        assert!(text.contains("shown · filter \"spin\")"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "Tasks · filter \"spin\": {} of the 300 newest (",
+                rows.len()
+            )),
+            "{text}"
+        );
         let first = format!("│{} ", rows[0]);
         assert!(
             text.lines()
