@@ -1417,8 +1417,8 @@ impl App {
     }
 
     /// What follows a change of a prompt's text: the submit prompt checks its spec (a
-    /// blank one is no error yet), the palette forgets its last error, and the task table
-    /// follows the filter as it is typed.
+    /// blank one is no error yet), the palette its `submit` line's spec (and forgets any
+    /// other error), and the task table follows the filter as it is typed.
     fn after_edit(&mut self, overlay: &mut Overlay) {
         match overlay {
             Overlay::Submit(input) => {
@@ -1427,7 +1427,20 @@ impl App {
                     .check_spec(&input.text)
                     .filter(|_| !input.text.trim().is_empty());
             }
-            Overlay::Palette(input) => input.error = None,
+            Overlay::Palette(input) => {
+                // A `submit` line's spec is checked as it is typed, as the submit prompt's.
+                let spec = input
+                    .text
+                    .trim_start()
+                    .strip_prefix("submit")
+                    .filter(|rest| rest.starts_with(char::is_whitespace))
+                    .map(str::trim)
+                    .filter(|spec| !spec.is_empty());
+                input.error = spec.and_then(|spec| {
+                    self.check_spec(spec)
+                        .map(|error| format!("`{spec}`: {error}"))
+                });
+            }
             Overlay::Filter(input) => {
                 self.set_filter(&input.text);
                 self.task_offset = 0;
@@ -2669,6 +2682,27 @@ pub(crate) mod tests {
         assert!(submit_input(&app).sending);
         app.on_reply(taken("spin 300ms x20", vec![TaskId(1)]));
         assert!(app.overlay.is_none());
+    }
+
+    #[test]
+    fn the_palette_checks_a_submit_lines_spec_as_it_is_typed() {
+        let mut app = app();
+        press(&mut app, ":");
+        type_text(&mut app, "submit fib 99");
+        let error = |app: &App| match &app.overlay {
+            Some(Overlay::Palette(input)) => input.error.clone(),
+            _ => panic!("palette open"),
+        };
+        let shown = error(&app).expect("an error as it is typed");
+        assert!(shown.starts_with("`fib 99`: column 5"), "{shown}");
+        press(&mut app, "backspace");
+        assert_eq!(error(&app), None, "fib 9 is fine");
+        // Other commands are checked when run, not while typed.
+        for _ in 0.."submit fib 9".len() {
+            press(&mut app, "backspace");
+        }
+        type_text(&mut app, "tab nowhere");
+        assert_eq!(error(&app), None);
     }
 
     #[test]
