@@ -874,15 +874,19 @@ impl Kinds {
                     first.column,
                     format!(
                         "'{}' is an option of a task, not a task: put it after the task, in the same spec (e.g. \"fib 25 {}\")",
-                        first.text, first.text
+                        units::quoted_part(&first.text),
+                        units::quoted_part(&first.text)
                     ),
                 ));
             }
             let message = match suggest::closest(&first.text, self.names()) {
-                Some(near) => format!("unknown kind '{}'; did you mean '{near}'?", first.text),
+                Some(near) => format!(
+                    "unknown kind '{}'; did you mean '{near}'?",
+                    units::quoted_part(&first.text)
+                ),
                 None => format!(
                     "unknown kind '{}'; known kinds: {}",
-                    first.text,
+                    units::quoted_part(&first.text),
                     self.names().join(", ")
                 ),
             };
@@ -947,7 +951,7 @@ impl Kinds {
                     word.column,
                     format!(
                         "unexpected '{}' before `--`; exec takes only xN and timeout= there, e.g. exec timeout=5s -- ls -l",
-                        word.text
+                        units::quoted_part(&word.text)
                     ),
                 ));
             }
@@ -988,7 +992,7 @@ impl Kinds {
                     extra.column,
                     format!(
                         "unexpected '{}': {name} takes one argument ({})",
-                        extra.text,
+                        units::quoted_part(&extra.text),
                         usage(kind)
                     ),
                 )),

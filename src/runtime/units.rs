@@ -62,7 +62,7 @@ fn parse_decimal(
     expected: &'static str,
 ) -> Result<(u128, u128, u128), UnitError> {
     let malformed = || UnitError::Malformed {
-        text: text.to_string(),
+        text: quoted_part(text),
         expected,
     };
     let cleaned: String = number.chars().filter(|&c| c != '_').collect();
@@ -80,7 +80,7 @@ fn parse_decimal(
         0
     } else {
         whole.parse().map_err(|_| UnitError::Overflow {
-            text: text.to_string(),
+            text: quoted_part(text),
         })?
     };
     let mut denominator: u128 = 1;
@@ -91,6 +91,12 @@ fn parse_decimal(
         denominator *= 10;
     }
     Ok((whole_value, numerator, denominator))
+}
+
+/// `text` as an error quotes it: at most 40 columns, its end cut with `…` (a 5,000-byte word
+/// need not come back whole).
+pub fn quoted_part(text: &str) -> String {
+    cut_to_width(text, 40)
 }
 
 /// Parses a duration such as `200ms`, `2s`, `1.5m`, `500us`, `1h`. A bare number is rejected:
@@ -105,7 +111,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let (number, unit) = split_number(text);
     if number.is_empty() {
         return Err(UnitError::Malformed {
-            text: text.to_string(),
+            text: quoted_part(text),
             expected: DURATION_EXPECTED,
         });
     }
@@ -122,15 +128,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
             return match scaled(number, text, DURATION_EXPECTED, 1, "") {
                 Ok(0) => Ok(Duration::ZERO),
                 _ => Err(UnitError::Malformed {
-                    text: text.to_string(),
+                    text: quoted_part(text),
                     expected: "a duration with a unit, like 200ms or 2s",
                 }),
             };
         }
         other => {
             return Err(UnitError::UnknownUnit {
-                unit: other.to_string(),
-                text: text.to_string(),
+                unit: quoted_part(other),
+                text: quoted_part(text),
                 known: DURATION_UNITS,
             });
         }
@@ -158,12 +164,12 @@ fn scaled(
     let (whole, numerator, denominator) = parse_decimal(number, text, expected)?;
     if !(numerator * unit).is_multiple_of(denominator) {
         return Err(UnitError::Malformed {
-            text: text.to_string(),
+            text: quoted_part(text),
             expected: not_whole,
         });
     }
     let overflow = || UnitError::Overflow {
-        text: text.to_string(),
+        text: quoted_part(text),
     };
     let value = whole
         .checked_mul(unit)
@@ -183,7 +189,7 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let (number, unit) = split_number(text);
     if number.is_empty() {
         return Err(UnitError::Malformed {
-            text: text.to_string(),
+            text: quoted_part(text),
             expected: SIZE_EXPECTED,
         });
     }
@@ -199,8 +205,8 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         "TB" => 1_000_000_000_000,
         other => {
             return Err(UnitError::UnknownUnit {
-                unit: other.to_string(),
-                text: text.to_string(),
+                unit: quoted_part(other),
+                text: quoted_part(text),
                 known: SIZE_UNITS,
             });
         }
@@ -225,13 +231,13 @@ pub fn parse_count(text: &str) -> Result<u64, UnitError> {
     }
     if !text.chars().all(|c| c.is_ascii_digit() || c == '_') || text.starts_with('_') {
         return Err(UnitError::Malformed {
-            text: text.to_string(),
+            text: quoted_part(text),
             expected: "a whole number",
         });
     }
     let cleaned: String = text.chars().filter(|&c| c != '_').collect();
     cleaned.parse().map_err(|_| UnitError::Overflow {
-        text: text.to_string(),
+        text: quoted_part(text),
     })
 }
 

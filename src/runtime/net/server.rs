@@ -1196,7 +1196,9 @@ impl Connection {
                     let message = if request.specs.len() == 1 {
                         format!("bad task spec: {error}")
                     } else {
-                        format!("bad task spec #{} ({text:?}): {error}", index + 1)
+                        // Named by its start: a 5,000-byte line need not come back whole.
+                        let start = crate::runtime::units::cut_to_width(text, 60);
+                        format!("bad task spec #{} ({start:?}): {error}", index + 1)
                     };
                     return self.send(
                         stream,
