@@ -499,6 +499,23 @@ fn main() -> ExitCode {
                 eprintln!("goliath: {message}");
                 return ExitCode::from(exit::USAGE);
             }
+            // Help and version go to stdout: one that cannot be written (`>/dev/full`) is
+            // an error, as for every other command's output (clap's own exit ignores it).
+            if !error.use_stderr() {
+                return match error
+                    .print()
+                    .and_then(|()| std::io::Write::flush(&mut std::io::stdout()))
+                {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(write) if write.kind() == std::io::ErrorKind::BrokenPipe => {
+                        ExitCode::SUCCESS
+                    }
+                    Err(write) => {
+                        eprintln!("goliath: cannot write to standard output: {write}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
             error.exit()
         }
     };

@@ -921,3 +921,24 @@ fn a_duration_of_zero_needs_no_unit() {
         "{stdout}"
     );
 }
+
+#[test]
+fn help_that_cannot_be_written_is_an_error_and_a_closed_pipe_is_not() {
+    for args in [&["--help"][..], &["task", "--help"], &["--version"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full opens");
+        let output = goliath().args(args).stdout(full).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("cannot write to standard output"), "{stderr}");
+    }
+    let mut child = goliath()
+        .arg("--help")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    assert!(child.wait().expect("exits").success());
+}
