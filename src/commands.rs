@@ -46,7 +46,7 @@ impl From<ClientError> for CommandError {
                 RemoteErrorKind::BadSpec { .. } => exit::USAGE,
                 RemoteErrorKind::Busy { .. } | RemoteErrorKind::ShuttingDown => exit::BUSY,
                 RemoteErrorKind::NotFound => exit::NOT_FOUND,
-                RemoteErrorKind::ExecRefused
+                RemoteErrorKind::ExecRefused { .. }
                 | RemoteErrorKind::Invalid
                 | RemoteErrorKind::Storage => exit::FAILURE,
             },
@@ -293,9 +293,11 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             let response = answer.map_err(|error| match error {
                 ClientError::Remote(remote) => {
                     let line = match (remote.kind, &stdin_lines) {
-                        (RemoteErrorKind::BadSpec { index, .. }, Some(lines)) => {
-                            lines.get(index as usize).copied()
-                        }
+                        (
+                            RemoteErrorKind::BadSpec { index, .. }
+                            | RemoteErrorKind::ExecRefused { index: Some(index) },
+                            Some(lines),
+                        ) => lines.get(index as usize).copied(),
                         _ => None,
                     };
                     let mut error: CommandError = ClientError::Remote(remote).into();

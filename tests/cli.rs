@@ -932,7 +932,10 @@ fn help_that_cannot_be_written_is_an_error_and_a_closed_pipe_is_not() {
         let output = goliath().args(args).stdout(full).output().expect("runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(stderr.contains("cannot write to standard output"), "{stderr}");
+        assert!(
+            stderr.contains("cannot write to standard output"),
+            "{stderr}"
+        );
     }
     let mut child = goliath()
         .arg("--help")

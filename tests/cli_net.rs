@@ -558,6 +558,15 @@ fn submit_reads_specs_from_stdin() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("standard input line 5"), "{stderr}");
+    // A refused exec in a batch is named by its line too.
+    let output = submit_stdin(&node, &[], b"fib 1\n# c\nexec -- true\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("standard input line 3: spec #2 (\"exec -- true\")")
+            && stderr.contains("exec.remote = false"),
+        "{stderr}"
+    );
     // A long bad line is named by its start, not echoed whole.
     let long = format!("fib 2\nfib 3 {}\n", "y".repeat(5000));
     let output = submit_stdin(&node, &[], long.as_bytes());

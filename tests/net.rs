@@ -580,7 +580,7 @@ fn bad_specs_busy_and_exec_refusal_are_remote_errors() {
     );
     let exec = submit(&["exec -- true"]).unwrap_err();
     assert!(
-        matches!(exec, ClientError::Remote(ref e) if e.kind == RemoteErrorKind::ExecRefused),
+        matches!(exec, ClientError::Remote(ref e) if matches!(e.kind, RemoteErrorKind::ExecRefused { .. })),
         "{exec}"
     );
     assert!(exec.to_string().contains("exec.remote"), "{exec}");

@@ -344,7 +344,10 @@ pub enum RemoteErrorKind {
     /// The node is shutting down.
     ShuttingDown,
     /// `exec` over the network is off (`exec.remote = false`) or exec is disabled.
-    ExecRefused,
+    ExecRefused {
+        /// The first exec spec of the batch, from 0, when the refusal is of one.
+        index: Option<u32>,
+    },
     /// Anything else the node refused.
     Invalid,
     /// The node's write-ahead log failed or is far behind: nothing was acknowledged.
@@ -767,7 +770,8 @@ pub(crate) mod strategies {
                 .prop_map(|(in_use, capacity)| RemoteErrorKind::Busy { in_use, capacity }),
             Just(RemoteErrorKind::NotFound),
             Just(RemoteErrorKind::ShuttingDown),
-            Just(RemoteErrorKind::ExecRefused),
+            proptest::option::of(any::<u32>())
+                .prop_map(|index| RemoteErrorKind::ExecRefused { index }),
             Just(RemoteErrorKind::Invalid),
             Just(RemoteErrorKind::Storage),
         ];

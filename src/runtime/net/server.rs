@@ -1208,17 +1208,29 @@ impl Connection {
                 }
             }
         }
-        if self.context.config.exec_enabled
+        let first_exec = submissions
+            .iter()
+            .position(|s: &Submission| s.spec.kind() == KindId::EXEC);
+        if let Some(index) = first_exec
+            && self.context.config.exec_enabled
             && !self.context.config.exec_remote
-            && submissions
-                .iter()
-                .any(|s: &Submission| s.spec.kind() == KindId::EXEC)
         {
-            let message = "exec tasks submitted over the network are refused on this node (exec.remote = false); set exec.remote = true in its config to allow them".to_string();
+            let refusal = "exec tasks submitted over the network are refused on this node (exec.remote = false); set exec.remote = true in its config to allow them";
+            // In a batch, which spec: a script's line 40 of 80 is otherwise a search.
+            let message = match request.specs.iter().nth(index) {
+                Some(text) if request.specs.len() > 1 => format!(
+                    "spec #{} ({:?}): {refusal}",
+                    index + 1,
+                    crate::runtime::units::cut_to_width(text, 60)
+                ),
+                _ => refusal.to_string(),
+            };
             return self.send(
                 stream,
                 Response::Error(RemoteError {
-                    kind: RemoteErrorKind::ExecRefused,
+                    kind: RemoteErrorKind::ExecRefused {
+                        index: u32::try_from(index).ok(),
+                    },
                     message,
                 }),
                 permit,
@@ -1490,7 +1502,7 @@ fn submit_error(error: SubmitError, submitted: &[TaskId]) -> RemoteError {
             capacity: busy.capacity as u64,
         },
         SubmitError::ShuttingDown => RemoteErrorKind::ShuttingDown,
-        SubmitError::ExecDisabled => RemoteErrorKind::ExecRefused,
+        SubmitError::ExecDisabled => RemoteErrorKind::ExecRefused { index: None },
         SubmitError::Invalid(_) => RemoteErrorKind::Invalid,
         SubmitError::Storage(_) => RemoteErrorKind::Storage,
     };
