@@ -1303,7 +1303,7 @@ fn a_failing_checkpoint_names_its_file() {
     let message = refused.to_string();
     assert!(
         message.contains(&format!(
-            "cannot write the checkpoint {}",
+            "cannot write (as its .tmp file, then renamed) the checkpoint {}",
             expected.display()
         )),
         "{message}"

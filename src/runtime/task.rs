@@ -575,11 +575,15 @@ fn quoted_word(input: &str, column: usize) -> Result<(Word<'static>, usize, usiz
                         closed = true;
                         break;
                     }
-                    if inner == '\\' && quote == '"' {
-                        if let Some((_, escaped)) = chars.next() {
-                            used_chars += 1;
-                            text.push(escaped);
-                        }
+                    // As in sh: inside "…" a backslash escapes only `"` and itself, so
+                    // `printf "a\n"` hands printf its `\n`.
+                    if inner == '\\'
+                        && quote == '"'
+                        && let Some(&(_, escaped @ ('"' | '\\'))) = chars.peek()
+                    {
+                        chars.next();
+                        used_chars += 1;
+                        text.push(escaped);
                         continue;
                     }
                     text.push(inner);
@@ -1495,6 +1499,18 @@ mod tests {
                 TaskSpec::exec(&["true"]).with_timeout(Duration::from_secs(1)),
                 2,
             ),
+            // As in sh: inside "…" a backslash escapes only `"` and itself.
+            (
+                r#"exec -- printf "a\377\n""#,
+                TaskSpec::exec(&["printf", r"a\377\n"]),
+                1,
+            ),
+            (
+                r#"echo "say \"hi\" \\ then \x""#,
+                TaskSpec::echo(r#"say "hi" \ then \x"#),
+                1,
+            ),
+            (r"echo a\ b", TaskSpec::echo("a b"), 1),
         ];
         for (text, spec, copies) in table {
             if text == "x3 fib 10" {
@@ -1583,6 +1599,7 @@ mod tests {
             "echo ''",
             "exec -- sh -c 'echo hi; exit 3'",
             "exec timeout=2s -- \"/bin/with space\" arg",
+            r#"exec -- printf "a\377\n" '\q'"#,
         ] {
             let spec = kinds.parse(text).expect(text).spec;
             let formatted = kinds.format(&spec);

@@ -755,7 +755,7 @@ impl Recovery {
             writer::write_checkpoint(&dir, &io, &state, next_segment, &mut buffer).map_err(
                 |error| {
                     start_error(
-                        "write the checkpoint",
+                        "write (as its .tmp file, then renamed) the checkpoint",
                         dir.join(segment::checkpoint_name(next_segment)),
                         buffer.len() as u64,
                     )(error)

@@ -1185,7 +1185,7 @@ impl Checkpointer {
                 Err(error) => {
                     let no_space = error.kind() == std::io::ErrorKind::StorageFull;
                     let message = format!(
-                        "writing the checkpoint {} ({}): {error}{}",
+                        "writing the checkpoint {} ({}; written as its .tmp file, then renamed): {error}{}",
                         self.dir
                             .join(segment::checkpoint_name(self.next_segment))
                             .display(),
