@@ -499,6 +499,19 @@ fn main() -> ExitCode {
                 eprintln!("goliath: {message}");
                 return ExitCode::from(exit::USAGE);
             }
+            // A long value is quoted by its start: clap echoes it, and so does the parser's
+            // own message (a 5,000-character id came back twice).
+            if let Some(clap::error::ContextValue::String(value)) =
+                error.get(clap::error::ContextKind::InvalidValue)
+                && value.chars().count() > 60
+            {
+                let text = error
+                    .render()
+                    .to_string()
+                    .replace(value.as_str(), &goliath::runtime::units::quoted_part(value));
+                eprint!("{text}");
+                return ExitCode::from(exit::USAGE);
+            }
             // Help and version go to stdout: one that cannot be written (`>/dev/full`) is
             // an error, as for every other command's output (clap's own exit ignores it).
             if !error.use_stderr() {

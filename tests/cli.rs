@@ -945,3 +945,22 @@ fn help_that_cannot_be_written_is_an_error_and_a_closed_pipe_is_not() {
     drop(child.stdout.take());
     assert!(child.wait().expect("exits").success());
 }
+
+#[test]
+fn a_long_bad_value_is_quoted_by_its_start() {
+    let long_id = "7".repeat(5000);
+    let long_state = "q".repeat(3000);
+    for args in [
+        vec!["task", "--node", "127.0.0.1:9", &long_id],
+        vec!["cancel", "--node", "127.0.0.1:9", &long_id],
+        vec!["tasks", "--node", "127.0.0.1:9", "--state", &long_state],
+    ] {
+        let stderr = usage_error(&args);
+        assert!(
+            stderr.len() < 400 && stderr.contains('…'),
+            "{}: {} bytes: {stderr}",
+            args[0],
+            stderr.len()
+        );
+    }
+}

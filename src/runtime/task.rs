@@ -1302,18 +1302,19 @@ pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, TaskIdsError>
         .filter(|w| !w.is_empty())
     {
         let (first, last, ranged) = id_bounds(word);
+        let shown = crate::runtime::units::quoted_part(word);
         let bad = || {
             TaskIdsError::Malformed(if ranged {
-                format!("'{word}' is not a task id or a range of ids like 28-127")
+                format!("'{shown}' is not a task id or a range of ids like 28-127")
             } else {
-                format!("'{word}' is not a task id (or a range of ids like 28-127)")
+                format!("'{shown}' is not a task id (or a range of ids like 28-127)")
             })
         };
         let first: TaskId = first.parse().map_err(|_| bad())?;
         let last: TaskId = last.parse().map_err(|_| bad())?;
         if last < first {
             return Err(TaskIdsError::Malformed(format!(
-                "'{word}': the range ends before it starts"
+                "'{shown}': the range ends before it starts"
             )));
         }
         // Counted without overflow: `1-18446744073709551615` must be refused, not wrap to a
@@ -1321,7 +1322,7 @@ pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, TaskIdsError>
         let span = last.0 - first.0;
         if span >= max {
             return Err(TaskIdsError::TooMany(format!(
-                "'{word}' names {} tasks: at most {max} in one cancel; cancel them in parts",
+                "'{shown}' names {} tasks: at most {max} in one cancel; cancel them in parts",
                 u128::from(span) + 1
             )));
         }
