@@ -1568,3 +1568,38 @@ fn status_of_a_log_that_never_syncs_says_so_and_counts_per_write() {
     );
     assert!(!text.contains("nothing was written"), "{text}");
 }
+
+#[test]
+fn a_watch_that_leaves_frees_its_connection_also_at_the_in_flight_limit() {
+    // One connection, one request in flight: the watch holds the only permit, so the node
+    // reads nothing more from it, and must still see the client leave.
+    let node = RunningNode::start(&[
+        "--set",
+        "net.max_connections=1",
+        "--set",
+        "net.max_inflight=1",
+    ]);
+    let mut watch = goliath()
+        .args(["watch", "--node", &node.address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("watch runs");
+    common::eventually(|| {
+        let busy = node.client(&["status"]);
+        (busy.status.code() == Some(5))
+            .then_some(())
+            .ok_or_else(|| "the watch has not taken the connection yet".to_string())
+    });
+    watch.kill().expect("killed");
+    watch.wait().expect("reaped");
+    common::eventually(|| {
+        let status = node.client(&["status"]);
+        status.status.success().then_some(()).ok_or_else(|| {
+            format!(
+                "the node still refuses: {}",
+                String::from_utf8_lossy(&status.stderr)
+            )
+        })
+    });
+}

@@ -506,6 +506,12 @@ async fn read_hello(
     }
 }
 
+/// What a wait on the client's socket found: bytes read, or (held back) bytes peeked at.
+enum ClientBytes {
+    Read(usize),
+    Peeked(usize),
+}
+
 /// A frame to send, with the in-flight permit it releases once written.
 enum Outgoing {
     Response(u32, Response, Option<OwnedSemaphorePermit>),
@@ -704,6 +710,9 @@ impl Connection {
         // buffer beyond `READ_CHUNK`): taken before the buffer grows, given back when it
         // shrinks.
         let mut frame_bytes: Option<OwnedSemaphorePermit> = None;
+        // Whether bytes the client sent wait unread while this side holds it back: then
+        // only a freed permit makes the next move.
+        let mut unread_waiting = false;
         loop {
             // This turn takes what finishes during it itself (an echo finishes inside its
             // submit): no wake-up, and no second, empty poll of this task per request.
@@ -746,6 +755,13 @@ impl Connection {
                 None => None,
             };
             let reading = spare.is_some();
+            if reading {
+                unread_waiting = false;
+            }
+            // Held back at its in-flight limit, a client that leaves must still be seen to:
+            // a watch holding the only permit (net.max_inflight = 1) never ends by itself,
+            // and its connection stayed open, in CLOSE-WAIT, for good.
+            let watching_close = !reading && !unread_waiting;
             let budget_wait = (budget_short > 0).then(|| self.context.frame_budget.clone());
             // A frame taken means the bytes after it begin a new one: its time starts now.
             frame_deadline = match (reading, pending) {
@@ -800,13 +816,26 @@ impl Connection {
                         reader.pending()
                     )));
                 }
-                count = async {
+                io = async {
                     match spare {
-                        Some(spare) => read_half.read(spare).await,
-                        None => std::future::pending().await,
+                        Some(spare) => read_half.read(spare).await.map(ClientBytes::Read),
+                        // Peeked, not read: a request is taken only with a permit.
+                        None => read_half.peek(&mut [0u8; 1]).await.map(ClientBytes::Peeked),
                     }
-                }, if reading => {
-                    let count = count?;
+                }, if reading || watching_close => {
+                    let count = match io? {
+                        ClientBytes::Read(count) => count,
+                        ClientBytes::Peeked(0) => {
+                            // The client closed its side: as below.
+                            drop(permit);
+                            self.drain().await;
+                            return Ok(());
+                        }
+                        ClientBytes::Peeked(_) => {
+                            unread_waiting = true;
+                            continue;
+                        }
+                    };
                     if count == 0 {
                         if reader.pending() > 0 {
                             return Err(Rejection::Protocol(format!(
