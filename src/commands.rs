@@ -368,6 +368,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                                 duplicate
                             })
                         );
+                        if duplicate {
+                            eprintln!("{DUPLICATE_NOTE}");
+                        }
                     } else {
                         for id in ids {
                             outln!("{id}");
@@ -391,6 +394,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                                 duplicate: Some(duplicate)
                             })
                         );
+                        if duplicate {
+                            eprintln!("{DUPLICATE_NOTE}");
+                        }
                     } else {
                         out!("{}", task_table(&tasks, None));
                         if duplicate {

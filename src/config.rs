@@ -328,7 +328,8 @@ impl Default for ExecConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
-    /// How long running tasks may finish before they are cancelled.
+    /// How long running tasks may finish before they are interrupted (to run again at the
+    /// next start; cancelled on a memory-only node).
     #[serde(deserialize_with = "de_duration")]
     pub grace: Duration,
 }

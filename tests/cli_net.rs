@@ -762,6 +762,16 @@ fn a_reused_idempotency_key_returns_the_first_ids_and_refuses_other_work() {
         stderr.contains("used before") && stderr.contains("nothing new was submitted"),
         "{stderr}"
     );
+    // With --json too, beside `"duplicate":true`.
+    let json = node.client(&[
+        "submit",
+        "--json",
+        "--idempotency-key",
+        "nightly-7",
+        "fib 20",
+    ]);
+    assert!(String::from_utf8_lossy(&json.stdout).contains("\"duplicate\":true"));
+    assert!(String::from_utf8_lossy(&json.stderr).contains("used before"));
     let other = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 21"]);
     assert_eq!(other.status.code(), Some(1), "other work under a used key");
     assert!(
