@@ -126,6 +126,7 @@ struct State {
     swim: Swim,
     events: VecDeque<ClusterEvent>,
     outputs: Vec<Output>,
+    refutations: RefutationReport,
 }
 
 struct Shared {
@@ -370,6 +371,7 @@ impl Cluster {
                 swim,
                 events: VecDeque::with_capacity(config.gossip.events.min(1024)),
                 outputs: Vec::new(),
+                refutations: RefutationReport::default(),
             }),
             faults: Mutex::new(FaultRules::default()),
             last_send_error: Mutex::new(None),
@@ -850,6 +852,50 @@ impl TableFullReport {
     }
 }
 
+/// Says when this node keeps being suspected: refutations at the rate of a member the others
+/// do not reach (a `gossip.advertise` that names no address of it, a firewall that passes
+/// its packets one way). Each refutation alone says little; this many says where to look.
+#[derive(Default)]
+struct RefutationReport {
+    /// When the latest refutations were, up to [`REFUTATIONS_TO_WARN`].
+    recent: VecDeque<Instant>,
+    warned_at: Option<Instant>,
+}
+
+/// Refutations within [`REFUTATION_WINDOW`] that make a warning.
+const REFUTATIONS_TO_WARN: usize = 5;
+/// See [`REFUTATIONS_TO_WARN`].
+const REFUTATION_WINDOW: Duration = Duration::from_secs(60);
+
+impl RefutationReport {
+    /// Counts a refutation made at `now`; returns what it logged (for tests).
+    fn record(&mut self, now: Instant, advertise: SocketAddr) -> Option<String> {
+        self.recent.push_back(now);
+        while self.recent.len() > REFUTATIONS_TO_WARN {
+            self.recent.pop_front();
+        }
+        let within = self
+            .recent
+            .front()
+            .map(|first| now.saturating_duration_since(*first));
+        let often = self.recent.len() == REFUTATIONS_TO_WARN
+            && within.is_some_and(|span| span <= REFUTATION_WINDOW);
+        let quiet = self
+            .warned_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= TABLE_FULL_EVERY);
+        if !(often && quiet) {
+            return None;
+        }
+        let message = format!(
+            "this node was suspected, and refuted it, {REFUTATIONS_TO_WARN} times within {}: the others may not reach it at the gossip address it advertises, {advertise} (set gossip.advertise to the address they reach it at), or a firewall passes its packets one way only",
+            crate::runtime::units::ShortDuration(within.unwrap_or_default())
+        );
+        tracing::warn!("{message}");
+        self.warned_at = Some(now);
+        Some(message)
+    }
+}
+
 /// Unanswered join attempts before the first warning.
 const JOIN_ATTEMPTS_BEFORE_WARNING: u32 = 3;
 
@@ -956,6 +1002,9 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
             if let Output::Event(event) = output {
                 let cluster_event = to_cluster_event(shared, event);
                 log_event(&cluster_event, &event.kind);
+                if matches!(event.kind, EventKind::Refuted { .. }) {
+                    state.refutations.record(Instant::now(), shared.advertise);
+                }
                 if state.events.len() >= shared.events_cap {
                     state.events.pop_front();
                 }
@@ -1056,6 +1105,36 @@ fn protocol_address(listen: Option<&str>, advertise: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_suspected_again_and_again_is_told_to_check_its_advertised_address() {
+        let advertise: SocketAddr = "10.77.0.99:7421".parse().expect("address");
+        let start = Instant::now();
+        let mut report = RefutationReport::default();
+        // Fewer than five within any minute: nothing said.
+        for second in [0, 30, 60, 90, 120, 121, 122] {
+            assert_eq!(
+                report.record(start + Duration::from_secs(second), advertise),
+                None,
+                "at {second} s"
+            );
+        }
+        // 90, 120, 121, 122, 123: five within 33 s.
+        let warning = report
+            .record(start + Duration::from_secs(123), advertise)
+            .expect("five within a minute");
+        assert!(
+            warning.contains("5 times within") && warning.contains("10.77.0.99:7421"),
+            "{warning}"
+        );
+        // Said once, not at every refutation after.
+        for second in 124..140 {
+            assert_eq!(
+                report.record(start + Duration::from_secs(second), advertise),
+                None
+            );
+        }
+    }
 
     #[test]
     fn a_full_member_table_is_reported_once_then_at_most_every_ten_minutes() {
