@@ -102,7 +102,11 @@ async fn run_local(
 fn cancel_text(finished: Option<TaskState>) -> String {
     match finished {
         None => "cancel requested".to_string(),
-        Some(state) => format!("already {state}; nothing to cancel"),
+        // As the tables spell the state: "timed out", not "timed_out".
+        Some(state) => format!(
+            "already {}; nothing to cancel",
+            crate::tui::view::state_label(state)
+        ),
     }
 }
 
@@ -396,6 +400,15 @@ mod tests {
     use super::*;
     use crate::config::{Config, WorkerCount};
     use crate::runtime::net::{Server, ServerConfig};
+
+    #[test]
+    fn a_cancel_of_a_finished_task_names_its_state_as_the_tables_do() {
+        assert_eq!(
+            cancel_text(Some(TaskState::TimedOut)),
+            "already timed out; nothing to cancel"
+        );
+        assert_eq!(cancel_text(None), "cancel requested");
+    }
 
     #[test]
     fn a_remote_cancel_gives_each_id_its_own_outcome() {

@@ -1875,7 +1875,11 @@ impl App {
         if task.state.is_finished() {
             self.tell(
                 Severity::Info,
-                format!("task {} already {}; nothing to cancel", task.id, task.state),
+                format!(
+                    "task {} already {}; nothing to cancel",
+                    task.id,
+                    crate::tui::view::state_label(task.state)
+                ),
             );
             return;
         }
