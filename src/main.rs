@@ -902,6 +902,24 @@ impl NodeArgs {
     }
 }
 
+impl NodeArgs {
+    /// Where a config came from (`origin`), and which flags changed it: the node's start log
+    /// said "embedded default config" also for a node started with `--set`s.
+    fn origin_with_changes(&self, origin: &str) -> String {
+        let changed: Vec<&str> = self
+            .given()
+            .into_iter()
+            .filter(|flag| !matches!(*flag, "--insecure-listen" | "--exit-with-stdin"))
+            .chain((!self.overrides.is_empty()).then_some("--set"))
+            .collect();
+        if changed.is_empty() {
+            origin.to_string()
+        } else {
+            format!("{origin}, changed by {}", changed.join(" "))
+        }
+    }
+}
+
 impl ConsoleArgs {
     /// These flags (given after `console` or `demo`) over `outer` (given before it).
     fn merged(&self, outer: &ConsoleArgs) -> ConsoleArgs {
@@ -1373,6 +1391,7 @@ fn run_headless(
         let _runtime = signals.enter();
         signal_listener().map_err(Failure::runtime)?
     };
+    let origin = args.origin_with_changes(&origin);
     let local = start_local(config, args.insecure_listen, &origin)?;
     let mut shutdown_signal = local.server.shutdown_signal();
     let stdin_closed = watch_stdin(args.exit_with_stdin);
@@ -1534,6 +1553,7 @@ fn run_local_console(
     for note in notes {
         tracing::warn!("{note}");
     }
+    let origin = args.origin_with_changes(&origin);
     let local = start_local(config, args.insecure_listen, &origin)?;
     // The console closes on a `goliath shutdown` request or when the write-ahead log fails.
     let (stop, stop_requested) = tokio::sync::watch::channel(false);

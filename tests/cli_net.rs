@@ -1564,6 +1564,14 @@ fn a_refused_batch_counts_as_nothing_submitted_and_exec_refusals_name_the_settin
 #[test]
 fn status_of_a_log_that_never_syncs_says_so_and_counts_per_write() {
     let node = RunningNode::start(&["--set", "wal.sync=never"]);
+    // Its start log says the config was changed from the command line.
+    let log = node.log();
+    assert!(
+        log.lines().any(|line| line.contains("starting node")
+            && line.contains("changed by")
+            && line.contains("--set")),
+        "{log}"
+    );
     let submitted = node.client(&["submit", "--wait", "fib 10 x20"]);
     assert!(submitted.status.success());
     let status = node.client(&["status"]);
