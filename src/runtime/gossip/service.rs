@@ -264,12 +264,23 @@ impl Cluster {
             return Ok(None);
         }
         let bind = config.gossip.bind_address().map_err(ClusterError::Config)?;
-        std::net::UdpSocket::bind(bind)
-            .map(Some)
-            .map_err(|reason| ClusterError::Bind {
+        let socket = std::net::UdpSocket::bind(bind).map_err(|reason| ClusterError::Bind {
+            address: bind,
+            reason,
+        })?;
+        // A bind on every interface with no address to advertise is refused here, before
+        // the node recovers its log and starts (and stops again).
+        if config.gossip.advertise.is_empty() && bind.ip().is_unspecified() {
+            let local_addr = socket.local_addr().map_err(|reason| ClusterError::Bind {
                 address: bind,
                 reason,
-            })
+            })?;
+            let (seeds, unresolved) = resolve_seeds(&config.gossip.join, local_addr, local_addr);
+            if interface_address(local_addr, seeds.first().copied()).is_none() {
+                return Err(no_advertise_address(local_addr, &unresolved));
+            }
+        }
+        Ok(Some(socket))
     }
 
     /// Starts gossip for `node` on `std_socket` (from [`Cluster::bind`]).
@@ -309,16 +320,8 @@ impl Cluster {
             // Members reach each other at the address each advertises: 0.0.0.0 would send
             // every probe of this node back to the prober itself, and the node would be
             // suspected and refute without end.
-            let chosen = interface_address(configured, seeds.first().copied()).ok_or_else(|| {
-                ClusterError::Config(format!(
-                    "gossip listens on {local_addr}, which is no address others can reach, and no interface address could be found for it ({}): set gossip.advertise to this node's IP:PORT as the other members reach it",
-                    if unresolved.is_empty() {
-                        "this host has no default route".to_string()
-                    } else {
-                        format!("the seeds {} do not resolve yet, and this host has no default route", unresolved.join(", "))
-                    }
-                ))
-            })?;
+            let chosen = interface_address(configured, seeds.first().copied())
+                .ok_or_else(|| no_advertise_address(local_addr, &unresolved))?;
             let toward = match (seeds.first(), unresolved.is_empty()) {
                 (Some(seed), _) => seed.to_string(),
                 (None, true) => "its default route".to_string(),
@@ -517,6 +520,21 @@ fn resolve_seeds(
         tracing::warn!(seed = %entry, "gossip.join names only this node's own gossip address ({entry}), so it joins no one and starts a cluster of its own; give another member's gossip address to join its cluster");
     }
     (seeds, unresolved)
+}
+
+/// Why a node bound to every interface has no address to advertise.
+fn no_advertise_address(local_addr: SocketAddr, unresolved: &[String]) -> ClusterError {
+    ClusterError::Config(format!(
+        "gossip listens on {local_addr}, which is no address others can reach, and no interface address could be found for it ({}): set gossip.advertise to this node's IP:PORT as the other members reach it",
+        if unresolved.is_empty() {
+            "this host has no default route".to_string()
+        } else {
+            format!(
+                "the seeds {} do not resolve yet, and this host has no default route",
+                unresolved.join(", ")
+            )
+        }
+    ))
 }
 
 /// The file in the data directory that holds the generation of the node's last start.
