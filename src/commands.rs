@@ -502,8 +502,8 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     // goes down a pipe.
                     if let Some(id) = next_before {
                         eprintln!(
-                            "goliath: {} tasks shown, the newest first; older ones may follow: add --before {} for the next page",
-                            tasks.len(),
+                            "goliath: {} shown, the newest first; older ones may follow: add --before {} for the next page",
+                            goliath::runtime::units::counted(tasks.len() as u64, "task", "tasks"),
                             id.0
                         );
                     }
