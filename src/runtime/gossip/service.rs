@@ -884,6 +884,8 @@ struct RefutationReport {
 const REFUTATIONS_TO_WARN: usize = 5;
 /// See [`REFUTATIONS_TO_WARN`].
 const REFUTATION_WINDOW: Duration = Duration::from_secs(60);
+/// How often the warning of [`RefutationReport`] is repeated at most.
+const REFUTATION_WARN_EVERY: Duration = Duration::from_secs(600);
 
 impl RefutationReport {
     /// Counts a refutation made at `now`; returns what it logged (for tests).
@@ -900,7 +902,7 @@ impl RefutationReport {
             && within.is_some_and(|span| span <= REFUTATION_WINDOW);
         let quiet = self
             .warned_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= TABLE_FULL_EVERY);
+            .is_none_or(|at| now.saturating_duration_since(at) >= REFUTATION_WARN_EVERY);
         if !(often && quiet) {
             return None;
         }
@@ -1020,7 +1022,15 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
             if let Output::Event(event) = output {
                 let cluster_event = to_cluster_event(shared, event);
                 log_event(&cluster_event, &event.kind);
-                if matches!(event.kind, EventKind::Refuted { .. }) {
+                // One per suspicion: a refutation that then learns of a death verdict is
+                // the same episode.
+                if matches!(
+                    event.kind,
+                    EventKind::Refuted {
+                        declared_dead: false,
+                        ..
+                    }
+                ) {
                     state.refutations.record(Instant::now(), shared.advertise);
                 }
                 if state.events.len() >= shared.events_cap {
