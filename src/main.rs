@@ -900,9 +900,7 @@ impl NodeArgs {
         .filter_map(|(flag, given)| given.then_some(flag))
         .collect()
     }
-}
 
-impl NodeArgs {
     /// Where a config came from (`origin`), and which flags changed it: the node's start log
     /// said "embedded default config" also for a node started with `--set`s.
     fn origin_with_changes(&self, origin: &str) -> String {
