@@ -661,6 +661,22 @@ fn a_checkpoint_copied_in_from_another_data_directory_refuses_to_start() {
     }
 }
 
+/// Starts on `dir` `times` times with room for the checkpoint but not the segment after it
+/// (a service manager restarting a node on a full disk): each is refused for lack of space.
+fn starts_refused_with_room_for_the_checkpoint_only(dir: &Path, times: usize) {
+    for _ in 0..times {
+        let mut tight = options(dir);
+        tight.faults = Some(Arc::new(
+            Faults::parse(&format!("enospc_after_bytes={}", SEGMENT / 2)).expect("parses"),
+        ));
+        let refused = wal::open(tight, &|_| Ok(()))
+            .expect("reads")
+            .start()
+            .expect_err("no room for the segment");
+        assert!(matches!(refused, WalError::NoSpace { .. }), "{refused:?}");
+    }
+}
+
 #[test]
 fn a_start_on_a_full_disk_says_how_much_space_it_needs() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -681,17 +697,7 @@ fn a_start_on_a_full_disk_says_how_much_space_it_needs() {
     // Room for the checkpoint but not the segment after it, twice (a service manager
     // restarting the node on a full disk): each start rewrites the same checkpoint, and the
     // directory still starts once there is room.
-    for _ in 0..2 {
-        let mut tight = options(dir.path());
-        tight.faults = Some(Arc::new(
-            Faults::parse(&format!("enospc_after_bytes={}", SEGMENT / 2)).expect("parses"),
-        ));
-        let refused = wal::open(tight, &|_| Ok(()))
-            .expect("reads")
-            .start()
-            .expect_err("no room for the segment");
-        assert!(matches!(refused, WalError::NoSpace { .. }), "{refused:?}");
-    }
+    starts_refused_with_room_for_the_checkpoint_only(dir.path(), 2);
     assert_eq!(live_ids(dir.path()).expect("recovers").len(), 200);
     wal::open(options(dir.path()), &|_| Ok(()))
         .expect("opens")
@@ -1659,17 +1665,7 @@ fn a_first_start_stopped_before_its_first_segment_leaves_a_directory_that_starts
     // the checkpoint but not the segment (a service manager restarting it twice).
     let dir = tempfile::tempdir().expect("temp dir");
     drop(wal::open(options(dir.path()), &|_| Ok(())).expect("opens"));
-    for _ in 0..2 {
-        let mut tight = options(dir.path());
-        tight.faults = Some(Arc::new(
-            Faults::parse(&format!("enospc_after_bytes={}", SEGMENT / 2)).expect("parses"),
-        ));
-        let refused = wal::open(tight, &|_| Ok(()))
-            .expect("reads")
-            .start()
-            .expect_err("no room for the segment");
-        assert!(matches!(refused, WalError::NoSpace { .. }), "{refused:?}");
-    }
+    starts_refused_with_room_for_the_checkpoint_only(dir.path(), 2);
     let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
     assert!(
         inspection.healthy() && inspection.notes.is_empty(),
