@@ -672,7 +672,7 @@ pub enum ConfigError {
         error: std::io::Error,
     },
     /// The file is not valid TOML, or a key is unknown or has the wrong type.
-    #[error("{origin}, line {line}, column {column}{}: {message}", key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+    #[error("{origin}, line {line}, column {column}{}: {message}", key.as_ref().map(|k| format!(", key `{}`", crate::runtime::units::quoted_part(k))).unwrap_or_default())]
     Syntax {
         /// Which file.
         origin: ConfigOrigin,
@@ -686,7 +686,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is out of range or inconsistent.
-    #[error("{origin}{}: `{key}`{}{message}", line.map(|l| format!(", line {l}")).unwrap_or_default(), if message.starts_with('=') { " " } else { ": " })]
+    #[error("{origin}{}: `{}`{}{message}", line.map(|l| format!(", line {l}")).unwrap_or_default(), crate::runtime::units::quoted_part(key), if message.starts_with('=') { " " } else { ": " })]
     Invalid {
         /// Which file.
         origin: ConfigOrigin,
@@ -1727,6 +1727,8 @@ fn known_names() -> Vec<String> {
 /// What to say of a dotted key no setting has, in a file or on the command line: the
 /// nearest key or table, else the keys its table has.
 fn unknown_key_message(full: &str) -> String {
+    // Quoted by its start: a 3,000-character key need not come back whole.
+    let shown = crate::runtime::units::quoted_part(full);
     let keys = known_keys();
     let keys_of = |table: &str| -> Vec<&str> {
         keys.iter()
@@ -1740,7 +1742,7 @@ fn unknown_key_message(full: &str) -> String {
     if names.iter().any(|name| name == full) {
         // A table given where a key goes (`--set scheduler=3`).
         return format!(
-            "unknown key `{full}`: it is a table; [{full}] has: {}",
+            "unknown key `{shown}`: it is a table; [{full}] has: {}",
             keys_of(full).join(", ")
         );
     }
@@ -1751,15 +1753,15 @@ fn unknown_key_message(full: &str) -> String {
         if table == last {
             // `[node]` then `node.name = …`.
             return format!(
-                "unknown key `{full}`: this is under [{table}] already; write its keys without `{last}.` in front"
+                "unknown key `{shown}`: this is under [{table}] already; write its keys without `{last}.` in front"
             );
         }
         return format!(
-            "unknown key `{full}`: `{last}` is a table of its own; put its keys under [{last}], not under [{table}]"
+            "unknown key `{shown}`: `{last}` is a table of its own; put its keys under [{last}], not under [{table}]"
         );
     }
     if let Some(suggestion) = suggest::closest(full, names.iter().map(String::as_str)) {
-        return format!("unknown key `{full}`; did you mean `{suggestion}`?");
+        return format!("unknown key `{shown}`; did you mean `{suggestion}`?");
     }
     if !full.contains('.') {
         // A key written above every table header: which table it belongs in.
@@ -1769,17 +1771,17 @@ fn unknown_key_message(full: &str) -> String {
         {
             let table = home.rsplit_once('.').map(|(t, _)| t).unwrap_or_default();
             return format!(
-                "unknown key `{full}`: keys belong in a table; did you mean `{home}` (under [{table}])?"
+                "unknown key `{shown}`: keys belong in a table; did you mean `{home}` (under [{table}])?"
             );
         }
     }
     let table = full.rsplit_once('.').map(|(t, _)| t).unwrap_or("");
     let siblings = keys_of(table);
     if siblings.is_empty() {
-        format!("unknown key `{full}`")
+        format!("unknown key `{shown}`")
     } else {
         format!(
-            "unknown key `{full}`; [{table}] has: {}",
+            "unknown key `{shown}`; [{table}] has: {}",
             siblings.join(", ")
         )
     }

@@ -292,7 +292,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Ask the node to shut down (running tasks get shutdown.grace, then run again at its next start)
+    /// Ask the node to shut down (running tasks get shutdown.grace, then run again at its next start; a memory-only node cancels them)
     Shutdown {
         /// Return once the node has stopped (no longer listening, and on this machine its
         /// process gone), so a node can be started again right after.

@@ -964,3 +964,14 @@ fn a_long_bad_value_is_quoted_by_its_start() {
         );
     }
 }
+
+#[test]
+fn a_long_unknown_config_key_is_quoted_by_its_start() {
+    let key = format!("scheduler.{}", "q".repeat(3000));
+    let stderr = usage_error(&["config", "show", "--set", &format!("{key}=1")]);
+    assert!(
+        stderr.len() < 400 && stderr.contains("unknown key") && stderr.contains('…'),
+        "{} bytes: {stderr}",
+        stderr.len()
+    );
+}

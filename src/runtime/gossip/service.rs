@@ -888,6 +888,15 @@ const REFUTATION_WINDOW: Duration = Duration::from_secs(60);
 const REFUTATION_WARN_EVERY: Duration = Duration::from_secs(600);
 
 impl RefutationReport {
+    /// Whether the latest refutations came as often as a warning takes.
+    fn often(&self, now: Instant) -> bool {
+        self.recent.len() == REFUTATIONS_TO_WARN
+            && self
+                .recent
+                .front()
+                .is_some_and(|first| now.saturating_duration_since(*first) <= REFUTATION_WINDOW)
+    }
+
     /// Counts a refutation made at `now`; returns what it logged (for tests).
     fn record(&mut self, now: Instant, advertise: SocketAddr) -> Option<String> {
         self.recent.push_back(now);
@@ -898,8 +907,7 @@ impl RefutationReport {
             .recent
             .front()
             .map(|first| now.saturating_duration_since(*first));
-        let often = self.recent.len() == REFUTATIONS_TO_WARN
-            && within.is_some_and(|span| span <= REFUTATION_WINDOW);
+        let often = self.often(now);
         let quiet = self
             .warned_at
             .is_none_or(|at| now.saturating_duration_since(at) >= REFUTATION_WARN_EVERY);
@@ -1021,17 +1029,25 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
         for output in &outputs {
             if let Output::Event(event) = output {
                 let cluster_event = to_cluster_event(shared, event);
-                log_event(&cluster_event, &event.kind);
                 // One per suspicion: a refutation that then learns of a death verdict is
-                // the same episode.
-                if matches!(
+                // the same episode. Once they come this often, the report says it, and
+                // each one alone goes to the debug log (a flapping node wrote a warning
+                // a second).
+                let flapping = matches!(
                     event.kind,
                     EventKind::Refuted {
                         declared_dead: false,
                         ..
                     }
-                ) {
-                    state.refutations.record(Instant::now(), shared.advertise);
+                ) && {
+                    let now = Instant::now();
+                    state.refutations.record(now, shared.advertise);
+                    state.refutations.often(now)
+                };
+                if flapping {
+                    tracing::debug!(member = %cluster_event.member, "{}", cluster_event.text);
+                } else {
+                    log_event(&cluster_event, &event.kind);
                 }
                 if state.events.len() >= shared.events_cap {
                     state.events.pop_front();
@@ -1155,13 +1171,16 @@ mod tests {
             warning.contains("5 times within") && warning.contains("10.77.0.99:7421"),
             "{warning}"
         );
-        // Said once, not at every refutation after.
+        // Said once, not at every refutation after; meanwhile each is "often" (logged at
+        // debug), until they slow down.
         for second in 124..140 {
             assert_eq!(
                 report.record(start + Duration::from_secs(second), advertise),
                 None
             );
+            assert!(report.often(start + Duration::from_secs(second)));
         }
+        assert!(!report.often(start + Duration::from_secs(400)));
     }
 
     #[test]
