@@ -453,6 +453,8 @@ impl From<CommandError> for Failure {
 
 /// Whether this run is a client command (output then reports a node's answer).
 static CLIENT_COMMAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether that command changes something on the node (submit, cancel, shutdown).
+static CHANGING_COMMAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Writes a command's output (see [`out!`]): a closed pipe exits 0 at once, any other
 /// failure to write exits 1 saying so.
@@ -464,10 +466,13 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
         }
         // A client command's output follows the node's answer: what was asked was done, only
         // its report is lost (a script that retries a submit would submit it again).
-        let done = if CLIENT_COMMAND.load(std::sync::atomic::Ordering::Relaxed) {
-            "; the node had answered (a submit or a cancel it answered took effect), only this report of it is lost"
-        } else {
-            ""
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let done = match (CLIENT_COMMAND.load(relaxed), CHANGING_COMMAND.load(relaxed)) {
+            (true, true) => {
+                "; the node had answered (what it answered took effect), only this report of it is lost"
+            }
+            (true, false) => "; the node had answered, only this report of it is lost",
+            (false, _) => "",
         };
         eprintln!("goliath: cannot write to standard output: {error}{done}");
         std::process::exit(1);
@@ -638,6 +643,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let client = |name: &str, target: Target, command: ClientCommand| {
         refuse_outer(name, Some(&[]), false)?;
         CLIENT_COMMAND.store(true, std::sync::atomic::Ordering::Relaxed);
+        CHANGING_COMMAND.store(
+            matches!(name, "submit" | "cancel" | "shutdown"),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         run_client(
             &NodeArgs::default().merged(&outer_node, &config),
             target,

@@ -862,6 +862,22 @@ fn output_into_a_closed_pipe_ends_quietly() {
     );
     let listed = node.json(&["task", "4"]);
     assert_eq!(listed["spec"], "fib 11", "{listed}");
+    // A command that changes nothing does not speak of something taking effect.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full opens");
+    let output = goliath()
+        .args(["tasks", "--node", &node.address])
+        .stdout(full)
+        .output()
+        .expect("client runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("only this report of it is lost") && !stderr.contains("took effect"),
+        "{stderr}"
+    );
 }
 
 #[test]
