@@ -455,11 +455,14 @@ impl From<CommandError> for Failure {
 static CLIENT_COMMAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Whether that command changes something on the node (submit, cancel, shutdown).
 static CHANGING_COMMAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether anything was written to standard output.
+static WROTE_STDOUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Writes a command's output (see [`out!`]): a closed pipe exits 0 at once, any other
 /// failure to write exits 1 saying so.
 fn write_stdout(text: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
+    WROTE_STDOUT.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Err(error) = std::io::stdout().lock().write_fmt(text) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
@@ -1150,12 +1153,27 @@ fn run_client(args: &NodeArgs, target: Target, command: ClientCommand) -> Result
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
-    runtime.block_on(async {
+    let result: Result<u8, CommandError> = runtime.block_on(async {
         let client = Client::connect(&address, &options)
             .await
             .map_err(CommandError::from)?;
-        Ok(commands::run(&client, command, target.json).await?)
-    })
+        commands::run(&client, command, target.json).await
+    });
+    // With --json a script reads standard output: a failure is a document there too (the
+    // same text goes to stderr), unless the command already printed its own (an
+    // interrupted or disconnected wait, a watch's lines).
+    if let Err(error) = &result
+        && target.json
+        && !WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "error": { "message": error.message, "exit_code": error.code }
+            })
+        );
+    }
+    Ok(result?)
 }
 
 /// Checks the listen address: anything but loopback needs `--insecure-listen`.

@@ -248,6 +248,19 @@ fn exit_codes_say_what_went_wrong() {
     };
     assert_eq!(code(&["submit", "spni", "1s"]), Some(2), "bad spec");
     assert_eq!(code(&["task", "424242"]), Some(6), "no such task");
+    // With --json the failure is a document on stdout too, beside the text on stderr.
+    let missing = node.client(&["task", "--json", "424242"]);
+    assert_eq!(missing.status.code(), Some(6));
+    let document: serde_json::Value =
+        serde_json::from_slice(&missing.stdout).expect("one JSON document");
+    assert_eq!(document["error"]["exit_code"], 6, "{document}");
+    assert!(
+        document["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("424242")),
+        "{document}"
+    );
+    assert!(!missing.stderr.is_empty());
     let missing = node.client(&["cancel", "424242"]);
     assert_eq!(missing.status.code(), Some(6), "no such task to cancel");
     let said = String::from_utf8_lossy(&missing.stdout);
