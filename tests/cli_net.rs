@@ -1626,15 +1626,23 @@ fn a_watch_that_leaves_frees_its_connection_also_at_the_in_flight_limit() {
         "--set",
         "net.max_inflight=1",
     ]);
-    let mut watch = goliath()
-        .args(["watch", "--node", &node.address])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("watch runs");
+    let start_watch = || {
+        goliath()
+            .args(["watch", "--node", &node.address])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("watch runs")
+    };
+    let mut watch = start_watch();
     common::eventually(|| {
+        // A probe that held the only connection as the watch came is refused it (busy):
+        // the watch exits and starts again.
+        if watch.try_wait().expect("waits").is_some() {
+            watch = start_watch();
+        }
         let busy = node.client(&["status"]);
-        (busy.status.code() == Some(5))
+        (busy.status.code() == Some(5) && watch.try_wait().expect("waits").is_none())
             .then_some(())
             .ok_or_else(|| "the watch has not taken the connection yet".to_string())
     });
