@@ -29,7 +29,8 @@ impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
         // target in a field.
         let target = line.log_target.take();
         let target = target.as_deref().unwrap_or(metadata.target());
-        let (target, text) = pane_line(target, line.finish());
+        let text = line.finish();
+        let (target, text) = pane_line(target, &text);
         let level = match *metadata.level() {
             tracing::Level::ERROR => log::Level::Error,
             tracing::Level::WARN => log::Level::Warn,
@@ -41,7 +42,7 @@ impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
             &log::Record::builder()
                 .args(format_args!("{text}"))
                 .level(level)
-                .target(&target)
+                .target(target)
                 .file(metadata.file())
                 .line(metadata.line())
                 .module_path(metadata.module_path())
@@ -58,17 +59,17 @@ pub const DEMO_CHILD_TARGET: &str = "goliath::demo_child";
 /// the `goliath::runtime::` (or `goliath::`) every one of them shares, so a targets list as
 /// narrow as 80 columns leaves tells `gossip::service`, `node` and `wal` apart; a demo
 /// child's line goes under the child's name, which begins it.
-fn pane_line(target: &str, text: String) -> (String, String) {
+fn pane_line<'a>(target: &'a str, text: &'a str) -> (&'a str, &'a str) {
     if target == DEMO_CHILD_TARGET
         && let Some((name, rest)) = text.split_once(": ")
     {
-        return (name.to_string(), rest.to_string());
+        return (name, rest);
     }
     let short = target
         .strip_prefix("goliath::runtime::")
         .or_else(|| target.strip_prefix("goliath::"))
         .unwrap_or(target);
-    (short.to_string(), text)
+    (short, text)
 }
 
 /// One event as a line: its message, then two spaces and its other fields as `key=value`,
@@ -174,10 +175,10 @@ mod tests {
 
     #[test]
     fn panes_name_targets_without_the_crate_path_and_demo_children_by_name() {
-        let line = |target: &str, text: &str| pane_line(target, text.to_string());
+        let line = pane_line;
         assert_eq!(
             line("goliath::runtime::gossip::service", "joined"),
-            ("gossip::service".to_string(), "joined".to_string())
+            ("gossip::service", "joined")
         );
         assert_eq!(line("goliath::runtime::wal", "x").0, "wal");
         assert_eq!(line("goliath", "x").0, "goliath");
@@ -188,10 +189,7 @@ mod tests {
                 DEMO_CHILD_TARGET,
                 "lab-2: lab-1 failed (declared dead)  member=lab-1"
             ),
-            (
-                "lab-2".to_string(),
-                "lab-1 failed (declared dead)  member=lab-1".to_string()
-            )
+            ("lab-2", "lab-1 failed (declared dead)  member=lab-1")
         );
     }
 
