@@ -824,13 +824,9 @@ impl Connection {
                     }
                 }, if reading || watching_close => {
                     let count = match io? {
-                        ClientBytes::Read(count) => count,
-                        ClientBytes::Peeked(0) => {
-                            // The client closed its side: as below.
-                            drop(permit);
-                            self.drain().await;
-                            return Ok(());
-                        }
+                        // A peek of nothing: the client closed its side, as a read of
+                        // nothing says below.
+                        ClientBytes::Read(count) | ClientBytes::Peeked(count @ 0) => count,
                         ClientBytes::Peeked(_) => {
                             unread_waiting = true;
                             continue;
