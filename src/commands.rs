@@ -102,6 +102,18 @@ pub enum ClientCommand {
     Members,
 }
 
+impl ClientCommand {
+    /// Whether the command changes something on the node (submit, cancel, shutdown).
+    pub fn changes_node(&self) -> bool {
+        matches!(
+            self,
+            ClientCommand::Submit { .. }
+                | ClientCommand::Cancel { .. }
+                | ClientCommand::Shutdown { .. }
+        )
+    }
+}
+
 /// `goliath submit`'s options, which must come before the specs.
 const SUBMIT_OPTIONS: [&str; 4] = ["--wait", "--json", "--node", "--idempotency-key"];
 
@@ -368,16 +380,13 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                                 duplicate
                             })
                         );
-                        if duplicate {
-                            eprintln!("{DUPLICATE_NOTE}");
-                        }
                     } else {
                         for id in ids {
                             outln!("{id}");
                         }
-                        if duplicate {
-                            eprintln!("{DUPLICATE_NOTE}");
-                        }
+                    }
+                    if duplicate {
+                        eprintln!("{DUPLICATE_NOTE}");
                     }
                     Ok(exit::OK)
                 }
@@ -391,20 +400,17 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                             "{}",
                             to_json(&TaskList {
                                 tasks: &tasks,
-                                duplicate: Some(duplicate)
+                                duplicate
                             })
                         );
-                        if duplicate {
-                            eprintln!("{DUPLICATE_NOTE}");
-                        }
                     } else {
                         out!("{}", task_table(&tasks, None));
-                        if duplicate {
-                            eprintln!("{DUPLICATE_NOTE}");
-                        }
-                        if failed > 0 {
-                            eprintln!("goliath: {failed} of {} tasks did not succeed", tasks.len());
-                        }
+                    }
+                    if duplicate {
+                        eprintln!("{DUPLICATE_NOTE}");
+                    }
+                    if !json && failed > 0 {
+                        eprintln!("goliath: {failed} of {} tasks did not succeed", tasks.len());
                     }
                     Ok(if failed > 0 { exit::FAILURE } else { exit::OK })
                 }
@@ -876,14 +882,13 @@ fn process_runs(pid: u32) -> bool {
     !matches!(state, Some("Z" | "X") | None)
 }
 
-/// `{"tasks": […]}` (and `"duplicate"` for a submission), each task's fields in the order
-/// of `goliath task --json`: built from the structs, not through `json!`, whose map would
-/// sort them by name.
+/// `{"tasks": […], "duplicate": B}` of `submit --wait --json`, each task's fields in the
+/// order of `goliath task --json`: built from the structs, not through `json!`, whose map
+/// would sort them by name.
 #[derive(serde::Serialize)]
 struct TaskList<'a> {
     tasks: &'a [TaskInfo],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duplicate: Option<bool>,
+    duplicate: bool,
 }
 
 /// `goliath tasks --json`: a page of tasks, and where the next one starts (`null` when this

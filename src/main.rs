@@ -646,10 +646,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let client = |name: &str, target: Target, command: ClientCommand| {
         refuse_outer(name, Some(&[]), false)?;
         CLIENT_COMMAND.store(true, std::sync::atomic::Ordering::Relaxed);
-        CHANGING_COMMAND.store(
-            matches!(name, "submit" | "cancel" | "shutdown"),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        CHANGING_COMMAND.store(command.changes_node(), std::sync::atomic::Ordering::Relaxed);
         run_client(
             &NodeArgs::default().merged(&outer_node, &config),
             target,
@@ -1713,9 +1710,10 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
     let family = args.name.as_deref().unwrap_or("demo");
     let child_name = |i: usize| format!("{family}-{i}");
     let longest = child_name(nodes.saturating_sub(1));
-    if nodes > 1 && longest.len() > 63 {
+    let max_name = goliath::runtime::gossip::wire::MAX_NAME;
+    if nodes > 1 && longest.len() > max_name {
         return Err(Failure::usage(anyhow::anyhow!(
-            "demo: the children are named after --name, and {longest:?} is over 63 bytes: use a shorter --name"
+            "demo: the children are named after --name, and {longest:?} is over {max_name} bytes: use a shorter --name"
         )));
     }
     let ports = free_ports(nodes).map_err(Failure::runtime)?;
