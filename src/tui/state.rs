@@ -2151,7 +2151,6 @@ impl App {
                         // A prefix naming one tab (`clu`), as k9s takes them.
                         let mut matching = Tab::ALL
                             .iter()
-                            .filter(|_| !wanted.is_empty())
                             .filter(|t| t.title().to_lowercase().starts_with(&wanted));
                         match (matching.next(), matching.next()) {
                             (Some(tab), None) => Some(*tab),

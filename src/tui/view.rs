@@ -1109,24 +1109,14 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     // alwa" or a size without its unit reads as a figure.
     let room = usize::from(area.width.saturating_sub(2));
     let dot = || Span::styled(" · ", theme.muted);
+    let never = wal.sync == crate::runtime::wal::WalSync::Never;
     let title = if wal.healthy {
         Line::from(vec![
-            Span::styled(
-                if wal.sync == crate::runtime::wal::WalSync::Never {
-                    " WAL "
-                } else {
-                    " WAL fsync "
-                },
-                theme.title,
-            ),
+            Span::styled(if never { " WAL " } else { " WAL fsync " }, theme.title),
             // The sync mode before the window: `sync never` must not be the item dropped.
             Span::styled(
                 format!("· sync {} ", wal.sync.as_str()),
-                if wal.sync == crate::runtime::wal::WalSync::Never {
-                    theme.warning
-                } else {
-                    theme.muted
-                },
+                if never { theme.warning } else { theme.muted },
             ),
             // Under a second old, "0s window" says nothing.
             Span::styled(
@@ -1148,7 +1138,6 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let us = |value: f64| short_us(value.round() as u64);
-    let never = wal.sync == crate::runtime::wal::WalSync::Never;
     // A batch is one write and, unless sync is never, one fdatasync.
     let per = if never { "write" } else { "fsync" };
     let latency = if never {
