@@ -591,7 +591,7 @@ pub fn open(
             .write_file_atomically(
                 &dir,
                 segment::NEWEST_FILE,
-                format!("{} {log_id:016x}\n", segment::segment_name(0)).as_bytes(),
+                segment::newest_text(0, log_id).as_bytes(),
             )
             .map_err(io_error("write", &newest_path))?;
     }

@@ -215,7 +215,7 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         io.replace_file(
             dir,
             segment::NEWEST_FILE,
-            format!("{} {log_id:016x}\n", segment::segment_name(last)).as_bytes(),
+            segment::newest_text(last, log_id).as_bytes(),
         )
         .map_err(io_error("write", &dir.join(segment::NEWEST_FILE)))?;
     }

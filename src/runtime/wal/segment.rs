@@ -45,6 +45,12 @@ pub struct Newest {
     pub log_id: Option<u64>,
 }
 
+/// The text of [`NEWEST_FILE`] naming segment `seq` (0: none created yet) of log `log_id`,
+/// as [`read_newest`] reads it.
+pub fn newest_text(seq: u64, log_id: u64) -> String {
+    format!("{} {log_id:016x}\n", segment_name(seq))
+}
+
 /// What [`NEWEST_FILE`] says: `None` when there is no such file (a new directory, or one
 /// written before the file existed); an `InvalidData` error when it names no segment.
 pub fn read_newest(dir: &Path) -> io::Result<Option<Newest>> {
@@ -529,11 +535,7 @@ impl Io {
             // commit competing with the log's fdatasyncs): until the next one makes it
             // durable, a crash leaves it naming the segment before, and recovery counts a
             // newer segment on disk as created all the same.
-            self.replace_file(
-                dir,
-                NEWEST_FILE,
-                format!("{name} {log_id:016x}\n").as_bytes(),
-            )?;
+            self.replace_file(dir, NEWEST_FILE, newest_text(seq, log_id).as_bytes())?;
             Ok((file, header.len() as u64))
         })();
         if result.is_err() {
