@@ -275,9 +275,14 @@ impl Cluster {
                 address: bind,
                 reason,
             })?;
-            let (seeds, unresolved) = resolve_seeds(&config.gossip.join, local_addr, local_addr);
-            if interface_address(local_addr, seeds.first().copied()).is_none() {
-                return Err(no_advertise_address(local_addr, &unresolved));
+            // The default route's interface settles it without looking the seeds up (a
+            // second lookup at start would repeat their warnings); without one, a seed's may.
+            if interface_address(local_addr, None).is_none() {
+                let (seeds, unresolved) =
+                    resolve_seeds(&config.gossip.join, local_addr, local_addr);
+                if interface_address(local_addr, seeds.first().copied()).is_none() {
+                    return Err(no_advertise_address(local_addr, &unresolved));
+                }
             }
         }
         Ok(Some(socket))
