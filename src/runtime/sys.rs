@@ -236,12 +236,10 @@ mod tests {
             12: 0100007F:1F4D 00000000:0000 07 00000000:00000000\n";
         assert!(udp_table_has_port(table, 0x1F4D));
         assert!(!udp_table_has_port(table, 0x1F4C));
-        // A real socket: its port is listed, and after it closes no longer.
+        // A real socket's port is listed (after it closes, another test may take the port).
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
         let port = socket.local_addr().expect("address").port();
         assert!(udp_port_in_use(port));
-        drop(socket);
-        assert!(!udp_port_in_use(port));
     }
 
     #[test]

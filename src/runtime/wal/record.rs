@@ -1224,6 +1224,15 @@ mod tests {
         buffer
     }
 
+    /// The records a group written by `write` (records of an older format) reads back as.
+    fn read_back(write: impl FnOnce(&mut GroupEncoder<'_>)) -> Vec<Record> {
+        let mut bytes = Vec::new();
+        let mut group = GroupEncoder::new(&mut bytes, MAX_PAYLOAD, usize::MAX);
+        write(&mut group);
+        group.finish().expect("fits");
+        read_all(&bytes).into_iter().map(|(r, _)| r).collect()
+    }
+
     fn read_all(bytes: &[u8]) -> Vec<(Record, bool)> {
         let mut out = Vec::new();
         let mut at = 0;
@@ -1293,32 +1302,30 @@ mod tests {
             max_id: u64,
             created_unix_us: u64,
         }
-        let mut bytes = Vec::new();
-        let mut group = GroupEncoder::new(&mut bytes, MAX_PAYLOAD, usize::MAX);
-        group
-            .push(
-                RecordType::Segment,
-                &SegmentV2 {
-                    version: 2,
-                    segment: 7,
-                    created_unix_us: 99,
-                    size: 4096,
-                },
-            )
-            .expect("encodes");
-        group
-            .push(
-                RecordType::CheckpointBegin,
-                &BeginV2 {
-                    version: 2,
-                    next_segment: 7,
-                    max_id: 12,
-                    created_unix_us: 99,
-                },
-            )
-            .expect("encodes");
-        group.finish().expect("fits");
-        let records: Vec<Record> = read_all(&bytes).into_iter().map(|(r, _)| r).collect();
+        let records = read_back(|group| {
+            group
+                .push(
+                    RecordType::Segment,
+                    &SegmentV2 {
+                        version: 2,
+                        segment: 7,
+                        created_unix_us: 99,
+                        size: 4096,
+                    },
+                )
+                .expect("encodes");
+            group
+                .push(
+                    RecordType::CheckpointBegin,
+                    &BeginV2 {
+                        version: 2,
+                        next_segment: 7,
+                        max_id: 12,
+                        created_unix_us: 99,
+                    },
+                )
+                .expect("encodes");
+        });
         assert_eq!(
             records,
             vec![
@@ -1362,31 +1369,29 @@ mod tests {
             text: None,
             timeout_ns: 0,
         };
-        let mut bytes = Vec::new();
-        let mut group = GroupEncoder::new(&mut bytes, MAX_PAYLOAD, usize::MAX);
-        group
-            .push(
-                RecordType::Accepted,
-                &AcceptedV4Form {
-                    ids: Cow::Borrowed(&ids),
-                    spec: spec.clone(),
-                    key: Some(Cow::Borrowed("k1")),
-                    attempt: 1,
-                    submitted_unix_us: 99,
-                },
-            )
-            .expect("encodes");
-        group
-            .push(
-                RecordType::CheckpointKey,
-                &KeyV4Form {
-                    key: Cow::Borrowed("k1"),
-                    ids: Cow::Borrowed(&ids),
-                },
-            )
-            .expect("encodes");
-        group.finish().expect("fits");
-        let records: Vec<Record> = read_all(&bytes).into_iter().map(|(r, _)| r).collect();
+        let records = read_back(|group| {
+            group
+                .push(
+                    RecordType::Accepted,
+                    &AcceptedV4Form {
+                        ids: Cow::Borrowed(&ids),
+                        spec: spec.clone(),
+                        key: Some(Cow::Borrowed("k1")),
+                        attempt: 1,
+                        submitted_unix_us: 99,
+                    },
+                )
+                .expect("encodes");
+            group
+                .push(
+                    RecordType::CheckpointKey,
+                    &KeyV4Form {
+                        key: Cow::Borrowed("k1"),
+                        ids: Cow::Borrowed(&ids),
+                    },
+                )
+                .expect("encodes");
+        });
         assert_eq!(
             records,
             vec![
