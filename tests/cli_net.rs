@@ -783,6 +783,7 @@ fn a_reused_idempotency_key_returns_the_first_ids_and_refuses_other_work() {
         "nightly-7",
         "fib 20",
     ]);
+    assert!(json.status.success());
     assert!(String::from_utf8_lossy(&json.stdout).contains("\"duplicate\":true"));
     assert!(String::from_utf8_lossy(&json.stderr).contains("used before"));
     let other = node.client(&["submit", "--idempotency-key", "nightly-7", "fib 21"]);
@@ -842,17 +843,12 @@ fn output_into_a_closed_pipe_ends_quietly() {
             .expect("client runs");
         std::thread::sleep(Duration::from_millis(300));
         drop(child.stdout.take());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waits") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{args:?} still runs 30 s after its reader closed the pipe");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = common::eventually(|| {
+            child
+                .try_wait()
+                .expect("waits")
+                .ok_or_else(|| format!("{args:?} still runs after its reader closed the pipe"))
+        });
         assert!(status.success(), "{args:?}: {status:?}");
     }
     // Output that cannot be written (a full disk) is an error, and it says the submit was
@@ -1613,7 +1609,10 @@ fn status_of_a_log_that_never_syncs_says_so_and_counts_per_write() {
         text.contains("per write") && !text.contains("per fsync"),
         "{text}"
     );
-    assert!(!text.contains("nothing was written"), "{text}");
+    // And counts them: the records written, per write.
+    let wal = &node.json(&["status"])["wal"];
+    assert!(wal["records"].as_u64() > Some(0), "{wal}");
+    assert!(wal["records_per_fsync"].as_f64() > Some(0.0), "{wal}");
 }
 
 #[test]
@@ -1626,6 +1625,7 @@ fn a_watch_that_leaves_frees_its_connection_also_at_the_in_flight_limit() {
         "--set",
         "net.max_inflight=1",
     ]);
+    // Without snapshots: a watch that writes would be seen to leave at its next write.
     let start_watch = || {
         goliath()
             .args(["watch", "--node", &node.address])

@@ -61,11 +61,12 @@ fn member<'a>(view: &'a Value, name: &str) -> Option<&'a Value> {
 
 /// Waits until `node`'s log holds `text`; `what` says what is missing when it never does.
 fn wait_for_log(node: &RunningNode, text: &str, what: &str) {
-    let deadline = Instant::now() + LIVENESS;
-    while !node.log().contains(text) {
-        assert!(Instant::now() < deadline, "{what}; log:\n{}", node.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::eventually(|| {
+        node.log()
+            .contains(text)
+            .then_some(())
+            .ok_or_else(|| format!("{what}; log:\n{}", node.log()))
+    });
 }
 
 /// Polls until `check` holds for the membership views of all `observers`.
