@@ -88,6 +88,107 @@ fn cancel_queued_task_never_starts_it() {
 }
 
 #[test]
+fn a_lookup_on_a_node_without_tasks_says_it_has_accepted_none() {
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let error = node.task(TaskId(1)).expect_err("no task yet");
+    assert_eq!(
+        error.to_string(),
+        "no task 1 on this node (it has accepted no task yet)"
+    );
+    let id = submit(&node, "echo one");
+    let error = node.task(TaskId(id.0 + 1)).expect_err("not yet");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "no task {} on this node (ids so far go up to {})",
+            id.0 + 1,
+            id.0
+        )
+    );
+}
+
+#[test]
+fn a_cancel_of_many_ids_answers_each_id_as_a_cancel_of_it_alone() {
+    let mut cfg = config(1, 64);
+    // Two rings (one worker, one shared) of four tasks each.
+    cfg.history.tasks = 8;
+    let node = Node::start(cfg).expect("node starts");
+    // Echo finishes at submit, in the shared ring: the first of ten has left it.
+    let echoes: Vec<TaskId> = (0..10)
+        .map(|n| submit(&node, &format!("echo {n}")))
+        .collect();
+    let fib = wait_finished(&node, submit(&node, "fib 10")).id;
+    let running = submit(&node, "spin 30s");
+    wait_running(&node, running);
+    let queued = submit(&node, "spin 30s");
+    let newest = queued.0;
+    let ids = [
+        echoes[0],
+        echoes[9],
+        fib,
+        running,
+        queued,
+        queued,
+        TaskId(newest + 1),
+        TaskId(newest + 100_000),
+        TaskId(0),
+    ];
+    let results = node.cancel_many_pending(&ids);
+    let answers: Vec<(TaskId, String)> = results
+        .into_iter()
+        .map(|(id, result)| {
+            let answer = match result {
+                Ok((CancelOutcome::Requested, _)) => "requested".to_string(),
+                Ok((CancelOutcome::AlreadyFinished(state), _)) => format!("finished {state}"),
+                Err(goliath::runtime::CancelError::Lookup(LookupError::Forgotten { .. })) => {
+                    "forgotten".to_string()
+                }
+                Err(goliath::runtime::CancelError::Lookup(LookupError::Unknown { .. })) => {
+                    "unknown".to_string()
+                }
+                Err(error) => format!("error {error}"),
+            };
+            (id, answer)
+        })
+        .collect();
+    let expected: Vec<(TaskId, String)> = ids
+        .iter()
+        .zip([
+            "forgotten",
+            "finished succeeded",
+            "finished succeeded",
+            "requested",
+            "requested",
+            "requested",
+            "unknown",
+            "unknown",
+            "unknown",
+        ])
+        .map(|(id, answer)| (*id, answer.to_string()))
+        .collect();
+    assert_eq!(answers, expected);
+    assert_eq!(wait_finished(&node, running).state, TaskState::Cancelled);
+    assert_eq!(wait_finished(&node, queued).state, TaskState::Cancelled);
+    // Each answer is what the cancel of that id alone says.
+    assert!(matches!(
+        node.cancel(echoes[0]),
+        Err(goliath::runtime::CancelError::Lookup(
+            LookupError::Forgotten { .. }
+        ))
+    ));
+    assert_eq!(
+        node.cancel(fib),
+        Ok(CancelOutcome::AlreadyFinished(TaskState::Succeeded))
+    );
+    assert!(matches!(
+        node.cancel(TaskId(newest + 1)),
+        Err(goliath::runtime::CancelError::Lookup(
+            LookupError::Unknown { .. }
+        ))
+    ));
+}
+
+#[test]
 fn echo_completes_at_submit_even_when_every_worker_is_busy() {
     // Echo does no work: it must not wait behind compute for a worker.
     let node = Node::start(config(1, 64)).expect("node starts");

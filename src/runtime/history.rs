@@ -413,6 +413,25 @@ impl History {
         })
     }
 
+    /// The final state of each task of `ids` (sorted, without repeats) still remembered, as
+    /// `(id, state)` sorted by id: one pass over the whole history for all of them, where a
+    /// [`History::find`] per id walks it once per id (a cancel of 100,000 ids that had
+    /// left the history held the protocol server for 23 s).
+    pub fn states_of(&self, ids: &[u64]) -> Vec<(u64, TaskState)> {
+        let mut states = Vec::new();
+        for ring in &self.rings {
+            for entry in &ring.entries {
+                if let Some(core) = entry.read()
+                    && ids.binary_search(&core.id).is_ok()
+                {
+                    states.push((core.id, core.state()));
+                }
+            }
+        }
+        states.sort_unstable_by_key(|&(id, _)| id);
+        states
+    }
+
     /// Up to `limit` finished tasks that `query` takes (its own limit aside), newest id
     /// first, each with at most `output_max` bytes of each exec output stream.
     ///

@@ -31,8 +31,8 @@ pub use host::HostStats;
 pub use io::{EXEC_LAUNCHER_ARG, EXEC_LAUNCHER_FAILED, run_exec_launcher, set_exec_launcher};
 pub use kinds::StepContext;
 pub use node::{
-    BatchError, BatchOutcome, CancelError, CancelOutcome, LookupError, Node, NodeBuilder,
-    ShutdownReport, StartError, SubmitError, SubmitTextError,
+    BatchError, BatchOutcome, CancelError, CancelOutcome, CancelResultPending, LookupError, Node,
+    NodeBuilder, ShutdownReport, StartError, SubmitError, SubmitTextError,
 };
 pub use snapshot::{
     NodeInfo, NodeSnapshot, TaskCounts, TaskInfo, TaskQuery, WorkerActivity, WorkerSnapshot,

@@ -127,8 +127,8 @@ fn local_reply(node: &Node, command: Command) -> Reply {
             let mut durable = crate::runtime::wal::Ticket::ready();
             let mut pending: Vec<(TaskId, Result<CancelOutcome, String>)> =
                 Vec::with_capacity(ids.len());
-            for id in ids {
-                let outcome = match node.cancel_pending(id) {
+            for (id, result) in node.cancel_many_pending(&ids) {
+                let outcome = match result {
                     Ok((outcome, ticket)) => {
                         durable = durable.max(ticket);
                         Ok(outcome)

@@ -628,6 +628,10 @@ const SUBMISSIONS_KEPT: usize = 64;
 /// whenever the connection is about to wait.
 const FLUSH_AT: usize = 256 * 1024;
 
+/// Cancels of at most this many ids run on the protocol runtime itself; longer lists (a
+/// range of up to 100,000) run on a blocking thread, so the others' requests go on.
+const CANCEL_INLINE_IDS: usize = 64;
+
 struct Connection {
     context: Arc<Context>,
     writer: tokio::net::tcp::OwnedWriteHalf,
@@ -1127,11 +1131,25 @@ impl Connection {
             RequestView::Submit(submit) => return self.submit(stream, submit, permit),
             RequestView::Watch(watch) => return self.watch(stream, watch, permit),
             RequestView::Cancel { ids } => {
+                // A long list (a range of ids) is answered off this runtime, as lists are:
+                // its lookups and log appends must not hold every other client up.
+                let results = if ids.len() > CANCEL_INLINE_IDS {
+                    match tokio::task::spawn_blocking(move || node.cancel_many_pending(&ids)).await
+                    {
+                        Ok(results) => results,
+                        Err(_) => {
+                            let response = internal("cancelling the tasks failed");
+                            return self.send(stream, response, permit);
+                        }
+                    }
+                } else {
+                    node.cancel_many_pending(&ids)
+                };
                 let mut ticket = Ticket::ready();
-                let mut results = Vec::with_capacity(ids.len());
+                let mut answers = Vec::with_capacity(results.len());
                 let mut refused = None;
-                for id in ids {
-                    let outcome = match node.cancel_pending(id) {
+                for (id, result) in results {
+                    let outcome = match result {
                         Ok((CancelOutcome::Requested, logged)) => {
                             ticket = ticket.clone().max(logged);
                             CancelOutcomeWire::Requested
@@ -1145,13 +1163,13 @@ impl Connection {
                             break;
                         }
                     };
-                    results.push(CancelResult { id, outcome });
+                    answers.push(CancelResult { id, outcome });
                 }
                 let response = match refused {
                     // No cancel of this request is acknowledged when one could not be
                     // recorded: the client reports the error, not a partial success.
                     Some(error) => Response::Error(cancel_error(&error)),
-                    None => Response::Cancelled { results },
+                    None => Response::Cancelled { results: answers },
                 };
                 return self.send_when_durable(stream, ticket, response, permit);
             }
