@@ -8,7 +8,7 @@ use std::path::Path;
 use goliath::runtime::task::{exec_argv, quote_word};
 use goliath::runtime::units::{HumanSize, UtcTime, counted, printable};
 use goliath::runtime::wal::record::{OutputRecord, SpecRecord};
-use goliath::runtime::wal::{self, IdRange, Inspection, Record};
+use goliath::runtime::wal::{self, Found, IdRange, Inspection, Record};
 
 use crate::commands::CommandError;
 use crate::exit;
@@ -134,6 +134,11 @@ fn verify_text(inspection: &Inspection, unwritable: Option<&std::io::Error>) -> 
     for file in &inspection.files {
         let name = file_name(&file.file);
         let status = match (&file.damage, &file.torn) {
+            (Some(damage), _) if file.batch_before_damage > 0 => format!(
+                "DAMAGED at {damage} ({} of its batch before it and {} after it, which `dump` shows; recovery reads neither)",
+                counted(file.batch_before_damage, "whole record", "whole records"),
+                file.after_damage
+            ),
             (Some(damage), _) if file.after_damage > 0 => format!(
                 "DAMAGED at {damage} ({} whole records after it, which `dump` shows)",
                 file.after_damage
@@ -189,6 +194,7 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
     let mut failed_write: Option<std::io::Error> = None;
     let inspection = inspect(dir, |path, offset, record, found| {
         let after_damage = found.after_damage();
+        let before_damage = found == Found::StartsDamagedBatch;
         if failed_write.is_some() {
             return;
         }
@@ -201,6 +207,9 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
             if after_damage {
                 line["after_damage"] = serde_json::Value::Bool(true);
             }
+            if found.in_damaged_batch() {
+                line["in_damaged_batch"] = serde_json::Value::Bool(true);
+            }
             line.to_string()
         } else {
             // Specs, outputs and keys come from whoever submitted: shown, never sent to
@@ -211,6 +220,8 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
                 printable(&describe(record), false),
                 if after_damage {
                     "  (after the damage)"
+                } else if before_damage {
+                    "  (in the damaged batch, before the damage)"
                 } else {
                     ""
                 }
@@ -232,6 +243,13 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
     }
     for file in &inspection.files {
         if let Some(damage) = &file.damage {
+            let before = match file.batch_before_damage {
+                0 => String::new(),
+                count => format!(
+                    "the {} before it in its batch are shown, marked \"in the damaged batch\" (whole, but recovery leaves out a batch that cannot be whole); ",
+                    counted(count, "whole record", "whole records")
+                ),
+            };
             let after = match file.after_damage {
                 0 => "no whole record follows it".to_string(),
                 count => format!(
@@ -239,7 +257,7 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
                 ),
             };
             eprintln!(
-                "goliath: {} is damaged at {damage}; {after}",
+                "goliath: {} is damaged at {damage}; {before}{after}",
                 file_name(&file.file)
             );
         }
@@ -339,11 +357,25 @@ fn repair_text(repaired: &wal::repair::Repaired) -> String {
             after => format!(" ({after} of them whole records found after damage)"),
         }
     );
-    if repaired.batch_tail_dropped > 0 {
+    let batch_dropped = match (repaired.batch_head_dropped, repaired.batch_tail_dropped) {
+        (0, 0) => None,
+        (0, after) => Some(format!(
+            "{} after the damage",
+            counted(after, "whole record", "whole records")
+        )),
+        (before, 0) => Some(format!(
+            "{} before the damage",
+            counted(before, "whole record", "whole records")
+        )),
+        (before, after) => Some(format!(
+            "{} before the damage and {after} after it",
+            counted(before, "whole record", "whole records")
+        )),
+    };
+    if let Some(dropped) = batch_dropped {
         let _ = writeln!(
             out,
-            "  dropped   {} whole records after the damage, the rest of the batch the damaged record began (a batch is kept whole or not at all)",
-            repaired.batch_tail_dropped
+            "  dropped   {dropped}: the rest of the batch the damaged record is in (a batch is kept whole or not at all; `goliath wal dump` on the moved files shows them)"
         );
     }
     for name in &repaired.foreign {

@@ -1750,7 +1750,42 @@ fn repair_drops_a_damaged_batch_whole_and_keeps_what_follows_it() {
     let mut bytes = std::fs::read(&path).expect("read");
     bytes[offset + HEADER_LEN + payload / 2] ^= 0x10;
     std::fs::write(&path, &bytes).expect("write");
+    // `verify` and `dump` show the batch's whole records on both sides of the damage, each
+    // marked: they name acknowledged tasks a repair leaves out.
+    let mut found = Vec::new();
+    let inspection = wal::inspect(dir.path(), |_, _, record, how| {
+        if let Record::Accepted(accepted) = record {
+            found.push((accepted.ids[0].first, how));
+        }
+    })
+    .expect("inspects");
+    let batch_found: Vec<(u64, wal::Found)> = found
+        .iter()
+        .copied()
+        .filter(|(id, _)| batch_ids.iter().any(|batch| batch.0 == *id))
+        .collect();
+    let expected: Vec<(u64, wal::Found)> = batch_ids
+        .iter()
+        .enumerate()
+        .filter(|(at, _)| *at != 19)
+        .map(|(at, id)| {
+            let how = if at < 19 {
+                wal::Found::StartsDamagedBatch
+            } else {
+                wal::Found::FinishesDamagedBatch
+            };
+            (id.0, how)
+        })
+        .collect();
+    assert_eq!(batch_found, expected);
+    let damaged = inspection
+        .files
+        .iter()
+        .find(|file| file.damage.is_some())
+        .expect("a damaged file");
+    assert_eq!(damaged.batch_before_damage, 19, "{damaged:?}");
     let repaired = wal::repair::repair(dir.path(), 100_000, 1000).expect("repairs");
+    assert_eq!(repaired.batch_head_dropped, 19, "{repaired:?}");
     assert_eq!(repaired.batch_tail_dropped, 20, "{repaired:?}");
     let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("starts");
     let live = &recovery.state().live;

@@ -1121,6 +1121,9 @@ pub struct FileReport {
     pub damage: Option<Damage>,
     /// Whole records found after the damage (not replayed; `dump` shows them).
     pub after_damage: u64,
+    /// Whole records before the damage in the batch the damaged record is in (not
+    /// replayed, since the batch cannot be whole; `dump` shows them).
+    pub batch_before_damage: u64,
 }
 
 /// What `goliath wal verify` found in a data directory.
@@ -1178,6 +1181,10 @@ impl Inspection {
 pub enum Found {
     /// Before any damage in its file: recovery replays it.
     Readable,
+    /// Before the damage, and in the group the damaged record belongs to: whole and
+    /// checksummed, but the batch it began can no longer be whole, so recovery does not
+    /// replay it (it names acknowledged tasks).
+    StartsDamagedBatch,
     /// After damage in its file (recovery does not read it).
     AfterDamage,
     /// After damage, and part of the group the damaged record began (its header said the
@@ -1189,7 +1196,15 @@ pub enum Found {
 impl Found {
     /// Whether it lies after damage in its file.
     pub fn after_damage(self) -> bool {
-        self != Found::Readable
+        matches!(self, Found::AfterDamage | Found::FinishesDamagedBatch)
+    }
+
+    /// Whether it belongs to the batch a damaged record is in (before or after it).
+    pub fn in_damaged_batch(self) -> bool {
+        matches!(
+            self,
+            Found::StartsDamagedBatch | Found::FinishesDamagedBatch
+        )
     }
 }
 
@@ -1342,6 +1357,7 @@ pub fn inspect(
             torn: None,
             damage: None,
             after_damage: 0,
+            batch_before_damage: 0,
         };
         let result = match &segment_check {
             Some(check) => check.verdict(result),
@@ -1355,6 +1371,28 @@ pub fn inspect(
             }
             Err(damage) => {
                 let damaged_at = usize::try_from(damage.offset).unwrap_or(usize::MAX);
+                // The whole records of the damaged record's batch before it: read, but
+                // left out with their batch (a batch is replayed whole or not at all).
+                let mut at = usize::try_from(readable_end).unwrap_or(usize::MAX);
+                while at < damaged_at {
+                    let Ok(Some(frame)) = record::read_frame(buffer, at, record::MAX_PAYLOAD)
+                    else {
+                        break;
+                    };
+                    if frame.offset + frame.len > damaged_at {
+                        break;
+                    }
+                    at += frame.len;
+                    if let Ok(record) = Record::decode(&frame) {
+                        each(
+                            path,
+                            frame.offset as u64,
+                            &record,
+                            Found::StartsDamagedBatch,
+                        );
+                        report.batch_before_damage += 1;
+                    }
+                }
                 // The damaged record's header says whether its group goes on: the records
                 // after it up to the one that ends the group finish that batch, unless a new
                 // write (marked after an fdatasync) begins first.

@@ -43,8 +43,11 @@ pub struct Repaired {
     pub records: u64,
     /// Of those, records found after damage in their file.
     pub records_after_damage: u64,
-    /// Whole records after damage not replayed because they finish the damaged record's
+    /// Whole records before damage not replayed because they begin the damaged record's
     /// group (a batch is recovered whole or not at all).
+    pub batch_head_dropped: u64,
+    /// Whole records after damage not replayed because they finish the damaged record's
+    /// group.
     pub batch_tail_dropped: u64,
     /// Files skipped because they belong to another log (copied in from another directory).
     pub foreign: Vec<String>,
@@ -134,6 +137,7 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
     let mut state = State::new(history_limit, key_limit);
     let mut records = 0;
     let mut records_after_damage = 0;
+    let mut batch_head_dropped = 0;
     let mut batch_tail_dropped = 0;
     // Every id any record names, also of tasks whose acceptance was lost.
     let mut max_id_read = 0;
@@ -143,9 +147,16 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         }
         max_id_read = max_id_read.max(highest_id(record));
         // A batch is kept whole or not at all: the rest of a damaged one goes with it.
-        if found == Found::FinishesDamagedBatch {
-            batch_tail_dropped += 1;
-            return;
+        match found {
+            Found::StartsDamagedBatch => {
+                batch_head_dropped += 1;
+                return;
+            }
+            Found::FinishesDamagedBatch => {
+                batch_tail_dropped += 1;
+                return;
+            }
+            Found::Readable | Found::AfterDamage => {}
         }
         // A record that does not fit what came before (a finish of a task whose acceptance
         // was lost) changes nothing: replay ignores it.
@@ -235,6 +246,7 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         moved,
         records,
         records_after_damage,
+        batch_head_dropped,
         batch_tail_dropped,
         foreign,
         damage,
