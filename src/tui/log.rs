@@ -30,6 +30,12 @@ impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
         let target = line.log_target.take();
         let target = target.as_deref().unwrap_or(metadata.target());
         let text = line.finish();
+        // A child's line keeps where it came from for the panes that show no targets.
+        let module_path = if target == DEMO_CHILD_TARGET {
+            Some(DEMO_CHILD_TARGET)
+        } else {
+            metadata.module_path()
+        };
         let (target, text) = pane_line(target, &text);
         let level = match *metadata.level() {
             tracing::Level::ERROR => log::Level::Error,
@@ -45,7 +51,7 @@ impl<S: tracing::Subscriber> Layer<S> for ConsoleLogLayer {
                 .target(target)
                 .file(metadata.file())
                 .line(metadata.line())
-                .module_path(metadata.module_path())
+                .module_path(module_path)
                 .build(),
         );
     }
@@ -194,6 +200,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pane_without_targets_still_names_the_demo_child_a_line_came_from() {
+        let pane = |target| PaneFormatter {
+            timestamp: "%H:%M:%S",
+            long_level: false,
+            target,
+            styles: [ratatui::style::Style::default(); 5],
+        };
+        let overview = pane(false);
+        assert_eq!(
+            overview.shown_target("demo-2", Some(DEMO_CHILD_TARGET)),
+            Some("demo-2")
+        );
+        assert_eq!(
+            overview.shown_target("gossip::view", Some("goliath::runtime::gossip::view")),
+            None
+        );
+        assert_eq!(overview.shown_target("mio::poll", None), None);
+        let logs_tab = pane(true);
+        assert_eq!(
+            logs_tab.shown_target("gossip::view", None),
+            Some("gossip::view")
+        );
+    }
+
+    #[test]
     fn the_message_comes_first_and_fields_keep_their_order() {
         let lines = lines_of(|| {
             tracing::info!(
@@ -274,6 +305,15 @@ pub struct PaneFormatter {
     pub styles: [ratatui::style::Style; 5],
 }
 
+impl PaneFormatter {
+    /// The target a line shows after its level: every line's when the pane shows targets;
+    /// else a `goliath demo` child's name alone, so that its lines (`this node did not run
+    /// for 9.6s`) never read as the console's own node's.
+    fn shown_target<'a>(&self, target: &'a str, module_path: Option<&str>) -> Option<&'a str> {
+        (self.target || module_path == Some(DEMO_CHILD_TARGET)).then_some(target)
+    }
+}
+
 /// Columns continuation rows are indented by.
 const CONTINUATION_INDENT: usize = 9;
 
@@ -297,8 +337,8 @@ impl tui_logger::LogFormatter for PaneFormatter {
         let mut head = format!("{} ", record.timestamp.strftime(self.timestamp));
         head.push_str(if self.long_level { long } else { short });
         head.push(' ');
-        if self.target {
-            head.push_str(record.target());
+        if let Some(target) = self.shown_target(record.target(), record.module_path()) {
+            head.push_str(target);
             head.push_str(": ");
         }
         let mut rows = Vec::new();

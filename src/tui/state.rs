@@ -1372,9 +1372,10 @@ impl App {
         let first_line = lines.next();
         let more_lines = lines.count();
         let cut = match &mut overlay {
-            // A spec is one line: lines pasted into the submit prompt, joined, made one
-            // other task (`exec -- a` and `exec -- b` ran `a exec -- b`). It takes the first.
-            Some(Overlay::Submit(input)) if more_lines > 0 => {
+            // A spec or a command is one line: lines pasted into the submit prompt or the
+            // palette, joined, made one other task (`exec -- a` and `exec -- b` ran
+            // `a exec -- b`). They take the first.
+            Some(Overlay::Submit(input) | Overlay::Palette(input)) if more_lines > 0 => {
                 Some(input.insert_pasted(first_line.unwrap_or_default()))
             }
             Some(Overlay::Submit(input) | Overlay::Palette(input) | Overlay::Filter(input)) => {
@@ -1385,16 +1386,34 @@ impl App {
         if let Some(open) = overlay.as_mut().filter(|_| cut.is_some()) {
             self.after_edit(open);
         }
-        if let Some(Overlay::Submit(input)) = overlay.as_mut()
-            && more_lines > 0
-            && input.error.is_none()
-        {
-            input.error = Some(format!(
-                "{} lines pasted: the prompt took the first, as a spec is one line; submit the others after it, or all at once with `goliath submit -` (one spec per line)",
+        let first_only = match overlay.as_mut() {
+            Some(Overlay::Submit(input)) if more_lines > 0 => Some((
+                input,
+                "a spec is one line; submit the others after it, or all at once with `goliath submit -` (one spec per line)",
+            )),
+            Some(Overlay::Palette(input)) if more_lines > 0 => {
+                Some((input, "a command is one line; give the others after it"))
+            }
+            _ => None,
+        };
+        let mut status_note = None;
+        if let Some((input, why)) = first_only {
+            let note = format!(
+                "{} lines pasted: the prompt took the first, as {why}",
                 more_lines + 1
-            ));
+            );
+            // Said in the prompt, unless the first line's own error is there: then on the
+            // status line, so that neither hides the other.
+            if input.error.is_none() {
+                input.error = Some(note);
+            } else {
+                status_note = Some(note);
+            }
         }
         self.overlay = overlay;
+        if let Some(note) = status_note {
+            self.tell(Severity::Warning, note);
+        }
         match cut {
             Some(true) => self.tell(
                 Severity::Warning,
@@ -3033,6 +3052,43 @@ pub(crate) mod tests {
             app.status
                 .as_ref()
                 .is_some_and(|s| s.text.contains("paste ignored"))
+        );
+    }
+
+    #[test]
+    fn lines_pasted_into_the_palette_run_the_first_command_only() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        press(&mut app, ":");
+        app.on_paste("submit echo a\nsubmit echo b\n");
+        let input = match &app.overlay {
+            Some(Overlay::Palette(input)) => input,
+            other => panic!("the palette is open: {other:?}"),
+        };
+        // Joined, the two were one task `echo a submit echo b`.
+        assert_eq!(input.text, "submit echo a");
+        let error = input.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("2 lines pasted: the prompt took the first"),
+            "{error}"
+        );
+        assert_eq!(
+            press(&mut app, "enter"),
+            vec![Command::Submit("echo a".into())]
+        );
+        // A first line with an error of its own keeps it; the note goes to the status line.
+        press(&mut app, "n");
+        app.on_paste("spni 1s\nfib 5\n");
+        let input = submit_input(&app);
+        assert_eq!(input.text, "spni 1s");
+        let error = input.error.as_deref().unwrap_or_default();
+        assert!(error.contains("did you mean 'spin'"), "{error}");
+        assert!(
+            app.status
+                .as_ref()
+                .is_some_and(|s| s.text.contains("2 lines pasted")),
+            "{:?}",
+            app.status
         );
     }
 
