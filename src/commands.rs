@@ -19,6 +19,7 @@ use goliath::runtime::{NodeSnapshot, TaskId, TaskInfo, TaskOutput, TaskQuery, Ta
 use crate::exit;
 
 /// A client command's failure: message and exit code.
+#[derive(Debug)]
 pub struct CommandError {
     pub code: u8,
     pub message: String,
@@ -179,6 +180,18 @@ fn spec_lines_of(bytes: &[u8]) -> Result<(Vec<String>, Vec<usize>), CommandError
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        // A carriage return inside a line (old Mac line ends, `printf 'a\rb'`) ends a line
+        // for the terminal that shows it: read as a space, it joined two specs into one task.
+        if line.contains('\r') {
+            return Err(CommandError::new(
+                exit::USAGE,
+                format!(
+                    "standard input, line {}: {:?} holds a carriage return inside it, which ends a line on a terminal; a spec is one line: give one spec per line, with \\n or \\r\\n line ends",
+                    index + 1,
+                    printable(line, false)
+                ),
+            ));
+        }
         // Each spec costs this side some 50 bytes besides its text: a count, not only the
         // text's size, bounds the memory (66 MB of one-letter lines took 2 GB).
         if lines.len() == STDIN_SPEC_LINES_MAX {
@@ -208,6 +221,30 @@ fn spec_lines_of(bytes: &[u8]) -> Result<(Vec<String>, Vec<usize>), CommandError
 /// (read by [`stdin_specs`]) is the caller's to check first. `escaped`: the specs followed
 /// an explicit `--`, so words in them that look like options are spec text.
 pub fn spec_lines(args: &[String], escaped: bool) -> Result<Vec<String>, CommandError> {
+    // What `submit -` drops from its lines, dropped here too: an editor's byte-order mark,
+    // and a line end after a spec (`while read line` over a CRLF file keeps the CR), unless
+    // it may be an exec program's own argument (`printf 'a\n'`).
+    let exec_words = args.first().is_some_and(|first| first == "exec");
+    let trimmed: Vec<String> = args
+        .iter()
+        .enumerate()
+        .map(|(index, arg)| {
+            let arg = match index {
+                0 => arg.strip_prefix('\u{feff}').unwrap_or(arg),
+                _ => arg,
+            };
+            let ends_stripped = arg.trim_end_matches(['\r', '\n']);
+            if exec_words
+                || arg.trim_start().starts_with("exec")
+                || ends_stripped.contains(['\r', '\n'])
+            {
+                arg.to_string()
+            } else {
+                ends_stripped.to_string()
+            }
+        })
+        .collect();
+    let args = trimmed.as_slice();
     // Everything after the first spec word is spec text (exec's own arguments may start
     // with '-'), so an option written after the specs would be submitted as part of them.
     // Outside an exec spec such a word can only be a misplaced option, unless `--` said
@@ -314,7 +351,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     };
                     let mut error: CommandError = ClientError::Remote(remote).into();
                     if let Some(line) = line {
-                        error.message = format!("standard input line {line}: {}", error.message);
+                        error.message = format!("standard input, line {line}: {}", error.message);
                     }
                     error
                 }
@@ -1533,6 +1570,33 @@ mod tests {
         };
         assert!(
             error.message.contains("line 2: not UTF-8"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn a_line_end_after_a_spec_argument_and_a_byte_order_mark_are_dropped_as_on_standard_input() {
+        assert_eq!(
+            spec_lines(&args(&["fib 5\r", "echo a\r\n"]), false).expect("taken"),
+            ["fib 5", "echo a"]
+        );
+        assert_eq!(
+            spec_lines(&args(&["\u{feff}fib", "5\r"]), false).expect("taken"),
+            ["fib 5"]
+        );
+        // An exec program's own arguments keep theirs.
+        assert_eq!(
+            spec_lines(&args(&["exec", "--", "printf", "a\n"]), false).expect("taken"),
+            ["exec -- printf \"a\n\""]
+        );
+        // A carriage return inside a line of standard input joined two specs into one task.
+        let Err(error) = spec_lines_of(b"fib 5\r\necho a\recho b\n") else {
+            panic!("refused");
+        };
+        assert!(
+            error.message.starts_with("standard input, line 2: ")
+                && error.message.contains("carriage return inside it"),
             "{}",
             error.message
         );

@@ -458,6 +458,28 @@ static CHANGING_COMMAND: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// Whether anything was written to standard output.
 static WROTE_STDOUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether `--json` was asked for (before any `--`, after which words are spec text): a
+/// failure is then a JSON document on standard output too, also one found before the
+/// command reached a node (a spec, an id, the config, the options themselves).
+fn json_requested(raw: &[std::ffi::OsString]) -> bool {
+    raw.iter()
+        .skip(1)
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "--json")
+}
+
+/// With `--json` a script reads standard output: a failure is a document there too (the
+/// same text goes to stderr), unless the command already printed its own (an interrupted
+/// or disconnected wait, a watch's lines, a verify's report).
+fn print_json_failure(code: u8, message: &str) {
+    if !WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
+        outln!(
+            "{}",
+            serde_json::json!({ "error": { "message": message, "exit_code": code } })
+        );
+    }
+}
+
 /// Writes a command's output (see [`out!`]): a closed pipe exits 0 at once, any other
 /// failure to write exits 1 saying so.
 fn write_stdout(text: std::fmt::Arguments<'_>) {
@@ -500,8 +522,33 @@ fn main() -> ExitCode {
     } else if let Ok(program) = std::env::current_exe() {
         goliath::runtime::set_exec_launcher(program);
     }
+    let json = json_requested(&raw);
     let cli = match Cli::try_parse_from(&raw) {
         Ok(cli) => cli,
+        Err(error) if json && error.use_stderr() => {
+            // The first line of clap's text, without its `error: `: what a script shows.
+            let mut rendered = error.render().to_string();
+            if let Some(clap::error::ContextValue::String(value)) =
+                error.get(clap::error::ContextKind::InvalidValue)
+                && value.chars().count() > 60
+            {
+                rendered =
+                    rendered.replace(value.as_str(), &goliath::runtime::units::quoted_part(value));
+            }
+            let first = rendered.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            let code = match misplaced_option(&error, &raw) {
+                Some(message) => {
+                    eprintln!("goliath: {message}");
+                    print_json_failure(exit::USAGE, &message);
+                    return ExitCode::from(exit::USAGE);
+                }
+                None => exit::USAGE,
+            };
+            eprint!("{rendered}");
+            print_json_failure(code, message);
+            return ExitCode::from(code);
+        }
         Err(error) => {
             if let Some(message) = misplaced_option(&error, &raw) {
                 eprintln!("goliath: {message}");
@@ -551,6 +598,9 @@ fn main() -> ExitCode {
                 .map(|line| goliath::runtime::units::printable(line, true))
                 .collect();
             eprintln!("goliath: {}", lines.join("\n"));
+            if json {
+                print_json_failure(failure.code, &text);
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -1156,20 +1206,6 @@ fn run_client(args: &NodeArgs, target: Target, command: ClientCommand) -> Result
             .map_err(CommandError::from)?;
         commands::run(&client, command, target.json).await
     });
-    // With --json a script reads standard output: a failure is a document there too (the
-    // same text goes to stderr), unless the command already printed its own (an
-    // interrupted or disconnected wait, a watch's lines).
-    if let Err(error) = &result
-        && target.json
-        && !WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed)
-    {
-        outln!(
-            "{}",
-            serde_json::json!({
-                "error": { "message": error.message, "exit_code": error.code }
-            })
-        );
-    }
     Ok(result?)
 }
 

@@ -261,6 +261,25 @@ fn exit_codes_say_what_went_wrong() {
         "{document}"
     );
     assert!(!missing.stderr.is_empty());
+    // Also for failures found before the node is asked: an id, a spec line, the options.
+    for args in [
+        &["cancel", "--json", "abc"][..],
+        &["submit", "--json", "echo a", "--wait"],
+        &["tasks", "--json", "--limit", "0"],
+        &["--json", "status"],
+    ] {
+        let refused = node.client(args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        let document: serde_json::Value = serde_json::from_slice(&refused.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: one JSON document: {e}"));
+        assert_eq!(document["error"]["exit_code"], 2, "{args:?}: {document}");
+        let message = document["error"]["message"].as_str().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !message.is_empty() && stderr.contains(message),
+            "{args:?}: the same text on stderr: {message} / {stderr}"
+        );
+    }
     let missing = node.client(&["cancel", "424242"]);
     assert_eq!(missing.status.code(), Some(6), "no such task to cancel");
     let said = String::from_utf8_lossy(&missing.stdout);
