@@ -312,8 +312,9 @@ fn exit_codes_say_what_went_wrong() {
     assert_eq!(refused.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("goliath node") && stderr.contains("--node ADDR"),
-        "says what to do: {stderr}"
+        stderr.contains(&format!("goliath node --listen {free}`"))
+            && stderr.contains("--node ADDR"),
+        "says what to do, at the address tried (not the config's): {stderr}"
     );
     // A name that does not resolve (`.invalid` never does) is not a missing node.
     let unresolved = goliath()
@@ -323,7 +324,7 @@ fn exit_codes_say_what_went_wrong() {
     assert_eq!(unresolved.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&unresolved.stderr);
     assert!(
-        stderr.contains("Check the name") && !stderr.contains("Start one with"),
+        stderr.contains("Check the name") && !stderr.contains("Start one there"),
         "points at the name: {stderr}"
     );
     // Last, as it leaves every slot taken.
@@ -1555,7 +1556,7 @@ fn a_nodes_gossip_port_given_for_its_protocol_port_is_named_as_such() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("maybe a node's gossip port"), "{stderr}");
-    assert!(!stderr.contains("Start one with"), "{stderr}");
+    assert!(!stderr.contains("Start one there"), "{stderr}");
 }
 
 #[test]

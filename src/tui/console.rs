@@ -215,7 +215,15 @@ pub fn run(source: Source, settings: ConsoleSettings) -> Result<(), ConsoleError
         stop_input.clone(),
     ));
     stop_input.store(true, Ordering::Relaxed);
-    drop(terminal);
+    // ratatui's Terminal shows a hidden cursor when dropped and prints "Failed to show the
+    // cursor" when it cannot: the terminal is gone (SIGHUP, a closed tmux window), which is
+    // no error of the console's. A terminal that cannot show it is left as it is; the guard
+    // restores whatever can still be restored.
+    if terminal.show_cursor().is_err() {
+        std::mem::forget(terminal);
+    } else {
+        drop(terminal);
+    }
     drop(guard);
     // Leave the default hook for whatever runs after the console (node shutdown).
     let _ = std::panic::take_hook();

@@ -1480,6 +1480,23 @@ impl App {
             }
             Resolved::Pending => false,
         };
+        if key.code == KeyCode::Char('z')
+            && key.modifiers == KeyModifiers::CONTROL
+            && self.keymap.resolve(&[], chord) == Resolved::Unbound
+        {
+            // Terminal programs suspend on Ctrl-Z; this one says why it does not.
+            let why = match &self.options.remote {
+                None => {
+                    "this console hosts its node, which would stop answering its cluster and clients while suspended"
+                }
+                Some(_) => "quit it and attach again with `goliath console --connect`",
+            };
+            self.tell(
+                Severity::Info,
+                format!("ctrl-z does not suspend the console: {why}"),
+            );
+            return NOTHING;
+        }
         if self.hits.too_small {
             // Nothing else is on screen: a key must not answer a question the operator
             // cannot see, and with a prompt open the quit key is likely a letter typed into
@@ -3052,6 +3069,21 @@ pub(crate) mod tests {
             app.status
                 .as_ref()
                 .is_some_and(|s| s.text.contains("paste ignored"))
+        );
+    }
+
+    #[test]
+    fn ctrl_z_says_why_it_does_not_suspend() {
+        let mut app = app();
+        app.ingest(snapshot(2, three_tasks(), 1));
+        assert_eq!(press(&mut app, "ctrl-z"), NOTHING);
+        assert!(!app.quit);
+        assert!(
+            app.status
+                .as_ref()
+                .is_some_and(|s| s.text.contains("ctrl-z does not suspend the console")),
+            "{:?}",
+            app.status
         );
     }
 

@@ -22,7 +22,10 @@ use crate::runtime::task::TaskId;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// No TCP connection.
-    #[error("cannot connect to a goliath node at {address}: {reason}. {advice}")]
+    #[error(
+        "cannot connect to a goliath node at {address}: {reason}. {advice}{}",
+        start_one_at(address, advice)
+    )]
     Connect {
         /// Where.
         address: String,
@@ -148,8 +151,19 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// The advice of a refused or unanswered connection: whether a node runs there.
-pub const NO_NODE: &str = "Is a node running there? Start one with `goliath node`";
+/// The advice of a refused or unanswered connection: whether a node runs there (the
+/// message then says how to start one at that address).
+pub const NO_NODE: &str = "Is a node running there?";
+
+/// After [`NO_NODE`], how to start a node at `address`: `goliath node` alone listens on the
+/// config's `net.listen`, which need not be the address tried (`--node`, `--connect`).
+fn start_one_at(address: &str, advice: &str) -> String {
+    if advice == NO_NODE {
+        format!(" Start one there with `goliath node --listen {address}`")
+    } else {
+        String::new()
+    }
+}
 
 impl Client {
     /// Connects and completes the handshake.
