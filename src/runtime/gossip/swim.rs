@@ -2620,6 +2620,16 @@ impl Swim {
         self.event(at_us, self.me, kind);
     }
 
+    /// Names the member whose packet carried the news of the event just recorded, when one
+    /// did: an operator comparing members' accounts asks who said so.
+    fn name_teller(&mut self, source: Source<'_>) {
+        if let Source::Packet(sender) = source
+            && let Some(Output::Event(event)) = self.out.last_mut()
+        {
+            event.told_by = Some(*sender);
+        }
+    }
+
     fn event(&mut self, at_us: u64, member: MemberId, kind: EventKind) {
         self.out.push(Output::Event(MemberEvent {
             at_us,
@@ -2634,7 +2644,7 @@ impl Swim {
     /// new member we hear of from a third party gets a hello from us (see `hello`).
     fn apply(&mut self, update: Update, now_us: u64, source: Source<'_>) -> bool {
         if update.id.name == self.me.name {
-            self.apply_to_self(update, now_us);
+            self.apply_to_self(update, now_us, source);
             return false;
         }
         let says_down = matches!(update.claim, Claim::Dead | Claim::Left);
@@ -2830,13 +2840,8 @@ impl Swim {
                 if state.is_up() && update.incarnation >= incarnation {
                     self.set_state(slot, MemberState::Dead, update.incarnation, now_us);
                     self.event(now_us, update.id, EventKind::Failed);
-                    // Said with the verdict: this node's own, or news from another member
-                    // (an operator comparing members' accounts asks which).
-                    if let Source::Packet(sender) = source
-                        && let Some(Output::Event(event)) = self.out.last_mut()
-                    {
-                        event.told_by = Some(*sender);
-                    }
+                    // Said with the verdict: this node's own, or news from another member.
+                    self.name_teller(source);
                     self.enqueue(slot, update);
                     true
                 } else {
@@ -2856,7 +2861,7 @@ impl Swim {
         }
     }
 
-    fn apply_to_self(&mut self, update: Update, now_us: u64) {
+    fn apply_to_self(&mut self, update: Update, now_us: u64, source: Source<'_>) {
         if update.id.generation > self.me.generation {
             let address = match &update.claim {
                 Claim::Alive { address, .. } => Some(*address),
@@ -2903,6 +2908,7 @@ impl Swim {
                         declared_dead: true,
                     },
                 );
+                self.name_teller(source);
             }
             return;
         }
@@ -2922,6 +2928,9 @@ impl Swim {
                     declared_dead,
                 },
             );
+            if declared_dead {
+                self.name_teller(source);
+            }
         }
         let mine = self.self_update(false);
         self.enqueue(SELF_KEY, mine.clone());

@@ -175,6 +175,15 @@ impl ClusterEvent {
             (EventKind::Failed, Some(by)) => {
                 format!("{member} failed (declared dead; {by} said so)")
             }
+            (
+                EventKind::Refuted {
+                    incarnation,
+                    declared_dead: true,
+                },
+                Some(by),
+            ) => format!(
+                "this node had been declared dead ({by} said so) and refuted it (incarnation {incarnation}): a member had not heard from it for too long"
+            ),
             _ => Self::describe(member, generation, kind),
         }
     }
@@ -215,7 +224,7 @@ impl ClusterEvent {
                 incarnation,
                 declared_dead: true,
             } => format!(
-                "this node had been declared dead by the others and refuted it (incarnation {incarnation}): it was not heard from for too long"
+                "this node had been declared dead and refuted it (incarnation {incarnation}): a member had not heard from it for too long"
             ),
             EventKind::Paused { micros } => format!(
                 "this node did not run for {:.1}s (stopped, or starved of CPU); the others' silence meanwhile is not held against them",

@@ -481,6 +481,24 @@ fn a_paused_node_that_hears_its_suspicion_and_then_its_death_says_it_was_declare
             incarnation: 1,
             declared_dead: true
         }));
+    // Who said so, as a failure learned from another member names it.
+    let refuted = recorder
+        .events
+        .iter()
+        .find(|event| {
+            matches!(
+                event.kind,
+                EventKind::Refuted {
+                    declared_dead: true,
+                    ..
+                }
+            )
+        })
+        .expect("recorded");
+    assert_eq!(
+        refuted.told_by.as_ref().map(|name| name.as_str()),
+        Some("a1")
+    );
     // Told once: the same death heard again from another member says nothing more.
     recorder.receive(
         addr(3),
