@@ -1240,14 +1240,14 @@ pub const CLI_CANCEL_IDS_MAX: u64 = 100_000;
 
 /// The bounds a word of a cancel's ids names: `28-127`, `28..127` or `28–127` (a range), or
 /// `28` (first and last the same, not a range).
-fn id_bounds(word: &str) -> (&str, &str, bool) {
+fn id_bounds(word: &str) -> (&str, &str) {
     match word
         .split_once("..")
         .or_else(|| word.split_once('-'))
         .or_else(|| word.split_once('–'))
     {
-        Some((first, last)) => (first, last, true),
-        None => (word, word, false),
+        Some((first, last)) => (first, last),
+        None => (word, word),
     }
 }
 
@@ -1257,7 +1257,7 @@ fn distinct_ids(text: &str) -> u128 {
     let mut ranges: Vec<(u64, u64)> = text
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter_map(|word| {
-            let (first, last, _) = id_bounds(word);
+            let (first, last) = id_bounds(word);
             let first = first.parse::<TaskId>().ok()?.0;
             let last = last.parse::<TaskId>().ok()?.0;
             (first <= last).then_some((first, last))
@@ -1301,14 +1301,12 @@ pub fn parse_task_ids(text: &str, max: u64) -> Result<Vec<TaskId>, TaskIdsError>
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter(|w| !w.is_empty())
     {
-        let (first, last, ranged) = id_bounds(word);
+        let (first, last) = id_bounds(word);
         let shown = crate::runtime::units::quoted_part(word);
         let bad = || {
-            TaskIdsError::Malformed(if ranged {
-                format!("'{shown}' is not a task id or a range of ids like 28-127")
-            } else {
-                format!("'{shown}' is not a task id (or a range of ids like 28-127)")
-            })
+            TaskIdsError::Malformed(format!(
+                "'{shown}' is not a task id (a whole number from 1) or a range of ids like 28-127"
+            ))
         };
         let first: TaskId = first.parse().map_err(|_| bad())?;
         let last: TaskId = last.parse().map_err(|_| bad())?;
