@@ -1241,18 +1241,23 @@ struct LocalNode {
 /// up by the caller.
 fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<LocalNode, Failure> {
     let server_config = check_listen(&config, insecure_listen)?;
-    // A node given no name and no data directory would share the other node's.
-    let unnamed = config.node.name.is_empty() && config.node.data_dir.is_empty();
+    // A node given no name and no data directory would share the other node's; one given a
+    // name shares it only if the other has the same name.
+    let name_advice = match (config.node.name.as_str(), config.node.data_dir.is_empty()) {
+        (_, false) => "`".to_string(),
+        ("", true) => {
+            " --name NAME` (a name of its own gives it a data directory of its own)".to_string()
+        }
+        (name, true) => format!(
+            "` (and another --name if the node there is also named {name}: the name picks the data directory)"
+        ),
+    };
     let listen_failure = |error: std::io::Error| {
         let listen = server_config.listen;
         Failure::runtime(match error.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
                 "cannot listen on {listen}: {error}. Is another goliath node using it? Reach it with `--node {listen}` (its console: `goliath console --connect {listen}`), or start this one beside it with `--listen 127.0.0.1:0{}",
-                if unnamed {
-                    " --name NAME` (a name of its own gives it a data directory of its own)"
-                } else {
-                    "`"
-                }
+                name_advice
             ),
             _ => match goliath::runtime::net::bind_advice(&error, listen) {
                 Some(advice) => anyhow::anyhow!(

@@ -311,13 +311,21 @@ fn headless_node_idles_without_cpu_and_stops_cleanly_on_sigterm() {
         .expect("starts");
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(500));
-    let before = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(2));
-    let used = cpu_ticks(pid) - before;
     // Clock ticks are 10 ms here; parked workers use none. 5 ticks over 2 s is 2.5% of a core.
+    // Up to three windows: on a loaded machine the start (segment files, first checkpoint)
+    // can run into the first; a node that spins uses more in every one.
+    let mut used = u64::MAX;
+    for _ in 0..3 {
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(2));
+        used = cpu_ticks(pid) - before;
+        if used <= 5 {
+            break;
+        }
+    }
     assert!(
         used <= 5,
-        "an idle node used {used} clock ticks of CPU in 2 s"
+        "an idle node used {used} clock ticks of CPU in each of three 2 s windows"
     );
     // kill(1) keeps the test free of FFI.
     let status = Command::new("kill")

@@ -590,13 +590,13 @@ fn submit_reads_specs_from_stdin() {
     let output = submit_stdin(&node, &[], b"\n# c\nfib 2\n\nfib 200\n");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("standard input line 5"), "{stderr}");
+    assert!(stderr.contains("standard input, line 5"), "{stderr}");
     // A refused exec in a batch is named by its line too.
     let output = submit_stdin(&node, &[], b"fib 1\n# c\nexec -- true\n");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("standard input line 3: spec #2 (\"exec -- true\")")
+        stderr.contains("standard input, line 3: spec #2 (\"exec -- true\")")
             && stderr.contains("exec.remote = false"),
         "{stderr}"
     );
@@ -606,7 +606,7 @@ fn submit_reads_specs_from_stdin() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("standard input line 2") && stderr.len() < 1000,
+        stderr.contains("standard input, line 2") && stderr.len() < 1000,
         "{stderr}"
     );
 }
@@ -1252,7 +1252,7 @@ fn the_advice_for_a_taken_protocol_port_starts_a_second_node_when_followed() {
         .expect("runs");
     let stderr = String::from_utf8_lossy(&taken.stderr);
     assert_eq!(taken.status.code(), Some(1), "{stderr}");
-    let advice = "--listen 127.0.0.1:0 --name NAME";
+    let advice = "--listen 127.0.0.1:0` (and another --name if the node there is also named here";
     assert!(stderr.contains(advice), "{stderr}");
     // ...and doing as it says starts one (without the name it would take the first one's
     // data directory and be refused).
