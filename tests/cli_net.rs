@@ -280,6 +280,21 @@ fn exit_codes_say_what_went_wrong() {
             "{args:?}: the same text on stderr: {message} / {stderr}"
         );
     }
+    // Control characters in a message show as symbols, one way in every message.
+    let refused = node.client(&["submit", "fib 1", "sp\u{1b}[2Jin 1s"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("bad task spec #2 (\"sp\u{241b}[2Jin 1s\")"),
+        "{stderr}"
+    );
+    let key_used = |spec: &str| node.client(&["submit", "--idempotency-key", "k\u{1b}", spec]);
+    assert_eq!(key_used("fib 3").status.code(), Some(0));
+    let reused = key_used("fib 4");
+    let stderr = String::from_utf8_lossy(&reused.stderr);
+    assert!(
+        stderr.contains("idempotency key \"k\u{241b}\" was first used"),
+        "{stderr}"
+    );
     let missing = node.client(&["cancel", "424242"]);
     assert_eq!(missing.status.code(), Some(6), "no such task to cancel");
     let said = String::from_utf8_lossy(&missing.stdout);

@@ -1616,7 +1616,7 @@ impl Node {
                     error: SubmitError::Invalid(format!(
                         "idempotency key {:?} was first used for other work ({difference}); \
                          nothing was submitted: use a new key for new work",
-                        idempotency_key.unwrap_or_default()
+                        super::units::printable(idempotency_key.unwrap_or_default(), false)
                     )),
                 });
             }

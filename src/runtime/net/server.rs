@@ -1240,7 +1240,9 @@ impl Connection {
                         format!("bad task spec: {error}")
                     } else {
                         // Named by its start: a 5,000-byte line need not come back whole.
+                        // Control characters shown as symbols, as in every other message.
                         let start = crate::runtime::units::cut_to_width(text, 60);
+                        let start = crate::runtime::units::printable(&start, false);
                         format!("bad task spec #{} ({start:?}): {error}", index + 1)
                     };
                     return self.send(
