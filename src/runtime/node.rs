@@ -754,12 +754,16 @@ impl Shared {
         {
             self.log_finished(wal, &record, &output, error.as_deref());
         }
-        if flags & slot_flags::WATCHED != 0 && !interrupted {
-            self.deliver(index, &record, &output, text.as_deref(), error.as_deref());
-        }
-        if self.late_watchers.count.load(Ordering::Relaxed) != 0 && !interrupted {
-            self.deliver_late(&record, &output, text.as_deref(), error.as_deref());
-        }
+        // Described now (the history takes the output), sent once the task is in the
+        // history: a client told its task finished finds it there at once (`submit --wait`,
+        // then `tasks --state timed_out`, missed it now and then).
+        let watched = (flags & slot_flags::WATCHED != 0 && !interrupted)
+            .then(|| self.describe_finished(&record, &output, text.as_deref(), error.as_deref()));
+        let late = if self.late_watchers.count.load(Ordering::Relaxed) != 0 && !interrupted {
+            self.take_late_watchers(&record, &output, text.as_deref(), error.as_deref())
+        } else {
+            None
+        };
         let ledger = match site {
             FinishSite::Worker(worker_index) => {
                 self.history
@@ -774,6 +778,15 @@ impl Shared {
                 SHARED_LEDGER
             }
         };
+        // Before the release: the slot's watcher place is the next submitter's after it.
+        if let Some(info) = watched {
+            self.deliver(index, info);
+        }
+        if let Some((senders, info)) = late {
+            for sender in senders {
+                sender.send(info.clone());
+            }
+        }
         if flags & slot_flags::TEXT != 0 {
             drop(lock(&slot.text).take());
         }
@@ -787,37 +800,41 @@ impl Shared {
         }
     }
 
-    /// Sends a finished watched task to whoever waits for it.
+    /// A finished task as its watchers are told it.
     #[cold]
-    fn deliver(
+    fn describe_finished(
         &self,
-        index: u32,
         record: &Record,
         output: &TaskOutput,
         text: Option<&str>,
         error: Option<&str>,
-    ) {
+    ) -> TaskInfo {
+        self.describe(record, output.clone(), text, error.map(Box::from))
+    }
+
+    /// Sends a finished watched task to whoever waits for it.
+    #[cold]
+    fn deliver(&self, index: u32, info: TaskInfo) {
         // Borrowed, not taken: the slot's next fill replaces or drops it, on the submitting
         // thread (see `completions`), so its reference count does not move to the workers.
         let Some(place) = self.completions.watchers.get(index as usize) else {
             return;
         };
-        let info = self.describe(record, output.clone(), text, error.map(Box::from));
         if let Some(sender) = lock(place).as_ref() {
             sender.send(info);
         }
     }
 
-    /// Sends a finished task to a connection that waits for it though another submitted it
-    /// (see [`LateWatchers`]).
+    /// The connections that wait for a finished task though another submitted it (see
+    /// [`LateWatchers`]), taken from the table, with what to send them.
     #[cold]
-    fn deliver_late(
+    fn take_late_watchers(
         &self,
         record: &Record,
         output: &TaskOutput,
         text: Option<&str>,
         error: Option<&str>,
-    ) {
+    ) -> Option<(Vec<CompletionSender>, TaskInfo)> {
         let senders = {
             let mut table = lock(&self.late_watchers.table);
             let senders = table.remove(&record.id);
@@ -825,13 +842,9 @@ impl Shared {
                 .count
                 .store(table.len(), Ordering::Relaxed);
             senders
-        };
-        if let Some(senders) = senders {
-            let info = self.describe(record, output.clone(), text, error.map(Box::from));
-            for sender in senders {
-                sender.send(info.clone());
-            }
-        }
+        }?;
+        let info = self.describe_finished(record, output, text, error);
+        Some((senders, info))
     }
 
     /// Hands a `sleep` or `exec` task to the I/O thread.
