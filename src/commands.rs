@@ -221,10 +221,14 @@ fn spec_lines_of(bytes: &[u8]) -> Result<(Vec<String>, Vec<usize>), CommandError
 /// (read by [`stdin_specs`]) is the caller's to check first. `escaped`: the specs followed
 /// an explicit `--`, so words in them that look like options are spec text.
 pub fn spec_lines(args: &[String], escaped: bool) -> Result<Vec<String>, CommandError> {
+    // Everything after the first spec word is spec text: exec's own arguments may start
+    // with '-' or end with a line break.
+    let one_exec_spec = args
+        .first()
+        .is_some_and(|first| first.strip_prefix('\u{feff}').unwrap_or(first) == "exec");
     // What `submit -` drops from its lines, dropped here too: an editor's byte-order mark,
     // and a line end after a spec (`while read line` over a CRLF file keeps the CR), unless
     // it may be an exec program's own argument (`printf 'a\n'`).
-    let exec_words = args.first().is_some_and(|first| first == "exec");
     let trimmed: Vec<String> = args
         .iter()
         .enumerate()
@@ -234,7 +238,7 @@ pub fn spec_lines(args: &[String], escaped: bool) -> Result<Vec<String>, Command
                 _ => arg,
             };
             let ends_stripped = arg.trim_end_matches(['\r', '\n']);
-            if exec_words
+            if one_exec_spec
                 || arg.trim_start().starts_with("exec")
                 || ends_stripped.contains(['\r', '\n'])
             {
@@ -245,11 +249,8 @@ pub fn spec_lines(args: &[String], escaped: bool) -> Result<Vec<String>, Command
         })
         .collect();
     let args = trimmed.as_slice();
-    // Everything after the first spec word is spec text (exec's own arguments may start
-    // with '-'), so an option written after the specs would be submitted as part of them.
-    // Outside an exec spec such a word can only be a misplaced option, unless `--` said
-    // otherwise.
-    let one_exec_spec = args.first().is_some_and(|first| first == "exec");
+    // An option written after the specs would be submitted as part of them. Outside an exec
+    // spec such a word can only be a misplaced option, unless `--` said otherwise.
     if !one_exec_spec
         && !escaped
         && let Some(option) = args

@@ -525,46 +525,34 @@ fn main() -> ExitCode {
     let json = json_requested(&raw);
     let cli = match Cli::try_parse_from(&raw) {
         Ok(cli) => cli,
-        Err(error) if json && error.use_stderr() => {
-            // The first line of clap's text, without its `error: `: what a script shows.
-            let mut rendered = error.render().to_string();
-            if let Some(clap::error::ContextValue::String(value)) =
-                error.get(clap::error::ContextKind::InvalidValue)
-                && value.chars().count() > 60
-            {
-                rendered =
-                    rendered.replace(value.as_str(), &goliath::runtime::units::quoted_part(value));
-            }
-            let first = rendered.lines().next().unwrap_or_default();
-            let message = first.strip_prefix("error: ").unwrap_or(first);
-            let code = match misplaced_option(&error, &raw) {
-                Some(message) => {
-                    eprintln!("goliath: {message}");
-                    print_json_failure(exit::USAGE, &message);
-                    return ExitCode::from(exit::USAGE);
-                }
-                None => exit::USAGE,
-            };
-            eprint!("{rendered}");
-            print_json_failure(code, message);
-            return ExitCode::from(code);
-        }
         Err(error) => {
             if let Some(message) = misplaced_option(&error, &raw) {
                 eprintln!("goliath: {message}");
+                if json {
+                    print_json_failure(exit::USAGE, &message);
+                }
                 return ExitCode::from(exit::USAGE);
             }
             // A long value is quoted by its start: clap echoes it, and so does the parser's
             // own message (a 5,000-character id came back twice).
-            if let Some(clap::error::ContextValue::String(value)) =
-                error.get(clap::error::ContextKind::InvalidValue)
-                && value.chars().count() > 60
-            {
-                let text = error
-                    .render()
-                    .to_string()
-                    .replace(value.as_str(), &goliath::runtime::units::quoted_part(value));
+            let long_value = match error.get(clap::error::ContextKind::InvalidValue) {
+                Some(clap::error::ContextValue::String(value)) if value.chars().count() > 60 => {
+                    Some(value)
+                }
+                _ => None,
+            };
+            if error.use_stderr() && (json || long_value.is_some()) {
+                let mut text = error.render().to_string();
+                if let Some(value) = long_value {
+                    text =
+                        text.replace(value.as_str(), &goliath::runtime::units::quoted_part(value));
+                }
                 eprint!("{text}");
+                if json {
+                    // The first line of clap's text, without its `error: `.
+                    let first = text.lines().next().unwrap_or_default();
+                    print_json_failure(exit::USAGE, first.strip_prefix("error: ").unwrap_or(first));
+                }
                 return ExitCode::from(exit::USAGE);
             }
             // Help and version go to stdout: one that cannot be written (`>/dev/full`) is

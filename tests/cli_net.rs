@@ -888,15 +888,21 @@ fn output_into_a_closed_pipe_ends_quietly() {
     }
     // Output that cannot be written (a full disk) is an error, and it says the submit was
     // done all the same: a script must not take it for a refusal and submit again.
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .expect("/dev/full opens");
-    let output = goliath()
-        .args(["submit", "--node", &node.address, "fib 11"])
-        .stdout(full)
-        .output()
-        .expect("client runs");
+    // A client command of `node` whose standard output is /dev/full.
+    let into_full_disk = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full opens");
+        let (command, rest) = args.split_first().expect("a command");
+        goliath()
+            .args([command, "--node", &node.address])
+            .args(rest)
+            .stdout(full)
+            .output()
+            .expect("client runs")
+    };
+    let output = into_full_disk(&["submit", "fib 11"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -907,15 +913,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let listed = node.json(&["task", "4"]);
     assert_eq!(listed["spec"], "fib 11", "{listed}");
     // A command that changes nothing does not speak of something taking effect.
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .expect("/dev/full opens");
-    let output = goliath()
-        .args(["tasks", "--node", &node.address])
-        .stdout(full)
-        .output()
-        .expect("client runs");
+    let output = into_full_disk(&["tasks"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(

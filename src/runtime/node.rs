@@ -855,12 +855,20 @@ impl Shared {
     /// Asks a task to stop; with a WAL, the request is logged (the ticket says when it is
     /// durable), so a task whose cancel was acknowledged never runs again after a restart.
     fn cancel(&self, id: TaskId) -> Result<(CancelOutcome, Ticket), CancelError> {
-        let outcome = self.cancel_in_memory(id)?;
-        let ticket = match (&self.wal, outcome) {
-            (Some(wal), CancelOutcome::Requested) => self.log_cancelled(wal, id)?,
-            _ => Ticket::ready(),
+        match self.cancel_in_memory(id)? {
+            CancelOutcome::Requested => self.log_requested_cancel(id),
+            finished => Ok((finished, Ticket::ready())),
+        }
+    }
+
+    /// A cancel requested of a task in flight, logged (with a WAL): the ticket says when it
+    /// is durable.
+    fn log_requested_cancel(&self, id: TaskId) -> Result<(CancelOutcome, Ticket), CancelError> {
+        let ticket = match &self.wal {
+            Some(wal) => self.log_cancelled(wal, id)?,
+            None => Ticket::ready(),
         };
-        Ok((outcome, ticket))
+        Ok((CancelOutcome::Requested, ticket))
     }
 
     fn cancel_in_memory(&self, id: TaskId) -> Result<CancelOutcome, LookupError> {
@@ -908,12 +916,7 @@ impl Shared {
         let mut finished_at: Vec<usize> = Vec::new();
         for &id in ids {
             let result = if self.cancel_in_flight(id) {
-                match &self.wal {
-                    Some(wal) => self
-                        .log_cancelled(wal, id)
-                        .map(|ticket| (CancelOutcome::Requested, ticket)),
-                    None => Ok((CancelOutcome::Requested, Ticket::ready())),
-                }
+                self.log_requested_cancel(id)
             } else {
                 if self.ever_accepted(id) {
                     finished_at.push(results.len());

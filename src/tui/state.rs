@@ -1371,11 +1371,19 @@ impl App {
             .filter(|line| !line.trim().is_empty());
         let first_line = lines.next();
         let more_lines = lines.count();
+        // A spec or a command is one line: lines pasted into the submit prompt or the
+        // palette, joined, made one other task (`exec -- a` and `exec -- b` ran
+        // `a exec -- b`). They take the first, and say why.
+        let first_only = match &overlay {
+            Some(Overlay::Submit(_)) => Some(
+                "a spec is one line; submit the others after it, or all at once with `goliath submit -` (one spec per line)",
+            ),
+            Some(Overlay::Palette(_)) => Some("a command is one line; give the others after it"),
+            _ => None,
+        }
+        .filter(|_| more_lines > 0);
         let cut = match &mut overlay {
-            // A spec or a command is one line: lines pasted into the submit prompt or the
-            // palette, joined, made one other task (`exec -- a` and `exec -- b` ran
-            // `a exec -- b`). They take the first.
-            Some(Overlay::Submit(input) | Overlay::Palette(input)) if more_lines > 0 => {
+            Some(Overlay::Submit(input) | Overlay::Palette(input)) if first_only.is_some() => {
                 Some(input.insert_pasted(first_line.unwrap_or_default()))
             }
             Some(Overlay::Submit(input) | Overlay::Palette(input) | Overlay::Filter(input)) => {
@@ -1386,18 +1394,10 @@ impl App {
         if let Some(open) = overlay.as_mut().filter(|_| cut.is_some()) {
             self.after_edit(open);
         }
-        let first_only = match overlay.as_mut() {
-            Some(Overlay::Submit(input)) if more_lines > 0 => Some((
-                input,
-                "a spec is one line; submit the others after it, or all at once with `goliath submit -` (one spec per line)",
-            )),
-            Some(Overlay::Palette(input)) if more_lines > 0 => {
-                Some((input, "a command is one line; give the others after it"))
-            }
-            _ => None,
-        };
         let mut status_note = None;
-        if let Some((input, why)) = first_only {
+        if let (Some(why), Some(Overlay::Submit(input) | Overlay::Palette(input))) =
+            (first_only, overlay.as_mut())
+        {
             let note = format!(
                 "{} lines pasted: the prompt took the first, as {why}",
                 more_lines + 1
@@ -1473,7 +1473,8 @@ impl App {
         // Ctrl-C quits as in any terminal program, also when `quit` is bound to other keys,
         // unless it was bound to another action itself.
         let chord = KeyChord::from_event(&key);
-        let quits = match self.keymap.resolve(&[], chord) {
+        let resolved = self.keymap.resolve(&[], chord);
+        let quits = match resolved {
             Resolved::Action(action) => action == Action::Quit,
             Resolved::Unbound => {
                 key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL
@@ -1482,7 +1483,7 @@ impl App {
         };
         if key.code == KeyCode::Char('z')
             && key.modifiers == KeyModifiers::CONTROL
-            && self.keymap.resolve(&[], chord) == Resolved::Unbound
+            && resolved == Resolved::Unbound
         {
             // Terminal programs suspend on Ctrl-Z; this one says why it does not.
             let why = match &self.options.remote {
@@ -3078,12 +3079,10 @@ pub(crate) mod tests {
         app.ingest(snapshot(2, three_tasks(), 1));
         assert_eq!(press(&mut app, "ctrl-z"), NOTHING);
         assert!(!app.quit);
+        let said = status_text(&app);
         assert!(
-            app.status
-                .as_ref()
-                .is_some_and(|s| s.text.contains("ctrl-z does not suspend the console")),
-            "{:?}",
-            app.status
+            said.contains("ctrl-z does not suspend the console"),
+            "{said}"
         );
     }
 
@@ -3115,13 +3114,8 @@ pub(crate) mod tests {
         assert_eq!(input.text, "spni 1s");
         let error = input.error.as_deref().unwrap_or_default();
         assert!(error.contains("did you mean 'spin'"), "{error}");
-        assert!(
-            app.status
-                .as_ref()
-                .is_some_and(|s| s.text.contains("2 lines pasted")),
-            "{:?}",
-            app.status
-        );
+        let said = status_text(&app);
+        assert!(said.contains("2 lines pasted"), "{said}");
     }
 
     #[test]
