@@ -255,7 +255,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// Task ids, or ranges of ids like 28-127.
-        #[arg(required = true, value_name = "ID")]
+        #[arg(required = true, value_name = "ID", allow_negative_numbers = true)]
         ids: Vec<String>,
     },
     /// Describe one task.
@@ -263,6 +263,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// Task id.
+        #[arg(allow_negative_numbers = true)]
         id: TaskId,
     },
     /// List tasks, newest first.
@@ -274,7 +275,7 @@ enum Command {
         #[arg(long, default_value_t = 50, value_name = "N", value_parser = task_limit, allow_negative_numbers = true)]
         limit: usize,
         /// Only tasks older than this id: the next page after a full one ends at this id.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", allow_negative_numbers = true)]
         before: Option<TaskId>,
         #[command(flatten)]
         target: Target,

@@ -818,6 +818,18 @@ fn negative_numbers_are_told_what_the_option_takes() {
             "workers must be \"auto\" or 1 to 1024, found -1",
         ),
         (&["demo", "-3"][..], "-3 is not a node count from 1 to 32"),
+        (
+            &["tasks", "--node", "127.0.0.1:1", "--before", "-5"][..],
+            "'-5' is not a task id (a whole number from 1)",
+        ),
+        (
+            &["task", "--node", "127.0.0.1:1", "-5"][..],
+            "'-5' is not a task id",
+        ),
+        (
+            &["cancel", "--node", "127.0.0.1:1", "-5"][..],
+            "'-5' is not a task id (a whole number from 1)",
+        ),
     ] {
         let stderr = usage_error(args);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");

@@ -36,7 +36,7 @@ impl FromStr for TaskId {
             // Control characters shown as their pictures: a terminal would act on an escape
             // sequence, and a writer that strips them would show another value.
             Ok(0) | Err(_) => Err(format!(
-                "'{}' is not a task id (a positive whole number)",
+                "'{}' is not a task id (a whole number from 1)",
                 crate::runtime::units::printable(text, false)
             )),
             Ok(value) => Ok(TaskId(value)),
