@@ -1206,8 +1206,8 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
                 })
                 .unwrap_or_else(|| "never".into())
         };
-        let phi = member
-            .current_phi()
+        let phi = cluster
+            .phi_of(member)
             .map_or_else(|| "-".to_string(), |phi| format!("{phi:.1}"));
         let load = member
             .current_load()

@@ -1500,14 +1500,15 @@ impl App {
         }
         if self.hits.too_small {
             // Nothing else is on screen: a key must not answer a question the operator
-            // cannot see, and with a prompt open the quit key is likely a letter typed into
-            // it blind (`q` of "seq"): then only Ctrl-C quits.
-            let typing = matches!(
-                self.overlay,
-                Some(Overlay::Submit(_) | Overlay::Palette(_) | Overlay::Filter(_))
-            );
+            // cannot see. With a prompt open the quit key is likely a letter typed into it
+            // blind (`q` of "seq"), and with the cancel question or the help open a `q`
+            // meant to close it would stop the node and its tasks: then only Ctrl-C quits.
             let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL;
-            self.quit |= if typing { ctrl_c } else { quits };
+            self.quit |= if self.overlay.is_some() {
+                ctrl_c
+            } else {
+                quits
+            };
             return NOTHING;
         }
         if let Some(overlay) = self.overlay.take() {
@@ -1920,15 +1921,10 @@ impl App {
             );
             return;
         }
-        // The question's keys take the bottom line: a note from before ("sorted by id") would
-        // hide them.
-        if self
-            .status
-            .as_ref()
-            .is_some_and(|status| status.severity == Severity::Info)
-        {
-            self.status = None;
-        }
+        // The question's keys take the bottom line: a message from before ("sorted by id", or
+        // the warning of an `x` with no task selected) would hide them, and the question is
+        // the newest thing on screen.
+        self.status = None;
         self.overlay = Some(Overlay::Confirm {
             id: task.id,
             spec: task.spec,
@@ -2417,10 +2413,13 @@ pub(crate) mod tests {
             .find(|t| !t.state.is_finished())
             .expect("a task in flight");
         app.selected = Some(open.id);
-        app.tell(Severity::Info, "sorted by id");
+        app.tell(
+            Severity::Warning,
+            "select a task to cancel first (j/k or click in a task table)",
+        );
         press(&mut app, "x");
         assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
-        // The question's keys show on the bottom line, not a note from before.
+        // The question's keys show on the bottom line, not a message from before.
         assert!(app.status.is_none(), "{:?}", app.status);
         (app, open)
     }
@@ -2967,7 +2966,16 @@ pub(crate) mod tests {
         press(&mut app, "3");
         assert_eq!(app.tab, Tab::Tasks);
         press(&mut app, "q");
-        assert!(app.quit);
+        assert!(
+            !app.quit,
+            "a `q` meant for the hidden question does not stop the node"
+        );
+        press(&mut app, "ctrl-c");
+        assert!(app.quit, "Ctrl-C quits");
+        let mut plain = super::tests::app();
+        plain.hits.too_small = true;
+        press(&mut plain, "q");
+        assert!(plain.quit, "with nothing open the quit key quits");
     }
 
     #[test]

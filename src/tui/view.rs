@@ -215,13 +215,15 @@ fn wrapped_rows(paragraph: &Paragraph<'_>, width: u16) -> usize {
 
 fn too_small(frame: &mut Frame, app: &App, area: Rect) {
     let theme = &app.options.theme;
-    // The way out as the keys are bound; with a prompt open only Ctrl-C (a letter goes to
-    // the prompt, see `App::on_key`).
-    let typing = matches!(
-        app.overlay,
-        Some(Overlay::Submit(_) | Overlay::Palette(_) | Overlay::Filter(_))
-    );
-    let quit_key = if typing {
+    // The way out as the keys are bound; with a prompt, the question or the help open only
+    // Ctrl-C (see `App::on_key`).
+    let open = match app.overlay {
+        Some(Overlay::Submit(_) | Overlay::Palette(_) | Overlay::Filter(_)) => Some("A prompt"),
+        Some(Overlay::Confirm { .. }) => Some("The cancel question"),
+        Some(Overlay::Help { .. }) => Some("The help"),
+        None => None,
+    };
+    let quit_key = if open.is_some() {
         "ctrl-c".to_string()
     } else {
         app.keymap
@@ -235,9 +237,9 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
             "This window is {}×{}; the console needs at least {MIN_WIDTH}×{MIN_HEIGHT}.",
             area.width, area.height
         )),
-        Line::raw(if typing {
+        Line::raw(if let Some(open) = open {
             format!(
-                "A prompt is open: enlarge the window (or make the font smaller) to go on with it, or press {quit_key} to quit."
+                "{open} is open: enlarge the window (or make the font smaller) to go on with it, or press {quit_key} to quit."
             )
         } else {
             format!("Enlarge the window (or make the font smaller), or press {quit_key} to quit.")
@@ -1389,6 +1391,7 @@ fn member_counts(app: &App, cluster: &ClusterSnapshot, compact: bool) -> Vec<Spa
 /// [`member_name_column`]) and heard times [`HEARD_COLUMN`], so the pane's lines align.
 fn member_line(
     app: &App,
+    cluster: &ClusterSnapshot,
     member: &MemberInfo,
     now: u64,
     width: u16,
@@ -1415,8 +1418,8 @@ fn member_line(
     if fixed + heard.chars().count() + load.chars().count() > usize::from(width) {
         load.clear();
     }
-    let phi = member
-        .current_phi()
+    let phi = cluster
+        .phi_of(member)
         .map_or_else(|| format!("{:<5}", "-"), |phi| format!("{phi:<5.1}"));
     Line::from(vec![
         Span::styled(
@@ -1530,7 +1533,7 @@ fn draw_cluster_compact(frame: &mut Frame, app: &App, area: Rect, focused: bool)
     let mut lines: Vec<Line> = members
         .iter()
         .take(shown)
-        .map(|m| member_line(app, m, now, inner.width, name_column))
+        .map(|m| member_line(app, cluster, m, now, inner.width, name_column))
         .collect();
     if shown < members.len() {
         lines.push(Line::styled(
@@ -1677,10 +1680,12 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
             7,
         ),
         ("HEARD", 12, 2),
-        // Tasks in flight per worker, and tasks waiting: two columns, so that a narrow
-        // table drops the second whole ("996 queue" was cut from "996 queued").
+        // Tasks in flight per worker, and the queue depth: two columns, so that a narrow
+        // table drops the second whole. DEPTH, not QUEUED: it counts indices waiting in the
+        // submission queue and the deques, running tasks between slices among them, so it
+        // disagreed with the header's count of tasks queued.
         ("LOAD", 7, 5),
-        ("QUEUED", 8, 8),
+        ("DEPTH", 8, 8),
     ];
     let room = usize::from(table_area.width.saturating_sub(2));
     let columns: Vec<(usize, usize)> = columns_spec
@@ -1713,8 +1718,8 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
                 || ("-".to_string(), "-".to_string()),
                 |m| (format!("{:.1}", m.load), m.queue_depth.to_string()),
             );
-            let phi = member
-                .current_phi()
+            let phi = cluster
+                .phi_of(member)
                 .map_or_else(|| "-".to_string(), |phi| format!("{phi:.1}"));
             let state = format!(
                 "{} {}{}",
@@ -3968,6 +3973,12 @@ mod tests {
         let text = format!("{}", draw(&mut app, 60, 20).backend());
         assert!(
             text.contains("A prompt is open") && text.contains("ctrl-c"),
+            "{text}"
+        );
+        app.overlay = Some(Overlay::Help { scroll: 0 });
+        let text = format!("{}", draw(&mut app, 60, 20).backend());
+        assert!(
+            text.contains("The help is open") && text.contains("ctrl-c to quit"),
             "{text}"
         );
     }

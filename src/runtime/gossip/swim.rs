@@ -1170,8 +1170,11 @@ impl Swim {
             incarnation: m.incarnation,
             address: m.address,
             meta: m.meta.as_deref().cloned(),
-            // A yielded node hears nobody any more: its silence measures nothing.
-            phi: if m.state.is_up() && self.status != LocalStatus::Yielded {
+            // A node that yielded or is leaving probes nobody any more: silence measures
+            // nothing.
+            phi: if m.state.is_up()
+                && matches!(self.status, LocalStatus::Joining | LocalStatus::Active)
+            {
                 m.phi.phi(now_us, self.phi_cadence(), &self.config.phi)
             } else {
                 0.0

@@ -80,6 +80,19 @@ pub struct MemberInfo {
     pub meta: Option<MemberLoad>,
 }
 
+impl ClusterSnapshot {
+    /// A member's φ as views show it: none while the member is down (see
+    /// [`MemberInfo::current_phi`]), and none from a node that has left or yielded its name,
+    /// which no longer probes, so its members' silence grows without meaning anything (a
+    /// healthy member showed φ 999 there).
+    pub fn phi_of(&self, member: &MemberInfo) -> Option<f64> {
+        match self.status {
+            LocalStatus::Leaving | LocalStatus::Yielded => None,
+            LocalStatus::Joining | LocalStatus::Active => member.current_phi(),
+        }
+    }
+}
+
 impl MemberInfo {
     /// Its protocol address as tables show it: `-` when unknown, and marked `(its loopback)`
     /// when another member serves only on its own loopback while gossiping over a network,

@@ -980,6 +980,33 @@ fn leaving_tells_others_and_stops_probing() {
 }
 
 #[test]
+fn a_leaving_node_measures_no_phi_of_members_it_no_longer_hears() {
+    let mut recorder = with_members(1);
+    let member = id("a1", 1);
+    // Heard every half second, long enough for phi to have a window.
+    for _ in 0..10 {
+        recorder.now += 500 * MS;
+        recorder.receive(addr(2), &packet(&member, Message::Gossip, Vec::new()));
+    }
+    // Ten seconds on (the view only reads the time it is given).
+    let later = recorder.now + 10_000 * MS;
+    let phi_of = |swim: &Swim| {
+        swim.members(later)
+            .into_iter()
+            .find(|m| m.id.name == member.name)
+            .map(|m| (m.state, m.phi))
+    };
+    let (_, silent_phi) = phi_of(&recorder.swim).expect("known");
+    assert!(silent_phi > 8.0, "ten silent seconds: phi {silent_phi}");
+    recorder.swim.leave(recorder.now);
+    assert_eq!(
+        phi_of(&recorder.swim),
+        Some((MemberState::Alive, 0.0)),
+        "a node that left hears nobody: the silence says nothing of the member"
+    );
+}
+
+#[test]
 fn a_node_without_seeds_founds_its_cluster_and_is_active() {
     let mut recorder = Recorder::new(SwimConfig::default());
     recorder.swim.join(&[addr(1)], 0);
