@@ -799,6 +799,9 @@ fn a_failed_fdatasync_stops_every_acknowledgement_for_good() {
         failure.to_string().contains("Input/output error"),
         "{failure}"
     );
+    // Written before its fdatasync failed: a restart may find it, and its client is told so.
+    assert_eq!(failure.fate, wal::Unacknowledged::MaybeWritten);
+    assert!(failure.fate_note().contains("may be on disk"));
     assert!(log.failure().is_some());
     assert!(!log.snapshot().healthy);
     // Nothing more is taken, and nothing already waiting is acknowledged.
@@ -831,6 +834,68 @@ fn a_failed_fdatasync_stops_every_acknowledgement_for_good() {
     for id in &acknowledged {
         assert!(ids.contains(id), "acknowledged {id} lost");
     }
+}
+
+#[test]
+fn a_batch_cut_by_a_segment_that_cannot_be_created_acknowledges_what_the_closed_segment_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(dir.path());
+    // Segments 1 and 2 are created; the disk is full for segment 3. The writer waits a little
+    // before each batch, so the appends below go out in batches that run over a segment's end.
+    opts.faults = Some(Arc::new(
+        Faults::parse("segment_fail_from=3").expect("parses"),
+    ));
+    opts.max_batch_delay = Duration::from_millis(20);
+    let log = wal::open(opts, &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts");
+    // About 200 bytes a record: 2,000 of them fill three segments of 64 KiB.
+    let text = "x".repeat(150);
+    let mut tickets = Vec::new();
+    for id in 1..=2_000 {
+        match log.append_accepted(
+            &[IdRange {
+                first: id,
+                count: 1,
+            }],
+            &echo(&text),
+            None,
+            0,
+        ) {
+            Ok(ticket) => tickets.push((id, ticket)),
+            Err(_) => break,
+        }
+    }
+    let mut acknowledged = Vec::new();
+    let mut not_written = Vec::new();
+    let mut maybe_written = 0;
+    for (id, ticket) in &tickets {
+        match ticket.wait() {
+            Ok(()) => acknowledged.push(*id),
+            Err(error) => {
+                assert!(
+                    error.to_string().contains("wal-0000000000000003.seg"),
+                    "{error}"
+                );
+                match error.fate {
+                    wal::Unacknowledged::NotWritten => not_written.push(*id),
+                    wal::Unacknowledged::MaybeWritten => maybe_written += 1,
+                }
+            }
+        }
+    }
+    assert!(log.failure().is_some(), "segment 3 was never needed");
+    assert_eq!(maybe_written, 0, "no write or fdatasync failed");
+    log.shutdown();
+    drop(log);
+    let ids = live_ids(dir.path()).expect("recovers");
+    // Exactly the acknowledged records are in the log: the records the closing of segment
+    // 2 made durable are acknowledged (before, their clients heard that nothing was, and
+    // found them after the restart), and the records said not to be written are not there.
+    assert_eq!(ids, acknowledged);
+    assert!(!not_written.is_empty(), "some records waited for segment 3");
+    assert!(not_written.iter().all(|id| !ids.contains(id)));
 }
 
 // ---------------------------------------------------------------- recovery into a node

@@ -528,7 +528,7 @@ impl Shared {
     /// Checks that a spec may be submitted now.
     fn check_submittable(&self, spec: &TaskSpec) -> Result<(), SubmitError> {
         if let Some(failure) = self.wal.as_ref().and_then(Wal::failure) {
-            return Err(wal::DurabilityError(failure).into());
+            return Err(wal::DurabilityError::not_written(failure).into());
         }
         if !self.accepting.load(Ordering::Relaxed) {
             return Err(SubmitError::ShuttingDown);

@@ -1571,7 +1571,7 @@ fn cancel_error(error: &CancelError) -> RemoteError {
 fn storage_error(error: &DurabilityError) -> RemoteError {
     RemoteError {
         kind: RemoteErrorKind::Storage,
-        message: format!("{error}; nothing from this request was acknowledged"),
+        message: format!("{error}; {}", error.fate_note()),
     }
 }
 

@@ -35,7 +35,9 @@ pub use metrics::{RecoverySummary, WalSnapshot, WalSync};
 pub use record::{IdRange, Record, RecordType, SpecRecord};
 pub use recovery::{Damage, State};
 pub use segment::{Faults, LOCK_FILE};
-pub use writer::{AppendError, AppendKind, DurabilityError, LAZY_FLUSH, Ticket, backlog_limit};
+pub use writer::{
+    AppendError, AppendKind, DurabilityError, LAZY_FLUSH, Ticket, Unacknowledged, backlog_limit,
+};
 
 use crate::config::Config;
 use crate::runtime::lock;

@@ -477,6 +477,19 @@ pub fn group_prefix(bytes: &[u8], room: usize) -> usize {
     boundary
 }
 
+/// How many whole records a run of whole records holds (the LSNs it takes).
+pub fn frame_count(bytes: &[u8]) -> u64 {
+    let mut at = 0;
+    let mut count = 0;
+    while at + HEADER_LEN <= bytes.len() {
+        let length =
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        at += frame_len(length);
+        count += 1;
+    }
+    count
+}
+
 // ---------------------------------------------------------------- payloads
 
 /// A run of consecutive task ids.

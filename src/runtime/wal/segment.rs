@@ -295,6 +295,9 @@ pub struct Faults {
     bytes_left: AtomicU64,
     /// How long the checkpointer sleeps before each checkpoint (a disk slower than the load).
     checkpoint_delay_ms: AtomicU64,
+    /// Segments numbered from this one cannot be created (ENOSPC): the disk fills between
+    /// segments, while the records of the one being written still fit.
+    segments_fail_from: AtomicU64,
     /// fdatasync calls made to fail so far.
     failed_syncs: AtomicU64,
 }
@@ -305,14 +308,15 @@ impl Default for Faults {
             syncs_left: AtomicU64::new(u64::MAX),
             bytes_left: AtomicU64::new(u64::MAX),
             checkpoint_delay_ms: AtomicU64::new(0),
+            segments_fail_from: AtomicU64::new(u64::MAX),
             failed_syncs: AtomicU64::new(0),
         }
     }
 }
 
 impl Faults {
-    /// Parses `fsync_fail_after=N`, `enospc_after_bytes=N` and `checkpoint_delay_ms=N`,
-    /// comma-separated.
+    /// Parses `fsync_fail_after=N`, `enospc_after_bytes=N`, `checkpoint_delay_ms=N` and
+    /// `segment_fail_from=N`, comma-separated.
     pub fn parse(spec: &str) -> Result<Faults, String> {
         let faults = Faults::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -327,9 +331,10 @@ impl Faults {
                 "fsync_fail_after" => faults.syncs_left.store(value, Ordering::SeqCst),
                 "enospc_after_bytes" => faults.bytes_left.store(value, Ordering::SeqCst),
                 "checkpoint_delay_ms" => faults.checkpoint_delay_ms.store(value, Ordering::SeqCst),
+                "segment_fail_from" => faults.segments_fail_from.store(value, Ordering::SeqCst),
                 other => {
                     return Err(format!(
-                        "unknown fault '{other}'; use fsync_fail_after=N, enospc_after_bytes=N or checkpoint_delay_ms=N"
+                        "unknown fault '{other}'; use fsync_fail_after=N, enospc_after_bytes=N, checkpoint_delay_ms=N or segment_fail_from=N"
                     ));
                 }
             }
@@ -478,6 +483,11 @@ impl Io {
         created_unix_us: u64,
         pause: Option<&dyn Fn() -> bool>,
     ) -> io::Result<(File, u64)> {
+        if let Some(faults) = &self.faults
+            && seq >= faults.segments_fail_from.load(Ordering::SeqCst)
+        {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
         let name = segment_name(seq);
         let temp = dir.join(format!("{name}.tmp"));
         let result = (|| {

@@ -244,7 +244,7 @@ impl Shared {
             // Only submissions are refused for a log that is behind, and a cancel record
             // always encodes: neither happens here, but neither is acknowledged if it did.
             Err(error @ (AppendError::Behind { .. } | AppendError::Encode(_))) => Err(
-                CancelError::NotDurable(DurabilityError(error.to_string().into()), id),
+                CancelError::NotDurable(DurabilityError::not_written(error.to_string().into()), id),
             ),
         }
     }

@@ -86,8 +86,43 @@ pub enum AppendKind {
 
 /// The log has failed (fail-stop) and acknowledges nothing more.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the write-ahead log failed and acknowledges nothing more: {0}")]
-pub struct DurabilityError(pub Arc<str>);
+#[error("the write-ahead log failed and acknowledges nothing more: {failure}")]
+pub struct DurabilityError {
+    /// What failed, naming the operation and its file.
+    pub failure: Arc<str>,
+    /// What became of the records of the request that gets this error.
+    pub fate: Unacknowledged,
+}
+
+/// What became of records the log failed before acknowledging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unacknowledged {
+    /// Never written: they are not in the log, and no restart brings them back.
+    NotWritten,
+    /// Written, or being written, when the log failed, without an fdatasync known to have
+    /// kept them: a restart may or may not find them.
+    MaybeWritten,
+}
+
+impl DurabilityError {
+    /// A failure for a request none of whose records were written.
+    pub fn not_written(failure: Arc<str>) -> Self {
+        Self {
+            failure,
+            fate: Unacknowledged::NotWritten,
+        }
+    }
+
+    /// What the request's client is to know and do, after the failure itself.
+    pub fn fate_note(&self) -> &'static str {
+        match self.fate {
+            Unacknowledged::NotWritten => "nothing from this request was written to the log",
+            Unacknowledged::MaybeWritten => {
+                "this request was not acknowledged, but its records were being written when the log failed and may be on disk: after the node starts again, `goliath tasks` shows whether its tasks are there, and a retry with the same idempotency key gives their ids instead of submitting them twice"
+            }
+        }
+    }
+}
 
 /// Why an append was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +192,9 @@ pub(crate) struct LogShared {
     urgent_groups: AtomicU64,
     /// Highest LSN durable (per the sync mode).
     durable: AtomicU64,
+    /// Highest LSN the writer has started to write (set before the write): a record above
+    /// `durable` and at most this may be on disk after a failure, one above it is not.
+    writing: AtomicU64,
     failed: AtomicBool,
     failure: OnceLock<Arc<str>>,
     sync_waiters: AtomicUsize,
@@ -186,6 +224,7 @@ impl LogShared {
             urgent: AtomicU64::new(0),
             urgent_groups: AtomicU64::new(0),
             durable: AtomicU64::new(0),
+            writing: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: OnceLock::new(),
             sync_waiters: AtomicUsize::new(0),
@@ -212,13 +251,19 @@ impl LogShared {
         }
     }
 
-    fn failed_error(&self) -> DurabilityError {
-        DurabilityError(
-            self.failure
-                .get()
-                .cloned()
-                .unwrap_or_else(|| Arc::from("unknown failure")),
-        )
+    /// The failure as the request whose last record is `lsn` gets it (`None`: a request
+    /// that appended nothing).
+    fn failed_error(&self, lsn: Option<u64>) -> DurabilityError {
+        let failure = self
+            .failure
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Arc::from("unknown failure"));
+        let fate = match lsn {
+            Some(lsn) if lsn <= self.writing.load(Ordering::SeqCst) => Unacknowledged::MaybeWritten,
+            _ => Unacknowledged::NotWritten,
+        };
+        DurabilityError { failure, fate }
     }
 
     /// Appends one group built by `build`; returns its result and the group's last LSN.
@@ -228,7 +273,7 @@ impl LogShared {
         build: impl FnOnce(&mut GroupEncoder<'_>) -> Result<R, EncodeError>,
     ) -> Result<(R, u64), AppendError> {
         if self.failed.load(Ordering::Acquire) {
-            return Err(self.failed_error().into());
+            return Err(self.failed_error(None).into());
         }
         let mut pending = lock(&self.pending);
         if pending.stopping {
@@ -280,7 +325,7 @@ impl LogShared {
         if self.durable.load(Ordering::SeqCst) >= lsn {
             Some(Ok(()))
         } else if self.failed.load(Ordering::SeqCst) {
-            Some(Err(self.failed_error()))
+            Some(Err(self.failed_error(Some(lsn))))
         } else {
             None
         }
@@ -657,6 +702,15 @@ pub(crate) fn unix_now_us() -> u64 {
 
 // ---------------------------------------------------------------- writer thread
 
+/// A batch the writer could not write whole.
+struct BatchFailure {
+    /// What failed, naming the operation and its file.
+    error: String,
+    /// The last LSN of the batch that was kept all the same (the batch's first LSN less one
+    /// if none was).
+    kept: u64,
+}
+
 /// The writer thread's own state.
 pub(crate) struct Writer {
     pub log: Arc<LogShared>,
@@ -807,7 +861,7 @@ impl Writer {
                     return;
                 }
             }
-            match self.write_batch(&mut batch) {
+            match self.write_batch(&mut batch, taken) {
                 Ok(()) => {
                     log.metrics
                         .record_batch(records, batch.len() as u64, started.elapsed());
@@ -821,7 +875,13 @@ impl Writer {
                     urgent_taken = urgent_now;
                     taken = end;
                 }
-                Err(error) => {
+                Err(BatchFailure { error, kept }) => {
+                    // The groups a closed segment's fdatasync kept before the failure are
+                    // acknowledged: a restart finds them, so their clients must not hear
+                    // that nothing was.
+                    if kept > taken {
+                        log.publish(kept);
+                    }
                     log.fail(error);
                     return;
                 }
@@ -878,10 +938,15 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes `batch` (rolling to new segments as they fill) and, with `wal.sync = always`,
-    /// fdatasyncs it. The error names the operation that failed and its file.
-    fn write_batch(&mut self, batch: &mut [u8]) -> Result<(), String> {
+    /// Writes `batch`, whose records follow LSN `taken` (rolling to new segments as they
+    /// fill) and, with `wal.sync = always`, fdatasyncs it. The error names the operation that
+    /// failed and its file, and says up to which LSN the batch was kept all the same (by the
+    /// fdatasync that closed a segment, or by a write with `wal.sync = never`).
+    fn write_batch(&mut self, batch: &mut [u8], taken: u64) -> Result<(), BatchFailure> {
         let mut rest = batch;
+        // The last LSN written, and the last kept.
+        let mut written = taken;
+        let mut kept = taken;
         while !rest.is_empty() {
             // The end of every segment is kept for its end record (see `roll`).
             let room = self
@@ -891,23 +956,37 @@ impl Writer {
             let take = record::group_prefix(rest, room);
             if take == 0 {
                 if self.offset == self.data_start {
-                    return Err(format!(
-                        "a group of records is larger than a whole segment ({})",
-                        segment::segment_name(self.seq)
-                    ));
+                    return Err(BatchFailure {
+                        error: format!(
+                            "a group of records is larger than a whole segment ({})",
+                            segment::segment_name(self.seq)
+                        ),
+                        kept,
+                    });
                 }
-                self.roll()?;
+                self.roll(&mut kept, written)
+                    .map_err(|error| BatchFailure { error, kept })?;
                 continue;
             }
             let (chunk, after) = std::mem::take(&mut rest).split_at_mut(take);
-            self.write_records(chunk, "writing segment")?;
+            let chunk_end = written + record::frame_count(chunk);
+            // Before the write: from here on a failure may leave these records on disk.
+            self.log.writing.store(chunk_end, Ordering::SeqCst);
+            self.write_records(chunk, "writing segment")
+                .map_err(|error| BatchFailure { error, kept })?;
+            written = chunk_end;
+            if self.sync == WalSync::Never {
+                kept = written;
+            }
             rest = after;
             if !rest.is_empty() {
-                self.roll()?;
+                self.roll(&mut kept, written)
+                    .map_err(|error| BatchFailure { error, kept })?;
             }
         }
         if self.sync == WalSync::Always {
-            self.sync_named()?;
+            self.sync_named()
+                .map_err(|error| BatchFailure { error, kept })?;
         }
         Ok(())
     }
@@ -989,8 +1068,10 @@ impl Writer {
     /// Closes the full segment with its end record (durable in both sync modes, before the
     /// next segment takes any record) and moves to the next. Recovery needs the end record of
     /// every segment but the newest: without it, a closed segment's lost last records (zeros
-    /// on disk) would read as the segment's clean end.
-    fn roll(&mut self) -> Result<(), String> {
+    /// on disk) would read as the segment's clean end. Once the closing fdatasync is done,
+    /// everything written (up to LSN `written`) is kept: `kept` is raised to it, so a failure
+    /// to create the next segment still acknowledges it.
+    fn roll(&mut self, kept: &mut u64, written: u64) -> Result<(), String> {
         let mut end = Vec::with_capacity(record::SEGMENT_END_LEN);
         record::encode_one(
             &mut end,
@@ -1005,6 +1086,7 @@ impl Writer {
         })?;
         self.write_records(&mut end, "writing the end record of segment")?;
         self.sync_named()?;
+        *kept = written;
         // Segments are created whole at `segment_size`.
         let closed_bytes = self.segment_size;
         let next = self.seq + 1;
