@@ -315,7 +315,7 @@ pub fn repair(
             return Err(CommandError {
                 code: exit::FAILURE,
                 message: format!(
-                    "a goliath node (pid {pid}) is running on {}: stop it first (`goliath shutdown`), then run `goliath wal repair` again; nothing was changed",
+                    "a goliath node (pid {pid}) is running on {}: stop it first (`kill -TERM {pid}`, or `goliath shutdown --node ADDR` with the address it listens on), then run `goliath wal repair` again; nothing was changed",
                     dir.display()
                 ),
             });

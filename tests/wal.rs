@@ -656,8 +656,35 @@ fn a_checkpoint_copied_in_from_another_data_directory_refuses_to_start() {
             "names the checkpoint: {message}"
         );
         assert!(message.contains("another write-ahead log"), "{message}");
-        let inspection = wal::inspect(ours.path(), |_, _, _, _| {}).expect("inspects");
+        let mut ours_read = 0;
+        let inspection = wal::inspect(ours.path(), |path, _, record, _| {
+            if path != target && matches!(record, Record::Accepted(_)) {
+                ours_read += 1;
+            }
+        })
+        .expect("inspects");
         assert!(!inspection.healthy(), "{inspection:?}");
+        if same_name {
+            continue;
+        }
+        // Numbered past our checkpoint, theirs hid every file of ours from `verify`, and
+        // `repair` then kept nothing (a log of 1,000 tasks in flight restarted empty). Our
+        // own files are still read, and repair keeps all their tasks.
+        assert_eq!(ours_read, 1000, "{inspection:?}");
+        assert!(
+            inspection.files.iter().any(|f| f.file == target
+                && f.damage
+                    .as_ref()
+                    .is_some_and(|d| d.what.contains("move it out"))),
+            "{inspection:?}"
+        );
+        let repaired = wal::repair::repair(ours.path(), 100_000, 1000).expect("repairs");
+        assert_eq!(repaired.foreign, vec![file_name(&target)], "{repaired:?}");
+        assert_eq!(repaired.in_flight, 1000, "{repaired:?}");
+        assert_eq!(
+            live_ids(ours.path()).expect("recovers"),
+            (1..=1000).collect::<Vec<u64>>()
+        );
     }
 }
 
@@ -896,6 +923,46 @@ fn a_batch_cut_by_a_segment_that_cannot_be_created_acknowledges_what_the_closed_
     assert_eq!(ids, acknowledged);
     assert!(!not_written.is_empty(), "some records waited for segment 3");
     assert!(not_written.iter().all(|id| !ids.contains(id)));
+}
+
+#[test]
+fn records_per_fsync_counts_the_fsyncs_that_close_segments() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(dir.path());
+    opts.max_batch_delay = Duration::from_millis(50);
+    let log = wal::open(opts, &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts");
+    // About 180 bytes a record, appended within the writer's wait: one batch of some 180
+    // KiB, over three segments of 64 KiB, closing two of them.
+    let text = "x".repeat(150);
+    let tickets: Vec<_> = (1..=1_000)
+        .map(|id| {
+            log.append_accepted(
+                &[IdRange {
+                    first: id,
+                    count: 1,
+                }],
+                &echo(&text),
+                None,
+                0,
+            )
+            .expect("appends")
+        })
+        .collect();
+    for ticket in &tickets {
+        ticket.wait().expect("durable");
+    }
+    let snapshot = log.snapshot();
+    assert!(snapshot.window_fsyncs >= 3, "{snapshot:?}");
+    assert!(
+        snapshot.records_per_fsync * snapshot.window_fsyncs as f64 <= 1_000.5,
+        "{} records per fsync over {} fsyncs, for 1,000 records",
+        snapshot.records_per_fsync,
+        snapshot.window_fsyncs
+    );
+    log.shutdown();
 }
 
 // ---------------------------------------------------------------- recovery into a node

@@ -818,7 +818,7 @@ fn wal_repair_keeps_every_readable_task_moves_the_old_files_aside_and_the_node_s
     assert_eq!(beside.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("pid {}", node.child.id()))
-            && stderr.contains("stop it first")
+            && stderr.contains(&format!("`kill -TERM {}`", node.child.id()))
             && !stderr.contains("another --data-dir"),
         "{stderr}"
     );

@@ -963,11 +963,18 @@ impl Wal {
         let metrics = &self.log.metrics;
         let window = metrics.window();
         let span = window.span.as_secs_f64();
+        // Per fdatasync of the writer (a batch's, and the one closing each full segment: a
+        // batch of 60,000 records over several segments is not "60,000 per fsync"); with
+        // `sync = never`, which makes none, per batch written.
+        let divisor = match self.options.sync {
+            WalSync::Never => window.batches,
+            WalSync::Always => window.fsyncs,
+        };
         let per_batch = |value: u64| {
-            if window.batches == 0 {
+            if divisor == 0 {
                 0.0
             } else {
-                value as f64 / window.batches as f64
+                value as f64 / divisor as f64
             }
         };
         let (disk_bytes, segments) = segment::disk_usage(&self.options.dir);
@@ -1038,11 +1045,7 @@ fn check_checkpoint(
 ) -> Result<(), Damage> {
     let damage = |what: String| Damage { offset: 0, what };
     if log_id != 0 && begin.log_id != 0 && begin.log_id != log_id {
-        return Err(damage(format!(
-            "the checkpoint belongs to another write-ahead log (log id {:016x}, where {} names this directory's as {log_id:016x}): it was copied in from another data directory",
-            begin.log_id,
-            segment::NEWEST_FILE
-        )));
+        return Err(damage(foreign_checkpoint_text(begin.log_id, log_id)));
     }
     if begin.next_segment != seq {
         return Err(damage(format!(
@@ -1062,6 +1065,13 @@ fn check_checkpoint(
         )));
     }
     Ok(())
+}
+
+/// What is wrong with a checkpoint of log `other` in the directory of log `log_id`.
+fn foreign_checkpoint_text(other: u64, log_id: u64) -> String {
+    format!(
+        "the checkpoint belongs to another write-ahead log (log id {other:016x}, where this directory's files name {log_id:016x}): it was copied in from another data directory; move it out of this one"
+    )
 }
 
 /// The newest segment the log is known to have created: the one `newest-segment` names, or
@@ -1418,7 +1428,40 @@ pub fn inspect(
         inspection.files.push(report);
         Ok(segment_check.map_or(0, |check| check.log_id))
     };
-    if let Some((&seq, path)) = listing.checkpoints.iter().next_back() {
+    // The checkpoint read is this log's newest. A newer one of another log (copied in from
+    // another data directory) is damage a start refuses, reported as such; the log's own
+    // files are still all read, so `verify` reports them and `repair` keeps what they hold.
+    let own_log = |path: &Path| log_id == 0 || file_log_id(path).is_none_or(|id| id == log_id);
+    let checkpoint = listing
+        .checkpoints
+        .iter()
+        .rev()
+        .find(|(_, path)| own_log(path));
+    let foreign_newer: Vec<&PathBuf> = listing
+        .checkpoints
+        .iter()
+        .rev()
+        .take_while(|(seq, _)| checkpoint.is_none_or(|(own, _)| *seq > own))
+        .map(|(_, path)| path)
+        .collect();
+    for path in &foreign_newer {
+        let other = file_log_id(path).unwrap_or(0);
+        inspection.files.push(FileReport {
+            file: path.to_path_buf(),
+            kind: "checkpoint",
+            size: path.metadata().map_or(0, |metadata| metadata.len()),
+            records: 0,
+            end: 0,
+            torn: None,
+            damage: Some(Damage {
+                offset: 0,
+                what: foreign_checkpoint_text(other, log_id),
+            }),
+            after_damage: 0,
+            batch_before_damage: 0,
+        });
+    }
+    if let Some((&seq, path)) = checkpoint {
         first_segment = seq;
         report_file(
             path,
@@ -1496,12 +1539,12 @@ pub fn inspect(
     }
     // Files before the checkpoint are not read (a start removes them), except that one of
     // another log is left there: named, since it is no part of this log.
-    let newest_checkpoint = listing.checkpoints.keys().next_back().copied();
+    let read_checkpoint = checkpoint.map(|(seq, _)| *seq);
     let covered = listing.segments.range(..first_segment).chain(
         listing
             .checkpoints
             .iter()
-            .filter(|(seq, _)| Some(**seq) != newest_checkpoint),
+            .filter(|(seq, path)| Some(**seq) != read_checkpoint && !foreign_newer.contains(path)),
     );
     for (_, path) in covered {
         if let Some(other) = file_log_id(path).filter(|id| log_id != 0 && *id != log_id) {
