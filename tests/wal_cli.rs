@@ -189,6 +189,39 @@ fn a_data_directory_moved_under_a_running_node_is_not_called_lost() {
 }
 
 #[test]
+fn a_node_started_on_another_nodes_data_directory_is_told_it_takes_over_that_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let grace = ["--set", "shutdown.grace=100ms"];
+    let mut first = RunningNode::start_in(dir.path(), &[&["--name", "q1"][..], &grace].concat());
+    assert!(first.client(&["submit", "sleep 1h"]).status.success());
+    assert!(first.client(&["shutdown"]).status.success());
+    assert_eq!(first.wait_exit(), Some(0), "{}", first.log());
+    assert!(
+        !first.log().contains("last used by node"),
+        "{}",
+        first.log()
+    );
+    let mut second = RunningNode::start_in(dir.path(), &[&["--name", "q2"][..], &grace].concat());
+    // Its log has the warning by the time it serves (the warning comes before).
+    let log = second.log();
+    assert!(
+        log.contains("last used by node q1 and this node is q2")
+            && log.contains("tasks in flight, which run here: 1;")
+            && log.contains("--name q1"),
+        "{log}"
+    );
+    assert!(second.client(&["shutdown"]).status.success());
+    assert_eq!(second.wait_exit(), Some(0), "{}", second.log());
+    // Once taken over, the directory is that node's: its next start is not warned.
+    let third = RunningNode::start_in(dir.path(), &[&["--name", "q2"][..], &grace].concat());
+    assert!(
+        !third.log().contains("last used by node"),
+        "{}",
+        third.log()
+    );
+}
+
+#[test]
 fn a_memory_only_start_says_it_leaves_the_log_in_its_default_directory_unrecovered() {
     let data = tempfile::tempdir().expect("temp dir");
     let home = data.path().to_str().expect("UTF-8 path");

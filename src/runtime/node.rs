@@ -1206,6 +1206,43 @@ fn warn_of_a_log_not_recovered(name: &str) {
     );
 }
 
+/// The file in the data directory naming the node that last started on it.
+const OWNER_FILE: &str = "node-name";
+
+/// Warns when the data directory (locked by now) was last used by a node of another name: a
+/// node given another's `--data-dir` takes over its log — that node's tasks in flight run
+/// here, and the cluster lists that one as dead — which is meant when a node is renamed and a
+/// mistake otherwise. Then records this node's name there.
+fn note_the_directory_owner(dir: &std::path::Path, name: &str, in_flight: usize, history: usize) {
+    let path = dir.join(OWNER_FILE);
+    let last = std::fs::read_to_string(&path).ok();
+    let last = last.as_deref().map(|text| text.trim_end_matches('\n'));
+    if last == Some(name) {
+        return;
+    }
+    if let Some(last) = last
+        && in_flight + history > 0
+    {
+        tracing::warn!(
+            dir = %dir.display(),
+            "this data directory was last used by node {} and this node is {}: it takes over that node's log (tasks in flight, which run here: {in_flight}; finished tasks in its history: {history}). If that is not meant, stop this node and give it its own --data-dir (or start it as --name {})",
+            super::units::printable(last, false),
+            super::units::printable(name, false),
+            super::units::printable(last, false),
+        );
+    }
+    if let Err(error) = wal::segment::Io::default().write_file_atomically(
+        dir,
+        OWNER_FILE,
+        format!("{name}\n").as_bytes(),
+    ) {
+        tracing::warn!(
+            "cannot record this node's name in {}: {error}; a node of another name started on this directory later is not warned that it takes over this one's log",
+            path.display()
+        );
+    }
+}
+
 /// A node named by default (the host name, plus the gossip port with gossip on) whose data
 /// directory is new warns when directories beside it hold logs of this host's other default
 /// names: turning gossip on, or moving its port, gives the node another name and so another
@@ -1334,6 +1371,12 @@ impl NodeBuilder {
             let mut options = wal::WalOptions::from_config(&config, &name)?;
             options.faults = self.wal_faults;
             let recovery = wal::open(options, &|spec| wal::tasks::runnable(&kinds, &config, spec))?;
+            note_the_directory_owner(
+                recovery.dir(),
+                &name,
+                recovery.state().live.len(),
+                recovery.state().finished.len(),
+            );
             // The directory is locked, so the node that listed these is gone; its `exec`
             // tasks run again below, so whatever they left running is stopped first.
             match super::children::stop_leftovers(recovery.dir()) {
