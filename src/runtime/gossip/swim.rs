@@ -2623,10 +2623,10 @@ impl Swim {
         self.event(at_us, self.me, kind);
     }
 
-    /// Names the member whose packet carried the news of the event just recorded, when one
-    /// did: an operator comparing members' accounts asks who said so.
+    /// Names the member whose packet or member table carried the news of the event just
+    /// recorded, when one did: an operator comparing members' accounts asks who said so.
     fn name_teller(&mut self, source: Source<'_>) {
-        if let Source::Packet(sender) = source
+        if let Source::Packet(sender) | Source::Table(sender) = source
             && let Some(Output::Event(event)) = self.out.last_mut()
         {
             event.told_by = Some(*sender);

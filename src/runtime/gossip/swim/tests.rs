@@ -980,6 +980,45 @@ fn leaving_tells_others_and_stops_probing() {
 }
 
 #[test]
+fn a_death_this_node_refutes_from_a_member_table_names_the_member_that_sent_it() {
+    let mut recorder = with_members(2);
+    // After a long pause the first word may be a state exchange, not gossip.
+    recorder.receive(
+        addr(3),
+        &packet(
+            &id("a2", 1),
+            Message::Sync {
+                reply: false,
+                total: 1,
+            },
+            vec![Update {
+                id: id("me", 1),
+                incarnation: 0,
+                claim: Claim::Dead,
+            }],
+        ),
+    );
+    let refuted = recorder
+        .events
+        .iter()
+        .find(|event| {
+            matches!(
+                event.kind,
+                EventKind::Refuted {
+                    declared_dead: true,
+                    ..
+                }
+            )
+        })
+        .expect("refuted as a death");
+    assert_eq!(
+        refuted.told_by.as_ref().map(|name| name.as_str()),
+        Some("a2"),
+        "{refuted:?}"
+    );
+}
+
+#[test]
 fn a_leaving_node_measures_no_phi_of_members_it_no_longer_hears() {
     let mut recorder = with_members(1);
     let member = id("a1", 1);
