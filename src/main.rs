@@ -472,12 +472,21 @@ fn json_requested(raw: &[std::ffi::OsString]) -> bool {
 /// With `--json` a script reads standard output: a failure is a document there too (the
 /// same text goes to stderr), unless the command already printed its own (an interrupted
 /// or disconnected wait, a watch's lines, a verify's report).
+/// The document cannot be written (`>/dev/full`): said on stderr, and the failure keeps its
+/// own exit code — written through [`write_stdout`], it became exit 1 with "the node had
+/// answered (what it answered took effect)" for a submit that never reached a node.
 fn print_json_failure(code: u8, message: &str) {
-    if !WROTE_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
-        outln!(
-            "{}",
-            serde_json::json!({ "error": { "message": message, "exit_code": code } })
-        );
+    use std::io::Write as _;
+    if WROTE_STDOUT.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let document = serde_json::json!({ "error": { "message": message, "exit_code": code } });
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{document}").and_then(|()| stdout.flush());
+    if let Err(error) = written
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("goliath: cannot write the error as JSON to standard output: {error}");
     }
 }
 
@@ -550,9 +559,7 @@ fn main() -> ExitCode {
                 }
                 eprint!("{text}");
                 if json {
-                    // The first line of clap's text, without its `error: `.
-                    let first = text.lines().next().unwrap_or_default();
-                    print_json_failure(exit::USAGE, first.strip_prefix("error: ").unwrap_or(first));
+                    print_json_failure(exit::USAGE, &clap_error_text(&text));
                 }
                 return ExitCode::from(exit::USAGE);
             }
@@ -593,6 +600,23 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// clap's error text as one message for a JSON document: the lines that say what is wrong,
+/// without its `error: ` and the usage and help lines after them ("the following required
+/// arguments were not provided:" is followed by the arguments' names on lines of their own).
+fn clap_error_text(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if !line.is_empty() {
+            parts.push(line.strip_prefix("error: ").unwrap_or(line));
+        }
+    }
+    parts.join(" ")
 }
 
 /// An option of a subcommand given before it (`goliath --json status`): clap would suggest

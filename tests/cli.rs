@@ -967,6 +967,37 @@ fn help_that_cannot_be_written_is_an_error_and_a_closed_pipe_is_not() {
 }
 
 #[test]
+fn a_json_error_that_cannot_be_written_keeps_the_failures_exit_code() {
+    // Nothing listens on port 1: the node was never reached, so nothing took effect.
+    for (args, expected) in [
+        (
+            &["submit", "--node", "127.0.0.1:1", "--json", "fib", "3"][..],
+            3,
+        ),
+        (
+            &["submit", "--node", "127.0.0.1:1", "--json", "spni"][..],
+            3,
+        ),
+        (
+            &["tasks", "--node", "127.0.0.1:1", "--json", "--limit", "0"][..],
+            2,
+        ),
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full opens");
+        let output = goliath().args(args).stdout(full).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(expected), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write the error as JSON") && !stderr.contains("took effect"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_long_bad_value_is_quoted_by_its_start() {
     let long_id = "7".repeat(5000);
     let long_state = "q".repeat(3000);

@@ -280,6 +280,15 @@ fn exit_codes_say_what_went_wrong() {
             "{args:?}: the same text on stderr: {message} / {stderr}"
         );
     }
+    // A missing argument is named in the document, not only on clap's next line.
+    let refused = node.client(&["task", "--json"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let document: serde_json::Value = serde_json::from_slice(&refused.stdout).expect("JSON");
+    let message = document["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not provided") && message.contains("<ID>"),
+        "{document}"
+    );
     // Control characters in a message show as symbols, one way in every message.
     let refused = node.client(&["submit", "fib 1", "sp\u{1b}[2Jin 1s"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
