@@ -602,6 +602,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The first `--set KEY=VALUE` whose key is neither in one of `sections` (`"net."`) nor
+/// `node.cluster`, which every command that talks to a node uses.
+fn override_not_used<'a>(overrides: &'a [String], sections: &[&str]) -> Option<&'a String> {
+    overrides.iter().find(|entry| {
+        let key = entry
+            .split_once('=')
+            .map_or(entry.as_str(), |(key, _)| key)
+            .trim();
+        key != "node.cluster" && !sections.iter().any(|section| key.starts_with(section))
+    })
+}
+
 /// clap's error text as one message for a JSON document: the lines that say what is wrong,
 /// without its `error: ` and the usage and help lines after them ("the following required
 /// arguments were not provided:" is followed by the arguments' names on lines of their own).
@@ -708,6 +720,13 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     };
     let client = |name: &str, target: Target, command: ClientCommand| {
         refuse_outer(name, Some(&[]), false)?;
+        // A client uses the protocol's settings and the cluster name it must match; any
+        // other key would change nothing, silently (`status --set scheduler.workers=3`).
+        if let Some(entry) = override_not_used(&config.overrides, &["net."]) {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--set {entry} changes nothing for `goliath {name}`, which asks a running node (it keeps its own settings); a client takes net.* and node.cluster"
+            )));
+        }
         CLIENT_COMMAND.store(true, std::sync::atomic::Ordering::Relaxed);
         CHANGING_COMMAND.store(command.changes_node(), std::sync::atomic::Ordering::Relaxed);
         run_client(
@@ -778,16 +797,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     }
                     // Of the config, an attached console uses its own section, the log, the
                     // protocol's limits and the cluster name it must match.
-                    let used_here = |key: &str| {
-                        ["console.", "log.", "net."]
-                            .iter()
-                            .any(|section| key.starts_with(section))
-                            || key == "node.cluster"
-                    };
-                    if let Some(entry) = node.overrides.iter().find(|entry| {
-                        let key = entry.split_once('=').map_or(entry.as_str(), |(key, _)| key);
-                        !used_here(key.trim())
-                    }) {
+                    if let Some(entry) =
+                        override_not_used(&node.overrides, &["console.", "log.", "net."])
+                    {
                         return Err(Failure::usage(anyhow::anyhow!(
                             "--set {entry} is for a node started here; `goliath console --connect {address}` attaches to a running node, which keeps its own settings (an attached console takes console.*, log.*, net.* and node.cluster)"
                         )));

@@ -967,6 +967,34 @@ fn help_that_cannot_be_written_is_an_error_and_a_closed_pipe_is_not() {
 }
 
 #[test]
+fn a_client_command_refuses_a_set_that_would_change_nothing() {
+    let stderr = usage_error(&[
+        "status",
+        "--node",
+        "127.0.0.1:1",
+        "--set",
+        "scheduler.workers=3",
+    ]);
+    assert!(
+        stderr.contains("--set scheduler.workers=3 changes nothing for `goliath status`"),
+        "{stderr}"
+    );
+    // The protocol's settings and the cluster name are a client's own: taken.
+    let output = goliath()
+        .args([
+            "status",
+            "--node",
+            "127.0.0.1:1",
+            "--set",
+            "net.max_frame=1MiB",
+        ])
+        .args(["--set", "node.cluster=staging"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(3), "only the connection fails");
+}
+
+#[test]
 fn a_json_error_that_cannot_be_written_keeps_the_failures_exit_code() {
     // Nothing listens on port 1: the node was never reached, so nothing took effect.
     for (args, expected) in [
