@@ -3082,6 +3082,12 @@ impl Swim {
         if !state.is_up() {
             member.degraded = false;
         }
+        if !was_up && state.is_up() {
+            // Back from dead or left, maybe on another member's word: its silence while down
+            // is no silence of a live member (phi read 999 and flagged it degraded a moment
+            // after it was said to be alive again).
+            member.phi.skip_silence_until(now_us);
+        }
         if went_dead {
             self.dead.push(slot_ref);
         }

@@ -1019,6 +1019,52 @@ fn a_death_this_node_refutes_from_a_member_table_names_the_member_that_sent_it()
 }
 
 #[test]
+fn a_member_said_alive_again_is_not_judged_by_its_silence_while_dead() {
+    let mut recorder = with_members(2);
+    let member = id("a1", 1);
+    for _ in 0..10 {
+        recorder.now += 500 * MS;
+        recorder.receive(addr(2), &packet(&member, Message::Gossip, Vec::new()));
+    }
+    let teller = id("a2", 1);
+    let news = |claim, incarnation| Update {
+        id: member,
+        incarnation,
+        claim,
+    };
+    recorder.receive(
+        addr(3),
+        &packet(&teller, Message::Gossip, vec![news(Claim::Dead, 0)]),
+    );
+    // Twenty seconds on (a partition: this node runs all along, so the time is a1's
+    // silence, not a pause of its own), a2 hears it again and says so; this node has not
+    // heard a1 itself yet.
+    let heal = recorder.now + 20_000 * MS;
+    recorder.run_until(heal);
+    recorder.now = heal;
+    let alive = Claim::Alive {
+        address: addr(2),
+        meta: None,
+    };
+    recorder.receive(
+        addr(3),
+        &packet(&teller, Message::Gossip, vec![news(alive, 1)]),
+    );
+    let view = recorder
+        .swim
+        .members(recorder.now + 100 * MS)
+        .into_iter()
+        .find(|m| m.id.name == member.name)
+        .expect("known");
+    assert_eq!(view.state, MemberState::Alive);
+    assert!(
+        view.phi < 1.0,
+        "phi {} from the silence while it was dead",
+        view.phi
+    );
+}
+
+#[test]
 fn a_leaving_node_measures_no_phi_of_members_it_no_longer_hears() {
     let mut recorder = with_members(1);
     let member = id("a1", 1);
