@@ -1866,7 +1866,9 @@ fn log_title(app: &App) -> String {
         None => "Log".to_string(),
     };
     if app.log_focused {
-        title.push_str(" · the selected target only (f shows all)");
+        // At the levels lit for it: with all of them dark the pane is empty, and the title
+        // is all that says why (tui-logger does not tell which levels a target shows).
+        title.push_str(" · the selected target only, at its lit levels (→ shows more, f all)");
     }
     if app.log_paged {
         title.push_str(" · paged back, new lines not shown (esc follows)");
@@ -3296,7 +3298,7 @@ mod tests {
         app.on_key(KeyEvent::new(KeyCode::Char('f'), KeyModifiers::NONE));
         let text = format!("{}", draw(&mut app, 120, 40).backend());
         assert!(
-            text.contains("the selected target only (f shows all)"),
+            text.contains("the selected target only, at its lit levels (→ shows more, f all)"),
             "{text}"
         );
         app.on_key(KeyEvent::new(KeyCode::Char('f'), KeyModifiers::NONE));
