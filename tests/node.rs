@@ -71,6 +71,25 @@ fn long_compute_runs_in_many_slices_and_still_gets_the_right_answer() {
 }
 
 #[test]
+fn a_task_in_a_slot_a_cancelled_task_left_mid_way_starts_from_zero() {
+    // One slot: every task takes the one the last left.
+    let mut cfg = config(1, 1);
+    cfg.scheduler.slice = Duration::from_micros(100);
+    let node = Node::start(cfg).expect("node starts");
+    let long = submit(&node, "fib 45");
+    wait_running(&node, long);
+    common::eventually(|| {
+        let slices = node.snapshot(0).workers[0].slices;
+        (slices > 5).then_some(()).ok_or(format!("{slices} slices"))
+    });
+    assert_eq!(node.cancel(long), Ok(CancelOutcome::Requested));
+    assert_eq!(wait_finished(&node, long).state, TaskState::Cancelled);
+    // Its progress (the recursion's path and partial sum) went with it.
+    let next = wait_finished(&node, submit(&node, "fib 32"));
+    assert_eq!(next.output, Some(TaskOutput::Number(2_178_309)));
+}
+
+#[test]
 fn cancel_queued_task_never_starts_it() {
     let node = Node::start(config(1, 64)).expect("node starts");
     let blocker = submit(&node, "spin 30s");
