@@ -391,17 +391,26 @@ fn repair_text(repaired: &wal::repair::Repaired) -> String {
         repaired.history,
         counted(repaired.keys, "idempotency key", "idempotency keys")
     );
-    let _ = writeln!(
-        out,
-        "  lost      whatever the damaged bytes held, which cannot be read: tasks accepted there are gone, and a task that finished there runs again"
-    );
-    let _ = writeln!(
-        out,
-        "  ids       new ids continue after {} (the highest id read, {}, plus {}): a task lost in the damage may have had a higher id, and none is handed out again",
-        repaired.ids_continue_after,
-        repaired.max_id_read,
-        wal::repair::ID_GAP
-    );
+    if repaired.damage.is_empty() {
+        // Only files of another log were in the way: nothing of this one is lost.
+        let _ = writeln!(
+            out,
+            "  lost      nothing: only files of another log were in the way; new ids continue after {}",
+            repaired.ids_continue_after
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  lost      whatever the damaged bytes held, which cannot be read: tasks accepted there are gone, and a task that finished there runs again"
+        );
+        let _ = writeln!(
+            out,
+            "  ids       new ids continue after {} (the highest id read, {}, plus {}): a task lost in the damage may have had a higher id, and none is handed out again",
+            repaired.ids_continue_after,
+            repaired.max_id_read,
+            wal::repair::ID_GAP
+        );
+    }
     let _ = writeln!(
         out,
         "  moved     the old files ({}) to {}: `goliath wal dump --data-dir` on it shows what they held; delete it once you no longer need it",

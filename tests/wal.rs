@@ -681,6 +681,11 @@ fn a_checkpoint_copied_in_from_another_data_directory_refuses_to_start() {
         let repaired = wal::repair::repair(ours.path(), 100_000, 1000).expect("repairs");
         assert_eq!(repaired.foreign, vec![file_name(&target)], "{repaired:?}");
         assert_eq!(repaired.in_flight, 1000, "{repaired:?}");
+        assert!(
+            repaired.damage.is_empty(),
+            "nothing of ours lost: {repaired:?}"
+        );
+        assert_eq!(repaired.ids_continue_after, 1000);
         assert_eq!(
             live_ids(ours.path()).expect("recovers"),
             (1..=1000).collect::<Vec<u64>>()
@@ -1521,9 +1526,15 @@ fn a_node_with_a_failing_disk_refuses_submissions_with_the_error() {
         "{error}"
     );
     assert!(node.wal_failure().is_some());
+    // Every later one, told that nothing of it reached the log (as a client waiting on the
+    // log is told what became of its request).
+    let later = node
+        .submit(TaskSpec::fib(1))
+        .expect_err("and every later one")
+        .to_string();
     assert!(
-        node.submit(TaskSpec::fib(1)).is_err(),
-        "and every later one"
+        later.contains("nothing from this request was written to the log"),
+        "{later}"
     );
     let running = acknowledged[0];
     match node.cancel(running) {
@@ -1589,6 +1600,12 @@ fn repair_skips_a_segment_of_another_log_and_keeps_every_record_of_its_own() {
         repaired.moved.iter().any(|moved| moved == name),
         "{repaired:?}"
     );
+    // In the place of one of ours, the file cost what ours held: said, and ids skip on.
+    assert!(
+        repaired.damage.iter().any(|line| line.contains(name)),
+        "{repaired:?}"
+    );
+    assert!(repaired.ids_continue_after > 1000 + wal::repair::ID_GAP / 2);
     // Nothing of the other log's was taken; every task of ours outside that file is back.
     let expected: Vec<u64> = (1..=1000).filter(|id| !ours_there.contains(id)).collect();
     assert_eq!(live_ids(ours.path()).expect("recovers"), expected);
@@ -1597,6 +1614,52 @@ fn repair_skips_a_segment_of_another_log_and_keeps_every_record_of_its_own() {
     assert_eq!(
         std::fs::read(repaired.moved_to.join(name)).expect("kept"),
         std::fs::read(theirs.path().join(name)).expect("theirs")
+    );
+}
+
+#[test]
+fn a_segment_of_another_log_numbered_past_ours_is_named_and_ours_are_not_called_damaged() {
+    let ours = tempfile::tempdir().expect("temp dir");
+    let theirs = tempfile::tempdir().expect("temp dir");
+    write_log(ours.path(), 1000, 180);
+    write_log(theirs.path(), 2000, 180);
+    let newest = accepted(ours.path())
+        .into_iter()
+        .map(|(path, ..)| path)
+        .max()
+        .expect("segments");
+    let number = u64::from_str_radix(
+        file_name(&newest)
+            .trim_start_matches("wal-")
+            .trim_end_matches(".seg"),
+        16,
+    )
+    .expect("a segment number");
+    let name = format!("wal-{:016x}.seg", number + 1);
+    std::fs::copy(theirs.path().join(&name), ours.path().join(&name)).expect("copy");
+    // A start refuses, naming the copied file, not our newest segment as one that lost
+    // its last records.
+    let message = damaged(live_ids(ours.path()));
+    assert!(
+        message.contains(&name) && message.contains("another write-ahead log"),
+        "{message}"
+    );
+    let inspection = wal::inspect(ours.path(), |_, _, _, _| {}).expect("inspects");
+    let damaged_files: Vec<String> = inspection
+        .files
+        .iter()
+        .filter(|file| file.damage.is_some())
+        .map(|file| file_name(&file.file))
+        .collect();
+    assert_eq!(damaged_files, vec![name.clone()], "{inspection:?}");
+    let repaired = wal::repair::repair(ours.path(), 100_000, 1000).expect("repairs");
+    assert_eq!(repaired.foreign, vec![name]);
+    // Nothing of ours was lost: no damage to report, and ids go on without a gap.
+    assert!(repaired.damage.is_empty(), "{repaired:?}");
+    assert_eq!(repaired.ids_continue_after, 1000);
+    assert_eq!(
+        live_ids(ours.path()).expect("recovers"),
+        (1..=1000).collect::<Vec<u64>>()
     );
 }
 

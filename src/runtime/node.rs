@@ -68,14 +68,16 @@ impl From<wal::AppendError> for SubmitError {
         match error {
             wal::AppendError::Encode(encode) => SubmitError::Invalid(encode.to_string()),
             wal::AppendError::Stopped => SubmitError::ShuttingDown,
+            wal::AppendError::Failed(failed) => failed.into(),
             other => SubmitError::Storage(other.to_string()),
         }
     }
 }
 
 impl From<wal::DurabilityError> for SubmitError {
+    /// With what became of the request, as a client waiting on the log hears it.
     fn from(error: wal::DurabilityError) -> Self {
-        SubmitError::Storage(error.to_string())
+        SubmitError::Storage(format!("{error}; {}", error.fate_note()))
     }
 }
 

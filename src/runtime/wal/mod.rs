@@ -344,7 +344,7 @@ impl SegmentCheck {
             if header.log_id != 0 {
                 if self.log_id != 0 && header.log_id != self.log_id {
                     return Err(format!(
-                        "the segment belongs to another write-ahead log (log id {:016x}, where this directory's is {:016x}): it was copied in from another data directory",
+                        "the segment belongs to another write-ahead log (log id {:016x}, where this directory's is {:016x}): it was copied in from another data directory; move it out of this one",
                         header.log_id, self.log_id
                     ));
                 }
@@ -406,10 +406,17 @@ impl SegmentCheck {
 /// (newer ones are unused spares). 0 when none has any.
 fn tail_segment(
     segments: &[(u64, PathBuf)],
+    log_id: u64,
     buffer: &mut Vec<u8>,
     read: impl Fn(&Path, &mut Vec<u8>) -> std::io::Result<()>,
 ) -> Result<usize, (PathBuf, std::io::Error)> {
     for (index, (_, path)) in segments.iter().enumerate().rev() {
+        // A segment of another log (copied in, numbered past this log's) holds none of this
+        // log's records: it does not make this log's newest segment a closed one, whose
+        // missing end record would then be reported as lost records.
+        if log_id != 0 && file_log_id(path).is_some_and(|other| other != log_id) {
+            continue;
+        }
         read(path, buffer).map_err(|e| (path.clone(), e))?;
         if recovery::has_data(buffer) {
             return Ok(index);
@@ -627,13 +634,14 @@ pub fn open(
         .range(first_segment..)
         .map(|(seq, path)| (*seq, path.clone()))
         .collect();
-    let tail = tail_segment(&segments, &mut buffer, segment::read_into).map_err(|(path, e)| {
-        WalError::Io {
-            op: "read",
-            path,
-            error: e,
-        }
-    })?;
+    let tail =
+        tail_segment(&segments, log_id, &mut buffer, segment::read_into).map_err(|(path, e)| {
+            WalError::Io {
+                op: "read",
+                path,
+                error: e,
+            }
+        })?;
     // Replaying a large log takes seconds; say so before, not only after.
     let bytes: u64 = segments
         .iter()
@@ -1136,6 +1144,8 @@ pub struct FileReport {
     /// Whole records before the damage in the batch the damaged record is in (not
     /// replayed, since the batch cannot be whole; `dump` shows them).
     pub batch_before_damage: u64,
+    /// A segment closed with its end record: the log wrote on into the next one.
+    pub closed: bool,
 }
 
 /// What `goliath wal verify` found in a data directory.
@@ -1370,6 +1380,7 @@ pub fn inspect(
             damage: None,
             after_damage: 0,
             batch_before_damage: 0,
+            closed: false,
         };
         let result = match &segment_check {
             Some(check) => check.verdict(result),
@@ -1425,6 +1436,7 @@ pub fn inspect(
                 report.damage = Some(damage);
             }
         }
+        report.closed = segment_check.as_ref().is_some_and(|check| check.end_seen);
         inspection.files.push(report);
         Ok(segment_check.map_or(0, |check| check.log_id))
     };
@@ -1459,6 +1471,7 @@ pub fn inspect(
             }),
             after_damage: 0,
             batch_before_damage: 0,
+            closed: false,
         });
     }
     if let Some((&seq, path)) = checkpoint {
@@ -1497,11 +1510,12 @@ pub fn inspect(
         .range(first_segment..)
         .map(|(seq, path)| (*seq, path.clone()))
         .collect();
-    let tail = tail_segment(&segments, &mut buffer, read).map_err(|(path, e)| WalError::Io {
-        op: "read",
-        path,
-        error: e,
-    })?;
+    let tail =
+        tail_segment(&segments, log_id, &mut buffer, read).map_err(|(path, e)| WalError::Io {
+            op: "read",
+            path,
+            error: e,
+        })?;
     // One line per run of missing segments.
     for run in segment::missing_runs(&listing.segments, first_segment, newest.map(|n| n.seq)) {
         let verb = if run.0 == run.1 { "is" } else { "are" };

@@ -51,7 +51,8 @@ pub struct Repaired {
     pub batch_tail_dropped: u64,
     /// Files skipped because they belong to another log (copied in from another directory).
     pub foreign: Vec<String>,
-    /// What was wrong: one line per damaged file or problem, as `wal verify` says it.
+    /// What was wrong with this log's own files: one line per damaged file or problem, as
+    /// `wal verify` says it (empty when only files of another log were in the way).
     pub damage: Vec<String>,
     /// Tasks in flight kept (they run again at the next start).
     pub in_flight: u64,
@@ -168,9 +169,35 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
     if inspection.healthy() {
         return Err(RepairError::Healthy(dir.to_path_buf()));
     }
+    // A segment of another log numbered within this log's own took the place of one of this
+    // log's: what that one held is lost. So did one numbered right after this log's newest
+    // segment when that one is closed (the log wrote on into the next). One numbered past
+    // an open newest segment (in the place of an unused spare at most), or a checkpoint of
+    // another log beside this log's own, only stood in the way.
+    let newest_own = inspection
+        .files
+        .iter()
+        .filter(|report| {
+            report.kind == "segment" && !foreign_paths.contains(&report.file.as_path())
+        })
+        .filter_map(|report| {
+            let (seq, _) = listing
+                .segments
+                .iter()
+                .find(|(_, path)| **path == report.file)?;
+            Some((*seq, report.closed))
+        })
+        .max();
+    let replaced_own = listing.segments.iter().any(|(seq, path)| {
+        foreign_paths.contains(&path.as_path())
+            && newest_own.is_none_or(|(own, closed)| *seq <= own || (closed && *seq == own + 1))
+    });
+    // Damage in this log's own files: a file of another log in the way is none, one in the
+    // place of this log's own is.
     let mut damage: Vec<String> = inspection
         .files
         .iter()
+        .filter(|report| replaced_own || !foreign_paths.contains(&report.file.as_path()))
         .filter_map(|report| {
             let at = report.damage.as_ref()?;
             Some(format!("{} is damaged at {at}", file_name(&report.file)))
@@ -179,9 +206,14 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
     damage.extend(inspection.problems.iter().cloned());
     // Ids of tasks whose acceptance was in the lost bytes may lie above every id read (the
     // lost part may be the log's end, or what follows it may name only older tasks), and
-    // nothing tells how far: new ids skip well past them.
+    // nothing tells how far: new ids skip well past them. With nothing of this log's lost
+    // (only files of another log were in the way), ids go on as before.
     let max_id_read = max_id_read.max(state.max_id);
-    state.max_id = max_id_read.saturating_add(ID_GAP);
+    state.max_id = if damage.is_empty() {
+        max_id_read
+    } else {
+        max_id_read.saturating_add(ID_GAP)
+    };
     if log_id == 0 {
         log_id = new_log_id();
     }
