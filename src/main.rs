@@ -1446,18 +1446,18 @@ fn stop_local(
 
 /// What a console's stop says of the tasks it interrupted (none: nothing).
 fn interrupted_note(interrupted: usize, durable: bool) -> Option<String> {
-    let tasks = match interrupted {
+    let (tasks, them, they, are) = match interrupted {
         0 => return None,
-        1 => "1 task was".to_string(),
-        count => format!("{count} tasks were"),
+        1 => ("1 task was".to_string(), "it", "it runs", "is"),
+        count => (format!("{count} tasks were"), "them", "they run", "are"),
     };
     Some(if durable {
         format!(
-            "{tasks} interrupted by the stop; the log keeps them, and they run again at the next start on this data directory"
+            "{tasks} interrupted by the stop; the log keeps {them}, and {they} again at the next start on this data directory"
         )
     } else {
         format!(
-            "{tasks} interrupted by the stop and are gone: this node kept no log (wal.enabled = false)"
+            "{tasks} interrupted by the stop and {are} gone: this node kept no log (wal.enabled = false)"
         )
     })
 }
@@ -2130,5 +2130,21 @@ mod tests {
             message.contains("--listen") && message.contains("\"localhost\""),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_interrupted_note_agrees_in_number() {
+        assert_eq!(interrupted_note(0, true), None);
+        assert_eq!(
+            interrupted_note(1, true).as_deref(),
+            Some(
+                "1 task was interrupted by the stop; the log keeps it, and it runs again at the next start on this data directory"
+            )
+        );
+        assert!(
+            interrupted_note(2, true)
+                .is_some_and(|note| note.contains("2 tasks were") && note.contains("they run"))
+        );
+        assert!(interrupted_note(1, false).is_some_and(|note| note.contains("and is gone")));
     }
 }
