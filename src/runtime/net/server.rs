@@ -280,6 +280,26 @@ async fn accept_loop(
                                 String::new()
                             };
                             tracing::warn!(%peer, %reason, unlogged_before, "connection rejected{more}");
+                            if last {
+                                // The count is said when the window ends, also when no later
+                                // rejection comes to carry it.
+                                let context = context.clone();
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(REJECTION_WINDOW).await;
+                                    let unlogged = context
+                                        .rejections
+                                        .lock()
+                                        .map(|mut log| log.take_unlogged())
+                                        .unwrap_or(0);
+                                    if unlogged > 0 {
+                                        tracing::warn!(
+                                            rejected = unlogged,
+                                            "{unlogged} more connections were rejected in the last {}s (counted, not logged one by one)",
+                                            REJECTION_WINDOW.as_secs()
+                                        );
+                                    }
+                                });
+                            }
                         }
                         RejectionLine::Count => {}
                     }
@@ -335,6 +355,11 @@ impl RejectionLog {
             unlogged_before: std::mem::take(&mut self.unlogged),
             last: self.logged == REJECTIONS_LOGGED,
         }
+    }
+
+    /// The rejections counted and not yet said, which are said now.
+    fn take_unlogged(&mut self) -> u64 {
+        std::mem::take(&mut self.unlogged)
     }
 }
 
@@ -1618,7 +1643,14 @@ mod tests {
                 last: true
             }
         );
-        // The next window's first line says how many went unlogged.
+        // The next window's first line says how many went unlogged (unless the line at the
+        // window's end said so already: then nobody says them twice).
+        let mut said_at_the_end = RejectionLog {
+            unlogged: 5,
+            ..RejectionLog::default()
+        };
+        assert_eq!(said_at_the_end.take_unlogged(), 5);
+        assert_eq!(said_at_the_end.take_unlogged(), 0);
         let later = start + REJECTION_WINDOW;
         assert_eq!(
             log.admit(later),
