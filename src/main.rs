@@ -490,18 +490,32 @@ fn print_json_failure(code: u8, message: &str) {
     }
 }
 
-/// Writes a command's output (see [`out!`]): a closed pipe exits 0 at once, any other
-/// failure to write exits 1 saying so.
+/// Whether this run is a stream with no end of its own (`watch`).
+static STREAM_COMMAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether the reader of standard output has gone (a closed pipe).
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes a command's output (see [`out!`]). A closed pipe is no error: a stream (`watch`)
+/// exits 0 at once; any other command writes nothing more and ends with its own exit code
+/// (`cancel 999999 | true` still exits 6, which `set -o pipefail` sees). Any other failure
+/// to write exits 1 saying so.
 fn write_stdout(text: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
-    WROTE_STDOUT.store(true, std::sync::atomic::Ordering::Relaxed);
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    WROTE_STDOUT.store(true, relaxed);
+    if STDOUT_GONE.load(relaxed) {
+        return;
+    }
     if let Err(error) = std::io::stdout().lock().write_fmt(text) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            if STREAM_COMMAND.load(relaxed) {
+                std::process::exit(0);
+            }
+            STDOUT_GONE.store(true, relaxed);
+            return;
         }
         // A client command's output follows the node's answer: what was asked was done, only
         // its report is lost (a script that retries a submit would submit it again).
-        let relaxed = std::sync::atomic::Ordering::Relaxed;
         let done = match (CLIENT_COMMAND.load(relaxed), CHANGING_COMMAND.load(relaxed)) {
             (true, true) => {
                 "; the node had answered (what it answered took effect), only this report of it is lost"
@@ -881,6 +895,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         ),
         Some(Command::Status { target }) => client("status", target, ClientCommand::Status),
         Some(Command::Watch { snapshots, target }) => {
+            STREAM_COMMAND.store(true, std::sync::atomic::Ordering::Relaxed);
             client("watch", target, ClientCommand::Watch { snapshots })
         }
         Some(Command::Shutdown { wait, target }) => {

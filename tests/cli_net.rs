@@ -280,6 +280,15 @@ fn exit_codes_say_what_went_wrong() {
             "{args:?}: the same text on stderr: {message} / {stderr}"
         );
     }
+    // A reader that closed the pipe does not turn the outcome into success.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let closed = goliath()
+        .args(["cancel", "--node", &node.address, "424242"])
+        .stdout(writer)
+        .output()
+        .expect("runs");
+    assert_eq!(closed.status.code(), Some(6), "{closed:?}");
     // A missing argument is named in the document, not only on clap's next line.
     let refused = node.client(&["task", "--json"]);
     assert_eq!(refused.status.code(), Some(2));
