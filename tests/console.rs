@@ -117,7 +117,7 @@ fn quitting_says_which_running_tasks_the_stop_interrupted_and_that_they_run_agai
     let output = String::from_utf8_lossy(&console.output()).to_string();
     assert!(
         output.contains("1 task was interrupted by the stop")
-            && output.contains("they run again at the next start"),
+            && output.contains("the log keeps it, and it runs again at the next start"),
         "{output}"
     );
 }
