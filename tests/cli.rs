@@ -942,14 +942,19 @@ fn a_duration_of_zero_needs_no_unit() {
     );
 }
 
+/// `goliath` with `args`, its standard output /dev/full (every write fails: disk full).
+fn into_a_full_disk(args: &[&str]) -> std::process::Output {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full opens");
+    goliath().args(args).stdout(full).output().expect("runs")
+}
+
 #[test]
 fn help_that_cannot_be_written_is_an_error_and_a_closed_pipe_is_not() {
     for args in [&["--help"][..], &["task", "--help"], &["--version"]] {
-        let full = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .expect("/dev/full opens");
-        let output = goliath().args(args).stdout(full).output().expect("runs");
+        let output = into_a_full_disk(args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
@@ -1011,11 +1016,7 @@ fn a_json_error_that_cannot_be_written_keeps_the_failures_exit_code() {
             2,
         ),
     ] {
-        let full = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .expect("/dev/full opens");
-        let output = goliath().args(args).stdout(full).output().expect("runs");
+        let output = into_a_full_disk(args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(expected), "{args:?}: {stderr}");
         assert!(

@@ -868,24 +868,23 @@ fn a_failed_fdatasync_stops_every_acknowledgement_for_good() {
     }
 }
 
-#[test]
-fn a_batch_cut_by_a_segment_that_cannot_be_created_acknowledges_what_the_closed_segment_kept() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut opts = options(dir.path());
-    // Segments 1 and 2 are created; the disk is full for segment 3. The writer waits a little
-    // before each batch, so the appends below go out in batches that run over a segment's end.
-    opts.faults = Some(Arc::new(
-        Faults::parse("segment_fail_from=3").expect("parses"),
-    ));
-    opts.max_batch_delay = Duration::from_millis(20);
+/// A log on `opts` whose writer waits `batch_delay` before each batch, and `count`
+/// accepted records of about 180 bytes appended to it at once (ids 1..=count, until an
+/// append is refused), each with its ticket: they go out in batches that run over
+/// segments' ends.
+fn log_with_batched_appends(
+    mut opts: WalOptions,
+    batch_delay: Duration,
+    count: u64,
+) -> (wal::Wal, Vec<(u64, wal::Ticket)>) {
+    opts.max_batch_delay = batch_delay;
     let log = wal::open(opts, &|_| Ok(()))
         .expect("opens")
         .start()
         .expect("starts");
-    // About 200 bytes a record: 2,000 of them fill three segments of 64 KiB.
     let text = "x".repeat(150);
     let mut tickets = Vec::new();
-    for id in 1..=2_000 {
+    for id in 1..=count {
         match log.append_accepted(
             &[IdRange {
                 first: id,
@@ -899,6 +898,19 @@ fn a_batch_cut_by_a_segment_that_cannot_be_created_acknowledges_what_the_closed_
             Err(_) => break,
         }
     }
+    (log, tickets)
+}
+
+#[test]
+fn a_batch_cut_by_a_segment_that_cannot_be_created_acknowledges_what_the_closed_segment_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(dir.path());
+    // Segments 1 and 2 are created; the disk is full for segment 3. 2,000 records fill
+    // three segments of 64 KiB.
+    opts.faults = Some(Arc::new(
+        Faults::parse("segment_fail_from=3").expect("parses"),
+    ));
+    let (log, tickets) = log_with_batched_appends(opts, Duration::from_millis(20), 2_000);
     let mut acknowledged = Vec::new();
     let mut not_written = Vec::new();
     let mut maybe_written = 0;
@@ -933,30 +945,12 @@ fn a_batch_cut_by_a_segment_that_cannot_be_created_acknowledges_what_the_closed_
 #[test]
 fn records_per_fsync_counts_the_fsyncs_that_close_segments() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut opts = options(dir.path());
-    opts.max_batch_delay = Duration::from_millis(50);
-    let log = wal::open(opts, &|_| Ok(()))
-        .expect("opens")
-        .start()
-        .expect("starts");
-    // About 180 bytes a record, appended within the writer's wait: one batch of some 180
-    // KiB, over three segments of 64 KiB, closing two of them.
-    let text = "x".repeat(150);
-    let tickets: Vec<_> = (1..=1_000)
-        .map(|id| {
-            log.append_accepted(
-                &[IdRange {
-                    first: id,
-                    count: 1,
-                }],
-                &echo(&text),
-                None,
-                0,
-            )
-            .expect("appends")
-        })
-        .collect();
-    for ticket in &tickets {
+    // Appended within the writer's wait: one batch of some 180 KiB, over three segments of
+    // 64 KiB, closing two of them.
+    let (log, tickets) =
+        log_with_batched_appends(options(dir.path()), Duration::from_millis(50), 1_000);
+    assert_eq!(tickets.len(), 1_000);
+    for (_, ticket) in &tickets {
         ticket.wait().expect("durable");
     }
     let snapshot = log.snapshot();

@@ -111,6 +111,22 @@ impl Recorder {
             .iter()
             .any(|e| e.member.name.as_str() == name && kind(&e.kind))
     }
+
+    /// The events in which this node says it had been declared dead and refuted it.
+    fn refuted_deaths(&self) -> Vec<&MemberEvent> {
+        self.events
+            .iter()
+            .filter(|event| {
+                matches!(
+                    event.kind,
+                    EventKind::Refuted {
+                        declared_dead: true,
+                        ..
+                    }
+                )
+            })
+            .collect()
+    }
 }
 
 fn packet(from: &MemberId, message: Message, updates: Vec<Update>) -> Packet {
@@ -482,19 +498,7 @@ fn a_paused_node_that_hears_its_suspicion_and_then_its_death_says_it_was_declare
             declared_dead: true
         }));
     // Who said so, as a failure learned from another member names it.
-    let refuted = recorder
-        .events
-        .iter()
-        .find(|event| {
-            matches!(
-                event.kind,
-                EventKind::Refuted {
-                    declared_dead: true,
-                    ..
-                }
-            )
-        })
-        .expect("recorded");
+    let refuted = *recorder.refuted_deaths().first().expect("recorded");
     assert_eq!(
         refuted.told_by.as_ref().map(|name| name.as_str()),
         Some("a1")
@@ -504,20 +508,7 @@ fn a_paused_node_that_hears_its_suspicion_and_then_its_death_says_it_was_declare
         addr(3),
         &packet(&id("a2", 1), Message::Gossip, vec![claim(Claim::Dead)]),
     );
-    let deaths = recorder
-        .events
-        .iter()
-        .filter(|event| {
-            matches!(
-                event.kind,
-                EventKind::Refuted {
-                    declared_dead: true,
-                    ..
-                }
-            )
-        })
-        .count();
-    assert_eq!(deaths, 1);
+    assert_eq!(recorder.refuted_deaths().len(), 1);
     // A stale death from before an older refutation is not news.
     let mut quiet = with_members(2);
     quiet.receive(
@@ -998,18 +989,9 @@ fn a_death_this_node_refutes_from_a_member_table_names_the_member_that_sent_it()
             }],
         ),
     );
-    let refuted = recorder
-        .events
-        .iter()
-        .find(|event| {
-            matches!(
-                event.kind,
-                EventKind::Refuted {
-                    declared_dead: true,
-                    ..
-                }
-            )
-        })
+    let refuted = *recorder
+        .refuted_deaths()
+        .first()
         .expect("refuted as a death");
     assert_eq!(
         refuted.told_by.as_ref().map(|name| name.as_str()),
