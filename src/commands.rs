@@ -1439,8 +1439,9 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
     if wal.checkpoint_waits > 0 {
         let _ = writeln!(
             out,
-            "  checkpoints fell behind: acknowledgements waited for them {} times (the disk is slower than the load)",
-            wal.checkpoint_waits
+            "  checkpoints fell behind: acknowledgements waited for them {} times (a disk slower than the load, or checkpoints, {} the last, large beside wal.checkpoint_every; the node's log says which)",
+            wal.checkpoint_waits,
+            HumanSize::approx(wal.last_checkpoint_bytes)
         );
     }
     let recovered = &wal.recovered;

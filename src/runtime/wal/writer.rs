@@ -1152,10 +1152,25 @@ impl Writer {
             .is_none_or(|at| at.elapsed() >= BACKLOG_WARN_EVERY)
         {
             self.backlog_warned = Some(Instant::now());
+            // Why, when it can be told: a checkpoint writes the whole state (every task in
+            // flight, the history, the keys), and one larger than the log that triggers it
+            // cannot keep up however fast the disk (28,000 tasks recovered on segments of
+            // 64 KiB said "the disk is slower than the load").
+            let checkpoint_every = self.backlog_limit.saturating_sub(self.segment_size) / 2;
+            let last_checkpoint = log.metrics.last_checkpoint_bytes.load(Ordering::Relaxed);
+            let why = if last_checkpoint > checkpoint_every {
+                format!(
+                    "each checkpoint writes the whole state, {} the last time, more than the {} of log (wal.checkpoint_every) that starts one: raise wal.checkpoint_every",
+                    crate::runtime::units::HumanSize::approx(last_checkpoint),
+                    crate::runtime::units::HumanSize::approx(checkpoint_every)
+                )
+            } else {
+                "a disk slower than the load, or a checkpoint under way of a state large beside wal.checkpoint_every: each writes every task in flight, the history and the keys".to_string()
+            };
             tracing::warn!(
                 awaiting_bytes = backlog.bytes,
                 limit_bytes = self.backlog_limit,
-                "WAL: acknowledgements wait for the checkpointer: closed segments awaiting a checkpoint reached 2 × wal.checkpoint_every + one segment (the disk is slower than the load)"
+                "WAL: acknowledgements wait for the checkpointer: closed segments awaiting a checkpoint reached 2 × wal.checkpoint_every + one segment ({why})"
             );
         }
         log.metrics.checkpoint_waits.fetch_add(1, Ordering::Relaxed);
