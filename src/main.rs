@@ -472,6 +472,7 @@ fn json_requested(raw: &[std::ffi::OsString]) -> bool {
 /// With `--json` a script reads standard output: a failure is a document there too (the
 /// same text goes to stderr), unless the command already printed its own (an interrupted
 /// or disconnected wait, a watch's lines, a verify's report).
+///
 /// The document cannot be written (`>/dev/full`): said on stderr, and the failure keeps its
 /// own exit code — written through [`write_stdout`], it became exit 1 with "the node had
 /// answered (what it answered took effect)" for a submit that never reached a node.
