@@ -424,7 +424,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         }
                     }
                     if duplicate {
-                        eprintln!("{DUPLICATE_NOTE}");
+                        errln!("{DUPLICATE_NOTE}");
                     }
                     Ok(exit::OK)
                 }
@@ -445,10 +445,10 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         out!("{}", task_table(&tasks, None));
                     }
                     if duplicate {
-                        eprintln!("{DUPLICATE_NOTE}");
+                        errln!("{DUPLICATE_NOTE}");
                     }
                     if !json && failed > 0 {
-                        eprintln!("goliath: {failed} of {} tasks did not succeed", tasks.len());
+                        errln!("goliath: {failed} of {} tasks did not succeed", tasks.len());
                     }
                     Ok(if failed > 0 { exit::FAILURE } else { exit::OK })
                 }
@@ -545,7 +545,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     // After the table, where the eye ends; on stderr, so the table alone
                     // goes down a pipe.
                     if let Some(id) = next_before {
-                        eprintln!(
+                        errln!(
                             "goliath: {} shown, the newest first; older ones may follow: add --before {} for the next page",
                             goliath::runtime::units::counted(tasks.len() as u64, "task", "tasks"),
                             id.0
@@ -602,7 +602,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         if silent_since.is_none() {
                             silent_since = Some(last_heard);
                             let seconds = last_heard.elapsed().as_secs();
-                            eprintln!(
+                            errln!(
                                 "goliath: nothing from the node for {seconds}s: stopped (SIGSTOP) or overloaded?"
                             );
                             // In the stream too: a JSON reader may not see stderr.
@@ -620,7 +620,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 last_heard = std::time::Instant::now();
                 if let Some(since) = silent_since.take() {
                     let seconds = since.elapsed().as_secs();
-                    eprintln!("goliath: the node answers again after {seconds}s");
+                    errln!("goliath: the node answers again after {seconds}s");
                     if json {
                         outln!(
                             "{}",
@@ -632,7 +632,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     // The node stopped and said so: the watch is over, as it would be at the
                     // end of a file; a crash or a lost connection stays an error.
                     Err(ClientError::Closed { reason }) if frame::is_shutdown_notice(&reason) => {
-                        eprintln!("goliath: the node shut down; the watch is over");
+                        errln!("goliath: the node shut down; the watch is over");
                         return Ok(exit::OK);
                     }
                     item => item?,
@@ -788,7 +788,7 @@ async fn submit_and_wait(client: &Client, request: SubmitRequest) -> Result<Wait
                 listening = false;
                 if let Ok(list) = received {
                     if std::io::stderr().is_terminal() {
-                        eprintln!("{}", waiting_note(&list));
+                        errln!("{}", waiting_note(&list));
                     }
                     ids = Some(list);
                 }

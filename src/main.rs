@@ -1,8 +1,8 @@
 //! The `goliath` binary: parses the command line, loads the config, and runs a node, the
 //! console or a client command. The only place that uses `anyhow` and decides exit codes.
 
-/// `print!` for a command's output. A reader that went away (`goliath tasks | head -1`) ends
-/// the command quietly and successfully, as it would `cat`, where `print!` would panic.
+/// `print!` for a command's output. A reader that went away (`goliath tasks | head -1`) is
+/// written nothing more (a `watch` ends), where `print!` would panic; see [`write_stdout`].
 macro_rules! out {
     ($($arg:tt)*) => {
         $crate::write_stdout(format_args!($($arg)*))
@@ -14,6 +14,24 @@ macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
     };
+}
+
+/// `eprintln!` for messages to the user, which a closed standard error (`goliath tasks 2>&1
+/// | head -1`) does not turn into a panic and exit 101: the message is lost, the command
+/// ends with its own exit code.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` for messages to the user; see [`errln!`].
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
 }
 
 mod commands;
@@ -487,7 +505,7 @@ fn print_json_failure(code: u8, message: &str) {
     if let Err(error) = written
         && error.kind() != std::io::ErrorKind::BrokenPipe
     {
-        eprintln!("goliath: cannot write the error as JSON to standard output: {error}");
+        errln!("goliath: cannot write the error as JSON to standard output: {error}");
     }
 }
 
@@ -524,7 +542,7 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
             (true, false) => "; the node had answered, only this report of it is lost",
             (false, _) => "",
         };
-        eprintln!("goliath: cannot write to standard output: {error}{done}");
+        errln!("goliath: cannot write to standard output: {error}{done}");
         std::process::exit(1);
     }
 }
@@ -536,7 +554,7 @@ fn main() -> ExitCode {
         .get(1)
         .is_some_and(|arg| arg == goliath::runtime::EXEC_LAUNCHER_ARG)
     {
-        eprintln!("{}", goliath::runtime::run_exec_launcher(&raw[2..]));
+        errln!("{}", goliath::runtime::run_exec_launcher(&raw[2..]));
         return ExitCode::from(goliath::runtime::EXEC_LAUNCHER_FAILED);
     }
     // /proc/self/exe as it is: it names this binary in the child too, even after the file
@@ -552,7 +570,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             if let Some(message) = misplaced_option(&error, &raw) {
-                eprintln!("goliath: {message}");
+                errln!("goliath: {message}");
                 if json {
                     print_json_failure(exit::USAGE, &message);
                 }
@@ -572,7 +590,7 @@ fn main() -> ExitCode {
                     text =
                         text.replace(value.as_str(), &goliath::runtime::units::quoted_part(value));
                 }
-                eprint!("{text}");
+                err!("{text}");
                 if json {
                     print_json_failure(exit::USAGE, &clap_error_text(&text));
                 }
@@ -590,7 +608,7 @@ fn main() -> ExitCode {
                         ExitCode::SUCCESS
                     }
                     Err(write) => {
-                        eprintln!("goliath: cannot write to standard output: {write}");
+                        errln!("goliath: cannot write to standard output: {write}");
                         ExitCode::from(1)
                     }
                 };
@@ -608,7 +626,7 @@ fn main() -> ExitCode {
                 .split('\n')
                 .map(|line| goliath::runtime::units::printable(line, true))
                 .collect();
-            eprintln!("goliath: {}", lines.join("\n"));
+            errln!("goliath: {}", lines.join("\n"));
             if json {
                 print_json_failure(failure.code, &text);
             }
@@ -1429,7 +1447,7 @@ fn stop_local(
             );
             said.push_str(&format!(" (killed the process groups of {groups})"));
         }
-        eprintln!("{said}");
+        errln!("{said}");
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
     // Refused from the moment the stop begins, not once the cluster has been left.
@@ -1697,7 +1715,7 @@ fn run_local_console(
     stop_local(
         local,
         || {
-            eprintln!(
+            errln!(
                 "goliath: stopping node {name}{} (running tasks get up to {grace:?}; Ctrl-C again stops at once)",
                 if requested {
                     " on a shutdown request"
@@ -1709,7 +1727,7 @@ fn run_local_console(
         // The console's log went with its screen: what the stop left undone is said here.
         |report| {
             if let Some(line) = interrupted_note(report.cancelled, durable) {
-                eprintln!("goliath: {line}");
+                errln!("goliath: {line}");
             }
         },
     )
@@ -1873,7 +1891,7 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
                 ))
             })?;
         if !on_terminal {
-            eprintln!(
+            errln!(
                 "goliath demo: started {} (pid {pid}, listen {}, gossip {})",
                 child_name(i),
                 listen_of(i),
@@ -1892,9 +1910,9 @@ fn run_demo(args: &NodeArgs, console: &ConsoleArgs, nodes: usize) -> Result<u8, 
         run_local_console(args, loaded, console, &notes)
     } else {
         for note in &notes {
-            eprintln!("goliath demo: {note}");
+            errln!("goliath demo: {note}");
         }
-        eprintln!(
+        errln!(
             "goliath demo: {} in the foreground (listen {first_listen}, gossip {first_gossip}); try `goliath members --node {first_listen}`",
             first_name,
         );

@@ -256,14 +256,14 @@ pub fn dump(dir: &Path, json: bool) -> Result<u8, CommandError> {
                     "the {count} whole records found after it are shown, marked \"after the damage\" (recovery does not read them; whatever lay between is lost)"
                 ),
             };
-            eprintln!(
+            errln!(
                 "goliath: {} is damaged at {damage}; {before}{after}",
                 file_name(&file.file)
             );
         }
     }
     for problem in &inspection.problems {
-        eprintln!("goliath: {problem}");
+        errln!("goliath: {problem}");
     }
     Ok(if inspection.healthy() {
         exit::OK

@@ -1027,6 +1027,24 @@ fn a_json_error_that_cannot_be_written_keeps_the_failures_exit_code() {
 }
 
 #[test]
+fn a_closed_standard_error_keeps_the_exit_code() {
+    // `cmd 2>&1 | grep -m1 …`: the reader may go before the message is written.
+    for (args, expected) in [
+        (&["tasks", "--node", "127.0.0.1:1", "--limit", "0"][..], 2),
+        (&["task", "--node", "127.0.0.1:1", "5"][..], 3),
+    ] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let output = goliath().args(args).stderr(writer).output().expect("runs");
+        assert_eq!(
+            output.status.code(),
+            Some(expected),
+            "{args:?}: not a panic"
+        );
+    }
+}
+
+#[test]
 fn a_long_bad_value_is_quoted_by_its_start() {
     let long_id = "7".repeat(5000);
     let long_state = "q".repeat(3000);
