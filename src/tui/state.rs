@@ -2946,7 +2946,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_too_small_terminal_takes_only_quit() {
+    fn a_too_small_terminal_answers_no_hidden_question_and_quits_by_ctrl_c_while_one_is_open() {
         let mut app = app();
         app.ingest(snapshot(2, three_tasks(), 1));
         press(&mut app, "2");
@@ -2972,7 +2972,7 @@ pub(crate) mod tests {
         );
         press(&mut app, "ctrl-c");
         assert!(app.quit, "Ctrl-C quits");
-        let mut plain = super::tests::app();
+        let mut plain = self::app();
         plain.hits.too_small = true;
         press(&mut plain, "q");
         assert!(plain.quit, "with nothing open the quit key quits");

@@ -281,24 +281,7 @@ async fn accept_loop(
                             };
                             tracing::warn!(%peer, %reason, unlogged_before, "connection rejected{more}");
                             if last {
-                                // The count is said when the window ends, also when no later
-                                // rejection comes to carry it.
-                                let context = context.clone();
-                                tokio::spawn(async move {
-                                    tokio::time::sleep(REJECTION_WINDOW).await;
-                                    let unlogged = context
-                                        .rejections
-                                        .lock()
-                                        .map(|mut log| log.take_unlogged())
-                                        .unwrap_or(0);
-                                    if unlogged > 0 {
-                                        tracing::warn!(
-                                            rejected = unlogged,
-                                            "{unlogged} more connections were rejected in the last {}s (counted, not logged one by one)",
-                                            REJECTION_WINDOW.as_secs()
-                                        );
-                                    }
-                                });
+                                say_unlogged_rejections_later(context.clone());
                             }
                         }
                         RejectionLine::Count => {}
@@ -309,6 +292,26 @@ async fn accept_loop(
             context.stats.open.fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// Says, when the window ends, how many rejections were counted and not logged: the next
+/// rejection logged would carry the count, but after a flood none may come.
+fn say_unlogged_rejections_later(context: Arc<Context>) {
+    tokio::spawn(async move {
+        tokio::time::sleep(REJECTION_WINDOW).await;
+        let unlogged = context
+            .rejections
+            .lock()
+            .map(|mut log| log.take_unlogged())
+            .unwrap_or(0);
+        if unlogged > 0 {
+            tracing::warn!(
+                rejected = unlogged,
+                "{unlogged} more connections were rejected in the last {}s (counted, not logged one by one)",
+                REJECTION_WINDOW.as_secs()
+            );
+        }
+    });
 }
 
 /// Rejected connections logged per [`REJECTION_WINDOW`], at most: a client that opens bad

@@ -826,6 +826,7 @@ impl Recovery {
             preparer: preparer.clone(),
             closed: closed_sender,
             backlog_limit: writer::backlog_limit(options.checkpoint_every, options.segment_size),
+            checkpoint_every: options.checkpoint_every,
             backlog_warned: None,
             dir: dir.clone(),
             lock_identity,

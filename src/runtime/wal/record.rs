@@ -460,8 +460,15 @@ pub fn encode_one<T: Serialize>(
 /// Where group boundaries fall in a run of whole records: the length of the longest prefix
 /// of `bytes` that ends on a group boundary and is at most `room` bytes.
 pub fn group_prefix(bytes: &[u8], room: usize) -> usize {
+    group_prefix_counted(bytes, room).0
+}
+
+/// [`group_prefix`], with the number of records in that prefix (the LSNs it takes), found
+/// in the same walk over the frame headers.
+pub fn group_prefix_counted(bytes: &[u8], room: usize) -> (usize, u64) {
     let mut at = 0;
-    let mut boundary = 0;
+    let mut records = 0;
+    let mut boundary = (0, 0);
     while at + HEADER_LEN <= bytes.len() {
         let length =
             u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
@@ -469,25 +476,13 @@ pub fn group_prefix(bytes: &[u8], room: usize) -> usize {
         if next > room || next > bytes.len() {
             break;
         }
+        records += 1;
         if bytes[at + 8] & CONTINUES == 0 {
-            boundary = next;
+            boundary = (next, records);
         }
         at = next;
     }
     boundary
-}
-
-/// How many whole records a run of whole records holds (the LSNs it takes).
-pub fn frame_count(bytes: &[u8]) -> u64 {
-    let mut at = 0;
-    let mut count = 0;
-    while at + HEADER_LEN <= bytes.len() {
-        let length =
-            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-        at += frame_len(length);
-        count += 1;
-    }
-    count
 }
 
 // ---------------------------------------------------------------- payloads
@@ -1492,6 +1487,10 @@ mod tests {
         bytes.extend(encode_group(&[cancelled(2), cancelled(3)]));
         assert_eq!(group_prefix(&bytes, bytes.len() - 1), first);
         assert_eq!(group_prefix(&bytes, first - 1), 0);
+        // With the records in the prefix: the LSNs the writer publishes for it.
+        assert_eq!(group_prefix_counted(&bytes, bytes.len()), (bytes.len(), 3));
+        assert_eq!(group_prefix_counted(&bytes, bytes.len() - 1), (first, 1));
+        assert_eq!(group_prefix_counted(&bytes, first - 1), (0, 0));
     }
 
     #[test]

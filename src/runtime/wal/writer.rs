@@ -732,6 +732,8 @@ pub(crate) struct Writer {
     pub closed: Sender<(u64, u64)>,
     /// See [`backlog_limit`].
     pub backlog_limit: u64,
+    /// `wal.checkpoint_every`, which a waiting writer's warning weighs checkpoints against.
+    pub checkpoint_every: u64,
     /// When the writer last said it waits for the checkpointer.
     pub backlog_warned: Option<Instant>,
     /// The data directory.
@@ -953,7 +955,7 @@ impl Writer {
                 .segment_size
                 .saturating_sub(record::SEGMENT_END_LEN as u64)
                 .saturating_sub(self.offset) as usize;
-            let take = record::group_prefix(rest, room);
+            let (take, records) = record::group_prefix_counted(rest, room);
             if take == 0 {
                 if self.offset == self.data_start {
                     return Err(BatchFailure {
@@ -969,7 +971,7 @@ impl Writer {
                 continue;
             }
             let (chunk, after) = std::mem::take(&mut rest).split_at_mut(take);
-            let chunk_end = written + record::frame_count(chunk);
+            let chunk_end = written + records;
             // Before the write: from here on a failure may leave these records on disk.
             self.log.writing.store(chunk_end, Ordering::SeqCst);
             self.write_records(chunk, "writing segment")
@@ -1156,7 +1158,7 @@ impl Writer {
             // flight, the history, the keys), and one larger than the log that triggers it
             // cannot keep up however fast the disk (28,000 tasks recovered on segments of
             // 64 KiB said "the disk is slower than the load").
-            let checkpoint_every = self.backlog_limit.saturating_sub(self.segment_size) / 2;
+            let checkpoint_every = self.checkpoint_every;
             let last_checkpoint = log.metrics.last_checkpoint_bytes.load(Ordering::Relaxed);
             let why = if last_checkpoint > checkpoint_every {
                 format!(
