@@ -151,6 +151,15 @@ fn a_lock_taken_over_by_a_second_node_is_named_not_called_a_disk_fault() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut first = RunningNode::start_in(dir.path(), &["--workers", "1"]);
     assert!(first.client(&["submit", "sleep 1h"]).status.success());
+    // The first node's spare segment made first: else the second node may create its first
+    // segment under the same name at the same moment, and one of the two fails to start it.
+    let spare = dir.path().join("wal-0000000000000002.seg");
+    common::eventually(|| {
+        spare
+            .exists()
+            .then_some(())
+            .ok_or_else(|| format!("no {}", spare.display()))
+    });
     // The lock removed, a second node starts on the directory and takes a lock of its own.
     std::fs::remove_file(dir.path().join("LOCK")).expect("remove the lock");
     let second = RunningNode::start_in(dir.path(), &["--workers", "1"]);
