@@ -759,12 +759,34 @@ fn draw_overview(frame: &mut Frame, app: &App, body: Rect, hits: &mut HitMap) {
     let workers_height = (worker_count + 2)
         .min(left.height.saturating_sub(ARENA_HEIGHT + wal_height))
         .max(3);
-    let [workers, arena, throughput, wal_area] = Layout::vertical([
-        Constraint::Length(workers_height),
-        Constraint::Length(ARENA_HEIGHT),
-        Constraint::Min(0),
-        Constraint::Length(wal_height),
-    ])
+    // The throughput chart only when the rows left over hold one; otherwise they go to the
+    // WAL pane (or the arena's), not to a blank gap.
+    let spare = left
+        .height
+        .saturating_sub(workers_height + ARENA_HEIGHT + wal_height);
+    let show_throughput = spare >= THROUGHPUT_MIN;
+    let [workers, arena, throughput, wal_area] = Layout::vertical(if show_throughput {
+        [
+            Constraint::Length(workers_height),
+            Constraint::Length(ARENA_HEIGHT),
+            Constraint::Min(0),
+            Constraint::Length(wal_height),
+        ]
+    } else if wal {
+        [
+            Constraint::Length(workers_height),
+            Constraint::Length(ARENA_HEIGHT),
+            Constraint::Length(0),
+            Constraint::Min(0),
+        ]
+    } else {
+        [
+            Constraint::Length(workers_height),
+            Constraint::Min(ARENA_HEIGHT),
+            Constraint::Length(0),
+            Constraint::Length(0),
+        ]
+    })
     .areas(left);
     let cluster_height = snapshot.and_then(|s| s.cluster.as_ref()).map_or(0, |c| {
         (c.members.len() as u16 + 3).clamp(4, right.height / 2)
@@ -772,7 +794,7 @@ fn draw_overview(frame: &mut Frame, app: &App, body: Rect, hits: &mut HitMap) {
     let [tasks, cluster] =
         Layout::vertical([Constraint::Min(4), Constraint::Length(cluster_height)]).areas(right);
     let mut panes = vec![(Pane::Workers, workers), (Pane::Arena, arena)];
-    if throughput.height >= THROUGHPUT_MIN {
+    if show_throughput {
         panes.push((Pane::Throughput, throughput));
     }
     if wal {
@@ -805,12 +827,12 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
             // cannot hold every row says how many it does.
             let visible = usize::from(area.height.saturating_sub(3));
             let total = app.view().snapshot.as_ref().map_or(0, |s| s.tasks.len());
-            let newest = lists_newest_only(app);
+            let listed_tasks = listed_tasks(app);
             let title = if app.filter.is_empty() {
-                let listed = if newest {
-                    format!("the {} newest", rows.len())
-                } else {
-                    rows.len().to_string()
+                let listed = match listed_tasks {
+                    Listed::All => rows.len().to_string(),
+                    Listed::Newest => format!("the {} newest", rows.len()),
+                    Listed::InFlightOnly => format!("{} in flight", rows.len()),
                 };
                 if rows.len() > visible {
                     format!("Tasks ({visible} of {listed} shown)")
@@ -819,10 +841,10 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
                 }
             } else {
                 // The rows the filter takes: of the newest, not themselves the newest.
-                let matched = if newest {
-                    format!("{} of the {total} newest", rows.len())
-                } else {
-                    format!("{} of {total}", rows.len())
+                let matched = match listed_tasks {
+                    Listed::All => format!("{} of {total}", rows.len()),
+                    Listed::Newest => format!("{} of the {total} newest", rows.len()),
+                    Listed::InFlightOnly => format!("{} of {total} in flight", rows.len()),
                 };
                 let shown = if rows.len() > visible {
                     format!(" ({visible} shown)")
@@ -1890,9 +1912,11 @@ fn draw_logs_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
             Constraint::Min(10),
         ])
         .areas(area);
-        // tui-logger marks each target's levels with their initials, lit where shown.
+        // tui-logger marks each target's levels with their initials, lit where shown, then
+        // writes `:` and the target: the title starts right after the corner, so its letters
+        // stand over the rows' own.
         let targets_block = Block::default()
-            .title(" Targets · levels E W I D T ")
+            .title("EWIDT:target · levels lit: shown ")
             .title_bottom(" ←→ shown · +- kept · t hides ")
             .borders(Borders::ALL)
             .border_set(app.options.glyphs.border)
@@ -1932,18 +1956,28 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     // The node lists the newest tasks only (console.task_limit): a filter searches those,
     // and "0 of 1000" must not read as "none on the node". The counts are since this start,
     // so after a restart only a full list says the history holds more.
-    let newest = lists_newest_only(app);
+    let listed = listed_tasks(app);
     // Each part long and short; the short forms when the long ones do not fit, then cut
     // with a mark. The sort comes before the note on unlisted tasks, so a narrow window
     // keeps it.
-    let mut parts: Vec<(String, String)> = vec![if newest {
-        (
+    let mut parts: Vec<(String, String)> = vec![match listed {
+        Listed::All => {
+            let part = format!("Tasks · {} of {}", rows.len(), total);
+            (part.clone(), part)
+        }
+        Listed::Newest => (
             format!("Tasks · {} of the {} newest", rows.len(), total),
             format!("Tasks · {} of {} newest", rows.len(), total),
-        )
-    } else {
-        let part = format!("Tasks · {} of {}", rows.len(), total);
-        (part.clone(), part)
+        ),
+        // Tasks in flight fill the list: the finished ones, newer or not, are not in it.
+        Listed::InFlightOnly => (
+            format!(
+                "Tasks · {} of {} in flight (no finished task listed)",
+                rows.len(),
+                total
+            ),
+            format!("Tasks · {} of {} in flight", rows.len(), total),
+        ),
     }];
     if !app.filter.is_empty() {
         let part = format!(" · filter \"{}\"", app.filter);
@@ -1987,15 +2021,36 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     draw_task_table(frame, app, &rows, area, block, false, hits);
 }
 
-/// Whether the node listed only its newest tasks (`console.task_limit`): a filter searches
-/// those, and "0 of 1000" must not read as "none on the node". The counts are since this
-/// start, so after a restart only a full list says the history holds more.
-fn lists_newest_only(app: &App) -> bool {
-    app.view().snapshot.as_ref().is_some_and(|s| {
-        let c = &s.counts;
-        c.queued + c.running + c.finished() > s.tasks.len() as u64
-            || s.tasks.len() >= app.options.task_limit
-    })
+/// Which of the node's tasks the list holds: the node sends every task in flight, then the
+/// newest others, up to `console.task_limit`. A filter searches only those, and "0 of 1000"
+/// must not read as "none on the node".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    /// Every task the node knows of.
+    All,
+    /// The newest only: the node has more.
+    Newest,
+    /// Tasks in flight only: they fill the limit, and no finished task is listed though
+    /// some finished.
+    InFlightOnly,
+}
+
+/// What the node's list holds (see [`Listed`]). The counts are since this start, so after a
+/// restart only a full list says the history holds more.
+fn listed_tasks(app: &App) -> Listed {
+    let Some(s) = app.view().snapshot.as_ref() else {
+        return Listed::All;
+    };
+    let c = &s.counts;
+    let capped = c.queued + c.running + c.finished() > s.tasks.len() as u64
+        || s.tasks.len() >= app.options.task_limit;
+    if !capped {
+        Listed::All
+    } else if c.finished() > 0 && s.tasks.iter().all(|t| !t.state.is_finished()) {
+        Listed::InFlightOnly
+    } else {
+        Listed::Newest
+    }
 }
 
 /// Below this many columns inside its borders, the full task table leaves out
@@ -2248,6 +2303,11 @@ fn draw_task_table(
                 Link::Down { error, .. } => format!("no connection to the node: {error}"),
                 _ => "waiting for the node…".to_string(),
             }
+        } else if !app.filter.is_empty() && listed_tasks(app) == Listed::InFlightOnly {
+            format!(
+                "no task in flight matches \"{}\": finished tasks are not listed while tasks in flight fill console.task_limit (goliath tasks lists them)",
+                app.filter
+            )
         } else if !app.filter.is_empty() && app.tab == Tab::Tasks {
             format!("no task matches \"{}\" (esc clears the filter)", app.filter)
         } else if !app.filter.is_empty() {
@@ -2451,7 +2511,17 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
         Overlay::Confirm { id, spec, state } => {
             let rect = centered(area, 60, 6);
             frame.render_widget(Clear, rect);
-            let connected = matches!(app.link, Link::Up);
+            // The second line: the task's text, or what becomes of a cancel sent now. A node
+            // that is only slow to answer still gets it (the connection holds it until then).
+            let link_note = match &app.link {
+                Link::Up => None,
+                Link::Unanswered { .. } => {
+                    Some("the node is not answering: it gets the cancel when it does")
+                }
+                Link::Connecting | Link::Down { .. } => {
+                    Some("not connected to the node: the cancel cannot be sent now")
+                }
+            };
             let lines = if state.is_finished() {
                 // It ended while the question was open.
                 vec![
@@ -2477,13 +2547,9 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
                         Span::styled(id.to_string(), theme.title),
                         Span::styled(format!(" ({})?", state_label(*state)), theme.text),
                     ]),
-                    if connected {
-                        Line::styled(printable(spec, false).into_owned(), theme.muted)
-                    } else {
-                        Line::styled(
-                            "not connected to the node: the cancel cannot be sent now",
-                            theme.warning,
-                        )
+                    match link_note {
+                        None => Line::styled(printable(spec, false).into_owned(), theme.muted),
+                        Some(note) => Line::styled(note, theme.warning),
                     },
                     Line::raw(""),
                     Line::from(vec![
@@ -2539,7 +2605,7 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, hit
             let rect = bottom_box(area, 5);
             frame.render_widget(Clear, rect);
             let under = Line::styled(
-                "matches id, state and spec · !text hides matches · enter keep · esc close",
+                "matches id, state and spec · !text hides matches · enter keep · esc clear",
                 theme.muted,
             );
             draw_input(frame, app, " Filter tasks ", "/ ", input, under, rect);
@@ -3079,6 +3145,46 @@ mod tests {
             5002 - listed
         );
         assert!(text.contains(&expected), "{text}");
+    }
+
+    #[test]
+    fn a_list_filled_by_tasks_in_flight_says_no_finished_task_is_in_it() {
+        // 1,500 sleepers and 300 newer finished echoes, a limit of 12: the node sends the
+        // tasks in flight only, so a filter for finished ones must not say "none".
+        use crate::tui::state::Options;
+        let mut app = App::new(
+            Options {
+                task_limit: 12,
+                ..options()
+            },
+            Keymap::default(),
+            Kinds::new(),
+        );
+        let mut sample = snapshot(2, tasks(12), 14);
+        for task in &mut sample.tasks {
+            task.state = TaskState::Running;
+            task.spec = "sleep 1h".into();
+        }
+        sample.counts.queued = 0;
+        sample.counts.running = 1500;
+        sample.counts.succeeded = 300;
+        app.ingest(sample);
+        app.tab = Tab::Tasks;
+        let text = format!("{}", draw(&mut app, 160, 40).backend());
+        assert!(
+            text.contains("Tasks · 12 of 12 in flight (no finished task listed)")
+                && !text.contains("newest"),
+            "{text}"
+        );
+        app.filter = "succeeded".into();
+        let text = format!("{}", draw(&mut app, 160, 40).backend());
+        assert!(
+            text.contains("no task in flight matches \"succeeded\""),
+            "{text}"
+        );
+        app.tab = Tab::Overview;
+        let text = format!("{}", draw(&mut app, 160, 40).backend());
+        assert!(text.contains("0 of 12 in flight"), "{text}");
     }
 
     #[test]
@@ -4116,6 +4222,43 @@ mod tests {
     }
 
     #[test]
+    fn cancel_question_says_what_becomes_of_the_cancel_on_each_link() {
+        let mut app = app_with(2, 3);
+        app.overlay = Some(Overlay::Confirm {
+            id: TaskId(3),
+            spec: "spin 5s".into(),
+            state: TaskState::Running,
+        });
+        let sent_later = "the node is not answering: it gets the cancel when it does";
+        let not_sent = "not connected to the node: the cancel cannot be sent now";
+        // A stopped node keeps its connection, and the cancel reaches it when it resumes.
+        app.link = Link::Unanswered {
+            since: Instant::now(),
+        };
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        assert!(
+            text.contains(sent_later) && !text.contains(not_sent),
+            "{text}"
+        );
+        app.link = Link::Down {
+            error: "refused".into(),
+            retry_at: Instant::now(),
+            refused: false,
+        };
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        assert!(
+            text.contains(not_sent) && !text.contains(sent_later),
+            "{text}"
+        );
+        app.link = Link::Up;
+        let text = format!("{}", draw(&mut app, 80, 24).backend());
+        assert!(
+            text.contains("spin 5s") && !text.contains(not_sent),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn mono_draws_without_a_single_colour() {
         let mut app = app_with(4, 30);
         app.options.theme = Theme::new(ThemeName::Mono);
@@ -4403,6 +4546,34 @@ mod panel_tests {
         let text = format!("{}", draw(&app, 120, 40).backend());
         assert!(!text.contains("╭ WAL"), "{text}");
         assert!(!text.contains("╭ Cluster"), "{text}");
+    }
+
+    #[test]
+    fn the_overview_leaves_no_blank_rows_where_the_throughput_chart_does_not_fit() {
+        for with_wal in [true, false] {
+            let app = app(2, with_wal, false);
+            for height in 24..=32 {
+                let terminal = draw(&app, 80, height);
+                let buffer = terminal.backend().buffer();
+                let rows: Vec<String> = (0..height)
+                    .map(|y| (0..80).map(|x| buffer[(x, y)].symbol()).collect())
+                    .collect();
+                let first = rows.iter().position(|row| row.contains("Workers"));
+                let log = rows.iter().rposition(|row| row.starts_with('╭'));
+                let (Some(first), Some(log)) = (first, log) else {
+                    panic!("panes drawn at 80x{height}:\n{}", rows.join("\n"));
+                };
+                // Every row of the left column, from the Workers pane to the log, is in a
+                // pane: its first cell is a border.
+                for (y, row) in rows.iter().enumerate().take(log).skip(first) {
+                    assert!(
+                        row.starts_with(['│', '╭', '╰']),
+                        "row {y} at 80x{height} (wal {with_wal}) is blank:\n{}",
+                        rows.join("\n")
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -4701,7 +4872,7 @@ mod panel_tests {
             if tab == Tab::Logs {
                 // The level letters are explained, and the arrows read as arrows.
                 let text = format!("{}", terminal.backend());
-                assert!(text.contains("levels E W I D T"), "{text}");
+                assert!(text.contains("+EWIDT:target | levels lit"), "{text}");
                 assert!(text.contains("<> shown | +- kept | t hides"), "{text}");
             }
         }
