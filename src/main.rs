@@ -1228,11 +1228,24 @@ fn init_logging(config: &Config) {
     };
     let ansi = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // The message, then its fields two spaces apart, as the console's log pane writes them
+    // (a demo's console shows its children's lines too; one space ran fields into the
+    // message when a line wrapped).
+    use tracing_subscriber::field::MakeExt;
+    let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        if field.name() == "message" {
+            write!(writer, "{value:?}")
+        } else {
+            write!(writer, "{field}={value:?}")
+        }
+    })
+    .delimited("  ");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
+        .fmt_fields(fields)
         // A log nobody reads any more (`goliath node 2>&1 | head`, a dead `tee`) must not
         // take the node down: a failed write is dropped, not reported with `eprintln!`
         // (which panics on a closed stderr and killed the thread that logged).

@@ -460,6 +460,12 @@ fn a_node_whose_seed_is_not_up_yet_says_so_then_joins_when_it_starts() {
         view["counts"]["alive"] == 2 && view["status"] == "active"
     });
     wait_for_log(&early, "a seed answered", "the end of the wait is not told");
+    // Fields stand two spaces after the message, as in the console's log pane.
+    wait_for_log(
+        &early,
+        "gossip started  member=early",
+        "no start line with its fields two spaces after the message",
+    );
 }
 
 #[test]

@@ -100,7 +100,7 @@ impl RunningNode {
         let ended = log_ended.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("serving the goliath protocol listen=").nth(1) {
+                if let Some(rest) = line.split("serving the goliath protocol  listen=").nth(1) {
                     let _ = address_sender.send(rest.trim().to_string());
                 }
                 let mut log = sink.lock().expect("log");
