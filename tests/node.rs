@@ -400,6 +400,24 @@ fn timeouts_stop_compute_sleep_and_exec() {
 }
 
 #[test]
+fn a_compute_task_s_timeout_counts_its_time_on_a_worker_not_its_waits_between_slices() {
+    // Ten copies of 100 ms of work share one worker slice by slice, so each takes about a
+    // second from its first slice to its end; each ran 100 ms, well inside its 500 ms.
+    let node = Node::start(config(1, 64)).expect("node starts");
+    let ids = node
+        .submit_text("spin 100ms x10 timeout=500ms")
+        .expect("submitted");
+    assert_eq!(ids.len(), 10);
+    for id in ids {
+        let info = wait_finished(&node, id);
+        assert_eq!(info.state, TaskState::Succeeded, "{info:?}");
+    }
+    // A copy that needs more than its budget still times out.
+    let long = wait_finished(&node, submit(&node, "spin 60s timeout=100ms"));
+    assert_eq!(long.state, TaskState::TimedOut, "{long:?}");
+}
+
+#[test]
 fn processes_an_exec_program_leaves_behind_end_with_its_task() {
     // `sleep 600 &` keeps the program's stdout open after the shell exits: the task used to
     // stay running until the sleep ended, and the sleep to outlive it.

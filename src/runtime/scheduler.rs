@@ -545,10 +545,17 @@ impl WorkerThread {
             );
         }
         let timeout = slot.timeout_ns.load(Ordering::Relaxed);
+        let run_before = slot.run_ticks.load(Ordering::Relaxed);
+        // A task on the workers has `timeout` of time on a worker: its slices add up, the
+        // waits between them (other tasks' slices) do not, so a batch of copies sharing the
+        // workers is not timed out for sharing them. `sleep` and `exec` hold no worker: theirs
+        // is wall time from the start.
         let deadline = if timeout == 0 {
             u64::MAX
-        } else {
+        } else if offloaded {
             started.saturating_add(shared.clock.ns_to_ticks(timeout))
+        } else {
+            now.saturating_add(shared.clock.ns_to_ticks(timeout).saturating_sub(run_before))
         };
         if now >= deadline {
             finish_on_worker(
@@ -571,7 +578,6 @@ impl WorkerThread {
             stats.current.store(0, Ordering::Relaxed);
             return;
         }
-        let run_before = slot.run_ticks.load(Ordering::Relaxed);
         let mut ctx = StepContext {
             id,
             numbers: [
