@@ -176,8 +176,9 @@ fn spec_lines_of(bytes: &[u8]) -> Result<(Vec<String>, Vec<usize>), CommandError
     let mut numbers = Vec::new();
     let mut lines = Vec::new();
     for (index, line) in input.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        // The indent stays: an error's column counts from the start of the line as written.
+        let line = line.trim_end();
+        if line.trim_start().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
         // A carriage return inside a line (old Mac line ends, `printf 'a\rb'`) ends a line
@@ -829,7 +830,7 @@ fn interrupted_wait(signal: &str, ids: Option<&[TaskId]>, node: &str, json: bool
         Some(ids) if !ids.is_empty() => {
             let list = id_ranges(ids);
             format!(
-                "{signal}: stopped waiting; the node has the {} tasks ({list}) and goes on with them: `goliath tasks --node {node}` shows how they are doing, `goliath cancel --node {node} {list}` stops them",
+                "{signal}: stopped waiting; the node has the {} tasks ({list}) and goes on with those not finished: `goliath tasks --node {node}` shows how they are doing, `goliath cancel --node {node} {list}` stops them",
                 ids.len()
             )
         }
@@ -1556,6 +1557,21 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn specs_on_standard_input_keep_their_indent_so_error_columns_match_the_line() {
+        let Ok((lines, numbers)) =
+            spec_lines_of(b"  spni 1s \n   # indented comment\n \t\nfib 3\n")
+        else {
+            panic!("specs");
+        };
+        assert_eq!(lines, ["  spni 1s", "fib 3"]);
+        assert_eq!(numbers, [1, 4]);
+        let error = goliath::runtime::Kinds::new()
+            .parse(&lines[0])
+            .expect_err("an unknown kind");
+        assert_eq!(error.column, 3, "{}", error.message);
     }
 
     #[test]

@@ -816,21 +816,38 @@ impl Config {
         }
     }
 
-    /// [`Config::check_overrides`] after a file whose values had `file_problem`: the
-    /// file's own error (it names the line) while the same key is still wrong, none once the
-    /// command line set it right.
+    /// [`Config::check_overrides`] after a file whose values had `file_problem`, given the
+    /// keys the command line set (`set_here`): none once the command line set it right; the
+    /// file's own error (it names the line) while the command line left it as it was; else
+    /// the command line's, which says when the key it names is not one the command line set
+    /// (`--set gossip.probe_interval=300ms` makes a file's `probe_timeout` too long). A file's
+    /// message would say "not set here" of a key `--set` gave, even at its default value.
     pub fn check_overrides_after(
         &self,
         file_problem: Option<ConfigError>,
+        set_here: &[&str],
     ) -> Result<(), ConfigError> {
-        let Some((key, _)) = self.first_problem() else {
+        let Some((key, message)) = self.first_problem() else {
             return Ok(());
         };
+        let set_on_command_line = set_here.contains(&key.as_str());
+        let unchanged = !set_on_command_line
+            && matches!(
+                &file_problem,
+                Some(ConfigError::Invalid { key: file_key, message: file_message, .. })
+                    if *file_key == key && file_message.starts_with(&message)
+            );
         match file_problem {
-            Some(problem @ ConfigError::Invalid { .. }) if matches!(&problem, ConfigError::Invalid { key: file_key, .. } if *file_key == key) => {
-                Err(problem)
-            }
-            _ => self.check_overrides(),
+            Some(problem) if unchanged => Err(problem),
+            _ if set_on_command_line => self.check_overrides(),
+            _ => Err(ConfigError::Invalid {
+                origin: ConfigOrigin::CommandLine,
+                line: None,
+                message: format!(
+                    "{message} (the command line does not set `{key}`: its value is the config file's or the default)"
+                ),
+                key,
+            }),
         }
     }
 
@@ -1595,17 +1612,24 @@ pub const MAX_CONFIG_FILE: u64 = 1 << 20;
 /// The text of a config file, refused past [`MAX_CONFIG_FILE`].
 fn read_config_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(MAX_CONFIG_FILE + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_CONFIG_FILE {
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE {
         return Err(std::io::Error::other(format!(
             "it is larger than {}, which no config file is",
             HumanSize::exact(MAX_CONFIG_FILE)
         )));
     }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("line {line} is not UTF-8 text (a config file is UTF-8 TOML)"),
+        )
+    })
 }
 
 /// When a problem is reported against a key the file does not set (its default applies),
@@ -2028,6 +2052,76 @@ mod tests {
                 "{key} missing from config/goliath.toml"
             );
         }
+    }
+
+    #[test]
+    fn a_config_file_that_is_not_utf8_names_the_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, b"[node]\nname = \"\xff\"\n").expect("written");
+        let error = read_config_file(&path).expect_err("not UTF-8");
+        assert!(
+            error.to_string().starts_with("line 2 is not UTF-8 text"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_command_line_that_changes_a_file_s_problem_is_blamed_for_its_own_value() {
+        let text = "[wal]\nsegment_size = \"128MiB\"\n";
+        let parse = || Config::parse_deferring(text, origin()).expect("parses");
+        let (config, problem) = parse();
+        let Some(ConfigError::Invalid { message, .. }) = &problem else {
+            panic!("the default checkpoint size is below 128MiB segments: {problem:?}");
+        };
+        assert!(
+            message.contains("not set here") && message.contains("line 2"),
+            "{message}"
+        );
+        // Nothing on the command line touches it: the file's error, with its line.
+        let error = config
+            .check_overrides_after(problem, &["scheduler.slice"])
+            .expect_err("still wrong");
+        assert!(error.to_string().contains("test.toml"), "{error}");
+        // The command line sets the key, still wrong: its own value, not "not set here".
+        let mut changed = config.clone();
+        changed
+            .set_override_unchecked("wal.checkpoint_every", "64MiB", false)
+            .expect("a size");
+        let error = changed
+            .check_overrides_after(parse().1, &["wal.checkpoint_every"])
+            .expect_err("64MiB is below 128MiB segments");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("command line") && text.contains("64MiB") && !text.contains("not set"),
+            "{text}"
+        );
+        // Set right: no error.
+        let mut fixed = config;
+        fixed
+            .set_override_unchecked("wal.checkpoint_every", "256MiB", false)
+            .expect("a size");
+        assert!(
+            fixed
+                .check_overrides_after(parse().1, &["wal.checkpoint_every"])
+                .is_ok()
+        );
+        // The command line makes a key it does not set wrong: it says so.
+        let (mut config, problem) =
+            Config::parse_deferring("[gossip]\nprobe_timeout = \"400ms\"\n", origin())
+                .expect("parses");
+        assert!(problem.is_none(), "{problem:?}");
+        config
+            .set_override_unchecked("gossip.probe_interval", "300ms", false)
+            .expect("a duration");
+        let text = config
+            .check_overrides_after(problem, &["gossip.probe_interval"])
+            .expect_err("the timeout is longer than the interval")
+            .to_string();
+        assert!(
+            text.contains("400ms") && text.contains("does not set `gossip.probe_timeout`"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -97,7 +97,7 @@ struct ConfigArgs {
     /// Config file (else $GOLIATH_CONFIG, else $XDG_CONFIG_HOME/goliath/config.toml or ~/.config/goliath/config.toml, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Set any config key, e.g. --set scheduler.slice=2ms (repeatable).
+    /// Set a config key, e.g. --set scheduler.slice=2ms (repeatable); commands that talk to a node (submit, status, …) take only net.* and node.cluster, e.g. --set node.cluster=prod.
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }
@@ -937,6 +937,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 | WalAction::Dump { place, .. }
                 | WalAction::Repair { place, .. } => place,
             };
+            // The keys that say where the log is and how it is kept; any other would change
+            // nothing, silently (`wal verify --set scheduler.workers=3`).
+            if let Some(entry) = override_not_used(
+                &config.overrides,
+                &["node.", "wal.", "history.", "gossip.bind", "gossip.enabled"],
+            ) {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "--set {entry} changes nothing for `goliath wal`, which reads a node's data directory; it takes node.*, wal.*, history.*, gossip.bind and gossip.enabled (which name the directory)"
+                )));
+            }
             let node = NodeArgs {
                 name: place.name.clone(),
                 data_dir: place.data_dir.clone(),
@@ -1173,8 +1183,18 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         }
         apply(key, value.trim())?;
     }
+    let set_here: Vec<&str> = flags
+        .iter()
+        .filter(|(_, _, given)| *given)
+        .map(|(key, _, _)| *key)
+        .chain(
+            args.overrides
+                .iter()
+                .filter_map(|entry| entry.split_once('=').map(|(key, _)| key.trim())),
+        )
+        .collect();
     config
-        .check_overrides_after(file_problem)
+        .check_overrides_after(file_problem, &set_here)
         .map_err(Failure::usage)?;
     // `--set gossip.enabled=false` after the flag that turned it on: the flag would be
     // dropped without a word, and `members` would then ask for the flag that was given.

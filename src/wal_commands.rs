@@ -27,6 +27,12 @@ fn usage(message: String) -> CommandError {
 }
 
 fn no_data_dir(dir: &Path) -> CommandError {
+    if dir.exists() && !dir.is_dir() {
+        return usage(format!(
+            "{} is not a directory; pass the node's --data-dir (or --name, for the default location)",
+            dir.display()
+        ));
+    }
     // The data directories beside it (a node's default one is named after the node, which
     // has the gossip port in it when gossip is on): the one meant is usually among them.
     let mut siblings: Vec<String> = dir

@@ -512,6 +512,29 @@ fn wal_tool(args: &[&str], dir: &std::path::Path) -> std::process::Output {
 }
 
 #[test]
+fn wal_commands_refuse_a_set_key_that_would_change_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let refused = wal_tool(&["verify", "--set", "scheduler.workers=3"], dir.path());
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        text.contains("--set scheduler.workers=3 changes nothing for `goliath wal`"),
+        "{text}"
+    );
+    // A file where the directory should be is named as such.
+    let file = dir.path().join("node.toml");
+    std::fs::write(&file, "").expect("written");
+    let output = wal_tool(&["verify"], &file);
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("node.toml is not a directory"), "{text}");
+    assert_eq!(output.status.code(), Some(2));
+    // A key that says how the log is kept is taken: the verdict is about the directory.
+    let taken = wal_tool(&["verify", "--set", "wal.sync=never"], dir.path());
+    let text = String::from_utf8_lossy(&taken.stderr);
+    assert!(!text.contains("changes nothing"), "{text}");
+}
+
+#[test]
 fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut node = RunningNode::start_in(dir.path(), SMALL);

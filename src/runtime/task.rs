@@ -877,7 +877,8 @@ impl Kinds {
                 return Err(SpecError::at(
                     first.column,
                     format!(
-                        "'{}' is an option of a task, not a task: put it after the task, in the same spec (e.g. \"fib 25 {}\")",
+                        "'{}' is an option of a task, not a task: put it after the task, in the same spec (e.g. \"fib 25 {}\"; for exec before the --, as in \"exec {} -- cmd\")",
+                        units::quoted_part(&first.text),
                         units::quoted_part(&first.text),
                         units::quoted_part(&first.text)
                     ),
@@ -1544,7 +1545,8 @@ mod tests {
                 error
                     .message
                     .contains(&format!("'{word}' is an option of a task"))
-                    && error.message.contains(&format!("\"fib 25 {word}\"")),
+                    && error.message.contains(&format!("\"fib 25 {word}\""))
+                    && error.message.contains(&format!("\"exec {word} -- cmd\"")),
                 "{input:?}: {}",
                 error.message
             );

@@ -45,7 +45,8 @@ pub enum UnitError {
 const DURATION_EXPECTED: &str = "a duration like 200ms, 2s or 1.5m";
 const DURATION_UNITS: &str = "ns, us, ms, s, m, h, d";
 const SIZE_EXPECTED: &str = "a size like 4096, 64KiB or 1GiB";
-const SIZE_UNITS: &str = "B, KiB, MiB, GiB, TiB, KB, MB, GB, TB";
+const SIZE_UNITS: &str =
+    "B; KiB, MiB, GiB, TiB (or K, M, G, T: powers of 1024); KB, MB, GB, TB (powers of 1000)";
 
 /// Splits `"1.5ms"` into `("1.5", "ms")`, allowing `_` separators in the number.
 fn split_number(text: &str) -> (&str, &str) {
