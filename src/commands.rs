@@ -560,7 +560,11 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Status => match client.request(Request::Status { task_limit: 0 }).await? {
             Response::Status(snapshot) => {
                 if json {
-                    outln!("{}", to_json(&snapshot));
+                    let mut value = json_value(&snapshot);
+                    if let Some(cluster) = &snapshot.cluster {
+                        blank_what_is_not_current(&mut value["cluster"], cluster);
+                    }
+                    outln!("{}", to_json(&value));
                 } else {
                     out!("{}", status_text(&snapshot));
                 }
@@ -695,7 +699,9 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Members => match client.request(Request::Members).await? {
             Response::Members(Some(cluster)) => {
                 if json {
-                    outln!("{}", to_json(&cluster));
+                    let mut value = json_value(&cluster);
+                    blank_what_is_not_current(&mut value, &cluster);
+                    outln!("{}", to_json(&value));
                 } else {
                     out!("{}", members_text(&cluster));
                 }
@@ -936,6 +942,32 @@ struct TaskList<'a> {
 struct TaskPage<'a> {
     tasks: &'a [TaskInfo],
     next_before: Option<TaskId>,
+}
+
+/// A value as JSON to edit before printing (its keys keep their order).
+fn json_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value)
+        .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot render JSON: {e}") }))
+}
+
+/// A member table's JSON with `null` where the tables show `-`: the phi of a member that
+/// is not up (its last one, or 0 from a node that is leaving, would read as healthy) and
+/// the load a member that is not up reported last.
+fn blank_what_is_not_current(value: &mut serde_json::Value, cluster: &ClusterSnapshot) {
+    let Some(members) = value
+        .get_mut("members")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return;
+    };
+    for (member, json) in cluster.members.iter().zip(members) {
+        if cluster.phi_of(member).is_none() {
+            json["phi"] = serde_json::Value::Null;
+        }
+        if member.current_load().is_none() {
+            json["meta"] = serde_json::Value::Null;
+        }
+    }
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -1833,6 +1865,18 @@ mod tests {
             events: Vec::new(),
             stats: GossipStats::default(),
         };
+        // The JSON says `null` where the table says `-`, its keys in the documented order.
+        let mut value = json_value(&cluster);
+        blank_what_is_not_current(&mut value, &cluster);
+        let json = to_json(&value);
+        assert!(
+            json.starts_with("{\"cluster\":\"goliath\",\"local\":"),
+            "{json}"
+        );
+        assert_eq!(value["members"][1]["phi"], 2.5, "{json}");
+        assert_eq!(value["members"][1]["meta"]["load"], 0.75, "{json}");
+        assert!(value["members"][2]["phi"].is_null(), "{json}");
+        assert!(value["members"][2]["meta"].is_null(), "{json}");
         let text = members_text(&cluster);
         assert!(
             text.contains("as seen by alpha (active; generation 1,"),

@@ -469,6 +469,40 @@ fn a_node_whose_seed_is_not_up_yet_says_so_then_joins_when_it_starts() {
 }
 
 #[test]
+fn a_seed_that_is_no_goliath_node_is_named_for_what_it_sends_back() {
+    // Two UDP services at the addresses given as seeds: one answers every datagram with
+    // text of its own, the other sends each back as it came.
+    let garbage = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let echo = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let serve = |socket: std::net::UdpSocket, answer: Option<&'static [u8]>| {
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 2048];
+            while let Ok((length, from)) = socket.recv_from(&mut buffer) {
+                let _ = socket.send_to(answer.unwrap_or(&buffer[..length]), from);
+            }
+        })
+    };
+    let (garbage_port, echo_port) = (
+        garbage.local_addr().expect("address").port(),
+        echo.local_addr().expect("address").port(),
+    );
+    serve(garbage, Some(b"HTTP/1.0 400 Bad Request\r\n\r\n"));
+    serve(echo, None);
+    let answered = start("answered", free_udp_port(), Some(garbage_port));
+    wait_for_log(
+        &answered,
+        &format!("gossip packets from 127.0.0.1:{garbage_port} are not goliath gossip"),
+        "no word on the seed that answers with other bytes",
+    );
+    let echoed = start("echoed", free_udp_port(), Some(echo_port));
+    wait_for_log(
+        &echoed,
+        &format!("gossip packets from 127.0.0.1:{echo_port} are this node's own, sent back"),
+        "no word on the seed that sends the join back",
+    );
+}
+
+#[test]
 fn a_node_on_every_interface_advertises_an_address_the_others_reach() {
     // Bound to 0.0.0.0 without gossip.advertise: advertising 0.0.0.0 sent every probe of it
     // back to the prober itself, so it was suspected and refuted without end.

@@ -793,11 +793,35 @@ const STRANGER_EVERY: Duration = Duration::from_secs(60);
 
 impl StrangerReport {
     fn report(&mut self, from: SocketAddr, error: &PacketError, cluster: &str) {
-        let what = match error {
-            PacketError::ForeignCluster(_) => format!(
-                "belong to another cluster (its node.cluster is not this node's \"{cluster}\")"
+        let member_advice = format!(
+            "If that node should be a member, start it with node.cluster = \"{cluster}\" and the same goliath version"
+        );
+        // Something that is not a goliath node at an address this node sends to (a seed
+        // mistyped as another service's port) answers with its own bytes, or with ours.
+        let address_advice = "Check that --join / gossip.join names members' gossip addresses (UDP), not another service's";
+        let (what, advice) = match error {
+            PacketError::ForeignCluster(_) => (
+                format!(
+                    "belong to another cluster (its node.cluster is not this node's \"{cluster}\")"
+                ),
+                member_advice.as_str(),
             ),
-            PacketError::Version(_) => "speak another gossip protocol version".to_string(),
+            PacketError::Version(_) => (
+                "speak another gossip protocol version".to_string(),
+                member_advice.as_str(),
+            ),
+            PacketError::Malformed(_) | PacketError::Invalid(_) => (
+                format!("are not goliath gossip ({error})"),
+                address_advice,
+            ),
+            PacketError::Oversized { length, limit } => (
+                format!("are longer ({length} bytes) than this node's gossip.max_packet ({limit})"),
+                "Give every member the same gossip.max_packet",
+            ),
+            PacketError::Echoed => (
+                "are this node's own, sent back: that address returns what it is sent, so no goliath node is there (or it is this node's own address)".to_string(),
+                address_advice,
+            ),
             PacketError::Misdirected { sender } => {
                 // Every member probes a node it holds dead now and then, for as long as it
                 // keeps it: one warning names the first, and comes again at most every
@@ -816,7 +840,6 @@ impl StrangerReport {
                 );
                 return;
             }
-            _ => return,
         };
         let now = Instant::now();
         if self
@@ -834,10 +857,7 @@ impl StrangerReport {
             }
         }
         self.warned.insert(from, now);
-        tracing::warn!(
-            %from,
-            "gossip packets from {from} {what}: dropped. If that node should be a member, start it with node.cluster = \"{cluster}\" and the same goliath version"
-        );
+        tracing::warn!(%from, "gossip packets from {from} {what}: dropped. {advice}");
     }
 }
 

@@ -300,7 +300,8 @@ pub struct GossipStats {
     pub oversized: u64,
     /// Datagrams dropped as another cluster's or another version's.
     pub foreign: u64,
-    /// Datagrams dropped from an older generation of a known member.
+    /// Datagrams dropped from an older generation of a known member, or sent as this node
+    /// itself (its own packets sent back to it).
     pub stale: u64,
     /// Probes dropped as meant for a member of another name (a member holds another node at
     /// this node's address).
@@ -2205,12 +2206,18 @@ impl Swim {
                         self.stats.malformed += 1
                     }
                     // Checked once decoded, below.
-                    PacketError::Misdirected { .. } => {}
+                    PacketError::Misdirected { .. } | PacketError::Echoed => {}
                 }
                 self.incoming = updates;
                 return Err(error);
             }
         };
+        if head.from == self.me {
+            // Only this process sends as this generation of this name.
+            self.stats.stale += 1;
+            self.incoming = updates;
+            return Err(PacketError::Echoed);
+        }
         if let Message::Ping { target, .. } = head.message
             && target != wire::name_print(&self.me.name)
             && head.from.name != self.me.name

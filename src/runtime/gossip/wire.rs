@@ -335,6 +335,10 @@ pub enum PacketError {
     /// A field out of its bounds.
     #[error("invalid gossip packet: {0}")]
     Invalid(String),
+    /// This node's own packet, sent back to it: the address it went to sends back what it
+    /// receives (not a goliath node), or is this node's own.
+    #[error("this node's own gossip packet came back")]
+    Echoed,
     /// A probe meant for a member of another name: the sender holds that member at this
     /// node's address (most likely a node that ran here before).
     #[error("gossip probe from {sender} meant for another member than this node")]

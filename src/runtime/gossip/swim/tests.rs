@@ -247,6 +247,27 @@ fn an_acked_probe_keeps_the_member_alive_and_lowers_awareness() {
 }
 
 #[test]
+fn this_node_s_own_packet_sent_back_is_named_as_such_and_not_taken() {
+    // A seed address that is an echo service returns the join this node sent it.
+    let mut recorder = Recorder::new(SwimConfig::default());
+    let bytes = encode_packet(
+        &packet(&id("me", 1), ping_me(3), vec![alive(&id("a2", 1), 3)]),
+        1400,
+    )
+    .expect("encodes");
+    let result = recorder.swim.handle_packet(addr(9), &bytes, 0);
+    assert!(matches!(result, Err(PacketError::Echoed)), "{result:?}");
+    recorder.record();
+    assert!(recorder.take_sent().is_empty(), "nothing answered");
+    assert!(
+        recorder.swim.member_state("a2").is_none(),
+        "nothing learnt from it"
+    );
+    assert_eq!(recorder.swim.stats().stale, 1);
+    assert_eq!(recorder.swim.stats().packets_received, 0);
+}
+
+#[test]
 fn a_probe_meant_for_another_name_is_neither_answered_nor_learnt_from() {
     // A node that took over the address of a member that died: the cluster still probes
     // that member there.
