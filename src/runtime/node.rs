@@ -1482,6 +1482,7 @@ impl NodeBuilder {
             threads: Mutex::new(threads),
             io: Mutex::new(Some(io)),
             stopped: AtomicBool::new(false),
+            stop_began: Mutex::new(None),
             farewell: Farewell::new(),
         })
     }
@@ -1493,6 +1494,9 @@ pub struct Node {
     threads: Mutex<Vec<JoinHandle<()>>>,
     io: Mutex<Option<IoThread>>,
     stopped: AtomicBool,
+    /// When the stop began ([`Node::stop_accepting`]) and the tasks in flight then: the
+    /// grace counts from there, and the stop's report names those tasks.
+    stop_began: Mutex<Option<(Instant, usize)>>,
     farewell: Farewell,
 }
 
@@ -2267,6 +2271,7 @@ impl Node {
     /// after the stop began.
     pub fn stop_accepting(&self) {
         self.shared.accepting.store(false, Ordering::SeqCst);
+        lock(&self.stop_began).get_or_insert_with(|| (Instant::now(), self.shared.arena.in_use()));
     }
 
     /// SIGKILLs the process groups of the `exec` tasks running now, for a process about to
@@ -2277,21 +2282,23 @@ impl Node {
         self.shared.children.kill_all()
     }
 
-    /// Stops accepting tasks, lets those in flight finish for up to `grace`, cancels the rest,
-    /// and stops the workers and the I/O thread. Safe to call more than once.
+    /// Stops accepting tasks, lets those in flight finish for up to `grace` (counted from
+    /// [`Node::stop_accepting`] when that came first), cancels the rest, and stops the
+    /// workers and the I/O thread. Safe to call more than once.
     pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return ShutdownReport::default();
         }
         let shared = &self.shared;
-        shared.accepting.store(false, Ordering::SeqCst);
-        let in_flight = shared.arena.in_use();
+        self.stop_accepting();
+        let (began, in_flight) = lock(&self.stop_began).unwrap_or((Instant::now(), 0));
         let wait_until_idle = |deadline: Instant| {
             while shared.arena.in_use() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(2));
             }
         };
-        wait_until_idle(Instant::now() + grace);
+        // A grace too long to add is as good as waiting for every task.
+        wait_until_idle(began.checked_add(grace).unwrap_or_else(far_future));
         let mut cancelled = 0;
         if shared.arena.in_use() > 0 {
             // With a WAL, tasks stopped here are interrupted, not cancelled: nothing is logged
@@ -2349,6 +2356,11 @@ impl Node {
             abandoned,
         }
     }
+}
+
+/// An instant later than any wait needs (a year from now).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }
 
 impl Drop for Node {
