@@ -268,7 +268,7 @@ fn connect_renders_a_remote_node_says_when_it_stops_answering_and_reconnects_aft
     // The tab is drawn in one frame, but the pty may hand it over in pieces: wait for its
     // last expected line, then count.
     let logs = console.wait_for("the Logs tab", |s| {
-        s.contains("Targets") && s.contains("console cannot reach the node")
+        s.contains("EWIDT:target") && s.contains("console cannot reach the node")
     });
     assert_eq!(logs.matches("console lost the node").count(), 1, "{logs}");
     assert_eq!(
