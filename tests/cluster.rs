@@ -469,6 +469,33 @@ fn a_node_whose_seed_is_not_up_yet_says_so_then_joins_when_it_starts() {
 }
 
 #[test]
+fn members_shows_this_node_s_own_figures_of_now() {
+    // Its own row carries what `status` shows at once, not what it last gossiped (at most
+    // every gossip.meta_interval, 5 s).
+    let gossip = format!("127.0.0.1:{}", free_udp_port());
+    let node = RunningNode::start(&[
+        "--name",
+        "solo",
+        "--gossip",
+        &gossip,
+        "--workers",
+        "2",
+        "--set",
+        "gossip.meta_interval=60s",
+    ]);
+    let before = members(&node);
+    let capacity = member(&before, "solo").expect("itself")["meta"]["arena_free"]
+        .as_u64()
+        .expect("a number");
+    let submitted = node.client(&["submit", "sleep 60s x10"]);
+    assert!(submitted.status.success(), "{submitted:?}");
+    let view = members(&node);
+    let me = member(&view, "solo").expect("itself");
+    assert_eq!(me["meta"]["arena_free"], capacity - 10, "{view}");
+    assert_eq!(me["meta"]["load"], 5.0, "10 sleeping tasks on 2 workers: {view}");
+}
+
+#[test]
 fn a_seed_that_is_no_goliath_node_is_named_for_what_it_sends_back() {
     // Two UDP services at the addresses given as seeds: one answers every datagram with
     // text of its own, the other sends each back as it came.

@@ -1229,7 +1229,12 @@ impl Connection {
                 let _ = self.context.shutdown_request.send(true);
                 Response::ShuttingDown
             }
-            RequestView::Members => match tokio::task::spawn_blocking(move || node.cluster()).await
+            // Through a snapshot: this node's own row then carries its figures of now, as
+            // `status` shows them, not those it last gossiped (seconds old under load).
+            RequestView::Members => match tokio::task::spawn_blocking(move || {
+                node.snapshot(0).cluster
+            })
+            .await
             {
                 Ok(cluster) => Response::Members(cluster.map(Box::new)),
                 Err(_) => internal("taking the membership snapshot failed"),
