@@ -351,9 +351,21 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         ) => lines.get(index as usize).copied(),
                         _ => None,
                     };
+                    let busy = matches!(remote.kind, RemoteErrorKind::Busy { .. });
                     let mut error: CommandError = ClientError::Remote(remote).into();
                     if let Some(line) = line {
                         error.message = format!("standard input, line {line}: {}", error.message);
+                    }
+                    if busy {
+                        // Which node, and where the others' room shows: a cluster may
+                        // have members with free slots.
+                        error.message = format!(
+                            "{} [node {} at {}; in a cluster, `goliath members --node {}` shows each member's load, \"full\" where it has no free slot, and its protocol address to submit to]",
+                            error.message,
+                            client.welcome().node,
+                            client.address(),
+                            client.address()
+                        );
                     }
                     error
                 }
@@ -1242,9 +1254,7 @@ fn members_text(cluster: &ClusterSnapshot) -> String {
         let phi = cluster
             .phi_of(member)
             .map_or_else(|| "-".to_string(), |phi| format!("{phi:.1}"));
-        let load = member
-            .current_load()
-            .map_or_else(|| "-".to_string(), |meta| format!("{:.2}", meta.load));
+        let load = member.load_shown(2);
         let _ = writeln!(
             out,
             "{glyph} {:<name_width$} {:<8} {:>6} {:>5}  {:<address_width$} {:<address_width$} {:>11} {:>6}",
@@ -1895,6 +1905,18 @@ mod tests {
         assert_eq!(row("beta")[9], "0.75", "{text}");
         assert_eq!(row("gamma")[3], "-", "a dead member has no phi: {text}");
         assert_eq!(row("gamma")[9], "-", "nor a current load: {text}");
+        // A member whose arena is full refuses every task, whatever its load says.
+        let mut full = cluster.clone();
+        if let Some(meta) = full.members[1].meta.as_mut() {
+            meta.arena_free = 0;
+        }
+        let text_full = members_text(&full);
+        let beta = text_full
+            .lines()
+            .find(|l| l.contains("beta"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default();
+        assert_eq!(beta[9], "full", "{text_full}");
         let header = lines
             .iter()
             .find(|l| l.contains("HEARD"))

@@ -367,6 +367,9 @@ fn exit_codes_say_what_went_wrong() {
         "fills the arena"
     );
     fails(&["submit", "sleep 60s"], 5, "all 4 task slots are in use");
+    // It names the node and where a cluster's other members show their room.
+    fails(&["submit", "sleep 60s"], 5, &format!("at {}", node.address));
+    fails(&["submit", "sleep 60s"], 5, "goliath members --node");
 }
 
 #[test]

@@ -1429,9 +1429,11 @@ fn member_line(
         )
     };
     let heard = format!("{heard:<HEARD_COLUMN$}");
-    let mut load = member
-        .current_load()
-        .map_or_else(String::new, |m| format!("  load {:.1}", m.load));
+    let mut load = if member.current_load().is_some() {
+        format!("  load {}", member.load_shown(1))
+    } else {
+        String::new()
+    };
     // A name too long for its column loses its middle, so phi and heard stay in sight and
     // names differing at the end stay apart.
     let name = crate::runtime::units::cut_middle_to_width(&member.name, name_column);
@@ -1508,14 +1510,14 @@ fn member_name_column(app: &App, members: &[&MemberInfo], width: u16) -> usize {
     longest.min(room).max(14)
 }
 
-/// This node, then the members that need a look (down, suspect, degraded), then the alive,
-/// then those that left; by name within each, numbers in names compared as numbers (`n2`
-/// before `n10`).
+/// This node, then the members that need a look (down, suspect, degraded, or refusing work
+/// with a full arena), then the alive, then those that left; by name within each, numbers
+/// in names compared as numbers (`n2` before `n10`).
 fn members_by_attention(cluster: &ClusterSnapshot) -> Vec<&MemberInfo> {
     let attention = |m: &MemberInfo| match m.state {
         _ if m.local => 0,
         MemberState::Suspect | MemberState::Dead => 1,
-        _ if m.degraded => 1,
+        _ if m.degraded || m.arena_full() => 1,
         MemberState::Alive => 2,
         MemberState::Left => 3,
     };
@@ -1693,20 +1695,22 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
     let columns_spec: [(&str, u16, u8); 9] = [
         ("NAME", u16::try_from(name_width).unwrap_or(18), 0),
         ("STATE", 12, 1),
-        ("PHI", 6, 3),
-        ("INC", 5, 6),
-        ("GOSSIP", 21, 4),
+        // A narrow table keeps what says which member is busy (LOAD) and where to send it
+        // work (PROTOCOL) before its gossip address.
+        ("PHI", 6, 4),
+        ("INC", 5, 7),
+        ("GOSSIP", 21, 6),
         (
             "PROTOCOL",
             u16::try_from(protocol_width).unwrap_or(u16::MAX),
-            7,
+            5,
         ),
         ("HEARD", 12, 2),
         // Tasks in flight per worker, and the queue depth: two columns, so that a narrow
         // table drops the second whole. DEPTH, not QUEUED: it counts indices waiting in the
         // submission queue and the deques, running tasks between slices among them, so it
         // disagreed with the header's count of tasks queued.
-        ("LOAD", 7, 5),
+        ("LOAD", 7, 3),
         ("DEPTH", 8, 8),
     ];
     let room = usize::from(table_area.width.saturating_sub(2));
@@ -1736,10 +1740,10 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
                     |at| format!("{} ago", short_us(now.saturating_sub(at))),
                 )
             };
-            let (load, queued) = member.current_load().map_or_else(
-                || ("-".to_string(), "-".to_string()),
-                |m| (format!("{:.1}", m.load), m.queue_depth.to_string()),
-            );
+            let load = member.load_shown(1);
+            let queued = member
+                .current_load()
+                .map_or_else(|| "-".to_string(), |m| m.queue_depth.to_string());
             let phi = cluster
                 .phi_of(member)
                 .map_or_else(|| "-".to_string(), |phi| format!("{phi:.1}"));
@@ -4661,9 +4665,17 @@ mod panel_tests {
         let mut app = app(2, true, true);
         app.tab = Tab::Cluster;
         let text = format!("{}", draw(&app, 80, 24).backend());
-        assert!(text.contains("GOSSIP"), "{text}");
-        assert!(!text.contains("PROTOCOL"), "dropped whole: {text}");
-        // Every gossip address shown is whole (the fixture's are 127.0.0.1:74NN).
+        // What says which member is busy stays; the addresses go, dropped whole (at 100
+        // columns the protocol address, where to send work, comes back before the gossip
+        // address).
+        assert!(text.contains("LOAD"), "{text}");
+        assert!(!text.contains("GOSSIP"), "dropped whole: {text}");
+        let wider = format!("{}", draw(&app, 100, 24).backend());
+        assert!(
+            wider.contains("PROTOCOL") && !wider.contains("GOSSIP"),
+            "{wider}"
+        );
+        // Every address shown is whole (the fixture's are 127.0.0.1:74NN).
         for (at, _) in text.match_indices("127.0.0.1:") {
             let port = &text[at + 10..at + 14];
             assert!(port.chars().all(|c| c.is_ascii_digit()), "{port}: {text}");

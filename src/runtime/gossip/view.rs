@@ -126,6 +126,21 @@ impl MemberInfo {
     pub fn current_load(&self) -> Option<&MemberLoad> {
         self.meta.as_ref().filter(|_| self.state.is_up())
     }
+
+    /// Whether it said its arena is full: up, but refusing every task it is sent.
+    pub fn arena_full(&self) -> bool {
+        self.current_load().is_some_and(|load| load.arena_free == 0)
+    }
+
+    /// Its load as tables show it: `full` when it refuses every task (its arena is full,
+    /// whatever its load), `-` when it is not up.
+    pub fn load_shown(&self, decimals: usize) -> String {
+        match self.current_load() {
+            None => "-".to_string(),
+            Some(_) if self.arena_full() => "full".to_string(),
+            Some(load) => format!("{:.decimals$}", load.load),
+        }
+    }
 }
 
 /// A member's reported metadata.
@@ -169,7 +184,7 @@ fn between_runs(previous: u64, generation: u64) -> String {
     const YEAR_US: u64 = 365 * 86_400 * 1_000_000;
     match generation.checked_sub(previous) {
         Some(after_us @ 1_000..YEAR_US) => format!(
-            "the new run started {} after the one it replaced",
+            "its new run started {} after the start of the one it replaced",
             ShortDuration(std::time::Duration::from_micros(after_us))
         ),
         _ => format!("generation {previous} replaced by {generation}"),
@@ -284,12 +299,12 @@ mod tests {
         let new = old + 209_000_000;
         assert_eq!(
             ClusterEvent::describe("beta", new, &restart(old, None)),
-            "beta restarted (the new run started 3m29s after the one it replaced)"
+            "beta restarted (its new run started 3m29s after the start of the one it replaced)"
         );
         let moved = ClusterEvent::describe("beta", new, &restart(old, Some("10.0.0.7:7421")));
         assert!(
             moved.starts_with(
-                "beta restarted at another address (the new run started 3m29s after the one it replaced; the one replaced was at 10.0.0.7:7421, and alive)"
+                "beta restarted at another address (its new run started 3m29s after the start of the one it replaced; the one replaced was at 10.0.0.7:7421, and alive)"
             ),
             "{moved}"
         );

@@ -1231,14 +1231,12 @@ impl Connection {
             }
             // Through a snapshot: this node's own row then carries its figures of now, as
             // `status` shows them, not those it last gossiped (seconds old under load).
-            RequestView::Members => match tokio::task::spawn_blocking(move || {
-                node.snapshot(0).cluster
-            })
-            .await
-            {
-                Ok(cluster) => Response::Members(cluster.map(Box::new)),
-                Err(_) => internal("taking the membership snapshot failed"),
-            },
+            RequestView::Members => {
+                match tokio::task::spawn_blocking(move || node.snapshot(0).cluster).await {
+                    Ok(cluster) => Response::Members(cluster.map(Box::new)),
+                    Err(_) => internal("taking the membership snapshot failed"),
+                }
+            }
         };
         self.send(stream, response, permit);
     }
