@@ -97,7 +97,7 @@ struct ConfigArgs {
     /// Config file (else $GOLIATH_CONFIG, else $XDG_CONFIG_HOME/goliath/config.toml or ~/.config/goliath/config.toml, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Set a config key, e.g. --set scheduler.slice=2ms (repeatable); commands that talk to a node (submit, status, …) take only net.* and node.cluster, e.g. --set node.cluster=prod.
+    /// Set a config key as the config file would (repeatable). A node (node, console, demo) takes any key; commands that talk to a node (submit, status, …) only net.* and node.cluster; console --connect also console.* and log.*; wal node.*, wal.*, history.*, gossip.bind and gossip.enabled.
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }
@@ -173,9 +173,11 @@ words (spin 200ms x20):
   exec -- cmd args    run a program, capturing its output (needs exec.remote = true on the node)
 Options, after the kind (for exec before --, for echo at the end):
   xN                  N copies (up to 1000000), accepted whole or not at all
-  timeout=5s          stop the task that long after it starts (a run after a restart starts
-                      the budget again)
-Durations: ns us ms s m h d. Sizes: B KiB MiB GiB TiB (or KB MB GB TB).
+  timeout=5s          stop the task once it has used that long: spin, fib, primes and hash
+                      count their time on a worker, sleep and exec the wall time from their
+                      start (a run after a restart starts the budget again)
+Durations: ns us ms s m h d. Sizes: B, KiB MiB GiB TiB (powers of 1024, also K M G T),
+KB MB GB TB (powers of 1000).
 Quote a word with spaces in it: echo \"two words\" or exec -- sh -c 'echo hi'.";
 
 /// A node's protocol address as `--node` and `--connect` take it: `HOST:PORT` (a name or
@@ -1254,9 +1256,15 @@ fn init_logging(config: &Config) {
     use tracing_subscriber::field::MakeExt;
     let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
         if field.name() == "message" {
-            write!(writer, "{value:?}")
+            return write!(writer, "{value:?}");
+        }
+        // A value with a space in it is quoted, so a script splitting on `key=` can tell
+        // where it ends (text values are written as they read, without quotes).
+        let text = format!("{value:?}");
+        if text.contains(char::is_whitespace) && !text.starts_with('"') {
+            write!(writer, "{field}={text:?}")
         } else {
-            write!(writer, "{field}={value:?}")
+            write!(writer, "{field}={text}")
         }
     })
     .delimited("  ");

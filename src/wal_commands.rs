@@ -47,6 +47,11 @@ fn no_data_dir(dir: &Path) -> CommandError {
     siblings.sort();
     let beside = match (siblings.len(), dir.parent()) {
         (0, _) | (_, None) => String::new(),
+        (1, Some(parent)) => format!(
+            "; the data directory beside it, in {}, is {} (pass it as --data-dir)",
+            parent.display(),
+            siblings[0]
+        ),
         (_, Some(parent)) => format!(
             "; the data directories beside it, in {}, are {} (pass --data-dir with one of them)",
             parent.display(),

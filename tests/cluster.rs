@@ -466,6 +466,12 @@ fn a_node_whose_seed_is_not_up_yet_says_so_then_joins_when_it_starts() {
         "gossip started  member=early",
         "no start line with its fields two spaces after the message",
     );
+    // A value with spaces is quoted, so a script can tell where it ends.
+    wait_for_log(
+        &early,
+        "starting node  config=\"embedded default config, changed by",
+        "the config field's value is not quoted",
+    );
 }
 
 #[test]
@@ -492,7 +498,10 @@ fn members_shows_this_node_s_own_figures_of_now() {
     let view = members(&node);
     let me = member(&view, "solo").expect("itself");
     assert_eq!(me["meta"]["arena_free"], capacity - 10, "{view}");
-    assert_eq!(me["meta"]["load"], 5.0, "10 sleeping tasks on 2 workers: {view}");
+    assert_eq!(
+        me["meta"]["load"], 5.0,
+        "10 sleeping tasks on 2 workers: {view}"
+    );
 }
 
 #[test]

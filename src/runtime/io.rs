@@ -173,7 +173,7 @@ async fn run_sleep(shared: Arc<Shared>, index: u32, id: TaskId, deadline: u64) {
                 if end <= deadline {
                     (TaskState::Succeeded, None)
                 } else {
-                    (TaskState::TimedOut, Some(timed_out_message(slot.timeout_ns.load(Ordering::Relaxed))))
+                    (TaskState::TimedOut, Some(timed_out_message(slot.timeout_ns.load(Ordering::Relaxed), KindId::SLEEP)))
                 }
             }
             _ = notify.notified() => (TaskState::Cancelled, Some("cancelled".into())),
@@ -546,7 +546,7 @@ fn describe_exit(
         Some(_) => (
             TaskState::TimedOut,
             process,
-            Some(timed_out_message(timeout_ns)),
+            Some(timed_out_message(timeout_ns, KindId::EXEC)),
         ),
         None => match (wait_error, output.exit_code, output.signal) {
             (Some(error), _, _) => (

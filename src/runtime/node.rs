@@ -1107,7 +1107,7 @@ impl Shared {
             error: match record.state {
                 TaskState::Cancelled => Some("cancelled".to_string()),
                 TaskState::TimedOut => {
-                    Some(super::scheduler::timed_out_message(record.timeout_ns).into())
+                    Some(super::scheduler::timed_out_message(record.timeout_ns, record.kind).into())
                 }
                 _ => error.map(String::from),
             },

@@ -564,7 +564,7 @@ impl WorkerThread {
                 id,
                 TaskState::TimedOut,
                 TaskOutput::None,
-                Some(timed_out_message(timeout)),
+                Some(timed_out_message(timeout, kind)),
                 now,
             );
             return;
@@ -639,7 +639,7 @@ impl WorkerThread {
                         end,
                     );
                 } else if end >= deadline {
-                    let error = Some(timed_out_message(timeout));
+                    let error = Some(timed_out_message(timeout, kind));
                     finish_on_worker(
                         core,
                         index,
@@ -691,10 +691,13 @@ fn finish_on_worker(
     stats.current.store(0, Ordering::Relaxed);
 }
 
-pub(crate) fn timed_out_message(timeout_ns: u64) -> Box<str> {
-    format!(
-        "timed out after {}",
-        super::units::HumanDuration(std::time::Duration::from_nanos(timeout_ns))
-    )
-    .into()
+/// Why a task timed out. A task of `kind` on the workers had its timeout as time on a
+/// worker: said so, or "after 1s" beside the seconds it took from its start reads wrong.
+pub(crate) fn timed_out_message(timeout_ns: u64, kind: KindId) -> Box<str> {
+    let budget = super::units::HumanDuration(std::time::Duration::from_nanos(timeout_ns));
+    if kind == KindId::SLEEP || kind == KindId::EXEC {
+        format!("timed out after {budget}").into()
+    } else {
+        format!("timed out after {budget} on a worker").into()
+    }
 }
