@@ -414,6 +414,30 @@ fn repair_text(repaired: &wal::repair::Repaired) -> String {
             out,
             "  lost      whatever the damaged bytes held, which cannot be read: tasks accepted there are gone, and a task that finished there runs again"
         );
+        if repaired.lost_ids_total > 0 {
+            // Tasks whose acceptance was in the damage but whose later records were read:
+            // known by id only, so dropped; they may have run, even to the end.
+            let listed: Vec<String> = repaired.lost_ids.iter().map(u64::to_string).collect();
+            let more = repaired
+                .lost_ids_total
+                .saturating_sub(repaired.lost_ids.len() as u64);
+            let _ = writeln!(
+                out,
+                "  lost      {} whose submission was in the damage, though later records of {} were read (started or finished): {}{}; they may have run, even to the end (`goliath wal dump` on the moved files shows what was read), and a retry under their idempotency key submits them again",
+                counted(repaired.lost_ids_total, "task", "tasks"),
+                if repaired.lost_ids_total == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+                listed.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
         let _ = writeln!(
             out,
             "  ids       new ids continue after {} (the highest id read, {}, plus {}): a task lost in the damage may have had a higher id, and none is handed out again",

@@ -869,6 +869,59 @@ fn a_file_where_the_data_directory_should_be_is_named_as_in_the_way() {
 }
 
 #[test]
+fn wal_repair_names_the_tasks_whose_submission_was_lost_though_later_records_were_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = RunningNode::start_in(dir.path(), SMALL);
+    for _ in 0..6 {
+        let waited = node.client(&["submit", "--wait", "sleep 20ms"]);
+        assert!(waited.status.success(), "{waited:?}");
+    }
+    node.child.kill().expect("kill");
+    let _ = node.child.wait();
+    drop(node);
+    // The third task's acceptance is damaged; its start and finish, in later batches, read.
+    let dump = wal_tool(&["dump", "--json"], dir.path());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&dump.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let damaged = lines
+        .iter()
+        .filter(|line| line["record"]["type"] == "accepted")
+        .nth(2)
+        .expect("a third acceptance");
+    let lost_id = damaged["record"]["ids"][0]["first"].as_u64().expect("id");
+    let path = dir.path().join(damaged["file"].as_str().expect("file"));
+    let offset = damaged["offset"].as_u64().expect("offset") as usize;
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[offset + 20] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("write");
+    // The same damage, repaired with the report in text, in a copy of the directory.
+    let copy = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(dir.path()).expect("list").flatten() {
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).expect("copy");
+        }
+    }
+    let text = wal_tool(&["repair"], copy.path());
+    let report = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        report.contains(&format!(
+            "lost      1 task whose submission was in the damage, though later records of it were read (started or finished): {lost_id};"
+        )),
+        "{report}"
+    );
+    let repair = wal_tool(&["repair", "--json"], dir.path());
+    let json: serde_json::Value = serde_json::from_slice(&repair.stdout).expect("JSON");
+    assert_eq!(
+        json["report"]["lost_ids"],
+        serde_json::json!([lost_id]),
+        "{json}"
+    );
+    assert_eq!(json["report"]["lost_ids_total"], 1, "{json}");
+}
+
+#[test]
 fn wal_repair_keeps_every_readable_task_moves_the_old_files_aside_and_the_node_starts() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut node = RunningNode::start_in(dir.path(), SMALL);

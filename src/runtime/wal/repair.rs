@@ -28,6 +28,12 @@ use crate::runtime::units::UtcTime;
 /// and a lost span may hold many batches, so the skip is far beyond either.
 pub const ID_GAP: u64 = 1_000_000_000;
 
+/// Ids of tasks lost in the damage that a repair lists (see [`Repaired::lost_ids`]).
+pub const LOST_IDS_LISTED: usize = 100;
+
+/// Tasks lost in the damage that a repair counts at most ([`Repaired::lost_ids_total`]).
+pub const LOST_IDS_COUNTED: usize = 100_000;
+
 /// What a repair did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Repaired {
@@ -60,6 +66,12 @@ pub struct Repaired {
     pub history: u64,
     /// Idempotency keys kept.
     pub keys: u64,
+    /// Tasks whose acceptance was lost in the damage but of which later records were read
+    /// (it started or finished): dropped, as nothing says what they were.
+    /// The first [`LOST_IDS_LISTED`] ids, lowest first.
+    pub lost_ids: Vec<u64>,
+    /// How many such tasks there were in all (counted up to [`LOST_IDS_COUNTED`]).
+    pub lost_ids_total: u64,
     /// The highest task id any readable record names.
     pub max_id_read: u64,
     /// The id after which new ids continue.
@@ -142,6 +154,8 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
     let mut batch_tail_dropped = 0;
     // Every id any record names, also of tasks whose acceptance was lost.
     let mut max_id_read = 0;
+    // Tasks named by a record that did not fit (their acceptance was lost).
+    let mut lost: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
     let inspection = inspect(dir, |path, _offset, record, found| {
         if foreign_paths.contains(&path) {
             return;
@@ -161,6 +175,16 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         }
         // A record that does not fit what came before (a finish of a task whose acceptance
         // was lost) changes nothing: replay ignores it.
+        // Of a task not in flight: its acceptance was lost (replay passes over these). Not a
+        // cancel's record: one may follow its task's finish (it finished as it was asked).
+        if let Record::Started(record::Started { id, .. })
+        | Record::Finished(record::Finished { id, .. }) = record
+            && !state.live.contains_key(id)
+            && lost.len() < LOST_IDS_COUNTED
+        {
+            // Once per task, though a task leaves up to three such records; bounded.
+            lost.insert(*id);
+        }
         if state.apply(record.clone()).is_ok() {
             records += 1;
             records_after_damage += u64::from(found.after_damage());
@@ -285,6 +309,8 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
         in_flight: state.live.len() as u64,
         history: state.finished.len() as u64,
         keys: state.keys.len() as u64,
+        lost_ids: lost.iter().copied().take(LOST_IDS_LISTED).collect(),
+        lost_ids_total: lost.len() as u64,
         max_id_read,
         ids_continue_after: state.max_id,
     })
