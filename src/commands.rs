@@ -418,7 +418,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             match response {
                 Response::Submitted { ids, duplicate } => {
                     if json {
-                        // A struct, not `json!`: its keys keep the documented order.
+                        // A struct: its keys keep the documented order.
                         #[derive(serde::Serialize)]
                         struct Submitted<'a> {
                             ids: &'a [TaskId],
@@ -655,7 +655,20 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     item => item?,
                 };
                 if json {
-                    outln!("{}", to_json(&item));
+                    match &item {
+                        // Its cluster as `members --json` gives it.
+                        StreamItem::Snapshot(snapshot) if snapshot.cluster.is_some() => {
+                            let mut value = json_value(&item);
+                            if let Some(cluster) = &snapshot.cluster {
+                                blank_what_is_not_current(
+                                    &mut value["snapshot"]["cluster"],
+                                    cluster,
+                                );
+                            }
+                            outln!("{}", to_json(&value));
+                        }
+                        _ => outln!("{}", to_json(&item)),
+                    }
                     continue;
                 }
                 match item {

@@ -498,7 +498,11 @@ fn json_requested(raw: &[std::ffi::OsString]) -> bool {
 /// answered (what it answered took effect)" for a submit that never reached a node.
 fn print_json_failure(code: u8, message: &str) {
     use std::io::Write as _;
-    if WROTE_STDOUT.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    // A stream's lines are JSON lines: its error is one more, so that a reader tells a
+    // lost node from a clean end inside the stream.
+    if WROTE_STDOUT.swap(true, std::sync::atomic::Ordering::Relaxed)
+        && !STREAM_COMMAND.load(std::sync::atomic::Ordering::Relaxed)
+    {
         return;
     }
     let document = serde_json::json!({ "error": { "message": message, "exit_code": code } });
@@ -849,11 +853,21 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             target,
             specs,
         }) => {
+            // An explicit `--` before the specs (taken by the parser, so the raw arguments
+            // hold one more than the specs do) says every word after it is spec text:
+            // `goliath submit -- echo --json`.
+            let given_dashes = std::env::args()
+                .skip_while(|arg| arg != "submit")
+                .filter(|arg| arg == "--")
+                .count();
+            let escaped = given_dashes > specs.iter().filter(|spec| *spec == "--").count();
             // Specs take words that start with '-' (`exec -- tool --json`), so clap hands an
-            // unknown option before them over as a spec; no spec starts with one.
+            // unknown option before them over as a spec; no spec starts with one, unless
+            // after that `--`, where the word is read as a spec (and refused as one).
             if let Some(first) = specs.first()
                 && first.starts_with('-')
                 && first != "-"
+                && !escaped
             {
                 return Err(Failure::usage(anyhow::anyhow!(
                     "unknown option '{first}' for `goliath submit`; `goliath submit --help` lists its options, which go before the specs"
@@ -873,14 +887,6 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 let (specs, lines) = commands::stdin_specs()?;
                 (specs, Some(lines))
             } else {
-                // An explicit `--` before the specs (taken by the parser, so the raw
-                // arguments hold one more than the specs do) says every word after it is
-                // spec text: `goliath submit -- echo --json`.
-                let given_dashes = std::env::args()
-                    .skip_while(|arg| arg != "submit")
-                    .filter(|arg| arg == "--")
-                    .count();
-                let escaped = given_dashes > specs.iter().filter(|spec| *spec == "--").count();
                 (commands::spec_lines(&specs, escaped)?, None)
             };
             client(

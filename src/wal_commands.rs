@@ -155,9 +155,9 @@ fn verify_text(inspection: &Inspection, unwritable: Option<&std::io::Error>) -> 
                 file.after_damage
             ),
             (Some(damage), _) => format!("DAMAGED at {damage}"),
-            (None, Some((reason, bytes))) => format!(
-                "torn tail: {bytes} bytes from offset {} are dropped at start (never acknowledged): {reason}",
-                file.end
+            (None, Some(torn)) => format!(
+                "torn tail: {} bytes from offset {} are dropped at start (never acknowledged): {}",
+                torn.bytes, torn.offset, torn.what
             ),
             (None, None) => "ok".to_string(),
         };

@@ -247,6 +247,8 @@ fn exit_codes_say_what_went_wrong() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     };
     assert_eq!(code(&["submit", "spni", "1s"]), Some(2), "bad spec");
+    // After `--` a word like an option is spec text, refused as a spec, not as an option.
+    fails(&["submit", "--", "--json"], 2, "bad task spec");
     assert_eq!(code(&["task", "424242"]), Some(6), "no such task");
     // With --json the failure is a document on stdout too, beside the text on stderr.
     let missing = node.client(&["task", "--json", "424242"]);
@@ -1481,6 +1483,8 @@ fn a_watch_ends_cleanly_when_the_node_shuts_down_and_with_an_error_when_it_dies(
                     && line.contains("cancelled")),
             "{rest:?}"
         );
+        // The stream itself tells the two apart: a lost node ends it with an error line.
+        let last = rest.last().cloned().unwrap_or_default();
         if stop == "shutdown" {
             // The node said it stopped: the watch is over, not broken.
             assert_eq!(watched.status.code(), Some(0), "{stderr}");
@@ -1488,12 +1492,15 @@ fn a_watch_ends_cleanly_when_the_node_shuts_down_and_with_an_error_when_it_dies(
                 stderr.contains("the node shut down; the watch is over"),
                 "{stderr}"
             );
+            assert!(!last.starts_with("{\"error\""), "{rest:?}");
         } else {
             assert_eq!(watched.status.code(), Some(3), "{stderr}");
             assert!(
                 stderr.contains("connection to the node closed") && !stderr.contains("shut down"),
                 "{stderr}"
             );
+            let error: serde_json::Value = serde_json::from_str(&last).expect("a JSON line");
+            assert_eq!(error["error"]["exit_code"], 3, "{rest:?}");
         }
         let _ = node.wait_exit();
     }

@@ -139,6 +139,32 @@ fn five_processes_detect_a_kill_take_back_a_restart_and_ride_out_a_pause() {
         wait_until(&observers, "member-2 is dead to the others", |view| {
             member(view, &names[killed]).is_some_and(|m| m["state"] == "dead")
         });
+        // Its last phi and load are not shown as current: null in members and in a
+        // watch's snapshots alike.
+        let view = members(observers[0]);
+        let dead = member(&view, &names[killed]).expect("listed");
+        assert!(dead["phi"].is_null() && dead["meta"].is_null(), "{view}");
+        let mut watch = common::binary::goliath()
+            .args(["watch", "--json", "--snapshots", "100ms", "--node"])
+            .arg(&observers[0].address)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("watch runs");
+        let lines = common::lines_of(watch.stdout.take().expect("stdout"));
+        let snapshot = loop {
+            let line = lines.recv_timeout(LIVENESS).expect("a snapshot line");
+            let value: Value = serde_json::from_str(&line).expect("a JSON line");
+            if value.get("snapshot").is_some() {
+                break value;
+            }
+        };
+        let _ = watch.kill();
+        let _ = watch.wait();
+        let dead = member(&snapshot["snapshot"]["cluster"], &names[killed]).expect("listed");
+        assert!(
+            dead["phi"].is_null() && dead["meta"].is_null(),
+            "{snapshot}"
+        );
     }
 
     // Restart it with the same name and port: alive again, with a newer generation.

@@ -247,6 +247,20 @@ fn a_zeroed_sector_inside_the_last_record_drops_only_that_record() {
     );
     bytes[sector..sector + 512].fill(0);
     std::fs::write(&path, &bytes).expect("write");
+    // `wal verify` names it by where it begins and its size, as a named object in JSON.
+    let inspection = wal::inspect(dir.path(), |_, _, _, _| {}).expect("inspects");
+    let torn = inspection
+        .files
+        .iter()
+        .find_map(|file| file.torn.clone())
+        .expect("a torn tail reported");
+    assert_eq!(torn.offset, offset as u64, "{torn:?}");
+    assert!(torn.bytes >= 3000, "{torn:?}");
+    let json = serde_json::to_value(&torn).expect("JSON");
+    assert!(
+        json["offset"].is_u64() && json["bytes"].is_u64() && json["what"].is_string(),
+        "{json}"
+    );
     let recovery = wal::open(options(dir.path()), &|_| Ok(())).expect("a torn tail is recovered");
     let mut ids: Vec<u64> = recovery.state().live.keys().copied().collect();
     ids.sort_unstable();

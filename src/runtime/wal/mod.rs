@@ -1122,6 +1122,17 @@ fn missing_text(listing: &segment::Listing, (first, last): (u64, u64)) -> String
 /// Which segments recovery needs, as the errors say it.
 const MISSING_RULE: &str = "every segment from the checkpoint to the newest one the log created, which `newest-segment` names, must be there";
 
+/// The end of a segment that a crash left mid-write, never acknowledged: recovery drops it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TornTail {
+    /// Where it begins (after the last whole record).
+    pub offset: u64,
+    /// How many bytes it holds.
+    pub bytes: u64,
+    /// What is wrong with it.
+    pub what: String,
+}
+
 /// What `goliath wal verify` found in one file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileReport {
@@ -1136,8 +1147,8 @@ pub struct FileReport {
     /// Offset after the last whole record (in a damaged file, the last one before the
     /// damage).
     pub end: u64,
-    /// A torn tail recovery would drop: why, and how many bytes.
-    pub torn: Option<(String, u64)>,
+    /// A torn tail recovery would drop.
+    pub torn: Option<TornTail>,
     /// Damage that stops recovery.
     pub damage: Option<Damage>,
     /// Whole records found after the damage (not replayed; `dump` shows them).
@@ -1391,7 +1402,11 @@ pub fn inspect(
             Ok(scan) => {
                 report.records = scan.records;
                 report.end = scan.end as u64;
-                report.torn = scan.torn.map(|reason| (reason, scan.dropped_bytes));
+                report.torn = scan.torn.map(|what| TornTail {
+                    offset: scan.end as u64,
+                    bytes: scan.dropped_bytes,
+                    what,
+                });
             }
             Err(damage) => {
                 let damaged_at = usize::try_from(damage.offset).unwrap_or(usize::MAX);
