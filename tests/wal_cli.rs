@@ -1076,7 +1076,7 @@ fn wal_commands_look_where_a_node_with_the_same_config_keeps_its_log() {
     // A node with gossip on is named after its host and gossip port, and so is its directory.
     assert!(stderr.contains("-17999;"), "{stderr}");
     assert!(
-        stderr.contains("are builder-7 (pass --data-dir with one of them)"),
+        stderr.contains("is builder-7 (pass it as --data-dir)"),
         "{stderr}"
     );
     // A name taken from the process id cannot be found from the config: said so.
