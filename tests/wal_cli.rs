@@ -501,6 +501,14 @@ fn a_recovered_exec_task_runs_again_alone_and_sees_its_attempt() {
 }
 
 /// `goliath wal ARGS… --data-dir DIR`.
+/// A command's standard output read as JSON lines (`wal dump --json`).
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
 fn wal_tool(args: &[&str], dir: &std::path::Path) -> std::process::Output {
     goliath()
         .arg("wal")
@@ -573,10 +581,7 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
     drop(node);
     let dump = wal_tool(&["dump", "--json"], dir.path());
     assert_eq!(dump.status.code(), Some(0));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&dump.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let lines = json_lines(&dump.stdout);
     let accepted: Vec<&serde_json::Value> = lines
         .iter()
         .filter(|line| line["record"]["type"] == "accepted")
@@ -639,10 +644,7 @@ fn wal_verify_and_dump_report_a_healthy_log_and_name_damage() {
         stderr.contains("whole records found after it are shown"),
         "{stderr}"
     );
-    let shown: Vec<serde_json::Value> = String::from_utf8_lossy(&damaged_dump.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let shown = json_lines(&damaged_dump.stdout);
     let accepted_shown = shown
         .iter()
         .filter(|line| line["record"]["type"] == "accepted")
@@ -881,10 +883,7 @@ fn wal_repair_names_the_tasks_whose_submission_was_lost_though_later_records_wer
     drop(node);
     // The third task's acceptance is damaged; its start and finish, in later batches, read.
     let dump = wal_tool(&["dump", "--json"], dir.path());
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&dump.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let lines = json_lines(&dump.stdout);
     let damaged = lines
         .iter()
         .filter(|line| line["record"]["type"] == "accepted")
@@ -957,10 +956,7 @@ fn wal_repair_keeps_every_readable_task_moves_the_old_files_aside_and_the_node_s
     assert_eq!(json["healthy"], true, "{json}");
     // Damage one record in the first segment, which later segments follow.
     let dump = wal_tool(&["dump", "--json"], dir.path());
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&dump.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let lines = json_lines(&dump.stdout);
     let damaged = lines
         .iter()
         .filter(|line| line["record"]["type"] == "accepted")

@@ -2910,6 +2910,18 @@ mod tests {
             .collect()
     }
 
+    /// An app that asks the node for `task_limit` tasks (`console.task_limit`), no sample yet.
+    fn app_listing(task_limit: usize) -> App {
+        App::new(
+            crate::tui::state::Options {
+                task_limit,
+                ..options()
+            },
+            Keymap::default(),
+            Kinds::new(),
+        )
+    }
+
     fn app_with(workers: usize, task_count: u64) -> App {
         let mut app = App::new(options(), Keymap::default(), Kinds::new());
         app.ingest(snapshot(workers, tasks(task_count), 10));
@@ -3155,15 +3167,7 @@ mod tests {
     fn a_list_filled_by_tasks_in_flight_says_no_finished_task_is_in_it() {
         // 1,500 sleepers and 300 newer finished echoes, a limit of 12: the node sends the
         // tasks in flight only, so a filter for finished ones must not say "none".
-        use crate::tui::state::Options;
-        let mut app = App::new(
-            Options {
-                task_limit: 12,
-                ..options()
-            },
-            Keymap::default(),
-            Kinds::new(),
-        );
+        let mut app = app_listing(12);
         let mut sample = snapshot(2, tasks(12), 14);
         for task in &mut sample.tasks {
             task.state = TaskState::Running;
@@ -3196,15 +3200,7 @@ mod tests {
         // The history came back from the log: the counts (since this start) are all zero,
         // but a list as long as console.task_limit may be the newest of many more.
         use crate::runtime::TaskCounts;
-        use crate::tui::state::Options;
-        let mut app = App::new(
-            Options {
-                task_limit: 12,
-                ..options()
-            },
-            Keymap::default(),
-            Kinds::new(),
-        );
+        let mut app = app_listing(12);
         let mut sample = snapshot(2, tasks(12), 14);
         sample.counts = TaskCounts::default();
         app.ingest(sample.clone());
