@@ -360,7 +360,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                         // Which node, and where the others' room shows: a cluster may
                         // have members with free slots.
                         error.message = format!(
-                            "{} [node {} at {}; in a cluster, `goliath members --node {}` shows each member's load, \"full\" where it has no free slot, and its protocol address to submit to]",
+                            "{} [node {} at {}; with gossip on, `goliath members --node {}` shows each member's load, \"full\" where it has no free slot, and its protocol address to submit to]",
                             error.message,
                             client.welcome().node,
                             client.address(),

@@ -1428,7 +1428,7 @@ fn member_line(
             |at| format!("{} ago", short_us(now.saturating_sub(at))),
         )
     };
-    let heard = format!("{heard:<HEARD_COLUMN$}");
+    let mut heard = format!("{heard:<HEARD_COLUMN$}");
     let mut load = if member.current_load().is_some() {
         format!("  load {}", member.load_shown(1))
     } else {
@@ -1441,6 +1441,11 @@ fn member_line(
     let fixed = member_line_around_name(app) + name_column;
     if fixed + heard.chars().count() + load.chars().count() > usize::from(width) {
         load.clear();
+        // Too narrow for the load: a member that refuses every task still says so, in the
+        // place of when it was last heard from (why it is among those needing a look).
+        if member.arena_full() {
+            heard = format!("{:<HEARD_COLUMN$}", "full");
+        }
     }
     let phi = cluster
         .phi_of(member)
@@ -4654,6 +4659,30 @@ mod panel_tests {
             .map(|span| span.content.to_string())
             .collect();
         assert!(text.contains("✕1") && text.contains("1 left"), "{text}");
+    }
+
+    #[test]
+    fn a_member_with_a_full_arena_says_so_in_the_overview_at_any_width() {
+        let mut app = app(2, true, false);
+        let mut sample = snapshot(2, Vec::new(), 13);
+        let mut members = cluster();
+        for member in &mut members.members {
+            if member.name == "beta"
+                && let Some(meta) = member.meta.as_mut()
+            {
+                meta.arena_free = 0;
+            }
+        }
+        sample.cluster = Some(members);
+        app.ingest(sample);
+        for width in [80, 140] {
+            let text = format!("{}", draw(&app, width, 40).backend());
+            let beta = text
+                .lines()
+                .find(|line| line.contains(" beta "))
+                .unwrap_or_default();
+            assert!(beta.contains("full"), "{width} columns: {text}");
+        }
     }
 
     #[test]
