@@ -575,7 +575,9 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(&raw) {
         Ok(cli) => cli,
         Err(error) => {
-            if let Some(message) = misplaced_option(&error, &raw) {
+            if let Some(message) =
+                misplaced_option(&error, &raw).or_else(|| node_flag_elsewhere(&error, &raw))
+            {
                 errln!("goliath: {message}");
                 if json {
                     print_json_failure(exit::USAGE, &message);
@@ -672,6 +674,35 @@ fn clap_error_text(text: &str) -> String {
 
 /// An option of a subcommand given before it (`goliath --json status`): clap would suggest
 /// some top-level flag that looks alike; the message says where the option goes instead.
+/// A flag of a node started here given to a command that asks a running node (`goliath
+/// status --workers 3`): clap's usage line echoes only the flags given, so that `--node`
+/// looked required; the message says where the flag belongs instead.
+fn node_flag_elsewhere(error: &clap::Error, raw: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory as _;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let ContextValue::String(given) = error.get(ContextKind::InvalidArg)? else {
+        return None;
+    };
+    let flag = given.split('=').next()?;
+    let long = flag.strip_prefix("--")?;
+    let command = Cli::command();
+    let name = raw
+        .iter()
+        .skip(1)
+        .filter_map(|arg| arg.to_str())
+        .find(|arg| command.find_subcommand(arg).is_some())?;
+    let node = command.find_subcommand("node")?;
+    if name == "node" || !node.get_arguments().any(|arg| arg.get_long() == Some(long)) {
+        return None;
+    }
+    Some(format!(
+        "{flag} is for a node started here (`goliath node`, `goliath console` or `goliath demo`), not for `goliath {name}`; `goliath {name} --help` lists its options"
+    ))
+}
+
 fn misplaced_option(error: &clap::Error, raw: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory as _;
     use clap::error::{ContextKind, ContextValue, ErrorKind};

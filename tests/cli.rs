@@ -549,6 +549,15 @@ fn a_console_attached_to_a_node_refuses_the_flags_of_a_node_started_here() {
             "{args:?}: {stderr}"
         );
     }
+    // A node's flag after a client command: said so, not clap's usage line of the flags
+    // given (which made --node look required).
+    let stderr = usage_error(&["status", "--node", "127.0.0.1:9", "--workers", "3"]);
+    assert!(
+        stderr.contains("--workers is for a node started here")
+            && stderr.contains("not for `goliath status`")
+            && !stderr.contains("Usage:"),
+        "{stderr}"
+    );
     // What an attached console uses is taken: it gets as far as wanting a terminal.
     let output = goliath()
         .args(["console", "--connect", "127.0.0.1:9"])
