@@ -572,11 +572,10 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Status => match client.request(Request::Status { task_limit: 0 }).await? {
             Response::Status(snapshot) => {
                 if json {
-                    let mut value = json_value(&snapshot);
-                    if let Some(cluster) = &snapshot.cluster {
-                        blank_what_is_not_current(&mut value["cluster"], cluster);
-                    }
-                    outln!("{}", to_json(&value));
+                    outln!(
+                        "{}",
+                        json_with_cluster(&snapshot, snapshot.cluster.as_ref(), "/cluster")
+                    );
                 } else {
                     out!("{}", status_text(&snapshot));
                 }
@@ -655,20 +654,11 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                     item => item?,
                 };
                 if json {
-                    match &item {
-                        // Its cluster as `members --json` gives it.
-                        StreamItem::Snapshot(snapshot) if snapshot.cluster.is_some() => {
-                            let mut value = json_value(&item);
-                            if let Some(cluster) = &snapshot.cluster {
-                                blank_what_is_not_current(
-                                    &mut value["snapshot"]["cluster"],
-                                    cluster,
-                                );
-                            }
-                            outln!("{}", to_json(&value));
-                        }
-                        _ => outln!("{}", to_json(&item)),
-                    }
+                    let cluster = match &item {
+                        StreamItem::Snapshot(snapshot) => snapshot.cluster.as_ref(),
+                        _ => None,
+                    };
+                    outln!("{}", json_with_cluster(&item, cluster, "/snapshot/cluster"));
                     continue;
                 }
                 match item {
@@ -724,9 +714,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Members => match client.request(Request::Members).await? {
             Response::Members(Some(cluster)) => {
                 if json {
-                    let mut value = json_value(&cluster);
-                    blank_what_is_not_current(&mut value, &cluster);
-                    outln!("{}", to_json(&value));
+                    outln!("{}", json_with_cluster(&cluster, Some(&cluster), ""));
                 } else {
                     out!("{}", members_text(&cluster));
                 }
@@ -969,10 +957,26 @@ struct TaskPage<'a> {
     next_before: Option<TaskId>,
 }
 
-/// A value as JSON to edit before printing (its keys keep their order).
-fn json_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value)
-        .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot render JSON: {e}") }))
+/// `document` as JSON, with the member table `cluster` it holds at `pointer` (a JSON
+/// pointer; `""` for the document itself) as `members --json` shows every table: `null`
+/// where the tables show `-`. Without a table, the document as it is.
+fn json_with_cluster<T: serde::Serialize>(
+    document: &T,
+    cluster: Option<&ClusterSnapshot>,
+    pointer: &str,
+) -> String {
+    let Some(cluster) = cluster else {
+        return to_json(document);
+    };
+    // Edited as a value: its keys keep their order (serde_json's `preserve_order`).
+    let mut value = match serde_json::to_value(document) {
+        Ok(value) => value,
+        Err(_) => return to_json(document),
+    };
+    if let Some(table) = value.pointer_mut(pointer) {
+        blank_what_is_not_current(table, cluster);
+    }
+    to_json(&value)
 }
 
 /// A member table's JSON with `null` where the tables show `-`: the phi of a member that
@@ -1889,9 +1893,8 @@ mod tests {
             stats: GossipStats::default(),
         };
         // The JSON says `null` where the table says `-`, its keys in the documented order.
-        let mut value = json_value(&cluster);
-        blank_what_is_not_current(&mut value, &cluster);
-        let json = to_json(&value);
+        let json = json_with_cluster(&cluster, Some(&cluster), "");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
         assert!(
             json.starts_with("{\"cluster\":\"goliath\",\"local\":"),
             "{json}"

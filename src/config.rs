@@ -827,28 +827,26 @@ impl Config {
         file_problem: Option<ConfigError>,
         set_here: &[&str],
     ) -> Result<(), ConfigError> {
-        let Some((key, message)) = self.first_problem() else {
+        let Some((key, mut message)) = self.first_problem() else {
             return Ok(());
         };
-        let set_on_command_line = set_here.contains(&key.as_str());
-        let unchanged = !set_on_command_line
-            && matches!(
-                &file_problem,
-                Some(ConfigError::Invalid { key: file_key, message: file_message, .. })
-                    if *file_key == key && file_message.starts_with(&message)
-            );
-        match file_problem {
-            Some(problem) if unchanged => Err(problem),
-            _ if set_on_command_line => self.check_overrides(),
-            _ => Err(ConfigError::Invalid {
-                origin: ConfigOrigin::CommandLine,
-                line: None,
-                message: format!(
-                    "{message} (the command line does not set `{key}`: its value is the config file's or the default)"
-                ),
-                key,
-            }),
+        if !set_here.contains(&key.as_str()) {
+            if let Some(problem @ ConfigError::Invalid { .. }) = file_problem
+                && matches!(&problem, ConfigError::Invalid { key: file_key, message: file_message, .. }
+                    if *file_key == key && file_message.starts_with(&message))
+            {
+                return Err(problem);
+            }
+            message.push_str(&format!(
+                " (the command line does not set `{key}`: its value is the config file's or the default)"
+            ));
         }
+        Err(ConfigError::Invalid {
+            origin: ConfigOrigin::CommandLine,
+            line: None,
+            key,
+            message,
+        })
     }
 
     fn set_override_read(

@@ -672,21 +672,25 @@ fn clap_error_text(text: &str) -> String {
     parts.join(" ")
 }
 
-/// An option of a subcommand given before it (`goliath --json status`): clap would suggest
-/// some top-level flag that looks alike; the message says where the option goes instead.
+/// The argument clap did not know, as given (`--workers` or `--limit=3`), when that is
+/// the error.
+fn unknown_argument(error: &clap::Error) -> Option<&String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match error.get(ContextKind::InvalidArg)? {
+        ContextValue::String(given) => Some(given),
+        _ => None,
+    }
+}
+
 /// A flag of a node started here given to a command that asks a running node (`goliath
 /// status --workers 3`): clap's usage line echoes only the flags given, so that `--node`
 /// looked required; the message says where the flag belongs instead.
 fn node_flag_elsewhere(error: &clap::Error, raw: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory as _;
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if error.kind() != ErrorKind::UnknownArgument {
-        return None;
-    }
-    let ContextValue::String(given) = error.get(ContextKind::InvalidArg)? else {
-        return None;
-    };
-    let flag = given.split('=').next()?;
+    let flag = unknown_argument(error)?.split('=').next()?;
     let long = flag.strip_prefix("--")?;
     let command = Cli::command();
     let name = raw
@@ -703,15 +707,11 @@ fn node_flag_elsewhere(error: &clap::Error, raw: &[std::ffi::OsString]) -> Optio
     ))
 }
 
+/// An option of a subcommand given before it (`goliath --json status`): clap would suggest
+/// some top-level flag that looks alike; the message says where the option goes instead.
 fn misplaced_option(error: &clap::Error, raw: &[std::ffi::OsString]) -> Option<String> {
     use clap::CommandFactory as _;
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if error.kind() != ErrorKind::UnknownArgument {
-        return None;
-    }
-    let ContextValue::String(given) = error.get(ContextKind::InvalidArg)? else {
-        return None;
-    };
+    let given = unknown_argument(error)?;
     let flag = given.split('=').next()?.to_string();
     let position = raw.iter().position(|arg| {
         arg.to_str().is_some_and(|arg| {
@@ -1194,6 +1194,12 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
         ("gossip.join", "--join", args.join.is_some()),
         ("node.data_dir", "--data-dir", args.data_dir.is_some()),
     ];
+    // The keys the command line sets: its flags given, then each --set.
+    let mut set_here: Vec<&str> = flags
+        .iter()
+        .filter(|(_, _, given)| *given)
+        .map(|(key, _, _)| *key)
+        .collect();
     for entry in &args.overrides {
         let Some((key, value)) = entry.split_once('=') else {
             return Err(Failure::usage(ConfigError::Invalid {
@@ -1221,17 +1227,8 @@ fn load_config(args: &NodeArgs) -> Result<(Config, String), Failure> {
             )));
         }
         apply(key, value.trim())?;
+        set_here.push(key);
     }
-    let set_here: Vec<&str> = flags
-        .iter()
-        .filter(|(_, _, given)| *given)
-        .map(|(key, _, _)| *key)
-        .chain(
-            args.overrides
-                .iter()
-                .filter_map(|entry| entry.split_once('=').map(|(key, _)| key.trim())),
-        )
-        .collect();
     config
         .check_overrides_after(file_problem, &set_here)
         .map_err(Failure::usage)?;

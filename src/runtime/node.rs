@@ -2270,8 +2270,14 @@ impl Node {
     /// what a stop does first (leaving the cluster takes a moment), so no task is accepted
     /// after the stop began.
     pub fn stop_accepting(&self) {
+        self.begin_stop();
+    }
+
+    /// Refuses new tasks, and returns when the stop began and the tasks in flight then
+    /// (taken at the first call).
+    fn begin_stop(&self) -> (Instant, usize) {
         self.shared.accepting.store(false, Ordering::SeqCst);
-        lock(&self.stop_began).get_or_insert_with(|| (Instant::now(), self.shared.arena.in_use()));
+        *lock(&self.stop_began).get_or_insert_with(|| (Instant::now(), self.shared.arena.in_use()))
     }
 
     /// SIGKILLs the process groups of the `exec` tasks running now, for a process about to
@@ -2290,8 +2296,7 @@ impl Node {
             return ShutdownReport::default();
         }
         let shared = &self.shared;
-        self.stop_accepting();
-        let (began, in_flight) = lock(&self.stop_began).unwrap_or((Instant::now(), 0));
+        let (began, in_flight) = self.begin_stop();
         let wait_until_idle = |deadline: Instant| {
             while shared.arena.in_use() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(2));

@@ -765,28 +765,31 @@ fn draw_overview(frame: &mut Frame, app: &App, body: Rect, hits: &mut HitMap) {
         .height
         .saturating_sub(workers_height + ARENA_HEIGHT + wal_height);
     let show_throughput = spare >= THROUGHPUT_MIN;
-    let [workers, arena, throughput, wal_area] = Layout::vertical(if show_throughput {
-        [
-            Constraint::Length(workers_height),
+    let (arena_rows, throughput_rows, wal_rows) = if show_throughput {
+        (
             Constraint::Length(ARENA_HEIGHT),
             Constraint::Min(0),
             Constraint::Length(wal_height),
-        ]
+        )
     } else if wal {
-        [
-            Constraint::Length(workers_height),
+        (
             Constraint::Length(ARENA_HEIGHT),
             Constraint::Length(0),
             Constraint::Min(0),
-        ]
+        )
     } else {
-        [
-            Constraint::Length(workers_height),
+        (
             Constraint::Min(ARENA_HEIGHT),
             Constraint::Length(0),
             Constraint::Length(0),
-        ]
-    })
+        )
+    };
+    let [workers, arena, throughput, wal_area] = Layout::vertical([
+        Constraint::Length(workers_height),
+        arena_rows,
+        throughput_rows,
+        wal_rows,
+    ])
     .areas(left);
     let cluster_height = snapshot.and_then(|s| s.cluster.as_ref()).map_or(0, |c| {
         (c.members.len() as u16 + 3).clamp(4, right.height / 2)
@@ -841,11 +844,7 @@ fn draw_pane(frame: &mut Frame, app: &App, pane: Pane, area: Rect, hits: &mut Hi
                 }
             } else {
                 // The rows the filter takes: of the newest, not themselves the newest.
-                let matched = match listed_tasks {
-                    Listed::All => format!("{} of {total}", rows.len()),
-                    Listed::Newest => format!("{} of the {total} newest", rows.len()),
-                    Listed::InFlightOnly => format!("{} of {total} in flight", rows.len()),
-                };
+                let matched = listed_tasks.count(rows.len(), total);
                 let shown = if rows.len() > visible {
                     format!(" ({visible} shown)")
                 } else {
@@ -1969,24 +1968,15 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     // Each part long and short; the short forms when the long ones do not fit, then cut
     // with a mark. The sort comes before the note on unlisted tasks, so a narrow window
     // keeps it.
+    let counted = format!("Tasks · {}", listed.count(rows.len(), total));
     let mut parts: Vec<(String, String)> = vec![match listed {
-        Listed::All => {
-            let part = format!("Tasks · {} of {}", rows.len(), total);
-            (part.clone(), part)
-        }
+        Listed::All => (counted.clone(), counted),
         Listed::Newest => (
-            format!("Tasks · {} of the {} newest", rows.len(), total),
+            counted,
             format!("Tasks · {} of {} newest", rows.len(), total),
         ),
         // Tasks in flight fill the list: the finished ones, newer or not, are not in it.
-        Listed::InFlightOnly => (
-            format!(
-                "Tasks · {} of {} in flight (no finished task listed)",
-                rows.len(),
-                total
-            ),
-            format!("Tasks · {} of {} in flight", rows.len(), total),
-        ),
+        Listed::InFlightOnly => (format!("{counted} (no finished task listed)"), counted),
     }];
     if !app.filter.is_empty() {
         let part = format!(" · filter \"{}\"", app.filter);
@@ -2046,6 +2036,18 @@ enum Listed {
 
 /// What the node's list holds (see [`Listed`]). The counts are since this start, so after a
 /// restart only a full list says the history holds more.
+impl Listed {
+    /// `shown` tasks of the `total` listed, as titles say it: "3 of 10", "3 of the 10
+    /// newest", "3 of 10 in flight".
+    fn count(self, shown: usize, total: usize) -> String {
+        match self {
+            Listed::All => format!("{shown} of {total}"),
+            Listed::Newest => format!("{shown} of the {total} newest"),
+            Listed::InFlightOnly => format!("{shown} of {total} in flight"),
+        }
+    }
+}
+
 fn listed_tasks(app: &App) -> Listed {
     let Some(s) = app.view().snapshot.as_ref() else {
         return Listed::All;

@@ -793,55 +793,25 @@ const STRANGER_EVERY: Duration = Duration::from_secs(60);
 
 impl StrangerReport {
     fn report(&mut self, from: SocketAddr, error: &PacketError, cluster: &str) {
-        let member_advice = format!(
-            "If that node should be a member, start it with node.cluster = \"{cluster}\" and the same goliath version"
-        );
-        // Something that is not a goliath node at an address this node sends to (a seed
-        // mistyped as another service's port) answers with its own bytes, or with ours.
-        let address_advice = "Check that --join / gossip.join names members' gossip addresses (UDP), not another service's";
-        let (what, advice) = match error {
-            PacketError::ForeignCluster(_) => (
-                format!(
-                    "belong to another cluster (its node.cluster is not this node's \"{cluster}\")"
-                ),
-                member_advice.as_str(),
-            ),
-            PacketError::Version(_) => (
-                "speak another gossip protocol version".to_string(),
-                member_advice.as_str(),
-            ),
-            PacketError::Malformed(_) | PacketError::Invalid(_) => (
-                format!("are not goliath gossip ({error})"),
-                address_advice,
-            ),
-            PacketError::Oversized { length, limit } => (
-                format!("are longer ({length} bytes) than this node's gossip.max_packet ({limit})"),
-                "Give every member the same gossip.max_packet",
-            ),
-            PacketError::Echoed => (
-                "are this node's own, sent back: that address returns what it is sent, so no goliath node is there (or it is this node's own address)".to_string(),
-                address_advice,
-            ),
-            PacketError::Misdirected { sender } => {
-                // Every member probes a node it holds dead now and then, for as long as it
-                // keeps it: one warning names the first, and comes again at most every
-                // MISDIRECTED_EVERY.
-                let now = Instant::now();
-                if self
-                    .misdirected_warned
-                    .is_some_and(|at| now.duration_since(at) < MISDIRECTED_EVERY)
-                {
-                    return;
-                }
-                self.misdirected_warned = Some(now);
-                tracing::warn!(
-                    %from,
-                    "gossip probes from {sender} at {from} are meant for a member of another name at this node's address: not answered. {sender} lists a node that gossiped here before this one; it holds that node dead once it stops answering, and stops probing here once it forgets it (gossip.dead_retention); `goliath members --json` counts them (stats.misdirected)"
-                );
+        let now = Instant::now();
+        if let PacketError::Misdirected { sender } = error {
+            // Every member probes a node it holds dead now and then, for as long as it
+            // keeps it: one warning names the first, and comes again at most every
+            // MISDIRECTED_EVERY.
+            if self
+                .misdirected_warned
+                .is_some_and(|at| now.duration_since(at) < MISDIRECTED_EVERY)
+            {
                 return;
             }
-        };
-        let now = Instant::now();
+            self.misdirected_warned = Some(now);
+            tracing::warn!(
+                %from,
+                "gossip probes from {sender} at {from} are meant for a member of another name at this node's address: not answered. {sender} lists a node that gossiped here before this one; it holds that node dead once it stops answering, and stops probing here once it forgets it (gossip.dead_retention); `goliath members --json` counts them (stats.misdirected)"
+            );
+            return;
+        }
+        // Every dropped packet comes here: the sender's rate first, the text only when said.
         if self
             .warned
             .get(&from)
@@ -857,6 +827,41 @@ impl StrangerReport {
             }
         }
         self.warned.insert(from, now);
+        let member_advice = || {
+            format!(
+                "If that node should be a member, start it with node.cluster = \"{cluster}\" and the same goliath version"
+            )
+        };
+        // Something that is not a goliath node at an address this node sends to (a seed
+        // mistyped as another service's port) answers with its own bytes, or with ours.
+        let address_advice = || {
+            "Check that --join / gossip.join names members' gossip addresses (UDP), not another service's".to_string()
+        };
+        let (what, advice) = match error {
+            PacketError::ForeignCluster(_) => (
+                format!(
+                    "belong to another cluster (its node.cluster is not this node's \"{cluster}\")"
+                ),
+                member_advice(),
+            ),
+            PacketError::Version(_) => (
+                "speak another gossip protocol version".to_string(),
+                member_advice(),
+            ),
+            PacketError::Malformed(_) | PacketError::Invalid(_) => {
+                (format!("are not goliath gossip ({error})"), address_advice())
+            }
+            PacketError::Oversized { length, limit } => (
+                format!("are longer ({length} bytes) than this node's gossip.max_packet ({limit})"),
+                "Give every member the same gossip.max_packet".to_string(),
+            ),
+            PacketError::Echoed => (
+                "are this node's own, sent back: that address returns what it is sent, so no goliath node is there (or it is this node's own address)".to_string(),
+                address_advice(),
+            ),
+            // Said above.
+            PacketError::Misdirected { .. } => return,
+        };
         tracing::warn!(%from, "gossip packets from {from} {what}: dropped. {advice}");
     }
 }

@@ -182,7 +182,7 @@ pub fn repair(dir: &Path, history_limit: usize, key_limit: usize) -> Result<Repa
             && !state.live.contains_key(id)
             && lost.len() < LOST_IDS_COUNTED
         {
-            // Once per task, though a task leaves up to three such records; bounded.
+            // Once per task, though a task may leave both; bounded.
             lost.insert(*id);
         }
         if state.apply(record.clone()).is_ok() {
