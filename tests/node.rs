@@ -424,17 +424,19 @@ fn a_compute_task_s_timeout_counts_its_time_on_a_worker_not_its_waits_between_sl
 }
 
 #[test]
-fn a_stop_counts_the_tasks_in_flight_and_the_grace_from_when_it_began() {
+fn a_stop_counts_the_tasks_in_flight_when_it_began() {
     // What a node does first when told to stop (leaving the cluster) takes a moment: the
-    // tasks that finish meanwhile were in flight when the stop began, and the grace runs.
+    // tasks that end meanwhile (here, cancelled) were in flight when the stop began.
     let node = Node::start(config(2, 64)).expect("node starts");
-    let short = node.submit_text("sleep 50ms x5").expect("submitted");
+    let ending = node.submit_text("sleep 60s x5").expect("submitted");
     let long = submit(&node, "sleep 60s");
     node.stop_accepting();
-    for id in short {
-        assert_eq!(wait_finished(&node, id).state, TaskState::Succeeded);
+    for &id in &ending {
+        assert_eq!(node.cancel(id), Ok(CancelOutcome::Requested));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    for id in ending {
+        assert_eq!(wait_finished(&node, id).state, TaskState::Cancelled);
+    }
     // The long sleep outlives the grace and is stopped.
     let report = node.shutdown(Duration::from_millis(200));
     assert_eq!(report.in_flight, 6, "{report:?}");
