@@ -437,6 +437,10 @@ enum ConfigAction {
     Default,
     /// Print the config this invocation would use (file plus flags) and where it came from.
     Show {
+        /// One JSON document: `from` (the file or the built-in defaults), `command_line`
+        /// (the flags and --set entries on top of it) and `config` (every key).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -821,12 +825,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         Some(Command::Config {
-            action: ConfigAction::Show { node },
+            action: ConfigAction::Show { json, node },
         }) => {
             refuse_outer("config show", None, false)?;
             let merged = node.merged(&outer_node, &config);
             let (config, origin) = load_config(&merged)?;
-            outln!("# from: {origin}");
             // What the command line changed on top of it, so the origin line is not all.
             let mut changed: Vec<String> = merged.given().into_iter().map(String::from).collect();
             changed.extend(
@@ -835,6 +838,17 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     .iter()
                     .map(|entry| format!("--set {entry}")),
             );
+            if json {
+                let keys = serde_json::to_value(config.to_table()).map_err(Failure::runtime)?;
+                let document = serde_json::json!({
+                    "from": origin.to_string(),
+                    "command_line": changed,
+                    "config": keys,
+                });
+                outln!("{document}");
+                return Ok(exit::OK);
+            }
+            outln!("# from: {origin}");
             if !changed.is_empty() {
                 outln!("# with, from the command line: {}", changed.join(", "));
             }

@@ -594,6 +594,35 @@ fn config_show_names_what_the_command_line_changed() {
 }
 
 #[test]
+fn config_show_json_is_one_document_with_origin_changes_and_every_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "node.toml", "[scheduler]\nworkers = 3\n");
+    let output = goliath()
+        .args(["config", "show", "--json", "--config"])
+        .arg(&file)
+        .args(["--set", "exec.max_output=1MiB"])
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let from = document["from"].as_str().expect("from");
+    assert!(from.contains("node.toml"), "{document}");
+    assert_eq!(
+        document["command_line"],
+        serde_json::json!(["--set exec.max_output=1MiB"])
+    );
+    // The file's value, the command line's, and a default no one set.
+    assert_eq!(document["config"]["scheduler"]["workers"], 3);
+    assert_eq!(document["config"]["exec"]["max_output"], "1MiB");
+    assert_eq!(document["config"]["scheduler"]["slice"], "1ms");
+}
+
+#[test]
 fn a_key_given_with_set_moves_from_its_default_action() {
     // `n` submits by default; --set gives it to cancel, as a file listing `cancel` would.
     let output = goliath()
