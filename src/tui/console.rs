@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::conn::{self, Sampling, Source};
 use super::keys::Keymap;
-use super::state::{App, Command, Options, Reply};
+use super::state::{App, Command, Options, Reply, Severity};
 use super::theme::{Glyphs, Theme, ThemeName};
 use super::view;
 use crate::config::ConsoleConfig;
@@ -187,7 +187,19 @@ pub fn build_app(
         task_limit: settings.config.task_limit,
     };
     let keymap = Keymap::with_overrides(&settings.config.keys)?;
-    Ok(App::new(options, keymap, kinds))
+    let keyless = keymap.left_keyless(&settings.config.keys);
+    let mut app = App::new(options, keymap, kinds);
+    if !keyless.is_empty() {
+        // Said, not left to be found out when the key does something else.
+        app.tell(
+            Severity::Warning,
+            format!(
+                "console.keys: {}, so no key is left for it; give it one in [console.keys]",
+                keyless.join("; ")
+            ),
+        );
+    }
+    Ok(app)
 }
 
 /// Runs the console on this terminal until the user quits, SIGTERM/SIGINT/SIGHUP arrives, or
@@ -359,5 +371,35 @@ mod tests {
         assert_eq!(chosen_theme(&settings, true), ThemeName::Mono);
         settings.theme = Some("dark".into());
         assert_eq!(chosen_theme(&settings, true), ThemeName::Dark);
+    }
+
+    #[test]
+    fn a_console_whose_keys_leave_an_action_keyless_says_so_at_start() {
+        let mut settings = ConsoleSettings {
+            config: crate::config::Config::default().console,
+            readonly: false,
+            no_mouse: false,
+            ascii: false,
+            theme: None,
+            shutdown: None,
+        };
+        let app = build_app(&settings, None, Kinds::new()).expect("app");
+        assert!(
+            app.status.is_none(),
+            "the defaults leave every action a key"
+        );
+        settings
+            .config
+            .keys
+            .insert("cancel".into(), vec!["n".into()]);
+        let app = build_app(&settings, None, Kinds::new()).expect("app");
+        let status = app.status.expect("a warning");
+        assert_eq!(status.severity, Severity::Warning);
+        assert!(
+            status.text.contains("`submit` lost n to `cancel`")
+                && status.text.contains("[console.keys]"),
+            "{}",
+            status.text
+        );
     }
 }

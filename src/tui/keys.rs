@@ -415,6 +415,46 @@ impl Keymap {
         Ok(map)
     }
 
+    /// Actions that `overrides` left with no key without unbinding them: each had default
+    /// keys, was not given keys of its own, and lost every one to an action that was (`cancel
+    /// = ["n"]` takes `n` from `submit`). Each is said with the keys it lost and who took
+    /// them, for the console to warn about at start.
+    pub fn left_keyless(&self, overrides: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+        let defaults = default_bindings();
+        let given = |action: Action| {
+            overrides
+                .get(action.name())
+                .is_some_and(|keys| defaults.get(action.name()) != Some(keys))
+        };
+        Action::ALL
+            .iter()
+            .filter(|action| {
+                !action.default_keys().is_empty()
+                    && !given(**action)
+                    && self.keys_for(**action).is_empty()
+            })
+            .map(|action| {
+                let lost: Vec<String> = action
+                    .default_keys()
+                    .iter()
+                    .map(|key| {
+                        let taker = parse_sequence(key).ok().and_then(|sequence| {
+                            self.bindings
+                                .iter()
+                                .find(|(taken, _)| conflicts(taken, &sequence))
+                                .map(|(_, other)| other.name())
+                        });
+                        match taker {
+                            Some(other) => format!("{key} to `{other}`"),
+                            None => key.to_string(),
+                        }
+                    })
+                    .collect();
+                format!("`{}` lost {}", action.name(), lost.join(", "))
+            })
+            .collect()
+    }
+
     /// Resolves the keys pressed so far (`pending`, at most one) followed by `chord`.
     pub fn resolve(&self, pending: &[KeyChord], chord: KeyChord) -> Resolved {
         let mut typed: KeySequence = pending.to_vec();
@@ -590,6 +630,35 @@ mod tests {
         assert!(
             map.keys_for(Action::Submit).is_empty(),
             "submit lost its only key"
+        );
+    }
+
+    #[test]
+    fn an_action_left_keyless_by_another_is_named_with_its_taker_but_not_one_unbound_on_purpose() {
+        let keyless = |pairs: &[(&str, &[&str])]| {
+            let mut overrides = default_bindings();
+            for (name, keys) in pairs {
+                let keys = keys.iter().map(|key| key.to_string()).collect();
+                overrides.insert(name.to_string(), keys);
+            }
+            Keymap::with_overrides(&overrides)
+                .expect("valid")
+                .left_keyless(&overrides)
+        };
+        assert!(keyless(&[]).is_empty(), "the defaults leave none");
+        assert_eq!(
+            keyless(&[("cancel", &["n"])]),
+            ["`submit` lost n to `cancel`"]
+        );
+        // Given a key of its own, or unbound by the user, it is no surprise.
+        assert!(keyless(&[("cancel", &["n"]), ("submit", &["a"])]).is_empty());
+        assert!(keyless(&[("submit", &[])]).is_empty());
+        // One key of two taken: the other still works.
+        assert!(keyless(&[("cancel", &["j"])]).is_empty());
+        // Both taken.
+        assert_eq!(
+            keyless(&[("submit", &["j", "down"])]),
+            ["`down` lost j to `submit`, down to `submit`"]
         );
     }
 
