@@ -1387,6 +1387,30 @@ struct LocalNode {
 
 /// Starts a node and its protocol server from the config (flags applied). Logging must be set
 /// up by the caller.
+/// Descriptors a node holds besides its clients' connections: its log (segments, the next
+/// one, the directory, a checkpoint), sockets, the console's terminal, a few exec tasks.
+const OPEN_FILES_BESIDES_CONNECTIONS: u64 = 256;
+
+/// Raises the open-file limit as far as the hard limit allows, and warns when even that is
+/// short of `net.max_connections`: clients and `exec` tasks would take the descriptors the
+/// log needs for its next segment.
+fn check_open_file_limit(config: &Config) {
+    let limit = goliath::runtime::sys::raise_open_file_limit();
+    if limit.now != limit.before {
+        tracing::debug!(before = ?limit.before, now = ?limit.now, "raised the open-file limit");
+    }
+    let connections = u64::try_from(config.net.max_connections).unwrap_or(u64::MAX);
+    let needed = connections.saturating_add(OPEN_FILES_BESIDES_CONNECTIONS);
+    if let Some(now) = limit.now
+        && now < needed
+    {
+        tracing::warn!(
+            open_file_limit = now,
+            "the open-file limit ({now}, its hard limit allows no more) is short of the {needed} descriptors net.max_connections = {connections} and the node's own need: clients beyond it wait unanswered and the log waits for a descriptor to create its next segment; raise the hard limit (ulimit -Hn, LimitNOFILE= in a systemd unit) or lower net.max_connections"
+        );
+    }
+}
+
 fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<LocalNode, Failure> {
     let server_config = check_listen(&config, insecure_listen)?;
     // A node given no name and no data directory would share the other node's; one given a
@@ -1423,6 +1447,7 @@ fn start_local(config: Config, insecure_listen: bool, origin: &str) -> Result<Lo
     warn_if_insecure(&server_config);
     let gossip_socket = Cluster::bind(&config).map_err(Failure::runtime)?;
     tracing::info!(config = %origin, "starting node");
+    check_open_file_limit(&config);
     if !config.wal.enabled && !config.node.data_dir.is_empty() {
         tracing::warn!(
             data_dir = %config.node.data_dir,

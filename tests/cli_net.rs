@@ -1729,3 +1729,242 @@ fn a_watch_that_leaves_frees_its_connection_also_at_the_in_flight_limit() {
         })
     });
 }
+
+/// Runs `goliath node` under a hard open-file limit of `limit` (which the node cannot raise),
+/// its standard error on a channel of lines.
+fn node_with_open_file_limit(
+    limit: u32,
+    address: &str,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_goliath"))
+        .args(["node", "--listen", address])
+        .args(args)
+        .env_remove("GOLIATH_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let lines = common::lines_of(child.stderr.take().expect("stderr"));
+    (child, lines)
+}
+
+/// Waits for a line of `lines` containing `wanted`; panics naming what came instead if the
+/// node stops first (its stream ends) or none comes within the liveness bound.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, wanted: &str, seen: &mut String) {
+    let deadline = Instant::now() + common::LIVENESS;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(wanted) {
+                    return;
+                }
+            }
+            Err(_) => panic!("no line with {wanted:?}; the node's log:\n{seen}"),
+        }
+    }
+}
+
+#[test]
+fn a_node_out_of_file_descriptors_holds_acknowledgements_until_one_is_free_then_goes_on() {
+    use goliath::runtime::net::client::ConnectOptions;
+    use goliath::runtime::net::{Client, Hello, Request, Response, SubmitRequest, frame};
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let address = format!("127.0.0.1:{}", common::binary::free_tcp_port());
+    let (mut child, lines) = node_with_open_file_limit(
+        96,
+        &address,
+        &[
+            "--data-dir",
+            data.path().to_str().expect("utf-8"),
+            "--workers",
+            "1",
+            "--set",
+            "wal.segment_size=64KiB",
+            "--set",
+            "wal.checkpoint_every=64KiB",
+        ],
+    );
+    let mut log = String::new();
+    wait_for_line(&lines, "serving the goliath protocol", &mut log);
+    // Named at start: the hard limit leaves net.max_connections no room.
+    assert!(log.contains("the open-file limit (96"), "{log}");
+
+    // A client connected while descriptors are left, submitting once told to.
+    let (go, told) = std::sync::mpsc::channel::<()>();
+    let (connected, ready) = std::sync::mpsc::channel::<()>();
+    let submitter_address = address.clone();
+    let submitter = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let client = Client::connect(&submitter_address, &ConnectOptions::default())
+                .await
+                .expect("connects");
+            connected.send(()).expect("test waits");
+            told.recv().expect("told to go");
+            let mut acknowledged = 0;
+            for batch in 0..20 {
+                let specs = (0..100)
+                    .map(|line| format!("echo batch {batch} line {line} {}", "x".repeat(64)))
+                    .collect();
+                let request = Request::Submit(SubmitRequest {
+                    specs,
+                    idempotency_key: None,
+                    wait: false,
+                    report_ids: false,
+                });
+                match client.request(request).await {
+                    Ok(Response::Submitted { ids, .. }) => acknowledged += ids.len(),
+                    other => return Err(format!("batch {batch}: {other:?}")),
+                }
+            }
+            Ok(acknowledged)
+        })
+    });
+    ready
+        .recv_timeout(common::LIVENESS)
+        .expect("the submitter connects");
+
+    // Every descriptor the node has left taken by clients that said hello and stay.
+    let opening = frame::opening(
+        &Hello {
+            client: "holder".into(),
+            cluster: "goliath".into(),
+        },
+        1 << 20,
+    )
+    .expect("hello");
+    let held: Vec<TcpStream> = (0..150)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).expect("the kernel takes it");
+            stream.write_all(&opening).expect("hello sent");
+            stream
+        })
+        .collect();
+    wait_for_line(&lines, "no file descriptor left", &mut log);
+
+    // 2,000 tasks fill several 64 KiB segments: the log needs a new one and has no
+    // descriptor to create it. It waits, and says so, instead of failing for good.
+    go.send(()).expect("submitter waits");
+    wait_for_line(
+        &lines,
+        "no file descriptor to create the next segment",
+        &mut log,
+    );
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the node stopped: {log}"
+    );
+    drop(held);
+    let acknowledged = submitter
+        .join()
+        .expect("submitter")
+        .unwrap_or_else(|error| panic!("{error}; the node's log:\n{log}"));
+    assert_eq!(acknowledged, 2_000);
+    wait_for_line(&lines, "a file descriptor came free", &mut log);
+
+    // The node goes on whole: the log healthy, every task accepted, and checkpoints
+    // written as more segments close.
+    let node_address = address.clone();
+    let status = || {
+        let output = goliath()
+            .args(["status", "--json", "--node", &node_address])
+            .output()
+            .expect("status runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON")
+    };
+    let before = status();
+    assert_eq!(before["wal"]["healthy"], true, "{before}");
+    assert_eq!(before["counts"]["submitted"], 2_000, "{before}");
+    let checkpoints = before["wal"]["checkpoints"].as_u64().expect("checkpoints");
+    let deadline = Instant::now() + common::LIVENESS;
+    loop {
+        let more = goliath()
+            .args([
+                "submit",
+                "--node",
+                &address,
+                "echo",
+                &"y".repeat(200),
+                "x200",
+            ])
+            .output()
+            .expect("submit runs");
+        assert!(
+            more.status.success(),
+            "{}",
+            String::from_utf8_lossy(&more.stderr)
+        );
+        let now = status();
+        if now["wal"]["checkpoints"].as_u64() > Some(checkpoints)
+            && now["wal"]["checkpoint_error"].is_null()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint written again: {now}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_node_raises_a_low_soft_open_file_limit_to_its_hard_limit() {
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    let wanted = hard.map_or(1 << 20, |hard| hard.min(1 << 20));
+    assert!(
+        wanted > 64,
+        "the hard limit ({hard:?}) leaves nothing to raise"
+    );
+    let data = tempfile::tempdir().expect("temp dir");
+    let address = format!("127.0.0.1:{}", common::binary::free_tcp_port());
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 64 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_goliath"))
+        .args(["node", "--listen", &address, "--data-dir"])
+        .arg(data.path())
+        .env_remove("GOLIATH_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let lines = common::lines_of(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    wait_for_line(&lines, "serving the goliath protocol", &mut log);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).expect("limits");
+    let soft = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .expect("a Max open files line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(soft, wanted.to_string(), "{limits}");
+    assert!(
+        !log.contains("open-file limit"),
+        "no warning with room: {log}"
+    );
+}

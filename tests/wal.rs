@@ -1494,6 +1494,30 @@ fn a_checkpointer_slower_than_the_load_makes_the_writer_wait_instead_of_filling_
 }
 
 #[test]
+fn a_closed_segment_that_could_not_be_read_once_is_checkpointed_later_not_never() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = compacting_config(dir.path());
+    let faults = Arc::new(Faults::parse("segment_reads_fail=1").expect("parses"));
+    let mut builder = NodeBuilder::new(config.clone());
+    builder.wal_faults(faults.clone());
+    let node = builder.start().expect("starts");
+    let (largest, last) = sustained_load(&node, 80);
+    assert_eq!(faults.segment_reads_failing(), 0, "no segment was read");
+    let wal = node.snapshot(0).wal.expect("wal");
+    // Checkpoints went on after the failed read, and the log's disk use stayed bounded.
+    assert!(wal.checkpoint_error.is_none(), "{:?}", wal.checkpoint_error);
+    assert!(wal.checkpoints > 1, "{wal:?}");
+    let bound =
+        wal::backlog_limit(config.wal.checkpoint_every, SEGMENT) + 3 * SEGMENT + (256 << 10);
+    assert!(wal.bytes > 4 * bound, "the load wrote too little: {wal:?}");
+    assert!(
+        largest <= bound,
+        "disk use peaked at {largest} (bound {bound})"
+    );
+    restart_and_find(node, config, last);
+}
+
+#[test]
 fn a_second_node_on_the_same_directory_is_refused_naming_it_and_the_holder() {
     let dir = tempfile::tempdir().expect("temp dir");
     let _first = Node::start(durable_config(dir.path(), 8)).expect("starts");

@@ -84,6 +84,52 @@ pub fn signal_process(pid: u32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Highest soft limit on open files a node asks for: Linux's default `fs.nr_open`, above
+/// which setrlimit(2) fails even for a hard limit of "unlimited".
+const OPEN_FILES_WANTED: u64 = 1 << 20;
+
+/// This process's limit on open files, before and after [`raise_open_file_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFileLimit {
+    /// The soft limit found (`None`: unlimited).
+    pub before: Option<u64>,
+    /// The soft limit now.
+    pub now: Option<u64>,
+}
+
+/// Raises this process's soft limit on open files to its hard limit (at most 1,048,576): the
+/// common soft limit of 1,024 is what `net.max_connections` allows alone, so a node that
+/// reached it had no descriptor left for its log's next segment or an `exec` task. Children
+/// inherit the raised limit. The limit stays as it was where the system refuses.
+pub fn raise_open_file_limit() -> OpenFileLimit {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let found = getrlimit(Resource::Nofile);
+    let wanted = found
+        .maximum
+        .map_or(OPEN_FILES_WANTED, |hard| hard.min(OPEN_FILES_WANTED));
+    let before = found.current;
+    if before.is_some_and(|soft| soft < wanted) {
+        let mut raised = found;
+        raised.current = Some(wanted);
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return OpenFileLimit {
+                before,
+                now: Some(wanted),
+            };
+        }
+    }
+    OpenFileLimit {
+        before,
+        now: before,
+    }
+}
+
+/// Whether `error` says this process (`EMFILE`) or the whole system (`ENFILE`) has no file
+/// descriptor left: a wait for one to be closed, not a fault of the disk.
+pub fn out_of_file_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
 /// Lowers the calling thread's CPU priority to nice value `nice` (0 to 19; higher is lower),
 /// for background work such as the WAL's checkpoints, so that it yields the cores to the
 /// threads others wait for. Only the calling thread changes; a thread already at `nice` or

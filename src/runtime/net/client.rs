@@ -66,7 +66,7 @@ pub enum ClientError {
     },
     /// The node accepted the connection but did not answer the handshake in time.
     #[error(
-        "the node at {address} accepted the connection but did not answer within {waited:?}: is it stopped (SIGSTOP) or overloaded, or is something else listening there?"
+        "the node at {address} accepted the connection but did not answer within {waited:?}: is it stopped (SIGSTOP), overloaded or out of file descriptors (its log says so), or is something else listening there?"
     )]
     Unresponsive {
         /// Where.

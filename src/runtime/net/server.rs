@@ -206,11 +206,18 @@ impl Drop for Server {
     }
 }
 
+/// How often a listener whose accepts keep failing says so.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(60);
+
 async fn accept_loop(
     listener: TcpListener,
     context: Arc<Context>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    // Failed accepts since the last warning, and when that was: one line a minute, not
+    // twenty a second while the node has no file descriptor left.
+    let mut failed_accepts = 0u64;
+    let mut warned_at: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -220,7 +227,20 @@ async fn accept_loop(
             Ok(pair) => pair,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%error, "accept failed; retrying in 50ms");
+                failed_accepts += 1;
+                if warned_at.is_none_or(|at| at.elapsed() >= ACCEPT_WARN_EVERY) {
+                    warned_at = Some(tokio::time::Instant::now());
+                    let open = context.stats.open.load(Ordering::Relaxed);
+                    let advice = if crate::runtime::sys::out_of_file_descriptors(&error) {
+                        format!(
+                            "; the node has no file descriptor left ({open} client connections open): new clients wait unanswered until one closes; raise the open-file limit (ulimit -n) or lower net.max_connections"
+                        )
+                    } else {
+                        String::new()
+                    };
+                    tracing::warn!(%error, failed_accepts, "accept failed; retrying every 50ms{advice}");
+                    failed_accepts = 0;
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }

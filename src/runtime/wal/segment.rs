@@ -300,6 +300,9 @@ pub struct Faults {
     segments_fail_from: AtomicU64,
     /// fdatasync calls made to fail so far.
     failed_syncs: AtomicU64,
+    /// Reads of closed segments (the checkpointer's) that still fail with EMFILE, as when
+    /// the node has no file descriptor left.
+    segment_reads_failing: AtomicU64,
 }
 
 impl Default for Faults {
@@ -310,13 +313,14 @@ impl Default for Faults {
             checkpoint_delay_ms: AtomicU64::new(0),
             segments_fail_from: AtomicU64::new(u64::MAX),
             failed_syncs: AtomicU64::new(0),
+            segment_reads_failing: AtomicU64::new(0),
         }
     }
 }
 
 impl Faults {
-    /// Parses `fsync_fail_after=N`, `enospc_after_bytes=N`, `checkpoint_delay_ms=N` and
-    /// `segment_fail_from=N`, comma-separated.
+    /// Parses `fsync_fail_after=N`, `enospc_after_bytes=N`, `checkpoint_delay_ms=N`,
+    /// `segment_fail_from=N` and `segment_reads_fail=N`, comma-separated.
     pub fn parse(spec: &str) -> Result<Faults, String> {
         let faults = Faults::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -332,9 +336,10 @@ impl Faults {
                 "enospc_after_bytes" => faults.bytes_left.store(value, Ordering::SeqCst),
                 "checkpoint_delay_ms" => faults.checkpoint_delay_ms.store(value, Ordering::SeqCst),
                 "segment_fail_from" => faults.segments_fail_from.store(value, Ordering::SeqCst),
+                "segment_reads_fail" => faults.segment_reads_failing.store(value, Ordering::SeqCst),
                 other => {
                     return Err(format!(
-                        "unknown fault '{other}'; use fsync_fail_after=N, enospc_after_bytes=N, checkpoint_delay_ms=N or segment_fail_from=N"
+                        "unknown fault '{other}'; use fsync_fail_after=N, enospc_after_bytes=N, checkpoint_delay_ms=N, segment_fail_from=N or segment_reads_fail=N"
                     ));
                 }
             }
@@ -369,6 +374,11 @@ impl Faults {
         self.failed_syncs.load(Ordering::SeqCst)
     }
 
+    /// Reads of closed segments still to fail (`segment_reads_fail`).
+    pub fn segment_reads_failing(&self) -> u64 {
+        self.segment_reads_failing.load(Ordering::SeqCst)
+    }
+
     /// Called before every write of `bytes`.
     pub fn before_write(&self, bytes: usize) -> io::Result<()> {
         if Self::take(&self.bytes_left, bytes as u64) {
@@ -389,6 +399,21 @@ impl Io {
     /// Plain I/O, or I/O through `faults`.
     pub fn new(faults: Option<std::sync::Arc<Faults>>) -> Self {
         Self { faults }
+    }
+
+    /// Reads the closed segment at `path` whole into `buffer` (for the checkpointer).
+    pub fn read_segment(&self, path: &Path, buffer: &mut Vec<u8>) -> io::Result<()> {
+        if let Some(faults) = &self.faults
+            && faults
+                .segment_reads_failing
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok()
+        {
+            return Err(io::Error::from_raw_os_error(libc::EMFILE));
+        }
+        read_into(path, buffer)
     }
 
     /// Called by the checkpointer before it writes a checkpoint: sleeps as the faults say.

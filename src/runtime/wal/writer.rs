@@ -554,6 +554,13 @@ impl PrepareState {
 /// log that catches up ends the pauses (`needed_now`), and so does a stopping log.
 const PREPARE_PAUSE: Duration = Duration::from_millis(2);
 
+/// Out of file descriptors, the writer tries again to create its next segment after this
+/// long, doubling up to [`DESCRIPTOR_RETRY_MAX`], and warns again every
+/// [`DESCRIPTOR_WARN_EVERY`] of waiting.
+const DESCRIPTOR_RETRY_FIRST: Duration = Duration::from_millis(10);
+const DESCRIPTOR_RETRY_MAX: Duration = Duration::from_millis(500);
+const DESCRIPTOR_WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// The CPU priority (nice value) of the segment preparer and the checkpointer: below the
 /// threads that acknowledge submissions, whose cores their work would otherwise take (the
 /// preparer copies a segment of zeros, the checkpointer replays whole segments), but not so
@@ -672,9 +679,49 @@ impl Preparer {
             break;
         }
         drop(state);
-        // One more attempt here; if the disk is still full this fails the log.
-        self.io
-            .create_segment(&self.dir, seq, self.size, self.log_id, unix_now_us())
+        // One more attempt here; if the disk is still full this fails the log. Out of file
+        // descriptors, it waits for one instead (nothing was written, so nothing is retried
+        // on the same data): clients or exec tasks holding them all for a moment stopped the
+        // log for good, and the node with it.
+        let mut waited = Duration::ZERO;
+        let mut pause = DESCRIPTOR_RETRY_FIRST;
+        let mut warned_at: Option<Duration> = None;
+        loop {
+            let error = match self.io.create_segment(
+                &self.dir,
+                seq,
+                self.size,
+                self.log_id,
+                unix_now_us(),
+            ) {
+                Ok(segment) => {
+                    if warned_at.is_some() {
+                        tracing::info!(segment = %segment::segment_name(seq), waited = ?waited, "WAL: a file descriptor came free; acknowledgements go on");
+                    }
+                    return Ok(segment);
+                }
+                Err(error) if crate::runtime::sys::out_of_file_descriptors(&error) => error,
+                Err(error) => return Err(error),
+            };
+            if warned_at.is_none_or(|at| waited >= at + DESCRIPTOR_WARN_EVERY) {
+                warned_at = Some(waited);
+                tracing::warn!(segment = %segment::segment_name(seq), %error, waited = ?waited, "WAL: no file descriptor to create the next segment; acknowledgements wait until one is closed (raise the open-file limit, ulimit -n, or lower net.max_connections)");
+            }
+            let state = lock(&self.state);
+            if state.stopping {
+                return Err(error);
+            }
+            let (state, _) = self
+                .wake
+                .wait_timeout(state, pause)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if state.stopping {
+                return Err(error);
+            }
+            drop(state);
+            waited += pause;
+            pause = (pause * 2).min(DESCRIPTOR_RETRY_MAX);
+        }
     }
 
     /// Stops the thread.
@@ -1111,6 +1158,8 @@ impl Writer {
                     crate::runtime::units::HumanSize::approx(2 * self.segment_size + checkpoint),
                     crate::runtime::units::HumanSize::approx(checkpoint)
                 )
+            } else if crate::runtime::sys::out_of_file_descriptors(&error) {
+                "; the node was out of file descriptors as it stopped: raise the open-file limit (ulimit -n) or lower net.max_connections".to_string()
             } else {
                 String::new()
             };
@@ -1244,19 +1293,38 @@ impl Checkpointer {
             if since_checkpoint < self.checkpoint_every {
                 continue;
             }
-            for seq in waiting.drain(..) {
-                if let Err(error) = self.apply_segment(seq, &mut buffer) {
-                    // The log itself is fine (the segment is durable); only compaction stops,
-                    // so nothing is deleted that has not been replayed.
+            let mut applied = 0;
+            let mut failure = None;
+            for &seq in &waiting {
+                match self.apply_segment(seq, &mut buffer) {
+                    Ok(_) => applied += 1,
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            waiting.drain(..applied);
+            match failure {
+                // The log itself is fine (the segment is durable); only compaction stops, so
+                // nothing is deleted that has not been replayed.
+                Some(ApplyFailure::Damaged(error)) => {
                     tracing::error!(%error, "WAL checkpointing stopped; the log keeps working but its disk use now grows");
                     *lock(&self.log.metrics.checkpoint_error) = Some(error);
                     self.log.backlog_progress(0, true);
                     broken = true;
-                    break;
+                    continue;
                 }
-            }
-            if broken {
-                continue;
+                // A segment that could not be read now (no file descriptor left, say) is
+                // read again after the next one closes: stopping for good let the log grow
+                // until the disk was full.
+                Some(ApplyFailure::Unread(error)) => {
+                    tracing::warn!(%error, "WAL checkpoint put off; will try again after the next segment");
+                    *lock(&self.log.metrics.checkpoint_error) = Some(error);
+                    self.log.backlog_progress(0, true);
+                    continue;
+                }
+                None => {}
             }
             self.io.before_checkpoint();
             match write_checkpoint(
@@ -1306,22 +1374,33 @@ impl Checkpointer {
         }
     }
 
-    fn apply_segment(&mut self, seq: u64, buffer: &mut Vec<u8>) -> Result<u64, String> {
+    fn apply_segment(&mut self, seq: u64, buffer: &mut Vec<u8>) -> Result<u64, ApplyFailure> {
         if seq != self.next_segment {
-            return Err(format!(
+            return Err(ApplyFailure::Damaged(format!(
                 "segment {seq} closed but segment {} was expected next",
                 self.next_segment
-            ));
+            )));
         }
         let path = self.dir.join(segment::segment_name(seq));
-        segment::read_into(&path, buffer)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        self.io
+            .read_segment(&path, buffer)
+            .map_err(|e| ApplyFailure::Unread(format!("reading {}: {e}", path.display())))?;
         let state = &mut self.state;
         let scan = recovery::scan_segment(buffer, false, |frames| state.apply_group(frames))
-            .map_err(|damage| format!("{} is damaged at {damage}", path.display()))?;
+            .map_err(|damage| {
+                ApplyFailure::Damaged(format!("{} is damaged at {damage}", path.display()))
+            })?;
         self.next_segment = seq + 1;
         Ok(scan.end as u64)
     }
+}
+
+/// Why the checkpointer could not replay a closed segment.
+enum ApplyFailure {
+    /// It could not be read now; nothing of it was replayed, and it is tried again later.
+    Unread(String),
+    /// It is not what the log wrote (or not the one expected next): checkpoints stop.
+    Damaged(String),
 }
 
 /// Writes the checkpoint of `state` covering segments below `next_segment`; returns its size.
