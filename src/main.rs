@@ -546,6 +546,8 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
         // A client command's output follows the node's answer: what was asked was done, only
         // its report is lost (a script that retries a submit would submit it again).
         let done = match (CLIENT_COMMAND.load(relaxed), CHANGING_COMMAND.load(relaxed)) {
+            // A stream's lines are lost from here on; the node is not asked anything.
+            _ if STREAM_COMMAND.load(relaxed) => "; the watch ends",
             (true, true) => {
                 "; the node had answered (what it answered took effect), only this report of it is lost"
             }

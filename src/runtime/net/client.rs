@@ -57,7 +57,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The node speaks another protocol version, or is not a goliath node.
-    #[error("the node at {address} speaks another protocol: {reason}")]
+    #[error("{address} speaks another protocol: {reason}")]
     Protocol {
         /// Where.
         address: String,
@@ -422,7 +422,7 @@ async fn handshake(
         return Err(ClientError::Protocol {
             address: address.to_string(),
             reason: format!(
-                "what answers there is not a goliath node (it began with \"{}\"); check the address and port",
+                "it is not a goliath node (it began with \"{}\"); check the address and port",
                 crate::runtime::units::printable(&String::from_utf8_lossy(&preamble), false)
             ),
         });
