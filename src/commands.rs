@@ -1505,9 +1505,18 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
         );
     }
     let recovered = &wal.recovered;
+    // Tasks the start ended (their cancel was asked, or they cannot run here) are not among
+    // those to run again: said, or a start that failed exec tasks read as if it had none.
+    let ended = match recovered.finished_at_start {
+        0 => String::new(),
+        count => format!(
+            ", {} ended at start (cancelled before the stop, or unable to run here: the node's log names them)",
+            count
+        ),
+    };
     let _ = writeln!(
         out,
-        "  start   recovered {} to run again ({} had started), {} finished, {} keys; {} torn bytes dropped",
+        "  start   recovered {} to run again ({} had started){ended}, {} in the history, {} keys; {} torn bytes dropped",
         goliath::runtime::units::counted(
             recovered.requeued_running + recovered.requeued_queued,
             "task",

@@ -1968,3 +1968,47 @@ fn a_node_raises_a_low_soft_open_file_limit_to_its_hard_limit() {
         "no warning with room: {log}"
     );
 }
+
+#[test]
+fn exec_tasks_a_restart_with_exec_off_cannot_run_are_named_as_failed_not_passed_over() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut first = RunningNode::start_in(
+        data.path(),
+        &["--workers", "1", "--set", "exec.remote=true"],
+    );
+    let submitted = first.json(&["submit", "exec -- sleep 600", "sleep 10m"]);
+    let exec_id = submitted["ids"][0].as_u64().expect("exec id");
+    let sleep_id = submitted["ids"][1].as_u64().expect("sleep id");
+    wait_for_state(&first, exec_id, "running");
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    drop(first);
+
+    let second = RunningNode::start_in(data.path(), &["--set", "exec.enabled=false"]);
+    let log = second.log();
+    let warning = log
+        .lines()
+        .find(|line| line.contains("cannot run on this start"))
+        .unwrap_or_else(|| panic!("no warning of the failed task: {log}"));
+    assert!(
+        warning.contains("WARN")
+            && warning.contains("1 task recovered")
+            && warning.contains(&format!("ids {exec_id})"))
+            && warning.contains("exec.enabled = false"),
+        "{warning}"
+    );
+    let status = second.client(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("recovered 1 task to run again") && status.contains("1 ended at start"),
+        "{status}"
+    );
+    assert_eq!(
+        second.json(&["task", &exec_id.to_string()])["state"],
+        "failed"
+    );
+    assert_eq!(
+        second.json(&["task", &sleep_id.to_string()])["state"],
+        "running"
+    );
+}

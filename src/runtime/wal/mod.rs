@@ -692,6 +692,25 @@ pub fn open(
     summary.requeued_running = restart.were_running;
     summary.requeued_queued = restart.were_queued;
     summary.finished_at_start = restart.finished;
+    if let Some(why) = &restart.failed_why {
+        // Acknowledged work ended by this start's config: said, not left for `goliath tasks`.
+        let ids: Vec<String> = restart.failed_ids.iter().map(u64::to_string).collect();
+        let more = restart
+            .failed
+            .saturating_sub(restart.failed_ids.len() as u64);
+        tracing::warn!(
+            failed = restart.failed,
+            "{} recovered from the log cannot run on this start and {} failed for good: {why} (ids {}{}); `goliath task ID` shows each one's spec, to submit again where it can run",
+            crate::runtime::units::counted(restart.failed, "task", "tasks"),
+            if restart.failed == 1 { "is" } else { "are" },
+            ids.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
     summary.history = state.finished.len() as u64;
     summary.keys = state.keys.len() as u64;
     summary.max_id = state.max_id;

@@ -521,6 +521,13 @@ impl State {
             let ending = if task.cancel_requested {
                 Some((TaskState::Cancelled, None))
             } else if let Err(why) = runnable(&task.spec) {
+                counts.failed += 1;
+                if counts.failed_ids.len() < FAILED_AT_START_NAMED {
+                    counts.failed_ids.push(id);
+                }
+                if counts.failed_why.is_none() {
+                    counts.failed_why = Some(why.clone());
+                }
                 Some((TaskState::Failed, Some(why)))
             } else {
                 None
@@ -634,7 +641,7 @@ impl State {
 }
 
 /// What [`State::restart`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestartCounts {
     /// Requeued tasks that had begun a run.
     pub were_running: u64,
@@ -642,7 +649,15 @@ pub struct RestartCounts {
     pub were_queued: u64,
     /// Tasks finished at restart (cancel requested, or cannot run here).
     pub finished: u64,
+    /// Of those, the ones that cannot run here (failed), with the first ids and the first
+    /// reason, for the start to say so.
+    pub failed: u64,
+    pub failed_ids: Vec<u64>,
+    pub failed_why: Option<String>,
 }
+
+/// The most ids of tasks failed at a restart that the start's warning names.
+pub const FAILED_AT_START_NAMED: usize = 20;
 
 /// Reads a whole checkpoint file's bytes into a state; checks its first and last records and
 /// the counts. Returns the begin record.
