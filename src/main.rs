@@ -833,7 +833,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             let merged = node.merged(&outer_node, &config);
             let (config, origin) = load_config(&merged)?;
             // What the command line changed on top of it, so the origin line is not all.
-            let mut changed: Vec<String> = merged.given().into_iter().map(String::from).collect();
+            let mut changed: Vec<String> = merged.given_with_values();
             changed.extend(
                 merged
                     .overrides
@@ -1081,6 +1081,32 @@ impl NodeArgs {
         ]
         .into_iter()
         .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
+    /// The flags given, each with its value as typed (`--arena-slots 8`), for `config show`:
+    /// a flag's name alone left a script to read every key to learn what it set.
+    fn given_with_values(&self) -> Vec<String> {
+        let data_dir = self.data_dir.as_ref().map(|dir| dir.display().to_string());
+        [
+            ("--name", self.name.as_ref()),
+            ("--workers", self.workers.as_ref()),
+            ("--arena-slots", self.arena_slots.as_ref()),
+            ("--listen", self.listen.as_ref()),
+            ("--data-dir", data_dir.as_ref()),
+            ("--gossip", self.gossip.as_ref()),
+            ("--join", self.join.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.map(|value| format!("{flag} {value}")))
+        .chain(
+            self.insecure_listen
+                .then(|| "--insecure-listen".to_string()),
+        )
+        .chain(
+            self.exit_with_stdin
+                .then(|| "--exit-with-stdin".to_string()),
+        )
         .collect()
     }
 

@@ -589,7 +589,7 @@ fn config_show_names_what_the_command_line_changed() {
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     let header: Vec<&str> = text.lines().take(2).collect();
-    assert!(header[1].contains("--workers"), "{text}");
+    assert!(header[1].contains("--workers 3"), "{text}");
     assert!(header[1].contains("--set exec.max_output=1MiB"), "{text}");
 }
 
@@ -600,7 +600,7 @@ fn config_show_json_is_one_document_with_origin_changes_and_every_key() {
     let output = goliath()
         .args(["config", "show", "--json", "--config"])
         .arg(&file)
-        .args(["--set", "exec.max_output=1MiB"])
+        .args(["--set", "exec.max_output=1MiB", "--arena-slots", "8"])
         .output()
         .expect("runs");
     assert!(
@@ -614,8 +614,9 @@ fn config_show_json_is_one_document_with_origin_changes_and_every_key() {
     assert!(from.contains("node.toml"), "{document}");
     assert_eq!(
         document["command_line"],
-        serde_json::json!(["--set exec.max_output=1MiB"])
+        serde_json::json!(["--arena-slots 8", "--set exec.max_output=1MiB"])
     );
+    assert_eq!(document["config"]["arena"]["slots"], 8);
     // The file's value, the command line's, and a default no one set.
     assert_eq!(document["config"]["scheduler"]["workers"], 3);
     assert_eq!(document["config"]["exec"]["max_output"], "1MiB");
