@@ -1431,3 +1431,30 @@ fn a_listing_before_an_id_pages_through_live_and_finished_tasks_alike() {
     assert_eq!(ids, vec![finished[1], finished[0]]);
     node.cancel(spinner).expect("cancel");
 }
+
+#[test]
+fn a_new_task_gets_a_turn_within_a_slice_or_so_even_with_long_slices_behind_running_ones() {
+    // One worker, long slices, two spins that keep it busy for many slices: a task submitted
+    // after them used to wait 61 slices (the fairness count), here longer than both spins.
+    let mut cfg = config(1, 64);
+    cfg.scheduler.slice = Duration::from_millis(100);
+    let node = Node::start(cfg).expect("starts");
+    let spins = node.submit_text("spin 10s x2").expect("spins");
+    wait_running(&node, spins[0]);
+    let slices = || node.snapshot(0).workers[0].slices;
+    let before = slices();
+    let late = submit(&node, "fib 1");
+    let finished = wait_finished(&node, late);
+    assert_eq!(finished.state, TaskState::Succeeded);
+    // Its own slice, the one under way when it came, and one more at most; not 61.
+    let waited = slices() - before;
+    assert!(waited <= 3, "the new task waited {waited} slices");
+    for &spin in &spins {
+        let info = node.task(spin).expect("spin");
+        assert!(
+            !info.state.is_finished(),
+            "the new task waited for the spins to end: {info:?}"
+        );
+        node.cancel(spin).expect("cancels");
+    }
+}

@@ -46,6 +46,9 @@ const INJECT_BATCH: usize = 32;
 const STEAL_BATCH: usize = 32;
 /// Every this many tasks a worker checks the submission queue before its own deque.
 const FAIRNESS_INTERVAL: u32 = 61;
+/// ... and at least this often while it runs tasks: with long slices (up to 1 s), every 61
+/// tasks left a new submission queued for a minute behind running tasks.
+const FAIRNESS_TIME_NS: u64 = 10_000_000;
 
 /// Counts of finished tasks by final state.
 #[derive(Debug, Default)]
@@ -280,12 +283,17 @@ struct WorkerThread {
     /// Last clock reading, reused as the next task's start while the worker stays busy.
     now_ticks: u64,
     now_valid: bool,
+    /// The clock when this worker last looked at the submission queue, and
+    /// [`FAIRNESS_TIME_NS`] in clock ticks.
+    submitted_checked_at: u64,
+    fairness_ticks: u64,
 }
 
 /// Runs a worker until the node stops.
 pub(crate) fn run_worker(core: WorkerCore) {
     let seed =
         0x9E37_79B9_7F4A_7C15u64 ^ ((core.index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    let fairness_ticks = core.shared.clock.ns_to_ticks(FAIRNESS_TIME_NS);
     let mut worker = WorkerThread {
         core,
         scratch: Scratch::default(),
@@ -294,6 +302,8 @@ pub(crate) fn run_worker(core: WorkerCore) {
         tick: 0,
         now_ticks: 0,
         now_valid: false,
+        submitted_checked_at: 0,
+        fairness_ticks,
     };
     let _ = worker.core.shared.sleepers.threads[worker.core.index].set(std::thread::current());
     worker.main_loop();
@@ -339,7 +349,9 @@ impl WorkerThread {
 
     fn next_task(&mut self) -> Option<u32> {
         self.tick = self.tick.wrapping_add(1);
-        if self.tick.is_multiple_of(FAIRNESS_INTERVAL)
+        let overdue = self.now_valid
+            && self.now_ticks.saturating_sub(self.submitted_checked_at) >= self.fairness_ticks;
+        if (overdue || self.tick.is_multiple_of(FAIRNESS_INTERVAL))
             && let Some(index) = self.take_submitted()
         {
             return Some(index);
@@ -353,6 +365,9 @@ impl WorkerThread {
     /// Takes one task from the submission queue and, with the same compare-and-swap, a share
     /// of the backlog onto the deque (where idle workers can steal it).
     fn take_submitted(&mut self) -> Option<u32> {
+        if self.now_valid {
+            self.submitted_checked_at = self.now_ticks;
+        }
         let shared = &self.core.shared;
         let mut taken = [0u32; INJECT_BATCH + 1];
         let count = shared
