@@ -592,12 +592,17 @@ fn describe(record: &Record) -> String {
             }
         ),
         Record::CheckpointFinished(task) => format!(
-            "history id={} {} state={} attempt={} output={}",
+            "history id={} {} state={} attempt={} output={}{}",
             task.outcome.id,
             spec_text(&task.spec),
             task.outcome.state,
             task.outcome.attempt,
-            output_text(&task.outcome.output)
+            output_text(&task.outcome.output),
+            task.outcome
+                .error
+                .as_ref()
+                .map(|error| format!(" error={}", quote_word(error)))
+                .unwrap_or_default()
         ),
         Record::CheckpointKey(key) => {
             format!("key {} ids={}", quote_word(&key.key), ids_text(&key.ids))

@@ -1154,3 +1154,25 @@ fn wait_for(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn wal_dump_shows_the_error_of_a_task_the_checkpoint_keeps_in_the_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = RunningNode::start_in(dir.path(), &["--workers", "1"]);
+    let waited = node.client(&["submit", "--wait", "spin 1s timeout=5ms"]);
+    assert_eq!(waited.status.code(), Some(1), "{waited:?}");
+    drop(node);
+    // The next start writes a checkpoint of what it recovered: the task is in its history.
+    drop(RunningNode::start_in(dir.path(), &["--workers", "1"]));
+    let dump = wal_tool(&["dump"], dir.path());
+    let text = String::from_utf8_lossy(&dump.stdout);
+    let history = text
+        .lines()
+        .find(|line| line.contains("history id=1 "))
+        .unwrap_or_else(|| panic!("no history record of task 1: {text}"));
+    assert!(
+        history.contains("state=timed_out")
+            && history.contains("error=\"timed out after 5ms on a worker\""),
+        "{history}"
+    );
+}
