@@ -1730,16 +1730,17 @@ fn a_watch_that_leaves_frees_its_connection_also_at_the_in_flight_limit() {
     });
 }
 
-/// Runs `goliath node` under a hard open-file limit of `limit` (which the node cannot raise),
-/// its standard error on a channel of lines.
+/// Runs `goliath node` under the open-file limit `ulimit` sets with `limit` (`-n 96`: soft
+/// and hard, which the node cannot raise; `-Sn 64`: soft only), its standard error on a
+/// channel of lines.
 fn node_with_open_file_limit(
-    limit: u32,
+    limit: &str,
     address: &str,
     args: &[&str],
 ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut child = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_goliath"))
         .args(["node", "--listen", address])
         .args(args)
@@ -1782,7 +1783,7 @@ fn a_node_out_of_file_descriptors_holds_acknowledgements_until_one_is_free_then_
     let data = tempfile::tempdir().expect("temp dir");
     let address = format!("127.0.0.1:{}", common::binary::free_tcp_port());
     let (mut child, lines) = node_with_open_file_limit(
-        96,
+        "-n 96",
         &address,
         &[
             "--data-dir",
@@ -1938,20 +1939,11 @@ fn a_node_raises_a_low_soft_open_file_limit_to_its_hard_limit() {
     );
     let data = tempfile::tempdir().expect("temp dir");
     let address = format!("127.0.0.1:{}", common::binary::free_tcp_port());
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -Sn 64 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_goliath"))
-        .args(["node", "--listen", &address, "--data-dir"])
-        .arg(data.path())
-        .env_remove("GOLIATH_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent-goliath-test")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let lines = common::lines_of(child.stderr.take().expect("stderr"));
+    let (mut child, lines) = node_with_open_file_limit(
+        "-Sn 64",
+        &address,
+        &["--data-dir", data.path().to_str().expect("utf-8")],
+    );
     let mut log = String::new();
     wait_for_line(&lines, "serving the goliath protocol", &mut log);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).expect("limits");

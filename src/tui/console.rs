@@ -356,16 +356,21 @@ async fn sleep_until(at: Option<Instant>) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_typed_theme_wins_over_no_color_and_no_color_over_the_configured_one() {
-        let mut settings = ConsoleSettings {
+    /// The settings of a console started with no flags and the default config.
+    fn default_settings() -> ConsoleSettings {
+        ConsoleSettings {
             config: crate::config::Config::default().console,
             readonly: false,
             no_mouse: false,
             ascii: false,
             theme: None,
             shutdown: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_typed_theme_wins_over_no_color_and_no_color_over_the_configured_one() {
+        let mut settings = default_settings();
         settings.config.theme = "light".into();
         assert_eq!(chosen_theme(&settings, false), ThemeName::Light);
         assert_eq!(chosen_theme(&settings, true), ThemeName::Mono);
@@ -375,14 +380,7 @@ mod tests {
 
     #[test]
     fn a_console_whose_keys_leave_an_action_keyless_says_so_at_start() {
-        let mut settings = ConsoleSettings {
-            config: crate::config::Config::default().console,
-            readonly: false,
-            no_mouse: false,
-            ascii: false,
-            theme: None,
-            shutdown: None,
-        };
+        let mut settings = default_settings();
         let app = build_app(&settings, None, Kinds::new()).expect("app");
         assert!(
             app.status.is_none(),
