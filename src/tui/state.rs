@@ -20,6 +20,8 @@ pub const HISTORY_SAMPLES: usize = 120;
 pub const PROMPT_HISTORY: usize = 100;
 /// How long a status message stays.
 pub const STATUS_TTL: Duration = Duration::from_secs(8);
+/// A status message younger than this is one the operator is still reading.
+const FRESH_STATUS: Duration = Duration::from_secs(3);
 
 /// How the console was started; fixed for its lifetime.
 #[derive(Debug, Clone)]
@@ -1207,10 +1209,40 @@ impl App {
         {
             self.selected = None;
             self.task_offset = 0;
-            self.tell(
-                Severity::Info,
-                format!("task {id} left the list of the newest tasks; `:task {id}` shows it"),
-            );
+            // Why it went: it finished while tasks in flight fill the list (no finished
+            // task is listed then), or newer tasks pushed it out of the newest.
+            let was_in_flight = previous.as_ref().is_some_and(|before| {
+                before
+                    .tasks
+                    .iter()
+                    .any(|t| t.id == id && !t.state.is_finished())
+            });
+            let in_flight_only = snapshot.tasks.len() >= self.options.task_limit
+                && snapshot.tasks.iter().all(|t| !t.state.is_finished());
+            let why = if was_in_flight && in_flight_only {
+                format!(
+                    "task {id} ended and is not listed while tasks in flight fill the list; `:task {id}` shows it"
+                )
+            } else {
+                format!("task {id} left the list of the newest tasks; `:task {id}` shows it")
+            };
+            let detail_open = self.detail.as_ref().is_some_and(|detail| detail.id == id);
+            // What the operator just did to it (a cancel's answer) stays in view: the reason
+            // the row went is added, not put in its place. An open detail of the task says
+            // all there is.
+            let fresh = self.status.as_ref().filter(|status| {
+                status.until.saturating_duration_since(Instant::now()) + FRESH_STATUS > STATUS_TTL
+                    && status.text.starts_with(&format!("task {id}:"))
+            });
+            match fresh {
+                _ if detail_open => {}
+                Some(status) => {
+                    let text = format!("{}; it is no longer listed", status.text);
+                    let severity = status.severity;
+                    self.tell(severity, text);
+                }
+                None => self.tell(Severity::Info, why),
+            }
         }
         self.live.series.record(previous.as_ref(), &snapshot);
         self.live.snapshot = Some(snapshot);
@@ -2508,6 +2540,53 @@ pub(crate) mod tests {
             .map(|s| s.text.clone())
             .unwrap_or_default();
         assert!(said.contains("task 1 left the list"), "{said}");
+    }
+
+    #[test]
+    fn a_cancelled_task_that_ends_unlisted_keeps_the_cancel_said_and_the_reason_added() {
+        // The list holds tasks in flight only (as many as the limit): a task that ends drops
+        // out of it at once. The cancel's answer stays in view, with why the row went.
+        let mut app = app();
+        app.options.task_limit = 3;
+        let running = |ids: &[u64]| {
+            ids.iter()
+                .map(|&id| task(id, TaskState::Running, "sleep 1h"))
+                .collect::<Vec<_>>()
+        };
+        app.ingest(snapshot(2, running(&[1, 2, 3]), 1));
+        press(&mut app, "2");
+        app.selected = Some(TaskId(2));
+        app.on_reply(Reply::Cancelled {
+            results: vec![(TaskId(2), Ok("cancel requested".into()))],
+        });
+        app.ingest(snapshot(2, running(&[1, 3, 4]), 2));
+        let said = status_text(&app);
+        assert!(
+            said.starts_with("task 2: cancel requested") && said.contains("no longer listed"),
+            "{said}"
+        );
+        // Without a fresh word about it, the reason is that it ended, not that newer tasks
+        // pushed it out of the newest.
+        app.status = None;
+        app.selected = Some(TaskId(3));
+        app.ingest(snapshot(2, running(&[1, 4, 5]), 3));
+        let said = status_text(&app);
+        assert!(
+            said.contains("task 3 ended and is not listed while tasks in flight fill the list"),
+            "{said}"
+        );
+        // With its detail open, the detail says it all.
+        app.status = None;
+        app.selected = Some(TaskId(4));
+        app.detail = Some(Detail {
+            id: TaskId(4),
+            info: None,
+            error: None,
+            scroll: 0,
+            complete: false,
+        });
+        app.ingest(snapshot(2, running(&[1, 5, 6]), 4));
+        assert!(app.status.is_none(), "{}", status_text(&app));
     }
 
     #[test]

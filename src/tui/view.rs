@@ -1688,16 +1688,12 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
         .iter()
         .map(|m| m.protocol_address_shown().chars().count())
         .fold(21, usize::max);
-    // NAME as wide as the longest name (within 18 to 40): names that differ only at the end
-    // (`worker-euw1-001`, `-002`) were cut to the same 18 columns with no mark.
-    let name_width = cluster
-        .members
-        .iter()
-        .map(|m| unicode_width::UnicodeWidthStr::width(member_name_shown(m).as_str()))
-        .fold(18, usize::max)
-        .min(NAME_WIDTH_MAX);
-    let columns_spec: [(&str, u16, u8); 9] = [
-        ("NAME", u16::try_from(name_width).unwrap_or(18), 0),
+    // NAME as wide as the longest name (at least 18; at most 40, or what the other columns
+    // leave when all of them fit): names that differ only at the end (`worker-euw1-001`,
+    // `-002`) were cut to the same 18 columns with no mark, and a 41-column name was cut
+    // beside 60 empty ones.
+    let mut columns_spec: [(&str, u16, u8); 9] = [
+        ("NAME", 0, 0),
         ("STATE", 12, 1),
         // A narrow table keeps what says which member is busy (LOAD) and where to send it
         // work (PROTOCOL) before its gossip address.
@@ -1718,6 +1714,18 @@ fn draw_cluster_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap)
         ("DEPTH", 8, 8),
     ];
     let room = usize::from(table_area.width.saturating_sub(2));
+    // The other columns and the spaces between all nine.
+    let others: usize = columns_spec[1..]
+        .iter()
+        .map(|(_, width, _)| usize::from(*width) + 1)
+        .sum();
+    let name_width = cluster
+        .members
+        .iter()
+        .map(|m| unicode_width::UnicodeWidthStr::width(member_name_shown(m).as_str()))
+        .fold(18, usize::max)
+        .min(NAME_WIDTH_MAX.max(room.saturating_sub(others)));
+    columns_spec[0].1 = u16::try_from(name_width).unwrap_or(18);
     let columns: Vec<(usize, usize)> = columns_spec
         .iter()
         .map(|(_, width, priority)| (usize::from(*width), usize::from(*priority)))
@@ -1992,20 +2000,11 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     }
     // The node sends every running task and the newest others, up to console.task_limit:
     // say how many in flight that leaves out, so a filter's "0" is not read as "none".
-    if let Some(snapshot) = app.view().snapshot.as_ref() {
-        let listed = snapshot
-            .tasks
-            .iter()
-            .filter(|t| !t.state.is_finished())
-            .count() as u64;
-        let in_flight = snapshot.counts.queued + snapshot.counts.running;
-        if in_flight > listed {
-            let unlisted = in_flight - listed;
-            parts.push((
-                format!(" · {unlisted} more in flight not listed (console.task_limit)"),
-                format!(" · {unlisted} more in flight"),
-            ));
-        }
+    if let Some(unlisted) = unlisted_in_flight(app) {
+        parts.push((
+            format!(" · {unlisted} more in flight not listed (console.task_limit)"),
+            format!(" · {unlisted} more in flight"),
+        ));
     }
     // The room inside the corners and the title's padding.
     let room = usize::from(area.width.saturating_sub(4));
@@ -2046,6 +2045,19 @@ impl Listed {
             Listed::InFlightOnly => format!("{shown} of {total} in flight"),
         }
     }
+}
+
+/// Tasks in flight the node did not send (the list holds every running task and the newest
+/// others, up to console.task_limit), if any.
+fn unlisted_in_flight(app: &App) -> Option<u64> {
+    let snapshot = app.view().snapshot.as_ref()?;
+    let listed = snapshot
+        .tasks
+        .iter()
+        .filter(|t| !t.state.is_finished())
+        .count() as u64;
+    let in_flight = snapshot.counts.queued + snapshot.counts.running;
+    (in_flight > listed).then(|| in_flight - listed)
 }
 
 fn listed_tasks(app: &App) -> Listed {
@@ -2309,11 +2321,19 @@ fn draw_task_table(
                     error,
                     ..
                 } => {
-                    format!("the node refused the console: {error}")
+                    // The error names who refused, or that no node answers there at all.
+                    format!("cannot attach: {error}")
                 }
                 Link::Down { error, .. } => format!("no connection to the node: {error}"),
                 _ => "waiting for the node…".to_string(),
             }
+        } else if !app.filter.is_empty()
+            && let Some(unlisted) = unlisted_in_flight(app)
+        {
+            format!(
+                "no task listed matches \"{}\", but {unlisted} more in flight are not listed (console.task_limit), nor finished ones: `goliath tasks --state STATE` lists them all",
+                app.filter
+            )
         } else if !app.filter.is_empty() && listed_tasks(app) == Listed::InFlightOnly {
             format!(
                 "no task in flight matches \"{}\": finished tasks are not listed while tasks in flight fill console.task_limit (goliath tasks lists them)",
@@ -3168,6 +3188,15 @@ mod tests {
             5002 - listed
         );
         assert!(text.contains(&expected), "{text}");
+        // A filter that matches none of those listed does not say none in flight matches:
+        // the unlisted ones may.
+        app.filter = "no such spec".into();
+        let text = format!("{}", draw(&mut app, 160, 40).backend());
+        let expected = format!(
+            "no task listed matches \"no such spec\", but {} more in flight are not listed",
+            5002 - listed
+        );
+        assert!(text.contains(&expected), "{text}");
     }
 
     #[test]
@@ -3194,7 +3223,8 @@ mod tests {
         app.filter = "succeeded".into();
         let text = format!("{}", draw(&mut app, 160, 40).backend());
         assert!(
-            text.contains("no task in flight matches \"succeeded\""),
+            text.contains("no task listed matches \"succeeded\"")
+                && text.contains("nor finished ones"),
             "{text}"
         );
         app.tab = Tab::Overview;
@@ -3574,7 +3604,7 @@ mod tests {
             "{first}"
         );
         assert!(
-            text.contains("the node refused the console: the node is in cluster")
+            text.contains("cannot attach: the node is in cluster")
                 && !text.contains("waiting for the node"),
             "{text}"
         );
@@ -4471,6 +4501,29 @@ mod panel_tests {
     }
 
     #[test]
+    fn the_cluster_tab_shows_a_long_name_whole_where_the_window_has_room() {
+        let long_name = "h7-very-long-node-name-for-testing-widths-and-more";
+        let shown = |width: u16| {
+            let mut app = app(2, true, true);
+            let mut sample = snapshot(2, Vec::new(), 13);
+            let mut long = cluster();
+            long.members[1].name = long_name.into();
+            sample.cluster = Some(long);
+            app.ingest(sample);
+            app.tab = Tab::Cluster;
+            format!("{}", draw(&app, width, 30).backend())
+        };
+        let wide = shown(200);
+        assert!(wide.contains(long_name), "{wide}");
+        // Where the other columns need the room, it loses its middle.
+        let narrow = shown(120);
+        assert!(
+            !narrow.contains(long_name) && narrow.contains("h7-very-long-node-na…"),
+            "{narrow}"
+        );
+    }
+
+    #[test]
     fn the_overview_member_lines_align_also_with_a_long_name() {
         for width in [80u16, 120] {
             let mut app = app(2, true, true);
@@ -4828,12 +4881,13 @@ mod panel_tests {
                     .push(member(name, MemberState::Alive, 0.2, false));
             }
         }
-        let text = format!("{}", draw(&app, 160, 40).backend());
+        let text = format!("{}", draw(&app, 120, 40).backend());
         assert!(
             text.contains("cluster-worker-euw1-001") && text.contains("cluster-worker-euw1-002"),
             "{text}"
         );
-        // Cut to 40 columns in the middle: the ends that differ stay in sight.
+        // Cut to 40 columns in the middle where the other columns take the rest: the ends
+        // that differ stay in sight.
         for end in ["001", "002"] {
             let cut = format!("a-name-far-longer-th…t-column-allows-{end}");
             assert!(text.contains(&cut), "{cut} in\n{text}");
