@@ -1010,7 +1010,12 @@ fn draw_arena(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let percent = arena.in_use as f64 * 100.0 / capacity as f64;
     let width = usize::from(inner.width.saturating_sub(9)).max(1);
     let filled = (arena.in_use * width).div_ceil(capacity).min(width);
-    let mark = (arena.high_water * width / capacity).min(width.saturating_sub(1));
+    // The high-water mark stands right of the filled cells whenever it is above the use of
+    // the moment, also when both fall in one cell (it was hidden under the fill then).
+    let mut mark = (arena.high_water * width / capacity).min(width.saturating_sub(1));
+    if arena.high_water > arena.in_use {
+        mark = mark.max(filled).min(width.saturating_sub(1));
+    }
     let mut bar = Vec::with_capacity(width + 2);
     let style = if percent >= 90.0 {
         theme.gauge_high
@@ -4498,6 +4503,28 @@ mod panel_tests {
     fn overview_with_wal_and_cluster_80x24() {
         let app = app(2, true, true);
         insta::assert_snapshot!(draw(&app, 80, 24).backend());
+    }
+
+    #[test]
+    fn the_arena_gauge_shows_the_high_water_mark_also_in_the_cell_of_the_use() {
+        for (in_use, high_water, marked) in [(10, 50, true), (2_629, 2_751, true), (50, 50, false)]
+        {
+            let mut app = app(2, true, true);
+            let mut sample = snapshot(2, Vec::new(), 13);
+            sample.arena.in_use = in_use;
+            sample.arena.high_water = high_water;
+            app.ingest(sample);
+            let text = format!("{}", draw(&app, 140, 40).backend());
+            let gauge = text
+                .lines()
+                .find(|line| line.contains('%') && line.contains('░'))
+                .unwrap_or_else(|| panic!("no gauge: {text}"));
+            assert_eq!(
+                gauge.contains('┃'),
+                marked,
+                "{in_use}/{high_water}: {gauge}"
+            );
+        }
     }
 
     #[test]
