@@ -127,6 +127,7 @@ struct State {
     events: VecDeque<ClusterEvent>,
     outputs: Vec<Output>,
     refutations: RefutationReport,
+    flaps: FlapReport,
 }
 
 struct Shared {
@@ -380,6 +381,7 @@ impl Cluster {
                 events: VecDeque::with_capacity(config.gossip.events.min(1024)),
                 outputs: Vec::new(),
                 refutations: RefutationReport::default(),
+                flaps: FlapReport::default(),
             }),
             faults: Mutex::new(FaultRules::default()),
             last_send_error: Mutex::new(None),
@@ -702,7 +704,7 @@ async fn run(
                         let now = shared.now_us();
                         if let Err(error) = state.swim.handle_packet(from, &buffer[..length.min(max_packet + 1)], now) {
                             tracing::debug!(%from, "dropped a gossip packet: {error}");
-                            strangers.report(from, &error, &shared.cluster);
+                            strangers.report(from, &error, &shared.cluster, shared.advertise);
                         }
                     }
                 }
@@ -792,7 +794,15 @@ const STRANGERS_KEPT: usize = 64;
 const STRANGER_EVERY: Duration = Duration::from_secs(60);
 
 impl StrangerReport {
-    fn report(&mut self, from: SocketAddr, error: &PacketError, cluster: &str) {
+    /// Logs why packets from `from` were dropped, at most every [`STRANGER_EVERY`] per
+    /// sender; returns the warning's text when it logged one (for tests).
+    fn report(
+        &mut self,
+        from: SocketAddr,
+        error: &PacketError,
+        cluster: &str,
+        own: SocketAddr,
+    ) -> Option<String> {
         let now = Instant::now();
         if let PacketError::Misdirected { sender } = error {
             // Every member probes a node it holds dead now and then, for as long as it
@@ -802,14 +812,14 @@ impl StrangerReport {
                 .misdirected_warned
                 .is_some_and(|at| now.duration_since(at) < MISDIRECTED_EVERY)
             {
-                return;
+                return None;
             }
             self.misdirected_warned = Some(now);
-            tracing::warn!(
-                %from,
+            let message = format!(
                 "gossip probes from {sender} at {from} are meant for a member of another name at this node's address: not answered. {sender} lists a node that gossiped here before this one; it holds that node dead once it stops answering, and stops probing here once it forgets it (gossip.dead_retention); `goliath members --json` counts them (stats.misdirected)"
             );
-            return;
+            tracing::warn!(%from, "{message}");
+            return Some(message);
         }
         // Every dropped packet comes here: the sender's rate first, the text only when said.
         if self
@@ -817,13 +827,13 @@ impl StrangerReport {
             .get(&from)
             .is_some_and(|at| now.duration_since(*at) < STRANGER_EVERY)
         {
-            return;
+            return None;
         }
         if self.warned.len() >= STRANGERS_KEPT {
             self.warned
                 .retain(|_, at| now.duration_since(*at) < STRANGER_EVERY);
             if self.warned.len() >= STRANGERS_KEPT {
-                return;
+                return None;
             }
         }
         self.warned.insert(from, now);
@@ -855,14 +865,22 @@ impl StrangerReport {
                 format!("are longer ({length} bytes) than this node's gossip.max_packet ({limit})"),
                 "Give every member the same gossip.max_packet".to_string(),
             ),
+            // Sent to itself: a member it was told of lists this node's own address (a node
+            // that gossiped from here before, dead now), not a seed of the wrong kind.
+            PacketError::Echoed if from == own => (
+                "are this node's own, sent to itself: a member it was told of is listed at this node's address (one that gossiped from here before, dead now)".to_string(),
+                "Nothing to do: it stops once that member is forgotten (gossip.dead_retention); `goliath members` lists it".to_string(),
+            ),
             PacketError::Echoed => (
-                "are this node's own, sent back: that address returns what it is sent, so no goliath node is there (or it is this node's own address)".to_string(),
+                "are this node's own, sent back: that address returns what it is sent, so no goliath node is there".to_string(),
                 address_advice(),
             ),
             // Said above.
-            PacketError::Misdirected { .. } => return,
+            PacketError::Misdirected { .. } => return None,
         };
-        tracing::warn!(%from, "gossip packets from {from} {what}: dropped. {advice}");
+        let message = format!("gossip packets from {from} {what}: dropped. {advice}");
+        tracing::warn!(%from, "{message}");
+        Some(message)
     }
 }
 
@@ -908,6 +926,73 @@ struct RefutationReport {
     /// When the latest refutations were, up to [`REFUTATIONS_TO_WARN`].
     recent: VecDeque<Instant>,
     warned_at: Option<Instant>,
+    /// The incarnation the latest refutation took: one episode (a suspicion refuted, then
+    /// the death verdict that followed it heard) counts once.
+    incarnation: Option<u32>,
+}
+
+/// Other members that fail and come back again and again: after [`FLAPS_TO_WARN`] failures
+/// of one member within [`REFUTATION_WINDOW`], one warning names it, and its failures and
+/// returns go to the debug log while they come that often (every member logged a warning
+/// and an info line every 3 s for a member advertising a wrong address, for as long as it
+/// ran).
+#[derive(Default)]
+struct FlapReport {
+    /// Per member (at most [`FLAP_MEMBERS_TRACKED`]): its latest failures, and when it was
+    /// last warned about.
+    members: HashMap<String, (VecDeque<Instant>, Option<Instant>)>,
+}
+
+/// Failures of one member within [`REFUTATION_WINDOW`] that make it flapping.
+const FLAPS_TO_WARN: usize = 5;
+/// Members whose failures are kept at once; the one heard of least recently gives way.
+const FLAP_MEMBERS_TRACKED: usize = 256;
+
+impl FlapReport {
+    /// Counts a failure (`Failed`) or return (`Alive`) of `member` at `now`; whether it is
+    /// flapping (then the event goes to the debug log). The warning is logged here.
+    fn record(&mut self, now: Instant, member: &str, kind: &EventKind) -> bool {
+        if !self.members.contains_key(member) && self.members.len() >= FLAP_MEMBERS_TRACKED {
+            let stalest = self
+                .members
+                .iter()
+                .min_by_key(|(_, (failures, _))| failures.back().copied())
+                .map(|(name, _)| name.clone());
+            if let Some(stalest) = stalest {
+                self.members.remove(&stalest);
+            }
+        }
+        let (failures, warned_at) = self.members.entry(member.to_string()).or_default();
+        if matches!(kind, EventKind::Failed) {
+            failures.push_back(now);
+            while failures.len() > FLAPS_TO_WARN {
+                failures.pop_front();
+            }
+        }
+        let flapping = failures.len() == FLAPS_TO_WARN
+            && failures
+                .front()
+                .is_some_and(|first| now.saturating_duration_since(*first) <= REFUTATION_WINDOW);
+        if !flapping {
+            return false;
+        }
+        let quiet =
+            warned_at.is_none_or(|at| now.saturating_duration_since(at) >= REFUTATION_WARN_EVERY);
+        if quiet && matches!(kind, EventKind::Failed) {
+            *warned_at = Some(now);
+            let within = failures
+                .front()
+                .map(|first| now.saturating_duration_since(*first))
+                .unwrap_or_default();
+            tracing::warn!(
+                member = %member,
+                "{member} failed and came back {FLAPS_TO_WARN} times within {}: the others may not reach it at the gossip address it advertises, or a firewall passes its packets one way only (its own log says which); while this lasts its failures and returns go to the debug log",
+                crate::runtime::units::ShortDuration(within)
+            );
+            return false;
+        }
+        true
+    }
 }
 
 /// Refutations within [`REFUTATION_WINDOW`] that make a warning.
@@ -927,8 +1012,12 @@ impl RefutationReport {
                 .is_some_and(|first| now.saturating_duration_since(*first) <= REFUTATION_WINDOW)
     }
 
-    /// Counts a refutation made at `now`; returns what it logged (for tests).
-    fn record(&mut self, now: Instant, advertise: SocketAddr) -> Option<String> {
+    /// Counts a refutation made at `now`, taking `incarnation`; returns what it logged (for
+    /// tests). A second event of one episode (the same incarnation) is not counted again.
+    fn record(&mut self, now: Instant, advertise: SocketAddr, incarnation: u32) -> Option<String> {
+        if self.incarnation.replace(incarnation) == Some(incarnation) {
+            return None;
+        }
         self.recent.push_back(now);
         while self.recent.len() > REFUTATIONS_TO_WARN {
             self.recent.pop_front();
@@ -1063,16 +1152,19 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                 // the same episode. Once they come this often, the report says it, and
                 // each one alone goes to the debug log (a flapping node wrote a warning
                 // a second).
-                let flapping = matches!(
-                    event.kind,
-                    EventKind::Refuted {
-                        declared_dead: false,
-                        ..
+                let now = Instant::now();
+                let flapping = match event.kind {
+                    EventKind::Refuted { incarnation, .. } => {
+                        state.refutations.record(now, shared.advertise, incarnation);
+                        state.refutations.often(now)
                     }
-                ) && {
-                    let now = Instant::now();
-                    state.refutations.record(now, shared.advertise);
-                    state.refutations.often(now)
+                    // Another member failing and coming back again and again (one the
+                    // others cannot reach at the address it advertises): said once, then
+                    // its swings go to the debug log while they last.
+                    EventKind::Failed | EventKind::Alive => {
+                        state.flaps.record(now, &cluster_event.member, &event.kind)
+                    }
+                    _ => false,
                 };
                 if flapping {
                     tracing::debug!(member = %cluster_event.member, "{}", cluster_event.text);
@@ -1186,17 +1278,23 @@ mod tests {
         let start = Instant::now();
         let mut report = RefutationReport::default();
         // Fewer than five within any minute: nothing said.
+        let mut incarnation = 0;
+        let mut refute = |report: &mut RefutationReport, second: u64| {
+            incarnation += 1;
+            report.record(start + Duration::from_secs(second), advertise, incarnation)
+        };
         for second in [0, 30, 60, 90, 120, 121, 122] {
-            assert_eq!(
-                report.record(start + Duration::from_secs(second), advertise),
-                None,
-                "at {second} s"
-            );
+            assert_eq!(refute(&mut report, second), None, "at {second} s");
         }
+        // The death verdict of the last episode, heard after its refutation: not counted
+        // (it would make five).
+        assert_eq!(
+            report.record(start + Duration::from_secs(122), advertise, 7),
+            None
+        );
+        assert!(!report.often(start + Duration::from_secs(122)));
         // 90, 120, 121, 122, 123: five within 33 s.
-        let warning = report
-            .record(start + Duration::from_secs(123), advertise)
-            .expect("five within a minute");
+        let warning = refute(&mut report, 123).expect("five within a minute");
         assert!(
             warning.contains("5 times within") && warning.contains("10.77.0.99:7421"),
             "{warning}"
@@ -1204,13 +1302,55 @@ mod tests {
         // Said once, not at every refutation after; meanwhile each is "often" (logged at
         // debug), until they slow down.
         for second in 124..140 {
-            assert_eq!(
-                report.record(start + Duration::from_secs(second), advertise),
-                None
-            );
+            assert_eq!(refute(&mut report, second), None);
             assert!(report.often(start + Duration::from_secs(second)));
         }
         assert!(!report.often(start + Duration::from_secs(400)));
+    }
+
+    #[test]
+    fn own_packets_sent_to_itself_are_not_blamed_on_a_seed() {
+        let own: SocketAddr = "127.0.0.1:25757".parse().expect("address");
+        let echo: SocketAddr = "127.0.0.1:9".parse().expect("address");
+        let mut report = StrangerReport::default();
+        // Sent to itself (a dead member listed at its address): nothing to fix in --join.
+        let itself = report
+            .report(own, &PacketError::Echoed, "goliath", own)
+            .expect("said");
+        assert!(
+            itself.contains("sent to itself") && !itself.contains("--join"),
+            "{itself}"
+        );
+        // Sent back by another address: that is no goliath node, and the seeds are named.
+        let back = report
+            .report(echo, &PacketError::Echoed, "goliath", own)
+            .expect("said");
+        assert!(
+            back.contains("sent back") && back.contains("--join"),
+            "{back}"
+        );
+    }
+
+    #[test]
+    fn a_member_failing_again_and_again_is_warned_of_once_then_its_swings_go_to_debug() {
+        let start = Instant::now();
+        let at = |second: u64| start + Duration::from_secs(second);
+        let mut report = FlapReport::default();
+        // Four failures and returns within a minute: each logged as usual.
+        for second in [0, 3, 6, 9] {
+            assert!(!report.record(at(second), "n11", &EventKind::Failed));
+            assert!(!report.record(at(second + 1), "n11", &EventKind::Alive));
+        }
+        // Another member's swings are its own.
+        assert!(!report.record(at(10), "n2", &EventKind::Failed));
+        // The fifth failure is warned of (and logged); from then on they go to debug.
+        assert!(!report.record(at(12), "n11", &EventKind::Failed));
+        assert!(report.record(at(13), "n11", &EventKind::Alive));
+        assert!(report.record(at(15), "n11", &EventKind::Failed));
+        assert!(report.record(at(16), "n11", &EventKind::Alive));
+        // Once they slow down (fewer than five in a minute), each is logged again.
+        assert!(!report.record(at(200), "n11", &EventKind::Failed));
+        assert!(!report.record(at(201), "n11", &EventKind::Alive));
     }
 
     #[test]
