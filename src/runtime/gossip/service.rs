@@ -685,6 +685,9 @@ async fn run(
 ) {
     let mut buffer = vec![0u8; 65_536];
     let mut meta_tick = tokio::time::interval(meta_interval);
+    // When this node's metadata last went round: unchanged, it goes again every
+    // META_REFRESH, so a member that missed it is late by that much at most.
+    let mut meta_sent_at = Instant::now();
     meta_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_meta: Option<(u32, u32, u32)> = None;
     let mut join_report = JoinReport::default();
@@ -725,8 +728,14 @@ async fn run(
                     let workers = snapshot.workers.len().max(1);
                     let (depth, free, load) = snapshot.load_figures();
                     let key = (depth, free, (load * 100.0) as u32);
-                    if last_meta != Some(key) {
+                    if last_meta == Some(key) {
+                        if meta_sent_at.elapsed() >= META_REFRESH {
+                            meta_sent_at = Instant::now();
+                            lock(&shared.state).swim.refresh_meta();
+                        }
+                    } else {
                         last_meta = Some(key);
+                        meta_sent_at = Instant::now();
                         let mut state = lock(&shared.state);
                         let mut meta = state.swim.meta().clone();
                         meta.workers = u16::try_from(workers).unwrap_or(u16::MAX);
@@ -1042,6 +1051,9 @@ impl RefutationReport {
         Some(message)
     }
 }
+
+/// How often unchanged metadata is sent round again (see `Swim::refresh_meta`).
+const META_REFRESH: Duration = Duration::from_secs(30);
 
 /// Unanswered join attempts before the first warning.
 const JOIN_ATTEMPTS_BEFORE_WARNING: u32 = 3;

@@ -1113,6 +1113,17 @@ impl Swim {
         }
     }
 
+    /// Sends this node's metadata round once more, at its version: each change is
+    /// piggybacked a bounded number of times, and a member that missed every copy kept the
+    /// old figures until the next change or state exchange (a loaded node read as idle).
+    /// Members that have it ignore it.
+    pub fn refresh_meta(&mut self) {
+        if self.status == LocalStatus::Active {
+            let update = self.self_update(true);
+            self.enqueue(SELF_KEY, update);
+        }
+    }
+
     /// This node's metadata.
     pub fn meta(&self) -> &MemberMeta {
         &self.meta

@@ -2394,3 +2394,45 @@ fn verdict_times_after_a_mass_crash_and_partitions() {
         );
     }
 }
+
+#[test]
+fn unchanged_metadata_sent_round_again_reaches_a_member_that_missed_every_copy() {
+    let mut recorder = with_members(3);
+    // Piggybacked on probes and gossip (a state exchange carries the whole table, now and
+    // then: not what a member that missed the change waits for).
+    let carries_meta = |sent: &[(SocketAddr, Packet)], version: u32| {
+        sent.iter().any(|(_, packet)| {
+            !matches!(packet.message, Message::Sync { .. }) && packet.updates.iter().any(|u| {
+                u.id == id("me", 1)
+                    && matches!(&u.claim, Claim::Alive { meta: Some(meta), .. } if meta.version == version)
+            })
+        })
+    };
+    let mut meta = recorder.swim.meta().clone();
+    meta.load = 50.0;
+    recorder.swim.set_meta(meta);
+    let version = recorder.swim.meta().version;
+    // Every copy of the change goes out (and is lost), until its retransmits are spent;
+    // the members answer the probes, so none is suspected.
+    let step = |recorder: &mut Recorder, until: u64| {
+        let mut all = Vec::new();
+        while let Some(next) = recorder.swim.poll_timeout().filter(|at| *at <= until) {
+            recorder.run_until(next);
+            let sent = recorder.take_sent();
+            answer_pings(recorder, &sent);
+            all.extend(sent);
+        }
+        all
+    };
+    let first = step(&mut recorder, 5_000 * MS);
+    assert!(carries_meta(&first, version), "the change goes out");
+    let later = step(&mut recorder, 30_000 * MS);
+    assert!(
+        !carries_meta(&later, version),
+        "still going round after 30 s"
+    );
+    recorder.swim.refresh_meta();
+    assert_eq!(recorder.swim.meta().version, version, "the same version");
+    let again = step(&mut recorder, 35_000 * MS);
+    assert!(carries_meta(&again, version), "{again:?}");
+}
