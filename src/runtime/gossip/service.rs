@@ -128,6 +128,7 @@ struct State {
     outputs: Vec<Output>,
     refutations: RefutationReport,
     flaps: FlapReport,
+    event_budget: EventLogBudget,
 }
 
 struct Shared {
@@ -382,6 +383,7 @@ impl Cluster {
                 outputs: Vec::new(),
                 refutations: RefutationReport::default(),
                 flaps: FlapReport::default(),
+                event_budget: EventLogBudget::default(),
             }),
             faults: Mutex::new(FaultRules::default()),
             last_send_error: Mutex::new(None),
@@ -952,6 +954,56 @@ struct FlapReport {
     members: HashMap<String, (VecDeque<Instant>, Option<Instant>)>,
 }
 
+/// Membership events logged one by one per [`EVENT_LOG_WINDOW`]; the rest are counted and
+/// summed up when the window ends (all are kept in the event ring, `goliath members`).
+#[derive(Default)]
+struct EventLogBudget {
+    window_start: Option<Instant>,
+    logged: usize,
+    unlogged: u64,
+}
+
+/// See [`EventLogBudget`].
+const EVENT_LOG_WINDOW: Duration = Duration::from_secs(10);
+/// See [`EventLogBudget`].
+const EVENTS_LOGGED_PER_WINDOW: usize = 20;
+
+impl EventLogBudget {
+    /// Whether an event at `now` may be logged one by one.
+    fn take(&mut self, now: Instant) -> bool {
+        self.summarize(now);
+        let start = *self.window_start.get_or_insert(now);
+        if now.saturating_duration_since(start) >= EVENT_LOG_WINDOW {
+            self.window_start = Some(now);
+            self.logged = 0;
+        }
+        if self.logged < EVENTS_LOGGED_PER_WINDOW {
+            self.logged += 1;
+            true
+        } else {
+            self.unlogged += 1;
+            false
+        }
+    }
+
+    /// Once the window of unlogged events has ended, says how many there were; returns
+    /// what it logged (for tests).
+    fn summarize(&mut self, now: Instant) -> Option<String> {
+        let start = self.window_start?;
+        if self.unlogged == 0 || now.saturating_duration_since(start) < EVENT_LOG_WINDOW {
+            return None;
+        }
+        let message = format!(
+            "{} more membership events in {} were not logged one by one (`goliath members --json` lists the latest; a burst of joins from one sender may be forged: gossip is unauthenticated)",
+            self.unlogged,
+            crate::runtime::units::ShortDuration(EVENT_LOG_WINDOW)
+        );
+        tracing::info!("{message}");
+        self.unlogged = 0;
+        Some(message)
+    }
+}
+
 /// Failures of one member within [`REFUTATION_WINDOW`] that make it flapping.
 const FLAPS_TO_WARN: usize = 5;
 /// Members whose failures are kept at once; the one heard of least recently gives way.
@@ -1178,7 +1230,19 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                     }
                     _ => false,
                 };
-                if flapping {
+                // Another member's comings and goings, past a budget per window, are
+                // counted and summed up: thousands of members announced at once (forged, or a
+                // big cluster joined) wrote a line each.
+                let over_budget = matches!(
+                    event.kind,
+                    EventKind::Joined
+                        | EventKind::Alive
+                        | EventKind::Failed
+                        | EventKind::Left
+                        | EventKind::Restarted { .. }
+                        | EventKind::Forgotten
+                ) && !state.event_budget.take(now);
+                if flapping || over_budget {
                     tracing::debug!(member = %cluster_event.member, "{}", cluster_event.text);
                 } else {
                     log_event(&cluster_event, &event.kind);
@@ -1189,6 +1253,7 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                 state.events.push_back(cluster_event);
             }
         }
+        state.event_budget.summarize(Instant::now());
         outputs
     };
     let delay = lock(&shared.faults).delay;
@@ -1318,6 +1383,30 @@ mod tests {
             assert!(report.often(start + Duration::from_secs(second)));
         }
         assert!(!report.often(start + Duration::from_secs(400)));
+    }
+
+    #[test]
+    fn a_burst_of_membership_events_is_logged_up_to_a_budget_then_summed_up() {
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        let mut budget = EventLogBudget::default();
+        let logged = (0..6_000u64).filter(|i| budget.take(at(*i / 10))).count();
+        assert_eq!(
+            logged, EVENTS_LOGGED_PER_WINDOW,
+            "one window's worth, one by one"
+        );
+        assert_eq!(budget.summarize(at(900)), None, "said when the window ends");
+        let summary = budget.summarize(at(10_000)).expect("summed up");
+        assert!(
+            summary.starts_with(&format!(
+                "{} more membership events",
+                6_000 - EVENTS_LOGGED_PER_WINDOW
+            )),
+            "{summary}"
+        );
+        assert_eq!(budget.summarize(at(20_000)), None, "once");
+        // A new window logs again.
+        assert!(budget.take(at(20_001)));
     }
 
     #[test]
