@@ -869,6 +869,10 @@ impl StrangerReport {
                 "speak another gossip protocol version".to_string(),
                 member_advice(),
             ),
+            PacketError::FutureGeneration(_) => (
+                "claim a process start more than a day after this node's clock (forged or corrupt, or this node's clock is behind)".to_string(),
+                "If this node's clock is right, something on the network sends forged gossip: gossip is unauthenticated; keep it on loopback or a private network".to_string(),
+            ),
             PacketError::Malformed(_) | PacketError::Invalid(_) => {
                 (format!("are not goliath gossip ({error})"), address_advice())
             }

@@ -422,6 +422,10 @@ struct Member {
 
 const NO_SLOT: u32 = u32::MAX;
 
+/// How much later than this node's own clock a member's generation (its start time) may
+/// be: clocks of members differ by far less than a day.
+const GENERATION_SKEW_US: u64 = 86_400_000_000;
+
 /// An entry of the table's index: a slot and the high half of its name's hash, so that
 /// probing past other names compares 4 bytes in the index instead of reading each member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2213,9 +2217,9 @@ impl Swim {
                     PacketError::ForeignCluster(_) | PacketError::Version(_) => {
                         self.stats.foreign += 1
                     }
-                    PacketError::Malformed(_) | PacketError::Invalid(_) => {
-                        self.stats.malformed += 1
-                    }
+                    PacketError::Malformed(_)
+                    | PacketError::Invalid(_)
+                    | PacketError::FutureGeneration(_) => self.stats.malformed += 1,
                     // Checked once decoded, below.
                     PacketError::Misdirected { .. } | PacketError::Echoed => {}
                 }
@@ -2229,6 +2233,17 @@ impl Swim {
             self.incoming = updates;
             return Err(PacketError::Echoed);
         }
+        // A generation is a process's start time (Unix µs): one later than this node's clock
+        // allows is corrupt or forged, and would have made this node yield its name to it
+        // (one datagram did) or replace a live member by it.
+        if !self.plausible_generation(head.from.generation, now_us) {
+            self.stats.malformed += 1;
+            self.incoming = updates;
+            return Err(PacketError::FutureGeneration(head.from.generation));
+        }
+        let before = updates.len();
+        updates.retain(|update| self.plausible_generation(update.id.generation, now_us));
+        self.stats.malformed += (before - updates.len()) as u64;
         if let Message::Ping { target, .. } = head.message
             && target != wire::name_print(&self.me.name)
             && head.from.name != self.me.name
@@ -2247,6 +2262,18 @@ impl Swim {
         updates.clear();
         self.incoming = updates;
         Ok(())
+    }
+
+    /// Whether a member's `generation` (its start time, Unix µs) can be true: at most a day
+    /// later than this node's own start plus the time it has run (clocks of members differ
+    /// by less).
+    fn plausible_generation(&self, generation: u64, now_us: u64) -> bool {
+        generation
+            <= self
+                .me
+                .generation
+                .saturating_add(now_us)
+                .saturating_add(GENERATION_SKEW_US)
     }
 
     fn handle_decoded(

@@ -335,6 +335,12 @@ pub enum PacketError {
     /// A field out of its bounds.
     #[error("invalid gossip packet: {0}")]
     Invalid(String),
+    /// Its sender's generation (start time, Unix µs) lies more than a day after this node's
+    /// clock: forged or corrupt, or this node's clock is behind.
+    #[error(
+        "gossip packet from a process whose generation {0} lies more than a day after this node's clock"
+    )]
+    FutureGeneration(u64),
     /// This node's own packet, sent back to it: the address it went to sends back what it
     /// receives (not a goliath node), or is this node's own.
     #[error("this node's own gossip packet came back")]

@@ -2436,3 +2436,35 @@ fn unchanged_metadata_sent_round_again_reaches_a_member_that_missed_every_copy()
     let again = step(&mut recorder, 35_000 * MS);
     assert!(carries_meta(&again, version), "{again:?}");
 }
+
+#[test]
+fn a_generation_later_than_a_day_past_this_nodes_clock_is_dropped_not_obeyed() {
+    let mut recorder = with_members(1);
+    let future = 1 + recorder.now + 2 * 86_400_000_000;
+    // A packet under this node's own name from a "process" started in two days: this node
+    // would have yielded its name to it.
+    let bytes =
+        encode_packet(&packet(&id("me", future), ping_me(1), vec![]), 1400).expect("encodes");
+    let refused = recorder.swim.handle_packet(addr(9), &bytes, recorder.now);
+    assert!(matches!(refused, Err(PacketError::FutureGeneration(g)) if g == future));
+    assert_eq!(recorder.swim.status(), LocalStatus::Active);
+    // Nor does an update about a member of such a generation replace the live one, or add
+    // a member.
+    recorder.receive(
+        addr(2),
+        &packet(
+            &id("a1", 1),
+            Message::Gossip,
+            vec![alive(&id("a1", future), 7), alive(&id("b1", future), 8)],
+        ),
+    );
+    let (a1, _, _) = recorder.swim.member_state("a1").expect("a1");
+    assert_eq!(a1.generation, 1);
+    assert!(recorder.swim.member_state("b1").is_none());
+    assert_eq!(recorder.swim.stats().malformed, 3);
+    // A restart within the bound is one.
+    let restarted = id("a1", 1 + recorder.now + 3_600_000_000);
+    recorder.receive(addr(2), &packet(&restarted, Message::Gossip, vec![]));
+    let (a1, _, _) = recorder.swim.member_state("a1").expect("a1");
+    assert_eq!(a1.generation, restarted.generation);
+}
