@@ -1161,9 +1161,16 @@ fn wal_dump_shows_the_error_of_a_task_the_checkpoint_keeps_in_the_history() {
     let node = RunningNode::start_in(dir.path(), &["--workers", "1"]);
     let waited = node.client(&["submit", "--wait", "spin 1s timeout=5ms"]);
     assert_eq!(waited.status.code(), Some(1), "{waited:?}");
+    // Stopped cleanly: its finish is on disk (a kill could take it, logged with the next
+    // batch, along).
+    let stopped = node.client(&["shutdown", "--wait"]);
+    assert!(stopped.status.success(), "{stopped:?}");
     drop(node);
     // The next start writes a checkpoint of what it recovered: the task is in its history.
-    drop(RunningNode::start_in(dir.path(), &["--workers", "1"]));
+    let next = RunningNode::start_in(dir.path(), &["--workers", "1"]);
+    let stopped = next.client(&["shutdown", "--wait"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    drop(next);
     let dump = wal_tool(&["dump"], dir.path());
     let text = String::from_utf8_lossy(&dump.stdout);
     let history = text
