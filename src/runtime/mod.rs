@@ -14,6 +14,7 @@ pub(crate) mod injector;
 mod io;
 mod io_thread;
 pub mod kinds;
+pub mod log_budget;
 pub mod net;
 pub mod node;
 pub mod scheduler;

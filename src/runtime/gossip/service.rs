@@ -21,6 +21,7 @@ use super::view::{ClusterEvent, ClusterSnapshot, MemberCounts, MemberInfo, Membe
 use super::wire::{MemberId, MemberMeta, Name, PacketError};
 use crate::config::Config;
 use crate::runtime::lock;
+use crate::runtime::log_budget::{Line, LineBudget};
 use crate::runtime::node::Node;
 use crate::runtime::units::ShortDuration;
 
@@ -960,50 +961,38 @@ struct FlapReport {
 
 /// Membership events logged one by one per [`EVENT_LOG_WINDOW`]; the rest are counted and
 /// summed up when the window ends (all are kept in the event ring, `goliath members`).
-#[derive(Default)]
-struct EventLogBudget {
-    window_start: Option<Instant>,
-    logged: usize,
-    unlogged: u64,
-}
+struct EventLogBudget(LineBudget);
 
 /// See [`EventLogBudget`].
 const EVENT_LOG_WINDOW: Duration = Duration::from_secs(10);
 /// See [`EventLogBudget`].
-const EVENTS_LOGGED_PER_WINDOW: usize = 20;
+const EVENTS_LOGGED_PER_WINDOW: u32 = 20;
+
+impl Default for EventLogBudget {
+    fn default() -> Self {
+        Self(LineBudget::new(EVENT_LOG_WINDOW, EVENTS_LOGGED_PER_WINDOW))
+    }
+}
 
 impl EventLogBudget {
     /// Whether an event at `now` may be logged one by one.
     fn take(&mut self, now: Instant) -> bool {
         self.summarize(now);
-        let start = *self.window_start.get_or_insert(now);
-        if now.saturating_duration_since(start) >= EVENT_LOG_WINDOW {
-            self.window_start = Some(now);
-            self.logged = 0;
-        }
-        if self.logged < EVENTS_LOGGED_PER_WINDOW {
-            self.logged += 1;
-            true
-        } else {
-            self.unlogged += 1;
-            false
-        }
+        matches!(self.0.admit(now), Line::Log { .. })
     }
 
     /// Once the window of unlogged events has ended, says how many there were; returns
     /// what it logged (for tests).
     fn summarize(&mut self, now: Instant) -> Option<String> {
-        let start = self.window_start?;
-        if self.unlogged == 0 || now.saturating_duration_since(start) < EVENT_LOG_WINDOW {
+        if !self.0.has_unlogged() || !self.0.window_ended(now) {
             return None;
         }
         let message = format!(
             "{} more membership events in {} were not logged one by one (`goliath members --json` lists the latest; a burst of joins from one sender may be forged: gossip is unauthenticated)",
-            self.unlogged,
-            crate::runtime::units::ShortDuration(EVENT_LOG_WINDOW)
+            self.0.take_unlogged(),
+            ShortDuration(self.0.window())
         );
         tracing::info!("{message}");
-        self.unlogged = 0;
         Some(message)
     }
 }
@@ -1052,7 +1041,7 @@ impl FlapReport {
             tracing::warn!(
                 member = %member,
                 "{member} failed and came back {FLAPS_TO_WARN} times within {}: the others may not reach it at the gossip address it advertises, or a firewall passes its packets one way only (its own log says which); while this lasts its failures and returns go to the debug log",
-                crate::runtime::units::ShortDuration(within)
+                ShortDuration(within)
             );
             return false;
         }
@@ -1237,16 +1226,17 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                 // Another member's comings and goings, past a budget per window, are
                 // counted and summed up: thousands of members announced at once (forged, or a
                 // big cluster joined) wrote a line each.
-                let over_budget = matches!(
-                    event.kind,
-                    EventKind::Joined
-                        | EventKind::Alive
-                        | EventKind::Failed
-                        | EventKind::Left
-                        | EventKind::Restarted { .. }
-                        | EventKind::Forgotten
-                ) && !state.event_budget.take(now);
-                if flapping || over_budget {
+                let to_debug = flapping
+                    || (matches!(
+                        event.kind,
+                        EventKind::Joined
+                            | EventKind::Alive
+                            | EventKind::Failed
+                            | EventKind::Left
+                            | EventKind::Restarted { .. }
+                            | EventKind::Forgotten
+                    ) && !state.event_budget.take(now));
+                if to_debug {
                     tracing::debug!(member = %cluster_event.member, "{}", cluster_event.text);
                 } else {
                     log_event(&cluster_event, &event.kind);
@@ -1257,7 +1247,9 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                 state.events.push_back(cluster_event);
             }
         }
-        state.event_budget.summarize(Instant::now());
+        if state.event_budget.0.has_unlogged() {
+            state.event_budget.summarize(Instant::now());
+        }
         outputs
     };
     let delay = lock(&shared.faults).delay;
@@ -1396,7 +1388,7 @@ mod tests {
         let mut budget = EventLogBudget::default();
         let logged = (0..6_000u64).filter(|i| budget.take(at(*i / 10))).count();
         assert_eq!(
-            logged, EVENTS_LOGGED_PER_WINDOW,
+            logged, EVENTS_LOGGED_PER_WINDOW as usize,
             "one window's worth, one by one"
         );
         assert_eq!(budget.summarize(at(900)), None, "said when the window ends");

@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::runtime::completions::{CompletionReceiver, CompletionSender, completion_queue};
 use crate::runtime::events::EventError;
 use crate::runtime::idhash::IdMap;
+use crate::runtime::log_budget::{Line, LineBudget};
 use crate::runtime::node::{
     BatchError, CancelError, CancelOutcome, LateWatch, LookupError, Node, OpenConnection,
     SubmitError,
@@ -120,7 +121,7 @@ struct Context {
     stats: Arc<ServerStats>,
     shutdown_request: watch::Sender<bool>,
     /// How many rejected connections were logged lately (a flood is counted, not logged).
-    rejections: std::sync::Mutex<RejectionLog>,
+    rejections: std::sync::Mutex<LineBudget>,
     /// Bytes all connections together may hold for frames larger than a read
     /// ([`frame_budget_bytes`]): a client may declare a frame of `net.max_frame` and send
     /// all of it but the last byte, and a thousand of them would hold a thousand frames.
@@ -159,7 +160,7 @@ impl Server {
             config,
             stats: stats.clone(),
             shutdown_request,
-            rejections: std::sync::Mutex::new(RejectionLog::default()),
+            rejections: std::sync::Mutex::new(rejection_budget()),
             frame_budget,
         });
         tokio::spawn(accept_loop(listener, context, stopped));
@@ -276,18 +277,18 @@ async fn accept_loop(
                         .rejections
                         .lock()
                         .map(|mut log| log.admit(std::time::Instant::now()))
-                        .unwrap_or(RejectionLine::Log {
+                        .unwrap_or(Line::Log {
                             unlogged_before: 0,
                             last: false,
                         });
                     match verdict {
-                        RejectionLine::Log {
+                        Line::Log {
                             unlogged_before: 0,
                             last: false,
                         } => {
                             tracing::warn!(%peer, %reason, "connection rejected");
                         }
-                        RejectionLine::Log {
+                        Line::Log {
                             unlogged_before,
                             last,
                         } => {
@@ -304,7 +305,7 @@ async fn accept_loop(
                                 say_unlogged_rejections_later(context.clone());
                             }
                         }
-                        RejectionLine::Count => {}
+                        Line::Count => {}
                     }
                 }
                 Ok(()) => {}
@@ -341,49 +342,9 @@ const REJECTIONS_LOGGED: u32 = 10;
 /// See [`REJECTIONS_LOGGED`].
 const REJECTION_WINDOW: Duration = Duration::from_secs(10);
 
-/// The rejections logged in the current window, and those counted instead since the last
-/// line.
-#[derive(Debug, Default)]
-struct RejectionLog {
-    window_start: Option<std::time::Instant>,
-    logged: u32,
-    unlogged: u64,
-}
-
-/// Whether to log one rejection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RejectionLine {
-    /// Log it, saying how many went unlogged before it; `last` when no other is logged in
-    /// this window.
-    Log { unlogged_before: u64, last: bool },
-    /// Count it only.
-    Count,
-}
-
-impl RejectionLog {
-    fn admit(&mut self, now: std::time::Instant) -> RejectionLine {
-        if self
-            .window_start
-            .is_none_or(|start| now.duration_since(start) >= REJECTION_WINDOW)
-        {
-            self.window_start = Some(now);
-            self.logged = 0;
-        }
-        if self.logged >= REJECTIONS_LOGGED {
-            self.unlogged += 1;
-            return RejectionLine::Count;
-        }
-        self.logged += 1;
-        RejectionLine::Log {
-            unlogged_before: std::mem::take(&mut self.unlogged),
-            last: self.logged == REJECTIONS_LOGGED,
-        }
-    }
-
-    /// The rejections counted and not yet said, which are said now.
-    fn take_unlogged(&mut self) -> u64 {
-        std::mem::take(&mut self.unlogged)
-    }
+/// The budget of rejection lines.
+fn rejection_budget() -> LineBudget {
+    LineBudget::new(REJECTION_WINDOW, REJECTIONS_LOGGED)
 }
 
 /// Why a connection was closed early; logged once (within [`REJECTIONS_LOGGED`]).
@@ -1655,39 +1616,36 @@ mod tests {
     #[test]
     fn a_flood_of_rejected_connections_is_counted_not_logged_line_by_line() {
         let start = std::time::Instant::now();
-        let mut log = RejectionLog::default();
-        let lines: Vec<RejectionLine> = (0..1000).map(|_| log.admit(start)).collect();
-        let logged: Vec<&RejectionLine> = lines
-            .iter()
-            .filter(|line| **line != RejectionLine::Count)
-            .collect();
+        let mut log = rejection_budget();
+        let lines: Vec<Line> = (0..1000).map(|_| log.admit(start)).collect();
+        let logged: Vec<&Line> = lines.iter().filter(|line| **line != Line::Count).collect();
         assert_eq!(logged.len(), REJECTIONS_LOGGED as usize);
         assert_eq!(
             *logged[logged.len() - 1],
-            RejectionLine::Log {
+            Line::Log {
                 unlogged_before: 0,
                 last: true
             }
         );
         // The next window's first line says how many went unlogged (unless the line at the
         // window's end said so already: then nobody says them twice).
-        let mut said_at_the_end = RejectionLog {
-            unlogged: 5,
-            ..RejectionLog::default()
-        };
-        assert_eq!(said_at_the_end.take_unlogged(), 5);
+        let mut said_at_the_end = log.clone();
+        assert_eq!(
+            said_at_the_end.take_unlogged(),
+            1000 - u64::from(REJECTIONS_LOGGED)
+        );
         assert_eq!(said_at_the_end.take_unlogged(), 0);
         let later = start + REJECTION_WINDOW;
         assert_eq!(
             log.admit(later),
-            RejectionLine::Log {
+            Line::Log {
                 unlogged_before: 1000 - u64::from(REJECTIONS_LOGGED),
                 last: false
             }
         );
         assert_eq!(
             log.admit(later),
-            RejectionLine::Log {
+            Line::Log {
                 unlogged_before: 0,
                 last: false
             }

@@ -683,9 +683,9 @@ impl Preparer {
         // descriptors, it waits for one instead (nothing was written, so nothing is retried
         // on the same data): clients or exec tasks holding them all for a moment stopped the
         // log for good, and the node with it.
-        let mut waited = Duration::ZERO;
+        let began = Instant::now();
         let mut pause = DESCRIPTOR_RETRY_FIRST;
-        let mut warned_at: Option<Duration> = None;
+        let mut warned_at: Option<Instant> = None;
         loop {
             let error = match self.io.create_segment(
                 &self.dir,
@@ -696,16 +696,16 @@ impl Preparer {
             ) {
                 Ok(segment) => {
                     if warned_at.is_some() {
-                        tracing::info!(segment = %segment::segment_name(seq), waited = ?waited, "WAL: a file descriptor came free; acknowledgements go on");
+                        tracing::info!(segment = %segment::segment_name(seq), waited = ?began.elapsed(), "WAL: a file descriptor came free; acknowledgements go on");
                     }
                     return Ok(segment);
                 }
                 Err(error) if crate::runtime::sys::out_of_file_descriptors(&error) => error,
                 Err(error) => return Err(error),
             };
-            if warned_at.is_none_or(|at| waited >= at + DESCRIPTOR_WARN_EVERY) {
-                warned_at = Some(waited);
-                tracing::warn!(segment = %segment::segment_name(seq), %error, waited = ?waited, "WAL: no file descriptor to create the next segment; acknowledgements wait until one is closed (raise the open-file limit, ulimit -n, or lower net.max_connections)");
+            if warned_at.is_none_or(|at| at.elapsed() >= DESCRIPTOR_WARN_EVERY) {
+                warned_at = Some(Instant::now());
+                tracing::warn!(segment = %segment::segment_name(seq), %error, waited = ?began.elapsed(), "WAL: no file descriptor to create the next segment; acknowledgements wait until one is closed (raise the open-file limit, ulimit -n, or lower net.max_connections)");
             }
             let state = lock(&self.state);
             if state.stopping {
@@ -719,7 +719,6 @@ impl Preparer {
                 return Err(error);
             }
             drop(state);
-            waited += pause;
             pause = (pause * 2).min(DESCRIPTOR_RETRY_MAX);
         }
     }
