@@ -1066,48 +1066,48 @@ impl NodeArgs {
         }
     }
 
-    /// The flags given, by name.
-    fn given(&self) -> Vec<&'static str> {
+    /// Each flag given, with its value as typed (`None` for a switch).
+    fn given_flags(&self) -> Vec<(&'static str, Option<String>)> {
+        let valued = |value: &Option<String>| value.clone().map(Some);
+        let switch = |on: bool| on.then_some(None);
+        let data_dir = self
+            .data_dir
+            .as_ref()
+            .map(|dir| Some(dir.display().to_string()));
         [
-            ("--name", self.name.is_some()),
-            ("--workers", self.workers.is_some()),
-            ("--arena-slots", self.arena_slots.is_some()),
-            ("--listen", self.listen.is_some()),
-            ("--insecure-listen", self.insecure_listen),
-            ("--data-dir", self.data_dir.is_some()),
-            ("--gossip", self.gossip.is_some()),
-            ("--join", self.join.is_some()),
-            ("--exit-with-stdin", self.exit_with_stdin),
+            ("--name", valued(&self.name)),
+            ("--workers", valued(&self.workers)),
+            ("--arena-slots", valued(&self.arena_slots)),
+            ("--listen", valued(&self.listen)),
+            ("--insecure-listen", switch(self.insecure_listen)),
+            ("--data-dir", data_dir),
+            ("--gossip", valued(&self.gossip)),
+            ("--join", valued(&self.join)),
+            ("--exit-with-stdin", switch(self.exit_with_stdin)),
         ]
         .into_iter()
-        .filter_map(|(flag, given)| given.then_some(flag))
+        .filter_map(|(flag, given)| given.map(|value| (flag, value)))
         .collect()
+    }
+
+    /// The flags given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        self.given_flags()
+            .into_iter()
+            .map(|(flag, _)| flag)
+            .collect()
     }
 
     /// The flags given, each with its value as typed (`--arena-slots 8`), for `config show`:
     /// a flag's name alone left a script to read every key to learn what it set.
     fn given_with_values(&self) -> Vec<String> {
-        let data_dir = self.data_dir.as_ref().map(|dir| dir.display().to_string());
-        [
-            ("--name", self.name.as_ref()),
-            ("--workers", self.workers.as_ref()),
-            ("--arena-slots", self.arena_slots.as_ref()),
-            ("--listen", self.listen.as_ref()),
-            ("--data-dir", data_dir.as_ref()),
-            ("--gossip", self.gossip.as_ref()),
-            ("--join", self.join.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(flag, value)| value.map(|value| format!("{flag} {value}")))
-        .chain(
-            self.insecure_listen
-                .then(|| "--insecure-listen".to_string()),
-        )
-        .chain(
-            self.exit_with_stdin
-                .then(|| "--exit-with-stdin".to_string()),
-        )
-        .collect()
+        self.given_flags()
+            .into_iter()
+            .map(|(flag, value)| match value {
+                Some(value) => format!("{flag} {value}"),
+                None => flag.to_string(),
+            })
+            .collect()
     }
 
     /// Where a config came from (`origin`), and which flags changed it: the node's start log

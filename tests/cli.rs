@@ -24,13 +24,23 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 /// Runs `config show` with `command`'s environment and flags, checks it succeeds, and returns
 /// what it printed.
 fn config_show(command: &mut Command) -> String {
-    let output = command.args(["config", "show"]).output().expect("runs");
+    succeeded(command.args(["config", "show"]))
+}
+
+/// Runs `command`, checks it succeeds, and returns what it printed.
+fn succeeded(command: &mut Command) -> String {
+    let output = command.output().expect("runs");
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `config show ARGS…`, which must succeed: what it printed.
+fn config_show_args(args: &[&str]) -> String {
+    succeeded(goliath().args(["config", "show"]).args(args))
 }
 
 /// `config show --config FILE`, which must fail with a usage error: what it said.
@@ -54,23 +64,12 @@ fn config_default_prints_the_shipped_file() {
 #[test]
 fn overrides_given_together_are_checked_together() {
     // Each alone breaks a rule between the two keys (checkpoints larger than segments).
-    let output = goliath()
-        .args([
-            "config",
-            "show",
-            "--set",
-            "wal.segment_size=512MiB",
-            "--set",
-            "wal.checkpoint_every=1GiB",
-        ])
-        .output()
-        .expect("runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let shown = String::from_utf8_lossy(&output.stdout);
+    let shown = config_show_args(&[
+        "--set",
+        "wal.segment_size=512MiB",
+        "--set",
+        "wal.checkpoint_every=1GiB",
+    ]);
     assert!(
         shown.contains("512MiB") && shown.contains("1GiB"),
         "{shown}"
@@ -597,19 +596,16 @@ fn config_show_names_what_the_command_line_changed() {
 fn config_show_json_is_one_document_with_origin_changes_and_every_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write(dir.path(), "node.toml", "[scheduler]\nworkers = 3\n");
-    let output = goliath()
-        .args(["config", "show", "--json", "--config"])
-        .arg(&file)
-        .args(["--set", "exec.max_output=1MiB", "--arena-slots", "8"])
-        .output()
-        .expect("runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let document: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let shown = config_show_args(&[
+        "--json",
+        "--config",
+        file.to_str().expect("utf-8"),
+        "--set",
+        "exec.max_output=1MiB",
+        "--arena-slots",
+        "8",
+    ]);
+    let document: serde_json::Value = serde_json::from_str(&shown).expect("one JSON document");
     let from = document["from"].as_str().expect("from");
     assert!(from.contains("node.toml"), "{document}");
     assert_eq!(

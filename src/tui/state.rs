@@ -532,6 +532,48 @@ pub enum Severity {
     Error,
 }
 
+/// Which of the node's tasks the list holds: the node sends every task in flight, then the
+/// newest others, up to `console.task_limit`. A filter searches only those, and "0 of 1000"
+/// must not read as "none on the node".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    /// Every task the node knows of.
+    All,
+    /// The newest only: the node has more.
+    Newest,
+    /// Tasks in flight only: they fill the limit, and no finished task is listed though
+    /// some finished.
+    InFlightOnly,
+}
+
+/// What the node's list holds (see [`Listed`]). The counts are since this start, so after a
+/// restart only a full list says the history holds more.
+impl Listed {
+    /// What `snapshot`'s list holds, asked for with `task_limit`.
+    pub fn of(snapshot: &NodeSnapshot, task_limit: usize) -> Listed {
+        let c = &snapshot.counts;
+        let capped = c.queued + c.running + c.finished() > snapshot.tasks.len() as u64
+            || snapshot.tasks.len() >= task_limit;
+        if !capped {
+            Listed::All
+        } else if c.finished() > 0 && snapshot.tasks.iter().all(|t| !t.state.is_finished()) {
+            Listed::InFlightOnly
+        } else {
+            Listed::Newest
+        }
+    }
+
+    /// `shown` tasks of the `total` listed, as titles say it: "3 of 10", "3 of the 10
+    /// newest", "3 of 10 in flight".
+    pub fn count(self, shown: usize, total: usize) -> String {
+        match self {
+            Listed::All => format!("{shown} of {total}"),
+            Listed::Newest => format!("{shown} of the {total} newest"),
+            Listed::InFlightOnly => format!("{shown} of {total} in flight"),
+        }
+    }
+}
+
 /// A message in the status line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -1217,8 +1259,8 @@ impl App {
                     .iter()
                     .any(|t| t.id == id && !t.state.is_finished())
             });
-            let in_flight_only = snapshot.tasks.len() >= self.options.task_limit
-                && snapshot.tasks.iter().all(|t| !t.state.is_finished());
+            let in_flight_only =
+                Listed::of(&snapshot, self.options.task_limit) == Listed::InFlightOnly;
             let why = if was_in_flight && in_flight_only {
                 format!(
                     "task {id} ended and is not listed while tasks in flight fill the list; `:task {id}` shows it"

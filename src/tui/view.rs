@@ -17,7 +17,9 @@ use tui_logger::{TuiLoggerTargetWidget, TuiLoggerWidget};
 
 use super::keys::{Action, Group};
 use super::log::PaneFormatter;
-use super::state::{App, HitMap, Link, NARROW_HIDDEN, Overlay, Pane, Severity, SortColumn, Tab};
+use super::state::{
+    App, HitMap, Link, Listed, NARROW_HIDDEN, Overlay, Pane, Severity, SortColumn, Tab,
+};
 use crate::runtime::gossip::LocalStatus;
 use crate::runtime::snapshot::{ClusterSnapshot, MemberInfo, MemberState};
 use crate::runtime::units::{HumanSize, ShortDuration, printable};
@@ -2024,34 +2026,6 @@ fn draw_tasks_tab(frame: &mut Frame, app: &App, area: Rect, hits: &mut HitMap) {
     draw_task_table(frame, app, &rows, area, block, false, hits);
 }
 
-/// Which of the node's tasks the list holds: the node sends every task in flight, then the
-/// newest others, up to `console.task_limit`. A filter searches only those, and "0 of 1000"
-/// must not read as "none on the node".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Listed {
-    /// Every task the node knows of.
-    All,
-    /// The newest only: the node has more.
-    Newest,
-    /// Tasks in flight only: they fill the limit, and no finished task is listed though
-    /// some finished.
-    InFlightOnly,
-}
-
-/// What the node's list holds (see [`Listed`]). The counts are since this start, so after a
-/// restart only a full list says the history holds more.
-impl Listed {
-    /// `shown` tasks of the `total` listed, as titles say it: "3 of 10", "3 of the 10
-    /// newest", "3 of 10 in flight".
-    fn count(self, shown: usize, total: usize) -> String {
-        match self {
-            Listed::All => format!("{shown} of {total}"),
-            Listed::Newest => format!("{shown} of the {total} newest"),
-            Listed::InFlightOnly => format!("{shown} of {total} in flight"),
-        }
-    }
-}
-
 /// Tasks in flight the node did not send (the list holds every running task and the newest
 /// others, up to console.task_limit), if any.
 fn unlisted_in_flight(app: &App) -> Option<u64> {
@@ -2066,19 +2040,12 @@ fn unlisted_in_flight(app: &App) -> Option<u64> {
 }
 
 fn listed_tasks(app: &App) -> Listed {
-    let Some(s) = app.view().snapshot.as_ref() else {
-        return Listed::All;
-    };
-    let c = &s.counts;
-    let capped = c.queued + c.running + c.finished() > s.tasks.len() as u64
-        || s.tasks.len() >= app.options.task_limit;
-    if !capped {
-        Listed::All
-    } else if c.finished() > 0 && s.tasks.iter().all(|t| !t.state.is_finished()) {
-        Listed::InFlightOnly
-    } else {
-        Listed::Newest
-    }
+    app.view()
+        .snapshot
+        .as_ref()
+        .map_or(Listed::All, |snapshot| {
+            Listed::of(snapshot, app.options.task_limit)
+        })
 }
 
 /// Below this many columns inside its borders, the full task table leaves out
