@@ -7,7 +7,9 @@
 //! - `scheduler/idle_wakeup/{goliath,tokio,thread_wake}` (also prints p50/p99)
 //!
 //! Printed only (no criterion id): the external-submit million through
-//! `Node::submit_copies` in batches of 8,192.
+//! `Node::submit_copies` in batches of 8,192; and `crossbeam_floor` against the same pool
+//! carrying what the issue asks of every task at the least (its own slot, written by the
+//! submitter and read by a worker, and a clock read at submission and at the end).
 //!
 //! Run: `cargo bench --bench scheduler`; ratios: `cargo run --release --example bench_report`.
 
@@ -199,15 +201,40 @@ fn goliath_node(slots: usize) -> GoliathBench {
 
 // ---------- the floor: a minimal pool moving u32 indices ----------
 
-struct Floor {
+/// What the floor's pool moves and runs per task; each kind compiles to its own pool, so the
+/// bare floor runs exactly its loop.
+trait FloorTasks: Send + Sync + 'static {
+    /// Makes task `sequence` ready on the submitting thread; returns the index to queue.
+    fn prepare(&self, sequence: u64) -> u32;
+    /// Runs the task at `index` on a pool thread.
+    fn run(&self, index: u32);
+}
+
+/// The floor proper: a bare index, no task state.
+struct BareIndex;
+
+impl FloorTasks for BareIndex {
+    #[inline]
+    fn prepare(&self, sequence: u64) -> u32 {
+        sequence as u32
+    }
+    #[inline]
+    fn run(&self, index: u32) {
+        tiny_work(u64::from(index));
+    }
+}
+
+struct Floor<T: FloorTasks = BareIndex> {
     queue: Arc<ArrayQueue<u32>>,
+    tasks: Arc<T>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl Floor {
-    fn start(threads: usize) -> Self {
+impl<T: FloorTasks> Floor<T> {
+    fn start(threads: usize, tasks: T) -> Self {
+        let tasks = Arc::new(tasks);
         let queue = Arc::new(ArrayQueue::new(1 << 16));
         let counters = Counters::new(threads);
         let stop = Arc::new(AtomicBool::new(false));
@@ -218,11 +245,12 @@ impl Floor {
             .into_iter()
             .enumerate()
             .map(|(me, local)| {
-                let (queue, counters, stop, stealers) = (
+                let (queue, counters, stop, stealers, tasks) = (
                     queue.clone(),
                     counters.clone(),
                     stop.clone(),
                     stealers.clone(),
+                    tasks.clone(),
                 );
                 std::thread::spawn(move || {
                     register_thread(&counters);
@@ -239,7 +267,7 @@ impl Floor {
                         });
                         match task {
                             Some(index) => {
-                                tiny_work(u64::from(index));
+                                tasks.run(index);
                                 count_done(&counters);
                             }
                             None => std::thread::yield_now(),
@@ -250,14 +278,76 @@ impl Floor {
             .collect();
         Self {
             queue,
+            tasks,
             counters,
             stop,
             threads: handles,
         }
     }
+
+    /// Submits the million from this thread and waits until all have run.
+    fn run_million(&self) {
+        let start = self.counters.total();
+        for i in 0..EXTERNAL_TASKS {
+            let mut index = self.tasks.prepare(i);
+            while let Err(back) = self.queue.push(index) {
+                index = back;
+                std::thread::yield_now();
+            }
+        }
+        wait_for(|| self.counters.total() - start == EXTERNAL_TASKS);
+    }
 }
 
-impl Drop for Floor {
+/// The least a task needs beyond its index, per the issue: a slot of its own written by the
+/// submitter and read by a worker (one cache line moving between cores), and a clock read at
+/// submission and at the end (its timings; the start is the previous task's end).
+#[repr(align(64))]
+#[derive(Default)]
+struct FloorSlot {
+    number: AtomicU64,
+    submitted_at: AtomicU64,
+    finished_at: AtomicU64,
+    busy: AtomicBool,
+}
+
+struct SlotRing {
+    slots: Vec<FloorSlot>,
+    clock: goliath::runtime::clock::Clock,
+}
+
+impl SlotRing {
+    fn new(capacity: usize) -> Self {
+        Self {
+            slots: (0..capacity).map(|_| FloorSlot::default()).collect(),
+            clock: goliath::runtime::clock::Clock::new(),
+        }
+    }
+}
+
+impl FloorTasks for SlotRing {
+    /// Writes task `sequence` into its slot (waiting while the slot's last task runs).
+    fn prepare(&self, sequence: u64) -> u32 {
+        let index = (sequence as usize) & (self.slots.len() - 1);
+        let slot = &self.slots[index];
+        while slot.busy.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        slot.number.store(sequence, Ordering::Relaxed);
+        slot.submitted_at.store(self.clock.now(), Ordering::Relaxed);
+        slot.busy.store(true, Ordering::Relaxed);
+        index as u32
+    }
+
+    fn run(&self, index: u32) {
+        let slot = &self.slots[index as usize];
+        tiny_work(slot.number.load(Ordering::Relaxed) ^ slot.submitted_at.load(Ordering::Relaxed));
+        slot.finished_at.store(self.clock.now(), Ordering::Relaxed);
+        slot.busy.store(false, Ordering::Release);
+    }
+}
+
+impl<T: FloorTasks> Drop for Floor<T> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads.drain(..) {
@@ -345,23 +435,40 @@ fn external_submit(c: &mut Criterion) {
         });
     }
     {
-        let floor = Floor::start(workers());
-        group.bench_function("crossbeam_floor", |b| {
-            b.iter(|| {
-                let start = floor.counters.total();
-                for i in 0..EXTERNAL_TASKS {
-                    let mut index = i as u32;
-                    while let Err(back) = floor.queue.push(index) {
-                        index = back;
-                        std::thread::yield_now();
-                    }
-                }
-                wait_for(|| floor.counters.total() - start == EXTERNAL_TASKS);
-            })
-        });
+        let floor = Floor::start(workers(), BareIndex);
+        group.bench_function("crossbeam_floor", |b| b.iter(|| floor.run_million()));
     }
     group.finish();
     batch_submit_figure();
+    floor_with_slots_figure();
+}
+
+/// Printed beside the ids above, not a criterion id: `crossbeam_floor` against the same pool
+/// moving, besides the index, what the issue asks each task to carry at the least — its own
+/// 64-byte slot and a clock read at submission and at the end. Seven rounds of each, in
+/// turn; medians.
+fn floor_with_slots_figure() {
+    let bare = Floor::start(workers(), BareIndex);
+    let slotted = Floor::start(workers(), SlotRing::new(1 << 16));
+    let mut bare_rounds = Vec::new();
+    let mut slotted_rounds = Vec::new();
+    for _ in 0..7 {
+        let started = Instant::now();
+        bare.run_million();
+        bare_rounds.push(started.elapsed());
+        let started = Instant::now();
+        slotted.run_million();
+        slotted_rounds.push(started.elapsed());
+    }
+    let median = |rounds: &mut Vec<Duration>| {
+        rounds.sort();
+        rounds[rounds.len() / 2].as_secs_f64() * 1e3
+    };
+    let (bare_ms, slotted_ms) = (median(&mut bare_rounds), median(&mut slotted_rounds));
+    println!(
+        "scheduler/external_submit/crossbeam_floor with a slot and two clock reads per task (printed only): median {slotted_ms:.2} ms against {bare_ms:.2} ms bare ({:.2}x), 7 rounds each in turn",
+        slotted_ms / bare_ms
+    );
 }
 
 /// Printed beside the ids above, not a criterion id: the same million tiny tasks submitted
