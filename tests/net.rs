@@ -1092,3 +1092,33 @@ fn a_batch_near_the_largest_frame_is_taken_whole() {
         "same connection"
     );
 }
+
+#[test]
+fn a_client_still_sending_an_oversized_frame_reads_why_it_was_refused() {
+    let fixture = Fixture::new(|_| {});
+    let address = fixture.address();
+    let received = fixture.runtime.block_on(async move {
+        let stream = TcpStream::connect(&address).await.expect("connects");
+        let (mut reading, mut writing) = stream.into_split();
+        let mut opening = handshake_bytes();
+        frame::write_header(&mut opening, FrameType::Request, 1, 64 << 20);
+        // The body follows as a client that does not read while it writes sends it: the
+        // node refuses the frame at its header, with most of the body still to come.
+        let sender = tokio::spawn(async move {
+            writing.write_all(&opening).await.expect("sends");
+            let chunk = vec![0u8; 64 << 10];
+            for _ in 0..1024 {
+                if writing.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let _ = sender.await;
+        let mut received = Vec::new();
+        let _ = tokio::time::timeout(common::LIVENESS, reading.read_to_end(&mut received)).await;
+        received
+    });
+    let text = error_text(&received);
+    assert!(text.contains("net.max_frame"), "{text}");
+    assert_still_serving(&fixture);
+}
