@@ -2960,7 +2960,14 @@ impl Swim {
             }
             return;
         }
-        self.incarnation = update.incarnation.saturating_add(1);
+        match update.incarnation.checked_add(1) {
+            Some(next) => self.incarnation = next,
+            // Claimed at the last incarnation there is (forged, or corrupted on the way): no
+            // higher one can answer it, and the node would stay suspected or dead to every
+            // member for good. A new generation of this name outranks any claim about the
+            // old one; the others take it as this node restarted.
+            None => self.renew_generation(),
+        }
         self.refuted_suspicion = None;
         if !matches!(update.claim, Claim::Alive { .. }) {
             self.awareness = (self.awareness + 1).min(self.config.awareness_max);
@@ -2992,6 +2999,15 @@ impl Swim {
         {
             self.send_updates_to(address, &[mine]);
         }
+    }
+
+    /// Takes the next generation of this node's name, at incarnation 0 (see the refutation
+    /// of a claim made at `u32::MAX`).
+    fn renew_generation(&mut self) {
+        self.me.generation = self.me.generation.saturating_add(1);
+        self.incarnation = 0;
+        // The cached packet head names the old generation.
+        self.head_prefix_incarnation = None;
     }
 
     /// Puts the member of `update` in the table: in a new slot (`into` = `None`; the table

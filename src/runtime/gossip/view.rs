@@ -191,6 +191,19 @@ fn between_runs(previous: u64, generation: u64) -> String {
     }
 }
 
+/// How a refutation answered: at its new incarnation, or (at incarnation 0) with a new
+/// generation, the claim having been made at the last incarnation there is.
+fn refuted_at(incarnation: u32, generation: u64) -> String {
+    if incarnation == 0 {
+        format!(
+            "with a new generation, {generation}: the claim was made at the last incarnation there is, {}, which only a new generation outranks; forged or corrupted, since no member counts that far",
+            u32::MAX
+        )
+    } else {
+        format!("incarnation {incarnation}")
+    }
+}
+
 impl ClusterEvent {
     /// Describes an event in a sentence; a failure learned from another member names it.
     pub fn describe_told(
@@ -210,7 +223,8 @@ impl ClusterEvent {
                 },
                 Some(by),
             ) => format!(
-                "this node had been declared dead ({by} said so) and refuted it (incarnation {incarnation}): a member had not heard from it for too long"
+                "this node had been declared dead ({by} said so) and refuted it ({}): a member had not heard from it for too long",
+                refuted_at(*incarnation, generation)
             ),
             _ => Self::describe(member, generation, kind),
         }
@@ -247,12 +261,16 @@ impl ClusterEvent {
             EventKind::Refuted {
                 incarnation,
                 declared_dead: false,
-            } => format!("this node was suspected and refuted it (incarnation {incarnation})"),
+            } => format!(
+                "this node was suspected and refuted it ({})",
+                refuted_at(*incarnation, generation)
+            ),
             EventKind::Refuted {
                 incarnation,
                 declared_dead: true,
             } => format!(
-                "this node had been declared dead and refuted it (incarnation {incarnation}): a member had not heard from it for too long"
+                "this node had been declared dead and refuted it ({}): a member had not heard from it for too long",
+                refuted_at(*incarnation, generation)
             ),
             EventKind::Paused { micros } => format!(
                 "this node did not run for {:.1}s (stopped, or starved of CPU); the others' silence meanwhile is not held against them",
@@ -312,6 +330,23 @@ mod tests {
         assert_eq!(
             ClusterEvent::describe("beta", old + 1, &restart(old, None)),
             format!("beta restarted (generation {old} replaced by {})", old + 1)
+        );
+    }
+
+    #[test]
+    fn a_refutation_by_a_new_generation_says_why_it_took_one() {
+        let refuted = |incarnation| EventKind::Refuted {
+            incarnation,
+            declared_dead: true,
+        };
+        assert!(
+            ClusterEvent::describe("me", 7, &refuted(3)).contains("refuted it (incarnation 3)")
+        );
+        let renewed = ClusterEvent::describe("me", 8, &refuted(0));
+        assert!(
+            renewed.contains("with a new generation, 8")
+                && renewed.contains("last incarnation there is, 4294967295"),
+            "{renewed}"
         );
     }
 }

@@ -489,6 +489,60 @@ fn a_suspected_node_refutes_with_a_higher_incarnation() {
 }
 
 #[test]
+fn a_claim_at_the_last_incarnation_is_answered_with_a_new_generation() {
+    for claim in [
+        Claim::Dead,
+        Claim::Suspect {
+            accuser: Name::new("a1").expect("name"),
+        },
+    ] {
+        let mut recorder = with_members(2);
+        let forged = Update {
+            id: id("me", 1),
+            incarnation: u32::MAX,
+            claim: claim.clone(),
+        };
+        recorder.receive(
+            addr(2),
+            &packet(&id("a1", 1), Message::Gossip, vec![forged]),
+        );
+        // No incarnation outranks u32::MAX: the node takes the next generation of its name.
+        assert_eq!(*recorder.swim.id(), id("me", 2), "{claim:?}");
+        assert_eq!(recorder.swim.incarnation(), 0);
+        assert!(recorder.has_event("me", |k| matches!(
+            k,
+            EventKind::Refuted { incarnation: 0, .. }
+        )));
+        // Its packets speak as the new generation and carry it alive.
+        recorder.receive(addr(2), &packet(&id("a1", 1), ping_me(7), vec![]));
+        let sent = recorder.take_sent();
+        let ack = sent
+            .iter()
+            .find(|(_, p)| matches!(p.message, Message::Ack { seq: 7, .. }))
+            .expect("the ping is answered");
+        assert_eq!(ack.1.from, id("me", 2));
+        assert!(sent.iter().any(|(_, p)| {
+            p.updates
+                .iter()
+                .any(|u| u.id == id("me", 2) && matches!(u.claim, Claim::Alive { .. }))
+        }));
+    }
+    // A member that held the old generation dead at u32::MAX takes the new one as alive.
+    let mut observer = with_members(2);
+    let dead = Update {
+        id: id("a1", 1),
+        incarnation: u32::MAX,
+        claim: Claim::Dead,
+    };
+    observer.receive(addr(3), &packet(&id("a2", 1), Message::Gossip, vec![dead]));
+    let (_, state, _) = observer.swim.member_state("a1").expect("known");
+    assert_eq!(state, MemberState::Dead);
+    observer.receive(addr(2), &packet(&id("a1", 2), ping_me(1), vec![]));
+    let (member, state, _) = observer.swim.member_state("a1").expect("known");
+    assert_eq!((member.generation, state), (2, MemberState::Alive));
+}
+
+#[test]
 fn a_paused_node_that_hears_its_suspicion_and_then_its_death_says_it_was_declared_dead() {
     let mut recorder = with_members(2);
     let claim = |claim| Update {
