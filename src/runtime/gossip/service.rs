@@ -942,9 +942,11 @@ struct RefutationReport {
     /// When the latest refutations were, up to [`REFUTATIONS_TO_WARN`].
     recent: VecDeque<Instant>,
     warned_at: Option<Instant>,
-    /// The incarnation the latest refutation took: one episode (a suspicion refuted, then
-    /// the death verdict that followed it heard) counts once.
-    incarnation: Option<u32>,
+    /// The generation and incarnation the latest refutation took: one episode (a suspicion
+    /// refuted, then the death verdict that followed it heard) counts once. The generation
+    /// too: each claim at the last incarnation is answered with a new generation, all at
+    /// incarnation 0.
+    taken: Option<(u64, u32)>,
 }
 
 /// Other members that fail and come back again and again: after [`FLAPS_TO_WARN`] failures
@@ -1066,10 +1068,16 @@ impl RefutationReport {
                 .is_some_and(|first| now.saturating_duration_since(*first) <= REFUTATION_WINDOW)
     }
 
-    /// Counts a refutation made at `now`, taking `incarnation`; returns what it logged (for
-    /// tests). A second event of one episode (the same incarnation) is not counted again.
-    fn record(&mut self, now: Instant, advertise: SocketAddr, incarnation: u32) -> Option<String> {
-        if self.incarnation.replace(incarnation) == Some(incarnation) {
+    /// Counts a refutation made at `now`, taking `incarnation` of `generation`; returns what
+    /// it logged (for tests). A second event of one episode (the same generation and
+    /// incarnation) is not counted again.
+    fn record(
+        &mut self,
+        now: Instant,
+        advertise: SocketAddr,
+        (generation, incarnation): (u64, u32),
+    ) -> Option<String> {
+        if self.taken.replace((generation, incarnation)) == Some((generation, incarnation)) {
             return None;
         }
         self.recent.push_back(now);
@@ -1212,7 +1220,8 @@ async fn flush(shared: &Arc<Shared>, socket: &Arc<UdpSocket>) {
                 let now = Instant::now();
                 let flapping = match event.kind {
                     EventKind::Refuted { incarnation, .. } => {
-                        state.refutations.record(now, shared.advertise, incarnation);
+                        let taken = (event.member.generation, incarnation);
+                        state.refutations.record(now, shared.advertise, taken);
                         state.refutations.often(now)
                     }
                     // Another member failing and coming back again and again (one the
@@ -1354,7 +1363,11 @@ mod tests {
         let mut incarnation = 0;
         let mut refute = |report: &mut RefutationReport, second: u64| {
             incarnation += 1;
-            report.record(start + Duration::from_secs(second), advertise, incarnation)
+            report.record(
+                start + Duration::from_secs(second),
+                advertise,
+                (1, incarnation),
+            )
         };
         for second in [0, 30, 60, 90, 120, 121, 122] {
             assert_eq!(refute(&mut report, second), None, "at {second} s");
@@ -1362,7 +1375,7 @@ mod tests {
         // The death verdict of the last episode, heard after its refutation: not counted
         // (it would make five).
         assert_eq!(
-            report.record(start + Duration::from_secs(122), advertise, 7),
+            report.record(start + Duration::from_secs(122), advertise, (1, 7)),
             None
         );
         assert!(!report.often(start + Duration::from_secs(122)));
@@ -1379,6 +1392,25 @@ mod tests {
             assert!(report.often(start + Duration::from_secs(second)));
         }
         assert!(!report.often(start + Duration::from_secs(400)));
+    }
+
+    #[test]
+    fn claims_at_the_last_incarnation_answered_with_new_generations_each_count() {
+        let advertise: SocketAddr = "10.77.0.99:7421".parse().expect("address");
+        let start = Instant::now();
+        let mut report = RefutationReport::default();
+        // Each answered with the next generation, all at incarnation 0: five episodes.
+        let said: Vec<Option<String>> = (2..=6u64)
+            .map(|generation| {
+                report.record(
+                    start + Duration::from_secs(generation),
+                    advertise,
+                    (generation, 0),
+                )
+            })
+            .collect();
+        assert!(said[..4].iter().all(Option::is_none), "{said:?}");
+        assert!(said[4].is_some(), "five within a minute: {said:?}");
     }
 
     #[test]

@@ -224,7 +224,8 @@ pub enum EventKind {
     Recovered,
     /// This node was suspected or declared dead by another and refuted it.
     Refuted {
-        /// The incarnation it moved to.
+        /// The incarnation it moved to; 0 when the claim was made at `u32::MAX` and the
+        /// node took the next generation of its name instead (the event's member names it).
         incarnation: u32,
         /// Whether it had been declared dead (else only suspected).
         declared_dead: bool,
