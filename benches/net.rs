@@ -5,7 +5,8 @@
 //!   request in flight, a 64-byte payload. Goliath submits `echo <64 bytes>` and waits for its
 //!   result (echo does no work, so it completes on the I/O thread that took the request, as
 //!   the tokio peer's spawned task runs on its one thread; a `fib 1` round trip through a
-//!   scheduler worker is printed beside it for comparison); the raw peer parses a 4-byte length and
+//!   scheduler worker, and a request that submits no task, are printed beside it for
+//!   comparison); the raw peer parses a 4-byte length and
 //!   answers each frame; the tokio peer spawns a task per request. Also prints p50/p99,
 //!   sampled with the contenders taking turns (250 round trips each) so all see the same minutes.
 //!   The client and every server's network thread are pinned to one vCPU (the same for all;
@@ -22,7 +23,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use goliath::config::{Config, WorkerCount};
 use goliath::runtime::Node;
 use goliath::runtime::net::frame::{self, FrameReader, FrameType};
-use goliath::runtime::net::{Hello, Request, Response, Server, ServerConfig, SubmitRequest};
+use goliath::runtime::net::{
+    Hello, Request, Response, ResponseView, Server, ServerConfig, SubmitRequest,
+};
+use goliath::runtime::task::TaskState;
 use rustix::thread::CpuSet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -224,7 +228,19 @@ struct LeanClient {
 }
 
 impl LeanClient {
+    /// A connection that submits `spec` and waits for its result.
     async fn connect(address: &str, spec: &str) -> LeanClient {
+        let request = Request::Submit(SubmitRequest {
+            specs: vec![spec.to_string()],
+            idempotency_key: None,
+            wait: true,
+            report_ids: false,
+        });
+        Self::connect_sending(address, &request).await
+    }
+
+    /// A connection that sends `request` each round trip.
+    async fn connect_sending(address: &str, request: &Request) -> LeanClient {
         let mut stream = TcpStream::connect(address).await.expect("connect");
         let _ = stream.set_nodelay(true);
         let greeting = Hello {
@@ -243,20 +259,8 @@ impl LeanClient {
         };
         let (header, _) = client.next_frame().await;
         assert_eq!(header, FrameType::Welcome);
-        let request = Request::Submit(SubmitRequest {
-            specs: vec![spec.to_string()],
-            idempotency_key: None,
-            wait: true,
-            report_ids: false,
-        });
-        frame::write_message(
-            &mut client.request,
-            FrameType::Request,
-            1,
-            &request,
-            1 << 20,
-        )
-        .expect("request");
+        frame::write_message(&mut client.request, FrameType::Request, 1, request, 1 << 20)
+            .expect("request");
         client
     }
 
@@ -284,12 +288,12 @@ impl LeanClient {
         self.stream.write_all(&self.request).await.expect("send");
     }
 
-    /// Reads the next frame and checks it is a `Finished` answer, decoding it where it lies
-    /// in the read buffer (as the raw peer's client reads its answer in place).
+    /// Reads the next frame and checks it is the answer asked for (a `Finished` task that
+    /// succeeded, or an empty cancel's), decoding it where it lies in the read buffer.
     async fn receive(&mut self) {
         loop {
             if let Some((header, payload)) = self.reader.next_frame().expect("frame") {
-                check_finished(header.frame_type, payload);
+                check_answer(header.frame_type, payload);
                 return;
             }
             self.read_more().await;
@@ -332,10 +336,12 @@ impl LeanClient {
     }
 }
 
-fn check_finished(kind: FrameType, payload: &[u8]) {
+fn check_answer(kind: FrameType, payload: &[u8]) {
     assert_eq!(kind, FrameType::Response);
-    match goliath::codec::decode::<Response>("response", payload) {
-        Ok(Response::Finished { .. }) => {}
+    match goliath::codec::decode_borrowed::<ResponseView<'_>>("response", payload) {
+        Ok(Response::Finished { tasks, .. }) if matches!(tasks.as_slice(), [task] if task.state == TaskState::Succeeded) =>
+            {}
+        Ok(Response::Cancelled { results }) if results.is_empty() => {}
         other => panic!("{other:?}"),
     }
 }
@@ -449,9 +455,11 @@ fn roundtrip(c: &mut Criterion) {
         println!("net/roundtrip: client and server network threads pinned to vCPU {cpu}");
     }
     let address = server.local_addr().to_string();
-    // (name, client, whether criterion times it too): `goliath_submit_fib1_on_worker` is for
-    // comparison only (not a tooling id), the same round trip with a task that runs on a
-    // scheduler worker, hop there and back included.
+    // (name, client, whether criterion times it too). For comparison only (not tooling ids):
+    // `goliath_submit_fib1_on_worker`, the same round trip with a task that runs on a
+    // scheduler worker, hop there and back included; `goliath_request_without_task`, a cancel
+    // of no ids (framing, decoding, the connection's turn and an answer, but no task to
+    // parse, claim, run, record, describe and encode): what the protocol layer costs alone.
     let mut contenders = client_rt.block_on(async {
         [
             (
@@ -462,6 +470,14 @@ fn roundtrip(c: &mut Criterion) {
             (
                 "goliath_submit_fib1_on_worker",
                 Contender::Goliath(LeanClient::connect(&address, "fib 1").await),
+                false,
+            ),
+            (
+                "goliath_request_without_task",
+                Contender::Goliath(
+                    LeanClient::connect_sending(&address, &Request::Cancel { ids: Vec::new() })
+                        .await,
+                ),
                 false,
             ),
             (
@@ -479,7 +495,7 @@ fn roundtrip(c: &mut Criterion) {
     // The percentiles: the contenders take turns, BLOCK round trips each, so all of them
     // sample the same minutes of a shared machine whose speed drifts (this VM's loopback
     // round trip moves between about 25 and 150 us from one minute to the next).
-    let mut samples: [Vec<u64>; 4] = Default::default();
+    let mut samples: [Vec<u64>; 5] = Default::default();
     client_rt.block_on(async {
         // Steady state first: until a node's history is full (10,000 tasks by default), each
         // finished echo keeps its text there, and glibc grows the I/O thread's heap one page

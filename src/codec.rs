@@ -145,7 +145,8 @@ const REQUEST_CONFIG: Limited<MAX_REQUEST_CLAIM> =
     bincode::config::standard().with_limit::<MAX_REQUEST_CLAIM>();
 
 /// [`decode`] for a type that borrows from `bytes` (text as `&str`), so decoding copies
-/// nothing it does not have to: a protocol request, with the limit [`MAX_REQUEST_CLAIM`].
+/// nothing it does not have to: a protocol request as the server reads it, or a response
+/// read in place by a client, with the limit [`MAX_REQUEST_CLAIM`].
 pub fn decode_borrowed<'a, T: Deserialize<'a>>(
     what: &'static str,
     bytes: &'a [u8],

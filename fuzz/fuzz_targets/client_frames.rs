@@ -9,7 +9,7 @@
 mod chunked_frames;
 
 use goliath::runtime::net::frame::{self, FrameType};
-use goliath::runtime::net::{Response, StreamItem, Welcome};
+use goliath::runtime::net::{Response, ResponseView, StreamItem, Welcome};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let _ = goliath::codec::decode::<Response>("response", payload);
+            let _ = goliath::codec::decode_borrowed::<ResponseView<'_>>("response", payload);
         }
     });
 });

@@ -13,7 +13,7 @@ pub use super::gossip::view::{
 };
 pub use super::gossip::{EventKind as MemberEventKind, LocalStatus, MemberState};
 use super::host::HostStats;
-use super::task::{TaskId, TaskOutput, TaskState};
+use super::task::{TaskId, TaskOutput, TaskOutputView, TaskState};
 use super::wal::WalSnapshot;
 
 /// A point-in-time view of a node: cheap enough to take ten times a second.
@@ -177,6 +177,37 @@ pub struct TaskInfo {
     pub output: Option<TaskOutput>,
     /// Why it failed, was cancelled or timed out.
     pub error: Option<String>,
+}
+
+/// A [`TaskInfo`] read where it lies in a frame (see [`crate::runtime::net::ResponseView`]):
+/// the same fields in the same order, its texts borrowed. Encodes as a `TaskInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfoView<'a> {
+    /// Its id.
+    pub id: TaskId,
+    /// The text form it was submitted as (canonical).
+    pub spec: &'a str,
+    /// Its kind's name.
+    pub kind: &'a str,
+    /// Its state.
+    pub state: TaskState,
+    /// The worker running it or that ran it last.
+    pub worker: Option<u16>,
+    /// Run number (1, or more after a restart).
+    pub attempt: u32,
+    /// When it was accepted (Unix µs).
+    pub submitted_unix_us: u64,
+    /// When it first ran (Unix µs).
+    pub started_unix_us: Option<u64>,
+    /// When it finished (Unix µs).
+    pub finished_unix_us: Option<u64>,
+    /// Time spent on workers, µs.
+    pub run_us: u64,
+    /// What it produced, once finished.
+    #[serde(borrow)]
+    pub output: Option<TaskOutputView<'a>>,
+    /// Why it failed, was cancelled or timed out.
+    pub error: Option<&'a str>,
 }
 
 impl TaskInfo {

@@ -179,6 +179,38 @@ impl fmt::Display for TaskOutput {
     }
 }
 
+/// A [`TaskOutput`] read where it lies in a frame, its text borrowed (see
+/// [`crate::runtime::snapshot::TaskInfoView`]). Encodes as a `TaskOutput`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskOutputView<'a> {
+    /// Nothing.
+    None,
+    /// A number.
+    Number(u64),
+    /// Text.
+    Text(&'a str),
+    /// A child process's exit and output.
+    #[serde(borrow)]
+    Process(ProcessOutputView<'a>),
+}
+
+/// A [`ProcessOutput`] read where it lies in a frame, its streams borrowed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessOutputView<'a> {
+    /// Exit code, if the program exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// Standard output as kept.
+    pub stdout: &'a str,
+    /// Standard error as kept.
+    pub stderr: &'a str,
+    /// Bytes of standard output beyond the bound, not kept.
+    pub stdout_truncated: u64,
+    /// Bytes of standard error beyond the bound, not kept.
+    pub stderr_truncated: u64,
+}
+
 /// The exit and captured output of an `exec` task.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessOutput {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::events::TaskEvent;
-use crate::runtime::snapshot::{ClusterSnapshot, NodeSnapshot, TaskInfo, TaskQuery};
+use crate::runtime::snapshot::{ClusterSnapshot, NodeSnapshot, TaskInfo, TaskInfoView, TaskQuery};
 use crate::runtime::task::{TaskId, TaskState};
 
 /// Client → node, right after the preamble.
@@ -185,8 +185,12 @@ pub struct WatchRequest {
 }
 
 /// The answer to a request.
+///
+/// `T` is how a task is described: a [`TaskInfo`] (owned; what the node builds and most
+/// clients read) or, in a [`ResponseView`], a [`TaskInfoView`] (its text borrowed from the
+/// frame). Both encode the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Response {
+pub enum Response<T = TaskInfo> {
     /// The tasks were accepted.
     Submitted {
         /// Their ids, in submission order.
@@ -197,7 +201,7 @@ pub enum Response {
     /// The submitted tasks finished (for `wait`).
     Finished {
         /// In submission order.
-        tasks: Vec<TaskInfo>,
+        tasks: Vec<T>,
         /// True when the idempotency key had been seen.
         duplicate: bool,
     },
@@ -207,9 +211,9 @@ pub enum Response {
         results: Vec<CancelResult>,
     },
     /// One task.
-    Task(TaskInfo),
+    Task(T),
     /// A list of tasks.
-    Tasks(Vec<TaskInfo>),
+    Tasks(Vec<T>),
     /// The node snapshot.
     Status(Box<NodeSnapshot>),
     /// The node is shutting down.
@@ -219,6 +223,12 @@ pub enum Response {
     /// Cluster membership; `None` when gossip is off on the node.
     Members(Option<Box<ClusterSnapshot>>),
 }
+
+/// A [`Response`] read where it lies in the frame: a task's spec, kind, output and error
+/// are borrowed instead of copied into a `String` each, so a client that only looks at an
+/// answer (a `wait` round trip's `Finished`) allocates nothing per text. Decode it with
+/// [`crate::codec::decode_borrowed`].
+pub type ResponseView<'a> = Response<TaskInfoView<'a>>;
 
 /// One cancel's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -927,6 +937,15 @@ mod tests {
         }
 
         #[test]
+        fn responses_read_the_same_through_a_clients_borrowed_view(response in response()) {
+            let bytes = crate::codec::encode("response", &response).expect("encodes");
+            let view: ResponseView<'_> =
+                crate::codec::decode_borrowed("response", &bytes).expect("decodes");
+            // Every field of every task is in the view: it encodes back to the same bytes.
+            prop_assert_eq!(crate::codec::encode("response", &view).expect("encodes"), bytes);
+        }
+
+        #[test]
         fn stream_items_round_trip(item in stream_item()) {
             prop_assert_eq!(round_trip(FrameType::StreamItem, &item), item);
         }
@@ -942,6 +961,7 @@ mod tests {
             let _ = crate::codec::decode::<Request>("request", &bytes);
             let _ = crate::codec::decode_borrowed::<RequestView<'_>>("request", &bytes);
             let _ = crate::codec::decode::<Response>("response", &bytes);
+            let _ = crate::codec::decode_borrowed::<ResponseView<'_>>("response", &bytes);
             let _ = crate::codec::decode::<StreamItem>("stream item", &bytes);
             let _ = crate::codec::decode::<Hello>("hello", &bytes);
         }

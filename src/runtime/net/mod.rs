@@ -8,7 +8,7 @@ pub mod server;
 pub use client::{Client, ClientError, WatchStream};
 pub use messages::{
     CancelOutcomeWire, CancelResult, Hello, RemoteError, RemoteErrorKind, Request, RequestView,
-    Response, SpecList, StreamItem, SubmitRequest, SubmitView, WatchRequest, Welcome,
+    Response, ResponseView, SpecList, StreamItem, SubmitRequest, SubmitView, WatchRequest, Welcome,
 };
 pub use server::{Server, ServerConfig};
 

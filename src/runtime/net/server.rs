@@ -547,7 +547,7 @@ fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
                     ),
                     _ => format!("the response could not be sent: {error}; ask for fewer tasks"),
                 };
-                let fallback = Response::Error(RemoteError {
+                let fallback: Response = Response::Error(RemoteError {
                     kind: RemoteErrorKind::Invalid,
                     message,
                 });
