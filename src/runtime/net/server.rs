@@ -726,6 +726,11 @@ impl Connection {
         // Whether bytes the client sent wait unread while this side holds it back: then
         // only a freed permit makes the next move.
         let mut unread_waiting = false;
+        // One wait for the node's stop for the whole connection: a fresh `changed()` every
+        // turn joined and left the watch's waiter list (under its lock) once per request.
+        let mut stop_receiver = self.closing.clone();
+        let node_stopping = stop_receiver.changed();
+        tokio::pin!(node_stopping);
         loop {
             // This turn takes what finishes during it itself (an echo finishes inside its
             // submit): no wake-up, and no second, empty poll of this task per request.
@@ -776,6 +781,10 @@ impl Connection {
             // and its connection stayed open, in CLOSE-WAIT, for good.
             let watching_close = !reading && !unread_waiting;
             let budget_wait = (budget_short > 0).then(|| self.context.frame_budget.clone());
+            // Only helper tasks (watches, answers waiting for durability) send on the queue,
+            // and this connection keeps a sender of its own: with no helper alive and
+            // nothing queued, nothing can arrive there, and the queue is not polled.
+            let helpers_may_send = self.outgoing.strong_count() > 1 || !self.queued.is_empty();
             // A frame taken means the bytes after it begin a new one: its time starts now.
             frame_deadline = match (reading, pending) {
                 (true, 0) | (false, _) => None,
@@ -786,7 +795,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 // It only ever turns true (or its sender, the node, is gone).
-                _ = self.closing.changed() => {
+                _ = &mut node_stopping => {
                     // Whatever the client still waits for will not come from this run of
                     // the node: it hears why, instead of a bare close, like after a crash.
                     let notice = frame::SHUTDOWN_NOTICE;
@@ -794,7 +803,7 @@ impl Connection {
                     return Ok(());
                 }
                 info = self.completed.recv() => self.completed_task(info),
-                Some(item) = self.queued.recv() => self.encode(item),
+                Some(item) = self.queued.recv(), if helpers_may_send => self.encode(item),
                 Some(Ok((stream, serial, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.polled(stream, serial, index, result);
                 }
