@@ -457,6 +457,52 @@ fn many_requests_in_flight_are_answered_out_of_order() {
 }
 
 #[test]
+fn echo_waits_are_answered_at_once_beside_a_wait_still_running() {
+    let fixture = Fixture::new(|_| {});
+    let client = fixture.client();
+    let wait_for = |spec: String| {
+        Request::Submit(SubmitRequest {
+            specs: vec![spec],
+            idempotency_key: None,
+            wait: true,
+            report_ids: false,
+        })
+    };
+    fixture.runtime.block_on(async {
+        let slow = client.request(wait_for("sleep 2s".into()));
+        tokio::pin!(slow);
+        // Each echo finishes inside its submit and is answered at once, with its own
+        // outcome, while the sleep's wait stays open on the same connection.
+        for n in 0..20 {
+            let answer = tokio::select! {
+                answer = client.request(wait_for(format!("echo quick-{n}"))) => answer,
+                slow = &mut slow => panic!("the sleep was answered before echo {n}: {slow:?}"),
+            };
+            match answer {
+                Ok(Response::Finished {
+                    tasks,
+                    duplicate: false,
+                }) => {
+                    assert_eq!(tasks.len(), 1);
+                    assert_eq!(
+                        tasks[0].output,
+                        Some(TaskOutput::Text(format!("quick-{n}")))
+                    );
+                }
+                other => panic!("echo {n}: {other:?}"),
+            }
+        }
+        match slow.await {
+            Ok(Response::Finished { tasks, .. }) => {
+                assert_eq!(tasks.len(), 1);
+                assert_eq!(tasks[0].state, TaskState::Succeeded);
+            }
+            other => panic!("sleep: {other:?}"),
+        }
+    });
+}
+
+#[test]
 fn submit_wait_cancel_task_tasks_and_status() {
     let fixture = Fixture::new(|_| {});
     let client = fixture.client();

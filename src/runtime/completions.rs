@@ -26,6 +26,7 @@ use crossbeam_utils::CachePadded;
 
 use super::lock;
 use super::snapshot::TaskInfo;
+use super::task::TaskId;
 
 #[derive(Debug, Default)]
 struct Queue {
@@ -91,6 +92,15 @@ impl CompletionReceiver {
     /// The next finished task, if one is queued; never waits.
     pub fn try_recv(&self) -> Option<TaskInfo> {
         lock(&self.queue).finished.pop_front()
+    }
+
+    /// The next finished task if it is `id`, which then leaves the queue; never waits.
+    pub fn try_recv_task(&self, id: TaskId) -> Option<TaskInfo> {
+        let mut queue = lock(&self.queue);
+        match queue.finished.front() {
+            Some(info) if info.id == id => queue.finished.pop_front(),
+            _ => None,
+        }
     }
 
     /// The next finished task, or `Pending` after arranging to be woken by the next send.
@@ -186,6 +196,26 @@ mod tests {
             .map(|info| info.id.0)
             .collect();
         assert_eq!(ids, [1, 2, 3]);
+        assert!(receiver.try_recv().is_none());
+    }
+
+    #[test]
+    fn a_task_is_taken_out_of_turn_only_when_it_is_next() {
+        let (sender, receiver) = completion_queue();
+        assert!(receiver.try_recv_task(TaskId(1)).is_none(), "empty queue");
+        for id in 1..=2 {
+            assert!(sender.send(info(id)));
+        }
+        // Task 2 waits behind task 1: a wait for 2 must not take it before 1 is handled.
+        assert!(receiver.try_recv_task(TaskId(2)).is_none());
+        assert_eq!(
+            receiver.try_recv_task(TaskId(1)).map(|i| i.id),
+            Some(TaskId(1))
+        );
+        assert_eq!(
+            receiver.try_recv_task(TaskId(2)).map(|i| i.id),
+            Some(TaskId(2))
+        );
         assert!(receiver.try_recv().is_none());
     }
 

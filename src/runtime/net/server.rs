@@ -1349,6 +1349,19 @@ impl Connection {
                 }
                 let outcome = pending.outcome;
                 let count = outcome.ids.len();
+                // One task that finished inside its submit (echo does) and is durable: with
+                // its outcome first in the queue, the answer goes out without the wait's
+                // bookkeeping. Otherwise (queued behind another wait's, or still running)
+                // it is waited for as usual.
+                if let ([id], true, false) = (outcome.ids.as_slice(), durable, outcome.duplicate)
+                    && let Some(info) = self.completed.try_recv_task(*id)
+                {
+                    let response = Response::Finished {
+                        tasks: vec![info],
+                        duplicate: false,
+                    };
+                    return self.send(stream, response, permit);
+                }
                 let report = request.report_ids.then(|| outcome.ids.clone());
                 for (index, id) in outcome.ids.iter().enumerate() {
                     self.waiting_for.insert(*id, (stream, index));
