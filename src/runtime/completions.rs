@@ -14,6 +14,11 @@
 //! I/O thread and down on a worker, it cost the I/O thread a cache miss per task (most of
 //! its slot-filling time in a `perf annotate` of the pipelined bench).
 //!
+//! The node also tells each connection through its queue that it stops serving
+//! ([`CompletionSender::tell_node_stopping`]): the consumer already waits on the queue each
+//! turn, so hearing of the stop costs it nothing more per request (a watch channel of its
+//! own, polled every turn, took its waiter list's lock twice per request).
+//!
 //! Unbounded by type, bounded by use: each watched task sends exactly once, and the protocol
 //! server caps how many tasks a connection may wait for. A send to a dropped receiver is
 //! discarded.
@@ -35,6 +40,17 @@ struct Queue {
     waiting: Option<Waker>,
     /// The receiver is gone: sends are dropped.
     closed: bool,
+    /// The node stops serving: the consumer hears it before any task still queued.
+    node_stopping: bool,
+}
+
+/// What a consumer waiting on its queue hears next.
+#[derive(Debug)]
+pub enum Completion {
+    /// A finished task.
+    Task(TaskInfo),
+    /// The node stops serving (and says so at every wait from now on).
+    NodeStopping,
 }
 
 /// The queue behind a cache line of its own: the `Arc`'s counts sit before it.
@@ -86,6 +102,19 @@ impl CompletionSender {
         }
         true
     }
+
+    /// Tells the consumer that the node stops serving, waking it if it waits: its waits
+    /// return [`Completion::NodeStopping`] from now on.
+    pub fn tell_node_stopping(&self) {
+        let waker = {
+            let mut queue = lock(&self.queue);
+            queue.node_stopping = true;
+            queue.waiting.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
 }
 
 impl CompletionReceiver {
@@ -103,13 +132,18 @@ impl CompletionReceiver {
         }
     }
 
-    /// The next finished task, or `Pending` after arranging to be woken by the next send.
-    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<TaskInfo> {
+    /// The node's stop, else the next finished task, or `Pending` after arranging to be
+    /// woken by the next send.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Completion> {
         let mut queue = lock(&self.queue);
+        if queue.node_stopping {
+            queue.waiting = None;
+            return Poll::Ready(Completion::NodeStopping);
+        }
         match queue.finished.pop_front() {
             Some(info) => {
                 queue.waiting = None;
-                Poll::Ready(info)
+                Poll::Ready(Completion::Task(info))
             }
             None => {
                 match &mut queue.waiting {
@@ -121,8 +155,8 @@ impl CompletionReceiver {
         }
     }
 
-    /// Waits for the next finished task.
-    pub async fn recv(&self) -> TaskInfo {
+    /// Waits for the node's stop or the next finished task.
+    pub async fn recv(&self) -> Completion {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
@@ -228,7 +262,9 @@ mod tests {
         sender.send(info(7));
         sender.send(info(8));
         assert_eq!(wakes.wakes(), 1, "one wake-up for the wait");
-        assert!(matches!(receiver.poll_recv(&mut cx), Poll::Ready(i) if i.id.0 == 7));
+        assert!(
+            matches!(receiver.poll_recv(&mut cx), Poll::Ready(Completion::Task(i)) if i.id.0 == 7)
+        );
         assert_eq!(receiver.try_recv().map(|i| i.id.0), Some(8));
     }
 
@@ -243,11 +279,56 @@ mod tests {
         sender.send(info(1));
         assert_eq!(wakes.wakes(), 0, "no wake-up while it runs");
         // Before waiting again it finds what arrived meanwhile.
-        assert!(matches!(receiver.poll_recv(&mut cx), Poll::Ready(i) if i.id.0 == 1));
+        assert!(
+            matches!(receiver.poll_recv(&mut cx), Poll::Ready(Completion::Task(i)) if i.id.0 == 1)
+        );
         // And the next wait is woken again.
         assert!(receiver.poll_recv(&mut cx).is_pending());
         sender.send(info(2));
         assert_eq!(wakes.wakes(), 1);
+    }
+
+    #[test]
+    fn the_nodes_stop_wakes_the_consumer_and_comes_before_queued_tasks() {
+        let (sender, receiver) = completion_queue();
+        let (wakes, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(receiver.poll_recv(&mut cx).is_pending());
+        sender.send(info(1));
+        assert!(matches!(
+            receiver.poll_recv(&mut cx),
+            Poll::Ready(Completion::Task(_))
+        ));
+        assert!(receiver.poll_recv(&mut cx).is_pending());
+        sender.send(info(2));
+        sender.tell_node_stopping();
+        assert_eq!(
+            wakes.wakes(),
+            2,
+            "woken once by each send after a wait; the stop found it woken already"
+        );
+        // Told at every wait from now on, ahead of the task still queued.
+        for _ in 0..2 {
+            assert!(matches!(
+                receiver.poll_recv(&mut cx),
+                Poll::Ready(Completion::NodeStopping)
+            ));
+        }
+        assert_eq!(receiver.try_recv().map(|i| i.id.0), Some(2));
+    }
+
+    #[test]
+    fn a_waiting_consumer_is_woken_by_the_nodes_stop() {
+        let (sender, receiver) = completion_queue();
+        let (wakes, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(receiver.poll_recv(&mut cx).is_pending());
+        sender.tell_node_stopping();
+        assert_eq!(wakes.wakes(), 1);
+        assert!(matches!(
+            receiver.poll_recv(&mut cx),
+            Poll::Ready(Completion::NodeStopping)
+        ));
     }
 
     #[test]
@@ -277,7 +358,7 @@ mod tests {
                 tokio::time::timeout(std::time::Duration::from_secs(60), receiver.recv()).await
             })
             .expect("the send woke the waiting consumer");
-        assert_eq!(got.id.0, 42);
+        assert!(matches!(got, Completion::Task(info) if info.id.0 == 42));
         worker.join().expect("worker");
     }
 }

@@ -1483,7 +1483,7 @@ impl NodeBuilder {
             io: Mutex::new(Some(io)),
             stopped: AtomicBool::new(false),
             stop_began: Mutex::new(None),
-            farewell: Farewell::new(),
+            farewell: Farewell::default(),
         })
     }
 }
@@ -1502,28 +1502,51 @@ pub struct Node {
 
 /// Lets the protocol's open connections tell their clients the node is stopping (rather
 /// than just closing, as a crash would) before the I/O thread they run on ends.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Farewell {
-    closing: tokio::sync::watch::Sender<bool>,
-    open: Arc<AtomicUsize>,
+    listeners: Arc<Mutex<Listeners>>,
+}
+
+/// The protocol connections open on a node, each told through its completion queue when the
+/// node stops serving. At most one entry per open connection (`net.max_connections`).
+#[derive(Debug, Default)]
+struct Listeners {
+    /// The node stopped serving: a connection opened after it is told at once.
+    said: bool,
+    next_key: u64,
+    open: Vec<(u64, CompletionSender)>,
 }
 
 /// How long a stopping node waits for its connections to say goodbye.
 const FAREWELL_WAIT: Duration = Duration::from_millis(250);
 
 impl Farewell {
-    fn new() -> Self {
-        Self {
-            closing: tokio::sync::watch::channel(false).0,
-            open: Arc::new(AtomicUsize::new(0)),
+    /// Registers a connection's queue; see [`Node::farewell`].
+    fn open(&self, completions: &CompletionSender) -> OpenConnection {
+        let mut listeners = lock(&self.listeners);
+        if listeners.said {
+            completions.tell_node_stopping();
+        }
+        let key = listeners.next_key;
+        listeners.next_key += 1;
+        listeners.open.push((key, completions.clone()));
+        OpenConnection {
+            listeners: self.listeners.clone(),
+            key,
         }
     }
 
     /// Tells every connection, then waits until each has closed or [`FAREWELL_WAIT`] passed.
     fn say(&self) {
-        self.closing.send_replace(true);
+        {
+            let mut listeners = lock(&self.listeners);
+            listeners.said = true;
+            for (_, connection) in &listeners.open {
+                connection.tell_node_stopping();
+            }
+        }
         let deadline = Instant::now() + FAREWELL_WAIT;
-        while self.open.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while !lock(&self.listeners).open.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -1531,11 +1554,17 @@ impl Farewell {
 
 /// Held by an open protocol connection; see [`Node::farewell`].
 #[derive(Debug)]
-pub(crate) struct OpenConnection(Arc<AtomicUsize>);
+pub(crate) struct OpenConnection {
+    listeners: Arc<Mutex<Listeners>>,
+    key: u64,
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut listeners = lock(&self.listeners);
+        if let Some(at) = listeners.open.iter().position(|(key, _)| *key == self.key) {
+            listeners.open.swap_remove(at);
+        }
     }
 }
 
@@ -2255,15 +2284,12 @@ impl Node {
         self.shared.accepting.load(Ordering::Relaxed)
     }
 
-    /// For a protocol connection: a receiver that turns true when the node stops serving
-    /// (its tasks are done; the I/O thread ends next), and a token the node waits for, a
-    /// moment, before it ends the I/O thread, so the connection can tell its client why.
-    pub(crate) fn farewell(&self) -> (tokio::sync::watch::Receiver<bool>, OpenConnection) {
-        self.farewell.open.fetch_add(1, Ordering::AcqRel);
-        (
-            self.farewell.closing.subscribe(),
-            OpenConnection(self.farewell.open.clone()),
-        )
+    /// For a protocol connection: `completions` is told when the node stops serving (its
+    /// tasks are done; the I/O thread ends next; see [`CompletionSender::tell_node_stopping`]),
+    /// at once if it already has. The node waits a moment, before it ends the I/O thread,
+    /// for the token returned to be dropped, so the connection can tell its client why.
+    pub(crate) fn farewell(&self, completions: &CompletionSender) -> OpenConnection {
+        self.farewell.open(completions)
     }
 
     /// Refuses new tasks from now on (as shutting down), before [`Node::shutdown`]: for
@@ -2377,6 +2403,38 @@ impl Drop for Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `receiver` has heard that the node stops serving.
+    fn told_of_the_stop(receiver: &super::super::completions::CompletionReceiver) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        matches!(
+            receiver.poll_recv(&mut cx),
+            std::task::Poll::Ready(super::super::completions::Completion::NodeStopping)
+        )
+    }
+
+    #[test]
+    fn every_open_connection_and_any_opened_later_hears_the_farewell_and_leaves_no_entry() {
+        use super::super::completions::completion_queue;
+        let farewell = Farewell::default();
+        let (sender, early) = completion_queue();
+        let open_early = farewell.open(&sender);
+        assert!(!told_of_the_stop(&early));
+        // Waits its moment (FAREWELL_WAIT) for the connection still open, then goes on.
+        farewell.say();
+        assert!(told_of_the_stop(&early));
+        let (sender, late) = completion_queue();
+        let open_late = farewell.open(&sender);
+        assert!(
+            told_of_the_stop(&late),
+            "opened after the stop: told at once"
+        );
+        drop((open_early, open_late));
+        assert!(
+            lock(&farewell.listeners).open.is_empty(),
+            "closed connections leave"
+        );
+    }
 
     fn fib(n: u64, copies: u32) -> Submission {
         Submission {

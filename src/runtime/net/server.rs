@@ -29,7 +29,9 @@ use super::messages::{
     StreamItem, SubmitView, WatchRequest, WatchedEvent, Welcome,
 };
 use crate::config::Config;
-use crate::runtime::completions::{CompletionReceiver, CompletionSender, completion_queue};
+use crate::runtime::completions::{
+    Completion, CompletionReceiver, CompletionSender, completion_queue,
+};
 use crate::runtime::events::EventError;
 use crate::runtime::idhash::IdMap;
 use crate::runtime::log_budget::{Line, LineBudget};
@@ -666,9 +668,8 @@ struct Connection {
     next_wait_serial: u64,
     /// `wait` submissions whose accepted records are on their way to disk.
     durables: tokio::task::JoinSet<(u32, Result<(), DurabilityError>)>,
-    /// Turns true when the node stops serving: the client is told, and the connection ends.
-    closing: watch::Receiver<bool>,
-    /// Counted by the stopping node, which waits a moment for its connections to close.
+    /// Registers `completions` with the node, which says through it that it stops serving
+    /// (the client is told, and the connection ends) and waits a moment for it to close.
     _open: OpenConnection,
 }
 
@@ -677,13 +678,9 @@ impl Connection {
         let (completions, completed) = completion_queue();
         let (outgoing, queued) = mpsc::channel::<Outgoing>(context.config.max_inflight + 64);
         let permits = Arc::new(Semaphore::new(context.config.max_inflight));
-        let (mut closing, open) = context.node.farewell();
-        if *closing.borrow() {
-            // Opened as the node stopped: told at once.
-            closing.mark_changed();
-        }
+        // Opened as the node stopped: told at once.
+        let open = context.node.farewell(&completions);
         Self {
-            closing,
             _open: open,
             context,
             writer,
@@ -726,11 +723,6 @@ impl Connection {
         // Whether bytes the client sent wait unread while this side holds it back: then
         // only a freed permit makes the next move.
         let mut unread_waiting = false;
-        // One wait for the node's stop for the whole connection: a fresh `changed()` every
-        // turn joined and left the watch's waiter list (under its lock) once per request.
-        let mut stop_receiver = self.closing.clone();
-        let node_stopping = stop_receiver.changed();
-        tokio::pin!(node_stopping);
         loop {
             // This turn takes what finishes during it itself (an echo finishes inside its
             // submit): no wake-up, and no second, empty poll of this task per request.
@@ -794,15 +786,14 @@ impl Connection {
             };
             tokio::select! {
                 biased;
-                // It only ever turns true (or its sender, the node, is gone).
-                _ = &mut node_stopping => {
-                    // Whatever the client still waits for will not come from this run of
-                    // the node: it hears why, instead of a bare close, like after a crash.
-                    let notice = frame::SHUTDOWN_NOTICE;
-                    frame::write_frame(&mut self.out, FrameType::Error, 0, notice.as_bytes());
-                    return Ok(());
-                }
-                info = self.completed.recv() => self.completed_task(info),
+                // The node's stop comes first, ahead of any task still queued.
+                completion = self.completed.recv() => match completion {
+                    Completion::Task(info) => self.completed_task(info),
+                    Completion::NodeStopping => {
+                        self.say_node_stopped();
+                        return Ok(());
+                    }
+                },
                 Some(item) = self.queued.recv(), if helpers_may_send => self.encode(item),
                 Some(Ok((stream, serial, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.polled(stream, serial, index, result);
@@ -1012,7 +1003,13 @@ impl Connection {
                 break;
             }
             tokio::select! {
-                info = self.completed.recv() => self.completed_task(info),
+                completion = self.completed.recv() => match completion {
+                    Completion::Task(info) => self.completed_task(info),
+                    Completion::NodeStopping => {
+                        self.say_node_stopped();
+                        break;
+                    }
+                },
                 Some(item) = self.queued.recv() => self.encode(item),
                 Some(Ok((stream, serial, index, result))) = self.polls.join_next(), if !self.polls.is_empty() => {
                     self.polled(stream, serial, index, result);
@@ -1125,6 +1122,13 @@ impl Connection {
             };
             self.send(stream, response, wait.permit);
         }
+    }
+
+    /// Whatever the client still waits for will not come from this run of the node: it
+    /// hears why, instead of a bare close, like after a crash.
+    fn say_node_stopped(&mut self) {
+        let notice = frame::SHUTDOWN_NOTICE;
+        frame::write_frame(&mut self.out, FrameType::Error, 0, notice.as_bytes());
     }
 
     /// Encodes an `Error` frame behind the answers already encoded; the connection closes
