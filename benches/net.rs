@@ -11,6 +11,8 @@
 //!   sampled with the contenders taking turns (250 round trips each) so all see the same minutes.
 //!   The client and every server's network thread are pinned to one vCPU (the same for all;
 //!   `GOLIATH_BENCH_UNPINNED=1` leaves placement to the kernel, see `roundtrip`).
+//!   `GOLIATH_BENCH_SAMPLES=N` takes N round trips per contender for the printed percentiles
+//!   (default 5,000) and skips criterion's own timing: for comparing two builds in turn.
 //! - `net/pipelined/{goliath,tokio_spawn_per_request}`: one connection, 256 requests in flight,
 //!   no-op tasks, timed for 20,000 requests.
 //!
@@ -418,6 +420,15 @@ impl Contender {
     }
 }
 
+/// Round trips per contender for the printed percentiles: `GOLIATH_BENCH_SAMPLES`, or
+/// [`LATENCY_SAMPLES`].
+fn latency_samples() -> usize {
+    std::env::var("GOLIATH_BENCH_SAMPLES")
+        .ok()
+        .and_then(|samples| samples.parse().ok())
+        .unwrap_or(LATENCY_SAMPLES)
+}
+
 /// Round trips per contender before the next one takes over in the interleaved sampling.
 const BLOCK: usize = 250;
 
@@ -507,7 +518,7 @@ fn roundtrip(c: &mut Criterion) {
                 client.roundtrip().await;
             }
         }
-        for _ in 0..LATENCY_SAMPLES / BLOCK {
+        for _ in 0..latency_samples() / BLOCK {
             for ((_, client, _), samples) in contenders.iter_mut().zip(&mut samples) {
                 for _ in 0..BLOCK {
                     samples.push(client.roundtrip().await.as_nanos() as u64);
@@ -518,8 +529,9 @@ fn roundtrip(c: &mut Criterion) {
     for ((name, _, _), samples) in contenders.iter().zip(samples) {
         percentiles(name, samples);
     }
+    let percentiles_only = std::env::var_os("GOLIATH_BENCH_SAMPLES").is_some();
     for (name, client, timed) in &mut contenders {
-        if !*timed {
+        if !*timed || percentiles_only {
             continue;
         }
         group.bench_function(*name, |b| {
