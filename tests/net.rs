@@ -503,6 +503,20 @@ fn echo_waits_are_answered_at_once_beside_a_wait_still_running() {
 }
 
 #[test]
+fn every_copy_in_a_batch_has_its_own_text() {
+    let fixture = Fixture::new(|_| {});
+    let client = fixture.client();
+    let specs = ["echo first x3", "echo second", "echo third x2"];
+    let tasks = fixture.submit_wait(&client, &specs);
+    let outputs: Vec<Option<TaskOutput>> = tasks.into_iter().map(|task| task.output).collect();
+    let expected: Vec<Option<TaskOutput>> = ["first", "first", "first", "second", "third", "third"]
+        .into_iter()
+        .map(|text| Some(TaskOutput::Text(text.into())))
+        .collect();
+    assert_eq!(outputs, expected);
+}
+
+#[test]
 fn submit_wait_cancel_task_tasks_and_status() {
     let fixture = Fixture::new(|_| {});
     let client = fixture.client();

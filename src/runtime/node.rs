@@ -37,7 +37,7 @@ use super::snapshot::{
 };
 use super::task::{
     KindId, Kinds, RegisterError, SpecError, Submission, TaskId, TaskKind, TaskOutput, TaskSpec,
-    TaskState, claimed_by_line,
+    TaskState,
 };
 use super::wal::record::KeyRequest;
 use super::wal::{self, DurabilityError, Faults, Ticket, Wal, WalError};
@@ -1644,7 +1644,8 @@ impl Node {
         idempotency_key: Option<&str>,
         watcher: Option<&CompletionSender>,
     ) -> Result<BatchOutcome, BatchError> {
-        match self.submit_batch_pending(submissions, idempotency_key, watcher) {
+        let mut submissions = submissions.to_vec();
+        match self.submit_batch_pending(&mut submissions, idempotency_key, watcher) {
             Ok(pending) => match pending.ticket.wait() {
                 Ok(()) => Ok(pending.outcome),
                 Err(error) => Err(BatchError {
@@ -1670,9 +1671,11 @@ impl Node {
     /// [`Node::submit_batch`] without waiting for the WAL: the batch is durable when the
     /// returned ticket is (a duplicate's ticket is the original submission's). The whole
     /// batch is one group in the log: after a crash it is recovered whole or not at all.
+    /// Each spec's text moves to the slot of its last copy, so `submissions` may be left
+    /// without their texts (the protocol server parses into a buffer it empties after).
     pub fn submit_batch_pending(
         &self,
-        submissions: &[Submission],
+        submissions: &mut [Submission],
         idempotency_key: Option<&str>,
         watcher: Option<&CompletionSender>,
     ) -> Result<PendingBatch, BatchError> {
@@ -1777,7 +1780,7 @@ impl Node {
         // Claim every slot first, so the batch is logged as one group before any of it runs.
         let mut claimed: Vec<(u32, TaskId)> =
             Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-        for submission in submissions {
+        for submission in submissions.iter() {
             for _ in 0..submission.tasks() {
                 match shared.arena.claim() {
                     Ok(slot) => claimed.push(slot),
@@ -1822,10 +1825,23 @@ impl Node {
             _ => Ticket::ready(),
         };
         let mut queued = false;
-        for (submission, line) in claimed_by_line(submissions, &claimed) {
-            for (index, id) in line {
-                shared.fill(*index, submission.spec.clone(), watcher, now, 1);
-                let kind = submission.spec.kind;
+        let mut rest = claimed.as_slice();
+        for submission in submissions.iter_mut() {
+            let (line, after) = rest.split_at(rest.len().min(submission.tasks() as usize));
+            rest = after;
+            let kind = submission.spec.kind;
+            for (position, (index, id)) in line.iter().enumerate() {
+                // Each copy's slot holds its own spec; the last takes the parsed text itself
+                // (one copy of an echo's text less per submit).
+                let spec = if position + 1 == line.len() {
+                    TaskSpec {
+                        text: submission.spec.text.take(),
+                        ..submission.spec.clone()
+                    }
+                } else {
+                    submission.spec.clone()
+                };
+                shared.fill(*index, spec, watcher, now, 1);
                 // One wake-up for the whole batch, after its last task: a woken worker that
                 // finds more wakes the next (see `scheduler`).
                 match shared.publish_submitted(*index, *id, kind, None, now, Wake::Later) {
