@@ -37,7 +37,7 @@ use super::snapshot::{
 };
 use super::task::{
     KindId, Kinds, RegisterError, SpecError, Submission, TaskId, TaskKind, TaskOutput, TaskSpec,
-    TaskState,
+    TaskState, claimed_by_line,
 };
 use super::wal::record::KeyRequest;
 use super::wal::{self, DurabilityError, Faults, Ticket, Wal, WalError};
@@ -1624,11 +1624,11 @@ impl Node {
     /// Submits `copies` of a task. Refuses the whole batch, before claiming any of it, when it
     /// cannot fit (a single task is refused by its claim).
     pub fn submit_copies(&self, spec: &TaskSpec, copies: u32) -> Result<Vec<TaskId>, BatchError> {
-        let submission = Submission {
+        let mut submission = Submission {
             spec: spec.clone(),
             copies,
         };
-        self.submit_batch(std::slice::from_ref(&submission), None, None)
+        self.submit_owned_batch(std::slice::from_mut(&mut submission), None, None)
             .map(|outcome| outcome.ids)
     }
 
@@ -1644,8 +1644,18 @@ impl Node {
         idempotency_key: Option<&str>,
         watcher: Option<&CompletionSender>,
     ) -> Result<BatchOutcome, BatchError> {
-        let mut submissions = submissions.to_vec();
-        match self.submit_batch_pending(&mut submissions, idempotency_key, watcher) {
+        // Its own copy: the submit moves each spec's text into a slot.
+        self.submit_owned_batch(&mut submissions.to_vec(), idempotency_key, watcher)
+    }
+
+    /// [`Node::submit_batch`] of specs it may take the texts of.
+    fn submit_owned_batch(
+        &self,
+        submissions: &mut [Submission],
+        idempotency_key: Option<&str>,
+        watcher: Option<&CompletionSender>,
+    ) -> Result<BatchOutcome, BatchError> {
+        match self.submit_batch_pending(submissions, idempotency_key, watcher) {
             Ok(pending) => match pending.ticket.wait() {
                 Ok(()) => Ok(pending.outcome),
                 Err(error) => Err(BatchError {
@@ -1825,10 +1835,7 @@ impl Node {
             _ => Ticket::ready(),
         };
         let mut queued = false;
-        let mut rest = claimed.as_slice();
-        for submission in submissions.iter_mut() {
-            let (line, after) = rest.split_at(rest.len().min(submission.tasks() as usize));
-            rest = after;
+        for (submission, line) in claimed_by_line(submissions.iter_mut(), &claimed) {
             let kind = submission.spec.kind;
             for (position, (index, id)) in line.iter().enumerate() {
                 // Each copy's slot holds its own spec; the last takes the parsed text itself
