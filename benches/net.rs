@@ -420,13 +420,14 @@ impl Contender {
     }
 }
 
-/// Round trips per contender for the printed percentiles: `GOLIATH_BENCH_SAMPLES`, or
-/// [`LATENCY_SAMPLES`].
-fn latency_samples() -> usize {
-    std::env::var("GOLIATH_BENCH_SAMPLES")
-        .ok()
-        .and_then(|samples| samples.parse().ok())
-        .unwrap_or(LATENCY_SAMPLES)
+/// Round trips per contender for the printed percentiles asked for by
+/// `GOLIATH_BENCH_SAMPLES` (then criterion's timing is skipped), if any.
+fn samples_asked() -> Option<usize> {
+    std::env::var("GOLIATH_BENCH_SAMPLES").ok().map(|samples| {
+        samples
+            .parse()
+            .expect("GOLIATH_BENCH_SAMPLES: a number of round trips")
+    })
 }
 
 /// Round trips per contender before the next one takes over in the interleaved sampling.
@@ -506,7 +507,8 @@ fn roundtrip(c: &mut Criterion) {
     // The percentiles: the contenders take turns, BLOCK round trips each, so all of them
     // sample the same minutes of a shared machine whose speed drifts (this VM's loopback
     // round trip moves between about 25 and 150 us from one minute to the next).
-    let mut samples: [Vec<u64>; 5] = Default::default();
+    let samples_asked = samples_asked();
+    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); contenders.len()];
     client_rt.block_on(async {
         // Steady state first: until a node's history is full (10,000 tasks by default), each
         // finished echo keeps its text there, and glibc grows the I/O thread's heap one page
@@ -518,7 +520,7 @@ fn roundtrip(c: &mut Criterion) {
                 client.roundtrip().await;
             }
         }
-        for _ in 0..latency_samples() / BLOCK {
+        for _ in 0..samples_asked.unwrap_or(LATENCY_SAMPLES) / BLOCK {
             for ((_, client, _), samples) in contenders.iter_mut().zip(&mut samples) {
                 for _ in 0..BLOCK {
                     samples.push(client.roundtrip().await.as_nanos() as u64);
@@ -529,9 +531,8 @@ fn roundtrip(c: &mut Criterion) {
     for ((name, _, _), samples) in contenders.iter().zip(samples) {
         percentiles(name, samples);
     }
-    let percentiles_only = std::env::var_os("GOLIATH_BENCH_SAMPLES").is_some();
     for (name, client, timed) in &mut contenders {
-        if !*timed || percentiles_only {
+        if !*timed || samples_asked.is_some() {
             continue;
         }
         group.bench_function(*name, |b| {
