@@ -486,7 +486,7 @@ fn echo_waits_are_answered_at_once_beside_a_wait_still_running() {
                     assert_eq!(tasks.len(), 1);
                     assert_eq!(
                         tasks[0].output,
-                        Some(TaskOutput::Text(format!("quick-{n}")))
+                        Some(TaskOutput::Text(format!("quick-{n}").into()))
                     );
                 }
                 other => panic!("echo {n}: {other:?}"),
@@ -1006,7 +1006,10 @@ fn a_wait_whose_outcomes_pass_the_codec_and_answer_limits_still_returns_every_ta
     ) {
         Ok(Response::Finished { tasks, .. }) => {
             assert_eq!(tasks.len(), 6000);
-            assert_eq!(tasks[0].output, Some(TaskOutput::Text(text.clone())));
+            assert_eq!(
+                tasks[0].output,
+                Some(TaskOutput::Text(text.as_str().into()))
+            );
         }
         other => panic!("{:?}", other.map(|_| "another answer")),
     }

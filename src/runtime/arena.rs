@@ -20,8 +20,8 @@
 //! workers). `in_use = claims − Σ frees`. A full arena is detected when several slots in a row
 //! are taken and the counts agree it is full: the submission gets [`Busy`] at once.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_utils::CachePadded;
 use serde::{Deserialize, Serialize};
@@ -90,7 +90,7 @@ pub struct Slot {
     /// Run number: 1 for the first run, more after recovery (saturates at 65535).
     pub(crate) attempt: AtomicU16,
     /// Echo text, exec argv or a custom kind's text; most tasks have none.
-    pub(crate) text: Mutex<Option<Box<str>>>,
+    pub(crate) text: Mutex<Option<Arc<str>>>,
 }
 
 /// The arena has no room for a submission: it is full, or a batch needs more slots than

@@ -9,8 +9,8 @@
 //! tagged with their task's id, touched only by tasks that have them. The total kept is `history.tasks`, split evenly
 //! across rings; the oldest entry of a ring is overwritten first.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_utils::CachePadded;
 
@@ -23,7 +23,7 @@ use super::task::{KindId, TaskId, TaskOutput, TaskState};
 pub(crate) struct FinishedTask {
     pub record: Record,
     pub output: TaskOutput,
-    pub text: Option<Box<str>>,
+    pub text: Option<Arc<str>>,
     pub error: Option<Box<str>>,
 }
 
@@ -46,7 +46,7 @@ pub(crate) struct Record {
 /// The heap parts of a finished task.
 #[derive(Debug, Clone, Default)]
 struct Extras {
-    text: Option<Box<str>>,
+    text: Option<Arc<str>>,
     output: Option<TaskOutput>,
     error: Option<Box<str>>,
 }
@@ -224,7 +224,7 @@ impl Ring {
         &self,
         task: &Record,
         output: TaskOutput,
-        text: Option<Box<str>>,
+        text: Option<Arc<str>>,
         error: Option<Box<str>>,
     ) {
         // `next` stays below the length, which is at least one (see `History::new`); the
@@ -371,7 +371,7 @@ impl History {
         ring: usize,
         task: &Record,
         output: TaskOutput,
-        text: Option<Box<str>>,
+        text: Option<Arc<str>>,
         error: Option<Box<str>>,
     ) {
         let ring = ring.min(self.rings.len() - 1);
@@ -383,7 +383,7 @@ impl History {
         &self,
         task: &Record,
         output: TaskOutput,
-        text: Option<Box<str>>,
+        text: Option<Arc<str>>,
         error: Option<Box<str>>,
     ) {
         let ring = &self.rings[self.rings.len() - 1];

@@ -3,8 +3,8 @@
 //!
 //! `sleep` and `exec` are not here: they hold no worker and run in `io`.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::clock::Clock;
 use super::lock;
@@ -18,7 +18,7 @@ pub struct StepContext<'a> {
     pub(crate) id: TaskId,
     pub(crate) numbers: [u64; 2],
     pub(crate) progress: [u64; 4],
-    pub(crate) text: &'a Mutex<Option<Box<str>>>,
+    pub(crate) text: &'a Mutex<Option<Arc<str>>>,
     pub(crate) slice_end: u64,
     pub(crate) started_at: u64,
     pub(crate) clock: &'a Clock,
@@ -83,15 +83,15 @@ pub(crate) fn step_builtin(kind: KindId, ctx: &mut StepContext<'_>) -> Step {
         KindId::FIB => fib(ctx),
         KindId::PRIMES => primes(ctx),
         KindId::HASH => hash(ctx),
-        KindId::ECHO => Step::Done(ctx.with_text(echo)),
+        KindId::ECHO => Step::Done(echo(lock(ctx.text).as_ref())),
         _ => Step::Fail(format!("kind {} cannot run on a worker", kind.index())),
     }
 }
 
 /// What an `echo` task returns: its text. (It usually completes at submit, see
 /// `Shared::publish_submitted`; a recovered one runs here.)
-pub(crate) fn echo(text: Option<&str>) -> TaskOutput {
-    TaskOutput::Text(text.unwrap_or("").to_string())
+pub(crate) fn echo(text: Option<&Arc<str>>) -> TaskOutput {
+    TaskOutput::Text(text.cloned().unwrap_or_else(|| Arc::from("")))
 }
 
 fn spin(ctx: &mut StepContext<'_>) -> Step {
@@ -300,7 +300,7 @@ fn hash(ctx: &mut StepContext<'_>) -> Step {
             return Step::Yield;
         }
     }
-    Step::Done(TaskOutput::Text(format!("crc32c:{crc:08x}")))
+    Step::Done(TaskOutput::Text(format!("crc32c:{crc:08x}").into()))
 }
 
 #[cfg(test)]

@@ -217,9 +217,8 @@ impl TaskInfo {
         match &mut self.output {
             Some(TaskOutput::Process(process)) => process.keep_at_most(bytes),
             Some(TaskOutput::Text(text)) if text.len() > bytes => {
-                text.truncate(crate::runtime::units::floor_char_boundary(text, bytes));
-                text.push('…');
-                text.shrink_to_fit();
+                let kept = &text[..crate::runtime::units::floor_char_boundary(text, bytes)];
+                *text = format!("{kept}…").into();
             }
             _ => {}
         }

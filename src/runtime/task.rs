@@ -151,8 +151,8 @@ pub enum TaskOutput {
     None,
     /// A number (fib, primes).
     Number(u64),
-    /// Text (echo, hash).
-    Text(String),
+    /// Text (echo, hash). Shared: an echo's output is its spec's text.
+    Text(Arc<str>),
     /// A child process's exit and output (exec).
     Process(Box<ProcessOutput>),
 }
@@ -298,8 +298,9 @@ impl KindId {
 pub struct TaskSpec {
     pub(crate) kind: KindId,
     pub(crate) numbers: [u64; 2],
-    /// Echo text, or exec's argv joined with NUL bytes, or a custom kind's text.
-    pub(crate) text: Option<Box<str>>,
+    /// Echo text, or exec's argv joined with NUL bytes, or a custom kind's text. Shared:
+    /// an echo's output, its history entry and every description of it hold this one copy.
+    pub(crate) text: Option<Arc<str>>,
     pub(crate) timeout: Option<Duration>,
 }
 
@@ -370,9 +371,9 @@ impl TaskSpec {
     }
     /// A task of a registered kind with its numbers and text.
     pub fn custom(kind: KindId, numbers: [u64; 2], text: Option<Box<str>>) -> Self {
-        Self::from_parts(kind, numbers, text)
+        Self::from_parts(kind, numbers, text.map(Arc::from))
     }
-    fn from_parts(kind: KindId, numbers: [u64; 2], text: Option<Box<str>>) -> Self {
+    fn from_parts(kind: KindId, numbers: [u64; 2], text: Option<Arc<str>>) -> Self {
         Self {
             kind,
             numbers,
@@ -534,26 +535,34 @@ fn is_quote_or_escape(byte: u8) -> bool {
 /// instead of character iteration and counting (the text form of almost every task).
 fn split_ascii_words(input: &str) -> Result<Vec<Word<'_>>, SpecError> {
     let bytes = input.as_bytes();
-    let mut words = Vec::new();
     // Usually words of plain characters between spaces: one vectorised look says so, and
-    // splitting at spaces (a vectorised search) gives the words.
-    let quotes_or_other_space = bytes.iter().fold(false, |found, &b| {
-        found | is_quote_or_escape(b) | (is_ascii_space(b) & (b != b' '))
-    });
+    // counts the spaces.
+    let (quotes_or_other_space, spaces) = plain_look(bytes);
     if !quotes_or_other_space {
-        let mut start = 0;
-        for piece in input.split(' ') {
-            if !piece.is_empty() {
+        let mut words = Vec::with_capacity(spaces + 1);
+        let mut push = |start: usize, end: usize| {
+            if end > start {
                 words.push(Word {
-                    text: Cow::Borrowed(piece),
+                    text: Cow::Borrowed(&input[start..end]),
                     column: start + 1,
                     quoted: false,
                 });
             }
-            start += piece.len() + 1;
+        };
+        // The search stops at the last space: what follows it is the last word, however
+        // long (an echo's text after `echo `), and is not looked at again.
+        let mut start = 0;
+        for _ in 0..spaces {
+            let Some(offset) = bytes[start..].iter().position(|&b| b == b' ') else {
+                break;
+            };
+            push(start, start + offset);
+            start += offset + 1;
         }
+        push(start, bytes.len());
         return Ok(words);
     }
+    let mut words = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
         if is_ascii_space(bytes[at]) {
@@ -579,6 +588,27 @@ fn split_ascii_words(input: &str) -> Result<Vec<Word<'_>>, SpecError> {
         }
     }
     Ok(words)
+}
+
+/// One vectorised pass over ASCII text: whether it has quotes, escapes or whitespace other
+/// than the space, and how many spaces.
+fn plain_look(bytes: &[u8]) -> (bool, usize) {
+    // Two folds without early exits: each compiles to whole-vector compares.
+    let quotes_or_other_space = bytes.iter().fold(false, |found, &b| {
+        found | is_quote_or_escape(b) | (is_ascii_space(b) & (b != b' '))
+    });
+    // Counted in bytes, a chunk at a time: sixteen lanes to a vector, where a `usize` count
+    // of every byte took two.
+    let spaces = bytes
+        .chunks(usize::from(u8::MAX))
+        .map(|chunk| {
+            let in_chunk = chunk
+                .iter()
+                .fold(0u8, |count, &b| count + u8::from(b == b' '));
+            usize::from(in_chunk)
+        })
+        .sum();
+    (quotes_or_other_space, spaces)
 }
 
 /// One word with quotes or escapes at the start of `input` (no leading whitespace), whose
@@ -691,6 +721,22 @@ fn push_word(out: &mut String, word: &str) {
         out.push(c);
     }
     out.push('"');
+}
+
+/// Whether an echo's text reads back as itself written unquoted after `echo `: words that
+/// need no quotes (nor look like options: `needs_quotes` checks) with single spaces between.
+fn reads_back_unquoted(text: &str) -> bool {
+    if text.is_ascii() {
+        // One word, the usual echo: one vectorised look instead of a split.
+        let (quotes_or_other_space, spaces) = plain_look(text.as_bytes());
+        if quotes_or_other_space {
+            return false;
+        }
+        if spaces == 0 {
+            return !text.is_empty() && !is_option_like(text);
+        }
+    }
+    !text.is_empty() && text.split(' ').all(|w| !w.is_empty() && !needs_quotes(w))
 }
 
 fn is_option_like(word: &str) -> bool {
@@ -1215,12 +1261,8 @@ impl Kinds {
             }
             KindId::ECHO => {
                 let text = text.unwrap_or("");
-                // Words that need no quotes (nor look like options: `needs_quotes` checks)
-                // and single spaces between them read back as themselves unquoted.
-                let plain =
-                    !text.is_empty() && text.split(' ').all(|w| !w.is_empty() && !needs_quotes(w));
                 out.push(' ');
-                if plain {
+                if reads_back_unquoted(text) {
                     out.push_str(text);
                 } else {
                     push_word(out, text);
@@ -1472,6 +1514,23 @@ mod tests {
             let formatted = kinds.format(&spec);
             let again = kinds.parse(&formatted).map(|s| s.spec);
             prop_assert_eq!(again, Ok(spec), "{:?} formatted as {:?}", text, formatted);
+        }
+
+        #[test]
+        fn long_ascii_specs_split_like_words_taken_one_character_at_a_time(
+            // Past 255 spaces: they are counted a chunk of bytes at a time.
+            input in proptest::string::string_regex("[a-c ]{200,1200}").expect("regex")
+        ) {
+            splits_like_the_reference(split_ascii_words, &input)?;
+        }
+
+        #[test]
+        fn the_one_look_at_an_echo_text_agrees_with_checking_each_word(
+            text in proptest::string::string_regex("(x|x-|[a-c ]|[0-9]|timeout=|\\t|\"|é|×){0,12}").expect("regex")
+        ) {
+            let each_word =
+                !text.is_empty() && text.split(' ').all(|w| !w.is_empty() && !needs_quotes(w));
+            prop_assert_eq!(reads_back_unquoted(&text), each_word, "{:?}", text);
         }
 
         #[test]

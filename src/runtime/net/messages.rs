@@ -390,7 +390,7 @@ pub(crate) mod strategies {
         prop_oneof![
             Just(TaskOutput::None),
             any::<u64>().prop_map(TaskOutput::Number),
-            text().prop_map(TaskOutput::Text),
+            text().prop_map(|text| TaskOutput::Text(text.into())),
             (
                 any::<Option<i32>>(),
                 any::<Option<i32>>(),

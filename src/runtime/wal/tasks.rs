@@ -13,6 +13,7 @@
 //! arena can make two recovered tasks want one slot: start is then refused with the fix.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Wal;
@@ -96,7 +97,7 @@ fn task_output(output: &OutputRecord<'_>) -> TaskOutput {
     match output {
         OutputRecord::None => TaskOutput::None,
         OutputRecord::Number(value) => TaskOutput::Number(*value),
-        OutputRecord::Text(text) => TaskOutput::Text(text.to_string()),
+        OutputRecord::Text(text) => TaskOutput::Text(Arc::from(&**text)),
         OutputRecord::Process {
             exit_code,
             signal,
