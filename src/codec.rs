@@ -111,6 +111,22 @@ pub fn encode_into<T: Serialize>(
     append_with(what, value, buffer, CONFIG)
 }
 
+/// Bincode's writer straight onto a `Vec`: its `std::io::Write` path counted every write
+/// and carried an I/O error a `Vec` never returns. Most writes are one byte (a small
+/// integer, a tag), pushed as such.
+struct AppendWriter<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for AppendWriter<'_> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        match bytes {
+            [byte] => self.0.push(*byte),
+            _ => self.0.extend_from_slice(bytes),
+        }
+        Ok(())
+    }
+}
+
 /// Appends `value` encoded with `config`; on error `buffer` is left as it was.
 fn append_with<T: Serialize, C: bincode::config::Config>(
     what: &'static str,
@@ -119,8 +135,8 @@ fn append_with<T: Serialize, C: bincode::config::Config>(
     config: C,
 ) -> Result<usize, CodecError> {
     let before = buffer.len();
-    bincode::serde::encode_into_std_write(value, buffer, config)
-        .map(|_| buffer.len() - before)
+    bincode::serde::encode_into_writer(value, AppendWriter(&mut *buffer), config)
+        .map(|()| buffer.len() - before)
         .map_err(|e| {
             buffer.truncate(before);
             CodecError::Encode {
