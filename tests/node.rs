@@ -1183,9 +1183,9 @@ fn a_reused_slot_delivers_to_its_current_watcher_only() {
     let (first_sender, first) = completion_queue();
     let (second_sender, second) = completion_queue();
     let submit = |text: &str, watcher: Option<&CompletionSender>| {
-        let mut submission = node.parse(text).expect("spec");
+        let submission = node.parse(text).expect("spec");
         let batch = node
-            .submit_batch_pending(std::slice::from_mut(&mut submission), None, watcher)
+            .submit_batch_pending(std::slice::from_ref(&submission), None, watcher)
             .expect("submitted");
         batch.outcome.ids[0]
     };

@@ -1625,11 +1625,11 @@ impl Node {
     /// Submits `copies` of a task. Refuses the whole batch, before claiming any of it, when it
     /// cannot fit (a single task is refused by its claim).
     pub fn submit_copies(&self, spec: &TaskSpec, copies: u32) -> Result<Vec<TaskId>, BatchError> {
-        let mut submission = Submission {
+        let submission = Submission {
             spec: spec.clone(),
             copies,
         };
-        self.submit_owned_batch(std::slice::from_mut(&mut submission), None, None)
+        self.submit_batch(std::slice::from_ref(&submission), None, None)
             .map(|outcome| outcome.ids)
     }
 
@@ -1642,17 +1642,6 @@ impl Node {
     pub fn submit_batch(
         &self,
         submissions: &[Submission],
-        idempotency_key: Option<&str>,
-        watcher: Option<&CompletionSender>,
-    ) -> Result<BatchOutcome, BatchError> {
-        // Its own copy: the submit moves each spec's text into a slot.
-        self.submit_owned_batch(&mut submissions.to_vec(), idempotency_key, watcher)
-    }
-
-    /// [`Node::submit_batch`] of specs it may take the texts of.
-    fn submit_owned_batch(
-        &self,
-        submissions: &mut [Submission],
         idempotency_key: Option<&str>,
         watcher: Option<&CompletionSender>,
     ) -> Result<BatchOutcome, BatchError> {
@@ -1682,11 +1671,9 @@ impl Node {
     /// [`Node::submit_batch`] without waiting for the WAL: the batch is durable when the
     /// returned ticket is (a duplicate's ticket is the original submission's). The whole
     /// batch is one group in the log: after a crash it is recovered whole or not at all.
-    /// Each spec's text moves to the slot of its last copy, so `submissions` may be left
-    /// without their texts (the protocol server parses into a buffer it empties after).
     pub fn submit_batch_pending(
         &self,
-        submissions: &mut [Submission],
+        submissions: &[Submission],
         idempotency_key: Option<&str>,
         watcher: Option<&CompletionSender>,
     ) -> Result<PendingBatch, BatchError> {
@@ -1791,7 +1778,7 @@ impl Node {
         // Claim every slot first, so the batch is logged as one group before any of it runs.
         let mut claimed: Vec<(u32, TaskId)> =
             Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-        for submission in submissions.iter() {
+        for submission in submissions {
             for _ in 0..submission.tasks() {
                 match shared.arena.claim() {
                     Ok(slot) => claimed.push(slot),
@@ -1836,20 +1823,10 @@ impl Node {
             _ => Ticket::ready(),
         };
         let mut queued = false;
-        for (submission, line) in claimed_by_line(submissions.iter_mut(), &claimed) {
-            let kind = submission.spec.kind;
-            for (position, (index, id)) in line.iter().enumerate() {
-                // Each copy's slot holds its own spec; the last takes the parsed text itself
-                // (one copy of an echo's text less per submit).
-                let spec = if position + 1 == line.len() {
-                    TaskSpec {
-                        text: submission.spec.text.take(),
-                        ..submission.spec.clone()
-                    }
-                } else {
-                    submission.spec.clone()
-                };
-                shared.fill(*index, spec, watcher, now, 1);
+        for (submission, line) in claimed_by_line(submissions, &claimed) {
+            for (index, id) in line {
+                shared.fill(*index, submission.spec.clone(), watcher, now, 1);
+                let kind = submission.spec.kind;
                 // One wake-up for the whole batch, after its last task: a woken worker that
                 // finds more wakes the next (see `scheduler`).
                 match shared.publish_submitted(*index, *id, kind, None, now, Wake::Later) {

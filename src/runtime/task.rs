@@ -433,16 +433,14 @@ impl Submission {
 
 /// A batch's claimed slots, line by line: the slots were claimed in line order, each line's
 /// copies in turn, and a batch cut short claimed none for the lines after the cut (their
-/// slices are empty, as is the tail of the line it was cut in). The lines come as given:
-/// shared (`&Submission`) or, to move their specs into the slots, `&mut Submission`.
-pub(crate) fn claimed_by_line<S: std::borrow::Borrow<Submission>, T>(
-    submissions: impl IntoIterator<Item = S>,
-    claimed: &[T],
-) -> impl Iterator<Item = (S, &[T])> {
+/// slices are empty, as is the tail of the line it was cut in).
+pub(crate) fn claimed_by_line<'a, T>(
+    submissions: &'a [Submission],
+    claimed: &'a [T],
+) -> impl Iterator<Item = (&'a Submission, &'a [T])> {
     let mut rest = claimed;
-    submissions.into_iter().map(move |submission| {
-        let tasks = submission.borrow().tasks() as usize;
-        let (line, after) = rest.split_at(rest.len().min(tasks));
+    submissions.iter().map(move |submission| {
+        let (line, after) = rest.split_at(rest.len().min(submission.tasks() as usize));
         rest = after;
         (submission, line)
     })

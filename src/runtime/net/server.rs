@@ -1348,8 +1348,7 @@ impl Connection {
             return self.send(stream, Response::Error(error), permit);
         }
         let watcher = request.wait.then_some(&self.completions);
-        let outcome =
-            node.submit_batch_pending(submissions.as_mut_slice(), request.idempotency_key, watcher);
+        let outcome = node.submit_batch_pending(submissions, request.idempotency_key, watcher);
         match outcome {
             Err(BatchError { submitted, error }) => {
                 if request.wait && !submitted.is_empty() {
