@@ -530,9 +530,7 @@ enum Outgoing {
     End(u32, Option<OwnedSemaphorePermit>),
 }
 
-/// Encodes `outgoing` behind what `buffer` holds; gives back a response once encoded, for
-/// its buffers to be used again.
-fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) -> Option<Response> {
+fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) {
     match outgoing {
         Outgoing::Response(stream, response, _permit) => {
             let mut response = response;
@@ -558,15 +556,12 @@ fn encode_outgoing(buffer: &mut Vec<u8>, outgoing: Outgoing, max_frame: u32) -> 
                 let _ =
                     frame::write_message(buffer, FrameType::Response, stream, &fallback, max_frame);
             }
-            Some(response)
         }
         Outgoing::Item(stream, item) => {
             let _ = frame::write_message(buffer, FrameType::StreamItem, stream, &item, max_frame);
-            None
         }
         Outgoing::End(stream, _permit) => {
-            frame::write_frame(buffer, FrameType::StreamEnd, stream, &[]);
-            None
+            frame::write_frame(buffer, FrameType::StreamEnd, stream, &[])
         }
     }
 }
@@ -666,8 +661,6 @@ struct Connection {
     waits: IdMap<u32, PendingWait>,
     /// Parsed specs of the request being handled (kept between requests, emptied).
     submissions: Vec<Submission>,
-    /// The task list of the last answer with one task (see `answer_one`), emptied.
-    one_task: Vec<TaskInfo>,
     waiting_for: IdMap<TaskId, (u32, usize)>,
     watches: IdMap<u32, tokio::task::JoinHandle<()>>,
     polls: tokio::task::JoinSet<(u32, u64, usize, Result<TaskInfo, LookupError>)>,
@@ -700,7 +693,6 @@ impl Connection {
             completed,
             waits: IdMap::default(),
             submissions: Vec::new(),
-            one_task: Vec::with_capacity(1),
             waiting_for: IdMap::default(),
             watches: IdMap::default(),
             polls: tokio::task::JoinSet::new(),
@@ -1000,26 +992,6 @@ impl Connection {
 
     fn encode(&mut self, outgoing: Outgoing) {
         encode_outgoing(&mut self.out, outgoing, self.context.config.max_frame);
-    }
-
-    /// Answers a wait with its one task, in a list kept for such answers: one allocation
-    /// less per round trip of a single quick task.
-    fn answer_one(&mut self, stream: u32, info: TaskInfo, permit: OwnedSemaphorePermit) {
-        let mut tasks = std::mem::take(&mut self.one_task);
-        tasks.push(info);
-        let response = Response::Finished {
-            tasks,
-            duplicate: false,
-        };
-        let outgoing = Outgoing::Response(stream, response, Some(permit));
-        if let Some(Response::Finished { mut tasks, .. }) =
-            encode_outgoing(&mut self.out, outgoing, self.context.config.max_frame)
-        {
-            tasks.clear();
-            if tasks.capacity() == 1 {
-                self.one_task = tasks;
-            }
-        }
     }
 
     /// Waits for outstanding `wait` submissions after the client stopped sending.
@@ -1388,7 +1360,11 @@ impl Connection {
                 if let ([id], true, false) = (outcome.ids.as_slice(), durable, outcome.duplicate)
                     && let Some(info) = self.completed.try_recv_task(*id)
                 {
-                    return self.answer_one(stream, info, permit);
+                    let response = Response::Finished {
+                        tasks: vec![info],
+                        duplicate: false,
+                    };
+                    return self.send(stream, response, permit);
                 }
                 let report = request.report_ids.then(|| outcome.ids.clone());
                 for (index, id) in outcome.ids.iter().enumerate() {
