@@ -373,7 +373,8 @@ impl TaskSpec {
     pub fn custom(kind: KindId, numbers: [u64; 2], text: Option<Box<str>>) -> Self {
         Self::from_parts(kind, numbers, text.map(Arc::from))
     }
-    fn from_parts(kind: KindId, numbers: [u64; 2], text: Option<Arc<str>>) -> Self {
+    /// A task of any kind from its parts (a recovered task's, whose text is copied once).
+    pub(crate) fn from_parts(kind: KindId, numbers: [u64; 2], text: Option<Arc<str>>) -> Self {
         Self {
             kind,
             numbers,

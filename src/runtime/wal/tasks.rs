@@ -64,7 +64,7 @@ fn spec_record<'a>(kinds: &'a Kinds, spec: &'a TaskSpec) -> SpecRecord<'a> {
 
 fn task_spec(kinds: &Kinds, spec: &SpecRecord<'_>) -> Option<TaskSpec> {
     let kind = kinds.lookup(&spec.kind)?;
-    let mut task = TaskSpec::custom(kind, spec.numbers, spec.text.as_deref().map(Box::from));
+    let mut task = TaskSpec::from_parts(kind, spec.numbers, spec.text.as_deref().map(Arc::from));
     if spec.timeout_ns != 0 {
         task = task.with_timeout(Duration::from_nanos(spec.timeout_ns));
     }
