@@ -590,10 +590,7 @@ fn split_ascii_words(input: &str) -> Result<Vec<Word<'_>>, SpecError> {
 }
 
 /// One vectorised pass over ASCII text: whether it has quotes, escapes or whitespace other
-/// than the space, and how many spaces. Not inlined: the parse and the formatter of one
-/// submit share its code, fetched once (10 fewer instruction-cache misses per echo round
-/// trip under callgrind's cache simulation).
-#[inline(never)]
+/// than the space, and how many spaces.
 fn plain_look(bytes: &[u8]) -> (bool, usize) {
     // Two folds without early exits: each compiles to whole-vector compares.
     let quotes_or_other_space = bytes.iter().fold(false, |found, &b| {
