@@ -1212,6 +1212,57 @@ fn a_reused_slot_delivers_to_its_current_watcher_only() {
     );
 }
 
+/// A batch of one task without a key (what `goliath submit SPEC` sends) takes the single
+/// submit's path: its answers must be the batch's all the same.
+#[test]
+fn a_one_task_batch_is_answered_like_any_batch() {
+    let node = Node::start(config(1, 1)).expect("node starts");
+    let (sender, receiver) = completion_queue();
+    let submit = |text: &str, watcher: Option<&CompletionSender>| {
+        let submission = node.parse(text).expect("spec");
+        node.submit_batch_pending(std::slice::from_ref(&submission), None, watcher)
+    };
+    let echoed = submit("echo one", Some(&sender)).expect("submitted");
+    assert_eq!(echoed.outcome.ids.len(), 1);
+    assert!(!echoed.outcome.duplicate);
+    let delivered = next_completion(&receiver);
+    assert_eq!(delivered.id, echoed.outcome.ids[0]);
+    assert_eq!(delivered.output, Some(TaskOutput::Text("one".into())));
+    wait_finished(&node, delivered.id);
+    let held = submit("sleep 60s", None).expect("submitted").outcome.ids;
+    let Err(full) = submit("fib 1", None) else {
+        panic!("a second task fit in one slot");
+    };
+    assert!(full.submitted.is_empty());
+    assert_eq!(
+        full.error,
+        SubmitError::Busy(Busy {
+            in_use: 1,
+            capacity: 1,
+            needed: 1,
+        })
+    );
+    let Err(missing) = submit("exec -- no-such-program-goliath", None) else {
+        panic!("an exec of a missing program was taken");
+    };
+    assert!(missing.submitted.is_empty());
+    assert!(
+        missing
+            .error
+            .to_string()
+            .contains("'no-such-program-goliath' not found"),
+        "{}",
+        missing.error
+    );
+    assert_eq!(
+        node.snapshot(0).arena.rejected,
+        1,
+        "the full arena's refusal is counted, the bad spec's is not"
+    );
+    node.cancel(held[0]).expect("known");
+    wait_finished(&node, held[0]);
+}
+
 /// A watch of tasks submitted earlier gets each when it finishes, and nothing once the
 /// watch is dropped.
 #[test]

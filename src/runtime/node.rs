@@ -562,16 +562,16 @@ impl Shared {
     /// durable; acknowledge it only then.
     pub fn submit_on(
         &self,
-        spec: TaskSpec,
+        spec: &TaskSpec,
         local: Option<&WorkerCore>,
         watcher: Option<&CompletionSender>,
     ) -> Result<(TaskId, Ticket), SubmitError> {
-        self.check_submittable(&spec)?;
+        self.check_submittable(spec)?;
         let (index, id) = self.arena.claim()?;
         let now = self.clock.now();
         let ticket = match &self.wal {
             None => Ticket::ready(),
-            Some(wal) => match self.log_accepted(wal, &spec, id, now) {
+            Some(wal) => match self.log_accepted(wal, spec, id, now) {
                 Ok(ticket) => ticket,
                 Err(error) => {
                     self.arena.hand_back(index);
@@ -579,9 +579,8 @@ impl Shared {
                 }
             },
         };
-        let kind = spec.kind;
-        self.fill(index, spec, watcher, now, 1);
-        self.publish_submitted(index, id, kind, local, now, Wake::Now)?;
+        self.fill(index, spec.clone(), watcher, now, 1);
+        self.publish_submitted(index, id, spec, local, now, Wake::Now)?;
         Ok((id, ticket))
     }
 
@@ -593,12 +592,12 @@ impl Shared {
         &self,
         index: u32,
         id: TaskId,
-        kind: KindId,
+        spec: &TaskSpec,
         local: Option<&WorkerCore>,
         now: u64,
         wake: Wake,
     ) -> Result<bool, SubmitError> {
-        if kind != KindId::ECHO {
+        if spec.kind != KindId::ECHO {
             return self.publish(index, id, local, now, 1, wake).map(|()| true);
         }
         let slot = self.arena.slot(index);
@@ -609,7 +608,8 @@ impl Shared {
         self.emit(id, TaskState::Running, None, 1, now);
         let ending = Ending {
             state: TaskState::Succeeded,
-            output: kinds::echo(lock(&slot.text).as_ref()),
+            // From the spec the slot was filled with, not through the slot's lock.
+            output: kinds::echo(spec.text.as_ref()),
             error: None,
         };
         self.finish(index, id, ending, FinishSite::Offload, now);
@@ -1611,7 +1611,7 @@ impl Node {
     /// Submits one task. `Busy` at once when the arena is full; with a WAL, returns once the
     /// task is durable.
     pub fn submit(&self, spec: TaskSpec) -> Result<TaskId, SubmitError> {
-        let (id, ticket) = self.shared.submit_on(spec, None, None)?;
+        let (id, ticket) = self.shared.submit_on(&spec, None, None)?;
         ticket.wait()?;
         Ok(id)
     }
@@ -1619,7 +1619,7 @@ impl Node {
     /// Submits one task without waiting for the WAL: the ticket says when it is durable
     /// (acknowledge it only then).
     pub fn submit_pending(&self, spec: TaskSpec) -> Result<(TaskId, Ticket), SubmitError> {
-        self.shared.submit_on(spec, None, None)
+        self.shared.submit_on(&spec, None, None)
     }
 
     /// Submits `copies` of a task. Refuses the whole batch, before claiming any of it, when it
@@ -1678,6 +1678,25 @@ impl Node {
         watcher: Option<&CompletionSender>,
     ) -> Result<PendingBatch, BatchError> {
         let shared = &self.shared;
+        if let ([one], None) = (submissions, idempotency_key)
+            && one.tasks() == 1
+        {
+            // One task, no key: the single submit, without the batch's claim list and
+            // line bookkeeping. It checks, claims, logs and queues the same way.
+            return match shared.submit_on(&one.spec, None, watcher) {
+                Ok((id, ticket)) => Ok(PendingBatch {
+                    outcome: BatchOutcome {
+                        ids: vec![id],
+                        duplicate: false,
+                    },
+                    ticket,
+                }),
+                Err(error) => Err(BatchError {
+                    submitted: Vec::new(),
+                    error,
+                }),
+            };
+        }
         if let Some(key) = idempotency_key
             && key.len() > IDEMPOTENCY_KEY_MAX
         {
@@ -1826,10 +1845,16 @@ impl Node {
         for (submission, line) in claimed_by_line(submissions, &claimed) {
             for (index, id) in line {
                 shared.fill(*index, submission.spec.clone(), watcher, now, 1);
-                let kind = submission.spec.kind;
                 // One wake-up for the whole batch, after its last task: a woken worker that
                 // finds more wakes the next (see `scheduler`).
-                match shared.publish_submitted(*index, *id, kind, None, now, Wake::Later) {
+                match shared.publish_submitted(
+                    *index,
+                    *id,
+                    &submission.spec,
+                    None,
+                    now,
+                    Wake::Later,
+                ) {
                     Ok(was_queued) => queued |= was_queued,
                     Err(error) => {
                         failure.get_or_insert(error);

@@ -255,7 +255,7 @@ impl WorkerCore {
         // Logged, not waited for: a worker never blocks on the disk. The child is durable
         // with the next batch, before its parent's finished record can be.
         self.shared
-            .submit_on(spec, Some(self), None)
+            .submit_on(&spec, Some(self), None)
             .map(|(id, _)| id)
     }
 

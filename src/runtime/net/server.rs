@@ -784,6 +784,7 @@ impl Connection {
                     Some(tokio::time::Instant::now() + self.context.config.stall_timeout)
                 }),
             };
+            let permits = &self.permits;
             tokio::select! {
                 biased;
                 // The node's stop comes first, ahead of any task still queued.
@@ -801,7 +802,9 @@ impl Connection {
                 Some(Ok((stream, result))) = self.durables.join_next(), if !self.durables.is_empty() => {
                     self.made_durable(stream, result);
                 }
-                acquired = self.permits.clone().acquire_owned(), if permit.is_none() => match acquired {
+                // Cloned only when polled: select! builds every branch's future each turn,
+                // and a connection holding a permit (the usual turn) needs none.
+                acquired = async { permits.clone().acquire_owned().await }, if permit.is_none() => match acquired {
                     Ok(acquired) => permit = Some(acquired),
                     Err(_) => return Ok(()),
                 },
