@@ -1801,9 +1801,16 @@ fn a_node_out_of_file_descriptors_holds_acknowledgements_until_one_is_free_then_
     // Named at start: the hard limit leaves net.max_connections no room.
     assert!(log.contains("the open-file limit (96"), "{log}");
 
-    // A client connected while descriptors are left, submitting once told to.
+    // A client connected while descriptors are left, submitting once told to, until told
+    // to stop. Whether a given segment finds no descriptor is a race: the node's own
+    // closes (the old segment's, the checkpointer's) free one now and then, and the accept
+    // loop, the preparer, the checkpointer and the writer each may take it first. Batches
+    // go on until the writer has waited at least once.
     let (go, told) = std::sync::mpsc::channel::<()>();
     let (connected, ready) = std::sync::mpsc::channel::<()>();
+    const MAX_BATCHES: usize = 400;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_seen = std::sync::Arc::clone(&stop);
     let submitter_address = address.clone();
     let submitter = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1817,7 +1824,10 @@ fn a_node_out_of_file_descriptors_holds_acknowledgements_until_one_is_free_then_
             connected.send(()).expect("test waits");
             told.recv().expect("told to go");
             let mut acknowledged = 0;
-            for batch in 0..20 {
+            for batch in 0..MAX_BATCHES {
+                if stop_seen.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
                 let specs = (0..100)
                     .map(|line| format!("echo batch {batch} line {line} {}", "x".repeat(64)))
                     .collect();
@@ -1857,14 +1867,16 @@ fn a_node_out_of_file_descriptors_holds_acknowledgements_until_one_is_free_then_
         .collect();
     wait_for_line(&lines, "no file descriptor left", &mut log);
 
-    // 2,000 tasks fill several 64 KiB segments: the log needs a new one and has no
-    // descriptor to create it. It waits, and says so, instead of failing for good.
+    // Every 100 tasks take about a quarter of a 64 KiB segment: the log needs new ones, and
+    // in time finds no descriptor to create one. It waits, and says so, instead of failing
+    // for good.
     go.send(()).expect("submitter waits");
     wait_for_line(
         &lines,
         "no file descriptor to create the next segment",
         &mut log,
     );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(
         child.try_wait().expect("wait").is_none(),
         "the node stopped: {log}"
@@ -1874,7 +1886,7 @@ fn a_node_out_of_file_descriptors_holds_acknowledgements_until_one_is_free_then_
         .join()
         .expect("submitter")
         .unwrap_or_else(|error| panic!("{error}; the node's log:\n{log}"));
-    assert_eq!(acknowledged, 2_000);
+    assert!(acknowledged >= 100, "{acknowledged} acknowledged");
     wait_for_line(&lines, "a file descriptor came free", &mut log);
 
     // The node goes on whole: the log healthy, every task accepted, and checkpoints
@@ -1894,7 +1906,11 @@ fn a_node_out_of_file_descriptors_holds_acknowledgements_until_one_is_free_then_
     };
     let before = status();
     assert_eq!(before["wal"]["healthy"], true, "{before}");
-    assert_eq!(before["counts"]["submitted"], 2_000, "{before}");
+    assert_eq!(
+        before["counts"]["submitted"].as_u64(),
+        Some(acknowledged as u64),
+        "every task acknowledged, and none more: {before}"
+    );
     let checkpoints = before["wal"]["checkpoints"].as_u64().expect("checkpoints");
     let deadline = Instant::now() + common::LIVENESS;
     loop {
