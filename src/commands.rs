@@ -1496,6 +1496,9 @@ fn wal_text(wal: &goliath::runtime::wal::WalSnapshot) -> String {
     if let Some(error) = &wal.checkpoint_error {
         let _ = writeln!(out, "  CHECKPOINTS FAILING (disk use grows): {error}");
     }
+    if let Some(problem) = &wal.next_segment_error {
+        let _ = writeln!(out, "  NEXT SEGMENT NOT READY: {problem}");
+    }
     if wal.checkpoint_waits > 0 {
         let _ = writeln!(
             out,

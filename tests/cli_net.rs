@@ -1931,8 +1931,10 @@ fn a_node_out_of_file_descriptors_holds_acknowledgements_until_one_is_free_then_
             String::from_utf8_lossy(&more.stderr)
         );
         let now = status();
+        // With descriptors again, the next segment is made ready ahead again too.
         if now["wal"]["checkpoints"].as_u64() > Some(checkpoints)
             && now["wal"]["checkpoint_error"].is_null()
+            && now["wal"]["next_segment_error"].is_null()
         {
             break;
         }

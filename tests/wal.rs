@@ -956,6 +956,54 @@ fn a_batch_cut_by_a_segment_that_cannot_be_created_acknowledges_what_the_closed_
     assert!(not_written.iter().all(|id| !ids.contains(id)));
 }
 
+/// A disk that fills between segments: the log still works, but its state says that the
+/// next segment could not be made ready, and what happens when the current one fills.
+#[test]
+fn a_next_segment_that_cannot_be_created_ahead_shows_in_the_logs_state_while_it_works() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = options(dir.path());
+    // Segment 1 is created at the start; the disk is full for segment 2, asked for at once.
+    opts.faults = Some(Arc::new(
+        Faults::parse("segment_fail_from=2").expect("parses"),
+    ));
+    let log = wal::open(opts, &|_| Ok(()))
+        .expect("opens")
+        .start()
+        .expect("starts");
+    let problem = common::eventually(|| {
+        log.snapshot()
+            .next_segment_error
+            .ok_or_else(|| "no problem shown".to_string())
+    });
+    for part in [
+        "wal-0000000000000002.seg",
+        "No space left on device",
+        "ahead of time",
+        "the log fails",
+        "free space in",
+    ] {
+        assert!(problem.contains(part), "{part:?} missing from: {problem}");
+    }
+    let ticket = log
+        .append_accepted(
+            &[IdRange { first: 1, count: 1 }],
+            &echo("still taken"),
+            None,
+            0,
+        )
+        .expect("appends");
+    ticket
+        .wait()
+        .expect("durable: the current segment has room");
+    let snapshot = log.snapshot();
+    assert!(snapshot.healthy, "{snapshot:?}");
+    assert_eq!(
+        snapshot.next_segment_error.as_deref(),
+        Some(problem.as_str())
+    );
+    log.shutdown();
+}
+
 #[test]
 fn records_per_fsync_counts_the_fsyncs_that_close_segments() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -1206,6 +1206,12 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let mut lines = vec![latency];
     if let Some(failure) = &wal.failure {
         lines.push(Line::styled(failure.clone(), theme.error));
+    } else if let Some(problem) = &wal.next_segment_error {
+        // The log works on, for now: said before the figures, where the eye goes first.
+        lines.push(Line::styled(
+            format!("next segment not ready: {problem}"),
+            theme.warning,
+        ));
     }
     lines.push(whole_items(
         Line::from(vec![
@@ -4361,6 +4367,7 @@ mod panel_tests {
             checkpoint_waits: 0,
             checkpoints: 4,
             checkpoint_error: None,
+            next_segment_error: None,
             recovered: RecoverySummary::default(),
         }
     }
@@ -4639,6 +4646,24 @@ mod panel_tests {
         let text = format!("{}", draw(&app, 120, 40).backend());
         assert!(text.contains("FAILED: acknowledging nothing"), "{text}");
         assert!(text.contains("EIO"), "{text}");
+    }
+
+    #[test]
+    fn a_next_segment_not_ready_is_shown_with_its_reason_while_the_log_works() {
+        let mut app = app(2, true, false);
+        let mut sample = snapshot(2, Vec::new(), 13);
+        let mut filling = wal(13, true);
+        filling.next_segment_error = Some(
+            "No space left on device (os error 28), creating segment wal-0000000000000007.seg (16 MiB) ahead of time; when the current one fills, the log fails and the node acknowledges nothing more: free space in /var/lib/goliath/alpha".into(),
+        );
+        sample.wal = Some(filling);
+        app.ingest(sample);
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(
+            text.contains("next segment not ready: No space left on device"),
+            "{text}"
+        );
+        assert!(!text.contains("FAILED"), "the log still works: {text}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::super::units::HumanSize;
 /// First bytes of every connection.
 pub const MAGIC: [u8; 4] = *b"GLTH";
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 /// The most bytes one response may take in all its frames; a node refuses to send more and
 /// a client to take more.
 pub const MAX_RESPONSE: usize = crate::codec::MAX_LARGE;
@@ -548,18 +548,20 @@ mod tests {
             "hex that reads as hex, and the text"
         );
         let mut other = preamble();
-        other[5] = 9;
+        let theirs = PROTOCOL_VERSION + 1;
+        other[4..6].copy_from_slice(&theirs.to_be_bytes());
         let error = check_preamble(&other).unwrap_err();
         assert_eq!(
             error,
             FrameError::Version {
                 ours: PROTOCOL_VERSION,
-                theirs: 9
+                theirs
             }
         );
         let text = error.to_string();
         assert!(
-            text.contains(&format!("version {PROTOCOL_VERSION}")) && text.contains("version 9"),
+            text.contains(&format!("version {PROTOCOL_VERSION}"))
+                && text.contains(&format!("version {theirs}")),
             "{text}"
         );
     }

@@ -525,12 +525,20 @@ pub(crate) mod strategies {
                 proptest::option::of(text()),
                 proptest::option::of(any::<u64>()),
                 any::<[u64; 6]>(),
+                proptest::option::of(text()),
             ),
         )
             .prop_map(
                 |(
                     (data_dir, always, failure, counts),
-                    (figures, last_checkpoint, checkpoint_error, checkpoint, recovered),
+                    (
+                        figures,
+                        last_checkpoint,
+                        checkpoint_error,
+                        checkpoint,
+                        recovered,
+                        next_segment_error,
+                    ),
                 )| WalSnapshot {
                     data_dir,
                     sync: if always {
@@ -559,6 +567,7 @@ pub(crate) mod strategies {
                     checkpoint_waits: counts[2] / 5,
                     checkpoints: counts[1] / 3,
                     checkpoint_error,
+                    next_segment_error,
                     recovered: RecoverySummary {
                         checkpoint,
                         segments: recovered[0],

@@ -1036,6 +1036,7 @@ impl Wal {
             checkpoint_waits: metrics.checkpoint_waits.load(Ordering::Relaxed),
             checkpoints: metrics.checkpoints.load(Ordering::Relaxed),
             checkpoint_error: lock(&metrics.checkpoint_error).clone(),
+            next_segment_error: self.preparer.problem(),
             recovered: self.summary.clone(),
         }
     }

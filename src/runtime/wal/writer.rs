@@ -538,6 +538,9 @@ struct PrepareState {
     stopping: bool,
     /// The writer waits for the segment being created: no more pauses.
     needed_now: bool,
+    /// Why the last segment asked for could not be created ahead of time, until one is
+    /// created (here or by the writer): what the log's state shows while it still works.
+    problem: Option<String>,
 }
 
 impl PrepareState {
@@ -644,6 +647,10 @@ impl Preparer {
                 tracing::warn!(segment = %segment::segment_name(seq), %error, "cannot create the next WAL segment yet; will try again when it is needed");
             }
             let mut state = lock(&self.state);
+            state.problem = match &result {
+                Ok(_) => None,
+                Err(error) => Some(self.problem_text(seq, error)),
+            };
             state.working = None;
             state.needed_now = false;
             state.ready = Some((seq, result));
@@ -652,8 +659,42 @@ impl Preparer {
         }
     }
 
+    /// Why the next segment could not be created ahead of time, while that is so: the log
+    /// works on, and the text says what happens when its current segment fills.
+    pub fn problem(&self) -> Option<String> {
+        lock(&self.state).problem.clone()
+    }
+
+    fn problem_text(&self, seq: u64, error: &std::io::Error) -> String {
+        let then = if crate::runtime::sys::out_of_file_descriptors(error) {
+            "when the current one fills, acknowledgements wait for a file descriptor: raise the open-file limit (ulimit -n) or lower net.max_connections".to_string()
+        } else if error.kind() == std::io::ErrorKind::StorageFull {
+            format!(
+                "when the current one fills, the log fails and the node acknowledges nothing more: free space in {}",
+                self.dir.display()
+            )
+        } else {
+            "it is tried again when the current one fills, and the log fails if that fails too"
+                .to_string()
+        };
+        // The reason first: a narrow console pane shows the start of the line.
+        format!(
+            "{error}, creating segment {} ({}) ahead of time; {then}",
+            segment::segment_name(seq),
+            crate::runtime::units::HumanSize::approx(self.size)
+        )
+    }
+
     /// Segment `seq`, ready: the prepared one, or created now if preparing it failed.
     pub fn take(&self, seq: u64) -> std::io::Result<(File, u64)> {
+        let taken = self.take_or_create(seq);
+        if taken.is_ok() {
+            lock(&self.state).problem = None;
+        }
+        taken
+    }
+
+    fn take_or_create(&self, seq: u64) -> std::io::Result<(File, u64)> {
         let mut state = lock(&self.state);
         loop {
             if let Some((ready_seq, _)) = &state.ready
