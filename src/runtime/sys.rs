@@ -130,6 +130,11 @@ pub fn out_of_file_descriptors(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
+/// What an operator does when [`out_of_file_descriptors`]: every message that reports it
+/// ends with this.
+pub const OUT_OF_DESCRIPTORS_ADVICE: &str =
+    "raise the open-file limit (ulimit -n) or lower net.max_connections";
+
 /// Lowers the calling thread's CPU priority to nice value `nice` (0 to 19; higher is lower),
 /// for background work such as the WAL's checkpoints, so that it yields the cores to the
 /// threads others wait for. Only the calling thread changes; a thread already at `nice` or

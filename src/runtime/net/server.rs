@@ -236,7 +236,8 @@ async fn accept_loop(
                     let open = context.stats.open.load(Ordering::Relaxed);
                     let advice = if crate::runtime::sys::out_of_file_descriptors(&error) {
                         format!(
-                            "; the node has no file descriptor left ({open} client connections open): new clients wait unanswered until one closes; raise the open-file limit (ulimit -n) or lower net.max_connections"
+                            "; the node has no file descriptor left ({open} client connections open): new clients wait unanswered until one closes; {}",
+                            crate::runtime::sys::OUT_OF_DESCRIPTORS_ADVICE
                         )
                     } else {
                         String::new()

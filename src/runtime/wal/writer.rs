@@ -667,7 +667,10 @@ impl Preparer {
 
     fn problem_text(&self, seq: u64, error: &std::io::Error) -> String {
         let then = if crate::runtime::sys::out_of_file_descriptors(error) {
-            "when the current one fills, acknowledgements wait for a file descriptor: raise the open-file limit (ulimit -n) or lower net.max_connections".to_string()
+            format!(
+                "when the current one fills, acknowledgements wait for a file descriptor: {}",
+                crate::runtime::sys::OUT_OF_DESCRIPTORS_ADVICE
+            )
         } else if error.kind() == std::io::ErrorKind::StorageFull {
             format!(
                 "when the current one fills, the log fails and the node acknowledges nothing more: free space in {}",
@@ -746,7 +749,7 @@ impl Preparer {
             };
             if warned_at.is_none_or(|at| at.elapsed() >= DESCRIPTOR_WARN_EVERY) {
                 warned_at = Some(Instant::now());
-                tracing::warn!(segment = %segment::segment_name(seq), %error, waited = ?began.elapsed(), "WAL: no file descriptor to create the next segment; acknowledgements wait until one is closed (raise the open-file limit, ulimit -n, or lower net.max_connections)");
+                tracing::warn!(segment = %segment::segment_name(seq), %error, waited = ?began.elapsed(), "WAL: no file descriptor to create the next segment; acknowledgements wait until one is closed: {}", crate::runtime::sys::OUT_OF_DESCRIPTORS_ADVICE);
             }
             let state = lock(&self.state);
             if state.stopping {
@@ -1199,7 +1202,10 @@ impl Writer {
                     crate::runtime::units::HumanSize::approx(checkpoint)
                 )
             } else if crate::runtime::sys::out_of_file_descriptors(&error) {
-                "; the node was out of file descriptors as it stopped: raise the open-file limit (ulimit -n) or lower net.max_connections".to_string()
+                format!(
+                    "; the node was out of file descriptors as it stopped: {}",
+                    crate::runtime::sys::OUT_OF_DESCRIPTORS_ADVICE
+                )
             } else {
                 String::new()
             };
