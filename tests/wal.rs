@@ -1001,6 +1001,30 @@ fn a_next_segment_that_cannot_be_created_ahead_shows_in_the_logs_state_while_it_
         snapshot.next_segment_error.as_deref(),
         Some(problem.as_str())
     );
+    // Once the current segment fills, the log fails, and its failure alone is shown.
+    let text = "x".repeat(150);
+    for id in 2..2_000 {
+        let Ok(ticket) = log.append_accepted(
+            &[IdRange {
+                first: id,
+                count: 1,
+            }],
+            &echo(&text),
+            None,
+            0,
+        ) else {
+            break;
+        };
+        if ticket.wait().is_err() {
+            break;
+        }
+    }
+    let failed = log.snapshot();
+    assert!(
+        !failed.healthy,
+        "2,000 records of 150 bytes fit in one 64 KiB segment: {failed:?}"
+    );
+    assert_eq!(failed.next_segment_error, None, "{failed:?}");
     log.shutdown();
 }
 

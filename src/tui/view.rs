@@ -1206,8 +1206,10 @@ fn draw_wal(frame: &mut Frame, app: &App, area: Rect, focused: bool) {
     let mut lines = vec![latency];
     if let Some(failure) = &wal.failure {
         lines.push(Line::styled(failure.clone(), theme.error));
-    } else if let Some(problem) = &wal.next_segment_error {
-        // The log works on, for now: said before the figures, where the eye goes first.
+    }
+    if let Some(problem) = &wal.next_segment_error {
+        // The log works on, for now (a failed log has none): said before the figures,
+        // where the eye goes first.
         lines.push(Line::styled(
             format!("next segment not ready: {problem}"),
             theme.warning,

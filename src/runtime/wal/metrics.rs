@@ -322,9 +322,10 @@ pub struct WalSnapshot {
     pub checkpoints: u64,
     /// The last checkpoint error, while checkpoints fail (the log keeps working; disk grows).
     pub checkpoint_error: Option<String>,
-    /// Why the next segment could not be created ahead of time, while that is so: the log
-    /// still works, and the text says what happens when its current segment fills (a full
-    /// disk fails it; out of file descriptors, acknowledgements wait).
+    /// Why the next segment could not be created ahead of time, while that is so and the
+    /// log still works (`None` once it failed: `failure` says why): the text says what
+    /// happens when its current segment fills (a full disk fails it; out of file
+    /// descriptors, acknowledgements wait).
     pub next_segment_error: Option<String>,
     /// What the node recovered at start.
     pub recovered: RecoverySummary,

@@ -1007,11 +1007,12 @@ impl Wal {
         };
         let (disk_bytes, segments) = segment::disk_usage(&self.options.dir);
         let failure = self.log.failure();
+        let healthy = failure.is_none();
         let last_checkpoint = metrics.last_checkpoint_unix_us.load(Ordering::Relaxed);
         WalSnapshot {
             data_dir: self.options.dir.display().to_string(),
             sync: self.options.sync,
-            healthy: failure.is_none(),
+            healthy,
             failure: failure.map(|f| f.to_string()),
             window_us: u64::try_from(window.span.as_micros()).unwrap_or(u64::MAX),
             fsync_p50_us: window.p50_ns as f64 / 1000.0,
@@ -1036,7 +1037,8 @@ impl Wal {
             checkpoint_waits: metrics.checkpoint_waits.load(Ordering::Relaxed),
             checkpoints: metrics.checkpoints.load(Ordering::Relaxed),
             checkpoint_error: lock(&metrics.checkpoint_error).clone(),
-            next_segment_error: self.preparer.problem(),
+            // A warning while the log works; once it failed, the failure says it all.
+            next_segment_error: healthy.then(|| self.preparer.problem()).flatten(),
             recovered: self.summary.clone(),
         }
     }
