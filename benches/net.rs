@@ -357,14 +357,15 @@ fn client_runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn percentiles(name: &str, mut samples: Vec<u64>) {
+/// Prints `net/roundtrip/{label}: n=… p50=… p99=… max=…` for round-trip times in ns.
+fn percentiles(label: &str, mut samples: Vec<u64>) {
     if samples.is_empty() {
         return;
     }
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize] as f64 / 1_000.0;
     println!(
-        "net/roundtrip/{name}: n={} p50={:.1}us p99={:.1}us max={:.1}us",
+        "net/roundtrip/{label}: n={} p50={:.1}us p99={:.1}us max={:.1}us",
         samples.len(),
         at(0.5),
         at(0.99),
@@ -513,7 +514,7 @@ fn roundtrip(c: &mut Criterion) {
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); contenders.len()];
     // Each turn's first round trip, kept apart: it follows the other contenders' turns,
     // whose code and data the caches then hold, so it measures the bench's turn-taking (a
-    // cold start, two to four times a warm round trip), not one request in flight. Counted
+    // cold start, two to five times a warm round trip), not one request in flight. Counted
     // with the samples, these 0.4% fell, most of them, in each contender's slowest 1%, so
     // p99 partly measured how cold each one starts (BENCHMARKS.md, 2026-12-04 night).
     // Printed apart.
@@ -542,18 +543,12 @@ fn roundtrip(c: &mut Criterion) {
             }
         }
     });
-    for (((name, _, _), samples), mut turn_starts) in
-        contenders.iter().zip(samples).zip(turn_starts)
-    {
+    for (((name, _, _), samples), turn_starts) in contenders.iter().zip(samples).zip(turn_starts) {
         percentiles(name, samples);
-        turn_starts.sort_unstable();
-        if let Some(median) = turn_starts.get(turn_starts.len() / 2) {
-            println!(
-                "net/roundtrip/{name}: first round trip of each turn (after the others'): n={} p50={:.1}us",
-                turn_starts.len(),
-                *median as f64 / 1_000.0
-            );
-        }
+        percentiles(
+            &format!("{name}: first round trip of each turn (after the others')"),
+            turn_starts,
+        );
     }
     for (name, client, timed) in &mut contenders {
         if !*timed || samples_asked.is_some() {

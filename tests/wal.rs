@@ -1022,7 +1022,7 @@ fn a_next_segment_that_cannot_be_created_ahead_shows_in_the_logs_state_while_it_
     let failed = log.snapshot();
     assert!(
         !failed.healthy,
-        "2,000 records of 150 bytes fit in one 64 KiB segment: {failed:?}"
+        "2,000 records of 150 bytes overflow a 64 KiB segment, and the next cannot be created: {failed:?}"
     );
     assert_eq!(failed.next_segment_error, None, "{failed:?}");
     log.shutdown();
